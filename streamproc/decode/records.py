@@ -1,0 +1,178 @@
+"""RecordDecoder: bytes -> Event or DeadLetter, for one topic binding.
+
+Order of checks (the first failure names the dead-letter reason):
+size -> empty -> UTF-8 -> JSON (or access-log line) -> object -> field mapping -> required
+fields -> types and enums -> timestamp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..contracts import Contract
+from ..events import COERCERS, CoercionError, Event, parse_timestamp
+from .combined import parse_access_log_time, parse_combined
+from .deadletter import DeadLetter
+from .mapping import FieldMapping
+
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+# Deeper documents are rejected: no contract needs more than a few levels, and recursive walks
+# over hostile nesting (in mapping, evidence, templates) are how decoders fall over.
+DEFAULT_MAX_DEPTH = 64
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, iteratively; stops counting past ``limit``."""
+    depth = 0
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if level > depth:
+            depth = level
+            if depth > limit:
+                return depth
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values()
+                         if isinstance(child, dict | list))
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node if isinstance(child, dict | list))
+    return depth
+
+
+@dataclass(slots=True)
+class RawRecord:
+    value: bytes
+    topic: str = ""
+    partition: int = 0
+    offset: int = -1
+    key: bytes | None = None
+
+
+class RecordDecoder:
+    def __init__(self, contract: Contract, *, fmt: str = "json",
+                 mapping: FieldMapping | None = None,
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+        if fmt not in ("json", "combined"):
+            raise ValueError(f"unknown format {fmt!r}")
+        self.contract = contract
+        self.family = contract.family
+        self.fmt = fmt
+        self.mapping = mapping
+        self.max_record_bytes = max_record_bytes
+        self.max_depth = max_depth
+        self._required = contract.required
+        # (name, coercer, enum) for every typed non-timestamp field
+        self._typed = [(f.name, COERCERS[f.type], f.enum) for f in contract.fields.values()
+                       if f.type != "timestamp"]
+        self._timestamp_fields = [f.name for f in contract.fields.values()
+                                  if f.type == "timestamp"]
+
+    def decode(self, value: bytes, topic: str = "", partition: int = 0, offset: int = -1,
+               key: bytes | None = None) -> Event | DeadLetter:
+        try:
+            return self._decode(value, topic, partition, offset)
+        except CoercionError as exc:
+            return DeadLetter(exc.reason, exc.detail, value, topic, partition, offset, key,
+                              self.family)
+        except _Reject as exc:
+            return DeadLetter(exc.reason, exc.detail, value, topic, partition, offset, key,
+                              self.family)
+
+    def decode_batch(self, records: list[RawRecord]) -> tuple[list[Event], list[DeadLetter]]:
+        events: list[Event] = []
+        dead: list[DeadLetter] = []
+        for r in records:
+            out = self.decode(r.value, r.topic, r.partition, r.offset, r.key)
+            if type(out) is Event:
+                events.append(out)
+            else:
+                dead.append(out)  # type: ignore[arg-type]
+        return events, dead
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _decode(self, value: bytes, topic: str, partition: int, offset: int) -> Event:
+        if value is None or len(value) == 0:
+            raise _Reject("empty", "empty payload")
+        if len(value) > self.max_record_bytes:
+            raise _Reject("too_large",
+                          f"{len(value)} bytes exceeds max_record_bytes={self.max_record_bytes}")
+        if self.fmt == "combined" and value[:1] not in (b"{", b" ", b"\t"):
+            record = self._parse_line(value)
+        else:
+            record = self._parse_json(value)
+        if self.mapping is not None:
+            record = self.mapping.apply(record)
+        data = record
+        for name in self._required:
+            field_value = data.get(name)
+            if field_value is None or field_value == "":
+                raise _Reject("missing_field", f"required field {name!r} is missing")
+        for name, coerce, enum in self._typed:
+            field_value = data.get(name)
+            if field_value is None:
+                continue
+            coerced = coerce(field_value)
+            if enum is not None and coerced not in enum:
+                lowered = coerced.lower() if isinstance(coerced, str) else coerced
+                if lowered not in enum:
+                    raise _Reject("invalid_value",
+                                  f"field {name!r} is {str(coerced)[:40]!r}, expected one of "
+                                  f"{', '.join(enum)}")
+                coerced = lowered
+            if coerced is not field_value:
+                data[name] = coerced
+        ts = parse_timestamp(data["timestamp"])
+        return Event(self.family, ts, data, topic, partition, offset)
+
+    def _parse_json(self, value: bytes) -> dict[str, Any]:
+        try:
+            record = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            message = str(exc)
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as uexc:
+                raise _Reject("not_utf8", f"invalid UTF-8 at byte {uexc.start}") from None
+            if "recursion" in message.lower():
+                raise _Reject("too_deep", "nesting exceeds the JSON parser's depth limit") \
+                    from None
+            raise _Reject("not_json", f"not JSON: {message[:120]}") from None
+        # Cheap guard first: depth can't exceed the number of opening brackets.
+        if value.count(b"{") + value.count(b"[") > self.max_depth:
+            depth = json_depth(record, self.max_depth)
+            if depth > self.max_depth:
+                raise _Reject("too_deep", f"nesting depth exceeds max_depth={self.max_depth}")
+        if not isinstance(record, dict):
+            kind = "array" if isinstance(record, list) else type(record).__name__
+            raise _Reject("not_object", f"top-level JSON value is an {kind}, not an object")
+        return record
+
+    def _parse_line(self, value: bytes) -> dict[str, Any]:
+        try:
+            line = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # nginx escapes non-ASCII bytes itself, so raw high bytes mean a broken producer
+            raise _Reject("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
+        record = parse_combined(line)
+        if record is None:
+            raise _Reject("not_access_log",
+                          "not an nginx/Apache combined or common access-log line")
+        try:
+            record["timestamp"] = parse_access_log_time(record["timestamp"])
+        except ValueError:
+            raise _Reject("bad_timestamp",
+                          f"access-log time {record['timestamp'][:40]!r} is not "
+                          "dd/Mon/yyyy:HH:MM:SS +zzzz") from None
+        return record
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail

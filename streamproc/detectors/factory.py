@@ -1,0 +1,45 @@
+"""Build the detectors of a topic binding from the config."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from .base import REGISTRY, Detector, DetectorContext, load_detector_class
+from .engine import DetectorEngine
+
+if TYPE_CHECKING:
+    from ..config import Binding, Config
+
+
+def build_detectors(config: Config, binding: Binding) -> list[Detector]:
+    """Every built-in detector of the binding's family (unless ``enabled: false``), plus the
+    custom ones the binding or the global ``detectors:`` section names."""
+    names: list[str] = [kind for kind, cls in REGISTRY.items() if cls.family == binding.family]
+    for kind in list(config.detectors) + list(binding.detectors):
+        if kind not in names:
+            names.append(kind)
+    out: list[Detector] = []
+    for kind in names:
+        params: dict[str, Any] = config.detector_params(binding, kind)
+        class_path = params.pop("class", None)
+        cls = load_detector_class(class_path or kind)
+        if cls.family != binding.family:
+            if kind in binding.detectors or class_path:
+                raise ConfigError(f"detector {kind!r} reads {cls.family}, not {binding.family}",
+                                  hint="move it to a binding of that family")
+            continue  # a global default for another family's detector
+        enabled = params.get("enabled", cls.enabled_by_default)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"detector {kind!r}: enabled must be true or false")
+        if not enabled:
+            continue
+        ctx = DetectorContext(binding=binding.name,
+                              key_cap=int(params.pop("key_cap", 1_000_000)))
+        out.append(cls(params, ctx))
+    return out
+
+
+def build_engine(config: Config, binding: Binding) -> DetectorEngine:
+    return DetectorEngine(build_detectors(config, binding),
+                          allowed_lateness=binding.allowed_lateness)

@@ -1,0 +1,33 @@
+"""One exception hierarchy. User-facing errors say what was wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+
+class StreamprocError(Exception):
+    """Base class of every error streamproc raises on purpose."""
+
+
+class ConfigError(StreamprocError):
+    """The configuration is invalid. ``str()`` reads ``file:line: what is wrong, how to fix it``."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 hint: str | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.hint = hint
+        self.message = message
+        where = ""
+        if file:
+            where = f"{file}:{line}: " if line else f"{file}: "
+        text = where + message
+        if hint:
+            text += f"; {hint}"
+        super().__init__(text)
+
+
+class SourceError(StreamprocError):
+    """A source (Kafka, MQTT, file) could not be reached or read."""
+
+
+class DeliveryError(StreamprocError):
+    """A notification could not be delivered."""

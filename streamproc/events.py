@@ -1,0 +1,164 @@
+"""The Event type, and the value coercions every decoder shares (timestamps above all).
+
+An Event is what detectors see: a family, an event time in epoch seconds, the record's fields
+normalised to the family's contract, and where the record came from (so alerts and dead
+letters can point back at it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+
+@dataclass(slots=True)
+class Event:
+    family: str
+    ts: float  # event time, epoch seconds (UTC)
+    data: dict[str, Any]  # fields by contract name; extra fields of native records kept
+    topic: str = ""
+    partition: int = 0
+    offset: int = -1
+
+    def source(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+class CoercionError(ValueError):
+    """A value has the wrong type for its contract field. ``reason`` is the dead-letter reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+# Epoch values above these magnitudes are read as milliseconds, microseconds, nanoseconds.
+# 1e11 seconds is the year 5138; 1e11 milliseconds is 1973, so the split is unambiguous for
+# any realistic log timestamp.
+_MS_THRESHOLD = 1e11
+_US_THRESHOLD = 1e14
+_NS_THRESHOLD = 1e17
+_MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+def epoch_from_number(value: float) -> float:
+    if not math.isfinite(value):
+        raise CoercionError("bad_timestamp", f"timestamp {value!r} is not a finite number")
+    magnitude = abs(value)
+    if magnitude >= _NS_THRESHOLD:
+        value = value / 1e9
+    elif magnitude >= _US_THRESHOLD:
+        value = value / 1e6
+    elif magnitude >= _MS_THRESHOLD:
+        value = value / 1e3
+    if value < 0 or value > _MAX_EPOCH:
+        raise CoercionError("bad_timestamp", f"timestamp {value!r} is out of range")
+    return float(value)
+
+
+def parse_timestamp(value: Any) -> float:
+    """ISO 8601 (``Z`` or offset; naive means UTC), epoch seconds, ms, us or ns -> epoch seconds."""
+    if isinstance(value, bool):
+        raise CoercionError("bad_timestamp", "timestamp is a boolean")
+    if isinstance(value, int | float):
+        return epoch_from_number(float(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise CoercionError("bad_timestamp", "timestamp is empty")
+        first = text[0]
+        if first.isdigit() or first in "+-.":
+            try:
+                return epoch_from_number(float(text))
+            except ValueError:
+                pass
+        try:
+            if text[-1] in "zZ":
+                text = text[:-1] + "+00:00"
+            dt = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+        except ValueError:
+            raise CoercionError("bad_timestamp",
+                                f"timestamp {value[:64]!r} is not ISO 8601 or epoch") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    raise CoercionError("bad_timestamp", f"timestamp has type {type(value).__name__}")
+
+
+_TRUE = frozenset({"true", "1", "yes", "y", "t", "success", "succeeded", "ok", "accepted"})
+_FALSE = frozenset({"false", "0", "no", "n", "f", "failure", "failed", "fail", "denied",
+                    "rejected"})
+
+
+def coerce_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise CoercionError("wrong_type", f"expected a boolean, got {_describe(value)}")
+
+
+def coerce_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise CoercionError("wrong_type", "expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise CoercionError("wrong_type", f"expected an integer, got {_describe(value)}")
+
+
+def coerce_number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise CoercionError("wrong_type", "expected a number, got a boolean")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise CoercionError("wrong_type",
+                                f"expected a number, got {_describe(value)}") from None
+    else:
+        raise CoercionError("wrong_type", f"expected a number, got {_describe(value)}")
+    if not math.isfinite(number):
+        raise CoercionError("wrong_type", f"expected a finite number, got {value!r}")
+    return number
+
+
+def coerce_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise CoercionError("wrong_type", f"expected a string, got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, dict | list):
+        return f"an {'object' if isinstance(value, dict) else 'array'}"
+    return f"{type(value).__name__} {str(value)[:40]}"
+
+
+COERCERS = {
+    "string": coerce_string,
+    "int": coerce_int,
+    "number": coerce_number,
+    "bool": coerce_bool,
+}

@@ -1,0 +1,161 @@
+"""Keyed-state and sliding-window primitives shared by the detectors.
+
+All times are event times (epoch seconds). Nothing here reads a clock.
+
+Sliding count window of length W, evaluated at each event (t = the new event's time)::
+
+    ---|=========== W ===========|----> event time
+      t-W                        t
+    count = events with t - W <= ts <= t
+
+Both edges are inclusive, so "5 failures within 1 h" fires for failures at 00:00 and 59:59 (and
+at 60:00), and not for 00:00 and 60:01. Events may arrive out of order (within the allowed
+lateness); the window keeps its timestamps sorted, so an event that lands in the middle counts
+exactly as if it had arrived in order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Hashable, Iterator
+from typing import Any, Generic, TypeVar
+
+V = TypeVar("V")
+
+DEFAULT_KEY_CAP = 1_000_000
+
+
+class KeyedState(Generic[V]):
+    """A dict of per-key state with an LRU cap.
+
+    Python dicts keep insertion order; ``touch`` re-inserts a key at the end, so the first key
+    is always the least recently used, and eviction is O(1). Evictions are counted: a detector
+    that evicts is one whose key cap is too small for its traffic.
+    """
+
+    __slots__ = ("_data", "cap", "evictions")
+
+    def __init__(self, cap: int = DEFAULT_KEY_CAP) -> None:
+        self._data: dict[Hashable, V] = {}
+        self.cap = cap
+        self.evictions = 0
+
+    def get(self, key: Hashable) -> V | None:
+        return self._data.get(key)
+
+    def touch(self, key: Hashable, value: V) -> None:
+        """Store ``value`` under ``key`` as the most recently used entry, evicting if full."""
+        data = self._data
+        if key in data:
+            del data[key]
+        elif len(data) >= self.cap:
+            del data[next(iter(data))]
+            self.evictions += 1
+        data[key] = value
+
+    def pop(self, key: Hashable, default: V | None = None) -> V | None:
+        return self._data.pop(key, default)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def items(self) -> Iterator[tuple[Hashable, V]]:
+        return iter(list(self._data.items()))
+
+    def keys(self) -> list[Hashable]:
+        return list(self._data)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+def window_add(times: list[float], ts: float) -> None:
+    """Insert ``ts`` keeping ``times`` sorted (append when in order, the common case)."""
+    if not times or ts >= times[-1]:
+        times.append(ts)
+    else:
+        insort(times, ts)
+
+
+def window_count(times: list[float], start: float, end: float) -> int:
+    """Number of timestamps in [start, end] of a sorted list."""
+    return bisect_left(times, end + 1e-9) - bisect_left(times, start)
+
+
+def window_expire(times: list[float], before: float) -> None:
+    """Drop timestamps older than ``before`` (strictly less) from a sorted list, in place."""
+    if times and times[0] < before:
+        del times[:bisect_left(times, before)]
+
+
+class DistinctWindow:
+    """Distinct values seen within a sliding window: value -> latest time seen.
+
+    ``count(start)`` is the number of values whose latest time is >= start. Values older than
+    the window are dropped by ``expire``.
+    """
+
+    __slots__ = ("last_seen",)
+
+    def __init__(self) -> None:
+        self.last_seen: dict[Any, float] = {}
+
+    def add(self, value: Any, ts: float) -> None:
+        prev = self.last_seen.get(value)
+        if prev is None or ts > prev:
+            self.last_seen[value] = ts
+
+    def count(self, start: float) -> int:
+        return sum(1 for t in self.last_seen.values() if t >= start)
+
+    def values(self, start: float) -> list[Any]:
+        return [v for v, t in self.last_seen.items() if t >= start]
+
+    def expire(self, before: float) -> None:
+        stale = [v for v, t in self.last_seen.items() if t < before]
+        for v in stale:
+            del self.last_seen[v]
+
+    def __len__(self) -> int:
+        return len(self.last_seen)
+
+
+class TimerQueue:
+    """Event-time timers: ``due(watermark)`` pops every timer whose time is <= the watermark.
+
+    A timer is (time, key). Re-arming a key leaves the old entry in the heap; callers check the
+    key's current deadline when a timer pops (lazy deletion), which keeps arming O(log n).
+    """
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._seq = 0
+
+    def arm(self, when: float, key: Hashable) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, key))
+
+    def due(self, watermark: float) -> list[tuple[float, Hashable]]:
+        out = []
+        heap = self._heap
+        while heap and heap[0][0] <= watermark:
+            when, _, key = heapq.heappop(heap)
+            out.append((when, key))
+        return out
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def snapshot(self) -> list[tuple[float, Hashable]]:
+        return [(w, k) for w, _, k in sorted(self._heap)]
+
+    def restore(self, items: list[tuple[float, Hashable]]) -> None:
+        self._heap = []
+        for when, key in items:
+            self.arm(when, key)

@@ -1,0 +1,207 @@
+"""Shared fixtures: real brokers and real HTTP receivers, started once, in one place.
+
+- ``kafka``: a Tansu broker (the embedded one) on a free loopback port, per test session.
+- ``mosquitto``: our own Mosquitto on a free loopback port with deliberate queue limits
+  (amqtt as the fallback where the binary is missing).
+- ``receiver``: a local HTTP server that Apprise ``json://``/``form://`` URLs post to; it
+  records every request and can be told to fail, stall or rate-limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streamproc.broker import EmbeddedKafka, free_port
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[EmbeddedKafka]:
+    broker = EmbeddedKafka(log_file=Path(tempfile.gettempdir()) / "streamproc-test-tansu.log")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+class MqttBroker:
+    def __init__(self, host: str, port: int, proc: Any = None, kind: str = "mosquitto"):
+        self.host, self.port, self.proc, self.kind = host, port, proc, kind
+
+
+def _wait_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+def start_mosquitto(extra_conf: str = "", port: int | None = None) -> tuple[MqttBroker, Path]:
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
+                                           if os.path.exists("/usr/sbin/mosquitto") else None)
+    if binary is None:
+        raise FileNotFoundError("mosquitto")
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="streamproc-mosq-"))
+    conf = workdir / "mosquitto.conf"
+    # Limits set on purpose: the defaults (1000 queued QoS 1 messages) drop silently.
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence false\n"
+        "max_queued_messages 1000000\n"
+        "max_inflight_messages 1000\n"
+        "max_keepalive 65535\n"
+        + extra_conf
+    )
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    if extra_conf and "listener" in extra_conf:
+        time.sleep(0.3)
+    else:
+        _wait_port("127.0.0.1", port)
+    return MqttBroker("127.0.0.1", port, proc), workdir
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[MqttBroker]:
+    try:
+        broker, _ = start_mosquitto()
+    except FileNotFoundError:
+        broker = _start_amqtt()
+    yield broker
+    if broker.proc is not None:
+        broker.proc.terminate()
+        broker.proc.wait(5)
+
+
+def _start_amqtt() -> MqttBroker:
+    try:
+        import amqtt  # noqa: F401
+    except ImportError:
+        pytest.skip("neither mosquitto nor amqtt is installed (apt-get install mosquitto)")
+    port = free_port()
+    code = (
+        "import asyncio\nfrom amqtt.broker import Broker\n"
+        f"cfg={{'listeners':{{'default':{{'type':'tcp','bind':'127.0.0.1:{port}'}}}},"
+        "'auth':{'allow-anonymous':True}}\n"
+        "async def m():\n  b=Broker(cfg); await b.start(); await asyncio.Event().wait()\n"
+        "asyncio.run(m())\n")
+    proc = subprocess.Popen(["python", "-c", code], start_new_session=True)
+    _wait_port("127.0.0.1", port)
+    return MqttBroker("127.0.0.1", port, proc, kind="amqtt")
+
+
+class Receiver:
+    """A real HTTP server for Apprise json:// and form:// URLs."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.status = 200
+        self.delay = 0.0
+        self.headers: dict[str, str] = {}
+        self.fail_next = 0  # answer this many requests with fail_status first
+        self.fail_status = 500
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                with receiver.lock:
+                    status = receiver.status
+                    if receiver.fail_next > 0:
+                        receiver.fail_next -= 1
+                        status = receiver.fail_status
+                    entry = {"path": self.path, "body": body, "status": status,
+                             "headers": dict(self.headers), "at": time.time()}
+                    try:
+                        entry["json"] = orjson.loads(body)
+                    except orjson.JSONDecodeError:
+                        entry["json"] = None
+                    receiver.requests.append(entry)
+                self.send_response(status)
+                for k, v in receiver.headers.items():
+                    if status != 200 or k.lower() != "retry-after":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, scheme: str = "json", path: str = "/notify") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    @property
+    def accepted(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.requests if r["status"] < 300]
+
+    def wait_for(self, n: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.accepted) >= n:
+                return self.accepted
+            time.sleep(0.05)
+        return self.accepted
+
+    async def await_for(self, n: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.accepted) >= n:
+                return self.accepted
+            await asyncio.sleep(0.05)
+        return self.accepted
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def make_receiver() -> Iterator[Any]:
+    made: list[Receiver] = []
+
+    def factory() -> Receiver:
+        r = Receiver()
+        made.append(r)
+        return r
+
+    yield factory
+    for r in made:
+        r.close()
