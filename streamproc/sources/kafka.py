@@ -1,0 +1,204 @@
+"""Kafka source: a consumer-group member that reads existing topics in batches.
+
+Commit protocol (at-least-once). For each batch, in this order:
+
+1. ``getmany`` returns records; the source remembers, per partition, the offset after the last
+   record (nothing is committed yet, auto-commit is off).
+2. The runtime decodes and judges the batch; detector state changes in memory.
+3. The runtime appends the batch's alerts to the alert log and its dead letters to the
+   ``<topic>.dlq`` topics, and waits for the broker's acknowledgement of every one.
+4. ``commit(batch)`` commits the remembered offsets for the partitions still assigned.
+
+What a crash at each step leaves behind:
+
+- during 1-2: nothing was written; the group re-delivers the batch from the last committed
+  offset to whoever owns the partitions next.
+- during 3: some alerts or dead letters may be written, the offsets are not: the batch is read
+  again, and its alerts are appended again with the same fingerprints. Delivery deduplicates
+  by fingerprint and status against its notification log, so no channel sees one twice.
+- between 3 and 4 (or 4 fails): as above: re-read, re-appended, deduplicated downstream.
+- after 4: the batch is done.
+
+Rebalances: ``on_partitions_revoked`` waits for the batch in progress to finish steps 2-4
+before the partitions are handed over, so a new owner starts exactly where this one stopped.
+The lock that makes this so is held from the end of ``getmany`` until after ``commit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from ..config import KafkaConfig
+from ..decode import RawRecord
+from .base import Batch
+
+log = logging.getLogger(__name__)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Wait for the batch in progress (if any) to be judged, made durable and committed.
+        async with self.source.batch_lock:
+            pass
+        if revoked:
+            log.info("partitions revoked: %s", _fmt_tps(revoked))
+        for hook in self.source.revoke_hooks:
+            await hook(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if assigned:
+            log.info("partitions assigned: %s", _fmt_tps(assigned))
+        for hook in self.source.assign_hooks:
+            await hook(list(assigned))
+
+
+def _fmt_tps(tps: Any) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps))
+
+
+class KafkaSource:
+    """Reads ``topics`` (names) or ``pattern`` (a regex) as member of ``group_id``."""
+
+    def __init__(self, cfg: KafkaConfig, *, topics: list[str] | None = None,
+                 pattern: str | None = None, group_id: str | None = None,
+                 max_records: int | None = None, name: str = "kafka",
+                 start_retries: int | None = None) -> None:
+        if not topics and not pattern:
+            raise ValueError("KafkaSource needs topics or a pattern")
+        self.cfg = cfg
+        self.name = name
+        self.topics = list(topics or [])
+        self.pattern = pattern
+        self.group_id = group_id or cfg.group_id
+        self.max_records = max_records or cfg.max_poll_records
+        self.start_retries = start_retries
+        self.consumer: AIOKafkaConsumer | None = None
+        self.batch_lock = asyncio.Lock()
+        self.revoke_hooks: list[Any] = []
+        self.assign_hooks: list[Any] = []
+        self.committed_records = 0
+        self.connected = False
+
+    async def start(self) -> None:
+        delay = 0.5
+        attempt = 0
+        while True:
+            attempt += 1
+            consumer = AIOKafkaConsumer(
+                **self.cfg.client_kwargs(), group_id=self.group_id,
+                client_id=self.cfg.client_id, enable_auto_commit=False,
+                auto_offset_reset=self.cfg.auto_offset_reset,
+                max_poll_records=self.max_records,
+                session_timeout_ms=self.cfg.session_timeout_ms,
+                heartbeat_interval_ms=max(1000, self.cfg.session_timeout_ms // 3),
+                fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * 1024 * 1024,
+            )
+            try:
+                await consumer.start()
+            except (KafkaConnectionError, KafkaError, OSError) as exc:
+                await _quiet_stop(consumer)
+                if self.start_retries is not None and attempt > self.start_retries:
+                    from ..errors import SourceError
+                    raise SourceError(f"cannot reach Kafka at {self.cfg.bootstrap_servers}: "
+                                      f"{type(exc).__name__}") from None
+                log.warning("Kafka at %s is not reachable (%s); retrying in %.1fs "
+                            "(attempt %d)", self.cfg.bootstrap_servers, type(exc).__name__,
+                            delay, attempt)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            break
+        listener = _Rebalance(self)
+        if self.pattern:
+            consumer.subscribe(pattern=self.pattern, listener=listener)
+        else:
+            consumer.subscribe(topics=self.topics, listener=listener)
+        self.consumer = consumer
+        self.connected = True
+        what = f"pattern {self.pattern!r}" if self.pattern else ", ".join(self.topics)
+        log.info("consuming %s from %s as group %r", what, self.cfg.bootstrap_servers,
+                 self.group_id)
+
+    async def next_batch(self, timeout: float = 1.0) -> Batch | None:
+        assert self.consumer is not None, "start() first"
+        data = await self.consumer.getmany(timeout_ms=int(timeout * 1000),
+                                           max_records=self.max_records)
+        if not data:
+            return None
+        # Held until commit(): a rebalance waits for this batch to be done.
+        await self.batch_lock.acquire()
+        records: list[RawRecord] = []
+        offsets: dict[TopicPartition, int] = {}
+        for tp, messages in data.items():
+            topic, partition = tp.topic, tp.partition
+            for m in messages:
+                records.append(RawRecord(m.value if m.value is not None else b"", topic,
+                                         partition, m.offset, m.key))
+            if messages:
+                offsets[tp] = messages[-1].offset + 1
+        return Batch(records, offsets, time.time())
+
+    async def commit(self, batch: Batch) -> None:
+        assert self.consumer is not None
+        try:
+            assigned = self.consumer.assignment()
+            offsets = {tp: off for tp, off in batch.ack.items() if tp in assigned}
+            if offsets:
+                await self.consumer.commit(offsets)
+                self.committed_records += len(batch.records)
+        finally:
+            if self.batch_lock.locked():
+                self.batch_lock.release()
+
+    def release(self, batch: Batch) -> None:
+        """Give up a batch without committing (it will be read again)."""
+        if self.batch_lock.locked():
+            self.batch_lock.release()
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the high watermark, per assigned partition (best effort)."""
+        if self.consumer is None:
+            return {}
+        out = {}
+        for tp in self.consumer.assignment():
+            try:
+                high = self.consumer.highwater(tp)
+                pos = self.consumer._subscription.subscription.assignment.state_value(tp)
+                if high is not None and pos is not None and pos.position is not None:
+                    out[(tp.topic, tp.partition)] = max(0, high - pos.position)
+            except Exception:  # noqa: BLE001 - lag is advisory
+                continue
+        return out
+
+    async def stop(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        self.connected = False
+        if consumer is not None:
+            await _quiet_stop(consumer)
+
+
+async def _quiet_stop(consumer: AIOKafkaConsumer) -> None:
+    try:
+        await consumer.stop()
+    except Exception as exc:  # noqa: BLE001 - stopping must not raise
+        log.debug("consumer stop: %s", exc)
+
+
+def topics_regex(patterns: list[str]) -> str:
+    """One regex matching any of several binding patterns (aiokafka takes one pattern)."""
+    return "|".join(f"(?:{p})" for p in patterns) if len(patterns) > 1 else patterns[0]
+
+
+def is_internal_topic(topic: str) -> bool:
+    return topic.startswith("streamproc.") or topic.startswith("__") or \
+        re.search(r"\.dlq$", topic) is not None
