@@ -39,11 +39,15 @@ def parse_combined(line: str) -> dict[str, Any] | None:
     if match is None:
         return None
     request = _unescape(match["request"])
+    # METHOD TARGET PROTOCOL, where the target itself may hold raw spaces (attack payloads
+    # do): the method is the first word, the protocol the last one if it looks like one.
     parts = request.split(" ")
-    if len(parts) == 3 and parts[0].isalpha():
-        method, endpoint = parts[0], parts[1]
-    elif len(parts) == 2 and parts[0].isalpha():  # HTTP/0.9 style
-        method, endpoint = parts[0], parts[1]
+    if len(parts) >= 2 and parts[0].isalpha() and parts[0].isascii():
+        method = parts[0]
+        rest = parts[1:]
+        if len(rest) >= 2 and rest[-1].upper().startswith("HTTP/"):
+            rest = rest[:-1]
+        endpoint = " ".join(rest)
     else:
         method, endpoint = "-", request
     out: dict[str, Any] = {
