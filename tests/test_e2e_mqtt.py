@@ -1,0 +1,113 @@
+"""MQTT end to end through a real Mosquitto: detection, and messages published while
+streamproc is stopped are processed after it restarts (persistent session, QoS 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import aiomqtt
+import orjson
+import pytest
+
+from streamproc.config import parse_config_text
+from streamproc.runtime import Runtime
+from tests.streams import auth_stream
+
+pytestmark = pytest.mark.mqtt
+
+
+def _config(broker, prefix: str, client_id: str, url: str, state_dir: Path,
+            protocol: str = "5") -> str:
+    return f"""
+mqtt:
+  host: {broker.host}
+  port: {broker.port}
+  client_id: {client_id}
+  qos: 1
+  protocol: "{protocol}"
+  dead_letter_file: {state_dir}/dead-letters.jsonl
+topics:
+  - family: auth-logs
+    source: mqtt
+    mqtt_topic: {prefix}/auth/#
+notify:
+  urls: ["{url}"]
+  group_wait: 0s
+state_dir: {state_dir}
+"""
+
+
+async def _publish(broker, topic: str, payloads: list[bytes], qos: int = 1) -> None:
+    async with aiomqtt.Client(broker.host, broker.port,
+                              identifier=f"pub-{uuid.uuid4().hex[:6]}") as client:
+        for p in payloads:
+            await client.publish(topic, p, qos=qos)
+
+
+async def _wait(predicate, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline and not predicate():
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_incidents_published_over_mqtt_are_detected(mosquitto, receiver, tmp_path,
+                                                          protocol) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    config = parse_config_text(_config(mosquitto, prefix, f"sp-{prefix}",
+                                       receiver.url("json"), tmp_path, protocol))
+    stream = auth_stream(2000, 3)
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        await _publish(mosquitto, f"{prefix}/auth/edge-1", [orjson.dumps(e) for e in stream]
+                       + [b"garbage"])
+        await _wait(lambda: runtime.stats.records_in >= 2001 and len(receiver.accepted) >= 3)
+        await asyncio.sleep(0.5)
+    finally:
+        await runtime.stop()
+    assert runtime.stats.records_in == 2001
+    assert runtime.stats.alerts_by_kind.get("brute_force") == 3
+    assert len(receiver.accepted) == 3
+    dead = [orjson.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_bytes()
+            .splitlines()]
+    assert [d["reason"] for d in dead] == ["not_json"]
+    assert dead[0]["source"]["topic"] == f"{prefix}/auth/edge-1"
+
+
+async def test_message_published_while_stopped_is_processed_after_restart(
+        mosquitto, receiver, tmp_path) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    text = _config(mosquitto, prefix, f"sp-{prefix}", receiver.url("json"), tmp_path)
+    first = Runtime(parse_config_text(text))
+    await first.start()
+    await first.stop()  # the broker now holds our persistent session
+
+    incident = [e for e in auth_stream(200, 1) if e["username"].startswith("victim")]
+    assert len(incident) == 6
+    await _publish(mosquitto, f"{prefix}/auth/edge-2", [orjson.dumps(e) for e in incident])
+
+    second = Runtime(parse_config_text(text))
+    await second.start()
+    try:
+        await _wait(lambda: len(receiver.accepted) >= 1 and second.stats.records_in >= 6)
+    finally:
+        await second.stop()
+    assert second.stats.records_in == 6
+    assert len(receiver.accepted) == 1
+    assert "victim0" in orjson.dumps(receiver.accepted[0]["json"]).decode()
+
+
+async def test_mqtt_source_reports_an_unreachable_broker_clearly(tmp_path) -> None:
+    from streamproc.broker import free_port
+    from streamproc.config import MqttConfig
+    from streamproc.errors import SourceError
+    from streamproc.sources.mqtt import MqttSource
+
+    source = MqttSource(MqttConfig(port=free_port(), client_id="nobody"), ["x/#"],
+                        start_retries=1)
+    with pytest.raises(SourceError, match="cannot reach MQTT broker"):
+        await asyncio.wait_for(source.start(), 20)
+    await source.stop()
