@@ -58,6 +58,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="processes in one consumer group (default 1)")
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                    help="serve Prometheus /metrics, /healthz and /readyz on this port")
+    p.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDR",
+                   help="address for the metrics server (default 0.0.0.0)")
     p.add_argument("--max-events", type=int, default=None, metavar="N",
                    help="stop after N records (tests and demos)")
     p.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS",

@@ -64,7 +64,15 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         # A new user should see an alert within a minute, not after Alertmanager's 30 s wait
         # plus batching: the demo groups briefly.
         overrides = {"group_wait": config.notify.get("group_wait", "2s")}
-    runtime = Runtime(config, alerts_file=args.alerts_file if embedded or args.alerts_file !=
+    metrics = server = None
+    if args.metrics_port is not None:
+        from .metrics import Metrics, start_http_server
+
+        metrics = Metrics()
+        server = start_http_server(args.metrics_port, args.metrics_host, metrics)
+        log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", args.metrics_host,
+                 server.port)
+    runtime = Runtime(config, metrics=metrics, alerts_file=args.alerts_file if embedded or args.alerts_file !=
                       "streamproc-alerts.jsonl" else None, console=embedded,
                       max_events=args.max_events, exit_when_idle=args.exit_when_idle,
                       notify_overrides=overrides)
@@ -100,6 +108,8 @@ async def run(config: Config, args: argparse.Namespace) -> int:
                  s.events, s.dead_letters, s.alerts)
         if broker is not None:
             broker.stop()
+        if server is not None:
+            server.close()
     return 0
 
 

@@ -67,8 +67,10 @@ def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
 class Judge:
     """Decode and detect, for every binding of a config. No I/O."""
 
-    def __init__(self, config: Config, engines: dict[str, DetectorEngine] | None = None) -> None:
+    def __init__(self, config: Config, engines: dict[str, DetectorEngine] | None = None,
+                 metrics: Any = None) -> None:
         self.config = config
+        self.metrics = metrics
         self.decoders: dict[str, RecordDecoder] = {}
         self.engines: dict[str, DetectorEngine] = engines or {}
         self.bindings: dict[str, Binding] = {}
@@ -79,6 +81,7 @@ class Judge:
             if b.name not in self.engines:
                 self.engines[b.name] = build_engine(config, b)
         self._route_cache: dict[tuple[str, str], Binding | None] = {}
+        self._last_counts: dict[Any, tuple[int, int]] = {}
         self.stats = Stats()
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
@@ -114,8 +117,14 @@ class Judge:
         current: Binding | None = None
         decoder: RecordDecoder | None = None
         bucket: list[Event] = []
-        for r in records:
+        topic_counts: dict[str, int] = {}
+        run_start = 0
+        for i, r in enumerate(records):
             if r.topic != current_topic:
+                if current_topic is not None:
+                    topic_counts[current_topic] = topic_counts.get(current_topic, 0) + \
+                        i - run_start
+                run_start = i
                 current_topic = r.topic
                 current = self.binding_for(source_kind, r.topic)
                 if current is not None:
@@ -131,6 +140,9 @@ class Judge:
                 bucket.append(out)
             else:
                 dead.append(out)  # type: ignore[arg-type]
+        if current_topic is not None:
+            topic_counts[current_topic] = topic_counts.get(current_topic, 0) + \
+                len(records) - run_start
         alerts: list[Alert] = []
         for name, events in by_binding.items():
             stats.events += len(events)
@@ -151,7 +163,44 @@ class Judge:
         stats.alerts += len(alerts)
         for a in alerts:
             stats.alerts_by_kind[a.kind] = stats.alerts_by_kind.get(a.kind, 0) + 1
+        if self.metrics is not None:
+            self._report(topic_counts, dead, alerts)
         return alerts, dead
+
+    def _report(self, topic_counts: dict[str, int], dead: list[DeadLetter],
+                alerts: list[Alert]) -> None:
+        m = self.metrics
+        dead_by: dict[tuple[str, str], int] = {}
+        for dl in dead:
+            dead_by[(dl.topic, dl.reason)] = dead_by.get((dl.topic, dl.reason), 0) + 1
+        for topic, n in topic_counts.items():
+            m.records_in.labels(topic).inc(n)
+            bad = sum(c for (t, _), c in dead_by.items() if t == topic)
+            if n - bad > 0:
+                m.records_decoded.labels(topic).inc(n - bad)
+        for (topic, reason), n in dead_by.items():
+            m.dead_letters.labels(topic, reason).inc(n)
+            if reason == "late":
+                m.late_events.labels(topic).inc(n)
+        for a in alerts:
+            m.alerts.labels(a.kind, a.severity).inc()
+            m.detector_firings.labels(a.kind).inc()
+
+    def report_state(self) -> None:
+        """Gauges and counters read from detectors (called every few seconds, not per batch)."""
+        m = self.metrics
+        if m is None:
+            return
+        for engine in self.engines.values():
+            for d in engine.detectors:
+                m.state_keys.labels(d.kind).set(d.state_size())
+                last = self._last_counts.get(d, (0, 0))
+                evals, evictions = d.evaluations, d.evictions
+                if evals > last[0]:
+                    m.detector_evaluations.labels(d.kind).inc(evals - last[0])
+                if evictions > last[1]:
+                    m.state_evictions.labels(d.kind).inc(evictions - last[1])
+                self._last_counts[d] = (evals, evictions)
 
     def finish(self) -> list[Alert]:
         alerts: list[Alert] = []
@@ -262,8 +311,9 @@ class Runtime:
                  console: bool = False, max_events: int | None = None,
                  exit_when_idle: float | None = None, drain_timeout: float = 5.0,
                  worker: int | None = None, start_retries: int | None = None,
-                 notify_overrides: dict[str, Any] | None = None) -> None:
+                 notify_overrides: dict[str, Any] | None = None, metrics: Any = None) -> None:
         self.config = config
+        self.metrics = metrics
         self.notifier = notifier
         self.alerts_file = alerts_file
         self.console = console
@@ -273,7 +323,7 @@ class Runtime:
         self.worker = worker
         self.start_retries = start_retries
         self.notify_overrides = notify_overrides or {}
-        self.judge = Judge(config)
+        self.judge = Judge(config, metrics=metrics)
         self.stats = self.judge.stats
         self.sources: list[Any] = []
         self.ingest: list[IngestLoop] = []
@@ -346,7 +396,28 @@ class Runtime:
         for loop in self.ingest:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"ingest-{loop.source_kind}"))
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
+        if self.metrics is not None:
+            self._tasks.append(asyncio.create_task(self._report_loop(), name="metrics"))
+            self.metrics.set_ready("sources", True)
+            self.metrics.set_ready("state", True)
         self.ready = True
+
+    async def _report_loop(self, interval: float = 5.0) -> None:
+        m = self.metrics
+        while True:
+            try:
+                self.judge.report_state()
+                for source in self.sources:
+                    lag = getattr(source, "lag", None)
+                    if lag is not None:
+                        for (topic, partition), n in lag().items():
+                            m.consumer_lag.labels(topic, str(partition)).set(n)
+                pending = getattr(self.reader, "pending", None)
+                if pending is not None:
+                    m.delivery_backlog.set(pending())
+            except Exception as exc:  # noqa: BLE001 - metrics must never stop the runtime
+                log.debug("metrics report failed: %s", exc)
+            await asyncio.sleep(interval)
 
     async def _start_with_retry(self, start: Callable[[], Awaitable[None]], what: str) -> None:
         delay, attempt = 0.5, 0
@@ -432,12 +503,17 @@ class Runtime:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.metrics is not None:
+            self.metrics.set_ready("sources", False)
         for loop in self.ingest:
             loop.stopping = True
         ingest_tasks = [t for t in self._tasks if t.get_name().startswith("ingest")]
         if ingest_tasks:
             done, pending = await asyncio.wait(ingest_tasks, timeout=5)
             for t in pending:
+                t.cancel()
+        for t in self._tasks:
+            if t.get_name() == "metrics":
                 t.cancel()
         for source in self.sources:
             await source.stop()
