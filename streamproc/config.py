@@ -90,21 +90,21 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def substitute_env(text: str, *, file: str | None = None) -> str:
-    def repl(match: re.Match[str]) -> str:
+    def repl(match: re.Match[str], line: int) -> str:
         name, default = match.group(1), match.group(2)
         value = os.environ.get(name)
         if value is None:
             if default is not None:
                 return default
-            line = text.count("\n", 0, match.start()) + 1
             raise ConfigError(f"environment variable {name} is not set", file=file, line=line,
                               hint=f"export {name}=... or write ${{{name}:-default}}")
         return value
     # Comments may mention ${VARS} in prose; only substitute outside comments.
     out_lines = []
-    for line in text.splitlines(keepends=True):
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
         stripped = line.lstrip()
-        out_lines.append(line if stripped.startswith("#") else _ENV.sub(repl, line))
+        out_lines.append(line if stripped.startswith("#") else
+                         _ENV.sub(lambda m, n=number: repl(m, n), line))
     return "".join(out_lines)
 
 

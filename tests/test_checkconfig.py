@@ -1,0 +1,181 @@
+"""``streamproc check-config``: a valid config prints what it will do; an invalid one exits 1
+with ``file:line: what is wrong, how to fix it`` pointing at the offending line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamproc.cli import main as cli
+
+SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
+VALID = f"""\
+kafka:
+  bootstrap_servers: kafka-1:9092
+  security_protocol: SASL_SSL
+  sasl_mechanism: SCRAM-SHA-512
+  sasl_username: streamproc
+  sasl_password: Sup3r-Secret-pw
+topics:
+  - topic: ecs-auth
+    family: auth-logs
+    fields:
+      timestamp: "@timestamp"
+      username: user.name
+    detectors:
+      brute_force: {{threshold: 10, window: 1800}}
+  - pattern: "^web-.*$"
+    family: api-access-logs
+notify:
+  urls:
+    - json://127.0.0.1:9/hook?token=tok3n-abc
+    - {{url: "{SLACK}", tags: [security-team]}}
+"""
+
+
+def run(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    path = tmp_path / "streamproc.yaml"
+    path.write_text(text)
+    rc = cli(["check-config", "-c", str(path)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_error_at(tmp_path: Path, err: str, line: int, words: str) -> None:
+    first = err.strip().splitlines()[0]
+    assert first.startswith(f"{tmp_path / 'streamproc.yaml'}:{line}: "), first
+    assert words in first, first
+
+
+def test_valid_config_exits_0_and_prints_bindings_detectors_channels_and_routes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(tmp_path, VALID, capsys)
+    assert rc == 0, err
+    assert "valid" in out.splitlines()[0]
+    assert "kafka ecs-auth -> auth-logs (json, lateness 60s, fields mapped)" in out
+    assert "kafka /^web-.*$/ -> api-access-logs" in out
+    assert "brute_force [high]" in out and "threshold=10" in out and "window=1800" in out
+    assert "json json://127.0.0.1:9 (every alert)" in out
+    assert "slack slack://*** (tags: security-team)" in out
+    assert "routes" in out
+    assert "SCRAM-SHA-512 user streamproc, password set" in out
+
+
+def test_output_never_shows_a_password_or_url_token(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(tmp_path, VALID, capsys)
+    assert rc == 0
+    for secret in ("Sup3r-Secret-pw", "tok3n-abc", "TIiajkdnlazkcOXrIdevi7FQ", "T1JJ3T3L2"):
+        assert secret not in out + err
+
+
+def test_no_config_shows_the_builtin_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "(built-in defaults)" in out and "embedded" in out
+    for family in ("auth-logs", "api-access-logs", "host-metrics", "cicd-events",
+                   "support-tickets", "business-metrics"):
+        assert f"-> {family}" in out
+
+
+def test_bad_yaml_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(tmp_path, "kafka:\n  bootstrap_servers: a:1\ntopics:\n  - topic: [x\n",
+                     capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 5, "not valid YAML")
+
+
+def test_unknown_top_level_key_names_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(tmp_path, "kafka:\n  bootstrap_servers: a:1\n\ndetector:\n  x: 1\n",
+                     capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 4, "unknown top-level key 'detector'")
+    assert "known keys" in err
+
+
+def test_unknown_kafka_setting_names_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(tmp_path, "kafka:\n  bootstrap_servers: a:1\n  sasl_pasword: x\n", capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 3, "unknown kafka setting 'sasl_pasword'")
+
+
+def test_bad_detector_parameter_names_its_binding(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = ("topics:\n"
+            "  - topic: auth\n"
+            "    family: auth-logs\n"
+            "  - topic: ecs-auth\n"
+            "    family: auth-logs\n"
+            "    detectors:\n"
+            "      brute_force: {treshold: 10}\n")
+    rc, _, err = run(tmp_path, text, capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 4, "has no parameter treshold")
+    assert "known parameters" in err
+
+
+def test_detector_parameter_of_the_wrong_type_is_rejected(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = ("topics:\n  - topic: auth\n    family: auth-logs\n"
+            "    detectors:\n      brute_force: {threshold: ten}\n")
+    rc, _, err = run(tmp_path, text, capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 2, "'threshold' must be like 5")
+
+
+def test_bad_topic_regex_names_the_pattern_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = ("topics:\n  - family: auth-logs\n    pattern: \"^logs-(auth.*$\"\n")
+    rc, _, err = run(tmp_path, text, capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 3, "not a valid regex")
+
+
+def test_unknown_notify_key_names_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "notify:\n  urls: [json://127.0.0.1:9/x]\n  group_wiat: 10s\n"
+    rc, _, err = run(tmp_path, text, capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 3, "group_wiat")
+
+
+def test_url_apprise_cannot_load_names_its_list_item_and_hides_its_token(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = ("notify:\n"
+            "  urls:\n"
+            "    - json://127.0.0.1:9/ok\n"
+            "    - nosuchservice://user:Hidden-Pw-77@example.com/x\n")
+    rc, _, err = run(tmp_path, text, capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 4, "notify.urls[1]")
+    assert "Hidden-Pw-77" not in err
+
+
+def test_missing_environment_variable_names_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAMPROC_TEST_UNSET", raising=False)
+    text = "kafka:\n  bootstrap_servers: a:1\n  client_id: ${STREAMPROC_TEST_UNSET}\n"
+    rc, _, err = run(tmp_path, text, capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 3, "STREAMPROC_TEST_UNSET is not set")
+
+
+def test_without_the_notify_package_apprise_still_validates_the_urls(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "streamproc.notify.channels", None)  # ImportError
+    rc, out, err = run(tmp_path, VALID, capsys)
+    assert rc == 0, err
+    assert "slack slack://*** (tags: security-team)" in out
+    assert "not shown" in out  # routes need the notify package's router
+    text = "notify:\n  urls:\n    - json://127.0.0.1:9/ok\n    - nosuchservice://u:Pw-9x@h/x\n"
+    rc, _, err = run(tmp_path, text, capsys)
+    assert rc == 1
+    assert_error_at(tmp_path, err, 4, "notify.urls[1]")
+    assert "Pw-9x" not in err
