@@ -64,9 +64,16 @@ class DetectorEngine:
         alerts.extend(self.advance(now))
         return alerts, late
 
-    def advance(self, now: float | None = None) -> list[Alert]:
-        """Recompute the watermark and fire due timers."""
+    def advance(self, now: float | None = None, floor: float | None = None) -> list[Alert]:
+        """Recompute the watermark and fire due timers.
+
+        ``floor`` lets the caller lift an idle task's watermark to what its sibling
+        partitions have reached: a partition whose hosts all went silent receives nothing,
+        yet their silence must still be noticed.
+        """
         wm = self._compute_watermark(now)
+        if floor is not None and floor > wm:
+            wm = floor
         if wm <= self.watermark:
             return []
         self.watermark = wm
@@ -109,6 +116,14 @@ class DetectorEngine:
         for detector in self.detectors:
             if by_kind.get(detector.kind) is not None:
                 detector.restore(by_kind[detector.kind])
+
+    def stream_time(self) -> float:
+        """The largest event time seen on any of this engine's partitions (-inf if none)."""
+        return max(self._stream_time.values(), default=float("-inf"))
+
+    def active_since(self) -> float:
+        """Wall time this engine last received events (0 if never, or if not told)."""
+        return max(self._last_active.values(), default=0.0)
 
     def state_sizes(self) -> dict[str, int]:
         return {d.kind: d.state_size() for d in self.detectors}
