@@ -280,7 +280,9 @@ async def run_mqtt(config: Config, host: str, interval: float, count: int | None
         except aiomqtt.MqttCodeError as exc:
             code = getattr(getattr(exc, "rc", None), "value", getattr(exc, "rc", None))
             if code in (4, 5, 134, 135):
-                why = "bad user name or password" if code in (4, 134) else "not authorised"
+                # Mosquitto answers a wrong password with "not authorised" (5 / 135).
+                why = "bad user name or password" if code in (4, 134) else \
+                    "not authorised (wrong user name or password, or an ACL)"
                 raise SourceError(f"MQTT broker {cfg.host}:{cfg.port} refused the agent: "
                                   f"{why}; check mqtt.username and mqtt.password") from None
             log.warning("MQTT %s:%d: %s; reconnecting in %.1fs", cfg.host, cfg.port, exc, delay)
