@@ -204,6 +204,9 @@ class Config:
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     notify: dict[str, Any] = field(default_factory=dict)
     state_dir: Path = Path("streamproc-data")
+    # Seconds between checkpoints of detector state (with the offsets it is exact for).
+    checkpoint_interval: float = 10.0
+    checkpoints: bool = True
     file: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -230,7 +233,7 @@ class Config:
 # -- loading --------------------------------------------------------------------------------
 
 _TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "metrics",
-             "logging"}
+             "logging", "state"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
@@ -286,7 +289,17 @@ def parse_config(doc: dict[str, Any], *, file: str | None) -> Config:
     if not isinstance(detectors, dict):
         raise ConfigError("'detectors' must map detector kinds to parameters", file=file,
                           line=_line(doc, "detectors"))
+    state = doc.get("state") or {}
+    if not isinstance(state, dict) or set(state) - {"checkpoint_interval", "checkpoints"}:
+        raise ConfigError("'state' takes checkpoint_interval (seconds) and checkpoints "
+                          "(true/false)", file=file, line=_line(doc, "state"))
+    interval = state.get("checkpoint_interval", 10.0)
+    if not isinstance(interval, int | float) or interval <= 0:
+        raise ConfigError("state.checkpoint_interval must be a positive number of seconds",
+                          file=file, line=_line(state, "checkpoint_interval"))
     config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=dict(detectors),
+                    checkpoint_interval=float(interval),
+                    checkpoints=bool(state.get("checkpoints", True)),
                     notify=dict(doc.get("notify") or {}),
                     state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
                     raw=doc)

@@ -64,25 +64,61 @@ def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
     return len(f_parts) == len(t_parts)
 
 
-class Judge:
-    """Decode and detect, for every binding of a config. No I/O."""
+TaskId = tuple[str, str, int]  # (binding name, topic, partition)
 
-    def __init__(self, config: Config, engines: dict[str, DetectorEngine] | None = None,
-                 metrics: Any = None) -> None:
+
+class Judge:
+    """Decode and detect, for every binding of a config. No I/O.
+
+    State is kept per *task*, as Kafka Streams does: one DetectorEngine per (binding, topic,
+    partition) for Kafka records, so that a partition's state can be checkpointed, handed to
+    another worker on a rebalance, and restored there. Keyed detectors are exact when the topic
+    is partitioned by (a part of) their key, which is how the default topics are produced
+    (auth-logs by username, api-access-logs by ip_address...). MQTT has no partitions: all
+    records of an MQTT binding share one task.
+
+    With ``partitioned=False`` (replay, tests, single-process embedded demo) every binding has
+    one task whatever the partition.
+    """
+
+    def __init__(self, config: Config, metrics: Any = None, *, partitioned: bool = True,
+                 idle_after: float = 30.0) -> None:
         self.config = config
         self.metrics = metrics
+        self.partitioned = partitioned
+        self.idle_after = idle_after
         self.decoders: dict[str, RecordDecoder] = {}
-        self.engines: dict[str, DetectorEngine] = engines or {}
+        self.engines: dict[TaskId, DetectorEngine] = {}
         self.bindings: dict[str, Binding] = {}
         for b in config.bindings:
             self.bindings[b.name] = b
             self.decoders[b.name] = RecordDecoder(b.contract, fmt=b.format, mapping=b.mapping,
                                                   max_record_bytes=b.max_record_bytes)
-            if b.name not in self.engines:
-                self.engines[b.name] = build_engine(config, b)
         self._route_cache: dict[tuple[str, str], Binding | None] = {}
         self._last_counts: dict[Any, tuple[int, int]] = {}
         self.stats = Stats()
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def task_id(self, binding: Binding, source_kind: str, topic: str, partition: int) -> TaskId:
+        if source_kind == "mqtt" or not self.partitioned:
+            return (binding.name, "", 0)
+        return (binding.name, topic, partition)
+
+    def engine(self, task: TaskId) -> DetectorEngine:
+        engine = self.engines.get(task)
+        if engine is None:
+            engine = build_engine(self.config, self.bindings[task[0]])
+            engine.idle_after = self.idle_after
+            self.engines[task] = engine
+        return engine
+
+    def tasks_of(self, topic: str, partition: int) -> list[TaskId]:
+        return [t for t in self.engines if t[1] == topic and t[2] == partition]
+
+    def drop_tasks(self, topic: str, partition: int) -> None:
+        for task in self.tasks_of(topic, partition):
+            del self.engines[task]
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
         key = (source_kind, topic)
@@ -97,12 +133,14 @@ class Judge:
                                                                                 topic):
                     found = b
                     break
-            elif b.source == source_kind and b.matches(topic):
+            elif b.source in (source_kind, "file") and b.matches(topic):
                 found = b
                 break
         if len(self._route_cache) < 100_000:
             self._route_cache[key] = found
         return found
+
+    # -- judging ----------------------------------------------------------------------------
 
     def judge(self, records: list[RawRecord], source_kind: str = "kafka",
               now: float | None = None) -> tuple[list[Alert], list[DeadLetter]]:
@@ -111,25 +149,26 @@ class Judge:
         stats.records_in += len(records)
         if records:
             stats.last_record_at = time.time()
-        by_binding: dict[str, list[Event]] = {}
+        by_task: dict[TaskId, list[Event]] = {}
         dead: list[DeadLetter] = []
-        current_topic = None
+        current_tp: tuple[str, int] | None = None
         current: Binding | None = None
         decoder: RecordDecoder | None = None
         bucket: list[Event] = []
         topic_counts: dict[str, int] = {}
-        run_start = 0
-        for i, r in enumerate(records):
-            if r.topic != current_topic:
-                if current_topic is not None:
-                    topic_counts[current_topic] = topic_counts.get(current_topic, 0) + \
-                        i - run_start
-                run_start = i
-                current_topic = r.topic
+        for r in records:
+            tp = (r.topic, r.partition)
+            if tp != current_tp:
+                current_tp = tp
+                topic_counts[r.topic] = topic_counts.get(r.topic, 0)
                 current = self.binding_for(source_kind, r.topic)
                 if current is not None:
                     decoder = self.decoders[current.name]
-                    bucket = by_binding.setdefault(current.name, [])
+                    task = self.task_id(current, source_kind, r.topic, r.partition)
+                    bucket = by_task.get(task)  # type: ignore[assignment]
+                    if bucket is None:
+                        bucket = by_task[task] = []
+            topic_counts[r.topic] += 1
             if current is None:
                 dead.append(DeadLetter("unbound_topic", f"no topic binding matches "
                                        f"{r.topic!r}", r.value, r.topic, r.partition, r.offset,
@@ -140,21 +179,16 @@ class Judge:
                 bucket.append(out)
             else:
                 dead.append(out)  # type: ignore[arg-type]
-        if current_topic is not None:
-            topic_counts[current_topic] = topic_counts.get(current_topic, 0) + \
-                len(records) - run_start
         alerts: list[Alert] = []
-        for name, events in by_binding.items():
+        for task, events in by_task.items():
             stats.events += len(events)
-            engine_alerts, late = self.engines[name].process(events, now)
+            engine = self.engine(task)
+            engine_alerts, late = engine.process(events, now)
             alerts.extend(engine_alerts)
             for ev in late:
-                dead.append(late_dead_letter(ev, self.engines[name].watermark))
+                dead.append(late_dead_letter(ev, engine.watermark))
         if now is not None:
-            # bindings that got nothing this batch still advance (idle partitions, timers)
-            for name, engine in self.engines.items():
-                if name not in by_binding:
-                    alerts.extend(engine.advance(now))
+            alerts.extend(self.advance_idle(now, exclude=by_task))
         for dl in dead:
             stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
             if dl.reason == "late":
@@ -166,6 +200,27 @@ class Judge:
         if self.metrics is not None:
             self._report(topic_counts, dead, alerts)
         return alerts, dead
+
+    def advance_idle(self, now: float, exclude: Any = ()) -> list[Alert]:
+        """Advance the tasks that got nothing: each to the low watermark of its binding's
+        active tasks, so timers (silent hosts, SLA deadlines) in a quiet partition still fire
+        when the rest of the stream moves on."""
+        floors: dict[str, float] = {}
+        for task, engine in self.engines.items():
+            if now - engine.active_since() <= self.idle_after:
+                st = engine.stream_time()
+                if st > float("-inf"):
+                    name = task[0]
+                    floors[name] = min(floors.get(name, st), st)
+        alerts: list[Alert] = []
+        for task, engine in self.engines.items():
+            if task in exclude:
+                continue
+            floor = floors.get(task[0])
+            if floor is not None:
+                floor -= engine.allowed_lateness
+            alerts.extend(engine.advance(now, floor))
+        return alerts
 
     def _report(self, topic_counts: dict[str, int], dead: list[DeadLetter],
                 alerts: list[Alert]) -> None:
@@ -191,9 +246,10 @@ class Judge:
         m = self.metrics
         if m is None:
             return
+        sizes: dict[str, int] = {}
         for engine in self.engines.values():
             for d in engine.detectors:
-                m.state_keys.labels(d.kind).set(d.state_size())
+                sizes[d.kind] = sizes.get(d.kind, 0) + d.state_size()
                 last = self._last_counts.get(d, (0, 0))
                 evals, evictions = d.evaluations, d.evictions
                 if evals > last[0]:
@@ -201,6 +257,8 @@ class Judge:
                 if evictions > last[1]:
                     m.state_evictions.labels(d.kind).inc(evictions - last[1])
                 self._last_counts[d] = (evals, evictions)
+        for kind, n in sizes.items():
+            m.state_keys.labels(kind).set(n)
 
     def finish(self) -> list[Alert]:
         alerts: list[Alert] = []
@@ -222,16 +280,18 @@ DeadSink = Callable[[list[DeadLetter]], Awaitable[None]]
 
 
 class IngestLoop:
-    """source -> judge -> durable alerts and dead letters -> commit."""
+    """source -> judge -> durable alerts and dead letters -> commit (or checkpoint)."""
 
     def __init__(self, source: Any, source_kind: str, judge: Judge, append_alerts: AlertSink,
-                 write_dead: DeadSink, *, on_batch: Callable[[int], None] | None = None) -> None:
+                 write_dead: DeadSink, *, on_batch: Callable[[int], None] | None = None,
+                 progress: Any = None) -> None:
         self.source = source
         self.source_kind = source_kind
         self.judge = judge
         self.append_alerts = append_alerts
         self.write_dead = write_dead
         self.on_batch = on_batch
+        self.progress = progress  # checkpoints state + offsets; None: commit every batch
         self.stopping = False
         self.batches = 0
 
@@ -239,24 +299,89 @@ class IngestLoop:
         while not self.stopping:
             batch = await self.source.next_batch(timeout=0.5)
             if batch is None:
-                alerts = []
-                now = time.time()
-                for engine in self.judge.engines.values():
-                    alerts.extend(engine.advance(now))
+                alerts = self.judge.advance_idle(time.time())
                 if alerts:
                     await self.append_alerts(alerts)
+                if self.progress is not None:
+                    await self.progress.maybe_checkpoint(idle=True)
                 continue
             try:
                 alerts, dead = self.judge.judge(batch.records, self.source_kind, time.time())
                 # Durable first (alerts and dead letters concurrently), then commit.
                 await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
-            except BaseException:
-                self.source.release(batch)
-                raise
-            await self.source.commit(batch)
+                if self.progress is None:
+                    await self.source.commit(batch)
+                else:
+                    self.progress.observe(batch)
+                    await self.progress.maybe_checkpoint()
+            finally:
+                self.source.done(batch)
             self.batches += 1
             if self.on_batch is not None:
                 self.on_batch(len(batch.records))
+
+
+class KafkaProgress:
+    """Where each assigned partition stands, and the checkpoint-then-commit step
+    (see state.py for the protocol and what a crash at each step leaves behind)."""
+
+    def __init__(self, source: Any, checkpointer: Any, judge: Judge, interval: float) -> None:
+        self.source = source
+        self.checkpointer = checkpointer
+        self.judge = judge
+        self.interval = interval
+        self.positions: dict[Any, int] = {}
+        self.dirty: set[Any] = set()
+        self.last = time.monotonic()
+        source.revoke_hooks.append(self.on_revoked)
+        source.assign_hooks.append(self.on_assigned)
+
+    def observe(self, batch: Any) -> None:
+        self.positions.update(batch.ack)
+        self.dirty.update(batch.ack)
+
+    async def maybe_checkpoint(self, idle: bool = False) -> None:
+        if not self.dirty or time.monotonic() - self.last < self.interval:
+            return
+        if idle:
+            # between batches but not holding the batch lock: take it, so a rebalance
+            # cannot interleave with the checkpoint
+            async with self.source.batch_lock:
+                await self.checkpoint()
+        else:
+            await self.checkpoint()
+
+    async def checkpoint(self, tps: Any = None) -> None:
+        todo = {tp: self.positions[tp] for tp in (tps if tps is not None else self.dirty)
+                if tp in self.positions and tp in self.dirty}
+        self.last = time.monotonic()
+        if not todo:
+            return
+        offsets = await self.checkpointer.checkpoint(todo)
+        await self.source.commit_offsets(offsets)
+        self.dirty.difference_update(offsets)
+
+    async def on_revoked(self, revoked: list[Any]) -> None:
+        try:
+            await self.checkpoint([tp for tp in revoked if tp in self.dirty])
+        except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last one
+            log.error("checkpoint on revoke failed (%s): the next owner re-reads from the "
+                      "previous checkpoint", exc)
+        for tp in revoked:
+            self.judge.drop_tasks(tp.topic, tp.partition)
+            self.positions.pop(tp, None)
+            self.dirty.discard(tp)
+
+    async def on_assigned(self, assigned: list[Any]) -> None:
+        for tp in sorted(assigned):
+            await self.checkpointer.ensure_changelog(tp.topic,
+                                                     self.source.partitions_for(tp.topic))
+            # state from a previous owner (or an earlier life of this one), then resume at
+            # exactly the offset that state is exact for
+            self.judge.drop_tasks(tp.topic, tp.partition)
+            offset = await self.checkpointer.restore(tp)
+            if offset is not None:
+                self.source.seek(tp, offset)
 
 
 class DeliveryLoop:
@@ -333,6 +458,9 @@ class Runtime:
         self.reader: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self.checkpointer: Any = None
+        self.file_checkpointer: Any = None
+        self.progress: KafkaProgress | None = None
         self.ready = False
         self.started_at = time.time()
 
@@ -371,14 +499,33 @@ class Runtime:
             topics, pattern = compile_subscription(kafka_bindings)
             source = KafkaSource(cfg.kafka, topics=topics, pattern=pattern,  # type: ignore[arg-type]
                                  start_retries=self.start_retries)
+            progress = None
+            if cfg.checkpoints:
+                from .state import KafkaCheckpointer
+
+                self.checkpointer = KafkaCheckpointer(cfg.kafka, self.judge)  # type: ignore[arg-type]
+                await self.checkpointer.start()
+                progress = self.progress = KafkaProgress(source, self.checkpointer, self.judge,
+                                                         cfg.checkpoint_interval)
             await source.start()
             self.sources.append(source)
             self.ingest.append(IngestLoop(source, "kafka", self.judge, self.alert_log.append,
-                                          kafka_dead.write, on_batch=self._count))
+                                          kafka_dead.write, on_batch=self._count,
+                                          progress=progress))
         if mqtt_bindings:
             from .deadletters import FileDeadLetters
             from .sources.mqtt import MqttSource
 
+            if cfg.checkpoints:
+                from .state import FileCheckpointer
+
+                self.file_checkpointer = FileCheckpointer(
+                    cfg.state_dir / f"mqtt-state{'' if self.worker is None else '-' + str(self.worker)}"
+                    ".snapshot", self.judge)
+                if self.file_checkpointer.load():
+                    log.info("restored MQTT detector state from %s", self.file_checkpointer.path)
+                self._tasks.append(asyncio.create_task(self._file_checkpoints(),
+                                                       name="file-checkpoints"))
             filters = sorted({b.mqtt_topic for b in mqtt_bindings if b.mqtt_topic})
             source = MqttSource(cfg.mqtt, filters, worker=self.worker,  # type: ignore[arg-type]
                                 start_retries=self.start_retries)
@@ -401,6 +548,14 @@ class Runtime:
             self.metrics.set_ready("sources", True)
             self.metrics.set_ready("state", True)
         self.ready = True
+
+    async def _file_checkpoints(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval)
+            try:
+                self.file_checkpointer.save()
+            except OSError as exc:
+                log.error("cannot write state file %s: %s", self.file_checkpointer.path, exc)
 
     async def _report_loop(self, interval: float = 5.0) -> None:
         m = self.metrics
@@ -513,10 +668,23 @@ class Runtime:
             for t in pending:
                 t.cancel()
         for t in self._tasks:
-            if t.get_name() == "metrics":
+            if t.get_name() in ("metrics", "file-checkpoints"):
                 t.cancel()
+        if self.progress is not None:
+            try:
+                async with self.progress.source.batch_lock:
+                    await self.progress.checkpoint()
+            except Exception as exc:  # noqa: BLE001 - the last checkpoint still stands
+                log.error("final checkpoint failed: %s", exc)
+        if self.file_checkpointer is not None:
+            try:
+                self.file_checkpointer.save()
+            except OSError as exc:
+                log.error("final state file write failed: %s", exc)
         for source in self.sources:
             await source.stop()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         if self.delivery is not None:
             deadline = time.monotonic() + self.drain_timeout
             await asyncio.sleep(0)

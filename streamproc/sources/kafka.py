@@ -47,13 +47,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.source = source
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Wait for the batch in progress (if any) to be judged, made durable and committed.
+        # Wait for the batch in progress (if any) to be judged and made durable, then let the
+        # hooks checkpoint and commit the revoked partitions before anyone else gets them.
         async with self.source.batch_lock:
-            pass
-        if revoked:
-            log.info("partitions revoked: %s", _fmt_tps(revoked))
-        for hook in self.source.revoke_hooks:
-            await hook(list(revoked))
+            if revoked:
+                log.info("partitions revoked: %s", _fmt_tps(revoked))
+            for hook in self.source.revoke_hooks:
+                await hook(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if assigned:
@@ -149,16 +149,29 @@ class KafkaSource:
         return Batch(records, offsets, time.time())
 
     async def commit(self, batch: Batch) -> None:
+        """Commit the batch's offsets (``done`` releases it)."""
+        await self.commit_offsets(batch.ack)
+        self.committed_records += len(batch.records)
+
+    async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None
-        try:
-            assigned = self.consumer.assignment()
-            offsets = {tp: off for tp, off in batch.ack.items() if tp in assigned}
-            if offsets:
-                await self.consumer.commit(offsets)
-                self.committed_records += len(batch.records)
-        finally:
-            if self.batch_lock.locked():
-                self.batch_lock.release()
+        assigned = self.consumer.assignment()
+        mine = {tp: off for tp, off in offsets.items() if tp in assigned}
+        if mine:
+            await self.consumer.commit(mine)
+
+    def done(self, batch: Batch) -> None:
+        """The batch is judged and durable; a rebalance may proceed."""
+        if self.batch_lock.locked():
+            self.batch_lock.release()
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        assert self.consumer is not None
+        self.consumer.seek(tp, offset)
+
+    def partitions_for(self, topic: str) -> int:
+        assert self.consumer is not None
+        return len(self.consumer.partitions_for_topic(topic) or ()) or 1
 
     def release(self, batch: Batch) -> None:
         """Give up a batch without committing (it will be read again)."""

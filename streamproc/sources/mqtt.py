@@ -214,6 +214,9 @@ class MqttSource:
     def release(self, batch: Batch) -> None:
         pass
 
+    def done(self, batch: Batch) -> None:
+        pass
+
     async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
