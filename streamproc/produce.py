@@ -1,0 +1,299 @@
+"""``streamproc produce``: realistic traffic with known incidents, to Kafka, MQTT or files.
+
+    streamproc produce --scenario mixed --events 1000000 --bootstrap 127.0.0.1:9092
+    streamproc produce --scenario auth --events 20000 --rate 2000 --to mqtt
+    streamproc produce --scenario mixed --events 50000 --to files --out-dir data/
+
+Kafka records are keyed by the family's contract key (username, ip_address, host...) and sent
+in pre-built batches (``create_batch``/``send_batch``), one open batch per partition, with the
+partition chosen by the Java client's murmur2 partitioner, so keyed detectors see every event
+of a key in one partition. Plain ``send()`` is capped near 105k records/s on Tansu; batches
+reach several times that (see ../shared/BROKERS.md).
+
+At the end the expected alert counts are printed: a run of ``streamproc run`` or ``replay``
+over the produced data should raise exactly those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .contracts import get_contract
+from .generate import KEY_FIELDS, Traffic, generate
+
+log = logging.getLogger(__name__)
+
+# One Kafka batch holds up to this many bytes (aiokafka's default is 16 KiB; bigger batches
+# mean fewer requests, which is what limits Tansu).
+KAFKA_BATCH_BYTES = 512 * 1024
+MAX_IN_FLIGHT_BATCHES = 64
+
+
+@dataclass(slots=True)
+class ProduceResult:
+    records: int = 0
+    seconds: float = 0.0
+    per_topic: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+def kafka_topics(config: Any | None, families: Sequence[str]) -> dict[str, str]:
+    """family -> Kafka topic: the config's plain-topic binding for the family, else the
+    contract's default topic."""
+    out = {}
+    for family in families:
+        topic = get_contract(family).kafka_topic
+        if config is not None:
+            for b in config.bindings:
+                if b.family == family and b.source in ("kafka", "file") and b.topic:
+                    topic = b.topic
+                    break
+        out[family] = topic
+    return out
+
+
+def mqtt_topic_for_key(topic_filter: str, key: str | None) -> str:
+    """A concrete topic under a binding's filter: wildcard levels become the (sanitised) key."""
+    levels = topic_filter.split("/")
+    if levels and levels[-1] == "#":
+        levels[-1] = "+"
+    segment = "".join("_" if ch in "/+#\0" else ch for ch in (key or "")) or "events"
+    return "/".join(segment if level == "+" else level for level in levels)
+
+
+def kafka_items(traffic: Traffic, topics: dict[str, str]) -> list[tuple[str, bytes | None,
+                                                                        bytes]]:
+    """(topic, key, value) for every record, all families in event-time order."""
+    return [(topics[fam], key, value) for fam, key, value in traffic.merged_bytes()]
+
+
+def partition_for(key: bytes | None, n_partitions: int, counter: int) -> int:
+    """The Java client's default partitioner: murmur2 of the key; round-robin without one."""
+    if key is None:
+        return counter % n_partitions
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % n_partitions
+
+
+async def produce_kafka(client_kwargs: dict[str, Any],
+                        items: Sequence[tuple[str, bytes | None, bytes]], *, rate: float = 0.0,
+                        partitions: dict[str, int] | None = None,
+                        progress: Callable[[int], None] | None = None,
+                        ensure: bool = True) -> ProduceResult:
+    """Send ``items`` with pre-built batches; returns how many and how fast.
+
+    ``partitions`` (topic -> count) creates missing topics with that many partitions (default
+    3); existing topics keep theirs. ``rate`` > 0 paces sending to that many records/s.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    from .broker import ensure_topics
+
+    topics = sorted({t for t, _, _ in items})
+    if ensure and topics:
+        await ensure_topics(client_kwargs, {t: (partitions or {}).get(t, 3) for t in topics})
+    producer = AIOKafkaProducer(**client_kwargs, acks=1, linger_ms=0,
+                                max_batch_size=KAFKA_BATCH_BYTES,
+                                max_request_size=max(KAFKA_BATCH_BYTES * 2, 1048576))
+    await producer.start()
+    result = ProduceResult()
+    try:
+        counts: dict[str, int] = {}
+        for topic in topics:
+            parts = await producer.partitions_for(topic)
+            if not parts:
+                raise RuntimeError(f"topic {topic!r} has no partitions")
+            counts[topic] = len(parts)
+        open_batches: dict[tuple[str, int], Any] = {}
+        in_flight: list[asyncio.Future[Any]] = []
+        per_topic: dict[str, int] = {}
+
+        async def ship(tp: tuple[str, int]) -> None:
+            batch = open_batches.pop(tp)
+            if batch.record_count() == 0:
+                return
+            batch.close()
+            fut = await producer.send_batch(batch, tp[0], partition=tp[1])
+            in_flight.append(fut)
+            if len(in_flight) >= MAX_IN_FLIGHT_BATCHES:
+                done = in_flight[:MAX_IN_FLIGHT_BATCHES // 2]
+                del in_flight[:MAX_IN_FLIGHT_BATCHES // 2]
+                await asyncio.gather(*done)
+
+        # Pacing: every `slice_n` records, flush and wait for the schedule.
+        slice_n = max(1, int(rate / 50)) if rate > 0 else 0
+        start = time.perf_counter()
+        sent = 0
+        # murmur2 is pure Python in aiokafka (~9 us); keys repeat (Zipf), so cache it.
+        part_cache: dict[tuple[bytes, int], int] = {}
+        for topic, key, value in items:
+            n_parts = counts[topic]
+            if key is None:
+                p = sent % n_parts
+            else:
+                p = part_cache.get((key, n_parts), -1)
+                if p < 0:
+                    p = part_cache[(key, n_parts)] = partition_for(key, n_parts, sent)
+            tp = (topic, p)
+            batch = open_batches.get(tp)
+            if batch is None:
+                batch = open_batches[tp] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                await ship(tp)
+                batch = open_batches[tp] = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
+            sent += 1
+            per_topic[topic] = per_topic.get(topic, 0) + 1
+            if slice_n and sent % slice_n == 0:
+                for tp in list(open_batches):
+                    await ship(tp)
+                delay = start + sent / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if progress is not None and sent % 10000 == 0:
+                progress(10000)
+        for tp in list(open_batches):
+            await ship(tp)
+        await asyncio.gather(*in_flight)
+        result.seconds = time.perf_counter() - start
+        result.records = sent
+        result.per_topic = per_topic
+        if progress is not None and sent % 10000:
+            progress(sent % 10000)
+    finally:
+        await producer.stop()
+    return result
+
+
+async def publish_mqtt(mqtt_cfg: Any, items: Sequence[tuple[str, bytes]], *, qos: int = 1,
+                       rate: float = 0.0, max_in_flight: int = 200,
+                       client_id: str | None = None,
+                       progress: Callable[[int], None] | None = None) -> ProduceResult:
+    """Publish (topic, payload) pairs; QoS 1 keeps at most ``max_in_flight`` unacknowledged
+    (Mosquitto drops or disconnects a publisher that floods it, see BROKERS.md)."""
+    from .sources.mqtt import make_client
+
+    client = make_client(mqtt_cfg, client_id=client_id or f"streamproc-produce-{time.time_ns()}",
+                         persistent=False)
+    client._client.max_inflight_messages_set(max_in_flight)  # type: ignore[attr-defined]
+    result = ProduceResult()
+    sem = asyncio.Semaphore(max_in_flight)
+    async with client:
+        start = time.perf_counter()
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one(topic: str, payload: bytes) -> None:
+            try:
+                await client.publish(topic, payload, qos=qos)
+            finally:
+                sem.release()
+
+        sent = 0
+        for topic, payload in items:
+            await sem.acquire()
+            task = asyncio.create_task(one(topic, payload))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            sent += 1
+            result.per_topic[topic] = result.per_topic.get(topic, 0) + 1
+            if rate > 0 and sent % max(1, int(rate / 50)) == 0:
+                delay = start + sent / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if progress is not None and sent % 5000 == 0:
+                progress(5000)
+        if pending:
+            await asyncio.gather(*pending)
+        result.seconds = time.perf_counter() - start
+        result.records = sent
+    return result
+
+
+def mqtt_items(traffic: Traffic, config: Any | None) -> list[tuple[str, bytes]]:
+    filters = {}
+    for family in traffic.records:
+        topic_filter = get_contract(family).mqtt_topic
+        if config is not None:
+            for b in config.bindings:
+                if b.family == family and b.mqtt_topic:
+                    topic_filter = b.mqtt_topic
+                    break
+        filters[family] = topic_filter
+    out = []
+    for fam, key, value in traffic.merged_bytes():
+        out.append((mqtt_topic_for_key(filters[fam], key.decode() if key else None), value))
+    return out
+
+
+def print_expected(traffic: Traffic, out: Any = None) -> None:
+    out = out or sys.stdout
+    print(f"expected alerts ({traffic.scenario}, seed {traffic.seed}, {len(traffic):,} "
+          "events):", file=out)
+    for kind, n in traffic.expected.items():
+        if n:
+            extra = f" (+{traffic.resolved[kind]} resolved)" if traffic.resolved.get(kind) else ""
+            print(f"  {kind:<26} {n:>7,}{extra}", file=out)
+
+
+def main(args: Any) -> int:
+    from .config import KafkaConfig, MqttConfig, load_config
+    from .errors import ConfigError
+
+    config = load_config(args.config) if getattr(args, "config", None) else None
+    try:
+        traffic = generate(args.scenario, args.events, seed=args.seed)
+    except ValueError as exc:
+        print(f"streamproc produce: {exc}", file=sys.stderr)
+        return 2
+    sizes = ", ".join(f"{f} {len(r):,}" for f, r in traffic.records.items())
+    print(f"generated {len(traffic):,} events ({sizes})", file=sys.stderr)
+    if args.to == "files":
+        paths = traffic.write_jsonl(args.out_dir)
+        for path in paths.values():
+            print(f"wrote {path}", file=sys.stderr)
+    elif args.to == "kafka":
+        if args.bootstrap:
+            kcfg = KafkaConfig(bootstrap_servers=args.bootstrap)
+            if config is not None and config.kafka is not None:
+                kcfg = config.kafka
+                kcfg.bootstrap_servers = args.bootstrap
+        elif config is not None and config.kafka is not None:
+            kcfg = config.kafka
+        else:
+            raise ConfigError("no Kafka broker to produce to",
+                              hint="give --bootstrap HOST:PORT, or a config with "
+                                   "kafka.bootstrap_servers, or use --to files")
+        topics = kafka_topics(config, list(traffic.records))
+        items = kafka_items(traffic, topics)
+        result = asyncio.run(produce_kafka(kcfg.client_kwargs(), items, rate=args.rate))
+        print(f"produced {result.records:,} records in {result.seconds:.2f}s "
+              f"({result.rate:,.0f}/s) to {kcfg.bootstrap_servers}: "
+              + ", ".join(f"{t} {n:,}" for t, n in sorted(result.per_topic.items())),
+              file=sys.stderr)
+    else:
+        mcfg = config.mqtt if config is not None and config.mqtt is not None else MqttConfig()
+        if args.bootstrap:
+            host, _, port = args.bootstrap.rpartition(":")
+            mcfg.host, mcfg.port = host or mcfg.host, int(port)
+        items_m = mqtt_items(traffic, config)
+        result = asyncio.run(publish_mqtt(mcfg, items_m, qos=mcfg.qos, rate=args.rate))
+        print(f"published {result.records:,} messages in {result.seconds:.2f}s "
+              f"({result.rate:,.0f}/s) to {mcfg.host}:{mcfg.port} at QoS {mcfg.qos}",
+              file=sys.stderr)
+    print_expected(traffic)
+    return 0
+
+
+__all__ = ["KEY_FIELDS", "ProduceResult", "kafka_items", "kafka_topics", "main", "mqtt_items",
+           "partition_for", "print_expected", "produce_kafka", "publish_mqtt"]
