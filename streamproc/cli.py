@@ -54,8 +54,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--alerts-file", metavar="FILE", default="streamproc-alerts.jsonl",
                    help="where the embedded default also writes alerts, one JSON per line "
                         "(default: ./streamproc-alerts.jsonl)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="processes in one consumer group (default 1)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes in one Kafka consumer group (default: the number of cores "
+                        "with a configured Kafka; 1 for the embedded broker and MQTT-only)")
+    p.add_argument("--kafka-bootstrap", default=None, metavar="HOST:PORT",
+                   help="override kafka.bootstrap_servers of the config")
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--embedded-console", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                    help="serve Prometheus /metrics, /healthz and /readyz on this port")
     p.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDR",

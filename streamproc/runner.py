@@ -38,10 +38,17 @@ def main(args: argparse.Namespace) -> int:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
-    workers = getattr(args, "workers", 1) or 1
-    if workers > 1:
-        from .workers import run_workers
-        return run_workers(args, config)
+    from .workers import default_workers, run_workers
+
+    if args.kafka_bootstrap:
+        if config.kafka is None:
+            config.kafka = KafkaConfig(bootstrap_servers=args.kafka_bootstrap)
+        else:
+            config.kafka.bootstrap_servers = args.kafka_bootstrap
+    if args.worker_index is None:
+        args.workers = args.workers or default_workers(config)
+        if args.workers > 1:
+            return run_workers(args, config)
     return int(runner(run(config, args)))
 
 
@@ -50,6 +57,15 @@ async def run(config: Config, args: argparse.Namespace) -> int:
 
     broker = None
     embedded = config.kafka is None and config.mqtt is None
+    worker = args.worker_index
+    if worker is not None:
+        # each worker keeps its own notification log and local files
+        config.state_dir = config.state_dir / f"worker-{worker}"
+        if config.mqtt is not None and not config.mqtt.shared_group and worker > 0:
+            log.info("worker %d: MQTT bindings run in worker 0 only (set mqtt.shared_group "
+                     "to spread them)", worker)
+            config.bindings = [b for b in config.bindings if b.source != "mqtt"]
+    console = embedded or args.embedded_console
     if embedded:
         from .broker import EmbeddedKafka
 
@@ -60,7 +76,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         log.info("embedded Kafka-compatible broker (Tansu) on %s; it keeps data in memory "
                  "only", broker.bootstrap_servers)
     overrides: dict[str, Any] = {}
-    if embedded:
+    if console:
         # A new user should see an alert within a minute, not after Alertmanager's 30 s wait
         # plus batching: the demo groups briefly.
         overrides = {"group_wait": config.notify.get("group_wait", "2s")}
@@ -72,8 +88,9 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         server = start_http_server(args.metrics_port, args.metrics_host, metrics)
         log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", args.metrics_host,
                  server.port)
-    runtime = Runtime(config, metrics=metrics, alerts_file=args.alerts_file if embedded or args.alerts_file !=
-                      "streamproc-alerts.jsonl" else None, console=embedded,
+    runtime = Runtime(config, metrics=metrics, worker=worker,
+                      alerts_file=args.alerts_file if console or args.alerts_file !=
+                      "streamproc-alerts.jsonl" else None, console=console,
                       max_events=args.max_events, exit_when_idle=args.exit_when_idle,
                       notify_overrides=overrides)
     loop = asyncio.get_running_loop()

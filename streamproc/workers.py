@@ -1,0 +1,133 @@
+"""``streamproc run --workers N``: N processes in one Kafka consumer group.
+
+Kafka is the distributed engine: every worker is an ordinary consumer-group member, so the
+group coordinator spreads the partitions over the workers of one machine and of every other
+machine that runs the same config (same ``group_id``). Each worker owns its partitions' state
+(restored from the changelog when a partition moves, see state.py), and the alert log is read
+by a second group, so each alert is delivered by exactly one worker.
+
+This module only supervises: it starts the workers as child processes, restarts one that
+dies (with backoff), forwards SIGTERM/SIGINT, and waits for them. With the embedded broker it
+starts the broker first and hands its address to the workers.
+
+MQTT bindings: with ``mqtt.shared_group`` set, every worker subscribes to
+``$share/<group>/<filter>`` and the broker splits the messages; without it only worker 0
+subscribes (a plain subscription in N workers would process every message N times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .config import Config
+
+log = logging.getLogger("streamproc.workers")
+
+
+def default_workers(config: Config) -> int:
+    if config.kafka is None:
+        return 1  # embedded demo and MQTT-only: one process
+    return os.cpu_count() or 1
+
+
+def child_argv(args: argparse.Namespace, index: int, bootstrap: str | None) -> list[str]:
+    argv = [sys.executable, "-m", "streamproc.cli", "run", "--workers", "1",
+            "--worker-index", str(index), "--log-level", args.log_level,
+            "--log-format", args.log_format]
+    if args.config:
+        argv += ["-c", args.config]
+    if bootstrap:
+        argv += ["--kafka-bootstrap", bootstrap]
+    if args.alerts_file:
+        argv += ["--alerts-file", args.alerts_file]
+    if args.metrics_port is not None:
+        argv += ["--metrics-port", str(args.metrics_port + index),
+                 "--metrics-host", args.metrics_host]
+    if args.exit_when_idle is not None:
+        argv += ["--exit-when-idle", str(args.exit_when_idle)]
+    if getattr(args, "embedded_console", False):
+        argv += ["--embedded-console"]
+    return argv
+
+
+def run_workers(args: argparse.Namespace, config: Config) -> int:
+    workers = args.workers
+    broker: Any = None
+    bootstrap = args.kafka_bootstrap
+    if config.kafka is None and config.mqtt is None and not bootstrap:
+        import asyncio
+
+        from .broker import EmbeddedKafka
+        from .config import KafkaConfig
+        from .runner import feed_samples
+
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log").start()
+        bootstrap = broker.bootstrap_servers
+        log.info("embedded broker on %s for %d workers", bootstrap, workers)
+        config.kafka = KafkaConfig(bootstrap_servers=bootstrap, embedded=True)
+        if args.demo:
+            from .broker import ensure_topics
+
+            async def prepare() -> int:
+                await ensure_topics(config.kafka.client_kwargs(),  # type: ignore[union-attr]
+                                    {b.topic: 3 for b in config.kafka_bindings if b.topic})
+                return await feed_samples(config)
+
+            log.info("demo: fed %d sample records", asyncio.run(prepare()))
+        args.embedded_console = True
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    restarts: dict[int, float] = {}
+    stopping = False
+
+    def start(i: int) -> None:
+        procs[i] = subprocess.Popen(child_argv(args, i, bootstrap))
+        log.info("worker %d started (pid %d)", i, procs[i].pid)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for i in range(workers):
+        start(i)
+    rc = 0
+    try:
+        while procs:
+            time.sleep(0.2)
+            for i, p in list(procs.items()):
+                code = p.poll()
+                if code is None:
+                    continue
+                if stopping or code == 0:
+                    del procs[i]
+                    rc = rc or code
+                    continue
+                delay = 1.0 if time.monotonic() - restarts.get(i, 0) > 60 else 10.0
+                log.error("worker %d exited with %d; restarting in %.0fs", i, code, delay)
+                restarts[i] = time.monotonic()
+                time.sleep(delay)
+                if not stopping:
+                    start(i)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        if broker is not None:
+            broker.stop()
+    return rc
