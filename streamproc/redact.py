@@ -145,3 +145,62 @@ def redact_text(text: str) -> str:
         text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
     text = _KV_RE.sub(_kv_sub, text)
     return _AUTH_RE.sub(lambda m: f"{m.group(1)} {MASK}", text)
+
+
+def _token_like(part: str) -> bool:
+    """A URL part that is probably a credential: long, or digits mixed with letters."""
+    if len(part) >= 16:
+        return True
+    return len(part) >= 8 and any(c.isdigit() for c in part) and any(c.isalpha() for c in part)
+
+
+def register_url_secrets(url: str) -> None:
+    """Register the credential-looking parts of an Apprise URL (password, user key, a host
+    that is a token, token-like path segments and query values), so they are masked even
+    where a library prints one alone."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return
+    rest, _, query = rest.partition("?")
+    authority, _, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at:
+        user, _, password = userinfo.partition(":")
+        register_secret(urllib.parse.unquote(password))
+        if _token_like(user):
+            register_secret(urllib.parse.unquote(user))
+    hostname = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if hostname and not _plain_host(hostname):
+        register_secret(urllib.parse.unquote(host))
+        for piece in host.split(":"):
+            if _token_like(piece):
+                register_secret(piece)
+    for segment in path.split("/"):
+        segment = urllib.parse.unquote(segment)
+        if _token_like(segment):
+            register_secret(segment)
+    for _key, value in urllib.parse.parse_qsl(query, keep_blank_values=False):
+        if _token_like(value) or _key.lower() in ("token", "key", "apikey", "secret",
+                                                  "password", "pass"):
+            register_secret(value)
+
+
+def register_config_secrets(config: object) -> None:
+    """Register every secret a loaded ``Config`` holds: the Kafka SASL password, the MQTT
+    password and the credential parts of inline notify URLs. Call once after loading the
+    config (and again after a reload)."""
+    kafka = getattr(config, "kafka", None)
+    if kafka is not None:
+        register_secret(getattr(kafka, "sasl_password", None))
+    mqtt = getattr(config, "mqtt", None)
+    if mqtt is not None:
+        register_secret(getattr(mqtt, "password", None))
+    notify = getattr(config, "notify", None) or {}
+    urls = notify.get("urls") or []
+    for entry in [urls] if isinstance(urls, str) else urls:
+        url = entry.get("url") if isinstance(entry, dict) else entry
+        if isinstance(url, str):
+            register_url_secrets(url)
+    fallback = notify.get("fallback")
+    if isinstance(fallback, str) and "://" in fallback:
+        register_url_secrets(fallback)

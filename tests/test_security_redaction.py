@@ -131,3 +131,22 @@ def test_service_name_never_returns_a_token() -> None:
     assert service_name(SLACK_URL) == "slack"
     assert service_name("json") == "json"
     assert service_name("some thing/with:odd chars") == "unknown"
+
+
+def test_config_secrets_are_masked_even_when_a_library_prints_a_token_alone() -> None:
+    from streamproc.config import parse_config_text
+    from streamproc.redact import register_config_secrets
+
+    config = parse_config_text(
+        "mqtt:\n  host: 127.0.0.1\n  username: sp\n  password: Mqtt-Pw-31337\n"
+        "notify:\n"
+        f"  urls:\n    - {SLACK_URL}\n    - {JSON_URL}\n"
+        f"    - {{url: '{TGRAM_URL}', tags: [ops]}}\n")
+    try:
+        register_config_secrets(config)
+        for secret in ("Mqtt-Pw-31337", SLACK_TOKENS[2], JSON_TOKEN, TGRAM_TOKEN):
+            assert secret not in redact_text(f"sending with {secret} now"), secret
+        # ordinary words in the same URLs stay readable
+        assert redact_text("POST /hook to channel alerts") == "POST /hook to channel alerts"
+    finally:
+        clear_secrets()
