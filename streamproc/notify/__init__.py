@@ -1,0 +1,26 @@
+"""notify: deliver alerts through Apprise, as a pipeline of small stages.
+
+    inhibit.py  -> silences.py -> routing.py -> group.py -> dedup.py -> ratelimit.py
+    -> deliver.py -> retry.py -> (fallback) -> deadletter.py        wired in notifier.py
+
+The runtime's whole interface::
+
+    notifier = Notifier.from_config(config.notify, state_dir=config.state_dir,
+                                    alerts_file="alerts.jsonl", console=True,
+                                    dead_letter=produce_to_dlq)
+    await notifier.start()
+    await notifier.submit(alerts)   # returns when the batch is durable: commit offsets then
+    await notifier.close()
+
+See docs/notify.md for the ``notify:`` schema.
+"""
+
+from __future__ import annotations
+
+from .channels import Channel, load_channels, redact_url
+from .notifier import Notifier
+from .routing import DEFAULT_ROUTES, routes_summary
+from .settings import NotifySettings, parse_duration, parse_settings
+
+__all__ = ["DEFAULT_ROUTES", "Channel", "Notifier", "NotifySettings", "load_channels",
+           "parse_duration", "parse_settings", "redact_url", "routes_summary"]

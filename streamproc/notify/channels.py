@@ -1,0 +1,237 @@
+"""Channels: the Apprise services alerts are delivered to, and how they are named safely.
+
+A channel is one Apprise service (one URL) with its tags. Channels come from
+- inline ``notify.urls`` (a string, or ``{url: ..., tags: [...]}``); an inline URL without tags
+  is a *catch-all*: it receives every alert, so the smallest config works;
+- Apprise YAML/TEXT config files named in ``notify.apprise_config`` (tags as Apprise defines
+  them), read with ``apprise.AppriseConfig`` after ``${ENV}`` substitution;
+- the local sinks: the alerts file and the console (plugins.py).
+
+Secrets: a channel's ``id`` is a hash of its URL and its ``name`` is ``redact_url(url)``; only
+those two ever reach logs, errors, metrics or the state directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import apprise
+from apprise.common import NotifyFormat
+
+from ..config import substitute_env
+from ..errors import ConfigError
+from . import plugins
+from .settings import NotifySettings
+
+# Schemas whose "host" is a real network host. For every other schema (slack://TokenA/...,
+# discord://webhook_id/token, tgram://bot_token/...) the host part is often a credential.
+_HOST_SCHEMAS = {
+    "json", "jsons", "form", "forms", "xml", "xmls", "http", "https", "mailto", "mailtos",
+    "ntfy", "ntfys", "gotify", "gotifys", "mqtt", "mqtts", "syslog", "rsyslog", "matrix",
+    "matrixs", "mmost", "mmosts", "rocket", "rockets", "apprise", "apprises", "nctalk",
+    "nctalks", "ncloud", "nclouds", "xmpp", "xmpps", "kodi", "kodis", "growl", "signal",
+    "signals", "smtp", "smtps",
+}
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` and nothing else; ``scheme://***`` when the host may be secret.
+
+    Users, passwords, paths, queries and tokens are dropped. Safe for logs, errors, metrics.
+    """
+    try:
+        parts = urlsplit(str(url).strip())
+        scheme = (parts.scheme or "").lower()
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "***"
+    if not scheme or not re.fullmatch(r"[a-z][a-z0-9+.]*", scheme):
+        return "***"
+    if scheme in (plugins.FILE_SCHEMA, plugins.CONSOLE_SCHEMA):
+        return f"{scheme}://"
+    if scheme not in _HOST_SCHEMAS or not _looks_like_host(host):
+        return f"{scheme}://***"
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def _looks_like_host(host: str) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(_HOSTNAME.match(host))
+
+
+@dataclass(slots=True, eq=False)
+class Channel:
+    id: str  # stable across restarts: the notification log and outbox are keyed by it
+    name: str  # redacted, for humans and metrics
+    service_name: str  # Apprise's name of the service ("JSON", "Slack", ...)
+    tags: frozenset[str]
+    service: Any  # the Apprise NotifyBase instance
+    catch_all: bool = False
+    internal: bool = False  # only a fallback target; routing never selects it
+    fmt: str = "markdown"  # markdown | text | html | jsonl
+    rate: float = 1.0
+    burst: int = 5
+    max_in_flight: int = 8
+    timeout: float = 10.0
+    group_wait: float | None = None  # None: the global setting
+    group_interval: float | None = None
+    max_body_len: int = 4000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _channel_id(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
+def _service_url(service: Any) -> str:
+    # Custom @notify plugins render url() without their path/query; their original URL is
+    # kept in _default_args. Built-in services round-trip through url().
+    default_args = getattr(service, "_default_args", None)
+    if isinstance(default_args, dict) and default_args.get("url"):
+        return str(default_args["url"])
+    return str(service.url())
+
+
+def _format_for(service: Any, url: str) -> str:
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == plugins.FILE_SCHEMA:
+        return "jsonl"
+    if scheme == plugins.CONSOLE_SCHEMA:
+        return "text"
+    fmt = getattr(service, "notify_format", NotifyFormat.MARKDOWN)
+    if isinstance(fmt, tuple | list | set):
+        return "markdown" if NotifyFormat.MARKDOWN in fmt else str(next(iter(fmt)).value)
+    return str(getattr(fmt, "value", fmt))
+
+
+def _make(url: str, service: Any, tags: Iterable[str], settings: NotifySettings, *,
+          catch_all: bool = False, internal: bool = False) -> Channel:
+    ch = Channel(
+        id=_channel_id(url), name=redact_url(url), service_name=str(service.service_name),
+        tags=frozenset(str(t) for t in tags), service=service, catch_all=catch_all,
+        internal=internal, fmt=_format_for(service, url), rate=settings.rate,
+        burst=settings.burst, max_in_flight=settings.max_in_flight, timeout=settings.timeout,
+        max_body_len=min(settings.max_body_len, int(getattr(service, "body_maxlen", 0) or
+                                                    settings.max_body_len)),
+    )
+    # Apprise's own per-instance throttle would serialise our concurrent sends; the rate
+    # limit stage owns pacing. Services with a documented API limit (Slack 1.2 s) keep theirs.
+    if url.split("://", 1)[0].lower() in (plugins.FILE_SCHEMA, plugins.CONSOLE_SCHEMA):
+        service.request_rate_per_sec = 0
+    return ch
+
+
+def _instantiate(url: str, where: str) -> Any:
+    service = apprise.Apprise.instantiate(url)
+    if service is None:
+        raise ConfigError(f"{where}: Apprise cannot load the URL {redact_url(url)}",
+                          hint="check the URL syntax for that service in the Apprise wiki")
+    return service
+
+
+def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
+    """``notify.channels: {TAG-or-NAME: {rate: 5, burst: 20, timeout: 5s, ...}}``."""
+    from .settings import parse_duration
+
+    for selector, over in settings.channel_overrides.items():
+        if selector not in ch.tags and selector not in (ch.name, ch.id, ch.service_name):
+            continue
+        where = f"notify.channels.{selector}"
+        if "rate" in over:
+            ch.rate = float(over["rate"])
+        for key in ("burst", "max_in_flight"):
+            if key in over:
+                setattr(ch, key, max(1, int(over[key])))
+        for key in ("timeout", "group_wait", "group_interval"):
+            if key in over:
+                setattr(ch, key, parse_duration(over[key], where=f"{where}.{key}"))
+
+
+def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
+                  console: bool = False) -> tuple[list[Channel], list[Channel]]:
+    """All channels, and the fallback channels (possibly also among the first list)."""
+    channels: list[Channel] = []
+    for i, entry in enumerate(settings.urls):
+        where = f"notify.urls[{i}]"
+        if isinstance(entry, dict):
+            url = entry.get("url")
+            tags = entry.get("tags") or entry.get("tag") or []
+            if isinstance(tags, str):
+                tags = [t.strip() for t in tags.split(",") if t.strip()]
+        else:
+            url, tags = entry, []
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigError(f"{where}: expected an Apprise URL like json://host/path",
+                              hint="or {url: ..., tags: [...]}")
+        url = substitute_env(url, file=None)
+        service = _instantiate(url, where)
+        channels.append(_make(url, service, tags, settings, catch_all=not tags))
+    for path_text in settings.apprise_config:
+        path = Path(path_text)
+        if not path.is_absolute():
+            path = settings.base_dir / path
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"notify.apprise_config: cannot read {path}: {exc.strerror}",
+                              hint="give a path relative to the working directory") from None
+        text = substitute_env(text, file=str(path))
+        ac = apprise.AppriseConfig()
+        if not ac.add_config(text) or not ac.services():
+            raise ConfigError(f"{path}: Apprise found no usable URL in this config",
+                              hint="see https://github.com/caronc/apprise/wiki/config")
+        for service in ac.services():
+            url = _service_url(service)
+            channels.append(_make(url, service, [str(t) for t in service.tags], settings))
+    if alerts_file:
+        url = plugins.file_url(alerts_file)
+        ch = _make(url, _instantiate(url, "alerts_file"), ["alerts-file"], settings,
+                   catch_all=True)
+        ch.rate, ch.group_wait, ch.group_interval, ch.max_in_flight = 0.0, 0.0, 0.0, 1
+        channels.append(ch)
+    if console:
+        url = plugins.console_url()
+        ch = _make(url, _instantiate(url, "console"), ["console"], settings, catch_all=True)
+        ch.rate, ch.max_in_flight = 0.0, 1
+        ch.group_wait = ch.group_interval = settings.console_group_wait
+        channels.append(ch)
+    fallbacks: list[Channel] = []
+    if settings.fallback:
+        fb = str(settings.fallback)
+        if "://" in fb:
+            fb = substitute_env(fb)
+            ch = _make(fb, _instantiate(fb, "notify.fallback"), ["fallback"], settings,
+                       internal=True)
+            channels.append(ch)
+            fallbacks.append(ch)
+        else:
+            fallbacks = [c for c in channels if fb in c.tags]
+            if not fallbacks:
+                raise ConfigError(f"notify.fallback: no channel has the tag {fb!r}",
+                                  hint="give a URL, or a tag used in your Apprise config")
+    seen: dict[str, Channel] = {}
+    for ch in channels:
+        _apply_overrides(ch, settings)
+        if ch.id in seen:  # the same URL twice: one channel with the union of the tags
+            seen[ch.id].tags = seen[ch.id].tags | ch.tags
+            seen[ch.id].catch_all |= ch.catch_all
+            continue
+        seen[ch.id] = ch
+    fallback_ids = {c.id for c in fallbacks}
+    return list(seen.values()), [seen[i] for i in fallback_ids]

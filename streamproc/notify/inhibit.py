@@ -1,0 +1,121 @@
+"""Inhibition: a firing alert mutes others that share its key. Stage 1 of notify.
+
+Default rule: a firing ``critical`` alert mutes alerts of lower severity with the same alert
+key (e.g. the same host, or the same user and IP), for ``inhibit_ttl`` (1 h) or until the
+critical one resolves. Rules are configurable:
+
+    inhibit_rules:
+      - source: {severity: critical, status: firing}    # LABEL: VALUE, "~REGEX" for a regex
+        target: {severity: "~info|low|medium|high"}
+        equal: [key]            # label names that must be equal; "key" = the whole alert key
+
+Targets are checked on arrival and again when their group flushes, so a critical that comes
+a few seconds after a warning (inside group_wait) still mutes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..alerts import Alert
+from ..errors import ConfigError
+from .routing import Matcher
+from .silences import match_labels
+from .store import Tx
+
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {"source": {"severity": "critical", "status": "firing"},
+     "target": {"severity": "~info|low|medium|high"}, "equal": ["key"]},
+]
+
+
+@dataclass(slots=True)
+class InhibitRule:
+    source: dict[str, Matcher]
+    target: dict[str, Matcher]
+    equal: tuple[str, ...]
+
+    @staticmethod
+    def _ok(matchers: dict[str, Matcher], labels: dict[str, str]) -> bool:
+        return all(m(labels.get(k)) for k, m in matchers.items())
+
+    def is_source(self, labels: dict[str, str]) -> bool:
+        return self._ok(self.source, labels)
+
+    def is_target(self, labels: dict[str, str]) -> bool:
+        return self._ok(self.target, labels)
+
+    def eq_hash(self, alert: Alert, labels: dict[str, str]) -> str:
+        parts = [alert.key if name == "key" else labels.get(name) for name in self.equal]
+        return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS,
+                                           default=str)).hexdigest()[:20]
+
+
+def parse_rules(rules: list[dict[str, Any]] | None) -> list[InhibitRule]:
+    out = []
+    for i, r in enumerate(DEFAULT_RULES if rules is None else rules):
+        where = f"notify.inhibit_rules[{i}]"
+        if not isinstance(r, dict) or "source" not in r or "target" not in r:
+            raise ConfigError(f"{where}: needs source and target matchers",
+                              hint="e.g. {source: {severity: critical}, target: "
+                                   "{severity: high}, equal: [key]}")
+        out.append(InhibitRule(
+            source={str(k): Matcher(v, f"{where}.source.{k}") for k, v in r["source"].items()},
+            target={str(k): Matcher(v, f"{where}.target.{k}") for k, v in r["target"].items()},
+            equal=tuple(str(e) for e in (r.get("equal") or ["key"])),
+        ))
+    return out
+
+
+class Inhibitor:
+    """Stage: drop alerts muted by a firing source alert; remember new sources (durably)."""
+
+    def __init__(self, db: sqlite3.Connection, rules: list[InhibitRule], ttl: float) -> None:
+        self.db = db
+        self.rules = rules
+        self.ttl = ttl
+
+    def observe(self, alerts: list[Alert], now: float) -> None:
+        """Record firing sources and forget resolved ones. Call inside a transaction or not."""
+        for a in alerts:
+            labels = match_labels(a)
+            for idx, rule in enumerate(self.rules):
+                if a.status == "resolved":
+                    self.db.execute("DELETE FROM inhibitors WHERE fp = ?", (a.fingerprint,))
+                    break
+                if rule.is_source(labels):
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO inhibitors VALUES (?,?,?,?,?)",
+                        (a.fingerprint, idx, rule.eq_hash(a, labels), 0, now + self.ttl))
+
+    def inhibited(self, alert: Alert, now: float) -> bool:
+        labels = match_labels(alert)
+        for idx, rule in enumerate(self.rules):
+            if not rule.is_target(labels):
+                continue
+            row = self.db.execute(
+                "SELECT 1 FROM inhibitors WHERE rule = ? AND eq = ? AND expires > ? AND fp != ?"
+                " LIMIT 1", (idx, rule.eq_hash(alert, labels), now, alert.fingerprint)).fetchone()
+            if row:
+                return True
+        return False
+
+    def exec(self, alerts: list[Alert], now: float) -> tuple[list[Alert], list[Alert]]:
+        """Stage: (alerts to pass on, inhibited alerts). Sources in the batch count first."""
+        if not self.rules:
+            return alerts, []
+        self.observe(alerts, now)
+        kept: list[Alert] = []
+        muted: list[Alert] = []
+        for a in alerts:
+            (muted if self.inhibited(a, now) else kept).append(a)
+        return kept, muted
+
+    def prune(self, now: float) -> None:
+        with Tx(self.db) as db:
+            db.execute("DELETE FROM inhibitors WHERE expires <= ?", (now,))

@@ -1,0 +1,476 @@
+"""The Notifier: the notify stages wired in order, Alertmanager-style.
+
+    submit(batch) ──► inhibit ─► silence ─► route ─► dedup (early) ─► group   [one SQLite tx]
+                                                                        │  (durable: submit
+                                                                        │   returns here)
+    flush loop  ◄── group timers due ───────────────────────────────────┘
+        └─► inhibit (again) ─► dedup (nlog: queued) ─► outbox               [one SQLite tx]
+    one worker per channel:
+        outbox ─► rate limit (token bucket, digest) ─► deliver (own threads, timeout)
+              ─► ok: nlog sent | 429: pause channel | error: retry with backoff
+              ─► exhausted: fallback channel ─► exhausted again: dead letters
+
+Every stage is a small object in its own module with an ``exec``-like method that a test can
+drive alone; this module only decides the order and owns the asyncio tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..alerts import Alert
+from .channels import Channel, load_channels
+from .deadletter import DeadLetterCallback, DeadLetters
+from .dedup import Dedup
+from .deliver import ChannelSender, SendResult
+from .group import Grouper
+from .inhibit import Inhibitor, parse_rules
+from .outbox import Outbox, OutboxRow
+from .ratelimit import TokenBucket, plan
+from .retry import RetryPolicy
+from .routing import Router, build_routes
+from .settings import NotifySettings, parse_settings
+from .silences import SilenceStore
+from .store import Tx, open_db
+from .templates import Message, Renderer
+
+log = logging.getLogger("streamproc.notify")
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
+    """Wait for ``event`` at most ``timeout`` seconds.
+
+    ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11 ``wait_for`` can swallow a
+    cancellation that races with the event being set, and close() then hangs.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(None if timeout is None else max(0.0, timeout)):
+            await event.wait()
+
+
+class ChannelWorker:
+    """Rate limit -> deliver -> retry -> fallback -> dead-letter, for one channel."""
+
+    def __init__(self, notifier: Notifier, channel: Channel) -> None:
+        self.n = notifier
+        self.channel = channel
+        self.bucket = TokenBucket(channel.rate, channel.burst)
+        self.sender = ChannelSender(channel)
+        self.in_flight: set[int] = set()
+        self.paused_until = 0.0
+        self.failures = 0  # consecutive failed sends
+        self.wake_event = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.is_fallback = False
+
+    def wake(self) -> None:
+        self.wake_event.set()
+
+    async def _sleep(self, seconds: float | None) -> None:
+        await wait_event(self.wake_event, seconds)
+
+    async def run(self) -> None:
+        n, ch = self.n, self.channel
+        digest_max = n.settings.digest_max
+        while True:
+            self.wake_event.clear()
+            now = n.clock()
+            if self.paused_until > now:
+                await self._sleep(min(self.paused_until - now, 5.0))
+                continue
+            free = self.sender.free
+            if free <= 0:
+                await self._sleep(1.0)
+                continue
+            tokens = self.bucket.available(now)
+            if tokens < 1:
+                await self._sleep(self.bucket.wait_time(now))
+                continue
+            unlimited = self.bucket.unlimited
+            limit = free if unlimited else min(tokens, free) + digest_max
+            rows = n.outbox.due(ch.id, now, exclude=self.in_flight, limit=limit)
+            if not rows:
+                nxt = n.outbox.next_due(ch.id, exclude=self.in_flight)
+                await self._sleep(None if nxt is None else min(max(0.005, nxt - now), 5.0))
+                continue
+            units = ([range(i, i + 1) for i in range(len(rows))] if unlimited
+                     else plan(len(rows), tokens, digest_max=digest_max))
+            for unit in units[:free]:
+                batch = [rows[i] for i in unit]
+                self.bucket.take(now)
+                self.in_flight.update(r.id for r in batch)
+                task = asyncio.create_task(self._deliver(batch))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            await asyncio.sleep(0)
+
+    def _render(self, batch: list[OutboxRow]) -> tuple[Message, list[list[Alert]]]:
+        groups = [r.alerts for r in batch]
+        r, ch = self.n.renderer, self.channel
+        if len(batch) == 1:
+            return r.render_group(groups[0], ch.fmt, ch.max_body_len), groups
+        self.n.counters["digests"] += 1
+        return r.render_digest(groups, ch.fmt, ch.max_body_len), groups
+
+    async def _deliver(self, batch: list[OutboxRow]) -> None:
+        n = self.n
+        try:
+            msg, groups = self._render(batch)
+            result = await self.sender.send(msg)
+            await self._record(batch, groups, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let one message kill the channel; it stays in the outbox
+            log.exception("notify: unexpected error delivering to %s", self.channel.name)
+            with Tx(n.db):
+                for r in batch:
+                    n.outbox.failed(r, error="internal error", next_at=n.clock() + 5.0)
+        finally:
+            self.in_flight.difference_update(r.id for r in batch)
+            self.wake()
+
+    async def _record(self, batch: list[OutboxRow], groups: list[list[Alert]],
+                      result: SendResult) -> None:
+        n, ch = self.n, self.channel
+        now = n.clock()
+        alerts_n = sum(len(g) for g in groups)
+        if result.ok:
+            self.failures = 0
+            with Tx(n.db):
+                for r, g in zip(batch, groups, strict=True):
+                    n.dedup.mark(r.home, [(a.fingerprint, a.status) for a in g],
+                                 "fallback" if r.origin else "sent", now)
+                n.outbox.remove(r.id for r in batch)
+            n.counters["messages_sent"] += 1
+            n.counters["alerts_delivered"] += alerts_n
+            n.channel_counters[ch.name]["sent"] += 1
+            return
+        n.counters["send_failures"] += 1
+        n.channel_counters[ch.name]["failed"] += 1
+        if result.status == 429:
+            n.counters["rate_limited"] += 1
+            pause = (result.retry_after if result.retry_after is not None
+                     else n.retry.delay(self.failures + 1))
+            self.paused_until = max(self.paused_until, now + pause)
+            self.bucket.drain(now)
+            log.warning("notify: %s answered 429; pausing it for %.1fs", ch.name, pause)
+            exhausted = []
+            with Tx(n.db):
+                for r in batch:
+                    n.outbox.failed(r, error="HTTP 429 (rate limited)",
+                                    next_at=self.paused_until, count=False)
+                    if now - r.created >= n.settings.retry.max_age:
+                        exhausted.append(r)
+            await n.give_up(exhausted, "HTTP 429 (rate limited)", attempts_extra=0)
+            return
+        self.failures += 1
+        delay = n.retry.delay(self.failures)
+        self.paused_until = max(self.paused_until, now + delay)
+        log.warning("notify: delivery to %s failed (%s); retrying in %.1fs", ch.name,
+                    result.error, delay)
+        exhausted = []
+        with Tx(n.db):
+            for r in batch:
+                n.outbox.failed(r, error=result.error, next_at=now + delay)
+                if n.retry.exhausted(r.attempts + 1, r.created, now):
+                    exhausted.append(r)
+        await n.give_up(exhausted, result.error, attempts_extra=1)
+
+
+class Notifier:
+    """Deliver alerts through Apprise with no alert lost and none sent twice.
+
+    Contract with the runtime: ``submit(batch)`` returns once every alert of the batch is
+    durable in ``state_dir/notify.db`` (or deliberately dropped: silenced, inhibited,
+    duplicate, unrouted); the runtime may then commit its alert-log offsets.
+    """
+
+    def __init__(self, settings: NotifySettings, channels: list[Channel],
+                 fallbacks: list[Channel], *, state_dir: Path,
+                 dead_letter: DeadLetterCallback | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.channels: dict[str, Channel] = {c.id: c for c in channels}
+        self.fallbacks = fallbacks
+        self.state_dir = Path(state_dir)
+        self.clock = clock
+        self.counters: Counter[str] = Counter()
+        self.channel_counters: dict[str, Counter[str]] = {c.name: Counter() for c in channels}
+        self.renderer = Renderer(settings.templates, max_value_len=settings.max_value_len,
+                                 max_title_len=settings.max_title_len,
+                                 max_body_len=settings.max_body_len,
+                                 max_group_items=settings.max_group_items)
+        self.router = Router(build_routes(settings.routes, defaults=settings.default_routes),
+                             channels)
+        self.retry = RetryPolicy(settings.retry)
+        self.dead = DeadLetters(self.state_dir, dead_letter)
+        self._inhibit_rules = parse_rules(settings.inhibit_rules)
+        self.workers: dict[str, ChannelWorker] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_wake: asyncio.Event | None = None
+        self._backlog = (0, 0.0)
+        self._started = False
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, notify_cfg: dict[str, Any] | None, *, state_dir: Path,
+                    alerts_file: str | None = None, console: bool = False,
+                    dead_letter: DeadLetterCallback | None = None,
+                    clock: Callable[[], float] = time.time) -> Notifier:
+        settings = parse_settings(notify_cfg)
+        channels, fallbacks = load_channels(settings, alerts_file=alerts_file, console=console)
+        if not channels:
+            log.warning("notify: no channels configured; alerts are kept only in the "
+                        "dead-letter file. Add notify.urls to your config.")
+        return cls(settings, channels, fallbacks, state_dir=Path(state_dir),
+                   dead_letter=dead_letter, clock=clock)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _timers(self, channel_id: str) -> tuple[float, float]:
+        s = self.settings
+        ch = self.channels.get(channel_id)
+        wait = ch.group_wait if ch is not None and ch.group_wait is not None else s.group_wait
+        interval = (ch.group_interval if ch is not None and ch.group_interval is not None
+                    else s.group_interval)
+        return wait, interval
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        s = self.settings
+        self.db = open_db(self.state_dir)
+        self.silences = SilenceStore(self.db)
+        self.inhibitor = Inhibitor(self.db, self._inhibit_rules, s.inhibit_ttl)
+        self.grouper = Grouper(self.db, group_by=s.group_by, group_wait=s.group_wait,
+                               group_interval=s.group_interval, channel_timers=self._timers)
+        self.dedup = Dedup(self.db, repeat_interval=s.repeat_interval)
+        self.outbox = Outbox(self.db)
+        with Tx(self.db):
+            self.grouper.apply_timers(self.channels)
+        self._flush_wake = asyncio.Event()
+        for ch in self.channels.values():
+            w = ChannelWorker(self, ch)
+            w.is_fallback = ch in self.fallbacks
+            self.workers[ch.id] = w
+        await self._adopt_orphans()
+        self._tasks.append(asyncio.create_task(self._flush_loop(), name="notify-flush"))
+        self._tasks.append(asyncio.create_task(self._maintenance(), name="notify-maint"))
+        for w in self.workers.values():
+            self._tasks.append(asyncio.create_task(w.run(), name=f"notify-{w.channel.id}"))
+
+    async def _adopt_orphans(self) -> None:
+        """Outbox rows of channels removed from the config: fallback, else dead letters."""
+        for cid in self.outbox.channels() - set(self.channels):
+            rows = self.outbox.due(cid, float("inf"), limit=1 << 30)
+            await self.give_up(rows, "channel no longer configured", attempts_extra=0)
+
+    async def close(self) -> None:
+        """Flush what can be flushed within ``close_timeout``; everything else stays on disk."""
+        if not self._started or self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + self.settings.close_timeout
+        try:
+            if self.settings.flush_on_close:
+                with Tx(self.db):
+                    self.grouper.flush_all(self.clock())
+                assert self._flush_wake is not None
+                self._flush_wake.set()
+                while time.monotonic() < deadline and self.grouper.due(self.clock(), 1):
+                    await asyncio.sleep(0.02)
+            while time.monotonic() < deadline and self._deliverable_now():
+                await asyncio.sleep(0.02)
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            for w in self.workers.values():
+                for t in list(w.tasks):
+                    t.cancel()
+            await asyncio.gather(*self._tasks, *(t for w in self.workers.values()
+                                                 for t in w.tasks), return_exceptions=True)
+            for w in self.workers.values():
+                w.sender.close()
+            self.db.close()
+
+    def _deliverable_now(self) -> bool:
+        now = self.clock()
+        for w in self.workers.values():
+            if w.in_flight:
+                return True
+            if w.paused_until > now:
+                continue
+            nxt = self.outbox.next_due(w.channel.id)
+            if nxt is not None and nxt <= now + 0.5:
+                return True
+        return False
+
+    # -- ingest -----------------------------------------------------------------------------
+    async def submit(self, alerts: list[Alert]) -> None:
+        """Run the ingest stages and persist the batch; returns when it is durable."""
+        if not self._started:
+            await self.start()
+        if not alerts:
+            return
+        await self._wait_for_room()
+        now = self.clock()
+        c = self.counters
+        with Tx(self.db):
+            c["received"] += len(alerts)
+            kept, inhibited = self.inhibitor.exec(list(alerts), now)
+            kept, silenced = self.silences.exec(kept, now)
+            c["inhibited"] += len(inhibited)
+            c["silenced"] += len(silenced)
+            for a in kept:
+                channels = self._channels_for(a)
+                if not channels:
+                    c["unrouted"] += 1
+                    log.warning("notify: no channel for %s/%s (tags %s); add a channel with one"
+                                " of these tags or a catch-all URL", a.kind, a.severity,
+                                ",".join(self.router.tags_for(a)) or "none")
+                    continue
+                for ch in channels:
+                    if self.dedup.seen(ch.id, a, now):
+                        c["deduplicated"] += 1
+                    elif self.grouper.add(a, ch.id, now):
+                        c["grouped"] += 1
+        assert self._flush_wake is not None
+        self._flush_wake.set()
+
+    def _channels_for(self, alert: Alert) -> list[Channel]:
+        if alert.status == "resolved":  # follow the firing alert, wherever it went
+            prior = set(self.dedup.channels_of(alert.fingerprint, "firing"))
+            prior.update(self.grouper.waiting_for(alert.fingerprint, "firing"))
+            known = [self.channels[c] for c in prior if c in self.channels]
+            if known:
+                return known
+        return self.router.route(alert)
+
+    async def _wait_for_room(self) -> None:
+        """Backpressure: with max_backlog rows waiting on disk, hold the caller (and so the
+        alert-log commit) until channels drain; the backlog then waits in the alert log."""
+        while True:
+            count, at = self._backlog
+            mono = time.monotonic()
+            if mono - at > 1.0:
+                count = self.outbox.count() + int(self.db.execute(
+                    "SELECT COUNT(*) FROM group_members").fetchone()[0])
+                self._backlog = (count, mono)
+            if count < self.settings.max_backlog or self._closed:
+                return
+            self.counters["backpressure_waits"] += 1
+            await asyncio.sleep(0.5)
+
+    # -- group flush ------------------------------------------------------------------------
+    async def _flush_loop(self) -> None:
+        assert self._flush_wake is not None
+        while True:
+            self._flush_wake.clear()
+            now = self.clock()
+            due = self.grouper.due(now)
+            if due:
+                self._flush(due, now)
+                await asyncio.sleep(0)
+                continue
+            nxt = self.grouper.next_due()
+            timeout = 5.0 if nxt is None else min(5.0, max(0.001, nxt - now))
+            await wait_event(self._flush_wake, timeout)
+
+    def _flush(self, due: list[tuple[str, str]], now: float) -> None:
+        touched: set[str] = set()
+        c = self.counters
+        with Tx(self.db):
+            for cid, gkey in due:
+                alerts = self.grouper.take(cid, gkey, now)
+                kept = [a for a in alerts if not self.inhibitor.inhibited(a, now)]
+                c["inhibited"] += len(alerts) - len(kept)
+                fresh, dupes = self.dedup.exec(cid, kept, now)
+                c["deduplicated"] += len(dupes)
+                if not fresh:
+                    continue
+                target = cid if cid in self.channels else (
+                    self.fallbacks[0].id if self.fallbacks else None)
+                if target is None:  # channel removed and no fallback: handled by orphans
+                    self.outbox.enqueue(cid, gkey, fresh, now)
+                    continue
+                self.outbox.enqueue(target, gkey, fresh, now,
+                                    origin=None if target == cid else cid)
+                c["messages_queued"] += 1
+                touched.add(target)
+        for cid in touched:
+            self.workers[cid].wake()
+
+    # -- giving up --------------------------------------------------------------------------
+    async def give_up(self, rows: list[OutboxRow], error: str, *, attempts_extra: int) -> None:
+        """Rows that exhausted their channel: to the fallback once, then to the dead letters."""
+        if not rows:
+            return
+        now = self.clock()
+        dead: list[OutboxRow] = []
+        moved: set[str] = set()
+        with Tx(self.db):
+            for r in rows:
+                fb = next((f for f in self.fallbacks if f.id != r.channel), None)
+                if r.origin is None and fb is not None:
+                    self.outbox.move(r, fb.id, now)
+                    self.counters["fallback"] += 1
+                    moved.add(fb.id)
+                    log.warning("notify: %s gave up on a message after %d attempt(s) (%s); "
+                                "sending it to the fallback %s", self._name(r.channel),
+                                r.attempts + attempts_extra, error, fb.name)
+                else:
+                    dead.append(r)
+        for cid in moved:
+            self.workers[cid].wake()
+        if not dead:
+            return
+        records = [{"failed_at": now, "channel": self._name(r.home),
+                    "last_channel": self._name(r.channel), "attempts": r.attempts +
+                    attempts_extra, "error": error, "alerts": [a.to_dict() for a in r.alerts]}
+                   for r in dead]
+        # Write the dead letters before forgetting the rows: a crash in between duplicates a
+        # dead letter, never loses one.
+        await self.dead.write(records)
+        with Tx(self.db):
+            for r in dead:
+                self.dedup.mark(r.home, [(a.fingerprint, a.status) for a in r.alerts], "dead",
+                                now)
+            self.outbox.remove(r.id for r in dead)
+        self.counters["dead_lettered"] += sum(len(r["alerts"]) for r in records)
+        log.error("notify: %d message(s) for %s dead-lettered (%s)", len(dead),
+                  self._name(dead[0].home), error)
+
+    def _name(self, channel_id: str) -> str:
+        ch = self.channels.get(channel_id)
+        return ch.name if ch else f"removed channel {channel_id}"
+
+    # -- housekeeping -----------------------------------------------------------------------
+    async def _maintenance(self) -> None:
+        while True:
+            await asyncio.sleep(60.0)
+            now = self.clock()
+            with Tx(self.db):
+                self.grouper.gc(now)
+                self.dedup.prune(now, self.settings.nlog_retention)
+            self.inhibitor.prune(now)
+            self.silences.prune(now)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for metrics: totals, and per channel (redacted names only)."""
+        out: dict[str, Any] = dict(self.counters)
+        out["channels"] = {}
+        for w in self.workers.values():
+            name = w.channel.name
+            out["channels"][name] = {
+                **self.channel_counters.get(name, {}),
+                "queued": self.outbox.count(w.channel.id) if self._started and not
+                self._closed else 0,
+                "paused": w.paused_until > self.clock(), "in_flight": len(w.in_flight)}
+        return out

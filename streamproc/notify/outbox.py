@@ -1,0 +1,94 @@
+"""The outbox: messages (one per flushed group) waiting for delivery on one channel.
+
+A row holds the group's alerts, not rendered text, so a digest can re-render several rows
+and a template change applies to what is still queued. Rows leave the outbox only in the
+same transaction that records their fate in the notification log (sent / fallback / dead).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..alerts import Alert
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    id: int
+    channel: str
+    gkey: str
+    created: float
+    attempts: int
+    next_at: float
+    last_error: str
+    origin: str | None  # the channel it was meant for, when now on the fallback
+    payload: bytes = field(repr=False)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [Alert.from_dict(d) for d in orjson.loads(self.payload)]
+
+    @property
+    def home(self) -> str:
+        """The channel the notification log entries belong to."""
+        return self.origin or self.channel
+
+
+_COLS = "id, channel, gkey, created, attempts, next_at, last_error, origin, members"
+
+
+class Outbox:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def enqueue(self, channel: str, gkey: str, alerts: list[Alert], now: float,
+                origin: str | None = None) -> int:
+        payload = orjson.dumps([a.to_dict() for a in alerts], default=str)
+        cur = self.db.execute(
+            "INSERT INTO outbox (channel, gkey, created, attempts, next_at, last_error, origin,"
+            " members) VALUES (?,?,?,0,?,'',?,?)", (channel, gkey, now, now, origin, payload))
+        return int(cur.lastrowid or 0)
+
+    def due(self, channel: str, now: float, *, exclude: Iterable[int] = (),
+            limit: int = 100) -> list[OutboxRow]:
+        skip = set(exclude)
+        rows = self.db.execute(
+            f"SELECT {_COLS} FROM outbox WHERE channel=? AND next_at<=? ORDER BY id LIMIT ?",
+            (channel, now, limit + len(skip))).fetchall()
+        return [OutboxRow(*r) for r in rows if r[0] not in skip][:limit]
+
+    def next_due(self, channel: str, *, exclude: Iterable[int] = ()) -> float | None:
+        skip = list(exclude)
+        if skip:
+            marks = ",".join("?" * len(skip))
+            row = self.db.execute(f"SELECT MIN(next_at) FROM outbox WHERE channel=? AND id NOT"
+                                  f" IN ({marks})", (channel, *skip)).fetchone()
+        else:
+            row = self.db.execute("SELECT MIN(next_at) FROM outbox WHERE channel=?",
+                                  (channel,)).fetchone()
+        return None if row is None else row[0]
+
+    def remove(self, ids: Iterable[int]) -> None:
+        self.db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])
+
+    def failed(self, row: OutboxRow, *, error: str, next_at: float, count: bool = True) -> None:
+        self.db.execute("UPDATE outbox SET attempts=attempts+?, next_at=?, last_error=? "
+                        "WHERE id=?", (1 if count else 0, next_at, error[:500], row.id))
+
+    def move(self, row: OutboxRow, channel: str, now: float) -> None:
+        """Hand a row to the fallback channel: attempts and age start again there."""
+        self.db.execute("UPDATE outbox SET channel=?, origin=?, attempts=0, created=?, next_at=?"
+                        " WHERE id=?", (channel, row.home, now, now, row.id))
+
+    def channels(self) -> set[str]:
+        return {c for (c,) in self.db.execute("SELECT DISTINCT channel FROM outbox")}
+
+    def count(self, channel: str | None = None) -> int:
+        if channel is None:
+            return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE channel=?",
+                                   (channel,)).fetchone()[0])

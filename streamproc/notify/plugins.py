@@ -1,0 +1,62 @@
+"""Two local Apprise services, registered with Apprise's ``@notify`` decorator.
+
+- ``streamprocfile://alerts/?path=%2Fabs%2Ffile.jsonl`` appends the body (one JSON alert per
+  line; the channel renders ``jsonl`` for this schema) to a file.
+- ``streamprocconsole://stdout/`` prints a readable message to stdout.
+
+They are ordinary Apprise services, so they travel the same pipeline as Slack or e-mail
+(dedup, retry, dead-letter); nothing in the pipeline knows them by name except the renderer
+choice in channels.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from apprise.decorators import notify
+
+FILE_SCHEMA = "streamprocfile"  # Apprise schemas cannot contain "-"
+CONSOLE_SCHEMA = "streamprocconsole"
+_file_lock = threading.Lock()
+_console_lock = threading.Lock()
+
+
+def file_url(path: str | os.PathLike[str]) -> str:
+    return f"{FILE_SCHEMA}://alerts/?path={quote(str(Path(path).resolve()), safe='')}"
+
+
+def console_url() -> str:
+    return f"{CONSOLE_SCHEMA}://stdout/"
+
+
+@notify(on=FILE_SCHEMA, name="streamproc alerts file")
+def _write_file(body: str, title: str, notify_type: str, meta: dict[str, Any],
+                *args: Any, **kwargs: Any) -> bool:
+    path = (meta.get("qsd") or {}).get("path")
+    if not path:
+        return False
+    data = body if body.endswith("\n") else body + "\n"
+    with _file_lock:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            # fsync: the notification log will say "sent"; the file must then hold it.
+            os.fsync(fh.fileno())
+    return True
+
+
+@notify(on=CONSOLE_SCHEMA, name="streamproc console")
+def _print_console(body: str, title: str, notify_type: str, meta: dict[str, Any],
+                   *args: Any, **kwargs: Any) -> bool:
+    with _console_lock:
+        out = sys.stdout
+        out.write(f"\n{title}\n" if title else "\n")
+        out.write(body.rstrip("\n") + "\n")
+        out.flush()
+    return True

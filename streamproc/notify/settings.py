@@ -1,0 +1,165 @@
+"""The ``notify:`` section of the config, parsed once into typed settings.
+
+Every knob has a default, so ``notify: {urls: [json://host/hook]}`` is a complete config.
+Durations accept seconds (``30``) or a unit suffix (``500ms``, ``30s``, ``5m``, ``4h``, ``1d``).
+The schema is documented in docs/notify.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: Any, *, where: str = "duration") -> float:
+    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"4h"``, ``"1d"`` or ``"250ms"``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a duration, got {value!r}",
+                          hint="write e.g. 30s, 5m, 4h")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(f"{where}: must not be negative", hint="write e.g. 30s")
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(f"{where}: cannot read duration {value!r}",
+                          hint="write a number of seconds or e.g. 500ms, 30s, 5m, 4h, 1d")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+@dataclass(slots=True)
+class RetrySettings:
+    initial: float = 1.0  # first backoff
+    max_delay: float = 300.0  # backoff cap
+    multiplier: float = 2.0
+    max_attempts: int = 10
+    max_age: float = 3600.0  # give up (fallback, then dead-letter) after this long
+
+
+@dataclass(slots=True)
+class NotifySettings:
+    urls: list[Any] = field(default_factory=list)
+    apprise_config: list[str] = field(default_factory=list)
+    routes: list[dict[str, Any]] | None = None  # None: the default routes
+    default_routes: bool = True  # append the defaults after user routes
+    group_by: list[str] = field(default_factory=lambda: ["kind"])
+    group_wait: float = 30.0
+    group_interval: float = 300.0
+    repeat_interval: float = 4 * 3600.0
+    rate: float = 1.0  # messages per second per channel; 0 = unlimited
+    burst: int = 5
+    digest_max: int = 200  # most queued messages rolled into one digest
+    max_in_flight: int = 8  # per channel: threads and concurrent sends
+    timeout: float = 10.0  # per send call
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    fallback: str | None = None  # a URL, or a tag of a configured channel
+    inhibit_rules: list[dict[str, Any]] | None = None  # None: the default rule
+    inhibit_ttl: float = 3600.0
+    templates: dict[str, dict[str, str]] = field(default_factory=dict)
+    max_value_len: int = 200
+    max_title_len: int = 250
+    max_body_len: int = 4000
+    max_group_items: int = 20
+    max_backlog: int = 100_000  # queued rows on disk before submit() waits
+    nlog_retention: float = 7 * 86400.0
+    flush_on_close: bool = True
+    close_timeout: float = 5.0
+    console_group_wait: float | None = None
+    channel_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+
+_KNOWN = {
+    "urls", "apprise_config", "routes", "default_routes", "group_by", "group_wait",
+    "group_interval", "repeat_interval", "rate", "burst", "digest_max", "max_in_flight",
+    "timeout", "retry", "fallback", "inhibit_rules", "inhibit_ttl", "templates",
+    "max_value_len", "max_title_len", "max_body_len", "max_group_items", "max_backlog",
+    "nlog_retention", "flush_on_close", "close_timeout", "console_group_wait", "channels",
+    "base_dir",
+}
+_DURATIONS = ("group_wait", "group_interval", "repeat_interval", "timeout", "inhibit_ttl",
+              "nlog_retention", "close_timeout")
+_INTS = ("burst", "digest_max", "max_in_flight", "max_value_len", "max_title_len",
+         "max_body_len", "max_group_items", "max_backlog")
+
+
+def parse_settings(cfg: dict[str, Any] | None) -> NotifySettings:
+    """Validate ``notify:``; a wrong key or value raises ConfigError naming ``notify.KEY``."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - _KNOWN)
+    if unknown:
+        raise ConfigError(f"notify: unknown key {unknown[0]!r}",
+                          hint="known keys: " + ", ".join(sorted(_KNOWN - {"base_dir"})))
+    s = NotifySettings()
+    urls = cfg.get("urls") or []
+    if isinstance(urls, str):
+        urls = [urls]
+    if not isinstance(urls, list):
+        raise ConfigError("notify.urls: expected a list of Apprise URLs",
+                          hint="urls: [json://host/hook, {url: slack://..., tags: [dev]}]")
+    s.urls = urls
+    ac = cfg.get("apprise_config") or []
+    s.apprise_config = [ac] if isinstance(ac, str) else [str(p) for p in ac]
+    if "routes" in cfg and cfg["routes"] is not None:
+        if not isinstance(cfg["routes"], list):
+            raise ConfigError("notify.routes: expected a list of rules",
+                              hint="routes: [{match: {kind: brute_force}, tags: [oncall]}]")
+        s.routes = list(cfg["routes"])
+        s.default_routes = bool(cfg.get("default_routes", False))
+    elif "default_routes" in cfg:
+        s.default_routes = bool(cfg["default_routes"])
+    gb = cfg.get("group_by", s.group_by)
+    s.group_by = [gb] if isinstance(gb, str) else [str(x) for x in gb]
+    for key in _DURATIONS:
+        if key in cfg:
+            setattr(s, key, parse_duration(cfg[key], where=f"notify.{key}"))
+    for key in _INTS:
+        if key in cfg:
+            try:
+                value = int(cfg[key])
+            except (TypeError, ValueError):
+                raise ConfigError(f"notify.{key}: expected a whole number, got {cfg[key]!r}",
+                                  ) from None
+            if value < 0 or (key in ("max_in_flight", "burst") and value < 1):
+                raise ConfigError(f"notify.{key}: out of range ({value})")
+            setattr(s, key, value)
+    if "rate" in cfg:
+        try:
+            s.rate = float(cfg["rate"])
+        except (TypeError, ValueError):
+            raise ConfigError(f"notify.rate: expected messages per second, got {cfg['rate']!r}",
+                              hint="0 disables rate limiting") from None
+    retry = cfg.get("retry") or {}
+    if not isinstance(retry, dict):
+        raise ConfigError("notify.retry: expected a mapping",
+                          hint="retry: {initial: 1s, max_delay: 5m, max_attempts: 10}")
+    for key in ("initial", "max_delay", "max_age"):
+        if key in retry:
+            setattr(s.retry, key, parse_duration(retry[key], where=f"notify.retry.{key}"))
+    if "max_attempts" in retry:
+        s.retry.max_attempts = max(1, int(retry["max_attempts"]))
+    if "multiplier" in retry:
+        s.retry.multiplier = max(1.0, float(retry["multiplier"]))
+    s.fallback = cfg.get("fallback") or None
+    if "inhibit_rules" in cfg and cfg["inhibit_rules"] is not None:
+        s.inhibit_rules = list(cfg["inhibit_rules"])
+    templates = cfg.get("templates") or {}
+    if not isinstance(templates, dict):
+        raise ConfigError("notify.templates: expected {kind: {title: ..., body: ...}}")
+    s.templates = {str(k): dict(v or {}) for k, v in templates.items()}
+    if "flush_on_close" in cfg:
+        s.flush_on_close = bool(cfg["flush_on_close"])
+    if cfg.get("console_group_wait") is not None:
+        s.console_group_wait = parse_duration(cfg["console_group_wait"],
+                                              where="notify.console_group_wait")
+    s.channel_overrides = {str(k): dict(v or {}) for k, v in (cfg.get("channels") or {}).items()}
+    if cfg.get("base_dir"):
+        s.base_dir = Path(cfg["base_dir"])
+    return s
