@@ -40,6 +40,10 @@ class DetectorContext:
     binding: str = ""  # name of the topic binding (for labels)
     key_cap: int = DEFAULT_KEY_CAP
     labels: dict[str, str] = field(default_factory=dict)  # extra labels for every alert
+    # One dict per engine (per topic binding), shared by that engine's detectors: how
+    # compromise_suspected learns that brute_force fired, and how the ticket detectors share
+    # one SLA table. Detectors publish themselves under their kind; nothing here does I/O.
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 class Detector:

@@ -5,31 +5,43 @@
        |<------------ window ---------->|
                             ^ 5th failure within the window: FIRE (once)
 
-After firing, the key is quiet for ``realert`` seconds (default: the window) however many more
-failures arrive; the incident is identified by the time of the first failure in the window at
-the moment it fired, so a replay of the same data yields the same fingerprint.
+Both window edges are inclusive: failures at 00:00 and 59:59 (or 60:00) are within one hour,
+00:00 and 60:01 are not. After firing, the key is quiet for ``realert`` seconds (default: the
+window) however many more failures arrive; the incident is identified by the time of the first
+failure in the window at the moment it fired, so a replay of the same data yields the same
+fingerprint.
+
+Out-of-order failures (within the allowed lateness) are inserted in time order; the detector
+evaluates the window ending at the arriving failure and the window ending at the key's newest
+failure, so a late failure that completes either window fires.
+
+State per key is compact because a million keys must fit in memory: a key with one failure
+holds one ``(time, user_agent, country)`` tuple (agent and country strings are interned); a
+key with more holds a sorted list of such tuples, never more than ``max(2*threshold, samples)``
+of them. The newest ``threshold`` times decide "N within the window" exactly; keeping twice as
+many keeps the decision exact for a failure that arrives late, because if ``threshold`` or more
+failures came after it, the window ending at the newest failure already holds them.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right, insort
+from operator import itemgetter
 from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState, window_add, window_count, window_expire
+from ..windows import KeyedState
+from ._common import Interner, Sweeper, clip, iso, pack2, unpack2
 from .base import Detector, register
 
-_SAMPLE_FIELDS = ("timestamp", "username", "ip_address", "user_agent", "country")
+_T = itemgetter(0)
+Entry = tuple[float, Any, Any]  # (event time, user_agent, country)
 
-
-class _KeyState:
-    __slots__ = ("times", "quiet_until", "samples")
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.quiet_until = float("-inf")
-        self.samples: list[dict[str, Any]] = []
+# ctx.shared key under which the engine's brute_force publishes itself
+SHARED_KEY = "brute_force"
+# how long fires stay queryable by compromise_suspected (it may ask for longer)
+SHARED_RETENTION_KEY = "brute_force.fire_retention"
 
 
 @register
@@ -41,57 +53,99 @@ class BruteForce(Detector):
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
-        self.threshold = int(self.params["threshold"])
+        self.threshold = max(1, int(self.params["threshold"]))
         self.window = float(self.params["window"])
         self.realert = float(self.params["realert"]) or self.window
         self.max_samples = int(self.params["samples"])
-        self.state: KeyedState[_KeyState] = KeyedState(self.ctx.key_cap)
-        # Only fired keys can be asked about by compromise_suspected; it reads this.
-        self.recent_fires: dict[tuple[str, str], float] = {}
+        self.cap = max(2 * self.threshold, self.max_samples, 2)
+        self.state: KeyedState[Entry | list[Entry]] = KeyedState(self.ctx.key_cap)
+        self.quiet: dict[str, float] = {}  # key -> quiet until (fired keys only)
+        # key -> event time of the latest fire; read by compromise_suspected
+        self.fires: KeyedState[float] = KeyedState(self.ctx.key_cap)
+        self._intern = Interner()
+        self._sweeper = Sweeper(self.window / 8)
+        self.ctx.shared.setdefault(SHARED_KEY, self)
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
         window = self.window
+        threshold = self.threshold
+        cap = self.cap
         state = self.state
+        get = state.get
+        touch = state.touch
+        quiet = self.quiet
+        intern = self._intern
+        evaluations = 0
         for ev in events:
             data = ev.data
             if data["success"]:
                 continue
-            self.evaluations += 1
-            key = (data["username"], data["ip_address"])
-            st = state.get(key)
-            if st is None:
-                st = _KeyState()
-            state.touch(key, st)
+            evaluations += 1
+            key = pack2(data["username"], data["ip_address"])
             ts = ev.ts
-            window_add(st.times, ts)
-            if len(st.samples) >= self.max_samples:
-                del st.samples[0]
-            st.samples.append({k: data[k] for k in _SAMPLE_FIELDS if k in data})
-            newest = st.times[-1]
-            # Prune what no window ending at or after the newest event can include; the
-            # allowed lateness is handled by the engine (late events never get here).
-            window_expire(st.times, newest - window)
-            if ts < st.quiet_until:
+            entry = (ts, intern(data.get("user_agent")), intern(data.get("country")))
+            cur = get(key)
+            if cur is None:
+                touch(key, entry)
+                if threshold > 1:
+                    continue
+                entries: list[Entry] = [entry]
+                touch(key, entries)
+            elif type(cur) is tuple:
+                entries = [cur, entry] if cur[0] <= ts else [entry, cur]
+                touch(key, entries)
+            else:
+                entries = cur  # type: ignore[assignment]
+                touch(key, entries)
+                if ts >= entries[-1][0]:
+                    entries.append(entry)
+                else:
+                    insort(entries, entry, key=_T)
+                if len(entries) > cap:
+                    del entries[:len(entries) - cap]
+            n = len(entries)
+            if n < threshold:
                 continue
-            count = window_count(st.times, ts - window, ts)
-            if count < self.threshold:
-                # an out-of-order event can complete a window that ends after it
-                if ts == newest:
+            newest = entries[-1][0]
+            # drop what no window ending at or after the newest failure can include
+            if entries[0][0] < newest - window:
+                del entries[:bisect_left(entries, newest - window, key=_T)]
+                n = len(entries)
+                if n < threshold:
                     continue
-                count = window_count(st.times, newest - window, newest)
-                if count < self.threshold:
+            quiet_until = quiet.get(key)
+            if ts == newest:
+                # in order (the common case): the window ending here, O(1)
+                if entries[n - threshold][0] < ts - window:
                     continue
-                ts = newest
-            first = st.times[bisect_left(st.times, ts - window)]
-            st.quiet_until = ts + self.realert
-            self.recent_fires[key] = ts
-            alerts.append(self._alert(key, st, ts, first, count, ev))
+                decided, lo, hi = ts, bisect_left(entries, ts - window, key=_T), n
+            else:
+                lo = bisect_left(entries, ts - window, key=_T)
+                hi = bisect_right(entries, ts, key=_T)
+                decided = ts
+                if hi - lo < threshold:
+                    lo, hi, decided = bisect_left(entries, newest - window, key=_T), n, newest
+                    if hi - lo < threshold:
+                        continue
+            if quiet_until is not None and decided < quiet_until:
+                continue
+            quiet[key] = decided + self.realert
+            self.fires.touch(key, decided)
+            alerts.append(self._alert(key, entries[lo:hi], decided, ev))
+        self.evaluations += evaluations
         return alerts
 
-    def _alert(self, key: tuple[str, str], st: _KeyState, ts: float, first: float, count: int,
-               ev: Event) -> Alert:
-        username, ip = key
+    def _alert(self, key: str, window_entries: list[Entry], ts: float, ev: Event) -> Alert:
+        username, ip = unpack2(key)
+        first = window_entries[0][0]
+        count = len(window_entries)
+        samples = [
+            {"timestamp": iso(t), "username": clip(username), "ip_address": clip(ip),
+             **({"user_agent": ua} if ua is not None else {}),
+             **({"country": country} if country is not None else {})}
+            for t, ua, country in window_entries[-self.max_samples:]
+        ] if self.max_samples else []
         minutes = self.window / 60
         return self.make_alert(
             key={"username": username, "ip_address": ip}, incident=first, event_time=ts,
@@ -100,25 +154,35 @@ class BruteForce(Detector):
                   f"{minutes:g} minutes (threshold {self.threshold})."),
             evidence={"failures": count, "first_seen": first, "last_seen": ts,
                       "window_seconds": self.window, "threshold": self.threshold,
-                      "samples": list(st.samples)},
+                      "samples": samples},
             source=ev.source(),
             labels={"username": username, "ip_address": ip},
         )
 
     def on_watermark(self, watermark: float) -> list[Alert]:
-        # Drop keys whose newest failure is older than window + quiet period: they can no
-        # longer fire or suppress. Done at most once per 1/8 window of event time.
-        horizon = watermark - self.window
-        if horizon < getattr(self, "_next_sweep", float("-inf")):
+        # Drop keys whose newest failure is older than the window: they can no longer fire
+        # (a fire needs the newest failure in the window). Amortised: once per window/8.
+        if not self._sweeper.due(watermark):
             return []
-        self._next_sweep = horizon + self.window / 8
-        for key, st in self.state.items():
-            if st.times and st.times[-1] < horizon and st.quiet_until < watermark:
-                self.state.pop(key)
-        for key, ts in list(self.recent_fires.items()):
-            if ts < horizon:
-                del self.recent_fires[key]
+        horizon = watermark - self.window
+        state = self.state
+        for key, value in state.items():
+            newest = value[0] if type(value) is tuple else value[-1][0]  # type: ignore[index]
+            if newest < horizon:
+                state.pop(key)
+        quiet = self.quiet
+        for key in [k for k, until in quiet.items() if until < watermark]:
+            del quiet[key]
+        retention = max(self.window, float(self.ctx.shared.get(SHARED_RETENTION_KEY, 0.0)))
+        fires = self.fires
+        for key, ts in fires.items():
+            if ts < watermark - retention:
+                fires.pop(key)
         return []
+
+    def fired_at(self, username: str, ip: str) -> float | None:
+        """Event time of the latest fire for (username, ip), if still retained."""
+        return self.fires.get(pack2(username, ip))
 
     def state_size(self) -> int:
         return len(self.state)
@@ -128,19 +192,24 @@ class BruteForce(Detector):
         return self.state.evictions
 
     def snapshot(self) -> Any:
+        keys = []
+        for key, value in self.state.items():
+            entries = [value] if type(value) is tuple else value
+            keys.append([key, [list(e) for e in entries]])  # type: ignore[union-attr]
         return {
-            "keys": [[k[0], k[1], st.times, st.quiet_until if st.quiet_until > 0 else None,
-                      st.samples] for k, st in self.state.items()],
-            "recent_fires": [[k[0], k[1], ts] for k, ts in self.recent_fires.items()],
+            "keys": keys,
+            "quiet": [[k, until] for k, until in self.quiet.items()],
+            "fires": [[k, ts] for k, ts in self.fires.items()],
+            "evictions": self.state.evictions,
         }
 
     def restore(self, state: Any) -> None:
-        for user, ip, times, quiet, samples in state.get("keys", []):
-            st = _KeyState()
-            st.times = list(times)
-            st.quiet_until = quiet if quiet is not None else float("-inf")
-            st.samples = list(samples)
-            self.state.touch((user, ip), st)
-        for user, ip, ts in state.get("recent_fires", []):
-            self.recent_fires[(user, ip)] = ts
-
+        intern = self._intern
+        for key, entries in state.get("keys", []):
+            tuples = [(float(t), intern(ua), intern(c)) for t, ua, c in entries]
+            self.state.touch(key, tuples[0] if len(tuples) == 1 else tuples)
+        for key, until in state.get("quiet", []):
+            self.quiet[key] = until
+        for key, ts in state.get("fires", []):
+            self.fires.touch(key, ts)
+        self.state.evictions = int(state.get("evictions", 0))

@@ -20,6 +20,7 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
         if kind not in names:
             names.append(kind)
     out: list[Detector] = []
+    shared: dict[str, Any] = {}  # one per engine: see DetectorContext.shared
     for kind in names:
         params: dict[str, Any] = config.detector_params(binding, kind)
         class_path = params.pop("class", None)
@@ -35,7 +36,7 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
         if not enabled:
             continue
         ctx = DetectorContext(binding=binding.name,
-                              key_cap=int(params.pop("key_cap", 1_000_000)))
+                              key_cap=int(params.pop("key_cap", 1_000_000)), shared=shared)
         out.append(cls(params, ctx))
     return out
 

@@ -1,0 +1,134 @@
+"""Small helpers the built-in detectors share: compact keys, interning, IP networks, samples.
+
+Memory is the constraint that shapes these. A detector that tracks a million keys pays for
+every object it keeps per key, so:
+
+- a two-part key (username, ip) is packed into *one* string (``pack2``) instead of a tuple of
+  two strings: one object instead of three, and it is unambiguous because the first part is
+  length-prefixed (a username may contain any character, including the separator);
+- low-cardinality strings that end up in per-key state (user agents, countries) go through a
+  bounded ``Interner`` so a million keys share a few hundred string objects;
+- IPv4 /24 and IPv6 /48 networks are computed once per distinct address (bounded cache).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+SAMPLE_TEXT_LIMIT = 512  # characters of one field kept in an alert's samples
+
+
+def pack2(a: str, b: str) -> str:
+    """One string for the pair (a, b); ``unpack2`` inverts it for any a and b."""
+    return f"{len(a)}:{a}{b}"
+
+
+def unpack2(key: str) -> tuple[str, str]:
+    n, _, rest = key.partition(":")
+    size = int(n)
+    return rest[:size], rest[size:]
+
+
+class Interner:
+    """``intern(s)`` returns one shared object per distinct string, for up to ``cap`` strings.
+
+    Past the cap a string is returned as is (correct, just not shared), so hostile input with
+    unbounded distinct values cannot grow this table.
+    """
+
+    __slots__ = ("_table", "cap")
+
+    def __init__(self, cap: int = 65536) -> None:
+        self._table: dict[str, str] = {}
+        self.cap = cap
+
+    def __call__(self, value: Any) -> Any:
+        if value is None or type(value) is not str:
+            return value
+        table = self._table
+        shared = table.get(value)
+        if shared is not None:
+            return shared
+        if len(table) < self.cap and len(value) <= SAMPLE_TEXT_LIMIT:
+            table[value] = value
+        return value
+
+
+_NETWORKS: dict[str, str] = {}
+_NETWORKS_CAP = 262144
+
+
+def network_of(ip: str) -> str:
+    """The /24 of an IPv4 address or the /48 of an IPv6 address, as a short string.
+
+    IPv4-mapped IPv6 (``::ffff:198.51.100.7``) counts as IPv4. A value that is not an IP
+    address (hostile or broken producers) is its own network, so it still counts as distinct.
+    """
+    net = _NETWORKS.get(ip)
+    if net is not None:
+        return net
+    try:
+        addr = ipaddress.ip_address(ip.strip().split("%", 1)[0])
+    except ValueError:
+        net = ip
+    else:
+        if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
+            addr = addr.ipv4_mapped  # type: ignore[union-attr]
+        if addr.version == 4:
+            net = str(ipaddress.ip_network(f"{addr}/24", strict=False))
+        else:
+            net = str(ipaddress.ip_network(f"{addr}/48", strict=False))
+    if len(_NETWORKS) >= _NETWORKS_CAP:
+        _NETWORKS.clear()
+    _NETWORKS[ip] = net
+    return net
+
+
+def clip(value: Any) -> Any:
+    """A sample value safe to put in an alert: long strings are cut."""
+    if type(value) is str and len(value) > SAMPLE_TEXT_LIMIT:
+        return value[:SAMPLE_TEXT_LIMIT] + "..."
+    return value
+
+
+def sample_of(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {k: clip(data[k]) for k in fields if k in data}
+
+
+def day_of(ts: float) -> str:
+    """The UTC calendar day of an event time, as YYYY-MM-DD."""
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%d")
+
+
+def iso(ts: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_list(value: str) -> tuple[str, ...]:
+    """A comma-separated parameter (``"production,prod"``) -> lower-cased tuple."""
+    return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+class Sweeper:
+    """Decides when a detector should walk its whole state to drop dead keys.
+
+    Sweeping on every watermark would make each batch O(keys); sweeping every ``every``
+    seconds of event time keeps the cost amortised while bounding how long a dead key lingers.
+    """
+
+    __slots__ = ("every", "next_at")
+
+    def __init__(self, every: float) -> None:
+        self.every = max(float(every), 1.0)
+        self.next_at = float("-inf")
+
+    def due(self, watermark: float) -> bool:
+        if watermark < self.next_at:
+            return False
+        self.next_at = watermark + self.every
+        return True

@@ -1,0 +1,41 @@
+"""What the support-ticket detectors share: priorities, severities and the SLA table.
+
+The SLA table (first response within N hours by priority) belongs to ``sla_breach``. The
+acknowledgement of ``ticket_created`` and the summary of ``ticket_resolved`` quote the same
+table: they read it from the engine's ``sla_breach`` (``ctx.shared``) when it runs, so one
+setting changes all three, and fall back to their own ``sla_*_hours`` parameters when it is
+disabled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRIORITIES = ("urgent", "high", "normal", "low")
+SEVERITY_BY_PRIORITY = {"urgent": "critical", "high": "high", "normal": "medium", "low": "low"}
+_ALIASES = {"critical": "urgent", "p1": "urgent", "blocker": "urgent", "emergency": "urgent",
+            "p2": "high", "major": "high", "medium": "normal", "p3": "normal",
+            "minor": "low", "p4": "low", "trivial": "low"}
+SLA_DEFAULTS: dict[str, Any] = {"sla_urgent_hours": 1.0, "sla_high_hours": 4.0,
+                                "sla_normal_hours": 24.0, "sla_low_hours": 72.0}
+SHARED_SLA = "support.sla_hours"  # ctx.shared key: priority -> hours
+
+
+def priority_of(data: dict[str, Any]) -> str:
+    """Normalised priority; unknown or missing priorities count as normal."""
+    raw = str(data.get("priority") or "normal").strip().lower()
+    raw = _ALIASES.get(raw, raw)
+    return raw if raw in SEVERITY_BY_PRIORITY else "normal"
+
+
+def sla_table(params: dict[str, Any]) -> dict[str, float]:
+    return {p: float(params[f"sla_{p}_hours"]) for p in PRIORITIES}
+
+
+def shared_sla(shared: dict[str, Any], own: dict[str, float]) -> dict[str, float]:
+    table = shared.get(SHARED_SLA)
+    return table if isinstance(table, dict) else own
+
+
+def hours_text(hours: float) -> str:
+    return f"{hours:g} hour{'s' if hours != 1 else ''}"

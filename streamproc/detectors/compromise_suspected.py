@@ -1,0 +1,128 @@
+"""compromise_suspected: a successful login for a (username, ip_address) within 10 minutes after
+brute_force fired for that same pair.
+
+    (alice, 203.0.113.9):  x x x x x(brute_force fires) ....... OK(success)
+    -------------------------------|<------- 10 min ------->|----> event time
+                                   fire                     fire + window
+                                                   success here: FIRE (critical), once per
+                                                   brute-force incident
+
+Where the fires come from. The engine's own ``brute_force`` detector publishes itself in the
+engine's shared registry (``ctx.shared``); this detector asks it when a pair last fired. The
+factory builds detectors in registration order, so within a batch brute_force has judged
+every failure before this detector sees the successes. If brute_force is disabled in this
+binding, this detector runs a private brute_force with its own ``threshold`` and
+``failure_window`` (that private one sends no alerts), so it still works on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..alerts import Alert
+from ..events import Event
+from ._common import Sweeper, clip, iso, sample_of
+from .base import Detector, DetectorContext, register
+from .brute_force import SHARED_KEY, SHARED_RETENTION_KEY, BruteForce
+
+_SAMPLE_FIELDS = ("username", "ip_address", "user_agent", "country")
+
+
+@register
+class CompromiseSuspected(Detector):
+    kind = "compromise_suspected"
+    family = "auth-logs"
+    severity = "critical"
+    defaults = {"window": 600.0, "threshold": 5, "failure_window": 3600.0}
+
+    def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
+        super().__init__(params, ctx)
+        self.window = float(self.params["window"])
+        self._private: BruteForce | None = None
+        # (username, ip) packed -> fire time already reported (one alert per incident)
+        self.reported: dict[tuple[str, str], float] = {}
+        self._sweeper = Sweeper(self.window)
+        retention = float(self.ctx.shared.get(SHARED_RETENTION_KEY, 0.0))
+        self.ctx.shared[SHARED_RETENTION_KEY] = max(retention, self.window)
+
+    def _brute_force(self) -> BruteForce:
+        bf = self.ctx.shared.get(SHARED_KEY)
+        if isinstance(bf, BruteForce):
+            return bf
+        if self._private is None:
+            self._private = BruteForce(
+                {"threshold": self.params["threshold"],
+                 "window": self.params["failure_window"]},
+                DetectorContext(binding=self.ctx.binding, key_cap=self.ctx.key_cap,
+                                shared={SHARED_RETENTION_KEY: self.window}))
+        return self._private
+
+    def process(self, events: list[Event]) -> list[Alert]:
+        bf = self._brute_force()
+        if bf is self._private:
+            bf.process(events)  # its alerts are not ours to send
+        alerts: list[Alert] = []
+        window = self.window
+        fires = bf.fires
+        if not len(fires):
+            return alerts
+        reported = self.reported
+        for ev in events:
+            data = ev.data
+            if not data["success"]:
+                continue
+            self.evaluations += 1
+            username, ip = data["username"], data["ip_address"]
+            fired = bf.fired_at(username, ip)
+            if fired is None:
+                continue
+            ts = ev.ts
+            if not (fired <= ts <= fired + window):
+                continue
+            pair = (username, ip)
+            if reported.get(pair) == fired:
+                continue
+            reported[pair] = fired
+            alerts.append(self.make_alert(
+                key={"username": username, "ip_address": ip}, incident=fired, event_time=ts,
+                title=f"Possible account compromise: {clip(username)} logged in from "
+                      f"{clip(ip)} after a brute-force attack",
+                body=(f"User {clip(username)} logged in successfully from {clip(ip)} "
+                      f"{ts - fired:.0f} s after brute_force fired for the same user and "
+                      f"address. Treat the account as compromised until proven otherwise: "
+                      f"reset its credentials and review the session."),
+                evidence={"brute_force_fired_at": fired, "success_at": ts,
+                          "seconds_after": ts - fired, "window_seconds": window,
+                          "samples": [{"timestamp": iso(ts),
+                                       **sample_of(data, _SAMPLE_FIELDS)}]},
+                source=ev.source(),
+                labels={"username": clip(username), "ip_address": clip(ip)}))
+        return alerts
+
+    def on_watermark(self, watermark: float) -> list[Alert]:
+        if self._private is not None:
+            self._private.on_watermark(watermark)
+        if self._sweeper.due(watermark):
+            horizon = watermark - self.window
+            for pair in [p for p, fired in self.reported.items() if fired < horizon]:
+                del self.reported[pair]
+        return []
+
+    def state_size(self) -> int:
+        return len(self.reported) + (self._private.state_size() if self._private else 0)
+
+    @property
+    def evictions(self) -> int:
+        return self._private.evictions if self._private else 0
+
+    def snapshot(self) -> Any:
+        return {"reported": [[u, ip, t] for (u, ip), t in self.reported.items()],
+                "private": self._private.snapshot() if self._private else None}
+
+    def restore(self, state: Any) -> None:
+        for u, ip, t in state.get("reported", []):
+            self.reported[(u, ip)] = t
+        if state.get("private") is not None:
+            bf = self._brute_force()
+            if bf is self._private:
+                bf.restore(state["private"])

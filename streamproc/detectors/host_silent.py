@@ -1,0 +1,173 @@
+"""host_silent: a host that has been reporting stops for 3x its observed interval (min 60 s).
+
+    samples of web-1 (every 10 s):
+    --x--x--x--x--x------------------------------------x------> event time
+                  |<- max(60 s, 3 x 10 s) ->|          ^ reports again: RESOLVED
+                  last sample               deadline: FIRE once the watermark is beyond it
+
+The interval is the median of the host's last 5 gaps between samples, so one delayed or
+duplicated sample does not move it. A host is watched once it has sent ``min_samples``
+samples (default 2: one sample says nothing about an interval, and a one-off sender, such as a
+short CI runner, must not look dead).
+
+Timers fire on the watermark, never on the wall clock: a backlog being consumed does not make
+hosts look silent, and a replay gives the same alerts. If a host's next sample arrives after
+its deadline but before any watermark passed that deadline (both in one batch, or the
+watermark held back by another partition), the silence is still reported, with the deadline as
+its time, followed by the resolution: the outcome does not depend on how the input was
+batched.
+
+A host silent for ``forget_after`` (default 7 days) is forgotten without a resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..alerts import Alert
+from ..events import Event
+from ..windows import KeyedState, TimerQueue
+from ._common import clip, iso
+from .base import Detector, register
+
+
+class _Host:
+    __slots__ = ("last", "gaps", "samples", "deadline", "silent_since", "source")
+
+    def __init__(self, ts: float) -> None:
+        self.last = ts
+        self.gaps: list[float] = []
+        self.samples = 1
+        self.deadline: float | None = None   # armed deadline (None: not watched yet)
+        self.silent_since: float | None = None  # last sample before the open silence
+        self.source: dict[str, Any] = {}
+
+
+@register
+class HostSilent(Detector):
+    kind = "host_silent"
+    family = "host-metrics"
+    severity = "medium"
+    defaults = {"factor": 3.0, "min_silence": 60.0, "min_samples": 2,
+                "forget_after": 7 * 86400.0}
+
+    def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
+        super().__init__(params, ctx)
+        self.factor = float(self.params["factor"])
+        self.min_silence = float(self.params["min_silence"])
+        self.min_samples = max(2, int(self.params["min_samples"]))
+        self.forget_after = float(self.params["forget_after"])
+        self.state: KeyedState[_Host] = KeyedState(self.ctx.key_cap)
+        self.timers = TimerQueue()
+
+    def interval(self, st: _Host) -> float:
+        gaps = sorted(st.gaps)
+        return gaps[len(gaps) // 2] if gaps else 0.0
+
+    def _deadline(self, st: _Host) -> float:
+        return st.last + max(self.min_silence, self.factor * self.interval(st))
+
+    def process(self, events: list[Event]) -> list[Alert]:
+        alerts: list[Alert] = []
+        state = self.state
+        for ev in events:
+            host = ev.data["host"]
+            ts = ev.ts
+            st = state.get(host)
+            if st is None:
+                st = _Host(ts)
+                st.source = ev.source()
+                state.touch(host, st)
+                continue
+            state.touch(host, st)
+            if ts <= st.last:
+                continue  # a duplicate or out-of-order sample says nothing new
+            if st.silent_since is None and st.deadline is not None and ts > st.deadline:
+                # silent in event time, though no watermark passed the deadline yet
+                alerts.append(self._alert(host, st, st.deadline, "firing"))
+                st.silent_since = st.last
+            if st.silent_since is not None:
+                alerts.append(self._alert(host, st, ts, "resolved", ev))
+                st.silent_since = None
+            else:
+                gaps = st.gaps
+                gaps.append(ts - st.last)
+                if len(gaps) > 5:
+                    del gaps[0]
+            st.last = ts
+            st.samples += 1
+            st.source = ev.source()
+            if st.samples >= self.min_samples:
+                first_arm = st.deadline is None
+                st.deadline = self._deadline(st)
+                if first_arm:
+                    self.timers.arm(math.nextafter(st.deadline, math.inf), host)
+        return alerts
+
+    def on_watermark(self, watermark: float) -> list[Alert]:
+        alerts: list[Alert] = []
+        for _when, host in self.timers.due(watermark):
+            st = self.state.get(host)
+            if st is None or st.deadline is None:
+                continue
+            if st.silent_since is not None:
+                # already reported: keep one timer to forget the host eventually
+                if watermark > st.last + self.forget_after:
+                    self.state.pop(host)
+                else:
+                    self.timers.arm(st.last + self.forget_after + 1, host)
+                continue
+            if st.deadline >= watermark:  # it reported since: re-arm (lazy deletion)
+                self.timers.arm(math.nextafter(st.deadline, math.inf), host)
+                continue
+            st.silent_since = st.last
+            alerts.append(self._alert(host, st, st.deadline, "firing"))
+            self.timers.arm(st.last + self.forget_after + 1, host)
+        return alerts
+
+    def _alert(self, host: str, st: _Host, ts: float, status: str,
+               ev: Event | None = None) -> Alert:
+        interval = self.interval(st)
+        silence = max(self.min_silence, self.factor * interval)
+        since = st.last if status == "firing" else st.silent_since
+        assert since is not None
+        if status == "firing":
+            title = f"Host {clip(host)} stopped reporting"
+            body = (f"No metrics from {clip(host)} since {iso(since)}: silent for more than "
+                    f"{silence:g} s ({self.factor:g}x its {interval:g} s interval, minimum "
+                    f"{self.min_silence:g} s).")
+        else:
+            title = f"Host {clip(host)} is reporting again"
+            body = (f"{clip(host)} reported at {iso(ts)} after {ts - since:.0f} s of silence.")
+        return self.make_alert(
+            key={"host": host}, incident=since, event_time=ts, title=title, body=body,
+            status=status,
+            evidence={"last_seen": since, "interval_seconds": interval,
+                      "silence_threshold_seconds": silence,
+                      "silent_for_seconds": ts - since},
+            source=ev.source() if ev is not None else dict(st.source),
+            labels={"host": clip(host)})
+
+    def state_size(self) -> int:
+        return len(self.state)
+
+    @property
+    def evictions(self) -> int:
+        return self.state.evictions
+
+    def snapshot(self) -> Any:
+        return {"hosts": [[h, st.last, st.gaps, st.samples, st.deadline, st.silent_since,
+                           st.source] for h, st in self.state.items()],
+                "timers": [[w, k] for w, k in self.timers.snapshot()
+                           if math.isfinite(w)],
+                "evictions": self.state.evictions}
+
+    def restore(self, state: Any) -> None:
+        for host, last, gaps, samples, deadline, silent, source in state.get("hosts", []):
+            st = _Host(last)
+            st.gaps, st.samples, st.deadline = list(gaps), samples, deadline
+            st.silent_since, st.source = silent, dict(source or {})
+            self.state.touch(host, st)
+        self.timers.restore([(w, k) for w, k in state.get("timers", [])])
+        self.state.evictions = int(state.get("evictions", 0))

@@ -1,0 +1,160 @@
+"""unusual_login: a successful login from a network (IPv4 /24, IPv6 /48) or a ``country`` not
+seen for that username in the last 30 days, once the user has >= 3 earlier successes.
+
+    alice's successes:  10.1.2.x  10.1.2.x  10.1.2.x  ...  198.51.100.x (new /24)
+    ----------|<------------------ 30 days ------------------>|--------> event time
+                                            3 earlier successes ^ FIRE (medium)
+
+History per user: for every network and country seen, the latest success time and how many
+successes it accounts for. Entries older than the lookback are forgotten, so "earlier
+successes" counts the successes of networks still in the 30-day history. The country rule only
+applies once the user has a country in that history: a producer that starts geolocating must
+not make every user look unusual once.
+
+Networks are computed with ``ipaddress`` (IPv4-mapped IPv6 counts as IPv4), cached per
+address. The login that fired is recorded as seen, so one new network alerts once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..alerts import Alert
+from ..events import Event
+from ..windows import KeyedState
+from ._common import Interner, Sweeper, clip, iso, network_of, sample_of
+from .base import Detector, register
+
+_SAMPLE_FIELDS = ("username", "ip_address", "user_agent", "country")
+_COUNTRY = "#"  # tag prefix of a country entry (a network never starts with '#')
+
+
+@register
+class UnusualLogin(Detector):
+    kind = "unusual_login"
+    family = "auth-logs"
+    severity = "medium"
+    defaults = {"lookback": 30 * 86400.0, "min_history": 3, "check_network": True,
+                "check_country": True}
+
+    def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
+        super().__init__(params, ctx)
+        self.lookback = float(self.params["lookback"])
+        self.min_history = int(self.params["min_history"])
+        self.check_network = bool(self.params["check_network"])
+        self.check_country = bool(self.params["check_country"])
+        # username -> flat list [tag, latest time, successes, tag, latest, successes, ...]
+        self.state: KeyedState[list[Any]] = KeyedState(self.ctx.key_cap)
+        self._intern = Interner()
+        self._sweeper = Sweeper(min(self.lookback / 30, 86400.0))
+
+    def process(self, events: list[Event]) -> list[Alert]:
+        alerts: list[Alert] = []
+        state = self.state
+        lookback, min_history = self.lookback, self.min_history
+        intern = self._intern
+        for ev in events:
+            data = ev.data
+            if not data["success"]:
+                continue
+            self.evaluations += 1
+            user = data["username"]
+            ip = data["ip_address"]
+            ts = ev.ts
+            net = network_of(ip)
+            country = data.get("country")
+            ctag = intern(_COUNTRY + country.strip().upper()) if country else None
+            hist = state.get(user)
+            if hist is None:
+                hist = [net, ts, 1]
+                if ctag is not None:
+                    hist += [ctag, ts, 1]
+                state.touch(user, hist)
+                continue
+            state.touch(user, hist)
+            horizon = ts - lookback
+            earlier = 0
+            net_at = ctag_at = -1
+            have_country = False
+            i = 0
+            while i < len(hist):
+                tag, last = hist[i], hist[i + 1]
+                if last < horizon:
+                    del hist[i:i + 3]
+                    continue
+                if tag[0] == _COUNTRY:
+                    have_country = True
+                    if tag == ctag:
+                        ctag_at = i
+                else:
+                    earlier += hist[i + 2]
+                    if tag == net:
+                        net_at = i
+                i += 3
+            new_net = self.check_network and net_at < 0
+            new_country = (self.check_country and ctag is not None and have_country
+                           and ctag_at < 0)
+            if earlier >= min_history and (new_net or new_country):
+                alerts.append(self._alert(user, hist, net, ctag, new_net, new_country,
+                                          earlier, ev))
+            for at, tag in ((net_at, net), (ctag_at, ctag)):
+                if tag is None:
+                    continue
+                if at < 0:
+                    hist += [tag, ts, 1]
+                else:
+                    if ts > hist[at + 1]:
+                        hist[at + 1] = ts
+                    hist[at + 2] += 1
+        return alerts
+
+    def _alert(self, user: str, hist: list[Any], net: str, ctag: str | None, new_net: bool,
+               new_country: bool, earlier: int, ev: Event) -> Alert:
+        known_nets = [hist[i] for i in range(0, len(hist), 3) if hist[i][0] != _COUNTRY]
+        known_countries = [hist[i][1:] for i in range(0, len(hist), 3)
+                           if hist[i][0] == _COUNTRY]
+        country = ctag[1:] if ctag else None
+        what = []
+        if new_net:
+            what.append(f"network {net}")
+        if new_country:
+            what.append(f"country {country}")
+        novelty = " and ".join(what)
+        data = ev.data
+        return self.make_alert(
+            key={"username": user}, incident=[net, country, ev.ts], event_time=ev.ts,
+            title=f"Unusual login for {clip(user)} from {novelty}",
+            body=(f"User {clip(user)} logged in from {clip(data['ip_address'])} ({novelty}), "
+                  f"not seen for this user in the last {self.lookback / 86400:g} days "
+                  f"({earlier} earlier successful logins)."),
+            evidence={"new_network": net if new_net else None,
+                      "new_country": country if new_country else None,
+                      "known_networks": known_nets[:10], "known_countries": known_countries[:10],
+                      "earlier_successes": earlier, "lookback_seconds": self.lookback,
+                      "samples": [{"timestamp": iso(ev.ts), **sample_of(data, _SAMPLE_FIELDS)}]},
+            source=ev.source(),
+            labels={"username": clip(user), "ip_address": clip(data["ip_address"])})
+
+    def on_watermark(self, watermark: float) -> list[Alert]:
+        if self._sweeper.due(watermark):
+            horizon = watermark - self.lookback
+            for user, hist in self.state.items():
+                if max(hist[1::3]) < horizon:
+                    self.state.pop(user)
+        return []
+
+    def state_size(self) -> int:
+        return len(self.state)
+
+    @property
+    def evictions(self) -> int:
+        return self.state.evictions
+
+    def snapshot(self) -> Any:
+        return {"users": [[u, list(h)] for u, h in self.state.items()],
+                "evictions": self.state.evictions}
+
+    def restore(self, state: Any) -> None:
+        for user, hist in state.get("users", []):
+            self.state.touch(user, [self._intern(x) if isinstance(x, str) else x for x in hist])
+        self.state.evictions = int(state.get("evictions", 0))

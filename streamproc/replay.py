@@ -1,0 +1,300 @@
+"""``streamproc replay``: run the detectors over files, offline and deterministically.
+
+Where an event goes::
+
+    TOPIC=FILE ...  -> binding per topic (config, else the default topic of that name)
+        |               one RecordDecoder per binding; each file is one partition
+        v
+    decode every line (JSONL, or access-log lines for ``format: combined``; .gz is fine)
+        |-- undecodable -> dead letters (reason from the decoder, offset = line number)
+        v
+    merge the files in event-time order (k-way merge of the files' heads: a file's own
+        |   order is kept, it is the arrival order, so out-of-order lines stay out of order)
+        v
+    one DetectorEngine per binding (watermark, lateness, timers)
+        |-- behind the watermark -> dead letters with reason ``late``
+        v
+    end of input: finish() sets each watermark to the largest event time seen; due timers
+        fire. Alerts are sorted by (event time, binding, emission order) and written as
+        JSON lines: the same input gives byte-identical output.
+
+Library use (tests, benchmarks): ``replay_records(config, inputs) -> ReplayResult`` with
+``ReplayInput(topic, path=...)`` or ``ReplayInput(topic, lines=[b"...", ...])``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import heapq
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from .alerts import SEVERITIES, Alert
+from .config import Binding, Config, load_config
+from .contracts import family_for_topic, get_contract
+from .decode import DeadLetter, RecordDecoder
+from .detectors import DetectorEngine, build_engine
+from .errors import ConfigError, StreamprocError
+from .events import Event
+
+BATCH = 4096  # events per engine call: large enough to amortise, small enough for memory
+
+
+class UsageError(StreamprocError):
+    """A replay argument is wrong (exit status 2)."""
+
+
+@dataclass(slots=True)
+class ReplayInput:
+    topic: str
+    path: Path | None = None
+    lines: Iterable[bytes] | None = None  # instead of a file: raw records, one per item
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path is not None else f"<{self.topic}>"
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    alerts: list[Alert] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    records: int = 0      # lines read (blank lines are not records)
+    events: int = 0       # decoded and accepted by an engine
+    late: int = 0
+    engines: dict[str, DetectorEngine] = field(default_factory=dict)
+
+    def by_kind(self) -> dict[str, Counter[str]]:
+        out: dict[str, Counter[str]] = {}
+        for alert in self.alerts:
+            counts = out.setdefault(alert.kind, Counter())
+            counts[alert.status] += 1
+            if alert.status == "firing":
+                counts[alert.severity] += 1
+            if alert.audience == "customer":
+                counts["customer"] += 1
+        return dict(sorted(out.items()))
+
+    def dead_letter_reasons(self) -> Counter[str]:
+        return Counter(d.reason for d in self.dead_letters)
+
+    def alerts_jsonl(self) -> bytes:
+        return b"".join(a.to_json() + b"\n" for a in self.alerts)
+
+
+# -- arguments ------------------------------------------------------------------------------
+
+def parse_input(spec: str) -> ReplayInput:
+    topic, sep, path = spec.partition("=")
+    topic, path = topic.strip(), path.strip()
+    if not sep or not topic or not path:
+        raise UsageError(f"--input {spec!r} is not TOPIC=FILE "
+                         f"(e.g. --input auth-logs=auth.jsonl)")
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"--input {spec!r}: no such file {path!r}")
+    return ReplayInput(topic=topic, path=file)
+
+
+def binding_for(config: Config, topic: str) -> Binding:
+    """The binding a topic replays through: a configured one, else its default family."""
+    binding = config.binding_for_topic(topic)
+    if binding is not None:
+        return binding
+    for candidate in config.bindings:
+        if candidate.name == topic:
+            return candidate
+    family = family_for_topic(topic)
+    if family is None:
+        names = sorted({b.name for b in config.bindings} |
+                       {b.topic for b in config.bindings if b.topic})
+        raise UsageError(f"unknown topic {topic!r}: no topic binding matches it and it is not "
+                         f"a default topic; known: {', '.join(names)}")
+    for candidate in config.bindings:  # a configured binding of that family keeps its params
+        if candidate.family == family and candidate.mapping is None:
+            return candidate
+    return Binding(name=family, family=family, contract=get_contract(family), source="file",
+                   topic=topic)
+
+
+# -- the replay -----------------------------------------------------------------------------
+
+def _lines(inp: ReplayInput) -> Iterator[tuple[int, bytes]]:
+    """(line number, record bytes) for every non-blank line."""
+    if inp.lines is not None:
+        for number, raw in enumerate(inp.lines, 1):
+            if raw.strip():
+                yield number, raw.rstrip(b"\r\n")
+        return
+    assert inp.path is not None
+    opener: Any = gzip.open if inp.path.suffix == ".gz" else open
+    with opener(inp.path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if raw.strip():
+                yield number, raw.rstrip(b"\r\n")
+
+
+def _decoded(inp: ReplayInput, topic: str, partition: int, decoder: RecordDecoder,
+             result: ReplayResult) -> Iterator[tuple[Event, bytes]]:
+    dead = result.dead_letters
+    for number, raw in _lines(inp):
+        result.records += 1
+        out = decoder.decode(raw, topic, partition, number)
+        if type(out) is Event:
+            yield out, raw
+        else:
+            out.detail = f"{inp.name}:{number}: {out.detail}"  # type: ignore[union-attr]
+            dead.append(out)  # type: ignore[arg-type]
+
+
+def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
+    """Run the configured detectors over ``inputs``; nothing is written anywhere."""
+    result = ReplayResult()
+    bindings: dict[str, Binding] = {}
+    streams: list[Iterator[tuple[Event, bytes]]] = []
+    partitions: Counter[str] = Counter()
+    decoders: dict[str, RecordDecoder] = {}
+    names: dict[tuple[str, int], str] = {}  # (topic, partition) -> file, for dead letters
+    for inp in inputs:
+        binding = bindings.setdefault(inp.topic, binding_for(config, inp.topic))
+        decoder = decoders.get(binding.name)
+        if decoder is None:
+            decoder = decoders[binding.name] = RecordDecoder(
+                binding.contract, fmt=binding.format, mapping=binding.mapping,
+                max_record_bytes=binding.max_record_bytes)
+            result.engines[binding.name] = build_engine(config, binding)
+        partition = partitions[inp.topic]
+        partitions[inp.topic] += 1
+        names[(inp.topic, partition)] = inp.name
+        streams.append(_decoded(inp, inp.topic, partition, decoder, result))
+
+    order = {name: i for i, name in enumerate(result.engines)}
+    emitted: list[tuple[float, int, int, Alert]] = []
+    batches: dict[str, list[tuple[Event, bytes]]] = {name: [] for name in result.engines}
+
+    def flush(name: str) -> None:
+        batch = batches[name]
+        if not batch:
+            return
+        engine = result.engines[name]
+        alerts, late = engine.process([ev for ev, _ in batch])
+        _collect(alerts, order[name])
+        if late:
+            raws = {(ev.partition, ev.offset): raw for ev, raw in batch}
+            for ev in late:
+                result.late += 1
+                result.dead_letters.append(DeadLetter(
+                    "late", f"{names[(ev.topic, ev.partition)]}:{ev.offset}: event time "
+                    f"{ev.ts} is behind the "
+                    f"watermark (allowed lateness {engine.allowed_lateness:g} s)",
+                    raws.get((ev.partition, ev.offset), b""), ev.topic, ev.partition,
+                    ev.offset, None, ev.family))
+        result.events += len(batch) - len(late)
+        batch.clear()
+
+    def _collect(alerts: list[Alert], rank: int) -> None:
+        for alert in alerts:
+            emitted.append((alert.event_time, rank, len(emitted), alert))
+
+    binding_of_topic = {topic: b.name for topic, b in bindings.items()}
+    for ev, raw in heapq.merge(*streams, key=lambda item: item[0].ts):
+        name = binding_of_topic[ev.topic]
+        batch = batches[name]
+        batch.append((ev, raw))
+        if len(batch) >= BATCH:
+            flush(name)
+    for name in result.engines:
+        flush(name)
+    for name, engine in result.engines.items():
+        _collect(engine.finish(), order[name])
+    emitted.sort(key=lambda item: item[:3])
+    result.alerts = [item[3] for item in emitted]
+    return result
+
+
+# -- the command ----------------------------------------------------------------------------
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        inputs = [parse_input(spec) for spec in args.input or []]
+        if not inputs:
+            raise UsageError("give at least one --input TOPIC=FILE")
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        result = replay_records(config, inputs)
+    except UsageError as exc:
+        print(f"streamproc replay: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"streamproc replay: cannot read input: {exc}", file=sys.stderr)
+        return 2
+
+    to_stdout = args.alerts_out == "-"
+    try:
+        if to_stdout:
+            sys.stdout.buffer.write(result.alerts_jsonl())
+            sys.stdout.flush()
+        else:
+            Path(args.alerts_out).write_bytes(result.alerts_jsonl())
+        dl_path = args.dead_letters_out
+        if dl_path is None and not to_stdout and result.dead_letters:
+            dl_path = f"{args.alerts_out}.deadletters.jsonl"
+        if dl_path is not None:
+            Path(dl_path).write_bytes(b"".join(
+                orjson.dumps(d.to_dict()) + b"\n" for d in result.dead_letters))
+    except OSError as exc:
+        print(f"streamproc replay: cannot write output: {exc}", file=sys.stderr)
+        return 1
+    print_summary(result, sys.stderr if to_stdout else sys.stdout,
+                  alerts_out=args.alerts_out, dead_letters_out=dl_path)
+    return 0
+
+
+def print_summary(result: ReplayResult, stream: IO[str], *, alerts_out: str = "",
+                  dead_letters_out: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, width=max(100, Console(file=stream).width),
+                      highlight=False)
+    table = Table(title="Alerts by kind", title_justify="left")
+    table.add_column("kind", no_wrap=True, min_width=24)
+    table.add_column("firing", justify="right")
+    table.add_column("resolved", justify="right")
+    for severity in reversed(SEVERITIES):
+        table.add_column(severity, justify="right")
+    table.add_column("to customers", justify="right")
+    totals: Counter[str] = Counter()
+    for kind, counts in result.by_kind().items():
+        totals.update(counts)
+        table.add_row(kind, str(counts["firing"]), str(counts["resolved"]),
+                      *[str(counts[s]) for s in reversed(SEVERITIES)], str(counts["customer"]))
+    table.add_row("total", str(totals["firing"]), str(totals["resolved"]),
+                  *[str(totals[s]) for s in reversed(SEVERITIES)], str(totals["customer"]),
+                  style="bold")
+    console.print(table)
+    reasons = result.dead_letter_reasons()
+    dead = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())) or "none"
+    console.print(f"{result.records} records, {result.events} events judged, "
+                  f"{len(result.dead_letters)} dead letters ({dead}), "
+                  f"{len(result.alerts)} alerts"
+                  + (f" -> {alerts_out}" if alerts_out and alerts_out != "-" else ""))
+    if result.dead_letters:
+        if dead_letters_out:
+            console.print(f"dead letters -> {dead_letters_out}")
+        else:
+            console.print("dead letters not written: add --dead-letters-out FILE")
+    evicted = {f"{name}/{d.kind}": d.evictions for name, engine in result.engines.items()
+               for d in engine.detectors if d.evictions}
+    if evicted:
+        console.print("key-cap evictions (raise key_cap): "
+                      + ", ".join(f"{k} {v}" for k, v in sorted(evicted.items())))
