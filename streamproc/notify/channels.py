@@ -47,15 +47,16 @@ def redact_url(url: str) -> str:
 
     Users, passwords, paths, queries and tokens are dropped. Safe for logs, errors, metrics.
     """
-    try:
-        parts = urlsplit(str(url).strip())
-        scheme = (parts.scheme or "").lower()
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "***"
+    text = str(url).strip()
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if not scheme or not re.fullmatch(r"[a-z][a-z0-9+.]*", scheme):
         return "***"
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # e.g. a bot token where a port would be
+        return f"{scheme}://***"
     if scheme in (plugins.FILE_SCHEMA, plugins.CONSOLE_SCHEMA):
         return f"{scheme}://"
     if scheme not in _HOST_SCHEMAS or not _looks_like_host(host):

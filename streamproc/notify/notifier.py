@@ -272,23 +272,34 @@ class Notifier:
             rows = self.outbox.due(cid, float("inf"), limit=1 << 30)
             await self.give_up(rows, "channel no longer configured", attempts_extra=0)
 
+    async def drain(self, timeout: float) -> bool:
+        """Flush every waiting group now and wait until nothing is deliverable (sent, or
+        waiting on a paused/backing-off channel). True when the outbox emptied."""
+        deadline = time.monotonic() + timeout
+        with Tx(self.db):
+            self.grouper.flush_all(self.clock())
+        assert self._flush_wake is not None
+        self._flush_wake.set()
+        while time.monotonic() < deadline and self.grouper.due(self.clock(), 1):
+            await asyncio.sleep(0.01)
+        while time.monotonic() < deadline and self._deliverable_now():
+            await asyncio.sleep(0.01)
+        return self.outbox.count() == 0
+
     async def close(self) -> None:
         """Flush what can be flushed within ``close_timeout``; everything else stays on disk."""
         if not self._started or self._closed:
             return
-        self._closed = True
-        deadline = time.monotonic() + self.settings.close_timeout
         try:
             if self.settings.flush_on_close:
-                with Tx(self.db):
-                    self.grouper.flush_all(self.clock())
-                assert self._flush_wake is not None
-                self._flush_wake.set()
-                while time.monotonic() < deadline and self.grouper.due(self.clock(), 1):
-                    await asyncio.sleep(0.02)
-            while time.monotonic() < deadline and self._deliverable_now():
-                await asyncio.sleep(0.02)
+                await self.drain(self.settings.close_timeout)
+            else:
+                deadline = time.monotonic() + self.settings.close_timeout
+                while time.monotonic() < deadline and any(w.in_flight
+                                                          for w in self.workers.values()):
+                    await asyncio.sleep(0.01)
         finally:
+            self._closed = True
             for t in self._tasks:
                 t.cancel()
             for w in self.workers.values():

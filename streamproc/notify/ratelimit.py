@@ -20,7 +20,7 @@ class TokenBucket:
     rate: float  # tokens per second; 0 = unlimited
     burst: int
     tokens: float = -1.0
-    updated: float = 0.0
+    updated: float | None = None
 
     def __post_init__(self) -> None:
         if self.tokens < 0:
@@ -31,9 +31,9 @@ class TokenBucket:
         return self.rate <= 0
 
     def _refill(self, now: float) -> None:
-        if self.updated and now > self.updated:
+        if self.updated is not None and now > self.updated:
             self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
-        self.updated = max(self.updated, now)
+        self.updated = now if self.updated is None else max(self.updated, now)
 
     def available(self, now: float) -> int:
         if self.unlimited:

@@ -211,12 +211,20 @@ class Renderer:
             for k in a.key or {}:
                 if k not in fields:
                     fields.append(k)
-        for f in fields[:2]:
+        parts: list[tuple[int, str]] = []
+        for f in fields:
             distinct = {str((a.key or {}).get(f)) for a in alerts if (a.key or {}).get(f)}
             if not distinct:
                 continue
             one, many, prep = _NOUNS.get(f, (f, f + "s", "for"))
-            text += f" {prep} {len(distinct)} {one if len(distinct) == 1 else many}"
+            if len(distinct) == 1:
+                parts.append((1, f"{prep} {one} {next(iter(distinct))}"))
+            else:
+                parts.append((len(distinct), f"{prep} {len(distinct)} {many}"))
+        # the most varied field first: "12 brute_force alerts from 3 IPs for user alice"
+        parts.sort(key=lambda p: -p[0])
+        for _, part in parts[:2]:
+            text += " " + part
         resolved = sum(1 for a in alerts if a.status == "resolved")
         if resolved and resolved != len(alerts):
             text += f", {resolved} resolved"
@@ -262,9 +270,11 @@ class Renderer:
         first = self.render_group(groups[0], fmt, max_body)
         rest = len(groups) - 1
         title = f"{first.title} (+{rest} more)"
-        lines = [first.title]
-        for g in groups[1: self.max_group_items]:
-            lines.append(self.render_group(g, fmt, max_body).title)
+        lines = []
+        for g in groups[: self.max_group_items]:
+            refs = ", ".join(self._esc(a.fingerprint, fmt) for a in g[:5])
+            more = f" +{len(g) - 5}" if len(g) > 5 else ""
+            lines.append(f"{self.render_group(g, fmt, max_body).title} (ref {refs}{more})")
         body = "\n".join(f"- {t}" for t in lines)
         if len(groups) > self.max_group_items:
             body += f"\n\n+{len(groups) - self.max_group_items} more"
