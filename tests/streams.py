@@ -20,13 +20,16 @@ def auth_stream(n: int, incidents: int, *, seed: int = 7, base: float = BASE_TS,
     """
     rng = random.Random(seed)
     users = [f"user{i:04d}" for i in range(500)]
+    # Each user logs in from a few addresses of one home network, from one country, as real
+    # users do; so the background raises no unusual_login, spray or distributed alerts.
+    home = {u: f"10.{i // 250}.{i % 250}" for i, u in enumerate(users)}
     events: list[dict[str, Any]] = []
     failures_per_pair: dict[tuple[str, str], int] = {}
     n_background = n - incidents * 6
     for i in range(n_background):
         ts = base + span * i / max(1, n_background)
         user = users[rng.randrange(len(users))]
-        ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        ip = f"{home[user]}.{rng.randrange(1, 4)}"
         success = True
         if rng.random() < 0.05 and failures_per_pair.get((user, ip), 0) < 2:
             failures_per_pair[(user, ip)] = failures_per_pair.get((user, ip), 0) + 1

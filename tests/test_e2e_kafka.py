@@ -31,6 +31,7 @@ topics:
 notify:
   urls: ["{url}"]
   group_wait: 0s
+  group_by: [fingerprint]
 state_dir: {state_dir}
 """
 

@@ -35,6 +35,7 @@ topics:
 notify:
   urls: ["{url}"]
   group_wait: 0s
+  group_by: [fingerprint]
 state_dir: {state_dir}
 """
 

@@ -1,0 +1,238 @@
+"""Fault tests with real brokers and real OS processes: SIGKILL, SIGTERM, a second worker,
+a broker that is not there yet.
+
+Each test runs ``streamproc run`` as a subprocess against the session's Tansu broker, with a
+short checkpoint interval so that kills land between and during checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streamproc.broker import EmbeddedKafka, free_port
+from tests.streams import BASE_TS, auth_stream, committed_total, dumps, produce
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def write_config(path: Path, bootstrap: str, topic: str, group: str, url: str,
+                 state_dir: Path, interval: float = 1.0) -> Path:
+    path.write_text(f"""
+kafka:
+  bootstrap_servers: "{bootstrap}"
+  group_id: {group}
+  alert_topic: {group}.alerts
+  session_timeout_ms: 6000
+topics:
+  - topic: {topic}
+    family: auth-logs
+notify:
+  urls: ["{url}"]
+  group_wait: 0s
+  group_by: [fingerprint]
+state:
+  checkpoint_interval: {interval}
+state_dir: {state_dir}
+""")
+    return path
+
+
+def start_worker(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "-c",
+                                 str(config), "--workers", "1", "--log-level", "INFO", *extra],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+async def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def titles(receiver) -> list[str]:
+    return sorted(orjson.dumps(r["json"]).decode() for r in receiver.accepted)
+
+
+def incident_stream(n_incidents: int, base: float = BASE_TS) -> tuple[list[dict], list[dict]]:
+    """Each incident: 6 failures 2 minutes apart; the first 3 in part one, the rest in part
+    two, so that every incident straddles whatever happens between the parts."""
+    first, second = [], []
+    for k in range(n_incidents):
+        for j in range(6):
+            event = {"timestamp": base + k + j * 120, "username": f"victim{k}",
+                     "ip_address": f"203.0.113.{k % 250 + 1}", "success": False}
+            (first if j < 3 else second).append(event)
+    return first, second
+
+
+def keys_of(events: list[dict]) -> list[bytes]:
+    return [e["username"].encode() for e in events]
+
+
+def fired_victims(receiver) -> list[str]:
+    out = []
+    for r in receiver.accepted:
+        text = orjson.dumps(r["json"]).decode()
+        for word in text.replace('"', " ").replace(",", " ").split():
+            if word.startswith("victim"):
+                out.append(word.rstrip(".:;)"))
+                break
+    return out
+
+
+async def test_sigterm_drains_commits_and_exits_zero_within_ten_seconds(
+        kafka, receiver, tmp_path) -> None:
+    topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    stream = auth_stream(20_000, 2)
+    await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream))
+    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
+                          receiver.url(), tmp_path / "state", interval=30)
+    proc = start_worker(config, tmp_path / "worker.log")
+    try:
+        await wait_until(lambda: len(receiver.accepted) >= 2, 60, "two alerts")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(15)
+        elapsed = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (tmp_path / "worker.log").read_text()
+    assert code == 0, log[-3000:]
+    assert elapsed < 10, f"took {elapsed:.1f}s to stop"
+    # the final checkpoint committed everything, though the interval (30 s) never elapsed
+    assert await committed_total(kafka.bootstrap_servers, group, topic) == 20_000
+    assert len(receiver.accepted) == 2
+
+
+async def test_incidents_straddling_a_sigkill_fire_after_restart_from_the_changelog(
+        kafka, receiver, tmp_path) -> None:
+    topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    part1, part2 = incident_stream(20)
+    await produce(kafka.bootstrap_servers, topic, dumps(part1), keys_of(part1))
+    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
+                          receiver.url(), tmp_path / "state")
+    proc = start_worker(config, tmp_path / "w1.log")
+    try:
+        await wait_until(lambda: _committed(kafka, group, topic, len(part1)), 60,
+                         "part one to be checkpointed")
+    finally:
+        proc.kill()  # SIGKILL: no goodbye, no final checkpoint
+        proc.wait(10)
+    assert receiver.accepted == []  # 3 failures each: nothing may fire yet
+    await produce(kafka.bootstrap_servers, topic, dumps(part2), keys_of(part2))
+    proc = start_worker(config, tmp_path / "w2.log")
+    try:
+        await wait_until(lambda: len(receiver.accepted) >= 20, 90, "20 alerts after restart")
+        await asyncio.sleep(2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    assert sorted(fired_victims(receiver)) == sorted(f"victim{k}" for k in range(20))
+    log = (tmp_path / "w2.log").read_text()
+    assert "restored" in log
+
+
+async def _committed(kafka, group: str, topic: str, n: int) -> bool:
+    return await committed_total(kafka.bootstrap_servers, group, topic) >= n
+
+
+async def test_sigkill_while_200k_events_are_in_flight_loses_and_duplicates_nothing(
+        kafka, receiver, tmp_path) -> None:
+    topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    stream = auth_stream(200_000, 12, span=24 * 3600)
+    await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream))
+    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
+                          receiver.url(), tmp_path / "state")
+    proc = start_worker(config, tmp_path / "w1.log")
+    try:
+        # kill mid-stream: some alerts out, far from all records committed
+        await wait_until(lambda: len(receiver.accepted) >= 2, 120, "the first alerts")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    mid = await committed_total(kafka.bootstrap_servers, group, topic)
+    proc = start_worker(config, tmp_path / "w2.log")
+    try:
+        await wait_until(lambda: _committed(kafka, group, topic, 200_000), 180,
+                         "every record to be committed")
+        await wait_until(lambda: len(receiver.accepted) >= 12, 30, "12 alerts")
+        await asyncio.sleep(2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    victims = fired_victims(receiver)
+    assert sorted(victims) == sorted(f"victim{k}" for k in range(12)), (mid, victims)
+
+
+async def test_survivor_takes_over_a_killed_workers_partitions_with_its_state(
+        kafka, receiver, tmp_path) -> None:
+    topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    part1, part2 = incident_stream(30)
+    await produce(kafka.bootstrap_servers, topic, dumps(part1), keys_of(part1), partitions=4)
+    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
+                          receiver.url(), tmp_path / "state")
+    a = start_worker(config, tmp_path / "a.log")
+    b = start_worker(config, tmp_path / "b.log")
+    try:
+        await wait_until(lambda: _committed(kafka, group, topic, len(part1)), 90,
+                         "part one to be checkpointed by both workers")
+        b_log = (tmp_path / "b.log").read_text()
+        a_log = (tmp_path / "a.log").read_text()
+        assert "partitions assigned" in a_log and "partitions assigned" in b_log
+        b.kill()
+        b.wait(10)
+        await produce(kafka.bootstrap_servers, topic, dumps(part2), keys_of(part2),
+                      partitions=4)
+        await wait_until(lambda: len(receiver.accepted) >= 30, 120, "30 alerts from the survivor")
+        await asyncio.sleep(2)
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(15)
+    assert sorted(fired_victims(receiver)) == sorted(f"victim{k}" for k in range(30))
+
+
+async def test_broker_absent_at_start_is_retried_until_it_appears(receiver, tmp_path) -> None:
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    config = write_config(tmp_path / "c.yaml", bootstrap, topic, group, receiver.url(),
+                          tmp_path / "state")
+    proc = start_worker(config, tmp_path / "w.log")
+    broker = EmbeddedKafka(port=port)
+    try:
+        await asyncio.sleep(3)
+        assert proc.poll() is None, "the worker must wait for the broker, not exit"
+        broker.start()
+        stream = auth_stream(2000, 2)
+        await produce(bootstrap, topic, dumps(stream), keys_of(stream))
+        await wait_until(lambda: len(receiver.accepted) >= 2, 90, "two alerts")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        finally:
+            broker.stop()
+    log = (tmp_path / "w.log").read_text()
+    assert "retrying" in log and "not reachable" in log or "cannot reach" in log
+    assert len(receiver.accepted) == 2
