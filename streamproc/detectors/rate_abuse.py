@@ -23,7 +23,7 @@ previous one fired.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from typing import Any
 
 from ..alerts import Alert
@@ -98,21 +98,30 @@ class RateAbuse(Detector):
             if inc is not None and inc[2]:
                 self._add_sample(inc, ev)
                 continue
-            if n < need or times[n - need] < newest - window:
+            decided = newest
+            if (n < need or times[n - need] < newest - window) and (
+                    ts == newest or n < need
+                    or bisect_right(times, ts) - bisect_left(times, ts - window) < need):
+                # neither the window ending at the newest request nor (for an out-of-order
+                # request) the one ending at this request holds more than the threshold
                 if inc is None and n >= sample_from and self.max_samples:
                     incidents[ip] = inc = [None, None, False, 0, []]
                 if inc is not None:
                     self._add_sample(inc, ev)
                 continue
-            if inc is not None and inc[1] is not None and newest < inc[1] + self.realert:
+            if times[n - need] < newest - window:
+                decided = ts  # only the window ending at this late request is over
+            if inc is not None and inc[1] is not None and decided < inc[1] + self.realert:
                 continue
-            count = n - bisect_left(times, newest - window)
-            first = times[n - count]
+            hi = bisect_right(times, decided)
+            lo = bisect_left(times, decided - window)
+            count = hi - lo
+            first = times[lo]
             if inc is None:
                 incidents[ip] = inc = [None, None, False, 0, []]
             self._add_sample(inc, ev)
-            inc[0], inc[1], inc[2], inc[3] = first, newest, True, count
-            alerts.append(self._alert(ip, inc, newest, count, ev, "firing"))
+            inc[0], inc[1], inc[2], inc[3] = first, decided, True, count
+            alerts.append(self._alert(ip, inc, decided, count, ev, "firing"))
         self.evaluations += len(events)
         return alerts
 
