@@ -15,7 +15,7 @@ Where an event goes::
         |-- behind the watermark -> dead letters with reason ``late``
         v
     end of input: finish() sets each watermark to the largest event time seen; due timers
-        fire. Alerts are sorted by (event time, binding, emission order) and written as
+        fire. Alerts are sorted by (event time, binding name, emission order) and written as
         JSON lines: the same input gives byte-identical output.
 
 Library use (tests, benchmarks): ``replay_records(config, inputs) -> ReplayResult`` with
@@ -175,8 +175,9 @@ def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
         names[(inp.topic, partition)] = inp.name
         streams.append(_decoded(inp, inp.topic, partition, decoder, result))
 
-    order = {name: i for i, name in enumerate(result.engines)}
-    emitted: list[tuple[float, int, int, Alert]] = []
+    # ties in event time are broken by binding name, then by emission order within the
+    # engine: neither depends on the order of --input arguments or on batch boundaries
+    emitted: list[tuple[float, str, int, Alert]] = []
     batches: dict[str, list[tuple[Event, bytes]]] = {name: [] for name in result.engines}
 
     def flush(name: str) -> None:
@@ -185,7 +186,7 @@ def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
             return
         engine = result.engines[name]
         alerts, late = engine.process([ev for ev, _ in batch])
-        _collect(alerts, order[name])
+        _collect(alerts, name)
         if late:
             raws = {(ev.partition, ev.offset): raw for ev, raw in batch}
             for ev in late:
@@ -199,9 +200,9 @@ def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
         result.events += len(batch) - len(late)
         batch.clear()
 
-    def _collect(alerts: list[Alert], rank: int) -> None:
+    def _collect(alerts: list[Alert], name: str) -> None:
         for alert in alerts:
-            emitted.append((alert.event_time, rank, len(emitted), alert))
+            emitted.append((alert.event_time, name, len(emitted), alert))
 
     binding_of_topic = {topic: b.name for topic, b in bindings.items()}
     for ev, raw in heapq.merge(*streams, key=lambda item: item[0].ts):
@@ -213,7 +214,7 @@ def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
     for name in result.engines:
         flush(name)
     for name, engine in result.engines.items():
-        _collect(engine.finish(), order[name])
+        _collect(engine.finish(), name)
     emitted.sort(key=lambda item: item[:3])
     result.alerts = [item[3] for item in emitted]
     return result
@@ -264,7 +265,7 @@ def print_summary(result: ReplayResult, stream: IO[str], *, alerts_out: str = ""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=stream, width=max(100, Console(file=stream).width),
+    console = Console(file=stream, width=max(120, Console(file=stream).width),
                       highlight=False)
     table = Table(title="Alerts by kind", title_justify="left")
     table.add_column("kind", no_wrap=True, min_width=24)
