@@ -187,6 +187,8 @@ async def publish_mqtt(mqtt_cfg: Any, items: Sequence[tuple[str, bytes]], *, qos
     client = make_client(mqtt_cfg, client_id=client_id or f"streamproc-produce-{time.time_ns()}",
                          persistent=False)
     client._client.max_inflight_messages_set(max_in_flight)  # type: ignore[attr-defined]
+    # aiomqtt warns once per call above this many pending publishes; we bound them ourselves.
+    client.pending_calls_threshold = max_in_flight + 10
     result = ProduceResult()
     sem = asyncio.Semaphore(max_in_flight)
     async with client:
