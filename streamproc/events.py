@@ -111,15 +111,25 @@ def coerce_int(value: Any) -> int:
     if isinstance(value, bool):
         raise CoercionError("wrong_type", "expected an integer, got a boolean")
     if isinstance(value, int):
-        return value
+        return _int64(value)
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return _int64(int(value))
     if isinstance(value, str):
         try:
-            return int(value.strip())
+            number = int(value.strip())
         except ValueError:
             pass
+        else:
+            return _int64(number)
     raise CoercionError("wrong_type", f"expected an integer, got {_describe(value)}")
+
+
+def _int64(number: int) -> int:
+    # orjson (alert log, dead letters, checkpoints) cannot write integers beyond 64 bits: a
+    # status_code of 1e308 would otherwise decode, then crash every later write of it.
+    if not -(2**63) <= number < 2**63:
+        raise CoercionError("wrong_type", f"integer {str(number)[:24]}... is out of range")
+    return number
 
 
 def coerce_number(value: Any) -> float:
