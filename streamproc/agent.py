@@ -203,6 +203,23 @@ def parse_status(payload: bytes) -> dict[str, Any] | None:
     return doc
 
 
+def status_record(payload: bytes, received_at: float) -> dict[str, Any] | None:
+    """A status message turned into a host-metrics record the decoder accepts, stamped with
+    the time it was received (a Will carries no usable time of its own)::
+
+        {"timestamp": received_at, "host": "edge-7", "agent_status": "offline",
+         "agent_reason": "connection lost"}
+
+    For the runtime: subscribe to ``streamproc/host-status/+`` and feed these records to the
+    host-metrics binding, so a detector can react to ``agent_status`` at once (host_silent must
+    then not count such a record as a sample). None when the payload is not a status."""
+    status = parse_status(payload)
+    if status is None:
+        return None
+    return {"timestamp": received_at, "host": status["host"],
+            "agent_status": status["status"], "agent_reason": str(status.get("reason", ""))}
+
+
 # -- publishers ------------------------------------------------------------------------------
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]

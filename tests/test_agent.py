@@ -206,3 +206,16 @@ async def test_agent_publishes_to_kafka_keyed_by_host(kafka: Any, tmp_path: Path
     for r in records:
         assert r.key == host.encode()
         assert isinstance(decoder.decode(r.value, topic), Event)
+
+
+def test_a_last_will_becomes_a_host_metrics_record_stamped_when_received() -> None:
+    from streamproc.agent import status_payload, status_record
+
+    record = status_record(status_payload("edge-9", "offline", "connection lost", 10.0),
+                           received_at=1_700_000_000.5)
+    assert record == {"timestamp": 1_700_000_000.5, "host": "edge-9",
+                      "agent_status": "offline", "agent_reason": "connection lost"}
+    event = RecordDecoder(get_contract("host-metrics")).decode(orjson.dumps(record), "t")
+    assert isinstance(event, Event) and event.ts == 1_700_000_000.5
+    assert status_record(b'{"cpu_percent": 5}', 1.0) is None
+    assert status_record(b"\xff", 1.0) is None
