@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+import pytest
 
 from streamproc.alerts import Alert, fingerprint
 from streamproc.notify import Notifier
@@ -96,9 +97,21 @@ async def test_each_fingerprint_arrives_exactly_once_per_channel(make_receiver: 
     assert n2.counters["deduplicated"] == 40
 
 
-async def test_receiver_down_then_back_gets_everything(receiver: Any, tmp_path: Path) -> None:
+# Both delivery paths: the keep-alive fast path (json/form/xml) and Apprise's send() on the
+# channel's own threads (every other service).
+PATHS = pytest.mark.parametrize("threads", [False, True], ids=["fast-path", "threads"])
+
+
+def path_cfg(threads: bool) -> dict[str, Any]:
+    return {"channels": {"JSON": {"fast": False}, "Form": {"fast": False}}} if threads else {}
+
+
+@PATHS
+async def test_receiver_down_then_back_gets_everything(receiver: Any, tmp_path: Path,
+                                                       threads: bool) -> None:
     cfg = config(receiver.url("json"), retry={"initial": "50ms", "max_delay": "300ms",
-                                              "max_attempts": 1000, "max_age": "10m"})
+                                              "max_attempts": 1000, "max_age": "10m"},
+                 **path_cfg(threads))
     n = await started(cfg, tmp_path)
     take_down(receiver)
     alerts = [mk(i) for i in range(10)]
@@ -114,8 +127,10 @@ async def test_receiver_down_then_back_gets_everything(receiver: Any, tmp_path: 
     assert n.counters.get("dead_lettered", 0) == 0
 
 
+@PATHS
 async def test_server_errors_retry_then_fallback_then_dead_letter(make_receiver: Any,
-                                                                  tmp_path: Path) -> None:
+                                                                  tmp_path: Path,
+                                                                  threads: bool) -> None:
     primary, fallback = make_receiver(), make_receiver()
     primary.status = fallback.status = 500
     dead: list[dict[str, Any]] = []
@@ -124,7 +139,8 @@ async def test_server_errors_retry_then_fallback_then_dead_letter(make_receiver:
         dead.extend(records)
 
     cfg = config(primary.url("json"), fallback=fallback.url("form"),
-                 retry={"initial": "10ms", "max_delay": "50ms", "max_attempts": 3})
+                 retry={"initial": "10ms", "max_delay": "50ms", "max_attempts": 3},
+                 **path_cfg(threads))
     n = await started(cfg, tmp_path, dead_letter=to_dlq)
     a = mk(1)
     await n.submit([a])
@@ -168,10 +184,12 @@ async def test_dead_letters_go_to_a_jsonl_file_without_a_producer(receiver: Any,
     assert orjson.loads(line)["alerts"][0]["fingerprint"] == mk(3).fingerprint
 
 
-async def test_429_with_retry_after_pauses_the_channel(receiver: Any, tmp_path: Path) -> None:
+@PATHS
+async def test_429_with_retry_after_pauses_the_channel(receiver: Any, tmp_path: Path,
+                                                       threads: bool) -> None:
     receiver.fail_next, receiver.fail_status = 1, 429
     receiver.headers = {"Retry-After": "1"}
-    n = await started(config(receiver.url("json")), tmp_path)
+    n = await started(config(receiver.url("json"), **path_cfg(threads)), tmp_path)
     await n.submit([mk(1)])
     await receiver.await_for(1)
     await n.close()
@@ -181,11 +199,13 @@ async def test_429_with_retry_after_pauses_the_channel(receiver: Any, tmp_path: 
     assert n.counters["rate_limited"] == 1
 
 
-async def test_a_5s_receiver_does_not_delay_a_fast_one(make_receiver: Any,
-                                                        tmp_path: Path) -> None:
+@PATHS
+async def test_a_5s_receiver_does_not_delay_a_fast_one(make_receiver: Any, tmp_path: Path,
+                                                       threads: bool) -> None:
     slow, fast = make_receiver(), make_receiver()
     slow.delay = 5.0
-    cfg = config(slow.url("json"), fast.url("json"), max_in_flight=2, close_timeout="100ms")
+    cfg = config(slow.url("json"), fast.url("json"), max_in_flight=2, close_timeout="100ms",
+                 **path_cfg(threads))
     n = await started(cfg, tmp_path)
     await n.submit([mk(i) for i in range(10)])
     got = await fast.await_for(10)

@@ -93,6 +93,7 @@ class Channel:
     group_wait: float | None = None  # None: the global setting
     group_interval: float | None = None
     max_body_len: int = 4000
+    fast: bool = True  # allow deliver.py's keep-alive fast path for plain webhooks
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -159,6 +160,8 @@ def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
         for key in ("burst", "max_in_flight"):
             if key in over:
                 setattr(ch, key, max(1, int(over[key])))
+        if "fast" in over:
+            ch.fast = bool(over["fast"])
         for key in ("timeout", "group_wait", "group_interval"):
             if key in over:
                 setattr(ch, key, parse_duration(over[key], where=f"{where}.{key}"))

@@ -9,11 +9,18 @@ sends then wait (in the outbox, on disk) while the other channels go on.
 
 The per-call ``timeout`` stops *waiting*; the thread is counted as busy until it really
 returns, so a hung channel never has more than ``max_in_flight`` threads in use.
+
+Fast path: for json://, form:// and xml:// (one POST, response body unused) the Apprise service
+still builds the request, with the network call intercepted, and fasthttp sends it on the
+event loop over keep-alive connections: ~4x the throughput of a thread per send, and a hung
+receiver holds sockets, not threads. ``fast=False`` on the channel (or an HTTP proxy in the
+environment, which only ``requests`` honours) keeps the thread path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +28,8 @@ from dataclasses import dataclass
 from apprise.common import NotifyFormat, NotifyType
 
 from .channels import Channel
-from .httpcapture import capture
+from .fasthttp import HTTPError, HTTPPool
+from .httpcapture import capture, parse_retry_after
 from .templates import Message
 
 _FORMATS = {"markdown": NotifyFormat.MARKDOWN, "html": NotifyFormat.HTML,
@@ -37,14 +45,32 @@ class SendResult:
     elapsed: float = 0.0
 
 
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+               "all_proxy")
+
+
+def fast_capable(service: object) -> bool:
+    """Services whose send() is exactly one HTTP request whose response body is unused."""
+    from apprise.plugins.custom_form import NotifyForm
+    from apprise.plugins.custom_json import NotifyJSON
+    from apprise.plugins.custom_xml import NotifyXML
+
+    if any(os.environ.get(v) for v in _PROXY_VARS):
+        return False
+    return isinstance(service, NotifyJSON | NotifyForm | NotifyXML)
+
+
 class ChannelSender:
-    """Blocking Apprise sends for one channel, on its own threads."""
+    """Apprise sends for one channel: on its own threads, or on the loop (fast path)."""
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
+        self.fast = channel.fast and fast_capable(channel.service)
         self.executor = ThreadPoolExecutor(max_workers=channel.max_in_flight,
                                            thread_name_prefix=f"notify-{channel.id[:6]}")
-        self.busy = 0  # threads running a send (including ones we stopped waiting for)
+        self.pool = HTTPPool(channel.max_in_flight,
+                             verify=bool(getattr(channel.service, "verify_certificate", True)))
+        self.busy = 0  # sends running (threads: including ones we stopped waiting for)
 
     @property
     def free(self) -> int:
@@ -65,6 +91,8 @@ class ChannelSender:
         return SendResult(ok, box.status, box.retry_after, error, time.monotonic() - started)
 
     async def send(self, msg: Message) -> SendResult:
+        if self.fast:
+            return await self._send_fast(msg)
         loop = asyncio.get_running_loop()
         self.busy += 1
 
@@ -85,8 +113,42 @@ class ChannelSender:
             return SendResult(False, error=f"timed out after {self.channel.timeout:g}s",
                               elapsed=self.channel.timeout)
 
+    async def _send_fast(self, msg: Message) -> SendResult:
+        started = time.monotonic()
+        self.busy += 1
+        try:
+            with capture(intercept=True) as box:  # builds the request; sends nothing
+                built = bool(self.channel.service.notify(
+                    body=msg.body, title=msg.title, notify_type=NotifyType(msg.notify_type),
+                    body_format=_FORMATS.get(self.channel.fmt, NotifyFormat.TEXT)))
+            if not built or not box.requests:
+                return SendResult(False, error="the service could not build the request")
+            status, headers = 0, {}
+            async with asyncio.timeout(self.channel.timeout):
+                for req in box.requests:
+                    body = req.body or b""
+                    if isinstance(body, str):
+                        body = body.encode("utf-8")
+                    status, headers = await self.pool.request(
+                        str(req.method), str(req.url), dict(req.headers), body)
+                    if not 200 <= status < 300:
+                        break
+            ok = 200 <= status < 300
+            return SendResult(ok, status, parse_retry_after(headers.get("retry-after")),
+                              "" if ok else f"HTTP {status}", time.monotonic() - started)
+        except TimeoutError:
+            return SendResult(False, error=f"timed out after {self.channel.timeout:g}s",
+                              elapsed=time.monotonic() - started)
+        except (OSError, HTTPError, asyncio.IncompleteReadError, ValueError) as exc:
+            # the type only: messages can carry addresses or URL parts
+            return SendResult(False, error=f"connection failed ({type(exc).__name__})",
+                              elapsed=time.monotonic() - started)
+        finally:
+            self.busy -= 1
+
     def _release(self) -> None:
         self.busy -= 1
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.pool.close()

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -29,6 +29,8 @@ _install_lock = threading.Lock()
 class Captured:
     status: int | None = None
     retry_after: float | None = None  # seconds, parsed from the last response
+    intercept: bool = False  # don't send: record the prepared requests, answer 200
+    requests: list[Any] = field(default_factory=list)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -55,8 +57,14 @@ def _install() -> None:
         original = requests.Session.send
 
         def send(self: requests.Session, request: Any, **kwargs: Any) -> Any:
-            response = original(self, request, **kwargs)
             box: Captured | None = getattr(_local, "box", None)
+            if box is not None and box.intercept:
+                box.requests.append(request)
+                fake = requests.Response()
+                fake.status_code, fake.reason, fake._content = 200, "OK", b""
+                fake.request, fake.url, fake.encoding = request, request.url, "utf-8"
+                return fake
+            response = original(self, request, **kwargs)
             if box is not None:
                 box.status = response.status_code
                 box.retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -67,10 +75,14 @@ def _install() -> None:
 
 
 @contextmanager
-def capture() -> Iterator[Captured]:
-    """Within the block, the current thread's last HTTP response lands in the yielded box."""
+def capture(*, intercept: bool = False) -> Iterator[Captured]:
+    """Within the block, the current thread's last HTTP response lands in the yielded box.
+
+    With ``intercept`` nothing is sent: each prepared request is recorded in ``box.requests``
+    and answered with an empty 200, so a service's request can be sent by fasthttp instead.
+    """
     _install()
-    box = Captured()
+    box = Captured(intercept=intercept)
     _local.box = box
     try:
         yield box
