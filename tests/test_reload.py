@@ -1,0 +1,142 @@
+"""Config reload: new thresholds apply to the state already collected; an invalid file is
+rejected and the old config keeps running; SIGHUP triggers it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streamproc.config import load_config
+from streamproc.decode import RawRecord
+from streamproc.metrics import Metrics
+from streamproc.reload import Reloader
+from streamproc.runtime import Judge
+
+T0 = 1_700_000_000
+
+
+def auth_config(threshold: int, *, lateness: int = 60, extra: str = "") -> str:
+    return ("topics:\n"
+            "  - topic: auth\n"
+            "    family: auth-logs\n"
+            f"    allowed_lateness: {lateness}\n"
+            "    detectors:\n"
+            f"      brute_force: {{threshold: {threshold}, window: 3600}}\n" + extra)
+
+
+def failures(n: int, start: int = 0) -> list[RawRecord]:
+    return [RawRecord(orjson.dumps({"timestamp": T0 + start + i, "username": "alice",
+                                    "ip_address": "203.0.113.9", "success": False}),
+                      "auth", 0, start + i) for i in range(n)]
+
+
+def fired(alerts: list) -> list:  # type: ignore[type-arg]
+    return [a for a in alerts if a.kind == "brute_force" and a.status == "firing"]
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Judge, Reloader, Metrics]:
+    path = tmp_path / "streamproc.yaml"
+    path.write_text(auth_config(5))
+    metrics = Metrics(process_metrics=False)
+    judge = Judge(load_config(path), metrics=metrics)
+    return path, judge, Reloader(path, judge=judge, metrics=metrics), metrics
+
+
+async def test_lowered_threshold_counts_the_failures_seen_before_the_reload(setup) -> None:
+    path, judge, reloader, metrics = setup
+    alerts, _ = judge.judge(failures(2))
+    assert not fired(alerts)  # 2 < 5
+    path.write_text(auth_config(3))
+    result = await reloader.reload()
+    assert result.ok and not result.needs_restart
+    assert any("brute_force" in line and "threshold" in line for line in result.applied)
+    alerts, _ = judge.judge(failures(1, start=2))
+    # The third failure fires only because the first two survived the reload.
+    assert len(fired(alerts)) == 1
+    assert metrics.value("streamproc_config_reloads_total", {"outcome": "ok"}) == 1
+
+
+async def test_invalid_new_config_is_rejected_and_the_old_one_keeps_running(setup) -> None:
+    path, judge, reloader, metrics = setup
+    judge.judge(failures(3))
+    detectors_before = [d for e in judge.engines.values() for d in e.detectors]
+    path.write_text(auth_config(5).replace("threshold: 5", "treshold: 3"))
+    result = await reloader.reload()
+    assert not result.ok
+    assert result.error is not None and f"{path}:" in result.error
+    assert "treshold" in result.error
+    assert [d for e in judge.engines.values() for d in e.detectors] == detectors_before
+    alerts, _ = judge.judge(failures(2, start=3))
+    assert len(fired(alerts)) == 1  # threshold 5 still: the 5th failure fires
+    assert metrics.value("streamproc_config_reloads_total", {"outcome": "rejected"}) == 1
+
+
+async def test_unchanged_detectors_keep_their_objects_and_lateness_updates(setup) -> None:
+    path, judge, reloader, _ = setup
+    judge.judge(failures(1))
+    before = {d.kind: d for e in judge.engines.values() for d in e.detectors}
+    path.write_text(auth_config(5, lateness=600))
+    result = await reloader.reload()
+    assert result.ok
+    after = {d.kind: d for e in judge.engines.values() for d in e.detectors}
+    assert all(after[k] is before[k] for k in before)
+    assert all(e.allowed_lateness == 600 for e in judge.engines.values())
+
+
+async def test_disabling_a_detector_drops_it_and_reenabling_starts_it_fresh(setup) -> None:
+    path, judge, reloader, _ = setup
+    judge.judge(failures(4))
+    path.write_text(auth_config(5).replace("brute_force: {threshold: 5, window: 3600}",
+                                           "brute_force: {enabled: false}"))
+    assert (await reloader.reload()).ok
+    assert all("brute_force" not in {d.kind for d in e.detectors}
+               for e in judge.engines.values())
+    alerts, _ = judge.judge(failures(5, start=4))
+    assert not fired(alerts)
+
+
+async def test_changes_that_need_new_subscriptions_are_reported_not_applied(setup) -> None:
+    path, judge, reloader, _ = setup
+    path.write_text(auth_config(5).replace("topic: auth", "topic: auth-v2"))
+    result = await reloader.reload()
+    assert result.ok
+    assert any("removed topic binding 'auth'" in r for r in result.needs_restart)
+    assert "auth" in judge.bindings  # still judging the old topic
+
+
+async def test_sighup_reloads_the_file(setup) -> None:
+    path, judge, reloader, metrics = setup
+    assert reloader.install_sighup()
+    try:
+        path.write_text(auth_config(2))
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if reloader.last is not None:
+                break
+        assert reloader.last is not None and reloader.last.ok
+        alerts, _ = judge.judge(failures(2))
+        assert len(fired(alerts)) == 1
+    finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+
+async def test_file_watch_reloads_after_an_edit(setup) -> None:
+    path, judge, reloader, _ = setup
+    task = asyncio.create_task(reloader.watch(interval=0.05))
+    try:
+        await asyncio.sleep(0.1)
+        path.write_text(auth_config(2) + "# edited\n")
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if reloader.last is not None:
+                break
+        assert reloader.last is not None and reloader.last.ok
+    finally:
+        task.cancel()
