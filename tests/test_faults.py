@@ -40,6 +40,7 @@ notify:
   urls: ["{url}"]
   group_wait: 0s
   group_by: [fingerprint]
+  rate: 0
 state:
   checkpoint_interval: {interval}
 state_dir: {state_dir}
@@ -80,6 +81,8 @@ def incident_stream(n_incidents: int, base: float = BASE_TS) -> tuple[list[dict]
             event = {"timestamp": base + k + j * 120, "username": f"victim{k}",
                      "ip_address": f"203.0.113.{k % 250 + 1}", "success": False}
             (first if j < 3 else second).append(event)
+    first.sort(key=lambda e: e["timestamp"])
+    second.sort(key=lambda e: e["timestamp"])
     return first, second
 
 

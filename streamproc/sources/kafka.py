@@ -33,7 +33,14 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaConnectionError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 
 from ..config import KafkaConfig
 from ..decode import RawRecord
@@ -54,12 +61,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 log.info("partitions revoked: %s", _fmt_tps(revoked))
             for hook in self.source.revoke_hooks:
                 await hook(list(revoked))
+            for tp in revoked:
+                self.source._next.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        if assigned:
-            log.info("partitions assigned: %s", _fmt_tps(assigned))
-        for hook in self.source.assign_hooks:
-            await hook(list(assigned))
+        # aiokafka may already fetch for the new partitions while this runs: holding the batch
+        # lock keeps their records from being judged before their state is restored, and the
+        # seek floor (see ``seek``) drops records fetched from before the restored position.
+        async with self.source.batch_lock:
+            if assigned:
+                log.info("partitions assigned: %s", _fmt_tps(assigned))
+            for hook in self.source.assign_hooks:
+                await hook(list(assigned))
 
 
 def _fmt_tps(tps: Any) -> str:
@@ -88,6 +101,8 @@ class KafkaSource:
         self.assign_hooks: list[Any] = []
         self.committed_records = 0
         self.connected = False
+        # per partition, the next offset to judge: guards against re-fetched records
+        self._next: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         delay = 0.5
@@ -139,8 +154,19 @@ class KafkaSource:
         await self.batch_lock.acquire()
         records: list[RawRecord] = []
         offsets: dict[TopicPartition, int] = {}
+        expected = self._next
         for tp, messages in data.items():
             topic, partition = tp.topic, tp.partition
+            if not messages:
+                continue
+            nxt = expected.get(tp)
+            if nxt is not None and messages[0].offset < nxt:
+                # Fetched before a seek (restore) or re-fetched after one: never judge an
+                # offset twice, nor one that the restored state already holds.
+                messages = [m for m in messages if m.offset >= nxt]
+                if not messages:
+                    continue
+            expected[tp] = messages[-1].offset + 1
             for m in messages:
                 records.append(RawRecord(m.value if m.value is not None else b"", topic,
                                          partition, m.offset, m.key))
@@ -158,7 +184,14 @@ class KafkaSource:
         assigned = self.consumer.assignment()
         mine = {tp: off for tp, off in offsets.items() if tp in assigned}
         if mine:
-            await self.consumer.commit(mine)
+            try:
+                await self.consumer.commit(mine)
+            except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError,
+                    UnknownMemberIdError) as exc:
+                # A rebalance is under way: these partitions are being revoked, and the revoke
+                # hook checkpoints and commits them; the next owner resumes from the last
+                # checkpoint either way.
+                log.warning("commit skipped during a rebalance (%s)", type(exc).__name__)
 
     def done(self, batch: Batch) -> None:
         """The batch is judged and durable; a rebalance may proceed."""
@@ -166,8 +199,11 @@ class KafkaSource:
             self.batch_lock.release()
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Resume ``tp`` at ``offset``; records below it that were already fetched are
+        dropped (they are part of the restored state)."""
         assert self.consumer is not None
         self.consumer.seek(tp, offset)
+        self._next[tp] = offset
 
     def partitions_for(self, topic: str) -> int:
         assert self.consumer is not None
