@@ -116,21 +116,24 @@ class ChannelSender:
     async def _send_fast(self, msg: Message) -> SendResult:
         started = time.monotonic()
         self.busy += 1
+        busy_released = False
         try:
             with capture(intercept=True) as box:  # builds the request; sends nothing
                 built = bool(self.channel.service.notify(
                     body=msg.body, title=msg.title, notify_type=NotifyType(msg.notify_type),
                     body_format=_FORMATS.get(self.channel.fmt, NotifyFormat.TEXT)))
+            if box.unsupported:  # e.g. a request shape we do not replay: use the thread path
+                self.fast = False
+                self.busy -= 1
+                busy_released = True
+                return await self.send(msg)
             if not built or not box.requests:
                 return SendResult(False, error="the service could not build the request")
             status, headers = 0, {}
             async with asyncio.timeout(self.channel.timeout):
                 for req in box.requests:
-                    body = req.body or b""
-                    if isinstance(body, str):
-                        body = body.encode("utf-8")
-                    status, headers = await self.pool.request(
-                        str(req.method), str(req.url), dict(req.headers), body)
+                    status, headers = await self.pool.request(req.method, req.url, req.headers,
+                                                              req.body)
                     if not 200 <= status < 300:
                         break
             ok = 200 <= status < 300
@@ -144,7 +147,8 @@ class ChannelSender:
             return SendResult(False, error=f"connection failed ({type(exc).__name__})",
                               elapsed=time.monotonic() - started)
         finally:
-            self.busy -= 1
+            if not busy_released:
+                self.busy -= 1
 
     def _release(self) -> None:
         self.busy -= 1

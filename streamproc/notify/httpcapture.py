@@ -10,6 +10,7 @@ are unaffected.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -29,8 +31,49 @@ _install_lock = threading.Lock()
 class Captured:
     status: int | None = None
     retry_after: float | None = None  # seconds, parsed from the last response
-    intercept: bool = False  # don't send: record the prepared requests, answer 200
-    requests: list[Any] = field(default_factory=list)
+    intercept: bool = False  # don't send: record the requests, answer 200
+    requests: list[LightRequest] = field(default_factory=list)
+    unsupported: bool = False  # an intercepted call we cannot replay (files, custom auth)
+
+
+@dataclass(slots=True)
+class LightRequest:
+    """What ``requests.request(...)`` was asked to send, ready for fasthttp."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def _light(method: str, url: str, kwargs: dict[str, Any]) -> LightRequest | None:
+    if kwargs.get("files") or kwargs.get("json") is not None:
+        return None
+    headers = {str(k): str(v) for k, v in (kwargs.get("headers") or {}).items()}
+    params = kwargs.get("params")
+    if params:
+        query = urlencode(params, doseq=True)
+        url = f"{url}{'&' if '?' in url else '?'}{query}" if query else url
+    data = kwargs.get("data")
+    if data is None:
+        body = b""
+    elif isinstance(data, bytes):
+        body = data
+    elif isinstance(data, str):
+        body = data.encode("utf-8")
+    elif isinstance(data, dict | list | tuple):
+        body = urlencode(data, doseq=True).encode("ascii")
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+    else:
+        return None
+    auth = kwargs.get("auth")
+    if isinstance(auth, tuple) and len(auth) == 2:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode("latin-1", "replace"))
+        headers["Authorization"] = "Basic " + token.decode("ascii")
+    elif auth is not None:
+        return None
+    return LightRequest(str(method).upper(), url, headers, body)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -56,14 +99,26 @@ def _install() -> None:
             return
         original = requests.Session.send
 
+        original_request = requests.request
+
+        def request(method: str, url: str, **kwargs: Any) -> Any:
+            # Intercept at requests.request (what the webhook services call), before a
+            # Session is built: that setup cost more than the whole send on the fast path.
+            box: Captured | None = getattr(_local, "box", None)
+            if box is None or not box.intercept:
+                return original_request(method, url, **kwargs)
+            light = _light(method, url, kwargs)
+            if light is None:
+                box.unsupported = True
+            else:
+                box.requests.append(light)
+            fake = requests.Response()
+            fake.status_code, fake.reason, fake._content = 200, "OK", b""
+            fake.url, fake.encoding = url, "utf-8"
+            return fake
+
         def send(self: requests.Session, request: Any, **kwargs: Any) -> Any:
             box: Captured | None = getattr(_local, "box", None)
-            if box is not None and box.intercept:
-                box.requests.append(request)
-                fake = requests.Response()
-                fake.status_code, fake.reason, fake._content = 200, "OK", b""
-                fake.request, fake.url, fake.encoding = request, request.url, "utf-8"
-                return fake
             response = original(self, request, **kwargs)
             if box is not None:
                 box.status = response.status_code
@@ -71,6 +126,7 @@ def _install() -> None:
             return response
 
         requests.Session.send = send  # type: ignore[method-assign]
+        requests.request = request
         _installed = True
 
 
@@ -78,8 +134,8 @@ def _install() -> None:
 def capture(*, intercept: bool = False) -> Iterator[Captured]:
     """Within the block, the current thread's last HTTP response lands in the yielded box.
 
-    With ``intercept`` nothing is sent: each prepared request is recorded in ``box.requests``
-    and answered with an empty 200, so a service's request can be sent by fasthttp instead.
+    With ``intercept``, calls to ``requests.request`` send nothing: each is recorded in
+    ``box.requests`` and answered with an empty 200, so fasthttp can send it instead.
     """
     _install()
     box = Captured(intercept=intercept)
