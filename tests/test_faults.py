@@ -239,3 +239,81 @@ async def test_broker_absent_at_start_is_retried_until_it_appears(receiver, tmp_
     log = (tmp_path / "w.log").read_text()
     assert "retrying" in log and "not reachable" in log or "cannot reach" in log
     assert len(receiver.accepted) == 2
+
+
+@pytest.fixture
+def s3_broker_env(tmp_path):
+    """A local S3 (moto_server) for Tansu's s3:// storage, so a restarted broker keeps its
+    topics and committed offsets."""
+    import shutil
+
+    binary = shutil.which("moto_server")
+    if binary is None:
+        pytest.skip("moto_server not installed (pip install 'moto[server]')")
+    import socket
+
+    port = free_port()
+    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    import boto3
+
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
+                 aws_secret_access_key="test", region_name="us-east-1").create_bucket(
+        Bucket="tansu")
+    yield {"AWS_ENDPOINT": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    proc.terminate()
+    proc.wait(10)
+
+
+async def test_broker_restarted_mid_run_with_the_same_storage_completes_the_run(
+        s3_broker_env, receiver, tmp_path) -> None:
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+
+    def broker() -> EmbeddedKafka:
+        return EmbeddedKafka(port=port, storage="s3://tansu/", env=s3_broker_env,
+                             log_file=tmp_path / "tansu.log").start()
+
+    topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    part1, part2 = incident_stream(10)
+    b = broker()
+    await produce(bootstrap, topic, dumps(part1), keys_of(part1))
+    config = write_config(tmp_path / "c.yaml", bootstrap, topic, group, receiver.url(),
+                          tmp_path / "state")
+    proc = start_worker(config, tmp_path / "w.log")
+    try:
+        await wait_until(lambda: _committed_at(bootstrap, group, topic, len(part1)), 90,
+                         "part one to be checkpointed")
+        b.stop()  # the broker goes away under the running worker
+        await asyncio.sleep(3)
+        assert proc.poll() is None, "the worker must survive a broker restart"
+        b = broker()
+        await produce(bootstrap, topic, dumps(part2), keys_of(part2))
+        await wait_until(lambda: len(receiver.accepted) >= 10, 120, "10 alerts after restart")
+        await wait_until(lambda: _committed_at(bootstrap, group, topic,
+                                               len(part1) + len(part2)), 60,
+                         "every record to be committed")
+        await asyncio.sleep(2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        finally:
+            b.stop()
+    assert sorted(fired_victims(receiver)) == sorted(f"victim{k}" for k in range(10))
+
+
+async def _committed_at(bootstrap: str, group: str, topic: str, n: int) -> bool:
+    try:
+        return await committed_total(bootstrap, group, topic) >= n
+    except Exception:  # noqa: BLE001 - broker restarting
+        return False
