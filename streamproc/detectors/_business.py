@@ -49,22 +49,29 @@ class DailyLevelDetector(Detector):
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
+        judge = self.judge
+        fields = self.key_fields
+        single = fields[0] if len(fields) == 1 else None
+        state = self.state
+        get = state.get
         for ev in events:
             data = ev.data
-            judged = self.judge(data)
+            judged = judge(data)
             if judged is None:
                 continue
             self.evaluations += 1
             level, facts = judged
-            key = {f: data.get(f) for f in self.key_fields}
             day = day_of(ev.ts)
-            skey = (*[str(v) for v in key.values()], day)
-            open_levels = self.state.get(skey)
+            # str(): extra fields of a record may be lists or objects, which do not hash
+            skey = (str(data.get(single)), day) if single is not None else \
+                (*[str(data.get(f)) for f in fields], day)
+            open_levels = get(skey)
             if level == 0 and not open_levels:
                 continue
             if open_levels is None:
                 open_levels = []
-            self.state.touch(skey, open_levels)
+            state.touch(skey, open_levels)
+            key = {f: data.get(f) for f in fields}
             if self.resolves:
                 for lvl in sorted(open_levels, reverse=True):
                     if lvl > level:

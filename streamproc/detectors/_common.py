@@ -14,6 +14,7 @@ every object it keeps per key, so:
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import Any
 
 SAMPLE_TEXT_LIMIT = 512  # characters of one field kept in an alert's samples
@@ -56,7 +57,8 @@ class Interner:
 
 
 _NETWORKS: dict[str, str] = {}
-_NETWORKS_CAP = 262144
+_NETWORKS_CAP = 65536
+_OCTETS = frozenset(str(i) for i in range(256))  # canonical decimal octets, no leading zeros
 
 
 def network_of(ip: str) -> str:
@@ -68,17 +70,22 @@ def network_of(ip: str) -> str:
     net = _NETWORKS.get(ip)
     if net is not None:
         return net
-    try:
-        addr = ipaddress.ip_address(ip.strip().split("%", 1)[0])
-    except ValueError:
-        net = ip
+    parts = ip.split(".")
+    if len(parts) == 4 and parts[0] in _OCTETS and parts[1] in _OCTETS and parts[2] in _OCTETS \
+            and parts[3] in _OCTETS:
+        net = f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"  # the common case, without ipaddress
     else:
-        if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
-            addr = addr.ipv4_mapped  # type: ignore[union-attr]
-        if addr.version == 4:
-            net = str(ipaddress.ip_network(f"{addr}/24", strict=False))
+        try:
+            addr = ipaddress.ip_address(ip.strip().split("%", 1)[0])
+        except ValueError:
+            net = ip
         else:
-            net = str(ipaddress.ip_network(f"{addr}/48", strict=False))
+            if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
+                addr = addr.ipv4_mapped  # type: ignore[union-attr]
+            if addr.version == 4:
+                net = str(ipaddress.ip_network(f"{addr}/24", strict=False))
+            else:
+                net = str(ipaddress.ip_network(f"{addr}/48", strict=False))
     if len(_NETWORKS) >= _NETWORKS_CAP:
         _NETWORKS.clear()
     _NETWORKS[ip] = net
@@ -96,17 +103,29 @@ def sample_of(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     return {k: clip(data[k]) for k in fields if k in data}
 
 
-def day_of(ts: float) -> str:
-    """The UTC calendar day of an event time, as YYYY-MM-DD."""
-    import datetime as _dt
+_DAYS: dict[int, str] = {}
 
-    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%d")
+
+def day_of(ts: float) -> str:
+    """The UTC calendar day of an event time, as YYYY-MM-DD (cached per day)."""
+    n = int(ts // 86400)
+    day = _DAYS.get(n)
+    if day is None:
+        if len(_DAYS) > 4096:
+            _DAYS.clear()
+        day = _DAYS[n] = time.strftime("%Y-%m-%d", time.gmtime(n * 86400))
+    return day
 
 
 def iso(ts: float) -> str:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat().replace("+00:00", "Z")
+    """ISO 8601 UTC with a Z, milliseconds only when the time has a fraction."""
+    whole = int(ts // 1)
+    secs = whole % 86400
+    text = (f"{day_of(ts)}T{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}")
+    frac = ts - whole
+    if frac:
+        text += f".{min(999, round(frac * 1000)):03d}"
+    return text + "Z"
 
 
 def parse_list(value: str) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ class _Host:
         self.samples = 1
         self.deadline: float | None = None   # armed deadline (None: not watched yet)
         self.silent_since: float | None = None  # last sample before the open silence
-        self.source: dict[str, Any] = {}
+        self.source: tuple[str, int, int] = ("", 0, -1)  # of the last sample
 
 
 @register
@@ -77,7 +77,7 @@ class HostSilent(Detector):
             st = state.get(host)
             if st is None:
                 st = _Host(ts)
-                st.source = ev.source()
+                st.source = (ev.topic, ev.partition, ev.offset)
                 state.touch(host, st)
                 continue
             state.touch(host, st)
@@ -97,7 +97,7 @@ class HostSilent(Detector):
                     del gaps[0]
             st.last = ts
             st.samples += 1
-            st.source = ev.source()
+            st.source = (ev.topic, ev.partition, ev.offset)
             if st.samples >= self.min_samples:
                 first_arm = st.deadline is None
                 st.deadline = self._deadline(st)
@@ -146,7 +146,8 @@ class HostSilent(Detector):
             evidence={"last_seen": since, "interval_seconds": interval,
                       "silence_threshold_seconds": silence,
                       "silent_for_seconds": ts - since},
-            source=ev.source() if ev is not None else dict(st.source),
+            source=ev.source() if ev is not None else
+            {"topic": st.source[0], "partition": st.source[1], "offset": st.source[2]},
             labels={"host": clip(host)})
 
     def state_size(self) -> int:
@@ -158,7 +159,7 @@ class HostSilent(Detector):
 
     def snapshot(self) -> Any:
         return {"hosts": [[h, st.last, st.gaps, st.samples, st.deadline, st.silent_since,
-                           st.source] for h, st in self.state.items()],
+                           list(st.source)] for h, st in self.state.items()],
                 "timers": [[w, k] for w, k in self.timers.snapshot()
                            if math.isfinite(w)],
                 "evictions": self.state.evictions}
@@ -167,7 +168,7 @@ class HostSilent(Detector):
         for host, last, gaps, samples, deadline, silent, source in state.get("hosts", []):
             st = _Host(last)
             st.gaps, st.samples, st.deadline = list(gaps), samples, deadline
-            st.silent_since, st.source = silent, dict(source or {})
+            st.silent_since, st.source = silent, tuple(source)  # type: ignore[assignment]
             self.state.touch(host, st)
         self.timers.restore([(w, k) for w, k in state.get("timers", [])])
         self.state.evictions = int(state.get("evictions", 0))
