@@ -53,7 +53,8 @@ def _receivers(conn: Connection, n: int, latency: float, hang: int) -> None:
                     await asyncio.sleep(30.0 if idx == hang else latency)
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                     await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError,
+                    asyncio.CancelledError):
                 pass
             finally:
                 writer.close()

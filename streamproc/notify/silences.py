@@ -23,7 +23,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
@@ -212,7 +211,3 @@ def main(args: argparse.Namespace) -> int:
     finally:
         db.close()
 
-
-def _silence_row(s: Silence) -> dict[str, Any]:
-    return {"id": s.id, "matchers": [str(m) for m in s.matchers], "starts": s.starts,
-            "ends": s.ends, "author": s.author, "comment": s.comment}
