@@ -204,3 +204,19 @@ def test_replay_writes_alerts_to_stdout_with_dash(tmp_path: Path,
     [line] = captured.out.splitlines()
     assert orjson.loads(line)["kind"] == "brute_force"
     assert b"Alerts by kind" in captured.err
+
+
+def test_replay_finds_exactly_the_incidents_the_traffic_generator_injected() -> None:
+    # An independent check: streamproc.generate injects incidents and says how many alerts
+    # of each kind (and how many resolutions) they must raise.
+    from streamproc.generate import count_alerts, generate
+
+    traffic = generate("mixed", 20_000, seed=3)
+    inputs = [ReplayInput(family, lines=[orjson.dumps(r) for r in rows])
+              for family, rows in traffic.records.items()]
+    result = replay_records(load_config(None), inputs)
+    assert result.dead_letters == []
+    got = count_alerts(result.alerts)
+    assert {k: got.get(k, 0) for k in traffic.expected} == traffic.expected
+    resolved = count_alerts(result.alerts, "resolved")
+    assert {k: resolved.get(k, 0) for k in traffic.resolved} == traffic.resolved
