@@ -65,6 +65,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="serve Prometheus /metrics, /healthz and /readyz on this port")
     p.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDR",
                    help="address for the metrics server (default 0.0.0.0)")
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="pause consumption while the process uses more memory than this "
+                        "(e.g. 512M, 2G); records wait in the broker, none are dropped")
     p.add_argument("--max-events", type=int, default=None, metavar="N",
                    help="stop after N records (tests and demos)")
     p.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS",

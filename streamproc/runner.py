@@ -33,6 +33,10 @@ def setup_logging(level: str, fmt: str) -> None:
 def main(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     config = load_config(args.config)
+    from .redact import register_config_secrets
+
+    # From here on, passwords and URL tokens of this config are masked in every log line.
+    register_config_secrets(config)
     try:
         import uvloop  # the [fast] extra
         runner: Any = uvloop.run
@@ -89,6 +93,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", args.metrics_host,
                  server.port)
     runtime = Runtime(config, metrics=metrics, worker=worker,
+                      max_memory=parse_size(args.max_memory) if args.max_memory else None,
                       alerts_file=args.alerts_file if console or args.alerts_file !=
                       "streamproc-alerts.jsonl" else None, console=console,
                       max_events=args.max_events, exit_when_idle=args.exit_when_idle,
@@ -111,6 +116,13 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, on_signal, sig.name)
     try:
         await runtime.start()
+        if args.config:
+            from .reload import Reloader
+
+            reloader = Reloader.for_runtime(runtime, args.config)
+            if reloader.install_sighup():
+                log.info("SIGHUP reloads %s (thresholds, mappings, routes, templates)",
+                         args.config)
         if embedded and args.demo:
             n = await feed_samples(config)
             log.info("demo: fed %d sample records from topics/ into the embedded broker", n)
@@ -161,3 +173,16 @@ async def feed_samples(config: Config) -> int:
     finally:
         await producer.stop()
     return total
+
+
+def parse_size(text: str) -> int:
+    """'512M', '2G', '1.5GiB', '1000000' -> bytes."""
+    import re
+
+    from .errors import ConfigError
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise ConfigError(f"--max-memory {text!r} is not a size", hint="e.g. 512M or 2G")
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)

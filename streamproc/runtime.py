@@ -436,8 +436,11 @@ class Runtime:
                  console: bool = False, max_events: int | None = None,
                  exit_when_idle: float | None = None, drain_timeout: float = 5.0,
                  worker: int | None = None, start_retries: int | None = None,
-                 notify_overrides: dict[str, Any] | None = None, metrics: Any = None) -> None:
+                 notify_overrides: dict[str, Any] | None = None, metrics: Any = None,
+                 max_memory: int | None = None) -> None:
         self.config = config
+        self.max_memory = max_memory
+        self.paused = False
         self.metrics = metrics
         self.notifier = notifier
         self.alerts_file = alerts_file
@@ -543,11 +546,58 @@ class Runtime:
         for loop in self.ingest:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"ingest-{loop.source_kind}"))
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
+        if self.max_memory:
+            self._tasks.append(asyncio.create_task(self._memory_guard(), name="memory-guard"))
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._report_loop(), name="metrics"))
             self.metrics.set_ready("sources", True)
             self.metrics.set_ready("state", True)
         self.ready = True
+
+    async def _memory_guard(self, interval: float = 1.0) -> None:
+        """Above ``max_memory`` (resident set), pause consumption; below 90 % of it, resume.
+
+        Sheds load by leaving records in the broker, never by dropping them. MQTT has no
+        fetch to pause: there the bounded source queue pushes back on the client instead,
+        and the broker holds what it cannot send (its max_queued_messages).
+        """
+        import gc
+
+        import psutil
+
+        proc = psutil.Process()
+        limit = int(self.max_memory)  # type: ignore[arg-type]
+        last_warning = 0.0
+        while True:
+            rss = proc.memory_info().rss
+            if not self.paused and rss > limit:
+                gc.collect()
+                rss = proc.memory_info().rss
+            if not self.paused and rss > limit:
+                self.paused = True
+                for source in self.sources:
+                    if hasattr(source, "pause"):
+                        source.pause()
+                log.warning("memory %d MiB is over --max-memory %d MiB: consumption paused",
+                            rss >> 20, limit >> 20)
+                last_warning = time.monotonic()
+            elif self.paused and rss < 0.9 * limit:
+                self.paused = False
+                for source in self.sources:
+                    if hasattr(source, "resume"):
+                        source.resume()
+                log.info("memory %d MiB: consumption resumed", rss >> 20)
+            elif self.paused:
+                for source in self.sources:  # partitions assigned since are paused too
+                    if hasattr(source, "pause"):
+                        source.pause()
+                if time.monotonic() - last_warning > 60:
+                    log.warning("consumption still paused: memory %d MiB over %d MiB",
+                                rss >> 20, limit >> 20)
+                    last_warning = time.monotonic()
+            if self.metrics is not None:
+                self.metrics.consumption_paused.set(1 if self.paused else 0)
+            await asyncio.sleep(interval)
 
     async def _file_checkpoints(self) -> None:
         while True:
@@ -668,7 +718,7 @@ class Runtime:
             for t in pending:
                 t.cancel()
         for t in self._tasks:
-            if t.get_name() in ("metrics", "file-checkpoints"):
+            if t.get_name() in ("metrics", "file-checkpoints", "memory-guard"):
                 t.cancel()
         if self.progress is not None:
             try:

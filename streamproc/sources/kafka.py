@@ -205,6 +205,15 @@ class KafkaSource:
         self.consumer.seek(tp, offset)
         self._next[tp] = offset
 
+    def pause(self) -> None:
+        """Stop fetching (memory guard); records stay in Kafka until ``resume``."""
+        if self.consumer is not None:
+            self.consumer.pause(*self.consumer.assignment())
+
+    def resume(self) -> None:
+        if self.consumer is not None:
+            self.consumer.resume(*self.consumer.paused())
+
     def partitions_for(self, topic: str) -> int:
         assert self.consumer is not None
         return len(self.consumer.partitions_for_topic(topic) or ()) or 1
