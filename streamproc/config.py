@@ -136,6 +136,7 @@ class KafkaConfig:
     alert_topic: str = DEFAULT_ALERT_TOPIC
     alert_dlq_topic: str = DEFAULT_ALERT_DLQ_TOPIC
     max_poll_records: int = 5000
+    repartition_partitions: int = 6
     session_timeout_ms: int = 10000
     embedded: bool = False  # started by us (Tansu)
 
@@ -189,6 +190,9 @@ class Binding:
     max_record_bytes: int = 1024 * 1024
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     line: int | None = None
+    # The record field the topic is partitioned by (the producer's key), if any. Keyed
+    # detectors whose key it does not suit run on a repartition topic (repartition.py).
+    keyed_by: str | None = None
 
     def matches(self, topic: str) -> bool:
         if self.topic is not None:
@@ -308,8 +312,11 @@ def parse_config(doc: dict[str, Any], *, file: str | None) -> Config:
 
 
 def default_bindings(source: str = "kafka") -> list[Binding]:
+    # The default topics are produced keyed by their contract key (streamproc produce,
+    # the agent, the samples), so their keyed detectors need no repartitioning.
     return [Binding(name=c.family, family=c.family, contract=c, source=source,
-                    topic=c.kafka_topic, mqtt_topic=c.mqtt_topic)
+                    topic=c.kafka_topic, mqtt_topic=c.mqtt_topic,
+                    keyed_by=c.key[0] if c.key else None)
             for c in builtin_contracts().values()]
 
 
@@ -379,7 +386,7 @@ def _parse_mqtt(node: Any, file: str | None) -> MqttConfig:
 
 
 _BINDING_KEYS = {"name", "topic", "pattern", "family", "source", "mqtt_topic", "format",
-                 "fields", "allowed_lateness", "max_record_bytes", "detectors"}
+                 "fields", "allowed_lateness", "max_record_bytes", "detectors", "keyed_by"}
 
 
 def _parse_binding(node: Any, index: int, file: str | None, default_source: str) -> Binding:
@@ -447,12 +454,20 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str)
     if not isinstance(lateness, int | float) or lateness < 0:
         raise ConfigError(f"{where}.allowed_lateness must be a number of seconds >= 0",
                           file=file, line=_line(node, "allowed_lateness"))
+    keyed_by = node.get("keyed_by")
+    if keyed_by is not None and keyed_by not in contract.fields:
+        raise ConfigError(f"{where}: keyed_by {keyed_by!r} is not a field of {contract.family}",
+                          file=file, line=_line(node, "keyed_by"),
+                          hint="name the field your producer uses as the record key, or leave "
+                               "keyed_by out if records are not keyed (streamproc then "
+                               "repartitions what it needs)")
     name = str(node.get("name") or topic or pattern or mqtt_topic or contract.family)
     return Binding(name=name, family=contract.family, contract=contract, source=source,
                    topic=topic, pattern=pattern, mqtt_topic=mqtt_topic, format=fmt,
                    mapping=mapping, allowed_lateness=float(lateness),
                    max_record_bytes=int(node.get("max_record_bytes", 1024 * 1024)),
-                   detectors={k: dict(v or {}) for k, v in detectors.items()}, line=line)
+                   detectors={k: dict(v or {}) for k, v in detectors.items()}, line=line,
+                   keyed_by=keyed_by)
 
 
 def _validate_detectors(config: Config, doc: dict[str, Any]) -> None:

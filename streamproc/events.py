@@ -23,6 +23,7 @@ class Event:
     offset: int = -1
 
     def source(self) -> dict[str, Any]:
+        """Where the record came from (for a repartitioned one: its original record)."""
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
 

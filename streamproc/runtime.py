@@ -46,6 +46,7 @@ class Stats:
     dead_by_reason: dict[str, int] = field(default_factory=dict)
     alerts_by_kind: dict[str, int] = field(default_factory=dict)
     last_record_at: float = 0.0
+    repartitioned_in: int = 0  # records read back from repartition topics
 
 
 def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
@@ -82,7 +83,7 @@ class Judge:
     """
 
     def __init__(self, config: Config, metrics: Any = None, *, partitioned: bool = True,
-                 idle_after: float = 30.0) -> None:
+                 idle_after: float = 30.0, repartition: bool = False) -> None:
         self.config = config
         self.metrics = metrics
         self.partitioned = partitioned
@@ -90,10 +91,37 @@ class Judge:
         self.decoders: dict[str, RecordDecoder] = {}
         self.engines: dict[TaskId, DetectorEngine] = {}
         self.bindings: dict[str, Binding] = {}
+        # binding name -> detector kinds its tasks run (absent: all of the family's)
+        self.kinds: dict[str, set[str]] = {}
+        # source binding name -> [(field, repartition topic)]
+        self.repartition_targets: dict[str, list[tuple[str, str]]] = {}
+        # repartitioned records waiting to be produced: (topic, key, value)
+        self.outbox: list[tuple[str, bytes | None, bytes]] = []
+        self.internal: list[Binding] = []
         for b in config.bindings:
-            self.bindings[b.name] = b
-            self.decoders[b.name] = RecordDecoder(b.contract, fmt=b.format, mapping=b.mapping,
-                                                  max_record_bytes=b.max_record_bytes)
+            self._add_binding(b)
+            if repartition and b.source == "kafka":
+                from . import repartition as rp
+
+                local, remote = rp.plan(config, b)
+                if remote:
+                    self.kinds[b.name] = local
+                    for internal in rp.internal_bindings(config, b):
+                        self._add_binding(internal)
+                        self.internal.append(internal)
+                        self.kinds[internal.name] = remote[internal.keyed_by]  # type: ignore[index]
+                        self.repartition_targets.setdefault(b.name, []).append(
+                            (internal.keyed_by, internal.topic))  # type: ignore[arg-type]
+                    log.info("binding %s: %s run on %s; %s", b.name,
+                             ", ".join(sorted(local)) or "no detector",
+                             f"keyed_by={b.keyed_by}" if b.keyed_by else "unkeyed records",
+                             "; ".join(f"{', '.join(sorted(k))} re-keyed by {f}"
+                                       for f, k in sorted(remote.items())))
+
+    def _add_binding(self, b: Binding) -> None:
+        self.bindings[b.name] = b
+        self.decoders[b.name] = RecordDecoder(b.contract, fmt=b.format, mapping=b.mapping,
+                                              max_record_bytes=b.max_record_bytes)
         self._route_cache: dict[tuple[str, str], Binding | None] = {}
         self._last_counts: dict[Any, tuple[int, int]] = {}
         self.stats = Stats()
@@ -108,8 +136,14 @@ class Judge:
     def engine(self, task: TaskId) -> DetectorEngine:
         engine = self.engines.get(task)
         if engine is None:
-            engine = build_engine(self.config, self.bindings[task[0]])
+            binding = self.bindings[task[0]]
+            engine = build_engine(self.config, binding)
+            kinds = self.kinds.get(binding.name)
+            if kinds is not None:
+                engine.detectors = [d for d in engine.detectors if d.kind in kinds]
             engine.idle_after = self.idle_after
+            # last source offset judged per source partition (repartitioned records only)
+            engine.src_offsets = {}  # type: ignore[attr-defined]
             self.engines[task] = engine
         return engine
 
@@ -127,6 +161,13 @@ class Judge:
         except KeyError:
             pass
         found = None
+        if source_kind == "kafka" and topic.startswith("streamproc.repartition."):
+            for b in self.internal:
+                if b.topic == topic:
+                    found = b
+                    break
+            self._route_cache[key] = found
+            return found
         for b in self.config.bindings:
             if source_kind == "mqtt":
                 if b.source == "mqtt" and b.mqtt_topic and mqtt_filter_matches(b.mqtt_topic,
@@ -146,7 +187,6 @@ class Judge:
               now: float | None = None) -> tuple[list[Alert], list[DeadLetter]]:
         """Decode and judge a batch; returns (alerts, dead letters)."""
         stats = self.stats
-        stats.records_in += len(records)
         if records:
             stats.last_record_at = time.time()
         by_task: dict[TaskId, list[Event]] = {}
@@ -179,10 +219,20 @@ class Judge:
                 bucket.append(out)
             else:
                 dead.append(out)  # type: ignore[arg-type]
+        internal = sum(n for t, n in topic_counts.items()
+                       if t.startswith("streamproc.repartition."))
+        stats.records_in += len(records) - internal
+        stats.repartitioned_in += internal
         alerts: list[Alert] = []
         for task, events in by_task.items():
-            stats.events += len(events)
+            if self.bindings[task[0]].format != "internal":
+                stats.events += len(events)
+            targets = self.repartition_targets.get(task[0])
+            if targets:
+                self._ship(events, targets)
             engine = self.engine(task)
+            if self.bindings[task[0]].format == "internal":
+                events = self._dedup_repartitioned(engine, events)
             engine_alerts, late = engine.process(events, now)
             alerts.extend(engine_alerts)
             for ev in late:
@@ -200,6 +250,35 @@ class Judge:
         if self.metrics is not None:
             self._report(topic_counts, dead, alerts)
         return alerts, dead
+
+    def _ship(self, events: list[Event], targets: list[tuple[str, str]]) -> None:
+        from .repartition import encode
+
+        outbox = self.outbox
+        for ev in events:
+            value = encode(ev)
+            data = ev.data
+            for field, topic in targets:
+                key = data.get(field)
+                outbox.append((topic, None if key is None else str(key).encode(), value))
+
+    @staticmethod
+    def _dedup_repartitioned(engine: DetectorEngine, events: list[Event]) -> list[Event]:
+        """Drop repartitioned records this task has judged already: a crash between producing
+        them and checkpointing the source makes the source task produce them again."""
+        seen: dict[tuple[str, int], int] = engine.src_offsets  # type: ignore[attr-defined]
+        out = []
+        for ev in events:  # coordinates are the original record's (see decode/records.py)
+            k = (ev.topic, ev.partition)
+            if ev.offset <= seen.get(k, -1):
+                continue
+            seen[k] = ev.offset
+            out.append(ev)
+        return out
+
+    def take_outbox(self) -> list[tuple[str, bytes | None, bytes]]:
+        out, self.outbox = self.outbox, []
+        return out
 
     def advance_idle(self, now: float, exclude: Any = ()) -> list[Alert]:
         """Advance the tasks that got nothing: each to the low watermark of its binding's
@@ -292,6 +371,7 @@ class IngestLoop:
         self.write_dead = write_dead
         self.on_batch = on_batch
         self.progress = progress  # checkpoints state + offsets; None: commit every batch
+        self.producer: Any = None  # for repartitioned records
         self.stopping = False
         self.batches = 0
 
@@ -307,8 +387,13 @@ class IngestLoop:
                 continue
             try:
                 alerts, dead = self.judge.judge(batch.records, self.source_kind, time.time())
-                # Durable first (alerts and dead letters concurrently), then commit.
-                await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
+                # Durable first (alerts, dead letters, repartitioned records), then commit.
+                outbox = self.judge.take_outbox()
+                if outbox:
+                    await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead),
+                                         self.produce(outbox))
+                else:
+                    await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
                 if self.progress is None:
                     await self.source.commit(batch)
                 else:
@@ -319,6 +404,13 @@ class IngestLoop:
             self.batches += 1
             if self.on_batch is not None:
                 self.on_batch(len(batch.records))
+
+
+    async def produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
+        """Produce repartitioned records and wait for the broker's acknowledgement."""
+        producer = self.producer
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
+        await asyncio.gather(*futures)
 
 
 class KafkaProgress:
@@ -409,17 +501,22 @@ class DeliveryLoop:
             self.stats.alerts_submitted += len(alerts)
 
 
-def compile_subscription(bindings: list[Binding]) -> tuple[list[str], str | None]:
+def compile_subscription(bindings: list[Binding], internal: list[Binding] = ()) \
+        -> tuple[list[str], str | None]:  # type: ignore[assignment]
     """Kafka subscription for the bindings: plain names, or one regex if any uses a pattern.
 
-    Internal topics (``streamproc.*``, ``*.dlq``) are never matched by a user pattern.
+    Internal topics (``streamproc.*``, ``*.dlq``) are never matched by a user pattern; the
+    repartition topics this config feeds are subscribed by name.
     """
     names = [b.topic for b in bindings if b.topic is not None]
+    inner = [b.topic for b in internal if b.topic is not None]
     patterns = [b.pattern for b in bindings if b.pattern is not None]
     if not patterns:
-        return sorted(set(names)), None  # type: ignore[arg-type]
+        return sorted(set(names) | set(inner)), None  # type: ignore[arg-type]
     parts = [re.escape(n) for n in names] + [f"(?:{p})" for p in patterns]  # type: ignore[arg-type]
-    return [], r"^(?!streamproc\.)(?!.*\.dlq$)(?:" + "|".join(parts) + r")$"
+    user = r"(?!streamproc\.)(?!.*\.dlq$)(?:" + "|".join(parts) + ")"
+    alternatives = [user] + [re.escape(t) for t in inner]  # type: ignore[arg-type]
+    return [], "^(?:" + "|".join(alternatives) + ")$"
 
 
 class Runtime:
@@ -451,7 +548,7 @@ class Runtime:
         self.worker = worker
         self.start_retries = start_retries
         self.notify_overrides = notify_overrides or {}
-        self.judge = Judge(config, metrics=metrics)
+        self.judge = Judge(config, metrics=metrics, repartition=config.kafka is not None)
         self.stats = self.judge.stats
         self.sources: list[Any] = []
         self.ingest: list[IngestLoop] = []
@@ -499,7 +596,7 @@ class Runtime:
         if kafka_bindings:
             from .sources.kafka import KafkaSource
 
-            topics, pattern = compile_subscription(kafka_bindings)
+            topics, pattern = compile_subscription(kafka_bindings, self.judge.internal)
             source = KafkaSource(cfg.kafka, topics=topics, pattern=pattern,  # type: ignore[arg-type]
                                  start_retries=self.start_retries)
             progress = None
@@ -512,9 +609,10 @@ class Runtime:
                                                          cfg.checkpoint_interval)
             await source.start()
             self.sources.append(source)
-            self.ingest.append(IngestLoop(source, "kafka", self.judge, self.alert_log.append,
-                                          kafka_dead.write, on_batch=self._count,
-                                          progress=progress))
+            loop = IngestLoop(source, "kafka", self.judge, self.alert_log.append,
+                              kafka_dead.write, on_batch=self._count, progress=progress)
+            loop.producer = self.producer
+            self.ingest.append(loop)
         if mqtt_bindings:
             from .deadletters import FileDeadLetters
             from .sources.mqtt import MqttSource
@@ -648,6 +746,8 @@ class Runtime:
         kcfg = self.config.kafka
         assert kcfg is not None
         wanted = {kcfg.alert_topic: 3, kcfg.alert_dlq_topic: 1}
+        for internal in self.judge.internal:
+            wanted[internal.topic] = kcfg.repartition_partitions  # type: ignore[index]
         for b in self.config.kafka_bindings:
             if b.topic:
                 wanted[b.topic + kcfg.dlq_suffix] = 1

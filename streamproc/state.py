@@ -71,6 +71,18 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot checkpoint {type(value).__name__}")
 
 
+def snapshot_task(engine: Any) -> dict[str, Any]:
+    src = getattr(engine, "src_offsets", None) or {}
+    return {"engine": engine.snapshot(),
+            "src": [[t, p, o] for (t, p), o in src.items()]}
+
+
+def restore_task(engine: Any, state: dict[str, Any]) -> None:
+    engine.restore(state["engine"])
+    if hasattr(engine, "src_offsets"):
+        engine.src_offsets.update({(t, p): o for t, p, o in state.get("src", [])})
+
+
 def changelog_topic(source_topic: str) -> str:
     return f"streamproc.state.{source_topic}"
 
@@ -125,7 +137,7 @@ class KafkaCheckpointer:
         assert self.producer is not None
         done: dict[TopicPartition, int] = {}
         for tp, offset in positions.items():
-            tasks = {task[0]: self.judge.engines[task].snapshot()
+            tasks = {task[0]: snapshot_task(self.judge.engines[task])
                      for task in self.judge.tasks_of(tp.topic, tp.partition)}
             blob = encode_state(tasks)
             topic = changelog_topic(tp.topic)
@@ -182,13 +194,12 @@ class KafkaCheckpointer:
         chunks = await self._read_range(ctp, manifest["first"], manifest["last"])
         blob = b"".join(c[c.index(b"\n") + 1:] for c in chunks if c[:1] == b"C")
         tasks = decode_state(blob)
-        binding_names = {b.name for b in self.judge.config.bindings}
         for name, state in tasks.items():
-            if name not in binding_names:
+            if name not in self.judge.bindings:
                 log.warning("checkpoint of %s holds binding %r, no longer configured: skipped",
                             tp, name)
                 continue
-            self.judge.engine((name, tp.topic, tp.partition)).restore(state)
+            restore_task(self.judge.engine((name, tp.topic, tp.partition)), state)
         self._last_manifest[(tp.topic, tp.partition)] = manifest_offset
         self.restored += 1
         log.info("restored %s from checkpoint (%d bytes, resuming at offset %d)",
@@ -225,7 +236,7 @@ class FileCheckpointer:
         self.checkpoints = 0
 
     def save(self) -> None:
-        tasks = {f"{t[0]}|{t[1]}|{t[2]}": e.snapshot() for t, e in self.judge.engines.items()}
+        tasks = {f"{t[0]}|{t[1]}|{t[2]}": snapshot_task(e) for t, e in self.judge.engines.items()}
         blob = encode_state(tasks)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
@@ -248,7 +259,7 @@ class FileCheckpointer:
         for key, state in tasks.items():
             name, topic, partition = key.split("|")
             if name in self.judge.bindings:
-                self.judge.engine((name, topic, int(partition))).restore(state)
+                restore_task(self.judge.engine((name, topic, int(partition))), state)
         return True
 
 
