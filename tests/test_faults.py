@@ -155,7 +155,7 @@ async def test_incidents_straddling_a_sigkill_fire_after_restart_from_the_change
 
 
 async def _committed(kafka, group: str, topic: str, n: int) -> bool:
-    return await committed_total(kafka.bootstrap_servers, group, topic) >= n
+    return await _committed_at(kafka.bootstrap_servers, group, topic, n)
 
 
 async def test_sigkill_while_200k_events_are_in_flight_loses_and_duplicates_nothing(
