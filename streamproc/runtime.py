@@ -590,6 +590,8 @@ class Runtime:
             self.reader = self.alert_log
         if self.notifier is None:
             self.notifier = self._make_notifier()
+        if self.metrics is not None and hasattr(self.notifier, "on_delivery"):
+            self.notifier.on_delivery = self.metrics.record_delivery
         await self.notifier.start()
         await self.reader.start()
 
@@ -715,9 +717,15 @@ class Runtime:
                     if lag is not None:
                         for (topic, partition), n in lag().items():
                             m.consumer_lag.labels(topic, str(partition)).set(n)
+                backlog = 0
                 pending = getattr(self.reader, "pending", None)
                 if pending is not None:
-                    m.delivery_backlog.set(pending())
+                    backlog += pending()
+                stats = getattr(self.notifier, "stats", None)
+                if stats is not None:
+                    backlog += sum(ch.get("queued", 0)
+                                   for ch in stats().get("channels", {}).values())
+                m.delivery_backlog.set(backlog)
             except Exception as exc:  # noqa: BLE001 - metrics must never stop the runtime
                 log.debug("metrics report failed: %s", exc)
             await asyncio.sleep(interval)

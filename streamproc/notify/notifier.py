@@ -122,7 +122,12 @@ class ChannelWorker:
         committing = False
         try:
             msg, groups = self._render(batch)
+            started = time.monotonic()
             result = await self.sender.send(msg)
+            if n.on_delivery is not None:
+                outcome = "sent" if result.ok else (
+                    "rate_limited" if result.status == 429 else "failed")
+                n.on_delivery(self.channel.name, outcome, time.monotonic() - started)
             committing = await self._record(batch, groups, result)
         except asyncio.CancelledError:
             raise
@@ -215,6 +220,9 @@ class Notifier:
         self._started = False
         self._closed = False
         self._db_open = False
+        # (channel service name, outcome, seconds) after each send: Prometheus hooks here
+        self.on_delivery: Callable[[str, str, float], None] | None = None
+        self._sinks: tuple[str | None, bool] = (None, False)  # alerts_file, console
 
     @classmethod
     def from_config(cls, notify_cfg: dict[str, Any] | None, *, state_dir: Path,
@@ -226,8 +234,51 @@ class Notifier:
         if not channels:
             log.warning("notify: no channels configured; alerts are kept only in the "
                         "dead-letter file. Add notify.urls to your config.")
-        return cls(settings, channels, fallbacks, state_dir=Path(state_dir),
-                   dead_letter=dead_letter, clock=clock)
+        notifier = cls(settings, channels, fallbacks, state_dir=Path(state_dir),
+                       dead_letter=dead_letter, clock=clock)
+        notifier._sinks = (alerts_file, console)
+        return notifier
+
+    def reload(self, notify_cfg: dict[str, Any] | None) -> None:
+        """Apply new routes, templates, inhibit rules, timers and retry policy live.
+
+        Channels (URLs, Apprise config files) own threads, buckets and outbox rows: a change
+        to them is refused with ConfigError (restart to apply), and nothing is changed.
+        """
+        from ..errors import ConfigError
+
+        settings = parse_settings(notify_cfg)
+        channels, fallbacks = load_channels(settings, alerts_file=self._sinks[0],
+                                            console=self._sinks[1])
+        if {c.id for c in channels} != set(self.channels) or \
+                {f.id for f in fallbacks} != {f.id for f in self.fallbacks}:
+            raise ConfigError("notify channels changed (urls, apprise_config or fallback): "
+                              "restart streamproc to apply them",
+                              hint="routes, templates, timers and inhibit rules reload live")
+        current = list(self.channels.values())
+        renderer = Renderer(settings.templates, max_value_len=settings.max_value_len,
+                            max_title_len=settings.max_title_len,
+                            max_body_len=settings.max_body_len,
+                            max_group_items=settings.max_group_items)
+        router = Router(build_routes(settings.routes, defaults=settings.default_routes),
+                        current)
+        rules = parse_rules(settings.inhibit_rules)
+        # all checks passed: swap in one step of the event loop
+        self.settings = settings
+        self.renderer = renderer
+        self.router = router
+        self.retry = RetryPolicy(settings.retry)
+        self._inhibit_rules = rules
+        if hasattr(self, "inhibitor"):
+            self.inhibitor.rules = rules
+        if hasattr(self, "grouper"):
+            self.grouper.group_by = list(settings.group_by)
+            self.grouper.group_wait = settings.group_wait
+            self.grouper.group_interval = settings.group_interval
+        if hasattr(self, "dedup") and hasattr(self.dedup, "repeat_interval"):
+            self.dedup.repeat_interval = settings.repeat_interval
+        self._render_cache.clear()
+        log.info("notify: routes, templates, timers and inhibit rules reloaded")
 
     # -- lifecycle --------------------------------------------------------------------------
     def _timers(self, channel_id: str) -> tuple[float, float]:
