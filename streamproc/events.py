@@ -60,6 +60,9 @@ def epoch_from_number(value: float) -> float:
     return float(value)
 
 
+_ISO_CACHE: dict[str, float] = {}
+
+
 def parse_timestamp(value: Any) -> float:
     """ISO 8601 (``Z`` or offset; naive means UTC), epoch seconds, ms, us or ns -> epoch seconds."""
     if isinstance(value, bool):
@@ -67,11 +70,15 @@ def parse_timestamp(value: Any) -> float:
     if isinstance(value, int | float):
         return epoch_from_number(float(value))
     if isinstance(value, str):
+        cached = _ISO_CACHE.get(value)
+        if cached is not None:
+            return cached
         text = value.strip()
         if not text:
             raise CoercionError("bad_timestamp", "timestamp is empty")
-        first = text[0]
-        if first.isdigit() or first in "+-.":
+        # Epoch numbers as strings have no date separators; trying float() on every ISO
+        # string would cost an exception per record.
+        if "-" not in text[1:] and ":" not in text and "T" not in text:
             try:
                 return epoch_from_number(float(text))
             except ValueError:
@@ -85,7 +92,14 @@ def parse_timestamp(value: Any) -> float:
                                 f"timestamp {value[:64]!r} is not ISO 8601 or epoch") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
+        epoch = dt.timestamp()
+        if not (0 <= epoch <= _MAX_EPOCH):
+            raise CoercionError("bad_timestamp", f"timestamp {value[:64]!r} is out of range")
+        # Busy streams repeat the same second many times: remember recent strings.
+        if len(_ISO_CACHE) >= 4096:
+            _ISO_CACHE.clear()
+        _ISO_CACHE[value] = epoch
+        return epoch
     raise CoercionError("bad_timestamp", f"timestamp has type {type(value).__name__}")
 
 
