@@ -21,6 +21,16 @@ from .errors import SourceError
 log = logging.getLogger(__name__)
 
 
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+    except (OSError, AttributeError):
+        pass  # not Linux: the broker outlives a killed parent; stop() still works
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -70,8 +80,10 @@ class EmbeddedKafka:
                "--advertised-listener-url", url, "--storage-engine", self.storage]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         env = dict(os.environ, **(self.env or {}))
+        # Own session: a Ctrl-C in the terminal reaches us, and we stop the broker after
+        # draining. Parent-death signal: if we are killed outright, so is the broker.
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
