@@ -10,9 +10,10 @@ leak into the next):
 3. streamproc: ``Runtime`` with the default bindings, a consumer group, the Kafka alert log,
    checkpoints every 10 s and on shutdown, a notifier that accepts and drops (delivery is the
    notify scenario's subject): records/s from the first record judged to the last;
-4. verification: the alerts in ``streamproc.alerts`` equal the generator's expected counts
-   (password_spray is keyed by ip_address while auth-logs is partitioned by username, so its
-   incidents are split over partitions: it is listed as not checked), and the group's
+4. verification: the alerts in ``streamproc.alerts`` (each fingerprint once: the log is
+   at-least-once) equal the generator's expected counts (password_spray, keyed by ip_address
+   on auth-logs partitioned by username, is judged on the runtime's repartition topic; a
+   runtime without repartitioning lists it as not checked), and the group's
    committed offsets account for every record produced (counted, not read from end offsets:
    Tansu's are wrong after batched produce).
 
@@ -189,6 +190,28 @@ class AlertWatcher:
             await self._consumer.stop()
 
 
+async def provision_internal_topics(config: Any) -> None:
+    """Create the runtime's internal topics (alert log, repartition topics) ahead of time, as
+    an operator provisions them on a cluster without auto-creation.
+
+    Why: on Tansu, producing to a topic created a moment earlier can fail with
+    NotLeaderForPartitionError, and the runtime (at the time of writing) creates its
+    repartition topics at start and produces to them at once; the first batches' repartitioned
+    records are then lost for the run. Provisioning first keeps this benchmark about
+    throughput; the race is reported separately.
+    """
+    from streamproc.broker import ensure_topics
+    from streamproc.runtime import Judge
+
+    kcfg = config.kafka
+    wanted = {kcfg.alert_topic: 3, kcfg.alert_dlq_topic: 1}
+    judge = Judge(config, repartition=True)
+    for internal in getattr(judge, "internal", []):
+        wanted[internal.topic] = getattr(kcfg, "repartition_partitions", 6)
+    await ensure_topics(kcfg.client_kwargs(), wanted)
+    await asyncio.sleep(1.0)
+
+
 async def run_runtime(bootstrap: str, group: str, n: int, state_dir: str,
                       timeout: float = 600.0, watcher: AlertWatcher | None = None,
                       before_wait: Any = None) -> dict[str, Any]:
@@ -196,6 +219,7 @@ async def run_runtime(bootstrap: str, group: str, n: int, state_dir: str,
     from streamproc.runtime import Runtime
 
     config = bench_config(bootstrap, group, state_dir=state_dir)
+    await provision_internal_topics(config)
     runtime = Runtime(config, notifier=NullNotifier(), start_retries=3)
     own_watcher = watcher is None
     watcher = watcher or AlertWatcher(bootstrap, config.kafka.alert_topic)  # type: ignore[union-attr]
@@ -232,8 +256,25 @@ async def run_runtime(bootstrap: str, group: str, n: int, state_dir: str,
         end = time.perf_counter()
         if first is None:  # everything arrived in the first batch (tiny N)
             first = started
+        # Detectors whose key is not the topic's key (password_spray by ip_address on
+        # auth-logs partitioned by username) judge records re-produced to repartition topics:
+        # the work is done when those stop arriving too.
+        if getattr(runtime.judge, "repartition_targets", None):
+            seen, stable_since = -1, time.perf_counter()
+            while time.perf_counter() - stable_since < 1.0 and time.monotonic() < deadline:
+                now_in = getattr(stats, "repartitioned_in", 0)
+                if now_in != seen:
+                    if seen >= 0:
+                        end = time.perf_counter()
+                    seen, stable_since = now_in, time.perf_counter()
+                await asyncio.sleep(0.01)
         if producer_task is not None:
             await producer_task
+        errors = [f"{t.get_name()}: {t.exception()!r}" for t in runtime._tasks
+                  if t.done() and not t.cancelled() and t.exception() is not None]
+        if errors:
+            raise RuntimeError("runtime task failed after judging every record: "
+                               + "; ".join(errors))
     finally:
         await runtime.stop()
     # The alerts appended last need a moment to be fetched by the watcher.
@@ -246,7 +287,9 @@ async def run_runtime(bootstrap: str, group: str, n: int, state_dir: str,
     return {"seconds": max(1e-9, end - first), "records_in": stats.records_in,
             "dead_letters": dict(stats.dead_by_reason), "appended": appended,
             "alerts": [a for _, a in watcher.seen], "seen": list(watcher.seen),
-            "events": stats.events}
+            "events": stats.events,
+            "repartitioned": bool(getattr(runtime.judge, "repartition_targets", None)),
+            "repartitioned_in": getattr(stats, "repartitioned_in", 0)}
 
 
 def _one_run(ctx: Context, n: int, items: list[Any], topics: list[str], run_no: int) -> dict[
@@ -282,8 +325,9 @@ def latency_phase(ctx: Context, rate: float, n_max: int) -> dict[str, Any]:
     from streamproc.broker import EmbeddedKafka, ensure_topics
     from streamproc.produce import kafka_items, kafka_topics
 
-    # ~20 s of traffic (at least 20k events so there are incidents), capped by --events.
-    m = int(max(20_000, min(n_max, rate * 20)))
+    # ~20 s of traffic at that rate, at most --events (and at least a few hundred events, so
+    # the stream has incidents).
+    m = max(min(300, n_max), min(n_max, int(rate * 20)))
     traffic = ctx.traffic("mixed", m)
     items = kafka_items(traffic, kafka_topics(None, list(traffic.records)))
     topics = sorted({t for t, _, _ in items})
@@ -355,7 +399,8 @@ def run(ctx: Context) -> list[Row]:
         unique = {(a.get("fingerprint"), a.get("status"), a.get("audience")): a
                   for a in out["alerts"]}
         check = verify_counts(traffic.expected, list(unique.values()),
-                              skip=NOT_PARTITION_ALIGNED)
+                              skip=None if out["runtime"]["repartitioned"]
+                              else NOT_PARTITION_ALIGNED)
         check["duplicate_alerts"] = len(out["alerts"]) - len(unique)
         check["committed"] = out["committed"]
         check["produced"] = n

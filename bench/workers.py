@@ -75,6 +75,9 @@ def one(ctx: Context, items: list[Any], topics: list[str], k: int, run_no: int,
                         first_t, first_c = now, c
                 if c >= n:
                     break
+                if now - last_change > 60.0:
+                    raise RuntimeError(f"{k} worker(s) stalled: committed {last_c:,} of {n:,} "
+                                       "and no progress for 60 s")
                 time.sleep(0.2)
         finally:
             proc.send_signal(signal.SIGTERM)

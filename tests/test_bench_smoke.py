@@ -1,0 +1,96 @@
+"""Smoke test of ``streamproc bench``: every scenario runs with a tiny N and the harness writes
+what it promises. No timing is asserted (performance is the benchmark's job, not a test's);
+what is asserted is that the machinery works and that answers were checked: the detect and
+kafka scenarios verified their alerts against the generator's expected counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from streamproc.bench import harness
+from streamproc.bench.common import Row, verify_counts
+
+from streamproc.generate import generate
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    args = argparse.Namespace(scenarios=[], events=300, runs=1, out=str(out))
+    status = harness.main(args)
+    return status, out
+
+
+def _results(out: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((out / "results.json").read_text())
+
+
+def test_bench_runs_every_scenario_and_exits_zero(bench_run: tuple[int, Path]) -> None:
+    status, out = bench_run
+    results = _results(out)
+    failed = [r for r in results["results"] if not r["ok"]]
+    assert failed == [], failed
+    assert status == 0
+    scenarios = {r["scenario"] for r in results["results"]}
+    assert scenarios == set(harness.SCENARIOS)
+
+
+def test_results_json_records_machine_versions_params_and_every_run(
+        bench_run: tuple[int, Path]) -> None:
+    _, out = bench_run
+    results = _results(out)
+    assert {"cpu", "cores_usable", "memory_gib", "python", "platform", "loadavg"} <= \
+        set(results["machine"])
+    assert results["versions"]["aiokafka"]
+    assert results["versions"]["orjson"]
+    assert results["params"] == {"scenarios": list(harness.SCENARIOS), "events": 300,
+                                 "runs": 1, "seed": 1}
+    for row in results["results"]:
+        if row["skipped"]:
+            assert row["skipped"].strip(), "a skip says why"
+            continue
+        assert len(row["runs"]) >= 1
+        assert row["median"] is not None
+        if row["baseline_name"]:
+            assert len(row["baseline_runs"]) >= 1
+            assert row["ratio"] is not None
+
+
+def test_detect_and_kafka_verified_the_expected_alerts(bench_run: tuple[int, Path]) -> None:
+    _, out = bench_run
+    rows = {(r["scenario"], r["name"]): r for r in _results(out)["results"]}
+    detect = next(r for (s, _), r in rows.items() if s == "detect")
+    kafka = next(r for (s, n), r in rows.items() if s == "kafka" and "consume" in n)
+    for row in (detect, kafka):
+        assert row["verified"]["ok"] is True
+        assert row["verified"]["checked"]["brute_force"]["expected"] >= 1
+        assert row["verified"]["mismatches"] == {}
+    assert kafka["verified"]["committed"] == kafka["verified"]["produced"]
+
+
+def test_chart_is_a_png(bench_run: tuple[int, Path]) -> None:
+    _, out = bench_run
+    data = (out / "results.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000
+
+
+def test_a_wrong_answer_fails_the_run() -> None:
+    # A fast wrong answer is a failure, not a result.
+    traffic = generate("auth", 3000, seed=3)
+    check = verify_counts(traffic.expected, [])
+    assert check["ok"] is False
+    assert check["mismatches"]["brute_force"]["got"] == 0
+    row = Row("detect", "x", "events/s", runs=[1e9], verified=check)
+    assert row.ok is False
+
+
+def test_unknown_scenario_is_a_usage_error(tmp_path: Path) -> None:
+    args = argparse.Namespace(scenarios=["nope"], events=10, runs=1, out=str(tmp_path))
+    assert harness.main(args) == 2
