@@ -161,6 +161,11 @@ class Judge:
         except KeyError:
             pass
         found = None
+        if source_kind == "mqtt" and topic.startswith("streamproc/host-status/"):
+            found = next((b for b in self.config.bindings
+                          if b.source == "mqtt" and b.family == "host-metrics"), None)
+            self._route_cache[key] = found
+            return found
         if source_kind == "kafka" and topic.startswith("streamproc.repartition."):
             for b in self.internal:
                 if b.topic == topic:
@@ -630,6 +635,10 @@ class Runtime:
                 self._tasks.append(asyncio.create_task(self._file_checkpoints(),
                                                        name="file-checkpoints"))
             filters = sorted({b.mqtt_topic for b in mqtt_bindings if b.mqtt_topic})
+            if any(b.family == "host-metrics" for b in mqtt_bindings):
+                from .sources.mqtt import STATUS_FILTER
+
+                filters.append(STATUS_FILTER)  # agents' Last Wills: host_silent at once
             source = MqttSource(cfg.mqtt, filters, worker=self.worker,  # type: ignore[arg-type]
                                 start_retries=self.start_retries)
             await source.start()

@@ -74,6 +74,14 @@ class HostSilent(Detector):
         for ev in events:
             host = ev.data["host"]
             ts = ev.ts
+            if ev.data.get("agent_status") is not None:
+                # The agent's Last Will (or its clean goodbye): not a sample. "offline" means
+                # silent now, without waiting for the deadline.
+                alert = self._agent_offline(ev) if ev.data["agent_status"] == "offline" \
+                    else None
+                if alert is not None:
+                    alerts.append(alert)
+                continue
             st = state.get(host)
             if st is None:
                 st = _Host(ts)
@@ -125,6 +133,18 @@ class HostSilent(Detector):
             alerts.append(self._alert(host, st, st.deadline, "firing"))
             self.timers.arm(st.last + self.forget_after + 1, host)
         return alerts
+
+    def _agent_offline(self, ev: Event) -> Alert | None:
+        st = self.state.get(ev.data["host"])
+        if st is None or st.silent_since is not None or ev.ts < st.last:
+            return None  # unknown host, already silent, or a stale status
+        alert = self._alert(ev.data["host"], st, ev.ts, "firing")
+        reason = ev.data.get("agent_reason")
+        if reason:
+            alert.body += f" The agent reported itself offline: {clip(str(reason))}."
+            alert.evidence["agent_reason"] = clip(str(reason))
+        st.silent_since = st.last
+        return alert
 
     def _alert(self, host: str, st: _Host, ts: float, status: str,
                ev: Event | None = None) -> Alert:

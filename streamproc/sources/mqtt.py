@@ -32,12 +32,18 @@ import paho.mqtt.client as paho
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
+import orjson
+
 from ..config import MqttConfig
 from ..decode import RawRecord
 from ..errors import SourceError
 from .base import Batch
 
 log = logging.getLogger(__name__)
+
+# Where `streamproc agent` publishes its status and Last Will (see agent.py).
+STATUS_PREFIX = "streamproc/host-status/"
+STATUS_FILTER = "streamproc/host-status/+"
 
 
 def tls_context(tls: dict[str, Any] | None) -> ssl.SSLContext | None:
@@ -192,13 +198,22 @@ class MqttSource:
         records = []
         for m in messages:
             payload = m.payload
+            topic = str(m.topic)
+            if topic.startswith(STATUS_PREFIX):
+                # An agent's status or Last Will: fixed at connect time, so it carries no
+                # usable event time; it becomes a host-metrics record stamped on receipt.
+                from ..agent import status_record
+
+                record = status_record(payload if isinstance(payload, bytes) else
+                                       str(payload).encode(), time.time())
+                payload = orjson.dumps(record) if record is not None else payload
             if isinstance(payload, str):
                 payload = payload.encode()
             elif payload is None:
                 payload = b""
             elif not isinstance(payload, bytes | bytearray):
                 payload = str(payload).encode()
-            records.append(RawRecord(bytes(payload), str(m.topic), 0, m.mid, None))
+            records.append(RawRecord(bytes(payload), topic, 0, m.mid, None))
         self.received += len(records)
         return Batch(records, [(m.mid, m.qos) for m in messages], time.time())
 
