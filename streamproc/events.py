@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -91,7 +91,7 @@ def parse_timestamp(value: Any) -> float:
             raise CoercionError("bad_timestamp",
                                 f"timestamp {value[:64]!r} is not ISO 8601 or epoch") from None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         epoch = dt.timestamp()
         if not (0 <= epoch <= _MAX_EPOCH):
             raise CoercionError("bad_timestamp", f"timestamp {value[:64]!r} is out of range")

@@ -263,8 +263,8 @@ class Judge:
         for ev in events:
             value = encode(ev)
             data = ev.data
-            for field, topic in targets:
-                key = data.get(field)
+            for key_field, topic in targets:
+                key = data.get(key_field)
                 outbox.append((topic, None if key is None else str(key).encode(), value))
 
     @staticmethod
@@ -627,9 +627,9 @@ class Runtime:
             if cfg.checkpoints:
                 from .state import FileCheckpointer
 
+                suffix = "" if self.worker is None else f"-{self.worker}"
                 self.file_checkpointer = FileCheckpointer(
-                    cfg.state_dir / f"mqtt-state{'' if self.worker is None else '-' + str(self.worker)}"
-                    ".snapshot", self.judge)
+                    cfg.state_dir / f"mqtt-state{suffix}.snapshot", self.judge)
                 if self.file_checkpointer.load():
                     log.info("restored MQTT detector state from %s", self.file_checkpointer.path)
                 self._tasks.append(asyncio.create_task(self._file_checkpoints(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC
 from typing import Any
 
 import orjson
@@ -47,8 +48,8 @@ def auth_stream(n: int, incidents: int, *, seed: int = 7, base: float = BASE_TS,
 
 
 def iso(ts: float) -> str:
-    from datetime import datetime, timezone
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    from datetime import datetime
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def to_ecs(e: dict[str, Any]) -> dict[str, Any]:

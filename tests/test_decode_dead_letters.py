@@ -7,9 +7,9 @@ import orjson
 import pytest
 
 from streamproc.config import parse_config_text
+from streamproc.contracts import get_contract
 from streamproc.decode import RawRecord, RecordDecoder
 from streamproc.decode.deadletter import REASONS
-from streamproc.contracts import get_contract
 from streamproc.runtime import Judge
 
 GOOD = {"timestamp": "2026-11-01T10:00:00Z", "username": "alice", "ip_address": "198.51.100.7",

@@ -3,7 +3,7 @@ records."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -86,14 +86,14 @@ def _api_requests() -> list[dict]:
 
 
 def _combined(r: dict) -> bytes:
-    when = datetime.fromtimestamp(r["timestamp"], tz=timezone.utc).strftime(
+    when = datetime.fromtimestamp(r["timestamp"], tz=UTC).strftime(
         "%d/%b/%Y:%H:%M:%S +0000")
     return (f'{r["ip_address"]} - - [{when}] "{r["method"]} {r["endpoint"]} HTTP/1.1" '
             f'{r["status_code"]} 512 "-" "{r["user_agent"]}"').encode()
 
 
 def _ecs_http(r: dict) -> bytes:
-    when = datetime.fromtimestamp(r["timestamp"], tz=timezone.utc).isoformat()
+    when = datetime.fromtimestamp(r["timestamp"], tz=UTC).isoformat()
     return orjson.dumps({"@timestamp": when, "url": {"original": r["endpoint"]},
                          "http": {"request": {"method": r["method"]},
                                   "response": {"status_code": r["status_code"]}},
@@ -143,7 +143,7 @@ def test_combined_decoder_keeps_garbage_request_lines_and_rejects_non_log_lines(
     assert ev.data["endpoint"] == '/q?s="x"'
     assert ev.data["user_agent"] == 'Mozilla "quoted"'
     assert ev.data["remote_user"] == "bob"
-    assert ev.ts == datetime(2026, 11, 12, 3, 14, 8, tzinfo=timezone.utc).timestamp()
+    assert ev.ts == datetime(2026, 11, 12, 3, 14, 8, tzinfo=UTC).timestamp()
     garbage = decoder.decode(scan)
     assert garbage.data["method"] == "-" and garbage.data["status_code"] == 400
 

@@ -4,6 +4,6 @@
 """
 
 from .deadletter import DeadLetter
-from .records import RecordDecoder, RawRecord
+from .records import RawRecord, RecordDecoder
 
 __all__ = ["DeadLetter", "RawRecord", "RecordDecoder"]

@@ -28,11 +28,10 @@ import time
 from typing import Any
 
 import aiomqtt
-import paho.mqtt.client as paho
-from paho.mqtt.properties import Properties
-from paho.mqtt.packettypes import PacketTypes
-
 import orjson
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ..config import MqttConfig
 from ..decode import RawRecord
