@@ -102,13 +102,6 @@ class DailyLevelDetector(Detector):
                     self.state.pop(skey)
         return []
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         return {"days": [[list(k), v] for k, v in self.state.items()],  # type: ignore[arg-type]
                 "evictions": self.state.evictions}

@@ -189,13 +189,6 @@ class DistinctDetector(Detector):
             del self.quiet[key]
         return []
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         keys = []
         for key, value in self.state.items():

@@ -93,12 +93,15 @@ class Detector:
         return []
 
     def state_size(self) -> int:
-        """Number of tracked keys (reported as a metric; bounded by ``ctx.key_cap``)."""
-        return 0
+        """Number of tracked keys (reported as a metric; bounded by ``ctx.key_cap``).
+        Detectors that keep their keys in ``self.state`` (a KeyedState) need not override."""
+        state = getattr(self, "state", None)
+        return len(state) if state is not None else 0
 
     @property
     def evictions(self) -> int:
-        return 0
+        """Keys dropped by the key cap (LRU) so far."""
+        return int(getattr(getattr(self, "state", None), "evictions", 0))
 
     def snapshot(self) -> Any:
         """The detector's state as plain data (orjson-serialisable)."""

@@ -184,13 +184,6 @@ class BruteForce(Detector):
         """Event time of the latest fire for (username, ip), if still retained."""
         return self.fires.get(pack2(username, ip))
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         keys = []
         for key, value in self.state.items():

@@ -170,13 +170,6 @@ class HostSilent(Detector):
             {"topic": st.source[0], "partition": st.source[1], "offset": st.source[2]},
             labels={"host": clip(host)})
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         return {"hosts": [[h, st.last, st.gaps, st.samples, st.deadline, st.silent_since,
                            list(st.source)] for h, st in self.state.items()],

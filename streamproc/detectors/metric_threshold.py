@@ -325,13 +325,6 @@ class MetricThreshold(Detector):
                 self.state.pop(key)
         return []
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         return {"keys": [[k[0], k[1], {s: getattr(st, s) for s in _Key.__slots__}]
                          for k, st in self.state.items()],

@@ -186,13 +186,6 @@ class RateAbuse(Detector):
                     state.pop(ip)
         return alerts
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         return {
             "ips": [[ip, [t] if type(t) is float else list(t)]  # type: ignore[arg-type]

@@ -164,13 +164,6 @@ class SlaBreach(Detector):
                       "waited_seconds": ts - st[_CREATED]},
             source=dict(st[_SOURCE]), labels=labels)
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         return {"tickets": [[tid, st] for tid, st in self.state.items()],
                 "timers": [[w, k] for w, k in self.timers.snapshot()],

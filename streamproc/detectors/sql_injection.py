@@ -334,13 +334,6 @@ class SqlInjection(Detector):
                     self.state.pop(ip)
         return []
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         return {"ips": [[ip, st] for ip, st in self.state.items()], "matches": self.matches,
                 "evictions": self.state.evictions}

@@ -131,13 +131,6 @@ class TicketResolved(Detector):
                     self.state.pop(tid)
         return []
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         return {"tickets": [[tid, st] for tid, st in self.state.items()],
                 "evictions": self.state.evictions}

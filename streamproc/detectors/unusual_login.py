@@ -143,13 +143,6 @@ class UnusualLogin(Detector):
                     self.state.pop(user)
         return []
 
-    def state_size(self) -> int:
-        return len(self.state)
-
-    @property
-    def evictions(self) -> int:
-        return self.state.evictions
-
     def snapshot(self) -> Any:
         return {"users": [[u, list(h)] for u, h in self.state.items()],
                 "evictions": self.state.evictions}
