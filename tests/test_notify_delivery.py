@@ -326,3 +326,30 @@ async def test_alerts_file_and_console_are_apprise_channels(receiver: Any, tmp_p
     assert sorted(x["fingerprint"] for x in lines) == sorted(a.fingerprint for a in alerts)
     printed = capsys.readouterr().out
     assert "3 brute_force alerts" in printed
+
+
+async def test_receiver_down_for_30_seconds_then_back_gets_everything(receiver: Any,
+                                                                      tmp_path: Path) -> None:
+    """The issue's outage, at full length, with a production-like retry policy (1 s
+    doubling to at most 5 s; the message age limit, not an attempt count, governs)."""
+    cfg = config(receiver.url("json"), retry={"initial": "1s", "max_delay": "5s",
+                                              "max_attempts": 100, "max_age": "10m"})
+    n = await started(cfg, tmp_path)
+    take_down(receiver)
+    alerts = [mk(i) for i in range(20)]
+    await n.submit(alerts[:10])
+    loop = asyncio.get_running_loop()
+    down_until = loop.time() + 30
+    while loop.time() < down_until:
+        await asyncio.sleep(0.5)
+    await n.submit(alerts[10:])
+    assert receiver.requests == []  # nothing could arrive while it was down
+    assert n.counters["send_failures"] >= 2  # it kept trying, with backoff
+    bring_up(receiver)
+    deadline = loop.time() + 60
+    while sorted(refs(receiver.accepted)) != sorted(a.fingerprint for a in alerts) \
+            and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    await n.close()
+    assert sorted(refs(receiver.accepted)) == sorted(a.fingerprint for a in alerts)
+    assert n.counters.get("dead_lettered", 0) == 0
