@@ -51,11 +51,17 @@ def run_scenarios(names: list[str], ctx: Context) -> list[Row]:
                   transient=False) as progress:
         task = progress.add_task("", total=total, scenario="")
 
+        plain = not console.is_terminal  # CI logs and files: one line per step instead
+
         def step(desc: str) -> None:
             progress.update(task, advance=1, description=desc)
+            if plain:
+                console.print(f"[{time.strftime('%H:%M:%S')}] {desc}", highlight=False)
 
         def log(msg: str) -> None:
             progress.update(task, description=msg)
+            if plain:
+                console.print(f"[{time.strftime('%H:%M:%S')}] {msg}", highlight=False)
 
         ctx.step = step
         ctx.log = log
