@@ -153,7 +153,8 @@ class RecordDecoder:
                 value.decode("utf-8")
             except UnicodeDecodeError as uexc:
                 raise _Reject("not_utf8", f"invalid UTF-8 at byte {uexc.start}") from None
-            if "recursion" in message.lower():
+            lowered = message.lower()
+            if "recursion" in lowered or "depth" in lowered:  # orjson < 3.10 / >= 3.10
                 raise _Reject("too_deep", "nesting exceeds the JSON parser's depth limit") \
                     from None
             raise _Reject("not_json", f"not JSON: {message[:120]}") from None
