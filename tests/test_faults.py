@@ -317,3 +317,36 @@ async def _committed_at(bootstrap: str, group: str, topic: str, n: int) -> bool:
         return await committed_total(bootstrap, group, topic) >= n
     except Exception:  # noqa: BLE001 - broker restarting
         return False
+
+
+async def test_run_with_two_workers_delivers_each_alert_once_and_stops_on_sigterm(
+        kafka, receiver, tmp_path) -> None:
+    topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    part1, part2 = incident_stream(16)
+    stream = sorted(part1 + part2, key=lambda e: e["timestamp"])
+    await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream), partitions=4)
+    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
+                          receiver.url(), tmp_path / "state")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(tmp_path / "sup.log", "ab") as out:
+        sup = subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "-c", str(config),
+                                "--workers", "2"], stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        await wait_until(lambda: len(receiver.accepted) >= 16, 120, "16 alerts")
+        await wait_until(lambda: _committed(kafka, group, topic, len(stream)), 60,
+                         "every record committed")
+        await asyncio.sleep(2)
+        started = time.monotonic()
+        sup.send_signal(signal.SIGTERM)
+        code = sup.wait(20)
+        elapsed = time.monotonic() - started
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+    log = (tmp_path / "sup.log").read_text()
+    assert code == 0, log[-3000:]
+    assert elapsed < 10
+    assert log.count("worker 0 started") == 1 and log.count("worker 1 started") == 1
+    # both workers took part, and each alert came once in total
+    assert (tmp_path / "state" / "worker-0").exists() and (tmp_path / "state" / "worker-1").exists()
+    assert sorted(fired_victims(receiver)) == sorted(f"victim{k}" for k in range(16))
