@@ -271,6 +271,8 @@ def render(report: Report, out: TextIO) -> None:
     w("\ntopic bindings:\n")
     for b in c.bindings:
         w(_binding_line(b) + "\n")
+        if b.source == "kafka":
+            w(_partitioning_line(c, b))
     w("\ndetectors (effective parameters):\n")
     for b in c.bindings:
         infos = report.detectors.get(b.name, [])
@@ -313,3 +315,19 @@ def main(args: argparse.Namespace) -> int:
         return 1
     render(report, sys.stdout)
     return 0
+
+
+def _partitioning_line(config: Any, binding: Any) -> str:
+    """How the binding's keyed detectors get their keys co-located (repartition.py)."""
+    from .repartition import plan, topic_name
+
+    try:
+        _, remote = plan(config, binding)
+    except Exception:  # noqa: BLE001 - shown only; the config was validated above
+        return ""
+    keyed = f"keyed_by {binding.keyed_by}" if binding.keyed_by else "records not keyed"
+    if not remote:
+        return f"      {keyed}: every detector runs where the records arrive\n"
+    parts = "; ".join(f"{', '.join(sorted(kinds))} via {topic_name(binding, field)}"
+                      for field, kinds in sorted(remote.items()))
+    return f"      {keyed}: re-keyed: {parts}\n"

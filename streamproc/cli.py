@@ -65,6 +65,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="serve Prometheus /metrics, /healthz and /readyz on this port")
     p.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDR",
                    help="address for the metrics server (default 0.0.0.0)")
+    p.add_argument("--watch-config", action="store_true",
+                   help="reload the config when the file changes (as SIGHUP does)")
     p.add_argument("--max-memory", default=None, metavar="SIZE",
                    help="pause consumption while the process uses more memory than this "
                         "(e.g. 512M, 2G); records wait in the broker, none are dropped")

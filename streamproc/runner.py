@@ -123,6 +123,9 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             if reloader.install_sighup():
                 log.info("SIGHUP reloads %s (thresholds, mappings, routes, templates)",
                          args.config)
+            if args.watch_config:
+                watcher = asyncio.create_task(reloader.watch(2.0), name="config-watch")
+                watcher.add_done_callback(lambda _t: None)
         if embedded and args.demo:
             n = await feed_samples(config)
             log.info("demo: fed %d sample records from topics/ into the embedded broker", n)

@@ -52,6 +52,8 @@ def child_argv(args: argparse.Namespace, index: int, bootstrap: str | None) -> l
                  "--metrics-host", args.metrics_host]
     if args.exit_when_idle is not None:
         argv += ["--exit-when-idle", str(args.exit_when_idle)]
+    if args.watch_config:
+        argv += ["--watch-config"]
     if args.max_memory:
         argv += ["--max-memory", args.max_memory]
     if getattr(args, "embedded_console", False):
