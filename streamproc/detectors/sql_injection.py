@@ -56,6 +56,8 @@ def _eq_literals(tag: str) -> str:
 
 
 _NUM_CMP = r"\s*\(*\s*\d+(?:\.\d+)?\s*(?:=|==|<>|!=|<=|>=|<|>)\s*\d+(?:\.\d+)?(?![\w.])"
+# 'b'>'a, 'x'<>'y: two quoted literals compared, always true or false whatever the row
+_STR_CMP = r"\s*\(*\s*(?P<sq>['\"`])[\w.@-]*(?P=sq)\s*(?:<>|!=|<=|>=|<|>)\s*\(*\s*['\"`][\w.@-]*"
 _BARE_TRUE = (r"\s*\(*\s*(?:true|false|null|not\s+false|not\s+0|\d+)\s*(?:$|&|--|#|;|\)|/\*|['\"`])"
               r"|\s*\(*\s*[\w.`]+\s+is\s+(?:not\s+)?null\b")
 _FUNCS = (r"\s*\(*\s*(?:select|ascii|ord|substr|substring|mid|length|char_length|len|if|iif|"
@@ -64,7 +66,7 @@ _FUNCS = (r"\s*\(*\s*(?:select|ascii|ord|substr|substring|mid|length|char_length
 
 SIGNATURES: dict[str, str] = {
     "tautology": (
-        rf"['\"`)]\s*{_OP}(?:{_eq_literals('a')}|{_NUM_CMP}|{_BARE_TRUE})"
+        rf"['\"`)]\s*{_OP}(?:{_eq_literals('a')}|{_NUM_CMP}|{_STR_CMP}|{_BARE_TRUE})"
         rf"|\b\d+\b\s*{_OP}(?:{_eq_literals('b')}|{_NUM_CMP})"
     ),
     "blind_boolean": rf"{_PRE}{_OP}{_FUNCS}",
@@ -120,8 +122,12 @@ SIGNATURES: dict[str, str] = {
         r"\(\s*select\s+(?:\d|null\b|@@|\*|count\s*\(|user\b|version|database|sleep|pg_sleep|"
         r"concat|char|ascii|substr|if\s*\(|case\b|\w+\s+from\s+\w)"
     ),
+    # column-count probes (ORDER BY 10) and GROUP BY ... HAVING 1=1 error probes; comments
+    # are already stripped here, so "1 order by 10--" reads "1 order by 10"
     "order_by_probe": r"['\"`)]\s*(?:order|group)\s+by\s+\d+|['\"`]\s*having\s+\d+\s*=\s*\d+"
-                      r"|\border\s+by\s+\d+\s*(?:--|#|;|/\*)",
+                      r"|\border\s+by\s+\d+\s*(?:--|#|;|/\*)"
+                      r"|(?:^|[=&])\s*-?\d+\s+(?:order|group)\s+by\s+\d+\s*(?:$|&)"
+                      r"|['\"`]\s*group\s+by\s+[\w.`,\s]{1,80}?\bhaving\s+\d+\s*=\s*\d+",
     "string_concat": r"['\"]\s*(?:\|\||\+)\s*\(?\s*(?:select\b|char\s*\(|chr\s*\(|@@|"
                      r"(?:sleep|pg_sleep|dbms_\w+)\b)",
 }
