@@ -63,6 +63,25 @@ def epoch_from_number(value: float) -> float:
 _ISO_CACHE: dict[str, float] = {}
 
 
+def _other_formats(text: str) -> datetime | None:
+    """Times that real JSON logs carry besides ISO 8601: nginx/Apache ``$time_local``
+    (``26/Nov/2026:04:43:39 +0000``) and RFC 2822 / HTTP dates (``Thu, 26 Nov 2026 04:43:39
+    GMT``). Tried only after ISO parsing failed, so they cost nothing on the common path."""
+    if "/" in text and ":" in text:
+        try:
+            return datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z")
+        except ValueError:
+            pass
+    if "," in text or " " in text:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            pass
+    return None
+
+
 def parse_timestamp(value: Any) -> float:
     """ISO 8601 (``Z`` or offset; naive means UTC), epoch seconds, ms, us or ns -> epoch seconds."""
     if isinstance(value, bool):
@@ -88,8 +107,11 @@ def parse_timestamp(value: Any) -> float:
                 text = text[:-1] + "+00:00"
             dt = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
         except ValueError:
-            raise CoercionError("bad_timestamp",
-                                f"timestamp {value[:64]!r} is not ISO 8601 or epoch") from None
+            dt = _other_formats(text)
+            if dt is None:
+                raise CoercionError("bad_timestamp",
+                                    f"timestamp {value[:64]!r} is not ISO 8601, epoch, "
+                                    "access-log or RFC 2822 time") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
         epoch = dt.timestamp()

@@ -102,6 +102,11 @@ def test_good_records_around_bad_ones_are_still_processed() -> None:
     (1793527200000, 1793527200.0),
     ("1793527200000", 1793527200.0),
     ("1793527200", 1793527200.0),
+    ("2026-11-01T10:00:00.123456789Z", 1793527200.123456),  # Go / nanoseconds
+    ("2026-11-01T10:00:00+0000", 1793527200.0),
+    ("2026-11-01 10:00:00,000", 1793527200.0),  # Python logging
+    ("01/Nov/2026:11:00:00 +0100", 1793527200.0),  # nginx $time_local in JSON logs
+    ("Sun, 01 Nov 2026 10:00:00 GMT", 1793527200.0),  # RFC 2822 / HTTP date
 ])
 def test_timestamp_accepts_iso8601_epoch_seconds_and_milliseconds(value: object,
                                                                   expected: float) -> None:
