@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.errors import KafkaError
+
 from .alerts import Alert
 from .config import Binding, Config
 from .decode import DeadLetter, RawRecord, RecordDecoder
@@ -394,11 +396,7 @@ class IngestLoop:
                 alerts, dead = self.judge.judge(batch.records, self.source_kind, time.time())
                 # Durable first (alerts, dead letters, repartitioned records), then commit.
                 outbox = self.judge.take_outbox()
-                if outbox:
-                    await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead),
-                                         self.produce(outbox))
-                else:
-                    await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
+                await self._make_durable(alerts, dead, outbox)
                 if self.progress is None:
                     await self.source.commit(batch)
                 else:
@@ -410,6 +408,28 @@ class IngestLoop:
             if self.on_batch is not None:
                 self.on_batch(len(batch.records))
 
+
+    async def _make_durable(self, alerts: list[Alert], dead: list[DeadLetter],
+                            outbox: list[tuple[str, bytes | None, bytes]]) -> None:
+        """Write the batch's effects; while the broker is unreachable, keep retrying (with
+        backoff) rather than crash: nothing is committed until this returns, and what a retry
+        writes twice is deduplicated downstream (fingerprints, source offsets)."""
+        delay = 0.5
+        while True:
+            try:
+                if outbox:
+                    await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead),
+                                         self.produce(outbox))
+                else:
+                    await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
+                return
+            except (KafkaError, OSError) as exc:
+                if self.stopping and delay > 4:
+                    raise
+                log.warning("cannot write alerts/dead letters (%s); retrying in %.1fs, "
+                            "offsets stay uncommitted", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
         """Produce repartitioned records and wait for the broker's acknowledgement."""
