@@ -460,13 +460,20 @@ class KafkaProgress:
     async def maybe_checkpoint(self, idle: bool = False) -> None:
         if not self.dirty or time.monotonic() - self.last < self.interval:
             return
-        if idle:
-            # between batches but not holding the batch lock: take it, so a rebalance
-            # cannot interleave with the checkpoint
-            async with self.source.batch_lock:
+        try:
+            if idle:
+                # between batches but not holding the batch lock: take it, so a rebalance
+                # cannot interleave with the checkpoint
+                async with self.source.batch_lock:
+                    await self.checkpoint()
+            else:
                 await self.checkpoint()
-        else:
-            await self.checkpoint()
+        except (KafkaError, OSError) as exc:
+            # Nothing was committed: the previous checkpoint still stands, and the next
+            # interval tries again. A crash meanwhile only means a longer re-read.
+            self.last = time.monotonic()
+            log.warning("checkpoint failed (%s); the previous one stands, retrying in %.0fs",
+                        type(exc).__name__, self.interval)
 
     async def checkpoint(self, tps: Any = None) -> None:
         todo = {tp: self.positions[tp] for tp in (tps if tps is not None else self.dirty)
