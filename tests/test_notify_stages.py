@@ -372,3 +372,36 @@ def test_backoff_grows_exponentially_with_jitter_and_is_bounded() -> None:
         assert base / 2 <= d <= base
     assert p.exhausted(5, created=0, now=1) and p.exhausted(1, created=0, now=600)
     assert not p.exhausted(4, created=0, now=599)
+
+
+def test_default_inhibition_spares_customer_notices_and_sla_breaches() -> None:
+    """A critical new-ticket notice must not mute the ticket's SLA breach, and no internal
+    alert may mute a notice meant for the customer."""
+    from streamproc.alerts import Alert as _Alert
+    from streamproc.notify.inhibit import parse_rules
+
+    rules = parse_rules(None)
+    key = {"ticket_id": "T-1"}
+
+    def mk(kind: str, severity: str, audience: str = "internal") -> _Alert:
+        return _Alert(kind=kind, severity=severity, status="firing", key=key,
+                      fingerprint=kind + audience, event_time=0.0, title=kind,
+                      family="support-tickets", audience=audience)
+
+    created = mk("ticket_created", "critical")
+    breach = mk("sla_breach", "high")
+    ack = mk("ticket_created", "info", "customer")
+    host_crit = mk("metric_threshold", "critical")
+    host_warn = mk("metric_threshold", "medium")
+
+    from streamproc.notify.silences import match_labels
+
+    def mutes(source: _Alert, target: _Alert) -> bool:
+        s, t = match_labels(source), match_labels(target)
+        return any(r.is_source(s) and r.is_target(t)
+                   and r.eq_hash(source, s) == r.eq_hash(target, t) for r in rules)
+
+    assert not mutes(created, breach)
+    assert not mutes(created, ack)
+    assert not mutes(host_crit, ack)
+    assert mutes(host_crit, host_warn)

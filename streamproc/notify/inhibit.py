@@ -1,8 +1,9 @@
 """Inhibition: a firing alert mutes others that share its key. Stage 1 of notify.
 
-Default rule: a firing ``critical`` alert mutes alerts of lower severity with the same alert
-key (e.g. the same host, or the same user and IP), for ``inhibit_ttl`` (1 h) or until the
-critical one resolves. Rules are configurable:
+Default rule: a firing ``critical`` alert mutes internal alerts of lower severity with the
+same alert key (e.g. the same host, or the same user and IP), for ``inhibit_ttl`` (1 h) or
+until the critical one resolves. New-ticket notices do not mute, and customer notices are not
+muted. Rules are configurable:
 
     inhibit_rules:
       - source: {severity: critical, status: firing}    # LABEL: VALUE, "~REGEX" for a regex
@@ -29,8 +30,12 @@ from .silences import match_labels
 from .store import Tx
 
 DEFAULT_RULES: list[dict[str, Any]] = [
-    {"source": {"severity": "critical", "status": "firing"},
-     "target": {"severity": "~info|low|medium|high"}, "equal": ["key"]},
+    # A new-ticket notice is critical for an urgent ticket, but it is news, not a condition:
+    # it must not mute that ticket's SLA breach. Customer notices are never muted by
+    # internal alerts (the customer's acknowledgement of an urgent ticket must go out).
+    {"source": {"severity": "critical", "status": "firing", "kind": "~(?!ticket_created$).+"},
+     "target": {"severity": "~info|low|medium|high", "audience": "internal"},
+     "equal": ["key"]},
 ]
 
 
