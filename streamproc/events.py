@@ -92,6 +92,25 @@ def parse_timestamp(value: Any) -> float:
         cached = _ISO_CACHE.get(value)
         if cached is not None:
             return cached
+        # "YYYY-MM-DDTHH:MM:SS[.frac][zone]": parse the whole seconds once per distinct
+        # second and zone, add the fraction; busy streams share seconds, not milliseconds.
+        if len(value) > 19 and value[4] == "-" and value[13] == ":" and value[19] in ".Z+-":
+            rest = value[19:]
+            frac = 0.0
+            if rest[0] == ".":
+                end = 1
+                n = len(rest)
+                while end < n and rest[end].isdigit():
+                    end += 1
+                if end > 1:
+                    frac = float(rest[:end])
+                rest = rest[end:]
+            if frac:
+                key = value[:19] + rest
+                base = _ISO_CACHE.get(key)
+                if base is None:
+                    base = parse_timestamp(key)  # whole seconds, no fraction: no recursion
+                return base + frac
         text = value.strip()
         if not text:
             raise CoercionError("bad_timestamp", "timestamp is empty")
