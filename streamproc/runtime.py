@@ -294,7 +294,9 @@ class Judge:
         floors: dict[str, float] = {}
         for task, engine in self.engines.items():
             if now - engine.active_since() <= self.idle_after:
-                st = engine.stream_time()
+                # the slowest active partition of the task, not its fastest: a repartition
+                # task mixes partitions, and its fastest one must not expire the others' keys
+                st = engine.low_time(now)
                 if st > float("-inf"):
                     name = task[0]
                     floors[name] = min(floors.get(name, st), st)
@@ -379,6 +381,7 @@ class IngestLoop:
         self.on_batch = on_batch
         self.progress = progress  # checkpoints state + offsets; None: commit every batch
         self.producer: Any = None  # for repartitioned records
+        self.alignment: Alignment | None = None
         self.stopping = False
         self.batches = 0
 
@@ -405,6 +408,8 @@ class IngestLoop:
             finally:
                 self.source.done(batch)
             self.batches += 1
+            if self.alignment is not None:
+                self.alignment.after_batch(batch)
             if self.on_batch is not None:
                 self.on_batch(len(batch.records))
 
@@ -436,6 +441,80 @@ class IngestLoop:
         producer = self.producer
         futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
         await asyncio.gather(*futures)
+
+
+class Alignment:
+    """Keep a consumer's source partitions within ``slack`` seconds of event time of each other.
+
+    A consumer catching up on a backlog reads its partitions at different speeds: one can be
+    hours of event time ahead of another. Each partition is in order on its own, so per-task
+    detectors do not care; but records re-keyed through a repartition topic (password_spray
+    counts one address's failures across every username partition) arrive there interleaved
+    from all partitions, out of order by that skew, and a 10-minute window cannot see an
+    incident spread over partitions hours apart. So, as Flink's watermark alignment does:
+
+        partition 0  ====================>|  stream time 10:40   ahead by > slack: PAUSED
+        partition 1  ===========>|           stream time 10:05   (the slowest)
+        partition 2  ==============>|        stream time 10:20
+                                 |<-slack->|
+
+    A partition that has delivered nothing for ``idle_after`` seconds (caught up, or empty)
+    does not hold the others back. Repartition topics are never paused (they are downstream).
+    """
+
+    def __init__(self, source: Any, judge: Judge, slack: float, idle_after: float = 5.0) -> None:
+        self.source = source
+        self.judge = judge
+        self.slack = slack
+        self.idle_after = idle_after
+        self.last_data: dict[Any, float] = {}
+        self.paused: set[Any] = set()
+        self.suspended = False  # the memory guard owns pausing while it holds
+
+    def after_batch(self, batch: Any) -> None:
+        consumer = getattr(self.source, "consumer", None)
+        if consumer is None or self.suspended or self.slack <= 0:
+            return
+        now = time.monotonic()
+        for tp in batch.ack:
+            self.last_data[tp] = now
+        times: dict[Any, float] = {}
+        for tp in consumer.assignment():
+            if tp.topic.startswith("streamproc.repartition."):
+                continue
+            tasks = self.judge.tasks_of(tp.topic, tp.partition)
+            if tasks:
+                st = max(self.judge.engines[t].stream_time() for t in tasks)
+                if st > float("-inf"):
+                    times[tp] = st
+        active = [st for tp, st in times.items()
+                  if tp in self.paused or now - self.last_data.get(tp, 0.0) < self.idle_after]
+        if not active:
+            self.resume_all()
+            return
+        floor = min(active)
+        ahead = {tp for tp, st in times.items() if st > floor + self.slack}
+        to_pause = ahead - self.paused
+        to_resume = self.paused - ahead
+        if to_pause:
+            consumer.pause(*to_pause)
+        if to_resume:
+            consumer.resume(*to_resume)
+        if to_pause or to_resume:
+            log.debug("alignment: paused %d, resumed %d partitions (floor %.0f)",
+                      len(to_pause), len(to_resume), floor)
+        self.paused = ahead
+
+    def forget(self, tps: list[Any]) -> None:
+        for tp in tps:
+            self.paused.discard(tp)
+            self.last_data.pop(tp, None)
+
+    def resume_all(self) -> None:
+        consumer = getattr(self.source, "consumer", None)
+        if consumer is not None and self.paused:
+            consumer.resume(*[tp for tp in self.paused if tp in consumer.assignment()])
+        self.paused = set()
 
 
 class KafkaProgress:
@@ -593,6 +672,7 @@ class Runtime:
         self.checkpointer: Any = None
         self.file_checkpointer: Any = None
         self.progress: KafkaProgress | None = None
+        self.alignment: Alignment | None = None
         self.ready = False
         self.started_at = time.time()
 
@@ -646,6 +726,16 @@ class Runtime:
             loop = IngestLoop(source, "kafka", self.judge, self.alert_log.append,
                               kafka_dead.write, on_batch=self._count, progress=progress)
             loop.producer = self.producer
+            if self.judge.internal and cfg.kafka.max_partition_skew > 0:  # type: ignore[union-attr]
+                # only repartitioned detectors see partitions interleaved: align then
+                loop.alignment = Alignment(source, self.judge,
+                                           cfg.kafka.max_partition_skew)  # type: ignore[union-attr]
+                self.alignment = loop.alignment
+
+                async def forget(tps: list[Any], alignment: Alignment = loop.alignment) -> None:
+                    alignment.forget(tps)
+
+                source.revoke_hooks.append(forget)
             self.ingest.append(loop)
         if mqtt_bindings:
             from .deadletters import FileDeadLetters
@@ -711,6 +801,8 @@ class Runtime:
                 rss = proc.memory_info().rss
             if not self.paused and rss > limit:
                 self.paused = True
+                if self.alignment is not None:
+                    self.alignment.suspended = True
                 for source in self.sources:
                     if hasattr(source, "pause"):
                         source.pause()
@@ -719,6 +811,9 @@ class Runtime:
                 last_warning = time.monotonic()
             elif self.paused and rss < 0.9 * limit:
                 self.paused = False
+                if self.alignment is not None:
+                    self.alignment.suspended = False
+                    self.alignment.paused = set()
                 for source in self.sources:
                     if hasattr(source, "resume"):
                         source.resume()
@@ -804,6 +899,18 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001 - may lack ACLs; the producer will tell
             log.warning("could not create internal topics (%s); create %s yourself or allow "
                         "auto-creation", exc, ", ".join(sorted(wanted)))
+            return
+        # A topic just created may have no leader yet (Tansu answers NotLeaderForPartition
+        # for a moment): wait until the producer sees partitions for each, briefly.
+        deadline = time.monotonic() + 15
+        for topic in wanted:
+            while time.monotonic() < deadline:
+                try:
+                    if await asyncio.wait_for(self.producer.partitions_for(topic), 2):
+                        break
+                except Exception:  # noqa: BLE001 - not ready yet
+                    pass
+                await asyncio.sleep(0.2)
 
     def _make_notifier(self) -> Any:
         from .notify import Notifier

@@ -103,3 +103,60 @@ state_dir: {tmp_path}
     assert await committed_total(kafka.bootstrap_servers, group, topic) == len(records)
     rp = topic_name(config.bindings[0], "ip_address")
     assert await committed_total(kafka.bootstrap_servers, group, rp) == len(records)
+
+
+@pytest.mark.kafka
+async def test_spray_across_partitions_of_different_density_is_found_in_a_backlog(
+        kafka, receiver, tmp_path) -> None:
+    """A backlog whose partitions advance at different speeds in event time (one dense, three
+    sparse): without alignment the spray's failures reach the ip_address task hours apart."""
+    from aiokafka import AIOKafkaProducer
+
+    from streamproc.broker import ensure_topics
+
+    topic, group = f"logins-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    await ensure_topics({"bootstrap_servers": kafka.bootstrap_servers}, {topic: 4})
+    span = 6 * 3600
+    records: list[tuple[int, dict]] = []
+    for i in range(24_000):  # partition 0: dense
+        records.append((0, {"timestamp": BASE_TS + span * i / 24_000, "username": "u0-busy",
+                            "ip_address": f"10.0.0.{i % 7 + 1}", "success": True}))
+    for p in (1, 2, 3):  # sparse partitions cover the same six hours
+        for i in range(600):
+            records.append((p, {"timestamp": BASE_TS + span * i / 600,
+                                "username": f"u{p}-quiet", "ip_address": f"10.{p}.0.1",
+                                "success": True}))
+    spray_at = BASE_TS + span / 2
+    for k in range(24):  # one address, 24 users over 4 minutes, spread over all partitions
+        records.append((k % 4, {"timestamp": spray_at + k * 10, "username": f"victim{k}",
+                                "ip_address": "198.51.100.200", "success": False}))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=20)
+    await producer.start()
+    try:
+        futures = []
+        for partition, record in sorted(records, key=lambda r: r[1]["timestamp"]):
+            futures.append(await producer.send(topic, orjson.dumps(record),
+                                               key=record["username"].encode(),
+                                               partition=partition))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    config = parse_config_text(f"""
+kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
+        alert_topic: {group}.alerts, max_poll_records: 500}}
+topics: [{{topic: {topic}, family: auth-logs, keyed_by: username}}]
+notify: {{urls: ["{receiver.url()}"], group_wait: 0s, group_by: [fingerprint], rate: 0}}
+state_dir: {tmp_path}
+""")
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        for _ in range(900):
+            if runtime.stats.records_in >= len(records) and receiver.accepted:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+    finally:
+        await runtime.stop()
+    assert runtime.stats.records_in == len(records)
+    assert runtime.stats.alerts_by_kind.get("password_spray") == 1, runtime.stats
