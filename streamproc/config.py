@@ -138,8 +138,8 @@ class KafkaConfig:
     max_poll_records: int = 5000
     repartition_partitions: int = 6
     # Seconds of event time a source partition may run ahead of the slowest one while
-    # repartitioned detectors are fed (0: no alignment). See runtime.Alignment.
-    max_partition_skew: float = 60.0
+    # repartitioned detectors are fed (0: no alignment; experimental). See runtime.Alignment.
+    max_partition_skew: float = 0.0
     session_timeout_ms: int = 10000
     embedded: bool = False  # started by us (Tansu)
 

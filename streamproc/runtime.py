@@ -294,9 +294,7 @@ class Judge:
         floors: dict[str, float] = {}
         for task, engine in self.engines.items():
             if now - engine.active_since() <= self.idle_after:
-                # the slowest active partition of the task, not its fastest: a repartition
-                # task mixes partitions, and its fastest one must not expire the others' keys
-                st = engine.low_time(now)
+                st = engine.stream_time()
                 if st > float("-inf"):
                     name = task[0]
                     floors[name] = min(floors.get(name, st), st)
@@ -429,7 +427,9 @@ class IngestLoop:
                     await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
                 return
             except (KafkaError, OSError) as exc:
-                if self.stopping and delay > 4:
+                if (self.stopping and delay > 4) or delay >= 30.0:
+                    # about a minute without a broker: fail loudly (the supervisor or the
+                    # orchestrator restarts us; nothing was committed)
                     raise
                 log.warning("cannot write alerts/dead letters (%s); retrying in %.1fs, "
                             "offsets stay uncommitted", type(exc).__name__, delay)
@@ -478,22 +478,27 @@ class Alignment:
         now = time.monotonic()
         for tp in batch.ack:
             self.last_data[tp] = now
-        times: dict[Any, float] = {}
+        # Aligned per binding that feeds a repartition topic: other topics' event times
+        # (business metrics span months, auth logs hours) are none of its business.
+        groups: dict[str, dict[Any, float]] = {}
         for tp in consumer.assignment():
             if tp.topic.startswith("streamproc.repartition."):
+                continue
+            binding = self.judge.binding_for("kafka", tp.topic)
+            if binding is None or binding.name not in self.judge.repartition_targets:
                 continue
             tasks = self.judge.tasks_of(tp.topic, tp.partition)
             if tasks:
                 st = max(self.judge.engines[t].stream_time() for t in tasks)
                 if st > float("-inf"):
-                    times[tp] = st
-        active = [st for tp, st in times.items()
-                  if tp in self.paused or now - self.last_data.get(tp, 0.0) < self.idle_after]
-        if not active:
-            self.resume_all()
-            return
-        floor = min(active)
-        ahead = {tp for tp, st in times.items() if st > floor + self.slack}
+                    groups.setdefault(binding.name, {})[tp] = st
+        ahead: set[Any] = set()
+        for times in groups.values():
+            active = [st for tp, st in times.items()
+                      if tp in self.paused or now - self.last_data.get(tp, 0.0) < self.idle_after]
+            if active:
+                floor = min(active)
+                ahead.update(tp for tp, st in times.items() if st > floor + self.slack)
         to_pause = ahead - self.paused
         to_resume = self.paused - ahead
         if to_pause:
@@ -501,8 +506,8 @@ class Alignment:
         if to_resume:
             consumer.resume(*to_resume)
         if to_pause or to_resume:
-            log.debug("alignment: paused %d, resumed %d partitions (floor %.0f)",
-                      len(to_pause), len(to_resume), floor)
+            log.debug("alignment: paused %d, resumed %d partitions", len(to_pause),
+                      len(to_resume))
         self.paused = ahead
 
     def forget(self, tps: list[Any]) -> None:
