@@ -238,7 +238,8 @@ async def test_rate_limit_overflow_becomes_a_digest(receiver: Any, tmp_path: Pat
     got = await receiver.await_for(2)
     await n.close()
     assert len(got) == 2
-    assert "(+8 more)" in got[1]["json"]["title"]
+    # one message as it came, one digest of the rest; their arrival order is not fixed
+    assert sum("(+8 more)" in g["json"]["title"] for g in got) == 1
     assert sorted(refs(got)) == sorted(a.fingerprint for a in alerts)
     assert n.counters["digests"] == 1
 
