@@ -23,7 +23,6 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -177,9 +176,3 @@ class SqliteAlertLog:
         (n,) = self.db.execute("SELECT COUNT(*) FROM alerts WHERE seq > ?", (pos,)).fetchone()
         return int(n)
 
-
-def alert_reader_for(log_obj: Any, cfg: KafkaConfig | None) -> Any:
-    if isinstance(log_obj, SqliteAlertLog):
-        return log_obj
-    assert cfg is not None
-    return KafkaAlertReader(cfg)

@@ -10,45 +10,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from .decode import DeadLetter
+from .logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
 
-class BoundedLog:
-    """At most one log line per (topic, reason) every ``interval`` seconds, with a count of
-    what was suppressed in between."""
+def _bounded_log() -> RateLimitedLog:
+    """At most one line per (topic, reason) every 10 s, with a count of the rest."""
+    return RateLimitedLog(log, per_key_interval=10.0)
 
-    def __init__(self, interval: float = 10.0) -> None:
-        self.interval = interval
-        self._last: dict[tuple[str, str], float] = {}
-        self._suppressed: dict[tuple[str, str], int] = {}
 
-    def record(self, dl: DeadLetter) -> None:
-        key = (dl.topic, dl.reason)
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        self._last[key] = now
-        extra = self._suppressed.pop(key, 0)
-        more = f" (+{extra} more since the last report)" if extra else ""
-        log.warning("dead letter from %s[%d]@%d: %s: %s%s", dl.topic, dl.partition, dl.offset,
-                    dl.reason, dl.detail, more)
+def _report(limited: RateLimitedLog, dl: DeadLetter) -> None:
+    limited.warning((dl.topic, dl.reason), "dead letter from %s[%d]@%d: %s: %s", dl.topic,
+                    dl.partition, dl.offset, dl.reason, dl.detail)
 
 
 class KafkaDeadLetters:
     def __init__(self, producer: AIOKafkaProducer, suffix: str = ".dlq") -> None:
         self.producer = producer
         self.suffix = suffix
-        self.bounded = BoundedLog()
+        self.bounded = _bounded_log()
         self.count = 0
 
     async def write(self, dead: list[DeadLetter]) -> None:
@@ -56,7 +43,7 @@ class KafkaDeadLetters:
             return
         futures = []
         for dl in dead:
-            self.bounded.record(dl)
+            _report(self.bounded, dl)
             topic = (dl.topic or "streamproc") + self.suffix
             futures.append(await self.producer.send(
                 topic, orjson.dumps(dl.to_dict()), key=dl.key,
@@ -70,7 +57,7 @@ class FileDeadLetters:
         self.path = Path(path)
         if self.path.parent != Path(""):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.bounded = BoundedLog()
+        self.bounded = _bounded_log()
         self.count = 0
 
     async def write(self, dead: list[DeadLetter]) -> None:
@@ -78,7 +65,7 @@ class FileDeadLetters:
             return
         with open(self.path, "ab") as f:
             for dl in dead:
-                self.bounded.record(dl)
+                _report(self.bounded, dl)
                 f.write(orjson.dumps(dl.to_dict()) + b"\n")
             f.flush()
             os.fsync(f.fileno())

@@ -21,16 +21,9 @@ from .config import Config, KafkaConfig, load_config
 log = logging.getLogger("streamproc")
 
 
-def setup_logging(level: str, fmt: str) -> None:
-    try:
-        from .logs import setup_logging as setup
-    except ImportError:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return
-    setup(level, fmt)
-
-
 def main(args: argparse.Namespace) -> int:
+    from .logs import setup_logging
+
     setup_logging(args.log_level, args.log_format)
     config = load_config(args.config)
     from .redact import register_config_secrets

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiomqtt
 from aiokafka.errors import KafkaError
 
 from .alerts import Alert
@@ -52,19 +53,11 @@ class Stats:
 
 
 def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT wildcard match (``+`` one level, ``#`` the rest), ``$share/<g>/`` stripped."""
-    if topic_filter.startswith("$share/"):
-        topic_filter = topic_filter.split("/", 2)[2]
-    f_parts = topic_filter.split("/")
-    t_parts = topic.split("/")
-    for i, part in enumerate(f_parts):
-        if part == "#":
-            return True
-        if i >= len(t_parts):
-            return False
-        if part != "+" and part != t_parts[i]:
-            return False
-    return len(f_parts) == len(t_parts)
+    """MQTT wildcard match, ``$share/<group>/`` understood (aiomqtt's own matcher)."""
+    try:
+        return bool(aiomqtt.Topic(topic).matches(topic_filter))
+    except ValueError:  # not a valid topic name: matches nothing
+        return False
 
 
 TaskId = tuple[str, str, int]  # (binding name, topic, partition)
@@ -203,11 +196,16 @@ class Judge:
         decoder: RecordDecoder | None = None
         bucket: list[Event] = []
         topic_counts: dict[str, int] = {}
-        for r in records:
+        run_start = 0
+        for i, r in enumerate(records):
             tp = (r.topic, r.partition)
             if tp != current_tp:
+                # count records per topic by runs, not with a dict update per record
+                if current_tp is not None:
+                    topic_counts[current_tp[0]] = topic_counts.get(current_tp[0], 0) + \
+                        i - run_start
+                run_start = i
                 current_tp = tp
-                topic_counts[r.topic] = topic_counts.get(r.topic, 0)
                 current = self.binding_for(source_kind, r.topic)
                 if current is not None:
                     decoder = self.decoders[current.name]
@@ -215,7 +213,6 @@ class Judge:
                     bucket = by_task.get(task)  # type: ignore[assignment]
                     if bucket is None:
                         bucket = by_task[task] = []
-            topic_counts[r.topic] += 1
             if current is None:
                 dead.append(DeadLetter("unbound_topic", f"no topic binding matches "
                                        f"{r.topic!r}", r.value, r.topic, r.partition, r.offset,
@@ -226,6 +223,9 @@ class Judge:
                 bucket.append(out)
             else:
                 dead.append(out)  # type: ignore[arg-type]
+        if current_tp is not None:
+            topic_counts[current_tp[0]] = topic_counts.get(current_tp[0], 0) + \
+                len(records) - run_start
         internal = sum(n for t, n in topic_counts.items()
                        if t.startswith("streamproc.repartition."))
         stats.records_in += len(records) - internal

@@ -36,7 +36,6 @@ window state lacks what arrived since the last checkpoint; see README, "MQTT at 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -262,6 +261,3 @@ class FileCheckpointer:
                 restore_task(self.judge.engine((name, topic, int(partition))), state)
         return True
 
-
-async def to_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

@@ -121,11 +121,6 @@ class DetectorEngine:
         """The largest event time seen on any of this engine's partitions (-inf if none)."""
         return max(self._stream_time.values(), default=float("-inf"))
 
-    def low_time(self, now: float | None = None) -> float:
-        """The stream time this engine's watermark follows: the slowest of its active
-        partitions (a task fed through a repartition topic has many)."""
-        return self._compute_watermark(now) + self.allowed_lateness
-
     def active_since(self) -> float:
         """Wall time this engine last received events (0 if never, or if not told)."""
         return max(self._last_active.values(), default=0.0)

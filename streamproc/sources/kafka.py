@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any
 
@@ -99,7 +98,6 @@ class KafkaSource:
         self.batch_lock = asyncio.Lock()
         self.revoke_hooks: list[Any] = []
         self.assign_hooks: list[Any] = []
-        self.committed_records = 0
         self.connected = False
         # per partition, the next offset to judge: guards against re-fetched records
         self._next: dict[TopicPartition, int] = {}
@@ -177,7 +175,6 @@ class KafkaSource:
     async def commit(self, batch: Batch) -> None:
         """Commit the batch's offsets (``done`` releases it)."""
         await self.commit_offsets(batch.ack)
-        self.committed_records += len(batch.records)
 
     async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None
@@ -218,11 +215,6 @@ class KafkaSource:
         assert self.consumer is not None
         return len(self.consumer.partitions_for_topic(topic) or ()) or 1
 
-    def release(self, batch: Batch) -> None:
-        """Give up a batch without committing (it will be read again)."""
-        if self.batch_lock.locked():
-            self.batch_lock.release()
-
     def lag(self) -> dict[tuple[str, int], int]:
         """Records behind the high watermark, per assigned partition (best effort)."""
         if self.consumer is None:
@@ -251,12 +243,3 @@ async def _quiet_stop(consumer: AIOKafkaConsumer) -> None:
     except Exception as exc:  # noqa: BLE001 - stopping must not raise
         log.debug("consumer stop: %s", exc)
 
-
-def topics_regex(patterns: list[str]) -> str:
-    """One regex matching any of several binding patterns (aiokafka takes one pattern)."""
-    return "|".join(f"(?:{p})" for p in patterns) if len(patterns) > 1 else patterns[0]
-
-
-def is_internal_topic(topic: str) -> bool:
-    return topic.startswith("streamproc.") or topic.startswith("__") or \
-        re.search(r"\.dlq$", topic) is not None

@@ -225,9 +225,6 @@ class MqttSource:
             if qos > 0:
                 paho_client.ack(mid, qos)
 
-    def release(self, batch: Batch) -> None:
-        pass
-
     def done(self, batch: Batch) -> None:
         pass
 
