@@ -1,5 +1,6 @@
 """notify: notifications/s and p50/p99 latency through ``streamproc.notify.Notifier`` to 5
-local HTTP receivers (Apprise ``json://`` URLs) that each take 20 ms to answer.
+local HTTP receivers (Apprise ``json://`` URLs) that each take 20 ms to answer. The receivers
+run in a child process (receivers.py), as a webhook would run on another machine.
 
 Every alert is its own group (``group_by: [fingerprint]``, ``group_wait: 0``) and rate limits
 are off, so each alert becomes one message per channel: N alerts -> 5 N deliveries. Latency is
@@ -20,7 +21,7 @@ import time
 from typing import Any
 
 from .common import Context, Row, skipped
-from .receivers import Receiver
+from .receivers import Receivers
 
 DEFAULT_ALERTS = 2000
 CHANNELS = 5
@@ -45,8 +46,8 @@ def make_alerts(n: int, run_no: int) -> list[Any]:
     return out
 
 
-def notify_config(receivers: list[Receiver]) -> dict[str, Any]:
-    return {"urls": [r.url() for r in receivers], "routes": [], "default_routes": False,
+def notify_config(receivers: Receivers) -> dict[str, Any]:
+    return {"urls": receivers.urls(), "routes": [], "default_routes": False,
             "group_by": ["fingerprint"], "group_wait": 0, "group_interval": 0, "rate": 0,
             "max_in_flight": 64, "timeout": 10}
 
@@ -61,13 +62,12 @@ def _alert_no(doc: Any) -> int | None:
     return None
 
 
-async def ours(n: int, receivers: list[Receiver], run_no: int,
+async def ours(n: int, receivers: Receivers, run_no: int,
                timeout: float = 300.0) -> dict[str, Any]:
     from streamproc.notify import Notifier
 
     alerts = make_alerts(n, run_no)
-    for r in receivers:
-        r.reset()
+    receivers.reset()
     with tempfile.TemporaryDirectory() as state_dir:
         cfg = notify_config(receivers)
         notifier = Notifier.from_config(cfg, state_dir=state_dir)
@@ -82,14 +82,14 @@ async def ours(n: int, receivers: list[Receiver], run_no: int,
             await notifier.submit(alerts[i:i + 100])
         want = n * CHANNELS
         deadline = time.monotonic() + timeout
-        while sum(r.count() for r in receivers) < want and time.monotonic() < deadline:
+        while receivers.count() < want and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - start
         await notifier.close()
-    got = sum(r.count() for r in receivers)
+    got = receivers.count()
     lat = []
-    for r in receivers:
-        for at, doc in r.arrivals:
+    for arrivals in receivers.arrivals():
+        for at, doc in arrivals:
             k = _alert_no(doc)
             if k is not None and k in submitted:
                 lat.append((at - submitted[k]) * 1000.0)
@@ -97,19 +97,18 @@ async def ours(n: int, receivers: list[Receiver], run_no: int,
             "started": wall0}
 
 
-def baseline(n: int, receivers: list[Receiver]) -> float:
+def baseline(n: int, receivers: Receivers) -> float:
     import apprise
 
     ap = apprise.Apprise()
-    for r in receivers:
-        ap.add(r.url())
-    for r in receivers:
-        r.reset()
+    for url in receivers.urls():
+        ap.add(url)
+    receivers.reset()
     start = time.perf_counter()
     for i in range(n):
         ap.notify(body=f"bench-alert-{i}: 5 failed logins", title=f"bench-alert-{i}")
     seconds = time.perf_counter() - start
-    got = sum(r.count() for r in receivers)
+    got = receivers.count()
     return got / seconds
 
 
@@ -122,7 +121,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def run(ctx: Context) -> list[Row]:
     n = ctx.n(DEFAULT_ALERTS)
-    receivers = [Receiver(DELAY) for _ in range(CHANNELS)]
+    receivers = Receivers(CHANNELS, DELAY)
     try:
         try:
             from streamproc.notify import Notifier  # noqa: F401
@@ -158,8 +157,7 @@ def run(ctx: Context) -> list[Row]:
         row.extra["mean_latency_ms"] = statistics.mean(p50.runs) if p50.runs else None
         return [row, p99, p50]
     finally:
-        for r in receivers:
-            r.close()
+        receivers.close()
 
 
 STEPS_PER_RUN = 1
