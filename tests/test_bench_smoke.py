@@ -94,3 +94,25 @@ def test_a_wrong_answer_fails_the_run() -> None:
 def test_unknown_scenario_is_a_usage_error(tmp_path: Path) -> None:
     args = argparse.Namespace(scenarios=["nope"], events=10, runs=1, out=str(tmp_path))
     assert harness.main(args) == 2
+
+
+def test_mqtt_scenario_receives_every_message_at_qos_0_and_1(tmp_path: Path) -> None:
+    # QoS 0 runs live (the source's clean session sees no backlog), so a subscriber that
+    # missed the publish would show here as received < published, not as a slow rate.
+    from streamproc.bench import mqtt
+    from streamproc.bench.common import Context
+
+    if mqtt.mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed")
+    rows = mqtt.run(Context(events=2000, runs=2, out=str(tmp_path)))
+    assert [r.name.split()[:2] for r in rows] == [["QoS", "0"], ["QoS", "1"]]
+    for row in rows:
+        published = row.verified["published"]
+        assert published > 1000
+        assert row.verified == {"ok": True, "published": published, "received": published,
+                                "baseline_received": published}
+        assert len(row.runs) == len(row.baseline_runs) == 2
+        for run in row.extra["per_run"]:
+            assert run["ours"]["received"] == run["baseline"]["received"] == published
+    for run in rows[0].extra["per_run"]:
+        assert run["ours"]["pub_s"] > 0 and run["baseline"]["pub_s"] > 0

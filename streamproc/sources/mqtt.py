@@ -96,6 +96,10 @@ class MqttSource:
         self.client_id = cfg.client_id if worker is None else f"{cfg.client_id}-{worker}"
         self.qos = cfg.qos
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=max_batch * 4)
+        # next_batch lingers on one event, set when ``_wanted`` messages are queued, instead of
+        # one wait_for (a task and a timer) per message.
+        self._wanted = 0
+        self._enough = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: aiomqtt.Client | None = None
         self._stopping = False
@@ -139,8 +143,16 @@ class MqttSource:
                     self.connected.set()
                     delay = 0.5
                     attempt = 0
+                    queue = self._queue
+                    # aiomqtt's own queue: what is already in it is moved without its
+                    # iterator's task per message (the iterator still watches for disconnects).
+                    arrived: asyncio.Queue[aiomqtt.Message] = client._queue
                     async for message in client.messages:
-                        await self._queue.put(message)
+                        await queue.put(message)
+                        while arrived.qsize() and not queue.full():
+                            queue.put_nowait(arrived.get_nowait())
+                        if self._wanted and queue.qsize() >= self._wanted:
+                            self._enough.set()
             except aiomqtt.MqttCodeError as exc:
                 self._client = None
                 self.connected.clear()
@@ -180,20 +192,17 @@ class MqttSource:
         except TimeoutError:
             return None
         messages = [first]
-        deadline = time.monotonic() + self.linger
-        while len(messages) < self.max_batch:
+        self._take(messages)
+        if len(messages) < self.max_batch and self.linger > 0:
+            self._wanted = self.max_batch - len(messages)
+            self._enough.clear()
             try:
-                messages.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                messages.append(await asyncio.wait_for(self._queue.get(), remaining))
+                await asyncio.wait_for(self._enough.wait(), self.linger)
             except TimeoutError:
-                break
+                pass
+            finally:
+                self._wanted = 0
+            self._take(messages)
         records = []
         for m in messages:
             payload = m.payload
@@ -215,6 +224,15 @@ class MqttSource:
             records.append(RawRecord(bytes(payload), topic, 0, m.mid, None))
         self.received += len(records)
         return Batch(records, [(m.mid, m.qos) for m in messages], time.time())
+
+    def _take(self, messages: list[aiomqtt.Message]) -> None:
+        """Move what is queued now into ``messages``, up to ``max_batch``."""
+        get = self._queue.get_nowait
+        while len(messages) < self.max_batch:
+            try:
+                messages.append(get())
+            except asyncio.QueueEmpty:
+                return
 
     async def commit(self, batch: Batch) -> None:
         client = self._client
