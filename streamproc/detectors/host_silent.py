@@ -33,15 +33,20 @@ from .base import Detector, register
 
 
 class _Host:
-    __slots__ = ("last", "gaps", "samples", "deadline", "silent_since", "source")
+    """One watched host. A million hosts are a million of these, so: slots, the gaps as a
+    tuple (no list per host; the empty tuple is shared) and the last sample's source as three
+    fields (no tuple per host)."""
 
-    def __init__(self, ts: float) -> None:
+    __slots__ = ("last", "gaps", "samples", "deadline", "silent_since", "topic", "partition",
+                 "offset")
+
+    def __init__(self, ts: float, ev: Event) -> None:
         self.last = ts
-        self.gaps: list[float] = []
+        self.gaps: tuple[float, ...] = ()  # the last 5 gaps between samples
         self.samples = 1
         self.deadline: float | None = None   # armed deadline (None: not watched yet)
         self.silent_since: float | None = None  # last sample before the open silence
-        self.source: tuple[str, int, int] = ("", 0, -1)  # of the last sample
+        self.topic, self.partition, self.offset = ev.topic, ev.partition, ev.offset
 
 
 @register
@@ -84,9 +89,7 @@ class HostSilent(Detector):
                 continue
             st = state.get(host)
             if st is None:
-                st = _Host(ts)
-                st.source = (ev.topic, ev.partition, ev.offset)
-                state.touch(host, st)
+                state.touch(host, _Host(ts, ev))
                 continue
             state.touch(host, st)
             if ts <= st.last:
@@ -100,12 +103,10 @@ class HostSilent(Detector):
                 st.silent_since = None
             else:
                 gaps = st.gaps
-                gaps.append(ts - st.last)
-                if len(gaps) > 5:
-                    del gaps[0]
+                st.gaps = (*gaps[1:], ts - st.last) if len(gaps) >= 5 else (*gaps, ts - st.last)
             st.last = ts
             st.samples += 1
-            st.source = (ev.topic, ev.partition, ev.offset)
+            st.topic, st.partition, st.offset = ev.topic, ev.partition, ev.offset
             if st.samples >= self.min_samples:
                 first_arm = st.deadline is None
                 st.deadline = self._deadline(st)
@@ -167,21 +168,23 @@ class HostSilent(Detector):
                       "silence_threshold_seconds": silence,
                       "silent_for_seconds": ts - since},
             source=ev.source() if ev is not None else
-            {"topic": st.source[0], "partition": st.source[1], "offset": st.source[2]},
+            {"topic": st.topic, "partition": st.partition, "offset": st.offset},
             labels={"host": clip(host)})
 
     def snapshot(self) -> Any:
-        return {"hosts": [[h, st.last, st.gaps, st.samples, st.deadline, st.silent_since,
-                           list(st.source)] for h, st in self.state.items()],
+        return {"hosts": [[h, st.last, list(st.gaps), st.samples, st.deadline, st.silent_since,
+                           [st.topic, st.partition, st.offset]]
+                          for h, st in self.state.items()],
                 "timers": [[w, k] for w, k in self.timers.snapshot()
                            if math.isfinite(w)],
                 "evictions": self.state.evictions}
 
     def restore(self, state: Any) -> None:
         for host, last, gaps, samples, deadline, silent, source in state.get("hosts", []):
-            st = _Host(last)
-            st.gaps, st.samples, st.deadline = list(gaps), samples, deadline
-            st.silent_since, st.source = silent, tuple(source)  # type: ignore[assignment]
+            st = _Host.__new__(_Host)
+            st.last, st.gaps, st.samples, st.deadline = last, tuple(gaps), samples, deadline
+            st.silent_since = silent
+            st.topic, st.partition, st.offset = source
             self.state.touch(host, st)
         self.timers.restore([(w, k) for w, k in state.get("timers", [])])
         self.state.evictions = int(state.get("evictions", 0))
