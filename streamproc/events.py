@@ -84,16 +84,17 @@ def _other_formats(text: str) -> datetime | None:
 
 def parse_timestamp(value: Any) -> float:
     """ISO 8601 (``Z`` or offset; naive means UTC), epoch seconds, ms, us or ns -> epoch seconds."""
-    if isinstance(value, bool):
-        raise CoercionError("bad_timestamp", "timestamp is a boolean")
-    if isinstance(value, int | float):
-        return epoch_from_number(float(value))
     if isinstance(value, str):
-        cached = _ISO_CACHE.get(value)
-        if cached is not None:
-            return cached
-        # "YYYY-MM-DDTHH:MM:SS[.frac][zone]": parse the whole seconds once per distinct
-        # second and zone, add the fraction; busy streams share seconds, not milliseconds.
+        # The shape nearly every producer writes, "YYYY-MM-DDTHH:MM:SSZ", in as few steps as
+        # possible: the minute's epoch (cached by _whole_seconds) plus the seconds.
+        if len(value) == 20 and value[19] == "Z" and value[16] == ":":
+            minute = _UTC_MINUTES.get(value[:16])
+            if minute is not None:
+                seconds = _SECONDS.get(value[17:19])
+                if seconds is not None:
+                    return minute + seconds
+        # "YYYY-MM-DDTHH:MM:SS[.frac][zone]": parse the whole seconds, add the fraction;
+        # busy streams share seconds, not milliseconds.
         if len(value) > 19 and value[4] == "-" and value[13] == ":" and value[19] in ".Z+-":
             rest = value[19:]
             frac = 0.0
@@ -106,42 +107,110 @@ def parse_timestamp(value: Any) -> float:
                     frac = float(rest[:end])
                 rest = rest[end:]
             if frac:
-                key = value[:19] + rest
-                base = _ISO_CACHE.get(key)
-                if base is None:
-                    base = parse_timestamp(key)  # whole seconds, no fraction: no recursion
-                return base + frac
-        text = value.strip()
-        if not text:
-            raise CoercionError("bad_timestamp", "timestamp is empty")
-        # Epoch numbers as strings have no date separators; trying float() on every ISO
-        # string would cost an exception per record.
-        if "-" not in text[1:] and ":" not in text and "T" not in text:
-            try:
-                return epoch_from_number(float(text))
-            except ValueError:
-                pass
-        try:
-            if text[-1] in "zZ":
-                text = text[:-1] + "+00:00"
-            dt = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
-        except ValueError:
-            dt = _other_formats(text)
-            if dt is None:
-                raise CoercionError("bad_timestamp",
-                                    f"timestamp {value[:64]!r} is not ISO 8601, epoch, "
-                                    "access-log or RFC 2822 time") from None
+                return parse_timestamp(value[:19] + rest) + frac
+        return _whole_seconds(value)
+    if isinstance(value, bool):
+        raise CoercionError("bad_timestamp", "timestamp is a boolean")
+    if isinstance(value, int | float):
+        return epoch_from_number(float(value))
+    raise CoercionError("bad_timestamp", f"timestamp has type {type(value).__name__}")
+
+
+# Whole seconds two digits long, as they appear in "...THH:MM:SS".
+_SECONDS = {f"{s:02d}": s for s in range(60)}
+# "YYYY-MM-DDTHH:MM" + zone -> epoch of that minute (None: not ISO 8601 as far as we know)
+_MINUTE_CACHE: dict[str, float | None] = {}
+# "YYYY-MM-DDTHH:MM" -> epoch of that minute in UTC, for the "...:SSZ" shortcut in
+# parse_timestamp. Only minutes whose every second is in range are kept there, so the
+# shortcut needs no range check.
+_UTC_MINUTES: dict[str, float] = {}
+_MISSING: Any = object()
+
+
+def _whole_seconds(value: str) -> float:
+    """``parse_timestamp`` for a string without a fraction to split off.
+
+    A stream's timestamps are mostly distinct seconds, so caching whole strings misses; the
+    minute they fall in repeats for about sixty of them. "...THH:MM:SS" is therefore read as
+    the epoch of "...THH:MM:00" (parsed once per minute and zone, by the same ISO parser as
+    any other time) plus SS. Anything else, or anything that minute does not parse, takes
+    the general path, which decides what is accepted."""
+    if len(value) >= 19 and value[16] == ":" and value[13] == ":" and value[4] == "-":
+        seconds = _SECONDS.get(value[17:19])
+        if seconds is not None:
+            key = value[:16] + value[19:]
+            minute = _MINUTE_CACHE.get(key, _MISSING)
+            if minute is _MISSING:
+                if len(_MINUTE_CACHE) >= 4096:
+                    _MINUTE_CACHE.clear()
+                minute = _MINUTE_CACHE[key] = _iso_epoch(value[:17] + "00" + value[19:])
+                if minute is not None and 0 <= minute <= _MAX_EPOCH - 59 and \
+                        len(value) == 20 and value[19] == "Z":
+                    if len(_UTC_MINUTES) >= 4096:
+                        _UTC_MINUTES.clear()
+                    _UTC_MINUTES[value[:16]] = minute
+            if minute is not None:
+                epoch = minute + seconds
+                if 0 <= epoch <= _MAX_EPOCH:
+                    return epoch
+    return _parse_text(value)
+
+
+def _iso_epoch(value: str) -> float | None:
+    """The ISO 8601 branch of ``_parse_text``, unchecked for range; None if not ISO 8601, or
+    if the minute is not a whole second (a zone with a fraction of a second: adding SS to
+    it could round differently from parsing the whole string)."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        if text[-1] in "zZ":
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
         epoch = dt.timestamp()
-        if not (0 <= epoch <= _MAX_EPOCH):
-            raise CoercionError("bad_timestamp", f"timestamp {value[:64]!r} is out of range")
-        # Busy streams repeat the same second many times: remember recent strings.
-        if len(_ISO_CACHE) >= 4096:
-            _ISO_CACHE.clear()
-        _ISO_CACHE[value] = epoch
-        return epoch
-    raise CoercionError("bad_timestamp", f"timestamp has type {type(value).__name__}")
+    except (ValueError, OverflowError):
+        return None
+    return epoch if epoch.is_integer() else None
+
+
+def _parse_text(value: str) -> float:
+    """Any time as text: ISO 8601, epoch numbers, access-log and RFC 2822 times."""
+    cached = _ISO_CACHE.get(value)
+    if cached is not None:
+        return cached
+    text = value.strip()
+    if not text:
+        raise CoercionError("bad_timestamp", "timestamp is empty")
+    # Epoch numbers as strings have no date separators; trying float() on every ISO
+    # string would cost an exception per record.
+    if "-" not in text[1:] and ":" not in text and "T" not in text:
+        try:
+            return epoch_from_number(float(text))
+        except ValueError:
+            pass
+    try:
+        if text[-1] in "zZ":
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
+    except ValueError:
+        dt = _other_formats(text)
+        if dt is None:
+            raise CoercionError("bad_timestamp",
+                                f"timestamp {value[:64]!r} is not ISO 8601, epoch, "
+                                "access-log or RFC 2822 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    epoch = dt.timestamp()
+    if not (0 <= epoch <= _MAX_EPOCH):
+        raise CoercionError("bad_timestamp", f"timestamp {value[:64]!r} is out of range")
+    # Busy streams repeat the same string many times (access-log and RFC 2822 times are
+    # slow to parse): remember recent strings.
+    if len(_ISO_CACHE) >= 4096:
+        _ISO_CACHE.clear()
+    _ISO_CACHE[value] = epoch
+    return epoch
 
 
 _TRUE = frozenset({"true", "1", "yes", "y", "t", "success", "succeeded", "ok", "accepted"})
