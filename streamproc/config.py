@@ -140,6 +140,9 @@ class KafkaConfig:
     # Seconds of event time a source partition may run ahead of the slowest one while
     # repartitioned detectors are fed (0: no alignment; experimental). See runtime.Alignment.
     max_partition_skew: float = 0.0
+    # Wall seconds a repartitioned task waits for a quiet source partition before it lets the
+    # others' records through without it (see detectors/merge.py).
+    repartition_merge_wait: float = 2.0
     session_timeout_ms: int = 10000
     embedded: bool = False  # started by us (Tansu)
 

@@ -29,9 +29,11 @@ import aiomqtt
 from aiokafka.errors import KafkaError
 
 from .alerts import Alert
+from .batches import BatchWriter
 from .config import Binding, Config
 from .decode import DeadLetter, RawRecord, RecordDecoder
 from .detectors import DetectorEngine, build_engine
+from .detectors.merge import SourceMerge
 from .events import Event
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,8 @@ class Judge:
         # repartitioned records waiting to be produced: (topic, key, value)
         self.outbox: list[tuple[str, bytes | None, bytes]] = []
         self.internal: list[Binding] = []
+        # partition count of a source topic (the Kafka source's metadata), for SourceMerge
+        self.partitions_of: Callable[[str], int | None] | None = None
         for b in config.bindings:
             self._add_binding(b)
             if repartition and b.source == "kafka":
@@ -137,6 +141,11 @@ class Judge:
             if kinds is not None:
                 engine.detectors = [d for d in engine.detectors if d.kind in kinds]
             engine.idle_after = self.idle_after
+            if binding.format == "internal":
+                kafka = self.config.kafka
+                engine.merge = SourceMerge(binding.family,
+                                           wait=kafka.repartition_merge_wait if kafka else 2.0,
+                                           partitions_of=self.partitions_of)
             # last source offset judged per source partition (repartitioned records only)
             engine.src_offsets = {}  # type: ignore[attr-defined]
             self.engines[task] = engine
@@ -246,17 +255,35 @@ class Judge:
                 dead.append(late_dead_letter(ev, engine.watermark))
         if now is not None:
             alerts.extend(self.advance_idle(now, exclude=by_task))
+        if self.internal:
+            for engine in self.engines.values():
+                if engine.merge_late:
+                    dead.extend(late_dead_letter(ev, engine.watermark)
+                                for ev in engine.take_late())
         for dl in dead:
             stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
             if dl.reason == "late":
                 stats.late += 1
         stats.dead_letters += len(dead)
-        stats.alerts += len(alerts)
-        for a in alerts:
-            stats.alerts_by_kind[a.kind] = stats.alerts_by_kind.get(a.kind, 0) + 1
+        self._count_alerts(alerts)
         if self.metrics is not None:
             self._report(topic_counts, dead, alerts)
         return alerts, dead
+
+    def _count_alerts(self, alerts: list[Alert]) -> None:
+        stats = self.stats
+        stats.alerts += len(alerts)
+        for a in alerts:
+            stats.alerts_by_kind[a.kind] = stats.alerts_by_kind.get(a.kind, 0) + 1
+
+    def tick(self, now: float) -> list[Alert]:
+        """No records came: advance idle tasks (timers, held repartitioned records) and
+        count what that fired, as ``judge`` does for a batch."""
+        alerts = self.advance_idle(now)
+        self._count_alerts(alerts)
+        if self.metrics is not None and alerts:
+            self._report({}, [], alerts)
+        return alerts
 
     def _ship(self, events: list[Event], targets: list[tuple[str, str]]) -> None:
         from .repartition import encode
@@ -379,6 +406,7 @@ class IngestLoop:
         self.on_batch = on_batch
         self.progress = progress  # checkpoints state + offsets; None: commit every batch
         self.producer: Any = None  # for repartitioned records
+        self.writer: BatchWriter | None = None
         self.alignment: Alignment | None = None
         self.stopping = False
         self.batches = 0
@@ -387,7 +415,7 @@ class IngestLoop:
         while not self.stopping:
             batch = await self.source.next_batch(timeout=0.5)
             if batch is None:
-                alerts = self.judge.advance_idle(time.time())
+                alerts = self.judge.tick(time.time())
                 if alerts:
                     await self.append_alerts(alerts)
                 if self.progress is not None:
@@ -438,9 +466,9 @@ class IngestLoop:
 
     async def produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
         """Produce repartitioned records and wait for the broker's acknowledgement."""
-        producer = self.producer
-        futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
-        await asyncio.gather(*futures)
+        if self.writer is None or self.writer.producer is not self.producer:
+            self.writer = BatchWriter(self.producer)
+        await asyncio.gather(*await self.writer.write(records))
 
 
 class Alignment:
@@ -693,8 +721,11 @@ class Runtime:
             from .alertlog import KafkaAlertLog, KafkaAlertReader
             from .deadletters import KafkaDeadLetters
 
+            # batches of up to 256 KiB: the alert log and repartition topics are written a
+            # judged batch at a time (batches.py), not a record at a time
             self.producer = AIOKafkaProducer(**cfg.kafka.client_kwargs(), acks="all",
-                                             linger_ms=5, client_id=cfg.kafka.client_id)
+                                             linger_ms=5, client_id=cfg.kafka.client_id,
+                                             max_batch_size=256 * 1024)
             await self._start_with_retry(self.producer.start, "Kafka producer")
             await self._ensure_internal_topics()
             self.alert_log = KafkaAlertLog(cfg.kafka, self.producer)
@@ -726,6 +757,7 @@ class Runtime:
                 await self.checkpointer.start()
                 progress = self.progress = KafkaProgress(source, self.checkpointer, self.judge,
                                                          cfg.checkpoint_interval)
+            self.judge.partitions_of = source.partitions_for
             await source.start()
             self.sources.append(source)
             loop = IngestLoop(source, "kafka", self.judge, self.alert_log.append,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import zlib
 
 import orjson
 import pytest
 
 from streamproc.config import parse_config_text
 from streamproc.decode import RawRecord
+from streamproc.detectors.merge import SourceMerge
+from streamproc.events import Event
 from streamproc.repartition import plan, topic_name
 from streamproc.runtime import Judge, Runtime
 from tests.streams import BASE_TS, committed_total, produce
@@ -103,3 +106,117 @@ state_dir: {tmp_path}
     assert await committed_total(kafka.bootstrap_servers, group, topic) == len(records)
     rp = topic_name(config.bindings[0], "ip_address")
     assert await committed_total(kafka.bootstrap_servers, group, rp) == len(records)
+
+
+# -- SourceMerge: a repartitioned task judges its sources in event-time order ------------------
+
+def _spray_backlog() -> dict[int, list[dict]]:
+    """A topic keyed by username, 4 partitions, two hours of backlog each. One address sprays
+    24 users in its first 4 minutes; the users (so the failures) are spread over all four
+    partitions. Benign logins from other addresses move every partition's stream time on."""
+    parts: dict[int, list[dict]] = {p: [] for p in range(4)}
+    for i in range(24):
+        parts[i % 4].append({"timestamp": BASE_TS + i * 10, "username": f"victim{i}",
+                             "ip_address": "198.51.100.66", "success": False})
+    for p, recs in parts.items():
+        for k in range(720):  # one login every 10 s for two hours
+            recs.append({"timestamp": BASE_TS + k * 10 + p, "username": f"user{p}-{k % 50}",
+                         "ip_address": f"192.0.2.{k % 200}", "success": True})
+        recs.sort(key=lambda r: r["timestamp"])
+    return parts
+
+
+def _consume_partition_by_partition(partitions_of: object) -> list:
+    """Consume the backlog as a consumer far behind can: one partition's hours at a time
+    (records of the next partition arriving within the merge's wait)."""
+    config = parse_config_text("""
+kafka: {bootstrap_servers: "127.0.0.1:1"}
+topics: [{topic: logins, family: auth-logs}]
+""")
+    judge = Judge(config, repartition=True)
+    judge.partitions_of = partitions_of  # type: ignore[assignment]
+    now, alerts = 1000.0, []
+    for p, recs in _spray_backlog().items():
+        raws = [RawRecord(orjson.dumps(r), "logins", p, o) for o, r in enumerate(recs)]
+        out, dead = judge.judge(raws, "kafka", now)
+        alerts += out
+        assert dead == []
+        shipped = [(t, k, v) for t, k, v in judge.take_outbox() if t.endswith(".ip_address")]
+        internal = [RawRecord(v, t, zlib.crc32(k or b"") % 6, o)
+                    for o, (t, k, v) in enumerate(shipped)]
+        out, dead = judge.judge(internal, "kafka", now + 0.1)
+        alerts += out
+        assert dead == []
+        now += 0.5
+    alerts += judge.tick(now + 10)  # every source quiet for longer than the wait
+    return [a for a in alerts if a.kind == "password_spray"]
+
+
+def test_a_spray_spread_over_partitions_is_found_in_a_skewed_backlog() -> None:
+    sprays = _consume_partition_by_partition(lambda topic: 4)
+    assert len(sprays) == 1
+    # in event-time order it fires at the 20th user, exactly as on a topic keyed by address
+    assert sprays[0].title == "Password spray from 198.51.100.66: 20 accounts"
+
+
+def test_without_waiting_for_unseen_partitions_the_skewed_backlog_hides_the_spray() -> None:
+    # The scenario above is a real trap: merging only the partitions heard from so far lets
+    # partition 0's two hours through first, the watermark expires the address's window, and
+    # the other partitions' failures arrive to an empty one.
+    assert _consume_partition_by_partition(None) == []
+
+
+def _merge_events(n_sources: int, per_source: int) -> list[Event]:
+    return [Event("auth-logs", BASE_TS + i * n_sources + s, {"n": i, "s": s}, "logins", s, i)
+            for s in range(n_sources) for i in range(per_source)]
+
+
+def test_merge_releases_in_event_time_order_up_to_the_slowest_active_source() -> None:
+    merge = SourceMerge("auth-logs", wait=2.0)
+    events = _merge_events(3, 10)  # source s, record i at BASE_TS + 3 i + s
+    ts = lambda evs: [e.ts - BASE_TS for e in evs]  # noqa: E731
+    fast = [e for e in events if e.partition == 0]
+    assert merge.push(fast, 100.0) == fast  # the only source known: nothing to wait for
+    slow = [e for e in events if e.partition != 0 and e.offset < 3]
+    # sources 1 and 2 are at 7 and 8: everything up to 7 goes, in time order
+    assert ts(merge.push(slow, 100.5)) == [1, 2, 4, 5, 7]
+    rest = [e for e in events if e.partition != 0 and e.offset >= 3]
+    # now source 0 (newest 27) is the slowest active one
+    assert ts(merge.push(rest, 101.0)) == [8, 10, 11, 13, 14, 16, 17, 19, 20, 22, 23, 25, 26]
+    assert len(merge) == 2
+    # source 0 has said nothing for 2.5 s: no longer waited for; 1 and 2 still are
+    assert ts(merge.release(102.5)) == [28]
+    assert ts(merge.release(103.5)) == [29]
+    assert len(merge) == 0
+
+
+def test_merge_waits_for_partitions_not_heard_from_yet_then_gives_up_after_wait() -> None:
+    merge = SourceMerge("auth-logs", wait=2.0, partitions_of=lambda topic: 3)
+    events = _merge_events(3, 5)
+    p0 = [e for e in events if e.partition == 0]
+    assert merge.push(p0, 50.0) == []  # partitions 1 and 2 exist: wait for them
+    assert merge.release(51.9) == []
+    assert merge.release(52.1) == p0  # they said nothing for 2 s: go on without them
+
+
+def test_merge_caps_what_it_holds_and_counts_the_overflow() -> None:
+    merge = SourceMerge("auth-logs", wait=60.0, max_pending=10, partitions_of=lambda topic: 2)
+    events = _merge_events(2, 30)
+    out = merge.push([e for e in events if e.partition == 0], 0.0)
+    assert len(merge) == 10 and merge.forced == 20
+    assert [e.offset for e in out] == list(range(20))  # the oldest go first
+
+
+def test_held_records_survive_a_checkpoint() -> None:
+    merge = SourceMerge("auth-logs", wait=2.0, partitions_of=lambda topic: 2)
+    events = _merge_events(2, 5)
+    assert merge.push([e for e in events if e.partition == 0], 10.0) == []
+    state = orjson.loads(orjson.dumps(merge.snapshot()))
+    restored = SourceMerge("auth-logs", wait=2.0, partitions_of=lambda topic: 2)
+    restored.restore(state)
+    assert len(restored) == 5
+    # the restored merge waits for the quiet source from its first call, then lets go
+    assert restored.release(500.0) == []
+    out = restored.release(502.5)
+    assert [(e.ts, e.data, e.topic, e.partition, e.offset) for e in out] == \
+        [(e.ts, e.data, e.topic, e.partition, e.offset) for e in events if e.partition == 0]

@@ -30,6 +30,7 @@ from typing import Any
 from ..alerts import Alert
 from ..events import Event
 from .base import Detector
+from .merge import SourceMerge
 
 DEFAULT_ALLOWED_LATENESS = 60.0
 DEFAULT_IDLE_AFTER = 30.0
@@ -47,12 +48,26 @@ class DetectorEngine:
         self.watermark = float("-inf")
         self.late_events = 0
         self.events_in = 0
+        # repartitioned tasks only: their sources' interleaving, back in event-time order
+        self.merge: SourceMerge | None = None
+        self.merge_late: list[Event] = []
 
     def process(self, events: list[Event], now: float | None = None) \
             -> tuple[list[Alert], list[Event]]:
         """Feed a batch; returns (alerts, late events). ``now`` is wall time, for idleness."""
+        if self.merge is not None:
+            events = self.merge.push(events, now)
+            late = self.merge_late
+            self.merge_late = []
+        else:
+            late = []
         if not events:
-            return self.advance(now), []
+            return self.advance(now), late
+        alerts, late_now = self._judge(events, now)
+        alerts.extend(self.advance(now))
+        return alerts, late + late_now if late else late_now
+
+    def _judge(self, events: list[Event], now: float | None) -> tuple[list[Alert], list[Event]]:
         accepted, late = self._split_late(events, now)
         alerts: list[Alert] = []
         if accepted:
@@ -61,7 +76,6 @@ class DetectorEngine:
                 out = detector.process(accepted)
                 if out:
                     alerts.extend(out)
-        alerts.extend(self.advance(now))
         return alerts, late
 
     def advance(self, now: float | None = None, floor: float | None = None) -> list[Alert]:
@@ -71,6 +85,14 @@ class DetectorEngine:
         partitions have reached: a partition whose hosts all went silent receives nothing,
         yet their silence must still be noticed.
         """
+        if self.merge is not None and len(self.merge):
+            # a source may have gone quiet: what it held back is due now
+            released = self.merge.release(now)
+            if released:
+                alerts, late = self._judge(released, now)
+                # advance() returns alerts only: the next process() returns these
+                self.merge_late.extend(late)
+                return alerts + self.advance(now, floor)
         wm = self._compute_watermark(now)
         if floor is not None and floor > wm:
             wm = floor
@@ -86,13 +108,17 @@ class DetectorEngine:
 
     def finish(self) -> list[Alert]:
         """End of input (replay): the watermark becomes the largest event time seen."""
+        held: list[Alert] = []
+        if self.merge is not None and len(self.merge):
+            held, late = self._judge(self.merge.release(None), None)
+            self.merge_late.extend(late)
         if not self._stream_time:
-            return []
+            return held
         wm = max(self._stream_time.values())
         if wm <= self.watermark:
-            return []
+            return held
         self.watermark = wm
-        alerts: list[Alert] = []
+        alerts: list[Alert] = held
         for detector in self.detectors:
             alerts.extend(detector.on_watermark(wm) or ())
         return alerts
@@ -104,6 +130,7 @@ class DetectorEngine:
             "stream_time": [[t, p, ts] for (t, p), ts in self._stream_time.items()],
             "watermark": self.watermark if self.watermark != float("-inf") else None,
             "detectors": {d.kind: d.snapshot() for d in self.detectors},
+            **({"merge": self.merge.snapshot()} if self.merge is not None else {}),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -112,10 +139,18 @@ class DetectorEngine:
             self._stream_time[key] = max(ts, self._stream_time.get(key, float("-inf")))
         if state.get("watermark") is not None:
             self.watermark = max(self.watermark, state["watermark"])
+        if self.merge is not None and state.get("merge"):
+            self.merge.restore(state["merge"])
         by_kind = state.get("detectors", {})
         for detector in self.detectors:
             if by_kind.get(detector.kind) is not None:
                 detector.restore(by_kind[detector.kind])
+
+    def take_late(self) -> list[Event]:
+        """Late events that held-back records turned out to be when a quiet source let them
+        go (outside ``process``); the caller dead-letters them."""
+        late, self.merge_late = self.merge_late, []
+        return late
 
     def stream_time(self) -> float:
         """The largest event time seen on any of this engine's partitions (-inf if none)."""

@@ -1,0 +1,153 @@
+"""SourceMerge: put a repartitioned task's input back in event-time order.
+
+A repartition topic partition receives the re-keyed records of *every* source partition,
+interleaved in the order the source tasks happened to judge them. Each source partition is in
+order on its own; their interleaving is not. Live, the sources move together and the skew is a
+batch or two. While a backlog is consumed it is not: a source partition with fewer records
+runs hours of event time ahead of a busy one, and a window detector fed that interleaving
+(password_spray counts an address's failures across usernames, i.e. across source partitions)
+sees the fast partition's 10:40 before the slow partition's 10:05, trims its 10-minute
+window, and misses the incident. Per-partition lateness keeps those records from being
+dropped; it cannot make the window whole again.
+
+So a repartitioned task merges its sources by event time, as Kafka Streams picks the
+partition with the smallest head timestamp: a record is released to the detectors only once
+every *active* source has delivered something at least as new (the frontier)::
+
+    source 0  ..09:58 10:01 10:07 |          newest 10:07
+    source 1  ..10:00 10:03|                 newest 10:03  <- frontier: everything <= 10:03
+    source 2  ..10:02 10:05|                 newest 10:05     goes out, in time order
+
+Which sources to wait for: every partition of a source topic, from the moment the first
+record of that topic arrives (``partitions_of``, from the consumer's metadata). A source
+merely not heard from yet is the dangerous one: a backlog whose first batches all come from
+one partition would otherwise let that partition's hours through before the others start.
+
+A source that has delivered nothing for ``wait`` seconds of wall time (caught up, empty,
+stopped) is not waited for, so live alerts are held back by at most ``wait``. ``max_pending``
+bounds memory: past it the oldest records are released anyway (counted in ``forced``); the
+detectors then see a little disorder, which is the behaviour without the merge.
+
+Held records are part of the task's checkpoint (``snapshot``): their repartition-topic offsets
+are committed with it, so they must survive a crash with it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+from ..events import Event
+
+DEFAULT_WAIT = 2.0
+DEFAULT_MAX_PENDING = 200_000
+
+Source = tuple[str, int]  # the original record's (topic, partition)
+
+
+class SourceMerge:
+    def __init__(self, family: str, wait: float = DEFAULT_WAIT,
+                 max_pending: int = DEFAULT_MAX_PENDING,
+                 partitions_of: Callable[[str], int | None] | None = None) -> None:
+        self.family = family
+        self.partitions_of = partitions_of
+        self._topics: set[str] = set()
+        self.wait = wait
+        self.max_pending = max_pending
+        self._heap: list[tuple[float, int, Event]] = []
+        self._seq = 0  # ties keep arrival order, which is source order within a source
+        self._newest: dict[Source, float] = {}
+        self._heard: dict[Source, float | None] = {}  # wall time a source last delivered
+        self.forced = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, events: list[Event], now: float | None) -> list[Event]:
+        """Take a batch; return what may go to the detectors now, in event-time order."""
+        heap = self._heap
+        newest = self._newest
+        heard = self._heard
+        seq = self._seq
+        push = heapq.heappush
+        for ev in events:
+            src = (ev.topic, ev.partition)
+            ts = ev.ts
+            last = newest.get(src)
+            if last is None:
+                if ev.topic not in self._topics:
+                    self._expect(ev.topic, now)
+                last = newest.get(src, float("-inf"))
+            if ts > last:
+                newest[src] = ts
+            heard[src] = now
+            push(heap, (ts, seq, ev))
+            seq += 1
+        self._seq = seq
+        return self.release(now)
+
+    def release(self, now: float | None) -> list[Event]:
+        """What the frontier lets out (all of it when no source is active, or ``now`` is
+        None: a replay or a final flush)."""
+        heap = self._heap
+        if not heap:
+            return []
+        frontier = self._frontier(now)
+        out: list[Event] = []
+        pop = heapq.heappop
+        while heap and heap[0][0] <= frontier:
+            out.append(pop(heap)[2])
+        over = len(heap) - self.max_pending
+        if over > 0:
+            self.forced += over
+            out.extend(pop(heap)[2] for _ in range(over))
+        return out
+
+    def _expect(self, topic: str, now: float | None) -> None:
+        """Wait for every partition of a source topic, not just those heard from yet."""
+        self._topics.add(topic)
+        try:
+            n = self.partitions_of(topic) if self.partitions_of is not None else None
+        except Exception:  # noqa: BLE001 - no metadata: merge what arrives
+            n = None
+        for partition in range(n or 0):
+            src = (topic, partition)
+            if src not in self._newest:
+                self._newest[src] = float("-inf")
+                self._heard[src] = now
+
+    def _frontier(self, now: float | None) -> float:
+        if now is None:
+            return float("inf")
+        heard = self._heard
+        active = []
+        for src, ts in self._newest.items():
+            at = heard.get(src)
+            if at is None:  # restored from a checkpoint: give it ``wait`` from now
+                heard[src] = at = now
+            if now - at <= self.wait:
+                active.append(ts)
+        return min(active) if active else float("inf")
+
+    # -- state ------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        # a source expected but not heard from yet is kept (as null): still waited for
+        return {"newest": [[t, p, None if ts == float("-inf") else ts]
+                           for (t, p), ts in self._newest.items()],
+                "pending": [[ev.ts, ev.data, ev.topic, ev.partition, ev.offset]
+                            for _, _, ev in sorted(self._heap)]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for topic, partition, ts in state.get("newest", []):
+            src = (topic, partition)
+            ts = float("-inf") if ts is None else ts
+            if ts >= self._newest.get(src, float("-inf")):
+                self._newest[src] = ts
+            self._heard[src] = None
+            self._topics.add(topic)
+        for ts, data, topic, partition, offset in state.get("pending", []):
+            heapq.heappush(self._heap, (ts, self._seq,
+                                        Event(self.family, ts, data, topic, partition, offset)))
+            self._seq += 1
