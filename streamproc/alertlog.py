@@ -27,6 +27,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from .alerts import Alert
+from .batches import BatchWriter
 from .config import KafkaConfig
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,16 @@ class KafkaAlertLog:
         self.cfg = cfg
         self.topic = cfg.alert_topic
         self.producer = producer
+        self.writer = BatchWriter(producer)
         self.appended = 0
 
     async def append(self, alerts: list[Alert]) -> None:
         if not alerts:
             return
-        futures = [await self.producer.send(self.topic, a.to_json(),
-                                            key=a.fingerprint.encode(),
-                                            timestamp_ms=int(a.event_time * 1000))
-                   for a in alerts]
+        topic = self.topic
+        futures = await self.writer.write(
+            (topic, a.fingerprint.encode(), a.to_json(), int(a.event_time * 1000))
+            for a in alerts)
         await asyncio.gather(*futures)
         self.appended += len(alerts)
 

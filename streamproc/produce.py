@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .batches import BatchWriter
 from .contracts import get_contract
 from .generate import KEY_FIELDS, Traffic, generate
 
@@ -76,15 +77,6 @@ def kafka_items(traffic: Traffic, topics: dict[str, str]) -> list[tuple[str, byt
     return [(topics[fam], key, value) for fam, key, value in traffic.merged_bytes()]
 
 
-def partition_for(key: bytes | None, n_partitions: int, counter: int) -> int:
-    """The Java client's default partitioner: murmur2 of the key; round-robin without one."""
-    if key is None:
-        return counter % n_partitions
-    from aiokafka.partitioner import murmur2
-
-    return (murmur2(key) & 0x7FFFFFFF) % n_partitions
-
-
 async def produce_kafka(client_kwargs: dict[str, Any],
                         items: Sequence[tuple[str, bytes | None, bytes]], *, rate: float = 0.0,
                         partitions: dict[str, int] | None = None,
@@ -108,69 +100,35 @@ async def produce_kafka(client_kwargs: dict[str, Any],
     await producer.start()
     result = ProduceResult()
     try:
-        counts: dict[str, int] = {}
+        writer = BatchWriter(producer)
         for topic in topics:
-            parts = await producer.partitions_for(topic)
-            if not parts:
-                raise RuntimeError(f"topic {topic!r} has no partitions")
-            counts[topic] = len(parts)
-        open_batches: dict[tuple[str, int], Any] = {}
+            await writer.partition_count(topic)
         in_flight: list[asyncio.Future[Any]] = []
         per_topic: dict[str, int] = {}
-
-        async def ship(tp: tuple[str, int]) -> None:
-            batch = open_batches.pop(tp)
-            if batch.record_count() == 0:
-                return
-            batch.close()
-            fut = await producer.send_batch(batch, tp[0], partition=tp[1])
-            in_flight.append(fut)
-            if len(in_flight) >= MAX_IN_FLIGHT_BATCHES:
-                done = in_flight[:MAX_IN_FLIGHT_BATCHES // 2]
-                del in_flight[:MAX_IN_FLIGHT_BATCHES // 2]
-                await asyncio.gather(*done)
-
-        # Pacing: every `slice_n` records, flush and wait for the schedule.
-        slice_n = max(1, int(rate / 50)) if rate > 0 else 0
+        for topic, _, _ in items:
+            per_topic[topic] = per_topic.get(topic, 0) + 1
+        # Pacing: write a slice, then wait for the schedule. Unpaced, slices only bound how
+        # much is queued at once (and feed the progress bar).
+        slice_n = max(1, int(rate / 50)) if rate > 0 else 50_000
         start = time.perf_counter()
         sent = 0
-        # murmur2 is pure Python in aiokafka (~9 us); keys repeat (Zipf), so cache it.
-        part_cache: dict[tuple[bytes, int], int] = {}
-        for topic, key, value in items:
-            n_parts = counts[topic]
-            if key is None:
-                p = sent % n_parts
-            else:
-                p = part_cache.get((key, n_parts), -1)
-                if p < 0:
-                    p = part_cache[(key, n_parts)] = partition_for(key, n_parts, sent)
-            tp = (topic, p)
-            batch = open_batches.get(tp)
-            if batch is None:
-                batch = open_batches[tp] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                await ship(tp)
-                batch = open_batches[tp] = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
-            sent += 1
-            per_topic[topic] = per_topic.get(topic, 0) + 1
-            if slice_n and sent % slice_n == 0:
-                for tp in list(open_batches):
-                    await ship(tp)
+        for i in range(0, len(items), slice_n):
+            chunk = items[i:i + slice_n]
+            in_flight.extend(await writer.write(chunk))
+            if len(in_flight) >= MAX_IN_FLIGHT_BATCHES:
+                await asyncio.gather(*in_flight)
+                in_flight.clear()
+            sent += len(chunk)
+            if rate > 0:
                 delay = start + sent / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            if progress is not None and sent % 10000 == 0:
-                progress(10000)
-        for tp in list(open_batches):
-            await ship(tp)
+            if progress is not None:
+                progress(len(chunk))
         await asyncio.gather(*in_flight)
         result.seconds = time.perf_counter() - start
         result.records = sent
         result.per_topic = per_topic
-        if progress is not None and sent % 10000:
-            progress(sent % 10000)
     finally:
         await producer.stop()
     return result
@@ -303,4 +261,4 @@ def main(args: Any) -> int:
 
 
 __all__ = ["KEY_FIELDS", "ProduceResult", "kafka_items", "kafka_topics", "main", "mqtt_items",
-           "partition_for", "print_expected", "produce_kafka", "publish_mqtt"]
+           "print_expected", "produce_kafka", "publish_mqtt"]

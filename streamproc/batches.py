@@ -1,0 +1,82 @@
+"""BatchWriter: produce many records to Kafka in pre-built batches.
+
+``AIOKafkaProducer.send()`` costs ~10 us of Python per record (a coroutine, a future, the
+partitioner, the accumulator): about 105k records/s into Tansu on our machines, and a third
+of the runtime's CPU when every auth record is re-keyed to a repartition topic. Building the
+batches ourselves (``create_batch`` / ``send_batch``) appends a record for ~1 us.
+
+Records land where ``send()`` would put them: keyed records by the Java client's murmur2
+partitioner (so a repartition topic is keyed like one a Java producer wrote), unkeyed ones
+round-robin. Within a partition the order of ``write`` calls and records is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+# (topic, key, value) or (topic, key, value, timestamp_ms)
+Record = tuple[Any, ...]
+
+
+class BatchWriter:
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self._counts: dict[str, int] = {}
+        # murmur2 is pure Python in aiokafka (~9 us); keys repeat (Zipf), so remember them
+        self._partition_of: dict[tuple[bytes, int], int] = {}
+        self._round_robin = 0
+
+    async def partition_count(self, topic: str) -> int:
+        n = self._counts.get(topic)
+        if n is None:
+            parts = await self.producer.partitions_for(topic)
+            if not parts:
+                raise RuntimeError(f"topic {topic!r} has no partitions")
+            n = self._counts[topic] = len(parts)
+        return n
+
+    def partition(self, key: bytes | None, n: int) -> int:
+        if key is None:
+            self._round_robin += 1
+            return self._round_robin % n
+        cache = self._partition_of
+        p = cache.get((key, n))
+        if p is None:
+            if len(cache) >= 200_000:
+                cache.clear()
+            p = cache[(key, n)] = (murmur2(key) & 0x7FFFFFFF) % n
+        return p
+
+    async def write(self, records: Iterable[Record]) -> list[asyncio.Future[Any]]:
+        """Queue ``records`` in batches; returns the futures of the broker's acks."""
+        producer = self.producer
+        open_batches: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        counts = self._counts
+        for record in records:
+            topic, key, value = record[0], record[1], record[2]
+            timestamp = record[3] if len(record) > 3 else None
+            n = counts.get(topic)
+            if n is None:
+                n = await self.partition_count(topic)
+            tp = (topic, self.partition(key, n))
+            batch = open_batches.get(tp)
+            if batch is None:
+                batch = open_batches[tp] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=timestamp) is None:
+                futures.append(await self._ship(tp, open_batches.pop(tp)))
+                batch = open_batches[tp] = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=timestamp) is None:
+                    raise ValueError(f"a record of {len(value)} bytes does not fit a batch "
+                                     "(raise the producer's max_batch_size)")
+        for tp, batch in open_batches.items():
+            futures.append(await self._ship(tp, batch))
+        return futures
+
+    async def _ship(self, tp: tuple[str, int], batch: Any) -> asyncio.Future[Any]:
+        batch.close()
+        return await self.producer.send_batch(batch, tp[0], partition=tp[1])  # type: ignore[no-any-return]
