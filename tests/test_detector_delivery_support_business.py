@@ -120,6 +120,39 @@ def test_sla_breach_late_response_in_the_same_batch_still_reports_the_breach() -
     assert [a.status for a in alerts] == ["firing", "resolved"]
 
 
+def test_sla_breach_ticket_created_out_of_order_breaches_at_its_own_deadline() -> None:
+    h = Harness("sla_breach")
+    created(h, T0 + 30, tid="T-1")
+    created(h, T0, tid="T-2")  # arrives second, within the allowed lateness
+    [first] = h.advance(T0 + HOUR + 61)  # watermark T0 + 1 h + 1 s
+    assert first.key == {"ticket_id": "T-2"} and first.event_time == T0 + HOUR
+    [second] = h.advance(T0 + HOUR + 91)
+    assert second.key == {"ticket_id": "T-1"} and second.event_time == T0 + HOUR + 30
+
+
+def test_sla_breach_restores_the_list_snapshot_and_keeps_deadlines_across_an_sla_change() -> None:
+    # The snapshot format of the list-per-ticket version; restored after a reload that moved
+    # the urgent SLA to 2 h, the open ticket keeps the 1 h deadline it was created with.
+    import math
+
+    old = {"tickets": [["T-1", [T0, "urgent", T0 + HOUR, T0 + 2 * HOUR, False, False, "Ada",
+                                "ada@example.com", "Checkout is down",
+                                {"topic": "support-tickets", "partition": 0, "offset": 7}]]],
+           "timers": [[math.nextafter(T0 + HOUR, math.inf), "T-1"]], "evictions": 0}
+    h = Harness("sla_breach", params={"sla_breach": {"sla_urgent_hours": 2.0}})
+    h.detector.restore(orjson.loads(orjson.dumps(old)))
+    assert h.detector.snapshot()["tickets"] == old["tickets"]
+    created(h, T0 + 60, tid="T-2")  # a new urgent ticket: 2 h
+    [breach] = h.advance(T0 + HOUR + 61)
+    assert breach.key == {"ticket_id": "T-1"} and breach.event_time == T0 + HOUR
+    assert breach.evidence["deadline"] == T0 + HOUR
+    assert breach.source == {"topic": "support-tickets", "partition": 0, "offset": 7}
+    [apology] = h.advance(T0 + 2 * HOUR + 61)
+    assert apology.audience == "customer" and apology.event_time == T0 + 2 * HOUR
+    [late] = h.advance(T0 + 2 * HOUR + 121)
+    assert late.key == {"ticket_id": "T-2"} and late.event_time == T0 + 60 + 2 * HOUR
+
+
 def test_sla_table_is_shared_with_ticket_created_and_ticket_resolved() -> None:
     params = {"sla_breach": {"sla_urgent_hours": 2.0}}
     h = Harness("ticket_created", "sla_breach", "ticket_resolved", params=params)

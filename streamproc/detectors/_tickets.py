@@ -21,11 +21,19 @@ SLA_DEFAULTS: dict[str, Any] = {"sla_urgent_hours": 1.0, "sla_high_hours": 4.0,
 SHARED_SLA = "support.sla_hours"  # ctx.shared key: priority -> hours
 
 
+# name -> the one shared str of that name: a million open tickets hold one "low", not a million
+_CANONICAL = {p: p for p in PRIORITIES}
+
+
 def priority_of(data: dict[str, Any]) -> str:
     """Normalised priority; unknown or missing priorities count as normal."""
     raw = str(data.get("priority") or "normal").strip().lower()
-    raw = _ALIASES.get(raw, raw)
-    return raw if raw in SEVERITY_BY_PRIORITY else "normal"
+    return _CANONICAL.get(_ALIASES.get(raw, raw), "normal")
+
+
+def canonical_priority(name: str) -> str:
+    """The shared str for a priority read back from a snapshot (any other name as it is)."""
+    return _CANONICAL.get(name, name)
 
 
 def sla_table(params: dict[str, Any]) -> dict[str, float]:
