@@ -27,8 +27,8 @@
       ^ head: deadline < watermark -> FIRE, move on
 
   Apology and forget times (tickets already breached) use the ordinary TimerQueue. Due
-  timers fire in time order; two tickets due at the very same float time fire in priority
-  and creation order (the TimerQueue used to order them by when they were armed).
+  timers fire in time order; at the very same float time, deadlines first (by priority, then
+  creation), then the TimerQueue's (a TimerQueue alone orders ties by when they were armed).
 - This detector owns the SLA table (``sla_*_hours``); ticket_created and ticket_resolved in
   the same binding quote it.
 """
@@ -267,12 +267,23 @@ class SlaBreach(Detector):
     def snapshot(self) -> Any:
         # The format of the list-per-ticket version: [created, priority, deadline, apology,
         # breached, apologised, name, email, subject, source], and every pending timer.
-        tickets = [[tid, [st.created, st.priority, self._deadline(st), self._apology_at(st),
-                          st.breached, st.apologised, st.name, st.email, st.subject,
-                          self._source(st)]] for tid, st in self.state.items()]
-        timers = [(math.nextafter(self._deadline(st), math.inf), tid)
-                  for tid, st in self.state.items()
-                  if not st.breached and type(st) is not _KeptTimes]
+        sla_s, apology_s = self._sla_s, self._apology_s
+        nextafter, inf = math.nextafter, math.inf
+        tickets = []
+        timers = []
+        for tid, st in self.state.items():
+            created = st.created
+            if type(st) is _KeptTimes:
+                deadline, apology = st.deadline, st.apology  # its timer is in self.timers
+            else:
+                deadline = created + sla_s[st.priority]
+                apology = created + apology_s[st.priority] if apology_s is not None else None
+                if not st.breached:
+                    timers.append((nextafter(deadline, inf), tid))
+            tickets.append([tid, [created, st.priority, deadline, apology, st.breached,
+                                  st.apologised, st.name, st.email, st.subject,
+                                  {"topic": st.topic, "partition": st.partition,
+                                   "offset": st.offset}]])
         timers.extend(self.timers.snapshot())
         timers.sort(key=_when)
         return {"tickets": tickets, "timers": [[w, k] for w, k in timers],
