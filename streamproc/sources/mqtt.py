@@ -144,12 +144,14 @@ class MqttSource:
                     delay = 0.5
                     attempt = 0
                     queue = self._queue
-                    # aiomqtt's own queue: what is already in it is moved without its
-                    # iterator's task per message (the iterator still watches for disconnects).
-                    arrived: asyncio.Queue[aiomqtt.Message] = client._queue
+                    # aiomqtt's own queue (private; aiomqtt 2.x): what is already in it is
+                    # moved without its iterator's task per message, which cost as much as
+                    # the rest of the source (the iterator still watches for disconnects).
+                    arrived: asyncio.Queue[aiomqtt.Message] | None = getattr(
+                        client, "_queue", None)
                     async for message in client.messages:
                         await queue.put(message)
-                        while arrived.qsize() and not queue.full():
+                        while arrived is not None and arrived.qsize() and not queue.full():
                             queue.put_nowait(arrived.get_nowait())
                         if self._wanted and queue.qsize() >= self._wanted:
                             self._enough.set()
