@@ -351,12 +351,18 @@ def latency_phase(ctx: Context, rate: float, n_max: int) -> dict[str, Any]:
                       for _, a in rt["seen"] if a.get("source", {}).get("offset", -1) >= 0}
             times = await record_times(bs, wanted)
             lat = []
+            by_kind: dict[str, list[float]] = {}
             for seen_at, a in rt["seen"]:
                 src = a.get("source") or {}
                 key = (src.get("topic"), src.get("partition"), src.get("offset"))
                 if key in times:
-                    lat.append((seen_at - times[key]) * 1000.0)
-            return {"latencies_ms": lat, "events": len(items), "rate": rate,
+                    ms = (seen_at - times[key]) * 1000.0
+                    lat.append(ms)
+                    by_kind.setdefault(a.get("kind", "?"), []).append(ms)
+            # where the tail comes from (repartitioned detectors take a second broker trip)
+            kinds = {k: {"alerts": len(v), "p50_ms": percentile(v, 50),
+                         "p99_ms": percentile(v, 99)} for k, v in sorted(by_kind.items())}
+            return {"latencies_ms": lat, "by_kind": kinds, "events": len(items), "rate": rate,
                     "alerts": len(rt["seen"]), "timed_alerts": len(lat)}
 
         return asyncio.run(go())

@@ -224,10 +224,11 @@ class Judge:
                         bucket = by_task[task] = []
             if current is None:
                 dead.append(DeadLetter("unbound_topic", f"no topic binding matches "
-                                       f"{r.topic!r}", r.value, r.topic, r.partition, r.offset,
+                                       f"{r.topic!r}", r.value or b"", r.topic, r.partition, r.offset,
                                        r.key))
                 continue
-            out = decoder.decode(r.value, r.topic, r.partition, r.offset, r.key)  # type: ignore[union-attr]
+            # (a Kafka tombstone's value is None)
+            out = decoder.decode(r.value or b"", r.topic, r.partition, r.offset, r.key)  # type: ignore[union-attr]
             if type(out) is Event:
                 bucket.append(out)
             else:
