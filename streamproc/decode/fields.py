@@ -67,9 +67,10 @@ def compile_field_checks(contract: Contract) -> Callable[[dict[str, Any]], None]
     local_of: dict[str, str] = {}
     for i, name in enumerate(contract.required):
         local_of[name] = f"v{i}"
+        detail = f"required field {name!r} is missing"
         lines += [f"    v{i} = get({name!r})",
                   f"    if v{i} is None or v{i} == '':",
-                  f"        raise Reject('missing_field', {f'required field {name!r} is missing'!r})"]
+                  f"        raise Reject('missing_field', {detail!r})"]
     for i, spec in enumerate(contract.fields.values()):
         if spec.type == "timestamp":
             continue  # parsed by the decoder itself, into Event.ts
