@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, insort
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
 
 DEFAULT_KEY_CAP = 1_000_000
+_ABSENT: Any = object()
 
 
 class KeyedState(Generic[V]):
@@ -34,22 +35,20 @@ class KeyedState(Generic[V]):
     that evicts is one whose key cap is too small for its traffic.
     """
 
-    __slots__ = ("_data", "cap", "evictions")
+    __slots__ = ("_data", "cap", "evictions", "get")
 
     def __init__(self, cap: int = DEFAULT_KEY_CAP) -> None:
         self._data: dict[Hashable, V] = {}
         self.cap = cap
         self.evictions = 0
-
-    def get(self, key: Hashable) -> V | None:
-        return self._data.get(key)
+        # ``get(key)`` is the dict's own method: detectors call it for nearly every event,
+        # and a Python-level wrapper would double the cost of the lookup.
+        self.get: Callable[[Hashable], V | None] = self._data.get
 
     def touch(self, key: Hashable, value: V) -> None:
         """Store ``value`` under ``key`` as the most recently used entry, evicting if full."""
         data = self._data
-        if key in data:
-            del data[key]
-        elif len(data) >= self.cap:
+        if data.pop(key, _ABSENT) is _ABSENT and len(data) >= self.cap:
             del data[next(iter(data))]
             self.evictions += 1
         data[key] = value

@@ -169,31 +169,37 @@ class DetectorEngine:
             -> tuple[list[Event], list[Event]]:
         lateness = self.allowed_lateness
         stream_time = self._stream_time
-        accepted: list[Event] = []
-        late: list[Event] = []
-        current_key: tuple[str, int] | None = None
+        late_at: list[int] = []
+        # Runs of one source partition: its stream time stays in a local until the run ends.
+        # Compared field by field (no (topic, partition) tuple per event); strings from one
+        # source are usually the same object, which makes != a pointer comparison.
+        topic: str | None = None
+        partition = 0
         current = float("-inf")
-        for ev in events:
-            key = (ev.topic, ev.partition)
-            if key != current_key:
-                if current_key is not None:
-                    stream_time[current_key] = current
-                current_key = key
-                current = stream_time.get(key, float("-inf"))
+        for i, ev in enumerate(events):
+            if ev.partition != partition or ev.topic != topic:
+                if topic is not None:
+                    stream_time[(topic, partition)] = current
+                topic, partition = ev.topic, ev.partition
+                current = stream_time.get((topic, partition), float("-inf"))
             ts = ev.ts
             if ts > current:
                 current = ts
-                accepted.append(ev)
-            elif ts >= current - lateness:
-                accepted.append(ev)
-            else:
-                late.append(ev)
-        if current_key is not None:
-            stream_time[current_key] = current
+            elif not ts >= current - lateness:  # "not >=": a NaN time is late, as before
+                late_at.append(i)
+        if topic is not None:
+            stream_time[(topic, partition)] = current
         if now is not None:
             seen = {(ev.topic, ev.partition) for ev in events}
             for key in seen:
                 self._last_active[key] = now
+        if not late_at:
+            # The common case: nothing late, and the batch itself is what detectors judge
+            # (they only read it).
+            return events, []
+        late_set = set(late_at)
+        accepted = [ev for i, ev in enumerate(events) if i not in late_set]
+        late = [events[i] for i in late_at]
         self.late_events += len(late)
         return accepted, late
 

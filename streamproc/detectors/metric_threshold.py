@@ -132,7 +132,9 @@ class MetricThreshold(Detector):
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
         state = self.state
+        get, touch = state.get, state.touch
         fields = self._fields
+        evaluations = 0
         for ev in events:
             data = ev.data
             host = data["host"]
@@ -145,15 +147,16 @@ class MetricThreshold(Detector):
                         v = float(v)
                     except (TypeError, ValueError):
                         continue
-                self.evaluations += 1
+                evaluations += 1
                 key = (host, field)
-                st = state.get(key)
+                st = get(key)
                 if st is None:
                     if v <= rule[0]:
                         continue  # healthy and never seen unhealthy: keep no state
                     st = _Key()
-                state.touch(key, st)
+                touch(key, st)
                 self._judge(key, st, v, rule, ev, alerts)
+        self.evaluations += evaluations
         return alerts
 
     def _judge(self, key: tuple[str, str], st: _Key, v: float,

@@ -46,32 +46,40 @@ class UnusualLogin(Detector):
         # username -> flat list [tag, latest time, successes, tag, latest, successes, ...]
         self.state: KeyedState[list[Any]] = KeyedState(self.ctx.key_cap)
         self._intern = Interner()
+        self._ctags: dict[str, str] = {}  # raw country value -> its tag
         self._sweeper = Sweeper(min(self.lookback / 30, 86400.0))
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
         state = self.state
+        get, touch = state.get, state.touch
         lookback, min_history = self.lookback, self.min_history
-        intern = self._intern
+        check_network, check_country = self.check_network, self.check_country
+        ctags = self._ctags
+        evaluations = 0
         for ev in events:
             data = ev.data
             if not data["success"]:
                 continue
-            self.evaluations += 1
+            evaluations += 1
             user = data["username"]
-            ip = data["ip_address"]
             ts = ev.ts
-            net = network_of(ip)
+            net = network_of(data["ip_address"])
             country = data.get("country")
-            ctag = intern(_COUNTRY + country.strip().upper()) if country else None
-            hist = state.get(user)
+            if country:
+                ctag = ctags.get(country)
+                if ctag is None:
+                    ctag = self._country_tag(country)
+            else:
+                ctag = None
+            hist = get(user)
             if hist is None:
                 hist = [net, ts, 1]
                 if ctag is not None:
                     hist += [ctag, ts, 1]
-                state.touch(user, hist)
+                touch(user, hist)
                 continue
-            state.touch(user, hist)
+            touch(user, hist)
             horizon = ts - lookback
             earlier = 0
             net_at = ctag_at = -1
@@ -91,22 +99,36 @@ class UnusualLogin(Detector):
                     if tag == net:
                         net_at = i
                 i += 3
-            new_net = self.check_network and net_at < 0
-            new_country = (self.check_country and ctag is not None and have_country
-                           and ctag_at < 0)
+            new_net = check_network and net_at < 0
+            new_country = check_country and ctag is not None and have_country and ctag_at < 0
             if earlier >= min_history and (new_net or new_country):
                 alerts.append(self._alert(user, hist, net, ctag, new_net, new_country,
                                           earlier, ev))
-            for at, tag in ((net_at, net), (ctag_at, ctag)):
-                if tag is None:
-                    continue
-                if at < 0:
-                    hist += [tag, ts, 1]
+            # record this success under its network, then its country (if any)
+            if net_at < 0:
+                hist += [net, ts, 1]
+            else:
+                if ts > hist[net_at + 1]:
+                    hist[net_at + 1] = ts
+                hist[net_at + 2] += 1
+            if ctag is not None:
+                if ctag_at < 0:
+                    hist += [ctag, ts, 1]
                 else:
-                    if ts > hist[at + 1]:
-                        hist[at + 1] = ts
-                    hist[at + 2] += 1
+                    if ts > hist[ctag_at + 1]:
+                        hist[ctag_at + 1] = ts
+                    hist[ctag_at + 2] += 1
+        self.evaluations += evaluations
         return alerts
+
+    def _country_tag(self, country: str) -> str:
+        """The interned history tag of a country value ("#" + its code, upper case),
+        remembered per raw value: it is asked for on every successful login."""
+        tag = self._intern(_COUNTRY + country.strip().upper())
+        if len(self._ctags) >= 4096:  # hostile values must not grow it
+            self._ctags.clear()
+        self._ctags[country] = tag
+        return tag
 
     def _alert(self, user: str, hist: list[Any], net: str, ctag: str | None, new_net: bool,
                new_country: bool, earlier: int, ev: Event) -> Alert:
