@@ -302,6 +302,24 @@ async def test_resolved_goes_where_the_firing_went(make_receiver: Any, tmp_path:
     assert dev.accepted == []
 
 
+async def test_resolved_in_the_same_batch_as_its_firing_follows_it(make_receiver: Any,
+                                                                    tmp_path: Path) -> None:
+    sec, dev = make_receiver(), make_receiver()
+    cfg = config({"url": sec.url("json"), "tags": ["security-team"]},
+                 {"url": dev.url("json"), "tags": ["dev"]}, group_wait="1s")
+    n = await started(cfg, tmp_path)
+    firing = mk(1, severity="low")
+    resolved = Alert.from_dict({**firing.to_dict(), "status": "resolved",
+                                "family": "cicd-events", "kind": "brute_force"})
+    await n.submit([firing, resolved])  # one batch: grouped in one pass, one message
+    await sec.await_for(1)
+    assert await n.drain(5)
+    await n.close()
+    assert refs(sec.accepted) == [firing.fingerprint, firing.fingerprint]
+    assert "RESOLVED" in text_of(sec.accepted[-1])
+    assert dev.accepted == []
+
+
 async def test_injection_attempt_arrives_harmless(receiver: Any, tmp_path: Path) -> None:
     n = await started(config(receiver.url("json")), tmp_path)
     evil = "@channel <!here> [x](https://evil.example) <img src=x onerror=alert(1)>"

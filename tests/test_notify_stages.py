@@ -226,6 +226,14 @@ def test_escape_value_defangs_schemes() -> None:
     assert escape_value("see http://x.io", "text") == "see http[:]//x.io"
 
 
+def test_plain_values_pass_unchanged_and_the_rest_is_still_escaped() -> None:
+    assert escape_value("203.0.113.9", "markdown") == "203.0.113.9"
+    assert escape_value("brute_force", "markdown") == "brute\\_force"
+    assert escape_value("brute_force", "text") == "brute_force"
+    assert escape_value("see WWW.evil.io", "text") == "see WWW[.]evil.io"
+    assert escape_value("a" * 10, "text", max_len=5) == "aaaa…"
+
+
 # -- inhibition -------------------------------------------------------------------------------
 
 def test_firing_critical_mutes_lower_severity_for_the_same_key_only(tmp_path: Path) -> None:
@@ -315,6 +323,54 @@ def test_groups_are_per_channel_and_group_by_labels(tmp_path: Path) -> None:
     assert len(g.due(0.0)) == 4
 
 
+def test_a_batch_is_grouped_exactly_as_one_alert_at_a_time(tmp_path: Path) -> None:
+    """Grouper.add_many (submit's one pass) gives the same answers, members and timers as
+    add() per alert: duplicates in the batch, groups already waiting, idle and long-idle."""
+    def build(path: Path) -> tuple[Grouper, object]:
+        db = open_db(path)
+        g = Grouper(db, group_by=["username"], group_wait=30, group_interval=300)
+        with Tx(db):  # history: "alice" flushed at 100 (interval), "bob" long idle, "carol"
+            for user, t in (("alice", 0.0), ("bob", 0.0), ("carol", 0.0)):
+                g.add(alert(key={"username": user, "ip_address": "1"}, incident=user,
+                            labels={"username": user}), "ch", now=t)
+            g.take("ch", g.key(alert(labels={"username": "alice"}))[0], now=100.0)
+            g.take("ch", g.key(alert(labels={"username": "bob"}))[0], now=-1000.0)
+        return g, db
+
+    batch = [(alert(key={"username": u, "ip_address": "1"}, incident=i, labels={"username": u}),
+              ch) for i, (u, ch) in enumerate([("alice", "ch"), ("bob", "ch"), ("carol", "ch"),
+                                                ("dave", "ch"), ("dave", "other"),
+                                                ("alice", "ch")])]
+    batch.append(batch[0])  # the same alert twice in one batch
+    one, db1 = build(tmp_path / "one")
+    many, db2 = build(tmp_path / "many")
+    with Tx(db1):
+        answers_one = [one.add(a, ch, now=200.0) for a, ch in batch]
+    with Tx(db2):
+        answers_many = many.add_many(batch, now=200.0)
+    assert answers_many == answers_one == [True] * 6 + [False]
+
+    def state(db: object) -> tuple[list[tuple], list[tuple]]:
+        return (db.execute("SELECT * FROM groups ORDER BY channel, gkey").fetchall(),
+                db.execute("SELECT channel, gkey, fp, status, added FROM group_members "
+                           "ORDER BY channel, gkey, fp").fetchall())
+    assert state(db2) == state(db1)
+    assert many.due(1000.0) == one.due(1000.0) and many.next_due() == one.next_due()
+
+
+def test_a_batch_is_inhibited_exactly_as_one_alert_at_a_time(tmp_path: Path) -> None:
+    inh = Inhibitor(open_db(tmp_path), parse_rules(None), ttl=3600)
+    crit = alert("host_down", "critical", key={"host": "web-1"}, family="host-metrics")
+    inh.observe([crit], now=0.0)
+    batch = [alert("cpu_high", "high", key={"host": "web-1"}, family="host-metrics"),
+             alert("cpu_high", "high", key={"host": "web-2"}, family="host-metrics"),
+             crit,  # a source never mutes itself
+             alert("cpu_high", "high", key={"host": "web-1"}, family="host-metrics",
+                   audience="customer")]
+    assert inh.inhibited_many(batch, now=1.0) == [inh.inhibited(a, now=1.0) for a in batch] \
+        == [True, False, False, False]
+
+
 # -- dedup ----------------------------------------------------------------------------------
 
 def test_same_fingerprint_and_status_not_sent_twice_within_repeat_interval(tmp_path: Path
@@ -327,6 +383,9 @@ def test_same_fingerprint_and_status_not_sent_twice_within_repeat_interval(tmp_p
         assert d.exec("ch", [a], now=1.0) == ([], [a])  # queued
         assert d.exec("other", [a], now=1.0) == ([a], [])  # per channel
         d.mark("ch", [(a.fingerprint, a.status)], "sent", now=10.0)
+        # one flush holding the same alert in two groups of a channel queues it once
+        b = alert(incident=2)
+        assert d.exec_many([("ch", [b]), ("ch", [b])], now=2.0) == [([b], []), ([], [b])]
     d2 = Dedup(open_db(tmp_path), repeat_interval=4 * 3600)  # across restarts
     resolved = alert(status="resolved")
     assert d2.seen("ch", a, now=10.0 + 4 * 3600 - 1)

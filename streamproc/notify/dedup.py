@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 from ..alerts import Alert
 
+_CHUNK = 500  # fingerprints per IN (...) query, well under SQLite's variable limit
+
 
 class Dedup:
     def __init__(self, db: sqlite3.Connection, *, repeat_interval: float) -> None:
@@ -22,27 +24,60 @@ class Dedup:
         self.repeat_interval = repeat_interval
 
     def seen(self, channel: str, alert: Alert, now: float) -> bool:
-        row = self.db.execute("SELECT state, at FROM nlog WHERE channel=? AND fp=? AND status=?",
-                              (channel, alert.fingerprint, alert.status)).fetchone()
-        return row is not None and (row[0] == "queued" or row[1] > now - self.repeat_interval)
+        return (channel, alert.fingerprint, alert.status) in self.known(
+            [(channel, alert.fingerprint, alert.status)], now)
+
+    def known(self, keys: Iterable[tuple[str, str, str]], now: float) -> set[tuple[str, str, str]]:
+        """Of these (channel, fingerprint, status), the ones the log makes duplicates: one
+        query per 500 fingerprints instead of one per key (submit and flush are batches)."""
+        wanted = set(keys)
+        fps = list({fp for _ch, fp, _st in wanted})
+        hits: set[tuple[str, str, str]] = set()
+        since = now - self.repeat_interval
+        for i in range(0, len(fps), _CHUNK):
+            chunk = fps[i:i + _CHUNK]
+            for ch, fp, st, state, at in self.db.execute(
+                    "SELECT channel, fp, status, state, at FROM nlog WHERE fp IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                if (state == "queued" or at > since) and (ch, fp, st) in wanted:
+                    hits.add((ch, fp, st))
+        return hits
 
     def exec(self, channel: str, alerts: list[Alert], now: float) -> tuple[list[Alert],
                                                                           list[Alert]]:
         """Stage (inside the flush transaction): (new alerts, now ``queued``; duplicates)."""
-        fresh: list[Alert] = []
-        dupes: list[Alert] = []
-        for a in alerts:
-            if self.seen(channel, a, now):
-                dupes.append(a)
-                continue
-            self.db.execute("INSERT OR REPLACE INTO nlog VALUES (?,?,?,'queued',?)",
-                            (channel, a.fingerprint, a.status, now))
-            fresh.append(a)
-        return fresh, dupes
+        return self.exec_many([(channel, alerts)], now)[0]
+
+    def exec_many(self, groups: list[tuple[str, list[Alert]]],
+                  now: float) -> list[tuple[list[Alert], list[Alert]]]:
+        """``exec`` for every flushed group at once: one lookup, one executemany."""
+        taken = self.known([(ch, a.fingerprint, a.status) for ch, alerts in groups
+                            for a in alerts], now)
+        out: list[tuple[list[Alert], list[Alert]]] = []
+        queued: list[tuple[str, str, str, float]] = []
+        for ch, alerts in groups:
+            fresh: list[Alert] = []
+            dupes: list[Alert] = []
+            for a in alerts:
+                k = (ch, a.fingerprint, a.status)
+                if k in taken:
+                    dupes.append(a)
+                    continue
+                taken.add(k)  # the same alert in a second group of this flush is a duplicate
+                queued.append((ch, a.fingerprint, a.status, now))
+                fresh.append(a)
+            out.append((fresh, dupes))
+        self.db.executemany("INSERT OR REPLACE INTO nlog VALUES (?,?,?,'queued',?)", queued)
+        return out
 
     def mark(self, channel: str, keys: Iterable[tuple[str, str]], state: str, now: float) -> None:
         self.db.executemany("INSERT OR REPLACE INTO nlog VALUES (?,?,?,?,?)",
                             [(channel, fp, status, state, now) for fp, status in keys])
+
+    def mark_many(self, rows: Iterable[tuple[str, str, str, str]], now: float) -> None:
+        """(channel, fingerprint, status, state) rows, all in one executemany."""
+        self.db.executemany("INSERT OR REPLACE INTO nlog VALUES (?,?,?,?,?)",
+                            [(ch, fp, status, state, now) for ch, fp, status, state in rows])
 
     def channels_of(self, fingerprint: str, status: str = "firing") -> list[str]:
         return [c for (c,) in self.db.execute(

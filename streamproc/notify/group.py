@@ -38,6 +38,12 @@ import orjson
 from ..alerts import Alert
 from .silences import match_labels
 
+_CHUNK = 500  # values per IN (...) query, well under SQLite's variable limit
+
+
+def _first(pair: tuple[float, bytes]) -> float:
+    return pair[0]
+
 
 class Grouper:
     """Stage: put alerts into per-channel groups and say which groups are due to flush."""
@@ -59,27 +65,72 @@ class Grouper:
 
     def add(self, alert: Alert, channel: str, now: float) -> bool:
         """Add to the channel's group (call inside a transaction). False if already there."""
-        gkey, labels = self.key(alert)
-        cur = self.db.execute(
-            "INSERT OR IGNORE INTO group_members VALUES (?,?,?,?,?,?)",
-            (channel, gkey, alert.fingerprint, alert.status, alert.to_json(), now))
-        if cur.rowcount == 0:
-            return False
-        wait, interval = self._timers(channel)
-        row = self.db.execute("SELECT flush_at, last_flush FROM groups WHERE channel=? AND gkey=?",
-                              (channel, gkey)).fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO groups VALUES (?,?,?,?,?,NULL)",
-                            (channel, gkey, orjson.dumps(labels).decode(), now, now + wait))
-        elif row[0] is None:  # idle since its last flush
-            last = row[1]
-            if last is None or now >= last + interval:  # long idle: a fresh group
-                self.db.execute("UPDATE groups SET created=?, flush_at=? "
-                                "WHERE channel=? AND gkey=?", (now, now + wait, channel, gkey))
-            else:  # the next group_interval tick
-                self.db.execute("UPDATE groups SET flush_at=? WHERE channel=? AND gkey=?",
-                                (last + interval, channel, gkey))
-        return True
+        return self.add_many([(alert, channel)], now)[0]
+
+    def add_many(self, items: list[tuple[Alert, str]], now: float) -> list[bool]:
+        """``add`` for a whole submit() batch: one lookup of the members already waiting,
+        one of the groups they join, then one executemany per kind of write (at 1,000
+        deliveries/s, three statements per alert and channel were a fifth of the time)."""
+        keyed = [(a, ch, *self.key(a)) for a, ch in items]
+        waiting: set[tuple[str, str, str, str]] = set()
+        fps = list({a.fingerprint for a, _ch in items})
+        for i in range(0, len(fps), _CHUNK):
+            chunk = fps[i:i + _CHUNK]
+            waiting.update(self.db.execute(
+                "SELECT channel, gkey, fp, status FROM group_members WHERE fp IN "
+                f"({','.join('?' * len(chunk))})", chunk))
+        added: list[bool] = []
+        members = []
+        joined: dict[tuple[str, str], dict[str, str]] = {}  # groups that got a new member
+        for a, ch, gkey, labels in keyed:
+            k = (ch, gkey, a.fingerprint, a.status)
+            if k in waiting:
+                added.append(False)
+                continue
+            waiting.add(k)
+            members.append((*k, a.to_json(), now))
+            joined.setdefault((ch, gkey), labels)
+            added.append(True)
+        if not members:
+            return added
+        self.db.executemany("INSERT OR IGNORE INTO group_members VALUES (?,?,?,?,?,?)", members)
+        rows = self._rows(list(joined))
+        new, fresh, next_tick = [], [], []
+        # Only a group's first new member changes its timers (it sets flush_at), so each
+        # group gets at most one write, whatever the number of members in the batch.
+        for (ch, gkey), labels in joined.items():
+            wait, interval = self._timers(ch)
+            row = rows.get((ch, gkey))
+            if row is None:
+                new.append((ch, gkey, orjson.dumps(labels).decode(), now, now + wait))
+            elif row[0] is None:  # idle since its last flush
+                last = row[1]
+                if last is None or now >= last + interval:  # long idle: a fresh group
+                    fresh.append((now, now + wait, ch, gkey))
+                else:  # the next group_interval tick
+                    next_tick.append((last + interval, ch, gkey))
+        self.db.executemany("INSERT INTO groups VALUES (?,?,?,?,?,NULL)", new)
+        self.db.executemany("UPDATE groups SET created=?, flush_at=? WHERE channel=? AND gkey=?",
+                            fresh)
+        self.db.executemany("UPDATE groups SET flush_at=? WHERE channel=? AND gkey=?",
+                            next_tick)
+        return added
+
+    def _rows(self, groups: list[tuple[str, str]]) -> dict[tuple[str, str],
+                                                           tuple[float | None, float | None]]:
+        """(flush_at, last_flush) of those groups that exist, one query per channel."""
+        by_channel: dict[str, list[str]] = {}
+        for ch, gkey in groups:
+            by_channel.setdefault(ch, []).append(gkey)
+        out: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+        for ch, gkeys in by_channel.items():
+            for i in range(0, len(gkeys), _CHUNK):
+                chunk = gkeys[i:i + _CHUNK]
+                for gkey, flush_at, last in self.db.execute(
+                        "SELECT gkey, flush_at, last_flush FROM groups WHERE channel=? AND gkey IN"
+                        f" ({','.join('?' * len(chunk))})", (ch, *chunk)):
+                    out[(ch, gkey)] = (flush_at, last)
+        return out
 
     def due(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
         return [(c, g) for c, g in self.db.execute(
@@ -92,13 +143,26 @@ class Grouper:
 
     def take(self, channel: str, gkey: str, now: float) -> list[Alert]:
         """Remove and return a group's members; start its group_interval (in a transaction)."""
-        rows = self.db.execute(
-            "SELECT payload FROM group_members WHERE channel=? AND gkey=? ORDER BY added",
-            (channel, gkey)).fetchall()
-        self.db.execute("DELETE FROM group_members WHERE channel=? AND gkey=?", (channel, gkey))
-        self.db.execute("UPDATE groups SET flush_at=NULL, last_flush=? WHERE channel=? AND gkey=?",
-                        (now, channel, gkey))
-        return [Alert.from_json(p) for (p,) in rows]
+        return self.take_many([(channel, gkey)], now)[0]
+
+    def take_many(self, groups: list[tuple[str, str]], now: float) -> list[list[Alert]]:
+        """``take`` for every due group of a flush: one read per channel, two executemany."""
+        by_channel: dict[str, list[str]] = {}
+        for ch, gkey in groups:
+            by_channel.setdefault(ch, []).append(gkey)
+        found: dict[tuple[str, str], list[tuple[float, bytes]]] = {}
+        for ch, gkeys in by_channel.items():
+            for i in range(0, len(gkeys), _CHUNK):
+                chunk = gkeys[i:i + _CHUNK]
+                for gkey, payload, added in self.db.execute(
+                        "SELECT gkey, payload, added FROM group_members WHERE channel=? AND gkey"
+                        f" IN ({','.join('?' * len(chunk))})", (ch, *chunk)):
+                    found.setdefault((ch, gkey), []).append((added, payload))
+        self.db.executemany("DELETE FROM group_members WHERE channel=? AND gkey=?", groups)
+        self.db.executemany("UPDATE groups SET flush_at=NULL, last_flush=? WHERE channel=? AND "
+                            "gkey=?", [(now, ch, gkey) for ch, gkey in groups])
+        return [[Alert.from_json(p) for _at, p in sorted(found.get(g, ()), key=_first)]
+                for g in groups]
 
     def flush_all(self, now: float) -> int:
         """Make every waiting group due now (shutdown with flush_on_close)."""

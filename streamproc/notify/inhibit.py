@@ -99,16 +99,36 @@ class Inhibitor:
                         (a.fingerprint, idx, rule.eq_hash(a, labels), 0, now + self.ttl))
 
     def inhibited(self, alert: Alert, now: float) -> bool:
-        labels = match_labels(alert)
+        return self.inhibited_many([alert], now)[0]
+
+    def inhibited_many(self, alerts: list[Alert], now: float) -> list[bool]:
+        """For each alert: is a live source of another fingerprint muting it? One query per
+        rule for the whole batch (not one per alert and rule)."""
+        muted = [False] * len(alerts)
+        if not self.rules:
+            return muted
+        labels = [match_labels(a) for a in alerts]
         for idx, rule in enumerate(self.rules):
-            if not rule.is_target(labels):
+            wanted: dict[int, str] = {}  # position -> eq hash, for targets not yet muted
+            for i, (a, lab) in enumerate(zip(alerts, labels, strict=True)):
+                if not muted[i] and rule.is_target(lab):
+                    wanted[i] = rule.eq_hash(a, lab)
+            if not wanted:
                 continue
-            row = self.db.execute(
-                "SELECT 1 FROM inhibitors WHERE rule = ? AND eq = ? AND expires > ? AND fp != ?"
-                " LIMIT 1", (idx, rule.eq_hash(alert, labels), now, alert.fingerprint)).fetchone()
-            if row:
-                return True
-        return False
+            sources: dict[str, set[str]] = {}  # eq hash -> fingerprints of live sources
+            eqs = list(set(wanted.values()))
+            for j in range(0, len(eqs), 500):
+                chunk = eqs[j:j + 500]
+                for eq, fp in self.db.execute(
+                        "SELECT eq, fp FROM inhibitors WHERE rule = ? AND expires > ? AND eq IN"
+                        f" ({','.join('?' * len(chunk))})", (idx, now, *chunk)):
+                    sources.setdefault(eq, set()).add(fp)
+            for i, eq in wanted.items():
+                fps = sources.get(eq)
+                # an alert never mutes itself
+                if fps and (len(fps) > 1 or alerts[i].fingerprint not in fps):
+                    muted[i] = True
+        return muted
 
     def exec(self, alerts: list[Alert], now: float) -> tuple[list[Alert], list[Alert]]:
         """Stage: (alerts to pass on, inhibited alerts). Sources in the batch count first."""
@@ -117,8 +137,8 @@ class Inhibitor:
         self.observe(alerts, now)
         kept: list[Alert] = []
         muted: list[Alert] = []
-        for a in alerts:
-            (muted if self.inhibited(a, now) else kept).append(a)
+        for a, is_muted in zip(alerts, self.inhibited_many(alerts, now), strict=True):
+            (muted if is_muted else kept).append(a)
         return kept, muted
 
     def prune(self, now: float) -> None:

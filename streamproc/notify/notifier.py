@@ -390,8 +390,10 @@ class Notifier:
             kept, silenced = self.silences.exec(kept, now)
             c["inhibited"] += len(inhibited)
             c["silenced"] += len(silenced)
+            pairs: list[tuple[Alert, Channel]] = []
+            firing_to: dict[str, set[str]] = {}  # a resolve follows its firing in this batch
             for a in kept:
-                channels = self._channels_for(a)
+                channels = self._channels_for(a, firing_to, now)
                 if not channels:
                     c["unrouted"] += 1
                     log.warning("notify: no channel for %s/%s (tags %s); add a channel with one"
@@ -399,17 +401,29 @@ class Notifier:
                                 ",".join(self.router.tags_for(a)) or "none")
                     continue
                 for ch in channels:
-                    if self.dedup.seen(ch.id, a, now):
-                        c["deduplicated"] += 1
-                    elif self.grouper.add(a, ch.id, now):
-                        c["grouped"] += 1
+                    pairs.append((a, ch))
+                    if a.status == "firing":
+                        firing_to.setdefault(a.fingerprint, set()).add(ch.id)
+            # Batch-wide: one nlog lookup and one grouping pass (see Grouper.add_many).
+            dupes = self.dedup.known([(ch.id, a.fingerprint, a.status) for a, ch in pairs], now)
+            todo = [(a, ch.id) for a, ch in pairs
+                    if (ch.id, a.fingerprint, a.status) not in dupes]
+            c["deduplicated"] += len(pairs) - len(todo)
+            c["grouped"] += sum(self.grouper.add_many(todo, now))
         assert self._flush_wake is not None
         self._flush_wake.set()
 
-    def _channels_for(self, alert: Alert) -> list[Channel]:
+    def _channels_for(self, alert: Alert, firing_to: dict[str, set[str]] | None = None,
+                      now: float = 0.0) -> list[Channel]:
+        """``firing_to``: channels the firing alerts earlier in this batch are headed for
+        (not yet in the group tables when the batch is grouped in one pass)."""
         if alert.status == "resolved":  # follow the firing alert, wherever it went
             prior = set(self.dedup.channels_of(alert.fingerprint, "firing"))
             prior.update(self.grouper.waiting_for(alert.fingerprint, "firing"))
+            pending = firing_to.get(alert.fingerprint) if firing_to else None
+            if pending:  # those the firing will be grouped for (not the deduplicated ones)
+                keys = [(c, alert.fingerprint, "firing") for c in pending]
+                prior.update(k[0] for k in set(keys) - self.dedup.known(keys, now))
             known = [self.channels[c] for c in prior if c in self.channels]
             if known:
                 return known
@@ -446,26 +460,32 @@ class Notifier:
             await wait_event(self._flush_wake, timeout)
 
     def _flush(self, due: list[tuple[str, str]], now: float) -> None:
+        """Every due group in one transaction, each stage over the whole list at once."""
         touched: set[str] = set()
         c = self.counters
         with Tx(self.db):
-            for cid, gkey in due:
-                alerts = self.grouper.take(cid, gkey, now)
-                kept = [a for a in alerts if not self.inhibitor.inhibited(a, now)]
-                c["inhibited"] += len(alerts) - len(kept)
-                fresh, dupes = self.dedup.exec(cid, kept, now)
+            taken = self.grouper.take_many(due, now)
+            muted = iter(self.inhibitor.inhibited_many([a for g in taken for a in g], now))
+            kept: list[tuple[str, list[Alert]]] = []
+            for (cid, _gkey), alerts in zip(due, taken, strict=True):
+                left = [a for a in alerts if not next(muted)]
+                c["inhibited"] += len(alerts) - len(left)
+                kept.append((cid, left))
+            rows: list[tuple[str, str, list[Alert], str | None]] = []
+            for (cid, gkey), (fresh, dupes) in zip(due, self.dedup.exec_many(kept, now),
+                                                   strict=True):
                 c["deduplicated"] += len(dupes)
                 if not fresh:
                     continue
                 target = cid if cid in self.channels else (
                     self.fallbacks[0].id if self.fallbacks else None)
                 if target is None:  # channel removed and no fallback: handled by orphans
-                    self.outbox.enqueue(cid, gkey, fresh, now)
+                    rows.append((cid, gkey, fresh, None))
                     continue
-                self.outbox.enqueue(target, gkey, fresh, now,
-                                    origin=None if target == cid else cid)
+                rows.append((target, gkey, fresh, None if target == cid else cid))
                 c["messages_queued"] += 1
                 touched.add(target)
+            self.outbox.enqueue_many(rows, now)
         for cid in touched:
             self.workers[cid].wake()
 
@@ -524,12 +544,12 @@ class Notifier:
         if not done or not self._db_open:
             return
         now = self.clock()
+        marks = [(r.home, a.fingerprint, a.status, "fallback" if r.origin else "sent")
+                 for _worker, batch, groups in done
+                 for r, g in zip(batch, groups, strict=True) for a in g]
         with Tx(self.db):
-            for _worker, batch, groups in done:
-                for r, g in zip(batch, groups, strict=True):
-                    self.dedup.mark(r.home, [(a.fingerprint, a.status) for a in g],
-                                    "fallback" if r.origin else "sent", now)
-                self.outbox.remove(r.id for r in batch)
+            self.dedup.mark_many(marks, now)
+            self.outbox.remove(r.id for _worker, batch, _groups in done for r in batch)
         for worker, batch, groups in done:
             worker.in_flight.difference_update(r.id for r in batch)
             worker.wake()

@@ -53,6 +53,16 @@ class Outbox:
             " members) VALUES (?,?,?,0,?,'',?,?)", (channel, gkey, now, now, origin, payload))
         return int(cur.lastrowid or 0)
 
+    def enqueue_many(self, rows: list[tuple[str, str, list[Alert], str | None]],
+                     now: float) -> None:
+        """(channel, group key, alerts, origin) for every group of a flush, one executemany."""
+        self.db.executemany(
+            "INSERT INTO outbox (channel, gkey, created, attempts, next_at, last_error, origin,"
+            " members) VALUES (?,?,?,0,?,'',?,?)",
+            [(channel, gkey, now, now, origin,
+              orjson.dumps([a.to_dict() for a in alerts], default=str))
+             for channel, gkey, alerts, origin in rows])
+
     def due(self, channel: str, now: float, *, exclude: Iterable[int] = (),
             limit: int = 100) -> list[OutboxRow]:
         skip = set(exclude)

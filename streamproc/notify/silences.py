@@ -155,10 +155,14 @@ class SilenceStore:
 
     def exec(self, alerts: list[Alert], now: float) -> tuple[list[Alert], list[Alert]]:
         """Stage: (alerts to pass on, alerts muted by a silence)."""
+        silences = self.active(now)  # once per batch: it asks SQLite for the data version
+        if not silences:
+            return alerts, []
         kept: list[Alert] = []
         muted: list[Alert] = []
         for a in alerts:
-            (muted if self.silenced_by(a, now) else kept).append(a)
+            labels = match_labels(a)
+            (muted if any(s.matches(labels) for s in silences) else kept).append(a)
         return kept, muted
 
     def prune(self, now: float, keep: float = 7 * 86400.0) -> None:
