@@ -41,6 +41,8 @@ class HTTPPool:
         self.idle: dict[tuple[str, int, bool], deque[_Conn]] = {}
         self._ssl: ssl.SSLContext | None = None
         self.verify = verify
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]],
+                          tuple[tuple[str, int, bool], bytes]] = {}
 
     def _ssl_ctx(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -51,21 +53,35 @@ class HTTPPool:
             self._ssl = ctx
         return self._ssl
 
-    async def request(self, method: str, url: str, headers: dict[str, str],
-                      body: bytes) -> tuple[int, dict[str, str]]:
+    def _head(self, method: str, url: str,
+              headers: dict[str, str]) -> tuple[tuple[str, int, bool], bytes]:
+        """Connection key and request head up to Content-Length. A channel sends the same
+        method, URL and headers every time: parsed and formatted once, not per message."""
+        cache_key = (method, url, tuple(headers.items()))
+        hit = self._heads.get(cache_key)
+        if hit is not None:
+            return hit
         u = urlsplit(url)
         tls = u.scheme == "https"
         host = u.hostname or ""
         port = u.port or (443 if tls else 80)
-        key = (host, port, tls)
         target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         netloc = host if u.port is None else f"{host}:{port}"
         if ":" in host:  # IPv6 literal
             netloc = f"[{host}]" if u.port is None else f"[{host}]:{port}"
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {netloc}"]
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {netloc}", "Connection: keep-alive"]
         lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in _SKIP]
-        lines += [f"Content-Length: {len(body)}", "Connection: keep-alive"]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1", "replace")
+        if len(self._heads) >= 64:  # URLs or headers that vary per message: stay bounded
+            self._heads.clear()
+        self._heads[cache_key] = ((host, port, tls), head)
+        return (host, port, tls), head
+
+    async def request(self, method: str, url: str, headers: dict[str, str],
+                      body: bytes) -> tuple[int, dict[str, str]]:
+        key, prefix = self._head(method, url, headers)
+        head = prefix + b"%d\r\n\r\n" % len(body)
+        host, port, tls = key
         pool = self.idle.setdefault(key, deque())
         while pool:  # a reused connection may have been closed by the server: try the next
             conn = pool.pop()

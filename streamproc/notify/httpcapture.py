@@ -92,8 +92,25 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _answer(url: str) -> requests.Response:
+    """The empty 200 an intercepted call gets. One per thread, reused: a new Response (with
+    its cookie jar) cost more than the rest of the interception; the services only read
+    ``status_code`` (and ``content``/``text``) before returning."""
+    fake: requests.Response | None = getattr(_local, "answer", None)
+    if fake is None:
+        fake = requests.Response()
+        fake.status_code, fake.reason, fake._content = 200, "OK", b""
+        fake._content_consumed = True  # close() (a ``with`` block) then needs no raw stream
+        fake.encoding = "utf-8"
+        _local.answer = fake
+    fake.url = url
+    return fake
+
+
 def _install() -> None:
     global _installed
+    if _installed:  # every send calls this: skip the lock once done
+        return
     with _install_lock:
         if _installed:
             return
@@ -112,10 +129,7 @@ def _install() -> None:
                 box.unsupported = True
             else:
                 box.requests.append(light)
-            fake = requests.Response()
-            fake.status_code, fake.reason, fake._content = 200, "OK", b""
-            fake.url, fake.encoding = url, "utf-8"
-            return fake
+            return _answer(url)
 
         def send(self: requests.Session, request: Any, **kwargs: Any) -> Any:
             box: Captured | None = getattr(_local, "box", None)
