@@ -36,6 +36,7 @@ window state lacks what arrived since the last checkpoint; see README, "MQTT at 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -132,33 +133,45 @@ class KafkaCheckpointer:
     # -- writing ----------------------------------------------------------------------------
 
     async def checkpoint(self, positions: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """Snapshot the tasks of ``positions``' partitions; returns the offsets to commit."""
+        """Snapshot the tasks of ``positions``' partitions; returns the offsets to commit.
+
+        Every snapshot is taken first (one consistent point, between batches); then the
+        partitions are written concurrently: each one's chunks, and after their acks its
+        manifest. Written one after the other, two dozen partitions cost two dozen round
+        trips of stalled ingest (120 ms on Tansu), which is what a live alert waited."""
         assert self.producer is not None
-        done: dict[TopicPartition, int] = {}
+        blobs = []
         for tp, offset in positions.items():
             tasks = {task[0]: snapshot_task(self.judge.engines[task])
                      for task in self.judge.tasks_of(tp.topic, tp.partition)}
-            blob = encode_state(tasks)
-            topic = changelog_topic(tp.topic)
-            key = f"{tp.topic}:{tp.partition}".encode()
-            prev = self._last_manifest.get((tp.topic, tp.partition), -1)
-            offsets = []
-            for i in range(0, max(1, len(blob)), CHUNK_BYTES):
-                header = orjson.dumps({"t": "chunk", "prev": prev})
-                md = await self.producer.send_and_wait(
-                    topic, b"C" + header + b"\n" + blob[i:i + CHUNK_BYTES], key=key,
-                    partition=tp.partition)
-                offsets.append(md.offset)
-            manifest = {"t": "manifest", "source_offset": offset, "first": offsets[0],
-                        "last": offsets[-1], "chunks": len(offsets), "prev": prev,
-                        "at": time.time(), "bytes": len(blob)}
-            md = await self.producer.send_and_wait(topic, b"M" + orjson.dumps(manifest),
-                                                   key=key, partition=tp.partition)
-            self._last_manifest[(tp.topic, tp.partition)] = md.offset
-            self.bytes_written += len(blob)
-            done[tp] = offset
+            blobs.append((tp, offset, encode_state(tasks)))
+        written = await asyncio.gather(*(self._write(tp, offset, blob)
+                                         for tp, offset, blob in blobs))
         self.checkpoints += 1
-        return done
+        return dict(written)
+
+    async def _write(self, tp: TopicPartition, offset: int,
+                     blob: bytes) -> tuple[TopicPartition, int]:
+        assert self.producer is not None
+        topic = changelog_topic(tp.topic)
+        key = f"{tp.topic}:{tp.partition}".encode()
+        prev = self._last_manifest.get((tp.topic, tp.partition), -1)
+        header = orjson.dumps({"t": "chunk", "prev": prev})
+        # chunks of one partition are sent in order and acknowledged before the manifest
+        # that names them is sent
+        futures = [await self.producer.send(topic, b"C" + header + b"\n" +
+                                            blob[i:i + CHUNK_BYTES], key=key,
+                                            partition=tp.partition)
+                   for i in range(0, max(1, len(blob)), CHUNK_BYTES)]
+        offsets = [md.offset for md in await asyncio.gather(*futures)]
+        manifest = {"t": "manifest", "source_offset": offset, "first": offsets[0],
+                    "last": offsets[-1], "chunks": len(offsets), "prev": prev,
+                    "at": time.time(), "bytes": len(blob)}
+        md = await self.producer.send_and_wait(topic, b"M" + orjson.dumps(manifest),
+                                               key=key, partition=tp.partition)
+        self._last_manifest[(tp.topic, tp.partition)] = md.offset
+        self.bytes_written += len(blob)
+        return tp, offset
 
     # -- reading ----------------------------------------------------------------------------
 
