@@ -105,10 +105,15 @@ class Inhibitor:
         """For each alert: is a live source of another fingerprint muting it? One query per
         rule for the whole batch (not one per alert and rule)."""
         muted = [False] * len(alerts)
-        if not self.rules:
+        if not self.rules or not alerts:
             return muted
-        labels = [match_labels(a) for a in alerts]
+        labels: list[dict[str, str]] = []
         for idx, rule in enumerate(self.rules):
+            # Usually no source is live (criticals are rare): then nothing to compute
+            if self.db.execute("SELECT 1 FROM inhibitors WHERE rule = ? AND expires > ? LIMIT 1",
+                               (idx, now)).fetchone() is None:
+                continue
+            labels = labels or [match_labels(a) for a in alerts]
             wanted: dict[int, str] = {}  # position -> eq hash, for targets not yet muted
             for i, (a, lab) in enumerate(zip(alerts, labels, strict=True)):
                 if not muted[i] and rule.is_target(lab):

@@ -112,7 +112,7 @@ class ChannelWorker:
             await asyncio.sleep(0)
 
     def _render(self, batch: list[OutboxRow]) -> tuple[Message, list[list[Alert]]]:
-        groups = [r.alerts for r in batch]
+        groups = [self.n.alerts_of(r) for r in batch]
         if len(batch) > 1:
             self.n.counters["digests"] += 1
         return self.n.render(batch, groups, self.channel), groups
@@ -217,6 +217,7 @@ class Notifier:
         self._backlog = (0, 0.0)
         self._sent: list[tuple[ChannelWorker, list[OutboxRow], list[list[Alert]]]] = []
         self._render_cache: OrderedDict[tuple[Any, ...], Message] = OrderedDict()
+        self._decoded: OrderedDict[bytes, list[Alert]] = OrderedDict()
         self._started = False
         self._closed = False
         self._db_open = False
@@ -556,6 +557,16 @@ class Notifier:
             self.counters["messages_sent"] += 1
             self.counters["alerts_delivered"] += sum(len(g) for g in groups)
             self.channel_counters[worker.channel.name]["sent"] += 1
+
+    def alerts_of(self, row: OutboxRow) -> list[Alert]:
+        """A row's alerts, decoded once for all channels: a group flushed to five channels
+        is five rows with the same payload. Read-only: the lists are shared."""
+        alerts = self._decoded.get(row.payload)
+        if alerts is None:
+            alerts = self._decoded[row.payload] = row.alerts
+            if len(self._decoded) > 2048:
+                self._decoded.popitem(last=False)
+        return alerts
 
     def render(self, batch: list[OutboxRow], groups: list[list[Alert]],
                channel: Channel) -> Message:

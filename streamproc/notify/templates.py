@@ -192,7 +192,13 @@ class Renderer:
             return Message(alert.title[: self.max_title_len], alert.to_json().decode(),
                            notify_type_for([alert]))
         tpl = self.templates.get(alert.kind) or self.templates.get("default") or {}
-        v = self._vars(alert, fmt)
+        if "title" in tpl or "body" in tpl:
+            v = self._vars(alert, fmt)
+        else:  # the default layout uses five of the placeholders: escape only those
+            e = self._esc
+            v = {"title": e(alert.title, fmt), "body": e(alert.body, fmt),
+                 "emoji": self._emoji(alert), "fingerprint": e(alert.fingerprint, fmt),
+                 "facts": self._bullets(self._facts(alert, fmt), fmt)}
         if "title" in tpl:
             title = _Template(tpl["title"]).safe_substitute(v)
         else:
