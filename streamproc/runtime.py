@@ -65,6 +65,23 @@ def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
 TaskId = tuple[str, str, int]  # (binding name, topic, partition)
 
 
+def tune_gc() -> None:
+    """Fewer, later cyclic garbage collections, as long-running CPython services do.
+
+    A judged batch keeps thousands of Events (each with its dict) alive until it ends, and
+    CPython's default gen-0 threshold (700 allocations) makes the collector walk them over
+    and over: a quarter of detect's CPU (bench detect, same process: 81k events/s with the
+    defaults, 107k/s tuned). Reference counting frees nearly all of it anyway; cycles are
+    still collected, later. ``freeze`` takes what start-up built (config, contracts, modules)
+    out of every future collection.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 class Judge:
     """Decode and detect, for every binding of a config. No I/O.
 
@@ -786,6 +803,7 @@ class Runtime:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        tune_gc()
         cfg = self.config
         kafka_bindings = cfg.kafka_bindings if cfg.kafka is not None else []
         mqtt_bindings = cfg.mqtt_bindings if cfg.mqtt is not None else []
