@@ -464,3 +464,19 @@ def test_default_inhibition_spares_customer_notices_and_sla_breaches() -> None:
     assert not mutes(created, ack)
     assert not mutes(host_crit, ack)
     assert mutes(host_crit, host_warn)
+
+
+# -- deliver --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["json://127.0.0.1:9/x", "form://127.0.0.1:9/x?format=html",
+                                 "xml://127.0.0.1:9/x?format=markdown"])
+def test_fixed_formats_resolve_as_apprise_does(url: str) -> None:
+    import apprise
+    from apprise.common import NotifyFormat
+
+    from streamproc.notify.deliver import fix_formats
+
+    plain, fixed = apprise.Apprise.instantiate(url), apprise.Apprise.instantiate(url)
+    fix_formats(fixed)
+    for fmt in (None, *NotifyFormat):
+        assert fixed.resolve_format(fmt) == plain.resolve_format(fmt)

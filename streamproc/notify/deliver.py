@@ -60,11 +60,28 @@ def fast_capable(service: object) -> bool:
     return isinstance(service, NotifyJSON | NotifyForm | NotifyXML)
 
 
+def fix_formats(service: object) -> None:
+    """Apprise re-parses a service's ``notify_format`` (parse_list) in every ``notify()`` to
+    pick the body format: 8% of a delivery's CPU at 2,000 deliveries/s. The formats are set
+    when the service is built (from its class and the URL's ``format=``) and never change,
+    so answer with the parsed tuple. Guarded: with another Apprise it leaves things as is."""
+    formats = getattr(service, "_formats", None)
+    if not callable(formats):
+        return
+    try:
+        fixed = formats()
+    except Exception:  # noqa: BLE001 - then Apprise keeps doing it its own way
+        return
+    if isinstance(fixed, tuple) and fixed:
+        service._formats = lambda: fixed  # type: ignore[attr-defined]
+
+
 class ChannelSender:
     """Apprise sends for one channel: on its own threads, or on the loop (fast path)."""
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
+        fix_formats(channel.service)
         self.fast = channel.fast and fast_capable(channel.service)
         self.executor = ThreadPoolExecutor(max_workers=channel.max_in_flight,
                                            thread_name_prefix=f"notify-{channel.id[:6]}")
