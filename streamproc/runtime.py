@@ -428,105 +428,35 @@ class IngestLoop:
         self.alignment: Alignment | None = None
         self.stopping = False
         self.batches = 0
-        # batches judged but not yet durable and observed: a snapshot taken now would hold
-        # effects of records that a restart reads again
-        self.unsettled = 0
 
     async def run(self) -> None:
-        """Fetch, judge, make durable, commit; pipelined where the source allows it:
-
-            judge N ---> write N (alerts, dead letters, repartitioned records)
-                         judge N+1 (CPU) while the broker acknowledges N
-                         settle N: acks awaited, offsets observed ---> write N+1 ...
-
-        Batch N+1's writes are queued only once N is acknowledged, so every topic keeps
-        batch order even when N's writes must be retried. The pipeline is drained (nothing
-        judged but unsettled) before a checkpoint, whose snapshot must hold exactly the
-        observed offsets' effects, and before a rebalance, which checkpoints the revoked
-        partitions.
-        """
-        pipelined = getattr(self.source, "pipelined", False)
-        pending: tuple[Any, asyncio.Future[None]] | None = None
-        try:
-            while not self.stopping:
-                if pending is not None and self._must_drain():
-                    await self._settle(pending)
-                    pending = None
-                if pending is None:
-                    batch = await self.source.next_batch(timeout=0.5)
-                else:  # take what is already fetched; the batch lock is held already
-                    batch = await self.source.next_batch(timeout=0.0, locked=True)
-                if batch is None:
-                    if pending is not None:
-                        await self._settle(pending)
-                        pending = None
-                        continue
-                    alerts = self.judge.tick(time.time())
-                    if alerts:
-                        await self.append_alerts(alerts)
-                    if self.progress is not None:
-                        await self.progress.maybe_checkpoint(idle=True)
-                    continue
-                self.unsettled += 1
-                try:
-                    alerts, dead = self.judge.judge(batch.records, self.source_kind,
-                                                    time.time())
-                    outbox = self.judge.take_outbox()
-                    if pending is not None:
-                        await self._settle(pending, drained=False)
-                        pending = None
-                except BaseException:
-                    self.source.done(batch)
-                    raise
+        while not self.stopping:
+            batch = await self.source.next_batch(timeout=0.5)
+            if batch is None:
+                alerts = self.judge.tick(time.time())
+                if alerts:
+                    await self.append_alerts(alerts)
+                if self.progress is not None:
+                    await self.progress.maybe_checkpoint(idle=True)
+                continue
+            try:
+                alerts, dead = self.judge.judge(batch.records, self.source_kind, time.time())
                 # Durable first (alerts, dead letters, repartitioned records), then commit.
-                pending = (batch, asyncio.ensure_future(self._make_durable(alerts, dead,
-                                                                           outbox)))
-                if pipelined:
-                    # two loop turns: the writes are queued, then the producer's sender puts
-                    # them on the wire before the next judge holds the loop
-                    await asyncio.sleep(0)
-                    await asyncio.sleep(0)
+                outbox = self.judge.take_outbox()
+                await self._make_durable(alerts, dead, outbox)
+                if self.progress is None:
+                    await self.source.commit(batch)
                 else:
-                    await self._settle(pending)
-                    pending = None
-            if pending is not None:
-                await self._settle(pending)
-                pending = None
-        finally:
-            if pending is not None:  # cancelled or failed: nothing more is committed
-                pending[1].cancel()
-                self.source.done(pending[0])
-
-    def _must_drain(self) -> bool:
-        if getattr(self.source, "rebalance_waiting", 0):
-            return True
-        return self.progress is not None and self.progress.due()
-
-    async def _settle(self, pending: tuple[Any, asyncio.Future[None]],
-                      drained: bool = True) -> None:
-        """Wait for a batch's writes, then commit it (or observe it for the next
-        checkpoint). ``drained``: nothing newer is judged, so a checkpoint may be taken and
-        the batch lock released."""
-        batch, durable = pending
-        try:
-            await durable
-            if self.progress is None:
-                await self.source.commit(batch)
-            else:
-                self.progress.observe(batch)
-                if drained:
+                    self.progress.observe(batch)
                     await self.progress.maybe_checkpoint()
-        except BaseException:
-            self.source.done(batch)
-            raise
-        self.unsettled -= 1
-        if drained:
-            self.source.done(batch)
-        self.batches += 1
-        if self.alignment is not None:
-            self.alignment.after_batch(batch)
-        if self.on_batch is not None:
-            self.on_batch(len(batch.records))
+            finally:
+                self.source.done(batch)
+            self.batches += 1
+            if self.alignment is not None:
+                self.alignment.after_batch(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch.records))
+
 
     async def _make_durable(self, alerts: list[Alert], dead: list[DeadLetter],
                             outbox: list[tuple[str, bytes | None, bytes]]) -> None:
@@ -656,9 +586,6 @@ class KafkaProgress:
     def observe(self, batch: Any) -> None:
         self.positions.update(batch.ack)
         self.dirty.update(batch.ack)
-
-    def due(self) -> bool:
-        return bool(self.dirty) and time.monotonic() - self.last >= self.interval
 
     async def maybe_checkpoint(self, idle: bool = False) -> None:
         if not self.dirty or time.monotonic() - self.last < self.interval:
@@ -1100,10 +1027,7 @@ class Runtime:
         for t in self._tasks:
             if t.get_name() in ("metrics", "file-checkpoints", "memory-guard"):
                 t.cancel()
-        if any(loop.unsettled for loop in self.ingest):
-            log.warning("stopped with a batch judged but not yet durable: the previous "
-                        "checkpoint stands and those records are read again on restart")
-        elif self.progress is not None:
+        if self.progress is not None:
             try:
                 async with self.progress.source.batch_lock:
                     await self.progress.checkpoint()

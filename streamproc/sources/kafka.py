@@ -27,7 +27,6 @@ The lock that makes this so is held from the end of ``getmany`` until after ``co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -55,7 +54,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Wait for the batch in progress (if any) to be judged and made durable, then let the
         # hooks checkpoint and commit the revoked partitions before anyone else gets them.
-        async with self.source.rebalance_lock():
+        async with self.source.batch_lock:
             if revoked:
                 log.info("partitions revoked: %s", _fmt_tps(revoked))
             for hook in self.source.revoke_hooks:
@@ -67,7 +66,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # aiokafka may already fetch for the new partitions while this runs: holding the batch
         # lock keeps their records from being judged before their state is restored, and the
         # seek floor (see ``seek``) drops records fetched from before the restored position.
-        async with self.source.rebalance_lock():
+        async with self.source.batch_lock:
             if assigned:
                 log.info("partitions assigned: %s", _fmt_tps(assigned))
             for hook in self.source.assign_hooks:
@@ -96,7 +95,6 @@ class KafkaSource:
         self.start_retries = start_retries
         self.consumer: AIOKafkaConsumer | None = None
         self.batch_lock = asyncio.Lock()
-        self.rebalance_waiting = 0  # rebalance callbacks waiting for the batch lock
         self.revoke_hooks: list[Any] = []
         self.assign_hooks: list[Any] = []
         self.connected = False
@@ -143,34 +141,14 @@ class KafkaSource:
         log.info("consuming %s from %s as group %r", what, self.cfg.bootstrap_servers,
                  self.group_id)
 
-    # The ingest loop may judge the next batch while this one's writes are acknowledged
-    # (runtime.IngestLoop.run); it keeps the batch lock throughout and lets go when
-    # ``rebalance_waiting`` says a rebalance wants it.
-    pipelined = True
-
-    @contextlib.asynccontextmanager
-    async def rebalance_lock(self) -> Any:
-        self.rebalance_waiting += 1
-        try:
-            await self.batch_lock.acquire()
-        finally:
-            self.rebalance_waiting -= 1
-        try:
-            yield
-        finally:
-            self.batch_lock.release()
-
-    async def next_batch(self, timeout: float = 1.0, locked: bool = False) -> Batch | None:
-        """The next fetched records (None if none within ``timeout``). The batch lock is
-        taken (held until ``done``) unless the caller holds it already (``locked``)."""
+    async def next_batch(self, timeout: float = 1.0) -> Batch | None:
         assert self.consumer is not None, "start() first"
         data = await self.consumer.getmany(timeout_ms=int(timeout * 1000),
                                            max_records=self.max_records)
         if not data:
             return None
         # Held until commit(): a rebalance waits for this batch to be done.
-        if not locked:
-            await self.batch_lock.acquire()
+        await self.batch_lock.acquire()
         records: list[Any] = []  # ConsumerRecords, read as RawRecords
         offsets: dict[TopicPartition, int] = {}
         expected = self._next
