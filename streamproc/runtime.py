@@ -428,6 +428,9 @@ class IngestLoop:
         self.alignment: Alignment | None = None
         self.stopping = False
         self.batches = 0
+        # a batch judged but not yet durable and observed: a snapshot taken now would hold
+        # effects of records that a restart reads again
+        self.unsettled = False
 
     async def run(self) -> None:
         while not self.stopping:
@@ -439,6 +442,7 @@ class IngestLoop:
                 if self.progress is not None:
                     await self.progress.maybe_checkpoint(idle=True)
                 continue
+            self.unsettled = True
             try:
                 alerts, dead = self.judge.judge(batch.records, self.source_kind, time.time())
                 # Durable first (alerts, dead letters, repartitioned records), then commit.
@@ -448,9 +452,11 @@ class IngestLoop:
                     await self.source.commit(batch)
                 else:
                     self.progress.observe(batch)
+                    self.unsettled = False
                     await self.progress.maybe_checkpoint()
             finally:
                 self.source.done(batch)
+            self.unsettled = False
             self.batches += 1
             if self.alignment is not None:
                 self.alignment.after_batch(batch)
@@ -1027,7 +1033,11 @@ class Runtime:
         for t in self._tasks:
             if t.get_name() in ("metrics", "file-checkpoints", "memory-guard"):
                 t.cancel()
-        if self.progress is not None:
+        if any(loop.unsettled for loop in self.ingest):
+            # cancelled mid-batch (the 5 s above ran out)
+            log.warning("stopped with a batch judged but not yet durable: the previous "
+                        "checkpoint stands and those records are read again on restart")
+        elif self.progress is not None:
             try:
                 async with self.progress.source.batch_lock:
                     await self.progress.checkpoint()
