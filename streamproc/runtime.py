@@ -114,6 +114,8 @@ class Judge:
         self.internal: list[Binding] = []
         # partition count of a source topic (the Kafka source's metadata), for SourceMerge
         self.partitions_of: Callable[[str], int | None] | None = None
+        # (topic, partition) -> records not judged yet (the Kafka source), for SourceMerge
+        self.source_behind: Callable[[str, int], bool] | None = None
         for b in config.bindings:
             self._add_binding(b)
             if repartition and b.source == "kafka":
@@ -162,7 +164,8 @@ class Judge:
                 kafka = self.config.kafka
                 engine.merge = SourceMerge(binding.family,
                                            wait=kafka.repartition_merge_wait if kafka else 2.0,
-                                           partitions_of=self.partitions_of)
+                                           partitions_of=self.partitions_of,
+                                           behind=self._source_behind)
             # last source offset judged per source partition (repartitioned records only)
             engine.src_offsets = {}  # type: ignore[attr-defined]
             self.engines[task] = engine
@@ -174,6 +177,9 @@ class Judge:
     def drop_tasks(self, topic: str, partition: int) -> None:
         for task in self.tasks_of(topic, partition):
             del self.engines[task]
+
+    def _source_behind(self, topic: str, partition: int) -> bool:
+        return self.source_behind is not None and self.source_behind(topic, partition)
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
         key = (source_kind, topic)
@@ -783,6 +789,7 @@ class Runtime:
                 progress = self.progress = KafkaProgress(source, self.checkpointer, self.judge,
                                                          cfg.checkpoint_interval)
             self.judge.partitions_of = source.partitions_for
+            self.judge.source_behind = source.behind
             await source.start()
             self.sources.append(source)
             loop = IngestLoop(source, "kafka", self.judge, self.alert_log.append,

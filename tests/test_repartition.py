@@ -220,3 +220,17 @@ def test_held_records_survive_a_checkpoint() -> None:
     out = restored.release(502.5)
     assert [(e.ts, e.data, e.topic, e.partition, e.offset) for e in out] == \
         [(e.ts, e.data, e.topic, e.partition, e.offset) for e in events if e.partition == 0]
+
+
+def test_merge_keeps_waiting_for_a_quiet_source_that_is_still_behind() -> None:
+    # In a backlog the consumer can serve other topics for seconds: a partition with records
+    # left to judge is not quiet, whatever the wall clock says.
+    lagging = {("logins", 1)}
+    merge = SourceMerge("auth-logs", wait=2.0, partitions_of=lambda topic: 2,
+                        behind=lambda topic, partition: (topic, partition) in lagging)
+    events = _merge_events(2, 5)
+    p0 = [e for e in events if e.partition == 0]
+    assert merge.push(p0, 50.0) == []
+    assert merge.release(60.0) == []  # 10 s without a word from partition 1, but behind
+    lagging.clear()  # caught up (its last records were judged): quiet now
+    assert merge.release(60.0) == p0

@@ -24,7 +24,11 @@ merely not heard from yet is the dangerous one: a backlog whose first batches al
 one partition would otherwise let that partition's hours through before the others start.
 
 A source that has delivered nothing for ``wait`` seconds of wall time (caught up, empty,
-stopped) is not waited for, so live alerts are held back by at most ``wait``. ``max_pending``
+stopped) is not waited for, so live alerts are held back by at most ``wait`` -- unless the
+consumer knows that source is still *behind* (``behind``: its partition is assigned here and
+has records below the broker's high watermark not yet judged). In a backlog a consumer can
+serve other topics for seconds at a time; wall time alone then declared busy partitions quiet
+and let the others' hours through. ``max_pending``
 bounds memory: past it the oldest records are released anyway (counted in ``forced``); the
 detectors then see a little disorder, which is the behaviour without the merge.
 
@@ -49,8 +53,10 @@ Source = tuple[str, int]  # the original record's (topic, partition)
 class SourceMerge:
     def __init__(self, family: str, wait: float = DEFAULT_WAIT,
                  max_pending: int = DEFAULT_MAX_PENDING,
-                 partitions_of: Callable[[str], int | None] | None = None) -> None:
+                 partitions_of: Callable[[str], int | None] | None = None,
+                 behind: Callable[[str, int], bool] | None = None) -> None:
         self.family = family
+        self.behind = behind
         self.partitions_of = partitions_of
         self._topics: set[str] = set()
         self.wait = wait
@@ -126,7 +132,7 @@ class SourceMerge:
             at = heard.get(src)
             if at is None:  # restored from a checkpoint: give it ``wait`` from now
                 heard[src] = at = now
-            if now - at <= self.wait:
+            if now - at <= self.wait or (self.behind is not None and self.behind(*src)):
                 active.append(ts)
         return min(active) if active else float("inf")
 

@@ -207,6 +207,20 @@ class KafkaSource:
         if self.consumer is not None:
             self.consumer.resume(*self.consumer.paused())
 
+    def behind(self, topic: str, partition: int) -> bool:
+        """Whether an assigned partition has records below the high watermark (from the last
+        fetch response) that were not judged yet. False when unknown (not assigned here,
+        nothing fetched yet)."""
+        consumer = self.consumer
+        if consumer is None:
+            return False
+        tp = TopicPartition(topic, partition)
+        nxt = self._next.get(tp)
+        if nxt is None or tp not in consumer.assignment():
+            return False
+        highwater = consumer.highwater(tp)
+        return highwater is not None and nxt < highwater
+
     def partitions_for(self, topic: str) -> int:
         assert self.consumer is not None
         return len(self.consumer.partitions_for_topic(topic) or ()) or 1
