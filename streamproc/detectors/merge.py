@@ -26,7 +26,8 @@ one partition would otherwise let that partition's hours through before the othe
 A source that has delivered nothing for ``wait`` seconds of wall time (caught up, empty,
 stopped) is not waited for, so live alerts are held back by at most ``wait`` -- unless the
 consumer knows that source is still *behind* (``behind``: its partition is assigned here and
-has records below the broker's high watermark not yet judged). In a backlog a consumer can
+more than a batch of its records below the high watermark is not judged yet), for up to
+``BEHIND_WAIT_LIMIT``. In a backlog a consumer can
 serve other topics for seconds at a time; wall time alone then declared busy partitions quiet
 and let the others' hours through. ``max_pending``
 bounds memory: past it the oldest records are released anyway (counted in ``forced``); the
@@ -46,6 +47,8 @@ from ..events import Event
 
 DEFAULT_WAIT = 2.0
 DEFAULT_MAX_PENDING = 200_000
+# a source still behind but silent for this long (paused, stuck, revoked) is not waited for
+BEHIND_WAIT_LIMIT = 60.0
 
 Source = tuple[str, int]  # the original record's (topic, partition)
 
@@ -132,7 +135,9 @@ class SourceMerge:
             at = heard.get(src)
             if at is None:  # restored from a checkpoint: give it ``wait`` from now
                 heard[src] = at = now
-            if now - at <= self.wait or (self.behind is not None and self.behind(*src)):
+            quiet = now - at
+            if quiet <= self.wait or (quiet <= BEHIND_WAIT_LIMIT and self.behind is not None
+                                      and self.behind(*src)):
                 active.append(ts)
         return min(active) if active else float("inf")
 

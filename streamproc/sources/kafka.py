@@ -208,8 +208,9 @@ class KafkaSource:
             self.consumer.resume(*self.consumer.paused())
 
     def behind(self, topic: str, partition: int) -> bool:
-        """Whether an assigned partition has records below the high watermark (from the last
-        fetch response) that were not judged yet. False when unknown (not assigned here,
+        """Whether an assigned partition is in a backlog: more than a batch of records below
+        the high watermark (from the last fetch response) not judged yet. A live tail is
+        always a few records behind; that is not it. False when unknown (not assigned here,
         nothing fetched yet)."""
         consumer = self.consumer
         if consumer is None:
@@ -219,7 +220,7 @@ class KafkaSource:
         if nxt is None or tp not in consumer.assignment():
             return False
         highwater = consumer.highwater(tp)
-        return highwater is not None and nxt < highwater
+        return highwater is not None and highwater - nxt > self.max_records
 
     def partitions_for(self, topic: str) -> int:
         assert self.consumer is not None
