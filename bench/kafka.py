@@ -132,7 +132,8 @@ async def record_times(bootstrap: str, wanted: set[tuple[str, int, int]]) -> dic
     return out
 
 
-async def committed_total(bootstrap: str, group: str, topics: list[str]) -> int:
+async def committed_total(bootstrap: str, group: str, topics: list[str],
+                          n_partitions: int = PARTITIONS) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
@@ -141,9 +142,8 @@ async def committed_total(bootstrap: str, group: str, topics: list[str]) -> int:
     try:
         total = 0
         for t in topics:
-            for p in range(PARTITIONS):
-                c = await consumer.committed(TopicPartition(t, p))
-                total += c or 0
+            for p in range(n_partitions):
+                total += await consumer.committed(TopicPartition(t, p)) or 0
         return total
     finally:
         await consumer.stop()

@@ -34,6 +34,7 @@ import time
 from typing import Any
 
 from .common import Context, Row
+from .kafka import committed_total
 
 DEFAULT_EVENTS = 1_000_000
 DEFAULT_PARTITIONS = 3
@@ -77,23 +78,6 @@ async def produce(bootstrap: str, items: list[tuple[str, bytes | None, bytes]],
 
     return await produce_kafka({"bootstrap_servers": bootstrap}, items,
                                partitions={t: n_partitions for t, _, _ in items})
-
-
-async def committed_total(bootstrap: str, group: str, topics: list[str],
-                          n_partitions: int) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        total = 0
-        for t in topics:
-            for p in range(n_partitions):
-                total += await consumer.committed(TopicPartition(t, p)) or 0
-        return total
-    finally:
-        await consumer.stop()
 
 
 def cpu_seconds(pids: list[int]) -> float:
