@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import orjson
 
@@ -119,17 +120,23 @@ class Grouper:
     def _rows(self, groups: list[tuple[str, str]]) -> dict[tuple[str, str],
                                                            tuple[float | None, float | None]]:
         """(flush_at, last_flush) of those groups that exist, one query per channel."""
+        return {(ch, gkey): (flush_at, last) for ch, (gkey, flush_at, last)
+                in self._select_by_channel("groups", "flush_at, last_flush", groups)}
+
+    def _select_by_channel(self, table: str, columns: str,
+                           groups: list[tuple[str, str]]) -> list[tuple[str, tuple[Any, ...]]]:
+        """(channel, (gkey, *columns)) rows of ``table`` for ``groups``: one IN query per
+        channel and chunk instead of one query per group."""
         by_channel: dict[str, list[str]] = {}
         for ch, gkey in groups:
             by_channel.setdefault(ch, []).append(gkey)
-        out: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+        out: list[tuple[str, tuple[Any, ...]]] = []
         for ch, gkeys in by_channel.items():
             for i in range(0, len(gkeys), _CHUNK):
                 chunk = gkeys[i:i + _CHUNK]
-                for gkey, flush_at, last in self.db.execute(
-                        "SELECT gkey, flush_at, last_flush FROM groups WHERE channel=? AND gkey IN"
-                        f" ({','.join('?' * len(chunk))})", (ch, *chunk)):
-                    out[(ch, gkey)] = (flush_at, last)
+                out.extend((ch, row) for row in self.db.execute(
+                    f"SELECT gkey, {columns} FROM {table} WHERE channel=? AND gkey IN"
+                    f" ({','.join('?' * len(chunk))})", (ch, *chunk)))
         return out
 
     def due(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
@@ -147,17 +154,10 @@ class Grouper:
 
     def take_many(self, groups: list[tuple[str, str]], now: float) -> list[list[Alert]]:
         """``take`` for every due group of a flush: one read per channel, two executemany."""
-        by_channel: dict[str, list[str]] = {}
-        for ch, gkey in groups:
-            by_channel.setdefault(ch, []).append(gkey)
         found: dict[tuple[str, str], list[tuple[float, bytes]]] = {}
-        for ch, gkeys in by_channel.items():
-            for i in range(0, len(gkeys), _CHUNK):
-                chunk = gkeys[i:i + _CHUNK]
-                for gkey, payload, added in self.db.execute(
-                        "SELECT gkey, payload, added FROM group_members WHERE channel=? AND gkey"
-                        f" IN ({','.join('?' * len(chunk))})", (ch, *chunk)):
-                    found.setdefault((ch, gkey), []).append((added, payload))
+        for ch, (gkey, payload, added) in self._select_by_channel("group_members",
+                                                                  "payload, added", groups):
+            found.setdefault((ch, gkey), []).append((added, payload))
         self.db.executemany("DELETE FROM group_members WHERE channel=? AND gkey=?", groups)
         self.db.executemany("UPDATE groups SET flush_at=NULL, last_flush=? WHERE channel=? AND "
                             "gkey=?", [(now, ch, gkey) for ch, gkey in groups])
