@@ -750,17 +750,19 @@ class Runtime:
             from aiokafka import AIOKafkaProducer
 
             from .alertlog import KafkaAlertLog, KafkaAlertReader
-            from .deadletters import KafkaDeadLetters
+            from .deadletters import DEFAULT_MAX_REQUEST_SIZE, KafkaDeadLetters
 
             # batches of up to 256 KiB: the alert log and repartition topics are written a
             # judged batch at a time (batches.py), not a record at a time
             self.producer = AIOKafkaProducer(**cfg.kafka.client_kwargs(), acks="all",
                                              linger_ms=5, client_id=cfg.kafka.client_id,
-                                             max_batch_size=256 * 1024)
+                                             max_batch_size=256 * 1024,
+                                             max_request_size=DEFAULT_MAX_REQUEST_SIZE)
             await self._start_with_retry(self.producer.start, "Kafka producer")
             await self._ensure_internal_topics()
             self.alert_log = KafkaAlertLog(cfg.kafka, self.producer)
-            kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix)
+            kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix,
+                                          max_request_size=DEFAULT_MAX_REQUEST_SIZE)
             self.reader = KafkaAlertReader(cfg.kafka)
         else:
             from .alertlog import SqliteAlertLog
