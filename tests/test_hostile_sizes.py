@@ -185,3 +185,97 @@ def test_a_dead_letter_that_fits_keeps_the_whole_payload_and_says_nothing_was_cu
     assert base64.b64decode(d["raw_b64"]) == b"x" * 1000
     assert "raw_truncated" not in d
 
+
+# -- alerts that copy too much -----------------------------------------------------------------
+
+def _failures(username: str, user_agent: str, n: int = 6, ip: str = "203.0.113.9") -> list[bytes]:
+    return [orjson.dumps({"timestamp": 1_790_000_000 + i * 60, "username": username,
+                          "ip_address": ip, "success": False,
+                          "user_agent": f"{user_agent}{i}", "country": "RU"})
+            for i in range(n)]
+
+
+def _replay(lines: list[bytes], config: str = ""):
+    from streamproc.replay import ReplayInput, replay_records
+
+    return replay_records(parse_config_text(config), [ReplayInput("auth-logs", lines=lines)])
+
+
+def test_six_failures_with_900kb_user_agents_make_one_alert_within_the_cap_saying_what_was_cut(
+        ) -> None:
+    result = _replay(_failures("victim", "A" * 900_000))
+    [alert] = [a for a in result.alerts if a.kind == "brute_force"]
+    encoded = alert.to_json()
+    assert len(encoded) <= 64 * 1024
+    assert "evidence.samples.user_agent" in alert.truncated
+    samples = alert.evidence["samples"]
+    assert samples and all(s["user_agent"].startswith("A" * 1000) and
+                           s["user_agent"].endswith("bytes]") and "...[cut " in s["user_agent"]
+                           for s in samples)
+    assert orjson.loads(encoded)["truncated"] == alert.truncated  # it travels with the alert
+    assert alert.key == {"username": "victim", "ip_address": "203.0.113.9"}  # not cut
+
+
+def test_a_huge_username_is_cut_in_the_alert_but_fingerprinted_whole() -> None:
+    from streamproc.alerts import fingerprint
+
+    one, two = "u" * 900_000 + "1", "u" * 900_000 + "2"
+    interleaved = [line for pair in zip(_failures(one, "ua", ip="203.0.113.1"),
+                                        _failures(two, "ua", ip="203.0.113.1"), strict=True)
+                   for line in pair]
+    result = _replay(interleaved)
+    alerts = [a for a in result.alerts if a.kind == "brute_force"]
+    assert len(alerts) == 2
+    for alert, username in zip(alerts, (one, two), strict=True):
+        assert len(alert.to_json()) <= 64 * 1024
+        assert {"key.username", "labels.username", "title", "body"} <= set(alert.truncated)
+        assert alert.key["username"].startswith("u" * 1000)
+        assert alert.key["username"].endswith(f"...[cut {900_001 - 1024} bytes]")
+        # the fingerprint is the one the whole key gives: dedup and resolves still work
+        first_failure = 1_790_000_000.0
+        assert alert.fingerprint == fingerprint(
+            "brute_force", {"username": username, "ip_address": "203.0.113.1"}, first_failure)
+    assert alerts[0].fingerprint != alerts[1].fingerprint
+    again = [a for a in _replay(_failures(one, "ua", ip="203.0.113.1")).alerts
+             if a.kind == "brute_force"]
+    assert again[0].fingerprint == alerts[0].fingerprint
+
+
+def test_alerts_max_bytes_from_the_config_bounds_every_alert() -> None:
+    config = "alerts: {max_bytes: 8192, max_value_bytes: 256}\n"
+    result = _replay(_failures("v" * 5000, "B" * 100_000), config)
+    [alert] = [a for a in result.alerts if a.kind == "brute_force"]
+    assert len(alert.to_json()) <= 8192
+    assert len(alert.key["username"].encode()) <= 256 + len("...[cut 4744 bytes]")
+
+
+def test_an_alert_that_only_a_whole_part_cut_can_fit_loses_its_largest_evidence_first() -> None:
+    from streamproc.alerts import Alert, AlertLimits, cap_alert
+
+    alert = Alert("k", "high", "firing", {"host": "h"}, "fp", 1.0, "title",
+                  evidence={"many": ["x" * 1000] * 100, "count": 3})
+    cap_alert(alert, AlertLimits(max_bytes=8192, max_value_bytes=1024))
+    assert len(alert.to_json()) <= 8192
+    assert alert.evidence["count"] == 3
+    assert alert.evidence["many"].startswith("[cut ")
+    assert "evidence.many" in alert.truncated
+
+
+@pytest.mark.parametrize("section, words", [
+    ("alerts: {max_bytes: 100}", "alerts.max_bytes must be a number of bytes from 4096"),
+    ("alerts: {max_bytes: 64KiB}", "alerts.max_bytes must be a number of bytes"),
+    ("alerts: {max_value_bytes: 20000}", "at most an eighth of alerts.max_bytes"),
+    ("alerts: {max_size: 1}", "unknown alerts setting 'max_size'"),
+])
+def test_check_config_rejects_bad_alert_limits_with_file_and_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, words: str) -> None:
+    from streamproc.cli import main as cli
+
+    path = tmp_path / "streamproc.yaml"
+    path.write_text("state_dir: x\n" + section + "\n")
+    rc = cli(["check-config", "-c", str(path)])
+    _, err = capsys.readouterr()
+    assert rc == 1
+    first = err.strip().splitlines()[0]
+    assert first.startswith(f"{path}:2: "), first
+    assert words in first, first
