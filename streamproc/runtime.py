@@ -773,6 +773,8 @@ class Runtime:
             self.notifier = self._make_notifier()
         if self.metrics is not None and hasattr(self.notifier, "on_delivery"):
             self.notifier.on_delivery = self.metrics.record_delivery
+        if self.metrics is not None and hasattr(self.notifier, "on_dead_letter"):
+            self.notifier.on_dead_letter = self.metrics.record_notify_dead_letters
         await self.notifier.start()
         await self.reader.start()
 
@@ -994,9 +996,12 @@ class Runtime:
             producer = self.producer
 
             async def dead_letter(records: list[dict[str, Any]]) -> None:
-                import orjson
-                futures = [await producer.send(topic, orjson.dumps(r, default=str))
-                           for r in records]
+                from .deadletters import DEFAULT_MAX_REQUEST_SIZE, RECORD_OVERHEAD
+                from .notify.deadletter import encode_to_fit
+
+                limit = DEFAULT_MAX_REQUEST_SIZE - RECORD_OVERHEAD
+                futures = [await producer.send(topic, value) for r in records
+                           for value in encode_to_fit(r, limit)]
                 await asyncio.gather(*futures)
 
         return Notifier.from_config(notify_cfg, state_dir=self.config.state_dir,
