@@ -247,8 +247,8 @@ class Judge:
                         bucket = by_task[task] = []
             if current is None:
                 dead.append(DeadLetter("unbound_topic", f"no topic binding matches "
-                                       f"{r.topic!r}", r.value or b"", r.topic, r.partition, r.offset,
-                                       r.key))
+                                       f"{r.topic!r}", r.value or b"", r.topic, r.partition,
+                                       r.offset, r.key))
                 continue
             # (a Kafka tombstone's value is None)
             out = decoder.decode(r.value or b"", r.topic, r.partition, r.offset, r.key)  # type: ignore[union-attr]
