@@ -36,6 +36,9 @@ embedded Tansu broker.
     detectors:                     # defaults for every binding of the family
       metric_threshold: {cpu_warning: 85}
     notify: {...}                  # see notify/
+    alerts:                        # how large one alert may grow (values copied from records
+      max_bytes: 65536             #   are cut, and say so: see alerts.py)
+      max_value_bytes: 1024
 
 ``${NAME}`` and ``${NAME:-default}`` are replaced from the environment anywhere in the file.
 """
@@ -50,6 +53,7 @@ from typing import Any
 
 import yaml
 
+from .alerts import AlertLimits
 from .contracts import Contract, builtin_contracts, get_contract
 from .decode.mapping import FieldMapping
 from .errors import ConfigError
@@ -219,6 +223,7 @@ class Config:
     checkpoints: bool = True
     file: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    alert_limits: AlertLimits = AlertLimits()
 
     def binding_for_topic(self, topic: str) -> Binding | None:
         for binding in self.bindings:
@@ -243,7 +248,7 @@ class Config:
 # -- loading --------------------------------------------------------------------------------
 
 _TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "metrics",
-             "logging", "state"}
+             "logging", "state", "alerts"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
@@ -312,9 +317,36 @@ def parse_config(doc: dict[str, Any], *, file: str | None) -> Config:
                     checkpoints=bool(state.get("checkpoints", True)),
                     notify=dict(doc.get("notify") or {}),
                     state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
-                    raw=doc)
+                    raw=doc, alert_limits=_parse_alerts(doc.get("alerts"), file))
     _validate_detectors(config, doc)
     return config
+
+
+def _parse_alerts(node: Any, file: str | None) -> AlertLimits:
+    """``alerts: {max_bytes, max_value_bytes}``: bounds that keep an alert well inside one
+    Kafka record (1 MiB) and an Apprise message, and a value long enough to be read."""
+    if node is None:
+        return AlertLimits()
+    node = _expect_mapping(node, "'alerts'", file, _line(node))
+    limits = {"max_bytes": (4096, 512 * 1024), "max_value_bytes": (64, 64 * 1024)}
+    values: dict[str, int] = {}
+    for key, value in node.items():
+        if key not in limits:
+            raise ConfigError(f"unknown alerts setting {key!r}", file=file,
+                              line=_line(node, key), hint="known settings: max_bytes, "
+                                                          "max_value_bytes")
+        low, high = limits[key]
+        if type(value) is not int or not low <= value <= high:
+            raise ConfigError(f"alerts.{key} must be a number of bytes from {low} to {high}, "
+                              f"not {value!r}", file=file, line=_line(node, key))
+        values[key] = value
+    result = AlertLimits(**values)
+    if result.max_value_bytes * 8 > result.max_bytes:
+        raise ConfigError(f"alerts.max_value_bytes ({result.max_value_bytes}) must be at most "
+                          f"an eighth of alerts.max_bytes ({result.max_bytes})", file=file,
+                          line=_line(node), hint="an alert holds several copied values: its "
+                                                 "key, title, labels and samples")
+    return result
 
 
 def default_bindings(source: str = "kafka") -> list[Binding]:

@@ -3,22 +3,42 @@
 Every dead letter carries the original bytes (base64), where it came from and why. The sink
 must be durable before the source offsets of its batch are committed: a record that could not
 be processed is never silently dropped. Repeated reasons are logged at a bounded rate.
+
+A dead letter always fits its sink. Base64 makes a payload a third larger, so a 900 KB record
+would not fit under the producer's 1 MiB request limit, and a record that cannot be
+dead-lettered is one that can never be committed past. So a dead letter that would not fit
+keeps a prefix of the payload with its full length and SHA-256 (``raw_truncated``,
+``raw_bytes``, ``raw_sha256``). Should the broker still refuse one for size (its own limit
+lower than ours), a minimal dead letter without the payload is written instead, with the
+broker's answer in ``sink_error``, and counted (``oversize``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from .decode import DeadLetter
+from .decode.deadletter import KEY_KEEP, MAX_DEAD_LETTER_BYTES
 from .logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
+
+# aiokafka's default max_request_size, and Apache Kafka's default message.max.bytes give or
+# take the batch header: what one record may weigh.
+DEFAULT_MAX_REQUEST_SIZE = MAX_DEAD_LETTER_BYTES
+# What a Kafka record adds to its key and value (batch header, record header, our header),
+# rounded up generously.
+RECORD_OVERHEAD = 1024
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 def _bounded_log() -> RateLimitedLog:
@@ -32,31 +52,77 @@ def _report(limited: RateLimitedLog, dl: DeadLetter) -> None:
 
 
 class KafkaDeadLetters:
-    def __init__(self, producer: AIOKafkaProducer, suffix: str = ".dlq") -> None:
+    def __init__(self, producer: AIOKafkaProducer, suffix: str = ".dlq", *,
+                 max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
         self.producer = producer
         self.suffix = suffix
+        self.max_request_size = max_request_size
         self.bounded = _bounded_log()
         self.count = 0
+        self.cut = 0  # dead letters whose payload was cut to fit
+        self.oversize = 0  # refused for size even so: written without the payload
 
     async def write(self, dead: list[DeadLetter]) -> None:
         if not dead:
             return
-        futures = []
+        sends: list[tuple[DeadLetter, Any]] = []
+        refused: list[tuple[DeadLetter, BaseException]] = []
         for dl in dead:
             _report(self.bounded, dl)
-            topic = (dl.topic or "streamproc") + self.suffix
+            key = _record_key(dl.key)
+            value = dl.encode(self.max_request_size - RECORD_OVERHEAD - len(key or b""))
+            if b'"raw_truncated":true' in value[-120:]:  # (the last fields, when cut)
+                self.cut += 1
+            try:
+                sends.append((dl, await self.producer.send(
+                    self._topic(dl), value, key=key,
+                    headers=[("reason", dl.reason.encode())])))
+            except _TOO_LARGE as exc:
+                refused.append((dl, exc))
+        results = await asyncio.gather(*(f for _, f in sends), return_exceptions=True)
+        for (dl, _), result in zip(sends, results, strict=True):
+            if isinstance(result, _TOO_LARGE):
+                refused.append((dl, result))
+            elif isinstance(result, BaseException):
+                raise result
+        if refused:
+            await self._write_minimal(refused)
+        self.count += len(dead)
+
+    async def _write_minimal(self, refused: list[tuple[DeadLetter, BaseException]]) -> None:
+        """Dead letters the producer or the broker refused for size, again without payload:
+        a record that cannot be dead-lettered would stop its partition for good."""
+        futures = []
+        for dl, exc in refused:
+            self.oversize += 1
+            why = f"{type(exc).__name__}: the dead letter was refused for size"
+            self.bounded.error((dl.topic, "oversize"), "dead letter from %s[%d]@%d (%d bytes) "
+                               "refused for size (%s): written without its payload", dl.topic,
+                               dl.partition, dl.offset, len(dl.raw), type(exc).__name__)
             futures.append(await self.producer.send(
-                topic, orjson.dumps(dl.to_dict()), key=dl.key,
+                self._topic(dl), orjson.dumps(dl.minimal(why)),
                 headers=[("reason", dl.reason.encode())]))
         await asyncio.gather(*futures)
-        self.count += len(dead)
+
+    def _topic(self, dl: DeadLetter) -> str:
+        return (dl.topic or "streamproc") + self.suffix
+
+
+def _record_key(key: bytes | None) -> bytes | None:
+    """The dead letter's Kafka key: the original one, or its SHA-256 when that is too long
+    to copy (the value says so)."""
+    if key is None or len(key) <= KEY_KEEP:
+        return key
+    return hashlib.sha256(key).hexdigest().encode()
 
 
 class FileDeadLetters:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *,
+                 max_line_bytes: int = MAX_DEAD_LETTER_BYTES) -> None:
         self.path = Path(path)
         if self.path.parent != Path(""):
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_line_bytes = max_line_bytes
         self.bounded = _bounded_log()
         self.count = 0
 
@@ -66,7 +132,7 @@ class FileDeadLetters:
         with open(self.path, "ab") as f:
             for dl in dead:
                 _report(self.bounded, dl)
-                f.write(orjson.dumps(dl.to_dict()) + b"\n")
+                f.write(dl.encode(self.max_line_bytes - 1) + b"\n")
             f.flush()
             os.fsync(f.fileno())
         self.count += len(dead)

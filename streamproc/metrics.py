@@ -134,6 +134,10 @@ class Metrics:
                                                   registry=r)
         self.delivery_backlog = Gauge("streamproc_delivery_backlog",
                                       "Notifications waiting to be delivered", registry=r)
+        self.notify_dead_letters = Counter("streamproc_notify_dead_letters",
+                                           "Alerts notify/ dead-lettered, by reason (no_route, "
+                                           "delivery_failed, channel_removed)", ["reason"],
+                                           registry=r)
 
         # -- operations
         self.config_reloads = Counter("streamproc_config_reloads",
@@ -159,6 +163,10 @@ class Metrics:
         self.deliveries.labels(name, outcome).inc()
         if seconds is not None:
             self.delivery_latency_seconds.labels(name).observe(seconds)
+
+    def record_notify_dead_letters(self, reason: str, n: int) -> None:
+        """Count ``n`` alerts that notify/ dead-lettered (``Notifier.on_dead_letter``)."""
+        self.notify_dead_letters.labels(reason).inc(n)
 
     def set_ready(self, component: str, ready: bool = True) -> None:
         self.health.set_ready(component, ready)

@@ -34,12 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
 from .alerts import SEVERITIES, Alert
 from .config import Binding, Config, load_config
 from .contracts import family_for_topic, get_contract
 from .decode import DeadLetter, RecordDecoder
+from .decode.deadletter import MAX_DEAD_LETTER_BYTES
 from .detectors import DetectorEngine, build_engine
 from .errors import ConfigError, StreamprocError
 from .events import Event
@@ -251,7 +250,7 @@ def main(args: argparse.Namespace) -> int:
             dl_path = f"{args.alerts_out}.deadletters.jsonl"
         if dl_path is not None:
             Path(dl_path).write_bytes(b"".join(
-                orjson.dumps(d.to_dict()) + b"\n" for d in result.dead_letters))
+                d.encode(MAX_DEAD_LETTER_BYTES - 1) + b"\n" for d in result.dead_letters))
     except OSError as exc:
         print(f"streamproc replay: cannot write output: {exc}", file=sys.stderr)
         return 1

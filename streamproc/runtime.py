@@ -247,8 +247,8 @@ class Judge:
                         bucket = by_task[task] = []
             if current is None:
                 dead.append(DeadLetter("unbound_topic", f"no topic binding matches "
-                                       f"{r.topic!r}", r.value or b"", r.topic, r.partition, r.offset,
-                                       r.key))
+                                       f"{r.topic!r}", r.value or b"", r.topic, r.partition,
+                                       r.offset, r.key))
                 continue
             # (a Kafka tombstone's value is None)
             out = decoder.decode(r.value or b"", r.topic, r.partition, r.offset, r.key)  # type: ignore[union-attr]
@@ -750,17 +750,19 @@ class Runtime:
             from aiokafka import AIOKafkaProducer
 
             from .alertlog import KafkaAlertLog, KafkaAlertReader
-            from .deadletters import KafkaDeadLetters
+            from .deadletters import DEFAULT_MAX_REQUEST_SIZE, KafkaDeadLetters
 
             # batches of up to 256 KiB: the alert log and repartition topics are written a
             # judged batch at a time (batches.py), not a record at a time
             self.producer = AIOKafkaProducer(**cfg.kafka.client_kwargs(), acks="all",
                                              linger_ms=5, client_id=cfg.kafka.client_id,
-                                             max_batch_size=256 * 1024)
+                                             max_batch_size=256 * 1024,
+                                             max_request_size=DEFAULT_MAX_REQUEST_SIZE)
             await self._start_with_retry(self.producer.start, "Kafka producer")
             await self._ensure_internal_topics()
             self.alert_log = KafkaAlertLog(cfg.kafka, self.producer)
-            kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix)
+            kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix,
+                                          max_request_size=DEFAULT_MAX_REQUEST_SIZE)
             self.reader = KafkaAlertReader(cfg.kafka)
         else:
             from .alertlog import SqliteAlertLog
@@ -771,6 +773,8 @@ class Runtime:
             self.notifier = self._make_notifier()
         if self.metrics is not None and hasattr(self.notifier, "on_delivery"):
             self.notifier.on_delivery = self.metrics.record_delivery
+        if self.metrics is not None and hasattr(self.notifier, "on_dead_letter"):
+            self.notifier.on_dead_letter = self.metrics.record_notify_dead_letters
         await self.notifier.start()
         await self.reader.start()
 
@@ -992,9 +996,12 @@ class Runtime:
             producer = self.producer
 
             async def dead_letter(records: list[dict[str, Any]]) -> None:
-                import orjson
-                futures = [await producer.send(topic, orjson.dumps(r, default=str))
-                           for r in records]
+                from .deadletters import DEFAULT_MAX_REQUEST_SIZE, RECORD_OVERHEAD
+                from .notify.deadletter import encode_to_fit
+
+                limit = DEFAULT_MAX_REQUEST_SIZE - RECORD_OVERHEAD
+                futures = [await producer.send(topic, value) for r in records
+                           for value in encode_to_fit(r, limit)]
                 await asyncio.gather(*futures)
 
         return Notifier.from_config(notify_cfg, state_dir=self.config.state_dir,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 # Every reason a record can be dead-lettered. Metrics are labelled with these, so keep the set
 # closed and small.
@@ -25,6 +28,14 @@ REASONS = (
     "unbound_topic",  # the record's topic matches no binding
 )
 
+# A dead letter copies what it cannot trust: the key and the detail are cut to these many
+# bytes (the payload is cut by ``encode`` to what its sink can hold).
+KEY_KEEP = 1024
+DETAIL_KEEP = 1024
+# The most one encoded dead letter may weigh (one Kafka record under the producer's default
+# 1 MiB request limit, one line of a dead-letter file).
+MAX_DEAD_LETTER_BYTES = 1024 * 1024
+
 
 @dataclass(slots=True)
 class DeadLetter:
@@ -38,14 +49,65 @@ class DeadLetter:
     family: str | None = None
     at: float = field(default_factory=time.time)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, max_raw: int | None = None) -> dict[str, Any]:
+        """The dead letter as plain data. With ``max_raw``, a longer payload keeps only its
+        first ``max_raw`` bytes, and says so: ``raw_truncated``, its full length
+        (``raw_bytes``) and the SHA-256 of the whole (``raw_sha256``)."""
+        raw = self.raw
+        cut = max_raw is not None and len(raw) > max_raw
+        key = self.key
+        out = {
             "reason": self.reason,
-            "detail": self.detail,
+            "detail": self.detail if len(self.detail) <= DETAIL_KEEP
+            else self.detail[:DETAIL_KEEP] + f"...[cut {len(self.detail) - DETAIL_KEEP} chars]",
             "family": self.family,
             "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
-            "key_b64": base64.b64encode(self.key).decode() if self.key is not None else None,
-            "raw_b64": base64.b64encode(self.raw).decode(),
-            "raw_bytes": len(self.raw),
+            "key_b64": None if key is None else base64.b64encode(key[:KEY_KEEP]).decode(),
+            "raw_b64": base64.b64encode(raw[:max_raw] if cut else raw).decode(),
+            "raw_bytes": len(raw),
             "dead_lettered_at": self.at,
         }
+        if key is not None and len(key) > KEY_KEEP:
+            out["key_truncated"] = True
+            out["key_bytes"] = len(key)
+            out["key_sha256"] = hashlib.sha256(key).hexdigest()
+        if cut:
+            out["raw_truncated"] = True
+            out["raw_sha256"] = hashlib.sha256(raw).hexdigest()
+        return out
+
+    def encode(self, max_bytes: int | None = None) -> bytes:
+        """The dead letter as JSON of at most ``max_bytes`` bytes (when that is at least a few
+        hundred): the whole payload when it fits, else as long a prefix as fits (base64 makes
+        3 bytes 4)."""
+        # the envelope (detail, key, source) is bounded: well below 4 KiB plus the topic name
+        if max_bytes is None or \
+                _b64_len(len(self.raw)) + 4096 + 6 * len(self.topic) <= max_bytes:
+            return orjson.dumps(self.to_dict())
+        whole = orjson.dumps(self.to_dict())
+        if len(whole) <= max_bytes:
+            return whole
+        envelope = len(orjson.dumps(self.to_dict(max_raw=0)))
+        keep = max(0, (max_bytes - envelope) // 4 * 3)
+        return orjson.dumps(self.to_dict(max_raw=keep))
+
+    def minimal(self, why: str) -> dict[str, Any]:
+        """What is left to say when even a cut dead letter could not be written: where the
+        record was, why it was dead-lettered, its length and hash, and why no payload."""
+        return {
+            "reason": self.reason,
+            "detail": self.detail[:DETAIL_KEEP],
+            "family": self.family,
+            "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
+            "key_b64": None,
+            "raw_b64": "",
+            "raw_bytes": len(self.raw),
+            "raw_truncated": True,
+            "raw_sha256": hashlib.sha256(self.raw).hexdigest(),
+            "sink_error": why,
+            "dead_lettered_at": self.at,
+        }
+
+
+def _b64_len(n: int) -> int:
+    return (n + 2) // 3 * 4

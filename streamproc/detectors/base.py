@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
-from ..alerts import Alert, fingerprint
+from ..alerts import Alert, AlertLimits, cap_alert, fingerprint
 from ..errors import ConfigError
 from ..events import Event
 from ..windows import DEFAULT_KEY_CAP
@@ -44,6 +44,8 @@ class DetectorContext:
     # compromise_suspected learns that brute_force fired, and how the ticket detectors share
     # one SLA table. Detectors publish themselves under their kind; nothing here does I/O.
     shared: dict[str, Any] = field(default_factory=dict)
+    # how large an alert may grow: make_alert cuts what is over (alerts.cap_alert)
+    limits: AlertLimits = AlertLimits()
 
 
 class Detector:
@@ -124,12 +126,13 @@ class Detector:
         merged_labels.update(self.ctx.labels)
         if labels:
             merged_labels.update(labels)
-        return Alert(
+        # the fingerprint is of the whole key, before any cut (see alerts.py)
+        return cap_alert(Alert(
             kind=kind, severity=severity or self.severity, status=status, key=key,
             fingerprint=fingerprint(kind, key, incident), event_time=event_time, title=title,
             body=body, labels=merged_labels, evidence=evidence or {}, source=source or {},
             family=self.family, audience=audience,
-        )
+        ), self.ctx.limits)
 
 
 def load_detector_class(kind: str) -> type[Detector]:

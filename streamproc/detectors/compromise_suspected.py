@@ -54,7 +54,8 @@ class CompromiseSuspected(Detector):
                 {"threshold": self.params["threshold"],
                  "window": self.params["failure_window"]},
                 DetectorContext(binding=self.ctx.binding, key_cap=self.ctx.key_cap,
-                                shared={SHARED_RETENTION_KEY: self.window}))
+                                shared={SHARED_RETENTION_KEY: self.window},
+                                limits=self.ctx.limits))
         return self._private
 
     def process(self, events: list[Event]) -> list[Alert]:

@@ -36,7 +36,8 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
         if not enabled:
             continue
         ctx = DetectorContext(binding=binding.name,
-                              key_cap=int(params.pop("key_cap", 1_000_000)), shared=shared)
+                              key_cap=int(params.pop("key_cap", 1_000_000)), shared=shared,
+                              limits=config.alert_limits)
         out.append(cls(params, ctx))
     return out
 

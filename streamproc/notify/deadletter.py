@@ -3,7 +3,13 @@
 Given a ``dead_letter`` callback (the runtime passes one that produces to the Kafka topic
 ``streamproc.alerts.dlq``) each record goes there; without one, or when it raises, records
 are appended to ``state_dir/notify-dead-letters.jsonl``. A record holds the full alerts, so
-it can be replayed: ``{"failed_at", "channel", "attempts", "error", "origin", "alerts"}``.
+it can be replayed: ``{"failed_at", "reason", "channel", "attempts", "error", "alerts"}``.
+``reason`` is ``delivery_failed`` (the channel and the fallback gave up), ``channel_removed``
+(queued for a channel no longer configured) or ``no_route`` (no channel carries any of the
+alert's tags).
+
+One record must fit one Kafka record: ``encode_to_fit`` splits a record whose alerts (a
+digest of many) would not into several, each with the same envelope and a part of the alerts.
 """
 
 from __future__ import annotations
@@ -51,3 +57,20 @@ class DeadLetters:
         if not self.path.exists():
             return []
         return [orjson.loads(line) for line in self.path.read_bytes().splitlines() if line]
+
+
+def encode_to_fit(record: dict[str, Any], max_bytes: int) -> list[bytes]:
+    """``record`` as JSON, split into as many records as it takes for each to weigh at most
+    ``max_bytes``: the alerts are shared out, the envelope repeated. An alert that cannot fit
+    alone (its cap is above ``max_bytes``) keeps only what identifies it."""
+    encoded = orjson.dumps(record, default=str)
+    alerts = record.get("alerts") or []
+    if len(encoded) <= max_bytes:
+        return [encoded]
+    if len(alerts) > 1:
+        half = len(alerts) // 2
+        return (encode_to_fit({**record, "alerts": alerts[:half]}, max_bytes)
+                + encode_to_fit({**record, "alerts": alerts[half:]}, max_bytes))
+    keep = ("kind", "severity", "status", "fingerprint", "event_time", "family")
+    bare = [{k: a.get(k) for k in keep} | {"truncated": ["*"]} for a in alerts]
+    return [orjson.dumps({**record, "alerts": bare}, default=str)]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..alerts import Alert
+from ..logs import RateLimitedLog
 from .channels import Channel, load_channels
 from .deadletter import DeadLetterCallback, DeadLetters
 from .dedup import Dedup
@@ -187,8 +188,9 @@ class Notifier:
     """Deliver alerts through Apprise with no alert lost and none sent twice.
 
     Contract with the runtime: ``submit(batch)`` returns once every alert of the batch is
-    durable in ``state_dir/notify.db`` (or deliberately dropped: silenced, inhibited,
-    duplicate, unrouted); the runtime may then commit its alert-log offsets.
+    durable in ``state_dir/notify.db``, or in the dead letters (unrouted: no channel carries
+    any of its tags; reason ``no_route``), or deliberately dropped (silenced, inhibited,
+    duplicate); the runtime may then commit its alert-log offsets.
     """
 
     def __init__(self, settings: NotifySettings, channels: list[Channel],
@@ -223,6 +225,9 @@ class Notifier:
         self._db_open = False
         # (channel service name, outcome, seconds) after each send: Prometheus hooks here
         self.on_delivery: Callable[[str, str, float], None] | None = None
+        # (reason, alerts) for every alert dead-lettered: no_route, delivery_failed
+        self.on_dead_letter: Callable[[str, int], None] | None = None
+        self._unrouted_log = RateLimitedLog(log, per_key_interval=10.0)
         self._sinks: tuple[str | None, bool] = (None, False)  # alerts_file, console
 
     @classmethod
@@ -233,8 +238,8 @@ class Notifier:
         settings = parse_settings(notify_cfg)
         channels, fallbacks = load_channels(settings, alerts_file=alerts_file, console=console)
         if not channels:
-            log.warning("notify: no channels configured; alerts are kept only in the "
-                        "dead-letter file. Add notify.urls to your config.")
+            log.warning("notify: no channels configured; every alert goes to the dead "
+                        "letters (reason no_route). Add notify.urls to your config.")
         notifier = cls(settings, channels, fallbacks, state_dir=Path(state_dir),
                        dead_letter=dead_letter, clock=clock)
         notifier._sinks = (alerts_file, console)
@@ -320,7 +325,8 @@ class Notifier:
         """Outbox rows of channels removed from the config: fallback, else dead letters."""
         for cid in self.outbox.channels() - set(self.channels):
             rows = self.outbox.due(cid, float("inf"), limit=1 << 30)
-            await self.give_up(rows, "channel no longer configured", attempts_extra=0)
+            await self.give_up(rows, "channel no longer configured", attempts_extra=0,
+                               reason="channel_removed")
 
     async def drain(self, timeout: float) -> bool:
         """Flush every waiting group now and wait until nothing is deliverable (sent, or
@@ -392,14 +398,12 @@ class Notifier:
             c["inhibited"] += len(inhibited)
             c["silenced"] += len(silenced)
             pairs: list[tuple[Alert, Channel]] = []
+            unrouted: list[Alert] = []
             firing_to: dict[str, set[str]] = {}  # a resolve follows its firing in this batch
             for a in kept:
                 channels = self._channels_for(a, firing_to, now)
                 if not channels:
-                    c["unrouted"] += 1
-                    log.warning("notify: no channel for %s/%s (tags %s); add a channel with one"
-                                " of these tags or a catch-all URL", a.kind, a.severity,
-                                ",".join(self.router.tags_for(a)) or "none")
+                    unrouted.append(a)
                     continue
                 for ch in channels:
                     pairs.append((a, ch))
@@ -411,8 +415,33 @@ class Notifier:
                     if (ch.id, a.fingerprint, a.status) not in dupes]
             c["deduplicated"] += len(pairs) - len(todo)
             c["grouped"] += sum(self.grouper.add_many(todo, now))
+        if unrouted:
+            await self._dead_letter_unrouted(unrouted, now)
         assert self._flush_wake is not None
         self._flush_wake.set()
+
+    async def _dead_letter_unrouted(self, alerts: list[Alert], now: float) -> None:
+        """Alerts no channel takes are kept, not dropped: to the dead letters with reason
+        ``no_route`` before submit returns (so before the alert log moves past them)."""
+        records = []
+        for a in alerts:
+            tags = ",".join(self.router.tags_for(a)) or "none"
+            self._unrouted_log.warning(
+                ("unrouted", a.kind), "notify: no channel for %s/%s (tags %s): dead-lettered "
+                "as no_route; add a channel with one of these tags or a catch-all URL",
+                a.kind, a.severity, tags)
+            records.append({"failed_at": now, "reason": "no_route", "channel": None,
+                            "last_channel": None, "attempts": 0,
+                            "error": f"no channel carries any of the tags {tags}",
+                            "alerts": [a.to_dict()]})
+        await self.dead.write(records)
+        self.counters["unrouted"] += len(alerts)
+        self._count_dead("no_route", len(alerts))
+
+    def _count_dead(self, reason: str, n: int) -> None:
+        self.counters["dead_lettered"] += n
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(reason, n)
 
     def _channels_for(self, alert: Alert, firing_to: dict[str, set[str]] | None = None,
                       now: float = 0.0) -> list[Channel]:
@@ -491,7 +520,8 @@ class Notifier:
             self.workers[cid].wake()
 
     # -- giving up --------------------------------------------------------------------------
-    async def give_up(self, rows: list[OutboxRow], error: str, *, attempts_extra: int) -> None:
+    async def give_up(self, rows: list[OutboxRow], error: str, *, attempts_extra: int,
+                      reason: str = "delivery_failed") -> None:
         """Rows that exhausted their channel: to the fallback once, then to the dead letters."""
         if not rows:
             return
@@ -514,7 +544,7 @@ class Notifier:
             self.workers[cid].wake()
         if not dead:
             return
-        records = [{"failed_at": now, "channel": self._name(r.home),
+        records = [{"failed_at": now, "reason": reason, "channel": self._name(r.home),
                     "last_channel": self._name(r.channel), "attempts": r.attempts +
                     attempts_extra, "error": error, "alerts": [a.to_dict() for a in r.alerts]}
                    for r in dead]
@@ -526,7 +556,7 @@ class Notifier:
                 self.dedup.mark(r.home, [(a.fingerprint, a.status) for a in r.alerts], "dead",
                                 now)
             self.outbox.remove(r.id for r in dead)
-        self.counters["dead_lettered"] += sum(len(r["alerts"]) for r in records)
+        self._count_dead(reason, sum(len(r["alerts"]) for r in records))
         log.error("notify: %d message(s) for %s dead-lettered (%s)", len(dead),
                   self._name(dead[0].home), error)
 

@@ -1,0 +1,281 @@
+"""Records and alerts that are too large: a dead letter always fits its sink, and one alert
+never outgrows its cap, whatever a producer writes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streamproc.config import parse_config_text
+from streamproc.deadletters import FileDeadLetters, KafkaDeadLetters
+from streamproc.decode import DeadLetter
+from streamproc.decode.deadletter import MAX_DEAD_LETTER_BYTES
+from streamproc.runtime import Runtime
+from tests.streams import auth_stream, committed_total, dumps, produce
+
+
+def _config(bootstrap: str, topic: str, group: str, url: str, state_dir: Path,
+            binding_extra: str = "") -> str:
+    return f"""
+kafka:
+  bootstrap_servers: {bootstrap}
+  group_id: {group}
+  alert_topic: {group}.alerts
+topics:
+  - topic: {topic}
+    family: auth-logs
+{binding_extra}
+notify:
+  urls: ["{url}"]
+  group_wait: 0s
+  group_by: [fingerprint]
+state_dir: {state_dir}
+"""
+
+
+async def _dead_letters(bootstrap: str, topic: str, n: int) -> list[tuple[bytes, dict]]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest",
+                                group_id=f"dlq-reader-{uuid.uuid4().hex[:8]}")
+    await consumer.start()
+    seen: list[tuple[bytes, dict]] = []
+    try:
+        for _ in range(100):
+            batch = await consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                seen.extend((m.value, orjson.loads(m.value)) for m in msgs)
+            if len(seen) >= n:
+                break
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def _run_until(runtime: Runtime, predicate, timeout: float = 60.0) -> None:
+    await runtime.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline and not predicate():
+            failed = [t for t in runtime._tasks if t.done() and not t.cancelled()
+                      and t.exception() is not None]
+            if failed:
+                raise failed[0].exception()
+            await asyncio.sleep(0.1)
+    finally:
+        await runtime.stop()
+
+
+def _assert_cut_dead_letter(encoded: bytes, d: dict, payload: bytes) -> None:
+    assert len(encoded) <= MAX_DEAD_LETTER_BYTES
+    assert d["raw_truncated"] is True
+    assert d["raw_bytes"] == len(payload)
+    assert d["raw_sha256"] == hashlib.sha256(payload).hexdigest()
+    prefix = base64.b64decode(d["raw_b64"])
+    assert len(prefix) > 500_000  # as much as fits, not a token sample
+    assert payload.startswith(prefix)
+
+
+# -- records too large for their dead letter -------------------------------------------------
+
+@pytest.mark.kafka
+async def test_a_900kb_non_json_record_is_dead_lettered_cut_and_the_partition_moves_on(
+        kafka, receiver, tmp_path) -> None:
+    topic = f"auth-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    good = dumps(auth_stream(200, 1))
+    poison = b"<" + bytes(range(32, 127)) * (900_000 // 95) + b">"
+    poison = poison[:900_000]
+    values = good[:100] + [poison] + good[100:]
+    await produce(kafka.bootstrap_servers, topic, values, partitions=1)
+    runtime = Runtime(parse_config_text(_config(kafka.bootstrap_servers, topic, group,
+                                                receiver.url("json"), tmp_path)))
+    await _run_until(runtime, lambda: runtime.stats.records_in >= len(values)
+                     and len(receiver.accepted) >= 1)
+    assert runtime.stats.events == 200  # the records after it were judged
+    assert runtime.stats.dead_by_reason == {"not_json": 1}
+    assert len(receiver.accepted) == 1  # the incident after the poison still fires
+    [(encoded, d)] = await _dead_letters(kafka.bootstrap_servers, f"{topic}.dlq", 1)
+    assert d["reason"] == "not_json" and d["source"]["offset"] == 100
+    _assert_cut_dead_letter(encoded, d, poison)
+    assert await committed_total(kafka.bootstrap_servers, group, topic) == len(values)
+
+
+@pytest.mark.kafka
+async def test_a_record_over_max_record_bytes_is_dead_lettered_as_too_large_with_a_prefix(
+        kafka, receiver, tmp_path) -> None:
+    topic = f"auth-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    good = dumps(auth_stream(50, 0))
+    huge = orjson.dumps({"timestamp": 1_790_000_000, "username": "u" * 950_000,
+                         "ip_address": "203.0.113.1", "success": False})
+    values = good[:25] + [huge] + good[25:]
+    await produce(kafka.bootstrap_servers, topic, values, partitions=1)
+    runtime = Runtime(parse_config_text(_config(
+        kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path,
+        "    max_record_bytes: 100000")))
+    await _run_until(runtime, lambda: runtime.stats.records_in >= len(values))
+    assert runtime.stats.dead_by_reason == {"too_large": 1}
+    [(encoded, d)] = await _dead_letters(kafka.bootstrap_servers, f"{topic}.dlq", 1)
+    assert d["reason"] == "too_large" and "max_record_bytes=100000" in d["detail"]
+    _assert_cut_dead_letter(encoded, d, huge)
+    assert await committed_total(kafka.bootstrap_servers, group, topic) == len(values)
+
+
+@pytest.mark.kafka
+async def test_a_dead_letter_refused_for_size_is_written_without_its_payload_and_counted(
+        kafka) -> None:
+    """The broker's (here: the producer's) limit is lower than the one the dead letters were
+    sized for: the write still succeeds, with a minimal dead letter that says why."""
+    from aiokafka import AIOKafkaProducer
+
+    from streamproc.broker import ensure_topics
+
+    topic = f"auth-{uuid.uuid4().hex[:8]}"
+    await ensure_topics({"bootstrap_servers": kafka.bootstrap_servers}, {f"{topic}.dlq": 1})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers,
+                                max_request_size=64 * 1024)
+    await producer.start()
+    try:
+        sink = KafkaDeadLetters(producer, max_request_size=4 * 1024 * 1024)
+        payload = b"x" * 300_000
+        await sink.write([DeadLetter("not_json", "not JSON", payload, topic, 0, 7, b"k"),
+                          DeadLetter("not_json", "not JSON", b"small", topic, 0, 8, b"k")])
+    finally:
+        await producer.stop()
+    assert sink.count == 2 and sink.oversize == 1
+    seen = sorted((d for _, d in await _dead_letters(kafka.bootstrap_servers,
+                                                     f"{topic}.dlq", 2)),
+                  key=lambda d: d["source"]["offset"])
+    assert [d["source"]["offset"] for d in seen] == [7, 8]
+    minimal, small = seen
+    assert minimal["raw_b64"] == "" and minimal["raw_truncated"] is True
+    assert minimal["raw_bytes"] == 300_000
+    assert minimal["raw_sha256"] == hashlib.sha256(payload).hexdigest()
+    assert "MessageSizeTooLargeError" in minimal["sink_error"]
+    assert base64.b64decode(small["raw_b64"]) == b"small"
+
+
+async def test_file_dead_letters_keep_a_bounded_prefix_of_a_huge_record(tmp_path) -> None:
+    sink = FileDeadLetters(tmp_path / "dl.jsonl", max_line_bytes=64 * 1024)
+    payload = bytes(range(256)) * 4000  # 1,024,000 bytes, not UTF-8
+    key = b"K" * 5000
+    await sink.write([DeadLetter("not_utf8", "invalid UTF-8 at byte 128", payload, "t", 0, 1,
+                                 key)])
+    [line] = (tmp_path / "dl.jsonl").read_bytes().splitlines()
+    assert len(line) < 64 * 1024
+    d = orjson.loads(line)
+    assert d["raw_truncated"] is True and d["raw_bytes"] == len(payload)
+    assert d["raw_sha256"] == hashlib.sha256(payload).hexdigest()
+    assert payload.startswith(base64.b64decode(d["raw_b64"]))
+    assert d["key_truncated"] is True and d["key_bytes"] == 5000
+    assert d["key_sha256"] == hashlib.sha256(key).hexdigest()
+
+
+def test_a_dead_letter_that_fits_keeps_the_whole_payload_and_says_nothing_was_cut() -> None:
+    dl = DeadLetter("not_json", "not JSON", b"x" * 1000, "t", 0, 1)
+    d = orjson.loads(dl.encode(MAX_DEAD_LETTER_BYTES))
+    assert base64.b64decode(d["raw_b64"]) == b"x" * 1000
+    assert "raw_truncated" not in d
+
+
+# -- alerts that copy too much -----------------------------------------------------------------
+
+def _failures(username: str, user_agent: str, n: int = 6, ip: str = "203.0.113.9") -> list[bytes]:
+    return [orjson.dumps({"timestamp": 1_790_000_000 + i * 60, "username": username,
+                          "ip_address": ip, "success": False,
+                          "user_agent": f"{user_agent}{i}", "country": "RU"})
+            for i in range(n)]
+
+
+def _replay(lines: list[bytes], config: str = ""):
+    from streamproc.replay import ReplayInput, replay_records
+
+    return replay_records(parse_config_text(config), [ReplayInput("auth-logs", lines=lines)])
+
+
+def test_six_failures_with_900kb_user_agents_make_one_alert_within_the_cap_saying_what_was_cut(
+        ) -> None:
+    result = _replay(_failures("victim", "A" * 900_000))
+    [alert] = [a for a in result.alerts if a.kind == "brute_force"]
+    encoded = alert.to_json()
+    assert len(encoded) <= 64 * 1024
+    assert "evidence.samples.user_agent" in alert.truncated
+    samples = alert.evidence["samples"]
+    assert samples and all(s["user_agent"].startswith("A" * 1000) and
+                           s["user_agent"].endswith("bytes]") and "...[cut " in s["user_agent"]
+                           for s in samples)
+    assert orjson.loads(encoded)["truncated"] == alert.truncated  # it travels with the alert
+    assert alert.key == {"username": "victim", "ip_address": "203.0.113.9"}  # not cut
+
+
+def test_a_huge_username_is_cut_in_the_alert_but_fingerprinted_whole() -> None:
+    from streamproc.alerts import fingerprint
+
+    one, two = "u" * 900_000 + "1", "u" * 900_000 + "2"
+    interleaved = [line for pair in zip(_failures(one, "ua", ip="203.0.113.1"),
+                                        _failures(two, "ua", ip="203.0.113.1"), strict=True)
+                   for line in pair]
+    result = _replay(interleaved)
+    alerts = [a for a in result.alerts if a.kind == "brute_force"]
+    assert len(alerts) == 2
+    for alert, username in zip(alerts, (one, two), strict=True):
+        assert len(alert.to_json()) <= 64 * 1024
+        assert {"key.username", "labels.username", "title", "body"} <= set(alert.truncated)
+        assert alert.key["username"].startswith("u" * 1000)
+        assert alert.key["username"].endswith(f"...[cut {900_001 - 1024} bytes]")
+        # the fingerprint is the one the whole key gives: dedup and resolves still work
+        first_failure = 1_790_000_000.0
+        assert alert.fingerprint == fingerprint(
+            "brute_force", {"username": username, "ip_address": "203.0.113.1"}, first_failure)
+    assert alerts[0].fingerprint != alerts[1].fingerprint
+    again = [a for a in _replay(_failures(one, "ua", ip="203.0.113.1")).alerts
+             if a.kind == "brute_force"]
+    assert again[0].fingerprint == alerts[0].fingerprint
+
+
+def test_alerts_max_bytes_from_the_config_bounds_every_alert() -> None:
+    config = "alerts: {max_bytes: 8192, max_value_bytes: 256}\n"
+    result = _replay(_failures("v" * 5000, "B" * 100_000), config)
+    [alert] = [a for a in result.alerts if a.kind == "brute_force"]
+    assert len(alert.to_json()) <= 8192
+    assert len(alert.key["username"].encode()) <= 256 + len("...[cut 4744 bytes]")
+
+
+def test_an_alert_that_only_a_whole_part_cut_can_fit_loses_its_largest_evidence_first() -> None:
+    from streamproc.alerts import Alert, AlertLimits, cap_alert
+
+    alert = Alert("k", "high", "firing", {"host": "h"}, "fp", 1.0, "title",
+                  evidence={"many": ["x" * 1000] * 100, "count": 3})
+    cap_alert(alert, AlertLimits(max_bytes=8192, max_value_bytes=1024))
+    assert len(alert.to_json()) <= 8192
+    assert alert.evidence["count"] == 3
+    assert alert.evidence["many"].startswith("[cut ")
+    assert "evidence.many" in alert.truncated
+
+
+@pytest.mark.parametrize("section, words", [
+    ("alerts: {max_bytes: 100}", "alerts.max_bytes must be a number of bytes from 4096"),
+    ("alerts: {max_bytes: 64KiB}", "alerts.max_bytes must be a number of bytes"),
+    ("alerts: {max_value_bytes: 20000}", "at most an eighth of alerts.max_bytes"),
+    ("alerts: {max_size: 1}", "unknown alerts setting 'max_size'"),
+])
+def test_check_config_rejects_bad_alert_limits_with_file_and_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, words: str) -> None:
+    from streamproc.cli import main as cli
+
+    path = tmp_path / "streamproc.yaml"
+    path.write_text("state_dir: x\n" + section + "\n")
+    rc = cli(["check-config", "-c", str(path)])
+    _, err = capsys.readouterr()
+    assert rc == 1
+    first = err.strip().splitlines()[0]
+    assert first.startswith(f"{path}:2: "), first
+    assert words in first, first
