@@ -30,6 +30,11 @@ def main(args: argparse.Namespace) -> int:
 
     # From here on, passwords and URL tokens of this config are masked in every log line.
     register_config_secrets(config)
+    from .checkconfig import check_notify
+
+    # Every bad channel, tag, template and Apprise config entry, each at its file:line, before
+    # anything starts (not the first of them, and not later in delivery).
+    check_notify(config)
     try:
         import uvloop  # the [fast] extra
         runner: Any = uvloop.run
