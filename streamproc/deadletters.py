@@ -16,6 +16,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from .decode import DeadLetter
+from .files import open_private, private_dir
 from .logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,14 @@ class FileDeadLetters:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if self.path.parent != Path(""):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
         self.bounded = _bounded_log()
         self.count = 0
 
     async def write(self, dead: list[DeadLetter]) -> None:
         if not dead:
             return
-        with open(self.path, "ab") as f:
+        with open_private(self.path, "ab") as f:
             for dl in dead:
                 _report(self.bounded, dl)
                 f.write(orjson.dumps(dl.to_dict()) + b"\n")

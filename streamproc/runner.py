@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, KafkaConfig, load_config
+from .files import private_dir
 
 log = logging.getLogger("streamproc")
 
@@ -72,7 +73,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         from .broker import EmbeddedKafka
 
         broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log")
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.state_dir)
         broker.start()
         config.kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, embedded=True)
         log.info("embedded Kafka-compatible broker (Tansu) on %s; it keeps data in memory "
