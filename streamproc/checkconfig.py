@@ -6,7 +6,9 @@ every URL must be one Apprise can load), then prints the brokers, the topic bind
 binding's detectors with their effective thresholds, the channels (by service name: never a
 URL, token or password) and which channels each detector kind reaches at each severity.
 
-Exit status 0 when valid; 1 with ``file:line: what is wrong, how to fix it`` otherwise.
+Exit status 0 when valid; 1 with ``file:line: what is wrong, how to fix it`` otherwise, one
+line for each problem of the notify setup (every bad URL, tag, template and Apprise config
+entry), not only the first.
 """
 
 from __future__ import annotations
@@ -212,7 +214,8 @@ def _load_channels_with_apprise(config: Config) -> list[ChannelInfo]:
             text = Path(path).read_text()
         except OSError as exc:
             raise ConfigError(f"notify.apprise_config: cannot read {path}: {exc.strerror}",
-                              hint="give a path relative to the working directory") from None
+                              hint="a relative path is read from the folder of the "
+                                   "config file") from None
         if not ac.add_config(text) or not ac.servers():
             raise ConfigError(f"notify.apprise_config: Apprise found no usable URL in {path}")
         for server in ac.servers():
