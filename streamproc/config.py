@@ -141,6 +141,13 @@ def load_yaml(text: str, *, file: str | None = None) -> Any:
         lines.append(_ENV.sub(mark, line))
     try:
         doc = yaml.load("".join(lines), Loader=_LineLoader)  # noqa: S506 (SafeLoader subclass)
+    except ValueError as exc:  # a tag that cannot convert its value: !!int ${PORT}
+        if token not in str(exc):
+            raise ConfigError(f"not valid YAML: {exc}", file=file) from None
+        raise ConfigError("a YAML tag such as !!int cannot convert a ${NAME} reference (it is "
+                          "replaced after parsing)", file=file,
+                          hint="leave the tag out: kafka: and mqtt: settings read numbers "
+                               "from strings") from None
     except yaml.YAMLError as exc:
         mark_ = getattr(exc, "problem_mark", None)
         raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,

@@ -244,3 +244,12 @@ def test_run_refuses_to_start_with_a_broken_apprise_entry(tmp_path: Path) -> Non
     assert f"{tmp_path / 'apprise.yml'}:4: " in proc.stderr
     assert f"{tmp_path / 'apprise.yml'}:9: " in proc.stderr
     assert "Hidden-Pw-77" not in proc.stderr
+
+
+def test_apprise_include_is_reported_not_silently_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "apprise.yml").write_text("include:\n  - more.yml\nurls:\n"
+                                          "  - json://127.0.0.1:9/a\n")
+    rc, _, err = run(tmp_path, "notify:\n  apprise_config: apprise.yml\n", capsys)
+    assert rc == 1
+    assert err.startswith(f"{tmp_path / 'apprise.yml'}:1: include is not followed")

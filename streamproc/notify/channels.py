@@ -293,6 +293,12 @@ def apprise_file_services(text: str, file: str, errors: list[ConfigError]) -> li
                                   hint="list them under urls: (see "
                                        "https://github.com/caronc/apprise/wiki/config_yaml)"))
         return services
+    if "include" in doc:
+        errors.append(ConfigError("include is not followed here", file=file,
+                                  line=doc.key_lines.get("include") if isinstance(
+                                      doc, LineDict) else None,
+                                  hint="name each Apprise config file in "
+                                       "notify.apprise_config instead"))
     common = {k: _plain(v) for k, v in doc.items() if k not in ("urls", "include")}
     lines = urls.item_lines if isinstance(urls, LineList) else [None] * len(urls)
     for entry, number in zip(urls, lines, strict=True):
