@@ -398,7 +398,9 @@ def parse_config(doc: dict[str, Any], *, file: str | None) -> Config:
                           file=file, line=_line(state, "checkpoint_interval"))
     config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=dict(detectors),
                     checkpoint_interval=float(interval),
-                    checkpoints=bool(state.get("checkpoints", True)),
+                    checkpoints=bool(_read_scalar(bool, state.get("checkpoints", True),
+                                                  "state.checkpoints", state, "checkpoints",
+                                                  file)),
                     notify=dict(doc.get("notify") or {}),
                     state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
                     raw=doc)
@@ -458,27 +460,34 @@ def _expect_mapping(node: Any, what: str, file: str | None, line: int | None) ->
 _SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool}
 
 
+def _read_scalar(kind: type, value: Any, where: str, node: Any, key: str,
+                 file: str | None) -> Any:
+    """``value`` as ``kind`` (int, float or bool) when it is a string (``${NAME}`` gives one:
+    "false" must not be a true string); other values are returned as they are."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    try:
+        if kind is bool:
+            if text not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                raise ValueError(text)
+            return text in ("true", "yes", "on", "1")
+        return kind(text)
+    except ValueError:
+        expected = "true or false" if kind is bool else "a number"
+        raise ConfigError(f"{where} must be {expected}, not {value!r}", file=file,
+                          line=_line(node, key)) from None
+
+
 def _coerce_scalars(cls: type, values: dict[str, Any], node: Any, section: str,
                     file: str | None) -> None:
     """A string where ``cls`` takes a number or true/false (``port: ${MQTT_PORT}``: a
     variable's value is a string) is read as that type; one that does not read is an error."""
     for name, spec in cls.__dataclass_fields__.items():  # type: ignore[attr-defined]
         kind = _SCALARS.get(str(spec.type).replace(" | None", ""))
-        value = values.get(name)
-        if kind is None or not isinstance(value, str):
-            continue
-        text = value.strip()
-        try:
-            if kind is bool:
-                if text.lower() not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
-                    raise ValueError(text)
-                values[name] = text.lower() in ("true", "yes", "on", "1")
-            else:
-                values[name] = kind(text)
-        except ValueError:
-            expected = "true or false" if kind is bool else "a number"
-            raise ConfigError(f"{section}.{name} must be {expected}, not {value!r}", file=file,
-                              line=_line(node, name)) from None
+        if kind is not None and name in values:
+            values[name] = _read_scalar(kind, values[name], f"{section}.{name}", node, name,
+                                        file)
 
 
 def _parse_kafka(node: Any, file: str | None) -> KafkaConfig:
@@ -539,6 +548,11 @@ def _parse_mqtt(node: Any, file: str | None) -> MqttConfig:
                                "here: alerts are deduplicated by fingerprint")
     if values.get("tls") is True:
         values["tls"] = {}
+    tls = values.get("tls")
+    if isinstance(tls, dict) and "insecure" in tls:  # "false" from ${VAR} must stay false
+        values["tls"] = {**tls, "insecure": _read_scalar(bool, tls["insecure"],
+                                                         "mqtt.tls.insecure", tls, "insecure",
+                                                         file)}
     return MqttConfig(**values)
 
 

@@ -140,3 +140,15 @@ def test_absolute_paths_and_unset_defaults_are_left_alone(tmp_path: Path) -> Non
     assert config.mqtt is not None and config.mqtt.tls == {"ca_file": "/etc/ssl/ca.pem"}
     assert config.mqtt.dead_letter_file == "streamproc-deadletters.jsonl"
     assert config.state_dir == Path("streamproc-data")
+
+
+def test_a_variable_saying_false_turns_a_switch_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INSECURE", "false")
+    monkeypatch.setenv("CHECKPOINTS", "false")
+    config = parse_config_text("mqtt:\n  host: 127.0.0.1\n  tls: {insecure: ${INSECURE}}\n"
+                               "state: {checkpoints: ${CHECKPOINTS}}\n"
+                               "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n"
+                               "  ssl_check_hostname: ${INSECURE}\n")
+    assert config.mqtt is not None and config.mqtt.tls == {"insecure": False}
+    assert config.checkpoints is False
+    assert config.kafka is not None and config.kafka.ssl_check_hostname is False
