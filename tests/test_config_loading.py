@@ -152,3 +152,11 @@ def test_a_variable_saying_false_turns_a_switch_off(monkeypatch: pytest.MonkeyPa
     assert config.mqtt is not None and config.mqtt.tls == {"insecure": False}
     assert config.checkpoints is False
     assert config.kafka is not None and config.kafka.ssl_check_hostname is False
+
+
+def test_notify_switches_read_false_from_a_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUSH", "false")
+    config = parse_config_text("notify:\n  flush_on_close: ${FLUSH}\n  default_routes: ${FLUSH}\n"
+                               "  routes: []\n")
+    settings = parse_settings(config.notify)
+    assert settings.flush_on_close is False and settings.default_routes is False

@@ -153,7 +153,7 @@ def _instantiate(url: str, where: str) -> Any:
 
 def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
     """``notify.channels: {TAG-or-NAME: {rate: 5, burst: 20, timeout: 5s, ...}}``."""
-    from .settings import parse_duration
+    from .settings import parse_bool, parse_duration
 
     for selector, over in settings.channel_overrides.items():
         if selector not in ch.tags and selector not in (ch.name, ch.id, ch.service_name):
@@ -165,7 +165,7 @@ def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
             if key in over:
                 setattr(ch, key, max(1, int(over[key])))
         if "fast" in over:
-            ch.fast = bool(over["fast"])
+            ch.fast = parse_bool(over["fast"], where=f"{where}.fast")
         for key in ("timeout", "group_wait", "group_interval"):
             if key in over:
                 setattr(ch, key, parse_duration(over[key], where=f"{where}.{key}"))

@@ -34,6 +34,18 @@ def parse_duration(value: Any, *, where: str = "duration") -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
+def parse_bool(value: Any, *, where: str) -> bool:
+    """true/false, also from a string (``${NAME}`` gives one, and "false" is a true string)."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", ""):
+        return False
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
 @dataclass(slots=True)
 class RetrySettings:
     initial: float = 1.0  # first backoff
@@ -185,9 +197,10 @@ def parse_settings(cfg: dict[str, Any] | None, *,
             raise ConfigError("notify.routes: expected a list of rules",
                               hint="routes: [{match: {kind: brute_force}, tags: [oncall]}]")
         s.routes = list(cfg["routes"])
-        s.default_routes = bool(cfg.get("default_routes", False))
+        s.default_routes = parse_bool(cfg.get("default_routes", False),
+                                      where="notify.default_routes")
     elif "default_routes" in cfg:
-        s.default_routes = bool(cfg["default_routes"])
+        s.default_routes = parse_bool(cfg["default_routes"], where="notify.default_routes")
     gb = cfg.get("group_by", s.group_by)
     s.group_by = [gb] if isinstance(gb, str) else [str(x) for x in gb]
     for key in _DURATIONS:
@@ -228,7 +241,7 @@ def parse_settings(cfg: dict[str, Any] | None, *,
         raise ConfigError("notify.templates: expected {kind: {title: ..., body: ...}}")
     s.templates = {str(k): dict(v or {}) for k, v in templates.items()}
     if "flush_on_close" in cfg:
-        s.flush_on_close = bool(cfg["flush_on_close"])
+        s.flush_on_close = parse_bool(cfg["flush_on_close"], where="notify.flush_on_close")
     if cfg.get("console_group_wait") is not None:
         s.console_group_wait = parse_duration(cfg["console_group_wait"],
                                               where="notify.console_group_wait")
