@@ -207,8 +207,17 @@ def _parse_alone(parse: Any, content: str) -> tuple[list[Any], list[str]]:
     return list(services), handler.messages
 
 
-def _reason(messages: list[str], url: str) -> str:
-    """Apprise's own words for why an entry did not load, without any part of its URL."""
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [str(node)] if isinstance(node, str | int) and not isinstance(node, bool) else []
+
+
+def _reason(messages: list[str], url: str, entry: Any = None) -> str:
+    """Apprise's own words for why an entry did not load, without any part of its URL or of
+    the settings written under it (a password, a token)."""
     why = next((m for m in messages if not m.startswith(("Could not load", "Unparseable"))),
                "")
     why = re.sub(r",? *(?:\(YAML )?(?:in YAML configuration )?entry #\d+(?:, item #\d+)?\)?",
@@ -216,7 +225,8 @@ def _reason(messages: list[str], url: str) -> str:
     if not why:
         return ""
     shown = redact_url(url)
-    for part in sorted(set(re.split(r"[/:@?&=#,;\s]+", url)), key=len, reverse=True):
+    parts = set(re.split(r"[/:@?&=#,;\s]+", url)) | set(_strings(entry))
+    for part in sorted(parts, key=len, reverse=True):
         if len(part) >= 3 and part not in shown:
             why = why.replace(part, "***")
     return redact_text(why.strip().rstrip("."))
@@ -306,17 +316,17 @@ def apprise_file_services(text: str, file: str, errors: list[ConfigError]) -> li
         loaded, messages = _parse_alone(ConfigBase.config_parse_yaml, content)
         if len(loaded) < _declared(entry):
             errors.append(_entry_error(file, number, _entry_url(entry), messages,
-                                       partly=bool(loaded)))
+                                       partly=bool(loaded), entry=entry))
         services.extend(loaded)
     return services
 
 
 def _entry_error(file: str, line: int | None, url: str, messages: list[str], *,
-                 partly: bool = False) -> ConfigError:
+                 partly: bool = False, entry: Any = None) -> ConfigError:
     # The URL is followed by a space: redact_text reads a URL up to the next blank.
     what = "every service of " if partly else ""
     shown = redact_url(url) if url else "this entry"
-    why = _reason(messages, url)
+    why = _reason(messages, url, entry)
     return ConfigError(f"Apprise cannot load {what}{shown} ({why or 'no reason given'})",
                        file=file, line=line,
                        hint="check the URL and its settings against the Apprise wiki for that "
