@@ -253,3 +253,13 @@ def test_apprise_include_is_reported_not_silently_skipped(
     rc, _, err = run(tmp_path, "notify:\n  apprise_config: apprise.yml\n", capsys)
     assert rc == 1
     assert err.startswith(f"{tmp_path / 'apprise.yml'}:1: include is not followed")
+
+
+def test_apprise_entry_error_masks_the_settings_under_the_url(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "apprise.yml").write_text(
+        "urls:\n  - mailto://:\n      user: someone\n      pass: Sup3rS3cretPw\n"
+        "      from: \"not-an-email Sup3rS3cretPw\"\n")
+    rc, _, err = run(tmp_path, "notify:\n  apprise_config: apprise.yml\n", capsys)
+    assert rc == 1 and f"{tmp_path / 'apprise.yml'}:2: Apprise cannot load mailto://" in err
+    assert "Sup3rS3cretPw" not in err and "someone" not in err
