@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from .alerts import Alert
 from .batches import BatchWriter
 from .config import KafkaConfig
+from .files import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,9 @@ class SqliteAlertLog:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        private_dir(self.path.parent)
+        self.db = sqlite3.connect(private_file(self.path), isolation_level=None,
+                                  check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("CREATE TABLE IF NOT EXISTS alerts (seq INTEGER PRIMARY KEY "

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import SourceError
+from .files import open_private
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class EmbeddedKafka:
         url = f"tcp://{self.host}:{self.port}"
         cmd = [tansu_binary(), "broker", "--listener-url", url,
                "--advertised-listener-url", url, "--storage-engine", self.storage]
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        out = open_private(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         env = dict(os.environ, **(self.env or {}))
         # Own session: a Ctrl-C in the terminal reaches us, and we stop the broker after
         # draining. Parent-death signal: if we are killed outright, so is the broker.

@@ -6,7 +6,9 @@ every URL must be one Apprise can load), then prints the brokers, the topic bind
 binding's detectors with their effective thresholds, the channels (by service name: never a
 URL, token or password) and which channels each detector kind reaches at each severity.
 
-Exit status 0 when valid; 1 with ``file:line: what is wrong, how to fix it`` otherwise.
+Exit status 0 when valid; 1 with ``file:line: what is wrong, how to fix it`` otherwise, one
+line for each problem of the notify setup (every bad URL, tag, template and Apprise config
+entry), not only the first.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .alerts import SEVERITIES, Alert
-from .config import Binding, Config, LineDict, load_config
-from .errors import ConfigError
+from .config import Binding, Config, LineDict, LineList, load_config
+from .errors import ConfigError, ConfigErrors
 from .redact import redact_text, redact_url, register_secret, service_name
 
 
@@ -66,10 +68,28 @@ def check(path: str | None) -> Report:
         report.detectors[binding.name] = [
             DetectorInfo(d.kind, d.family, getattr(d, "severity", ""), dict(d.params))
             for d in build_detectors(config, binding)]
-    report.channels = _with_line(config, _load_channels, config)
+    report.channels = check_notify(config)
     kinds = sorted({(d.kind, d.family) for infos in report.detectors.values() for d in infos})
     report.routes, report.routing_note = _with_line(config, _routes, config, kinds)
     return report
+
+
+def check_notify(config: Config) -> list[ChannelInfo]:
+    """Every notify problem at once (bad URLs, tags and templates, each Apprise config entry
+    Apprise cannot load), each at its ``file:line``; ``run`` calls this at start-up too."""
+    errors: list[ConfigError] = []
+    channels = _load_channels(config, errors)
+    if errors:
+        raise ConfigErrors.of([_placed(config, exc) for exc in errors])
+    return channels
+
+
+def _placed(config: Config, exc: ConfigError) -> ConfigError:
+    """``exc`` with the config file and the best line, unless it already names a file."""
+    if exc.file:
+        return exc
+    return ConfigError(exc.message, file=config.file, line=_notify_line(config, exc.message),
+                       hint=exc.hint)
 
 
 def _with_line(config: Config, func: Any, *args: Any) -> Any:
@@ -107,6 +127,8 @@ def _notify_line(config: Config, message: str) -> int | None:
             item = node[int(index)]
             if isinstance(item, LineDict):
                 line = item.line
+            elif isinstance(node, LineList):
+                line = node.item_lines[int(index)]
             elif config.file and line is not None:
                 line = _find_item_line(config.file, line, int(index)) or line
             node = item
@@ -134,16 +156,24 @@ def _find_item_line(file: str, start_line: int, index: int) -> int | None:
     return None
 
 
-def _load_channels(config: Config) -> list[ChannelInfo]:
+def _load_channels(config: Config, errors: list[ConfigError]) -> list[ChannelInfo]:
     """The notify package's own loader when it is there (so check-config and the runtime agree
     exactly), else Apprise directly."""
     try:
         from .notify.channels import load_channels
         from .notify.settings import parse_settings
     except ImportError:
-        return _load_channels_with_apprise(config)
-    settings = parse_settings(config.notify)
-    channels, _fallbacks = load_channels(settings)
+        try:
+            return _load_channels_with_apprise(config)
+        except ConfigError as exc:
+            errors.append(exc)
+            return []
+    try:
+        settings = parse_settings(config.notify, errors=errors)
+        channels, _fallbacks = load_channels(settings, errors=errors)
+    except ConfigError as exc:
+        errors.append(exc)
+        return []
     out = []
     for ch in channels:
         name = redact_url(str(getattr(ch, "name", "") or getattr(ch, "url", "")))
@@ -184,7 +214,8 @@ def _load_channels_with_apprise(config: Config) -> list[ChannelInfo]:
             text = Path(path).read_text()
         except OSError as exc:
             raise ConfigError(f"notify.apprise_config: cannot read {path}: {exc.strerror}",
-                              hint="give a path relative to the working directory") from None
+                              hint="a relative path is read from the folder of the "
+                                   "config file") from None
         if not ac.add_config(text) or not ac.servers():
             raise ConfigError(f"notify.apprise_config: Apprise found no usable URL in {path}")
         for server in ac.servers():

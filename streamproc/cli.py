@@ -50,7 +50,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _common_config(p)
     p.add_argument("--demo", action="store_true",
                    help="feed the sample streams from topics/ into the embedded broker, so "
-                        "alerts appear within a minute")
+                        "alerts appear within a minute; each demo starts from a fresh state "
+                        "of its own (a temporary folder, removed at exit)")
     p.add_argument("--alerts-file", metavar="FILE", default="streamproc-alerts.jsonl",
                    help="where the embedded default also writes alerts, one JSON per line "
                         "(default: ./streamproc-alerts.jsonl)")

@@ -40,13 +40,19 @@ embedded Tansu broker.
       max_bytes: 65536             #   are cut, and say so: see alerts.py)
       max_value_bytes: 1024
 
-``${NAME}`` and ``${NAME:-default}`` are replaced from the environment anywhere in the file.
+``${NAME}`` and ``${NAME:-default}`` are replaced from the environment in the parsed values
+(``load_yaml``): a variable's value is always one string, never YAML. Settings of ``kafka:``
+and ``mqtt:`` that take a number or true/false read such a string (``port: ${MQTT_PORT}``).
+
+Relative paths in the file (state_dir, TLS files, dead-letter file, Apprise config files)
+resolve against the folder of the config file, as Prometheus and Alertmanager do.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +78,13 @@ class LineDict(dict):  # type: ignore[type-arg]
     key_lines: dict[str, int]
 
 
+class LineList(list):  # type: ignore[type-arg]
+    """A list that remembers the line of each item (1-based) and of itself."""
+
+    line: int = 0
+    item_lines: list[int]
+
+
 class _LineLoader(yaml.SafeLoader):
     pass
 
@@ -88,13 +101,101 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     return out
 
 
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+    out = LineList(loader.construct_object(item, deep=True) for item in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [item.start_mark.line + 1 for item in node.value]
+    return out
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
+                            _construct_sequence)
+
+# -- ${NAME} from the environment, in parsed values ------------------------------------------
+#
+# Substituting into the raw text would let a value rewrite the document: KPW='abc #def' would
+# end at the comment, a newline would add a key. So every ${NAME} is first replaced by an
+# inert token (letters and digits: YAML reads it as plain text anywhere, the line count does
+# not change), the text is parsed, and only then is each token in a parsed string replaced by
+# the variable's value. A value is therefore always the string it was, never YAML.
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def substitute_env(text: str, *, file: str | None = None) -> str:
-    def repl(match: re.Match[str], line: int) -> str:
+@dataclass(frozen=True, slots=True)
+class _EnvRef:
+    name: str
+    default: str | None
+    line: int
+
+
+def load_yaml(text: str, *, file: str | None = None) -> Any:
+    """Parse YAML into LineDict/LineList (lines kept for errors), then replace ``${NAME}`` and
+    ``${NAME:-default}`` in parsed strings (keys and values) from the environment. A ${NAME}
+    inside a comment is never read. Raises ConfigError with the line on bad YAML or a
+    variable that is not set."""
+    token = "streamprocenv" + secrets.token_hex(8)
+    refs: list[_EnvRef] = []
+    lines = []
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
+        def mark(match: re.Match[str], number: int = number) -> str:
+            refs.append(_EnvRef(match.group(1), match.group(2), number))
+            return f"{token}x{len(refs) - 1}x"
+        lines.append(_ENV.sub(mark, line))
+    try:
+        doc = yaml.load("".join(lines), Loader=_LineLoader)  # noqa: S506 (SafeLoader subclass)
+    except ValueError as exc:  # a tag that cannot convert its value: !!int ${PORT}
+        if token not in str(exc):
+            raise ConfigError(f"not valid YAML: {exc}", file=file) from None
+        raise ConfigError("a YAML tag such as !!int cannot convert a ${NAME} reference (it is "
+                          "replaced after parsing)", file=file,
+                          hint="leave the tag out: kafka: and mqtt: settings read numbers "
+                               "from strings") from None
+    except yaml.YAMLError as exc:
+        mark_ = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
+                          line=mark_.line + 1 if mark_ else None,
+                          hint="check indentation and quoting") from None
+    if not refs:
+        return doc
+    found = re.compile(re.escape(token) + r"x(\d+)x")
+
+    def value(match: re.Match[str]) -> str:
+        ref = refs[int(match.group(1))]
+        got = os.environ.get(ref.name)
+        if got is not None:
+            return got
+        if ref.default is not None:
+            return ref.default
+        raise ConfigError(f"environment variable {ref.name} is not set", file=file,
+                          line=ref.line,
+                          hint=f"export {ref.name}=... or write ${{{ref.name}:-default}}")
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            return found.sub(value, node) if token in node else node
+        if isinstance(node, LineDict):
+            out = LineDict()
+            out.line, out.key_lines = node.line, {}
+            for key, item in node.items():
+                new_key = walk(key)
+                out[new_key] = walk(item)
+                out.key_lines[str(new_key)] = node.key_lines.get(str(key), node.line)
+            return out
+        if isinstance(node, LineList):
+            seq = LineList(walk(item) for item in node)
+            seq.line, seq.item_lines = node.line, node.item_lines
+            return seq
+        return node
+
+    return walk(doc)
+
+
+def substitute_env(text: str, *, file: str | None = None, line: int | None = None) -> str:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in one value (already parsed: a string,
+    not a document)."""
+    def repl(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         value = os.environ.get(name)
         if value is None:
@@ -103,13 +204,7 @@ def substitute_env(text: str, *, file: str | None = None) -> str:
             raise ConfigError(f"environment variable {name} is not set", file=file, line=line,
                               hint=f"export {name}=... or write ${{{name}:-default}}")
         return value
-    # Comments may mention ${VARS} in prose; only substitute outside comments.
-    out_lines = []
-    for number, line in enumerate(text.splitlines(keepends=True), 1):
-        stripped = line.lstrip()
-        out_lines.append(line if stripped.startswith("#") else
-                         _ENV.sub(lambda m, n=number: repl(m, n), line))
-    return "".join(out_lines)
+    return _ENV.sub(repl, text)
 
 
 def _line(node: Any, key: str | None = None) -> int | None:
@@ -266,14 +361,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
 
 
 def parse_config_text(text: str, *, file: str | None = None) -> Config:
-    text = substitute_env(text, file=file)
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
-                          line=mark.line + 1 if mark else None,
-                          hint="check indentation and quoting") from None
+    doc = load_yaml(text, file=file)
     if doc is None:
         doc = LineDict()
     if not isinstance(doc, dict):
@@ -288,6 +376,7 @@ def parse_config(doc: dict[str, Any], *, file: str | None) -> Config:
         key = sorted(unknown)[0]
         raise ConfigError(f"unknown top-level key {key!r}", file=file, line=_line(doc, key),
                           hint=f"known keys: {', '.join(sorted(_TOP_KEYS))}")
+    _resolve_paths(doc, file)
     kafka = _parse_kafka(doc.get("kafka"), file) if doc.get("kafka") is not None else None
     mqtt = _parse_mqtt(doc.get("mqtt"), file) if doc.get("mqtt") is not None else None
     topics = doc.get("topics")
@@ -314,7 +403,9 @@ def parse_config(doc: dict[str, Any], *, file: str | None) -> Config:
                           file=file, line=_line(state, "checkpoint_interval"))
     config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=dict(detectors),
                     checkpoint_interval=float(interval),
-                    checkpoints=bool(state.get("checkpoints", True)),
+                    checkpoints=bool(_read_scalar(bool, state.get("checkpoints", True),
+                                                  "state.checkpoints", state, "checkpoints",
+                                                  file)),
                     notify=dict(doc.get("notify") or {}),
                     state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
                     raw=doc, alert_limits=_parse_alerts(doc.get("alerts"), file))
@@ -349,6 +440,40 @@ def _parse_alerts(node: Any, file: str | None) -> AlertLimits:
     return result
 
 
+# Settings that name a file or folder: (section, key); None is the top level.
+_PATH_SETTINGS = [(None, "state_dir"), ("kafka", "ssl_cafile"), ("kafka", "ssl_certfile"),
+                  ("kafka", "ssl_keyfile"), ("mqtt", "dead_letter_file"), ("mqtt.tls", "ca_file"),
+                  ("mqtt.tls", "cert_file"), ("mqtt.tls", "key_file"),
+                  ("notify", "apprise_config")]
+
+
+def _resolve_paths(doc: dict[str, Any], file: str | None) -> None:
+    """Make the relative paths written in ``file`` relative to its folder, not to the working
+    directory (as Prometheus and Alertmanager do), so one config works from anywhere. Paths
+    left at their defaults (state_dir, mqtt.dead_letter_file) stay relative to the working
+    directory."""
+    if file is None:
+        return
+    base = Path(os.path.abspath(file)).parent
+
+    def resolved(value: Any) -> Any:
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            return str(base / value)
+        return value
+
+    for section, key in _PATH_SETTINGS:
+        node: Any = doc
+        for part in section.split(".") if section else []:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or key not in node:
+            continue
+        value = node[key]
+        if isinstance(value, list):  # in place: a LineList keeps the lines of its items
+            value[:] = [resolved(v) for v in value]
+        else:
+            node[key] = resolved(value)
+
+
 def default_bindings(source: str = "kafka") -> list[Binding]:
     # The default topics are produced keyed by their contract key (streamproc produce,
     # the agent, the samples), so their keyed detectors need no repartitioning.
@@ -364,6 +489,39 @@ def _expect_mapping(node: Any, what: str, file: str | None, line: int | None) ->
     return node
 
 
+_SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool}
+
+
+def _read_scalar(kind: type, value: Any, where: str, node: Any, key: str,
+                 file: str | None) -> Any:
+    """``value`` as ``kind`` (int, float or bool) when it is a string (``${NAME}`` gives one:
+    "false" must not be a true string); other values are returned as they are."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    try:
+        if kind is bool:
+            if text not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                raise ValueError(text)
+            return text in ("true", "yes", "on", "1")
+        return kind(text)
+    except ValueError:
+        expected = "true or false" if kind is bool else "a number"
+        raise ConfigError(f"{where} must be {expected}, not {value!r}", file=file,
+                          line=_line(node, key)) from None
+
+
+def _coerce_scalars(cls: type, values: dict[str, Any], node: Any, section: str,
+                    file: str | None) -> None:
+    """A string where ``cls`` takes a number or true/false (``port: ${MQTT_PORT}``: a
+    variable's value is a string) is read as that type; one that does not read is an error."""
+    for name, spec in cls.__dataclass_fields__.items():  # type: ignore[attr-defined]
+        kind = _SCALARS.get(str(spec.type).replace(" | None", ""))
+        if kind is not None and name in values:
+            values[name] = _read_scalar(kind, values[name], f"{section}.{name}", node, name,
+                                        file)
+
+
 def _parse_kafka(node: Any, file: str | None) -> KafkaConfig:
     node = _expect_mapping(node, "'kafka'", file, _line(node))
     known = set(KafkaConfig.__slots__) - {"embedded"}  # type: ignore[attr-defined]
@@ -376,6 +534,7 @@ def _parse_kafka(node: Any, file: str | None) -> KafkaConfig:
                           hint="e.g. bootstrap_servers: kafka:9092 (omit 'kafka' entirely to "
                                "run the embedded broker)")
     values = dict(node)
+    _coerce_scalars(KafkaConfig, values, node, "kafka", file)
     if isinstance(values["bootstrap_servers"], list):
         values["bootstrap_servers"] = ",".join(values["bootstrap_servers"])
     protocol = str(values.get("security_protocol", "PLAINTEXT")).upper()
@@ -410,6 +569,7 @@ def _parse_mqtt(node: Any, file: str | None) -> MqttConfig:
             raise ConfigError(f"unknown mqtt setting {key!r}", file=file, line=_line(node, key),
                               hint=f"known settings: {', '.join(sorted(known))}")
     values = dict(node)
+    _coerce_scalars(MqttConfig, values, node, "mqtt", file)
     values["protocol"] = str(values.get("protocol", "5"))
     if values["protocol"] not in ("5", "3.1.1", "311"):
         raise ConfigError(f"mqtt.protocol must be 5 or 3.1.1, not {values['protocol']!r}",
@@ -420,6 +580,11 @@ def _parse_mqtt(node: Any, file: str | None) -> MqttConfig:
                                "here: alerts are deduplicated by fingerprint")
     if values.get("tls") is True:
         values["tls"] = {}
+    tls = values.get("tls")
+    if isinstance(tls, dict) and "insecure" in tls:  # "false" from ${VAR} must stay false
+        values["tls"] = {**tls, "insecure": _read_scalar(bool, tls["insecure"],
+                                                         "mqtt.tls.insecure", tls, "insecure",
+                                                         file)}
     return MqttConfig(**values)
 
 

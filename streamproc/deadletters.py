@@ -28,6 +28,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from .decode import DeadLetter
 from .decode.deadletter import KEY_KEEP, MAX_DEAD_LETTER_BYTES
+from .files import open_private, private_dir
 from .logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class FileDeadLetters:
                  max_line_bytes: int = MAX_DEAD_LETTER_BYTES) -> None:
         self.path = Path(path)
         if self.path.parent != Path(""):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
         self.max_line_bytes = max_line_bytes
         self.bounded = _bounded_log()
         self.count = 0
@@ -129,7 +130,7 @@ class FileDeadLetters:
     async def write(self, dead: list[DeadLetter]) -> None:
         if not dead:
             return
-        with open(self.path, "ab") as f:
+        with open_private(self.path, "ab") as f:
             for dl in dead:
                 _report(self.bounded, dl)
                 f.write(dl.encode(self.max_line_bytes - 1) + b"\n")

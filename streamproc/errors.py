@@ -31,3 +31,23 @@ class SourceError(StreamprocError):
 
 class DeliveryError(StreamprocError):
     """A notification could not be delivered."""
+
+
+class ConfigErrors(ConfigError):
+    """Several configuration errors found in one pass; ``str()`` has one line for each, so a
+    user fixes them all at once instead of one per run. ``file``, ``line``, ``message`` and
+    ``hint`` are the first one's."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        flat: list[ConfigError] = []
+        for error in errors:
+            flat.extend(error.errors if isinstance(error, ConfigErrors) else [error])
+        self.errors = flat
+        first = flat[0]
+        super().__init__(first.message, file=first.file, line=first.line, hint=first.hint)
+        self.args = ("\n".join(str(e) for e in flat),)
+
+    @staticmethod
+    def of(errors: list[ConfigError]) -> ConfigError:
+        """The one error, or all of them together."""
+        return errors[0] if len(errors) == 1 else ConfigErrors(errors)

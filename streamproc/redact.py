@@ -197,7 +197,7 @@ def register_config_secrets(config: object) -> None:
         register_secret(getattr(mqtt, "password", None))
     notify = getattr(config, "notify", None) or {}
     urls = notify.get("urls") or []
-    for entry in [urls] if isinstance(urls, str) else urls:
+    for entry in [urls] if isinstance(urls, str) else urls if isinstance(urls, list) else []:
         url = entry.get("url") if isinstance(entry, dict) else entry
         if isinstance(url, str):
             register_url_secrets(url)

@@ -42,6 +42,7 @@ from .decode.deadletter import MAX_DEAD_LETTER_BYTES
 from .detectors import DetectorEngine, build_engine
 from .errors import ConfigError, StreamprocError
 from .events import Event
+from .files import open_private
 
 BATCH = 4096  # events per engine call: large enough to amortise, small enough for memory
 
@@ -244,13 +245,15 @@ def main(args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(result.alerts_jsonl())
             sys.stdout.flush()
         else:
-            Path(args.alerts_out).write_bytes(result.alerts_jsonl())
+            with open_private(args.alerts_out, "wb") as out:
+                out.write(result.alerts_jsonl())
         dl_path = args.dead_letters_out
         if dl_path is None and not to_stdout and result.dead_letters:
             dl_path = f"{args.alerts_out}.deadletters.jsonl"
         if dl_path is not None:
-            Path(dl_path).write_bytes(b"".join(
-                d.encode(MAX_DEAD_LETTER_BYTES - 1) + b"\n" for d in result.dead_letters))
+            with open_private(dl_path, "wb") as out:
+                out.write(b"".join(d.encode(MAX_DEAD_LETTER_BYTES - 1) + b"\n"
+                                   for d in result.dead_letters))
     except OSError as exc:
         print(f"streamproc replay: cannot write output: {exc}", file=sys.stderr)
         return 1

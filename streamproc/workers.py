@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from .config import Config
+from .files import private_dir
 
 log = logging.getLogger("streamproc.workers")
 
@@ -72,7 +73,7 @@ def run_workers(args: argparse.Namespace, config: Config) -> int:
         from .config import KafkaConfig
         from .runner import feed_samples
 
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.state_dir)
         broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log").start()
         bootstrap = broker.bootstrap_servers
         log.info("embedded broker on %s for %d workers", bootstrap, workers)

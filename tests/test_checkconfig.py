@@ -179,3 +179,87 @@ def test_without_the_notify_package_apprise_still_validates_the_urls(
     assert rc == 1
     assert_error_at(tmp_path, err, 4, "notify.urls[1]")
     assert "Pw-9x" not in err
+
+
+APPRISE_FIVE = """\
+urls:
+  - json://127.0.0.1:9/first:
+      tag: security-team
+  - nosuchservice://user:Hidden-Pw-77@example.com/x:
+      tag: dev
+  - json://127.0.0.1:9/third
+  - slack://T1JJ3T3L2/Secr3tB:
+      tag: oncall
+  - mailto://:
+      tag: support
+"""
+
+
+def test_every_apprise_config_entry_apprise_cannot_load_is_an_error_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    apprise_file = tmp_path / "apprise.yml"
+    apprise_file.write_text(APPRISE_FIVE)
+    rc, out, err = run(tmp_path, "notify:\n  apprise_config: apprise.yml\n", capsys)
+    assert rc == 1, out
+    lines = err.strip().splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        f"{apprise_file}:4", f"{apprise_file}:7", f"{apprise_file}:9"]
+    assert all("Apprise cannot load" in line for line in lines)
+    for secret in ("Hidden-Pw-77", "T1JJ3T3L2", "Secr3tB"):
+        assert secret not in err
+
+
+def test_notify_type_errors_are_all_reported_with_their_lines(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = ("notify:\n"
+            "  urls:\n"
+            "    - {url: \"json://127.0.0.1:9/a\", tags: 5}\n"
+            "    - json://127.0.0.1:9/b\n"
+            "    - nosuchservice://u:Pw-9x@h/x\n"
+            "  templates:\n"
+            "    brute_force:\n"
+            "      title: [a, b]\n"
+            "      body: \"$body\"\n")
+    rc, _, err = run(tmp_path, text, capsys)
+    assert rc == 1
+    places = [line.split(": ", 1) for line in err.strip().splitlines()]
+    config = tmp_path / "streamproc.yaml"
+    assert [(p, m.split(":")[0]) for p, m in places] == [
+        (f"{config}:3", "notify.urls[0].tags"),
+        (f"{config}:8", "notify.templates.brute_force.title"),
+        (f"{config}:5", "notify.urls[2]")]
+    assert "Traceback" not in err and "Pw-9x" not in err
+
+
+def test_run_refuses_to_start_with_a_broken_apprise_entry(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "apprise.yml").write_text(APPRISE_FIVE)
+    config = tmp_path / "streamproc.yaml"
+    config.write_text("notify:\n  apprise_config: apprise.yml\n")
+    proc = subprocess.run([sys.executable, "-m", "streamproc.cli", "run", "-c", str(config)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'apprise.yml'}:4: " in proc.stderr
+    assert f"{tmp_path / 'apprise.yml'}:9: " in proc.stderr
+    assert "Hidden-Pw-77" not in proc.stderr
+
+
+def test_apprise_include_is_reported_not_silently_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "apprise.yml").write_text("include:\n  - more.yml\nurls:\n"
+                                          "  - json://127.0.0.1:9/a\n")
+    rc, _, err = run(tmp_path, "notify:\n  apprise_config: apprise.yml\n", capsys)
+    assert rc == 1
+    assert err.startswith(f"{tmp_path / 'apprise.yml'}:1: include is not followed")
+
+
+def test_apprise_entry_error_masks_the_settings_under_the_url(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "apprise.yml").write_text(
+        "urls:\n  - mailto://:\n      user: someone\n      pass: Sup3rS3cretPw\n"
+        "      from: \"not-an-email Sup3rS3cretPw\"\n")
+    rc, _, err = run(tmp_path, "notify:\n  apprise_config: apprise.yml\n", capsys)
+    assert rc == 1 and f"{tmp_path / 'apprise.yml'}:2: Apprise cannot load mailto://" in err
+    assert "Sup3rS3cretPw" not in err and "someone" not in err

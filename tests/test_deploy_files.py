@@ -3,7 +3,10 @@ here, so they are parsed and checked, not run)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -20,12 +23,12 @@ def test_compose_has_kafka_in_kraft_mode_mosquitto_and_streamproc() -> None:
     assert kafka["image"].startswith("apache/kafka")
     env = kafka["environment"]
     assert "controller" in env["KAFKA_PROCESS_ROLES"] and "broker" in env["KAFKA_PROCESS_ROLES"]
-    assert "9092:9092" in kafka["ports"]
+    assert "127.0.0.1:9092:9092" in kafka["ports"]
     assert services["mosquitto"]["image"].startswith("eclipse-mosquitto")
-    assert "1883:1883" in services["mosquitto"]["ports"]
+    assert "127.0.0.1:1883:1883" in services["mosquitto"]["ports"]
     sp = services["streamproc"]
     assert sp["build"] == "."
-    assert "9108:9108" in sp["ports"]
+    assert "127.0.0.1:9108:9108" in sp["ports"]
     mounts = {m.split(":")[1]: m.split(":")[0] for m in sp["volumes"] if m.startswith("./")}
     assert mounts["/etc/streamproc/streamproc.yaml"] == "./deploy/streamproc.yaml"
     for host_path in mounts.values():
@@ -51,3 +54,69 @@ def test_dockerfile_installs_the_package_and_runs_streamproc() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "pip install" in text and 'ENTRYPOINT ["streamproc"]' in text
     assert "USER streamproc" in text
+
+
+def _compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+
+
+def test_every_published_port_is_bound_to_loopback() -> None:
+    published = [(name, port) for name, service in _compose()["services"].items()
+                 for port in service.get("ports", [])]
+    assert published  # Kafka, Mosquitto and the metrics are published, on loopback only
+    for name, port in published:
+        assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_every_host_the_deploy_config_names_is_a_compose_service() -> None:
+    services = set(_compose()["services"])
+    config = load_config(ROOT / "deploy" / "streamproc.yaml")
+    assert config.kafka is not None and config.mqtt is not None
+    hosts = {server.rsplit(":", 1)[0] for server in config.kafka.bootstrap_servers.split(",")}
+    hosts.add(config.mqtt.host)
+    apprise_files = config.notify["apprise_config"]
+    for path in [apprise_files] if isinstance(apprise_files, str) else apprise_files:
+        for entry in yaml.safe_load(Path(path).read_text())["urls"]:
+            url = entry if isinstance(entry, str) else next(iter(entry))
+            hosts.add(urlsplit(url).hostname or "")
+    for entry in config.notify.get("urls") or []:
+        hosts.add(urlsplit(entry if isinstance(entry, str) else entry["url"]).hostname or "")
+    assert hosts <= services, hosts - services
+
+
+def test_compose_mounts_the_apprise_config_next_to_the_config_that_names_it() -> None:
+    sp = _compose()["services"]["streamproc"]
+    mounts = {m.split(":")[0]: m.split(":")[1] for m in sp["volumes"] if m.startswith("./")}
+    config_in_container = Path(mounts["./deploy/streamproc.yaml"])
+    apprise = yaml.safe_load((ROOT / "deploy" / "streamproc.yaml").read_text())["notify"][
+        "apprise_config"]
+    assert not Path(apprise).is_absolute()
+    assert mounts[f"./deploy/{apprise}"] == str(config_in_container.parent / apprise)
+
+
+def test_check_config_passes_on_the_deploy_config_from_the_repo_root_and_from_deploy() -> None:
+    for cwd, path in ((ROOT, "deploy/streamproc.yaml"), (ROOT / "deploy", "streamproc.yaml")):
+        proc = subprocess.run([sys.executable, "-m", "streamproc.cli", "check-config", "-c",
+                               path], cwd=cwd, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "json json://" in proc.stdout  # the webhook receiver's channel was loaded
+
+
+def test_the_compose_webhook_receiver_prints_what_apprise_sends_it() -> None:
+    import apprise
+
+    service = _compose()["services"]["webhook-receiver"]
+    script = next(m.split(":")[0] for m in service["volumes"] if m.split(":")[0].endswith(".py"))
+    proc = subprocess.Popen([sys.executable, "-u", str(ROOT / script), "--host", "127.0.0.1",
+                             "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().rsplit(":", 1)[1])
+        sender = apprise.Apprise()
+        sender.add(f"json://127.0.0.1:{port}/alerts")
+        assert sender.notify(title="brute_force on alice", body="5 failed logins")
+        line = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert '"path": "/alerts"' in line and "brute_force on alice" in line

@@ -4,7 +4,8 @@ A channel is one Apprise service (one URL) with its tags. Channels come from
 - inline ``notify.urls`` (a string, or ``{url: ..., tags: [...]}``); an inline URL without tags
   is a *catch-all*: it receives every alert, so the smallest config works;
 - Apprise YAML/TEXT config files named in ``notify.apprise_config`` (tags as Apprise defines
-  them), read with ``apprise.AppriseConfig`` after ``${ENV}`` substitution;
+  them), parsed by Apprise itself entry by entry (``apprise_file_services``), ``${ENV}``
+  replaced in the parsed values; an entry Apprise cannot load is an error at its line;
 - the local sinks: the alerts file and the console (plugins.py).
 
 Secrets: a channel's ``id`` is a hash of its URL and its ``name`` is ``redact_url(url)``; only
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,10 +25,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import apprise
+import yaml
 from apprise.common import NotifyFormat
 
-from ..config import substitute_env
-from ..errors import ConfigError
+from ..config import LineDict, LineList, load_yaml, substitute_env
+from ..errors import ConfigError, ConfigErrors
+from ..redact import redact_text
 from . import plugins
 from .settings import NotifySettings
 
@@ -149,7 +153,7 @@ def _instantiate(url: str, where: str) -> Any:
 
 def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
     """``notify.channels: {TAG-or-NAME: {rate: 5, burst: 20, timeout: 5s, ...}}``."""
-    from .settings import parse_duration
+    from .settings import parse_bool, parse_duration
 
     for selector, over in settings.channel_overrides.items():
         if selector not in ch.tags and selector not in (ch.name, ch.id, ch.service_name):
@@ -161,18 +165,188 @@ def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
             if key in over:
                 setattr(ch, key, max(1, int(over[key])))
         if "fast" in over:
-            ch.fast = bool(over["fast"])
+            ch.fast = parse_bool(over["fast"], where=f"{where}.fast")
         for key in ("timeout", "group_wait", "group_interval"):
             if key in over:
                 setattr(ch, key, parse_duration(over[key], where=f"{where}.{key}"))
 
 
+# -- Apprise config files ---------------------------------------------------------------------
+#
+# AppriseConfig.add_config() loads what it can and logs the rest: three broken entries of five
+# were once dropped without a word. So each entry is given to Apprise's own parser alone
+# (with the file's global settings: version, asset, tag, groups), the services it loaded are
+# counted against the services the entry declares, and a shortfall is an error at the entry's
+# line, with Apprise's reason (its tokens masked).
+
+
+class _AppriseLog(logging.Handler):
+    """Collects what Apprise logs while it parses one entry (and keeps it out of our log:
+    Apprise's messages may quote the URL)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.messages.append(record.getMessage())
+
+
+def _parse_alone(parse: Any, content: str) -> tuple[list[Any], list[str]]:
+    logger = logging.getLogger("apprise")
+    handler = _AppriseLog()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        services, _includes = parse(content)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    return list(services), handler.messages
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [str(node)] if isinstance(node, str | int) and not isinstance(node, bool) else []
+
+
+def _reason(messages: list[str], url: str, entry: Any = None) -> str:
+    """Apprise's own words for why an entry did not load, without any part of its URL or of
+    the settings written under it (a password, a token)."""
+    why = next((m for m in messages if not m.startswith(("Could not load", "Unparseable"))),
+               "")
+    why = re.sub(r",? *(?:\(YAML )?(?:in YAML configuration )?entry #\d+(?:, item #\d+)?\)?",
+                 "", why)
+    if not why:
+        return ""
+    shown = redact_url(url)
+    parts = set(re.split(r"[/:@?&=#,;\s]+", url)) | set(_strings(entry))
+    for part in sorted(parts, key=len, reverse=True):
+        if len(part) >= 3 and part not in shown:
+            why = why.replace(part, "***")
+    return redact_text(why.strip().rstrip("."))
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _entry_url(entry: Any) -> str:
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        return next((str(k) for k in entry if "://" in str(k)), "")
+    return ""
+
+
+def _declared(entry: Any) -> int:
+    """How many services an entry of ``urls:`` declares: a URL with a list of settings under
+    it is one service for each item."""
+    if isinstance(entry, dict):
+        settings = entry.get(_entry_url(entry))
+        if isinstance(settings, list) and settings:
+            return len(settings)
+    return 1
+
+
+def apprise_file_services(text: str, file: str, errors: list[ConfigError]) -> list[Any]:
+    """The Apprise services of one Apprise config file (YAML or TEXT); each entry that Apprise
+    cannot load (wholly or partly) is appended to ``errors`` with ``file:line``."""
+    from apprise.config.base import ConfigBase
+
+    services: list[Any] = []
+    fmt = ConfigBase.detect_config_format(text)
+    if fmt is None or str(getattr(fmt, "value", fmt)) != "yaml":
+        # TEXT: one ``[tags=]url`` per line; # and ; start comments.
+        for number, line in enumerate(text.splitlines(), 1):
+            stripped = line.strip()
+            if not stripped or stripped[0] in "#;":
+                continue
+            try:
+                line = substitute_env(line, file=file, line=number)
+            except ConfigError as exc:
+                errors.append(exc)
+                continue
+            if "\n" in line or "\r" in line:
+                errors.append(ConfigError("an environment variable on this line holds a line "
+                                          "break", file=file, line=number,
+                                          hint="a variable's value must stay on its line"))
+                continue
+            loaded, messages = _parse_alone(ConfigBase.config_parse_text, line)
+            head, _, tail = line.strip().partition("=")
+            url = line.strip() if "://" in head or not tail else tail.strip()
+            if not loaded:
+                errors.append(_entry_error(file, number, url, messages))
+            services.extend(loaded)
+        if not services and not errors:
+            errors.append(ConfigError("Apprise found no usable URL in this config", file=file,
+                                      hint="see https://github.com/caronc/apprise/wiki/config"))
+        return services
+    try:
+        doc = load_yaml(text, file=file)
+    except ConfigError as exc:
+        errors.append(exc)
+        return services
+    urls = doc.get("urls") if isinstance(doc, dict) else None
+    if not isinstance(urls, list) or not urls:
+        errors.append(ConfigError("Apprise found no URL in this config", file=file,
+                                  line=doc.line if isinstance(doc, LineDict) else None,
+                                  hint="list them under urls: (see "
+                                       "https://github.com/caronc/apprise/wiki/config_yaml)"))
+        return services
+    if "include" in doc:
+        errors.append(ConfigError("include is not followed here", file=file,
+                                  line=doc.key_lines.get("include") if isinstance(
+                                      doc, LineDict) else None,
+                                  hint="name each Apprise config file in "
+                                       "notify.apprise_config instead"))
+    common = {k: _plain(v) for k, v in doc.items() if k not in ("urls", "include")}
+    lines = urls.item_lines if isinstance(urls, LineList) else [None] * len(urls)
+    for entry, number in zip(urls, lines, strict=True):
+        content = yaml.safe_dump({**common, "urls": [_plain(entry)]}, sort_keys=False)
+        loaded, messages = _parse_alone(ConfigBase.config_parse_yaml, content)
+        if len(loaded) < _declared(entry):
+            errors.append(_entry_error(file, number, _entry_url(entry), messages,
+                                       partly=bool(loaded), entry=entry))
+        services.extend(loaded)
+    return services
+
+
+def _entry_error(file: str, line: int | None, url: str, messages: list[str], *,
+                 partly: bool = False, entry: Any = None) -> ConfigError:
+    # The URL is followed by a space: redact_text reads a URL up to the next blank.
+    what = "every service of " if partly else ""
+    shown = redact_url(url) if url else "this entry"
+    why = _reason(messages, url, entry)
+    return ConfigError(f"Apprise cannot load {what}{shown} ({why or 'no reason given'})",
+                       file=file, line=line,
+                       hint="check the URL and its settings against the Apprise wiki for that "
+                            "service")
+
+
 def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
-                  console: bool = False) -> tuple[list[Channel], list[Channel]]:
-    """All channels, and the fallback channels (possibly also among the first list)."""
+                  console: bool = False, errors: list[ConfigError] | None = None,
+                  ) -> tuple[list[Channel], list[Channel]]:
+    """All channels, and the fallback channels (possibly also among the first list).
+
+    Every URL and every entry of every Apprise config file is checked, and all the problems
+    are reported, not the first: appended to ``errors`` when given, else raised together
+    (ConfigErrors) once everything was read."""
+    problems: list[ConfigError] = []
     channels: list[Channel] = []
     for i, entry in enumerate(settings.urls):
         where = f"notify.urls[{i}]"
+        if entry is None:  # rejected by parse_settings, reported there
+            continue
         if isinstance(entry, dict):
             url = entry.get("url")
             tags = entry.get("tags") or entry.get("tag") or []
@@ -181,10 +355,15 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
         else:
             url, tags = entry, []
         if not isinstance(url, str) or "://" not in url:
-            raise ConfigError(f"{where}: expected an Apprise URL like json://host/path",
-                              hint="or {url: ..., tags: [...]}")
-        url = substitute_env(url, file=None)
-        service = _instantiate(url, where)
+            problems.append(ConfigError(f"{where}: expected an Apprise URL like "
+                                        f"json://host/path", hint="or {url: ..., tags: [...]}"))
+            continue
+        # ${NAME} was replaced when the config was read (config.load_yaml): once, never again.
+        try:
+            service = _instantiate(url, where)
+        except ConfigError as exc:
+            problems.append(exc)
+            continue
         channels.append(_make(url, service, tags, settings, catch_all=not tags))
     for path_text in settings.apprise_config:
         path = Path(path_text)
@@ -193,14 +372,12 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
         try:
             text = path.read_text()
         except OSError as exc:
-            raise ConfigError(f"notify.apprise_config: cannot read {path}: {exc.strerror}",
-                              hint="give a path relative to the working directory") from None
-        text = substitute_env(text, file=str(path))
-        ac = apprise.AppriseConfig()
-        if not ac.add_config(text) or not ac.services():
-            raise ConfigError(f"{path}: Apprise found no usable URL in this config",
-                              hint="see https://github.com/caronc/apprise/wiki/config")
-        for service in ac.services():
+            problems.append(ConfigError(f"notify.apprise_config: cannot read {path}: "
+                                        f"{exc.strerror}",
+                                        hint="a relative path is read from the folder of the "
+                                             "config file"))
+            continue
+        for service in apprise_file_services(text, str(path), problems):
             url = _service_url(service)
             channels.append(_make(url, service, [str(t) for t in service.tags], settings))
     if alerts_file:
@@ -219,16 +396,24 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
     if settings.fallback:
         fb = str(settings.fallback)
         if "://" in fb:
-            fb = substitute_env(fb)
-            ch = _make(fb, _instantiate(fb, "notify.fallback"), ["fallback"], settings,
-                       internal=True)
-            channels.append(ch)
-            fallbacks.append(ch)
+            try:
+                ch = _make(fb, _instantiate(fb, "notify.fallback"), ["fallback"], settings,
+                           internal=True)
+            except ConfigError as exc:
+                problems.append(exc)
+            else:
+                channels.append(ch)
+                fallbacks.append(ch)
         else:
             fallbacks = [c for c in channels if fb in c.tags]
-            if not fallbacks:
-                raise ConfigError(f"notify.fallback: no channel has the tag {fb!r}",
-                                  hint="give a URL, or a tag used in your Apprise config")
+            if not fallbacks and not problems:  # else the channel may be among the broken
+                problems.append(ConfigError(f"notify.fallback: no channel has the tag {fb!r}",
+                                            hint="give a URL, or a tag used in your Apprise "
+                                                 "config"))
+    if problems:
+        if errors is None:
+            raise ConfigErrors.of(problems)
+        errors.extend(problems)
     seen: dict[str, Channel] = {}
     for ch in channels:
         _apply_overrides(ch, settings)

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from ..files import open_private, private_dir
+
 log = logging.getLogger("streamproc.notify")
 
 DeadLetterCallback = Callable[[list[dict[str, Any]]], Awaitable[None]]
@@ -46,8 +48,8 @@ class DeadLetters:
         self.append_file(records)
 
     def append_file(self, records: list[dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as fh:
+        private_dir(self.path.parent)
+        with open_private(self.path, "ab") as fh:
             for r in records:
                 fh.write(orjson.dumps(r, default=str) + b"\n")
             fh.flush()

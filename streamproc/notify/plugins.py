@@ -20,6 +20,8 @@ from urllib.parse import quote
 
 from apprise.decorators import notify
 
+from ..files import open_private, private_dir
+
 FILE_SCHEMA = "streamprocfile"  # Apprise schemas cannot contain "-"
 CONSOLE_SCHEMA = "streamprocconsole"
 _file_lock = threading.Lock()
@@ -42,8 +44,8 @@ def _write_file(body: str, title: str, notify_type: str, meta: dict[str, Any],
         return False
     data = body if body.endswith("\n") else body + "\n"
     with _file_lock:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as fh:
+        private_dir(Path(path).parent)
+        with open_private(path, "a", encoding="utf-8") as fh:
             fh.write(data)
             fh.flush()
             # fsync: the notification log will say "sent"; the file must then hold it.

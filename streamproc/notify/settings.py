@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigErrors
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -32,6 +32,18 @@ def parse_duration(value: Any, *, where: str = "duration") -> float:
         raise ConfigError(f"{where}: cannot read duration {value!r}",
                           hint="write a number of seconds or e.g. 500ms, 30s, 5m, 4h, 1d")
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def parse_bool(value: Any, *, where: str) -> bool:
+    """true/false, also from a string (``${NAME}`` gives one, and "false" is a true string)."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", ""):
+        return False
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
 
 
 @dataclass(slots=True)
@@ -90,9 +102,82 @@ _INTS = ("burst", "digest_max", "max_in_flight", "max_value_len", "max_title_len
          "max_body_len", "max_group_items", "max_backlog")
 
 
-def parse_settings(cfg: dict[str, Any] | None) -> NotifySettings:
-    """Validate ``notify:``; a wrong key or value raises ConfigError naming ``notify.KEY``."""
+def _url_entry_errors(index: int, entry: Any) -> list[ConfigError]:
+    """``notify.urls[i]``: a URL string, or ``{url: ..., tags: [...]}`` with string tags."""
+    where = f"notify.urls[{index}]"
+    if isinstance(entry, str):
+        return []
+    if not isinstance(entry, dict):
+        return [ConfigError(f"{where}: expected an Apprise URL or {{url: ..., tags: [...]}}, "
+                            f"got {type(entry).__name__}")]
+    errors = []
+    unknown = sorted(set(entry) - {"url", "tags", "tag"})
+    if unknown:
+        errors.append(ConfigError(f"{where}: unknown key {unknown[0]!r}",
+                                  hint="an entry takes url and tags"))
+    if not isinstance(entry.get("url"), str):
+        errors.append(ConfigError(f"{where}.url: expected an Apprise URL like json://host/path"))
+    tags = entry.get("tags", entry.get("tag"))
+    if tags is not None and not isinstance(tags, str) and not (
+            isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        errors.append(ConfigError(f"{where}.tags: expected a tag or a list of tags, got "
+                                  f"{tags!r}", hint="tags: [security-team, oncall]"))
+    return errors
+
+
+_TEMPLATE_KEYS = ("title", "body")
+
+
+def _template_errors(templates: dict[str, Any]) -> list[ConfigError]:
+    """``notify.templates.KIND``: ``{title: "...", body: "..."}``, both strings: a list or a
+    mapping would pass here and then fail in every delivery."""
+    errors = []
+    for kind, tpl in templates.items():
+        where = f"notify.templates.{kind}"
+        if tpl is None:
+            continue
+        if not isinstance(tpl, dict):
+            errors.append(ConfigError(f"{where}: expected {{title: ..., body: ...}}"))
+            continue
+        for key, value in tpl.items():
+            if key not in _TEMPLATE_KEYS:
+                errors.append(ConfigError(f"{where}: unknown key {key!r}",
+                                          hint="a template takes title and body"))
+            elif not isinstance(value, str):
+                got = "a list" if isinstance(value, list) else "a mapping" if isinstance(
+                    value, dict) else repr(value)
+                errors.append(ConfigError(f"{where}.{key}: expected a string, got {got}",
+                                          hint=f'{key}: "$emoji $title" (quote it)'))
+    return errors
+
+
+def parse_settings(cfg: dict[str, Any] | None, *,
+                   errors: list[ConfigError] | None = None) -> NotifySettings:
+    """Validate ``notify:``; a wrong key or value raises ConfigError naming ``notify.KEY``.
+
+    Bad ``urls`` entries and templates are all reported, not only the first: with ``errors``
+    given they are appended there (and left out of the settings) for the caller to report
+    with the rest; without it they are raised together (ConfigErrors)."""
     cfg = dict(cfg or {})
+    problems: list[ConfigError] = []
+    urls_cfg = cfg.get("urls")
+    if isinstance(urls_cfg, list):
+        kept = []
+        for i, entry in enumerate(urls_cfg):
+            found = _url_entry_errors(i, entry)
+            problems.extend(found)
+            kept.append(None if found else entry)
+        cfg["urls"] = kept
+    templates_cfg = cfg.get("templates")
+    if isinstance(templates_cfg, dict):
+        found = _template_errors(templates_cfg)
+        problems.extend(found)
+        if found:
+            cfg["templates"] = {}
+    if problems and errors is None:
+        raise ConfigErrors.of(problems)
+    if errors is not None:
+        errors.extend(problems)
     unknown = sorted(set(cfg) - _KNOWN)
     if unknown:
         raise ConfigError(f"notify: unknown key {unknown[0]!r}",
@@ -112,9 +197,10 @@ def parse_settings(cfg: dict[str, Any] | None) -> NotifySettings:
             raise ConfigError("notify.routes: expected a list of rules",
                               hint="routes: [{match: {kind: brute_force}, tags: [oncall]}]")
         s.routes = list(cfg["routes"])
-        s.default_routes = bool(cfg.get("default_routes", False))
+        s.default_routes = parse_bool(cfg.get("default_routes", False),
+                                      where="notify.default_routes")
     elif "default_routes" in cfg:
-        s.default_routes = bool(cfg["default_routes"])
+        s.default_routes = parse_bool(cfg["default_routes"], where="notify.default_routes")
     gb = cfg.get("group_by", s.group_by)
     s.group_by = [gb] if isinstance(gb, str) else [str(x) for x in gb]
     for key in _DURATIONS:
@@ -155,7 +241,7 @@ def parse_settings(cfg: dict[str, Any] | None) -> NotifySettings:
         raise ConfigError("notify.templates: expected {kind: {title: ..., body: ...}}")
     s.templates = {str(k): dict(v or {}) for k, v in templates.items()}
     if "flush_on_close" in cfg:
-        s.flush_on_close = bool(cfg["flush_on_close"])
+        s.flush_on_close = parse_bool(cfg["flush_on_close"], where="notify.flush_on_close")
     if cfg.get("console_group_wait") is not None:
         s.console_group_wait = parse_duration(cfg["console_group_wait"],
                                               where="notify.console_group_wait")

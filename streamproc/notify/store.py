@@ -29,6 +29,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from ..files import private_dir, private_file
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS silences (
     id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts REAL NOT NULL, ends REAL NOT NULL,
@@ -62,9 +64,10 @@ DB_NAME = "notify.db"
 
 def open_db(state_dir: Path | str) -> sqlite3.Connection:
     """Open (creating) ``state_dir/notify.db``; autocommit mode, transactions are explicit."""
-    path = Path(state_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path / DB_NAME, isolation_level=None, check_same_thread=False,
+    path = private_dir(state_dir)
+    # 0600: the database holds alert payloads and recipients' addresses.
+    db = sqlite3.connect(private_file(path / DB_NAME), isolation_level=None,
+                         check_same_thread=False,
                          timeout=10.0)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
