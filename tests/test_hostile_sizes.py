@@ -279,3 +279,140 @@ def test_check_config_rejects_bad_alert_limits_with_file_and_line(
     first = err.strip().splitlines()[0]
     assert first.startswith(f"{path}:2: "), first
     assert words in first, first
+
+
+# -- alerts a custom detector builds by hand ---------------------------------------------------
+
+HAND_BUILT = '''
+from typing import Any
+
+from streamproc.alerts import Alert
+from streamproc.detectors import Detector
+
+BIG = "x" * 300_000
+
+
+class HandBuilt(Detector):
+    """Builds its alerts with Alert(...): make_alert's cut never sees them."""
+
+    kind = "hand_built"
+    family = "auth-logs"
+    severity = "high"
+    defaults = {"shape": "long_strings"}
+
+    def process(self, events: list[Any]) -> list[Alert]:
+        return [self.build(ev) for ev in events]
+
+    def build(self, ev: Any) -> Alert:
+        alert = Alert(kind=self.kind, severity="high", status="firing",
+                      key={"username": ev.data["username"]}, fingerprint="0123456789abcdef",
+                      event_time=ev.ts, title="hand built", labels={"team": "secops"},
+                      source=ev.source())
+        shape = self.params["shape"]
+        if shape == "long_strings":
+            alert.title = alert.body = BIG
+            alert.key["username"] = BIG
+            alert.evidence = {"sample": [BIG] * 10}
+        elif shape == "many_long_names":  # 500 evidence entries, each named with 2 KB
+            alert.evidence = {f"{i}:{BIG[:2000]}": i for i in range(500)}
+        elif shape == "not_json_types":  # orjson writes these with str(): no string to cut
+            alert.evidence = {"raw": BIG.encode(), "seen": {BIG}, "n": 3}
+            alert.labels["blob"] = BIG.encode()
+        elif shape == "long_identity":  # the fields a detector normally names itself
+            alert.fingerprint = BIG
+            alert.family = BIG
+            alert.truncated = [BIG] * 100
+        return alert
+'''
+
+
+@pytest.fixture()
+def hand_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import sys
+
+    from streamproc.detectors import REGISTRY
+
+    (tmp_path / "hand_built_detectors.py").write_text(HAND_BUILT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("hand_built_detectors", None)
+    REGISTRY.pop("hand_built", None)
+
+
+def _hand_built_config(shape: str, extra: str = "") -> str:
+    return f"""
+alerts: {{max_bytes: 8192, max_value_bytes: 256}}
+topics:
+  - topic: auth-logs
+    family: auth-logs
+    detectors:
+      hand_built: {{class: "hand_built_detectors:HandBuilt", shape: {shape}}}
+{extra}"""
+
+
+SHAPES = ["long_strings", "many_long_names", "not_json_types", "long_identity"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_an_alert_a_custom_detector_builds_by_hand_is_cut_to_alerts_max_bytes_in_replay(
+        hand_built: Path, shape: str) -> None:
+    from streamproc.cli import main as cli
+
+    config = hand_built / "streamproc.yaml"
+    config.write_text(_hand_built_config(shape))
+    records = hand_built / "auth.jsonl"
+    records.write_bytes(b"".join(line + b"\n" for line in _failures("ann", "ua", n=2)))
+    out = hand_built / "alerts.jsonl"
+    assert cli(["replay", "-c", str(config), "--input", f"auth-logs={records}",
+                "--alerts-out", str(out)]) == 0
+    mine = [line for line in out.read_bytes().splitlines() if b'"hand_built"' in line[:40]]
+    assert len(mine) == 2
+    for line in mine:
+        assert len(line) <= 8192
+        alert = orjson.loads(line)
+        assert alert["kind"] == "hand_built" and alert["status"] == "firing"
+        assert alert["truncated"]  # it says it was cut
+        assert len(alert["fingerprint"]) <= 64  # a Kafka key of the alert log
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_an_alert_a_custom_detector_builds_by_hand_is_cut_before_the_alert_log(
+        hand_built: Path, shape: str) -> None:
+    """The live path: records judged by the runtime's Judge, alerts appended to the log."""
+    from streamproc.alertlog import SqliteAlertLog
+    from streamproc.decode.records import RawRecord
+    from streamproc.runtime import Judge
+
+    judge = Judge(parse_config_text(_hand_built_config(shape)))
+    records = [RawRecord(line, "auth-logs", 0, i) for i, line in
+               enumerate(_failures("ann", "ua", n=2))]
+    alerts, dead = judge.judge(records, "kafka", 1_790_000_000.0)
+    assert dead == []
+    mine = [a for a in alerts if a.kind == "hand_built"]
+    assert len(mine) == 2
+    log = SqliteAlertLog(hand_built / "alerts.sqlite3")
+    try:
+        asyncio.run(log.append(mine))
+        sizes = [n for (n,) in log.db.execute("SELECT length(payload) FROM alerts")]
+    finally:
+        log.close()
+    assert len(sizes) == 2 and max(sizes) <= 8192
+    if shape == "long_strings":  # what routing reads survives a cut of values
+        assert mine[0].labels["team"] == "secops"
+        assert "key.username" in mine[0].truncated
+
+
+def test_capping_an_alert_make_alert_capped_already_changes_nothing() -> None:
+    """The engine caps every alert, also those make_alert cut: a second cut must not cut
+    the cut values again (nor their markers)."""
+    import copy
+
+    from streamproc.alerts import AlertLimits, cap_alert
+
+    result = _replay(_failures("u" * 5000, "A" * 900_000))
+    [alert] = [a for a in result.alerts if a.kind == "brute_force"]
+    alert.evidence["many"] = list(range(150))  # a list cut to 100 items and a marker
+    limits = AlertLimits()
+    once = cap_alert(copy.deepcopy(alert), limits).to_json()
+    twice = cap_alert(cap_alert(copy.deepcopy(alert), limits), limits).to_json()
+    assert once == twice
