@@ -10,7 +10,9 @@ dead-lettered is one that can never be committed past. So a dead letter that wou
 keeps a prefix of the payload with its full length and SHA-256 (``raw_truncated``,
 ``raw_bytes``, ``raw_sha256``). Should the broker still refuse one for size (its own limit
 lower than ours), a minimal dead letter without the payload is written instead, with the
-broker's answer in ``sink_error``, and counted (``oversize``).
+broker's answer in ``sink_error``, and counted (``oversize``). Both are counted per source
+topic in ``streamproc_dead_letters_cut_total`` and ``streamproc_dead_letters_oversize_total``
+when the sink is given the runtime's ``Metrics``.
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ def _report(limited: RateLimitedLog, dl: DeadLetter) -> None:
 
 class KafkaDeadLetters:
     def __init__(self, producer: AIOKafkaProducer, suffix: str = ".dlq", *,
-                 max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
+                 max_request_size: int = DEFAULT_MAX_REQUEST_SIZE, metrics: Any = None) -> None:
         self.producer = producer
         self.suffix = suffix
         self.max_request_size = max_request_size
+        self.metrics = metrics
         self.bounded = _bounded_log()
         self.count = 0
         self.cut = 0  # dead letters whose payload was cut to fit
@@ -71,8 +74,10 @@ class KafkaDeadLetters:
             _report(self.bounded, dl)
             key = _record_key(dl.key)
             value = dl.encode(self.max_request_size - RECORD_OVERHEAD - len(key or b""))
-            if b'"raw_truncated":true' in value[-120:]:  # (the last fields, when cut)
+            if _was_cut(value):
                 self.cut += 1
+                if self.metrics is not None:
+                    self.metrics.dead_letters_cut.labels(dl.topic).inc()
             try:
                 sends.append((dl, await self.producer.send(
                     self._topic(dl), value, key=key,
@@ -95,6 +100,8 @@ class KafkaDeadLetters:
         futures = []
         for dl, exc in refused:
             self.oversize += 1
+            if self.metrics is not None:
+                self.metrics.dead_letters_oversize.labels(dl.topic).inc()
             why = f"{type(exc).__name__}: the dead letter was refused for size"
             self.bounded.error((dl.topic, "oversize"), "dead letter from %s[%d]@%d (%d bytes) "
                                "refused for size (%s): written without its payload", dl.topic,
@@ -108,6 +115,11 @@ class KafkaDeadLetters:
         return (dl.topic or "streamproc") + self.suffix
 
 
+def _was_cut(encoded: bytes) -> bool:
+    """Whether an encoded dead letter lost part of its payload (the last fields say so)."""
+    return b'"raw_truncated":true' in encoded[-120:]
+
+
 def _record_key(key: bytes | None) -> bytes | None:
     """The dead letter's Kafka key: the original one, or its SHA-256 when that is too long
     to copy (the value says so)."""
@@ -118,13 +130,15 @@ def _record_key(key: bytes | None) -> bytes | None:
 
 class FileDeadLetters:
     def __init__(self, path: str | os.PathLike[str], *,
-                 max_line_bytes: int = MAX_DEAD_LETTER_BYTES) -> None:
+                 max_line_bytes: int = MAX_DEAD_LETTER_BYTES, metrics: Any = None) -> None:
         self.path = Path(path)
         if self.path.parent != Path(""):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_line_bytes = max_line_bytes
+        self.metrics = metrics
         self.bounded = _bounded_log()
         self.count = 0
+        self.cut = 0  # dead letters whose payload was cut to fit a line
 
     async def write(self, dead: list[DeadLetter]) -> None:
         if not dead:
@@ -132,7 +146,12 @@ class FileDeadLetters:
         with open(self.path, "ab") as f:
             for dl in dead:
                 _report(self.bounded, dl)
-                f.write(dl.encode(self.max_line_bytes - 1) + b"\n")
+                line = dl.encode(self.max_line_bytes - 1)
+                if _was_cut(line):
+                    self.cut += 1
+                    if self.metrics is not None:
+                        self.metrics.dead_letters_cut.labels(dl.topic).inc()
+                f.write(line + b"\n")
             f.flush()
             os.fsync(f.fileno())
         self.count += len(dead)

@@ -762,7 +762,8 @@ class Runtime:
             await self._ensure_internal_topics()
             self.alert_log = KafkaAlertLog(cfg.kafka, self.producer)
             kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix,
-                                          max_request_size=DEFAULT_MAX_REQUEST_SIZE)
+                                          max_request_size=DEFAULT_MAX_REQUEST_SIZE,
+                                          metrics=self.metrics)
             self.reader = KafkaAlertReader(cfg.kafka)
         else:
             from .alertlog import SqliteAlertLog
@@ -833,7 +834,8 @@ class Runtime:
                                 start_retries=self.start_retries)
             await source.start()
             self.sources.append(source)
-            mqtt_dead = FileDeadLetters(cfg.mqtt.dead_letter_file)  # type: ignore[union-attr]
+            mqtt_dead = FileDeadLetters(cfg.mqtt.dead_letter_file,  # type: ignore[union-attr]
+                                        metrics=self.metrics)
             self.ingest.append(IngestLoop(source, "mqtt", self.judge, self.alert_log.append,
                                           mqtt_dead.write, on_batch=self._count))
         if not self.sources:

@@ -16,6 +16,7 @@ from streamproc.config import parse_config_text
 from streamproc.deadletters import FileDeadLetters, KafkaDeadLetters
 from streamproc.decode import DeadLetter
 from streamproc.decode.deadletter import MAX_DEAD_LETTER_BYTES
+from streamproc.metrics import Metrics
 from streamproc.runtime import Runtime
 from tests.streams import auth_stream, committed_total, dumps, produce
 
@@ -95,10 +96,13 @@ async def test_a_900kb_non_json_record_is_dead_lettered_cut_and_the_partition_mo
     poison = poison[:900_000]
     values = good[:100] + [poison] + good[100:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
+    metrics = Metrics(process_metrics=False)
     runtime = Runtime(parse_config_text(_config(kafka.bootstrap_servers, topic, group,
-                                                receiver.url("json"), tmp_path)))
+                                                receiver.url("json"), tmp_path)),
+                      metrics=metrics)
     await _run_until(runtime, lambda: runtime.stats.records_in >= len(values)
                      and len(receiver.accepted) >= 1)
+    assert metrics.value("streamproc_dead_letters_cut_total", {"topic": topic}) == 1
     assert runtime.stats.events == 200  # the records after it were judged
     assert runtime.stats.dead_by_reason == {"not_json": 1}
     assert len(receiver.accepted) == 1  # the incident after the poison still fires
@@ -163,8 +167,37 @@ async def test_a_dead_letter_refused_for_size_is_written_without_its_payload_and
     assert base64.b64decode(small["raw_b64"]) == b"small"
 
 
+@pytest.mark.kafka
+async def test_cut_and_refused_dead_letters_are_counted_per_topic_in_prometheus(kafka) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from streamproc.broker import ensure_topics
+
+    topic = f"auth-{uuid.uuid4().hex[:8]}"
+    await ensure_topics({"bootstrap_servers": kafka.bootstrap_servers}, {f"{topic}.dlq": 1})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers,
+                                max_request_size=64 * 1024)
+    await producer.start()
+    metrics = Metrics(process_metrics=False)
+    secret = b"password=hunter2 "
+    try:
+        sink = KafkaDeadLetters(producer, metrics=metrics)  # sized for 1 MiB, refused at 64 KiB
+        await sink.write([
+            DeadLetter("not_json", "not JSON", secret * 60_000, topic, 0, 1),  # cut, refused
+            DeadLetter("not_json", "not JSON", secret * 15_000, topic, 0, 2),  # refused
+            DeadLetter("not_json", "not JSON", secret, topic, 0, 3)])  # fits
+    finally:
+        await producer.stop()
+    assert (sink.cut, sink.oversize) == (1, 2)
+    assert metrics.value("streamproc_dead_letters_cut_total", {"topic": topic}) == 1
+    assert metrics.value("streamproc_dead_letters_oversize_total", {"topic": topic}) == 2
+    exposition = metrics.exposition()
+    assert b"hunter2" not in exposition and b"aHVudGVy" not in exposition
+
+
 async def test_file_dead_letters_keep_a_bounded_prefix_of_a_huge_record(tmp_path) -> None:
-    sink = FileDeadLetters(tmp_path / "dl.jsonl", max_line_bytes=64 * 1024)
+    metrics = Metrics(process_metrics=False)
+    sink = FileDeadLetters(tmp_path / "dl.jsonl", max_line_bytes=64 * 1024, metrics=metrics)
     payload = bytes(range(256)) * 4000  # 1,024,000 bytes, not UTF-8
     key = b"K" * 5000
     await sink.write([DeadLetter("not_utf8", "invalid UTF-8 at byte 128", payload, "t", 0, 1,
@@ -177,6 +210,8 @@ async def test_file_dead_letters_keep_a_bounded_prefix_of_a_huge_record(tmp_path
     assert payload.startswith(base64.b64decode(d["raw_b64"]))
     assert d["key_truncated"] is True and d["key_bytes"] == 5000
     assert d["key_sha256"] == hashlib.sha256(key).hexdigest()
+    assert sink.cut == 1
+    assert metrics.value("streamproc_dead_letters_cut_total", {"topic": "t"}) == 1
 
 
 def test_a_dead_letter_that_fits_keeps_the_whole_payload_and_says_nothing_was_cut() -> None:
