@@ -18,7 +18,6 @@ when the sink is given the runtime's ``Metrics``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -28,18 +27,13 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
+from .batches import DEFAULT_MAX_REQUEST_SIZE, RECORD_OVERHEAD, fit_key
 from .decode import DeadLetter
-from .decode.deadletter import KEY_KEEP, MAX_DEAD_LETTER_BYTES
+from .decode.deadletter import MAX_DEAD_LETTER_BYTES
 from .logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
-# aiokafka's default max_request_size, and Apache Kafka's default message.max.bytes give or
-# take the batch header: what one record may weigh.
-DEFAULT_MAX_REQUEST_SIZE = MAX_DEAD_LETTER_BYTES
-# What a Kafka record adds to its key and value (batch header, record header, our header),
-# rounded up generously.
-RECORD_OVERHEAD = 1024
 _TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
@@ -72,7 +66,7 @@ class KafkaDeadLetters:
         refused: list[tuple[DeadLetter, BaseException]] = []
         for dl in dead:
             _report(self.bounded, dl)
-            key = _record_key(dl.key)
+            key = None if dl.key is None else fit_key(dl.key)
             value = dl.encode(self.max_request_size - RECORD_OVERHEAD - len(key or b""))
             if _was_cut(value):
                 self.cut += 1
@@ -118,14 +112,6 @@ class KafkaDeadLetters:
 def _was_cut(encoded: bytes) -> bool:
     """Whether an encoded dead letter lost part of its payload (the last fields say so)."""
     return b'"raw_truncated":true' in encoded[-120:]
-
-
-def _record_key(key: bytes | None) -> bytes | None:
-    """The dead letter's Kafka key: the original one, or its SHA-256 when that is too long
-    to copy (the value says so)."""
-    if key is None or len(key) <= KEY_KEEP:
-        return key
-    return hashlib.sha256(key).hexdigest().encode()
 
 
 class FileDeadLetters:

@@ -451,3 +451,134 @@ def test_capping_an_alert_make_alert_capped_already_changes_nothing() -> None:
     once = cap_alert(copy.deepcopy(alert), limits).to_json()
     twice = cap_alert(cap_alert(copy.deepcopy(alert), limits), limits).to_json()
     assert once == twice
+
+
+# -- records the runtime writes itself ---------------------------------------------------------
+
+def _unkeyed_judge(max_record_bytes: str = ""):
+    """A Judge whose auth-logs topic is not keyed: records are repartitioned by username and
+    by ip_address (no broker is needed to judge)."""
+    from streamproc.runtime import Judge
+
+    config = parse_config_text(f"""
+kafka: {{bootstrap_servers: "127.0.0.1:9"}}
+topics:
+  - topic: auth-logs
+    family: auth-logs
+{max_record_bytes}
+""")
+    return Judge(config, repartition=True)
+
+
+def _record_of(size: int, **fields) -> bytes:
+    """A valid auth-logs record of exactly ``size`` bytes (padded in user_agent)."""
+    row = {"timestamp": 1_790_000_000, "ip_address": "203.0.113.7", "success": False,
+           "user_agent": ""} | fields
+    pad = size - len(orjson.dumps(row))
+    row["user_agent"] = "a" * pad
+    out = orjson.dumps(row)
+    assert len(out) == size
+    return out
+
+
+def test_a_record_of_max_record_bytes_with_a_huge_key_field_repartitions_within_the_producers_limit(
+        ) -> None:
+    from streamproc.batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES
+    from streamproc.decode.records import RawRecord
+
+    judge = _unkeyed_judge()
+    limit = judge.bindings["auth-logs"].max_record_bytes
+    username = "u" * 600_000
+    record = _record_of(limit, username=username)
+    _, dead = judge.judge([RawRecord(record, "auth-logs", 0, 1)], "kafka", 1_790_000_000.0)
+    assert dead == []
+    outbox = judge.take_outbox()
+    assert {topic.rsplit(".", 1)[1] for topic, _, _ in outbox} == {"username", "ip_address"}
+    for _topic, key, value in outbox:
+        assert len(key) <= MAX_KEY_BYTES
+        assert len(key) + len(value) <= MAX_INTERNAL_RECORD_BYTES
+    [key] = [key for topic, key, _ in outbox if topic.endswith(".username")]
+    assert key == hashlib.sha256(username.encode()).hexdigest().encode()
+
+
+def test_the_same_long_key_always_lands_on_the_same_partition() -> None:
+    from streamproc.batches import BatchWriter, fit_key
+
+    long_key = ("v" * 5000).encode()
+    assert fit_key(long_key) == fit_key(long_key) == hashlib.sha256(long_key).hexdigest().encode()
+    assert fit_key(b"alice") == b"alice"  # a short key is kept as it is
+    assert fit_key(("v" * 4999 + "w").encode()) != fit_key(long_key)
+    partitions = {BatchWriter(None).partition(fit_key(long_key), 12) for _ in range(3)}
+    assert len(partitions) == 1
+
+
+def test_a_record_whose_repartitioned_copy_outgrows_the_producers_limit_is_dead_lettered(
+        ) -> None:
+    """Re-encoding can grow a record (1e5 is written back as 100000.0): its copy is not
+    produced, the record is dead-lettered with the reason, and it was still judged here."""
+    from streamproc.batches import MAX_INTERNAL_RECORD_BYTES
+    from streamproc.decode.records import RawRecord
+
+    judge = _unkeyed_judge()
+    row = {"timestamp": 1_790_000_000, "username": "ann", "ip_address": "203.0.113.7",
+           "success": False}
+    numbers = b"[" + b",".join([b"1e5"] * 200_000) + b"]"
+    record = orjson.dumps(row)[:-1] + b',"extra":' + numbers + b"}"
+    assert len(record) < judge.bindings["auth-logs"].max_record_bytes
+    _, dead = judge.judge([RawRecord(record, "auth-logs", 0, 9)], "kafka", 1_790_000_000.0)
+    outbox = judge.take_outbox()
+    assert all(len(key or b"") + len(value) <= MAX_INTERNAL_RECORD_BYTES
+               for _, key, value in outbox)
+    [dl] = dead
+    assert dl.reason == "too_large" and dl.offset == 9 and "repartition" in dl.detail
+    assert judge.stats.events == 1 and judge.stats.dead_by_reason == {"too_large": 1}
+
+
+def test_max_record_bytes_above_what_a_repartitioned_record_can_carry_is_rejected(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from streamproc.cli import main as cli
+
+    path = tmp_path / "streamproc.yaml"
+    path.write_text("state_dir: x\ntopics:\n  - topic: auth-logs\n    family: auth-logs\n"
+                    "    max_record_bytes: 1048576\n")
+    assert cli(["check-config", "-c", str(path)]) == 1
+    first = capsys.readouterr().err.strip().splitlines()[0]
+    assert first.startswith(f"{path}:5: ") and "max_record_bytes" in first and "1040384" in first
+
+
+@pytest.mark.kafka
+async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_and_still_fire(
+        kafka, receiver, tmp_path) -> None:
+    """An unkeyed topic: brute_force runs on the username repartition topic. Six failures of a
+    600 KB username go there keyed by its SHA-256, all to one partition, and fire there."""
+    from streamproc.repartition import PREFIX
+
+    topic = f"auth-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    username = "u" * 600_000
+    values = _failures(username, "ua", n=6)
+    await produce(kafka.bootstrap_servers, topic, values, partitions=3)
+    runtime = Runtime(parse_config_text(_config(kafka.bootstrap_servers, topic, group,
+                                                receiver.url("json"), tmp_path)))
+    await _run_until(runtime, lambda: runtime.stats.alerts_by_kind.get("brute_force", 0) >= 1)
+    assert runtime.stats.dead_letters == 0
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(f"{PREFIX}{topic}.username",
+                                bootstrap_servers=kafka.bootstrap_servers,
+                                auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
+                                max_partition_fetch_bytes=16 * 1024 * 1024,
+                                group_id=f"reader-{uuid.uuid4().hex[:8]}")
+    await consumer.start()
+    seen = []
+    try:
+        for _ in range(50):
+            for tp, msgs in (await consumer.getmany(timeout_ms=200)).items():
+                seen.extend((tp.partition, m.key) for m in msgs)
+            if len(seen) >= 6:
+                break
+    finally:
+        await consumer.stop()
+    assert len(seen) == 6
+    assert {key for _, key in seen} == {hashlib.sha256(username.encode()).hexdigest().encode()}
+    assert len({partition for partition, _ in seen}) == 1
