@@ -582,3 +582,61 @@ async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_an
     assert len(seen) == 6
     assert {key for _, key in seen} == {hashlib.sha256(username.encode()).hexdigest().encode()}
     assert len({partition for partition, _ in seen}) == 1
+
+
+# -- notify dead letters without Kafka ---------------------------------------------------------
+
+def _digest_record(n: int) -> dict:
+    """A notify dead letter holding a digest of ``n`` alerts of about 60 KB each (each within
+    the 64 KiB alert cap)."""
+    from streamproc.alerts import Alert, fingerprint
+
+    alerts = []
+    for i in range(n):
+        key = {"username": f"user{i}", "ip_address": "203.0.113.7"}
+        alerts.append(Alert(kind="brute_force", severity="high", status="firing", key=key,
+                            fingerprint=fingerprint("brute_force", key, i), event_time=1.0,
+                            title=f"brute force {i}", body="b",
+                            evidence={f"sample{j}": "s" * 1000 for j in range(60)}).to_dict())
+    return {"failed_at": 1.0, "reason": "delivery_failed", "channel": "json", "attempts": 3,
+            "error": "HTTP 500", "alerts": alerts}
+
+
+async def test_a_digest_dead_lettered_to_the_file_is_split_into_lines_that_each_fit(
+        tmp_path: Path) -> None:
+    from streamproc.notify.deadletter import FILE_NAME, DeadLetters
+
+    record = _digest_record(40)  # 2.4 MB as one line
+    await DeadLetters(tmp_path).write([record])
+    lines = (tmp_path / FILE_NAME).read_bytes().splitlines()
+    assert len(lines) > 1
+    assert all(len(line) + 1 <= MAX_DEAD_LETTER_BYTES for line in lines)
+    parts = [orjson.loads(line) for line in lines]
+    assert all({k: v for k, v in p.items() if k != "alerts"} ==
+               {k: v for k, v in record.items() if k != "alerts"} for p in parts)
+    assert [a for p in parts for a in p["alerts"]] == record["alerts"]  # all of them, in order
+
+
+async def test_when_the_dead_letter_topic_fails_the_file_fallback_is_split_too(
+        tmp_path: Path) -> None:
+    from streamproc.notify.deadletter import FILE_NAME, DeadLetters
+
+    async def broker_down(records: list[dict]) -> None:
+        raise OSError("connection refused")
+
+    await DeadLetters(tmp_path, broker_down).write([_digest_record(40)])
+    lines = (tmp_path / FILE_NAME).read_bytes().splitlines()
+    assert len(lines) > 1 and all(len(line) + 1 <= MAX_DEAD_LETTER_BYTES for line in lines)
+    assert sum(len(orjson.loads(line)["alerts"]) for line in lines) == 40
+
+
+async def test_a_notify_dead_letter_with_a_huge_error_text_still_fits_one_line(
+        tmp_path: Path) -> None:
+    from streamproc.notify.deadletter import FILE_NAME, DeadLetters
+
+    record = _digest_record(1) | {"error": "E" * 2_000_000}
+    await DeadLetters(tmp_path).write([record])
+    [line] = (tmp_path / FILE_NAME).read_bytes().splitlines()
+    d = orjson.loads(line)
+    assert len(line) < MAX_DEAD_LETTER_BYTES and d["error"].endswith("chars]")
+    assert d["alerts"][0]["fingerprint"] == record["alerts"][0]["fingerprint"]
