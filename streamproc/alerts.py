@@ -173,8 +173,9 @@ def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
     alert.labels = cap.value(alert.labels, "labels")
     alert.evidence = cap.value(alert.evidence, "evidence")
     alert.source = cap.value(alert.source, "source")
-    alert.title = cap.value(alert.title, "title")
-    alert.body = cap.value(alert.body, "body")
+    for attr in ("title", "body"):
+        value = getattr(alert, attr)
+        setattr(alert, attr, cap.value(value if type(value) is str else str(value), attr))
 
     def encoded() -> int:
         """The encoded size, with ``truncated`` naming what was cut so far."""
@@ -223,10 +224,9 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
         children = value.values() if type(value) is dict else value
         if type(value) is dict:
             for k in value:
-                if type(k) is str:
-                    if len(k) > chars:
-                        return False
-                    total += len(k)
+                if type(k) is not str or len(k) > chars:  # (JSON names are strings)
+                    return False
+                total += len(k)
         for child in children:
             t = type(child)
             if t is str:
@@ -277,12 +277,12 @@ class _Capper:
             if len(items) == self.limits.max_items + 1 and items[-1][0] == "...cut":
                 marker = items.pop()[1]
             for k, v in items[:self.limits.max_items]:
-                if type(k) is str:
-                    k2, n = _cut_text(k, self.limits.max_value_bytes)
-                    if n:
-                        self.cut.append(f"{path} (a name)")
-                    k = k2
-                name = k if type(k) is str and len(k) <= 64 else f"{str(k)[:64]}..."
+                if type(k) is not str:  # orjson writes no other name
+                    k = str(k)
+                k, n = _cut_text(k, self.limits.max_value_bytes)
+                if n:
+                    self.cut.append(f"{path} (a name)")
+                name = k if len(k) <= 64 else f"{k[:64]}..."
                 out[k] = self.value(v, f"{path}.{name}" if len(path) < 200 else path,
                                     depth + 1)
             if len(items) > self.limits.max_items:

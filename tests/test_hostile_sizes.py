@@ -351,8 +351,9 @@ class HandBuilt(Detector):
         elif shape == "many_long_names":  # 500 evidence entries, each named with 2 KB
             alert.evidence = {f"{i}:{BIG[:2000]}": i for i in range(500)}
         elif shape == "not_json_types":  # orjson writes these with str(): no string to cut
-            alert.evidence = {"raw": BIG.encode(), "seen": {BIG}, "n": 3}
+            alert.evidence = {"raw": BIG.encode(), "seen": {BIG}, "n": 3, 7: "a number"}
             alert.labels["blob"] = BIG.encode()
+            alert.title = 12345  # type: ignore[assignment]
         elif shape == "long_identity":  # the fields a detector normally names itself
             alert.fingerprint = BIG
             alert.family = BIG
