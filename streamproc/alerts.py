@@ -15,11 +15,21 @@ are written by whoever can write to a topic. So every value an alert copies is c
 was cut, and the alert names what was cut in ``truncated`` (dotted paths, list positions
 left out). The fingerprint is computed before any cut, from the whole key: two incidents whose
 keys differ only past the cut stay two incidents, and a resolve still finds its firing.
+
+Every alert passes ``cap_alert`` in the ``DetectorEngine`` that ran its detector, so an alert
+a detector built with ``Alert(...)`` rather than ``make_alert`` is cut the same way before it
+reaches the alert log or a replay's output. Such an alert can hold what ``make_alert`` never
+builds (hundreds of long names, values of no JSON type, a fingerprint of any length): values of
+another type count by their JSON text, a fingerprint over 64 characters is replaced by a hash
+of it, and when cutting values is not enough, evidence and source go, then all but a few short
+values of the key and labels: no alert is written above ``max_bytes``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +55,11 @@ DEFAULT_MAX_VALUE_BYTES = 1024
 DEFAULT_MAX_ITEMS = 100
 _MAX_DEPTH = 16  # evidence is a few levels deep; anything deeper is cut whole
 _MAX_TRUNCATED = 32  # paths named in ``truncated``
+_MAX_PATH = 96  # characters of one of them
+_MAX_FINGERPRINT = 64  # characters: the alert log's Kafka key
+_IDENTITY = ("kind", "severity", "status", "family", "audience")  # short strings, normally
+_SCALARS = (int, float, bool, type(None))
+_CUT_MARK = re.compile(r"\.\.\.\[cut \d+ bytes\]\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,23 +149,46 @@ def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
     """Cut ``alert`` in place to ``limits`` and return it; ``alert.truncated`` says what was
     cut. Values first (each copied value to ``max_value_bytes``), then, while the encoded
     alert is still over ``max_bytes``, whole evidence entries (largest first), the body, the
-    title and finally the key's values."""
+    title, the key's values and finally (a hand-built alert) all but what routes it."""
     if _within(alert, limits):
         return alert
     cut: list[str] = []
+    before = [p if type(p) is str else str(p) for p in alert.truncated[:_MAX_TRUNCATED]]
     cap = _Capper(limits, cut)
+    for attr in _IDENTITY:
+        value = getattr(alert, attr)
+        setattr(alert, attr, cap.value(value if type(value) is str else str(value), attr))
+    fp = alert.fingerprint
+    if type(fp) is not str or len(fp) > _MAX_FINGERPRINT:
+        alert.fingerprint = hashlib.sha256(str(fp).encode("utf-8", "surrogatepass")) \
+            .hexdigest()[:16]
+        cut.append("fingerprint")
+    if type(alert.event_time) not in (int, float):
+        try:
+            alert.event_time = float(alert.event_time)
+        except (TypeError, ValueError):
+            alert.event_time = 0.0
+            cut.append("event_time")
     alert.key = cap.value(alert.key, "key")
     alert.labels = cap.value(alert.labels, "labels")
     alert.evidence = cap.value(alert.evidence, "evidence")
     alert.source = cap.value(alert.source, "source")
-    alert.title = cap.value(alert.title, "title")
-    alert.body = cap.value(alert.body, "body")
-    size = len(alert.to_json())
+    for attr in ("title", "body"):
+        value = getattr(alert, attr)
+        setattr(alert, attr, cap.value(value if type(value) is str else str(value), attr))
+
+    def encoded() -> int:
+        """The encoded size, with ``truncated`` naming what was cut so far."""
+        merged = dict.fromkeys(p if len(p) <= _MAX_PATH else f"{p[:_MAX_PATH]}..."
+                               for p in before + cut)
+        alert.truncated = list(merged)[:_MAX_TRUNCATED]
+        return len(alert.to_json())
+
+    size = encoded()
     if size > limits.max_bytes:
-        size = _shrink(alert, limits, cut, size)
-    if cut:
-        seen = dict.fromkeys(alert.truncated + cut)
-        alert.truncated = list(seen)[:_MAX_TRUNCATED]
+        size = _shrink(alert, limits, cut, size, encoded)
+    if size > limits.max_bytes:  # a long list of what was cut is what is left to cut
+        alert.truncated = alert.truncated[:4] + ["..."]
     return alert
 
 
@@ -159,9 +197,24 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
     without encoding: a string of n characters is at most 4n UTF-8 bytes)."""
     chars = limits.max_value_bytes // 4
     items = limits.max_items
-    total = len(alert.title) + len(alert.body)
-    if len(alert.title) > chars or len(alert.body) > chars:
+    title, body = alert.title, alert.body
+    if type(title) is not str or type(body) is not str or len(title) > chars \
+            or len(body) > chars:
         return False
+    total = len(title) + len(body)
+    for attr in _IDENTITY:
+        value = getattr(alert, attr)
+        if type(value) is not str or len(value) > chars:
+            return False
+        total += len(value)
+    fp = alert.fingerprint
+    if type(fp) is not str or len(fp) > _MAX_FINGERPRINT or \
+            type(alert.event_time) not in (int, float) or len(alert.truncated) > _MAX_TRUNCATED:
+        return False
+    for path in alert.truncated:
+        if type(path) is not str or len(path) > _MAX_PATH:
+            return False
+        total += len(path)
     stack: list[tuple[Any, int]] = [(alert.key, 0), (alert.labels, 0), (alert.evidence, 0),
                                     (alert.source, 0)]
     while stack:
@@ -171,10 +224,9 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
         children = value.values() if type(value) is dict else value
         if type(value) is dict:
             for k in value:
-                if type(k) is str:
-                    if len(k) > chars:
-                        return False
-                    total += len(k)
+                if type(k) is not str or len(k) > chars:  # (JSON names are strings)
+                    return False
+                total += len(k)
         for child in children:
             t = type(child)
             if t is str:
@@ -183,6 +235,8 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
                 total += len(child)
             elif t is dict or t is list or t is tuple:
                 stack.append((child, depth + 1))
+            elif t not in _SCALARS:  # bytes, sets, objects: written as str(value)
+                return False
     # every string at most 4 bytes a character, 6 when JSON escapes it; the rest is small
     return total * 6 + 4096 <= limits.max_bytes
 
@@ -193,8 +247,8 @@ def _cut_text(text: str, max_bytes: int) -> tuple[str, int]:
     if len(text) * 4 <= max_bytes:  # the common case, without encoding
         return text, 0
     raw = text.encode("utf-8", "surrogatepass")
-    if len(raw) <= max_bytes:
-        return text, 0
+    if len(raw) <= max_bytes or (len(raw) <= max_bytes + 32 and _CUT_MARK.search(text)):
+        return text, 0  # within, or cut already (make_alert's cut, seen again by the engine)
     kept = raw[:max_bytes].decode("utf-8", "ignore")
     n = len(raw) - len(kept.encode("utf-8", "surrogatepass"))
     return f"{kept}...[cut {n} bytes]", n
@@ -219,40 +273,55 @@ class _Capper:
                 return self._whole(value, path)
             out: dict[Any, Any] = {}
             items = list(value.items())
+            marker = None  # cut already (by make_alert, seen again by the engine)
+            if len(items) == self.limits.max_items + 1 and items[-1][0] == "...cut":
+                marker = items.pop()[1]
             for k, v in items[:self.limits.max_items]:
-                if type(k) is str:
-                    k2, n = _cut_text(k, self.limits.max_value_bytes)
-                    if n:
-                        self.cut.append(f"{path} (a name)")
-                    k = k2
-                name = k if type(k) is str and len(k) <= 64 else f"{str(k)[:64]}..."
+                if type(k) is not str:  # orjson writes no other name
+                    k = str(k)
+                k, n = _cut_text(k, self.limits.max_value_bytes)
+                if n:
+                    self.cut.append(f"{path} (a name)")
+                name = k if len(k) <= 64 else f"{k[:64]}..."
                 out[k] = self.value(v, f"{path}.{name}" if len(path) < 200 else path,
                                     depth + 1)
             if len(items) > self.limits.max_items:
                 out["...cut"] = f"[cut {len(items) - self.limits.max_items} entries]"
                 self.cut.append(path)
+            elif marker is not None:
+                out["...cut"] = marker
             return out
         if t is list or t is tuple:
             if depth >= _MAX_DEPTH:
                 return self._whole(value, path)
             keep = value[:self.limits.max_items]
             out_list = [self.value(v, path, depth + 1) for v in keep]
-            if len(value) > len(keep):
+            last = value[-1] if len(value) == len(keep) + 1 else None
+            if type(last) is str and last.startswith("...[cut ") and last.endswith(" items]"):
+                out_list.append(last)  # cut already
+            elif len(value) > len(keep):
                 out_list.append(f"...[cut {len(value) - len(keep)} items]")
                 self.cut.append(path)
             return out_list
-        return value
+        if t in _SCALARS:
+            return value
+        # Another type (a detector's own Alert(...) can hold anything): orjson writes it
+        # natively (datetime, UUID) or as str(value), and that text is what is cut.
+        text = orjson.dumps(value, default=str).decode()
+        if len(text) <= self.limits.max_value_bytes:
+            return value
+        text, _ = _cut_text(text, self.limits.max_value_bytes)
+        self.cut.append(path)
+        return text
 
     def _whole(self, value: Any, path: str) -> str:
         self.cut.append(path)
         return f"[cut {len(orjson.dumps(value, default=str))} bytes: nested too deep]"
 
 
-def _shrink(alert: Alert, limits: AlertLimits, cut: list[str], size: int) -> int:
+def _shrink(alert: Alert, limits: AlertLimits, cut: list[str], size: int,
+            encoded: Callable[[], int]) -> int:
     """Still over ``max_bytes`` after cutting values: drop whole parts, least needed first."""
-    def encoded() -> int:
-        return len(alert.to_json())
-
     # evidence entries, largest first
     sizes = sorted(((len(orjson.dumps(v, default=str)), k) for k, v in alert.evidence.items()),
                    key=lambda item: -item[0])
@@ -278,5 +347,20 @@ def _shrink(alert: Alert, limits: AlertLimits, cut: list[str], size: int) -> int
         alert.key = _Capper(small, cut).value(alert.key, "key")
         alert.labels = _Capper(small, cut).value(alert.labels, "labels")
         alert.source = _Capper(small, cut).value(alert.source, "source")
+        size = encoded()
+    # Only an alert built by hand gets here (hundreds of long evidence names, say): keep what
+    # identifies and routes it, a few short values each.
+    if size > limits.max_bytes:
+        for attr in ("evidence", "source"):
+            if getattr(alert, attr):
+                setattr(alert, attr, {})
+                cut.append(attr)
+        size = encoded()
+    if size > limits.max_bytes:
+        tiny = _Capper(AlertLimits(limits.max_bytes, 32, 4), cut)
+        alert.key = tiny.value(alert.key, "key")
+        alert.labels = tiny.value(alert.labels, "labels")
+        for attr in (*_IDENTITY, "title", "body"):
+            setattr(alert, attr, tiny.value(getattr(alert, attr), attr))
         size = encoded()
     return size

@@ -8,18 +8,44 @@ batches ourselves (``create_batch`` / ``send_batch``) appends a record for ~1 us
 Records land where ``send()`` would put them: keyed records by the Java client's murmur2
 partitioner (so a repartition topic is keyed like one a Java producer wrote), unkeyed ones
 round-robin. Within a partition the order of ``write`` calls and records is kept.
+
+Size. Every record written here fits one produce request (``MAX_INTERNAL_RECORD_BYTES``, the
+producer's 1 MiB ``max_request_size`` less a record's overhead), so the broker never refuses
+one for size and no batch is retried forever: a key over ``MAX_KEY_BYTES`` is written as its
+SHA-256 (``fit_key``: the same long key always becomes the same key, so it always lands on the
+same partition), and the writers keep their values under the rest (alerts are capped at
+512 KiB at most; ``Judge`` dead-letters a record whose repartitioned copy would not fit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from aiokafka.partitioner import murmur2
 
+from .decode.deadletter import MAX_DEAD_LETTER_BYTES
+
+# aiokafka's default max_request_size, and Apache Kafka's default message.max.bytes give or
+# take the batch header: what one record may weigh.
+DEFAULT_MAX_REQUEST_SIZE = MAX_DEAD_LETTER_BYTES
+# What a Kafka record adds to its key and value (batch header, record header, our header),
+# rounded up generously.
+RECORD_OVERHEAD = 1024
+MAX_KEY_BYTES = 1024
+MAX_INTERNAL_RECORD_BYTES = DEFAULT_MAX_REQUEST_SIZE - RECORD_OVERHEAD  # key and value
+
 # (topic, key, value) or (topic, key, value, timestamp_ms)
 Record = tuple[Any, ...]
+
+
+def fit_key(key: bytes) -> bytes:
+    """``key``, or its SHA-256 (64 hex bytes) when it is over ``MAX_KEY_BYTES``."""
+    if len(key) <= MAX_KEY_BYTES:
+        return key
+    return hashlib.sha256(key).hexdigest().encode()
 
 
 class BatchWriter:
@@ -59,6 +85,8 @@ class BatchWriter:
         counts = self._counts
         for record in records:
             topic, key, value = record[0], record[1], record[2]
+            if key is not None and len(key) > MAX_KEY_BYTES:
+                key = fit_key(key)
             timestamp = record[3] if len(record) > 3 else None
             n = counts.get(topic)
             if n is None:

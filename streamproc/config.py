@@ -62,6 +62,7 @@ import yaml
 from .alerts import AlertLimits
 from .contracts import Contract, builtin_contracts, get_contract
 from .decode.mapping import FieldMapping
+from .decode.records import DEFAULT_MAX_RECORD_BYTES
 from .errors import ConfigError
 
 DEFAULT_GROUP_ID = "streamproc"
@@ -292,7 +293,7 @@ class Binding:
     format: str = "json"
     mapping: FieldMapping | None = None
     allowed_lateness: float = 60.0
-    max_record_bytes: int = 1024 * 1024
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     line: int | None = None
     # The record field the topic is partitioned by (the producer's key), if any. Keyed
@@ -657,6 +658,15 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str)
     if not isinstance(lateness, int | float) or lateness < 0:
         raise ConfigError(f"{where}.allowed_lateness must be a number of seconds >= 0",
                           file=file, line=_line(node, "allowed_lateness"))
+    max_record_bytes = node.get("max_record_bytes", DEFAULT_MAX_RECORD_BYTES)
+    most = DEFAULT_MAX_RECORD_BYTES if source == "kafka" else 256 * 1024 * 1024
+    if type(max_record_bytes) is not int or not 1 <= max_record_bytes <= most:
+        raise ConfigError(f"{where}.max_record_bytes must be a number of bytes from 1 to {most}"
+                          f", not {max_record_bytes!r}", file=file,
+                          line=_line(node, "max_record_bytes"),
+                          hint="a Kafka record may be re-keyed to a repartition topic, and its "
+                               "copy must fit one Kafka record (1 MiB) with its envelope and "
+                               "key" if source == "kafka" else None)
     keyed_by = node.get("keyed_by")
     if keyed_by is not None and keyed_by not in contract.fields:
         raise ConfigError(f"{where}: keyed_by {keyed_by!r} is not a field of {contract.family}",
@@ -668,7 +678,7 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str)
     return Binding(name=name, family=contract.family, contract=contract, source=source,
                    topic=topic, pattern=pattern, mqtt_topic=mqtt_topic, format=fmt,
                    mapping=mapping, allowed_lateness=float(lateness),
-                   max_record_bytes=int(node.get("max_record_bytes", 1024 * 1024)),
+                   max_record_bytes=max_record_bytes,
                    detectors={k: dict(v or {}) for k, v in detectors.items()}, line=line,
                    keyed_by=keyed_by)
 

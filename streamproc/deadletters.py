@@ -10,13 +10,14 @@ dead-lettered is one that can never be committed past. So a dead letter that wou
 keeps a prefix of the payload with its full length and SHA-256 (``raw_truncated``,
 ``raw_bytes``, ``raw_sha256``). Should the broker still refuse one for size (its own limit
 lower than ours), a minimal dead letter without the payload is written instead, with the
-broker's answer in ``sink_error``, and counted (``oversize``).
+broker's answer in ``sink_error``, and counted (``oversize``). Both are counted per source
+topic in ``streamproc_dead_letters_cut_total`` and ``streamproc_dead_letters_oversize_total``
+when the sink is given the runtime's ``Metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -26,19 +27,14 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
+from .batches import DEFAULT_MAX_REQUEST_SIZE, RECORD_OVERHEAD, fit_key
 from .decode import DeadLetter
-from .decode.deadletter import KEY_KEEP, MAX_DEAD_LETTER_BYTES
+from .decode.deadletter import MAX_DEAD_LETTER_BYTES
 from .files import open_private, private_dir
 from .logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
-# aiokafka's default max_request_size, and Apache Kafka's default message.max.bytes give or
-# take the batch header: what one record may weigh.
-DEFAULT_MAX_REQUEST_SIZE = MAX_DEAD_LETTER_BYTES
-# What a Kafka record adds to its key and value (batch header, record header, our header),
-# rounded up generously.
-RECORD_OVERHEAD = 1024
 _TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
@@ -54,10 +50,11 @@ def _report(limited: RateLimitedLog, dl: DeadLetter) -> None:
 
 class KafkaDeadLetters:
     def __init__(self, producer: AIOKafkaProducer, suffix: str = ".dlq", *,
-                 max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
+                 max_request_size: int = DEFAULT_MAX_REQUEST_SIZE, metrics: Any = None) -> None:
         self.producer = producer
         self.suffix = suffix
         self.max_request_size = max_request_size
+        self.metrics = metrics
         self.bounded = _bounded_log()
         self.count = 0
         self.cut = 0  # dead letters whose payload was cut to fit
@@ -70,10 +67,12 @@ class KafkaDeadLetters:
         refused: list[tuple[DeadLetter, BaseException]] = []
         for dl in dead:
             _report(self.bounded, dl)
-            key = _record_key(dl.key)
+            key = None if dl.key is None else fit_key(dl.key)
             value = dl.encode(self.max_request_size - RECORD_OVERHEAD - len(key or b""))
-            if b'"raw_truncated":true' in value[-120:]:  # (the last fields, when cut)
+            if _was_cut(value):
                 self.cut += 1
+                if self.metrics is not None:
+                    self.metrics.dead_letters_cut.labels(dl.topic).inc()
             try:
                 sends.append((dl, await self.producer.send(
                     self._topic(dl), value, key=key,
@@ -96,6 +95,8 @@ class KafkaDeadLetters:
         futures = []
         for dl, exc in refused:
             self.oversize += 1
+            if self.metrics is not None:
+                self.metrics.dead_letters_oversize.labels(dl.topic).inc()
             why = f"{type(exc).__name__}: the dead letter was refused for size"
             self.bounded.error((dl.topic, "oversize"), "dead letter from %s[%d]@%d (%d bytes) "
                                "refused for size (%s): written without its payload", dl.topic,
@@ -109,23 +110,22 @@ class KafkaDeadLetters:
         return (dl.topic or "streamproc") + self.suffix
 
 
-def _record_key(key: bytes | None) -> bytes | None:
-    """The dead letter's Kafka key: the original one, or its SHA-256 when that is too long
-    to copy (the value says so)."""
-    if key is None or len(key) <= KEY_KEEP:
-        return key
-    return hashlib.sha256(key).hexdigest().encode()
+def _was_cut(encoded: bytes) -> bool:
+    """Whether an encoded dead letter lost part of its payload (the last fields say so)."""
+    return b'"raw_truncated":true' in encoded[-120:]
 
 
 class FileDeadLetters:
     def __init__(self, path: str | os.PathLike[str], *,
-                 max_line_bytes: int = MAX_DEAD_LETTER_BYTES) -> None:
+                 max_line_bytes: int = MAX_DEAD_LETTER_BYTES, metrics: Any = None) -> None:
         self.path = Path(path)
         if self.path.parent != Path(""):
             private_dir(self.path.parent)
         self.max_line_bytes = max_line_bytes
+        self.metrics = metrics
         self.bounded = _bounded_log()
         self.count = 0
+        self.cut = 0  # dead letters whose payload was cut to fit a line
 
     async def write(self, dead: list[DeadLetter]) -> None:
         if not dead:
@@ -133,7 +133,12 @@ class FileDeadLetters:
         with open_private(self.path, "ab") as f:
             for dl in dead:
                 _report(self.bounded, dl)
-                f.write(dl.encode(self.max_line_bytes - 1) + b"\n")
+                line = dl.encode(self.max_line_bytes - 1)
+                if _was_cut(line):
+                    self.cut += 1
+                    if self.metrics is not None:
+                        self.metrics.dead_letters_cut.labels(dl.topic).inc()
+                f.write(line + b"\n")
             f.flush()
             os.fsync(f.fileno())
         self.count += len(dead)

@@ -98,6 +98,14 @@ class Metrics:
         self.dead_letters = Counter("streamproc_dead_letters",
                                     "Records dead-lettered, by reason", ["topic", "reason"],
                                     registry=r)
+        self.dead_letters_cut = Counter("streamproc_dead_letters_cut",
+                                        "Dead letters whose payload was cut to fit their sink "
+                                        "(a prefix, the full length and SHA-256 kept)",
+                                        ["topic"], registry=r)
+        self.dead_letters_oversize = Counter("streamproc_dead_letters_oversize",
+                                             "Dead letters refused for size by the producer or "
+                                             "the broker, written without their payload",
+                                             ["topic"], registry=r)
         self.late_events = Counter("streamproc_late_events",
                                    "Events behind the watermark (dead-lettered as late)",
                                    ["topic"], registry=r)

@@ -269,7 +269,7 @@ class Judge:
                 stats.events += len(events)
             targets = self.repartition_targets.get(task[0])
             if targets:
-                self._ship(events, targets)
+                dead.extend(self._ship(events, targets))
             engine = self.engine(task)
             if self.bindings[task[0]].format == "internal":
                 events = self._dedup_repartitioned(engine, events)
@@ -309,16 +309,33 @@ class Judge:
             self._report({}, [], alerts)
         return alerts
 
-    def _ship(self, events: list[Event], targets: list[tuple[str, str]]) -> None:
+    def _ship(self, events: list[Event], targets: list[tuple[str, str]]) -> list[DeadLetter]:
+        """Queue the events' repartitioned copies; returns the dead letters of those whose
+        copy would not fit one Kafka record (``batches.MAX_INTERNAL_RECORD_BYTES``): the
+        default max_record_bytes leaves room for the envelope and the key, but decoding and
+        encoding again can grow a record (1e5 is written back as 100000.0)."""
+        from .batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES, fit_key
         from .repartition import encode
 
         outbox = self.outbox
+        dead: list[DeadLetter] = []
+        max_value = MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
         for ev in events:
             value = encode(ev)
+            if len(value) > max_value:
+                dead.append(_unshippable(ev, len(value), max_value, targets))
+                continue
             data = ev.data
             for key_field, topic in targets:
                 key = data.get(key_field)
-                outbox.append((topic, None if key is None else str(key).encode(), value))
+                if key is None:
+                    outbox.append((topic, None, value))
+                    continue
+                raw_key = str(key).encode()
+                # a long key becomes its hash: the same value, the same partition
+                outbox.append((topic, raw_key if len(raw_key) <= MAX_KEY_BYTES
+                               else fit_key(raw_key), value))
+        return dead
 
     @staticmethod
     def _dedup_repartitioned(engine: DetectorEngine, events: list[Event]) -> list[Event]:
@@ -402,6 +419,18 @@ class Judge:
         for engine in self.engines.values():
             alerts.extend(engine.finish())
         return alerts
+
+
+def _unshippable(ev: Event, size: int, max_value: int,
+                 targets: list[tuple[str, str]]) -> DeadLetter:
+    import orjson
+    raw = orjson.dumps(ev.data, default=str)
+    return DeadLetter("too_large", f"its repartitioned copy ({size} bytes) is over the "
+                                   f"{max_value} bytes one Kafka record may carry: judged here, "
+                                   f"but not by the detectors of "
+                                   f"{', '.join(topic for _, topic in targets)}; the payload is "
+                                   f"the decoded record", raw, ev.topic, ev.partition, ev.offset,
+                      None, ev.family)
 
 
 def late_dead_letter(ev: Event, watermark: float) -> DeadLetter:
@@ -762,7 +791,8 @@ class Runtime:
             await self._ensure_internal_topics()
             self.alert_log = KafkaAlertLog(cfg.kafka, self.producer)
             kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix,
-                                          max_request_size=DEFAULT_MAX_REQUEST_SIZE)
+                                          max_request_size=DEFAULT_MAX_REQUEST_SIZE,
+                                          metrics=self.metrics)
             self.reader = KafkaAlertReader(cfg.kafka)
         else:
             from .alertlog import SqliteAlertLog
@@ -833,7 +863,8 @@ class Runtime:
                                 start_retries=self.start_retries)
             await source.start()
             self.sources.append(source)
-            mqtt_dead = FileDeadLetters(cfg.mqtt.dead_letter_file)  # type: ignore[union-attr]
+            mqtt_dead = FileDeadLetters(cfg.mqtt.dead_letter_file,  # type: ignore[union-attr]
+                                        metrics=self.metrics)
             self.ingest.append(IngestLoop(source, "mqtt", self.judge, self.alert_log.append,
                                           mqtt_dead.write, on_batch=self._count))
         if not self.sources:

@@ -14,7 +14,7 @@ import orjson
 # closed and small.
 REASONS = (
     "empty",          # zero-length payload
-    "too_large",      # over max_record_bytes
+    "too_large",      # over max_record_bytes, or its repartitioned copy over a Kafka record
     "not_utf8",       # payload bytes are not UTF-8
     "not_json",       # not parseable JSON (NaN and Infinity included: they are not JSON)
     "too_deep",       # nesting deeper than the JSON parser allows

@@ -20,7 +20,10 @@ from .fields import Reject as _Reject
 from .fields import compile_field_checks
 from .mapping import FieldMapping
 
-DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+# 1 MiB less 8 KiB: a record this large, re-keyed to a repartition topic, still fits one Kafka
+# record with its envelope ({"ts", "data", "src"}: under 400 bytes), a key of at most 1 KiB and
+# the record's overhead under the producer's 1 MiB max_request_size (batches.py).
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024 - 8 * 1024
 # Deeper documents are rejected: no contract needs more than a few levels, and recursive walks
 # over hostile nesting (in mapping, evidence, templates) are how decoders fall over.
 DEFAULT_MAX_DEPTH = 64

@@ -20,6 +20,10 @@ passed in by the caller so that replays stay deterministic.
 Per-partition lateness is what makes a backlog safe: when a consumer catches up on hours of
 data, its partitions advance at different speeds, and a single global watermark would throw
 away the slower partitions' events as late.
+
+Size. Every alert a detector returns is cut here to the ``alerts:`` limits (``cap_alert``),
+whether the detector built it with ``make_alert`` (already within them: a quick walk proves
+it) or with ``Alert(...)``: live and replay, nothing downstream sees an alert over them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..alerts import Alert
+from ..alerts import Alert, AlertLimits, cap_alert
 from ..events import Event
 from .base import Detector
 from .merge import SourceMerge
@@ -39,8 +43,10 @@ DEFAULT_IDLE_AFTER = 30.0
 class DetectorEngine:
     def __init__(self, detectors: Sequence[Detector], *,
                  allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
-                 idle_after: float = DEFAULT_IDLE_AFTER) -> None:
+                 idle_after: float = DEFAULT_IDLE_AFTER,
+                 limits: AlertLimits | None = None) -> None:
         self.detectors = list(detectors)
+        self.limits = limits if limits is not None else AlertLimits()
         self.allowed_lateness = float(allowed_lateness)
         self.idle_after = idle_after
         self._stream_time: dict[tuple[str, int], float] = {}
@@ -75,8 +81,14 @@ class DetectorEngine:
             for detector in self.detectors:
                 out = detector.process(accepted)
                 if out:
-                    alerts.extend(out)
+                    alerts.extend(self._capped(out))
         return alerts, late
+
+    def _capped(self, alerts: list[Alert]) -> list[Alert]:
+        limits = self.limits
+        for alert in alerts:
+            cap_alert(alert, limits)
+        return alerts
 
     def advance(self, now: float | None = None, floor: float | None = None) -> list[Alert]:
         """Recompute the watermark and fire due timers.
@@ -103,7 +115,7 @@ class DetectorEngine:
         for detector in self.detectors:
             out = detector.on_watermark(wm)
             if out:
-                alerts.extend(out)
+                alerts.extend(self._capped(out))
         return alerts
 
     def finish(self) -> list[Alert]:
@@ -120,7 +132,7 @@ class DetectorEngine:
         self.watermark = wm
         alerts: list[Alert] = held
         for detector in self.detectors:
-            alerts.extend(detector.on_watermark(wm) or ())
+            alerts.extend(self._capped(detector.on_watermark(wm) or []))
         return alerts
 
     # -- state ------------------------------------------------------------------------------

@@ -44,4 +44,4 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
 
 def build_engine(config: Config, binding: Binding) -> DetectorEngine:
     return DetectorEngine(build_detectors(config, binding),
-                          allowed_lateness=binding.allowed_lateness)
+                          allowed_lateness=binding.allowed_lateness, limits=config.alert_limits)

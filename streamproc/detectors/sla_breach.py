@@ -44,8 +44,15 @@ from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState, TimerQueue
 from ._common import clip, iso
-from ._tickets import (PRIORITIES, SHARED_SLA, SLA_DEFAULTS, canonical_priority, hours_text,
-                       priority_of, sla_table)
+from ._tickets import (
+    PRIORITIES,
+    SHARED_SLA,
+    SLA_DEFAULTS,
+    canonical_priority,
+    hours_text,
+    priority_of,
+    sla_table,
+)
 from .base import Detector, register
 
 _created = attrgetter("created")

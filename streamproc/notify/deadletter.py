@@ -8,8 +8,9 @@ it can be replayed: ``{"failed_at", "reason", "channel", "attempts", "error", "a
 (queued for a channel no longer configured) or ``no_route`` (no channel carries any of the
 alert's tags).
 
-One record must fit one Kafka record: ``encode_to_fit`` splits a record whose alerts (a
-digest of many) would not into several, each with the same envelope and a part of the alerts.
+One record must fit one Kafka record, or one line of the file (1 MiB, like every dead
+letter): ``encode_to_fit`` splits a record whose alerts (a digest of many) would not into
+several, each with the same envelope and a part of the alerts, in order.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from ..decode.deadletter import DETAIL_KEEP, MAX_DEAD_LETTER_BYTES
 from ..files import open_private, private_dir
 
 log = logging.getLogger("streamproc.notify")
@@ -51,7 +53,8 @@ class DeadLetters:
         private_dir(self.path.parent)
         with open_private(self.path, "ab") as fh:
             for r in records:
-                fh.write(orjson.dumps(r, default=str) + b"\n")
+                for line in encode_to_fit(r, MAX_DEAD_LETTER_BYTES - 1):
+                    fh.write(line + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -75,4 +78,9 @@ def encode_to_fit(record: dict[str, Any], max_bytes: int) -> list[bytes]:
                 + encode_to_fit({**record, "alerts": alerts[half:]}, max_bytes))
     keep = ("kind", "severity", "status", "fingerprint", "event_time", "family")
     bare = [{k: a.get(k) for k in keep} | {"truncated": ["*"]} for a in alerts]
-    return [orjson.dumps({**record, "alerts": bare}, default=str)]
+    encoded = orjson.dumps({**record, "alerts": bare}, default=str)
+    if len(encoded) > max_bytes:  # the envelope itself: an error text of any length
+        record = {k: f"{v[:DETAIL_KEEP]}...[cut {len(v) - DETAIL_KEEP} chars]"
+                  if type(v) is str and len(v) > DETAIL_KEEP else v for k, v in record.items()}
+        encoded = orjson.dumps({**record, "alerts": bare}, default=str)
+    return [encoded]
