@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .config import Config, KafkaConfig, load_config
+from .config import Config, KafkaConfig
 from .files import private_dir
 
 log = logging.getLogger("streamproc")
@@ -30,16 +30,12 @@ def main(args: argparse.Namespace) -> int:
     from .logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
-    config = load_config(args.config)
-    from .redact import register_config_secrets
+    from .checkconfig import load_checked
 
-    # From here on, passwords and URL tokens of this config are masked in every log line.
-    register_config_secrets(config)
-    from .checkconfig import check_notify
-
-    # Every bad channel, tag, template and Apprise config entry, each at its file:line, before
-    # anything starts (not the first of them, and not later in delivery).
-    check_notify(config)
+    # Every problem of every section, each at its file:line, before anything starts (not the
+    # first of them, and not a bad channel later in delivery). From here on, passwords and
+    # URL tokens of this config are masked in every log line.
+    config, _channels = load_checked(args.config)
     try:
         import uvloop  # the [fast] extra
         runner: Any = uvloop.run
