@@ -120,3 +120,14 @@ def test_the_compose_webhook_receiver_prints_what_apprise_sends_it() -> None:
         proc.terminate()
         proc.wait(10)
     assert '"path": "/alerts"' in line and "brute_force on alice" in line
+
+
+def test_the_container_opens_its_metrics_to_the_published_port_by_saying_so() -> None:
+    # streamproc's metrics listen on loopback by default; inside a container that port could
+    # not be published, so compose and the image ask for every interface of the container
+    # (compose still publishes it on the host's 127.0.0.1 only).
+    command = _compose()["services"]["streamproc"]["command"]
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert '"--metrics-port", "9108", "--metrics-host", "0.0.0.0"' in cmd
