@@ -736,11 +736,22 @@ def _validate_detectors(config: Config, doc: dict[str, Any],
                 if exc.message not in reported:
                     reported.add(exc.message)
                     errors.append(ConfigError(f"detectors: {exc.message}", file=config.file,
-                                              line=_line(doc, "detectors"), hint=exc.hint))
+                                              line=_defaults_line(doc, exc.message),
+                                              hint=exc.hint))
                 continue
             errors.append(ConfigError(f"topic binding {binding.name!r}: {exc.message}",
                                       file=config.file, line=binding.line or
                                       _line(doc, "detectors"), hint=exc.hint))
+
+
+def _defaults_line(doc: dict[str, Any], message: str) -> int | None:
+    """The line of the detector kind under ``detectors:`` that ``message`` names, else that
+    of ``detectors:``."""
+    node = doc.get("detectors")
+    for kind in node if isinstance(node, LineDict) else ():
+        if f"'{kind}'" in message:
+            return _line(node, str(kind))
+    return _line(doc, "detectors")
 
 
 def _fault_of_defaults(config: Config, binding: Binding, exc: ConfigError) -> bool:

@@ -307,9 +307,9 @@ def test_a_bad_default_for_every_binding_is_one_error_at_the_detectors_section(
     assert rc == 1
     config = tmp_path / "streamproc.yaml"
     by_place = dict(line.split(": ", 1) for line in err.strip().splitlines())
-    assert sorted(by_place) == [f"{config}:10", f"{config}:6"]
-    assert by_place[f"{config}:10"].startswith("detectors: ")
-    assert "'threshold' must be like 5" in by_place[f"{config}:10"]
+    assert sorted(by_place) == [f"{config}:11", f"{config}:6"]  # brute_force under detectors:
+    assert by_place[f"{config}:11"].startswith("detectors: ")
+    assert "'threshold' must be like 5" in by_place[f"{config}:11"]
     assert "'window' must be like" in by_place[f"{config}:6"]
 
 
