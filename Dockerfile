@@ -10,4 +10,6 @@ USER streamproc
 WORKDIR /var/lib/streamproc
 EXPOSE 9108
 ENTRYPOINT ["streamproc"]
-CMD ["run", "-c", "/etc/streamproc/streamproc.yaml", "--metrics-port", "9108"]
+# Metrics on every interface of the container (streamproc's default is 127.0.0.1, which a
+# published port cannot reach); publish the port on a chosen host address only.
+CMD ["run", "-c", "/etc/streamproc/streamproc.yaml", "--metrics-port", "9108", "--metrics-host", "0.0.0.0"]

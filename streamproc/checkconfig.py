@@ -7,8 +7,9 @@ binding's detectors with their effective thresholds, the channels (by service na
 URL, token or password) and which channels each detector kind reaches at each severity.
 
 Exit status 0 when valid; 1 with ``file:line: what is wrong, how to fix it`` otherwise, one
-line for each problem of the notify setup (every bad URL, tag, template and Apprise config
-entry), not only the first.
+line for each problem, not only the first: every section is checked (kafka, mqtt, each topic
+binding, detectors, state, alerts) and every problem of the notify setup (each bad URL, tag,
+template and Apprise config entry) is listed. ``run`` refuses to start with the same list.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, TextIO
 from .alerts import SEVERITIES, Alert
 from .config import Binding, Config, LineDict, LineList, load_config
 from .errors import ConfigError, ConfigErrors
-from .redact import redact_text, redact_url, register_secret, service_name
+from .redact import redact_text, redact_url, register_config_secrets, service_name
 
 
 @dataclass(slots=True)
@@ -55,28 +56,40 @@ class Report:
 # -- checking --------------------------------------------------------------------------------
 
 def check(path: str | None) -> Report:
-    """Load and validate everything; raises ConfigError with file and line."""
-    config = load_config(path)
-    if config.mqtt is not None:
-        register_secret(config.mqtt.password)
-    if config.kafka is not None:
-        register_secret(config.kafka.sasl_password)
-    report = Report(config=config)
+    """Load and validate everything; raises ConfigError (ConfigErrors: all of them) with
+    file and line."""
+    config, channels = load_checked(path)
+    report = Report(config=config, channels=channels)
     from .detectors import build_detectors
 
     for binding in config.bindings:
         report.detectors[binding.name] = [
             DetectorInfo(d.kind, d.family, getattr(d, "severity", ""), dict(d.params))
             for d in build_detectors(config, binding)]
-    report.channels = check_notify(config)
     kinds = sorted({(d.kind, d.family) for infos in report.detectors.values() for d in infos})
     report.routes, report.routing_note = _with_line(config, _routes, config, kinds)
     return report
 
 
+def load_checked(path: str | None) -> tuple[Config, list[ChannelInfo]]:
+    """The config at ``path`` and its channels, or every problem of every section and of the
+    notify setup raised together (ConfigErrors), each at its ``file:line``. check-config and
+    ``run`` both start here, so ``run`` refuses to start with the list check-config prints.
+    From here on the config's passwords and URL tokens are masked in every log line."""
+    errors: list[ConfigError] = []
+    config = load_config(path, errors=errors)
+    register_config_secrets(config)
+    notify_errors: list[ConfigError] = []
+    channels = _load_channels(config, notify_errors)
+    errors.extend(_placed(config, exc) for exc in notify_errors)
+    if errors:
+        raise ConfigErrors.of(errors)
+    return config, channels
+
+
 def check_notify(config: Config) -> list[ChannelInfo]:
     """Every notify problem at once (bad URLs, tags and templates, each Apprise config entry
-    Apprise cannot load), each at its ``file:line``; ``run`` calls this at start-up too."""
+    Apprise cannot load), each at its ``file:line``."""
     errors: list[ConfigError] = []
     channels = _load_channels(config, errors)
     if errors:

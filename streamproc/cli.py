@@ -64,8 +64,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--embedded-console", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                    help="serve Prometheus /metrics, /healthz and /readyz on this port")
-    p.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDR",
-                   help="address for the metrics server (default 0.0.0.0)")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
+                   help="address for the metrics server (default 127.0.0.1: this machine "
+                        "only; 0.0.0.0 for every interface, e.g. in a container)")
     p.add_argument("--watch-config", action="store_true",
                    help="reload the config when the file changes (as SIGHUP does)")
     p.add_argument("--max-memory", default=None, metavar="SIZE",

@@ -53,7 +53,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ from .alerts import AlertLimits
 from .contracts import Contract, builtin_contracts, get_contract
 from .decode.mapping import FieldMapping
 from .decode.records import DEFAULT_MAX_RECORD_BYTES
-from .errors import ConfigError
+from .errors import ConfigError, ConfigErrors
 
 DEFAULT_GROUP_ID = "streamproc"
 DEFAULT_ALERT_TOPIC = "streamproc.alerts"
@@ -348,52 +348,106 @@ _TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "met
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
-                overrides: dict[str, Any] | None = None) -> Config:
-    """Read and validate a config file (None: the built-in defaults)."""
+                overrides: dict[str, Any] | None = None,
+                errors: list[ConfigError] | None = None) -> Config:
+    """Read and validate a config file (None: the built-in defaults). Every section is
+    checked even when an earlier one is wrong; see ``parse_config`` for ``errors``."""
     if path is None:
-        return parse_config({}, file=None)
+        return parse_config({}, file=None, errors=errors)
     file = str(path)
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror}", file=file,
                           hint="check the path given with -c/--config") from None
-    return parse_config_text(text, file=file)
+    return parse_config_text(text, file=file, errors=errors)
 
 
-def parse_config_text(text: str, *, file: str | None = None) -> Config:
+def parse_config_text(text: str, *, file: str | None = None,
+                      errors: list[ConfigError] | None = None) -> Config:
     doc = load_yaml(text, file=file)
     if doc is None:
         doc = LineDict()
     if not isinstance(doc, dict):
         raise ConfigError("the config must be a YAML mapping at the top level", file=file,
                           line=1)
-    return parse_config(doc, file=file)
+    return parse_config(doc, file=file, errors=errors)
 
 
-def parse_config(doc: dict[str, Any], *, file: str | None) -> Config:
-    unknown = set(doc) - _TOP_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(f"unknown top-level key {key!r}", file=file, line=_line(doc, key),
-                          hint=f"known keys: {', '.join(sorted(_TOP_KEYS))}")
+def parse_config(doc: dict[str, Any], *, file: str | None,
+                 errors: list[ConfigError] | None = None) -> Config:
+    """The Config of a parsed document, every section checked: a section's first error is
+    one entry, and the next section is read all the same. A section in error counts as left
+    at its defaults, so nothing that depends on it reports a second, follow-on error.
+
+    With ``errors`` given, the problems are appended there and the Config returned holds the
+    valid sections (for a caller that checks more, such as notify, before it reports them
+    all); without it they are raised together (ConfigErrors)."""
+    found: list[ConfigError] = []
+
+    def section(parse: Any, *args: Any, default: Any = None) -> Any:
+        try:
+            return parse(*args)
+        except ConfigError as exc:
+            found.append(exc)
+            return default
+
+    for key in sorted(set(doc) - _TOP_KEYS, key=lambda k: _line(doc, str(k)) or 0):
+        found.append(ConfigError(f"unknown top-level key {key!r}", file=file,
+                                 line=_line(doc, str(key)),
+                                 hint=f"known keys: {', '.join(sorted(_TOP_KEYS))}"))
     _resolve_paths(doc, file)
-    kafka = _parse_kafka(doc.get("kafka"), file) if doc.get("kafka") is not None else None
-    mqtt = _parse_mqtt(doc.get("mqtt"), file) if doc.get("mqtt") is not None else None
+    kafka = section(_parse_kafka, doc["kafka"], file) if doc.get("kafka") is not None else None
+    mqtt = section(_parse_mqtt, doc["mqtt"], file) if doc.get("mqtt") is not None else None
+    # What the file names, parsed or not: a kafka: section in error must not turn every
+    # binding into an MQTT one.
+    source = "mqtt" if doc.get("mqtt") is not None and doc.get("kafka") is None else "kafka"
+    bindings = section(_parse_topics, doc, file, source, found, default=[])
+    detectors = section(_parse_detector_defaults, doc, file, default={})
+    interval, checkpoints = section(_parse_state, doc, file, default=(10.0, True))
+    config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=detectors,
+                    checkpoint_interval=interval, checkpoints=checkpoints,
+                    notify=dict(doc.get("notify") or {}),
+                    state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
+                    raw=doc, alert_limits=section(_parse_alerts, doc.get("alerts"), file,
+                                                  default=AlertLimits()))
+    _validate_detectors(config, doc, found)
+    if errors is not None:
+        errors.extend(found)
+    elif found:
+        raise ConfigErrors.of(found)
+    return config
+
+
+def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
+                  errors: list[ConfigError]) -> list[Binding]:
+    """The bindings of ``topics:`` (each one in error is one entry of ``errors``), or the
+    defaults when there is none."""
     topics = doc.get("topics")
     if topics is None:
-        bindings = default_bindings("kafka" if kafka is not None or mqtt is None else "mqtt")
-    else:
-        if not isinstance(topics, list):
-            raise ConfigError("'topics' must be a list of topic bindings", file=file,
-                              line=_line(doc, "topics"))
-        bindings = [_parse_binding(item, i, file, default_source="mqtt" if
-                                   (mqtt is not None and kafka is None) else "kafka")
-                    for i, item in enumerate(topics)]
+        return default_bindings(source)
+    if not isinstance(topics, list):
+        raise ConfigError("'topics' must be a list of topic bindings", file=file,
+                          line=_line(doc, "topics"))
+    bindings = []
+    for i, item in enumerate(topics):
+        try:
+            bindings.append(_parse_binding(item, i, file, default_source=source))
+        except ConfigError as exc:
+            errors.append(exc)
+    return bindings
+
+
+def _parse_detector_defaults(doc: dict[str, Any], file: str | None) -> dict[str, Any]:
     detectors = doc.get("detectors") or {}
     if not isinstance(detectors, dict):
         raise ConfigError("'detectors' must map detector kinds to parameters", file=file,
                           line=_line(doc, "detectors"))
+    return dict(detectors)
+
+
+def _parse_state(doc: dict[str, Any], file: str | None) -> tuple[float, bool]:
+    """``state: {checkpoint_interval, checkpoints}``."""
     state = doc.get("state") or {}
     if not isinstance(state, dict) or set(state) - {"checkpoint_interval", "checkpoints"}:
         raise ConfigError("'state' takes checkpoint_interval (seconds) and checkpoints "
@@ -402,16 +456,9 @@ def parse_config(doc: dict[str, Any], *, file: str | None) -> Config:
     if not isinstance(interval, int | float) or interval <= 0:
         raise ConfigError("state.checkpoint_interval must be a positive number of seconds",
                           file=file, line=_line(state, "checkpoint_interval"))
-    config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=dict(detectors),
-                    checkpoint_interval=float(interval),
-                    checkpoints=bool(_read_scalar(bool, state.get("checkpoints", True),
-                                                  "state.checkpoints", state, "checkpoints",
-                                                  file)),
-                    notify=dict(doc.get("notify") or {}),
-                    state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
-                    raw=doc, alert_limits=_parse_alerts(doc.get("alerts"), file))
-    _validate_detectors(config, doc)
-    return config
+    checkpoints = _read_scalar(bool, state.get("checkpoints", True), "state.checkpoints",
+                               state, "checkpoints", file)
+    return float(interval), bool(checkpoints)
 
 
 def _parse_alerts(node: Any, file: str | None) -> AlertLimits:
@@ -683,14 +730,49 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str)
                    keyed_by=keyed_by)
 
 
-def _validate_detectors(config: Config, doc: dict[str, Any]) -> None:
-    """Instantiate every detector once so bad parameters fail at load time, with a line."""
+def _validate_detectors(config: Config, doc: dict[str, Any],
+                        errors: list[ConfigError]) -> None:
+    """Instantiate every detector once so bad parameters fail at load time, with a line: the
+    binding's, or that of ``detectors:`` when the fault is a default written there (then it
+    is reported once, not once for every binding it reaches)."""
     from .detectors import build_detectors
 
+    reported: set[str] = set()  # faults of the defaults
     for binding in config.bindings:
         try:
             build_detectors(config, binding)
         except ConfigError as exc:
-            raise ConfigError(f"topic binding {binding.name!r}: {exc.message}", file=config.file,
-                              line=binding.line or _line(doc, "detectors"), hint=exc.hint) \
-                from None
+            if config.detectors and _fault_of_defaults(config, binding, exc):
+                if exc.message not in reported:
+                    reported.add(exc.message)
+                    errors.append(ConfigError(f"detectors: {exc.message}", file=config.file,
+                                              line=_defaults_line(doc, exc.message),
+                                              hint=exc.hint))
+                continue
+            errors.append(ConfigError(f"topic binding {binding.name!r}: {exc.message}",
+                                      file=config.file, line=binding.line or
+                                      _line(doc, "detectors"), hint=exc.hint))
+
+
+def _defaults_line(doc: dict[str, Any], message: str) -> int | None:
+    """The line of the detector kind under ``detectors:`` that ``message`` names, else that
+    of ``detectors:``."""
+    node = doc.get("detectors")
+    for kind in node if isinstance(node, LineDict) else ():
+        if f"'{kind}'" in message:
+            return _line(node, str(kind))
+    return _line(doc, "detectors")
+
+
+def _fault_of_defaults(config: Config, binding: Binding, exc: ConfigError) -> bool:
+    """Whether ``exc`` (from building ``binding``'s detectors) comes from the defaults of
+    ``detectors:``: the binding fails the same way without settings of its own."""
+    from .detectors import build_detectors
+
+    if not binding.detectors:
+        return True
+    try:
+        build_detectors(config, replace(binding, detectors={}))
+    except ConfigError as default_exc:
+        return default_exc.message == exc.message
+    return False

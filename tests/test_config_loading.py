@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamproc.config import load_config, parse_config_text
-from streamproc.errors import ConfigError
+from streamproc.errors import ConfigError, ConfigErrors
 from streamproc.notify.channels import load_channels
 from streamproc.notify.settings import parse_settings
 
@@ -160,3 +160,27 @@ def test_notify_switches_read_false_from_a_variable(monkeypatch: pytest.MonkeyPa
                                "  routes: []\n")
     settings = parse_settings(config.notify)
     assert settings.flush_on_close is False and settings.default_routes is False
+
+
+def test_every_section_in_error_is_raised_together_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "streamproc.yaml"
+    path.write_text("kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  group_idd: x\n"
+                    "mqtt:\n  qos: 2\n"
+                    "detectors: [brute_force]\n"
+                    "state:\n  checkpoints: maybe\n")
+    with pytest.raises(ConfigErrors) as info:
+        load_config(path)
+    assert [(e.line, e.message.split(" ")[0]) for e in info.value.errors] == [
+        (3, "unknown"), (5, "mqtt.qos"), (6, "'detectors'"), (8, "state.checkpoints")]
+
+
+def test_a_kafka_section_in_error_leaves_the_bindings_on_kafka_and_adds_nothing(
+        ) -> None:
+    errors: list[ConfigError] = []
+    config = parse_config_text("kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  group_idd: x\n"
+                               "mqtt:\n  host: 127.0.0.1\n"
+                               "topics:\n  - topic: auth\n    family: auth-logs\n",
+                               file="c.yaml", errors=errors)
+    assert [str(e).split(";")[0] for e in errors] == ["c.yaml:3: unknown kafka setting "
+                                                      "'group_idd'"]
+    assert [b.source for b in config.bindings] == ["kafka"]

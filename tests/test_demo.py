@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +46,29 @@ def test_a_second_demo_in_the_same_directory_prints_and_appends_its_alerts_again
     assert second.stdout.count("ref ") >= 0.95 * first.stdout.count("ref ") > 0
     assert "fresh state" in second.stderr
     assert not list(tmp_path.glob("streamproc-data*"))  # the demo's state went with it
+
+
+def _failed_demo(tmp_path: Path, *extra: str, **env: str) -> tuple[subprocess.CompletedProcess[str],
+                                                                  Path]:
+    temp = tmp_path / "tmp"  # where the demo makes its state folder
+    temp.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "streamproc.cli", "run", "--demo", *extra],
+                          cwd=tmp_path, env=dict(os.environ, TMPDIR=str(temp), **env),
+                          capture_output=True, text=True, timeout=60)
+    return proc, temp
+
+
+def test_a_demo_whose_broker_fails_to_start_leaves_no_state_folder(tmp_path: Path) -> None:
+    proc, temp = _failed_demo(tmp_path, STREAMPROC_TANSU="/bin/false")  # exits at once
+    assert proc.returncode == 1
+    assert "embedded broker exited with code 1" in proc.stderr
+    assert list(temp.iterdir()) == []
+
+
+def test_a_demo_that_cannot_serve_its_metrics_leaves_no_state_folder(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc, temp = _failed_demo(tmp_path, "--metrics-port", str(taken.getsockname()[1]))
+    assert proc.returncode != 0
+    assert list(temp.iterdir()) == []

@@ -23,7 +23,7 @@ def test_compose_has_kafka_in_kraft_mode_mosquitto_and_streamproc() -> None:
     assert kafka["image"].startswith("apache/kafka")
     env = kafka["environment"]
     assert "controller" in env["KAFKA_PROCESS_ROLES"] and "broker" in env["KAFKA_PROCESS_ROLES"]
-    assert "127.0.0.1:9092:9092" in kafka["ports"]
+    assert any(str(port).startswith("127.0.0.1:9092:") for port in kafka["ports"])
     assert services["mosquitto"]["image"].startswith("eclipse-mosquitto")
     assert "127.0.0.1:1883:1883" in services["mosquitto"]["ports"]
     sp = services["streamproc"]
@@ -120,3 +120,49 @@ def test_the_compose_webhook_receiver_prints_what_apprise_sends_it() -> None:
         proc.terminate()
         proc.wait(10)
     assert '"path": "/alerts"' in line and "brute_force on alice" in line
+
+
+def test_the_container_opens_its_metrics_to_the_published_port_by_saying_so() -> None:
+    # streamproc's metrics listen on loopback by default; inside a container that port could
+    # not be published, so compose and the image ask for every interface of the container
+    # (compose still publishes it on the host's 127.0.0.1 only).
+    command = _compose()["services"]["streamproc"]["command"]
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert '"--metrics-port", "9108", "--metrics-host", "0.0.0.0"' in cmd
+
+
+def _listeners(setting: str) -> dict[str, tuple[str, int]]:
+    """``NAME://host:port,...`` as {NAME: (host, port)}."""
+    out = {}
+    for item in setting.split(","):
+        name, _, address = item.strip().partition("://")
+        host, _, port = address.rpartition(":")
+        out[name] = (host, int(port))
+    return out
+
+
+def test_compose_kafka_hands_each_client_an_address_it_can_reach() -> None:
+    # A Kafka client connects to the bootstrap address, then to the address the broker
+    # advertises for that listener: on the host that must be the published loopback port,
+    # on the compose network the service name.
+    kafka = _compose()["services"]["kafka"]
+    env = kafka["environment"]
+    listening = _listeners(env["KAFKA_LISTENERS"])
+    advertised = _listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    by_port = {port: name for name, (_, port) in listening.items()}
+    protocols = dict(item.split(":") for item in
+                     env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(listening) <= set(protocols)
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
+    for published in kafka["ports"]:
+        address, host_port, container_port = str(published).split(":")
+        name = by_port[int(container_port)]
+        assert advertised[name] == (address, int(host_port)), (published, advertised[name])
+    config = load_config(ROOT / "deploy" / "streamproc.yaml")
+    assert config.kafka is not None
+    for server in config.kafka.bootstrap_servers.split(","):
+        host, _, port = server.rpartition(":")
+        assert host in ("kafka", kafka.get("hostname"))
+        assert advertised[by_port[int(port)]] == (host, int(port))

@@ -108,3 +108,15 @@ def test_readyz_turns_503_when_a_component_reports_not_ready(served) -> None:
 def test_unknown_path_is_404(served) -> None:
     _, server = served
     assert _get(server.url + "/nope")[0] == 404
+
+
+def test_metrics_listen_on_loopback_unless_an_address_is_given() -> None:
+    from streamproc.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--metrics-port", "9108"])
+    assert args.metrics_host == "127.0.0.1"
+    server = start_http_server(0, metrics=Metrics())
+    try:
+        assert server.httpd.server_address[0] == "127.0.0.1"
+    finally:
+        server.close()
