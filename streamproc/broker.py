@@ -85,6 +85,8 @@ class EmbeddedKafka:
         # draining. Parent-death signal: if we are killed outright, so is the broker.
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True, preexec_fn=_die_with_parent)
+        if out is not subprocess.DEVNULL:
+            out.close()  # the child holds its own copy of the descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -213,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # a port already in use, a folder that cannot be created: say which, without a trace
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"streamproc {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -70,5 +70,7 @@ def test_a_demo_that_cannot_serve_its_metrics_leaves_no_state_folder(tmp_path: P
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         proc, temp = _failed_demo(tmp_path, "--metrics-port", str(taken.getsockname()[1]))
-    assert proc.returncode != 0
+    assert proc.returncode == 1
+    assert "streamproc run: Address already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert list(temp.iterdir()) == []
