@@ -64,9 +64,10 @@ time anywhere a replay lets them, and no further than ``max_future_skew`` past t
 
 Device streams (MQTT: one "partition" per topic, i.e. per device). A device's clock is its
 own: a device that says 1970, or lags hours behind, must not hold back its binding's timers.
-With ``max_topic_lag`` set, a topic whose stream time is further than that behind the median
-of the active topics does not hold the watermark back (its own records are still judged
-against its own stream time)::
+With ``max_topic_lag`` set, a topic whose stream time is further than that behind the (upper)
+median of the topics' stream times does not hold the watermark back, and its records, behind
+timers already fired, are dead-lettered ``late`` (judged, each would look like a silence and
+a recovery)::
 
     topic a/1  ........10:00|
     topic a/2  ........10:01|           median 10:00
@@ -321,6 +322,8 @@ class DetectorEngine:
         current = ceiling = _NEG_INF
         allow = self.max_time_jump
         held: list[Event] | None = None
+        # device streams: the binding's timers have passed this, whatever a device's clock
+        behind = self.watermark if self.max_topic_lag is not None else _NEG_INF
         for i, ev in enumerate(events):
             if ev.partition != partition or ev.topic != topic:
                 if topic is not None and current != _NEG_INF:
@@ -333,6 +336,15 @@ class DetectorEngine:
                 ceiling = current + allow if allow != _INF else _INF
                 held = held_map.get(key)
             ts = ev.ts
+            if ts < behind:
+                if accepted is None:
+                    accepted = events[:i]
+                rejected.append(Rejected(
+                    "late", ev, f"event time {ts:.3f} is behind the binding's watermark "
+                                f"{behind:.3f}: its topic lags the others by more than "
+                                f"max_time_jump ({self.max_time_jump:g} s)"))
+                self.late_events += 1
+                continue
             if ts > current:
                 if ts > ceiling or ts > limit:
                     # the rare paths: a future event, a jump, a partition's first records
