@@ -32,6 +32,7 @@ from .alerts import Alert
 from .batches import BatchWriter
 from .config import Binding, Config
 from .decode import DeadLetter, RawRecord, RecordDecoder
+from .decode.records import spaced_colons
 from .detectors import DetectorEngine, build_engine
 from .detectors.engine import Rejected
 from .detectors.merge import SourceMerge
@@ -244,6 +245,10 @@ class Judge:
         bucket: list[Event] = []
         topic_counts: dict[str, int] = {}
         run_start = 0
+        # the duplicate-key check's whitespace scan, once for the batch (decode/records.py)
+        compact = not spaced_colons(b"".join([r.value for r in records if r.value]))
+        for d in self.decoders.values():
+            d.compact = compact
         for i, r in enumerate(records):
             tp = (r.topic, r.partition)
             if tp != current_tp:
@@ -274,6 +279,8 @@ class Judge:
         if current_tp is not None:
             topic_counts[current_tp[0]] = topic_counts.get(current_tp[0], 0) + \
                 len(records) - run_start
+        for d in self.decoders.values():
+            d.compact = False
         internal = sum(n for t, n in topic_counts.items()
                        if t.startswith("streamproc.repartition."))
         stats.records_in += len(records) - internal

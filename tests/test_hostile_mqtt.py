@@ -84,3 +84,17 @@ def test_many_distinct_topics_keep_bounded_time_entries_and_one_series_per_bindi
     assert series("streamproc_records_in_total") == [{"topic": FILTER}]
     assert series("streamproc_dead_letters_total") == [{"topic": FILTER, "reason": "not_json"}]
     assert metrics.value("streamproc_records_in_total", {"topic": FILTER}) == n + n // 2_000
+
+
+def test_a_device_a_few_minutes_behind_is_still_judged() -> None:
+    judge = mqtt_judge()
+    dead_all = []
+    mid = 0
+    for step in range(30):
+        batch = [sample(host, T0 + step * 10, mid := mid + 1) for host in ("web-1", "web-2")]
+        batch.append(sample("slow-clock", T0 - 180 + step * 10, mid := mid + 1))
+        _, dead = judge.judge(batch, "mqtt", now=1000.0 + step * 10)
+        dead_all += dead
+    assert dead_all == []
+    [engine] = judge.engines.values()
+    assert engine.events_in == 90

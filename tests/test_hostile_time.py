@@ -285,3 +285,38 @@ def test_duplicate_keys_are_never_missed_whatever_the_spacing(pairs, seps) -> No
     out = DECODER.decode(raw)
     repeated = len({k for k, _ in pairs}) != len(pairs)
     assert (getattr(out, "reason", None) == "duplicate_field") == repeated, raw
+
+
+def test_a_repeated_key_hidden_by_spacing_in_a_batch_of_compact_records_is_rejected() -> None:
+    from streamproc.decode import RawRecord
+    from streamproc.runtime import Judge
+
+    judge = Judge(load_config(None))
+    good = [RawRecord(_auth(1_790_000_000.0 + i, f"u{i}"), "auth-logs", 0, i)
+            for i in range(50)]
+    hidden = RawRecord(b'{"timestamp":1790000060,"username":"a","ip_address":"10.0.0.1",'
+                       b'"success":true,"timestamp" :99999999999}', "auth-logs", 0, 50)
+    plain = RawRecord(b'{"timestamp":1790000061,"username":"a","ip_address":"10.0.0.1",'
+                      b'"success":true,"username":"b"}', "auth-logs", 0, 51)
+    _, dead = judge.judge([*good, hidden, plain], "kafka")
+    assert [(d.reason, d.offset) for d in dead] == [("duplicate_field", 50),
+                                                      ("duplicate_field", 51)]
+
+
+def test_a_checkpoint_that_kept_a_forged_future_time_does_not_blind_a_live_restart() -> None:
+    from streamproc.detectors import build_engine
+
+    config = load_config(None)
+    binding = next(b for b in config.bindings if b.family == "auth-logs")
+    decoder = RecordDecoder(binding.contract)
+    now = time.time()
+    poisoned = {"stream_time": [["auth-logs", 0, 253402300799.0]],
+                "watermark": 253402300799.0 - 60, "detectors": {}}
+    engine = build_engine(config, binding)
+    engine.clock = time.time
+    engine.restore(poisoned)
+    events = [decoder.decode(_auth(now - 10 + i, "victim", ok=False), "auth-logs", 0, i)
+              for i in range(5)]
+    alerts, rejected = engine.process(events, now)  # type: ignore[arg-type]
+    assert rejected == []
+    assert [a.kind for a in alerts] == ["brute_force"]

@@ -30,12 +30,17 @@ _loads = orjson.loads
 # A key is a string followed by optional whitespace and a colon. With no whitespace before
 # any colon (no " :", and no tab, CR or LF at all: those only occur outside strings), every
 # key ends in '":', so a document holds at most count('":') keys; when that equals the
-# number of distinct keys parsed, none is repeated (orjson keeps the last one silently). A
-# few C-speed byte scans on the common, compact record; a full check only otherwise.
+# number of distinct keys parsed, none is repeated (orjson keeps the last one silently). One
+# byte count per record, and the whitespace scan once per batch (``compact``) where the
+# caller has the batch; a full check only when that is inconclusive.
+def spaced_colons(data: bytes) -> bool:
+    """True if ``data`` may hold whitespace before a colon (so a key may not end in '":')."""
+    return b" :" in data or b"\n" in data or b"\t" in data or b"\r" in data
+
+
 def _may_repeat_keys(value: bytes, keys: int) -> bool:
     """False if ``value`` (parsed into ``keys`` distinct keys) cannot repeat a key."""
-    return value.count(b'":') != keys or b" :" in value or b"\n" in value or \
-        b"\t" in value or b"\r" in value
+    return value.count(b'":') != keys or spaced_colons(value)
 
 
 def _count_keys(value: Any) -> int:
@@ -116,6 +121,9 @@ class RecordDecoder:
         self._check_fields = compile_field_checks(contract)
         # JSON records without a mapping (the common binding) take a shorter path in decode().
         self._plain_json = fmt == "json" and mapping is None and max_depth >= 1
+        # True while the caller vouches that the records it decodes have no whitespace
+        # before a colon (it ran spaced_colons() over the whole batch): see above
+        self.compact = False
 
     def decode(self, value: bytes, topic: str = "", partition: int = 0, offset: int = -1,
                key: bytes | None = None) -> Event | DeadLetter:
@@ -132,8 +140,8 @@ class RecordDecoder:
                 if type(data) is not dict or \
                         not _CONTAINERS.isdisjoint(map(type, data.values())):
                     data = self._parse_json(value)
-                elif value.count(b'":') != len(data) or b" :" in value or \
-                        b"\n" in value or b"\t" in value or b"\r" in value:
+                elif value.count(b'":') != len(data) or \
+                        (not self.compact and spaced_colons(value)):
                     # _may_repeat_keys, inlined (hot path): a key may be repeated
                     check_repeated_keys(value, len(data))
                 self._check_fields(data)

@@ -65,9 +65,10 @@ time anywhere a replay lets them, and no further than ``max_future_skew`` past t
 Device streams (MQTT: one "partition" per topic, i.e. per device). A device's clock is its
 own: a device that says 1970, or lags hours behind, must not hold back its binding's timers.
 With ``max_topic_lag`` set, a topic whose stream time is further than that behind the (upper)
-median of the topics' stream times does not hold the watermark back, and its records, behind
-timers already fired, are dead-lettered ``late`` (judged, each would look like a silence and
-a recovery)::
+median of the topics' stream times does not hold the watermark back, and records that far
+behind, behind timers already fired, are dead-lettered ``late`` (judged, each would look like
+a silence and a recovery). A device a few minutes behind is judged against its own stream
+time, as a Kafka partition is, and holds the watermark back by those minutes::
 
     topic a/1  ........10:00|
     topic a/2  ........10:01|           median 10:00
@@ -80,6 +81,7 @@ kept (least recently active forgotten first), so 100,000 topics cannot grow the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +102,8 @@ DEFAULT_MAX_FUTURE_SKEW = 300.0
 # records (or, live, for the clock) to confirm each jump.
 DEFAULT_MAX_TIME_JUMP = 3600.0
 DEFAULT_JUMP_CONFIRMATIONS = 2
+
+log = logging.getLogger(__name__)
 
 Key = tuple[str, int]  # (topic, partition) of the source record
 _INF = float("inf")
@@ -140,6 +144,7 @@ class DetectorEngine:
         self._contra: dict[Key, int] = {}  # records since, not candidates
         self._warm: dict[Key, list[float]] = {}  # times of a new partition's first records
         self._next_expiry = _NEG_INF
+        self._lag_floor = _NEG_INF  # device streams: median stream time - max_topic_lag
         self.watermark = _NEG_INF
         self.late_events = 0
         self.events_in = 0
@@ -258,11 +263,23 @@ class DetectorEngine:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
+        # Live, a time beyond the clock cannot be genuine: a checkpoint written before these
+        # rules kept whatever one forged record said (9999-12-31), and would keep every later
+        # record late for good. Such a time is dropped (the partition starts afresh).
+        limit = _INF if self.clock is None else self.clock() + self.max_future_skew
+        dropped = []
         for topic, partition, ts in state.get("stream_time", []):
             key = (topic, partition)
+            if ts > limit:
+                dropped.append(f"{topic}[{partition}] at {ts:.0f}")
+                continue
             self._stream_time[key] = max(ts, self._stream_time.get(key, _NEG_INF))
-        if state.get("watermark") is not None:
-            self.watermark = max(self.watermark, state["watermark"])
+        watermark = state.get("watermark")
+        if watermark is not None and watermark <= limit:
+            self.watermark = max(self.watermark, watermark)
+        if dropped:
+            log.warning("checkpoint holds stream times beyond the clock, dropped: %s",
+                        ", ".join(dropped[:5]))
         if self.merge is not None and state.get("merge"):
             self.merge.restore(state["merge"])
         family = self.detectors[0].family if self.detectors else ""
@@ -322,8 +339,8 @@ class DetectorEngine:
         current = ceiling = _NEG_INF
         allow = self.max_time_jump
         held: list[Event] | None = None
-        # device streams: the binding's timers have passed this, whatever a device's clock
-        behind = self.watermark if self.max_topic_lag is not None else _NEG_INF
+        # device streams: a topic this far behind the others is judged by nobody's clock
+        behind = self._lag_floor
         for i, ev in enumerate(events):
             if ev.partition != partition or ev.topic != topic:
                 if topic is not None and current != _NEG_INF:
@@ -340,9 +357,9 @@ class DetectorEngine:
                 if accepted is None:
                     accepted = events[:i]
                 rejected.append(Rejected(
-                    "late", ev, f"event time {ts:.3f} is behind the binding's watermark "
-                                f"{behind:.3f}: its topic lags the others by more than "
-                                f"max_time_jump ({self.max_time_jump:g} s)"))
+                    "late", ev, f"event time {ts:.3f} lags the binding's topics (median "
+                                f"stream time {behind + self.max_time_jump:.3f}) by more "
+                                f"than max_time_jump ({self.max_time_jump:g} s)"))
                 self.late_events += 1
                 continue
             if ts > current:
@@ -566,7 +583,7 @@ class DetectorEngine:
             # the upper median of every topic's stream time, so a single device cannot set
             # the reference either.
             every = sorted(self._stream_time.values())
-            floor = every[len(every) // 2] - self.max_topic_lag
+            floor = self._lag_floor = every[len(every) // 2] - self.max_topic_lag
             kept = [ts for ts in times if ts >= floor]
             times = kept or [ts for ts in every if ts >= floor]
         return min(times) - self.allowed_lateness
