@@ -122,6 +122,7 @@ class Judge:
         # repartitioned records waiting to be produced: (topic, key, value)
         self.outbox: list[tuple[str, bytes | None, bytes]] = []
         self.internal: list[Binding] = []
+        self.final_dead: list[DeadLetter] = []  # see finish()
         # partition count of a source topic (the Kafka source's metadata), for SourceMerge
         self.partitions_of: Callable[[str], int | None] | None = None
         # (topic, partition) -> records not judged yet (the Kafka source), for SourceMerge
@@ -304,7 +305,7 @@ class Judge:
         if now is not None:
             alerts.extend(self.advance_idle(now, exclude=by_task))
         for engine in self.engines.values():
-            if engine.merge_late:
+            if engine.rejected_later:
                 dead.extend(map(rejected_dead_letter, engine.take_late()))
         for dl in dead:
             stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
@@ -439,9 +440,17 @@ class Judge:
             m.state_keys.labels(kind).set(n)
 
     def finish(self) -> list[Alert]:
+        """End of input (replays, benches): every watermark to its largest event time.
+        Records rejected then (held time jumps that were contradicted) are counted and kept
+        in ``final_dead``."""
         alerts: list[Alert] = []
         for engine in self.engines.values():
             alerts.extend(engine.finish())
+            for r in engine.take_late():
+                self.final_dead.append(rejected_dead_letter(r))
+                self.stats.dead_letters += 1
+                self.stats.dead_by_reason[r.reason] = \
+                    self.stats.dead_by_reason.get(r.reason, 0) + 1
         return alerts
 
 

@@ -320,3 +320,57 @@ def test_a_checkpoint_that_kept_a_forged_future_time_does_not_blind_a_live_resta
     alerts, rejected = engine.process(events, now)  # type: ignore[arg-type]
     assert rejected == []
     assert [a.kind for a in alerts] == ["brute_force"]
+
+
+def _raw(ts: float, offset: int, user: str = "alice", ok: bool = True):
+    from streamproc.decode import RawRecord
+
+    return RawRecord(_auth(ts, user, ok), "auth-logs", 0, offset)
+
+
+def test_live_a_partition_quiet_overnight_moves_with_the_clock_at_once() -> None:
+    from streamproc.runtime import Judge
+
+    judge = Judge(load_config(None))
+    t0, wall = 1_790_000_000.0, 5_000.0
+    judge.judge([_raw(t0 + i, i, f"u{i}") for i in range(10)], "kafka", wall)
+    # eight hours of wall time later the partition resumes, eight hours on in event time:
+    # nothing to confirm, the clock moved as far
+    morning = [_raw(t0 + 8 * HOUR + i * 10, 10 + i, "victim", ok=False) for i in range(5)]
+    alerts, dead = judge.judge(morning, "kafka", wall + 8 * HOUR)
+    assert dead == []
+    assert [a.kind for a in alerts] == ["brute_force"]
+
+
+def test_live_a_held_record_that_agrees_with_the_clock_is_let_go_once_its_partition_is_quiet(
+        ) -> None:
+    from streamproc.runtime import Judge
+
+    t0 = 1_790_000_000.0
+    clock_now = [t0 + 2 * HOUR]
+    judge = Judge(load_config(None), clock=lambda: clock_now[0])
+    wall = 5_000.0
+    # a backlog two hours behind the clock, read back to back, then one record of today
+    judge.judge([_raw(t0 + i, i, f"u{i}") for i in range(10)], "kafka", wall)
+    alerts, dead = judge.judge([_raw(t0 + 2 * HOUR, 10, "late-comer")], "kafka", wall + 1)
+    [engine] = judge.engines.values()
+    assert dead == [] and engine.stream_time() == t0 + 9  # held, not judged yet
+    judge.tick(wall + 40)  # the partition quiet for longer than idle_after (30 s)
+    assert engine.stream_time() == t0 + 2 * HOUR
+    assert engine.events_in == 11
+
+
+def test_check_config_rejects_a_bad_event_time_option_at_its_line_and_shows_a_good_one(
+        tmp_path, capsys) -> None:
+    from streamproc.cli import main as cli
+
+    path = tmp_path / "streamproc.yaml"
+    path.write_text("topics:\n  - topic: logins\n    family: auth-logs\n"
+                    "    max_time_jump: soon\n")
+    assert cli(["check-config", "-c", str(path)]) == 1
+    first = capsys.readouterr().err.strip().splitlines()[0]
+    assert first.startswith(f"{path}:4: ") and "max_time_jump" in first, first
+    path.write_text("event_time: {max_future_skew: 60}\n"
+                    "topics:\n  - topic: logins\n    family: auth-logs\n")
+    assert cli(["check-config", "-c", str(path)]) == 0
+    assert "future skew 60s" in capsys.readouterr().out

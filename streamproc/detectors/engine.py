@@ -152,7 +152,7 @@ class DetectorEngine:
         # repartitioned tasks only: their sources' interleaving, back in event-time order
         self.merge: SourceMerge | None = None
         # rejected outside process() (held records let go by advance, merge releases)
-        self.merge_late: list[Rejected] = []
+        self.rejected_later: list[Rejected] = []
 
     def process(self, events: list[Event], now: float | None = None) \
             -> tuple[list[Alert], list[Rejected]]:
@@ -165,7 +165,7 @@ class DetectorEngine:
             return alerts, self.take_late()
         alerts, rejected = self._judge(events, now)
         alerts.extend(self.advance(now))
-        if self.merge_late:
+        if self.rejected_later:
             rejected = self.take_late() + rejected
         return alerts, rejected
 
@@ -198,7 +198,7 @@ class DetectorEngine:
             if released:
                 alerts, late = self._judge(released, now)
                 # advance() returns alerts only: the next process() returns these
-                self.merge_late.extend(late)
+                self.rejected_later.extend(late)
         if now is not None:
             if self._held and self.clock is not None:
                 alerts.extend(self._release_quiet(now))
@@ -224,14 +224,14 @@ class DetectorEngine:
         held: list[Alert] = []
         if self.merge is not None and len(self.merge):
             held, late = self._judge(self.merge.release(None), None)
-            self.merge_late.extend(late)
+            self.rejected_later.extend(late)
         for key in list(self._held):
             if self._contra.get(key, 0):
-                self._reject_held(key, self.merge_late, "not confirmed by the end of input")
+                self._reject_held(key, self.rejected_later, "not confirmed by the end of input")
             else:
                 events = self._held.pop(key)
                 self._contra.pop(key, None)
-                held.extend(self._detect(self._settle(key, events, self.merge_late)))
+                held.extend(self._detect(self._settle(key, events, self.rejected_later)))
         times = list(self._stream_time.values())
         times.extend(max(ts) for ts in self._warm.values())
         if not times:
@@ -299,7 +299,7 @@ class DetectorEngine:
     def take_late(self) -> list[Rejected]:
         """Events rejected outside ``process`` (held records a quiet source or the clock let
         go, candidates contradicted at the end of input); the caller dead-letters them."""
-        late, self.merge_late = self.merge_late, []
+        late, self.rejected_later = self.rejected_later, []
         return late
 
     def stream_time(self) -> float:
@@ -539,7 +539,7 @@ class DetectorEngine:
                 del self._held[key]
                 self._contra.pop(key, None)
             out.extend(self._settle(key, go, rejected))
-        self.merge_late.extend(rejected)
+        self.rejected_later.extend(rejected)
         return self._detect(out)
 
     def _expire(self, now: float) -> None:
@@ -565,7 +565,7 @@ class DetectorEngine:
             self._stream_time.pop(key, None)
             self._warm.pop(key, None)
             if key in self._held:
-                self._reject_held(key, self.merge_late, "its topic went idle")
+                self._reject_held(key, self.rejected_later, "its topic went idle")
 
     def _compute_watermark(self, now: float | None) -> float:
         if not self._stream_time:
