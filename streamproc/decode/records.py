@@ -38,11 +38,6 @@ def spaced_colons(data: bytes) -> bool:
     return b" :" in data or b"\n" in data or b"\t" in data or b"\r" in data
 
 
-def _may_repeat_keys(value: bytes, keys: int) -> bool:
-    """False if ``value`` (parsed into ``keys`` distinct keys) cannot repeat a key."""
-    return value.count(b'":') != keys or spaced_colons(value)
-
-
 def _count_keys(value: Any) -> int:
     count = 0
     stack = [value]
@@ -68,14 +63,15 @@ def _no_repeated_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def check_repeated_keys(value: bytes, keys: int) -> None:
-    """Reject a document that repeats a key in any object (cheap unless it might)."""
-    if _may_repeat_keys(value, keys):
-        try:
-            json.loads(value, object_pairs_hook=_no_repeated_pairs)
-        except RecursionError:
-            raise _Reject("too_deep", "nesting exceeds the JSON parser's depth limit") \
-                from None
+def check_repeated_keys(value: bytes) -> None:
+    """Reject a document that repeats a key in any object: the full check, a parse that
+    sees every key (``RecordDecoder._check_repeats`` tries the cheap bound first)."""
+    try:
+        json.loads(value, object_pairs_hook=_no_repeated_pairs)
+    except RecursionError:
+        raise _Reject("too_deep", "nesting exceeds the JSON parser's depth limit") from None
+    except ValueError as exc:  # orjson took it; the standard parser should too
+        raise _Reject("not_json", f"not JSON: {str(exc)[:120]}") from None
 
 
 def json_depth(value: Any, limit: int) -> int:
@@ -142,8 +138,8 @@ class RecordDecoder:
                     data = self._parse_json(value)
                 elif value.count(b'":') != len(data) or \
                         (not self.compact and spaced_colons(value)):
-                    # _may_repeat_keys, inlined (hot path): a key may be repeated
-                    check_repeated_keys(value, len(data))
+                    # _check_repeats, inlined (hot path): a key may be repeated
+                    check_repeated_keys(value)
                 self._check_fields(data)
                 return Event(self.family, parse_timestamp(data["timestamp"]), data, topic,
                              partition, offset)
@@ -216,7 +212,7 @@ class RecordDecoder:
         # otherwise depth can't exceed the number of opening brackets.
         if type(record) is dict and self.max_depth >= 1 and \
                 _CONTAINERS.isdisjoint(map(type, record.values())):
-            check_repeated_keys(value, len(record))
+            self._check_repeats(value, len(record))
             return record
         if value.count(b"{") + value.count(b"[") > self.max_depth:
             depth = json_depth(record, self.max_depth)
@@ -225,8 +221,13 @@ class RecordDecoder:
         if not isinstance(record, dict):
             kind = "array" if isinstance(record, list) else type(record).__name__
             raise _Reject("not_object", f"top-level JSON value is an {kind}, not an object")
-        check_repeated_keys(value, _count_keys(record))
+        self._check_repeats(value, _count_keys(record))
         return record
+
+    def _check_repeats(self, value: bytes, keys: int) -> None:
+        """``value`` parsed into ``keys`` distinct keys: reject it if it repeats one."""
+        if value.count(b'":') != keys or (not self.compact and spaced_colons(value)):
+            check_repeated_keys(value)
 
     def _parse_line(self, value: bytes) -> dict[str, Any]:
         try:
