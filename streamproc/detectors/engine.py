@@ -148,7 +148,6 @@ class DetectorEngine:
         self.watermark = _NEG_INF
         self.late_events = 0
         self.events_in = 0
-        self.rejected_by_reason: dict[str, int] = {}
         # repartitioned tasks only: their sources' interleaving, back in event-time order
         self.merge: SourceMerge | None = None
         # rejected outside process() (held records let go by advance, merge releases)
@@ -310,10 +309,6 @@ class DetectorEngine:
         """Wall time this engine last received events (0 if never, or if not told)."""
         return max(self._last_active.values(), default=0.0)
 
-    def tracked_keys(self) -> int:
-        """Source partitions (MQTT: topics) this engine keeps time for."""
-        return len(self._stream_time.keys() | self._warm.keys() | self._held.keys())
-
     def state_sizes(self) -> dict[str, int]:
         return {d.kind: d.state_size() for d in self.detectors}
 
@@ -405,17 +400,13 @@ class DetectorEngine:
             stream_time[key] = current
         if now is not None:
             last_active = self._last_active
-            lru = self.max_keys is not None
+            lru = self.max_keys is not None or self.key_ttl is not None
             for key in {(ev.topic, ev.partition) for ev in events}:
                 if lru:
                     last_active.pop(key, None)  # re-inserted last: dict order is LRU order
                 last_active[key] = now
-            if lru and len(last_active) > self.max_keys:  # type: ignore[operator]
-                self._evict(len(last_active) - self.max_keys)  # type: ignore[operator]
-        if rejected:
-            by_reason = self.rejected_by_reason
-            for r in rejected:
-                by_reason[r.reason] = by_reason.get(r.reason, 0) + 1
+            if self.max_keys is not None and len(last_active) > self.max_keys:
+                self._evict(len(last_active) - self.max_keys)
         return (events if accepted is None else accepted), rejected
 
     def _quiet_for(self, key: Key, now: float | None) -> float:
@@ -514,8 +505,6 @@ class DetectorEngine:
                 "time_jump", ev, f"event time {ev.ts:.3f} is more than max_time_jump="
                                  f"{self.max_time_jump:g} s ahead of the partition's stream "
                                  f"time {current:.3f} and was not confirmed: {why}"))
-        self.rejected_by_reason["time_jump"] = \
-            self.rejected_by_reason.get("time_jump", 0) + len(held)
 
     def _release_quiet(self, now: float) -> list[Alert]:
         """Live: candidates of a partition quiet for ``idle_after`` that agree with the
