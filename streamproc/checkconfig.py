@@ -286,6 +286,9 @@ def _binding_line(b: Binding) -> str:
     else:
         where = f"{b.source} {b.topic}"
     extras = [b.format, f"lateness {_fmt_value(b.allowed_lateness)}s"]
+    if (b.max_future_skew, b.max_time_jump, b.jump_confirmations) != (300.0, 3600.0, 2):
+        extras.append(f"future skew {_fmt_value(b.max_future_skew)}s, time jump "
+                      f"{_fmt_value(b.max_time_jump)}s after {b.jump_confirmations} records")
     if b.mapping is not None:
         extras.append("fields mapped")
     name = f"{b.name}: " if b.name not in (b.topic, b.family) else ""

@@ -293,6 +293,12 @@ class Binding:
     format: str = "json"
     mapping: FieldMapping | None = None
     allowed_lateness: float = 60.0
+    # Event time written by producers is checked (detectors/engine.py): live, a record this
+    # far ahead of the clock is dead-lettered ``future``; a jump of the stream time beyond
+    # max_time_jump waits for jump_confirmations further records.
+    max_future_skew: float = 300.0
+    max_time_jump: float = 3600.0
+    jump_confirmations: int = 2
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     line: int | None = None
@@ -344,7 +350,7 @@ class Config:
 # -- loading --------------------------------------------------------------------------------
 
 _TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "metrics",
-             "logging", "state", "alerts"}
+             "logging", "state", "alerts", "event_time"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
@@ -397,12 +403,14 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
                                  line=_line(doc, str(key)),
                                  hint=f"known keys: {', '.join(sorted(_TOP_KEYS))}"))
     _resolve_paths(doc, file)
+    time_defaults = section(_parse_event_time, doc.get("event_time"), file, default={})
     kafka = section(_parse_kafka, doc["kafka"], file) if doc.get("kafka") is not None else None
     mqtt = section(_parse_mqtt, doc["mqtt"], file) if doc.get("mqtt") is not None else None
     # What the file names, parsed or not: a kafka: section in error must not turn every
     # binding into an MQTT one.
     source = "mqtt" if doc.get("mqtt") is not None and doc.get("kafka") is None else "kafka"
-    bindings = section(_parse_topics, doc, file, source, found, default=[])
+    bindings = section(_parse_topics, doc, file, source, found, time_defaults,
+                       default=[])
     detectors = section(_parse_detector_defaults, doc, file, default={})
     interval, checkpoints = section(_parse_state, doc, file, default=(10.0, True))
     config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=detectors,
@@ -420,19 +428,24 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
 
 
 def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
-                  errors: list[ConfigError]) -> list[Binding]:
+                  errors: list[ConfigError], time_defaults: dict[str, Any]) -> list[Binding]:
     """The bindings of ``topics:`` (each one in error is one entry of ``errors``), or the
     defaults when there is none."""
     topics = doc.get("topics")
     if topics is None:
-        return default_bindings(source)
+        bindings = default_bindings(source)
+        for b in bindings:
+            for name, value in time_defaults.items():
+                setattr(b, name, value)
+        return bindings
     if not isinstance(topics, list):
         raise ConfigError("'topics' must be a list of topic bindings", file=file,
                           line=_line(doc, "topics"))
     bindings = []
     for i, item in enumerate(topics):
         try:
-            bindings.append(_parse_binding(item, i, file, default_source=source))
+            bindings.append(_parse_binding(item, i, file, default_source=source,
+                                           time_defaults=time_defaults))
         except ConfigError as exc:
             errors.append(exc)
     return bindings
@@ -636,11 +649,45 @@ def _parse_mqtt(node: Any, file: str | None) -> MqttConfig:
     return MqttConfig(**values)
 
 
+# Event-time checks (see detectors/engine.py): settable per binding, and for every binding
+# in the top-level ``event_time:`` section.
+_TIME_KEYS = ("max_future_skew", "max_time_jump", "jump_confirmations")
+
+
+def _time_option(node: dict[str, Any], key: str, where: str, file: str | None) -> float | int:
+    value = node[key]
+    if key == "jump_confirmations":
+        if type(value) is not int or value < 1:
+            raise ConfigError(f"{where}.{key} must be a whole number >= 1", file=file,
+                              line=_line(node, key),
+                              hint="records of a partition that must agree before its stream "
+                                   "time jumps (default 2)")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{where}.{key} must be a number of seconds > 0", file=file,
+                          line=_line(node, key),
+                          hint="max_future_skew default 300, max_time_jump default 3600")
+    return float(value)
+
+
+def _parse_event_time(node: Any, file: str | None) -> dict[str, Any]:
+    if node is None:
+        return {}
+    node = _expect_mapping(node, "'event_time'", file, _line(node))
+    for key in node:
+        if key not in _TIME_KEYS:
+            raise ConfigError(f"unknown event_time setting {key!r}", file=file,
+                              line=_line(node, key), hint=f"known: {', '.join(_TIME_KEYS)}")
+    return {key: _time_option(node, key, "event_time", file) for key in node}
+
+
 _BINDING_KEYS = {"name", "topic", "pattern", "family", "source", "mqtt_topic", "format",
-                 "fields", "allowed_lateness", "max_record_bytes", "detectors", "keyed_by"}
+                 "fields", "allowed_lateness", "max_record_bytes", "detectors", "keyed_by",
+                 *_TIME_KEYS}
 
 
-def _parse_binding(node: Any, index: int, file: str | None, default_source: str) -> Binding:
+def _parse_binding(node: Any, index: int, file: str | None, default_source: str,
+                   time_defaults: dict[str, Any] | None = None) -> Binding:
     where = f"topics[{index}]"
     node = _expect_mapping(node, where, file, _line(node))
     line = _line(node)
@@ -721,13 +768,16 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str)
                           hint="name the field your producer uses as the record key, or leave "
                                "keyed_by out if records are not keyed (streamproc then "
                                "repartitions what it needs)")
+    times = dict(time_defaults or {})
+    times.update({key: _time_option(node, key, where, file) for key in _TIME_KEYS
+                  if key in node})
     name = str(node.get("name") or topic or pattern or mqtt_topic or contract.family)
     return Binding(name=name, family=contract.family, contract=contract, source=source,
                    topic=topic, pattern=pattern, mqtt_topic=mqtt_topic, format=fmt,
                    mapping=mapping, allowed_lateness=float(lateness),
                    max_record_bytes=max_record_bytes,
                    detectors={k: dict(v or {}) for k, v in detectors.items()}, line=line,
-                   keyed_by=keyed_by)
+                   keyed_by=keyed_by, **times)
 
 
 def _validate_detectors(config: Config, doc: dict[str, Any],

@@ -107,6 +107,9 @@ def apply_to_judge(judge: Any, new: Config) -> list[str]:
             if task[0] != name:
                 continue
             engine.allowed_lateness = binding.allowed_lateness
+            engine.max_future_skew = binding.max_future_skew
+            engine.max_time_jump = binding.max_time_jump
+            engine.jump_confirmations = binding.jump_confirmations
             current = {d.kind: d for d in engine.detectors}
             detectors = []
             for kind, template in fresh.items():

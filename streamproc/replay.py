@@ -13,6 +13,8 @@ Where an event goes::
         v
     one DetectorEngine per binding (watermark, lateness, timers)
         |-- behind the watermark -> dead letters with reason ``late``
+        |-- a jump of event time that later records contradict -> ``time_jump``
+        |   (see detectors/engine.py; no wall clock here, so no ``future`` rule)
         v
     end of input: finish() sets each watermark to the largest event time seen; due timers
         fire. Alerts are sorted by (event time, binding name, emission order) and written as
@@ -40,6 +42,7 @@ from .contracts import family_for_topic, get_contract
 from .decode import DeadLetter, RecordDecoder
 from .decode.deadletter import MAX_DEAD_LETTER_BYTES
 from .detectors import DetectorEngine, build_engine
+from .detectors.engine import Rejected
 from .errors import ConfigError, StreamprocError
 from .events import Event
 from .files import open_private
@@ -185,20 +188,25 @@ def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
         if not batch:
             return
         engine = result.engines[name]
-        alerts, late = engine.process([ev for ev, _ in batch])
+        alerts, rejected = engine.process([ev for ev, _ in batch])
         _collect(alerts, name)
-        if late:
-            raws = {(ev.partition, ev.offset): raw for ev, raw in batch}
-            for ev in late:
-                result.late += 1
-                result.dead_letters.append(DeadLetter(
-                    "late", f"{names[(ev.topic, ev.partition)]}:{ev.offset}: event time "
-                    f"{ev.ts} is behind the "
-                    f"watermark (allowed lateness {engine.allowed_lateness:g} s)",
-                    raws.get((ev.partition, ev.offset), b""), ev.topic, ev.partition,
-                    ev.offset, None, ev.family))
-        result.events += len(batch) - len(late)
+        if rejected:
+            _reject(rejected, {(ev.partition, ev.offset): raw for ev, raw in batch})
+        # (a record held for a time jump and rejected later is counted then)
+        result.events += len(batch) - len(rejected)
         batch.clear()
+
+    def _reject(rejected: list[Rejected], raws: dict[tuple[int, int], bytes]) -> None:
+        for r in rejected:
+            ev = r.event
+            if r.reason == "late":
+                result.late += 1
+            raw = raws.get((ev.partition, ev.offset))
+            if raw is None:  # held in an earlier batch: its fields, as decoded
+                raw = orjson.dumps(ev.data, default=str)
+            result.dead_letters.append(DeadLetter(
+                r.reason, f"{names[(ev.topic, ev.partition)]}:{ev.offset}: {r.detail}",
+                raw, ev.topic, ev.partition, ev.offset, None, ev.family))
 
     def _collect(alerts: list[Alert], name: str) -> None:
         for alert in alerts:
@@ -215,6 +223,9 @@ def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
         flush(name)
     for name, engine in result.engines.items():
         _collect(engine.finish(), name)
+        rejected = engine.take_late()
+        _reject(rejected, {})
+        result.events -= len(rejected)
     emitted.sort(key=lambda item: item[:3])
     result.alerts = [item[3] for item in emitted]
     return result

@@ -32,7 +32,9 @@ from .alerts import Alert
 from .batches import BatchWriter
 from .config import Binding, Config
 from .decode import DeadLetter, RawRecord, RecordDecoder
+from .decode.records import spaced_colons
 from .detectors import DetectorEngine, build_engine
+from .detectors.engine import Rejected
 from .detectors.merge import SourceMerge
 from .events import Event
 
@@ -63,6 +65,11 @@ def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
 
 
 TaskId = tuple[str, str, int]  # (binding name, topic, partition)
+
+# An MQTT binding keeps event time per topic (one per device): a topic silent this long (wall
+# seconds) is forgotten, and at most this many are kept (the least recently active go first).
+MQTT_TOPIC_TTL = 3600.0
+MQTT_MAX_TOPICS = 10_000
 
 
 def tune_gc() -> None:
@@ -97,8 +104,11 @@ class Judge:
     """
 
     def __init__(self, config: Config, metrics: Any = None, *, partitioned: bool = True,
-                 idle_after: float = 30.0, repartition: bool = False) -> None:
+                 idle_after: float = 30.0, repartition: bool = False,
+                 clock: Callable[[], float] | None = None) -> None:
         self.config = config
+        # live: the wall clock, for the engines' ``future`` rule (None: replays and tests)
+        self.clock = clock
         self.metrics = metrics
         self.partitioned = partitioned
         self.idle_after = idle_after
@@ -112,6 +122,7 @@ class Judge:
         # repartitioned records waiting to be produced: (topic, key, value)
         self.outbox: list[tuple[str, bytes | None, bytes]] = []
         self.internal: list[Binding] = []
+        self.final_dead: list[DeadLetter] = []  # see finish()
         # partition count of a source topic (the Kafka source's metadata), for SourceMerge
         self.partitions_of: Callable[[str], int | None] | None = None
         # (topic, partition) -> records not judged yet (the Kafka source), for SourceMerge
@@ -160,6 +171,12 @@ class Judge:
             if kinds is not None:
                 engine.detectors = [d for d in engine.detectors if d.kind in kinds]
             engine.idle_after = self.idle_after
+            engine.clock = self.clock
+            if binding.source == "mqtt":
+                # every MQTT topic (device) keeps its own time; see detectors/engine.py
+                engine.max_topic_lag = binding.max_time_jump
+                engine.key_ttl = MQTT_TOPIC_TTL
+                engine.max_keys = MQTT_MAX_TOPICS
             if binding.format == "internal":
                 kafka = self.config.kafka
                 engine.merge = SourceMerge(binding.family,
@@ -229,6 +246,10 @@ class Judge:
         bucket: list[Event] = []
         topic_counts: dict[str, int] = {}
         run_start = 0
+        # the duplicate-key check's whitespace scan, once for the batch (decode/records.py)
+        compact = not spaced_colons(b"".join([r.value for r in records if r.value]))
+        for d in self.decoders.values():
+            d.compact = compact
         for i, r in enumerate(records):
             tp = (r.topic, r.partition)
             if tp != current_tp:
@@ -259,6 +280,8 @@ class Judge:
         if current_tp is not None:
             topic_counts[current_tp[0]] = topic_counts.get(current_tp[0], 0) + \
                 len(records) - run_start
+        for d in self.decoders.values():
+            d.compact = False
         internal = sum(n for t, n in topic_counts.items()
                        if t.startswith("streamproc.repartition."))
         stats.records_in += len(records) - internal
@@ -267,23 +290,23 @@ class Judge:
         for task, events in by_task.items():
             if self.bindings[task[0]].format != "internal":
                 stats.events += len(events)
-            targets = self.repartition_targets.get(task[0])
-            if targets:
-                dead.extend(self._ship(events, targets))
             engine = self.engine(task)
             if self.bindings[task[0]].format == "internal":
                 events = self._dedup_repartitioned(engine, events)
-            engine_alerts, late = engine.process(events, now)
+            engine_alerts, rejected = engine.process(events, now)
+            targets = self.repartition_targets.get(task[0])
+            if targets:
+                future = {id(r.event) for r in rejected if r.reason == "future"}
+                # a record from the future is dead-lettered here, once: not shipped
+                dead.extend(self._ship([ev for ev in events if id(ev) not in future]
+                                       if future else events, targets))
             alerts.extend(engine_alerts)
-            for ev in late:
-                dead.append(late_dead_letter(ev, engine.watermark))
+            dead.extend(map(rejected_dead_letter, rejected))
         if now is not None:
             alerts.extend(self.advance_idle(now, exclude=by_task))
-        if self.internal:
-            for engine in self.engines.values():
-                if engine.merge_late:
-                    dead.extend(late_dead_letter(ev, engine.watermark)
-                                for ev in engine.take_late())
+        for engine in self.engines.values():
+            if engine.rejected_later:
+                dead.extend(map(rejected_dead_letter, engine.take_late()))
         for dl in dead:
             stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
             if dl.reason == "late":
@@ -291,8 +314,26 @@ class Judge:
         stats.dead_letters += len(dead)
         self._count_alerts(alerts)
         if self.metrics is not None:
-            self._report(topic_counts, dead, alerts)
+            if source_kind == "mqtt":
+                topic_counts, dead_labels = self._per_binding(topic_counts, dead)
+            else:
+                dead_labels = None
+            self._report(topic_counts, dead, alerts, dead_labels)
         return alerts, dead
+
+    def _per_binding(self, topic_counts: dict[str, int], dead: list[DeadLetter]) \
+            -> tuple[dict[str, int], list[str]]:
+        """MQTT metrics are labelled by the binding's topic filter, not by topic: every
+        device publishing under its own topic would otherwise be a series of its own."""
+        def label(topic: str) -> str:
+            b = self.binding_for("mqtt", topic)
+            return "(unbound)" if b is None else b.mqtt_topic or b.name
+
+        counts: dict[str, int] = {}
+        for topic, n in topic_counts.items():
+            key = label(topic)
+            counts[key] = counts.get(key, 0) + n
+        return counts, [label(dl.topic) for dl in dead]
 
     def _count_alerts(self, alerts: list[Alert]) -> None:
         stats = self.stats
@@ -377,11 +418,12 @@ class Judge:
         return alerts
 
     def _report(self, topic_counts: dict[str, int], dead: list[DeadLetter],
-                alerts: list[Alert]) -> None:
+                alerts: list[Alert], dead_labels: list[str] | None = None) -> None:
         m = self.metrics
         dead_by: dict[tuple[str, str], int] = {}
-        for dl in dead:
-            dead_by[(dl.topic, dl.reason)] = dead_by.get((dl.topic, dl.reason), 0) + 1
+        labels = dead_labels if dead_labels is not None else [dl.topic for dl in dead]
+        for topic, dl in zip(labels, dead, strict=True):
+            dead_by[(topic, dl.reason)] = dead_by.get((topic, dl.reason), 0) + 1
         for topic, n in topic_counts.items():
             m.records_in.labels(topic).inc(n)
             bad = sum(c for (t, _), c in dead_by.items() if t == topic)
@@ -415,9 +457,17 @@ class Judge:
             m.state_keys.labels(kind).set(n)
 
     def finish(self) -> list[Alert]:
+        """End of input (replays, benches): every watermark to its largest event time.
+        Records rejected then (held time jumps that were contradicted) are counted and kept
+        in ``final_dead``."""
         alerts: list[Alert] = []
         for engine in self.engines.values():
             alerts.extend(engine.finish())
+            for r in engine.take_late():
+                self.final_dead.append(rejected_dead_letter(r))
+                self.stats.dead_letters += 1
+                self.stats.dead_by_reason[r.reason] = \
+                    self.stats.dead_by_reason.get(r.reason, 0) + 1
         return alerts
 
 
@@ -433,12 +483,13 @@ def _unshippable(ev: Event, size: int, max_value: int,
                       None, ev.family)
 
 
-def late_dead_letter(ev: Event, watermark: float) -> DeadLetter:
+def rejected_dead_letter(r: Rejected) -> DeadLetter:
+    """An event the engine did not judge (late, future, time_jump), as a dead letter."""
     import orjson
+    ev = r.event
     raw = orjson.dumps(ev.data, default=str)
-    return DeadLetter("late", f"event time {ev.ts:.3f} is behind the partition's stream time "
-                              f"minus the allowed lateness (watermark {watermark:.3f})", raw,
-                      ev.topic, ev.partition, ev.offset, None, ev.family)
+    return DeadLetter(r.reason, r.detail, raw, ev.topic, ev.partition, ev.offset, None,
+                      ev.family)
 
 
 AlertSink = Callable[[list[Alert]], Awaitable[None]]
@@ -751,7 +802,8 @@ class Runtime:
         self.worker = worker
         self.start_retries = start_retries
         self.notify_overrides = notify_overrides or {}
-        self.judge = Judge(config, metrics=metrics, repartition=config.kafka is not None)
+        self.judge = Judge(config, metrics=metrics, repartition=config.kafka is not None,
+                           clock=time.time)
         self.stats = self.judge.stats
         self.sources: list[Any] = []
         self.ingest: list[IngestLoop] = []

@@ -297,9 +297,9 @@ def test_detectors_survive_arbitrary_decoded_events(family: str, data: st.DataOb
     start = 0
     alerts: list[Alert] = []
     for cut in [*cuts, len(events)]:
-        out, late = engine.process(events[start:cut], now=wall)
+        out, rejected = engine.process(events[start:cut], now=wall)
         alerts.extend(out)
-        assert all(isinstance(e, Event) for e in late)
+        assert all(isinstance(r.event, Event) for r in rejected)
         start, wall = cut, wall + data.draw(st.floats(0, 100), label="wall step")
     alerts.extend(engine.advance(now=wall + 3600))
     alerts.extend(engine.finish())

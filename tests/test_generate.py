@@ -51,8 +51,8 @@ def replay(traffic: Traffic, kinds: set[str] | None = None) -> tuple[list[Any], 
             else:
                 dead += 1
         for i in range(0, len(events), 1000):
-            batch_alerts, late = engine.process(events[i:i + 1000])
-            assert not late, "the generator emits each family in event-time order"
+            batch_alerts, rejected = engine.process(events[i:i + 1000])
+            assert not rejected, "the generator emits each family in event-time order"
             alerts.extend(batch_alerts)
         alerts.extend(engine.finish())
     return alerts, dead

@@ -130,9 +130,11 @@ def test_replay_usage_errors_exit_2_with_a_clear_message(
 
 def test_replay_dead_letters_undecodable_and_late_records(tmp_path: Path) -> None:
     path = tmp_path / "auth.jsonl"
-    rows = [{"timestamp": T0 + 1000, "username": "a", "ip_address": "10.0.0.1",
-             "success": True},
-            {"timestamp": T0, "username": "a", "ip_address": "10.0.0.1", "success": True}]
+    # a partition's first records start its stream time (detectors/engine.py): then one
+    # 1000 s behind it is late
+    rows = [{"timestamp": T0 + 998 + i, "username": "a", "ip_address": "10.0.0.1",
+             "success": True} for i in range(3)]
+    rows.append({"timestamp": T0, "username": "a", "ip_address": "10.0.0.1", "success": True})
     write_jsonl(path, rows)
     with path.open("ab") as fh:
         fh.write(b"{not json\n\n   \n")
@@ -143,8 +145,8 @@ def test_replay_dead_letters_undecodable_and_late_records(tmp_path: Path) -> Non
     letters = [orjson.loads(line) for line in dl.read_bytes().splitlines()]
     by_reason = {d["reason"]: d for d in letters}
     assert set(by_reason) == {"late", "not_json", "missing_field"}
-    assert by_reason["late"]["source"]["offset"] == 2  # offset = line number
-    assert by_reason["not_json"]["detail"].startswith(f"{path}:3:")
+    assert by_reason["late"]["source"]["offset"] == 4  # offset = line number
+    assert by_reason["not_json"]["detail"].startswith(f"{path}:5:")
     assert orjson.loads(__import__("base64").b64decode(by_reason["late"]["raw_b64"]))[
         "timestamp"] == T0
 

@@ -25,6 +25,9 @@ REASONS = (
     "bad_timestamp",  # the timestamp is not ISO 8601 or epoch, or out of range
     "not_access_log", # a text line that is not an nginx/Apache combined or common log line
     "late",           # event time behind the watermark (max event time - allowed lateness)
+    "future",         # live: event time more than max_future_skew ahead of the clock
+    "time_jump",      # a jump of event time that later records did not confirm
+    "duplicate_field",  # a JSON object repeats a key (which one is meant is not clear)
     "unbound_topic",  # the record's topic matches no binding
 )
 

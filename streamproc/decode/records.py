@@ -1,12 +1,13 @@
 """RecordDecoder: bytes -> Event or DeadLetter, for one topic binding.
 
 Order of checks (the first failure names the dead-letter reason):
-size -> empty -> UTF-8 -> JSON (or access-log line) -> object -> field mapping -> required
-fields -> types and enums -> timestamp.
+size -> empty -> UTF-8 -> JSON (or access-log line) -> object -> no repeated key -> field
+mapping -> required fields -> types and enums -> timestamp.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,51 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024 - 8 * 1024
 DEFAULT_MAX_DEPTH = 64
 _CONTAINERS = frozenset((dict, list))
 _loads = orjson.loads
+# A key is a string followed by optional whitespace and a colon. With no whitespace before
+# any colon (no " :", and no tab, CR or LF at all: those only occur outside strings), every
+# key ends in '":', so a document holds at most count('":') keys; when that equals the
+# number of distinct keys parsed, none is repeated (orjson keeps the last one silently). One
+# byte count per record, and the whitespace scan once per batch (``compact``) where the
+# caller has the batch; a full check only when that is inconclusive.
+def spaced_colons(data: bytes) -> bool:
+    """True if ``data`` may hold whitespace before a colon (so a key may not end in '":')."""
+    return b" :" in data or b"\n" in data or b"\t" in data or b"\r" in data
+
+
+def _count_keys(value: Any) -> int:
+    count = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            count += len(node)
+            stack.extend(v for v in node.values() if type(v) in _CONTAINERS)
+        elif type(node) is list:
+            stack.extend(v for v in node if type(v) in _CONTAINERS)
+    return count
+
+
+def _no_repeated_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Reject("duplicate_field",
+                              f"key {key[:40]!r} appears more than once in one object")
+            seen.add(key)
+    return out
+
+
+def check_repeated_keys(value: bytes) -> None:
+    """Reject a document that repeats a key in any object: the full check, a parse that
+    sees every key (``RecordDecoder._check_repeats`` tries the cheap bound first)."""
+    try:
+        json.loads(value, object_pairs_hook=_no_repeated_pairs)
+    except RecursionError:
+        raise _Reject("too_deep", "nesting exceeds the JSON parser's depth limit") from None
+    except ValueError as exc:  # orjson took it; the standard parser should too
+        raise _Reject("not_json", f"not JSON: {str(exc)[:120]}") from None
 
 
 def json_depth(value: Any, limit: int) -> int:
@@ -74,6 +120,9 @@ class RecordDecoder:
         self._check_fields = compile_field_checks(contract)
         # JSON records without a mapping (the common binding) take a shorter path in decode().
         self._plain_json = fmt == "json" and mapping is None and max_depth >= 1
+        # True while the caller vouches that the records it decodes have no whitespace
+        # before a colon (it ran spaced_colons() over the whole batch): see above
+        self.compact = False
 
     def decode(self, value: bytes, topic: str = "", partition: int = 0, offset: int = -1,
                key: bytes | None = None) -> Event | DeadLetter:
@@ -90,6 +139,10 @@ class RecordDecoder:
                 if type(data) is not dict or \
                         not _CONTAINERS.isdisjoint(map(type, data.values())):
                     data = self._parse_json(value)
+                elif value.count(b'":') != len(data) or \
+                        (not self.compact and spaced_colons(value)):
+                    # _check_repeats, inlined (hot path): a key may be repeated
+                    check_repeated_keys(value)
                 self._check_fields(data)
                 return Event(self.family, parse_timestamp(data["timestamp"]), data, topic,
                              partition, offset)
@@ -162,6 +215,7 @@ class RecordDecoder:
         # otherwise depth can't exceed the number of opening brackets.
         if type(record) is dict and self.max_depth >= 1 and \
                 _CONTAINERS.isdisjoint(map(type, record.values())):
+            self._check_repeats(value, len(record))
             return record
         if value.count(b"{") + value.count(b"[") > self.max_depth:
             depth = json_depth(record, self.max_depth)
@@ -170,7 +224,13 @@ class RecordDecoder:
         if not isinstance(record, dict):
             kind = "array" if isinstance(record, list) else type(record).__name__
             raise _Reject("not_object", f"top-level JSON value is an {kind}, not an object")
+        self._check_repeats(value, _count_keys(record))
         return record
+
+    def _check_repeats(self, value: bytes, keys: int) -> None:
+        """``value`` parsed into ``keys`` distinct keys: reject it if it repeats one."""
+        if value.count(b'":') != keys or (not self.compact and spaced_colons(value)):
+            check_repeated_keys(value)
 
     def _parse_line(self, value: bytes) -> dict[str, Any]:
         try:

@@ -44,4 +44,8 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
 
 def build_engine(config: Config, binding: Binding) -> DetectorEngine:
     return DetectorEngine(build_detectors(config, binding),
-                          allowed_lateness=binding.allowed_lateness, limits=config.alert_limits)
+                          allowed_lateness=binding.allowed_lateness,
+                          max_future_skew=binding.max_future_skew,
+                          max_time_jump=binding.max_time_jump,
+                          jump_confirmations=binding.jump_confirmations,
+                          limits=config.alert_limits)
