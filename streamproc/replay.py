@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from .alerts import SEVERITIES, Alert
 from .config import Binding, Config, load_config
 from .contracts import family_for_topic, get_contract
