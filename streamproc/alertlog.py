@@ -3,9 +3,9 @@ and delivery reads from here, committing only after notify/ has accepted each al
 
 Two implementations, one promise (an appended alert survives the process):
 
-- ``KafkaAlertLog``: the topic ``streamproc.alerts``, keyed by fingerprint (so the firing and
-  resolved alerts of one incident stay in order on one partition). ``append`` returns once the
-  broker acknowledged every record. Delivery is a consumer group of its own
+- ``KafkaAlertLog``: the topic ``<application_id>.alerts``, keyed by fingerprint (so the
+  firing and resolved alerts of one incident stay in order on one partition). ``append``
+  returns once the broker acknowledged every record. Delivery is a consumer group of its own
   (``<group_id>.notify``), so with several workers each alert is delivered by exactly one.
 - ``SqliteAlertLog``: a local SQLite file in WAL mode, for MQTT-only deployments with no
   Kafka. ``append`` returns after the transaction is committed; a cursor row records how far

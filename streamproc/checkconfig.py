@@ -328,6 +328,6 @@ def _partitioning_line(config: Any, binding: Any) -> str:
     keyed = f"keyed_by {binding.keyed_by}" if binding.keyed_by else "records not keyed"
     if not remote:
         return f"      {keyed}: every detector runs where the records arrive\n"
-    parts = "; ".join(f"{', '.join(sorted(kinds))} via {topic_name(binding, field)}"
+    parts = "; ".join(f"{', '.join(sorted(kinds))} via {topic_name(config, binding, field)}"
                       for field, kinds in sorted(remote.items()))
     return f"      {keyed}: re-keyed: {parts}\n"

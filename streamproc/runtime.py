@@ -112,6 +112,9 @@ class Judge:
         # repartitioned records waiting to be produced: (topic, key, value)
         self.outbox: list[tuple[str, bytes | None, bytes]] = []
         self.internal: list[Binding] = []
+        from .repartition import internal_topics
+
+        self.names = internal_topics(config)
         # partition count of a source topic (the Kafka source's metadata), for SourceMerge
         self.partitions_of: Callable[[str], int | None] | None = None
         # (topic, partition) -> records not judged yet (the Kafka source), for SourceMerge
@@ -193,7 +196,7 @@ class Judge:
                           if b.source == "mqtt" and b.family == "host-metrics"), None)
             self._route_cache[key] = found
             return found
-        if source_kind == "kafka" and topic.startswith("streamproc.repartition."):
+        if source_kind == "kafka" and self.names.is_repartition(topic):
             for b in self.internal:
                 if b.topic == topic:
                     found = b
@@ -259,8 +262,7 @@ class Judge:
         if current_tp is not None:
             topic_counts[current_tp[0]] = topic_counts.get(current_tp[0], 0) + \
                 len(records) - run_start
-        internal = sum(n for t, n in topic_counts.items()
-                       if t.startswith("streamproc.repartition."))
+        internal = sum(n for t, n in topic_counts.items() if self.names.is_repartition(t))
         stats.records_in += len(records) - internal
         stats.repartitioned_in += internal
         alerts: list[Alert] = []
@@ -540,7 +542,7 @@ class Alignment:
         # (business metrics span months, auth logs hours) are none of its business.
         groups: dict[str, dict[Any, float]] = {}
         for tp in consumer.assignment():
-            if tp.topic.startswith("streamproc.repartition."):
+            if self.judge.names.is_repartition(tp.topic):
                 continue
             binding = self.judge.binding_for("kafka", tp.topic)
             if binding is None or binding.name not in self.judge.repartition_targets:
@@ -675,12 +677,12 @@ class DeliveryLoop:
             self.stats.alerts_submitted += len(alerts)
 
 
-def compile_subscription(bindings: list[Binding], internal: list[Binding] = ()) \
-        -> tuple[list[str], str | None]:  # type: ignore[assignment]
+def compile_subscription(bindings: list[Binding], internal: list[Binding] = (),  # type: ignore[assignment]
+                         app: str = "streamproc") -> tuple[list[str], str | None]:
     """Kafka subscription for the bindings: plain names, or one regex if any uses a pattern.
 
-    Internal topics (``streamproc.*``, ``*.dlq``) are never matched by a user pattern; the
-    repartition topics this config feeds are subscribed by name.
+    Internal topics (``<application_id>.*``, ``streamproc.*``, ``*.dlq``) are never matched by
+    a user pattern; the repartition topics this config feeds are subscribed by name.
     """
     names = [b.topic for b in bindings if b.topic is not None]
     inner = [b.topic for b in internal if b.topic is not None]
@@ -688,7 +690,8 @@ def compile_subscription(bindings: list[Binding], internal: list[Binding] = ()) 
     if not patterns:
         return sorted(set(names) | set(inner)), None  # type: ignore[arg-type]
     parts = [re.escape(n) for n in names] + [f"(?:{p})" for p in patterns]  # type: ignore[arg-type]
-    user = r"(?!streamproc\.)(?!.*\.dlq$)(?:" + "|".join(parts) + ")"
+    user = (rf"(?!{re.escape(app)}\.)(?!streamproc\.)(?!.*\.dlq$)(?:" + "|".join(parts)
+            + ")")
     alternatives = [user] + [re.escape(t) for t in inner]  # type: ignore[arg-type]
     return [], "^(?:" + "|".join(alternatives) + ")$"
 
@@ -777,7 +780,8 @@ class Runtime:
         if kafka_bindings:
             from .sources.kafka import KafkaSource
 
-            topics, pattern = compile_subscription(kafka_bindings, self.judge.internal)
+            topics, pattern = compile_subscription(kafka_bindings, self.judge.internal,
+                                                   cfg.kafka.topics.app)  # type: ignore[union-attr]
             source = KafkaSource(cfg.kafka, topics=topics, pattern=pattern,  # type: ignore[arg-type]
                                  start_retries=self.start_retries)
             progress = None

@@ -1,8 +1,8 @@
 """Dead letters: messages that failed on their channel and on the fallback. Last stage.
 
 Given a ``dead_letter`` callback (the runtime passes one that produces to the Kafka topic
-``streamproc.alerts.dlq``) each record goes there; without one, or when it raises, records
-are appended to ``state_dir/notify-dead-letters.jsonl``. A record holds the full alerts, so
+``<application_id>.alerts.dlq``) each record goes there; without one, or when it raises,
+records are appended to ``state_dir/notify-dead-letters.jsonl``. A record holds the full alerts, so
 it can be replayed: ``{"failed_at", "channel", "attempts", "error", "origin", "alerts"}``.
 """
 
