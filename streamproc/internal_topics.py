@@ -7,6 +7,8 @@ creates for itself is named ``<application_id>.<what>``:
     <app>.state.<source topic>            checkpoints (state.py)
     <app>.repartition.<binding>.<field>   re-keyed records (repartition.py)
     <app>.alerts, <app>.alerts.dlq        the alert log and undeliverable alerts (alertlog.py)
+    <app>.silences                        silences, read as a table by every worker
+    <app>.notifications                   the shared notification log (notify/sharedlog.py)
 
 ``kafka.application_id`` defaults to ``kafka.group_id``; with the default group id
 (``streamproc``) the names are those of earlier versions. Alert topics given explicitly in the
@@ -51,3 +53,11 @@ class InternalTopics:
     @property
     def alerts_dlq(self) -> str:
         return f"{self.app}.alerts.dlq"
+
+    @property
+    def silences(self) -> str:
+        return f"{self.app}.silences"
+
+    @property
+    def notifications(self) -> str:
+        return f"{self.app}.notifications"

@@ -1001,9 +1001,40 @@ class Runtime:
                            for r in records]
                 await asyncio.gather(*futures)
 
+        silences, shared_log = self._shared_notify_state(notify_cfg)
         return Notifier.from_config(notify_cfg, state_dir=self.config.state_dir,
                                     alerts_file=self.alerts_file, console=self.console,
-                                    dead_letter=dead_letter)
+                                    dead_letter=dead_letter, silences=silences,
+                                    shared_log=shared_log)
+
+    def _shared_notify_state(self, notify_cfg: dict[str, Any]) -> tuple[Any, Any]:
+        """What every worker of the deployment must see alike: silences and the notification
+        log. With Kafka, topics of the deployment (notify/silences.py, notify/sharedlog.py);
+        without, the shared state directory (not a worker's own)."""
+        from .notify.settings import parse_settings
+        from .notify.silences import SilenceStore, SilenceTable
+        from .notify.store import open_db
+
+        kcfg = self.config.kafka
+        silences: Any = None
+        shared_log: Any = None
+        if kcfg is not None and self.producer is not None:
+            from .notify.sharedlog import SharedNotificationLog
+
+            settings = parse_settings(notify_cfg)
+            shared_log = SharedNotificationLog(
+                kcfg, self.producer, retention=max(settings.nlog_retention,
+                                                   settings.repeat_interval))
+            if hasattr(self.reader, "assign_hooks"):  # the Kafka alert log's reader
+                self.reader.assign_hooks.append(shared_log.caught_up)
+            # an embedded broker lives as long as this run, out of the CLI's reach: its
+            # silences stay in the state directory, where `streamproc silence` writes them
+            if not kcfg.embedded and not self.console:
+                silences = SilenceTable(kcfg)
+        if silences is None and self.worker is not None:
+            # a worker's state_dir is <state_dir>/worker-N (runner.py)
+            silences = SilenceStore(open_db(self.config.state_dir.parent), owns_db=True)
+        return silences, shared_log
 
     def _count(self, n: int) -> None:
         if self.max_events is not None and self.stats.records_in >= self.max_events:
