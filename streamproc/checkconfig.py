@@ -257,7 +257,8 @@ def render(report: Report, out: TextIO) -> None:
         auth = k.security_protocol
         if k.security_protocol.startswith("SASL"):
             auth += f", {k.sasl_mechanism or 'PLAIN'} user {k.sasl_username}, password set"
-        w(f"  kafka: {k.bootstrap_servers} ({auth}), group {k.group_id}\n")
+        w(f"  kafka: {k.bootstrap_servers} ({auth}), group {k.group_id}, internal topics "
+          f"{k.topics.prefix}*\n")
     if c.mqtt is not None:
         m = c.mqtt
         parts = [f"MQTT {m.protocol}", f"QoS {m.qos}", "TLS" if m.tls is not None else "no TLS"]
