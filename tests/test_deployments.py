@@ -247,3 +247,46 @@ async def test_the_silence_table_reads_the_latest_version_of_each_silence_from_e
         assert {s.id for s in table.all()} == {expired, kept}  # ended: kept, ignored
     finally:
         await table.stop()
+
+
+async def test_the_shared_notification_log_applies_other_workers_records_and_skips_forged_ones(
+        kafka, tmp_path) -> None:
+    import time
+
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    from streamproc.notify.dedup import Dedup
+    from streamproc.notify.sharedlog import SharedNotificationLog
+    from streamproc.notify.store import open_db
+
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    cfg = parse_config_text(f"kafka: {{bootstrap_servers: '{kafka.bootstrap_servers}', "
+                            f"group_id: {group}}}").kafka
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    dbs = [open_db(tmp_path / m) for m in ("a", "b")]
+    logs = [SharedNotificationLog(cfg, producer, retention=86400.0) for _ in dbs]
+    try:
+        for log, db in zip(logs, dbs, strict=True):
+            await log.start(db)
+        now = time.time()
+        # worker a records a delivery and publishes it, as Notifier._commit_sent does
+        Dedup(dbs[0], repeat_interval=3600).mark_many([("ch1", "fp-a", "firing", "sent")], now)
+        logs[0].publish([("ch1", "fp-a", "firing", "sent")], now)
+        forged = [b"not json", orjson.dumps(["ch1", "fp-x", "firing", "sent", 253402300799.0]),
+                  orjson.dumps(["ch1", "fp-y", "firing", "queued", now])]
+        for value in forged:
+            await producer.send_and_wait(cfg.topics.notifications, value, key=b"x")
+        while logs[0].published < 1:  # acknowledged by the broker
+            await asyncio.sleep(0.05)
+        await logs[1].caught_up()
+        dedup = Dedup(dbs[1], repeat_interval=3600)
+        assert dedup.known([("ch1", "fp-a", "firing"), ("ch1", "fp-x", "firing"),
+                            ("ch1", "fp-y", "firing")], time.time()) == {("ch1", "fp-a", "firing")}
+    finally:
+        for log in logs:
+            await log.stop()
+        for db in dbs:
+            db.close()
+        await producer.stop()

@@ -27,6 +27,10 @@ yet delivered (waiting in its groups or outbox) delivers them when it restarts; 
 worker re-read them meanwhile, the restarted one drops those that the table already shows
 as sent when its groups flush (rows already rendered into its outbox are sent).
 
+Who can write to the topic can suppress a notification for ``repeat_interval`` with a forged
+``sent`` record (records timed more than 5 minutes ahead of the reader's clock are skipped, so
+none lasts longer): grant write access to streamproc's own principal only.
+
 Size. The topic is created with ``retention.ms`` = max(``nlog_retention``,
 ``repeat_interval``) (7 days by default): one record of ~120 bytes per (channel, alert)
 delivered. Each worker stores where it stopped reading (``nlog_feed``), so a restart reads
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("streamproc.notify")
 
 FINAL_STATES = ("sent", "fallback", "dead")
+MAX_CLOCK_SKEW = 300.0  # seconds a record's time may be ahead of this worker's clock
 
 # a newer record of (channel, fingerprint, status) replaces an older one, never the reverse
 _UPSERT = ("INSERT INTO nlog VALUES (?,?,?,?,?) ON CONFLICT (channel, fp, status) DO UPDATE "
@@ -95,7 +100,8 @@ class SharedNotificationLog:
 
     def _apply(self, records: list[Any]) -> None:
         assert self.db is not None
-        oldest = time.time() - self.retention
+        now = time.time()
+        oldest = now - self.retention
         rows = []
         feed: dict[int, int] = {}
         for r in records:
@@ -104,6 +110,8 @@ class SharedNotificationLog:
                 ch, fp, status, state, at = orjson.loads(r.value)
                 if state not in FINAL_STATES:
                     raise ValueError(state)
+                if float(at) > now + MAX_CLOCK_SKEW:  # would dedup, unpruned, for ever
+                    raise ValueError("time in the future")
             except Exception as exc:  # noqa: BLE001 - a foreign record must not stop us
                 log.warning("notify: unreadable record in %s[%d]@%d skipped (%s)", r.topic,
                             r.partition, r.offset, type(exc).__name__)
