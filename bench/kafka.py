@@ -10,7 +10,7 @@ leak into the next):
 3. streamproc: ``Runtime`` with the default bindings, a consumer group, the Kafka alert log,
    checkpoints every 10 s and on shutdown, a notifier that accepts and drops (delivery is the
    notify scenario's subject): records/s from the first record judged to the last;
-4. verification: the alerts in ``streamproc.alerts`` (each fingerprint once: the log is
+4. verification: the alerts in ``<group>.alerts`` (each fingerprint once: the log is
    at-least-once) equal the generator's expected counts (password_spray, keyed by ip_address
    on auth-logs partitioned by username, is judged on the runtime's repartition topic; a
    runtime without repartitioning lists it as not checked), and the group's
@@ -18,7 +18,7 @@ leak into the next):
    Tansu's are wrong after batched produce).
 
 Then, once, latency: a fresh broker, the runtime started first, M events produced at 50% of
-the median sustained rate; latency = the time a live consumer of ``streamproc.alerts`` sees an
+the median sustained rate; latency = the time a live consumer of ``<group>.alerts`` sees an
 alert minus the Kafka CreateTime of the record that decided it (p50/p99; target p99 <= 250 ms).
 """
 
@@ -336,7 +336,7 @@ def latency_phase(ctx: Context, rate: float, n_max: int) -> dict[str, Any]:
 
         async def go() -> dict[str, Any]:
             await ensure_topics({"bootstrap_servers": bs}, {t: PARTITIONS for t in topics})
-            watcher = AlertWatcher(bs, "streamproc.alerts")
+            watcher = AlertWatcher(bs, bench_config(bs, "bench-latency").kafka.alert_topic)
             await watcher.start()
 
             async def feed() -> None:

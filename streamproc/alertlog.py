@@ -3,9 +3,9 @@ and delivery reads from here, committing only after notify/ has accepted each al
 
 Two implementations, one promise (an appended alert survives the process):
 
-- ``KafkaAlertLog``: the topic ``streamproc.alerts``, keyed by fingerprint (so the firing and
-  resolved alerts of one incident stay in order on one partition). ``append`` returns once the
-  broker acknowledged every record. Delivery is a consumer group of its own
+- ``KafkaAlertLog``: the topic ``<application_id>.alerts``, keyed by fingerprint (so the
+  firing and resolved alerts of one incident stay in order on one partition). ``append``
+  returns once the broker acknowledged every record. Delivery is a consumer group of its own
   (``<group_id>.notify``), so with several workers each alert is delivered by exactly one.
 - ``SqliteAlertLog``: a local SQLite file in WAL mode, for MQTT-only deployments with no
   Kafka. ``append`` returns after the transaction is committed; a cursor row records how far
@@ -22,9 +22,15 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
 
 from .alerts import Alert
 from .batches import BatchWriter
@@ -53,23 +59,39 @@ class KafkaAlertLog:
         self.appended += len(alerts)
 
 
+class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, reader: KafkaAlertReader) -> None:
+        self.reader = reader
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        for hook in self.reader.assign_hooks:
+            await hook()
+
+
 class KafkaAlertReader:
     def __init__(self, cfg: KafkaConfig, *, group_id: str | None = None) -> None:
         self.cfg = cfg
         self.group_id = group_id or f"{cfg.group_id}.notify"
         self.consumer: AIOKafkaConsumer | None = None
+        # awaited when alert-log partitions are assigned, before any of their alerts is read
+        # (the shared notification log catches up there: see notify/sharedlog.py)
+        self.assign_hooks: list[Callable[[], Awaitable[object]]] = []
 
     async def start(self) -> None:
         delay = 0.5
         while True:
             consumer = AIOKafkaConsumer(
-                self.cfg.alert_topic, **self.cfg.client_kwargs(), group_id=self.group_id,
+                **self.cfg.client_kwargs(), group_id=self.group_id,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 session_timeout_ms=self.cfg.session_timeout_ms,
                 heartbeat_interval_ms=max(1000, self.cfg.session_timeout_ms // 3),
                 fetch_max_wait_ms=50)
             try:
                 await consumer.start()
+                consumer.subscribe([self.cfg.alert_topic], listener=_Assigned(self))
                 self.consumer = consumer
                 return
             except Exception as exc:  # noqa: BLE001 - retried with backoff

@@ -124,15 +124,18 @@ class EmbeddedKafka:
         self.stop()
 
 
-async def ensure_topics(client_kwargs: dict[str, object], topics: dict[str, int]) -> None:
-    """Create the topics that do not exist yet (name -> partitions)."""
+async def ensure_topics(client_kwargs: dict[str, object], topics: dict[str, int], *,
+                        configs: dict[str, dict[str, str]] | None = None) -> None:
+    """Create the topics that do not exist yet (name -> partitions; ``configs``: name ->
+    topic configs such as cleanup.policy, for the topics created here)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(**client_kwargs)  # type: ignore[arg-type]
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, num_partitions=n, replication_factor=1)
+        missing = [NewTopic(name, num_partitions=n, replication_factor=1,
+                            topic_configs=(configs or {}).get(name, {}))
                    for name, n in topics.items() if name not in existing]
         if missing:
             try:

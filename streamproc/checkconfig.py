@@ -304,7 +304,8 @@ def render(report: Report, out: TextIO) -> None:
         auth = k.security_protocol
         if k.security_protocol.startswith("SASL"):
             auth += f", {k.sasl_mechanism or 'PLAIN'} user {k.sasl_username}, password set"
-        w(f"  kafka: {k.bootstrap_servers} ({auth}), group {k.group_id}\n")
+        w(f"  kafka: {k.bootstrap_servers} ({auth}), group {k.group_id}, internal topics "
+          f"{k.topics.prefix}*\n")
     if c.mqtt is not None:
         m = c.mqtt
         parts = [f"MQTT {m.protocol}", f"QoS {m.qos}", "TLS" if m.tls is not None else "no TLS"]
@@ -375,6 +376,6 @@ def _partitioning_line(config: Any, binding: Any) -> str:
     keyed = f"keyed_by {binding.keyed_by}" if binding.keyed_by else "records not keyed"
     if not remote:
         return f"      {keyed}: every detector runs where the records arrive\n"
-    parts = "; ".join(f"{', '.join(sorted(kinds))} via {topic_name(binding, field)}"
+    parts = "; ".join(f"{', '.join(sorted(kinds))} via {topic_name(config, binding, field)}"
                       for field, kinds in sorted(remote.items()))
     return f"      {keyed}: re-keyed: {parts}\n"

@@ -163,8 +163,10 @@ def _add_check_config(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _add_silence(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("silence", help="add, list or expire notification silences",
-                       description="Silences mute matching alerts until they expire. They are "
-                                   "stored in the state directory and survive restarts.")
+                       description="Silences mute matching alerts until they expire. With "
+                                   "Kafka in the config they are kept in the topic "
+                                   "<application_id>.silences, which every worker reads; "
+                                   "else in the state directory. They survive restarts.")
     _common_config(p)
     ssub = p.add_subparsers(dest="silence_cmd", required=True, metavar="ACTION")
     add = ssub.add_parser("add", help="add a silence")

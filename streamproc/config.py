@@ -7,6 +7,7 @@ embedded Tansu broker.
     kafka:                         # omit both kafka and mqtt: embedded broker
       bootstrap_servers: kafka-1:9092,kafka-2:9092
       group_id: streamproc
+      application_id: streamproc   # prefix of internal topics; default: the group id
       auto_offset_reset: earliest  # where a new consumer group starts
       security_protocol: SASL_SSL  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
       sasl_mechanism: SCRAM-SHA-512
@@ -64,10 +65,9 @@ from .contracts import Contract, builtin_contracts, get_contract
 from .decode.mapping import FieldMapping
 from .decode.records import DEFAULT_MAX_RECORD_BYTES
 from .errors import ConfigError, ConfigErrors
+from .internal_topics import InternalTopics
 
 DEFAULT_GROUP_ID = "streamproc"
-DEFAULT_ALERT_TOPIC = "streamproc.alerts"
-DEFAULT_ALERT_DLQ_TOPIC = "streamproc.alerts.dlq"
 
 
 # -- YAML with line numbers ----------------------------------------------------------------
@@ -222,6 +222,8 @@ def _line(node: Any, key: str | None = None) -> int | None:
 class KafkaConfig:
     bootstrap_servers: str
     group_id: str = DEFAULT_GROUP_ID
+    # Prefix of every internal topic (internal_topics.py); None: the group id.
+    application_id: str | None = None
     auto_offset_reset: str = "earliest"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -233,8 +235,8 @@ class KafkaConfig:
     ssl_check_hostname: bool = True
     client_id: str = "streamproc"
     dlq_suffix: str = ".dlq"
-    alert_topic: str = DEFAULT_ALERT_TOPIC
-    alert_dlq_topic: str = DEFAULT_ALERT_DLQ_TOPIC
+    alert_topic: str = ""  # "": <application_id>.alerts
+    alert_dlq_topic: str = ""  # "": <application_id>.alerts.dlq
     max_poll_records: int = 5000
     repartition_partitions: int = 6
     # Seconds of event time a source partition may run ahead of the slowest one while
@@ -245,6 +247,15 @@ class KafkaConfig:
     repartition_merge_wait: float = 2.0
     session_timeout_ms: int = 10000
     embedded: bool = False  # started by us (Tansu)
+
+    def __post_init__(self) -> None:
+        self.alert_topic = self.alert_topic or self.topics.alerts
+        self.alert_dlq_topic = self.alert_dlq_topic or self.topics.alerts_dlq
+
+    @property
+    def topics(self) -> InternalTopics:
+        """The names of this deployment's internal topics."""
+        return InternalTopics(self.application_id or self.group_id)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Connection settings shared by aiokafka consumers, producers and admin clients."""
@@ -615,6 +626,14 @@ def _parse_kafka(node: Any, file: str | None) -> KafkaConfig:
                                              and values.get("sasl_password")):
         raise ConfigError("SASL needs kafka.sasl_username and kafka.sasl_password", file=file,
                           line=_line(node, "security_protocol"))
+    app = str(values.get("application_id") or values.get("group_id", DEFAULT_GROUP_ID))
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", app):
+        key = "application_id" if values.get("application_id") else "group_id"
+        raise ConfigError(f"kafka.{key} {app!r} cannot prefix topic names", file=file,
+                          line=_line(node, key),
+                          hint="internal topics are named <application_id>.<what>: use letters, "
+                               "digits, '.', '_' and '-' (set kafka.application_id if the "
+                               "group id must differ)")
     reset = values.get("auto_offset_reset", "earliest")
     if reset not in ("earliest", "latest"):
         raise ConfigError(f"kafka.auto_offset_reset must be earliest or latest, not {reset!r}",

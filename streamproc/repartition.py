@@ -7,9 +7,11 @@ please (log shippers often not at all), so streamproc re-keys what it must, as K
 does:
 
     auth-logs (keyed by ?) --decode--> local detectors (those the topic's key already suits)
-                              \\--re-key by username--> streamproc.repartition.<binding>.username
-                              \\--re-key by ip_address-> streamproc.repartition.<binding>.ip_address
-    streamproc.repartition.<binding>.<field> --> the detectors that need <field>
+                              \\--re-key by username--> <app>.repartition.<binding>.username
+                              \\--re-key by ip_address-> <app>.repartition.<binding>.ip_address
+    <app>.repartition.<binding>.<field> --> the detectors that need <field>
+
+(``<app>``: the deployment's application id, see internal_topics.py.)
 
 A binding says how its topic is keyed with ``keyed_by`` (the six default topics are keyed by
 their contract key: auth-logs by username, api-access-logs by ip_address, ...). A detector
@@ -30,18 +32,16 @@ judged per source partition).
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .detectors import REGISTRY, load_detector_class
+from .internal_topics import InternalTopics
 
 if TYPE_CHECKING:
     from .config import Binding, Config
     from .events import Event
-
-PREFIX = "streamproc.repartition."
 
 # Fields that co-locate each built-in detector's state: the topic must be partitioned by one
 # of them for the detector to run where the records arrive. None: no keyed state.
@@ -77,9 +77,16 @@ def colocation(kind: str, family_key: tuple[str, ...]) -> tuple[str, ...] | None
     return family_key or None  # conservative: state keyed by the family's key
 
 
-def topic_name(binding: Binding, field: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", binding.name)[:180]
-    return f"{PREFIX}{safe}.{field}"
+def topic_name(config: Config, binding: Binding, field: str) -> str:
+    return internal_topics(config).repartition(binding.name, field)
+
+
+def internal_topics(config: Config) -> InternalTopics:
+    """The config's internal topic names (those of the default application id without Kafka,
+    as in replay)."""
+    from .config import DEFAULT_GROUP_ID
+
+    return config.kafka.topics if config.kafka is not None else InternalTopics(DEFAULT_GROUP_ID)
 
 
 def plan(config: Config, binding: Binding) -> tuple[set[str], dict[str, set[str]]]:
@@ -102,9 +109,10 @@ def internal_bindings(config: Config, binding: Binding) -> list[Binding]:
     from dataclasses import replace
 
     _, remote = plan(config, binding)
-    return [replace(binding, name=f"{binding.name}@{field}", topic=topic_name(binding, field),
-                    pattern=None, format="internal", mapping=None, keyed_by=field,
-                    source="kafka", line=binding.line)
+    return [replace(binding, name=f"{binding.name}@{field}",
+                    topic=topic_name(config, binding, field), pattern=None,
+                    format="internal", mapping=None, keyed_by=field, source="kafka",
+                    line=binding.line)
             for field in sorted(remote)]
 
 

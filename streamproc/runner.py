@@ -68,7 +68,8 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
     embedded = config.kafka is None and config.mqtt is None
     worker = args.worker_index
     if worker is not None:
-        # each worker keeps its own notification log and local files
+        # each worker keeps its own notify.db and local files (silences and the notification
+        # log reach every worker through the deployment's topics, or the shared state_dir)
         config.state_dir = config.state_dir / f"worker-{worker}"
         if config.mqtt is not None and not config.mqtt.shared_group and worker > 0:
             log.info("worker %d: MQTT bindings run in worker 0 only (set mqtt.shared_group "

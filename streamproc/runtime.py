@@ -123,6 +123,9 @@ class Judge:
         self.outbox: list[tuple[str, bytes | None, bytes]] = []
         self.internal: list[Binding] = []
         self.final_dead: list[DeadLetter] = []  # see finish()
+        from .repartition import internal_topics
+
+        self.names = internal_topics(config)
         # partition count of a source topic (the Kafka source's metadata), for SourceMerge
         self.partitions_of: Callable[[str], int | None] | None = None
         # (topic, partition) -> records not judged yet (the Kafka source), for SourceMerge
@@ -210,7 +213,7 @@ class Judge:
                           if b.source == "mqtt" and b.family == "host-metrics"), None)
             self._route_cache[key] = found
             return found
-        if source_kind == "kafka" and topic.startswith("streamproc.repartition."):
+        if source_kind == "kafka" and self.names.is_repartition(topic):
             for b in self.internal:
                 if b.topic == topic:
                     found = b
@@ -282,8 +285,7 @@ class Judge:
                 len(records) - run_start
         for d in self.decoders.values():
             d.compact = False
-        internal = sum(n for t, n in topic_counts.items()
-                       if t.startswith("streamproc.repartition."))
+        internal = sum(n for t, n in topic_counts.items() if self.names.is_repartition(t))
         stats.records_in += len(records) - internal
         stats.repartitioned_in += internal
         alerts: list[Alert] = []
@@ -620,7 +622,7 @@ class Alignment:
         # (business metrics span months, auth logs hours) are none of its business.
         groups: dict[str, dict[Any, float]] = {}
         for tp in consumer.assignment():
-            if tp.topic.startswith("streamproc.repartition."):
+            if self.judge.names.is_repartition(tp.topic):
                 continue
             binding = self.judge.binding_for("kafka", tp.topic)
             if binding is None or binding.name not in self.judge.repartition_targets:
@@ -755,12 +757,12 @@ class DeliveryLoop:
             self.stats.alerts_submitted += len(alerts)
 
 
-def compile_subscription(bindings: list[Binding], internal: list[Binding] = ()) \
-        -> tuple[list[str], str | None]:  # type: ignore[assignment]
+def compile_subscription(bindings: list[Binding], internal: list[Binding] = (),  # type: ignore[assignment]
+                         app: str = "streamproc") -> tuple[list[str], str | None]:
     """Kafka subscription for the bindings: plain names, or one regex if any uses a pattern.
 
-    Internal topics (``streamproc.*``, ``*.dlq``) are never matched by a user pattern; the
-    repartition topics this config feeds are subscribed by name.
+    Internal topics (``<application_id>.*``, ``streamproc.*``, ``*.dlq``) are never matched by
+    a user pattern; the repartition topics this config feeds are subscribed by name.
     """
     names = [b.topic for b in bindings if b.topic is not None]
     inner = [b.topic for b in internal if b.topic is not None]
@@ -768,7 +770,8 @@ def compile_subscription(bindings: list[Binding], internal: list[Binding] = ()) 
     if not patterns:
         return sorted(set(names) | set(inner)), None  # type: ignore[arg-type]
     parts = [re.escape(n) for n in names] + [f"(?:{p})" for p in patterns]  # type: ignore[arg-type]
-    user = r"(?!streamproc\.)(?!.*\.dlq$)(?:" + "|".join(parts) + ")"
+    user = (rf"(?!{re.escape(app)}\.)(?!streamproc\.)(?!.*\.dlq$)(?:" + "|".join(parts)
+            + ")")
     alternatives = [user] + [re.escape(t) for t in inner]  # type: ignore[arg-type]
     return [], "^(?:" + "|".join(alternatives) + ")$"
 
@@ -863,7 +866,8 @@ class Runtime:
         if kafka_bindings:
             from .sources.kafka import KafkaSource
 
-            topics, pattern = compile_subscription(kafka_bindings, self.judge.internal)
+            topics, pattern = compile_subscription(kafka_bindings, self.judge.internal,
+                                                   cfg.kafka.topics.app)  # type: ignore[union-attr]
             source = KafkaSource(cfg.kafka, topics=topics, pattern=pattern,  # type: ignore[arg-type]
                                  start_retries=self.start_retries)
             progress = None
@@ -1087,9 +1091,40 @@ class Runtime:
                            for value in encode_to_fit(r, limit)]
                 await asyncio.gather(*futures)
 
+        silences, shared_log = self._shared_notify_state(notify_cfg)
         return Notifier.from_config(notify_cfg, state_dir=self.config.state_dir,
                                     alerts_file=self.alerts_file, console=self.console,
-                                    dead_letter=dead_letter)
+                                    dead_letter=dead_letter, silences=silences,
+                                    shared_log=shared_log)
+
+    def _shared_notify_state(self, notify_cfg: dict[str, Any]) -> tuple[Any, Any]:
+        """What every worker of the deployment must see alike: silences and the notification
+        log. With Kafka, topics of the deployment (notify/silences.py, notify/sharedlog.py);
+        without, the shared state directory (not a worker's own)."""
+        from .notify.settings import parse_settings
+        from .notify.silences import SilenceStore, SilenceTable
+        from .notify.store import open_db
+
+        kcfg = self.config.kafka
+        silences: Any = None
+        shared_log: Any = None
+        if kcfg is not None and self.producer is not None:
+            from .notify.sharedlog import SharedNotificationLog
+
+            settings = parse_settings(notify_cfg)
+            shared_log = SharedNotificationLog(
+                kcfg, self.producer, retention=max(settings.nlog_retention,
+                                                   settings.repeat_interval))
+            if hasattr(self.reader, "assign_hooks"):  # the Kafka alert log's reader
+                self.reader.assign_hooks.append(shared_log.caught_up)
+            # an embedded broker lives as long as this run, out of the CLI's reach: its
+            # silences stay in the state directory, where `streamproc silence` writes them
+            if not kcfg.embedded and not self.console:
+                silences = SilenceTable(kcfg)
+        if silences is None and self.worker is not None:
+            # a worker's state_dir is <state_dir>/worker-N (runner.py)
+            silences = SilenceStore(open_db(self.config.state_dir.parent), owns_db=True)
+        return silences, shared_log
 
     def _count(self, n: int) -> None:
         if self.max_events is not None and self.stats.records_in >= self.max_events:

@@ -1,8 +1,9 @@
 """Checkpoints: detector state saved together with the source offsets it corresponds to.
 
 Kafka (the distributed case). Each source partition's task state goes to the changelog topic
-``streamproc.state.<source topic>``, partition for partition (source partition p -> changelog
-partition p), as Kafka Streams lays out its changelogs. A checkpoint of a task is
+``<application_id>.state.<source topic>`` (internal_topics.py), partition for partition
+(source partition p -> changelog partition p), as Kafka Streams lays out its changelogs. A
+checkpoint of a task is
 
     chunk, chunk, ..., chunk, MANIFEST        (each one record, produced one at a time)
 
@@ -84,15 +85,12 @@ def restore_task(engine: Any, state: dict[str, Any]) -> None:
         engine.src_offsets.update({(t, p): o for t, p, o in state.get("src", [])})
 
 
-def changelog_topic(source_topic: str) -> str:
-    return f"streamproc.state.{source_topic}"
-
-
 class KafkaCheckpointer:
     """Writes and reads task snapshots on the changelog topics."""
 
     def __init__(self, cfg: KafkaConfig, judge: Any) -> None:
         self.cfg = cfg
+        self.changelog_topic = cfg.topics.state
         self.judge = judge
         self.producer: AIOKafkaProducer | None = None
         self.reader: AIOKafkaConsumer | None = None
@@ -127,7 +125,7 @@ class KafkaCheckpointer:
         if topic in self._known_topics:
             return
         from .broker import ensure_topics
-        name = changelog_topic(topic)
+        name = self.changelog_topic(topic)
         await ensure_topics(self.cfg.client_kwargs(), {name: max(1, partitions)})
         self._known_topics.add(topic)
 
@@ -154,7 +152,7 @@ class KafkaCheckpointer:
     async def _write(self, tp: TopicPartition, offset: int,
                      blob: bytes) -> tuple[TopicPartition, int]:
         assert self.producer is not None
-        topic = changelog_topic(tp.topic)
+        topic = self.changelog_topic(tp.topic)
         key = f"{tp.topic}:{tp.partition}".encode()
         prev = self._last_manifest.get((tp.topic, tp.partition), -1)
         header = orjson.dumps({"t": "chunk", "prev": prev})
@@ -180,7 +178,7 @@ class KafkaCheckpointer:
         """Restore the tasks of ``tp`` from its latest manifest; returns the source offset to
         resume from, or None if there is no checkpoint."""
         assert self.reader is not None
-        ctp = TopicPartition(changelog_topic(tp.topic), tp.partition)
+        ctp = TopicPartition(self.changelog_topic(tp.topic), tp.partition)
         try:
             end = (await self.reader.end_offsets([ctp]))[ctp]
         except Exception as exc:  # noqa: BLE001 - no changelog yet

@@ -104,7 +104,7 @@ state_dir: {tmp_path}
     assert len(receiver.accepted) == 2
     assert runtime.stats.repartitioned_in == 2 * len(records)
     assert await committed_total(kafka.bootstrap_servers, group, topic) == len(records)
-    rp = topic_name(config.bindings[0], "ip_address")
+    rp = topic_name(config, config.bindings[0], "ip_address")
     assert await committed_total(kafka.bootstrap_servers, group, rp) == len(records)
 
 

@@ -1,7 +1,7 @@
 """Dead letters: messages that failed on their channel and on the fallback. Last stage.
 
 Given a ``dead_letter`` callback (the runtime passes one that produces to the Kafka topic
-``streamproc.alerts.dlq``) each record goes there; without one, or when it raises, records
+``<application_id>.alerts.dlq``) each record goes there; without one, or when it raises, records
 are appended to ``state_dir/notify-dead-letters.jsonl``. A record holds the full alerts, so
 it can be replayed: ``{"failed_at", "reason", "channel", "attempts", "error", "alerts"}``.
 ``reason`` is ``delivery_failed`` (the channel and the fallback gave up), ``channel_removed``

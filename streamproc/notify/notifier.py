@@ -23,7 +23,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..alerts import Alert
 from ..logs import RateLimitedLog
@@ -38,9 +38,12 @@ from .ratelimit import TokenBucket, plan
 from .retry import RetryPolicy
 from .routing import Router, build_routes
 from .settings import NotifySettings, parse_settings
-from .silences import SilenceStore
+from .silences import SilenceStage, SilenceStore
 from .store import Tx, open_db
 from .templates import Message, Renderer
+
+if TYPE_CHECKING:
+    from .sharedlog import SharedNotificationLog
 
 log = logging.getLogger("streamproc.notify")
 
@@ -196,8 +199,14 @@ class Notifier:
     def __init__(self, settings: NotifySettings, channels: list[Channel],
                  fallbacks: list[Channel], *, state_dir: Path,
                  dead_letter: DeadLetterCallback | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 silences: SilenceStage | None = None,
+                 shared_log: SharedNotificationLog | None = None) -> None:
         self.settings = settings
+        # where the deployment's silences live (None: this notify.db); the notification log
+        # shared with the other workers (None: this worker's alone); see sharedlog.py
+        self._silence_source = silences
+        self.shared_log = shared_log
         self.channels: dict[str, Channel] = {c.id: c for c in channels}
         self.fallbacks = fallbacks
         self.state_dir = Path(state_dir)
@@ -234,14 +243,17 @@ class Notifier:
     def from_config(cls, notify_cfg: dict[str, Any] | None, *, state_dir: Path,
                     alerts_file: str | None = None, console: bool = False,
                     dead_letter: DeadLetterCallback | None = None,
-                    clock: Callable[[], float] = time.time) -> Notifier:
+                    clock: Callable[[], float] = time.time,
+                    silences: SilenceStage | None = None,
+                    shared_log: SharedNotificationLog | None = None) -> Notifier:
         settings = parse_settings(notify_cfg)
         channels, fallbacks = load_channels(settings, alerts_file=alerts_file, console=console)
         if not channels:
             log.warning("notify: no channels configured; every alert goes to the dead "
                         "letters (reason no_route). Add notify.urls to your config.")
         notifier = cls(settings, channels, fallbacks, state_dir=Path(state_dir),
-                       dead_letter=dead_letter, clock=clock)
+                       dead_letter=dead_letter, clock=clock, silences=silences,
+                       shared_log=shared_log)
         notifier._sinks = (alerts_file, console)
         return notifier
 
@@ -302,7 +314,10 @@ class Notifier:
         s = self.settings
         self.db = open_db(self.state_dir)
         self._db_open = True
-        self.silences = SilenceStore(self.db)
+        self.silences: SilenceStage = self._silence_source or SilenceStore(self.db)
+        await self.silences.start()
+        if self.shared_log is not None:
+            await self.shared_log.start(self.db)
         self.inhibitor = Inhibitor(self.db, self._inhibit_rules, s.inhibit_ttl)
         self.grouper = Grouper(self.db, group_by=s.group_by, group_wait=s.group_wait,
                                group_interval=s.group_interval, channel_timers=self._timers)
@@ -366,6 +381,9 @@ class Notifier:
             for w in self.workers.values():
                 w.sender.close()
             self._commit_sent()  # deliveries that completed during shutdown
+            if self.shared_log is not None:
+                await self.shared_log.stop()  # after the last publish
+            await self.silences.stop()
             self._db_open = False
             self.db.close()
 
@@ -556,6 +574,9 @@ class Notifier:
                 self.dedup.mark(r.home, [(a.fingerprint, a.status) for a in r.alerts], "dead",
                                 now)
             self.outbox.remove(r.id for r in dead)
+        if self.shared_log is not None:
+            self.shared_log.publish([(r.home, a.fingerprint, a.status, "dead") for r in dead
+                                     for a in r.alerts], now)
         self._count_dead(reason, sum(len(r["alerts"]) for r in records))
         log.error("notify: %d message(s) for %s dead-lettered (%s)", len(dead),
                   self._name(dead[0].home), error)
@@ -581,6 +602,8 @@ class Notifier:
         with Tx(self.db):
             self.dedup.mark_many(marks, now)
             self.outbox.remove(r.id for _worker, batch, _groups in done for r in batch)
+        if self.shared_log is not None:  # in the same loop turn: see sharedlog.py
+            self.shared_log.publish(marks, now)
         for worker, batch, groups in done:
             worker.in_flight.difference_update(r.id for r in batch)
             worker.wake()

@@ -9,20 +9,35 @@ the whole value). An alert's matchable labels are its ``labels`` plus ``kind``, 
 ``status``, ``fingerprint``, ``family``, ``category``, ``audience`` and its key fields.
 A silence mutes an alert when all its matchers hold and now is in [starts, ends).
 
-Silences live in the notify state database (store.py), so they survive restarts and the CLI
-can add one while ``streamproc run`` is running: the stage notices other writers through
-SQLite's ``data_version`` and reloads.
+Where silences live: where every worker of the deployment reads them.
+
+- With Kafka: the topic ``<application_id>.silences``, keyed by silence id, one record per
+  version of a silence (added; expired early, with its new end). Every worker reads it as a
+  table (tables.py: no consumer group, every partition, from the beginning, then following),
+  so a silence added with ``streamproc silence add -c CONFIG`` on any machine mutes matching
+  alerts in every worker within a fetch (a few hundred milliseconds) and logs
+  ``silence <id> active until ...`` there. The latest version of an id wins; silences that
+  have ended are kept in the table and ignored. Brokers that compact (Apache Kafka; the topic
+  is created with ``cleanup.policy=compact``) keep one record per silence; Tansu keeps every
+  version, which is correct too (a few hundred bytes per add or expire).
+- Without Kafka (MQTT-only, the embedded demo): the notify state database (store.py) in
+  ``state_dir`` (with ``--workers N``, the shared ``state_dir``, not ``state_dir/worker-N``),
+  so they survive restarts and the CLI can add one while ``streamproc run`` is running: the
+  stage notices other writers through SQLite's ``data_version`` and reloads.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import re
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -30,6 +45,11 @@ from ..alerts import Alert
 from ..errors import ConfigError, StreamprocError
 from .settings import parse_duration
 from .store import Tx, open_db
+
+if TYPE_CHECKING:
+    from ..config import KafkaConfig
+
+log = logging.getLogger("streamproc.notify")
 
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)(.*)$")
 
@@ -53,6 +73,15 @@ class LabelMatcher:
             except re.error as exc:
                 raise ConfigError(f"matcher {text!r}: bad regex: {exc}") from None
         return cls(name, op, value)
+
+    @classmethod
+    def of(cls, name: object, op: object, value: object) -> LabelMatcher:
+        """From stored parts, checked as ``parse`` checks text."""
+        if op not in ("=", "!=", "=~", "!~"):
+            raise ConfigError(f"unknown matcher operator {op!r}")
+        if op in ("=~", "!~"):
+            re.compile(str(value))
+        return cls(str(name), str(op), str(value))
 
     def matches(self, labels: dict[str, str]) -> bool:
         actual = labels.get(self.name, "")
@@ -83,6 +112,38 @@ class Silence:
     def matches(self, labels: dict[str, str]) -> bool:
         return all(m.matches(labels) for m in self.matchers)
 
+    def to_json(self) -> bytes:
+        return orjson.dumps({"id": self.id, "matchers": [[m.name, m.op, m.value]
+                                                         for m in self.matchers],
+                             "starts": self.starts, "ends": self.ends, "author": self.author,
+                             "comment": self.comment, "created": self.created})
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Silence:
+        d = orjson.loads(raw)
+        return cls(str(d["id"]), tuple(LabelMatcher.of(n, op, v) for n, op, v in d["matchers"]),
+                   float(d["starts"]), float(d["ends"]), str(d.get("author", "")),
+                   str(d.get("comment", "")), float(d.get("created", 0.0)))
+
+
+def new_silence(matchers: list[str], *, duration: float, author: str = "", comment: str = "",
+                now: float | None = None) -> Silence:
+    parsed = tuple(LabelMatcher.parse(m) for m in matchers)
+    if not parsed:
+        raise ConfigError("a silence needs at least one matcher", hint="e.g. kind=brute_force")
+    now = time.time() if now is None else now
+    return Silence(id=uuid.uuid4().hex[:12], matchers=parsed, starts=now, ends=now + duration,
+                   author=author, comment=comment, created=now)
+
+
+def find_one(silences: list[Silence], silence_id: str) -> Silence:
+    """The silence whose id starts with ``silence_id`` (a unique prefix is enough)."""
+    rows = [s for s in silences if s.id.startswith(silence_id)]
+    if len(rows) != 1:
+        what = "no silence" if not rows else "more than one silence"
+        raise StreamprocError(f"{what} with id {silence_id!r}; see `streamproc silence list`")
+    return rows[0]
+
 
 def match_labels(alert: Alert) -> dict[str, str]:
     """Everything a silence or inhibit rule can match on, as strings."""
@@ -94,22 +155,57 @@ def match_labels(alert: Alert) -> dict[str, str]:
     return out
 
 
-class SilenceStore:
-    """Add, list, expire, and match silences; the ``silence`` stage of the pipeline."""
+class SilenceStage:
+    """The ``silence`` stage of the pipeline, over whatever holds the silences (``active``)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def active(self, now: float | None = None) -> list[Silence]:
+        raise NotImplementedError
+
+    def silenced_by(self, alert: Alert, now: float) -> Silence | None:
+        silences = self.active(now)
+        if not silences:
+            return None
+        labels = match_labels(alert)
+        return next((s for s in silences if s.matches(labels)), None)
+
+    def exec(self, alerts: list[Alert], now: float) -> tuple[list[Alert], list[Alert]]:
+        """Stage: (alerts to pass on, alerts muted by a silence)."""
+        silences = self.active(now)  # once per batch
+        if not silences:
+            return alerts, []
+        kept: list[Alert] = []
+        muted: list[Alert] = []
+        for a in alerts:
+            labels = match_labels(a)
+            (muted if any(s.matches(labels) for s in silences) else kept).append(a)
+        return kept, muted
+
+    def prune(self, now: float, keep: float = 7 * 86400.0) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+class SilenceStore(SilenceStage):
+    """Silences in the notify SQLite database: add, list, expire, and match them."""
+
+    def __init__(self, db: sqlite3.Connection, *, owns_db: bool = False) -> None:
         self.db = db
+        self.owns_db = owns_db  # a database of its own (the deployment's, not a worker's)
         self._cache: list[Silence] | None = None
         self._version = -1
 
+    async def stop(self) -> None:
+        if self.owns_db:
+            self.db.close()
+
     def add(self, matchers: list[str], *, duration: float, author: str = "",
             comment: str = "", now: float | None = None) -> Silence:
-        parsed = tuple(LabelMatcher.parse(m) for m in matchers)
-        if not parsed:
-            raise ConfigError("a silence needs at least one matcher", hint="e.g. kind=brute_force")
-        now = time.time() if now is None else now
-        s = Silence(id=uuid.uuid4().hex[:12], matchers=parsed, starts=now, ends=now + duration,
-                    author=author, comment=comment, created=now)
+        s = new_silence(matchers, duration=duration, author=author, comment=comment, now=now)
         with Tx(self.db) as db:
             db.execute("INSERT INTO silences VALUES (?,?,?,?,?,?,?)",
                        (s.id, orjson.dumps([[m.name, m.op, m.value] for m in s.matchers]),
@@ -120,14 +216,11 @@ class SilenceStore:
     def expire(self, silence_id: str, *, now: float | None = None) -> Silence:
         """End a silence now. A unique prefix of the id is enough."""
         now = time.time() if now is None else now
-        rows = [s for s in self.all() if s.id.startswith(silence_id)]
-        if len(rows) != 1:
-            what = "no silence" if not rows else "more than one silence"
-            raise StreamprocError(f"{what} with id {silence_id!r}; see `streamproc silence list`")
+        found = find_one(self.all(), silence_id)
         with Tx(self.db) as db:
-            db.execute("UPDATE silences SET ends = MIN(ends, ?) WHERE id = ?", (now, rows[0].id))
+            db.execute("UPDATE silences SET ends = MIN(ends, ?) WHERE id = ?", (now, found.id))
         self._cache = None
-        return rows[0]
+        return found
 
     def all(self) -> list[Silence]:
         out = []
@@ -146,28 +239,93 @@ class SilenceStore:
             self._version = version
         return [s for s in self._cache if s.active(now)]
 
-    def silenced_by(self, alert: Alert, now: float) -> Silence | None:
-        silences = self.active(now)
-        if not silences:
-            return None
-        labels = match_labels(alert)
-        return next((s for s in silences if s.matches(labels)), None)
-
-    def exec(self, alerts: list[Alert], now: float) -> tuple[list[Alert], list[Alert]]:
-        """Stage: (alerts to pass on, alerts muted by a silence)."""
-        silences = self.active(now)  # once per batch: it asks SQLite for the data version
-        if not silences:
-            return alerts, []
-        kept: list[Alert] = []
-        muted: list[Alert] = []
-        for a in alerts:
-            labels = match_labels(a)
-            (muted if any(s.matches(labels) for s in silences) else kept).append(a)
-        return kept, muted
-
     def prune(self, now: float, keep: float = 7 * 86400.0) -> None:
         with Tx(self.db) as db:
             db.execute("DELETE FROM silences WHERE ends < ?", (now - keep,))
+
+
+class SilenceTable(SilenceStage):
+    """Silences in the deployment's topic, read as a table (see the module docstring)."""
+
+    def __init__(self, cfg: KafkaConfig) -> None:
+        from ..tables import TopicTable
+
+        self.cfg = cfg
+        self.topic = cfg.topics.silences
+        self.by_id: dict[str, Silence] = {}
+        self.table = TopicTable(cfg, self.topic, self._apply, name="silences")
+        self.announce = False  # the CLI reads quietly
+
+    async def start(self) -> None:
+        await ensure_silence_topic(self.cfg)
+        self.announce = True
+        await self.table.start()
+        log.info("notify: %d active silence(s) from %s", len(self.active()), self.topic)
+
+    async def stop(self) -> None:
+        await self.table.stop()
+
+    def _apply(self, records: list[Any]) -> None:
+        now = time.time()
+        for r in records:
+            if r.value is None:  # a tombstone: the silence is gone
+                if r.key is not None:
+                    self.by_id.pop(r.key.decode("utf-8", "replace"), None)
+                continue
+            try:
+                s = Silence.from_json(r.value)
+            except Exception as exc:  # noqa: BLE001 - a foreign record must not stop us
+                log.warning("notify: unreadable record in %s[%d]@%d skipped (%s)", r.topic,
+                            r.partition, r.offset, type(exc).__name__)
+                continue
+            before = self.by_id.get(s.id)
+            self.by_id[s.id] = s
+            if not self.announce:
+                continue
+            if s.ends > now:
+                log.info("notify: silence %s active until %s: %s", s.id, _fmt_time(s.ends),
+                         " ".join(str(m) for m in s.matchers))
+            elif before is not None and before.ends > now:
+                log.info("notify: silence %s expired", s.id)
+
+    def all(self) -> list[Silence]:
+        return sorted(self.by_id.values(), key=lambda s: (s.created, s.id))
+
+    def active(self, now: float | None = None) -> list[Silence]:
+        now = time.time() if now is None else now
+        return [s for s in self.by_id.values() if s.active(now)]
+
+
+async def ensure_silence_topic(cfg: KafkaConfig) -> None:
+    from ..broker import ensure_topics
+
+    # one partition: silences are few; compaction (where the broker does it) keeps the
+    # latest version of each
+    await ensure_topics(cfg.client_kwargs(), {cfg.topics.silences: 1},
+                        configs={cfg.topics.silences: {"cleanup.policy": "compact"}})
+
+
+async def _write_silence(cfg: KafkaConfig, s: Silence) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    await ensure_silence_topic(cfg)
+    producer = AIOKafkaProducer(**cfg.client_kwargs(), acks="all", linger_ms=0,
+                                client_id=f"{cfg.client_id}-silence")
+    await producer.start()
+    try:
+        await producer.send_and_wait(cfg.topics.silences, s.to_json(), key=s.id.encode())
+    finally:
+        await producer.stop()
+
+
+async def _read_silences(cfg: KafkaConfig) -> list[Silence]:
+    table = SilenceTable(cfg)
+    await ensure_silence_topic(cfg)
+    try:
+        await table.table.start()
+    finally:
+        await table.stop()
+    return table.all()
 
 
 def _fmt_time(ts: float) -> str:
@@ -179,33 +337,20 @@ def main(args: argparse.Namespace) -> int:
     from ..config import load_config
 
     config = load_config(getattr(args, "config", None))
+    if config.kafka is not None:
+        return asyncio.run(_kafka_main(config.kafka, args))
     db = open_db(config.state_dir)
     store = SilenceStore(db)
     try:
         cmd = args.silence_cmd
         if cmd == "add":
-            duration = parse_duration(args.duration, where="--duration")
-            if duration <= 0:
-                raise ConfigError("--duration must be positive", hint="e.g. 30m, 2h, 1d")
-            s = store.add(list(args.matchers), duration=duration,
+            s = store.add(list(args.matchers), duration=_duration(args),
                           author=getattr(args, "author", "") or "",
                           comment=getattr(args, "comment", "") or "")
-            print(f"{s.id}  until {_fmt_time(s.ends)}  "
-                  + " ".join(str(m) for m in s.matchers))
+            _print_added(s)
             return 0
         if cmd == "list":
-            now = time.time()
-            active = [s for s in store.all() if s.ends > now]
-            if not active:
-                print("no active silences")
-                return 0
-            print(f"{'ID':12}  {'ENDS (UTC)':20}  {'AUTHOR':12}  MATCHERS  # COMMENT")
-            for s in active:
-                line = (f"{s.id:12}  {_fmt_time(s.ends):20}  {s.author[:12]:12}  "
-                        + " ".join(str(m) for m in s.matchers))
-                if s.comment:
-                    line += f"  # {s.comment}"
-                print(line)
+            _print_list(store.all())
             return 0
         if cmd == "expire":
             s = store.expire(args.silence_id)
@@ -215,3 +360,52 @@ def main(args: argparse.Namespace) -> int:
     finally:
         db.close()
 
+
+async def _kafka_main(cfg: KafkaConfig, args: argparse.Namespace) -> int:
+    """The same actions against the deployment's silences topic."""
+    cmd = args.silence_cmd
+    if cmd == "add":
+        s = new_silence(list(args.matchers), duration=_duration(args),
+                        author=getattr(args, "author", "") or "",
+                        comment=getattr(args, "comment", "") or "")
+        await _write_silence(cfg, s)
+        _print_added(s)
+        return 0
+    if cmd == "list":
+        _print_list(await _read_silences(cfg))
+        return 0
+    if cmd == "expire":
+        found = find_one(await _read_silences(cfg), args.silence_id)
+        now = time.time()
+        await _write_silence(cfg, Silence(found.id, found.matchers, found.starts,
+                                          min(found.ends, now), found.author, found.comment,
+                                          found.created))
+        print(f"expired {found.id}")
+        return 0
+    raise StreamprocError(f"unknown silence action {cmd!r}")
+
+
+def _duration(args: argparse.Namespace) -> float:
+    duration = parse_duration(args.duration, where="--duration")
+    if duration <= 0:
+        raise ConfigError("--duration must be positive", hint="e.g. 30m, 2h, 1d")
+    return duration
+
+
+def _print_added(s: Silence) -> None:
+    print(f"{s.id}  until {_fmt_time(s.ends)}  " + " ".join(str(m) for m in s.matchers))
+
+
+def _print_list(silences: list[Silence]) -> None:
+    now = time.time()
+    active = [s for s in silences if s.ends > now]
+    if not active:
+        print("no active silences")
+        return
+    print(f"{'ID':12}  {'ENDS (UTC)':20}  {'AUTHOR':12}  MATCHERS  # COMMENT")
+    for s in active:
+        line = (f"{s.id:12}  {_fmt_time(s.ends):20}  {s.author[:12]:12}  "
+                + " ".join(str(m) for m in s.matchers))
+        if s.comment:
+            line += f"  # {s.comment}"
+        print(line)

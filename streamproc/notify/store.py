@@ -3,11 +3,13 @@
 Tables, each owned by one stage:
 
     silences       silence.py   matchers + expiry; written by `streamproc silence` too
+                                (without Kafka: with Kafka they live in a topic)
     inhibitors     inhibit.py   firing alerts that mute others, with an expiry
     groups         group.py     one row per (channel, group key): its timers
     group_members  group.py     alerts waiting in a group (the durable hand-off of submit())
     nlog           dedup.py     notification log: (channel, fingerprint, status) -> state, at
     outbox         deliver.py   rendered-later messages waiting for, or in, delivery
+    nlog_feed      sharedlog.py how far the shared notification log (Kafka) has been read
 
 Order of operations and what a crash leaves behind:
 1. ``submit()`` writes the alerts into group_members in one transaction and returns; the
