@@ -33,7 +33,7 @@ when a broker queue limit is hit or a connection drops, and this broker has neit
 - streamproc: ``MqttSource`` batches, ``orjson.loads`` of each payload, then ``commit`` (the
   manual PUBACKs sent after a batch is handled; nothing to ack at QoS 0).
 - baseline: a bare aiomqtt client, ``async for message in client.messages`` +
-  ``orjson.loads`` (what BROKERS.md measured).
+  ``orjson.loads`` (the plain subscriber a user would write first).
 
 Both subscribers use the same protocol version (MQTT 5, the config default). Target: QoS 0
 >= 80% of the baseline. Most of either side's time is paho decoding each PUBLISH (its MQTT 5

@@ -2,8 +2,9 @@
 
 Used when the config names no broker (``streamproc run`` out of the box), by the benchmarks,
 and by the test fixtures. Tansu keeps everything in memory by default: it is a demo and test
-broker, not a place for data you want to keep. See ../shared/BROKERS.md for what it lacks
-(transactions, correct end offsets after batched produce, compaction).
+broker, not a place for data you want to keep. It lacks transactions and the idempotent
+producer, compaction, and correct end offsets after a batched produce (ListOffsets answers the
+last batch's base offset + 1), so nothing here relies on any of them.
 """
 
 from __future__ import annotations

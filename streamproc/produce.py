@@ -8,7 +8,7 @@ Kafka records are keyed by the family's contract key (username, ip_address, host
 in pre-built batches (``create_batch``/``send_batch``), one open batch per partition, with the
 partition chosen by the Java client's murmur2 partitioner, so keyed detectors see every event
 of a key in one partition. Plain ``send()`` is capped near 105k records/s on Tansu; batches
-reach several times that (see ../shared/BROKERS.md).
+reach several times that (measured: `streamproc bench kafka`, the produce row).
 
 At the end the expected alert counts are printed: a run of ``streamproc run`` or ``replay``
 over the produced data should raise exactly those.
@@ -140,8 +140,9 @@ async def publish_mqtt(mqtt_cfg: Any, items: Sequence[tuple[str, bytes]], *, qos
                        progress: Callable[[int], None] | None = None) -> ProduceResult:
     """Publish (topic, payload) pairs through paho's own queue (aiomqtt's ``publish`` awaits
     each message, ~3k msgs/s); QoS 1 keeps at most ``max_in_flight`` unacknowledged
-    (Mosquitto drops or disconnects a publisher that floods it, see BROKERS.md). Returns when
-    every message is written (QoS 0) or acknowledged (QoS 1)."""
+    (Mosquitto drops or disconnects a publisher that floods it: a 100k QoS 1 burst made one
+    disconnect the publisher "out of memory"). Returns when every message is written (QoS 0)
+    or acknowledged (QoS 1)."""
     from .sources.mqtt import make_client
 
     client = make_client(mqtt_cfg, client_id=client_id or f"streamproc-produce-{time.time_ns()}",

@@ -13,7 +13,8 @@ offset to read). Restoring a partition reads the LAST record of its changelog pa
 manifest, or (if a worker died mid-checkpoint) a chunk that points back at the previous
 complete manifest. Restore therefore reads one snapshot, never the whole history, which keeps
 it bounded on brokers without compaction (Tansu). Records are produced one per request so that
-the broker's end offset is exact even on Tansu (see ../shared/BROKERS.md).
+the broker's end offset is exact even on Tansu (whose ListOffsets is wrong after a produce
+of several records in one batch).
 
 Commit protocol, per checkpoint (every ``checkpoint_interval`` seconds, on partition revoke,
 and on shutdown), always between two batches:
