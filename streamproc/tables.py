@@ -13,10 +13,10 @@ Records are applied in offset order within a partition, and a key always lands i
 partition, so the latest record of a key wins. The topic may hold every version of a key
 (Tansu does not compact): ``apply`` must be correct on the full history.
 
-"Caught up" does not trust end offsets (Tansu's ListOffsets answers the last
-batch's base offset + 1 after a batched produce): a read that started after the moment of asking and came back empty,
-with a timeout longer than two fetch waits, means everything acknowledged before that
-moment has been applied.
+"Caught up" does not trust end offsets (Tansu's ListOffsets answers the last batch's base
+offset + 1 after a batched produce): a read that started after the moment of asking and came
+back empty, with a timeout longer than two fetch waits, means everything acknowledged before
+that moment has been applied.
 """
 
 from __future__ import annotations
