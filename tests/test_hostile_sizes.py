@@ -552,20 +552,21 @@ async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_an
         kafka, receiver, tmp_path) -> None:
     """An unkeyed topic: brute_force runs on the username repartition topic. Six failures of a
     600 KB username go there keyed by its SHA-256, all to one partition, and fire there."""
-    from streamproc.repartition import PREFIX
+    from streamproc.repartition import topic_name
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
     username = "u" * 600_000
     values = _failures(username, "ua", n=6)
     await produce(kafka.bootstrap_servers, topic, values, partitions=3)
-    runtime = Runtime(parse_config_text(_config(kafka.bootstrap_servers, topic, group,
-                                                receiver.url("json"), tmp_path)))
+    config = parse_config_text(_config(kafka.bootstrap_servers, topic, group,
+                                       receiver.url("json"), tmp_path))
+    runtime = Runtime(config)
     await _run_until(runtime, lambda: runtime.stats.alerts_by_kind.get("brute_force", 0) >= 1)
     assert runtime.stats.dead_letters == 0
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(f"{PREFIX}{topic}.username",
+    consumer = AIOKafkaConsumer(topic_name(config, config.bindings[0], "username"),
                                 bootstrap_servers=kafka.bootstrap_servers,
                                 auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
                                 max_partition_fetch_bytes=16 * 1024 * 1024,
