@@ -15,7 +15,9 @@ Order of operations on ``Reloader.reload()``:
    state); every engine gets the new allowed lateness; a detector whose parameters changed is
    rebuilt with the new parameters and given the old one's state (``snapshot()`` ->
    ``restore()``, the same path checkpoints take); a newly enabled detector starts empty; a
-   disabled one is dropped.
+   disabled one is dropped. The engine then tells every detector its peers again
+   (``Detector.connect``), so compromise_suspected reads the rebuilt brute_force, and the
+   ticket detectors the rebuilt sla_breach's table.
 4. Notify (routes, templates, silences, timers): handed to ``notifier.reload(notify_cfg)`` when
    the notifier has one; if that raises ConfigError the detector changes stay applied (they
    were valid) and the reload is reported as partial.
@@ -126,7 +128,8 @@ def apply_to_judge(judge: Any, new: Config) -> list[str]:
                 changed.add(kind)
             removed = set(current) - set(fresh)
             changed |= removed
-            engine.detectors = detectors
+            # rewires every detector to its peers: one that reads a rebuilt one reads the new
+            engine.set_detectors(detectors)
         for kind in sorted(changed):
             before = old.detector_params(old_binding, kind)
             after = new.detector_params(binding, kind)
