@@ -84,14 +84,42 @@ def plan(old: Config, new: Config) -> list[str]:
     return out
 
 
-def apply_to_judge(judge: Any, new: Config) -> list[str]:
+def apply_to_judge(judge: Any, new: Config, needs_restart: list[str] | None = None) \
+        -> list[str]:
     """Swap decoders, lateness and detector parameters of every binding present in both
-    configs, keeping detector state. Returns what changed. Synchronous on purpose."""
+    configs, keeping detector state. Returns what changed; appends to ``needs_restart`` what
+    it could not apply. Synchronous on purpose.
+
+    With repartitioning, a task runs only the detectors planned for it at start
+    (``judge.kinds``): a source topic's task those its key suits, a repartition topic's task
+    those re-keyed by its field; each gets its own detectors' new parameters. A change that
+    moves detectors between tasks needs new subscriptions: reported, not applied."""
     from .detectors import build_detectors
 
     applied: list[str] = []
     old: Config = judge.config
     new_by_name = {b.name: b for b in new.bindings}
+    planned: dict[str, set[str]] = getattr(judge, "kinds", {})
+    if planned:
+        from .repartition import internal_bindings
+        from .repartition import plan as rekey_plan
+
+        wanted: dict[str, set[str]] = {}
+        for b in new.bindings:
+            if b.source != "kafka":
+                continue
+            local, remote = rekey_plan(new, b)
+            if remote:
+                wanted[b.name] = local
+            for internal in internal_bindings(new, b):
+                new_by_name.setdefault(internal.name, internal)
+                wanted[internal.name] = remote[internal.keyed_by]  # type: ignore[index]
+        for name in sorted(set(planned) | set(wanted)):
+            if name in judge.bindings and planned.get(name) != wanted.get(name) \
+                    and needs_restart is not None:
+                needs_restart.append(f"detectors of {name!r} re-keyed differently "
+                                     f"({', '.join(sorted(planned.get(name, ()))) or 'none'}"
+                                     f" -> {', '.join(sorted(wanted.get(name, ()))) or 'none'})")
     for name, old_binding in list(judge.bindings.items()):
         binding = new_by_name.get(name)
         if binding is None or _binding_identity(binding) != _binding_identity(old_binding):
@@ -103,7 +131,9 @@ def apply_to_judge(judge: Any, new: Config) -> list[str]:
         if binding.allowed_lateness != old_binding.allowed_lateness:
             applied.append(f"{name}: allowed_lateness {old_binding.allowed_lateness:g}s -> "
                            f"{binding.allowed_lateness:g}s")
-        fresh = {d.kind: d for d in build_detectors(new, binding)}
+        kinds = planned.get(name)
+        fresh = {d.kind: d for d in build_detectors(new, binding)
+                 if kinds is None or d.kind in kinds}
         changed: set[str] = set()
         for task, engine in judge.engines.items():
             if task[0] != name:
@@ -192,7 +222,7 @@ class Reloader:
         register_config_secrets(new)
         old: Config = self.judge.config
         result = ReloadResult(ok=True, needs_restart=plan(old, new))
-        result.applied = apply_to_judge(self.judge, new)
+        result.applied = apply_to_judge(self.judge, new, result.needs_restart)
         if self.on_config is not None:
             self.on_config(new)
         if new.notify != old.notify:

@@ -209,3 +209,58 @@ async def test_the_ticket_detectors_quote_the_sla_table_of_the_reloaded_sla_brea
     assert (await reloader.reload()).ok
     alerts, _ = judge.judge([ticket(20, 2, "T-3")])
     assert quoted_sla(alerts) == [1.0]
+
+
+# -- repartitioned detectors: each task keeps the detectors planned for it --------------------
+
+UNKEYED = ("kafka: {{bootstrap_servers: '127.0.0.1:1'}}\n"
+           "topics:\n"
+           "  - {{topic: logins, family: auth-logs{keyed},\n"
+           "     detectors: {{brute_force: {{threshold: {threshold}}}}}}}\n")
+
+
+def judged_through_repartition(judge: Judge, records: list[RawRecord]) -> list:  # type: ignore[type-arg]
+    """Judge records of the source topic, then their re-keyed copies (as the runtime does)."""
+    alerts, _ = judge.judge(records)
+    copies = [RawRecord(value, topic, 0, i) for i, (topic, _, value)
+              in enumerate(judge.take_outbox())]
+    more, _ = judge.judge(copies)
+    return alerts + more
+
+
+def logins_failures(n: int, start: int) -> list[RawRecord]:
+    return [RawRecord(orjson.dumps({"timestamp": T0 + start + i, "username": "bob",
+                                    "ip_address": "198.51.100.7", "success": False}),
+                      "logins", 0, start + i) for i in range(n)]
+
+
+async def test_a_reload_changes_the_repartitioned_brute_force_and_adds_none_to_the_source(
+        tmp_path: Path) -> None:
+    path = tmp_path / "streamproc.yaml"
+    path.write_text(UNKEYED.format(keyed="", threshold=5))
+    judge = Judge(load_config(path), repartition=True)
+    assert not judged_through_repartition(judge, logins_failures(1, 0))
+    path.write_text(UNKEYED.format(keyed="", threshold=3))
+    result = await Reloader(path, judge=judge).reload()
+    assert result.ok and not result.needs_restart
+    assert result.applied == ["logins@username: brute_force {'threshold': 5} -> "
+                              "{'threshold': 3}"]
+    # the source topic's task still runs no detector: brute_force fires once, re-keyed
+    alerts = judged_through_repartition(judge, logins_failures(2, 1))
+    assert [(a.kind, a.labels["binding"]) for a in fired(alerts)] == [
+        ("brute_force", "logins@username")]
+
+
+async def test_a_reload_that_would_re_key_detectors_differently_needs_a_restart(
+        tmp_path: Path) -> None:
+    path = tmp_path / "streamproc.yaml"
+    path.write_text(UNKEYED.format(keyed="", threshold=5))
+    judge = Judge(load_config(path), repartition=True)
+    judged_through_repartition(judge, logins_failures(1, 0))
+    before = {task: [d.kind for d in e.detectors] for task, e in judge.engines.items()}
+    assert len(before) == 3  # the source topic's task and two repartition topics' tasks
+    path.write_text(UNKEYED.format(keyed=", keyed_by: username", threshold=5))
+    result = await Reloader(path, judge=judge).reload()
+    assert any("re-keyed differently" in line and "'logins'" in line
+               for line in result.needs_restart)
+    assert {task: [d.kind for d in e.detectors] for task, e in judge.engines.items()} == before
