@@ -138,7 +138,9 @@ class Detector:
         or over a threshold earlier in the batch). ``process`` given only the records it
         passes must return what it returns given all of them (tests/test_detector_registry.py
         checks every built-in). A declaration: ``process`` still receives every record and
-        checks for itself."""
+        checks for itself (the engine applying each predicate before ``process`` measured
+        0.85-0.93x of the events/s without, on the mixed stream: a Python call per record
+        costs more than the check ``process`` makes anyway; column-wise it will not)."""
         return None
 
     def connect(self, peers: Mapping[str, Detector]) -> None:
