@@ -367,15 +367,22 @@ def main(args: argparse.Namespace) -> int:
 
 def _partitioning_line(config: Any, binding: Any) -> str:
     """How the binding's keyed detectors get their keys co-located (repartition.py)."""
-    from .repartition import plan, topic_name
+    from .repartition import assumed_colocation, plan, topic_name
 
     try:
         _, remote = plan(config, binding)
+        assumed = assumed_colocation(config, binding)
     except Exception:  # noqa: BLE001 - shown only; the config was validated above
         return ""
+    # a detector that does not declare its colocate: say what it was taken to need
+    notes = "".join(
+        f"      {kind} declares no colocate: assumed its state is keyed by "
+        f"{' or '.join(fields) if fields else 'nothing'} (the family key); declare "
+        f"'colocate' on the class to say otherwise\n"
+        for kind, fields in sorted(assumed.items()))
     keyed = f"keyed_by {binding.keyed_by}" if binding.keyed_by else "records not keyed"
     if not remote:
-        return f"      {keyed}: every detector runs where the records arrive\n"
+        return f"      {keyed}: every detector runs where the records arrive\n{notes}"
     parts = "; ".join(f"{', '.join(sorted(kinds))} via {topic_name(config, binding, field)}"
                       for field, kinds in sorted(remote.items()))
-    return f"      {keyed}: re-keyed: {parts}\n"
+    return f"      {keyed}: re-keyed: {parts}\n{notes}"

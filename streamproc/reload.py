@@ -15,7 +15,9 @@ Order of operations on ``Reloader.reload()``:
    state); every engine gets the new allowed lateness; a detector whose parameters changed is
    rebuilt with the new parameters and given the old one's state (``snapshot()`` ->
    ``restore()``, the same path checkpoints take); a newly enabled detector starts empty; a
-   disabled one is dropped.
+   disabled one is dropped. The engine then tells every detector its peers again
+   (``Detector.connect``), so compromise_suspected reads the rebuilt brute_force, and the
+   ticket detectors the rebuilt sla_breach's table.
 4. Notify (routes, templates, silences, timers): handed to ``notifier.reload(notify_cfg)`` when
    the notifier has one; if that raises ConfigError the detector changes stay applied (they
    were valid) and the reload is reported as partial.
@@ -82,14 +84,42 @@ def plan(old: Config, new: Config) -> list[str]:
     return out
 
 
-def apply_to_judge(judge: Any, new: Config) -> list[str]:
+def apply_to_judge(judge: Any, new: Config, needs_restart: list[str] | None = None) \
+        -> list[str]:
     """Swap decoders, lateness and detector parameters of every binding present in both
-    configs, keeping detector state. Returns what changed. Synchronous on purpose."""
+    configs, keeping detector state. Returns what changed; appends to ``needs_restart`` what
+    it could not apply. Synchronous on purpose.
+
+    With repartitioning, a task runs only the detectors planned for it at start
+    (``judge.kinds``): a source topic's task those its key suits, a repartition topic's task
+    those re-keyed by its field; each gets its own detectors' new parameters. A change that
+    moves detectors between tasks needs new subscriptions: reported, not applied."""
     from .detectors import build_detectors
 
     applied: list[str] = []
     old: Config = judge.config
     new_by_name = {b.name: b for b in new.bindings}
+    planned: dict[str, set[str]] = getattr(judge, "kinds", {})
+    if planned:
+        from .repartition import internal_bindings
+        from .repartition import plan as rekey_plan
+
+        wanted: dict[str, set[str]] = {}
+        for b in new.bindings:
+            if b.source != "kafka":
+                continue
+            local, remote = rekey_plan(new, b)
+            if remote:
+                wanted[b.name] = local
+            for internal in internal_bindings(new, b):
+                new_by_name.setdefault(internal.name, internal)
+                wanted[internal.name] = remote[internal.keyed_by]  # type: ignore[index]
+        for name in sorted(set(planned) | set(wanted)):
+            if name in judge.bindings and planned.get(name) != wanted.get(name) \
+                    and needs_restart is not None:
+                needs_restart.append(f"detectors of {name!r} re-keyed differently "
+                                     f"({', '.join(sorted(planned.get(name, ()))) or 'none'}"
+                                     f" -> {', '.join(sorted(wanted.get(name, ()))) or 'none'})")
     for name, old_binding in list(judge.bindings.items()):
         binding = new_by_name.get(name)
         if binding is None or _binding_identity(binding) != _binding_identity(old_binding):
@@ -101,7 +131,9 @@ def apply_to_judge(judge: Any, new: Config) -> list[str]:
         if binding.allowed_lateness != old_binding.allowed_lateness:
             applied.append(f"{name}: allowed_lateness {old_binding.allowed_lateness:g}s -> "
                            f"{binding.allowed_lateness:g}s")
-        fresh = {d.kind: d for d in build_detectors(new, binding)}
+        kinds = planned.get(name)
+        fresh = {d.kind: d for d in build_detectors(new, binding)
+                 if kinds is None or d.kind in kinds}
         changed: set[str] = set()
         for task, engine in judge.engines.items():
             if task[0] != name:
@@ -126,7 +158,8 @@ def apply_to_judge(judge: Any, new: Config) -> list[str]:
                 changed.add(kind)
             removed = set(current) - set(fresh)
             changed |= removed
-            engine.detectors = detectors
+            # rewires every detector to its peers: one that reads a rebuilt one reads the new
+            engine.set_detectors(detectors)
         for kind in sorted(changed):
             before = old.detector_params(old_binding, kind)
             after = new.detector_params(binding, kind)
@@ -189,7 +222,7 @@ class Reloader:
         register_config_secrets(new)
         old: Config = self.judge.config
         result = ReloadResult(ok=True, needs_restart=plan(old, new))
-        result.applied = apply_to_judge(self.judge, new)
+        result.applied = apply_to_judge(self.judge, new, result.needs_restart)
         if self.on_config is not None:
             self.on_config(new)
         if new.notify != old.notify:

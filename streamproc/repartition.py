@@ -15,9 +15,11 @@ does:
 
 A binding says how its topic is keyed with ``keyed_by`` (the six default topics are keyed by
 their contract key: auth-logs by username, api-access-logs by ip_address, ...). A detector
-says which fields co-locate its state (``COLOCATE`` below, or a ``colocate`` class attribute
-on a user's detector): brute_force keys on (username, ip_address), so a topic keyed by either
-suits it; password_spray counts usernames per ip_address and needs ip_address. Detectors
+declares which fields co-locate its state (``colocate`` on its class, next to its code):
+brute_force keys on (username, ip_address), so a topic keyed by either suits it;
+password_spray counts usernames per ip_address and needs ip_address; ``None`` (deployment)
+suits any key. A detector that declares nothing (a user's, written before it could) is
+taken to key its state by its family's contract key, and check-config names it. Detectors
 that a binding's key does not suit run on the repartition topic of the first field they
 name; detectors that share that field share the task (compromise_suspected reads
 brute_force's fires).
@@ -36,45 +38,27 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .detectors import REGISTRY, load_detector_class
 from .internal_topics import InternalTopics
 
 if TYPE_CHECKING:
     from .config import Binding, Config
+    from .detectors import Detector
     from .events import Event
 
-# Fields that co-locate each built-in detector's state: the topic must be partitioned by one
-# of them for the detector to run where the records arrive. None: no keyed state.
-COLOCATE: dict[str, tuple[str, ...] | None] = {
-    "brute_force": ("username", "ip_address"),
-    "compromise_suspected": ("username", "ip_address"),
-    "password_spray": ("ip_address",),
-    "distributed_brute_force": ("username",),
-    "unusual_login": ("username",),
-    "sql_injection": ("ip_address",),
-    "rate_abuse": ("ip_address",),
-    "metric_threshold": ("host",),
-    "host_silent": ("host",),
-    "pipeline_failed": ("project",),
-    "deployment": None,
-    "ticket_created": None,
-    "sla_breach": ("ticket_id",),
-    "ticket_resolved": ("ticket_id",),
-    "revenue_target_missed": ("metric",),
-    "revenue_drop": ("metric",),
-    "revenue_target_exceeded": ("metric",),
-    "metric_below": ("metric",),
-}
 
-
-def colocation(kind: str, family_key: tuple[str, ...]) -> tuple[str, ...] | None:
-    if kind in COLOCATE:
-        return COLOCATE[kind]
-    cls = REGISTRY.get(kind) or load_detector_class(kind)
-    declared = getattr(cls, "colocate", "unset")
-    if declared != "unset":
-        return tuple(declared) if declared else None
-    return family_key or None  # conservative: state keyed by the family's key
+def colocation(cls: type[Detector], family_key: tuple[str, ...]) \
+        -> tuple[tuple[str, ...] | None, bool]:
+    """(the fields that co-locate the detector's state or None for any, whether that was
+    assumed): what it declares as ``colocate``; a detector that declares nothing is taken to
+    key its state by the family's contract key (``assumed``: check-config says so)."""
+    declared = cls.colocate
+    if declared is None:
+        return None, False
+    if isinstance(declared, str):  # one field, written without the tuple
+        return (declared,), False
+    if isinstance(declared, tuple | list):
+        return (tuple(declared) or None), False
+    return (family_key or None), True
 
 
 def topic_name(config: Config, binding: Binding, field: str) -> str:
@@ -96,12 +80,24 @@ def plan(config: Config, binding: Binding) -> tuple[set[str], dict[str, set[str]
     local: set[str] = set()
     remote: dict[str, set[str]] = {}
     for detector in build_detectors(config, binding):
-        fields = colocation(detector.kind, binding.contract.key)
+        fields, _ = colocation(type(detector), binding.contract.key)
         if fields is None or (binding.keyed_by is not None and binding.keyed_by in fields):
             local.add(detector.kind)
         else:
             remote.setdefault(fields[0], set()).add(detector.kind)
     return local, remote
+
+
+def assumed_colocation(config: Config, binding: Binding) -> dict[str, tuple[str, ...] | None]:
+    """The binding's detectors that declare no ``colocate``, with what was assumed for them."""
+    from .detectors import build_detectors
+
+    out: dict[str, tuple[str, ...] | None] = {}
+    for detector in build_detectors(config, binding):
+        fields, assumed = colocation(type(detector), binding.contract.key)
+        if assumed:
+            out[detector.kind] = fields
+    return out
 
 
 def internal_bindings(config: Config, binding: Binding) -> list[Binding]:

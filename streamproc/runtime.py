@@ -172,7 +172,7 @@ class Judge:
             engine = build_engine(self.config, binding)
             kinds = self.kinds.get(binding.name)
             if kinds is not None:
-                engine.detectors = [d for d in engine.detectors if d.kind in kinds]
+                engine.set_detectors([d for d in engine.detectors if d.kind in kinds])
             engine.idle_after = self.idle_after
             engine.clock = self.clock
             if binding.source == "mqtt":

@@ -140,3 +140,127 @@ async def test_file_watch_reloads_after_an_edit(setup) -> None:
         assert reloader.last is not None and reloader.last.ok
     finally:
         task.cancel()
+
+
+# -- detectors that read each other stay wired across a reload -------------------------------
+
+def login(ts: int, offset: int, *, success: bool) -> RawRecord:
+    return RawRecord(orjson.dumps({"timestamp": T0 + ts, "username": "alice",
+                                   "ip_address": "203.0.113.9", "success": success}),
+                     "auth", 0, offset)
+
+
+async def test_compromise_suspected_fires_after_a_reload_that_rebuilt_brute_force(
+        setup) -> None:
+    path, judge, reloader, _ = setup
+    judge.judge([login(0, 0, success=True)])  # the engine exists before the reload
+    path.write_text(auth_config(3))
+    assert (await reloader.reload()).ok
+    alerts, _ = judge.judge([login(1 + i, 1 + i, success=False) for i in range(3)])
+    assert len(fired(alerts)) == 1  # the rebuilt brute_force, threshold 3
+    alerts, _ = judge.judge([login(60, 10, success=True)])
+    assert [a.kind for a in alerts] == ["compromise_suspected"]
+    assert alerts[0].evidence["brute_force_fired_at"] == T0 + 3
+
+
+async def test_compromise_suspected_keeps_firing_when_only_it_is_rebuilt(setup) -> None:
+    path, judge, reloader, _ = setup
+    judge.judge([login(0, 0, success=True)])
+    path.write_text(auth_config(5, extra="    # a longer window after brute force\n"
+                                         "      compromise_suspected: {window: 1200}\n"))
+    assert (await reloader.reload()).ok
+    judge.judge([login(1 + i, 1 + i, success=False) for i in range(5)])
+    alerts, _ = judge.judge([login(900, 10, success=True)])  # 15 min after: within 20
+    assert [a.kind for a in alerts] == ["compromise_suspected"]
+
+
+TICKETS = ("topics:\n"
+           "  - topic: tickets\n"
+           "    family: support-tickets\n"
+           "    detectors:\n"
+           "      sla_breach: {{sla_urgent_hours: {hours}, enabled: {enabled}}}\n")
+
+
+def ticket(ts: int, offset: int, tid: str) -> RawRecord:
+    return RawRecord(orjson.dumps({"timestamp": T0 + ts, "event": "created", "ticket_id": tid,
+                                   "priority": "urgent", "customer_email": "c@example.org",
+                                   "subject": "down"}), "tickets", 0, offset)
+
+
+def quoted_sla(alerts: list) -> list:  # type: ignore[type-arg]
+    return sorted({a.evidence.get("sla_hours") for a in alerts if a.kind == "ticket_created"
+                   and a.audience == "internal"})
+
+
+async def test_the_ticket_detectors_quote_the_sla_table_of_the_reloaded_sla_breach(
+        tmp_path: Path) -> None:
+    path = tmp_path / "streamproc.yaml"
+    path.write_text(TICKETS.format(hours=1, enabled="true"))
+    judge = Judge(load_config(path))
+    reloader = Reloader(path, judge=judge)
+    alerts, _ = judge.judge([ticket(0, 0, "T-1")])
+    assert quoted_sla(alerts) == [1.0]
+    path.write_text(TICKETS.format(hours=2, enabled="true"))
+    assert (await reloader.reload()).ok
+    alerts, _ = judge.judge([ticket(10, 1, "T-2")])
+    assert quoted_sla(alerts) == [2.0]  # ticket_created was not rebuilt, yet reads the new
+    # sla_breach disabled: the ticket detectors fall back to their own table (1 h by default)
+    path.write_text(TICKETS.format(hours=2, enabled="false"))
+    assert (await reloader.reload()).ok
+    alerts, _ = judge.judge([ticket(20, 2, "T-3")])
+    assert quoted_sla(alerts) == [1.0]
+
+
+# -- repartitioned detectors: each task keeps the detectors planned for it --------------------
+
+UNKEYED = ("kafka: {{bootstrap_servers: '127.0.0.1:1'}}\n"
+           "topics:\n"
+           "  - {{topic: logins, family: auth-logs{keyed},\n"
+           "     detectors: {{brute_force: {{threshold: {threshold}}}}}}}\n")
+
+
+def judged_through_repartition(judge: Judge, records: list[RawRecord]) -> list:  # type: ignore[type-arg]
+    """Judge records of the source topic, then their re-keyed copies (as the runtime does)."""
+    alerts, _ = judge.judge(records)
+    copies = [RawRecord(value, topic, 0, i) for i, (topic, _, value)
+              in enumerate(judge.take_outbox())]
+    more, _ = judge.judge(copies)
+    return alerts + more
+
+
+def logins_failures(n: int, start: int) -> list[RawRecord]:
+    return [RawRecord(orjson.dumps({"timestamp": T0 + start + i, "username": "bob",
+                                    "ip_address": "198.51.100.7", "success": False}),
+                      "logins", 0, start + i) for i in range(n)]
+
+
+async def test_a_reload_changes_the_repartitioned_brute_force_and_adds_none_to_the_source(
+        tmp_path: Path) -> None:
+    path = tmp_path / "streamproc.yaml"
+    path.write_text(UNKEYED.format(keyed="", threshold=5))
+    judge = Judge(load_config(path), repartition=True)
+    assert not judged_through_repartition(judge, logins_failures(1, 0))
+    path.write_text(UNKEYED.format(keyed="", threshold=3))
+    result = await Reloader(path, judge=judge).reload()
+    assert result.ok and not result.needs_restart
+    assert result.applied == ["logins@username: brute_force {'threshold': 5} -> "
+                              "{'threshold': 3}"]
+    # the source topic's task still runs no detector: brute_force fires once, re-keyed
+    alerts = judged_through_repartition(judge, logins_failures(2, 1))
+    assert [(a.kind, a.labels["binding"]) for a in fired(alerts)] == [
+        ("brute_force", "logins@username")]
+
+
+async def test_a_reload_that_would_re_key_detectors_differently_needs_a_restart(
+        tmp_path: Path) -> None:
+    path = tmp_path / "streamproc.yaml"
+    path.write_text(UNKEYED.format(keyed="", threshold=5))
+    judge = Judge(load_config(path), repartition=True)
+    judged_through_repartition(judge, logins_failures(1, 0))
+    before = {task: [d.kind for d in e.detectors] for task, e in judge.engines.items()}
+    assert len(before) == 3  # the source topic's task and two repartition topics' tasks
+    path.write_text(UNKEYED.format(keyed=", keyed_by: username", threshold=5))
+    result = await Reloader(path, judge=judge).reload()
+    assert any("re-keyed differently" in line and "'logins'" in line
+               for line in result.needs_restart)
+    assert {task: [d.kind for d in e.detectors] for task, e in judge.engines.items()} == before

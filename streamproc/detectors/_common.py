@@ -20,6 +20,16 @@ from typing import Any
 SAMPLE_TEXT_LIMIT = 512  # characters of one field kept in an alert's samples
 
 
+def failed(data: dict[str, Any]) -> bool:
+    """Prefilter of the detectors that count failed logins."""
+    return not data["success"]
+
+
+def succeeded(data: dict[str, Any]) -> bool:
+    """Prefilter of the detectors that judge successful logins."""
+    return bool(data["success"])
+
+
 def pack2(a: str, b: str) -> str:
     """One string for the pair (a, b); ``unpack2`` inverts it for any a and b."""
     return f"{len(a)}:{a}{b}"

@@ -25,8 +25,8 @@ from typing import Any
 from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
-from ._common import Interner, Sweeper, clip, iso
-from .base import Detector
+from ._common import Interner, Sweeper, clip, failed, iso
+from .base import Detector, Prefilter
 
 
 class _Distinct:
@@ -89,6 +89,9 @@ class DistinctDetector(Detector):
         self.quiet: dict[str, float] = {}
         self._intern = Interner()
         self._sweeper = Sweeper(self.window / 4)
+
+    def prefilter(self) -> Prefilter:
+        return failed
 
     # subclasses may add a second rule (distributed_brute_force: distinct networks)
     def extra_rule(self, st: _Distinct) -> dict[str, Any] | None:

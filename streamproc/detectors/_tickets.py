@@ -2,13 +2,14 @@
 
 The SLA table (first response within N hours by priority) belongs to ``sla_breach``. The
 acknowledgement of ``ticket_created`` and the summary of ``ticket_resolved`` quote the same
-table: they read it from the engine's ``sla_breach`` (``ctx.shared``) when it runs, so one
-setting changes all three, and fall back to their own ``sla_*_hours`` parameters when it is
-disabled.
+table: they read it from the engine's ``sla_breach`` when it runs (``engine_sla``, from
+``Detector.connect``: again after a reload), so one setting changes all three, and fall back
+to their own ``sla_*_hours`` parameters when it is disabled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 PRIORITIES = ("urgent", "high", "normal", "low")
@@ -18,7 +19,6 @@ _ALIASES = {"critical": "urgent", "p1": "urgent", "blocker": "urgent", "emergenc
             "minor": "low", "p4": "low", "trivial": "low"}
 SLA_DEFAULTS: dict[str, Any] = {"sla_urgent_hours": 1.0, "sla_high_hours": 4.0,
                                 "sla_normal_hours": 24.0, "sla_low_hours": 72.0}
-SHARED_SLA = "support.sla_hours"  # ctx.shared key: priority -> hours
 
 
 # name -> the one shared str of that name: a million open tickets hold one "low", not a million
@@ -40,8 +40,9 @@ def sla_table(params: dict[str, Any]) -> dict[str, float]:
     return {p: float(params[f"sla_{p}_hours"]) for p in PRIORITIES}
 
 
-def shared_sla(shared: dict[str, Any], own: dict[str, float]) -> dict[str, float]:
-    table = shared.get(SHARED_SLA)
+def engine_sla(peers: Mapping[str, Any], own: dict[str, float]) -> dict[str, float]:
+    """The SLA table of the engine's sla_breach (priority -> hours), else ``own``."""
+    table = getattr(peers.get("sla_breach"), "sla", None)
     return table if isinstance(table, dict) else own
 
 

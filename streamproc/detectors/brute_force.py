@@ -32,16 +32,11 @@ from typing import Any
 from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
-from ._common import Interner, Sweeper, clip, iso, pack2, unpack2
-from .base import Detector, register
+from ._common import Interner, Sweeper, clip, failed, iso, pack2, unpack2
+from .base import Detector, Prefilter, register
 
 _T = itemgetter(0)
 Entry = tuple[float, Any, Any]  # (event time, user_agent, country)
-
-# ctx.shared key under which the engine's brute_force publishes itself
-SHARED_KEY = "brute_force"
-# how long fires stay queryable by compromise_suspected (it may ask for longer)
-SHARED_RETENTION_KEY = "brute_force.fire_retention"
 
 
 @register
@@ -50,6 +45,7 @@ class BruteForce(Detector):
     family = "auth-logs"
     severity = "high"
     defaults = {"threshold": 5, "window": 3600.0, "realert": 0.0, "samples": 5}
+    colocate = ("username", "ip_address")
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -64,7 +60,15 @@ class BruteForce(Detector):
         self.fires: KeyedState[float] = KeyedState(self.ctx.key_cap)
         self._intern = Interner()
         self._sweeper = Sweeper(self.window / 8)
-        self.ctx.shared.setdefault(SHARED_KEY, self)
+        # how long fires stay queryable by ``fired_at`` (compromise_suspected may ask longer)
+        self.fire_retention = self.window
+
+    def prefilter(self) -> Prefilter:
+        return failed  # successes neither count nor reset a window
+
+    def retain_fires(self, seconds: float) -> None:
+        """Keep fires queryable for at least ``seconds`` after they happened."""
+        self.fire_retention = max(self.fire_retention, seconds)
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
@@ -173,7 +177,7 @@ class BruteForce(Detector):
         quiet = self.quiet
         for key in [k for k, until in quiet.items() if until < watermark]:
             del quiet[key]
-        retention = max(self.window, float(self.ctx.shared.get(SHARED_RETENTION_KEY, 0.0)))
+        retention = self.fire_retention
         fires = self.fires
         for key, ts in fires.items():
             if ts < watermark - retention:

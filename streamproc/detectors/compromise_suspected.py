@@ -7,23 +7,24 @@ brute_force fired for that same pair.
                                                    success here: FIRE (critical), once per
                                                    brute-force incident
 
-Where the fires come from. The engine's own ``brute_force`` detector publishes itself in the
-engine's shared registry (``ctx.shared``); this detector asks it when a pair last fired. The
-factory builds detectors in registration order, so within a batch brute_force has judged
-every failure before this detector sees the successes. If brute_force is disabled in this
-binding, this detector runs a private brute_force with its own ``threshold`` and
-``failure_window`` (that private one sends no alerts), so it still works on its own.
+Where the fires come from. This detector runs ``after`` brute_force, so within a batch
+brute_force has judged every failure before this detector sees the successes, and asks the
+engine's brute_force (handed over by ``connect``, again after a reload rebuilds either) when
+a pair last fired. If brute_force is disabled in this binding, this detector runs a private
+brute_force with its own ``threshold`` and ``failure_window`` (that private one sends no
+alerts), so it still works on its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ._common import Sweeper, clip, iso, sample_of
-from .base import Detector, DetectorContext, register
-from .brute_force import SHARED_KEY, SHARED_RETENTION_KEY, BruteForce
+from ._common import Sweeper, clip, iso, sample_of, succeeded
+from .base import Detector, DetectorContext, Prefilter, register
+from .brute_force import BruteForce
 
 _SAMPLE_FIELDS = ("username", "ip_address", "user_agent", "country")
 
@@ -34,6 +35,8 @@ class CompromiseSuspected(Detector):
     family = "auth-logs"
     severity = "critical"
     defaults = {"window": 600.0, "threshold": 5, "failure_window": 3600.0}
+    colocate = ("username", "ip_address")
+    after = ("brute_force",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -42,20 +45,34 @@ class CompromiseSuspected(Detector):
         # (username, ip) packed -> fire time already reported (one alert per incident)
         self.reported: dict[tuple[str, str], float] = {}
         self._sweeper = Sweeper(self.window)
-        retention = float(self.ctx.shared.get(SHARED_RETENTION_KEY, 0.0))
-        self.ctx.shared[SHARED_RETENTION_KEY] = max(retention, self.window)
+        self._engine_bf: BruteForce | None = None  # the engine's brute_force, by connect()
+        self._private_state: Any = None  # a restored private brute_force, until one is built
+
+    def prefilter(self) -> Prefilter | None:
+        if self._engine_bf is None:
+            return None  # the private brute_force counts the failures
+        return succeeded
+
+    def connect(self, peers: Mapping[str, Detector]) -> None:
+        bf = peers.get("brute_force")
+        self._engine_bf = bf if isinstance(bf, BruteForce) else None
+        if self._engine_bf is not None:
+            self._engine_bf.retain_fires(self.window)
+            self._private = None
 
     def _brute_force(self) -> BruteForce:
-        bf = self.ctx.shared.get(SHARED_KEY)
-        if isinstance(bf, BruteForce):
-            return bf
+        if self._engine_bf is not None:
+            return self._engine_bf
         if self._private is None:
             self._private = BruteForce(
                 {"threshold": self.params["threshold"],
                  "window": self.params["failure_window"]},
                 DetectorContext(binding=self.ctx.binding, key_cap=self.ctx.key_cap,
-                                shared={SHARED_RETENTION_KEY: self.window},
                                 limits=self.ctx.limits))
+            self._private.retain_fires(self.window)
+            if self._private_state is not None:
+                self._private.restore(self._private_state)
+                self._private_state = None
         return self._private
 
     def process(self, events: list[Event]) -> list[Alert]:
@@ -118,12 +135,13 @@ class CompromiseSuspected(Detector):
 
     def snapshot(self) -> Any:
         return {"reported": [[u, ip, t] for (u, ip), t in self.reported.items()],
-                "private": self._private.snapshot() if self._private else None}
+                "private": self._private.snapshot() if self._private
+                else self._private_state}
 
     def restore(self, state: Any) -> None:
         for u, ip, t in state.get("reported", []):
             self.reported[(u, ip)] = t
         if state.get("private") is not None:
-            bf = self._brute_force()
-            if bf is self._private:
-                bf.restore(state["private"])
+            # restored when a private brute_force is built: not if the engine runs one
+            self._private = None
+            self._private_state = state["private"]

@@ -17,11 +17,15 @@ from typing import Any
 from ..alerts import Alert
 from ..events import Event
 from ._common import clip, iso, parse_list, sample_of
-from .base import Detector, register
+from .base import Detector, Prefilter, register
 
 _FIELDS = ("service", "version", "environment", "deployer", "release_notes", "status",
            "commit", "project")
 _FAILED = frozenset({"failure", "failed", "error", "errored", "rolled_back", "rollback"})
+
+
+def _is_deployment(data: dict[str, Any]) -> bool:
+    return data.get("type") == "deployment"
 
 
 @register
@@ -31,6 +35,7 @@ class Deployment(Detector):
     severity = "info"
     defaults = {"production_environments": "production,prod,prd,live",
                 "production_severity": "info"}
+    colocate = None  # stateless
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -41,6 +46,9 @@ class Deployment(Detector):
         if self.production_severity not in SEVERITIES:
             raise ConfigError(f"deployment production_severity must be one of "
                               f"{', '.join(SEVERITIES)}")
+
+    def prefilter(self) -> Prefilter:
+        return _is_deployment
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []

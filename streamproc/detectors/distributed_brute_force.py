@@ -29,6 +29,7 @@ class DistributedBruteForce(DistinctDetector):
     value_field = "ip_address"
     defaults = {"threshold": 10, "network_threshold": 5, "window": 3600.0, "realert": 0.0,
                 "samples": 5}
+    colocate = ("username",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

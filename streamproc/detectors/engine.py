@@ -92,7 +92,7 @@ from typing import Any
 
 from ..alerts import Alert, AlertLimits, cap_alert
 from ..events import Event
-from .base import Detector
+from .base import Detector, connect_all, run_order
 from .merge import SourceMerge
 
 DEFAULT_ALLOWED_LATENESS = 60.0
@@ -131,7 +131,8 @@ class DetectorEngine:
                  max_time_jump: float = DEFAULT_MAX_TIME_JUMP,
                  jump_confirmations: int = DEFAULT_JUMP_CONFIRMATIONS,
                  limits: AlertLimits | None = None) -> None:
-        self.detectors = list(detectors)
+        self.detectors: list[Detector] = []
+        self.set_detectors(detectors)
         self.limits = limits if limits is not None else AlertLimits()
         self.allowed_lateness = float(allowed_lateness)
         self.idle_after = idle_after
@@ -158,6 +159,13 @@ class DetectorEngine:
         self.merge: SourceMerge | None = None
         # rejected outside process() (held records let go by advance, merge releases)
         self.rejected_later: list[Rejected] = []
+
+    def set_detectors(self, detectors: Sequence[Detector]) -> None:
+        """Run ``detectors`` from now on, each after those it names in ``after``, and tell
+        every one of them who its peers are (a reload that rebuilds one detector rewires the
+        others that read it)."""
+        self.detectors = run_order(detectors)
+        connect_all(self.detectors)
 
     def process(self, events: list[Event], now: float | None = None) \
             -> tuple[list[Alert], list[Rejected]]:

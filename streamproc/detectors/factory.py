@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .base import REGISTRY, Detector, DetectorContext, load_detector_class
+from .base import REGISTRY, Detector, DetectorContext, load_detector_class, run_order
 from .engine import DetectorEngine
 
 if TYPE_CHECKING:
@@ -14,13 +14,13 @@ if TYPE_CHECKING:
 
 def build_detectors(config: Config, binding: Binding) -> list[Detector]:
     """Every built-in detector of the binding's family (unless ``enabled: false``), plus the
-    custom ones the binding or the global ``detectors:`` section names."""
+    custom ones the binding or the global ``detectors:`` section names, in run order (each
+    after the detectors it names in ``after``)."""
     names: list[str] = [kind for kind, cls in REGISTRY.items() if cls.family == binding.family]
     for kind in list(config.detectors) + list(binding.detectors):
         if kind not in names:
             names.append(kind)
     out: list[Detector] = []
-    shared: dict[str, Any] = {}  # one per engine: see DetectorContext.shared
     for kind in names:
         params: dict[str, Any] = config.detector_params(binding, kind)
         class_path = params.pop("class", None)
@@ -36,10 +36,10 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
         if not enabled:
             continue
         ctx = DetectorContext(binding=binding.name,
-                              key_cap=int(params.pop("key_cap", 1_000_000)), shared=shared,
+                              key_cap=int(params.pop("key_cap", 1_000_000)),
                               limits=config.alert_limits)
         out.append(cls(params, ctx))
-    return out
+    return run_order(out)
 
 
 def build_engine(config: Config, binding: Binding) -> DetectorEngine:

@@ -56,6 +56,7 @@ class HostSilent(Detector):
     severity = "medium"
     defaults = {"factor": 3.0, "min_silence": 60.0, "min_samples": 2,
                 "forget_after": 7 * 86400.0}
+    colocate = ("host",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

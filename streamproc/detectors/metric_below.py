@@ -24,6 +24,7 @@ class MetricBelow(DailyLevelDetector):
     severities = ("medium", "medium")
     defaults = {"conversion_rate": 0.03, "daily_active_users": 10_000.0,
                 "session_duration": 300.0, "minimums": {}, "key_fields": "metric"}
+    colocate = ("metric",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

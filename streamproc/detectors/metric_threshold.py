@@ -38,7 +38,7 @@ from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
 from ._common import clip, iso
-from .base import Detector, register
+from .base import Detector, Prefilter, register
 
 _METRICS = (("cpu_percent", "cpu"), ("memory_percent", "memory"), ("disk_percent", "disk"),
             ("load_average", "load"))
@@ -80,6 +80,7 @@ class MetricThreshold(Detector):
         # {"gpu_percent": {"warning": 90, "critical": 98, "hysteresis": 5}, ...}
         "extra_metrics": {},
     }
+    colocate = ("host",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -128,6 +129,35 @@ class MetricThreshold(Detector):
         if current >= 1 and v > warn - h:
             return 1
         return 0
+
+    def prefilter(self) -> Prefilter:
+        """A sample over a metric's warning level, or of a (host, metric) not in state normal
+        (it may resolve, or keep a pending or flapping count going), counting a (host,
+        metric) that went over earlier in the same batch as not normal."""
+        fields = self._fields
+        state = self.state
+        hot: set[tuple[str, str]] = set()  # over a warning level earlier in this batch
+
+        def can_matter(data: dict[str, Any]) -> bool:
+            host = data["host"]
+            matters = False
+            for field, rule in fields:
+                v = data.get(field)
+                if v is None or type(v) is bool:
+                    continue
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    continue
+                key = (host, field)
+                if v > rule[0]:
+                    hot.add(key)
+                    matters = True
+                elif key in state or key in hot:
+                    matters = True
+            return matters
+
+        return can_matter
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []

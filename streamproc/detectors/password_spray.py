@@ -27,6 +27,7 @@ class PasswordSpray(DistinctDetector):
     key_field = "ip_address"
     value_field = "username"
     defaults = {"threshold": 20, "window": 600.0, "realert": 0.0, "samples": 5}
+    colocate = ("ip_address",)
 
     def describe(self, key: str, st: _Distinct, extra: dict[str, Any] | None) \
             -> tuple[str, str, dict[str, Any]]:

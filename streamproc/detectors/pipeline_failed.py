@@ -22,7 +22,7 @@ from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
 from ._common import clip, iso, sample_of
-from .base import Detector, register
+from .base import Detector, Prefilter, register
 
 FAILURE = frozenset({"failure", "failed", "fail", "error", "errored", "broken", "timed_out",
                      "timeout"})
@@ -32,12 +32,17 @@ _FIELDS = ("project", "branch", "status", "commit", "author", "duration", "build
            "description")
 
 
+def _is_pipeline(data: dict[str, Any]) -> bool:
+    return data.get("type") == "pipeline"
+
+
 @register
 class PipelineFailed(Detector):
     kind = "pipeline_failed"
     family = "cicd-events"
     severity = "high"
     defaults = {"info_events": True, "realert": 0.0}
+    colocate = ("project",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -45,6 +50,9 @@ class PipelineFailed(Detector):
         self.realert = float(self.params["realert"])
         # (project, branch) -> [incident start, failures, last notified, first sample]
         self.red: KeyedState[list[Any]] = KeyedState(self.ctx.key_cap)
+
+    def prefilter(self) -> Prefilter:
+        return _is_pipeline
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []

@@ -39,6 +39,7 @@ class RateAbuse(Detector):
     family = "api-access-logs"
     severity = "medium"
     defaults = {"threshold": 600, "window": 300.0, "realert": 0.0, "samples": 5}
+    colocate = ("ip_address",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

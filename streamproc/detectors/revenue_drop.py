@@ -20,6 +20,7 @@ class RevenueDrop(DailyLevelDetector):
     severity = "high"
     severities = ("high", "critical")
     defaults = {"drop": 0.15, "critical_drop": 0.30, "key_fields": "metric"}
+    colocate = ("metric",)
 
     def judge(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         revenue = data.get("daily_revenue")

@@ -20,6 +20,7 @@ class RevenueTargetExceeded(DailyLevelDetector):
     severities = ("info", "info")
     resolves = False
     defaults = {"daily_target": 100_000.0, "ratio": 1.2, "key_fields": "metric"}
+    colocate = ("metric",)
 
     def judge(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         got = revenue_and_target(data, float(self.params["daily_target"]))

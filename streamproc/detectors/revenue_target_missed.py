@@ -20,6 +20,7 @@ class RevenueTargetMissed(DailyLevelDetector):
     severities = ("medium", "high")
     defaults = {"daily_target": 100_000.0, "warning_ratio": 0.8, "high_ratio": 0.6,
                 "key_fields": "metric"}
+    colocate = ("metric",)
 
     def judge(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         got = revenue_and_target(data, float(self.params["daily_target"]))

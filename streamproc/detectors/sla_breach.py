@@ -46,7 +46,6 @@ from ..windows import KeyedState, TimerQueue
 from ._common import clip, iso
 from ._tickets import (
     PRIORITIES,
-    SHARED_SLA,
     SLA_DEFAULTS,
     canonical_priority,
     hours_text,
@@ -89,13 +88,13 @@ class SlaBreach(Detector):
     family = "support-tickets"
     severity = "high"
     defaults = {**SLA_DEFAULTS, "apology_factor": 2.0, "forget_after": 30 * 86400.0}
+    colocate = ("ticket_id",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
         self.sla = sla_table(self.params)
         self.apology_factor = float(self.params["apology_factor"])
         self.forget_after = float(self.params["forget_after"])
-        self.ctx.shared[SHARED_SLA] = self.sla
         self._sla_s = {p: hours * 3600 for p, hours in self.sla.items()}
         self._apology_s = {p: self.apology_factor * s for p, s in self._sla_s.items()} \
             if self.apology_factor > 0 else None

@@ -34,13 +34,12 @@ class Harness:
                  max_time_jump: float = float("inf")) -> None:
         # Detector tests feed sparse hand-made streams (one record a day apart): the
         # engine's jump rule (its own tests are test_hostile_time.py) is off unless asked.
-        shared: dict[str, Any] = {}
         params = params or {}
         self.detectors: list[Detector] = []
         for kind in kinds:
             cls = load_detector_class(kind) if isinstance(kind, str) else kind
             self.detectors.append(cls(dict(params.get(cls.kind, {})),
-                                      DetectorContext(key_cap=key_cap, shared=shared)))
+                                      DetectorContext(key_cap=key_cap)))
         self.family = self.detectors[0].family
         self.topic = get_contract(self.family).kafka_topic
         self.engine = DetectorEngine(self.detectors, allowed_lateness=allowed_lateness,

@@ -15,6 +15,7 @@ fingerprints, which notify/ deduplicates.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..alerts import Alert
@@ -23,15 +24,19 @@ from ._common import clip, iso, sample_of
 from ._tickets import (
     SEVERITY_BY_PRIORITY,
     SLA_DEFAULTS,
+    engine_sla,
     hours_text,
     priority_of,
-    shared_sla,
     sla_table,
 )
-from .base import Detector, register
+from .base import Detector, Prefilter, register
 
 _FIELDS = ("ticket_id", "priority", "customer_name", "customer_email", "category", "subject",
            "assignee")
+
+
+def _created(data: dict[str, Any]) -> bool:
+    return bool(data["event"] == "created")
 
 
 @register
@@ -40,15 +45,23 @@ class TicketCreated(Detector):
     family = "support-tickets"
     severity = "medium"
     defaults = {"customer_notices": True, **SLA_DEFAULTS}
+    colocate = None  # stateless
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
         self.customer_notices = bool(self.params["customer_notices"])
         self._own_sla = sla_table(self.params)
+        self.sla = self._own_sla  # the engine's sla_breach's table, once connected
+
+    def connect(self, peers: Mapping[str, Detector]) -> None:
+        self.sla = engine_sla(peers, self._own_sla)
+
+    def prefilter(self) -> Prefilter:
+        return _created
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
-        sla = shared_sla(self.ctx.shared, self._own_sla)
+        sla = self.sla
         for ev in events:
             data = ev.data
             if data["event"] != "created":

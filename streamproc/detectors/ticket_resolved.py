@@ -15,13 +15,14 @@ after ``forget_after`` (30 days).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
 from ._common import Sweeper, clip
-from ._tickets import SLA_DEFAULTS, hours_text, priority_of, shared_sla, sla_table
+from ._tickets import SLA_DEFAULTS, engine_sla, hours_text, priority_of, sla_table
 from .base import Detector, register
 
 
@@ -31,19 +32,24 @@ class TicketResolved(Detector):
     family = "support-tickets"
     severity = "info"
     defaults = {"customer_notices": True, "forget_after": 30 * 86400.0, **SLA_DEFAULTS}
+    colocate = ("ticket_id",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
         self.customer_notices = bool(self.params["customer_notices"])
         self.forget_after = float(self.params["forget_after"])
         self._own_sla = sla_table(self.params)
+        self.sla = self._own_sla  # the engine's sla_breach's table, once connected
+
+    def connect(self, peers: Mapping[str, Detector]) -> None:
+        self.sla = engine_sla(peers, self._own_sla)
         # ticket -> [created, priority, first response or None, customer name, email, subject]
         self.state: KeyedState[list[Any]] = KeyedState(self.ctx.key_cap)
         self._sweeper = Sweeper(86400.0)
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
-        sla = shared_sla(self.ctx.shared, self._own_sla)
+        sla = self.sla
         state = self.state
         for ev in events:
             data = ev.data

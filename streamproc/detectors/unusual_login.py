@@ -22,8 +22,8 @@ from typing import Any
 from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
-from ._common import Interner, Sweeper, clip, iso, network_of, sample_of
-from .base import Detector, register
+from ._common import Interner, Sweeper, clip, iso, network_of, sample_of, succeeded
+from .base import Detector, Prefilter, register
 
 _SAMPLE_FIELDS = ("username", "ip_address", "user_agent", "country")
 _COUNTRY = "#"  # tag prefix of a country entry (a network never starts with '#')
@@ -36,6 +36,7 @@ class UnusualLogin(Detector):
     severity = "medium"
     defaults = {"lookback": 30 * 86400.0, "min_history": 3, "check_network": True,
                 "check_country": True}
+    colocate = ("username",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -48,6 +49,9 @@ class UnusualLogin(Detector):
         self._intern = Interner()
         self._ctags: dict[str, str] = {}  # raw country value -> its tag
         self._sweeper = Sweeper(min(self.lookback / 30, 86400.0))
+
+    def prefilter(self) -> Prefilter:
+        return succeeded  # failures neither teach nor surprise it
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
