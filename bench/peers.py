@@ -44,6 +44,7 @@ from .peers_workload import DEFAULT_EVENTS, PARTITIONS, TOPIC, ExpectedAlert, ge
 RAW_TARGET = 0.65
 BYTEWAX_TARGET = 2.0
 RSS_TARGET_MB = 150.0
+FIRST_RECORD_TARGET_S = 2.0
 SAMPLE_S = 0.02
 GROUP = "peers-streamproc-{run}"
 BYTEWAX_ALERTS = "peers-bytewax-{run}.alerts"
@@ -313,12 +314,15 @@ def run(ctx: Context) -> list[Row]:
                 baseline_name=bw_name, target=f">= {BYTEWAX_TARGET:.0f}x Bytewax",
                 target_check=lambda r: (r.ratio or 0) >= BYTEWAX_TARGET)
     first = Row("peers", "streamproc run: process start to first record judged", "s",
-                higher_is_better=False, baseline_name="raw getmany: start to first record")
+                higher_is_better=False, baseline_name="raw getmany: start to first record",
+                target=f"<= {FIRST_RECORD_TARGET_S:.0f} s",
+                target_check=lambda r: (r.median or 1e9) <= FIRST_RECORD_TARGET_S)
     rss = Row("peers", "streamproc run: peak RSS", "MB", higher_is_better=False,
               baseline_name="raw getmany: peak RSS", target=f"<= {RSS_TARGET_MB:.0f} MB",
               target_check=lambda r: (r.median or 1e9) <= RSS_TARGET_MB)
     runners: dict[str, list[Measured]] = {"raw": [], "streamproc": [], "bytewax": []}
     sp_checks, bw_checks = [], []
+    bw_error = ""
     with EmbeddedKafka() as broker:
         bs = broker.bootstrap_servers
         res = asyncio.run(produce_kafka({"bootstrap_servers": bs}, items,
@@ -340,10 +344,16 @@ def run(ctx: Context) -> list[Row]:
             ctx.step(f"peers run {i}: streamproc {sp.rate:,.0f}/s, first record after "
                      f"{sp.first_s:.1f}s, {sp.peak_rss_mb:.0f} MB, alerts "
                      f"{'exact' if c['ok'] else 'WRONG'}")
-            if bw_version is None:
-                ctx.step("peers: Bytewax skipped (not installed)")
+            if bw_version is None or bw_error:
+                ctx.step("peers: Bytewax skipped")
                 continue
-            bw = run_bytewax(bs, i, n, timeout)
+            try:
+                bw = run_bytewax(bs, i, n, timeout)
+            except (RuntimeError, ValueError, KeyError) as exc:
+                # the comparison is skipped and says why; streamproc's rows still stand
+                bw_error = f"Bytewax could not run here: {exc}"
+                ctx.step(f"peers run {i}: {bw_error[:200]}")
+                continue
             runners["bytewax"].append(bw)
             bc = check(workload.expected, bw.alerts)
             bw_checks.append(bc)
@@ -371,6 +381,8 @@ def run(ctx: Context) -> list[Row]:
     if bw_version is None:
         vs_bw.skipped = "bytewax (with confluent-kafka) is not installed: pip install " \
                         "'streamproc[bench]'"
+    elif bw_error:
+        vs_bw.skipped = bw_error
     else:
         vs_bw.runs = list(main.runs)
         vs_bw.baseline_runs = [m.rate for m in runners["bytewax"]]
