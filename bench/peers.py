@@ -97,10 +97,10 @@ def _watch(cmd: list[str], cwd: str, timeout: float, poll: Any = None) -> tuple[
         float, int, str, str]:
     """Run ``cmd`` to its end, sampling its peak RSS (and calling ``poll()``) every 20 ms;
     (start time, peak RSS, stdout, stderr tail)."""
-    err_path = Path(cwd) / "stderr.log"
-    with open(err_path, "wb") as err:
+    out_path, err_path = Path(cwd) / "stdout.log", Path(cwd) / "stderr.log"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:  # files: a pipe can fill
         started = time.time()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=err,
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err,
                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
         peak = 0
         deadline = time.monotonic() + timeout
@@ -115,12 +115,11 @@ def _watch(cmd: list[str], cwd: str, timeout: float, poll: Any = None) -> tuple[
         finally:
             if proc.poll() is None:
                 proc.kill()
-            out = proc.stdout.read().decode() if proc.stdout else ""
             proc.wait()
     tail = err_path.read_text(errors="replace")[-2000:]
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[2:4])} exited with {proc.returncode}: {tail}")
-    return started, peak, out, tail
+    return started, peak, out_path.read_text(errors="replace"), tail
 
 
 def _client(kind: str, bootstrap: str, n: int, timeout: float, **kw: str) -> Measured:
