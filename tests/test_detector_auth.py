@@ -34,6 +34,20 @@ def test_brute_force_fires_on_fifth_failure_within_an_hour() -> None:
     assert alert.source["offset"] == 5
 
 
+def test_brute_force_says_at_least_when_older_failures_in_its_window_were_not_kept() -> None:
+    """A key failing every minute for two hours: when it fires again, its window holds more
+    failures than the detector keeps (2 x threshold), so the count is a lower bound and the
+    alert says so instead of understating the attack."""
+    h = Harness("brute_force")
+    for minute in range(125):
+        fail(h, T0 + minute * 60)
+    first, second, *_ = h.of("brute_force")
+    assert first.evidence["failures"] == 5 and first.evidence["failures_exact"] is True
+    assert first.body.startswith("5 failed logins")
+    assert second.evidence["failures"] == 10 and second.evidence["failures_exact"] is False
+    assert second.body.startswith("at least 10 failed logins")
+
+
 def test_brute_force_four_failures_do_not_fire() -> None:
     h = Harness("brute_force")
     for i in range(4):
@@ -82,7 +96,7 @@ def test_brute_force_alerts_once_per_incident_and_again_after_realert() -> None:
     assert len(h.of("brute_force")) == 1
     for i in range(5):
         fail(h, T0 + 3700 + i)
-    first, second = h.of("brute_force")
+    first, second, *_ = h.of("brute_force")
     assert first.fingerprint != second.fingerprint
 
 

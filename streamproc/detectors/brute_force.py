@@ -8,8 +8,10 @@
 Both window edges are inclusive: failures at 00:00 and 59:59 (or 60:00) are within one hour,
 00:00 and 60:01 are not. After firing, the key is quiet for ``realert`` seconds (default: the
 window) however many more failures arrive; the incident is identified by the time of the first
-failure in the window at the moment it fired, so a replay of the same data yields the same
-fingerprint.
+failure it holds in the window at the moment it fired, so a replay of the same data yields the
+same fingerprint. It holds the newest ``max(2*threshold, samples)`` failures of a key: one
+that kept failing through its quiet period may have had older failures in the window, so
+such an alert says "at least N" failures (``failures_exact: false`` in its evidence).
 
 Out-of-order failures (within the allowed lateness) are inserted in time order; the detector
 evaluates the window ending at the arriving failure and the window ending at the key's newest
@@ -136,14 +138,18 @@ class BruteForce(Detector):
                 continue
             quiet[key] = decided + self.realert
             self.fires.touch(key, decided)
-            alerts.append(self._alert(key, entries[lo:hi], decided, ev))
+            # a full list that starts the window may have lost older failures to the cap
+            alerts.append(self._alert(key, entries[lo:hi], decided, ev,
+                                      lo == 0 and len(entries) >= cap))
         self.evaluations += evaluations
         return alerts
 
-    def _alert(self, key: str, window_entries: list[Entry], ts: float, ev: Event) -> Alert:
+    def _alert(self, key: str, window_entries: list[Entry], ts: float, ev: Event,
+               maybe_more: bool = False) -> Alert:
         username, ip = unpack2(key)
         first = window_entries[0][0]
         count = len(window_entries)
+        at_least = "at least " if maybe_more else ""
         samples = [
             {"timestamp": iso(t), "username": clip(username), "ip_address": clip(ip),
              **({"user_agent": ua} if ua is not None else {}),
@@ -154,11 +160,11 @@ class BruteForce(Detector):
         return self.make_alert(
             key={"username": username, "ip_address": ip}, incident=first, event_time=ts,
             title=f"Brute-force login attempt on {username} from {ip}",
-            body=(f"{count} failed logins for user {username} from {ip} within "
+            body=(f"{at_least}{count} failed logins for user {username} from {ip} within "
                   f"{minutes:g} minutes (threshold {self.threshold})."),
-            evidence={"failures": count, "first_seen": first, "last_seen": ts,
-                      "window_seconds": self.window, "threshold": self.threshold,
-                      "samples": samples},
+            evidence={"failures": count, "failures_exact": not maybe_more,
+                      "first_seen": first, "last_seen": ts, "window_seconds": self.window,
+                      "threshold": self.threshold, "samples": samples},
             source=ev.source(),
             labels={"username": username, "ip_address": ip},
         )
