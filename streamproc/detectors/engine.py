@@ -140,6 +140,11 @@ class DetectorEngine:
         self.jump_confirmations = max(1, int(jump_confirmations))
         # wall clock for the ``future`` rule; None (replay, tests) = no such rule
         self.clock: Callable[[], float] | None = None
+        # live: whether a source partition has nothing left to read (the runtime asks its
+        # Kafka consumer); None = never known. Device streams have no such fact: with
+        # ``caught_up_when_quiet`` a topic quiet for ``idle_after`` counts as caught up.
+        self.caught_up: Callable[[Key], bool] | None = None
+        self.caught_up_when_quiet = False
         # device streams (MQTT): see the module docstring; None = off (Kafka partitions)
         self.max_topic_lag: float | None = None
         self.key_ttl: float | None = None
@@ -213,6 +218,8 @@ class DetectorEngine:
         if now is not None:
             if self._held and self.clock is not None:
                 alerts.extend(self._release_quiet(now))
+            if (self._held or self._warm) and self.clock is not None:
+                alerts.extend(self._release_caught_up(now))
             if self.key_ttl is not None and now >= self._next_expiry:
                 self._expire(now)
         wm = self._compute_watermark(now)
@@ -237,12 +244,7 @@ class DetectorEngine:
             held, late = self._judge(self.merge.release(None), None)
             self.rejected_later.extend(late)
         for key in list(self._held):
-            if self._contra.get(key, 0):
-                self._reject_held(key, self.rejected_later, "not confirmed by the end of input")
-            else:
-                events = self._held.pop(key)
-                self._contra.pop(key, None)
-                held.extend(self._detect(self._settle(key, events, self.rejected_later)))
+            held.extend(self._detect(self._judge_held(key, "the end of input")))
         times = list(self._stream_time.values())
         times.extend(max(ts) for ts in self._warm.values())
         if not times:
@@ -542,6 +544,44 @@ class DetectorEngine:
             out.extend(self._settle(key, go, rejected))
         self.rejected_later.extend(rejected)
         return self._detect(out)
+
+    def _release_caught_up(self, now: float) -> list[Alert]:
+        """Live: a partition with nothing left to read has nothing left to confirm or
+        contradict its candidates: they are judged as at the end of a replay. A partition
+        with fewer records than the start rule waits for starts at the smallest of them."""
+        out: list[Event] = []
+        for key in [*self._held, *self._warm]:
+            if self.caught_up is not None:
+                done = self.caught_up(key)
+            else:
+                done = (self.caught_up_when_quiet
+                        and now - self._last_active.get(key, now) >= self.idle_after)
+            if not done:
+                continue
+            if key in self._held:
+                out.extend(self._judge_held(key, "its partition caught up"))
+            elif key in self._warm:
+                self._stream_time[key] = min(self._warm.pop(key))
+        return self._detect(out)
+
+    def _judge_held(self, key: Key, when: str) -> list[Event]:
+        """Nothing is left to confirm or contradict the candidates of ``key``: they are
+        judged if no record contradicted them, dead-lettered ``time_jump`` (collected by
+        ``take_late``) if one did. Live, never beyond the clock: those are ``future``."""
+        rejected = self.rejected_later
+        if self._contra.get(key, 0):
+            self._reject_held(key, rejected, f"a later record contradicted it, then {when}")
+            return []
+        events = self._held.pop(key)
+        self._contra.pop(key, None)
+        if self.clock is not None:
+            limit = self.clock() + self.max_future_skew
+            ahead = [ev for ev in events if ev.ts > limit]
+            if ahead:
+                events = [ev for ev in events if ev.ts <= limit]
+                for ev in ahead:  # (held before the clock went back)
+                    self._outlier(key, ev, limit, [], rejected)
+        return self._settle(key, events, rejected)
 
     def _expire(self, now: float) -> None:
         """Device streams: forget topics idle for ``key_ttl`` (their held records are
