@@ -53,6 +53,27 @@ stream time far. Three rules, in the order they apply to a record:
    of a replay, a candidate that no record contradicted is judged (nothing is left to
    confirm it), one that was contradicted at least once is dead-lettered.
 
+   Live, holding a candidate protects a *backlog*: records still to be read may contradict
+   it. Once its partition is *caught up* there are none, and its candidates are judged as
+   at the end of a replay (uncontradicted: judged; contradicted: ``time_jump``); a partition
+   whose first records are fewer than N+1 starts its stream time at the smallest of them.
+   The runtime says which partitions are caught up (``caught_up``: the Kafka consumer has
+   judged every offset below the high watermark of its last fetch); this is checked after
+   every batch and on the idle tick. An MQTT topic has no high watermark: one quiet for
+   ``idle_after`` counts as caught up (``caught_up_when_quiet``). The clock still bounds it:
+   nothing beyond ``max_future_skew`` ahead of it is judged::
+
+    sparse partition read from offset 0, records two hours apart, high watermark 8:
+     offset  0      1      2      3      4      5      6      7     |
+     time    00:00  02:00  04:00  06:00  08:00  10:00  12:00  14:00 | caught up:
+             start: judged        held, confirmed in turn  [held] [held] -> judged, stream
+                                                                           time 14:00
+    backlog: ..10:00  10:01  [now]  10:02 | caught up: [now] was contradicted once (N = 2):
+                                                       dead-lettered ``time_jump``
+
+   A repartitioned task keeps waiting for confirmation or the clock: its input comes
+   through a second topic, where records of a caught-up source may still be on their way.
+
 3. *Start*. A partition with no stream time yet has nothing to jump from: its first N+1
    records are judged as they come, and its stream time starts at the smallest of them, so
    one forged first record cannot set it either.
@@ -61,6 +82,9 @@ What a single forged record can still do: move its partition's stream time by up
 ``max_time_jump`` (records then more than ``allowed_lateness`` behind it are dead-lettered
 ``late``, counted), and count in the windows of its own key. N+1 agreeing records move the
 time anywhere a replay lets them, and no further than ``max_future_skew`` past the clock live.
+Last in a partition (at the end of a replay, or live once it is caught up) and contradicted
+by no record, one forged record is judged: it moves the stream time as far (live, no further
+than the clock) -- as a genuine record after a long gap must.
 
 Device streams (MQTT: one "partition" per topic, i.e. per device). A device's clock is its
 own: a device that says 1970, or lags hours behind, must not hold back its binding's timers.
