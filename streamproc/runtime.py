@@ -130,6 +130,8 @@ class Judge:
         self.partitions_of: Callable[[str], int | None] | None = None
         # (topic, partition) -> records not judged yet (the Kafka source), for SourceMerge
         self.source_behind: Callable[[str, int], bool] | None = None
+        # (topic, partition) -> nothing left to read (the Kafka source), for held candidates
+        self.source_caught_up: Callable[[str, int], bool] | None = None
         for b in config.bindings:
             self._add_binding(b)
             if repartition and b.source == "kafka":
@@ -180,6 +182,11 @@ class Judge:
                 engine.max_topic_lag = binding.max_time_jump
                 engine.key_ttl = MQTT_TOPIC_TTL
                 engine.max_keys = MQTT_MAX_TOPICS
+                engine.caught_up_when_quiet = True  # no high watermark to compare with
+            elif binding.format != "internal":
+                # a repartitioned task's records come through a second topic: its source
+                # partition caught up says nothing of what is still on its way there
+                engine.caught_up = self._source_caught_up
             if binding.format == "internal":
                 kafka = self.config.kafka
                 engine.merge = SourceMerge(binding.family,
@@ -200,6 +207,9 @@ class Judge:
 
     def _source_behind(self, topic: str, partition: int) -> bool:
         return self.source_behind is not None and self.source_behind(topic, partition)
+
+    def _source_caught_up(self, key: tuple[str, int]) -> bool:
+        return self.source_caught_up is not None and self.source_caught_up(*key)
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
         key = (source_kind, topic)
@@ -880,6 +890,7 @@ class Runtime:
                                                          cfg.checkpoint_interval)
             self.judge.partitions_of = source.partitions_for
             self.judge.source_behind = source.behind
+            self.judge.source_caught_up = source.caught_up
             await source.start()
             self.sources.append(source)
             loop = IngestLoop(source, "kafka", self.judge, self.alert_log.append,

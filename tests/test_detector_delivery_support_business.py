@@ -113,6 +113,15 @@ def test_sla_breach_apology_at_twice_the_sla_and_resolution_on_response() -> Non
     assert resolved.status == "resolved" and resolved.fingerprint == breach.fingerprint
 
 
+def test_sla_breach_one_watermark_step_past_deadline_and_apology_gives_both() -> None:
+    h = Harness("sla_breach")
+    created(h, T0, priority="high")  # 4 h, apology at 8 h
+    breach, apology = h.advance(T0 + 8 * HOUR + 61)
+    assert (breach.audience, breach.event_time) == ("internal", T0 + 4 * HOUR)
+    assert (apology.audience, apology.event_time) == ("customer", T0 + 8 * HOUR)
+    assert h.advance(T0 + 40 * HOUR) == []
+
+
 def test_sla_breach_late_response_in_the_same_batch_still_reports_the_breach() -> None:
     h = Harness("sla_breach")
     alerts = h.feed([h.event(T0, event="created", ticket_id="T-9", priority="urgent"),

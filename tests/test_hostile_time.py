@@ -240,6 +240,86 @@ state_dir: {tmp_path}
     assert [(d["reason"], d["source"]["offset"]) for d in seen] == [("future", 50)]
 
 
+def _ticket(ts: float, n: int) -> bytes:
+    return orjson.dumps({"timestamp": ts, "event": "created", "ticket_id": f"TCK-{n}",
+                         "priority": "urgent", "customer_email": f"c{n}@example.com",
+                         "subject": "Cannot log in"})
+
+
+async def _run_until(config, done) -> Runtime:
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not done(runtime):
+            await asyncio.sleep(0.1)
+    finally:
+        await runtime.stop()
+    return runtime
+
+
+@pytest.mark.kafka
+async def test_a_sparse_partition_gives_every_alert_once_it_is_caught_up(
+        kafka, receiver, tmp_path) -> None:
+    # support tickets two hours apart, read from the start: every ticket after the third is
+    # a jump beyond max_time_jump, and nothing comes after the last ones to confirm them
+    # (one partition: keyed by ticket_id, so every detector judges it where it is read)
+    topic = f"tickets-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    base = time.time() - 20 * HOUR
+    values = [_ticket(base + k * 2 * HOUR, k) for k in range(8)]
+    await produce(kafka.bootstrap_servers, topic, values, partitions=1)
+    expected = summary(replay("support-tickets", values))
+    assert expected["ticket_created"]["firing"] == 16  # for the team and the customer
+    # every ticket but the last is unanswered past its 1 h SLA, and all but the last two
+    # past the apology time (2 h)
+    assert expected["sla_breach"]["firing"] == 7 + 6
+    config = parse_config_text(f"""
+kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
+        alert_topic: {group}.alerts}}
+topics: [{{topic: {topic}, family: support-tickets, keyed_by: ticket_id}}]
+notify: {{urls: ["{receiver.url('json')}"], group_wait: 0s, group_by: [fingerprint]}}
+state_dir: {tmp_path}
+""")
+    total = sum(counts["firing"] for counts in expected.values())
+    runtime = await _run_until(config, lambda rt: rt.stats.alerts >= total)
+    assert runtime.stats.records_in == len(values)
+    assert runtime.stats.dead_by_reason == {}
+    assert {kind: {"firing": n} for kind, n in runtime.stats.alerts_by_kind.items()} == \
+        {kind: {"firing": c["firing"]} for kind, c in expected.items() if c.get("firing")}
+
+
+@pytest.mark.kafka
+async def test_forged_records_in_a_backlog_are_dead_lettered_even_once_it_is_caught_up(
+        kafka, receiver, tmp_path) -> None:
+    topic = f"auth-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    now = time.time()
+    stream = auth_stream(400, 2, base=now - 6 * HOUR, span=2 * HOUR)
+    values = dumps(stream)
+
+    def bomb(i: int) -> bytes:  # hours ahead of its partition, yet not ahead of the clock
+        return orjson.dumps({**stream[i], "timestamp": now - 60, "username": "mallory"})
+
+    # one in the middle of the backlog, contradicted by the records after it; one just
+    # before its end, contradicted once (fewer than jump_confirmations) when it is caught up
+    values = values[:50] + [bomb(50)] + values[50:-1] + [bomb(398)] + values[-1:]
+    await produce(kafka.bootstrap_servers, topic, values, partitions=1)
+    config = parse_config_text(f"""
+kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
+        alert_topic: {group}.alerts}}
+topics: [{{topic: {topic}, family: auth-logs}}]
+notify: {{urls: ["{receiver.url('json')}"], group_wait: 0s, group_by: [fingerprint]}}
+state_dir: {tmp_path}
+""")
+    runtime = await _run_until(config, lambda rt: rt.stats.records_in >= len(values)
+                               and rt.stats.dead_letters >= 2 and rt.stats.alerts >= 2)
+    assert runtime.stats.dead_by_reason == {"time_jump": 2}
+    assert runtime.stats.alerts_by_kind == {"brute_force": 2}
+    [engine] = [e for task, e in runtime.judge.engines.items() if task[1] == topic]
+    assert engine.events_in == len(values) - 2  # every genuine record judged where it is read
+
+
 # -- duplicate keys ------------------------------------------------------------------------------
 
 DECODER = RecordDecoder(get_contract("auth-logs"))
@@ -358,6 +438,91 @@ def test_live_a_held_record_that_agrees_with_the_clock_is_let_go_once_its_partit
     judge.tick(wall + 40)  # the partition quiet for longer than idle_after (30 s)
     assert engine.stream_time() == t0 + 2 * HOUR
     assert engine.events_in == 11
+
+
+def _ticket_raw(ts: float, n: int, offset: int, partition: int = 0):
+    from streamproc.decode import RawRecord
+
+    return RawRecord(_ticket(ts, n), "support-tickets", partition, offset)
+
+
+def test_live_candidates_wait_while_their_partition_is_behind_and_are_judged_once_caught_up(
+        ) -> None:
+    from streamproc.runtime import Judge
+
+    t0 = 1_790_000_000.0
+    judge = Judge(load_config(None), clock=lambda: t0 + 30 * HOUR)
+    caught_up: set[tuple[str, int]] = set()
+    judge.source_caught_up = lambda topic, partition: (topic, partition) in caught_up
+    wall = 5_000.0
+    tickets = [_ticket_raw(t0 + k * 2 * HOUR, k, k) for k in range(5)]
+    alerts, dead = judge.judge(tickets, "kafka", wall)
+    [engine] = judge.engines.values()
+    # the first three start the partition (at the smallest time); the jumps to 6 h and 8 h
+    # wait: the rest of a backlog may still contradict them
+    assert dead == [] and engine.events_in == 3 and engine.stream_time() == t0
+    assert judge.tick(wall + 1) == []
+    caught_up.add(("support-tickets", 0))
+    alerts = judge.tick(wall + 2)
+    assert engine.events_in == 5 and engine.stream_time() == t0 + 8 * HOUR
+    assert sum(a.kind == "ticket_created" for a in alerts) == 4  # team and customer, twice
+    # and the tickets' clocks move on to 8 h: four breaches (1 h SLA), three apologies (2 h)
+    assert sum(a.kind == "sla_breach" for a in alerts) == 4 + 3
+
+
+def test_live_a_candidate_contradicted_once_is_dead_lettered_when_its_partition_is_caught_up(
+        ) -> None:
+    from streamproc.runtime import Judge
+
+    t0 = 1_790_000_000.0
+    judge = Judge(load_config(None), clock=lambda: t0 + 30 * HOUR)
+    judge.source_caught_up = lambda topic, partition: True
+    records = [_raw(t0 + i, i, f"u{i}") for i in range(10)]
+    records += [_raw(t0 + 20 * HOUR, 10, "mallory"), _raw(t0 + 11, 11, "u11")]
+    alerts, dead = judge.judge(records, "kafka", 5_000.0)
+    assert [(d.reason, d.offset) for d in dead] == [("time_jump", 11 - 1)]
+    assert "then its partition caught up" in dead[0].detail
+    [engine] = judge.engines.values()
+    assert engine.stream_time() == t0 + 11
+
+
+def test_live_a_partition_of_two_records_has_a_stream_time_once_caught_up() -> None:
+    from streamproc.runtime import Judge
+
+    t0 = 1_790_000_000.0
+    judge = Judge(load_config(None), clock=lambda: t0 + 30 * HOUR)
+    judge.source_caught_up = lambda topic, partition: True
+    judge.judge([_ticket_raw(t0, 1, 0), _ticket_raw(t0 + 2 * HOUR, 2, 1)], "kafka", 5_000.0)
+    [engine] = judge.engines.values()
+    # too few records for the start rule to pick one; the smallest, as it would
+    assert engine.stream_time() == t0
+
+
+def test_live_a_device_topic_quiet_for_idle_after_counts_as_caught_up() -> None:
+    from streamproc.decode import RawRecord
+    from streamproc.runtime import Judge
+
+    config = parse_config_text("""
+mqtt: {host: 127.0.0.1, port: 1883}
+topics: [{family: host-metrics, mqtt_topic: "hosts/+/metrics"}]
+""")
+    t0 = 1_790_000_000.0
+    judge = Judge(config, clock=lambda: t0 + 30 * HOUR)
+
+    def sample(ts: float, mid: int) -> RawRecord:
+        value = orjson.dumps({"timestamp": ts, "host": "db-1", "cpu_percent": 20.0})
+        return RawRecord(value, "hosts/db-1/metrics", 0, mid)
+
+    wall = 5_000.0
+    # a device replays its buffer: samples two hours apart, then nothing
+    judge.judge([sample(t0 + k * 2 * HOUR, k) for k in range(5)], "mqtt", wall)
+    [engine] = judge.engines.values()
+    assert engine.stream_time() == t0 and engine.events_in == 3  # two samples held
+    judge.tick(wall + 10)
+    assert engine.events_in == 3  # not quiet for idle_after (30 s) yet
+    judge.tick(wall + 31)
+    assert engine.stream_time() == t0 + 8 * HOUR
+    assert engine.events_in == 5
 
 
 def test_check_config_rejects_a_bad_event_time_option_at_its_line_and_shows_a_good_one(

@@ -53,6 +53,27 @@ stream time far. Three rules, in the order they apply to a record:
    of a replay, a candidate that no record contradicted is judged (nothing is left to
    confirm it), one that was contradicted at least once is dead-lettered.
 
+   Live, holding a candidate protects a *backlog*: records still to be read may contradict
+   it. Once its partition is *caught up* there are none, and its candidates are judged as
+   at the end of a replay (uncontradicted: judged; contradicted: ``time_jump``); a partition
+   whose first records are fewer than N+1 starts its stream time at the smallest of them.
+   The runtime says which partitions are caught up (``caught_up``: the Kafka consumer has
+   judged every offset below the high watermark of its last fetch); this is checked after
+   every batch and on the idle tick. An MQTT topic has no high watermark: one quiet for
+   ``idle_after`` counts as caught up (``caught_up_when_quiet``). The clock still bounds it:
+   nothing beyond ``max_future_skew`` ahead of it is judged::
+
+    sparse partition read from offset 0, records two hours apart, high watermark 8:
+     offset  0      1      2      3      4      5      6      7     |
+     time    00:00  02:00  04:00  06:00  08:00  10:00  12:00  14:00 | caught up:
+             start: judged        held, confirmed in turn  [held] [held] -> judged, stream
+                                                                           time 14:00
+    backlog: ..10:00  10:01  [now]  10:02 | caught up: [now] was contradicted once (N = 2):
+                                                       dead-lettered ``time_jump``
+
+   A repartitioned task keeps waiting for confirmation or the clock: its input comes
+   through a second topic, where records of a caught-up source may still be on their way.
+
 3. *Start*. A partition with no stream time yet has nothing to jump from: its first N+1
    records are judged as they come, and its stream time starts at the smallest of them, so
    one forged first record cannot set it either.
@@ -61,6 +82,9 @@ What a single forged record can still do: move its partition's stream time by up
 ``max_time_jump`` (records then more than ``allowed_lateness`` behind it are dead-lettered
 ``late``, counted), and count in the windows of its own key. N+1 agreeing records move the
 time anywhere a replay lets them, and no further than ``max_future_skew`` past the clock live.
+Last in a partition (at the end of a replay, or live once it is caught up) and contradicted
+by no record, one forged record is judged: it moves the stream time as far (live, no further
+than the clock) -- as a genuine record after a long gap must.
 
 Device streams (MQTT: one "partition" per topic, i.e. per device). A device's clock is its
 own: a device that says 1970, or lags hours behind, must not hold back its binding's timers.
@@ -141,6 +165,11 @@ class DetectorEngine:
         self.jump_confirmations = max(1, int(jump_confirmations))
         # wall clock for the ``future`` rule; None (replay, tests) = no such rule
         self.clock: Callable[[], float] | None = None
+        # live: whether a source partition has nothing left to read (the runtime asks its
+        # Kafka consumer); None = never known. Device streams have no such fact: with
+        # ``caught_up_when_quiet`` a topic quiet for ``idle_after`` counts as caught up.
+        self.caught_up: Callable[[Key], bool] | None = None
+        self.caught_up_when_quiet = False
         # device streams (MQTT): see the module docstring; None = off (Kafka partitions)
         self.max_topic_lag: float | None = None
         self.key_ttl: float | None = None
@@ -221,6 +250,8 @@ class DetectorEngine:
         if now is not None:
             if self._held and self.clock is not None:
                 alerts.extend(self._release_quiet(now))
+            if (self._held or self._warm) and self.clock is not None:
+                alerts.extend(self._release_caught_up(now))
             if self.key_ttl is not None and now >= self._next_expiry:
                 self._expire(now)
         wm = self._compute_watermark(now)
@@ -245,12 +276,7 @@ class DetectorEngine:
             held, late = self._judge(self.merge.release(None), None)
             self.rejected_later.extend(late)
         for key in list(self._held):
-            if self._contra.get(key, 0):
-                self._reject_held(key, self.rejected_later, "not confirmed by the end of input")
-            else:
-                events = self._held.pop(key)
-                self._contra.pop(key, None)
-                held.extend(self._detect(self._settle(key, events, self.rejected_later)))
+            held.extend(self._detect(self._judge_held(key, "the end of input")))
         times = list(self._stream_time.values())
         times.extend(max(ts) for ts in self._warm.values())
         if not times:
@@ -550,6 +576,44 @@ class DetectorEngine:
             out.extend(self._settle(key, go, rejected))
         self.rejected_later.extend(rejected)
         return self._detect(out)
+
+    def _release_caught_up(self, now: float) -> list[Alert]:
+        """Live: a partition with nothing left to read has nothing left to confirm or
+        contradict its candidates: they are judged as at the end of a replay. A partition
+        with fewer records than the start rule waits for starts at the smallest of them."""
+        out: list[Event] = []
+        for key in [*self._held, *self._warm]:
+            if self.caught_up is not None:
+                done = self.caught_up(key)
+            else:
+                done = (self.caught_up_when_quiet
+                        and now - self._last_active.get(key, now) >= self.idle_after)
+            if not done:
+                continue
+            if key in self._held:
+                out.extend(self._judge_held(key, "its partition caught up"))
+            elif key in self._warm:
+                self._stream_time[key] = min(self._warm.pop(key))
+        return self._detect(out)
+
+    def _judge_held(self, key: Key, when: str) -> list[Event]:
+        """Nothing is left to confirm or contradict the candidates of ``key``: they are
+        judged if no record contradicted them, dead-lettered ``time_jump`` (collected by
+        ``take_late``) if one did. Live, never beyond the clock: those are ``future``."""
+        rejected = self.rejected_later
+        if self._contra.get(key, 0):
+            self._reject_held(key, rejected, f"a later record contradicted it, then {when}")
+            return []
+        events = self._held.pop(key)
+        self._contra.pop(key, None)
+        if self.clock is not None:
+            limit = self.clock() + self.max_future_skew
+            ahead = [ev for ev in events if ev.ts > limit]
+            if ahead:
+                events = [ev for ev in events if ev.ts <= limit]
+                for ev in ahead:  # (held before the clock went back)
+                    self._outlier(key, ev, limit, [], rejected)
+        return self._settle(key, events, rejected)
 
     def _expire(self, now: float) -> None:
         """Device streams: forget topics idle for ``key_ttl`` (their held records are

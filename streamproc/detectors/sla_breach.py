@@ -204,12 +204,10 @@ class SlaBreach(Detector):
                     continue
                 st.breached = True
                 alerts.append(self._breach(tid, st, deadline, "firing"))
-                apology = self._apology_at(st)
-                if apology is not None:
-                    self.timers.arm(math.nextafter(apology, math.inf), tid)
-                    continue
-            elif not st.apologised and (apology := self._apology_at(st)) is not None:
+            # (one watermark step may pass the deadline and the apology time both)
+            if not st.apologised and (apology := self._apology_at(st)) is not None:
                 if watermark <= apology:
+                    self.timers.arm(math.nextafter(apology, math.inf), tid)
                     continue
                 st.apologised = True
                 alerts.append(self._apology(tid, st, apology))

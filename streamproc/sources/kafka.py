@@ -222,6 +222,35 @@ class KafkaSource:
         highwater = consumer.highwater(tp)
         return highwater is not None and highwater - nxt > self.max_records
 
+    def caught_up(self, topic: str, partition: int) -> bool:
+        """Whether an assigned partition has nothing left to read: every offset below the
+        high watermark of its last fetch response is judged (what was produced since is new
+        traffic). False when unknown (not assigned here, nothing fetched yet)."""
+        consumer = self.consumer
+        if consumer is None:
+            return False
+        tp = TopicPartition(topic, partition)
+        nxt = self._next.get(tp)
+        if nxt is None or tp not in consumer.assignment():
+            return False
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return False
+        if nxt >= highwater:
+            return True
+        # offsets no record is returned for (a transaction's commit marker, records that
+        # compaction removed): the consumer's position has moved past them
+        position = self._position(tp)
+        return position is not None and position >= highwater
+
+    def _position(self, tp: TopicPartition) -> int | None:
+        """The consumer's position without awaiting (``consumer.position`` is a coroutine)."""
+        try:
+            state = self.consumer._subscription.subscription.assignment.state_value(tp)  # type: ignore[union-attr]
+            return state.position if state is not None else None
+        except Exception:  # noqa: BLE001 - advisory: unknown means not caught up
+            return None
+
     def partitions_for(self, topic: str) -> int:
         assert self.consumer is not None
         return len(self.consumer.partitions_for_topic(topic) or ()) or 1
@@ -234,9 +263,9 @@ class KafkaSource:
         for tp in self.consumer.assignment():
             try:
                 high = self.consumer.highwater(tp)
-                pos = self.consumer._subscription.subscription.assignment.state_value(tp)
-                if high is not None and pos is not None and pos.position is not None:
-                    out[(tp.topic, tp.partition)] = max(0, high - pos.position)
+                pos = self._position(tp)
+                if high is not None and pos is not None:
+                    out[(tp.topic, tp.partition)] = max(0, high - pos)
             except Exception:  # noqa: BLE001 - lag is advisory
                 continue
         return out
