@@ -205,6 +205,10 @@ class Judge:
         for task in self.tasks_of(topic, partition):
             del self.engines[task]
 
+    def _kind_of(self, task: TaskId) -> str:
+        """The source kind whose loop reads a task's records (file bindings: Kafka's)."""
+        return "mqtt" if self.bindings[task[0]].source == "mqtt" else "kafka"
+
     def _source_behind(self, topic: str, partition: int) -> bool:
         return self.source_behind is not None and self.source_behind(topic, partition)
 
@@ -315,10 +319,8 @@ class Judge:
             alerts.extend(engine_alerts)
             dead.extend(map(rejected_dead_letter, rejected))
         if now is not None:
-            alerts.extend(self.advance_idle(now, exclude=by_task))
-        for engine in self.engines.values():
-            if engine.rejected_later:
-                dead.extend(map(rejected_dead_letter, engine.take_late()))
+            alerts.extend(self.advance_idle(now, exclude=by_task, source_kind=source_kind))
+        dead.extend(self._take_late(source_kind))
         for dl in dead:
             stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
             if dl.reason == "late":
@@ -353,14 +355,41 @@ class Judge:
         for a in alerts:
             stats.alerts_by_kind[a.kind] = stats.alerts_by_kind.get(a.kind, 0) + 1
 
-    def tick(self, now: float) -> list[Alert]:
-        """No records came: advance idle tasks (timers, held repartitioned records) and
-        count what that fired, as ``judge`` does for a batch."""
-        alerts = self.advance_idle(now)
+    def tick(self, now: float, source_kind: str | None = None) -> list[Alert]:
+        """No records came: advance idle tasks (timers, held repartitioned records) of
+        ``source_kind`` (None: all) and count what that fired, as ``judge`` does for a batch.
+        What it rejected waits in ``take_rejected``."""
+        alerts = self.advance_idle(now, source_kind=source_kind)
         self._count_alerts(alerts)
         if self.metrics is not None and alerts:
             self._report({}, [], alerts)
         return alerts
+
+    def take_rejected(self, source_kind: str | None = None) -> list[DeadLetter]:
+        """The dead letters of records that engines of ``source_kind`` (None: all) rejected
+        outside a batch of their own (the clock, a caught-up partition, a quiet source of a
+        repartitioned task let them go on a tick), counted as ``judge`` counts a batch's.
+        The caller writes them to the dead-letter sink of that source before the checkpoint
+        that no longer holds them."""
+        dead = self._take_late(source_kind)
+        stats = self.stats
+        for dl in dead:
+            stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
+            if dl.reason == "late":
+                stats.late += 1
+        stats.dead_letters += len(dead)
+        if self.metrics is not None and dead:
+            labels = self._per_binding({}, dead)[1] if source_kind == "mqtt" else None
+            self._report({}, dead, [], labels)
+        return dead
+
+    def _take_late(self, source_kind: str | None) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        for task, engine in self.engines.items():
+            if engine.rejected_later and (source_kind is None
+                                          or self._kind_of(task) == source_kind):
+                dead.extend(map(rejected_dead_letter, engine.take_late()))
+        return dead
 
     def _ship(self, events: list[Event], targets: list[tuple[str, str]]) -> list[DeadLetter]:
         """Queue the events' repartitioned copies; returns the dead letters of those whose
@@ -408,12 +437,16 @@ class Judge:
         out, self.outbox = self.outbox, []
         return out
 
-    def advance_idle(self, now: float, exclude: Any = ()) -> list[Alert]:
+    def advance_idle(self, now: float, exclude: Any = (),
+                     source_kind: str | None = None) -> list[Alert]:
         """Advance the tasks that got nothing: each to the low watermark of its binding's
         active tasks, so timers (silent hosts, SLA deadlines) in a quiet partition still fire
-        when the rest of the stream moves on."""
+        when the rest of the stream moves on. Only tasks of ``source_kind`` (None: all): a
+        source's loop moves its own tasks, so what they reject leaves through its sink."""
         floors: dict[str, float] = {}
         for task, engine in self.engines.items():
+            if source_kind is not None and self._kind_of(task) != source_kind:
+                continue
             if now - engine.active_since() <= self.idle_after:
                 st = engine.stream_time()
                 if st > float("-inf"):
@@ -421,7 +454,8 @@ class Judge:
                     floors[name] = min(floors.get(name, st), st)
         alerts: list[Alert] = []
         for task, engine in self.engines.items():
-            if task in exclude:
+            if task in exclude or (source_kind is not None
+                                   and self._kind_of(task) != source_kind):
                 continue
             floor = floors.get(task[0])
             if floor is not None:
@@ -534,9 +568,14 @@ class IngestLoop:
         while not self.stopping:
             batch = await self.source.next_batch(timeout=0.5)
             if batch is None:
-                alerts = self.judge.tick(time.time())
-                if alerts:
-                    await self.append_alerts(alerts)
+                alerts = self.judge.tick(time.time(), self.source_kind)
+                # records the tick rejected are no longer in any task's state: durable
+                # before a checkpoint (here or on stop) can leave them out
+                dead = self.judge.take_rejected(self.source_kind)
+                if alerts or dead:
+                    self.unsettled = True
+                    await self._make_durable(alerts, dead, [])
+                    self.unsettled = False
                 if self.progress is not None:
                     await self.progress.maybe_checkpoint(idle=True)
                 continue
@@ -1176,6 +1215,15 @@ class Runtime:
         for t in self._tasks:
             if t.get_name() in ("metrics", "file-checkpoints", "memory-guard"):
                 t.cancel()
+        for loop in self.ingest:
+            # (each loop writes what its ticks reject as it goes; anything still in the
+            # engines is written before the checkpoint that no longer holds it)
+            if not loop.unsettled and (dead := self.judge.take_rejected(loop.source_kind)):
+                try:
+                    await loop.write_dead(dead)
+                except (KafkaError, OSError) as exc:
+                    loop.unsettled = True  # no checkpoint: a restart judges them again
+                    log.error("cannot write dead letters on stop (%s)", type(exc).__name__)
         if any(loop.unsettled for loop in self.ingest):
             # cancelled mid-batch (the 5 s above ran out)
             log.warning("stopped with a batch judged but not yet durable: the previous "
