@@ -184,9 +184,12 @@ class Judge:
                 engine.max_keys = MQTT_MAX_TOPICS
                 engine.caught_up_when_quiet = True  # no high watermark to compare with
             elif binding.format != "internal":
-                # a repartitioned task's records come through a second topic: its source
-                # partition caught up says nothing of what is still on its way there
                 engine.caught_up = self._source_caught_up
+            elif self.partitioned:
+                # a repartitioned task's records come through a second topic: its source
+                # partition caught up says nothing of what is still on its way there, the
+                # partition it reads caught up and the source quiet do
+                engine.input_caught_up = self._repartitioned_caught_up((task[1], task[2]))
             if binding.format == "internal":
                 kafka = self.config.kafka
                 engine.merge = SourceMerge(binding.family,
@@ -214,6 +217,13 @@ class Judge:
 
     def _source_caught_up(self, key: tuple[str, int]) -> bool:
         return self.source_caught_up is not None and self.source_caught_up(*key)
+
+    def _repartitioned_caught_up(self, read: tuple[str, int]) -> Callable[[tuple[str, int]], bool]:
+        """For a task reading repartition partition ``read``: nothing of a source partition
+        is on its way once ``read`` is caught up and the source is not behind here."""
+        def caught_up(source: tuple[str, int]) -> bool:
+            return self._source_caught_up(read) and not self._source_behind(*source)
+        return caught_up
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
         key = (source_kind, topic)
@@ -442,16 +452,31 @@ class Judge:
         """Advance the tasks that got nothing: each to the low watermark of its binding's
         active tasks, so timers (silent hosts, SLA deadlines) in a quiet partition still fire
         when the rest of the stream moves on. Only tasks of ``source_kind`` (None: all): a
-        source's loop moves its own tasks, so what they reject leaves through its sink."""
+        source's loop moves its own tasks, so what they reject leaves through its sink.
+
+        A binding none of whose tasks is active, every one of them caught up with nothing
+        held (``DetectorEngine.drained``), has judged all there is: its tasks move to its
+        largest stream time, as at the end of a replay. (Sparse streams: a repartitioned
+        task that saw one ticket of a source partition fires that ticket's timers by the
+        time of the binding's last ticket, not of its own.)"""
         floors: dict[str, float] = {}
+        ends: dict[str, float | None] = {}  # binding -> largest stream time while drained
         for task, engine in self.engines.items():
             if source_kind is not None and self._kind_of(task) != source_kind:
                 continue
+            name = task[0]
+            st = engine.stream_time()
             if now - engine.active_since() <= self.idle_after:
-                st = engine.stream_time()
                 if st > float("-inf"):
-                    name = task[0]
                     floors[name] = min(floors.get(name, st), st)
+                ends[name] = None
+            elif name not in ends or ends[name] is not None:
+                end = ends.get(name)
+                ends[name] = (st if end is None else max(end, st)) if engine.drained(now) \
+                    else None
+        for name, end in ends.items():
+            if end is not None and name not in floors:
+                floors[name] = end
         alerts: list[Alert] = []
         for task, engine in self.engines.items():
             if task in exclude or (source_kind is not None

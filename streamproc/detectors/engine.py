@@ -170,6 +170,10 @@ class DetectorEngine:
         # ``caught_up_when_quiet`` a topic quiet for ``idle_after`` counts as caught up.
         self.caught_up: Callable[[Key], bool] | None = None
         self.caught_up_when_quiet = False
+        # repartitioned tasks: whether nothing of a source partition is on its way (the
+        # repartition partition read up to its high watermark, the source not behind where
+        # it is read); it counts as caught up once also quiet for ``idle_after``
+        self.input_caught_up: Callable[[Key], bool] | None = None
         # device streams (MQTT): see the module docstring; None = off (Kafka partitions)
         self.max_topic_lag: float | None = None
         self.key_ttl: float | None = None
@@ -586,8 +590,7 @@ class DetectorEngine:
             if self.caught_up is not None:
                 done = self.caught_up(key)
             else:
-                done = (self.caught_up_when_quiet
-                        and now - self._last_active.get(key, now) >= self.idle_after)
+                done = self._quiet_and_read(key, now)
             if not done:
                 continue
             if key in self._held:
@@ -595,6 +598,30 @@ class DetectorEngine:
             elif key in self._warm:
                 self._stream_time[key] = min(self._warm.pop(key))
         return self._detect(out)
+
+    def _quiet_and_read(self, key: Key, now: float) -> bool:
+        """A source partition known only by what reaches this engine is caught up once it
+        has been quiet for ``idle_after`` (a device topic), and, for a repartitioned task,
+        once nothing of it is on its way (the merge holds none of it either)."""
+        if now - self._last_active.get(key, now) < self.idle_after:
+            return False
+        if self.input_caught_up is not None:
+            return (self.input_caught_up(key)
+                    and (self.merge is None or not self.merge.holds(key)))
+        return self.caught_up_when_quiet
+
+    def drained(self, now: float) -> bool:
+        """Live, Kafka: every source partition of this task is caught up and quiet for
+        ``idle_after``, and nothing is held: all there is has been judged. (The runtime
+        then moves the binding's watermark to its largest stream time, as a replay's end
+        does.)"""
+        caught_up = self.caught_up or self.input_caught_up
+        if caught_up is None or not self._stream_time or self._held or self._warm \
+                or (self.merge is not None and len(self.merge)):
+            return False
+        last_active = self._last_active
+        return all(now - last_active.get(key, now) >= self.idle_after and caught_up(key)
+                   for key in self._stream_time)
 
     def _judge_held(self, key: Key, when: str) -> list[Event]:
         """Nothing is left to confirm or contradict the candidates of ``key``: they are
