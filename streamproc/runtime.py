@@ -471,9 +471,9 @@ class Judge:
                     floors[name] = min(floors.get(name, st), st)
                 ends[name] = None
             elif name not in ends or ends[name] is not None:
-                end = ends.get(name)
-                ends[name] = (st if end is None else max(end, st)) if engine.drained(now) \
-                    else None
+                end, latest = ends.get(name), engine.latest()
+                ends[name] = (latest if end is None else max(end, latest)) \
+                    if engine.drained(now) else None
         for name, end in ends.items():
             if end is not None and name not in floors:
                 floors[name] = end

@@ -183,6 +183,9 @@ class DetectorEngine:
         self._held: dict[Key, list[Event]] = {}  # candidates of a jump, arrival order
         self._contra: dict[Key, int] = {}  # records since, not candidates
         self._warm: dict[Key, list[float]] = {}  # times of a new partition's first records
+        # the largest of a partition's first records, judged but above the stream time the
+        # start rule gave it (see ``latest``)
+        self._started_below: dict[Key, float] = {}
         self._next_expiry = _NEG_INF
         self._lag_floor = _NEG_INF  # device streams: median stream time - max_topic_lag
         self.watermark = _NEG_INF
@@ -355,6 +358,11 @@ class DetectorEngine:
         """The largest event time seen on any of this engine's partitions (-inf if none)."""
         return max(self._stream_time.values(), default=_NEG_INF)
 
+    def latest(self) -> float:
+        """The largest event time judged on any of this engine's partitions (-inf if none):
+        the stream time, or above it the largest of a partition's first records."""
+        return max(self.stream_time(), max(self._started_below.values(), default=_NEG_INF))
+
     def active_since(self) -> float:
         """Wall time this engine last received events (0 if never, or if not told)."""
         return max(self._last_active.values(), default=0.0)
@@ -484,8 +492,7 @@ class DetectorEngine:
             warm.append(ts)
             accepted.append(ev)
             if len(warm) > self.jump_confirmations:
-                self._stream_time[key] = min(warm)
-                del self._warm[key]
+                self._start(key, self._warm.pop(key))
             return
         held = self._held.setdefault(key, [])
         held.append(ev)
@@ -596,8 +603,15 @@ class DetectorEngine:
             if key in self._held:
                 out.extend(self._judge_held(key, "its partition caught up"))
             elif key in self._warm:
-                self._stream_time[key] = min(self._warm.pop(key))
+                self._start(key, self._warm.pop(key))
         return self._detect(out)
+
+    def _start(self, key: Key, times: list[float]) -> None:
+        """A partition's stream time starts at the smallest of its first records, so that
+        one forged record among them cannot set it (the largest is kept for ``latest``)."""
+        start = self._stream_time[key] = min(times)
+        if max(times) > start:
+            self._started_below[key] = max(times)
 
     def _quiet_and_read(self, key: Key, now: float) -> bool:
         """A source partition known only by what reaches this engine is caught up once it
@@ -664,6 +678,7 @@ class DetectorEngine:
             self._last_active.pop(key, None)
             self._stream_time.pop(key, None)
             self._warm.pop(key, None)
+            self._started_below.pop(key, None)
             if key in self._held:
                 self._reject_held(key, self.rejected_later, "its topic went idle")
 
