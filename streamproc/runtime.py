@@ -54,6 +54,7 @@ class Stats:
     alerts_by_kind: dict[str, int] = field(default_factory=dict)
     last_record_at: float = 0.0
     repartitioned_in: int = 0  # records read back from repartition topics
+    repartitioned_out: int = 0  # copies written to repartition topics
 
 
 def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
@@ -445,6 +446,7 @@ class Judge:
 
     def take_outbox(self) -> list[tuple[str, bytes | None, bytes]]:
         out, self.outbox = self.outbox, []
+        self.stats.repartitioned_out += len(out)
         return out
 
     def advance_idle(self, now: float, exclude: Any = (),
@@ -1202,8 +1204,20 @@ class Runtime:
         return silences, shared_log
 
     def _count(self, n: int) -> None:
-        if self.max_events is not None and self.stats.records_in >= self.max_events:
+        if self._max_events_judged():
             self._stop.set()
+
+    def _max_events_judged(self) -> bool:
+        """``--max-events``: the records counted are judged everywhere they went: their
+        copies on the repartition topics are read back too, and no repartitioned task's
+        merge still holds one. (A worker among several may not read every copy it wrote:
+        it stops once the copies it read are as many, which a copy read twice can advance.)"""
+        stats = self.stats
+        if self.max_events is None or stats.records_in < self.max_events:
+            return False
+        if stats.repartitioned_in < stats.repartitioned_out:
+            return False
+        return not any(e.merge is not None and len(e.merge) for e in self.judge.engines.values())
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -1215,6 +1229,8 @@ class Runtime:
                       and t.exception() is not None]
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
+            if self._max_events_judged():  # (a merge lets its last records go on a tick)
+                break
             if self.exit_when_idle is not None:
                 last = self.stats.last_record_at or self.started_at
                 delivery_idle = self.delivery is None or self.delivery.idle.is_set()
