@@ -71,8 +71,13 @@ stream time far. Three rules, in the order they apply to a record:
     backlog: ..10:00  10:01  [now]  10:02 | caught up: [now] was contradicted once (N = 2):
                                                        dead-lettered ``time_jump``
 
-   A repartitioned task keeps waiting for confirmation or the clock: its input comes
-   through a second topic, where records of a caught-up source may still be on their way.
+   A repartitioned task reads its sources through a second topic, where records of a
+   caught-up source may still be on their way: for it a source partition is caught up once
+   quiet for ``idle_after``, with nothing of it on its way (``input_caught_up``: the
+   repartition partition read to its high watermark, the source not behind here) and none
+   of it in the merge. When a binding's tasks are all caught up with nothing held
+   (``drained``), the runtime moves them to the largest event time it judged (``latest``),
+   as the end of a replay does.
 
 3. *Start*. A partition with no stream time yet has nothing to jump from: its first N+1
    records are judged as they come, and its stream time starts at the smallest of them, so
