@@ -134,37 +134,42 @@ class BatchDecoder:
         """One record (``RecordDecoder.decode``)."""
         return self.record.decode(value, topic, partition, offset, key)
 
-    def decode_batch(self, values: Sequence[bytes | None], topic: str = "", partition: int = 0,
-                     offsets: Sequence[int] | int = 0, keys: KeysByIndex | None = None) \
-            -> tuple[list[Event], list[DeadLetter]]:
-        """Records of one binding and one (topic, partition), in order -> (events, dead
-        letters), each in record order. ``offsets``: one per record, or the first of
-        consecutive ones; ``keys``: the record keys by position, read only for the records
-        dead-lettered (dead letters keep the key), or None. A None value (a Kafka tombstone)
-        is an empty payload."""
+    def decode_batch(self, values: Sequence[bytes | None], topic: str | Sequence[str] = "",
+                     partition: int | Sequence[int] = 0, offsets: Sequence[int] | int = 0,
+                     keys: KeysByIndex | None = None) -> tuple[list[Event], list[DeadLetter]]:
+        """Records of one binding, in order -> (events, dead letters), each in record order.
+
+        ``topic`` and ``partition``: the records' own, one for all or one per record (a
+        binding's MQTT records come from many topics); ``offsets``: one per record, or the
+        first of consecutive ones; ``keys``: the record keys by position, read only for the
+        records dead-lettered (a dead letter keeps its key), or None. A None value (a Kafka
+        tombstone) is an empty payload."""
         n = len(values)
         if isinstance(offsets, int):
             offsets = range(offsets, offsets + n)
-        if not self.columnar or n < MIN_BATCH:
-            return self._one_by_one(values, range(n), topic, partition, offsets, keys)
-        family = self.family
-        events_at, slow = self._columnar(values)
-        if not slow:
-            return list(map(Event, repeat(family), events_at[1], events_at[0], repeat(topic),
-                            repeat(partition), offsets)), []
-        # Some records need RecordDecoder: merge both, in record order.
+        topics = repeat(topic, n) if isinstance(topic, str) else topic
+        partitions = repeat(partition, n) if isinstance(partition, int) else partition
+        if self.columnar and n >= MIN_BATCH:
+            (rows, epochs, positions), slow = self._columnar(values)
+            if not slow:
+                return list(map(Event, repeat(self.family, n), epochs, rows, topics,
+                                partitions, offsets)), []
+            fast = dict(zip(positions, zip(rows, epochs, strict=True), strict=True))
+        else:
+            fast = {}
+        # Some records need RecordDecoder: both, merged in record order.
+        self.one_by_one += n - len(fast)
         events: list[Event] = []
         dead: list[DeadLetter] = []
         decode = self.record.decode
-        rows, epochs, positions = events_at
-        self.one_by_one += n - len(positions)
-        fast = dict(zip(positions, zip(rows, epochs, strict=True), strict=True))
-        for i in range(n):
+        family = self.family
+        for i, tp_topic, tp_partition, offset in zip(range(n), topics, partitions, offsets,
+                                                     strict=True):
             got = fast.get(i)
             if got is not None:
-                events.append(Event(family, got[1], got[0], topic, partition, offsets[i]))
+                events.append(Event(family, got[1], got[0], tp_topic, tp_partition, offset))
                 continue
-            out = decode(values[i] or b"", topic, partition, offsets[i],
+            out = decode(values[i] or b"", tp_topic, tp_partition, offset,
                          None if keys is None else keys[i])
             if type(out) is Event:
                 events.append(out)
@@ -173,22 +178,6 @@ class BatchDecoder:
         return events, dead
 
     # -- internals -------------------------------------------------------------------------
-
-    def _one_by_one(self, values: Sequence[bytes | None], todo: Sequence[int], topic: str,
-                    partition: int, offsets: Sequence[int],
-                    keys: KeysByIndex | None) -> tuple[list[Event], list[DeadLetter]]:
-        events: list[Event] = []
-        dead: list[DeadLetter] = []
-        decode = self.record.decode
-        self.one_by_one += len(todo)
-        for i in todo:
-            out = decode(values[i] or b"", topic, partition, offsets[i],
-                         None if keys is None else keys[i])
-            if type(out) is Event:
-                events.append(out)
-            else:
-                dead.append(out)  # type: ignore[arg-type]
-        return events, dead
 
     def _columnar(self, values: Sequence[bytes | None]) \
             -> tuple[tuple[list[dict[str, Any]], list[float], list[int]], bool]:
