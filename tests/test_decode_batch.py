@@ -371,3 +371,57 @@ def test_a_tombstone_among_records_is_an_empty_payload() -> None:
     events, dead = batch.decode_batch(values, "t", 0, 0, [b"k"] * len(values))
     assert len(events) == 20
     assert [(d.reason, d.raw, d.offset, d.key) for d in dead] == [("empty", b"", 12, b"k")]
+
+
+# -- the runtime's Judge: a fetch decoded per task gives what record-at-a-time judging gives
+
+def _fetch(partitions: int) -> list[Any]:
+    """A mixed stream with some broken records, spread over partitions by key (interleaved,
+    as a fetch of several partitions or an MQTT binding's devices arrive)."""
+    from streamproc.decode import RawRecord
+
+    traffic = generate("mixed", 4000, seed=3)
+    out = []
+    for i, (family, key, value) in enumerate(traffic.merged_bytes()):
+        if i % 97 == 0:
+            value = value[:-9]  # cut: not JSON
+        elif i % 89 == 0:
+            value = value.replace(b'"timestamp":"', b'"timestamp":"x', 1)
+        partition = (sum(key or b"") % partitions)
+        out.append(RawRecord(value, get_contract(family).kafka_topic, partition, i, key))
+    out.insert(50, RawRecord(GOOD[0], "unbound-topic", 0, 10_000, b"k"))
+    return out
+
+
+@pytest.mark.parametrize("partitioned", [True, False])
+def test_judge_decoding_per_task_gives_the_alerts_and_dead_letters_of_one_record_at_a_time(
+        partitioned: bool) -> None:
+    from streamproc.config import load_config
+    from streamproc.runtime import Judge
+
+    records = _fetch(partitions=3)
+
+    def run(batch: int) -> tuple[list[Any], list[Any], Any]:
+        judge = Judge(load_config(None), partitioned=partitioned)
+        alerts: list[Any] = []
+        dead: list[Any] = []
+        for i in range(0, len(records), batch):
+            out, dls = judge.judge(records[i:i + batch], "kafka")
+            alerts += out
+            dead += dls
+        alerts += judge.finish()
+        return ([(a.kind, a.status, a.fingerprint, a.event_time) for a in alerts],
+                [_dead(d) for d in dead], judge.stats)
+
+    one_alerts, one_dead, one_stats = run(1)
+    alerts, dead, stats = run(1000)
+    assert sorted(alerts) == sorted(one_alerts) and len(alerts) > 20
+    # each partition's dead letters in arrival order; across tasks, per task
+    for tp in {(d[3], d[4]) for d in one_dead}:
+        assert [d for d in dead if (d[3], d[4]) == tp] == \
+            [d for d in one_dead if (d[3], d[4]) == tp]
+    assert sorted(dead) == sorted(one_dead)
+    assert {d[0] for d in dead} == {"not_json", "bad_timestamp", "unbound_topic"}
+    assert (stats.records_in, stats.events, stats.dead_letters, stats.dead_by_reason) == \
+        (one_stats.records_in, one_stats.events, one_stats.dead_letters,
+         one_stats.dead_by_reason)
