@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
-from operator import add, getitem
+from operator import add, itemgetter
 from typing import Any
 
 
@@ -130,9 +129,9 @@ def parse_timestamps(values: list[Any]) -> tuple[list[float], list[int]]:
     """
     epochs: list[float] | None = None
     if values and set(map(type, values)) == {str} and set(map(len, values)) == {20}:
-        minutes = list(map(_UTC_MINUTES.get, map(getitem, values, repeat(_MINUTE))))
+        minutes = list(map(_UTC_MINUTES.get, map(_MINUTE, values)))
         # ":SSZ" checks parse_timestamp's value[16] == ":" and value[19] == "Z" as well
-        seconds = list(map(_UTC_SECONDS.get, map(getitem, values, repeat(_SECOND_Z))))
+        seconds = list(map(_UTC_SECONDS.get, map(_SECOND_Z, values)))
         try:
             return list(map(add, minutes, seconds)), []
         except TypeError:  # a None: a minute not cached yet, or another shape
@@ -152,8 +151,8 @@ def parse_timestamps(values: list[Any]) -> tuple[list[float], list[int]]:
     return epochs, failed
 
 
-_MINUTE = slice(0, 16)
-_SECOND_Z = slice(16, 20)
+_MINUTE = itemgetter(slice(0, 16))
+_SECOND_Z = itemgetter(slice(16, 20))
 
 
 # Whole seconds two digits long, as they appear in "...THH:MM:SS".

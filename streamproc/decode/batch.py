@@ -68,7 +68,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import chain, repeat
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 
@@ -184,16 +184,17 @@ class BatchDecoder:
         """((rows, epochs, positions) of the records taken here, whether any was not)."""
         n = len(values)
         positions: list[int] = list(range(n))
+        data = cast(Sequence[bytes], values)
         # size: RecordDecoder says too_large before it parses
         try:
-            longest = max(map(len, values))
+            longest = max(map(len, data))
         except TypeError:  # a None (a Kafka tombstone): RecordDecoder's empty payload
-            values = [b"" if v is None else v for v in values]
-            longest = max(map(len, values))
+            data = [b"" if v is None else v for v in values]
+            longest = max(map(len, data))
         if longest > self.max_record_bytes:
             limit = self.max_record_bytes
-            positions = [i for i in positions if len(values[i]) <= limit]
-        vals = values if len(positions) == n else [values[i] for i in positions]
+            positions = [i for i in positions if len(data[i]) <= limit]
+        vals = data if len(positions) == n else [data[i] for i in positions]
         # parse: one C-level pass; if a record fails it, find which one by one
         try:
             rows = list(map(_loads, vals))
@@ -207,7 +208,7 @@ class BatchDecoder:
                     continue
                 kept.append(i)
             positions = kept
-            vals = [values[i] for i in positions]
+            vals = [data[i] for i in positions]
         # shape: objects only, every value a scalar, no key repeated. Every '"' of a flat
         # object opens or closes a key or a string value, or is escaped (\"): when the batch
         # holds exactly two per key and string value parsed, no key was repeated (a repeat
@@ -216,9 +217,9 @@ class BatchDecoder:
         if set(map(type, rows)) != {dict}:
             keep = [j for j, row in enumerate(rows) if type(row) is dict]
             rows, vals, positions = _take(keep, rows, vals, positions)
-        kinds = list(map(type, chain.from_iterable(map(dict.values, rows))))
-        if dict in kinds or list in kinds or b"".join(vals).count(b'"') != \
-                2 * (sum(map(len, rows)) + kinds.count(str)):
+        value_types = list(map(type, chain.from_iterable(map(dict.values, rows))))
+        if dict in value_types or list in value_types or b"".join(vals).count(b'"') != \
+                2 * (sum(map(len, rows)) + value_types.count(str)):
             keep = [j for j, (row, v) in enumerate(zip(rows, vals, strict=True))
                     if _CONTAINERS.isdisjoint(map(type, row.values()))
                     and v.count(b'":') == len(row) and not spaced_colons(v)]
@@ -234,9 +235,9 @@ class BatchDecoder:
                 # an integer in a number field: RecordDecoder's coerce_number writes float(v)
                 # (any integer orjson parses is in float's range)
                 kinds.discard(int)
-                for row, v in zip(rows, col, strict=True):
-                    if type(v) is int:
-                        row[name] = float(v)
+                for row, value in zip(rows, col, strict=True):
+                    if type(value) is int:
+                        row[name] = float(value)
             if not allowed.issuperset(kinds):
                 unfit.update(j for j, v in enumerate(col) if type(v) not in allowed)
             elif enum is not None:
