@@ -425,3 +425,11 @@ def test_judge_decoding_per_task_gives_the_alerts_and_dead_letters_of_one_record
     assert (stats.records_in, stats.events, stats.dead_letters, stats.dead_by_reason) == \
         (one_stats.records_in, one_stats.events, one_stats.dead_letters,
          one_stats.dead_by_reason)
+
+
+def test_unparsable_records_first_last_and_side_by_side_keep_their_places() -> None:
+    batch = BatchDecoder(get_contract("auth-logs"))
+    values = [b"{", *GOOD[:10], b"x", b"", b"[1,", *GOOD[10:20], b"}"]
+    events, dead = assert_same_as_record_decoder(batch, values)
+    assert [d.offset - 100 for d in dead] == [0, 11, 12, 13, 24]
+    assert [e.offset - 100 for e in events] == [*range(1, 11), *range(14, 24)]

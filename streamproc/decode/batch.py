@@ -195,20 +195,20 @@ class BatchDecoder:
             limit = self.max_record_bytes
             positions = [i for i in positions if len(data[i]) <= limit]
         vals = data if len(positions) == n else [data[i] for i in positions]
-        # parse: one C-level pass; if a record fails it, find which one by one
-        try:
-            rows = list(map(_loads, vals))
-        except orjson.JSONDecodeError:
-            rows = []
-            kept = []
-            for i, v in zip(positions, vals, strict=True):
-                try:
-                    rows.append(_loads(v))
-                except orjson.JSONDecodeError:
-                    continue
-                kept.append(i)
-            positions = kept
-            vals = [data[i] for i in positions]
+        # parse: one C-level pass. A record that fails it stops the pass there (the rows
+        # before it are kept): the pass resumes after it, so no record is parsed twice here.
+        rows: list[Any] = []
+        failed: list[int] = []
+        while True:
+            try:
+                rows.extend(map(_loads, vals[len(rows) + len(failed):]))
+                break
+            except orjson.JSONDecodeError:
+                failed.append(len(rows) + len(failed))
+        if failed:
+            bad = set(failed)
+            keep = [j for j in range(len(vals)) if j not in bad]
+            vals, positions = [vals[j] for j in keep], [positions[j] for j in keep]
         # shape: objects only, every value a scalar, no key repeated. Every '"' of a flat
         # object opens or closes a key or a string value, or is escaped (\"): when the batch
         # holds exactly two per key and string value parsed, no key was repeated (a repeat
@@ -249,9 +249,9 @@ class BatchDecoder:
             keep = [j for j in range(len(rows)) if j not in unfit]
             rows, vals, positions = _take(keep, rows, vals, positions)
         # timestamps: the column at once; a value parse_timestamp rejects is RecordDecoder's
-        epochs, failed = parse_timestamps(list(map(_get, rows, repeat("timestamp"))))
-        if failed:
-            bad = set(failed)
+        epochs, unparsed = parse_timestamps(list(map(_get, rows, repeat("timestamp"))))
+        if unparsed:
+            bad = set(unparsed)
             keep = [j for j in range(len(rows)) if j not in bad]
             rows, _, positions = _take(keep, rows, vals, positions)
             epochs = [epochs[j] for j in keep]
