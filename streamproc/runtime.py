@@ -4,7 +4,7 @@ Three kinds of object, each with one job (as aiokafka splits fetcher, coordinato
 subscription state):
 
 - ``Judge`` decodes and judges records (pure CPU, no I/O): bytes in, alerts and dead
-  letters out. One DetectorEngine and one RecordDecoder per topic binding.
+  letters out. One DetectorEngine per task, one BatchDecoder per topic binding.
 - ``IngestLoop`` reads one source, asks the Judge, makes the results durable (alert log, dead
   letters) and then commits the source (see sources/kafka.py for the order of operations and
   what a crash at each step leaves behind).
