@@ -4,7 +4,7 @@ Three kinds of object, each with one job (as aiokafka splits fetcher, coordinato
 subscription state):
 
 - ``Judge`` decodes and judges records (pure CPU, no I/O): bytes in, alerts and dead
-  letters out. One DetectorEngine and one RecordDecoder per topic binding.
+  letters out. One DetectorEngine per task, one BatchDecoder per topic binding.
 - ``IngestLoop`` reads one source, asks the Judge, makes the results durable (alert log, dead
   letters) and then commits the source (see sources/kafka.py for the order of operations and
   what a crash at each step leaves behind).
@@ -23,6 +23,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import aiomqtt
@@ -31,8 +33,7 @@ from aiokafka.errors import KafkaError
 from .alerts import Alert
 from .batches import BatchWriter
 from .config import Binding, Config
-from .decode import DeadLetter, RawRecord, RecordDecoder
-from .decode.records import spaced_colons
+from .decode import BatchDecoder, DeadLetter, RawRecord
 from .detectors import DetectorEngine, build_engine
 from .detectors.engine import Rejected
 from .detectors.merge import SourceMerge
@@ -65,6 +66,25 @@ def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
 
 
 TaskId = tuple[str, str, int]  # (binding name, topic, partition)
+
+# what Judge.judge reads of a record (a RawRecord, or aiokafka's ConsumerRecord)
+_TOPIC_PARTITION = attrgetter("topic", "partition")
+_TOPIC = attrgetter("topic")
+_PARTITION = attrgetter("partition")
+_VALUE = attrgetter("value")
+_OFFSET = attrgetter("offset")
+
+
+class _Keys:
+    """The keys of a run of records, read only for the records that are dead-lettered."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: list[RawRecord]) -> None:
+        self.records = records
+
+    def __getitem__(self, i: int) -> bytes | None:
+        return self.records[i].key
 
 # An MQTT binding keeps event time per topic (one per device): a topic silent this long (wall
 # seconds) is forgotten, and at most this many are kept (the least recently active go first).
@@ -112,7 +132,7 @@ class Judge:
         self.metrics = metrics
         self.partitioned = partitioned
         self.idle_after = idle_after
-        self.decoders: dict[str, RecordDecoder] = {}
+        self.decoders: dict[str, BatchDecoder] = {}
         self.engines: dict[TaskId, DetectorEngine] = {}
         self.bindings: dict[str, Binding] = {}
         # binding name -> detector kinds its tasks run (absent: all of the family's)
@@ -154,8 +174,7 @@ class Judge:
 
     def _add_binding(self, b: Binding) -> None:
         self.bindings[b.name] = b
-        self.decoders[b.name] = RecordDecoder(b.contract, fmt=b.format, mapping=b.mapping,
-                                              max_record_bytes=b.max_record_bytes)
+        self.decoders[b.name] = BatchDecoder.for_binding(b)
         self._route_cache: dict[tuple[str, str], Binding | None] = {}
         self._last_counts: dict[Any, tuple[int, int]] = {}
         self.stats = Stats()
@@ -253,48 +272,45 @@ class Judge:
             stats.last_record_at = time.time()
         by_task: dict[TaskId, list[Event]] = {}
         dead: list[DeadLetter] = []
-        current_tp: tuple[str, int] | None = None
-        current: Binding | None = None
-        decoder: RecordDecoder | None = None
-        bucket: list[Event] = []
         topic_counts: dict[str, int] = {}
-        run_start = 0
-        # the duplicate-key check's whitespace scan, once for the batch (decode/records.py)
-        compact = not spaced_colons(b"".join([r.value for r in records if r.value]))
-        for d in self.decoders.values():
-            d.compact = compact
-        for i, r in enumerate(records):
-            tp = (r.topic, r.partition)
-            if tp != current_tp:
-                # count records per topic by runs, not with a dict update per record
-                if current_tp is not None:
-                    topic_counts[current_tp[0]] = topic_counts.get(current_tp[0], 0) + \
-                        i - run_start
-                run_start = i
-                current_tp = tp
-                current = self.binding_for(source_kind, r.topic)
-                if current is not None:
-                    decoder = self.decoders[current.name]
-                    task = self.task_id(current, source_kind, r.topic, r.partition)
-                    bucket = by_task.get(task)  # type: ignore[assignment]
-                    if bucket is None:
-                        bucket = by_task[task] = []
-            if current is None:
-                dead.append(DeadLetter("unbound_topic", f"no topic binding matches "
-                                       f"{r.topic!r}", r.value or b"", r.topic, r.partition,
-                                       r.offset, r.key))
-                continue
-            # (a Kafka tombstone's value is None)
-            out = decoder.decode(r.value or b"", r.topic, r.partition, r.offset, r.key)  # type: ignore[union-attr]
-            if type(out) is Event:
-                bucket.append(out)
+        # Each task's records, in arrival order, gathered from runs of one (topic, partition)
+        # (getmany returns long runs; an MQTT binding's devices interleave), then decoded
+        # with one decode_batch call per task. Dead letters come per task, each in order.
+        groups: dict[TaskId, list[Any]] = {}
+        mixed: set[TaskId] = set()  # tasks whose records come from several partitions/topics
+        first_tp: dict[TaskId, tuple[str, int]] = {}
+        start = 0
+        for tp, run in groupby(map(_TOPIC_PARTITION, records)):
+            end = start + len(list(run))
+            topic, partition = tp
+            topic_counts[topic] = topic_counts.get(topic, 0) + end - start
+            binding = self.binding_for(source_kind, topic)
+            if binding is None:
+                dead.extend(DeadLetter("unbound_topic", f"no topic binding matches {topic!r}",
+                                       r.value or b"", r.topic, r.partition, r.offset, r.key)
+                            for r in records[start:end])
             else:
-                dead.append(out)  # type: ignore[arg-type]
-        if current_tp is not None:
-            topic_counts[current_tp[0]] = topic_counts.get(current_tp[0], 0) + \
-                len(records) - run_start
-        for d in self.decoders.values():
-            d.compact = False
+                task = self.task_id(binding, source_kind, topic, partition)
+                group = groups.get(task)
+                if group is None:
+                    groups[task] = records[start:end]
+                    first_tp[task] = tp
+                else:
+                    group.extend(records[start:end])
+                    if tp != first_tp[task]:
+                        mixed.add(task)
+            start = end
+        for task, group in groups.items():
+            if task in mixed:
+                topics: Any = list(map(_TOPIC, group))
+                partitions: Any = list(map(_PARTITION, group))
+            else:
+                topics, partitions = first_tp[task]
+            events, rejected = self.decoders[task[0]].decode_batch(
+                list(map(_VALUE, group)), topics, partitions, list(map(_OFFSET, group)),
+                _Keys(group))
+            by_task[task] = events
+            dead.extend(rejected)
         internal = sum(n for t, n in topic_counts.items() if self.names.is_repartition(t))
         stats.records_in += len(records) - internal
         stats.repartitioned_in += internal
