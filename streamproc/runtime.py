@@ -37,6 +37,7 @@ from .detectors import DetectorEngine, build_engine
 from .detectors.engine import Rejected
 from .detectors.merge import SourceMerge
 from .events import Event
+from .startup import Startup
 
 log = logging.getLogger(__name__)
 
@@ -791,8 +792,9 @@ class Runtime:
                  exit_when_idle: float | None = None, drain_timeout: float = 5.0,
                  worker: int | None = None, start_retries: int | None = None,
                  notify_overrides: dict[str, Any] | None = None, metrics: Any = None,
-                 max_memory: int | None = None) -> None:
+                 max_memory: int | None = None, startup: Startup | None = None) -> None:
         self.config = config
+        self.startup = startup or Startup()
         self.max_memory = max_memory
         self.paused = False
         self.metrics = metrics
@@ -842,8 +844,10 @@ class Runtime:
                                              linger_ms=5, client_id=cfg.kafka.client_id,
                                              max_batch_size=256 * 1024,
                                              max_request_size=DEFAULT_MAX_REQUEST_SIZE)
+            self.startup.begin("topics")
             await self._start_with_retry(self.producer.start, "Kafka producer")
             await self._ensure_internal_topics()
+            self.startup.end("topics")
             self.alert_log = KafkaAlertLog(cfg.kafka, self.producer)
             kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix,
                                           max_request_size=DEFAULT_MAX_REQUEST_SIZE,
@@ -860,8 +864,10 @@ class Runtime:
             self.notifier.on_delivery = self.metrics.record_delivery
         if self.metrics is not None and hasattr(self.notifier, "on_dead_letter"):
             self.notifier.on_dead_letter = self.metrics.record_notify_dead_letters
+        self.startup.begin("notify")
         await self.notifier.start()
         await self.reader.start()
+        self.startup.end("notify", metrics=self.metrics)
 
         if kafka_bindings:
             from .sources.kafka import KafkaSource
@@ -880,6 +886,8 @@ class Runtime:
                                                          cfg.checkpoint_interval)
             self.judge.partitions_of = source.partitions_for
             self.judge.source_behind = source.behind
+            self._time_assignment(source)
+            self.startup.begin("group_join")
             await source.start()
             self.sources.append(source)
             loop = IngestLoop(source, "kafka", self.judge, self.alert_log.append,
@@ -939,6 +947,22 @@ class Runtime:
             self.metrics.set_ready("sources", True)
             self.metrics.set_ready("state", True)
         self.ready = True
+
+    def _time_assignment(self, source: Any) -> None:
+        """Start-up phases of the first assignment: the group join ends when it arrives, the
+        restore (KafkaProgress's hook) when every hook before the first fetch has run."""
+        startup = self.startup
+
+        async def joined(assigned: list[Any]) -> None:
+            startup.end("group_join")
+            startup.begin("restore")
+
+        async def restored(assigned: list[Any]) -> None:
+            startup.end("restore", f"{len(assigned)} partitions")
+            startup.begin("first_fetch")
+
+        source.assign_hooks.insert(0, joined)
+        source.assign_hooks.append(restored)
 
     async def _memory_guard(self, interval: float = 1.0) -> None:
         """Above ``max_memory`` (resident set), pause consumption; below 90 % of it, resume.
@@ -1127,6 +1151,9 @@ class Runtime:
         return silences, shared_log
 
     def _count(self, n: int) -> None:
+        if self.startup.first_record is None:
+            self.startup.end("first_fetch")
+            self.startup.judged(self.metrics)
         if self.max_events is not None and self.stats.records_in >= self.max_events:
             self._stop.set()
 
