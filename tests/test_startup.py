@@ -7,15 +7,54 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
-from streamproc.config import parse_config_text
-from streamproc.runtime import Runtime
+from streamproc.broker import ensure_topics
+from streamproc.config import parse_config, parse_config_text
+from streamproc.runtime import Judge, Runtime
 from streamproc.startup import LOG_PREFIX, Startup
+from streamproc.state import KafkaCheckpointer
 from tests.streams import auth_stream, dumps, produce
 
 pytestmark = pytest.mark.kafka
+
+
+def _kafka_config(bootstrap: str, topic: str, **kafka: Any) -> Any:
+    return parse_config({"kafka": {"bootstrap_servers": bootstrap,
+                                   "group_id": f"g-{uuid.uuid4().hex[:8]}", **kafka},
+                         "topics": [{"topic": topic, "family": "auth-logs"}]}, file=None)
+
+
+async def test_empty_changelogs_are_known_empty_from_one_end_offsets_request_without_a_read(
+        kafka) -> None:
+    topic = f"auth-{uuid.uuid4().hex[:8]}"
+    config = _kafka_config(kafka.bootstrap_servers, topic)
+    await ensure_topics(config.kafka.client_kwargs(), {topic: 3})
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    judge = Judge(config)
+    writer = KafkaCheckpointer(config.kafka, judge)
+    await writer.start()
+    try:
+        await writer.ensure_changelogs({topic: 3})
+        assert await writer.restore_all(tps) == {tp: None for tp in tps}
+        assert (writer.end_offset_requests, writer.reads) == (1, 0)
+        # one partition gets a checkpoint: only that one is read back
+        binding = config.bindings[0].name
+        judge.engine((binding, topic, 1))
+        assert await writer.checkpoint({tps[1]: 42}) == {tps[1]: 42}
+    finally:
+        await writer.stop()
+    reader = KafkaCheckpointer(config.kafka, Judge(config))
+    await reader.start()
+    try:
+        assert await reader.restore_all(tps) == {tps[0]: None, tps[1]: 42, tps[2]: None}
+        assert reader.end_offset_requests == 1
+        assert reader.reads == 2  # partition 1's manifest, then its chunks; 0 and 2 unread
+    finally:
+        await reader.stop()
 
 
 async def test_the_first_record_judged_is_logged_with_its_phases_and_kept_as_a_gauge(
