@@ -10,13 +10,14 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from streamproc.broker import ensure_topics
 from streamproc.config import parse_config, parse_config_text
 from streamproc.runtime import Judge, Runtime
 from streamproc.startup import LOG_PREFIX, Startup
 from streamproc.state import KafkaCheckpointer
+from streamproc.tables import TopicTable
 from tests.streams import auth_stream, dumps, produce
 
 pytestmark = pytest.mark.kafka
@@ -55,6 +56,36 @@ async def test_empty_changelogs_are_known_empty_from_one_end_offsets_request_wit
         assert reader.reads == 2  # partition 1's manifest, then its chunks; 0 and 2 unread
     finally:
         await reader.stop()
+
+
+async def test_a_table_is_caught_up_by_the_high_watermark_of_its_fetches_not_by_a_timeout(
+        kafka) -> None:
+    cfg = _kafka_config(kafka.bootstrap_servers, "unused").kafka
+    empty, full = f"table-{uuid.uuid4().hex[:8]}", f"table-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(cfg.client_kwargs(), {empty: 3, full: 3})
+    # one batched produce: Tansu's end offsets are wrong after it, the fetch's high
+    # watermark is not
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=50)
+    await producer.start()
+    futures = [await producer.send(full, b"%d" % i, partition=i % 3) for i in range(60)]
+    await asyncio.gather(*futures)
+    applied: dict[str, list[Any]] = {empty: [], full: []}
+    tables = [TopicTable(cfg, t, applied[t].extend, name=t) for t in (empty, full)]
+    try:
+        for table in tables:
+            await table.start()
+            assert table.caught_up_by == "high watermark"
+        assert applied[empty] == []
+        assert sorted(int(r.value) for r in applied[full]) == list(range(60))
+        # what is acknowledged before caught_up() is applied when it returns
+        await producer.send_and_wait(full, b"60", partition=0)
+        assert await tables[1].caught_up(timeout=5.0)
+        assert tables[1].caught_up_by == "high watermark"
+        assert applied[full][-1].value == b"60"
+    finally:
+        for table in tables:
+            await table.stop()
+        await producer.stop()
 
 
 async def test_the_first_record_judged_is_logged_with_its_phases_and_kept_as_a_gauge(
