@@ -853,7 +853,7 @@ class Runtime:
             kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix,
                                           max_request_size=DEFAULT_MAX_REQUEST_SIZE,
                                           metrics=self.metrics)
-            self.reader = KafkaAlertReader(cfg.kafka)
+            self.reader = KafkaAlertReader(cfg.kafka, exclusive=cfg.kafka.embedded)
         else:
             from .alertlog import SqliteAlertLog
 
@@ -865,10 +865,10 @@ class Runtime:
             self.notifier.on_delivery = self.metrics.record_delivery
         if self.metrics is not None and hasattr(self.notifier, "on_dead_letter"):
             self.notifier.on_dead_letter = self.metrics.record_notify_dead_letters
-        self.startup.begin("notify")
-        await self.notifier.start()
-        await self.reader.start()
-        self.startup.end("notify", metrics=self.metrics)
+        # Delivery's side (notify/ with its shared tables, the alert-log reader) starts while
+        # the sources join and restore: judging needs none of it, only the alert log.
+        delivery_side = asyncio.create_task(self._start_delivery_side(), name="notify-start")
+        self._tasks.append(delivery_side)
 
         if kafka_bindings:
             from .sources.kafka import KafkaSource
@@ -876,7 +876,8 @@ class Runtime:
             topics, pattern = compile_subscription(kafka_bindings, self.judge.internal,
                                                    cfg.kafka.topics.app)  # type: ignore[union-attr]
             source = KafkaSource(cfg.kafka, topics=topics, pattern=pattern,  # type: ignore[arg-type]
-                                 start_retries=self.start_retries)
+                                 start_retries=self.start_retries,
+                                 exclusive=cfg.kafka.embedded)  # type: ignore[union-attr]
             progress = None
             if cfg.checkpoints:
                 from .state import KafkaCheckpointer
@@ -937,9 +938,10 @@ class Runtime:
             raise ConfigError("no topic binding has a configured source",
                               file=cfg.file, hint="configure kafka: or mqtt:, or bind topics "
                                                   "with source: kafka|mqtt")
-        self.delivery = DeliveryLoop(self.reader, self.notifier, self.stats)
         for loop in self.ingest:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"ingest-{loop.source_kind}"))
+        await delivery_side
+        self.delivery = DeliveryLoop(self.reader, self.notifier, self.stats)
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         if self.max_memory:
             self._tasks.append(asyncio.create_task(self._memory_guard(), name="memory-guard"))
@@ -948,6 +950,12 @@ class Runtime:
             self.metrics.set_ready("sources", True)
             self.metrics.set_ready("state", True)
         self.ready = True
+
+    async def _start_delivery_side(self) -> None:
+        self.startup.begin("notify")
+        await self.notifier.start()
+        await self.reader.start()
+        self.startup.end("notify", metrics=self.metrics)
 
     def _time_assignment(self, source: Any) -> None:
         """Start-up phases of the first assignment: the group join ends when it arrives, the

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from streamproc.broker import ensure_topics
 from streamproc.config import parse_config, parse_config_text
 from streamproc.runtime import Judge, Runtime
+from streamproc.sources.kafka import KafkaSource
 from streamproc.startup import LOG_PREFIX, Startup
 from streamproc.state import KafkaCheckpointer
 from streamproc.tables import TopicTable
@@ -88,6 +89,46 @@ async def test_a_table_is_caught_up_by_the_high_watermark_of_its_fetches_not_by_
         await producer.stop()
 
 
+async def test_the_only_member_takes_every_partition_and_restores_before_start_returns(
+        kafka) -> None:
+    topic = f"auth-{uuid.uuid4().hex[:8]}"
+    config = _kafka_config(kafka.bootstrap_servers, topic)
+    await ensure_topics(config.kafka.client_kwargs(), {topic: 3})
+    await produce(kafka.bootstrap_servers, topic, [b'{"n": %d}' % i for i in range(30)],
+                  [b"k%d" % (i % 5) for i in range(30)])
+    hooked: list[list[TopicPartition]] = []
+
+    async def restore(assigned: list[TopicPartition]) -> None:
+        hooked.append(sorted(assigned))
+
+    everything = [TopicPartition(topic, p) for p in range(3)]
+    source = KafkaSource(config.kafka, topics=[topic], exclusive=True)
+    source.assign_hooks.append(restore)
+    await source.start()
+    try:
+        # no group join to wait for: assigned, and the hooks (restore) already ran
+        assert hooked == [everything]
+        assert sorted(source.consumer.assignment()) == everything
+        seen = 0
+        while seen < 30:
+            batch = await source.next_batch(timeout=5.0)
+            assert batch is not None
+            seen += len(batch.records)
+            await source.commit(batch)
+            source.done(batch)
+    finally:
+        await source.stop()
+    # a restart resumes at the group's committed offsets
+    again = KafkaSource(config.kafka, topics=[topic], exclusive=True)
+    await again.start()
+    try:
+        assert await again.next_batch(timeout=1.0) is None
+    finally:
+        await again.stop()
+    # a pattern may match topics created later: only a group subscription finds them
+    assert not KafkaSource(config.kafka, pattern="auth-.*", exclusive=True).exclusive
+
+
 async def test_the_first_record_judged_is_logged_with_its_phases_and_kept_as_a_gauge(
         kafka, tmp_path, caplog) -> None:
     from streamproc.metrics import Metrics
@@ -102,6 +143,7 @@ topics: [{{topic: {topic}, family: auth-logs}}]
 notify: {{urls: ["json://127.0.0.1:9/"]}}
 state_dir: {tmp_path}
 """)
+    config.kafka.embedded = True  # as `streamproc run` marks the broker it started itself
     metrics = Metrics(process_metrics=False)
     startup = Startup()
     runtime = Runtime(config, metrics=metrics, startup=startup)
@@ -119,6 +161,8 @@ state_dir: {tmp_path}
     assert len(lines) == 1, lines  # once, for the first batch only
     for phase in ("topics", "notify", "group_join", "restore", "first_fetch"):
         assert phase in startup.phases and f"{phase} " in lines[0]
+    # judging does not wait for delivery's side (notify/, its tables, the alert-log reader)
+    assert startup.phases["notify"][0] < startup.phases["group_join"][0]
     # on the time line: restored before the first fetch is judged
     assert startup.phases["restore"][1] <= startup.phases["first_fetch"][0] + 1e-6
     first = metrics.value("streamproc_startup_seconds", {"phase": "first_record"})
