@@ -33,8 +33,9 @@ def main(args: argparse.Namespace) -> int:
     from .checkconfig import load_checked
     from .startup import Startup
 
-    startup = args.startup = Startup()
-    startup.begin("imports_config", at=0.0)  # the process start
+    startup = args.startup = Startup.of_run()
+    # from this process's start
+    startup.begin("imports_config", at=startup.phases.get("supervisor", (0.0, 0.0))[1])
 
     # Every problem of every section, each at its file:line, before anything starts (not the
     # first of them, and not a bad channel later in delivery). From here on, passwords and

@@ -1,7 +1,8 @@
 """How long a worker took from its process start to the first record judged, and where.
 
-Each phase is an interval on one clock (seconds since the process started, imports
-included), so phases that run at once overlap on the time line instead of adding up:
+Each phase is an interval on one clock (seconds since ``streamproc run`` started: this
+process, imports included, or the ``--workers`` supervisor that started it), so phases that
+run at once overlap on the time line instead of adding up:
 
     0 ──imports_config──┐
                         ├─broker─┐                       (embedded only)
@@ -31,6 +32,9 @@ log = logging.getLogger("streamproc.startup")
 
 FIRST_RECORD = "first_record"
 LOG_PREFIX = "first record judged after"
+# set by the ``--workers`` supervisor for a worker's first start: when ``streamproc run``
+# started, so that a worker's figure counts the supervisor's own start (phase "supervisor")
+STARTED_ENV = "STREAMPROC_RUN_STARTED"
 
 
 def process_started() -> float:
@@ -52,6 +56,21 @@ class Startup:
         self.notes: dict[str, str] = {}
         self.first_record: float | None = None  # seconds, once judged
         self._open: dict[str, float] = {}
+
+    @classmethod
+    def of_run(cls) -> Startup:
+        """The clock of this ``streamproc run``: from this process's start, or, in a worker
+        the supervisor just started, from the supervisor's (see ``STARTED_ENV``)."""
+        import os
+
+        own = process_started()
+        try:
+            run = float(os.environ.pop(STARTED_ENV))
+        except (KeyError, ValueError):
+            return cls(own)
+        startup = cls(min(run, own))
+        startup.phases["supervisor"] = (0.0, own - startup.started)
+        return startup
 
     def now(self) -> float:
         return time.time() - self.started

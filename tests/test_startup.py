@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -182,3 +183,17 @@ def test_a_phase_counts_its_first_time_only_so_a_later_rebalance_is_not_start_up
     assert startup.phases["restore"] == first
     assert startup.notes["restore"] == "3 partitions"
 
+
+
+def test_a_worker_started_by_the_supervisor_counts_from_the_supervisors_start(
+        monkeypatch) -> None:
+    from streamproc.startup import STARTED_ENV, process_started
+
+    own = process_started()
+    monkeypatch.setenv(STARTED_ENV, repr(own - 2.5))
+    startup = Startup.of_run()
+    assert startup.started == own - 2.5
+    assert startup.phases["supervisor"] == (0.0, pytest.approx(2.5))
+    assert STARTED_ENV not in os.environ  # not handed down any further
+    # a restarted worker (no variable) counts from its own start
+    assert Startup.of_run().started == own
