@@ -795,7 +795,8 @@ class Runtime:
                  notify_overrides: dict[str, Any] | None = None, metrics: Any = None,
                  max_memory: int | None = None, startup: Startup | None = None) -> None:
         self.config = config
-        self.startup = startup or Startup()
+        # `streamproc run` passes its own (from the process start); otherwise from here
+        self.startup = startup or Startup(started=time.time())
         self.max_memory = max_memory
         self.paused = False
         self.metrics = metrics
