@@ -246,7 +246,9 @@ class KafkaConfig:
     # others' records through without it (see detectors/merge.py).
     repartition_merge_wait: float = 2.0
     session_timeout_ms: int = 10000
-    embedded: bool = False  # started by us (Tansu)
+    # started by this process (Tansu) for it alone: its consumers take every partition
+    # without a group join (sources/kafka.py)
+    embedded: bool = False
 
     def __post_init__(self) -> None:
         self.alert_topic = self.alert_topic or self.topics.alerts

@@ -38,6 +38,7 @@ from .detectors import DetectorEngine, build_engine
 from .detectors.engine import Rejected
 from .detectors.merge import SourceMerge
 from .events import Event
+from .startup import Startup
 
 log = logging.getLogger(__name__)
 
@@ -747,13 +748,14 @@ class KafkaProgress:
             self.dirty.discard(tp)
 
     async def on_assigned(self, assigned: list[Any]) -> None:
-        for tp in sorted(assigned):
-            await self.checkpointer.ensure_changelog(tp.topic,
-                                                     self.source.partitions_for(tp.topic))
-            # state from a previous owner (or an earlier life of this one), then resume at
-            # exactly the offset that state is exact for
+        tps = sorted(assigned)
+        await self.checkpointer.ensure_changelogs(
+            {tp.topic: self.source.partitions_for(tp.topic) for tp in tps})
+        # state from a previous owner (or an earlier life of this one), then resume at
+        # exactly the offset that state is exact for
+        for tp in tps:
             self.judge.drop_tasks(tp.topic, tp.partition)
-            offset = await self.checkpointer.restore(tp)
+        for tp, offset in (await self.checkpointer.restore_all(tps)).items():
             if offset is not None:
                 self.source.seek(tp, offset)
 
@@ -817,8 +819,10 @@ class Runtime:
                  exit_when_idle: float | None = None, drain_timeout: float = 5.0,
                  worker: int | None = None, start_retries: int | None = None,
                  notify_overrides: dict[str, Any] | None = None, metrics: Any = None,
-                 max_memory: int | None = None) -> None:
+                 max_memory: int | None = None, startup: Startup | None = None) -> None:
         self.config = config
+        # `streamproc run` passes its own (from the process start); otherwise from here
+        self.startup = startup or Startup(started=time.time())
         self.max_memory = max_memory
         self.paused = False
         self.metrics = metrics
@@ -868,13 +872,15 @@ class Runtime:
                                              linger_ms=5, client_id=cfg.kafka.client_id,
                                              max_batch_size=256 * 1024,
                                              max_request_size=DEFAULT_MAX_REQUEST_SIZE)
+            self.startup.begin("topics")
             await self._start_with_retry(self.producer.start, "Kafka producer")
             await self._ensure_internal_topics()
+            self.startup.end("topics")
             self.alert_log = KafkaAlertLog(cfg.kafka, self.producer)
             kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix,
                                           max_request_size=DEFAULT_MAX_REQUEST_SIZE,
                                           metrics=self.metrics)
-            self.reader = KafkaAlertReader(cfg.kafka)
+            self.reader = KafkaAlertReader(cfg.kafka, exclusive=cfg.kafka.embedded)
         else:
             from .alertlog import SqliteAlertLog
 
@@ -886,8 +892,10 @@ class Runtime:
             self.notifier.on_delivery = self.metrics.record_delivery
         if self.metrics is not None and hasattr(self.notifier, "on_dead_letter"):
             self.notifier.on_dead_letter = self.metrics.record_notify_dead_letters
-        await self.notifier.start()
-        await self.reader.start()
+        # Delivery's side (notify/ with its shared tables, the alert-log reader) starts while
+        # the sources join and restore: judging needs none of it, only the alert log.
+        delivery_side = asyncio.create_task(self._start_delivery_side(), name="notify-start")
+        self._tasks.append(delivery_side)
 
         if kafka_bindings:
             from .sources.kafka import KafkaSource
@@ -895,7 +903,8 @@ class Runtime:
             topics, pattern = compile_subscription(kafka_bindings, self.judge.internal,
                                                    cfg.kafka.topics.app)  # type: ignore[union-attr]
             source = KafkaSource(cfg.kafka, topics=topics, pattern=pattern,  # type: ignore[arg-type]
-                                 start_retries=self.start_retries)
+                                 start_retries=self.start_retries,
+                                 exclusive=cfg.kafka.embedded)  # type: ignore[union-attr]
             progress = None
             if cfg.checkpoints:
                 from .state import KafkaCheckpointer
@@ -907,6 +916,8 @@ class Runtime:
             self.judge.partitions_of = source.partitions_for
             self.judge.source_behind = source.behind
             self.judge.source_caught_up = source.caught_up
+            self._time_assignment(source)
+            self.startup.begin("group_join")
             await source.start()
             self.sources.append(source)
             loop = IngestLoop(source, "kafka", self.judge, self.alert_log.append,
@@ -955,9 +966,10 @@ class Runtime:
             raise ConfigError("no topic binding has a configured source",
                               file=cfg.file, hint="configure kafka: or mqtt:, or bind topics "
                                                   "with source: kafka|mqtt")
-        self.delivery = DeliveryLoop(self.reader, self.notifier, self.stats)
         for loop in self.ingest:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"ingest-{loop.source_kind}"))
+        await delivery_side
+        self.delivery = DeliveryLoop(self.reader, self.notifier, self.stats)
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         if self.max_memory:
             self._tasks.append(asyncio.create_task(self._memory_guard(), name="memory-guard"))
@@ -966,6 +978,28 @@ class Runtime:
             self.metrics.set_ready("sources", True)
             self.metrics.set_ready("state", True)
         self.ready = True
+
+    async def _start_delivery_side(self) -> None:
+        self.startup.begin("notify")
+        await self.notifier.start()
+        await self.reader.start()
+        self.startup.end("notify", metrics=self.metrics)
+
+    def _time_assignment(self, source: Any) -> None:
+        """Start-up phases of the first assignment: the group join ends when it arrives, the
+        restore (KafkaProgress's hook) when every hook before the first fetch has run."""
+        startup = self.startup
+
+        async def joined(assigned: list[Any]) -> None:
+            startup.end("group_join")
+            startup.begin("restore")
+
+        async def restored(assigned: list[Any]) -> None:
+            startup.end("restore", f"{len(assigned)} partitions")
+            startup.begin("first_fetch")
+
+        source.assign_hooks.insert(0, joined)
+        source.assign_hooks.append(restored)
 
     async def _memory_guard(self, interval: float = 1.0) -> None:
         """Above ``max_memory`` (resident set), pause consumption; below 90 % of it, resume.
@@ -1098,6 +1132,32 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - not ready yet
                     pass
                 await asyncio.sleep(0.2)
+        if self.config.checkpoints:
+            await self._ensure_changelogs()
+
+    async def _ensure_changelogs(self) -> None:
+        """The changelogs of the named source topics, in one admin request, before the
+        checkpointer's reader starts: created at assignment instead, each new topic cost that
+        reader a metadata round and a retry backoff (0.1 s) before its end offsets, 0.7 s for
+        the default topics. A topic matched by a pattern gets its changelog at assignment."""
+        from .broker import ensure_topics
+
+        kcfg = self.config.kafka
+        assert kcfg is not None
+        sources = [b.topic for b in self.config.kafka_bindings if b.topic]
+        sources += [b.topic for b in self.judge.internal if b.topic]
+        wanted = {}
+        for topic in sources:
+            try:
+                partitions = await asyncio.wait_for(self.producer.partitions_for(topic), 2)
+            except Exception:  # noqa: BLE001 - not there yet: created at assignment
+                continue
+            if partitions:
+                wanted[kcfg.topics.state(topic)] = len(partitions)
+        try:
+            await ensure_topics(kcfg.client_kwargs(), wanted)
+        except Exception as exc:  # noqa: BLE001 - retried at assignment, which tells
+            log.debug("changelogs not created ahead (%s)", exc)
 
     def _make_notifier(self) -> Any:
         from .notify import Notifier
@@ -1154,6 +1214,9 @@ class Runtime:
         return silences, shared_log
 
     def _count(self, n: int) -> None:
+        if self.startup.first_record is None:
+            self.startup.end("first_fetch")
+            self.startup.judged(self.metrics)
         if self.max_events is not None and self.stats.records_in >= self.max_events:
             self._stop.set()
 
