@@ -185,17 +185,30 @@ class Finding(NamedTuple):
     value: str  # the decoded value it was read from
 
 
+def _any_of(contexts: str) -> tuple[re.Pattern[str], tuple[Rule, ...]]:
+    """One regex for 'some rule of this context matches' (benign values stop after one
+    search), and the rules to name the match."""
+    rules = tuple(rule for rule in RULES if contexts in rule.contexts)
+    return re.compile("|".join(f"(?:{rule.rx.pattern})" for rule in rules)), rules
+
+
+_QUOTED, _BARE = _any_of("q"), _any_of("n")
+
+
 def judge(value: str) -> Finding | None:
     """The first rule a decoded value matches, in the first context where it does."""
     for quote in ("'", '"'):
         at = value.find(quote)
         if at >= 0:
             pattern = "s" + fingerprint(value[at + 1:])
-            for rule in RULES:
-                if "q" in rule.contexts and rule.rx.search(pattern):
-                    return Finding(rule.name, quote, pattern, value)
+            if _QUOTED[0].search(pattern):
+                return _named(_QUOTED[1], quote, pattern, value)
     pattern = fingerprint(value)
-    for rule in RULES:
-        if "n" in rule.contexts and rule.rx.search(pattern):
-            return Finding(rule.name, "none", pattern, value)
+    if _BARE[0].search(pattern):
+        return _named(_BARE[1], "none", pattern, value)
     return None
+
+
+def _named(rules: tuple[Rule, ...], context: str, pattern: str, value: str) -> Finding:
+    rule = next(rule for rule in rules if rule.rx.search(pattern))
+    return Finding(rule.name, context, pattern, value)

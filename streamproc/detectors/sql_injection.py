@@ -4,25 +4,30 @@ Pipeline per request::
 
     raw endpoint --prefilter--> (most requests stop here: no quote, %, +, ;, (, #, `, \\, |,
         |                        whitespace, '--' or '/*' means nothing to inject with)
+        +--> each parameter value and suspicious path segment: decode (below), then, if it
+        |    holds a quote, a separator, '(', ';' or a comment, lex it as SQL outside quotes,
+        |    inside '...' and inside "..." and judge the token pattern (_sql_tokens.py):
+        |    tautologies with or without quotes, quote-then-comment, unions, stacked
+        |    queries, delays, ORDER BY probes
         v
-    normalise: percent-decode up to 3 times ('+' as space on the first pass, %uXXXX too),
-               NUL bytes dropped, NFKC for non-ASCII (fullwidth quotes), case-folded
+    decode: percent-decode up to 3 times ('+' as space on the first pass, %uXXXX too),
+            NUL bytes dropped, NFKC for non-ASCII (fullwidth quotes), case-folded
         |
         +--> comment truncation is judged here (admin'-- , 1')#), before comments go
         v
     strip comments: /*...*/ -> ' ' (MySQL /*!50000 ...*/ keeps its body: it executes),
                     -- and # up to the end of the parameter; collapse whitespace
         v
-    signatures: tautologies, UNION SELECT, stacked queries, time delays, error-based
-                functions, hex and CHAR() encodings, catalog probes, blind-boolean
-                functions, file and command functions
+    signatures (a second opinion): UNION SELECT, stacked queries, error-based functions,
+                hex and CHAR() encodings, catalog probes, blind-boolean functions, file and
+                command functions
 
-Signatures are written for *context*, not keywords: ``select``, ``union``, ``or``, ``drop``,
-names like O'Brien, JSON and base64 are everyday query strings. A tautology needs a closing
-quote, parenthesis or number before the operator and a comparison of equal literals (or of two
-numbers) after it; UNION needs a SQL-shaped select list; a stacked query needs ``;`` and a
-statement; hex needs SQL around it (an Ethereum address is hex too). The labeled corpus in
-tests/test_sqli_corpus.py measures recall and false positives.
+Both are written for *context*, not keywords: ``select``, ``union``, ``or``, ``drop``,
+names like O'Brien, JSON and base64 are everyday query strings. A tautology is a logic
+operator right after the closed value, then literals compared; UNION needs a SQL-shaped select
+list; a stacked query needs ``;`` and a statement; hex needs SQL around it (an Ethereum address
+is hex too). The labelled corpora in tests/test_sqli_corpus.py and tests/sqli_grammar_corpus.py
+measure recall and false positives.
 
 Alerting: once per (ip_address, incident); further matching requests from that address within
 ``realert`` seconds are counted, not re-alerted. Known scanner user agents (sqlmap, Havij...)
