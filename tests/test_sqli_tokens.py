@@ -44,6 +44,19 @@ def test_issue_example_is_caught_in_a_request_in_every_encoding(value: str, _con
         assert any(n.startswith("tokens:") for n in match(endpoint)), endpoint
 
 
+@pytest.mark.parametrize(("value", "rule"), [
+    ("1 waitfor delay '0:0:5'", "time_delay"),  # MSSQL: no ';' needed after a statement
+    ("'=0-- ", "compare_then_comment"),  # ''=0 is true in MySQL
+    ("1' rlike sleep(5) and 'x'='x", "time_delay"),
+    ("1) and 5521=5521 and (8120=8120", "logic_on_literals"),
+    ("' or 2 between 1 and 3--", "logic_on_literals"),
+    ("1 or 1=1 order by 1", "logic_on_literals"),
+])
+def test_probes_from_scanner_output_are_judged(value: str, rule: str) -> None:
+    finding = judge(value)
+    assert finding is not None and finding.rule == rule, finding
+
+
 def test_fingerprint_classes_read_as_sql() -> None:
     assert fingerprint("-1 union all select @@version,null from dual") == "o1UkEv,1kk"
     assert fingerprint("1 and sleep(5)") == "1&T(1)"

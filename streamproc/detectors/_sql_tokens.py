@@ -149,12 +149,16 @@ class Rule(NamedTuple):
 RULES: tuple[Rule, ...] = (
     # ... and sleep(5)   ; waitfor delay '0:0:5'   select(sleep(6))   if(1=1,sleep(5),0)
     Rule("time_delay", "qn", _rx(r"(?:[&;,oEUf]|^s){A}T(?:\([1s(E]|k?s)")),
+    # 1 waitfor delay '0:0:5'   (MSSQL runs it after a statement without ';')
+    Rule("time_delay", "n", _rx(r"^{N}Tks")),
     # ' or '1'='1   ') or ('x')=('x   ' or ''-'   1 or 1=1   1 and 1=(select ...)
     Rule("logic_on_literals", "q", _rx(r"^s{Z}&{A}o?{V}{Z}(?:o{A}{V}{Z})+")),
     Rule("logic_on_literals", "n", _rx(r"^{N}?&{A}o?{V}{Z}(?:o{A}{V}{Z})+(?:$|[c;&kB)])")),
     # ' or true--   or 1#   ' or 'a'--
     Rule("logic_then_comment", "q", _rx(r"^s{Z}&{A}o?[1sv]{Z}[c;]")),
     Rule("logic_then_comment", "n", _rx(r"^{N}?&{A}o?[1v]{Z}[c;]")),
+    # '=0--   '<>1#   (the closed string compared: ''=0 is true in MySQL)
+    Rule("compare_then_comment", "q", _rx(r"^s{Z}o{A}[1sv]{Z}c")),
     # x' or name is null   ' and password like 0x25   1 and user_id=1
     Rule("logic_on_column", "q", _rx(r"^s{Z}&{A}n{Z}o")),
     Rule("logic_on_column", "n", _rx(r"^{N}&{A}n{Z}o{A}[1sv]")),
