@@ -125,6 +125,7 @@ def fingerprint(text: str) -> str:
         append("n" if pending == "T" else pending)
     return "".join(out)
 
+
 # {V} an operand: a literal, a call, or a subquery (which takes the rest); {A} opens
 # parentheses, {Z} closes them.
 _SUBST = {"{A}": r"\(*", "{Z}": r"\)*", "{V}": r"(?:[1sv]|f\([^()]*\)|E.*|[fT])",
