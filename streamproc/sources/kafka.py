@@ -232,36 +232,36 @@ class KafkaSource:
         the high watermark (from the last fetch response) not judged yet. A live tail is
         always a few records behind; that is not it. False when unknown (not assigned here,
         nothing fetched yet)."""
-        consumer = self.consumer
-        if consumer is None:
-            return False
-        tp = TopicPartition(topic, partition)
-        nxt = self._next.get(tp)
-        if nxt is None or tp not in consumer.assignment():
-            return False
-        highwater = consumer.highwater(tp)
-        return highwater is not None and highwater - nxt > self.max_records
+        known = self._progress(topic, partition)
+        return known is not None and known[1] - known[0] > self.max_records
 
     def caught_up(self, topic: str, partition: int) -> bool:
         """Whether an assigned partition has nothing left to read: every offset below the
         high watermark of its last fetch response is judged (what was produced since is new
         traffic). False when unknown (not assigned here, nothing fetched yet)."""
-        consumer = self.consumer
-        if consumer is None:
+        known = self._progress(topic, partition)
+        if known is None:
             return False
-        tp = TopicPartition(topic, partition)
-        nxt = self._next.get(tp)
-        if nxt is None or tp not in consumer.assignment():
-            return False
-        highwater = consumer.highwater(tp)
-        if highwater is None:
-            return False
+        nxt, highwater = known
         if nxt >= highwater:
             return True
         # offsets no record is returned for (a transaction's commit marker, records that
         # compaction removed): the consumer's position has moved past them
-        position = self._position(tp)
+        position = self._position(TopicPartition(topic, partition))
         return position is not None and position >= highwater
+
+    def _progress(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """(next offset to judge, high watermark of the last fetch) of an assigned partition;
+        None when unknown (not assigned here, nothing fetched yet)."""
+        consumer = self.consumer
+        if consumer is None:
+            return None
+        tp = TopicPartition(topic, partition)
+        nxt = self._next.get(tp)
+        if nxt is None or tp not in consumer.assignment():
+            return None
+        highwater = consumer.highwater(tp)
+        return None if highwater is None else (nxt, highwater)
 
     def _position(self, tp: TopicPartition) -> int | None:
         """The consumer's position without awaiting (``consumer.position`` is a coroutine)."""
