@@ -118,7 +118,7 @@ def binding_for(config: Config, topic: str) -> Binding:
     for candidate in config.bindings:
         if candidate.name == topic:
             return candidate
-    family = family_for_topic(topic)
+    family = family_for_topic(topic, config.contracts)
     if family is None:
         names = sorted({b.name for b in config.bindings} |
                        {b.topic for b in config.bindings if b.topic})
@@ -127,8 +127,8 @@ def binding_for(config: Config, topic: str) -> Binding:
     for candidate in config.bindings:  # a configured binding of that family keeps its params
         if candidate.family == family and candidate.mapping is None:
             return candidate
-    return Binding(name=family, family=family, contract=get_contract(family), source="file",
-                   topic=topic)
+    return Binding(name=family, family=family, contract=get_contract(family, config.contracts),
+                   source="file", topic=topic)
 
 
 # -- the replay -----------------------------------------------------------------------------
