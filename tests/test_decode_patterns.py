@@ -255,3 +255,24 @@ def test_bad_formats_are_config_errors_with_their_line(fmt: str, message: str) -
         parse_config_text(f"topics:\n  - topic: a\n    family: auth-logs\n    format: {fmt}\n",
                           file="c.yaml")
     assert message in str(err.value) and "c.yaml:4" in str(err.value)
+
+
+def test_the_readme_lines_example_is_a_valid_config_that_reads_its_lines(
+        tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("**Lines by pattern.**", 1)[1].split("```yaml\n", 1)[1] \
+        .split("```", 1)[0]
+    (tmp_path / "my-syslog.yaml").write_text(
+        "family: my-syslog\nfields:\n  timestamp: {type: timestamp, required: true}\n"
+        "  app_name: {type: string}\n  message: {type: string}\n")
+    (tmp_path / "c.yaml").write_text("contracts: [my-syslog.yaml]\n" + block)
+    from streamproc.config import load_config
+
+    sshd_b, syslog_b, vpn_b = load_config(tmp_path / "c.yaml").bindings
+    assert (sshd_b.format, syslog_b.format, vpn_b.format) == ("sshd", "syslog", "regex")
+    vpn = RecordDecoder(AUTH, fmt="regex", lines=vpn_b.lines, mapping=vpn_b.mapping).decode(
+        b"2026-11-29T17:38:53Z vpn[311]: login ok user=ann src=192.0.2.4")
+    assert isinstance(vpn, Event) and vpn.data["success"] is True
+    log = RecordDecoder(syslog_b.contract, fmt="syslog", lines=syslog_b.lines).decode(
+        b"<13>1 2026-11-29T17:38:53Z web-1 nginx 12 - - reloaded")
+    assert isinstance(log, Event) and log.data["app_name"] == "nginx"
