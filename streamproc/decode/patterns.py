@@ -135,7 +135,7 @@ class SyslogClock:
                 today = datetime.fromtimestamp(self.now(), zone or ZoneInfo("UTC"))
                 year = today.year - 1 if mon > today.month else today.year
             if zone is None:
-                datetime(year, mon, int(day))  # Feb 30 is an error, not Mar 2
+                datetime(year, mon, int(day), hour, minute, second)  # Feb 30 is no Mar 2
                 return float(calendar.timegm((year, mon, int(day), hour, minute, second)))
             return datetime(year, mon, int(day), hour, minute, second, tzinfo=zone).timestamp()
         except ValueError as exc:
