@@ -428,9 +428,10 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
     # What the file names, parsed or not: a kafka: section in error must not turn every
     # binding into an MQTT one.
     source = "mqtt" if doc.get("mqtt") is not None and doc.get("kafka") is None else "kafka"
-    contracts = section(_parse_families, doc, file, default=builtin_contracts())
-    bindings = section(_parse_topics, doc, file, source, found, time_defaults, contracts,
-                       default=[])
+    contracts = section(_parse_families, doc, file, default=None)
+    bindings = section(_parse_topics, doc, file, source, found, time_defaults,
+                       contracts or builtin_contracts(), contracts is not None, default=[])
+    contracts = contracts or builtin_contracts()
     detectors = section(_parse_detector_defaults, doc, file, default={})
     interval, checkpoints = section(_parse_state, doc, file, default=(10.0, True))
     config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=detectors,
@@ -450,9 +451,11 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
 
 def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
                   errors: list[ConfigError], time_defaults: dict[str, Any],
-                  contracts: dict[str, Contract]) -> list[Binding]:
+                  contracts: dict[str, Contract], families_read: bool = True) -> list[Binding]:
     """The bindings of ``topics:`` (each one in error is one entry of ``errors``), or the
-    defaults when there is none."""
+    defaults when there is none. With the families of ``families_dir``/``contracts`` in
+    error (``families_read`` False), a binding of a family not known is left out unreported:
+    its fault is the families' one, reported already."""
     topics = doc.get("topics")
     if topics is None:
         bindings = default_bindings(source)
@@ -469,7 +472,9 @@ def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
             bindings.append(_parse_binding(item, i, file, default_source=source,
                                            time_defaults=time_defaults, contracts=contracts))
         except ConfigError as exc:
-            errors.append(exc)
+            if families_read or not isinstance(item, dict) or \
+                    str(item.get("family")) in contracts:
+                errors.append(exc)
     return bindings
 
 

@@ -16,7 +16,7 @@ import pytest
 from streamproc.cli import main as cli_main
 from streamproc.config import load_config
 from streamproc.detectors import REGISTRY
-from streamproc.errors import ConfigError
+from streamproc.errors import ConfigError, ConfigErrors
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "detectors.md"
 T = 1795972842.0  # 2026-11-29T17:20:42Z
@@ -169,3 +169,14 @@ def test_without_its_contract_a_family_is_unknown(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"c.yaml:3: topics\[0\]: unknown event family "
                                           r"'falco'"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_a_bad_contract_is_reported_once_not_again_by_the_bindings_of_its_family(
+        tmp_path: Path) -> None:
+    (tmp_path / "app.yaml").write_text(GOOD.replace("{type: string}", "{type: text}"))
+    (tmp_path / "c.yaml").write_text("contracts: [app.yaml]\ntopics:\n  - topic: a\n"
+                                     "    family: app\n  - topic: b\n    family: nope\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "c.yaml")
+    assert not isinstance(err.value, ConfigErrors)  # one error, not one per binding
+    assert err.value.message == "field 'user' has unknown type 'text'"
