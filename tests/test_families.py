@@ -180,3 +180,16 @@ def test_a_bad_contract_is_reported_once_not_again_by_the_bindings_of_its_family
         load_config(tmp_path / "c.yaml")
     assert not isinstance(err.value, ConfigErrors)  # one error, not one per binding
     assert err.value.message == "field 'user' has unknown type 'text'"
+
+
+def test_the_harness_tests_a_detector_of_a_family_of_your_own(falco_example: Path) -> None:
+    from mycompany_detectors import RepeatedCriticalFalco  # the documented module
+
+    from streamproc.detectors.testing import T0, Harness
+
+    h = Harness(RepeatedCriticalFalco, params={"falco_repeated_critical": {"threshold": 2}})
+    for i in range(2):
+        h.send(T0 + i, rule="Terminal shell in container", priority="Critical",
+               container_id="c1", container_name="web")
+    assert [(a.kind, a.key) for a in h.alerts] == [
+        ("falco_repeated_critical", {"container_id": "c1", "rule": "Terminal shell in container"})]
