@@ -5,7 +5,8 @@ Where an event goes::
     TOPIC=FILE ...  -> binding per topic (config, else the default topic of that name)
         |               one BatchDecoder per binding; each file is one partition
         v
-    decode every line (JSONL, or access-log lines for ``format: combined``; .gz is fine),
+    decode every line (JSONL, access-log lines for ``format: combined``, lines by pattern
+        |   for ``regex``, ``sshd`` and ``syslog``; .gz is fine),
         |   BATCH lines at a time, by the same call as the live runtime (decode/batch.py)
         |-- undecodable -> dead letters (reason from the decoder, offset = line number)
         v
