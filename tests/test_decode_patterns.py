@@ -279,3 +279,16 @@ def test_a_time_that_does_not_exist_is_a_bad_timestamp(stamp: str) -> None:
         out = sshd(f"{stamp} h sshd[1]: Failed password for root from 192.0.2.1 port 2 ssh2",
                    timezone=zone)
         assert isinstance(out, DeadLetter) and out.reason == "bad_timestamp", (stamp, zone)
+
+
+def test_a_slow_regex_the_check_lets_through_is_cut_off_per_line() -> None:
+    import time
+
+    # adjacent .* groups: no nested repeat, but cubic on a line of spaces (seconds on re)
+    fmt = regex_format(r"^(?P<timestamp>.*) (?P<username>.*) (?P<ip_address>.*)x$")
+    dec = RecordDecoder(AUTH, fmt="regex", lines=fmt)
+    started = time.perf_counter()
+    out = dec.decode(b" " * 4000)
+    assert time.perf_counter() - started < 1.0  # the budget is 50 ms; 40 s without it
+    assert isinstance(out, DeadLetter) and out.reason == "match_timeout"
+    assert "took over 50 ms" in out.detail

@@ -12,8 +12,12 @@ regex sees it.
 
 A regex is compiled once, when the config is read. A pattern that can backtrack
 catastrophically (a repeated group that itself holds an unbounded repeat: ``(a+)+``,
-``(.*)*``, ``(\\w+\\s?)*$``) is refused there (``backtracking_risk``), so one hostile line
-cannot stall a partition.
+``(.*)*``, ``(\\w+\\s?)*$``) is refused there (``backtracking_risk``). That check cannot see
+every slow pattern (``(.*) (.*) (.*)x`` is cubic: 5 s on a line of 2,000 spaces), so a user's
+regex also runs with a time budget per line (``MATCH_BUDGET``, with the ``regex`` module's
+``timeout``: the standard ``re`` cannot be interrupted); a line over it is dead-lettered
+``match_timeout``, and one hostile line cannot stall a partition. The named formats are ours,
+vetted, and run on ``re``.
 
 BSD syslog times carry no year and no zone: a format takes ``year`` and ``timezone``
 (default: the current year in UTC; a month later than the current one is last year's, so a
@@ -31,6 +35,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import regex
+
 try:  # the regex parser: Python 3.11+ names it re._parser
     from re import _parser as _sre_parse  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
@@ -45,10 +51,17 @@ _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                       "Sep", "Oct", "Nov", "Dec"), 1)}
 # a repeat that may run this many times or more counts as unbounded
 _UNBOUNDED = 16
+# Seconds one line may take in a user's regex: an ordinary line takes microseconds; the
+# margin is for a process descheduled mid-match (a budget is wall time).
+MATCH_BUDGET = 0.05
 
 
 class LineError(ValueError):
     """A matched line whose values cannot be read (a BSD time such as Feb 30)."""
+
+
+class MatchTimeout(Exception):
+    """A line that a user's regex did not finish matching within its budget."""
 
 
 def backtracking_risk(pattern: str) -> str | None:
@@ -99,11 +112,13 @@ def backtracking_risk(pattern: str) -> str | None:
     return walk(tree)
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """``pattern`` compiled, or ValueError saying why it is refused."""
+def compile_pattern(pattern: str) -> Any:
+    """``pattern`` compiled (by the ``regex`` module, for its match timeout), or ValueError
+    saying why it is refused."""
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
+        re.compile(pattern)  # the standard syntax, which backtracking_risk parses
+        compiled = regex.compile(pattern)
+    except (re.error, regex.error) as exc:
         raise ValueError(f"not a valid regex: {exc}") from None
     if not compiled.groupindex:
         raise ValueError("the regex has no named groups: name each field, as in "
@@ -146,15 +161,24 @@ class LineFormat:
     """One compiled line format: ``parse(line)`` -> the record's fields, or None for a line
     it does not match (raises LineError for a matched line whose values cannot be read)."""
 
-    def __init__(self, name: str, regex: re.Pattern[str],
-                 finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    def __init__(self, name: str, pattern: Any,
+                 finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 budget: float | None = None) -> None:
         self.name = name
-        self.regex = regex
-        self._match = regex.match
+        self.regex = pattern
+        self._match = pattern.match
         self._finish = finish
+        self.budget = budget  # seconds per line (a ``regex`` module pattern), or None
 
     def parse(self, line: str) -> dict[str, Any] | None:
-        match = self._match(line)
+        if self.budget is None:
+            match = self._match(line)
+        else:
+            try:
+                match = self._match(line, timeout=self.budget)
+            except TimeoutError:
+                raise MatchTimeout(f"format {self.name} took over {self.budget * 1000:g} ms "
+                                   f"on a {len(line)}-character line") from None
         if match is None:
             return None
         fields = {k: v for k, v in match.groupdict().items() if v is not None}
@@ -165,8 +189,9 @@ class LineFormat:
 
 
 def regex_format(pattern: str) -> LineFormat:
-    """``format: {regex: ...}``: the named groups are the fields, as strings."""
-    return LineFormat("regex", compile_pattern(pattern))
+    """``format: {regex: ...}``: the named groups are the fields, as strings; a line gets
+    ``MATCH_BUDGET`` seconds."""
+    return LineFormat("regex", compile_pattern(pattern), budget=MATCH_BUDGET)
 
 
 # -- syslog: RFC 3164 (BSD) and RFC 5424 ----------------------------------------------------

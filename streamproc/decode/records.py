@@ -20,7 +20,7 @@ from .deadletter import DeadLetter
 from .fields import Reject as _Reject
 from .fields import compile_field_checks
 from .mapping import FieldMapping
-from .patterns import MAX_LINE_BYTES, LineError, LineFormat, named_format
+from .patterns import MAX_LINE_BYTES, LineError, LineFormat, MatchTimeout, named_format
 
 # 1 MiB less 8 KiB: a record this large, re-keyed to a repartition topic, still fits one Kafka
 # record with its envelope ({"ts", "data", "src"}: under 400 bytes), a key of at most 1 KiB and
@@ -253,6 +253,8 @@ class RecordDecoder:
             record = self.lines.parse(line.rstrip("\r\n"))
         except LineError as exc:
             raise _Reject("bad_timestamp", str(exc)[:200]) from None
+        except MatchTimeout as exc:
+            raise _Reject("match_timeout", str(exc)) from None
         if record is None:
             raise _Reject("no_match", f"the line does not match format {self.lines.name}")
         return record
