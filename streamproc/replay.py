@@ -5,7 +5,8 @@ Where an event goes::
     TOPIC=FILE ...  -> binding per topic (config, else the default topic of that name)
         |               one BatchDecoder per binding; each file is one partition
         v
-    decode every line (JSONL, or access-log lines for ``format: combined``; .gz is fine),
+    decode every line (JSONL, access-log lines for ``format: combined``, lines by pattern
+        |   for ``regex``, ``sshd`` and ``syslog``; .gz is fine),
         |   BATCH lines at a time, by the same call as the live runtime (decode/batch.py)
         |-- undecodable -> dead letters (reason from the decoder, offset = line number)
         v
@@ -118,7 +119,7 @@ def binding_for(config: Config, topic: str) -> Binding:
     for candidate in config.bindings:
         if candidate.name == topic:
             return candidate
-    family = family_for_topic(topic)
+    family = family_for_topic(topic, config.contracts)
     if family is None:
         names = sorted({b.name for b in config.bindings} |
                        {b.topic for b in config.bindings if b.topic})
@@ -127,8 +128,8 @@ def binding_for(config: Config, topic: str) -> Binding:
     for candidate in config.bindings:  # a configured binding of that family keeps its params
         if candidate.family == family and candidate.mapping is None:
             return candidate
-    return Binding(name=family, family=family, contract=get_contract(family), source="file",
-                   topic=topic)
+    return Binding(name=family, family=family, contract=get_contract(family, config.contracts),
+                   source="file", topic=topic)
 
 
 # -- the replay -----------------------------------------------------------------------------

@@ -16,8 +16,8 @@ RecordDecoder, which decides what they are: so an Event is the one RecordDecoder
 ``data``, ``ts``, coordinates, order) and a dead letter has the same reason and detail. What
 the fast path takes:
 
-- a JSON binding without a field mapping (mapped, access-log and repartitioned bindings are
-  decoded a record at a time);
+- a JSON binding without a field mapping (mapped, access-log, pattern and repartitioned
+  bindings are decoded a record at a time);
 - a record of at most ``max_record_bytes`` that parses to an object whose values are all
   scalars (depth 1: nested values need the depth guard and the full duplicate-key check);
 - no key repeated: with no whitespace before any colon in the batch, the number of ``":`` in
@@ -76,6 +76,7 @@ from ..contracts import Contract
 from ..events import Event, parse_timestamps
 from .deadletter import DeadLetter
 from .mapping import FieldMapping
+from .patterns import LineFormat
 from .records import (
     _CONTAINERS,
     DEFAULT_MAX_DEPTH,
@@ -105,9 +106,10 @@ class BatchDecoder:
     def __init__(self, contract: Contract, *, fmt: str = "json",
                  mapping: FieldMapping | None = None,
                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+                 max_depth: int = DEFAULT_MAX_DEPTH, lines: LineFormat | None = None) -> None:
         self.record = RecordDecoder(contract, fmt=fmt, mapping=mapping,
-                                    max_record_bytes=max_record_bytes, max_depth=max_depth)
+                                    max_record_bytes=max_record_bytes, max_depth=max_depth,
+                                    lines=lines)
         self.family = contract.family
         self.contract = contract
         self.max_record_bytes = max_record_bytes
@@ -127,7 +129,7 @@ class BatchDecoder:
     @classmethod
     def for_binding(cls, binding: Any) -> BatchDecoder:
         return cls(binding.contract, fmt=binding.format, mapping=binding.mapping,
-                   max_record_bytes=binding.max_record_bytes)
+                   max_record_bytes=binding.max_record_bytes, lines=binding.lines)
 
     def decode(self, value: bytes, topic: str = "", partition: int = 0, offset: int = -1,
                key: bytes | None = None) -> Event | DeadLetter:
