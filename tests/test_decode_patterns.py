@@ -282,13 +282,10 @@ def test_a_time_that_does_not_exist_is_a_bad_timestamp(stamp: str) -> None:
 
 
 def test_a_slow_regex_the_check_lets_through_is_cut_off_per_line() -> None:
-    import time
-
-    # adjacent .* groups: no nested repeat, but cubic on a line of spaces (seconds on re)
+    # adjacent .* groups: no nested repeat, but cubic on a line of spaces (~40 s on re);
+    # without the budget the line would end, much later, as no_match
     fmt = regex_format(r"^(?P<timestamp>.*) (?P<username>.*) (?P<ip_address>.*)x$")
     dec = RecordDecoder(AUTH, fmt="regex", lines=fmt)
-    started = time.perf_counter()
     out = dec.decode(b" " * 4000)
-    assert time.perf_counter() - started < 1.0  # the budget is 50 ms; 40 s without it
     assert isinstance(out, DeadLetter) and out.reason == "match_timeout"
     assert "took over 50 ms" in out.detail
