@@ -1,5 +1,9 @@
 """detect: all detectors, decode included, one process, in memory, a mixed six-family stream.
 
+A second row, lines by pattern: format regex (a user's pattern, one field mapped) against
+format combined, per line in the same run, with format sshd alongside (target: regex at most
+2x the time of combined).
+
 Baseline (same invocation): ``orjson.loads`` of the same records, nothing else. The ratio says
 what share of the time a bare decode would take; the absolute rate is what sizes a deployment
 (target: >= 300,000 events/s on one core).
@@ -97,7 +101,94 @@ def run(ctx: Context) -> list[Row]:
                  f"{len(alerts)} alerts, verified={check['ok']}")
         del alerts
     row.verified = verified
-    return [row]
+    return [row, line_formats(ctx)]
 
 
-STEPS_PER_RUN = 2
+# -- lines by pattern: format regex and sshd against format combined, per line -------------
+
+LINES = 100_000
+LINE_RATIO_TARGET = 2.0
+# a user's regex onto auth-logs, as the README shows one
+VPN_REGEX = (r"^(?P<timestamp>\S+) vpn\[(?P<pid>\d+)\]: login (?P<result>ok|failed) "
+             r"user=(?P<username>\S+) src=(?P<ip_address>\S+) port=(?P<port>\d+)$")
+
+
+def sample_lines(n: int) -> dict[str, list[bytes]]:
+    """``n`` lines of each format, varied as a busy host writes them (users, addresses,
+    seconds, paths)."""
+    out: dict[str, list[bytes]] = {"combined": [], "regex": [], "sshd": []}
+    for i in range(n):
+        ip = f"198.51.{i % 251}.{i * 7 % 253}"
+        user = f"user{i * 13 % 997}"
+        s, m = i % 60, i // 60 % 60
+        out["combined"].append(
+            f'{ip} - - [29/Nov/2026:17:{m:02d}:{s:02d} +0000] "GET /api/v1/items/{i % 5000}?'
+            f'page={i % 9} HTTP/1.1" 200 {512 + i % 4096} "-" "Mozilla/5.0 (X11; Linux '
+            f'x86_64) AppleWebKit/537.36"'.encode())
+        out["regex"].append(f"2026-11-29T17:{m:02d}:{s:02d}Z vpn[{4000 + i % 97}]: login "
+                            f"{'failed' if i % 3 else 'ok'} user={user} src={ip} "
+                            f"port={1024 + i % 60000}".encode())
+        verb = "Failed password" if i % 3 else "Accepted publickey"
+        out["sshd"].append(f"Nov 29 17:{m:02d}:{s:02d} bastion sshd[{4000 + i % 97}]: {verb} "
+                           f"for {user} from {ip} port {1024 + i % 60000} ssh2".encode())
+    return out
+
+
+def line_decoders() -> dict[str, Any]:
+    from streamproc.config import parse_config_text
+    from streamproc.decode import BatchDecoder
+
+    config = parse_config_text(f"""
+topics:
+  - {{topic: web, family: api-access-logs, format: combined}}
+  - topic: vpn
+    family: auth-logs
+    format: {{regex: '{VPN_REGEX}'}}
+    fields: {{success: {{path: result, map: {{ok: true, failed: false}}}}}}
+  - {{topic: ssh, family: auth-logs, format: {{name: sshd, year: 2026}}}}
+""")
+    return {fmt: BatchDecoder.for_binding(b)
+            for fmt, b in zip(("combined", "regex", "sshd"), config.bindings, strict=True)}
+
+
+def decode_lines(decoder: Any, lines: list[bytes]) -> float:
+    """Seconds to decode ``lines`` into Events (every one must be an Event)."""
+    gc.collect()
+    decode = decoder.decode
+    start = time.perf_counter()
+    out = [decode(line) for line in lines]
+    seconds = time.perf_counter() - start
+    bad = [o for o in out if not hasattr(o, "ts")]
+    if bad:
+        raise RuntimeError(f"a sample line did not decode: {bad[0]}")
+    return seconds
+
+
+def line_formats(ctx: Context) -> Row:
+    """Lines decoded per second with format regex (a user's pattern, a field mapped) against
+    format combined in the same run; sshd alongside (``extra``)."""
+    n = min(ctx.n(LINES), LINES)
+    lines = sample_lines(n)
+    decoders = line_decoders()
+    row = Row("detect", "lines decoded: format regex (mapped)", "lines/s",
+              baseline_name="format combined", higher_is_better=True,
+              target=f"regex <= {LINE_RATIO_TARGET:g}x the time of combined per line",
+              target_check=lambda r: (r.baseline_median or 0) <=
+              LINE_RATIO_TARGET * (r.median or 0))
+    sshd_runs: list[float] = []
+    for i in range(ctx.runs):
+        combined = decode_lines(decoders["combined"], lines["combined"])
+        regex = decode_lines(decoders["regex"], lines["regex"])
+        sshd = decode_lines(decoders["sshd"], lines["sshd"])
+        row.baseline_runs.append(n / combined)
+        row.runs.append(n / regex)
+        sshd_runs.append(n / sshd)
+        ctx.step(f"lines run {i + 1}/{ctx.runs}: combined {n / combined:,.0f}/s, regex "
+                 f"{n / regex:,.0f}/s ({regex / combined:.2f}x), sshd {n / sshd:,.0f}/s "
+                 f"({sshd / combined:.2f}x)")
+    row.extra["lines"] = n
+    row.extra["sshd_lines_per_s"] = sshd_runs
+    return row
+
+
+STEPS_PER_RUN = 3

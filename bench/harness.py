@@ -7,8 +7,8 @@ ran and gave the right answer (targets missed are reported, not failures), 1 whe
 failed or its alerts were wrong (a fast wrong answer is a failure, not a result).
 
 Scenarios live one per module (detect.py, state.py, notify.py, mqtt.py, kafka.py,
-workers.py, peers.py); each exposes ``run(ctx) -> list[Row]`` and ``STEPS_PER_RUN`` for the progress
-bar.
+workers.py, peers.py, startup.py); each exposes ``run(ctx) -> list[Row]`` and
+``STEPS_PER_RUN`` for the progress bar.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from .common import Context, Row, fmt_value, machine_info, machine_line, versions
 
-SCENARIOS = ("detect", "state", "notify", "mqtt", "kafka", "workers", "peers")
+SCENARIOS = ("detect", "state", "notify", "mqtt", "kafka", "workers", "peers", "startup")
 
 
 def _module(name: str) -> Any:

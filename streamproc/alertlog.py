@@ -7,6 +7,8 @@ Two implementations, one promise (an appended alert survives the process):
   firing and resolved alerts of one incident stay in order on one partition). ``append``
   returns once the broker acknowledged every record. Delivery is a consumer group of its own
   (``<group_id>.notify``), so with several workers each alert is delivered by exactly one.
+  On the embedded broker (private to one process) the reader takes every partition itself
+  instead of waiting for a group join, as the Kafka source does (sources/kafka.py).
 - ``SqliteAlertLog``: a local SQLite file in WAL mode, for MQTT-only deployments with no
   Kafka. ``append`` returns after the transaction is committed; a cursor row records how far
   delivery got. One process owns the file.
@@ -72,9 +74,11 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaAlertReader:
-    def __init__(self, cfg: KafkaConfig, *, group_id: str | None = None) -> None:
+    def __init__(self, cfg: KafkaConfig, *, group_id: str | None = None,
+                 exclusive: bool = False) -> None:
         self.cfg = cfg
         self.group_id = group_id or f"{cfg.group_id}.notify"
+        self.exclusive = exclusive  # the only reader there can be: no group join
         self.consumer: AIOKafkaConsumer | None = None
         # awaited when alert-log partitions are assigned, before any of their alerts is read
         # (the shared notification log catches up there: see notify/sharedlog.py)
@@ -91,9 +95,14 @@ class KafkaAlertReader:
                 fetch_max_wait_ms=50)
             try:
                 await consumer.start()
-                consumer.subscribe([self.cfg.alert_topic], listener=_Assigned(self))
+                if self.exclusive:
+                    from .sources.kafka import assign_every_partition
+
+                    await assign_every_partition(consumer, [self.cfg.alert_topic])
+                else:
+                    consumer.subscribe([self.cfg.alert_topic], listener=_Assigned(self))
                 self.consumer = consumer
-                return
+                break
             except Exception as exc:  # noqa: BLE001 - retried with backoff
                 try:
                     await consumer.stop()
@@ -103,6 +112,9 @@ class KafkaAlertReader:
                             type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
+        if self.exclusive:  # as a group's assignment would, before any alert is read
+            for hook in self.assign_hooks:
+                await hook()
 
     async def read(self, max_n: int = 500, timeout: float = 0.5) \
             -> tuple[list[Alert], dict[TopicPartition, int]]:

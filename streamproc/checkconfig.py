@@ -316,6 +316,12 @@ def render(report: Report, out: TextIO) -> None:
         w(f"  mqtt: {m.host}:{m.port} ({', '.join(parts)})\n")
     if c.kafka is None and c.mqtt is None:
         w("  embedded Kafka-compatible broker (Tansu) on a free loopback port\n")
+    own = [f for f in c.contracts.values() if f.origin is not None]
+    if own:
+        w("\nevent families (yours, besides the built-in ones):\n")
+        for f in own:
+            w(f"  {f.family}: {len(f.fields)} fields, key {','.join(f.key) or '-'}, kafka "
+              f"{f.kafka_topic} (from {f.origin})\n")
     w("\ntopic bindings:\n")
     for b in c.bindings:
         w(_binding_line(b) + "\n")

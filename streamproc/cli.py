@@ -128,7 +128,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Run benchmark scenarios; each reports the median of --runs runs and its "
                     "ratio to a baseline measured in the same invocation.")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
-                   help="detect, kafka, mqtt, notify, state, workers, peers (default: all)")
+                   help="detect, kafka, mqtt, notify, state, workers, peers, startup "
+                        "(default: all)")
     p.add_argument("--events", type=int, default=None, metavar="N")
     p.add_argument("--runs", type=int, default=3, metavar="R")
     p.add_argument("--out", default="bench-out", metavar="DIR")

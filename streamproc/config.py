@@ -23,6 +23,8 @@ embedded Tansu broker.
       protocol: 5                  # 5 or 3.1.1
       qos: 1
       shared_group: streamproc     # subscribe as $share/streamproc/<filter>
+    families_dir: contracts/       # your own event families (contract YAML files as in
+                                   #   topics/*.yaml); or  contracts: [a.yaml, more/]
     topics:                        # topic bindings; omitted = the six defaults on Kafka
       - topic: ecs-auth            # or  pattern: "^logs-auth-.*$"
         family: auth-logs
@@ -61,8 +63,9 @@ from typing import Any
 import yaml
 
 from .alerts import AlertLimits
-from .contracts import Contract, builtin_contracts, get_contract
+from .contracts import Contract, builtin_contracts, get_contract, parse_contract
 from .decode.mapping import FieldMapping
+from .decode.patterns import LineFormat, named_format, regex_format
 from .decode.records import DEFAULT_MAX_RECORD_BYTES
 from .errors import ConfigError, ConfigErrors
 from .internal_topics import InternalTopics
@@ -246,7 +249,9 @@ class KafkaConfig:
     # others' records through without it (see detectors/merge.py).
     repartition_merge_wait: float = 2.0
     session_timeout_ms: int = 10000
-    embedded: bool = False  # started by us (Tansu)
+    # started by this process (Tansu) for it alone: its consumers take every partition
+    # without a group join (sources/kafka.py)
+    embedded: bool = False
 
     def __post_init__(self) -> None:
         self.alert_topic = self.alert_topic or self.topics.alerts
@@ -301,7 +306,8 @@ class Binding:
     topic: str | None = None
     pattern: str | None = None
     mqtt_topic: str | None = None
-    format: str = "json"
+    format: str = "json"  # json | combined | regex | sshd | syslog (internal: repartitioned)
+    lines: LineFormat | None = None  # the compiled line format of regex, sshd and syslog
     mapping: FieldMapping | None = None
     allowed_lateness: float = 60.0
     # Event time written by producers is checked (detectors/engine.py): live, a record this
@@ -337,6 +343,8 @@ class Config:
     file: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     alert_limits: AlertLimits = AlertLimits()
+    # every family a binding may name: the built-in ones and those of families_dir/contracts
+    contracts: dict[str, Contract] = field(default_factory=builtin_contracts)
 
     def binding_for_topic(self, topic: str) -> Binding | None:
         for binding in self.bindings:
@@ -361,7 +369,7 @@ class Config:
 # -- loading --------------------------------------------------------------------------------
 
 _TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "metrics",
-             "logging", "state", "alerts", "event_time"}
+             "logging", "state", "alerts", "event_time", "families_dir", "contracts"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
@@ -420,8 +428,10 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
     # What the file names, parsed or not: a kafka: section in error must not turn every
     # binding into an MQTT one.
     source = "mqtt" if doc.get("mqtt") is not None and doc.get("kafka") is None else "kafka"
+    contracts = section(_parse_families, doc, file, default=None)
     bindings = section(_parse_topics, doc, file, source, found, time_defaults,
-                       default=[])
+                       contracts or builtin_contracts(), contracts is not None, default=[])
+    contracts = contracts or builtin_contracts()
     detectors = section(_parse_detector_defaults, doc, file, default={})
     interval, checkpoints = section(_parse_state, doc, file, default=(10.0, True))
     config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=detectors,
@@ -429,7 +439,8 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
                     notify=dict(doc.get("notify") or {}),
                     state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
                     raw=doc, alert_limits=section(_parse_alerts, doc.get("alerts"), file,
-                                                  default=AlertLimits()))
+                                                  default=AlertLimits()),
+                    contracts=contracts)
     _validate_detectors(config, doc, found)
     if errors is not None:
         errors.extend(found)
@@ -439,9 +450,12 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
 
 
 def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
-                  errors: list[ConfigError], time_defaults: dict[str, Any]) -> list[Binding]:
+                  errors: list[ConfigError], time_defaults: dict[str, Any],
+                  contracts: dict[str, Contract], families_read: bool = True) -> list[Binding]:
     """The bindings of ``topics:`` (each one in error is one entry of ``errors``), or the
-    defaults when there is none."""
+    defaults when there is none. With the families of ``families_dir``/``contracts`` in
+    error (``families_read`` False), a binding of a family not known is left out unreported:
+    its fault is the families' one, reported already."""
     topics = doc.get("topics")
     if topics is None:
         bindings = default_bindings(source)
@@ -456,9 +470,11 @@ def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
     for i, item in enumerate(topics):
         try:
             bindings.append(_parse_binding(item, i, file, default_source=source,
-                                           time_defaults=time_defaults))
+                                           time_defaults=time_defaults, contracts=contracts))
         except ConfigError as exc:
-            errors.append(exc)
+            if families_read or not isinstance(item, dict) or \
+                    str(item.get("family")) in contracts:
+                errors.append(exc)
     return bindings
 
 
@@ -516,7 +532,7 @@ def _parse_alerts(node: Any, file: str | None) -> AlertLimits:
 _PATH_SETTINGS = [(None, "state_dir"), ("kafka", "ssl_cafile"), ("kafka", "ssl_certfile"),
                   ("kafka", "ssl_keyfile"), ("mqtt", "dead_letter_file"), ("mqtt.tls", "ca_file"),
                   ("mqtt.tls", "cert_file"), ("mqtt.tls", "key_file"),
-                  ("notify", "apprise_config")]
+                  ("notify", "apprise_config"), (None, "families_dir"), (None, "contracts")]
 
 
 def _resolve_paths(doc: dict[str, Any], file: str | None) -> None:
@@ -706,7 +722,8 @@ _BINDING_KEYS = {"name", "topic", "pattern", "family", "source", "mqtt_topic", "
 
 
 def _parse_binding(node: Any, index: int, file: str | None, default_source: str,
-                   time_defaults: dict[str, Any] | None = None) -> Binding:
+                   time_defaults: dict[str, Any] | None = None,
+                   contracts: dict[str, Contract] | None = None) -> Binding:
     where = f"topics[{index}]"
     node = _expect_mapping(node, where, file, _line(node))
     line = _line(node)
@@ -716,9 +733,9 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str,
                               hint=f"known keys: {', '.join(sorted(_BINDING_KEYS))}")
     if "family" not in node:
         raise ConfigError(f"{where}: 'family' is required", file=file, line=line,
-                          hint=f"one of {', '.join(sorted(builtin_contracts()))}")
+                          hint=f"one of {', '.join(sorted(contracts or builtin_contracts()))}")
     try:
-        contract = get_contract(str(node["family"]))
+        contract = get_contract(str(node["family"]), contracts)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.message}", file=file, line=_line(node, "family"),
                           hint=exc.hint) from None
@@ -740,10 +757,7 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str,
     mqtt_topic = node.get("mqtt_topic")
     if source == "mqtt" and mqtt_topic is None:
         mqtt_topic = topic if topic is not None else contract.mqtt_topic
-    fmt = str(node.get("format", "json"))
-    if fmt not in ("json", "combined"):
-        raise ConfigError(f"{where}: format must be json or combined (nginx/Apache access "
-                          f"log lines)", file=file, line=_line(node, "format"))
+    fmt, lines = _parse_format(node.get("format", "json"), where, file, _line(node, "format"))
     if fmt == "combined" and contract.family != "api-access-logs":
         raise ConfigError(f"{where}: format combined only applies to family api-access-logs",
                           file=file, line=_line(node, "format"))
@@ -793,10 +807,89 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str,
     name = str(node.get("name") or topic or pattern or mqtt_topic or contract.family)
     return Binding(name=name, family=contract.family, contract=contract, source=source,
                    topic=topic, pattern=pattern, mqtt_topic=mqtt_topic, format=fmt,
-                   mapping=mapping, allowed_lateness=float(lateness),
+                   lines=lines, mapping=mapping, allowed_lateness=float(lateness),
                    max_record_bytes=max_record_bytes,
                    detectors={k: dict(v or {}) for k, v in detectors.items()}, line=line,
                    keyed_by=keyed_by, **times)
+
+
+_FORMAT_HINT = ("json, combined (nginx/Apache access log lines), sshd, syslog, "
+                "{regex: '...(?P<field>...)...'} or {name: sshd, year: 2026, timezone: UTC}")
+
+
+def _parse_format(node: Any, where: str, file: str | None,
+                  line: int | None) -> tuple[str, LineFormat | None]:
+    """``format:`` -> (its name, the compiled line format of regex/sshd/syslog, else None)."""
+    if isinstance(node, str) and node in ("json", "combined"):
+        return node, None
+    settings: dict[str, Any] = dict(node) if isinstance(node, dict) else {"name": node}
+    line = _line(node) if isinstance(node, dict) else line
+    known = {"regex", "name", "year", "timezone"}
+    unknown = sorted(set(settings) - known, key=str)
+    if unknown or ("regex" in settings) == ("name" in settings):
+        raise ConfigError(f"{where}: format must be one of json, combined, sshd, syslog, or a "
+                          f"mapping with regex or name, not {node!r}"[:300], file=file,
+                          line=line, hint=_FORMAT_HINT)
+    if "regex" in settings:
+        if set(settings) != {"regex"}:
+            raise ConfigError(f"{where}: format regex takes no year or timezone", file=file,
+                              line=line, hint="a regex format's timestamp group is read as "
+                              "ISO 8601 or epoch, like a JSON field")
+        try:
+            return "regex", regex_format(str(settings["regex"]))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: format regex refused: {exc}", file=file,
+                              line=_line(node, "regex"),
+                              hint="write each repeat once over plain characters (\\S+, "
+                                   "[^ ]*); name each field (?P<name>...)") from None
+    name, year = str(settings["name"]), settings.get("year")
+    if year is not None and (type(year) is not int or not 1970 <= year <= 9999):
+        raise ConfigError(f"{where}: format year must be a year such as 2026, not {year!r}",
+                          file=file, line=_line(node, "year"))
+    try:
+        return name, named_format(name, year=year,
+                                  timezone=str(settings.get("timezone", "UTC")))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: format: {exc}", file=file, line=line,
+                          hint=_FORMAT_HINT) from None
+
+
+def _parse_families(doc: dict[str, Any], file: str | None) -> dict[str, Contract]:
+    """The built-in contracts plus those of ``families_dir:`` (a folder of *.yaml) and
+    ``contracts:`` (files or folders), each validated with its own file and line."""
+    out = dict(builtin_contracts())
+    paths: list[tuple[Any, int | None]] = []
+    if doc.get("families_dir") is not None:
+        paths.append((doc["families_dir"], _line(doc, "families_dir")))
+    listed = doc.get("contracts")
+    if listed is not None:
+        if isinstance(listed, str):
+            listed = [listed]
+        if not isinstance(listed, list):
+            raise ConfigError("'contracts' must be a list of contract files or folders",
+                              file=file, line=_line(doc, "contracts"))
+        lines = getattr(listed, "item_lines", [])
+        paths.extend((p, lines[i] if i < len(lines) else _line(doc, "contracts"))
+                     for i, p in enumerate(listed))
+    origin: dict[str, str] = {}
+    for value, line in paths:
+        path = Path(str(value))
+        if path.is_dir():
+            files = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
+        elif path.is_file():
+            files = [path]
+        else:
+            raise ConfigError(f"no contract file or folder {str(value)!r}", file=file, line=line,
+                              hint="relative paths start at the config file's folder")
+        for one in files:
+            contract = parse_contract(load_yaml(one.read_text(), file=str(one)), str(one))
+            if contract.family in origin:
+                raise ConfigError(f"family {contract.family!r} is defined twice: also in "
+                                  f"{origin[contract.family]}", file=str(one),
+                                  hint="give each contract its own family name")
+            origin[contract.family] = str(one)
+            out[contract.family] = contract
+    return out
 
 
 def _validate_detectors(config: Config, doc: dict[str, Any],

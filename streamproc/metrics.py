@@ -115,6 +115,10 @@ class Metrics:
         self.consumption_paused = Gauge("streamproc_consumption_paused",
                                         "1 while consumption is paused (memory guard, "
                                         "backpressure)", registry=r)
+        self.startup_seconds = Gauge("streamproc_startup_seconds",
+                                     "Seconds from process start to the first record judged "
+                                     "(phase first_record), and each start-up phase's length",
+                                     ["phase"], registry=r)
 
         # -- detectors
         self.detector_evaluations = Counter("streamproc_detector_evaluations",

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Binding, Config, load_config
-from .decode import RecordDecoder
+from .decode import BatchDecoder
 from .errors import ConfigError
 from .redact import redact_text, register_config_secrets
 
@@ -125,9 +125,7 @@ def apply_to_judge(judge: Any, new: Config, needs_restart: list[str] | None = No
         if binding is None or _binding_identity(binding) != _binding_identity(old_binding):
             continue  # needs a restart; keep running the old one
         judge.bindings[name] = binding
-        judge.decoders[name] = RecordDecoder(binding.contract, fmt=binding.format,
-                                             mapping=binding.mapping,
-                                             max_record_bytes=binding.max_record_bytes)
+        judge.decoders[name] = BatchDecoder.for_binding(binding)
         if binding.allowed_lateness != old_binding.allowed_lateness:
             applied.append(f"{name}: allowed_lateness {old_binding.allowed_lateness:g}s -> "
                            f"{binding.allowed_lateness:g}s")

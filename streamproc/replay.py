@@ -3,9 +3,11 @@
 Where an event goes::
 
     TOPIC=FILE ...  -> binding per topic (config, else the default topic of that name)
-        |               one RecordDecoder per binding; each file is one partition
+        |               one BatchDecoder per binding; each file is one partition
         v
-    decode every line (JSONL, or access-log lines for ``format: combined``; .gz is fine)
+    decode every line (JSONL, access-log lines for ``format: combined``, lines by pattern
+        |   for ``regex``, ``sshd`` and ``syslog``; .gz is fine),
+        |   BATCH lines at a time, by the same call as the live runtime (decode/batch.py)
         |-- undecodable -> dead letters (reason from the decoder, offset = line number)
         v
     merge the files in event-time order (k-way merge of the files' heads: a file's own
@@ -33,6 +35,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,7 +44,7 @@ import orjson
 from .alerts import SEVERITIES, Alert
 from .config import Binding, Config, load_config
 from .contracts import family_for_topic, get_contract
-from .decode import DeadLetter, RecordDecoder
+from .decode import BatchDecoder, DeadLetter
 from .decode.deadletter import MAX_DEAD_LETTER_BYTES
 from .detectors import DetectorEngine, build_engine
 from .detectors.engine import Rejected
@@ -116,7 +119,7 @@ def binding_for(config: Config, topic: str) -> Binding:
     for candidate in config.bindings:
         if candidate.name == topic:
             return candidate
-    family = family_for_topic(topic)
+    family = family_for_topic(topic, config.contracts)
     if family is None:
         names = sorted({b.name for b in config.bindings} |
                        {b.topic for b in config.bindings if b.topic})
@@ -125,8 +128,8 @@ def binding_for(config: Config, topic: str) -> Binding:
     for candidate in config.bindings:  # a configured binding of that family keeps its params
         if candidate.family == family and candidate.mapping is None:
             return candidate
-    return Binding(name=family, family=family, contract=get_contract(family), source="file",
-                   topic=topic)
+    return Binding(name=family, family=family, contract=get_contract(family, config.contracts),
+                   source="file", topic=topic)
 
 
 # -- the replay -----------------------------------------------------------------------------
@@ -146,17 +149,31 @@ def _lines(inp: ReplayInput) -> Iterator[tuple[int, bytes]]:
                 yield number, raw.rstrip(b"\r\n")
 
 
-def _decoded(inp: ReplayInput, topic: str, partition: int, decoder: RecordDecoder,
+def _decoded(inp: ReplayInput, topic: str, partition: int, decoder: BatchDecoder,
              result: ReplayResult) -> Iterator[tuple[Event, bytes]]:
+    """The file's events in line order, decoded BATCH lines at a time by the call the live
+    runtime makes (``BatchDecoder.decode_batch``). A dead letter is recorded when the merge
+    reads past its line, as if lines were decoded one by one."""
     dead = result.dead_letters
-    for number, raw in _lines(inp):
-        result.records += 1
-        out = decoder.decode(raw, topic, partition, number)
-        if type(out) is Event:
-            yield out, raw
-        else:
-            out.detail = f"{inp.name}:{number}: {out.detail}"  # type: ignore[union-attr]
-            dead.append(out)  # type: ignore[arg-type]
+    lines = _lines(inp)
+    while True:
+        chunk = list(islice(lines, BATCH))
+        if not chunk:
+            return
+        result.records += len(chunk)
+        numbers = [number for number, _ in chunk]
+        values = [raw for _, raw in chunk]
+        events, rejected = decoder.decode_batch(values, topic, partition, numbers)
+        for dl in rejected:
+            dl.detail = f"{inp.name}:{dl.offset}: {dl.detail}"
+        raw_of = dict(zip(numbers, values, strict=True))
+        d = 0
+        for ev in events:
+            while d < len(rejected) and rejected[d].offset < ev.offset:
+                dead.append(rejected[d])
+                d += 1
+            yield ev, raw_of[ev.offset]
+        dead.extend(rejected[d:])
 
 
 def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
@@ -165,15 +182,13 @@ def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
     bindings: dict[str, Binding] = {}
     streams: list[Iterator[tuple[Event, bytes]]] = []
     partitions: Counter[str] = Counter()
-    decoders: dict[str, RecordDecoder] = {}
+    decoders: dict[str, BatchDecoder] = {}
     names: dict[tuple[str, int], str] = {}  # (topic, partition) -> file, for dead letters
     for inp in inputs:
         binding = bindings.setdefault(inp.topic, binding_for(config, inp.topic))
         decoder = decoders.get(binding.name)
         if decoder is None:
-            decoder = decoders[binding.name] = RecordDecoder(
-                binding.contract, fmt=binding.format, mapping=binding.mapping,
-                max_record_bytes=binding.max_record_bytes)
+            decoder = decoders[binding.name] = BatchDecoder.for_binding(binding)
             result.engines[binding.name] = build_engine(config, binding)
         partition = partitions[inp.topic]
         partitions[inp.topic] += 1

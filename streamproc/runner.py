@@ -31,11 +31,17 @@ def main(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level, args.log_format)
     from .checkconfig import load_checked
+    from .startup import Startup
+
+    startup = args.startup = Startup.of_run()
+    # from this process's start
+    startup.begin("imports_config", at=startup.phases.get("supervisor", (0.0, 0.0))[1])
 
     # Every problem of every section, each at its file:line, before anything starts (not the
     # first of them, and not a bad channel later in delivery). From here on, passwords and
     # URL tokens of this config are masked in every log line.
     config, _channels = load_checked(args.config)
+    startup.end("imports_config")
     try:
         import uvloop  # the [fast] extra
         runner: Any = uvloop.run
@@ -64,7 +70,9 @@ async def run(config: Config, args: argparse.Namespace) -> int:
 
 async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     from .runtime import Runtime
+    from .startup import Startup
 
+    startup = getattr(args, "startup", None) or Startup()
     embedded = config.kafka is None and config.mqtt is None
     worker = args.worker_index
     if worker is not None:
@@ -91,7 +99,9 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
         broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log")
         private_dir(config.state_dir)
         cleanup.callback(broker.stop)
+        startup.begin("broker")
         broker.start()
+        startup.end("broker")
         config.kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, embedded=True)
         log.info("embedded Kafka-compatible broker (Tansu) on %s; it keeps data in memory "
                  "only", broker.bootstrap_servers)
@@ -114,7 +124,7 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
                       alerts_file=args.alerts_file if console or args.alerts_file !=
                       "streamproc-alerts.jsonl" else None, console=console,
                       max_events=args.max_events, exit_when_idle=args.exit_when_idle,
-                      notify_overrides=overrides)
+                      notify_overrides=overrides, startup=startup)
     loop = asyncio.get_running_loop()
     stop_signals = 0
 

@@ -16,6 +16,12 @@ it bounded on brokers without compaction (Tansu). Records are produced one per r
 the broker's end offset is exact even on Tansu (whose ListOffsets is wrong after a produce
 of several records in one batch).
 
+An assignment is restored at once: the changelogs of every assigned topic are created in one
+admin request, the end offsets of every assigned partition come back from one ListOffsets
+request, and only partitions whose changelog is not empty are read. An empty changelog (end
+offset 0, exact for the reason above) is known to be empty from that answer alone, without
+any fetch, so a fresh deployment starts judging without reading anything.
+
 Commit protocol, per checkpoint (every ``checkpoint_interval`` seconds, on partition revoke,
 and on shutdown), always between two batches:
 
@@ -100,6 +106,10 @@ class KafkaCheckpointer:
         self.checkpoints = 0
         self.restored = 0
         self.bytes_written = 0
+        # what restoring asked of the broker: ListOffsets requests, and changelog reads
+        # (a read of an empty changelog would only end by its timeout)
+        self.end_offset_requests = 0
+        self.reads = 0
 
     async def start(self) -> None:
         # linger 0 and one awaited send at a time: one record per produce request.
@@ -123,12 +133,18 @@ class KafkaCheckpointer:
         self.producer = self.reader = None
 
     async def ensure_changelog(self, topic: str, partitions: int) -> None:
-        if topic in self._known_topics:
+        await self.ensure_changelogs({topic: partitions})
+
+    async def ensure_changelogs(self, partitions: dict[str, int]) -> None:
+        """Create the changelogs of these source topics (name -> partitions) that this
+        checkpointer has not seen yet, in one admin request."""
+        todo = {self.changelog_topic(t): max(1, n) for t, n in partitions.items()
+                if t not in self._known_topics}
+        if not todo:
             return
         from .broker import ensure_topics
-        name = self.changelog_topic(topic)
-        await ensure_topics(self.cfg.client_kwargs(), {name: max(1, partitions)})
-        self._known_topics.add(topic)
+        await ensure_topics(self.cfg.client_kwargs(), todo)
+        self._known_topics.update(partitions)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -178,15 +194,31 @@ class KafkaCheckpointer:
     async def restore(self, tp: TopicPartition) -> int | None:
         """Restore the tasks of ``tp`` from its latest manifest; returns the source offset to
         resume from, or None if there is no checkpoint."""
+        return (await self.restore_all([tp]))[tp]
+
+    async def restore_all(self, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """``restore`` for every partition of an assignment, with one end-offsets request for
+        all of them; empty changelogs are not read at all."""
         assert self.reader is not None
-        ctp = TopicPartition(self.changelog_topic(tp.topic), tp.partition)
+        changelog = {tp: TopicPartition(self.changelog_topic(tp.topic), tp.partition)
+                     for tp in tps}
         try:
-            end = (await self.reader.end_offsets([ctp]))[ctp]
-        except Exception as exc:  # noqa: BLE001 - no changelog yet
-            log.debug("no changelog for %s: %s", ctp, exc)
-            return None
-        if not end:
-            return None
+            self.end_offset_requests += 1
+            ends = await self.reader.end_offsets(list(changelog.values()))
+        except Exception as exc:  # noqa: BLE001 - a changelog missing: ask one at a time
+            log.debug("end offsets of %d changelog partitions: %s", len(tps), exc)
+            ends = {}
+            for ctp in changelog.values():
+                try:
+                    self.end_offset_requests += 1
+                    ends.update(await self.reader.end_offsets([ctp]))
+                except Exception as exc1:  # noqa: BLE001 - no changelog yet
+                    log.debug("no changelog for %s: %s", ctp, exc1)
+        return {tp: (await self._restore_from(tp, ctp, ends[ctp]) if ends.get(ctp) else None)
+                for tp, ctp in changelog.items()}
+
+    async def _restore_from(self, tp: TopicPartition, ctp: TopicPartition,
+                            end: int) -> int | None:
         last = await self._read_at(ctp, end - 1)
         if last is None:
             return None
@@ -224,6 +256,7 @@ class KafkaCheckpointer:
 
     async def _read_range(self, ctp: TopicPartition, first: int, last: int) -> list[bytes]:
         assert self.reader is not None
+        self.reads += 1
         self.reader.assign([ctp])
         self.reader.seek(ctp, first)
         out: list[bytes] = []

@@ -13,10 +13,18 @@ Records are applied in offset order within a partition, and a key always lands i
 partition, so the latest record of a key wins. The topic may hold every version of a key
 (Tansu does not compact): ``apply`` must be correct on the full history.
 
-"Caught up" does not trust end offsets (Tansu's ListOffsets answers the last batch's base
-offset + 1 after a batched produce): a read that started after the moment of asking and came
-back empty, with a timeout longer than two fetch waits, means everything acknowledged before
-that moment has been applied.
+"Caught up" does not trust end offsets (ListOffsets; Tansu's answer the last batch's base
+offset + 1 after a batched produce). It uses the high watermark that comes back with every
+fetch response, which is exact on Kafka and on Tansu: once a fetch *requested after* the
+moment of asking has answered for every partition, and the records applied reach that
+partition's high watermark, everything acknowledged before that moment has been applied.
+
+    asked          request sent            response: hw = 7
+      |-- > fetch wait --|-------------------|   applied up to 6 (next 7 >= hw): caught up
+
+An empty table is caught up by its first fetch (about one fetch wait, 100 ms), not by a
+poll timing out. (Before this, a read that came back empty after a poll of 500 ms was the
+sign; it is kept as the fallback.)
 """
 
 from __future__ import annotations
@@ -35,7 +43,9 @@ log = logging.getLogger(__name__)
 
 Apply = Callable[[list[Any]], None]  # ConsumerRecords of one read, in offset order per partition
 
-_POLL_MS = 500  # > 2 * fetch_max_wait_ms + a round trip: an empty poll means "nothing more"
+_FETCH_WAIT_MS = 100  # the most a broker holds a fetch that finds nothing
+_POLL_MS = 500  # > 2 * fetch wait + a round trip: an empty poll means "nothing more"
+_CHECK_MS = 20  # how often a catch-up looks at the fetch state
 
 
 class TopicTable:
@@ -49,13 +59,16 @@ class TopicTable:
         self.consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._empty_poll_started = 0.0  # monotonic start of the last poll that found nothing
+        self._next: dict[TopicPartition, int] = {}  # next offset to apply, per partition
         self.records = 0
+        # how the last catch-up ended: "high watermark", "empty poll" or "timeout"
+        self.caught_up_by: str | None = None
 
     async def start(self, timeout: float = 60.0) -> None:
         """Assign every partition, read up to now, then keep following in the background."""
         consumer = AIOKafkaConsumer(**self.cfg.client_kwargs(), group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=100,
+                                    fetch_max_wait_ms=_FETCH_WAIT_MS,
                                     client_id=f"{self.cfg.client_id}-{self.name}")
         await consumer.start()
         self.consumer = consumer
@@ -87,35 +100,52 @@ class TopicTable:
         for tp in tps:
             if tp.partition in known:
                 consumer.seek(tp, known[tp.partition])
+        for tp in tps:
+            self._next[tp] = await consumer.position(tp)
         await self.read_to_end(timeout=max(1.0, deadline - time.monotonic()))
 
     async def read_to_end(self, timeout: float = 60.0) -> None:
-        """Apply every record there is now (used before following, and by one-shot readers)."""
-        consumer = self.consumer
-        assert consumer is not None
+        """Apply every record there is now (right after assigning, before following)."""
+        assert self.consumer is not None
         deadline = time.monotonic() + timeout
-        tps = sorted(consumer.assignment())
-        # a lower bound of the end (exact on Kafka; on Tansu at most the last batch short of
-        # it): an empty poll before reaching it only means the first fetch was not back yet
-        floor = await consumer.end_offsets(tps)
         while time.monotonic() < deadline:
-            if not await self._poll():
-                positions = [await consumer.position(tp) for tp in tps]
-                if all(p >= floor[tp] for p, tp in zip(positions, tps, strict=True)):
-                    return
+            # the consumer was just assigned: every fetch it made was requested after that
+            if self._at_high_watermark(0.0):
+                self.caught_up_by = "high watermark"
+                return
+            await self._poll(_CHECK_MS)
+        self.caught_up_by = "timeout"
         log.warning("%s: still reading %s after %.0fs; going on with what was read",
                     self.name, self.topic, timeout)
 
-    async def _poll(self) -> bool:
+    def _at_high_watermark(self, asked_ms: float) -> bool:
+        """Every partition answered a fetch requested after ``asked_ms`` (wall clock, ms),
+        and what was applied reaches the high watermark that fetch reported."""
+        consumer = self.consumer
+        if consumer is None or not self._next:
+            return False
+        for tp, nxt in self._next.items():
+            highwater = consumer.highwater(tp)
+            answered = consumer.last_poll_timestamp(tp)
+            if highwater is None or answered is None or answered <= asked_ms \
+                    or nxt < highwater:
+                return False
+        return True
+
+    async def _poll(self, timeout_ms: int = _POLL_MS) -> bool:
         assert self.consumer is not None
         started = time.monotonic()
-        data = await self.consumer.getmany(timeout_ms=_POLL_MS)
+        data = await self.consumer.getmany(timeout_ms=timeout_ms)
         records = [r for batch in data.values() for r in batch]
         if not records:
-            self._empty_poll_started = started
+            if timeout_ms >= _POLL_MS:
+                self._empty_poll_started = started
             return False
         self.records += len(records)
         self.apply(records)
+        for tp, batch in data.items():
+            if batch:
+                self._next[tp] = batch[-1].offset + 1
         return True
 
     async def _follow(self) -> None:
@@ -135,10 +165,18 @@ class TopicTable:
     async def caught_up(self, timeout: float = 10.0) -> bool:
         """Wait until every record acknowledged before this call has been applied."""
         asked = time.monotonic()
+        # a response received more than a fetch wait (plus a margin) from now answers a
+        # request sent after now
+        asked_ms = time.time() * 1000 + _FETCH_WAIT_MS + 20
         while time.monotonic() - asked < timeout:
-            if self._empty_poll_started > asked:
+            if self._at_high_watermark(asked_ms):
+                self.caught_up_by = "high watermark"
                 return True
-            await asyncio.sleep(0.05)
+            if self._empty_poll_started > asked:
+                self.caught_up_by = "empty poll"
+                return True
+            await asyncio.sleep(_CHECK_MS / 1000)
+        self.caught_up_by = "timeout"
         log.warning("%s: not caught up with %s after %.0fs", self.name, self.topic, timeout)
         return False
 

@@ -94,8 +94,15 @@ def run_workers(args: argparse.Namespace, config: Config) -> int:
     restarts: dict[int, float] = {}
     stopping = False
 
+    started = getattr(args, "startup", None)
+
     def start(i: int) -> None:
-        procs[i] = subprocess.Popen(child_argv(args, i, bootstrap))
+        env = None
+        if started is not None and i not in restarts:  # a worker's first start counts ours
+            from .startup import STARTED_ENV
+
+            env = dict(os.environ, **{STARTED_ENV: repr(started.started)})
+        procs[i] = subprocess.Popen(child_argv(args, i, bootstrap), env=env)
         log.info("worker %d started (pid %d)", i, procs[i].pid)
 
     def on_signal(signum: int, _frame: Any) -> None:

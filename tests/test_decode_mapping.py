@@ -155,3 +155,13 @@ def test_flattened_ecs_keys_with_dots_are_found_too() -> None:
                          "source.ip": "192.0.2.1", "event.outcome": "failure"})
     ev = judge.decoders["ecs-auth"].decode(flat)
     assert ev.data["username"] == "carol" and ev.data["success"] is False
+
+
+def test_a_flattened_key_below_a_nested_object_is_found() -> None:
+    from streamproc.decode.mapping import compile_path
+
+    falco = {"output_fields": {"container.id": "5e3f0c1d2b4a", "k8s.pod.name": "web-0"},
+             "k8s": {"pod": {"name": "nested"}}}
+    assert compile_path("output_fields.container.id")(falco) == "5e3f0c1d2b4a"
+    assert compile_path("output_fields.k8s.pod.name")(falco) == "web-0"
+    assert compile_path("k8s.pod.name")(falco) == "nested"

@@ -22,6 +22,7 @@ from streamproc.contracts import builtin_contracts, get_contract
 from streamproc.decode import DeadLetter, RecordDecoder
 from streamproc.decode.deadletter import REASONS
 from streamproc.decode.mapping import FieldMapping
+from streamproc.decode.patterns import named_format, regex_format
 from streamproc.detectors import DetectorContext, DetectorEngine, detectors_for_family
 from streamproc.events import Event
 
@@ -37,6 +38,12 @@ ECS_AUTH = FieldMapping({
     "success": {"path": "event.outcome", "map": {"success": True, "failure": False}},
 }, where="fuzz.fields")
 
+SYSLOG_AUTH = FieldMapping({"username": "app_name", "ip_address": "hostname",
+                            "success": {"path": "severity", "map": {"6": True},
+                                        "default": False}}, where="fuzz.fields")
+VPN_AUTH = FieldMapping({"success": {"path": "result", "map": {"ok": True, "failed": False}}},
+                        where="fuzz.fields")
+
 
 def _decoders() -> list[tuple[str, RecordDecoder]]:
     out = [(f"{family}/json", RecordDecoder(get_contract(family))) for family in FAMILIES]
@@ -46,6 +53,15 @@ def _decoders() -> list[tuple[str, RecordDecoder]]:
                 RecordDecoder(get_contract("auth-logs"), mapping=ECS_AUTH)))
     out.append(("auth-logs/small-limits",
                 RecordDecoder(get_contract("auth-logs"), max_record_bytes=64, max_depth=4)))
+    out.append(("auth-logs/sshd", RecordDecoder(get_contract("auth-logs"), fmt="sshd")))
+    out.append(("auth-logs/sshd-berlin", RecordDecoder(
+        get_contract("auth-logs"), fmt="sshd",
+        lines=named_format("sshd", year=2026, timezone="Europe/Berlin"))))
+    out.append(("auth-logs/syslog+mapping", RecordDecoder(
+        get_contract("auth-logs"), fmt="syslog", mapping=SYSLOG_AUTH)))
+    out.append(("auth-logs/regex+mapping", RecordDecoder(
+        get_contract("auth-logs"), fmt="regex", mapping=VPN_AUTH, lines=regex_format(
+            r"(?P<timestamp>\S+) (?P<username>\S*) (?P<ip_address>\S+) (?P<result>\w+)"))))
     return out
 
 
@@ -310,3 +326,22 @@ def test_detectors_survive_arbitrary_decoded_events(family: str, data: st.DataOb
     restored.restore(state)
     out, _ = restored.process(events[-5:], now=wall + 7200)
     assert_well_formed(out)
+
+
+SSHD_PIECES = st.sampled_from([
+    "Nov 29 17:38:53", "Feb 30 10:00:00", "Nov  9 17:38:53", "Dec 31 23:59:60", "Jan  1 24:00:00",
+    "2026-11-29T17:38:53.123456+01:00", "<38>Nov 29 17:38:53", "<38>1 2026-11-29T17:38:53Z",
+    " bastion", " sshd[4121]:", " sshd-session[1]:", " Failed password for",
+    " Accepted publickey for",
+    " invalid user", " root", " \u00e9\u0000", " from", " 203.0.113.9", " 2001:db8::1", " port",
+    " 22", " 99999999999999999999", " ssh2", " Invalid user", " Connection closed by",
+    " authenticating user", " [preauth]", " -", " [a@1 b=\"]\"]", "\ufeff", " ",
+])
+
+
+@FUZZ
+@given(parts=st.lists(SSHD_PIECES, max_size=16), tail=st.text(max_size=20))
+def test_syslog_shaped_lines_are_decoded_or_dead_lettered(parts: list[str], tail: str) -> None:
+    payload = ("".join(parts) + tail).encode("utf-8", "surrogatepass")
+    for _, decoder in DECODERS:
+        assert_processed_or_dead_lettered(decoder, payload)

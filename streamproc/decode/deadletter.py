@@ -24,6 +24,9 @@ REASONS = (
     "invalid_value",  # a field is outside its enum
     "bad_timestamp",  # the timestamp is not ISO 8601 or epoch, or out of range
     "not_access_log", # a text line that is not an nginx/Apache combined or common log line
+    "no_match",       # a text line that its binding's line format (regex, sshd, syslog)
+                      # does not match
+    "match_timeout",  # a text line a user's regex did not finish within its time budget
     "late",           # event time behind the watermark (max event time - allowed lateness)
     "future",         # live: event time more than max_future_skew ahead of the clock
     "time_jump",      # a jump of event time that later records did not confirm

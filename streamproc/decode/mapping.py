@@ -9,7 +9,9 @@ Configured per topic binding, so an Elastic Common Schema record works without c
       success: {path: event.outcome, map: {success: true, failure: false}}
 
 A path is looked up first as a literal key (flattened ECS documents use ``"user.name"`` as one
-key), then segment by segment through nested objects; a numeric segment indexes a list.
+key), then segment by segment through nested objects, where the rest of the path may again be
+one literal key (falcosidekick writes ``{"output_fields": {"container.id": ...}}``, reached as
+``output_fields.container.id``); a numeric segment indexes a list.
 Several candidate paths may be given as a list: the first one present wins.
 """
 
@@ -29,13 +31,18 @@ def compile_path(path: str) -> Callable[[dict[str, Any]], Any]:
     if len(parts) == 1:
         return lambda record: record.get(path, _MISSING)
 
+    # the rest of the path from each segment on, as one literal key ("container.id")
+    rests = [".".join(parts[i:]) for i in range(len(parts))]
+
     def get(record: dict[str, Any]) -> Any:
         value = record.get(path, _MISSING)
         if value is not _MISSING:
             return value
         node: Any = record
-        for part in parts:
+        for i, part in enumerate(parts):
             if isinstance(node, dict):
+                if i and rests[i] in node:  # a flattened key below a nested object
+                    return node[rests[i]]
                 node = node.get(part, _MISSING)
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]

@@ -1,8 +1,8 @@
 """RecordDecoder: bytes -> Event or DeadLetter, for one topic binding.
 
 Order of checks (the first failure names the dead-letter reason):
-size -> empty -> UTF-8 -> JSON (or access-log line) -> object -> no repeated key -> field
-mapping -> required fields -> types and enums -> timestamp.
+size -> empty -> UTF-8 -> JSON (or access-log line, or a line by pattern) -> object -> no
+repeated key -> field mapping -> required fields -> types and enums -> timestamp.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .deadletter import DeadLetter
 from .fields import Reject as _Reject
 from .fields import compile_field_checks
 from .mapping import FieldMapping
+from .patterns import MAX_LINE_BYTES, LineError, LineFormat, MatchTimeout, named_format
 
 # 1 MiB less 8 KiB: a record this large, re-keyed to a repartition topic, still fits one Kafka
 # record with its envelope ({"ts", "data", "src"}: under 400 bytes), a key of at most 1 KiB and
@@ -108,9 +109,14 @@ class RecordDecoder:
     def __init__(self, contract: Contract, *, fmt: str = "json",
                  mapping: FieldMapping | None = None,
                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
-        if fmt not in ("json", "combined", "internal"):
-            raise ValueError(f"unknown format {fmt!r}")
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 lines: LineFormat | None = None) -> None:
+        if lines is None and fmt not in ("json", "combined", "internal", "regex"):
+            lines = named_format(fmt)  # ValueError for an unknown one
+        if fmt == "regex" and lines is None:
+            raise ValueError("format regex needs its LineFormat (lines=)")
+        # a line format (format: {regex: ...}, sshd, syslog): lines are parsed by pattern
+        self.lines = lines
         self.contract = contract
         self.family = contract.family
         self.fmt = fmt
@@ -186,7 +192,9 @@ class RecordDecoder:
         if len(value) > self.max_record_bytes:
             raise _Reject("too_large",
                           f"{len(value)} bytes exceeds max_record_bytes={self.max_record_bytes}")
-        if self.fmt == "combined" and value[:1] not in (b"{", b" ", b"\t"):
+        if self.lines is not None:
+            record = self._parse_pattern(value)
+        elif self.fmt == "combined" and value[:1] not in (b"{", b" ", b"\t"):
             record = self._parse_line(value)
         else:
             record = self._parse_json(value)
@@ -231,6 +239,25 @@ class RecordDecoder:
         """``value`` parsed into ``keys`` distinct keys: reject it if it repeats one."""
         if value.count(b'":') != keys or (not self.compact and spaced_colons(value)):
             check_repeated_keys(value)
+
+    def _parse_pattern(self, value: bytes) -> dict[str, Any]:
+        assert self.lines is not None
+        if len(value) > MAX_LINE_BYTES:
+            raise _Reject("too_large", f"a {len(value)}-byte line exceeds the "
+                          f"{MAX_LINE_BYTES}-byte cap of pattern formats")
+        try:
+            line = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Reject("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
+        try:
+            record = self.lines.parse(line.rstrip("\r\n"))
+        except LineError as exc:
+            raise _Reject("bad_timestamp", str(exc)[:200]) from None
+        except MatchTimeout as exc:
+            raise _Reject("match_timeout", str(exc)) from None
+        if record is None:
+            raise _Reject("no_match", f"the line does not match format {self.lines.name}")
+        return record
 
     def _parse_line(self, value: bytes) -> dict[str, Any]:
         try:

@@ -4,25 +4,30 @@ Pipeline per request::
 
     raw endpoint --prefilter--> (most requests stop here: no quote, %, +, ;, (, #, `, \\, |,
         |                        whitespace, '--' or '/*' means nothing to inject with)
+        +--> each parameter value and suspicious path segment: decode (below), then, if it
+        |    holds a quote, a separator, '(', ';' or a comment, lex it as SQL outside quotes,
+        |    inside '...' and inside "..." and judge the token pattern (_sql_tokens.py):
+        |    tautologies with or without quotes, quote-then-comment, unions, stacked
+        |    queries, delays, ORDER BY probes
         v
-    normalise: percent-decode up to 3 times ('+' as space on the first pass, %uXXXX too),
-               NUL bytes dropped, NFKC for non-ASCII (fullwidth quotes), case-folded
+    decode: percent-decode up to 3 times ('+' as space on the first pass, %uXXXX too),
+            NUL bytes dropped, NFKC for non-ASCII (fullwidth quotes), case-folded
         |
         +--> comment truncation is judged here (admin'-- , 1')#), before comments go
         v
     strip comments: /*...*/ -> ' ' (MySQL /*!50000 ...*/ keeps its body: it executes),
                     -- and # up to the end of the parameter; collapse whitespace
         v
-    signatures: tautologies, UNION SELECT, stacked queries, time delays, error-based
-                functions, hex and CHAR() encodings, catalog probes, blind-boolean
-                functions, file and command functions
+    signatures (a second opinion): UNION SELECT, stacked queries, error-based functions,
+                hex and CHAR() encodings, catalog probes, blind-boolean functions, file and
+                command functions
 
-Signatures are written for *context*, not keywords: ``select``, ``union``, ``or``, ``drop``,
-names like O'Brien, JSON and base64 are everyday query strings. A tautology needs a closing
-quote, parenthesis or number before the operator and a comparison of equal literals (or of two
-numbers) after it; UNION needs a SQL-shaped select list; a stacked query needs ``;`` and a
-statement; hex needs SQL around it (an Ethereum address is hex too). The labeled corpus in
-tests/test_sqli_corpus.py measures recall and false positives.
+Both are written for *context*, not keywords: ``select``, ``union``, ``or``, ``drop``,
+names like O'Brien, JSON and base64 are everyday query strings. A tautology is a logic
+operator right after the closed value, then literals compared; UNION needs a SQL-shaped select
+list; a stacked query needs ``;`` and a statement; hex needs SQL around it (an Ethereum address
+is hex too). The labelled corpora in tests/test_sqli_corpus.py and tests/sqli_grammar_corpus.py
+measure recall and false positives.
 
 Alerting: once per (ip_address, incident); further matching requests from that address within
 ``realert`` seconds are counted, not re-alerted. Known scanner user agents (sqlmap, Havij...)
@@ -40,6 +45,7 @@ from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
 from ._common import Sweeper, clip, iso
+from ._sql_tokens import Finding, judge
 from .base import Detector, Prefilter, register
 
 # Characters without which no SQL injection can be written into a URL (raw, before decoding).
@@ -48,27 +54,11 @@ _SUSPICIOUS = frozenset("'\"%;(#`\\| \t\n\r+")
 _PRE = r"(?:['\"`)]|\b\d+\b)\s*"  # what closes the application's value: quote, paren, number
 _OP = r"(?:(?:or|and|xor)\b|\|\||&&)"
 
-
-def _eq_literals(tag: str) -> str:
-    """``'1'='1``, ``1=1``, ``'a' like 'a``: equal literals (named groups: regexes combine)."""
-    return (rf"\s*\(*\s*(?P<q{tag}>['\"`]?)(?P<v{tag}>[\w.@-]*)(?P=q{tag})\s*"
-            rf"(?:=|==|<=>|\blike\b|\bis\b)\s*\(*\s*['\"`]?(?P=v{tag})(?![\w.@-])")
-
-
-_NUM_CMP = r"\s*\(*\s*\d+(?:\.\d+)?\s*(?:=|==|<>|!=|<=|>=|<|>)\s*\d+(?:\.\d+)?(?![\w.])"
-# 'b'>'a, 'x'<>'y: two quoted literals compared, always true or false whatever the row
-_STR_CMP = r"\s*\(*\s*(?P<sq>['\"`])[\w.@-]*(?P=sq)\s*(?:<>|!=|<=|>=|<|>)\s*\(*\s*['\"`][\w.@-]*"
-_BARE_TRUE = (r"\s*\(*\s*(?:true|false|null|not\s+false|not\s+0|\d+)\s*(?:$|&|--|#|;|\)|/\*|['\"`])"
-              r"|\s*\(*\s*[\w.`]+\s+is\s+(?:not\s+)?null\b")
 _FUNCS = (r"\s*\(*\s*(?:select|ascii|ord|substr|substring|mid|length|char_length|len|if|iif|"
           r"case|exists|count|database|user|version|rand|sleep|benchmark|pg_sleep|updatexml|"
           r"extractvalue|unicode|hex|bin|instr|locate|position|left|right)\b\s*[(\s]")
 
 SIGNATURES: dict[str, str] = {
-    "tautology": (
-        rf"['\"`)]\s*{_OP}(?:{_eq_literals('a')}|{_NUM_CMP}|{_STR_CMP}|{_BARE_TRUE})"
-        rf"|\b\d+\b\s*{_OP}(?:{_eq_literals('b')}|{_NUM_CMP})"
-    ),
     "blind_boolean": rf"{_PRE}{_OP}{_FUNCS}",
     "union_select": (
         r"\bunion(?:\s+(?:all|distinct))?\s*\(?\s*select\s*(?:\(|\*|null\b|\d|@|['\"`]|0x|"
@@ -83,11 +73,6 @@ SIGNATURES: dict[str, str] = {
         r"|shutdown\b|select\s+\S.{0,200}?\bfrom\b|select\s+(?:@@|pg_sleep|sleep|benchmark|\d|"
         r"user|version|current_user|database|\*|null)"
         r"|waitfor\s|grant\s+\w|set\s+@|call\s+\w+\s*\(|copy\s+\w.{0,80}\bprogram\b)"
-    ),
-    "time_delay": (
-        r"\bsleep\s*\(\s*\d+(?:\.\d+)?\s*\)|\bbenchmark\s*\(\s*\d+\s*,|\bpg_sleep(?:_for)?\s*\("
-        r"|\bwaitfor\s+(?:delay|time)\s*['\"]|\bdbms_lock\.sleep\s*\("
-        r"|\bdbms_pipe\.receive_message\s*\(|\brandomblob\s*\(\s*\d{5,}"
     ),
     "error_based": (
         r"\b(?:extractvalue|updatexml|xmltype|gtid_subset|gtid_subtract|st_latfromgeohash|"
@@ -135,11 +120,9 @@ SIGNATURES: dict[str, str] = {
 # A signature's regex runs only if the normalised text contains one of its tokens: substring
 # tests cost nanoseconds, the regexes microseconds.
 _GATES: dict[str, tuple[str, ...]] = {
-    "tautology": ("or", "and", "||", "&&"),
     "blind_boolean": ("or", "and", "||", "&&"),
     "union_select": ("union",),
     "stacked_query": (";",),
-    "time_delay": ("sleep", "benchmark", "waitfor", "dbms_", "randomblob"),
     "error_based": ("extractvalue", "updatexml", "xmltype", "gtid_", "st_latfromgeohash",
                     "polygon", "multipoint", "geometrycollection", "exp", "floor", "utl_inaddr",
                     "ctxsys", "convert", "cast"),
@@ -179,9 +162,9 @@ SCANNERS = ("sqlmap", "havij", "sqlninja", "bsqlbf", "pangolin", "absinthe", "js
             "skipfish", "vega", "webinspect", "dirbuster", "masscan", "zgrab", "ghauri")
 
 
-def normalise(endpoint: str) -> tuple[str, bool]:
-    """(normalised text, comment truncation seen) for an endpoint that passed the prefilter."""
-    text = endpoint
+def decode(text: str) -> str:
+    """Percent-decoded up to 3 times ('+' as space first, %uXXXX too), NUL dropped, NFKC for
+    non-ASCII, case-folded: what the database would read, comments still in."""
     for i in range(3):
         if "%" not in text and (i or "+" not in text):
             break
@@ -195,7 +178,12 @@ def normalise(endpoint: str) -> tuple[str, bool]:
         text = text.replace("\x00", " ")
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    text = text.casefold()
+    return text.casefold()
+
+
+def normalise(endpoint: str) -> tuple[str, bool]:
+    """(normalised text, comment truncation seen) for an endpoint that passed the prefilter."""
+    text = decode(endpoint)
     truncated = ("--" in text or "#" in text or "/*" in text or ";" in text
                  or "\x00" in text) and _truncates(text)
     if "/*" in text:
@@ -241,15 +229,57 @@ _MATCHED: dict[str, tuple[str, ...]] = {}
 _MATCHED_CAP = 4096
 
 
+# A decoded value reaches the lexer only if it holds one of these: without a quote, a
+# separator, a parenthesis, a semicolon or a comment, a value is one token and changes nothing.
+_LEXABLE = frozenset("'\"( \t\n\r\x0b\x0c;#")
+
+
+def _raw_values(endpoint: str) -> list[str]:
+    """The places a value can be injected: each query parameter's value, each path segment
+    with a suspicious character and, where a path holds ``/*``, the path from the segment
+    before the first suspicious one (``/items/1/**/or/**/1=1`` is one value whose comments'
+    slashes split it)."""
+    path, _, query = endpoint.partition("?")
+    values = [v.partition("=")[2] or v for v in query.split("&")] if query else []
+    segments = path.split("/")
+    values += (seg for seg in segments if suspicious(seg))
+    if "/*" in path:
+        for i, seg in enumerate(segments):
+            if suspicious(seg) or seg.startswith("*"):
+                values += ("/".join(segments[j:]) for j in range(max(i - 1, 1), i + 1))
+                break
+    return values
+
+
+_CONTEXTS = {"none": "outside quotes", "'": "inside '...'", '"': 'inside "..."'}
+
+
+def findings(endpoint: str) -> list[Finding]:
+    """What the token judge sees in an endpoint: one finding per injected value."""
+    found = []
+    for raw in _raw_values(endpoint):
+        if not suspicious(raw):
+            continue
+        value = decode(raw)
+        if _LEXABLE.isdisjoint(value) and "/*" not in value and "--" not in value:
+            continue
+        finding = judge(value)
+        if finding is not None:
+            found.append(finding)
+    return found
+
+
 def match(endpoint: str) -> list[str]:
-    """Names of the signatures an endpoint matches (empty: not SQL injection)."""
+    """Names of what an endpoint matches: token rules (``tokens:<rule>``) and signatures
+    (empty: not SQL injection)."""
     if not suspicious(endpoint):
         return []
     names = _MATCHED.get(endpoint)
     if names is None:
         text, truncated = normalise(endpoint)
-        names = tuple(name for name, gate, rx in _EACH
-                      if gate(text) and rx.search(text) is not None)
+        names = tuple(dict.fromkeys(f"tokens:{f.rule}" for f in findings(endpoint)))
+        names += tuple(name for name, gate, rx in _EACH
+                       if gate(text) and rx.search(text) is not None)
         if truncated:
             names += ("comment_truncation",)
         if len(_MATCHED) >= _MATCHED_CAP:
@@ -337,8 +367,10 @@ class SqlInjection(Detector):
         self.state.touch(ip, st)
         text, _ = normalise(data[where] or "")
         scanner = scanner_of(data.get("user_agent"))
+        tokens = [{"rule": f.rule, "context": f.context, "pattern": f.pattern,
+                   "value": clip(f.value)} for f in findings(data[where] or "")]
         evidence: dict[str, Any] = {
-            "signatures": names, "matched_field": where,
+            "signatures": names, "tokens": tokens, "matched_field": where,
             "normalised": clip(text), "raw": clip(data[where]),
             "method": clip(data.get("method")), "status_code": data.get("status_code"),
             "user_agent": clip(data.get("user_agent")), "scanner": scanner,
@@ -349,11 +381,13 @@ class SqlInjection(Detector):
         if isinstance(status, int) and status >= 500:
             outcome = f" The server answered {status}: the input may reach the database."
         by = f" by {scanner}" if scanner else ""
+        why = "".join(f" Read as SQL {_CONTEXTS[t['context']]}, {t['value']!r} lexes to "
+                      f"{t['pattern']!r} ({t['rule']})." for t in tokens[:1])
         return self.make_alert(
             key={"ip_address": ip}, incident=ts, event_time=ts,
             title=f"SQL injection{by} from {clip(ip)}: {', '.join(names)}",
             body=(f"{clip(data.get('method'))} {clip(data['endpoint'])} from {clip(ip)} matches "
-                  f"SQL injection signatures ({', '.join(names)}).{outcome}"),
+                  f"SQL injection signatures ({', '.join(names)}).{why}{outcome}"),
             evidence=evidence, source=ev.source(),
             labels={"ip_address": clip(ip), **({"scanner": scanner} if scanner else {})})
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..alerts import Alert
-from ..contracts import get_contract
+from ..contracts import builtin_contracts
 from ..events import Event
 from ..windows import DEFAULT_KEY_CAP
 from .base import Detector, DetectorContext, load_detector_class
@@ -41,7 +41,9 @@ class Harness:
             self.detectors.append(cls(dict(params.get(cls.kind, {})),
                                       DetectorContext(key_cap=key_cap)))
         self.family = self.detectors[0].family
-        self.topic = get_contract(self.family).kafka_topic
+        # a family of your own (families_dir) has no built-in topic: its name stands in
+        builtin = builtin_contracts().get(self.family)
+        self.topic = builtin.kafka_topic if builtin is not None else self.family
         self.engine = DetectorEngine(self.detectors, allowed_lateness=allowed_lateness,
                                      max_time_jump=max_time_jump)
         self.alerts: list[Alert] = []

@@ -22,6 +22,14 @@ What a crash at each step leaves behind:
 Rebalances: ``on_partitions_revoked`` waits for the batch in progress to finish steps 2-4
 before the partitions are handed over, so a new owner starts exactly where this one stopped.
 The lock that makes this so is held from the end of ``getmany`` until after ``commit``.
+
+Exclusive (the embedded broker, private to this process): nobody else can join the group, so
+the source takes every partition of its topics itself instead of joining, and runs the same
+assignment hooks (restore) before its first fetch is judged. It still commits to its group,
+so a restart resumes where it stopped. A group join waits for other members first (Tansu
+holds a JoinGroup for half the session timeout, 5 s by default; Kafka holds a new group's
+first join for ``group.initial.rebalance.delay.ms``, 3 s): a member known to be alone need
+not wait for anyone.
 """
 
 from __future__ import annotations
@@ -83,7 +91,7 @@ class KafkaSource:
     def __init__(self, cfg: KafkaConfig, *, topics: list[str] | None = None,
                  pattern: str | None = None, group_id: str | None = None,
                  max_records: int | None = None, name: str = "kafka",
-                 start_retries: int | None = None) -> None:
+                 start_retries: int | None = None, exclusive: bool = False) -> None:
         if not topics and not pattern:
             raise ValueError("KafkaSource needs topics or a pattern")
         self.cfg = cfg
@@ -93,6 +101,9 @@ class KafkaSource:
         self.group_id = group_id or cfg.group_id
         self.max_records = max_records or cfg.max_poll_records
         self.start_retries = start_retries
+        # the only member there can be (see the module doc); with a pattern it still joins,
+        # so that topics created later are found
+        self.exclusive = exclusive and not pattern
         self.consumer: AIOKafkaConsumer | None = None
         self.batch_lock = asyncio.Lock()
         self.revoke_hooks: list[Any] = []
@@ -131,15 +142,24 @@ class KafkaSource:
                 continue
             break
         listener = _Rebalance(self)
-        if self.pattern:
+        self.consumer = consumer
+        if self.exclusive:
+            await self._assign_all(listener)
+        elif self.pattern:
             consumer.subscribe(pattern=self.pattern, listener=listener)
         else:
             consumer.subscribe(topics=self.topics, listener=listener)
-        self.consumer = consumer
         self.connected = True
         what = f"pattern {self.pattern!r}" if self.pattern else ", ".join(self.topics)
-        log.info("consuming %s from %s as group %r", what, self.cfg.bootstrap_servers,
-                 self.group_id)
+        log.info("consuming %s from %s as %s %r", what, self.cfg.bootstrap_servers,
+                 "the only member of group" if self.exclusive else "group", self.group_id)
+
+    async def _assign_all(self, listener: _Rebalance) -> None:
+        """Take every partition of the topics, then run the assignment hooks, as a group's
+        assignment would (committed offsets are the group's)."""
+        assert self.consumer is not None
+        await listener.on_partitions_assigned(await assign_every_partition(self.consumer,
+                                                                           self.topics))
 
     async def next_batch(self, timeout: float = 1.0) -> Batch | None:
         assert self.consumer is not None, "start() first"
@@ -212,36 +232,36 @@ class KafkaSource:
         the high watermark (from the last fetch response) not judged yet. A live tail is
         always a few records behind; that is not it. False when unknown (not assigned here,
         nothing fetched yet)."""
-        consumer = self.consumer
-        if consumer is None:
-            return False
-        tp = TopicPartition(topic, partition)
-        nxt = self._next.get(tp)
-        if nxt is None or tp not in consumer.assignment():
-            return False
-        highwater = consumer.highwater(tp)
-        return highwater is not None and highwater - nxt > self.max_records
+        known = self._progress(topic, partition)
+        return known is not None and known[1] - known[0] > self.max_records
 
     def caught_up(self, topic: str, partition: int) -> bool:
         """Whether an assigned partition has nothing left to read: every offset below the
         high watermark of its last fetch response is judged (what was produced since is new
         traffic). False when unknown (not assigned here, nothing fetched yet)."""
-        consumer = self.consumer
-        if consumer is None:
+        known = self._progress(topic, partition)
+        if known is None:
             return False
-        tp = TopicPartition(topic, partition)
-        nxt = self._next.get(tp)
-        if nxt is None or tp not in consumer.assignment():
-            return False
-        highwater = consumer.highwater(tp)
-        if highwater is None:
-            return False
+        nxt, highwater = known
         if nxt >= highwater:
             return True
         # offsets no record is returned for (a transaction's commit marker, records that
         # compaction removed): the consumer's position has moved past them
-        position = self._position(tp)
+        position = self._position(TopicPartition(topic, partition))
         return position is not None and position >= highwater
+
+    def _progress(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """(next offset to judge, high watermark of the last fetch) of an assigned partition;
+        None when unknown (not assigned here, nothing fetched yet)."""
+        consumer = self.consumer
+        if consumer is None:
+            return None
+        tp = TopicPartition(topic, partition)
+        nxt = self._next.get(tp)
+        if nxt is None or tp not in consumer.assignment():
+            return None
+        highwater = consumer.highwater(tp)
+        return None if highwater is None else (nxt, highwater)
 
     def _position(self, tp: TopicPartition) -> int | None:
         """The consumer's position without awaiting (``consumer.position`` is a coroutine)."""
@@ -275,6 +295,23 @@ class KafkaSource:
         self.connected = False
         if consumer is not None:
             await _quiet_stop(consumer)
+
+
+async def assign_every_partition(consumer: AIOKafkaConsumer, topics: list[str],
+                                 timeout: float = 15.0) -> list[TopicPartition]:
+    """Assign ``consumer`` every partition of ``topics`` (the only member of its group: see
+    the module doc); returns them."""
+    deadline = time.monotonic() + timeout
+    while missing := [t for t in topics if not consumer.partitions_for_topic(t)]:
+        if time.monotonic() > deadline:
+            from ..errors import SourceError
+            raise SourceError(f"topics {', '.join(missing)} have no partitions after "
+                              f"{timeout:.0f}s")
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.05)
+    tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t))]
+    consumer.assign(tps)
+    return tps
 
 
 async def _quiet_stop(consumer: AIOKafkaConsumer) -> None:
