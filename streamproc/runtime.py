@@ -28,6 +28,7 @@ from operator import attrgetter
 from typing import Any
 
 import aiomqtt
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from .alerts import Alert
@@ -1289,14 +1290,29 @@ class Runtime:
     def _max_events_judged(self) -> bool:
         """``--max-events``: the records counted are judged everywhere they went: their
         copies on the repartition topics are read back too, and no repartitioned task's
-        merge still holds one. (A worker among several may not read every copy it wrote:
-        it stops once the copies it read are as many, which a copy read twice can advance.)"""
+        merge still holds one. A worker that does not read every repartition partition
+        (one among several) cannot count the copies it wrote: it stops on the count alone."""
         stats = self.stats
         if self.max_events is None or stats.records_in < self.max_events:
             return False
-        if stats.repartitioned_in < stats.repartitioned_out:
+        if stats.repartitioned_in < stats.repartitioned_out and self._reads_every_copy():
             return False
         return not any(e.merge is not None and len(e.merge) for e in self.judge.engines.values())
+
+    def _reads_every_copy(self) -> bool:
+        """Whether this worker's consumer is assigned every partition of every repartition
+        topic (so every copy it wrote comes back to it)."""
+        consumer = next((getattr(s, "consumer", None) for s in self.sources
+                         if getattr(s, "consumer", None) is not None), None)
+        if consumer is None:
+            return False
+        assigned = consumer.assignment()
+        for internal in self.judge.internal:
+            parts = consumer.partitions_for_topic(internal.topic) or set()
+            if not parts or any(TopicPartition(internal.topic, p) not in assigned
+                                for p in parts):
+                return False
+        return True
 
     def request_stop(self) -> None:
         self._stop.set()
