@@ -73,7 +73,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="pause consumption while the process uses more memory than this "
                         "(e.g. 512M, 2G); records wait in the broker, none are dropped")
     p.add_argument("--max-events", type=int, default=None, metavar="N",
-                   help="stop after N records (tests and demos)")
+                   help="stop once N records are judged, their copies on repartition "
+                        "topics too (tests and demos)")
     p.add_argument("--exit-when-idle", type=float, default=None, metavar="SECONDS",
                    help="stop once no record has arrived for this long (demos, batch jobs)")
     _logging(p)

@@ -28,6 +28,7 @@ from operator import attrgetter
 from typing import Any
 
 import aiomqtt
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from .alerts import Alert
@@ -56,6 +57,7 @@ class Stats:
     alerts_by_kind: dict[str, int] = field(default_factory=dict)
     last_record_at: float = 0.0
     repartitioned_in: int = 0  # records read back from repartition topics
+    repartitioned_out: int = 0  # copies written to repartition topics
 
 
 def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
@@ -204,9 +206,12 @@ class Judge:
                 engine.max_keys = MQTT_MAX_TOPICS
                 engine.caught_up_when_quiet = True  # no high watermark to compare with
             elif binding.format != "internal":
-                # a repartitioned task's records come through a second topic: its source
-                # partition caught up says nothing of what is still on its way there
                 engine.caught_up = self._source_caught_up
+            elif self.partitioned:
+                # a repartitioned task's records come through a second topic: its source
+                # partition caught up says nothing of what is still on its way there, the
+                # partition it reads caught up and the source quiet do
+                engine.input_caught_up = self._repartitioned_caught_up((task[1], task[2]))
             if binding.format == "internal":
                 kafka = self.config.kafka
                 engine.merge = SourceMerge(binding.family,
@@ -225,11 +230,22 @@ class Judge:
         for task in self.tasks_of(topic, partition):
             del self.engines[task]
 
+    def _kind_of(self, task: TaskId) -> str:
+        """The source kind whose loop reads a task's records (file bindings: Kafka's)."""
+        return "mqtt" if self.bindings[task[0]].source == "mqtt" else "kafka"
+
     def _source_behind(self, topic: str, partition: int) -> bool:
         return self.source_behind is not None and self.source_behind(topic, partition)
 
     def _source_caught_up(self, key: tuple[str, int]) -> bool:
         return self.source_caught_up is not None and self.source_caught_up(*key)
+
+    def _repartitioned_caught_up(self, read: tuple[str, int]) -> Callable[[tuple[str, int]], bool]:
+        """For a task reading repartition partition ``read``: nothing of a source partition
+        is on its way once ``read`` is caught up and the source is not behind here."""
+        def caught_up(source: tuple[str, int]) -> bool:
+            return self._source_caught_up(read) and not self._source_behind(*source)
+        return caught_up
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
         key = (source_kind, topic)
@@ -332,10 +348,8 @@ class Judge:
             alerts.extend(engine_alerts)
             dead.extend(map(rejected_dead_letter, rejected))
         if now is not None:
-            alerts.extend(self.advance_idle(now, exclude=by_task))
-        for engine in self.engines.values():
-            if engine.rejected_later:
-                dead.extend(map(rejected_dead_letter, engine.take_late()))
+            alerts.extend(self.advance_idle(now, exclude=by_task, source_kind=source_kind))
+        dead.extend(self._take_late(source_kind))
         for dl in dead:
             stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
             if dl.reason == "late":
@@ -370,14 +384,41 @@ class Judge:
         for a in alerts:
             stats.alerts_by_kind[a.kind] = stats.alerts_by_kind.get(a.kind, 0) + 1
 
-    def tick(self, now: float) -> list[Alert]:
-        """No records came: advance idle tasks (timers, held repartitioned records) and
-        count what that fired, as ``judge`` does for a batch."""
-        alerts = self.advance_idle(now)
+    def tick(self, now: float, source_kind: str | None = None) -> list[Alert]:
+        """No records came: advance idle tasks (timers, held repartitioned records) of
+        ``source_kind`` (None: all) and count what that fired, as ``judge`` does for a batch.
+        What it rejected waits in ``take_rejected``."""
+        alerts = self.advance_idle(now, source_kind=source_kind)
         self._count_alerts(alerts)
         if self.metrics is not None and alerts:
             self._report({}, [], alerts)
         return alerts
+
+    def take_rejected(self, source_kind: str | None = None) -> list[DeadLetter]:
+        """The dead letters of records that engines of ``source_kind`` (None: all) rejected
+        outside a batch of their own (the clock, a caught-up partition, a quiet source of a
+        repartitioned task let them go on a tick), counted as ``judge`` counts a batch's.
+        The caller writes them to the dead-letter sink of that source before the checkpoint
+        that no longer holds them."""
+        dead = self._take_late(source_kind)
+        stats = self.stats
+        for dl in dead:
+            stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
+            if dl.reason == "late":
+                stats.late += 1
+        stats.dead_letters += len(dead)
+        if self.metrics is not None and dead:
+            labels = self._per_binding({}, dead)[1] if source_kind == "mqtt" else None
+            self._report({}, dead, [], labels)
+        return dead
+
+    def _take_late(self, source_kind: str | None) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        for task, engine in self.engines.items():
+            if engine.rejected_later and (source_kind is None
+                                          or self._kind_of(task) == source_kind):
+                dead.extend(map(rejected_dead_letter, engine.take_late()))
+        return dead
 
     def _ship(self, events: list[Event], targets: list[tuple[str, str]]) -> list[DeadLetter]:
         """Queue the events' repartitioned copies; returns the dead letters of those whose
@@ -423,22 +464,43 @@ class Judge:
 
     def take_outbox(self) -> list[tuple[str, bytes | None, bytes]]:
         out, self.outbox = self.outbox, []
+        self.stats.repartitioned_out += len(out)
         return out
 
-    def advance_idle(self, now: float, exclude: Any = ()) -> list[Alert]:
+    def advance_idle(self, now: float, exclude: Any = (),
+                     source_kind: str | None = None) -> list[Alert]:
         """Advance the tasks that got nothing: each to the low watermark of its binding's
         active tasks, so timers (silent hosts, SLA deadlines) in a quiet partition still fire
-        when the rest of the stream moves on."""
+        when the rest of the stream moves on. Only tasks of ``source_kind`` (None: all): a
+        source's loop moves its own tasks, so what they reject leaves through its sink.
+
+        A binding none of whose tasks is active, every one of them caught up with nothing
+        held (``DetectorEngine.drained``), has judged all there is: its tasks move to its
+        largest stream time, as at the end of a replay. (Sparse streams: a repartitioned
+        task that saw one ticket of a source partition fires that ticket's timers by the
+        time of the binding's last ticket, not of its own.)"""
         floors: dict[str, float] = {}
+        ends: dict[str, float | None] = {}  # binding -> largest stream time while drained
         for task, engine in self.engines.items():
+            if source_kind is not None and self._kind_of(task) != source_kind:
+                continue
+            name = task[0]
+            st = engine.stream_time()
             if now - engine.active_since() <= self.idle_after:
-                st = engine.stream_time()
                 if st > float("-inf"):
-                    name = task[0]
                     floors[name] = min(floors.get(name, st), st)
+                ends[name] = None
+            elif name not in ends or ends[name] is not None:
+                end, latest = ends.get(name), engine.latest()
+                ends[name] = (latest if end is None else max(end, latest)) \
+                    if engine.drained(now) else None
+        for name, end in ends.items():
+            if end is not None and name not in floors:
+                floors[name] = end
         alerts: list[Alert] = []
         for task, engine in self.engines.items():
-            if task in exclude:
+            if task in exclude or (source_kind is not None
+                                   and self._kind_of(task) != source_kind):
                 continue
             floor = floors.get(task[0])
             if floor is not None:
@@ -551,9 +613,14 @@ class IngestLoop:
         while not self.stopping:
             batch = await self.source.next_batch(timeout=0.5)
             if batch is None:
-                alerts = self.judge.tick(time.time())
-                if alerts:
-                    await self.append_alerts(alerts)
+                alerts = self.judge.tick(time.time(), self.source_kind)
+                # records the tick rejected are no longer in any task's state: durable
+                # before a checkpoint (here or on stop) can leave them out
+                dead = self.judge.take_rejected(self.source_kind)
+                if alerts or dead:
+                    self.unsettled = True
+                    await self._make_durable(alerts, dead, [])
+                    self.unsettled = False
                 if self.progress is not None:
                     await self.progress.maybe_checkpoint(idle=True)
                 continue
@@ -1217,8 +1284,35 @@ class Runtime:
         if self.startup.first_record is None:
             self.startup.end("first_fetch")
             self.startup.judged(self.metrics)
-        if self.max_events is not None and self.stats.records_in >= self.max_events:
+        if self._max_events_judged():
             self._stop.set()
+
+    def _max_events_judged(self) -> bool:
+        """``--max-events``: the records counted are judged everywhere they went: their
+        copies on the repartition topics are read back too, and no repartitioned task's
+        merge still holds one. A worker that does not read every repartition partition
+        (one among several) cannot count the copies it wrote: it stops on the count alone."""
+        stats = self.stats
+        if self.max_events is None or stats.records_in < self.max_events:
+            return False
+        if stats.repartitioned_in < stats.repartitioned_out and self._reads_every_copy():
+            return False
+        return not any(e.merge is not None and len(e.merge) for e in self.judge.engines.values())
+
+    def _reads_every_copy(self) -> bool:
+        """Whether this worker's consumer is assigned every partition of every repartition
+        topic (so every copy it wrote comes back to it)."""
+        consumer = next((getattr(s, "consumer", None) for s in self.sources
+                         if getattr(s, "consumer", None) is not None), None)
+        if consumer is None:
+            return False
+        assigned = consumer.assignment()
+        for internal in self.judge.internal:
+            parts = consumer.partitions_for_topic(internal.topic) or set()
+            if not parts or any(TopicPartition(internal.topic, p) not in assigned
+                                for p in parts):
+                return False
+        return True
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -1230,6 +1324,8 @@ class Runtime:
                       and t.exception() is not None]
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
+            if self._max_events_judged():  # (a merge lets its last records go on a tick)
+                break
             if self.exit_when_idle is not None:
                 last = self.stats.last_record_at or self.started_at
                 delivery_idle = self.delivery is None or self.delivery.idle.is_set()
@@ -1255,6 +1351,15 @@ class Runtime:
         for t in self._tasks:
             if t.get_name() in ("metrics", "file-checkpoints", "memory-guard"):
                 t.cancel()
+        for loop in self.ingest:
+            # (each loop writes what its ticks reject as it goes; anything still in the
+            # engines is written before the checkpoint that no longer holds it)
+            if not loop.unsettled and (dead := self.judge.take_rejected(loop.source_kind)):
+                try:
+                    await loop.write_dead(dead)
+                except (KafkaError, OSError) as exc:
+                    loop.unsettled = True  # no checkpoint: a restart judges them again
+                    log.error("cannot write dead letters on stop (%s)", type(exc).__name__)
         if any(loop.unsettled for loop in self.ingest):
             # cancelled mid-batch (the 5 s above ran out)
             log.warning("stopped with a batch judged but not yet durable: the previous "

@@ -8,12 +8,18 @@ binding, not by the topic (detectors/engine.py, runtime.Judge).
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
+
+import aiomqtt
 import orjson
+import pytest
 
 from streamproc.config import parse_config_text
 from streamproc.decode import RawRecord
 from streamproc.metrics import Metrics
-from streamproc.runtime import MQTT_MAX_TOPICS, MQTT_TOPIC_TTL, Judge
+from streamproc.runtime import MQTT_MAX_TOPICS, MQTT_TOPIC_TTL, Judge, Runtime
 
 T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z
 FILTER = "hosts/+/metrics"
@@ -98,3 +104,41 @@ def test_a_device_a_few_minutes_behind_is_still_judged() -> None:
     assert dead_all == []
     [engine] = judge.engines.values()
     assert engine.events_in == 90
+
+
+@pytest.mark.mqtt
+async def test_a_candidate_contradicted_then_quiet_is_in_the_dead_letter_file_after_a_stop(
+        mosquitto, receiver, tmp_path) -> None:
+    # a device replays its buffer: three samples start its clock, one two hours ahead waits
+    # for confirmation, one near the old time contradicts it once; then the device is quiet,
+    # which for a device topic means caught up: the candidate is rejected on an idle tick
+    topic = f"t{uuid.uuid4().hex[:8]}/db-1/metrics"
+    config = parse_config_text(f"""
+mqtt: {{host: {mosquitto.host}, port: {mosquitto.port}, qos: 1,
+       client_id: sp-{uuid.uuid4().hex[:8]},
+       dead_letter_file: {tmp_path}/dead-letters.jsonl}}
+topics: [{{family: host-metrics, mqtt_topic: "{topic.split('/')[0]}/+/metrics"}}]
+notify: {{urls: ["{receiver.url('json')}"], group_wait: 0s}}
+state_dir: {tmp_path}
+""")
+    base = time.time() - 5 * 3600
+    times = [base, base + 10, base + 20, base + 3 * 3600, base + 30]
+    runtime = Runtime(config)
+    runtime.judge.idle_after = 1.0  # quiet (caught up) after a second, not thirty
+    await runtime.start()
+    try:
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port,
+                                  identifier=f"pub-{uuid.uuid4().hex[:6]}") as client:
+            for ts in times:
+                await client.publish(topic, orjson.dumps(
+                    {"timestamp": ts, "host": "db-1", "cpu_percent": 20.0}), qos=1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and runtime.stats.dead_letters < 1:
+            await asyncio.sleep(0.05)
+    finally:
+        await runtime.stop()
+    assert runtime.stats.dead_by_reason == {"time_jump": 1}
+    dead = [orjson.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_bytes()
+            .splitlines()]
+    assert [(d["reason"], d["source"]["topic"]) for d in dead] == [("time_jump", topic)]
+    assert "then its partition caught up" in dead[0]["detail"]

@@ -108,6 +108,36 @@ state_dir: {tmp_path}
     assert await committed_total(kafka.bootstrap_servers, group, rp) == len(records)
 
 
+@pytest.mark.kafka
+async def test_max_events_stops_once_the_repartitioned_copies_are_judged_too(
+        kafka, receiver, tmp_path) -> None:
+    topic, group = f"logins-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    records = [{"timestamp": BASE_TS + i * 5, "username": f"u{i}",
+                "ip_address": "198.51.100.66", "success": False} for i in range(25)]
+    records += [{"timestamp": BASE_TS + 200 + j * 10, "username": "carol",
+                 "ip_address": "203.0.113.99", "success": False} for j in range(5)]
+    await produce(kafka.bootstrap_servers, topic, [orjson.dumps(r) for r in records],
+                  partitions=4)
+    config = parse_config_text(f"""
+kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
+        alert_topic: {group}.alerts}}
+topics: [{{topic: {topic}, family: auth-logs}}]
+notify: {{urls: ["{receiver.url()}"], group_wait: 0s, group_by: [fingerprint], rate: 0}}
+state_dir: {tmp_path}
+""")
+    # both detectors are judged on repartition topics, from copies of the records counted
+    runtime = Runtime(config, max_events=len(records))
+    await runtime.start()
+    try:
+        await asyncio.wait_for(runtime.wait(), 60)  # stops by itself
+    finally:
+        await runtime.stop()
+    assert runtime.stats.records_in == len(records)
+    assert runtime.stats.repartitioned_in == runtime.stats.repartitioned_out == 2 * len(records)
+    assert sorted(runtime.stats.alerts_by_kind.items()) == [("brute_force", 1),
+                                                            ("password_spray", 1)]
+
+
 # -- SourceMerge: a repartitioned task judges its sources in event-time order ------------------
 
 def _spray_backlog() -> dict[int, list[dict]]:

@@ -71,8 +71,13 @@ stream time far. Three rules, in the order they apply to a record:
     backlog: ..10:00  10:01  [now]  10:02 | caught up: [now] was contradicted once (N = 2):
                                                        dead-lettered ``time_jump``
 
-   A repartitioned task keeps waiting for confirmation or the clock: its input comes
-   through a second topic, where records of a caught-up source may still be on their way.
+   A repartitioned task reads its sources through a second topic, where records of a
+   caught-up source may still be on their way: for it a source partition is caught up once
+   quiet for ``idle_after``, with nothing of it on its way (``input_caught_up``: the
+   repartition partition read to its high watermark, the source not behind here) and none
+   of it in the merge. When a binding's tasks are all caught up with nothing held
+   (``drained``), the runtime moves them to the largest event time it judged (``latest``),
+   as the end of a replay does.
 
 3. *Start*. A partition with no stream time yet has nothing to jump from: its first N+1
    records are judged as they come, and its stream time starts at the smallest of them, so
@@ -170,6 +175,10 @@ class DetectorEngine:
         # ``caught_up_when_quiet`` a topic quiet for ``idle_after`` counts as caught up.
         self.caught_up: Callable[[Key], bool] | None = None
         self.caught_up_when_quiet = False
+        # repartitioned tasks: whether nothing of a source partition is on its way (the
+        # repartition partition read up to its high watermark, the source not behind where
+        # it is read); it counts as caught up once also quiet for ``idle_after``
+        self.input_caught_up: Callable[[Key], bool] | None = None
         # device streams (MQTT): see the module docstring; None = off (Kafka partitions)
         self.max_topic_lag: float | None = None
         self.key_ttl: float | None = None
@@ -179,6 +188,9 @@ class DetectorEngine:
         self._held: dict[Key, list[Event]] = {}  # candidates of a jump, arrival order
         self._contra: dict[Key, int] = {}  # records since, not candidates
         self._warm: dict[Key, list[float]] = {}  # times of a new partition's first records
+        # the largest of a partition's first records, judged but above the stream time the
+        # start rule gave it (see ``latest``)
+        self._started_below: dict[Key, float] = {}
         self._next_expiry = _NEG_INF
         self._lag_floor = _NEG_INF  # device streams: median stream time - max_topic_lag
         self.watermark = _NEG_INF
@@ -351,6 +363,11 @@ class DetectorEngine:
         """The largest event time seen on any of this engine's partitions (-inf if none)."""
         return max(self._stream_time.values(), default=_NEG_INF)
 
+    def latest(self) -> float:
+        """The largest event time judged on any of this engine's partitions (-inf if none):
+        the stream time, or above it the largest of a partition's first records."""
+        return max(self.stream_time(), max(self._started_below.values(), default=_NEG_INF))
+
     def active_since(self) -> float:
         """Wall time this engine last received events (0 if never, or if not told)."""
         return max(self._last_active.values(), default=0.0)
@@ -480,8 +497,7 @@ class DetectorEngine:
             warm.append(ts)
             accepted.append(ev)
             if len(warm) > self.jump_confirmations:
-                self._stream_time[key] = min(warm)
-                del self._warm[key]
+                self._start(key, self._warm.pop(key))
             return
         held = self._held.setdefault(key, [])
         held.append(ev)
@@ -586,15 +602,45 @@ class DetectorEngine:
             if self.caught_up is not None:
                 done = self.caught_up(key)
             else:
-                done = (self.caught_up_when_quiet
-                        and now - self._last_active.get(key, now) >= self.idle_after)
+                done = self._quiet_and_read(key, now)
             if not done:
                 continue
             if key in self._held:
                 out.extend(self._judge_held(key, "its partition caught up"))
             elif key in self._warm:
-                self._stream_time[key] = min(self._warm.pop(key))
+                self._start(key, self._warm.pop(key))
         return self._detect(out)
+
+    def _start(self, key: Key, times: list[float]) -> None:
+        """A partition's stream time starts at the smallest of its first records, so that
+        one forged record among them cannot set it (the largest is kept for ``latest``)."""
+        start = self._stream_time[key] = min(times)
+        if max(times) > start:
+            self._started_below[key] = max(times)
+
+    def _quiet_and_read(self, key: Key, now: float) -> bool:
+        """A source partition known only by what reaches this engine is caught up once it
+        has been quiet for ``idle_after`` (a device topic), and, for a repartitioned task,
+        once nothing of it is on its way (the merge holds none of it either)."""
+        if now - self._last_active.get(key, now) < self.idle_after:
+            return False
+        if self.input_caught_up is not None:
+            return (self.input_caught_up(key)
+                    and (self.merge is None or not self.merge.holds(key)))
+        return self.caught_up_when_quiet
+
+    def drained(self, now: float) -> bool:
+        """Live, Kafka: every source partition of this task is caught up and quiet for
+        ``idle_after``, and nothing is held: all there is has been judged. (The runtime
+        then moves the binding's watermark to its largest stream time, as a replay's end
+        does.)"""
+        caught_up = self.caught_up or self.input_caught_up
+        if caught_up is None or not self._stream_time or self._held or self._warm \
+                or (self.merge is not None and len(self.merge)):
+            return False
+        last_active = self._last_active
+        return all(now - last_active.get(key, now) >= self.idle_after and caught_up(key)
+                   for key in self._stream_time)
 
     def _judge_held(self, key: Key, when: str) -> list[Event]:
         """Nothing is left to confirm or contradict the candidates of ``key``: they are
@@ -637,6 +683,7 @@ class DetectorEngine:
             self._last_active.pop(key, None)
             self._stream_time.pop(key, None)
             self._warm.pop(key, None)
+            self._started_below.pop(key, None)
             if key in self._held:
                 self._reject_held(key, self.rejected_later, "its topic went idle")
 

@@ -73,6 +73,10 @@ class SourceMerge:
     def __len__(self) -> int:
         return len(self._heap)
 
+    def holds(self, src: Source) -> bool:
+        """Whether records of ``src`` wait here."""
+        return any((ev.topic, ev.partition) == src for _, _, ev in self._heap)
+
     def push(self, events: list[Event], now: float | None) -> list[Event]:
         """Take a batch; return what may go to the detectors now, in event-time order."""
         heap = self._heap
