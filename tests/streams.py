@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -108,3 +109,24 @@ async def committed_total(bootstrap: str, group: str, topic: str) -> int:
         return total
     finally:
         await consumer.stop()
+
+
+def auth_config(bootstrap: str, topic: str, group: str, url: str, state_dir: Path,
+                binding_extra: str = "") -> str:
+    """A config with one auth-logs binding on ``topic`` and one channel, grouped by
+    fingerprint with no wait; ``binding_extra`` is YAML added under the binding."""
+    return f"""
+kafka:
+  bootstrap_servers: {bootstrap}
+  group_id: {group}
+  alert_topic: {group}.alerts
+topics:
+  - topic: {topic}
+    family: auth-logs
+{binding_extra}
+notify:
+  urls: ["{url}"]
+  group_wait: 0s
+  group_by: [fingerprint]
+state_dir: {state_dir}
+"""

@@ -5,35 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
 
 from streamproc.config import parse_config_text
 from streamproc.runtime import Runtime
-from tests.streams import auth_stream, committed_total, dumps, produce
+from tests.streams import auth_config, auth_stream, committed_total, dumps, produce
 
 pytestmark = pytest.mark.kafka
-
-
-def _config(bootstrap: str, topic: str, group: str, url: str, state_dir: Path,
-            extra_binding: str = "") -> str:
-    return f"""
-kafka:
-  bootstrap_servers: {bootstrap}
-  group_id: {group}
-  alert_topic: {group}.alerts
-topics:
-  - topic: {topic}
-    family: auth-logs
-{extra_binding}
-notify:
-  urls: ["{url}"]
-  group_wait: 0s
-  group_by: [fingerprint]
-state_dir: {state_dir}
-"""
 
 
 async def _run_until(runtime: Runtime, predicate, timeout: float = 60.0) -> None:
@@ -53,7 +33,7 @@ async def test_ten_thousand_auth_events_with_three_incidents_deliver_exactly_thr
     stream = auth_stream(10_000, 3)
     keys = [e["username"].encode() for e in stream]
     await produce(kafka.bootstrap_servers, topic, dumps(stream), keys)
-    config = parse_config_text(_config(kafka.bootstrap_servers, topic, group,
+    config = parse_config_text(auth_config(kafka.bootstrap_servers, topic, group,
                                        receiver.url("json"), tmp_path))
     runtime = Runtime(config)
 
@@ -85,7 +65,7 @@ async def test_bad_records_go_to_the_topic_dlq_with_reason_and_original_bytes(
     bad = [b"not json", b"[1,2]", b'{"username": "x"}', b"\xff\xfe\xfd"]
     values = good[:100] + bad + good[100:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
-    config = parse_config_text(_config(kafka.bootstrap_servers, topic, group,
+    config = parse_config_text(auth_config(kafka.bootstrap_servers, topic, group,
                                        receiver.url("json"), tmp_path))
     runtime = Runtime(config)
     await _run_until(runtime, lambda: runtime.stats.records_in >= len(values)

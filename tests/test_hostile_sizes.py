@@ -18,26 +18,7 @@ from streamproc.decode import DeadLetter
 from streamproc.decode.deadletter import MAX_DEAD_LETTER_BYTES
 from streamproc.metrics import Metrics
 from streamproc.runtime import Runtime
-from tests.streams import auth_stream, committed_total, dumps, produce
-
-
-def _config(bootstrap: str, topic: str, group: str, url: str, state_dir: Path,
-            binding_extra: str = "") -> str:
-    return f"""
-kafka:
-  bootstrap_servers: {bootstrap}
-  group_id: {group}
-  alert_topic: {group}.alerts
-topics:
-  - topic: {topic}
-    family: auth-logs
-{binding_extra}
-notify:
-  urls: ["{url}"]
-  group_wait: 0s
-  group_by: [fingerprint]
-state_dir: {state_dir}
-"""
+from tests.streams import auth_config, auth_stream, committed_total, dumps, produce
 
 
 async def _dead_letters(bootstrap: str, topic: str, n: int) -> list[tuple[bytes, dict]]:
@@ -97,7 +78,7 @@ async def test_a_900kb_non_json_record_is_dead_lettered_cut_and_the_partition_mo
     values = good[:100] + [poison] + good[100:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
     metrics = Metrics(process_metrics=False)
-    runtime = Runtime(parse_config_text(_config(kafka.bootstrap_servers, topic, group,
+    runtime = Runtime(parse_config_text(auth_config(kafka.bootstrap_servers, topic, group,
                                                 receiver.url("json"), tmp_path)),
                       metrics=metrics)
     await _run_until(runtime, lambda: runtime.stats.records_in >= len(values)
@@ -122,7 +103,7 @@ async def test_a_record_over_max_record_bytes_is_dead_lettered_as_too_large_with
                          "ip_address": "203.0.113.1", "success": False})
     values = good[:25] + [huge] + good[25:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
-    runtime = Runtime(parse_config_text(_config(
+    runtime = Runtime(parse_config_text(auth_config(
         kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path,
         "    max_record_bytes: 100000")))
     await _run_until(runtime, lambda: runtime.stats.records_in >= len(values))
@@ -559,7 +540,7 @@ async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_an
     username = "u" * 600_000
     values = _failures(username, "ua", n=6)
     await produce(kafka.bootstrap_servers, topic, values, partitions=3)
-    config = parse_config_text(_config(kafka.bootstrap_servers, topic, group,
+    config = parse_config_text(auth_config(kafka.bootstrap_servers, topic, group,
                                        receiver.url("json"), tmp_path))
     runtime = Runtime(config)
     await _run_until(runtime, lambda: runtime.stats.alerts_by_kind.get("brute_force", 0) >= 1)
