@@ -2,7 +2,8 @@
 
 Runs the scenarios (default: all), each ``R`` times with its baseline measured in the same
 invocation; shows a progress bar, prints a table, writes ``DIR/results.json`` (machine,
-versions, parameters, every run) and ``DIR/results.png``. Exit status: 0 when every scenario
+versions, parameters, every run), ``DIR/results.png`` (overview) and beside it
+``DIR/results-{throughput,latency,state,workers}.png``. Exit status: 0 when every scenario
 ran and gave the right answer (targets missed are reported, not failures), 1 when a scenario
 failed or its alerts were wrong (a fast wrong answer is a failure, not a result).
 
@@ -119,49 +120,10 @@ def print_table(rows: list[Row], info: dict[str, Any]) -> None:
 
 
 def write_chart(rows: list[Row], path: str, info: dict[str, Any]) -> str:
-    """One panel per measured row: the median (whiskers min-max) beside its baseline."""
-    import matplotlib
+    """The overview at ``path`` and one figure per question beside it (see chart.py)."""
+    from .chart import write_charts
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = [r for r in rows if r.runs and not r.error and not r.skipped]
-    n = max(1, len(shown))
-    cols = min(4, n)
-    nrows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
-    for ax in axes.flat[len(shown):]:
-        ax.axis("off")
-    for ax, r in zip(axes.flat, shown, strict=False):
-        labels = ["streamproc"]
-        values = [r.median or 0.0]
-        lo = [values[0] - min(r.runs)]
-        hi = [max(r.runs) - values[0]]
-        colors = ["#1f77b4" if r.ok else "#d62728"]
-        if r.baseline_runs:
-            labels.append(r.baseline_name or "baseline")
-            b = r.baseline_median or 0.0
-            values.append(b)
-            lo.append(b - min(r.baseline_runs))
-            hi.append(max(r.baseline_runs) - b)
-            colors.append("#aaaaaa")
-        ax.bar(range(len(values)), values, yerr=[lo, hi], color=colors, capsize=4)
-        ax.set_xticks(range(len(values)))
-        ax.set_xticklabels([lab if len(lab) < 22 else lab[:20] + "..." for lab in labels],
-                           fontsize=7)
-        title = f"{r.scenario}: {r.name}"
-        ax.set_title(title if len(title) < 48 else title[:46] + "...", fontsize=8)
-        ax.set_ylabel(r.unit, fontsize=8)
-        ax.tick_params(axis="y", labelsize=7)
-        if r.ratio is not None:
-            ax.text(0.98, 0.95, f"{r.ratio:.2f}x", transform=ax.transAxes, ha="right",
-                    va="top", fontsize=9)
-    fig.suptitle(f"streamproc bench ({info['time_utc']}, {info['cores_usable']} cores, "
-                 f"median of runs; whiskers min-max)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return write_charts([r.to_dict() for r in rows], path, info)[0]
 
 
 def main(args: Any) -> int:
