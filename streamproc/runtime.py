@@ -333,11 +333,11 @@ class Judge:
         stats.repartitioned_in += internal
         alerts: list[Alert] = []
         for task, events in by_task.items():
-            if self.bindings[task[0]].format != "internal":
-                stats.events += len(events)
             engine = self.engine(task)
             if self.bindings[task[0]].format == "internal":
                 events = self._dedup_repartitioned(engine, events)
+            else:
+                stats.events += len(events)
             engine_alerts, rejected = engine.process(events, now)
             targets = self.repartition_targets.get(task[0])
             if targets:
