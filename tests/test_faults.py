@@ -180,7 +180,10 @@ async def test_sigkill_while_200k_events_are_in_flight_loses_and_duplicates_noth
     try:
         await wait_until(lambda: _committed(kafka, group, topic, 200_000), 180,
                          "every record to be committed")
-        await wait_until(lambda: len(receiver.accepted) >= 12, 30, "12 alerts")
+        # The source topic may be fully committed before the kill while the repartition
+        # topics still hold a backlog: the restarted worker first waits out the killed
+        # member's session (a group rejoin), then judges that backlog.
+        await wait_until(lambda: len(receiver.accepted) >= 12, 120, "12 alerts")
         await asyncio.sleep(2)
     finally:
         proc.send_signal(signal.SIGTERM)
