@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from streamproc.alerts import Alert
+from streamproc.config import parse_config_text
 from streamproc.detectors import Detector, build_engine
 from streamproc.detectors.columns import EventBatch
-from streamproc.config import parse_config_text
 from streamproc.events import Event
 
 

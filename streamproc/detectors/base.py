@@ -34,8 +34,8 @@ from typing import Any, ClassVar, Final
 from ..alerts import Alert, AlertLimits, cap_alert, fingerprint
 from ..errors import ConfigError
 from ..events import Event
-from .columns import EventBatch
 from ..windows import DEFAULT_KEY_CAP
+from .columns import EventBatch
 
 REGISTRY: dict[str, type[Detector]] = {}
 
