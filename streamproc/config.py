@@ -42,6 +42,8 @@ embedded Tansu broker.
     alerts:                        # how large one alert may grow (values copied from records
       max_bytes: 65536             #   are cut, and say so: see alerts.py)
       max_value_bytes: 1024
+    rules: [rules/]                # rule files or folders (docs/rules.md)
+    sigma: [sigma/]                # Sigma rules (or a mapping with logsources: docs/rules.md)
 
 ``${NAME}`` and ``${NAME:-default}`` are replaced from the environment in the parsed values
 (``load_yaml``): a variable's value is always one string, never YAML. Settings of ``kafka:``
@@ -69,6 +71,7 @@ from .decode.patterns import LineFormat, named_format, regex_format
 from .decode.records import DEFAULT_MAX_RECORD_BYTES
 from .errors import ConfigError, ConfigErrors
 from .internal_topics import InternalTopics
+from .rules import RuleSet
 
 DEFAULT_GROUP_ID = "streamproc"
 
@@ -345,6 +348,8 @@ class Config:
     alert_limits: AlertLimits = AlertLimits()
     # every family a binding may name: the built-in ones and those of families_dir/contracts
     contracts: dict[str, Contract] = field(default_factory=builtin_contracts)
+    # rule files and Sigma rules (rules/): detectors without Python
+    rules: RuleSet = field(default_factory=RuleSet)
 
     def binding_for_topic(self, topic: str) -> Binding | None:
         for binding in self.bindings:
@@ -369,7 +374,8 @@ class Config:
 # -- loading --------------------------------------------------------------------------------
 
 _TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "metrics",
-             "logging", "state", "alerts", "event_time", "families_dir", "contracts"}
+             "logging", "state", "alerts", "event_time", "families_dir", "contracts", "rules",
+             "sigma"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
@@ -434,19 +440,29 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
     contracts = contracts or builtin_contracts()
     detectors = section(_parse_detector_defaults, doc, file, default={})
     interval, checkpoints = section(_parse_state, doc, file, default=(10.0, True))
+    rules = load_rules_of(doc, file, contracts, found)
     config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=detectors,
                     checkpoint_interval=interval, checkpoints=checkpoints,
                     notify=dict(doc.get("notify") or {}),
                     state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
                     raw=doc, alert_limits=section(_parse_alerts, doc.get("alerts"), file,
                                                   default=AlertLimits()),
-                    contracts=contracts)
+                    contracts=contracts, rules=rules)
     _validate_detectors(config, doc, found)
     if errors is not None:
         errors.extend(found)
     elif found:
         raise ConfigErrors.of(found)
     return config
+
+
+def load_rules_of(doc: dict[str, Any], file: str | None, contracts: dict[str, Contract],
+                  errors: list[ConfigError]) -> RuleSet:
+    """The rules of ``rules:`` and ``sigma:`` (rules/): each problem one entry of
+    ``errors``."""
+    from .rules import load_rules
+
+    return load_rules(doc, file, set(contracts), errors)
 
 
 def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
@@ -532,7 +548,8 @@ def _parse_alerts(node: Any, file: str | None) -> AlertLimits:
 _PATH_SETTINGS = [(None, "state_dir"), ("kafka", "ssl_cafile"), ("kafka", "ssl_certfile"),
                   ("kafka", "ssl_keyfile"), ("mqtt", "dead_letter_file"), ("mqtt.tls", "ca_file"),
                   ("mqtt.tls", "cert_file"), ("mqtt.tls", "key_file"),
-                  ("notify", "apprise_config"), (None, "families_dir"), (None, "contracts")]
+                  ("notify", "apprise_config"), (None, "families_dir"), (None, "contracts"),
+                  (None, "rules"), (None, "sigma"), ("sigma", "rules")]
 
 
 def _resolve_paths(doc: dict[str, Any], file: str | None) -> None:

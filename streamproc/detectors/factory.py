@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 def build_detectors(config: Config, binding: Binding) -> list[Detector]:
     """Every built-in detector of the binding's family (unless ``enabled: false``), plus the
-    custom ones the binding or the global ``detectors:`` section names, in run order (each
-    after the detectors it names in ``after``)."""
+    custom ones the binding or the global ``detectors:`` section names, plus one for each rule
+    of the family (``rules:``, ``sigma:``; rules/), in run order (each after the detectors it
+    names in ``after``)."""
     names: list[str] = [kind for kind, cls in REGISTRY.items() if cls.family == binding.family]
     for kind in list(config.detectors) + list(binding.detectors):
         if kind not in names:
@@ -39,6 +40,9 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
                               key_cap=int(params.pop("key_cap", 1_000_000)),
                               limits=config.alert_limits)
         out.append(cls(params, ctx))
+    from ..rules import rule_detectors
+
+    out.extend(rule_detectors(config, binding))
     return run_order(out)
 
 

@@ -1,0 +1,117 @@
+"""Rules without Python: rule files (files.py, types.py) and Sigma rules (sigma.py).
+
+    config  rules: [files or folders]      sigma: [files or folders] (or a mapping, sigma.py)
+       |              |                                |
+       |        files.load_rule_files            sigma.load_sigma (pySigma parses)
+       |              \\___________ RuleSpec ___________/   condition compiled once
+       v                             |                     (predicates.py)
+    factory.build_detectors -> rule_detectors(config, binding): one Detector per rule of the
+                               binding's family, all judging through one BatchMatcher
+
+A rule is then a detector like a built-in: event time, lateness, checkpoints, the key cap,
+repartitioning by its ``key`` (its colocate) and delivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from .predicates import BatchMatcher
+from .types import RuleDetector, RuleSpec
+
+if TYPE_CHECKING:
+    from ..config import Binding, Config
+    from ..detectors.base import Detector
+
+
+@dataclass(slots=True)
+class Skipped:
+    """A Sigma rule that did not load, and why (reported, never fatal)."""
+
+    file: str
+    rule: str   # the rule's id or title
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.rule}: {self.what}"
+
+
+@dataclass(slots=True)
+class RuleSet:
+    specs: list[RuleSpec] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # loaded, with something to say
+
+    def for_family(self, family: str) -> list[RuleSpec]:
+        return [s for s in self.specs if s.family == family]
+
+
+def load_rules(doc: dict[str, Any], file: str | None, families: set[str],
+               errors: list[ConfigError]) -> RuleSet:
+    """The rules of a config's ``rules:`` and ``sigma:`` sections (paths already resolved
+    against the config's folder). Rule-file problems go to ``errors``; Sigma rules that
+    cannot run are ``skipped``."""
+    from .files import load_rule_files
+
+    out = RuleSet()
+    listed = doc.get("rules")
+    if listed is not None:
+        if isinstance(listed, str):
+            listed = [listed]
+        if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+            errors.append(ConfigError("'rules' must be a list of rule files or folders",
+                                      file=file, line=getattr(listed, "line", None)))
+        else:
+            try:
+                out.specs.extend(load_rule_files(list(listed), families, errors, file))
+            except ConfigError as exc:
+                errors.append(exc)
+    if doc.get("sigma") is not None:
+        from .sigma import load_sigma
+
+        try:
+            load_sigma(doc["sigma"], file, families, out)
+        except ConfigError as exc:
+            errors.append(exc)
+    kinds: dict[str, str] = {}
+    for spec in out.specs:
+        if spec.kind in kinds:
+            errors.append(ConfigError(f"two rules are both {spec.kind!r}: {kinds[spec.kind]} "
+                                      f"and {spec.origin}", file=spec.origin,
+                                      hint="give each rule its own name"))
+        kinds[spec.kind] = spec.origin
+    return out
+
+
+def rule_detectors(config: Config, binding: Binding) -> list[Detector]:
+    """A detector for each rule of the binding's family (``detectors: {rule:NAME: {enabled:
+    false}}`` turns one off, ``key_cap`` sets its cap), all sharing one BatchMatcher."""
+    from ..detectors.base import DetectorContext
+
+    specs = config.rules.for_family(binding.family)
+    if not specs:
+        return []
+    matcher = BatchMatcher([])
+    out: list[Detector] = []
+    for spec in specs:
+        params = config.detector_params(binding, spec.kind)
+        enabled = params.pop("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"detector {spec.kind!r}: enabled must be true or false")
+        if not enabled:
+            continue
+        ctx = DetectorContext(binding=binding.name,
+                              key_cap=int(params.pop("key_cap", 1_000_000)),
+                              limits=config.alert_limits)
+        detector = spec.detector_class()(params, ctx)
+        detector.share(matcher)
+        out.append(detector)
+    for detector in out:
+        if hasattr(detector, "connect_rules"):
+            detector.connect_rules(out)  # correlations find the rules they read
+    return out
+
+
+__all__ = ["RuleDetector", "RuleSet", "RuleSpec", "Skipped", "load_rules", "rule_detectors"]

@@ -1,0 +1,383 @@
+"""Conditions over a record, compiled once: a small tree, a record predicate, a batch matcher.
+
+Rule files (``filter:``, rules.files) and Sigma detections (rules.sigma) both end here: they
+build a ``Node`` tree once, at load time, and never look at YAML or pySigma objects again.
+
+    Leaf(field, op, value)      one test of one field (``field`` None: any string field, as a
+                                Sigma keyword); ``op`` one of OPS
+    All(items), Any_(items), Not(item)
+
+``record_predicate(node)`` turns a tree into nested closures over a record's ``data``.
+
+``BatchMatcher`` judges many trees over one EventBatch at once, which is what lets a hundred
+Sigma rules cost little on a stream that rarely matches them. Every string test that a tree
+*needs* (a literal that must occur for the tree to hold: an All needs one of its items, an
+Any_ all of them) is a *trigger*. Per batch and per field, the field's values are joined into
+one string (lower-cased once for case-insensitive tests) and each distinct trigger literal is
+searched there by ``str.find``, in C::
+
+    endpoint column:  "/a?id=1", "/b", "/c?q=union select"
+    joined:           \\0/a?id=1\\0/b\\0/c?q=union select\\0      (lower-cased once)
+    "union" found at offset 17 -> event 2; not found again -> one scan of the batch
+
+    eq "x"          needle "\\0x\\0"      startswith "x"  needle "\\0x"
+    endswith "x"    needle "x\\0"        contains "x"    needle "x"
+
+Only the events a trigger finds are given to the tree's record predicate, which decides;
+a separator inside a value can only add a candidate, never lose one. A tree without a
+trigger (a regex, a comparison, a NOT alone) is given every event.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..detectors.columns import EventBatch
+
+Record = dict[str, Any]
+Predicate = Callable[[Record], bool]
+
+# eq: Python ==; in: one of a set; text_*: a value's text (see ``text``), case-folded unless
+# ``cased``; gt/gte/lt/lte: numbers; regex: re.search over the text; exists: present and not
+# None (value True) or absent (False); null: absent or None; cidr: an IP address in a network
+OPS = ("eq", "ne", "in", "text_eq", "contains", "startswith", "endswith", "gt", "gte", "lt",
+       "lte", "regex", "exists", "null", "cidr")
+_TEXT_OPS = ("text_eq", "contains", "startswith", "endswith")
+SEP = "\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    field: str | None
+    op: str
+    value: Any = None
+    cased: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Any_:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Node
+
+
+Node = Leaf | All | Any_ | Not
+TRUE: Node = All(())
+
+
+def text(value: Any) -> str:
+    """The text a string test reads: a string as is, true/false for booleans, else str()."""
+    if type(value) is str:
+        return value
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+def number(value: Any) -> float | None:
+    """A value as a number for comparisons (a numeric string counts), else None."""
+    if type(value) is int or type(value) is float:
+        return value
+    if type(value) is str:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def fields_of(node: Node) -> set[str]:
+    """The fields a tree reads (keywords read none by name)."""
+    if isinstance(node, Leaf):
+        return {node.field} if node.field is not None else set()
+    if isinstance(node, Not):
+        return fields_of(node.item)
+    out: set[str] = set()
+    for item in node.items:
+        out |= fields_of(item)
+    return out
+
+
+# -- a record predicate ---------------------------------------------------------------------
+
+def record_predicate(node: Node) -> Predicate:
+    """``node`` as a function of a record's data (closures built once)."""
+    if isinstance(node, All):
+        preds = [record_predicate(i) for i in node.items]
+        if not preds:
+            return lambda d: True
+        if len(preds) == 1:
+            return preds[0]
+        if len(preds) == 2:
+            a, b = preds
+            return lambda d: a(d) and b(d)
+        return lambda d: all(p(d) for p in preds)
+    if isinstance(node, Any_):
+        preds = [record_predicate(i) for i in node.items]
+        if not preds:
+            return lambda d: False
+        if len(preds) == 1:
+            return preds[0]
+        if len(preds) == 2:
+            a, b = preds
+            return lambda d: a(d) or b(d)
+        return lambda d: any(p(d) for p in preds)
+    if isinstance(node, Not):
+        inner = record_predicate(node.item)
+        return lambda d: not inner(d)
+    if node.field is None:
+        return _keyword(node)
+    return _leaf(node)
+
+
+def _keyword(leaf: Leaf) -> Predicate:
+    test = _value_test(leaf)
+
+    def keyword(d: Record) -> bool:
+        return any(type(v) is str and test(v) for v in d.values())
+    return keyword
+
+
+def _leaf(leaf: Leaf) -> Predicate:
+    name = leaf.field
+    op = leaf.op
+    if op == "exists":
+        want = bool(leaf.value)
+        return lambda d: (d.get(name) is not None) is want
+    if op == "null":
+        return lambda d: d.get(name) is None
+    test = _value_test(leaf)
+
+    def check(d: Record) -> bool:
+        v = d.get(name)
+        return v is not None and test(v)
+    return check
+
+
+def _value_test(leaf: Leaf) -> Callable[[Any], bool]:
+    """A test of one present value."""
+    op, want = leaf.op, leaf.value
+    if op in ("eq", "ne"):
+        want_bool = type(want) is bool
+
+        def equal(v: Any) -> bool:
+            # true is not 1 here, as in YAML and JSON
+            return v == want and (type(v) is bool) is want_bool
+        if op == "eq":
+            return equal
+        return lambda v: not equal(v)
+    if op == "in":
+        members = frozenset(want)
+
+        def among(v: Any) -> bool:
+            try:
+                return v in members
+            except TypeError:
+                return False
+        return among
+    if op in _TEXT_OPS:
+        needle = want if leaf.cased else want.lower()
+        fold = (lambda v: text(v)) if leaf.cased else (lambda v: text(v).lower())
+        if op == "text_eq":
+            return lambda v: fold(v) == needle
+        if op == "contains":
+            return lambda v: needle in fold(v)
+        if op == "startswith":
+            return lambda v: fold(v).startswith(needle)
+        return lambda v: fold(v).endswith(needle)
+    if op in ("gt", "gte", "lt", "lte"):
+        limit = float(want)
+        cmp = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__,
+               "lte": float.__le__}[op]
+
+        def compare(v: Any) -> bool:
+            n = number(v)
+            return n is not None and cmp(float(n), limit)
+        return compare
+    if op == "regex":
+        search = want.search
+        return lambda v: search(text(v)) is not None
+    if op == "cidr":
+        networks = tuple(want)
+        return lambda v: _in_networks(v, networks)
+    raise ValueError(f"unknown condition operator {op!r}")
+
+
+_ADDRESSES: dict[str, Any] = {}
+
+
+def _in_networks(value: Any, networks: Sequence[Any]) -> bool:
+    if type(value) is not str:
+        return False
+    addr = _ADDRESSES.get(value)
+    if addr is None:
+        try:
+            addr = ipaddress.ip_address(value.strip())
+        except ValueError:
+            addr = False
+        if len(_ADDRESSES) > 65536:
+            _ADDRESSES.clear()
+        _ADDRESSES[value] = addr
+    if addr is False:
+        return False
+    return any(addr.version == n.version and addr in n for n in networks)
+
+
+# -- triggers -------------------------------------------------------------------------------
+
+Trigger = tuple[str, bool, str]  # (field, cased, needle in the joined column)
+
+
+def triggers(node: Node) -> list[Trigger] | None:
+    """Literals one of which must occur for ``node`` to hold, or None when there are none."""
+    if isinstance(node, Leaf):
+        return _leaf_triggers(node)
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, Any_):
+        out: list[Trigger] = []
+        for item in node.items:
+            found = triggers(item)
+            if found is None:
+                return None
+            out.extend(found)
+        return out or None
+    best: list[Trigger] | None = None
+    for item in node.items:
+        found = triggers(item)
+        if found is not None and (best is None or _score(found) > _score(best)):
+            best = found
+    return best
+
+
+def _score(found: list[Trigger]) -> tuple[int, int]:
+    # the fewer literals and the longer the shortest, the fewer events they let through
+    return min(len(n.strip(SEP)) for _, _, n in found), -len(found)
+
+
+def _leaf_triggers(leaf: Leaf) -> list[Trigger] | None:
+    if leaf.field is None:
+        return None
+    if leaf.op in _TEXT_OPS:
+        needle = leaf.value if leaf.cased else leaf.value.lower()
+        if not needle or SEP in needle:
+            return None
+        wrapped = {"text_eq": SEP + needle + SEP, "contains": needle,
+                   "startswith": SEP + needle, "endswith": needle + SEP}[leaf.op]
+        return [(leaf.field, leaf.cased, wrapped)]
+    if leaf.op == "eq" and type(leaf.value) is str and leaf.value and SEP not in leaf.value:
+        return [(leaf.field, True, SEP + leaf.value + SEP)]
+    if leaf.op == "in" and leaf.value and all(type(v) is str and v and SEP not in v
+                                              for v in leaf.value):
+        return [(leaf.field, True, SEP + v + SEP) for v in leaf.value]
+    return None
+
+
+class _Joined:
+    """One field of a batch as one string, and where each event's text starts in it."""
+
+    __slots__ = ("starts", "text")
+
+    def __init__(self, column: list[Any], cased: bool) -> None:
+        if all(type(v) is str for v in column):
+            values = column
+        else:
+            values = ["" if v is None else text(v) for v in column]
+        joined = SEP + SEP.join(values) + SEP
+        if not cased:
+            lowered = joined.lower()
+            if len(lowered) != len(joined):  # a character whose lower case is longer
+                values = [v.lower() for v in values]
+                lowered = SEP + SEP.join(values) + SEP
+            joined = lowered
+        # starts[i]: offset of the separator before event i; starts[n]: the final one
+        self.starts = list(accumulate(map(len, values), lambda a, n: a + n + 1, initial=0))
+        self.text = joined
+
+    def events_with(self, needle: str) -> list[int]:
+        """Indices of the events whose text holds ``needle`` (ascending)."""
+        find = self.text.find
+        starts = self.starts
+        out: list[int] = []
+        i = find(needle)
+        last = len(starts) - 1
+        while i >= 0:
+            event = bisect_right(starts, i) - 1
+            if event >= last:  # the final separator itself
+                break
+            out.append(event)
+            i = find(needle, starts[event + 1])
+        return out
+
+
+class BatchMatcher:
+    """Which events of a batch each of many conditions holds for; see the module docstring.
+
+    Shared by the detectors of one engine: ``matches(batch)`` computes every condition's
+    events the first time a batch is asked for, and answers from that for the others."""
+
+    def __init__(self, conditions: Sequence[Node]) -> None:
+        self.conditions = list(conditions)
+        self.predicates = [record_predicate(c) for c in self.conditions]
+        self.triggers = [triggers(c) for c in self.conditions]
+        self._batch: EventBatch | None = None
+        self._result: list[list[int]] = []
+
+    def add(self, condition: Node) -> int:
+        """Add a condition; its slot in ``matches``."""
+        self.conditions.append(condition)
+        self.predicates.append(record_predicate(condition))
+        self.triggers.append(triggers(condition))
+        self._batch = None
+        return len(self.conditions) - 1
+
+    def matches(self, batch: EventBatch) -> list[list[int]]:
+        if batch is self._batch:
+            return self._result
+        rows = batch.rows
+        n = len(rows)
+        joined: dict[tuple[str, bool], _Joined] = {}
+        found: dict[Trigger, list[int]] = {}
+        every = range(n)
+        result: list[list[int]] = []
+        for pred, trig in zip(self.predicates, self.triggers, strict=True):
+            if trig is None:
+                candidates: Sequence[int] = every
+            else:
+                hits: set[int] = set()
+                for t in trig:
+                    got = found.get(t)
+                    if got is None:
+                        column = joined.get(t[:2])
+                        if column is None:
+                            column = joined[t[:2]] = _Joined(batch.column(t[0]), t[1])
+                        got = found[t] = column.events_with(t[2])
+                    hits.update(got)
+                if not hits:
+                    result.append([])
+                    continue
+                candidates = sorted(hits)
+            result.append([i for i in candidates if pred(rows[i])])
+        self._batch = batch
+        self._result = result
+        return result
+
+
+__all__ = ["TRUE", "All", "Any_", "BatchMatcher", "Leaf", "Node", "Not", "OPS", "fields_of",
+           "record_predicate", "text", "triggers"]
