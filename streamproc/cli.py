@@ -98,6 +98,11 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                    help="write alerts here, one JSON object per line ('-' for stdout)")
     p.add_argument("--dead-letters-out", metavar="FILE", default=None,
                    help="write dead letters here (default: <alerts-out>.deadletters.jsonl)")
+    p.add_argument("--rules", action="append", default=[], metavar="PATH",
+                   help="rule files or folders to run as well as the config's (repeatable; "
+                        "docs/rules.md)")
+    p.add_argument("--sigma", action="append", default=[], metavar="PATH",
+                   help="Sigma rule files or folders to run as well (repeatable)")
     _logging(p)
     p.set_defaults(handler="streamproc.replay:main")
 
@@ -184,9 +189,24 @@ def _add_silence(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(handler="streamproc.notify.silences:main")
 
 
+def _add_rules(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("rules", help="check rule files and Sigma rules",
+                       description="Rule files and Sigma rules (docs/rules.md).")
+    _common_config(p)
+    rsub = p.add_subparsers(dest="rules_cmd", required=True, metavar="ACTION")
+    chk = rsub.add_parser("check", help="list which rules load and which do not, and why",
+                          description="Load every rule of PATH (files or folders; a file with "
+                                      "detection: or correlation: is Sigma) and list each "
+                                      "one that loads, and each one that does not with its "
+                                      "file, rule and what. Exit 1 if any does not.")
+    chk.add_argument("paths", nargs="+", metavar="PATH")
+    _common_config(chk)
+    p.set_defaults(handler="streamproc.rules.check:main")
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
     _add_run, _add_replay, _add_produce, _add_bench, _add_agent, _add_check_config,
-    _add_silence,
+    _add_silence, _add_rules,
 ]
 
 

@@ -125,6 +125,10 @@ class Metrics:
                                             "Events judged by a detector", ["kind"], registry=r)
         self.detector_firings = Counter("streamproc_detector_firings",
                                         "Alerts a detector raised", ["kind"], registry=r)
+        self.rule_firings = Counter("streamproc_rule_firings",
+                                    "Alerts a rule raised, by rule id (a rule file's name, a "
+                                    "Sigma rule's id) and source (rules, sigma)",
+                                    ["rule", "source"], registry=r)
         self.active_incidents = Gauge("streamproc_active_incidents",
                                       "Incidents firing and not yet resolved", ["kind"],
                                       registry=r)

@@ -257,8 +257,14 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError("give at least one --input TOPIC=FILE")
         try:
             config = load_config(args.config)
+            if getattr(args, "rules", None) or getattr(args, "sigma", None):
+                from .rules import add_rules
+
+                add_rules(config, args.rules or [], args.sigma or [])
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
+        for skipped in config.rules.skipped:
+            print(f"streamproc replay: Sigma rule skipped: {skipped}", file=sys.stderr)
         result = replay_records(config, inputs)
     except UsageError as exc:
         print(f"streamproc replay: {exc}", file=sys.stderr)

@@ -527,6 +527,9 @@ class Judge:
         for a in alerts:
             m.alerts.labels(a.kind, a.severity).inc()
             m.detector_firings.labels(a.kind).inc()
+            source = a.labels.get("rule_source")
+            if source is not None:  # a rule file's or a Sigma rule's (rules/)
+                m.rule_firings.labels(a.labels.get("rule", ""), source).inc()
 
     def report_state(self) -> None:
         """Gauges and counters read from detectors (called every few seconds, not per batch)."""

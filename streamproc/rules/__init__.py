@@ -85,6 +85,34 @@ def load_rules(doc: dict[str, Any], file: str | None, families: set[str],
     return out
 
 
+def add_rules(config: Config, rules: list[str] = (), sigma: list[str] = ()) -> None:  # type: ignore[assignment]
+    """Load more rule files and Sigma rules into ``config`` (``replay --rules/--sigma``);
+    Sigma rules use the config's ``sigma.logsources``. Raises ConfigError(s) for rule-file
+    errors; Sigma rules that cannot run are added to ``config.rules.skipped``."""
+    from ..errors import ConfigErrors
+
+    doc: dict[str, Any] = {}
+    if rules:
+        doc["rules"] = list(rules)
+    if sigma:
+        own = config.raw.get("sigma") if isinstance(config.raw, dict) else None
+        doc["sigma"] = {"rules": list(sigma),
+                        "logsources": own.get("logsources") or [] if isinstance(own, dict)
+                        else []}
+    errors: list[ConfigError] = []
+    more = load_rules(doc, config.file, set(config.contracts), errors)
+    taken = {s.kind for s in config.rules.specs}
+    for spec in more.specs:
+        if spec.kind in taken:
+            errors.append(ConfigError(f"rule {spec.kind!r} is already in the config",
+                                      file=spec.origin))
+    if errors:
+        raise ConfigErrors.of(errors)
+    config.rules.specs.extend(more.specs)
+    config.rules.skipped.extend(more.skipped)
+    config.rules.notes.extend(more.notes)
+
+
 def rule_detectors(config: Config, binding: Binding) -> list[Detector]:
     """A detector for each rule of the binding's family (``detectors: {rule:NAME: {enabled:
     false}}`` turns one off, ``key_cap`` sets its cap), all sharing one BatchMatcher."""
@@ -114,4 +142,5 @@ def rule_detectors(config: Config, binding: Binding) -> list[Detector]:
     return out
 
 
-__all__ = ["RuleDetector", "RuleSet", "RuleSpec", "Skipped", "load_rules", "rule_detectors"]
+__all__ = ["RuleDetector", "RuleSet", "RuleSpec", "Skipped", "add_rules", "load_rules",
+           "rule_detectors"]

@@ -88,6 +88,7 @@ class RuleSpec:
     source: str = "rules"  # rules | sigma
     display: str = ""     # a human name (a Sigma title)
     generate: bool = True  # False: only a correlation reads it, it raises no alerts itself
+    sigma_fields: dict[str, str] = field(default_factory=dict)  # Sigma field -> record field
     _cls: type[RuleDetector] | None = None
 
     def detector_class(self) -> type[RuleDetector]:
