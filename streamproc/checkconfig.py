@@ -334,6 +334,10 @@ def render(report: Report, out: TextIO) -> None:
         for d in infos:
             params = " ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(d.params.items()))
             w(f"    {d.kind} [{d.severity}] {params}\n")
+    if c.rules.skipped:
+        w("\nSigma rules skipped (they cannot run here; see docs/rules.md):\n")
+        for skipped in c.rules.skipped:
+            w(f"  {skipped}\n")
     w("\nchannels:\n")
     if not report.channels:
         w("  (none: alerts go to the alert log and the alerts file only)\n")

@@ -450,3 +450,61 @@ def test_rules_check_lists_what_loads_and_what_does_not(tmp_path: Path,
     assert rc == 1
     assert "sigma:good" in out and "api-access-logs" in out
     assert "r1.yml" in out and "skipped" in out
+
+
+def test_check_config_lists_rule_detectors_and_skipped_sigma_rules(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from streamproc.cli import main
+
+    sigma_config(tmp_path, web_rule("""
+        sel: {cs-uri-query|contains: x}
+        condition: sel
+    """, name="good"), "title: broken\nlogsource: {category: webserver}\n"
+                       "detection: {condition: nope}\n")
+    assert main(["check-config", "-c", str(tmp_path / "streamproc.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "    sigma:good [high]" in out
+    assert "Sigma rules skipped" in out and "r1.yml: broken: " in out
+
+
+def test_replay_runs_rules_given_on_the_command_line(tmp_path: Path) -> None:
+    from streamproc.cli import main
+
+    sigma_config(tmp_path, web_rule("""
+        sel: {cs-uri-query|contains: /etc/passwd}
+        condition: sel
+    """, name="passwd"))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text("name: posts\nfamily: api-access-logs\ntype: frequency\n"
+                                  "filter: {method: POST}\nwindow: 1m\nthreshold: 2\n")
+    data = tmp_path / "access.jsonl"
+    data.write_bytes(b"\n".join([req(0, endpoint="/x?f=/etc/passwd"), req(1, method="POST"),
+                                 req(2, method="POST"), req(3)]) + b"\n")
+    out = tmp_path / "alerts.jsonl"
+    assert main(["replay", "--input", f"api-access-logs={data}", "--alerts-out", str(out),
+                 "--sigma", str(tmp_path / "sigma"), "--rules", str(rules)]) == 0
+    kinds = [orjson.loads(line)["kind"] for line in out.read_bytes().splitlines()]
+    assert kinds == ["sigma:passwd", "rule:posts"]
+
+
+def test_a_correlation_keeps_its_state_across_a_checkpoint_restore(tmp_path: Path) -> None:
+    from streamproc.decode import BatchDecoder
+    from streamproc.detectors import build_engine
+
+    body = """
+        type: temporal_ordered
+        rules: [failed_login, good_login]
+        group-by: [User]
+        timespan: 1m
+    """
+    config = sigma_config(tmp_path, FAILED, SUCCESS, correlation(body))
+    binding = next(b for b in config.bindings if b.family == "auth-logs")
+    lines = [login(0, user="b"), login(10, user="b", success=True)]
+    events, _ = BatchDecoder.for_binding(binding).decode_batch(lines, "auth-logs", 0, [0, 1])
+    first = build_engine(config, binding)
+    assert first.process(events[:1])[0] == []
+    second = build_engine(config, binding)
+    second.restore(orjson.loads(orjson.dumps(first.snapshot())))
+    alerts = [a for a in second.process(events[1:])[0] if a.kind == "sigma:corr"]
+    assert [(a.key, a.event_time - T0) for a in alerts] == [({"username": "b"}, 10)]
