@@ -31,10 +31,12 @@ trigger (a regex, a comparison, a NOT alone) is given every event.
 from __future__ import annotations
 
 import ipaddress
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, compress, repeat
+from operator import eq, ge, gt, le, lt
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -241,7 +243,9 @@ def _in_networks(value: Any, networks: Sequence[Any]) -> bool:
 
 # -- triggers -------------------------------------------------------------------------------
 
-Trigger = tuple[str, bool, str]  # (field, cased, needle in the joined column)
+# (field, mode, needle): mode "cased"/"folded" (case-folded) for a literal needle in the
+# joined column, "re" for a regex searched in it (``needle`` is then the compiled pattern)
+Trigger = tuple[str, str, Any]
 
 
 def triggers(node: Node) -> list[Trigger] | None:
@@ -267,8 +271,11 @@ def triggers(node: Node) -> list[Trigger] | None:
 
 
 def _score(found: list[Trigger]) -> tuple[int, int]:
-    # the fewer literals and the longer the shortest, the fewer events they let through
-    return min(len(n.strip(SEP)) for _, _, n in found), -len(found)
+    # the fewer literals and the longer the shortest, the fewer events they let through; a
+    # regex is searched last (the slowest to look for)
+    # (a comparison counts as a 4-character literal: it is read column-wise, in C)
+    return min(0 if m == "re" else 4 if m == "cmp" else len(n.strip(SEP))
+               for _, m, n in found), -len(found)
 
 
 def _leaf_triggers(leaf: Leaf) -> list[Trigger] | None:
@@ -280,35 +287,99 @@ def _leaf_triggers(leaf: Leaf) -> list[Trigger] | None:
             return None
         wrapped = {"text_eq": SEP + needle + SEP, "contains": needle,
                    "startswith": SEP + needle, "endswith": needle + SEP}[leaf.op]
-        return [(leaf.field, leaf.cased, wrapped)]
+        return [(leaf.field, "cased" if leaf.cased else "folded", wrapped)]
     if leaf.op == "eq" and type(leaf.value) is str and leaf.value and SEP not in leaf.value:
-        return [(leaf.field, True, SEP + leaf.value + SEP)]
+        return [(leaf.field, "cased", SEP + leaf.value + SEP)]
     if leaf.op == "in" and leaf.value and all(type(v) is str and v and SEP not in v
                                               for v in leaf.value):
-        return [(leaf.field, True, SEP + v + SEP) for v in leaf.value]
+        return [(leaf.field, "cased", SEP + v + SEP) for v in leaf.value]
+    if leaf.op in _CMP:
+        return [(leaf.field, "cmp", (leaf.op, float(leaf.value)))]
+    if leaf.op == "regex":
+        # searched in the column joined by newlines, with ^ and $ at each value's ends
+        # (MULTILINE); \A and \Z would mean the whole column, so such a regex has none
+        pattern = leaf.value.pattern
+        if any(anchor in pattern for anchor in ("\\A", "\\Z", "\\z")):
+            return None
+        return [(leaf.field, "re", re.compile(pattern, leaf.value.flags | re.MULTILINE))]
     return None
 
 
 class _Joined:
-    """One field of a batch as one string, and where each event's text starts in it."""
+    """One field of a batch: its distinct values joined into one string, where each value
+    starts in it, and (on demand) which events hold which value. User agents, methods and
+    statuses repeat: the search reads each distinct value once.
 
-    __slots__ = ("starts", "text")
+    For a regex the separator is a newline and values keep their case: ``^``/``$`` (with
+    MULTILINE) then match at each value's ends as they would in the value alone. A match
+    that runs from one value into the next makes its first value a candidate (the record
+    predicate decides), and the search goes on from the next value, so none is missed. A
+    batch with a newline inside a value gives every event to the predicate."""
 
-    def __init__(self, column: list[Any], cased: bool) -> None:
-        if all(type(v) is str for v in column):
-            values = column
-        else:
-            values = ["" if v is None else text(v) for v in column]
-        joined = SEP + SEP.join(values) + SEP
-        if not cased:
+    __slots__ = ("_chars", "all", "column", "starts", "text", "values")
+
+    def __init__(self, column: list[Any], mode: str) -> None:
+        self.column = column
+        kinds = set(map(type, column))
+        # distinct values, unless two kinds could be equal with different texts (1, 1.0, true)
+        one_kind = kinds <= _SCALARS and len(kinds - {type(None)}) <= 1
+        distinct = list(dict.fromkeys(column)) if one_kind else column
+        values = distinct if kinds == {str} else \
+            ["" if v is None else text(v) for v in distinct]
+        self.values = distinct
+        sep = "\n" if mode == "re" else SEP
+        joined = sep + sep.join(values) + sep
+        # a value holding the separator could hide a regex match; literals are safe
+        self.all = mode == "re" and joined.count(sep) != len(values) + 1
+        if mode == "folded":
             lowered = joined.lower()
             if len(lowered) != len(joined):  # a character whose lower case is longer
                 values = [v.lower() for v in values]
                 lowered = SEP + SEP.join(values) + SEP
             joined = lowered
-        # starts[i]: offset of the separator before event i; starts[n]: the final one
-        self.starts = list(accumulate(map(len, values), lambda a, n: a + n + 1, initial=0))
+        # starts[i]: offset of the separator before value i; starts[n]: the final one
+        self.starts = list(accumulate(map(_PLUS_ONE, map(len, values)), initial=0))
         self.text = joined
+        self._chars: set[str] | None = None
+
+    def may_hold(self, chars: frozenset[str]) -> bool:
+        """False when a character of a needle occurs nowhere in the column: attack strings
+        are full of characters (``(``, ``<``, ``$``, ``;``) most columns never hold, and one
+        pass over the text saves a search per such needle."""
+        if self._chars is None:
+            self._chars = set(self.text)
+        return chars <= self._chars
+
+    def _events(self, hits: list[int]) -> list[int]:
+        """The events holding the distinct values ``hits`` (indices into ``values``)."""
+        if not hits:
+            return []
+        column = self.column
+        if self.values is column:
+            return hits
+        if len(hits) == 1:
+            return list(compress(range(len(column)), map(eq, column, repeat(self.values[hits[0]]))))
+        wanted = {self.values[i] for i in hits}
+        return list(compress(range(len(column)), map(wanted.__contains__, column)))
+
+    def events_matching(self, pattern: re.Pattern[str]) -> list[int]:
+        """Indices of the events where ``pattern`` may match (ascending)."""
+        starts = self.starts
+        last = len(starts) - 1
+        if self.all:
+            return list(range(len(self.column)))
+        search = pattern.search
+        text_ = self.text
+        out: list[int] = []
+        m = search(text_, 1)
+        while m is not None:
+            value = bisect_right(starts, m.start()) - 1
+            if value >= last:
+                break
+            value = max(value, 0)
+            out.append(value)
+            m = search(text_, starts[value + 1] + 1)
+        return self._events(out)
 
     def events_with(self, needle: str) -> list[int]:
         """Indices of the events whose text holds ``needle`` (ascending)."""
@@ -318,12 +389,26 @@ class _Joined:
         i = find(needle)
         last = len(starts) - 1
         while i >= 0:
-            event = bisect_right(starts, i) - 1
-            if event >= last:  # the final separator itself
+            value = bisect_right(starts, i) - 1
+            if value >= last:  # the final separator itself
                 break
-            out.append(event)
-            i = find(needle, starts[event + 1])
-        return out
+            out.append(value)
+            i = find(needle, starts[value + 1])
+        return self._events(out)
+
+
+_PLUS_ONE = (1).__add__
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_CMP = {"gt": gt, "gte": ge, "lt": lt, "lte": le}
+
+
+def _numbers_where(column: list[Any], op: str, limit: float) -> list[int] | None:
+    """The events whose number in ``column`` passes ``op limit``, column-wise; None when the
+    column holds anything but numbers (the record predicate decides then)."""
+    kinds = set(map(type, column))
+    if not kinds or not kinds <= {int, float}:
+        return None
+    return list(compress(range(len(column)), map(_CMP[op], column, repeat(limit))))
 
 
 class BatchMatcher:
@@ -338,6 +423,13 @@ class BatchMatcher:
         self.triggers = [triggers(c) for c in self.conditions]
         self._batch: EventBatch | None = None
         self._result: list[list[int]] = []
+        self._needle_chars: dict[str, frozenset[str]] = {}
+
+    def _chars(self, needle: str) -> frozenset[str]:
+        chars = self._needle_chars.get(needle)
+        if chars is None:
+            chars = self._needle_chars[needle] = frozenset(needle)
+        return chars
 
     def add(self, condition: Node) -> int:
         """Add a condition; its slot in ``matches``."""
@@ -364,10 +456,21 @@ class BatchMatcher:
                 for t in trig:
                     got = found.get(t)
                     if got is None:
-                        column = joined.get(t[:2])
-                        if column is None:
-                            column = joined[t[:2]] = _Joined(batch.column(t[0]), t[1])
-                        got = found[t] = column.events_with(t[2])
+                        if t[1] == "cmp":
+                            got = _numbers_where(batch.column(t[0]), *t[2])
+                            if got is None:
+                                got = list(every)
+                        else:
+                            column = joined.get(t[:2])
+                            if column is None:
+                                column = joined[t[:2]] = _Joined(batch.column(t[0]), t[1])
+                            if t[1] == "re":
+                                got = column.events_matching(t[2])
+                            elif column.may_hold(self._chars(t[2])):
+                                got = column.events_with(t[2])
+                            else:
+                                got = []
+                        found[t] = got
                     hits.update(got)
                 if not hits:
                     result.append([])

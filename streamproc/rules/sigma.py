@@ -375,8 +375,13 @@ def _string_node(name: str | None, value: Any) -> Node:
                       if p is single else "" for p in parts)
     if name is None:  # keyword with wildcards: somewhere in a field
         return Leaf(None, "regex", re.compile(pattern, 0 if cased else re.IGNORECASE | re.S))
-    return Leaf(name, "regex", re.compile(r"\A(?:" + pattern + r")\Z",
+    leaf = Leaf(name, "regex", re.compile(r"\A(?:" + pattern + r")\Z",
                                           (0 if cased else re.IGNORECASE) | re.S))
+    # the pattern's longest literal must be in the value: a needle to look for first
+    longest = max(plain, key=len, default="")
+    if len(longest) < 2:
+        return leaf
+    return All((Leaf(name, "contains", longest, cased), leaf))
 
 
 # -- correlation rules ----------------------------------------------------------------------
