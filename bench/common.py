@@ -91,6 +91,7 @@ class Context:
     runs: int
     out: str
     seed: int = 1
+    sigma: str | None = None  # detect: --sigma DIR, Sigma rules to weigh against built-ins
     step: Callable[[str], None] = lambda desc: None  # advance the progress bar one step
     log: Callable[[str], None] = lambda msg: None
     cache: dict[Any, Any] = field(default_factory=dict)

@@ -139,7 +139,7 @@ def main(args: Any) -> int:
     os.makedirs(args.out, exist_ok=True)
     info = machine_info()
     ctx = Context(events=args.events, runs=args.runs, out=args.out,
-                  seed=getattr(args, "seed", 1) or 1)
+                  seed=getattr(args, "seed", 1) or 1, sigma=getattr(args, "sigma", None))
     started = time.time()
     rows = run_scenarios(names, ctx)
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -150,7 +150,7 @@ def main(args: Any) -> int:
         "machine_line": machine_line(info),
         "versions": versions(),
         "params": {"scenarios": names, "events": args.events, "runs": args.runs,
-                   "seed": ctx.seed},
+                   "seed": ctx.seed, **({"sigma": ctx.sigma} if ctx.sigma else {})},
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
         "results": [r.to_dict() for r in rows],

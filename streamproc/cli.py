@@ -138,6 +138,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--events", type=int, default=None, metavar="N")
     p.add_argument("--runs", type=int, default=3, metavar="R")
     p.add_argument("--out", default="bench-out", metavar="DIR")
+    p.add_argument("--sigma", default=None, metavar="DIR",
+                   help="detect: also time the Sigma rules of DIR (bench/sigma holds 100) "
+                        "against the built-in api-access-logs detectors")
     _logging(p)
     p.set_defaults(handler="streamproc.bench.harness:main")
 

@@ -508,3 +508,13 @@ def test_a_correlation_keeps_its_state_across_a_checkpoint_restore(tmp_path: Pat
     second.restore(orjson.loads(orjson.dumps(first.snapshot())))
     alerts = [a for a in second.process(events[1:])[0] if a.kind == "sigma:corr"]
     assert [(a.key, a.event_time - T0) for a in alerts] == [({"username": "b"}, 10)]
+
+
+def test_bench_detect_sigma_row_times_the_shipped_rules_against_the_built_ins() -> None:
+    from bench.common import Context
+    from bench.detect import sigma_rules
+
+    folder = Path(__file__).resolve().parent.parent / "bench" / "sigma"
+    row = sigma_rules(Context(events=3000, runs=1, out="unused"), str(folder))
+    assert row.extra["rules"] == 100 and row.extra["skipped"] == 0
+    assert row.runs and row.baseline_runs and row.target_met is not None
