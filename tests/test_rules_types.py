@@ -328,3 +328,41 @@ def test_every_rule_type_gives_the_same_alerts_across_a_checkpoint_restore(
     assert kinds == {f"rule:t-{k}" for k in ("any", "freq", "card", "new", "change", "flat",
                                              "spike", "metric")}
     assert [ident(a) for a in got] == [ident(a) for a in expected]
+
+
+async def test_a_reload_applies_an_edited_rule_and_keeps_the_others(tmp_path: Path) -> None:
+    from streamproc.config import load_config
+    from streamproc.decode import RawRecord
+    from streamproc.reload import Reloader
+    from streamproc.runtime import Judge
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(textwrap.dedent(FREQ))
+    (rules / "b.yaml").write_text("name: posts\nfamily: api-access-logs\ntype: any\n"
+                                  "filter: {method: POST}\n")
+    path = tmp_path / "streamproc.yaml"
+    path.write_text("topics:\n  - topic: api\n    family: api-access-logs\nrules: [rules/]\n")
+    judge = Judge(load_config(path))
+
+    def records(times: list[float], start: int) -> list[RawRecord]:
+        return [RawRecord(req(t, status=500), "api", 0, start + i) for i, t in enumerate(times)]
+
+    judge.judge(records([0], 0))
+    before = {d.kind: d for e in judge.engines.values() for d in e.detectors}
+    (rules / "a.yaml").write_text(textwrap.dedent(FREQ).replace("threshold: 3",
+                                                                "threshold: 2"))
+    result = await Reloader(path, judge=judge).reload()
+    assert result.ok and not result.needs_restart
+    after = {d.kind: d for e in judge.engines.values() for d in e.detectors}
+    assert after["rule:posts"] is before["rule:posts"]
+    assert after["rule:api-5xx"] is not before["rule:api-5xx"]
+    alerts, _ = judge.judge(records([1], 1))
+    assert [a.kind for a in alerts] == ["rule:api-5xx"]  # the 2nd error now fires
+    # a rule whose type changes starts afresh instead of reading the other type's state
+    (rules / "a.yaml").write_text(textwrap.dedent(FREQ).replace("type: frequency",
+                                                                "type: cardinality\n"
+                                                                "field: endpoint"))
+    result = await Reloader(path, judge=judge).reload()
+    assert result.ok and not result.needs_restart
+    assert judge.judge(records([2], 2))[0] == []

@@ -593,12 +593,12 @@ class CorrelationRule(RuleDetector):
         self.drop_quiet(watermark)
         return []
 
-    def snapshot(self) -> Any:
+    def state_snapshot(self) -> Any:
         return {**self.base_snapshot(),
                 "keys": [[k, st if isinstance(st, list) else [[v, t] for v, t in st.items()]]
                          for k, st in self.state.items()]}
 
-    def restore(self, state: Any) -> None:
+    def state_restore(self, state: Any) -> None:
         self.base_restore(state)
         for key, st in state.get("keys", []):
             if self.ctype == "value_count":

@@ -91,6 +91,31 @@ class RuleSpec:
     sigma_fields: dict[str, str] = field(default_factory=dict)  # Sigma field -> record field
     _cls: type[RuleDetector] | None = None
 
+    def digest(self) -> str:
+        """A short hash of what the rule does: a reload replaces the detector of a rule
+        whose digest changed (it is in the detector's ``params``) and keeps the others."""
+        import hashlib
+
+        def canon(x: Any) -> Any:
+            if isinstance(x, frozenset | set):
+                return sorted(map(repr, x))
+            if isinstance(x, tuple | list):
+                return [canon(i) for i in x]
+            if isinstance(x, dict):
+                return sorted((str(k), canon(v)) for k, v in x.items())
+            if isinstance(x, RuleSpec):
+                return x.rule_id + ":" + x.digest()
+            if isinstance(x, re.Pattern):
+                return ["re", x.pattern, x.flags]
+            if hasattr(x, "__slots__") and not isinstance(x, str | int | float | bool):
+                return [type(x).__name__, *(canon(getattr(x, a)) for a in x.__slots__)]
+            return repr(x)
+
+        what = [self.type, canon(self.condition), list(self.key), canon(self.params),
+                self.severity, self.title and self.title.source, self.body and self.body.source,
+                canon(self.labels), canon(self.annotations), self.generate, self.family]
+        return hashlib.blake2b(repr(what).encode(), digest_size=6).hexdigest()
+
     def detector_class(self) -> type[RuleDetector]:
         """The Detector class of this rule (made once): kind, family, colocate its own."""
         if self._cls is None:
@@ -138,6 +163,8 @@ class RuleDetector(Detector):
                  ctx: DetectorContext | None = None) -> None:
         super().__init__(params, ctx)
         spec = self.spec
+        # which version of the rule this is (check-config shows it; reload compares it)
+        self.params = {**self.params, "rule": spec.digest()}
         self.match: Predicate = record_predicate(spec.condition)
         self.matcher: BatchMatcher | None = None
         self.slot = 0
@@ -149,6 +176,11 @@ class RuleDetector(Detector):
         self.realert = float(p.get("realert", self.window))
         self.quiet: dict[str, float] = {}
         self.firings = 0
+
+    @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # "rule" is the digest this class puts in its params (a reload passes them back)
+        return super().resolve_params({k: v for k, v in params.items() if k != "rule"})
 
     @classmethod
     def colocation(cls, spec: RuleSpec) -> tuple[str, ...] | None:
@@ -237,6 +269,21 @@ class RuleDetector(Detector):
             status=status, evidence=evidence, source=ev.source() if ev is not None else {},
             labels={"rule": spec.rule_id, "rule_source": spec.source, **spec.labels})
 
+    def snapshot(self) -> Any:
+        # the type travels with the state: a reload that changes a rule's type starts it
+        # afresh instead of reading another type's state
+        return {"type": self.spec.type, "state": self.state_snapshot()}
+
+    def restore(self, state: Any) -> None:
+        if isinstance(state, dict) and state.get("type") == self.spec.type:
+            self.state_restore(state.get("state") or {})
+
+    def state_snapshot(self) -> Any:
+        return None
+
+    def state_restore(self, state: Any) -> None:
+        pass
+
     def base_snapshot(self) -> dict[str, Any]:
         return {"quiet": [[k, t] for k, t in self.quiet.items()]}
 
@@ -287,10 +334,10 @@ class AnyRule(RuleDetector):
             self.drop_quiet(watermark)
         return []
 
-    def snapshot(self) -> Any:
+    def state_snapshot(self) -> Any:
         return self.base_snapshot()
 
-    def restore(self, state: Any) -> None:
+    def state_restore(self, state: Any) -> None:
         self.base_restore(state or {})
 
 
@@ -356,10 +403,10 @@ class FrequencyRule(RuleDetector):
         self.drop_quiet(watermark)
         return []
 
-    def snapshot(self) -> Any:
+    def state_snapshot(self) -> Any:
         return {**self.base_snapshot(), "keys": [[k, v] for k, v in self.state.items()]}
 
-    def restore(self, state: Any) -> None:
+    def state_restore(self, state: Any) -> None:
         self.base_restore(state)
         for key, times in state.get("keys", []):
             self.state.touch(key, [float(t) for t in times])
@@ -430,11 +477,11 @@ class CardinalityRule(RuleDetector):
         self.drop_quiet(watermark)
         return []
 
-    def snapshot(self) -> Any:
+    def state_snapshot(self) -> Any:
         return {**self.base_snapshot(),
                 "keys": [[k, [[v, t] for v, t in seen.items()]] for k, seen in self.state.items()]}
 
-    def restore(self, state: Any) -> None:
+    def state_restore(self, state: Any) -> None:
         self.base_restore(state)
         for key, seen in state.get("keys", []):
             self.state.touch(key, {v: float(t) for v, t in seen})
@@ -501,11 +548,11 @@ class NewTermRule(RuleDetector):
     def state_size(self) -> int:
         return len(self.state)
 
-    def snapshot(self) -> Any:
+    def state_snapshot(self) -> Any:
         return {"pairs": [[k, t] for k, t in self.state.items()],
                 "keys": [[k, t] for k, t in self.keys.items()]}
 
-    def restore(self, state: Any) -> None:
+    def state_restore(self, state: Any) -> None:
         for k, t in state.get("pairs", []):
             self.state.touch(k, float(t))
         for k, t in state.get("keys", []):
@@ -559,10 +606,10 @@ class ChangeRule(RuleDetector):
                     self.state.pop(key)
         return []
 
-    def snapshot(self) -> Any:
+    def state_snapshot(self) -> Any:
         return {"keys": [[k, v, t] for k, (v, t) in self.state.items()]}
 
-    def restore(self, state: Any) -> None:
+    def state_restore(self, state: Any) -> None:
         for k, v, t in state.get("keys", []):
             self.state.touch(k, (v, float(t)))
 
@@ -657,11 +704,11 @@ class FlatlineRule(RuleDetector):
             out.append(self._alert(key, when, when, "firing"))  # type: ignore[arg-type]
         return out
 
-    def snapshot(self) -> Any:
+    def state_snapshot(self) -> Any:
         return {"keys": [[k, st.first, st.times, st.deadline, st.flat_since]
                          for k, st in self.state.items()]}
 
-    def restore(self, state: Any) -> None:
+    def state_restore(self, state: Any) -> None:
         for k, first, times, deadline, flat_since in state.get("keys", []):
             st = _Flat(float(first))
             st.times = [float(t) for t in times]
@@ -734,11 +781,11 @@ class _Tumbling(RuleDetector):
             -> Alert | None:
         raise NotImplementedError
 
-    def snapshot(self) -> Any:
+    def state_snapshot(self) -> Any:
         return {"upto": self.judged_upto,
                 "keys": [[k, [[i, acc] for i, acc in b.items()]] for k, b in self.state.items()]}
 
-    def restore(self, state: Any) -> None:
+    def state_restore(self, state: Any) -> None:
         self.judged_upto = state.get("upto")
         for k, buckets in state.get("keys", []):
             self.state.touch(k, {int(i): list(acc) for i, acc in buckets})
