@@ -518,3 +518,35 @@ def test_bench_detect_sigma_row_times_the_shipped_rules_against_the_built_ins() 
     row = sigma_rules(Context(events=3000, runs=1, out="unused"), str(folder))
     assert row.extra["rules"] == 100 and row.extra["skipped"] == 0
     assert row.runs and row.baseline_runs and row.target_met is not None
+
+
+def test_event_count_counts_an_event_once_whichever_rules_it_matched(tmp_path: Path) -> None:
+    root = """
+        title: Root login
+        name: root_login
+        logsource: {category: authentication}
+        detection:
+          sel: {User: root}
+          condition: sel
+    """
+    body = """
+        type: event_count
+        rules: [failed_login, root_login]
+        group-by: [User]
+        timespan: 1m
+        condition: {gte: 3}
+    """
+    # two failed root logins match both rules: two events, not four
+    near = corr_alerts(tmp_path, body, [login(0, user="root"), login(1, user="root")],
+                       FAILED, root)
+    assert near == []
+
+
+def test_two_sigma_rules_of_one_name_the_second_is_skipped(tmp_path: Path) -> None:
+    one = web_rule("""
+        sel: {cs-uri-query|contains: a}
+        condition: sel
+    """, name="same")
+    config = sigma_config(tmp_path, one, one.replace("contains: a", "contains: b"))
+    assert [s.kind for s in config.rules.specs] == ["sigma:same"]
+    assert "sigma:same is also the kind of a rule in" in str(config.rules.skipped[0])

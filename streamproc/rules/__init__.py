@@ -136,9 +136,6 @@ def rule_detectors(config: Config, binding: Binding) -> list[Detector]:
         detector = spec.detector_class()(params, ctx)
         detector.share(matcher)
         out.append(detector)
-    for detector in out:
-        if hasattr(detector, "connect_rules"):
-            detector.connect_rules(out)  # correlations find the rules they read
     return out
 
 

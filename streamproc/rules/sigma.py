@@ -141,12 +141,20 @@ def load_sigma(node: Any, file: str | None, families: set[str], out: Any) -> Non
             out.skipped.append(Skipped(path_, rule_label(rule), _sigma_error(exc)))
     # a rule that a correlation reads without ``generate: true`` raises nothing itself
     # (pySigma marks it when the reference is resolved)
-    for _, rule in rules:
-        spec = detections.get(id(rule))
-        if spec is not None:
+    taken = {s.kind: s.origin for s in out.specs}
+    for spec, rule in [(detections.get(id(r)), r) for _, r in rules] + \
+            [(c, None) for c in correlations]:
+        if spec is None:
+            continue
+        if rule is not None:
             spec.generate = bool(rule._output)
-            out.specs.append(spec)
-    out.specs.extend(correlations)
+        if spec.kind in taken:
+            out.skipped.append(Skipped(spec.origin, spec.rule_id,
+                                       f"{spec.kind} is also the kind of a rule in "
+                                       f"{taken[spec.kind]} (give each rule its own name)"))
+            continue
+        taken[spec.kind] = spec.origin
+        out.specs.append(spec)
 
 
 def _section(node: Any, file: str | None, families: set[str]) -> tuple[list[str], list[Logsource]]:
@@ -524,6 +532,8 @@ class CorrelationRule(RuleDetector):
                 if st is None:
                     st = [[] for _ in self.refs]
                 self.state.touch(key, st)
+                if self.ctype == "event_count":
+                    which = which[:1]  # one event counts once, whichever rules it matched
                 for r in which:
                     times = st[r]
                     window_add(times, ts)
