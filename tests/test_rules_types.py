@@ -366,3 +366,40 @@ async def test_a_reload_applies_an_edited_rule_and_keeps_the_others(tmp_path: Pa
     result = await Reloader(path, judge=judge).reload()
     assert result.ok and not result.needs_restart
     assert judge.judge(records([2], 2))[0] == []
+
+
+def test_a_rule_has_a_key_cap_and_is_repartitioned_by_its_key(tmp_path: Path) -> None:
+    from streamproc.repartition import plan
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(textwrap.dedent(FREQ))
+    cfg = tmp_path / "streamproc.yaml"
+    cfg.write_text("rules: [rules/]\ntopics:\n  - topic: web\n    family: api-access-logs\n"
+                   "    keyed_by: endpoint\n    detectors:\n"
+                   "      'rule:api-5xx': {key_cap: 2}\n")
+    config = parse_config_text(cfg.read_text(), file=str(cfg))
+    binding = config.bindings[0]
+    local, remote = plan(config, binding)
+    assert "rule:api-5xx" in remote["ip_address"] and "rule:api-5xx" not in local
+    engine = build_engine(config, binding)
+    rule = next(d for d in engine.detectors if d.kind == "rule:api-5xx")
+    from streamproc.decode import BatchDecoder
+
+    lines = [req(i, ip=f"192.0.2.{i}", status=500) for i in range(5)]
+    events, _ = BatchDecoder.for_binding(binding).decode_batch(lines, "web", 0, list(range(5)))
+    engine.process(events)
+    assert rule.state_size() == 2 and rule.evictions == 3
+
+
+def test_a_binding_turns_a_rule_off_and_a_misspelt_rule_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(textwrap.dedent(FREQ))
+    cfg = tmp_path / "streamproc.yaml"
+    base = "rules: [rules/]\ntopics:\n  - topic: web\n    family: api-access-logs\n" \
+           "    detectors:\n"
+    cfg.write_text(base + "      'rule:api-5xx': {enabled: false}\n")
+    config = parse_config_text(cfg.read_text(), file=str(cfg))
+    assert "rule:api-5xx" not in {d.kind for d in build_detectors(config, config.bindings[0])}
+    cfg.write_text(base + "      'rule:api-5x': {enabled: false}\n")
+    with pytest.raises(ConfigError, match="no rule 'rule:api-5x' is loaded"):
+        parse_config_text(cfg.read_text(), file=str(cfg))

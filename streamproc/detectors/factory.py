@@ -18,7 +18,14 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
     of the family (``rules:``, ``sigma:``; rules/), in run order (each after the detectors it
     names in ``after``)."""
     names: list[str] = [kind for kind, cls in REGISTRY.items() if cls.family == binding.family]
+    rule_kinds = {spec.kind for spec in config.rules.specs}
     for kind in list(config.detectors) + list(binding.detectors):
+        if kind in rule_kinds:
+            continue  # a rule's settings: rule_detectors reads them
+        if kind.startswith(("rule:", "sigma:")):
+            raise ConfigError(f"no rule {kind!r} is loaded",
+                              hint="rules come from the files of rules: and sigma: "
+                                   "(streamproc rules check lists them)")
         if kind not in names:
             names.append(kind)
     out: list[Detector] = []
