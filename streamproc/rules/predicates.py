@@ -157,7 +157,7 @@ def _keyword(leaf: Leaf) -> Predicate:
 
 
 def _leaf(leaf: Leaf) -> Predicate:
-    name = leaf.field
+    name = leaf.field or ""
     op = leaf.op
     if op == "exists":
         want = bool(leaf.value)
@@ -238,7 +238,8 @@ def _in_networks(value: Any, networks: Sequence[Any]) -> bool:
         _ADDRESSES[value] = addr
     if addr is False:
         return False
-    return any(addr.version == n.version and addr in n for n in networks)
+    return any(addr.version == n.version and addr in n  # type: ignore[union-attr]
+               for n in networks)
 
 
 # -- triggers -------------------------------------------------------------------------------
@@ -444,7 +445,7 @@ class BatchMatcher:
             return self._result
         rows = batch.rows
         n = len(rows)
-        joined: dict[tuple[str, bool], _Joined] = {}
+        joined: dict[tuple[str, str], _Joined] = {}
         found: dict[Trigger, list[int]] = {}
         every = range(n)
         result: list[list[int]] = []

@@ -79,7 +79,7 @@ class Logsource:
             self._pipeline = ProcessingPipeline(
                 name=f"streamproc {self.family}",
                 items=[ProcessingItem(transformation=FieldMappingTransformation(
-                    dict(self.fields)))] if self.fields else [])
+                    dict(self.fields)))] if self.fields else [])  # type: ignore[arg-type]
         return self._pipeline
 
     def describe(self) -> str:
@@ -142,19 +142,21 @@ def load_sigma(node: Any, file: str | None, families: set[str], out: Any) -> Non
     # a rule that a correlation reads without ``generate: true`` raises nothing itself
     # (pySigma marks it when the reference is resolved)
     taken = {s.kind: s.origin for s in out.specs}
-    for spec, rule in [(detections.get(id(r)), r) for _, r in rules] + \
-            [(c, None) for c in correlations]:
-        if spec is None:
+    ordered: list[tuple[RuleSpec | None, Any]] = [(detections.get(id(r)), r) for _, r in rules]
+    ordered += [(c, None) for c in correlations]
+    for maybe, rule in ordered:
+        if maybe is None:
             continue
+        one = maybe
         if rule is not None:
-            spec.generate = bool(rule._output)
-        if spec.kind in taken:
-            out.skipped.append(Skipped(spec.origin, spec.rule_id,
-                                       f"{spec.kind} is also the kind of a rule in "
-                                       f"{taken[spec.kind]} (give each rule its own name)"))
+            one.generate = bool(rule._output)
+        if one.kind in taken:
+            out.skipped.append(Skipped(one.origin, one.rule_id,
+                                       f"{one.kind} is also the kind of a rule in "
+                                       f"{taken[one.kind]} (give each rule its own name)"))
             continue
-        taken[spec.kind] = spec.origin
-        out.specs.append(spec)
+        taken[one.kind] = one.origin
+        out.specs.append(one)
 
 
 def _section(node: Any, file: str | None, families: set[str]) -> tuple[list[str], list[Logsource]]:
@@ -422,7 +424,7 @@ def correlation_spec(rule: Any, path: str, detections: dict[int, RuleSpec]) -> R
         raise Unsupported("field aliases")
     group_by = tuple(fields.get(f, f) for f in (rule.group_by or []))
     cond = rule.condition
-    op, count, value_field = "gte", len(refs), None
+    op, count, value_field = "gte", float(len(refs)), None
     if isinstance(cond, SigmaCorrelationCondition):
         op, count = cond.op.name.lower(), cond.count
         if cond.fieldref is not None:

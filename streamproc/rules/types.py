@@ -26,6 +26,7 @@ watermark has passed its end::
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
 from bisect import bisect_left, bisect_right
@@ -89,7 +90,7 @@ class RuleSpec:
     display: str = ""     # a human name (a Sigma title)
     generate: bool = True  # False: only a correlation reads it, it raises no alerts itself
     sigma_fields: dict[str, str] = field(default_factory=dict)  # Sigma field -> record field
-    _cls: type[RuleDetector] | None = None
+    _cls: builtins.type[RuleDetector] | None = None
 
     def digest(self) -> str:
         """A short hash of what the rule does: a reload replaces the detector of a rule
@@ -116,7 +117,7 @@ class RuleSpec:
                 canon(self.labels), canon(self.annotations), self.generate, self.family]
         return hashlib.blake2b(repr(what).encode(), digest_size=6).hexdigest()
 
-    def detector_class(self) -> type[RuleDetector]:
+    def detector_class(self) -> builtins.type[RuleDetector]:
         """The Detector class of this rule (made once): kind, family, colocate its own."""
         if self._cls is None:
             base = RULE_TYPES[self.type]
@@ -767,7 +768,7 @@ class _Tumbling(RuleDetector):
             indices = {i for i in buckets if start <= i < closed}
             indices |= {i + 1 for i in buckets if start <= i + 1 < closed}
             for index in sorted(indices):
-                alert = self.judge_window(key, index, buckets)
+                alert = self.judge_window(key, index, buckets)  # type: ignore[arg-type]
                 if alert is not None:
                     out.append(alert)
             for i in [i for i in buckets if i < closed - 1]:
