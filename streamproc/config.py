@@ -60,7 +60,7 @@ import re
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -71,7 +71,9 @@ from .decode.patterns import LineFormat, named_format, regex_format
 from .decode.records import DEFAULT_MAX_RECORD_BYTES
 from .errors import ConfigError, ConfigErrors
 from .internal_topics import InternalTopics
-from .rules import RuleSet
+
+if TYPE_CHECKING:
+    from .rules import RuleSet
 
 DEFAULT_GROUP_ID = "streamproc"
 
@@ -349,7 +351,7 @@ class Config:
     # every family a binding may name: the built-in ones and those of families_dir/contracts
     contracts: dict[str, Contract] = field(default_factory=builtin_contracts)
     # rule files and Sigma rules (rules/): detectors without Python
-    rules: RuleSet = field(default_factory=RuleSet)
+    rules: RuleSet = field(default_factory=lambda: _no_rules())
 
     def binding_for_topic(self, topic: str) -> Binding | None:
         for binding in self.bindings:
@@ -454,6 +456,12 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
     elif found:
         raise ConfigErrors.of(found)
     return config
+
+
+def _no_rules() -> RuleSet:
+    from .rules import RuleSet  # imported when used: it imports the detectors
+
+    return RuleSet()
 
 
 def load_rules_of(doc: dict[str, Any], file: str | None, contracts: dict[str, Contract],
