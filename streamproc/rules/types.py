@@ -117,6 +117,19 @@ class RuleSpec:
                 canon(self.labels), canon(self.annotations), self.generate, self.family]
         return hashlib.blake2b(repr(what).encode(), digest_size=6).hexdigest()
 
+    def summary(self) -> str:
+        """``frequency key=ip_address threshold=20 window=300 #0c000ac2d53c``"""
+        shown = [self.type]
+        if self.key:
+            shown.append(f"key={','.join(self.key)}")
+        for name, value in sorted(self.params.items()):
+            if name == "refs":
+                value = ",".join(r.rule_id for r in value)
+            if value is not None:
+                shown.append(f"{name}={value:g}" if isinstance(value, float) else
+                             f"{name}={value}")
+        return " ".join(shown) + f" #{self.digest()}"
+
     def detector_class(self) -> builtins.type[RuleDetector]:
         """The Detector class of this rule (made once): kind, family, colocate its own."""
         if self._cls is None:
@@ -164,8 +177,8 @@ class RuleDetector(Detector):
                  ctx: DetectorContext | None = None) -> None:
         super().__init__(params, ctx)
         spec = self.spec
-        # which version of the rule this is (check-config shows it; reload compares it)
-        self.params = {**self.params, "rule": spec.digest()}
+        # what the rule is and which version (check-config shows it; reload compares it)
+        self.params = {**self.params, "rule": spec.summary()}
         self.match: Predicate = record_predicate(spec.condition)
         self.matcher: BatchMatcher | None = None
         self.slot = 0
