@@ -550,3 +550,18 @@ def test_two_sigma_rules_of_one_name_the_second_is_skipped(tmp_path: Path) -> No
     config = sigma_config(tmp_path, one, one.replace("contains: a", "contains: b"))
     assert [s.kind for s in config.rules.specs] == ["sigma:same"]
     assert "sigma:same is also the kind of a rule in" in str(config.rules.skipped[0])
+
+
+def test_null_values_and_dotted_fields_into_nested_objects(tmp_path: Path) -> None:
+    det = """
+        no_agent:
+          cs-user-agent: null
+        nested:
+          tls.client.ja3|startswith: e7d705a3
+        condition: no_agent or nested
+    """
+    bare = orjson.dumps({"timestamp": iso(T0 + 2), "endpoint": "/", "method": "GET",
+                         "status_code": 200, "ip_address": "1.2.3.4"})
+    lines = [req(0, tls={"client": {"ja3": "E7D705A3286E19EA"}}), req(1, tls={"client": {}}),
+             bare, req(3, **{"tls.client.ja3": "e7d705a3x"})]
+    assert matching(tmp_path, det, lines) == [0, 2, 3]

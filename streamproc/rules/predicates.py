@@ -159,17 +159,33 @@ def _keyword(leaf: Leaf) -> Predicate:
 def _leaf(leaf: Leaf) -> Predicate:
     name = leaf.field or ""
     op = leaf.op
+    get: Callable[[Record], Any] = (lambda d: d.get(name)) if "." not in name else \
+        (lambda d: _dotted(d, name))
     if op == "exists":
         want = bool(leaf.value)
-        return lambda d: (d.get(name) is not None) is want
+        return lambda d: (get(d) is not None) is want
     if op == "null":
-        return lambda d: d.get(name) is None
+        return lambda d: get(d) is None
     test = _value_test(leaf)
 
     def check(d: Record) -> bool:
-        v = d.get(name)
+        v = get(d)
         return v is not None and test(v)
     return check
+
+
+def _dotted(d: Record, name: str) -> Any:
+    """``user.name``: the key as written, else the path through nested objects (a record's
+    fields beyond its contract keep their JSON shape)."""
+    v = d.get(name)
+    if v is not None:
+        return v
+    node: Any = d
+    for part in name.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
 
 
 def _value_test(leaf: Leaf) -> Callable[[Any], bool]:
@@ -280,7 +296,7 @@ def _score(found: list[Trigger]) -> tuple[int, int]:
 
 
 def _leaf_triggers(leaf: Leaf) -> list[Trigger] | None:
-    if leaf.field is None:
+    if leaf.field is None or "." in leaf.field:  # a keyword; a path into nested objects
         return None
     if leaf.op in _TEXT_OPS:
         needle = leaf.value if leaf.cased else leaf.value.lower()
