@@ -62,11 +62,16 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="override kafka.bootstrap_servers of the config")
     p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--embedded-console", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--listen", default=None, metavar="HOST:PORT",
+                   help="serve HTTP here: /metrics, /healthz, /readyz, the Alertmanager API "
+                        "(/api/v2/alerts, /api/v2/silences...) and mounted APIs; HOST defaults "
+                        "to 127.0.0.1 (this machine only; 0.0.0.0 for every interface, e.g. "
+                        "in a container). Token, TLS and body limit: the api: section of the "
+                        "config. With --workers N, worker i listens on PORT+i")
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
-                   help="serve Prometheus /metrics, /healthz and /readyz on this port")
+                   help="the same as --listen METRICS_HOST:PORT (kept for older scripts)")
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
-                   help="address for the metrics server (default 127.0.0.1: this machine "
-                        "only; 0.0.0.0 for every interface, e.g. in a container)")
+                   help="the host of --metrics-port (default 127.0.0.1)")
     p.add_argument("--watch-config", action="store_true",
                    help="reload the config when the file changes (as SIGHUP does)")
     p.add_argument("--max-memory", default=None, metavar="SIZE",
