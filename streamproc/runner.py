@@ -125,13 +125,19 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
                       alerts_file=args.alerts_file if console or args.alerts_file !=
                       "streamproc-alerts.jsonl" else None, console=console,
                       max_events=args.max_events, exit_when_idle=args.exit_when_idle,
-                      notify_overrides=overrides, startup=startup)
+                      notify_overrides=overrides, startup=startup,
+                      serve_alerts=address is not None)
+    api = None
     if address is not None:
+        from .http.alertmanager import AlertmanagerAPI
+
+        api = AlertmanagerAPI(runtime, config, worker=worker, started=startup.started)
         # before the runtime starts, so a port in use stops the run before anything else
-        listener = build_listener(config, address, runtime, metrics)
+        listener = build_listener(config, address, metrics, api)
         await listener.start()
         serving.push_async_callback(listener.stop)
-        log.info("HTTP on %s: /metrics, /healthz, /readyz%s", listener.url,
+        log.info("HTTP on %s: /metrics, /healthz, /readyz, the Alertmanager API "
+                 "/api/v2/%s", listener.url,
                  " (bearer token required but for health)" if listener.token else "")
     loop = asyncio.get_running_loop()
     stop_signals = 0
@@ -155,6 +161,8 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
             from .reload import Reloader
 
             reloader = Reloader.for_runtime(runtime, args.config)
+            if api is not None:
+                api.reload = reloader.reload  # POST /-/reload
             if reloader.install_sighup():
                 log.info("SIGHUP reloads %s (thresholds, mappings, routes, templates)",
                          args.config)
@@ -176,7 +184,7 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
     return 0
 
 
-def build_listener(config: Config, address: Any, runtime: Any, metrics: Any) -> Any:
+def build_listener(config: Config, address: Any, metrics: Any, api: Any) -> Any:
     """The one HTTP listener of a run (http/listener.py) with everything it serves: what
     another feature serves over HTTP is mounted here (``listener.mount(prefix, app)``)."""
     from .http.listener import Listener
@@ -186,6 +194,8 @@ def build_listener(config: Config, address: Any, runtime: Any, metrics: Any) -> 
                         ssl_context=config.api.ssl_context(),
                         max_body_bytes=config.api.max_body_bytes)
     listener.add_routes(routes(metrics))
+    listener.mount("/api/v2", api.app())  # Alertmanager's API v2 (http/alertmanager.py)
+    listener.add_routes(api.root_routes())  # /-/healthy, /-/ready, /-/reload
     return listener
 
 
