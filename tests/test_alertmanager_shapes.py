@@ -154,3 +154,28 @@ def test_an_active_critical_alert_inhibits_lower_ones_with_the_same_key() -> Non
     other_user = alert(fp="o", key={"username": "eve", "ip_address": "1.2.3.4"})
     assert inhibited_by(rules, [critical, high, other_user]) == {"h": ["c"]}
     assert inhibited_by(rules, [high, other_user]) == {}
+
+
+def test_silence_query_shows_local_silences_as_amtool_does(tmp_path, capsys) -> None:
+    import json
+
+    from streamproc.cli import main
+
+    config = tmp_path / "streamproc.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    assert main(["silence", "-c", str(config), "add", "alertname=brute_force",
+                 "--comment", "pen test", "--author", "alice"]) == 0
+    sid = capsys.readouterr().out.split()[0]
+    assert main(["silence", "-c", str(config), "query"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["ID", "Matchers", "Ends", "At", "Created", "By", "Comment"]
+    assert row.split()[:2] == [sid, "alertname=brute_force"] and "pen test" in row
+    assert main(["silence", "-c", str(config), "query", "-o", "json", "alertname=brute_force"]) == 0
+    [shown] = json.loads(capsys.readouterr().out)
+    assert shown["id"] == sid and shown["createdBy"] == "alice"
+    assert shown["matchers"] == [{"name": "alertname", "value": "brute_force",
+                                  "isRegex": False, "isEqual": True}]
+    assert main(["silence", "-c", str(config), "query", "-o", "json", "alertname=other"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["silence", "-c", str(config), "query", "-e"]) == 0
+    assert sid not in capsys.readouterr().out
