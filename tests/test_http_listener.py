@@ -205,3 +205,12 @@ def test_run_with_a_port_in_use_says_so_without_a_trace(tmp_path: Path) -> None:
     assert f"streamproc run: Address already in use (127.0.0.1:{port})" in proc.stderr
     assert "Traceback" not in proc.stderr
 
+
+
+def test_a_reload_that_changes_the_api_section_says_it_needs_a_restart() -> None:
+    from streamproc.reload import plan
+
+    old = parse_config_text(f"api: {{token: {TOKEN}}}\n")
+    new = parse_config_text(f"api: {{token: {TOKEN}-rotated}}\n")
+    assert plan(old, parse_config_text(f"api: {{token: {TOKEN}}}\n")) == []
+    assert plan(old, new) == ["api: settings (token, TLS, max_body_bytes, resolve_timeout)"]
