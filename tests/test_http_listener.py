@@ -149,6 +149,28 @@ async def test_tls_serves_https_and_plain_http_gets_nothing(
         await listener.stop()
 
 
+async def test_with_ssl_cafile_only_clients_with_a_certificate_of_that_ca_get_in(
+        tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    pytest.importorskip("cryptography")
+    from tests.test_security_mqtt_tls import _make_certificates
+
+    ca, cert, key = _make_certificates(tmp_path)
+    config = parse_config_text(f"api: {{ssl_certfile: {cert}, ssl_keyfile: {key}, "
+                               f"ssl_cafile: {ca}}}\n")
+    listener = await started(ssl_context=config.api.ssl_context())
+    try:
+        anonymous = ssl.create_default_context(cafile=str(ca))
+        with pytest.raises(aiohttp.ClientError):
+            async with http.get(listener.url + "/healthz", ssl=anonymous) as resp:
+                await resp.read()
+        known = ssl.create_default_context(cafile=str(ca))
+        known.load_cert_chain(str(cert), str(key))  # (signed by the CA; any such one)
+        async with http.get(listener.url + "/healthz", ssl=known) as resp:
+            assert resp.status == 200
+    finally:
+        await listener.stop()
+
+
 def test_api_section_is_checked_and_its_token_is_a_secret(tmp_path: Path) -> None:
     config = parse_config_text(f"api: {{token: {TOKEN}, max_body_bytes: '2048', "
                                "resolve_timeout: 30m}\n")
