@@ -117,6 +117,6 @@ def test_metrics_listen_on_loopback_unless_an_address_is_given() -> None:
     assert args.metrics_host == "127.0.0.1"
     server = start_http_server(0, metrics=Metrics())
     try:
-        assert server.httpd.server_address[0] == "127.0.0.1"
+        assert server.address[0] == "127.0.0.1"
     finally:
         server.close()

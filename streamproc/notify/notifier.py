@@ -32,7 +32,7 @@ from .deadletter import DeadLetterCallback, DeadLetters
 from .dedup import Dedup
 from .deliver import ChannelSender, SendResult
 from .group import Grouper
-from .inhibit import Inhibitor, parse_rules
+from .inhibit import Inhibitor, InhibitRule, parse_rules
 from .outbox import Outbox, OutboxRow
 from .ratelimit import TokenBucket, plan
 from .retry import RetryPolicy
@@ -256,6 +256,11 @@ class Notifier:
                        shared_log=shared_log)
         notifier._sinks = (alerts_file, console)
         return notifier
+
+    @property
+    def inhibit_rules(self) -> list[InhibitRule]:
+        """The inhibit rules in force (the Alertmanager API applies them to active alerts)."""
+        return self._inhibit_rules
 
     def reload(self, notify_cfg: dict[str, Any] | None) -> None:
         """Apply new routes, templates, inhibit rules, timers and retry policy live.
