@@ -1118,6 +1118,8 @@ class Runtime:
             table = ActiveAlerts(timeout)
         await table.start()
         self.active_alerts = table
+        if self.metrics is not None:
+            self.metrics.count_active(lambda: [a.alert.kind for a in table.current()])
 
     def _time_assignment(self, source: Any) -> None:
         """Start-up phases of the first assignment: the group join ends when it arrives, the
