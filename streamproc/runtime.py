@@ -32,6 +32,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from .alerts import Alert
+from .backoff import Backoff
 from .batches import BatchWriter
 from .config import Binding, Config
 from .decode import BatchDecoder, DeadLetter, RawRecord
@@ -696,7 +697,7 @@ class IngestLoop:
         """Write the batch's effects; while the broker is unreachable, keep retrying (with
         backoff) rather than crash: nothing is committed until this returns, and what a retry
         writes twice is deduplicated downstream (fingerprints, source offsets)."""
-        delay = 0.5
+        backoff = Backoff()
         while True:
             try:
                 if outbox:
@@ -706,14 +707,13 @@ class IngestLoop:
                     await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
                 return
             except (KafkaError, OSError) as exc:
-                if (self.stopping and delay > 4) or delay >= 30.0:
+                if (self.stopping and backoff.delay > 4) or backoff.delay >= backoff.cap:
                     # about a minute without a broker: fail loudly (the supervisor or the
                     # orchestrator restarts us; nothing was committed)
                     raise
                 log.warning("cannot write alerts/dead letters (%s); retrying in %.1fs, "
-                            "offsets stay uncommitted", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            "offsets stay uncommitted", type(exc).__name__, backoff.delay)
+                await backoff.wait()
 
     async def produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
         """Produce repartitioned records and wait for the broker's acknowledgement."""
@@ -1219,22 +1219,20 @@ class Runtime:
             await asyncio.sleep(interval)
 
     async def _start_with_retry(self, start: Callable[[], Awaitable[None]], what: str) -> None:
-        delay, attempt = 0.5, 0
+        backoff = Backoff()
         while True:
-            attempt += 1
             try:
                 await start()
                 return
             except Exception as exc:  # noqa: BLE001 - retried with backoff, then re-raised
-                if self.start_retries is not None and attempt > self.start_retries:
+                if self.start_retries is not None and backoff.attempt >= self.start_retries:
                     from .errors import SourceError
                     raise SourceError(f"{what}: cannot reach {self.config.kafka.bootstrap_servers}"  # type: ignore[union-attr]
                                       f" ({type(exc).__name__})") from None
                 log.warning("%s cannot reach %s (%s); retrying in %.1fs (attempt %d)", what,
-                            self.config.kafka.bootstrap_servers, type(exc).__name__, delay,  # type: ignore[union-attr]
-                            attempt)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            self.config.kafka.bootstrap_servers, type(exc).__name__,  # type: ignore[union-attr]
+                            backoff.delay, backoff.attempt + 1)
+                await backoff.wait()
 
     async def _ensure_internal_topics(self) -> None:
         from .broker import ensure_topics
