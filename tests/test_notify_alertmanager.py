@@ -257,7 +257,7 @@ async def test_a_group_becomes_one_payload_with_its_common_and_group_labels(
 
 
 @pytest.mark.parametrize(("over", "message"), [
-    ({"format": "alertmanager-webhook"}, "needs a json:// or jsons:// channel"),
+    ({"format": "alertmanager-webhook"}, "needs a JSON webhook channel"),
     ({"format": "yaml"}, "unknown format"),
     ({"resend": 0}, "must be more than 0"),
     ({"rat": 5}, "unknown key 'rat'"),
@@ -302,3 +302,12 @@ async def test_a_firing_alert_that_crosses_its_sent_resolve_is_not_sent_again(
     await n.close()
     assert got["json"] == []
     assert len(receiver.accepted) == 1 and n.counters["resent"] == 0
+
+
+def test_check_config_reports_a_bad_channel_option_with_the_other_problems() -> None:
+    settings = parse_settings({"urls": ["form://127.0.0.1:9/hook", "nosuchservice://x"],
+                               "channels": {"Form": {"format": "alertmanager-webhook"}}})
+    errors: list[ConfigError] = []
+    load_channels(settings, errors=errors)
+    assert len(errors) == 2
+    assert "nosuchservice" in str(errors[0]) and "JSON webhook" in str(errors[1])

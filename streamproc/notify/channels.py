@@ -191,8 +191,9 @@ def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
                                   hint=f"format: {WEBHOOK_FORMAT} (Alertmanager's webhook "
                                        "JSON); chat formats are set on the URL (?format=)")
             if not isinstance(ch.service, NotifyJSON):
-                raise ConfigError(f"{where}.format: {WEBHOOK_FORMAT} needs a json:// or "
-                                  f"jsons:// channel, not {ch.name}",
+                raise ConfigError(f"{where}.format: {WEBHOOK_FORMAT} needs a JSON webhook "
+                                  f"channel (URL scheme json or jsons), not "
+                                  f"{ch.service_name}",
                                   hint="select the webhook channel by its tag")
             ch.fmt = WEBHOOK_FORMAT
         for key in ("external_url", "generator_url"):
@@ -456,13 +457,18 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
                 problems.append(ConfigError(f"notify.fallback: no channel has the tag {fb!r}",
                                             hint="give a URL, or a tag used in your Apprise "
                                                  "config"))
+    for ch in channels:
+        try:
+            _apply_overrides(ch, settings)
+        except ConfigError as exc:
+            if all(str(exc) != str(p) for p in problems):  # once, not once per channel
+                problems.append(exc)
     if problems:
         if errors is None:
             raise ConfigErrors.of(problems)
         errors.extend(problems)
     seen: dict[str, Channel] = {}
     for ch in channels:
-        _apply_overrides(ch, settings)
         if ch.id in seen:  # the same URL twice: one channel with the union of the tags
             seen[ch.id].tags = seen[ch.id].tags | ch.tags
             seen[ch.id].catch_all |= ch.catch_all
