@@ -691,7 +691,12 @@ class Notifier:
         while True:
             more = False
             for ch in channels:
-                more |= await self._resend(ch)
+                try:
+                    more |= await self._resend(ch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the loop must outlive one bad round; the rows stay
+                    log.exception("notify: unexpected error re-sending to %s", ch.name)
             if not more:
                 await asyncio.sleep(tick)
 
