@@ -187,14 +187,17 @@ def register_url_secrets(url: str) -> None:
 
 def register_config_secrets(config: object) -> None:
     """Register every secret a loaded ``Config`` holds: the Kafka SASL password, the MQTT
-    password and the credential parts of inline notify URLs. Call once after loading the
-    config (and again after a reload)."""
+    password, the API token and the credential parts of inline notify URLs. Call once after
+    loading the config (and again after a reload)."""
     kafka = getattr(config, "kafka", None)
     if kafka is not None:
         register_secret(getattr(kafka, "sasl_password", None))
     mqtt = getattr(config, "mqtt", None)
     if mqtt is not None:
         register_secret(getattr(mqtt, "password", None))
+    api = getattr(config, "api", None)
+    if api is not None:
+        register_secret(getattr(api, "token", None))
     notify = getattr(config, "notify", None) or {}
     urls = notify.get("urls") or []
     for entry in [urls] if isinstance(urls, str) else urls if isinstance(urls, list) else []:
