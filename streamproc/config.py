@@ -58,7 +58,7 @@ import re
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -69,6 +69,9 @@ from .decode.patterns import LineFormat, named_format, regex_format
 from .decode.records import DEFAULT_MAX_RECORD_BYTES
 from .errors import ConfigError, ConfigErrors
 from .internal_topics import InternalTopics
+
+if TYPE_CHECKING:
+    from .sources.ingest import IngestSettings
 
 DEFAULT_GROUP_ID = "streamproc"
 
@@ -345,6 +348,8 @@ class Config:
     alert_limits: AlertLimits = AlertLimits()
     # every family a binding may name: the built-in ones and those of families_dir/contracts
     contracts: dict[str, Contract] = field(default_factory=builtin_contracts)
+    # ``ingest:``: HTTP events and webhooks (sources/ingest.py); None: the defaults
+    ingest: IngestSettings | None = None
 
     def binding_for_topic(self, topic: str) -> Binding | None:
         for binding in self.bindings:
@@ -369,7 +374,8 @@ class Config:
 # -- loading --------------------------------------------------------------------------------
 
 _TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "metrics",
-             "logging", "state", "alerts", "event_time", "families_dir", "contracts"}
+             "logging", "state", "alerts", "event_time", "families_dir", "contracts",
+             "ingest"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
@@ -441,12 +447,23 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
                     raw=doc, alert_limits=section(_parse_alerts, doc.get("alerts"), file,
                                                   default=AlertLimits()),
                     contracts=contracts)
+    if doc.get("ingest") is not None:
+        config.ingest = section(_parse_ingest, doc["ingest"], file, bindings)
     _validate_detectors(config, doc, found)
     if errors is not None:
         errors.extend(found)
     elif found:
         raise ConfigErrors.of(found)
     return config
+
+
+def _parse_ingest(node: Any, file: str | None, bindings: list[Binding]) -> IngestSettings:
+    from .sources.ingest import check_webhook_binding, parse_ingest
+
+    settings = parse_ingest(node, file)
+    check_webhook_binding(settings, bindings, file,
+                          _line(node, "webhooks") if isinstance(node, dict) else None)
+    return settings
 
 
 def _parse_topics(doc: dict[str, Any], file: str | None, source: str,

@@ -185,7 +185,7 @@ class Judge:
     # -- tasks ------------------------------------------------------------------------------
 
     def task_id(self, binding: Binding, source_kind: str, topic: str, partition: int) -> TaskId:
-        if source_kind == "mqtt" or not self.partitioned:
+        if source_kind in ("mqtt", "http") or not self.partitioned:
             return (binding.name, "", 0)
         return (binding.name, topic, partition)
 
@@ -254,6 +254,8 @@ class Judge:
         except KeyError:
             pass
         found = None
+        if source_kind == "http":  # sources/http.py: records of a binding named by the URL
+            return self.bindings.get(topic)
         if source_kind == "mqtt" and topic.startswith("streamproc/host-status/"):
             found = next((b for b in self.config.bindings
                           if b.source == "mqtt" and b.family == "host-metrics"), None)
