@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -23,11 +24,25 @@ from streamproc.errors import ConfigError
 from streamproc.metrics import Metrics
 from streamproc.runtime import Judge
 from streamproc.sources import webhooks
-from streamproc.sources.http import Ingest, JudgeTarget, KafkaTarget, ingest_app, split_records
+from streamproc.sources.http import (
+    API_PREFIX,
+    Ingest,
+    JudgeTarget,
+    KafkaTarget,
+    ingest_app,
+    split_records,
+)
 from streamproc.sources.ingest import DeliveryDedup, TokenBucket
 
 SAMPLES = Path(__file__).parent / "samples" / "webhooks"
 SECRET = "s3cret-for-tests"
+
+
+def mounted(ingest: Ingest) -> web.Application:
+    """The endpoints as the runner serves them: mounted at /api/v1 of a root application."""
+    root = web.Application()
+    root.add_subapp(API_PREFIX, ingest_app(ingest))
+    return root
 
 
 def sample(name: str) -> bytes:
@@ -248,7 +263,7 @@ async def test_github_failure_fires_pipeline_failed_once_and_a_replay_is_not_jud
     d = Direct(tmp_path)
     body = sample("github-workflow_run-failure.json")
     headers = github_headers(body, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
-    async with TestClient(TestServer(ingest_app(d.ingest))) as client:
+    async with TestClient(TestServer(mounted(d.ingest))) as client:
         first = await client.post("/api/v1/webhooks/github", data=body, headers=headers)
         assert first.status == 200, await first.text()
         assert (await first.json()) == {"accepted": 1, "rejected": 0}
@@ -270,12 +285,12 @@ async def test_a_replay_after_a_restart_is_still_recognised(tmp_path) -> None:
     body = sample("github-workflow_run-failure.json")
     headers = github_headers(body, delivery="same-delivery")
     first = Direct(tmp_path)
-    async with TestClient(TestServer(ingest_app(first.ingest))) as client:
+    async with TestClient(TestServer(mounted(first.ingest))) as client:
         assert (await client.post("/api/v1/webhooks/github", data=body,
                                   headers=headers)).status == 200
     first.ingest.close()
     second = Direct(tmp_path)
-    async with TestClient(TestServer(ingest_app(second.ingest))) as client:
+    async with TestClient(TestServer(mounted(second.ingest))) as client:
         answer = await client.post("/api/v1/webhooks/github", data=body, headers=headers)
         assert (await answer.json())["duplicate"] is True
     assert second.judge.stats.events == 0
@@ -284,7 +299,7 @@ async def test_a_replay_after_a_restart_is_still_recognised(tmp_path) -> None:
 async def test_bad_or_missing_signature_is_401_counted_and_never_judged(tmp_path) -> None:
     d = Direct(tmp_path)
     body = sample("github-workflow_run-failure.json")
-    async with TestClient(TestServer(ingest_app(d.ingest))) as client:
+    async with TestClient(TestServer(mounted(d.ingest))) as client:
         forged = await client.post("/api/v1/webhooks/github", data=body,
                                    headers=github_headers(body, secret="wrong"))
         assert forged.status == 401
@@ -306,7 +321,7 @@ async def test_bad_or_missing_signature_is_401_counted_and_never_judged(tmp_path
 async def test_events_of_other_types_are_202_ignored_with_a_reason(tmp_path) -> None:
     d = Direct(tmp_path)
     body = b'{"zen": "Design for failure.", "hook_id": 1}'
-    async with TestClient(TestServer(ingest_app(d.ingest))) as client:
+    async with TestClient(TestServer(mounted(d.ingest))) as client:
         answer = await client.post("/api/v1/webhooks/github", data=body,
                                    headers=github_headers(body, event="ping"))
         assert answer.status == 202
@@ -321,7 +336,7 @@ async def test_events_of_other_types_are_202_ignored_with_a_reason(tmp_path) -> 
 
 async def test_gitlab_and_jenkins_failures_fire_pipeline_failed(tmp_path) -> None:
     d = Direct(tmp_path)
-    async with TestClient(TestServer(ingest_app(d.ingest))) as client:
+    async with TestClient(TestServer(mounted(d.ingest))) as client:
         answer = await client.post("/api/v1/webhooks/gitlab",
                                    data=sample("gitlab-pipeline-failed.json"),
                                    headers={"X-Gitlab-Event": "Pipeline Hook",
@@ -351,7 +366,7 @@ async def test_a_batch_with_bad_records_is_207_with_each_reason_and_dead_letters
             "branch": "main"}
     lines = [orjson.dumps(good), b'{"type": "pipeline", "status": "failure"}',
              b"{not json", orjson.dumps({**good, "type": "release"})]
-    async with TestClient(TestServer(ingest_app(d.ingest))) as client:
+    async with TestClient(TestServer(mounted(d.ingest))) as client:
         answer = await client.post("/api/v1/events/cicd-events", data=b"\n".join(lines),
                                    headers={"Content-Type": "application/x-ndjson"})
         assert answer.status == 207
@@ -369,7 +384,7 @@ async def test_a_batch_with_bad_records_is_207_with_each_reason_and_dead_letters
 
 async def test_none_accepted_is_400_unknown_binding_404_and_an_empty_body_400(tmp_path) -> None:
     d = Direct(tmp_path)
-    async with TestClient(TestServer(ingest_app(d.ingest))) as client:
+    async with TestClient(TestServer(mounted(d.ingest))) as client:
         answer = await client.post("/api/v1/events/cicd-events", data=b'[{"type": "x"}]',
                                    headers={"Content-Type": "application/json"})
         assert answer.status == 400
@@ -383,7 +398,7 @@ async def test_none_accepted_is_400_unknown_binding_404_and_an_empty_body_400(tm
 
 async def test_a_client_over_its_rate_gets_429_with_retry_after(tmp_path) -> None:
     d = Direct(tmp_path, "ingest:\n  rate_limit: {per_second: 0.5, burst: 2}\n")
-    async with TestClient(TestServer(ingest_app(d.ingest))) as client:
+    async with TestClient(TestServer(mounted(d.ingest))) as client:
         codes = [(await client.post("/api/v1/events/nope", data=b"{}")).status
                  for _ in range(2)]
         assert codes == [404, 404]
@@ -397,7 +412,7 @@ async def test_a_client_over_its_rate_gets_429_with_retry_after(tmp_path) -> Non
 async def test_a_body_over_the_limit_is_413_chunked_or_not(tmp_path) -> None:
     d = Direct(tmp_path)
     d.ingest.settings.max_body_bytes = 1000
-    async with TestClient(TestServer(ingest_app(d.ingest))) as client:
+    async with TestClient(TestServer(mounted(d.ingest))) as client:
         answer = await client.post("/api/v1/events/cicd-events", data=b"x" * 1001)
         assert answer.status == 413
 
@@ -432,7 +447,7 @@ async def test_with_kafka_accepted_records_are_in_the_topic_and_rejected_in_its_
                  {"timestamp": now, "type": "deployment", "service": "api"},
                  {"type": "pipeline"}]
         body = sample("github-workflow_run-failure.json")
-        async with TestClient(TestServer(ingest_app(ingest))) as client:
+        async with TestClient(TestServer(mounted(ingest))) as client:
             answer = await client.post(f"/api/v1/events/{topic}", data=orjson.dumps(batch),
                                        headers={"Content-Type": "application/json"})
             assert answer.status == 207
@@ -464,3 +479,15 @@ async def _read(bootstrap: str, topic: str, n: int, timeout: float = 20.0) -> li
     finally:
         await consumer.stop()
     return out
+
+
+async def test_before_the_runtime_is_attached_every_endpoint_answers_503(tmp_path) -> None:
+    config = parse_config_text(_config(tmp_path, f"ingest:\n  webhooks:\n    github: "
+                                                 f"{{secret: {SECRET}}}\n"))
+    ingest = Ingest.for_config(config)
+    async with TestClient(TestServer(mounted(ingest))) as client:
+        for path in ("/api/v1/events/cicd-events", "/api/v1/webhooks/github"):
+            answer = await client.post(path, data=b"{}")
+            assert answer.status == 503 and answer.headers["Retry-After"]
+    ingest.close()
+    assert (tmp_path / "state" / "webhook-deliveries.sqlite3").exists()

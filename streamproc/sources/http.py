@@ -48,6 +48,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -63,8 +64,8 @@ from .ingest import DeliveryDedup, IngestSettings, TokenBucket, webhook_binding
 
 log = logging.getLogger(__name__)
 
-EVENTS_PREFIX = "/api/v1/events"
-WEBHOOKS_PREFIX = "/api/v1/webhooks"
+API_PREFIX = "/api/v1"  # where the runner mounts ingest_app on the listener
+WEBHOOKS_PATH = "/webhooks"  # (under API_PREFIX) authenticated by the provider's secret
 # a 207/400 body lists at most this many rejected records (and says how many more)
 MAX_LISTED_ERRORS = 1000
 # seconds the answer waits for the broker before a 503
@@ -173,29 +174,76 @@ def _lines(body: bytes) -> list[bytes]:
 # -- the application ------------------------------------------------------------------------------
 
 class Ingest:
-    """The endpoints' state: settings, bindings, decoders, targets, limits, metrics."""
+    """The endpoints' state: settings, bindings, decoders, targets, limits, metrics.
 
-    def __init__(self, settings: IngestSettings, bindings: list[Binding],
-                 targets: list[Any], *, metrics: Any = None,
+    The listener starts before the runtime (a port in use fails the start first), so the
+    targets come later: until ``attach``, every endpoint answers 503 (starting)."""
+
+    def __init__(self, settings: IngestSettings, bindings: list[Binding] | None = None,
+                 targets: list[Any] | None = None, *, metrics: Any = None,
                  dedup: DeliveryDedup | None = None) -> None:
         self.settings = settings
-        self.targets = targets
+        self.metrics = metrics
+        self.limiter = TokenBucket(settings.rate, settings.burst)
+        hooks = settings.webhooks
+        self.dedup = dedup if dedup is not None else DeliveryDedup(
+            None, hooks.dedup_entries, hooks.dedup_ttl)
+        self.bounded = RateLimitedLog(log, per_key_interval=10.0)
+        self.ready = False
         self.bindings: dict[str, Binding] = {}
         self.target_of: dict[str, Any] = {}
+        self.decoders: dict[str, BatchDecoder] = {}
+        self.webhook_binding: Binding | None = None
+        if bindings is not None and targets is not None:
+            self.attach(bindings, targets)
+
+    def attach(self, bindings: list[Binding], targets: list[Any]) -> None:
+        """Serve ``bindings``, each through the first target that ``serves`` it (a binding
+        no target serves, a file binding or a Kafka pattern, takes no events)."""
         for b in bindings:
             target = next((t for t in targets if t.serves(b)), None)
             if target is not None and b.name not in self.bindings:
                 self.bindings[b.name] = b
                 self.target_of[b.name] = target
         self.decoders = {name: BatchDecoder.for_binding(b) for name, b in self.bindings.items()}
-        self.metrics = metrics
-        self.limiter = TokenBucket(settings.rate, settings.burst)
+        if self.settings.webhooks.secrets:
+            self.webhook_binding = webhook_binding(self.settings, list(self.bindings.values()))
+        self.ready = True
+
+    @classmethod
+    def for_config(cls, config: Any, metrics: Any = None) -> Ingest:
+        """The endpoints of a config (``ingest:``, defaults without one); replays remembered
+        in ``state_dir/webhook-deliveries.sqlite3``."""
+        settings = config.ingest or IngestSettings()
+        api = getattr(config, "api", None)
+        if api is not None:
+            settings.max_body_bytes = api.max_body_bytes
         hooks = settings.webhooks
-        self.webhook_binding = webhook_binding(settings, list(self.bindings.values())) \
-            if hooks.secrets else None
-        self.dedup = dedup if dedup is not None else DeliveryDedup(
-            None, hooks.dedup_entries, hooks.dedup_ttl)
-        self.bounded = RateLimitedLog(log, per_key_interval=10.0)
+        dedup = DeliveryDedup(Path(config.state_dir) / "webhook-deliveries.sqlite3",
+                              hooks.dedup_entries, hooks.dedup_ttl) if hooks.secrets else None
+        return cls(settings, metrics=metrics, dedup=dedup)
+
+    def attach_runtime(self, runtime: Any) -> None:
+        """Serve the bindings of a started Runtime: Kafka ones through its producer, MQTT
+        ones through its Judge (see the module docstring)."""
+        from ..deadletters import FileDeadLetters, KafkaDeadLetters
+
+        config = runtime.config
+        targets: list[Any] = []
+        if runtime.producer is not None and config.kafka is not None:
+            kafka_dead = KafkaDeadLetters(runtime.producer, config.kafka.dlq_suffix,
+                                          metrics=runtime.metrics)
+            targets.append(KafkaTarget(runtime.producer, kafka_dead.write))
+        if config.mqtt is not None:
+            file_dead = FileDeadLetters(config.mqtt.dead_letter_file, metrics=runtime.metrics)
+            targets.append(JudgeTarget(runtime.judge, runtime.alert_log.append,
+                                       file_dead.write))
+        self.attach(config.bindings, targets)
+        log.info("HTTP ingest: POST %s/events/{%s}%s", API_PREFIX,
+                 ",".join(sorted(self.bindings)) or "no binding",
+                 "; webhooks: " + ", ".join(f"{API_PREFIX}/webhooks/{p}" for p in
+                                            sorted(self.settings.webhooks.secrets))
+                 if self.webhook_binding is not None else "")
 
     # -- metrics (labels: an endpoint of this config, an outcome or reason of a closed set)
 
@@ -210,6 +258,12 @@ class Ingest:
         return web.json_response(body, status=status, headers=headers)
 
     # -- shared steps
+
+    def _not_ready(self) -> web.Response | None:
+        if self.ready:
+            return None
+        return web.json_response({"error": "starting: try again in a moment"}, status=503,
+                                 headers={"Retry-After": "2"})
 
     def _rate_limited(self, request: web.Request, endpoint: str) -> web.Response | None:
         wait = self.limiter.take(request.remote or "")
@@ -272,7 +326,7 @@ class Ingest:
         name = request.match_info["binding"]
         binding = self.bindings.get(name)
         endpoint = f"events/{name}" if binding is not None else "events"
-        if (limited := self._rate_limited(request, endpoint)) is not None:
+        if (limited := self._not_ready() or self._rate_limited(request, endpoint)) is not None:
             return limited
         if binding is None:
             return self._refuse(endpoint, "unknown_binding", 404,
@@ -300,7 +354,7 @@ class Ingest:
         provider = request.match_info["provider"]
         secret = self.settings.webhooks.secrets.get(provider)
         endpoint = f"webhooks/{provider}" if provider in webhooks.PARSERS else "webhooks"
-        if (limited := self._rate_limited(request, endpoint)) is not None:
+        if (limited := self._not_ready() or self._rate_limited(request, endpoint)) is not None:
             return limited
         binding = self.webhook_binding
         if secret is None or binding is None:
@@ -382,8 +436,8 @@ def _outcome(accepted: int, rejected: list[Rejection]) -> web.Response:
 
 
 def ingest_app(ingest: Ingest) -> web.Application:
-    """The endpoints as an aiohttp application (mount it on the listener at ``/``)."""
+    """The endpoints as an aiohttp application, to mount at ``API_PREFIX`` (/api/v1)."""
     app = web.Application()
-    app.router.add_post(EVENTS_PREFIX + "/{binding}", ingest.events)
-    app.router.add_post(WEBHOOKS_PREFIX + "/{provider}", ingest.webhook)
+    app.router.add_post("/events/{binding}", ingest.events)
+    app.router.add_post(WEBHOOKS_PATH + "/{provider}", ingest.webhook)
     return app
