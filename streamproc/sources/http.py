@@ -85,30 +85,42 @@ class Rejection:
         self.dead = dead
 
 
-# -- where accepted records go ------------------------------------------------------------------
+# -- where records go -----------------------------------------------------------------------------
 
 class KafkaTarget:
-    """Produce a binding's accepted records to its topic; dead letters to its ``.dlq``."""
+    """Validate a binding's records with its decoder; produce the accepted ones to its topic
+    (keyed as its producers key them) and the rejected ones to its ``.dlq``; both
+    acknowledged before ``send`` returns."""
 
     def __init__(self, producer: Any, write_dead: Callable[[list[DeadLetter]], Awaitable[None]]
                  ) -> None:
         self.producer = producer
         self.write_dead = write_dead
+        self.decoders: dict[str, BatchDecoder] = {}
 
     def serves(self, binding: Binding) -> bool:
         return binding.source == "kafka" and binding.topic is not None
 
-    async def put(self, binding: Binding, records: list[tuple[int, bytes, dict[str, Any]]]
-                  ) -> list[Rejection]:
-        futures = [await self.producer.send(binding.topic, value, key=_key(binding, data))
-                   for _, value, data in records]
-        await asyncio.gather(*futures)
-        return []  # the consumer judges them; what it rejects then goes to the .dlq
+    async def send(self, binding: Binding, values: list[bytes]) -> tuple[int, list[Rejection]]:
+        decoder = self.decoders.get(binding.name)
+        if decoder is None:
+            decoder = self.decoders[binding.name] = BatchDecoder.for_binding(binding)
+        events, dead = decoder.decode_batch(values, binding.topic or "", 0, 0)
+        rejected = [Rejection(dl.offset, _from_request(dl)) for dl in dead]
+        futures = [await self.producer.send(binding.topic, values[ev.offset],
+                                            key=_key(binding, ev.data)) for ev in events]
+        if rejected:
+            await asyncio.gather(self.write_dead([r.dead for r in rejected]), *futures)
+        elif futures:
+            await asyncio.gather(*futures)
+        # the consumer judges them; what its engine rejects (late...) goes to the .dlq then
+        return len(events), rejected
 
 
 class JudgeTarget:
-    """Judge a binding's accepted records at once, through the runtime's Judge; alerts to the
-    alert log, dead letters (the decoder's and the engine's: late, future) to its sink."""
+    """Judge a binding's records at once, through the runtime's Judge (which decodes them
+    with the binding's decoder, as for any source); alerts to the alert log, dead letters
+    (the decoder's, and the engine's: late, future) to the binding's sink."""
 
     def __init__(self, judge: Any, append_alerts: Callable[[list[Any]], Awaitable[None]],
                  write_dead: Callable[[list[DeadLetter]], Awaitable[None]]) -> None:
@@ -122,13 +134,17 @@ class JudgeTarget:
     def serves(self, binding: Binding) -> bool:
         return binding.source == "mqtt"
 
-    async def put(self, binding: Binding, records: list[tuple[int, bytes, dict[str, Any]]]
-                  ) -> list[Rejection]:
-        raws = [RawRecord(value, binding.name, 0, index) for index, value, _ in records]
+    async def send(self, binding: Binding, values: list[bytes]) -> tuple[int, list[Rejection]]:
+        # offset: the record's position in the request (the judge copies it to dead letters)
+        raws = [RawRecord(value, binding.name, 0, i) for i, value in enumerate(values)]
         async with self.lock:
             alerts, dead = self.judge.judge(raws, "http", time.time())
-            await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
-        return [Rejection(dl.offset, dl) for dl in dead]
+            rejected = [Rejection(dl.offset, _from_request(dl)) for dl in dead]
+            if alerts:
+                await self.append_alerts(alerts)
+            if rejected:
+                await self.write_dead([r.dead for r in rejected])
+        return len(values) - len(rejected), rejected
 
 
 def _key(binding: Binding, data: dict[str, Any]) -> bytes | None:
@@ -174,7 +190,7 @@ def _lines(body: bytes) -> list[bytes]:
 # -- the application ------------------------------------------------------------------------------
 
 class Ingest:
-    """The endpoints' state: settings, bindings, decoders, targets, limits, metrics.
+    """The endpoints' state: settings, bindings, targets, limits, metrics.
 
     The listener starts before the runtime (a port in use fails the start first), so the
     targets come later: until ``attach``, every endpoint answers 503 (starting)."""
@@ -192,7 +208,6 @@ class Ingest:
         self.ready = False
         self.bindings: dict[str, Binding] = {}
         self.target_of: dict[str, Any] = {}
-        self.decoders: dict[str, BatchDecoder] = {}
         self.webhook_binding: Binding | None = None
         if bindings is not None and targets is not None:
             self.attach(bindings, targets)
@@ -205,7 +220,6 @@ class Ingest:
             if target is not None and b.name not in self.bindings:
                 self.bindings[b.name] = b
                 self.target_of[b.name] = target
-        self.decoders = {name: BatchDecoder.for_binding(b) for name, b in self.bindings.items()}
         if self.settings.webhooks.secrets:
             self.webhook_binding = webhook_binding(self.settings, list(self.bindings.values()))
         self.ready = True
@@ -255,14 +269,14 @@ class Ingest:
                 headers: dict[str, str] | None = None) -> web.Response:
         if self.metrics is not None:
             self.metrics.ingest_refused.labels(endpoint, reason).inc()
-        return web.json_response(body, status=status, headers=headers)
+        return _json(body, status=status, headers=headers)
 
     # -- shared steps
 
     def _not_ready(self) -> web.Response | None:
         if self.ready:
             return None
-        return web.json_response({"error": "starting: try again in a moment"}, status=503,
+        return _json({"error": "starting: try again in a moment"}, status=503,
                                  headers={"Retry-After": "2"})
 
     def _rate_limited(self, request: web.Request, endpoint: str) -> web.Response | None:
@@ -281,9 +295,12 @@ class Ingest:
         limit = self.settings.max_body_bytes
         too_large = {"error": f"the body is over the {limit} bytes one request may carry",
                      "max_body_bytes": limit}
-        if request.content_length is not None and request.content_length > limit:
-            return self._refuse(endpoint, "too_large", 413, too_large)
-        chunks: list[bytes] = []
+        length = request.content_length
+        if length is not None:
+            if length > limit:
+                return self._refuse(endpoint, "too_large", 413, too_large)
+            return await request.content.readexactly(length) if length else b""
+        chunks: list[bytes] = []  # chunked: counted while read
         size = 0
         async for chunk in request.content.iter_chunked(64 * 1024):
             size += len(chunk)
@@ -294,19 +311,10 @@ class Ingest:
 
     async def _send(self, binding: Binding, endpoint: str, values: list[bytes]
                     ) -> tuple[int, list[Rejection]] | web.Response:
-        """Validate, dead-letter the rejected, send the accepted on; (accepted, rejected) or
-        the 503 answer."""
-        topic = binding.topic if binding.source == "kafka" else binding.name
-        events, dead = self.decoders[binding.name].decode_batch(values, topic or binding.name,
-                                                                0, 0)
-        rejected = [Rejection(dl.offset, _from_request(dl)) for dl in dead]
-        accepted = [(ev.offset, values[ev.offset], ev.data) for ev in events]
-        target = self.target_of[binding.name]
+        """(accepted, rejected) once durable, or the 503 answer."""
         try:
-            results = await asyncio.wait_for(asyncio.gather(
-                target.put(binding, accepted) if accepted else _nothing(),
-                target.write_dead([r.dead for r in rejected]) if rejected else _nothing()),
-                PRODUCE_TIMEOUT)
+            async with asyncio.timeout(PRODUCE_TIMEOUT):
+                return await self.target_of[binding.name].send(binding, values)
         except (TimeoutError, OSError, KafkaError) as exc:
             self.bounded.error(("send", binding.name), "ingest: records for %s not "
                                "acknowledged (%s): answered 503", binding.name,
@@ -315,10 +323,6 @@ class Ingest:
                                 {"error": f"the records were not acknowledged "
                                           f"({type(exc).__name__}); nothing is promised: "
                                           f"send them again"}, {"Retry-After": "5"})
-        later = results[0] or []  # the engine's rejections (judged at once only)
-        if later:
-            rejected.extend(later)
-        return len(accepted) - len(later), rejected
 
     # -- POST /api/v1/events/{binding}
 
@@ -381,12 +385,12 @@ class Ingest:
             if self.metrics is not None:
                 self.metrics.webhooks_ignored.labels(provider, mapped.reason).inc()
             self._count(endpoint, "ignored")
-            return web.json_response({"ignored": True, "reason": mapped.reason,
+            return _json({"ignored": True, "reason": mapped.reason,
                                       "detail": mapped.detail}, status=202)
         delivery = mapped.delivery and f"{provider}:{mapped.delivery}"
         if delivery is not None and not self.dedup.claim(delivery):
             self._count(endpoint, "duplicate")
-            return web.json_response({"duplicate": True, "delivery": mapped.delivery,
+            return _json({"duplicate": True, "delivery": mapped.delivery,
                                       "accepted": 0}, status=200)
         try:
             sent = await self._send(binding, endpoint, [orjson.dumps(mapped.record)])
@@ -412,15 +416,17 @@ class Ingest:
         self.dedup.close()
 
 
-async def _nothing() -> None:
-    return None
-
-
 def _from_request(dl: DeadLetter) -> DeadLetter:
     """A decoder's dead letter of record ``dl.offset`` of a request, as its sink keeps it:
     no offset (there is none), the position said in the detail."""
     return DeadLetter(dl.reason, f"{dl.detail} (HTTP ingest: record {dl.offset} of a request)",
                       dl.raw, dl.topic, dl.partition, -1, dl.key, dl.family, dl.at)
+
+
+def _json(body: dict[str, Any], status: int = 200,
+          headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers,
+                        content_type="application/json")
 
 
 def _outcome(accepted: int, rejected: list[Rejection]) -> web.Response:
@@ -432,7 +438,7 @@ def _outcome(accepted: int, rejected: list[Rejection]) -> web.Response:
         if len(rejected) > MAX_LISTED_ERRORS:
             body["errors_not_listed"] = len(rejected) - MAX_LISTED_ERRORS
     status = 200 if not rejected else 207 if accepted else 400
-    return web.json_response(body, status=status)
+    return _json(body, status=status)
 
 
 def ingest_app(ingest: Ingest) -> web.Application:
