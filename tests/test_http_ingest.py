@@ -491,3 +491,19 @@ async def test_before_the_runtime_is_attached_every_endpoint_answers_503(tmp_pat
             assert answer.status == 503 and answer.headers["Retry-After"]
     ingest.close()
     assert (tmp_path / "state" / "webhook-deliveries.sqlite3").exists()
+
+
+def test_check_config_lists_the_endpoints_and_never_a_secret(tmp_path, capsys,
+                                                             monkeypatch) -> None:
+    from streamproc.cli import main as cli
+
+    monkeypatch.setenv("GH_SECRET", SECRET)
+    path = tmp_path / "streamproc.yaml"
+    path.write_text(_config(tmp_path, "ingest:\n  rate_limit: {per_second: 5, burst: 10}\n"
+                                      "  webhooks:\n    github: {secret: ${GH_SECRET}}\n"))
+    assert cli(["check-config", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "POST /api/v1/events/cicd-events -> judged at once (MQTT binding)" in out
+    assert "POST /api/v1/webhooks/github -> cicd-events (secret set)" in out
+    assert "5 requests/s per client address, burst 10" in out
+    assert SECRET not in out
