@@ -507,3 +507,15 @@ def test_check_config_lists_the_endpoints_and_never_a_secret(tmp_path, capsys,
     assert "POST /api/v1/webhooks/github -> cicd-events (secret set)" in out
     assert "5 requests/s per client address, burst 10" in out
     assert SECRET not in out
+
+
+def test_every_ingest_metric_the_operations_doc_names_exists() -> None:
+    import re
+
+    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    named = set(re.findall(r"`(streamproc_(?:ingest|webhooks)_\w+?)(?:_total)?`", doc))
+    exposed = Metrics(process_metrics=False).exposition().decode()
+    assert named == {"streamproc_ingest_records", "streamproc_ingest_refused",
+                     "streamproc_webhooks_ignored"}
+    for name in named:
+        assert f"# TYPE {name}_total counter" in exposed or f"# TYPE {name} counter" in exposed
