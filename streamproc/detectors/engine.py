@@ -122,6 +122,7 @@ from typing import Any
 from ..alerts import Alert, AlertLimits, cap_alert
 from ..events import Event
 from .base import Detector, connect_all, run_order
+from .columns import EventBatch
 from .merge import SourceMerge
 
 DEFAULT_ALLOWED_LATENESS = 60.0
@@ -232,8 +233,9 @@ class DetectorEngine:
         alerts: list[Alert] = []
         if accepted:
             self.events_in += len(accepted)
+            batch = EventBatch(accepted)
             for detector in self.detectors:
-                out = detector.process(accepted)
+                out = detector.judge_batch(batch)
                 if out:
                     alerts.extend(self._capped(out))
         return alerts
