@@ -520,3 +520,47 @@ def test_every_ingest_metric_the_operations_doc_names_exists() -> None:
                      "streamproc_webhooks_ignored"}
     for name in named:
         assert f"# TYPE {name}_total counter" in exposed or f"# TYPE {name} counter" in exposed
+
+
+def test_any_json_in_any_provider_shape_maps_ignores_or_is_a_bad_payload() -> None:
+    """Fuzz: whatever JSON a sender puts where a field is expected, a parser returns a record
+    or a reason, or raises BadPayload (a 400): never another exception (a 500)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    # what orjson.loads can give: 64-bit integers, finite floats
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
+                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
+    value = st.recursive(leaf, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+        max_leaves=8)
+    shapes = [("github", {"X-GitHub-Event": "workflow_run"}, "github-workflow_run-failure.json"),
+              ("github", {"X-GitHub-Event": "deployment_status"},
+               "github-deployment_status-success.json"),
+              ("gitlab", {"X-Gitlab-Event": "Pipeline Hook"}, "gitlab-pipeline-failed.json"),
+              ("gitlab", {"X-Gitlab-Event": "Deployment Hook"}, "gitlab-deployment-success.json"),
+              ("jenkins", {}, "jenkins-finalized-failure.json")]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(shapes), st.lists(st.tuples(st.integers(0, 50), value), max_size=4))
+    def check(shape, replacements) -> None:
+        provider, headers, name = shape
+        payload = json.loads(sample(name))
+        for index, new in replacements:  # replace a field somewhere in the payload
+            nodes = [payload]
+            for node in nodes:
+                for child in node.values():
+                    if isinstance(child, dict):
+                        nodes.append(child)
+            node = nodes[index % len(nodes)]
+            keys = sorted(node)
+            if keys:
+                node[keys[index % len(keys)]] = new
+        try:
+            out = webhooks.PARSERS[provider](headers, payload)
+        except webhooks.BadPayload:
+            return
+        if isinstance(out, webhooks.Mapped):
+            orjson.dumps(out.record)
+
+    check()

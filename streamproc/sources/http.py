@@ -277,13 +277,14 @@ class Ingest:
         if self.ready:
             return None
         return _json({"error": "starting: try again in a moment"}, status=503,
-                                 headers={"Retry-After": "2"})
+                     headers={"Retry-After": "2"})
 
     def _rate_limited(self, request: web.Request, endpoint: str) -> web.Response | None:
         wait = self.limiter.take(request.remote or "")
         if wait <= 0:
             return None
-        self.bounded.warning(("rate", request.remote), "ingest: client %s over its rate "
+        # one key for every client: the log's memory stays bounded however many there are
+        self.bounded.warning(("rate",), "ingest: client %s over its rate "
                              "limit (%g/s, burst %g)", request.remote, self.settings.rate,
                              self.settings.burst)
         return self._refuse(endpoint, "rate_limited", 429,

@@ -198,7 +198,7 @@ def _github_deployment_status(p: dict[str, Any], delivery: str | None) -> Mapped
         "status": _DEPLOY_FINAL[state],
         "service": _get(p, "repository", "full_name"),
         "environment": status.get("environment") or deployment.get("environment"),
-        "version": deployment.get("ref") or (deployment.get("sha") or "")[:12] or None,
+        "version": deployment.get("ref") or str(deployment.get("sha") or "")[:12] or None,
         "commit": deployment.get("sha"),
         "deployer": _get(status, "creator", "login") or _get(deployment, "creator", "login"),
         "release_notes": status.get("description") or deployment.get("description"),
