@@ -39,6 +39,7 @@ from .detectors import DetectorEngine, build_engine
 from .detectors.engine import Rejected
 from .detectors.merge import SourceMerge
 from .events import Event
+from .sources.base import PartitionedSource
 from .startup import Startup
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,37 @@ class Judge:
 
     def tasks_of(self, topic: str, partition: int) -> list[TaskId]:
         return [t for t in self.engines if t[1] == topic and t[2] == partition]
+
+    def stream_time_of(self, topic: str, partition: int) -> float:
+        """The largest event time judged of a source partition (-inf: none yet)."""
+        return max((self.engines[t].stream_time() for t in self.tasks_of(topic, partition)),
+                   default=float("-inf"))
+
+    def repartitioned_binding(self, topic: str) -> str | None:
+        """The binding a source topic feeds repartition topics for (None: it feeds none, or
+        it is a repartition topic itself)."""
+        if self.names.is_repartition(topic):
+            return None
+        binding = self.binding_for("kafka", topic)
+        if binding is None or binding.name not in self.repartition_targets:
+            return None
+        return binding.name
+
+    # -- reload ---------------------------------------------------------------------------
+
+    def rebind(self, binding: Binding) -> None:
+        """Decode a running binding's records by ``binding`` (same name) from now on."""
+        self.bindings[binding.name] = binding
+        self.decoders[binding.name] = BatchDecoder.for_binding(binding)
+
+    def engines_of(self, binding_name: str) -> list[DetectorEngine]:
+        """The engines of a binding's tasks built so far."""
+        return [engine for task, engine in self.engines.items() if task[0] == binding_name]
+
+    def use_config(self, config: Config) -> None:
+        """Build engines not built yet from ``config``, and route topics by it."""
+        self.config = config
+        self._route_cache.clear()
 
     def drop_tasks(self, topic: str, partition: int) -> None:
         for task in self.tasks_of(topic, partition):
@@ -708,7 +740,8 @@ class Alignment:
     does not hold the others back. Repartition topics are never paused (they are downstream).
     """
 
-    def __init__(self, source: Any, judge: Judge, slack: float, idle_after: float = 5.0) -> None:
+    def __init__(self, source: PartitionedSource, judge: Judge, slack: float,
+                 idle_after: float = 5.0) -> None:
         self.source = source
         self.judge = judge
         self.slack = slack
@@ -718,8 +751,7 @@ class Alignment:
         self.suspended = False  # the memory guard owns pausing while it holds
 
     def after_batch(self, batch: Any) -> None:
-        consumer = getattr(self.source, "consumer", None)
-        if consumer is None or self.suspended or self.slack <= 0:
+        if self.suspended or self.slack <= 0:
             return
         now = time.monotonic()
         for tp in batch.ack:
@@ -727,17 +759,12 @@ class Alignment:
         # Aligned per binding that feeds a repartition topic: other topics' event times
         # (business metrics span months, auth logs hours) are none of its business.
         groups: dict[str, dict[Any, float]] = {}
-        for tp in consumer.assignment():
-            if self.judge.names.is_repartition(tp.topic):
-                continue
-            binding = self.judge.binding_for("kafka", tp.topic)
-            if binding is None or binding.name not in self.judge.repartition_targets:
-                continue
-            tasks = self.judge.tasks_of(tp.topic, tp.partition)
-            if tasks:
-                st = max(self.judge.engines[t].stream_time() for t in tasks)
+        for tp in self.source.assignment():
+            name = self.judge.repartitioned_binding(tp.topic)
+            if name is not None:
+                st = self.judge.stream_time_of(tp.topic, tp.partition)
                 if st > float("-inf"):
-                    groups.setdefault(binding.name, {})[tp] = st
+                    groups.setdefault(name, {})[tp] = st
         ahead: set[Any] = set()
         for times in groups.values():
             active = [st for tp, st in times.items()
@@ -748,9 +775,9 @@ class Alignment:
         to_pause = ahead - self.paused
         to_resume = self.paused - ahead
         if to_pause:
-            consumer.pause(*to_pause)
+            self.source.pause_partitions(to_pause)
         if to_resume:
-            consumer.resume(*to_resume)
+            self.source.resume_partitions(to_resume)
         if to_pause or to_resume:
             log.debug("alignment: paused %d, resumed %d partitions", len(to_pause),
                       len(to_resume))
@@ -762,9 +789,8 @@ class Alignment:
             self.last_data.pop(tp, None)
 
     def resume_all(self) -> None:
-        consumer = getattr(self.source, "consumer", None)
-        if consumer is not None and self.paused:
-            consumer.resume(*[tp for tp in self.paused if tp in consumer.assignment()])
+        if self.paused:
+            self.source.resume_partitions(self.paused)
         self.paused = set()
 
 
@@ -772,7 +798,8 @@ class KafkaProgress:
     """Where each assigned partition stands, and the checkpoint-then-commit step
     (see state.py for the protocol and what a crash at each step leaves behind)."""
 
-    def __init__(self, source: Any, checkpointer: Any, judge: Judge, interval: float) -> None:
+    def __init__(self, source: PartitionedSource, checkpointer: Any, judge: Judge,
+                 interval: float) -> None:
         self.source = source
         self.checkpointer = checkpointer
         self.judge = judge

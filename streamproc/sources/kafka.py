@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -217,6 +218,18 @@ class KafkaSource:
         assert self.consumer is not None
         self.consumer.seek(tp, offset)
         self._next[tp] = offset
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+    def pause_partitions(self, tps: Iterable[TopicPartition]) -> None:
+        if self.consumer is not None:
+            self.consumer.pause(*tps)
+
+    def resume_partitions(self, tps: Iterable[TopicPartition]) -> None:
+        if self.consumer is not None:
+            assigned = self.consumer.assignment()
+            self.consumer.resume(*[tp for tp in tps if tp in assigned])
 
     def pause(self) -> None:
         """Stop fetching (memory guard); records stay in Kafka until ``resume``."""
