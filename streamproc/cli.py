@@ -62,11 +62,16 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="override kafka.bootstrap_servers of the config")
     p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--embedded-console", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--listen", default=None, metavar="HOST:PORT",
+                   help="serve HTTP here: /metrics, /healthz, /readyz, the Alertmanager API "
+                        "(/api/v2/alerts, /api/v2/silences...) and mounted APIs; HOST defaults "
+                        "to 127.0.0.1 (this machine only; 0.0.0.0 for every interface, e.g. "
+                        "in a container). Token, TLS and body limit: the api: section of the "
+                        "config. With --workers N, worker i listens on PORT+i")
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
-                   help="serve Prometheus /metrics, /healthz and /readyz on this port")
+                   help="the same as --listen METRICS_HOST:PORT (kept for older scripts)")
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
-                   help="address for the metrics server (default 127.0.0.1: this machine "
-                        "only; 0.0.0.0 for every interface, e.g. in a container)")
+                   help="the host of --metrics-port (default 127.0.0.1)")
     p.add_argument("--watch-config", action="store_true",
                    help="reload the config when the file changes (as SIGHUP does)")
     p.add_argument("--max-memory", default=None, metavar="SIZE",
@@ -179,14 +184,61 @@ def _add_silence(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     add.add_argument("--comment", default="", help="why (shown in list)")
     add.add_argument("--author", default=os.environ.get("USER", ""))
     ssub.add_parser("list", help="list active silences")
+    query = ssub.add_parser(
+        "query", help="list silences as amtool does (-o json: Alertmanager's JSON)",
+        description="List silences, read from where they live (the deployment's silences "
+                    "topic with Kafka, else the state directory), as `amtool silence query` "
+                    "shows them; the same silences the Alertmanager API serves.")
+    query.add_argument("matchers", nargs="*", metavar="MATCHER",
+                       help="only silences with these matchers, e.g. alertname=brute_force")
+    query.add_argument("-o", "--output", choices=["simple", "json"], default="simple")
+    query.add_argument("-e", "--expired", action="store_true",
+                       help="show expired silences instead of active and pending ones")
     exp = ssub.add_parser("expire", help="expire a silence now")
     exp.add_argument("silence_id")
     p.set_defaults(handler="streamproc.notify.silences:main")
 
 
+def _add_alert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("alert", help="query the active alerts of a running streamproc",
+                       description="Ask the Alertmanager API of a running `streamproc run "
+                                   "--listen` which alerts are active, as `amtool alert "
+                                   "query` does (amtool works against it too).")
+    asub = p.add_subparsers(dest="alert_cmd", required=True, metavar="ACTION")
+    query = asub.add_parser(
+        "query", help="list active alerts",
+        description="List the active alerts of a running streamproc through its API (the "
+                    "process holds them; with Kafka every worker of the deployment lists "
+                    "them all). Without -a/-s/-i: active alerts that no silence or inhibition "
+                    "mutes, as amtool shows.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  streamproc alert query\n"
+               "  streamproc alert query alertname=brute_force severity=~\"high|critical\"\n"
+               "  streamproc alert query -s -o json --url https://streamproc-1:9108")
+    query.add_argument("matchers", nargs="*", metavar="MATCHER",
+                       help='Alertmanager matchers: name=value, name!=value, name=~"regex", '
+                            "name!~regex; labels: alertname (the kind), severity, the key "
+                            "fields, binding, family")
+    query.add_argument("-o", "--output", choices=["simple", "json"], default="simple")
+    query.add_argument("-a", "--active", action="store_true", help="show active alerts")
+    query.add_argument("-s", "--silenced", action="store_true", help="show silenced alerts")
+    query.add_argument("-i", "--inhibited", action="store_true",
+                       help="show inhibited alerts")
+    query.add_argument("--url", default=os.environ.get("STREAMPROC_API_URL",
+                                                       "http://127.0.0.1:9108"),
+                       help="the listener of `streamproc run --listen` (default: "
+                            "$STREAMPROC_API_URL, else http://127.0.0.1:9108)")
+    query.add_argument("--token", default=None,
+                       help="the api.token of that process (default: $STREAMPROC_API_TOKEN; "
+                            "prefer the variable: arguments show in ps)")
+    query.add_argument("--cafile", default=None, metavar="FILE",
+                       help="CA certificate that signed the listener's (https URLs)")
+    p.set_defaults(handler="streamproc.http.query:main")
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
     _add_run, _add_replay, _add_produce, _add_bench, _add_agent, _add_check_config,
-    _add_silence,
+    _add_silence, _add_alert,
 ]
 
 

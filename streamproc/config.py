@@ -42,6 +42,12 @@ embedded Tansu broker.
     alerts:                        # how large one alert may grow (values copied from records
       max_bytes: 65536             #   are cut, and say so: see alerts.py)
       max_value_bytes: 1024
+    api:                           # the HTTP listener of `streamproc run --listen` (http/)
+      token: ${STREAMPROC_API_TOKEN}   # bearer token for all but /healthz, /readyz, /-/*
+      ssl_certfile: tls/api.pem    # serve HTTPS (with ssl_keyfile); ssl_cafile: require
+      ssl_keyfile: tls/api.key     #   client certificates signed by that CA
+      max_body_bytes: 1048576      # larger request bodies get 413
+      resolve_timeout: 1h          # a firing alert that never resolves stays active this long
 
 ``${NAME}`` and ``${NAME:-default}`` are replaced from the environment in the parsed values
 (``load_yaml``): a variable's value is always one string, never YAML. Settings of ``kafka:``
@@ -283,6 +289,29 @@ class KafkaConfig:
 
 
 @dataclass(slots=True)
+class ApiConfig:
+    """``api:``: the HTTP listener's security and limits (http/listener.py) and how long the
+    Alertmanager API keeps a firing alert active (http/active.py)."""
+
+    token: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_cafile: str | None = None  # set: clients must present a certificate it signed
+    max_body_bytes: int = 1 << 20
+    # Seconds a firing alert stays active without its resolve, counted from when it was
+    # read (Alertmanager's resolve_timeout): most detectors report an incident once.
+    resolve_timeout: float = 3600.0
+
+    def ssl_context(self) -> Any:
+        """The listener's ssl.SSLContext, or None for plain HTTP."""
+        if not self.ssl_certfile:
+            return None
+        from .http.listener import server_ssl_context
+
+        return server_ssl_context(self.ssl_certfile, self.ssl_keyfile, self.ssl_cafile)
+
+
+@dataclass(slots=True)
 class MqttConfig:
     host: str = "127.0.0.1"
     port: int = 1883
@@ -339,6 +368,7 @@ class Config:
     mqtt: MqttConfig | None = None
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     notify: dict[str, Any] = field(default_factory=dict)
+    api: ApiConfig = field(default_factory=ApiConfig)
     state_dir: Path = Path("streamproc-data")
     # Seconds between checkpoints of detector state (with the offsets it is exact for).
     checkpoint_interval: float = 10.0
@@ -375,7 +405,7 @@ class Config:
 
 _TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "metrics",
              "logging", "state", "alerts", "event_time", "families_dir", "contracts",
-             "ingest"}
+             "api", "ingest"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
@@ -446,7 +476,8 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
                     state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
                     raw=doc, alert_limits=section(_parse_alerts, doc.get("alerts"), file,
                                                   default=AlertLimits()),
-                    contracts=contracts)
+                    contracts=contracts,
+                    api=section(_parse_api, doc.get("api"), file, default=ApiConfig()))
     if doc.get("ingest") is not None:
         config.ingest = section(_parse_ingest, doc["ingest"], file, bindings)
     _validate_detectors(config, doc, found)
@@ -545,11 +576,61 @@ def _parse_alerts(node: Any, file: str | None) -> AlertLimits:
     return result
 
 
+def _parse_api(node: Any, file: str | None) -> ApiConfig:
+    """``api: {token, ssl_certfile, ssl_keyfile, ssl_cafile, max_body_bytes,
+    resolve_timeout}``."""
+    if node is None:
+        return ApiConfig()
+    from .notify.settings import parse_duration
+
+    node = _expect_mapping(node, "'api'", file, _line(node))
+    known = set(ApiConfig.__slots__)  # type: ignore[attr-defined]
+    for key in node:
+        if key not in known:
+            raise ConfigError(f"unknown api setting {key!r}", file=file, line=_line(node, key),
+                              hint=f"known settings: {', '.join(sorted(known))}")
+    values = dict(node)
+    timeout = values.pop("resolve_timeout", 3600.0)  # a duration: 1h, 30m, 3600
+    _coerce_scalars(ApiConfig, values, node, "api", file)
+    for key in ("token", "ssl_certfile", "ssl_keyfile", "ssl_cafile"):
+        if values.get(key) is not None:
+            values[key] = str(values[key])
+    if values.get("token") == "":
+        raise ConfigError("api.token is empty", file=file, line=_line(node, "token"),
+                          hint="set the variable it names, or remove api.token to serve "
+                               "without one")
+    if (values.get("ssl_keyfile") or values.get("ssl_cafile")) and not values.get("ssl_certfile"):
+        raise ConfigError("api.ssl_keyfile and api.ssl_cafile need api.ssl_certfile", file=file,
+                          line=_line(node), hint="the listener's certificate (PEM)")
+    size = values.get("max_body_bytes", 1 << 20)
+    if type(size) is not int or not 1024 <= size <= 1 << 30:
+        raise ConfigError(f"api.max_body_bytes must be a number of bytes from 1024 to 2^30, "
+                          f"not {size!r}", file=file, line=_line(node, "max_body_bytes"))
+    try:
+        values["resolve_timeout"] = parse_duration(timeout, where="api.resolve_timeout")
+    except ConfigError as exc:
+        raise ConfigError(exc.message, file=file, line=_line(node, "resolve_timeout"),
+                          hint=exc.hint) from None
+    if values["resolve_timeout"] <= 0:
+        raise ConfigError("api.resolve_timeout must be positive", file=file,
+                          line=_line(node, "resolve_timeout"), hint="e.g. 1h")
+    api = ApiConfig(**values)
+    if api.ssl_certfile:
+        try:
+            api.ssl_context()
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise ConfigError(f"api TLS: cannot load {api.ssl_certfile}: {exc}", file=file,
+                              line=_line(node, "ssl_certfile"),
+                              hint="a PEM certificate (chain) and its key") from None
+    return api
+
+
 # Settings that name a file or folder: (section, key); None is the top level.
 _PATH_SETTINGS = [(None, "state_dir"), ("kafka", "ssl_cafile"), ("kafka", "ssl_certfile"),
                   ("kafka", "ssl_keyfile"), ("mqtt", "dead_letter_file"), ("mqtt.tls", "ca_file"),
                   ("mqtt.tls", "cert_file"), ("mqtt.tls", "key_file"),
-                  ("notify", "apprise_config"), (None, "families_dir"), (None, "contracts")]
+                  ("notify", "apprise_config"), (None, "families_dir"), (None, "contracts"),
+                  ("api", "ssl_certfile"), ("api", "ssl_keyfile"), ("api", "ssl_cafile")]
 
 
 def _resolve_paths(doc: dict[str, Any], file: str | None) -> None:

@@ -9,6 +9,7 @@ creates for itself is named ``<application_id>.<what>``:
     <app>.alerts, <app>.alerts.dlq        the alert log and undeliverable alerts (alertlog.py)
     <app>.silences                        silences, read as a table by every worker
     <app>.notifications                   the shared notification log (notify/sharedlog.py)
+    <app>.alerts.active                   active alerts, for the Alertmanager API (notify/active.py)
 
 ``kafka.application_id`` defaults to ``kafka.group_id``; with the default group id
 (``streamproc``) the names are those of earlier versions. Alert topics given explicitly in the
@@ -57,6 +58,10 @@ class InternalTopics:
     @property
     def silences(self) -> str:
         return f"{self.app}.silences"
+
+    @property
+    def active_alerts(self) -> str:
+        return f"{self.app}.alerts.active"
 
     @property
     def notifications(self) -> str:

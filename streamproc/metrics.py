@@ -18,16 +18,22 @@ is given with ``redact.service_name`` so a URL with a token cannot leak into a l
 Readiness: ``/readyz`` answers 200 only once every required component (by default
 ``sources`` and ``state``) has been marked ready with ``set_ready(component, True)`` and no
 component is marked not ready; ``/healthz`` answers 200 while the process serves HTTP at all.
+
+Serving: ``routes(metrics)`` are mounted on the one HTTP listener of ``streamproc run``
+(http/listener.py); ``start_http_server`` serves them alone, in a thread, for code with no
+event loop of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import threading
 import time
-from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -143,6 +149,7 @@ class Metrics:
         self.active_incidents = Gauge("streamproc_active_incidents",
                                       "Incidents firing and not yet resolved", ["kind"],
                                       registry=r)
+        self._active_kinds: Callable[[], Iterable[str]] | None = None  # count_active
         self.state_keys = Gauge("streamproc_state_keys", "Keys held in a detector's state",
                                 ["detector"], registry=r)
         self.state_evictions = Counter("streamproc_state_evictions",
@@ -198,8 +205,21 @@ class Metrics:
     def set_ready(self, component: str, ready: bool = True) -> None:
         self.health.set_ready(component, ready)
 
+    def count_active(self, kinds: Callable[[], Iterable[str]] | None) -> None:
+        """Set ``streamproc_active_incidents`` at every scrape from ``kinds``: the kind of
+        each incident firing now (the active-alerts table, notify/active.py)."""
+        self._active_kinds = kinds
+
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric (what ``/metrics`` returns)."""
+        kinds = self._active_kinds
+        if kinds is not None:
+            counts: dict[str, int] = {}
+            for kind in kinds():
+                counts[kind] = counts.get(kind, 0) + 1
+            self.active_incidents.clear()  # a kind with nothing firing reads as absent
+            for kind, n in counts.items():
+                self.active_incidents.labels(kind).set(n)
         return generate_latest(self.registry)
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
@@ -226,27 +246,74 @@ def set_ready(component: str, ready: bool = True) -> None:
     default_metrics().set_ready(component, ready)
 
 
+def routes(metrics: Metrics) -> list[web.RouteDef]:
+    """``/metrics``, ``/healthz`` and ``/readyz`` of ``metrics``, for the HTTP listener
+    (http/listener.py). HEAD is answered too (aiohttp adds it to each GET)."""
+    text = "text/plain; charset=utf-8"
+
+    async def exposition(_request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(body=b"ok\n", headers={"Content-Type": text})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        ready, flags = metrics.health.status()
+        body = "".join(f"{name}: {'ready' if ok else 'not ready'}\n"
+                       for name, ok in sorted(flags.items()))
+        return web.Response(status=200 if ready else 503, body=body.encode(),
+                            headers={"Content-Type": text})
+
+    return [web.get("/metrics", exposition), web.get("/healthz", healthz),
+            web.get("/readyz", readyz)]
+
+
 class MetricsServer:
-    """A small threaded HTTP server for /metrics, /healthz and /readyz."""
+    """The metrics routes on an HTTP listener of their own, in a thread with its own event
+    loop: for callers that have no loop (tests, tools). ``streamproc run`` mounts
+    ``routes(metrics)`` on its one listener instead."""
 
     def __init__(self, metrics: Metrics, port: int, host: str) -> None:
+        from .http.listener import Listener
+
         self.metrics = metrics
-        handler = _make_handler(metrics)
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
         self.host = host
-        self.port: int = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http",
+        self.listener = Listener(host, port)
+        self.listener.add_routes(routes(metrics))
+        self.loop = asyncio.new_event_loop()
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.thread = threading.Thread(target=self._serve, args=(started,), name="metrics-http",
                                        daemon=True)
         self.thread.start()
+        started.result()  # raises the bind error, if any
+        self.port: int = self.listener.port
+
+    def _serve(self, started: concurrent.futures.Future[None]) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.listener.start())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            started.set_exception(exc)
+            self.loop.close()
+            return
+        started.set_result(None)
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.listener.stop())
+        self.loop.close()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The address the socket is bound to."""
+        return self.listener.address
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.listener.url
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
 
     def __enter__(self) -> MetricsServer:
@@ -254,43 +321,6 @@ class MetricsServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _make_handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "streamproc"
-
-        def do_GET(self) -> None:  # noqa: N802
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, metrics.exposition(), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                self._send(200, b"ok\n")
-            elif path == "/readyz":
-                ready, flags = metrics.health.status()
-                body = "".join(f"{name}: {'ready' if ok else 'not ready'}\n"
-                               for name, ok in sorted(flags.items()))
-                self._send(200 if ready else 503, body.encode())
-            else:
-                self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
-
-        def do_HEAD(self) -> None:  # noqa: N802
-            self.do_GET()
-
-        def _send(self, status: int, body: bytes,
-                  content_type: str = "text/plain; charset=utf-8") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass  # scrapes every 15 s would drown the log
-
-    return Handler
 
 
 def start_http_server(port: int, host: str = "127.0.0.1",

@@ -62,13 +62,15 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:
-    # However the run ends, start-up failures included (a broker that does not start, a
-    # metrics port in use), what it started is stopped and a demo's state folder removed.
+    # However the run ends, start-up failures included (a broker that does not start, an
+    # HTTP port in use), what it started is stopped and a demo's state folder removed.
     with contextlib.ExitStack() as cleanup:
-        return await _run(config, args, cleanup)
+        async with contextlib.AsyncExitStack() as serving:  # closed first: HTTP, then the rest
+            return await _run(config, args, cleanup, serving)
 
 
-async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
+async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.ExitStack,
+               serving: contextlib.AsyncExitStack) -> int:
     from .runtime import Runtime
     from .startup import Startup
 
@@ -110,21 +112,33 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
         # A new user should see an alert within a minute, not after Alertmanager's 30 s wait
         # plus batching: the demo groups briefly.
         overrides = {"group_wait": config.notify.get("group_wait", "2s")}
+    from .workers import listen_address
+
+    address = listen_address(args)
     metrics = None
-    if args.metrics_port is not None:
-        from .metrics import Metrics, start_http_server
+    if address is not None:
+        from .metrics import Metrics
 
         metrics = Metrics()
-        server = start_http_server(args.metrics_port, args.metrics_host, metrics)
-        cleanup.callback(server.close)
-        log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", args.metrics_host,
-                 server.port)
     runtime = Runtime(config, metrics=metrics, worker=worker,
                       max_memory=parse_size(args.max_memory) if args.max_memory else None,
                       alerts_file=args.alerts_file if console or args.alerts_file !=
                       "streamproc-alerts.jsonl" else None, console=console,
                       max_events=args.max_events, exit_when_idle=args.exit_when_idle,
-                      notify_overrides=overrides, startup=startup)
+                      notify_overrides=overrides, startup=startup,
+                      serve_alerts=address is not None)
+    api = None
+    if address is not None:
+        from .http.alertmanager import AlertmanagerAPI
+
+        api = AlertmanagerAPI(runtime, config, worker=worker, started=startup.started)
+        # before the runtime starts, so a port in use stops the run before anything else
+        listener = build_listener(config, address, metrics, api)
+        await listener.start()
+        serving.push_async_callback(listener.stop)
+        log.info("HTTP on %s: /metrics, /healthz, /readyz, the Alertmanager API "
+                 "/api/v2/%s", listener.url,
+                 " (bearer token required but for health)" if listener.token else "")
     loop = asyncio.get_running_loop()
     stop_signals = 0
 
@@ -147,6 +161,8 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
             from .reload import Reloader
 
             reloader = Reloader.for_runtime(runtime, args.config)
+            if api is not None:
+                api.reload = reloader.reload  # POST /-/reload
             if reloader.install_sighup():
                 log.info("SIGHUP reloads %s (thresholds, mappings, routes, templates)",
                          args.config)
@@ -166,6 +182,21 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
         log.info("stopped: %d records, %d events, %d dead letters, %d alerts", s.records_in,
                  s.events, s.dead_letters, s.alerts)
     return 0
+
+
+def build_listener(config: Config, address: Any, metrics: Any, api: Any) -> Any:
+    """The one HTTP listener of a run (http/listener.py) with everything it serves: what
+    another feature serves over HTTP is mounted here (``listener.mount(prefix, app)``)."""
+    from .http.listener import Listener
+    from .metrics import routes
+
+    listener = Listener(address.host, address.port, token=config.api.token,
+                        ssl_context=config.api.ssl_context(),
+                        max_body_bytes=config.api.max_body_bytes)
+    listener.add_routes(routes(metrics))
+    listener.mount("/api/v2", api.app())  # Alertmanager's API v2 (http/alertmanager.py)
+    listener.add_routes(api.root_routes())  # /-/healthy, /-/ready, /-/reload
+    return listener
 
 
 async def feed_samples(config: Config) -> int:

@@ -25,13 +25,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from .alerts import Alert
+from .backoff import Backoff
 from .batches import BatchWriter
 from .config import Binding, Config
 from .decode import BatchDecoder, DeadLetter, RawRecord
@@ -41,6 +42,9 @@ from .detectors.merge import SourceMerge
 from .events import Event
 from .sources.base import PartitionedSource
 from .startup import Startup
+
+if TYPE_CHECKING:
+    from .notify.active import ActiveAlerts
 
 log = logging.getLogger(__name__)
 
@@ -695,7 +699,7 @@ class IngestLoop:
         """Write the batch's effects; while the broker is unreachable, keep retrying (with
         backoff) rather than crash: nothing is committed until this returns, and what a retry
         writes twice is deduplicated downstream (fingerprints, source offsets)."""
-        delay = 0.5
+        backoff = Backoff()
         while True:
             try:
                 if outbox:
@@ -705,14 +709,13 @@ class IngestLoop:
                     await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
                 return
             except (KafkaError, OSError) as exc:
-                if (self.stopping and delay > 4) or delay >= 30.0:
+                if (self.stopping and backoff.delay > 4) or backoff.delay >= backoff.cap:
                     # about a minute without a broker: fail loudly (the supervisor or the
                     # orchestrator restarts us; nothing was committed)
                     raise
                 log.warning("cannot write alerts/dead letters (%s); retrying in %.1fs, "
-                            "offsets stay uncommitted", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            "offsets stay uncommitted", type(exc).__name__, backoff.delay)
+                await backoff.wait()
 
     async def produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
         """Produce repartitioned records and wait for the broker's acknowledgement."""
@@ -867,12 +870,14 @@ class KafkaProgress:
 
 
 class DeliveryLoop:
-    """alert log -> notify/ -> ack the alert log."""
+    """alert log -> notify/ -> (active alerts) -> ack the alert log."""
 
-    def __init__(self, reader: Any, notifier: Any, stats: Stats) -> None:
+    def __init__(self, reader: Any, notifier: Any, stats: Stats,
+                 accepted: Callable[[list[Alert]], Awaitable[None]] | None = None) -> None:
         self.reader = reader
         self.notifier = notifier
         self.stats = stats
+        self.accepted = accepted  # told of every batch notify/ accepted (notify/active.py)
         self.stopping = False
         self.idle = asyncio.Event()
 
@@ -886,6 +891,8 @@ class DeliveryLoop:
                 continue
             self.idle.clear()
             await self.notifier.submit(alerts)
+            if self.accepted is not None:
+                await self.accepted(alerts)
             await self.reader.ack(token)
             self.stats.delivered_batches += 1
             self.stats.alerts_submitted += len(alerts)
@@ -925,8 +932,13 @@ class Runtime:
                  exit_when_idle: float | None = None, drain_timeout: float = 5.0,
                  worker: int | None = None, start_retries: int | None = None,
                  notify_overrides: dict[str, Any] | None = None, metrics: Any = None,
-                 max_memory: int | None = None, startup: Startup | None = None) -> None:
+                 max_memory: int | None = None, startup: Startup | None = None,
+                 serve_alerts: bool = False) -> None:
         self.config = config
+        # read the deployment's active alerts (the Alertmanager API serves them); every
+        # runtime writes them, for the workers that serve
+        self.serve_alerts = serve_alerts
+        self.active_alerts: ActiveAlerts | None = None  # set once started
         # `streamproc run` passes its own (from the process start); otherwise from here
         self.startup = startup or Startup(started=time.time())
         self.max_memory = max_memory
@@ -1075,7 +1087,9 @@ class Runtime:
         for loop in self.ingest:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"ingest-{loop.source_kind}"))
         await delivery_side
-        self.delivery = DeliveryLoop(self.reader, self.notifier, self.stats)
+        self.delivery = DeliveryLoop(self.reader, self.notifier, self.stats,
+                                     accepted=self.active_alerts.record
+                                     if self.active_alerts is not None else None)
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         if self.max_memory:
             self._tasks.append(asyncio.create_task(self._memory_guard(), name="memory-guard"))
@@ -1089,7 +1103,25 @@ class Runtime:
         self.startup.begin("notify")
         await self.notifier.start()
         await self.reader.start()
+        await self._start_active_alerts()
         self.startup.end("notify", metrics=self.metrics)
+
+    async def _start_active_alerts(self) -> None:
+        """The active-alerts table (notify/active.py): shared through a topic with Kafka, in
+        this process without. Only a runtime that serves it reads the topic."""
+        from .notify.active import ActiveAlerts, KafkaActiveAlerts
+
+        timeout = self.config.api.resolve_timeout
+        kcfg = self.config.kafka
+        table: ActiveAlerts
+        if kcfg is not None and self.producer is not None:
+            table = KafkaActiveAlerts(kcfg, self.producer, timeout, follow=self.serve_alerts)
+        else:
+            table = ActiveAlerts(timeout)
+        await table.start()
+        self.active_alerts = table
+        if self.metrics is not None:
+            self.metrics.count_active(lambda: [a.alert.kind for a in table.current()])
 
     def _time_assignment(self, source: Any) -> None:
         """Start-up phases of the first assignment: the group join ends when it arrives, the
@@ -1189,29 +1221,27 @@ class Runtime:
             await asyncio.sleep(interval)
 
     async def _start_with_retry(self, start: Callable[[], Awaitable[None]], what: str) -> None:
-        delay, attempt = 0.5, 0
+        backoff = Backoff()
         while True:
-            attempt += 1
             try:
                 await start()
                 return
             except Exception as exc:  # noqa: BLE001 - retried with backoff, then re-raised
-                if self.start_retries is not None and attempt > self.start_retries:
+                if self.start_retries is not None and backoff.attempt >= self.start_retries:
                     from .errors import SourceError
                     raise SourceError(f"{what}: cannot reach {self.config.kafka.bootstrap_servers}"  # type: ignore[union-attr]
                                       f" ({type(exc).__name__})") from None
                 log.warning("%s cannot reach %s (%s); retrying in %.1fs (attempt %d)", what,
-                            self.config.kafka.bootstrap_servers, type(exc).__name__, delay,  # type: ignore[union-attr]
-                            attempt)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            self.config.kafka.bootstrap_servers, type(exc).__name__,  # type: ignore[union-attr]
+                            backoff.delay, backoff.attempt + 1)
+                await backoff.wait()
 
     async def _ensure_internal_topics(self) -> None:
         from .broker import ensure_topics
 
         kcfg = self.config.kafka
         assert kcfg is not None
-        wanted = {kcfg.alert_topic: 3, kcfg.alert_dlq_topic: 1}
+        wanted = {kcfg.alert_topic: 3, kcfg.alert_dlq_topic: 1, kcfg.topics.active_alerts: 3}
         for internal in self.judge.internal:
             wanted[internal.topic] = kcfg.repartition_partitions  # type: ignore[index]
         for b in self.config.kafka_bindings:
@@ -1221,8 +1251,12 @@ class Runtime:
             for b in self.config.kafka_bindings:
                 if b.topic:
                     wanted.setdefault(b.topic, 3)
+        from .notify.active import retention_ms
+
+        configs = {kcfg.topics.active_alerts: {
+            "retention.ms": retention_ms(self.config.api.resolve_timeout)}}
         try:
-            await ensure_topics(kcfg.client_kwargs(), wanted)
+            await ensure_topics(kcfg.client_kwargs(), wanted, configs=configs)
         except Exception as exc:  # noqa: BLE001 - may lack ACLs; the producer will tell
             log.warning("could not create internal topics (%s); create %s yourself or allow "
                         "auto-creation", exc, ", ".join(sorted(wanted)))
@@ -1437,6 +1471,8 @@ class Runtime:
                 log.error("notifier close failed: %s", exc)
         if self.reader is not None:
             await self.reader.stop()
+        if self.active_alerts is not None:
+            await self.active_alerts.stop()  # (its last records sent before the producer)
         if self.producer is not None:
             try:
                 await self.producer.stop()

@@ -26,10 +26,13 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .files import private_dir
+
+if TYPE_CHECKING:
+    from .http.listener import ListenAddress
 
 log = logging.getLogger("streamproc.workers")
 
@@ -38,6 +41,17 @@ def default_workers(config: Config) -> int:
     if config.kafka is None:
         return 1  # embedded demo and MQTT-only: one process
     return os.cpu_count() or 1
+
+
+def listen_address(args: argparse.Namespace) -> ListenAddress | None:
+    """Where ``run`` serves HTTP: ``--listen``, else ``--metrics-host:--metrics-port``."""
+    from .http.listener import ListenAddress
+
+    if getattr(args, "listen", None):
+        return ListenAddress.parse(args.listen)
+    if getattr(args, "metrics_port", None) is not None:
+        return ListenAddress(args.metrics_host, args.metrics_port)
+    return None
 
 
 def child_argv(args: argparse.Namespace, index: int, bootstrap: str | None) -> list[str]:
@@ -50,9 +64,9 @@ def child_argv(args: argparse.Namespace, index: int, bootstrap: str | None) -> l
         argv += ["--kafka-bootstrap", bootstrap]
     if args.alerts_file:
         argv += ["--alerts-file", args.alerts_file]
-    if args.metrics_port is not None:
-        argv += ["--metrics-port", str(args.metrics_port + index),
-                 "--metrics-host", args.metrics_host]
+    address = listen_address(args)
+    if address is not None:
+        argv += ["--listen", str(address.offset(index))]
     if args.exit_when_idle is not None:
         argv += ["--exit-when-idle", str(args.exit_when_idle)]
     if args.watch_config:

@@ -6,9 +6,9 @@ time minus the allowed lateness; late events are not given to detectors (they wo
 mis-counted against windows already judged) but returned to the caller, which dead-letters
 them with reason ``late`` and counts them::
 
-    partition 0:  ..e(10:00)..e(10:05)..e(09:58)..e(09:03)...
+    partition 0:  ..e(10:00)..e(10:05)..e(10:04:30)..e(09:58)...
                                  stream time 10:05, lateness 60 s -> watermark 10:04
-                                           09:58 is late? no, 10:04 > 09:58 -> yes, LATE
+                                 10:04:30 >= 10:04: accepted;  09:58 < 10:04: LATE
     (an event is accepted iff ts >= stream_time - lateness)
 
 Timers (silent hosts, SLA deadlines) fire when the *engine watermark* passes them: the minimum

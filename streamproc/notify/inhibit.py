@@ -77,6 +77,31 @@ def parse_rules(rules: list[dict[str, Any]] | None) -> list[InhibitRule]:
     return out
 
 
+def inhibited_by(rules: list[InhibitRule], alerts: list[Alert]) -> dict[str, list[str]]:
+    """Among ``alerts`` (the active ones, as the Alertmanager API lists them): fingerprint ->
+    the fingerprints of the alerts that inhibit it, by the same rules as the stage below.
+    An alert never inhibits itself."""
+    out: dict[str, list[str]] = {}
+    if not rules or not alerts:
+        return out
+    labels = [match_labels(a) for a in alerts]
+    for rule in rules:
+        sources: dict[str, list[str]] = {}  # eq hash -> source fingerprints
+        for a, lab in zip(alerts, labels, strict=True):
+            if rule.is_source(lab):
+                sources.setdefault(rule.eq_hash(a, lab), []).append(a.fingerprint)
+        if not sources:
+            continue
+        for a, lab in zip(alerts, labels, strict=True):
+            if not rule.is_target(lab):
+                continue
+            by = [fp for fp in sources.get(rule.eq_hash(a, lab), ()) if fp != a.fingerprint]
+            if by:
+                known = out.setdefault(a.fingerprint, [])
+                known.extend(fp for fp in by if fp not in known)
+    return out
+
+
 class Inhibitor:
     """Stage: drop alerts muted by a firing source alert; remember new sources (durably)."""
 

@@ -2,6 +2,7 @@
 
     streamproc silence add kind=brute_force username=svc-backup --duration 2h --comment "..."
     streamproc silence list
+    streamproc silence query -o json      # as amtool shows them; Alertmanager's JSON
     streamproc silence expire 4f1c2a
 
 Matchers: ``label=value``, ``label!=value``, ``label=~regex``, ``label!~regex`` (regexes match
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("streamproc.notify")
 
+_AM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)(.*)$")
 
 
@@ -146,12 +148,16 @@ def find_one(silences: list[Silence], silence_id: str) -> Silence:
 
 
 def match_labels(alert: Alert) -> dict[str, str]:
-    """Everything a silence or inhibit rule can match on, as strings."""
+    """Everything a silence or inhibit rule can match on, as strings: with ``alertname``
+    (the kind) and the key fields under their Alertmanager label names too, so a silence
+    made with amtool (``alertname=brute_force``) mutes what it shows."""
     out = {str(k): str(v) for k, v in (alert.key or {}).items()}
     out.update({str(k): str(v) for k, v in (alert.labels or {}).items()})
     out.update(kind=alert.kind, severity=alert.severity, status=alert.status,
                fingerprint=alert.fingerprint, family=alert.family, category=alert.category,
-               audience=alert.audience)
+               audience=alert.audience, alertname=alert.kind)
+    for name in [k for k in out if not _AM_NAME.match(k)]:
+        out.setdefault(re.sub(r"[^A-Za-z0-9_]", "_", name), out[name])
     return out
 
 
@@ -189,6 +195,25 @@ class SilenceStage:
     async def stop(self) -> None:
         pass
 
+    # -- what the API and the CLI do with silences (http/alertmanager.py) -----------------
+
+    def all(self) -> list[Silence]:
+        """Every silence known, ended ones included, oldest first."""
+        raise NotImplementedError
+
+    async def save(self, s: Silence) -> None:
+        """Add ``s``, or replace the silence with its id; visible here when this returns."""
+        raise NotImplementedError
+
+    async def end(self, silence_id: str, now: float | None = None) -> Silence:
+        """End the silence with this id (a unique prefix is enough) now."""
+        now = time.time() if now is None else now
+        found = find_one(self.all(), silence_id)
+        if found.ends > now:
+            await self.save(Silence(found.id, found.matchers, min(found.starts, now), now,
+                                    found.author, found.comment, found.created))
+        return found
+
 
 class SilenceStore(SilenceStage):
     """Silences in the notify SQLite database: add, list, expire, and match them."""
@@ -212,6 +237,13 @@ class SilenceStore(SilenceStage):
                         s.starts, s.ends, s.author, s.comment, s.created))
         self._cache = None
         return s
+
+    async def save(self, s: Silence) -> None:
+        with Tx(self.db) as db:
+            db.execute("INSERT OR REPLACE INTO silences VALUES (?,?,?,?,?,?,?)",
+                       (s.id, orjson.dumps([[m.name, m.op, m.value] for m in s.matchers]),
+                        s.starts, s.ends, s.author, s.comment, s.created))
+        self._cache = None
 
     def expire(self, silence_id: str, *, now: float | None = None) -> Silence:
         """End a silence now. A unique prefix of the id is enough."""
@@ -291,6 +323,10 @@ class SilenceTable(SilenceStage):
     def all(self) -> list[Silence]:
         return sorted(self.by_id.values(), key=lambda s: (s.created, s.id))
 
+    async def save(self, s: Silence) -> None:
+        await _write_silence(self.cfg, s)
+        self.by_id[s.id] = s  # here at once; the table brings the same record back
+
     def active(self, now: float | None = None) -> list[Silence]:
         now = time.time() if now is None else now
         return [s for s in self.by_id.values() if s.active(now)]
@@ -352,6 +388,9 @@ def main(args: argparse.Namespace) -> int:
         if cmd == "list":
             _print_list(store.all())
             return 0
+        if cmd == "query":
+            _print_query(store.all(), args)
+            return 0
         if cmd == "expire":
             s = store.expire(args.silence_id)
             print(f"expired {s.id}")
@@ -374,6 +413,9 @@ async def _kafka_main(cfg: KafkaConfig, args: argparse.Namespace) -> int:
     if cmd == "list":
         _print_list(await _read_silences(cfg))
         return 0
+    if cmd == "query":
+        _print_query(await _read_silences(cfg), args)
+        return 0
     if cmd == "expire":
         found = find_one(await _read_silences(cfg), args.silence_id)
         now = time.time()
@@ -394,6 +436,38 @@ def _duration(args: argparse.Namespace) -> float:
 
 def _print_added(s: Silence) -> None:
     print(f"{s.id}  until {_fmt_time(s.ends)}  " + " ".join(str(m) for m in s.matchers))
+
+
+def _print_query(silences: list[Silence], args: argparse.Namespace) -> None:
+    """``silence query``: amtool's view (active and pending, or expired with -e), or
+    Alertmanager's JSON (gettableSilence) with -o json."""
+    import json
+
+    from ..http.am_shapes import (
+        BadMatcher,
+        gettable_silence,
+        parse_filter,
+        silence_has_matchers,
+        silence_state,
+    )
+
+    try:
+        wanted = parse_filter(list(getattr(args, "matchers", []) or []))
+    except BadMatcher as exc:
+        raise StreamprocError(str(exc)) from None
+    now = time.time()
+    expired = bool(getattr(args, "expired", False))
+    shown = [s for s in silences if silence_has_matchers(s, wanted)
+             and (silence_state(s, now) == "expired") == expired]
+    if getattr(args, "output", "simple") == "json":
+        print(json.dumps([gettable_silence(s, now) for s in shown], indent=2))
+        return
+    rows = [("ID", "Matchers", "Ends At", "Created By", "Comment")]
+    rows += [(s.id, " ".join(str(m) for m in s.matchers), _fmt_time(s.ends), s.author,
+              s.comment) for s in shown]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _print_list(silences: list[Silence]) -> None:

@@ -50,6 +50,7 @@ from aiokafka.errors import (
     UnknownMemberIdError,
 )
 
+from ..backoff import Backoff
 from ..config import KafkaConfig
 from .base import Batch
 
@@ -114,10 +115,8 @@ class KafkaSource:
         self._next: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
-        delay = 0.5
-        attempt = 0
+        backoff = Backoff()
         while True:
-            attempt += 1
             consumer = AIOKafkaConsumer(
                 **self.cfg.client_kwargs(), group_id=self.group_id,
                 client_id=self.cfg.client_id, enable_auto_commit=False,
@@ -131,15 +130,14 @@ class KafkaSource:
                 await consumer.start()
             except (KafkaConnectionError, KafkaError, OSError) as exc:
                 await _quiet_stop(consumer)
-                if self.start_retries is not None and attempt > self.start_retries:
+                if self.start_retries is not None and backoff.attempt >= self.start_retries:
                     from ..errors import SourceError
                     raise SourceError(f"cannot reach Kafka at {self.cfg.bootstrap_servers}: "
                                       f"{type(exc).__name__}") from None
                 log.warning("Kafka at %s is not reachable (%s); retrying in %.1fs "
                             "(attempt %d)", self.cfg.bootstrap_servers, type(exc).__name__,
-                            delay, attempt)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            backoff.delay, backoff.attempt + 1)
+                await backoff.wait()
                 continue
             break
         listener = _Rebalance(self)

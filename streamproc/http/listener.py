@@ -1,0 +1,171 @@
+"""The one HTTP listener of ``streamproc run``: metrics, health and every API, on the
+runtime's asyncio loop (aiohttp).
+
+    client ──► TLS (optional) ──► body limit (413) ──► bearer token (401) ──► route
+                                                        (health paths skip it)
+
+What is served is mounted, not written here: ``metrics.routes`` adds ``/metrics``,
+``/healthz`` and ``/readyz``; the Alertmanager API (http/alertmanager.py) is mounted at
+``/api/v2``; another feature mounts its own ``aiohttp.web.Application`` under its prefix
+with ``listener.mount("/api/v1", app)`` without touching this module. The body limit and the
+token apply to every route, mounted ones included, because they are middlewares of the root
+application (aiohttp runs a parent's middlewares for its sub-applications' routes too).
+
+Routes are fixed once the listener starts (aiohttp freezes the router): mount everything
+before ``start()``. A handler that needs the runtime, which starts after the listener (so a
+port in use fails the start before anything else runs), answers 503 until it is there.
+
+Token: compared in constant time (``hmac.compare_digest``); a 401 names the header to send
+and never echoes what was sent. Health paths answer without one, so a load balancer or a
+kubelet probe needs no secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+log = logging.getLogger("streamproc.http")
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: a silence or a batch of events, not a file upload
+
+# Answer without a token: what load balancers, kubelets and Alertmanager clients probe.
+HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/-/healthy", "/-/ready"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, *, default_host: str = "127.0.0.1") -> ListenAddress:
+        """``HOST:PORT``, ``:PORT``, ``PORT`` or ``[::1]:PORT``."""
+        from ..errors import ConfigError
+
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            host, port = "", text
+        host = host.strip("[]") or default_host
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"--listen {text!r} is not HOST:PORT",
+                              hint="e.g. 127.0.0.1:9093, :9093 or 0.0.0.0:9093")
+        return cls(host, int(port))
+
+    def offset(self, n: int) -> ListenAddress:
+        """The address of worker ``n`` of ``streamproc run --workers``: port + n."""
+        return ListenAddress(self.host, self.port + n if self.port else 0)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def server_ssl_context(certfile: str, keyfile: str | None = None,
+                       cafile: str | None = None) -> ssl.SSLContext:
+    """TLS for the listener: its certificate and key; with ``cafile``, clients must present
+    a certificate signed by that CA (mutual TLS)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile)
+    if cafile:
+        ctx.load_verify_locations(cafile)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+class Listener:
+    """One aiohttp server for metrics, health and the APIs. Mount, then ``start()``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.host = host
+        self.port = port
+        self.token = token or None
+        self.ssl_context = ssl_context
+        self.max_body_bytes = max_body_bytes
+        # client_max_size: a handler reading a chunked body past the limit gets 413 too
+        self.app = web.Application(client_max_size=max_body_bytes,
+                                   middlewares=[self._limit_body, self._check_token])
+        self._runner: web.AppRunner | None = None
+
+    # -- what is served ---------------------------------------------------------------------
+
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        self.app.add_routes(list(routes))
+
+    def mount(self, prefix: str, app: web.Application) -> None:
+        """Serve ``app`` under ``prefix`` (e.g. ``/api/v1``); the token and the body limit
+        apply to it as to every route."""
+        self.app.add_subapp(prefix, app)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context,
+                           reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            # asyncio words it "error while attempting to bind on address ...": say it as
+            # the OS does, with the address, for `streamproc run: Address already in use`
+            errno = exc.errno or 0
+            raise OSError(errno, os.strerror(errno) if errno else str(exc),
+                          str(ListenAddress(self.host, self.port))) from None
+        self._runner = runner
+        if runner.addresses:
+            self.port = int(runner.addresses[0][1])
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The address the socket is bound to (port 0 given: the port picked)."""
+        assert self._runner is not None and self._runner.addresses, "not started"
+        host, port = self._runner.addresses[0][:2]
+        return str(host), int(port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{ListenAddress(self.host, self.port)}"
+
+    # -- middlewares ------------------------------------------------------------------------
+
+    @web.middleware
+    async def _limit_body(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > self.max_body_bytes:
+            # refused before a byte of it is read
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=self.max_body_bytes, actual_size=length,
+                text=f"request body of {length} bytes is over the limit of "
+                     f"{self.max_body_bytes} bytes\n")
+        return await handler(request)
+
+    @web.middleware
+    async def _check_token(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.token is None or request.path in HEALTH_PATHS:
+            return await handler(request)
+        sent = request.headers.get("Authorization", "")
+        scheme, _, value = sent.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                value.strip().encode(), self.token.encode()):
+            raise web.HTTPUnauthorized(
+                headers={"WWW-Authenticate": 'Bearer realm="streamproc"'},
+                text="unauthorized: send the API token as 'Authorization: Bearer <token>'\n")
+        return await handler(request)

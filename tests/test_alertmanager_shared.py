@@ -1,0 +1,133 @@
+"""With Kafka, any worker's Alertmanager API lists the alerts of the whole deployment, and a
+silence made through it is the deployment's silence: the CLI sees it, deliveries obey it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from streamproc.config import parse_config_text
+from streamproc.http.alertmanager import AlertmanagerAPI
+from streamproc.http.am_shapes import rfc3339
+from streamproc.http.listener import Listener
+from streamproc.runtime import Runtime
+from tests.streams import BASE_TS, auth_config, auth_stream, dumps, produce
+
+pytestmark = pytest.mark.kafka
+
+
+async def wait_until(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streamproc.cli", "silence", "-c", str(config),
+                           *args], capture_output=True, text=True, timeout=60)
+
+
+async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shared(
+        kafka, receiver, tmp_path: Path) -> None:
+    topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    stream = auth_stream(2000, 2)
+    await produce(kafka.bootstrap_servers, topic, dumps(stream),
+                  [e["username"].encode() for e in stream])
+
+    def config_of(name: str) -> tuple[Path, object]:
+        text = auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"),
+                           tmp_path / name)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        return path, parse_config_text(text, file=str(path))
+
+    # worker A judges and delivers both incidents, serves no API, and stops
+    _, config_a = config_of("a")
+    a = Runtime(config_a)
+    await a.start()
+    try:
+        async def delivered() -> bool:
+            return len(receiver.accepted) >= 2
+        await wait_until(delivered)
+    finally:
+        await a.stop()
+
+    # worker B never saw those alerts: it lists them from the deployment's topic
+    path_b, config_b = config_of("b")
+    b = Runtime(config_b, serve_alerts=True)
+    await b.start()
+    api = AlertmanagerAPI(b, config_b)
+    listener = Listener("127.0.0.1", 0)
+    listener.mount("/api/v2", api.app())
+    await listener.start()
+    try:
+        async with aiohttp.ClientSession(listener.url) as http:
+            async def alerts(query: str = "") -> list[dict]:
+                async with http.get("/api/v2/alerts" + query) as resp:
+                    assert resp.status == 200
+                    return await resp.json()
+
+            async def both_listed() -> bool:
+                return len(await alerts()) == 2
+            await wait_until(both_listed, timeout=20)
+            listed = await alerts()
+            assert sorted(x["labels"]["username"] for x in listed) == ["victim0", "victim1"]
+            assert all(x["labels"]["alertname"] == "brute_force" for x in listed)
+
+            # a silence made through B's API is the deployment's: the CLI reads it...
+            body = {"matchers": [{"name": "alertname", "value": "brute_force",
+                                  "isRegex": False, "isEqual": True}],
+                    "startsAt": rfc3339(time.time()), "endsAt": rfc3339(time.time() + 3600),
+                    "createdBy": "oncall", "comment": "pen test"}
+            async with http.post("/api/v2/silences", json=body) as resp:
+                assert resp.status == 200
+                sid = (await resp.json())["silenceID"]
+            shown = cli(path_b, "query", "-o", "json")
+            assert shown.returncode == 0, shown.stderr
+            assert [(s["id"], s["createdBy"], s["status"]["state"])
+                    for s in json.loads(shown.stdout)] == [(sid, "oncall", "active")]
+
+            # ...and deliveries obey it: a new incident is judged, listed, not delivered
+            attack = [{"timestamp": BASE_TS + 8 * 3600 + j * 60, "username": "victim9",
+                       "ip_address": "203.0.113.99", "success": False,
+                       "user_agent": "hydra", "country": "RU"} for j in range(6)]
+            await produce(kafka.bootstrap_servers, topic, dumps(attack),
+                          [b"victim9"] * len(attack))
+
+            async def third_listed() -> bool:
+                return len(await alerts()) == 3
+            await wait_until(third_listed)
+            new = next(x for x in await alerts() if x["labels"]["username"] == "victim9")
+            assert new["status"] == {"state": "suppressed", "silencedBy": [sid],
+                                     "inhibitedBy": []}
+            assert b.notifier.counters["silenced"] >= 1
+            await asyncio.sleep(1.0)
+            assert len(receiver.accepted) == 2  # the silenced alert was not delivered
+
+            # a silence added with the CLI shows in the API within a fetch
+            added = cli(path_b, "add", "username=victim0", "--duration", "30m",
+                        "--comment", "known")
+            assert added.returncode == 0, added.stderr
+            cli_id = added.stdout.split()[0]
+
+            async def cli_silence_listed() -> bool:
+                async with http.get("/api/v2/silences") as resp:
+                    return cli_id in {s["id"] for s in await resp.json()}
+            await wait_until(cli_silence_listed, timeout=10)
+            async with http.delete(f"/api/v2/silence/{sid}") as resp:
+                assert resp.status == 200
+            states = {s["id"]: s["status"]["state"]
+                      for s in json.loads(cli(path_b, "query", "-o", "json", "-e").stdout)}
+            assert states == {sid: "expired"}
+    finally:
+        await listener.stop()
+        await b.stop()
