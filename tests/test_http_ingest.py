@@ -564,3 +564,42 @@ def test_any_json_in_any_provider_shape_maps_ignores_or_is_a_bad_payload() -> No
             orjson.dumps(out.record)
 
     check()
+
+
+async def test_on_the_listener_events_need_the_bearer_token_and_webhooks_their_secret(
+        tmp_path) -> None:
+    import asyncio
+
+    import aiohttp
+
+    from streamproc.http.listener import Listener
+    from streamproc.sources.http import WEBHOOKS_PATH
+
+    d = Direct(tmp_path)
+    listener = Listener("127.0.0.1", 0, token="api-token")
+    listener.mount(API_PREFIX, ingest_app(d.ingest))
+    listener.without_token(API_PREFIX + WEBHOOKS_PATH + "/")
+    await listener.start()
+    try:
+        host, port = listener.address
+        base = f"http://{host}:{port}"
+        body = sample("github-workflow_run-failure.json")
+        async with aiohttp.ClientSession() as session:
+            async with session.post(base + "/api/v1/events/cicd-events", data=b"{}") as r:
+                assert r.status == 401
+            async with session.post(base + "/api/v1/events/cicd-events", data=b"{}",
+                                    headers={"Authorization": "Bearer api-token"}) as r:
+                assert r.status == 400  # through to the endpoint: {} is no cicd record
+            async with session.post(base + "/api/v1/webhooks/github", data=body,
+                                    headers=github_headers(body)) as r:
+                assert r.status == 200
+        # a path that only looks like a webhook's does not skip the token
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"POST /api/v1/webhooks/../events/cicd-events HTTP/1.1\r\n"
+                     b"Host: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        status_line = await reader.readline()
+        writer.close()
+        assert status_line.split()[1] in (b"401", b"404"), status_line
+    finally:
+        await listener.stop()
+    assert [a.kind for a in await d.alerts()] == ["pipeline_failed"]
