@@ -2,8 +2,8 @@
 request and NDJSON batches, against a bare aiohttp server answering 204 in the same run.
 
     client (this process)                          server (a process of its own: one core)
-    aiohttp ClientSession, keep-alive,   ──HTTP──►  streamproc: the ingest app on a root
-    CONCURRENCY requests in flight                  aiohttp app, an MQTT binding of
+    aiohttp ClientSession, keep-alive,   ──HTTP──►  streamproc: the ingest app on the
+    CONCURRENCY requests in flight                  listener of run --listen, an MQTT binding of
                                                     auth-logs judged at once (decode, every
                                                     auth detector, alert log, dead letters)
                                                     baseline: a handler that reads the body
@@ -69,6 +69,7 @@ else:
     from streamproc.config import parse_config_text
     from streamproc.deadletters import FileDeadLetters
     from streamproc.runtime import Judge, tune_gc
+    from streamproc.http.listener import Listener
     from streamproc.sources.http import API_PREFIX, Ingest, JudgeTarget, ingest_app
 
     config = parse_config_text(
@@ -82,7 +83,10 @@ else:
     ingest = Ingest(config.ingest, config.bindings,
                     [JudgeTarget(judge, alert_log.append, dead.write)])
     ingest.settings.max_body_bytes = 64 << 20
-    root.add_subapp(API_PREFIX, ingest_app(ingest))
+    # the listener of `run --listen` (its middlewares run for every request), served here
+    listener = Listener("127.0.0.1", port, max_body_bytes=64 << 20)
+    listener.mount(API_PREFIX, ingest_app(ingest))
+    root = listener.app
     tune_gc()
 
 async def counted(request):
