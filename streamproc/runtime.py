@@ -253,6 +253,14 @@ class Judge:
         self.bindings[binding.name] = binding
         self.decoders[binding.name] = BatchDecoder.for_binding(binding)
 
+    def binding(self, name: str) -> Binding | None:
+        """The binding of that name as it is judged now (a reload rebinds it)."""
+        return self.bindings.get(name)
+
+    def decoder(self, name: str) -> BatchDecoder:
+        """The decoder a binding's records are judged with now (a reload rebuilds it)."""
+        return self.decoders[name]
+
     def engines_of(self, binding_name: str) -> list[DetectorEngine]:
         """The engines of a binding's tasks built so far."""
         return [engine for task, engine in self.engines.items() if task[0] == binding_name]

@@ -603,3 +603,37 @@ async def test_on_the_listener_events_need_the_bearer_token_and_webhooks_their_s
     finally:
         await listener.stop()
     assert [a.kind for a in await d.alerts()] == ["pipeline_failed"]
+
+
+@pytest.mark.kafka
+async def test_after_a_reload_records_are_validated_by_the_new_mapping(kafka, tmp_path) -> None:
+    from streamproc.reload import apply_to_judge, plan
+
+    topic = f"cicd-{uuid.uuid4().hex[:8]}"
+
+    def config(ts_field: str, rate: int):
+        return parse_config_text(_config(
+            tmp_path, f"ingest:\n  rate_limit: {{per_second: {rate}}}\n",
+            topics=f"topics:\n  - {{topic: {topic}, family: cicd-events,\n"
+                   f"     fields: {{timestamp: {ts_field}}}}}\n",
+            kafka=kafka.bootstrap_servers))
+
+    old, new = config("ts", 50), config("time", 50)
+    await ensure_topics(old.kafka.client_kwargs(), {topic: 1, topic + ".dlq": 1})
+    producer = AIOKafkaProducer(**old.kafka.client_kwargs(), acks="all")
+    await producer.start()
+    try:
+        judge = Judge(old)
+        dead = KafkaDeadLetters(producer)
+        ingest = Ingest(old.ingest, old.bindings, [KafkaTarget(producer, dead.write, judge)])
+        record = orjson.dumps({"time": "2026-11-29T10:00:00Z", "type": "pipeline"})
+        async with TestClient(TestServer(mounted(ingest))) as client:
+            before = await client.post(f"/api/v1/events/{topic}", data=record)
+            assert before.status == 400  # no "ts": the timestamp is missing
+            assert plan(old, new) == []  # a mapping is applied live
+            apply_to_judge(judge, new)
+            after = await client.post(f"/api/v1/events/{topic}", data=record)
+            assert after.status == 200, await after.text()
+    finally:
+        await producer.stop()
+    assert plan(old, config("time", 7)) == ["ingest: settings (rate limit, webhooks)"]

@@ -48,6 +48,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,19 +93,26 @@ class KafkaTarget:
     (keyed as its producers key them) and the rejected ones to its ``.dlq``; both
     acknowledged before ``send`` returns."""
 
-    def __init__(self, producer: Any, write_dead: Callable[[list[DeadLetter]], Awaitable[None]]
-                 ) -> None:
+    def __init__(self, producer: Any, write_dead: Callable[[list[DeadLetter]], Awaitable[None]],
+                 judge: Any = None) -> None:
         self.producer = producer
         self.write_dead = write_dead
+        # the runtime's Judge: validate with the very decoder the consumer judges with, as a
+        # config reload leaves it (None: a decoder of our own per binding)
+        self.judge = judge
         self.decoders: dict[str, BatchDecoder] = {}
 
     def serves(self, binding: Binding) -> bool:
         return binding.source == "kafka" and binding.topic is not None
 
     async def send(self, binding: Binding, values: list[bytes]) -> tuple[int, list[Rejection]]:
-        decoder = self.decoders.get(binding.name)
-        if decoder is None:
-            decoder = self.decoders[binding.name] = BatchDecoder.for_binding(binding)
+        if self.judge is not None and self.judge.binding(binding.name) is not None:
+            binding = self.judge.binding(binding.name)
+            decoder = self.judge.decoder(binding.name)
+        else:
+            decoder = self.decoders.get(binding.name)
+            if decoder is None:
+                decoder = self.decoders[binding.name] = BatchDecoder.for_binding(binding)
         events, dead = decoder.decode_batch(values, binding.topic or "", 0, 0)
         rejected = [Rejection(dl.offset, _from_request(dl)) for dl in dead]
         futures = [await self.producer.send(binding.topic, values[ev.offset],
@@ -230,8 +238,8 @@ class Ingest:
         in ``state_dir/webhook-deliveries.sqlite3``."""
         settings = config.ingest or IngestSettings()
         api = getattr(config, "api", None)
-        if api is not None:
-            settings.max_body_bytes = api.max_body_bytes
+        if api is not None:  # (a copy: the config's own stays as read, for a reload to compare)
+            settings = replace(settings, max_body_bytes=api.max_body_bytes)
         hooks = settings.webhooks
         dedup = DeliveryDedup(Path(config.state_dir) / "webhook-deliveries.sqlite3",
                               hooks.dedup_entries, hooks.dedup_ttl) if hooks.secrets else None
@@ -247,7 +255,7 @@ class Ingest:
         if runtime.producer is not None and config.kafka is not None:
             kafka_dead = KafkaDeadLetters(runtime.producer, config.kafka.dlq_suffix,
                                           metrics=runtime.metrics)
-            targets.append(KafkaTarget(runtime.producer, kafka_dead.write))
+            targets.append(KafkaTarget(runtime.producer, kafka_dead.write, runtime.judge))
         if config.mqtt is not None:
             file_dead = FileDeadLetters(config.mqtt.dead_letter_file, metrics=runtime.metrics)
             targets.append(JudgeTarget(runtime.judge, runtime.alert_log.append,
