@@ -323,7 +323,9 @@ class Ingest:
         """(accepted, rejected) once durable, or the 503 answer."""
         try:
             async with asyncio.timeout(PRODUCE_TIMEOUT):
-                return await self.target_of[binding.name].send(binding, values)
+                sent: tuple[int, list[Rejection]] = \
+                    await self.target_of[binding.name].send(binding, values)
+                return sent
         except (TimeoutError, OSError, KafkaError) as exc:
             self.bounded.error(("send", binding.name), "ingest: records for %s not "
                                "acknowledged (%s): answered 503", binding.name,

@@ -285,15 +285,17 @@ def jenkins(headers: Mapping[str, str], payload: Any) -> Mapped | Ignored:
         return Ignored("phase", f"build phase {phase[:40]!r}: a build is judged once, when "
                                 f"FINALIZED")
     status = str(build.get("status") or "").upper()
-    scm = build.get("scm") if isinstance(build.get("scm"), dict) else {}
+    given_scm = build.get("scm")
+    scm: dict[str, Any] = given_scm if isinstance(given_scm, dict) else {}
     branch = scm.get("branch") or _get(build, "parameters", "branch")
     if isinstance(branch, str) and branch.startswith("origin/"):
         branch = branch[len("origin/"):]
     duration = build.get("duration", p.get("duration"))
-    seconds = duration / 1000.0 if isinstance(duration, int | float) and \
+    millis = float(duration) if isinstance(duration, int | float) and \
         not isinstance(duration, bool) else None
-    started = build.get("timestamp")
-    ended = started + duration if isinstance(started, int | float) and seconds is not None \
+    seconds = None if millis is None else millis / 1000.0
+    started = build.get("timestamp")  # epoch ms of the build's start
+    ended = started + millis if isinstance(started, int | float) and millis is not None \
         else started
     name = p.get("display_name") or p.get("name") or ""
     return Mapped(_clean({
