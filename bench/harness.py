@@ -24,7 +24,8 @@ from typing import Any
 
 from .common import Context, Row, fmt_value, machine_info, machine_line, versions
 
-SCENARIOS = ("detect", "state", "notify", "mqtt", "kafka", "workers", "peers", "startup")
+SCENARIOS = ("detect", "state", "notify", "mqtt", "kafka", "workers", "peers", "startup",
+             "ingest")
 
 
 def _module(name: str) -> Any:

@@ -327,6 +327,8 @@ def render(report: Report, out: TextIO) -> None:
         w(_binding_line(b) + "\n")
         if b.source == "kafka":
             w(_partitioning_line(c, b))
+    if c.ingest is not None:
+        _render_ingest(c, w)
     w("\ndetectors (effective parameters):\n")
     for b in c.bindings:
         infos = report.detectors.get(b.name, [])
@@ -363,6 +365,31 @@ def render(report: Report, out: TextIO) -> None:
             dest = ", ".join(channels) or "no channel"
             w(f"    {', '.join(severities)} -> {dest}"
               f"{' (tags: ' + ', '.join(tags) + ')' if tags else ''}\n")
+
+
+def _render_ingest(c: Config, w: Any) -> None:
+    """What ``streamproc run --listen`` serves of ``ingest:`` (never a secret)."""
+    from .sources.ingest import webhook_binding
+
+    ingest = c.ingest
+    assert ingest is not None
+    w("\nHTTP ingest (streamproc run --listen):\n")
+    for b in c.bindings:
+        if b.source == "kafka" and b.topic is not None:
+            w(f"  POST /api/v1/events/{b.name} -> produced to {b.topic}\n")
+        elif b.source == "mqtt":
+            w(f"  POST /api/v1/events/{b.name} -> judged at once (MQTT binding)\n")
+    hooks = ingest.webhooks
+    target = webhook_binding(ingest, c.bindings)
+    for provider in sorted(hooks.secrets):
+        w(f"  POST /api/v1/webhooks/{provider} -> {target.name if target else '?'} "
+          f"(secret set)\n")
+    rate = (f"{ingest.rate:g} requests/s per client address, burst {ingest.burst:g}"
+            if ingest.rate > 0 else "no rate limit")
+    w(f"  {rate}")
+    if hooks.secrets:
+        w(f"; replays remembered: {hooks.dedup_entries} deliveries, {hooks.dedup_ttl:g}s")
+    w("\n")
 
 
 def main(args: argparse.Namespace) -> int:

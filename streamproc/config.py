@@ -80,6 +80,7 @@ from .internal_topics import InternalTopics
 
 if TYPE_CHECKING:
     from .rules import RuleSet
+    from .sources.ingest import IngestSettings
 
 DEFAULT_GROUP_ID = "streamproc"
 
@@ -382,6 +383,8 @@ class Config:
     contracts: dict[str, Contract] = field(default_factory=builtin_contracts)
     # rule files and Sigma rules (rules/): detectors without Python
     rules: RuleSet = field(default_factory=lambda: _no_rules())
+    # ``ingest:``: HTTP events and webhooks (sources/ingest.py); None: the defaults
+    ingest: IngestSettings | None = None
 
     def binding_for_topic(self, topic: str) -> Binding | None:
         for binding in self.bindings:
@@ -407,7 +410,7 @@ class Config:
 
 _TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "metrics",
              "logging", "state", "alerts", "event_time", "families_dir", "contracts",
-             "api", "rules", "sigma"}
+             "api", "rules", "sigma", "ingest"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
@@ -481,6 +484,8 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
                                                   default=AlertLimits()),
                     contracts=contracts, rules=rules,
                     api=section(_parse_api, doc.get("api"), file, default=ApiConfig()))
+    if doc.get("ingest") is not None:
+        config.ingest = section(_parse_ingest, doc["ingest"], file, bindings)
     _validate_detectors(config, doc, found)
     if errors is not None:
         errors.extend(found)
@@ -502,6 +507,15 @@ def load_rules_of(doc: dict[str, Any], file: str | None, contracts: dict[str, Co
     from .rules import load_rules
 
     return load_rules(doc, file, set(contracts), errors)
+
+
+def _parse_ingest(node: Any, file: str | None, bindings: list[Binding]) -> IngestSettings:
+    from .sources.ingest import check_webhook_binding, parse_ingest
+
+    settings = parse_ingest(node, file)
+    check_webhook_binding(settings, bindings, file,
+                          _line(node, "webhooks") if isinstance(node, dict) else None)
+    return settings
 
 
 def _parse_topics(doc: dict[str, Any], file: str | None, source: str,

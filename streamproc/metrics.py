@@ -126,6 +126,21 @@ class Metrics:
                                      "(phase first_record), and each start-up phase's length",
                                      ["phase"], registry=r)
 
+        # -- HTTP ingest (sources/http.py); endpoint: events/<binding> or webhooks/<provider>
+        self.ingest_records = Counter("streamproc_ingest_records",
+                                      "Records received over HTTP, by endpoint and outcome "
+                                      "(accepted, rejected, duplicate, ignored)",
+                                      ["endpoint", "outcome"], registry=r)
+        self.ingest_refused = Counter("streamproc_ingest_refused",
+                                      "HTTP ingest requests refused whole, by endpoint and "
+                                      "reason (unauthorized, rate_limited, too_large, "
+                                      "unknown_binding, not_configured, bad_request, empty, "
+                                      "unavailable)", ["endpoint", "reason"], registry=r)
+        self.webhooks_ignored = Counter("streamproc_webhooks_ignored",
+                                        "Webhook deliveries answered 202 and not judged, by "
+                                        "provider and reason (event_type, in_progress, phase)",
+                                        ["provider", "reason"], registry=r)
+
         # -- detectors
         self.detector_evaluations = Counter("streamproc_detector_evaluations",
                                             "Events judged by a detector", ["kind"], registry=r)

@@ -187,8 +187,8 @@ def register_url_secrets(url: str) -> None:
 
 def register_config_secrets(config: object) -> None:
     """Register every secret a loaded ``Config`` holds: the Kafka SASL password, the MQTT
-    password, the API token and the credential parts of inline notify URLs. Call once after
-    loading the config (and again after a reload)."""
+    password, the API token, the webhook secrets of ``ingest:`` and the credential parts of
+    inline notify URLs. Call once after loading the config (and again after a reload)."""
     kafka = getattr(config, "kafka", None)
     if kafka is not None:
         register_secret(getattr(kafka, "sasl_password", None))
@@ -198,6 +198,10 @@ def register_config_secrets(config: object) -> None:
     api = getattr(config, "api", None)
     if api is not None:
         register_secret(getattr(api, "token", None))
+    ingest = getattr(config, "ingest", None)
+    if ingest is not None:
+        for secret in ingest.webhooks.secrets.values():
+            register_secret(secret)
     notify = getattr(config, "notify", None) or {}
     urls = notify.get("urls") or []
     for entry in [urls] if isinstance(urls, str) else urls if isinstance(urls, list) else []:

@@ -76,6 +76,8 @@ def plan(old: Config, new: Config) -> list[str]:
         out.append("broker settings (kafka:, mqtt:, state_dir)")
     if old.api != new.api:  # the listener and the active-alerts topic are set up at start
         out.append("api: settings (token, TLS, max_body_bytes, resolve_timeout)")
+    if old.ingest != new.ingest:  # the HTTP ingest endpoints are set up at start
+        out.append("ingest: settings (rate limit, webhooks)")
     old_b = {b.name: b for b in old.bindings}
     new_b = {b.name: b for b in new.bindings}
     for name in sorted(set(new_b) - set(old_b)):

@@ -128,17 +128,23 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
                       notify_overrides=overrides, startup=startup,
                       serve_alerts=address is not None)
     api = None
+    ingest = None
     if address is not None:
         from .http.alertmanager import AlertmanagerAPI
+        from .sources.http import Ingest
 
         api = AlertmanagerAPI(runtime, config, worker=worker, started=startup.started)
+        # answers 503 until the runtime has started (attach_runtime below)
+        ingest = Ingest.for_config(config, metrics)
+        cleanup.callback(ingest.close)
         # before the runtime starts, so a port in use stops the run before anything else
-        listener = build_listener(config, address, metrics, api)
+        listener = build_listener(config, address, metrics, api, ingest)
         await listener.start()
         serving.push_async_callback(listener.stop)
         log.info("HTTP on %s: /metrics, /healthz, /readyz, the Alertmanager API "
-                 "/api/v2/%s", listener.url,
-                 " (bearer token required but for health)" if listener.token else "")
+                 "/api/v2/, events /api/v1/events/ and webhooks /api/v1/webhooks/%s",
+                 listener.url, " (bearer token required but for health and webhooks)"
+                 if listener.token else "")
     loop = asyncio.get_running_loop()
     stop_signals = 0
 
@@ -157,6 +163,8 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
             loop.add_signal_handler(sig, on_signal, sig.name)
     try:
         await runtime.start()
+        if ingest is not None:
+            ingest.attach_runtime(runtime)
         if args.config:
             from .reload import Reloader
 
@@ -177,6 +185,8 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
                      Path(args.alerts_file).resolve())
         await runtime.wait()
     finally:
+        if ingest is not None:
+            ingest.ready = False  # 503 from here: nothing new is accepted while stopping
         await runtime.stop()
         s = runtime.stats
         log.info("stopped: %d records, %d events, %d dead letters, %d alerts", s.records_in,
@@ -184,11 +194,13 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
     return 0
 
 
-def build_listener(config: Config, address: Any, metrics: Any, api: Any) -> Any:
+def build_listener(config: Config, address: Any, metrics: Any, api: Any,
+                   ingest: Any = None) -> Any:
     """The one HTTP listener of a run (http/listener.py) with everything it serves: what
     another feature serves over HTTP is mounted here (``listener.mount(prefix, app)``)."""
     from .http.listener import Listener
     from .metrics import routes
+    from .sources.http import API_PREFIX, WEBHOOKS_PATH, ingest_app
 
     listener = Listener(address.host, address.port, token=config.api.token,
                         ssl_context=config.api.ssl_context(),
@@ -196,6 +208,11 @@ def build_listener(config: Config, address: Any, metrics: Any, api: Any) -> Any:
     listener.add_routes(routes(metrics))
     listener.mount("/api/v2", api.app())  # Alertmanager's API v2 (http/alertmanager.py)
     listener.add_routes(api.root_routes())  # /-/healthy, /-/ready, /-/reload
+    if ingest is not None:  # events and CI webhooks (sources/http.py)
+        listener.mount(API_PREFIX, ingest_app(ingest))
+        # GitHub, GitLab and Jenkins cannot send the bearer token: each request carries
+        # its provider's signature or secret instead, checked by the endpoint
+        listener.without_token(API_PREFIX + WEBHOOKS_PATH + "/")
     return listener
 
 

@@ -190,7 +190,7 @@ class Judge:
     # -- tasks ------------------------------------------------------------------------------
 
     def task_id(self, binding: Binding, source_kind: str, topic: str, partition: int) -> TaskId:
-        if source_kind == "mqtt" or not self.partitioned:
+        if source_kind in ("mqtt", "http") or not self.partitioned:
             return (binding.name, "", 0)
         return (binding.name, topic, partition)
 
@@ -253,6 +253,14 @@ class Judge:
         self.bindings[binding.name] = binding
         self.decoders[binding.name] = BatchDecoder.for_binding(binding)
 
+    def binding(self, name: str) -> Binding | None:
+        """The binding of that name as it is judged now (a reload rebinds it)."""
+        return self.bindings.get(name)
+
+    def decoder(self, name: str) -> BatchDecoder:
+        """The decoder a binding's records are judged with now (a reload rebuilds it)."""
+        return self.decoders[name]
+
     def engines_of(self, binding_name: str) -> list[DetectorEngine]:
         """The engines of a binding's tasks built so far."""
         return [engine for task, engine in self.engines.items() if task[0] == binding_name]
@@ -290,6 +298,8 @@ class Judge:
         except KeyError:
             pass
         found = None
+        if source_kind == "http":  # sources/http.py: records of a binding named by the URL
+            return self.bindings.get(topic)
         if source_kind == "mqtt" and topic.startswith("streamproc/host-status/"):
             found = next((b for b in self.config.bindings
                           if b.source == "mqtt" and b.family == "host-metrics"), None)
