@@ -10,6 +10,7 @@ Tables, each owned by one stage:
     nlog           dedup.py     notification log: (channel, fingerprint, status) -> state, at
     outbox         deliver.py   rendered-later messages waiting for, or in, delivery
     nlog_feed      sharedlog.py how far the shared notification log (Kafka) has been read
+    active_alerts  active.py    alerts active now, for the Alertmanager API (without Kafka)
 
 Order of operations and what a crash leaves behind:
 1. ``submit()`` writes the alerts into group_members in one transaction and returns; the
