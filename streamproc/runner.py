@@ -139,6 +139,11 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
         log.info("HTTP on %s: /metrics, /healthz, /readyz, the Alertmanager API "
                  "/api/v2/%s", listener.url,
                  " (bearer token required but for health)" if listener.token else "")
+        from .http.listener import open_without_token
+
+        if open_without_token(address.host, config.api.token):
+            log.warning("HTTP on %s has no api.token: whoever reaches it reads the alerts "
+                        "and can add silences; set api.token in the config", listener.url)
     loop = asyncio.get_running_loop()
     stop_signals = 0
 
