@@ -35,6 +35,7 @@ from aiokafka import (
 )
 
 from .alerts import Alert
+from .backoff import Backoff
 from .batches import BatchWriter
 from .config import KafkaConfig
 from .files import private_dir, private_file
@@ -85,7 +86,7 @@ class KafkaAlertReader:
         self.assign_hooks: list[Callable[[], Awaitable[object]]] = []
 
     async def start(self) -> None:
-        delay = 0.5
+        backoff = Backoff()
         while True:
             consumer = AIOKafkaConsumer(
                 **self.cfg.client_kwargs(), group_id=self.group_id,
@@ -109,9 +110,8 @@ class KafkaAlertReader:
                 except Exception:  # noqa: BLE001
                     pass
                 log.warning("alert log reader cannot start (%s); retrying in %.1fs",
-                            type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30)
+                            type(exc).__name__, backoff.delay)
+                await backoff.wait()
         if self.exclusive:  # as a group's assignment would, before any alert is read
             for hook in self.assign_hooks:
                 await hook()

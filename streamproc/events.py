@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import add, itemgetter
+from itertools import compress, repeat
+from operator import add, is_, itemgetter
 from typing import Any
 
 
@@ -129,7 +130,13 @@ def parse_timestamps(values: list[Any]) -> tuple[list[float], list[int]]:
     """
     epochs: list[float] | None = None
     if values and set(map(type, values)) == {str} and set(map(len, values)) == {20}:
-        minutes = list(map(_UTC_MINUTES.get, map(_MINUTE, values)))
+        prefixes = list(map(_MINUTE, values))
+        minutes = list(map(_UTC_MINUTES.get, prefixes))
+        if None in minutes:
+            # A live stream's minutes are new as they come, and a batch holds all records
+            # of most of its minutes: learn each new minute once, then take the column.
+            _learn_utc_minutes(set(compress(prefixes, map(is_, minutes, repeat(None)))))
+            minutes = list(map(_UTC_MINUTES.get, prefixes))
         # ":SSZ" checks parse_timestamp's value[16] == ":" and value[19] == "Z" as well
         seconds = list(map(_UTC_SECONDS.get, map(_SECOND_Z, values)))
         try:
@@ -152,6 +159,19 @@ def parse_timestamps(values: list[Any]) -> tuple[list[float], list[int]]:
 
 
 _MINUTE = itemgetter(slice(0, 16))
+
+
+def _learn_utc_minutes(prefixes: set[str]) -> None:
+    """Put each "YYYY-MM-DDTHH:MM" of ``prefixes`` that parses, with every second of it in
+    range, in ``_UTC_MINUTES`` (what ``_whole_seconds`` puts there for "...:SSZ")."""
+    if len(_UTC_MINUTES) + len(prefixes) > _MINUTES_KEPT:
+        _UTC_MINUTES.clear()
+    for prefix in prefixes:
+        if prefix[4] != "-" or prefix[13] != ":":
+            continue
+        minute = _iso_epoch(prefix + ":00Z")
+        if minute is not None and 0 <= minute <= _MAX_EPOCH - 59:
+            _UTC_MINUTES[prefix] = minute
 _SECOND_Z = itemgetter(slice(16, 20))
 
 
@@ -161,6 +181,8 @@ _SECONDS = {f"{s:02d}": s for s in range(60)}
 _UTC_SECONDS = {f":{s:02d}Z": s for s in range(60)}
 # "YYYY-MM-DDTHH:MM" + zone -> epoch of that minute (None: not ISO 8601 as far as we know)
 _MINUTE_CACHE: dict[str, float | None] = {}
+# minutes kept by each cache (about three days of a live stream's minutes)
+_MINUTES_KEPT = 4096
 # "YYYY-MM-DDTHH:MM" -> epoch of that minute in UTC, for the "...:SSZ" shortcut in
 # parse_timestamp. Only minutes whose every second is in range are kept there, so the
 # shortcut needs no range check.
@@ -182,12 +204,12 @@ def _whole_seconds(value: str) -> float:
             key = value[:16] + value[19:]
             minute = _MINUTE_CACHE.get(key, _MISSING)
             if minute is _MISSING:
-                if len(_MINUTE_CACHE) >= 4096:
+                if len(_MINUTE_CACHE) >= _MINUTES_KEPT:
                     _MINUTE_CACHE.clear()
                 minute = _MINUTE_CACHE[key] = _iso_epoch(value[:17] + "00" + value[19:])
                 if minute is not None and 0 <= minute <= _MAX_EPOCH - 59 and \
                         len(value) == 20 and value[19] == "Z":
-                    if len(_UTC_MINUTES) >= 4096:
+                    if len(_UTC_MINUTES) >= _MINUTES_KEPT:
                         _UTC_MINUTES.clear()
                     _UTC_MINUTES[value[:16]] = minute
             if minute is not None:

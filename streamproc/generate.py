@@ -31,13 +31,14 @@ never gets near 600 requests in 5 minutes; host metrics stay below every thresho
 are answered well within their SLA; day-over-day revenue moves less than 10%. Attackers use
 address ranges (first octets in ``_ATTACKER_OCTETS``) that the background never uses.
 
-``expected`` counts *firing* alerts per kind as docs/detectors.md defines them (``resolved`` counts the
-resolved alerts where the generator knows them for certain: metric_threshold, host_silent,
-sla_breach and pipeline_failed). ``pipeline_failed`` counts red streaks per project+branch
-(later failures while red join the incident). ``count_alerts`` counts a list of alerts the
-same way: for ``pipeline_failed`` only failure/warning alerts (severity above info) count, and only
-internal alerts count (a ticket's customer acknowledgement or notice is a companion of the
-internal alert; breaches are answered before 2x SLA, so no customer apology is due).
+``expected`` counts *firing* alerts per kind as docs/detectors.md defines them (``resolved``
+counts the resolved alerts where the generator knows them for certain: metric_threshold,
+host_silent, sla_breach and pipeline_failed). ``pipeline_failed`` counts red streaks per
+project+branch (later failures while red join the incident). ``count_alerts`` counts a list of
+alerts the same way: for ``pipeline_failed`` only failure/warning alerts (severity above info)
+count, and only internal alerts count (a ticket's customer acknowledgement or notice is a
+companion of the internal alert; breaches are answered before 2x SLA, so no customer apology is
+due).
 
 Caveats: spans longer than 30 days may let a long-dormant user look "unusual"; the expected
 counts assume the default detector thresholds.

@@ -30,7 +30,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -134,6 +134,7 @@ class Metrics:
         self.active_incidents = Gauge("streamproc_active_incidents",
                                       "Incidents firing and not yet resolved", ["kind"],
                                       registry=r)
+        self._active_kinds: Callable[[], Iterable[str]] | None = None  # count_active
         self.state_keys = Gauge("streamproc_state_keys", "Keys held in a detector's state",
                                 ["detector"], registry=r)
         self.state_evictions = Counter("streamproc_state_evictions",
@@ -189,8 +190,21 @@ class Metrics:
     def set_ready(self, component: str, ready: bool = True) -> None:
         self.health.set_ready(component, ready)
 
+    def count_active(self, kinds: Callable[[], Iterable[str]] | None) -> None:
+        """Set ``streamproc_active_incidents`` at every scrape from ``kinds``: the kind of
+        each incident firing now (the active-alerts table, notify/active.py)."""
+        self._active_kinds = kinds
+
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric (what ``/metrics`` returns)."""
+        kinds = self._active_kinds
+        if kinds is not None:
+            counts: dict[str, int] = {}
+            for kind in kinds():
+                counts[kind] = counts.get(kind, 0) + 1
+            self.active_incidents.clear()  # a kind with nothing firing reads as absent
+            for kind, n in counts.items():
+                self.active_incidents.labels(kind).set(n)
         return generate_latest(self.registry)
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:

@@ -35,12 +35,14 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Binding, Config, load_config
-from .decode import BatchDecoder
 from .errors import ConfigError
 from .redact import redact_text, register_config_secrets
+
+if TYPE_CHECKING:
+    from .runtime import Judge
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def plan(old: Config, new: Config) -> list[str]:
     return out
 
 
-def apply_to_judge(judge: Any, new: Config, needs_restart: list[str] | None = None) \
+def apply_to_judge(judge: Judge, new: Config, needs_restart: list[str] | None = None) \
         -> list[str]:
     """Swap decoders, lateness and detector parameters of every binding present in both
     configs, keeping detector state. Returns what changed; appends to ``needs_restart`` what
@@ -126,8 +128,7 @@ def apply_to_judge(judge: Any, new: Config, needs_restart: list[str] | None = No
         binding = new_by_name.get(name)
         if binding is None or _binding_identity(binding) != _binding_identity(old_binding):
             continue  # needs a restart; keep running the old one
-        judge.bindings[name] = binding
-        judge.decoders[name] = BatchDecoder.for_binding(binding)
+        judge.rebind(binding)
         if binding.allowed_lateness != old_binding.allowed_lateness:
             applied.append(f"{name}: allowed_lateness {old_binding.allowed_lateness:g}s -> "
                            f"{binding.allowed_lateness:g}s")
@@ -135,9 +136,7 @@ def apply_to_judge(judge: Any, new: Config, needs_restart: list[str] | None = No
         fresh = {d.kind: d for d in build_detectors(new, binding)
                  if kinds is None or d.kind in kinds}
         changed: set[str] = set()
-        for task, engine in judge.engines.items():
-            if task[0] != name:
-                continue
+        for engine in judge.engines_of(name):
             engine.allowed_lateness = binding.allowed_lateness
             engine.max_future_skew = binding.max_future_skew
             engine.max_time_jump = binding.max_time_jump
@@ -164,11 +163,9 @@ def apply_to_judge(judge: Any, new: Config, needs_restart: list[str] | None = No
             before = old.detector_params(old_binding, kind)
             after = new.detector_params(binding, kind)
             applied.append(f"{name}: {kind} {before or 'defaults'} -> {after or 'defaults'}")
-    # Engines not built yet (no record seen) are built lazily from judge.config: the new one.
-    judge.config = new
-    cache = getattr(judge, "_route_cache", None)
-    if cache is not None:
-        cache.clear()
+    # Engines not built yet (no record seen) are built lazily from the judge's config: the
+    # new one.
+    judge.use_config(new)
     return applied
 
 

@@ -21,9 +21,9 @@ import asyncio
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from itertools import groupby
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from .alerts import Alert
+from .backoff import Backoff
 from .batches import BatchWriter
 from .config import Binding, Config
 from .decode import BatchDecoder, DeadLetter, RawRecord
@@ -39,6 +40,7 @@ from .detectors import DetectorEngine, build_engine
 from .detectors.engine import Rejected
 from .detectors.merge import SourceMerge
 from .events import Event
+from .sources.base import PartitionedSource
 from .startup import Startup
 
 if TYPE_CHECKING:
@@ -229,6 +231,37 @@ class Judge:
     def tasks_of(self, topic: str, partition: int) -> list[TaskId]:
         return [t for t in self.engines if t[1] == topic and t[2] == partition]
 
+    def stream_time_of(self, topic: str, partition: int) -> float:
+        """The largest event time judged of a source partition (-inf: none yet)."""
+        return max((self.engines[t].stream_time() for t in self.tasks_of(topic, partition)),
+                   default=float("-inf"))
+
+    def repartitioned_binding(self, topic: str) -> str | None:
+        """The binding a source topic feeds repartition topics for (None: it feeds none, or
+        it is a repartition topic itself)."""
+        if self.names.is_repartition(topic):
+            return None
+        binding = self.binding_for("kafka", topic)
+        if binding is None or binding.name not in self.repartition_targets:
+            return None
+        return binding.name
+
+    # -- reload ---------------------------------------------------------------------------
+
+    def rebind(self, binding: Binding) -> None:
+        """Decode a running binding's records by ``binding`` (same name) from now on."""
+        self.bindings[binding.name] = binding
+        self.decoders[binding.name] = BatchDecoder.for_binding(binding)
+
+    def engines_of(self, binding_name: str) -> list[DetectorEngine]:
+        """The engines of a binding's tasks built so far."""
+        return [engine for task, engine in self.engines.items() if task[0] == binding_name]
+
+    def use_config(self, config: Config) -> None:
+        """Build engines not built yet from ``config``, and route topics by it."""
+        self.config = config
+        self._route_cache.clear()
+
     def drop_tasks(self, topic: str, partition: int) -> None:
         for task in self.tasks_of(topic, partition):
             del self.engines[task]
@@ -293,34 +326,44 @@ class Judge:
         by_task: dict[TaskId, list[Event]] = {}
         dead: list[DeadLetter] = []
         topic_counts: dict[str, int] = {}
-        # Each task's records, in arrival order, gathered from runs of one (topic, partition)
-        # (getmany returns long runs; an MQTT binding's devices interleave), then decoded
-        # with one decode_batch call per task. Dead letters come per task, each in order.
-        groups: dict[TaskId, list[Any]] = {}
-        mixed: set[TaskId] = set()  # tasks whose records come from several partitions/topics
-        first_tp: dict[TaskId, tuple[str, int]] = {}
-        start = 0
-        for tp, run in groupby(map(_TOPIC_PARTITION, records)):
-            end = start + len(list(run))
+        # Each task's records, in arrival order, decoded with one decode_batch call per task
+        # (dead letters come per task, each in order). A fetch is long runs of one (topic,
+        # partition); an MQTT binding's devices, or a mixed stream, interleave record by
+        # record: the topic-partitions are resolved once each, then the records are sorted
+        # into their tasks in one pass.
+        tps = list(map(_TOPIC_PARTITION, records))
+        per_tp = Counter(tps)
+        task_of: dict[tuple[str, int], TaskId | None] = {}
+        tps_of: dict[TaskId, list[tuple[str, int]]] = {}
+        for tp, n in per_tp.items():
             topic, partition = tp
-            topic_counts[topic] = topic_counts.get(topic, 0) + end - start
+            topic_counts[topic] = topic_counts.get(topic, 0) + n
             binding = self.binding_for(source_kind, topic)
-            if binding is None:
-                dead.extend(DeadLetter("unbound_topic", f"no topic binding matches {topic!r}",
-                                       r.value or b"", r.topic, r.partition, r.offset, r.key)
-                            for r in records[start:end])
-            else:
-                task = self.task_id(binding, source_kind, topic, partition)
-                group = groups.get(task)
-                if group is None:
-                    groups[task] = records[start:end]
-                    first_tp[task] = tp
-                else:
-                    group.extend(records[start:end])
-                    if tp != first_tp[task]:
-                        mixed.add(task)
-            start = end
+            task = None if binding is None else \
+                self.task_id(binding, source_kind, topic, partition)
+            task_of[tp] = task
+            if task is not None:
+                tps_of.setdefault(task, []).append(tp)
+        groups: dict[TaskId | None, list[Any]]
+        if len(set(task_of.values())) <= 1:
+            groups = {task_of[tps[0]]: records} if records else {}
+        else:
+            # one pass, each record appended to its task's list: on a stream interleaving
+            # six bindings record by record, 0.72 -> 0.43 us a record for this whole method
+            # without decoding and detecting (a group per run of one topic-partition before)
+            groups = {task: [] for task in task_of.values()}
+            appends = {tp: groups[task].append for tp, task in task_of.items()}
+            for tp, record in zip(tps, records, strict=True):
+                appends[tp](record)
+        unbound = groups.pop(None, None)
+        if unbound:
+            dead.extend(DeadLetter("unbound_topic", f"no topic binding matches {r.topic!r}",
+                                   r.value or b"", r.topic, r.partition, r.offset, r.key)
+                        for r in unbound)
+        mixed = {task for task, its in tps_of.items() if len(its) > 1}
+        first_tp = {task: its[0] for task, its in tps_of.items()}
         for task, group in groups.items():
+            assert task is not None
             if task in mixed:
                 topics: Any = list(map(_TOPIC, group))
                 partitions: Any = list(map(_PARTITION, group))
@@ -654,7 +697,7 @@ class IngestLoop:
         """Write the batch's effects; while the broker is unreachable, keep retrying (with
         backoff) rather than crash: nothing is committed until this returns, and what a retry
         writes twice is deduplicated downstream (fingerprints, source offsets)."""
-        delay = 0.5
+        backoff = Backoff()
         while True:
             try:
                 if outbox:
@@ -664,14 +707,13 @@ class IngestLoop:
                     await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
                 return
             except (KafkaError, OSError) as exc:
-                if (self.stopping and delay > 4) or delay >= 30.0:
+                if (self.stopping and backoff.delay > 4) or backoff.delay >= backoff.cap:
                     # about a minute without a broker: fail loudly (the supervisor or the
                     # orchestrator restarts us; nothing was committed)
                     raise
                 log.warning("cannot write alerts/dead letters (%s); retrying in %.1fs, "
-                            "offsets stay uncommitted", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            "offsets stay uncommitted", type(exc).__name__, backoff.delay)
+                await backoff.wait()
 
     async def produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
         """Produce repartitioned records and wait for the broker's acknowledgement."""
@@ -699,7 +741,8 @@ class Alignment:
     does not hold the others back. Repartition topics are never paused (they are downstream).
     """
 
-    def __init__(self, source: Any, judge: Judge, slack: float, idle_after: float = 5.0) -> None:
+    def __init__(self, source: PartitionedSource, judge: Judge, slack: float,
+                 idle_after: float = 5.0) -> None:
         self.source = source
         self.judge = judge
         self.slack = slack
@@ -709,8 +752,7 @@ class Alignment:
         self.suspended = False  # the memory guard owns pausing while it holds
 
     def after_batch(self, batch: Any) -> None:
-        consumer = getattr(self.source, "consumer", None)
-        if consumer is None or self.suspended or self.slack <= 0:
+        if self.suspended or self.slack <= 0:
             return
         now = time.monotonic()
         for tp in batch.ack:
@@ -718,17 +760,12 @@ class Alignment:
         # Aligned per binding that feeds a repartition topic: other topics' event times
         # (business metrics span months, auth logs hours) are none of its business.
         groups: dict[str, dict[Any, float]] = {}
-        for tp in consumer.assignment():
-            if self.judge.names.is_repartition(tp.topic):
-                continue
-            binding = self.judge.binding_for("kafka", tp.topic)
-            if binding is None or binding.name not in self.judge.repartition_targets:
-                continue
-            tasks = self.judge.tasks_of(tp.topic, tp.partition)
-            if tasks:
-                st = max(self.judge.engines[t].stream_time() for t in tasks)
+        for tp in self.source.assignment():
+            name = self.judge.repartitioned_binding(tp.topic)
+            if name is not None:
+                st = self.judge.stream_time_of(tp.topic, tp.partition)
                 if st > float("-inf"):
-                    groups.setdefault(binding.name, {})[tp] = st
+                    groups.setdefault(name, {})[tp] = st
         ahead: set[Any] = set()
         for times in groups.values():
             active = [st for tp, st in times.items()
@@ -739,9 +776,9 @@ class Alignment:
         to_pause = ahead - self.paused
         to_resume = self.paused - ahead
         if to_pause:
-            consumer.pause(*to_pause)
+            self.source.pause_partitions(to_pause)
         if to_resume:
-            consumer.resume(*to_resume)
+            self.source.resume_partitions(to_resume)
         if to_pause or to_resume:
             log.debug("alignment: paused %d, resumed %d partitions", len(to_pause),
                       len(to_resume))
@@ -753,9 +790,8 @@ class Alignment:
             self.last_data.pop(tp, None)
 
     def resume_all(self) -> None:
-        consumer = getattr(self.source, "consumer", None)
-        if consumer is not None and self.paused:
-            consumer.resume(*[tp for tp in self.paused if tp in consumer.assignment()])
+        if self.paused:
+            self.source.resume_partitions(self.paused)
         self.paused = set()
 
 
@@ -763,7 +799,8 @@ class KafkaProgress:
     """Where each assigned partition stands, and the checkpoint-then-commit step
     (see state.py for the protocol and what a crash at each step leaves behind)."""
 
-    def __init__(self, source: Any, checkpointer: Any, judge: Judge, interval: float) -> None:
+    def __init__(self, source: PartitionedSource, checkpointer: Any, judge: Judge,
+                 interval: float) -> None:
         self.source = source
         self.checkpointer = checkpointer
         self.judge = judge
@@ -1086,6 +1123,8 @@ class Runtime:
             table = SqliteActiveAlerts(open_db(shared), timeout, owns_db=True)
         await table.start()
         self.active_alerts = table
+        if self.metrics is not None:
+            self.metrics.count_active(lambda: [a.alert.kind for a in table.current()])
 
     def _time_assignment(self, source: Any) -> None:
         """Start-up phases of the first assignment: the group join ends when it arrives, the
@@ -1185,22 +1224,20 @@ class Runtime:
             await asyncio.sleep(interval)
 
     async def _start_with_retry(self, start: Callable[[], Awaitable[None]], what: str) -> None:
-        delay, attempt = 0.5, 0
+        backoff = Backoff()
         while True:
-            attempt += 1
             try:
                 await start()
                 return
             except Exception as exc:  # noqa: BLE001 - retried with backoff, then re-raised
-                if self.start_retries is not None and attempt > self.start_retries:
+                if self.start_retries is not None and backoff.attempt >= self.start_retries:
                     from .errors import SourceError
                     raise SourceError(f"{what}: cannot reach {self.config.kafka.bootstrap_servers}"  # type: ignore[union-attr]
                                       f" ({type(exc).__name__})") from None
                 log.warning("%s cannot reach %s (%s); retrying in %.1fs (attempt %d)", what,
-                            self.config.kafka.bootstrap_servers, type(exc).__name__, delay,  # type: ignore[union-attr]
-                            attempt)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            self.config.kafka.bootstrap_servers, type(exc).__name__,  # type: ignore[union-attr]
+                            backoff.delay, backoff.attempt + 1)
+                await backoff.wait()
 
     async def _ensure_internal_topics(self) -> None:
         from .broker import ensure_topics

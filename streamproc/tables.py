@@ -37,6 +37,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from .backoff import Backoff
 from .config import KafkaConfig
 
 log = logging.getLogger(__name__)
@@ -149,18 +150,17 @@ class TopicTable:
         return True
 
     async def _follow(self) -> None:
-        delay = 0.5
+        backoff = Backoff()
         while True:
             try:
                 await self._poll()
-                delay = 0.5
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a broker hiccup; keep following
                 log.warning("%s: reading %s failed (%s); retrying in %.1fs", self.name,
-                            self.topic, type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            self.topic, type(exc).__name__, backoff.delay)
+                await backoff.wait()
 
     async def caught_up(self, timeout: float = 10.0) -> bool:
         """Wait until every record acknowledged before this call has been applied."""

@@ -17,7 +17,7 @@ exactly as if it had arrived in order.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
+from bisect import insort
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -78,49 +78,6 @@ def window_add(times: list[float], ts: float) -> None:
         times.append(ts)
     else:
         insort(times, ts)
-
-
-def window_count(times: list[float], start: float, end: float) -> int:
-    """Number of timestamps in [start, end] of a sorted list."""
-    return bisect_left(times, end + 1e-9) - bisect_left(times, start)
-
-
-def window_expire(times: list[float], before: float) -> None:
-    """Drop timestamps older than ``before`` (strictly less) from a sorted list, in place."""
-    if times and times[0] < before:
-        del times[:bisect_left(times, before)]
-
-
-class DistinctWindow:
-    """Distinct values seen within a sliding window: value -> latest time seen.
-
-    ``count(start)`` is the number of values whose latest time is >= start. Values older than
-    the window are dropped by ``expire``.
-    """
-
-    __slots__ = ("last_seen",)
-
-    def __init__(self) -> None:
-        self.last_seen: dict[Any, float] = {}
-
-    def add(self, value: Any, ts: float) -> None:
-        prev = self.last_seen.get(value)
-        if prev is None or ts > prev:
-            self.last_seen[value] = ts
-
-    def count(self, start: float) -> int:
-        return sum(1 for t in self.last_seen.values() if t >= start)
-
-    def values(self, start: float) -> list[Any]:
-        return [v for v, t in self.last_seen.items() if t >= start]
-
-    def expire(self, before: float) -> None:
-        stale = [v for v, t in self.last_seen.items() if t < before]
-        for v in stale:
-            del self.last_seen[v]
-
-    def __len__(self) -> int:
-        return len(self.last_seen)
 
 
 class TimerQueue:

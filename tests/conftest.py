@@ -5,6 +5,9 @@
   (amqtt as the fallback where the binary is missing).
 - ``receiver``: a local HTTP server that Apprise ``json://``/``form://`` URLs post to; it
   records every request and can be told to fail, stall or rate-limit.
+- ``alertmanager``: a real Prometheus Alertmanager (``/usr/bin/prometheus-alertmanager``,
+  clustering off) whose one receiver is a webhook to a ``Receiver``; skipped without the
+  binary.
 """
 
 from __future__ import annotations
@@ -205,3 +208,79 @@ def make_receiver() -> Iterator[Any]:
     yield factory
     for r in made:
         r.close()
+
+
+class Alertmanager:
+    """A running Alertmanager; ``hook`` is the Receiver its webhook posts to."""
+
+    def __init__(self, port: int, proc: Any, hook: Receiver, workdir: Path) -> None:
+        self.port, self.proc, self.hook, self.workdir = port, proc, hook, workdir
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """What Alertmanager holds now: GET /api/v2/alerts."""
+        import urllib.request
+        with urllib.request.urlopen(f"{self.base}/api/v2/alerts", timeout=5) as resp:
+            return list(orjson.loads(resp.read()))
+
+
+ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
+    """group_wait 0s, group_interval 1s, one group per alert, resolves sent."""
+    import urllib.request
+    binary = ALERTMANAGER_BIN if os.path.exists(ALERTMANAGER_BIN) else shutil.which(
+        "prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        pytest.skip("prometheus-alertmanager is not installed (Debian package "
+                    "prometheus-alertmanager; .ci/run installs it)")
+    hook = Receiver()
+    workdir = tmp_path / "alertmanager"
+    workdir.mkdir()
+    conf = workdir / "alertmanager.yml"
+    conf.write_text(
+        "route:\n"
+        "  receiver: hook\n"
+        "  group_by: ['...']\n"
+        "  group_wait: 0s\n"
+        "  group_interval: 1s\n"
+        "  repeat_interval: 4h\n"
+        "receivers:\n"
+        "  - name: hook\n"
+        "    webhook_configs:\n"
+        f"      - url: {hook.url('http', '/am')}\n"
+        "        send_resolved: true\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={conf}", f"--storage.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=open(workdir / "stderr.log", "wb"),  # noqa: SIM115
+        start_new_session=True)
+    am = Alertmanager(port, proc, hook, workdir)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"{am.base}/-/ready", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            hook.close()
+            raise RuntimeError("Alertmanager did not start: "
+                               + (workdir / "stderr.log").read_text()[-2000:])
+        time.sleep(0.05)
+    yield am
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    hook.close()

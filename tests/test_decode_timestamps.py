@@ -4,6 +4,7 @@ too; and the per-endpoint cache of SQL injection signatures hands out lists nobo
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -77,3 +78,26 @@ def test_cached_sql_injection_matches_are_new_lists_each_time() -> None:
     first.append("changed by a caller")
     assert match(endpoint) == first[:-1]
     assert match("/api/v1/search?q=running+shoes") == []
+
+
+def test_a_column_of_new_minutes_is_read_as_parse_timestamp_reads_each_value() -> None:
+    """A batch's minutes are mostly new to the cache (a live stream moves on): they are
+    learnt once per batch, and every value still parses as ``parse_timestamp`` says, across
+    cache clears, impossible dates, leap seconds and the end of the range."""
+    from streamproc.events import parse_timestamps
+
+    base = 1_780_000_000
+    column = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + 61 * i))
+              for i in range(5000)]
+    column[7] = "2026-02-30T00:00:00Z"  # no such day
+    column[8] = "2026-01-01T00:00:60Z"  # a leap second
+    column[9] = "9999-12-31T23:59:59Z"
+    column[10] = "2026-01-01T00:0x:00Z"
+    epochs, failed = parse_timestamps(column)
+    for i, value in enumerate(column):
+        try:
+            want = parse_timestamp(value)
+        except CoercionError:
+            assert i in failed
+            continue
+        assert i not in failed and epochs[i] == want, value

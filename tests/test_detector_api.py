@@ -151,3 +151,19 @@ def test_rate_abuse_restores_from_snapshot() -> None:
     h2 = Harness("rate_abuse", params={"rate_abuse": {"threshold": 5}})
     h2.engine.restore(orjson.loads(orjson.dumps(h.engine.snapshot())))
     assert len(req(h2, T0 + 6)) == 1
+
+
+def test_the_lateness_example_of_the_docs_holds() -> None:
+    """docs/detectors.md and engine.py: stream time 10:05, lateness 60 s: 10:04:30 is
+    accepted, 09:58 is late."""
+    from streamproc.detectors.engine import DetectorEngine
+    from streamproc.events import Event, parse_timestamp
+
+    engine = DetectorEngine([], allowed_lateness=60.0, max_time_jump=float("inf"))
+
+    def ev(t: str, offset: int) -> Event:
+        return Event("auth-logs", parse_timestamp(f"2026-01-01T{t}Z"), {}, "t", 0, offset)
+
+    engine.process([ev("10:00:00", 0), ev("10:05:00", 1)])
+    _, rejected = engine.process([ev("10:04:30", 2), ev("09:58:00", 3)])
+    assert [(r.reason, r.event.offset) for r in rejected] == [("late", 3)]

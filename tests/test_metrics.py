@@ -120,3 +120,27 @@ def test_metrics_listen_on_loopback_unless_an_address_is_given() -> None:
         assert server.address[0] == "127.0.0.1"
     finally:
         server.close()
+
+
+def test_active_incidents_count_what_the_active_alerts_table_holds_at_each_scrape() -> None:
+    from streamproc.alerts import Alert
+    from streamproc.notify.active import ActiveAlerts
+
+    def alert(kind: str, fp: str, status: str = "firing") -> Alert:
+        return Alert(kind=kind, severity="high", status=status, key={"k": fp}, fingerprint=fp,
+                     event_time=1.0, title="t")
+
+    now = [1000.0]
+    table = ActiveAlerts(300.0, clock=lambda: now[0])
+    m = Metrics(process_metrics=False)
+    m.count_active(lambda: [a.alert.kind for a in table.current()])
+    table.put(table.entries([alert("brute_force", "a"), alert("brute_force", "b"),
+                             alert("host_silent", "c")], now[0]), now[0])
+    m.exposition()
+    assert m.value("streamproc_active_incidents", {"kind": "brute_force"}) == 2
+    assert m.value("streamproc_active_incidents", {"kind": "host_silent"}) == 1
+    table.put(table.entries([alert("host_silent", "c", "resolved")], now[0]), now[0])
+    now[0] += 301  # the firing brute_force alerts time out (api.resolve_timeout)
+    m.exposition()
+    assert m.value("streamproc_active_incidents", {"kind": "brute_force"}) is None
+    assert m.value("streamproc_active_incidents", {"kind": "host_silent"}) is None

@@ -11,6 +11,8 @@ A detector declares, on its class, everything the rest of streamproc needs to kn
     colocate                 the fields that co-locate its state (repartition.py), or None
     after                    kinds whose detectors it reads: they run before it in an engine
     prefilter()              which records can matter to it (a predicate over a record's data)
+    judge_batch(batch)       a batch at once, reading its columns (columns.py), where that is
+                             cheaper than ``process`` a record at a time
     connect(peers)           where it finds the detectors named in ``after``
 
 Adding a built-in detector touches one new module in this package (subclass ``Detector``,
@@ -33,6 +35,7 @@ from ..alerts import Alert, AlertLimits, cap_alert, fingerprint
 from ..errors import ConfigError
 from ..events import Event
 from ..windows import DEFAULT_KEY_CAP
+from .columns import EventBatch
 
 REGISTRY: dict[str, type[Detector]] = {}
 
@@ -129,6 +132,14 @@ class Detector:
         """Judge a batch of events (in arrival order; times within the allowed lateness)."""
         raise NotImplementedError
 
+    def judge_batch(self, batch: EventBatch) -> list[Alert]:
+        """Judge a batch (the engine calls this): by default ``process(batch.events)``.
+        Override it to read the batch's columns (columns.py), shared by the engine's
+        detectors: a detector that keeps one value per key (host_silent: a host's last
+        report) can update each key once per batch from a group-by instead of once per
+        record. Same contract as ``process``: same alerts, same state."""
+        return self.process(batch.events)
+
     def prefilter(self) -> Prefilter | None:
         """Which records of a batch can matter to this detector: a predicate over a record's
         ``data``, False when ``process`` would pass the record over without touching state or
@@ -138,9 +149,12 @@ class Detector:
         or over a threshold earlier in the batch). ``process`` given only the records it
         passes must return what it returns given all of them (tests/test_detector_registry.py
         checks every built-in). A declaration: ``process`` still receives every record and
-        checks for itself (the engine applying each predicate before ``process`` measured
-        0.85-0.93x of the events/s without, on the mixed stream: a Python call per record
-        costs more than the check ``process`` makes anyway; column-wise it will not)."""
+        checks for itself. Measured on the mixed stream, picking the candidates first costs
+        more than that check, whether by the predicate (a Python call per record: 0.85-0.93x
+        of the events/s) or column-wise over the decoded records (``batch.falsy("success")``
+        before brute_force: 332 against 283 ns per auth record; an endpoint column searched
+        before sql_injection: 700 against 520 ns): a column of Python objects is read at
+        100-300 ns per value, about what the detector's own check costs."""
         return None
 
     def connect(self, peers: Mapping[str, Detector]) -> None:

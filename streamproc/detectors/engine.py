@@ -6,9 +6,9 @@ time minus the allowed lateness; late events are not given to detectors (they wo
 mis-counted against windows already judged) but returned to the caller, which dead-letters
 them with reason ``late`` and counts them::
 
-    partition 0:  ..e(10:00)..e(10:05)..e(09:58)..e(09:03)...
+    partition 0:  ..e(10:00)..e(10:05)..e(10:04:30)..e(09:58)...
                                  stream time 10:05, lateness 60 s -> watermark 10:04
-                                           09:58 is late? no, 10:04 > 09:58 -> yes, LATE
+                                 10:04:30 >= 10:04: accepted;  09:58 < 10:04: LATE
     (an event is accepted iff ts >= stream_time - lateness)
 
 Timers (silent hosts, SLA deadlines) fire when the *engine watermark* passes them: the minimum
@@ -122,6 +122,7 @@ from typing import Any
 from ..alerts import Alert, AlertLimits, cap_alert
 from ..events import Event
 from .base import Detector, connect_all, run_order
+from .columns import EventBatch
 from .merge import SourceMerge
 
 DEFAULT_ALLOWED_LATENESS = 60.0
@@ -232,8 +233,9 @@ class DetectorEngine:
         alerts: list[Alert] = []
         if accepted:
             self.events_in += len(accepted)
+            batch = EventBatch(accepted)
             for detector in self.detectors:
-                out = detector.process(accepted)
+                out = detector.judge_batch(batch)
                 if out:
                     alerts.extend(self._capped(out))
         return alerts

@@ -41,7 +41,7 @@ _HOST_SCHEMAS = {
     "ntfy", "ntfys", "gotify", "gotifys", "mqtt", "mqtts", "syslog", "rsyslog", "matrix",
     "matrixs", "mmost", "mmosts", "rocket", "rockets", "apprise", "apprises", "nctalk",
     "nctalks", "ncloud", "nclouds", "xmpp", "xmpps", "kodi", "kodis", "growl", "signal",
-    "signals", "smtp", "smtps",
+    "signals", "smtp", "smtps", *plugins.ALERTMANAGER_SCHEMAS,
 }
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
 
@@ -89,7 +89,7 @@ class Channel:
     service: Any  # the Apprise NotifyBase instance
     catch_all: bool = False
     internal: bool = False  # only a fallback target; routing never selects it
-    fmt: str = "markdown"  # markdown | text | html | jsonl
+    fmt: str = "markdown"  # markdown | text | html | jsonl | alertmanager | alertmanager-webhook
     rate: float = 1.0
     burst: int = 5
     max_in_flight: int = 8
@@ -98,6 +98,12 @@ class Channel:
     group_interval: float | None = None
     max_body_len: int = 4000
     fast: bool = True  # allow deliver.py's keep-alive fast path for plain webhooks
+    # Alertmanager formats (am_payloads.py): how often a firing alert is re-sent, for how
+    # long (None: notify.inhibit_ttl), and the URLs put into the payloads
+    resend: float = 60.0
+    resend_for: float | None = None
+    external_url: str = ""
+    generator_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -120,6 +126,8 @@ def _format_for(service: Any, url: str) -> str:
         return "jsonl"
     if scheme == plugins.CONSOLE_SCHEMA:
         return "text"
+    if scheme in plugins.ALERTMANAGER_SCHEMAS:
+        return "alertmanager"
     fmt = getattr(service, "notify_format", NotifyFormat.MARKDOWN)
     if isinstance(fmt, tuple | list | set):
         return "markdown" if NotifyFormat.MARKDOWN in fmt else str(next(iter(fmt)).value)
@@ -138,8 +146,14 @@ def _make(url: str, service: Any, tags: Iterable[str], settings: NotifySettings,
     )
     # Apprise's own per-instance throttle would serialise our concurrent sends; the rate
     # limit stage owns pacing. Services with a documented API limit (Slack 1.2 s) keep theirs.
-    if url.split("://", 1)[0].lower() in (plugins.FILE_SCHEMA, plugins.CONSOLE_SCHEMA):
+    if url.split("://", 1)[0].lower() in (plugins.FILE_SCHEMA, plugins.CONSOLE_SCHEMA,
+                                          *plugins.ALERTMANAGER_SCHEMAS):
         service.request_rate_per_sec = 0
+    if ch.fmt == "alertmanager":
+        # Alertmanager groups, waits and paces itself (as with Prometheus, alerts go at
+        # once); one send at a time keeps a resolve behind its firing
+        ch.group_wait = ch.group_interval = 0.0
+        ch.rate, ch.max_in_flight = 0.0, 1
     return ch
 
 
@@ -151,14 +165,47 @@ def _instantiate(url: str, where: str) -> Any:
     return service
 
 
+OVERRIDE_KEYS = ("rate", "burst", "max_in_flight", "fast", "timeout", "group_wait",
+                 "group_interval", "format", "resend", "resend_for", "external_url",
+                 "generator_url")
+WEBHOOK_FORMAT = "alertmanager-webhook"
+
+
 def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
     """``notify.channels: {TAG-or-NAME: {rate: 5, burst: 20, timeout: 5s, ...}}``."""
+    from apprise.plugins.custom_json import NotifyJSON
+
     from .settings import parse_bool, parse_duration
 
     for selector, over in settings.channel_overrides.items():
         if selector not in ch.tags and selector not in (ch.name, ch.id, ch.service_name):
             continue
         where = f"notify.channels.{selector}"
+        unknown = sorted(set(over) - set(OVERRIDE_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}",
+                              hint="known keys: " + ", ".join(OVERRIDE_KEYS))
+        if "format" in over:
+            if over["format"] != WEBHOOK_FORMAT:
+                raise ConfigError(f"{where}.format: unknown format {over['format']!r}",
+                                  hint=f"format: {WEBHOOK_FORMAT} (Alertmanager's webhook "
+                                       "JSON); chat formats are set on the URL (?format=)")
+            if not isinstance(ch.service, NotifyJSON):
+                raise ConfigError(f"{where}.format: {WEBHOOK_FORMAT} needs a JSON webhook "
+                                  f"channel (URL scheme json or jsons), not "
+                                  f"{ch.service_name}",
+                                  hint="select the webhook channel by its tag")
+            ch.fmt = WEBHOOK_FORMAT
+        for key in ("external_url", "generator_url"):
+            if key in over:
+                setattr(ch, key, str(over[key] or ""))
+        for key in ("resend", "resend_for"):
+            if key in over:
+                value = parse_duration(over[key], where=f"{where}.{key}")
+                if key == "resend" and value <= 0:
+                    raise ConfigError(f"{where}.resend: must be more than 0",
+                                      hint="resend: 1m (as Prometheus' resend_delay)")
+                setattr(ch, key, value)
         if "rate" in over:
             ch.rate = float(over["rate"])
         for key in ("burst", "max_in_flight"):
@@ -410,13 +457,18 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
                 problems.append(ConfigError(f"notify.fallback: no channel has the tag {fb!r}",
                                             hint="give a URL, or a tag used in your Apprise "
                                                  "config"))
+    for ch in channels:
+        try:
+            _apply_overrides(ch, settings)
+        except ConfigError as exc:
+            if all(str(exc) != str(p) for p in problems):  # once, not once per channel
+                problems.append(exc)
     if problems:
         if errors is None:
             raise ConfigErrors.of(problems)
         errors.extend(problems)
     seen: dict[str, Channel] = {}
     for ch in channels:
-        _apply_overrides(ch, settings)
         if ch.id in seen:  # the same URL twice: one channel with the union of the tags
             seen[ch.id].tags = seen[ch.id].tags | ch.tags
             seen[ch.id].catch_all |= ch.catch_all

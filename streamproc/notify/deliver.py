@@ -15,6 +15,11 @@ still builds the request, with the network call intercepted, and fasthttp sends 
 event loop over keep-alive connections: ~4x the throughput of a thread per send, and a hung
 receiver holds sockets, not threads. ``fast=False`` on the channel (or an HTTP proxy in the
 environment, which only ``requests`` honours) keeps the thread path.
+
+Alertmanager webhook format (``format: alertmanager-webhook`` on a json:// channel): the
+Apprise service builds the request the same way (URL, headers, basic auth), and its body,
+Apprise's envelope, is replaced by the rendered Alertmanager JSON before it is sent, on
+either path.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import requests
 from apprise.common import NotifyFormat, NotifyType
 
-from .channels import Channel
+from .channels import WEBHOOK_FORMAT, Channel
 from .fasthttp import HTTPError, HTTPPool
-from .httpcapture import capture, parse_retry_after
+from .httpcapture import Captured, capture, parse_retry_after
 from .templates import Message
 
 _FORMATS = {"markdown": NotifyFormat.MARKDOWN, "html": NotifyFormat.HTML,
@@ -93,7 +99,45 @@ class ChannelSender:
     def free(self) -> int:
         return max(0, self.channel.max_in_flight - self.busy)
 
+    def _build(self, msg: Message) -> tuple[bool, Captured]:
+        """Let the Apprise service build its request(s) without sending them."""
+        with capture(intercept=True) as box:
+            built = bool(self.channel.service.notify(
+                body=msg.body, title=msg.title, notify_type=NotifyType(msg.notify_type),
+                body_format=_FORMATS.get(self.channel.fmt, NotifyFormat.TEXT)))
+        if self.channel.fmt == WEBHOOK_FORMAT:  # Apprise's envelope out, our JSON in
+            for req in box.requests:
+                req.body = msg.body.encode()
+        return built, box
+
+    def _blocking_send_built(self, msg: Message) -> SendResult:
+        """The thread path for a channel whose request body is ours (webhook format)."""
+        started = time.monotonic()
+        try:
+            built, box = self._build(msg)
+        except Exception as exc:  # a plugin bug must not kill the worker thread
+            return SendResult(False, error=f"{type(exc).__name__} in the Apprise service")
+        if not built or not box.requests or box.unsupported:
+            return SendResult(False, error="the service could not build the request")
+        verify = bool(getattr(self.channel.service, "verify_certificate", True))
+        with capture() as got:
+            try:
+                for req in box.requests:
+                    response = requests.request(req.method, req.url, data=req.body,
+                                                headers=req.headers, verify=verify,
+                                                timeout=self.channel.timeout)
+                    if not 200 <= response.status_code < 300:
+                        break
+            except requests.RequestException as exc:  # the type only: see _send_fast
+                return SendResult(False, error=f"connection failed ({type(exc).__name__})",
+                                  elapsed=time.monotonic() - started)
+        ok = got.status is not None and 200 <= got.status < 300
+        return SendResult(ok, got.status, got.retry_after, "" if ok else f"HTTP {got.status}",
+                          time.monotonic() - started)
+
     def _blocking_send(self, msg: Message) -> SendResult:
+        if self.channel.fmt == WEBHOOK_FORMAT:
+            return self._blocking_send_built(msg)
         started = time.monotonic()
         with capture() as box:
             try:
@@ -135,10 +179,7 @@ class ChannelSender:
         self.busy += 1
         busy_released = False
         try:
-            with capture(intercept=True) as box:  # builds the request; sends nothing
-                built = bool(self.channel.service.notify(
-                    body=msg.body, title=msg.title, notify_type=NotifyType(msg.notify_type),
-                    body_format=_FORMATS.get(self.channel.fmt, NotifyFormat.TEXT)))
+            built, box = self._build(msg)  # builds the request; sends nothing
             if box.unsupported:  # e.g. a request shape we do not replay: use the thread path
                 self.fast = False
                 self.busy -= 1

@@ -9,6 +9,8 @@
         outbox ─► rate limit (token bucket, digest) ─► deliver (own threads, timeout)
               ─► ok: nlog sent | 429: pause channel | error: retry with backoff
               ─► exhausted: fallback channel ─► exhausted again: dead letters
+    resend loop (only with alertmanager:// channels, see resend.py):
+        firing alerts sent there, not resolved ─► re-sent every ``resend``
 
 Every stage is a small object in its own module with an ``exec``-like method that a test can
 drive alone; this module only decides the order and owns the asyncio tasks.
@@ -25,9 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ..alerts import Alert
 from ..logs import RateLimitedLog
-from .channels import Channel, load_channels
+from . import am_payloads
+from .channels import WEBHOOK_FORMAT, Channel, load_channels
 from .deadletter import DeadLetterCallback, DeadLetters
 from .dedup import Dedup
 from .deliver import ChannelSender, SendResult
@@ -35,17 +40,21 @@ from .group import Grouper
 from .inhibit import Inhibitor, InhibitRule, parse_rules
 from .outbox import Outbox, OutboxRow
 from .ratelimit import TokenBucket, plan
+from .resend import FiringTable
 from .retry import RetryPolicy
 from .routing import Router, build_routes
 from .settings import NotifySettings, parse_settings
 from .silences import SilenceStage, SilenceStore
 from .store import Tx, open_db
-from .templates import Message, Renderer
+from .templates import Message, Renderer, notify_type_for
 
 if TYPE_CHECKING:
     from .sharedlog import SharedNotificationLog
 
 log = logging.getLogger("streamproc.notify")
+
+# Channel formats that carry Alertmanager-shaped JSON, not text (see am_payloads.py)
+AM_FORMATS = ("alertmanager", WEBHOOK_FORMAT)
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
@@ -237,6 +246,7 @@ class Notifier:
         # (reason, alerts) for every alert dead-lettered: no_route, delivery_failed
         self.on_dead_letter: Callable[[str, int], None] | None = None
         self._unrouted_log = RateLimitedLog(log, per_key_interval=10.0)
+        self._resend_log = RateLimitedLog(log, per_key_interval=60.0)
         self._sinks: tuple[str | None, bool] = (None, False)  # alerts_file, console
 
     @classmethod
@@ -328,6 +338,7 @@ class Notifier:
                                group_interval=s.group_interval, channel_timers=self._timers)
         self.dedup = Dedup(self.db, repeat_interval=s.repeat_interval)
         self.outbox = Outbox(self.db)
+        self.firing = FiringTable(self.db)
         with Tx(self.db):
             self.grouper.apply_timers(self.channels)
         self._flush_wake = asyncio.Event()
@@ -338,6 +349,8 @@ class Notifier:
         await self._adopt_orphans()
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="notify-flush"))
         self._tasks.append(asyncio.create_task(self._maintenance(), name="notify-maint"))
+        if any(c.fmt == "alertmanager" for c in self.channels.values()):
+            self._tasks.append(asyncio.create_task(self._resend_loop(), name="notify-resend"))
         for w in self.workers.values():
             self._tasks.append(asyncio.create_task(w.run(), name=f"notify-{w.channel.id}"))
 
@@ -607,6 +620,11 @@ class Notifier:
         with Tx(self.db):
             self.dedup.mark_many(marks, now)
             self.outbox.remove(r.id for _worker, batch, _groups in done for r in batch)
+            for worker, batch, groups in done:
+                if worker.channel.fmt in AM_FORMATS:
+                    self.firing.record(worker.channel.id, (
+                        a for r, g in zip(batch, groups, strict=True) if r.origin is None
+                        for a in g), now)
         if self.shared_log is not None:  # in the same loop turn: see sharedlog.py
             self.shared_log.publish(marks, now)
         for worker, batch, groups in done:
@@ -629,6 +647,8 @@ class Notifier:
     def render(self, batch: list[OutboxRow], groups: list[list[Alert]],
                channel: Channel) -> Message:
         """Render once per (alerts, format, size limit): channels of one format share it."""
+        if channel.fmt in AM_FORMATS:  # time-dependent (endsAt), and per channel
+            return self._render_am(batch, groups, channel)
         key = (tuple((a.fingerprint, a.status) for g in groups for a in g), len(groups),
                channel.fmt, channel.max_body_len)
         msg = self._render_cache.get(key)
@@ -642,6 +662,83 @@ class Notifier:
                 self._render_cache.popitem(last=False)
         return msg
 
+    def _render_am(self, batch: list[OutboxRow], groups: list[list[Alert]],
+                   channel: Channel) -> Message:
+        """Alertmanager JSON: a list of postable alerts (``alertmanager://``) or the webhook
+        payload (``alertmanager-webhook``). A resolve's startsAt is its firing's, when this
+        channel sent that firing; a firing alert whose resolve this channel already sent
+        (a retry can make them cross) is left out, so it cannot fire again."""
+        alerts = [a for g in groups for a in g]
+        starts = self.firing.starts(channel.id, (a.fingerprint for a in alerts
+                                                  if a.status == "resolved"))
+        title = self.renderer.summary(alerts) if alerts else ""
+        if channel.fmt == WEBHOOK_FORMAT:
+            payload: Any = am_payloads.webhook_payload(
+                alerts, receiver=channel.name,
+                group_key=f"{channel.id}:" + ",".join(dict.fromkeys(r.gkey for r in batch)),
+                group_by=self.settings.group_by, external_url=channel.external_url,
+                generator_url=channel.generator_url, starts=starts)
+        else:
+            gone = self.firing.resolve_sent(channel.id, (a.fingerprint for a in alerts
+                                                         if a.status == "firing"))
+            ends = self.clock() + 4 * channel.resend
+            payload = [am_payloads.postable_alert(
+                a, ends_at=a.event_time if a.status == "resolved" else ends,
+                starts_at=starts.get(a.fingerprint), generator_url=channel.generator_url)
+                for a in alerts if not (a.status == "firing" and a.fingerprint in gone)]
+        return Message(title, orjson.dumps(payload).decode(),
+                       notify_type_for(alerts) if alerts else "info")
+
+    async def _resend_loop(self) -> None:
+        """Re-send the firing alerts of every ``alertmanager://`` channel (see resend.py)."""
+        channels = [c for c in self.channels.values() if c.fmt == "alertmanager"]
+        tick = min(5.0, max(0.05, min(c.resend for c in channels) / 4))
+        while True:
+            more = False
+            for ch in channels:
+                try:
+                    more |= await self._resend(ch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the loop must outlive one bad round; the rows stay
+                    log.exception("notify: unexpected error re-sending to %s", ch.name)
+            if not more:
+                await asyncio.sleep(tick)
+
+    async def _resend(self, ch: Channel, limit: int = 1000) -> bool:
+        """One POST of this channel's due alerts; True when more may be due."""
+        now = self.clock()
+        worker = self.workers[ch.id]
+        if worker.paused_until > now:  # failing or rate limited: its retries come first
+            return False
+        resend_for = ch.resend_for if ch.resend_for is not None else self.settings.inhibit_ttl
+        due = self.firing.due(ch.id, now, resend=ch.resend, resend_for=resend_for,
+                              limit=limit)
+        if not due:
+            return False
+        ends = now + 4 * ch.resend
+        body = orjson.dumps([am_payloads.postable_alert(a, ends_at=ends, starts_at=starts,
+                                                        generator_url=ch.generator_url)
+                             for a, starts in due]).decode()
+        started = time.monotonic()
+        result = await worker.sender.send(Message(f"{len(due)} firing alerts", body,
+                                                  notify_type_for([a for a, _ in due])))
+        if self.on_delivery is not None:
+            self.on_delivery(ch.name, "sent" if result.ok else "failed",
+                             time.monotonic() - started)
+        if not result.ok:
+            self.counters["resend_failures"] += 1
+            self._resend_log.warning(("resend", ch.id), "notify: re-sending %d firing "
+                                     "alert(s) to %s failed (%s); trying again in %gs",
+                                     len(due), ch.name, result.error, ch.resend)
+            with Tx(self.db):  # not again before the next interval
+                self.firing.resent(ch.id, (a.fingerprint for a, _ in due), now)
+            return False
+        with Tx(self.db):
+            self.firing.resent(ch.id, (a.fingerprint for a, _ in due), now)
+        self.counters["resent"] += len(due)
+        return len(due) >= limit
+
     def _name(self, channel_id: str) -> str:
         ch = self.channels.get(channel_id)
         return ch.name if ch else f"removed channel {channel_id}"
@@ -654,6 +751,7 @@ class Notifier:
             with Tx(self.db):
                 self.grouper.gc(now)
                 self.dedup.prune(now, self.settings.nlog_retention)
+                self.firing.prune(now, self.settings.nlog_retention)
             self.inhibitor.prune(now)
             self.silences.prune(now)
 

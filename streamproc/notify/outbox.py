@@ -45,14 +45,6 @@ class Outbox:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
-    def enqueue(self, channel: str, gkey: str, alerts: list[Alert], now: float,
-                origin: str | None = None) -> int:
-        payload = orjson.dumps([a.to_dict() for a in alerts], default=str)
-        cur = self.db.execute(
-            "INSERT INTO outbox (channel, gkey, created, attempts, next_at, last_error, origin,"
-            " members) VALUES (?,?,?,0,?,'',?,?)", (channel, gkey, now, now, origin, payload))
-        return int(cur.lastrowid or 0)
-
     def enqueue_many(self, rows: list[tuple[str, str, list[Alert], str | None]],
                      now: float) -> None:
         """(channel, group key, alerts, origin) for every group of a flush, one executemany."""

@@ -1,8 +1,12 @@
-"""Two local Apprise services, registered with Apprise's ``@notify`` decorator.
+"""Our Apprise services, registered with Apprise's ``@notify`` decorator.
 
 - ``streamprocfile://alerts/?path=%2Fabs%2Ffile.jsonl`` appends the body (one JSON alert per
   line; the channel renders ``jsonl`` for this schema) to a file.
 - ``streamprocconsole://stdout/`` prints a readable message to stdout.
+- ``alertmanager://[user:password@]host[:port][/prefix][?token=T]`` (``alertmanagers://`` for
+  TLS, ``&verify=no`` to skip the certificate check) POSTs the body, a JSON list of
+  Alertmanager postable alerts (the channel renders ``alertmanager`` for this schema), to
+  ``/api/v2/alerts`` under the prefix, with basic auth or ``Authorization: Bearer T``.
 
 They are ordinary Apprise services, so they travel the same pipeline as Slack or e-mail
 (dedup, retry, dead-letter); nothing in the pipeline knows them by name except the renderer
@@ -16,14 +20,17 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
+import requests
 from apprise.decorators import notify
 
 from ..files import open_private, private_dir
 
 FILE_SCHEMA = "streamprocfile"  # Apprise schemas cannot contain "-"
 CONSOLE_SCHEMA = "streamprocconsole"
+ALERTMANAGER_SCHEMAS = ("alertmanager", "alertmanagers")
+ALERTMANAGER_PORT = 9093
 _file_lock = threading.Lock()
 _console_lock = threading.Lock()
 
@@ -62,3 +69,34 @@ def _print_console(body: str, title: str, notify_type: str, meta: dict[str, Any]
         out.write(body.rstrip("\n") + "\n")
         out.flush()
     return True
+
+
+def alertmanager_endpoint(meta: dict[str, Any]) -> str:
+    """``http(s)://host:port[/prefix]/api/v2/alerts`` for an ``alertmanager(s)://`` URL."""
+    scheme = "https" if meta.get("schema") == "alertmanagers" else "http"
+    host = str(meta.get("host") or "")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    port = meta.get("port") or ALERTMANAGER_PORT
+    prefix = str(meta.get("fullpath") or "").rstrip("/")
+    return f"{scheme}://{host}:{port}{prefix}/api/v2/alerts"
+
+
+def _post_alertmanager(body: str, title: str, notify_type: str, meta: dict[str, Any],
+                       *args: Any, **kwargs: Any) -> bool:
+    headers = {"Content-Type": "application/json", "User-Agent": "streamproc"}
+    token = (meta.get("qsd") or {}).get("token")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    auth = None
+    if meta.get("user"):
+        auth = (unquote(str(meta["user"])), unquote(str(meta.get("password") or "")))
+    # requests.request: what deliver.py's status capture sees (429 and Retry-After)
+    response = requests.request("POST", alertmanager_endpoint(meta), data=body.encode(),
+                                headers=headers, auth=auth, timeout=(4.0, 10.0),
+                                verify=bool(meta.get("verify", True)))
+    return 200 <= response.status_code < 300
+
+
+for _schema in ALERTMANAGER_SCHEMAS:
+    notify(on=_schema, name="Alertmanager")(_post_alertmanager)

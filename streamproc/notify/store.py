@@ -10,6 +10,8 @@ Tables, each owned by one stage:
     nlog           dedup.py     notification log: (channel, fingerprint, status) -> state, at
     outbox         deliver.py   rendered-later messages waiting for, or in, delivery
     nlog_feed      sharedlog.py how far the shared notification log (Kafka) has been read
+    am_firing      resend.py    firing alerts sent to Alertmanager channels: re-sent until
+                                resolved (or resend_for), and their start for the resolve
     active_alerts  active.py    alerts active now, for the Alertmanager API (without Kafka)
 
 Order of operations and what a crash leaves behind:
@@ -22,6 +24,8 @@ Order of operations and what a crash leaves behind:
 3. A successful send marks nlog ``sent`` and deletes the outbox row, in one transaction.
    Crash between the HTTP 2xx and this commit: the row is sent again after restart (the one
    at-least-once window; webhooks have no idempotency key to close it).
+   For an Alertmanager channel the same transaction writes (firing) or deletes (resolved)
+   its am_firing row.
 
 ``synchronous=NORMAL`` in WAL mode survives a killed process (not a power cut, which may
 lose the last transactions); ``busy_timeout`` lets the CLI write silences while we run.
@@ -60,6 +64,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,
     last_error TEXT NOT NULL DEFAULT '', origin TEXT, members BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, next_at, id);
+CREATE TABLE IF NOT EXISTS am_firing (
+    channel TEXT NOT NULL, fp TEXT NOT NULL, starts REAL NOT NULL, first_sent REAL NOT NULL,
+    sent_at REAL NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (channel, fp));
 """
 
 DB_NAME = "notify.db"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,3 +38,29 @@ class Source(Protocol):
         ...
 
     async def stop(self) -> None: ...
+
+
+PartitionHook = Callable[[list[Any]], Awaitable[None]]
+
+
+class PartitionedSource(Source, Protocol):
+    """A source read through a consumer group (Kafka): what the runtime's Alignment and
+    KafkaProgress use of it. Partitions are the consumer's ``TopicPartition`` objects."""
+
+    batch_lock: asyncio.Lock  # held from next_batch() until the batch is done
+    revoke_hooks: list[PartitionHook]  # awaited, under batch_lock, before partitions go
+    assign_hooks: list[PartitionHook]  # awaited, under batch_lock, when partitions come
+
+    def assignment(self) -> set[Any]:
+        """The partitions assigned to this member now (empty before start)."""
+        ...
+
+    def pause_partitions(self, tps: Iterable[Any]) -> None: ...
+
+    def resume_partitions(self, tps: Iterable[Any]) -> None: ...
+
+    def seek(self, tp: Any, offset: int) -> None: ...
+
+    def partitions_for(self, topic: str) -> int: ...
+
+    async def commit_offsets(self, offsets: dict[Any, int]) -> None: ...

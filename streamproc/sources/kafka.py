@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -49,6 +50,7 @@ from aiokafka.errors import (
     UnknownMemberIdError,
 )
 
+from ..backoff import Backoff
 from ..config import KafkaConfig
 from .base import Batch
 
@@ -113,10 +115,8 @@ class KafkaSource:
         self._next: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
-        delay = 0.5
-        attempt = 0
+        backoff = Backoff()
         while True:
-            attempt += 1
             consumer = AIOKafkaConsumer(
                 **self.cfg.client_kwargs(), group_id=self.group_id,
                 client_id=self.cfg.client_id, enable_auto_commit=False,
@@ -130,15 +130,14 @@ class KafkaSource:
                 await consumer.start()
             except (KafkaConnectionError, KafkaError, OSError) as exc:
                 await _quiet_stop(consumer)
-                if self.start_retries is not None and attempt > self.start_retries:
+                if self.start_retries is not None and backoff.attempt >= self.start_retries:
                     from ..errors import SourceError
                     raise SourceError(f"cannot reach Kafka at {self.cfg.bootstrap_servers}: "
                                       f"{type(exc).__name__}") from None
                 log.warning("Kafka at %s is not reachable (%s); retrying in %.1fs "
                             "(attempt %d)", self.cfg.bootstrap_servers, type(exc).__name__,
-                            delay, attempt)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                            backoff.delay, backoff.attempt + 1)
+                await backoff.wait()
                 continue
             break
         listener = _Rebalance(self)
@@ -217,6 +216,18 @@ class KafkaSource:
         assert self.consumer is not None
         self.consumer.seek(tp, offset)
         self._next[tp] = offset
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+    def pause_partitions(self, tps: Iterable[TopicPartition]) -> None:
+        if self.consumer is not None:
+            self.consumer.pause(*tps)
+
+    def resume_partitions(self, tps: Iterable[TopicPartition]) -> None:
+        if self.consumer is not None:
+            assigned = self.consumer.assignment()
+            self.consumer.resume(*[tp for tp in tps if tp in assigned])
 
     def pause(self) -> None:
         """Stop fetching (memory guard); records stay in Kafka until ``resume``."""

@@ -33,6 +33,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ..backoff import Backoff
 from ..config import MqttConfig
 from ..decode import RawRecord
 from ..errors import SourceError
@@ -125,8 +126,8 @@ class MqttSource:
             raise self.fatal
 
     async def _run(self) -> None:
-        delay = 0.5
-        attempt = 0
+        backoff = Backoff()
+        attempt = 0  # connection tries since the last success
         while not self._stopping:
             attempt += 1
             client = make_client(self.cfg, client_id=self.client_id, persistent=self.qos > 0)
@@ -141,7 +142,7 @@ class MqttSource:
                     log.info("MQTT connected to %s:%d as %r, subscribed to %s", self.cfg.host,
                              self.cfg.port, self.client_id, ", ".join(self.filters))
                     self.connected.set()
-                    delay = 0.5
+                    backoff.reset()
                     attempt = 0
                     queue = self._queue
                     # aiomqtt's own queue (private; aiomqtt 2.x): what is already in it is
@@ -166,25 +167,23 @@ class MqttSource:
                     raise self.fatal from None
                 if self._stopping:
                     return
-                await self._backoff(exc, delay, attempt)
-                delay = min(delay * 2, 30.0)
+                await self._backoff(exc, backoff, attempt)
             except aiomqtt.MqttError as exc:
                 self._client = None
                 self.connected.clear()
                 if self._stopping:
                     return
-                await self._backoff(exc, delay, attempt)
-                delay = min(delay * 2, 30.0)
+                await self._backoff(exc, backoff, attempt)
 
-    async def _backoff(self, exc: BaseException, delay: float, attempt: int) -> None:
+    async def _backoff(self, exc: BaseException, backoff: Backoff, attempt: int) -> None:
         if self.start_retries is not None and attempt > self.start_retries \
                 and not self.connected.is_set():
             self.fatal = SourceError(f"cannot reach MQTT broker {self.cfg.host}:{self.cfg.port}:"
                                      f" {exc}")
             raise self.fatal
         log.warning("MQTT %s:%d unavailable (%s); reconnecting in %.1fs", self.cfg.host,
-                    self.cfg.port, exc, delay)
-        await asyncio.sleep(delay)
+                    self.cfg.port, exc, backoff.delay)
+        await backoff.wait()
 
     async def next_batch(self, timeout: float = 1.0) -> Batch | None:
         if self.fatal:

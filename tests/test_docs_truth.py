@@ -1,0 +1,80 @@
+"""The docs name only what exists: every metric they mention is registered, every metric
+registered is set somewhere, and every repository path they cite is there."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from streamproc.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "bench").glob("*.md"),
+               ROOT / "topics" / "README.md"])
+# the folders of this repository a doc may point into
+TOP = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")} | {".ci"}
+_SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created", "_info")
+
+
+def _registered() -> dict[str, str]:
+    """Registered metric family name -> the Metrics attribute that holds it."""
+    metrics = Metrics(process_metrics=False)
+    names: dict[str, str] = {}
+    for attr, value in vars(metrics).items():
+        name = getattr(value, "_name", None)
+        if isinstance(name, str) and name.startswith("streamproc_"):
+            names[name] = attr
+    return names
+
+
+def _family(name: str) -> str:
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_metric_a_doc_names_is_registered(doc: Path) -> None:
+    registered = _registered()
+    named = set(re.findall(r"\bstreamproc_[a-z_]+[a-z]", doc.read_text()))
+    unknown = sorted(n for n in named
+                     if n not in registered and _family(n) not in registered)
+    assert not unknown, f"{doc.name} names metrics nothing registers: {unknown}"
+
+
+def test_every_registered_metric_is_set_by_the_code() -> None:
+    code = "\n".join(p.read_text() for p in (ROOT / "streamproc").rglob("*.py")
+                     if p.name != "metrics.py")
+    metrics_py = (ROOT / "streamproc" / "metrics.py").read_text()
+    unused = []
+    methods = re.split(r"\n    def ", metrics_py)
+    for name, attr in _registered().items():
+        # set from another module (metrics.dead_letters.labels(...)), or by a Metrics
+        # method (its constructor included) that the code calls
+        if re.search(rf"\.{attr}\b", code):
+            continue
+        setters = [m.split("(", 1)[0] for m in methods[1:]
+                   if re.search(rf"self\.{attr}\.(?:inc|dec|set|info|observe|labels)\(", m)]
+        callers = code + metrics_py  # (``routes`` calls ``exposition``)
+        if "__init__" not in setters and not any(re.search(rf"\.{m}\b", callers)
+                                                 for m in setters):
+            unused.append(name)
+    assert not unused, f"registered but never set: {unused}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_repository_path_a_doc_cites_exists(doc: Path) -> None:
+    cited = set(re.findall(r"`([\w.\-/]+/[\w.\-]+)`", doc.read_text()))
+    cited |= set(re.findall(r"\]\(([\w.\-/]+)\)", doc.read_text()))
+    missing = []
+    for path in cited:
+        path = path.split("#")[0].rstrip("/")
+        head = path.split("/")[0]
+        if head not in TOP or "*" in path or "<" in path:
+            continue
+        if not ((ROOT / path).exists() or (doc.parent / path).exists()):
+            missing.append(path)
+    assert not missing, f"{doc.name} cites paths that do not exist: {sorted(missing)}"
