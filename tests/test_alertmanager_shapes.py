@@ -198,6 +198,7 @@ async def test_without_kafka_workers_of_one_state_dir_share_active_alerts_across
     assert two.current(NOW + 3600) == []
     await one.stop()
     await two.stop()
+    assert one.current() == []  # stopped: a late metrics scrape reads nothing, and no error
     again = worker()
     assert [e.alert.fingerprint for e in again.current()] == ["a", "c"]
     await again.stop()

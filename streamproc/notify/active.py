@@ -196,6 +196,7 @@ class SqliteActiveAlerts(ActiveAlerts):
         super().__init__(resolve_timeout, clock)
         self.db = db
         self.owns_db = owns_db
+        self.closed = False
         db.execute("CREATE TABLE IF NOT EXISTS active_alerts (fp TEXT PRIMARY KEY, "
                    "record BLOB NOT NULL, ends REAL NOT NULL)")
 
@@ -211,6 +212,8 @@ class SqliteActiveAlerts(ActiveAlerts):
                             if e.ends > now])
 
     def current(self, now: float | None = None) -> list[ActiveAlert]:
+        if self.closed:  # stopped (a scrape may come after): nothing is read any more
+            return []
         now = self.clock() if now is None else now
         out = []
         for (raw,) in self.db.execute("SELECT record FROM active_alerts WHERE ends > ? "
@@ -222,5 +225,6 @@ class SqliteActiveAlerts(ActiveAlerts):
         return out
 
     async def stop(self) -> None:
-        if self.owns_db:
+        if self.owns_db and not self.closed:
+            self.closed = True
             self.db.close()
