@@ -145,6 +145,12 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
                  "/api/v2/, events /api/v1/events/ and webhooks /api/v1/webhooks/%s",
                  listener.url, " (bearer token required but for health and webhooks)"
                  if listener.token else "")
+        from .http.listener import open_without_token
+
+        if open_without_token(address.host, config.api.token):
+            log.warning("HTTP on %s has no api.token: whoever reaches it reads the alerts, "
+                        "adds silences and posts events; set api.token in the config",
+                        listener.url)
     loop = asyncio.get_running_loop()
     stop_signals = 0
 

@@ -1118,9 +1118,11 @@ class Runtime:
         self.startup.end("notify", metrics=self.metrics)
 
     async def _start_active_alerts(self) -> None:
-        """The active-alerts table (notify/active.py): shared through a topic with Kafka, in
-        this process without. Only a runtime that serves it reads the topic."""
-        from .notify.active import ActiveAlerts, KafkaActiveAlerts
+        """The active-alerts table (notify/active.py): shared through a topic with Kafka,
+        through the state directory's notify.db without. Only a runtime that serves it reads
+        the topic."""
+        from .notify.active import KafkaActiveAlerts, SqliteActiveAlerts
+        from .notify.store import open_db
 
         timeout = self.config.api.resolve_timeout
         kcfg = self.config.kafka
@@ -1128,7 +1130,10 @@ class Runtime:
         if kcfg is not None and self.producer is not None:
             table = KafkaActiveAlerts(kcfg, self.producer, timeout, follow=self.serve_alerts)
         else:
-            table = ActiveAlerts(timeout)
+            # the state directory all workers share (a worker's own is <state_dir>/worker-N)
+            shared = self.config.state_dir if self.worker is None \
+                else self.config.state_dir.parent
+            table = SqliteActiveAlerts(open_db(shared), timeout, owns_db=True)
         await table.start()
         self.active_alerts = table
         if self.metrics is not None:

@@ -217,3 +217,47 @@ def test_streamproc_alert_query_talks_to_the_api(demo: Demo) -> None:
     assert refused.returncode == 1 and "401" in refused.stderr and "--token" in refused.stderr
     bad = cli("{alertname=")
     assert bad.returncode == 1 and "bad matcher format" in bad.stderr
+
+
+def test_every_worker_of_a_deployment_lists_every_alert_and_shares_silences(
+        tmp_path: Path) -> None:
+    port = free_port()
+    urls = [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"]  # worker i: port + i
+    log = (tmp_path / "workers.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "--demo",
+                             "--workers", "2", "--listen", f"127.0.0.1:{port}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        def fingerprints(url: str) -> set[str]:
+            try:
+                status, alerts = call("GET", url + "/api/v2/alerts", token=None)
+            except OSError:
+                return set()
+            return {a["fingerprint"] for a in alerts} if status == 200 else set()
+
+        deadline = time.monotonic() + 120
+        seen: list[set[str]] = [set(), set()]
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "workers.log").read_text()[-3000:]
+            seen = [fingerprints(u) for u in urls]
+            if len(seen[0]) > 100 and seen[0] == seen[1]:
+                break
+            time.sleep(1.0)
+        # each worker delivered part of the alerts (one alert-log group); both list them all
+        assert len(seen[0]) > 100 and seen[0] == seen[1], [len(s) for s in seen]
+
+        body = json.dumps({"matchers": [{"name": "alertname", "value": "brute_force",
+                                         "isRegex": False}],
+                           "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+                           "createdBy": "worker-0 user", "comment": ""}).encode()
+        status, added = call("POST", urls[0] + "/api/v2/silences", body, token=None)
+        assert status == 200
+        status, listed = call("GET", urls[1] + "/api/v2/silences", token=None)
+        assert [s["id"] for s in listed] == [added["silenceID"]]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -179,3 +179,26 @@ def test_silence_query_shows_local_silences_as_amtool_does(tmp_path, capsys) -> 
     assert json.loads(capsys.readouterr().out) == []
     assert main(["silence", "-c", str(config), "query", "-e"]) == 0
     assert sid not in capsys.readouterr().out
+
+
+async def test_without_kafka_workers_of_one_state_dir_share_active_alerts_across_restarts(
+        tmp_path) -> None:
+    from streamproc.notify.active import SqliteActiveAlerts
+    from streamproc.notify.store import open_db
+
+    def worker() -> SqliteActiveAlerts:
+        return SqliteActiveAlerts(open_db(tmp_path), 3600, owns_db=True, clock=lambda: NOW)
+
+    one, two = worker(), worker()
+    await one.record([alert(fp="a")])
+    await two.record([alert(fp="b"), alert(fp="c")])
+    assert [e.alert.fingerprint for e in one.current()] == ["a", "b", "c"]
+    await one.record([alert(fp="b", status="resolved", at=NOW - 1)])
+    assert [e.alert.fingerprint for e in two.current()] == ["a", "c"]
+    assert two.current(NOW + 3600) == []
+    await one.stop()
+    await two.stop()
+    assert one.current() == []  # stopped: a late metrics scrape reads nothing, and no error
+    again = worker()
+    assert [e.alert.fingerprint for e in again.current()] == ["a", "c"]
+    await again.stop()

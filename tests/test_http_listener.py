@@ -236,3 +236,13 @@ def test_a_reload_that_changes_the_api_section_says_it_needs_a_restart() -> None
     new = parse_config_text(f"api: {{token: {TOKEN}-rotated}}\n")
     assert plan(old, parse_config_text(f"api: {{token: {TOKEN}}}\n")) == []
     assert plan(old, new) == ["api: settings (token, TLS, max_body_bytes, resolve_timeout)"]
+
+
+def test_listening_beyond_loopback_without_a_token_is_worth_a_warning() -> None:
+    from streamproc.http.listener import open_without_token
+
+    assert open_without_token("0.0.0.0", None) and open_without_token("10.0.0.5", None)
+    assert open_without_token("streamproc.internal", None)
+    assert not open_without_token("0.0.0.0", TOKEN)
+    for local in ("127.0.0.1", "::1", "localhost"):
+        assert not open_without_token(local, None), local

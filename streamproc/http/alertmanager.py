@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..notify.active import ActiveAlert, ActiveAlerts
-    from ..notify.silences import SilenceStage
+    from ..notify.silences import Silence, SilenceStage
 
 log = logging.getLogger("streamproc.http")
 
@@ -206,18 +206,19 @@ class AlertmanagerAPI:
         except BadMatcher as exc:
             return _bad(str(exc))
         now = time.time()
-        shown = [am_shapes.gettable_silence(s, now) for s in self._silences().all()
-                 if am_shapes.silence_has_matchers(s, wanted)]
         order = {"active": 0, "pending": 1, "expired": 2}
 
-        def key(s: dict[str, Any]) -> tuple[int, float]:
-            state = s["status"]["state"]
-            ends = am_shapes.parse_time(s["endsAt"], "endsAt")
-            starts = am_shapes.parse_time(s["startsAt"], "startsAt")
-            return order[state], (starts if state == "pending" else
-                                  -ends if state == "expired" else ends)
+        def key(s: Silence) -> tuple[int, float]:
+            # as Alertmanager: active ones ending first, pending ones starting first, then
+            # the most recently expired
+            state = am_shapes.silence_state(s, now)
+            return order[state], (s.starts if state == "pending" else
+                                  -s.ends if state == "expired" else s.ends)
 
-        return web.json_response(sorted(shown, key=key), dumps=_dumps)
+        shown = sorted((s for s in self._silences().all()
+                        if am_shapes.silence_has_matchers(s, wanted)), key=key)
+        return web.json_response([am_shapes.gettable_silence(s, now) for s in shown],
+                                 dumps=_dumps)
 
     async def post_silences(self, request: web.Request) -> web.Response:
         raw = await request.read()  # over the body limit: 413 here
@@ -239,7 +240,7 @@ class AlertmanagerAPI:
                  " ".join(str(m) for m in silence.matchers))
         return web.json_response({"silenceID": silence.id})
 
-    def _one(self, request: web.Request) -> Any:
+    def _one(self, request: web.Request) -> Silence:
         sid = request.match_info["id"]
         found = [s for s in self._silences().all() if s.id == sid]
         if not found:

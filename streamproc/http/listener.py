@@ -68,6 +68,21 @@ class ListenAddress:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+def open_without_token(host: str, token: str | None) -> bool:
+    """True when ``host`` lets other machines in and no token guards the API: worth a
+    warning at start (anyone reaching it reads alerts and adds silences)."""
+    import ipaddress
+
+    if token:
+        return False
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: assume it resolves to another interface
+        return True
+
+
 def server_ssl_context(certfile: str, keyfile: str | None = None,
                        cafile: str | None = None) -> ssl.SSLContext:
     """TLS for the listener: its certificate and key; with ``cafile``, clients must present

@@ -23,15 +23,17 @@ what is active now. The topic's retention is resolve_timeout + 1 day; each worke
 from the beginning when it starts (Tansu does not delete by retention: the topic then grows
 by one small record per alert read, a few hundred bytes).
 
-Without Kafka (MQTT-only), the table lives in this process alone (``ActiveAlerts``): a
-restart starts it empty, as an Alertmanager restart forgets its alerts until they are sent
-again.
+Without Kafka (MQTT-only), the table is the ``active_alerts`` table of the state
+directory's notify.db (``SqliteActiveAlerts``; with ``--workers N`` the shared state_dir, as
+for silences), so every worker of the machine lists the same alerts and a restart keeps them.
+``ActiveAlerts`` itself keeps them in memory (tests, tools).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,3 +186,45 @@ class KafkaActiveAlerts(ActiveAlerts):
             self._bad.warning(("publish", self.topic), "notify: could not publish %d active "
                               "alert(s) to %s (%s); other workers will not list them",
                               len(entries), self.topic, type(exc).__name__)
+
+
+class SqliteActiveAlerts(ActiveAlerts):
+    """The table in notify.db, shared by the processes of one state directory."""
+
+    def __init__(self, db: sqlite3.Connection, resolve_timeout: float, *, owns_db: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(resolve_timeout, clock)
+        self.db = db
+        self.owns_db = owns_db
+        self.closed = False
+        db.execute("CREATE TABLE IF NOT EXISTS active_alerts (fp TEXT PRIMARY KEY, "
+                   "record BLOB NOT NULL, ends REAL NOT NULL)")
+
+    def put(self, entries: list[ActiveAlert], now: float) -> None:
+        from .store import Tx
+
+        with Tx(self.db) as db:
+            db.execute("DELETE FROM active_alerts WHERE ends <= ?", (now,))
+            db.executemany("DELETE FROM active_alerts WHERE fp = ?",
+                           [(e.alert.fingerprint,) for e in entries if e.ends <= now])
+            db.executemany("INSERT OR REPLACE INTO active_alerts VALUES (?,?,?)",
+                           [(e.alert.fingerprint, e.to_json(), e.ends) for e in entries
+                            if e.ends > now])
+
+    def current(self, now: float | None = None) -> list[ActiveAlert]:
+        if self.closed:  # stopped (a scrape may come after): nothing is read any more
+            return []
+        now = self.clock() if now is None else now
+        out = []
+        for (raw,) in self.db.execute("SELECT record FROM active_alerts WHERE ends > ? "
+                                      "ORDER BY fp", (now,)):
+            try:
+                out.append(ActiveAlert.from_json(raw))
+            except Exception as exc:  # noqa: BLE001 - a row of another version: skip it
+                log.debug("active_alerts: unreadable row skipped (%s)", type(exc).__name__)
+        return out
+
+    async def stop(self) -> None:
+        if self.owns_db and not self.closed:
+            self.closed = True
+            self.db.close()

@@ -12,6 +12,7 @@ Tables, each owned by one stage:
     nlog_feed      sharedlog.py how far the shared notification log (Kafka) has been read
     am_firing      resend.py    firing alerts sent to Alertmanager channels: re-sent until
                                 resolved (or resend_for), and their start for the resolve
+    active_alerts  active.py    alerts active now, for the Alertmanager API (without Kafka)
 
 Order of operations and what a crash leaves behind:
 1. ``submit()`` writes the alerts into group_members in one transaction and returns; the
