@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ..alerts import Alert
+from ..notify.am_payloads import am_annotations, am_labels, label_name, rfc3339
 from ..notify.silences import LabelMatcher, Silence
 
-_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_BAD_CHARS = re.compile(r"[^A-Za-z0-9_]")
+__all__ = ["am_annotations", "am_labels", "label_name", "rfc3339"]  # the one mapping
 _ONE_MATCHER = re.compile(
     r'\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\]|\\.)*")\s*(?P<op>=~|!~|!=|=)\s*'
     r'(?:(?P<quoted>"(?:[^"\\]|\\.)*")|(?P<bare>[^,"{}\s=!~]*))\s*')
@@ -41,11 +41,6 @@ class BadMatcher(ValueError):
 
 
 # -- times ----------------------------------------------------------------------------------
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{int(ts * 1000) % 1000:03d}Z"
-
 
 def parse_time(value: Any, where: str) -> float:
     """An RFC 3339 time (``Z`` or an offset; any fraction) as a Unix time."""
@@ -62,25 +57,6 @@ def parse_time(value: Any, where: str) -> float:
 
 
 # -- alerts ---------------------------------------------------------------------------------
-
-def label_name(name: str) -> str:
-    """A valid Alertmanager label name for ``name`` (invalid characters become ``_``)."""
-    if _LABEL_NAME.match(name):
-        return name
-    cleaned = _BAD_CHARS.sub("_", name) or "_"
-    return cleaned if not cleaned[0].isdigit() else f"_{cleaned}"
-
-
-def am_labels(alert: Alert) -> dict[str, str]:
-    labels = {label_name(str(k)): str(v) for k, v in (alert.labels or {}).items() if k != "kind"}
-    labels.update(alertname=alert.kind, severity=alert.severity)
-    labels.update({label_name(str(k)): str(v) for k, v in (alert.key or {}).items()})
-    return labels
-
-
-def am_annotations(alert: Alert) -> dict[str, str]:
-    return {"summary": alert.title, "description": alert.body}
-
 
 def alert_status(silenced_by: list[str], inhibited_by: list[str]) -> dict[str, Any]:
     state = "suppressed" if silenced_by or inhibited_by else "active"
