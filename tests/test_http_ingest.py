@@ -141,6 +141,12 @@ def test_signatures_are_checked_per_provider() -> None:
 def test_a_body_is_split_by_content_type_or_sniffed() -> None:
     assert split_records(b'{"a": 1}', "application/json") == [b'{"a": 1}']
     assert split_records(b'[{"a":1}, {"b":2}]', "application/json") == [b'{"a":1}', b'{"b":2}']
+    # each element's own bytes: a repeated key stays visible to the decoder
+    assert split_records(b' [ {"a":1,"a":2} ,\n{"b" : "\\u00e9,]"}, 3 ] ', "") == \
+        [b'{"a":1,"a":2}', b'{"b" : "\\u00e9,]"}', b"3"]
+    assert split_records("[\"é\", []]".encode(), "application/json") == \
+        ["\"é\"".encode(), b"[]"]
+    assert split_records(b"[]", "application/json") == []
     assert split_records(b'{"a":1}\n\n{"b":2}\r\n', "application/x-ndjson") == \
         [b'{"a":1}', b'{"b":2}']
     assert split_records(b'{"a":1}\n{"b":2}', "") == [b'{"a":1}', b'{"b":2}']
@@ -381,6 +387,20 @@ async def test_a_batch_with_bad_records_is_207_with_each_reason_and_dead_letters
     assert [a.kind for a in await d.alerts()] == ["pipeline_failed"]
     assert d.value("streamproc_ingest_records_total", endpoint="events/cicd-events",
                    outcome="rejected") == 3
+
+
+async def test_a_key_repeated_in_one_element_of_an_array_is_a_duplicate_field(tmp_path) -> None:
+    d = Direct(tmp_path)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    good = orjson.dumps({"timestamp": now, "type": "pipeline", "status": "success",
+                         "project": "api", "branch": "main"})
+    twice = good[:-1] + b',"status":"failure"}'  # the last value would win a re-encoding
+    async with TestClient(TestServer(mounted(d.ingest))) as client:
+        answer = await client.post("/api/v1/events/cicd-events", data=b"[" + good + b", " +
+                                   twice + b"]", headers={"Content-Type": "application/json"})
+        assert answer.status == 207
+        body = await answer.json()
+    assert [(e["index"], e["reason"]) for e in body["errors"]] == [(1, "duplicate_field")]
 
 
 async def test_none_accepted_is_400_unknown_binding_404_and_an_empty_body_400(tmp_path) -> None:
