@@ -30,6 +30,7 @@ import builtins
 import math
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -231,6 +232,15 @@ class RuleDetector(Detector):
         raise NotImplementedError
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def valued(self, events: list[Event]) -> Iterator[tuple[Event, str, str]]:
+        """(event, key, value as text) of the events with a value in the rule's field."""
+        name = self.field_name
+        key_of = self.key_of
+        for ev in events:
+            value = ev.data.get(name)  # type: ignore[arg-type]
+            if value is not None:
+                yield ev, key_of(ev.data), text(value)
 
     def key_of(self, data: dict[str, Any]) -> str:
         fields = self.key_fields
@@ -444,12 +454,7 @@ class CardinalityRule(RuleDetector):
         out = []
         name, window, threshold = self.field_name, self.window, self.threshold
         state = self.state
-        for ev in events:
-            value = ev.data.get(name)  # type: ignore[arg-type]
-            if value is None:
-                continue
-            value = text(value)
-            key = self.key_of(ev.data)
+        for ev, key, value in self.valued(events):
             ts = ev.ts
             seen = state.get(key)
             if seen is None:
@@ -526,12 +531,7 @@ class NewTermRule(RuleDetector):
         out = []
         name = self.field_name
         state, keys = self.state, self.keys
-        for ev in events:
-            value = ev.data.get(name)  # type: ignore[arg-type]
-            if value is None:
-                continue
-            value = text(value)
-            key = self.key_of(ev.data)
+        for ev, key, value in self.valued(events):
             pair = pack_key([key, value])
             ts = ev.ts
             last = state.get(pair)
@@ -591,12 +591,7 @@ class ChangeRule(RuleDetector):
         out = []
         name, window = self.field_name, self.window
         state = self.state
-        for ev in events:
-            value = ev.data.get(name)  # type: ignore[arg-type]
-            if value is None:
-                continue
-            value = text(value)
-            key = self.key_of(ev.data)
+        for ev, key, value in self.valued(events):
             ts = ev.ts
             prev = state.get(key)
             if prev is not None and ts < prev[1]:
