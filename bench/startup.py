@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from streamproc.processes import stop_process
 
 from .common import Context, Row
 
@@ -163,12 +164,7 @@ def _first_record(args: list[str], *, cwd: Path,
         raise RuntimeError(f"no first record judged within {timeout:.0f}s: "
                            f"{''.join(tail)[-600:]}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 20)
 
 
 def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:

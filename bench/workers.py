@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
+
+from streamproc.processes import stop_process
 
 from .common import Context, Row
 from .kafka import committed_total
@@ -152,12 +153,7 @@ def one(ctx: Context, items: list[Any], topics: list[str], k: int, run_no: int,
                                        "and no progress for 60 s")
                 time.sleep(0.2)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc, 30)
             log.close()
             tail = open(os.path.join(tmp, "run.log"), "rb").read()[-2000:].decode(  # noqa: SIM115
                 "utf-8", "replace")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .errors import SourceError
 from .files import open_private
+from .processes import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,8 @@ class EmbeddedKafka:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if proc is not None:
+            stop_process(proc)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -29,6 +29,7 @@ import orjson
 import pytest
 
 from streamproc.broker import EmbeddedKafka, free_port
+from streamproc.processes import stop_process
 
 
 @pytest.fixture(scope="session")
@@ -277,10 +278,5 @@ def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
                                + (workdir / "stderr.log").read_text()[-2000:])
         time.sleep(0.05)
     yield am
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    stop_process(proc)
     hook.close()

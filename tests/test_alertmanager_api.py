@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from streamproc.broker import free_port
+from streamproc.processes import stop_process
 
 TOKEN = "demo-api-token-0123456789abcdef"
 AMTOOL = shutil.which("amtool")
@@ -81,11 +82,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             pytest.fail("the demo listed no brute_force alert within 120 s")
         yield Demo(url, cwd, http_config, proc)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 30)
         log.close()
 
 
