@@ -1490,7 +1490,10 @@ class Runtime:
         if self.active_alerts is not None:
             await self.active_alerts.stop()  # (its last records sent before the producer)
         if self.producer is not None:
+            # Everything that must be durable was acknowledged before its offsets were
+            # committed (above); what the producer may still hold is best effort (active
+            # alerts), so its flush is bounded.
             try:
-                await self.producer.stop()
+                await asyncio.wait_for(self.producer.stop(), 5)
             except Exception as exc:  # noqa: BLE001
-                log.debug("producer stop: %s", exc)
+                log.debug("producer stop: %s", type(exc).__name__)

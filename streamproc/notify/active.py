@@ -151,7 +151,12 @@ class KafkaActiveAlerts(ActiveAlerts):
 
     async def stop(self) -> None:
         if self._sends:
-            await asyncio.wait(list(self._sends), timeout=5)
+            # best effort, as every publish here: a broker that keeps refusing (Tansu has
+            # answered NotLeaderForPartition for a whole request timeout, ~40 s) must not
+            # hold the shutdown; what is not sent is not listed by the other workers
+            _, pending = await asyncio.wait(list(self._sends), timeout=2)
+            for task in pending:
+                task.cancel()
         await self.table.stop()
 
     def _apply(self, records: list[Any]) -> None:
