@@ -38,19 +38,26 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
                 raise ConfigError(f"detector {kind!r} reads {cls.family}, not {binding.family}",
                                   hint="move it to a binding of that family")
             continue  # a global default for another family's detector
-        enabled = params.get("enabled", cls.enabled_by_default)
-        if not isinstance(enabled, bool):
-            raise ConfigError(f"detector {kind!r}: enabled must be true or false")
-        if not enabled:
-            continue
-        ctx = DetectorContext(binding=binding.name,
-                              key_cap=int(params.pop("key_cap", 1_000_000)),
-                              limits=config.alert_limits)
-        out.append(cls(params, ctx))
+        ctx = detector_context(config, binding, kind, params, cls.enabled_by_default)
+        if ctx is not None:
+            out.append(cls(params, ctx))
     from ..rules import rule_detectors
 
     out.extend(rule_detectors(config, binding))
     return run_order(out)
+
+
+def detector_context(config: Config, binding: Binding, kind: str, params: dict[str, Any],
+                     enabled_by_default: bool = True) -> DetectorContext | None:
+    """Where a detector of ``kind`` runs, taking ``enabled`` and ``key_cap`` out of its
+    ``params``; None when the config turns it off."""
+    enabled = params.pop("enabled", enabled_by_default)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"detector {kind!r}: enabled must be true or false")
+    if not enabled:
+        return None
+    return DetectorContext(binding=binding.name, key_cap=int(params.pop("key_cap", 1_000_000)),
+                           limits=config.alert_limits)
 
 
 def build_engine(config: Config, binding: Binding) -> DetectorEngine:

@@ -116,7 +116,7 @@ def add_rules(config: Config, rules: list[str] = (), sigma: list[str] = ()) -> N
 def rule_detectors(config: Config, binding: Binding) -> list[Detector]:
     """A detector for each rule of the binding's family (``detectors: {rule:NAME: {enabled:
     false}}`` turns one off, ``key_cap`` sets its cap), all sharing one BatchMatcher."""
-    from ..detectors.base import DetectorContext
+    from ..detectors.factory import detector_context
 
     specs = config.rules.for_family(binding.family)
     if not specs:
@@ -125,14 +125,9 @@ def rule_detectors(config: Config, binding: Binding) -> list[Detector]:
     out: list[Detector] = []
     for spec in specs:
         params = config.detector_params(binding, spec.kind)
-        enabled = params.pop("enabled", True)
-        if not isinstance(enabled, bool):
-            raise ConfigError(f"detector {spec.kind!r}: enabled must be true or false")
-        if not enabled:
+        ctx = detector_context(config, binding, spec.kind, params)
+        if ctx is None:
             continue
-        ctx = DetectorContext(binding=binding.name,
-                              key_cap=int(params.pop("key_cap", 1_000_000)),
-                              limits=config.alert_limits)
         detector = spec.detector_class()(params, ctx)
         detector.share(matcher)
         out.append(detector)
