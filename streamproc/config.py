@@ -597,6 +597,16 @@ def _parse_alerts(node: Any, file: str | None) -> AlertLimits:
     return result
 
 
+def _only_known(node: dict[str, Any], known: set[str], section: str, file: str | None) -> None:
+    """A key of ``section`` that is not a setting is an error (a typo must not silently
+    keep the default)."""
+    for key in node:
+        if key not in known:
+            raise ConfigError(f"unknown {section} setting {key!r}", file=file,
+                              line=_line(node, key),
+                              hint=f"known settings: {', '.join(sorted(known))}")
+
+
 def _parse_api(node: Any, file: str | None) -> ApiConfig:
     """``api: {token, ssl_certfile, ssl_keyfile, ssl_cafile, max_body_bytes,
     resolve_timeout}``."""
@@ -605,11 +615,7 @@ def _parse_api(node: Any, file: str | None) -> ApiConfig:
     from .notify.settings import parse_duration
 
     node = _expect_mapping(node, "'api'", file, _line(node))
-    known = set(ApiConfig.__slots__)  # type: ignore[attr-defined]
-    for key in node:
-        if key not in known:
-            raise ConfigError(f"unknown api setting {key!r}", file=file, line=_line(node, key),
-                              hint=f"known settings: {', '.join(sorted(known))}")
+    _only_known(node, set(ApiConfig.__slots__), "api", file)  # type: ignore[attr-defined]
     values = dict(node)
     timeout = values.pop("resolve_timeout", 3600.0)  # a duration: 1h, 30m, 3600
     _coerce_scalars(ApiConfig, values, node, "api", file)
@@ -732,11 +738,7 @@ def _coerce_scalars(cls: type, values: dict[str, Any], node: Any, section: str,
 
 def _parse_kafka(node: Any, file: str | None) -> KafkaConfig:
     node = _expect_mapping(node, "'kafka'", file, _line(node))
-    known = set(KafkaConfig.__slots__) - {"embedded"}  # type: ignore[attr-defined]
-    for key in node:
-        if key not in known:
-            raise ConfigError(f"unknown kafka setting {key!r}", file=file, line=_line(node, key),
-                              hint=f"known settings: {', '.join(sorted(known))}")
+    _only_known(node, set(KafkaConfig.__slots__) - {"embedded"}, "kafka", file)  # type: ignore[attr-defined]
     if "bootstrap_servers" not in node:
         raise ConfigError("kafka.bootstrap_servers is required", file=file, line=_line(node),
                           hint="e.g. bootstrap_servers: kafka:9092 (omit 'kafka' entirely to "
@@ -779,11 +781,7 @@ def _parse_kafka(node: Any, file: str | None) -> KafkaConfig:
 
 def _parse_mqtt(node: Any, file: str | None) -> MqttConfig:
     node = _expect_mapping(node, "'mqtt'", file, _line(node))
-    known = set(MqttConfig.__slots__)  # type: ignore[attr-defined]
-    for key in node:
-        if key not in known:
-            raise ConfigError(f"unknown mqtt setting {key!r}", file=file, line=_line(node, key),
-                              hint=f"known settings: {', '.join(sorted(known))}")
+    _only_known(node, set(MqttConfig.__slots__), "mqtt", file)  # type: ignore[attr-defined]
     values = dict(node)
     _coerce_scalars(MqttConfig, values, node, "mqtt", file)
     values["protocol"] = str(values.get("protocol", "5"))
