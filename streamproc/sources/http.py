@@ -184,7 +184,10 @@ def split_records(body: bytes, content_type: str, lines: bool = False) -> list[b
         except orjson.JSONDecodeError:
             return [body]  # the decoder says what is wrong with it
         if isinstance(items, list):
-            return _elements(body)
+            try:
+                return _elements(body)
+            except RecursionError:  # nested deeper than the standard library reads
+                return [body]  # the decoder's depth guard says what is wrong with it
         return [body]
     if ctype != "application/json" and body.strip().count(b"\n"):
         try:
