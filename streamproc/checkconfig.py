@@ -229,9 +229,9 @@ def _load_channels_with_apprise(config: Config) -> list[ChannelInfo]:
             raise ConfigError(f"notify.apprise_config: cannot read {path}: {exc.strerror}",
                               hint="a relative path is read from the folder of the "
                                    "config file") from None
-        if not ac.add_config(text) or not ac.servers():
+        if not ac.add_config(text) or not ac.services():
             raise ConfigError(f"notify.apprise_config: Apprise found no usable URL in {path}")
-        for server in ac.servers():
+        for server in ac.services():
             url = server.url(privacy=True)
             out.append(ChannelInfo(service_name(url), redact_url(url),
                                    sorted(map(str, server.tags))))
@@ -361,10 +361,10 @@ def render(report: Report, out: TextIO) -> None:
                 groups.append(([severity], reached))
         for severities, reached in groups:
             channels = [r for r in reached if not r.startswith("#")]
-            tags = [r[1:] for r in reached if r.startswith("#")]
+            wanted = [r[1:] for r in reached if r.startswith("#")]
             dest = ", ".join(channels) or "no channel"
             w(f"    {', '.join(severities)} -> {dest}"
-              f"{' (tags: ' + ', '.join(tags) + ')' if tags else ''}\n")
+              f"{' (tags: ' + ', '.join(wanted) + ')' if wanted else ''}\n")
 
 
 def _render_ingest(c: Config, w: Any) -> None:

@@ -181,6 +181,19 @@ def test_without_the_notify_package_apprise_still_validates_the_urls(
     assert "Pw-9x" not in err
 
 
+def test_without_the_notify_package_apprise_config_files_are_still_listed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "streamproc.notify.channels", None)  # ImportError
+    (tmp_path / "apprise.yml").write_text(
+        "urls:\n  - json://127.0.0.1:9/first:\n      tag: security-team\n")
+    rc, out, err = run(tmp_path, "notify:\n  apprise_config: apprise.yml\n", capsys)
+    assert rc == 0, err
+    assert "json json://127.0.0.1:9/*** (tags: security-team)" in out
+
+
 APPRISE_FIVE = """\
 urls:
   - json://127.0.0.1:9/first:
