@@ -93,6 +93,20 @@ def test_custom_detector_from_the_entry_point_group(example_module: Path) -> Non
     assert len([a for a in result.alerts if a.kind == "blocked_country_login"]) == 2
 
 
+def test_an_entry_point_that_is_not_a_detector_is_a_config_error(example_module: Path) -> None:
+    from streamproc.errors import ConfigError
+
+    dist = example_module / "mycompany_detectors-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mycompany-detectors\n"
+                                   "Version: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[streamproc.detectors]\nnot_a_detector = mycompany_detectors:__name__\n")
+    with pytest.raises(ConfigError, match=r"not_a_detector.*not a streamproc Detector subclass"):
+        parse_config_text("detectors:\n  not_a_detector: {}\n")
+    assert "not_a_detector" not in REGISTRY
+
+
 def test_custom_detector_with_the_test_harness_and_snapshot(example_module: Path) -> None:
     from mycompany_detectors import BlockedCountryLogin  # type: ignore[import-not-found]
 

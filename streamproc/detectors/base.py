@@ -224,6 +224,9 @@ def load_detector_class(kind: str) -> type[Detector]:
     for ep in entry_points(group="streamproc.detectors"):
         if ep.name == kind:
             cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Detector)):
+                raise ConfigError(f"entry point {kind!r} ({ep.value}) is not a streamproc "
+                                  "Detector subclass")
             REGISTRY.setdefault(cls.kind or kind, cls)
             return cls
     raise ConfigError(f"unknown detector kind {kind!r}",
