@@ -87,7 +87,7 @@ class EmbeddedKafka:
         # draining. Parent-death signal: if we are killed outright, so is the broker.
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True, preexec_fn=_die_with_parent)
-        if out is not subprocess.DEVNULL:
+        if not isinstance(out, int):  # an int: subprocess.DEVNULL
             out.close()  # the child holds its own copy of the descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -126,7 +126,7 @@ async def ensure_topics(client_kwargs: dict[str, object], topics: dict[str, int]
     topic configs such as cleanup.policy, for the topics created here)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(**client_kwargs)  # type: ignore[arg-type]
+    admin = AIOKafkaAdminClient(**client_kwargs)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -615,7 +615,7 @@ def _parse_api(node: Any, file: str | None) -> ApiConfig:
     from .notify.settings import parse_duration
 
     node = _expect_mapping(node, "'api'", file, _line(node))
-    _only_known(node, set(ApiConfig.__slots__), "api", file)  # type: ignore[attr-defined]
+    _only_known(node, set(ApiConfig.__slots__), "api", file)
     values = dict(node)
     timeout = values.pop("resolve_timeout", 3600.0)  # a duration: 1h, 30m, 3600
     _coerce_scalars(ApiConfig, values, node, "api", file)
@@ -738,7 +738,7 @@ def _coerce_scalars(cls: type, values: dict[str, Any], node: Any, section: str,
 
 def _parse_kafka(node: Any, file: str | None) -> KafkaConfig:
     node = _expect_mapping(node, "'kafka'", file, _line(node))
-    _only_known(node, set(KafkaConfig.__slots__) - {"embedded"}, "kafka", file)  # type: ignore[attr-defined]
+    _only_known(node, set(KafkaConfig.__slots__) - {"embedded"}, "kafka", file)
     if "bootstrap_servers" not in node:
         raise ConfigError("kafka.bootstrap_servers is required", file=file, line=_line(node),
                           hint="e.g. bootstrap_servers: kafka:9092 (omit 'kafka' entirely to "
@@ -781,7 +781,7 @@ def _parse_kafka(node: Any, file: str | None) -> KafkaConfig:
 
 def _parse_mqtt(node: Any, file: str | None) -> MqttConfig:
     node = _expect_mapping(node, "'mqtt'", file, _line(node))
-    _only_known(node, set(MqttConfig.__slots__), "mqtt", file)  # type: ignore[attr-defined]
+    _only_known(node, set(MqttConfig.__slots__), "mqtt", file)
     values = dict(node)
     _coerce_scalars(MqttConfig, values, node, "mqtt", file)
     values["protocol"] = str(values.get("protocol", "5"))

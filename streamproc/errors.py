@@ -38,6 +38,8 @@ class ConfigErrors(ConfigError):
     user fixes them all at once instead of one per run. ``file``, ``line``, ``message`` and
     ``hint`` are the first one's."""
 
+    errors: list[ConfigError]
+
     def __init__(self, errors: list[ConfigError]) -> None:
         flat: list[ConfigError] = []
         for error in errors:

@@ -202,7 +202,7 @@ def _whole_seconds(value: str) -> float:
         seconds = _SECONDS.get(value[17:19])
         if seconds is not None:
             key = value[:16] + value[19:]
-            minute = _MINUTE_CACHE.get(key, _MISSING)
+            minute: float | None = _MINUTE_CACHE.get(key, _MISSING)
             if minute is _MISSING:
                 if len(_MINUTE_CACHE) >= _MINUTES_KEPT:
                     _MINUTE_CACHE.clear()
@@ -253,6 +253,7 @@ def _parse_text(value: str) -> float:
             return epoch_from_number(float(text))
         except ValueError:
             pass
+    dt: datetime | None
     try:
         if text[-1] in "zZ":
             text = text[:-1] + "+00:00"

@@ -147,7 +147,7 @@ async def publish_mqtt(mqtt_cfg: Any, items: Sequence[tuple[str, bytes]], *, qos
 
     client = make_client(mqtt_cfg, client_id=client_id or f"streamproc-produce-{time.time_ns()}",
                          persistent=False)
-    paho_client = client._client  # type: ignore[attr-defined]
+    paho_client = client._client
     paho_client.max_inflight_messages_set(max_in_flight)
     paho_client.max_queued_messages_set(0)  # unbounded: we pace below
     result = ProduceResult()

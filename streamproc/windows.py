@@ -21,14 +21,16 @@ from bisect import insort
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
+K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 DEFAULT_KEY_CAP = 1_000_000
 _ABSENT: Any = object()
 
 
-class KeyedState(Generic[V]):
-    """A dict of per-key state with an LRU cap.
+class KeyedState(Generic[K, V]):
+    """A dict of per-key state with an LRU cap: ``KeyedState[str, list[float]]`` maps a
+    detector's key (a string, or a tuple of strings) to its state.
 
     Python dicts keep insertion order; ``touch`` re-inserts a key at the end, so the first key
     is always the least recently used, and eviction is O(1). Evictions are counted: a detector
@@ -38,14 +40,14 @@ class KeyedState(Generic[V]):
     __slots__ = ("_data", "cap", "evictions", "get")
 
     def __init__(self, cap: int = DEFAULT_KEY_CAP) -> None:
-        self._data: dict[Hashable, V] = {}
+        self._data: dict[K, V] = {}
         self.cap = cap
         self.evictions = 0
         # ``get(key)`` is the dict's own method: detectors call it for nearly every event,
         # and a Python-level wrapper would double the cost of the lookup.
-        self.get: Callable[[Hashable], V | None] = self._data.get
+        self.get: Callable[[K], V | None] = self._data.get
 
-    def touch(self, key: Hashable, value: V) -> None:
+    def touch(self, key: K, value: V) -> None:
         """Store ``value`` under ``key`` as the most recently used entry, evicting if full."""
         data = self._data
         if data.pop(key, _ABSENT) is _ABSENT and len(data) >= self.cap:
@@ -53,7 +55,7 @@ class KeyedState(Generic[V]):
             self.evictions += 1
         data[key] = value
 
-    def pop(self, key: Hashable, default: V | None = None) -> V | None:
+    def pop(self, key: K, default: V | None = None) -> V | None:
         return self._data.pop(key, default)
 
     def __contains__(self, key: Hashable) -> bool:
@@ -62,10 +64,10 @@ class KeyedState(Generic[V]):
     def __len__(self) -> int:
         return len(self._data)
 
-    def items(self) -> Iterator[tuple[Hashable, V]]:
+    def items(self) -> Iterator[tuple[K, V]]:
         return iter(list(self._data.items()))
 
-    def keys(self) -> list[Hashable]:
+    def keys(self) -> list[K]:
         return list(self._data)
 
     def clear(self) -> None:
@@ -80,7 +82,7 @@ def window_add(times: list[float], ts: float) -> None:
         insort(times, ts)
 
 
-class TimerQueue:
+class TimerQueue(Generic[K]):
     """Event-time timers: ``due(watermark)`` pops every timer whose time is <= the watermark.
 
     A timer is (time, key). Re-arming a key leaves the old entry in the heap; callers check the
@@ -90,14 +92,14 @@ class TimerQueue:
     __slots__ = ("_heap", "_seq")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Hashable]] = []
+        self._heap: list[tuple[float, int, K]] = []
         self._seq = 0
 
-    def arm(self, when: float, key: Hashable) -> None:
+    def arm(self, when: float, key: K) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, key))
 
-    def due(self, watermark: float) -> list[tuple[float, Hashable]]:
+    def due(self, watermark: float) -> list[tuple[float, K]]:
         out = []
         heap = self._heap
         while heap and heap[0][0] <= watermark:
@@ -108,10 +110,10 @@ class TimerQueue:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def snapshot(self) -> list[tuple[float, Hashable]]:
+    def snapshot(self) -> list[tuple[float, K]]:
         return [(w, k) for w, _, k in sorted(self._heap)]
 
-    def restore(self, items: list[tuple[float, Hashable]]) -> None:
+    def restore(self, items: list[tuple[float, K]]) -> None:
         self._heap = []
         for when, key in items:
             self.arm(when, key)

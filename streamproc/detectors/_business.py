@@ -36,7 +36,7 @@ class DailyLevelDetector(Detector):
         self.key_fields = parse_list(str(self.params.get("key_fields", "metric"))) or \
             ("metric",)
         # (key..., day) -> open levels
-        self.state: KeyedState[list[int]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[tuple[str, ...], list[int]] = KeyedState(self.ctx.key_cap)
         self._sweeper = Sweeper(86400.0)
 
     def judge(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
@@ -98,12 +98,12 @@ class DailyLevelDetector(Detector):
         if self._sweeper.due(watermark):
             keep = {day_of(watermark), day_of(watermark - 86400.0)}
             for skey, _ in self.state.items():
-                if skey[-1] not in keep:  # type: ignore[index]
+                if skey[-1] not in keep:
                     self.state.pop(skey)
         return []
 
     def snapshot(self) -> Any:
-        return {"days": [[list(k), v] for k, v in self.state.items()],  # type: ignore[arg-type]
+        return {"days": [[list(k), v] for k, v in self.state.items()],
                 "evictions": self.state.evictions}
 
     def restore(self, state: Any) -> None:

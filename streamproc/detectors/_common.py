@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import Any
+from typing import Any, TypeVar, overload
+
+_T = TypeVar("_T")
 
 SAMPLE_TEXT_LIMIT = 512  # characters of one field kept in an alert's samples
 
@@ -54,6 +56,11 @@ class Interner:
         self._table: dict[str, str] = {}
         self.cap = cap
 
+    @overload
+    def __call__(self, value: str) -> str: ...
+    @overload
+    def __call__(self, value: _T) -> _T: ...
+
     def __call__(self, value: Any) -> Any:
         if value is None or type(value) is not str:
             return value
@@ -90,8 +97,8 @@ def network_of(ip: str) -> str:
         except ValueError:
             net = ip
         else:
-            if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
-                addr = addr.ipv4_mapped  # type: ignore[union-attr]
+            if addr.version == 6 and addr.ipv4_mapped is not None:
+                addr = addr.ipv4_mapped
             if addr.version == 4:
                 net = str(ipaddress.ip_network(f"{addr}/24", strict=False))
             else:

@@ -20,7 +20,7 @@ failing from one address) is stored as one small tuple, not as a dict and a heap
 from __future__ import annotations
 
 import heapq
-from typing import Any
+from typing import Any, ClassVar
 
 from ..alerts import Alert
 from ..events import Event
@@ -74,9 +74,10 @@ class _Distinct:
 class DistinctDetector(Detector):
     """Base of password_spray and distributed_brute_force (auth failures only)."""
 
-    key_field = ""    # the Y: one window per value of this field
-    value_field = ""  # the X: counted distinct
-    defaults: dict[str, Any] = {"threshold": 20, "window": 600.0, "realert": 0.0, "samples": 5}
+    key_field: ClassVar[str] = ""    # the Y: one window per value of this field
+    value_field: ClassVar[str] = ""  # the X: counted distinct
+    defaults: ClassVar[dict[str, Any]] = {
+        "threshold": 20, "window": 600.0, "realert": 0.0, "samples": 5}
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -84,7 +85,7 @@ class DistinctDetector(Detector):
         self.window = float(self.params["window"])
         self.realert = float(self.params["realert"]) or self.window
         self.max_samples = int(self.params["samples"])
-        self.state: KeyedState[tuple[str, float, Any] | _Distinct] = KeyedState(
+        self.state: KeyedState[str, tuple[str, float, Any] | _Distinct] = KeyedState(
             self.ctx.key_cap)
         self.quiet: dict[str, float] = {}
         self._intern = Interner()
@@ -185,7 +186,7 @@ class DistinctDetector(Detector):
         horizon = watermark - self.window
         state = self.state
         for key, value in state.items():
-            newest = value[1] if type(value) is tuple else value.newest  # type: ignore[union-attr]
+            newest = value[1] if isinstance(value, tuple) else value.newest
             if newest < horizon:
                 state.pop(key)
         for key in [k for k, until in self.quiet.items() if until < watermark]:

@@ -56,10 +56,10 @@ class BruteForce(Detector):
         self.realert = float(self.params["realert"]) or self.window
         self.max_samples = int(self.params["samples"])
         self.cap = max(2 * self.threshold, self.max_samples, 2)
-        self.state: KeyedState[Entry | list[Entry]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, Entry | list[Entry]] = KeyedState(self.ctx.key_cap)
         self.quiet: dict[str, float] = {}  # key -> quiet until (fired keys only)
         # key -> event time of the latest fire; read by compromise_suspected
-        self.fires: KeyedState[float] = KeyedState(self.ctx.key_cap)
+        self.fires: KeyedState[str, float] = KeyedState(self.ctx.key_cap)
         self._intern = Interner()
         self._sweeper = Sweeper(self.window / 8)
         # how long fires stay queryable by ``fired_at`` (compromise_suspected may ask longer)
@@ -177,7 +177,7 @@ class BruteForce(Detector):
         horizon = watermark - self.window
         state = self.state
         for key, value in state.items():
-            newest = value[0] if type(value) is tuple else value[-1][0]  # type: ignore[index]
+            newest = value[0] if type(value) is tuple else value[-1][0]
             if newest < horizon:
                 state.pop(key)
         quiet = self.quiet
@@ -197,8 +197,8 @@ class BruteForce(Detector):
     def snapshot(self) -> Any:
         keys = []
         for key, value in self.state.items():
-            entries = [value] if type(value) is tuple else value
-            keys.append([key, [list(e) for e in entries]])  # type: ignore[union-attr]
+            entries = [value] if isinstance(value, tuple) else value
+            keys.append([key, [list(e) for e in entries]])
         return {
             "keys": keys,
             "quiet": [[k, until] for k, until in self.quiet.items()],

@@ -64,8 +64,8 @@ class HostSilent(Detector):
         self.min_silence = float(self.params["min_silence"])
         self.min_samples = max(2, int(self.params["min_samples"]))
         self.forget_after = float(self.params["forget_after"])
-        self.state: KeyedState[_Host] = KeyedState(self.ctx.key_cap)
-        self.timers = TimerQueue()
+        self.state: KeyedState[str, _Host] = KeyedState(self.ctx.key_cap)
+        self.timers: TimerQueue[str] = TimerQueue()
 
     def interval(self, st: _Host) -> float:
         gaps = sorted(st.gaps)

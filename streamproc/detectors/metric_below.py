@@ -40,7 +40,9 @@ class MetricBelow(DailyLevelDetector):
 
     def judge(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         metric = data.get("metric")
-        floor = self.floors.get(metric) if isinstance(metric, str) else None
+        if not isinstance(metric, str):
+            return None
+        floor = self.floors.get(metric)
         if floor is None:
             return None
         value = data.get("value")

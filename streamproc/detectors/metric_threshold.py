@@ -110,7 +110,7 @@ class MetricThreshold(Detector):
         self.renotify = float(p["renotify"])
         self.flap_changes = int(p["flap_changes"])
         self.flap_window = float(p["flap_window"])
-        self.state: KeyedState[_Key] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[tuple[str, str], _Key] = KeyedState(self.ctx.key_cap)
         self._fields = tuple(self.rules.items())
 
     # -- judging ---------------------------------------------------------------------------

@@ -49,7 +49,7 @@ class PipelineFailed(Detector):
         self.info_events = bool(self.params["info_events"])
         self.realert = float(self.params["realert"])
         # (project, branch) -> [incident start, failures, last notified, first sample]
-        self.red: KeyedState[list[Any]] = KeyedState(self.ctx.key_cap)
+        self.red: KeyedState[tuple[str, str], list[Any]] = KeyedState(self.ctx.key_cap)
 
     def prefilter(self) -> Prefilter:
         return _is_pipeline

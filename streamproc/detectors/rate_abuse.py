@@ -49,7 +49,7 @@ class RateAbuse(Detector):
         self.realert = float(self.params["realert"]) or self.window
         self.max_samples = int(self.params["samples"])
         self.cap = 2 * self.need
-        self.state: KeyedState[float | array[float]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, float | array[float]] = KeyedState(self.ctx.key_cap)
         # ip -> [incident start, fired at, firing?, peak count, samples]; abusers only
         self.incidents: dict[str, list[Any]] = {}
         self._sweeper = Sweeper(self.window)
@@ -175,21 +175,21 @@ class RateAbuse(Detector):
                     inc[4] = []
                     alerts.append(self._alert(ip, inc, clears_at, inc[3], None, "resolved"))
             elif (inc[1] is None or watermark > inc[1] + self.realert) and (
-                    times is None or type(times) is float
+                    times is None or isinstance(times, float)
                     or times[-1] < watermark - window):
                 del self.incidents[ip]
         if self._sweeper.due(watermark):
             horizon = watermark - window
             state = self.state
             for ip, times in state.items():
-                newest = times if type(times) is float else times[-1]  # type: ignore[index]
+                newest = times if isinstance(times, float) else times[-1]
                 if newest < horizon and ip not in self.incidents:
                     state.pop(ip)
         return alerts
 
     def snapshot(self) -> Any:
         return {
-            "ips": [[ip, [t] if type(t) is float else list(t)]  # type: ignore[arg-type]
+            "ips": [[ip, [t] if isinstance(t, float) else list(t)]
                     for ip, t in self.state.items()],
             "incidents": [[ip, inc] for ip, inc in self.incidents.items()],
             "evictions": self.state.evictions,

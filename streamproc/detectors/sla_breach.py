@@ -80,6 +80,8 @@ class _KeptTimes(_Ticket):
     reload changed them): it keeps the deadline and apology time it was created with."""
 
     __slots__ = ("deadline", "apology")
+    deadline: float
+    apology: float | None
 
 
 @register
@@ -98,20 +100,21 @@ class SlaBreach(Detector):
         self._sla_s = {p: hours * 3600 for p, hours in self.sla.items()}
         self._apology_s = {p: self.apology_factor * s for p, s in self._sla_s.items()} \
             if self.apology_factor > 0 else None
-        self.state: KeyedState[_Ticket] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, _Ticket] = KeyedState(self.ctx.key_cap)
         # Unbreached tickets by priority, in creation (= deadline) order; [head:] still wait.
         self._waiting: dict[str, list[_Ticket]] = {p: [] for p in PRIORITIES}
         self._head = dict.fromkeys(PRIORITIES, 0)
-        self.timers = TimerQueue()  # apology and forget times, and _KeptTimes deadlines
+        # apology and forget times, and _KeptTimes deadlines
+        self.timers: TimerQueue[str] = TimerQueue()
 
     def _deadline(self, t: _Ticket) -> float:
         if type(t) is _KeptTimes:
-            return t.deadline  # type: ignore[no-any-return]
+            return t.deadline
         return t.created + self._sla_s[t.priority]
 
     def _apology_at(self, t: _Ticket) -> float | None:
         if type(t) is _KeptTimes:
-            return t.apology  # type: ignore[no-any-return]
+            return t.apology
         return t.created + self._apology_s[t.priority] if self._apology_s is not None else None
 
     def _wait(self, t: _Ticket) -> None:
@@ -309,7 +312,7 @@ class SlaBreach(Detector):
                 t = _Ticket.__new__(_Ticket)
             else:
                 t = _KeptTimes.__new__(_KeptTimes)
-                t.deadline, t.apology = deadline, apology  # type: ignore[attr-defined]
+                t.deadline, t.apology = deadline, apology
             t.tid, t.created, t.priority = tid, created, priority
             t.breached, t.apologised = bool(breached), bool(apologised)
             t.name, t.email, t.subject = name, email, subject

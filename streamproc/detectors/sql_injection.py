@@ -312,7 +312,7 @@ class SqlInjection(Detector):
         self.max_samples = int(self.params["samples"])
         self.inspect_ua = bool(self.params["inspect_user_agent"])
         # ip -> [quiet until, incident start, matching requests, samples]; attackers only
-        self.state: KeyedState[list[Any]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, list[Any]] = KeyedState(self.ctx.key_cap)
         self.matches = 0
         self._sweeper = Sweeper(max(self.realert, 60.0) / 4)
 

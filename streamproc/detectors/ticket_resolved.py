@@ -44,7 +44,7 @@ class TicketResolved(Detector):
     def connect(self, peers: Mapping[str, Detector]) -> None:
         self.sla = engine_sla(peers, self._own_sla)
         # ticket -> [created, priority, first response or None, customer name, email, subject]
-        self.state: KeyedState[list[Any]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, list[Any]] = KeyedState(self.ctx.key_cap)
         self._sweeper = Sweeper(86400.0)
 
     def process(self, events: list[Event]) -> list[Alert]:

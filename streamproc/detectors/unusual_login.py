@@ -45,7 +45,7 @@ class UnusualLogin(Detector):
         self.check_network = bool(self.params["check_network"])
         self.check_country = bool(self.params["check_country"])
         # username -> flat list [tag, latest time, successes, tag, latest, successes, ...]
-        self.state: KeyedState[list[Any]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, list[Any]] = KeyedState(self.ctx.key_cap)
         self._intern = Interner()
         self._ctags: dict[str, str] = {}  # raw country value -> its tag
         self._sweeper = Sweeper(min(self.lookback / 30, 86400.0))

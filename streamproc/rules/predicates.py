@@ -211,7 +211,7 @@ def _value_test(leaf: Leaf) -> Callable[[Any], bool]:
         return among
     if op in _TEXT_OPS:
         needle = want if leaf.cased else want.lower()
-        fold = (lambda v: text(v)) if leaf.cased else (lambda v: text(v).lower())
+        fold: Callable[[Any], str] = text if leaf.cased else (lambda v: text(v).lower())
         if op == "text_eq":
             return lambda v: fold(v) == needle
         if op == "contains":

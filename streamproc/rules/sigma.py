@@ -471,7 +471,7 @@ class CorrelationRule(RuleDetector):
         self.threshold = int(p["threshold"])
         self.cap = max(2 * self.threshold, 8)
         # key -> per referenced rule: sorted times (value_count: value -> latest time)
-        self.state: KeyedState[Any] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, Any] = KeyedState(self.ctx.key_cap)
         self.ref_slots: list[int] = []
 
     @classmethod

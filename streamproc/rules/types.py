@@ -381,7 +381,7 @@ class FrequencyRule(RuleDetector):
         super().__init__(params, ctx)
         self.threshold = max(1, int(self.threshold))
         self.cap = 2 * self.threshold
-        self.state: KeyedState[list[float]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, list[float]] = KeyedState(self.ctx.key_cap)
 
     def judge(self, events: list[Event]) -> list[Alert]:
         out = []
@@ -448,7 +448,7 @@ class CardinalityRule(RuleDetector):
         super().__init__(params, ctx)
         self.threshold = max(1, int(self.threshold))
         self.cap = max(2 * self.threshold, 2)
-        self.state: KeyedState[dict[str, float]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, dict[str, float]] = KeyedState(self.ctx.key_cap)
 
     def judge(self, events: list[Event]) -> list[Alert]:
         out = []
@@ -524,8 +524,8 @@ class NewTermRule(RuleDetector):
         self.lookback = float(self.spec.params.get("lookback", 30 * 86400.0))
         self.first_value_alerts = bool(self.spec.params.get("first_value_alerts", False))
         self.realert = 0.0
-        self.state: KeyedState[float] = KeyedState(self.ctx.key_cap)  # (key, value) -> last
-        self.keys: KeyedState[float] = KeyedState(self.ctx.key_cap)   # key -> last seen
+        self.state: KeyedState[str, float] = KeyedState(self.ctx.key_cap)  # (key, value) -> last
+        self.keys: KeyedState[str, float] = KeyedState(self.ctx.key_cap)   # key -> last seen
 
     def judge(self, events: list[Event]) -> list[Alert]:
         out = []
@@ -585,7 +585,7 @@ class ChangeRule(RuleDetector):
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
         self.realert = 0.0
-        self.state: KeyedState[tuple[str, float]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, tuple[str, float]] = KeyedState(self.ctx.key_cap)
 
     def judge(self, events: list[Event]) -> list[Alert]:
         out = []
@@ -653,8 +653,8 @@ class FlatlineRule(RuleDetector):
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
         self.threshold = max(1, int(self.threshold))
-        self.state: KeyedState[_Flat] = KeyedState(self.ctx.key_cap)
-        self.timers = TimerQueue()
+        self.state: KeyedState[str, _Flat] = KeyedState(self.ctx.key_cap)
+        self.timers: TimerQueue[str] = TimerQueue()
 
     def _deadline(self, st: _Flat) -> float:
         n = self.threshold
@@ -706,11 +706,11 @@ class FlatlineRule(RuleDetector):
     def on_watermark(self, watermark: float) -> list[Alert]:
         out = []
         for when, key in self.timers.due(watermark):
-            st = self.state.get(key)  # type: ignore[arg-type]
+            st = self.state.get(key)
             if st is None or st.deadline != when or st.flat_since is not None:
                 continue
             st.flat_since = when
-            out.append(self._alert(key, when, when, "firing"))  # type: ignore[arg-type]
+            out.append(self._alert(key, when, when, "firing"))
         return out
 
     def state_snapshot(self) -> Any:
@@ -738,7 +738,7 @@ class _Tumbling(RuleDetector):
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
-        self.state: KeyedState[dict[int, list[float]]] = KeyedState(self.ctx.key_cap)
+        self.state: KeyedState[str, dict[int, list[float]]] = KeyedState(self.ctx.key_cap)
         self.judged_upto: int | None = None  # windows below this index are judged
 
     def add(self, acc: list[float] | None, ev: Event) -> list[float] | None:
@@ -776,7 +776,7 @@ class _Tumbling(RuleDetector):
             indices = {i for i in buckets if start <= i < closed}
             indices |= {i + 1 for i in buckets if start <= i + 1 < closed}
             for index in sorted(indices):
-                alert = self.judge_window(key, index, buckets)  # type: ignore[arg-type]
+                alert = self.judge_window(key, index, buckets)
                 if alert is not None:
                     out.append(alert)
             for i in [i for i in buckets if i < closed - 1]:
