@@ -11,7 +11,8 @@ import pytest
 from streamproc.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "bench").glob("*.md"),
+# README, CONTRIBUTING, CHANGELOG and whatever else sits at the top
+DOCS = sorted([*ROOT.glob("*.md"), *(ROOT / "docs").glob("*.md"), *(ROOT / "bench").glob("*.md"),
                ROOT / "topics" / "README.md"])
 # the folders of this repository a doc may point into
 TOP = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")} | {".ci"}
