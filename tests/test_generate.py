@@ -18,7 +18,7 @@ from streamproc.contracts import get_contract
 from streamproc.decode import RecordDecoder
 from streamproc.detectors import REGISTRY, DetectorEngine
 from streamproc.events import Event
-from streamproc.generate import (
+from streamproc.traffic import (
     DEFAULT_END,
     FAMILIES,
     Traffic,
@@ -204,7 +204,7 @@ def test_sample_stream_in_topics_is_what_the_generator_makes(family: str) -> Non
     traffic = sample_traffic(family)
     expected = b"".join(orjson.dumps(r) + b"\n" for r in traffic.records[family])
     assert (TOPICS / f"{family}.jsonl").read_bytes() == expected, \
-        "regenerate with: python -m streamproc.generate topics/"
+        "regenerate with: python -m streamproc.traffic topics/"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -230,4 +230,4 @@ def test_auth_sample_has_exactly_three_brute_force_incidents_as_documented() -> 
 def test_topics_readme_is_up_to_date() -> None:
     samples = {f: sample_traffic(f) for f in FAMILIES}
     assert (TOPICS / "README.md").read_text() == render_readme(samples), \
-        "regenerate with: python -m streamproc.generate topics/"
+        "regenerate with: python -m streamproc.traffic topics/"
