@@ -1,34 +1,64 @@
-"""Figures of a ``streamproc bench`` run, one per question, each about 1000 px wide.
+"""The figure of a ``streamproc bench`` run: one PNG, 1000 px wide, one panel per question.
 
-    python -m streamproc.bench.chart bench-out/results.json   # re-render next to the json
+    python -m streamproc.bench.chart bench-out/results.json [OUT.png]   # default: beside it
 
-``PREFIX.png`` is the overview (every row, its median, baseline, ratio and target met or
-missed); beside it ``PREFIX-throughput.png`` (streamproc against its same-run baseline, row by
-row, ratio printed, target line where the row has one), ``PREFIX-latency.png`` (alert latency
-p50/p99 per kind and notify delivery latency against their targets), ``PREFIX-state.png``
-(bytes per tracked key per detector against the target) and ``PREFIX-workers.png`` (events/s
-against worker count with the ideal linear line). A figure whose scenarios were not run is
-left out; a row that failed or was skipped says so instead of a bar.
+A panel is drawn only when ``results.json`` has rows for it; a row that failed or was
+skipped says why in place of its bars. From top to bottom:
+
+1. throughput: each rate measured against its same-run baseline (detect, kafka, mqtt,
+   notify, ingest, peers: whichever ran), one bar pair per row on a log axis, the ratio
+   printed beside the pair, the target drawn across the pair where the row has one;
+2. latency: p50/p95/p99 (whichever the rows carry) per measure, and per alert kind where
+   the row breaks it down, against the p99 target;
+3. state: bytes per tracked key per detector against the target line;
+4. workers: events/s against worker count, with ideal linear scaling from 1 worker;
+5. peers: raw client, Bytewax and streamproc side by side (events/s, start to first record,
+   peak RSS), with the targets (0.65x raw, 2x Bytewax, ...) as lines.
+
+The figure title carries the machine line, so a PNG read alone still says where it ran.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-from .common import fmt_value
 
 WIDTH_IN = 10.0  # at DPI this is 1000 px: the width RESULTS.md shows
 DPI = 100
+HEADER_IN = 0.8  # figure title and machine line
+FOOTER_IN = 0.4  # how to read the bars
+PANEL_TOP_IN = 0.62  # a panel's title and subtitle
+PANEL_BOTTOM_IN = 0.55  # x tick labels and the axis label
+LEFT = 0.27  # every panel's plot starts here: the column left of it holds the labels
+RIGHT = 0.89  # and ends here: the column right of it holds ratios and verdicts
+LABEL_CHARS = 38  # a label wrapped to this many characters fits the left column at 8 pt
+
 OURS = "#1f77b4"
 BASE = "#a0a0a0"
+BASE_DARK = "#707070"
 MET = "#2ca02c"
 MISSED = "#d62728"
 NEUTRAL = "#555555"
+CLEAR = {"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6}  # text over lines
+PERCENTILE_STYLE = {50: ("o", "#9ecae1"), 90: ("s", "#6baed6"), 95: ("D", "#4292c6"),
+                    99: ("o", OURS)}
+OWN_PANEL = ("state", "workers")  # their rows answer their own question, not throughput's
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    """One question's panel: ``draw`` fills a subfigure ``height`` inches tall."""
+
+    name: str
+    height: float
+    draw: Callable[[Any], None]
 
 
 def _plt() -> Any:
@@ -40,64 +70,39 @@ def _plt() -> Any:
     return plt
 
 
+# -- reading rows ----------------------------------------------------------------------------
+
 def _measured(r: dict[str, Any]) -> bool:
     return bool(r.get("runs")) and not r.get("error") and not r.get("skipped")
+
+
+def _why_not(r: dict[str, Any]) -> str:
+    if r.get("error"):
+        return f"FAILED: {r['error']}"
+    if r.get("skipped"):
+        return f"not run: {r['skipped']}"
+    return "not measured"
 
 
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "\u2026"
 
 
-def _wrap(text: str, n: int) -> str:
-    return "\n".join(textwrap.wrap(text, n)) or text
+def _wrap(text: str, width: int = LABEL_CHARS, lines: int = 2) -> str:
+    wrapped = textwrap.wrap(text, width, break_on_hyphens=False) or [text]
+    if len(wrapped) > lines:
+        wrapped = [*wrapped[: lines - 1], _short(" ".join(wrapped[lines - 1:]), width)]
+    return "\n".join(wrapped)
 
 
-def _status_color(met: bool | None) -> str:
-    return MET if met else MISSED if met is False else NEUTRAL
-
-
-def _status_word(r: dict[str, Any]) -> str:
-    if not r.get("target"):
-        return ""
-    met = r.get("target_met")
-    return f"target {r['target']}: " + ("met" if met else "MISSED" if met is False else "?")
-
-
-_CLAUSE = re.compile(r"([<>]=?)\s*([\d][\d,]*(?:\.\d+)?)\s*(%|x)?")
-
-
-def target_lines(r: dict[str, Any]) -> list[tuple[float, str]]:
-    """The target of a row as values on its own axis: ``>= 300,000 events/s`` is 300000,
-    ``>= 60% of raw`` and ``>= 0.65x raw`` are fractions of the baseline median."""
-    text = r.get("target") or ""
-    out = []
-    for clause in text.split(" and "):
-        m = _CLAUSE.search(clause)
-        if not m:
-            continue
-        value = float(m.group(2).replace(",", ""))
-        if m.group(3) in ("%", "x"):
-            base = r.get("baseline_median")
-            if not base:
-                continue
-            value = base * (value / 100.0 if m.group(3) == "%" else value)
-        out.append((value, clause.strip()))
-    return out
-
-
-def _note(ax: Any, text: str, color: str = NEUTRAL) -> None:
-    ax.text(0.01, 0.5, text, transform=ax.transAxes, va="center", ha="left", fontsize=9,
-            color=color, style="italic")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for side in ax.spines.values():
-        side.set_visible(False)
-
-
-def _footer(fig: Any, info: dict[str, Any]) -> None:
-    fig.supxlabel(f"{info.get('time_utc', '?')}, {info.get('cores_usable', '?')} cores; "
-                  "median of runs, whiskers min-max", x=0.99, ha="right", fontsize=7,
-                  color=NEUTRAL)
+def _fmt(value: float, unit: str = "") -> str:
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}".strip()
 
 
 def _ratio(ratio: float) -> str:
@@ -106,80 +111,132 @@ def _ratio(ratio: float) -> str:
     return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
 
 
-def _save(fig: Any, path: str) -> str:
-    fig.savefig(path, dpi=DPI)
-    _plt().close(fig)
-    return path
+def _status_color(met: bool | None) -> str:
+    return MET if met else MISSED if met is False else NEUTRAL
 
 
-# -- throughput and other same-run comparisons ------------------------------------------------
-
-def _baseline_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in results if r.get("baseline_name")
-            or (r.get("skipped") or r.get("error")) and r.get("scenario") != "state"]
+def _verdict(met: bool | None) -> str:
+    return "met" if met else "MISSED" if met is False else "?"
 
 
-def throughput_figure(results: list[dict[str, Any]], path: str, info: dict[str, Any]) -> str | None:
-    rows = _baseline_rows(results)
-    if not rows:
-        return None
-    plt = _plt()
-    heights = [1.05 if _measured(r) and r.get("baseline_runs") else 0.55 for r in rows]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(WIDTH_IN, sum(heights) + 0.8),
-                             squeeze=False, gridspec_kw={"height_ratios": heights},
-                             layout="constrained")
-    fig.suptitle("streamproc against its same-run baseline (bar pairs; ratio = streamproc / "
-                 "baseline)", fontsize=11, x=0.01, ha="left")
-    for ax, r in zip(axes[:, 0], rows, strict=True):
-        title = f"{r['scenario']}: {_short(r['name'], 70)}"
-        if not _measured(r) or not r.get("baseline_runs"):
-            why = (f"FAILED: {r['error']}" if r.get("error") else
-                   f"not run: {r['skipped']}" if r.get("skipped") else "no baseline measured")
-            ax.set_title(title, fontsize=9, loc="left")
-            _note(ax, _short(why, 120), MISSED if r.get("error") else NEUTRAL)
+_CLAUSE = re.compile(r"([<>]=?)\s*(\d[\d,]*(?:\.\d+)?)\s*(%|x)?")
+
+
+def target_values(r: dict[str, Any]) -> list[tuple[float, str]]:
+    """A row's target as values on the row's own axis, with the clause each came from.
+
+    ``>= 300,000 events/s`` is 300000; ``>= 60% of raw`` and ``>= 0.65x raw`` are that
+    fraction of the baseline median. A target on time where the row measures a rate
+    (``<= 2x the built-ins' judging time``) is the baseline rate divided by the factor. A
+    target per server core is not on the row's axis and gives no value.
+    """
+    out = []
+    for clause in (r.get("target") or "").split(" and "):
+        m = _CLAUSE.search(clause)
+        if not m or "core" in clause:
             continue
-        _pair(ax, r, title)
-    _footer(fig, info)
-    return _save(fig, path)
+        value = float(m.group(2).replace(",", ""))
+        if m.group(3) in ("%", "x"):
+            base = r.get("baseline_median")
+            if not base:
+                continue
+            factor = value / 100.0 if m.group(3) == "%" else value
+            value = base / factor if "time" in clause else base * factor
+        out.append((value, clause.strip()))
+    return out
 
 
-def _pair(ax: Any, r: dict[str, Any], title: str) -> None:
-    unit = r.get("unit", "")
-    values = [r["median"], r["baseline_median"]]
-    runs = [r["runs"], r["baseline_runs"]]
-    err = [[v - min(x) for v, x in zip(values, runs, strict=True)],
-           [max(x) - v for v, x in zip(values, runs, strict=True)]]
-    ypos = [1, 0]
-    colors = [OURS if r.get("ok", True) else MISSED, BASE]
-    ax.barh(ypos, values, xerr=err, color=colors, height=0.7, capsize=3,
-            error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
-    ax.set_yticks(ypos)
-    ax.set_yticklabels(["streamproc", _short(r["baseline_name"], 30)], fontsize=8)
-    top = max(max(x) for x in runs)
-    lines = target_lines(r)
-    for value, _label in lines:
-        top = max(top, value)
-    ax.set_xlim(0, top * 1.32)
-    for y, v, x in zip(ypos, values, runs, strict=True):
-        ax.text(max(x) + top * 0.015, y, f"{fmt_value(v, unit)} {unit}", va="center",
-                fontsize=7.5)
-    met = r.get("target_met")
-    for value, _label in lines:
-        ax.axvline(value, color=_status_color(met), linestyle="--", linewidth=1.2)
-    ratio = r.get("ratio")
-    if ratio is not None:
-        ax.text(1.01, 0.55, _ratio(ratio), transform=ax.transAxes, ha="left",
-                va="bottom", fontsize=12, fontweight="bold", color=_status_color(met))
-        ax.text(1.01, 0.45, "higher is better" if r.get("higher_is_better", True)
-                else "lower is better", transform=ax.transAxes, ha="left", va="top",
-                fontsize=7, color=NEUTRAL)
-    status = _status_word(r)
-    ax.set_title(title + (f"   [{status}]" if status else ""), fontsize=9, loc="left",
-                 color="black" if met is not False else MISSED)
-    ax.tick_params(axis="x", labelsize=7)
-    ax.xaxis.set_major_formatter(_si_formatter())
+def _min_max(runs: list[float], median: float) -> list[list[float]]:
+    return [[median - min(runs)], [max(runs) - median]]
+
+
+# -- drawing helpers -------------------------------------------------------------------------
+
+def _plot_axes(sf: Any, height: float, left: float = LEFT, right: float = RIGHT,
+               top_in: float = PANEL_TOP_IN) -> Any:
+    bottom = PANEL_BOTTOM_IN / height
+    top = 1 - top_in / height
+    ax = sf.add_axes((left, bottom, right - left, top - bottom))
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+    ax.tick_params(labelsize=8)
+    return ax
+
+
+def _heading(sf: Any, height: float, title: str, subtitle: str,
+             verdict: tuple[str, str] | None = None) -> None:
+    from matplotlib.lines import Line2D
+
+    sf.add_artist(Line2D([0.01, 0.99], [1, 1], transform=sf.transSubfigure, color="#cccccc",
+                         linewidth=0.8))
+    sf.text(0.01, 1 - 0.2 / height, title, fontsize=12, fontweight="bold", va="center")
+    sf.text(0.01, 1 - 0.43 / height, subtitle, fontsize=8.5, color=NEUTRAL, va="center")
+    if verdict:
+        sf.text(0.985, 1 - 0.2 / height, verdict[0], fontsize=9.5, fontweight="bold",
+                color=verdict[1], ha="right", va="center")
+
+
+def _tally(judged: list[bool]) -> tuple[str, str] | None:
+    """A panel's verdict, top right: how many of its targets were missed."""
+    if not judged:
+        return None
+    if all(judged):
+        return f"targets met: {len(judged)} of {len(judged)}", MET
+    return f"targets missed: {judged.count(False)} of {len(judged)}", MISSED
+
+
+def _verdict_of(rows: list[dict[str, Any]]) -> tuple[str, str] | None:
+    return _tally([bool(r["target_met"]) for r in rows if r.get("target") and _measured(r)
+                   and r.get("target_met") is not None])
+
+
+def _legend(sf: Any, height: float, handles: list[Any]) -> None:
+    sf.legend(handles=handles, loc="center right", bbox_to_anchor=(0.99, 1 - 0.43 / height),
+              ncols=len(handles), frameon=False, fontsize=8, handlelength=1.6,
+              columnspacing=1.2)
+
+
+def _patch(color: str, label: str) -> Any:
+    from matplotlib.patches import Patch
+
+    return Patch(color=color, label=label)
+
+
+def _dash(color: str, label: str) -> Any:
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=color, linestyle="--", linewidth=1.4, label=label)
+
+
+def _note(ax: Any, y: float, text: str, color: str = NEUTRAL) -> None:
+    ax.text(0.01, y, _short(text, 110), transform=ax.get_yaxis_transform(), va="center",
+            ha="left", fontsize=8, style="italic", color=color)
+
+
+def _not_measured(name: str, title: str, rows: list[dict[str, Any]]) -> Panel:
+    """A panel whose scenario ran but measured nothing: its title and why, no empty axes."""
+    whys = list(dict.fromkeys(_why_not(r) for r in rows if not _measured(r))) or [
+        "not measured"]
+    height = 0.35 + 0.22 * len(whys) + 0.2
+
+    def draw(sf: Any) -> None:
+        _heading(sf, height, title, "")
+        for i, why in enumerate(whys):
+            sf.text(0.01, 1 - (0.35 + 0.22 * i) / height, _short(why, 150),
+                    fontsize=8.5, style="italic", va="top",
+                    color=MISSED if why.startswith("FAILED") else NEUTRAL)
+
+    return Panel(name, height, draw)
+
+
+def _log_limits(values: list[float], room: float) -> tuple[float, float]:
+    """A log axis that starts below the smallest value (so every bar shows) and leaves
+    ``room`` (a fraction of the width) right of the largest for its label."""
+    positive = [v for v in values if v > 0] or [1.0, 10.0]
+    lo, hi = min(positive), max(positive)
+    left = 10 ** math.floor(math.log10(lo) - 0.3)
+    span = math.log10(hi) - math.log10(left)
+    return left, 10 ** (math.log10(left) + span / (1 - room))
 
 
 def _si_formatter() -> Any:
@@ -194,283 +251,522 @@ def _si_formatter() -> Any:
     return FuncFormatter(fmt)
 
 
-# -- latency ---------------------------------------------------------------------------------
+# -- 1. throughput against same-run baselines --------------------------------------------------
 
-def _latency_rows(results: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
-    return [r for r in results if r.get("scenario") == scenario and r.get("unit") == "ms"
-            and "latency" in r.get("name", "")]
-
-
-def latency_figure(results: list[dict[str, Any]], path: str, info: dict[str, Any]) -> str | None:
-    kafka = _latency_rows(results, "kafka")
-    notify = _latency_rows(results, "notify")
-    if not kafka and not notify:
-        return None
-    plt = _plt()
-    p99 = next((r for r in kafka if "p99" in r["name"]), None)
-    by_kind = (p99 or {}).get("extra", {}).get("by_kind") or {}
-    kafka_h = 0.9 + 0.32 * (len(by_kind) + 1) if kafka else 0.8
-    notify_h = 1.3 if notify else 0.8
-    fig, (ax_k, ax_n) = plt.subplots(2, 1, figsize=(WIDTH_IN, kafka_h + notify_h + 0.9),
-                                     gridspec_kw={"height_ratios": [kafka_h, notify_h]},
-                                     layout="constrained")
-    fig.suptitle("Latency percentiles against their targets", fontsize=11, x=0.01, ha="left")
-    if not kafka or not p99 or not _measured(p99):
-        ax_k.set_title("kafka: alert latency", fontsize=9, loc="left")
-        row = p99 or (kafka[0] if kafka else None)
-        _note(ax_k, "not run" if row is None else
-              _short(f"not measured: {row.get('skipped') or row.get('error')}", 120))
-    else:
-        p50 = next((r for r in kafka if "p50" in r["name"]), None)
-        cats = [("all alerts", p50["median"] if p50 and _measured(p50) else None,
-                 p99["median"], p99["extra"].get("alerts"))]
-        for kind, v in sorted(by_kind.items()):
-            cats.append((kind, v.get("p50_ms"), v.get("p99_ms"), v.get("alerts")))
-        lines = target_lines(p99)
-        rate = p99.get("extra", {}).get("rate")
-        title = "kafka: alert latency at 50% of sustained rate" + (
-            f" ({rate:,.0f} events/s)" if rate else "") + " per alert kind"
-        _percentile_bars(ax_k, cats, lines, p99.get("target_met"), title,
-                         _status_word(p99).replace("target", "p99 target"))
-    if not notify:
-        ax_n.set_title("notify: delivery latency", fontsize=9, loc="left")
-        _note(ax_n, "not run")
-    else:
-        n50 = next((r for r in notify if "p50" in r["name"] and _measured(r)), None)
-        n99 = next((r for r in notify if "p99" in r["name"] and _measured(r)), None)
-        if n99 is None:
-            ax_n.set_title("notify: delivery latency", fontsize=9, loc="left")
-            _note(ax_n, "not measured")
-        else:
-            cats = [("5 channels x 20 ms", n50["median"] if n50 else None, n99["median"],
-                     None)]
-            _percentile_bars(ax_n, cats, target_lines(n99), n99.get("target_met"),
-                             "notify: delivery latency, submit -> receiver",
-                             _status_word(n99).replace("target", "p99 target")
-                             or "no latency target")
-    _footer(fig, info)
-    return _save(fig, path)
+def _throughput_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        if r.get("scenario") in OWN_PANEL:
+            continue
+        if _measured(r):
+            if r.get("baseline_runs") and str(r.get("unit", "")).endswith("/s"):
+                rows.append(r)
+        elif "latency" not in r.get("name", ""):
+            rows.append(r)
+    return rows
 
 
-def _percentile_bars(ax: Any, cats: list[tuple[str, float | None, float | None, Any]],
-                     lines: list[tuple[float, str]], met: bool | None, title: str,
-                     status: str) -> None:
-    n = len(cats)
-    ys = list(range(n - 1, -1, -1))
-    h = 0.38
-    p50 = [c[1] or 0.0 for c in cats]
-    p99 = [c[2] or 0.0 for c in cats]
-    ax.barh([y + h / 2 for y in ys], p50, height=h, color="#9ecae1", label="p50")
-    ax.barh([y - h / 2 for y in ys], p99, height=h, color=OURS, label="p99")
-    top = max([*p99, *p50, *(v for v, _ in lines), 1.0])
-    ax.set_xlim(0, top * 1.18)
-    for y, a, b in zip(ys, p50, p99, strict=True):
-        ax.text(a + top * 0.01, y + h / 2, f"{a:,.0f}", va="center", fontsize=7)
-        ax.text(b + top * 0.01, y - h / 2, f"{b:,.0f} ms", va="center", fontsize=7)
-    ax.set_yticks(ys)
-    ax.set_yticklabels([c[0] + (f" ({c[3]:,})" if c[3] else "") for c in cats], fontsize=8)
-    for value, label in lines:
-        ax.axvline(value, color=_status_color(met), linestyle="--", linewidth=1.4,
-                   label=f"p99 target {label}")
-    ax.set_xlabel("ms (alerts timed in brackets)" if any(c[3] for c in cats) else "ms",
-                  fontsize=8)
-    ax.tick_params(axis="x", labelsize=7)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title + (f"   [{status}]" if status else ""), fontsize=9, loc="left",
-                 color=MISSED if met is False else "black")
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-
-
-# -- state -----------------------------------------------------------------------------------
-
-def state_figure(results: list[dict[str, Any]], path: str, info: dict[str, Any]) -> str | None:
-    rows = [r for r in results if r.get("scenario") == "state"
-            and (r.get("unit") == "bytes/key" or r.get("skipped") or r.get("error"))]
+def throughput_panel(results: list[dict[str, Any]]) -> Panel | None:
+    rows = _throughput_rows(results)
     if not rows:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 1.3 + 0.38 * len(rows)), layout="constrained")
-    ys = list(range(len(rows) - 1, -1, -1))
-    labels, top, lines = [], 1.0, []
-    for y, r in zip(ys, rows, strict=True):
-        labels.append(r["name"].split()[0] if _measured(r) else _short(r["name"], 30))
-        if not _measured(r):
-            ax.text(0, y, "  " + _short(f"not run: {r.get('skipped') or r.get('error')}", 90),
-                    va="center", fontsize=8, style="italic", color=NEUTRAL)
+    height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 0.55 * len(rows)
+
+    def draw(sf: Any) -> None:
+        _heading(sf, height, "Throughput against same-run baselines",
+                 "median of runs, whiskers min-max; ratio = streamproc / baseline",
+                 _verdict_of(rows))
+        _legend(sf, height, [_patch(OURS, "streamproc"), _patch(BASE, "baseline"),
+                             _dash(NEUTRAL, "target")])
+        ax = _plot_axes(sf, height)
+        ys = list(range(len(rows) - 1, -1, -1))
+        measured = [r for r in rows if _measured(r)]
+        values = [v for r in measured for v in (*r["runs"], *r["baseline_runs"],
+                                                *(t for t, _ in target_values(r)))]
+        left, right = _log_limits(values, room=0.22)
+        ax.set_xscale("log")
+        ax.set_xlim(left, right)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        labels = []
+        for y, r in zip(ys, rows, strict=True):
+            name = _wrap(f"{r['scenario']}: {r['name']}")
+            if not _measured(r):
+                labels.append(name)
+                _note(ax, y, _why_not(r), MISSED if r.get("error") else NEUTRAL)
+                continue
+            labels.append(name + "\nvs " + _short(r["baseline_name"], LABEL_CHARS - 3))
+            _bar_pair(ax, y, r)
+        ax.set_yticks(ys, labels, fontsize=8)
+        ax.tick_params(axis="y", length=0)
+        ax.xaxis.set_major_formatter(_si_formatter())
+        ax.set_xlabel("per second, log scale (unit at each bar)", fontsize=8)
+        ax.grid(axis="x", alpha=0.25, which="major")
+
+    return Panel("throughput", height, draw)
+
+
+def _bar_pair(ax: Any, y: float, r: dict[str, Any]) -> None:
+    h = 0.34
+    ours_y, base_y = y + h / 2 + 0.01, y - h / 2 - 0.01
+    unit = r.get("unit", "")
+    ok = r.get("ok", True)
+    for yy, median, runs, color in ((ours_y, r["median"], r["runs"], OURS if ok else MISSED),
+                                    (base_y, r["baseline_median"], r["baseline_runs"], BASE)):
+        ax.barh(yy, median, height=h, color=color, xerr=_min_max(runs, median), capsize=2,
+                error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
+        ax.annotate(_fmt(median, unit), (max(runs), yy), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize=7.5, bbox=CLEAR)
+    met = r.get("target_met")
+    for value, _clause in target_values(r):
+        ax.vlines(value, y - 0.45, y + 0.45, colors=_status_color(met), linestyles="--",
+                  linewidth=1.4)
+    column = ax.get_yaxis_transform()
+    if not ok:
+        ratio, under, color = "WRONG", "answer", MISSED
+    else:
+        ratio = _ratio(r["ratio"]) if r.get("ratio") is not None else "-"
+        under = f"target {_verdict(met)}" if r.get("target") else "no target"
+        color = _status_color(met)
+    ax.text(1.015, y + 0.08, ratio, transform=column, ha="left", va="bottom", fontsize=12,
+            fontweight="bold", color=color, clip_on=False)
+    ax.text(1.015, y + 0.04, under, transform=column, ha="left", va="top", fontsize=7.5,
+            color=color if r.get("target") or not ok else NEUTRAL, clip_on=False)
+
+
+# -- 2. latency percentiles ----------------------------------------------------------------------
+
+_PCT = re.compile(r"\bp(\d{2,3})\b")
+_PCT_KEY = re.compile(r"^p(\d{2,3})_ms$")
+
+
+@dataclass
+class _Series:
+    """One latency measure: its percentiles overall and per alert kind, and its target."""
+
+    title: str
+    pcts: dict[int, float]
+    count: int | None
+    kinds: dict[str, tuple[dict[int, float], int | None]]
+    target: tuple[float, str, bool | None] | None
+    why_not: str | None
+
+
+def _latency_series(results: list[dict[str, Any]]) -> list[_Series]:
+    grouped: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+    for r in results:
+        m = _PCT.search(r.get("name", ""))
+        if m is None or r.get("unit") not in ("ms", "-"):
             continue
-        v = r["median"]
-        met = r.get("target_met")
-        ax.barh(y, v, height=0.65, color=MISSED if met is False else OURS,
-                xerr=[[v - min(r["runs"])], [max(r["runs"]) - v]], capsize=2,
-                error_kw={"elinewidth": 0.8})
-        ax.text(v + 4, y, f"{v:,.0f}", va="center", fontsize=8)
-        top = max(top, max(r["runs"]))
-        lines.extend(target_lines(r))
-    for value, label in dict.fromkeys(lines):
-        ax.axvline(value, color=MISSED, linestyle="--", linewidth=1.4)
-        ax.text(value, 1.0, f"target {label} ", transform=ax.get_xaxis_transform(),
-                ha="right", va="bottom", fontsize=8, color=MISSED)
-        top = max(top, value)
-    ax.set_xlim(0, top * 1.12)
-    ax.set_yticks(ys)
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.set_xlabel("bytes per tracked key (heap, measured)", fontsize=8)
-    ax.tick_params(axis="x", labelsize=7)
-    missed = [r for r in rows if r.get("target_met") is False]
-    ax.set_title("State: bytes per tracked key, per detector" + (
-        f"   [{len(missed)} over target]" if missed else "   [all within target]"
-        if lines else ""), fontsize=11, loc="left")
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    _footer(fig, info)
-    return _save(fig, path)
+        what = re.sub(r"\s+", " ", _PCT.sub("", r["name"])).strip()
+        grouped.setdefault((r["scenario"], what), []).append((int(m.group(1)), r))
+    out = []
+    for (scenario, what), rows in grouped.items():
+        pcts = {p: r["median"] for p, r in rows if _measured(r)}
+        extra: dict[str, Any] = {}
+        for _, r in rows:
+            extra.update(r.get("extra") or {})
+        kinds = {}
+        for kind, v in sorted((extra.get("by_kind") or {}).items()):
+            kp = {int(m.group(1)): x for k, x in v.items()
+                  if (m := _PCT_KEY.match(k)) and x is not None}
+            if kp:
+                kinds[kind] = (kp, v.get("alerts"))
+        target = next(((values[0][0], f"p{p} {values[0][1]}", r.get("target_met"))
+                       for p, r in rows if _measured(r) and (values := target_values(r))),
+                      None)
+        rate = extra.get("rate")
+        title = f"{scenario}: {what}" + (f" ({rate:,.0f} events/s)" if rate else "")
+        why = next((_why_not(r) for _, r in rows if not _measured(r)), None)
+        out.append(_Series(title, pcts, extra.get("timed_alerts") or extra.get("alerts"),
+                           kinds, target, None if pcts else why or "not measured"))
+    return out
 
 
-# -- workers ---------------------------------------------------------------------------------
+def latency_panel(results: list[dict[str, Any]]) -> Panel | None:
+    series = _latency_series(results)
+    if not series:
+        return None
+    lines = sum(2 + len(s.kinds) for s in series)
+    height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 0.21 * lines + 0.1
+    used = sorted({p for s in series for p in
+                   (*s.pcts, *(p for kp, _ in s.kinds.values() for p in kp))})
+    verdict = _tally([bool(s.target[2]) for s in series
+                      if s.target and s.target[2] is not None])
 
-def workers_figure(results: list[dict[str, Any]], path: str, info: dict[str, Any]) -> str | None:
+    def draw(sf: Any) -> None:
+        from matplotlib.lines import Line2D
+
+        _heading(sf, height, "Latency percentiles",
+                 "per measure, and per alert kind where measured (alerts timed)", verdict)
+        handles = [Line2D([], [], marker=PERCENTILE_STYLE.get(p, ("o", OURS))[0], linestyle="",
+                          color=PERCENTILE_STYLE.get(p, ("o", OURS))[1], label=f"p{p}")
+                   for p in used]
+        _legend(sf, height, [*handles, _dash(NEUTRAL, "p99 target")])
+        ax = _plot_axes(sf, height)
+        values = [v for s in series for v in (*s.pcts.values(),
+                                              *(x for kp, _ in s.kinds.values()
+                                                for x in kp.values()),
+                                              *([s.target[0]] if s.target else []))]
+        left, right = _log_limits(values, room=0.2)
+        ax.set_xscale("log")
+        ax.set_xlim(left, right)
+        y = lines - 1
+        ticks, labels = [], []
+        for s in series:
+            ax.text(0.0, y, "  " + s.title + (f";  target {s.target[1]}" if s.target else ""),
+                    transform=ax.get_yaxis_transform(), fontsize=8.5, fontweight="bold",
+                    va="center", color=_status_color(s.target[2]) if s.target else "black")
+            top = y
+            y -= 1
+            rows = [("all" + (f" ({s.count:,} alerts)" if s.count else ""), s.pcts),
+                    *((f"{k} ({n:,})" if n else k, kp) for k, (kp, n) in s.kinds.items())]
+            for label, pcts in rows:
+                ticks.append(y)
+                labels.append(label)
+                if pcts:
+                    _percentile_dots(ax, y, pcts)
+                else:
+                    _note(ax, y, s.why_not or "not measured")
+                y -= 1
+            if s.target:
+                ax.vlines(s.target[0], y + 0.5, top - 0.5, colors=_status_color(s.target[2]),
+                          linestyles="--", linewidth=1.4)
+        ax.set_ylim(-0.7, lines - 0.3)
+        ax.set_yticks(ticks, labels, fontsize=8)
+        ax.tick_params(axis="y", length=0)
+        ax.xaxis.set_major_formatter(_si_formatter())
+        ax.set_xlabel("milliseconds, log scale", fontsize=8)
+        ax.grid(axis="x", alpha=0.25, which="major")
+
+    return Panel("latency", height, draw)
+
+
+def _percentile_dots(ax: Any, y: float, pcts: dict[int, float]) -> None:
+    ordered = sorted(pcts.items())
+    xs = [max(v, 1e-3) for _, v in ordered]
+    ax.plot([min(xs), max(xs)], [y, y], color="#bbbbbb", linewidth=1.2, zorder=1)
+    for p, x in zip((p for p, _ in ordered), xs, strict=True):
+        marker, color = PERCENTILE_STYLE.get(p, ("o", OURS))
+        ax.plot([x], [y], marker=marker, color=color, markersize=6, linestyle="", zorder=2)
+    ax.annotate(" / ".join(_fmt(v) for _, v in ordered) + " ms", (max(xs), y),
+                xytext=(6, 0), textcoords="offset points", va="center", fontsize=7.5,
+                bbox=CLEAR)
+
+
+# -- 3. state: bytes per key against the target ------------------------------------------------
+
+def state_panel(results: list[dict[str, Any]]) -> Panel | None:
+    rows = [r for r in results if r.get("scenario") == "state"
+            and (r.get("unit") == "bytes/key" or not _measured(r))]
+    if not rows:
+        return None
+    title = "State: bytes per tracked key"
+    if not any(_measured(r) for r in rows):
+        return _not_measured("state", title, rows)
+    height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 0.27 * len(rows) + 0.15
+
+    def draw(sf: Any) -> None:
+        _heading(sf, height, title,
+                 "per detector, heap measured with tracemalloc; whiskers min-max",
+                 _verdict_of(rows))
+        _legend(sf, height, [_patch(OURS, "within target"), _patch(MISSED, "over target"),
+                             _dash(NEUTRAL, "target")])
+        ax = _plot_axes(sf, height)
+        ys = list(range(len(rows) - 1, -1, -1))
+        labels: list[str] = []
+        top = 1.0
+        lines: list[tuple[float, str, bool | None]] = []
+        for y, r in zip(ys, rows, strict=True):
+            if not _measured(r):
+                labels.append(_short(r["name"], LABEL_CHARS))
+                _note(ax, y, _why_not(r), MISSED if r.get("error") else NEUTRAL)
+                continue
+            labels.append(r["name"].split()[0])
+            v = r["median"]
+            met = r.get("target_met")
+            ax.barh(y, v, height=0.62, color=MISSED if met is False else OURS,
+                    xerr=_min_max(r["runs"], v), capsize=2, error_kw={"elinewidth": 0.8})
+            ax.annotate(_fmt(v), (max(r["runs"]), y), xytext=(4, 0),
+                        textcoords="offset points", va="center", fontsize=7.5, bbox=CLEAR)
+            top = max(top, max(r["runs"]))
+            lines.extend((value, clause, met) for value, clause in target_values(r))
+        for value, clause in dict.fromkeys((v, c) for v, c, _ in lines):
+            met = all(m is not False for v, c, m in lines if (v, c) == (value, clause))
+            ax.axvline(value, color=_status_color(met), linestyle="--", linewidth=1.4)
+            ax.annotate(f"target {clause}", (value, 1.0), xycoords=ax.get_xaxis_transform(),
+                        xytext=(-3, -2), textcoords="offset points", ha="right", va="top",
+                        fontsize=7.5, color=_status_color(met))
+            top = max(top, value)
+        ax.set_xlim(0, top * 1.12)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        ax.set_yticks(ys, labels, fontsize=8)
+        ax.tick_params(axis="y", length=0)
+        ax.set_xlabel("bytes per tracked key", fontsize=8)
+        ax.grid(axis="x", alpha=0.25)
+
+    return Panel("state", height, draw)
+
+
+# -- 4. workers: events/s against worker count -------------------------------------------------
+
+_WORKERS = re.compile(r"\s*(\d+) workers?\b")
+
+
+def workers_panel(results: list[dict[str, Any]], info: dict[str, Any]) -> Panel | None:
     rows = [r for r in results if r.get("scenario") == "workers"]
     if not rows:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.2), layout="constrained")
-    points = []
-    for r in rows:
-        m = re.match(r"\s*(\d+) workers?\b", r.get("name", ""))
-        if m and _measured(r):
-            points.append((int(m.group(1)), r))
-    points.sort(key=lambda p: p[0])
-    extra = next((r["extra"] for r in rows if r.get("extra", {}).get("worker_counts")), {})
-    ax.set_title("Workers: committed events/s against worker count"
-                 + (f" ({extra['partitions']} partitions, {extra['cores']} cores)"
-                    if extra.get("partitions") else ""), fontsize=11, loc="left")
+    points = sorted(((int(m.group(1)), r) for r in rows
+                     if (m := _WORKERS.match(r.get("name", ""))) and _measured(r)),
+                    key=lambda point: point[0])
+    extra: dict[str, Any] = next((r["extra"] for r in rows
+                                  if (r.get("extra") or {}).get("worker_counts")), {})
+    title = "Workers: committed events/s against worker count"
     if not points:
-        why = next((r.get("skipped") or r.get("error") for r in rows
-                    if r.get("skipped") or r.get("error")), "no measured row")
-        _note(ax, _short(f"not run: {why}", 120))
-        return _save(fig, path)
-    ks = [k for k, _ in points]
-    med = [r["median"] for _, r in points]
-    lo = [r["median"] - min(r["runs"]) for _, r in points]
-    hi = [max(r["runs"]) - r["median"] for _, r in points]
-    ax.errorbar(ks, med, yerr=[lo, hi], marker="o", color=OURS, capsize=4, linewidth=2,
-                label="streamproc (median, min-max)")
-    one = dict(points).get(1)
-    if one is not None:
-        ideal_k = list(range(1, max(ks) + 1))
-        ax.plot(ideal_k, [one["median"] * k for k in ideal_k], linestyle="--", color=BASE,
-                label="ideal: linear in workers")
-    for k, v in zip(ks, med, strict=True):
-        label = f"{v:,.0f}/s"
-        if one is not None and k != 1:
-            label += f"\n{v / one['median']:.2f}x of 1"
-        ax.annotate(label, (k, v), textcoords="offset points", xytext=(8, -4), fontsize=8)
-    cores = extra.get("cores") or info.get("cores_usable")
-    if cores and max(ks) > cores:
-        ax.axvline(cores, color=NEUTRAL, linestyle=":", linewidth=1, label=f"{cores} cores")
-    ax.set_xticks(ks)
-    ax.set_xlim(0.5, max(ks) + 0.5 + 0.1 * max(ks))
-    ax.set_ylim(0, max([*(m + h for m, h in zip(med, hi, strict=True)),
-                        *([one["median"] * max(ks)] if one is not None else [])]) * 1.15)
-    ax.set_xlabel("workers", fontsize=9)
-    ax.set_ylabel("events/s committed", fontsize=9)
+        return _not_measured("workers", title, rows)
+    height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 2.3
+
+    def draw(sf: Any) -> None:
+        setup = (f"{extra['partitions']} partitions, " if extra.get("partitions") else "") + \
+            (f"{extra['cores']} cores" if extra.get("cores") else "")
+        _heading(sf, height, title,
+                 "median of runs, whiskers min-max" + (f"; {setup}" if setup else ""))
+        ax = _plot_axes(sf, height)
+        _legend(sf, height, [_patch(OURS, "streamproc"),
+                             _dash(BASE, "ideal: linear from 1 worker")])
+        ks = [k for k, _ in points]
+        med = [r["median"] for _, r in points]
+        lo = [r["median"] - min(r["runs"]) for _, r in points]
+        hi = [max(r["runs"]) - r["median"] for _, r in points]
+        one = dict(points).get(1)
+        if one is not None:
+            ax.plot([1, max(ks)], [one["median"], one["median"] * max(ks)], linestyle="--",
+                    color=BASE, linewidth=1.4)
+        ax.errorbar(ks, med, yerr=[lo, hi], marker="o", color=OURS, capsize=4, linewidth=2)
+        summary = []
+        for k, v in zip(ks, med, strict=True):
+            ax.annotate(_fmt(v, "events/s"), (k, v), textcoords="offset points", xytext=(8, -10),
+                        fontsize=8)
+            if one is not None and k != 1:
+                summary.append(f"{k} workers: {v / one['median']:.2f}x of 1 (ideal {k}x)")
+        cores = extra.get("cores") or info.get("cores_usable")
+        if cores and max(ks) > cores:
+            ax.axvline(cores, color=NEUTRAL, linestyle=":", linewidth=1)
+            ax.annotate(f"{cores} cores", (cores, 1.0), xycoords=ax.get_xaxis_transform(),
+                        xytext=(3, -2), textcoords="offset points", va="top", fontsize=7.5,
+                        color=NEUTRAL)
+        sf.text(0.01, 1 - (PANEL_TOP_IN + 0.15) / height, "\n".join(summary), fontsize=8.5,
+                va="top", linespacing=1.5)
+        ax.set_xticks(ks)
+        ax.set_xlim(0.7, max(ks) + 0.3 + 0.08 * max(ks))
+        ax.set_ylim(0, max([*(m + h for m, h in zip(med, hi, strict=True)),
+                            *([one["median"] * max(ks)] if one is not None else [])]) * 1.15)
+        ax.set_xlabel("workers (processes)", fontsize=8)
+        ax.set_ylabel("events/s committed", fontsize=8)
+        ax.yaxis.set_major_formatter(_si_formatter())
+        ax.grid(alpha=0.25)
+
+    return Panel("workers", height, draw)
+
+
+# -- 5. peers: raw client, Bytewax and streamproc side by side ---------------------------------
+
+@dataclass
+class _Measure:
+    """One peers measure for each contestant: runs per contestant, targets as lines."""
+
+    title: str
+    unit: str
+    runs: dict[str, list[float]]
+    targets: list[tuple[float, str, bool | None]]
+
+
+CONTESTANTS = (("raw", "raw client", BASE), ("bytewax", "Bytewax", BASE_DARK),
+               ("streamproc", "streamproc", OURS))
+
+
+def _peers_measures(rows: list[dict[str, Any]]) -> tuple[list[_Measure], list[str]]:
+    rates = [r for r in rows if r.get("unit") == "events/s" and _measured(r)]
+    vs_bw = next((r for r in rows if "Bytewax" in (r.get("baseline_name") or "")
+                  or "Bytewax" in r.get("name", "")), None)
+    main = next((r for r in rates if r is not vs_bw), None)
+    first = next((r for r in rows if r.get("unit") == "s" and _measured(r)), None)
+    rss = next((r for r in rows if r.get("unit") == "MB" and _measured(r)), None)
+    runners = ((main or {}).get("extra") or {}).get("runners") or {}
+
+    def runs(who: str, key: str, row: dict[str, Any] | None, bytewax_key: str) -> list[float]:
+        if who in runners:
+            return [x[key] for x in runners[who].get("runs", []) if x.get(key) is not None]
+        if row is None:
+            return []
+        if who == "streamproc":
+            return list(row["runs"])
+        if who == "raw":
+            return list(row.get("baseline_runs") or [])
+        value = (row.get("extra") or {}).get(bytewax_key)
+        return [value] if value is not None else []
+
+    measures = []
+    if main is not None:
+        bw_runs = runs("bytewax", "events_per_s", None, "")
+        if not bw_runs and vs_bw is not None and _measured(vs_bw):
+            bw_runs = list(vs_bw["baseline_runs"])
+        targets = [(v, c.replace(">= ", "").replace(">=", ""), r.get("target_met"))
+                   for r in (main, vs_bw) if r is not None and _measured(r)
+                   for v, c in target_values(r)]
+        measures.append(_Measure("events/s\nhigher is better", "/s", {
+            "raw": runs("raw", "events_per_s", main, ""), "bytewax": bw_runs,
+            "streamproc": runs("streamproc", "events_per_s", main, "")}, targets))
+    for row, key, bw_key, title, unit in (
+            (first, "first_record_s", "bytewax_first_record_s",
+             "start to first record, s", "s"),
+            (rss, "peak_rss_mb", "bytewax_peak_rss_mb", "peak RSS, MB", "MB")):
+        if row is not None:
+            measures.append(_Measure(title + "\nlower is better", unit, {
+                who: runs(who, key, row, bw_key) for who, _, _ in CONTESTANTS},
+                [(v, c, row.get("target_met")) for v, c in target_values(row)]))
+    notes = []
+    for r, what in ((main, "events/s vs raw"), (vs_bw, "events/s vs Bytewax"),
+                    (first, "first record"), (rss, "peak RSS")):
+        if r is not None and _measured(r) and r.get("target"):
+            value = (_ratio(r["ratio"]) if r.get("unit") == "events/s"
+                     and r.get("ratio") is not None else _fmt(r["median"], r["unit"]))
+            notes.append(f"{what}: {_verdict(r.get('target_met'))}\n"
+                         f"{value}; target {r['target']}")
+    notes += [_why_not(r) for r in rows if not _measured(r)]
+    return measures, notes
+
+
+def peers_panel(results: list[dict[str, Any]]) -> Panel | None:
+    rows = [r for r in results if r.get("scenario") == "peers"]
+    if not rows:
+        return None
+    measures, notes = _peers_measures(rows)
+    title = "Peers: the same rule on the same Kafka topic"
+    if not measures:
+        return _not_measured("peers", title, rows)
+    height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 2.9
+
+    def draw(sf: Any) -> None:
+        _heading(sf, height, title,
+                 "median of runs, whiskers min-max; targets as dashed lines",
+                 _verdict_of(rows))
+        _legend(sf, height, [_patch(color, label) for _, label, color in CONTESTANTS])
+        y = 1 - (PANEL_TOP_IN + 0.15) / height
+        for note in notes:
+            wrapped = "\n".join(_wrap(line, 32, 2) for line in note.split("\n"))
+            head = note.split("\n")[0]
+            color = MISSED if "MISSED" in head or "FAILED" in head else MET \
+                if head.endswith(": met") else NEUTRAL
+            sf.text(0.01, y, wrapped, fontsize=8, va="top", color=color, linespacing=1.3)
+            y -= (0.17 * (wrapped.count("\n") + 1) + 0.1) / height
+        gap = 0.05
+        width = (RIGHT + 0.08 - LEFT - gap * (len(measures) - 1)) / len(measures)
+        for i, m in enumerate(measures):
+            x0 = LEFT + i * (width + gap)
+            _peer_bars(_plot_axes(sf, height, x0, x0 + width, PANEL_TOP_IN + 0.45), m)
+
+    return Panel("peers", height, draw)
+
+
+def _peer_bars(ax: Any, m: _Measure) -> None:
+    import statistics
+
+    xs, top = [], 0.0
+    for x, (who, _label, color) in enumerate(CONTESTANTS):
+        runs = m.runs.get(who) or []
+        xs.append(x)
+        if not runs:
+            ax.text(x, 0, "not\nrun", ha="center", va="bottom", fontsize=7.5,
+                    style="italic", color=NEUTRAL)
+            continue
+        median = statistics.median(runs)
+        ax.bar(x, median, width=0.65, color=color, yerr=_min_max(runs, median), capsize=3,
+               error_kw={"elinewidth": 0.8})
+        ax.annotate(_fmt(median), (x, max(runs)), xytext=(0, 3), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=7.5, bbox=CLEAR)
+        top = max(top, max(runs))
+    for value, clause, met in m.targets:
+        ax.axhline(value, color=_status_color(met), linestyle="--", linewidth=1.3)
+        ax.annotate(clause, (1.0, value), xycoords=ax.get_yaxis_transform(), xytext=(-2, 2),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=7.5,
+                    color=_status_color(met), bbox=CLEAR)
+        top = max(top, value)
+    ax.set_ylim(0, (top or 1.0) * 1.25)
+    ax.set_xticks(xs, [label.replace(" ", "\n", 1) for _, label, _ in CONTESTANTS],
+                  fontsize=7.5)
+    ax.set_title(m.title, fontsize=8.5, loc="left")
     ax.yaxis.set_major_formatter(_si_formatter())
-    ax.tick_params(labelsize=8)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(alpha=0.3)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    _footer(fig, info)
-    return _save(fig, path)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.grid(axis="y", alpha=0.25)
 
 
-# -- overview --------------------------------------------------------------------------------
+# -- the figure ----------------------------------------------------------------------------------
 
-def overview_figure(results: list[dict[str, Any]], path: str, info: dict[str, Any],
-                    figures: list[str]) -> str:
-    """Every row in one table: what was measured, the result, and the target met or missed."""
+def panels(results: list[dict[str, Any]], info: dict[str, Any]) -> list[Panel]:
+    """The panels this run has rows for, in the order the figure shows them."""
+    found = (throughput_panel(results), latency_panel(results), state_panel(results),
+             workers_panel(results, info), peers_panel(results))
+    return [p for p in found if p is not None]
+
+
+def _machine(info: dict[str, Any]) -> str:
+    from .common import machine_line
+
+    try:
+        return machine_line(info)
+    except (KeyError, IndexError, TypeError):
+        return "machine not recorded"
+
+
+def render(results: list[dict[str, Any]], info: dict[str, Any]) -> Any:
+    """The figure: a title with the machine line, then one subfigure per panel, each
+    labelled with the panel's name (``[sf.get_label() for sf in fig.subfigs]``)."""
     plt = _plt()
-    line_h = 0.2
-    fig = plt.figure(figsize=(WIDTH_IN, 1.3 + line_h * (len(results) + 1)))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.axis("off")
-    total = fig.get_figheight()
-
-    def y(i: float) -> float:
-        return 1 - (0.75 + line_h * i) / total
-
-    ax.text(0.01, 1 - 0.3 / total, "streamproc bench: every measure at a glance",
-            fontsize=12, fontweight="bold", va="center")
-    ax.text(0.99, 1 - 0.3 / total, "green: target met, red: missed", fontsize=8,
-            ha="right", va="center", color=NEUTRAL)
-    cols = ((0.006, "scenario", "left"), (0.07, "measure", "left"),
-            (0.47, "median", "right"), (0.565, "baseline", "right"),
-            (0.575, "(same run)", "left"), (0.80, "ratio", "right"),
-            (0.81, "target", "left"))
-    for x, head, ha in cols:
-        ax.text(x, y(0), head, fontsize=8, fontweight="bold", ha=ha, va="center")
-    for i, r in enumerate(results, start=1):
-        if i % 2:
-            ax.axhspan(y(i) - line_h / 2 / total, y(i) + line_h / 2 / total,
-                       color="#f2f2f2", zorder=0)
-        unit = r.get("unit", "")
-        if r.get("error") or r.get("skipped"):
-            cells = [r["scenario"], _short(r["name"], 46), "", "", _short(
-                f"FAILED: {r['error']}" if r.get("error") else f"not run: {r['skipped']}", 70),
-                "", ""]
-            color = MISSED if r.get("error") else NEUTRAL
-            colors = [color] * 7
-        else:
-            met = r.get("target_met")
-            status = ("" if not r.get("target") else
-                      ("met " if met else "MISSED " if met is False else "") + r["target"])
-            ratio = r.get("ratio")
-            base = r.get("baseline_name")
-            cells = [r["scenario"], _short(r["name"], 46),
-                     f"{fmt_value(r.get('median'), unit)} {unit}",
-                     fmt_value(r.get("baseline_median"), unit) if base else "",
-                     _short(base, 28) if base else "",
-                     _ratio(ratio) if ratio is not None else "",
-                     _short(status, 33)]
-            colors = ["black"] * 5 + [_status_color(met)] * 2
-            if not r.get("ok", True):
-                colors = [MISSED] * 7
-                cells[6] = "WRONG ANSWER"
-        for (x, _head, ha), text, color in zip(cols, cells, colors, strict=True):
-            ax.text(x, y(i), text, fontsize=7.5, ha=ha, va="center", color=color)
-    names = ", ".join(os.path.basename(f) for f in figures) or "none"
-    ax.text(0.01, 0.35 / total, f"{info.get('time_utc', '?')}, {info.get('cores_usable', '?')}"
-            f" cores; medians of runs. Figures: {names}", fontsize=7, color=NEUTRAL,
-            va="center")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    return _save(fig, path)
-
-
-FIGURES = (("throughput", throughput_figure), ("latency", latency_figure),
-           ("state", state_figure), ("workers", workers_figure))
+    drawn = panels(results, info)
+    body = sum(p.height for p in drawn) or 0.6
+    total = HEADER_IN + body + FOOTER_IN
+    fig = plt.figure(figsize=(WIDTH_IN, total), dpi=DPI)
+    fig.text(0.01, 1 - 0.28 / total, "streamproc bench", fontsize=15, fontweight="bold",
+             va="center")
+    if info.get("time_utc"):
+        fig.text(0.99, 1 - 0.28 / total, f"started {info['time_utc']}", fontsize=9,
+                 color=NEUTRAL, ha="right", va="center")
+    fig.text(0.01, 1 - 0.6 / total, _wrap(_machine(info), 150, 2), fontsize=8.5,
+             color=NEUTRAL, va="center")
+    fig.text(0.01, 0.5 * FOOTER_IN / total,
+             "Bars and dots are medians of the runs, whiskers min to max. Blue: streamproc; "
+             "grey: a baseline measured in the same run. Dashed: a target (green met, red "
+             "missed).", fontsize=7.5, color=NEUTRAL, va="center")
+    if not drawn:
+        fig.text(0.01, (FOOTER_IN + 0.3) / total, "No scenario in this run has a chart; "
+                 "the numbers are in results.json.", fontsize=10, style="italic", va="center")
+        return fig
+    # a subfigure ignores its gridspec's margins: the header and footer are rows of their own
+    grid = fig.add_gridspec(len(drawn) + 2, 1, hspace=0,
+                            height_ratios=[HEADER_IN, *(p.height for p in drawn), FOOTER_IN])
+    for i, panel in enumerate(drawn, start=1):
+        sf = fig.add_subfigure(grid[i])
+        sf.set_label(panel.name)
+        try:
+            panel.draw(sf)
+        except Exception as exc:  # noqa: BLE001 - one panel's bug leaves the others standing
+            for child in [*sf.axes, *sf.texts]:
+                child.remove()
+            sf.text(0.01, 0.5, f"{panel.name}: panel not drawn: {type(exc).__name__}: {exc}",
+                    fontsize=9, color=MISSED, va="center")
+            print(f"streamproc bench: {panel.name} panel not drawn: {type(exc).__name__}: "
+                  f"{exc}", file=sys.stderr)
+    return fig
 
 
 def write_charts(results: list[dict[str, Any]], path: str, info: dict[str, Any]) -> list[str]:
-    """``path`` (e.g. ``DIR/results.png``) gets the overview; each figure with something to
-    show is written beside it as ``DIR/results-NAME.png``. Returns every path written."""
-    stem, ext = os.path.splitext(path)
-    written = []
-    for name, draw in FIGURES:
-        target = f"{stem}-{name}{ext or '.png'}"
-        try:
-            out = draw(results, target, info)
-        except Exception as exc:  # noqa: BLE001 - a figure that cannot be drawn is not a run failure
-            print(f"streamproc bench: {name} figure not drawn: {type(exc).__name__}: {exc}",
-                  file=sys.stderr)
-            _plt().close("all")
-            out = None
-        if out is None and os.path.exists(target):
-            os.remove(target)  # a figure from an earlier run must not pass for this one
-        if out:
-            written.append(out)
-    return [overview_figure(results, path, info, written), *written]
+    """Write the figure of ``results`` (the rows of results.json) to ``path``; returns
+    ``[path]``. A panel that cannot be drawn says so in its place (see ``render``)."""
+    fig = render(results, info)
+    fig.savefig(path, dpi=DPI)
+    _plt().close(fig)
+    return [path]
 
 
 def main(argv: list[str] | None = None) -> int:

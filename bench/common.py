@@ -101,7 +101,7 @@ class Context:
 
     def traffic(self, scenario: str, n: int) -> Any:
         """Generated traffic, once per invocation (generation takes seconds per million)."""
-        from streamproc.generate import generate
+        from streamproc.traffic import generate
 
         key = ("traffic", scenario, n, self.seed)
         if key not in self.cache:
@@ -125,7 +125,7 @@ def verify_counts(expected: dict[str, int], alerts: list[Any], *,
     checked in this setting. Any other difference fails the run.
     """
     from streamproc.detectors import REGISTRY
-    from streamproc.generate import count_alerts
+    from streamproc.traffic import count_alerts
 
     got = count_alerts(alerts)
     skip = skip or {}

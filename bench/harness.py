@@ -2,8 +2,8 @@
 
 Runs the scenarios (default: all), each ``R`` times with its baseline measured in the same
 invocation; shows a progress bar, prints a table, writes ``DIR/results.json`` (machine,
-versions, parameters, every run), ``DIR/results.png`` (overview) and beside it
-``DIR/results-{throughput,latency,state,workers}.png``. Exit status: 0 when every scenario
+versions, parameters, every run) and ``DIR/results.png`` (one panel per question the run
+answers: throughput, latency, state, workers, peers). Exit status: 0 when every scenario
 ran and gave the right answer (targets missed are reported, not failures), 1 when a scenario
 failed or its alerts were wrong (a fast wrong answer is a failure, not a result).
 
@@ -121,7 +121,7 @@ def print_table(rows: list[Row], info: dict[str, Any]) -> None:
 
 
 def write_chart(rows: list[Row], path: str, info: dict[str, Any]) -> str:
-    """The overview at ``path`` and one figure per question beside it (see chart.py)."""
+    """The figure of the run at ``path``: one panel per question (see chart.py)."""
     from .chart import write_charts
 
     return write_charts([r.to_dict() for r in rows], path, info)[0]

@@ -26,7 +26,7 @@ from typing import Any
 
 from .batches import BatchWriter
 from .contracts import get_contract
-from .generate import KEY_FIELDS, Traffic, generate
+from .traffic import Traffic, generate
 
 log = logging.getLogger(__name__)
 
@@ -261,5 +261,5 @@ def main(args: Any) -> int:
     return 0
 
 
-__all__ = ["KEY_FIELDS", "ProduceResult", "kafka_items", "kafka_topics", "main", "mqtt_items",
+__all__ = ["ProduceResult", "kafka_items", "kafka_topics", "main", "mqtt_items",
            "print_expected", "produce_kafka", "publish_mqtt"]

@@ -102,27 +102,19 @@ def _png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def test_charts_are_one_png_per_question(bench_run: tuple[int, Path]) -> None:
-    # The overview plus one figure per question, each about as wide as RESULTS.md shows.
+def test_the_chart_is_one_png_with_a_panel_per_question(bench_run: tuple[int, Path]) -> None:
+    # Every scenario ran, so every question has its panel, in one PNG as wide as RESULTS.md
+    # shows it.
+    from streamproc.bench import chart
+
     _, out = bench_run
-    for name in ("results", "results-throughput", "results-latency", "results-state",
-                 "results-workers"):
-        width, height = _png_size(out / f"{name}.png")
-        assert 900 <= width <= 1100 and height > 200, (name, width, height)
-
-
-def test_charts_of_a_partial_or_failed_run_leave_figures_out(tmp_path: Path) -> None:
-    from streamproc.bench.chart import write_charts
-
-    detect = Row("detect", "events/s", "events/s", runs=[2.0, 3.0], baseline_name="raw",
-                 baseline_runs=[4.0], target=">= 60% of raw").to_dict()
-    failed = Row("workers", "scenario failed", "-", error="RuntimeError: boom").to_dict()
-    skipped = Row("state", "x bytes per tracked key", "-", skipped="not installed").to_dict()
-    written = write_charts([detect, failed, skipped], str(tmp_path / "results.png"), {})
-    assert sorted(Path(p).name for p in written) == [
-        "results-state.png", "results-throughput.png", "results-workers.png", "results.png"]
-    assert write_charts([], str(tmp_path / "results.png"), {}) == [str(tmp_path / "results.png")]
-    assert not (tmp_path / "results-throughput.png").exists()  # an earlier run's is removed
+    width, height = _png_size(out / "results.png")
+    assert width == 1000 and height > 1500, (width, height)
+    results = _results(out)
+    fig = chart.render(results["results"], results["machine"])
+    assert [sf.get_label() for sf in fig.subfigs] == [
+        "throughput", "latency", "state", "workers", "peers"]
+    chart._plt().close(fig)
 
 
 def test_a_wrong_answer_fails_the_run() -> None:

@@ -16,11 +16,12 @@ import pytest
 
 from streamproc.contracts import get_contract
 from streamproc.decode import RecordDecoder
-from streamproc.detectors import REGISTRY, DetectorEngine
+from streamproc.detectors import REGISTRY, DetectorEngine, detectors_for_family
 from streamproc.events import Event
-from streamproc.generate import (
+from streamproc.traffic import (
     DEFAULT_END,
     FAMILIES,
+    KINDS_BY_FAMILY,
     Traffic,
     count_alerts,
     generate,
@@ -166,6 +167,49 @@ def test_incident_counts_can_be_set_exactly() -> None:
     assert count_alerts(alerts) == {"brute_force": 3}
 
 
+def test_each_family_counts_every_built_in_detector_of_that_family() -> None:
+    for family in FAMILIES:
+        built_in = {cls.kind for cls in detectors_for_family(family)
+                    if cls.__module__.startswith("streamproc.detectors.")}
+        assert set(KINDS_BY_FAMILY[family]) == built_in, family
+
+
+_AUTH_INCIDENTS = {"brute_force": 4, "compromise": 2, "password_spray": 3,
+                   "distributed_brute_force": 3, "unusual_login": 3}
+
+
+@pytest.mark.parametrize(("kind", "params", "scenario", "n", "incidents"), [
+    ("brute_force", {"threshold": 8}, "auth", 10_000, _AUTH_INCIDENTS),
+    ("password_spray", {"threshold": 30}, "auth", 10_000, _AUTH_INCIDENTS),
+    ("distributed_brute_force", {"threshold": 19, "network_threshold": 0}, "auth", 10_000,
+     _AUTH_INCIDENTS),
+    ("unusual_login", {"min_history": 6}, "auth", 10_000, _AUTH_INCIDENTS),
+    ("rate_abuse", {"threshold": 900}, "api", 60_000, None),
+    ("metric_threshold", {"cpu_warning": 70.0}, "hosts", 20_000, None),
+    ("host_silent", {"factor": 10.0}, "hosts", 20_000, None),
+    ("sla_breach", {"sla_high_hours": 8.0}, "tickets", 3000, None),
+    ("revenue_target_missed", {"warning_ratio": 0.7}, "business", 200, None),
+    ("metric_below", {"session_duration": 400.0}, "business", 200, None),
+])
+def test_expected_counts_follow_a_changed_detector_default(
+        monkeypatch: pytest.MonkeyPatch, kind: str, params: dict[str, float], scenario: str,
+        n: int, incidents: dict[str, int] | None) -> None:
+    # The generator reads thresholds and windows from the detectors' defaults when it runs:
+    # with another default, the detectors (built with that default) still find exactly the
+    # expected alerts.
+    for name, value in params.items():
+        monkeypatch.setitem(REGISTRY[kind].defaults, name, value)
+    traffic = generate(scenario, n, seed=21, incidents=incidents)
+    assert traffic.expected[kind] > 0
+    alerts, dead = replay(traffic)
+    assert dead == 0
+    got = count_alerts(alerts)
+    want = registered(traffic.expected)
+    assert {k: got.get(k, 0) for k in want} == want
+    resolved = count_alerts(alerts, "resolved")
+    assert {k: resolved.get(k, 0) for k in traffic.resolved} == traffic.resolved
+
+
 @pytest.mark.parametrize("fmt", ["epoch_s", "epoch_ms", "iso_ms"])
 def test_timestamps_can_be_epoch_seconds_milliseconds_or_iso(fmt: str) -> None:
     iso = generate("hosts", 2000, seed=8)
@@ -204,7 +248,7 @@ def test_sample_stream_in_topics_is_what_the_generator_makes(family: str) -> Non
     traffic = sample_traffic(family)
     expected = b"".join(orjson.dumps(r) + b"\n" for r in traffic.records[family])
     assert (TOPICS / f"{family}.jsonl").read_bytes() == expected, \
-        "regenerate with: python -m streamproc.generate topics/"
+        "regenerate with: python -m streamproc.traffic topics/"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -230,4 +274,4 @@ def test_auth_sample_has_exactly_three_brute_force_incidents_as_documented() -> 
 def test_topics_readme_is_up_to_date() -> None:
     samples = {f: sample_traffic(f) for f in FAMILIES}
     assert (TOPICS / "README.md").read_text() == render_readme(samples), \
-        "regenerate with: python -m streamproc.generate topics/"
+        "regenerate with: python -m streamproc.traffic topics/"
