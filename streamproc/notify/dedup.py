@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from ..alerts import Alert
+from .stage import Batch, Routed
 
 _CHUNK = 500  # fingerprints per IN (...) query, well under SQLite's variable limit
 
@@ -87,3 +88,40 @@ class Dedup:
     def prune(self, now: float, retention: float) -> int:
         return self.db.execute("DELETE FROM nlog WHERE state != 'queued' AND at < ?",
                                (now - max(retention, self.repeat_interval),)).rowcount
+
+
+class DedupStage:
+    """``dedup`` on arrival: drop what the log already has for that channel, so a batch the
+    alert log re-delivers after a crash does not wait in a group again. Writes nothing."""
+
+    name = "dedup"
+
+    def __init__(self, dedup: Dedup) -> None:
+        self.dedup = dedup
+
+    async def run(self, batch: Batch[Routed]) -> Batch[Routed]:
+        dupes = self.dedup.known([(r.channel, r.alert.fingerprint, r.alert.status)
+                                  for r in batch.items], batch.now)
+        todo = [r for r in batch.items
+                if (r.channel, r.alert.fingerprint, r.alert.status) not in dupes]
+        batch.counts["deduplicated"] += len(batch.items) - len(todo)
+        return batch.next(todo)
+
+
+class DedupQueueStage:
+    """``dedup`` when a group flushes: drop duplicates and mark the rest ``queued`` in the
+    log (one lookup, one executemany for the whole flush)."""
+
+    name = "dedup"
+
+    def __init__(self, dedup: Dedup) -> None:
+        self.dedup = dedup
+
+    async def run(self, batch: Batch[Routed]) -> Batch[Routed]:
+        # one "group" per item: exec_many shares its lookup across them, so the same alert
+        # twice in a flush (two groups of one channel) is queued once
+        answers = self.dedup.exec_many([(r.channel, [r.alert]) for r in batch.items],
+                                       batch.now)
+        fresh = [r for r, (new, _dupes) in zip(batch.items, answers, strict=True) if new]
+        batch.counts["deduplicated"] += len(batch.items) - len(fresh)
+        return batch.next(fresh)

@@ -27,16 +27,28 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 import requests
 from apprise.common import NotifyFormat, NotifyType
 
+from ..alerts import Alert
+from . import am_payloads
 from .channels import WEBHOOK_FORMAT, Channel
 from .fasthttp import HTTPError, HTTPPool
 from .httpcapture import Captured, capture, parse_retry_after
-from .templates import Message
+from .outbox import OutboxRow
+from .resend import FiringTable
+from .stage import Batch, Sent, Unit
+from .templates import Message, Renderer, notify_type_for
+
+# Channel formats that carry Alertmanager-shaped JSON, not text (see am_payloads.py)
+AM_FORMATS = ("alertmanager", WEBHOOK_FORMAT)
 
 _FORMATS = {"markdown": NotifyFormat.MARKDOWN, "html": NotifyFormat.HTML,
             "text": NotifyFormat.TEXT, "jsonl": NotifyFormat.TEXT}
@@ -214,3 +226,110 @@ class ChannelSender:
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.pool.close()
+
+
+@dataclass(slots=True)
+class Hooks:
+    """Callbacks for metrics, set by whoever runs the notifier (any time, even after start)."""
+    # (channel service name, outcome, seconds) after each send: Prometheus hooks here
+    on_delivery: Callable[[str, str, float], None] | None = None
+    # (reason, alerts) for every alert dead-lettered: no_route, delivery_failed
+    on_dead_letter: Callable[[str, int], None] | None = None
+
+
+class Messages:
+    """Outbox rows -> the message a channel gets. Rendered once per (alerts, format, size
+    limit): channels of one format share it; a row is decoded once for all channels."""
+
+    def __init__(self, renderer: Renderer, firing: FiringTable, *, group_by: list[str],
+                 clock: Callable[[], float]) -> None:
+        self.renderer = renderer
+        self.firing = firing
+        self.group_by = group_by
+        self.clock = clock
+        self._render_cache: OrderedDict[tuple[Any, ...], Message] = OrderedDict()
+        self._decoded: OrderedDict[bytes, list[Alert]] = OrderedDict()
+
+    def alerts_of(self, row: OutboxRow) -> list[Alert]:
+        """A row's alerts, decoded once for all channels: a group flushed to five channels
+        is five rows with the same payload. Read-only: the lists are shared."""
+        alerts = self._decoded.get(row.payload)
+        if alerts is None:
+            alerts = self._decoded[row.payload] = row.alerts
+            if len(self._decoded) > 2048:
+                self._decoded.popitem(last=False)
+        return alerts
+
+    def render(self, batch: list[OutboxRow], groups: list[list[Alert]],
+               channel: Channel) -> Message:
+        if channel.fmt in AM_FORMATS:  # time-dependent (endsAt), and per channel
+            return self._render_am(batch, groups, channel)
+        key = (tuple((a.fingerprint, a.status) for g in groups for a in g), len(groups),
+               channel.fmt, channel.max_body_len)
+        msg = self._render_cache.get(key)
+        if msg is None:
+            if len(groups) == 1:
+                msg = self.renderer.render_group(groups[0], channel.fmt, channel.max_body_len)
+            else:
+                msg = self.renderer.render_digest(groups, channel.fmt, channel.max_body_len)
+            self._render_cache[key] = msg
+            if len(self._render_cache) > 2048:
+                self._render_cache.popitem(last=False)
+        return msg
+
+    def _render_am(self, batch: list[OutboxRow], groups: list[list[Alert]],
+                   channel: Channel) -> Message:
+        """Alertmanager JSON: a list of postable alerts (``alertmanager://``) or the webhook
+        payload (``alertmanager-webhook``). A resolve's startsAt is its firing's, when this
+        channel sent that firing; a firing alert whose resolve this channel already sent
+        (a retry can make them cross) is left out, so it cannot fire again."""
+        alerts = [a for g in groups for a in g]
+        starts = self.firing.starts(channel.id, (a.fingerprint for a in alerts
+                                                  if a.status == "resolved"))
+        title = self.renderer.summary(alerts) if alerts else ""
+        if channel.fmt == WEBHOOK_FORMAT:
+            payload: Any = am_payloads.webhook_payload(
+                alerts, receiver=channel.name,
+                group_key=f"{channel.id}:" + ",".join(dict.fromkeys(r.gkey for r in batch)),
+                group_by=self.group_by, external_url=channel.external_url,
+                generator_url=channel.generator_url, starts=starts)
+        else:
+            gone = self.firing.resolve_sent(channel.id, (a.fingerprint for a in alerts
+                                                         if a.status == "firing"))
+            ends = self.clock() + 4 * channel.resend
+            payload = [am_payloads.postable_alert(
+                a, ends_at=a.event_time if a.status == "resolved" else ends,
+                starts_at=starts.get(a.fingerprint), generator_url=channel.generator_url)
+                for a in alerts if not (a.status == "firing" and a.fingerprint in gone)]
+        return Message(title, orjson.dumps(payload).decode(),
+                       notify_type_for(alerts) if alerts else "info")
+
+
+class DeliverStage:
+    """``deliver``: render each unit and send it on the channel's sender (its own threads or
+    the fast path, with the channel's timeout); every answer goes on, good or bad."""
+
+    name = "deliver"
+
+    def __init__(self, channel: Channel, sender: ChannelSender, messages: Messages,
+                 hooks: Hooks) -> None:
+        self.channel = channel
+        self.sender = sender
+        self.messages = messages
+        self.hooks = hooks
+
+    async def run(self, batch: Batch[Unit]) -> Batch[Sent]:
+        out: list[Sent] = []
+        for unit in batch.items:  # a worker sends each unit in its own task: one here
+            groups = [self.messages.alerts_of(r) for r in unit.rows]
+            if len(unit.rows) > 1:
+                batch.counts["digests"] += 1
+            msg = self.messages.render(unit.rows, groups, self.channel)
+            started = time.monotonic()
+            result = await self.sender.send(msg)
+            if self.hooks.on_delivery is not None:
+                outcome = "sent" if result.ok else (
+                    "rate_limited" if result.status == 429 else "failed")
+                self.hooks.on_delivery(self.channel.name, outcome, time.monotonic() - started)
+            out.append(Sent(unit.rows, groups, result))
+        return batch.next(out)

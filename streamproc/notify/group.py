@@ -38,6 +38,7 @@ import orjson
 
 from ..alerts import Alert
 from .silences import match_labels
+from .stage import Batch, Routed
 
 _CHUNK = 500  # values per IN (...) query, well under SQLite's variable limit
 
@@ -186,3 +187,25 @@ class Grouper:
         return [c for (c,) in self.db.execute(
             "SELECT DISTINCT channel FROM group_members WHERE fp=? AND status=?",
             (fingerprint, status))]
+
+
+class GroupStage:
+    """``group``: park each routed alert in its channel's group, durably. Nothing goes on
+    now; the group's timers bring it back (``take``) when it is due to flush."""
+
+    name = "group"
+
+    def __init__(self, grouper: Grouper) -> None:
+        self.grouper = grouper
+
+    async def run(self, batch: Batch[Routed]) -> Batch[Routed]:
+        added = self.grouper.add_many([(r.alert, r.channel) for r in batch.items], batch.now)
+        batch.counts["grouped"] += sum(added)
+        return batch.next([])
+
+    def take(self, due: list[tuple[str, str]], now: float) -> Batch[Routed]:
+        """The members of these due groups, in group order, as the flush's batch."""
+        taken = self.grouper.take_many(due, now)
+        return Batch(now, [Routed(a, channel, gkey)
+                           for (channel, gkey), alerts in zip(due, taken, strict=True)
+                           for a in alerts])

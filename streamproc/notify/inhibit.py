@@ -27,6 +27,7 @@ from ..alerts import Alert
 from ..errors import ConfigError
 from .routing import Matcher
 from .silences import match_labels
+from .stage import Batch, Routed
 from .store import Tx
 
 DEFAULT_RULES: list[dict[str, Any]] = [
@@ -174,3 +175,33 @@ class Inhibitor:
     def prune(self, now: float) -> None:
         with Tx(self.db) as db:
             db.execute("DELETE FROM inhibitors WHERE expires <= ?", (now,))
+
+
+class InhibitStage:
+    """``inhibit`` on arrival: record the batch's sources, then drop the muted alerts."""
+
+    name = "inhibit"
+
+    def __init__(self, inhibitor: Inhibitor) -> None:
+        self.inhibitor = inhibitor
+
+    async def run(self, batch: Batch[Alert]) -> Batch[Alert]:
+        kept, muted = self.inhibitor.exec(batch.items, batch.now)
+        batch.counts["inhibited"] += len(muted)
+        return batch.next(kept)
+
+
+class InhibitFlushedStage:
+    """``inhibit`` again when a group flushes: a source that came during group_wait mutes
+    the alerts that waited for it (sources are recorded on arrival only)."""
+
+    name = "inhibit"
+
+    def __init__(self, inhibitor: Inhibitor) -> None:
+        self.inhibitor = inhibitor
+
+    async def run(self, batch: Batch[Routed]) -> Batch[Routed]:
+        muted = self.inhibitor.inhibited_many([r.alert for r in batch.items], batch.now)
+        kept = [r for r, is_muted in zip(batch.items, muted, strict=True) if not is_muted]
+        batch.counts["inhibited"] += len(batch.items) - len(kept)
+        return batch.next(kept)

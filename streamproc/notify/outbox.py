@@ -8,12 +8,13 @@ same transaction that records their fate in the notification log (sent / fallbac
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 import orjson
 
 from ..alerts import Alert
+from .stage import Batch, Routed
 
 
 @dataclass(slots=True)
@@ -94,3 +95,37 @@ class Outbox:
             return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
         return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE channel=?",
                                    (channel,)).fetchone()[0])
+
+
+class OutboxStage:
+    """``outbox``: one row per flushed group (its alerts that are left), for the channel's
+    worker to send. A group whose channel was removed goes to the first fallback channel;
+    with none, it stays unsent (``Notifier._adopt_orphans`` handles it at the next start)."""
+
+    name = "outbox"
+
+    def __init__(self, outbox: Outbox, channels: Collection[str], fallback: str | None,
+                 wake: Callable[[str], None]) -> None:
+        self.outbox = outbox
+        self.channels = channels
+        self.fallback = fallback
+        self.wake = wake
+
+    async def run(self, batch: Batch[Routed]) -> Batch[Routed]:
+        groups: dict[tuple[str, str], list[Alert]] = {}
+        for r in batch.items:
+            groups.setdefault((r.channel, r.gkey), []).append(r.alert)
+        rows: list[tuple[str, str, list[Alert], str | None]] = []
+        touched: set[str] = set()
+        for (cid, gkey), alerts in groups.items():
+            target = cid if cid in self.channels else self.fallback
+            if target is None:  # channel removed and no fallback
+                rows.append((cid, gkey, alerts, None))
+                continue
+            rows.append((target, gkey, alerts, None if target == cid else cid))
+            batch.counts["messages_queued"] += 1
+            touched.add(target)
+        self.outbox.enqueue_many(rows, batch.now)
+        for cid in touched:
+            self.wake(cid)
+        return batch.next([])

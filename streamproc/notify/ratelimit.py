@@ -12,7 +12,14 @@ the bucket, so the digest forms while the channel waits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .stage import Batch, Unit
+
+if TYPE_CHECKING:
+    from .outbox import OutboxRow
 
 
 @dataclass(slots=True)
@@ -72,3 +79,40 @@ def plan(queued: int, tokens: int, *, digest_max: int) -> list[range]:
     singles = [range(i, i + 1) for i in range(tokens - 1)]
     start = tokens - 1
     return singles + [range(start, min(queued, start + max(2, digest_max)))]
+
+
+@dataclass(slots=True)
+class Pacing:
+    """How one channel is paced now; lives as long as its worker (a reload keeps it)."""
+    bucket: TokenBucket
+    paused_until: float = 0.0  # 429 or backoff: nothing is sent before this
+    failures: int = 0  # consecutive failed sends
+
+
+class RateLimitStage:
+    """``rate limit``: the due rows of one channel -> the messages to send now, one token
+    each (the rest rolled into a digest by ``plan``), at most one per free send slot."""
+
+    name = "rate limit"
+
+    def __init__(self, pacing: Pacing, free: Callable[[], int], *, digest_max: int) -> None:
+        self.pacing = pacing
+        self.free = free  # send slots not in use (the channel's max_in_flight)
+        self.digest_max = digest_max
+
+    def fetch_limit(self, now: float, free: int) -> int:
+        """How many due rows to read for one round: enough for every token, plus a digest."""
+        bucket = self.pacing.bucket
+        if bucket.unlimited:
+            return free
+        return min(bucket.available(now), free) + self.digest_max
+
+    async def run(self, batch: Batch[OutboxRow]) -> Batch[Unit]:
+        rows, now, bucket = batch.items, batch.now, self.pacing.bucket
+        units = ([range(i, i + 1) for i in range(len(rows))] if bucket.unlimited
+                 else plan(len(rows), bucket.available(now), digest_max=self.digest_max))
+        out: list[Unit] = []
+        for unit in units[:self.free()]:
+            bucket.take(now)
+            out.append(Unit([rows[i] for i in unit]))
+        return batch.next(out)

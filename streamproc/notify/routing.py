@@ -25,11 +25,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..alerts import SEVERITIES, SEVERITY_RANK, Alert
 from ..errors import ConfigError
 from .channels import Channel
+from .stage import Batch, Routed
+
+if TYPE_CHECKING:
+    from .dedup import Dedup
+    from .group import Grouper
+    from .settings import NotifySettings
 
 ALL = "*"
 
@@ -200,6 +206,58 @@ class Router:
     def route(self, alert: Alert) -> list[Channel]:
         return self.channels_for_tags(self.tags_for(alert))
 
+    @classmethod
+    def from_settings(cls, settings: NotifySettings, channels: Iterable[Channel]) -> Router:
+        return cls(build_routes(settings.routes, defaults=settings.default_routes), channels)
+
+
+class RouteStage:
+    """``route``: each alert to the channels its routes name (one item per channel).
+
+    A resolved alert follows its firing one, wherever that went (the notification log, a
+    group still waiting, or a firing earlier in this batch); only when it went nowhere is it
+    routed like a firing alert. Alerts no channel takes go to ``batch.unrouted``.
+    """
+
+    name = "route"
+
+    def __init__(self, router: Router, channels: dict[str, Channel], *, dedup: Dedup,
+                 grouper: Grouper) -> None:
+        self.router = router
+        self.channels = channels
+        self.dedup = dedup
+        self.grouper = grouper
+
+    async def run(self, batch: Batch[Alert]) -> Batch[Routed]:
+        routed: list[Routed] = []
+        firing_to: dict[str, set[str]] = {}  # a resolve follows its firing in this batch
+        for a in batch.items:
+            channels = self.channels_for(a, firing_to, batch.now)
+            if not channels:
+                batch.unrouted.append(a)
+                continue
+            for ch in channels:
+                routed.append(Routed(a, ch.id))
+                if a.status == "firing":
+                    firing_to.setdefault(a.fingerprint, set()).add(ch.id)
+        return batch.next(routed)
+
+    def channels_for(self, alert: Alert, firing_to: dict[str, set[str]] | None = None,
+                     now: float = 0.0) -> list[Channel]:
+        """``firing_to``: channels the firing alerts earlier in this batch are headed for
+        (not yet in the group tables when the batch is grouped in one pass)."""
+        if alert.status == "resolved":  # follow the firing alert, wherever it went
+            prior = set(self.dedup.channels_of(alert.fingerprint, "firing"))
+            prior.update(self.grouper.waiting_for(alert.fingerprint, "firing"))
+            pending = firing_to.get(alert.fingerprint) if firing_to else None
+            if pending:  # those the firing will be grouped for (not the deduplicated ones)
+                keys = [(c, alert.fingerprint, "firing") for c in pending]
+                prior.update(k[0] for k in set(keys) - self.dedup.known(keys, now))
+            known = [self.channels[c] for c in prior if c in self.channels]
+            if known:
+                return known
+        return self.router.route(alert)
+
 
 def routes_summary(notify_cfg: dict[str, Any] | None, *, alerts_file: str | None = None,
                    console: bool = False) -> list[dict[str, Any]]:
@@ -214,7 +272,7 @@ def routes_summary(notify_cfg: dict[str, Any] | None, *, alerts_file: str | None
 
     settings = parse_settings(notify_cfg)
     channels, _ = load_channels(settings, alerts_file=alerts_file, console=console)
-    router = Router(build_routes(settings.routes, defaults=settings.default_routes), channels)
+    router = Router.from_settings(settings, channels)
     catch_all = {c.id for c in router._catch_all}
     rows: list[dict[str, Any]] = []
     for route in router.routes:

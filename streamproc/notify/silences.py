@@ -45,6 +45,7 @@ import orjson
 from ..alerts import Alert
 from ..errors import ConfigError, StreamprocError
 from .settings import parse_duration
+from .stage import Batch
 from .store import Tx, open_db
 
 if TYPE_CHECKING:
@@ -163,6 +164,13 @@ def match_labels(alert: Alert) -> dict[str, str]:
 
 class SilenceStage:
     """The ``silence`` stage of the pipeline, over whatever holds the silences (``active``)."""
+
+    name = "silence"
+
+    async def run(self, batch: Batch[Alert]) -> Batch[Alert]:
+        kept, muted = self.exec(batch.items, batch.now)
+        batch.counts["silenced"] += len(muted)
+        return batch.next(kept)
 
     def active(self, now: float | None = None) -> list[Silence]:
         raise NotImplementedError
