@@ -1,4 +1,5 @@
-"""The notify stages one at a time, each driven alone through ``run(batch)``."""
+"""The notify stages one at a time, each driven alone through ``run(batch)``; then the
+pipeline the Notifier builds from them: its order, and how a reload swaps it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from streamproc.alerts import Alert, fingerprint
+from streamproc.notify import Notifier
 from streamproc.notify.channels import Channel, load_channels
 from streamproc.notify.deadletter import DeadLetters
 from streamproc.notify.dedup import Dedup, DedupQueueStage, DedupStage
@@ -279,3 +281,57 @@ async def test_retry_stage_passes_deliveries_on_and_resets_the_failures(
     out = await stage.run(Batch(100.0, [sent]))
     assert out.items == [sent] and pacing.failures == 0
     assert outbox.count() == 1  # recording the delivery is the notification log's job
+
+
+# -- the pipeline, as the Notifier builds it -------------------------------------------------
+
+def host_alert(kind: str, severity: str) -> Alert:
+    return alert(kind, severity, key={"host": "web-1"}, family="host-metrics")
+
+
+async def test_the_pipeline_is_one_list_in_alertmanager_order(receiver: Any,
+                                                             tmp_path: Path) -> None:
+    n = Notifier.from_config({"urls": [receiver.url()]}, state_dir=tmp_path)
+    await n.start()
+    try:
+        assert n.pipeline is not None and n.pipeline.names() == [
+            "inhibit", "silence", "route", "dedup", "group",  # submit(), one transaction
+            "inhibit", "dedup", "outbox",  # a group flush, one transaction
+            "rate limit", "deliver", "retry"]  # each channel's worker
+        assert n.pipeline.ingest[1] is n.silences
+        [worker] = n.workers.values()
+        assert worker.stages is n.pipeline.channels[worker.channel.id]
+    finally:
+        await n.close()
+
+
+async def test_an_alert_both_inhibited_and_silenced_is_inhibited_first(receiver: Any,
+                                                                        tmp_path: Path) -> None:
+    n = Notifier.from_config({"urls": [receiver.url()]}, state_dir=tmp_path)
+    await n.start()
+    try:
+        assert isinstance(n.silences, SilenceStore)
+        n.silences.add(["kind=cpu_high"], duration=3600)
+        await n.submit([host_alert("host_down", "critical"), host_alert("cpu_high", "high")])
+        assert (n.counters["inhibited"], n.counters["silenced"]) == (1, 0)
+        assert n.counters["grouped"] == 1
+    finally:
+        await n.close()
+
+
+async def test_reload_swaps_the_pipeline_and_each_channel_keeps_its_pacing(
+        receiver: Any, tmp_path: Path) -> None:
+    n = Notifier.from_config({"urls": [receiver.url()]}, state_dir=tmp_path)
+    await n.start()
+    try:
+        before = n.pipeline
+        [worker] = n.workers.values()
+        pacing, router = worker.pacing, n.router
+        n.reload({"urls": [receiver.url()], "digest_max": 7, "repeat_interval": "1m"})
+        assert n.pipeline is not before and n.pipeline is not None
+        assert worker.stages is n.pipeline.channels[worker.channel.id]
+        assert worker.stages.rate_limit.digest_max == 7 and n.dedup.repeat_interval == 60
+        assert worker.pacing is pacing and worker.stages.retry.pacing is pacing
+        assert n.router is not router and n.pipeline.route.router is n.router
+    finally:
+        await n.close()

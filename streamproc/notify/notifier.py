@@ -1,28 +1,31 @@
-"""The Notifier: the notify stages wired in order, Alertmanager-style.
+"""The Notifier: runs the notify pipeline (pipeline.py) and owns its asyncio tasks.
 
-    submit(batch) ──► inhibit ─► silence ─► route ─► dedup (early) ─► group   [one SQLite tx]
-                                                                        │  (durable: submit
-                                                                        │   returns here)
-    flush loop  ◄── group timers due ───────────────────────────────────┘
-        └─► inhibit (again) ─► dedup (nlog: queued) ─► outbox               [one SQLite tx]
-    one worker per channel:
-        outbox ─► rate limit (token bucket, digest) ─► deliver (own threads, timeout)
-              ─► ok: nlog sent | 429: pause channel | error: retry with backoff
-              ─► exhausted: fallback channel ─► exhausted again: dead letters
+    build_pipeline(policy, state) -> Pipeline, its stages in this order:
+
+    submit(batch) ─► inhibit ─► silence ─► route ─► dedup ─► group      [one SQLite tx]
+                                                                ║  (durable: submit
+                                                                ║   returns here)
+    flush loop    ◄── group timers due ═════════════════════════╝
+        └─► inhibit (again) ─► dedup (nlog: queued) ─► outbox            [one SQLite tx]
+                                                          ║
+    one worker per channel (worker.py) ◄══════════════════╝
+        └─► rate limit (token bucket, digest) ─► deliver (own threads, timeout)
+            ─► retry: ok: nlog sent | 429: pause channel | error: backoff
+                      exhausted: fallback channel ─► exhausted again: dead letters
     resend loop (only with alertmanager:// channels, see resend.py):
         firing alerts sent there, not resolved ─► re-sent every ``resend``
 
-Every stage is a small object in its own module with an ``exec``-like method that a test can
-drive alone; this module only decides the order and owns the asyncio tasks.
+Every stage is a small object in its module with one method, ``run(batch) -> batch``
+(stage.py), that a test can drive alone. This module decides when each part of the list
+runs (on submit, on a group timer, in a channel's worker) and swaps the list on reload.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,168 +35,28 @@ import orjson
 from ..alerts import Alert
 from ..logs import RateLimitedLog
 from . import am_payloads
-from .channels import WEBHOOK_FORMAT, Channel, load_channels
+from .channels import Channel, load_channels
 from .deadletter import DeadLetterCallback, DeadLetters
 from .dedup import Dedup
-from .deliver import ChannelSender, SendResult
+from .deliver import AM_FORMATS, Hooks
 from .group import Grouper
-from .inhibit import Inhibitor, InhibitRule, parse_rules
+from .inhibit import Inhibitor, InhibitRule
 from .outbox import Outbox, OutboxRow
-from .ratelimit import TokenBucket, plan
+from .pipeline import Pipeline, Policy, State, build_pipeline
 from .resend import FiringTable
-from .retry import RetryPolicy
-from .routing import Router, build_routes
+from .retry import GiveUp, RetryPolicy
+from .routing import Router
 from .settings import NotifySettings, parse_settings
 from .silences import SilenceStage, SilenceStore
+from .stage import Batch, run_in_tx
 from .store import Tx, open_db
 from .templates import Message, Renderer, notify_type_for
+from .worker import ChannelWorker, wait_event
 
 if TYPE_CHECKING:
     from .sharedlog import SharedNotificationLog
 
 log = logging.getLogger("streamproc.notify")
-
-# Channel formats that carry Alertmanager-shaped JSON, not text (see am_payloads.py)
-AM_FORMATS = ("alertmanager", WEBHOOK_FORMAT)
-
-
-async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
-    """Wait for ``event`` at most ``timeout`` seconds.
-
-    ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11 ``wait_for`` can swallow a
-    cancellation that races with the event being set, and close() then hangs.
-    """
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(None if timeout is None else max(0.0, timeout)):
-            await event.wait()
-
-
-class ChannelWorker:
-    """Rate limit -> deliver -> retry -> fallback -> dead-letter, for one channel."""
-
-    def __init__(self, notifier: Notifier, channel: Channel) -> None:
-        self.n = notifier
-        self.channel = channel
-        self.bucket = TokenBucket(channel.rate, channel.burst)
-        self.sender = ChannelSender(channel)
-        self.in_flight: set[int] = set()
-        self.paused_until = 0.0
-        self.failures = 0  # consecutive failed sends
-        self.wake_event = asyncio.Event()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.is_fallback = False
-
-    def wake(self) -> None:
-        self.wake_event.set()
-
-    async def _sleep(self, seconds: float | None) -> None:
-        await wait_event(self.wake_event, seconds)
-
-    async def run(self) -> None:
-        n, ch = self.n, self.channel
-        digest_max = n.settings.digest_max
-        while True:
-            self.wake_event.clear()
-            now = n.clock()
-            if self.paused_until > now:
-                await self._sleep(min(self.paused_until - now, 5.0))
-                continue
-            free = self.sender.free
-            if free <= 0:
-                await self._sleep(1.0)
-                continue
-            tokens = self.bucket.available(now)
-            if tokens < 1:
-                await self._sleep(self.bucket.wait_time(now))
-                continue
-            unlimited = self.bucket.unlimited
-            limit = free if unlimited else min(tokens, free) + digest_max
-            rows = n.outbox.due(ch.id, now, exclude=self.in_flight, limit=limit)
-            if not rows:
-                nxt = n.outbox.next_due(ch.id, exclude=self.in_flight)
-                await self._sleep(None if nxt is None else min(max(0.005, nxt - now), 5.0))
-                continue
-            units = ([range(i, i + 1) for i in range(len(rows))] if unlimited
-                     else plan(len(rows), tokens, digest_max=digest_max))
-            for unit in units[:free]:
-                batch = [rows[i] for i in unit]
-                self.bucket.take(now)
-                self.in_flight.update(r.id for r in batch)
-                task = asyncio.create_task(self._deliver(batch))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-            await asyncio.sleep(0)
-
-    def _render(self, batch: list[OutboxRow]) -> tuple[Message, list[list[Alert]]]:
-        groups = [self.n.alerts_of(r) for r in batch]
-        if len(batch) > 1:
-            self.n.counters["digests"] += 1
-        return self.n.render(batch, groups, self.channel), groups
-
-    async def _deliver(self, batch: list[OutboxRow]) -> None:
-        n = self.n
-        committing = False
-        try:
-            msg, groups = self._render(batch)
-            started = time.monotonic()
-            result = await self.sender.send(msg)
-            if n.on_delivery is not None:
-                outcome = "sent" if result.ok else (
-                    "rate_limited" if result.status == 429 else "failed")
-                n.on_delivery(self.channel.name, outcome, time.monotonic() - started)
-            committing = await self._record(batch, groups, result)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # never let one message kill the channel; it stays in the outbox
-            log.exception("notify: unexpected error delivering to %s", self.channel.name)
-            with Tx(n.db):
-                for r in batch:
-                    n.outbox.failed(r, error="internal error", next_at=n.clock() + 5.0)
-        finally:
-            if not committing:  # else the rows stay "in flight" until their commit
-                self.in_flight.difference_update(r.id for r in batch)
-                self.wake()
-
-    async def _record(self, batch: list[OutboxRow], groups: list[list[Alert]],
-                      result: SendResult) -> bool:
-        """Act on a send's result. True when the rows were handed to the commit batcher."""
-        n, ch = self.n, self.channel
-        now = n.clock()
-        if result.ok:
-            self.failures = 0
-            n.sent_later(self, batch, groups)
-            return True
-        n.counters["send_failures"] += 1
-        n.channel_counters[ch.name]["failed"] += 1
-        if result.status == 429:
-            n.counters["rate_limited"] += 1
-            pause = (result.retry_after if result.retry_after is not None
-                     else n.retry.delay(self.failures + 1))
-            self.paused_until = max(self.paused_until, now + pause)
-            self.bucket.drain(now)
-            log.warning("notify: %s answered 429; pausing it for %.1fs", ch.name, pause)
-            exhausted = []
-            with Tx(n.db):
-                for r in batch:
-                    n.outbox.failed(r, error="HTTP 429 (rate limited)",
-                                    next_at=self.paused_until, count=False)
-                    if now - r.created >= n.settings.retry.max_age:
-                        exhausted.append(r)
-            await n.give_up(exhausted, "HTTP 429 (rate limited)", attempts_extra=0)
-            return False
-        self.failures += 1
-        delay = n.retry.delay(self.failures)
-        self.paused_until = max(self.paused_until, now + delay)
-        log.warning("notify: delivery to %s failed (%s); retrying in %.1fs", ch.name,
-                    result.error, delay)
-        exhausted = []
-        with Tx(n.db):
-            for r in batch:
-                n.outbox.failed(r, error=result.error, next_at=now + delay)
-                if n.retry.exhausted(r.attempts + 1, r.created, now):
-                    exhausted.append(r)
-        await n.give_up(exhausted, result.error, attempts_extra=1)
-        return False
 
 
 class Notifier:
@@ -211,7 +74,6 @@ class Notifier:
                  clock: Callable[[], float] = time.time,
                  silences: SilenceStage | None = None,
                  shared_log: SharedNotificationLog | None = None) -> None:
-        self.settings = settings
         # where the deployment's silences live (None: this notify.db); the notification log
         # shared with the other workers (None: this worker's alone); see sharedlog.py
         self._silence_source = silences
@@ -222,29 +84,19 @@ class Notifier:
         self.clock = clock
         self.counters: Counter[str] = Counter()
         self.channel_counters: dict[str, Counter[str]] = {c.name: Counter() for c in channels}
-        self.renderer = Renderer(settings.templates, max_value_len=settings.max_value_len,
-                                 max_title_len=settings.max_title_len,
-                                 max_body_len=settings.max_body_len,
-                                 max_group_items=settings.max_group_items)
-        self.router = Router(build_routes(settings.routes, defaults=settings.default_routes),
-                             channels)
-        self.retry = RetryPolicy(settings.retry)
+        self.policy = Policy.build(settings, channels)
+        self.hooks = Hooks()
         self.dead = DeadLetters(self.state_dir, dead_letter)
-        self._inhibit_rules = parse_rules(settings.inhibit_rules)
         self.workers: dict[str, ChannelWorker] = {}
+        self.pipeline: Pipeline | None = None  # built by start(), over the open database
+        self._state: State | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_wake: asyncio.Event | None = None
         self._backlog = (0, 0.0)
         self._sent: list[tuple[ChannelWorker, list[OutboxRow], list[list[Alert]]]] = []
-        self._render_cache: OrderedDict[tuple[Any, ...], Message] = OrderedDict()
-        self._decoded: OrderedDict[bytes, list[Alert]] = OrderedDict()
         self._started = False
         self._closed = False
         self._db_open = False
-        # (channel service name, outcome, seconds) after each send: Prometheus hooks here
-        self.on_delivery: Callable[[str, str, float], None] | None = None
-        # (reason, alerts) for every alert dead-lettered: no_route, delivery_failed
-        self.on_dead_letter: Callable[[str, int], None] | None = None
         self._unrouted_log = RateLimitedLog(log, per_key_interval=10.0)
         self._resend_log = RateLimitedLog(log, per_key_interval=60.0)
         self._sinks: tuple[str | None, bool] = (None, False)  # alerts_file, console
@@ -267,10 +119,61 @@ class Notifier:
         notifier._sinks = (alerts_file, console)
         return notifier
 
+    # -- what the policy and the pipeline hold, by name --------------------------------------
+    @property
+    def settings(self) -> NotifySettings:
+        return self.policy.settings
+
+    @property
+    def router(self) -> Router:
+        return self.policy.router
+
+    @property
+    def renderer(self) -> Renderer:
+        return self.policy.renderer
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.policy.retry
+
     @property
     def inhibit_rules(self) -> list[InhibitRule]:
         """The inhibit rules in force (the Alertmanager API applies them to active alerts)."""
-        return self._inhibit_rules
+        return self.policy.inhibit_rules
+
+    def _built(self) -> Pipeline:
+        assert self.pipeline is not None, "Notifier.start() first"
+        return self.pipeline
+
+    @property
+    def inhibitor(self) -> Inhibitor:
+        return self._built().inhibitor
+
+    @property
+    def grouper(self) -> Grouper:
+        return self._built().grouper
+
+    @property
+    def dedup(self) -> Dedup:
+        return self._built().dedup
+
+    @property
+    def on_delivery(self) -> Callable[[str, str, float], None] | None:
+        """(channel service name, outcome, seconds) after each send: Prometheus hooks here."""
+        return self.hooks.on_delivery
+
+    @on_delivery.setter
+    def on_delivery(self, hook: Callable[[str, str, float], None] | None) -> None:
+        self.hooks.on_delivery = hook
+
+    @property
+    def on_dead_letter(self) -> Callable[[str, int], None] | None:
+        """(reason, alerts) for every alert dead-lettered: no_route, delivery_failed."""
+        return self.hooks.on_dead_letter
+
+    @on_dead_letter.setter
+    def on_dead_letter(self, hook: Callable[[str, int], None] | None) -> None:
+        self.hooks.on_dead_letter = hook
 
     def reload(self, notify_cfg: dict[str, Any] | None) -> None:
         """Apply new routes, templates, inhibit rules, timers and retry policy live.
@@ -288,64 +191,54 @@ class Notifier:
             raise ConfigError("notify channels changed (urls, apprise_config or fallback): "
                               "restart streamproc to apply them",
                               hint="routes, templates, timers and inhibit rules reload live")
-        current = list(self.channels.values())
-        renderer = Renderer(settings.templates, max_value_len=settings.max_value_len,
-                            max_title_len=settings.max_title_len,
-                            max_body_len=settings.max_body_len,
-                            max_group_items=settings.max_group_items)
-        router = Router(build_routes(settings.routes, defaults=settings.default_routes),
-                        current)
-        rules = parse_rules(settings.inhibit_rules)
+        policy = Policy.build(settings, list(self.channels.values()))
         # all checks passed: swap in one step of the event loop
-        self.settings = settings
-        self.renderer = renderer
-        self.router = router
-        self.retry = RetryPolicy(settings.retry)
-        self._inhibit_rules = rules
-        if hasattr(self, "inhibitor"):
-            self.inhibitor.rules = rules
-        if hasattr(self, "grouper"):
-            self.grouper.group_by = list(settings.group_by)
-            self.grouper.group_wait = settings.group_wait
-            self.grouper.group_interval = settings.group_interval
-        if hasattr(self, "dedup") and hasattr(self.dedup, "repeat_interval"):
-            self.dedup.repeat_interval = settings.repeat_interval
-        self._render_cache.clear()
+        self.use(policy)
         log.info("notify: routes, templates, timers and inhibit rules reloaded")
 
-    # -- lifecycle --------------------------------------------------------------------------
-    def _timers(self, channel_id: str) -> tuple[float, float]:
-        s = self.settings
-        ch = self.channels.get(channel_id)
-        wait = ch.group_wait if ch is not None and ch.group_wait is not None else s.group_wait
-        interval = (ch.group_interval if ch is not None and ch.group_interval is not None
-                    else s.group_interval)
-        return wait, interval
+    def use(self, policy: Policy) -> None:
+        """Run with this policy from now on: once started, a pipeline built for it replaces
+        the current one (its stages, and each channel worker's) in one step."""
+        self.policy = policy
+        if self._state is None:  # not started: start() builds it
+            return
+        self.pipeline = build_pipeline(policy, self._state)
+        for cid, worker in self.workers.items():
+            worker.use(self.pipeline.channels[cid])
 
+    # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
-        s = self.settings
         self.db = open_db(self.state_dir)
         self._db_open = True
         self.silences: SilenceStage = self._silence_source or SilenceStore(self.db)
         await self.silences.start()
         if self.shared_log is not None:
             await self.shared_log.start(self.db)
-        self.inhibitor = Inhibitor(self.db, self._inhibit_rules, s.inhibit_ttl)
-        self.grouper = Grouper(self.db, group_by=s.group_by, group_wait=s.group_wait,
-                               group_interval=s.group_interval, channel_timers=self._timers)
-        self.dedup = Dedup(self.db, repeat_interval=s.repeat_interval)
         self.outbox = Outbox(self.db)
         self.firing = FiringTable(self.db)
-        with Tx(self.db):
-            self.grouper.apply_timers(self.channels)
         self._flush_wake = asyncio.Event()
         for ch in self.channels.values():
-            w = ChannelWorker(self, ch)
+            w = ChannelWorker(ch, outbox=self.outbox, db=self.db, clock=self.clock,
+                              counters=self.counters, delivered=self.sent_later)
             w.is_fallback = ch in self.fallbacks
             self.workers[ch.id] = w
+        # GiveUp only writes "dead" into the notification log: no repeat_interval involved
+        give_up = GiveUp(self.db, self.outbox, Dedup(self.db, repeat_interval=0.0), self.dead,
+                         fallbacks=self.fallbacks, channels=self.channels,
+                         counters=self.counters, hooks=self.hooks, clock=self.clock,
+                         wake=lambda cid: self.workers[cid].wake(), shared_log=self.shared_log)
+        self._state = State(db=self.db, silences=self.silences, outbox=self.outbox,
+                            firing=self.firing, channels=self.channels,
+                            fallbacks=self.fallbacks, workers=self.workers, give_up=give_up,
+                            hooks=self.hooks, clock=self.clock,
+                            channel_counters=self.channel_counters)
+        self.give_up = give_up
+        self.use(self.policy)
+        with Tx(self.db):
+            self.grouper.apply_timers(self.channels)
         await self._adopt_orphans()
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="notify-flush"))
         self._tasks.append(asyncio.create_task(self._maintenance(), name="notify-maint"))
@@ -426,33 +319,15 @@ class Notifier:
             return
         await self._wait_for_room()
         now = self.clock()
-        c = self.counters
-        with Tx(self.db):
-            c["received"] += len(alerts)
-            kept, inhibited = self.inhibitor.exec(list(alerts), now)
-            kept, silenced = self.silences.exec(kept, now)
-            c["inhibited"] += len(inhibited)
-            c["silenced"] += len(silenced)
-            pairs: list[tuple[Alert, Channel]] = []
-            unrouted: list[Alert] = []
-            firing_to: dict[str, set[str]] = {}  # a resolve follows its firing in this batch
-            for a in kept:
-                channels = self._channels_for(a, firing_to, now)
-                if not channels:
-                    unrouted.append(a)
-                    continue
-                for ch in channels:
-                    pairs.append((a, ch))
-                    if a.status == "firing":
-                        firing_to.setdefault(a.fingerprint, set()).add(ch.id)
-            # Batch-wide: one nlog lookup and one grouping pass (see Grouper.add_many).
-            dupes = self.dedup.known([(ch.id, a.fingerprint, a.status) for a, ch in pairs], now)
-            todo = [(a, ch.id) for a, ch in pairs
-                    if (ch.id, a.fingerprint, a.status) not in dupes]
-            c["deduplicated"] += len(pairs) - len(todo)
-            c["grouped"] += sum(self.grouper.add_many(todo, now))
-        if unrouted:
-            await self._dead_letter_unrouted(unrouted, now)
+        batch: Batch[Alert] = Batch(now, list(alerts))
+        self.counters["received"] += len(alerts)
+        try:
+            with Tx(self.db):
+                run_in_tx(self._built().ingest, batch)
+        finally:
+            self.counters.update(batch.counts)
+        if batch.unrouted:
+            await self._dead_letter_unrouted(batch.unrouted, now)
         assert self._flush_wake is not None
         self._flush_wake.set()
 
@@ -472,28 +347,7 @@ class Notifier:
                             "alerts": [a.to_dict()]})
         await self.dead.write(records)
         self.counters["unrouted"] += len(alerts)
-        self._count_dead("no_route", len(alerts))
-
-    def _count_dead(self, reason: str, n: int) -> None:
-        self.counters["dead_lettered"] += n
-        if self.on_dead_letter is not None:
-            self.on_dead_letter(reason, n)
-
-    def _channels_for(self, alert: Alert, firing_to: dict[str, set[str]] | None = None,
-                      now: float = 0.0) -> list[Channel]:
-        """``firing_to``: channels the firing alerts earlier in this batch are headed for
-        (not yet in the group tables when the batch is grouped in one pass)."""
-        if alert.status == "resolved":  # follow the firing alert, wherever it went
-            prior = set(self.dedup.channels_of(alert.fingerprint, "firing"))
-            prior.update(self.grouper.waiting_for(alert.fingerprint, "firing"))
-            pending = firing_to.get(alert.fingerprint) if firing_to else None
-            if pending:  # those the firing will be grouped for (not the deduplicated ones)
-                keys = [(c, alert.fingerprint, "firing") for c in pending]
-                prior.update(k[0] for k in set(keys) - self.dedup.known(keys, now))
-            known = [self.channels[c] for c in prior if c in self.channels]
-            if known:
-                return known
-        return self.router.route(alert)
+        self.give_up.count_dead("no_route", len(alerts))
 
     async def _wait_for_room(self) -> None:
         """Backpressure: with max_backlog rows waiting on disk, hold the caller (and so the
@@ -526,79 +380,18 @@ class Notifier:
             await wait_event(self._flush_wake, timeout)
 
     def _flush(self, due: list[tuple[str, str]], now: float) -> None:
-        """Every due group in one transaction, each stage over the whole list at once."""
-        touched: set[str] = set()
-        c = self.counters
-        with Tx(self.db):
-            taken = self.grouper.take_many(due, now)
-            muted = iter(self.inhibitor.inhibited_many([a for g in taken for a in g], now))
-            kept: list[tuple[str, list[Alert]]] = []
-            for (cid, _gkey), alerts in zip(due, taken, strict=True):
-                left = [a for a in alerts if not next(muted)]
-                c["inhibited"] += len(alerts) - len(left)
-                kept.append((cid, left))
-            rows: list[tuple[str, str, list[Alert], str | None]] = []
-            for (cid, gkey), (fresh, dupes) in zip(due, self.dedup.exec_many(kept, now),
-                                                   strict=True):
-                c["deduplicated"] += len(dupes)
-                if not fresh:
-                    continue
-                target = cid if cid in self.channels else (
-                    self.fallbacks[0].id if self.fallbacks else None)
-                if target is None:  # channel removed and no fallback: handled by orphans
-                    rows.append((cid, gkey, fresh, None))
-                    continue
-                rows.append((target, gkey, fresh, None if target == cid else cid))
-                c["messages_queued"] += 1
-                touched.add(target)
-            self.outbox.enqueue_many(rows, now)
-        for cid in touched:
-            self.workers[cid].wake()
+        """Every due group in one transaction, each stage over the whole flush at once."""
+        pipeline = self._built()
+        counts: Counter[str] = Counter()
+        try:
+            with Tx(self.db):
+                batch = pipeline.group.take(due, now)
+                counts = batch.counts
+                run_in_tx(pipeline.flush, batch)
+        finally:
+            self.counters.update(counts)
 
-    # -- giving up --------------------------------------------------------------------------
-    async def give_up(self, rows: list[OutboxRow], error: str, *, attempts_extra: int,
-                      reason: str = "delivery_failed") -> None:
-        """Rows that exhausted their channel: to the fallback once, then to the dead letters."""
-        if not rows:
-            return
-        now = self.clock()
-        dead: list[OutboxRow] = []
-        moved: set[str] = set()
-        with Tx(self.db):
-            for r in rows:
-                fb = next((f for f in self.fallbacks if f.id != r.channel), None)
-                if r.origin is None and fb is not None:
-                    self.outbox.move(r, fb.id, now)
-                    self.counters["fallback"] += 1
-                    moved.add(fb.id)
-                    log.warning("notify: %s gave up on a message after %d attempt(s) (%s); "
-                                "sending it to the fallback %s", self._name(r.channel),
-                                r.attempts + attempts_extra, error, fb.name)
-                else:
-                    dead.append(r)
-        for cid in moved:
-            self.workers[cid].wake()
-        if not dead:
-            return
-        records = [{"failed_at": now, "reason": reason, "channel": self._name(r.home),
-                    "last_channel": self._name(r.channel), "attempts": r.attempts +
-                    attempts_extra, "error": error, "alerts": [a.to_dict() for a in r.alerts]}
-                   for r in dead]
-        # Write the dead letters before forgetting the rows: a crash in between duplicates a
-        # dead letter, never loses one.
-        await self.dead.write(records)
-        with Tx(self.db):
-            for r in dead:
-                self.dedup.mark(r.home, [(a.fingerprint, a.status) for a in r.alerts], "dead",
-                                now)
-            self.outbox.remove(r.id for r in dead)
-        if self.shared_log is not None:
-            self.shared_log.publish([(r.home, a.fingerprint, a.status, "dead") for r in dead
-                                     for a in r.alerts], now)
-        self._count_dead(reason, sum(len(r["alerts"]) for r in records))
-        log.error("notify: %d message(s) for %s dead-lettered (%s)", len(dead),
-                  self._name(dead[0].home), error)
-
+    # -- after delivery ---------------------------------------------------------------------
     def sent_later(self, worker: ChannelWorker, batch: list[OutboxRow],
                    groups: list[list[Alert]]) -> None:
         """Record a delivery in the next commit. Every send that completes in the same loop
@@ -633,61 +426,6 @@ class Notifier:
             self.counters["messages_sent"] += 1
             self.counters["alerts_delivered"] += sum(len(g) for g in groups)
             self.channel_counters[worker.channel.name]["sent"] += 1
-
-    def alerts_of(self, row: OutboxRow) -> list[Alert]:
-        """A row's alerts, decoded once for all channels: a group flushed to five channels
-        is five rows with the same payload. Read-only: the lists are shared."""
-        alerts = self._decoded.get(row.payload)
-        if alerts is None:
-            alerts = self._decoded[row.payload] = row.alerts
-            if len(self._decoded) > 2048:
-                self._decoded.popitem(last=False)
-        return alerts
-
-    def render(self, batch: list[OutboxRow], groups: list[list[Alert]],
-               channel: Channel) -> Message:
-        """Render once per (alerts, format, size limit): channels of one format share it."""
-        if channel.fmt in AM_FORMATS:  # time-dependent (endsAt), and per channel
-            return self._render_am(batch, groups, channel)
-        key = (tuple((a.fingerprint, a.status) for g in groups for a in g), len(groups),
-               channel.fmt, channel.max_body_len)
-        msg = self._render_cache.get(key)
-        if msg is None:
-            if len(groups) == 1:
-                msg = self.renderer.render_group(groups[0], channel.fmt, channel.max_body_len)
-            else:
-                msg = self.renderer.render_digest(groups, channel.fmt, channel.max_body_len)
-            self._render_cache[key] = msg
-            if len(self._render_cache) > 2048:
-                self._render_cache.popitem(last=False)
-        return msg
-
-    def _render_am(self, batch: list[OutboxRow], groups: list[list[Alert]],
-                   channel: Channel) -> Message:
-        """Alertmanager JSON: a list of postable alerts (``alertmanager://``) or the webhook
-        payload (``alertmanager-webhook``). A resolve's startsAt is its firing's, when this
-        channel sent that firing; a firing alert whose resolve this channel already sent
-        (a retry can make them cross) is left out, so it cannot fire again."""
-        alerts = [a for g in groups for a in g]
-        starts = self.firing.starts(channel.id, (a.fingerprint for a in alerts
-                                                  if a.status == "resolved"))
-        title = self.renderer.summary(alerts) if alerts else ""
-        if channel.fmt == WEBHOOK_FORMAT:
-            payload: Any = am_payloads.webhook_payload(
-                alerts, receiver=channel.name,
-                group_key=f"{channel.id}:" + ",".join(dict.fromkeys(r.gkey for r in batch)),
-                group_by=self.settings.group_by, external_url=channel.external_url,
-                generator_url=channel.generator_url, starts=starts)
-        else:
-            gone = self.firing.resolve_sent(channel.id, (a.fingerprint for a in alerts
-                                                         if a.status == "firing"))
-            ends = self.clock() + 4 * channel.resend
-            payload = [am_payloads.postable_alert(
-                a, ends_at=a.event_time if a.status == "resolved" else ends,
-                starts_at=starts.get(a.fingerprint), generator_url=channel.generator_url)
-                for a in alerts if not (a.status == "firing" and a.fingerprint in gone)]
-        return Message(title, orjson.dumps(payload).decode(),
-                       notify_type_for(alerts) if alerts else "info")
 
     async def _resend_loop(self) -> None:
         """Re-send the firing alerts of every ``alertmanager://`` channel (see resend.py)."""
@@ -738,10 +476,6 @@ class Notifier:
             self.firing.resent(ch.id, (a.fingerprint for a, _ in due), now)
         self.counters["resent"] += len(due)
         return len(due) >= limit
-
-    def _name(self, channel_id: str) -> str:
-        ch = self.channels.get(channel_id)
-        return ch.name if ch else f"removed channel {channel_id}"
 
     # -- housekeeping -----------------------------------------------------------------------
     async def _maintenance(self) -> None:
