@@ -335,3 +335,18 @@ async def test_reload_swaps_the_pipeline_and_each_channel_keeps_its_pacing(
         assert n.router is not router and n.pipeline.route.router is n.router
     finally:
         await n.close()
+
+
+async def test_the_docs_table_lists_the_stages_in_the_pipelines_order(receiver: Any,
+                                                                      tmp_path: Path) -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "notify.md").read_text()
+    rows = doc.split("| stage | module | what it does |\n", 1)[1].split("\n\n", 1)[0]
+    table = [line.split("|")[1].strip() for line in rows.splitlines()[1:]]  # after |---|
+    n = Notifier.from_config({"urls": [receiver.url()]}, state_dir=tmp_path)
+    await n.start()
+    try:
+        assert n.pipeline is not None
+        in_order = list(dict.fromkeys(n.pipeline.names()))  # inhibit, dedup: where first run
+    finally:
+        await n.close()
+    assert table[:len(in_order)] == in_order

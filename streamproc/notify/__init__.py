@@ -1,7 +1,11 @@
 """notify: deliver alerts through Apprise, as a pipeline of small stages.
 
-    inhibit.py  -> silences.py -> routing.py -> group.py -> dedup.py -> ratelimit.py
-    -> deliver.py -> retry.py -> (fallback) -> deadletter.py        wired in notifier.py
+    inhibit.py -> silences.py -> routing.py -> dedup.py -> group.py       (submit)
+    -> inhibit.py -> dedup.py -> outbox.py                               (group timers)
+    -> ratelimit.py -> deliver.py -> retry.py -> (fallback) -> deadletter.py (per channel)
+
+One stage shape (stage.py), the list built in one place (pipeline.py), run by notifier.py
+(submit, the flush loop) and worker.py (one per channel).
 
 The runtime's whole interface::
 

@@ -1,5 +1,5 @@
 """Dedup against the notification log: the same (fingerprint, status) is not sent twice to a
-channel within ``repeat_interval``, across restarts. Stage 4 of notify.
+channel within ``repeat_interval``, across restarts. The ``dedup`` stage (order: pipeline.py).
 
 The log (table ``nlog``) holds one row per (channel, fingerprint, status) with a state:
 ``queued`` (in the outbox), ``sent``, ``fallback`` (delivered through the fallback channel) or

@@ -1,4 +1,4 @@
-"""Deliver: send one message to one channel through Apprise, with isolation. Stage 6.
+"""Deliver: send one message to one channel through Apprise, with isolation. ``deliver``.
 
 Apprise's ``async_notify`` runs every service's blocking ``send()`` in one process-wide pool
 of ``min(32, cores + 4)`` threads, and a send that times out keeps its thread: one hanging

@@ -1,4 +1,4 @@
-"""Inhibition: a firing alert mutes others that share its key. Stage 1 of notify.
+"""Inhibition: a firing alert mutes others that share its key. The ``inhibit`` stage.
 
 Default rule: a firing ``critical`` alert mutes internal alerts of lower severity with the
 same alert key (e.g. the same host, or the same user and IP), for ``inhibit_ttl`` (1 h) or

@@ -1,4 +1,4 @@
-"""Rate limit: a token bucket per channel (default 1 message/s, burst 5). Stage 5 of notify.
+"""Rate limit: a token bucket per channel (default 1 message/s, burst 5). ``rate limit``.
 
     tokens  5 ■■■■■            burst of 5 leaves at once
             0 .......■.......■  then one per 1/rate seconds

@@ -1,4 +1,4 @@
-"""Retry: exponential backoff with jitter, bounded by attempts and by age. Stage 7 of notify.
+"""Retry: exponential backoff with jitter, bounded by attempts and by age. ``retry``.
 
     attempt   1    2      3          4                    5 ...
     delay        1s  ~2s     ~4s          ~8s                  ... capped at max_delay

@@ -1,4 +1,4 @@
-"""Silences: label matchers with an expiry that mute matching alerts. Stage 2 of notify.
+"""Silences: label matchers with an expiry that mute matching alerts. The ``silence`` stage.
 
     streamproc silence add kind=brute_force username=svc-backup --duration 2h --comment "..."
     streamproc silence list

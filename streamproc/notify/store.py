@@ -2,13 +2,13 @@
 
 Tables, each owned by one stage:
 
-    silences       silence.py   matchers + expiry; written by `streamproc silence` too
+    silences       silences.py  matchers + expiry; written by `streamproc silence` too
                                 (without Kafka: with Kafka they live in a topic)
     inhibitors     inhibit.py   firing alerts that mute others, with an expiry
     groups         group.py     one row per (channel, group key): its timers
     group_members  group.py     alerts waiting in a group (the durable hand-off of submit())
     nlog           dedup.py     notification log: (channel, fingerprint, status) -> state, at
-    outbox         deliver.py   rendered-later messages waiting for, or in, delivery
+    outbox         outbox.py    rendered-later messages waiting for, or in, delivery
     nlog_feed      sharedlog.py how far the shared notification log (Kafka) has been read
     am_firing      resend.py    firing alerts sent to Alertmanager channels: re-sent until
                                 resolved (or resend_for), and their start for the resolve
