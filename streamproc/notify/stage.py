@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ..alerts import Alert
@@ -54,9 +54,10 @@ class Stage(Protocol[In, Out]):
     async def run(self, batch: Batch[In]) -> Batch[Out]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """An alert headed for one channel; ``gkey`` once it was taken from its group."""
+class Routed(NamedTuple):
+    """An alert headed for one channel; ``gkey`` once it was taken from its group.
+    (A tuple: a flush makes one per alert and channel, and a frozen dataclass is several
+    times slower to build.)"""
     alert: Alert
     channel: str
     gkey: str = ""

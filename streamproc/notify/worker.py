@@ -20,7 +20,7 @@ import contextlib
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ class ChannelStages:
     deliver: DeliverStage
     retry: RetryStage
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Stage[Any, Any]]:
         return iter((self.rate_limit, self.deliver, self.retry))
 
 
