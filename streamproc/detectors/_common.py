@@ -25,6 +25,13 @@ def failed(data: dict[str, Any]) -> bool:
     return not data["success"]
 
 
+def failed_column() -> Any:
+    """``failed`` as a column expression (Detector.column_prefilter)."""
+    import polars as pl
+
+    return ~pl.col("success")
+
+
 def succeeded(data: dict[str, Any]) -> bool:
     """Prefilter of the detectors that judge successful logins."""
     return bool(data["success"])

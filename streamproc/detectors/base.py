@@ -11,6 +11,8 @@ A detector declares, on its class, everything the rest of streamproc needs to kn
     colocate                 the fields that co-locate its state (repartition.py), or None
     after                    kinds whose detectors it reads: they run before it in an engine
     prefilter()              which records can matter to it (a predicate over a record's data)
+    column_prefilter()       the same as a column expression: a batch is then judged from its
+                             columns, Events made for the records it selects alone
     judge_batch(batch)       a batch at once, reading its columns (columns.py), where that is
                              cheaper than ``process`` a record at a time
     connect(peers)           where it finds the detectors named in ``after``
@@ -155,6 +157,18 @@ class Detector:
         before brute_force: 332 against 283 ns per auth record; an endpoint column searched
         before sql_injection: 700 against 520 ns): a column of Python objects is read at
         100-300 ns per value, about what the detector's own check costs."""
+        return None
+
+    def column_prefilter(self) -> Any:
+        """``prefilter`` as a polars expression over the batch's columns (a field's column
+        is named as the field; a field absent from every record of the batch has no column),
+        or None. A detector that has one lets an engine judge a batch from its columns
+        (``DetectorEngine.process_frame``): ``process`` then receives only the records the
+        expression selects, as Events, in order. The contract is ``prefilter``'s: ``process``
+        given only those records returns what it returns given all of them, and the
+        expression selects at least what ``prefilter`` passes (tests/test_frames.py checks
+        every built-in). Asked once per batch, right before the detector judges it, so it may
+        read the detector's state, and its peers' (they judged the batch before it)."""
         return None
 
     def connect(self, peers: Mapping[str, Detector]) -> None:

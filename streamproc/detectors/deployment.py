@@ -50,6 +50,11 @@ class Deployment(Detector):
     def prefilter(self) -> Prefilter:
         return _is_deployment
 
+    def column_prefilter(self) -> Any:
+        import polars as pl
+
+        return pl.col('type') == 'deployment'
+
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
         for ev in events:

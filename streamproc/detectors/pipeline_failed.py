@@ -54,6 +54,11 @@ class PipelineFailed(Detector):
     def prefilter(self) -> Prefilter:
         return _is_pipeline
 
+    def column_prefilter(self) -> Any:
+        import polars as pl
+
+        return pl.col('type') == 'pipeline'
+
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
         for ev in events:

@@ -321,6 +321,15 @@ class SqlInjection(Detector):
             return None  # any user agent may carry it
         return _endpoint_suspicious
 
+    def column_prefilter(self) -> Any:
+        if self.inspect_ua:
+            return None
+        import polars as pl
+
+        endpoint = pl.col("endpoint")
+        return pl.any_horizontal([endpoint.str.contains(part, literal=True)
+                                  for part in (*sorted(_SUSPICIOUS), "--", "/*")])
+
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
         susp_chars = _SUSPICIOUS

@@ -59,6 +59,11 @@ class TicketCreated(Detector):
     def prefilter(self) -> Prefilter:
         return _created
 
+    def column_prefilter(self) -> Any:
+        import polars as pl
+
+        return pl.col('event') == 'created'
+
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
         sla = self.sla
