@@ -94,7 +94,7 @@ class DistinctDetector(Detector):
         return failed
 
     def column_prefilter(self) -> Any:
-        return failed_column()
+        return failed_column
 
     # subclasses may add a second rule (distributed_brute_force: distinct networks)
     def extra_rule(self, st: _Distinct) -> dict[str, Any] | None:

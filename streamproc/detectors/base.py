@@ -159,10 +159,16 @@ class Detector:
         100-300 ns per value, about what the detector's own check costs."""
         return None
 
+    #: ``judge_batch`` reads the batch through ``column``, ``times``, ``origin``, ``event``
+    #: and ``events_at`` alone (never ``events`` or ``rows`` of every record): an engine may
+    #: then judge a batch read into columns (columns.FrameBatch), with Events made only for
+    #: the records it asks for. ``process(events)`` must be ``judge_batch(EventBatch(events))``.
+    reads_columns: ClassVar[bool] = False
+
     def column_prefilter(self) -> Any:
-        """``prefilter`` as a polars expression over the batch's columns (a field's column
-        is named as the field; a field absent from every record of the batch has no column),
-        or None. A detector that has one lets an engine judge a batch from its columns
+        """``prefilter`` over columns: a function of a batch's pyarrow Table (a column per
+        contract field, named as the field; others as read) that returns a boolean array
+        (pyarrow.compute; null counts as not selected), or None (every record). A detector that has one lets an engine judge a batch from its columns
         (``DetectorEngine.process_frame``): ``process`` then receives only the records the
         expression selects, as Events, in order. The contract is ``prefilter``'s: ``process``
         given only those records returns what it returns given all of them, and the

@@ -69,7 +69,7 @@ class BruteForce(Detector):
         return failed  # successes neither count nor reset a window
 
     def column_prefilter(self) -> Any:
-        return failed_column()
+        return failed_column
 
     def retain_fires(self, seconds: float) -> None:
         """Keep fires queryable for at least ``seconds`` after they happened."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ._common import clip, iso, sample_of
+from ._common import clip, column_equals, iso, sample_of
 from ._tickets import (
     SEVERITY_BY_PRIORITY,
     SLA_DEFAULTS,
@@ -60,9 +60,7 @@ class TicketCreated(Detector):
         return _created
 
     def column_prefilter(self) -> Any:
-        import polars as pl
-
-        return pl.col('event') == 'created'
+        return column_equals('event', 'created')
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
