@@ -45,6 +45,7 @@ _MS_THRESHOLD = 1e11
 _US_THRESHOLD = 1e14
 _NS_THRESHOLD = 1e17
 _MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z
+MAX_EPOCH = _MAX_EPOCH  # the latest time a timestamp may say
 
 
 def epoch_from_number(value: float) -> float:

@@ -36,6 +36,8 @@ from .backoff import Backoff
 from .batches import BatchWriter
 from .config import Binding, Config
 from .decode import BatchDecoder, DeadLetter, RawRecord
+from .decode.frames import FrameReader, columns_enabled, frame_reader_for
+from .decode.records import DEFAULT_MAX_DEPTH
 from .detectors import DetectorEngine, build_engine
 from .detectors.engine import Rejected
 from .detectors.merge import SourceMerge
@@ -100,6 +102,11 @@ MQTT_TOPIC_TTL = 3600.0
 MQTT_MAX_TOPICS = 10_000
 
 
+# below this many records a task's batch is judged as Events: pyarrow's JSON reader costs
+# about half a millisecond a call before the first record, which a few hundred records repay
+MIN_FRAME = 500
+
+
 def tune_gc() -> None:
     """Fewer, later cyclic garbage collections, as long-running CPython services do.
 
@@ -141,6 +148,13 @@ class Judge:
         self.partitioned = partitioned
         self.idle_after = idle_after
         self.decoders: dict[str, BatchDecoder] = {}
+        # binding -> its batches read into columns, where a frame can hold its records
+        # (decode/frames.py; DetectorEngine.process_frame); None: Events a record at a time
+        self.frames: dict[str, FrameReader | None] = {}
+        # records a frame vouched for that the per-record decoder then refused (a frame
+        # check short of the decoder's: should not happen; they are dead-lettered)
+        self.frame_strays = 0
+        self.frame_batches = 0  # task batches judged from their columns
         self.engines: dict[TaskId, DetectorEngine] = {}
         self.bindings: dict[str, Binding] = {}
         # binding name -> detector kinds its tasks run (absent: all of the family's)
@@ -183,6 +197,9 @@ class Judge:
     def _add_binding(self, b: Binding) -> None:
         self.bindings[b.name] = b
         self.decoders[b.name] = BatchDecoder.for_binding(b)
+        self.frames[b.name] = (None if b.format == "internal" or not columns_enabled() else
+                               frame_reader_for(b.contract, b.format, b.mapping,
+                                                b.max_record_bytes, DEFAULT_MAX_DEPTH))
         self._route_cache: dict[tuple[str, str], Binding | None] = {}
         self._last_counts: dict[Any, tuple[int, int]] = {}
         self.stats = Stats()
@@ -372,8 +389,18 @@ class Judge:
                         for r in unbound)
         mixed = {task for task, its in tps_of.items() if len(its) > 1}
         first_tp = {task: its[0] for task, its in tps_of.items()}
+        # tasks judged from their columns: (alerts, rejected), in task order with the others
+        framed: dict[TaskId, tuple[list[Alert], list[Rejected]]] = {}
         for task, group in groups.items():
             assert task is not None
+            if task not in mixed and self.frames.get(task[0]) is not None:
+                out = self._judge_columns(task, group, first_tp[task], now, dead)
+                if out is not None:
+                    self.frame_batches += 1
+                    framed[task] = out
+                    by_task[task] = []
+                    stats.events += len(group)
+                    continue
             if task in mixed:
                 topics: Any = list(map(_TOPIC, group))
                 partitions: Any = list(map(_PARTITION, group))
@@ -389,6 +416,11 @@ class Judge:
         stats.repartitioned_in += internal
         alerts: list[Alert] = []
         for task, events in by_task.items():
+            if task in framed:
+                engine_alerts, rejected = framed[task]
+                alerts.extend(engine_alerts)
+                dead.extend(map(rejected_dead_letter, rejected))
+                continue
             engine = self.engine(task)
             if self.bindings[task[0]].format == "internal":
                 events = self._dedup_repartitioned(engine, events)
@@ -419,6 +451,46 @@ class Judge:
                 dead_labels = None
             self._report(topic_counts, dead, alerts, dead_labels)
         return alerts, dead
+
+    def _judge_columns(self, task: TaskId, group: list[Any], tp: tuple[str, int],
+                       now: float | None, dead: list[DeadLetter]) \
+            -> tuple[list[Alert], list[Rejected]] | None:
+        """Judge one task's records from their columns (``DetectorEngine.process_frame``),
+        or None when the per-event path must: the engine's detectors do not all say which
+        records matter to them as a column expression, the binding re-keys its records, or
+        the batch or its times are not ones a frame judges exactly."""
+        reader = self.frames[task[0]]
+        engine = self.engine(task)
+        if reader is None or len(group) < MIN_FRAME or not engine.takes_frames() \
+                or task[0] in self.repartition_targets:
+            return None
+        frame = reader.read(list(map(_VALUE, group)))
+        if frame is None:
+            return None
+        decoder = self.decoders[task[0]]
+        decode = decoder.record.decode
+
+        def materialize(rows: list[int]) -> list[Event]:
+            out: list[Event] = []
+            for i in rows:
+                r = group[i]
+                got = decode(r.value, r.topic, r.partition, r.offset, r.key)
+                if type(got) is not Event:
+                    # the frame's checks fell short of the decoder's (a bug): the record was
+                    # judged as the frame read it, and is dead-lettered too, so seen twice
+                    # rather than never
+                    self.frame_strays += 1
+                    log.error("a record read into columns was refused by its decoder "
+                              "(%s at %s[%d] offset %d): judged as read, and dead-lettered",
+                              got.reason, r.topic, r.partition, r.offset)  # type: ignore[union-attr]
+                    dead.append(got)  # type: ignore[arg-type]
+                    got = Event(decoder.family, frame.ts[i], frame.table.slice(i, 1).to_pylist()[0],
+                                r.topic, r.partition, r.offset)
+                out.append(got)
+            return out
+
+        return engine.process_frame(frame, tp[0], tp[1], materialize, now,
+                                    offsets=lambda: list(map(_OFFSET, group)))
 
     def _per_binding(self, topic_counts: dict[str, int], dead: list[DeadLetter]) \
             -> tuple[dict[str, int], list[str]]:

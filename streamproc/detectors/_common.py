@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 _T = TypeVar("_T")
@@ -25,6 +26,23 @@ SAMPLE_TEXT_LIMIT = 512  # characters of one field kept in an alert's samples
 def failed(data: dict[str, Any]) -> bool:
     """Prefilter of the detectors that count failed logins."""
     return not data["success"]
+
+
+def failed_column(table: Any) -> Any:
+    """``failed`` over columns (Detector.column_prefilter)."""
+    import pyarrow.compute as pc
+
+    return pc.invert(table.column("success"))
+
+
+def column_equals(name: str, value: Any) -> Callable[[Any], Any]:
+    """A column prefilter: the records whose ``name`` is ``value``."""
+    def select(table: Any) -> Any:
+        import pyarrow.compute as pc
+
+        return pc.equal(table.column(name), value)
+
+    return select
 
 
 def succeeded(data: dict[str, Any]) -> bool:

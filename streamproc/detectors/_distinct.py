@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
-from ._common import Interner, Sweeper, clip, failed, iso
+from ._common import Interner, Sweeper, clip, failed, failed_column, iso
 from .base import Detector, Prefilter
 
 
@@ -93,6 +93,9 @@ class DistinctDetector(Detector):
 
     def prefilter(self) -> Prefilter:
         return failed
+
+    def column_prefilter(self) -> Any:
+        return failed_column
 
     # subclasses may add a second rule (distributed_brute_force: distinct networks)
     def extra_rule(self, st: _Distinct) -> dict[str, Any] | None:

@@ -11,6 +11,8 @@ A detector declares, on its class, everything the rest of streamproc needs to kn
     colocate                 the fields that co-locate its state (repartition.py), or None
     after                    kinds whose detectors it reads: they run before it in an engine
     prefilter()              which records can matter to it (a predicate over a record's data)
+    column_prefilter()       the same as a column expression: a batch is then judged from its
+                             columns, Events made for the records it selects alone
     judge_batch(batch)       a batch at once, reading its columns (columns.py), where that is
                              cheaper than ``process`` a record at a time
     connect(peers)           where it finds the detectors named in ``after``
@@ -155,6 +157,24 @@ class Detector:
         before brute_force: 332 against 283 ns per auth record; an endpoint column searched
         before sql_injection: 700 against 520 ns): a column of Python objects is read at
         100-300 ns per value, about what the detector's own check costs."""
+        return None
+
+    #: ``judge_batch`` reads the batch through ``column``, ``times``, ``origin``, ``event``
+    #: and ``events_at`` alone (never ``events`` or ``rows`` of every record): an engine may
+    #: then judge a batch read into columns (columns.FrameBatch), with Events made only for
+    #: the records it asks for. ``process(events)`` must be ``judge_batch(EventBatch(events))``.
+    reads_columns: ClassVar[bool] = False
+
+    def column_prefilter(self) -> Any:
+        """``prefilter`` over columns: a function of a batch's pyarrow Table (a column per
+        contract field, named as the field; others as read) that returns a boolean array
+        (pyarrow.compute; null counts as not selected), or None (every record). A detector that has one lets an engine judge a batch from its columns
+        (``DetectorEngine.process_frame``): ``process`` then receives only the records the
+        expression selects, as Events, in order. The contract is ``prefilter``'s: ``process``
+        given only those records returns what it returns given all of them, and the
+        expression selects at least what ``prefilter`` passes (tests/test_frames.py checks
+        every built-in). Asked once per batch, right before the detector judges it, so it may
+        read the detector's state, and its peers' (they judged the batch before it)."""
         return None
 
     def connect(self, peers: Mapping[str, Detector]) -> None:

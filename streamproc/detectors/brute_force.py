@@ -34,7 +34,7 @@ from typing import Any
 from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
-from ._common import Interner, Sweeper, clip, failed, iso, pack2, unpack2
+from ._common import Interner, Sweeper, clip, failed, failed_column, iso, pack2, unpack2
 from .base import Detector, Prefilter, register
 
 _T = itemgetter(0)
@@ -67,6 +67,9 @@ class BruteForce(Detector):
 
     def prefilter(self) -> Prefilter:
         return failed  # successes neither count nor reset a window
+
+    def column_prefilter(self) -> Any:
+        return failed_column
 
     def retain_fires(self, seconds: float) -> None:
         """Keep fires queryable for at least ``seconds`` after they happened."""

@@ -17,7 +17,7 @@ does. Detectors only read the batch: nothing here copies an event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import compress, repeat
 from operator import attrgetter, eq, ne, not_, truth
 from typing import Any
@@ -64,6 +64,20 @@ class EventBatch:
             col = self._columns[name] = list(map(_get, self.rows, repeat(name)))
         return col
 
+    def event(self, i: int) -> Event:
+        """The ``i``-th event."""
+        return self.events[i]
+
+    def events_at(self, indices: list[int]) -> list[Event]:
+        """The events at ``indices``, in that order."""
+        events = self.events
+        return [events[i] for i in indices]
+
+    def origin(self, i: int) -> tuple[str, int, int]:
+        """(topic, partition, offset) of the ``i``-th event's record."""
+        ev = self.events[i]
+        return ev.topic, ev.partition, ev.offset
+
     # -- picking events -----------------------------------------------------------------------
 
     def where(self, mask: Iterable[Any]) -> list[Event]:
@@ -97,3 +111,85 @@ def _hashable_in(value: Any, values: frozenset[Any] | set[Any]) -> bool:
         return value in values
     except TypeError:
         return False
+
+
+class FrameBatch(EventBatch):
+    """An EventBatch over records read into columns (decode/frames.py): the same interface,
+    with the columns read from the frame and an Event made only for a record a detector asks
+    for (``event``, ``events_at``) or when one reads ``events``/``rows`` of them all.
+
+    A column is the frame's where the frame holds it exactly as the decoder would: a contract
+    field (typed by the reader), or another field of strings, booleans or integers; any other
+    (an extra field read as floats or times) is read from the Events."""
+
+    __slots__ = ("_events", "_exact", "_frame", "_made", "_offsets", "_partition",
+                 "_positions", "_topic")
+
+    def __init__(self, frame: Any, positions: list[int],
+                 materialize: Callable[[list[int]], list[Event]], topic: str, partition: int,
+                 offsets: Callable[[], list[int]], exact: frozenset[str]) -> None:
+        self._frame = frame              # a RecordFrame
+        self._positions = positions      # the rows judged, as positions in the frame
+        self._made = materialize         # frame positions -> their Events
+        self._topic, self._partition = topic, partition
+        self._offsets: Any = offsets     # () -> every record's offset, made once if asked
+        self._exact = exact              # fields whose frame column is exact (contract)
+        self._rows = None
+        self._times = None
+        self._columns = {}
+        self._events: list[Event] | None = None
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    @property  # type: ignore[override]
+    def events(self) -> list[Event]:
+        if self._events is None:
+            self._events = self._made(self._positions)
+        return self._events
+
+    @property
+    def times(self) -> list[float]:
+        if self._times is None:
+            self._times = self._take(self._frame.ts)
+        return self._times
+
+    def column(self, name: str) -> list[Any]:
+        col = self._columns.get(name)
+        if col is not None:
+            return col
+        table = self._frame.table
+        if name not in table.column_names:
+            col = [None] * len(self._positions)
+        elif name in self._exact or _exact_type(table.schema.field(name).type):
+            col = self._take(table.column(name))
+        else:
+            col = list(map(_get, self.rows, repeat(name)))
+        self._columns[name] = col
+        return col
+
+    def event(self, i: int) -> Event:
+        return self._made([self._positions[i]])[0]
+
+    def events_at(self, indices: list[int]) -> list[Event]:
+        positions = self._positions
+        return self._made([positions[i] for i in indices])
+
+    def origin(self, i: int) -> tuple[str, int, int]:
+        if callable(self._offsets):
+            self._offsets = self._offsets()
+        return self._topic, self._partition, self._offsets[self._positions[i]]
+
+    def _take(self, column: Any) -> list[Any]:
+        if len(self._positions) != len(column):
+            column = column.take(self._positions)
+        return column.tolist() if hasattr(column, "tolist") else column.to_pylist()  # type: ignore[no-any-return]
+
+
+def _exact_type(kind: Any) -> bool:
+    """Whether the reader gives values of this column as orjson does (strings, booleans,
+    integers: yes; floats: an integer among them comes back as a float; times: no)."""
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_boolean(kind)
+                or pa.types.is_int64(kind) or pa.types.is_null(kind))

@@ -53,6 +53,32 @@ class CompromiseSuspected(Detector):
             return None  # the private brute_force counts the failures
         return succeeded
 
+    def column_prefilter(self) -> Any:
+        """Successes of a (username, ip_address) that the engine's brute_force fired for (it
+        judged the batch first). Narrower than ``prefilter``: a success of any other pair
+        passes without an alert or a change. None (every record) with a private
+        brute_force: it counts the failures, and may fire within the batch."""
+        bf = self._brute_force()
+        if bf is self._private:
+            return None
+        fired = sorted(bf.fires.keys())
+
+        def select(table: Any) -> Any:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            success = table.column("success")
+            if not fired:
+                return pc.and_(success, False)
+            user = table.column("username")
+            # pack2(username, ip_address): "<len>:<username><ip_address>"
+            pair = pc.binary_join_element_wise(
+                pc.cast(pc.utf8_length(user), pa.string()), ":", user,
+                table.column("ip_address"), "")
+            return pc.and_(success, pc.is_in(pair, value_set=pa.array(fired, pa.string())))
+
+        return select
+
     def connect(self, peers: Mapping[str, Detector]) -> None:
         bf = peers.get("brute_force")
         self._engine_bf = bf if isinstance(bf, BruteForce) else None

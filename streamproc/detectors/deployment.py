@@ -16,7 +16,7 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ._common import clip, iso, parse_list, sample_of
+from ._common import clip, column_equals, iso, parse_list, sample_of
 from .base import Detector, Prefilter, register
 
 _FIELDS = ("service", "version", "environment", "deployer", "release_notes", "status",
@@ -49,6 +49,9 @@ class Deployment(Detector):
 
     def prefilter(self) -> Prefilter:
         return _is_deployment
+
+    def column_prefilter(self) -> Any:
+        return column_equals('type', 'deployment')
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []

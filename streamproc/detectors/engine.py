@@ -117,13 +117,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..alerts import Alert, AlertLimits, cap_alert
 from ..events import Event
 from .base import Detector, connect_all, run_order
-from .columns import EventBatch
+from .columns import EventBatch, FrameBatch
 from .merge import SourceMerge
+
+if TYPE_CHECKING:
+    from ..decode.frames import RecordFrame
 
 DEFAULT_ALLOWED_LATENESS = 60.0
 DEFAULT_IDLE_AFTER = 30.0
@@ -219,6 +222,116 @@ class DetectorEngine:
             alerts = self.advance(now)
             return alerts, self.take_late()
         alerts, rejected = self._judge(events, now)
+        alerts.extend(self.advance(now))
+        if self.rejected_later:
+            rejected = self.take_late() + rejected
+        return alerts, rejected
+
+    def takes_frames(self) -> bool:
+        """Whether every detector here says which records can matter to it as a column
+        expression (``Detector.column_prefilter``): then a batch can be judged from its
+        columns (``process_frame``), with Events made for the candidates alone."""
+        return bool(self.detectors) and self.merge is None and all(
+            d.reads_columns or type(d).column_prefilter is not Detector.column_prefilter
+            for d in self.detectors)
+
+    def process_frame(self, frame: RecordFrame, topic: str, partition: int,
+                      materialize: Callable[[list[int]], list[Event]],
+                      now: float | None = None, *,
+                      offsets: Callable[[], list[int]] | None = None) \
+            -> tuple[list[Alert], list[Rejected]] | None:
+        """``process`` for a batch of one source partition read into columns
+        (decode/frames.py), or None, having changed nothing, when only the per-event path
+        can judge it: the partition has no stream time yet, holds candidates of a jump, or a
+        record of the batch is a jump, from the future, or behind the binding's topics.
+        Otherwise the batch is judged exactly as ``process`` judges its Events::
+
+            ts column ──running max (from the stream time)──► late: ts < max before - lateness
+                  └────────────────────────────────────────► jump: ts > max before + allowed
+                                                             (any: None, the per-event path)
+            accepted rows ─► each detector's column_prefilter ─► candidates ─► Events
+                                                                 (``materialize``) ─► process
+
+        ``materialize`` turns row positions into the Events the per-record decoder makes of
+        those records (late records become Events too: a dead letter carries its record)."""
+        import numpy as np
+
+        key = (topic, partition)
+        current = self._stream_time.get(key)
+        n = len(frame)
+        if current is None or key in self._held or key in self._warm or n == 0 \
+                or not self.takes_frames():
+            return None
+        ts = frame.ts
+        highest = float(ts.max())
+        limit = _INF if self.clock is None else self.clock() + self.max_future_skew
+        if highest > limit:
+            return None
+        if self._lag_floor != _NEG_INF and float(ts.min()) < self._lag_floor:
+            return None
+        # the partition's stream time before each record: the running max, from the last batch
+        before = np.empty(n)
+        before[0] = current
+        before[1:] = ts[:-1]
+        np.maximum.accumulate(before, out=before)
+        allow = self.max_time_jump + self._quiet_for(key, now)
+        if allow != _INF and bool((ts > before + allow).any()):
+            return None
+        # -- from here on the batch is judged: state changes --
+        self._stream_time[key] = max(current, highest)
+        if now is not None:
+            if self.max_keys is not None or self.key_ttl is not None:
+                self._last_active.pop(key, None)
+            self._last_active[key] = now
+            if self.max_keys is not None and len(self._last_active) > self.max_keys:
+                self._evict(len(self._last_active) - self.max_keys)
+        made: dict[int, Event] = {}
+
+        def events_at(rows: list[int]) -> list[Event]:
+            missing = [i for i in rows if i not in made]
+            if missing:
+                made.update(zip(missing, materialize(missing), strict=True))
+            return list(map(made.__getitem__, rows))
+
+        rejected: list[Rejected] = []
+        late = ts < before - self.allowed_lateness
+        late_set: set[int] = set()
+        if late.any():
+            late_rows = np.flatnonzero(late).tolist()
+            lateness = self.allowed_lateness
+            for i, ev in zip(late_rows, events_at(late_rows), strict=True):
+                rejected.append(Rejected(
+                    "late", ev, f"event time {ev.ts:.3f} is behind the partition's stream "
+                                f"time {float(before[i]):.3f} minus the allowed lateness "
+                                f"({lateness:g} s)"))
+            self.late_events += len(late_rows)
+            late_set.update(late_rows)
+        accepted = n - len(late_set)
+        alerts: list[Alert] = []
+        if accepted:
+            self.events_in += accepted
+            batch: FrameBatch | None = None
+            for detector in self.detectors:
+                if type(detector).column_prefilter is Detector.column_prefilter:
+                    # it reads columns (reads_columns): the accepted rows, as a batch
+                    if batch is None:
+                        positions = [i for i in range(n) if i not in late_set] \
+                            if late_set else list(range(n))
+                        batch = FrameBatch(frame, positions, events_at, topic, partition,
+                                           offsets or (lambda: [-1] * n), frame.exact)
+                    out = detector.judge_batch(batch)
+                    if out:
+                        alerts.extend(self._capped(out))
+                    continue
+                select = detector.column_prefilter()
+                rows = list(range(n)) if select is None else frame.where(select)
+                if late_set:
+                    rows = [i for i in rows if i not in late_set]
+                if not rows:
+                    continue
+                out = detector.process(events_at(rows))
+                if out:
+                    alerts.extend(self._capped(out))
         alerts.extend(self.advance(now))
         if self.rejected_later:
             rejected = self.take_late() + rejected

@@ -30,6 +30,7 @@ from ..events import Event
 from ..windows import KeyedState, TimerQueue
 from ._common import clip, iso
 from .base import Detector, register
+from .columns import EventBatch
 
 
 class _Host:
@@ -40,13 +41,13 @@ class _Host:
     __slots__ = ("last", "gaps", "samples", "deadline", "silent_since", "topic", "partition",
                  "offset")
 
-    def __init__(self, ts: float, ev: Event) -> None:
+    def __init__(self, ts: float, origin: tuple[str, int, int]) -> None:
         self.last = ts
         self.gaps: tuple[float, ...] = ()  # the last 5 gaps between samples
         self.samples = 1
         self.deadline: float | None = None   # armed deadline (None: not watched yet)
         self.silent_since: float | None = None  # last sample before the open silence
-        self.topic, self.partition, self.offset = ev.topic, ev.partition, ev.offset
+        self.topic, self.partition, self.offset = origin
 
 
 @register
@@ -74,23 +75,27 @@ class HostSilent(Detector):
     def _deadline(self, st: _Host) -> float:
         return st.last + max(self.min_silence, self.factor * self.interval(st))
 
+    reads_columns = True
+
     def process(self, events: list[Event]) -> list[Alert]:
+        return self.judge_batch(EventBatch(events))
+
+    def judge_batch(self, batch: EventBatch) -> list[Alert]:
         alerts: list[Alert] = []
         state = self.state
-        for ev in events:
-            host = ev.data["host"]
-            ts = ev.ts
-            if ev.data.get("agent_status") is not None:
+        statuses = batch.column("agent_status")
+        for i, (host, ts) in enumerate(zip(batch.column("host"), batch.times, strict=True)):
+            status = statuses[i]
+            if status is not None:
                 # The agent's Last Will (or its clean goodbye): not a sample. "offline" means
                 # silent now, without waiting for the deadline.
-                alert = self._agent_offline(ev) if ev.data["agent_status"] == "offline" \
-                    else None
+                alert = self._agent_offline(batch.event(i)) if status == "offline" else None
                 if alert is not None:
                     alerts.append(alert)
                 continue
             st = state.get(host)
             if st is None:
-                state.touch(host, _Host(ts, ev))
+                state.touch(host, _Host(ts, batch.origin(i)))
                 continue
             state.touch(host, st)
             if ts <= st.last:
@@ -100,14 +105,14 @@ class HostSilent(Detector):
                 alerts.append(self._alert(host, st, st.deadline, "firing"))
                 st.silent_since = st.last
             if st.silent_since is not None:
-                alerts.append(self._alert(host, st, ts, "resolved", ev))
+                alerts.append(self._alert(host, st, ts, "resolved", batch.event(i)))
                 st.silent_since = None
             else:
                 gaps = st.gaps
                 st.gaps = (*gaps[1:], ts - st.last) if len(gaps) >= 5 else (*gaps, ts - st.last)
             st.last = ts
             st.samples += 1
-            st.topic, st.partition, st.offset = ev.topic, ev.partition, ev.offset
+            st.topic, st.partition, st.offset = batch.origin(i)
             if st.samples >= self.min_samples:
                 first_arm = st.deadline is None
                 st.deadline = self._deadline(st)

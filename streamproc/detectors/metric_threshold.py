@@ -159,6 +159,39 @@ class MetricThreshold(Detector):
 
         return can_matter
 
+    def column_prefilter(self) -> Any:
+        """``prefilter`` over columns, per metric: a sample over its warning level, or of a
+        host over it anywhere in the batch (more than ``prefilter``'s "earlier": harmless,
+        the detector passes a healthy sample of a host without state), or of a (host,
+        metric) with state. None when a metric is not a contract number field (its column
+        may hold what the decoder would coerce)."""
+        from ..contracts import get_contract
+
+        fields = get_contract(self.family).fields
+        rules = self._fields
+        if any(field not in fields or fields[field].type != "number" for field, _ in rules):
+            return None
+        with_state: dict[str, set[str]] = {}
+        for host, field in self.state.keys():  # type: ignore[misc]
+            with_state.setdefault(field, set()).add(host)
+
+        def select(table: Any) -> Any:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            hosts = table.column("host")
+            picked = None
+            for field, rule in rules:
+                over = pc.fill_null(pc.greater(table.column(field), rule[0]), False)
+                watched = set(pc.unique(pc.filter(hosts, over)).to_pylist())
+                watched |= with_state.get(field, set())
+                part = pc.or_(over, pc.is_in(hosts, value_set=pa.array(sorted(watched),
+                                                                        pa.string())))
+                picked = part if picked is None else pc.or_(picked, part)
+            return picked
+
+        return select
+
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
         state = self.state

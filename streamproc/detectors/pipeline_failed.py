@@ -21,7 +21,7 @@ from typing import Any
 from ..alerts import Alert
 from ..events import Event
 from ..windows import KeyedState
-from ._common import clip, iso, sample_of
+from ._common import clip, column_equals, iso, sample_of
 from .base import Detector, Prefilter, register
 
 FAILURE = frozenset({"failure", "failed", "fail", "error", "errored", "broken", "timed_out",
@@ -53,6 +53,9 @@ class PipelineFailed(Detector):
 
     def prefilter(self) -> Prefilter:
         return _is_pipeline
+
+    def column_prefilter(self) -> Any:
+        return column_equals('type', 'pipeline')
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []

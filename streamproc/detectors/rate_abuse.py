@@ -31,6 +31,7 @@ from ..events import Event
 from ..windows import KeyedState
 from ._common import Sweeper, clip, iso
 from .base import Detector, register
+from .columns import EventBatch
 
 
 @register
@@ -54,17 +55,20 @@ class RateAbuse(Detector):
         self.incidents: dict[str, list[Any]] = {}
         self._sweeper = Sweeper(self.window)
 
+    reads_columns = True
+
     def process(self, events: list[Event]) -> list[Alert]:
+        return self.judge_batch(EventBatch(events))
+
+    def judge_batch(self, batch: EventBatch) -> list[Alert]:
         alerts: list[Alert] = []
         state = self.state
         get, touch = state.get, state.touch
         window, need, cap = self.window, self.need, self.cap
         sample_from = need - self.max_samples
         incidents = self.incidents
-        for ev in events:
-            data = ev.data
-            ip = data["ip_address"]
-            ts = ev.ts
+        for i, (ip, ts) in enumerate(zip(batch.column("ip_address"), batch.times,
+                                         strict=True)):
             cur = get(ip)
             if cur is None:
                 touch(ip, ts)
@@ -97,7 +101,7 @@ class RateAbuse(Detector):
             newest = times[-1]
             inc = incidents.get(ip)
             if inc is not None and inc[2]:
-                self._add_sample(inc, ev)
+                self._add_sample(inc, batch, i)
                 continue
             decided = newest
             if (n < need or times[n - need] < newest - window) and (
@@ -108,7 +112,7 @@ class RateAbuse(Detector):
                 if inc is None and n >= sample_from and self.max_samples:
                     incidents[ip] = inc = [None, None, False, 0, []]
                 if inc is not None:
-                    self._add_sample(inc, ev)
+                    self._add_sample(inc, batch, i)
                 continue
             if times[n - need] < newest - window:
                 decided = ts  # only the window ending at this late request is over
@@ -120,25 +124,28 @@ class RateAbuse(Detector):
             first = times[lo]
             if inc is None:
                 incidents[ip] = inc = [None, None, False, 0, []]
-            self._add_sample(inc, ev)
+            self._add_sample(inc, batch, i)
             inc[0], inc[1], inc[2], inc[3] = first, decided, True, count
-            alerts.append(self._alert(ip, inc, decided, count, ev, "firing"))
-        self.evaluations += len(events)
+            topic, partition, offset = batch.origin(i)
+            alerts.append(self._alert(ip, inc, decided, count,
+                                      {"topic": topic, "partition": partition,
+                                       "offset": offset}, "firing"))
+        self.evaluations += len(batch)
         return alerts
 
-    def _add_sample(self, inc: list[Any], ev: Event) -> None:
+    def _add_sample(self, inc: list[Any], batch: EventBatch, i: int) -> None:
         if not self.max_samples:
             return
         samples = inc[4]
         if len(samples) >= self.max_samples:
             del samples[0]
-        data = ev.data
-        samples.append({"timestamp": iso(ev.ts), "method": clip(data.get("method")),
-                        "endpoint": clip(data.get("endpoint")),
-                        "status_code": data.get("status_code")})
+        samples.append({"timestamp": iso(batch.times[i]),
+                        "method": clip(batch.column("method")[i]),
+                        "endpoint": clip(batch.column("endpoint")[i]),
+                        "status_code": batch.column("status_code")[i]})
 
-    def _alert(self, ip: str, inc: list[Any], ts: float, count: int, ev: Event | None,
-               status: str) -> Alert:
+    def _alert(self, ip: str, inc: list[Any], ts: float, count: int,
+               source: dict[str, Any] | None, status: str) -> Alert:
         minutes = self.window / 60
         at_least = count >= self.cap
         if status == "firing":
@@ -155,7 +162,7 @@ class RateAbuse(Detector):
             evidence={"requests": count, "at_least": at_least, "peak": inc[3],
                       "first_seen": inc[0], "last_seen": ts, "window_seconds": self.window,
                       "threshold": self.threshold, "samples": list(inc[4])},
-            source=ev.source() if ev is not None else {},
+            source=source if source is not None else {},
             labels={"ip_address": clip(ip)})
 
     def on_watermark(self, watermark: float) -> list[Alert]:

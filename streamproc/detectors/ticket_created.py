@@ -20,7 +20,7 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ._common import clip, iso, sample_of
+from ._common import clip, column_equals, iso, sample_of
 from ._tickets import (
     SEVERITY_BY_PRIORITY,
     SLA_DEFAULTS,
@@ -58,6 +58,9 @@ class TicketCreated(Detector):
 
     def prefilter(self) -> Prefilter:
         return _created
+
+    def column_prefilter(self) -> Any:
+        return column_equals('event', 'created')
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []

@@ -17,6 +17,7 @@ address. The login that fired is recorded as seen, so one new network alerts onc
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import Any
 
 from ..alerts import Alert
@@ -24,6 +25,7 @@ from ..events import Event
 from ..windows import KeyedState
 from ._common import Interner, Sweeper, clip, iso, network_of, sample_of, succeeded
 from .base import Detector, Prefilter, register
+from .columns import EventBatch
 
 _SAMPLE_FIELDS = ("username", "ip_address", "user_agent", "country")
 _COUNTRY = "#"  # tag prefix of a country entry (a network never starts with '#')
@@ -53,7 +55,12 @@ class UnusualLogin(Detector):
     def prefilter(self) -> Prefilter:
         return succeeded  # failures neither teach nor surprise it
 
+    reads_columns = True
+
     def process(self, events: list[Event]) -> list[Alert]:
+        return self.judge_batch(EventBatch(events))
+
+    def judge_batch(self, batch: EventBatch) -> list[Alert]:
         alerts: list[Alert] = []
         state = self.state
         get, touch = state.get, state.touch
@@ -61,15 +68,14 @@ class UnusualLogin(Detector):
         check_network, check_country = self.check_network, self.check_country
         ctags = self._ctags
         evaluations = 0
-        for ev in events:
-            data = ev.data
-            if not data["success"]:
-                continue
+        users, ips = batch.column("username"), batch.column("ip_address")
+        countries, times = batch.column("country"), batch.times
+        for row in compress(range(len(users)), batch.column("success")):
             evaluations += 1
-            user = data["username"]
-            ts = ev.ts
-            net = network_of(data["ip_address"])
-            country = data.get("country")
+            user = users[row]
+            ts = times[row]
+            net = network_of(ips[row])
+            country = countries[row]
             if country:
                 ctag = ctags.get(country)
                 if ctag is None:
@@ -107,7 +113,7 @@ class UnusualLogin(Detector):
             new_country = check_country and ctag is not None and have_country and ctag_at < 0
             if earlier >= min_history and (new_net or new_country):
                 alerts.append(self._alert(user, hist, net, ctag, new_net, new_country,
-                                          earlier, ev))
+                                          earlier, batch.event(row)))
             # record this success under its network, then its country (if any)
             if net_at < 0:
                 hist += [net, ts, 1]
