@@ -142,8 +142,8 @@ class FrameBatch(EventBatch):
     def __len__(self) -> int:
         return len(self._positions)
 
-    @property  # type: ignore[override]
-    def events(self) -> list[Event]:
+    @property
+    def events(self) -> list[Event]:  # type: ignore[override]
         if self._events is None:
             self._events = self._made(self._positions)
         return self._events

@@ -172,7 +172,7 @@ class MetricThreshold(Detector):
         if any(field not in fields or fields[field].type != "number" for field, _ in rules):
             return None
         with_state: dict[str, set[str]] = {}
-        for host, field in self.state.keys():  # type: ignore[misc]
+        for host, field in self.state.keys():
             with_state.setdefault(field, set()).add(host)
 
         def select(table: Any) -> Any:
