@@ -101,6 +101,10 @@ class Metrics:
                                   ["topic"], registry=r)
         self.records_decoded = Counter("streamproc_records_decoded",
                                        "Records decoded into events", ["topic"], registry=r)
+        self.batches_judged = Counter(
+            "streamproc_batches_judged", "Batches of a task judged, by how: from their columns "
+            "or per event (docs/detectors.md, Judging from columns)", ["binding", "path"],
+            registry=r)
         self.dead_letters = Counter("streamproc_dead_letters",
                                     "Records dead-lettered, by reason", ["topic", "reason"],
                                     registry=r)

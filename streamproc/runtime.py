@@ -398,6 +398,8 @@ class Judge:
                 if out is not None:
                     self.frame_batches += 1
                     framed[task] = out
+                    if self.metrics is not None:
+                        self.metrics.batches_judged.labels(task[0], "columns").inc()
                     by_task[task] = []
                     stats.events += len(group)
                     continue
@@ -406,6 +408,8 @@ class Judge:
                 partitions: Any = list(map(_PARTITION, group))
             else:
                 topics, partitions = first_tp[task]
+            if self.metrics is not None:
+                self.metrics.batches_judged.labels(task[0], "events").inc()
             events, rejected = self.decoders[task[0]].decode_batch(
                 list(map(_VALUE, group)), topics, partitions, list(map(_OFFSET, group)),
                 _Keys(group))

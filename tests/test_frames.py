@@ -386,3 +386,22 @@ def test_times_of_real_dates_are_read() -> None:
     for bad in ("2023-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-03-01T24:00:00Z",
                 "2026-03-01T23:59:60Z", "1969-12-31T23:59:59Z", "2026-03-01 10:00:00Z"):
         assert _reader()._times(pa.chunked_array([pa.array(stamps + [bad])])) is None, bad
+
+
+def test_how_batches_were_judged_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamproc.metrics import Metrics
+
+    records = _stream("auth", "auth-logs", 6000, seed=4, trouble=False)
+    config = _config("auth-logs", {"brute_force"})
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "1")
+    metrics = Metrics(process_metrics=False)
+    judge = Judge(config, metrics=metrics, partitioned=True)
+    for i in range(0, len(records), 1500):
+        judge.judge(records[i:i + 1500], "kafka")
+
+    def count(path: str) -> float:
+        return metrics.registry.get_sample_value(
+            "streamproc_batches_judged_total", {"binding": "auth-logs", "path": path}) or 0.0
+
+    assert count("columns") == judge.frame_batches > 0
+    assert count("events") > 0  # the first batch of each partition starts its stream time
