@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-import aiomqtt
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -69,6 +68,8 @@ class Stats:
 
 def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
     """MQTT wildcard match, ``$share/<group>/`` understood (aiomqtt's own matcher)."""
+    import aiomqtt  # here: a run without MQTT does not import it (or paho)
+
     try:
         return bool(aiomqtt.Topic(topic).matches(topic_filter))
     except ValueError:  # not a valid topic name: matches nothing
