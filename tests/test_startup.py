@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,18 @@ def test_a_worker_started_by_the_supervisor_counts_from_the_supervisors_start(
     assert STARTED_ENV not in os.environ  # not handed down any further
     # a restarted worker (no variable) counts from its own start
     assert Startup.of_run().started == own
+
+
+def test_the_process_start_is_read_to_the_clock_tick_not_to_the_boot_second() -> None:
+    # psutil's create_time() counts from the boot time rounded down to the second: a process
+    # seemed to have started up to a second before it did
+    before = time.time()
+    out = subprocess.run([sys.executable, "-c", "from streamproc.startup import "
+                          "process_started; print(repr(process_started()))"],
+                         capture_output=True, text=True, timeout=60, env=_env(), check=True)
+    after = time.time()
+    # a start is read in clock ticks (10 ms), rounded down
+    assert before - 0.03 <= float(out.stdout) <= after
 
 
 def test_a_route_or_inhibit_rule_delivery_would_refuse_stops_the_run_before_it_starts(
