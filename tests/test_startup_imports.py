@@ -51,9 +51,11 @@ def _imported(code: str, *argv: str, cwd: Path) -> set[str]:
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 
-def test_importing_the_runtime_imports_no_delivery_http_rule_or_chart_library(
+def test_importing_the_runtime_and_its_metrics_imports_no_delivery_http_rule_or_chart_library(
         tmp_path: Path) -> None:
-    code = ("import json, sys, streamproc.runtime, streamproc.runner\n"
+    # the metrics themselves need prometheus_client only; their routes need aiohttp
+    code = ("import json, sys, streamproc.runtime, streamproc.runner, streamproc.metrics\n"
+            "streamproc.metrics.Metrics()\n"
             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
     assert _imported(code, cwd=tmp_path) & set(HEAVY) == set()
 
