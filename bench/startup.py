@@ -42,10 +42,11 @@ RECORDS = 100
 LINE = re.compile(r"first record judged after ([0-9.]+) s \((.*)\)")
 PHASE = re.compile(r"(\w+) ([0-9.]+)")
 
+# from its process start on the clock the worker's figure uses (streamproc/startup.py)
 RAW_CLIENT = r"""
 import asyncio, sys, time
-import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from streamproc.startup import process_started
 
 async def main():
     c = AIOKafkaConsumer(bootstrap_servers=sys.argv[1], fetch_max_wait_ms=100)
@@ -55,7 +56,7 @@ async def main():
     await c.seek_to_beginning(*tps)
     while not await c.getmany(timeout_ms=100, max_records=1):
         pass
-    print(time.time() - psutil.Process().create_time(), flush=True)
+    print(time.time() - process_started(), flush=True)
     await c.stop()
 
 asyncio.run(main())
@@ -130,22 +131,26 @@ def _produce(bootstrap: str) -> None:
 
 def _raw_client(bootstrap: str) -> float:
     out = subprocess.run([sys.executable, "-c", RAW_CLIENT, bootstrap], capture_output=True,
-                         text=True, timeout=60, check=True)
+                         text=True, timeout=60, check=True, env=_env())
     return float(out.stdout.strip())
+
+
+def _env() -> dict[str, str]:
+    """The environment of a measured process: it runs the code this bench runs (a checkout
+    on PYTHONPATH, not an install)."""
+    import streamproc
+
+    home = str(Path(streamproc.__file__).resolve().parent.parent)
+    return dict(os.environ, PYTHONUNBUFFERED="1",
+                PYTHONPATH=os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH"))
+                                           if p))
 
 
 def _first_record(args: list[str], *, cwd: Path,
                   timeout: float = 60.0) -> tuple[float, dict[str, float]]:
     """Start ``streamproc ARGS``, read its log until the first-record line, stop it."""
-    import streamproc
-
-    # the worker runs the code this bench runs (a checkout on PYTHONPATH, not an install)
-    home = str(Path(streamproc.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH"))
-                                          if p))
     proc = subprocess.Popen([sys.executable, "-m", "streamproc.cli", *args,
-                             "--log-level", "INFO"], cwd=cwd, env=env, text=True,
+                             "--log-level", "INFO"], cwd=cwd, env=_env(), text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     tail: list[str] = []

@@ -187,12 +187,29 @@ def _load_channels(config: Config, errors: list[ConfigError]) -> list[ChannelInf
     except ConfigError as exc:
         errors.append(exc)
         return []
+    errors.extend(_delivery_rule_errors(settings))
     out = []
     for ch in channels:
         name = redact_url(str(getattr(ch, "name", "") or getattr(ch, "url", "")))
         out.append(ChannelInfo(service_name(name), name, sorted(map(str, ch.tags)),
                                bool(getattr(ch, "catch_all", False))))
     return out
+
+
+def _delivery_rule_errors(settings: Any) -> list[ConfigError]:
+    """The routes and inhibit rules, built as the notifier builds them: ``run`` builds its
+    notifier while the sources already consume, so a bad one must stop it here, before."""
+    from .notify.inhibit import parse_rules
+    from .notify.routing import build_routes
+
+    errors = []
+    for build in (lambda: build_routes(settings.routes, defaults=settings.default_routes),
+                  lambda: parse_rules(settings.inhibit_rules)):
+        try:
+            build()
+        except ConfigError as exc:
+            errors.append(exc)
+    return errors
 
 
 def _load_channels_with_apprise(config: Config) -> list[ChannelInfo]:

@@ -31,9 +31,8 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -47,6 +46,9 @@ from prometheus_client import (
 )
 
 from .redact import service_name
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 # Apprise deliveries take from a few ms (local webhook) to the 4 s socket timeout and beyond
 # (retries); the buckets cover that range with a few points per decade.
@@ -257,6 +259,8 @@ def set_ready(component: str, ready: bool = True) -> None:
 def routes(metrics: Metrics) -> list[web.RouteDef]:
     """``/metrics``, ``/healthz`` and ``/readyz`` of ``metrics``, for the HTTP listener
     (http/listener.py). HEAD is answered too (aiohttp adds it to each GET)."""
+    from aiohttp import web  # here: the metrics themselves do not need it
+
     text = "text/plain; charset=utf-8"
 
     async def exposition(_request: web.Request) -> web.Response:

@@ -167,6 +167,11 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal, sig.name)
+    feeding = None
+    if embedded and args.demo:
+        # fed once the sources consume, while delivery's side (Apprise, the notify tables)
+        # is still starting: the first samples are judged meanwhile, not after it
+        feeding = asyncio.create_task(feed_demo(runtime, config), name="demo-feed")
     try:
         await runtime.start()
         if ingest is not None:
@@ -183,14 +188,15 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
             if args.watch_config:
                 watcher = asyncio.create_task(reloader.watch(2.0), name="config-watch")
                 watcher.add_done_callback(lambda _t: None)
-        if embedded and args.demo:
-            n = await feed_samples(config)
-            log.info("demo: fed %d sample records from topics/ into the embedded broker", n)
+        if feeding is not None:
+            await feeding
         if embedded and args.alerts_file:
             log.info("alerts are printed here and appended to %s",
                      Path(args.alerts_file).resolve())
         await runtime.wait()
     finally:
+        if feeding is not None:
+            feeding.cancel()  # a start that failed before its sources consumed
         if ingest is not None:
             ingest.ready = False  # 503 from here: nothing new is accepted while stopping
         await runtime.stop()
@@ -220,6 +226,12 @@ def build_listener(config: Config, address: Any, metrics: Any, api: Any,
         # its provider's signature or secret instead, checked by the endpoint
         listener.without_token(API_PREFIX + WEBHOOKS_PATH + "/")
     return listener
+
+
+async def feed_demo(runtime: Any, config: Config) -> None:
+    await runtime.consuming.wait()
+    n = await feed_samples(config)
+    log.info("demo: fed %d sample records from topics/ into the embedded broker", n)
 
 
 async def feed_samples(config: Config) -> int:

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-import aiomqtt
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -69,6 +68,8 @@ class Stats:
 
 def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
     """MQTT wildcard match, ``$share/<group>/`` understood (aiomqtt's own matcher)."""
+    import aiomqtt  # here: a run without MQTT does not import it (or paho)
+
     try:
         return bool(aiomqtt.Topic(topic).matches(topic_filter))
     except ValueError:  # not a valid topic name: matches nothing
@@ -1056,6 +1057,9 @@ class Runtime:
         self.progress: KafkaProgress | None = None
         self.alignment: Alignment | None = None
         self.ready = False
+        # set once every source is started and its ingest loop runs: judging begins, while
+        # delivery's side may still be starting (the demo feeds its samples from here)
+        self.consuming = asyncio.Event()
         self.started_at = time.time()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -1091,12 +1095,6 @@ class Runtime:
 
             self.alert_log = SqliteAlertLog(cfg.state_dir / "alerts.sqlite3")
             self.reader = self.alert_log
-        if self.notifier is None:
-            self.notifier = self._make_notifier()
-        if self.metrics is not None and hasattr(self.notifier, "on_delivery"):
-            self.notifier.on_delivery = self.metrics.record_delivery
-        if self.metrics is not None and hasattr(self.notifier, "on_dead_letter"):
-            self.notifier.on_dead_letter = self.metrics.record_notify_dead_letters
         # Delivery's side (notify/ with its shared tables, the alert-log reader) starts while
         # the sources join and restore: judging needs none of it, only the alert log.
         delivery_side = asyncio.create_task(self._start_delivery_side(), name="notify-start")
@@ -1173,6 +1171,7 @@ class Runtime:
                                                   "with source: kafka|mqtt")
         for loop in self.ingest:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"ingest-{loop.source_kind}"))
+        self.consuming.set()
         await delivery_side
         self.delivery = DeliveryLoop(self.reader, self.notifier, self.stats,
                                      accepted=self.active_alerts.record
@@ -1188,6 +1187,17 @@ class Runtime:
 
     async def _start_delivery_side(self) -> None:
         self.startup.begin("notify")
+        if self.notifier is None:
+            # Apprise with its plugins is about 0.3 s of imports: in a thread, so that the
+            # sources join, restore and judge meanwhile instead of waiting for it
+            from .notify.channels import load_apprise
+
+            await asyncio.to_thread(load_apprise)
+            self.notifier = self._make_notifier()
+        if self.metrics is not None and hasattr(self.notifier, "on_delivery"):
+            self.notifier.on_delivery = self.metrics.record_delivery
+        if self.metrics is not None and hasattr(self.notifier, "on_dead_letter"):
+            self.notifier.on_dead_letter = self.metrics.record_notify_dead_letters
         await self.notifier.start()
         await self.reader.start()
         await self._start_active_alerts()

@@ -45,13 +45,13 @@ def default_workers(config: Config) -> int:
 
 def listen_address(args: argparse.Namespace) -> ListenAddress | None:
     """Where ``run`` serves HTTP: ``--listen``, else ``--metrics-host:--metrics-port``."""
+    if not getattr(args, "listen", None) and getattr(args, "metrics_port", None) is None:
+        return None  # no HTTP: the listener's aiohttp (0.3 s of start-up) is not imported
     from .http.listener import ListenAddress
 
     if getattr(args, "listen", None):
         return ListenAddress.parse(args.listen)
-    if getattr(args, "metrics_port", None) is not None:
-        return ListenAddress(args.metrics_host, args.metrics_port)
-    return None
+    return ListenAddress(args.metrics_host, args.metrics_port)
 
 
 def child_argv(args: argparse.Namespace, index: int, bootstrap: str | None) -> list[str]:

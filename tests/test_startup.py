@@ -7,12 +7,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+import streamproc
 from streamproc.broker import ensure_topics
 from streamproc.config import parse_config, parse_config_text
 from streamproc.runtime import Judge, Runtime
@@ -197,3 +202,38 @@ def test_a_worker_started_by_the_supervisor_counts_from_the_supervisors_start(
     assert STARTED_ENV not in os.environ  # not handed down any further
     # a restarted worker (no variable) counts from its own start
     assert Startup.of_run().started == own
+
+
+def test_the_process_start_is_read_to_the_clock_tick_not_to_the_boot_second() -> None:
+    # psutil's create_time() counts from the boot time rounded down to the second: a process
+    # seemed to have started up to a second before it did
+    before = time.time()
+    out = subprocess.run([sys.executable, "-c", "from streamproc.startup import "
+                          "process_started; print(repr(process_started()))"],
+                         capture_output=True, text=True, timeout=60, env=_env(), check=True)
+    after = time.time()
+    # a start is read in clock ticks (10 ms), rounded down
+    assert before - 0.03 <= float(out.stdout) <= after
+
+
+def test_a_route_or_inhibit_rule_delivery_would_refuse_stops_the_run_before_it_starts(
+        tmp_path) -> None:
+    # the notifier is built while the sources already consume (Apprise loads meanwhile), so
+    # what it would refuse is checked with the config, each problem at its line
+    config = tmp_path / "streamproc.yaml"
+    config.write_text("notify:\n  routes:\n    - match: {nonsense: 1}\n      tags: [x]\n"
+                      "  inhibit_rules:\n    - equal: [host]\n")
+    out = subprocess.run([sys.executable, "-m", "streamproc.cli", "run", "-c", str(config),
+                          "--alerts-file", str(tmp_path / "a.jsonl")], capture_output=True,
+                         text=True, timeout=60, env=_env(), cwd=tmp_path)
+    assert out.returncode == 1
+    assert f"{config}:3: notify.routes[0].match: unknown condition 'nonsense'" in out.stderr
+    assert f"{config}:6: notify.inhibit_rules[0]: needs source and target" in out.stderr
+    assert "broker" not in out.stderr  # nothing was started
+
+
+def _env() -> dict[str, str]:
+    """For a new interpreter: this checkout's streamproc first."""
+    home = str(Path(streamproc.__file__).resolve().parent.parent)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (home, os.environ.get("PYTHONPATH")) if p))

@@ -24,14 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import apprise
 import yaml
-from apprise.common import NotifyFormat
 
 from ..config import LineDict, LineList, load_yaml, substitute_env
 from ..errors import ConfigError, ConfigErrors
 from ..redact import redact_text
-from . import plugins
+from .schemas import ALERTMANAGER_SCHEMAS, CONSOLE_SCHEMA, FILE_SCHEMA, console_url, file_url
 from .settings import NotifySettings
 
 # Schemas whose "host" is a real network host. For every other schema (slack://TokenA/...,
@@ -41,7 +39,7 @@ _HOST_SCHEMAS = {
     "ntfy", "ntfys", "gotify", "gotifys", "mqtt", "mqtts", "syslog", "rsyslog", "matrix",
     "matrixs", "mmost", "mmosts", "rocket", "rockets", "apprise", "apprises", "nctalk",
     "nctalks", "ncloud", "nclouds", "xmpp", "xmpps", "kodi", "kodis", "growl", "signal",
-    "signals", "smtp", "smtps", *plugins.ALERTMANAGER_SCHEMAS,
+    "signals", "smtp", "smtps", *ALERTMANAGER_SCHEMAS,
 }
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
 
@@ -61,7 +59,7 @@ def redact_url(url: str) -> str:
         port = parts.port
     except ValueError:  # e.g. a bot token where a port would be
         return f"{scheme}://***"
-    if scheme in (plugins.FILE_SCHEMA, plugins.CONSOLE_SCHEMA):
+    if scheme in (FILE_SCHEMA, CONSOLE_SCHEMA):
         return f"{scheme}://"
     if scheme not in _HOST_SCHEMAS or not _looks_like_host(host):
         return f"{scheme}://***"
@@ -121,12 +119,14 @@ def _service_url(service: Any) -> str:
 
 
 def _format_for(service: Any, url: str) -> str:
+    from apprise.common import NotifyFormat
+
     scheme = url.split("://", 1)[0].lower()
-    if scheme == plugins.FILE_SCHEMA:
+    if scheme == FILE_SCHEMA:
         return "jsonl"
-    if scheme == plugins.CONSOLE_SCHEMA:
+    if scheme == CONSOLE_SCHEMA:
         return "text"
-    if scheme in plugins.ALERTMANAGER_SCHEMAS:
+    if scheme in ALERTMANAGER_SCHEMAS:
         return "alertmanager"
     fmt = getattr(service, "notify_format", NotifyFormat.MARKDOWN)
     if isinstance(fmt, tuple | list | set):
@@ -146,8 +146,7 @@ def _make(url: str, service: Any, tags: Iterable[str], settings: NotifySettings,
     )
     # Apprise's own per-instance throttle would serialise our concurrent sends; the rate
     # limit stage owns pacing. Services with a documented API limit (Slack 1.2 s) keep theirs.
-    if url.split("://", 1)[0].lower() in (plugins.FILE_SCHEMA, plugins.CONSOLE_SCHEMA,
-                                          *plugins.ALERTMANAGER_SCHEMAS):
+    if url.split("://", 1)[0].lower() in (FILE_SCHEMA, CONSOLE_SCHEMA, *ALERTMANAGER_SCHEMAS):
         service.request_rate_per_sec = 0
     if ch.fmt == "alertmanager":
         # Alertmanager groups, waits and paces itself (as with Prometheus, alerts go at
@@ -157,8 +156,19 @@ def _make(url: str, service: Any, tags: Iterable[str], settings: NotifySettings,
     return ch
 
 
+def load_apprise() -> Any:
+    """Apprise, with our own services registered (plugins.py). Imported when the first URL
+    is loaded, not with this module: registering loads every Apprise plugin (about 0.3 s),
+    which a config without channels, and the judging side, never needs."""
+    import apprise
+
+    from . import plugins  # noqa: F401 - registers streamprocfile://, alertmanager://...
+
+    return apprise
+
+
 def _instantiate(url: str, where: str) -> Any:
-    service = apprise.Apprise.instantiate(url)
+    service = load_apprise().Apprise.instantiate(url)
     if service is None:
         raise ConfigError(f"{where}: Apprise cannot load the URL {redact_url(url)}",
                           hint="check the URL syntax for that service in the Apprise wiki")
@@ -308,6 +318,7 @@ def _declared(entry: Any) -> int:
 def apprise_file_services(text: str, file: str, errors: list[ConfigError]) -> list[Any]:
     """The Apprise services of one Apprise config file (YAML or TEXT); each entry that Apprise
     cannot load (wholly or partly) is appended to ``errors`` with ``file:line``."""
+    load_apprise()  # an entry may name one of our services
     from apprise.config.base import ConfigBase
 
     services: list[Any] = []
@@ -428,13 +439,13 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
             url = _service_url(service)
             channels.append(_make(url, service, [str(t) for t in service.tags], settings))
     if alerts_file:
-        url = plugins.file_url(alerts_file)
+        url = file_url(alerts_file)
         ch = _make(url, _instantiate(url, "alerts_file"), ["alerts-file"], settings,
                    catch_all=True)
         ch.rate, ch.group_wait, ch.group_interval, ch.max_in_flight = 0.0, 0.0, 0.0, 1
         channels.append(ch)
     if console:
-        url = plugins.console_url()
+        url = console_url()
         ch = _make(url, _instantiate(url, "console"), ["console"], settings, catch_all=True)
         ch.rate, ch.max_in_flight = 0.0, 1
         ch.group_wait = ch.group_interval = settings.console_group_wait

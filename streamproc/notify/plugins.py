@@ -20,27 +20,23 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import requests
 from apprise.decorators import notify
 
 from ..files import open_private, private_dir
+from .schemas import (
+    ALERTMANAGER_SCHEMAS,
+    CONSOLE_SCHEMA,
+    FILE_SCHEMA,
+    console_url,  # noqa: F401 - the URLs of these services, built here as well
+    file_url,  # noqa: F401
+)
 
-FILE_SCHEMA = "streamprocfile"  # Apprise schemas cannot contain "-"
-CONSOLE_SCHEMA = "streamprocconsole"
-ALERTMANAGER_SCHEMAS = ("alertmanager", "alertmanagers")
 ALERTMANAGER_PORT = 9093
 _file_lock = threading.Lock()
 _console_lock = threading.Lock()
-
-
-def file_url(path: str | os.PathLike[str]) -> str:
-    return f"{FILE_SCHEMA}://alerts/?path={quote(str(Path(path).resolve()), safe='')}"
-
-
-def console_url() -> str:
-    return f"{CONSOLE_SCHEMA}://stdout/"
 
 
 @notify(on=FILE_SCHEMA, name="streamproc alerts file")

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .predicates import BatchMatcher
-from .types import RuleDetector, RuleSpec
 
 if TYPE_CHECKING:
     from ..config import Binding, Config
     from ..detectors.base import Detector
+    from .types import RuleDetector, RuleSpec
+
+# Every config has a RuleSet, most with no rule in it: the rule machinery (types.py,
+# predicates.py, files.py; pySigma for sigma.py) is imported when a rule is loaded.
 
 
 @dataclass(slots=True)
@@ -53,8 +55,6 @@ def load_rules(doc: dict[str, Any], file: str | None, families: set[str],
     """The rules of a config's ``rules:`` and ``sigma:`` sections (paths already resolved
     against the config's folder). Rule-file problems go to ``errors``; Sigma rules that
     cannot run are ``skipped``."""
-    from .files import load_rule_files
-
     out = RuleSet()
     listed = doc.get("rules")
     if listed is not None:
@@ -64,6 +64,8 @@ def load_rules(doc: dict[str, Any], file: str | None, families: set[str],
             errors.append(ConfigError("'rules' must be a list of rule files or folders",
                                       file=file, line=getattr(listed, "line", None)))
         else:
+            from .files import load_rule_files
+
             try:
                 out.specs.extend(load_rule_files(list(listed), families, errors, file))
             except ConfigError as exc:
@@ -121,6 +123,8 @@ def rule_detectors(config: Config, binding: Binding) -> list[Detector]:
     specs = config.rules.for_family(binding.family)
     if not specs:
         return []
+    from .predicates import BatchMatcher
+
     matcher = BatchMatcher([])
     out: list[Detector] = []
     for spec in specs:
@@ -132,6 +136,14 @@ def rule_detectors(config: Config, binding: Binding) -> list[Detector]:
         detector.share(matcher)
         out.append(detector)
     return out
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RuleDetector", "RuleSpec"):
+        from . import types
+
+        return getattr(types, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["RuleDetector", "RuleSet", "RuleSpec", "Skipped", "add_rules", "load_rules",
