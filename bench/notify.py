@@ -27,6 +27,7 @@ import re
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from .common import Context, Row, skipped
@@ -95,7 +96,7 @@ async def ours(n: int, receivers: Receivers, run_no: int,
     alerts = make_alerts(n, f"burst{run_no}")
     receivers.reset()
     with tempfile.TemporaryDirectory() as state_dir:
-        notifier = Notifier.from_config(notify_config(receivers), state_dir=state_dir)
+        notifier = Notifier.from_config(notify_config(receivers), state_dir=Path(state_dir))
         await notifier.start()
         submitted: dict[int, float] = {}
         start = time.perf_counter()
@@ -123,7 +124,8 @@ async def paced(n: int, receivers: Receivers, run_no: int, *, healthy: int = CHA
     alerts = make_alerts(n, f"paced{run_no}-{healthy}")
     receivers.reset()
     with tempfile.TemporaryDirectory() as state_dir:
-        notifier = Notifier.from_config(notify_config(receivers, timeout), state_dir=state_dir)
+        notifier = Notifier.from_config(notify_config(receivers, timeout),
+                                          state_dir=Path(state_dir))
         await notifier.start()
         submitted: dict[int, float] = {}
         per_tick = max(1, int(RATE * TICK))
