@@ -3,8 +3,9 @@
 - ``kafka``: a Tansu broker (the embedded one) on a free loopback port, per test session.
 - ``mosquitto``: our own Mosquitto on a free loopback port with deliberate queue limits
   (amqtt as the fallback where the binary is missing).
-- ``receiver``: a local HTTP server that Apprise ``json://``/``form://`` URLs post to; it
-  records every request and can be told to fail, stall or rate-limit.
+- ``receiver``/``make_receiver``: a local HTTP server that Apprise ``json://``/``form://`` URLs
+  post to (``streamproc.bench.receivers.Receiver``, the notify bench's receiver run in this
+  process); it records every request and can be told to fail, stall or rate-limit.
 - ``alertmanager``: a real Prometheus Alertmanager (``/usr/bin/prometheus-alertmanager``,
   clustering off) whose one receiver is a webhook to a ``Receiver``; skipped without the
   binary.
@@ -12,22 +13,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from streamproc.bench.receivers import Receiver
 from streamproc.broker import EmbeddedKafka, free_port
 from streamproc.processes import stop_process
 
@@ -110,84 +109,6 @@ def _start_amqtt() -> MqttBroker:
     proc = subprocess.Popen(["python", "-c", code], start_new_session=True)
     _wait_port("127.0.0.1", port)
     return MqttBroker("127.0.0.1", port, proc, kind="amqtt")
-
-
-class Receiver:
-    """A real HTTP server for Apprise json:// and form:// URLs."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self.status = 200
-        self.delay = 0.0
-        self.headers: dict[str, str] = {}
-        self.fail_next = 0  # answer this many requests with fail_status first
-        self.fail_status = 500
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                with receiver.lock:
-                    status = receiver.status
-                    if receiver.fail_next > 0:
-                        receiver.fail_next -= 1
-                        status = receiver.fail_status
-                    entry = {"path": self.path, "body": body, "status": status,
-                             "headers": dict(self.headers), "at": time.time()}
-                    try:
-                        entry["json"] = orjson.loads(body)
-                    except orjson.JSONDecodeError:
-                        entry["json"] = None
-                    receiver.requests.append(entry)
-                self.send_response(status)
-                for k, v in receiver.headers.items():
-                    if status != 200 or k.lower() != "retry-after":
-                        self.send_header(k, v)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, scheme: str = "json", path: str = "/notify") -> str:
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
-
-    @property
-    def accepted(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [r for r in self.requests if r["status"] < 300]
-
-    def wait_for(self, n: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.accepted) >= n:
-                return self.accepted
-            time.sleep(0.05)
-        return self.accepted
-
-    async def await_for(self, n: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.accepted) >= n:
-                return self.accepted
-            await asyncio.sleep(0.05)
-        return self.accepted
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

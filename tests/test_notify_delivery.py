@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -60,22 +59,6 @@ async def started(cfg: dict[str, Any], state: Path, **kw: Any) -> Notifier:
     return n
 
 
-def take_down(r: Any) -> None:
-    """Stop listening: connections are refused, as with a crashed webhook service."""
-    r.server.shutdown()
-    r.server.server_close()
-
-
-def bring_up(r: Any) -> None:
-    """Listen again on the same port, with the fixture's own request handler."""
-    import threading
-    server = ThreadingHTTPServer(("127.0.0.1", r.port), r.server.RequestHandlerClass)
-    server.daemon_threads = True
-    r.server = server
-    r.thread = threading.Thread(target=server.serve_forever, daemon=True)
-    r.thread.start()
-
-
 async def test_each_fingerprint_arrives_exactly_once_per_channel(make_receiver: Any,
                                                                  tmp_path: Path) -> None:
     a, b = make_receiver(), make_receiver()
@@ -113,13 +96,13 @@ async def test_receiver_down_then_back_gets_everything(receiver: Any, tmp_path: 
                                               "max_attempts": 1000, "max_age": "10m"},
                  **path_cfg(threads))
     n = await started(cfg, tmp_path)
-    take_down(receiver)
+    receiver.stop_listening()  # refused, as by a crashed webhook service
     alerts = [mk(i) for i in range(10)]
     await n.submit(alerts[:5])
     while n.counters["send_failures"] < 5:  # it really tried, and failed, several times
         await asyncio.sleep(0.05)
     await n.submit(alerts[5:])
-    bring_up(receiver)
+    receiver.listen()  # the same port again
     while sorted(refs(receiver.accepted)) != sorted(a.fingerprint for a in alerts):
         await asyncio.sleep(0.05)
     await n.close()
@@ -354,7 +337,7 @@ async def test_receiver_down_for_30_seconds_then_back_gets_everything(receiver: 
     cfg = config(receiver.url("json"), retry={"initial": "1s", "max_delay": "5s",
                                               "max_attempts": 100, "max_age": "10m"})
     n = await started(cfg, tmp_path)
-    take_down(receiver)
+    receiver.stop_listening()  # refused, as by a crashed webhook service
     alerts = [mk(i) for i in range(20)]
     await n.submit(alerts[:10])
     loop = asyncio.get_running_loop()
@@ -364,7 +347,7 @@ async def test_receiver_down_for_30_seconds_then_back_gets_everything(receiver: 
     await n.submit(alerts[10:])
     assert receiver.requests == []  # nothing could arrive while it was down
     assert n.counters["send_failures"] >= 2  # it kept trying, with backoff
-    bring_up(receiver)
+    receiver.listen()  # the same port again
     deadline = loop.time() + 60
     while sorted(refs(receiver.accepted)) != sorted(a.fingerprint for a in alerts) \
             and loop.time() < deadline:
