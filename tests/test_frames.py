@@ -226,9 +226,13 @@ def _stream(scenario: str, family: str, n: int, seed: int, trouble: bool) -> lis
 
 
 def _judge(config: Any, records: list[RawRecord], batch: int, columns: bool,
-           monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], Judge]:
+           monkeypatch: pytest.MonkeyPatch, live: bool = False) \
+        -> tuple[list[Any], list[Any], Judge]:
+    """Judge ``records`` a partition's run at a time; ``live``: with a wall clock (the
+    ``future`` rule) and ``now`` moving on by a second a call, as the runtime judges."""
     monkeypatch.setenv("STREAMPROC_COLUMNS", "1" if columns else "0")
-    judge = Judge(config, partitioned=True)
+    wall = [1_900_000_000.0]  # 2030: the generated streams are in 2026; 2099 is the future
+    judge = Judge(config, partitioned=True, clock=(lambda: wall[0]) if live else None)
     alerts: list[Any] = []
     dead: list[Any] = []
     # each batch one partition's run, as a Kafka fetch brings them
@@ -240,7 +244,8 @@ def _judge(config: Any, records: list[RawRecord], batch: int, columns: bool,
         for partition in sorted(by_partition):
             chunk = by_partition[partition][i:i + batch]
             if chunk:
-                out, dls = judge.judge(chunk, "kafka")
+                wall[0] += 1.0
+                out, dls = judge.judge(chunk, "kafka", wall[0] if live else None)
                 alerts.extend(out)
                 dead.extend(dls)
     alerts.extend(judge.finish())
@@ -296,6 +301,21 @@ def test_judging_from_columns_gives_what_judging_events_gives(
     # (late records are judged from columns too: only broken and forged ones are not)
     assert judge.frame_batches >= batches / (4 if trouble else 1.5)
     assert judge.frame_strays == 0
+
+
+@pytest.mark.parametrize(("scenario", "family", "kinds"), [CASES[1], CASES[5], CASES[6]],
+                         ids=["auth", "hosts", "auth-all"])
+def test_live_judging_from_columns_gives_what_judging_events_gives(
+        scenario: str, family: str, kinds: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a wall clock and ``now``: the forged records are from the future now."""
+    records = _stream(scenario, family, 12000, seed=8, trouble=True)
+    config = _config(family, kinds)
+    want_alerts, want_dead, _ = _judge(config, records, 600, False, monkeypatch, live=True)
+    got_alerts, got_dead, judge = _judge(config, records, 600, True, monkeypatch, live=True)
+    assert _alert_rows(got_alerts) == _alert_rows(want_alerts)
+    assert _dead_rows(got_dead) == _dead_rows(want_dead)
+    assert {d.reason for d in want_dead} >= {"late", "future", "not_json"}
+    assert judge.frame_batches > 0
 
 
 def test_an_engine_with_a_detector_that_reads_no_columns_judges_events(
