@@ -52,11 +52,12 @@ from .config import Config, MqttConfig, load_config
 from .contracts import get_contract
 from .errors import ConfigError, SourceError
 from .redact import register_secret
+from .sources.base import STATUS_PREFIX as _STATUS_TOPICS
 
 log = logging.getLogger(__name__)
 
 AGENT = f"streamproc-agent/{__version__}"
-STATUS_PREFIX = "streamproc/host-status"
+STATUS_PREFIX = _STATUS_TOPICS.rstrip("/")
 BUFFER = 360  # samples kept while the broker is unreachable (1 h at 10 s)
 # Mount types that say nothing about a disk filling up.
 _PSEUDO_FS = frozenset({"squashfs", "tmpfs", "devtmpfs", "proc", "sysfs", "cgroup", "cgroup2",

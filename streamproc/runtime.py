@@ -41,7 +41,7 @@ from .detectors import DetectorEngine, build_engine
 from .detectors.engine import Rejected
 from .detectors.merge import SourceMerge
 from .events import Event
-from .sources.base import PartitionedSource
+from .sources.base import STATUS_PREFIX, PartitionedSource
 from .startup import Startup
 
 if TYPE_CHECKING:
@@ -318,7 +318,7 @@ class Judge:
         found = None
         if source_kind == "http":  # sources/http.py: records of a binding named by the URL
             return self.bindings.get(topic)
-        if source_kind == "mqtt" and topic.startswith("streamproc/host-status/"):
+        if source_kind == "mqtt" and topic.startswith(STATUS_PREFIX):
             found = next((b for b in self.config.bindings
                           if b.source == "mqtt" and b.family == "host-metrics"), None)
             self._route_cache[key] = found
@@ -987,11 +987,13 @@ class DeliveryLoop:
 
 
 def compile_subscription(bindings: list[Binding], internal: list[Binding] = (),  # type: ignore[assignment]
-                         app: str = "streamproc") -> tuple[list[str], str | None]:
+                         app: str = "streamproc",
+                         dlq_suffix: str = ".dlq") -> tuple[list[str], str | None]:
     """Kafka subscription for the bindings: plain names, or one regex if any uses a pattern.
 
-    Internal topics (``<application_id>.*``, ``streamproc.*``, ``*.dlq``) are never matched by
-    a user pattern; the repartition topics this config feeds are subscribed by name.
+    Internal topics (``<application_id>.*``, ``streamproc.*`` of earlier versions, dead-letter
+    topics ``*<dlq_suffix>``) are never matched by a user pattern; the repartition topics
+    this config feeds are subscribed by name.
     """
     names = [b.topic for b in bindings if b.topic is not None]
     inner = [b.topic for b in internal if b.topic is not None]
@@ -999,8 +1001,8 @@ def compile_subscription(bindings: list[Binding], internal: list[Binding] = (), 
     if not patterns:
         return sorted(set(names) | set(inner)), None  # type: ignore[arg-type]
     parts = [re.escape(n) for n in names] + [f"(?:{p})" for p in patterns]  # type: ignore[arg-type]
-    user = (rf"(?!{re.escape(app)}\.)(?!streamproc\.)(?!.*\.dlq$)(?:" + "|".join(parts)
-            + ")")
+    dlq = rf"(?!.*{re.escape(dlq_suffix)}$)" if dlq_suffix else ""
+    user = (rf"(?!{re.escape(app)}\.)(?!streamproc\.){dlq}(?:" + "|".join(parts) + ")")
     alternatives = [user] + [re.escape(t) for t in inner]  # type: ignore[arg-type]
     return [], "^(?:" + "|".join(alternatives) + ")$"
 
@@ -1104,7 +1106,8 @@ class Runtime:
             from .sources.kafka import KafkaSource
 
             topics, pattern = compile_subscription(kafka_bindings, self.judge.internal,
-                                                   cfg.kafka.topics.app)  # type: ignore[union-attr]
+                                                   cfg.kafka.topics.app,  # type: ignore[union-attr]
+                                                   cfg.kafka.dlq_suffix)  # type: ignore[union-attr]
             source = KafkaSource(cfg.kafka, topics=topics, pattern=pattern,  # type: ignore[arg-type]
                                  start_retries=self.start_retries,
                                  exclusive=cfg.kafka.embedded)  # type: ignore[union-attr]

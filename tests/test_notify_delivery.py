@@ -332,7 +332,7 @@ async def test_alerts_file_and_console_are_apprise_channels(receiver: Any, tmp_p
 
 async def test_receiver_down_for_30_seconds_then_back_gets_everything(receiver: Any,
                                                                       tmp_path: Path) -> None:
-    """The issue's outage, at full length, with a production-like retry policy (1 s
+    """A 30-second outage, at full length, with a production-like retry policy (1 s
     doubling to at most 5 s; the message age limit, not an attempt count, governs)."""
     cfg = config(receiver.url("json"), retry={"initial": "1s", "max_delay": "5s",
                                               "max_attempts": 100, "max_age": "10m"})

@@ -9,6 +9,10 @@ from typing import Any, Protocol
 
 from ..decode import RawRecord
 
+# Where `streamproc agent` publishes each host's status and Last Will (agent.py): one topic a
+# host under this prefix; an MQTT source reads them for the host-metrics binding.
+STATUS_PREFIX = "streamproc/host-status/"
+
 
 @dataclass(slots=True)
 class Batch:

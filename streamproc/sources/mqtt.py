@@ -37,13 +37,11 @@ from ..backoff import Backoff
 from ..config import MqttConfig
 from ..decode import RawRecord
 from ..errors import SourceError
-from .base import Batch
+from .base import STATUS_PREFIX, Batch
 
 log = logging.getLogger(__name__)
 
-# Where `streamproc agent` publishes its status and Last Will (see agent.py).
-STATUS_PREFIX = "streamproc/host-status/"
-STATUS_FILTER = "streamproc/host-status/+"
+STATUS_FILTER = STATUS_PREFIX + "+"
 
 
 def tls_context(tls: dict[str, Any] | None) -> ssl.SSLContext | None:
