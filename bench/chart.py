@@ -47,8 +47,12 @@ MET = "#2ca02c"
 MISSED = "#d62728"
 NEUTRAL = "#555555"
 CLEAR = {"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6}  # text over lines
-PERCENTILE_STYLE = {50: ("o", "#9ecae1"), 90: ("s", "#6baed6"), 95: ("D", "#4292c6"),
-                    99: ("o", OURS)}
+PERCENTILE_STYLE = {
+    50: ("o", "#9ecae1"),
+    90: ("s", "#6baed6"),
+    95: ("D", "#4292c6"),
+    99: ("o", OURS),
+}
 OWN_PANEL = ("state", "workers")  # their rows answer their own question, not throughput's
 
 
@@ -72,6 +76,7 @@ def _plt() -> Any:
 
 # -- reading rows ----------------------------------------------------------------------------
 
+
 def _measured(r: dict[str, Any]) -> bool:
     return bool(r.get("runs")) and not r.get("error") and not r.get("skipped")
 
@@ -91,7 +96,7 @@ def _short(text: str, n: int) -> str:
 def _wrap(text: str, width: int = LABEL_CHARS, lines: int = 2) -> str:
     wrapped = textwrap.wrap(text, width, break_on_hyphens=False) or [text]
     if len(wrapped) > lines:
-        wrapped = [*wrapped[: lines - 1], _short(" ".join(wrapped[lines - 1:]), width)]
+        wrapped = [*wrapped[: lines - 1], _short(" ".join(wrapped[lines - 1 :]), width)]
     return "\n".join(wrapped)
 
 
@@ -152,8 +157,10 @@ def _min_max(runs: list[float], median: float) -> list[list[float]]:
 
 # -- drawing helpers -------------------------------------------------------------------------
 
-def _plot_axes(sf: Any, height: float, left: float = LEFT, right: float = RIGHT,
-               top_in: float = PANEL_TOP_IN) -> Any:
+
+def _plot_axes(
+    sf: Any, height: float, left: float = LEFT, right: float = RIGHT, top_in: float = PANEL_TOP_IN
+) -> Any:
     bottom = PANEL_BOTTOM_IN / height
     top = 1 - top_in / height
     ax = sf.add_axes((left, bottom, right - left, top - bottom))
@@ -163,17 +170,27 @@ def _plot_axes(sf: Any, height: float, left: float = LEFT, right: float = RIGHT,
     return ax
 
 
-def _heading(sf: Any, height: float, title: str, subtitle: str,
-             verdict: tuple[str, str] | None = None) -> None:
+def _heading(
+    sf: Any, height: float, title: str, subtitle: str, verdict: tuple[str, str] | None = None
+) -> None:
     from matplotlib.lines import Line2D
 
-    sf.add_artist(Line2D([0.01, 0.99], [1, 1], transform=sf.transSubfigure, color="#cccccc",
-                         linewidth=0.8))
+    sf.add_artist(
+        Line2D([0.01, 0.99], [1, 1], transform=sf.transSubfigure, color="#cccccc", linewidth=0.8)
+    )
     sf.text(0.01, 1 - 0.2 / height, title, fontsize=12, fontweight="bold", va="center")
     sf.text(0.01, 1 - 0.43 / height, subtitle, fontsize=8.5, color=NEUTRAL, va="center")
     if verdict:
-        sf.text(0.985, 1 - 0.2 / height, verdict[0], fontsize=9.5, fontweight="bold",
-                color=verdict[1], ha="right", va="center")
+        sf.text(
+            0.985,
+            1 - 0.2 / height,
+            verdict[0],
+            fontsize=9.5,
+            fontweight="bold",
+            color=verdict[1],
+            ha="right",
+            va="center",
+        )
 
 
 def _tally(judged: list[bool]) -> tuple[str, str] | None:
@@ -186,14 +203,26 @@ def _tally(judged: list[bool]) -> tuple[str, str] | None:
 
 
 def _verdict_of(rows: list[dict[str, Any]]) -> tuple[str, str] | None:
-    return _tally([bool(r["target_met"]) for r in rows if r.get("target") and _measured(r)
-                   and r.get("target_met") is not None])
+    return _tally(
+        [
+            bool(r["target_met"])
+            for r in rows
+            if r.get("target") and _measured(r) and r.get("target_met") is not None
+        ]
+    )
 
 
 def _legend(sf: Any, height: float, handles: list[Any]) -> None:
-    sf.legend(handles=handles, loc="center right", bbox_to_anchor=(0.99, 1 - 0.43 / height),
-              ncols=len(handles), frameon=False, fontsize=8, handlelength=1.6,
-              columnspacing=1.2)
+    sf.legend(
+        handles=handles,
+        loc="center right",
+        bbox_to_anchor=(0.99, 1 - 0.43 / height),
+        ncols=len(handles),
+        frameon=False,
+        fontsize=8,
+        handlelength=1.6,
+        columnspacing=1.2,
+    )
 
 
 def _patch(color: str, label: str) -> Any:
@@ -209,22 +238,36 @@ def _dash(color: str, label: str) -> Any:
 
 
 def _note(ax: Any, y: float, text: str, color: str = NEUTRAL) -> None:
-    ax.text(0.01, y, _short(text, 110), transform=ax.get_yaxis_transform(), va="center",
-            ha="left", fontsize=8, style="italic", color=color)
+    ax.text(
+        0.01,
+        y,
+        _short(text, 110),
+        transform=ax.get_yaxis_transform(),
+        va="center",
+        ha="left",
+        fontsize=8,
+        style="italic",
+        color=color,
+    )
 
 
 def _not_measured(name: str, title: str, rows: list[dict[str, Any]]) -> Panel:
     """A panel whose scenario ran but measured nothing: its title and why, no empty axes."""
-    whys = list(dict.fromkeys(_why_not(r) for r in rows if not _measured(r))) or [
-        "not measured"]
+    whys = list(dict.fromkeys(_why_not(r) for r in rows if not _measured(r))) or ["not measured"]
     height = 0.35 + 0.22 * len(whys) + 0.2
 
     def draw(sf: Any) -> None:
         _heading(sf, height, title, "")
         for i, why in enumerate(whys):
-            sf.text(0.01, 1 - (0.35 + 0.22 * i) / height, _short(why, 150),
-                    fontsize=8.5, style="italic", va="top",
-                    color=MISSED if why.startswith("FAILED") else NEUTRAL)
+            sf.text(
+                0.01,
+                1 - (0.35 + 0.22 * i) / height,
+                _short(why, 150),
+                fontsize=8.5,
+                style="italic",
+                va="top",
+                color=MISSED if why.startswith("FAILED") else NEUTRAL,
+            )
 
     return Panel(name, height, draw)
 
@@ -253,6 +296,7 @@ def _si_formatter() -> Any:
 
 # -- 1. throughput against same-run baselines --------------------------------------------------
 
+
 def _throughput_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for r in results:
@@ -273,16 +317,26 @@ def throughput_panel(results: list[dict[str, Any]]) -> Panel | None:
     height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 0.55 * len(rows)
 
     def draw(sf: Any) -> None:
-        _heading(sf, height, "Throughput against same-run baselines",
-                 "median of runs, whiskers min-max; ratio = streamproc / baseline",
-                 _verdict_of(rows))
-        _legend(sf, height, [_patch(OURS, "streamproc"), _patch(BASE, "baseline"),
-                             _dash(NEUTRAL, "target")])
+        _heading(
+            sf,
+            height,
+            "Throughput against same-run baselines",
+            "median of runs, whiskers min-max; ratio = streamproc / baseline",
+            _verdict_of(rows),
+        )
+        _legend(
+            sf,
+            height,
+            [_patch(OURS, "streamproc"), _patch(BASE, "baseline"), _dash(NEUTRAL, "target")],
+        )
         ax = _plot_axes(sf, height)
         ys = list(range(len(rows) - 1, -1, -1))
         measured = [r for r in rows if _measured(r)]
-        values = [v for r in measured for v in (*r["runs"], *r["baseline_runs"],
-                                                *(t for t, _ in target_values(r)))]
+        values = [
+            v
+            for r in measured
+            for v in (*r["runs"], *r["baseline_runs"], *(t for t, _ in target_values(r)))
+        ]
         left, right = _log_limits(values, room=0.22)
         ax.set_xscale("log")
         ax.set_xlim(left, right)
@@ -310,16 +364,33 @@ def _bar_pair(ax: Any, y: float, r: dict[str, Any]) -> None:
     ours_y, base_y = y + h / 2 + 0.01, y - h / 2 - 0.01
     unit = r.get("unit", "")
     ok = r.get("ok", True)
-    for yy, median, runs, color in ((ours_y, r["median"], r["runs"], OURS if ok else MISSED),
-                                    (base_y, r["baseline_median"], r["baseline_runs"], BASE)):
-        ax.barh(yy, median, height=h, color=color, xerr=_min_max(runs, median), capsize=2,
-                error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
-        ax.annotate(_fmt(median, unit), (max(runs), yy), xytext=(4, 0),
-                    textcoords="offset points", va="center", fontsize=7.5, bbox=CLEAR)
+    for yy, median, runs, color in (
+        (ours_y, r["median"], r["runs"], OURS if ok else MISSED),
+        (base_y, r["baseline_median"], r["baseline_runs"], BASE),
+    ):
+        ax.barh(
+            yy,
+            median,
+            height=h,
+            color=color,
+            xerr=_min_max(runs, median),
+            capsize=2,
+            error_kw={"elinewidth": 0.8, "ecolor": "#333333"},
+        )
+        ax.annotate(
+            _fmt(median, unit),
+            (max(runs), yy),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7.5,
+            bbox=CLEAR,
+        )
     met = r.get("target_met")
     for value, _clause in target_values(r):
-        ax.vlines(value, y - 0.45, y + 0.45, colors=_status_color(met), linestyles="--",
-                  linewidth=1.4)
+        ax.vlines(
+            value, y - 0.45, y + 0.45, colors=_status_color(met), linestyles="--", linewidth=1.4
+        )
     column = ax.get_yaxis_transform()
     if not ok:
         ratio, under, color = "WRONG", "answer", MISSED
@@ -327,10 +398,29 @@ def _bar_pair(ax: Any, y: float, r: dict[str, Any]) -> None:
         ratio = _ratio(r["ratio"]) if r.get("ratio") is not None else "-"
         under = f"target {_verdict(met)}" if r.get("target") else "no target"
         color = _status_color(met)
-    ax.text(1.015, y + 0.08, ratio, transform=column, ha="left", va="bottom", fontsize=12,
-            fontweight="bold", color=color, clip_on=False)
-    ax.text(1.015, y + 0.04, under, transform=column, ha="left", va="top", fontsize=7.5,
-            color=color if r.get("target") or not ok else NEUTRAL, clip_on=False)
+    ax.text(
+        1.015,
+        y + 0.08,
+        ratio,
+        transform=column,
+        ha="left",
+        va="bottom",
+        fontsize=12,
+        fontweight="bold",
+        color=color,
+        clip_on=False,
+    )
+    ax.text(
+        1.015,
+        y + 0.04,
+        under,
+        transform=column,
+        ha="left",
+        va="top",
+        fontsize=7.5,
+        color=color if r.get("target") or not ok else NEUTRAL,
+        clip_on=False,
+    )
 
 
 # -- 2. latency percentiles ----------------------------------------------------------------------
@@ -367,18 +457,34 @@ def _latency_series(results: list[dict[str, Any]]) -> list[_Series]:
             extra.update(r.get("extra") or {})
         kinds = {}
         for kind, v in sorted((extra.get("by_kind") or {}).items()):
-            kp = {int(m.group(1)): x for k, x in v.items()
-                  if (m := _PCT_KEY.match(k)) and x is not None}
+            kp = {
+                int(m.group(1)): x
+                for k, x in v.items()
+                if (m := _PCT_KEY.match(k)) and x is not None
+            }
             if kp:
                 kinds[kind] = (kp, v.get("alerts"))
-        target = next(((values[0][0], f"p{p} {values[0][1]}", r.get("target_met"))
-                       for p, r in rows if _measured(r) and (values := target_values(r))),
-                      None)
+        target = next(
+            (
+                (values[0][0], f"p{p} {values[0][1]}", r.get("target_met"))
+                for p, r in rows
+                if _measured(r) and (values := target_values(r))
+            ),
+            None,
+        )
         rate = extra.get("rate")
         title = f"{scenario}: {what}" + (f" ({rate:,.0f} events/s)" if rate else "")
         why = next((_why_not(r) for _, r in rows if not _measured(r)), None)
-        out.append(_Series(title, pcts, extra.get("timed_alerts") or extra.get("alerts"),
-                           kinds, target, None if pcts else why or "not measured"))
+        out.append(
+            _Series(
+                title,
+                pcts,
+                extra.get("timed_alerts") or extra.get("alerts"),
+                kinds,
+                target,
+                None if pcts else why or "not measured",
+            )
+        )
     return out
 
 
@@ -388,38 +494,65 @@ def latency_panel(results: list[dict[str, Any]]) -> Panel | None:
         return None
     lines = sum(2 + len(s.kinds) for s in series)
     height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 0.21 * lines + 0.1
-    used = sorted({p for s in series for p in
-                   (*s.pcts, *(p for kp, _ in s.kinds.values() for p in kp))})
-    verdict = _tally([bool(s.target[2]) for s in series
-                      if s.target and s.target[2] is not None])
+    used = sorted(
+        {p for s in series for p in (*s.pcts, *(p for kp, _ in s.kinds.values() for p in kp))}
+    )
+    verdict = _tally([bool(s.target[2]) for s in series if s.target and s.target[2] is not None])
 
     def draw(sf: Any) -> None:
         from matplotlib.lines import Line2D
 
-        _heading(sf, height, "Latency percentiles",
-                 "per measure, and per alert kind where measured (alerts timed)", verdict)
-        handles = [Line2D([], [], marker=PERCENTILE_STYLE.get(p, ("o", OURS))[0], linestyle="",
-                          color=PERCENTILE_STYLE.get(p, ("o", OURS))[1], label=f"p{p}")
-                   for p in used]
+        _heading(
+            sf,
+            height,
+            "Latency percentiles",
+            "per measure, and per alert kind where measured (alerts timed)",
+            verdict,
+        )
+        handles = [
+            Line2D(
+                [],
+                [],
+                marker=PERCENTILE_STYLE.get(p, ("o", OURS))[0],
+                linestyle="",
+                color=PERCENTILE_STYLE.get(p, ("o", OURS))[1],
+                label=f"p{p}",
+            )
+            for p in used
+        ]
         _legend(sf, height, [*handles, _dash(NEUTRAL, "p99 target")])
         ax = _plot_axes(sf, height)
-        values = [v for s in series for v in (*s.pcts.values(),
-                                              *(x for kp, _ in s.kinds.values()
-                                                for x in kp.values()),
-                                              *([s.target[0]] if s.target else []))]
+        values = [
+            v
+            for s in series
+            for v in (
+                *s.pcts.values(),
+                *(x for kp, _ in s.kinds.values() for x in kp.values()),
+                *([s.target[0]] if s.target else []),
+            )
+        ]
         left, right = _log_limits(values, room=0.2)
         ax.set_xscale("log")
         ax.set_xlim(left, right)
         y = lines - 1
         ticks, labels = [], []
         for s in series:
-            ax.text(0.0, y, "  " + s.title + (f";  target {s.target[1]}" if s.target else ""),
-                    transform=ax.get_yaxis_transform(), fontsize=8.5, fontweight="bold",
-                    va="center", color=_status_color(s.target[2]) if s.target else "black")
+            ax.text(
+                0.0,
+                y,
+                "  " + s.title + (f";  target {s.target[1]}" if s.target else ""),
+                transform=ax.get_yaxis_transform(),
+                fontsize=8.5,
+                fontweight="bold",
+                va="center",
+                color=_status_color(s.target[2]) if s.target else "black",
+            )
             top = y
             y -= 1
-            rows = [("all" + (f" ({s.count:,} alerts)" if s.count else ""), s.pcts),
-                    *((f"{k} ({n:,})" if n else k, kp) for k, (kp, n) in s.kinds.items())]
+            rows = [
+                ("all" + (f" ({s.count:,} alerts)" if s.count else ""), s.pcts),
+                *((f"{k} ({n:,})" if n else k, kp) for k, (kp, n) in s.kinds.items()),
+            ]
             for label, pcts in rows:
                 ticks.append(y)
                 labels.append(label)
@@ -429,8 +562,14 @@ def latency_panel(results: list[dict[str, Any]]) -> Panel | None:
                     _note(ax, y, s.why_not or "not measured")
                 y -= 1
             if s.target:
-                ax.vlines(s.target[0], y + 0.5, top - 0.5, colors=_status_color(s.target[2]),
-                          linestyles="--", linewidth=1.4)
+                ax.vlines(
+                    s.target[0],
+                    y + 0.5,
+                    top - 0.5,
+                    colors=_status_color(s.target[2]),
+                    linestyles="--",
+                    linewidth=1.4,
+                )
         ax.set_ylim(-0.7, lines - 0.3)
         ax.set_yticks(ticks, labels, fontsize=8)
         ax.tick_params(axis="y", length=0)
@@ -448,16 +587,26 @@ def _percentile_dots(ax: Any, y: float, pcts: dict[int, float]) -> None:
     for p, x in zip((p for p, _ in ordered), xs, strict=True):
         marker, color = PERCENTILE_STYLE.get(p, ("o", OURS))
         ax.plot([x], [y], marker=marker, color=color, markersize=6, linestyle="", zorder=2)
-    ax.annotate(" / ".join(_fmt(v) for _, v in ordered) + " ms", (max(xs), y),
-                xytext=(6, 0), textcoords="offset points", va="center", fontsize=7.5,
-                bbox=CLEAR)
+    ax.annotate(
+        " / ".join(_fmt(v) for _, v in ordered) + " ms",
+        (max(xs), y),
+        xytext=(6, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=7.5,
+        bbox=CLEAR,
+    )
 
 
 # -- 3. state: bytes per key against the target ------------------------------------------------
 
+
 def state_panel(results: list[dict[str, Any]]) -> Panel | None:
-    rows = [r for r in results if r.get("scenario") == "state"
-            and (r.get("unit") == "bytes/key" or not _measured(r))]
+    rows = [
+        r
+        for r in results
+        if r.get("scenario") == "state" and (r.get("unit") == "bytes/key" or not _measured(r))
+    ]
     if not rows:
         return None
     title = "State: bytes per tracked key"
@@ -466,11 +615,22 @@ def state_panel(results: list[dict[str, Any]]) -> Panel | None:
     height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 0.27 * len(rows) + 0.15
 
     def draw(sf: Any) -> None:
-        _heading(sf, height, title,
-                 "per detector, heap measured with tracemalloc; whiskers min-max",
-                 _verdict_of(rows))
-        _legend(sf, height, [_patch(OURS, "within target"), _patch(MISSED, "over target"),
-                             _dash(NEUTRAL, "target")])
+        _heading(
+            sf,
+            height,
+            title,
+            "per detector, heap measured with tracemalloc; whiskers min-max",
+            _verdict_of(rows),
+        )
+        _legend(
+            sf,
+            height,
+            [
+                _patch(OURS, "within target"),
+                _patch(MISSED, "over target"),
+                _dash(NEUTRAL, "target"),
+            ],
+        )
         ax = _plot_axes(sf, height)
         ys = list(range(len(rows) - 1, -1, -1))
         labels: list[str] = []
@@ -484,18 +644,40 @@ def state_panel(results: list[dict[str, Any]]) -> Panel | None:
             labels.append(r["name"].split()[0])
             v = r["median"]
             met = r.get("target_met")
-            ax.barh(y, v, height=0.62, color=MISSED if met is False else OURS,
-                    xerr=_min_max(r["runs"], v), capsize=2, error_kw={"elinewidth": 0.8})
-            ax.annotate(_fmt(v), (max(r["runs"]), y), xytext=(4, 0),
-                        textcoords="offset points", va="center", fontsize=7.5, bbox=CLEAR)
+            ax.barh(
+                y,
+                v,
+                height=0.62,
+                color=MISSED if met is False else OURS,
+                xerr=_min_max(r["runs"], v),
+                capsize=2,
+                error_kw={"elinewidth": 0.8},
+            )
+            ax.annotate(
+                _fmt(v),
+                (max(r["runs"]), y),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7.5,
+                bbox=CLEAR,
+            )
             top = max(top, max(r["runs"]))
             lines.extend((value, clause, met) for value, clause in target_values(r))
         for value, clause in dict.fromkeys((v, c) for v, c, _ in lines):
             met = all(m is not False for v, c, m in lines if (v, c) == (value, clause))
             ax.axvline(value, color=_status_color(met), linestyle="--", linewidth=1.4)
-            ax.annotate(f"target {clause}", (value, 1.0), xycoords=ax.get_xaxis_transform(),
-                        xytext=(-3, -2), textcoords="offset points", ha="right", va="top",
-                        fontsize=7.5, color=_status_color(met))
+            ax.annotate(
+                f"target {clause}",
+                (value, 1.0),
+                xycoords=ax.get_xaxis_transform(),
+                xytext=(-3, -2),
+                textcoords="offset points",
+                ha="right",
+                va="top",
+                fontsize=7.5,
+                color=_status_color(met),
+            )
             top = max(top, value)
         ax.set_xlim(0, top * 1.12)
         ax.set_ylim(-0.6, len(rows) - 0.4)
@@ -516,51 +698,87 @@ def workers_panel(results: list[dict[str, Any]], info: dict[str, Any]) -> Panel 
     rows = [r for r in results if r.get("scenario") == "workers"]
     if not rows:
         return None
-    points = sorted(((int(m.group(1)), r) for r in rows
-                     if (m := _WORKERS.match(r.get("name", ""))) and _measured(r)),
-                    key=lambda point: point[0])
-    extra: dict[str, Any] = next((r["extra"] for r in rows
-                                  if (r.get("extra") or {}).get("worker_counts")), {})
+    points = sorted(
+        (
+            (int(m.group(1)), r)
+            for r in rows
+            if (m := _WORKERS.match(r.get("name", ""))) and _measured(r)
+        ),
+        key=lambda point: point[0],
+    )
+    extra: dict[str, Any] = next(
+        (r["extra"] for r in rows if (r.get("extra") or {}).get("worker_counts")), {}
+    )
     title = "Workers: committed events/s against worker count"
     if not points:
         return _not_measured("workers", title, rows)
     height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 2.3
 
     def draw(sf: Any) -> None:
-        setup = (f"{extra['partitions']} partitions, " if extra.get("partitions") else "") + \
-            (f"{extra['cores']} cores" if extra.get("cores") else "")
-        _heading(sf, height, title,
-                 "median of runs, whiskers min-max" + (f"; {setup}" if setup else ""))
+        setup = (f"{extra['partitions']} partitions, " if extra.get("partitions") else "") + (
+            f"{extra['cores']} cores" if extra.get("cores") else ""
+        )
+        _heading(
+            sf, height, title, "median of runs, whiskers min-max" + (f"; {setup}" if setup else "")
+        )
         ax = _plot_axes(sf, height)
-        _legend(sf, height, [_patch(OURS, "streamproc"),
-                             _dash(BASE, "ideal: linear from 1 worker")])
+        _legend(
+            sf, height, [_patch(OURS, "streamproc"), _dash(BASE, "ideal: linear from 1 worker")]
+        )
         ks = [k for k, _ in points]
         med = [r["median"] for _, r in points]
         lo = [r["median"] - min(r["runs"]) for _, r in points]
         hi = [max(r["runs"]) - r["median"] for _, r in points]
         one = dict(points).get(1)
         if one is not None:
-            ax.plot([1, max(ks)], [one["median"], one["median"] * max(ks)], linestyle="--",
-                    color=BASE, linewidth=1.4)
+            ax.plot(
+                [1, max(ks)],
+                [one["median"], one["median"] * max(ks)],
+                linestyle="--",
+                color=BASE,
+                linewidth=1.4,
+            )
         ax.errorbar(ks, med, yerr=[lo, hi], marker="o", color=OURS, capsize=4, linewidth=2)
         summary = []
         for k, v in zip(ks, med, strict=True):
-            ax.annotate(_fmt(v, "events/s"), (k, v), textcoords="offset points", xytext=(8, -10),
-                        fontsize=8)
+            ax.annotate(
+                _fmt(v, "events/s"), (k, v), textcoords="offset points", xytext=(8, -10), fontsize=8
+            )
             if one is not None and k != 1:
                 summary.append(f"{k} workers: {v / one['median']:.2f}x of 1 (ideal {k}x)")
         cores = extra.get("cores") or info.get("cores_usable")
         if cores and max(ks) > cores:
             ax.axvline(cores, color=NEUTRAL, linestyle=":", linewidth=1)
-            ax.annotate(f"{cores} cores", (cores, 1.0), xycoords=ax.get_xaxis_transform(),
-                        xytext=(3, -2), textcoords="offset points", va="top", fontsize=7.5,
-                        color=NEUTRAL)
-        sf.text(0.01, 1 - (PANEL_TOP_IN + 0.15) / height, "\n".join(summary), fontsize=8.5,
-                va="top", linespacing=1.5)
+            ax.annotate(
+                f"{cores} cores",
+                (cores, 1.0),
+                xycoords=ax.get_xaxis_transform(),
+                xytext=(3, -2),
+                textcoords="offset points",
+                va="top",
+                fontsize=7.5,
+                color=NEUTRAL,
+            )
+        sf.text(
+            0.01,
+            1 - (PANEL_TOP_IN + 0.15) / height,
+            "\n".join(summary),
+            fontsize=8.5,
+            va="top",
+            linespacing=1.5,
+        )
         ax.set_xticks(ks)
         ax.set_xlim(0.7, max(ks) + 0.3 + 0.08 * max(ks))
-        ax.set_ylim(0, max([*(m + h for m, h in zip(med, hi, strict=True)),
-                            *([one["median"] * max(ks)] if one is not None else [])]) * 1.15)
+        ax.set_ylim(
+            0,
+            max(
+                [
+                    *(m + h for m, h in zip(med, hi, strict=True)),
+                    *([one["median"] * max(ks)] if one is not None else []),
+                ]
+            )
+            * 1.15,
+        )
         ax.set_xlabel("workers (processes)", fontsize=8)
         ax.set_ylabel("events/s committed", fontsize=8)
         ax.yaxis.set_major_formatter(_si_formatter())
@@ -570,6 +788,7 @@ def workers_panel(results: list[dict[str, Any]], info: dict[str, Any]) -> Panel 
 
 
 # -- 5. peers: raw client, Bytewax and streamproc side by side ---------------------------------
+
 
 @dataclass
 class _Measure:
@@ -581,14 +800,23 @@ class _Measure:
     targets: list[tuple[float, str, bool | None]]
 
 
-CONTESTANTS = (("raw", "raw client", BASE), ("bytewax", "Bytewax", BASE_DARK),
-               ("streamproc", "streamproc", OURS))
+CONTESTANTS = (
+    ("raw", "raw client", BASE),
+    ("bytewax", "Bytewax", BASE_DARK),
+    ("streamproc", "streamproc", OURS),
+)
 
 
 def _peers_measures(rows: list[dict[str, Any]]) -> tuple[list[_Measure], list[str]]:
     rates = [r for r in rows if r.get("unit") == "events/s" and _measured(r)]
-    vs_bw = next((r for r in rows if "Bytewax" in (r.get("baseline_name") or "")
-                  or "Bytewax" in r.get("name", "")), None)
+    vs_bw = next(
+        (
+            r
+            for r in rows
+            if "Bytewax" in (r.get("baseline_name") or "") or "Bytewax" in r.get("name", "")
+        ),
+        None,
+    )
     main = next((r for r in rates if r is not vs_bw), None)
     first = next((r for r in rows if r.get("unit") == "s" and _measured(r)), None)
     rss = next((r for r in rows if r.get("unit") == "MB" and _measured(r)), None)
@@ -611,28 +839,51 @@ def _peers_measures(rows: list[dict[str, Any]]) -> tuple[list[_Measure], list[st
         bw_runs = runs("bytewax", "events_per_s", None, "")
         if not bw_runs and vs_bw is not None and _measured(vs_bw):
             bw_runs = list(vs_bw["baseline_runs"])
-        targets = [(v, c.replace(">= ", "").replace(">=", ""), r.get("target_met"))
-                   for r in (main, vs_bw) if r is not None and _measured(r)
-                   for v, c in target_values(r)]
-        measures.append(_Measure("events/s\nhigher is better", "/s", {
-            "raw": runs("raw", "events_per_s", main, ""), "bytewax": bw_runs,
-            "streamproc": runs("streamproc", "events_per_s", main, "")}, targets))
+        targets = [
+            (v, c.replace(">= ", "").replace(">=", ""), r.get("target_met"))
+            for r in (main, vs_bw)
+            if r is not None and _measured(r)
+            for v, c in target_values(r)
+        ]
+        measures.append(
+            _Measure(
+                "events/s\nhigher is better",
+                "/s",
+                {
+                    "raw": runs("raw", "events_per_s", main, ""),
+                    "bytewax": bw_runs,
+                    "streamproc": runs("streamproc", "events_per_s", main, ""),
+                },
+                targets,
+            )
+        )
     for row, key, bw_key, title, unit in (
-            (first, "first_record_s", "bytewax_first_record_s",
-             "start to first record, s", "s"),
-            (rss, "peak_rss_mb", "bytewax_peak_rss_mb", "peak RSS, MB", "MB")):
+        (first, "first_record_s", "bytewax_first_record_s", "start to first record, s", "s"),
+        (rss, "peak_rss_mb", "bytewax_peak_rss_mb", "peak RSS, MB", "MB"),
+    ):
         if row is not None:
-            measures.append(_Measure(title + "\nlower is better", unit, {
-                who: runs(who, key, row, bw_key) for who, _, _ in CONTESTANTS},
-                [(v, c, row.get("target_met")) for v, c in target_values(row)]))
+            measures.append(
+                _Measure(
+                    title + "\nlower is better",
+                    unit,
+                    {who: runs(who, key, row, bw_key) for who, _, _ in CONTESTANTS},
+                    [(v, c, row.get("target_met")) for v, c in target_values(row)],
+                )
+            )
     notes = []
-    for r, what in ((main, "events/s vs raw"), (vs_bw, "events/s vs Bytewax"),
-                    (first, "first record"), (rss, "peak RSS")):
+    for r, what in (
+        (main, "events/s vs raw"),
+        (vs_bw, "events/s vs Bytewax"),
+        (first, "first record"),
+        (rss, "peak RSS"),
+    ):
         if r is not None and _measured(r) and r.get("target"):
-            value = (_ratio(r["ratio"]) if r.get("unit") == "events/s"
-                     and r.get("ratio") is not None else _fmt(r["median"], r["unit"]))
-            notes.append(f"{what}: {_verdict(r.get('target_met'))}\n"
-                         f"{value}; target {r['target']}")
+            value = (
+                _ratio(r["ratio"])
+                if r.get("unit") == "events/s" and r.get("ratio") is not None
+                else _fmt(r["median"], r["unit"])
+            )
+            notes.append(f"{what}: {_verdict(r.get('target_met'))}\n{value}; target {r['target']}")
     notes += [_why_not(r) for r in rows if not _measured(r)]
     return measures, notes
 
@@ -648,16 +899,25 @@ def peers_panel(results: list[dict[str, Any]]) -> Panel | None:
     height = PANEL_TOP_IN + PANEL_BOTTOM_IN + 2.9
 
     def draw(sf: Any) -> None:
-        _heading(sf, height, title,
-                 "median of runs, whiskers min-max; targets as dashed lines",
-                 _verdict_of(rows))
+        _heading(
+            sf,
+            height,
+            title,
+            "median of runs, whiskers min-max; targets as dashed lines",
+            _verdict_of(rows),
+        )
         _legend(sf, height, [_patch(color, label) for _, label, color in CONTESTANTS])
         y = 1 - (PANEL_TOP_IN + 0.15) / height
         for note in notes:
             wrapped = "\n".join(_wrap(line, 32, 2) for line in note.split("\n"))
             head = note.split("\n")[0]
-            color = MISSED if "MISSED" in head or "FAILED" in head else MET \
-                if head.endswith(": met") else NEUTRAL
+            color = (
+                MISSED
+                if "MISSED" in head or "FAILED" in head
+                else MET
+                if head.endswith(": met")
+                else NEUTRAL
+            )
             sf.text(0.01, y, wrapped, fontsize=8, va="top", color=color, linespacing=1.3)
             y -= (0.17 * (wrapped.count("\n") + 1) + 0.1) / height
         gap = 0.05
@@ -677,24 +937,55 @@ def _peer_bars(ax: Any, m: _Measure) -> None:
         runs = m.runs.get(who) or []
         xs.append(x)
         if not runs:
-            ax.text(x, 0, "not\nrun", ha="center", va="bottom", fontsize=7.5,
-                    style="italic", color=NEUTRAL)
+            ax.text(
+                x,
+                0,
+                "not\nrun",
+                ha="center",
+                va="bottom",
+                fontsize=7.5,
+                style="italic",
+                color=NEUTRAL,
+            )
             continue
         median = statistics.median(runs)
-        ax.bar(x, median, width=0.65, color=color, yerr=_min_max(runs, median), capsize=3,
-               error_kw={"elinewidth": 0.8})
-        ax.annotate(_fmt(median), (x, max(runs)), xytext=(0, 3), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=7.5, bbox=CLEAR)
+        ax.bar(
+            x,
+            median,
+            width=0.65,
+            color=color,
+            yerr=_min_max(runs, median),
+            capsize=3,
+            error_kw={"elinewidth": 0.8},
+        )
+        ax.annotate(
+            _fmt(median),
+            (x, max(runs)),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=7.5,
+            bbox=CLEAR,
+        )
         top = max(top, max(runs))
     for value, clause, met in m.targets:
         ax.axhline(value, color=_status_color(met), linestyle="--", linewidth=1.3)
-        ax.annotate(clause, (1.0, value), xycoords=ax.get_yaxis_transform(), xytext=(-2, 2),
-                    textcoords="offset points", ha="right", va="bottom", fontsize=7.5,
-                    color=_status_color(met), bbox=CLEAR)
+        ax.annotate(
+            clause,
+            (1.0, value),
+            xycoords=ax.get_yaxis_transform(),
+            xytext=(-2, 2),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=7.5,
+            color=_status_color(met),
+            bbox=CLEAR,
+        )
         top = max(top, value)
     ax.set_ylim(0, (top or 1.0) * 1.25)
-    ax.set_xticks(xs, [label.replace(" ", "\n", 1) for _, label, _ in CONTESTANTS],
-                  fontsize=7.5)
+    ax.set_xticks(xs, [label.replace(" ", "\n", 1) for _, label, _ in CONTESTANTS], fontsize=7.5)
     ax.set_title(m.title, fontsize=8.5, loc="left")
     ax.yaxis.set_major_formatter(_si_formatter())
     ax.tick_params(axis="y", labelsize=7)
@@ -703,10 +994,16 @@ def _peer_bars(ax: Any, m: _Measure) -> None:
 
 # -- the figure ----------------------------------------------------------------------------------
 
+
 def panels(results: list[dict[str, Any]], info: dict[str, Any]) -> list[Panel]:
     """The panels this run has rows for, in the order the figure shows them."""
-    found = (throughput_panel(results), latency_panel(results), state_panel(results),
-             workers_panel(results, info), peers_panel(results))
+    found = (
+        throughput_panel(results),
+        latency_panel(results),
+        state_panel(results),
+        workers_panel(results, info),
+        peers_panel(results),
+    )
     return [p for p in found if p is not None]
 
 
@@ -727,24 +1024,54 @@ def render(results: list[dict[str, Any]], info: dict[str, Any]) -> Any:
     body = sum(p.height for p in drawn) or 0.6
     total = HEADER_IN + body + FOOTER_IN
     fig = plt.figure(figsize=(WIDTH_IN, total), dpi=DPI)
-    fig.text(0.01, 1 - 0.28 / total, "streamproc bench", fontsize=15, fontweight="bold",
-             va="center")
+    fig.text(
+        0.01, 1 - 0.28 / total, "streamproc bench", fontsize=15, fontweight="bold", va="center"
+    )
     if info.get("time_utc"):
-        fig.text(0.99, 1 - 0.28 / total, f"started {info['time_utc']}", fontsize=9,
-                 color=NEUTRAL, ha="right", va="center")
-    fig.text(0.01, 1 - 0.6 / total, _wrap(_machine(info), 150, 2), fontsize=8.5,
-             color=NEUTRAL, va="center")
-    fig.text(0.01, 0.5 * FOOTER_IN / total,
-             "Bars and dots are medians of the runs, whiskers min to max. Blue: streamproc; "
-             "grey: a baseline measured in the same run. Dashed: a target (green met, red "
-             "missed).", fontsize=7.5, color=NEUTRAL, va="center")
+        fig.text(
+            0.99,
+            1 - 0.28 / total,
+            f"started {info['time_utc']}",
+            fontsize=9,
+            color=NEUTRAL,
+            ha="right",
+            va="center",
+        )
+    fig.text(
+        0.01,
+        1 - 0.6 / total,
+        _wrap(_machine(info), 150, 2),
+        fontsize=8.5,
+        color=NEUTRAL,
+        va="center",
+    )
+    fig.text(
+        0.01,
+        0.5 * FOOTER_IN / total,
+        "Bars and dots are medians of the runs, whiskers min to max. Blue: streamproc; "
+        "grey: a baseline measured in the same run. Dashed: a target (green met, red "
+        "missed).",
+        fontsize=7.5,
+        color=NEUTRAL,
+        va="center",
+    )
     if not drawn:
-        fig.text(0.01, (FOOTER_IN + 0.3) / total, "No scenario in this run has a chart; "
-                 "the numbers are in results.json.", fontsize=10, style="italic", va="center")
+        fig.text(
+            0.01,
+            (FOOTER_IN + 0.3) / total,
+            "No scenario in this run has a chart; the numbers are in results.json.",
+            fontsize=10,
+            style="italic",
+            va="center",
+        )
         return fig
     # a subfigure ignores its gridspec's margins: the header and footer are rows of their own
-    grid = fig.add_gridspec(len(drawn) + 2, 1, hspace=0,
-                            height_ratios=[HEADER_IN, *(p.height for p in drawn), FOOTER_IN])
+    grid = fig.add_gridspec(
+        len(drawn) + 2,
+        1,
+        hspace=0,
+        height_ratios=[HEADER_IN, *(p.height for p in drawn), FOOTER_IN],
+    )
     for i, panel in enumerate(drawn, start=1):
         sf = fig.add_subfigure(grid[i])
         sf.set_label(panel.name)
@@ -753,10 +1080,18 @@ def render(results: list[dict[str, Any]], info: dict[str, Any]) -> Any:
         except Exception as exc:  # noqa: BLE001 - one panel's bug leaves the others standing
             for child in [*sf.axes, *sf.texts]:
                 child.remove()
-            sf.text(0.01, 0.5, f"{panel.name}: panel not drawn: {type(exc).__name__}: {exc}",
-                    fontsize=9, color=MISSED, va="center")
-            print(f"streamproc bench: {panel.name} panel not drawn: {type(exc).__name__}: "
-                  f"{exc}", file=sys.stderr)
+            sf.text(
+                0.01,
+                0.5,
+                f"{panel.name}: panel not drawn: {type(exc).__name__}: {exc}",
+                fontsize=9,
+                color=MISSED,
+                va="center",
+            )
+            print(
+                f"streamproc bench: {panel.name} panel not drawn: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
     return fig
 
 

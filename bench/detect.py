@@ -58,7 +58,7 @@ def judge_all(records: list[Any]) -> tuple[float, list[Any], dict[str, int]]:
     gc.collect()
     start = time.perf_counter()
     for i in range(0, len(records), BATCH):
-        out, dls = judge.judge(records[i:i + BATCH], "kafka")
+        out, dls = judge.judge(records[i : i + BATCH], "kafka")
         if out:
             alerts.extend(out)
         for dl in dls:
@@ -81,13 +81,19 @@ def run(ctx: Context) -> list[Row]:
     traffic = ctx.traffic("mixed", n)
     records = build_records(ctx, n)
     n = len(records)
-    row = Row("detect", "all detectors + decode, 1 process", "events/s",
-              baseline_name="orjson.loads alone", target=f">= {TARGET:,.0f} events/s",
-              target_check=lambda r: (r.median or 0) >= TARGET)
+    row = Row(
+        "detect",
+        "all detectors + decode, 1 process",
+        "events/s",
+        baseline_name="orjson.loads alone",
+        target=f">= {TARGET:,.0f} events/s",
+        target_check=lambda r: (r.median or 0) >= TARGET,
+    )
     row.extra["events"] = n
     row.extra["families"] = {f: len(v) for f, v in traffic.records.items()}
     verified: dict[str, Any] | None = None
     from streamproc.runtime import tune_gc
+
     tune_gc()  # the baseline runs under the same collector settings as the judge
     for i in range(ctx.runs):
         base = decode_only(records)
@@ -102,8 +108,10 @@ def run(ctx: Context) -> list[Row]:
         # Every run must be right, not just the last one.
         if verified is None or not check["ok"]:
             verified = check
-        ctx.step(f"detect run {i + 1}/{ctx.runs}: {n / seconds:,.0f}/s, "
-                 f"{len(alerts)} alerts, verified={check['ok']}")
+        ctx.step(
+            f"detect run {i + 1}/{ctx.runs}: {n / seconds:,.0f}/s, "
+            f"{len(alerts)} alerts, verified={check['ok']}"
+        )
         del alerts
     row.verified = verified
     rows = [row, line_formats(ctx)]
@@ -127,7 +135,7 @@ def api_events(ctx: Context, n: int) -> list[Any]:
     decoder = BatchDecoder.for_binding(binding_for(load_config(None), "api-access-logs"))
     events: list[Any] = []
     for i in range(0, len(lines), BATCH):
-        chunk = lines[i:i + BATCH]
+        chunk = lines[i : i + BATCH]
         got, _ = decoder.decode_batch(chunk, "api-access-logs", 0, list(range(i, i + len(chunk))))
         events.extend(got)
     return events
@@ -142,7 +150,7 @@ def judge_events(detectors: list[Any], events: list[Any]) -> tuple[float, int]:
     start = time.perf_counter()
     alerts = 0
     for i in range(0, len(events), BATCH):
-        alerts += len(engine.process(events[i:i + BATCH])[0])
+        alerts += len(engine.process(events[i : i + BATCH])[0])
     alerts += len(engine.finish())
     return time.perf_counter() - start, alerts
 
@@ -160,11 +168,14 @@ def sigma_rules(ctx: Context, folder: str) -> Row:
     with_sigma = load_config(None)
     add_rules(with_sigma, sigma=[folder])
     count = len(with_sigma.rules.for_family("api-access-logs"))
-    row = Row("detect", f"{count} Sigma rules (api-access-logs)", "events/s",
-              baseline_name="built-in api-access-logs detectors",
-              target=f"<= {SIGMA_RATIO_TARGET:g}x the built-ins' judging time",
-              target_check=lambda r: (r.baseline_median or 0) <=
-              SIGMA_RATIO_TARGET * (r.median or 0))
+    row = Row(
+        "detect",
+        f"{count} Sigma rules (api-access-logs)",
+        "events/s",
+        baseline_name="built-in api-access-logs detectors",
+        target=f"<= {SIGMA_RATIO_TARGET:g}x the built-ins' judging time",
+        target_check=lambda r: (r.baseline_median or 0) <= SIGMA_RATIO_TARGET * (r.median or 0),
+    )
     row.extra.update(events=len(events), rules=count, skipped=len(with_sigma.rules.skipped))
     alerts: list[int] = []
     for i in range(ctx.runs):
@@ -174,9 +185,11 @@ def sigma_rules(ctx: Context, folder: str) -> Row:
         row.baseline_runs.append(len(events) / builtin)
         row.runs.append(len(events) / sigma)
         alerts.append(fired)
-        ctx.step(f"sigma run {i + 1}/{ctx.runs}: built-ins {len(events) / builtin:,.0f}/s, "
-                 f"{count} Sigma rules {len(events) / sigma:,.0f}/s "
-                 f"({sigma / builtin:.2f}x the time), {fired} alerts")
+        ctx.step(
+            f"sigma run {i + 1}/{ctx.runs}: built-ins {len(events) / builtin:,.0f}/s, "
+            f"{count} Sigma rules {len(events) / sigma:,.0f}/s "
+            f"({sigma / builtin:.2f}x the time), {fired} alerts"
+        )
     row.extra["sigma_alerts"] = alerts
     return row
 
@@ -186,8 +199,10 @@ def sigma_rules(ctx: Context, folder: str) -> Row:
 LINES = 100_000
 LINE_RATIO_TARGET = 2.0
 # a user's regex onto auth-logs, as the README shows one
-VPN_REGEX = (r"^(?P<timestamp>\S+) vpn\[(?P<pid>\d+)\]: login (?P<result>ok|failed) "
-             r"user=(?P<username>\S+) src=(?P<ip_address>\S+) port=(?P<port>\d+)$")
+VPN_REGEX = (
+    r"^(?P<timestamp>\S+) vpn\[(?P<pid>\d+)\]: login (?P<result>ok|failed) "
+    r"user=(?P<username>\S+) src=(?P<ip_address>\S+) port=(?P<port>\d+)$"
+)
 
 
 def sample_lines(n: int) -> dict[str, list[bytes]]:
@@ -201,13 +216,18 @@ def sample_lines(n: int) -> dict[str, list[bytes]]:
         out["combined"].append(
             f'{ip} - - [29/Nov/2026:17:{m:02d}:{s:02d} +0000] "GET /api/v1/items/{i % 5000}?'
             f'page={i % 9} HTTP/1.1" 200 {512 + i % 4096} "-" "Mozilla/5.0 (X11; Linux '
-            f'x86_64) AppleWebKit/537.36"'.encode())
-        out["regex"].append(f"2026-11-29T17:{m:02d}:{s:02d}Z vpn[{4000 + i % 97}]: login "
-                            f"{'failed' if i % 3 else 'ok'} user={user} src={ip} "
-                            f"port={1024 + i % 60000}".encode())
+            f'x86_64) AppleWebKit/537.36"'.encode()
+        )
+        out["regex"].append(
+            f"2026-11-29T17:{m:02d}:{s:02d}Z vpn[{4000 + i % 97}]: login "
+            f"{'failed' if i % 3 else 'ok'} user={user} src={ip} "
+            f"port={1024 + i % 60000}".encode()
+        )
         verb = "Failed password" if i % 3 else "Accepted publickey"
-        out["sshd"].append(f"Nov 29 17:{m:02d}:{s:02d} bastion sshd[{4000 + i % 97}]: {verb} "
-                           f"for {user} from {ip} port {1024 + i % 60000} ssh2".encode())
+        out["sshd"].append(
+            f"Nov 29 17:{m:02d}:{s:02d} bastion sshd[{4000 + i % 97}]: {verb} "
+            f"for {user} from {ip} port {1024 + i % 60000} ssh2".encode()
+        )
     return out
 
 
@@ -224,8 +244,10 @@ topics:
     fields: {{success: {{path: result, map: {{ok: true, failed: false}}}}}}
   - {{topic: ssh, family: auth-logs, format: {{name: sshd, year: 2026}}}}
 """)
-    return {fmt: BatchDecoder.for_binding(b)
-            for fmt, b in zip(("combined", "regex", "sshd"), config.bindings, strict=True)}
+    return {
+        fmt: BatchDecoder.for_binding(b)
+        for fmt, b in zip(("combined", "regex", "sshd"), config.bindings, strict=True)
+    }
 
 
 def decode_lines(decoder: Any, lines: list[bytes]) -> float:
@@ -247,11 +269,15 @@ def line_formats(ctx: Context) -> Row:
     n = min(ctx.n(LINES), LINES)
     lines = sample_lines(n)
     decoders = line_decoders()
-    row = Row("detect", "lines decoded: format regex (mapped)", "lines/s",
-              baseline_name="format combined", higher_is_better=True,
-              target=f"regex <= {LINE_RATIO_TARGET:g}x the time of combined per line",
-              target_check=lambda r: (r.baseline_median or 0) <=
-              LINE_RATIO_TARGET * (r.median or 0))
+    row = Row(
+        "detect",
+        "lines decoded: format regex (mapped)",
+        "lines/s",
+        baseline_name="format combined",
+        higher_is_better=True,
+        target=f"regex <= {LINE_RATIO_TARGET:g}x the time of combined per line",
+        target_check=lambda r: (r.baseline_median or 0) <= LINE_RATIO_TARGET * (r.median or 0),
+    )
     sshd_runs: list[float] = []
     for i in range(ctx.runs):
         combined = decode_lines(decoders["combined"], lines["combined"])
@@ -260,9 +286,11 @@ def line_formats(ctx: Context) -> Row:
         row.baseline_runs.append(n / combined)
         row.runs.append(n / regex)
         sshd_runs.append(n / sshd)
-        ctx.step(f"lines run {i + 1}/{ctx.runs}: combined {n / combined:,.0f}/s, regex "
-                 f"{n / regex:,.0f}/s ({regex / combined:.2f}x), sshd {n / sshd:,.0f}/s "
-                 f"({sshd / combined:.2f}x)")
+        ctx.step(
+            f"lines run {i + 1}/{ctx.runs}: combined {n / combined:,.0f}/s, regex "
+            f"{n / regex:,.0f}/s ({regex / combined:.2f}x), sshd {n / sshd:,.0f}/s "
+            f"({sshd / combined:.2f}x)"
+        )
     row.extra["lines"] = n
     row.extra["sshd_lines_per_s"] = sshd_runs
     return row

@@ -105,9 +105,12 @@ class Server:
         from streamproc.broker import free_port
 
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, kind, str(self.port),
-                                      str(state)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, kind, str(self.port), str(state)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         self.url = f"http://127.0.0.1:{self.port}"
 
     async def ready(self, timeout: float = 30.0) -> None:
@@ -117,8 +120,10 @@ class Server:
         async with aiohttp.ClientSession() as session:
             while True:
                 if self.proc.poll() is not None:
-                    raise RuntimeError("bench ingest server exited: "
-                                       + (self.proc.stderr.read() or b"").decode()[-2000:])
+                    raise RuntimeError(
+                        "bench ingest server exited: "
+                        + (self.proc.stderr.read() or b"").decode()[-2000:]
+                    )
                 try:
                     async with session.get(self.url + "/bench/count") as r:
                         if r.status == 200:
@@ -133,8 +138,7 @@ class Server:
         """(records the server judged or read, its CPU seconds so far)."""
         import aiohttp
 
-        async with aiohttp.ClientSession() as session, \
-                session.get(self.url + "/bench/count") as r:
+        async with aiohttp.ClientSession() as session, session.get(self.url + "/bench/count") as r:
             got = await r.json()
             return int(got["records"]), float(got["cpu_s"])
 
@@ -150,10 +154,18 @@ class Server:
 def bodies(n: int, batch: int) -> list[bytes]:
     """``n`` successful logins of distinct users, ``batch`` per body (NDJSON when > 1)."""
     now = time.time()
-    lines = [orjson.dumps({"timestamp": now - 60 + i * 1e-4, "username": f"user{i}",
-                           "ip_address": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
-                           "success": True}) for i in range(n)]
-    return [b"\n".join(lines[i:i + batch]) for i in range(0, n, batch)]
+    lines = [
+        orjson.dumps(
+            {
+                "timestamp": now - 60 + i * 1e-4,
+                "username": f"user{i}",
+                "ip_address": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+                "success": True,
+            }
+        )
+        for i in range(n)
+    ]
+    return [b"\n".join(lines[i : i + batch]) for i in range(0, n, batch)]
 
 
 async def post_all(url: str, payloads: list[bytes], content_type: str) -> tuple[float, dict]:
@@ -165,6 +177,7 @@ async def post_all(url: str, payloads: list[bytes], content_type: str) -> tuple[
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     headers = {"Content-Type": content_type}
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def worker() -> None:
             for body in queue:
                 async with session.post(url, data=body, headers=headers) as r:
@@ -179,14 +192,16 @@ async def post_all(url: str, payloads: list[bytes], content_type: str) -> tuple[
         return time.perf_counter() - started, statuses
 
 
-async def measure(kind: str, state: Path, payloads: list[bytes], events: int,
-                  content_type: str) -> tuple[float, dict[str, Any]]:
+async def measure(
+    kind: str, state: Path, payloads: list[bytes], events: int, content_type: str
+) -> tuple[float, dict[str, Any]]:
     server = Server(kind, state)
     try:
         await server.ready()
         _, cpu_before = await server.count()
-        seconds, statuses = await post_all(server.url + "/api/v1/events/auth", payloads,
-                                           content_type)
+        seconds, statuses = await post_all(
+            server.url + "/api/v1/events/auth", payloads, content_type
+        )
         counted, cpu_after = await server.count()
     finally:
         server.stop()
@@ -197,18 +212,21 @@ async def measure(kind: str, state: Path, payloads: list[bytes], events: int,
     # the server's CPU seconds (warm-up and two count requests included): events per CPU
     # second is what one core of it serves when the client is not the limit
     cpu = cpu_after - cpu_before
-    return events / seconds, {"seconds": round(seconds, 4), "statuses": statuses,
-                              "server_counted": counted - warm, "server_cpu_s": round(cpu, 4),
-                              "events_per_server_cpu_s": round(events / cpu) if cpu else None,
-                              "ok": ok}
+    return events / seconds, {
+        "seconds": round(seconds, 4),
+        "statuses": statuses,
+        "server_counted": counted - warm,
+        "server_cpu_s": round(cpu, 4),
+        "events_per_server_cpu_s": round(events / cpu) if cpu else None,
+        "ok": ok,
+    }
 
 
 def per_cpu(row: Row) -> float:
     """The median of streamproc's events per server CPU second over the runs."""
     import statistics
 
-    rates = [p["streamproc"]["events_per_server_cpu_s"] or 0
-             for p in row.extra.get("per_run", [])]
+    rates = [p["streamproc"]["events_per_server_cpu_s"] or 0 for p in row.extra.get("per_run", [])]
     return statistics.median(rates) if rates else 0.0
 
 
@@ -216,18 +234,28 @@ def run(ctx: Context) -> list[Row]:
     single_n = ctx.n(SINGLE_DEFAULT)
     ndjson_n = max(ctx.n(NDJSON_DEFAULT), 1)
     baseline = "bare aiohttp server answering 204 (body read)"
-    single = Row("ingest", f"POST /api/v1/events, 1 event per request, {CONCURRENCY} "
-                           f"keep-alive connections (judged at once)", "events/s",
-                 baseline_name=baseline,
-                 target=f">= {SINGLE_TARGET:,.0f} events/s on one server core",
-                 target_check=lambda r: per_cpu(r) >= SINGLE_TARGET)
-    batch = Row("ingest", f"POST /api/v1/events, NDJSON of {min(BATCH, ndjson_n):,} events, "
-                          f"{CONCURRENCY} keep-alive connections (judged at once)", "events/s",
-                baseline_name=baseline,
-                target=f">= {NDJSON_TARGET:,.0f} events/s on one server core",
-                target_check=lambda r: per_cpu(r) >= NDJSON_TARGET)
-    plans = [(single, bodies(single_n, 1), single_n, "application/json"),
-             (batch, bodies(ndjson_n, BATCH), ndjson_n, "application/x-ndjson")]
+    single = Row(
+        "ingest",
+        f"POST /api/v1/events, 1 event per request, {CONCURRENCY} "
+        f"keep-alive connections (judged at once)",
+        "events/s",
+        baseline_name=baseline,
+        target=f">= {SINGLE_TARGET:,.0f} events/s on one server core",
+        target_check=lambda r: per_cpu(r) >= SINGLE_TARGET,
+    )
+    batch = Row(
+        "ingest",
+        f"POST /api/v1/events, NDJSON of {min(BATCH, ndjson_n):,} events, "
+        f"{CONCURRENCY} keep-alive connections (judged at once)",
+        "events/s",
+        baseline_name=baseline,
+        target=f">= {NDJSON_TARGET:,.0f} events/s on one server core",
+        target_check=lambda r: per_cpu(r) >= NDJSON_TARGET,
+    )
+    plans = [
+        (single, bodies(single_n, 1), single_n, "application/json"),
+        (batch, bodies(ndjson_n, BATCH), ndjson_n, "application/x-ndjson"),
+    ]
     for i in range(ctx.runs):
         for row, payloads, events, ctype in plans:
             with tempfile.TemporaryDirectory(prefix="streamproc-bench-ingest-") as tmp:
@@ -243,11 +271,16 @@ def run(ctx: Context) -> list[Row]:
             row.baseline_runs.append(bare[0])
             row.extra.setdefault("per_run", []).append({"streamproc": ours[1], "bare": bare[1]})
             prior = row.verified["ok"] if row.verified else True
-            row.verified = {"ok": prior and ours[1]["ok"] and bare[1]["ok"],
-                            "events": events, "requests": len(payloads)}
+            row.verified = {
+                "ok": prior and ours[1]["ok"] and bare[1]["ok"],
+                "events": events,
+                "requests": len(payloads),
+            }
             what = "1 event per request" if row is single else f"NDJSON of {BATCH:,}"
-            ctx.step(f"ingest run {i + 1}/{ctx.runs} {what}: "
-                     f"{ours[0]:,.0f} events/s vs bare {bare[0]:,.0f}/s (server: "
-                     f"{ours[1]['events_per_server_cpu_s'] or 0:,} vs "
-                     f"{bare[1]['events_per_server_cpu_s'] or 0:,} events per CPU second)")
+            ctx.step(
+                f"ingest run {i + 1}/{ctx.runs} {what}: "
+                f"{ours[0]:,.0f} events/s vs bare {bare[0]:,.0f}/s (server: "
+                f"{ours[1]['events_per_server_cpu_s'] or 0:,} vs "
+                f"{bare[1]['events_per_server_cpu_s'] or 0:,} events per CPU second)"
+            )
     return [single, batch]

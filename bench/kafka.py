@@ -38,7 +38,7 @@ RATIO_TARGET = 0.60
 P99_TARGET_MS = 250.0
 NOT_PARTITION_ALIGNED = {
     "password_spray": "keyed by ip_address; auth-logs is partitioned by username, so a spray "
-                      "is split over partitions (run one partition, or re-key, to detect it)",
+    "is split over partitions (run one partition, or re-key, to detect it)",
 }
 
 
@@ -58,32 +58,49 @@ class NullNotifier:
         return None
 
 
-def bench_config(bootstrap: str, group: str, *, checkpoint_interval: float = 10.0,
-                 state_dir: str = "bench-state") -> Any:
+def bench_config(
+    bootstrap: str, group: str, *, checkpoint_interval: float = 10.0, state_dir: str = "bench-state"
+) -> Any:
     from streamproc.config import parse_config
 
-    return parse_config({"kafka": {"bootstrap_servers": bootstrap, "group_id": group},
-                         "state": {"checkpoint_interval": checkpoint_interval},
-                         "state_dir": state_dir}, file=None)
+    return parse_config(
+        {
+            "kafka": {"bootstrap_servers": bootstrap, "group_id": group},
+            "state": {"checkpoint_interval": checkpoint_interval},
+            "state_dir": state_dir,
+        },
+        file=None,
+    )
 
 
-async def produce(bootstrap: str, items: list[tuple[str, bytes | None, bytes]], *,
-                  rate: float = 0.0) -> Any:
+async def produce(
+    bootstrap: str, items: list[tuple[str, bytes | None, bytes]], *, rate: float = 0.0
+) -> Any:
     from streamproc.produce import produce_kafka
 
     topics = {t for t, _, _ in items}
-    return await produce_kafka({"bootstrap_servers": bootstrap}, items, rate=rate,
-                               partitions={t: PARTITIONS for t in topics})
+    return await produce_kafka(
+        {"bootstrap_servers": bootstrap},
+        items,
+        rate=rate,
+        partitions=dict.fromkeys(topics, PARTITIONS),
+    )
 
 
-async def raw_consume(bootstrap: str, topics: list[str], n: int,
-                      timeout: float = 120.0) -> tuple[float, dict[tuple[str, int, int], int]]:
+async def raw_consume(
+    bootstrap: str, topics: list[str], n: int, timeout: float = 120.0
+) -> tuple[float, dict[tuple[str, int, int], int]]:
     """Baseline: getmany until n records; (seconds from first record, {} )."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
     await consumer.start()
     started = time.perf_counter()
     try:
@@ -105,8 +122,9 @@ async def raw_consume(bootstrap: str, topics: list[str], n: int,
     return max(1e-9, end - (first or started)), {}
 
 
-async def record_times(bootstrap: str, wanted: set[tuple[str, int, int]]) -> dict[
-        tuple[str, int, int], float]:
+async def record_times(
+    bootstrap: str, wanted: set[tuple[str, int, int]]
+) -> dict[tuple[str, int, int], float]:
     """CreateTime (epoch s) of the given (topic, partition, offset) records."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -114,8 +132,9 @@ async def record_times(bootstrap: str, wanted: set[tuple[str, int, int]]) -> dic
     by_tp: dict[tuple[str, int], list[int]] = {}
     for t, p, o in wanted:
         by_tp.setdefault((t, p), []).append(o)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         for (t, p), offsets in by_tp.items():
@@ -132,12 +151,14 @@ async def record_times(bootstrap: str, wanted: set[tuple[str, int, int]]) -> dic
     return out
 
 
-async def committed_total(bootstrap: str, group: str, topics: list[str],
-                          n_partitions: int = PARTITIONS) -> int:
+async def committed_total(
+    bootstrap: str, group: str, topics: list[str], n_partitions: int = PARTITIONS
+) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         total = 0
@@ -165,9 +186,13 @@ class AlertWatcher:
         from streamproc.broker import ensure_topics
 
         await ensure_topics({"bootstrap_servers": self.bootstrap}, {self.topic: 3})
-        self._consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap,
-                                          group_id=None, auto_offset_reset="earliest",
-                                          fetch_max_wait_ms=10)
+        self._consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=10,
+        )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
 
@@ -212,9 +237,15 @@ async def provision_internal_topics(config: Any) -> None:
     await asyncio.sleep(1.0)
 
 
-async def run_runtime(bootstrap: str, group: str, n: int, state_dir: str,
-                      timeout: float = 600.0, watcher: AlertWatcher | None = None,
-                      before_wait: Any = None) -> dict[str, Any]:
+async def run_runtime(
+    bootstrap: str,
+    group: str,
+    n: int,
+    state_dir: str,
+    timeout: float = 600.0,
+    watcher: AlertWatcher | None = None,
+    before_wait: Any = None,
+) -> dict[str, Any]:
     """Run the runtime until it has judged ``n`` records; returns timing and its alerts."""
     from streamproc.runtime import Runtime
 
@@ -245,13 +276,17 @@ async def run_runtime(bootstrap: str, group: str, n: int, state_dir: str,
         while stats.records_in < n:
             if first is None and stats.records_in > 0:
                 first = time.perf_counter()
-            failed = [t for t in runtime._tasks if t.done() and not t.cancelled()
-                      and t.exception() is not None]
+            failed = [
+                t
+                for t in runtime._tasks
+                if t.done() and not t.cancelled() and t.exception() is not None
+            ]
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
             if time.monotonic() > deadline:
-                raise RuntimeError(f"runtime judged {stats.records_in} of {n} records within "
-                                   f"{timeout:.0f}s")
+                raise RuntimeError(
+                    f"runtime judged {stats.records_in} of {n} records within {timeout:.0f}s"
+                )
             await asyncio.sleep(0.002)
         end = time.perf_counter()
         if first is None:  # everything arrived in the first batch (tiny N)
@@ -270,11 +305,15 @@ async def run_runtime(bootstrap: str, group: str, n: int, state_dir: str,
                 await asyncio.sleep(0.01)
         if producer_task is not None:
             await producer_task
-        errors = [f"{t.get_name()}: {t.exception()!r}" for t in runtime._tasks
-                  if t.done() and not t.cancelled() and t.exception() is not None]
+        errors = [
+            f"{t.get_name()}: {t.exception()!r}"
+            for t in runtime._tasks
+            if t.done() and not t.cancelled() and t.exception() is not None
+        ]
         if errors:
-            raise RuntimeError("runtime task failed after judging every record: "
-                               + "; ".join(errors))
+            raise RuntimeError(
+                "runtime task failed after judging every record: " + "; ".join(errors)
+            )
     finally:
         await runtime.stop()
     # The alerts appended last need a moment to be fetched by the watcher.
@@ -284,16 +323,22 @@ async def run_runtime(bootstrap: str, group: str, n: int, state_dir: str,
         await asyncio.sleep(0.05)
     if own_watcher:
         await watcher.stop()
-    return {"seconds": max(1e-9, end - first), "records_in": stats.records_in,
-            "dead_letters": dict(stats.dead_by_reason), "appended": appended,
-            "alerts": [a for _, a in watcher.seen], "seen": list(watcher.seen),
-            "events": stats.events,
-            "repartitioned": bool(getattr(runtime.judge, "repartition_targets", None)),
-            "repartitioned_in": getattr(stats, "repartitioned_in", 0)}
+    return {
+        "seconds": max(1e-9, end - first),
+        "records_in": stats.records_in,
+        "dead_letters": dict(stats.dead_by_reason),
+        "appended": appended,
+        "alerts": [a for _, a in watcher.seen],
+        "seen": list(watcher.seen),
+        "events": stats.events,
+        "repartitioned": bool(getattr(runtime.judge, "repartition_targets", None)),
+        "repartitioned_in": getattr(stats, "repartitioned_in", 0),
+    }
 
 
-def _one_run(ctx: Context, n: int, items: list[Any], topics: list[str], run_no: int) -> dict[
-        str, Any]:
+def _one_run(
+    ctx: Context, n: int, items: list[Any], topics: list[str], run_no: int
+) -> dict[str, Any]:
     import tempfile
 
     from streamproc.broker import EmbeddedKafka
@@ -313,8 +358,10 @@ def _one_run(ctx: Context, n: int, items: list[Any], topics: list[str], run_no: 
         out["runtime"] = {k: v for k, v in rt.items() if k not in ("alerts", "seen")}
         out["alerts"] = rt["alerts"]
         out["committed"] = asyncio.run(committed_total(bs, group, topics))
-        ctx.step(f"kafka run {run_no}: streamproc {out['rate']:,.0f}/s, "
-                 f"{rt['appended']} alerts, committed {out['committed']:,}/{n:,}")
+        ctx.step(
+            f"kafka run {run_no}: streamproc {out['rate']:,.0f}/s, "
+            f"{rt['appended']} alerts, committed {out['committed']:,}/{n:,}"
+        )
     return out
 
 
@@ -335,7 +382,7 @@ def latency_phase(ctx: Context, rate: float, n_max: int) -> dict[str, Any]:
         bs = broker.bootstrap_servers
 
         async def go() -> dict[str, Any]:
-            await ensure_topics({"bootstrap_servers": bs}, {t: PARTITIONS for t in topics})
+            await ensure_topics({"bootstrap_servers": bs}, dict.fromkeys(topics, PARTITIONS))
             watcher = AlertWatcher(bs, bench_config(bs, "bench-latency").kafka.alert_topic)
             await watcher.start()
 
@@ -343,12 +390,16 @@ def latency_phase(ctx: Context, rate: float, n_max: int) -> dict[str, Any]:
                 await produce(bs, items, rate=rate)
 
             try:
-                rt = await run_runtime(bs, "bench-latency", len(items), state_dir,
-                                       watcher=watcher, before_wait=feed)
+                rt = await run_runtime(
+                    bs, "bench-latency", len(items), state_dir, watcher=watcher, before_wait=feed
+                )
             finally:
                 await watcher.stop()
-            wanted = {(a["source"]["topic"], a["source"]["partition"], a["source"]["offset"])
-                      for _, a in rt["seen"] if a.get("source", {}).get("offset", -1) >= 0}
+            wanted = {
+                (a["source"]["topic"], a["source"]["partition"], a["source"]["offset"])
+                for _, a in rt["seen"]
+                if a.get("source", {}).get("offset", -1) >= 0
+            }
             times = await record_times(bs, wanted)
             lat = []
             by_kind: dict[str, list[float]] = {}
@@ -360,10 +411,18 @@ def latency_phase(ctx: Context, rate: float, n_max: int) -> dict[str, Any]:
                     lat.append(ms)
                     by_kind.setdefault(a.get("kind", "?"), []).append(ms)
             # where the tail comes from (repartitioned detectors take a second broker trip)
-            kinds = {k: {"alerts": len(v), "p50_ms": percentile(v, 50),
-                         "p99_ms": percentile(v, 99)} for k, v in sorted(by_kind.items())}
-            return {"latencies_ms": lat, "by_kind": kinds, "events": len(items), "rate": rate,
-                    "alerts": len(rt["seen"]), "timed_alerts": len(lat)}
+            kinds = {
+                k: {"alerts": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99)}
+                for k, v in sorted(by_kind.items())
+            }
+            return {
+                "latencies_ms": lat,
+                "by_kind": kinds,
+                "events": len(items),
+                "rate": rate,
+                "alerts": len(rt["seen"]),
+                "timed_alerts": len(lat),
+            }
 
         return asyncio.run(go())
 
@@ -372,7 +431,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(q / 100.0 * (len(ordered) - 1)))))
+    k = max(0, min(len(ordered) - 1, round(q / 100.0 * (len(ordered) - 1))))
     return ordered[k]
 
 
@@ -384,10 +443,14 @@ def run(ctx: Context) -> list[Row]:
     items = kafka_items(traffic, kafka_topics(None, list(traffic.records)))
     n = len(items)
     topics = sorted({t for t, _, _ in items})
-    main = Row("kafka", "consume+decode+detect+alert log, commits+checkpoints", "events/s",
-               baseline_name="raw aiokafka getmany",
-               target=f">= {RATIO_TARGET:.0%} of raw", target_check=lambda r: (r.ratio or 0)
-               >= RATIO_TARGET)
+    main = Row(
+        "kafka",
+        "consume+decode+detect+alert log, commits+checkpoints",
+        "events/s",
+        baseline_name="raw aiokafka getmany",
+        target=f">= {RATIO_TARGET:.0%} of raw",
+        target_check=lambda r: (r.ratio or 0) >= RATIO_TARGET,
+    )
     prod = Row("kafka", "produce, pre-built batches (create_batch/send_batch)", "records/s")
     main.extra["events"] = n
     verified: dict[str, Any] | None = None
@@ -396,17 +459,25 @@ def run(ctx: Context) -> list[Row]:
         prod.runs.append(out["produce_rate"])
         main.baseline_runs.append(out["raw_rate"])
         main.runs.append(out["rate"])
-        main.extra.setdefault("per_run", []).append(out["runtime"] | {
-            "committed": out["committed"], "raw_rate": out["raw_rate"],
-            "produce_rate": out["produce_rate"]})
+        main.extra.setdefault("per_run", []).append(
+            out["runtime"]
+            | {
+                "committed": out["committed"],
+                "raw_rate": out["raw_rate"],
+                "produce_rate": out["produce_rate"],
+            }
+        )
         # The alert log is at-least-once (a rebalance re-judges uncommitted records and
         # appends the same alerts again; delivery deduplicates by fingerprint): count each
         # (fingerprint, status) once, and report the duplicates.
-        unique = {(a.get("fingerprint"), a.get("status"), a.get("audience")): a
-                  for a in out["alerts"]}
-        check = verify_counts(traffic.expected, list(unique.values()),
-                              skip=None if out["runtime"]["repartitioned"]
-                              else NOT_PARTITION_ALIGNED)
+        unique = {
+            (a.get("fingerprint"), a.get("status"), a.get("audience")): a for a in out["alerts"]
+        }
+        check = verify_counts(
+            traffic.expected,
+            list(unique.values()),
+            skip=None if out["runtime"]["repartitioned"] else NOT_PARTITION_ALIGNED,
+        )
         check["duplicate_alerts"] = len(out["alerts"]) - len(unique)
         check["committed"] = out["committed"]
         check["produced"] = n
@@ -421,9 +492,14 @@ def run(ctx: Context) -> list[Row]:
     main.verified = verified
     rows = [main, prod]
     sustained = main.median or 0.0
-    lat_row = Row("kafka", "alert latency p99 at 50% of sustained rate", "ms",
-                  higher_is_better=False, target=f"<= {P99_TARGET_MS:.0f} ms",
-                  target_check=lambda r: (r.median or 1e9) <= P99_TARGET_MS)
+    lat_row = Row(
+        "kafka",
+        "alert latency p99 at 50% of sustained rate",
+        "ms",
+        higher_is_better=False,
+        target=f"<= {P99_TARGET_MS:.0f} ms",
+        target_check=lambda r: (r.median or 1e9) <= P99_TARGET_MS,
+    )
     if sustained <= 0:
         lat_row.skipped = "no sustained rate measured"
         rows.append(lat_row)
@@ -433,16 +509,27 @@ def run(ctx: Context) -> list[Row]:
     values = lat.pop("latencies_ms")
     p50, p99 = percentile(values, 50), percentile(values, 99)
     lat_row.runs = [p99] if p99 is not None else []
-    lat_row.extra = lat | {"p50_ms": p50, "p99_ms": p99, "max_ms": max(values, default=None),
-                           "mean_ms": statistics.mean(values) if values else None}
+    lat_row.extra = lat | {
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "max_ms": max(values, default=None),
+        "mean_ms": statistics.mean(values) if values else None,
+    }
     if p99 is None:
         lat_row.skipped = "no alert could be matched to its source record"
-    p50_row = Row("kafka", "alert latency p50 at 50% of sustained rate", "ms",
-                  runs=[p50] if p50 is not None else [], higher_is_better=False,
-                  extra={"rate": lat["rate"]})
+    p50_row = Row(
+        "kafka",
+        "alert latency p50 at 50% of sustained rate",
+        "ms",
+        runs=[p50] if p50 is not None else [],
+        higher_is_better=False,
+        extra={"rate": lat["rate"]},
+    )
     rows += [lat_row, p50_row]
-    ctx.step(f"kafka latency at {sustained * 0.5:,.0f}/s: p50 {p50 or 0:.0f} ms, "
-             f"p99 {p99 or 0:.0f} ms over {len(values)} alerts")
+    ctx.step(
+        f"kafka latency at {sustained * 0.5:,.0f}/s: p50 {p50 or 0:.0f} ms, "
+        f"p99 {p99 or 0:.0f} ms over {len(values)} alerts"
+    )
     return rows
 
 

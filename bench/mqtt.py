@@ -80,12 +80,18 @@ class Mosquitto:
         self.dir = tempfile.mkdtemp(prefix="streamproc-bench-mosq-")
         conf = os.path.join(self.dir, "mosquitto.conf")
         with open(conf, "w") as fh:
-            fh.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                     "persistence false\nmax_queued_messages 0\nmax_queued_bytes 0\n"
-                     "queue_qos0_messages true\nmax_inflight_messages 1000\n"
-                     "max_keepalive 65535\n")
-        self.proc = subprocess.Popen([binary, "-c", conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+            fh.write(
+                f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                "persistence false\nmax_queued_messages 0\nmax_queued_bytes 0\n"
+                "queue_qos0_messages true\nmax_inflight_messages 1000\n"
+                "max_keepalive 65535\n"
+            )
+        self.proc = subprocess.Popen(
+            [binary, "-c", conf],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -123,8 +129,9 @@ async def create_session(port: int, client_id: str) -> None:
 async def publish(port: int, items: list[tuple[str, bytes]], qos: int) -> float:
     from streamproc.produce import publish_mqtt
 
-    res = await publish_mqtt(_cfg(port, f"bench-pub-{time.time_ns()}", qos), items, qos=qos,
-                             max_in_flight=500)
+    res = await publish_mqtt(
+        _cfg(port, f"bench-pub-{time.time_ns()}", qos), items, qos=qos, max_in_flight=500
+    )
     return res.rate
 
 
@@ -214,16 +221,21 @@ class Counter:
         self.last = now
 
     def result(self) -> dict[str, Any]:
-        return {"received": self.got, "seconds": max(1e-9, self.last - self.first),
-                "first": self.first, "last": self.last}
+        return {
+            "received": self.got,
+            "seconds": max(1e-9, self.last - self.first),
+            "first": self.first,
+            "last": self.last,
+        }
 
 
 # A subscriber stops when all N arrived, or when nothing arrived for IDLE_S (QoS 0 lost some).
 IDLE_S = 5.0
 
 
-async def bare_subscriber(port: int, client_id: str, qos: int, n: int,
-                          ready: Callable[[], None], timeout: float) -> dict[str, Any]:
+async def bare_subscriber(
+    port: int, client_id: str, qos: int, n: int, ready: Callable[[], None], timeout: float
+) -> dict[str, Any]:
     from streamproc.sources.mqtt import make_client
 
     client = make_client(_cfg(port, client_id, qos), client_id=client_id, persistent=qos > 0)
@@ -258,8 +270,9 @@ async def bare_subscriber(port: int, client_id: str, qos: int, n: int,
     return count.result()
 
 
-async def source_subscriber(port: int, client_id: str, qos: int, n: int,
-                            ready: Callable[[], None], timeout: float) -> dict[str, Any]:
+async def source_subscriber(
+    port: int, client_id: str, qos: int, n: int, ready: Callable[[], None], timeout: float
+) -> dict[str, Any]:
     from streamproc.sources.mqtt import MqttSource
 
     source = MqttSource(_cfg(port, client_id, qos), [FILTER], start_retries=3)
@@ -298,8 +311,9 @@ def one_qos0(port: int, packets: bytes, n: int, who: str, tag: str) -> dict[str,
 
     async def go() -> dict[str, Any]:
         publisher = BlastPublisher(port, packets)
-        result = await SUBSCRIBERS[who](port, f"bench-{who}-{tag}", 0, n, publisher.start,
-                                        max(60.0, n / 1000.0))
+        result = await SUBSCRIBERS[who](
+            port, f"bench-{who}-{tag}", 0, n, publisher.start, max(60.0, n / 1000.0)
+        )
         pub = await asyncio.to_thread(publisher.join)
         result["pub_s"] = pub["pub_s"]
         # Publisher-bound: it was still writing for most of the time the subscriber received.
@@ -309,8 +323,9 @@ def one_qos0(port: int, packets: bytes, n: int, who: str, tag: str) -> dict[str,
     return asyncio.run(go())
 
 
-def one_qos1(port: int, items: list[tuple[str, bytes]], order: tuple[str, ...],
-             tag: str) -> dict[str, dict[str, Any]]:
+def one_qos1(
+    port: int, items: list[tuple[str, bytes]], order: tuple[str, ...], tag: str
+) -> dict[str, dict[str, Any]]:
     """Both sessions queue the N messages, then each subscriber drains its own backlog."""
     n = len(items)
 
@@ -320,8 +335,9 @@ def one_qos1(port: int, items: list[tuple[str, bytes]], order: tuple[str, ...],
         pub_rate = await publish(port, items, 1)
         out = {}
         for who in order:
-            out[who] = await SUBSCRIBERS[who](port, f"bench-{who}-{tag}", 1, n, lambda: None,
-                                              max(60.0, n / 1000.0))
+            out[who] = await SUBSCRIBERS[who](
+                port, f"bench-{who}-{tag}", 1, n, lambda: None, max(60.0, n / 1000.0)
+            )
             out[who]["publish_rate"] = pub_rate
         return out
 
@@ -333,24 +349,42 @@ def run(ctx: Context) -> list[Row]:
     if binary is None:
         for _ in range(ctx.runs):
             ctx.step("mqtt skipped")
-        return [skipped("mqtt", "events/s through MqttSource",
-                        "mosquitto is not installed (apt-get install mosquitto)")]
+        return [
+            skipped(
+                "mqtt",
+                "events/s through MqttSource",
+                "mosquitto is not installed (apt-get install mosquitto)",
+            )
+        ]
     try:
         from streamproc.sources.mqtt import MqttSource  # noqa: F401
     except ImportError as exc:
         for _ in range(ctx.runs):
             ctx.step("mqtt skipped")
-        return [skipped("mqtt", "events/s through MqttSource",
-                        f"streamproc.sources.mqtt.MqttSource is not available ({exc})")]
+        return [
+            skipped(
+                "mqtt",
+                "events/s through MqttSource",
+                f"streamproc.sources.mqtt.MqttSource is not available ({exc})",
+            )
+        ]
     items = items_for(ctx, ctx.n(DEFAULT_EVENTS))
     n = len(items)  # the generator's count, a little off the requested one
     rows = {
-        0: Row("mqtt", "QoS 0 events/s through MqttSource (+orjson)", "events/s",
-               baseline_name="bare aiomqtt subscriber (+orjson)",
-               target=f">= {QOS0_TARGET:.0%} of bare",
-               target_check=lambda r: (r.ratio or 0) >= QOS0_TARGET),
-        1: Row("mqtt", "QoS 1 events/s through MqttSource (+orjson, acks)", "events/s",
-               baseline_name="bare aiomqtt subscriber (+orjson)"),
+        0: Row(
+            "mqtt",
+            "QoS 0 events/s through MqttSource (+orjson)",
+            "events/s",
+            baseline_name="bare aiomqtt subscriber (+orjson)",
+            target=f">= {QOS0_TARGET:.0%} of bare",
+            target_check=lambda r: (r.ratio or 0) >= QOS0_TARGET,
+        ),
+        1: Row(
+            "mqtt",
+            "QoS 1 events/s through MqttSource (+orjson, acks)",
+            "events/s",
+            baseline_name="bare aiomqtt subscriber (+orjson)",
+        ),
     }
     broker = Mosquitto(binary)
     packets = qos0_packets(items)
@@ -360,8 +394,7 @@ def run(ctx: Context) -> list[Row]:
             order = ("baseline", "ours") if i % 2 == 0 else ("ours", "baseline")
             for qos, row in rows.items():
                 if qos == 0:
-                    out = {who: one_qos0(broker.port, packets, n, who, f"0-{i}")
-                           for who in order}
+                    out = {who: one_qos0(broker.port, packets, n, who, f"0-{i}") for who in order}
                 else:
                     out = one_qos1(broker.port, items, order, f"1-{i}")
                 ours, base = out["ours"], out["baseline"]
@@ -370,16 +403,22 @@ def run(ctx: Context) -> list[Row]:
                 row.extra.setdefault("per_run", []).append(out)
                 complete = ours["received"] == n and base["received"] == n
                 prior = row.verified["ok"] if row.verified else True
-                row.verified = {"ok": prior and complete, "published": n,
-                                "received": ours["received"],
-                                "baseline_received": base["received"]}
+                row.verified = {
+                    "ok": prior and complete,
+                    "published": n,
+                    "received": ours["received"],
+                    "baseline_received": base["received"],
+                }
                 bound = [who for who in order if out[who].get("publisher_bound")]
                 note = f"; publisher-bound: {', '.join(bound)}" if bound else ""
-                ctx.step(f"mqtt run {i + 1}/{ctx.runs} QoS {qos}: {row.runs[-1]:,.0f}/s vs "
-                         f"bare {row.baseline_runs[-1]:,.0f}/s "
-                         f"({ours['received']:,}/{n:,} received){note}")
+                ctx.step(
+                    f"mqtt run {i + 1}/{ctx.runs} QoS {qos}: {row.runs[-1]:,.0f}/s vs "
+                    f"bare {row.baseline_runs[-1]:,.0f}/s "
+                    f"({ours['received']:,}/{n:,} received){note}"
+                )
     finally:
         broker.stop()
     return list(rows.values())
+
 
 STEPS_PER_RUN = 2

@@ -50,20 +50,38 @@ def make_alerts(n: int, salt: str) -> list[Any]:
     out = []
     for i in range(n):
         key = {"username": f"bench-alert-{i}", "ip_address": f"203.0.113.{i % 250 + 1}"}
-        out.append(Alert(kind="brute_force", severity="high", status="firing", key=key,
-                         fingerprint=fingerprint("brute_force", key, f"{salt}-{i}"),
-                         event_time=1_772_000_000.0 + i, title=f"bench-alert-{i} brute force",
-                         body=f"bench-alert-{i}: 5 failed logins", family="auth-logs",
-                         labels={"kind": "brute_force", "family": "auth-logs"},
-                         evidence={"failures": 5}))
+        out.append(
+            Alert(
+                kind="brute_force",
+                severity="high",
+                status="firing",
+                key=key,
+                fingerprint=fingerprint("brute_force", key, f"{salt}-{i}"),
+                event_time=1_772_000_000.0 + i,
+                title=f"bench-alert-{i} brute force",
+                body=f"bench-alert-{i}: 5 failed logins",
+                family="auth-logs",
+                labels={"kind": "brute_force", "family": "auth-logs"},
+                evidence={"failures": 5},
+            )
+        )
     return out
 
 
 def notify_config(receivers: Receivers, timeout: float = 10.0) -> dict[str, Any]:
-    return {"urls": receivers.urls(), "routes": [], "default_routes": False,
-            "group_by": ["fingerprint"], "group_wait": 0, "group_interval": 0, "rate": 0,
-            "max_in_flight": 64, "timeout": timeout, "flush_on_close": False,
-            "close_timeout": "1s"}
+    return {
+        "urls": receivers.urls(),
+        "routes": [],
+        "default_routes": False,
+        "group_by": ["fingerprint"],
+        "group_wait": 0,
+        "group_interval": 0,
+        "rate": 0,
+        "max_in_flight": 64,
+        "timeout": timeout,
+        "flush_on_close": False,
+        "close_timeout": "1s",
+    }
 
 
 def _alert_no(doc: Any) -> int | None:
@@ -76,8 +94,9 @@ def _alert_no(doc: Any) -> int | None:
     return None
 
 
-def _latencies(receivers: Receivers, submitted: dict[int, float],
-               healthy: int = CHANNELS) -> list[float]:
+def _latencies(
+    receivers: Receivers, submitted: dict[int, float], healthy: int = CHANNELS
+) -> list[float]:
     """ms from submit to arrival, every delivery to the first ``healthy`` receivers."""
     lat = []
     for arrivals in receivers.arrivals()[:healthy]:
@@ -88,8 +107,7 @@ def _latencies(receivers: Receivers, submitted: dict[int, float],
     return lat
 
 
-async def ours(n: int, receivers: Receivers, run_no: int,
-               timeout: float = 300.0) -> dict[str, Any]:
+async def ours(n: int, receivers: Receivers, run_no: int, timeout: float = 300.0) -> dict[str, Any]:
     """Burst: all ``n`` alerts submitted at once, in batches of 100."""
     from streamproc.notify import Notifier
 
@@ -105,27 +123,34 @@ async def ours(n: int, receivers: Receivers, run_no: int,
             now = time.time()
             for j in range(i, min(n, i + 100)):
                 submitted[j] = now
-            await notifier.submit(alerts[i:i + 100])
+            await notifier.submit(alerts[i : i + 100])
         want = n * CHANNELS
         deadline = time.monotonic() + timeout
         while receivers.count() < want and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - start
         await notifier.close()
-    return {"seconds": seconds, "deliveries": receivers.count(), "expected": want,
-            "latencies_ms": _latencies(receivers, submitted), "started": wall0}
+    return {
+        "seconds": seconds,
+        "deliveries": receivers.count(),
+        "expected": want,
+        "latencies_ms": _latencies(receivers, submitted),
+        "started": wall0,
+    }
 
 
-async def paced(n: int, receivers: Receivers, run_no: int, *, healthy: int = CHANNELS,
-                timeout: float = 10.0) -> dict[str, Any]:
+async def paced(
+    n: int, receivers: Receivers, run_no: int, *, healthy: int = CHANNELS, timeout: float = 10.0
+) -> dict[str, Any]:
     """``n`` alerts submitted at ``RATE``/s; latency at the first ``healthy`` receivers."""
     from streamproc.notify import Notifier
 
     alerts = make_alerts(n, f"paced{run_no}-{healthy}")
     receivers.reset()
     with tempfile.TemporaryDirectory() as state_dir:
-        notifier = Notifier.from_config(notify_config(receivers, timeout),
-                                          state_dir=Path(state_dir))
+        notifier = Notifier.from_config(
+            notify_config(receivers, timeout), state_dir=Path(state_dir)
+        )
         await notifier.start()
         submitted: dict[int, float] = {}
         per_tick = max(1, int(RATE * TICK))
@@ -134,7 +159,7 @@ async def paced(n: int, receivers: Receivers, run_no: int, *, healthy: int = CHA
             now = time.time()
             for j in range(i, min(n, i + per_tick)):
                 submitted[j] = now
-            await notifier.submit(alerts[i:i + per_tick])
+            await notifier.submit(alerts[i : i + per_tick])
             await asyncio.sleep(max(0.0, t0 + (i + per_tick) / RATE - time.perf_counter()))
         want = n * healthy
         deadline = time.monotonic() + 60
@@ -142,10 +167,17 @@ async def paced(n: int, receivers: Receivers, run_no: int, *, healthy: int = CHA
             await asyncio.sleep(0.01)
         await notifier.close()
     lat = _latencies(receivers, submitted, healthy)
-    return {"rate": RATE, "alerts": n, "healthy_channels": healthy, "deliveries": len(lat),
-            "expected": want, "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
-            "max_ms": max(lat, default=None),
-            "mean_ms": statistics.fmean(lat) if lat else None}
+    return {
+        "rate": RATE,
+        "alerts": n,
+        "healthy_channels": healthy,
+        "deliveries": len(lat),
+        "expected": want,
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "max_ms": max(lat, default=None),
+        "mean_ms": statistics.fmean(lat) if lat else None,
+    }
 
 
 def paced_one_hanging(n: int, run_no: int) -> dict[str, Any]:
@@ -187,8 +219,7 @@ def _record(ctx: Context, row: Row, got: dict[str, Any], label: str) -> bool:
     """One paced run into its row; True when every delivery arrived."""
     row.runs.append(got["p99_ms"] or 0.0)
     row.extra.setdefault("per_run", []).append(got)
-    ctx.step(f"{label}: p99 {row.runs[-1]:.0f} ms, {got['deliveries']}/{got['expected']} "
-             "delivered")
+    ctx.step(f"{label}: p99 {row.runs[-1]:.0f} ms, {got['deliveries']}/{got['expected']} delivered")
     return bool(got["deliveries"] == got["expected"])
 
 
@@ -202,20 +233,36 @@ def run(ctx: Context) -> list[Row]:
         except ImportError as exc:
             for _ in range(ctx.runs * STEPS_PER_RUN):
                 ctx.step("notify skipped")
-            return [skipped("notify", "deliveries/s, 5 channels x 20 ms",
-                            f"streamproc.notify.Notifier is not available ({exc})")]
-        row = Row("notify", f"deliveries/s, {CHANNELS} channels x {DELAY * 1000:.0f} ms",
-                  "deliveries/s", baseline_name="sequential Apprise.notify",
-                  target=f">= {TARGET:.0f}/s and >= 10x baseline",
-                  target_check=lambda r: (r.median or 0) >= TARGET and (r.ratio or 0) >= 10)
-        p99 = Row("notify", "delivery latency p99 (submit -> receiver)", "ms",
-                  higher_is_better=False)
-        p50 = Row("notify", "delivery latency p50 (submit -> receiver)", "ms",
-                  higher_is_better=False)
-        at_rate = Row("notify", f"delivery latency p99 at {RATE:.0f} alerts/s", "ms",
-                      higher_is_better=False)
-        hanging = Row("notify", f"delivery latency p99 at {RATE:.0f} alerts/s, one of "
-                      f"{CHANNELS} channels hanging", "ms", higher_is_better=False)
+            return [
+                skipped(
+                    "notify",
+                    "deliveries/s, 5 channels x 20 ms",
+                    f"streamproc.notify.Notifier is not available ({exc})",
+                )
+            ]
+        row = Row(
+            "notify",
+            f"deliveries/s, {CHANNELS} channels x {DELAY * 1000:.0f} ms",
+            "deliveries/s",
+            baseline_name="sequential Apprise.notify",
+            target=f">= {TARGET:.0f}/s and >= 10x baseline",
+            target_check=lambda r: (r.median or 0) >= TARGET and (r.ratio or 0) >= 10,
+        )
+        p99 = Row(
+            "notify", "delivery latency p99 (submit -> receiver)", "ms", higher_is_better=False
+        )
+        p50 = Row(
+            "notify", "delivery latency p50 (submit -> receiver)", "ms", higher_is_better=False
+        )
+        at_rate = Row(
+            "notify", f"delivery latency p99 at {RATE:.0f} alerts/s", "ms", higher_is_better=False
+        )
+        hanging = Row(
+            "notify",
+            f"delivery latency p99 at {RATE:.0f} alerts/s, one of {CHANNELS} channels hanging",
+            "ms",
+            higher_is_better=False,
+        )
         ok = True
         for i in range(ctx.runs):
             base = baseline(min(n, BASELINE_MAX, max(10, n // 10)), receivers)
@@ -227,18 +274,25 @@ def run(ctx: Context) -> list[Row]:
             p50.runs.append(percentile(lat, 50) or 0.0)
             row.extra.setdefault("per_run", []).append(out | {"baseline": base})
             ok = ok and out["deliveries"] == out["expected"]
-            ctx.step(f"notify run {i + 1}/{ctx.runs}: {row.runs[-1]:,.0f}/s "
-                     f"(baseline {base:,.0f}/s), {out['deliveries']}/{out['expected']} "
-                     f"delivered, p99 {p99.runs[-1]:.0f} ms")
+            ctx.step(
+                f"notify run {i + 1}/{ctx.runs}: {row.runs[-1]:,.0f}/s "
+                f"(baseline {base:,.0f}/s), {out['deliveries']}/{out['expected']} "
+                f"delivered, p99 {p99.runs[-1]:.0f} ms"
+            )
             got = asyncio.run(paced(n_paced, receivers, i))
             ok = _record(ctx, at_rate, got, f"notify run {i + 1}/{ctx.runs}, paced") and ok
             got = paced_one_hanging(n_paced, i)
             ok = _record(ctx, hanging, got, f"notify run {i + 1}/{ctx.runs}, one hanging") and ok
-        row.verified = {"ok": ok, "alerts": n, "channels": CHANNELS,
-                        "delivered_each_run": [r["deliveries"] for r in row.extra["per_run"]],
-                        "paced_delivered_each_run": {
-                            name: [r["deliveries"] for r in x.extra["per_run"]]
-                            for name, x in (("all healthy", at_rate), ("one hanging", hanging))}}
+        row.verified = {
+            "ok": ok,
+            "alerts": n,
+            "channels": CHANNELS,
+            "delivered_each_run": [r["deliveries"] for r in row.extra["per_run"]],
+            "paced_delivered_each_run": {
+                name: [r["deliveries"] for r in x.extra["per_run"]]
+                for name, x in (("all healthy", at_rate), ("one hanging", hanging))
+            },
+        }
         row.extra["mean_latency_ms"] = statistics.mean(p50.runs) if p50.runs else None
         return [row, p99, p50, at_rate, hanging]
     finally:

@@ -93,15 +93,17 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def _watch(cmd: list[str], cwd: str, timeout: float, poll: Any = None) -> tuple[
-        float, int, str, str]:
+def _watch(
+    cmd: list[str], cwd: str, timeout: float, poll: Any = None
+) -> tuple[float, int, str, str]:
     """Run ``cmd`` to its end, sampling its peak RSS (and calling ``poll()``) every 20 ms;
     (start time, peak RSS, stdout, stderr tail)."""
     out_path, err_path = Path(cwd) / "stdout.log", Path(cwd) / "stderr.log"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:  # files: a pipe can fill
         started = time.time()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=out, stderr=err, env=dict(os.environ, PYTHONUNBUFFERED="1")
+        )
         peak = 0
         deadline = time.monotonic() + timeout
         try:
@@ -123,8 +125,18 @@ def _watch(cmd: list[str], cwd: str, timeout: float, poll: Any = None) -> tuple[
 
 
 def _client(kind: str, bootstrap: str, n: int, timeout: float, **kw: str) -> Measured:
-    cmd = [sys.executable, "-m", "streamproc.bench.peers_clients", kind, "--bootstrap",
-           bootstrap, "--topic", TOPIC, "--events", str(n)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamproc.bench.peers_clients",
+        kind,
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        TOPIC,
+        "--events",
+        str(n),
+    ]
     for k, v in kw.items():
         cmd += [f"--{k.replace('_', '-')}", v]
     with tempfile.TemporaryDirectory() as cwd:
@@ -162,8 +174,11 @@ class MetricsPoll:
         sums: dict[str, float] = {}
         for line in text.splitlines():
             name = line.split("{", 1)[0].split(" ", 1)[0]
-            if name in ("streamproc_records_in_total", "streamproc_dead_letters_total",
-                        "streamproc_alerts_total"):
+            if name in (
+                "streamproc_records_in_total",
+                "streamproc_dead_letters_total",
+                "streamproc_alerts_total",
+            ):
                 sums[name] = sums.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
         self.last = sums
         records = int(sums.get("streamproc_records_in_total", 0))
@@ -179,18 +194,27 @@ def brute_force_only() -> dict[str, dict[str, Any]]:
     """Detector settings that switch off every auth-logs detector but brute_force."""
     from streamproc.detectors import REGISTRY
 
-    return {kind: {"enabled": False} for kind, cls in sorted(REGISTRY.items())
-            if cls.family == "auth-logs" and kind != "brute_force"}
+    return {
+        kind: {"enabled": False}
+        for kind, cls in sorted(REGISTRY.items())
+        if cls.family == "auth-logs" and kind != "brute_force"
+    }
 
 
 def streamproc_config(bootstrap: str, group: str, state_dir: str) -> dict[str, Any]:
     off = brute_force_only()
-    return {"kafka": {"bootstrap_servers": bootstrap, "group_id": group,
-                      "auto_offset_reset": "earliest"},
-            "topics": [{"topic": TOPIC, "family": "auth-logs", "keyed_by": "username",
-                        "detectors": off}],
-            "state": {"checkpoint_interval": 10},
-            "state_dir": state_dir}
+    return {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "group_id": group,
+            "auto_offset_reset": "earliest",
+        },
+        "topics": [
+            {"topic": TOPIC, "family": "auth-logs", "keyed_by": "username", "detectors": off}
+        ],
+        "state": {"checkpoint_interval": 10},
+        "state_dir": state_dir,
+    }
 
 
 def run_streamproc(bootstrap: str, run_no: int, n: int, timeout: float) -> Measured:
@@ -205,28 +229,65 @@ def run_streamproc(bootstrap: str, run_no: int, n: int, timeout: float) -> Measu
         kafka = parse_config(doc, file=None).kafka
         assert kafka is not None
         # The alert log provisioned as an operator does (see kafka.provision_internal_topics)
-        asyncio.run(ensure_topics({"bootstrap_servers": bootstrap},
-                                  {kafka.alert_topic: 3, kafka.alert_dlq_topic: 1}))
+        asyncio.run(
+            ensure_topics(
+                {"bootstrap_servers": bootstrap}, {kafka.alert_topic: 3, kafka.alert_dlq_topic: 1}
+            )
+        )
         cfg = Path(cwd) / "streamproc.yaml"
         cfg.write_text(json.dumps(doc))  # JSON is YAML
         port = free_port()
         poll = MetricsPoll(port, n)
-        cmd = [sys.executable, "-m", "streamproc.cli", "run", "-c", str(cfg), "--workers",
-               "1", "--metrics-port", str(port), "--max-events", str(n), "--log-level",
-               "WARNING"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamproc.cli",
+            "run",
+            "-c",
+            str(cfg),
+            "--workers",
+            "1",
+            "--metrics-port",
+            str(port),
+            "--max-events",
+            str(n),
+            "--log-level",
+            "WARNING",
+        ]
         started, peak, _, tail = _watch(cmd, cwd, timeout, poll)
     if poll.first is None or poll.end is None:
-        raise RuntimeError(f"streamproc run ended before its metrics showed {n} records "
-                           f"judged (last seen: {poll.last}); stderr: {tail}")
+        raise RuntimeError(
+            f"streamproc run ended before its metrics showed {n} records "
+            f"judged (last seen: {poll.last}); stderr: {tail}"
+        )
     n_alerts = int(poll.last.get("streamproc_alerts_total", 0))
     logged = asyncio.run(read_all(bootstrap, kafka.alert_topic, at_least=n_alerts))
-    alerts = {(a["labels"]["username"], a["labels"]["ip_address"],
-               round(a["evidence"]["first_seen"] * 1000), round(a["evidence"]["last_seen"] * 1000))
-              for a in logged if a.get("kind") == "brute_force" and a.get("status") == "firing"}
+    alerts = {
+        (
+            a["labels"]["username"],
+            a["labels"]["ip_address"],
+            round(a["evidence"]["first_seen"] * 1000),
+            round(a["evidence"]["last_seen"] * 1000),
+        )
+        for a in logged
+        if a.get("kind") == "brute_force" and a.get("status") == "firing"
+    }
     committed = asyncio.run(committed_total(bootstrap, group, [TOPIC], PARTITIONS))
-    return Measured(started, poll.first, poll.first_count, poll.end, n, peak, alerts, {
-        "committed": committed, "alerts_logged": len(logged), "alerts_counted": n_alerts,
-        "dead_letters": int(poll.last.get("streamproc_dead_letters_total", 0))})
+    return Measured(
+        started,
+        poll.first,
+        poll.first_count,
+        poll.end,
+        n,
+        peak,
+        alerts,
+        {
+            "committed": committed,
+            "alerts_logged": len(logged),
+            "alerts_counted": n_alerts,
+            "dead_letters": int(poll.last.get("streamproc_dead_letters_total", 0)),
+        },
+    )
 
 
 def run_bytewax(bootstrap: str, run_no: int, n: int, timeout: float) -> Measured:
@@ -236,21 +297,26 @@ def run_bytewax(bootstrap: str, run_no: int, n: int, timeout: float) -> Measured
     asyncio.run(ensure_topics({"bootstrap_servers": bootstrap}, {topic: 1}))
     out = _client("bytewax", bootstrap, n, timeout, alerts_topic=topic)
     logged = asyncio.run(read_all(bootstrap, topic))
-    out.alerts = {(a["username"], a["ip_address"], a["first_ms"], a["fired_ms"])
-                  for a in logged}
+    out.alerts = {(a["username"], a["ip_address"], a["first_ms"], a["fired_ms"]) for a in logged}
     out.extra["alerts_logged"] = len(logged)
     return out
 
 
-async def read_all(bootstrap: str, topic: str, at_least: int = 0,
-                   idle: float = 1.0, timeout: float = 30.0) -> list[dict[str, Any]]:
+async def read_all(
+    bootstrap: str, topic: str, at_least: int = 0, idle: float = 1.0, timeout: float = 30.0
+) -> list[dict[str, Any]]:
     """Every JSON record of ``topic``: read until ``at_least`` and then ``idle`` seconds
     without a new one (end offsets are not trusted on Tansu)."""
     import orjson
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
@@ -272,10 +338,15 @@ async def read_all(bootstrap: str, topic: str, at_least: int = 0,
 def check(expected: set[ExpectedAlert], got: set[ExpectedAlert] | None) -> dict[str, Any]:
     got = got or set()
     missing, extra = sorted(expected - got), sorted(got - expected)
-    return {"ok": not missing and not extra and bool(expected), "expected": len(expected),
-            "got": len(got), "missing": [list(a) for a in missing[:20]],
-            "extra": [list(a) for a in extra[:20]], "missing_count": len(missing),
-            "extra_count": len(extra)}
+    return {
+        "ok": not missing and not extra and bool(expected),
+        "expected": len(expected),
+        "got": len(got),
+        "missing": [list(a) for a in missing[:20]],
+        "extra": [list(a) for a in extra[:20]],
+        "missing_count": len(missing),
+        "extra_count": len(extra),
+    }
 
 
 def bytewax_version() -> str | None:
@@ -305,29 +376,52 @@ def run(ctx: Context) -> list[Row]:
     timeout = max(120.0, n / 10_000)
     bw_version = bytewax_version()
     bw_name = f"Bytewax {bw_version} (stateful_map, KafkaSink)"
-    main = Row("peers", "streamproc run, brute_force only, 1 worker, commits+checkpoints+"
-               "alert log", "events/s", baseline_name="raw aiokafka getmany, count only",
-               target=f">= {RAW_TARGET:.2f}x raw",
-               target_check=lambda r: (r.ratio or 0) >= RAW_TARGET)
-    vs_bw = Row("peers", "streamproc run vs Bytewax, same rule", "events/s",
-                baseline_name=bw_name, target=f">= {BYTEWAX_TARGET:.0f}x Bytewax",
-                target_check=lambda r: (r.ratio or 0) >= BYTEWAX_TARGET)
-    first = Row("peers", "streamproc run: process start to first record judged", "s",
-                higher_is_better=False, baseline_name="raw getmany: start to first record",
-                target=f"<= {FIRST_RECORD_TARGET_S:.0f} s",
-                target_check=lambda r: (r.median or 1e9) <= FIRST_RECORD_TARGET_S)
-    rss = Row("peers", "streamproc run: peak RSS", "MB", higher_is_better=False,
-              baseline_name="raw getmany: peak RSS", target=f"<= {RSS_TARGET_MB:.0f} MB",
-              target_check=lambda r: (r.median or 1e9) <= RSS_TARGET_MB)
+    main = Row(
+        "peers",
+        "streamproc run, brute_force only, 1 worker, commits+checkpoints+alert log",
+        "events/s",
+        baseline_name="raw aiokafka getmany, count only",
+        target=f">= {RAW_TARGET:.2f}x raw",
+        target_check=lambda r: (r.ratio or 0) >= RAW_TARGET,
+    )
+    vs_bw = Row(
+        "peers",
+        "streamproc run vs Bytewax, same rule",
+        "events/s",
+        baseline_name=bw_name,
+        target=f">= {BYTEWAX_TARGET:.0f}x Bytewax",
+        target_check=lambda r: (r.ratio or 0) >= BYTEWAX_TARGET,
+    )
+    first = Row(
+        "peers",
+        "streamproc run: process start to first record judged",
+        "s",
+        higher_is_better=False,
+        baseline_name="raw getmany: start to first record",
+        target=f"<= {FIRST_RECORD_TARGET_S:.0f} s",
+        target_check=lambda r: (r.median or 1e9) <= FIRST_RECORD_TARGET_S,
+    )
+    rss = Row(
+        "peers",
+        "streamproc run: peak RSS",
+        "MB",
+        higher_is_better=False,
+        baseline_name="raw getmany: peak RSS",
+        target=f"<= {RSS_TARGET_MB:.0f} MB",
+        target_check=lambda r: (r.median or 1e9) <= RSS_TARGET_MB,
+    )
     runners: dict[str, list[Measured]] = {"raw": [], "streamproc": [], "bytewax": []}
     sp_checks, bw_checks = [], []
     bw_error = ""
     with EmbeddedKafka() as broker:
         bs = broker.bootstrap_servers
-        res = asyncio.run(produce_kafka({"bootstrap_servers": bs}, items,
-                                        partitions={TOPIC: PARTITIONS}))
-        ctx.step(f"peers: produced {res.records:,} at {res.rate:,.0f}/s, "
-                 f"{len(workload.expected)} alerts expected")
+        res = asyncio.run(
+            produce_kafka({"bootstrap_servers": bs}, items, partitions={TOPIC: PARTITIONS})
+        )
+        ctx.step(
+            f"peers: produced {res.records:,} at {res.rate:,.0f}/s, "
+            f"{len(workload.expected)} alerts expected"
+        )
         for i in range(1, ctx.runs + 1):
             raw = _client("raw", bs, n, timeout)
             runners["raw"].append(raw)
@@ -335,14 +429,17 @@ def run(ctx: Context) -> list[Row]:
             sp = run_streamproc(bs, i, n, timeout)
             runners["streamproc"].append(sp)
             c = check(workload.expected, sp.alerts)
-            c.update(committed=sp.extra["committed"], produced=n,
-                     dead_letters=sp.extra["dead_letters"])
+            c.update(
+                committed=sp.extra["committed"], produced=n, dead_letters=sp.extra["dead_letters"]
+            )
             if sp.extra["committed"] != n or sp.extra["dead_letters"]:
                 c["ok"] = False
             sp_checks.append(c)
-            ctx.step(f"peers run {i}: streamproc {sp.rate:,.0f}/s, first record after "
-                     f"{sp.first_s:.1f}s, {sp.peak_rss_mb:.0f} MB, alerts "
-                     f"{'exact' if c['ok'] else 'WRONG'}")
+            ctx.step(
+                f"peers run {i}: streamproc {sp.rate:,.0f}/s, first record after "
+                f"{sp.first_s:.1f}s, {sp.peak_rss_mb:.0f} MB, alerts "
+                f"{'exact' if c['ok'] else 'WRONG'}"
+            )
             if bw_version is None or bw_error:
                 ctx.step("peers: Bytewax skipped")
                 continue
@@ -356,9 +453,11 @@ def run(ctx: Context) -> list[Row]:
             runners["bytewax"].append(bw)
             bc = check(workload.expected, bw.alerts)
             bw_checks.append(bc)
-            ctx.step(f"peers run {i}: Bytewax {bw.rate:,.0f}/s, first record after "
-                     f"{bw.first_s:.1f}s, {bw.peak_rss_mb:.0f} MB, alerts "
-                     f"{'exact' if bc['ok'] else 'WRONG'}")
+            ctx.step(
+                f"peers run {i}: Bytewax {bw.rate:,.0f}/s, first record after "
+                f"{bw.first_s:.1f}s, {bw.peak_rss_mb:.0f} MB, alerts "
+                f"{'exact' if bc['ok'] else 'WRONG'}"
+            )
     sp_runs = runners["streamproc"]
     main.runs = [m.rate for m in sp_runs]
     main.baseline_runs = [m.rate for m in runners["raw"]]
@@ -367,19 +466,37 @@ def run(ctx: Context) -> list[Row]:
     first.baseline_runs = [m.first_s for m in runners["raw"]]
     rss.runs = [m.peak_rss_mb for m in sp_runs]
     rss.baseline_runs = [m.peak_rss_mb for m in runners["raw"]]
-    table = {name: {"events_per_s": _median([m.rate for m in ms]),
-                    "first_record_s": _median([m.first_s for m in ms]),
-                    "peak_rss_mb": _median([m.peak_rss_mb for m in ms]),
-                    "runs": [{"events_per_s": m.rate, "first_record_s": m.first_s,
-                              "peak_rss_mb": m.peak_rss_mb, **m.extra} for m in ms]}
-             for name, ms in runners.items() if ms}
-    main.extra.update(events=n, failures=workload.failures, injected=workload.injected,
-                      expected_alerts=len(workload.expected), runners=table,
-                      checks={"streamproc": sp_checks, "bytewax": bw_checks})
+    table = {
+        name: {
+            "events_per_s": _median([m.rate for m in ms]),
+            "first_record_s": _median([m.first_s for m in ms]),
+            "peak_rss_mb": _median([m.peak_rss_mb for m in ms]),
+            "runs": [
+                {
+                    "events_per_s": m.rate,
+                    "first_record_s": m.first_s,
+                    "peak_rss_mb": m.peak_rss_mb,
+                    **m.extra,
+                }
+                for m in ms
+            ],
+        }
+        for name, ms in runners.items()
+        if ms
+    }
+    main.extra.update(
+        events=n,
+        failures=workload.failures,
+        injected=workload.injected,
+        expected_alerts=len(workload.expected),
+        runners=table,
+        checks={"streamproc": sp_checks, "bytewax": bw_checks},
+    )
     rows = [main, vs_bw, first, rss]
     if bw_version is None:
-        vs_bw.skipped = "bytewax (with confluent-kafka) is not installed: pip install " \
-                        "'streamproc[bench]'"
+        vs_bw.skipped = (
+            "bytewax (with confluent-kafka) is not installed: pip install 'streamproc[bench]'"
+        )
     elif bw_error:
         vs_bw.skipped = bw_error
     else:

@@ -53,17 +53,28 @@ class Progress:
             self.end = time.time()
 
     def report(self) -> str:
-        return json.dumps({"first": self.first, "first_count": self.first_count,
-                           "end": self.end, "count": self.count})
+        return json.dumps(
+            {
+                "first": self.first,
+                "first_count": self.first_count,
+                "end": self.end,
+                "count": self.count,
+            }
+        )
 
 
 async def raw(bootstrap: str, topic: str, n: int, timeout: float = 300.0) -> Progress:
     from aiokafka import AIOKafkaConsumer
 
     progress = Progress(n)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout
@@ -86,8 +97,12 @@ def brute_force_step(state: Any, event: dict[str, Any]) -> tuple[Any, Any]:
         times.popleft()
     alert = None
     if len(times) >= THRESHOLD and (quiet_until is None or ts >= quiet_until):
-        alert = {"username": event["username"], "ip_address": event["ip_address"],
-                 "first_ms": times[0], "fired_ms": ts}
+        alert = {
+            "username": event["username"],
+            "ip_address": event["ip_address"],
+            "first_ms": times[0],
+            "fired_ms": ts,
+        }
         quiet_until = ts + REALERT_MS
     return (times, quiet_until), alert
 
@@ -113,8 +128,11 @@ def bytewax_flow(bootstrap: str, topic: str, alerts_topic: str, progress: Progre
     failures = op.filter_map("failures", messages, failure)
     keyed = op.key_on("user_ip", failures, lambda e: f"{e['username']}\x00{e['ip_address']}")
     judged = op.stateful_map("brute_force", keyed, brute_force_step)
-    fired = op.filter_map("fired", judged, lambda kv: None if kv[1] is None else
-                          KafkaSinkMessage(kv[0].encode(), orjson.dumps(kv[1])))
+    fired = op.filter_map(
+        "fired",
+        judged,
+        lambda kv: None if kv[1] is None else KafkaSinkMessage(kv[0].encode(), orjson.dumps(kv[1])),
+    )
     op.output("alerts", fired, KafkaSink([bootstrap], alerts_topic))
     return flow
 
@@ -133,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         from bytewax.run import cli_main  # what `python -m bytewax.run` calls
 
         progress = Progress(args.events)
-        cli_main(bytewax_flow(args.bootstrap, args.topic, args.alerts_topic, progress),
-                 workers_per_process=1)
+        cli_main(
+            bytewax_flow(args.bootstrap, args.topic, args.alerts_topic, progress),
+            workers_per_process=1,
+        )
     print(progress.report(), flush=True)
     return 0 if progress.count >= args.events else 1
 

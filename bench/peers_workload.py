@@ -52,21 +52,78 @@ BACKGROUND_FAILURE_RATE = 0.010
 BURSTY_SHARE = 0.3  # of background failures: followed by 1-3 more within a minute
 
 # Attack patterns per million events (scaled down for small runs, at least one of each).
-PLAN = {"burst": 150, "persistent": 8, "near_miss": 100, "slow_inside": 20, "slow_outside": 20,
-        "campaign": 4}
+PLAN = {
+    "burst": 150,
+    "persistent": 8,
+    "near_miss": 100,
+    "slow_inside": 20,
+    "slow_outside": 20,
+    "campaign": 4,
+}
 
 _USER_OCTETS = (24, 31, 46, 62, 73, 81, 86, 92, 98, 109, 151, 176, 203)
 _ATTACK_OCTETS = (5, 45, 89, 103, 185, 193, 194)
-_FIRST = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-          "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter",
-          "arjun", "mei", "sofia", "lucas", "omar", "zoe", "yuki", "lena", "noah", "emma", "ali")
-_LAST = ("smith", "jones", "bauer", "garcia", "kim", "martin", "rossi", "novak", "silva",
-         "chen", "dubois", "khan", "ito", "larsen", "moreau", "weber", "costa", "singh")
-_UAS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/122.0.0.0 Safari/537.36",
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_3) Version/17.3 Safari/605.1.15",
-        "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0",
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3 like Mac OS X) Mobile/15E148",
-        "OpenSSH_9.6p1", "GlobalProtect/6.1.1", "okhttp/4.12.0")
+_FIRST = (
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "niaj",
+    "olivia",
+    "peggy",
+    "rupert",
+    "sybil",
+    "trent",
+    "victor",
+    "walter",
+    "arjun",
+    "mei",
+    "sofia",
+    "lucas",
+    "omar",
+    "zoe",
+    "yuki",
+    "lena",
+    "noah",
+    "emma",
+    "ali",
+)
+_LAST = (
+    "smith",
+    "jones",
+    "bauer",
+    "garcia",
+    "kim",
+    "martin",
+    "rossi",
+    "novak",
+    "silva",
+    "chen",
+    "dubois",
+    "khan",
+    "ito",
+    "larsen",
+    "moreau",
+    "weber",
+    "costa",
+    "singh",
+)
+_UAS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/122.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_3) Version/17.3 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3 like Mac OS X) Mobile/15E148",
+    "OpenSSH_9.6p1",
+    "GlobalProtect/6.1.1",
+    "okhttp/4.12.0",
+)
 _ATTACK_UAS = ("python-requests/2.31.0", "hydra/9.5", "Go-http-client/1.1", "curl/8.5.0")
 _COUNTRIES = ("US", "DE", "GB", "FR", "NL", "IN", "BR", "JP", "CA", "SE", "ES", "IT")
 _ATTACK_COUNTRIES = ("RU", "CN", "KP", "IR", "VN", "NG")
@@ -110,10 +167,23 @@ class PeerWorkload:
         """(key, JSON value) per event: keyed by username, ISO timestamps with milliseconds."""
         dumps = orjson.dumps
         fmt = _IsoMs()
-        return [(e.username.encode(), dumps({
-            "timestamp": fmt(e.ts_ms), "username": e.username, "ip_address": e.ip,
-            "success": e.success, "user_agent": e.user_agent, "country": e.country,
-            "service": e.service})) for e in self.events]
+        return [
+            (
+                e.username.encode(),
+                dumps(
+                    {
+                        "timestamp": fmt(e.ts_ms),
+                        "username": e.username,
+                        "ip_address": e.ip,
+                        "success": e.success,
+                        "user_agent": e.user_agent,
+                        "country": e.country,
+                        "service": e.service,
+                    }
+                ),
+            )
+            for e in self.events
+        ]
 
     def kafka_items(self, topic: str = TOPIC) -> list[tuple[str, bytes | None, bytes]]:
         return [(topic, k, v) for k, v in self.encoded()]
@@ -137,10 +207,10 @@ class _IsoMs:
 def expected_alerts(events: list[AuthEvent]) -> set[ExpectedAlert]:
     """The brute_force alerts ``events`` (in event-time order) must raise, by the rule alone.
 
-        failures of one (username, ip_address):
-        --x----x--x-----x------x--------x---> event time
-          |<------ 1 h, both edges in ----->|
-                                 ^ 5th within the hour ending here: FIRE, then quiet 1 h
+    failures of one (username, ip_address):
+    --x----x--x-----x------x--------x---> event time
+      |<------ 1 h, both edges in ----->|
+                             ^ 5th within the hour ending here: FIRE, then quiet 1 h
     """
     recent: dict[tuple[str, str], deque[int]] = {}
     quiet_until: dict[tuple[str, str], int] = {}
@@ -170,13 +240,17 @@ def generate_peers(n: int = DEFAULT_EVENTS, seed: int = 1) -> PeerWorkload:
     names: list[str] = []
     seen: set[str] = set()
     while len(names) < n_users:
-        name = (f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}" if rng.random() < 0.3 else
-                f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}{rng.randrange(1, 1000)}")
+        name = (
+            f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}"
+            if rng.random() < 0.3
+            else f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}{rng.randrange(1, 1000)}"
+        )
         if name not in seen:
             seen.add(name)
             names.append(name)
-    homes = [[_ip(rng, _USER_OCTETS) for _ in range(rng.choice((1, 1, 1, 2)))]
-             for _ in range(n_users)]
+    homes = [
+        [_ip(rng, _USER_OCTETS) for _ in range(rng.choice((1, 1, 1, 2)))] for _ in range(n_users)
+    ]
     agents = [rng.choice(_UAS) for _ in range(n_users)]
     countries = [rng.choice(_COUNTRIES) for _ in range(n_users)]
     events: list[AuthEvent] = []
@@ -194,8 +268,9 @@ def generate_peers(n: int = DEFAULT_EVENTS, seed: int = 1) -> PeerWorkload:
         attacks[pattern].append((names[u], ip))
 
     def fail(ts: int, u: int, ip: str, ua: str, country: str) -> None:
-        events.append(AuthEvent(ts, names[u], ip, False, ua, country,
-                                _SERVICES[u % len(_SERVICES)]))
+        events.append(
+            AuthEvent(ts, names[u], ip, False, ua, country, _SERVICES[u % len(_SERVICES)])
+        )
 
     # attacks start in the first 20 h, so each one (3 h at most) ends within the day
     def attack_start() -> int:
@@ -246,7 +321,7 @@ def generate_peers(n: int = DEFAULT_EVENTS, seed: int = 1) -> PeerWorkload:
     n_background = max(0, n - len(events))
     cum, total = [], 0.0
     for rank in range(1, n_users + 1):
-        total += rank ** -1.05
+        total += rank**-1.05
         cum.append(total)
     rnd = rng.random
     made = 0
@@ -254,8 +329,7 @@ def generate_peers(n: int = DEFAULT_EVENTS, seed: int = 1) -> PeerWorkload:
         ok = rnd() >= BACKGROUND_FAILURE_RATE
         # busy (often automated) accounts log in a lot; anyone mistypes a password now and
         # then: a failure's user is drawn uniformly, a success's by activity
-        u = min(bisect.bisect_left(cum, rnd() * total), n_users - 1) if ok else \
-            int(rnd() * n_users)
+        u = min(bisect.bisect_left(cum, rnd() * total), n_users - 1) if ok else int(rnd() * n_users)
         ts = start + int(rnd() * SPAN_MS)
         home = homes[u]
         ip = home[0] if len(home) == 1 else home[int(rnd() * len(home))]
@@ -265,13 +339,14 @@ def generate_peers(n: int = DEFAULT_EVENTS, seed: int = 1) -> PeerWorkload:
         if not ok and rnd() < BURSTY_SHARE:
             for _ in range(min(rng.randint(1, 3), n_background - made)):
                 ts += rng.randint(2_000, 20_000)
-                events.append(AuthEvent(ts, names[u], ip, False, agents[u], countries[u],
-                                        service))
+                events.append(AuthEvent(ts, names[u], ip, False, agents[u], countries[u], service))
                 made += 1
     events.sort(key=lambda e: e.ts_ms)
     return PeerWorkload(events=events, expected=expected_alerts(events), attacks=attacks)
 
 
 def _ip(rng: random.Random, octets: tuple[int, ...]) -> str:
-    return (f"{rng.choice(octets)}.{rng.randrange(1, 255)}.{rng.randrange(0, 256)}."
-            f"{rng.randrange(2, 254)}")
+    return (
+        f"{rng.choice(octets)}.{rng.randrange(1, 255)}.{rng.randrange(0, 256)}."
+        f"{rng.randrange(2, 254)}"
+    )

@@ -30,8 +30,11 @@ def profile_detect(n: int) -> object:
     profiler.start()
     seconds, alerts, _ = judge_all(records)
     profiler.stop()
-    print(f"detect: {len(records):,} records in {seconds:.2f}s under the profiler "
-          f"({len(records) / seconds:,.0f}/s), {len(alerts)} alerts", file=sys.stderr)
+    print(
+        f"detect: {len(records):,} records in {seconds:.2f}s under the profiler "
+        f"({len(records) / seconds:,.0f}/s), {len(alerts)} alerts",
+        file=sys.stderr,
+    )
     return profiler
 
 
@@ -51,11 +54,15 @@ def profile_kafka(n: int) -> object:
         asyncio.run(produce(broker.bootstrap_servers, items))
         profiler = Profiler(interval=0.0005, async_mode="disabled")
         profiler.start()
-        out = asyncio.run(run_runtime(broker.bootstrap_servers, "bench-profile", len(items),
-                                      state_dir))
+        out = asyncio.run(
+            run_runtime(broker.bootstrap_servers, "bench-profile", len(items), state_dir)
+        )
         profiler.stop()
-    print(f"kafka: {len(items):,} records in {out['seconds']:.2f}s under the profiler "
-          f"({len(items) / out['seconds']:,.0f}/s)", file=sys.stderr)
+    print(
+        f"kafka: {len(items):,} records in {out['seconds']:.2f}s under the profiler "
+        f"({len(items) / out['seconds']:,.0f}/s)",
+        file=sys.stderr,
+    )
     return profiler
 
 

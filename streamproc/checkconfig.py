@@ -55,6 +55,7 @@ class Report:
 
 # -- checking --------------------------------------------------------------------------------
 
+
 def check(path: str | None) -> Report:
     """Load and validate everything; raises ConfigError (ConfigErrors: all of them) with
     file and line."""
@@ -65,7 +66,8 @@ def check(path: str | None) -> Report:
     for binding in config.bindings:
         report.detectors[binding.name] = [
             DetectorInfo(d.kind, d.family, getattr(d, "severity", ""), dict(d.params))
-            for d in build_detectors(config, binding)]
+            for d in build_detectors(config, binding)
+        ]
     kinds = sorted({(d.kind, d.family) for infos in report.detectors.values() for d in infos})
     report.routes, report.routing_note = _with_line(config, _routes, config, kinds)
     return report
@@ -101,8 +103,9 @@ def _placed(config: Config, exc: ConfigError) -> ConfigError:
     """``exc`` with the config file and the best line, unless it already names a file."""
     if exc.file:
         return exc
-    return ConfigError(exc.message, file=config.file, line=_notify_line(config, exc.message),
-                       hint=exc.hint)
+    return ConfigError(
+        exc.message, file=config.file, line=_notify_line(config, exc.message), hint=exc.hint
+    )
 
 
 def _with_line(config: Config, func: Any, *args: Any) -> Any:
@@ -112,8 +115,9 @@ def _with_line(config: Config, func: Any, *args: Any) -> Any:
     except ConfigError as exc:
         if exc.file:
             raise
-        raise ConfigError(exc.message, file=config.file, line=_notify_line(config, exc.message),
-                          hint=exc.hint) from None
+        raise ConfigError(
+            exc.message, file=config.file, line=_notify_line(config, exc.message), hint=exc.hint
+        ) from None
 
 
 _PATH_RE = re.compile(r"notify((?:\.[A-Za-z_][\w-]*|\[\d+\])*)")
@@ -163,8 +167,13 @@ def _find_item_line(file: str, start_line: int, index: int) -> int | None:
             seen += 1
             if seen == index:
                 return number + 1
-        elif text and not text.startswith("#") and seen >= 0 and ":" in text \
-                and not lines[number].startswith(" "):
+        elif (
+            text
+            and not text.startswith("#")
+            and seen >= 0
+            and ":" in text
+            and not lines[number].startswith(" ")
+        ):
             break
     return None
 
@@ -191,8 +200,14 @@ def _load_channels(config: Config, errors: list[ConfigError]) -> list[ChannelInf
     out = []
     for ch in channels:
         name = redact_url(str(getattr(ch, "name", "") or getattr(ch, "url", "")))
-        out.append(ChannelInfo(service_name(name), name, sorted(map(str, ch.tags)),
-                               bool(getattr(ch, "catch_all", False))))
+        out.append(
+            ChannelInfo(
+                service_name(name),
+                name,
+                sorted(map(str, ch.tags)),
+                bool(getattr(ch, "catch_all", False)),
+            )
+        )
     return out
 
 
@@ -203,8 +218,10 @@ def _delivery_rule_errors(settings: Any) -> list[ConfigError]:
     from .notify.routing import build_routes
 
     errors = []
-    for build in (lambda: build_routes(settings.routes, defaults=settings.default_routes),
-                  lambda: parse_rules(settings.inhibit_rules)):
+    for build in (
+        lambda: build_routes(settings.routes, defaults=settings.default_routes),
+        lambda: parse_rules(settings.inhibit_rules),
+    ):
         try:
             build()
         except ConfigError as exc:
@@ -223,19 +240,22 @@ def _load_channels_with_apprise(config: Config) -> list[ChannelInfo]:
     if not isinstance(urls, list):
         raise ConfigError("notify.urls: expected a list of Apprise URLs")
     for i, entry in enumerate(urls):
-        url, tags = (entry.get("url"), entry.get("tags") or []) if isinstance(entry, dict) \
-            else (entry, [])
+        url, tags = (
+            (entry.get("url"), entry.get("tags") or []) if isinstance(entry, dict) else (entry, [])
+        )
         if isinstance(tags, str):
             tags = [t.strip() for t in tags.split(",") if t.strip()]
         if not isinstance(url, str) or "://" not in url:
-            raise ConfigError(f"notify.urls[{i}]: expected an Apprise URL like "
-                              f"json://host/path")
+            raise ConfigError(f"notify.urls[{i}]: expected an Apprise URL like json://host/path")
         if apprise.Apprise.instantiate(url) is None:
-            raise ConfigError(f"notify.urls[{i}]: Apprise cannot load {redact_url(url)}",
-                              hint="check the service name and the URL's parts against the "
-                                   "Apprise wiki for that service")
-        out.append(ChannelInfo(service_name(url), redact_url(url), sorted(map(str, tags)),
-                               not tags))
+            raise ConfigError(
+                f"notify.urls[{i}]: Apprise cannot load {redact_url(url)}",
+                hint="check the service name and the URL's parts against the "
+                "Apprise wiki for that service",
+            )
+        out.append(
+            ChannelInfo(service_name(url), redact_url(url), sorted(map(str, tags)), not tags)
+        )
     paths = notify.get("apprise_config") or []
     for path in [paths] if isinstance(paths, str) else paths:
         ac = apprise.AppriseConfig()
@@ -243,20 +263,23 @@ def _load_channels_with_apprise(config: Config) -> list[ChannelInfo]:
         try:
             text = Path(path).read_text()
         except OSError as exc:
-            raise ConfigError(f"notify.apprise_config: cannot read {path}: {exc.strerror}",
-                              hint="a relative path is read from the folder of the "
-                                   "config file") from None
+            raise ConfigError(
+                f"notify.apprise_config: cannot read {path}: {exc.strerror}",
+                hint="a relative path is read from the folder of the config file",
+            ) from None
         if not ac.add_config(text) or not ac.services():
             raise ConfigError(f"notify.apprise_config: Apprise found no usable URL in {path}")
         for server in ac.services():
             url = server.url(privacy=True)
-            out.append(ChannelInfo(service_name(url), redact_url(url),
-                                   sorted(map(str, server.tags))))
+            out.append(
+                ChannelInfo(service_name(url), redact_url(url), sorted(map(str, server.tags)))
+            )
     return out
 
 
-def _routes(config: Config, kinds: list[tuple[str, str]]
-            ) -> tuple[dict[str, dict[str, list[str]]], str]:
+def _routes(
+    config: Config, kinds: list[tuple[str, str]]
+) -> tuple[dict[str, dict[str, list[str]]], str]:
     """kind -> severity -> channels reached (service name and redacted host), computed by the
     notify package's own Router on a sample firing alert of each kind and severity."""
     try:
@@ -272,9 +295,17 @@ def _routes(config: Config, kinds: list[tuple[str, str]]
     for kind, family in kinds:
         out[kind] = {}
         for severity in SEVERITIES:
-            alert = Alert(kind=kind, severity=severity, status="firing", key={},
-                          fingerprint="", event_time=0.0, title="",
-                          labels={"kind": kind, "family": family}, family=family)
+            alert = Alert(
+                kind=kind,
+                severity=severity,
+                status="firing",
+                key={},
+                fingerprint="",
+                event_time=0.0,
+                title="",
+                labels={"kind": kind, "family": family},
+                family=family,
+            )
             tags = router.tags_for(alert)
             reached = sorted({_channel_label(c) for c in router.channels_for_tags(tags)})
             out[kind][severity] = reached + [f"#{t}" for t in tags]
@@ -286,6 +317,7 @@ def _channel_label(channel: Any) -> str:
 
 
 # -- printing --------------------------------------------------------------------------------
+
 
 def _fmt_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
@@ -304,8 +336,10 @@ def _binding_line(b: Binding) -> str:
         where = f"{b.source} {b.topic}"
     extras = [b.format, f"lateness {_fmt_value(b.allowed_lateness)}s"]
     if (b.max_future_skew, b.max_time_jump, b.jump_confirmations) != (300.0, 3600.0, 2):
-        extras.append(f"future skew {_fmt_value(b.max_future_skew)}s, time jump "
-                      f"{_fmt_value(b.max_time_jump)}s after {b.jump_confirmations} records")
+        extras.append(
+            f"future skew {_fmt_value(b.max_future_skew)}s, time jump "
+            f"{_fmt_value(b.max_time_jump)}s after {b.jump_confirmations} records"
+        )
     if b.mapping is not None:
         extras.append("fields mapped")
     name = f"{b.name}: " if b.name not in (b.topic, b.family) else ""
@@ -321,8 +355,10 @@ def render(report: Report, out: TextIO) -> None:
         auth = k.security_protocol
         if k.security_protocol.startswith("SASL"):
             auth += f", {k.sasl_mechanism or 'PLAIN'} user {k.sasl_username}, password set"
-        w(f"  kafka: {k.bootstrap_servers} ({auth}), group {k.group_id}, internal topics "
-          f"{k.topics.prefix}*\n")
+        w(
+            f"  kafka: {k.bootstrap_servers} ({auth}), group {k.group_id}, internal topics "
+            f"{k.topics.prefix}*\n"
+        )
     if c.mqtt is not None:
         m = c.mqtt
         parts = [f"MQTT {m.protocol}", f"QoS {m.qos}", "TLS" if m.tls is not None else "no TLS"]
@@ -337,8 +373,10 @@ def render(report: Report, out: TextIO) -> None:
     if own:
         w("\nevent families (yours, besides the built-in ones):\n")
         for f in own:
-            w(f"  {f.family}: {len(f.fields)} fields, key {','.join(f.key) or '-'}, kafka "
-              f"{f.kafka_topic} (from {f.origin})\n")
+            w(
+                f"  {f.family}: {len(f.fields)} fields, key {','.join(f.key) or '-'}, kafka "
+                f"{f.kafka_topic} (from {f.origin})\n"
+            )
     w("\ntopic bindings:\n")
     for b in c.bindings:
         w(_binding_line(b) + "\n")
@@ -380,8 +418,10 @@ def render(report: Report, out: TextIO) -> None:
             channels = [r for r in reached if not r.startswith("#")]
             wanted = [r[1:] for r in reached if r.startswith("#")]
             dest = ", ".join(channels) or "no channel"
-            w(f"    {', '.join(severities)} -> {dest}"
-              f"{' (tags: ' + ', '.join(wanted) + ')' if wanted else ''}\n")
+            w(
+                f"    {', '.join(severities)} -> {dest}"
+                f"{' (tags: ' + ', '.join(wanted) + ')' if wanted else ''}\n"
+            )
 
 
 def _render_ingest(c: Config, w: Any) -> None:
@@ -399,10 +439,12 @@ def _render_ingest(c: Config, w: Any) -> None:
     hooks = ingest.webhooks
     target = webhook_binding(ingest, c.bindings)
     for provider in sorted(hooks.secrets):
-        w(f"  POST /api/v1/webhooks/{provider} -> {target.name if target else '?'} "
-          f"(secret set)\n")
-    rate = (f"{ingest.rate:g} requests/s per client address, burst {ingest.burst:g}"
-            if ingest.rate > 0 else "no rate limit")
+        w(f"  POST /api/v1/webhooks/{provider} -> {target.name if target else '?'} (secret set)\n")
+    rate = (
+        f"{ingest.rate:g} requests/s per client address, burst {ingest.burst:g}"
+        if ingest.rate > 0
+        else "no rate limit"
+    )
     w(f"  {rate}")
     if hooks.secrets:
         w(f"; replays remembered: {hooks.dedup_entries} deliveries, {hooks.dedup_ttl:g}s")
@@ -433,10 +475,13 @@ def _partitioning_line(config: Any, binding: Any) -> str:
         f"      {kind} declares no colocate: assumed its state is keyed by "
         f"{' or '.join(fields) if fields else 'nothing'} (the family key); declare "
         f"'colocate' on the class to say otherwise\n"
-        for kind, fields in sorted(assumed.items()))
+        for kind, fields in sorted(assumed.items())
+    )
     keyed = f"keyed_by {binding.keyed_by}" if binding.keyed_by else "records not keyed"
     if not remote:
         return f"      {keyed}: every detector runs where the records arrive\n{notes}"
-    parts = "; ".join(f"{', '.join(sorted(kinds))} via {topic_name(config, binding, field)}"
-                      for field, kinds in sorted(remote.items()))
+    parts = "; ".join(
+        f"{', '.join(sorted(kinds))} via {topic_name(config, binding, field)}"
+        for field, kinds in sorted(remote.items())
+    )
     return f"      {keyed}: re-keyed: {parts}\n{notes}"

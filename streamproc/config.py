@@ -87,6 +87,7 @@ DEFAULT_GROUP_ID = "streamproc"
 
 # -- YAML with line numbers ----------------------------------------------------------------
 
+
 class LineDict(dict):  # type: ignore[type-arg]
     """A mapping that remembers the line of each key (1-based) and of itself."""
 
@@ -125,8 +126,7 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineLis
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
-                            _construct_sequence)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 # -- ${NAME} from the environment, in parsed values ------------------------------------------
 #
@@ -155,24 +155,31 @@ def load_yaml(text: str, *, file: str | None = None) -> Any:
     refs: list[_EnvRef] = []
     lines = []
     for number, line in enumerate(text.splitlines(keepends=True), 1):
+
         def mark(match: re.Match[str], number: int = number) -> str:
             refs.append(_EnvRef(match.group(1), match.group(2), number))
             return f"{token}x{len(refs) - 1}x"
+
         lines.append(_ENV.sub(mark, line))
     try:
-        doc = yaml.load("".join(lines), Loader=_LineLoader)  # noqa: S506 (SafeLoader subclass)
+        doc = yaml.load("".join(lines), Loader=_LineLoader)
     except ValueError as exc:  # a tag that cannot convert its value: !!int ${PORT}
         if token not in str(exc):
             raise ConfigError(f"not valid YAML: {exc}", file=file) from None
-        raise ConfigError("a YAML tag such as !!int cannot convert a ${NAME} reference (it is "
-                          "replaced after parsing)", file=file,
-                          hint="leave the tag out: kafka: and mqtt: settings read numbers "
-                               "from strings") from None
+        raise ConfigError(
+            "a YAML tag such as !!int cannot convert a ${NAME} reference (it is "
+            "replaced after parsing)",
+            file=file,
+            hint="leave the tag out: kafka: and mqtt: settings read numbers from strings",
+        ) from None
     except yaml.YAMLError as exc:
         mark_ = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
-                          line=mark_.line + 1 if mark_ else None,
-                          hint="check indentation and quoting") from None
+        raise ConfigError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}",
+            file=file,
+            line=mark_.line + 1 if mark_ else None,
+            hint="check indentation and quoting",
+        ) from None
     if not refs:
         return doc
     found = re.compile(re.escape(token) + r"x(\d+)x")
@@ -184,9 +191,12 @@ def load_yaml(text: str, *, file: str | None = None) -> Any:
             return got
         if ref.default is not None:
             return ref.default
-        raise ConfigError(f"environment variable {ref.name} is not set", file=file,
-                          line=ref.line,
-                          hint=f"export {ref.name}=... or write ${{{ref.name}:-default}}")
+        raise ConfigError(
+            f"environment variable {ref.name} is not set",
+            file=file,
+            line=ref.line,
+            hint=f"export {ref.name}=... or write ${{{ref.name}:-default}}",
+        )
 
     def walk(node: Any) -> Any:
         if isinstance(node, str):
@@ -211,15 +221,21 @@ def load_yaml(text: str, *, file: str | None = None) -> Any:
 def substitute_env(text: str, *, file: str | None = None, line: int | None = None) -> str:
     """Replace ``${NAME}`` and ``${NAME:-default}`` in one value (already parsed: a string,
     not a document)."""
+
     def repl(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         value = os.environ.get(name)
         if value is None:
             if default is not None:
                 return default
-            raise ConfigError(f"environment variable {name} is not set", file=file, line=line,
-                              hint=f"export {name}=... or write ${{{name}:-default}}")
+            raise ConfigError(
+                f"environment variable {name} is not set",
+                file=file,
+                line=line,
+                hint=f"export {name}=... or write ${{{name}:-default}}",
+            )
         return value
+
     return _ENV.sub(repl, text)
 
 
@@ -232,6 +248,7 @@ def _line(node: Any, key: str | None = None) -> int | None:
 
 
 # -- the config model ------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class KafkaConfig:
@@ -276,12 +293,16 @@ class KafkaConfig:
 
     def client_kwargs(self) -> dict[str, Any]:
         """Connection settings shared by aiokafka consumers, producers and admin clients."""
-        kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
-                                  "security_protocol": self.security_protocol}
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
         if self.security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
-            ctx = create_ssl_context(cafile=self.ssl_cafile, certfile=self.ssl_certfile,
-                                     keyfile=self.ssl_keyfile)
+
+            ctx = create_ssl_context(
+                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+            )
             ctx.check_hostname = self.ssl_check_hostname
             kwargs["ssl_context"] = ctx
         if self.security_protocol.startswith("SASL"):
@@ -408,14 +429,33 @@ class Config:
 
 # -- loading --------------------------------------------------------------------------------
 
-_TOP_KEYS = {"kafka", "mqtt", "topics", "detectors", "notify", "state_dir", "metrics",
-             "logging", "state", "alerts", "event_time", "families_dir", "contracts",
-             "api", "rules", "sigma", "ingest"}
+_TOP_KEYS = {
+    "kafka",
+    "mqtt",
+    "topics",
+    "detectors",
+    "notify",
+    "state_dir",
+    "metrics",
+    "logging",
+    "state",
+    "alerts",
+    "event_time",
+    "families_dir",
+    "contracts",
+    "api",
+    "rules",
+    "sigma",
+    "ingest",
+}
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *,
-                overrides: dict[str, Any] | None = None,
-                errors: list[ConfigError] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    errors: list[ConfigError] | None = None,
+) -> Config:
     """Read and validate a config file (None: the built-in defaults). Every section is
     checked even when an earlier one is wrong; see ``parse_config`` for ``errors``."""
     if path is None:
@@ -424,24 +464,28 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror}", file=file,
-                          hint="check the path given with -c/--config") from None
+        raise ConfigError(
+            f"cannot read config: {exc.strerror}",
+            file=file,
+            hint="check the path given with -c/--config",
+        ) from None
     return parse_config_text(text, file=file, errors=errors)
 
 
-def parse_config_text(text: str, *, file: str | None = None,
-                      errors: list[ConfigError] | None = None) -> Config:
+def parse_config_text(
+    text: str, *, file: str | None = None, errors: list[ConfigError] | None = None
+) -> Config:
     doc = load_yaml(text, file=file)
     if doc is None:
         doc = LineDict()
     if not isinstance(doc, dict):
-        raise ConfigError("the config must be a YAML mapping at the top level", file=file,
-                          line=1)
+        raise ConfigError("the config must be a YAML mapping at the top level", file=file, line=1)
     return parse_config(doc, file=file, errors=errors)
 
 
-def parse_config(doc: dict[str, Any], *, file: str | None,
-                 errors: list[ConfigError] | None = None) -> Config:
+def parse_config(
+    doc: dict[str, Any], *, file: str | None, errors: list[ConfigError] | None = None
+) -> Config:
     """The Config of a parsed document, every section checked: a section's first error is
     one entry, and the next section is read all the same. A section in error counts as left
     at its defaults, so nothing that depends on it reports a second, follow-on error.
@@ -459,9 +503,14 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
             return default
 
     for key in sorted(set(doc) - _TOP_KEYS, key=lambda k: _line(doc, str(k)) or 0):
-        found.append(ConfigError(f"unknown top-level key {key!r}", file=file,
-                                 line=_line(doc, str(key)),
-                                 hint=f"known keys: {', '.join(sorted(_TOP_KEYS))}"))
+        found.append(
+            ConfigError(
+                f"unknown top-level key {key!r}",
+                file=file,
+                line=_line(doc, str(key)),
+                hint=f"known keys: {', '.join(sorted(_TOP_KEYS))}",
+            )
+        )
     _resolve_paths(doc, file)
     time_defaults = section(_parse_event_time, doc.get("event_time"), file, default={})
     kafka = section(_parse_kafka, doc["kafka"], file) if doc.get("kafka") is not None else None
@@ -470,20 +519,37 @@ def parse_config(doc: dict[str, Any], *, file: str | None,
     # binding into an MQTT one.
     source = "mqtt" if doc.get("mqtt") is not None and doc.get("kafka") is None else "kafka"
     contracts = section(_parse_families, doc, file, default=None)
-    bindings = section(_parse_topics, doc, file, source, found, time_defaults,
-                       contracts or builtin_contracts(), contracts is not None, default=[])
+    bindings = section(
+        _parse_topics,
+        doc,
+        file,
+        source,
+        found,
+        time_defaults,
+        contracts or builtin_contracts(),
+        contracts is not None,
+        default=[],
+    )
     contracts = contracts or builtin_contracts()
     detectors = section(_parse_detector_defaults, doc, file, default={})
     interval, checkpoints = section(_parse_state, doc, file, default=(10.0, True))
     rules = load_rules_of(doc, file, contracts, found)
-    config = Config(bindings=bindings, kafka=kafka, mqtt=mqtt, detectors=detectors,
-                    checkpoint_interval=interval, checkpoints=checkpoints,
-                    notify=dict(doc.get("notify") or {}),
-                    state_dir=Path(doc.get("state_dir") or "streamproc-data"), file=file,
-                    raw=doc, alert_limits=section(_parse_alerts, doc.get("alerts"), file,
-                                                  default=AlertLimits()),
-                    contracts=contracts, rules=rules,
-                    api=section(_parse_api, doc.get("api"), file, default=ApiConfig()))
+    config = Config(
+        bindings=bindings,
+        kafka=kafka,
+        mqtt=mqtt,
+        detectors=detectors,
+        checkpoint_interval=interval,
+        checkpoints=checkpoints,
+        notify=dict(doc.get("notify") or {}),
+        state_dir=Path(doc.get("state_dir") or "streamproc-data"),
+        file=file,
+        raw=doc,
+        alert_limits=section(_parse_alerts, doc.get("alerts"), file, default=AlertLimits()),
+        contracts=contracts,
+        rules=rules,
+        api=section(_parse_api, doc.get("api"), file, default=ApiConfig()),
+    )
     if doc.get("ingest") is not None:
         config.ingest = section(_parse_ingest, doc["ingest"], file, bindings)
     _validate_detectors(config, doc, found)
@@ -500,8 +566,9 @@ def _no_rules() -> RuleSet:
     return RuleSet()
 
 
-def load_rules_of(doc: dict[str, Any], file: str | None, contracts: dict[str, Contract],
-                  errors: list[ConfigError]) -> RuleSet:
+def load_rules_of(
+    doc: dict[str, Any], file: str | None, contracts: dict[str, Contract], errors: list[ConfigError]
+) -> RuleSet:
     """The rules of ``rules:`` and ``sigma:`` (rules/): each problem one entry of
     ``errors``."""
     from .rules import load_rules
@@ -513,14 +580,21 @@ def _parse_ingest(node: Any, file: str | None, bindings: list[Binding]) -> Inges
     from .sources.ingest import check_webhook_binding, parse_ingest
 
     settings = parse_ingest(node, file)
-    check_webhook_binding(settings, bindings, file,
-                          _line(node, "webhooks") if isinstance(node, dict) else None)
+    check_webhook_binding(
+        settings, bindings, file, _line(node, "webhooks") if isinstance(node, dict) else None
+    )
     return settings
 
 
-def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
-                  errors: list[ConfigError], time_defaults: dict[str, Any],
-                  contracts: dict[str, Contract], families_read: bool = True) -> list[Binding]:
+def _parse_topics(
+    doc: dict[str, Any],
+    file: str | None,
+    source: str,
+    errors: list[ConfigError],
+    time_defaults: dict[str, Any],
+    contracts: dict[str, Contract],
+    families_read: bool = True,
+) -> list[Binding]:
     """The bindings of ``topics:`` (each one in error is one entry of ``errors``), or the
     defaults when there is none. With the families of ``families_dir``/``contracts`` in
     error (``families_read`` False), a binding of a family not known is left out unreported:
@@ -533,16 +607,24 @@ def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
                 setattr(b, name, value)
         return bindings
     if not isinstance(topics, list):
-        raise ConfigError("'topics' must be a list of topic bindings", file=file,
-                          line=_line(doc, "topics"))
+        raise ConfigError(
+            "'topics' must be a list of topic bindings", file=file, line=_line(doc, "topics")
+        )
     bindings = []
     for i, item in enumerate(topics):
         try:
-            bindings.append(_parse_binding(item, i, file, default_source=source,
-                                           time_defaults=time_defaults, contracts=contracts))
+            bindings.append(
+                _parse_binding(
+                    item,
+                    i,
+                    file,
+                    default_source=source,
+                    time_defaults=time_defaults,
+                    contracts=contracts,
+                )
+            )
         except ConfigError as exc:
-            if families_read or not isinstance(item, dict) or \
-                    str(item.get("family")) in contracts:
+            if families_read or not isinstance(item, dict) or str(item.get("family")) in contracts:
                 errors.append(exc)
     return bindings
 
@@ -550,8 +632,11 @@ def _parse_topics(doc: dict[str, Any], file: str | None, source: str,
 def _parse_detector_defaults(doc: dict[str, Any], file: str | None) -> dict[str, Any]:
     detectors = doc.get("detectors") or {}
     if not isinstance(detectors, dict):
-        raise ConfigError("'detectors' must map detector kinds to parameters", file=file,
-                          line=_line(doc, "detectors"))
+        raise ConfigError(
+            "'detectors' must map detector kinds to parameters",
+            file=file,
+            line=_line(doc, "detectors"),
+        )
     return dict(detectors)
 
 
@@ -559,14 +644,21 @@ def _parse_state(doc: dict[str, Any], file: str | None) -> tuple[float, bool]:
     """``state: {checkpoint_interval, checkpoints}``."""
     state = doc.get("state") or {}
     if not isinstance(state, dict) or set(state) - {"checkpoint_interval", "checkpoints"}:
-        raise ConfigError("'state' takes checkpoint_interval (seconds) and checkpoints "
-                          "(true/false)", file=file, line=_line(doc, "state"))
+        raise ConfigError(
+            "'state' takes checkpoint_interval (seconds) and checkpoints (true/false)",
+            file=file,
+            line=_line(doc, "state"),
+        )
     interval = state.get("checkpoint_interval", 10.0)
     if not isinstance(interval, int | float) or interval <= 0:
-        raise ConfigError("state.checkpoint_interval must be a positive number of seconds",
-                          file=file, line=_line(state, "checkpoint_interval"))
-    checkpoints = _read_scalar(bool, state.get("checkpoints", True), "state.checkpoints",
-                               state, "checkpoints", file)
+        raise ConfigError(
+            "state.checkpoint_interval must be a positive number of seconds",
+            file=file,
+            line=_line(state, "checkpoint_interval"),
+        )
+    checkpoints = _read_scalar(
+        bool, state.get("checkpoints", True), "state.checkpoints", state, "checkpoints", file
+    )
     return float(interval), bool(checkpoints)
 
 
@@ -580,20 +672,29 @@ def _parse_alerts(node: Any, file: str | None) -> AlertLimits:
     values: dict[str, int] = {}
     for key, value in node.items():
         if key not in limits:
-            raise ConfigError(f"unknown alerts setting {key!r}", file=file,
-                              line=_line(node, key), hint="known settings: max_bytes, "
-                                                          "max_value_bytes")
+            raise ConfigError(
+                f"unknown alerts setting {key!r}",
+                file=file,
+                line=_line(node, key),
+                hint="known settings: max_bytes, max_value_bytes",
+            )
         low, high = limits[key]
         if type(value) is not int or not low <= value <= high:
-            raise ConfigError(f"alerts.{key} must be a number of bytes from {low} to {high}, "
-                              f"not {value!r}", file=file, line=_line(node, key))
+            raise ConfigError(
+                f"alerts.{key} must be a number of bytes from {low} to {high}, not {value!r}",
+                file=file,
+                line=_line(node, key),
+            )
         values[key] = value
     result = AlertLimits(**values)
     if result.max_value_bytes * 8 > result.max_bytes:
-        raise ConfigError(f"alerts.max_value_bytes ({result.max_value_bytes}) must be at most "
-                          f"an eighth of alerts.max_bytes ({result.max_bytes})", file=file,
-                          line=_line(node), hint="an alert holds several copied values: its "
-                                                 "key, title, labels and samples")
+        raise ConfigError(
+            f"alerts.max_value_bytes ({result.max_value_bytes}) must be at most "
+            f"an eighth of alerts.max_bytes ({result.max_bytes})",
+            file=file,
+            line=_line(node),
+            hint="an alert holds several copied values: its key, title, labels and samples",
+        )
     return result
 
 
@@ -602,9 +703,12 @@ def _only_known(node: dict[str, Any], known: set[str], section: str, file: str |
     keep the default)."""
     for key in node:
         if key not in known:
-            raise ConfigError(f"unknown {section} setting {key!r}", file=file,
-                              line=_line(node, key),
-                              hint=f"known settings: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown {section} setting {key!r}",
+                file=file,
+                line=_line(node, key),
+                hint=f"known settings: {', '.join(sorted(known))}",
+            )
 
 
 def _parse_api(node: Any, file: str | None) -> ApiConfig:
@@ -623,42 +727,73 @@ def _parse_api(node: Any, file: str | None) -> ApiConfig:
         if values.get(key) is not None:
             values[key] = str(values[key])
     if values.get("token") == "":
-        raise ConfigError("api.token is empty", file=file, line=_line(node, "token"),
-                          hint="set the variable it names, or remove api.token to serve "
-                               "without one")
+        raise ConfigError(
+            "api.token is empty",
+            file=file,
+            line=_line(node, "token"),
+            hint="set the variable it names, or remove api.token to serve without one",
+        )
     if (values.get("ssl_keyfile") or values.get("ssl_cafile")) and not values.get("ssl_certfile"):
-        raise ConfigError("api.ssl_keyfile and api.ssl_cafile need api.ssl_certfile", file=file,
-                          line=_line(node), hint="the listener's certificate (PEM)")
+        raise ConfigError(
+            "api.ssl_keyfile and api.ssl_cafile need api.ssl_certfile",
+            file=file,
+            line=_line(node),
+            hint="the listener's certificate (PEM)",
+        )
     size = values.get("max_body_bytes", 1 << 20)
     if type(size) is not int or not 1024 <= size <= 1 << 30:
-        raise ConfigError(f"api.max_body_bytes must be a number of bytes from 1024 to 2^30, "
-                          f"not {size!r}", file=file, line=_line(node, "max_body_bytes"))
+        raise ConfigError(
+            f"api.max_body_bytes must be a number of bytes from 1024 to 2^30, not {size!r}",
+            file=file,
+            line=_line(node, "max_body_bytes"),
+        )
     try:
         values["resolve_timeout"] = parse_duration(timeout, where="api.resolve_timeout")
     except ConfigError as exc:
-        raise ConfigError(exc.message, file=file, line=_line(node, "resolve_timeout"),
-                          hint=exc.hint) from None
+        raise ConfigError(
+            exc.message, file=file, line=_line(node, "resolve_timeout"), hint=exc.hint
+        ) from None
     if values["resolve_timeout"] <= 0:
-        raise ConfigError("api.resolve_timeout must be positive", file=file,
-                          line=_line(node, "resolve_timeout"), hint="e.g. 1h")
+        raise ConfigError(
+            "api.resolve_timeout must be positive",
+            file=file,
+            line=_line(node, "resolve_timeout"),
+            hint="e.g. 1h",
+        )
     api = ApiConfig(**values)
     if api.ssl_certfile:
         try:
             api.ssl_context()
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise ConfigError(f"api TLS: cannot load {api.ssl_certfile}: {exc}", file=file,
-                              line=_line(node, "ssl_certfile"),
-                              hint="a PEM certificate (chain) and its key") from None
+            raise ConfigError(
+                f"api TLS: cannot load {api.ssl_certfile}: {exc}",
+                file=file,
+                line=_line(node, "ssl_certfile"),
+                hint="a PEM certificate (chain) and its key",
+            ) from None
     return api
 
 
 # Settings that name a file or folder: (section, key); None is the top level.
-_PATH_SETTINGS = [(None, "state_dir"), ("kafka", "ssl_cafile"), ("kafka", "ssl_certfile"),
-                  ("kafka", "ssl_keyfile"), ("mqtt", "dead_letter_file"), ("mqtt.tls", "ca_file"),
-                  ("mqtt.tls", "cert_file"), ("mqtt.tls", "key_file"),
-                  ("notify", "apprise_config"), (None, "families_dir"), (None, "contracts"),
-                  ("api", "ssl_certfile"), ("api", "ssl_keyfile"), ("api", "ssl_cafile"),
-                  (None, "rules"), (None, "sigma"), ("sigma", "rules")]
+_PATH_SETTINGS = [
+    (None, "state_dir"),
+    ("kafka", "ssl_cafile"),
+    ("kafka", "ssl_certfile"),
+    ("kafka", "ssl_keyfile"),
+    ("mqtt", "dead_letter_file"),
+    ("mqtt.tls", "ca_file"),
+    ("mqtt.tls", "cert_file"),
+    ("mqtt.tls", "key_file"),
+    ("notify", "apprise_config"),
+    (None, "families_dir"),
+    (None, "contracts"),
+    ("api", "ssl_certfile"),
+    ("api", "ssl_keyfile"),
+    ("api", "ssl_cafile"),
+    (None, "rules"),
+    (None, "sigma"),
+    ("sigma", "rules"),
+]
 
 
 def _resolve_paths(doc: dict[str, Any], file: str | None) -> None:
@@ -691,10 +826,18 @@ def _resolve_paths(doc: dict[str, Any], file: str | None) -> None:
 def default_bindings(source: str = "kafka") -> list[Binding]:
     # The default topics are produced keyed by their contract key (streamproc produce,
     # the agent, the samples), so their keyed detectors need no repartitioning.
-    return [Binding(name=c.family, family=c.family, contract=c, source=source,
-                    topic=c.kafka_topic, mqtt_topic=c.mqtt_topic,
-                    keyed_by=c.key[0] if c.key else None)
-            for c in builtin_contracts().values()]
+    return [
+        Binding(
+            name=c.family,
+            family=c.family,
+            contract=c,
+            source=source,
+            topic=c.kafka_topic,
+            mqtt_topic=c.mqtt_topic,
+            keyed_by=c.key[0] if c.key else None,
+        )
+        for c in builtin_contracts().values()
+    ]
 
 
 def _expect_mapping(node: Any, what: str, file: str | None, line: int | None) -> dict[str, Any]:
@@ -706,8 +849,7 @@ def _expect_mapping(node: Any, what: str, file: str | None, line: int | None) ->
 _SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool}
 
 
-def _read_scalar(kind: type, value: Any, where: str, node: Any, key: str,
-                 file: str | None) -> Any:
+def _read_scalar(kind: type, value: Any, where: str, node: Any, key: str, file: str | None) -> Any:
     """``value`` as ``kind`` (int, float or bool) when it is a string (``${NAME}`` gives one:
     "false" must not be a true string); other values are returned as they are."""
     if not isinstance(value, str):
@@ -721,61 +863,82 @@ def _read_scalar(kind: type, value: Any, where: str, node: Any, key: str,
         return kind(text)
     except ValueError:
         expected = "true or false" if kind is bool else "a number"
-        raise ConfigError(f"{where} must be {expected}, not {value!r}", file=file,
-                          line=_line(node, key)) from None
+        raise ConfigError(
+            f"{where} must be {expected}, not {value!r}", file=file, line=_line(node, key)
+        ) from None
 
 
-def _coerce_scalars(cls: type, values: dict[str, Any], node: Any, section: str,
-                    file: str | None) -> None:
+def _coerce_scalars(
+    cls: type, values: dict[str, Any], node: Any, section: str, file: str | None
+) -> None:
     """A string where ``cls`` takes a number or true/false (``port: ${MQTT_PORT}``: a
     variable's value is a string) is read as that type; one that does not read is an error."""
     for name, spec in cls.__dataclass_fields__.items():  # type: ignore[attr-defined]
         kind = _SCALARS.get(str(spec.type).replace(" | None", ""))
         if kind is not None and name in values:
-            values[name] = _read_scalar(kind, values[name], f"{section}.{name}", node, name,
-                                        file)
+            values[name] = _read_scalar(kind, values[name], f"{section}.{name}", node, name, file)
 
 
 def _parse_kafka(node: Any, file: str | None) -> KafkaConfig:
     node = _expect_mapping(node, "'kafka'", file, _line(node))
     _only_known(node, set(KafkaConfig.__slots__) - {"embedded"}, "kafka", file)
     if "bootstrap_servers" not in node:
-        raise ConfigError("kafka.bootstrap_servers is required", file=file, line=_line(node),
-                          hint="e.g. bootstrap_servers: kafka:9092 (omit 'kafka' entirely to "
-                               "run the embedded broker)")
+        raise ConfigError(
+            "kafka.bootstrap_servers is required",
+            file=file,
+            line=_line(node),
+            hint="e.g. bootstrap_servers: kafka:9092 (omit 'kafka' entirely to "
+            "run the embedded broker)",
+        )
     values = dict(node)
     _coerce_scalars(KafkaConfig, values, node, "kafka", file)
     if isinstance(values["bootstrap_servers"], list):
         values["bootstrap_servers"] = ",".join(values["bootstrap_servers"])
     protocol = str(values.get("security_protocol", "PLAINTEXT")).upper()
     if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-        raise ConfigError(f"kafka.security_protocol {protocol!r} is not supported", file=file,
-                          line=_line(node, "security_protocol"),
-                          hint="use PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+        raise ConfigError(
+            f"kafka.security_protocol {protocol!r} is not supported",
+            file=file,
+            line=_line(node, "security_protocol"),
+            hint="use PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+        )
     values["security_protocol"] = protocol
     mech = values.get("sasl_mechanism")
     if mech is not None and str(mech).upper() not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
-        raise ConfigError(f"kafka.sasl_mechanism {mech!r} is not supported", file=file,
-                          line=_line(node, "sasl_mechanism"),
-                          hint="use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        raise ConfigError(
+            f"kafka.sasl_mechanism {mech!r} is not supported",
+            file=file,
+            line=_line(node, "sasl_mechanism"),
+            hint="use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+        )
     if mech is not None:
         values["sasl_mechanism"] = str(mech).upper()
-    if protocol.startswith("SASL") and not (values.get("sasl_username")
-                                             and values.get("sasl_password")):
-        raise ConfigError("SASL needs kafka.sasl_username and kafka.sasl_password", file=file,
-                          line=_line(node, "security_protocol"))
+    if protocol.startswith("SASL") and not (
+        values.get("sasl_username") and values.get("sasl_password")
+    ):
+        raise ConfigError(
+            "SASL needs kafka.sasl_username and kafka.sasl_password",
+            file=file,
+            line=_line(node, "security_protocol"),
+        )
     app = str(values.get("application_id") or values.get("group_id", DEFAULT_GROUP_ID))
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", app):
         key = "application_id" if values.get("application_id") else "group_id"
-        raise ConfigError(f"kafka.{key} {app!r} cannot prefix topic names", file=file,
-                          line=_line(node, key),
-                          hint="internal topics are named <application_id>.<what>: use letters, "
-                               "digits, '.', '_' and '-' (set kafka.application_id if the "
-                               "group id must differ)")
+        raise ConfigError(
+            f"kafka.{key} {app!r} cannot prefix topic names",
+            file=file,
+            line=_line(node, key),
+            hint="internal topics are named <application_id>.<what>: use letters, "
+            "digits, '.', '_' and '-' (set kafka.application_id if the "
+            "group id must differ)",
+        )
     reset = values.get("auto_offset_reset", "earliest")
     if reset not in ("earliest", "latest"):
-        raise ConfigError(f"kafka.auto_offset_reset must be earliest or latest, not {reset!r}",
-                          file=file, line=_line(node, "auto_offset_reset"))
+        raise ConfigError(
+            f"kafka.auto_offset_reset must be earliest or latest, not {reset!r}",
+            file=file,
+            line=_line(node, "auto_offset_reset"),
+        )
     return KafkaConfig(**values)
 
 
@@ -786,19 +949,29 @@ def _parse_mqtt(node: Any, file: str | None) -> MqttConfig:
     _coerce_scalars(MqttConfig, values, node, "mqtt", file)
     values["protocol"] = str(values.get("protocol", "5"))
     if values["protocol"] not in ("5", "3.1.1", "311"):
-        raise ConfigError(f"mqtt.protocol must be 5 or 3.1.1, not {values['protocol']!r}",
-                          file=file, line=_line(node, "protocol"))
+        raise ConfigError(
+            f"mqtt.protocol must be 5 or 3.1.1, not {values['protocol']!r}",
+            file=file,
+            line=_line(node, "protocol"),
+        )
     if values.get("qos", 1) not in (0, 1):
-        raise ConfigError("mqtt.qos must be 0 or 1", file=file, line=_line(node, "qos"),
-                          hint="QoS 2 costs two round trips per message and buys nothing "
-                               "here: alerts are deduplicated by fingerprint")
+        raise ConfigError(
+            "mqtt.qos must be 0 or 1",
+            file=file,
+            line=_line(node, "qos"),
+            hint="QoS 2 costs two round trips per message and buys nothing "
+            "here: alerts are deduplicated by fingerprint",
+        )
     if values.get("tls") is True:
         values["tls"] = {}
     tls = values.get("tls")
     if isinstance(tls, dict) and "insecure" in tls:  # "false" from ${VAR} must stay false
-        values["tls"] = {**tls, "insecure": _read_scalar(bool, tls["insecure"],
-                                                         "mqtt.tls.insecure", tls, "insecure",
-                                                         file)}
+        values["tls"] = {
+            **tls,
+            "insecure": _read_scalar(
+                bool, tls["insecure"], "mqtt.tls.insecure", tls, "insecure", file
+            ),
+        }
     return MqttConfig(**values)
 
 
@@ -811,15 +984,21 @@ def _time_option(node: dict[str, Any], key: str, where: str, file: str | None) -
     value = node[key]
     if key == "jump_confirmations":
         if type(value) is not int or value < 1:
-            raise ConfigError(f"{where}.{key} must be a whole number >= 1", file=file,
-                              line=_line(node, key),
-                              hint="records of a partition that must agree before its stream "
-                                   "time jumps (default 2)")
+            raise ConfigError(
+                f"{where}.{key} must be a whole number >= 1",
+                file=file,
+                line=_line(node, key),
+                hint="records of a partition that must agree before its stream "
+                "time jumps (default 2)",
+            )
         return value
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{where}.{key} must be a number of seconds > 0", file=file,
-                          line=_line(node, key),
-                          hint="max_future_skew default 300, max_time_jump default 3600")
+        raise ConfigError(
+            f"{where}.{key} must be a number of seconds > 0",
+            file=file,
+            line=_line(node, key),
+            hint="max_future_skew default 300, max_time_jump default 3600",
+        )
     return float(value)
 
 
@@ -829,38 +1008,69 @@ def _parse_event_time(node: Any, file: str | None) -> dict[str, Any]:
     node = _expect_mapping(node, "'event_time'", file, _line(node))
     for key in node:
         if key not in _TIME_KEYS:
-            raise ConfigError(f"unknown event_time setting {key!r}", file=file,
-                              line=_line(node, key), hint=f"known: {', '.join(_TIME_KEYS)}")
+            raise ConfigError(
+                f"unknown event_time setting {key!r}",
+                file=file,
+                line=_line(node, key),
+                hint=f"known: {', '.join(_TIME_KEYS)}",
+            )
     return {key: _time_option(node, key, "event_time", file) for key in node}
 
 
-_BINDING_KEYS = {"name", "topic", "pattern", "family", "source", "mqtt_topic", "format",
-                 "fields", "allowed_lateness", "max_record_bytes", "detectors", "keyed_by",
-                 *_TIME_KEYS}
+_BINDING_KEYS = {
+    "name",
+    "topic",
+    "pattern",
+    "family",
+    "source",
+    "mqtt_topic",
+    "format",
+    "fields",
+    "allowed_lateness",
+    "max_record_bytes",
+    "detectors",
+    "keyed_by",
+    *_TIME_KEYS,
+}
 
 
-def _parse_binding(node: Any, index: int, file: str | None, default_source: str,
-                   time_defaults: dict[str, Any] | None = None,
-                   contracts: dict[str, Contract] | None = None) -> Binding:
+def _parse_binding(
+    node: Any,
+    index: int,
+    file: str | None,
+    default_source: str,
+    time_defaults: dict[str, Any] | None = None,
+    contracts: dict[str, Contract] | None = None,
+) -> Binding:
     where = f"topics[{index}]"
     node = _expect_mapping(node, where, file, _line(node))
     line = _line(node)
     for key in node:
         if key not in _BINDING_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}", file=file, line=_line(node, key),
-                              hint=f"known keys: {', '.join(sorted(_BINDING_KEYS))}")
+            raise ConfigError(
+                f"{where}: unknown key {key!r}",
+                file=file,
+                line=_line(node, key),
+                hint=f"known keys: {', '.join(sorted(_BINDING_KEYS))}",
+            )
     if "family" not in node:
-        raise ConfigError(f"{where}: 'family' is required", file=file, line=line,
-                          hint=f"one of {', '.join(sorted(contracts or builtin_contracts()))}")
+        raise ConfigError(
+            f"{where}: 'family' is required",
+            file=file,
+            line=line,
+            hint=f"one of {', '.join(sorted(contracts or builtin_contracts()))}",
+        )
     try:
         contract = get_contract(str(node["family"]), contracts)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc.message}", file=file, line=_line(node, "family"),
-                          hint=exc.hint) from None
+        raise ConfigError(
+            f"{where}: {exc.message}", file=file, line=_line(node, "family"), hint=exc.hint
+        ) from None
     source = str(node.get("source", default_source))
     if source not in ("kafka", "mqtt"):
-        raise ConfigError(f"{where}: source must be kafka or mqtt", file=file,
-                          line=_line(node, "source"))
+        raise ConfigError(
+            f"{where}: source must be kafka or mqtt", file=file, line=_line(node, "source")
+        )
     topic, pattern = node.get("topic"), node.get("pattern")
     if topic is not None and pattern is not None:
         raise ConfigError(f"{where}: give 'topic' or 'pattern', not both", file=file, line=line)
@@ -868,8 +1078,11 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str,
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"{where}: pattern is not a valid regex: {exc}", file=file,
-                              line=_line(node, "pattern")) from None
+            raise ConfigError(
+                f"{where}: pattern is not a valid regex: {exc}",
+                file=file,
+                line=_line(node, "pattern"),
+            ) from None
     if source == "kafka" and topic is None and pattern is None:
         topic = contract.kafka_topic
     mqtt_topic = node.get("mqtt_topic")
@@ -877,66 +1090,102 @@ def _parse_binding(node: Any, index: int, file: str | None, default_source: str,
         mqtt_topic = topic if topic is not None else contract.mqtt_topic
     fmt, lines = _parse_format(node.get("format", "json"), where, file, _line(node, "format"))
     if fmt == "combined" and contract.family != "api-access-logs":
-        raise ConfigError(f"{where}: format combined only applies to family api-access-logs",
-                          file=file, line=_line(node, "format"))
+        raise ConfigError(
+            f"{where}: format combined only applies to family api-access-logs",
+            file=file,
+            line=_line(node, "format"),
+        )
     mapping = None
     if node.get("fields"):
         fields = node["fields"]
         if not isinstance(fields, dict):
-            raise ConfigError(f"{where}.fields must map contract fields to paths", file=file,
-                              line=_line(node, "fields"))
+            raise ConfigError(
+                f"{where}.fields must map contract fields to paths",
+                file=file,
+                line=_line(node, "fields"),
+            )
         for fname in fields:
             if fname not in contract.fields:
-                raise ConfigError(f"{where}.fields: {fname!r} is not a field of "
-                                  f"{contract.family}", file=file, line=_line(fields, fname),
-                                  hint=f"fields: {', '.join(contract.fields)}")
+                raise ConfigError(
+                    f"{where}.fields: {fname!r} is not a field of {contract.family}",
+                    file=file,
+                    line=_line(fields, fname),
+                    hint=f"fields: {', '.join(contract.fields)}",
+                )
         try:
             mapping = FieldMapping(dict(fields), where=f"{where}.fields")
         except ConfigError as exc:
-            raise ConfigError(exc.message, file=file, line=_line(fields), hint=exc.hint) \
-                from None
+            raise ConfigError(exc.message, file=file, line=_line(fields), hint=exc.hint) from None
     detectors = node.get("detectors") or {}
     if not isinstance(detectors, dict):
-        raise ConfigError(f"{where}.detectors must map detector kinds to parameters",
-                          file=file, line=_line(node, "detectors"))
+        raise ConfigError(
+            f"{where}.detectors must map detector kinds to parameters",
+            file=file,
+            line=_line(node, "detectors"),
+        )
     lateness = node.get("allowed_lateness", 60)
     if not isinstance(lateness, int | float) or lateness < 0:
-        raise ConfigError(f"{where}.allowed_lateness must be a number of seconds >= 0",
-                          file=file, line=_line(node, "allowed_lateness"))
+        raise ConfigError(
+            f"{where}.allowed_lateness must be a number of seconds >= 0",
+            file=file,
+            line=_line(node, "allowed_lateness"),
+        )
     max_record_bytes = node.get("max_record_bytes", DEFAULT_MAX_RECORD_BYTES)
     most = DEFAULT_MAX_RECORD_BYTES if source == "kafka" else 256 * 1024 * 1024
     if type(max_record_bytes) is not int or not 1 <= max_record_bytes <= most:
-        raise ConfigError(f"{where}.max_record_bytes must be a number of bytes from 1 to {most}"
-                          f", not {max_record_bytes!r}", file=file,
-                          line=_line(node, "max_record_bytes"),
-                          hint="a Kafka record may be re-keyed to a repartition topic, and its "
-                               "copy must fit one Kafka record (1 MiB) with its envelope and "
-                               "key" if source == "kafka" else None)
+        raise ConfigError(
+            f"{where}.max_record_bytes must be a number of bytes from 1 to {most}"
+            f", not {max_record_bytes!r}",
+            file=file,
+            line=_line(node, "max_record_bytes"),
+            hint="a Kafka record may be re-keyed to a repartition topic, and its "
+            "copy must fit one Kafka record (1 MiB) with its envelope and "
+            "key"
+            if source == "kafka"
+            else None,
+        )
     keyed_by = node.get("keyed_by")
     if keyed_by is not None and keyed_by not in contract.fields:
-        raise ConfigError(f"{where}: keyed_by {keyed_by!r} is not a field of {contract.family}",
-                          file=file, line=_line(node, "keyed_by"),
-                          hint="name the field your producer uses as the record key, or leave "
-                               "keyed_by out if records are not keyed (streamproc then "
-                               "repartitions what it needs)")
+        raise ConfigError(
+            f"{where}: keyed_by {keyed_by!r} is not a field of {contract.family}",
+            file=file,
+            line=_line(node, "keyed_by"),
+            hint="name the field your producer uses as the record key, or leave "
+            "keyed_by out if records are not keyed (streamproc then "
+            "repartitions what it needs)",
+        )
     times = dict(time_defaults or {})
-    times.update({key: _time_option(node, key, where, file) for key in _TIME_KEYS
-                  if key in node})
+    times.update({key: _time_option(node, key, where, file) for key in _TIME_KEYS if key in node})
     name = str(node.get("name") or topic or pattern or mqtt_topic or contract.family)
-    return Binding(name=name, family=contract.family, contract=contract, source=source,
-                   topic=topic, pattern=pattern, mqtt_topic=mqtt_topic, format=fmt,
-                   lines=lines, mapping=mapping, allowed_lateness=float(lateness),
-                   max_record_bytes=max_record_bytes,
-                   detectors={k: dict(v or {}) for k, v in detectors.items()}, line=line,
-                   keyed_by=keyed_by, **times)
+    return Binding(
+        name=name,
+        family=contract.family,
+        contract=contract,
+        source=source,
+        topic=topic,
+        pattern=pattern,
+        mqtt_topic=mqtt_topic,
+        format=fmt,
+        lines=lines,
+        mapping=mapping,
+        allowed_lateness=float(lateness),
+        max_record_bytes=max_record_bytes,
+        detectors={k: dict(v or {}) for k, v in detectors.items()},
+        line=line,
+        keyed_by=keyed_by,
+        **times,
+    )
 
 
-_FORMAT_HINT = ("json, combined (nginx/Apache access log lines), sshd, syslog, "
-                "{regex: '...(?P<field>...)...'} or {name: sshd, year: 2026, timezone: UTC}")
+_FORMAT_HINT = (
+    "json, combined (nginx/Apache access log lines), sshd, syslog, "
+    "{regex: '...(?P<field>...)...'} or {name: sshd, year: 2026, timezone: UTC}"
+)
 
 
-def _parse_format(node: Any, where: str, file: str | None,
-                  line: int | None) -> tuple[str, LineFormat | None]:
+def _parse_format(
+    node: Any, where: str, file: str | None, line: int | None
+) -> tuple[str, LineFormat | None]:
     """``format:`` -> (its name, the compiled line format of regex/sshd/syslog, else None)."""
     if isinstance(node, str) and node in ("json", "combined"):
         return node, None
@@ -945,31 +1194,45 @@ def _parse_format(node: Any, where: str, file: str | None,
     known = {"regex", "name", "year", "timezone"}
     unknown = sorted(set(settings) - known, key=str)
     if unknown or ("regex" in settings) == ("name" in settings):
-        raise ConfigError(f"{where}: format must be one of json, combined, sshd, syslog, or a "
-                          f"mapping with regex or name, not {node!r}"[:300], file=file,
-                          line=line, hint=_FORMAT_HINT)
+        raise ConfigError(
+            f"{where}: format must be one of json, combined, sshd, syslog, or a "
+            f"mapping with regex or name, not {node!r}"[:300],
+            file=file,
+            line=line,
+            hint=_FORMAT_HINT,
+        )
     if "regex" in settings:
         if set(settings) != {"regex"}:
-            raise ConfigError(f"{where}: format regex takes no year or timezone", file=file,
-                              line=line, hint="a regex format's timestamp group is read as "
-                              "ISO 8601 or epoch, like a JSON field")
+            raise ConfigError(
+                f"{where}: format regex takes no year or timezone",
+                file=file,
+                line=line,
+                hint="a regex format's timestamp group is read as "
+                "ISO 8601 or epoch, like a JSON field",
+            )
         try:
             return "regex", regex_format(str(settings["regex"]))
         except ValueError as exc:
-            raise ConfigError(f"{where}: format regex refused: {exc}", file=file,
-                              line=_line(node, "regex"),
-                              hint="write each repeat once over plain characters (\\S+, "
-                                   "[^ ]*); name each field (?P<name>...)") from None
+            raise ConfigError(
+                f"{where}: format regex refused: {exc}",
+                file=file,
+                line=_line(node, "regex"),
+                hint="write each repeat once over plain characters (\\S+, "
+                "[^ ]*); name each field (?P<name>...)",
+            ) from None
     name, year = str(settings["name"]), settings.get("year")
     if year is not None and (type(year) is not int or not 1970 <= year <= 9999):
-        raise ConfigError(f"{where}: format year must be a year such as 2026, not {year!r}",
-                          file=file, line=_line(node, "year"))
+        raise ConfigError(
+            f"{where}: format year must be a year such as 2026, not {year!r}",
+            file=file,
+            line=_line(node, "year"),
+        )
     try:
-        return name, named_format(name, year=year,
-                                  timezone=str(settings.get("timezone", "UTC")))
+        return name, named_format(name, year=year, timezone=str(settings.get("timezone", "UTC")))
     except ValueError as exc:
-        raise ConfigError(f"{where}: format: {exc}", file=file, line=line,
-                          hint=_FORMAT_HINT) from None
+        raise ConfigError(
+            f"{where}: format: {exc}", file=file, line=line, hint=_FORMAT_HINT
+        ) from None
 
 
 def _parse_families(doc: dict[str, Any], file: str | None) -> dict[str, Contract]:
@@ -984,11 +1247,16 @@ def _parse_families(doc: dict[str, Any], file: str | None) -> dict[str, Contract
         if isinstance(listed, str):
             listed = [listed]
         if not isinstance(listed, list):
-            raise ConfigError("'contracts' must be a list of contract files or folders",
-                              file=file, line=_line(doc, "contracts"))
+            raise ConfigError(
+                "'contracts' must be a list of contract files or folders",
+                file=file,
+                line=_line(doc, "contracts"),
+            )
         lines = getattr(listed, "item_lines", [])
-        paths.extend((p, lines[i] if i < len(lines) else _line(doc, "contracts"))
-                     for i, p in enumerate(listed))
+        paths.extend(
+            (p, lines[i] if i < len(lines) else _line(doc, "contracts"))
+            for i, p in enumerate(listed)
+        )
     origin: dict[str, str] = {}
     for value, line in paths:
         path = Path(str(value))
@@ -997,21 +1265,27 @@ def _parse_families(doc: dict[str, Any], file: str | None) -> dict[str, Contract
         elif path.is_file():
             files = [path]
         else:
-            raise ConfigError(f"no contract file or folder {str(value)!r}", file=file, line=line,
-                              hint="relative paths start at the config file's folder")
+            raise ConfigError(
+                f"no contract file or folder {str(value)!r}",
+                file=file,
+                line=line,
+                hint="relative paths start at the config file's folder",
+            )
         for one in files:
             contract = parse_contract(load_yaml(one.read_text(), file=str(one)), str(one))
             if contract.family in origin:
-                raise ConfigError(f"family {contract.family!r} is defined twice: also in "
-                                  f"{origin[contract.family]}", file=str(one),
-                                  hint="give each contract its own family name")
+                raise ConfigError(
+                    f"family {contract.family!r} is defined twice: also in "
+                    f"{origin[contract.family]}",
+                    file=str(one),
+                    hint="give each contract its own family name",
+                )
             origin[contract.family] = str(one)
             out[contract.family] = contract
     return out
 
 
-def _validate_detectors(config: Config, doc: dict[str, Any],
-                        errors: list[ConfigError]) -> None:
+def _validate_detectors(config: Config, doc: dict[str, Any], errors: list[ConfigError]) -> None:
     """Instantiate every detector once so bad parameters fail at load time, with a line: the
     binding's, or that of ``detectors:`` when the fault is a default written there (then it
     is reported once, not once for every binding it reaches)."""
@@ -1025,13 +1299,23 @@ def _validate_detectors(config: Config, doc: dict[str, Any],
             if config.detectors and _fault_of_defaults(config, binding, exc):
                 if exc.message not in reported:
                     reported.add(exc.message)
-                    errors.append(ConfigError(f"detectors: {exc.message}", file=config.file,
-                                              line=_defaults_line(doc, exc.message),
-                                              hint=exc.hint))
+                    errors.append(
+                        ConfigError(
+                            f"detectors: {exc.message}",
+                            file=config.file,
+                            line=_defaults_line(doc, exc.message),
+                            hint=exc.hint,
+                        )
+                    )
                 continue
-            errors.append(ConfigError(f"topic binding {binding.name!r}: {exc.message}",
-                                      file=config.file, line=binding.line or
-                                      _line(doc, "detectors"), hint=exc.hint))
+            errors.append(
+                ConfigError(
+                    f"topic binding {binding.name!r}: {exc.message}",
+                    file=config.file,
+                    line=binding.line or _line(doc, "detectors"),
+                    hint=exc.hint,
+                )
+            )
 
 
 def _defaults_line(doc: dict[str, Any], message: str) -> int | None:

@@ -61,8 +61,7 @@ class Contract:
         return Path(str(resources.files("streamproc.topics").joinpath(self.sample)))
 
 
-_CONTRACT_KEYS = ("family", "description", "kafka_topic", "mqtt_topic", "key", "fields",
-                  "sample")
+_CONTRACT_KEYS = ("family", "description", "kafka_topic", "mqtt_topic", "key", "fields", "sample")
 _FIELD_KEYS = ("type", "required", "enum", "doc")
 _FAMILY_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
@@ -80,6 +79,7 @@ def parse_contract(doc: Any, origin: str, *, builtin: bool = False) -> Contract:
     ``doc`` was read by ``config.load_yaml``). A contract that is not built in (``builtin``
     False) may not take a built-in family's name, and must declare a required timestamp
     field: every detector judges by event time."""
+
     def fail(what: str, node: Any = doc, key: str | None = None, hint: str | None = None) -> None:
         raise ConfigError(what, file=origin, line=_line(node, key), hint=hint)
 
@@ -87,48 +87,73 @@ def parse_contract(doc: Any, origin: str, *, builtin: bool = False) -> Contract:
         fail("a contract must be a YAML mapping (family:, fields:, ...)")
     for name in doc:
         if name not in _CONTRACT_KEYS:
-            fail(f"unknown contract key {name!r}", doc, str(name),
-                 hint=f"known keys: {', '.join(_CONTRACT_KEYS)}")
+            fail(
+                f"unknown contract key {name!r}",
+                doc,
+                str(name),
+                hint=f"known keys: {', '.join(_CONTRACT_KEYS)}",
+            )
     if "family" not in doc:
         fail("contract lacks 'family'", hint="name the family: family: falco")
     family = doc["family"]
     if not isinstance(family, str) or not _FAMILY_NAME.fullmatch(family):
-        fail(f"family {family!r} is not a name of lower-case letters, digits, '.', '_', '-'",
-             doc, "family")
+        fail(
+            f"family {family!r} is not a name of lower-case letters, digits, '.', '_', '-'",
+            doc,
+            "family",
+        )
     if not builtin and family in builtin_contracts():
-        fail(f"family {family!r} is a built-in family", doc, "family",
-             hint="give your contract a name of its own (the built-in contract stays as is)")
+        fail(
+            f"family {family!r} is a built-in family",
+            doc,
+            "family",
+            hint="give your contract a name of its own (the built-in contract stays as is)",
+        )
     specs = doc.get("fields")
     if not isinstance(specs, dict) or not specs:
-        fail("contract lacks 'fields' (a mapping of field name -> {type, required})", doc,
-             "fields")
+        fail("contract lacks 'fields' (a mapping of field name -> {type, required})", doc, "fields")
     fields = {}
     for name, spec in specs.items():
         if not isinstance(spec, dict):
             fail(f"field {name!r} must be a mapping such as {{type: string}}", specs, str(name))
         for key in spec:
             if key not in _FIELD_KEYS:
-                fail(f"field {name!r}: unknown key {key!r}", spec, str(key),
-                     hint=f"known keys: {', '.join(_FIELD_KEYS)}")
+                fail(
+                    f"field {name!r}: unknown key {key!r}",
+                    spec,
+                    str(key),
+                    hint=f"known keys: {', '.join(_FIELD_KEYS)}",
+                )
         ftype = spec.get("type", "string")
         if ftype not in FIELD_TYPES:
-            fail(f"field {name!r} has unknown type {ftype!r}", spec, "type",
-                 hint=f"use one of {', '.join(FIELD_TYPES)}")
+            fail(
+                f"field {name!r} has unknown type {ftype!r}",
+                spec,
+                "type",
+                hint=f"use one of {', '.join(FIELD_TYPES)}",
+            )
         enum = spec.get("enum")
         if enum is not None and (ftype != "string" or not isinstance(enum, list) or not enum):
-            fail(f"field {name!r}: enum must be a non-empty list on a string field", spec,
-                 "enum")
+            fail(f"field {name!r}: enum must be a non-empty list on a string field", spec, "enum")
         required = spec.get("required", False)
         if not isinstance(required, bool):
             fail(f"field {name!r}: required must be true or false", spec, "required")
-        fields[str(name)] = FieldSpec(str(name), ftype, required,
-                                      tuple(str(e) for e in enum) if enum else None,
-                                      str(spec.get("doc", "")))
+        fields[str(name)] = FieldSpec(
+            str(name),
+            ftype,
+            required,
+            tuple(str(e) for e in enum) if enum else None,
+            str(spec.get("doc", "")),
+        )
     stamp = fields.get("timestamp")
     if stamp is None or stamp.type != "timestamp" or not stamp.required:
-        fail("contract lacks a required timestamp field", doc, "fields",
-             hint="add  timestamp: {type: timestamp, required: true}  under fields (map your "
-                  "records' time field onto it in the binding's fields:)")
+        fail(
+            "contract lacks a required timestamp field",
+            doc,
+            "fields",
+            hint="add  timestamp: {type: timestamp, required: true}  under fields (map your "
+            "records' time field onto it in the binding's fields:)",
+        )
     key = doc.get("key") or []
     if isinstance(key, str):
         key = [key]
@@ -136,10 +161,14 @@ def parse_contract(doc: Any, origin: str, *, builtin: bool = False) -> Contract:
         if name not in fields:
             fail(f"key field {name!r} is not one of the contract's fields", doc, "key")
     return Contract(
-        family=family, kafka_topic=str(doc.get("kafka_topic", family)),
-        mqtt_topic=str(doc.get("mqtt_topic", f"streamproc/{family}/#")), key=tuple(key),
-        fields=fields, description=str(doc.get("description") or "").strip(),
-        sample=doc.get("sample"), required=tuple(n for n, f in fields.items() if f.required),
+        family=family,
+        kafka_topic=str(doc.get("kafka_topic", family)),
+        mqtt_topic=str(doc.get("mqtt_topic", f"streamproc/{family}/#")),
+        key=tuple(key),
+        fields=fields,
+        description=str(doc.get("description") or "").strip(),
+        sample=doc.get("sample"),
+        required=tuple(n for n, f in fields.items() if f.required),
         origin=None if builtin else origin,
     )
 
@@ -151,8 +180,7 @@ def builtin_contracts() -> dict[str, Contract]:
     root = resources.files("streamproc.topics")
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
-            contract = parse_contract(yaml.safe_load(entry.read_text()), entry.name,
-                                      builtin=True)
+            contract = parse_contract(yaml.safe_load(entry.read_text()), entry.name, builtin=True)
             out[contract.family] = contract
     return out
 
@@ -164,8 +192,9 @@ def get_contract(family: str, contracts: dict[str, Contract] | None = None) -> C
     try:
         return contracts[family]
     except KeyError:
-        raise ConfigError(f"unknown event family {family!r}",
-                          hint=f"use one of {', '.join(sorted(contracts))}") from None
+        raise ConfigError(
+            f"unknown event family {family!r}", hint=f"use one of {', '.join(sorted(contracts))}"
+        ) from None
 
 
 def family_for_topic(topic: str, contracts: dict[str, Contract] | None = None) -> str | None:

@@ -44,13 +44,26 @@ def _bounded_log() -> RateLimitedLog:
 
 
 def _report(limited: RateLimitedLog, dl: DeadLetter) -> None:
-    limited.warning((dl.topic, dl.reason), "dead letter from %s[%d]@%d: %s: %s", dl.topic,
-                    dl.partition, dl.offset, dl.reason, dl.detail)
+    limited.warning(
+        (dl.topic, dl.reason),
+        "dead letter from %s[%d]@%d: %s: %s",
+        dl.topic,
+        dl.partition,
+        dl.offset,
+        dl.reason,
+        dl.detail,
+    )
 
 
 class KafkaDeadLetters:
-    def __init__(self, producer: AIOKafkaProducer, suffix: str = ".dlq", *,
-                 max_request_size: int = DEFAULT_MAX_REQUEST_SIZE, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        suffix: str = ".dlq",
+        *,
+        max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+        metrics: Any = None,
+    ) -> None:
         self.producer = producer
         self.suffix = suffix
         self.max_request_size = max_request_size
@@ -74,9 +87,17 @@ class KafkaDeadLetters:
                 if self.metrics is not None:
                     self.metrics.dead_letters_cut.labels(dl.topic).inc()
             try:
-                sends.append((dl, await self.producer.send(
-                    self._topic(dl), value, key=key,
-                    headers=[("reason", dl.reason.encode())])))
+                sends.append(
+                    (
+                        dl,
+                        await self.producer.send(
+                            self._topic(dl),
+                            value,
+                            key=key,
+                            headers=[("reason", dl.reason.encode())],
+                        ),
+                    )
+                )
             except _TOO_LARGE as exc:
                 refused.append((dl, exc))
         results = await asyncio.gather(*(f for _, f in sends), return_exceptions=True)
@@ -98,12 +119,23 @@ class KafkaDeadLetters:
             if self.metrics is not None:
                 self.metrics.dead_letters_oversize.labels(dl.topic).inc()
             why = f"{type(exc).__name__}: the dead letter was refused for size"
-            self.bounded.error((dl.topic, "oversize"), "dead letter from %s[%d]@%d (%d bytes) "
-                               "refused for size (%s): written without its payload", dl.topic,
-                               dl.partition, dl.offset, len(dl.raw), type(exc).__name__)
-            futures.append(await self.producer.send(
-                self._topic(dl), orjson.dumps(dl.minimal(why)),
-                headers=[("reason", dl.reason.encode())]))
+            self.bounded.error(
+                (dl.topic, "oversize"),
+                "dead letter from %s[%d]@%d (%d bytes) "
+                "refused for size (%s): written without its payload",
+                dl.topic,
+                dl.partition,
+                dl.offset,
+                len(dl.raw),
+                type(exc).__name__,
+            )
+            futures.append(
+                await self.producer.send(
+                    self._topic(dl),
+                    orjson.dumps(dl.minimal(why)),
+                    headers=[("reason", dl.reason.encode())],
+                )
+            )
         await asyncio.gather(*futures)
 
     def _topic(self, dl: DeadLetter) -> str:
@@ -116,8 +148,13 @@ def _was_cut(encoded: bytes) -> bool:
 
 
 class FileDeadLetters:
-    def __init__(self, path: str | os.PathLike[str], *,
-                 max_line_bytes: int = MAX_DEAD_LETTER_BYTES, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_line_bytes: int = MAX_DEAD_LETTER_BYTES,
+        metrics: Any = None,
+    ) -> None:
         self.path = Path(path)
         if self.path.parent != Path(""):
             private_dir(self.path.parent)

@@ -10,8 +10,14 @@ class StreamprocError(Exception):
 class ConfigError(StreamprocError):
     """The configuration is invalid. ``str()`` reads ``file:line: what is wrong, how to fix it``."""
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.file = file
         self.line = line
         self.hint = hint

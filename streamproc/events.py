@@ -143,8 +143,10 @@ def parse_timestamps(values: list[Any]) -> tuple[list[float], list[int]]:
         try:
             return list(map(add, minutes, seconds)), []
         except TypeError:  # a None: a minute not cached yet, or another shape
-            epochs = [0.0 if m is None or s is None else m + s
-                      for m, s in zip(minutes, seconds, strict=True)]
+            epochs = [
+                0.0 if m is None or s is None else m + s
+                for m, s in zip(minutes, seconds, strict=True)
+            ]
     if epochs is None:
         epochs = [0.0] * len(values)
         todo: Any = range(len(values))
@@ -173,6 +175,8 @@ def _learn_utc_minutes(prefixes: set[str]) -> None:
         minute = _iso_epoch(prefix + ":00Z")
         if minute is not None and 0 <= minute <= _MAX_EPOCH - 59:
             _UTC_MINUTES[prefix] = minute
+
+
 _SECOND_Z = itemgetter(slice(16, 20))
 
 
@@ -208,8 +212,12 @@ def _whole_seconds(value: str) -> float:
                 if len(_MINUTE_CACHE) >= _MINUTES_KEPT:
                     _MINUTE_CACHE.clear()
                 minute = _MINUTE_CACHE[key] = _iso_epoch(value[:17] + "00" + value[19:])
-                if minute is not None and 0 <= minute <= _MAX_EPOCH - 59 and \
-                        len(value) == 20 and value[19] == "Z":
+                if (
+                    minute is not None
+                    and 0 <= minute <= _MAX_EPOCH - 59
+                    and len(value) == 20
+                    and value[19] == "Z"
+                ):
                     if len(_UTC_MINUTES) >= _MINUTES_KEPT:
                         _UTC_MINUTES.clear()
                     _UTC_MINUTES[value[:16]] = minute
@@ -262,9 +270,10 @@ def _parse_text(value: str) -> float:
     except ValueError:
         dt = _other_formats(text)
         if dt is None:
-            raise CoercionError("bad_timestamp",
-                                f"timestamp {value[:64]!r} is not ISO 8601, epoch, "
-                                "access-log or RFC 2822 time") from None
+            raise CoercionError(
+                "bad_timestamp",
+                f"timestamp {value[:64]!r} is not ISO 8601, epoch, access-log or RFC 2822 time",
+            ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     epoch = dt.timestamp()
@@ -279,8 +288,9 @@ def _parse_text(value: str) -> float:
 
 
 _TRUE = frozenset({"true", "1", "yes", "y", "t", "success", "succeeded", "ok", "accepted"})
-_FALSE = frozenset({"false", "0", "no", "n", "f", "failure", "failed", "fail", "denied",
-                    "rejected"})
+_FALSE = frozenset(
+    {"false", "0", "no", "n", "f", "failure", "failed", "fail", "denied", "rejected"}
+)
 
 
 def coerce_bool(value: Any) -> bool:
@@ -331,8 +341,9 @@ def coerce_number(value: Any) -> float:
         try:
             number = float(value.strip())
         except ValueError:
-            raise CoercionError("wrong_type",
-                                f"expected a number, got {_describe(value)}") from None
+            raise CoercionError(
+                "wrong_type", f"expected a number, got {_describe(value)}"
+            ) from None
     else:
         raise CoercionError("wrong_type", f"expected a number, got {_describe(value)}")
     if not math.isfinite(number):

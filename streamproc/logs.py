@@ -28,7 +28,10 @@ from .redact import redact_text
 
 # LogRecord attributes that are not "extra" fields.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "taskName"}
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class RedactingFilter(logging.Filter):
@@ -39,7 +42,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a bad format string must not lose the record
+        except Exception:  # noqa: BLE001 (a bad format string must not lose the record)
             message = f"{record.msg!r} {record.args!r}"
         record.msg = redact_text(message)
         record.args = None
@@ -92,8 +95,9 @@ def make_handler(fmt: str = "text", stream: TextIO | None = None) -> logging.Han
     return handler
 
 
-def setup_logging(level: str | int = "INFO", fmt: str = "text",
-                  stream: TextIO | None = None) -> logging.Handler:
+def setup_logging(
+    level: str | int = "INFO", fmt: str = "text", stream: TextIO | None = None
+) -> logging.Handler:
     """Configure the root logger: one redacting handler (replacing one we installed before),
     and a redaction filter on every other handler already there. Returns our handler."""
     root = logging.getLogger()
@@ -120,9 +124,15 @@ class RateLimitedLog:
     stream of distinct keys cannot grow memory.
     """
 
-    def __init__(self, logger: logging.Logger, per_key_interval: float = 10.0, *,
-                 max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic,
-                 on_suppressed: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        per_key_interval: float = 10.0,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        on_suppressed: Callable[[int], None] | None = None,
+    ) -> None:
         self.logger = logger
         self.interval = per_key_interval
         self.max_keys = max_keys
@@ -174,8 +184,13 @@ class RateLimitedLog:
         reported = 0
         for key, entry in self._keys.items():
             if entry[1]:
-                self.logger.log(level, "%d similar messages suppressed in the last %.0f s "
-                                "(key %s)", int(entry[1]), now - entry[0], key)
+                self.logger.log(
+                    level,
+                    "%d similar messages suppressed in the last %.0f s (key %s)",
+                    int(entry[1]),
+                    now - entry[0],
+                    key,
+                )
                 entry[0], entry[1] = now, 0
                 reported += 1
         return reported

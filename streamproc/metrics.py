@@ -79,7 +79,7 @@ class Health:
     def status(self) -> tuple[bool, dict[str, bool]]:
         """(ready, flags of every known component: required ones default to False)."""
         with self._lock:
-            flags = {name: False for name in self._required}
+            flags = dict.fromkeys(self._required, False)
             flags.update(self._flags)
         return all(flags.values()) if flags else False, flags
 
@@ -87,9 +87,13 @@ class Health:
 class Metrics:
     """All streamproc metrics, registered in one private registry."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, *,
-                 process_metrics: bool = True,
-                 required: Iterable[str] = DEFAULT_REQUIRED) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        process_metrics: bool = True,
+        required: Iterable[str] = DEFAULT_REQUIRED,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         if process_metrics:
@@ -99,102 +103,167 @@ class Metrics:
         self.health = Health(required)
 
         # -- sources and decoding
-        self.records_in = Counter("streamproc_records_in", "Records read from a source",
-                                  ["topic"], registry=r)
-        self.records_decoded = Counter("streamproc_records_decoded",
-                                       "Records decoded into events", ["topic"], registry=r)
+        self.records_in = Counter(
+            "streamproc_records_in", "Records read from a source", ["topic"], registry=r
+        )
+        self.records_decoded = Counter(
+            "streamproc_records_decoded", "Records decoded into events", ["topic"], registry=r
+        )
         self.batches_judged = Counter(
-            "streamproc_batches_judged", "Batches of a task judged, by how: from their columns "
-            "or per event (docs/detectors.md, Judging from columns)", ["binding", "path"],
-            registry=r)
-        self.dead_letters = Counter("streamproc_dead_letters",
-                                    "Records dead-lettered, by reason", ["topic", "reason"],
-                                    registry=r)
-        self.dead_letters_cut = Counter("streamproc_dead_letters_cut",
-                                        "Dead letters whose payload was cut to fit their sink "
-                                        "(a prefix, the full length and SHA-256 kept)",
-                                        ["topic"], registry=r)
-        self.dead_letters_oversize = Counter("streamproc_dead_letters_oversize",
-                                             "Dead letters refused for size by the producer or "
-                                             "the broker, written without their payload",
-                                             ["topic"], registry=r)
-        self.late_events = Counter("streamproc_late_events",
-                                   "Events behind the watermark (dead-lettered as late)",
-                                   ["topic"], registry=r)
-        self.consumer_lag = Gauge("streamproc_consumer_lag",
-                                  "Records between the committed and the last offset",
-                                  ["topic", "partition"], registry=r)
-        self.consumption_paused = Gauge("streamproc_consumption_paused",
-                                        "1 while consumption is paused (memory guard, "
-                                        "backpressure)", registry=r)
-        self.startup_seconds = Gauge("streamproc_startup_seconds",
-                                     "Seconds from process start to the first record judged "
-                                     "(phase first_record), and each start-up phase's length",
-                                     ["phase"], registry=r)
+            "streamproc_batches_judged",
+            "Batches of a task judged, by how: from their columns "
+            "or per event (docs/detectors.md, Judging from columns)",
+            ["binding", "path"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "streamproc_dead_letters",
+            "Records dead-lettered, by reason",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.dead_letters_cut = Counter(
+            "streamproc_dead_letters_cut",
+            "Dead letters whose payload was cut to fit their sink "
+            "(a prefix, the full length and SHA-256 kept)",
+            ["topic"],
+            registry=r,
+        )
+        self.dead_letters_oversize = Counter(
+            "streamproc_dead_letters_oversize",
+            "Dead letters refused for size by the producer or "
+            "the broker, written without their payload",
+            ["topic"],
+            registry=r,
+        )
+        self.late_events = Counter(
+            "streamproc_late_events",
+            "Events behind the watermark (dead-lettered as late)",
+            ["topic"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "streamproc_consumer_lag",
+            "Records between the committed and the last offset",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.consumption_paused = Gauge(
+            "streamproc_consumption_paused",
+            "1 while consumption is paused (memory guard, backpressure)",
+            registry=r,
+        )
+        self.startup_seconds = Gauge(
+            "streamproc_startup_seconds",
+            "Seconds from process start to the first record judged "
+            "(phase first_record), and each start-up phase's length",
+            ["phase"],
+            registry=r,
+        )
 
         # -- HTTP ingest (sources/http.py); endpoint: events/<binding> or webhooks/<provider>
-        self.ingest_records = Counter("streamproc_ingest_records",
-                                      "Records received over HTTP, by endpoint and outcome "
-                                      "(accepted, rejected, duplicate, ignored)",
-                                      ["endpoint", "outcome"], registry=r)
-        self.ingest_refused = Counter("streamproc_ingest_refused",
-                                      "HTTP ingest requests refused whole, by endpoint and "
-                                      "reason (unauthorized, rate_limited, too_large, "
-                                      "unknown_binding, not_configured, bad_request, empty, "
-                                      "unavailable)", ["endpoint", "reason"], registry=r)
-        self.webhooks_ignored = Counter("streamproc_webhooks_ignored",
-                                        "Webhook deliveries answered 202 and not judged, by "
-                                        "provider and reason (event_type, in_progress, phase)",
-                                        ["provider", "reason"], registry=r)
+        self.ingest_records = Counter(
+            "streamproc_ingest_records",
+            "Records received over HTTP, by endpoint and outcome "
+            "(accepted, rejected, duplicate, ignored)",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.ingest_refused = Counter(
+            "streamproc_ingest_refused",
+            "HTTP ingest requests refused whole, by endpoint and "
+            "reason (unauthorized, rate_limited, too_large, "
+            "unknown_binding, not_configured, bad_request, empty, "
+            "unavailable)",
+            ["endpoint", "reason"],
+            registry=r,
+        )
+        self.webhooks_ignored = Counter(
+            "streamproc_webhooks_ignored",
+            "Webhook deliveries answered 202 and not judged, by "
+            "provider and reason (event_type, in_progress, phase)",
+            ["provider", "reason"],
+            registry=r,
+        )
 
         # -- detectors
-        self.detector_evaluations = Counter("streamproc_detector_evaluations",
-                                            "Events judged by a detector", ["kind"], registry=r)
-        self.detector_firings = Counter("streamproc_detector_firings",
-                                        "Alerts a detector raised", ["kind"], registry=r)
-        self.rule_firings = Counter("streamproc_rule_firings",
-                                    "Alerts a rule raised, by rule id (a rule file's name, a "
-                                    "Sigma rule's id) and source (rules, sigma)",
-                                    ["rule", "source"], registry=r)
-        self.active_incidents = Gauge("streamproc_active_incidents",
-                                      "Incidents firing and not yet resolved", ["kind"],
-                                      registry=r)
+        self.detector_evaluations = Counter(
+            "streamproc_detector_evaluations", "Events judged by a detector", ["kind"], registry=r
+        )
+        self.detector_firings = Counter(
+            "streamproc_detector_firings", "Alerts a detector raised", ["kind"], registry=r
+        )
+        self.rule_firings = Counter(
+            "streamproc_rule_firings",
+            "Alerts a rule raised, by rule id (a rule file's name, a "
+            "Sigma rule's id) and source (rules, sigma)",
+            ["rule", "source"],
+            registry=r,
+        )
+        self.active_incidents = Gauge(
+            "streamproc_active_incidents",
+            "Incidents firing and not yet resolved",
+            ["kind"],
+            registry=r,
+        )
         self._active_kinds: Callable[[], Iterable[str]] | None = None  # count_active
-        self.state_keys = Gauge("streamproc_state_keys", "Keys held in a detector's state",
-                                ["detector"], registry=r)
-        self.state_evictions = Counter("streamproc_state_evictions",
-                                       "Keys evicted by a detector's key cap (LRU)",
-                                       ["detector"], registry=r)
+        self.state_keys = Gauge(
+            "streamproc_state_keys", "Keys held in a detector's state", ["detector"], registry=r
+        )
+        self.state_evictions = Counter(
+            "streamproc_state_evictions",
+            "Keys evicted by a detector's key cap (LRU)",
+            ["detector"],
+            registry=r,
+        )
 
         # -- alerts and delivery
-        self.alerts = Counter("streamproc_alerts", "Alerts raised", ["kind", "severity"],
-                              registry=r)
-        self.deliveries = Counter("streamproc_deliveries",
-                                  "Notification deliveries by channel (service name) and "
-                                  "outcome", ["channel", "outcome"], registry=r)
-        self.delivery_latency_seconds = Histogram("streamproc_delivery_latency_seconds",
-                                                  "Time to deliver one notification",
-                                                  ["channel"], buckets=DELIVERY_BUCKETS,
-                                                  registry=r)
-        self.delivery_backlog = Gauge("streamproc_delivery_backlog",
-                                      "Notifications waiting to be delivered", registry=r)
-        self.notify_dead_letters = Counter("streamproc_notify_dead_letters",
-                                           "Alerts notify/ dead-lettered, by reason (no_route, "
-                                           "delivery_failed, channel_removed)", ["reason"],
-                                           registry=r)
+        self.alerts = Counter(
+            "streamproc_alerts", "Alerts raised", ["kind", "severity"], registry=r
+        )
+        self.deliveries = Counter(
+            "streamproc_deliveries",
+            "Notification deliveries by channel (service name) and outcome",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.delivery_latency_seconds = Histogram(
+            "streamproc_delivery_latency_seconds",
+            "Time to deliver one notification",
+            ["channel"],
+            buckets=DELIVERY_BUCKETS,
+            registry=r,
+        )
+        self.delivery_backlog = Gauge(
+            "streamproc_delivery_backlog", "Notifications waiting to be delivered", registry=r
+        )
+        self.notify_dead_letters = Counter(
+            "streamproc_notify_dead_letters",
+            "Alerts notify/ dead-lettered, by reason (no_route, delivery_failed, channel_removed)",
+            ["reason"],
+            registry=r,
+        )
 
         # -- operations
-        self.config_reloads = Counter("streamproc_config_reloads",
-                                      "Config reloads by outcome (ok, rejected)", ["outcome"],
-                                      registry=r)
+        self.config_reloads = Counter(
+            "streamproc_config_reloads",
+            "Config reloads by outcome (ok, rejected)",
+            ["outcome"],
+            registry=r,
+        )
         self.config_last_reload_success = Gauge(
             "streamproc_config_last_reload_success_timestamp_seconds",
-            "When the running config was last (re)loaded", registry=r)
-        self.log_messages_suppressed = Counter("streamproc_log_messages_suppressed",
-                                               "Repeated log messages dropped by the rate "
-                                               "limit", registry=r)
+            "When the running config was last (re)loaded",
+            registry=r,
+        )
+        self.log_messages_suppressed = Counter(
+            "streamproc_log_messages_suppressed",
+            "Repeated log messages dropped by the rate limit",
+            registry=r,
+        )
         self.build_info = Info("streamproc_build", "streamproc version", registry=r)
         from . import __version__
+
         self.build_info.info({"version": __version__})
         self.config_last_reload_success.set_to_current_time()
 
@@ -264,21 +333,27 @@ def routes(metrics: Metrics) -> list[web.RouteDef]:
     text = "text/plain; charset=utf-8"
 
     async def exposition(_request: web.Request) -> web.Response:
-        return web.Response(body=metrics.exposition(),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.Response(body=b"ok\n", headers={"Content-Type": text})
 
     async def readyz(_request: web.Request) -> web.Response:
         ready, flags = metrics.health.status()
-        body = "".join(f"{name}: {'ready' if ok else 'not ready'}\n"
-                       for name, ok in sorted(flags.items()))
-        return web.Response(status=200 if ready else 503, body=body.encode(),
-                            headers={"Content-Type": text})
+        body = "".join(
+            f"{name}: {'ready' if ok else 'not ready'}\n" for name, ok in sorted(flags.items())
+        )
+        return web.Response(
+            status=200 if ready else 503, body=body.encode(), headers={"Content-Type": text}
+        )
 
-    return [web.get("/metrics", exposition), web.get("/healthz", healthz),
-            web.get("/readyz", readyz)]
+    return [
+        web.get("/metrics", exposition),
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+    ]
 
 
 class MetricsServer:
@@ -295,8 +370,9 @@ class MetricsServer:
         self.listener.add_routes(routes(metrics))
         self.loop = asyncio.new_event_loop()
         started: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self.thread = threading.Thread(target=self._serve, args=(started,), name="metrics-http",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self._serve, args=(started,), name="metrics-http", daemon=True
+        )
         self.thread.start()
         started.result()  # raises the bind error, if any
         self.port: int = self.listener.port
@@ -335,8 +411,9 @@ class MetricsServer:
         self.close()
 
 
-def start_http_server(port: int, host: str = "127.0.0.1",
-                      metrics: Metrics | None = None) -> MetricsServer:
+def start_http_server(
+    port: int, host: str = "127.0.0.1", metrics: Metrics | None = None
+) -> MetricsServer:
     """Serve ``metrics`` (default: ``default_metrics()``) on ``host:port`` in a daemon thread.
     ``port=0`` picks a free port (``server.port``). Close with ``server.close()``."""
     return MetricsServer(metrics or default_metrics(), port, host)

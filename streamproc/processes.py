@@ -12,8 +12,9 @@ import subprocess
 from typing import Any
 
 
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0,
-                 sig: int = signal.SIGTERM) -> None:
+def stop_process(
+    proc: subprocess.Popen[Any], timeout: float = 5.0, sig: int = signal.SIGTERM
+) -> None:
     """Stop ``proc`` (see the module docstring); nothing to do if it already exited."""
     if proc.poll() is not None:
         return

@@ -71,17 +71,20 @@ def mqtt_topic_for_key(topic_filter: str, key: str | None) -> str:
     return "/".join(segment if level == "+" else level for level in levels)
 
 
-def kafka_items(traffic: Traffic, topics: dict[str, str]) -> list[tuple[str, bytes | None,
-                                                                        bytes]]:
+def kafka_items(traffic: Traffic, topics: dict[str, str]) -> list[tuple[str, bytes | None, bytes]]:
     """(topic, key, value) for every record, all families in event-time order."""
     return [(topics[fam], key, value) for fam, key, value in traffic.merged_bytes()]
 
 
-async def produce_kafka(client_kwargs: dict[str, Any],
-                        items: Sequence[tuple[str, bytes | None, bytes]], *, rate: float = 0.0,
-                        partitions: dict[str, int] | None = None,
-                        progress: Callable[[int], None] | None = None,
-                        ensure: bool = True) -> ProduceResult:
+async def produce_kafka(
+    client_kwargs: dict[str, Any],
+    items: Sequence[tuple[str, bytes | None, bytes]],
+    *,
+    rate: float = 0.0,
+    partitions: dict[str, int] | None = None,
+    progress: Callable[[int], None] | None = None,
+    ensure: bool = True,
+) -> ProduceResult:
     """Send ``items`` with pre-built batches; returns how many and how fast.
 
     ``partitions`` (topic -> count) creates missing topics with that many partitions (default
@@ -94,9 +97,13 @@ async def produce_kafka(client_kwargs: dict[str, Any],
     topics = sorted({t for t, _, _ in items})
     if ensure and topics:
         await ensure_topics(client_kwargs, {t: (partitions or {}).get(t, 3) for t in topics})
-    producer = AIOKafkaProducer(**client_kwargs, acks=1, linger_ms=0,
-                                max_batch_size=KAFKA_BATCH_BYTES,
-                                max_request_size=max(KAFKA_BATCH_BYTES * 2, 1048576))
+    producer = AIOKafkaProducer(
+        **client_kwargs,
+        acks=1,
+        linger_ms=0,
+        max_batch_size=KAFKA_BATCH_BYTES,
+        max_request_size=max(KAFKA_BATCH_BYTES * 2, 1048576),
+    )
     await producer.start()
     result = ProduceResult()
     try:
@@ -113,7 +120,7 @@ async def produce_kafka(client_kwargs: dict[str, Any],
         start = time.perf_counter()
         sent = 0
         for i in range(0, len(items), slice_n):
-            chunk = items[i:i + slice_n]
+            chunk = items[i : i + slice_n]
             in_flight.extend(await writer.write(chunk))
             if len(in_flight) >= MAX_IN_FLIGHT_BATCHES:
                 await asyncio.gather(*in_flight)
@@ -134,10 +141,16 @@ async def produce_kafka(client_kwargs: dict[str, Any],
     return result
 
 
-async def publish_mqtt(mqtt_cfg: Any, items: Sequence[tuple[str, bytes]], *, qos: int = 1,
-                       rate: float = 0.0, max_in_flight: int = 200,
-                       client_id: str | None = None,
-                       progress: Callable[[int], None] | None = None) -> ProduceResult:
+async def publish_mqtt(
+    mqtt_cfg: Any,
+    items: Sequence[tuple[str, bytes]],
+    *,
+    qos: int = 1,
+    rate: float = 0.0,
+    max_in_flight: int = 200,
+    client_id: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ProduceResult:
     """Publish (topic, payload) pairs through paho's own queue (aiomqtt's ``publish`` awaits
     each message, ~3k msgs/s); QoS 1 keeps at most ``max_in_flight`` unacknowledged
     (Mosquitto drops or disconnects a publisher that floods it: a 100k QoS 1 burst made one
@@ -145,8 +158,9 @@ async def publish_mqtt(mqtt_cfg: Any, items: Sequence[tuple[str, bytes]], *, qos
     or acknowledged (QoS 1)."""
     from .sources.mqtt import make_client
 
-    client = make_client(mqtt_cfg, client_id=client_id or f"streamproc-produce-{time.time_ns()}",
-                         persistent=False)
+    client = make_client(
+        mqtt_cfg, client_id=client_id or f"streamproc-produce-{time.time_ns()}", persistent=False
+    )
     paho_client = client._client
     paho_client.max_inflight_messages_set(max_in_flight)
     paho_client.max_queued_messages_set(0)  # unbounded: we pace below
@@ -165,8 +179,11 @@ async def publish_mqtt(mqtt_cfg: Any, items: Sequence[tuple[str, bytes]], *, qos
             if sent % chunk == 0:
                 # Let the network loop write (and read acks); bound what waits in paho's queue.
                 await asyncio.sleep(0)
-                while qos and sum(1 for i in infos[-4 * max_in_flight:]
-                                  if not i.is_published()) > 2 * max_in_flight:
+                while (
+                    qos
+                    and sum(1 for i in infos[-4 * max_in_flight :] if not i.is_published())
+                    > 2 * max_in_flight
+                ):
                     await asyncio.sleep(0.001)
                 if rate > 0:
                     delay = start + sent / rate - time.perf_counter()
@@ -178,7 +195,7 @@ async def publish_mqtt(mqtt_cfg: Any, items: Sequence[tuple[str, bytes]], *, qos
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             infos = [i for i in infos if not i.is_published()]
-            if not infos and not paho_client._out_packet:  # noqa: SLF001 - written out?
+            if not infos and not paho_client._out_packet:
                 break
             await asyncio.sleep(0.005)
         result.seconds = time.perf_counter() - start
@@ -204,8 +221,10 @@ def mqtt_items(traffic: Traffic, config: Any | None) -> list[tuple[str, bytes]]:
 
 def print_expected(traffic: Traffic, out: Any = None) -> None:
     out = out or sys.stdout
-    print(f"expected alerts ({traffic.scenario}, seed {traffic.seed}, {len(traffic):,} "
-          "events):", file=out)
+    print(
+        f"expected alerts ({traffic.scenario}, seed {traffic.seed}, {len(traffic):,} events):",
+        file=out,
+    )
     for kind, n in traffic.expected.items():
         if n:
             extra = f" (+{traffic.resolved[kind]} resolved)" if traffic.resolved.get(kind) else ""
@@ -237,16 +256,20 @@ def main(args: Any) -> int:
         elif config is not None and config.kafka is not None:
             kcfg = config.kafka
         else:
-            raise ConfigError("no Kafka broker to produce to",
-                              hint="give --bootstrap HOST:PORT, or a config with "
-                                   "kafka.bootstrap_servers, or use --to files")
+            raise ConfigError(
+                "no Kafka broker to produce to",
+                hint="give --bootstrap HOST:PORT, or a config with "
+                "kafka.bootstrap_servers, or use --to files",
+            )
         topics = kafka_topics(config, list(traffic.records))
         items = kafka_items(traffic, topics)
         result = asyncio.run(produce_kafka(kcfg.client_kwargs(), items, rate=args.rate))
-        print(f"produced {result.records:,} records in {result.seconds:.2f}s "
-              f"({result.rate:,.0f}/s) to {kcfg.bootstrap_servers}: "
-              + ", ".join(f"{t} {n:,}" for t, n in sorted(result.per_topic.items())),
-              file=sys.stderr)
+        print(
+            f"produced {result.records:,} records in {result.seconds:.2f}s "
+            f"({result.rate:,.0f}/s) to {kcfg.bootstrap_servers}: "
+            + ", ".join(f"{t} {n:,}" for t, n in sorted(result.per_topic.items())),
+            file=sys.stderr,
+        )
     else:
         mcfg = config.mqtt if config is not None and config.mqtt is not None else MqttConfig()
         if args.bootstrap:
@@ -254,12 +277,22 @@ def main(args: Any) -> int:
             mcfg.host, mcfg.port = host or mcfg.host, int(port)
         items_m = mqtt_items(traffic, config)
         result = asyncio.run(publish_mqtt(mcfg, items_m, qos=mcfg.qos, rate=args.rate))
-        print(f"published {result.records:,} messages in {result.seconds:.2f}s "
-              f"({result.rate:,.0f}/s) to {mcfg.host}:{mcfg.port} at QoS {mcfg.qos}",
-              file=sys.stderr)
+        print(
+            f"published {result.records:,} messages in {result.seconds:.2f}s "
+            f"({result.rate:,.0f}/s) to {mcfg.host}:{mcfg.port} at QoS {mcfg.qos}",
+            file=sys.stderr,
+        )
     print_expected(traffic)
     return 0
 
 
-__all__ = ["ProduceResult", "kafka_items", "kafka_topics", "main", "mqtt_items",
-           "print_expected", "produce_kafka", "publish_mqtt"]
+__all__ = [
+    "ProduceResult",
+    "kafka_items",
+    "kafka_topics",
+    "main",
+    "mqtt_items",
+    "print_expected",
+    "produce_kafka",
+    "publish_mqtt",
+]

@@ -34,10 +34,12 @@ _KV_RE = re.compile(
      ["']?\s*[=:]\s*)
     (["']?)
     ([^\s"',;&)}\]]+)
-    """)
+    """
+)
 _AUTH_RE = re.compile(r"(?i)\b(bearer|basic|token)\s+([A-Za-z0-9._~+/\-]+=*)")
 _HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+    r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
 _SERVICE_RE = re.compile(r"^[A-Za-z0-9_.+\-]{1,40}$")
 
 # Secrets shorter than this are not registered: masking every "abc" in every log line would
@@ -102,7 +104,7 @@ def redact_url(url: str) -> str:
     host, port = hostport, ""
     if hostport.startswith("["):  # [v6]:port
         end = hostport.find("]")
-        host, port = hostport[: end + 1], hostport[end + 1:].lstrip(":")
+        host, port = hostport[: end + 1], hostport[end + 1 :].lstrip(":")
     elif hostport.count(":") == 1:
         host, port = hostport.split(":")
     if not port.isdigit():
@@ -180,8 +182,14 @@ def register_url_secrets(url: str) -> None:
         if _token_like(segment):
             register_secret(segment)
     for _key, value in urllib.parse.parse_qsl(query, keep_blank_values=False):
-        if _token_like(value) or _key.lower() in ("token", "key", "apikey", "secret",
-                                                  "password", "pass"):
+        if _token_like(value) or _key.lower() in (
+            "token",
+            "key",
+            "apikey",
+            "secret",
+            "password",
+            "pass",
+        ):
             register_secret(value)
 
 

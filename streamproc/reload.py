@@ -90,8 +90,7 @@ def plan(old: Config, new: Config) -> list[str]:
     return out
 
 
-def apply_to_judge(judge: Judge, new: Config, needs_restart: list[str] | None = None) \
-        -> list[str]:
+def apply_to_judge(judge: Judge, new: Config, needs_restart: list[str] | None = None) -> list[str]:
     """Swap decoders, lateness and detector parameters of every binding present in both
     configs, keeping detector state. Returns what changed; appends to ``needs_restart`` what
     it could not apply. Synchronous on purpose.
@@ -121,22 +120,30 @@ def apply_to_judge(judge: Judge, new: Config, needs_restart: list[str] | None = 
                 new_by_name.setdefault(internal.name, internal)
                 wanted[internal.name] = remote[internal.keyed_by]  # type: ignore[index]
         for name in sorted(set(planned) | set(wanted)):
-            if name in judge.bindings and planned.get(name) != wanted.get(name) \
-                    and needs_restart is not None:
-                needs_restart.append(f"detectors of {name!r} re-keyed differently "
-                                     f"({', '.join(sorted(planned.get(name, ()))) or 'none'}"
-                                     f" -> {', '.join(sorted(wanted.get(name, ()))) or 'none'})")
+            if (
+                name in judge.bindings
+                and planned.get(name) != wanted.get(name)
+                and needs_restart is not None
+            ):
+                needs_restart.append(
+                    f"detectors of {name!r} re-keyed differently "
+                    f"({', '.join(sorted(planned.get(name, ()))) or 'none'}"
+                    f" -> {', '.join(sorted(wanted.get(name, ()))) or 'none'})"
+                )
     for name, old_binding in list(judge.bindings.items()):
         binding = new_by_name.get(name)
         if binding is None or _binding_identity(binding) != _binding_identity(old_binding):
             continue  # needs a restart; keep running the old one
         judge.rebind(binding)
         if binding.allowed_lateness != old_binding.allowed_lateness:
-            applied.append(f"{name}: allowed_lateness {old_binding.allowed_lateness:g}s -> "
-                           f"{binding.allowed_lateness:g}s")
+            applied.append(
+                f"{name}: allowed_lateness {old_binding.allowed_lateness:g}s -> "
+                f"{binding.allowed_lateness:g}s"
+            )
         kinds = planned.get(name)
-        fresh = {d.kind: d for d in build_detectors(new, binding)
-                 if kinds is None or d.kind in kinds}
+        fresh = {
+            d.kind: d for d in build_detectors(new, binding) if kinds is None or d.kind in kinds
+        }
         changed: set[str] = set()
         for engine in judge.engines_of(name):
             engine.allowed_lateness = binding.allowed_lateness
@@ -147,8 +154,11 @@ def apply_to_judge(judge: Judge, new: Config, needs_restart: list[str] | None = 
             detectors = []
             for kind, template in fresh.items():
                 old_detector = current.get(kind)
-                if old_detector is not None and old_detector.params == template.params \
-                        and old_detector.ctx.key_cap == template.ctx.key_cap:
+                if (
+                    old_detector is not None
+                    and old_detector.params == template.params
+                    and old_detector.ctx.key_cap == template.ctx.key_cap
+                ):
                     detectors.append(old_detector)  # unchanged: keep the very object
                     continue
                 # A new instance per task (detectors hold per-task state).
@@ -179,9 +189,15 @@ class Reloader:
     applied (the runtime stores it); ``metrics``: a ``streamproc.metrics.Metrics``.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None, *, judge: Any,
-                 notifier: Any = None, metrics: Any = None,
-                 on_config: Callable[[Config], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        judge: Any,
+        notifier: Any = None,
+        metrics: Any = None,
+        on_config: Callable[[Config], None] | None = None,
+    ) -> None:
         self.path = path
         self.judge = judge
         self.notifier = notifier
@@ -195,8 +211,13 @@ class Reloader:
         def store(config: Config) -> None:
             runtime.config = config
 
-        return cls(path, judge=runtime.judge, notifier=getattr(runtime, "notifier", None),
-                   metrics=getattr(runtime, "metrics", None), on_config=store)
+        return cls(
+            path,
+            judge=runtime.judge,
+            notifier=getattr(runtime, "notifier", None),
+            metrics=getattr(runtime, "metrics", None),
+            on_config=store,
+        )
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
@@ -235,11 +256,13 @@ class Reloader:
                 except ConfigError as exc:
                     message = redact_text(str(exc))
                     result.needs_restart.append(f"notify settings rejected: {message}")
-                    log.error("notify part of the reload rejected, old routes stay: %s",
-                              message)
+                    log.error("notify part of the reload rejected, old routes stay: %s", message)
         self._count("ok")
-        log.info("config reloaded from %s: %s", self.path or "(defaults)",
-                 "; ".join(result.applied) or "no live changes")
+        log.info(
+            "config reloaded from %s: %s",
+            self.path or "(defaults)",
+            "; ".join(result.applied) or "no live changes",
+        )
         for item in result.needs_restart:
             log.warning("config change needs a restart to take effect: %s", item)
         return result

@@ -46,8 +46,9 @@ if TYPE_CHECKING:
     from .events import Event
 
 
-def colocation(cls: type[Detector], family_key: tuple[str, ...]) \
-        -> tuple[tuple[str, ...] | None, bool]:
+def colocation(
+    cls: type[Detector], family_key: tuple[str, ...]
+) -> tuple[tuple[str, ...] | None, bool]:
     """(the fields that co-locate the detector's state or None for any, whether that was
     assumed): what it declares as ``colocate``; a detector that declares nothing is taken to
     key its state by the family's contract key (``assumed``: check-config says so)."""
@@ -105,17 +106,27 @@ def internal_bindings(config: Config, binding: Binding) -> list[Binding]:
     from dataclasses import replace
 
     _, remote = plan(config, binding)
-    return [replace(binding, name=f"{binding.name}@{field}",
-                    topic=topic_name(config, binding, field), pattern=None,
-                    format="internal", mapping=None, keyed_by=field, source="kafka",
-                    line=binding.line)
-            for field in sorted(remote)]
+    return [
+        replace(
+            binding,
+            name=f"{binding.name}@{field}",
+            topic=topic_name(config, binding, field),
+            pattern=None,
+            format="internal",
+            mapping=None,
+            keyed_by=field,
+            source="kafka",
+            line=binding.line,
+        )
+        for field in sorted(remote)
+    ]
 
 
 def encode(event: Event) -> bytes:
-    return orjson.dumps({"ts": event.ts, "data": event.data,
-                         "src": [event.topic, event.partition, event.offset]},
-                        default=str)
+    return orjson.dumps(
+        {"ts": event.ts, "data": event.data, "src": [event.topic, event.partition, event.offset]},
+        default=str,
+    )
 
 
 def key_of(event: Event, field: str) -> bytes | None:

@@ -74,8 +74,8 @@ class ReplayInput:
 class ReplayResult:
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    records: int = 0      # lines read (blank lines are not records)
-    events: int = 0       # decoded and accepted by an engine
+    records: int = 0  # lines read (blank lines are not records)
+    events: int = 0  # decoded and accepted by an engine
     late: int = 0
     engines: dict[str, DetectorEngine] = field(default_factory=dict)
 
@@ -99,12 +99,12 @@ class ReplayResult:
 
 # -- arguments ------------------------------------------------------------------------------
 
+
 def parse_input(spec: str) -> ReplayInput:
     topic, sep, path = spec.partition("=")
     topic, path = topic.strip(), path.strip()
     if not sep or not topic or not path:
-        raise UsageError(f"--input {spec!r} is not TOPIC=FILE "
-                         f"(e.g. --input auth-logs=auth.jsonl)")
+        raise UsageError(f"--input {spec!r} is not TOPIC=FILE (e.g. --input auth-logs=auth.jsonl)")
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"--input {spec!r}: no such file {path!r}")
@@ -121,18 +121,27 @@ def binding_for(config: Config, topic: str) -> Binding:
             return candidate
     family = family_for_topic(topic, config.contracts)
     if family is None:
-        names = sorted({b.name for b in config.bindings} |
-                       {b.topic for b in config.bindings if b.topic})
-        raise UsageError(f"unknown topic {topic!r}: no topic binding matches it and it is not "
-                         f"a default topic; known: {', '.join(names)}")
+        names = sorted(
+            {b.name for b in config.bindings} | {b.topic for b in config.bindings if b.topic}
+        )
+        raise UsageError(
+            f"unknown topic {topic!r}: no topic binding matches it and it is not "
+            f"a default topic; known: {', '.join(names)}"
+        )
     for candidate in config.bindings:  # a configured binding of that family keeps its params
         if candidate.family == family and candidate.mapping is None:
             return candidate
-    return Binding(name=family, family=family, contract=get_contract(family, config.contracts),
-                   source="file", topic=topic)
+    return Binding(
+        name=family,
+        family=family,
+        contract=get_contract(family, config.contracts),
+        source="file",
+        topic=topic,
+    )
 
 
 # -- the replay -----------------------------------------------------------------------------
+
 
 def _lines(inp: ReplayInput) -> Iterator[tuple[int, bytes]]:
     """(line number, record bytes) for every non-blank line."""
@@ -149,8 +158,9 @@ def _lines(inp: ReplayInput) -> Iterator[tuple[int, bytes]]:
                 yield number, raw.rstrip(b"\r\n")
 
 
-def _decoded(inp: ReplayInput, topic: str, partition: int, decoder: BatchDecoder,
-             result: ReplayResult) -> Iterator[tuple[Event, bytes]]:
+def _decoded(
+    inp: ReplayInput, topic: str, partition: int, decoder: BatchDecoder, result: ReplayResult
+) -> Iterator[tuple[Event, bytes]]:
     """The file's events in line order, decoded BATCH lines at a time by the call the live
     runtime makes (``BatchDecoder.decode_batch``). A dead letter is recorded when the merge
     reads past its line, as if lines were decoded one by one."""
@@ -221,9 +231,18 @@ def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
             raw = raws.get((ev.partition, ev.offset))
             if raw is None:  # held in an earlier batch: its fields, as decoded
                 raw = orjson.dumps(ev.data, default=str)
-            result.dead_letters.append(DeadLetter(
-                r.reason, f"{names[(ev.topic, ev.partition)]}:{ev.offset}: {r.detail}",
-                raw, ev.topic, ev.partition, ev.offset, None, ev.family))
+            result.dead_letters.append(
+                DeadLetter(
+                    r.reason,
+                    f"{names[(ev.topic, ev.partition)]}:{ev.offset}: {r.detail}",
+                    raw,
+                    ev.topic,
+                    ev.partition,
+                    ev.offset,
+                    None,
+                    ev.family,
+                )
+            )
 
     def _collect(alerts: list[Alert], name: str) -> None:
         for alert in alerts:
@@ -249,6 +268,7 @@ def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
 
 
 # -- the command ----------------------------------------------------------------------------
+
 
 def main(args: argparse.Namespace) -> int:
     try:
@@ -286,23 +306,34 @@ def main(args: argparse.Namespace) -> int:
             dl_path = f"{args.alerts_out}.deadletters.jsonl"
         if dl_path is not None:
             with open_private(dl_path, "wb") as out:
-                out.write(b"".join(d.encode(MAX_DEAD_LETTER_BYTES - 1) + b"\n"
-                                   for d in result.dead_letters))
+                out.write(
+                    b"".join(
+                        d.encode(MAX_DEAD_LETTER_BYTES - 1) + b"\n" for d in result.dead_letters
+                    )
+                )
     except OSError as exc:
         print(f"streamproc replay: cannot write output: {exc}", file=sys.stderr)
         return 1
-    print_summary(result, sys.stderr if to_stdout else sys.stdout,
-                  alerts_out=args.alerts_out, dead_letters_out=dl_path)
+    print_summary(
+        result,
+        sys.stderr if to_stdout else sys.stdout,
+        alerts_out=args.alerts_out,
+        dead_letters_out=dl_path,
+    )
     return 0
 
 
-def print_summary(result: ReplayResult, stream: IO[str], *, alerts_out: str = "",
-                  dead_letters_out: str | None = None) -> None:
+def print_summary(
+    result: ReplayResult,
+    stream: IO[str],
+    *,
+    alerts_out: str = "",
+    dead_letters_out: str | None = None,
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=stream, width=max(120, Console(file=stream).width),
-                      highlight=False)
+    console = Console(file=stream, width=max(120, Console(file=stream).width), highlight=False)
     table = Table(title="Alerts by kind", title_justify="left")
     table.add_column("kind", no_wrap=True, min_width=24)
     table.add_column("firing", justify="right")
@@ -313,25 +344,43 @@ def print_summary(result: ReplayResult, stream: IO[str], *, alerts_out: str = ""
     totals: Counter[str] = Counter()
     for kind, counts in result.by_kind().items():
         totals.update(counts)
-        table.add_row(kind, str(counts["firing"]), str(counts["resolved"]),
-                      *[str(counts[s]) for s in reversed(SEVERITIES)], str(counts["customer"]))
-    table.add_row("total", str(totals["firing"]), str(totals["resolved"]),
-                  *[str(totals[s]) for s in reversed(SEVERITIES)], str(totals["customer"]),
-                  style="bold")
+        table.add_row(
+            kind,
+            str(counts["firing"]),
+            str(counts["resolved"]),
+            *[str(counts[s]) for s in reversed(SEVERITIES)],
+            str(counts["customer"]),
+        )
+    table.add_row(
+        "total",
+        str(totals["firing"]),
+        str(totals["resolved"]),
+        *[str(totals[s]) for s in reversed(SEVERITIES)],
+        str(totals["customer"]),
+        style="bold",
+    )
     console.print(table)
     reasons = result.dead_letter_reasons()
     dead = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())) or "none"
-    console.print(f"{result.records} records, {result.events} events judged, "
-                  f"{len(result.dead_letters)} dead letters ({dead}), "
-                  f"{len(result.alerts)} alerts"
-                  + (f" -> {alerts_out}" if alerts_out and alerts_out != "-" else ""))
+    console.print(
+        f"{result.records} records, {result.events} events judged, "
+        f"{len(result.dead_letters)} dead letters ({dead}), "
+        f"{len(result.alerts)} alerts"
+        + (f" -> {alerts_out}" if alerts_out and alerts_out != "-" else "")
+    )
     if result.dead_letters:
         if dead_letters_out:
             console.print(f"dead letters -> {dead_letters_out}")
         else:
             console.print("dead letters not written: add --dead-letters-out FILE")
-    evicted = {f"{name}/{d.kind}": d.evictions for name, engine in result.engines.items()
-               for d in engine.detectors if d.evictions}
+    evicted = {
+        f"{name}/{d.kind}": d.evictions
+        for name, engine in result.engines.items()
+        for d in engine.detectors
+        if d.evictions
+    }
     if evicted:
-        console.print("key-cap evictions (raise key_cap): "
-                      + ", ".join(f"{k} {v}" for k, v in sorted(evicted.items())))
+        console.print(
+            "key-cap evictions (raise key_cap): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(evicted.items()))
+        )

@@ -44,6 +44,7 @@ def main(args: argparse.Namespace) -> int:
     startup.end("imports_config")
     try:
         import uvloop  # the [fast] extra
+
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
@@ -69,8 +70,12 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             return await _run(config, args, cleanup, serving)
 
 
-async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.ExitStack,
-               serving: contextlib.AsyncExitStack) -> int:
+async def _run(
+    config: Config,
+    args: argparse.Namespace,
+    cleanup: contextlib.ExitStack,
+    serving: contextlib.AsyncExitStack,
+) -> int:
     from .runtime import Runtime
     from .startup import Startup
 
@@ -82,8 +87,11 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
         # log reach every worker through the deployment's topics, or the shared state_dir)
         config.state_dir = config.state_dir / f"worker-{worker}"
         if config.mqtt is not None and not config.mqtt.shared_group and worker > 0:
-            log.info("worker %d: MQTT bindings run in worker 0 only (set mqtt.shared_group "
-                     "to spread them)", worker)
+            log.info(
+                "worker %d: MQTT bindings run in worker 0 only (set mqtt.shared_group "
+                "to spread them)",
+                worker,
+            )
             config.bindings = [b for b in config.bindings if b.source != "mqtt"]
     console = embedded or args.embedded_console
     if embedded and args.demo:
@@ -93,8 +101,11 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
         demo_state = Path(tempfile.mkdtemp(prefix="streamproc-demo-"))
         cleanup.callback(shutil.rmtree, demo_state, ignore_errors=True)
         config.state_dir = demo_state
-        log.info("demo: a fresh state in %s, removed at exit (nothing is remembered from an "
-                 "earlier demo)", demo_state)
+        log.info(
+            "demo: a fresh state in %s, removed at exit (nothing is remembered from an "
+            "earlier demo)",
+            demo_state,
+        )
     if embedded:
         from .broker import EmbeddedKafka
 
@@ -105,8 +116,10 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
         broker.start()
         startup.end("broker")
         config.kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, embedded=True)
-        log.info("embedded Kafka-compatible broker (Tansu) on %s; it keeps data in memory "
-                 "only", broker.bootstrap_servers)
+        log.info(
+            "embedded Kafka-compatible broker (Tansu) on %s; it keeps data in memory only",
+            broker.bootstrap_servers,
+        )
     overrides: dict[str, Any] = {}
     if console:
         # A new user should see an alert within a minute, not after Alertmanager's 30 s wait
@@ -120,13 +133,21 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
         from .metrics import Metrics
 
         metrics = Metrics()
-    runtime = Runtime(config, metrics=metrics, worker=worker,
-                      max_memory=parse_size(args.max_memory) if args.max_memory else None,
-                      alerts_file=args.alerts_file if console or args.alerts_file !=
-                      "streamproc-alerts.jsonl" else None, console=console,
-                      max_events=args.max_events, exit_when_idle=args.exit_when_idle,
-                      notify_overrides=overrides, startup=startup,
-                      serve_alerts=address is not None)
+    runtime = Runtime(
+        config,
+        metrics=metrics,
+        worker=worker,
+        max_memory=parse_size(args.max_memory) if args.max_memory else None,
+        alerts_file=args.alerts_file
+        if console or args.alerts_file != "streamproc-alerts.jsonl"
+        else None,
+        console=console,
+        max_events=args.max_events,
+        exit_when_idle=args.exit_when_idle,
+        notify_overrides=overrides,
+        startup=startup,
+        serve_alerts=address is not None,
+    )
     api = None
     ingest = None
     if address is not None:
@@ -141,16 +162,20 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
         listener = build_listener(config, address, metrics, api, ingest)
         await listener.start()
         serving.push_async_callback(listener.stop)
-        log.info("HTTP on %s: /metrics, /healthz, /readyz, the Alertmanager API "
-                 "/api/v2/, events /api/v1/events/ and webhooks /api/v1/webhooks/%s",
-                 listener.url, " (bearer token required but for health and webhooks)"
-                 if listener.token else "")
+        log.info(
+            "HTTP on %s: /metrics, /healthz, /readyz, the Alertmanager API "
+            "/api/v2/, events /api/v1/events/ and webhooks /api/v1/webhooks/%s",
+            listener.url,
+            " (bearer token required but for health and webhooks)" if listener.token else "",
+        )
         from .http.listener import open_without_token
 
         if open_without_token(address.host, config.api.token):
-            log.warning("HTTP on %s has no api.token: whoever reaches it reads the alerts, "
-                        "adds silences and posts events; set api.token in the config",
-                        listener.url)
+            log.warning(
+                "HTTP on %s has no api.token: whoever reaches it reads the alerts, "
+                "adds silences and posts events; set api.token in the config",
+                listener.url,
+            )
     loop = asyncio.get_running_loop()
     stop_signals = 0
 
@@ -183,16 +208,14 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
             if api is not None:
                 api.reload = reloader.reload  # POST /-/reload
             if reloader.install_sighup():
-                log.info("SIGHUP reloads %s (thresholds, mappings, routes, templates)",
-                         args.config)
+                log.info("SIGHUP reloads %s (thresholds, mappings, routes, templates)", args.config)
             if args.watch_config:
                 watcher = asyncio.create_task(reloader.watch(2.0), name="config-watch")
                 watcher.add_done_callback(lambda _t: None)
         if feeding is not None:
             await feeding
         if embedded and args.alerts_file:
-            log.info("alerts are printed here and appended to %s",
-                     Path(args.alerts_file).resolve())
+            log.info("alerts are printed here and appended to %s", Path(args.alerts_file).resolve())  # noqa: ASYNC240 (once, at start)
         await runtime.wait()
     finally:
         if feeding is not None:
@@ -201,22 +224,30 @@ async def _run(config: Config, args: argparse.Namespace, cleanup: contextlib.Exi
             ingest.ready = False  # 503 from here: nothing new is accepted while stopping
         await runtime.stop()
         s = runtime.stats
-        log.info("stopped: %d records, %d events, %d dead letters, %d alerts", s.records_in,
-                 s.events, s.dead_letters, s.alerts)
+        log.info(
+            "stopped: %d records, %d events, %d dead letters, %d alerts",
+            s.records_in,
+            s.events,
+            s.dead_letters,
+            s.alerts,
+        )
     return 0
 
 
-def build_listener(config: Config, address: Any, metrics: Any, api: Any,
-                   ingest: Any = None) -> Any:
+def build_listener(config: Config, address: Any, metrics: Any, api: Any, ingest: Any = None) -> Any:
     """The one HTTP listener of a run (http/listener.py) with everything it serves: what
     another feature serves over HTTP is mounted here (``listener.mount(prefix, app)``)."""
     from .http.listener import Listener
     from .metrics import routes
     from .sources.http import API_PREFIX, WEBHOOKS_PATH, ingest_app
 
-    listener = Listener(address.host, address.port, token=config.api.token,
-                        ssl_context=config.api.ssl_context(),
-                        max_body_bytes=config.api.max_body_bytes)
+    listener = Listener(
+        address.host,
+        address.port,
+        token=config.api.token,
+        ssl_context=config.api.ssl_context(),
+        max_body_bytes=config.api.max_body_bytes,
+    )
     listener.add_routes(routes(metrics))
     listener.mount("/api/v2", api.app())  # Alertmanager's API v2 (http/alertmanager.py)
     listener.add_routes(api.root_routes())  # /-/healthy, /-/ready, /-/reload
@@ -258,8 +289,11 @@ async def feed_samples(config: Config) -> int:
                     key = contract.key_of(orjson.loads(line))
                 except orjson.JSONDecodeError:
                     key = None
-                futures.append(await producer.send(contract.kafka_topic, line,
-                                                   key=key.encode() if key else None))
+                futures.append(
+                    await producer.send(
+                        contract.kafka_topic, line, key=key.encode() if key else None
+                    )
+                )
             await asyncio.gather(*futures)
             total += len(futures)
     finally:

@@ -97,6 +97,7 @@ class _Keys:
     def __getitem__(self, i: int) -> bytes | None:
         return self.records[i].key
 
+
 # An MQTT binding keeps event time per topic (one per device): a topic silent this long (wall
 # seconds) is forgotten, and at most this many are kept (the least recently active go first).
 MQTT_TOPIC_TTL = 3600.0
@@ -139,9 +140,16 @@ class Judge:
     one task whatever the partition.
     """
 
-    def __init__(self, config: Config, metrics: Any = None, *, partitioned: bool = True,
-                 idle_after: float = 30.0, repartition: bool = False,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        metrics: Any = None,
+        *,
+        partitioned: bool = True,
+        idle_after: float = 30.0,
+        repartition: bool = False,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.config = config
         # live: the wall clock, for the engines' ``future`` rule (None: replays and tests)
         self.clock = clock
@@ -188,19 +196,29 @@ class Judge:
                         self.internal.append(internal)
                         self.kinds[internal.name] = remote[internal.keyed_by]  # type: ignore[index]
                         self.repartition_targets.setdefault(b.name, []).append(
-                            (internal.keyed_by, internal.topic))  # type: ignore[arg-type]
-                    log.info("binding %s: %s run on %s; %s", b.name,
-                             ", ".join(sorted(local)) or "no detector",
-                             f"keyed_by={b.keyed_by}" if b.keyed_by else "unkeyed records",
-                             "; ".join(f"{', '.join(sorted(k))} re-keyed by {f}"
-                                       for f, k in sorted(remote.items())))
+                            (internal.keyed_by, internal.topic)
+                        )  # type: ignore[arg-type]
+                    log.info(
+                        "binding %s: %s run on %s; %s",
+                        b.name,
+                        ", ".join(sorted(local)) or "no detector",
+                        f"keyed_by={b.keyed_by}" if b.keyed_by else "unkeyed records",
+                        "; ".join(
+                            f"{', '.join(sorted(k))} re-keyed by {f}"
+                            for f, k in sorted(remote.items())
+                        ),
+                    )
 
     def _add_binding(self, b: Binding) -> None:
         self.bindings[b.name] = b
         self.decoders[b.name] = BatchDecoder.for_binding(b)
-        self.frames[b.name] = (None if b.format == "internal" or not columns_enabled() else
-                               frame_reader_for(b.contract, b.format, b.mapping,
-                                                b.max_record_bytes, DEFAULT_MAX_DEPTH))
+        self.frames[b.name] = (
+            None
+            if b.format == "internal" or not columns_enabled()
+            else frame_reader_for(
+                b.contract, b.format, b.mapping, b.max_record_bytes, DEFAULT_MAX_DEPTH
+            )
+        )
         self._route_cache: dict[tuple[str, str], Binding | None] = {}
         self._last_counts: dict[Any, tuple[int, int]] = {}
         self.stats = Stats()
@@ -237,10 +255,12 @@ class Judge:
                 engine.input_caught_up = self._repartitioned_caught_up((task[1], task[2]))
             if binding.format == "internal":
                 kafka = self.config.kafka
-                engine.merge = SourceMerge(binding.family,
-                                           wait=kafka.repartition_merge_wait if kafka else 2.0,
-                                           partitions_of=self.partitions_of,
-                                           behind=self._source_behind)
+                engine.merge = SourceMerge(
+                    binding.family,
+                    wait=kafka.repartition_merge_wait if kafka else 2.0,
+                    partitions_of=self.partitions_of,
+                    behind=self._source_behind,
+                )
             # last source offset judged per source partition (repartitioned records only)
             engine.src_offsets = {}  # type: ignore[attr-defined]
             self.engines[task] = engine
@@ -251,8 +271,10 @@ class Judge:
 
     def stream_time_of(self, topic: str, partition: int) -> float:
         """The largest event time judged of a source partition (-inf: none yet)."""
-        return max((self.engines[t].stream_time() for t in self.tasks_of(topic, partition)),
-                   default=float("-inf"))
+        return max(
+            (self.engines[t].stream_time() for t in self.tasks_of(topic, partition)),
+            default=float("-inf"),
+        )
 
     def repartitioned_binding(self, topic: str) -> str | None:
         """The binding a source topic feeds repartition topics for (None: it feeds none, or
@@ -305,8 +327,10 @@ class Judge:
     def _repartitioned_caught_up(self, read: tuple[str, int]) -> Callable[[tuple[str, int]], bool]:
         """For a task reading repartition partition ``read``: nothing of a source partition
         is on its way once ``read`` is caught up and the source is not behind here."""
+
         def caught_up(source: tuple[str, int]) -> bool:
             return self._source_caught_up(read) and not self._source_behind(*source)
+
         return caught_up
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
@@ -319,8 +343,14 @@ class Judge:
         if source_kind == "http":  # sources/http.py: records of a binding named by the URL
             return self.bindings.get(topic)
         if source_kind == "mqtt" and topic.startswith(STATUS_PREFIX):
-            found = next((b for b in self.config.bindings
-                          if b.source == "mqtt" and b.family == "host-metrics"), None)
+            found = next(
+                (
+                    b
+                    for b in self.config.bindings
+                    if b.source == "mqtt" and b.family == "host-metrics"
+                ),
+                None,
+            )
             self._route_cache[key] = found
             return found
         if source_kind == "kafka" and self.names.is_repartition(topic):
@@ -332,8 +362,7 @@ class Judge:
             return found
         for b in self.config.bindings:
             if source_kind == "mqtt":
-                if b.source == "mqtt" and b.mqtt_topic and mqtt_filter_matches(b.mqtt_topic,
-                                                                                topic):
+                if b.source == "mqtt" and b.mqtt_topic and mqtt_filter_matches(b.mqtt_topic, topic):
                     found = b
                     break
             elif b.source in (source_kind, "file") and b.matches(topic):
@@ -345,8 +374,9 @@ class Judge:
 
     # -- judging ----------------------------------------------------------------------------
 
-    def judge(self, records: list[RawRecord], source_kind: str = "kafka",
-              now: float | None = None) -> tuple[list[Alert], list[DeadLetter]]:
+    def judge(
+        self, records: list[RawRecord], source_kind: str = "kafka", now: float | None = None
+    ) -> tuple[list[Alert], list[DeadLetter]]:
         """Decode and judge a batch; returns (alerts, dead letters)."""
         stats = self.stats
         if records:
@@ -367,8 +397,7 @@ class Judge:
             topic, partition = tp
             topic_counts[topic] = topic_counts.get(topic, 0) + n
             binding = self.binding_for(source_kind, topic)
-            task = None if binding is None else \
-                self.task_id(binding, source_kind, topic, partition)
+            task = None if binding is None else self.task_id(binding, source_kind, topic, partition)
             task_of[tp] = task
             if task is not None:
                 tps_of.setdefault(task, []).append(tp)
@@ -385,9 +414,18 @@ class Judge:
                 appends[tp](record)
         unbound = groups.pop(None, None)
         if unbound:
-            dead.extend(DeadLetter("unbound_topic", f"no topic binding matches {r.topic!r}",
-                                   r.value or b"", r.topic, r.partition, r.offset, r.key)
-                        for r in unbound)
+            dead.extend(
+                DeadLetter(
+                    "unbound_topic",
+                    f"no topic binding matches {r.topic!r}",
+                    r.value or b"",
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.key,
+                )
+                for r in unbound
+            )
         mixed = {task for task, its in tps_of.items() if len(its) > 1}
         first_tp = {task: its[0] for task, its in tps_of.items()}
         # tasks judged from their columns: (alerts, rejected), in task order with the others
@@ -412,8 +450,12 @@ class Judge:
             if self.metrics is not None:
                 self.metrics.batches_judged.labels(task[0], "events").inc()
             events, rejected = self.decoders[task[0]].decode_batch(
-                list(map(_VALUE, group)), topics, partitions, list(map(_OFFSET, group)),
-                _Keys(group))
+                list(map(_VALUE, group)),
+                topics,
+                partitions,
+                list(map(_OFFSET, group)),
+                _Keys(group),
+            )
             by_task[task] = events
             dead.extend(rejected)
         internal = sum(n for t, n in topic_counts.items() if self.names.is_repartition(t))
@@ -436,8 +478,11 @@ class Judge:
             if targets:
                 future = {id(r.event) for r in rejected if r.reason == "future"}
                 # a record from the future is dead-lettered here, once: not shipped
-                dead.extend(self._ship([ev for ev in events if id(ev) not in future]
-                                       if future else events, targets))
+                dead.extend(
+                    self._ship(
+                        [ev for ev in events if id(ev) not in future] if future else events, targets
+                    )
+                )
             alerts.extend(engine_alerts)
             dead.extend(map(rejected_dead_letter, rejected))
         if now is not None:
@@ -457,17 +502,26 @@ class Judge:
             self._report(topic_counts, dead, alerts, dead_labels)
         return alerts, dead
 
-    def _judge_columns(self, task: TaskId, group: list[Any], tp: tuple[str, int],
-                       now: float | None, dead: list[DeadLetter]) \
-            -> tuple[list[Alert], list[Rejected]] | None:
+    def _judge_columns(
+        self,
+        task: TaskId,
+        group: list[Any],
+        tp: tuple[str, int],
+        now: float | None,
+        dead: list[DeadLetter],
+    ) -> tuple[list[Alert], list[Rejected]] | None:
         """Judge one task's records from their columns (``DetectorEngine.process_frame``),
         or None when the per-event path must: the engine's detectors do not all say which
         records matter to them as a column expression, the binding re-keys its records, or
         the batch or its times are not ones a frame judges exactly."""
         reader = self.frames[task[0]]
         engine = self.engine(task)
-        if reader is None or len(group) < MIN_FRAME or not engine.takes_frames() \
-                or task[0] in self.repartition_targets:
+        if (
+            reader is None
+            or len(group) < MIN_FRAME
+            or not engine.takes_frames()
+            or task[0] in self.repartition_targets
+        ):
             return None
         frame = reader.read(list(map(_VALUE, group)))
         if frame is None:
@@ -485,22 +539,36 @@ class Judge:
                     # judged as the frame read it, and is dead-lettered too, so seen twice
                     # rather than never
                     self.frame_strays += 1
-                    log.error("a record read into columns was refused by its decoder "
-                              "(%s at %s[%d] offset %d): judged as read, and dead-lettered",
-                              got.reason, r.topic, r.partition, r.offset)  # type: ignore[union-attr]
+                    log.error(
+                        "a record read into columns was refused by its decoder "
+                        "(%s at %s[%d] offset %d): judged as read, and dead-lettered",
+                        got.reason,
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                    )  # type: ignore[union-attr]
                     dead.append(got)  # type: ignore[arg-type]
-                    got = Event(decoder.family, frame.ts[i], frame.table.slice(i, 1).to_pylist()[0],
-                                r.topic, r.partition, r.offset)
+                    got = Event(
+                        decoder.family,
+                        frame.ts[i],
+                        frame.table.slice(i, 1).to_pylist()[0],
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                    )
                 out.append(got)
             return out
 
-        return engine.process_frame(frame, tp[0], tp[1], materialize, now,
-                                    offsets=lambda: list(map(_OFFSET, group)))
+        return engine.process_frame(
+            frame, tp[0], tp[1], materialize, now, offsets=lambda: list(map(_OFFSET, group))
+        )
 
-    def _per_binding(self, topic_counts: dict[str, int], dead: list[DeadLetter]) \
-            -> tuple[dict[str, int], list[str]]:
+    def _per_binding(
+        self, topic_counts: dict[str, int], dead: list[DeadLetter]
+    ) -> tuple[dict[str, int], list[str]]:
         """MQTT metrics are labelled by the binding's topic filter, not by topic: every
         device publishing under its own topic would otherwise be a series of its own."""
+
         def label(topic: str) -> str:
             b = self.binding_for("mqtt", topic)
             return "(unbound)" if b is None else b.mqtt_topic or b.name
@@ -548,8 +616,9 @@ class Judge:
     def _take_late(self, source_kind: str | None) -> list[DeadLetter]:
         dead: list[DeadLetter] = []
         for task, engine in self.engines.items():
-            if engine.rejected_later and (source_kind is None
-                                          or self._kind_of(task) == source_kind):
+            if engine.rejected_later and (
+                source_kind is None or self._kind_of(task) == source_kind
+            ):
                 dead.extend(map(rejected_dead_letter, engine.take_late()))
         return dead
 
@@ -577,8 +646,9 @@ class Judge:
                     continue
                 raw_key = str(key).encode()
                 # a long key becomes its hash: the same value, the same partition
-                outbox.append((topic, raw_key if len(raw_key) <= MAX_KEY_BYTES
-                               else fit_key(raw_key), value))
+                outbox.append(
+                    (topic, raw_key if len(raw_key) <= MAX_KEY_BYTES else fit_key(raw_key), value)
+                )
         return dead
 
     @staticmethod
@@ -600,8 +670,9 @@ class Judge:
         self.stats.repartitioned_out += len(out)
         return out
 
-    def advance_idle(self, now: float, exclude: Any = (),
-                     source_kind: str | None = None) -> list[Alert]:
+    def advance_idle(
+        self, now: float, exclude: Any = (), source_kind: str | None = None
+    ) -> list[Alert]:
         """Advance the tasks that got nothing: each to the low watermark of its binding's
         active tasks, so timers (silent hosts, SLA deadlines) in a quiet partition still fire
         when the rest of the stream moves on. Only tasks of ``source_kind`` (None: all): a
@@ -625,15 +696,15 @@ class Judge:
                 ends[name] = None
             elif name not in ends or ends[name] is not None:
                 end, latest = ends.get(name), engine.latest()
-                ends[name] = (latest if end is None else max(end, latest)) \
-                    if engine.drained(now) else None
+                ends[name] = (
+                    (latest if end is None else max(end, latest)) if engine.drained(now) else None
+                )
         for name, end in ends.items():
             if end is not None and name not in floors:
                 floors[name] = end
         alerts: list[Alert] = []
         for task, engine in self.engines.items():
-            if task in exclude or (source_kind is not None
-                                   and self._kind_of(task) != source_kind):
+            if task in exclude or (source_kind is not None and self._kind_of(task) != source_kind):
                 continue
             floor = floors.get(task[0])
             if floor is not None:
@@ -641,8 +712,13 @@ class Judge:
             alerts.extend(engine.advance(now, floor))
         return alerts
 
-    def _report(self, topic_counts: dict[str, int], dead: list[DeadLetter],
-                alerts: list[Alert], dead_labels: list[str] | None = None) -> None:
+    def _report(
+        self,
+        topic_counts: dict[str, int],
+        dead: list[DeadLetter],
+        alerts: list[Alert],
+        dead_labels: list[str] | None = None,
+    ) -> None:
         m = self.metrics
         dead_by: dict[tuple[str, str], int] = {}
         labels = dead_labels if dead_labels is not None else [dl.topic for dl in dead]
@@ -693,30 +769,39 @@ class Judge:
             for r in engine.take_late():
                 self.final_dead.append(rejected_dead_letter(r))
                 self.stats.dead_letters += 1
-                self.stats.dead_by_reason[r.reason] = \
-                    self.stats.dead_by_reason.get(r.reason, 0) + 1
+                self.stats.dead_by_reason[r.reason] = self.stats.dead_by_reason.get(r.reason, 0) + 1
         return alerts
 
 
-def _unshippable(ev: Event, size: int, max_value: int,
-                 targets: list[tuple[str, str]]) -> DeadLetter:
+def _unshippable(
+    ev: Event, size: int, max_value: int, targets: list[tuple[str, str]]
+) -> DeadLetter:
     import orjson
+
     raw = orjson.dumps(ev.data, default=str)
-    return DeadLetter("too_large", f"its repartitioned copy ({size} bytes) is over the "
-                                   f"{max_value} bytes one Kafka record may carry: judged here, "
-                                   f"but not by the detectors of "
-                                   f"{', '.join(topic for _, topic in targets)}; the payload is "
-                                   f"the decoded record", raw, ev.topic, ev.partition, ev.offset,
-                      None, ev.family)
+    return DeadLetter(
+        "too_large",
+        f"its repartitioned copy ({size} bytes) is over the "
+        f"{max_value} bytes one Kafka record may carry: judged here, "
+        f"but not by the detectors of "
+        f"{', '.join(topic for _, topic in targets)}; the payload is "
+        f"the decoded record",
+        raw,
+        ev.topic,
+        ev.partition,
+        ev.offset,
+        None,
+        ev.family,
+    )
 
 
 def rejected_dead_letter(r: Rejected) -> DeadLetter:
     """An event the engine did not judge (late, future, time_jump), as a dead letter."""
     import orjson
+
     ev = r.event
     raw = orjson.dumps(ev.data, default=str)
-    return DeadLetter(r.reason, r.detail, raw, ev.topic, ev.partition, ev.offset, None,
-                      ev.family)
+    return DeadLetter(r.reason, r.detail, raw, ev.topic, ev.partition, ev.offset, None, ev.family)
 
 
 AlertSink = Callable[[list[Alert]], Awaitable[None]]
@@ -726,9 +811,17 @@ DeadSink = Callable[[list[DeadLetter]], Awaitable[None]]
 class IngestLoop:
     """source -> judge -> durable alerts and dead letters -> commit (or checkpoint)."""
 
-    def __init__(self, source: Any, source_kind: str, judge: Judge, append_alerts: AlertSink,
-                 write_dead: DeadSink, *, on_batch: Callable[[int], None] | None = None,
-                 progress: Any = None) -> None:
+    def __init__(
+        self,
+        source: Any,
+        source_kind: str,
+        judge: Judge,
+        append_alerts: AlertSink,
+        write_dead: DeadSink,
+        *,
+        on_batch: Callable[[int], None] | None = None,
+        progress: Any = None,
+    ) -> None:
         self.source = source
         self.source_kind = source_kind
         self.judge = judge
@@ -781,9 +874,12 @@ class IngestLoop:
             if self.on_batch is not None:
                 self.on_batch(len(batch.records))
 
-
-    async def _make_durable(self, alerts: list[Alert], dead: list[DeadLetter],
-                            outbox: list[tuple[str, bytes | None, bytes]]) -> None:
+    async def _make_durable(
+        self,
+        alerts: list[Alert],
+        dead: list[DeadLetter],
+        outbox: list[tuple[str, bytes | None, bytes]],
+    ) -> None:
         """Write the batch's effects; while the broker is unreachable, keep retrying (with
         backoff) rather than crash: nothing is committed until this returns, and what a retry
         writes twice is deduplicated downstream (fingerprints, source offsets)."""
@@ -791,8 +887,9 @@ class IngestLoop:
         while True:
             try:
                 if outbox:
-                    await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead),
-                                         self.produce(outbox))
+                    await asyncio.gather(
+                        self.append_alerts(alerts), self.write_dead(dead), self.produce(outbox)
+                    )
                 else:
                     await asyncio.gather(self.append_alerts(alerts), self.write_dead(dead))
                 return
@@ -801,8 +898,12 @@ class IngestLoop:
                     # about a minute without a broker: fail loudly (the supervisor or the
                     # orchestrator restarts us; nothing was committed)
                     raise
-                log.warning("cannot write alerts/dead letters (%s); retrying in %.1fs, "
-                            "offsets stay uncommitted", type(exc).__name__, backoff.delay)
+                log.warning(
+                    "cannot write alerts/dead letters (%s); retrying in %.1fs, "
+                    "offsets stay uncommitted",
+                    type(exc).__name__,
+                    backoff.delay,
+                )
                 await backoff.wait()
 
     async def produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
@@ -831,8 +932,9 @@ class Alignment:
     does not hold the others back. Repartition topics are never paused (they are downstream).
     """
 
-    def __init__(self, source: PartitionedSource, judge: Judge, slack: float,
-                 idle_after: float = 5.0) -> None:
+    def __init__(
+        self, source: PartitionedSource, judge: Judge, slack: float, idle_after: float = 5.0
+    ) -> None:
         self.source = source
         self.judge = judge
         self.slack = slack
@@ -858,8 +960,11 @@ class Alignment:
                     groups.setdefault(name, {})[tp] = st
         ahead: set[Any] = set()
         for times in groups.values():
-            active = [st for tp, st in times.items()
-                      if tp in self.paused or now - self.last_data.get(tp, 0.0) < self.idle_after]
+            active = [
+                st
+                for tp, st in times.items()
+                if tp in self.paused or now - self.last_data.get(tp, 0.0) < self.idle_after
+            ]
             if active:
                 floor = min(active)
                 ahead.update(tp for tp, st in times.items() if st > floor + self.slack)
@@ -870,8 +975,7 @@ class Alignment:
         if to_resume:
             self.source.resume_partitions(to_resume)
         if to_pause or to_resume:
-            log.debug("alignment: paused %d, resumed %d partitions", len(to_pause),
-                      len(to_resume))
+            log.debug("alignment: paused %d, resumed %d partitions", len(to_pause), len(to_resume))
         self.paused = ahead
 
     def forget(self, tps: list[Any]) -> None:
@@ -889,8 +993,9 @@ class KafkaProgress:
     """Where each assigned partition stands, and the checkpoint-then-commit step
     (see state.py for the protocol and what a crash at each step leaves behind)."""
 
-    def __init__(self, source: PartitionedSource, checkpointer: Any, judge: Judge,
-                 interval: float) -> None:
+    def __init__(
+        self, source: PartitionedSource, checkpointer: Any, judge: Judge, interval: float
+    ) -> None:
         self.source = source
         self.checkpointer = checkpointer
         self.judge = judge
@@ -920,12 +1025,18 @@ class KafkaProgress:
             # Nothing was committed: the previous checkpoint still stands, and the next
             # interval tries again. A crash meanwhile only means a longer re-read.
             self.last = time.monotonic()
-            log.warning("checkpoint failed (%s); the previous one stands, retrying in %.0fs",
-                        type(exc).__name__, self.interval)
+            log.warning(
+                "checkpoint failed (%s); the previous one stands, retrying in %.0fs",
+                type(exc).__name__,
+                self.interval,
+            )
 
     async def checkpoint(self, tps: Any = None) -> None:
-        todo = {tp: self.positions[tp] for tp in (tps if tps is not None else self.dirty)
-                if tp in self.positions and tp in self.dirty}
+        todo = {
+            tp: self.positions[tp]
+            for tp in (tps if tps is not None else self.dirty)
+            if tp in self.positions and tp in self.dirty
+        }
         self.last = time.monotonic()
         if not todo:
             return
@@ -937,8 +1048,11 @@ class KafkaProgress:
         try:
             await self.checkpoint([tp for tp in revoked if tp in self.dirty])
         except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last one
-            log.error("checkpoint on revoke failed (%s): the next owner re-reads from the "
-                      "previous checkpoint", exc)
+            log.error(
+                "checkpoint on revoke failed (%s): the next owner re-reads from the "
+                "previous checkpoint",
+                exc,
+            )
         for tp in revoked:
             self.judge.drop_tasks(tp.topic, tp.partition)
             self.positions.pop(tp, None)
@@ -947,7 +1061,8 @@ class KafkaProgress:
     async def on_assigned(self, assigned: list[Any]) -> None:
         tps = sorted(assigned)
         await self.checkpointer.ensure_changelogs(
-            {tp.topic: self.source.partitions_for(tp.topic) for tp in tps})
+            {tp.topic: self.source.partitions_for(tp.topic) for tp in tps}
+        )
         # state from a previous owner (or an earlier life of this one), then resume at
         # exactly the offset that state is exact for
         for tp in tps:
@@ -960,8 +1075,13 @@ class KafkaProgress:
 class DeliveryLoop:
     """alert log -> notify/ -> (active alerts) -> ack the alert log."""
 
-    def __init__(self, reader: Any, notifier: Any, stats: Stats,
-                 accepted: Callable[[list[Alert]], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        reader: Any,
+        notifier: Any,
+        stats: Stats,
+        accepted: Callable[[list[Alert]], Awaitable[None]] | None = None,
+    ) -> None:
         self.reader = reader
         self.notifier = notifier
         self.stats = stats
@@ -986,9 +1106,12 @@ class DeliveryLoop:
             self.stats.alerts_submitted += len(alerts)
 
 
-def compile_subscription(bindings: list[Binding], internal: list[Binding] = (),  # type: ignore[assignment]
-                         app: str = "streamproc",
-                         dlq_suffix: str = ".dlq") -> tuple[list[str], str | None]:
+def compile_subscription(
+    bindings: list[Binding],
+    internal: list[Binding] = (),  # type: ignore[assignment]
+    app: str = "streamproc",
+    dlq_suffix: str = ".dlq",
+) -> tuple[list[str], str | None]:
     """Kafka subscription for the bindings: plain names, or one regex if any uses a pattern.
 
     Internal topics (``<application_id>.*``, ``streamproc.*`` of earlier versions, dead-letter
@@ -1002,7 +1125,7 @@ def compile_subscription(bindings: list[Binding], internal: list[Binding] = (), 
         return sorted(set(names) | set(inner)), None  # type: ignore[arg-type]
     parts = [re.escape(n) for n in names] + [f"(?:{p})" for p in patterns]  # type: ignore[arg-type]
     dlq = rf"(?!.*{re.escape(dlq_suffix)}$)" if dlq_suffix else ""
-    user = (rf"(?!{re.escape(app)}\.)(?!streamproc\.){dlq}(?:" + "|".join(parts) + ")")
+    user = rf"(?!{re.escape(app)}\.)(?!streamproc\.){dlq}(?:" + "|".join(parts) + ")"
     alternatives = [user] + [re.escape(t) for t in inner]  # type: ignore[arg-type]
     return [], "^(?:" + "|".join(alternatives) + ")$"
 
@@ -1017,13 +1140,24 @@ class Runtime:
     delivered after the next start.
     """
 
-    def __init__(self, config: Config, *, notifier: Any = None, alerts_file: str | None = None,
-                 console: bool = False, max_events: int | None = None,
-                 exit_when_idle: float | None = None, drain_timeout: float = 5.0,
-                 worker: int | None = None, start_retries: int | None = None,
-                 notify_overrides: dict[str, Any] | None = None, metrics: Any = None,
-                 max_memory: int | None = None, startup: Startup | None = None,
-                 serve_alerts: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        notifier: Any = None,
+        alerts_file: str | None = None,
+        console: bool = False,
+        max_events: int | None = None,
+        exit_when_idle: float | None = None,
+        drain_timeout: float = 5.0,
+        worker: int | None = None,
+        start_retries: int | None = None,
+        notify_overrides: dict[str, Any] | None = None,
+        metrics: Any = None,
+        max_memory: int | None = None,
+        startup: Startup | None = None,
+        serve_alerts: bool = False,
+    ) -> None:
         self.config = config
         # read the deployment's active alerts (the Alertmanager API serves them); every
         # runtime writes them, for the workers that serve
@@ -1043,8 +1177,9 @@ class Runtime:
         self.worker = worker
         self.start_retries = start_retries
         self.notify_overrides = notify_overrides or {}
-        self.judge = Judge(config, metrics=metrics, repartition=config.kafka is not None,
-                           clock=time.time)
+        self.judge = Judge(
+            config, metrics=metrics, repartition=config.kafka is not None, clock=time.time
+        )
         self.stats = self.judge.stats
         self.sources: list[Any] = []
         self.ingest: list[IngestLoop] = []
@@ -1079,18 +1214,25 @@ class Runtime:
 
             # batches of up to 256 KiB: the alert log and repartition topics are written a
             # judged batch at a time (batches.py), not a record at a time
-            self.producer = AIOKafkaProducer(**cfg.kafka.client_kwargs(), acks="all",
-                                             linger_ms=5, client_id=cfg.kafka.client_id,
-                                             max_batch_size=256 * 1024,
-                                             max_request_size=DEFAULT_MAX_REQUEST_SIZE)
+            self.producer = AIOKafkaProducer(
+                **cfg.kafka.client_kwargs(),
+                acks="all",
+                linger_ms=5,
+                client_id=cfg.kafka.client_id,
+                max_batch_size=256 * 1024,
+                max_request_size=DEFAULT_MAX_REQUEST_SIZE,
+            )
             self.startup.begin("topics")
             await self._start_with_retry(self.producer.start, "Kafka producer")
             await self._ensure_internal_topics()
             self.startup.end("topics")
             self.alert_log = KafkaAlertLog(cfg.kafka, self.producer)
-            kafka_dead = KafkaDeadLetters(self.producer, cfg.kafka.dlq_suffix,
-                                          max_request_size=DEFAULT_MAX_REQUEST_SIZE,
-                                          metrics=self.metrics)
+            kafka_dead = KafkaDeadLetters(
+                self.producer,
+                cfg.kafka.dlq_suffix,
+                max_request_size=DEFAULT_MAX_REQUEST_SIZE,
+                metrics=self.metrics,
+            )
             self.reader = KafkaAlertReader(cfg.kafka, exclusive=cfg.kafka.embedded)
         else:
             from .alertlog import SqliteAlertLog
@@ -1105,20 +1247,28 @@ class Runtime:
         if kafka_bindings:
             from .sources.kafka import KafkaSource
 
-            topics, pattern = compile_subscription(kafka_bindings, self.judge.internal,
-                                                   cfg.kafka.topics.app,  # type: ignore[union-attr]
-                                                   cfg.kafka.dlq_suffix)  # type: ignore[union-attr]
-            source = KafkaSource(cfg.kafka, topics=topics, pattern=pattern,  # type: ignore[arg-type]
-                                 start_retries=self.start_retries,
-                                 exclusive=cfg.kafka.embedded)  # type: ignore[union-attr]
+            topics, pattern = compile_subscription(
+                kafka_bindings,
+                self.judge.internal,
+                cfg.kafka.topics.app,  # type: ignore[union-attr]
+                cfg.kafka.dlq_suffix,
+            )  # type: ignore[union-attr]
+            source = KafkaSource(
+                cfg.kafka,
+                topics=topics,
+                pattern=pattern,  # type: ignore[arg-type]
+                start_retries=self.start_retries,
+                exclusive=cfg.kafka.embedded,
+            )  # type: ignore[union-attr]
             progress = None
             if cfg.checkpoints:
                 from .state import KafkaCheckpointer
 
                 self.checkpointer = KafkaCheckpointer(cfg.kafka, self.judge)  # type: ignore[arg-type]
                 await self.checkpointer.start()
-                progress = self.progress = KafkaProgress(source, self.checkpointer, self.judge,
-                                                         cfg.checkpoint_interval)
+                progress = self.progress = KafkaProgress(
+                    source, self.checkpointer, self.judge, cfg.checkpoint_interval
+                )
             self.judge.partitions_of = source.partitions_for
             self.judge.source_behind = source.behind
             self.judge.source_caught_up = source.caught_up
@@ -1126,13 +1276,19 @@ class Runtime:
             self.startup.begin("group_join")
             await source.start()
             self.sources.append(source)
-            loop = IngestLoop(source, "kafka", self.judge, self.alert_log.append,
-                              kafka_dead.write, on_batch=self._count, progress=progress)
+            loop = IngestLoop(
+                source,
+                "kafka",
+                self.judge,
+                self.alert_log.append,
+                kafka_dead.write,
+                on_batch=self._count,
+                progress=progress,
+            )
             loop.producer = self.producer
             if self.judge.internal and cfg.kafka.max_partition_skew > 0:  # type: ignore[union-attr]
                 # only repartitioned detectors see partitions interleaved: align then
-                loop.alignment = Alignment(source, self.judge,
-                                           cfg.kafka.max_partition_skew)  # type: ignore[union-attr]
+                loop.alignment = Alignment(source, self.judge, cfg.kafka.max_partition_skew)  # type: ignore[union-attr]
                 self.alignment = loop.alignment
 
                 async def forget(tps: list[Any], alignment: Alignment = loop.alignment) -> None:
@@ -1149,36 +1305,58 @@ class Runtime:
 
                 suffix = "" if self.worker is None else f"-{self.worker}"
                 self.file_checkpointer = FileCheckpointer(
-                    cfg.state_dir / f"mqtt-state{suffix}.snapshot", self.judge)
+                    cfg.state_dir / f"mqtt-state{suffix}.snapshot", self.judge
+                )
                 if self.file_checkpointer.load():
                     log.info("restored MQTT detector state from %s", self.file_checkpointer.path)
-                self._tasks.append(asyncio.create_task(self._file_checkpoints(),
-                                                       name="file-checkpoints"))
+                self._tasks.append(
+                    asyncio.create_task(self._file_checkpoints(), name="file-checkpoints")
+                )
             filters = sorted({b.mqtt_topic for b in mqtt_bindings if b.mqtt_topic})
             if any(b.family == "host-metrics" for b in mqtt_bindings):
                 from .sources.mqtt import STATUS_FILTER
 
                 filters.append(STATUS_FILTER)  # agents' Last Wills: host_silent at once
-            source = MqttSource(cfg.mqtt, filters, worker=self.worker,  # type: ignore[arg-type]
-                                start_retries=self.start_retries)
+            source = MqttSource(
+                cfg.mqtt,
+                filters,
+                worker=self.worker,  # type: ignore[arg-type]
+                start_retries=self.start_retries,
+            )
             await source.start()
             self.sources.append(source)
-            mqtt_dead = FileDeadLetters(cfg.mqtt.dead_letter_file,  # type: ignore[union-attr]
-                                        metrics=self.metrics)
-            self.ingest.append(IngestLoop(source, "mqtt", self.judge, self.alert_log.append,
-                                          mqtt_dead.write, on_batch=self._count))
+            mqtt_dead = FileDeadLetters(
+                cfg.mqtt.dead_letter_file,  # type: ignore[union-attr]
+                metrics=self.metrics,
+            )
+            self.ingest.append(
+                IngestLoop(
+                    source,
+                    "mqtt",
+                    self.judge,
+                    self.alert_log.append,
+                    mqtt_dead.write,
+                    on_batch=self._count,
+                )
+            )
         if not self.sources:
             from .errors import ConfigError
-            raise ConfigError("no topic binding has a configured source",
-                              file=cfg.file, hint="configure kafka: or mqtt:, or bind topics "
-                                                  "with source: kafka|mqtt")
+
+            raise ConfigError(
+                "no topic binding has a configured source",
+                file=cfg.file,
+                hint="configure kafka: or mqtt:, or bind topics with source: kafka|mqtt",
+            )
         for loop in self.ingest:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"ingest-{loop.source_kind}"))
         self.consuming.set()
         await delivery_side
-        self.delivery = DeliveryLoop(self.reader, self.notifier, self.stats,
-                                     accepted=self.active_alerts.record
-                                     if self.active_alerts is not None else None)
+        self.delivery = DeliveryLoop(
+            self.reader,
+            self.notifier,
+            self.stats,
+            accepted=self.active_alerts.record if self.active_alerts is not None else None,
+        )
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         if self.max_memory:
             self._tasks.append(asyncio.create_task(self._memory_guard(), name="memory-guard"))
@@ -1220,8 +1398,7 @@ class Runtime:
             table = KafkaActiveAlerts(kcfg, self.producer, timeout, follow=self.serve_alerts)
         else:
             # the state directory all workers share (a worker's own is <state_dir>/worker-N)
-            shared = self.config.state_dir if self.worker is None \
-                else self.config.state_dir.parent
+            shared = self.config.state_dir if self.worker is None else self.config.state_dir.parent
             table = SqliteActiveAlerts(open_db(shared), timeout, owns_db=True)
         await table.start()
         self.active_alerts = table
@@ -1270,8 +1447,11 @@ class Runtime:
                 for source in self.sources:
                     if hasattr(source, "pause"):
                         source.pause()
-                log.warning("memory %d MiB is over --max-memory %d MiB: consumption paused",
-                            rss >> 20, limit >> 20)
+                log.warning(
+                    "memory %d MiB is over --max-memory %d MiB: consumption paused",
+                    rss >> 20,
+                    limit >> 20,
+                )
                 last_warning = time.monotonic()
             elif self.paused and rss < 0.9 * limit:
                 self.paused = False
@@ -1287,8 +1467,11 @@ class Runtime:
                     if hasattr(source, "pause"):
                         source.pause()
                 if time.monotonic() - last_warning > 60:
-                    log.warning("consumption still paused: memory %d MiB over %d MiB",
-                                rss >> 20, limit >> 20)
+                    log.warning(
+                        "consumption still paused: memory %d MiB over %d MiB",
+                        rss >> 20,
+                        limit >> 20,
+                    )
                     last_warning = time.monotonic()
             if self.metrics is not None:
                 self.metrics.consumption_paused.set(1 if self.paused else 0)
@@ -1318,8 +1501,9 @@ class Runtime:
                     backlog += pending()
                 stats = getattr(self.notifier, "stats", None)
                 if stats is not None:
-                    backlog += sum(ch.get("queued", 0)
-                                   for ch in stats().get("channels", {}).values())
+                    backlog += sum(
+                        ch.get("queued", 0) for ch in stats().get("channels", {}).values()
+                    )
                 m.delivery_backlog.set(backlog)
             except Exception as exc:  # noqa: BLE001 - metrics must never stop the runtime
                 log.debug("metrics report failed: %s", exc)
@@ -1334,11 +1518,19 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - retried with backoff, then re-raised
                 if self.start_retries is not None and backoff.attempt >= self.start_retries:
                     from .errors import SourceError
-                    raise SourceError(f"{what}: cannot reach {self.config.kafka.bootstrap_servers}"  # type: ignore[union-attr]
-                                      f" ({type(exc).__name__})") from None
-                log.warning("%s cannot reach %s (%s); retrying in %.1fs (attempt %d)", what,
-                            self.config.kafka.bootstrap_servers, type(exc).__name__,  # type: ignore[union-attr]
-                            backoff.delay, backoff.attempt + 1)
+
+                    raise SourceError(
+                        f"{what}: cannot reach {self.config.kafka.bootstrap_servers}"  # type: ignore[union-attr]
+                        f" ({type(exc).__name__})"
+                    ) from None
+                log.warning(
+                    "%s cannot reach %s (%s); retrying in %.1fs (attempt %d)",
+                    what,
+                    self.config.kafka.bootstrap_servers,
+                    type(exc).__name__,  # type: ignore[union-attr]
+                    backoff.delay,
+                    backoff.attempt + 1,
+                )
                 await backoff.wait()
 
     async def _ensure_internal_topics(self) -> None:
@@ -1358,13 +1550,19 @@ class Runtime:
                     wanted.setdefault(b.topic, 3)
         from .notify.active import retention_ms
 
-        configs = {kcfg.topics.active_alerts: {
-            "retention.ms": retention_ms(self.config.api.resolve_timeout)}}
+        configs = {
+            kcfg.topics.active_alerts: {
+                "retention.ms": retention_ms(self.config.api.resolve_timeout)
+            }
+        }
         try:
             await ensure_topics(kcfg.client_kwargs(), wanted, configs=configs)
         except Exception as exc:  # noqa: BLE001 - may lack ACLs; the producer will tell
-            log.warning("could not create internal topics (%s); create %s yourself or allow "
-                        "auto-creation", exc, ", ".join(sorted(wanted)))
+            log.warning(
+                "could not create internal topics (%s); create %s yourself or allow auto-creation",
+                exc,
+                ", ".join(sorted(wanted)),
+            )
             return
         # A topic just created may have no leader yet (Tansu answers NotLeaderForPartition
         # for a moment): wait until the producer sees partitions for each, briefly.
@@ -1419,15 +1617,23 @@ class Runtime:
                 from .notify.deadletter import encode_to_fit
 
                 limit = DEFAULT_MAX_REQUEST_SIZE - RECORD_OVERHEAD
-                futures = [await producer.send(topic, value) for r in records
-                           for value in encode_to_fit(r, limit)]
+                futures = [
+                    await producer.send(topic, value)
+                    for r in records
+                    for value in encode_to_fit(r, limit)
+                ]
                 await asyncio.gather(*futures)
 
         silences, shared_log = self._shared_notify_state(notify_cfg)
-        return Notifier.from_config(notify_cfg, state_dir=self.config.state_dir,
-                                    alerts_file=self.alerts_file, console=self.console,
-                                    dead_letter=dead_letter, silences=silences,
-                                    shared_log=shared_log)
+        return Notifier.from_config(
+            notify_cfg,
+            state_dir=self.config.state_dir,
+            alerts_file=self.alerts_file,
+            console=self.console,
+            dead_letter=dead_letter,
+            silences=silences,
+            shared_log=shared_log,
+        )
 
     def _shared_notify_state(self, notify_cfg: dict[str, Any]) -> tuple[Any, Any]:
         """What every worker of the deployment must see alike: silences and the notification
@@ -1445,8 +1651,10 @@ class Runtime:
 
             settings = parse_settings(notify_cfg)
             shared_log = SharedNotificationLog(
-                kcfg, self.producer, retention=max(settings.nlog_retention,
-                                                   settings.repeat_interval))
+                kcfg,
+                self.producer,
+                retention=max(settings.nlog_retention, settings.repeat_interval),
+            )
             if hasattr(self.reader, "assign_hooks"):  # the Kafka alert log's reader
                 self.reader.assign_hooks.append(shared_log.caught_up)
             # an embedded broker lives as long as this run, out of the CLI's reach: its
@@ -1480,15 +1688,20 @@ class Runtime:
     def _reads_every_copy(self) -> bool:
         """Whether this worker's consumer is assigned every partition of every repartition
         topic (so every copy it wrote comes back to it)."""
-        consumer = next((getattr(s, "consumer", None) for s in self.sources
-                         if getattr(s, "consumer", None) is not None), None)
+        consumer = next(
+            (
+                getattr(s, "consumer", None)
+                for s in self.sources
+                if getattr(s, "consumer", None) is not None
+            ),
+            None,
+        )
         if consumer is None:
             return False
         assigned = consumer.assignment()
         for internal in self.judge.internal:
             parts = consumer.partitions_for_topic(internal.topic) or set()
-            if not parts or any(TopicPartition(internal.topic, p) not in assigned
-                                for p in parts):
+            if not parts or any(TopicPartition(internal.topic, p) not in assigned for p in parts):
                 return False
         return True
 
@@ -1498,8 +1711,11 @@ class Runtime:
     async def wait(self) -> None:
         """Run until stopped, idle (``exit_when_idle``), or a loop fails."""
         while not self._stop.is_set():
-            failed = [t for t in self._tasks if t.done() and not t.cancelled()
-                      and t.exception() is not None]
+            failed = [
+                t
+                for t in self._tasks
+                if t.done() and not t.cancelled() and t.exception() is not None
+            ]
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
             if self._max_events_judged():  # (a merge lets its last records go on a tick)
@@ -1540,8 +1756,10 @@ class Runtime:
                     log.error("cannot write dead letters on stop (%s)", type(exc).__name__)
         if any(loop.unsettled for loop in self.ingest):
             # cancelled mid-batch (the 5 s above ran out)
-            log.warning("stopped with a batch judged but not yet durable: the previous "
-                        "checkpoint stands and those records are read again on restart")
+            log.warning(
+                "stopped with a batch judged but not yet durable: the previous "
+                "checkpoint stands and those records are read again on restart"
+            )
         elif self.progress is not None:
             try:
                 async with self.progress.source.batch_lock:

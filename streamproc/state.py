@@ -82,8 +82,7 @@ def _default(value: Any) -> Any:
 
 def snapshot_task(engine: Any) -> dict[str, Any]:
     src = getattr(engine, "src_offsets", None) or {}
-    return {"engine": engine.snapshot(),
-            "src": [[t, p, o] for (t, p), o in src.items()]}
+    return {"engine": engine.snapshot(), "src": [[t, p, o] for (t, p), o in src.items()]}
 
 
 def restore_task(engine: Any, state: dict[str, Any]) -> None:
@@ -113,14 +112,22 @@ class KafkaCheckpointer:
 
     async def start(self) -> None:
         # linger 0 and one awaited send at a time: one record per produce request.
-        self.producer = AIOKafkaProducer(**self.cfg.client_kwargs(), linger_ms=0, acks="all",
-                                         max_request_size=4 * CHUNK_BYTES,
-                                         client_id=f"{self.cfg.client_id}-state")
+        self.producer = AIOKafkaProducer(
+            **self.cfg.client_kwargs(),
+            linger_ms=0,
+            acks="all",
+            max_request_size=4 * CHUNK_BYTES,
+            client_id=f"{self.cfg.client_id}-state",
+        )
         await self.producer.start()
-        self.reader = AIOKafkaConsumer(**self.cfg.client_kwargs(), enable_auto_commit=False,
-                                       group_id=None, max_partition_fetch_bytes=8 * CHUNK_BYTES,
-                                       fetch_max_bytes=64 * CHUNK_BYTES,
-                                       client_id=f"{self.cfg.client_id}-restore")
+        self.reader = AIOKafkaConsumer(
+            **self.cfg.client_kwargs(),
+            enable_auto_commit=False,
+            group_id=None,
+            max_partition_fetch_bytes=8 * CHUNK_BYTES,
+            fetch_max_bytes=64 * CHUNK_BYTES,
+            client_id=f"{self.cfg.client_id}-restore",
+        )
         await self.reader.start()
 
     async def stop(self) -> None:
@@ -138,11 +145,15 @@ class KafkaCheckpointer:
     async def ensure_changelogs(self, partitions: dict[str, int]) -> None:
         """Create the changelogs of these source topics (name -> partitions) that this
         checkpointer has not seen yet, in one admin request."""
-        todo = {self.changelog_topic(t): max(1, n) for t, n in partitions.items()
-                if t not in self._known_topics}
+        todo = {
+            self.changelog_topic(t): max(1, n)
+            for t, n in partitions.items()
+            if t not in self._known_topics
+        }
         if not todo:
             return
         from .broker import ensure_topics
+
         await ensure_topics(self.cfg.client_kwargs(), todo)
         self._known_topics.update(partitions)
 
@@ -158,16 +169,20 @@ class KafkaCheckpointer:
         assert self.producer is not None
         blobs = []
         for tp, offset in positions.items():
-            tasks = {task[0]: snapshot_task(self.judge.engines[task])
-                     for task in self.judge.tasks_of(tp.topic, tp.partition)}
+            tasks = {
+                task[0]: snapshot_task(self.judge.engines[task])
+                for task in self.judge.tasks_of(tp.topic, tp.partition)
+            }
             blobs.append((tp, offset, encode_state(tasks)))
-        written = await asyncio.gather(*(self._write(tp, offset, blob)
-                                         for tp, offset, blob in blobs))
+        written = await asyncio.gather(
+            *(self._write(tp, offset, blob) for tp, offset, blob in blobs)
+        )
         self.checkpoints += 1
         return dict(written)
 
-    async def _write(self, tp: TopicPartition, offset: int,
-                     blob: bytes) -> tuple[TopicPartition, int]:
+    async def _write(
+        self, tp: TopicPartition, offset: int, blob: bytes
+    ) -> tuple[TopicPartition, int]:
         assert self.producer is not None
         topic = self.changelog_topic(tp.topic)
         key = f"{tp.topic}:{tp.partition}".encode()
@@ -175,16 +190,29 @@ class KafkaCheckpointer:
         header = orjson.dumps({"t": "chunk", "prev": prev})
         # chunks of one partition are sent in order and acknowledged before the manifest
         # that names them is sent
-        futures = [await self.producer.send(topic, b"C" + header + b"\n" +
-                                            blob[i:i + CHUNK_BYTES], key=key,
-                                            partition=tp.partition)
-                   for i in range(0, max(1, len(blob)), CHUNK_BYTES)]
+        futures = [
+            await self.producer.send(
+                topic,
+                b"C" + header + b"\n" + blob[i : i + CHUNK_BYTES],
+                key=key,
+                partition=tp.partition,
+            )
+            for i in range(0, max(1, len(blob)), CHUNK_BYTES)
+        ]
         offsets = [md.offset for md in await asyncio.gather(*futures)]
-        manifest = {"t": "manifest", "source_offset": offset, "first": offsets[0],
-                    "last": offsets[-1], "chunks": len(offsets), "prev": prev,
-                    "at": time.time(), "bytes": len(blob)}
-        md = await self.producer.send_and_wait(topic, b"M" + orjson.dumps(manifest),
-                                               key=key, partition=tp.partition)
+        manifest = {
+            "t": "manifest",
+            "source_offset": offset,
+            "first": offsets[0],
+            "last": offsets[-1],
+            "chunks": len(offsets),
+            "prev": prev,
+            "at": time.time(),
+            "bytes": len(blob),
+        }
+        md = await self.producer.send_and_wait(
+            topic, b"M" + orjson.dumps(manifest), key=key, partition=tp.partition
+        )
         self._last_manifest[(tp.topic, tp.partition)] = md.offset
         self.bytes_written += len(blob)
         return tp, offset
@@ -200,8 +228,7 @@ class KafkaCheckpointer:
         """``restore`` for every partition of an assignment, with one end-offsets request for
         all of them; empty changelogs are not read at all."""
         assert self.reader is not None
-        changelog = {tp: TopicPartition(self.changelog_topic(tp.topic), tp.partition)
-                     for tp in tps}
+        changelog = {tp: TopicPartition(self.changelog_topic(tp.topic), tp.partition) for tp in tps}
         try:
             self.end_offset_requests += 1
             ends = await self.reader.end_offsets(list(changelog.values()))
@@ -214,40 +241,50 @@ class KafkaCheckpointer:
                     ends.update(await self.reader.end_offsets([ctp]))
                 except Exception as exc1:  # noqa: BLE001 - no changelog yet
                     log.debug("no changelog for %s: %s", ctp, exc1)
-        return {tp: (await self._restore_from(tp, ctp, ends[ctp]) if ends.get(ctp) else None)
-                for tp, ctp in changelog.items()}
+        return {
+            tp: (await self._restore_from(tp, ctp, ends[ctp]) if ends.get(ctp) else None)
+            for tp, ctp in changelog.items()
+        }
 
-    async def _restore_from(self, tp: TopicPartition, ctp: TopicPartition,
-                            end: int) -> int | None:
+    async def _restore_from(self, tp: TopicPartition, ctp: TopicPartition, end: int) -> int | None:
         last = await self._read_at(ctp, end - 1)
         if last is None:
             return None
         if last[:1] == b"M":
             manifest_offset, manifest = end - 1, orjson.loads(last[1:])
         else:
-            header = orjson.loads(last[1:last.index(b"\n")])
+            header = orjson.loads(last[1 : last.index(b"\n")])
             if header.get("prev", -1) < 0:
                 return None
             manifest_offset = header["prev"]
             raw = await self._read_at(ctp, manifest_offset)
             if raw is None or raw[:1] != b"M":
-                log.error("changelog %s is damaged at %d; starting %s from empty state", ctp,
-                          manifest_offset, tp)
+                log.error(
+                    "changelog %s is damaged at %d; starting %s from empty state",
+                    ctp,
+                    manifest_offset,
+                    tp,
+                )
                 return None
             manifest = orjson.loads(raw[1:])
         chunks = await self._read_range(ctp, manifest["first"], manifest["last"])
-        blob = b"".join(c[c.index(b"\n") + 1:] for c in chunks if c[:1] == b"C")
+        blob = b"".join(c[c.index(b"\n") + 1 :] for c in chunks if c[:1] == b"C")
         tasks = decode_state(blob)
         for name, state in tasks.items():
             if name not in self.judge.bindings:
-                log.warning("checkpoint of %s holds binding %r, no longer configured: skipped",
-                            tp, name)
+                log.warning(
+                    "checkpoint of %s holds binding %r, no longer configured: skipped", tp, name
+                )
                 continue
             restore_task(self.judge.engine((name, tp.topic, tp.partition)), state)
         self._last_manifest[(tp.topic, tp.partition)] = manifest_offset
         self.restored += 1
-        log.info("restored %s from checkpoint (%d bytes, resuming at offset %d)",
-                 f"{tp.topic}[{tp.partition}]", manifest["bytes"], manifest["source_offset"])
+        log.info(
+            "restored %s from checkpoint (%d bytes, resuming at offset %d)",
+            f"{tp.topic}[{tp.partition}]",
+            manifest["bytes"],
+            manifest["source_offset"],
+        )
         return int(manifest["source_offset"])
 
     async def _read_at(self, ctp: TopicPartition, offset: int) -> bytes | None:
@@ -298,12 +335,10 @@ class FileCheckpointer:
         try:
             tasks = decode_state(self.path.read_bytes())
         except (zlib.error, orjson.JSONDecodeError) as exc:
-            log.error("state file %s is unreadable (%s); starting from empty state", self.path,
-                      exc)
+            log.error("state file %s is unreadable (%s); starting from empty state", self.path, exc)
             return False
         for key, state in tasks.items():
             name, topic, partition = key.split("|")
             if name in self.judge.bindings:
                 restore_task(self.judge.engine((name, topic, int(partition))), state)
         return True
-

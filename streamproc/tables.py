@@ -50,8 +50,15 @@ _CHECK_MS = 20  # how often a catch-up looks at the fetch state
 
 
 class TopicTable:
-    def __init__(self, cfg: KafkaConfig, topic: str, apply: Apply, *, name: str,
-                 start_at: Callable[[], dict[int, int]] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: KafkaConfig,
+        topic: str,
+        apply: Apply,
+        *,
+        name: str,
+        start_at: Callable[[], dict[int, int]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.topic = topic
         self.apply = apply
@@ -67,10 +74,14 @@ class TopicTable:
 
     async def start(self, timeout: float = 60.0) -> None:
         """Assign every partition, read up to now, then keep following in the background."""
-        consumer = AIOKafkaConsumer(**self.cfg.client_kwargs(), group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=_FETCH_WAIT_MS,
-                                    client_id=f"{self.cfg.client_id}-{self.name}")
+        consumer = AIOKafkaConsumer(
+            **self.cfg.client_kwargs(),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=_FETCH_WAIT_MS,
+            client_id=f"{self.cfg.client_id}-{self.name}",
+        )
         await consumer.start()
         self.consumer = consumer
         try:
@@ -116,8 +127,12 @@ class TopicTable:
                 return
             await self._poll(_CHECK_MS)
         self.caught_up_by = "timeout"
-        log.warning("%s: still reading %s after %.0fs; going on with what was read",
-                    self.name, self.topic, timeout)
+        log.warning(
+            "%s: still reading %s after %.0fs; going on with what was read",
+            self.name,
+            self.topic,
+            timeout,
+        )
 
     def _at_high_watermark(self, asked_ms: float) -> bool:
         """Every partition answered a fetch requested after ``asked_ms`` (wall clock, ms),
@@ -128,8 +143,7 @@ class TopicTable:
         for tp, nxt in self._next.items():
             highwater = consumer.highwater(tp)
             answered = consumer.last_poll_timestamp(tp)
-            if highwater is None or answered is None or answered <= asked_ms \
-                    or nxt < highwater:
+            if highwater is None or answered is None or answered <= asked_ms or nxt < highwater:
                 return False
         return True
 
@@ -158,8 +172,13 @@ class TopicTable:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a broker hiccup; keep following
-                log.warning("%s: reading %s failed (%s); retrying in %.1fs", self.name,
-                            self.topic, type(exc).__name__, backoff.delay)
+                log.warning(
+                    "%s: reading %s failed (%s); retrying in %.1fs",
+                    self.name,
+                    self.topic,
+                    type(exc).__name__,
+                    backoff.delay,
+                )
                 await backoff.wait()
 
     async def caught_up(self, timeout: float = 10.0) -> bool:

@@ -55,9 +55,20 @@ def listen_address(args: argparse.Namespace) -> ListenAddress | None:
 
 
 def child_argv(args: argparse.Namespace, index: int, bootstrap: str | None) -> list[str]:
-    argv = [sys.executable, "-m", "streamproc.cli", "run", "--workers", "1",
-            "--worker-index", str(index), "--log-level", args.log_level,
-            "--log-format", args.log_format]
+    argv = [
+        sys.executable,
+        "-m",
+        "streamproc.cli",
+        "run",
+        "--workers",
+        "1",
+        "--worker-index",
+        str(index),
+        "--log-level",
+        args.log_level,
+        "--log-format",
+        args.log_format,
+    ]
     if args.config:
         argv += ["-c", args.config]
     if bootstrap:
@@ -98,8 +109,10 @@ def run_workers(args: argparse.Namespace, config: Config) -> int:
             from .broker import ensure_topics
 
             async def prepare() -> int:
-                await ensure_topics(config.kafka.client_kwargs(),  # type: ignore[union-attr]
-                                    {b.topic: 3 for b in config.kafka_bindings if b.topic})
+                await ensure_topics(
+                    config.kafka.client_kwargs(),  # type: ignore[union-attr]
+                    {b.topic: 3 for b in config.kafka_bindings if b.topic},
+                )
                 return await feed_samples(config)
 
             log.info("demo: fed %d sample records", asyncio.run(prepare()))

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 import pytest
-
 from streamproc.bench.receivers import Receiver
+
 from streamproc.broker import EmbeddedKafka, free_port
 from streamproc.processes import stop_process
 
@@ -56,8 +56,9 @@ def _wait_port(host: str, port: int, timeout: float = 10.0) -> None:
 
 
 def start_mosquitto(extra_conf: str = "", port: int | None = None) -> tuple[MqttBroker, Path]:
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
-                                           if os.path.exists("/usr/sbin/mosquitto") else None)
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
     if binary is None:
         raise FileNotFoundError("mosquitto")
     port = port or free_port()
@@ -70,11 +71,14 @@ def start_mosquitto(extra_conf: str = "", port: int | None = None) -> tuple[Mqtt
         "persistence false\n"
         "max_queued_messages 1000000\n"
         "max_inflight_messages 1000\n"
-        "max_keepalive 65535\n"
-        + extra_conf
+        "max_keepalive 65535\n" + extra_conf
     )
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     if extra_conf and "listener" in extra_conf:
         time.sleep(0.3)
     else:
@@ -105,7 +109,8 @@ def _start_amqtt() -> MqttBroker:
         f"cfg={{'listeners':{{'default':{{'type':'tcp','bind':'127.0.0.1:{port}'}}}},"
         "'auth':{'allow-anonymous':True}}\n"
         "async def m():\n  b=Broker(cfg); await b.start(); await asyncio.Event().wait()\n"
-        "asyncio.run(m())\n")
+        "asyncio.run(m())\n"
+    )
     proc = subprocess.Popen(["python", "-c", code], start_new_session=True)
     _wait_port("127.0.0.1", port)
     return MqttBroker("127.0.0.1", port, proc, kind="amqtt")
@@ -145,6 +150,7 @@ class Alertmanager:
     def alerts(self) -> list[dict[str, Any]]:
         """What Alertmanager holds now: GET /api/v2/alerts."""
         import urllib.request
+
         with urllib.request.urlopen(f"{self.base}/api/v2/alerts", timeout=5) as resp:
             return list(orjson.loads(resp.read()))
 
@@ -156,11 +162,17 @@ ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
 def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
     """group_wait 0s, group_interval 1s, one group per alert, resolves sent."""
     import urllib.request
-    binary = ALERTMANAGER_BIN if os.path.exists(ALERTMANAGER_BIN) else shutil.which(
-        "prometheus-alertmanager") or shutil.which("alertmanager")
+
+    binary = (
+        ALERTMANAGER_BIN
+        if os.path.exists(ALERTMANAGER_BIN)
+        else shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    )
     if binary is None:
-        pytest.skip("prometheus-alertmanager is not installed (Debian package "
-                    "prometheus-alertmanager; .ci/run installs it)")
+        pytest.skip(
+            "prometheus-alertmanager is not installed (Debian package "
+            "prometheus-alertmanager; .ci/run installs it)"
+        )
     hook = Receiver()
     workdir = tmp_path / "alertmanager"
     workdir.mkdir()
@@ -176,13 +188,21 @@ def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
         "  - name: hook\n"
         "    webhook_configs:\n"
         f"      - url: {hook.url('http', '/am')}\n"
-        "        send_resolved: true\n")
+        "        send_resolved: true\n"
+    )
     port = free_port()
     proc = subprocess.Popen(
-        [binary, f"--config.file={conf}", f"--storage.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=open(workdir / "stderr.log", "wb"),  # noqa: SIM115
-        start_new_session=True)
+        [
+            binary,
+            f"--config.file={conf}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "stderr.log", "wb"),  # noqa: SIM115
+        start_new_session=True,
+    )
     am = Alertmanager(port, proc, hook, workdir)
     deadline = time.monotonic() + 20
     while True:
@@ -195,8 +215,9 @@ def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             hook.close()
-            raise RuntimeError("Alertmanager did not start: "
-                               + (workdir / "stderr.log").read_text()[-2000:])
+            raise RuntimeError(
+                "Alertmanager did not start: " + (workdir / "stderr.log").read_text()[-2000:]
+            )
         time.sleep(0.05)
     yield am
     stop_process(proc)

@@ -33,8 +33,15 @@ LOGIC = ["or", "and", "OR", "And", "xor", "||", "&&"]
 def _tautologies(rng: random.Random) -> list[str]:
     """Tautologies and contradictions: a logic operator and a comparison of literals."""
     out = []
-    lits = [("1", "1"), ("2", "2"), ("7", "7"), ("0x1", "0x1"), ("true", "true"),
-            ("1.5", "1.5"), ("null", "null")]
+    lits = [
+        ("1", "1"),
+        ("2", "2"),
+        ("7", "7"),
+        ("0x1", "0x1"),
+        ("true", "true"),
+        ("1.5", "1.5"),
+        ("null", "null"),
+    ]
     ops = ["=", "<>", ">", "<", ">=", "!=", "<=>", " like ", " is "]
     for _ in range(140):  # no leading quote: the value is a number in the query
         a, b = rng.choice(lits)
@@ -44,8 +51,10 @@ def _tautologies(rng: random.Random) -> list[str]:
         out.append(f"{lead} {rng.choice(LOGIC)} {a}{op}{b}{tail}".lstrip())
     for _ in range(40):  # bare truth values ended by a comment
         lead = rng.choice(NUMERIC_CLOSERS + [""])
-        out.append(f"{lead} {rng.choice(LOGIC)} {rng.choice(['true', '1', '9', 'not false'])}"
-                   f"{rng.choice(['--', '#', '-- -', ';--', '/*'])}".lstrip())
+        out.append(
+            f"{lead} {rng.choice(LOGIC)} {rng.choice(['true', '1', '9', 'not false'])}"
+            f"{rng.choice(['--', '#', '-- -', ';--', '/*'])}".lstrip()
+        )
     # strings balanced across the injected quotes: the application supplies the last quote
     for _ in range(160):
         q = rng.choice(["'", '"'])
@@ -59,10 +68,12 @@ def _tautologies(rng: random.Random) -> list[str]:
             body = f"{q}{x}{q}{op}{q}{x}"
         out.append(f"{rng.choice(['', 'x', 'test', '1'])}{close} {rng.choice(LOGIC)} {body}")
     for _ in range(40):  # a column compared: x' or name is not null--
-        out.append(f"{rng.choice(QUOTE_CLOSERS)} {rng.choice(LOGIC)} "
-                   f"{rng.choice(['username', 'id', 'u.pass', 'email'])}"
-                   f"{rng.choice([' is not null', ' like 0x25', '=username', '>0', ' is null'])}"
-                   f"{rng.choice(['--', '#', '-- -'])}")
+        out.append(
+            f"{rng.choice(QUOTE_CLOSERS)} {rng.choice(LOGIC)} "
+            f"{rng.choice(['username', 'id', 'u.pass', 'email'])}"
+            f"{rng.choice([' is not null', ' like 0x25', '=username', '>0', ' is null'])}"
+            f"{rng.choice(['--', '#', '-- -'])}"
+        )
     return out
 
 
@@ -72,19 +83,33 @@ def _quote_comment(rng: random.Random) -> list[str]:
         who = rng.choice(["", "admin", "root", "1", "test", "x", "guest"])
         q = rng.choice(["'", '"'])
         close = q + rng.choice(["", "", ")", "))"])
-        out.append(f"{who}{close}{rng.choice(['', ' ', '  '])}"
-                   f"{rng.choice(['--', '-- -', '#', '/*', ';--', '--+', '# x'])}")
+        out.append(
+            f"{who}{close}{rng.choice(['', ' ', '  '])}"
+            f"{rng.choice(['--', '-- -', '#', '/*', ';--', '--+', '# x'])}"
+        )
     return out
 
 
 DELAYS = {
-    "mysql": ["sleep({n})", "benchmark({n}000000,md5(1))", "(select(0)from(select(sleep({n})))v)",
-              "if(1=1,sleep({n}),0)", "(select sleep({n}))"],
-    "postgresql": ["pg_sleep({n})", "(select pg_sleep({n}))", "pg_sleep_for('{n} seconds')",
-                   "(select 1 from pg_sleep({n}))"],
+    "mysql": [
+        "sleep({n})",
+        "benchmark({n}000000,md5(1))",
+        "(select(0)from(select(sleep({n})))v)",
+        "if(1=1,sleep({n}),0)",
+        "(select sleep({n}))",
+    ],
+    "postgresql": [
+        "pg_sleep({n})",
+        "(select pg_sleep({n}))",
+        "pg_sleep_for('{n} seconds')",
+        "(select 1 from pg_sleep({n}))",
+    ],
     "mssql": ["waitfor delay '0:0:{n}'", "waitfor delay '00:00:0{n}'"],
-    "oracle": ["dbms_pipe.receive_message(('a'),{n})", "dbms_lock.sleep({n})",
-               "1=dbms_pipe.receive_message('x',{n})"],
+    "oracle": [
+        "dbms_pipe.receive_message(('a'),{n})",
+        "dbms_lock.sleep({n})",
+        "1=dbms_pipe.receive_message('x',{n})",
+    ],
     "sqlite": ["randomblob({n}00000000)", "1=like('abcdefg',upper(hex(randomblob({n}00000000))))"],
 }
 
@@ -101,49 +126,93 @@ def _time_based(rng: random.Random) -> list[str]:
         closer = rng.choice(NUMERIC_CLOSERS + QUOTE_CLOSERS)
         logic = rng.choice(LOGIC)
         glue = rng.choice([f" {logic} ", ";select ", " || ", f" {logic} 1="])
-        tail = rng.choice(["--", "#", "-- -", ""]) if "'" not in closer[-2:] or rng.random() < .8 \
+        tail = (
+            rng.choice(["--", "#", "-- -", ""])
+            if "'" not in closer[-2:] or rng.random() < 0.8
             else ""
+        )
         out.append(f"{closer}{glue}{delay}{tail}")
     return out
 
 
 UNION_LISTS = {
-    "mysql": ["null,null,null", "1,2,3", "@@version,2", "user(),database()",
-              "table_name,2 from information_schema.tables", "concat(0x7e,version()),2",
-              "group_concat(schema_name) from information_schema.schemata"],
-    "postgresql": ["null,version()", "1,current_user", "string_agg(datname,',') from pg_database",
-                   "null,(select usename from pg_user limit 1)"],
-    "mssql": ["null,@@version", "1,db_name()", "name,null from sysobjects",
-              "top 1 name from sys.tables"],
+    "mysql": [
+        "null,null,null",
+        "1,2,3",
+        "@@version,2",
+        "user(),database()",
+        "table_name,2 from information_schema.tables",
+        "concat(0x7e,version()),2",
+        "group_concat(schema_name) from information_schema.schemata",
+    ],
+    "postgresql": [
+        "null,version()",
+        "1,current_user",
+        "string_agg(datname,',') from pg_database",
+        "null,(select usename from pg_user limit 1)",
+    ],
+    "mssql": [
+        "null,@@version",
+        "1,db_name()",
+        "name,null from sysobjects",
+        "top 1 name from sys.tables",
+    ],
     "oracle": ["null,banner from v$version", "1,user from dual", "table_name,null from all_tables"],
     "sqlite": ["1,sqlite_version()", "name,sql from sqlite_master", "null,group_concat(tbl_name)"],
 }
 ERRORS = {
-    "mysql": ["extractvalue(1,concat(0x7e,version()))", "updatexml(1,concat(0x7e,user()),1)",
-              "exp(~(select * from (select user())a))", "gtid_subset(concat(0x7e,version()),1)"],
+    "mysql": [
+        "extractvalue(1,concat(0x7e,version()))",
+        "updatexml(1,concat(0x7e,user()),1)",
+        "exp(~(select * from (select user())a))",
+        "gtid_subset(concat(0x7e,version()),1)",
+    ],
     "postgresql": ["1=cast(version() as int)", "1=cast((select current_user) as numeric)"],
-    "mssql": ["1=convert(int,@@version)", "1=convert(int,db_name())",
-              "1=cast(@@servername as int)"],
-    "oracle": ["1=utl_inaddr.get_host_name((select banner from v$version where rownum=1))",
-               "1=ctxsys.drithsx.sn(1,(select user from dual))"],
+    "mssql": [
+        "1=convert(int,@@version)",
+        "1=convert(int,db_name())",
+        "1=cast(@@servername as int)",
+    ],
+    "oracle": [
+        "1=utl_inaddr.get_host_name((select banner from v$version where rownum=1))",
+        "1=ctxsys.drithsx.sn(1,(select user from dual))",
+    ],
     "sqlite": ["1=load_extension('x')", "1=abs(-9223372036854775808)"],
 }
 STACKED = {
-    "mysql": ["drop table users", "insert into users values(1,'x')", "select sleep(5)",
-              "update users set role='admin'"],
-    "postgresql": ["drop table users", "select pg_sleep(5)", "copy t from program 'id'",
-                   "create table x(t text)"],
-    "mssql": ["exec xp_cmdshell 'dir'", "exec master..xp_cmdshell 'ping 127.0.0.1'",
-              "declare @q varchar(99) set @q='x' exec(@q)", "shutdown", "waitfor delay '0:0:5'"],
+    "mysql": [
+        "drop table users",
+        "insert into users values(1,'x')",
+        "select sleep(5)",
+        "update users set role='admin'",
+    ],
+    "postgresql": [
+        "drop table users",
+        "select pg_sleep(5)",
+        "copy t from program 'id'",
+        "create table x(t text)",
+    ],
+    "mssql": [
+        "exec xp_cmdshell 'dir'",
+        "exec master..xp_cmdshell 'ping 127.0.0.1'",
+        "declare @q varchar(99) set @q='x' exec(@q)",
+        "shutdown",
+        "waitfor delay '0:0:5'",
+    ],
     "oracle": ["begin dbms_lock.sleep(5); end", "execute immediate 'drop table t'"],
     "sqlite": ["attach database '/tmp/x.db' as x", "drop table users", "select randomblob(1e9)"],
 }
 BLIND = [
     "ascii(substring((select password from users limit 1),1,1))>64",
-    "length(database())>1", "substr(user(),1,1)='r'", "exists(select * from users)",
-    "(select count(*) from information_schema.tables)>0", "1=(select 1 from dual)",
-    "ord(mid(version(),1,1))>51", "(select unicode(substr(sqlite_version(),1,1)))>0",
-    "(select case when (1=1) then 1 else 0 end)=1", "instr(@@version,'5')>0",
+    "length(database())>1",
+    "substr(user(),1,1)='r'",
+    "exists(select * from users)",
+    "(select count(*) from information_schema.tables)>0",
+    "1=(select 1 from dual)",
+    "ord(mid(version(),1,1))>51",
+    "(select unicode(substr(sqlite_version(),1,1)))>0",
+    "(select case when (1=1) then 1 else 0 end)=1",
+    "instr(@@version,'5')>0",
 ]
 
 
@@ -152,19 +221,25 @@ def _by_dbms(rng: random.Random) -> list[str]:
     for dbms, lists in UNION_LISTS.items():
         for _ in range(36):
             closer = rng.choice(NUMERIC_CLOSERS + QUOTE_CLOSERS)
-            out.append(f"{closer} union {rng.choice(['', 'all ', 'distinct '])}select "
-                       f"{rng.choice(lists)}{rng.choice(['--', '#', '-- -', ''])}")
+            out.append(
+                f"{closer} union {rng.choice(['', 'all ', 'distinct '])}select "
+                f"{rng.choice(lists)}{rng.choice(['--', '#', '-- -', ''])}"
+            )
         for _ in range(22):
             closer = rng.choice(NUMERIC_CLOSERS + QUOTE_CLOSERS)
-            out.append(f"{closer} {rng.choice(LOGIC)} {rng.choice(ERRORS[dbms])}"
-                       f"{rng.choice(['--', '#', '-- -'])}")
+            out.append(
+                f"{closer} {rng.choice(LOGIC)} {rng.choice(ERRORS[dbms])}"
+                f"{rng.choice(['--', '#', '-- -'])}"
+            )
         for _ in range(22):
             closer = rng.choice(NUMERIC_CLOSERS + QUOTE_CLOSERS)
             out.append(f"{closer}; {rng.choice(STACKED[dbms])}{rng.choice(['--', ';--', ''])}")
     for _ in range(120):
         closer = rng.choice(NUMERIC_CLOSERS + QUOTE_CLOSERS)
-        out.append(f"{closer} {rng.choice(['and', 'or', 'AND'])} {rng.choice(BLIND)}"
-                   f"{rng.choice(['--', '#', '-- -'])}")
+        out.append(
+            f"{closer} {rng.choice(['and', 'or', 'AND'])} {rng.choice(BLIND)}"
+            f"{rng.choice(['--', '#', '-- -'])}"
+        )
     return out
 
 
@@ -172,9 +247,15 @@ def _order_by(rng: random.Random) -> list[str]:
     out = []
     for _ in range(120):
         closer = rng.choice(NUMERIC_CLOSERS + QUOTE_CLOSERS)
-        clause = rng.choice([f"order by {rng.randrange(1, 30)}", f"group by {rng.randrange(1, 9)}",
-                             "having 1=1", f"group by 1,{rng.randrange(2, 9)} having 1=1",
-                             f"order by {rng.randrange(1, 9)},{rng.randrange(1, 9)}"])
+        clause = rng.choice(
+            [
+                f"order by {rng.randrange(1, 30)}",
+                f"group by {rng.randrange(1, 9)}",
+                "having 1=1",
+                f"group by 1,{rng.randrange(2, 9)} having 1=1",
+                f"order by {rng.randrange(1, 9)},{rng.randrange(1, 9)}",
+            ]
+        )
         out.append(f"{closer} {clause}{rng.choice(['--', '#', '-- -', '/*'])}")
     return out
 
@@ -182,8 +263,13 @@ def _order_by(rng: random.Random) -> list[str]:
 def payloads() -> list[tuple[str, str]]:
     """(class, payload) in plain SQL spelling, before any disguise."""
     rng = random.Random(20261129)
-    classes = {"tautology": _tautologies, "quote_comment": _quote_comment,
-               "time": _time_based, "dbms": _by_dbms, "order_by": _order_by}
+    classes = {
+        "tautology": _tautologies,
+        "quote_comment": _quote_comment,
+        "time": _time_based,
+        "dbms": _by_dbms,
+        "order_by": _order_by,
+    }
     return [(name, p) for name, make in classes.items() for p in make(rng)]
 
 
@@ -237,32 +323,120 @@ def attack_corpus() -> list[tuple[str, str]]:
 
 # -- benign -----------------------------------------------------------------------------------
 
-NAMES = ["O'Brien", "O'Neill", "d'Artagnan", "D'Angelo", "Dell'Acqua", "N'Diaye", "O'Connor-Smith",
-         "L'Écuyer", "Ma'ayan", "Sinéad O'Connor", "Shaquille O'Neal", "Jean d'Arc", "M'Baku",
-         "Van der Berg", "Núñez", "Zoë", "Mary-Jane", "Ng", "O'Reilly", "De'Andre", "Da'Quan"]
-SENTENCES = [
-    "select the best union jobs", "drop shipping and order by price", "union select committee",
-    "how to select or drop a class", "best sleep or benchmark tools", "where to order by phone",
-    "insert coin to continue", "delete old emails or archive them", "update or upgrade my plan",
-    "table saw and drill set", "union pacific jobs and careers", "credit union or bank",
-    "select all or none", "group by age and sex", "having fun or not", "order by date desc",
-    "join the union today", "is it true or false", "cats and dogs or birds", "1 or 2 bedrooms",
-    "and/or usage", "truth or dare", "shutdown -h now meaning", "exec summary or abstract",
-    "sql select where clause example", "mysql union select tutorial", "execute order 66",
-    "declare variable in c", "case when syntax", "null or undefined javascript",
-    "waitfor delay sql server docs", "sleep(5) in python", "what does 1=1 mean in sql",
-    "from a to b", "rock 'n' roll", "don't stop me now", "it's a wonderful life",
-    "the 'best' pizza", "\"exact phrase\" search", "women's shoes size 8", "kids' toys",
-    "O'Brien's pub", "Tom's diner -- live", "c# or f#", "#hashtag trends", "50% off (today)",
-    "what's 2+2", "1+1=2", "x = y + 3", "a=b and b=c", "3 > 2 or 2 < 3?", "(a+b)^2",
-    "price: 10-20", "-- none --", "back--to--school", "select-a-size", "user's manual; v2",
+NAMES = [
+    "O'Brien",
+    "O'Neill",
+    "d'Artagnan",
+    "D'Angelo",
+    "Dell'Acqua",
+    "N'Diaye",
+    "O'Connor-Smith",
+    "L'Écuyer",
+    "Ma'ayan",
+    "Sinéad O'Connor",
+    "Shaquille O'Neal",
+    "Jean d'Arc",
+    "M'Baku",
+    "Van der Berg",
+    "Núñez",
+    "Zoë",
+    "Mary-Jane",
+    "Ng",
+    "O'Reilly",
+    "De'Andre",
+    "Da'Quan",
 ]
-SLUGS = ["spring-sale--2025", "back--to--school", "news--update", "a--b", "best-of-2024--top-10",
-         "re--launch", "x--y--z", "v1--beta", "deals--under--50", "2024--year-in-review"]
+SENTENCES = [
+    "select the best union jobs",
+    "drop shipping and order by price",
+    "union select committee",
+    "how to select or drop a class",
+    "best sleep or benchmark tools",
+    "where to order by phone",
+    "insert coin to continue",
+    "delete old emails or archive them",
+    "update or upgrade my plan",
+    "table saw and drill set",
+    "union pacific jobs and careers",
+    "credit union or bank",
+    "select all or none",
+    "group by age and sex",
+    "having fun or not",
+    "order by date desc",
+    "join the union today",
+    "is it true or false",
+    "cats and dogs or birds",
+    "1 or 2 bedrooms",
+    "and/or usage",
+    "truth or dare",
+    "shutdown -h now meaning",
+    "exec summary or abstract",
+    "sql select where clause example",
+    "mysql union select tutorial",
+    "execute order 66",
+    "declare variable in c",
+    "case when syntax",
+    "null or undefined javascript",
+    "waitfor delay sql server docs",
+    "sleep(5) in python",
+    "what does 1=1 mean in sql",
+    "from a to b",
+    "rock 'n' roll",
+    "don't stop me now",
+    "it's a wonderful life",
+    "the 'best' pizza",
+    '"exact phrase" search',
+    "women's shoes size 8",
+    "kids' toys",
+    "O'Brien's pub",
+    "Tom's diner -- live",
+    "c# or f#",
+    "#hashtag trends",
+    "50% off (today)",
+    "what's 2+2",
+    "1+1=2",
+    "x = y + 3",
+    "a=b and b=c",
+    "3 > 2 or 2 < 3?",
+    "(a+b)^2",
+    "price: 10-20",
+    "-- none --",
+    "back--to--school",
+    "select-a-size",
+    "user's manual; v2",
+]
+SLUGS = [
+    "spring-sale--2025",
+    "back--to--school",
+    "news--update",
+    "a--b",
+    "best-of-2024--top-10",
+    "re--launch",
+    "x--y--z",
+    "v1--beta",
+    "deals--under--50",
+    "2024--year-in-review",
+]
 UTM_SOURCES = ["google", "newsletter", "facebook", "twitter", "linkedin", "bing", "partner-site"]
 EMAIL_USERS = ["john.o'hara", "mary+shop", "o'brien", "jane_doe", "d'artagnan", "li.wei"]
-CALC = ["1+1=2", "2*(3+4)", "10-5", "(1+2)*3=9", "2^10", "sqrt(16)", "1/3", "5 > 3",
-        "max(1,2)=2", "sin(30)", "-4+6", "100-(20*3)", "3=3", "a and b", "x or y", "not true"]
+CALC = [
+    "1+1=2",
+    "2*(3+4)",
+    "10-5",
+    "(1+2)*3=9",
+    "2^10",
+    "sqrt(16)",
+    "1/3",
+    "5 > 3",
+    "max(1,2)=2",
+    "sin(30)",
+    "-4+6",
+    "100-(20*3)",
+    "3=3",
+    "a and b",
+    "x or y",
+    "not true",
+]
 
 
 def _benign_one(rng: random.Random) -> str:
@@ -275,26 +449,42 @@ def _benign_one(rng: random.Random) -> str:
         return f"/search?q={enc(rng.choice(SENTENCES))}&page={rng.randrange(1, 20)}"
     if kind == 2:
         lo = rng.randrange(5, 500)
-        form = rng.choice([f"{lo}-{lo + rng.randrange(10, 300)}", f"${lo}-${lo * 2}",
-                           f"{lo} - {lo * 3}", f"-{lo}", f"{lo}..{lo * 2}", f"{lo}.99"])
+        form = rng.choice(
+            [
+                f"{lo}-{lo + rng.randrange(10, 300)}",
+                f"${lo}-${lo * 2}",
+                f"{lo} - {lo * 3}",
+                f"-{lo}",
+                f"{lo}..{lo * 2}",
+                f"{lo}.99",
+            ]
+        )
         return f"/shop?price={enc(form)}&sort={rng.choice(['-price', 'price', '-rating'])}"
     if kind == 3:
         return f"/blog/{rng.choice(SLUGS)}?ref={rng.choice(SLUGS)}"
     if kind == 4:
-        doc = {"name": rng.choice(NAMES), "q": rng.choice(SENTENCES),
-               "or": [{"price": {"lt": rng.randrange(100)}}], "limit": rng.randrange(1, 50)}
+        doc = {
+            "name": rng.choice(NAMES),
+            "q": rng.choice(SENTENCES),
+            "or": [{"price": {"lt": rng.randrange(100)}}],
+            "limit": rng.randrange(1, 50),
+        }
         return f"/api/search?filter={quote(json.dumps(doc), safe=rng.choice(['', ':,']))}"
     if kind == 5:
         blob = base64.b64encode(json.dumps({"u": rng.choice(NAMES), "t": rng.random()}).encode())
         return f"/track?data={quote(blob.decode(), safe='')}&v=2"
     if kind == 6:
-        return (f"/landing?utm_source={rng.choice(UTM_SOURCES)}&utm_medium=cpc"
-                f"&utm_campaign={enc(rng.choice(SENTENCES))}&utm_term={enc(rng.choice(SENTENCES))}"
-                f"&gclid={base64.urlsafe_b64encode(rng.randbytes(24)).decode().rstrip('=')}")
+        return (
+            f"/landing?utm_source={rng.choice(UTM_SOURCES)}&utm_medium=cpc"
+            f"&utm_campaign={enc(rng.choice(SENTENCES))}&utm_term={enc(rng.choice(SENTENCES))}"
+            f"&gclid={base64.urlsafe_b64encode(rng.randbytes(24)).decode().rstrip('=')}"
+        )
     if kind == 7:
-        return (f"/article/{rng.randrange(10**5)}?fbclid=IwAR"
-                f"{base64.urlsafe_b64encode(rng.randbytes(30)).decode().rstrip('=')}"
-                f"&utm_content={enc(rng.choice(NAMES))}")
+        return (
+            f"/article/{rng.randrange(10**5)}?fbclid=IwAR"
+            f"{base64.urlsafe_b64encode(rng.randbytes(30)).decode().rstrip('=')}"
+            f"&utm_content={enc(rng.choice(NAMES))}"
+        )
     if kind == 8:
         return f"/newsletter?email={enc(rng.choice(EMAIL_USERS) + '@example.org')}&confirm=1"
     if kind == 9:
@@ -313,8 +503,10 @@ def _benign_one(rng: random.Random) -> str:
     if kind == 14:
         t = base64.urlsafe_b64encode(rng.randbytes(rng.randrange(8, 48))).decode()
         return f"/download?token={t}&name={enc(rng.choice(SENTENCES))}.pdf"
-    return (f"/api/people?$filter={enc('LastName eq ' + repr(rng.choice(NAMES)))}"
-            f"&$orderby=LastName desc&$top={rng.randrange(5, 50)}")
+    return (
+        f"/api/people?$filter={enc('LastName eq ' + repr(rng.choice(NAMES)))}"
+        f"&$orderby=LastName desc&$top={rng.randrange(5, 50)}"
+    )
 
 
 def benign_corpus(n: int = 6000) -> list[str]:
@@ -324,16 +516,29 @@ def benign_corpus(n: int = 6000) -> list[str]:
 
 # -- an nginx access log ----------------------------------------------------------------------
 
-UAS = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-       "Chrome/124.0 Safari/537.36",
-       "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-       "Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-       "curl/8.5.0", "Googlebot/2.1 (+http://www.google.com/bot.html)", "okhttp/4.12.0"]
-STATIC = ["/static/css/main.{h}.css", "/static/js/app.{h}.js", "/img/hero-{h}.webp",
-          "/favicon.ico", "/robots.txt", "/sitemap.xml", "/fonts/inter-{h}.woff2"]
+UAS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "curl/8.5.0",
+    "Googlebot/2.1 (+http://www.google.com/bot.html)",
+    "okhttp/4.12.0",
+]
+STATIC = [
+    "/static/css/main.{h}.css",
+    "/static/js/app.{h}.js",
+    "/img/hero-{h}.webp",
+    "/favicon.ico",
+    "/robots.txt",
+    "/sitemap.xml",
+    "/fonts/inter-{h}.woff2",
+]
 
-LOG_LINE = re.compile(r'^(\S+) - (\S+) \[([^\]]+)\] "(\S+) (\S+) (HTTP/[\d.]+)" (\d{3}) (\d+) '
-                      r'"([^"]*)" "([^"]*)"$')
+LOG_LINE = re.compile(
+    r'^(\S+) - (\S+) \[([^\]]+)\] "(\S+) (\S+) (HTTP/[\d.]+)" (\d{3}) (\d+) '
+    r'"([^"]*)" "([^"]*)"$'
+)
 
 
 def access_log(n: int = 12000) -> list[str]:
@@ -351,12 +556,17 @@ def access_log(n: int = 12000) -> list[str]:
             path = _benign_one(rng)
         path = path.replace(" ", "%20").replace('"', "%22")
         sec = i * 7
-        ts = (f"{12 + sec // 86400:02d}/Mar/2025:{sec // 3600 % 24:02d}:{sec // 60 % 60:02d}:"
-              f"{sec % 60:02d} +0000")
+        ts = (
+            f"{12 + sec // 86400:02d}/Mar/2025:{sec // 3600 % 24:02d}:{sec // 60 % 60:02d}:"
+            f"{sec % 60:02d} +0000"
+        )
         ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-        ref = rng.choice(["-", "https://www.example.com/",
-                          "https://www.google.com/search?q=o%27brien"])
-        lines.append(f'{ip} - - [{ts}] "{rng.choice(["GET", "GET", "POST"])} {path} HTTP/1.1" '
-                     f'{rng.choice([200, 200, 200, 304, 404, 500])} {rng.randrange(100, 90000)} '
-                     f'"{ref}" "{rng.choice(UAS)}"')
+        ref = rng.choice(
+            ["-", "https://www.example.com/", "https://www.google.com/search?q=o%27brien"]
+        )
+        lines.append(
+            f'{ip} - - [{ts}] "{rng.choice(["GET", "GET", "POST"])} {path} HTTP/1.1" '
+            f"{rng.choice([200, 200, 200, 304, 404, 500])} {rng.randrange(100, 90000)} "
+            f'"{ref}" "{rng.choice(UAS)}"'
+        )
     return lines

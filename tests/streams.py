@@ -12,8 +12,9 @@ import orjson
 BASE_TS = 1_790_000_000.0  # 2026-09-21T14:13:20Z
 
 
-def auth_stream(n: int, incidents: int, *, seed: int = 7, base: float = BASE_TS,
-                span: float = 6 * 3600) -> list[dict[str, Any]]:
+def auth_stream(
+    n: int, incidents: int, *, seed: int = 7, base: float = BASE_TS, span: float = 6 * 3600
+) -> list[dict[str, Any]]:
     """``n`` auth events in event-time order with exactly ``incidents`` brute-force incidents.
 
     Background failures are rare and spread over many (user, ip) pairs, so no pair reaches 5
@@ -36,20 +37,36 @@ def auth_stream(n: int, incidents: int, *, seed: int = 7, base: float = BASE_TS,
         if rng.random() < 0.05 and failures_per_pair.get((user, ip), 0) < 2:
             failures_per_pair[(user, ip)] = failures_per_pair.get((user, ip), 0) + 1
             success = False
-        events.append({"timestamp": ts, "username": user, "ip_address": ip,
-                       "success": success, "user_agent": "Mozilla/5.0", "country": "DE"})
+        events.append(
+            {
+                "timestamp": ts,
+                "username": user,
+                "ip_address": ip,
+                "success": success,
+                "user_agent": "Mozilla/5.0",
+                "country": "DE",
+            }
+        )
     for k in range(incidents):
         start = base + span * (k + 1) / (incidents + 1)
         for j in range(6):
-            events.append({"timestamp": start + j * 90, "username": f"victim{k}",
-                           "ip_address": f"203.0.113.{k + 1}", "success": False,
-                           "user_agent": "python-requests/2.31", "country": "RU"})
+            events.append(
+                {
+                    "timestamp": start + j * 90,
+                    "username": f"victim{k}",
+                    "ip_address": f"203.0.113.{k + 1}",
+                    "success": False,
+                    "user_agent": "python-requests/2.31",
+                    "country": "RU",
+                }
+            )
     events.sort(key=lambda e: e["timestamp"])
     return events
 
 
 def iso(ts: float) -> str:
     from datetime import datetime
+
     return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -57,8 +74,10 @@ def to_ecs(e: dict[str, Any]) -> dict[str, Any]:
     """The same auth event as an Elastic Common Schema document."""
     return {
         "@timestamp": iso(e["timestamp"]),
-        "event": {"category": ["authentication"], "outcome":
-                  "success" if e["success"] else "failure"},
+        "event": {
+            "category": ["authentication"],
+            "outcome": "success" if e["success"] else "failure",
+        },
         "user": {"name": e["username"]},
         "source": {"ip": e["ip_address"], "geo": {"country_iso_code": e.get("country")}},
         "user_agent": {"original": e.get("user_agent")},
@@ -69,8 +88,13 @@ def dumps(records: list[dict[str, Any]]) -> list[bytes]:
     return [orjson.dumps(r) for r in records]
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes],
-                  keys: list[bytes | None] | None = None, partitions: int = 3) -> None:
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: list[bytes],
+    keys: list[bytes | None] | None = None,
+    partitions: int = 3,
+) -> None:
     """Create ``topic`` and produce ``values`` with pre-built batches."""
     from aiokafka import AIOKafkaProducer
 
@@ -85,6 +109,7 @@ async def produce(bootstrap: str, topic: str, values: list[bytes],
             key = keys[i] if keys else None
             futures.append(await producer.send(topic, v, key=key))
         import asyncio
+
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -94,8 +119,9 @@ async def committed_total(bootstrap: str, group: str, topic: str) -> int:
     """Sum of the committed offsets of ``group`` over the partitions of ``topic``."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic) or set()
@@ -111,8 +137,9 @@ async def committed_total(bootstrap: str, group: str, topic: str) -> int:
         await consumer.stop()
 
 
-def auth_config(bootstrap: str, topic: str, group: str, url: str, state_dir: Path,
-                binding_extra: str = "") -> str:
+def auth_config(
+    bootstrap: str, topic: str, group: str, url: str, state_dir: Path, binding_extra: str = ""
+) -> str:
     """A config with one auth-logs binding on ``topic`` and one channel, grouped by
     fingerprint with no wait; ``binding_extra`` is YAML added under the binding."""
     return f"""

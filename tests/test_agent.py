@@ -64,8 +64,17 @@ async def _collect(client: aiomqtt.Client, want: Any, timeout: float = 20.0) -> 
 
 def test_a_sample_has_the_contract_fields_and_disk_percent_is_the_fullest_mount() -> None:
     sample = HostSampler("edge-1", 10.0).sample()
-    for name in ("timestamp", "host", "cpu_percent", "memory_percent", "disk_percent",
-                 "load_average", "process_count", "net_bytes_sent", "net_bytes_recv"):
+    for name in (
+        "timestamp",
+        "host",
+        "cpu_percent",
+        "memory_percent",
+        "disk_percent",
+        "load_average",
+        "process_count",
+        "net_bytes_sent",
+        "net_bytes_recv",
+    ):
         assert name in sample, name
     assert sample["disks"] and sample["disk_percent"] == max(sample["disks"].values())
     event = RecordDecoder(get_contract("host-metrics")).decode(orjson.dumps(sample), "t")
@@ -78,12 +87,14 @@ def test_mqtt_topic_replaces_the_binding_wildcard_with_the_host() -> None:
     custom = parse_config_text(
         "mqtt: {host: 127.0.0.1}\n"
         "topics:\n  - family: host-metrics\n    source: mqtt\n"
-        "    mqtt_topic: site/a/+/metrics\n")
+        "    mqtt_topic: site/a/+/metrics\n"
+    )
     assert mqtt_topic_for(custom, "edge/7") == "site/a/edge_7/metrics"
 
 
 async def test_agent_publishes_samples_that_decode_cleanly_as_host_metrics(
-        mosquitto: Any, tmp_path: Path) -> None:
+    mosquitto: Any, tmp_path: Path
+) -> None:
     host = f"edge-{uuid.uuid4().hex[:8]}"
     config = load_config(_mqtt_config(tmp_path, mosquitto.port))
     decoder = RecordDecoder(get_contract("host-metrics"))
@@ -102,7 +113,8 @@ async def test_agent_publishes_samples_that_decode_cleanly_as_host_metrics(
 
 
 async def test_clean_stop_marks_the_host_offline_with_reason_stopped(
-        mosquitto: Any, tmp_path: Path) -> None:
+    mosquitto: Any, tmp_path: Path
+) -> None:
     host = f"edge-{uuid.uuid4().hex[:8]}"
     config = load_config(_mqtt_config(tmp_path, mosquitto.port))
     await run_agent(config, host=host, interval=0.05, count=1)
@@ -115,27 +127,41 @@ async def test_clean_stop_marks_the_host_offline_with_reason_stopped(
     assert (status["host"], status["status"], status["reason"]) == (host, "offline", "stopped")
 
 
-async def test_killed_agent_publishes_its_last_will_at_once(
-        mosquitto: Any, tmp_path: Path) -> None:
+async def test_killed_agent_publishes_its_last_will_at_once(mosquitto: Any, tmp_path: Path) -> None:
     host = f"edge-{uuid.uuid4().hex[:8]}"
     config_path = _mqtt_config(tmp_path, mosquitto.port)
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sub:
         await sub.subscribe(status_topic_for(host), qos=1)
         await sub.subscribe(f"streamproc/host-metrics/{host}", qos=1)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamproc.cli", "agent", "-c", str(config_path),
-             "--interval", "0.2", "--host-name", host],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "streamproc.cli",
+                "agent",
+                "-c",
+                str(config_path),
+                "--interval",
+                "0.2",
+                "--host-name",
+                host,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             running = await _collect(
-                sub, lambda m: any("host-metrics" in str(x.topic) for x in m), timeout=30)
+                sub, lambda m: any("host-metrics" in str(x.topic) for x in m), timeout=30
+            )
             assert any("host-metrics" in str(m.topic) for m in running), proc.stderr
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
 
             def offline(messages: list[Any]) -> bool:
-                return any((parse_status(m.payload) or {}).get("status") == "offline"
-                           for m in messages)
+                return any(
+                    (parse_status(m.payload) or {}).get("status") == "offline" for m in messages
+                )
 
             after = await _collect(sub, offline, timeout=20)
         finally:
@@ -144,8 +170,7 @@ async def test_killed_agent_publishes_its_last_will_at_once(
                 proc.wait(5)
             if proc.stderr:
                 proc.stderr.close()
-    statuses = [parse_status(m.payload) for m in running + after
-                if "host-status" in str(m.topic)]
+    statuses = [parse_status(m.payload) for m in running + after if "host-status" in str(m.topic)]
     assert statuses[0] is not None and statuses[0]["status"] == "online"
     last = statuses[-1]
     assert last is not None
@@ -153,7 +178,8 @@ async def test_killed_agent_publishes_its_last_will_at_once(
 
 
 async def test_samples_taken_while_the_broker_is_down_are_sent_once_it_is_up(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     start_mosquitto = _conftest_start_mosquitto()
     port = free_port()
     host = f"edge-{uuid.uuid4().hex[:8]}"
@@ -163,8 +189,9 @@ async def test_samples_taken_while_the_broker_is_down_are_sent_once_it_is_up(
     broker, _ = start_mosquitto(port=port)
     try:
         # persistence is off, so subscribe quickly and let the agent's backoff catch up.
-        async with aiomqtt.Client("127.0.0.1", port, identifier=f"sub-{host}",
-                                  clean_session=True) as sub:
+        async with aiomqtt.Client(
+            "127.0.0.1", port, identifier=f"sub-{host}", clean_session=True
+        ) as sub:
             await sub.subscribe(f"streamproc/host-metrics/{host}", qos=1)
             sent = await asyncio.wait_for(agent, 30)
             got = await _collect(sub, lambda m: len(m) >= 3, timeout=10)
@@ -182,14 +209,20 @@ async def test_agent_publishes_to_kafka_keyed_by_host(kafka: Any, tmp_path: Path
     topic = f"agent-hm-{uuid.uuid4().hex[:8]}"
     host = "edge-kafka-1"
     path = tmp_path / "agent.yaml"
-    path.write_text(f"kafka:\n  bootstrap_servers: {kafka.bootstrap_servers}\n"
-                    f"topics:\n  - topic: {topic}\n    family: host-metrics\n")
+    path.write_text(
+        f"kafka:\n  bootstrap_servers: {kafka.bootstrap_servers}\n"
+        f"topics:\n  - topic: {topic}\n    family: host-metrics\n"
+    )
     config = load_config(path)
     assert config.kafka is not None
     await ensure_topics(config.kafka.client_kwargs(), {topic: 1})
     sent = await run_agent(config, to="kafka", host=host, interval=0.05, count=2)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
     await consumer.start()
     try:
         records: list[Any] = []
@@ -211,10 +244,15 @@ async def test_agent_publishes_to_kafka_keyed_by_host(kafka: Any, tmp_path: Path
 def test_a_last_will_becomes_a_host_metrics_record_stamped_when_received() -> None:
     from streamproc.agent import status_payload, status_record
 
-    record = status_record(status_payload("edge-9", "offline", "connection lost", 10.0),
-                           received_at=1_700_000_000.5)
-    assert record == {"timestamp": 1_700_000_000.5, "host": "edge-9",
-                      "agent_status": "offline", "agent_reason": "connection lost"}
+    record = status_record(
+        status_payload("edge-9", "offline", "connection lost", 10.0), received_at=1_700_000_000.5
+    )
+    assert record == {
+        "timestamp": 1_700_000_000.5,
+        "host": "edge-9",
+        "agent_status": "offline",
+        "agent_reason": "connection lost",
+    }
     event = RecordDecoder(get_contract("host-metrics")).decode(orjson.dumps(record), "t")
     assert isinstance(event, Event) and event.ts == 1_700_000_000.5
     assert status_record(b'{"cpu_percent": 5}', 1.0) is None

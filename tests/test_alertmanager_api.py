@@ -25,8 +25,10 @@ from streamproc.processes import stop_process
 
 TOKEN = "demo-api-token-0123456789abcdef"
 AMTOOL = shutil.which("amtool")
-needs_amtool = pytest.mark.skipif(AMTOOL is None, reason="amtool is not installed (Debian: "
-                                  "apt-get install prometheus-alertmanager)")
+needs_amtool = pytest.mark.skipif(
+    AMTOOL is None,
+    reason="amtool is not installed (Debian: apt-get install prometheus-alertmanager)",
+)
 
 
 @dataclass
@@ -37,8 +39,13 @@ class Demo:
     proc: subprocess.Popen[bytes]
 
 
-def call(method: str, url: str, body: bytes | None = None, token: str | None = TOKEN,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def call(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    token: str | None = TOKEN,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     """(status, decoded JSON or text)."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     if token:
@@ -62,10 +69,23 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     http_config.write_text(f"authorization:\n  credentials: {TOKEN}\n")
     port = free_port()
     log = (cwd / "demo.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "--demo", "-c",
-                             str(config), "--listen", f"127.0.0.1:{port}"], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=log,
-                            env=dict(os.environ, STREAMPROC_TEST_API_TOKEN=TOKEN))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamproc.cli",
+            "run",
+            "--demo",
+            "-c",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=dict(os.environ, STREAMPROC_TEST_API_TOKEN=TOKEN),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -88,14 +108,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 def amtool(demo: Demo, *args: str) -> str:
     assert AMTOOL is not None
-    proc = subprocess.run([AMTOOL, f"--alertmanager.url={demo.url}",
-                           f"--http.config.file={demo.http_config}", *args],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [AMTOOL, f"--alertmanager.url={demo.url}", f"--http.config.file={demo.http_config}", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
 # -- the token --------------------------------------------------------------------------------
+
 
 def test_the_api_needs_the_token_but_health_does_not(demo: Demo) -> None:
     status, body = call("GET", demo.url + "/api/v2/alerts", token=None)
@@ -108,6 +132,7 @@ def test_the_api_needs_the_token_but_health_does_not(demo: Demo) -> None:
 
 
 # -- amtool -----------------------------------------------------------------------------------
+
 
 @needs_amtool
 def test_amtool_alert_query_lists_the_demos_alerts(demo: Demo) -> None:
@@ -124,8 +149,9 @@ def test_amtool_alert_query_lists_the_demos_alerts(demo: Demo) -> None:
 
 @needs_amtool
 def test_amtool_silences_an_alert_and_expires_the_silence(demo: Demo) -> None:
-    sid = amtool(demo, "silence", "add", "alertname=brute_force", "-c", "pen test",
-                 "-d", "1h").strip()
+    sid = amtool(
+        demo, "silence", "add", "alertname=brute_force", "-c", "pen test", "-d", "1h"
+    ).strip()
     assert sid
     listed = amtool(demo, "silence", "query")
     assert sid in listed and 'alertname="brute_force"' in listed and "pen test" in listed
@@ -148,6 +174,7 @@ def test_amtool_silences_an_alert_and_expires_the_silence(demo: Demo) -> None:
 
 # -- bad input --------------------------------------------------------------------------------
 
+
 def test_bad_input_gets_alertmanagers_answers(demo: Demo) -> None:
     status, body = call("GET", demo.url + "/api/v2/alerts?filter=%7Balertname%3D")
     assert status == 400 and body.startswith("bad matcher format: ")  # a JSON string
@@ -156,14 +183,33 @@ def test_bad_input_gets_alertmanagers_answers(demo: Demo) -> None:
     silences = demo.url + "/api/v2/silences"
     status, body = call("POST", silences, b"{not json")
     assert status == 400 and body.startswith("the body is not JSON")
-    status, body = call("POST", silences, json.dumps({
-        "matchers": [], "startsAt": "2030-01-01T00:00:00Z", "endsAt": "2030-01-01T01:00:00Z",
-        "createdBy": "t", "comment": ""}).encode())
+    status, body = call(
+        "POST",
+        silences,
+        json.dumps(
+            {
+                "matchers": [],
+                "startsAt": "2030-01-01T00:00:00Z",
+                "endsAt": "2030-01-01T01:00:00Z",
+                "createdBy": "t",
+                "comment": "",
+            }
+        ).encode(),
+    )
     assert status == 400 and "at least one matcher" in body
-    status, body = call("POST", silences, json.dumps({
-        "matchers": [{"name": "alertname", "value": "x", "isRegex": False}],
-        "startsAt": "2030-01-01T01:00:00Z", "endsAt": "2030-01-01T00:00:00Z",
-        "createdBy": "t", "comment": ""}).encode())
+    status, body = call(
+        "POST",
+        silences,
+        json.dumps(
+            {
+                "matchers": [{"name": "alertname", "value": "x", "isRegex": False}],
+                "startsAt": "2030-01-01T01:00:00Z",
+                "endsAt": "2030-01-01T00:00:00Z",
+                "createdBy": "t",
+                "comment": "",
+            }
+        ).encode(),
+    )
     assert status == 400 and "start time must be before end time" in body
     status, body = call("POST", silences, b"[" + b" " * 5000 + b"]")
     assert status == 413
@@ -175,6 +221,7 @@ def test_bad_input_gets_alertmanagers_answers(demo: Demo) -> None:
 
 
 # -- the rest of the API ----------------------------------------------------------------------
+
 
 def test_status_groups_receivers_and_reload(demo: Demo) -> None:
     status, body = call("GET", demo.url + "/api/v2/status")
@@ -201,9 +248,13 @@ def test_streamproc_alert_query_talks_to_the_api(demo: Demo) -> None:
         env = {k: v for k, v in os.environ.items() if k != "STREAMPROC_API_TOKEN"}
         if token:
             env["STREAMPROC_API_TOKEN"] = token
-        return subprocess.run([sys.executable, "-m", "streamproc.cli", "alert", "query",
-                               "--url", demo.url, *args], capture_output=True, text=True,
-                              timeout=60, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "streamproc.cli", "alert", "query", "--url", demo.url, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
 
     simple = cli("alertname=brute_force")
     assert simple.returncode == 0, simple.stderr
@@ -216,15 +267,28 @@ def test_streamproc_alert_query_talks_to_the_api(demo: Demo) -> None:
     assert bad.returncode == 1 and "bad matcher format" in bad.stderr
 
 
-def test_every_worker_of_a_deployment_lists_every_alert_and_shares_silences(
-        tmp_path: Path) -> None:
+def test_every_worker_of_a_deployment_lists_every_alert_and_shares_silences(tmp_path: Path) -> None:
     port = free_port()
     urls = [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"]  # worker i: port + i
     log = (tmp_path / "workers.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "--demo",
-                             "--workers", "2", "--listen", f"127.0.0.1:{port}"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamproc.cli",
+            "run",
+            "--demo",
+            "--workers",
+            "2",
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     try:
+
         def fingerprints(url: str) -> set[str]:
             try:
                 status, alerts = call("GET", url + "/api/v2/alerts", token=None)
@@ -243,10 +307,15 @@ def test_every_worker_of_a_deployment_lists_every_alert_and_shares_silences(
         # each worker delivered part of the alerts (one alert-log group); both list them all
         assert len(seen[0]) > 100 and seen[0] == seen[1], [len(s) for s in seen]
 
-        body = json.dumps({"matchers": [{"name": "alertname", "value": "brute_force",
-                                         "isRegex": False}],
-                           "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
-                           "createdBy": "worker-0 user", "comment": ""}).encode()
+        body = json.dumps(
+            {
+                "matchers": [{"name": "alertname", "value": "brute_force", "isRegex": False}],
+                "startsAt": "2020-01-01T00:00:00Z",
+                "endsAt": "2099-01-01T00:00:00Z",
+                "createdBy": "worker-0 user",
+                "comment": "",
+            }
+        ).encode()
         status, added = call("POST", urls[0] + "/api/v2/silences", body, token=None)
         assert status == 200
         status, listed = call("GET", urls[1] + "/api/v2/silences", token=None)

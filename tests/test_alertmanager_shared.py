@@ -24,7 +24,7 @@ from tests.streams import BASE_TS, auth_config, auth_stream, dumps, produce
 pytestmark = pytest.mark.kafka
 
 
-async def wait_until(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
+async def wait_until(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not await predicate():
         assert time.monotonic() < deadline, "timed out"
@@ -32,20 +32,27 @@ async def wait_until(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streamproc.cli", "silence", "-c", str(config),
-                           *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "streamproc.cli", "silence", "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shared(
-        kafka, receiver, tmp_path: Path) -> None:
+    kafka, receiver, tmp_path: Path
+) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(2000, 2)
-    await produce(kafka.bootstrap_servers, topic, dumps(stream),
-                  [e["username"].encode() for e in stream])
+    await produce(
+        kafka.bootstrap_servers, topic, dumps(stream), [e["username"].encode() for e in stream]
+    )
 
     def config_of(name: str) -> tuple[Path, object]:
-        text = auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"),
-                           tmp_path / name)
+        text = auth_config(
+            kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path / name
+        )
         path = tmp_path / f"{name}.yaml"
         path.write_text(text)
         return path, parse_config_text(text, file=str(path))
@@ -55,8 +62,10 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
     a = Runtime(config_a)
     await a.start()
     try:
+
         async def delivered() -> bool:
             return len(receiver.accepted) >= 2
+
         await wait_until(delivered)
     finally:
         await a.stop()
@@ -71,6 +80,7 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
     await listener.start()
     try:
         async with aiohttp.ClientSession(listener.url) as http:
+
             async def alerts(query: str = "") -> list[dict]:
                 async with http.get("/api/v2/alerts" + query) as resp:
                     assert resp.status == 200
@@ -78,55 +88,73 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
 
             async def both_listed() -> bool:
                 return len(await alerts()) == 2
+
             await wait_until(both_listed, timeout=20)
             listed = await alerts()
             assert sorted(x["labels"]["username"] for x in listed) == ["victim0", "victim1"]
             assert all(x["labels"]["alertname"] == "brute_force" for x in listed)
 
             # a silence made through B's API is the deployment's: the CLI reads it...
-            body = {"matchers": [{"name": "alertname", "value": "brute_force",
-                                  "isRegex": False, "isEqual": True}],
-                    "startsAt": rfc3339(time.time()), "endsAt": rfc3339(time.time() + 3600),
-                    "createdBy": "oncall", "comment": "pen test"}
+            body = {
+                "matchers": [
+                    {"name": "alertname", "value": "brute_force", "isRegex": False, "isEqual": True}
+                ],
+                "startsAt": rfc3339(time.time()),
+                "endsAt": rfc3339(time.time() + 3600),
+                "createdBy": "oncall",
+                "comment": "pen test",
+            }
             async with http.post("/api/v2/silences", json=body) as resp:
                 assert resp.status == 200
                 sid = (await resp.json())["silenceID"]
             shown = cli(path_b, "query", "-o", "json")
             assert shown.returncode == 0, shown.stderr
-            assert [(s["id"], s["createdBy"], s["status"]["state"])
-                    for s in json.loads(shown.stdout)] == [(sid, "oncall", "active")]
+            assert [
+                (s["id"], s["createdBy"], s["status"]["state"]) for s in json.loads(shown.stdout)
+            ] == [(sid, "oncall", "active")]
 
             # ...and deliveries obey it: a new incident is judged, listed, not delivered
-            attack = [{"timestamp": BASE_TS + 8 * 3600 + j * 60, "username": "victim9",
-                       "ip_address": "203.0.113.99", "success": False,
-                       "user_agent": "hydra", "country": "RU"} for j in range(6)]
-            await produce(kafka.bootstrap_servers, topic, dumps(attack),
-                          [b"victim9"] * len(attack))
+            attack = [
+                {
+                    "timestamp": BASE_TS + 8 * 3600 + j * 60,
+                    "username": "victim9",
+                    "ip_address": "203.0.113.99",
+                    "success": False,
+                    "user_agent": "hydra",
+                    "country": "RU",
+                }
+                for j in range(6)
+            ]
+            await produce(kafka.bootstrap_servers, topic, dumps(attack), [b"victim9"] * len(attack))
 
             async def third_listed() -> bool:
                 return len(await alerts()) == 3
+
             await wait_until(third_listed)
             new = next(x for x in await alerts() if x["labels"]["username"] == "victim9")
-            assert new["status"] == {"state": "suppressed", "silencedBy": [sid],
-                                     "inhibitedBy": []}
+            assert new["status"] == {"state": "suppressed", "silencedBy": [sid], "inhibitedBy": []}
             assert b.notifier.counters["silenced"] >= 1
             await asyncio.sleep(1.0)
             assert len(receiver.accepted) == 2  # the silenced alert was not delivered
 
             # a silence added with the CLI shows in the API within a fetch
-            added = cli(path_b, "add", "username=victim0", "--duration", "30m",
-                        "--comment", "known")
+            added = cli(
+                path_b, "add", "username=victim0", "--duration", "30m", "--comment", "known"
+            )
             assert added.returncode == 0, added.stderr
             cli_id = added.stdout.split()[0]
 
             async def cli_silence_listed() -> bool:
                 async with http.get("/api/v2/silences") as resp:
                     return cli_id in {s["id"] for s in await resp.json()}
+
             await wait_until(cli_silence_listed, timeout=10)
             async with http.delete(f"/api/v2/silence/{sid}") as resp:
                 assert resp.status == 200
-            states = {s["id"]: s["status"]["state"]
-                      for s in json.loads(cli(path_b, "query", "-o", "json", "-e").stdout)}
+            states = {
+                s["id"]: s["status"]["state"]
+                for s in json.loads(cli(path_b, "query", "-o", "json", "-e").stdout)
+            }
             assert states == {sid: "expired"}
     finally:
         await listener.stop()

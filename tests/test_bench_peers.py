@@ -34,14 +34,16 @@ def failures(user: str, ip: str, *times: int) -> list[AuthEvent]:
 
 
 def test_fifth_failure_exactly_one_hour_after_the_first_fires() -> None:
-    events = failures("alice", "203.0.113.9", T0, T0 + 15 * MIN, T0 + 30 * MIN, T0 + 45 * MIN,
-                      T0 + WINDOW_MS)
+    events = failures(
+        "alice", "203.0.113.9", T0, T0 + 15 * MIN, T0 + 30 * MIN, T0 + 45 * MIN, T0 + WINDOW_MS
+    )
     assert expected_alerts(events) == {("alice", "203.0.113.9", T0, T0 + WINDOW_MS)}
 
 
 def test_fifth_failure_one_millisecond_past_the_hour_does_not_fire() -> None:
-    events = failures("alice", "203.0.113.9", T0, T0 + 15 * MIN, T0 + 30 * MIN, T0 + 45 * MIN,
-                      T0 + WINDOW_MS + 1)
+    events = failures(
+        "alice", "203.0.113.9", T0, T0 + 15 * MIN, T0 + 30 * MIN, T0 + 45 * MIN, T0 + WINDOW_MS + 1
+    )
     assert expected_alerts(events) == set()
 
 
@@ -65,7 +67,8 @@ def test_an_attack_that_goes_on_fires_once_per_realert_period() -> None:
     assert sorted(expected_alerts(events)) == [
         ("dave", "192.0.2.5", T0, T0 + 40 * MIN),
         ("dave", "192.0.2.5", T0 + 40 * MIN, T0 + 100 * MIN),
-        ("dave", "192.0.2.5", T0 + 100 * MIN, T0 + 160 * MIN)]
+        ("dave", "192.0.2.5", T0 + 100 * MIN, T0 + 160 * MIN),
+    ]
 
 
 def test_workload_is_one_day_of_auth_events_keyed_by_user_with_2_percent_failures() -> None:
@@ -79,16 +82,33 @@ def test_workload_is_one_day_of_auth_events_keyed_by_user_with_2_percent_failure
     for (key, value), event in zip(encoded[:100], w.events[:100], strict=True):
         record = orjson.loads(value)
         assert key == record["username"].encode() == event.username.encode()
-        assert set(record) == {"timestamp", "username", "ip_address", "success", "user_agent",
-                               "country", "service"}
+        assert set(record) == {
+            "timestamp",
+            "username",
+            "ip_address",
+            "success",
+            "user_agent",
+            "country",
+            "service",
+        }
     assert PARTITIONS == 4
 
 
 def test_every_attack_pattern_fires_as_designed() -> None:
     w = generate_peers(20_000, seed=3)
     fired = Counter((user, ip) for user, ip, _, _ in w.expected)
-    assert all(w.attacks[p] for p in ("burst", "persistent", "near_miss", "slow_inside",
-                                      "slow_outside", "campaign", "campaign_short"))
+    assert all(
+        w.attacks[p]
+        for p in (
+            "burst",
+            "persistent",
+            "near_miss",
+            "slow_inside",
+            "slow_outside",
+            "campaign",
+            "campaign_short",
+        )
+    )
     for pattern in ("burst", "slow_inside", "campaign"):
         assert [fired[k] for k in w.attacks[pattern]] == [1] * len(w.attacks[pattern]), pattern
     assert all(fired[k] >= 2 for k in w.attacks["persistent"])
@@ -103,15 +123,22 @@ def test_streamproc_replay_raises_exactly_the_expected_alerts(tmp_path: Path) ->
     config = tmp_path / "streamproc.yaml"
     config.write_text(orjson.dumps({"detectors": brute_force_only()}).decode())
     out = tmp_path / "alerts.jsonl"
-    assert cli(["replay", "-c", str(config), "--input", f"auth-logs={data}",
-                "--alerts-out", str(out)]) == 0
+    assert (
+        cli(["replay", "-c", str(config), "--input", f"auth-logs={data}", "--alerts-out", str(out)])
+        == 0
+    )
     got = set()
     for line in out.read_bytes().splitlines():
         alert = orjson.loads(line)
         assert alert["kind"] == "brute_force"
-        got.add((alert["labels"]["username"], alert["labels"]["ip_address"],
-                 round(alert["evidence"]["first_seen"] * 1000),
-                 round(alert["evidence"]["last_seen"] * 1000)))
+        got.add(
+            (
+                alert["labels"]["username"],
+                alert["labels"]["ip_address"],
+                round(alert["evidence"]["first_seen"] * 1000),
+                round(alert["evidence"]["last_seen"] * 1000),
+            )
+        )
     assert len(w.expected) >= 5
     assert got == w.expected
 
@@ -126,6 +153,5 @@ def test_the_bytewax_step_raises_exactly_the_expected_alerts() -> None:
         key = (line["username"], line["ip_address"])
         states[key], alert = brute_force_step(states.get(key), line)
         if alert is not None:
-            got.add((alert["username"], alert["ip_address"], alert["first_ms"],
-                     alert["fired_ms"]))
+            got.add((alert["username"], alert["ip_address"], alert["first_ms"], alert["fired_ms"]))
     assert got == w.expected

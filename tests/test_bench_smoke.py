@@ -42,15 +42,21 @@ def test_bench_runs_every_scenario_and_exits_zero(bench_run: tuple[int, Path]) -
 
 
 def test_results_json_records_machine_versions_params_and_every_run(
-        bench_run: tuple[int, Path]) -> None:
+    bench_run: tuple[int, Path],
+) -> None:
     _, out = bench_run
     results = _results(out)
-    assert {"cpu", "cores_usable", "memory_gib", "python", "platform", "loadavg"} <= \
-        set(results["machine"])
+    assert {"cpu", "cores_usable", "memory_gib", "python", "platform", "loadavg"} <= set(
+        results["machine"]
+    )
     assert results["versions"]["aiokafka"]
     assert results["versions"]["orjson"]
-    assert results["params"] == {"scenarios": list(harness.SCENARIOS), "events": 300,
-                                 "runs": 1, "seed": 1}
+    assert results["params"] == {
+        "scenarios": list(harness.SCENARIOS),
+        "events": 300,
+        "runs": 1,
+        "seed": 1,
+    }
     for row in results["results"]:
         if row["skipped"]:
             assert row["skipped"].strip(), "a skip says why"
@@ -113,7 +119,12 @@ def test_the_chart_is_one_png_with_a_panel_per_question(bench_run: tuple[int, Pa
     results = _results(out)
     fig = chart.render(results["results"], results["machine"])
     assert [sf.get_label() for sf in fig.subfigs] == [
-        "throughput", "latency", "state", "workers", "peers"]
+        "throughput",
+        "latency",
+        "state",
+        "workers",
+        "peers",
+    ]
     chart._plt().close(fig)
 
 
@@ -145,8 +156,12 @@ def test_mqtt_scenario_receives_every_message_at_qos_0_and_1(tmp_path: Path) -> 
     for row in rows:
         published = row.verified["published"]
         assert published > 1000
-        assert row.verified == {"ok": True, "published": published, "received": published,
-                                "baseline_received": published}
+        assert row.verified == {
+            "ok": True,
+            "published": published,
+            "received": published,
+            "baseline_received": published,
+        }
         assert len(row.runs) == len(row.baseline_runs) == 2
         for run in row.extra["per_run"]:
             assert run["ours"]["received"] == run["baseline"]["received"] == published

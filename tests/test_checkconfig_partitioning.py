@@ -10,9 +10,11 @@ from streamproc.checkconfig import check, render
 
 def test_check_config_shows_which_detectors_are_re_keyed(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("topics:\n"
-                    "  - {topic: logins, family: auth-logs}\n"
-                    "  - {topic: web, family: api-access-logs, keyed_by: ip_address}\n")
+    path.write_text(
+        "topics:\n"
+        "  - {topic: logins, family: auth-logs}\n"
+        "  - {topic: web, family: api-access-logs, keyed_by: ip_address}\n"
+    )
     out = io.StringIO()
     render(check(str(path)), out)
     text = out.getvalue()

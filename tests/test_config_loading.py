@@ -23,7 +23,8 @@ kafka:
 
 
 def test_env_value_with_a_hash_is_kept_whole_not_cut_at_a_comment(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("KPW", "abc #def")
     config = parse_config_text(SASL)
     assert config.kafka is not None and config.kafka.sasl_password == "abc #def"
@@ -56,13 +57,14 @@ def test_env_value_is_not_expanded_a_second_time(monkeypatch: pytest.MonkeyPatch
 
 def test_env_reference_in_a_comment_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STREAMPROC_TEST_UNSET", raising=False)
-    config = parse_config_text("kafka:  # password: ${STREAMPROC_TEST_UNSET}\n"
-                               "  bootstrap_servers: 127.0.0.1:9092  # ${STREAMPROC_TEST_UNSET}\n")
+    config = parse_config_text(
+        "kafka:  # password: ${STREAMPROC_TEST_UNSET}\n"
+        "  bootstrap_servers: 127.0.0.1:9092  # ${STREAMPROC_TEST_UNSET}\n"
+    )
     assert config.kafka is not None
 
 
-def test_env_default_and_a_reference_inside_a_flow_mapping(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_default_and_a_reference_inside_a_flow_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STREAMPROC_TEST_UNSET", raising=False)
     monkeypatch.setenv("MHOST", "edge.example.com")
     config = parse_config_text("mqtt: {host: ${MHOST}, client_id: ${STREAMPROC_TEST_UNSET:-sp}}\n")
@@ -71,7 +73,8 @@ def test_env_default_and_a_reference_inside_a_flow_mapping(
 
 
 def test_numeric_broker_settings_read_a_variable_holding_a_number(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("MPORT", "8883")
     config = parse_config_text("mqtt:\n  host: 127.0.0.1\n  port: ${MPORT}\n")
     assert config.mqtt is not None and config.mqtt.port == 8883
@@ -82,16 +85,19 @@ def test_numeric_broker_settings_read_a_variable_holding_a_number(
 
 
 def test_missing_variable_names_its_line_even_inside_a_flow_mapping(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("STREAMPROC_TEST_UNSET", raising=False)
     with pytest.raises(ConfigError) as err:
-        parse_config_text("mqtt:\n  host: h\n  tls: {ca_file: ${STREAMPROC_TEST_UNSET}}\n",
-                          file="c.yaml")
+        parse_config_text(
+            "mqtt:\n  host: h\n  tls: {ca_file: ${STREAMPROC_TEST_UNSET}}\n", file="c.yaml"
+        )
     assert str(err.value).startswith("c.yaml:3: environment variable STREAMPROC_TEST_UNSET")
 
 
 def test_apprise_config_variable_with_a_newline_cannot_add_a_channel(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOOK", "tok\n  - json://127.0.0.2:9/evil")
     yml = tmp_path / "apprise.yml"
     yml.write_text("urls:\n  - json://127.0.0.1:9/${HOOK}:\n      tag: dev\n")
@@ -107,8 +113,10 @@ def test_apprise_config_variable_with_a_newline_cannot_add_a_channel(
 
 # -- relative paths ---------------------------------------------------------------------------
 
+
 def test_relative_paths_resolve_against_the_config_files_folder(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "etc"
     folder.mkdir()
     (folder / "apprise.yml").write_text("urls:\n  - json://127.0.0.1:9/hook:\n      tag: dev\n")
@@ -117,7 +125,8 @@ def test_relative_paths_resolve_against_the_config_files_folder(
         "  tls: {ca_file: certs/ca.pem}\n"
         "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  ssl_cafile: certs/kafka-ca.pem\n"
         "notify:\n  apprise_config: [apprise.yml]\n"
-        "state_dir: data\n")
+        "state_dir: data\n"
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for cwd in (tmp_path, elsewhere, folder):
@@ -145,10 +154,12 @@ def test_absolute_paths_and_unset_defaults_are_left_alone(tmp_path: Path) -> Non
 def test_a_variable_saying_false_turns_a_switch_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INSECURE", "false")
     monkeypatch.setenv("CHECKPOINTS", "false")
-    config = parse_config_text("mqtt:\n  host: 127.0.0.1\n  tls: {insecure: ${INSECURE}}\n"
-                               "state: {checkpoints: ${CHECKPOINTS}}\n"
-                               "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n"
-                               "  ssl_check_hostname: ${INSECURE}\n")
+    config = parse_config_text(
+        "mqtt:\n  host: 127.0.0.1\n  tls: {insecure: ${INSECURE}}\n"
+        "state: {checkpoints: ${CHECKPOINTS}}\n"
+        "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n"
+        "  ssl_check_hostname: ${INSECURE}\n"
+    )
     assert config.mqtt is not None and config.mqtt.tls == {"insecure": False}
     assert config.checkpoints is False
     assert config.kafka is not None and config.kafka.ssl_check_hostname is False
@@ -156,31 +167,39 @@ def test_a_variable_saying_false_turns_a_switch_off(monkeypatch: pytest.MonkeyPa
 
 def test_notify_switches_read_false_from_a_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLUSH", "false")
-    config = parse_config_text("notify:\n  flush_on_close: ${FLUSH}\n  default_routes: ${FLUSH}\n"
-                               "  routes: []\n")
+    config = parse_config_text(
+        "notify:\n  flush_on_close: ${FLUSH}\n  default_routes: ${FLUSH}\n  routes: []\n"
+    )
     settings = parse_settings(config.notify)
     assert settings.flush_on_close is False and settings.default_routes is False
 
 
 def test_every_section_in_error_is_raised_together_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "streamproc.yaml"
-    path.write_text("kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  group_idd: x\n"
-                    "mqtt:\n  qos: 2\n"
-                    "detectors: [brute_force]\n"
-                    "state:\n  checkpoints: maybe\n")
+    path.write_text(
+        "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  group_idd: x\n"
+        "mqtt:\n  qos: 2\n"
+        "detectors: [brute_force]\n"
+        "state:\n  checkpoints: maybe\n"
+    )
     with pytest.raises(ConfigErrors) as info:
         load_config(path)
     assert [(e.line, e.message.split(" ")[0]) for e in info.value.errors] == [
-        (3, "unknown"), (5, "mqtt.qos"), (6, "'detectors'"), (8, "state.checkpoints")]
+        (3, "unknown"),
+        (5, "mqtt.qos"),
+        (6, "'detectors'"),
+        (8, "state.checkpoints"),
+    ]
 
 
-def test_a_kafka_section_in_error_leaves_the_bindings_on_kafka_and_adds_nothing(
-        ) -> None:
+def test_a_kafka_section_in_error_leaves_the_bindings_on_kafka_and_adds_nothing() -> None:
     errors: list[ConfigError] = []
-    config = parse_config_text("kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  group_idd: x\n"
-                               "mqtt:\n  host: 127.0.0.1\n"
-                               "topics:\n  - topic: auth\n    family: auth-logs\n",
-                               file="c.yaml", errors=errors)
-    assert [str(e).split(";")[0] for e in errors] == ["c.yaml:3: unknown kafka setting "
-                                                      "'group_idd'"]
+    config = parse_config_text(
+        "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  group_idd: x\n"
+        "mqtt:\n  host: 127.0.0.1\n"
+        "topics:\n  - topic: auth\n    family: auth-logs\n",
+        file="c.yaml",
+        errors=errors,
+    )
+    assert [str(e).split(";")[0] for e in errors] == ["c.yaml:3: unknown kafka setting 'group_idd'"]
     assert [b.source for b in config.bindings] == ["kafka"]

@@ -26,18 +26,28 @@ from streamproc.events import Event
 from streamproc.generate import TS_FORMATS, generate
 
 FAMILIES = sorted(builtin_contracts())
-DIFF = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+DIFF = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 ECS_AUTH = {
-    "timestamp": "@timestamp", "username": ["user.name", "user.id"], "ip_address": "source.ip",
+    "timestamp": "@timestamp",
+    "username": ["user.name", "user.id"],
+    "ip_address": "source.ip",
     "success": {"path": "event.outcome", "map": {"success": True, "failure": False}},
 }
 
 
-def _reference(decoder: RecordDecoder, values: list[bytes], topic: str, partition: int,
-               offsets: list[int], keys: list[bytes | None]) \
-        -> tuple[list[Event], list[DeadLetter]]:
+def _reference(
+    decoder: RecordDecoder,
+    values: list[bytes],
+    topic: str,
+    partition: int,
+    offsets: list[int],
+    keys: list[bytes | None],
+) -> tuple[list[Event], list[DeadLetter]]:
     events: list[Event] = []
     dead: list[DeadLetter] = []
     for value, offset, key in zip(values, offsets, keys, strict=True):
@@ -48,25 +58,39 @@ def _reference(decoder: RecordDecoder, values: list[bytes], topic: str, partitio
 
 def _event(ev: Event) -> tuple[Any, ...]:
     # types too: 5 == 5.0, but a number field holds a float
-    return (ev.family, type(ev.ts), ev.ts, [(k, type(v), v) for k, v in ev.data.items()],
-            ev.topic, ev.partition, ev.offset)
+    return (
+        ev.family,
+        type(ev.ts),
+        ev.ts,
+        [(k, type(v), v) for k, v in ev.data.items()],
+        ev.topic,
+        ev.partition,
+        ev.offset,
+    )
 
 
 def _dead(dl: DeadLetter) -> tuple[Any, ...]:
     return (dl.reason, dl.detail, dl.raw, dl.topic, dl.partition, dl.offset, dl.key, dl.family)
 
 
-def assert_same_as_record_decoder(batch: BatchDecoder, values: list[bytes],
-                                  topic: str = "t", partition: int = 3,
-                                  first_offset: int = 100) -> tuple[list[Event],
-                                                                    list[DeadLetter]]:
+def assert_same_as_record_decoder(
+    batch: BatchDecoder,
+    values: list[bytes],
+    topic: str = "t",
+    partition: int = 3,
+    first_offset: int = 100,
+) -> tuple[list[Event], list[DeadLetter]]:
     offsets = list(range(first_offset, first_offset + len(values)))
-    keys: list[bytes | None] = [None if i % 3 == 0 else f"k{i}".encode()
-                                for i in range(len(values))]
-    reference = RecordDecoder(batch.contract, fmt=batch.record.fmt,
-                              mapping=batch.record.mapping,
-                              max_record_bytes=batch.record.max_record_bytes,
-                              max_depth=batch.record.max_depth)
+    keys: list[bytes | None] = [
+        None if i % 3 == 0 else f"k{i}".encode() for i in range(len(values))
+    ]
+    reference = RecordDecoder(
+        batch.contract,
+        fmt=batch.record.fmt,
+        mapping=batch.record.mapping,
+        max_record_bytes=batch.record.max_record_bytes,
+        max_depth=batch.record.max_depth,
+    )
     want_events, want_dead = _reference(reference, values, topic, partition, offsets, keys)
     events, dead = batch.decode_batch(values, topic, partition, offsets, keys)
     assert [_event(e) for e in events] == [_event(e) for e in want_events]
@@ -85,15 +109,18 @@ def _stream(family: str, ts_format: str) -> list[bytes]:
 
 # -- generated streams ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("ts_format", TS_FORMATS)
 def test_generated_stream_decodes_column_wise_to_the_record_decoders_events(
-        family: str, ts_format: str) -> None:
+    family: str, ts_format: str
+) -> None:
     batch = BatchDecoder(get_contract(family))
     values = _stream(family, ts_format)
     for start in range(0, len(values), 500):
-        events, dead = assert_same_as_record_decoder(batch, values[start:start + 500],
-                                                     first_offset=start)
+        events, dead = assert_same_as_record_decoder(
+            batch, values[start : start + 500], first_offset=start
+        )
         assert not dead
     if ts_format == "iso":
         # clean, flat, exactly typed records: none of them needed a record-at-a-time decode
@@ -108,12 +135,12 @@ def test_mixed_stream_in_fetch_sized_batches_matches_record_decoder() -> None:
     for family, values in by_family.items():
         batch = BatchDecoder(get_contract(family))
         for start in range(0, len(values), 1000):
-            assert_same_as_record_decoder(batch, values[start:start + 1000])
+            assert_same_as_record_decoder(batch, values[start : start + 1000])
 
 
 def test_small_batches_are_decoded_a_record_at_a_time_with_the_same_result() -> None:
     batch = BatchDecoder(get_contract("auth-logs"))
-    values = _stream("auth-logs", "iso")[:MIN_BATCH - 1] + [b"{", b""]
+    values = _stream("auth-logs", "iso")[: MIN_BATCH - 1] + [b"{", b""]
     events, dead = assert_same_as_record_decoder(batch, values)
     assert [d.reason for d in dead] == ["not_json", "empty"]
 
@@ -127,42 +154,74 @@ def _with(bad: bytes, at: int = 17) -> list[bytes]:
     return GOOD[:at] + [bad] + GOOD[at:]
 
 
-@pytest.mark.parametrize(("bad", "reason"), [
-    (b"", "empty"),
-    (b"not json", "not_json"),
-    (b'{"timestamp": NaN}', "not_json"),
-    (b"\xff\xfe{}", "not_utf8"),
-    (b'[{"username": "a"}]', "not_object"),
-    (b'"a string"', "not_object"),
-    (b"null", "not_object"),
-    (b"[" * 80 + b"]" * 80, "too_deep"),
-    (b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","username":"b",'
-     b'"ip_address":"1.2.3.4","success":true}', "duplicate_field"),
-    (b'{"timestamp":"2026-01-01T00:00:00Z","username" :"a","username":"b",'
-     b'"ip_address":"1.2.3.4","success":true}', "duplicate_field"),
-    (b'{"timestamp":"2026-01-01T00:00:00Z","ip_address":"1.2.3.4","success":true}',
-     "missing_field"),
-    (b'{"timestamp":"2026-01-01T00:00:00Z","username":"","ip_address":"1.2.3.4",'
-     b'"success":true}', "missing_field"),
-    (b'{"timestamp":"","username":"a","ip_address":"1.2.3.4","success":true}',
-     "missing_field"),
-    (b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
-     b'"success":"maybe"}', "wrong_type"),
-    (b'{"timestamp":"2026-01-01T00:00:00Z","username":["a"],"ip_address":"1.2.3.4",'
-     b'"success":true}', "wrong_type"),
-    (b'{"timestamp":"yesterday","username":"a","ip_address":"1.2.3.4","success":true}',
-     "bad_timestamp"),
-    (b'{"timestamp":"2026-01-01T00:00:61Z","username":"a","ip_address":"1.2.3.4",'
-     b'"success":true}', "bad_timestamp"),
-    (b'{"timestamp":"2026-01-01T00:00X00Z","username":"a","ip_address":"1.2.3.4",'
-     b'"success":true}', "bad_timestamp"),
-    (b'{"timestamp":true,"username":"a","ip_address":"1.2.3.4","success":true}',
-     "bad_timestamp"),
-    (b'{"timestamp":1e300,"username":"a","ip_address":"1.2.3.4","success":true}',
-     "bad_timestamp"),
-])
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (b"", "empty"),
+        (b"not json", "not_json"),
+        (b'{"timestamp": NaN}', "not_json"),
+        (b"\xff\xfe{}", "not_utf8"),
+        (b'[{"username": "a"}]', "not_object"),
+        (b'"a string"', "not_object"),
+        (b"null", "not_object"),
+        (b"[" * 80 + b"]" * 80, "too_deep"),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","username":"b",'
+            b'"ip_address":"1.2.3.4","success":true}',
+            "duplicate_field",
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username" :"a","username":"b",'
+            b'"ip_address":"1.2.3.4","success":true}',
+            "duplicate_field",
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","ip_address":"1.2.3.4","success":true}',
+            "missing_field",
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"","ip_address":"1.2.3.4",'
+            b'"success":true}',
+            "missing_field",
+        ),
+        (b'{"timestamp":"","username":"a","ip_address":"1.2.3.4","success":true}', "missing_field"),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":"maybe"}',
+            "wrong_type",
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":["a"],"ip_address":"1.2.3.4",'
+            b'"success":true}',
+            "wrong_type",
+        ),
+        (
+            b'{"timestamp":"yesterday","username":"a","ip_address":"1.2.3.4","success":true}',
+            "bad_timestamp",
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:61Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true}',
+            "bad_timestamp",
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00X00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true}',
+            "bad_timestamp",
+        ),
+        (
+            b'{"timestamp":true,"username":"a","ip_address":"1.2.3.4","success":true}',
+            "bad_timestamp",
+        ),
+        (
+            b'{"timestamp":1e300,"username":"a","ip_address":"1.2.3.4","success":true}',
+            "bad_timestamp",
+        ),
+    ],
+)
 def test_one_bad_record_in_a_batch_gets_the_record_decoders_dead_letter(
-        bad: bytes, reason: str) -> None:
+    bad: bytes, reason: str
+) -> None:
     batch = BatchDecoder(get_contract("auth-logs"))
     events, dead = assert_same_as_record_decoder(batch, _with(bad))
     assert [d.reason for d in dead] == [reason]
@@ -170,31 +229,55 @@ def test_one_bad_record_in_a_batch_gets_the_record_decoders_dead_letter(
     assert len(events) == len(GOOD)
 
 
-@pytest.mark.parametrize(("odd", "column_wise"), [
-    # values RecordDecoder coerces, or nests: decoded by RecordDecoder itself
-    (b'{"timestamp":"2026-01-01T00:00:00Z","username":7,"ip_address":"1.2.3.4","success":1}',
-     False),
-    (b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
-     b'"success":"failure"}', False),
-    (b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
-     b'"success":true,"geo":{"country":"NL","city":{"name":"Delft"}},"tags":["x","y"]}',
-     False),
-    # whitespace, escaped quotes and other timestamp shapes: still taken column-wise
-    (b'{"timestamp" : "2026-01-01T00:00:00Z", "username" : "a", "ip_address" : "1.2.3.4",'
-     b' "success" : true}', True),
-    (b'{"timestamp":"2026-01-01T00:00:00Z","username":"a \\"quoted\\" name",'
-     b'"ip_address":"1.2.3.4","success":true}', True),
-    (b'{"timestamp":"2026-01-01T00:00:00.250+02:00","username":"a","ip_address":"::1",'
-     b'"success":false}', True),
-    (b'{"timestamp":1767225600123,"username":"a","ip_address":"1.2.3.4","success":false}',
-     True),
-    (b'{"timestamp":"1767225600","username":"a","ip_address":"1.2.3.4","success":false}',
-     True),
-    (b'  {"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
-     b'"success":true}\n', True),
-])
+@pytest.mark.parametrize(
+    ("odd", "column_wise"),
+    [
+        # values RecordDecoder coerces, or nests: decoded by RecordDecoder itself
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":7,"ip_address":"1.2.3.4","success":1}',
+            False,
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":"failure"}',
+            False,
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true,"geo":{"country":"NL","city":{"name":"Delft"}},"tags":["x","y"]}',
+            False,
+        ),
+        # whitespace, escaped quotes and other timestamp shapes: still taken column-wise
+        (
+            b'{"timestamp" : "2026-01-01T00:00:00Z", "username" : "a", "ip_address" : "1.2.3.4",'
+            b' "success" : true}',
+            True,
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a \\"quoted\\" name",'
+            b'"ip_address":"1.2.3.4","success":true}',
+            True,
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00.250+02:00","username":"a","ip_address":"::1",'
+            b'"success":false}',
+            True,
+        ),
+        (
+            b'{"timestamp":1767225600123,"username":"a","ip_address":"1.2.3.4","success":false}',
+            True,
+        ),
+        (b'{"timestamp":"1767225600","username":"a","ip_address":"1.2.3.4","success":false}', True),
+        (
+            b'  {"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true}\n',
+            True,
+        ),
+    ],
+)
 def test_an_unusual_but_valid_record_decodes_as_record_decoder_does(
-        odd: bytes, column_wise: bool) -> None:
+    odd: bytes, column_wise: bool
+) -> None:
     batch = BatchDecoder(get_contract("auth-logs"))
     events, dead = assert_same_as_record_decoder(batch, _with(odd))
     assert not dead and len(events) == len(GOOD) + 1
@@ -229,6 +312,7 @@ def test_records_that_cut_each_other_in_a_joined_parse_keep_their_own_reasons() 
 
 # -- bindings the column checks do not take -------------------------------------------------
 
+
 def test_access_log_lines_decode_as_record_decoder_does() -> None:
     batch = BatchDecoder(get_contract("api-access-logs"), fmt="combined")
     lines = [
@@ -243,37 +327,84 @@ def test_access_log_lines_decode_as_record_decoder_does() -> None:
     assert len(events) == 12 and {d.reason for d in dead} == {"not_access_log"}
 
 
-@pytest.mark.parametrize("record", [
-    {"@timestamp": "2026-01-01T00:00:00Z", "user": {"name": "ann"},
-     "source": {"ip": "10.0.0.1"}, "event": {"outcome": "failure"}},
-    {"@timestamp": "2026-01-01T00:00:01Z", "user.name": "bob", "source.ip": "10.0.0.2",
-     "event.outcome": "SUCCESS"},
-    {"@timestamp": "2026-01-01T00:00:02Z", "user": {"id": 42}, "source": {"ip": "10.0.0.3"},
-     "event": {"outcome": "unknown"}},
-    {"@timestamp": "2026-01-01T00:00:03Z", "source": {"ip": "10.0.0.4"},
-     "event": {"outcome": "success"}},
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {
+            "@timestamp": "2026-01-01T00:00:00Z",
+            "user": {"name": "ann"},
+            "source": {"ip": "10.0.0.1"},
+            "event": {"outcome": "failure"},
+        },
+        {
+            "@timestamp": "2026-01-01T00:00:01Z",
+            "user.name": "bob",
+            "source.ip": "10.0.0.2",
+            "event.outcome": "SUCCESS",
+        },
+        {
+            "@timestamp": "2026-01-01T00:00:02Z",
+            "user": {"id": 42},
+            "source": {"ip": "10.0.0.3"},
+            "event": {"outcome": "unknown"},
+        },
+        {
+            "@timestamp": "2026-01-01T00:00:03Z",
+            "source": {"ip": "10.0.0.4"},
+            "event": {"outcome": "success"},
+        },
+    ],
+)
 def test_ecs_mapped_binding_decodes_as_record_decoder_does(record: dict[str, Any]) -> None:
-    batch = BatchDecoder(get_contract("auth-logs"),
-                         mapping=FieldMapping(ECS_AUTH, where="test.fields"))
+    batch = BatchDecoder(
+        get_contract("auth-logs"), mapping=FieldMapping(ECS_AUTH, where="test.fields")
+    )
     assert_same_as_record_decoder(batch, [orjson.dumps(record)] * 12 + GOOD[:5])
 
 
 # -- hypothesis: every way of getting a record wrong, mixed into clean batches -------------
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                    st.floats(allow_nan=False, allow_infinity=False),
-                    st.text(max_size=12), st.sampled_from(["", " ", "true", "FAILURE", "42",
-                                                           "4.5", "created", "Created"]))
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(["", " ", "true", "FAILURE", "42", "4.5", "created", "Created"]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 TIMESTAMPS = st.one_of(
-    st.sampled_from(["2026-03-01T10:00:00Z", "2026-03-01T10:00:59Z", "2026-03-01T10:00:60Z",
-                     "2026-03-01T10:00:00.5Z", "2026-03-01 10:00:00", "2026-03-01T10:00:00+05:30",
-                     "1772359200", "1772359200000", "01/Mar/2026:10:00:00 +0000",
-                     "Sun, 01 Mar 2026 10:00:00 GMT", "", " ", "2026-13-01T00:00:00Z",
-                     "0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"]),
-    st.integers(-10, 2**62), st.floats(allow_nan=False), st.booleans(), st.none())
+    st.sampled_from(
+        [
+            "2026-03-01T10:00:00Z",
+            "2026-03-01T10:00:59Z",
+            "2026-03-01T10:00:60Z",
+            "2026-03-01T10:00:00.5Z",
+            "2026-03-01 10:00:00",
+            "2026-03-01T10:00:00+05:30",
+            "1772359200",
+            "1772359200000",
+            "01/Mar/2026:10:00:00 +0000",
+            "Sun, 01 Mar 2026 10:00:00 GMT",
+            "",
+            " ",
+            "2026-13-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "1970-01-01T00:00:00Z",
+        ]
+    ),
+    st.integers(-10, 2**62),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+)
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
@@ -291,9 +422,26 @@ def mutated(draw: st.DrawFn, family: str) -> bytes:
     record = orjson.loads(value)
     names = list(get_contract(family).fields) + list(record)
     name = draw(st.sampled_from(names))
-    how = draw(st.sampled_from(["keep", "type", "drop", "timestamp", "repeat", "spaces",
-                                "nested", "bytes", "cut", "array", "escape", "wrap",
-                                "number_text", "big"]))
+    how = draw(
+        st.sampled_from(
+            [
+                "keep",
+                "type",
+                "drop",
+                "timestamp",
+                "repeat",
+                "spaces",
+                "nested",
+                "bytes",
+                "cut",
+                "array",
+                "escape",
+                "wrap",
+                "number_text",
+                "big",
+            ]
+        )
+    )
     if how == "keep":
         return value
     if how == "type":
@@ -304,8 +452,11 @@ def mutated(draw: st.DrawFn, family: str) -> bytes:
         record["timestamp"] = draw(TIMESTAMPS)
     elif how == "nested":
         record[name] = draw(VALUES)
-    elif how == "number_text" and isinstance(record.get(name), int | float) \
-            and not isinstance(record.get(name), bool):
+    elif (
+        how == "number_text"
+        and isinstance(record.get(name), int | float)
+        and not isinstance(record.get(name), bool)
+    ):
         record[name] = str(record[name])
     elif how == "escape":
         record[name] = f'say "{record.get(name)}"'
@@ -319,10 +470,9 @@ def mutated(draw: st.DrawFn, family: str) -> bytes:
         out = out.replace(b'":', b'" :', draw(st.integers(1, 3)))
     elif how == "bytes":
         at = draw(st.integers(0, len(out)))
-        out = out[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\x00", b"}", b'"']))\
-            + out[at:]
+        out = out[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\x00", b"}", b'"'])) + out[at:]
     elif how == "cut":
-        out = out[:draw(st.integers(0, len(out) - 1))]
+        out = out[: draw(st.integers(0, len(out) - 1))]
     elif how == "array":
         out = b"[" + out + b"]"
     elif how == "wrap":
@@ -334,7 +484,7 @@ def mutated(draw: st.DrawFn, family: str) -> bytes:
 def batches(draw: st.DrawFn, family: str) -> list[bytes]:
     clean = _stream(family, "iso")
     start = draw(st.integers(0, len(clean) - 40))
-    values = list(clean[start:start + draw(st.integers(MIN_BATCH, 40))])
+    values = list(clean[start : start + draw(st.integers(MIN_BATCH, 40))])
     for _ in range(draw(st.integers(0, 4))):
         values.insert(draw(st.integers(0, len(values))), draw(mutated(family)))
     return values
@@ -344,7 +494,8 @@ def batches(draw: st.DrawFn, family: str) -> list[bytes]:
 @DIFF
 @given(data=st.data())
 def test_batches_with_mutated_records_decode_exactly_as_record_decoder(
-        family: str, data: st.DataObject) -> None:
+    family: str, data: st.DataObject
+) -> None:
     limit = data.draw(st.sampled_from([1024 * 1024 - 8192, 2048]))
     batch = BatchDecoder(get_contract(family), max_record_bytes=limit)
     assert_same_as_record_decoder(batch, data.draw(batches(family)))
@@ -353,15 +504,22 @@ def test_batches_with_mutated_records_decode_exactly_as_record_decoder(
 @DIFF
 @given(data=st.data())
 def test_ecs_batches_with_mutated_records_decode_exactly_as_record_decoder(
-        data: st.DataObject) -> None:
-    batch = BatchDecoder(get_contract("auth-logs"),
-                         mapping=FieldMapping(ECS_AUTH, where="test.fields"))
-    values = [_dumps({"@timestamp": "2026-01-01T00:00:00Z",
-                            data.draw(st.sampled_from(["user", "user.name"])):
-                                data.draw(VALUES),
-                            "source": {"ip": data.draw(SCALARS)},
-                            "event.outcome": data.draw(SCALARS)})
-              for _ in range(data.draw(st.integers(MIN_BATCH, 16)))]
+    data: st.DataObject,
+) -> None:
+    batch = BatchDecoder(
+        get_contract("auth-logs"), mapping=FieldMapping(ECS_AUTH, where="test.fields")
+    )
+    values = [
+        _dumps(
+            {
+                "@timestamp": "2026-01-01T00:00:00Z",
+                data.draw(st.sampled_from(["user", "user.name"])): data.draw(VALUES),
+                "source": {"ip": data.draw(SCALARS)},
+                "event.outcome": data.draw(SCALARS),
+            }
+        )
+        for _ in range(data.draw(st.integers(MIN_BATCH, 16)))
+    ]
     assert_same_as_record_decoder(batch, values)
 
 
@@ -375,6 +533,7 @@ def test_a_tombstone_among_records_is_an_empty_payload() -> None:
 
 # -- the runtime's Judge: a fetch decoded per task gives what record-at-a-time judging gives
 
+
 def _fetch(partitions: int) -> list[Any]:
     """A mixed stream with some broken records, spread over partitions by key (interleaved,
     as a fetch of several partitions or an MQTT binding's devices arrive)."""
@@ -387,7 +546,7 @@ def _fetch(partitions: int) -> list[Any]:
             value = value[:-9]  # cut: not JSON
         elif i % 89 == 0:
             value = value.replace(b'"timestamp":"', b'"timestamp":"x', 1)
-        partition = (sum(key or b"") % partitions)
+        partition = sum(key or b"") % partitions
         out.append(RawRecord(value, get_contract(family).kafka_topic, partition, i, key))
     out.insert(50, RawRecord(GOOD[0], "unbound-topic", 0, 10_000, b"k"))
     return out
@@ -395,7 +554,8 @@ def _fetch(partitions: int) -> list[Any]:
 
 @pytest.mark.parametrize("partitioned", [True, False])
 def test_judge_decoding_per_task_gives_the_alerts_and_dead_letters_of_one_record_at_a_time(
-        partitioned: bool) -> None:
+    partitioned: bool,
+) -> None:
     from streamproc.config import load_config
     from streamproc.runtime import Judge
 
@@ -406,25 +566,32 @@ def test_judge_decoding_per_task_gives_the_alerts_and_dead_letters_of_one_record
         alerts: list[Any] = []
         dead: list[Any] = []
         for i in range(0, len(records), batch):
-            out, dls = judge.judge(records[i:i + batch], "kafka")
+            out, dls = judge.judge(records[i : i + batch], "kafka")
             alerts += out
             dead += dls
         alerts += judge.finish()
-        return ([(a.kind, a.status, a.fingerprint, a.event_time) for a in alerts],
-                [_dead(d) for d in dead], judge.stats)
+        return (
+            [(a.kind, a.status, a.fingerprint, a.event_time) for a in alerts],
+            [_dead(d) for d in dead],
+            judge.stats,
+        )
 
     one_alerts, one_dead, one_stats = run(1)
     alerts, dead, stats = run(1000)
     assert sorted(alerts) == sorted(one_alerts) and len(alerts) > 20
     # each partition's dead letters in arrival order; across tasks, per task
     for tp in {(d[3], d[4]) for d in one_dead}:
-        assert [d for d in dead if (d[3], d[4]) == tp] == \
-            [d for d in one_dead if (d[3], d[4]) == tp]
+        assert [d for d in dead if (d[3], d[4]) == tp] == [
+            d for d in one_dead if (d[3], d[4]) == tp
+        ]
     assert sorted(dead) == sorted(one_dead)
     assert {d[0] for d in dead} == {"not_json", "bad_timestamp", "unbound_topic"}
-    assert (stats.records_in, stats.events, stats.dead_letters, stats.dead_by_reason) == \
-        (one_stats.records_in, one_stats.events, one_stats.dead_letters,
-         one_stats.dead_by_reason)
+    assert (stats.records_in, stats.events, stats.dead_letters, stats.dead_by_reason) == (
+        one_stats.records_in,
+        one_stats.events,
+        one_stats.dead_letters,
+        one_stats.dead_by_reason,
+    )
 
 
 def test_unparsable_records_first_last_and_side_by_side_keep_their_places() -> None:

@@ -12,8 +12,12 @@ from streamproc.decode import RawRecord, RecordDecoder
 from streamproc.decode.deadletter import REASONS
 from streamproc.runtime import Judge
 
-GOOD = {"timestamp": "2026-11-01T10:00:00Z", "username": "alice", "ip_address": "198.51.100.7",
-        "success": True}
+GOOD = {
+    "timestamp": "2026-11-01T10:00:00Z",
+    "username": "alice",
+    "ip_address": "198.51.100.7",
+    "success": True,
+}
 
 
 def good(**changes: object) -> bytes:
@@ -31,11 +35,14 @@ _DROP = object()
 BAD_RECORDS = [
     ("empty payload", b"", "empty"),
     ("invalid utf-8", b'{"username": "\xff\xfe"}', "not_utf8"),
-    ("latin-1 bytes", "{\"username\": \"J\xfcrgen\"}".encode("latin-1"), "not_utf8"),
+    ("latin-1 bytes", '{"username": "J\xfcrgen"}'.encode("latin-1"), "not_utf8"),
     ("not json", b"user alice logged in", "not_json"),
     ("truncated json", good()[:-5], "not_json"),
-    ("NaN literal", b'{"timestamp": NaN, "username": "a", "ip_address": "1", "success": true}',
-     "not_json"),
+    (
+        "NaN literal",
+        b'{"timestamp": NaN, "username": "a", "ip_address": "1", "success": true}',
+        "not_json",
+    ),
     ("Infinity literal", b'{"cpu": Infinity}', "not_json"),
     ("array", b"[1, 2, 3]", "not_object"),
     ("string", b'"hello"', "not_object"),
@@ -61,8 +68,9 @@ BAD_RECORDS = [
 
 
 @pytest.mark.parametrize("what,raw,reason", BAD_RECORDS, ids=[b[0] for b in BAD_RECORDS])
-def test_bad_record_is_dead_lettered_with_a_specific_reason(what: str, raw: bytes,
-                                                            reason: str) -> None:
+def test_bad_record_is_dead_lettered_with_a_specific_reason(
+    what: str, raw: bytes, reason: str
+) -> None:
     decoder = RecordDecoder(get_contract("auth-logs"))
     out = decoder.decode(raw, "auth-logs", 2, 77, b"k")
     assert out.__class__.__name__ == "DeadLetter", what
@@ -71,6 +79,7 @@ def test_bad_record_is_dead_lettered_with_a_specific_reason(what: str, raw: byte
     d = out.to_dict()
     assert d["source"] == {"topic": "auth-logs", "partition": 2, "offset": 77}
     import base64
+
     assert base64.b64decode(d["raw_b64"]) == raw
     assert d["detail"]
 
@@ -92,24 +101,28 @@ def test_good_records_around_bad_ones_are_still_processed() -> None:
     assert [d.reason for d in dead] == [r for _, _, r in BAD_RECORDS]
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("2026-11-01T10:00:00Z", 1793527200.0),
-    ("2026-11-01T11:00:00+01:00", 1793527200.0),
-    ("2026-11-01T10:00:00.250Z", 1793527200.25),
-    ("2026-11-01 10:00:00", 1793527200.0),
-    (1793527200, 1793527200.0),
-    (1793527200.5, 1793527200.5),
-    (1793527200000, 1793527200.0),
-    ("1793527200000", 1793527200.0),
-    ("1793527200", 1793527200.0),
-    ("2026-11-01T10:00:00.123456789Z", 1793527200.123456),  # Go / nanoseconds
-    ("2026-11-01T10:00:00+0000", 1793527200.0),
-    ("2026-11-01 10:00:00,000", 1793527200.0),  # Python logging
-    ("01/Nov/2026:11:00:00 +0100", 1793527200.0),  # nginx $time_local in JSON logs
-    ("Sun, 01 Nov 2026 10:00:00 GMT", 1793527200.0),  # RFC 2822 / HTTP date
-])
-def test_timestamp_accepts_iso8601_epoch_seconds_and_milliseconds(value: object,
-                                                                  expected: float) -> None:
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("2026-11-01T10:00:00Z", 1793527200.0),
+        ("2026-11-01T11:00:00+01:00", 1793527200.0),
+        ("2026-11-01T10:00:00.250Z", 1793527200.25),
+        ("2026-11-01 10:00:00", 1793527200.0),
+        (1793527200, 1793527200.0),
+        (1793527200.5, 1793527200.5),
+        (1793527200000, 1793527200.0),
+        ("1793527200000", 1793527200.0),
+        ("1793527200", 1793527200.0),
+        ("2026-11-01T10:00:00.123456789Z", 1793527200.123456),  # Go / nanoseconds
+        ("2026-11-01T10:00:00+0000", 1793527200.0),
+        ("2026-11-01 10:00:00,000", 1793527200.0),  # Python logging
+        ("01/Nov/2026:11:00:00 +0100", 1793527200.0),  # nginx $time_local in JSON logs
+        ("Sun, 01 Nov 2026 10:00:00 GMT", 1793527200.0),  # RFC 2822 / HTTP date
+    ],
+)
+def test_timestamp_accepts_iso8601_epoch_seconds_and_milliseconds(
+    value: object, expected: float
+) -> None:
     decoder = RecordDecoder(get_contract("auth-logs"))
     out = decoder.decode(good(timestamp=value))
     assert out.ts == pytest.approx(expected)
@@ -121,8 +134,17 @@ def test_value_coercion_accepts_common_spellings() -> None:
     assert decoder.decode(good(success="FAILURE")).data["success"] is False
     assert decoder.decode(good(success=1)).data["success"] is True
     api = RecordDecoder(get_contract("api-access-logs"))
-    ev = api.decode(orjson.dumps({"timestamp": 1, "endpoint": "/", "method": "GET",
-                                  "status_code": "404", "ip_address": "::1"}))
+    ev = api.decode(
+        orjson.dumps(
+            {
+                "timestamp": 1,
+                "endpoint": "/",
+                "method": "GET",
+                "status_code": "404",
+                "ip_address": "::1",
+            }
+        )
+    )
     assert ev.data["status_code"] == 404
 
 

@@ -21,22 +21,24 @@ def reference(text: str) -> float:
     return dt.timestamp()
 
 
-@pytest.mark.parametrize("text", [
-    "2026-02-27T00:00:07Z",
-    "2026-02-27T00:00:59Z",
-    "2026-02-27T23:59:00Z",
-    "2026-02-27T00:00:07+05:30",
-    "2026-02-27T00:00:07-07:00",
-    "2026-02-27T00:00:07",
-    "2026-02-27 00:00:07",
-    "2026-02-27T00:00:07.000Z",
-    "2026-02-27T00:00:07+05:30:15",  # a zone with seconds: the minute is not whole
-    "1970-01-01T00:00:00Z",
-    "1970-01-01T05:00:59+05:00",
-    "9999-12-31T23:59:59Z",
-])
-def test_a_time_read_through_the_minute_cache_equals_the_whole_string_parsed(
-        text: str) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-02-27T00:00:07Z",
+        "2026-02-27T00:00:59Z",
+        "2026-02-27T23:59:00Z",
+        "2026-02-27T00:00:07+05:30",
+        "2026-02-27T00:00:07-07:00",
+        "2026-02-27T00:00:07",
+        "2026-02-27 00:00:07",
+        "2026-02-27T00:00:07.000Z",
+        "2026-02-27T00:00:07+05:30:15",  # a zone with seconds: the minute is not whole
+        "1970-01-01T00:00:00Z",
+        "1970-01-01T05:00:59+05:00",
+        "9999-12-31T23:59:59Z",
+    ],
+)
+def test_a_time_read_through_the_minute_cache_equals_the_whole_string_parsed(text: str) -> None:
     expected = reference(text)
     # the first read fills the caches, the later ones are served from them
     assert [parse_timestamp(text) for _ in range(3)] == [expected] * 3
@@ -45,14 +47,17 @@ def test_a_time_read_through_the_minute_cache_equals_the_whole_string_parsed(
     assert parse_timestamp(neighbour) == reference(neighbour)
 
 
-@pytest.mark.parametrize("text", [
-    "1969-12-31T23:59:59Z",           # one second before the epoch
-    "1970-01-01T04:59:59+05:00",      # the same instant, with an offset
-    "9999-12-31T23:59:59-00:01",      # one minute after the last second accepted
-    "2026-02-27T00:00:60Z",           # no leap seconds
-    "2026-02-30T00:00:07Z",
-    "2026-02-27T00:00:7Z",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1969-12-31T23:59:59Z",  # one second before the epoch
+        "1970-01-01T04:59:59+05:00",  # the same instant, with an offset
+        "9999-12-31T23:59:59-00:01",  # one minute after the last second accepted
+        "2026-02-27T00:00:60Z",  # no leap seconds
+        "2026-02-30T00:00:07Z",
+        "2026-02-27T00:00:7Z",
+    ],
+)
 def test_a_time_out_of_range_or_malformed_is_rejected_every_time(text: str) -> None:
     # a valid time in the same minute first, so the cache holds that minute
     try:
@@ -67,8 +72,10 @@ def test_a_time_out_of_range_or_malformed_is_rejected_every_time(text: str) -> N
 
 def test_fractions_are_added_to_the_whole_second() -> None:
     assert parse_timestamp("2026-02-27T00:00:07.250Z") == reference("2026-02-27T00:00:07Z") + 0.25
-    assert parse_timestamp("2026-02-27T00:00:07.5+01:00") == \
-        reference("2026-02-27T00:00:07+01:00") + 0.5
+    assert (
+        parse_timestamp("2026-02-27T00:00:07.5+01:00")
+        == reference("2026-02-27T00:00:07+01:00") + 0.5
+    )
 
 
 def test_cached_sql_injection_matches_are_new_lists_each_time() -> None:
@@ -87,8 +94,7 @@ def test_a_column_of_new_minutes_is_read_as_parse_timestamp_reads_each_value() -
     from streamproc.events import parse_timestamps
 
     base = 1_780_000_000
-    column = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + 61 * i))
-              for i in range(5000)]
+    column = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + 61 * i)) for i in range(5000)]
     column[7] = "2026-02-30T00:00:00Z"  # no such day
     column[8] = "2026-01-01T00:00:60Z"  # a leap second
     column[9] = "9999-12-31T23:59:59Z"

@@ -14,8 +14,13 @@ from streamproc.contracts import builtin_contracts
 
 def _sample_records() -> int:
     paths = [c.sample_path() for c in builtin_contracts().values()]
-    return sum(1 for p in paths if p is not None and p.exists()
-               for line in p.read_bytes().splitlines() if line.strip())
+    return sum(
+        1
+        for p in paths
+        if p is not None and p.exists()
+        for line in p.read_bytes().splitlines()
+        if line.strip()
+    )
 
 
 def _fingerprints(lines: list[str]) -> list[tuple[str, str]]:
@@ -24,20 +29,33 @@ def _fingerprints(lines: list[str]) -> list[tuple[str, str]]:
 
 def _demo(cwd: Path) -> subprocess.CompletedProcess[str]:
     # --max-events: stop once every sample record was judged (alerts are flushed at stop)
-    return subprocess.run([sys.executable, "-m", "streamproc.cli", "run", "--demo",
-                           "--max-events", str(_sample_records())], cwd=cwd,
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamproc.cli",
+            "run",
+            "--demo",
+            "--max-events",
+            str(_sample_records()),
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_a_second_demo_in_the_same_directory_prints_and_appends_its_alerts_again(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     alerts_file = tmp_path / "streamproc-alerts.jsonl"
     first = _demo(tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     first_alerts = alerts_file.read_text().splitlines()
     second = _demo(tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
-    second_alerts = alerts_file.read_text().splitlines()[len(first_alerts):]
+    second_alerts = alerts_file.read_text().splitlines()[len(first_alerts) :]
     assert len(first_alerts) > 100
     # The same alerts appended and printed again. (Not exactly the same list: an alert or two
     # still grouped when --max-events stops the run may or may not be flushed in time.)
@@ -48,13 +66,19 @@ def test_a_second_demo_in_the_same_directory_prints_and_appends_its_alerts_again
     assert not list(tmp_path.glob("streamproc-data*"))  # the demo's state went with it
 
 
-def _failed_demo(tmp_path: Path, *extra: str, **env: str) -> tuple[subprocess.CompletedProcess[str],
-                                                                  Path]:
+def _failed_demo(
+    tmp_path: Path, *extra: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     temp = tmp_path / "tmp"  # where the demo makes its state folder
     temp.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "streamproc.cli", "run", "--demo", *extra],
-                          cwd=tmp_path, env=dict(os.environ, TMPDIR=str(temp), **env),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamproc.cli", "run", "--demo", *extra],
+        cwd=tmp_path,
+        env=dict(os.environ, TMPDIR=str(temp), **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return proc, temp
 
 

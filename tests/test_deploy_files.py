@@ -61,8 +61,11 @@ def _compose() -> dict:  # type: ignore[type-arg]
 
 
 def test_every_published_port_is_bound_to_loopback() -> None:
-    published = [(name, port) for name, service in _compose()["services"].items()
-                 for port in service.get("ports", [])]
+    published = [
+        (name, port)
+        for name, service in _compose()["services"].items()
+        for port in service.get("ports", [])
+    ]
     assert published  # Kafka, Mosquitto and the metrics are published, on loopback only
     for name, port in published:
         assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
@@ -89,15 +92,21 @@ def test_compose_mounts_the_apprise_config_next_to_the_config_that_names_it() ->
     mounts = {m.split(":")[0]: m.split(":")[1] for m in sp["volumes"] if m.startswith("./")}
     config_in_container = Path(mounts["./deploy/streamproc.yaml"])
     apprise = yaml.safe_load((ROOT / "deploy" / "streamproc.yaml").read_text())["notify"][
-        "apprise_config"]
+        "apprise_config"
+    ]
     assert not Path(apprise).is_absolute()
     assert mounts[f"./deploy/{apprise}"] == str(config_in_container.parent / apprise)
 
 
 def test_check_config_passes_on_the_deploy_config_from_the_repo_root_and_from_deploy() -> None:
     for cwd, path in ((ROOT, "deploy/streamproc.yaml"), (ROOT / "deploy", "streamproc.yaml")):
-        proc = subprocess.run([sys.executable, "-m", "streamproc.cli", "check-config", "-c",
-                               path], cwd=cwd, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "streamproc.cli", "check-config", "-c", path],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         assert "json json://" in proc.stdout  # the webhook receiver's channel was loaded
 
@@ -107,8 +116,11 @@ def test_the_compose_webhook_receiver_prints_what_apprise_sends_it() -> None:
 
     service = _compose()["services"]["webhook-receiver"]
     script = next(m.split(":")[0] for m in service["volumes"] if m.split(":")[0].endswith(".py"))
-    proc = subprocess.Popen([sys.executable, "-u", str(ROOT / script), "--host", "127.0.0.1",
-                             "--port", "0"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", str(ROOT / script), "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline().rsplit(":", 1)[1])
@@ -152,8 +164,9 @@ def test_compose_kafka_hands_each_client_an_address_it_can_reach() -> None:
     listening = _listeners(env["KAFKA_LISTENERS"])
     advertised = _listeners(env["KAFKA_ADVERTISED_LISTENERS"])
     by_port = {port: name for name, (_, port) in listening.items()}
-    protocols = dict(item.split(":") for item in
-                     env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
     assert set(listening) <= set(protocols)
     assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
     for published in kafka["ports"]:

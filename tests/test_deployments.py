@@ -59,7 +59,8 @@ async def _run(runtime: Runtime, n: int, alerts: int, receiver, timeout: float =
     try:
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline and not (
-                runtime.stats.records_in >= n and len(receiver.accepted) >= alerts):
+            runtime.stats.records_in >= n and len(receiver.accepted) >= alerts
+        ):
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # anything extra that was going to arrive
     finally:
@@ -67,17 +68,20 @@ async def _run(runtime: Runtime, n: int, alerts: int, receiver, timeout: float =
 
 
 async def test_two_deployments_on_one_cluster_each_judge_every_record_with_their_own_state(
-        kafka, make_receiver, tmp_path) -> None:
+    kafka, make_receiver, tmp_path
+) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(5000, 3)
-    await produce(kafka.bootstrap_servers, topic, dumps(stream),
-                  [e["username"].encode() for e in stream])
+    await produce(
+        kafka.bootstrap_servers, topic, dumps(stream), [e["username"].encode() for e in stream]
+    )
     runs = []
     for name in ("blue", "green"):  # one after the other: the second finds the first's topics
         group = f"{name}-{uuid.uuid4().hex[:8]}"
         receiver = make_receiver()
-        config = parse_config_text(_deployment(kafka.bootstrap_servers, topic, group,
-                                               receiver.url(), tmp_path / name))
+        config = parse_config_text(
+            _deployment(kafka.bootstrap_servers, topic, group, receiver.url(), tmp_path / name)
+        )
         runtime = Runtime(config)
         await _run(runtime, len(stream), 3, receiver)
         runs.append((group, runtime, receiver))
@@ -98,42 +102,74 @@ async def test_two_deployments_on_one_cluster_each_judge_every_record_with_their
 
 # -- one deployment, several workers: silences and the notification log are shared ----------
 
+
 def _silence(config: Path, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "streamproc.cli", "silence", "-c", str(config),
-                          *args], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "streamproc.cli", "silence", "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
 async def test_a_silence_added_with_the_cli_mutes_matching_alerts_in_every_worker(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     part1, part2 = incident_stream(16)
     stream = sorted(part1 + part2, key=lambda e: e["timestamp"])
-    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
-                          receiver.url(), tmp_path / "state")
+    config = write_config(
+        tmp_path / "c.yaml",
+        kafka.bootstrap_servers,
+        topic,
+        group,
+        receiver.url(),
+        tmp_path / "state",
+    )
     await produce(kafka.bootstrap_servers, topic, [], partitions=4)
     # one silence before the workers start, one while they run
     _silence(config, "add", "username=~victim[0-3]", "--duration", "1h")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log = tmp_path / "sup.log"
     with open(log, "ab") as out:
-        sup = subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "-c", str(config),
-                                "--workers", "2", "--log-level", "INFO"],
-                               stdout=out, stderr=subprocess.STDOUT, env=env)
+        sup = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamproc.cli",
+                "run",
+                "-c",
+                str(config),
+                "--workers",
+                "2",
+                "--log-level",
+                "INFO",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
-        await wait_until(lambda: log.read_text().count("partitions assigned") >= 2, 60,
-                         "both workers to be assigned partitions")
+        await wait_until(
+            lambda: log.read_text().count("partitions assigned") >= 2,
+            60,
+            "both workers to be assigned partitions",
+        )
         added = _silence(config, "add", "username=~victim[4-7]", "--duration", "1h").split()[0]
         assert added in _silence(config, "list")
         # each worker says when it applies a silence; give them a moment to read it
         with contextlib.suppress(AssertionError):
-            await wait_until(lambda: log.read_text().count(f"silence {added} active") >= 2,
-                             20, "both workers to read the silence")
-        await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream),
-                      partitions=4)
-        await wait_until(lambda: _committed(kafka, group, topic, len(stream)), 90,
-                         "every record committed")
+            await wait_until(
+                lambda: log.read_text().count(f"silence {added} active") >= 2,
+                20,
+                "both workers to read the silence",
+            )
+        await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream), partitions=4)
+        await wait_until(
+            lambda: _committed(kafka, group, topic, len(stream)), 90, "every record committed"
+        )
         await wait_until(lambda: len(receiver.accepted) >= 8, 30, "the 8 unsilenced alerts")
         await asyncio.sleep(2)
     finally:
@@ -145,8 +181,9 @@ async def test_a_silence_added_with_the_cli_mutes_matching_alerts_in_every_worke
                 sup.kill()
     text = log.read_text()
     assert (tmp_path / "state" / "worker-0").exists() and (tmp_path / "state" / "worker-1").exists()
-    assert sorted(fired_victims(receiver)) == sorted(f"victim{k}" for k in range(8, 16)), \
-        text[-3000:]
+    assert sorted(fired_victims(receiver)) == sorted(f"victim{k}" for k in range(8, 16)), text[
+        -3000:
+    ]
 
 
 def _alerts_raised(port: int) -> float:
@@ -155,39 +192,57 @@ def _alerts_raised(port: int) -> float:
             text = r.read().decode()
     except OSError:
         return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("streamproc_alerts_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("streamproc_alerts_total{")
+    )
 
 
 async def test_alerts_a_killed_worker_sent_are_not_sent_again_by_the_worker_that_re_reads_them(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     part1, part2 = incident_stream(30)
     stream = sorted(part1 + part2, key=lambda e: e["timestamp"])
     # no checkpoint before the kill: the survivor judges the killed worker's records again
     # and appends the same alerts to the alert log once more
     # two machines: each worker with its own state directory
-    configs = [write_config(tmp_path / f"{m}.yaml", kafka.bootstrap_servers, topic, group,
-                            receiver.url(), tmp_path / f"state-{m}", interval=600)
-               for m in ("a", "b")]
+    configs = [
+        write_config(
+            tmp_path / f"{m}.yaml",
+            kafka.bootstrap_servers,
+            topic,
+            group,
+            receiver.url(),
+            tmp_path / f"state-{m}",
+            interval=600,
+        )
+        for m in ("a", "b")
+    ]
     await produce(kafka.bootstrap_servers, topic, [], partitions=4)
     port = free_port()
     a = start_worker(configs[0], tmp_path / "a.log")
     b = start_worker(configs[1], tmp_path / "b.log", "--metrics-port", str(port))
     try:
-        await wait_until(lambda: "partitions assigned" in (tmp_path / "a.log").read_text()
-                         and "partitions assigned" in (tmp_path / "b.log").read_text(), 60,
-                         "both workers to be assigned partitions")
+        await wait_until(
+            lambda: (
+                "partitions assigned" in (tmp_path / "a.log").read_text()
+                and "partitions assigned" in (tmp_path / "b.log").read_text()
+            ),
+            60,
+            "both workers to be assigned partitions",
+        )
         await asyncio.sleep(3)  # the alert log's group settles too
-        await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream),
-                      partitions=4)
+        await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream), partitions=4)
         await wait_until(lambda: len(receiver.accepted) >= 30, 90, "30 alerts")
         await asyncio.sleep(1)  # past the crash window of the last delivery
         a.kill()  # SIGKILL: no final checkpoint, no goodbye to either group
         a.wait(10)
         # the survivor takes the killed worker's partitions and judges them again
-        await wait_until(lambda: _alerts_raised(port) >= 30, 90,
-                         "the survivor to judge every incident")
+        await wait_until(
+            lambda: _alerts_raised(port) >= 30, 90, "the survivor to judge every incident"
+        )
     finally:
         b.send_signal(signal.SIGTERM)  # drains what it read from the alert log, then exits
         try:
@@ -198,35 +253,47 @@ async def test_alerts_a_killed_worker_sent_are_not_sent_again_by_the_worker_that
                     p.kill()
     assert await committed_total(kafka.bootstrap_servers, group, topic) == len(stream)
     victims = fired_victims(receiver)
-    assert sorted(victims) == sorted(f"victim{k}" for k in range(30)), \
-        (tmp_path / "b.log").read_text()[-3000:]
+    assert sorted(victims) == sorted(f"victim{k}" for k in range(30)), (
+        tmp_path / "b.log"
+    ).read_text()[-3000:]
 
 
-def test_internal_topics_are_named_after_the_application_id_which_defaults_to_the_group_id(
-        ) -> None:
+def test_internal_topics_are_named_after_the_application_id_which_defaults_to_the_group_id() -> (
+    None
+):
     kafka = parse_config_text("kafka: {bootstrap_servers: 'x:1', group_id: team-a}").kafka
     assert kafka is not None
     assert (kafka.alert_topic, kafka.alert_dlq_topic) == ("team-a.alerts", "team-a.alerts.dlq")
     assert kafka.topics.state("auth-logs") == "team-a.state.auth-logs"
-    pinned = parse_config_text("kafka: {bootstrap_servers: 'x:1', group_id: team-a, "
-                               "application_id: streamproc, alert_topic: mine}").kafka
+    pinned = parse_config_text(
+        "kafka: {bootstrap_servers: 'x:1', group_id: team-a, "
+        "application_id: streamproc, alert_topic: mine}"
+    ).kafka
     assert pinned is not None
     assert (pinned.alert_topic, pinned.topics.silences) == ("mine", "streamproc.silences")
     with pytest.raises(ConfigError) as err:
-        parse_config_text("kafka:\n  bootstrap_servers: 'x:1'\n  group_id: 'team a'\n",
-                          file="c.yaml")
+        parse_config_text(
+            "kafka:\n  bootstrap_servers: 'x:1'\n  group_id: 'team a'\n", file="c.yaml"
+        )
     assert err.value.line == 3 and "application_id" in str(err.value.hint)
 
 
 async def test_the_silence_table_reads_the_latest_version_of_each_silence_from_every_version(
-        kafka, tmp_path) -> None:
+    kafka, tmp_path
+) -> None:
     from aiokafka import AIOKafkaProducer
 
     from streamproc.notify.silences import SilenceTable
 
     group = f"g-{uuid.uuid4().hex[:8]}"
-    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, "t", group,
-                          "json://127.0.0.1:9/", tmp_path / "state")
+    config = write_config(
+        tmp_path / "c.yaml",
+        kafka.bootstrap_servers,
+        "t",
+        group,
+        "json://127.0.0.1:9/",
+        tmp_path / "state",
+    )
     expired = _silence(config, "add", "kind=brute_force", "--duration", "1h").split()[0]
     _silence(config, "expire", expired[:6])
     kept = _silence(config, "add", "username=alice", "--duration", "1h").split()[0]
@@ -250,7 +317,8 @@ async def test_the_silence_table_reads_the_latest_version_of_each_silence_from_e
 
 
 async def test_the_shared_notification_log_applies_other_workers_records_and_skips_forged_ones(
-        kafka, tmp_path) -> None:
+    kafka, tmp_path
+) -> None:
     import time
 
     import orjson
@@ -261,8 +329,9 @@ async def test_the_shared_notification_log_applies_other_workers_records_and_ski
     from streamproc.notify.store import open_db
 
     group = f"g-{uuid.uuid4().hex[:8]}"
-    cfg = parse_config_text(f"kafka: {{bootstrap_servers: '{kafka.bootstrap_servers}', "
-                            f"group_id: {group}}}").kafka
+    cfg = parse_config_text(
+        f"kafka: {{bootstrap_servers: '{kafka.bootstrap_servers}', group_id: {group}}}"
+    ).kafka
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
     dbs = [open_db(tmp_path / m) for m in ("a", "b")]
@@ -274,16 +343,21 @@ async def test_the_shared_notification_log_applies_other_workers_records_and_ski
         # worker a records a delivery and publishes it, as Notifier._commit_sent does
         Dedup(dbs[0], repeat_interval=3600).mark_many([("ch1", "fp-a", "firing", "sent")], now)
         logs[0].publish([("ch1", "fp-a", "firing", "sent")], now)
-        forged = [b"not json", orjson.dumps(["ch1", "fp-x", "firing", "sent", 253402300799.0]),
-                  orjson.dumps(["ch1", "fp-y", "firing", "queued", now])]
+        forged = [
+            b"not json",
+            orjson.dumps(["ch1", "fp-x", "firing", "sent", 253402300799.0]),
+            orjson.dumps(["ch1", "fp-y", "firing", "queued", now]),
+        ]
         for value in forged:
             await producer.send_and_wait(cfg.topics.notifications, value, key=b"x")
         while logs[0].published < 1:  # acknowledged by the broker
             await asyncio.sleep(0.05)
         await logs[1].caught_up()
         dedup = Dedup(dbs[1], repeat_interval=3600)
-        assert dedup.known([("ch1", "fp-a", "firing"), ("ch1", "fp-x", "firing"),
-                            ("ch1", "fp-y", "firing")], time.time()) == {("ch1", "fp-a", "firing")}
+        assert dedup.known(
+            [("ch1", "fp-a", "firing"), ("ch1", "fp-x", "firing"), ("ch1", "fp-y", "firing")],
+            time.time(),
+        ) == {("ch1", "fp-a", "firing")}
     finally:
         for log in logs:
             await log.stop()

@@ -13,8 +13,9 @@ from streamproc.detectors.testing import T0, Harness
 ATTACK = "/products?id=1%27%20UNION%20SELECT%20username,password%20FROM%20users--"
 
 
-def req(h: Harness, ts: float, endpoint: str = "/api/items", ip: str = "192.0.2.10",
-        **extra: object):
+def req(
+    h: Harness, ts: float, endpoint: str = "/api/items", ip: str = "192.0.2.10", **extra: object
+):
     extra.setdefault("method", "GET")
     extra.setdefault("status_code", 200)
     return h.send(ts, endpoint=endpoint, ip_address=ip, **extra)
@@ -22,10 +23,12 @@ def req(h: Harness, ts: float, endpoint: str = "/api/items", ip: str = "192.0.2.
 
 # -- sql_injection --------------------------------------------------------------------------
 
+
 def test_sql_injection_fires_critical_with_signatures_and_scanner_evidence() -> None:
     h = Harness("sql_injection")
-    [alert] = req(h, T0, ATTACK, user_agent="sqlmap/1.7.2#stable (https://sqlmap.org)",
-                  status_code=500)
+    [alert] = req(
+        h, T0, ATTACK, user_agent="sqlmap/1.7.2#stable (https://sqlmap.org)", status_code=500
+    )
     assert alert.severity == "critical" and alert.key == {"ip_address": "192.0.2.10"}
     assert "union_select" in alert.evidence["signatures"]
     assert alert.evidence["scanner"] == "sqlmap" and alert.labels["scanner"] == "sqlmap"
@@ -47,10 +50,15 @@ def test_sql_injection_fires_once_per_address_and_incident() -> None:
 
 def test_sql_injection_ignores_benign_requests_with_sql_words() -> None:
     h = Harness("sql_injection")
-    for i, endpoint in enumerate([
-            "/search?q=union+select+committee", "/api/customers?name=O%27Brien",
-            "/search?q=drop+table+tennis+or+squash", "/wiki/Select_(SQL)",
-            "/api/tickets?filter=%7B%22or%22%3A%5B1%2C2%5D%7D"]):
+    for i, endpoint in enumerate(
+        [
+            "/search?q=union+select+committee",
+            "/api/customers?name=O%27Brien",
+            "/search?q=drop+table+tennis+or+squash",
+            "/wiki/Select_(SQL)",
+            "/api/tickets?filter=%7B%22or%22%3A%5B1%2C2%5D%7D",
+        ]
+    ):
         req(h, T0 + i, endpoint)
     assert h.alerts == []
 
@@ -74,10 +82,13 @@ def test_sql_injection_state_restores() -> None:
 
 # -- rate_abuse -----------------------------------------------------------------------------
 
+
 def test_rate_abuse_600_requests_in_five_minutes_do_not_fire_601_do() -> None:
     h = Harness("rate_abuse")
-    events = [h.event(T0 + i * 0.5, endpoint="/x", method="GET", status_code=200,
-                      ip_address="192.0.2.1") for i in range(600)]
+    events = [
+        h.event(T0 + i * 0.5, endpoint="/x", method="GET", status_code=200, ip_address="192.0.2.1")
+        for i in range(600)
+    ]
     assert h.feed(events) == []
     [alert] = req(h, T0 + 300, ip="192.0.2.1")  # T0 is exactly 300 s earlier: inside
     assert alert.severity == "medium" and alert.evidence["requests"] == 601
@@ -87,15 +98,27 @@ def test_rate_abuse_600_requests_in_five_minutes_do_not_fire_601_do() -> None:
 
 def test_rate_abuse_window_edge_excludes_a_request_301_seconds_old() -> None:
     h = Harness("rate_abuse")
-    h.feed([h.event(T0 + i * 0.4, endpoint="/x", method="GET", status_code=200,
-                    ip_address="192.0.2.1") for i in range(600)])
+    h.feed(
+        [
+            h.event(
+                T0 + i * 0.4, endpoint="/x", method="GET", status_code=200, ip_address="192.0.2.1"
+            )
+            for i in range(600)
+        ]
+    )
     assert req(h, T0 + 300.01, ip="192.0.2.1") == []  # T0 left the window
 
 
 def test_rate_abuse_resolves_when_the_watermark_passes_the_clearing_time() -> None:
     h = Harness("rate_abuse")
-    h.feed([h.event(T0 + i * 0.1, endpoint="/x", method="GET", status_code=200,
-                    ip_address="192.0.2.1") for i in range(700)])
+    h.feed(
+        [
+            h.event(
+                T0 + i * 0.1, endpoint="/x", method="GET", status_code=200, ip_address="192.0.2.1"
+            )
+            for i in range(700)
+        ]
+    )
     [firing] = h.of("rate_abuse", "firing")
     # 700 requests in [T0, T0+69.9]; the 601st newest is at T0+9.9: clears at T0+309.9
     h.advance(T0 + 309.9 + 60)  # watermark = stream time - 60 s lateness = T0+309.9
@@ -114,8 +137,10 @@ def test_rate_abuse_count_is_exact_against_a_naive_count() -> None:
     for seed in range(5):
         rng = random.Random(seed)
         threshold, window = 20, 10.0
-        h = Harness("rate_abuse", params={"rate_abuse": {"threshold": threshold,
-                                                         "window": window, "realert": 1e9}})
+        h = Harness(
+            "rate_abuse",
+            params={"rate_abuse": {"threshold": threshold, "window": window, "realert": 1e9}},
+        )
         arrival = sorted(T0 + rng.uniform(0, 300) for _ in range(700))
         for i in range(0, len(arrival) - 3, 5):
             arrival[i], arrival[i + 3] = arrival[i + 3], arrival[i]
@@ -123,8 +148,10 @@ def test_rate_abuse_count_is_exact_against_a_naive_count() -> None:
         expected = None
         for index, t in enumerate(arrival):
             insort(seen, t)
-            breach = any(bisect_right(seen, end) - bisect_left(seen, end - window) > threshold
-                         for end in (t, seen[-1]))
+            breach = any(
+                bisect_right(seen, end) - bisect_left(seen, end - window) > threshold
+                for end in (t, seen[-1])
+            )
             if breach and expected is None:
                 expected = index
             req(h, t, ip="192.0.2.77")

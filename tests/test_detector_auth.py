@@ -20,6 +20,7 @@ def ok(h: Harness, ts: float, user: str = "alice", ip: str = ATTACKER, **extra: 
 
 # -- brute_force ----------------------------------------------------------------------------
 
+
 def test_brute_force_fires_on_fifth_failure_within_an_hour() -> None:
     h = Harness("brute_force")
     for i in range(4):
@@ -148,6 +149,7 @@ def test_brute_force_drops_state_once_the_window_has_passed() -> None:
 
 # -- password_spray --------------------------------------------------------------------------
 
+
 def test_password_spray_fires_on_twentieth_distinct_username_in_ten_minutes() -> None:
     h = Harness("password_spray")
     for i in range(19):
@@ -206,9 +208,11 @@ def test_password_spray_out_of_order_and_eviction_and_restore() -> None:
 
 # -- distributed_brute_force -----------------------------------------------------------------
 
+
 def test_distributed_brute_force_fires_on_tenth_distinct_address() -> None:
-    h = Harness("distributed_brute_force", params={
-        "distributed_brute_force": {"network_threshold": 0}})
+    h = Harness(
+        "distributed_brute_force", params={"distributed_brute_force": {"network_threshold": 0}}
+    )
     for i in range(9):
         assert fail(h, T0 + i, ip=f"198.51.100.{i}") == []
     [alert] = fail(h, T0 + 9, ip="198.51.100.9")
@@ -241,8 +245,9 @@ def test_distributed_brute_force_groups_ipv6_by_48_and_mapped_ipv4_by_24() -> No
 
 
 def test_distributed_brute_force_window_is_one_hour() -> None:
-    h = Harness("distributed_brute_force", params={
-        "distributed_brute_force": {"network_threshold": 0}})
+    h = Harness(
+        "distributed_brute_force", params={"distributed_brute_force": {"network_threshold": 0}}
+    )
     fail(h, T0, ip="10.0.0.1")
     for i in range(8):
         fail(h, T0 + 1000 + i, ip=f"10.0.0.{i + 2}")
@@ -251,6 +256,7 @@ def test_distributed_brute_force_window_is_one_hour() -> None:
 
 
 # -- compromise_suspected ---------------------------------------------------------------------
+
 
 def _auth_pair() -> Harness:
     return Harness("brute_force", "compromise_suspected")
@@ -277,8 +283,9 @@ def test_compromise_suspected_not_after_ten_minutes_or_from_another_address() ->
 
 def test_compromise_suspected_same_batch_as_the_brute_force() -> None:
     h = _auth_pair()
-    events = [h.event(T0 + i, username="alice", ip_address=ATTACKER, success=False)
-              for i in range(5)]
+    events = [
+        h.event(T0 + i, username="alice", ip_address=ATTACKER, success=False) for i in range(5)
+    ]
     events.append(h.event(T0 + 30, username="alice", ip_address=ATTACKER, success=True))
     alerts = h.feed(events)
     assert [a.kind for a in alerts] == ["brute_force", "compromise_suspected"]
@@ -338,7 +345,7 @@ def test_unusual_login_forgets_networks_after_30_days() -> None:
     def history() -> Harness:
         h = Harness("unusual_login")
         for i in range(3):
-            ok(h, T0 + i * DAY, user="gina", ip="10.9.9.1")       # days 0-2: network A
+            ok(h, T0 + i * DAY, user="gina", ip="10.9.9.1")  # days 0-2: network A
         for i in range(3):
             ok(h, T0 + (25 + i) * DAY, user="gina", ip="10.8.8.1")  # days 25-27: network B
         return h

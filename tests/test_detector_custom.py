@@ -39,16 +39,41 @@ def example_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def auth_file(path: Path) -> Path:
     rows = [
-        {"timestamp": T0, "username": "ann", "ip_address": "175.45.176.1", "success": True,
-         "country": "kp"},
-        {"timestamp": T0 + 60, "username": "ann", "ip_address": "175.45.176.1",
-         "success": True, "country": "KP"},  # same day: once
-        {"timestamp": T0 + 90, "username": "bob", "ip_address": "10.0.0.1", "success": True,
-         "country": "US"},
-        {"timestamp": T0 + 120, "username": "cy", "ip_address": "5.0.0.1", "success": False,
-         "country": "SY"},  # a failure: not a login
-        {"timestamp": T0 + 86400, "username": "ann", "ip_address": "175.45.176.1",
-         "success": True, "country": "KP"},  # the next day: again
+        {
+            "timestamp": T0,
+            "username": "ann",
+            "ip_address": "175.45.176.1",
+            "success": True,
+            "country": "kp",
+        },
+        {
+            "timestamp": T0 + 60,
+            "username": "ann",
+            "ip_address": "175.45.176.1",
+            "success": True,
+            "country": "KP",
+        },  # same day: once
+        {
+            "timestamp": T0 + 90,
+            "username": "bob",
+            "ip_address": "10.0.0.1",
+            "success": True,
+            "country": "US",
+        },
+        {
+            "timestamp": T0 + 120,
+            "username": "cy",
+            "ip_address": "5.0.0.1",
+            "success": False,
+            "country": "SY",
+        },  # a failure: not a login
+        {
+            "timestamp": T0 + 86400,
+            "username": "ann",
+            "ip_address": "175.45.176.1",
+            "success": True,
+            "country": "KP",
+        },  # the next day: again
     ]
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     return path
@@ -58,14 +83,24 @@ def test_custom_detector_from_config_class_runs_in_replay(example_module: Path) 
     config_path = example_module / "config.yaml"
     config_path.write_text(doc_block("config.yaml"))
     out = example_module / "alerts.jsonl"
-    code = cli_main(["replay", "-c", str(config_path), "--input",
-                     f"auth-logs={auth_file(example_module / 'auth.jsonl')}",
-                     "--alerts-out", str(out)])
+    code = cli_main(
+        [
+            "replay",
+            "-c",
+            str(config_path),
+            "--input",
+            f"auth-logs={auth_file(example_module / 'auth.jsonl')}",
+            "--alerts-out",
+            str(out),
+        ]
+    )
     assert code == 0
     alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     mine = [a for a in alerts if a["kind"] == "blocked_country_login"]
-    assert [(a["key"]["username"], a["event_time"]) for a in mine] == [("ann", T0),
-                                                                       ("ann", T0 + 86400)]
+    assert [(a["key"]["username"], a["event_time"]) for a in mine] == [
+        ("ann", T0),
+        ("ann", T0 + 86400),
+    ]
     assert mine[0]["severity"] == "high" and mine[0]["labels"]["binding"] == "auth-logs"
 
 
@@ -80,16 +115,18 @@ def test_custom_detector_parameters_are_validated_like_built_ins(example_module:
 def test_custom_detector_from_the_entry_point_group(example_module: Path) -> None:
     dist = example_module / "mycompany_detectors-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mycompany-detectors\n"
-                                   "Version: 1.0\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: mycompany-detectors\nVersion: 1.0\n"
+    )
     (dist / "entry_points.txt").write_text(
-        "[streamproc.detectors]\n"
-        "blocked_country_login = mycompany_detectors:BlockedCountryLogin\n")
+        "[streamproc.detectors]\nblocked_country_login = mycompany_detectors:BlockedCountryLogin\n"
+    )
     config = parse_config_text("detectors:\n  blocked_country_login: {countries: KP}\n")
     auth = next(b for b in config.bindings if b.family == "auth-logs")
     assert "blocked_country_login" in [d.kind for d in build_detectors(config, auth)]
-    result = replay_records(config, [ReplayInput("auth-logs",
-                                                 auth_file(example_module / "a.jsonl"))])
+    result = replay_records(
+        config, [ReplayInput("auth-logs", auth_file(example_module / "a.jsonl"))]
+    )
     assert len([a for a in result.alerts if a.kind == "blocked_country_login"]) == 2
 
 
@@ -98,10 +135,12 @@ def test_an_entry_point_that_is_not_a_detector_is_a_config_error(example_module:
 
     dist = example_module / "mycompany_detectors-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mycompany-detectors\n"
-                                   "Version: 1.0\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: mycompany-detectors\nVersion: 1.0\n"
+    )
     (dist / "entry_points.txt").write_text(
-        "[streamproc.detectors]\nnot_a_detector = mycompany_detectors:__name__\n")
+        "[streamproc.detectors]\nnot_a_detector = mycompany_detectors:__name__\n"
+    )
     with pytest.raises(ConfigError, match=r"not_a_detector.*not a streamproc Detector subclass"):
         parse_config_text("detectors:\n  not_a_detector: {}\n")
     assert "not_a_detector" not in REGISTRY
@@ -115,8 +154,9 @@ def test_custom_detector_with_the_test_harness_and_snapshot(example_module: Path
     assert len(h.of("blocked_country_login")) == 1
     h2 = Harness(BlockedCountryLogin)
     h2.engine.restore(orjson.loads(orjson.dumps(h.engine.snapshot())))
-    assert h2.send(T0 + 5, username="ann", ip_address="175.45.176.1", success=True,
-                   country="KP") == []
+    assert (
+        h2.send(T0 + 5, username="ann", ip_address="175.45.176.1", success=True, country="KP") == []
+    )
 
 
 def test_docs_describe_every_detector_and_every_parameter() -> None:

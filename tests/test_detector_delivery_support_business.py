@@ -11,9 +11,18 @@ HOUR = 3600.0
 
 # -- pipeline_failed / deployment -----------------------------------------------------------
 
+
 def pipeline(h: Harness, ts: float, status: str, branch: str = "main", **extra: object):
-    return h.send(ts, type="pipeline", status=status, project="api", branch=branch,
-                  commit="abc123", author="dana", **extra)
+    return h.send(
+        ts,
+        type="pipeline",
+        status=status,
+        project="api",
+        branch=branch,
+        commit="abc123",
+        author="dana",
+        **extra,
+    )
 
 
 def test_pipeline_failure_fires_high_once_per_red_streak_and_resolves_on_success() -> None:
@@ -48,30 +57,55 @@ def test_pipeline_branches_are_separate_and_state_restores() -> None:
 
 def test_deployment_production_is_visible_to_all_others_go_to_dev() -> None:
     h = Harness("deployment")
-    [prod] = h.send(T0, type="deployment", service="api", version="1.4.2",
-                    environment="Production", deployer="dana")
-    [stage] = h.send(T0 + 1, type="deployment", service="api", version="1.4.2",
-                     environment="staging")
+    [prod] = h.send(
+        T0,
+        type="deployment",
+        service="api",
+        version="1.4.2",
+        environment="Production",
+        deployer="dana",
+    )
+    [stage] = h.send(
+        T0 + 1, type="deployment", service="api", version="1.4.2", environment="staging"
+    )
     assert prod.severity == "info" and prod.labels["visibility"] == "all"
     assert stage.labels["visibility"] == "dev"
-    [failed] = h.send(T0 + 2, type="deployment", service="api", version="1.4.3",
-                      environment="prod", status="failed")
+    [failed] = h.send(
+        T0 + 2,
+        type="deployment",
+        service="api",
+        version="1.4.3",
+        environment="prod",
+        status="failed",
+    )
     assert failed.severity == "high"
     assert h.send(T0 + 3, type="pipeline", status="success", project="api") == []
 
 
 # -- tickets ------------------------------------------------------------------------------------
 
+
 def created(h: Harness, ts: float, tid: str = "T-1", priority: str = "urgent"):
-    return h.send(ts, event="created", ticket_id=tid, priority=priority,
-                  customer_name="Ada", customer_email="ada@example.com",
-                  subject="Checkout is down")
+    return h.send(
+        ts,
+        event="created",
+        ticket_id=tid,
+        priority=priority,
+        customer_name="Ada",
+        customer_email="ada@example.com",
+        subject="Checkout is down",
+    )
 
 
 def test_ticket_created_severity_by_priority_and_customer_acknowledgement() -> None:
     h = Harness("ticket_created")
-    for priority, severity in (("urgent", "critical"), ("high", "high"),
-                               ("normal", "medium"), ("low", "low"), ("weird", "medium")):
+    for priority, severity in (
+        ("urgent", "critical"),
+        ("high", "high"),
+        ("normal", "medium"),
+        ("low", "low"),
+        ("weird", "medium"),
+    ):
         internal, ack = created(h, T0, f"T-{priority}", priority)
         assert internal.severity == severity and internal.audience == "internal"
         assert ack.audience == "customer" and ack.labels["audience"] == "customer"
@@ -124,8 +158,12 @@ def test_sla_breach_one_watermark_step_past_deadline_and_apology_gives_both() ->
 
 def test_sla_breach_late_response_in_the_same_batch_still_reports_the_breach() -> None:
     h = Harness("sla_breach")
-    alerts = h.feed([h.event(T0, event="created", ticket_id="T-9", priority="urgent"),
-                     h.event(T0 + 1.5 * HOUR, event="responded", ticket_id="T-9")])
+    alerts = h.feed(
+        [
+            h.event(T0, event="created", ticket_id="T-9", priority="urgent"),
+            h.event(T0 + 1.5 * HOUR, event="responded", ticket_id="T-9"),
+        ]
+    )
     assert [a.status for a in alerts] == ["firing", "resolved"]
 
 
@@ -144,10 +182,27 @@ def test_sla_breach_restores_the_list_snapshot_and_keeps_deadlines_across_an_sla
     # the urgent SLA to 2 h, the open ticket keeps the 1 h deadline it was created with.
     import math
 
-    old = {"tickets": [["T-1", [T0, "urgent", T0 + HOUR, T0 + 2 * HOUR, False, False, "Ada",
-                                "ada@example.com", "Checkout is down",
-                                {"topic": "support-tickets", "partition": 0, "offset": 7}]]],
-           "timers": [[math.nextafter(T0 + HOUR, math.inf), "T-1"]], "evictions": 0}
+    old = {
+        "tickets": [
+            [
+                "T-1",
+                [
+                    T0,
+                    "urgent",
+                    T0 + HOUR,
+                    T0 + 2 * HOUR,
+                    False,
+                    False,
+                    "Ada",
+                    "ada@example.com",
+                    "Checkout is down",
+                    {"topic": "support-tickets", "partition": 0, "offset": 7},
+                ],
+            ]
+        ],
+        "timers": [[math.nextafter(T0 + HOUR, math.inf), "T-1"]],
+        "evictions": 0,
+    }
     h = Harness("sla_breach", params={"sla_breach": {"sla_urgent_hours": 2.0}})
     h.detector.restore(orjson.loads(orjson.dumps(old)))
     assert h.detector.snapshot()["tickets"] == old["tickets"]
@@ -168,9 +223,13 @@ def test_sla_table_is_shared_with_ticket_created_and_ticket_resolved() -> None:
     _, ack = created(h, T0)
     assert ack.evidence["sla_hours"] == 2.0
     h.send(T0 + 1.5 * HOUR, event="responded", ticket_id="T-1")
-    summary, notice = h.send(T0 + 5 * HOUR, event="resolved", ticket_id="T-1",
-                             resolution="Restarted the payment worker",
-                             feedback_url="https://support.example/fb/1")
+    summary, notice = h.send(
+        T0 + 5 * HOUR,
+        event="resolved",
+        ticket_id="T-1",
+        resolution="Restarted the payment worker",
+        feedback_url="https://support.example/fb/1",
+    )
     assert summary.evidence["sla_met"] is True and summary.labels["sla"] == "met"
     assert notice.audience == "customer" and "https://support.example/fb/1" in notice.body
     assert h.of("sla_breach") == []
@@ -186,6 +245,7 @@ def test_ticket_resolved_reports_a_missed_sla_and_unknown_history() -> None:
 
 
 # -- business -----------------------------------------------------------------------------------
+
 
 def revenue(h: Harness, ts: float, value: float, previous: float | None = None, **extra: object):
     data = {"metric": "revenue", "daily_revenue": value, **extra}
@@ -203,8 +263,10 @@ def test_revenue_target_missed_boundaries_and_resolution() -> None:
     assert high.severity == "high" and high.fingerprint != medium.fingerprint
     assert revenue(h, T0 + 3, 59_000) == []  # same day, same level: once
     resolved = revenue(h, T0 + 4, 90_000)
-    assert [(a.status, a.severity) for a in resolved] == [("resolved", "high"),
-                                                          ("resolved", "medium")]
+    assert [(a.status, a.severity) for a in resolved] == [
+        ("resolved", "high"),
+        ("resolved", "medium"),
+    ]
     assert len(revenue(h, T0 + 86400, 50_000)) == 1  # the next day is a new incident
 
 

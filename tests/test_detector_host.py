@@ -14,6 +14,7 @@ def cpu(h: Harness, ts: float, value: float, host: str = "web-1", **extra: objec
 
 # -- metric_threshold -----------------------------------------------------------------------
 
+
 def test_metric_threshold_cpu_80_is_fine_80_1_fires_medium() -> None:
     h = Harness("metric_threshold")
     assert cpu(h, T0, 80.0) == []
@@ -83,8 +84,7 @@ def test_metric_threshold_flapping_is_reported_once_not_as_a_storm() -> None:
     for i in range(12):  # 90, 60, 90, 60... every minute for 12 minutes
         cpu(h, T0 + i * 60, 90 if i % 2 == 0 else 60)
     statuses = [(a.status, a.labels.get("flapping")) for a in h.alerts]
-    assert statuses == [("firing", None), ("resolved", None), ("firing", None),
-                        ("firing", "true")]
+    assert statuses == [("firing", None), ("resolved", None), ("firing", None), ("firing", "true")]
     # stable for 30 minutes: the flapping resolves, and so does the open incident
     for i in range(12, 50):
         cpu(h, T0 + i * 60, 60)
@@ -102,8 +102,9 @@ def test_metric_threshold_ignores_stale_out_of_order_samples() -> None:
 
 
 def test_metric_threshold_extra_metrics_and_restore() -> None:
-    params = {"metric_threshold": {"extra_metrics": {"gpu_percent": {"warning": 90,
-                                                                     "critical": 99}}}}
+    params = {
+        "metric_threshold": {"extra_metrics": {"gpu_percent": {"warning": 90, "critical": 99}}}
+    }
     h = Harness("metric_threshold", params=params)
     [alert] = h.send(T0, host="gpu-1", gpu_percent=92.0)
     assert alert.key["metric"] == "gpu_percent"
@@ -125,8 +126,10 @@ def test_metric_threshold_keeps_no_state_for_healthy_hosts() -> None:
 
 # -- host_silent ----------------------------------------------------------------------------
 
-def _reporting(h: Harness, host: str = "web-1", start: float = T0, n: int = 6,
-               every: float = 10.0) -> float:
+
+def _reporting(
+    h: Harness, host: str = "web-1", start: float = T0, n: int = 6, every: float = 10.0
+) -> float:
     for i in range(n):
         h.send(start + i * every, host=host, cpu_percent=10.0)
     return start + (n - 1) * every

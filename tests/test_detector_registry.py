@@ -28,13 +28,17 @@ from streamproc.events import Event
 from streamproc.generate import generate
 from streamproc.repartition import plan
 
-BUILT_INS = {kind: cls for kind, cls in REGISTRY.items()
-             if cls.__module__.startswith("streamproc.detectors.")}
+BUILT_INS = {
+    kind: cls
+    for kind, cls in REGISTRY.items()
+    if cls.__module__.startswith("streamproc.detectors.")
+}
 
 
 def test_the_package_finds_every_built_in_detector_module_without_a_list() -> None:
-    modules = {p.stem for p in Path(streamproc.__file__).parent.joinpath("detectors").glob(
-        "*.py")} - {"__init__", "base", "columns", "engine", "factory", "merge", "testing"}
+    modules = {
+        p.stem for p in Path(streamproc.__file__).parent.joinpath("detectors").glob("*.py")
+    } - {"__init__", "base", "columns", "engine", "factory", "merge", "testing"}
     modules = {m for m in modules if not m.startswith("_")}
     assert {cls.__module__.rsplit(".", 1)[1] for cls in BUILT_INS.values()} == modules
 
@@ -53,8 +57,9 @@ def test_every_built_in_declares_the_fields_that_co_locate_its_state(kind: str) 
 def test_a_detector_that_reads_another_runs_after_it_whatever_order_it_was_given() -> None:
     h = Harness("compromise_suspected", "brute_force")
     assert [d.kind for d in h.engine.detectors] == ["brute_force", "compromise_suspected"]
-    events = [h.event(T0 + i, username="al", ip_address="192.0.2.1", success=False)
-              for i in range(5)]
+    events = [
+        h.event(T0 + i, username="al", ip_address="192.0.2.1", success=False) for i in range(5)
+    ]
     events.append(h.event(T0 + 30, username="al", ip_address="192.0.2.1", success=True))
     # one batch: brute_force has judged the failures before compromise_suspected sees the
     # success
@@ -83,9 +88,14 @@ def test_after_naming_a_detector_the_engine_does_not_run_is_ignored() -> None:
 
 # -- prefilters: what they let through is all a detector needs --------------------------------
 
-FAMILY_SCENARIO = {"auth-logs": "auth", "api-access-logs": "api", "host-metrics": "hosts",
-                   "cicd-events": "cicd", "support-tickets": "tickets",
-                   "business-metrics": "business"}
+FAMILY_SCENARIO = {
+    "auth-logs": "auth",
+    "api-access-logs": "api",
+    "host-metrics": "hosts",
+    "cicd-events": "cicd",
+    "support-tickets": "tickets",
+    "business-metrics": "business",
+}
 
 
 def _events(family: str, n: int, seed: int) -> list[Event]:
@@ -113,7 +123,7 @@ def _prefiltered(detector: Detector) -> None:
 def _alerts(engine: Any, events: list[Event]) -> list[tuple[Any, ...]]:
     out = []
     for i in range(0, len(events), 500):
-        alerts, rejected = engine.process(events[i:i + 500])
+        alerts, rejected = engine.process(events[i : i + 500])
         assert not rejected
         out.extend(alerts)
     out.extend(engine.finish())
@@ -122,7 +132,8 @@ def _alerts(engine: Any, events: list[Event]) -> list[tuple[Any, ...]]:
 
 @pytest.mark.parametrize("family", sorted(FAMILY_SCENARIO))
 def test_a_detector_given_only_what_its_prefilter_passes_raises_the_same_alerts(
-        family: str) -> None:
+    family: str,
+) -> None:
     config = parse_config_text("")
     binding = next(b for b in config.bindings if b.family == family)
     events = _events(family, 12_000, seed=3)
@@ -150,7 +161,7 @@ def test_compromise_suspected_without_brute_force_sees_every_record() -> None:
 
 # -- co-location: declared by the detector, assumed (and said) for one that does not ----------
 
-UNDECLARED_MODULE = '''
+UNDECLARED_MODULE = """
 from streamproc.detectors import Detector
 
 
@@ -160,7 +171,7 @@ class FailureStreak(Detector):
 
     def process(self, events):
         return []
-'''
+"""
 
 
 @pytest.fixture()
@@ -168,19 +179,22 @@ def undeclared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "streak_detectors.py").write_text(UNDECLARED_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     path = tmp_path / "c.yaml"
-    path.write_text("kafka: {bootstrap_servers: '127.0.0.1:1'}\n"
-                    "topics:\n"
-                    "  - topic: logins\n"
-                    "    family: auth-logs\n"
-                    "    keyed_by: ip_address\n"
-                    "    detectors:\n"
-                    "      failure_streak: {class: 'streak_detectors:FailureStreak'}\n")
+    path.write_text(
+        "kafka: {bootstrap_servers: '127.0.0.1:1'}\n"
+        "topics:\n"
+        "  - topic: logins\n"
+        "    family: auth-logs\n"
+        "    keyed_by: ip_address\n"
+        "    detectors:\n"
+        "      failure_streak: {class: 'streak_detectors:FailureStreak'}\n"
+    )
     yield path
     sys.modules.pop("streak_detectors", None)
 
 
 def test_a_detector_without_colocate_is_taken_to_key_its_state_by_the_family_key(
-        undeclared: Path) -> None:
+    undeclared: Path,
+) -> None:
     from streamproc.config import load_config
 
     config = load_config(undeclared)
@@ -189,11 +203,14 @@ def test_a_detector_without_colocate_is_taken_to_key_its_state_by_the_family_key
 
 
 def test_check_config_says_what_it_assumed_for_a_detector_without_colocate(
-        undeclared: Path) -> None:
+    undeclared: Path,
+) -> None:
     out = io.StringIO()
     render(check(str(undeclared)), out)
-    assert ("failure_streak declares no colocate: assumed its state is keyed by username "
-            "(the family key)") in out.getvalue()
+    assert (
+        "failure_streak declares no colocate: assumed its state is keyed by username "
+        "(the family key)"
+    ) in out.getvalue()
     assert "brute_force declares no colocate" not in out.getvalue()
 
 
@@ -204,8 +221,10 @@ def test_a_custom_detector_may_declare_colocate_like_a_built_in() -> None:
         colocate = ("ip_address",)
 
     try:
-        config = parse_config_text("topics: [{topic: a, family: auth-logs, keyed_by: username,"
-                                   " detectors: {per_address_test: {}}}]")
+        config = parse_config_text(
+            "topics: [{topic: a, family: auth-logs, keyed_by: username,"
+            " detectors: {per_address_test: {}}}]"
+        )
         _, remote = plan(config, config.bindings[0])
         assert "per_address_test" in remote["ip_address"]
     finally:
@@ -243,7 +262,7 @@ class NightLogin(Detector):
         return alerts
 '''
 
-PROBE = '''
+PROBE = """
 import io, sys, orjson
 from streamproc.checkconfig import check, render
 from streamproc.config import load_config
@@ -259,7 +278,7 @@ print("fired", [(a.kind, a.event_time) for a in result.alerts if a.kind == "nigh
 out = io.StringIO()
 render(check(sys.argv[1]), out)
 print(out.getvalue())
-'''
+"""
 
 
 def test_a_new_detector_module_is_all_it_takes_to_add_a_built_in(tmp_path: Path) -> None:
@@ -267,19 +286,26 @@ def test_a_new_detector_module_is_all_it_takes_to_add_a_built_in(tmp_path: Path)
     the detector is registered, configured, judged in replay, and re-keyed by the field it
     declares."""
     package = Path(streamproc.__file__).parent
-    shutil.copytree(package, tmp_path / "streamproc",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(package, tmp_path / "streamproc", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "streamproc" / "detectors" / "night_login.py").write_text(NEW_MODULE)
     config = tmp_path / "c.yaml"
-    config.write_text("kafka: {bootstrap_servers: '127.0.0.1:1'}\n"
-                      "topics:\n"
-                      "  - {topic: logins, family: auth-logs, keyed_by: ip_address,\n"
-                      "     detectors: {night_login: {to_hour: 4}}}\n")
+    config.write_text(
+        "kafka: {bootstrap_servers: '127.0.0.1:1'}\n"
+        "topics:\n"
+        "  - {topic: logins, family: auth-logs, keyed_by: ip_address,\n"
+        "     detectors: {night_login: {to_hour: 4}}}\n"
+    )
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE % {"t0": T0})
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    run = subprocess.run([sys.executable, str(probe), str(config)], capture_output=True,
-                         text=True, env=env, cwd=tmp_path, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(probe), str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert f"fired [('night_login', {T0 + 2 * 3600!r})]" in run.stdout
     assert "night_login" in run.stdout.split("re-keyed:")[1].split("via")[0]

@@ -12,8 +12,14 @@ from streamproc.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 # README, CONTRIBUTING, CHANGELOG and whatever else sits at the top
-DOCS = sorted([*ROOT.glob("*.md"), *(ROOT / "docs").glob("*.md"), *(ROOT / "bench").glob("*.md"),
-               ROOT / "topics" / "README.md"])
+DOCS = sorted(
+    [
+        *ROOT.glob("*.md"),
+        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / "bench").glob("*.md"),
+        ROOT / "topics" / "README.md",
+    ]
+)
 # the folders of this repository a doc may point into
 TOP = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")} | {".ci"}
 _SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created", "_info")
@@ -41,14 +47,14 @@ def _family(name: str) -> str:
 def test_every_metric_a_doc_names_is_registered(doc: Path) -> None:
     registered = _registered()
     named = set(re.findall(r"\bstreamproc_[a-z_]+[a-z]", doc.read_text()))
-    unknown = sorted(n for n in named
-                     if n not in registered and _family(n) not in registered)
+    unknown = sorted(n for n in named if n not in registered and _family(n) not in registered)
     assert not unknown, f"{doc.name} names metrics nothing registers: {unknown}"
 
 
 def test_every_registered_metric_is_set_by_the_code() -> None:
-    code = "\n".join(p.read_text() for p in (ROOT / "streamproc").rglob("*.py")
-                     if p.name != "metrics.py")
+    code = "\n".join(
+        p.read_text() for p in (ROOT / "streamproc").rglob("*.py") if p.name != "metrics.py"
+    )
     metrics_py = (ROOT / "streamproc" / "metrics.py").read_text()
     unused = []
     methods = re.split(r"\n    def ", metrics_py)
@@ -57,11 +63,13 @@ def test_every_registered_metric_is_set_by_the_code() -> None:
         # method (its constructor included) that the code calls
         if re.search(rf"\.{attr}\b", code):
             continue
-        setters = [m.split("(", 1)[0] for m in methods[1:]
-                   if re.search(rf"self\.{attr}\.(?:inc|dec|set|info|observe|labels)\(", m)]
+        setters = [
+            m.split("(", 1)[0]
+            for m in methods[1:]
+            if re.search(rf"self\.{attr}\.(?:inc|dec|set|info|observe|labels)\(", m)
+        ]
         callers = code + metrics_py  # (``routes`` calls ``exposition``)
-        if "__init__" not in setters and not any(re.search(rf"\.{m}\b", callers)
-                                                 for m in setters):
+        if "__init__" not in setters and not any(re.search(rf"\.{m}\b", callers) for m in setters):
             unused.append(name)
     assert not unused, f"registered but never set: {unused}"
 

@@ -19,8 +19,9 @@ from streamproc.runtime import Runtime
 pytestmark = pytest.mark.mqtt
 
 
-async def test_killed_agent_fires_host_silent_through_its_last_will(mosquitto, receiver,
-                                                                     tmp_path) -> None:
+async def test_killed_agent_fires_host_silent_through_its_last_will(
+    mosquitto, receiver, tmp_path
+) -> None:
     text = f"""
 mqtt: {{host: {mosquitto.host}, port: {mosquitto.port}, client_id: sp-{uuid.uuid4().hex[:6]},
        qos: 1, dead_letter_file: {tmp_path}/dl.jsonl}}
@@ -33,11 +34,25 @@ state_dir: {tmp_path}
     host = f"edge-{uuid.uuid4().hex[:6]}"
     runtime = Runtime(parse_config_text(text))
     await runtime.start()
-    agent = subprocess.Popen([sys.executable, "-m", "streamproc.cli", "agent", "-c",
-                              str(tmp_path / "c.yaml"), "--interval", "1", "--host-name", host],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamproc.cli",
+            "agent",
+            "-c",
+            str(tmp_path / "c.yaml"),
+            "--interval",
+            "1",
+            "--host-name",
+            host,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     try:
+
         def samples_seen() -> int:
             # retained statuses of other tests' agents arrive too: count this host's samples
             for engine in runtime.judge.engines.values():

@@ -19,22 +19,34 @@ pytestmark = pytest.mark.kafka
 
 async def test_compressed_topics_of_every_codec_are_consumed(kafka, receiver, tmp_path) -> None:
     group = f"g-{uuid.uuid4().hex[:8]}"
-    topics = {codec: f"auth-{codec}-{uuid.uuid4().hex[:6]}"
-              for codec in ("gzip", "snappy", "lz4", "zstd")}
+    topics = {
+        codec: f"auth-{codec}-{uuid.uuid4().hex[:6]}" for codec in ("gzip", "snappy", "lz4", "zstd")
+    }
     for codec, topic in topics.items():
         await ensure_topics({"bootstrap_servers": kafka.bootstrap_servers}, {topic: 1})
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers,
-                                    compression_type=codec, linger_ms=20)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, compression_type=codec, linger_ms=20
+        )
         await producer.start()
         try:
             for i in range(5):  # one brute force per topic
-                await producer.send(topic, orjson.dumps({
-                    "timestamp": BASE_TS + i, "username": f"user-{codec}",
-                    "ip_address": "192.0.2.10", "success": False}), key=b"k")
+                await producer.send(
+                    topic,
+                    orjson.dumps(
+                        {
+                            "timestamp": BASE_TS + i,
+                            "username": f"user-{codec}",
+                            "ip_address": "192.0.2.10",
+                            "success": False,
+                        }
+                    ),
+                    key=b"k",
+                )
         finally:
             await producer.stop()
-    bindings = "\n".join(f"  - {{topic: {t}, family: auth-logs, keyed_by: username}}"
-                         for t in topics.values())
+    bindings = "\n".join(
+        f"  - {{topic: {t}, family: auth-logs, keyed_by: username}}" for t in topics.values()
+    )
     config = parse_config_text(f"""
 kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
         alert_topic: {group}.alerts}}

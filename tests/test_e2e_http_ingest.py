@@ -48,10 +48,13 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def _signed(body: bytes, delivery: str, secret: str = SECRET) -> dict[str, str]:
-    return {"Content-Type": "application/json", "X-GitHub-Event": "workflow_run",
-            "X-GitHub-Delivery": delivery,
-            "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body,
-                                                        hashlib.sha256).hexdigest()}
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "workflow_run",
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": "sha256="
+        + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+    }
 
 
 def _failed_run_now() -> bytes:
@@ -68,22 +71,44 @@ def _failed_run_now() -> bytes:
 
 def _records_in(base: str) -> float:
     _, text = _get(base + "/metrics")
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("streamproc_records_in_total{") and "cicd-events" in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("streamproc_records_in_total{") and "cicd-events" in line
+    )
 
 
 def test_github_failure_over_http_fires_pipeline_failed_once_and_a_forgery_is_401(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     port = free_port()
     config = tmp_path / "streamproc.yaml"
-    config.write_text(f"state_dir: {tmp_path}/state\n"
-                      "ingest:\n  webhooks:\n    github: {secret: ${GH_SECRET}}\n")
+    config.write_text(
+        f"state_dir: {tmp_path}/state\n"
+        "ingest:\n  webhooks:\n    github: {secret: ${GH_SECRET}}\n"
+    )
     alerts = tmp_path / "alerts.jsonl"
     env = {**os.environ, "GH_SECRET": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "-c", str(config),
-                             "--listen", f"127.0.0.1:{port}", "--alerts-file", str(alerts)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamproc.cli",
+            "run",
+            "-c",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--alerts-file",
+            str(alerts),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     hook = base + "/api/v1/webhooks/github"
     try:
@@ -102,10 +127,14 @@ def test_github_failure_over_http_fires_pipeline_failed_once_and_a_forgery_is_40
         while not fired and time.monotonic() < deadline:
             time.sleep(0.3)
             if alerts.exists():
-                fired = [a for a in map(json.loads, alerts.read_text().splitlines())
-                         if a["kind"] == "pipeline_failed"]
-        assert [(a["status"], a["key"]["project"]) for a in fired] == \
-            [("firing", "acme/payments-api/CI")]
+                fired = [
+                    a
+                    for a in map(json.loads, alerts.read_text().splitlines())
+                    if a["kind"] == "pipeline_failed"
+                ]
+        assert [(a["status"], a["key"]["project"]) for a in fired] == [
+            ("firing", "acme/payments-api/CI")
+        ]
 
         status, answer = _post(hook, body, _signed(body, delivery))
         assert status == 200 and answer["duplicate"] is True
@@ -114,8 +143,10 @@ def test_github_failure_over_http_fires_pipeline_failed_once_and_a_forgery_is_40
         time.sleep(2.0)  # what would have been produced has been consumed by now
         assert _records_in(base) == 1
         _, text = _get(base + "/metrics")
-        assert 'streamproc_ingest_refused_total{endpoint="webhooks/github",' \
-               'reason="unauthorized"} 1.0' in text
+        assert (
+            'streamproc_ingest_refused_total{endpoint="webhooks/github",'
+            'reason="unauthorized"} 1.0' in text
+        )
         assert SECRET not in text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -125,6 +156,9 @@ def test_github_failure_over_http_fires_pipeline_failed_once_and_a_forgery_is_40
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
     assert SECRET not in out
-    lines = [a for a in map(json.loads, alerts.read_text().splitlines())
-             if a["kind"] == "pipeline_failed"]
+    lines = [
+        a
+        for a in map(json.loads, alerts.read_text().splitlines())
+        if a["kind"] == "pipeline_failed"
+    ]
     assert len(lines) == 1

@@ -27,14 +27,16 @@ async def _run_until(runtime: Runtime, predicate, timeout: float = 60.0) -> None
 
 
 async def test_ten_thousand_auth_events_with_three_incidents_deliver_exactly_three_alerts(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(10_000, 3)
     keys = [e["username"].encode() for e in stream]
     await produce(kafka.bootstrap_servers, topic, dumps(stream), keys)
-    config = parse_config_text(auth_config(kafka.bootstrap_servers, topic, group,
-                                       receiver.url("json"), tmp_path))
+    config = parse_config_text(
+        auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path)
+    )
     runtime = Runtime(config)
 
     def done() -> bool:
@@ -56,7 +58,8 @@ async def test_ten_thousand_auth_events_with_three_incidents_deliver_exactly_thr
 
 
 async def test_bad_records_go_to_the_topic_dlq_with_reason_and_original_bytes(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     from aiokafka import AIOKafkaConsumer
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
@@ -65,15 +68,21 @@ async def test_bad_records_go_to_the_topic_dlq_with_reason_and_original_bytes(
     bad = [b"not json", b"[1,2]", b'{"username": "x"}', b"\xff\xfe\xfd"]
     values = good[:100] + bad + good[100:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
-    config = parse_config_text(auth_config(kafka.bootstrap_servers, topic, group,
-                                       receiver.url("json"), tmp_path))
+    config = parse_config_text(
+        auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path)
+    )
     runtime = Runtime(config)
-    await _run_until(runtime, lambda: runtime.stats.records_in >= len(values)
-                     and len(receiver.accepted) >= 1)
+    await _run_until(
+        runtime, lambda: runtime.stats.records_in >= len(values) and len(receiver.accepted) >= 1
+    )
     assert runtime.stats.events == 200
     assert runtime.stats.dead_letters == 4
-    consumer = AIOKafkaConsumer(f"{topic}.dlq", bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=f"{group}-dlq-reader")
+    consumer = AIOKafkaConsumer(
+        f"{topic}.dlq",
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"{group}-dlq-reader",
+    )
     await consumer.start()
     try:
         seen = []
@@ -86,8 +95,10 @@ async def test_bad_records_go_to_the_topic_dlq_with_reason_and_original_bytes(
     finally:
         await consumer.stop()
     import base64
+
     assert sorted(d["reason"] for d in seen) == sorted(
-        ["not_json", "not_object", "missing_field", "not_utf8"])
+        ["not_json", "not_object", "missing_field", "not_utf8"]
+    )
     assert {base64.b64decode(d["raw_b64"]) for d in seen} == set(bad)
     assert all(d["source"]["topic"] == topic and d["source"]["offset"] >= 100 for d in seen)
     assert await committed_total(kafka.bootstrap_servers, group, topic) == len(values)

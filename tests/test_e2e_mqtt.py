@@ -18,8 +18,9 @@ from tests.streams import auth_stream
 pytestmark = pytest.mark.mqtt
 
 
-def _config(broker, prefix: str, client_id: str, url: str, state_dir: Path,
-            protocol: str = "5") -> str:
+def _config(
+    broker, prefix: str, client_id: str, url: str, state_dir: Path, protocol: str = "5"
+) -> str:
     return f"""
 mqtt:
   host: {broker.host}
@@ -41,8 +42,9 @@ state_dir: {state_dir}
 
 
 async def _publish(broker, topic: str, payloads: list[bytes], qos: int = 1) -> None:
-    async with aiomqtt.Client(broker.host, broker.port,
-                              identifier=f"pub-{uuid.uuid4().hex[:6]}") as client:
+    async with aiomqtt.Client(
+        broker.host, broker.port, identifier=f"pub-{uuid.uuid4().hex[:6]}"
+    ) as client:
         for p in payloads:
             await client.publish(topic, p, qos=qos)
 
@@ -54,17 +56,20 @@ async def _wait(predicate, timeout: float = 30.0) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
-async def test_incidents_published_over_mqtt_are_detected(mosquitto, receiver, tmp_path,
-                                                          protocol) -> None:
+async def test_incidents_published_over_mqtt_are_detected(
+    mosquitto, receiver, tmp_path, protocol
+) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    config = parse_config_text(_config(mosquitto, prefix, f"sp-{prefix}",
-                                       receiver.url("json"), tmp_path, protocol))
+    config = parse_config_text(
+        _config(mosquitto, prefix, f"sp-{prefix}", receiver.url("json"), tmp_path, protocol)
+    )
     stream = auth_stream(2000, 3)
     runtime = Runtime(config)
     await runtime.start()
     try:
-        await _publish(mosquitto, f"{prefix}/auth/edge-1", [orjson.dumps(e) for e in stream]
-                       + [b"garbage"])
+        await _publish(
+            mosquitto, f"{prefix}/auth/edge-1", [orjson.dumps(e) for e in stream] + [b"garbage"]
+        )
         await _wait(lambda: runtime.stats.records_in >= 2001 and len(receiver.accepted) >= 3)
         await asyncio.sleep(0.5)
     finally:
@@ -72,14 +77,16 @@ async def test_incidents_published_over_mqtt_are_detected(mosquitto, receiver, t
     assert runtime.stats.records_in == 2001
     assert runtime.stats.alerts_by_kind.get("brute_force") == 3
     assert len(receiver.accepted) == 3
-    dead = [orjson.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_bytes()
-            .splitlines()]
+    dead = [
+        orjson.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_bytes().splitlines()
+    ]
     assert [d["reason"] for d in dead] == ["not_json"]
     assert dead[0]["source"]["topic"] == f"{prefix}/auth/edge-1"
 
 
 async def test_message_published_while_stopped_is_processed_after_restart(
-        mosquitto, receiver, tmp_path) -> None:
+    mosquitto, receiver, tmp_path
+) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}"
     text = _config(mosquitto, prefix, f"sp-{prefix}", receiver.url("json"), tmp_path)
     first = Runtime(parse_config_text(text))
@@ -107,8 +114,7 @@ async def test_mqtt_source_reports_an_unreachable_broker_clearly(tmp_path) -> No
     from streamproc.errors import SourceError
     from streamproc.sources.mqtt import MqttSource
 
-    source = MqttSource(MqttConfig(port=free_port(), client_id="nobody"), ["x/#"],
-                        start_retries=1)
+    source = MqttSource(MqttConfig(port=free_port(), client_id="nobody"), ["x/#"], start_retries=1)
     with pytest.raises(SourceError, match="cannot reach MQTT broker"):
         await asyncio.wait_for(source.start(), 20)
     await source.stop()

@@ -25,8 +25,15 @@ from tests.streams import BASE_TS, auth_stream, committed_total, dumps, produce
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def write_config(path: Path, bootstrap: str, topic: str, group: str, url: str,
-                 state_dir: Path, interval: float = 1.0) -> Path:
+def write_config(
+    path: Path,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    url: str,
+    state_dir: Path,
+    interval: float = 1.0,
+) -> Path:
     path.write_text(f"""
 kafka:
   bootstrap_servers: "{bootstrap}"
@@ -51,9 +58,24 @@ state_dir: {state_dir}
 def start_worker(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "-c",
-                                 str(config), "--workers", "1", "--log-level", "INFO", *extra],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamproc.cli",
+                "run",
+                "-c",
+                str(config),
+                "--workers",
+                "1",
+                "--log-level",
+                "INFO",
+                *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
 
 async def wait_until(predicate, timeout: float, what: str) -> None:
@@ -78,8 +100,12 @@ def incident_stream(n_incidents: int, base: float = BASE_TS) -> tuple[list[dict]
     first, second = [], []
     for k in range(n_incidents):
         for j in range(6):
-            event = {"timestamp": base + k + j * 120, "username": f"victim{k}",
-                     "ip_address": f"203.0.113.{k % 250 + 1}", "success": False}
+            event = {
+                "timestamp": base + k + j * 120,
+                "username": f"victim{k}",
+                "ip_address": f"203.0.113.{k % 250 + 1}",
+                "success": False,
+            }
             (first if j < 3 else second).append(event)
     first.sort(key=lambda e: e["timestamp"])
     second.sort(key=lambda e: e["timestamp"])
@@ -102,12 +128,20 @@ def fired_victims(receiver) -> list[str]:
 
 
 async def test_sigterm_drains_commits_and_exits_zero_within_ten_seconds(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(20_000, 2)
     await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream))
-    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
-                          receiver.url(), tmp_path / "state", interval=30)
+    config = write_config(
+        tmp_path / "c.yaml",
+        kafka.bootstrap_servers,
+        topic,
+        group,
+        receiver.url(),
+        tmp_path / "state",
+        interval=30,
+    )
     proc = start_worker(config, tmp_path / "worker.log")
     try:
         await wait_until(lambda: len(receiver.accepted) >= 2, 60, "two alerts")
@@ -127,16 +161,24 @@ async def test_sigterm_drains_commits_and_exits_zero_within_ten_seconds(
 
 
 async def test_incidents_straddling_a_sigkill_fire_after_restart_from_the_changelog(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     part1, part2 = incident_stream(20)
     await produce(kafka.bootstrap_servers, topic, dumps(part1), keys_of(part1))
-    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
-                          receiver.url(), tmp_path / "state")
+    config = write_config(
+        tmp_path / "c.yaml",
+        kafka.bootstrap_servers,
+        topic,
+        group,
+        receiver.url(),
+        tmp_path / "state",
+    )
     proc = start_worker(config, tmp_path / "w1.log")
     try:
-        await wait_until(lambda: _committed(kafka, group, topic, len(part1)), 60,
-                         "part one to be checkpointed")
+        await wait_until(
+            lambda: _committed(kafka, group, topic, len(part1)), 60, "part one to be checkpointed"
+        )
     finally:
         proc.kill()  # SIGKILL: no goodbye, no final checkpoint
         proc.wait(10)
@@ -159,12 +201,19 @@ async def _committed(kafka, group: str, topic: str, n: int) -> bool:
 
 
 async def test_sigkill_while_200k_events_are_in_flight_loses_and_duplicates_nothing(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(200_000, 12, span=24 * 3600)
     await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream))
-    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
-                          receiver.url(), tmp_path / "state")
+    config = write_config(
+        tmp_path / "c.yaml",
+        kafka.bootstrap_servers,
+        topic,
+        group,
+        receiver.url(),
+        tmp_path / "state",
+    )
     proc = start_worker(config, tmp_path / "w1.log")
     try:
         # kill mid-stream: some alerts out, far from all records committed. Not in the same
@@ -178,8 +227,9 @@ async def test_sigkill_while_200k_events_are_in_flight_loses_and_duplicates_noth
     mid = await committed_total(kafka.bootstrap_servers, group, topic)
     proc = start_worker(config, tmp_path / "w2.log")
     try:
-        await wait_until(lambda: _committed(kafka, group, topic, 200_000), 180,
-                         "every record to be committed")
+        await wait_until(
+            lambda: _committed(kafka, group, topic, 200_000), 180, "every record to be committed"
+        )
         # The source topic may be fully committed before the kill while the repartition
         # topics still hold a backlog: the restarted worker first waits out the killed
         # member's session (a group rejoin), then judges that backlog.
@@ -193,24 +243,33 @@ async def test_sigkill_while_200k_events_are_in_flight_loses_and_duplicates_noth
 
 
 async def test_survivor_takes_over_a_killed_workers_partitions_with_its_state(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     part1, part2 = incident_stream(30)
     await produce(kafka.bootstrap_servers, topic, dumps(part1), keys_of(part1), partitions=4)
-    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
-                          receiver.url(), tmp_path / "state")
+    config = write_config(
+        tmp_path / "c.yaml",
+        kafka.bootstrap_servers,
+        topic,
+        group,
+        receiver.url(),
+        tmp_path / "state",
+    )
     a = start_worker(config, tmp_path / "a.log")
     b = start_worker(config, tmp_path / "b.log")
     try:
-        await wait_until(lambda: _committed(kafka, group, topic, len(part1)), 90,
-                         "part one to be checkpointed by both workers")
+        await wait_until(
+            lambda: _committed(kafka, group, topic, len(part1)),
+            90,
+            "part one to be checkpointed by both workers",
+        )
         b_log = (tmp_path / "b.log").read_text()
         a_log = (tmp_path / "a.log").read_text()
         assert "partitions assigned" in a_log and "partitions assigned" in b_log
         b.kill()
         b.wait(10)
-        await produce(kafka.bootstrap_servers, topic, dumps(part2), keys_of(part2),
-                      partitions=4)
+        await produce(kafka.bootstrap_servers, topic, dumps(part2), keys_of(part2), partitions=4)
         await wait_until(lambda: len(receiver.accepted) >= 30, 120, "30 alerts from the survivor")
         await asyncio.sleep(2)
     finally:
@@ -225,8 +284,9 @@ async def test_broker_absent_at_start_is_retried_until_it_appears(receiver, tmp_
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
-    config = write_config(tmp_path / "c.yaml", bootstrap, topic, group, receiver.url(),
-                          tmp_path / "state")
+    config = write_config(
+        tmp_path / "c.yaml", bootstrap, topic, group, receiver.url(), tmp_path / "state"
+    )
     proc = start_worker(config, tmp_path / "w.log")
     broker = EmbeddedKafka(port=port)
     try:
@@ -243,7 +303,7 @@ async def test_broker_absent_at_start_is_retried_until_it_appears(receiver, tmp_
         finally:
             broker.stop()
     log = (tmp_path / "w.log").read_text()
-    assert "retrying" in log and "not reachable" in log or "cannot reach" in log
+    assert ("retrying" in log and "not reachable" in log) or "cannot reach" in log
     assert len(receiver.accepted) == 2
 
 
@@ -259,8 +319,11 @@ def s3_broker_env(tmp_path):
     import socket
 
     port = free_port()
-    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -271,43 +334,60 @@ def s3_broker_env(tmp_path):
     import boto3
 
     endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
-                 aws_secret_access_key="test", region_name="us-east-1").create_bucket(
-        Bucket="tansu")
-    yield {"AWS_ENDPOINT": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="tansu")
+    yield {
+        "AWS_ENDPOINT": endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     proc.terminate()
     proc.wait(10)
 
 
 async def test_broker_restarted_mid_run_with_the_same_storage_completes_the_run(
-        s3_broker_env, receiver, tmp_path) -> None:
+    s3_broker_env, receiver, tmp_path
+) -> None:
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
 
     def broker() -> EmbeddedKafka:
-        return EmbeddedKafka(port=port, storage="s3://tansu/", env=s3_broker_env,
-                             log_file=tmp_path / "tansu.log").start()
+        return EmbeddedKafka(
+            port=port, storage="s3://tansu/", env=s3_broker_env, log_file=tmp_path / "tansu.log"
+        ).start()
 
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     part1, part2 = incident_stream(10)
     b = broker()
     await produce(bootstrap, topic, dumps(part1), keys_of(part1))
-    config = write_config(tmp_path / "c.yaml", bootstrap, topic, group, receiver.url(),
-                          tmp_path / "state")
+    config = write_config(
+        tmp_path / "c.yaml", bootstrap, topic, group, receiver.url(), tmp_path / "state"
+    )
     proc = start_worker(config, tmp_path / "w.log")
     try:
-        await wait_until(lambda: _committed_at(bootstrap, group, topic, len(part1)), 90,
-                         "part one to be checkpointed")
+        await wait_until(
+            lambda: _committed_at(bootstrap, group, topic, len(part1)),
+            90,
+            "part one to be checkpointed",
+        )
         b.stop()  # the broker goes away under the running worker
         await asyncio.sleep(3)
         assert proc.poll() is None, "the worker must survive a broker restart"
         b = broker()
         await produce(bootstrap, topic, dumps(part2), keys_of(part2))
         await wait_until(lambda: len(receiver.accepted) >= 10, 120, "10 alerts after restart")
-        await wait_until(lambda: _committed_at(bootstrap, group, topic,
-                                               len(part1) + len(part2)), 60,
-                         "every record to be committed")
+        await wait_until(
+            lambda: _committed_at(bootstrap, group, topic, len(part1) + len(part2)),
+            60,
+            "every record to be committed",
+        )
         await asyncio.sleep(2)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -326,21 +406,33 @@ async def _committed_at(bootstrap: str, group: str, topic: str, n: int) -> bool:
 
 
 async def test_run_with_two_workers_delivers_each_alert_once_and_stops_on_sigterm(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     part1, part2 = incident_stream(16)
     stream = sorted(part1 + part2, key=lambda e: e["timestamp"])
     await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream), partitions=4)
-    config = write_config(tmp_path / "c.yaml", kafka.bootstrap_servers, topic, group,
-                          receiver.url(), tmp_path / "state")
+    config = write_config(
+        tmp_path / "c.yaml",
+        kafka.bootstrap_servers,
+        topic,
+        group,
+        receiver.url(),
+        tmp_path / "state",
+    )
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(tmp_path / "sup.log", "ab") as out:
-        sup = subprocess.Popen([sys.executable, "-m", "streamproc.cli", "run", "-c", str(config),
-                                "--workers", "2"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        sup = subprocess.Popen(
+            [sys.executable, "-m", "streamproc.cli", "run", "-c", str(config), "--workers", "2"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         await wait_until(lambda: len(receiver.accepted) >= 16, 120, "16 alerts")
-        await wait_until(lambda: _committed(kafka, group, topic, len(stream)), 60,
-                         "every record committed")
+        await wait_until(
+            lambda: _committed(kafka, group, topic, len(stream)), 60, "every record committed"
+        )
         await asyncio.sleep(2)
         started = time.monotonic()
         sup.send_signal(signal.SIGTERM)

@@ -31,10 +31,21 @@ from streamproc.runtime import Judge
 pa = pytest.importorskip("pyarrow")
 
 AUTH = get_contract("auth-logs")
-GOOD = [orjson.dumps({"timestamp": f"2026-03-01T10:{m:02d}:{s:02d}Z", "username": f"u{i % 7}",
-                      "ip_address": f"10.0.0.{i % 5}", "success": i % 3 != 0,
-                      "country": "NL", "service": "vpn", "attempt": i, "score": 0.5})
-        for i, (m, s) in enumerate((m, s) for m in range(3) for s in range(0, 60, 7))]
+GOOD = [
+    orjson.dumps(
+        {
+            "timestamp": f"2026-03-01T10:{m:02d}:{s:02d}Z",
+            "username": f"u{i % 7}",
+            "ip_address": f"10.0.0.{i % 5}",
+            "success": i % 3 != 0,
+            "country": "NL",
+            "service": "vpn",
+            "attempt": i,
+            "score": 0.5,
+        }
+    )
+    for i, (m, s) in enumerate((m, s) for m in range(3) for s in range(0, 60, 7))
+]
 
 
 def _reader() -> FrameReader:
@@ -48,8 +59,7 @@ def test_a_clean_batch_is_read_into_columns_with_the_decoders_times() -> None:
     events = [decoder.decode(v) for v in GOOD]
     assert all(type(e) is Event for e in events)
     assert frame.ts.tolist() == [e.ts for e in events]  # type: ignore[union-attr]
-    assert frame.table.column("success").to_pylist() == \
-        [e.data["success"] for e in events]  # type: ignore[union-attr]
+    assert frame.table.column("success").to_pylist() == [e.data["success"] for e in events]  # type: ignore[union-attr]
     assert "user_agent" in frame.table.column_names  # a contract field absent from every record
 
 
@@ -60,43 +70,64 @@ def _with(i: int, record: bytes) -> list[bytes]:
 
 
 DECLINED = {
-    "a key repeated (orjson keeps the last, polars the first)":
-        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a","ip_address":"1.2.3.4",'
-        b'"success":true,"success":false}',
-    "a lone surrogate": b'{"timestamp":"2026-03-01T10:00:00Z","username":"a\\ud800",'
-                        b'"ip_address":"1.2.3.4","success":true}',
-    "a NaN": b'{"timestamp":"2026-03-01T10:00:00Z","username":"a","ip_address":"1.2.3.4",'
-             b'"success":true,"score":NaN}',
-    "a leap second (read back, it is another time)":
-        b'{"timestamp":"2026-03-01T23:59:60Z","username":"a","ip_address":"1.2.3.4",'
-        b'"success":true}',
-    "a time with a sign": b'{"timestamp":"+2026-03-01T10:00:0Z","username":"a",'
-                          b'"ip_address":"1.2.3.4","success":true}',
-    "a nested value": b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
-                      b'"ip_address":"1.2.3.4","success":true,"geo":{"c":"NL"}}',
-    "a number where a string is due": b'{"timestamp":"2026-03-01T10:00:00Z","username":7,'
-                                      b'"ip_address":"1.2.3.4","success":true}',
-    "a string where a bool is due": b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
-                                    b'"ip_address":"1.2.3.4","success":"false"}',
-    "a required field empty": b'{"timestamp":"2026-03-01T10:00:00Z","username":"",'
-                              b'"ip_address":"1.2.3.4","success":true}',
-    "a required field missing": b'{"timestamp":"2026-03-01T10:00:00Z",'
-                                b'"ip_address":"1.2.3.4","success":true}',
-    "another time format": b'{"timestamp":"2026-03-01T10:00:00+00:00","username":"a",'
-                           b'"ip_address":"1.2.3.4","success":true}',
-    "a time that is no date": b'{"timestamp":"2026-02-30T10:00:00Z","username":"a",'
-                              b'"ip_address":"1.2.3.4","success":true}',
-    "an epoch time": b'{"timestamp":1772359200,"username":"a","ip_address":"1.2.3.4",'
-                     b'"success":true}',
-    "not JSON": b'{"timestamp":"2026-03-01T10:00:00Z","username":"a"',
+    "a key repeated (orjson keeps the last value; the decoder refuses it)": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"success":false}'
+    ),
+    "a lone surrogate": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a\\ud800",'
+        b'"ip_address":"1.2.3.4","success":true}'
+    ),
+    "a NaN": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"score":NaN}'
+    ),
+    "a leap second (read back, it is another time)": (
+        b'{"timestamp":"2026-03-01T23:59:60Z","username":"a","ip_address":"1.2.3.4","success":true}'
+    ),
+    "a time with a sign": (
+        b'{"timestamp":"+2026-03-01T10:00:0Z","username":"a","ip_address":"1.2.3.4","success":true}'
+    ),
+    "a nested value": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"geo":{"c":"NL"}}'
+    ),
+    "a number where a string is due": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":7,"ip_address":"1.2.3.4","success":true}'
+    ),
+    "a string where a bool is due": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":"false"}'
+    ),
+    "a required field empty": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"","ip_address":"1.2.3.4","success":true}'
+    ),
+    "a required field missing": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","ip_address":"1.2.3.4","success":true}'
+    ),
+    "another time format": (
+        b'{"timestamp":"2026-03-01T10:00:00+00:00","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true}'
+    ),
+    "a time that is no date": (
+        b'{"timestamp":"2026-02-30T10:00:00Z","username":"a","ip_address":"1.2.3.4","success":true}'
+    ),
+    "an epoch time": (
+        b'{"timestamp":1772359200,"username":"a","ip_address":"1.2.3.4","success":true}'
+    ),
+    "not JSON": (b'{"timestamp":"2026-03-01T10:00:00Z","username":"a"'),
     "two records on one line": GOOD[0] + b"\n" + GOOD[1],
     "an empty record": b"",
     "an array": b"[1,2]",
-    "an integer beyond 64 bits": b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
-                                 b'"ip_address":"1.2.3.4","success":true,"n":' +
-                                 b"1" * 30 + b"}",
-    "invalid UTF-8": b'{"timestamp":"2026-03-01T10:00:00Z","username":"a\xff",'
-                     b'"ip_address":"1.2.3.4","success":true}',
+    "an integer beyond 64 bits": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,'
+        b'"n":111111111111111111111111111111}'
+    ),
+    "invalid UTF-8": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a\xff",'
+        b'"ip_address":"1.2.3.4","success":true}'
+    ),
 }
 
 
@@ -106,15 +137,22 @@ def test_a_batch_with_a_record_the_decoder_would_coerce_or_refuse_is_not_read(wh
 
 
 TAKEN = {
-    "an explicit null in an optional field": b'{"timestamp":"2026-03-01T10:00:00Z",'
-        b'"username":"a","ip_address":"1.2.3.4","success":true,"country":null}',
-    "escapes": b'{"timestamp":"2026-03-01T10:00:00Z","username":"a\\u00e9\\"b",'
-               b'"ip_address":"1.2.3.4","success":true}',
-    "spaces": b'{ "timestamp" : "2026-03-01T10:00:00Z", "username" : "a", '
-              b'"ip_address": "1.2.3.4", "success": false }',
-    "an integer in a number field, a float in an extra one":
-        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a","ip_address":"1.2.3.4",'
-        b'"success":true,"score":3}',
+    "an explicit null in an optional field": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"country":null}'
+    ),
+    "escapes": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a\\u00e9\\"b",'
+        b'"ip_address":"1.2.3.4","success":true}'
+    ),
+    "spaces": (
+        b'{ "timestamp" : "2026-03-01T10:00:00Z", "username" : "a",'
+        b' "ip_address": "1.2.3.4", "success": false }'
+    ),
+    "an integer in a number field, a float in an extra one": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"score":3}'
+    ),
 }
 
 
@@ -128,24 +166,36 @@ def test_records_the_decoder_takes_as_they_are_are_read_as_it_reads_them(what: s
     assert all(type(e) is Event for e in events)
     assert frame.ts.tolist() == [e.ts for e in events]  # type: ignore[union-attr]
     for name in ("username", "ip_address", "success", "country", "user_agent"):
-        assert frame.table.column(name).to_pylist() == \
-            [e.data.get(name) for e in events]  # type: ignore[union-attr]
+        assert frame.table.column(name).to_pylist() == [e.data.get(name) for e in events]  # type: ignore[union-attr]
 
 
 def test_a_record_over_the_size_limit_is_not_read() -> None:
     assert FrameReader(AUTH, 100).read(GOOD) is None
 
 
-_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                     st.floats(allow_nan=False), st.text(max_size=8))
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["username", "success", "country", "x", "timestamp",
-                                           "ip_address"]), _SCALARS), max_size=4),
-       st.integers(0, len(GOOD) - 1))
-def test_whatever_a_frame_takes_the_decoder_takes_as_it_is(changes: list[tuple[str, Any]],
-                                                           at: int) -> None:
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["username", "success", "country", "x", "timestamp", "ip_address"]),
+            _SCALARS,
+        ),
+        max_size=4,
+    ),
+    st.integers(0, len(GOOD) - 1),
+)
+def test_whatever_a_frame_takes_the_decoder_takes_as_it_is(
+    changes: list[tuple[str, Any]], at: int
+) -> None:
     """Change fields of one record: if the batch is still read, every record decodes to an
     Event with the frame's time and the frame's contract values."""
     data = orjson.loads(GOOD[at])
@@ -164,30 +214,41 @@ def test_whatever_a_frame_takes_the_decoder_takes_as_it_is(changes: list[tuple[s
     assert all(type(e) is Event for e in events)
     assert frame.ts.tolist() == [e.ts for e in events]  # type: ignore[union-attr]
     for name in ("username", "ip_address", "success", "country"):
-        assert frame.table.column(name).to_pylist() == \
-            [e.data.get(name) for e in events]  # type: ignore[union-attr]
+        assert frame.table.column(name).to_pylist() == [e.data.get(name) for e in events]  # type: ignore[union-attr]
 
 
 # -- the engine: columns against Events ---------------------------------------------------
 
-COLUMN_KINDS = sorted(k for k, cls in REGISTRY.items()
-                      if cls.column_prefilter is not Detector.column_prefilter)
+COLUMN_KINDS = sorted(
+    k for k, cls in REGISTRY.items() if cls.column_prefilter is not Detector.column_prefilter
+)
 READS_COLUMNS = sorted(k for k, cls in REGISTRY.items() if cls.reads_columns)
 
 
 def test_the_built_ins_that_judge_from_columns() -> None:
-    assert {"brute_force", "password_spray", "distributed_brute_force", "sql_injection",
-            "pipeline_failed", "deployment", "ticket_created"} <= set(COLUMN_KINDS)
+    assert {
+        "brute_force",
+        "password_spray",
+        "distributed_brute_force",
+        "sql_injection",
+        "pipeline_failed",
+        "deployment",
+        "ticket_created",
+    } <= set(COLUMN_KINDS)
     assert {"host_silent", "rate_abuse", "unusual_login"} <= set(READS_COLUMNS)
     assert {"metric_threshold", "compromise_suspected"} <= set(COLUMN_KINDS)
 
 
 def _config(family: str, kinds: set[str]) -> Any:
-    off = {k: {"enabled": False} for k, cls in REGISTRY.items()
-           if cls.family == family and k not in kinds}
+    off = {
+        k: {"enabled": False}
+        for k, cls in REGISTRY.items()
+        if cls.family == family and k not in kinds
+    }
     topic = get_contract(family).kafka_topic
-    return parse_config({"topics": [{"topic": topic, "family": family, "detectors": off}]},
-                        file=None)
+    return parse_config(
+        {"topics": [{"topic": topic, "family": family, "detectors": off}]}, file=None
+    )
 
 
 def _stream(scenario: str, family: str, n: int, seed: int, trouble: bool) -> list[RawRecord]:
@@ -217,17 +278,26 @@ def _stream(scenario: str, family: str, n: int, seed: int, trouble: bool) -> lis
         offset = offsets.get(partition, 0)
         offsets[partition] = offset + 1
         out.append(RawRecord(value, topic, partition, offset, key))
-        if trouble and rng.random() < 0.05 and len(out) >= 2 and \
-                out[-1].partition == out[-2].partition:
+        if (
+            trouble
+            and rng.random() < 0.05
+            and len(out) >= 2
+            and out[-1].partition == out[-2].partition
+        ):
             a, b = out[-2], out[-1]
             out[-2] = RawRecord(b.value, a.topic, a.partition, a.offset, b.key)
             out[-1] = RawRecord(a.value, b.topic, b.partition, b.offset, a.key)
     return out
 
 
-def _judge(config: Any, records: list[RawRecord], batch: int, columns: bool,
-           monkeypatch: pytest.MonkeyPatch, live: bool = False) \
-        -> tuple[list[Any], list[Any], Judge]:
+def _judge(
+    config: Any,
+    records: list[RawRecord],
+    batch: int,
+    columns: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    live: bool = False,
+) -> tuple[list[Any], list[Any], Judge]:
     """Judge ``records`` a partition's run at a time; ``live``: with a wall clock (the
     ``future`` rule) and ``now`` moving on by a second a call, as the runtime judges."""
     monkeypatch.setenv("STREAMPROC_COLUMNS", "1" if columns else "0")
@@ -242,7 +312,7 @@ def _judge(config: Any, records: list[RawRecord], batch: int, columns: bool,
     rounds = max(len(v) for v in by_partition.values())
     for i in range(0, rounds, batch):
         for partition in sorted(by_partition):
-            chunk = by_partition[partition][i:i + batch]
+            chunk = by_partition[partition][i : i + batch]
             if chunk:
                 wall[0] += 1.0
                 out, dls = judge.judge(chunk, "kafka", wall[0] if live else None)
@@ -254,8 +324,18 @@ def _judge(config: Any, records: list[RawRecord], batch: int, columns: bool,
 
 
 def _alert_rows(alerts: list[Any]) -> list[tuple[Any, ...]]:
-    return [(a.kind, a.status, a.fingerprint, a.event_time, a.severity, a.title,
-             orjson.dumps(a.evidence, option=orjson.OPT_SORT_KEYS)) for a in alerts]
+    return [
+        (
+            a.kind,
+            a.status,
+            a.fingerprint,
+            a.event_time,
+            a.severity,
+            a.title,
+            orjson.dumps(a.evidence, option=orjson.OPT_SORT_KEYS),
+        )
+        for a in alerts
+    ]
 
 
 def _dead_rows(dead: list[Any]) -> list[tuple[Any, ...]]:
@@ -269,8 +349,17 @@ CASES = [
     ("api", "api-access-logs", {"sql_injection", "rate_abuse"}),
     ("hosts", "host-metrics", {"host_silent"}),
     ("hosts", "host-metrics", {"host_silent", "metric_threshold"}),
-    ("auth", "auth-logs", {"brute_force", "password_spray", "distributed_brute_force",
-                           "unusual_login", "compromise_suspected"}),
+    (
+        "auth",
+        "auth-logs",
+        {
+            "brute_force",
+            "password_spray",
+            "distributed_brute_force",
+            "unusual_login",
+            "compromise_suspected",
+        },
+    ),
     ("auth", "auth-logs", {"compromise_suspected"}),  # its own private brute_force
     ("cicd", "cicd-events", {"pipeline_failed", "deployment"}),
     ("tickets", "support-tickets", {"ticket_created"}),
@@ -278,11 +367,12 @@ CASES = [
 
 
 @pytest.mark.parametrize("trouble", [False, True], ids=["clean", "late-forged-broken"])
-@pytest.mark.parametrize(("scenario", "family", "kinds"), CASES,
-                         ids=[f"{c[0]}-{'+'.join(sorted(c[2]))}" for c in CASES])
+@pytest.mark.parametrize(
+    ("scenario", "family", "kinds"), CASES, ids=[f"{c[0]}-{'+'.join(sorted(c[2]))}" for c in CASES]
+)
 def test_judging_from_columns_gives_what_judging_events_gives(
-        scenario: str, family: str, kinds: set[str], trouble: bool,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario: str, family: str, kinds: set[str], trouble: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     records = _stream(scenario, family, 16000, seed=5, trouble=trouble)
     config = _config(family, kinds)
     want_alerts, want_dead, _ = _judge(config, records, 600, False, monkeypatch)
@@ -303,10 +393,14 @@ def test_judging_from_columns_gives_what_judging_events_gives(
     assert judge.frame_strays == 0
 
 
-@pytest.mark.parametrize(("scenario", "family", "kinds"), [CASES[1], CASES[5], CASES[6]],
-                         ids=["auth", "hosts", "auth-all"])
+@pytest.mark.parametrize(
+    ("scenario", "family", "kinds"),
+    [CASES[1], CASES[5], CASES[6]],
+    ids=["auth", "hosts", "auth-all"],
+)
 def test_live_judging_from_columns_gives_what_judging_events_gives(
-        scenario: str, family: str, kinds: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario: str, family: str, kinds: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With a wall clock and ``now``: the forged records are from the future now."""
     records = _stream(scenario, family, 12000, seed=8, trouble=True)
     config = _config(family, kinds)
@@ -319,14 +413,15 @@ def test_live_judging_from_columns_gives_what_judging_events_gives(
 
 
 def test_an_engine_with_a_detector_that_reads_no_columns_judges_events(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     records = _stream("tickets", "support-tickets", 3000, seed=3, trouble=False)
     config = _config("support-tickets", {"ticket_created", "sla_breach"})
     assert not REGISTRY["sla_breach"].reads_columns
     monkeypatch.setenv("STREAMPROC_COLUMNS", "1")
     judge = Judge(config, partitioned=True)
     for i in range(0, len(records), 500):
-        judge.judge(records[i:i + 500], "kafka")
+        judge.judge(records[i : i + 500], "kafka")
     assert judge.engines and all(not e.takes_frames() for e in judge.engines.values())
     reader = judge.frames["support-tickets"]
     assert reader is not None and reader.declined == 0  # never asked to read
@@ -339,18 +434,24 @@ def test_a_column_prefilter_selects_what_the_prefilter_passes(kind: str) -> None
     """On a family's generated records: every record the Python prefilter passes, the
     column expression selects (it may select more, never less)."""
     cls = REGISTRY[kind]
-    scenario = {"auth-logs": "auth", "api-access-logs": "api", "cicd-events": "cicd",
-                "support-tickets": "tickets", "host-metrics": "hosts",
-                "business-metrics": "business"}[cls.family]
-    values = [v for fam, _, v in generate(scenario, 4000, seed=2).merged_bytes()
-              if fam == cls.family]
+    scenario = {
+        "auth-logs": "auth",
+        "api-access-logs": "api",
+        "cicd-events": "cicd",
+        "support-tickets": "tickets",
+        "host-metrics": "hosts",
+        "business-metrics": "business",
+    }[cls.family]
+    values = [
+        v for fam, _, v in generate(scenario, 4000, seed=2).merged_bytes() if fam == cls.family
+    ]
     contract = get_contract(cls.family)
     decoder = RecordDecoder(contract)
     reader = FrameReader(contract, 1 << 20)
     detector = cls()
     checked = 0
     for i in range(0, len(values), 500):
-        chunk = values[i:i + 500]
+        chunk = values[i : i + 500]
         frame = reader.read(chunk)
         if frame is None:
             continue
@@ -368,13 +469,23 @@ def test_a_column_prefilter_selects_what_the_prefilter_passes(kind: str) -> None
 
 _STAMP = st.builds(
     lambda y, mo, d, h, mi, s: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z",
-    st.integers(0, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25),
-    st.integers(0, 61), st.integers(0, 61))
+    st.integers(0, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.integers(0, 61),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(_STAMP, st.text(alphabet="0123456789-T:Z ", min_size=20,
-                                          max_size=20)), min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.one_of(_STAMP, st.text(alphabet="0123456789-T:Z ", min_size=20, max_size=20)),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_times_read_from_columns_are_parse_timestamps_or_refused(stamps: list[str]) -> None:
     """Any 20-character time: the columns read it as parse_timestamp does, or not at all
     (never a time the decoder refuses, never another time)."""
@@ -399,12 +510,23 @@ def test_times_of_real_dates_are_read() -> None:
 
     from streamproc.events import parse_timestamp
 
-    stamps = ["1970-01-01T00:00:00Z", "2024-02-29T23:59:59Z", "2100-12-31T12:00:00Z",
-              "9999-12-31T23:58:59Z", "2026-03-01T10:00:00Z"]
+    stamps = [
+        "1970-01-01T00:00:00Z",
+        "2024-02-29T23:59:59Z",
+        "2100-12-31T12:00:00Z",
+        "9999-12-31T23:58:59Z",
+        "2026-03-01T10:00:00Z",
+    ]
     got = _reader()._times(pa.chunked_array([pa.array(stamps)]))
     assert got is not None and list(got) == [parse_timestamp(s) for s in stamps]
-    for bad in ("2023-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-03-01T24:00:00Z",
-                "2026-03-01T23:59:60Z", "1969-12-31T23:59:59Z", "2026-03-01 10:00:00Z"):
+    for bad in (
+        "2023-02-29T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "2026-03-01T24:00:00Z",
+        "2026-03-01T23:59:60Z",
+        "1969-12-31T23:59:59Z",
+        "2026-03-01 10:00:00Z",
+    ):
         assert _reader()._times(pa.chunked_array([pa.array(stamps + [bad])])) is None, bad
 
 
@@ -417,11 +539,15 @@ def test_how_batches_were_judged_is_counted(monkeypatch: pytest.MonkeyPatch) -> 
     metrics = Metrics(process_metrics=False)
     judge = Judge(config, metrics=metrics, partitioned=True)
     for i in range(0, len(records), 1500):
-        judge.judge(records[i:i + 1500], "kafka")
+        judge.judge(records[i : i + 1500], "kafka")
 
     def count(path: str) -> float:
-        return metrics.registry.get_sample_value(
-            "streamproc_batches_judged_total", {"binding": "auth-logs", "path": path}) or 0.0
+        return (
+            metrics.registry.get_sample_value(
+                "streamproc_batches_judged_total", {"binding": "auth-logs", "path": path}
+            )
+            or 0.0
+        )
 
     assert count("columns") == judge.frame_batches > 0
     assert count("events") > 0  # the first batch of each partition starts its stream time

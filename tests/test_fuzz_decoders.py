@@ -27,41 +27,84 @@ from streamproc.detectors import DetectorContext, DetectorEngine, detectors_for_
 from streamproc.events import Event
 
 FAMILIES = sorted(builtin_contracts())
-FUZZ = settings(max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-FUZZ_ENGINE = settings(max_examples=40, deadline=None,
-                       suppress_health_check=[HealthCheck.too_slow,
-                                              HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+FUZZ_ENGINE = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-ECS_AUTH = FieldMapping({
-    "timestamp": "@timestamp", "username": "user.name", "ip_address": "source.ip",
-    "success": {"path": "event.outcome", "map": {"success": True, "failure": False}},
-}, where="fuzz.fields")
+ECS_AUTH = FieldMapping(
+    {
+        "timestamp": "@timestamp",
+        "username": "user.name",
+        "ip_address": "source.ip",
+        "success": {"path": "event.outcome", "map": {"success": True, "failure": False}},
+    },
+    where="fuzz.fields",
+)
 
-SYSLOG_AUTH = FieldMapping({"username": "app_name", "ip_address": "hostname",
-                            "success": {"path": "severity", "map": {"6": True},
-                                        "default": False}}, where="fuzz.fields")
-VPN_AUTH = FieldMapping({"success": {"path": "result", "map": {"ok": True, "failed": False}}},
-                        where="fuzz.fields")
+SYSLOG_AUTH = FieldMapping(
+    {
+        "username": "app_name",
+        "ip_address": "hostname",
+        "success": {"path": "severity", "map": {"6": True}, "default": False},
+    },
+    where="fuzz.fields",
+)
+VPN_AUTH = FieldMapping(
+    {"success": {"path": "result", "map": {"ok": True, "failed": False}}}, where="fuzz.fields"
+)
 
 
 def _decoders() -> list[tuple[str, RecordDecoder]]:
     out = [(f"{family}/json", RecordDecoder(get_contract(family))) for family in FAMILIES]
-    out.append(("api-access-logs/combined",
-                RecordDecoder(get_contract("api-access-logs"), fmt="combined")))
-    out.append(("auth-logs/json+ecs-mapping",
-                RecordDecoder(get_contract("auth-logs"), mapping=ECS_AUTH)))
-    out.append(("auth-logs/small-limits",
-                RecordDecoder(get_contract("auth-logs"), max_record_bytes=64, max_depth=4)))
+    out.append(
+        ("api-access-logs/combined", RecordDecoder(get_contract("api-access-logs"), fmt="combined"))
+    )
+    out.append(
+        ("auth-logs/json+ecs-mapping", RecordDecoder(get_contract("auth-logs"), mapping=ECS_AUTH))
+    )
+    out.append(
+        (
+            "auth-logs/small-limits",
+            RecordDecoder(get_contract("auth-logs"), max_record_bytes=64, max_depth=4),
+        )
+    )
     out.append(("auth-logs/sshd", RecordDecoder(get_contract("auth-logs"), fmt="sshd")))
-    out.append(("auth-logs/sshd-berlin", RecordDecoder(
-        get_contract("auth-logs"), fmt="sshd",
-        lines=named_format("sshd", year=2026, timezone="Europe/Berlin"))))
-    out.append(("auth-logs/syslog+mapping", RecordDecoder(
-        get_contract("auth-logs"), fmt="syslog", mapping=SYSLOG_AUTH)))
-    out.append(("auth-logs/regex+mapping", RecordDecoder(
-        get_contract("auth-logs"), fmt="regex", mapping=VPN_AUTH, lines=regex_format(
-            r"(?P<timestamp>\S+) (?P<username>\S*) (?P<ip_address>\S+) (?P<result>\w+)"))))
+    out.append(
+        (
+            "auth-logs/sshd-berlin",
+            RecordDecoder(
+                get_contract("auth-logs"),
+                fmt="sshd",
+                lines=named_format("sshd", year=2026, timezone="Europe/Berlin"),
+            ),
+        )
+    )
+    out.append(
+        (
+            "auth-logs/syslog+mapping",
+            RecordDecoder(get_contract("auth-logs"), fmt="syslog", mapping=SYSLOG_AUTH),
+        )
+    )
+    out.append(
+        (
+            "auth-logs/regex+mapping",
+            RecordDecoder(
+                get_contract("auth-logs"),
+                fmt="regex",
+                mapping=VPN_AUTH,
+                lines=regex_format(
+                    r"(?P<timestamp>\S+) (?P<username>\S*) (?P<ip_address>\S+) (?P<result>\w+)"
+                ),
+            ),
+        )
+    )
     return out
 
 
@@ -88,15 +131,38 @@ def assert_processed_or_dead_lettered(decoder: RecordDecoder, payload: bytes) ->
 # -- strategies ------------------------------------------------------------------------------
 
 HUGE_INTS = st.integers(min_value=-(10**40), max_value=10**40)
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), HUGE_INTS,
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
-                    st.sampled_from(["NaN", "nan", "-Infinity", "inf", "1e999", "-0", "",
-                                     " ", "true", "0x1F", "１２", "\u0000", "9" * 400]))
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    HUGE_INTS,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "NaN",
+            "nan",
+            "-Infinity",
+            "inf",
+            "1e999",
+            "-0",
+            "",
+            " ",
+            "true",
+            "0x1F",
+            "１２",
+            "\u0000",
+            "9" * 400,
+        ]
+    ),
+)
 JSON_VALUES = st.recursive(
     SCALARS,
-    lambda children: st.one_of(st.lists(children, max_size=5),
-                               st.dictionaries(st.text(max_size=12), children, max_size=5)),
-    max_leaves=25)
+    lambda children: st.one_of(
+        st.lists(children, max_size=5), st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=25,
+)
 
 
 def _dump(value: Any) -> bytes:
@@ -113,9 +179,20 @@ GOOD_TIMESTAMPS = st.one_of(
 )
 TIMESTAMPS = st.one_of(
     GOOD_TIMESTAMPS,
-    st.sampled_from(["2023-11-14T22:13:20+01:00", "2023-11-14 22:13:20", "not a time",
-                     "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "-1", "1e308", "NaN",
-                     "2023-02-30T00:00:00Z", ""]),
+    st.sampled_from(
+        [
+            "2023-11-14T22:13:20+01:00",
+            "2023-11-14 22:13:20",
+            "not a time",
+            "9999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z",
+            "-1",
+            "1e308",
+            "NaN",
+            "2023-02-30T00:00:00Z",
+            "",
+        ]
+    ),
 )
 
 
@@ -129,8 +206,14 @@ POOLS: dict[str, list[Any]] = {
     "username": ["alice", "bob", "root", "svc-backup", ""],
     "ip_address": ["10.0.0.1", "203.0.113.9", "198.51.100.7", "::1", "not-an-ip", "999.1.1.1"],
     "host": ["web-1", "web-2", "db-1"],
-    "endpoint": ["/login", "/api/users?id=1", "/search?q=1%27%20OR%201%3D1--",
-                 "/?q=UNION%20SELECT%20password%20FROM%20users", "/%", "/" + "%25" * 50],
+    "endpoint": [
+        "/login",
+        "/api/users?id=1",
+        "/search?q=1%27%20OR%201%3D1--",
+        "/?q=UNION%20SELECT%20password%20FROM%20users",
+        "/%",
+        "/" + "%25" * 50,
+    ],
     "method": ["GET", "POST", "DELETE", "get"],
     "country": ["US", "DE", "BR", ""],
     "metric": ["revenue", "conversion_rate", "daily_active_users", "session_duration", "x"],
@@ -141,16 +224,23 @@ POOLS: dict[str, list[Any]] = {
     "project": ["api", "web"],
     "service": ["api", "web"],
 }
-NUMBERS = st.one_of(st.floats(-1e6, 1e6), st.integers(-10, 10**6),
-                    st.sampled_from(["NaN", "inf", "-Infinity", "12.5", "", "1e999", True]))
+NUMBERS = st.one_of(
+    st.floats(-1e6, 1e6),
+    st.integers(-10, 10**6),
+    st.sampled_from(["NaN", "inf", "-Infinity", "12.5", "", "1e999", True]),
+)
 # Mostly ordinary values, so detectors get events that decode, with the odd extreme one.
-GOOD_NUMBERS = st.one_of(st.floats(0, 100), st.integers(0, 200), st.floats(-1e3, 1e5),
-                         st.sampled_from([0, 80.5, 95, 100, 1e308, -1e308, "NaN", "1e999",
-                                          "97.5", 5e-324]))
+GOOD_NUMBERS = st.one_of(
+    st.floats(0, 100),
+    st.integers(0, 200),
+    st.floats(-1e3, 1e5),
+    st.sampled_from([0, 80.5, 95, 100, 1e308, -1e308, "NaN", "1e999", "97.5", 5e-324]),
+)
 
 
-def _plausible(name: str, ftype: str, enum: tuple[str, ...] | None,
-               clean: bool = False) -> st.SearchStrategy[Any]:
+def _plausible(
+    name: str, ftype: str, enum: tuple[str, ...] | None, clean: bool = False
+) -> st.SearchStrategy[Any]:
     if ftype == "timestamp":
         return GOOD_TIMESTAMPS if clean else TIMESTAMPS
     if enum:
@@ -203,7 +293,8 @@ def nested(depth: int, leaf: Any) -> Any:
 RECORDS = {family: records(family) for family in FAMILIES}
 CLEAN_RECORDS = {family: records(family, clean=True) for family in FAMILIES}
 ANY_FAMILY_RECORD = st.sampled_from(FAMILIES).flatmap(
-    lambda family: st.tuples(st.just(family), RECORDS[family]))
+    lambda family: st.tuples(st.just(family), RECORDS[family])
+)
 
 
 @FUZZ
@@ -224,7 +315,8 @@ def test_arbitrary_json_is_decoded_or_dead_lettered(value: Any) -> None:
 @settings(FUZZ, max_examples=200)
 @given(family_record=ANY_FAMILY_RECORD)
 def test_records_with_wrong_types_in_any_field_are_decoded_or_dead_lettered(
-        family_record: tuple[str, dict[str, Any]]) -> None:
+    family_record: tuple[str, dict[str, Any]],
+) -> None:
     family, record = family_record
     payload = _dump(record)
     for _, decoder in DECODERS:  # its own family's decoder, and every other one
@@ -239,8 +331,14 @@ def test_deeply_nested_documents_are_dead_lettered_not_crashing(depth: int, leaf
     except RecursionError:  # json.dumps itself gives up first; build the text by hand
         payload = b'{"a":' * depth + b"1" + b"}" * depth
     # a nested value inside an otherwise valid record, too
-    record = {"timestamp": BASE_TS, "username": "a", "ip_address": "1.2.3.4", "success": False,
-              "host": "h", "extra": "x"}
+    record = {
+        "timestamp": BASE_TS,
+        "username": "a",
+        "ip_address": "1.2.3.4",
+        "success": False,
+        "host": "h",
+        "extra": "x",
+    }
     inside = _dump(record)[:-1] + b', "deep": ' + b"[" * depth + b"]" * depth + b"}"
     for _, decoder in DECODERS:
         assert_processed_or_dead_lettered(decoder, payload)
@@ -248,14 +346,25 @@ def test_deeply_nested_documents_are_dead_lettered_not_crashing(depth: int, leaf
 
 
 @FUZZ
-@given(parts=st.tuples(st.text(max_size=20), st.text(max_size=40), st.text(max_size=12),
-                       st.text(max_size=30), st.text(max_size=6), st.text(max_size=8)))
+@given(
+    parts=st.tuples(
+        st.text(max_size=20),
+        st.text(max_size=40),
+        st.text(max_size=12),
+        st.text(max_size=30),
+        st.text(max_size=6),
+        st.text(max_size=8),
+    )
+)
 def test_access_log_lines_with_arbitrary_parts_are_decoded_or_dead_lettered(
-        parts: tuple[str, ...]) -> None:
+    parts: tuple[str, ...],
+) -> None:
     ip, path, method, agent, status, size = parts
     decoder = RecordDecoder(get_contract("api-access-logs"), fmt="combined")
-    line = (f'{ip} - - [14/Nov/2023:22:13:20 +0000] "{method} {path} HTTP/1.1" {status} '
-            f'{size} "-" "{agent}"')
+    line = (
+        f'{ip} - - [14/Nov/2023:22:13:20 +0000] "{method} {path} HTTP/1.1" {status} '
+        f'{size} "-" "{agent}"'
+    )
     assert_processed_or_dead_lettered(decoder, line.encode("utf-8", "surrogatepass"))
 
 
@@ -263,18 +372,26 @@ def test_access_log_lines_with_arbitrary_parts_are_decoded_or_dead_lettered(
 def test_an_integer_beyond_64_bits_is_dead_lettered_not_decoded(status_code: Any) -> None:
     """Found by the detector fuzz: status_code 1e308 decoded to a 308-digit int, and every
     alert carrying it as evidence then failed to serialise (a poison pill for the alert log)."""
-    record = {"timestamp": BASE_TS, "endpoint": "/", "method": "GET",
-              "status_code": status_code, "ip_address": "1.2.3.4"}
+    record = {
+        "timestamp": BASE_TS,
+        "endpoint": "/",
+        "method": "GET",
+        "status_code": status_code,
+        "ip_address": "1.2.3.4",
+    }
     out = RecordDecoder(get_contract("api-access-logs")).decode(_dump(record), "t")
     assert isinstance(out, DeadLetter) and out.reason == "wrong_type"
 
 
 # -- detectors -------------------------------------------------------------------------------
 
+
 def _engine(family: str) -> DetectorEngine:
     """Every registered detector of the family, including the ones off by default."""
-    detectors = [cls({}, DetectorContext(binding=f"fuzz-{family}", key_cap=50))
-                 for cls in detectors_for_family(family)]
+    detectors = [
+        cls({}, DetectorContext(binding=f"fuzz-{family}", key_cap=50))
+        for cls in detectors_for_family(family)
+    ]
     return DetectorEngine(detectors, allowed_lateness=60.0)
 
 
@@ -282,8 +399,7 @@ def _events(family: str, raw: list[dict[str, Any]], partitions: list[int]) -> li
     decoder = RecordDecoder(get_contract(family))
     out: list[Event] = []
     for i, record in enumerate(raw):
-        event = decoder.decode(_dump(record), f"fuzz-{family}", partitions[i % len(partitions)],
-                               i)
+        event = decoder.decode(_dump(record), f"fuzz-{family}", partitions[i % len(partitions)], i)
         if isinstance(event, Event):
             out.append(event)
     return out
@@ -305,8 +421,7 @@ def assert_well_formed(alerts: list[Alert]) -> None:
 def test_detectors_survive_arbitrary_decoded_events(family: str, data: st.DataObject) -> None:
     engine = _engine(family)
     raw = data.draw(st.lists(CLEAN_RECORDS[family], max_size=25), label="records")
-    partitions = data.draw(st.lists(st.integers(0, 2), min_size=1, max_size=3),
-                           label="partitions")
+    partitions = data.draw(st.lists(st.integers(0, 2), min_size=1, max_size=3), label="partitions")
     events = _events(family, raw, partitions)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), max_size=3), label="cuts"))
     wall = 1000.0
@@ -328,15 +443,41 @@ def test_detectors_survive_arbitrary_decoded_events(family: str, data: st.DataOb
     assert_well_formed(out)
 
 
-SSHD_PIECES = st.sampled_from([
-    "Nov 29 17:38:53", "Feb 30 10:00:00", "Nov  9 17:38:53", "Dec 31 23:59:60", "Jan  1 24:00:00",
-    "2026-11-29T17:38:53.123456+01:00", "<38>Nov 29 17:38:53", "<38>1 2026-11-29T17:38:53Z",
-    " bastion", " sshd[4121]:", " sshd-session[1]:", " Failed password for",
-    " Accepted publickey for",
-    " invalid user", " root", " \u00e9\u0000", " from", " 203.0.113.9", " 2001:db8::1", " port",
-    " 22", " 99999999999999999999", " ssh2", " Invalid user", " Connection closed by",
-    " authenticating user", " [preauth]", " -", " [a@1 b=\"]\"]", "\ufeff", " ",
-])
+SSHD_PIECES = st.sampled_from(
+    [
+        "Nov 29 17:38:53",
+        "Feb 30 10:00:00",
+        "Nov  9 17:38:53",
+        "Dec 31 23:59:60",
+        "Jan  1 24:00:00",
+        "2026-11-29T17:38:53.123456+01:00",
+        "<38>Nov 29 17:38:53",
+        "<38>1 2026-11-29T17:38:53Z",
+        " bastion",
+        " sshd[4121]:",
+        " sshd-session[1]:",
+        " Failed password for",
+        " Accepted publickey for",
+        " invalid user",
+        " root",
+        " \u00e9\u0000",
+        " from",
+        " 203.0.113.9",
+        " 2001:db8::1",
+        " port",
+        " 22",
+        " 99999999999999999999",
+        " ssh2",
+        " Invalid user",
+        " Connection closed by",
+        " authenticating user",
+        " [preauth]",
+        " -",
+        ' [a@1 b="]"]',
+        "\ufeff",
+        " ",
+    ]
+)
 
 
 @FUZZ

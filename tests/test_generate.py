@@ -38,8 +38,11 @@ def replay(traffic: Traffic, kinds: set[str] | None = None) -> tuple[list[Any], 
     alerts: list[Any] = []
     dead = 0
     for family, records in traffic.records.items():
-        detectors = [cls() for kind, cls in REGISTRY.items()
-                     if cls.family == family and (kinds is None or kind in kinds)]
+        detectors = [
+            cls()
+            for kind, cls in REGISTRY.items()
+            if cls.family == family and (kinds is None or kind in kinds)
+        ]
         if not detectors:
             continue
         decoder = RecordDecoder(get_contract(family))
@@ -52,7 +55,7 @@ def replay(traffic: Traffic, kinds: set[str] | None = None) -> tuple[list[Any], 
             else:
                 dead += 1
         for i in range(0, len(events), 1000):
-            batch_alerts, rejected = engine.process(events[i:i + 1000])
+            batch_alerts, rejected = engine.process(events[i : i + 1000])
             assert not rejected, "the generator emits each family in event-time order"
             alerts.extend(batch_alerts)
         alerts.extend(engine.finish())
@@ -121,7 +124,7 @@ def test_load_follows_the_time_of_day() -> None:
         by_hour[int(ts % 86400 // 3600)] += 1
     assert max(by_hour) > 3 * min(by_hour)
     assert by_hour.index(max(by_hour)) in range(11, 20)  # afternoon UTC
-    assert by_hour.index(min(by_hour)) in range(0, 8)  # night UTC
+    assert by_hour.index(min(by_hour)) in range(8)  # night UTC
 
 
 @pytest.mark.parametrize("seed", [2, 3])
@@ -141,27 +144,41 @@ def test_every_registered_detector_finds_exactly_the_expected_incidents() -> Non
     want = registered(traffic.expected)
     assert {k: got.get(k, 0) for k in want} == want
     resolved = count_alerts(alerts, "resolved")
-    assert {k: resolved.get(k, 0) for k in traffic.resolved if k in REGISTRY} == \
-        {k: v for k, v in traffic.resolved.items() if k in REGISTRY}
+    assert {k: resolved.get(k, 0) for k in traffic.resolved if k in REGISTRY} == {
+        k: v for k, v in traffic.resolved.items() if k in REGISTRY
+    }
 
 
 def test_dense_background_logins_never_look_like_an_attack() -> None:
     # 40,000 logins in two hours with no injected incident: failed logins are frequent, yet
     # no (user, ip) reaches 5 failures in an hour and no IP fails for 20 users in 10 min.
-    none = {"brute_force": 0, "compromise": 0, "password_spray": 0,
-            "distributed_brute_force": 0, "unusual_login": 0}
+    none = {
+        "brute_force": 0,
+        "compromise": 0,
+        "password_spray": 0,
+        "distributed_brute_force": 0,
+        "unusual_login": 0,
+    }
     traffic = generate("auth", 40_000, seed=9, duration=7200.0, incidents=none)
     assert sum(1 for r in traffic.records["auth-logs"] if not r["success"]) > 300
-    alerts, _ = replay(traffic, kinds={"brute_force", "password_spray",
-                                       "distributed_brute_force"})
+    alerts, _ = replay(traffic, kinds={"brute_force", "password_spray", "distributed_brute_force"})
     assert alerts == []
     assert traffic.expected["brute_force"] == 0
 
 
 def test_incident_counts_can_be_set_exactly() -> None:
-    traffic = generate("auth", 10_000, seed=12, incidents={
-        "brute_force": 3, "compromise": 0, "password_spray": 0,
-        "distributed_brute_force": 0, "unusual_login": 0})
+    traffic = generate(
+        "auth",
+        10_000,
+        seed=12,
+        incidents={
+            "brute_force": 3,
+            "compromise": 0,
+            "password_spray": 0,
+            "distributed_brute_force": 0,
+            "unusual_login": 0,
+        },
+    )
     assert traffic.expected["brute_force"] == 3
     alerts, _ = replay(traffic, kinds={"brute_force"})
     assert count_alerts(alerts) == {"brute_force": 3}
@@ -169,31 +186,52 @@ def test_incident_counts_can_be_set_exactly() -> None:
 
 def test_each_family_counts_every_built_in_detector_of_that_family() -> None:
     for family in FAMILIES:
-        built_in = {cls.kind for cls in detectors_for_family(family)
-                    if cls.__module__.startswith("streamproc.detectors.")}
+        built_in = {
+            cls.kind
+            for cls in detectors_for_family(family)
+            if cls.__module__.startswith("streamproc.detectors.")
+        }
         assert set(KINDS_BY_FAMILY[family]) == built_in, family
 
 
-_AUTH_INCIDENTS = {"brute_force": 4, "compromise": 2, "password_spray": 3,
-                   "distributed_brute_force": 3, "unusual_login": 3}
+_AUTH_INCIDENTS = {
+    "brute_force": 4,
+    "compromise": 2,
+    "password_spray": 3,
+    "distributed_brute_force": 3,
+    "unusual_login": 3,
+}
 
 
-@pytest.mark.parametrize(("kind", "params", "scenario", "n", "incidents"), [
-    ("brute_force", {"threshold": 8}, "auth", 10_000, _AUTH_INCIDENTS),
-    ("password_spray", {"threshold": 30}, "auth", 10_000, _AUTH_INCIDENTS),
-    ("distributed_brute_force", {"threshold": 19, "network_threshold": 0}, "auth", 10_000,
-     _AUTH_INCIDENTS),
-    ("unusual_login", {"min_history": 6}, "auth", 10_000, _AUTH_INCIDENTS),
-    ("rate_abuse", {"threshold": 900}, "api", 60_000, None),
-    ("metric_threshold", {"cpu_warning": 70.0}, "hosts", 20_000, None),
-    ("host_silent", {"factor": 10.0}, "hosts", 20_000, None),
-    ("sla_breach", {"sla_high_hours": 8.0}, "tickets", 3000, None),
-    ("revenue_target_missed", {"warning_ratio": 0.7}, "business", 200, None),
-    ("metric_below", {"session_duration": 400.0}, "business", 200, None),
-])
+@pytest.mark.parametrize(
+    ("kind", "params", "scenario", "n", "incidents"),
+    [
+        ("brute_force", {"threshold": 8}, "auth", 10_000, _AUTH_INCIDENTS),
+        ("password_spray", {"threshold": 30}, "auth", 10_000, _AUTH_INCIDENTS),
+        (
+            "distributed_brute_force",
+            {"threshold": 19, "network_threshold": 0},
+            "auth",
+            10_000,
+            _AUTH_INCIDENTS,
+        ),
+        ("unusual_login", {"min_history": 6}, "auth", 10_000, _AUTH_INCIDENTS),
+        ("rate_abuse", {"threshold": 900}, "api", 60_000, None),
+        ("metric_threshold", {"cpu_warning": 70.0}, "hosts", 20_000, None),
+        ("host_silent", {"factor": 10.0}, "hosts", 20_000, None),
+        ("sla_breach", {"sla_high_hours": 8.0}, "tickets", 3000, None),
+        ("revenue_target_missed", {"warning_ratio": 0.7}, "business", 200, None),
+        ("metric_below", {"session_duration": 400.0}, "business", 200, None),
+    ],
+)
 def test_expected_counts_follow_a_changed_detector_default(
-        monkeypatch: pytest.MonkeyPatch, kind: str, params: dict[str, float], scenario: str,
-        n: int, incidents: dict[str, int] | None) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    params: dict[str, float],
+    scenario: str,
+    n: int,
+    incidents: dict[str, int] | None,
+) -> None:
     # The generator reads thresholds and windows from the detectors' defaults when it runs:
     # with another default, the detectors (built with that default) still find exactly the
     # expected alerts.
@@ -222,8 +260,9 @@ def test_timestamps_can_be_epoch_seconds_milliseconds_or_iso(fmt: str) -> None:
     else:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first)
     decoder = RecordDecoder(get_contract("host-metrics"))
-    for a, b in zip(iso.records["host-metrics"][:50], other.records["host-metrics"][:50],
-                    strict=True):
+    for a, b in zip(
+        iso.records["host-metrics"][:50], other.records["host-metrics"][:50], strict=True
+    ):
         ta = decoder.decode(orjson.dumps(a)).ts  # type: ignore[union-attr]
         tb = decoder.decode(orjson.dumps(b)).ts  # type: ignore[union-attr]
         assert abs(ta - tb) < 1.0
@@ -247,8 +286,9 @@ def test_unknown_scenario_is_a_clear_error() -> None:
 def test_sample_stream_in_topics_is_what_the_generator_makes(family: str) -> None:
     traffic = sample_traffic(family)
     expected = b"".join(orjson.dumps(r) + b"\n" for r in traffic.records[family])
-    assert (TOPICS / f"{family}.jsonl").read_bytes() == expected, \
+    assert (TOPICS / f"{family}.jsonl").read_bytes() == expected, (
         "regenerate with: python -m streamproc.traffic topics/"
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -273,5 +313,6 @@ def test_auth_sample_has_exactly_three_brute_force_incidents_as_documented() -> 
 
 def test_topics_readme_is_up_to_date() -> None:
     samples = {f: sample_traffic(f) for f in FAMILIES}
-    assert (TOPICS / "README.md").read_text() == render_readme(samples), \
+    assert (TOPICS / "README.md").read_text() == render_readme(samples), (
         "regenerate with: python -m streamproc.traffic topics/"
+    )

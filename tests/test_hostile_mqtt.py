@@ -55,8 +55,7 @@ def test_a_device_with_a_1970_clock_does_not_hold_back_host_silent() -> None:
     titles = [a.title for a in alerts if a.kind == "host_silent"]
     assert "Host db-1 stopped reporting" in titles
     # the device whose time stays in 1970 looks silent to its binding: once, no flapping
-    assert sorted(titles) == ["Host clock-1970 stopped reporting",
-                              "Host db-1 stopped reporting"]
+    assert sorted(titles) == ["Host clock-1970 stopped reporting", "Host db-1 stopped reporting"]
     # the device's records are behind timers already fired: dead-lettered, not judged
     assert late and {d.reason for d in late} == {"late"}
     assert {d.topic for d in late} == {"hosts/clock-1970/metrics"}
@@ -76,16 +75,17 @@ def test_many_distinct_topics_keep_bounded_time_entries_and_one_series_per_bindi
 
     def tracked() -> int:
         state = engine.snapshot()
-        return len({(t, p) for t, p, _ in state["stream_time"]} |
-                   {(t, p) for t, p, _ in state.get("warm", [])})
+        return len(
+            {(t, p) for t, p, _ in state["stream_time"]}
+            | {(t, p) for t, p, _ in state.get("warm", [])}
+        )
 
     assert tracked() <= MQTT_MAX_TOPICS
     judge.tick(now + MQTT_TOPIC_TTL + 1)  # every topic idle for longer than the TTL
     assert tracked() == 0
 
     def series(name: str) -> list[dict[str, str]]:
-        return [s.labels for m in metrics.registry.collect() for s in m.samples
-                if s.name == name]
+        return [s.labels for m in metrics.registry.collect() for s in m.samples if s.name == name]
 
     assert series("streamproc_records_in_total") == [{"topic": FILTER}]
     assert series("streamproc_dead_letters_total") == [{"topic": FILTER, "reason": "not_json"}]
@@ -108,7 +108,8 @@ def test_a_device_a_few_minutes_behind_is_still_judged() -> None:
 
 @pytest.mark.mqtt
 async def test_a_candidate_contradicted_then_quiet_is_in_the_dead_letter_file_after_a_stop(
-        mosquitto, receiver, tmp_path) -> None:
+    mosquitto, receiver, tmp_path
+) -> None:
     # a device replays its buffer: three samples start its clock, one two hours ahead waits
     # for confirmation, one near the old time contradicts it once; then the device is quiet,
     # which for a device topic means caught up: the candidate is rejected on an idle tick
@@ -117,8 +118,8 @@ async def test_a_candidate_contradicted_then_quiet_is_in_the_dead_letter_file_af
 mqtt: {{host: {mosquitto.host}, port: {mosquitto.port}, qos: 1,
        client_id: sp-{uuid.uuid4().hex[:8]},
        dead_letter_file: {tmp_path}/dead-letters.jsonl}}
-topics: [{{family: host-metrics, mqtt_topic: "{topic.split('/')[0]}/+/metrics"}}]
-notify: {{urls: ["{receiver.url('json')}"], group_wait: 0s}}
+topics: [{{family: host-metrics, mqtt_topic: "{topic.split("/")[0]}/+/metrics"}}]
+notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s}}
 state_dir: {tmp_path}
 """)
     base = time.time() - 5 * 3600
@@ -127,18 +128,23 @@ state_dir: {tmp_path}
     runtime.judge.idle_after = 1.0  # quiet (caught up) after a second, not thirty
     await runtime.start()
     try:
-        async with aiomqtt.Client(mosquitto.host, mosquitto.port,
-                                  identifier=f"pub-{uuid.uuid4().hex[:6]}") as client:
+        async with aiomqtt.Client(
+            mosquitto.host, mosquitto.port, identifier=f"pub-{uuid.uuid4().hex[:6]}"
+        ) as client:
             for ts in times:
-                await client.publish(topic, orjson.dumps(
-                    {"timestamp": ts, "host": "db-1", "cpu_percent": 20.0}), qos=1)
+                await client.publish(
+                    topic,
+                    orjson.dumps({"timestamp": ts, "host": "db-1", "cpu_percent": 20.0}),
+                    qos=1,
+                )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and runtime.stats.dead_letters < 1:
             await asyncio.sleep(0.05)
     finally:
         await runtime.stop()
     assert runtime.stats.dead_by_reason == {"time_jump": 1}
-    dead = [orjson.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_bytes()
-            .splitlines()]
+    dead = [
+        orjson.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_bytes().splitlines()
+    ]
     assert [(d["reason"], d["source"]["topic"]) for d in dead] == [("time_jump", topic)]
     assert "then its partition caught up" in dead[0]["detail"]

@@ -24,9 +24,12 @@ from tests.streams import auth_config, auth_stream, committed_total, dumps, prod
 async def _dead_letters(bootstrap: str, topic: str, n: int) -> list[tuple[bytes, dict]]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest",
-                                group_id=f"dlq-reader-{uuid.uuid4().hex[:8]}")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"dlq-reader-{uuid.uuid4().hex[:8]}",
+    )
     await consumer.start()
     seen: list[tuple[bytes, dict]] = []
     try:
@@ -46,8 +49,11 @@ async def _run_until(runtime: Runtime, predicate, timeout: float = 60.0) -> None
     try:
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline and not predicate():
-            failed = [t for t in runtime._tasks if t.done() and not t.cancelled()
-                      and t.exception() is not None]
+            failed = [
+                t
+                for t in runtime._tasks
+                if t.done() and not t.cancelled() and t.exception() is not None
+            ]
             if failed:
                 raise failed[0].exception()
             await asyncio.sleep(0.1)
@@ -67,9 +73,11 @@ def _assert_cut_dead_letter(encoded: bytes, d: dict, payload: bytes) -> None:
 
 # -- records too large for their dead letter -------------------------------------------------
 
+
 @pytest.mark.kafka
 async def test_a_900kb_non_json_record_is_dead_lettered_cut_and_the_partition_moves_on(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
     good = dumps(auth_stream(200, 1))
@@ -78,11 +86,15 @@ async def test_a_900kb_non_json_record_is_dead_lettered_cut_and_the_partition_mo
     values = good[:100] + [poison] + good[100:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
     metrics = Metrics(process_metrics=False)
-    runtime = Runtime(parse_config_text(auth_config(kafka.bootstrap_servers, topic, group,
-                                                receiver.url("json"), tmp_path)),
-                      metrics=metrics)
-    await _run_until(runtime, lambda: runtime.stats.records_in >= len(values)
-                     and len(receiver.accepted) >= 1)
+    runtime = Runtime(
+        parse_config_text(
+            auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path)
+        ),
+        metrics=metrics,
+    )
+    await _run_until(
+        runtime, lambda: runtime.stats.records_in >= len(values) and len(receiver.accepted) >= 1
+    )
     assert metrics.value("streamproc_dead_letters_cut_total", {"topic": topic}) == 1
     assert runtime.stats.events == 200  # the records after it were judged
     assert runtime.stats.dead_by_reason == {"not_json": 1}
@@ -95,17 +107,33 @@ async def test_a_900kb_non_json_record_is_dead_lettered_cut_and_the_partition_mo
 
 @pytest.mark.kafka
 async def test_a_record_over_max_record_bytes_is_dead_lettered_as_too_large_with_a_prefix(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
     good = dumps(auth_stream(50, 0))
-    huge = orjson.dumps({"timestamp": 1_790_000_000, "username": "u" * 950_000,
-                         "ip_address": "203.0.113.1", "success": False})
+    huge = orjson.dumps(
+        {
+            "timestamp": 1_790_000_000,
+            "username": "u" * 950_000,
+            "ip_address": "203.0.113.1",
+            "success": False,
+        }
+    )
     values = good[:25] + [huge] + good[25:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
-    runtime = Runtime(parse_config_text(auth_config(
-        kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path,
-        "    max_record_bytes: 100000")))
+    runtime = Runtime(
+        parse_config_text(
+            auth_config(
+                kafka.bootstrap_servers,
+                topic,
+                group,
+                receiver.url("json"),
+                tmp_path,
+                "    max_record_bytes: 100000",
+            )
+        )
+    )
     await _run_until(runtime, lambda: runtime.stats.records_in >= len(values))
     assert runtime.stats.dead_by_reason == {"too_large": 1}
     [(encoded, d)] = await _dead_letters(kafka.bootstrap_servers, f"{topic}.dlq", 1)
@@ -116,7 +144,8 @@ async def test_a_record_over_max_record_bytes_is_dead_lettered_as_too_large_with
 
 @pytest.mark.kafka
 async def test_a_dead_letter_refused_for_size_is_written_without_its_payload_and_counted(
-        kafka) -> None:
+    kafka,
+) -> None:
     """The broker's (here: the producer's) limit is lower than the one the dead letters were
     sized for: the write still succeeds, with a minimal dead letter that says why."""
     from aiokafka import AIOKafkaProducer
@@ -125,20 +154,26 @@ async def test_a_dead_letter_refused_for_size_is_written_without_its_payload_and
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     await ensure_topics({"bootstrap_servers": kafka.bootstrap_servers}, {f"{topic}.dlq": 1})
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers,
-                                max_request_size=64 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers, max_request_size=64 * 1024
+    )
     await producer.start()
     try:
         sink = KafkaDeadLetters(producer, max_request_size=4 * 1024 * 1024)
         payload = b"x" * 300_000
-        await sink.write([DeadLetter("not_json", "not JSON", payload, topic, 0, 7, b"k"),
-                          DeadLetter("not_json", "not JSON", b"small", topic, 0, 8, b"k")])
+        await sink.write(
+            [
+                DeadLetter("not_json", "not JSON", payload, topic, 0, 7, b"k"),
+                DeadLetter("not_json", "not JSON", b"small", topic, 0, 8, b"k"),
+            ]
+        )
     finally:
         await producer.stop()
     assert sink.count == 2 and sink.oversize == 1
-    seen = sorted((d for _, d in await _dead_letters(kafka.bootstrap_servers,
-                                                     f"{topic}.dlq", 2)),
-                  key=lambda d: d["source"]["offset"])
+    seen = sorted(
+        (d for _, d in await _dead_letters(kafka.bootstrap_servers, f"{topic}.dlq", 2)),
+        key=lambda d: d["source"]["offset"],
+    )
     assert [d["source"]["offset"] for d in seen] == [7, 8]
     minimal, small = seen
     assert minimal["raw_b64"] == "" and minimal["raw_truncated"] is True
@@ -156,17 +191,21 @@ async def test_cut_and_refused_dead_letters_are_counted_per_topic_in_prometheus(
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     await ensure_topics({"bootstrap_servers": kafka.bootstrap_servers}, {f"{topic}.dlq": 1})
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers,
-                                max_request_size=64 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers, max_request_size=64 * 1024
+    )
     await producer.start()
     metrics = Metrics(process_metrics=False)
     secret = b"password=hunter2 "
     try:
         sink = KafkaDeadLetters(producer, metrics=metrics)  # sized for 1 MiB, refused at 64 KiB
-        await sink.write([
-            DeadLetter("not_json", "not JSON", secret * 60_000, topic, 0, 1),  # cut, refused
-            DeadLetter("not_json", "not JSON", secret * 15_000, topic, 0, 2),  # refused
-            DeadLetter("not_json", "not JSON", secret, topic, 0, 3)])  # fits
+        await sink.write(
+            [
+                DeadLetter("not_json", "not JSON", secret * 60_000, topic, 0, 1),  # cut, refused
+                DeadLetter("not_json", "not JSON", secret * 15_000, topic, 0, 2),  # refused
+                DeadLetter("not_json", "not JSON", secret, topic, 0, 3),
+            ]
+        )  # fits
     finally:
         await producer.stop()
     assert (sink.cut, sink.oversize) == (1, 2)
@@ -181,8 +220,7 @@ async def test_file_dead_letters_keep_a_bounded_prefix_of_a_huge_record(tmp_path
     sink = FileDeadLetters(tmp_path / "dl.jsonl", max_line_bytes=64 * 1024, metrics=metrics)
     payload = bytes(range(256)) * 4000  # 1,024,000 bytes, not UTF-8
     key = b"K" * 5000
-    await sink.write([DeadLetter("not_utf8", "invalid UTF-8 at byte 128", payload, "t", 0, 1,
-                                 key)])
+    await sink.write([DeadLetter("not_utf8", "invalid UTF-8 at byte 128", payload, "t", 0, 1, key)])
     [line] = (tmp_path / "dl.jsonl").read_bytes().splitlines()
     assert len(line) < 64 * 1024
     d = orjson.loads(line)
@@ -204,11 +242,21 @@ def test_a_dead_letter_that_fits_keeps_the_whole_payload_and_says_nothing_was_cu
 
 # -- alerts that copy too much -----------------------------------------------------------------
 
+
 def _failures(username: str, user_agent: str, n: int = 6, ip: str = "203.0.113.9") -> list[bytes]:
-    return [orjson.dumps({"timestamp": 1_790_000_000 + i * 60, "username": username,
-                          "ip_address": ip, "success": False,
-                          "user_agent": f"{user_agent}{i}", "country": "RU"})
-            for i in range(n)]
+    return [
+        orjson.dumps(
+            {
+                "timestamp": 1_790_000_000 + i * 60,
+                "username": username,
+                "ip_address": ip,
+                "success": False,
+                "user_agent": f"{user_agent}{i}",
+                "country": "RU",
+            }
+        )
+        for i in range(n)
+    ]
 
 
 def _replay(lines: list[bytes], config: str = ""):
@@ -217,17 +265,21 @@ def _replay(lines: list[bytes], config: str = ""):
     return replay_records(parse_config_text(config), [ReplayInput("auth-logs", lines=lines)])
 
 
-def test_six_failures_with_900kb_user_agents_make_one_alert_within_the_cap_saying_what_was_cut(
-        ) -> None:
+def test_six_failures_with_900kb_user_agents_make_one_alert_within_the_cap_saying_what_was_cut() -> (  # noqa: E501
+    None
+):
     result = _replay(_failures("victim", "A" * 900_000))
     [alert] = [a for a in result.alerts if a.kind == "brute_force"]
     encoded = alert.to_json()
     assert len(encoded) <= 64 * 1024
     assert "evidence.samples.user_agent" in alert.truncated
     samples = alert.evidence["samples"]
-    assert samples and all(s["user_agent"].startswith("A" * 1000) and
-                           s["user_agent"].endswith("bytes]") and "...[cut " in s["user_agent"]
-                           for s in samples)
+    assert samples and all(
+        s["user_agent"].startswith("A" * 1000)
+        and s["user_agent"].endswith("bytes]")
+        and "...[cut " in s["user_agent"]
+        for s in samples
+    )
     assert orjson.loads(encoded)["truncated"] == alert.truncated  # it travels with the alert
     assert alert.key == {"username": "victim", "ip_address": "203.0.113.9"}  # not cut
 
@@ -236,9 +288,15 @@ def test_a_huge_username_is_cut_in_the_alert_but_fingerprinted_whole() -> None:
     from streamproc.alerts import fingerprint
 
     one, two = "u" * 900_000 + "1", "u" * 900_000 + "2"
-    interleaved = [line for pair in zip(_failures(one, "ua", ip="203.0.113.1"),
-                                        _failures(two, "ua", ip="203.0.113.1"), strict=True)
-                   for line in pair]
+    interleaved = [
+        line
+        for pair in zip(
+            _failures(one, "ua", ip="203.0.113.1"),
+            _failures(two, "ua", ip="203.0.113.1"),
+            strict=True,
+        )
+        for line in pair
+    ]
     result = _replay(interleaved)
     alerts = [a for a in result.alerts if a.kind == "brute_force"]
     assert len(alerts) == 2
@@ -250,10 +308,12 @@ def test_a_huge_username_is_cut_in_the_alert_but_fingerprinted_whole() -> None:
         # the fingerprint is the one the whole key gives: dedup and resolves still work
         first_failure = 1_790_000_000.0
         assert alert.fingerprint == fingerprint(
-            "brute_force", {"username": username, "ip_address": "203.0.113.1"}, first_failure)
+            "brute_force", {"username": username, "ip_address": "203.0.113.1"}, first_failure
+        )
     assert alerts[0].fingerprint != alerts[1].fingerprint
-    again = [a for a in _replay(_failures(one, "ua", ip="203.0.113.1")).alerts
-             if a.kind == "brute_force"]
+    again = [
+        a for a in _replay(_failures(one, "ua", ip="203.0.113.1")).alerts if a.kind == "brute_force"
+    ]
     assert again[0].fingerprint == alerts[0].fingerprint
 
 
@@ -268,8 +328,16 @@ def test_alerts_max_bytes_from_the_config_bounds_every_alert() -> None:
 def test_an_alert_that_only_a_whole_part_cut_can_fit_loses_its_largest_evidence_first() -> None:
     from streamproc.alerts import Alert, AlertLimits, cap_alert
 
-    alert = Alert("k", "high", "firing", {"host": "h"}, "fp", 1.0, "title",
-                  evidence={"many": ["x" * 1000] * 100, "count": 3})
+    alert = Alert(
+        "k",
+        "high",
+        "firing",
+        {"host": "h"},
+        "fp",
+        1.0,
+        "title",
+        evidence={"many": ["x" * 1000] * 100, "count": 3},
+    )
     cap_alert(alert, AlertLimits(max_bytes=8192, max_value_bytes=1024))
     assert len(alert.to_json()) <= 8192
     assert alert.evidence["count"] == 3
@@ -277,14 +345,18 @@ def test_an_alert_that_only_a_whole_part_cut_can_fit_loses_its_largest_evidence_
     assert "evidence.many" in alert.truncated
 
 
-@pytest.mark.parametrize("section, words", [
-    ("alerts: {max_bytes: 100}", "alerts.max_bytes must be a number of bytes from 4096"),
-    ("alerts: {max_bytes: 64KiB}", "alerts.max_bytes must be a number of bytes"),
-    ("alerts: {max_value_bytes: 20000}", "at most an eighth of alerts.max_bytes"),
-    ("alerts: {max_size: 1}", "unknown alerts setting 'max_size'"),
-])
+@pytest.mark.parametrize(
+    "section, words",
+    [
+        ("alerts: {max_bytes: 100}", "alerts.max_bytes must be a number of bytes from 4096"),
+        ("alerts: {max_bytes: 64KiB}", "alerts.max_bytes must be a number of bytes"),
+        ("alerts: {max_value_bytes: 20000}", "at most an eighth of alerts.max_bytes"),
+        ("alerts: {max_size: 1}", "unknown alerts setting 'max_size'"),
+    ],
+)
 def test_check_config_rejects_bad_alert_limits_with_file_and_line(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, words: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, words: str
+) -> None:
     from streamproc.cli import main as cli
 
     path = tmp_path / "streamproc.yaml"
@@ -372,7 +444,8 @@ SHAPES = ["long_strings", "many_long_names", "not_json_types", "long_identity"]
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_an_alert_a_custom_detector_builds_by_hand_is_cut_to_alerts_max_bytes_in_replay(
-        hand_built: Path, shape: str) -> None:
+    hand_built: Path, shape: str
+) -> None:
     from streamproc.cli import main as cli
 
     config = hand_built / "streamproc.yaml"
@@ -380,8 +453,20 @@ def test_an_alert_a_custom_detector_builds_by_hand_is_cut_to_alerts_max_bytes_in
     records = hand_built / "auth.jsonl"
     records.write_bytes(b"".join(line + b"\n" for line in _failures("ann", "ua", n=2)))
     out = hand_built / "alerts.jsonl"
-    assert cli(["replay", "-c", str(config), "--input", f"auth-logs={records}",
-                "--alerts-out", str(out)]) == 0
+    assert (
+        cli(
+            [
+                "replay",
+                "-c",
+                str(config),
+                "--input",
+                f"auth-logs={records}",
+                "--alerts-out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     mine = [line for line in out.read_bytes().splitlines() if b'"hand_built"' in line[:40]]
     assert len(mine) == 2
     for line in mine:
@@ -394,15 +479,17 @@ def test_an_alert_a_custom_detector_builds_by_hand_is_cut_to_alerts_max_bytes_in
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_an_alert_a_custom_detector_builds_by_hand_is_cut_before_the_alert_log(
-        hand_built: Path, shape: str) -> None:
+    hand_built: Path, shape: str
+) -> None:
     """The live path: records judged by the runtime's Judge, alerts appended to the log."""
     from streamproc.alertlog import SqliteAlertLog
     from streamproc.decode.records import RawRecord
     from streamproc.runtime import Judge
 
     judge = Judge(parse_config_text(_hand_built_config(shape)))
-    records = [RawRecord(line, "auth-logs", 0, i) for i, line in
-               enumerate(_failures("ann", "ua", n=2))]
+    records = [
+        RawRecord(line, "auth-logs", 0, i) for i, line in enumerate(_failures("ann", "ua", n=2))
+    ]
     alerts, dead = judge.judge(records, "kafka", 1_790_000_000.0)
     assert dead == []
     mine = [a for a in alerts if a.kind == "hand_built"]
@@ -437,6 +524,7 @@ def test_capping_an_alert_make_alert_capped_already_changes_nothing() -> None:
 
 # -- records the runtime writes itself ---------------------------------------------------------
 
+
 def _unkeyed_judge(max_record_bytes: str = ""):
     """A Judge whose auth-logs topic is not keyed: records are repartitioned by username and
     by ip_address (no broker is needed to judge)."""
@@ -454,8 +542,12 @@ topics:
 
 def _record_of(size: int, **fields) -> bytes:
     """A valid auth-logs record of exactly ``size`` bytes (padded in user_agent)."""
-    row = {"timestamp": 1_790_000_000, "ip_address": "203.0.113.7", "success": False,
-           "user_agent": ""} | fields
+    row = {
+        "timestamp": 1_790_000_000,
+        "ip_address": "203.0.113.7",
+        "success": False,
+        "user_agent": "",
+    } | fields
     pad = size - len(orjson.dumps(row))
     row["user_agent"] = "a" * pad
     out = orjson.dumps(row)
@@ -463,8 +555,9 @@ def _record_of(size: int, **fields) -> bytes:
     return out
 
 
-def test_a_record_of_max_record_bytes_with_a_huge_key_field_repartitions_within_the_producers_limit(
-        ) -> None:
+def test_a_record_of_max_record_bytes_with_a_huge_key_field_repartitions_within_the_producers_limit() -> (  # noqa: E501
+    None
+):
     from streamproc.batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES
     from streamproc.decode.records import RawRecord
 
@@ -494,35 +587,42 @@ def test_the_same_long_key_always_lands_on_the_same_partition() -> None:
     assert len(partitions) == 1
 
 
-def test_a_record_whose_repartitioned_copy_outgrows_the_producers_limit_is_dead_lettered(
-        ) -> None:
+def test_a_record_whose_repartitioned_copy_outgrows_the_producers_limit_is_dead_lettered() -> None:
     """Re-encoding can grow a record (1e5 is written back as 100000.0): its copy is not
     produced, the record is dead-lettered with the reason, and it was still judged here."""
     from streamproc.batches import MAX_INTERNAL_RECORD_BYTES
     from streamproc.decode.records import RawRecord
 
     judge = _unkeyed_judge()
-    row = {"timestamp": 1_790_000_000, "username": "ann", "ip_address": "203.0.113.7",
-           "success": False}
+    row = {
+        "timestamp": 1_790_000_000,
+        "username": "ann",
+        "ip_address": "203.0.113.7",
+        "success": False,
+    }
     numbers = b"[" + b",".join([b"1e5"] * 200_000) + b"]"
     record = orjson.dumps(row)[:-1] + b',"extra":' + numbers + b"}"
     assert len(record) < judge.bindings["auth-logs"].max_record_bytes
     _, dead = judge.judge([RawRecord(record, "auth-logs", 0, 9)], "kafka", 1_790_000_000.0)
     outbox = judge.take_outbox()
-    assert all(len(key or b"") + len(value) <= MAX_INTERNAL_RECORD_BYTES
-               for _, key, value in outbox)
+    assert all(
+        len(key or b"") + len(value) <= MAX_INTERNAL_RECORD_BYTES for _, key, value in outbox
+    )
     [dl] = dead
     assert dl.reason == "too_large" and dl.offset == 9 and "repartition" in dl.detail
     assert judge.stats.events == 1 and judge.stats.dead_by_reason == {"too_large": 1}
 
 
 def test_max_record_bytes_above_what_a_repartitioned_record_can_carry_is_rejected(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from streamproc.cli import main as cli
 
     path = tmp_path / "streamproc.yaml"
-    path.write_text("state_dir: x\ntopics:\n  - topic: auth-logs\n    family: auth-logs\n"
-                    "    max_record_bytes: 1048576\n")
+    path.write_text(
+        "state_dir: x\ntopics:\n  - topic: auth-logs\n    family: auth-logs\n"
+        "    max_record_bytes: 1048576\n"
+    )
     assert cli(["check-config", "-c", str(path)]) == 1
     first = capsys.readouterr().err.strip().splitlines()[0]
     assert first.startswith(f"{path}:5: ") and "max_record_bytes" in first and "1040384" in first
@@ -530,7 +630,8 @@ def test_max_record_bytes_above_what_a_repartitioned_record_can_carry_is_rejecte
 
 @pytest.mark.kafka
 async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_and_still_fire(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     """An unkeyed topic: brute_force runs on the username repartition topic. Six failures of a
     600 KB username go there keyed by its SHA-256, all to one partition, and fire there."""
     from streamproc.repartition import topic_name
@@ -540,18 +641,22 @@ async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_an
     username = "u" * 600_000
     values = _failures(username, "ua", n=6)
     await produce(kafka.bootstrap_servers, topic, values, partitions=3)
-    config = parse_config_text(auth_config(kafka.bootstrap_servers, topic, group,
-                                       receiver.url("json"), tmp_path))
+    config = parse_config_text(
+        auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path)
+    )
     runtime = Runtime(config)
     await _run_until(runtime, lambda: runtime.stats.alerts_by_kind.get("brute_force", 0) >= 1)
     assert runtime.stats.dead_letters == 0
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic_name(config, config.bindings[0], "username"),
-                                bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
-                                max_partition_fetch_bytes=16 * 1024 * 1024,
-                                group_id=f"reader-{uuid.uuid4().hex[:8]}")
+    consumer = AIOKafkaConsumer(
+        topic_name(config, config.bindings[0], "username"),
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+    )
     await consumer.start()
     seen = []
     try:
@@ -569,6 +674,7 @@ async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_an
 
 # -- notify dead letters without Kafka ---------------------------------------------------------
 
+
 def _digest_record(n: int) -> dict:
     """A notify dead letter holding a digest of ``n`` alerts of about 60 KB each (each within
     the 64 KiB alert cap)."""
@@ -577,16 +683,32 @@ def _digest_record(n: int) -> dict:
     alerts = []
     for i in range(n):
         key = {"username": f"user{i}", "ip_address": "203.0.113.7"}
-        alerts.append(Alert(kind="brute_force", severity="high", status="firing", key=key,
-                            fingerprint=fingerprint("brute_force", key, i), event_time=1.0,
-                            title=f"brute force {i}", body="b",
-                            evidence={f"sample{j}": "s" * 1000 for j in range(60)}).to_dict())
-    return {"failed_at": 1.0, "reason": "delivery_failed", "channel": "json", "attempts": 3,
-            "error": "HTTP 500", "alerts": alerts}
+        alerts.append(
+            Alert(
+                kind="brute_force",
+                severity="high",
+                status="firing",
+                key=key,
+                fingerprint=fingerprint("brute_force", key, i),
+                event_time=1.0,
+                title=f"brute force {i}",
+                body="b",
+                evidence={f"sample{j}": "s" * 1000 for j in range(60)},
+            ).to_dict()
+        )
+    return {
+        "failed_at": 1.0,
+        "reason": "delivery_failed",
+        "channel": "json",
+        "attempts": 3,
+        "error": "HTTP 500",
+        "alerts": alerts,
+    }
 
 
 async def test_a_digest_dead_lettered_to_the_file_is_split_into_lines_that_each_fit(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     from streamproc.notify.deadletter import FILE_NAME, DeadLetters
 
     record = _digest_record(40)  # 2.4 MB as one line
@@ -595,13 +717,17 @@ async def test_a_digest_dead_lettered_to_the_file_is_split_into_lines_that_each_
     assert len(lines) > 1
     assert all(len(line) + 1 <= MAX_DEAD_LETTER_BYTES for line in lines)
     parts = [orjson.loads(line) for line in lines]
-    assert all({k: v for k, v in p.items() if k != "alerts"} ==
-               {k: v for k, v in record.items() if k != "alerts"} for p in parts)
+    assert all(
+        {k: v for k, v in p.items() if k != "alerts"}
+        == {k: v for k, v in record.items() if k != "alerts"}
+        for p in parts
+    )
     assert [a for p in parts for a in p["alerts"]] == record["alerts"]  # all of them, in order
 
 
 async def test_when_the_dead_letter_topic_fails_the_file_fallback_is_split_too(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     from streamproc.notify.deadletter import FILE_NAME, DeadLetters
 
     async def broker_down(records: list[dict]) -> None:
@@ -614,7 +740,8 @@ async def test_when_the_dead_letter_topic_fails_the_file_fallback_is_split_too(
 
 
 async def test_a_notify_dead_letter_with_a_huge_error_text_still_fits_one_line(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     from streamproc.notify.deadletter import FILE_NAME, DeadLetters
 
     record = _digest_record(1) | {"error": "E" * 2_000_000}

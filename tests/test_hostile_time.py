@@ -52,16 +52,21 @@ def summary(result) -> dict[str, dict[str, int]]:
     return {kind: dict(counts) for kind, counts in result.by_kind().items()}
 
 
-FUTURE = {"year 9999": b'"9999-12-31T23:59:59Z"', "epoch 99999999999": b"99999999999",
-          "three days ahead": b'"2026-03-04T00:00:00Z"'}
+FUTURE = {
+    "year 9999": b'"9999-12-31T23:59:59Z"',
+    "epoch 99999999999": b"99999999999",
+    "three days ahead": b'"2026-03-04T00:00:00Z"',
+}
 
 
 # -- replay: no wall clock, so the jump rule alone ---------------------------------------------
 
+
 @pytest.mark.parametrize("timestamp", FUTURE.values(), ids=FUTURE.keys())
 @pytest.mark.parametrize("at", [0, 5, 1200])
-def test_one_future_auth_record_loses_no_alert_and_no_later_record(timestamp: bytes,
-                                                                    at: int) -> None:
+def test_one_future_auth_record_loses_no_alert_and_no_later_record(
+    timestamp: bytes, at: int
+) -> None:
     lines = sample("auth-logs")
     clean = replay("auth-logs", lines)
     attacked = replay("auth-logs", lines[:at] + [forged(lines[at], timestamp)] + lines[at:])
@@ -75,8 +80,9 @@ def test_one_future_auth_record_loses_no_alert_and_no_later_record(timestamp: by
 def test_one_future_ticket_does_not_fire_every_sla_timer_at_once() -> None:
     lines = sample("support-tickets")
     clean = replay("support-tickets", lines)
-    attacked = replay("support-tickets",
-                      lines[:20] + [forged(lines[20], FUTURE["year 9999"])] + lines[20:])
+    attacked = replay(
+        "support-tickets", lines[:20] + [forged(lines[20], FUTURE["year 9999"])] + lines[20:]
+    )
     assert summary(attacked) == summary(clean)
     assert summary(clean)["sla_breach"]["firing"] == 2
     assert attacked.dead_letter_reasons() == {"time_jump": 1}
@@ -85,15 +91,17 @@ def test_one_future_ticket_does_not_fire_every_sla_timer_at_once() -> None:
 def test_one_future_host_sample_does_not_make_every_host_silent() -> None:
     lines = sample("host-metrics")
     clean = replay("host-metrics", lines)
-    attacked = replay("host-metrics",
-                      lines[:50] + [forged(lines[50], FUTURE["three days ahead"])] + lines[50:])
+    attacked = replay(
+        "host-metrics", lines[:50] + [forged(lines[50], FUTURE["three days ahead"])] + lines[50:]
+    )
     assert summary(attacked) == summary(clean)
     assert summary(clean)["host_silent"]["firing"] == 1
 
 
 def _auth(ts: float, user: str = "alice", ok: bool = True) -> bytes:
-    return orjson.dumps({"timestamp": ts, "username": user, "ip_address": "203.0.113.9",
-                         "success": ok})
+    return orjson.dumps(
+        {"timestamp": ts, "username": user, "ip_address": "203.0.113.9", "success": ok}
+    )
 
 
 def test_a_partition_idle_overnight_resumes_after_confirmation_without_losing_records() -> None:
@@ -138,8 +146,9 @@ topics:
     assert (a.max_future_skew, a.max_time_jump, a.jump_confirmations) == (300.0, 600.0, 3)
     assert (b.max_future_skew, b.max_time_jump, b.jump_confirmations) == (30.0, 7200.0, 3)
     with pytest.raises(ConfigError) as err:
-        parse_config_text("topics:\n  - topic: a\n    family: auth-logs\n"
-                          "    max_future_skew: -5\n", file="c.yml")
+        parse_config_text(
+            "topics:\n  - topic: a\n    family: auth-logs\n    max_future_skew: -5\n", file="c.yml"
+        )
     assert "c.yml:4" in str(err.value) and "max_future_skew" in str(err.value)
     with pytest.raises(ConfigError) as err:
         parse_config_text("event_time:\n  jump_confirmations: 0\n", file="c.yml")
@@ -147,6 +156,7 @@ topics:
 
 
 # -- state: a held candidate is not confirmed by a restart ----------------------------------
+
 
 def test_a_checkpoint_keeps_held_candidates_and_not_their_time() -> None:
     from streamproc.detectors import build_engine
@@ -157,8 +167,10 @@ def test_a_checkpoint_keeps_held_candidates_and_not_their_time() -> None:
     t0 = 1_790_000_000.0
 
     def events(lines: list[bytes], first: int) -> list[Event]:
-        return [decoder.decode(raw, "auth-logs", 0, first + i)  # type: ignore[misc]
-                for i, raw in enumerate(lines)]
+        return [
+            decoder.decode(raw, "auth-logs", 0, first + i)  # type: ignore[misc]
+            for i, raw in enumerate(lines)
+        ]
 
     engine = build_engine(config, binding)
     engine.process(events([_auth(t0 + i) for i in range(5)], 0))
@@ -169,12 +181,12 @@ def test_a_checkpoint_keeps_held_candidates_and_not_their_time() -> None:
     restored = build_engine(config, binding)
     restored.restore(state)
     _, rejected = restored.process(events([_auth(t0 + 5), _auth(t0 + 6)], 6))
-    assert [(r.reason, r.event.data["username"]) for r in rejected] == [("time_jump",
-                                                                         "mallory")]
+    assert [(r.reason, r.event.data["username"]) for r in rejected] == [("time_jump", "mallory")]
     assert restored.stream_time() == t0 + 6
 
 
 # -- live: the clock -------------------------------------------------------------------------
+
 
 def test_live_future_event_is_dead_lettered_and_moves_nothing() -> None:
     from streamproc.decode import RawRecord
@@ -184,8 +196,9 @@ def test_live_future_event_is_dead_lettered_and_moves_nothing() -> None:
     now = time.time()
     records = [RawRecord(_auth(now - 100 + i, f"u{i}"), "auth-logs", 0, i) for i in range(5)]
     records.append(RawRecord(_auth(now + 400, "mallory", ok=False), "auth-logs", 0, 5))
-    records += [RawRecord(_auth(now - 90 + i, "victim", ok=False), "auth-logs", 0, 6 + i)
-                for i in range(5)]
+    records += [
+        RawRecord(_auth(now - 90 + i, "victim", ok=False), "auth-logs", 0, 6 + i) for i in range(5)
+    ]
     alerts, dead = judge.judge(records, "kafka", now)
     assert [(d.reason, d.offset) for d in dead] == [("future", 5)]
     assert "max_future_skew=300" in dead[0].detail
@@ -194,10 +207,10 @@ def test_live_future_event_is_dead_lettered_and_moves_nothing() -> None:
     assert [a.kind for a in alerts] == ["brute_force"]
 
 
-
 @pytest.mark.kafka
 async def test_future_timestamp_through_kafka_is_dead_lettered_and_detection_goes_on(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     from aiokafka import AIOKafkaConsumer
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
@@ -211,22 +224,27 @@ async def test_future_timestamp_through_kafka_is_dead_lettered_and_detection_goe
 kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
         alert_topic: {group}.alerts}}
 topics: [{{topic: {topic}, family: auth-logs}}]
-notify: {{urls: ["{receiver.url('json')}"], group_wait: 0s, group_by: [fingerprint]}}
+notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
 state_dir: {tmp_path}
 """)
     runtime = Runtime(config)
     await runtime.start()
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (runtime.stats.records_in < len(values)
-                                               or len(receiver.accepted) < 2):
+        while time.monotonic() < deadline and (
+            runtime.stats.records_in < len(values) or len(receiver.accepted) < 2
+        ):
             await asyncio.sleep(0.1)
     finally:
         await runtime.stop()
     assert runtime.stats.dead_by_reason == {"future": 1}
     assert runtime.stats.alerts_by_kind == {"brute_force": 2}
-    consumer = AIOKafkaConsumer(f"{topic}.dlq", bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=f"{group}-dlq")
+    consumer = AIOKafkaConsumer(
+        f"{topic}.dlq",
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"{group}-dlq",
+    )
     await consumer.start()
     try:
         seen: list[dict] = []
@@ -241,9 +259,16 @@ state_dir: {tmp_path}
 
 
 def _ticket(ts: float, n: int) -> bytes:
-    return orjson.dumps({"timestamp": ts, "event": "created", "ticket_id": f"TCK-{n}",
-                         "priority": "urgent", "customer_email": f"c{n}@example.com",
-                         "subject": "Cannot log in"})
+    return orjson.dumps(
+        {
+            "timestamp": ts,
+            "event": "created",
+            "ticket_id": f"TCK-{n}",
+            "priority": "urgent",
+            "customer_email": f"c{n}@example.com",
+            "subject": "Cannot log in",
+        }
+    )
 
 
 async def _run_until(config, done, idle_after: float | None = None) -> Runtime:
@@ -262,7 +287,8 @@ async def _run_until(config, done, idle_after: float | None = None) -> Runtime:
 
 @pytest.mark.kafka
 async def test_a_sparse_partition_gives_every_alert_once_it_is_caught_up(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     # support tickets two hours apart, read from the start: every ticket after the third is
     # a jump beyond max_time_jump, and nothing comes after the last ones to confirm them
     # (one partition: keyed by ticket_id, so every detector judges it where it is read)
@@ -280,20 +306,22 @@ async def test_a_sparse_partition_gives_every_alert_once_it_is_caught_up(
 kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
         alert_topic: {group}.alerts}}
 topics: [{{topic: {topic}, family: support-tickets, keyed_by: ticket_id}}]
-notify: {{urls: ["{receiver.url('json')}"], group_wait: 0s, group_by: [fingerprint]}}
+notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
 state_dir: {tmp_path}
 """)
     total = sum(counts["firing"] for counts in expected.values())
     runtime = await _run_until(config, lambda rt: rt.stats.alerts >= total)
     assert runtime.stats.records_in == len(values)
     assert runtime.stats.dead_by_reason == {}
-    assert {kind: {"firing": n} for kind, n in runtime.stats.alerts_by_kind.items()} == \
-        {kind: {"firing": c["firing"]} for kind, c in expected.items() if c.get("firing")}
+    assert {kind: {"firing": n} for kind, n in runtime.stats.alerts_by_kind.items()} == {
+        kind: {"firing": c["firing"]} for kind, c in expected.items() if c.get("firing")
+    }
 
 
 @pytest.mark.kafka
 async def test_a_sparse_unkeyed_topic_gives_every_repartitioned_alert_a_replay_gives(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     # the same tickets on three partitions, produced without a key: sla_breach (keyed by
     # ticket_id) is judged on the repartition topic, where each task sees two or three
     # tickets of each source partition -- too few for the start rule, and jumps nothing
@@ -309,20 +337,22 @@ async def test_a_sparse_unkeyed_topic_gives_every_repartitioned_alert_a_replay_g
 kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
         alert_topic: {group}.alerts}}
 topics: [{{topic: {topic}, family: support-tickets}}]
-notify: {{urls: ["{receiver.url('json')}"], group_wait: 0s, group_by: [fingerprint]}}
+notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
 state_dir: {tmp_path}
 """)
     total = sum(counts["firing"] for counts in expected.values())
     runtime = await _run_until(config, lambda rt: rt.stats.alerts >= total, idle_after=2.0)
     assert runtime.stats.records_in == len(values)
     assert runtime.stats.dead_by_reason == {}
-    assert {kind: {"firing": n} for kind, n in runtime.stats.alerts_by_kind.items()} == \
-        {kind: {"firing": c["firing"]} for kind, c in expected.items() if c.get("firing")}
+    assert {kind: {"firing": n} for kind, n in runtime.stats.alerts_by_kind.items()} == {
+        kind: {"firing": c["firing"]} for kind, c in expected.items() if c.get("firing")
+    }
 
 
 @pytest.mark.kafka
 async def test_forged_records_in_a_backlog_are_dead_lettered_even_once_it_is_caught_up(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
     now = time.time()
@@ -340,11 +370,17 @@ async def test_forged_records_in_a_backlog_are_dead_lettered_even_once_it_is_cau
 kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
         alert_topic: {group}.alerts}}
 topics: [{{topic: {topic}, family: auth-logs}}]
-notify: {{urls: ["{receiver.url('json')}"], group_wait: 0s, group_by: [fingerprint]}}
+notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
 state_dir: {tmp_path}
 """)
-    runtime = await _run_until(config, lambda rt: rt.stats.records_in >= len(values)
-                               and rt.stats.dead_letters >= 2 and rt.stats.alerts >= 2)
+    runtime = await _run_until(
+        config,
+        lambda rt: (
+            rt.stats.records_in >= len(values)
+            and rt.stats.dead_letters >= 2
+            and rt.stats.alerts >= 2
+        ),
+    )
     assert runtime.stats.dead_by_reason == {"time_jump": 2}
     assert runtime.stats.alerts_by_kind == {"brute_force": 2}
     [engine] = [e for task, e in runtime.judge.engines.items() if task[1] == topic]
@@ -356,19 +392,22 @@ state_dir: {tmp_path}
 DECODER = RecordDecoder(get_contract("auth-logs"))
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"10.0.0.1",'
-    b'"success":false,"timestamp":"9999-12-31T23:59:59Z"}',
-    b'{"timestamp":1767225600,"username":"a","ip_address":"10.0.0.1","success":true,'
-    b'"timestamp" :99999999999}',
-    b'{"timestamp":1767225600,"username":"a","ip_address":"10.0.0.1","success":true,'
-    b'"timestamp"\n:99999999999}',
-    b'{"timestamp":1767225600,"username":"a","ip_address":"10.0.0.1","success":true,'
-    b'"x":"y\\":z","success":false}',
-    b'{"timestamp":1767225600,"username":"a","ip_address":"10.0.0.1","success":true,'
-    b'"geo":{"city":"x","city":"y"}}',
-], ids=["flat", "space before colon", "newline before colon", "quote-colon in a value",
-        "nested"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"10.0.0.1",'
+        b'"success":false,"timestamp":"9999-12-31T23:59:59Z"}',
+        b'{"timestamp":1767225600,"username":"a","ip_address":"10.0.0.1","success":true,'
+        b'"timestamp" :99999999999}',
+        b'{"timestamp":1767225600,"username":"a","ip_address":"10.0.0.1","success":true,'
+        b'"timestamp"\n:99999999999}',
+        b'{"timestamp":1767225600,"username":"a","ip_address":"10.0.0.1","success":true,'
+        b'"x":"y\\":z","success":false}',
+        b'{"timestamp":1767225600,"username":"a","ip_address":"10.0.0.1","success":true,'
+        b'"geo":{"city":"x","city":"y"}}',
+    ],
+    ids=["flat", "space before colon", "newline before colon", "quote-colon in a value", "nested"],
+)
 def test_a_repeated_key_is_rejected_as_duplicate_field(raw: bytes) -> None:
     out = DECODER.decode(raw)
     assert not isinstance(out, Event)
@@ -376,23 +415,28 @@ def test_a_repeated_key_is_rejected_as_duplicate_field(raw: bytes) -> None:
 
 
 def test_keys_that_only_look_repeated_inside_values_are_fine() -> None:
-    raw = (b'{"timestamp":1767225600,"username":"a\\":\\"b","ip_address":"10.0.0.1",'
-           b'"success":true,"user_agent":"x \\"timestamp\\": 1"}')
+    raw = (
+        b'{"timestamp":1767225600,"username":"a\\":\\"b","ip_address":"10.0.0.1",'
+        b'"success":true,"user_agent":"x \\"timestamp\\": 1"}'
+    )
     assert isinstance(DECODER.decode(raw), Event)
 
 
 KEYS = st.sampled_from(["timestamp", "username", "ip_address", "success", "a", "b", 'q":'])
-VALUES = st.one_of(st.text(alphabet='ab": \\\n', max_size=6), st.integers(0, 9),
-                   st.booleans())
+VALUES = st.one_of(st.text(alphabet='ab": \\\n', max_size=6), st.integers(0, 9), st.booleans())
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pairs=st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=7),
-       seps=st.lists(st.sampled_from([":", " :", ": ", "\t:", "\n:", ":\n"]), min_size=7,
-                     max_size=7))
+@given(
+    pairs=st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=7),
+    seps=st.lists(st.sampled_from([":", " :", ": ", "\t:", "\n:", ":\n"]), min_size=7, max_size=7),
+)
 def test_duplicate_keys_are_never_missed_whatever_the_spacing(pairs, seps) -> None:
-    raw = ("{" + ",".join(json.dumps(k) + seps[i] + json.dumps(v)
-                          for i, (k, v) in enumerate(pairs)) + "}").encode()
+    raw = (
+        "{"
+        + ",".join(json.dumps(k) + seps[i] + json.dumps(v) for i, (k, v) in enumerate(pairs))
+        + "}"
+    ).encode()
     out = DECODER.decode(raw)
     repeated = len({k for k, _ in pairs}) != len(pairs)
     assert (getattr(out, "reason", None) == "duplicate_field") == repeated, raw
@@ -403,15 +447,26 @@ def test_a_repeated_key_hidden_by_spacing_in_a_batch_of_compact_records_is_rejec
     from streamproc.runtime import Judge
 
     judge = Judge(load_config(None))
-    good = [RawRecord(_auth(1_790_000_000.0 + i, f"u{i}"), "auth-logs", 0, i)
-            for i in range(50)]
-    hidden = RawRecord(b'{"timestamp":1790000060,"username":"a","ip_address":"10.0.0.1",'
-                       b'"success":true,"timestamp" :99999999999}', "auth-logs", 0, 50)
-    plain = RawRecord(b'{"timestamp":1790000061,"username":"a","ip_address":"10.0.0.1",'
-                      b'"success":true,"username":"b"}', "auth-logs", 0, 51)
+    good = [RawRecord(_auth(1_790_000_000.0 + i, f"u{i}"), "auth-logs", 0, i) for i in range(50)]
+    hidden = RawRecord(
+        b'{"timestamp":1790000060,"username":"a","ip_address":"10.0.0.1",'
+        b'"success":true,"timestamp" :99999999999}',
+        "auth-logs",
+        0,
+        50,
+    )
+    plain = RawRecord(
+        b'{"timestamp":1790000061,"username":"a","ip_address":"10.0.0.1",'
+        b'"success":true,"username":"b"}',
+        "auth-logs",
+        0,
+        51,
+    )
     _, dead = judge.judge([*good, hidden, plain], "kafka")
-    assert [(d.reason, d.offset) for d in dead] == [("duplicate_field", 50),
-                                                      ("duplicate_field", 51)]
+    assert [(d.reason, d.offset) for d in dead] == [
+        ("duplicate_field", 50),
+        ("duplicate_field", 51),
+    ]
 
 
 def test_a_checkpoint_that_kept_a_forged_future_time_does_not_blind_a_live_restart() -> None:
@@ -421,13 +476,17 @@ def test_a_checkpoint_that_kept_a_forged_future_time_does_not_blind_a_live_resta
     binding = next(b for b in config.bindings if b.family == "auth-logs")
     decoder = RecordDecoder(binding.contract)
     now = time.time()
-    poisoned = {"stream_time": [["auth-logs", 0, 253402300799.0]],
-                "watermark": 253402300799.0 - 60, "detectors": {}}
+    poisoned = {
+        "stream_time": [["auth-logs", 0, 253402300799.0]],
+        "watermark": 253402300799.0 - 60,
+        "detectors": {},
+    }
     engine = build_engine(config, binding)
     engine.clock = time.time
     engine.restore(poisoned)
-    events = [decoder.decode(_auth(now - 10 + i, "victim", ok=False), "auth-logs", 0, i)
-              for i in range(5)]
+    events = [
+        decoder.decode(_auth(now - 10 + i, "victim", ok=False), "auth-logs", 0, i) for i in range(5)
+    ]
     alerts, rejected = engine.process(events, now)  # type: ignore[arg-type]
     assert rejected == []
     assert [a.kind for a in alerts] == ["brute_force"]
@@ -453,8 +512,9 @@ def test_live_a_partition_quiet_overnight_moves_with_the_clock_at_once() -> None
     assert [a.kind for a in alerts] == ["brute_force"]
 
 
-def test_live_a_held_record_that_agrees_with_the_clock_is_let_go_once_its_partition_is_quiet(
-        ) -> None:
+def test_live_a_held_record_that_agrees_with_the_clock_is_let_go_once_its_partition_is_quiet() -> (
+    None
+):
     from streamproc.runtime import Judge
 
     t0 = 1_790_000_000.0
@@ -477,8 +537,9 @@ def _ticket_raw(ts: float, n: int, offset: int, partition: int = 0):
     return RawRecord(_ticket(ts, n), "support-tickets", partition, offset)
 
 
-def test_live_candidates_wait_while_their_partition_is_behind_and_are_judged_once_caught_up(
-        ) -> None:
+def test_live_candidates_wait_while_their_partition_is_behind_and_are_judged_once_caught_up() -> (
+    None
+):
     from streamproc.runtime import Judge
 
     t0 = 1_790_000_000.0
@@ -501,8 +562,9 @@ def test_live_candidates_wait_while_their_partition_is_behind_and_are_judged_onc
     assert sum(a.kind == "sla_breach" for a in alerts) == 4 + 3
 
 
-def test_live_a_candidate_contradicted_once_is_dead_lettered_when_its_partition_is_caught_up(
-        ) -> None:
+def test_live_a_candidate_contradicted_once_is_dead_lettered_when_its_partition_is_caught_up() -> (
+    None
+):
     from streamproc.runtime import Judge
 
     t0 = 1_790_000_000.0
@@ -557,16 +619,17 @@ topics: [{family: host-metrics, mqtt_topic: "hosts/+/metrics"}]
 
 
 def test_check_config_rejects_a_bad_event_time_option_at_its_line_and_shows_a_good_one(
-        tmp_path, capsys) -> None:
+    tmp_path, capsys
+) -> None:
     from streamproc.cli import main as cli
 
     path = tmp_path / "streamproc.yaml"
-    path.write_text("topics:\n  - topic: logins\n    family: auth-logs\n"
-                    "    max_time_jump: soon\n")
+    path.write_text("topics:\n  - topic: logins\n    family: auth-logs\n    max_time_jump: soon\n")
     assert cli(["check-config", "-c", str(path)]) == 1
     first = capsys.readouterr().err.strip().splitlines()[0]
     assert first.startswith(f"{path}:4: ") and "max_time_jump" in first, first
-    path.write_text("event_time: {max_future_skew: 60}\n"
-                    "topics:\n  - topic: logins\n    family: auth-logs\n")
+    path.write_text(
+        "event_time: {max_future_skew: 60}\ntopics:\n  - topic: logins\n    family: auth-logs\n"
+    )
     assert cli(["check-config", "-c", str(path)]) == 0
     assert "future skew 60s" in capsys.readouterr().out

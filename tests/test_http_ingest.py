@@ -49,41 +49,57 @@ def sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
 
 
-def github_headers(body: bytes, event: str = "workflow_run", delivery: str | None = None,
-                   secret: str = SECRET) -> dict[str, str]:
-    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-            "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body,
-                                                        hashlib.sha256).hexdigest(),
-            "Content-Type": "application/json"}
+def github_headers(
+    body: bytes, event: str = "workflow_run", delivery: str | None = None, secret: str = SECRET
+) -> dict[str, str]:
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": "sha256="
+        + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+        "Content-Type": "application/json",
+    }
 
 
 # -- provider payloads -> cicd-events records ---------------------------------------------------
 
+
 def test_github_failed_workflow_run_is_a_failing_pipeline_of_repo_and_workflow() -> None:
-    out = webhooks.github({"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "d-1"},
-                          json.loads(sample("github-workflow_run-failure.json")))
+    out = webhooks.github(
+        {"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "d-1"},
+        json.loads(sample("github-workflow_run-failure.json")),
+    )
     assert isinstance(out, webhooks.Mapped)
     assert out.delivery == "d-1"
     assert out.record == {
-        "timestamp": "2026-11-29T10:04:41Z", "type": "pipeline", "status": "failure",
-        "project": "acme/payments-api/CI", "branch": "main",
-        "commit": "9f2c1e0d4b7a6c5e8f1a2b3c4d5e6f708192a3b4", "author": "grace-kim",
+        "timestamp": "2026-11-29T10:04:41Z",
+        "type": "pipeline",
+        "status": "failure",
+        "project": "acme/payments-api/CI",
+        "branch": "main",
+        "commit": "9f2c1e0d4b7a6c5e8f1a2b3c4d5e6f708192a3b4",
+        "author": "grace-kim",
         "duration": 399.0,
         "build_url": "https://github.com/acme/payments-api/actions/runs/11223344551",
-        "description": "CI #812 failure: Fix retry budget in payment client"}
+        "description": "CI #812 failure: Fix retry budget in payment client",
+    }
 
 
 def test_github_run_in_progress_and_other_events_are_ignored_with_a_reason() -> None:
-    running = webhooks.github({"X-GitHub-Event": "workflow_run"},
-                              json.loads(sample("github-workflow_run-in_progress.json")))
+    running = webhooks.github(
+        {"X-GitHub-Event": "workflow_run"},
+        json.loads(sample("github-workflow_run-in_progress.json")),
+    )
     assert isinstance(running, webhooks.Ignored) and running.reason == "in_progress"
     ping = webhooks.github({"X-GitHub-Event": "ping"}, {"zen": "Keep it simple."})
     assert isinstance(ping, webhooks.Ignored) and ping.reason == "event_type"
 
 
 def test_github_deployment_status_success_is_a_deployment_to_its_environment() -> None:
-    out = webhooks.github({"X-GitHub-Event": "deployment_status"},
-                          json.loads(sample("github-deployment_status-success.json")))
+    out = webhooks.github(
+        {"X-GitHub-Event": "deployment_status"},
+        json.loads(sample("github-deployment_status-success.json")),
+    )
     assert isinstance(out, webhooks.Mapped)
     assert out.record["type"] == "deployment"
     assert out.record["service"] == "acme/payments-api"
@@ -94,22 +110,33 @@ def test_github_deployment_status_success_is_a_deployment_to_its_environment() -
 
 
 def test_gitlab_failed_pipeline_hook_reads_gitlab_times_as_utc() -> None:
-    out = webhooks.gitlab({"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Event-UUID": "u-1"},
-                          json.loads(sample("gitlab-pipeline-failed.json")))
+    out = webhooks.gitlab(
+        {"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Event-UUID": "u-1"},
+        json.loads(sample("gitlab-pipeline-failed.json")),
+    )
     assert isinstance(out, webhooks.Mapped) and out.delivery == "u-1"
     r = out.record
-    assert (r["timestamp"], r["status"], r["project"], r["branch"], r["author"],
-            r["duration"]) == ("2026-11-29T09:01:33Z", "failure", "platform/search", "main",
-                               "sybil.patel", 549)
+    assert (r["timestamp"], r["status"], r["project"], r["branch"], r["author"], r["duration"]) == (
+        "2026-11-29T09:01:33Z",
+        "failure",
+        "platform/search",
+        "main",
+        "sybil.patel",
+        549,
+    )
 
 
 def test_gitlab_deployment_hook_converts_its_offset_time() -> None:
-    out = webhooks.gitlab({"X-Gitlab-Event": "Deployment Hook"},
-                          json.loads(sample("gitlab-deployment-success.json")))
+    out = webhooks.gitlab(
+        {"X-Gitlab-Event": "Deployment Hook"}, json.loads(sample("gitlab-deployment-success.json"))
+    )
     assert isinstance(out, webhooks.Mapped)
     assert out.record["timestamp"] == "2026-11-29T11:50:00Z"
-    assert (out.record["service"], out.record["environment"], out.record["version"]) == \
-        ("platform/search", "staging", "1.0.0")
+    assert (out.record["service"], out.record["environment"], out.record["version"]) == (
+        "platform/search",
+        "staging",
+        "1.0.0",
+    )
 
 
 def test_jenkins_build_is_judged_once_when_finalized() -> None:
@@ -118,8 +145,12 @@ def test_jenkins_build_is_judged_once_when_finalized() -> None:
     out = webhooks.jenkins({}, json.loads(sample("jenkins-finalized-failure.json")))
     assert isinstance(out, webhooks.Mapped)
     assert out.delivery == "https://jenkins.example.com/job/checkout-web/128/#128#FINALIZED"
-    assert (out.record["status"], out.record["project"], out.record["branch"],
-            out.record["duration"]) == ("failure", "checkout-web", "main", 195.7)
+    assert (
+        out.record["status"],
+        out.record["project"],
+        out.record["branch"],
+        out.record["duration"],
+    ) == ("failure", "checkout-web", "main", 195.7)
     assert out.record["timestamp"] == "2026-11-29T08:03:15Z"  # start + duration
 
 
@@ -138,19 +169,24 @@ def test_signatures_are_checked_per_provider() -> None:
 
 # -- bodies, limits, dedup ------------------------------------------------------------------------
 
+
 def test_a_body_is_split_by_content_type_or_sniffed() -> None:
     assert split_records(b'{"a": 1}', "application/json") == [b'{"a": 1}']
     assert split_records(b'[{"a":1}, {"b":2}]', "application/json") == [b'{"a":1}', b'{"b":2}']
     # each element's own bytes: a repeated key stays visible to the decoder
-    assert split_records(b' [ {"a":1,"a":2} ,\n{"b" : "\\u00e9,]"}, 3 ] ', "") == \
-        [b'{"a":1,"a":2}', b'{"b" : "\\u00e9,]"}', b"3"]
-    assert split_records("[\"é\", []]".encode(), "application/json") == \
-        ["\"é\"".encode(), b"[]"]
+    assert split_records(b' [ {"a":1,"a":2} ,\n{"b" : "\\u00e9,]"}, 3 ] ', "") == [
+        b'{"a":1,"a":2}',
+        b'{"b" : "\\u00e9,]"}',
+        b"3",
+    ]
+    assert split_records('["é", []]'.encode(), "application/json") == ['"é"'.encode(), b"[]"]
     assert split_records(b"[]", "application/json") == []
     deep = b"[" * 1001 + b"]" * 1001  # orjson reads it; the element split cannot
     assert split_records(deep, "application/json") == [deep]
-    assert split_records(b'{"a":1}\n\n{"b":2}\r\n', "application/x-ndjson") == \
-        [b'{"a":1}', b'{"b":2}']
+    assert split_records(b'{"a":1}\n\n{"b":2}\r\n', "application/x-ndjson") == [
+        b'{"a":1}',
+        b'{"b":2}',
+    ]
     assert split_records(b'{"a":1}\n{"b":2}', "") == [b'{"a":1}', b'{"b":2}']
     pretty = b'{\n  "a": 1\n}'
     assert split_records(pretty, "") == [pretty]
@@ -188,21 +224,37 @@ def test_delivery_dedup_survives_a_restart_and_keeps_its_bounds(tmp_path) -> Non
 
 # -- config ---------------------------------------------------------------------------------------
 
+
 def _config(tmp_path, ingest: str, topics: str | None = None, kafka: str | None = None) -> str:
-    head = f"kafka: {{bootstrap_servers: '{kafka}'}}\n" if kafka else \
-        "mqtt: {host: 127.0.0.1, port: 1883}\n"
-    return (head + f"state_dir: {tmp_path}/state\n"
-            + (topics or "topics:\n  - {name: cicd-events, family: cicd-events, source: mqtt,\n"
-                         "     mqtt_topic: ci/#}\n")
-            + ingest)
+    head = (
+        f"kafka: {{bootstrap_servers: '{kafka}'}}\n"
+        if kafka
+        else "mqtt: {host: 127.0.0.1, port: 1883}\n"
+    )
+    return (
+        head
+        + f"state_dir: {tmp_path}/state\n"
+        + (
+            topics
+            or "topics:\n  - {name: cicd-events, family: cicd-events, source: mqtt,\n"
+            "     mqtt_topic: ci/#}\n"
+        )
+        + ingest
+    )
 
 
 def test_ingest_config_reads_secrets_limits_and_dedup_bounds(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GH_SECRET", SECRET)
-    config = parse_config_text(_config(tmp_path, (
-        "ingest:\n  rate_limit: {per_second: 5, burst: 10}\n"
-        "  webhooks:\n    dedup: {max_entries: 50, ttl: 600}\n"
-        "    github: {secret: ${GH_SECRET}}\n")))
+    config = parse_config_text(
+        _config(
+            tmp_path,
+            (
+                "ingest:\n  rate_limit: {per_second: 5, burst: 10}\n"
+                "  webhooks:\n    dedup: {max_entries: 50, ttl: 600}\n"
+                "    github: {secret: ${GH_SECRET}}\n"
+            ),
+        )
+    )
     ingest = config.ingest
     assert ingest is not None and (ingest.rate, ingest.burst) == (5.0, 10.0)
     assert ingest.webhooks.secrets == {"github": SECRET}
@@ -210,13 +262,18 @@ def test_ingest_config_reads_secrets_limits_and_dedup_bounds(tmp_path, monkeypat
     assert SECRET not in repr(ingest)
 
 
-@pytest.mark.parametrize("ingest, message", [
-    ("ingest:\n  webhooks:\n    github: {secret: ''}\n", "ingest.webhooks.github.secret"),
-    ("ingest:\n  webhooks:\n    bitbucket: {secret: x}\n", "unknown key 'bitbucket'"),
-    ("ingest:\n  rate_limit: {per_second: -1}\n", "ingest.rate_limit.per_second"),
-    ("ingest:\n  webhooks:\n    binding: nope\n    gitlab: {secret: x}\n",
-     "no topic binding named 'nope'"),
-])
+@pytest.mark.parametrize(
+    "ingest, message",
+    [
+        ("ingest:\n  webhooks:\n    github: {secret: ''}\n", "ingest.webhooks.github.secret"),
+        ("ingest:\n  webhooks:\n    bitbucket: {secret: x}\n", "unknown key 'bitbucket'"),
+        ("ingest:\n  rate_limit: {per_second: -1}\n", "ingest.rate_limit.per_second"),
+        (
+            "ingest:\n  webhooks:\n    binding: nope\n    gitlab: {secret: x}\n",
+            "no topic binding named 'nope'",
+        ),
+    ],
+)
 def test_ingest_config_errors_name_the_setting_and_line(tmp_path, ingest, message) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config_text(_config(tmp_path, ingest), file="streamproc.yaml")
@@ -225,33 +282,47 @@ def test_ingest_config_errors_name_the_setting_and_line(tmp_path, ingest, messag
 
 
 def test_webhooks_need_a_cicd_binding_in_contract_field_names(tmp_path) -> None:
-    topics = ("topics:\n  - {family: cicd-events, source: mqtt, mqtt_topic: ci/#,\n"
-              "     fields: {timestamp: ts}}\n")
+    topics = (
+        "topics:\n  - {family: cicd-events, source: mqtt, mqtt_topic: ci/#,\n"
+        "     fields: {timestamp: ts}}\n"
+    )
     with pytest.raises(ConfigError, match="maps fields"):
-        parse_config_text(_config(tmp_path, "ingest:\n  webhooks:\n    gitlab: {secret: x}\n",
-                                  topics))
+        parse_config_text(
+            _config(tmp_path, "ingest:\n  webhooks:\n    gitlab: {secret: x}\n", topics)
+        )
 
 
 # -- the endpoints, judged at once (an MQTT binding) --------------------------------------------
+
 
 class Direct:
     """An Ingest judging through a real Judge into a real alert log and dead-letter file."""
 
     def __init__(self, tmp_path, ingest_yaml: str = "") -> None:
-        self.config = parse_config_text(_config(tmp_path, ingest_yaml or (
-            f"ingest:\n  rate_limit: {{per_second: 1000, burst: 1000}}\n"
-            f"  webhooks:\n    github: {{secret: {SECRET}}}\n"
-            f"    gitlab: {{secret: {SECRET}}}\n    jenkins: {{secret: {SECRET}}}\n")))
+        self.config = parse_config_text(
+            _config(
+                tmp_path,
+                ingest_yaml
+                or (
+                    f"ingest:\n  rate_limit: {{per_second: 1000, burst: 1000}}\n"
+                    f"  webhooks:\n    github: {{secret: {SECRET}}}\n"
+                    f"    gitlab: {{secret: {SECRET}}}\n    jenkins: {{secret: {SECRET}}}\n"
+                ),
+            )
+        )
         self.metrics = Metrics(process_metrics=False)
         # no clock: the samples keep their recorded times whatever the day (no "future")
         self.judge = Judge(self.config, self.metrics)
         self.alert_log = SqliteAlertLog(tmp_path / "alerts.sqlite3")
         self.dead_path = tmp_path / "dead.jsonl"
         self.dead = FileDeadLetters(self.dead_path)
-        self.ingest = Ingest(self.config.ingest, self.config.bindings,
-                             [JudgeTarget(self.judge, self.alert_log.append, self.dead.write)],
-                             metrics=self.metrics,
-                             dedup=DeliveryDedup(tmp_path / "deliveries.sqlite3"))
+        self.ingest = Ingest(
+            self.config.ingest,
+            self.config.bindings,
+            [JudgeTarget(self.judge, self.alert_log.append, self.dead.write)],
+            metrics=self.metrics,
+            dedup=DeliveryDedup(tmp_path / "deliveries.sqlite3"),
+        )
 
     async def alerts(self) -> list:
         await self.alert_log.start()
@@ -268,7 +339,8 @@ class Direct:
 
 
 async def test_github_failure_fires_pipeline_failed_once_and_a_replay_is_not_judged(
-        tmp_path) -> None:
+    tmp_path,
+) -> None:
     d = Direct(tmp_path)
     body = sample("github-workflow_run-failure.json")
     headers = github_headers(body, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
@@ -280,14 +352,13 @@ async def test_github_failure_fires_pipeline_failed_once_and_a_replay_is_not_jud
         assert again.status == 200
         assert (await again.json())["duplicate"] is True
     alerts = await d.alerts()
-    assert [(a.kind, a.severity, a.key["project"]) for a in alerts] == \
-        [("pipeline_failed", "high", "acme/payments-api/CI")]
+    assert [(a.kind, a.severity, a.key["project"]) for a in alerts] == [
+        ("pipeline_failed", "high", "acme/payments-api/CI")
+    ]
     assert d.judge.stats.events == 1
     endpoint = "webhooks/github"
-    assert d.value("streamproc_ingest_records_total", endpoint=endpoint,
-                   outcome="accepted") == 1
-    assert d.value("streamproc_ingest_records_total", endpoint=endpoint,
-                   outcome="duplicate") == 1
+    assert d.value("streamproc_ingest_records_total", endpoint=endpoint, outcome="accepted") == 1
+    assert d.value("streamproc_ingest_records_total", endpoint=endpoint, outcome="duplicate") == 1
 
 
 async def test_a_replay_after_a_restart_is_still_recognised(tmp_path) -> None:
@@ -295,8 +366,9 @@ async def test_a_replay_after_a_restart_is_still_recognised(tmp_path) -> None:
     headers = github_headers(body, delivery="same-delivery")
     first = Direct(tmp_path)
     async with TestClient(TestServer(mounted(first.ingest))) as client:
-        assert (await client.post("/api/v1/webhooks/github", data=body,
-                                  headers=headers)).status == 200
+        assert (
+            await client.post("/api/v1/webhooks/github", data=body, headers=headers)
+        ).status == 200
     first.ingest.close()
     second = Direct(tmp_path)
     async with TestClient(TestServer(mounted(second.ingest))) as client:
@@ -309,97 +381,146 @@ async def test_bad_or_missing_signature_is_401_counted_and_never_judged(tmp_path
     d = Direct(tmp_path)
     body = sample("github-workflow_run-failure.json")
     async with TestClient(TestServer(mounted(d.ingest))) as client:
-        forged = await client.post("/api/v1/webhooks/github", data=body,
-                                   headers=github_headers(body, secret="wrong"))
+        forged = await client.post(
+            "/api/v1/webhooks/github", data=body, headers=github_headers(body, secret="wrong")
+        )
         assert forged.status == 401
         assert SECRET not in await forged.text()
-        bare = await client.post("/api/v1/webhooks/github", data=body,
-                                 headers={"X-GitHub-Event": "workflow_run"})
+        bare = await client.post(
+            "/api/v1/webhooks/github", data=body, headers={"X-GitHub-Event": "workflow_run"}
+        )
         assert bare.status == 401
-        gitlab = await client.post("/api/v1/webhooks/gitlab", data=body,
-                                   headers={"X-Gitlab-Event": "Pipeline Hook",
-                                            "X-Gitlab-Token": "guess"})
+        gitlab = await client.post(
+            "/api/v1/webhooks/gitlab",
+            data=body,
+            headers={"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": "guess"},
+        )
         assert gitlab.status == 401
     assert d.judge.stats.events == 0
-    assert d.value("streamproc_ingest_refused_total", endpoint="webhooks/github",
-                   reason="unauthorized") == 2
-    assert d.value("streamproc_ingest_refused_total", endpoint="webhooks/gitlab",
-                   reason="unauthorized") == 1
+    assert (
+        d.value(
+            "streamproc_ingest_refused_total", endpoint="webhooks/github", reason="unauthorized"
+        )
+        == 2
+    )
+    assert (
+        d.value(
+            "streamproc_ingest_refused_total", endpoint="webhooks/gitlab", reason="unauthorized"
+        )
+        == 1
+    )
 
 
 async def test_events_of_other_types_are_202_ignored_with_a_reason(tmp_path) -> None:
     d = Direct(tmp_path)
     body = b'{"zen": "Design for failure.", "hook_id": 1}'
     async with TestClient(TestServer(mounted(d.ingest))) as client:
-        answer = await client.post("/api/v1/webhooks/github", data=body,
-                                   headers=github_headers(body, event="ping"))
+        answer = await client.post(
+            "/api/v1/webhooks/github", data=body, headers=github_headers(body, event="ping")
+        )
         assert answer.status == 202
         assert (await answer.json())["reason"] == "event_type"
         started = sample("jenkins-started.json")
         answer = await client.post(f"/api/v1/webhooks/jenkins?token={SECRET}", data=started)
         assert answer.status == 202
-    assert d.value("streamproc_webhooks_ignored_total", provider="github",
-                   reason="event_type") == 1
+    assert d.value("streamproc_webhooks_ignored_total", provider="github", reason="event_type") == 1
     assert d.value("streamproc_webhooks_ignored_total", provider="jenkins", reason="phase") == 1
 
 
 async def test_gitlab_and_jenkins_failures_fire_pipeline_failed(tmp_path) -> None:
     d = Direct(tmp_path)
     async with TestClient(TestServer(mounted(d.ingest))) as client:
-        answer = await client.post("/api/v1/webhooks/gitlab",
-                                   data=sample("gitlab-pipeline-failed.json"),
-                                   headers={"X-Gitlab-Event": "Pipeline Hook",
-                                            "X-Gitlab-Token": SECRET,
-                                            "X-Gitlab-Event-UUID": "u-1"})
+        answer = await client.post(
+            "/api/v1/webhooks/gitlab",
+            data=sample("gitlab-pipeline-failed.json"),
+            headers={
+                "X-Gitlab-Event": "Pipeline Hook",
+                "X-Gitlab-Token": SECRET,
+                "X-Gitlab-Event-UUID": "u-1",
+            },
+        )
         assert answer.status == 200, await answer.text()
-        answer = await client.post("/api/v1/webhooks/jenkins",
-                                   data=sample("jenkins-finalized-failure.json"),
-                                   headers={"X-Streamproc-Token": SECRET})
+        answer = await client.post(
+            "/api/v1/webhooks/jenkins",
+            data=sample("jenkins-finalized-failure.json"),
+            headers={"X-Streamproc-Token": SECRET},
+        )
         assert answer.status == 200, await answer.text()
-        answer = await client.post("/api/v1/webhooks/gitlab",
-                                   data=sample("gitlab-deployment-success.json"),
-                                   headers={"X-Gitlab-Event": "Deployment Hook",
-                                            "X-Gitlab-Token": SECRET})
+        answer = await client.post(
+            "/api/v1/webhooks/gitlab",
+            data=sample("gitlab-deployment-success.json"),
+            headers={"X-Gitlab-Event": "Deployment Hook", "X-Gitlab-Token": SECRET},
+        )
         assert answer.status == 200, await answer.text()
-    kinds = sorted((a.kind, a.key.get("project") or a.key.get("service"))
-                   for a in await d.alerts())
-    assert kinds == [("deployment", "platform/search"), ("pipeline_failed", "checkout-web"),
-                     ("pipeline_failed", "platform/search")]
+    kinds = sorted((a.kind, a.key.get("project") or a.key.get("service")) for a in await d.alerts())
+    assert kinds == [
+        ("deployment", "platform/search"),
+        ("pipeline_failed", "checkout-web"),
+        ("pipeline_failed", "platform/search"),
+    ]
 
 
-async def test_a_batch_with_bad_records_is_207_with_each_reason_and_dead_letters(
-        tmp_path) -> None:
+async def test_a_batch_with_bad_records_is_207_with_each_reason_and_dead_letters(tmp_path) -> None:
     d = Direct(tmp_path)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    good = {"timestamp": now, "type": "pipeline", "status": "failure", "project": "api",
-            "branch": "main"}
-    lines = [orjson.dumps(good), b'{"type": "pipeline", "status": "failure"}',
-             b"{not json", orjson.dumps({**good, "type": "release"})]
+    good = {
+        "timestamp": now,
+        "type": "pipeline",
+        "status": "failure",
+        "project": "api",
+        "branch": "main",
+    }
+    lines = [
+        orjson.dumps(good),
+        b'{"type": "pipeline", "status": "failure"}',
+        b"{not json",
+        orjson.dumps({**good, "type": "release"}),
+    ]
     async with TestClient(TestServer(mounted(d.ingest))) as client:
-        answer = await client.post("/api/v1/events/cicd-events", data=b"\n".join(lines),
-                                   headers={"Content-Type": "application/x-ndjson"})
+        answer = await client.post(
+            "/api/v1/events/cicd-events",
+            data=b"\n".join(lines),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
         assert answer.status == 207
         body = await answer.json()
     assert body["accepted"] == 1 and body["rejected"] == 3
-    assert [(e["index"], e["reason"]) for e in body["errors"]] == \
-        [(1, "missing_field"), (2, "not_json"), (3, "invalid_value")]
+    assert [(e["index"], e["reason"]) for e in body["errors"]] == [
+        (1, "missing_field"),
+        (2, "not_json"),
+        (3, "invalid_value"),
+    ]
     dead = d.dead_letters()
     assert sorted(x["reason"] for x in dead) == ["invalid_value", "missing_field", "not_json"]
     assert all("HTTP ingest: record" in x["detail"] for x in dead)
     assert [a.kind for a in await d.alerts()] == ["pipeline_failed"]
-    assert d.value("streamproc_ingest_records_total", endpoint="events/cicd-events",
-                   outcome="rejected") == 3
+    assert (
+        d.value(
+            "streamproc_ingest_records_total", endpoint="events/cicd-events", outcome="rejected"
+        )
+        == 3
+    )
 
 
 async def test_a_key_repeated_in_one_element_of_an_array_is_a_duplicate_field(tmp_path) -> None:
     d = Direct(tmp_path)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    good = orjson.dumps({"timestamp": now, "type": "pipeline", "status": "success",
-                         "project": "api", "branch": "main"})
+    good = orjson.dumps(
+        {
+            "timestamp": now,
+            "type": "pipeline",
+            "status": "success",
+            "project": "api",
+            "branch": "main",
+        }
+    )
     twice = good[:-1] + b',"status":"failure"}'  # the last value would win a re-encoding
     async with TestClient(TestServer(mounted(d.ingest))) as client:
-        answer = await client.post("/api/v1/events/cicd-events", data=b"[" + good + b", " +
-                                   twice + b"]", headers={"Content-Type": "application/json"})
+        answer = await client.post(
+            "/api/v1/events/cicd-events",
+            data=b"[" + good + b", " + twice + b"]",
+            headers={"Content-Type": "application/json"},
+        )
         assert answer.status == 207
         body = await answer.json()
     assert [(e["index"], e["reason"]) for e in body["errors"]] == [(1, "duplicate_field")]
@@ -408,8 +529,11 @@ async def test_a_key_repeated_in_one_element_of_an_array_is_a_duplicate_field(tm
 async def test_none_accepted_is_400_unknown_binding_404_and_an_empty_body_400(tmp_path) -> None:
     d = Direct(tmp_path)
     async with TestClient(TestServer(mounted(d.ingest))) as client:
-        answer = await client.post("/api/v1/events/cicd-events", data=b'[{"type": "x"}]',
-                                   headers={"Content-Type": "application/json"})
+        answer = await client.post(
+            "/api/v1/events/cicd-events",
+            data=b'[{"type": "x"}]',
+            headers={"Content-Type": "application/json"},
+        )
         assert answer.status == 400
         assert (await answer.json())["errors"][0]["index"] == 0
         answer = await client.post("/api/v1/events/nope", data=b"{}")
@@ -422,14 +546,12 @@ async def test_none_accepted_is_400_unknown_binding_404_and_an_empty_body_400(tm
 async def test_a_client_over_its_rate_gets_429_with_retry_after(tmp_path) -> None:
     d = Direct(tmp_path, "ingest:\n  rate_limit: {per_second: 0.5, burst: 2}\n")
     async with TestClient(TestServer(mounted(d.ingest))) as client:
-        codes = [(await client.post("/api/v1/events/nope", data=b"{}")).status
-                 for _ in range(2)]
+        codes = [(await client.post("/api/v1/events/nope", data=b"{}")).status for _ in range(2)]
         assert codes == [404, 404]
         limited = await client.post("/api/v1/events/nope", data=b"{}")
         assert limited.status == 429
         assert int(limited.headers["Retry-After"]) >= 1
-    assert d.value("streamproc_ingest_refused_total", endpoint="events",
-                   reason="rate_limited") == 1
+    assert d.value("streamproc_ingest_refused_total", endpoint="events", reason="rate_limited") == 1
 
 
 async def test_a_body_over_the_limit_is_413_chunked_or_not(tmp_path) -> None:
@@ -450,14 +572,20 @@ async def test_a_body_over_the_limit_is_413_chunked_or_not(tmp_path) -> None:
 
 # -- the endpoints with Kafka: produced and acknowledged before the answer ----------------------
 
+
 @pytest.mark.kafka
 async def test_with_kafka_accepted_records_are_in_the_topic_and_rejected_in_its_dlq(
-        kafka, tmp_path) -> None:
+    kafka, tmp_path
+) -> None:
     topic = f"cicd-{uuid.uuid4().hex[:8]}"
-    config = parse_config_text(_config(
-        tmp_path, f"ingest:\n  webhooks:\n    github: {{secret: {SECRET}}}\n",
-        topics=f"topics:\n  - {{topic: {topic}, family: cicd-events, keyed_by: project}}\n",
-        kafka=kafka.bootstrap_servers))
+    config = parse_config_text(
+        _config(
+            tmp_path,
+            f"ingest:\n  webhooks:\n    github: {{secret: {SECRET}}}\n",
+            topics=f"topics:\n  - {{topic: {topic}, family: cicd-events, keyed_by: project}}\n",
+            kafka=kafka.bootstrap_servers,
+        )
+    )
     kwargs = config.kafka.client_kwargs()
     await ensure_topics(kwargs, {topic: 3, topic + ".dlq": 1})
     producer = AIOKafkaProducer(**kwargs, acks="all")
@@ -466,32 +594,46 @@ async def test_with_kafka_accepted_records_are_in_the_topic_and_rejected_in_its_
         dead = KafkaDeadLetters(producer)
         ingest = Ingest(config.ingest, config.bindings, [KafkaTarget(producer, dead.write)])
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        batch = [{"timestamp": now, "type": "pipeline", "status": "success", "project": "web"},
-                 {"timestamp": now, "type": "deployment", "service": "api"},
-                 {"type": "pipeline"}]
+        batch = [
+            {"timestamp": now, "type": "pipeline", "status": "success", "project": "web"},
+            {"timestamp": now, "type": "deployment", "service": "api"},
+            {"type": "pipeline"},
+        ]
         body = sample("github-workflow_run-failure.json")
         async with TestClient(TestServer(mounted(ingest))) as client:
-            answer = await client.post(f"/api/v1/events/{topic}", data=orjson.dumps(batch),
-                                       headers={"Content-Type": "application/json"})
+            answer = await client.post(
+                f"/api/v1/events/{topic}",
+                data=orjson.dumps(batch),
+                headers={"Content-Type": "application/json"},
+            )
             assert answer.status == 207
-            assert [(e["index"], e["reason"]) for e in (await answer.json())["errors"]] == \
-                [(2, "missing_field")]
-            hook = await client.post("/api/v1/webhooks/github", data=body,
-                                     headers=github_headers(body))
+            assert [(e["index"], e["reason"]) for e in (await answer.json())["errors"]] == [
+                (2, "missing_field")
+            ]
+            hook = await client.post(
+                "/api/v1/webhooks/github", data=body, headers=github_headers(body)
+            )
             assert hook.status == 200, await hook.text()
     finally:
         await producer.stop()
     records = await _read(kafka.bootstrap_servers, topic, 3)
-    assert sorted((r.key, orjson.loads(r.value)["type"]) for r in records) == \
-        [(b"acme/payments-api/CI", "pipeline"), (b"api", "deployment"), (b"web", "pipeline")]
+    assert sorted((r.key, orjson.loads(r.value)["type"]) for r in records) == [
+        (b"acme/payments-api/CI", "pipeline"),
+        (b"api", "deployment"),
+        (b"web", "pipeline"),
+    ]
     dlq = await _read(kafka.bootstrap_servers, topic + ".dlq", 1)
     assert orjson.loads(dlq[0].value)["reason"] == "missing_field"
 
 
 async def _read(bootstrap: str, topic: str, n: int, timeout: float = 20.0) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                group_id=f"t-{uuid.uuid4().hex[:8]}")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=f"t-{uuid.uuid4().hex[:8]}",
+    )
     await consumer.start()
     out: list = []
     try:
@@ -505,8 +647,9 @@ async def _read(bootstrap: str, topic: str, n: int, timeout: float = 20.0) -> li
 
 
 async def test_before_the_runtime_is_attached_every_endpoint_answers_503(tmp_path) -> None:
-    config = parse_config_text(_config(tmp_path, f"ingest:\n  webhooks:\n    github: "
-                                                 f"{{secret: {SECRET}}}\n"))
+    config = parse_config_text(
+        _config(tmp_path, f"ingest:\n  webhooks:\n    github: {{secret: {SECRET}}}\n")
+    )
     ingest = Ingest.for_config(config)
     async with TestClient(TestServer(mounted(ingest))) as client:
         for path in ("/api/v1/events/cicd-events", "/api/v1/webhooks/github"):
@@ -516,14 +659,18 @@ async def test_before_the_runtime_is_attached_every_endpoint_answers_503(tmp_pat
     assert (tmp_path / "state" / "webhook-deliveries.sqlite3").exists()
 
 
-def test_check_config_lists_the_endpoints_and_never_a_secret(tmp_path, capsys,
-                                                             monkeypatch) -> None:
+def test_check_config_lists_the_endpoints_and_never_a_secret(tmp_path, capsys, monkeypatch) -> None:
     from streamproc.cli import main as cli
 
     monkeypatch.setenv("GH_SECRET", SECRET)
     path = tmp_path / "streamproc.yaml"
-    path.write_text(_config(tmp_path, "ingest:\n  rate_limit: {per_second: 5, burst: 10}\n"
-                                      "  webhooks:\n    github: {secret: ${GH_SECRET}}\n"))
+    path.write_text(
+        _config(
+            tmp_path,
+            "ingest:\n  rate_limit: {per_second: 5, burst: 10}\n"
+            "  webhooks:\n    github: {secret: ${GH_SECRET}}\n",
+        )
+    )
     assert cli(["check-config", "-c", str(path)]) == 0
     out = capsys.readouterr().out
     assert "POST /api/v1/events/cicd-events -> judged at once (MQTT binding)" in out
@@ -538,8 +685,11 @@ def test_every_ingest_metric_the_operations_doc_names_exists() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
     named = set(re.findall(r"`(streamproc_(?:ingest|webhooks)_\w+?)(?:_total)?`", doc))
     exposed = Metrics(process_metrics=False).exposition().decode()
-    assert named == {"streamproc_ingest_records", "streamproc_ingest_refused",
-                     "streamproc_webhooks_ignored"}
+    assert named == {
+        "streamproc_ingest_records",
+        "streamproc_ingest_refused",
+        "streamproc_webhooks_ignored",
+    }
     for name in named:
         assert f"# TYPE {name}_total counter" in exposed or f"# TYPE {name} counter" in exposed
 
@@ -551,17 +701,31 @@ def test_any_json_in_any_provider_shape_maps_ignores_or_is_a_bad_payload() -> No
     from hypothesis import strategies as st
 
     # what orjson.loads can give: 64-bit integers, finite floats
-    leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
-                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
-    value = st.recursive(leaf, lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-        max_leaves=8)
-    shapes = [("github", {"X-GitHub-Event": "workflow_run"}, "github-workflow_run-failure.json"),
-              ("github", {"X-GitHub-Event": "deployment_status"},
-               "github-deployment_status-success.json"),
-              ("gitlab", {"X-Gitlab-Event": "Pipeline Hook"}, "gitlab-pipeline-failed.json"),
-              ("gitlab", {"X-Gitlab-Event": "Deployment Hook"}, "gitlab-deployment-success.json"),
-              ("jenkins", {}, "jenkins-finalized-failure.json")]
+    leaf = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63), 2**64 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=20),
+    )
+    value = st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+    shapes = [
+        ("github", {"X-GitHub-Event": "workflow_run"}, "github-workflow_run-failure.json"),
+        (
+            "github",
+            {"X-GitHub-Event": "deployment_status"},
+            "github-deployment_status-success.json",
+        ),
+        ("gitlab", {"X-Gitlab-Event": "Pipeline Hook"}, "gitlab-pipeline-failed.json"),
+        ("gitlab", {"X-Gitlab-Event": "Deployment Hook"}, "gitlab-deployment-success.json"),
+        ("jenkins", {}, "jenkins-finalized-failure.json"),
+    ]
 
     @settings(max_examples=300, deadline=None)
     @given(st.sampled_from(shapes), st.lists(st.tuples(st.integers(0, 50), value), max_size=4))
@@ -589,7 +753,8 @@ def test_any_json_in_any_provider_shape_maps_ignores_or_is_a_bad_payload() -> No
 
 
 async def test_on_the_listener_events_need_the_bearer_token_and_webhooks_their_secret(
-        tmp_path) -> None:
+    tmp_path,
+) -> None:
     import asyncio
 
     import aiohttp
@@ -609,16 +774,22 @@ async def test_on_the_listener_events_need_the_bearer_token_and_webhooks_their_s
         async with aiohttp.ClientSession() as session:
             async with session.post(base + "/api/v1/events/cicd-events", data=b"{}") as r:
                 assert r.status == 401
-            async with session.post(base + "/api/v1/events/cicd-events", data=b"{}",
-                                    headers={"Authorization": "Bearer api-token"}) as r:
+            async with session.post(
+                base + "/api/v1/events/cicd-events",
+                data=b"{}",
+                headers={"Authorization": "Bearer api-token"},
+            ) as r:
                 assert r.status == 400  # through to the endpoint: {} is no cicd record
-            async with session.post(base + "/api/v1/webhooks/github", data=body,
-                                    headers=github_headers(body)) as r:
+            async with session.post(
+                base + "/api/v1/webhooks/github", data=body, headers=github_headers(body)
+            ) as r:
                 assert r.status == 200
         # a path that only looks like a webhook's does not skip the token
         reader, writer = await asyncio.open_connection(host, port)
-        writer.write(b"POST /api/v1/webhooks/../events/cicd-events HTTP/1.1\r\n"
-                     b"Host: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        writer.write(
+            b"POST /api/v1/webhooks/../events/cicd-events HTTP/1.1\r\n"
+            b"Host: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        )
         status_line = await reader.readline()
         writer.close()
         assert status_line.split()[1] in (b"401", b"404"), status_line
@@ -634,11 +805,15 @@ async def test_after_a_reload_records_are_validated_by_the_new_mapping(kafka, tm
     topic = f"cicd-{uuid.uuid4().hex[:8]}"
 
     def config(ts_field: str, rate: int):
-        return parse_config_text(_config(
-            tmp_path, f"ingest:\n  rate_limit: {{per_second: {rate}}}\n",
-            topics=f"topics:\n  - {{topic: {topic}, family: cicd-events,\n"
-                   f"     fields: {{timestamp: {ts_field}}}}}\n",
-            kafka=kafka.bootstrap_servers))
+        return parse_config_text(
+            _config(
+                tmp_path,
+                f"ingest:\n  rate_limit: {{per_second: {rate}}}\n",
+                topics=f"topics:\n  - {{topic: {topic}, family: cicd-events,\n"
+                f"     fields: {{timestamp: {ts_field}}}}}\n",
+                kafka=kafka.bootstrap_servers,
+            )
+        )
 
     old, new = config("ts", 50), config("time", 50)
     await ensure_topics(old.kafka.client_kwargs(), {topic: 1, topic + ".dlq": 1})

@@ -25,6 +25,7 @@ TOKEN = "s3cret-token-for-tests-0123456789"
 
 def echo_app() -> web.Application:
     """What another feature mounts: it reads the body, so the limit must hold for it."""
+
     async def echo(request: web.Request) -> web.Response:
         body = await request.read()
         return web.json_response({"binding": request.match_info["binding"], "bytes": len(body)})
@@ -34,10 +35,12 @@ def echo_app() -> web.Application:
     return app
 
 
-async def started(token: str | None = None, max_body_bytes: int = 4096,
-                  ssl_context: ssl.SSLContext | None = None) -> Listener:
-    listener = Listener("127.0.0.1", 0, token=token, max_body_bytes=max_body_bytes,
-                        ssl_context=ssl_context)
+async def started(
+    token: str | None = None, max_body_bytes: int = 4096, ssl_context: ssl.SSLContext | None = None
+) -> Listener:
+    listener = Listener(
+        "127.0.0.1", 0, token=token, max_body_bytes=max_body_bytes, ssl_context=ssl_context
+    )
     listener.add_routes(routes(Metrics(process_metrics=False)))
     listener.mount("/api/v1", echo_app())
     await listener.start()
@@ -62,7 +65,8 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_health_answers_without_a_token_and_everything_else_needs_it(
-        guarded: Listener, http: aiohttp.ClientSession) -> None:
+    guarded: Listener, http: aiohttp.ClientSession
+) -> None:
     for path in ("/healthz", "/readyz"):
         async with http.get(guarded.url + path) as resp:
             assert resp.status in (200, 503), path  # readyz: 503 until the runtime is ready
@@ -74,11 +78,16 @@ async def test_health_answers_without_a_token_and_everything_else_needs_it(
             assert resp.status == 200, path
 
 
-async def test_a_wrong_token_is_refused_and_never_echoed(guarded: Listener,
-                                                         http: aiohttp.ClientSession) -> None:
+async def test_a_wrong_token_is_refused_and_never_echoed(
+    guarded: Listener, http: aiohttp.ClientSession
+) -> None:
     wrong = "not-the-token-but-a-guess-0123456789"
-    for headers in (bearer(wrong), {"Authorization": f"Basic {TOKEN}"},
-                    {"Authorization": TOKEN}, bearer(TOKEN[:-1])):
+    for headers in (
+        bearer(wrong),
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+        bearer(TOKEN[:-1]),
+    ):
         async with http.get(guarded.url + "/metrics", headers=headers) as resp:
             body = await resp.text()
             assert resp.status == 401
@@ -87,7 +96,8 @@ async def test_a_wrong_token_is_refused_and_never_echoed(guarded: Listener,
 
 
 async def test_a_mounted_app_gets_the_body_limit_413_before_it_reads(
-        http: aiohttp.ClientSession) -> None:
+    http: aiohttp.ClientSession,
+) -> None:
     listener = await started(max_body_bytes=4096)
     try:
         url = listener.url + "/api/v1/events/auth"
@@ -108,7 +118,8 @@ async def test_a_mounted_app_gets_the_body_limit_413_before_it_reads(
 
 
 async def test_metrics_and_readiness_are_served_by_the_listener(
-        http: aiohttp.ClientSession) -> None:
+    http: aiohttp.ClientSession,
+) -> None:
     metrics = Metrics(process_metrics=False)
     metrics.records_in.labels("auth-logs").inc(3)
     listener = Listener("127.0.0.1", 0)
@@ -130,7 +141,8 @@ async def test_metrics_and_readiness_are_served_by_the_listener(
 
 
 async def test_tls_serves_https_and_plain_http_gets_nothing(
-        tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
     pytest.importorskip("cryptography")
     from tests.test_security_mqtt_tls import _make_certificates
 
@@ -150,13 +162,15 @@ async def test_tls_serves_https_and_plain_http_gets_nothing(
 
 
 async def test_with_ssl_cafile_only_clients_with_a_certificate_of_that_ca_get_in(
-        tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
     pytest.importorskip("cryptography")
     from tests.test_security_mqtt_tls import _make_certificates
 
     ca, cert, key = _make_certificates(tmp_path)
-    config = parse_config_text(f"api: {{ssl_certfile: {cert}, ssl_keyfile: {key}, "
-                               f"ssl_cafile: {ca}}}\n")
+    config = parse_config_text(
+        f"api: {{ssl_certfile: {cert}, ssl_keyfile: {key}, ssl_cafile: {ca}}}\n"
+    )
     listener = await started(ssl_context=config.api.ssl_context())
     try:
         anonymous = ssl.create_default_context(cafile=str(ca))
@@ -172,19 +186,22 @@ async def test_with_ssl_cafile_only_clients_with_a_certificate_of_that_ca_get_in
 
 
 def test_api_section_is_checked_and_its_token_is_a_secret(tmp_path: Path) -> None:
-    config = parse_config_text(f"api: {{token: {TOKEN}, max_body_bytes: '2048', "
-                               "resolve_timeout: 30m}\n")
+    config = parse_config_text(
+        f"api: {{token: {TOKEN}, max_body_bytes: '2048', resolve_timeout: 30m}}\n"
+    )
     assert config.api.token == TOKEN
     assert config.api.max_body_bytes == 2048 and config.api.resolve_timeout == 1800
     from streamproc.redact import register_config_secrets
 
     register_config_secrets(config)
     assert TOKEN not in redact_text(f"Authorization: Bearer {TOKEN}")
-    for text, says in (("api: {tokn: x}", "unknown api setting 'tokn'"),
-                       ("api: {max_body_bytes: 10}", "api.max_body_bytes"),
-                       ("api: {ssl_keyfile: k.pem}", "need api.ssl_certfile"),
-                       ("api: {resolve_timeout: soon}", "api.resolve_timeout"),
-                       ("api: {ssl_certfile: /nonexistent.pem}", "cannot load")):
+    for text, says in (
+        ("api: {tokn: x}", "unknown api setting 'tokn'"),
+        ("api: {max_body_bytes: 10}", "api.max_body_bytes"),
+        ("api: {ssl_keyfile: k.pem}", "need api.ssl_certfile"),
+        ("api: {resolve_timeout: soon}", "api.resolve_timeout"),
+        ("api: {ssl_certfile: /nonexistent.pem}", "cannot load"),
+    ):
         with pytest.raises(ConfigError) as err:
             parse_config_text(text + "\n", file="c.yaml")
         assert says in str(err.value), text
@@ -220,13 +237,24 @@ def test_run_with_a_port_in_use_says_so_without_a_trace(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "streamproc.cli", "run", "--demo",
-                               "--listen", f"127.0.0.1:{port}"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamproc.cli",
+                "run",
+                "--demo",
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 1
     assert f"streamproc run: Address already in use (127.0.0.1:{port})" in proc.stderr
     assert "Traceback" not in proc.stderr
-
 
 
 def test_a_reload_that_changes_the_api_section_says_it_needs_a_restart() -> None:

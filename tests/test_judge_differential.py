@@ -52,19 +52,33 @@ def _stream(scenario: str, n: int, seed: int) -> list[RawRecord]:
             else:
                 value = orjson.dumps(data)
         elif roll < 0.015:
-            value = rng.choice([b"{not json", b"[]", b'{"timestamp": 5}', b"",
-                                value.replace(b'"', b"'", 2), value[: len(value) // 2]])
+            value = rng.choice(
+                [
+                    b"{not json",
+                    b"[]",
+                    b'{"timestamp": 5}',
+                    b"",
+                    value.replace(b'"', b"'", 2),
+                    value[: len(value) // 2],
+                ]
+            )
         out.append(_record(offsets, value, topic, partition, key))
-        if rng.random() < 0.05 and i % 2 and len(out) >= 2 and \
-                out[-1].topic == out[-2].topic and out[-1].partition == out[-2].partition:
+        if (
+            rng.random() < 0.05
+            and i % 2
+            and len(out) >= 2
+            and out[-1].topic == out[-2].topic
+            and out[-1].partition == out[-2].partition
+        ):
             a, b = out[-2], out[-1]  # swap their values: each keeps its own offset
             out[-2] = RawRecord(b.value, a.topic, a.partition, a.offset, b.key)
             out[-1] = RawRecord(a.value, b.topic, b.partition, b.offset, a.key)
     return out
 
 
-def _record(offsets: dict[tuple[str, int], int], value: bytes, topic: str, partition: int,
-            key: bytes | None) -> RawRecord:
+def _record(
+    offsets: dict[tuple[str, int], int], value: bytes, topic: str, partition: int, key: bytes | None
+) -> RawRecord:
     offset = offsets.get((topic, partition), 0)
     offsets[(topic, partition)] = offset + 1
     return RawRecord(value, topic, partition, offset, key)
@@ -94,7 +108,7 @@ def _batched(records: list[RawRecord], batch: int) -> tuple[list[Any], list[Any]
     alerts: list[Any] = []
     dead: list[Any] = []
     for i in range(0, len(records), batch):
-        out, dls = judge.judge(records[i:i + batch], "kafka")
+        out, dls = judge.judge(records[i : i + batch], "kafka")
         alerts.extend(out)
         dead.extend(dls)
     alerts.extend(judge.finish())

@@ -137,8 +137,9 @@ def test_rate_limiter_tracks_a_bounded_number_of_keys() -> None:
 def test_suppressed_messages_feed_a_counter_callback() -> None:
     logger, _ = _capture()
     seen: list[int] = []
-    limited = RateLimitedLog(logger, per_key_interval=10.0, clock=FakeClock(),
-                             on_suppressed=seen.append)
+    limited = RateLimitedLog(
+        logger, per_key_interval=10.0, clock=FakeClock(), on_suppressed=seen.append
+    )
     for _ in range(4):
         limited.error("k", "x")
     assert sum(seen) == 3

@@ -127,15 +127,27 @@ def test_active_incidents_count_what_the_active_alerts_table_holds_at_each_scrap
     from streamproc.notify.active import ActiveAlerts
 
     def alert(kind: str, fp: str, status: str = "firing") -> Alert:
-        return Alert(kind=kind, severity="high", status=status, key={"k": fp}, fingerprint=fp,
-                     event_time=1.0, title="t")
+        return Alert(
+            kind=kind,
+            severity="high",
+            status=status,
+            key={"k": fp},
+            fingerprint=fp,
+            event_time=1.0,
+            title="t",
+        )
 
     now = [1000.0]
     table = ActiveAlerts(300.0, clock=lambda: now[0])
     m = Metrics(process_metrics=False)
     m.count_active(lambda: [a.alert.kind for a in table.current()])
-    table.put(table.entries([alert("brute_force", "a"), alert("brute_force", "b"),
-                             alert("host_silent", "c")], now[0]), now[0])
+    table.put(
+        table.entries(
+            [alert("brute_force", "a"), alert("brute_force", "b"), alert("host_silent", "c")],
+            now[0],
+        ),
+        now[0],
+    )
     m.exposition()
     assert m.value("streamproc_active_incidents", {"kind": "brute_force"}) == 2
     assert m.value("streamproc_active_incidents", {"kind": "host_silent"}) == 1

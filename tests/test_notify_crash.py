@@ -52,18 +52,39 @@ def alerts(n: int) -> list[Alert]:
     out = []
     for i in range(n):
         key = {"username": f"u{i}", "ip_address": "10.0.0.1"}
-        out.append(Alert(kind="brute_force", severity="high", status="firing", key=key,
-                         fingerprint=fingerprint("brute_force", key, i),
-                         event_time=1.7e9, title=f"bf {i}", family="auth-logs"))
+        out.append(
+            Alert(
+                kind="brute_force",
+                severity="high",
+                status="firing",
+                key=key,
+                fingerprint=fingerprint("brute_force", key, i),
+                event_time=1.7e9,
+                title=f"bf {i}",
+                family="auth-logs",
+            )
+        )
     return out
 
 
 def child(tmp: Path, url: str, group_wait: str, mode: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp / "alerts.log"), str(tmp / "offset"),
-         str(tmp / "state"), url, group_wait, mode],
-        stdout=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(tmp / "alerts.log"),
+            str(tmp / "offset"),
+            str(tmp / "state"),
+            url,
+            group_wait,
+            mode,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def wait_line(proc: subprocess.Popen[str], text: str) -> None:
@@ -74,8 +95,9 @@ def wait_line(proc: subprocess.Popen[str], text: str) -> None:
     raise AssertionError(f"child exited with {proc.wait()} before printing {text}")
 
 
-def test_killed_before_delivery_delivers_exactly_once_after_restart(receiver: Any,
-                                                                    tmp_path: Path) -> None:
+def test_killed_before_delivery_delivers_exactly_once_after_restart(
+    receiver: Any, tmp_path: Path
+) -> None:
     batch = alerts(6)
     (tmp_path / "alerts.log").write_bytes(b"\n".join(a.to_json() for a in batch) + b"\n")
 
@@ -100,7 +122,8 @@ def test_killed_before_delivery_delivers_exactly_once_after_restart(receiver: An
 
 
 def test_killed_while_the_channel_is_down_delivers_once_when_it_is_back(
-        receiver: Any, tmp_path: Path) -> None:
+    receiver: Any, tmp_path: Path
+) -> None:
     batch = alerts(4)
     (tmp_path / "alerts.log").write_bytes(b"\n".join(a.to_json() for a in batch) + b"\n")
     receiver.status = 503  # queued in the outbox, retrying

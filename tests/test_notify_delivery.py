@@ -23,14 +23,29 @@ from streamproc.notify.store import open_db
 REF = re.compile(r"ref ([0-9a-f]{16})")
 
 
-def mk(i: int, *, kind: str = "brute_force", severity: str = "high", status: str = "firing",
-       family: str = "auth-logs", key: dict[str, Any] | None = None,
-       title: str | None = None) -> Alert:
+def mk(
+    i: int,
+    *,
+    kind: str = "brute_force",
+    severity: str = "high",
+    status: str = "firing",
+    family: str = "auth-logs",
+    key: dict[str, Any] | None = None,
+    title: str | None = None,
+) -> Alert:
     key = key if key is not None else {"username": f"user{i}", "ip_address": f"10.0.0.{i % 3}"}
-    return Alert(kind=kind, severity=severity, status=status, key=key,
-                 fingerprint=fingerprint(kind, key, i), event_time=time.time(),
-                 title=title or f"{kind} {i}", body="b", labels={"kind": kind, **key},
-                 family=family)
+    return Alert(
+        kind=kind,
+        severity=severity,
+        status=status,
+        key=key,
+        fingerprint=fingerprint(kind, key, i),
+        event_time=time.time(),
+        title=title or f"{kind} {i}",
+        body="b",
+        labels={"kind": kind, **key},
+        family=family,
+    )
 
 
 def text_of(req: dict[str, Any]) -> str:
@@ -46,9 +61,14 @@ def refs(requests: list[dict[str, Any]]) -> list[str]:
 
 def config(*urls: Any, **over: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
-        "urls": list(urls), "group_wait": 0, "group_interval": 0, "group_by": ["fingerprint"],
-        "rate": 0, "close_timeout": "2s",
-        "retry": {"initial": "20ms", "max_delay": "200ms", "max_attempts": 4}}
+        "urls": list(urls),
+        "group_wait": 0,
+        "group_interval": 0,
+        "group_by": ["fingerprint"],
+        "rate": 0,
+        "close_timeout": "2s",
+        "retry": {"initial": "20ms", "max_delay": "200ms", "max_attempts": 4},
+    }
     cfg.update(over)
     return cfg
 
@@ -59,8 +79,9 @@ async def started(cfg: dict[str, Any], state: Path, **kw: Any) -> Notifier:
     return n
 
 
-async def test_each_fingerprint_arrives_exactly_once_per_channel(make_receiver: Any,
-                                                                 tmp_path: Path) -> None:
+async def test_each_fingerprint_arrives_exactly_once_per_channel(
+    make_receiver: Any, tmp_path: Path
+) -> None:
     a, b = make_receiver(), make_receiver()
     cfg = config(a.url("json"), b.url("form"))
     alerts = [mk(i) for i in range(20)]
@@ -90,11 +111,14 @@ def path_cfg(threads: bool) -> dict[str, Any]:
 
 
 @PATHS
-async def test_receiver_down_then_back_gets_everything(receiver: Any, tmp_path: Path,
-                                                       threads: bool) -> None:
-    cfg = config(receiver.url("json"), retry={"initial": "50ms", "max_delay": "300ms",
-                                              "max_attempts": 1000, "max_age": "10m"},
-                 **path_cfg(threads))
+async def test_receiver_down_then_back_gets_everything(
+    receiver: Any, tmp_path: Path, threads: bool
+) -> None:
+    cfg = config(
+        receiver.url("json"),
+        retry={"initial": "50ms", "max_delay": "300ms", "max_attempts": 1000, "max_age": "10m"},
+        **path_cfg(threads),
+    )
     n = await started(cfg, tmp_path)
     receiver.stop_listening()  # refused, as by a crashed webhook service
     alerts = [mk(i) for i in range(10)]
@@ -111,9 +135,9 @@ async def test_receiver_down_then_back_gets_everything(receiver: Any, tmp_path: 
 
 
 @PATHS
-async def test_server_errors_retry_then_fallback_then_dead_letter(make_receiver: Any,
-                                                                  tmp_path: Path,
-                                                                  threads: bool) -> None:
+async def test_server_errors_retry_then_fallback_then_dead_letter(
+    make_receiver: Any, tmp_path: Path, threads: bool
+) -> None:
     primary, fallback = make_receiver(), make_receiver()
     primary.status = fallback.status = 500
     dead: list[dict[str, Any]] = []
@@ -121,9 +145,12 @@ async def test_server_errors_retry_then_fallback_then_dead_letter(make_receiver:
     async def to_dlq(records: list[dict[str, Any]]) -> None:
         dead.extend(records)
 
-    cfg = config(primary.url("json"), fallback=fallback.url("form"),
-                 retry={"initial": "10ms", "max_delay": "50ms", "max_attempts": 3},
-                 **path_cfg(threads))
+    cfg = config(
+        primary.url("json"),
+        fallback=fallback.url("form"),
+        retry={"initial": "10ms", "max_delay": "50ms", "max_attempts": 3},
+        **path_cfg(threads),
+    )
     n = await started(cfg, tmp_path, dead_letter=to_dlq)
     a = mk(1)
     await n.submit([a])
@@ -139,12 +166,16 @@ async def test_server_errors_retry_then_fallback_then_dead_letter(make_receiver:
     assert n.counters["dead_lettered"] == 1 and n.counters["fallback"] == 1
 
 
-async def test_fallback_delivers_when_primary_keeps_failing(make_receiver: Any,
-                                                             tmp_path: Path) -> None:
+async def test_fallback_delivers_when_primary_keeps_failing(
+    make_receiver: Any, tmp_path: Path
+) -> None:
     primary, fallback = make_receiver(), make_receiver()
     primary.status = 503
-    cfg = config(primary.url("json"), fallback=fallback.url("json"),
-                 retry={"initial": "10ms", "max_delay": "20ms", "max_attempts": 2})
+    cfg = config(
+        primary.url("json"),
+        fallback=fallback.url("json"),
+        retry={"initial": "10ms", "max_delay": "20ms", "max_attempts": 2},
+    )
     n = await started(cfg, tmp_path)
     await n.submit([mk(7)])
     got = await fallback.await_for(1)
@@ -153,8 +184,9 @@ async def test_fallback_delivers_when_primary_keeps_failing(make_receiver: Any,
     assert not (tmp_path / "notify-dead-letters.jsonl").exists()
 
 
-async def test_dead_letters_go_to_a_jsonl_file_without_a_producer(receiver: Any,
-                                                                   tmp_path: Path) -> None:
+async def test_dead_letters_go_to_a_jsonl_file_without_a_producer(
+    receiver: Any, tmp_path: Path
+) -> None:
     receiver.status = 500
     cfg = config(receiver.url("json"), retry={"initial": "10ms", "max_attempts": 2})
     n = await started(cfg, tmp_path)
@@ -168,8 +200,9 @@ async def test_dead_letters_go_to_a_jsonl_file_without_a_producer(receiver: Any,
 
 
 @PATHS
-async def test_429_with_retry_after_pauses_the_channel(receiver: Any, tmp_path: Path,
-                                                       threads: bool) -> None:
+async def test_429_with_retry_after_pauses_the_channel(
+    receiver: Any, tmp_path: Path, threads: bool
+) -> None:
     receiver.fail_next, receiver.fail_status = 1, 429
     receiver.headers = {"Retry-After": "1"}
     n = await started(config(receiver.url("json"), **path_cfg(threads)), tmp_path)
@@ -183,12 +216,18 @@ async def test_429_with_retry_after_pauses_the_channel(receiver: Any, tmp_path: 
 
 
 @PATHS
-async def test_a_5s_receiver_does_not_delay_a_fast_one(make_receiver: Any, tmp_path: Path,
-                                                       threads: bool) -> None:
+async def test_a_5s_receiver_does_not_delay_a_fast_one(
+    make_receiver: Any, tmp_path: Path, threads: bool
+) -> None:
     slow, fast = make_receiver(), make_receiver()
     slow.delay = 5.0
-    cfg = config(slow.url("json"), fast.url("json"), max_in_flight=2, close_timeout="100ms",
-                 **path_cfg(threads))
+    cfg = config(
+        slow.url("json"),
+        fast.url("json"),
+        max_in_flight=2,
+        close_timeout="100ms",
+        **path_cfg(threads),
+    )
     n = await started(cfg, tmp_path)
     await n.submit([mk(i) for i in range(10)])
     got = await fast.await_for(10)
@@ -199,8 +238,7 @@ async def test_a_5s_receiver_does_not_delay_a_fast_one(make_receiver: Any, tmp_p
 
 
 async def test_grouping_summarises_a_burst_in_one_message(receiver: Any, tmp_path: Path) -> None:
-    cfg = config(receiver.url("json"), group_by=["kind"], group_wait="300ms",
-                 group_interval="1h")
+    cfg = config(receiver.url("json"), group_by=["kind"], group_wait="300ms", group_interval="1h")
     n = await started(cfg, tmp_path)
     for i in range(12):
         await n.submit([mk(i, key={"username": "alice", "ip_address": f"10.0.0.{i % 3}"})])
@@ -227,14 +265,14 @@ async def test_rate_limit_overflow_becomes_a_digest(receiver: Any, tmp_path: Pat
     assert n.counters["digests"] == 1
 
 
-async def test_critical_inhibits_lower_severity_of_the_same_key(receiver: Any,
-                                                                tmp_path: Path) -> None:
+async def test_critical_inhibits_lower_severity_of_the_same_key(
+    receiver: Any, tmp_path: Path
+) -> None:
     n = await started(config(receiver.url("json")), tmp_path)
     host = {"host": "web-1"}
     crit = mk(1, kind="host_down", severity="critical", family="host-metrics", key=host)
     warn = mk(2, kind="cpu_high", severity="high", family="host-metrics", key=host)
-    other = mk(3, kind="cpu_high", severity="high", family="host-metrics",
-               key={"host": "web-2"})
+    other = mk(3, kind="cpu_high", severity="high", family="host-metrics", key={"host": "web-2"})
     await n.submit([crit])
     await n.submit([warn, other])
     assert await n.drain(5)
@@ -243,8 +281,9 @@ async def test_critical_inhibits_lower_severity_of_the_same_key(receiver: Any,
     assert n.counters["inhibited"] == 1
 
 
-async def test_silence_mutes_until_expired_and_survives_restart(receiver: Any,
-                                                                tmp_path: Path) -> None:
+async def test_silence_mutes_until_expired_and_survives_restart(
+    receiver: Any, tmp_path: Path
+) -> None:
     store = SilenceStore(open_db(tmp_path))  # as `streamproc silence add` would
     s = store.add(["username=~svc-.*"], duration=3600)
     n = await started(config(receiver.url("json")), tmp_path)
@@ -267,15 +306,18 @@ async def test_silence_mutes_until_expired_and_survives_restart(receiver: Any,
 
 async def test_resolved_goes_where_the_firing_went(make_receiver: Any, tmp_path: Path) -> None:
     sec, dev = make_receiver(), make_receiver()
-    cfg = config({"url": sec.url("json"), "tags": ["security-team"]},
-                 {"url": dev.url("json"), "tags": ["dev"]})
+    cfg = config(
+        {"url": sec.url("json"), "tags": ["security-team"]},
+        {"url": dev.url("json"), "tags": ["dev"]},
+    )
     n = await started(cfg, tmp_path)
     firing = mk(1, severity="low")
     await n.submit([firing])
     await sec.await_for(1)
     # the resolve carries other labels that would route it elsewhere; it follows the firing
-    resolved = Alert.from_dict({**firing.to_dict(), "status": "resolved",
-                                "family": "cicd-events", "kind": "brute_force"})
+    resolved = Alert.from_dict(
+        {**firing.to_dict(), "status": "resolved", "family": "cicd-events", "kind": "brute_force"}
+    )
     await n.submit([resolved])
     await sec.await_for(2)
     assert await n.drain(5)
@@ -285,15 +327,20 @@ async def test_resolved_goes_where_the_firing_went(make_receiver: Any, tmp_path:
     assert dev.accepted == []
 
 
-async def test_resolved_in_the_same_batch_as_its_firing_follows_it(make_receiver: Any,
-                                                                    tmp_path: Path) -> None:
+async def test_resolved_in_the_same_batch_as_its_firing_follows_it(
+    make_receiver: Any, tmp_path: Path
+) -> None:
     sec, dev = make_receiver(), make_receiver()
-    cfg = config({"url": sec.url("json"), "tags": ["security-team"]},
-                 {"url": dev.url("json"), "tags": ["dev"]}, group_wait="1s")
+    cfg = config(
+        {"url": sec.url("json"), "tags": ["security-team"]},
+        {"url": dev.url("json"), "tags": ["dev"]},
+        group_wait="1s",
+    )
     n = await started(cfg, tmp_path)
     firing = mk(1, severity="low")
-    resolved = Alert.from_dict({**firing.to_dict(), "status": "resolved",
-                                "family": "cicd-events", "kind": "brute_force"})
+    resolved = Alert.from_dict(
+        {**firing.to_dict(), "status": "resolved", "family": "cicd-events", "kind": "brute_force"}
+    )
     await n.submit([firing, resolved])  # one batch: grouped in one pass, one message
     await sec.await_for(1)
     assert await n.drain(5)
@@ -306,8 +353,9 @@ async def test_resolved_in_the_same_batch_as_its_firing_follows_it(make_receiver
 async def test_injection_attempt_arrives_harmless(receiver: Any, tmp_path: Path) -> None:
     n = await started(config(receiver.url("json")), tmp_path)
     evil = "@channel <!here> [x](https://evil.example) <img src=x onerror=alert(1)>"
-    await n.submit([mk(1, key={"username": evil, "ip_address": "1.2.3.4"},
-                       title=f"Brute force on {evil}")])
+    await n.submit(
+        [mk(1, key={"username": evil, "ip_address": "1.2.3.4"}, title=f"Brute force on {evil}")]
+    )
     [req] = await receiver.await_for(1)
     await n.close()
     text = text_of(req)
@@ -315,11 +363,13 @@ async def test_injection_attempt_arrives_harmless(receiver: Any, tmp_path: Path)
         assert bad not in text
 
 
-async def test_alerts_file_and_console_are_apprise_channels(receiver: Any, tmp_path: Path,
-                                                            capsys: Any) -> None:
+async def test_alerts_file_and_console_are_apprise_channels(
+    receiver: Any, tmp_path: Path, capsys: Any
+) -> None:
     out = tmp_path / "alerts.jsonl"
-    n = await started({"group_wait": "10ms"}, tmp_path / "state", alerts_file=str(out),
-                      console=True)
+    n = await started(
+        {"group_wait": "10ms"}, tmp_path / "state", alerts_file=str(out), console=True
+    )
     alerts = [mk(i) for i in range(3)]
     await n.submit(alerts)
     assert await n.drain(5)
@@ -330,12 +380,15 @@ async def test_alerts_file_and_console_are_apprise_channels(receiver: Any, tmp_p
     assert "3 brute_force alerts" in printed
 
 
-async def test_receiver_down_for_30_seconds_then_back_gets_everything(receiver: Any,
-                                                                      tmp_path: Path) -> None:
+async def test_receiver_down_for_30_seconds_then_back_gets_everything(
+    receiver: Any, tmp_path: Path
+) -> None:
     """A 30-second outage, at full length, with a production-like retry policy (1 s
     doubling to at most 5 s; the message age limit, not an attempt count, governs)."""
-    cfg = config(receiver.url("json"), retry={"initial": "1s", "max_delay": "5s",
-                                              "max_attempts": 100, "max_age": "10m"})
+    cfg = config(
+        receiver.url("json"),
+        retry={"initial": "1s", "max_delay": "5s", "max_attempts": 100, "max_age": "10m"},
+    )
     n = await started(cfg, tmp_path)
     receiver.stop_listening()  # refused, as by a crashed webhook service
     alerts = [mk(i) for i in range(20)]
@@ -349,8 +402,10 @@ async def test_receiver_down_for_30_seconds_then_back_gets_everything(receiver: 
     assert n.counters["send_failures"] >= 2  # it kept trying, with backoff
     receiver.listen()  # the same port again
     deadline = loop.time() + 60
-    while sorted(refs(receiver.accepted)) != sorted(a.fingerprint for a in alerts) \
-            and loop.time() < deadline:
+    while (
+        sorted(refs(receiver.accepted)) != sorted(a.fingerprint for a in alerts)
+        and loop.time() < deadline
+    ):
         await asyncio.sleep(0.1)
     await n.close()
     assert sorted(refs(receiver.accepted)) == sorted(a.fingerprint for a in alerts)

@@ -20,20 +20,35 @@ from streamproc.notify.deadletter import FILE_NAME, encode_to_fit
 
 def brute_force(i: int) -> Alert:
     key = {"username": f"user{i}", "ip_address": "203.0.113.7"}
-    return Alert(kind="brute_force", severity="high", status="firing", key=key,
-                 fingerprint=fingerprint("brute_force", key, i), event_time=time.time(),
-                 title=f"brute force {i}", body="b", labels={"kind": "brute_force"},
-                 family="auth-logs")
+    return Alert(
+        kind="brute_force",
+        severity="high",
+        status="firing",
+        key=key,
+        fingerprint=fingerprint("brute_force", key, i),
+        event_time=time.time(),
+        title=f"brute force {i}",
+        body="b",
+        labels={"kind": "brute_force"},
+        family="auth-logs",
+    )
 
 
 def nobodys_channel(url: str) -> dict[str, Any]:
     """A real channel whose only tag no route gives any alert."""
-    return {"urls": [{"url": url, "tags": ["nobody"]}], "group_wait": 0, "group_interval": 0,
-            "group_by": ["fingerprint"], "rate": 0, "close_timeout": "1s"}
+    return {
+        "urls": [{"url": url, "tags": ["nobody"]}],
+        "group_wait": 0,
+        "group_interval": 0,
+        "group_by": ["fingerprint"],
+        "rate": 0,
+        "close_timeout": "1s",
+    }
 
 
 async def test_an_alert_no_channel_takes_is_dead_lettered_as_no_route_and_counted(
-        receiver: Any, tmp_path: Path) -> None:
+    receiver: Any, tmp_path: Path
+) -> None:
     metrics = Metrics(process_metrics=False)
     n = Notifier.from_config(nobodys_channel(receiver.url("json")), state_dir=tmp_path)
     n.on_dead_letter = metrics.record_notify_dead_letters
@@ -51,8 +66,7 @@ async def test_an_alert_no_channel_takes_is_dead_lettered_as_no_route_and_counte
     assert receiver.requests == []  # the channel's tags matched nothing
 
 
-async def test_an_alert_with_a_channel_is_not_dead_lettered(receiver: Any,
-                                                            tmp_path: Path) -> None:
+async def test_an_alert_with_a_channel_is_not_dead_lettered(receiver: Any, tmp_path: Path) -> None:
     cfg = nobodys_channel(receiver.url("json"))
     cfg["urls"] = [{"url": receiver.url("json"), "tags": ["security-team"]}]
     n = Notifier.from_config(cfg, state_dir=tmp_path)
@@ -67,7 +81,8 @@ async def test_an_alert_with_a_channel_is_not_dead_lettered(receiver: Any,
 
 @pytest.mark.kafka
 async def test_the_runtime_puts_unrouted_alerts_on_the_alert_dead_letter_topic(
-        kafka: Any, receiver: Any, tmp_path: Path) -> None:
+    kafka: Any, receiver: Any, tmp_path: Path
+) -> None:
     from aiokafka import AIOKafkaConsumer
 
     from streamproc.config import parse_config_text
@@ -87,7 +102,7 @@ topics:
   - topic: {topic}
     family: auth-logs
 notify:
-  urls: [{{url: "{receiver.url('json')}", tags: [nobody]}}]
+  urls: [{{url: "{receiver.url("json")}", tags: [nobody]}}]
   group_wait: 0s
 state_dir: {tmp_path}
 """)
@@ -102,8 +117,12 @@ state_dir: {tmp_path}
     finally:
         await runtime.stop()
     assert metrics.value("streamproc_notify_dead_letters_total", {"reason": "no_route"}) == 1
-    consumer = AIOKafkaConsumer(f"{group}.alerts.dlq", bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=f"{group}-dlq-reader")
+    consumer = AIOKafkaConsumer(
+        f"{group}.alerts.dlq",
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"{group}-dlq-reader",
+    )
     await consumer.start()
     seen: list[dict[str, Any]] = []
     try:
@@ -127,5 +146,6 @@ def test_a_dead_letter_too_large_for_one_record_is_split_across_several() -> Non
     assert len(parts) > 1 and all(len(p) <= 64 * 1024 for p in parts)
     decoded = [orjson.loads(p) for p in parts]
     assert all(d["reason"] == "delivery_failed" for d in decoded)
-    assert [a["fingerprint"] for d in decoded for a in d["alerts"]] == \
-        [a["fingerprint"] for a in alerts]
+    assert [a["fingerprint"] for d in decoded for a in d["alerts"]] == [
+        a["fingerprint"] for a in alerts
+    ]

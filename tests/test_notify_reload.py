@@ -11,16 +11,26 @@ from streamproc.notify import Notifier
 
 def alert(n: int) -> Alert:
     key = {"username": f"u{n}", "ip_address": "192.0.2.1"}
-    return Alert(kind="brute_force", severity="high", status="firing", key=key,
-                 fingerprint=fingerprint("brute_force", key, n), event_time=1_790_000_000 + n,
-                 title=f"Brute force on u{n}", family="auth-logs",
-                 labels={"kind": "brute_force"})
+    return Alert(
+        kind="brute_force",
+        severity="high",
+        status="firing",
+        key=key,
+        fingerprint=fingerprint("brute_force", key, n),
+        event_time=1_790_000_000 + n,
+        title=f"Brute force on u{n}",
+        family="auth-logs",
+        labels={"kind": "brute_force"},
+    )
 
 
 def cfg(a_url: str, b_url: str, route_to: str) -> dict:
-    return {"urls": [{"url": a_url, "tags": ["team-a"]}, {"url": b_url, "tags": ["team-b"]}],
-            "routes": [{"match": {"kind": "brute_force"}, "tags": [route_to]}],
-            "group_wait": "0s", "rate": 0}
+    return {
+        "urls": [{"url": a_url, "tags": ["team-a"]}, {"url": b_url, "tags": ["team-b"]}],
+        "routes": [{"match": {"kind": "brute_force"}, "tags": [route_to]}],
+        "group_wait": "0s",
+        "rate": 0,
+    }
 
 
 async def test_reloaded_routes_apply_to_the_next_alert(make_receiver, tmp_path) -> None:

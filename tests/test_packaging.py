@@ -52,7 +52,8 @@ def test_every_package_folder_is_in_what_setuptools_packages() -> None:
     missing = sorted(_packages_on_disk(config) - set(config["packages"]))
     assert not missing, (
         f"pyproject.toml [tool.setuptools] packages leaves out {missing}: a wheel would not "
-        f"contain them and `import` fails outside the source tree; add them to the list")
+        f"contain them and `import` fails outside the source tree; add them to the list"
+    )
 
 
 def test_every_configured_package_is_a_folder_with_an_init() -> None:
@@ -60,10 +61,13 @@ def test_every_configured_package_is_a_folder_with_an_init() -> None:
     dirs = _package_dirs(config)
     stale = []
     for package in config["packages"]:
-        top = max((name for name in dirs if package == name or package.startswith(name + ".")),
-                  key=len, default=None)
+        top = max(
+            (name for name in dirs if package == name or package.startswith(name + ".")),
+            key=len,
+            default=None,
+        )
         assert top is not None, f"{package} is outside streamproc and every package-dir mapping"
-        folder = dirs[top].joinpath(*package[len(top):].split(".")[1:])
+        folder = dirs[top].joinpath(*package[len(top) :].split(".")[1:])
         if not (folder / "__init__.py").is_file():
             stale.append(package)
     assert not stale, f"pyproject.toml packages names folders that are not packages: {stale}"
@@ -87,4 +91,5 @@ def test_every_builtin_contract_and_sample_is_package_data(name: str) -> None:
     assert (ROOT / "topics" / name).is_file(), f"topics/{name} is named but missing"
     assert any(fnmatch.fnmatch(name, g) for g in globs), (
         f"topics/{name} is not matched by package-data for streamproc.topics ({globs}): "
-        f"an installed streamproc would not find it")
+        f"an installed streamproc would not find it"
+    )

@@ -9,12 +9,12 @@ import time
 
 import orjson
 import pytest
-
 from streamproc.bench.receivers import Receiver, Receivers
 
 
-def post(port: int, body: bytes, path: str = "/notify",
-         conn: http.client.HTTPConnection | None = None) -> http.client.HTTPResponse:
+def post(
+    port: int, body: bytes, path: str = "/notify", conn: http.client.HTTPConnection | None = None
+) -> http.client.HTTPResponse:
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
@@ -22,8 +22,7 @@ def post(port: int, body: bytes, path: str = "/notify",
     return resp
 
 
-def test_receiver_records_path_headers_body_and_json_of_each_request(
-        receiver: Receiver) -> None:
+def test_receiver_records_path_headers_body_and_json_of_each_request(receiver: Receiver) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=5)
     assert post(receiver.port, b'{"title": "a"}', "/hook", conn).status == 200
     assert post(receiver.port, b"title=b", "/form", conn).status == 200  # same connection
@@ -35,7 +34,8 @@ def test_receiver_records_path_headers_body_and_json_of_each_request(
 
 
 def test_fail_next_refuses_then_accepts_and_retry_after_comes_only_with_the_refusal(
-        receiver: Receiver) -> None:
+    receiver: Receiver,
+) -> None:
     receiver.fail_next, receiver.fail_status = 1, 429
     receiver.headers = {"Retry-After": "1", "X-Seen": "yes"}
     refused = post(receiver.port, b"{}")
@@ -55,8 +55,7 @@ def test_a_delayed_request_is_recorded_when_answered(receiver: Receiver) -> None
     assert req["at"] - req["arrived"] >= 0.3 and req["arrived"] - started < 0.3
 
 
-def test_a_stopped_receiver_refuses_connections_until_it_listens_again(
-        receiver: Receiver) -> None:
+def test_a_stopped_receiver_refuses_connections_until_it_listens_again(receiver: Receiver) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=5)
     post(receiver.port, b"{}", conn=conn)
     port = receiver.port

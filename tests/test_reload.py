@@ -21,18 +21,33 @@ T0 = 1_700_000_000
 
 
 def auth_config(threshold: int, *, lateness: int = 60, extra: str = "") -> str:
-    return ("topics:\n"
-            "  - topic: auth\n"
-            "    family: auth-logs\n"
-            f"    allowed_lateness: {lateness}\n"
-            "    detectors:\n"
-            f"      brute_force: {{threshold: {threshold}, window: 3600}}\n" + extra)
+    return (
+        "topics:\n"
+        "  - topic: auth\n"
+        "    family: auth-logs\n"
+        f"    allowed_lateness: {lateness}\n"
+        "    detectors:\n"
+        f"      brute_force: {{threshold: {threshold}, window: 3600}}\n" + extra
+    )
 
 
 def failures(n: int, start: int = 0) -> list[RawRecord]:
-    return [RawRecord(orjson.dumps({"timestamp": T0 + start + i, "username": "alice",
-                                    "ip_address": "203.0.113.9", "success": False}),
-                      "auth", 0, start + i) for i in range(n)]
+    return [
+        RawRecord(
+            orjson.dumps(
+                {
+                    "timestamp": T0 + start + i,
+                    "username": "alice",
+                    "ip_address": "203.0.113.9",
+                    "success": False,
+                }
+            ),
+            "auth",
+            0,
+            start + i,
+        )
+        for i in range(n)
+    ]
 
 
 def fired(alerts: list) -> list:  # type: ignore[type-arg]
@@ -92,11 +107,13 @@ async def test_unchanged_detectors_keep_their_objects_and_lateness_updates(setup
 async def test_disabling_a_detector_drops_it_and_reenabling_starts_it_fresh(setup) -> None:
     path, judge, reloader, _ = setup
     judge.judge(failures(4))
-    path.write_text(auth_config(5).replace("brute_force: {threshold: 5, window: 3600}",
-                                           "brute_force: {enabled: false}"))
+    path.write_text(
+        auth_config(5).replace(
+            "brute_force: {threshold: 5, window: 3600}", "brute_force: {enabled: false}"
+        )
+    )
     assert (await reloader.reload()).ok
-    assert all("brute_force" not in {d.kind for d in e.detectors}
-               for e in judge.engines.values())
+    assert all("brute_force" not in {d.kind for d in e.detectors} for e in judge.engines.values())
     alerts, _ = judge.judge(failures(5, start=4))
     assert not fired(alerts)
 
@@ -144,14 +161,24 @@ async def test_file_watch_reloads_after_an_edit(setup) -> None:
 
 # -- detectors that read each other stay wired across a reload -------------------------------
 
+
 def login(ts: int, offset: int, *, success: bool) -> RawRecord:
-    return RawRecord(orjson.dumps({"timestamp": T0 + ts, "username": "alice",
-                                   "ip_address": "203.0.113.9", "success": success}),
-                     "auth", 0, offset)
+    return RawRecord(
+        orjson.dumps(
+            {
+                "timestamp": T0 + ts,
+                "username": "alice",
+                "ip_address": "203.0.113.9",
+                "success": success,
+            }
+        ),
+        "auth",
+        0,
+        offset,
+    )
 
 
-async def test_compromise_suspected_fires_after_a_reload_that_rebuilt_brute_force(
-        setup) -> None:
+async def test_compromise_suspected_fires_after_a_reload_that_rebuilt_brute_force(setup) -> None:
     path, judge, reloader, _ = setup
     judge.judge([login(0, 0, success=True)])  # the engine exists before the reload
     path.write_text(auth_config(3))
@@ -166,34 +193,59 @@ async def test_compromise_suspected_fires_after_a_reload_that_rebuilt_brute_forc
 async def test_compromise_suspected_keeps_firing_when_only_it_is_rebuilt(setup) -> None:
     path, judge, reloader, _ = setup
     judge.judge([login(0, 0, success=True)])
-    path.write_text(auth_config(5, extra="    # a longer window after brute force\n"
-                                         "      compromise_suspected: {window: 1200}\n"))
+    path.write_text(
+        auth_config(
+            5,
+            extra="    # a longer window after brute force\n"
+            "      compromise_suspected: {window: 1200}\n",
+        )
+    )
     assert (await reloader.reload()).ok
     judge.judge([login(1 + i, 1 + i, success=False) for i in range(5)])
     alerts, _ = judge.judge([login(900, 10, success=True)])  # 15 min after: within 20
     assert [a.kind for a in alerts] == ["compromise_suspected"]
 
 
-TICKETS = ("topics:\n"
-           "  - topic: tickets\n"
-           "    family: support-tickets\n"
-           "    detectors:\n"
-           "      sla_breach: {{sla_urgent_hours: {hours}, enabled: {enabled}}}\n")
+TICKETS = (
+    "topics:\n"
+    "  - topic: tickets\n"
+    "    family: support-tickets\n"
+    "    detectors:\n"
+    "      sla_breach: {{sla_urgent_hours: {hours}, enabled: {enabled}}}\n"
+)
 
 
 def ticket(ts: int, offset: int, tid: str) -> RawRecord:
-    return RawRecord(orjson.dumps({"timestamp": T0 + ts, "event": "created", "ticket_id": tid,
-                                   "priority": "urgent", "customer_email": "c@example.org",
-                                   "subject": "down"}), "tickets", 0, offset)
+    return RawRecord(
+        orjson.dumps(
+            {
+                "timestamp": T0 + ts,
+                "event": "created",
+                "ticket_id": tid,
+                "priority": "urgent",
+                "customer_email": "c@example.org",
+                "subject": "down",
+            }
+        ),
+        "tickets",
+        0,
+        offset,
+    )
 
 
 def quoted_sla(alerts: list) -> list:  # type: ignore[type-arg]
-    return sorted({a.evidence.get("sla_hours") for a in alerts if a.kind == "ticket_created"
-                   and a.audience == "internal"})
+    return sorted(
+        {
+            a.evidence.get("sla_hours")
+            for a in alerts
+            if a.kind == "ticket_created" and a.audience == "internal"
+        }
+    )
 
 
 async def test_the_ticket_detectors_quote_the_sla_table_of_the_reloaded_sla_breach(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "streamproc.yaml"
     path.write_text(TICKETS.format(hours=1, enabled="true"))
     judge = Judge(load_config(path))
@@ -213,29 +265,46 @@ async def test_the_ticket_detectors_quote_the_sla_table_of_the_reloaded_sla_brea
 
 # -- repartitioned detectors: each task keeps the detectors planned for it --------------------
 
-UNKEYED = ("kafka: {{bootstrap_servers: '127.0.0.1:1'}}\n"
-           "topics:\n"
-           "  - {{topic: logins, family: auth-logs{keyed},\n"
-           "     detectors: {{brute_force: {{threshold: {threshold}}}}}}}\n")
+UNKEYED = (
+    "kafka: {{bootstrap_servers: '127.0.0.1:1'}}\n"
+    "topics:\n"
+    "  - {{topic: logins, family: auth-logs{keyed},\n"
+    "     detectors: {{brute_force: {{threshold: {threshold}}}}}}}\n"
+)
 
 
 def judged_through_repartition(judge: Judge, records: list[RawRecord]) -> list:  # type: ignore[type-arg]
     """Judge records of the source topic, then their re-keyed copies (as the runtime does)."""
     alerts, _ = judge.judge(records)
-    copies = [RawRecord(value, topic, 0, i) for i, (topic, _, value)
-              in enumerate(judge.take_outbox())]
+    copies = [
+        RawRecord(value, topic, 0, i) for i, (topic, _, value) in enumerate(judge.take_outbox())
+    ]
     more, _ = judge.judge(copies)
     return alerts + more
 
 
 def logins_failures(n: int, start: int) -> list[RawRecord]:
-    return [RawRecord(orjson.dumps({"timestamp": T0 + start + i, "username": "bob",
-                                    "ip_address": "198.51.100.7", "success": False}),
-                      "logins", 0, start + i) for i in range(n)]
+    return [
+        RawRecord(
+            orjson.dumps(
+                {
+                    "timestamp": T0 + start + i,
+                    "username": "bob",
+                    "ip_address": "198.51.100.7",
+                    "success": False,
+                }
+            ),
+            "logins",
+            0,
+            start + i,
+        )
+        for i in range(n)
+    ]
 
 
 async def test_a_reload_changes_the_repartitioned_brute_force_and_adds_none_to_the_source(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "streamproc.yaml"
     path.write_text(UNKEYED.format(keyed="", threshold=5))
     judge = Judge(load_config(path), repartition=True)
@@ -243,16 +312,17 @@ async def test_a_reload_changes_the_repartitioned_brute_force_and_adds_none_to_t
     path.write_text(UNKEYED.format(keyed="", threshold=3))
     result = await Reloader(path, judge=judge).reload()
     assert result.ok and not result.needs_restart
-    assert result.applied == ["logins@username: brute_force {'threshold': 5} -> "
-                              "{'threshold': 3}"]
+    assert result.applied == ["logins@username: brute_force {'threshold': 5} -> {'threshold': 3}"]
     # the source topic's task still runs no detector: brute_force fires once, re-keyed
     alerts = judged_through_repartition(judge, logins_failures(2, 1))
     assert [(a.kind, a.labels["binding"]) for a in fired(alerts)] == [
-        ("brute_force", "logins@username")]
+        ("brute_force", "logins@username")
+    ]
 
 
 async def test_a_reload_that_would_re_key_detectors_differently_needs_a_restart(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "streamproc.yaml"
     path.write_text(UNKEYED.format(keyed="", threshold=5))
     judge = Judge(load_config(path), repartition=True)
@@ -261,6 +331,7 @@ async def test_a_reload_that_would_re_key_detectors_differently_needs_a_restart(
     assert len(before) == 3  # the source topic's task and two repartition topics' tasks
     path.write_text(UNKEYED.format(keyed=", keyed_by: username", threshold=5))
     result = await Reloader(path, judge=judge).reload()
-    assert any("re-keyed differently" in line and "'logins'" in line
-               for line in result.needs_restart)
+    assert any(
+        "re-keyed differently" in line and "'logins'" in line for line in result.needs_restart
+    )
     assert {task: [d.kind for d in e.detectors] for task, e in judge.engines.items()} == before

@@ -21,8 +21,12 @@ from tests.streams import BASE_TS, committed_total, produce
 def test_detectors_run_where_records_arrive_when_the_topic_key_suits_them() -> None:
     config = parse_config_text("topics: [{topic: a, family: auth-logs, keyed_by: username}]")
     local, remote = plan(config, config.bindings[0])
-    assert {"brute_force", "compromise_suspected", "unusual_login",
-            "distributed_brute_force"} <= local
+    assert {
+        "brute_force",
+        "compromise_suspected",
+        "unusual_login",
+        "distributed_brute_force",
+    } <= local
     assert remote == {"ip_address": {"password_spray"}}
 
 
@@ -49,8 +53,10 @@ kafka: {bootstrap_servers: "127.0.0.1:1"}
 topics: [{topic: logins, family: auth-logs}]
 """)
     judge = Judge(config, repartition=True)
-    events = [{"timestamp": BASE_TS + i, "username": "bob", "ip_address": "192.0.2.7",
-               "success": False} for i in range(5)]
+    events = [
+        {"timestamp": BASE_TS + i, "username": "bob", "ip_address": "192.0.2.7", "success": False}
+        for i in range(5)
+    ]
     judge.judge([RawRecord(orjson.dumps(e), "logins", 1, 100 + i) for i, e in enumerate(events)])
     shipped = judge.take_outbox()
     by_user = [(t, k, v) for t, k, v in shipped if t.endswith(".username")]
@@ -69,19 +75,31 @@ topics: [{topic: logins, family: auth-logs}]
 
 @pytest.mark.kafka
 async def test_unkeyed_topic_detects_spray_and_brute_force_across_partitions(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"logins-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     records = []
     for i in range(25):  # one address tries 25 users: a password spray
-        records.append({"timestamp": BASE_TS + i * 5, "username": f"u{i}",
-                        "ip_address": "198.51.100.66", "success": False})
+        records.append(
+            {
+                "timestamp": BASE_TS + i * 5,
+                "username": f"u{i}",
+                "ip_address": "198.51.100.66",
+                "success": False,
+            }
+        )
     for j in range(5):  # and one user is hammered from another address
-        records.append({"timestamp": BASE_TS + 200 + j * 10, "username": "carol",
-                        "ip_address": "203.0.113.99", "success": False})
+        records.append(
+            {
+                "timestamp": BASE_TS + 200 + j * 10,
+                "username": "carol",
+                "ip_address": "203.0.113.99",
+                "success": False,
+            }
+        )
     records.sort(key=lambda r: r["timestamp"])
     # no keys: the producer spreads them over the partitions
-    await produce(kafka.bootstrap_servers, topic, [orjson.dumps(r) for r in records],
-                  partitions=4)
+    await produce(kafka.bootstrap_servers, topic, [orjson.dumps(r) for r in records], partitions=4)
     config = parse_config_text(f"""
 kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
         alert_topic: {group}.alerts}}
@@ -110,14 +128,28 @@ state_dir: {tmp_path}
 
 @pytest.mark.kafka
 async def test_max_events_stops_once_the_repartitioned_copies_are_judged_too(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"logins-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
-    records = [{"timestamp": BASE_TS + i * 5, "username": f"u{i}",
-                "ip_address": "198.51.100.66", "success": False} for i in range(25)]
-    records += [{"timestamp": BASE_TS + 200 + j * 10, "username": "carol",
-                 "ip_address": "203.0.113.99", "success": False} for j in range(5)]
-    await produce(kafka.bootstrap_servers, topic, [orjson.dumps(r) for r in records],
-                  partitions=4)
+    records = [
+        {
+            "timestamp": BASE_TS + i * 5,
+            "username": f"u{i}",
+            "ip_address": "198.51.100.66",
+            "success": False,
+        }
+        for i in range(25)
+    ]
+    records += [
+        {
+            "timestamp": BASE_TS + 200 + j * 10,
+            "username": "carol",
+            "ip_address": "203.0.113.99",
+            "success": False,
+        }
+        for j in range(5)
+    ]
+    await produce(kafka.bootstrap_servers, topic, [orjson.dumps(r) for r in records], partitions=4)
     config = parse_config_text(f"""
 kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
         alert_topic: {group}.alerts}}
@@ -134,11 +166,14 @@ state_dir: {tmp_path}
         await runtime.stop()
     assert runtime.stats.records_in == len(records)
     assert runtime.stats.repartitioned_in == runtime.stats.repartitioned_out == 2 * len(records)
-    assert sorted(runtime.stats.alerts_by_kind.items()) == [("brute_force", 1),
-                                                            ("password_spray", 1)]
+    assert sorted(runtime.stats.alerts_by_kind.items()) == [
+        ("brute_force", 1),
+        ("password_spray", 1),
+    ]
 
 
 # -- SourceMerge: a repartitioned task judges its sources in event-time order ------------------
+
 
 def _spray_backlog() -> dict[int, list[dict]]:
     """A topic keyed by username, 4 partitions, two hours of backlog each. One address sprays
@@ -146,12 +181,24 @@ def _spray_backlog() -> dict[int, list[dict]]:
     partitions. Benign logins from other addresses move every partition's stream time on."""
     parts: dict[int, list[dict]] = {p: [] for p in range(4)}
     for i in range(24):
-        parts[i % 4].append({"timestamp": BASE_TS + i * 10, "username": f"victim{i}",
-                             "ip_address": "198.51.100.66", "success": False})
+        parts[i % 4].append(
+            {
+                "timestamp": BASE_TS + i * 10,
+                "username": f"victim{i}",
+                "ip_address": "198.51.100.66",
+                "success": False,
+            }
+        )
     for p, recs in parts.items():
         for k in range(720):  # one login every 10 s for two hours
-            recs.append({"timestamp": BASE_TS + k * 10 + p, "username": f"user{p}-{k % 50}",
-                         "ip_address": f"192.0.2.{k % 200}", "success": True})
+            recs.append(
+                {
+                    "timestamp": BASE_TS + k * 10 + p,
+                    "username": f"user{p}-{k % 50}",
+                    "ip_address": f"192.0.2.{k % 200}",
+                    "success": True,
+                }
+            )
         recs.sort(key=lambda r: r["timestamp"])
     return parts
 
@@ -172,8 +219,9 @@ topics: [{topic: logins, family: auth-logs}]
         alerts += out
         assert dead == []
         shipped = [(t, k, v) for t, k, v in judge.take_outbox() if t.endswith(".ip_address")]
-        internal = [RawRecord(v, t, zlib.crc32(k or b"") % 6, o)
-                    for o, (t, k, v) in enumerate(shipped)]
+        internal = [
+            RawRecord(v, t, zlib.crc32(k or b"") % 6, o) for o, (t, k, v) in enumerate(shipped)
+        ]
         out, dead = judge.judge(internal, "kafka", now + 0.1)
         alerts += out
         assert dead == []
@@ -197,8 +245,11 @@ def test_without_waiting_for_unseen_partitions_the_skewed_backlog_hides_the_spra
 
 
 def _merge_events(n_sources: int, per_source: int) -> list[Event]:
-    return [Event("auth-logs", BASE_TS + i * n_sources + s, {"n": i, "s": s}, "logins", s, i)
-            for s in range(n_sources) for i in range(per_source)]
+    return [
+        Event("auth-logs", BASE_TS + i * n_sources + s, {"n": i, "s": s}, "logins", s, i)
+        for s in range(n_sources)
+        for i in range(per_source)
+    ]
 
 
 def test_merge_releases_in_event_time_order_up_to_the_slowest_active_source() -> None:
@@ -248,16 +299,21 @@ def test_held_records_survive_a_checkpoint() -> None:
     # the restored merge waits for the quiet source from its first call, then lets go
     assert restored.release(500.0) == []
     out = restored.release(502.5)
-    assert [(e.ts, e.data, e.topic, e.partition, e.offset) for e in out] == \
-        [(e.ts, e.data, e.topic, e.partition, e.offset) for e in events if e.partition == 0]
+    assert [(e.ts, e.data, e.topic, e.partition, e.offset) for e in out] == [
+        (e.ts, e.data, e.topic, e.partition, e.offset) for e in events if e.partition == 0
+    ]
 
 
 def test_merge_keeps_waiting_for_a_quiet_source_that_is_still_behind() -> None:
     # In a backlog the consumer can serve other topics for seconds: a partition with records
     # left to judge is not quiet, whatever the wall clock says.
     lagging = {("logins", 1)}
-    merge = SourceMerge("auth-logs", wait=2.0, partitions_of=lambda topic: 2,
-                        behind=lambda topic, partition: (topic, partition) in lagging)
+    merge = SourceMerge(
+        "auth-logs",
+        wait=2.0,
+        partitions_of=lambda topic: 2,
+        behind=lambda topic, partition: (topic, partition) in lagging,
+    )
     events = _merge_events(2, 5)
     p0 = [e for e in events if e.partition == 0]
     assert merge.push(p0, 50.0) == []

@@ -29,37 +29,79 @@ def mixed_inputs(tmp: Path, seed: int = 5) -> list[str]:
         user = f"user{rng.randrange(300)}"
         home = int(user[4:]) % 7  # users log in from their own network, mostly
         net = home if rng.random() < 0.97 else rng.randrange(7)
-        auth.append({"timestamp": t, "username": user, "ip_address":
-                     f"10.{net}.{rng.randrange(2)}.{rng.randrange(9)}",
-                     "success": rng.random() < 0.8, "country": rng.choice(["US", "US", "DE"])})
-        api.append({"timestamp": t, "ip_address": f"192.0.2.{rng.randrange(50)}",
-                    "endpoint": rng.choice(["/a", "/b?q=x", "/c?id=1%27%20or%201=1--"]),
-                    "method": "GET", "status_code": 200})
+        auth.append(
+            {
+                "timestamp": t,
+                "username": user,
+                "ip_address": f"10.{net}.{rng.randrange(2)}.{rng.randrange(9)}",
+                "success": rng.random() < 0.8,
+                "country": rng.choice(["US", "US", "DE"]),
+            }
+        )
+        api.append(
+            {
+                "timestamp": t,
+                "ip_address": f"192.0.2.{rng.randrange(50)}",
+                "endpoint": rng.choice(["/a", "/b?q=x", "/c?id=1%27%20or%201=1--"]),
+                "method": "GET",
+                "status_code": 200,
+            }
+        )
     for i in range(30):  # a spray and a brute force
-        auth.append({"timestamp": T0 + 100 + i, "username": f"victim{i}",
-                     "ip_address": "198.51.100.66", "success": False})
+        auth.append(
+            {
+                "timestamp": T0 + 100 + i,
+                "username": f"victim{i}",
+                "ip_address": "198.51.100.66",
+                "success": False,
+            }
+        )
     auth.sort(key=lambda r: r["timestamp"])
     for i in range(400):
         for host in ("web-1", "web-2", "db-1"):
             if host == "db-1" and i > 200:
                 continue  # db-1 goes silent
-            hosts.append({"timestamp": T0 + i * 5, "host": host,
-                          "cpu_percent": 95.0 if host == "web-2" and 100 < i < 150 else 30.0})
-    cicd += [{"timestamp": T0 + 10, "type": "pipeline", "status": "failure", "project": "p"},
-             {"timestamp": T0 + 900, "type": "pipeline", "status": "success", "project": "p"},
-             {"timestamp": T0 + 950, "type": "deployment", "service": "p", "version": "2",
-              "environment": "production"}]
-    tickets += [{"timestamp": T0, "event": "created", "ticket_id": "T1", "priority": "urgent"},
-                {"timestamp": T0 + 1800, "event": "created", "ticket_id": "T2",
-                 "priority": "low"},
-                {"timestamp": T0 + 1900, "event": "resolved", "ticket_id": "T2"},
-                {"timestamp": T0 + 7300, "event": "created", "ticket_id": "T3"}]
-    biz += [{"timestamp": T0, "metric": "revenue", "daily_revenue": 55_000,
-             "previous_day_revenue": 100_000}]
-    files = {"auth-logs": auth, "api-access-logs": api, "host-metrics": hosts,
-             "cicd-events": cicd, "support-tickets": tickets, "business-metrics": biz}
-    return [f"{topic}={write_jsonl(tmp / f'{topic}.jsonl', rows)}"
-            for topic, rows in files.items()]
+            hosts.append(
+                {
+                    "timestamp": T0 + i * 5,
+                    "host": host,
+                    "cpu_percent": 95.0 if host == "web-2" and 100 < i < 150 else 30.0,
+                }
+            )
+    cicd += [
+        {"timestamp": T0 + 10, "type": "pipeline", "status": "failure", "project": "p"},
+        {"timestamp": T0 + 900, "type": "pipeline", "status": "success", "project": "p"},
+        {
+            "timestamp": T0 + 950,
+            "type": "deployment",
+            "service": "p",
+            "version": "2",
+            "environment": "production",
+        },
+    ]
+    tickets += [
+        {"timestamp": T0, "event": "created", "ticket_id": "T1", "priority": "urgent"},
+        {"timestamp": T0 + 1800, "event": "created", "ticket_id": "T2", "priority": "low"},
+        {"timestamp": T0 + 1900, "event": "resolved", "ticket_id": "T2"},
+        {"timestamp": T0 + 7300, "event": "created", "ticket_id": "T3"},
+    ]
+    biz += [
+        {
+            "timestamp": T0,
+            "metric": "revenue",
+            "daily_revenue": 55_000,
+            "previous_day_revenue": 100_000,
+        }
+    ]
+    files = {
+        "auth-logs": auth,
+        "api-access-logs": api,
+        "host-metrics": hosts,
+        "cicd-events": cicd,
+        "support-tickets": tickets,
+        "business-metrics": biz,
+    }
+    return [f"{topic}={write_jsonl(tmp / f'{topic}.jsonl', rows)}" for topic, rows in files.items()]
 
 
 def run(argv: list[str]) -> int:
@@ -74,9 +116,19 @@ def test_replay_same_input_gives_byte_identical_alerts(tmp_path: Path) -> None:
     first = (tmp_path / "a1.jsonl").read_bytes()
     assert first == (tmp_path / "a2.jsonl").read_bytes()
     kinds = {orjson.loads(line)["kind"] for line in first.splitlines()}
-    assert {"password_spray", "sql_injection", "host_silent", "metric_threshold",
-            "pipeline_failed", "deployment", "ticket_created", "sla_breach",
-            "ticket_resolved", "revenue_drop", "revenue_target_missed"} <= kinds
+    assert {
+        "password_spray",
+        "sql_injection",
+        "host_silent",
+        "metric_threshold",
+        "pipeline_failed",
+        "deployment",
+        "ticket_created",
+        "sla_breach",
+        "ticket_resolved",
+        "revenue_drop",
+        "revenue_target_missed",
+    } <= kinds
     times = [orjson.loads(line)["event_time"] for line in first.splitlines()]
     assert times == sorted(times)
 
@@ -101,8 +153,9 @@ def test_replay_order_of_inputs_and_batching_do_not_change_the_alerts(tmp_path: 
         replay_mod.BATCH = old
 
 
-def test_replay_prints_a_summary_per_kind(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_prints_a_summary_per_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     inputs = mixed_inputs(tmp_path)
     args = [x for spec in inputs for x in ("--input", spec)]
     assert run([*args, "--alerts-out", str(tmp_path / "out.jsonl")]) == 0
@@ -112,7 +165,8 @@ def test_replay_prints_a_summary_per_kind(tmp_path: Path,
 
 
 def test_replay_usage_errors_exit_2_with_a_clear_message(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = write_jsonl(tmp_path / "a.jsonl", [])
     out = str(tmp_path / "o.jsonl")
     assert run(["--input", str(good), "--alerts-out", out]) == 2
@@ -123,8 +177,7 @@ def test_replay_usage_errors_exit_2_with_a_clear_message(
     assert "unknown topic 'nonsense-topic'" in capsys.readouterr().err
     bad_config = tmp_path / "c.yaml"
     bad_config.write_text("detectors:\n  brute_force: {treshold: 3}\n")
-    assert run(["-c", str(bad_config), "--input", f"auth-logs={good}", "--alerts-out",
-                out]) == 2
+    assert run(["-c", str(bad_config), "--input", f"auth-logs={good}", "--alerts-out", out]) == 2
     assert "treshold" in capsys.readouterr().err
 
 
@@ -132,33 +185,51 @@ def test_replay_dead_letters_undecodable_and_late_records(tmp_path: Path) -> Non
     path = tmp_path / "auth.jsonl"
     # a partition's first records start its stream time (detectors/engine.py): then one
     # 1000 s behind it is late
-    rows = [{"timestamp": T0 + 998 + i, "username": "a", "ip_address": "10.0.0.1",
-             "success": True} for i in range(3)]
+    rows = [
+        {"timestamp": T0 + 998 + i, "username": "a", "ip_address": "10.0.0.1", "success": True}
+        for i in range(3)
+    ]
     rows.append({"timestamp": T0, "username": "a", "ip_address": "10.0.0.1", "success": True})
     write_jsonl(path, rows)
     with path.open("ab") as fh:
         fh.write(b"{not json\n\n   \n")
         fh.write(orjson.dumps({"timestamp": T0 + 1001, "username": "a"}) + b"\n")
     dl = tmp_path / "dl.jsonl"
-    assert run(["--input", f"auth-logs={path}", "--alerts-out", str(tmp_path / "o.jsonl"),
-                "--dead-letters-out", str(dl)]) == 0
+    assert (
+        run(
+            [
+                "--input",
+                f"auth-logs={path}",
+                "--alerts-out",
+                str(tmp_path / "o.jsonl"),
+                "--dead-letters-out",
+                str(dl),
+            ]
+        )
+        == 0
+    )
     letters = [orjson.loads(line) for line in dl.read_bytes().splitlines()]
     by_reason = {d["reason"]: d for d in letters}
     assert set(by_reason) == {"late", "not_json", "missing_field"}
     assert by_reason["late"]["source"]["offset"] == 4  # offset = line number
     assert by_reason["not_json"]["detail"].startswith(f"{path}:5:")
-    assert orjson.loads(__import__("base64").b64decode(by_reason["late"]["raw_b64"]))[
-        "timestamp"] == T0
+    assert (
+        orjson.loads(__import__("base64").b64decode(by_reason["late"]["raw_b64"]))["timestamp"]
+        == T0
+    )
 
 
 def test_replay_reads_access_log_lines_through_a_combined_binding(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text("topics:\n  - topic: nginx\n    family: api-access-logs\n"
-                      "    format: combined\n")
+    config.write_text(
+        "topics:\n  - topic: nginx\n    family: api-access-logs\n    format: combined\n"
+    )
     log = tmp_path / "access.log.gz"
     lines = [
         f'203.0.113.9 - - [01/Jan/2026:00:00:0{i} +0000] "GET /item?id=1%27%20OR%201=1-- '
-        'HTTP/1.1" 500 12 "-" "sqlmap/1.7"' for i in range(3)]
+        'HTTP/1.1" 500 12 "-" "sqlmap/1.7"'
+        for i in range(3)
+    ]
     with gzip.open(log, "wb") as fh:
         fh.write("\n".join(lines).encode() + b"\n")
     out = tmp_path / "o.jsonl"
@@ -182,24 +253,40 @@ def test_replay_fires_due_timers_at_the_end_of_input(tmp_path: Path) -> None:
 
 
 def test_replay_several_files_of_one_topic_are_separate_partitions(tmp_path: Path) -> None:
-    a = write_jsonl(tmp_path / "a.jsonl", [
-        {"timestamp": T0 + i * 100, "username": "u", "ip_address": "10.0.0.1",
-         "success": False} for i in range(3)])
-    b = write_jsonl(tmp_path / "b.jsonl", [
-        {"timestamp": T0 + 50 + i * 100, "username": "u", "ip_address": "10.0.0.1",
-         "success": False} for i in range(2)])
-    result = replay_records(load_config(None), [ReplayInput("auth-logs", a),
-                                                ReplayInput("auth-logs", b)])
+    a = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"timestamp": T0 + i * 100, "username": "u", "ip_address": "10.0.0.1", "success": False}
+            for i in range(3)
+        ],
+    )
+    b = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {
+                "timestamp": T0 + 50 + i * 100,
+                "username": "u",
+                "ip_address": "10.0.0.1",
+                "success": False,
+            }
+            for i in range(2)
+        ],
+    )
+    result = replay_records(
+        load_config(None), [ReplayInput("auth-logs", a), ReplayInput("auth-logs", b)]
+    )
     [alert] = result.alerts
     assert alert.kind == "brute_force" and alert.evidence["failures"] == 5
     assert {s["partition"] for s in [alert.source]} <= {0, 1}
 
 
-def test_replay_writes_alerts_to_stdout_with_dash(tmp_path: Path,
-                                                 capsysbinary: pytest.CaptureFixture[bytes]
-                                                 ) -> None:
-    rows = [{"timestamp": T0 + i, "username": "u", "ip_address": "10.0.0.1", "success": False}
-            for i in range(5)]
+def test_replay_writes_alerts_to_stdout_with_dash(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    rows = [
+        {"timestamp": T0 + i, "username": "u", "ip_address": "10.0.0.1", "success": False}
+        for i in range(5)
+    ]
     path = write_jsonl(tmp_path / "a.jsonl", rows)
     assert run(["--input", f"auth-logs={path}", "--alerts-out", "-"]) == 0
     captured = capsysbinary.readouterr()
@@ -214,8 +301,10 @@ def test_replay_finds_exactly_the_incidents_the_traffic_generator_injected() -> 
     from streamproc.generate import count_alerts, generate
 
     traffic = generate("mixed", 20_000, seed=3)
-    inputs = [ReplayInput(family, lines=[orjson.dumps(r) for r in rows])
-              for family, rows in traffic.records.items()]
+    inputs = [
+        ReplayInput(family, lines=[orjson.dumps(r) for r in rows])
+        for family, rows in traffic.records.items()
+    ]
     result = replay_records(load_config(None), inputs)
     assert result.dead_letters == []
     got = count_alerts(result.alerts)

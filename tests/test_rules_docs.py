@@ -23,8 +23,9 @@ def blocks_after(heading: str) -> list[str]:
 
 
 def test_the_rule_file_example_loads() -> None:
-    spec = parse_rule(yaml.safe_load(blocks_after("## Rule files")[0]), "doc",
-                      set(builtin_contracts()))
+    spec = parse_rule(
+        yaml.safe_load(blocks_after("## Rule files")[0]), "doc", set(builtin_contracts())
+    )
     assert spec.kind == "rule:api-5xx-burst" and spec.params["window"] == 300
 
 
@@ -44,19 +45,20 @@ def test_the_correlation_example_loads(tmp_path: Path) -> None:
 
     folder = tmp_path / "sigma"
     folder.mkdir()
-    (folder / "failed.yml").write_text(textwrap.dedent("""
+    (folder / "failed.yml").write_text(
+        textwrap.dedent("""
         title: Failed login
         name: failed_login
         logsource: {category: authentication}
         detection:
           sel: {success: false}
           condition: sel
-    """))
+    """)
+    )
     (folder / "corr.yml").write_text(blocks_after("### Correlations")[0])
     config = parse_config_text(f"sigma: [{folder}]\n")
     assert not config.rules.skipped
-    assert [s.kind for s in config.rules.specs] == ["sigma:failed_login",
-                                                    "sigma:brute_force_sigma"]
+    assert [s.kind for s in config.rules.specs] == ["sigma:failed_login", "sigma:brute_force_sigma"]
 
 
 def test_the_metric_the_docs_name_exists() -> None:

@@ -86,8 +86,15 @@ def config_text(tmp_path: Path, extra: str) -> str:
 
 
 def identity(a: Alert) -> tuple[object, ...]:
-    return (a.kind, a.fingerprint, a.event_time, a.title, tuple(sorted(a.key.items())),
-            a.severity, a.status)
+    return (
+        a.kind,
+        a.fingerprint,
+        a.event_time,
+        a.title,
+        tuple(sorted(a.key.items())),
+        a.severity,
+        a.status,
+    )
 
 
 async def test_rule_alerts_on_kafka_are_those_of_replay(kafka, receiver, tmp_path) -> None:
@@ -95,18 +102,26 @@ async def test_rule_alerts_on_kafka_are_those_of_replay(kafka, receiver, tmp_pat
 
     values = records()
     (tmp_path / "r").mkdir()
-    replayed = replay_records(parse_config_text(config_text(tmp_path / "r", "")),
-                              [ReplayInput("api-access-logs", lines=values)]).alerts
+    replayed = replay_records(
+        parse_config_text(config_text(tmp_path / "r", "")),
+        [ReplayInput("api-access-logs", lines=values)],
+    ).alerts
     expected = sorted(identity(a) for a in replayed)
     assert sorted({a.kind for a in replayed}) == [
-        "rule:many-deletes", "sigma:3e6c8f1a-0000-4000-8000-00000000a001", "sigma:error_burst"]
+        "rule:many-deletes",
+        "sigma:3e6c8f1a-0000-4000-8000-00000000a001",
+        "sigma:error_burst",
+    ]
     assert len(expected) == 5  # three sqlmap requests, one burst, one delete run
 
     topic = f"api-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
     (tmp_path / "k").mkdir()
-    config = parse_config_text(config_text(tmp_path / "k", f"""
+    config = parse_config_text(
+        config_text(
+            tmp_path / "k",
+            f"""
 kafka:
   bootstrap_servers: {kafka.bootstrap_servers}
   group_id: {group}
@@ -120,22 +135,29 @@ notify:
   group_wait: 0s
   group_by: [fingerprint]
 state_dir: {tmp_path / "state"}
-"""))
+""",
+        )
+    )
     metrics = Metrics(process_metrics=False)
     runtime = Runtime(config, metrics=metrics)
     await runtime.start()
     try:
         deadline = asyncio.get_running_loop().time() + 60
         while asyncio.get_running_loop().time() < deadline and (
-                runtime.stats.records_in < len(values)
-                or sum(runtime.stats.alerts_by_kind.values()) < len(expected)):
+            runtime.stats.records_in < len(values)
+            or sum(runtime.stats.alerts_by_kind.values()) < len(expected)
+        ):
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
     finally:
         await runtime.stop()
 
-    consumer = AIOKafkaConsumer(f"{group}.alerts", bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=f"{group}-reader")
+    consumer = AIOKafkaConsumer(
+        f"{group}.alerts",
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"{group}-reader",
+    )
     await consumer.start()
     try:
         got: list[Alert] = []
@@ -147,11 +169,21 @@ state_dir: {tmp_path / "state"}
     finally:
         await consumer.stop()
     assert sorted(identity(a) for a in got) == expected
-    assert metrics.value("streamproc_rule_firings_total",
-                         {"rule": "3e6c8f1a-0000-4000-8000-00000000a001",
-                          "source": "sigma"}) == 3
-    assert metrics.value("streamproc_rule_firings_total",
-                         {"rule": "3e6c8f1a-0000-4000-8000-00000000a002",
-                          "source": "sigma"}) == 1
-    assert metrics.value("streamproc_rule_firings_total",
-                         {"rule": "many-deletes", "source": "rules"}) == 1
+    assert (
+        metrics.value(
+            "streamproc_rule_firings_total",
+            {"rule": "3e6c8f1a-0000-4000-8000-00000000a001", "source": "sigma"},
+        )
+        == 3
+    )
+    assert (
+        metrics.value(
+            "streamproc_rule_firings_total",
+            {"rule": "3e6c8f1a-0000-4000-8000-00000000a002", "source": "sigma"},
+        )
+        == 1
+    )
+    assert (
+        metrics.value("streamproc_rule_firings_total", {"rule": "many-deletes", "source": "rules"})
+        == 1
+    )

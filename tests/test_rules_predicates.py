@@ -12,8 +12,26 @@ from streamproc.detectors.columns import EventBatch
 from streamproc.events import Event
 from streamproc.rules.predicates import All, Any_, BatchMatcher, Leaf, Not, record_predicate
 
-ATOMS = ["a", "A", "ab", "b", "\x00", "\n", "İ", "i̇", "/", "%", "(", "union", "UNION", " ",
-         "x\x00y", "1", "^", "$"]
+ATOMS = [
+    "a",
+    "A",
+    "ab",
+    "b",
+    "\x00",
+    "\n",
+    "İ",
+    "i̇",
+    "/",
+    "%",
+    "(",
+    "union",
+    "UNION",
+    " ",
+    "x\x00y",
+    "1",
+    "^",
+    "$",
+]
 
 
 def value(rnd: random.Random) -> object:
@@ -31,8 +49,23 @@ def value(rnd: random.Random) -> object:
 
 def leaf(rnd: random.Random) -> Leaf:
     name = rnd.choice(["f", "g"])
-    op = rnd.choice(["text_eq", "contains", "startswith", "endswith", "eq", "in", "regex",
-                     "gt", "lte", "exists", "null", "cidr", "ne"])
+    op = rnd.choice(
+        [
+            "text_eq",
+            "contains",
+            "startswith",
+            "endswith",
+            "eq",
+            "in",
+            "regex",
+            "gt",
+            "lte",
+            "exists",
+            "null",
+            "cidr",
+            "ne",
+        ]
+    )
     needle = "".join(rnd.choice(ATOMS) for _ in range(rnd.randint(1, 3)))
     if op in ("text_eq", "contains", "startswith", "endswith"):
         return Leaf(name, op, needle, cased=rnd.random() < 0.5)
@@ -41,8 +74,9 @@ def leaf(rnd: random.Random) -> Leaf:
     if op == "in":
         return Leaf(name, "in", frozenset([needle, rnd.choice(ATOMS), 2]))
     if op == "regex":
-        pattern = rnd.choice(["^a", "b$", "un.on", "a\\s*b", "^$", "[^a]b", "(?i)union",
-                              "x.y", "\\d+"])
+        pattern = rnd.choice(
+            ["^a", "b$", "un.on", "a\\s*b", "^$", "[^a]b", "(?i)union", "x.y", "\\d+"]
+        )
         return Leaf(name, "regex", re.compile(pattern, rnd.choice([0, re.I, re.M])))
     if op in ("gt", "lte"):
         return Leaf(name, op, rnd.choice([1, 2, 100]))

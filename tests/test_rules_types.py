@@ -23,11 +23,25 @@ def iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def req(t: float, ip: str = "203.0.113.9", endpoint: str = "/api/v1/items", status: int = 200,
-        method: str = "GET", **extra: Any) -> bytes:
-    return orjson.dumps({"timestamp": iso(T0 + t), "endpoint": endpoint, "method": method,
-                         "status_code": status, "ip_address": ip, "user_agent": "curl/8",
-                         **extra})
+def req(
+    t: float,
+    ip: str = "203.0.113.9",
+    endpoint: str = "/api/v1/items",
+    status: int = 200,
+    method: str = "GET",
+    **extra: Any,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "timestamp": iso(T0 + t),
+            "endpoint": endpoint,
+            "method": method,
+            "status_code": status,
+            "ip_address": ip,
+            "user_agent": "curl/8",
+            **extra,
+        }
+    )
 
 
 def config_with(tmp_path: Path, rules: str) -> Any:
@@ -69,9 +83,15 @@ def test_frequency_fires_on_the_third_error_within_a_minute(tmp_path: Path) -> N
 
 def test_frequency_near_misses_do_not_fire(tmp_path: Path) -> None:
     # three errors over 61 s; three within a minute but from two addresses; 200s do not count
-    lines = [req(0, status=500), req(30, status=500), req(61, status=500),
-             req(100, ip="a", status=500), req(101, ip="b", status=500),
-             req(102, ip="a", status=500), req(103, ip="a", status=200)]
+    lines = [
+        req(0, status=500),
+        req(30, status=500),
+        req(61, status=500),
+        req(100, ip="a", status=500),
+        req(101, ip="b", status=500),
+        req(102, ip="a", status=500),
+        req(103, ip="a", status=200),
+    ]
     assert fired(tmp_path, FREQ, lines, "rule:api-5xx") == []
 
 
@@ -92,10 +112,18 @@ def test_cardinality_counts_distinct_endpoints_per_address(tmp_path: Path) -> No
         window: 5m
         threshold: 4
     """
-    lines = [req(0, endpoint="/a"), req(1, endpoint="/a"), req(2, endpoint="/b"),
-             req(3, endpoint="/c"), req(4, ip="other", endpoint="/d"), req(400, endpoint="/d"),
-             req(500, endpoint="/e"), req(501, endpoint="/f"), req(502, endpoint="/g"),
-             req(503, endpoint="/h")]
+    lines = [
+        req(0, endpoint="/a"),
+        req(1, endpoint="/a"),
+        req(2, endpoint="/b"),
+        req(3, endpoint="/c"),
+        req(4, ip="other", endpoint="/d"),
+        req(400, endpoint="/d"),
+        req(500, endpoint="/e"),
+        req(501, endpoint="/f"),
+        req(502, endpoint="/g"),
+        req(503, endpoint="/h"),
+    ]
     alerts = fired(tmp_path, rule, lines, "rule:scanner")
     assert [a.event_time - T0 for a in alerts] == [502]
     assert alerts[0].evidence["distinct"] == 4
@@ -110,11 +138,19 @@ def test_new_term_reports_a_new_method_for_a_known_address_only(tmp_path: Path) 
         key: [ip_address]
         lookback: 1h
     """
-    lines = [req(0, method="GET"), req(1, method="GET"), req(2, ip="x", method="DELETE"),
-             req(3, method="DELETE"), req(4, method="DELETE"), req(7205, method="GET")]
+    lines = [
+        req(0, method="GET"),
+        req(1, method="GET"),
+        req(2, ip="x", method="DELETE"),
+        req(3, method="DELETE"),
+        req(4, method="DELETE"),
+        req(7205, method="GET"),
+    ]
     alerts = fired(tmp_path, rule, lines, "rule:new-method")
     assert [(a.evidence["value"], a.event_time - T0) for a in alerts] == [
-        ("DELETE", 3), ("GET", 7205)]
+        ("DELETE", 3),
+        ("GET", 7205),
+    ]
 
 
 def test_change_reports_a_status_that_changed_for_an_endpoint(tmp_path: Path) -> None:
@@ -125,8 +161,13 @@ def test_change_reports_a_status_that_changed_for_an_endpoint(tmp_path: Path) ->
         field: status_code
         key: [endpoint]
     """
-    lines = [req(0, status=200), req(1, status=200), req(2, endpoint="/b", status=404),
-             req(3, status=503), req(4, status=503)]
+    lines = [
+        req(0, status=200),
+        req(1, status=200),
+        req(2, endpoint="/b", status=404),
+        req(3, status=503),
+        req(4, status=503),
+    ]
     alerts = fired(tmp_path, rule, lines, "rule:status-change")
     assert [(a.evidence["old"], a.evidence["new"]) for a in alerts] == [("200", "503")]
 
@@ -144,8 +185,7 @@ def test_flatline_fires_at_the_deadline_and_resolves(tmp_path: Path) -> None:
     other = [req(t, endpoint="/x") for t in range(50, 400, 10)]
     back = [req(400, endpoint="/health"), req(410, endpoint="/health")]
     alerts = fired(tmp_path, rule, beat + other + back, "rule:heartbeat")
-    assert [(a.status, a.event_time - T0) for a in alerts] == [("firing", 80),
-                                                               ("resolved", 410)]
+    assert [(a.status, a.event_time - T0) for a in alerts] == [("firing", 80), ("resolved", 410)]
     assert alerts[0].fingerprint == alerts[1].fingerprint
 
 
@@ -158,15 +198,16 @@ def test_spike_up_and_down_against_the_previous_window(tmp_path: Path) -> None:
         ratio: 3
         min_reference: 2
     """
-    lines = [req(t) for t in (0, 10)]                      # window 0: 2
-    lines += [req(60 + t) for t in range(0, 60, 8)]        # window 1: 8 -> up
-    lines += [req(130)]                                    # window 2: 1 -> down
-    lines += [req(180 + t) for t in range(0, 60, 20)]      # window 3: 3 (1 -> 3, ref < 2)
-    lines += [req(250)]                                    # window 4: 1 (3 -> 1: down)
+    lines = [req(t) for t in (0, 10)]  # window 0: 2
+    lines += [req(60 + t) for t in range(0, 60, 8)]  # window 1: 8 -> up
+    lines += [req(130)]  # window 2: 1 -> down
+    lines += [req(180 + t) for t in range(0, 60, 20)]  # window 3: 3 (1 -> 3, ref < 2)
+    lines += [req(250)]  # window 4: 1 (3 -> 1: down)
     lines += [req(310)]
     alerts = fired(tmp_path, rule, lines, "rule:traffic-spike")
-    assert [(a.evidence["direction"], a.evidence["reference"], a.evidence["current"])
-            for a in alerts] == [("up", 2, 8), ("down", 8, 1), ("down", 3, 1)]
+    assert [
+        (a.evidence["direction"], a.evidence["reference"], a.evidence["current"]) for a in alerts
+    ] == [("up", 2, 8), ("down", 8, 1), ("down", 3, 1)]
     assert [a.event_time - T0 for a in alerts] == [120, 180, 300]
 
 
@@ -181,13 +222,18 @@ def test_metric_aggregation_average_above_a_threshold(tmp_path: Path) -> None:
         window: 60
         max_threshold: 500
     """
-    lines = [req(1, response_time_ms=400), req(2, response_time_ms=700),   # avg 550
-             req(3, endpoint="/b", response_time_ms=100),
-             req(61, response_time_ms=100), req(62, response_time_ms="n/a"),  # avg 100
-             req(130)]
+    lines = [
+        req(1, response_time_ms=400),
+        req(2, response_time_ms=700),  # avg 550
+        req(3, endpoint="/b", response_time_ms=100),
+        req(61, response_time_ms=100),
+        req(62, response_time_ms="n/a"),  # avg 100
+        req(130),
+    ]
     alerts = fired(tmp_path, rule, lines, "rule:slow-api")
     assert [(a.key, a.evidence["value"]) for a in alerts] == [
-        ({"endpoint": "/api/v1/items"}, 550.0)]
+        ({"endpoint": "/api/v1/items"}, 550.0)
+    ]
 
 
 def test_any_with_every_filter_operator(tmp_path: Path) -> None:
@@ -203,14 +249,16 @@ def test_any_with_every_filter_operator(tmp_path: Path) -> None:
           country: {exists: false}
           not: {ip_address: {startswith: "10."}}
     """
-    lines = [req(0, method="POST", endpoint="/admin/users"),          # fires
-             req(1, method="GET", endpoint="/admin/users"),           # GET
-             req(2, method="POST", endpoint="/admin/health"),         # not_in
-             req(3, method="POST", endpoint="/admin/x", status=403),  # lt 400
-             req(4, method="POST", endpoint="/admin/x", country="NL"),  # exists false
-             req(5, method="POST", endpoint="/admin/x", ip="10.1.2.3"),  # not
-             req(6, method="PUT", endpoint="/Admin/x"),               # case matters
-             req(7, method="DELETE", endpoint="/admin/x")]            # fires
+    lines = [
+        req(0, method="POST", endpoint="/admin/users"),  # fires
+        req(1, method="GET", endpoint="/admin/users"),  # GET
+        req(2, method="POST", endpoint="/admin/health"),  # not_in
+        req(3, method="POST", endpoint="/admin/x", status=403),  # lt 400
+        req(4, method="POST", endpoint="/admin/x", country="NL"),  # exists false
+        req(5, method="POST", endpoint="/admin/x", ip="10.1.2.3"),  # not
+        req(6, method="PUT", endpoint="/Admin/x"),  # case matters
+        req(7, method="DELETE", endpoint="/admin/x"),
+    ]  # fires
     alerts = fired(tmp_path, rule, lines, "rule:admin-writes")
     assert [a.event_time - T0 for a in alerts] == [0, 7]
 
@@ -291,26 +339,32 @@ def _stream() -> list[bytes]:
     t = 0.0
     for _ in range(600):
         t += rnd.choice([0.5, 1, 2, 5, 20])
-        out.append(req(t, ip=f"10.0.0.{rnd.randint(1, 4)}", endpoint=f"/e{rnd.randint(1, 6)}",
-                       status=rnd.choice([200, 200, 200, 404, 500]),
-                       method=rnd.choice(["GET", "GET", "POST", "DELETE"])))
+        out.append(
+            req(
+                t,
+                ip=f"10.0.0.{rnd.randint(1, 4)}",
+                endpoint=f"/e{rnd.randint(1, 6)}",
+                status=rnd.choice([200, 200, 200, 404, 500]),
+                method=rnd.choice(["GET", "GET", "POST", "DELETE"]),
+            )
+        )
     return out
 
 
-def test_every_rule_type_gives_the_same_alerts_across_a_checkpoint_restore(
-        tmp_path: Path) -> None:
+def test_every_rule_type_gives_the_same_alerts_across_a_checkpoint_restore(tmp_path: Path) -> None:
     from streamproc.decode import BatchDecoder
 
     config = config_with(tmp_path, EVERY_TYPE)
     binding = next(b for b in config.bindings if b.family == "api-access-logs")
     lines = _stream()
     events, _ = BatchDecoder.for_binding(binding).decode_batch(
-        lines, "api-access-logs", 0, list(range(len(lines))))
+        lines, "api-access-logs", 0, list(range(len(lines)))
+    )
 
     def run(engine: Any, part: list[Any]) -> list[Any]:
         out = []
         for i in range(0, len(part), 50):
-            out.extend(engine.process(part[i:i + 50])[0])
+            out.extend(engine.process(part[i : i + 50])[0])
         return out
 
     whole = build_engine(config, binding)
@@ -325,8 +379,9 @@ def test_every_rule_type_gives_the_same_alerts_across_a_checkpoint_restore(
         return a.kind, a.fingerprint, a.status, a.event_time
 
     kinds = {a.kind for a in expected if a.kind.startswith("rule:")}
-    assert kinds == {f"rule:t-{k}" for k in ("any", "freq", "card", "new", "change", "flat",
-                                             "spike", "metric")}
+    assert kinds == {
+        f"rule:t-{k}" for k in ("any", "freq", "card", "new", "change", "flat", "spike", "metric")
+    }
     assert [ident(a) for a in got] == [ident(a) for a in expected]
 
 
@@ -339,8 +394,9 @@ async def test_a_reload_applies_an_edited_rule_and_keeps_the_others(tmp_path: Pa
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "a.yaml").write_text(textwrap.dedent(FREQ))
-    (rules / "b.yaml").write_text("name: posts\nfamily: api-access-logs\ntype: any\n"
-                                  "filter: {method: POST}\n")
+    (rules / "b.yaml").write_text(
+        "name: posts\nfamily: api-access-logs\ntype: any\nfilter: {method: POST}\n"
+    )
     path = tmp_path / "streamproc.yaml"
     path.write_text("topics:\n  - topic: api\n    family: api-access-logs\nrules: [rules/]\n")
     judge = Judge(load_config(path))
@@ -350,8 +406,7 @@ async def test_a_reload_applies_an_edited_rule_and_keeps_the_others(tmp_path: Pa
 
     judge.judge(records([0], 0))
     before = {d.kind: d for e in judge.engines.values() for d in e.detectors}
-    (rules / "a.yaml").write_text(textwrap.dedent(FREQ).replace("threshold: 3",
-                                                                "threshold: 2"))
+    (rules / "a.yaml").write_text(textwrap.dedent(FREQ).replace("threshold: 3", "threshold: 2"))
     result = await Reloader(path, judge=judge).reload()
     assert result.ok and not result.needs_restart
     after = {d.kind: d for e in judge.engines.values() for d in e.detectors}
@@ -360,9 +415,9 @@ async def test_a_reload_applies_an_edited_rule_and_keeps_the_others(tmp_path: Pa
     alerts, _ = judge.judge(records([1], 1))
     assert [a.kind for a in alerts] == ["rule:api-5xx"]  # the 2nd error now fires
     # a rule whose type changes starts afresh instead of reading the other type's state
-    (rules / "a.yaml").write_text(textwrap.dedent(FREQ).replace("type: frequency",
-                                                                "type: cardinality\n"
-                                                                "field: endpoint"))
+    (rules / "a.yaml").write_text(
+        textwrap.dedent(FREQ).replace("type: frequency", "type: cardinality\nfield: endpoint")
+    )
     result = await Reloader(path, judge=judge).reload()
     assert result.ok and not result.needs_restart
     assert judge.judge(records([2], 2))[0] == []
@@ -374,9 +429,11 @@ def test_a_rule_has_a_key_cap_and_is_repartitioned_by_its_key(tmp_path: Path) ->
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(textwrap.dedent(FREQ))
     cfg = tmp_path / "streamproc.yaml"
-    cfg.write_text("rules: [rules/]\ntopics:\n  - topic: web\n    family: api-access-logs\n"
-                   "    keyed_by: endpoint\n    detectors:\n"
-                   "      'rule:api-5xx': {key_cap: 2}\n")
+    cfg.write_text(
+        "rules: [rules/]\ntopics:\n  - topic: web\n    family: api-access-logs\n"
+        "    keyed_by: endpoint\n    detectors:\n"
+        "      'rule:api-5xx': {key_cap: 2}\n"
+    )
     config = parse_config_text(cfg.read_text(), file=str(cfg))
     binding = config.bindings[0]
     local, remote = plan(config, binding)
@@ -395,8 +452,7 @@ def test_a_binding_turns_a_rule_off_and_a_misspelt_rule_is_an_error(tmp_path: Pa
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(textwrap.dedent(FREQ))
     cfg = tmp_path / "streamproc.yaml"
-    base = "rules: [rules/]\ntopics:\n  - topic: web\n    family: api-access-logs\n" \
-           "    detectors:\n"
+    base = "rules: [rules/]\ntopics:\n  - topic: web\n    family: api-access-logs\n    detectors:\n"
     cfg.write_text(base + "      'rule:api-5xx': {enabled: false}\n")
     config = parse_config_text(cfg.read_text(), file=str(cfg))
     assert "rule:api-5xx" not in {d.kind for d in build_detectors(config, config.bindings[0])}

@@ -25,7 +25,8 @@ def test_sizes_parse_like_an_operator_writes_them() -> None:
 
 
 async def test_memory_guard_pauses_consumption_without_dropping_records(
-        kafka, receiver, tmp_path) -> None:
+    kafka, receiver, tmp_path
+) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(3000, 1)
     await produce(kafka.bootstrap_servers, topic, dumps(stream))

@@ -90,9 +90,22 @@ def test_replay_outputs_are_private(tmp_path: Path) -> None:
     records = tmp_path / "auth.jsonl"
     records.write_text('{"not json\n')
     out = tmp_path / "alerts.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "streamproc.cli", "replay", "--input",
-                           f"auth-logs={records}", "--alerts-out", str(out)],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamproc.cli",
+            "replay",
+            "--input",
+            f"auth-logs={records}",
+            "--alerts-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert mode(out) == 0o600
     assert mode(Path(f"{out}.deadletters.jsonl")) == 0o600

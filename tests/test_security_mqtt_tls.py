@@ -29,8 +29,9 @@ pytestmark = pytest.mark.mqtt
 
 USER = "streamproc"
 PASSWORD = "Tls-Test-Pa55word"
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
-                                          if os.path.exists("/usr/sbin/mosquitto") else None)
+MOSQUITTO = shutil.which("mosquitto") or (
+    "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+)
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 # A wrong password must fail well within this; a hang would sit here until it expires.
 NO_HANG = 20.0
@@ -53,34 +54,58 @@ def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "streamproc test CA")])
-    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
-                                            crl_sign=True, content_commitment=False,
-                                            key_encipherment=False, data_encipherment=False,
-                                            key_agreement=False, encipher_only=False,
-                                            decipher_only=False), critical=True)
-               .sign(ca_key, hashes.SHA256()))
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     ca_file, cert_file, key_file = workdir / "ca.pem", workdir / "server.pem", workdir / "key.pem"
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
     return ca_file, cert_file, key_file
 
 
@@ -105,8 +130,9 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBr
     workdir = tmp_path_factory.mktemp("mosq-tls")
     ca_file, cert_file, key_file = _make_certificates(workdir)
     passwd = workdir / "passwd"
-    subprocess.run([MOSQUITTO_PASSWD, "-b", "-c", str(passwd), USER, PASSWORD], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [MOSQUITTO_PASSWD, "-b", "-c", str(passwd), USER, PASSWORD], check=True, capture_output=True
+    )
     port = free_port()
     conf = workdir / "mosquitto.conf"
     # Run as the invoking user (Mosquitto drops root to 'mosquitto', who could not read the
@@ -119,11 +145,13 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBr
         "persistence false\n"
         f"listener {port} 127.0.0.1\n"
         f"cafile {ca_file}\ncertfile {cert_file}\nkeyfile {key_file}\n"
-        "tls_version tlsv1.2\n")
+        "tls_version tlsv1.2\n"
+    )
     log = workdir / "mosquitto.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=out, stderr=out,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(conf)], stdout=out, stderr=out, start_new_session=True
+        )
     try:
         _wait_tls_port(port)
         yield SecureBroker(port, ca_file, workdir)
@@ -137,27 +165,44 @@ def _tls(ca_file: Path | None) -> ssl.SSLContext:
 
 
 def _mqtt_cfg(broker: SecureBroker, password: str, **kw: object) -> MqttConfig:
-    return MqttConfig(host="127.0.0.1", port=broker.port, username=USER, password=password,
-                      tls={"ca_file": str(broker.ca_file)}, client_id=f"sec-{os.getpid()}",
-                      **kw)  # type: ignore[arg-type]
+    return MqttConfig(
+        host="127.0.0.1",
+        port=broker.port,
+        username=USER,
+        password=password,
+        tls={"ca_file": str(broker.ca_file)},
+        client_id=f"sec-{os.getpid()}",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 async def test_right_password_over_tls_connects_and_round_trips_a_message(
-        secure_broker: SecureBroker) -> None:
-    async with aiomqtt.Client("127.0.0.1", secure_broker.port, username=USER,
-                              password=PASSWORD, tls_context=_tls(secure_broker.ca_file),
-                              identifier="sec-roundtrip") as client:
+    secure_broker: SecureBroker,
+) -> None:
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        secure_broker.port,
+        username=USER,
+        password=PASSWORD,
+        tls_context=_tls(secure_broker.ca_file),
+        identifier="sec-roundtrip",
+    ) as client:
         await client.subscribe("sec/roundtrip", qos=1)
         await client.publish("sec/roundtrip", b"hello", qos=1)
         message = await asyncio.wait_for(anext(aiter(client.messages)), NO_HANG)
     assert message.payload == b"hello"
 
 
-async def test_wrong_password_fails_fast_with_a_clear_reason(
-        secure_broker: SecureBroker) -> None:
-    client = aiomqtt.Client("127.0.0.1", secure_broker.port, username=USER,
-                            password="not-the-password", tls_context=_tls(secure_broker.ca_file),
-                            identifier="sec-wrong", timeout=NO_HANG)
+async def test_wrong_password_fails_fast_with_a_clear_reason(secure_broker: SecureBroker) -> None:
+    client = aiomqtt.Client(
+        "127.0.0.1",
+        secure_broker.port,
+        username=USER,
+        password="not-the-password",
+        tls_context=_tls(secure_broker.ca_file),
+        identifier="sec-wrong",
+        timeout=NO_HANG,
+    )
     with pytest.raises(aiomqtt.MqttCodeError) as info:
         await asyncio.wait_for(client.__aenter__(), NO_HANG)
     # MQTT 3.1.1: 4/5; MQTT 5: 134 (bad user name or password) / 135 (not authorized).
@@ -165,17 +210,31 @@ async def test_wrong_password_fails_fast_with_a_clear_reason(
 
 
 async def test_untrusted_certificate_is_refused(secure_broker: SecureBroker) -> None:
-    client = aiomqtt.Client("127.0.0.1", secure_broker.port, username=USER, password=PASSWORD,
-                            tls_context=_tls(None), identifier="sec-untrusted", timeout=NO_HANG)
+    client = aiomqtt.Client(
+        "127.0.0.1",
+        secure_broker.port,
+        username=USER,
+        password=PASSWORD,
+        tls_context=_tls(None),
+        identifier="sec-untrusted",
+        timeout=NO_HANG,
+    )
     with pytest.raises(aiomqtt.MqttError) as info:
         await asyncio.wait_for(client.__aenter__(), NO_HANG)
     assert "certificate" in str(info.value).lower() or "ssl" in str(info.value).lower()
 
 
 async def test_plain_tcp_to_the_tls_port_fails_instead_of_hanging(
-        secure_broker: SecureBroker) -> None:
-    client = aiomqtt.Client("127.0.0.1", secure_broker.port, username=USER, password=PASSWORD,
-                            identifier="sec-plain", timeout=5)
+    secure_broker: SecureBroker,
+) -> None:
+    client = aiomqtt.Client(
+        "127.0.0.1",
+        secure_broker.port,
+        username=USER,
+        password=PASSWORD,
+        identifier="sec-plain",
+        timeout=5,
+    )
     with pytest.raises(aiomqtt.MqttError):
         await asyncio.wait_for(client.__aenter__(), NO_HANG)
 
@@ -187,9 +246,14 @@ async def test_mqtt_source_connects_with_tls_and_password(secure_broker: SecureB
     source = MqttSource(cfg, ["sec/source/#"], start_retries=2)
     await asyncio.wait_for(source.start(), NO_HANG)
     try:
-        async with aiomqtt.Client("127.0.0.1", secure_broker.port, username=USER,
-                                  password=PASSWORD, tls_context=_tls(secure_broker.ca_file),
-                                  identifier="sec-pub") as pub:
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            secure_broker.port,
+            username=USER,
+            password=PASSWORD,
+            tls_context=_tls(secure_broker.ca_file),
+            identifier="sec-pub",
+        ) as pub:
             await pub.publish("sec/source/a", b'{"x": 1}', qos=1)
         batch = None
         for _ in range(40):
@@ -204,7 +268,8 @@ async def test_mqtt_source_connects_with_tls_and_password(secure_broker: SecureB
 
 
 async def test_mqtt_source_reports_a_wrong_password_without_revealing_it(
-        secure_broker: SecureBroker) -> None:
+    secure_broker: SecureBroker,
+) -> None:
     from streamproc.sources.mqtt import MqttSource
 
     wrong = "Wr0ng-Secret-Value"
@@ -218,7 +283,8 @@ async def test_mqtt_source_reports_a_wrong_password_without_revealing_it(
 
 
 async def test_agent_publishes_over_tls_with_password_from_the_yaml_config(
-        secure_broker: SecureBroker) -> None:
+    secure_broker: SecureBroker,
+) -> None:
     from streamproc.agent import run_agent
 
     os.environ["STREAMPROC_TEST_MQTT_PASSWORD"] = PASSWORD
@@ -227,42 +293,52 @@ async def test_agent_publishes_over_tls_with_password_from_the_yaml_config(
             "mqtt:\n  host: 127.0.0.1\n"
             f"  port: {secure_broker.port}\n  username: {USER}\n"
             "  password: ${STREAMPROC_TEST_MQTT_PASSWORD}\n"
-            f"  tls: {{ca_file: {secure_broker.ca_file}}}\n")
+            f"  tls: {{ca_file: {secure_broker.ca_file}}}\n"
+        )
     finally:
         del os.environ["STREAMPROC_TEST_MQTT_PASSWORD"]
-    async with aiomqtt.Client("127.0.0.1", secure_broker.port, username=USER,
-                              password=PASSWORD, tls_context=_tls(secure_broker.ca_file),
-                              identifier="sec-agent-sub") as sub:
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        secure_broker.port,
+        username=USER,
+        password=PASSWORD,
+        tls_context=_tls(secure_broker.ca_file),
+        identifier="sec-agent-sub",
+    ) as sub:
         await sub.subscribe("streamproc/host-metrics/sec-agent", qos=1)
         sent = await asyncio.wait_for(
-            run_agent(config, host="sec-agent", interval=0.05, count=2), NO_HANG)
+            run_agent(config, host="sec-agent", interval=0.05, count=2), NO_HANG
+        )
         first = await asyncio.wait_for(anext(aiter(sub.messages)), NO_HANG)
     assert sent == 2
     assert b'"host":"sec-agent"' in bytes(first.payload)
 
 
 async def test_agent_with_a_wrong_password_stops_with_a_clear_error(
-        secure_broker: SecureBroker) -> None:
+    secure_broker: SecureBroker,
+) -> None:
     from streamproc.agent import run_agent
 
     config = parse_config_text(
         "mqtt:\n  host: 127.0.0.1\n"
         f"  port: {secure_broker.port}\n  username: {USER}\n  password: Nope-Nope-1\n"
-        f"  tls: {{ca_file: {secure_broker.ca_file}}}\n")
+        f"  tls: {{ca_file: {secure_broker.ca_file}}}\n"
+    )
     with pytest.raises(SourceError) as info:
-        await asyncio.wait_for(run_agent(config, host="sec-bad", interval=0.05, count=1),
-                               NO_HANG)
+        await asyncio.wait_for(run_agent(config, host="sec-bad", interval=0.05, count=1), NO_HANG)
     message = str(info.value)
     assert "refused the agent" in message and "check mqtt.username and mqtt.password" in message
     assert "Nope-Nope-1" not in message
 
 
 def test_kafka_sasl_ssl_settings_become_aiokafka_client_arguments(
-        secure_broker: SecureBroker) -> None:
+    secure_broker: SecureBroker,
+) -> None:
     config = parse_config_text(
         "kafka:\n  bootstrap_servers: 127.0.0.1:9093\n  security_protocol: SASL_SSL\n"
         "  sasl_mechanism: SCRAM-SHA-256\n  sasl_username: sp\n  sasl_password: k-Pw-123\n"
-        f"  ssl_cafile: {secure_broker.ca_file}\n")
+        f"  ssl_cafile: {secure_broker.ca_file}\n"
+    )
     assert config.kafka is not None
     kwargs = config.kafka.client_kwargs()
     assert kwargs["security_protocol"] == "SASL_SSL"

@@ -35,7 +35,10 @@ async def _wait(predicate, timeout: float = 40.0) -> None:  # type: ignore[no-un
 
 
 async def test_no_secret_reaches_logs_metrics_dead_letters_or_state(
-        secure_broker, receiver, tmp_path: Path) -> None:  # noqa: F811
+    secure_broker,
+    receiver,
+    tmp_path: Path,
+) -> None:
     from streamproc.runtime import Runtime
 
     prefix = f"s{uuid.uuid4().hex[:8]}"
@@ -57,7 +60,7 @@ topics:
     mqtt_topic: {prefix}/auth/#
 notify:
   urls:
-    - "{receiver.url('json', f'/hook/{PATH_TOKEN}')}"
+    - "{receiver.url("json", f"/hook/{PATH_TOKEN}")}"
     - "json://alerts:{DEAD_PASSWORD}@127.0.0.1:{dead_port}/x?cto=1&rto=1"
   group_wait: 0s
   group_by: [fingerprint]
@@ -76,13 +79,19 @@ state_dir: {state_dir}
     try:
         await runtime.start()
         stream = [orjson.dumps(e) for e in auth_stream(300, 2)]
-        async with aiomqtt.Client("127.0.0.1", secure_broker.port, username=USER,
-                                  password=PASSWORD, tls_context=_tls(secure_broker.ca_file),
-                                  identifier=f"pub-{prefix}") as pub:
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            secure_broker.port,
+            username=USER,
+            password=PASSWORD,
+            tls_context=_tls(secure_broker.ca_file),
+            identifier=f"pub-{prefix}",
+        ) as pub:
             for payload in [*stream, b"garbage", b'{"timestamp": 1}']:
                 await pub.publish(f"{prefix}/auth/edge-1", payload, qos=1)
-        await _wait(lambda: runtime.stats.records_in >= len(stream) + 2
-                    and len(receiver.accepted) >= 2)
+        await _wait(
+            lambda: runtime.stats.records_in >= len(stream) + 2 and len(receiver.accepted) >= 2
+        )
         await asyncio.sleep(1.0)  # let the dead channel's retries fail and log
     finally:
         await runtime.stop()

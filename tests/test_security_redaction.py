@@ -29,8 +29,15 @@ TGRAM_URL = f"tgram://{TGRAM_TOKEN}/-100123"
 SASL_PASSWORD = "kafka-S3cr3t!pw"
 MQTT_PASSWORD = "mqtt p@ss/w0rd"  # a space, an @ and a slash: URL-encoding changes it
 
-SECRETS = (*SLACK_TOKENS, MAIL_PASSWORD, JSON_TOKEN, TGRAM_TOKEN, SASL_PASSWORD, MQTT_PASSWORD,
-           "AAHfLk0Zq1B2c3D4e5F6g7H8i9J0kLmNoPq")
+SECRETS = (
+    *SLACK_TOKENS,
+    MAIL_PASSWORD,
+    JSON_TOKEN,
+    TGRAM_TOKEN,
+    SASL_PASSWORD,
+    MQTT_PASSWORD,
+    "AAHfLk0Zq1B2c3D4e5F6g7H8i9J0kLmNoPq",
+)
 
 
 @pytest.fixture
@@ -58,8 +65,7 @@ def _emit_everything(log: logging.Logger) -> None:
     log.error("notify config %r", {"urls": [TGRAM_URL], "password": MAIL_PASSWORD})
     log.error("kafka connect failed: sasl_password=%s mechanism=SCRAM-SHA-512", SASL_PASSWORD)
     log.error("mqtt auth failed for user streamproc with %s", MQTT_PASSWORD)
-    log.info("encoded: mqtt://streamproc:%s@broker.example.com:8883",
-             "mqtt%20p%40ss%2Fw0rd")
+    log.info("encoded: mqtt://streamproc:%s@broker.example.com:8883", "mqtt%20p%40ss%2Fw0rd")
     log.info("headers: Authorization: Bearer %s", JSON_TOKEN)
     log.info("delivery", extra={"channel_url": SLACK_URL, "detail": f"password={SASL_PASSWORD}"})
     try:
@@ -70,7 +76,8 @@ def _emit_everything(log: logging.Logger) -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_no_known_secret_appears_in_formatted_log_output(
-        fmt: str, secrets_registered: None, root_restored: None) -> None:
+    fmt: str, secrets_registered: None, root_restored: None
+) -> None:
     out = io.StringIO()
     setup_logging("DEBUG", fmt, stream=out)
     _emit_everything(logging.getLogger("streamproc.test.redaction"))
@@ -86,7 +93,8 @@ def test_no_known_secret_appears_in_formatted_log_output(
 
 
 def test_redaction_also_covers_handlers_installed_before_setup(
-        secrets_registered: None, root_restored: None) -> None:
+    secrets_registered: None, root_restored: None
+) -> None:
     early = io.StringIO()
     handler = logging.StreamHandler(early)
     logging.getLogger().addHandler(handler)
@@ -99,23 +107,25 @@ def test_redaction_also_covers_handlers_installed_before_setup(
     assert "***" in early.getvalue()
 
 
-@pytest.mark.parametrize(("url", "expected"), [
-    (SLACK_URL, "slack://***"),
-    (MAIL_URL, "mailto://smtp.example.com/***"),
-    (JSON_URL, "json://127.0.0.1:8080/***"),
-    (TGRAM_URL, "tgram://***"),
-    ("json://127.0.0.1:8080", "json://127.0.0.1:8080"),
-    ("https://hooks.slack.com/services/T000/B000/XXXX", "https://hooks.slack.com/***"),
-    ("discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js", "discord://***"),
-    ("pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi", "pover://***"),
-    ("mailto://user:p/w@host.example.com", "mailto://***"),
-])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (SLACK_URL, "slack://***"),
+        (MAIL_URL, "mailto://smtp.example.com/***"),
+        (JSON_URL, "json://127.0.0.1:8080/***"),
+        (TGRAM_URL, "tgram://***"),
+        ("json://127.0.0.1:8080", "json://127.0.0.1:8080"),
+        ("https://hooks.slack.com/services/T000/B000/XXXX", "https://hooks.slack.com/***"),
+        ("discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js", "discord://***"),
+        ("pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi", "pover://***"),
+        ("mailto://user:p/w@host.example.com", "mailto://***"),
+    ],
+)
 def test_redact_url_keeps_only_scheme_and_a_plain_host(url: str, expected: str) -> None:
     assert redact_url(url) == expected
 
 
-def test_registered_secret_is_masked_in_its_url_encoded_form_too(
-        secrets_registered: None) -> None:
+def test_registered_secret_is_masked_in_its_url_encoded_form_too(secrets_registered: None) -> None:
     assert "p%40ss" not in redact_text("user=streamproc pw mqtt%20p%40ss%2Fw0rd")
 
 
@@ -141,7 +151,8 @@ def test_config_secrets_are_masked_even_when_a_library_prints_a_token_alone() ->
         "mqtt:\n  host: 127.0.0.1\n  username: sp\n  password: Mqtt-Pw-31337\n"
         "notify:\n"
         f"  urls:\n    - {SLACK_URL}\n    - {JSON_URL}\n"
-        f"    - {{url: '{TGRAM_URL}', tags: [ops]}}\n")
+        f"    - {{url: '{TGRAM_URL}', tags: [ops]}}\n"
+    )
     try:
         register_config_secrets(config)
         for secret in ("Mqtt-Pw-31337", SLACK_TOKENS[2], JSON_TOKEN, TGRAM_TOKEN):

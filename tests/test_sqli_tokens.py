@@ -36,22 +36,27 @@ def test_issue_example_is_judged_in_its_context(value: str, context: str, patter
 
 
 @pytest.mark.parametrize(("value", "_context", "_pattern"), ISSUE_EXAMPLES)
-def test_issue_example_is_caught_in_a_request_in_every_encoding(value: str, _context: str,
-                                                                  _pattern: str) -> None:
+def test_issue_example_is_caught_in_a_request_in_every_encoding(
+    value: str, _context: str, _pattern: str
+) -> None:
     from urllib.parse import quote, quote_plus
+
     for enc in (quote_plus(value), quote(value, safe=""), quote(quote(value, safe=""), safe="")):
         endpoint = f"/api/items?id={enc}&sort=asc"
         assert any(n.startswith("tokens:") for n in match(endpoint)), endpoint
 
 
-@pytest.mark.parametrize(("value", "rule"), [
-    ("1 waitfor delay '0:0:5'", "time_delay"),  # MSSQL: no ';' needed after a statement
-    ("'=0-- ", "compare_then_comment"),  # ''=0 is true in MySQL
-    ("1' rlike sleep(5) and 'x'='x", "time_delay"),
-    ("1) and 5521=5521 and (8120=8120", "logic_on_literals"),
-    ("' or 2 between 1 and 3--", "logic_on_literals"),
-    ("1 or 1=1 order by 1", "logic_on_literals"),
-])
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("1 waitfor delay '0:0:5'", "time_delay"),  # MSSQL: no ';' needed after a statement
+        ("'=0-- ", "compare_then_comment"),  # ''=0 is true in MySQL
+        ("1' rlike sleep(5) and 'x'='x", "time_delay"),
+        ("1) and 5521=5521 and (8120=8120", "logic_on_literals"),
+        ("' or 2 between 1 and 3--", "logic_on_literals"),
+        ("1 or 1=1 order by 1", "logic_on_literals"),
+    ],
+)
 def test_probes_from_scanner_output_are_judged(value: str, rule: str) -> None:
     finding = judge(value)
     assert finding is not None and finding.rule == rule, finding
@@ -75,16 +80,31 @@ def test_a_value_without_its_quote_is_only_judged_outside_quotes() -> None:
 
 
 def test_benign_values_that_look_like_sql_pass() -> None:
-    for value in ("select the best union jobs", "drop shipping and order by price",
-                  "1 or 2 bedrooms", "1+1=2", "x>=10 and y<=20", "sleep(5) in python",
-                  "union select committee", "2024--year-in-review", "tom's diner -- live",
-                  "3 > 2 or 2 < 3?", "price: 10-20", "max(1,2)=2"):
+    for value in (
+        "select the best union jobs",
+        "drop shipping and order by price",
+        "1 or 2 bedrooms",
+        "1+1=2",
+        "x>=10 and y<=20",
+        "sleep(5) in python",
+        "union select committee",
+        "2024--year-in-review",
+        "tom's diner -- live",
+        "3 > 2 or 2 < 3?",
+        "price: 10-20",
+        "max(1,2)=2",
+    ):
         assert judge(value) is None, value
 
 
-@pytest.mark.parametrize("endpoint", [
-    "/search?q=sleep%285%29+in+python", "/calc?expr=3+%3E+2+or+2+%3C+3%3F",
-    "/download?name=sleep(5)%20in%20python.pdf&token=abc"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "/search?q=sleep%285%29+in+python",
+        "/calc?expr=3+%3E+2+or+2+%3C+3%3F",
+        "/download?name=sleep(5)%20in%20python.pdf&token=abc",
+    ],
+)
 def test_a_delay_or_comparison_written_as_text_is_not_an_alert(endpoint: str) -> None:
     # a call with no operator, quote or statement before it changes no query
     assert match(endpoint) == []
@@ -92,16 +112,26 @@ def test_a_delay_or_comparison_written_as_text_is_not_an_alert(endpoint: str) ->
 
 def test_alert_names_the_context_and_the_token_pattern() -> None:
     h = Harness("sql_injection")
-    [alert] = h.send(T0, endpoint="/items?id=%27)%20or%20(%27x%27)%3D(%27x",
-                     ip_address="192.0.2.7", method="GET", status_code=200)
+    [alert] = h.send(
+        T0,
+        endpoint="/items?id=%27)%20or%20(%27x%27)%3D(%27x",
+        ip_address="192.0.2.7",
+        method="GET",
+        status_code=200,
+    )
     assert "tokens:logic_on_literals" in alert.evidence["signatures"]
     [tok] = alert.evidence["tokens"]
-    assert tok == {"rule": "logic_on_literals", "context": "'", "pattern": "s)&(s)o(s",
-                   "value": "') or ('x')=('x"}
+    assert tok == {
+        "rule": "logic_on_literals",
+        "context": "'",
+        "pattern": "s)&(s)o(s",
+        "value": "') or ('x')=('x",
+    }
     assert "inside '...'" in alert.body and "s)&(s)o(s" in alert.body
 
 
 # -- the labelled corpus ----------------------------------------------------------------------
+
 
 def test_grammar_corpus_is_big_and_covers_every_class() -> None:
     attacks, benign, log = attack_corpus(), benign_corpus(), access_log()
@@ -113,8 +143,13 @@ def test_grammar_corpus_is_big_and_covers_every_class() -> None:
     decoded = [decode(b) for b in benign]
     assert sum(suspicious(b) for b in benign) >= 0.8 * len(benign)
     assert sum("'" in d or '"' in d for d in decoded) >= 2000
-    assert sum(any(w in d for w in (" or ", " and ", "select", "union", "order by", "--"))
-               for d in decoded) >= 1500
+    assert (
+        sum(
+            any(w in d for w in (" or ", " and ", "select", "union", "order by", "--"))
+            for d in decoded
+        )
+        >= 1500
+    )
 
 
 def test_grammar_corpus_recall_is_at_least_98_percent() -> None:

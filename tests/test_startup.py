@@ -31,13 +31,22 @@ pytestmark = pytest.mark.kafka
 
 
 def _kafka_config(bootstrap: str, topic: str, **kafka: Any) -> Any:
-    return parse_config({"kafka": {"bootstrap_servers": bootstrap,
-                                   "group_id": f"g-{uuid.uuid4().hex[:8]}", **kafka},
-                         "topics": [{"topic": topic, "family": "auth-logs"}]}, file=None)
+    return parse_config(
+        {
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "group_id": f"g-{uuid.uuid4().hex[:8]}",
+                **kafka,
+            },
+            "topics": [{"topic": topic, "family": "auth-logs"}],
+        },
+        file=None,
+    )
 
 
 async def test_empty_changelogs_are_known_empty_from_one_end_offsets_request_without_a_read(
-        kafka) -> None:
+    kafka,
+) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     config = _kafka_config(kafka.bootstrap_servers, topic)
     await ensure_topics(config.kafka.client_kwargs(), {topic: 3})
@@ -47,7 +56,7 @@ async def test_empty_changelogs_are_known_empty_from_one_end_offsets_request_wit
     await writer.start()
     try:
         await writer.ensure_changelogs({topic: 3})
-        assert await writer.restore_all(tps) == {tp: None for tp in tps}
+        assert await writer.restore_all(tps) == dict.fromkeys(tps)
         assert (writer.end_offset_requests, writer.reads) == (1, 0)
         # one partition gets a checkpoint: only that one is read back
         binding = config.bindings[0].name
@@ -66,7 +75,8 @@ async def test_empty_changelogs_are_known_empty_from_one_end_offsets_request_wit
 
 
 async def test_a_table_is_caught_up_by_the_high_watermark_of_its_fetches_not_by_a_timeout(
-        kafka) -> None:
+    kafka,
+) -> None:
     cfg = _kafka_config(kafka.bootstrap_servers, "unused").kafka
     empty, full = f"table-{uuid.uuid4().hex[:8]}", f"table-{uuid.uuid4().hex[:8]}"
     await ensure_topics(cfg.client_kwargs(), {empty: 3, full: 3})
@@ -96,12 +106,17 @@ async def test_a_table_is_caught_up_by_the_high_watermark_of_its_fetches_not_by_
 
 
 async def test_the_only_member_takes_every_partition_and_restores_before_start_returns(
-        kafka) -> None:
+    kafka,
+) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     config = _kafka_config(kafka.bootstrap_servers, topic)
     await ensure_topics(config.kafka.client_kwargs(), {topic: 3})
-    await produce(kafka.bootstrap_servers, topic, [b'{"n": %d}' % i for i in range(30)],
-                  [b"k%d" % (i % 5) for i in range(30)])
+    await produce(
+        kafka.bootstrap_servers,
+        topic,
+        [b'{"n": %d}' % i for i in range(30)],
+        [b"k%d" % (i % 5) for i in range(30)],
+    )
     hooked: list[list[TopicPartition]] = []
 
     async def restore(assigned: list[TopicPartition]) -> None:
@@ -136,13 +151,13 @@ async def test_the_only_member_takes_every_partition_and_restores_before_start_r
 
 
 async def test_the_first_record_judged_is_logged_with_its_phases_and_kept_as_a_gauge(
-        kafka, tmp_path, caplog) -> None:
+    kafka, tmp_path, caplog
+) -> None:
     from streamproc.metrics import Metrics
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
-    await produce(kafka.bootstrap_servers, topic, dumps(auth_stream(50, 1)),
-                  [b"u"] * 50)
+    await produce(kafka.bootstrap_servers, topic, dumps(auth_stream(50, 1)), [b"u"] * 50)
     config = parse_config_text(f"""
 kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group}}}
 topics: [{{topic: {topic}, family: auth-logs}}]
@@ -174,8 +189,9 @@ state_dir: {tmp_path}
     first = metrics.value("streamproc_startup_seconds", {"phase": "first_record"})
     assert first == pytest.approx(startup.first_record)
     for phase in ("restore", "notify"):
-        assert metrics.value("streamproc_startup_seconds", {"phase": phase}) == \
-            pytest.approx(startup.seconds(phase))
+        assert metrics.value("streamproc_startup_seconds", {"phase": phase}) == pytest.approx(
+            startup.seconds(phase)
+        )
 
 
 def test_a_phase_counts_its_first_time_only_so_a_later_rebalance_is_not_start_up() -> None:
@@ -189,9 +205,7 @@ def test_a_phase_counts_its_first_time_only_so_a_later_rebalance_is_not_start_up
     assert startup.notes["restore"] == "3 partitions"
 
 
-
-def test_a_worker_started_by_the_supervisor_counts_from_the_supervisors_start(
-        monkeypatch) -> None:
+def test_a_worker_started_by_the_supervisor_counts_from_the_supervisors_start(monkeypatch) -> None:
     from streamproc.startup import STARTED_ENV, process_started
 
     own = process_started()
@@ -208,24 +222,50 @@ def test_the_process_start_is_read_to_the_clock_tick_not_to_the_boot_second() ->
     # psutil's create_time() counts from the boot time rounded down to the second: a process
     # seemed to have started up to a second before it did
     before = time.time()
-    out = subprocess.run([sys.executable, "-c", "from streamproc.startup import "
-                          "process_started; print(repr(process_started()))"],
-                         capture_output=True, text=True, timeout=60, env=_env(), check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from streamproc.startup import process_started; print(repr(process_started()))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        check=True,
+    )
     after = time.time()
     # a start is read in clock ticks (10 ms), rounded down
     assert before - 0.03 <= float(out.stdout) <= after
 
 
 def test_a_route_or_inhibit_rule_delivery_would_refuse_stops_the_run_before_it_starts(
-        tmp_path) -> None:
+    tmp_path,
+) -> None:
     # the notifier is built while the sources already consume (Apprise loads meanwhile), so
     # what it would refuse is checked with the config, each problem at its line
     config = tmp_path / "streamproc.yaml"
-    config.write_text("notify:\n  routes:\n    - match: {nonsense: 1}\n      tags: [x]\n"
-                      "  inhibit_rules:\n    - equal: [host]\n")
-    out = subprocess.run([sys.executable, "-m", "streamproc.cli", "run", "-c", str(config),
-                          "--alerts-file", str(tmp_path / "a.jsonl")], capture_output=True,
-                         text=True, timeout=60, env=_env(), cwd=tmp_path)
+    config.write_text(
+        "notify:\n  routes:\n    - match: {nonsense: 1}\n      tags: [x]\n"
+        "  inhibit_rules:\n    - equal: [host]\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamproc.cli",
+            "run",
+            "-c",
+            str(config),
+            "--alerts-file",
+            str(tmp_path / "a.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        cwd=tmp_path,
+    )
     assert out.returncode == 1
     assert f"{config}:3: notify.routes[0].match: unknown condition 'nonsense'" in out.stderr
     assert f"{config}:6: notify.inhibit_rules[0]: needs source and target" in out.stderr
@@ -235,5 +275,6 @@ def test_a_route_or_inhibit_rule_delivery_would_refuse_stops_the_run_before_it_s
 def _env() -> dict[str, str]:
     """For a new interpreter: this checkout's streamproc first."""
     home = str(Path(streamproc.__file__).resolve().parent.parent)
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (home, os.environ.get("PYTHONPATH")) if p))
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH")) if p)
+    )

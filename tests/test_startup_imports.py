@@ -42,43 +42,59 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 def _imported(code: str, *argv: str, cwd: Path) -> set[str]:
     """The top-level packages imported by ``code`` in a new interpreter."""
     home = str(Path(streamproc.__file__).resolve().parent.parent)  # this checkout
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (home, os.environ.get("PYTHONPATH")) if p))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH")) if p)
+    )
     env.pop("STREAMPROC_CONFIG", None)
-    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                         timeout=120, cwd=cwd, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 
 def test_importing_the_runtime_and_its_metrics_imports_no_delivery_http_rule_or_chart_library(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     # the metrics themselves need prometheus_client only; their routes need aiohttp
-    code = ("import json, sys, streamproc.runtime, streamproc.runner, streamproc.metrics\n"
-            "streamproc.metrics.Metrics()\n"
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    code = (
+        "import json, sys, streamproc.runtime, streamproc.runner, streamproc.metrics\n"
+        "streamproc.metrics.Metrics()\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
     assert _imported(code, cwd=tmp_path) & set(HEAVY) == set()
 
 
 def test_a_run_of_the_default_config_judges_without_importing_a_library_it_does_not_need(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     # no notify URL, no rule, no --listen: the embedded default and the demo
     assert _imported(RUN_PATH, "", "--demo", cwd=tmp_path) & set(HEAVY) == set()
 
 
-@pytest.mark.parametrize(("section", "needs"), [
-    ('notify: {urls: ["json://127.0.0.1:9/hook"]}', "apprise"),
-    ("sigma: [sigma/]", "sigma"),
-])
+@pytest.mark.parametrize(
+    ("section", "needs"),
+    [
+        ('notify: {urls: ["json://127.0.0.1:9/hook"]}', "apprise"),
+        ("sigma: [sigma/]", "sigma"),
+    ],
+)
 def test_what_the_config_names_is_checked_with_its_library_before_the_run_starts(
-        tmp_path: Path, section: str, needs: str) -> None:
+    tmp_path: Path, section: str, needs: str
+) -> None:
     # the same probe sees an import when the config needs it: a notify URL is loaded by
     # Apprise, a Sigma rule parsed by pySigma, before the worker consumes anything
     (tmp_path / "sigma").mkdir()
     (tmp_path / "sigma" / "r.yml").write_text(
         "title: Admin path\nid: 00000000-0000-4000-8000-000000000001\nstatus: test\n"
         "level: high\nlogsource: {category: webserver}\n"
-        "detection: {sel: {cs-uri-stem|contains: /admin}, condition: sel}\n")
+        "detection: {sel: {cs-uri-stem|contains: /admin}, condition: sel}\n"
+    )
     config = tmp_path / "streamproc.yaml"
     config.write_text(section + "\n")
     assert needs in _imported(RUN_PATH, str(config), cwd=tmp_path)

@@ -9,8 +9,7 @@ from streamproc.runtime import compile_subscription
 
 
 def _pattern(dlq_suffix: str) -> re.Pattern[str]:
-    config = parse_config({"topics": [{"pattern": "^logs-.*$", "family": "auth-logs"}]},
-                          file=None)
+    config = parse_config({"topics": [{"pattern": "^logs-.*$", "family": "auth-logs"}]}, file=None)
     names, pattern = compile_subscription(config.bindings, [], "myapp", dlq_suffix)
     assert names == [] and pattern is not None
     return re.compile(pattern)

@@ -40,7 +40,7 @@ async def test_brute_force_end_to_end_on_apache_kafka(apache_kafka, receiver, tm
     config = parse_config_text(f"""
 kafka: {{bootstrap_servers: "{apache_kafka}", group_id: {group}}}
 topics: [{{topic: {topic}, family: auth-logs}}]
-notify: {{urls: ["{receiver.url('json')}"], group_wait: 0s, group_by: [fingerprint]}}
+notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
 state_dir: {tmp_path}
 """)
     runtime = Runtime(config)

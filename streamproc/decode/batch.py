@@ -103,42 +103,79 @@ class BatchDecoder:
     """Decodes a batch of one binding's records; see the module docstring for what it takes
     column-wise and what it hands to ``record`` (the binding's RecordDecoder)."""
 
-    def __init__(self, contract: Contract, *, fmt: str = "json",
-                 mapping: FieldMapping | None = None,
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 max_depth: int = DEFAULT_MAX_DEPTH, lines: LineFormat | None = None) -> None:
-        self.record = RecordDecoder(contract, fmt=fmt, mapping=mapping,
-                                    max_record_bytes=max_record_bytes, max_depth=max_depth,
-                                    lines=lines)
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        fmt: str = "json",
+        mapping: FieldMapping | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        lines: LineFormat | None = None,
+    ) -> None:
+        self.record = RecordDecoder(
+            contract,
+            fmt=fmt,
+            mapping=mapping,
+            max_record_bytes=max_record_bytes,
+            max_depth=max_depth,
+            lines=lines,
+        )
         self.family = contract.family
         self.contract = contract
         self.max_record_bytes = max_record_bytes
         fields = contract.fields.values()
-        self.columnar = (fmt == "json" and mapping is None and max_depth >= 1
-                         and "timestamp" in contract.required
-                         and all(f.enum is None or f.type == "string" for f in fields))
+        self.columnar = (
+            fmt == "json"
+            and mapping is None
+            and max_depth >= 1
+            and "timestamp" in contract.required
+            and all(f.enum is None or f.type == "string" for f in fields)
+        )
         # (name, types taken as they are, enum or None, required) of every field but the
         # timestamp, in contract order (a required timestamp is checked by parsing it)
         self._typed = tuple(
-            (f.name, frozenset((_EXACT[f.type], _NONE)),
-             None if f.enum is None else frozenset(f.enum), f.required)
-            for f in fields if f.type != "timestamp")
+            (
+                f.name,
+                frozenset((_EXACT[f.type], _NONE)),
+                None if f.enum is None else frozenset(f.enum),
+                f.required,
+            )
+            for f in fields
+            if f.type != "timestamp"
+        )
         # records handed to ``record`` one at a time (the column checks did not take them)
         self.one_by_one = 0
 
     @classmethod
     def for_binding(cls, binding: Any) -> BatchDecoder:
-        return cls(binding.contract, fmt=binding.format, mapping=binding.mapping,
-                   max_record_bytes=binding.max_record_bytes, lines=binding.lines)
+        return cls(
+            binding.contract,
+            fmt=binding.format,
+            mapping=binding.mapping,
+            max_record_bytes=binding.max_record_bytes,
+            lines=binding.lines,
+        )
 
-    def decode(self, value: bytes, topic: str = "", partition: int = 0, offset: int = -1,
-               key: bytes | None = None) -> Event | DeadLetter:
+    def decode(
+        self,
+        value: bytes,
+        topic: str = "",
+        partition: int = 0,
+        offset: int = -1,
+        key: bytes | None = None,
+    ) -> Event | DeadLetter:
         """One record (``RecordDecoder.decode``)."""
         return self.record.decode(value, topic, partition, offset, key)
 
-    def decode_batch(self, values: Sequence[bytes | None], topic: str | Sequence[str] = "",
-                     partition: int | Sequence[int] = 0, offsets: Sequence[int] | int = 0,
-                     keys: KeysByIndex | None = None) -> tuple[list[Event], list[DeadLetter]]:
+    def decode_batch(
+        self,
+        values: Sequence[bytes | None],
+        topic: str | Sequence[str] = "",
+        partition: int | Sequence[int] = 0,
+        offsets: Sequence[int] | int = 0,
+        keys: KeysByIndex | None = None,
+    ) -> tuple[list[Event], list[DeadLetter]]:
         """Records of one binding, in order -> (events, dead letters), each in record order.
 
         ``topic`` and ``partition``: the records' own, one for all or one per record (a
@@ -154,8 +191,9 @@ class BatchDecoder:
         if self.columnar and n >= MIN_BATCH:
             (rows, epochs, positions), slow = self._columnar(values)
             if not slow:
-                return list(map(Event, repeat(self.family, n), epochs, rows, topics,
-                                partitions, offsets)), []
+                return list(
+                    map(Event, repeat(self.family, n), epochs, rows, topics, partitions, offsets)
+                ), []
             fast = dict(zip(positions, zip(rows, epochs, strict=True), strict=True))
         else:
             fast = {}
@@ -165,14 +203,16 @@ class BatchDecoder:
         dead: list[DeadLetter] = []
         decode = self.record.decode
         family = self.family
-        for i, tp_topic, tp_partition, offset in zip(range(n), topics, partitions, offsets,
-                                                     strict=True):
+        for i, tp_topic, tp_partition, offset in zip(
+            range(n), topics, partitions, offsets, strict=True
+        ):
             got = fast.get(i)
             if got is not None:
                 events.append(Event(family, got[1], got[0], tp_topic, tp_partition, offset))
                 continue
-            out = decode(values[i] or b"", tp_topic, tp_partition, offset,
-                         None if keys is None else keys[i])
+            out = decode(
+                values[i] or b"", tp_topic, tp_partition, offset, None if keys is None else keys[i]
+            )
             if type(out) is Event:
                 events.append(out)
             else:
@@ -181,8 +221,9 @@ class BatchDecoder:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _columnar(self, values: Sequence[bytes | None]) \
-            -> tuple[tuple[list[dict[str, Any]], list[float], list[int]], bool]:
+    def _columnar(
+        self, values: Sequence[bytes | None]
+    ) -> tuple[tuple[list[dict[str, Any]], list[float], list[int]], bool]:
         """((rows, epochs, positions) of the records taken here, whether any was not)."""
         n = len(values)
         positions: list[int] = list(range(n))
@@ -203,7 +244,7 @@ class BatchDecoder:
         failed: list[int] = []
         while True:
             try:
-                rows.extend(map(_loads, vals[len(rows) + len(failed):]))
+                rows.extend(map(_loads, vals[len(rows) + len(failed) :]))
                 break
             except orjson.JSONDecodeError:
                 failed.append(len(rows) + len(failed))
@@ -220,11 +261,18 @@ class BatchDecoder:
             keep = [j for j, row in enumerate(rows) if type(row) is dict]
             rows, vals, positions = _take(keep, rows, vals, positions)
         value_types = list(map(type, chain.from_iterable(map(dict.values, rows))))
-        if dict in value_types or list in value_types or b"".join(vals).count(b'"') != \
-                2 * (sum(map(len, rows)) + value_types.count(str)):
-            keep = [j for j, (row, v) in enumerate(zip(rows, vals, strict=True))
-                    if _CONTAINERS.isdisjoint(map(type, row.values()))
-                    and v.count(b'":') == len(row) and not spaced_colons(v)]
+        if (
+            dict in value_types
+            or list in value_types
+            or b"".join(vals).count(b'"') != 2 * (sum(map(len, rows)) + value_types.count(str))
+        ):
+            keep = [
+                j
+                for j, (row, v) in enumerate(zip(rows, vals, strict=True))
+                if _CONTAINERS.isdisjoint(map(type, row.values()))
+                and v.count(b'":') == len(row)
+                and not spaced_colons(v)
+            ]
             rows, vals, positions = _take(keep, rows, vals, positions)
         # fields: required ones present, typed ones of their exact type, enums as given
         unfit: set[int] = set()
@@ -260,6 +308,7 @@ class BatchDecoder:
         return (rows, epochs, positions), len(positions) != n
 
 
-def _take(keep: list[int], rows: list[dict[str, Any]], vals: Sequence[bytes],
-          positions: list[int]) -> tuple[list[dict[str, Any]], list[bytes], list[int]]:
+def _take(
+    keep: list[int], rows: list[dict[str, Any]], vals: Sequence[bytes], positions: list[int]
+) -> tuple[list[dict[str, Any]], list[bytes], list[int]]:
     return [rows[j] for j in keep], [vals[j] for j in keep], [positions[j] for j in keep]

@@ -13,23 +13,23 @@ import orjson
 # Every reason a record can be dead-lettered. Metrics are labelled with these, so keep the set
 # closed and small.
 REASONS = (
-    "empty",          # zero-length payload
-    "too_large",      # over max_record_bytes, or its repartitioned copy over a Kafka record
-    "not_utf8",       # payload bytes are not UTF-8
-    "not_json",       # not parseable JSON (NaN and Infinity included: they are not JSON)
-    "too_deep",       # nesting deeper than the JSON parser allows
-    "not_object",     # JSON, but an array, string, number or null at top level
+    "empty",  # zero-length payload
+    "too_large",  # over max_record_bytes, or its repartitioned copy over a Kafka record
+    "not_utf8",  # payload bytes are not UTF-8
+    "not_json",  # not parseable JSON (NaN and Infinity included: they are not JSON)
+    "too_deep",  # nesting deeper than the JSON parser allows
+    "not_object",  # JSON, but an array, string, number or null at top level
     "missing_field",  # a required contract field is absent or null
-    "wrong_type",     # a field has a type its contract does not allow
+    "wrong_type",  # a field has a type its contract does not allow
     "invalid_value",  # a field is outside its enum
     "bad_timestamp",  # the timestamp is not ISO 8601 or epoch, or out of range
-    "not_access_log", # a text line that is not an nginx/Apache combined or common log line
-    "no_match",       # a text line that its binding's line format (regex, sshd, syslog)
-                      # does not match
+    "not_access_log",  # a text line that is not an nginx/Apache combined or common log line
+    "no_match",  # a text line that its binding's line format (regex, sshd, syslog)
+    # does not match
     "match_timeout",  # a text line a user's regex did not finish within its time budget
-    "late",           # event time behind the watermark (max event time - allowed lateness)
-    "future",         # live: event time more than max_future_skew ahead of the clock
-    "time_jump",      # a jump of event time that later records did not confirm
+    "late",  # event time behind the watermark (max event time - allowed lateness)
+    "future",  # live: event time more than max_future_skew ahead of the clock
+    "time_jump",  # a jump of event time that later records did not confirm
     "duplicate_field",  # a JSON object repeats a key (which one is meant is not clear)
     "unbound_topic",  # the record's topic matches no binding
 )
@@ -64,7 +64,8 @@ class DeadLetter:
         key = self.key
         out = {
             "reason": self.reason,
-            "detail": self.detail if len(self.detail) <= DETAIL_KEEP
+            "detail": self.detail
+            if len(self.detail) <= DETAIL_KEEP
             else self.detail[:DETAIL_KEEP] + f"...[cut {len(self.detail) - DETAIL_KEEP} chars]",
             "family": self.family,
             "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
@@ -87,8 +88,7 @@ class DeadLetter:
         hundred): the whole payload when it fits, else as long a prefix as fits (base64 makes
         3 bytes 4)."""
         # the envelope (detail, key, source) is bounded: well below 4 KiB plus the topic name
-        if max_bytes is None or \
-                _b64_len(len(self.raw)) + 4096 + 6 * len(self.topic) <= max_bytes:
+        if max_bytes is None or _b64_len(len(self.raw)) + 4096 + 6 * len(self.topic) <= max_bytes:
             return orjson.dumps(self.to_dict())
         whole = orjson.dumps(self.to_dict())
         if len(whole) <= max_bytes:

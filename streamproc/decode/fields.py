@@ -44,16 +44,16 @@ class Reject(Exception):
         self.detail = detail
 
 
-def enum_value(name: str, coerce: Callable[[Any], Any], enum: tuple[str, ...],
-               value: Any) -> Any:
+def enum_value(name: str, coerce: Callable[[Any], Any], enum: tuple[str, ...], value: Any) -> Any:
     """The value of an enum field, coerced and (if need be) lowercased, or Reject."""
     coerced = coerce(value)
     if coerced not in enum:
         lowered = coerced.lower() if isinstance(coerced, str) else coerced
         if lowered not in enum:
-            raise Reject("invalid_value",
-                         f"field {name!r} is {str(coerced)[:40]!r}, expected one of "
-                         f"{', '.join(enum)}")
+            raise Reject(
+                "invalid_value",
+                f"field {name!r} is {str(coerced)[:40]!r}, expected one of {', '.join(enum)}",
+            )
         coerced = lowered
     return coerced
 
@@ -68,27 +68,36 @@ def compile_field_checks(contract: Contract) -> Callable[[dict[str, Any]], None]
     for i, name in enumerate(contract.required):
         local_of[name] = f"v{i}"
         detail = f"required field {name!r} is missing"
-        lines += [f"    v{i} = get({name!r})",
-                  f"    if v{i} is None or v{i} == '':",
-                  f"        raise Reject('missing_field', {detail!r})"]
+        lines += [
+            f"    v{i} = get({name!r})",
+            f"    if v{i} is None or v{i} == '':",
+            f"        raise Reject('missing_field', {detail!r})",
+        ]
     for i, spec in enumerate(contract.fields.values()):
         if spec.type == "timestamp":
             continue  # parsed by the decoder itself, into Event.ts
         namespace[f"coerce{i}"] = COERCERS[spec.type]
-        lines.append(f"    v = {local_of[spec.name]}" if spec.name in local_of
-                     else f"    v = get({spec.name!r})")
+        lines.append(
+            f"    v = {local_of[spec.name]}"
+            if spec.name in local_of
+            else f"    v = get({spec.name!r})"
+        )
         if spec.enum is None:
-            lines += [f"    if v is not None and type(v) is not {_EXACT_TYPES[spec.type]}:",
-                      f"        c = coerce{i}(v)"]
+            lines += [
+                f"    if v is not None and type(v) is not {_EXACT_TYPES[spec.type]}:",
+                f"        c = coerce{i}(v)",
+            ]
         else:
             namespace[f"enum{i}"] = spec.enum
             # a string already in the enum as given is the common case: no call
-            fast = (f" and not (type(v) is str and v in enum_set{i})"
-                    if spec.type == "string" else "")
+            fast = (
+                f" and not (type(v) is str and v in enum_set{i})" if spec.type == "string" else ""
+            )
             namespace[f"enum_set{i}"] = frozenset(spec.enum)
-            lines += [f"    if v is not None{fast}:",
-                      f"        c = enum_value({spec.name!r}, coerce{i}, enum{i}, v)"]
-        lines += ["        if c is not v:",
-                  f"            data[{spec.name!r}] = c"]
+            lines += [
+                f"    if v is not None{fast}:",
+                f"        c = enum_value({spec.name!r}, coerce{i}, enum{i}, v)",
+            ]
+        lines += ["        if c is not v:", f"            data[{spec.name!r}] = c"]
     exec(compile("\n".join(lines), f"<field checks for {contract.family}>", "exec"), namespace)
     return namespace["check"]  # type: ignore[no-any-return]

@@ -36,9 +36,11 @@ differently:
   time (it reads back as written) from 1970 on. Other forms are correct, just not read here.
 
 The detectors' column prefilters read the table with pyarrow.compute (a boolean array per
-batch); the engine judges event time from ``ts`` with numpy. Measured on the bench streams (CPU per record, batches of
-5,000, one thread): ~1 us a record to read and check, about what ``orjson.loads`` costs
-alone, against 2-2.6 us for the per-record decode into Events.
+batch); the engine judges event time from ``ts`` with numpy. Measured with callgrind on the
+bench's auth stream (instructions a record, batches of 5,000): reading and checking 13,709
+(pyarrow's parser 12,477 of it), ``orjson.loads`` alone 6,660, the per-record decode into
+Events (BatchDecoder) 24,414. The reader costs ~0.5 ms a call before its first record, so a
+batch of fewer than ``runtime.MIN_FRAME`` records is judged per event.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class RecordFrame:
 
     def __init__(self, table: pa.Table, ts: np.ndarray[Any, Any], exact: frozenset[str]) -> None:
         self.table = table  # a column per field (every contract field), record order
-        self.ts = ts        # event time of each record, epoch seconds (float64)
+        self.ts = ts  # event time of each record, epoch seconds (float64)
         self.exact = exact  # the fields whose values are exactly the decoder's (the contract's)
 
     def __len__(self) -> int:
@@ -92,8 +94,11 @@ class FrameReader:
         self.max_record_bytes = max_record_bytes
         # (name, required, enum, a string?) of the fields checked after reading, the
         # timestamp aside
-        self._checked = [(f.name, f.name in contract.required, f.enum, f.type == "string")
-                         for f in contract.fields.values() if f.name != "timestamp"]
+        self._checked = [
+            (f.name, f.name in contract.required, f.enum, f.type == "string")
+            for f in contract.fields.values()
+            if f.name != "timestamp"
+        ]
         self._schema_types = {f.name: f.type for f in contract.fields.values()}
         self._exact = frozenset(self._schema_types)
         self._read_options: Any = None
@@ -102,10 +107,12 @@ class FrameReader:
         ts_spec = contract.fields.get("timestamp")
         # as BatchDecoder's column checks: an enum on a field that is not a string is
         # checked after a coercion, which a frame does not do
-        self.usable = (ts_spec is not None and ts_spec.type == "timestamp"
-                       and "timestamp" in contract.required
-                       and all(f.enum is None or f.type == "string"
-                               for f in contract.fields.values()))
+        self.usable = (
+            ts_spec is not None
+            and ts_spec.type == "timestamp"
+            and "timestamp" in contract.required
+            and all(f.enum is None or f.type == "string" for f in contract.fields.values())
+        )
         # batches not taken, for tests and the bench (why is logged nowhere: it is normal)
         self.declined = 0
 
@@ -121,15 +128,24 @@ class FrameReader:
         import pyarrow as pa
         import pyarrow.json as pj
 
-        arrow = {"string": pa.string(), "bool": pa.bool_(), "int": pa.int64(),
-                 "number": pa.float64(), "timestamp": pa.string()}
+        arrow = {
+            "string": pa.string(),
+            "bool": pa.bool_(),
+            "int": pa.int64(),
+            "number": pa.float64(),
+            "timestamp": pa.string(),
+        }
         schema = pa.schema([(name, arrow[kind]) for name, kind in self._schema_types.items()])
         # every contract field a column of its type (absent from every record: all null, as
         # ``data.get`` reads it); other fields as the reader infers them
-        self._enums = {name: pa.array(sorted(enum), pa.string())
-                       for name, _, enum, _ in self._checked if enum is not None}
-        self._parse_options = pj.ParseOptions(explicit_schema=schema,
-                                              unexpected_field_behavior="infer")
+        self._enums = {
+            name: pa.array(sorted(enum), pa.string())
+            for name, _, enum, _ in self._checked
+            if enum is not None
+        }
+        self._parse_options = pj.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="infer"
+        )
         # one block for the whole batch: a record never straddles two blocks' inferences
         self._read_options = pj.ReadOptions(use_threads=False, block_size=1 << 30)
 
@@ -155,8 +171,11 @@ class FrameReader:
             if b"\xef\xbb\xbf" in joined:  # a byte order mark: the reader skips it, orjson not
                 return None
         try:
-            table = pj.read_json(pa.BufferReader(joined), read_options=self._read_options,
-                                 parse_options=self._parse_options)
+            table = pj.read_json(
+                pa.BufferReader(joined),
+                read_options=self._read_options,
+                parse_options=self._parse_options,
+            )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
         if table.num_rows != n:
@@ -165,19 +184,27 @@ class FrameReader:
             kind = column.type
             if pa.types.is_floating(kind):
                 if column.null_count < n and not (
-                        pc.all(pc.is_finite(column)).as_py()
-                        and pc.max(pc.abs(column)).as_py() < 2.0 ** 63):
+                    pc.all(pc.is_finite(column)).as_py()
+                    and pc.max(pc.abs(column)).as_py() < 2.0**63
+                ):
                     return None
-            elif not (pa.types.is_string(kind) or pa.types.is_boolean(kind)
-                      or pa.types.is_int64(kind) or pa.types.is_null(kind)
-                      or pa.types.is_timestamp(kind)):
+            elif not (
+                pa.types.is_string(kind)
+                or pa.types.is_boolean(kind)
+                or pa.types.is_int64(kind)
+                or pa.types.is_null(kind)
+                or pa.types.is_timestamp(kind)
+            ):
                 return None
         for name, required, enum, text in self._checked:
             column = table.column(name)
             if required and (column.null_count or (text and pc.any(pc.equal(column, "")).as_py())):
                 return None
-            if enum is not None and column.null_count < n and \
-                    not pc.all(pc.is_in(column, value_set=self._enums[name])).as_py():
+            if (
+                enum is not None
+                and column.null_count < n
+                and not pc.all(pc.is_in(column, value_set=self._enums[name])).as_py()
+            ):
                 return None
         ts = self._times(table.column("timestamp"))
         if ts is None:
@@ -199,8 +226,7 @@ class FrameReader:
         offsets_buf, data_buf = chars.buffers()[1:3]
         first = np.frombuffer(offsets_buf, dtype=np.int32, count=1, offset=4 * chars.offset)[0]
         n = len(chars)
-        b = np.frombuffer(data_buf, dtype=np.uint8, count=20 * n, offset=int(first)) \
-            .reshape(n, 20)
+        b = np.frombuffer(data_buf, dtype=np.uint8, count=20 * n, offset=int(first)).reshape(n, 20)
         if not (b[:, _SEPARATOR_AT] == np.asarray(_SEPARATORS, dtype=np.uint8)).all():
             return None
         digits = b[:, _DIGIT_AT].astype(np.int64) - 48
@@ -214,8 +240,16 @@ class FrameReader:
         second = digits[:, 12] * 10 + digits[:, 13]
         leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
         month_days = np.asarray(_MONTH_DAYS)[np.clip(month, 0, 12)] + (leap & (month == 2))
-        if not ((year >= 1970) & (month >= 1) & (month <= 12) & (day >= 1)
-                & (day <= month_days) & (hour <= 23) & (minute <= 59) & (second <= 59)).all():
+        if not (
+            (year >= 1970)
+            & (month >= 1)
+            & (month <= 12)
+            & (day >= 1)
+            & (day <= month_days)
+            & (hour <= 23)
+            & (minute <= 59)
+            & (second <= 59)
+        ).all():
             return None
         y = year - (month <= 2)
         era = y // 400
@@ -234,8 +268,9 @@ def columns_enabled() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("pyarrow", "numpy"))
 
 
-def frame_reader_for(contract: Contract, fmt: str, mapping: Any, max_record_bytes: int,
-                     max_depth: int) -> FrameReader | None:
+def frame_reader_for(
+    contract: Contract, fmt: str, mapping: Any, max_record_bytes: int, max_depth: int
+) -> FrameReader | None:
     """A reader for a binding whose records a frame can hold, else None."""
     if fmt != "json" or mapping is not None or max_depth < 1:
         return None

@@ -91,8 +91,10 @@ class FieldMapping:
                 paths, value_map, default = rule, None, None
             elif isinstance(rule, dict):
                 if "path" not in rule and "value" not in rule:
-                    raise ConfigError(f"{where}.{name} needs 'path' (a dotted path) or 'value'",
-                                      hint="e.g. {path: event.outcome, map: {failure: false}}")
+                    raise ConfigError(
+                        f"{where}.{name} needs 'path' (a dotted path) or 'value'",
+                        hint="e.g. {path: event.outcome, map: {failure: false}}",
+                    )
                 paths = rule.get("path", [])
                 value_map = rule.get("map")
                 default = rule.get("value", rule.get("default"))
@@ -104,8 +106,7 @@ class FieldMapping:
                 raise ConfigError(f"{where}.{name} must be a dotted path or a mapping")
             if isinstance(paths, str):
                 paths = [paths]
-            self.rules.append(FieldRule(name, [compile_path(p) for p in paths], value_map,
-                                        default))
+            self.rules.append(FieldRule(name, [compile_path(p) for p in paths], value_map, default))
         self.mapped = {rule.name for rule in self.rules}
 
     def apply(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -47,8 +47,12 @@ except ImportError:  # pragma: no cover
 # what keeps even a polynomial regex from taking seconds on one line.
 MAX_LINE_BYTES = 16 * 1024
 
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
-                                      "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 # a repeat that may run this many times or more counts as unbounded
 _UNBOUNDED = 16
 # Seconds one line may take in a user's regex: an ordinary line takes microseconds; the
@@ -121,8 +125,7 @@ def compile_pattern(pattern: str) -> Any:
     except (re.error, regex.error) as exc:
         raise ValueError(f"not a valid regex: {exc}") from None
     if not compiled.groupindex:
-        raise ValueError("the regex has no named groups: name each field, as in "
-                         "(?P<username>\\S+)")
+        raise ValueError("the regex has no named groups: name each field, as in (?P<username>\\S+)")
     risk = backtracking_risk(pattern)
     if risk:
         raise ValueError(f"the regex may backtrack catastrophically: {risk}")
@@ -161,9 +164,13 @@ class LineFormat:
     """One compiled line format: ``parse(line)`` -> the record's fields, or None for a line
     it does not match (raises LineError for a matched line whose values cannot be read)."""
 
-    def __init__(self, name: str, pattern: Any,
-                 finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 budget: float | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        pattern: Any,
+        finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        budget: float | None = None,
+    ) -> None:
         self.name = name
         self.regex = pattern
         self._match = pattern.match
@@ -177,8 +184,10 @@ class LineFormat:
             try:
                 match = self._match(line, timeout=self.budget)
             except TimeoutError:
-                raise MatchTimeout(f"format {self.name} took over {self.budget * 1000:g} ms "
-                                   f"on a {len(line)}-character line") from None
+                raise MatchTimeout(
+                    f"format {self.name} took over {self.budget * 1000:g} ms "
+                    f"on a {len(line)}-character line"
+                ) from None
         if match is None:
             return None
         fields = {k: v for k, v in match.groupdict().items() if v is not None}
@@ -200,12 +209,16 @@ _PRI = r"(?:<(?P<pri>\d{1,3})>)?"
 _BSD_TIME = r"(?P<month>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) (?P<clock>\d\d:\d\d:\d\d)"
 _ISO_TIME = r"(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d))"
 # RFC 3164 (and what rsyslog writes to files: no PRI, and with RFC3339 times the ISO stamp)
-_RFC3164 = (_PRI + r"(?:" + _BSD_TIME + "|" + _ISO_TIME + r") (?P<hostname>\S+) "
-            r"(?P<app_name>[^\s\[:]+)(?:\[(?P<procid>[^\]\s]{1,32})\])?: ?(?P<message>.*)")
+_RFC3164 = (
+    _PRI + r"(?:" + _BSD_TIME + "|" + _ISO_TIME + r") (?P<hostname>\S+) "
+    r"(?P<app_name>[^\s\[:]+)(?:\[(?P<procid>[^\]\s]{1,32})\])?: ?(?P<message>.*)"
+)
 # RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD]... MSG ("-" is nil)
-_RFC5424 = (r"<(?P<pri>\d{1,3})>1 (?P<iso>-|\S+) (?P<hostname>\S+) (?P<app_name>\S+) "
-            r"(?P<procid>\S+) (?P<msgid>\S+) "
-            r"(?P<structured_data>-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?(?P<message>.*))?")
+_RFC5424 = (
+    r"<(?P<pri>\d{1,3})>1 (?P<iso>-|\S+) (?P<hostname>\S+) (?P<app_name>\S+) "
+    r"(?P<procid>\S+) (?P<msgid>\S+) "
+    r"(?P<structured_data>-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?(?P<message>.*))?"
+)
 _SYSLOG = re.compile(r"(?s:" + _RFC5424 + ")|(?s:" + _RFC3164.replace("?P<", "?P<b_") + ")")
 
 
@@ -218,8 +231,9 @@ def _syslog_time(fields: dict[str, Any], clock: SyslogClock, prefix: str = "") -
         return
     month = fields.pop(prefix + "month", None)
     if month is not None:
-        fields["timestamp"] = clock.epoch(month, fields.pop(prefix + "day"),
-                                          fields.pop(prefix + "clock"))
+        fields["timestamp"] = clock.epoch(
+            month, fields.pop(prefix + "day"), fields.pop(prefix + "clock")
+        )
 
 
 def syslog_format(clock: SyslogClock) -> LineFormat:
@@ -245,8 +259,10 @@ def syslog_format(clock: SyslogClock) -> LineFormat:
 
 # -- sshd: OpenSSH's authentication lines -> auth-logs ---------------------------------------
 
-_SSHD_PREFIX = (_PRI + r"(?:" + _BSD_TIME + "|" + _ISO_TIME + r") (?P<hostname>\S+) "
-                r"sshd(?:-session)?\[(?P<pid>\d+)\]: ")
+_SSHD_PREFIX = (
+    _PRI + r"(?:" + _BSD_TIME + "|" + _ISO_TIME + r") (?P<hostname>\S+) "
+    r"sshd(?:-session)?\[(?P<pid>\d+)\]: "
+)
 _SSHD_EVENTS = (
     r"(?P<outcome>Failed|Accepted) (?P<method>password|publickey|keyboard-interactive/pam|"
     r"keyboard-interactive|hostbased|none) for (?P<invalid>invalid user )?(?P<username>.*?) "
@@ -274,16 +290,27 @@ def sshd_format(clock: SyslogClock) -> LineFormat:
             fields["invalid_user"] = fields.pop("invalid", None) is not None
             fields.pop("rest", None)
         elif fields.pop("invalid_user", None) is not None:
-            fields.update(username=fields.pop("username2"), ip_address=fields.pop("ip_address2"),
-                          success=False, event="invalid_user", invalid_user=True)
+            fields.update(
+                username=fields.pop("username2"),
+                ip_address=fields.pop("ip_address2"),
+                success=False,
+                event="invalid_user",
+                invalid_user=True,
+            )
             if "port2" in fields:
                 fields["port"] = fields.pop("port2")
         else:
             closed = fields.pop("closed")
-            fields.update(username=fields.pop("username3"), ip_address=fields.pop("ip_address3"),
-                          port=fields.pop("port3"), success=False,
-                          event="closed_preauth" if closed.startswith("Connection")
-                          else "disconnected_preauth", invalid_user=False)
+            fields.update(
+                username=fields.pop("username3"),
+                ip_address=fields.pop("ip_address3"),
+                port=fields.pop("port3"),
+                success=False,
+                event="closed_preauth"
+                if closed.startswith("Connection")
+                else "disconnected_preauth",
+                invalid_user=False,
+            )
         fields["port"] = int(fields["port"]) if "port" in fields else None
         if fields["port"] is None:
             del fields["port"]

@@ -31,6 +31,8 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024 - 8 * 1024
 DEFAULT_MAX_DEPTH = 64
 _CONTAINERS = frozenset((dict, list))
 _loads = orjson.loads
+
+
 # A key is a string followed by optional whitespace and a colon. With no whitespace before
 # any colon (no " :", and no tab, CR or LF at all: those only occur outside strings), every
 # key ends in '":', so a document holds at most count('":') keys; when that equals the
@@ -61,8 +63,9 @@ def _no_repeated_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise _Reject("duplicate_field",
-                              f"key {key[:40]!r} appears more than once in one object")
+                raise _Reject(
+                    "duplicate_field", f"key {key[:40]!r} appears more than once in one object"
+                )
             seen.add(key)
     return out
 
@@ -89,8 +92,9 @@ def json_depth(value: Any, limit: int) -> int:
             if depth > limit:
                 return depth
         if isinstance(node, dict):
-            stack.extend((child, level + 1) for child in node.values()
-                         if isinstance(child, dict | list))
+            stack.extend(
+                (child, level + 1) for child in node.values() if isinstance(child, dict | list)
+            )
         elif isinstance(node, list):
             stack.extend((child, level + 1) for child in node if isinstance(child, dict | list))
     return depth
@@ -106,11 +110,16 @@ class RawRecord:
 
 
 class RecordDecoder:
-    def __init__(self, contract: Contract, *, fmt: str = "json",
-                 mapping: FieldMapping | None = None,
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 max_depth: int = DEFAULT_MAX_DEPTH,
-                 lines: LineFormat | None = None) -> None:
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        fmt: str = "json",
+        mapping: FieldMapping | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        lines: LineFormat | None = None,
+    ) -> None:
         if lines is None and fmt not in ("json", "combined", "internal", "regex"):
             lines = named_format(fmt)  # ValueError for an unknown one
         if fmt == "regex" and lines is None:
@@ -130,8 +139,14 @@ class RecordDecoder:
         # before a colon (it ran spaced_colons() over the whole batch): see above
         self.compact = False
 
-    def decode(self, value: bytes, topic: str = "", partition: int = 0, offset: int = -1,
-               key: bytes | None = None) -> Event | DeadLetter:
+    def decode(
+        self,
+        value: bytes,
+        topic: str = "",
+        partition: int = 0,
+        offset: int = -1,
+        key: bytes | None = None,
+    ) -> Event | DeadLetter:
         try:
             if self._plain_json and value and len(value) <= self.max_record_bytes:
                 # _decode's steps for the common case, inlined: this runs once per record
@@ -142,23 +157,24 @@ class RecordDecoder:
                     data = _loads(value)
                 except orjson.JSONDecodeError:
                     data = None
-                if type(data) is not dict or \
-                        not _CONTAINERS.isdisjoint(map(type, data.values())):
+                if type(data) is not dict or not _CONTAINERS.isdisjoint(map(type, data.values())):
                     data = self._parse_json(value)
-                elif value.count(b'":') != len(data) or \
-                        (not self.compact and spaced_colons(value)):
+                elif value.count(b'":') != len(data) or (not self.compact and spaced_colons(value)):
                     # _check_repeats, inlined (hot path): a key may be repeated
                     check_repeated_keys(value)
                 self._check_fields(data)
-                return Event(self.family, parse_timestamp(data["timestamp"]), data, topic,
-                             partition, offset)
+                return Event(
+                    self.family, parse_timestamp(data["timestamp"]), data, topic, partition, offset
+                )
             return self._decode(value, topic, partition, offset)
         except CoercionError as exc:
-            return DeadLetter(exc.reason, exc.detail, value, topic, partition, offset, key,
-                              self.family)
+            return DeadLetter(
+                exc.reason, exc.detail, value, topic, partition, offset, key, self.family
+            )
         except _Reject as exc:
-            return DeadLetter(exc.reason, exc.detail, value, topic, partition, offset, key,
-                              self.family)
+            return DeadLetter(
+                exc.reason, exc.detail, value, topic, partition, offset, key, self.family
+            )
 
     def decode_batch(self, records: list[RawRecord]) -> tuple[list[Event], list[DeadLetter]]:
         events: list[Event] = []
@@ -182,16 +198,22 @@ class RecordDecoder:
             try:
                 d = orjson.loads(value)
                 src_topic, src_partition, src_offset = d["src"]
-                return Event(self.family, float(d["ts"]), d["data"], src_topic,
-                             int(src_partition), int(src_offset))
+                return Event(
+                    self.family,
+                    float(d["ts"]),
+                    d["data"],
+                    src_topic,
+                    int(src_partition),
+                    int(src_offset),
+                )
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise _Reject("not_json", f"not a streamproc repartition record: {exc}") \
-                    from None
+                raise _Reject("not_json", f"not a streamproc repartition record: {exc}") from None
         if value is None or len(value) == 0:
             raise _Reject("empty", "empty payload")
         if len(value) > self.max_record_bytes:
-            raise _Reject("too_large",
-                          f"{len(value)} bytes exceeds max_record_bytes={self.max_record_bytes}")
+            raise _Reject(
+                "too_large", f"{len(value)} bytes exceeds max_record_bytes={self.max_record_bytes}"
+            )
         if self.lines is not None:
             record = self._parse_pattern(value)
         elif self.fmt == "combined" and value[:1] not in (b"{", b" ", b"\t"):
@@ -215,14 +237,16 @@ class RecordDecoder:
                 raise _Reject("not_utf8", f"invalid UTF-8 at byte {uexc.start}") from None
             lowered = message.lower()
             if "recursion" in lowered or "depth" in lowered:  # orjson < 3.10 / >= 3.10
-                raise _Reject("too_deep", "nesting exceeds the JSON parser's depth limit") \
-                    from None
+                raise _Reject("too_deep", "nesting exceeds the JSON parser's depth limit") from None
             raise _Reject("not_json", f"not JSON: {message[:120]}") from None
         # Cheap guards first. A dict whose values are all scalars has depth 1 (the common,
         # flat record: one C-level pass over its values, cheaper than scanning the bytes);
         # otherwise depth can't exceed the number of opening brackets.
-        if type(record) is dict and self.max_depth >= 1 and \
-                _CONTAINERS.isdisjoint(map(type, record.values())):
+        if (
+            type(record) is dict
+            and self.max_depth >= 1
+            and _CONTAINERS.isdisjoint(map(type, record.values()))
+        ):
             self._check_repeats(value, len(record))
             return record
         if value.count(b"{") + value.count(b"[") > self.max_depth:
@@ -243,8 +267,11 @@ class RecordDecoder:
     def _parse_pattern(self, value: bytes) -> dict[str, Any]:
         assert self.lines is not None
         if len(value) > MAX_LINE_BYTES:
-            raise _Reject("too_large", f"a {len(value)}-byte line exceeds the "
-                          f"{MAX_LINE_BYTES}-byte cap of pattern formats")
+            raise _Reject(
+                "too_large",
+                f"a {len(value)}-byte line exceeds the "
+                f"{MAX_LINE_BYTES}-byte cap of pattern formats",
+            )
         try:
             line = value.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -267,12 +294,14 @@ class RecordDecoder:
             raise _Reject("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
         record = parse_combined(line)
         if record is None:
-            raise _Reject("not_access_log",
-                          "not an nginx/Apache combined or common access-log line")
+            raise _Reject(
+                "not_access_log", "not an nginx/Apache combined or common access-log line"
+            )
         try:
             record["timestamp"] = parse_access_log_time(record["timestamp"])
         except ValueError:
-            raise _Reject("bad_timestamp",
-                          f"access-log time {record['timestamp'][:40]!r} is not "
-                          "dd/Mon/yyyy:HH:MM:SS +zzzz") from None
+            raise _Reject(
+                "bad_timestamp",
+                f"access-log time {record['timestamp'][:40]!r} is not dd/Mon/yyyy:HH:MM:SS +zzzz",
+            ) from None
         return record

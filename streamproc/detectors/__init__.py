@@ -22,7 +22,16 @@ from .factory import build_detectors, build_engine
 discover(__name__)
 
 __all__ = [
-    "REGISTRY", "UNDECLARED", "Detector", "DetectorContext", "DetectorEngine", "build_detectors",
-    "build_engine", "detectors_for_family", "discover", "load_detector_class", "register",
+    "REGISTRY",
+    "UNDECLARED",
+    "Detector",
+    "DetectorContext",
+    "DetectorEngine",
+    "build_detectors",
+    "build_engine",
+    "detectors_for_family",
+    "discover",
+    "load_detector_class",
+    "register",
     "run_order",
 ]

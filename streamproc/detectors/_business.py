@@ -33,8 +33,7 @@ class DailyLevelDetector(Detector):
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
-        self.key_fields = parse_list(str(self.params.get("key_fields", "metric"))) or \
-            ("metric",)
+        self.key_fields = parse_list(str(self.params.get("key_fields", "metric"))) or ("metric",)
         # (key..., day) -> open levels
         self.state: KeyedState[tuple[str, ...], list[int]] = KeyedState(self.ctx.key_cap)
         self._sweeper = Sweeper(86400.0)
@@ -43,8 +42,9 @@ class DailyLevelDetector(Detector):
         """(level, facts) or None when the record is not this detector's business."""
         raise NotImplementedError
 
-    def describe(self, key: dict[str, Any], level: int, facts: dict[str, Any],
-                 status: str) -> tuple[str, str]:
+    def describe(
+        self, key: dict[str, Any], level: int, facts: dict[str, Any], status: str
+    ) -> tuple[str, str]:
         raise NotImplementedError
 
     def process(self, events: list[Event]) -> list[Alert]:
@@ -63,8 +63,11 @@ class DailyLevelDetector(Detector):
             level, facts = judged
             day = day_of(ev.ts)
             # str(): extra fields of a record may be lists or objects, which do not hash
-            skey = (str(data.get(single)), day) if single is not None else \
-                (*[str(data.get(f)) for f in fields], day)
+            skey = (
+                (str(data.get(single)), day)
+                if single is not None
+                else (*[str(data.get(f)) for f in fields], day)
+            )
             open_levels = get(skey)
             if level == 0 and not open_levels:
                 continue
@@ -77,22 +80,41 @@ class DailyLevelDetector(Detector):
                     if lvl > level:
                         alerts.append(self._alert(key, day, lvl, facts, "resolved", ev))
                 open_levels[:] = [lvl for lvl in open_levels if lvl <= level]
-            if level > 0 and level not in open_levels and (
-                    self.resolves or not open_levels or level > max(open_levels)):
+            if (
+                level > 0
+                and level not in open_levels
+                and (self.resolves or not open_levels or level > max(open_levels))
+            ):
                 open_levels.append(level)
                 alerts.append(self._alert(key, day, level, facts, "firing", ev))
         return alerts
 
-    def _alert(self, key: dict[str, Any], day: str, level: int, facts: dict[str, Any],
-               status: str, ev: Event) -> Alert:
+    def _alert(
+        self,
+        key: dict[str, Any],
+        day: str,
+        level: int,
+        facts: dict[str, Any],
+        status: str,
+        ev: Event,
+    ) -> Alert:
         title, body = self.describe(key, level, facts, status)
         return self.make_alert(
-            key=key, incident=[day, level], event_time=ev.ts, title=title, body=body,
-            status=status, severity=self.severities[level - 1],
-            evidence={**facts, "day": day,
-                      "samples": [{"timestamp": iso(ev.ts), **sample_of(ev.data, _FIELDS)}]},
+            key=key,
+            incident=[day, level],
+            event_time=ev.ts,
+            title=title,
+            body=body,
+            status=status,
+            severity=self.severities[level - 1],
+            evidence={
+                **facts,
+                "day": day,
+                "samples": [{"timestamp": iso(ev.ts), **sample_of(ev.data, _FIELDS)}],
+            },
             source=ev.source(),
-            labels={**{k: clip(str(v)) for k, v in key.items()}, "day": day})
+            labels={**{k: clip(str(v)) for k, v in key.items()}, "day": day},
+        )
 
     def on_watermark(self, watermark: float) -> list[Alert]:
         if self._sweeper.due(watermark):
@@ -103,8 +125,10 @@ class DailyLevelDetector(Detector):
         return []
 
     def snapshot(self) -> Any:
-        return {"days": [[list(k), v] for k, v in self.state.items()],
-                "evictions": self.state.evictions}
+        return {
+            "days": [[list(k), v] for k, v in self.state.items()],
+            "evictions": self.state.evictions,
+        }
 
     def restore(self, state: Any) -> None:
         for skey, levels in state.get("days", []):
@@ -116,8 +140,7 @@ def money(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def revenue_and_target(data: dict[str, Any], default_target: float) \
-        -> tuple[float, float] | None:
+def revenue_and_target(data: dict[str, Any], default_target: float) -> tuple[float, float] | None:
     revenue = data.get("daily_revenue")
     if revenue is None or type(revenue) is bool:
         return None

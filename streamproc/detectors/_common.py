@@ -37,6 +37,7 @@ def failed_column(table: Any) -> Any:
 
 def column_equals(name: str, value: Any) -> Callable[[Any], Any]:
     """A column prefilter: the records whose ``name`` is ``value``."""
+
     def select(table: Any) -> Any:
         import pyarrow.compute as pc
 
@@ -106,8 +107,13 @@ def network_of(ip: str) -> str:
     if net is not None:
         return net
     parts = ip.split(".")
-    if len(parts) == 4 and parts[0] in _OCTETS and parts[1] in _OCTETS and parts[2] in _OCTETS \
-            and parts[3] in _OCTETS:
+    if (
+        len(parts) == 4
+        and parts[0] in _OCTETS
+        and parts[1] in _OCTETS
+        and parts[2] in _OCTETS
+        and parts[3] in _OCTETS
+    ):
         net = f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"  # the common case, without ipaddress
     else:
         try:
@@ -140,8 +146,11 @@ def sample_of(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
         v = data.get(k)
         if v is not None:
             # inline clip(): this runs for every alert with samples
-            out[k] = v if type(v) is not str or len(v) <= SAMPLE_TEXT_LIMIT else \
-                v[:SAMPLE_TEXT_LIMIT] + "..."
+            out[k] = (
+                v
+                if type(v) is not str or len(v) <= SAMPLE_TEXT_LIMIT
+                else v[:SAMPLE_TEXT_LIMIT] + "..."
+            )
     return out
 
 
@@ -163,7 +172,7 @@ def iso(ts: float) -> str:
     """ISO 8601 UTC with a Z, milliseconds only when the time has a fraction."""
     whole = int(ts // 1)
     secs = whole % 86400
-    text = (f"{day_of(ts)}T{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}")
+    text = f"{day_of(ts)}T{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
     frac = ts - whole
     if frac:
         text += f".{min(999, round(frac * 1000)):03d}"

@@ -74,10 +74,14 @@ class _Distinct:
 class DistinctDetector(Detector):
     """Base of password_spray and distributed_brute_force (auth failures only)."""
 
-    key_field: ClassVar[str] = ""    # the Y: one window per value of this field
+    key_field: ClassVar[str] = ""  # the Y: one window per value of this field
     value_field: ClassVar[str] = ""  # the X: counted distinct
     defaults: ClassVar[dict[str, Any]] = {
-        "threshold": 20, "window": 600.0, "realert": 0.0, "samples": 5}
+        "threshold": 20,
+        "window": 600.0,
+        "realert": 0.0,
+        "samples": 5,
+    }
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -86,7 +90,8 @@ class DistinctDetector(Detector):
         self.realert = float(self.params["realert"]) or self.window
         self.max_samples = int(self.params["samples"])
         self.state: KeyedState[str, tuple[str, float, Any] | _Distinct] = KeyedState(
-            self.ctx.key_cap)
+            self.ctx.key_cap
+        )
         self.quiet: dict[str, float] = {}
         self._intern = Interner()
         self._sweeper = Sweeper(self.window / 4)
@@ -156,13 +161,15 @@ class DistinctDetector(Detector):
         self.evaluations += evaluations
         return alerts
 
-    def describe(self, key: str, st: _Distinct, extra: dict[str, Any] | None) \
-            -> tuple[str, str, dict[str, Any]]:
+    def describe(
+        self, key: str, st: _Distinct, extra: dict[str, Any] | None
+    ) -> tuple[str, str, dict[str, Any]]:
         """(title, body, key dict) of an alert."""
         raise NotImplementedError
 
-    def _alert(self, key: str, st: _Distinct, ts: float, ev: Event,
-               extra: dict[str, Any] | None) -> Alert:
+    def _alert(
+        self, key: str, st: _Distinct, ts: float, ev: Event, extra: dict[str, Any] | None
+    ) -> Alert:
         first = st.first_time()
         extra = dict(extra or {})
         title, body, key_dict = self.describe(key, st, extra)
@@ -171,17 +178,32 @@ class DistinctDetector(Detector):
         evidence: dict[str, Any] = {
             f"distinct_{vf}s": len(values),
             f"{vf}s": [clip(v) for v in values[:50]],
-            "first_seen": first, "last_seen": ts, "window_seconds": self.window,
+            "first_seen": first,
+            "last_seen": ts,
+            "window_seconds": self.window,
             "threshold": self.threshold,
-            "samples": [{"timestamp": iso(t), kf: clip(key), vf: clip(v),
-                         **({"user_agent": ua} if ua is not None else {})}
-                        for t, v, ua in st.samples],
+            "samples": [
+                {
+                    "timestamp": iso(t),
+                    kf: clip(key),
+                    vf: clip(v),
+                    **({"user_agent": ua} if ua is not None else {}),
+                }
+                for t, v, ua in st.samples
+            ],
         }
         if extra:
             evidence.update(extra)
-        return self.make_alert(key=key_dict, incident=first, event_time=ts, title=title,
-                               body=body, evidence=evidence, source=ev.source(),
-                               labels={kf: clip(key)})
+        return self.make_alert(
+            key=key_dict,
+            incident=first,
+            event_time=ts,
+            title=title,
+            body=body,
+            evidence=evidence,
+            source=ev.source(),
+            labels={kf: clip(key)},
+        )
 
     def on_watermark(self, watermark: float) -> list[Alert]:
         if not self._sweeper.due(watermark):
@@ -203,10 +225,14 @@ class DistinctDetector(Detector):
                 keys.append([key, [[value[0], value[1]]], [[value[1], value[0], value[2]]]])
             else:
                 st: _Distinct = value  # type: ignore[assignment]
-                keys.append([key, [[v, t] for v, t in st.values.items()],
-                             [list(s) for s in st.samples]])
-        return {"keys": keys, "quiet": [[k, u] for k, u in self.quiet.items()],
-                "evictions": self.state.evictions}
+                keys.append(
+                    [key, [[v, t] for v, t in st.values.items()], [list(s) for s in st.samples]]
+                )
+        return {
+            "keys": keys,
+            "quiet": [[k, u] for k, u in self.quiet.items()],
+            "evictions": self.state.evictions,
+        }
 
     def restore(self, state: Any) -> None:
         intern = self._intern

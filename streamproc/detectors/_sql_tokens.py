@@ -42,7 +42,8 @@ _TOKEN = re.compile(
     |(?P<word>[^\W\d][\w$]*(?:\.\.?[\w$]+)*)
     |(?P<op>\|\||&&|<=>|<>|!=|<=|>=|::|:=|[=<>!+\-*/%^|&~:])
     |(?P<ch>.)""",
-    re.S | re.X)
+    re.S | re.X,
+)
 
 _WORDS: dict[str, str] = {}
 for _cls, _words in (
@@ -51,12 +52,21 @@ for _cls, _words in (
     ("1", "true false null unknown"),
     ("U", "union"),
     ("E", "select"),
-    ("X", "insert update delete drop create alter truncate exec execute declare shutdown "
-          "grant revoke call merge replace copy attach begin"),
-    ("T", "sleep pg_sleep pg_sleep_for benchmark waitfor dbms_lock.sleep "
-          "dbms_pipe.receive_message randomblob"),
-    ("k", "from where limit offset into as case when then else end all distinct top delay "
-          "values set table procedure outfile dumpfile rownum dual"),
+    (
+        "X",
+        "insert update delete drop create alter truncate exec execute declare shutdown "
+        "grant revoke call merge replace copy attach begin",
+    ),
+    (
+        "T",
+        "sleep pg_sleep pg_sleep_for benchmark waitfor dbms_lock.sleep "
+        "dbms_pipe.receive_message randomblob",
+    ),
+    (
+        "k",
+        "from where limit offset into as case when then else end all distinct top delay "
+        "values set table procedure outfile dumpfile rownum dual",
+    ),
 ):
     for _w in _words.split():
         _WORDS[_w] = _cls
@@ -128,8 +138,12 @@ def fingerprint(text: str) -> str:
 
 # {V} an operand: a literal, a call, or a subquery (which takes the rest); {A} opens
 # parentheses, {Z} closes them.
-_SUBST = {"{A}": r"\(*", "{Z}": r"\)*", "{V}": r"(?:[1sv]|f\([^()]*\)|E.*|[fT])",
-          "{N}": r"(?:o?1{Z})"}  # a number the value started with (-1, 42)
+_SUBST = {
+    "{A}": r"\(*",
+    "{Z}": r"\)*",
+    "{V}": r"(?:[1sv]|f\([^()]*\)|E.*|[fT])",
+    "{N}": r"(?:o?1{Z})",
+}  # a number the value started with (-1, 42)
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -205,7 +219,7 @@ def judge(value: str) -> Finding | None:
     for quote in ("'", '"'):
         at = value.find(quote)
         if at >= 0:
-            pattern = "s" + fingerprint(value[at + 1:])
+            pattern = "s" + fingerprint(value[at + 1 :])
             if _QUOTED[0].search(pattern):
                 return _named(_QUOTED[1], quote, pattern, value)
     pattern = fingerprint(value)

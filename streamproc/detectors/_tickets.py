@@ -14,11 +14,25 @@ from typing import Any
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 SEVERITY_BY_PRIORITY = {"urgent": "critical", "high": "high", "normal": "medium", "low": "low"}
-_ALIASES = {"critical": "urgent", "p1": "urgent", "blocker": "urgent", "emergency": "urgent",
-            "p2": "high", "major": "high", "medium": "normal", "p3": "normal",
-            "minor": "low", "p4": "low", "trivial": "low"}
-SLA_DEFAULTS: dict[str, Any] = {"sla_urgent_hours": 1.0, "sla_high_hours": 4.0,
-                                "sla_normal_hours": 24.0, "sla_low_hours": 72.0}
+_ALIASES = {
+    "critical": "urgent",
+    "p1": "urgent",
+    "blocker": "urgent",
+    "emergency": "urgent",
+    "p2": "high",
+    "major": "high",
+    "medium": "normal",
+    "p3": "normal",
+    "minor": "low",
+    "p4": "low",
+    "trivial": "low",
+}
+SLA_DEFAULTS: dict[str, Any] = {
+    "sla_urgent_hours": 1.0,
+    "sla_high_hours": 4.0,
+    "sla_normal_hours": 24.0,
+    "sla_low_hours": 72.0,
+}
 
 
 # name -> the one shared str of that name: a million open tickets hold one "low", not a million

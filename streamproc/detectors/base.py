@@ -97,13 +97,14 @@ class Detector:
     # (repartition.py). None: it keeps no keyed state, any partitioning suits it. A detector
     # that leaves this UNDECLARED is assumed to key its state by its family's contract key
     # (auth-logs: username), and check-config says so next to it.
-    colocate: ClassVar[tuple[str, ...] | None | _Undeclared] = UNDECLARED
+    colocate: ClassVar[tuple[str, ...] | _Undeclared | None] = UNDECLARED
     # Kinds whose detectors this one reads (through ``connect``): in an engine they judge each
     # batch before it does. Kinds the engine does not run are ignored.
     after: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, params: dict[str, Any] | None = None,
-                 ctx: DetectorContext | None = None) -> None:
+    def __init__(
+        self, params: dict[str, Any] | None = None, ctx: DetectorContext | None = None
+    ) -> None:
         self.ctx = ctx or DetectorContext()
         self.params = self.resolve_params(params or {})
         self.evaluations = 0
@@ -114,17 +115,20 @@ class Detector:
         if unknown:
             raise ConfigError(
                 f"detector {cls.kind!r} has no parameter {', '.join(sorted(unknown))}",
-                hint=f"known parameters: {', '.join(sorted(cls.defaults)) or 'none'}")
+                hint=f"known parameters: {', '.join(sorted(cls.defaults)) or 'none'}",
+            )
         merged = dict(cls.defaults)
         for name, value in params.items():
             if name == "enabled":
                 continue
             default = cls.defaults[name]
             if isinstance(default, bool) != isinstance(value, bool) or (
-                    isinstance(default, int | float) and not isinstance(value, int | float)):
+                isinstance(default, int | float) and not isinstance(value, int | float)
+            ):
                 raise ConfigError(
                     f"detector {cls.kind!r} parameter {name!r} must be like {default!r}, "
-                    f"got {value!r}")
+                    f"got {value!r}"
+                )
             merged[name] = value
         return merged
 
@@ -168,7 +172,8 @@ class Detector:
     def column_prefilter(self) -> Any:
         """``prefilter`` over columns: a function of a batch's pyarrow Table (a column per
         contract field, named as the field; others as read) that returns a boolean array
-        (pyarrow.compute; null counts as not selected), or None (every record). A detector that has one lets an engine judge a batch from its columns
+        (pyarrow.compute; null counts as not selected), or None (every record). A detector
+        that has one lets an engine judge a batch from its columns
         (``DetectorEngine.process_frame``): ``process`` then receives only the records the
         expression selects, as Events, in order. The contract is ``prefilter``'s: ``process``
         given only those records returns what it returns given all of them, and the
@@ -206,11 +211,22 @@ class Detector:
 
     # -- helpers for subclasses ------------------------------------------------------------
 
-    def make_alert(self, *, key: dict[str, Any], incident: Any, event_time: float, title: str,
-                   body: str = "", severity: str | None = None, status: str = "firing",
-                   evidence: dict[str, Any] | None = None, source: dict[str, Any] | None = None,
-                   labels: dict[str, str] | None = None, kind: str | None = None,
-                   audience: str = "internal") -> Alert:
+    def make_alert(
+        self,
+        *,
+        key: dict[str, Any],
+        incident: Any,
+        event_time: float,
+        title: str,
+        body: str = "",
+        severity: str | None = None,
+        status: str = "firing",
+        evidence: dict[str, Any] | None = None,
+        source: dict[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
+        kind: str | None = None,
+        audience: str = "internal",
+    ) -> Alert:
         kind = kind or self.kind
         merged_labels = {"kind": kind, "family": self.family}
         if self.ctx.binding:
@@ -219,12 +235,24 @@ class Detector:
         if labels:
             merged_labels.update(labels)
         # the fingerprint is of the whole key, before any cut (see alerts.py)
-        return cap_alert(Alert(
-            kind=kind, severity=severity or self.severity, status=status, key=key,
-            fingerprint=fingerprint(kind, key, incident), event_time=event_time, title=title,
-            body=body, labels=merged_labels, evidence=evidence or {}, source=source or {},
-            family=self.family, audience=audience,
-        ), self.ctx.limits)
+        return cap_alert(
+            Alert(
+                kind=kind,
+                severity=severity or self.severity,
+                status=status,
+                key=key,
+                fingerprint=fingerprint(kind, key, incident),
+                event_time=event_time,
+                title=title,
+                body=body,
+                labels=merged_labels,
+                evidence=evidence or {},
+                source=source or {},
+                family=self.family,
+                audience=audience,
+            ),
+            self.ctx.limits,
+        )
 
 
 def load_detector_class(kind: str) -> type[Detector]:
@@ -236,8 +264,9 @@ def load_detector_class(kind: str) -> type[Detector]:
         try:
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot load detector {kind!r}: {exc}",
-                              hint="give an importable module:Class") from None
+            raise ConfigError(
+                f"cannot load detector {kind!r}: {exc}", hint="give an importable module:Class"
+            ) from None
         if not (isinstance(cls, type) and issubclass(cls, Detector)):
             raise ConfigError(f"{kind!r} is not a streamproc Detector subclass")
         return cls
@@ -245,12 +274,14 @@ def load_detector_class(kind: str) -> type[Detector]:
         if ep.name == kind:
             cls = ep.load()
             if not (isinstance(cls, type) and issubclass(cls, Detector)):
-                raise ConfigError(f"entry point {kind!r} ({ep.value}) is not a streamproc "
-                                  "Detector subclass")
+                raise ConfigError(
+                    f"entry point {kind!r} ({ep.value}) is not a streamproc Detector subclass"
+                )
             REGISTRY.setdefault(cls.kind or kind, cls)
             return cls
-    raise ConfigError(f"unknown detector kind {kind!r}",
-                      hint=f"built-in kinds: {', '.join(sorted(REGISTRY))}")
+    raise ConfigError(
+        f"unknown detector kind {kind!r}", hint=f"built-in kinds: {', '.join(sorted(REGISTRY))}"
+    )
 
 
 def run_order(detectors: Sequence[Detector]) -> list[Detector]:
@@ -264,9 +295,11 @@ def run_order(detectors: Sequence[Detector]) -> list[Detector]:
         if d.kind in done:
             return
         if d.kind in path:
-            cycle = " -> ".join((*path[path.index(d.kind):], d.kind))
-            raise ConfigError(f"detectors wait for each other: {cycle}",
-                              hint="'after' must not name a detector that runs after it")
+            cycle = " -> ".join((*path[path.index(d.kind) :], d.kind))
+            raise ConfigError(
+                f"detectors wait for each other: {cycle}",
+                hint="'after' must not name a detector that runs after it",
+            )
         for kind in d.after:
             peer = by_kind.get(kind)
             if peer is not None:

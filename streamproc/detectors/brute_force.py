@@ -112,14 +112,14 @@ class BruteForce(Detector):
                 else:
                     insort(entries, entry, key=_T)
                 if len(entries) > cap:
-                    del entries[:len(entries) - cap]
+                    del entries[: len(entries) - cap]
             n = len(entries)
             if n < threshold:
                 continue
             newest = entries[-1][0]
             # drop what no window ending at or after the newest failure can include
             if entries[0][0] < newest - window:
-                del entries[:bisect_left(entries, newest - window, key=_T)]
+                del entries[: bisect_left(entries, newest - window, key=_T)]
                 n = len(entries)
                 if n < threshold:
                     continue
@@ -142,32 +142,52 @@ class BruteForce(Detector):
             quiet[key] = decided + self.realert
             self.fires.touch(key, decided)
             # a full list that starts the window may have lost older failures to the cap
-            alerts.append(self._alert(key, entries[lo:hi], decided, ev,
-                                      lo == 0 and len(entries) >= cap))
+            alerts.append(
+                self._alert(key, entries[lo:hi], decided, ev, lo == 0 and len(entries) >= cap)
+            )
         self.evaluations += evaluations
         return alerts
 
-    def _alert(self, key: str, window_entries: list[Entry], ts: float, ev: Event,
-               maybe_more: bool = False) -> Alert:
+    def _alert(
+        self, key: str, window_entries: list[Entry], ts: float, ev: Event, maybe_more: bool = False
+    ) -> Alert:
         username, ip = unpack2(key)
         first = window_entries[0][0]
         count = len(window_entries)
         at_least = "at least " if maybe_more else ""
-        samples = [
-            {"timestamp": iso(t), "username": clip(username), "ip_address": clip(ip),
-             **({"user_agent": ua} if ua is not None else {}),
-             **({"country": country} if country is not None else {})}
-            for t, ua, country in window_entries[-self.max_samples:]
-        ] if self.max_samples else []
+        samples = (
+            [
+                {
+                    "timestamp": iso(t),
+                    "username": clip(username),
+                    "ip_address": clip(ip),
+                    **({"user_agent": ua} if ua is not None else {}),
+                    **({"country": country} if country is not None else {}),
+                }
+                for t, ua, country in window_entries[-self.max_samples :]
+            ]
+            if self.max_samples
+            else []
+        )
         minutes = self.window / 60
         return self.make_alert(
-            key={"username": username, "ip_address": ip}, incident=first, event_time=ts,
+            key={"username": username, "ip_address": ip},
+            incident=first,
+            event_time=ts,
             title=f"Brute-force login attempt on {username} from {ip}",
-            body=(f"{at_least}{count} failed logins for user {username} from {ip} within "
-                  f"{minutes:g} minutes (threshold {self.threshold})."),
-            evidence={"failures": count, "failures_exact": not maybe_more,
-                      "first_seen": first, "last_seen": ts, "window_seconds": self.window,
-                      "threshold": self.threshold, "samples": samples},
+            body=(
+                f"{at_least}{count} failed logins for user {username} from {ip} within "
+                f"{minutes:g} minutes (threshold {self.threshold})."
+            ),
+            evidence={
+                "failures": count,
+                "failures_exact": not maybe_more,
+                "first_seen": first,
+                "last_seen": ts,
+                "window_seconds": self.window,
+                "threshold": self.threshold,
+                "samples": samples,
+            },
             source=ev.source(),
             labels={"username": username, "ip_address": ip},
         )

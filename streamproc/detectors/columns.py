@@ -122,18 +122,33 @@ class FrameBatch(EventBatch):
     field (typed by the reader), or another field of strings, booleans or integers; any other
     (an extra field read as floats or times) is read from the Events."""
 
-    __slots__ = ("_events", "_exact", "_frame", "_made", "_offsets", "_partition",
-                 "_positions", "_topic")
+    __slots__ = (
+        "_events",
+        "_exact",
+        "_frame",
+        "_made",
+        "_offsets",
+        "_partition",
+        "_positions",
+        "_topic",
+    )
 
-    def __init__(self, frame: Any, positions: list[int],
-                 materialize: Callable[[list[int]], list[Event]], topic: str, partition: int,
-                 offsets: Callable[[], list[int]], exact: frozenset[str]) -> None:
-        self._frame = frame              # a RecordFrame
-        self._positions = positions      # the rows judged, as positions in the frame
-        self._made = materialize         # frame positions -> their Events
+    def __init__(
+        self,
+        frame: Any,
+        positions: list[int],
+        materialize: Callable[[list[int]], list[Event]],
+        topic: str,
+        partition: int,
+        offsets: Callable[[], list[int]],
+        exact: frozenset[str],
+    ) -> None:
+        self._frame = frame  # a RecordFrame
+        self._positions = positions  # the rows judged, as positions in the frame
+        self._made = materialize  # frame positions -> their Events
         self._topic, self._partition = topic, partition
-        self._offsets: Any = offsets     # () -> every record's offset, made once if asked
-        self._exact = exact              # fields whose frame column is exact (contract)
+        self._offsets: Any = offsets  # () -> every record's offset, made once if asked
+        self._exact = exact  # fields whose frame column is exact (contract)
         self._rows = None
         self._times = None
         self._columns = {}
@@ -191,5 +206,9 @@ def _exact_type(kind: Any) -> bool:
     integers: yes; floats: an integer among them comes back as a float; times: no)."""
     import pyarrow as pa
 
-    return bool(pa.types.is_string(kind) or pa.types.is_boolean(kind)
-                or pa.types.is_int64(kind) or pa.types.is_null(kind))
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_int64(kind)
+        or pa.types.is_null(kind)
+    )

@@ -73,8 +73,12 @@ class CompromiseSuspected(Detector):
             user = table.column("username")
             # pack2(username, ip_address): "<len>:<username><ip_address>"
             pair = pc.binary_join_element_wise(
-                pc.cast(pc.utf8_length(user), pa.string()), ":", user,
-                table.column("ip_address"), "")
+                pc.cast(pc.utf8_length(user), pa.string()),
+                ":",
+                user,
+                table.column("ip_address"),
+                "",
+            )
             return pc.and_(success, pc.is_in(pair, value_set=pa.array(fired, pa.string())))
 
         return select
@@ -91,10 +95,11 @@ class CompromiseSuspected(Detector):
             return self._engine_bf
         if self._private is None:
             self._private = BruteForce(
-                {"threshold": self.params["threshold"],
-                 "window": self.params["failure_window"]},
-                DetectorContext(binding=self.ctx.binding, key_cap=self.ctx.key_cap,
-                                limits=self.ctx.limits))
+                {"threshold": self.params["threshold"], "window": self.params["failure_window"]},
+                DetectorContext(
+                    binding=self.ctx.binding, key_cap=self.ctx.key_cap, limits=self.ctx.limits
+                ),
+            )
             self._private.retain_fires(self.window)
             if self._private_state is not None:
                 self._private.restore(self._private_state)
@@ -127,20 +132,30 @@ class CompromiseSuspected(Detector):
             if reported.get(pair) == fired:
                 continue
             reported[pair] = fired
-            alerts.append(self.make_alert(
-                key={"username": username, "ip_address": ip}, incident=fired, event_time=ts,
-                title=f"Possible account compromise: {clip(username)} logged in from "
-                      f"{clip(ip)} after a brute-force attack",
-                body=(f"User {clip(username)} logged in successfully from {clip(ip)} "
-                      f"{ts - fired:.0f} s after brute_force fired for the same user and "
-                      f"address. Treat the account as compromised until proven otherwise: "
-                      f"reset its credentials and review the session."),
-                evidence={"brute_force_fired_at": fired, "success_at": ts,
-                          "seconds_after": ts - fired, "window_seconds": window,
-                          "samples": [{"timestamp": iso(ts),
-                                       **sample_of(data, _SAMPLE_FIELDS)}]},
-                source=ev.source(),
-                labels={"username": clip(username), "ip_address": clip(ip)}))
+            alerts.append(
+                self.make_alert(
+                    key={"username": username, "ip_address": ip},
+                    incident=fired,
+                    event_time=ts,
+                    title=f"Possible account compromise: {clip(username)} logged in from "
+                    f"{clip(ip)} after a brute-force attack",
+                    body=(
+                        f"User {clip(username)} logged in successfully from {clip(ip)} "
+                        f"{ts - fired:.0f} s after brute_force fired for the same user and "
+                        f"address. Treat the account as compromised until proven otherwise: "
+                        f"reset its credentials and review the session."
+                    ),
+                    evidence={
+                        "brute_force_fired_at": fired,
+                        "success_at": ts,
+                        "seconds_after": ts - fired,
+                        "window_seconds": window,
+                        "samples": [{"timestamp": iso(ts), **sample_of(data, _SAMPLE_FIELDS)}],
+                    },
+                    source=ev.source(),
+                    labels={"username": clip(username), "ip_address": clip(ip)},
+                )
+            )
         return alerts
 
     def on_watermark(self, watermark: float) -> list[Alert]:
@@ -160,9 +175,10 @@ class CompromiseSuspected(Detector):
         return self._private.evictions if self._private else 0
 
     def snapshot(self) -> Any:
-        return {"reported": [[u, ip, t] for (u, ip), t in self.reported.items()],
-                "private": self._private.snapshot() if self._private
-                else self._private_state}
+        return {
+            "reported": [[u, ip, t] for (u, ip), t in self.reported.items()],
+            "private": self._private.snapshot() if self._private else self._private_state,
+        }
 
     def restore(self, state: Any) -> None:
         for u, ip, t in state.get("reported", []):

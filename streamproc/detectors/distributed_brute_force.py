@@ -27,8 +27,13 @@ class DistributedBruteForce(DistinctDetector):
     severity = "high"
     key_field = "username"
     value_field = "ip_address"
-    defaults = {"threshold": 10, "network_threshold": 5, "window": 3600.0, "realert": 0.0,
-                "samples": 5}
+    defaults = {
+        "threshold": 10,
+        "network_threshold": 5,
+        "window": 3600.0,
+        "realert": 0.0,
+        "samples": 5,
+    }
     colocate = ("username",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
@@ -45,8 +50,9 @@ class DistributedBruteForce(DistinctDetector):
             return None
         return {"rule": "networks"}
 
-    def describe(self, key: str, st: _Distinct, extra: dict[str, Any] | None) \
-            -> tuple[str, str, dict[str, Any]]:
+    def describe(
+        self, key: str, st: _Distinct, extra: dict[str, Any] | None
+    ) -> tuple[str, str, dict[str, Any]]:
         n = len(st.values)
         networks = sorted({network_of(ip) for ip in st.values})
         if extra is None:
@@ -55,9 +61,10 @@ class DistributedBruteForce(DistinctDetector):
         extra["distinct_networks"] = len(networks)
         extra["networks"] = networks[:50]
         extra["network_threshold"] = self.network_threshold
-        return (f"Distributed brute force on {clip(key)}: {n} addresses, "
-                f"{len(networks)} networks",
-                f"Failed logins for user {clip(key)} from {n} distinct addresses in "
-                f"{len(networks)} networks within {self.window / 60:g} minutes (thresholds: "
-                f"{self.threshold} addresses or {self.network_threshold} networks).",
-                {"username": key})
+        return (
+            f"Distributed brute force on {clip(key)}: {n} addresses, {len(networks)} networks",
+            f"Failed logins for user {clip(key)} from {n} distinct addresses in "
+            f"{len(networks)} networks within {self.window / 60:g} minutes (thresholds: "
+            f"{self.threshold} addresses or {self.network_threshold} networks).",
+            {"username": key},
+        )

@@ -157,13 +157,17 @@ class Rejected:
 
 
 class DetectorEngine:
-    def __init__(self, detectors: Sequence[Detector], *,
-                 allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
-                 idle_after: float = DEFAULT_IDLE_AFTER,
-                 max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
-                 max_time_jump: float = DEFAULT_MAX_TIME_JUMP,
-                 jump_confirmations: int = DEFAULT_JUMP_CONFIRMATIONS,
-                 limits: AlertLimits | None = None) -> None:
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        *,
+        allowed_lateness: float = DEFAULT_ALLOWED_LATENESS,
+        idle_after: float = DEFAULT_IDLE_AFTER,
+        max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
+        max_time_jump: float = DEFAULT_MAX_TIME_JUMP,
+        jump_confirmations: int = DEFAULT_JUMP_CONFIRMATIONS,
+        limits: AlertLimits | None = None,
+    ) -> None:
         self.detectors: list[Detector] = []
         self.set_detectors(detectors)
         self.limits = limits if limits is not None else AlertLimits()
@@ -212,8 +216,9 @@ class DetectorEngine:
         self.detectors = run_order(detectors)
         connect_all(self.detectors)
 
-    def process(self, events: list[Event], now: float | None = None) \
-            -> tuple[list[Alert], list[Rejected]]:
+    def process(
+        self, events: list[Event], now: float | None = None
+    ) -> tuple[list[Alert], list[Rejected]]:
         """Feed a batch; returns (alerts, events not judged and why). ``now`` is wall time,
         for idleness."""
         if self.merge is not None:
@@ -231,15 +236,25 @@ class DetectorEngine:
         """Whether every detector here says which records can matter to it as a column
         expression (``Detector.column_prefilter``): then a batch can be judged from its
         columns (``process_frame``), with Events made for the candidates alone."""
-        return bool(self.detectors) and self.merge is None and all(
-            d.reads_columns or type(d).column_prefilter is not Detector.column_prefilter
-            for d in self.detectors)
+        return (
+            bool(self.detectors)
+            and self.merge is None
+            and all(
+                d.reads_columns or type(d).column_prefilter is not Detector.column_prefilter
+                for d in self.detectors
+            )
+        )
 
-    def process_frame(self, frame: RecordFrame, topic: str, partition: int,
-                      materialize: Callable[[list[int]], list[Event]],
-                      now: float | None = None, *,
-                      offsets: Callable[[], list[int]] | None = None) \
-            -> tuple[list[Alert], list[Rejected]] | None:
+    def process_frame(
+        self,
+        frame: RecordFrame,
+        topic: str,
+        partition: int,
+        materialize: Callable[[list[int]], list[Event]],
+        now: float | None = None,
+        *,
+        offsets: Callable[[], list[int]] | None = None,
+    ) -> tuple[list[Alert], list[Rejected]] | None:
         """``process`` for a batch of one source partition read into columns
         (decode/frames.py), or None, having changed nothing, when only the per-event path
         can judge it: the partition has no stream time yet, holds candidates of a jump, or a
@@ -259,8 +274,13 @@ class DetectorEngine:
         key = (topic, partition)
         current = self._stream_time.get(key)
         n = len(frame)
-        if current is None or key in self._held or key in self._warm or n == 0 \
-                or not self.takes_frames():
+        if (
+            current is None
+            or key in self._held
+            or key in self._warm
+            or n == 0
+            or not self.takes_frames()
+        ):
             return None
         ts = frame.ts
         highest = float(ts.max())
@@ -300,10 +320,15 @@ class DetectorEngine:
             late_rows = np.flatnonzero(late).tolist()
             lateness = self.allowed_lateness
             for i, ev in zip(late_rows, events_at(late_rows), strict=True):
-                rejected.append(Rejected(
-                    "late", ev, f"event time {ev.ts:.3f} is behind the partition's stream "
-                                f"time {float(before[i]):.3f} minus the allowed lateness "
-                                f"({lateness:g} s)"))
+                rejected.append(
+                    Rejected(
+                        "late",
+                        ev,
+                        f"event time {ev.ts:.3f} is behind the partition's stream "
+                        f"time {float(before[i]):.3f} minus the allowed lateness "
+                        f"({lateness:g} s)",
+                    )
+                )
             self.late_events += len(late_rows)
             late_set.update(late_rows)
         accepted = n - len(late_set)
@@ -315,10 +340,20 @@ class DetectorEngine:
                 if type(detector).column_prefilter is Detector.column_prefilter:
                     # it reads columns (reads_columns): the accepted rows, as a batch
                     if batch is None:
-                        positions = [i for i in range(n) if i not in late_set] \
-                            if late_set else list(range(n))
-                        batch = FrameBatch(frame, positions, events_at, topic, partition,
-                                           offsets or (lambda: [-1] * n), frame.exact)
+                        positions = (
+                            [i for i in range(n) if i not in late_set]
+                            if late_set
+                            else list(range(n))
+                        )
+                        batch = FrameBatch(
+                            frame,
+                            positions,
+                            events_at,
+                            topic,
+                            partition,
+                            offsets or (lambda: [-1] * n),
+                            frame.exact,
+                        )
                     out = detector.judge_batch(batch)
                     if out:
                         alerts.extend(self._capped(out))
@@ -337,8 +372,7 @@ class DetectorEngine:
             rejected = self.take_late() + rejected
         return alerts, rejected
 
-    def _judge(self, events: list[Event], now: float | None) \
-            -> tuple[list[Alert], list[Rejected]]:
+    def _judge(self, events: list[Event], now: float | None) -> tuple[list[Alert], list[Rejected]]:
         accepted, rejected = self._split(events, now)
         return self._detect(accepted), rejected
 
@@ -427,11 +461,22 @@ class DetectorEngine:
             "watermark": self.watermark if self.watermark != _NEG_INF else None,
             "detectors": {d.kind: d.snapshot() for d in self.detectors},
             **({"merge": self.merge.snapshot()} if self.merge is not None else {}),
-            **({"held": [[t, p, self._contra.get((t, p), 0),
-                          [[ev.ts, ev.data, ev.offset] for ev in events]]
-                         for (t, p), events in self._held.items()]} if self._held else {}),
-            **({"warm": [[t, p, ts] for (t, p), ts in self._warm.items()]}
-               if self._warm else {}),
+            **(
+                {
+                    "held": [
+                        [
+                            t,
+                            p,
+                            self._contra.get((t, p), 0),
+                            [[ev.ts, ev.data, ev.offset] for ev in events],
+                        ]
+                        for (t, p), events in self._held.items()
+                    ]
+                }
+                if self._held
+                else {}
+            ),
+            **({"warm": [[t, p, ts] for (t, p), ts in self._warm.items()]} if self._warm else {}),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -450,15 +495,18 @@ class DetectorEngine:
         if watermark is not None and watermark <= limit:
             self.watermark = max(self.watermark, watermark)
         if dropped:
-            log.warning("checkpoint holds stream times beyond the clock, dropped: %s",
-                        ", ".join(dropped[:5]))
+            log.warning(
+                "checkpoint holds stream times beyond the clock, dropped: %s",
+                ", ".join(dropped[:5]),
+            )
         if self.merge is not None and state.get("merge"):
             self.merge.restore(state["merge"])
         family = self.detectors[0].family if self.detectors else ""
         for topic, partition, contra, events in state.get("held", []):
             key = (topic, partition)
-            self._held[key] = [Event(family, ts, data, topic, partition, offset)
-                               for ts, data, offset in events]
+            self._held[key] = [
+                Event(family, ts, data, topic, partition, offset) for ts, data, offset in events
+            ]
             self._contra[key] = contra
         for topic, partition, times in state.get("warm", []):
             if (topic, partition) not in self._stream_time:
@@ -492,8 +540,7 @@ class DetectorEngine:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _split(self, events: list[Event], now: float | None) \
-            -> tuple[list[Event], list[Rejected]]:
+    def _split(self, events: list[Event], now: float | None) -> tuple[list[Event], list[Rejected]]:
         """Which events detectors judge now, in order; the others, with their reason."""
         lateness = self.allowed_lateness
         stream_time = self._stream_time
@@ -529,10 +576,15 @@ class DetectorEngine:
             if ts < behind:
                 if accepted is None:
                     accepted = events[:i]
-                rejected.append(Rejected(
-                    "late", ev, f"event time {ts:.3f} lags the binding's topics (median "
-                                f"stream time {behind + self.max_time_jump:.3f}) by more "
-                                f"than max_time_jump ({self.max_time_jump:g} s)"))
+                rejected.append(
+                    Rejected(
+                        "late",
+                        ev,
+                        f"event time {ts:.3f} lags the binding's topics (median "
+                        f"stream time {behind + self.max_time_jump:.3f}) by more "
+                        f"than max_time_jump ({self.max_time_jump:g} s)",
+                    )
+                )
                 self.late_events += 1
                 continue
             if ts > current:
@@ -552,10 +604,15 @@ class DetectorEngine:
             elif not ts >= current - lateness:  # "not >=": a NaN time is late, as before
                 if accepted is None:
                     accepted = events[:i]
-                rejected.append(Rejected(
-                    "late", ev, f"event time {ts:.3f} is behind the partition's stream time "
-                                f"{current:.3f} minus the allowed lateness "
-                                f"({lateness:g} s)"))
+                rejected.append(
+                    Rejected(
+                        "late",
+                        ev,
+                        f"event time {ts:.3f} is behind the partition's stream time "
+                        f"{current:.3f} minus the allowed lateness "
+                        f"({lateness:g} s)",
+                    )
+                )
                 self.late_events += 1
                 if held is not None:
                     stream_time[key] = current
@@ -568,7 +625,7 @@ class DetectorEngine:
                 accepted.append(ev)
             if held is not None:
                 if accepted is None:
-                    accepted = events[:i + 1]
+                    accepted = events[: i + 1]
                 stream_time[key] = current
                 self._beside_held(key, accepted, rejected)
                 current = stream_time[key]
@@ -595,15 +652,21 @@ class DetectorEngine:
         last = self._last_active.get(key)
         return max(0.0, now - last) if last is not None else 0.0
 
-    def _outlier(self, key: Key, ev: Event, limit: float, accepted: list[Event],
-                 rejected: list[Rejected]) -> None:
+    def _outlier(
+        self, key: Key, ev: Event, limit: float, accepted: list[Event], rejected: list[Rejected]
+    ) -> None:
         """A record ahead of the future limit, or beyond its partition's allowed jump."""
         ts = ev.ts
         if ts > limit:
-            rejected.append(Rejected(
-                "future", ev, f"event time {ts:.3f} is more than max_future_skew="
-                              f"{self.max_future_skew:g} s ahead of the clock "
-                              f"({limit - self.max_future_skew:.3f})"))
+            rejected.append(
+                Rejected(
+                    "future",
+                    ev,
+                    f"event time {ts:.3f} is more than max_future_skew="
+                    f"{self.max_future_skew:g} s ahead of the clock "
+                    f"({limit - self.max_future_skew:.3f})",
+                )
+            )
             return
         if key not in self._stream_time:
             # a partition's first records: judged as they come; its stream time starts at
@@ -622,8 +685,7 @@ class DetectorEngine:
             self._stream_time[key] = max(self._stream_time[key], new_time - self.max_time_jump)
             self._release_within(key, accepted, rejected)
 
-    def _release_within(self, key: Key, accepted: list[Event], rejected: list[Rejected]) \
-            -> bool:
+    def _release_within(self, key: Key, accepted: list[Event], rejected: list[Rejected]) -> bool:
         """Let go the held records within ``max_time_jump`` of the stream time (which they
         move on, so possibly bringing more within reach); True if none is left."""
         held = self._held[key]
@@ -652,9 +714,15 @@ class DetectorEngine:
             elif ev.ts >= current - self.allowed_lateness:
                 out.append(ev)
             else:
-                rejected.append(Rejected("late", ev, f"event time {ev.ts:.3f} is behind the "
-                                         f"partition's stream time {current:.3f} minus the "
-                                         f"allowed lateness ({self.allowed_lateness:g} s)"))
+                rejected.append(
+                    Rejected(
+                        "late",
+                        ev,
+                        f"event time {ev.ts:.3f} is behind the "
+                        f"partition's stream time {current:.3f} minus the "
+                        f"allowed lateness ({self.allowed_lateness:g} s)",
+                    )
+                )
                 self.late_events += 1
         if current != _NEG_INF:
             self._stream_time[key] = current
@@ -668,8 +736,11 @@ class DetectorEngine:
             return
         contra = self._contra.get(key, 0) + 1
         if contra >= self.jump_confirmations:
-            self._reject_held(key, rejected, f"{contra} later records of the partition "
-                                             "stayed near its stream time")
+            self._reject_held(
+                key,
+                rejected,
+                f"{contra} later records of the partition stayed near its stream time",
+            )
         else:
             self._contra[key] = contra
 
@@ -678,10 +749,15 @@ class DetectorEngine:
         self._contra.pop(key, None)
         current = self._stream_time.get(key, _NEG_INF)
         for ev in held:
-            rejected.append(Rejected(
-                "time_jump", ev, f"event time {ev.ts:.3f} is more than max_time_jump="
-                                 f"{self.max_time_jump:g} s ahead of the partition's stream "
-                                 f"time {current:.3f} and was not confirmed: {why}"))
+            rejected.append(
+                Rejected(
+                    "time_jump",
+                    ev,
+                    f"event time {ev.ts:.3f} is more than max_time_jump="
+                    f"{self.max_time_jump:g} s ahead of the partition's stream "
+                    f"time {current:.3f} and was not confirmed: {why}",
+                )
+            )
 
     def _release_quiet(self, now: float) -> list[Alert]:
         """Live: candidates of a partition quiet for ``idle_after`` that agree with the
@@ -740,8 +816,7 @@ class DetectorEngine:
         if now - self._last_active.get(key, now) < self.idle_after:
             return False
         if self.input_caught_up is not None:
-            return (self.input_caught_up(key)
-                    and (self.merge is None or not self.merge.holds(key)))
+            return self.input_caught_up(key) and (self.merge is None or not self.merge.holds(key))
         return self.caught_up_when_quiet
 
     def drained(self, now: float) -> bool:
@@ -750,12 +825,19 @@ class DetectorEngine:
         then moves the binding's watermark to its largest stream time, as a replay's end
         does.)"""
         caught_up = self.caught_up or self.input_caught_up
-        if caught_up is None or not self._stream_time or self._held or self._warm \
-                or (self.merge is not None and len(self.merge)):
+        if (
+            caught_up is None
+            or not self._stream_time
+            or self._held
+            or self._warm
+            or (self.merge is not None and len(self.merge))
+        ):
             return False
         last_active = self._last_active
-        return all(now - last_active.get(key, now) >= self.idle_after and caught_up(key)
-                   for key in self._stream_time)
+        return all(
+            now - last_active.get(key, now) >= self.idle_after and caught_up(key)
+            for key in self._stream_time
+        )
 
     def _judge_held(self, key: Key, when: str) -> list[Event]:
         """Nothing is left to confirm or contradict the candidates of ``key``: they are
@@ -808,8 +890,11 @@ class DetectorEngine:
         if now is None or not self._last_active:
             times = list(self._stream_time.values())
         else:
-            times = [ts for key, ts in self._stream_time.items()
-                     if now - self._last_active.get(key, now) <= self.idle_after]
+            times = [
+                ts
+                for key, ts in self._stream_time.items()
+                if now - self._last_active.get(key, now) <= self.idle_after
+            ]
             if not times:
                 times = list(self._stream_time.values())
         if self.max_topic_lag is not None and len(self._stream_time) > 1:

@@ -23,9 +23,11 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
         if kind in rule_kinds:
             continue  # a rule's settings: rule_detectors reads them
         if kind.startswith(("rule:", "sigma:")):
-            raise ConfigError(f"no rule {kind!r} is loaded",
-                              hint="rules come from the files of rules: and sigma: "
-                                   "(streamproc rules check lists them)")
+            raise ConfigError(
+                f"no rule {kind!r} is loaded",
+                hint="rules come from the files of rules: and sigma: "
+                "(streamproc rules check lists them)",
+            )
         if kind not in names:
             names.append(kind)
     out: list[Detector] = []
@@ -35,8 +37,10 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
         cls = load_detector_class(class_path or kind)
         if cls.family != binding.family:
             if kind in binding.detectors or class_path:
-                raise ConfigError(f"detector {kind!r} reads {cls.family}, not {binding.family}",
-                                  hint="move it to a binding of that family")
+                raise ConfigError(
+                    f"detector {kind!r} reads {cls.family}, not {binding.family}",
+                    hint="move it to a binding of that family",
+                )
             continue  # a global default for another family's detector
         ctx = detector_context(config, binding, kind, params, cls.enabled_by_default)
         if ctx is not None:
@@ -47,8 +51,13 @@ def build_detectors(config: Config, binding: Binding) -> list[Detector]:
     return run_order(out)
 
 
-def detector_context(config: Config, binding: Binding, kind: str, params: dict[str, Any],
-                     enabled_by_default: bool = True) -> DetectorContext | None:
+def detector_context(
+    config: Config,
+    binding: Binding,
+    kind: str,
+    params: dict[str, Any],
+    enabled_by_default: bool = True,
+) -> DetectorContext | None:
     """Where a detector of ``kind`` runs, taking ``enabled`` and ``key_cap`` out of its
     ``params``; None when the config turns it off."""
     enabled = params.pop("enabled", enabled_by_default)
@@ -56,14 +65,19 @@ def detector_context(config: Config, binding: Binding, kind: str, params: dict[s
         raise ConfigError(f"detector {kind!r}: enabled must be true or false")
     if not enabled:
         return None
-    return DetectorContext(binding=binding.name, key_cap=int(params.pop("key_cap", 1_000_000)),
-                           limits=config.alert_limits)
+    return DetectorContext(
+        binding=binding.name,
+        key_cap=int(params.pop("key_cap", 1_000_000)),
+        limits=config.alert_limits,
+    )
 
 
 def build_engine(config: Config, binding: Binding) -> DetectorEngine:
-    return DetectorEngine(build_detectors(config, binding),
-                          allowed_lateness=binding.allowed_lateness,
-                          max_future_skew=binding.max_future_skew,
-                          max_time_jump=binding.max_time_jump,
-                          jump_confirmations=binding.jump_confirmations,
-                          limits=config.alert_limits)
+    return DetectorEngine(
+        build_detectors(config, binding),
+        allowed_lateness=binding.allowed_lateness,
+        max_future_skew=binding.max_future_skew,
+        max_time_jump=binding.max_time_jump,
+        jump_confirmations=binding.jump_confirmations,
+        limits=config.alert_limits,
+    )

@@ -38,14 +38,22 @@ class _Host:
     tuple (no list per host; the empty tuple is shared) and the last sample's source as three
     fields (no tuple per host)."""
 
-    __slots__ = ("last", "gaps", "samples", "deadline", "silent_since", "topic", "partition",
-                 "offset")
+    __slots__ = (
+        "last",
+        "gaps",
+        "samples",
+        "deadline",
+        "silent_since",
+        "topic",
+        "partition",
+        "offset",
+    )
 
     def __init__(self, ts: float, origin: tuple[str, int, int]) -> None:
         self.last = ts
         self.gaps: tuple[float, ...] = ()  # the last 5 gaps between samples
         self.samples = 1
-        self.deadline: float | None = None   # armed deadline (None: not watched yet)
+        self.deadline: float | None = None  # armed deadline (None: not watched yet)
         self.silent_since: float | None = None  # last sample before the open silence
         self.topic, self.partition, self.offset = origin
 
@@ -55,8 +63,7 @@ class HostSilent(Detector):
     kind = "host_silent"
     family = "host-metrics"
     severity = "medium"
-    defaults = {"factor": 3.0, "min_silence": 60.0, "min_samples": 2,
-                "forget_after": 7 * 86400.0}
+    defaults = {"factor": 3.0, "min_silence": 60.0, "min_samples": 2, "forget_after": 7 * 86400.0}
     colocate = ("host",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
@@ -153,37 +160,59 @@ class HostSilent(Detector):
         st.silent_since = st.last
         return alert
 
-    def _alert(self, host: str, st: _Host, ts: float, status: str,
-               ev: Event | None = None) -> Alert:
+    def _alert(
+        self, host: str, st: _Host, ts: float, status: str, ev: Event | None = None
+    ) -> Alert:
         interval = self.interval(st)
         silence = max(self.min_silence, self.factor * interval)
         since = st.last if status == "firing" else st.silent_since
         assert since is not None
         if status == "firing":
             title = f"Host {clip(host)} stopped reporting"
-            body = (f"No metrics from {clip(host)} since {iso(since)}: silent for more than "
-                    f"{silence:g} s ({self.factor:g}x its {interval:g} s interval, minimum "
-                    f"{self.min_silence:g} s).")
+            body = (
+                f"No metrics from {clip(host)} since {iso(since)}: silent for more than "
+                f"{silence:g} s ({self.factor:g}x its {interval:g} s interval, minimum "
+                f"{self.min_silence:g} s)."
+            )
         else:
             title = f"Host {clip(host)} is reporting again"
-            body = (f"{clip(host)} reported at {iso(ts)} after {ts - since:.0f} s of silence.")
+            body = f"{clip(host)} reported at {iso(ts)} after {ts - since:.0f} s of silence."
         return self.make_alert(
-            key={"host": host}, incident=since, event_time=ts, title=title, body=body,
+            key={"host": host},
+            incident=since,
+            event_time=ts,
+            title=title,
+            body=body,
             status=status,
-            evidence={"last_seen": since, "interval_seconds": interval,
-                      "silence_threshold_seconds": silence,
-                      "silent_for_seconds": ts - since},
-            source=ev.source() if ev is not None else
-            {"topic": st.topic, "partition": st.partition, "offset": st.offset},
-            labels={"host": clip(host)})
+            evidence={
+                "last_seen": since,
+                "interval_seconds": interval,
+                "silence_threshold_seconds": silence,
+                "silent_for_seconds": ts - since,
+            },
+            source=ev.source()
+            if ev is not None
+            else {"topic": st.topic, "partition": st.partition, "offset": st.offset},
+            labels={"host": clip(host)},
+        )
 
     def snapshot(self) -> Any:
-        return {"hosts": [[h, st.last, list(st.gaps), st.samples, st.deadline, st.silent_since,
-                           [st.topic, st.partition, st.offset]]
-                          for h, st in self.state.items()],
-                "timers": [[w, k] for w, k in self.timers.snapshot()
-                           if math.isfinite(w)],
-                "evictions": self.state.evictions}
+        return {
+            "hosts": [
+                [
+                    h,
+                    st.last,
+                    list(st.gaps),
+                    st.samples,
+                    st.deadline,
+                    st.silent_since,
+                    [st.topic, st.partition, st.offset],
+                ]
+                for h, st in self.state.items()
+            ],
+            "timers": [[w, k] for w, k in self.timers.snapshot() if math.isfinite(w)],
+            "evictions": self.state.evictions,
+        }
 
     def restore(self, state: Any) -> None:
         for host, last, gaps, samples, deadline, silent, source in state.get("hosts", []):

@@ -54,10 +54,14 @@ Source = tuple[str, int]  # the original record's (topic, partition)
 
 
 class SourceMerge:
-    def __init__(self, family: str, wait: float = DEFAULT_WAIT,
-                 max_pending: int = DEFAULT_MAX_PENDING,
-                 partitions_of: Callable[[str], int | None] | None = None,
-                 behind: Callable[[str, int], bool] | None = None) -> None:
+    def __init__(
+        self,
+        family: str,
+        wait: float = DEFAULT_WAIT,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        partitions_of: Callable[[str], int | None] | None = None,
+        behind: Callable[[str, int], bool] | None = None,
+    ) -> None:
         self.family = family
         self.behind = behind
         self.partitions_of = partitions_of
@@ -140,8 +144,9 @@ class SourceMerge:
             if at is None:  # restored from a checkpoint: give it ``wait`` from now
                 heard[src] = at = now
             quiet = now - at
-            if quiet <= self.wait or (quiet <= BEHIND_WAIT_LIMIT and self.behind is not None
-                                      and self.behind(*src)):
+            if quiet <= self.wait or (
+                quiet <= BEHIND_WAIT_LIMIT and self.behind is not None and self.behind(*src)
+            ):
                 active.append(ts)
         return min(active) if active else float("inf")
 
@@ -149,10 +154,15 @@ class SourceMerge:
 
     def snapshot(self) -> dict[str, Any]:
         # a source expected but not heard from yet is kept (as null): still waited for
-        return {"newest": [[t, p, None if ts == float("-inf") else ts]
-                           for (t, p), ts in self._newest.items()],
-                "pending": [[ev.ts, ev.data, ev.topic, ev.partition, ev.offset]
-                            for _, _, ev in sorted(self._heap)]}
+        return {
+            "newest": [
+                [t, p, None if ts == float("-inf") else ts] for (t, p), ts in self._newest.items()
+            ],
+            "pending": [
+                [ev.ts, ev.data, ev.topic, ev.partition, ev.offset]
+                for _, _, ev in sorted(self._heap)
+            ],
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         for topic, partition, ts in state.get("newest", []):
@@ -163,6 +173,7 @@ class SourceMerge:
             self._heard[src] = None
             self._topics.add(topic)
         for ts, data, topic, partition, offset in state.get("pending", []):
-            heapq.heappush(self._heap, (ts, self._seq,
-                                        Event(self.family, ts, data, topic, partition, offset)))
+            heapq.heappush(
+                self._heap, (ts, self._seq, Event(self.family, ts, data, topic, partition, offset))
+            )
             self._seq += 1

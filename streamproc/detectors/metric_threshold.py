@@ -40,24 +40,39 @@ from ..windows import KeyedState
 from ._common import clip, iso
 from .base import Detector, Prefilter, register
 
-_METRICS = (("cpu_percent", "cpu"), ("memory_percent", "memory"), ("disk_percent", "disk"),
-            ("load_average", "load"))
+_METRICS = (
+    ("cpu_percent", "cpu"),
+    ("memory_percent", "memory"),
+    ("disk_percent", "disk"),
+    ("load_average", "load"),
+)
 
 
 class _Key:
-    __slots__ = ("last_ts", "level", "pending_since", "incident", "open_levels",
-                 "notified_at", "repeats", "changes", "flapping", "flap_incident", "value",
-                 "peak")
+    __slots__ = (
+        "last_ts",
+        "level",
+        "pending_since",
+        "incident",
+        "open_levels",
+        "notified_at",
+        "repeats",
+        "changes",
+        "flapping",
+        "flap_incident",
+        "value",
+        "peak",
+    )
 
     def __init__(self) -> None:
         self.last_ts = float("-inf")
-        self.level = 0             # 0 ok, 1 warning, 2 critical
+        self.level = 0  # 0 ok, 1 warning, 2 critical
         self.pending_since: float | None = None
-        self.incident: float | None = None   # start of the open incident
-        self.open_levels: list[int] = []     # levels whose firing alert is open
+        self.incident: float | None = None  # start of the open incident
+        self.open_levels: list[int] = []  # levels whose firing alert is open
         self.notified_at = 0.0
         self.repeats = 0
-        self.changes: list[float] = []      # OK<->FIRING change times within flap_window
+        self.changes: list[float] = []  # OK<->FIRING change times within flap_window
         self.flapping: float | None = None  # flapping since (None: not flapping)
         self.flap_incident: float | None = None
         self.value = 0.0
@@ -70,13 +85,20 @@ class MetricThreshold(Detector):
     family = "host-metrics"
     severity = "medium"
     defaults = {
-        "cpu_warning": 80.0, "cpu_critical": 95.0,
-        "memory_warning": 85.0, "memory_critical": 95.0,
-        "disk_warning": 90.0, "disk_critical": 95.0,
-        "load_warning": 4.0, "load_critical": 0.0,  # 0 = no critical level
-        "hysteresis": 5.0, "load_hysteresis": 0.5,
-        "for": 0.0, "renotify": 4 * 3600.0,
-        "flap_changes": 4, "flap_window": 1800.0,
+        "cpu_warning": 80.0,
+        "cpu_critical": 95.0,
+        "memory_warning": 85.0,
+        "memory_critical": 95.0,
+        "disk_warning": 90.0,
+        "disk_critical": 95.0,
+        "load_warning": 4.0,
+        "load_critical": 0.0,  # 0 = no critical level
+        "hysteresis": 5.0,
+        "load_hysteresis": 0.5,
+        "for": 0.0,
+        "renotify": 4 * 3600.0,
+        "flap_changes": 4,
+        "flap_window": 1800.0,
         # {"gpu_percent": {"warning": 90, "critical": 98, "hysteresis": 5}, ...}
         "extra_metrics": {},
     }
@@ -95,17 +117,25 @@ class MetricThreshold(Detector):
         extra = p["extra_metrics"] or {}
         if not isinstance(extra, dict):
             from ..errors import ConfigError
-            raise ConfigError("metric_threshold extra_metrics must map field names to "
-                              "{warning, critical, hysteresis}")
+
+            raise ConfigError(
+                "metric_threshold extra_metrics must map field names to "
+                "{warning, critical, hysteresis}"
+            )
         for field, spec in extra.items():
             from ..errors import ConfigError
+
             if not isinstance(spec, dict) or not isinstance(spec.get("warning"), int | float):
-                raise ConfigError(f"metric_threshold extra_metrics.{field} needs a numeric "
-                                  f"'warning'", hint="e.g. {warning: 90, critical: 98}")
+                raise ConfigError(
+                    f"metric_threshold extra_metrics.{field} needs a numeric 'warning'",
+                    hint="e.g. {warning: 90, critical: 98}",
+                )
             crit = spec.get("critical")
-            self.rules[str(field)] = (float(spec["warning"]),
-                                      float(crit) if crit is not None else None,
-                                      float(spec.get("hysteresis", h)))
+            self.rules[str(field)] = (
+                float(spec["warning"]),
+                float(crit) if crit is not None else None,
+                float(spec.get("hysteresis", h)),
+            )
         self.for_s = float(p["for"])
         self.renotify = float(p["renotify"])
         self.flap_changes = int(p["flap_changes"])
@@ -172,7 +202,7 @@ class MetricThreshold(Detector):
         if any(field not in fields or fields[field].type != "number" for field, _ in rules):
             return None
         with_state: dict[str, set[str]] = {}
-        for host, field in self.state.keys():
+        for host, field in self.state.keys():  # noqa: SIM118 (KeyedState is no iterable)
             with_state.setdefault(field, set()).add(host)
 
         def select(table: Any) -> Any:
@@ -185,8 +215,9 @@ class MetricThreshold(Detector):
                 over = pc.fill_null(pc.greater(table.column(field), rule[0]), False)
                 watched = set(pc.unique(pc.filter(hosts, over)).to_pylist())
                 watched |= with_state.get(field, set())
-                part = pc.or_(over, pc.is_in(hosts, value_set=pa.array(sorted(watched),
-                                                                        pa.string())))
+                part = pc.or_(
+                    over, pc.is_in(hosts, value_set=pa.array(sorted(watched), pa.string()))
+                )
                 picked = part if picked is None else pc.or_(picked, part)
             return picked
 
@@ -222,8 +253,15 @@ class MetricThreshold(Detector):
         self.evaluations += evaluations
         return alerts
 
-    def _judge(self, key: tuple[str, str], st: _Key, v: float,
-               rule: tuple[float, float | None, float], ev: Event, out: list[Alert]) -> None:
+    def _judge(
+        self,
+        key: tuple[str, str],
+        st: _Key,
+        v: float,
+        rule: tuple[float, float | None, float],
+        ev: Event,
+        out: list[Alert],
+    ) -> None:
         # ``open_levels`` lists the levels whose firing alert was sent and not yet resolved;
         # while flapping nothing is sent, and the end of flapping reconciles the two.
         ts = ev.ts
@@ -279,15 +317,17 @@ class MetricThreshold(Detector):
             self._close_above(key, st, new, ev, out)
             self._open(key, st, new, ev, out)
 
-    def _open(self, key: tuple[str, str], st: _Key, level: int, ev: Event,
-              out: list[Alert]) -> None:
+    def _open(
+        self, key: tuple[str, str], st: _Key, level: int, ev: Event, out: list[Alert]
+    ) -> None:
         if level not in st.open_levels:
             st.open_levels.append(level)
             st.notified_at = ev.ts
             out.append(self._alert(key, st, level, "firing", ev))
 
-    def _close_above(self, key: tuple[str, str], st: _Key, level: int, ev: Event,
-                     out: list[Alert]) -> None:
+    def _close_above(
+        self, key: tuple[str, str], st: _Key, level: int, ev: Event, out: list[Alert]
+    ) -> None:
         for lvl in sorted(st.open_levels, reverse=True):
             if lvl > level:
                 out.append(self._alert(key, st, lvl, "resolved", ev))
@@ -310,8 +350,9 @@ class MetricThreshold(Detector):
             return True
         return False
 
-    def _maybe_end_flapping(self, key: tuple[str, str], st: _Key, ev: Event,
-                            out: list[Alert]) -> None:
+    def _maybe_end_flapping(
+        self, key: tuple[str, str], st: _Key, ev: Event, out: list[Alert]
+    ) -> None:
         if st.flapping is None:
             return
         if st.changes and ev.ts - st.changes[-1] < self.flap_window:
@@ -332,50 +373,77 @@ class MetricThreshold(Detector):
         warn, crit, _ = self.rules[field]
         return crit if level == 2 and crit is not None else warn
 
-    def _alert(self, key: tuple[str, str], st: _Key, level: int, status: str, ev: Event,
-               repeat: int = 0) -> Alert:
+    def _alert(
+        self, key: tuple[str, str], st: _Key, level: int, status: str, ev: Event, repeat: int = 0
+    ) -> Alert:
         host, field = key
         thr = self._threshold(field, level)
         name = "critical" if level == 2 else "warning"
         op = ">=" if level == 2 else ">"
         if status == "firing":
             title = f"{field} on {clip(host)} is {st.value:g} ({name}: {op} {thr:g})"
-            body = (f"{field} of {clip(host)} is {st.value:g}, above the {name} threshold "
-                    f"{thr:g}" + (f" (still firing; repeat {repeat})" if repeat else "") + ".")
+            body = (
+                f"{field} of {clip(host)} is {st.value:g}, above the {name} threshold "
+                f"{thr:g}" + (f" (still firing; repeat {repeat})" if repeat else "") + "."
+            )
         else:
             title = f"{field} on {clip(host)} is back to {st.value:g} ({name} resolved)"
-            body = (f"{field} of {clip(host)} is {st.value:g}, clear of the {name} "
-                    f"threshold {thr:g} by the hysteresis margin; peak {st.peak:g}.")
+            body = (
+                f"{field} of {clip(host)} is {st.value:g}, clear of the {name} "
+                f"threshold {thr:g} by the hysteresis margin; peak {st.peak:g}."
+            )
         return self.make_alert(
-            key={"host": host, "metric": field}, incident=[st.incident, name],
-            event_time=ev.ts, title=title, body=body, status=status,
+            key={"host": host, "metric": field},
+            incident=[st.incident, name],
+            event_time=ev.ts,
+            title=title,
+            body=body,
+            status=status,
             severity="critical" if level == 2 else "medium",
-            evidence={"value": st.value, "threshold": thr, "level": name, "peak": st.peak,
-                      "since": st.incident, "repeat": repeat,
-                      "samples": [{"timestamp": iso(ev.ts), "host": clip(host),
-                                   field: st.value}]},
-            source=ev.source(), labels={"host": clip(host), "metric": field, "level": name})
+            evidence={
+                "value": st.value,
+                "threshold": thr,
+                "level": name,
+                "peak": st.peak,
+                "since": st.incident,
+                "repeat": repeat,
+                "samples": [{"timestamp": iso(ev.ts), "host": clip(host), field: st.value}],
+            },
+            source=ev.source(),
+            labels={"host": clip(host), "metric": field, "level": name},
+        )
 
     def _flap_alert(self, key: tuple[str, str], st: _Key, status: str, ev: Event) -> Alert:
         host, field = key
         warn = self.rules[field][0]
         if status == "firing":
             title = f"{field} on {clip(host)} is flapping around {warn:g}"
-            body = (f"{field} of {clip(host)} changed between OK and firing "
-                    f"{len(st.changes)} times within {self.flap_window / 60:g} minutes; "
-                    f"further changes are not notified until it is stable for "
-                    f"{self.flap_window / 60:g} minutes.")
+            body = (
+                f"{field} of {clip(host)} changed between OK and firing "
+                f"{len(st.changes)} times within {self.flap_window / 60:g} minutes; "
+                f"further changes are not notified until it is stable for "
+                f"{self.flap_window / 60:g} minutes."
+            )
         else:
             title = f"{field} on {clip(host)} stopped flapping (now {st.value:g})"
-            body = (f"{field} of {clip(host)} has been stable for "
-                    f"{self.flap_window / 60:g} minutes.")
+            body = f"{field} of {clip(host)} has been stable for {self.flap_window / 60:g} minutes."
         return self.make_alert(
-            key={"host": host, "metric": field}, incident=["flapping", st.flap_incident],
-            event_time=ev.ts, title=title, body=body, status=status, severity="medium",
-            evidence={"changes": len(st.changes), "change_times": list(st.changes),
-                      "window_seconds": self.flap_window, "value": st.value},
-            source=ev.source(), labels={"host": clip(host), "metric": field,
-                                        "flapping": "true"})
+            key={"host": host, "metric": field},
+            incident=["flapping", st.flap_incident],
+            event_time=ev.ts,
+            title=title,
+            body=body,
+            status=status,
+            severity="medium",
+            evidence={
+                "changes": len(st.changes),
+                "change_times": list(st.changes),
+                "window_seconds": self.flap_window,
+                "value": st.value,
+            },
+            source=ev.source(),
+            labels={"host": clip(host), "metric": field, "flapping": "true"},
+        )
 
     # -- housekeeping ----------------------------------------------------------------------
 
@@ -386,15 +454,23 @@ class MetricThreshold(Detector):
             return []
         self._next_sweep = watermark + self.flap_window
         for key, st in self.state.items():
-            if (st.level == 0 and st.flapping is None and st.pending_since is None
-                    and (not st.changes or st.changes[-1] < watermark - self.flap_window)):
+            if (
+                st.level == 0
+                and st.flapping is None
+                and st.pending_since is None
+                and (not st.changes or st.changes[-1] < watermark - self.flap_window)
+            ):
                 self.state.pop(key)
         return []
 
     def snapshot(self) -> Any:
-        return {"keys": [[k[0], k[1], {s: getattr(st, s) for s in _Key.__slots__}]
-                         for k, st in self.state.items()],
-                "evictions": self.state.evictions}
+        return {
+            "keys": [
+                [k[0], k[1], {s: getattr(st, s) for s in _Key.__slots__}]
+                for k, st in self.state.items()
+            ],
+            "evictions": self.state.evictions,
+        }
 
     def restore(self, state: Any) -> None:
         for host, field, fields in state.get("keys", []):

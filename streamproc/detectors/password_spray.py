@@ -29,10 +29,13 @@ class PasswordSpray(DistinctDetector):
     defaults = {"threshold": 20, "window": 600.0, "realert": 0.0, "samples": 5}
     colocate = ("ip_address",)
 
-    def describe(self, key: str, st: _Distinct, extra: dict[str, Any] | None) \
-            -> tuple[str, str, dict[str, Any]]:
+    def describe(
+        self, key: str, st: _Distinct, extra: dict[str, Any] | None
+    ) -> tuple[str, str, dict[str, Any]]:
         n = len(st.values)
-        return (f"Password spray from {clip(key)}: {n} accounts",
-                f"Failed logins for {n} distinct usernames from {clip(key)} within "
-                f"{self.window / 60:g} minutes (threshold {self.threshold}).",
-                {"ip_address": key})
+        return (
+            f"Password spray from {clip(key)}: {n} accounts",
+            f"Failed logins for {n} distinct usernames from {clip(key)} within "
+            f"{self.window / 60:g} minutes (threshold {self.threshold}).",
+            {"ip_address": key},
+        )

@@ -24,12 +24,21 @@ from ..windows import KeyedState
 from ._common import clip, column_equals, iso, sample_of
 from .base import Detector, Prefilter, register
 
-FAILURE = frozenset({"failure", "failed", "fail", "error", "errored", "broken", "timed_out",
-                     "timeout"})
+FAILURE = frozenset(
+    {"failure", "failed", "fail", "error", "errored", "broken", "timed_out", "timeout"}
+)
 WARNING = frozenset({"warning", "unstable"})
 SUCCESS = frozenset({"success", "succeeded", "successful", "passed", "pass", "fixed", "ok"})
-_FIELDS = ("project", "branch", "status", "commit", "author", "duration", "build_url",
-           "description")
+_FIELDS = (
+    "project",
+    "branch",
+    "status",
+    "commit",
+    "author",
+    "duration",
+    "build_url",
+    "description",
+)
 
 
 def _is_pipeline(data: dict[str, Any]) -> bool:
@@ -55,7 +64,7 @@ class PipelineFailed(Detector):
         return _is_pipeline
 
     def column_prefilter(self) -> Any:
-        return column_equals('type', 'pipeline')
+        return column_equals("type", "pipeline")
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
@@ -97,46 +106,65 @@ class PipelineFailed(Detector):
         project, branch = key
         return f"{clip(project)}@{clip(branch)}" if branch else clip(project)
 
-    def _failure(self, key: tuple[str, str], st: list[Any], ev: Event, status: str,
-                 repeat: bool) -> Alert:
+    def _failure(
+        self, key: tuple[str, str], st: list[Any], ev: Event, status: str, repeat: bool
+    ) -> Alert:
         data = ev.data
         where = self._where(key)
         if status == "firing":
             title = f"Pipeline failed: {where}"
             if repeat:
                 title += f" (still failing, {st[1]} failures)"
-            body = (f"Pipeline of {where} failed at commit {clip(data.get('commit', '?'))} by "
-                    f"{clip(data.get('author', '?'))}."
-                    + (f" {clip(data['description'])}" if data.get("description") else "")
-                    + (f" Build: {clip(data['build_url'])}" if data.get("build_url") else ""))
+            body = (
+                f"Pipeline of {where} failed at commit {clip(data.get('commit', '?'))} by "
+                f"{clip(data.get('author', '?'))}."
+                + (f" {clip(data['description'])}" if data.get("description") else "")
+                + (f" Build: {clip(data['build_url'])}" if data.get("build_url") else "")
+            )
         else:
             title = f"Pipeline recovered: {where}"
-            body = (f"Pipeline of {where} passed again at commit "
-                    f"{clip(data.get('commit', '?'))} after {st[1]} failed run(s) since "
-                    f"{iso(st[0])}.")
+            body = (
+                f"Pipeline of {where} passed again at commit "
+                f"{clip(data.get('commit', '?'))} after {st[1]} failed run(s) since "
+                f"{iso(st[0])}."
+            )
         return self.make_alert(
-            key={"project": key[0], "branch": key[1]}, incident=st[0], event_time=ev.ts,
-            title=title, body=body, status=status, severity="high",
-            evidence={"failures": st[1], "first_failure": st[3], "first_seen": st[0],
-                      "last_seen": ev.ts,
-                      "samples": [{"timestamp": iso(ev.ts), **sample_of(data, _FIELDS)}]},
+            key={"project": key[0], "branch": key[1]},
+            incident=st[0],
+            event_time=ev.ts,
+            title=title,
+            body=body,
+            status=status,
+            severity="high",
+            evidence={
+                "failures": st[1],
+                "first_failure": st[3],
+                "first_seen": st[0],
+                "last_seen": ev.ts,
+                "samples": [{"timestamp": iso(ev.ts), **sample_of(data, _FIELDS)}],
+            },
             source=ev.source(),
-            labels={"project": clip(key[0]), "branch": clip(key[1])})
+            labels={"project": clip(key[0]), "branch": clip(key[1])},
+        )
 
     def _single(self, key: tuple[str, str], ev: Event, status: str, severity: str) -> Alert:
         data = ev.data
         where = self._where(key)
         return self.make_alert(
             key={"project": key[0], "branch": key[1]},
-            incident=[ev.ts, status, data.get("commit")], event_time=ev.ts,
+            incident=[ev.ts, status, data.get("commit")],
+            event_time=ev.ts,
             title=f"Pipeline {status}: {where}",
-            body=(f"Pipeline of {where} reported {status} at commit "
-                  f"{clip(data.get('commit', '?'))} by {clip(data.get('author', '?'))}."
-                  + (f" Build: {clip(data['build_url'])}" if data.get("build_url") else "")),
+            body=(
+                f"Pipeline of {where} reported {status} at commit "
+                f"{clip(data.get('commit', '?'))} by {clip(data.get('author', '?'))}."
+                + (f" Build: {clip(data['build_url'])}" if data.get("build_url") else "")
+            ),
             severity=severity,
             evidence={"samples": [{"timestamp": iso(ev.ts), **sample_of(data, _FIELDS)}]},
             source=ev.source(),
-            labels={"project": clip(key[0]), "branch": clip(key[1]), "status": status})
+            labels={"project": clip(key[0]), "branch": clip(key[1]), "status": status},
+        )
 
     def state_size(self) -> int:
         return len(self.red)
@@ -146,8 +174,10 @@ class PipelineFailed(Detector):
         return self.red.evictions
 
     def snapshot(self) -> Any:
-        return {"red": [[k[0], k[1], st] for k, st in self.red.items()],
-                "evictions": self.red.evictions}
+        return {
+            "red": [[k[0], k[1], st] for k, st in self.red.items()],
+            "evictions": self.red.evictions,
+        }
 
     def restore(self, state: Any) -> None:
         for project, branch, st in state.get("red", []):

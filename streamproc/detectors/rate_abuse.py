@@ -67,8 +67,7 @@ class RateAbuse(Detector):
         window, need, cap = self.window, self.need, self.cap
         sample_from = need - self.max_samples
         incidents = self.incidents
-        for i, (ip, ts) in enumerate(zip(batch.column("ip_address"), batch.times,
-                                         strict=True)):
+        for i, (ip, ts) in enumerate(zip(batch.column("ip_address"), batch.times, strict=True)):
             cur = get(ip)
             if cur is None:
                 touch(ip, ts)
@@ -91,9 +90,9 @@ class RateAbuse(Detector):
                     insort(times, ts)
                 newest = times[-1]
                 if times[0] < newest - window:
-                    del times[:bisect_left(times, newest - window)]
+                    del times[: bisect_left(times, newest - window)]
                 if len(times) > cap:
-                    del times[:len(times) - cap]
+                    del times[: len(times) - cap]
             touch(ip, times)
             n = len(times)
             if n < sample_from:
@@ -105,8 +104,10 @@ class RateAbuse(Detector):
                 continue
             decided = newest
             if (n < need or times[n - need] < newest - window) and (
-                    ts == newest or n < need
-                    or bisect_right(times, ts) - bisect_left(times, ts - window) < need):
+                ts == newest
+                or n < need
+                or bisect_right(times, ts) - bisect_left(times, ts - window) < need
+            ):
                 # neither the window ending at the newest request nor (for an out-of-order
                 # request) the one ending at this request holds more than the threshold
                 if inc is None and n >= sample_from and self.max_samples:
@@ -127,9 +128,16 @@ class RateAbuse(Detector):
             self._add_sample(inc, batch, i)
             inc[0], inc[1], inc[2], inc[3] = first, decided, True, count
             topic, partition, offset = batch.origin(i)
-            alerts.append(self._alert(ip, inc, decided, count,
-                                      {"topic": topic, "partition": partition,
-                                       "offset": offset}, "firing"))
+            alerts.append(
+                self._alert(
+                    ip,
+                    inc,
+                    decided,
+                    count,
+                    {"topic": topic, "partition": partition, "offset": offset},
+                    "firing",
+                )
+            )
         self.evaluations += len(batch)
         return alerts
 
@@ -139,31 +147,58 @@ class RateAbuse(Detector):
         samples = inc[4]
         if len(samples) >= self.max_samples:
             del samples[0]
-        samples.append({"timestamp": iso(batch.times[i]),
-                        "method": clip(batch.column("method")[i]),
-                        "endpoint": clip(batch.column("endpoint")[i]),
-                        "status_code": batch.column("status_code")[i]})
+        samples.append(
+            {
+                "timestamp": iso(batch.times[i]),
+                "method": clip(batch.column("method")[i]),
+                "endpoint": clip(batch.column("endpoint")[i]),
+                "status_code": batch.column("status_code")[i],
+            }
+        )
 
-    def _alert(self, ip: str, inc: list[Any], ts: float, count: int,
-               source: dict[str, Any] | None, status: str) -> Alert:
+    def _alert(
+        self,
+        ip: str,
+        inc: list[Any],
+        ts: float,
+        count: int,
+        source: dict[str, Any] | None,
+        status: str,
+    ) -> Alert:
         minutes = self.window / 60
         at_least = count >= self.cap
         if status == "firing":
             title = f"Request rate abuse from {clip(ip)}: {count} requests in {minutes:g} min"
-            body = (f"{'At least ' if at_least else ''}{count} requests from {clip(ip)} within "
-                    f"{minutes:g} minutes (limit {self.threshold}).")
+            body = (
+                f"{'At least ' if at_least else ''}{count} requests from {clip(ip)} within "
+                f"{minutes:g} minutes (limit {self.threshold})."
+            )
         else:
             title = f"Request rate from {clip(ip)} back under the limit"
-            body = (f"{clip(ip)} made {self.threshold} or fewer requests in the last "
-                    f"{minutes:g} minutes; peak {inc[3]}.")
+            body = (
+                f"{clip(ip)} made {self.threshold} or fewer requests in the last "
+                f"{minutes:g} minutes; peak {inc[3]}."
+            )
         return self.make_alert(
-            key={"ip_address": ip}, incident=inc[0], event_time=ts, title=title, body=body,
+            key={"ip_address": ip},
+            incident=inc[0],
+            event_time=ts,
+            title=title,
+            body=body,
             status=status,
-            evidence={"requests": count, "at_least": at_least, "peak": inc[3],
-                      "first_seen": inc[0], "last_seen": ts, "window_seconds": self.window,
-                      "threshold": self.threshold, "samples": list(inc[4])},
+            evidence={
+                "requests": count,
+                "at_least": at_least,
+                "peak": inc[3],
+                "first_seen": inc[0],
+                "last_seen": ts,
+                "window_seconds": self.window,
+                "threshold": self.threshold,
+                "samples": list(inc[4]),
+            },
             source=source if source is not None else {},
-            labels={"ip_address": clip(ip)})
+            labels={"ip_address": clip(ip)},
+        )
 
     def on_watermark(self, watermark: float) -> list[Alert]:
         alerts: list[Alert] = []
@@ -182,8 +217,8 @@ class RateAbuse(Detector):
                     inc[4] = []
                     alerts.append(self._alert(ip, inc, clears_at, inc[3], None, "resolved"))
             elif (inc[1] is None or watermark > inc[1] + self.realert) and (
-                    times is None or isinstance(times, float)
-                    or times[-1] < watermark - window):
+                times is None or isinstance(times, float) or times[-1] < watermark - window
+            ):
                 del self.incidents[ip]
         if self._sweeper.due(watermark):
             horizon = watermark - window
@@ -196,8 +231,7 @@ class RateAbuse(Detector):
 
     def snapshot(self) -> Any:
         return {
-            "ips": [[ip, [t] if isinstance(t, float) else list(t)]
-                    for ip, t in self.state.items()],
+            "ips": [[ip, [t] if isinstance(t, float) else list(t)] for ip, t in self.state.items()],
             "incidents": [[ip, inc] for ip, inc in self.incidents.items()],
             "evictions": self.state.evictions,
         }

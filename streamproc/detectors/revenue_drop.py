@@ -28,18 +28,27 @@ class RevenueDrop(DailyLevelDetector):
         if revenue is None or previous is None or type(previous) is bool or previous <= 0:
             return None
         change = (float(revenue) - float(previous)) / float(previous)
-        level = 2 if change < -self.params["critical_drop"] else (
-            1 if change < -self.params["drop"] else 0)
-        return level, {"daily_revenue": float(revenue), "previous_day_revenue": float(previous),
-                       "change": round(change, 6)}
+        level = (
+            2
+            if change < -self.params["critical_drop"]
+            else (1 if change < -self.params["drop"] else 0)
+        )
+        return level, {
+            "daily_revenue": float(revenue),
+            "previous_day_revenue": float(previous),
+            "change": round(change, 6),
+        }
 
-    def describe(self, key: dict[str, Any], level: int, facts: dict[str, Any],
-                 status: str) -> tuple[str, str]:
+    def describe(
+        self, key: dict[str, Any], level: int, facts: dict[str, Any], status: str
+    ) -> tuple[str, str]:
         name = clip(str(key.get("metric") or "revenue"))
         pct = facts["change"] * 100
         limit = self.params["critical_drop" if level == 2 else "drop"] * 100
-        text = (f"Daily revenue {money(facts['daily_revenue'])} vs "
-                f"{money(facts['previous_day_revenue'])} the day before: {pct:+.1f}%")
+        text = (
+            f"Daily revenue {money(facts['daily_revenue'])} vs "
+            f"{money(facts['previous_day_revenue'])} the day before: {pct:+.1f}%"
+        )
         if status == "firing":
             return f"{name} dropped {-pct:.0f}% day over day", f"{text} (alert below -{limit:g}%)."
         return f"{name} drop recovered ({pct:+.0f}%)", f"{text}, no longer below -{limit:g}%."

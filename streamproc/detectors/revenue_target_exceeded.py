@@ -29,13 +29,19 @@ class RevenueTargetExceeded(DailyLevelDetector):
         revenue, target = got
         ratio = revenue / target
         return (1 if ratio >= self.params["ratio"] else 0), {
-            "daily_revenue": revenue, "daily_target": target, "ratio": round(ratio, 6)}
+            "daily_revenue": revenue,
+            "daily_target": target,
+            "ratio": round(ratio, 6),
+        }
 
-    def describe(self, key: dict[str, Any], level: int, facts: dict[str, Any],
-                 status: str) -> tuple[str, str]:
+    def describe(
+        self, key: dict[str, Any], level: int, facts: dict[str, Any], status: str
+    ) -> tuple[str, str]:
         name = clip(str(key.get("metric") or "revenue"))
         pct = facts["ratio"] * 100
-        return (f"{name} at {pct:.0f}% of the daily target",
-                f"Daily revenue {money(facts['daily_revenue'])} is {pct:.1f}% of the target "
-                f"{money(facts['daily_target'])} (reported at "
-                f"{self.params['ratio'] * 100:g}% and above).")
+        return (
+            f"{name} at {pct:.0f}% of the daily target",
+            f"Daily revenue {money(facts['daily_revenue'])} is {pct:.1f}% of the target "
+            f"{money(facts['daily_target'])} (reported at "
+            f"{self.params['ratio'] * 100:g}% and above).",
+        )

@@ -61,11 +61,32 @@ _when = itemgetter(0)
 class _Ticket:
     """An open ticket: what its alerts quote, and where its ``created`` event came from."""
 
-    __slots__ = ("tid", "created", "priority", "breached", "apologised", "name", "email",
-                 "subject", "topic", "partition", "offset")
+    __slots__ = (
+        "tid",
+        "created",
+        "priority",
+        "breached",
+        "apologised",
+        "name",
+        "email",
+        "subject",
+        "topic",
+        "partition",
+        "offset",
+    )
 
-    def __init__(self, tid: str, created: float, priority: str, name: Any, email: Any,
-                 subject: Any, topic: str, partition: int, offset: int) -> None:
+    def __init__(
+        self,
+        tid: str,
+        created: float,
+        priority: str,
+        name: Any,
+        email: Any,
+        subject: Any,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
         self.tid = tid  # the list entry checks it still is the state's ticket of that id
         self.created = created
         self.priority = priority
@@ -98,8 +119,11 @@ class SlaBreach(Detector):
         self.apology_factor = float(self.params["apology_factor"])
         self.forget_after = float(self.params["forget_after"])
         self._sla_s = {p: hours * 3600 for p, hours in self.sla.items()}
-        self._apology_s = {p: self.apology_factor * s for p, s in self._sla_s.items()} \
-            if self.apology_factor > 0 else None
+        self._apology_s = (
+            {p: self.apology_factor * s for p, s in self._sla_s.items()}
+            if self.apology_factor > 0
+            else None
+        )
         self.state: KeyedState[str, _Ticket] = KeyedState(self.ctx.key_cap)
         # Unbreached tickets by priority, in creation (= deadline) order; [head:] still wait.
         self._waiting: dict[str, list[_Ticket]] = {p: [] for p in PRIORITIES}
@@ -140,9 +164,17 @@ class SlaBreach(Detector):
             if kind == "created":
                 if tid in state:
                     continue  # duplicate delivery
-                t = _Ticket(tid, ts, priority_of(data), data.get("customer_name"),
-                            data.get("customer_email"), data.get("subject"), ev.topic,
-                            ev.partition, ev.offset)
+                t = _Ticket(
+                    tid,
+                    ts,
+                    priority_of(data),
+                    data.get("customer_name"),
+                    data.get("customer_email"),
+                    data.get("subject"),
+                    ev.topic,
+                    ev.partition,
+                    ev.offset,
+                )
                 state.touch(tid, t)
                 self._wait(t)
                 continue
@@ -224,32 +256,48 @@ class SlaBreach(Detector):
     def _source(self, st: _Ticket) -> dict[str, Any]:
         return {"topic": st.topic, "partition": st.partition, "offset": st.offset}
 
-    def _breach(self, tid: str, st: _Ticket, ts: float, status: str,
-                ev: Event | None = None, how: str = "") -> Alert:
+    def _breach(
+        self, tid: str, st: _Ticket, ts: float, status: str, ev: Event | None = None, how: str = ""
+    ) -> Alert:
         priority = st.priority
         hours = self.sla[priority]
         deadline = self._deadline(st)
         subject = clip(st.subject or "(no subject)")
         if status == "firing":
-            title = (f"SLA breached: {priority} ticket {clip(tid)} unanswered for "
-                     f"{hours_text(hours)}")
-            body = (f"Ticket {clip(tid)} \"{subject}\" from "
-                    f"{clip(st.name or st.email or 'unknown')} was created at "
-                    f"{iso(st.created)} and has no response; the {priority} SLA is "
-                    f"{hours_text(hours)}.")
+            title = (
+                f"SLA breached: {priority} ticket {clip(tid)} unanswered for {hours_text(hours)}"
+            )
+            body = (
+                f'Ticket {clip(tid)} "{subject}" from '
+                f"{clip(st.name or st.email or 'unknown')} was created at "
+                f"{iso(st.created)} and has no response; the {priority} SLA is "
+                f"{hours_text(hours)}."
+            )
         else:
             late = ts - deadline
             title = f"Ticket {clip(tid)} {how} {late / 3600:.1f} h after its SLA"
-            body = (f"Ticket {clip(tid)} \"{subject}\" got its first {how} event at {iso(ts)}, "
-                    f"{late / 3600:.1f} h after the {hours_text(hours)} {priority} SLA.")
+            body = (
+                f'Ticket {clip(tid)} "{subject}" got its first {how} event at {iso(ts)}, '
+                f"{late / 3600:.1f} h after the {hours_text(hours)} {priority} SLA."
+            )
         return self.make_alert(
-            key={"ticket_id": tid}, incident=st.created, event_time=ts, title=title,
-            body=body, status=status,
-            evidence={"priority": priority, "sla_hours": hours, "created": st.created,
-                      "deadline": deadline, "customer_email": st.email,
-                      "overdue_seconds": ts - deadline},
+            key={"ticket_id": tid},
+            incident=st.created,
+            event_time=ts,
+            title=title,
+            body=body,
+            status=status,
+            evidence={
+                "priority": priority,
+                "sla_hours": hours,
+                "created": st.created,
+                "deadline": deadline,
+                "customer_email": st.email,
+                "overdue_seconds": ts - deadline,
+            },
             source=ev.source() if ev is not None else self._source(st),
-            labels={"ticket_id": clip(tid), "priority": priority})
+            labels={"ticket_id": clip(tid), "priority": priority},
+        )
 
     def _apology(self, tid: str, st: _Ticket, ts: float) -> Alert:
         priority = st.priority
@@ -259,17 +307,28 @@ class SlaBreach(Detector):
         if st.email:
             labels["customer_email"] = clip(str(st.email))
         return self.make_alert(
-            key={"ticket_id": tid}, incident=[st.created, "apology"], event_time=ts,
-            title=f"We are sorry for the delay on \"{subject}\" [ticket {clip(tid)}]",
-            body=(f"Hello{' ' + name if name else ''},\n\nwe are sorry: your request "
-                  f"\"{subject}\" (ticket {clip(tid)}) has waited longer than the "
-                  f"{hours_text(self.sla[priority])} we promise for {priority}-priority "
-                  f"requests. It has been escalated and someone will contact you as soon as "
-                  f"possible."),
-            severity="high", audience="customer",
-            evidence={"priority": priority, "created": st.created,
-                      "deadline": self._deadline(st), "waited_seconds": ts - st.created},
-            source=self._source(st), labels=labels)
+            key={"ticket_id": tid},
+            incident=[st.created, "apology"],
+            event_time=ts,
+            title=f'We are sorry for the delay on "{subject}" [ticket {clip(tid)}]',
+            body=(
+                f"Hello{' ' + name if name else ''},\n\nwe are sorry: your request "
+                f'"{subject}" (ticket {clip(tid)}) has waited longer than the '
+                f"{hours_text(self.sla[priority])} we promise for {priority}-priority "
+                f"requests. It has been escalated and someone will contact you as soon as "
+                f"possible."
+            ),
+            severity="high",
+            audience="customer",
+            evidence={
+                "priority": priority,
+                "created": st.created,
+                "deadline": self._deadline(st),
+                "waited_seconds": ts - st.created,
+            },
+            source=self._source(st),
+            labels=labels,
+        )
 
     def snapshot(self) -> Any:
         # The format of the list-per-ticket version: [created, priority, deadline, apology,
@@ -287,26 +346,55 @@ class SlaBreach(Detector):
                 apology = created + apology_s[st.priority] if apology_s is not None else None
                 if not st.breached:
                     timers.append((nextafter(deadline, inf), tid))
-            tickets.append([tid, [created, st.priority, deadline, apology, st.breached,
-                                  st.apologised, st.name, st.email, st.subject,
-                                  {"topic": st.topic, "partition": st.partition,
-                                   "offset": st.offset}]])
+            tickets.append(
+                [
+                    tid,
+                    [
+                        created,
+                        st.priority,
+                        deadline,
+                        apology,
+                        st.breached,
+                        st.apologised,
+                        st.name,
+                        st.email,
+                        st.subject,
+                        {"topic": st.topic, "partition": st.partition, "offset": st.offset},
+                    ],
+                ]
+            )
         timers.extend(self.timers.snapshot())
         timers.sort(key=_when)
-        return {"tickets": tickets, "timers": [[w, k] for w, k in timers],
-                "evictions": self.state.evictions}
+        return {
+            "tickets": tickets,
+            "timers": [[w, k] for w, k in timers],
+            "evictions": self.state.evictions,
+        }
 
     def restore(self, state: Any) -> None:
         # Timers are not read back: each ticket's pending timer follows from its state
         # (unbreached: its deadline; breached: its apology, once, then its forget time).
         restored = []
         for tid, fields in state.get("tickets", []):
-            created, priority, deadline, apology, breached, apologised, name, email, \
-                subject, source = fields
+            (
+                created,
+                priority,
+                deadline,
+                apology,
+                breached,
+                apologised,
+                name,
+                email,
+                subject,
+                source,
+            ) = fields
             priority = canonical_priority(priority)
             ours = self._sla_s.get(priority)
-            ours_apology = (created + self._apology_s[priority]
-                            if self._apology_s is not None and ours is not None else None)
+            ours_apology = (
+                created + self._apology_s[priority]
+                if self._apology_s is not None and ours is not None
+                else None
+            )
             t: _Ticket
             if ours is not None and deadline == created + ours and apology == ours_apology:
                 t = _Ticket.__new__(_Ticket)
@@ -316,8 +404,7 @@ class SlaBreach(Detector):
             t.tid, t.created, t.priority = tid, created, priority
             t.breached, t.apologised = bool(breached), bool(apologised)
             t.name, t.email, t.subject = name, email, subject
-            t.topic, t.partition, t.offset = source["topic"], source["partition"], \
-                source["offset"]
+            t.topic, t.partition, t.offset = source["topic"], source["partition"], source["offset"]
             self.state.touch(tid, t)
             restored.append(t)
         restored.sort(key=_created)
@@ -326,7 +413,10 @@ class SlaBreach(Detector):
                 self._wait(t)
                 continue
             apology = self._apology_at(t)
-            when = apology if not t.apologised and apology is not None else \
-                t.created + self.forget_after
+            when = (
+                apology
+                if not t.apologised and apology is not None
+                else t.created + self.forget_after
+            )
             self.timers.arm(math.nextafter(when, math.inf), t.tid)
         self.state.evictions = int(state.get("evictions", 0))

@@ -54,9 +54,11 @@ _SUSPICIOUS = frozenset("'\"%;(#`\\| \t\n\r+")
 _PRE = r"(?:['\"`)]|\b\d+\b)\s*"  # what closes the application's value: quote, paren, number
 _OP = r"(?:(?:or|and|xor)\b|\|\||&&)"
 
-_FUNCS = (r"\s*\(*\s*(?:select|ascii|ord|substr|substring|mid|length|char_length|len|if|iif|"
-          r"case|exists|count|database|user|version|rand|sleep|benchmark|pg_sleep|updatexml|"
-          r"extractvalue|unicode|hex|bin|instr|locate|position|left|right)\b\s*[(\s]")
+_FUNCS = (
+    r"\s*\(*\s*(?:select|ascii|ord|substr|substring|mid|length|char_length|len|if|iif|"
+    r"case|exists|count|database|user|version|rand|sleep|benchmark|pg_sleep|updatexml|"
+    r"extractvalue|unicode|hex|bin|instr|locate|position|left|right)\b\s*[(\s]"
+)
 
 SIGNATURES: dict[str, str] = {
     "blind_boolean": rf"{_PRE}{_OP}{_FUNCS}",
@@ -110,11 +112,11 @@ SIGNATURES: dict[str, str] = {
     # column-count probes (ORDER BY 10) and GROUP BY ... HAVING 1=1 error probes; comments
     # are already stripped here, so "1 order by 10--" reads "1 order by 10"
     "order_by_probe": r"['\"`)]\s*(?:order|group)\s+by\s+\d+|['\"`]\s*having\s+\d+\s*=\s*\d+"
-                      r"|\border\s+by\s+\d+\s*(?:--|#|;|/\*)"
-                      r"|(?:^|[=&])\s*-?\d+\s+(?:order|group)\s+by\s+\d+\s*(?:$|&)"
-                      r"|['\"`]\s*group\s+by\s+[\w.`,\s]{1,80}?\bhaving\s+\d+\s*=\s*\d+",
+    r"|\border\s+by\s+\d+\s*(?:--|#|;|/\*)"
+    r"|(?:^|[=&])\s*-?\d+\s+(?:order|group)\s+by\s+\d+\s*(?:$|&)"
+    r"|['\"`]\s*group\s+by\s+[\w.`,\s]{1,80}?\bhaving\s+\d+\s*=\s*\d+",
     "string_concat": r"['\"]\s*(?:\|\||\+)\s*\(?\s*(?:select\b|char\s*\(|chr\s*\(|@@|"
-                     r"(?:sleep|pg_sleep|dbms_\w+)\b)",
+    r"(?:sleep|pg_sleep|dbms_\w+)\b)",
 }
 
 # A signature's regex runs only if the normalised text contains one of its tokens: substring
@@ -123,16 +125,50 @@ _GATES: dict[str, tuple[str, ...]] = {
     "blind_boolean": ("or", "and", "||", "&&"),
     "union_select": ("union",),
     "stacked_query": (";",),
-    "error_based": ("extractvalue", "updatexml", "xmltype", "gtid_", "st_latfromgeohash",
-                    "polygon", "multipoint", "geometrycollection", "exp", "floor", "utl_inaddr",
-                    "ctxsys", "convert", "cast"),
+    "error_based": (
+        "extractvalue",
+        "updatexml",
+        "xmltype",
+        "gtid_",
+        "st_latfromgeohash",
+        "polygon",
+        "multipoint",
+        "geometrycollection",
+        "exp",
+        "floor",
+        "utl_inaddr",
+        "ctxsys",
+        "convert",
+        "cast",
+    ),
     "hex_encoding": ("0x", "unhex"),
     "char_encoding": ("char", "chr"),
-    "catalog_probe": ("information_schema", "mysql.", "sys", "pg_", "sqlite_", "all_tab",
-                      "user_tab", "dba_users", "master.", "@@"),
-    "file_or_command": ("load_file", "outfile", "dumpfile", "xp_cmdshell", "sp_", "openrowset",
-                        "opendatasource", "utl_http", "dbms_", "pg_read_file", "lo_import",
-                        "program"),
+    "catalog_probe": (
+        "information_schema",
+        "mysql.",
+        "sys",
+        "pg_",
+        "sqlite_",
+        "all_tab",
+        "user_tab",
+        "dba_users",
+        "master.",
+        "@@",
+    ),
+    "file_or_command": (
+        "load_file",
+        "outfile",
+        "dumpfile",
+        "xp_cmdshell",
+        "sp_",
+        "openrowset",
+        "opendatasource",
+        "utl_http",
+        "dbms_",
+        "pg_read_file",
+        "lo_import",
+        "program",
+    ),
     "subquery": ("select",),
     "order_by_probe": (" by ", "having"),
     "string_concat": ("||", "+"),
@@ -143,10 +179,9 @@ assert set(_GATES) == set(SIGNATURES)
 _TRUNCATION = re.compile(r"\w['\"`]\s*\)*\s*(?:--|#|/\*|;\s*(?:--|#|$)|\x00)")
 
 
-
 def _gate(tokens: tuple[str, ...]) -> Any:
     """``lambda t: tok1 in t or tok2 in t ...``: one call instead of a generator per test."""
-    return eval("lambda t: " + " or ".join(f"{tok!r} in t" for tok in tokens))  # noqa: S307
+    return eval("lambda t: " + " or ".join(f"{tok!r} in t" for tok in tokens))
 
 
 _EACH = tuple((name, _gate(_GATES[name]), re.compile(rx)) for name, rx in SIGNATURES.items())
@@ -156,10 +191,38 @@ _LINE_COMMENT = re.compile(r"(?:--|#)[^&\n]*")
 _SPACE = re.compile(r"\s+")
 _PCT_U = re.compile(r"%u([0-9a-fA-F]{4})")
 
-SCANNERS = ("sqlmap", "havij", "sqlninja", "bsqlbf", "pangolin", "absinthe", "jsql", "sqlsus",
-            "marathon", "safe3", "nikto", "acunetix", "netsparker", "w3af", "arachni",
-            "appscan", "nessus", "openvas", "burp", "zaproxy", "owasp zap", "nuclei", "wapiti",
-            "skipfish", "vega", "webinspect", "dirbuster", "masscan", "zgrab", "ghauri")
+SCANNERS = (
+    "sqlmap",
+    "havij",
+    "sqlninja",
+    "bsqlbf",
+    "pangolin",
+    "absinthe",
+    "jsql",
+    "sqlsus",
+    "marathon",
+    "safe3",
+    "nikto",
+    "acunetix",
+    "netsparker",
+    "w3af",
+    "arachni",
+    "appscan",
+    "nessus",
+    "openvas",
+    "burp",
+    "zaproxy",
+    "owasp zap",
+    "nuclei",
+    "wapiti",
+    "skipfish",
+    "vega",
+    "webinspect",
+    "dirbuster",
+    "masscan",
+    "zgrab",
+    "ghauri",
+)
 
 
 def decode(text: str) -> str:
@@ -184,8 +247,9 @@ def decode(text: str) -> str:
 def normalise(endpoint: str) -> tuple[str, bool]:
     """(normalised text, comment truncation seen) for an endpoint that passed the prefilter."""
     text = decode(endpoint)
-    truncated = ("--" in text or "#" in text or "/*" in text or ";" in text
-                 or "\x00" in text) and _truncates(text)
+    truncated = (
+        "--" in text or "#" in text or "/*" in text or ";" in text or "\x00" in text
+    ) and _truncates(text)
     if "/*" in text:
         text = _BLOCK_COMMENT.sub(" ", _VERSIONED.sub(" ", text))
     if "*/" in text:  # the end of a versioned comment whose start was replaced
@@ -205,8 +269,12 @@ def _truncates(text: str) -> bool:
     for m in _TRUNCATION.finditer(text):
         quote_at = m.start() + 1
         q = text[quote_at]
-        start = max(text.rfind("&", 0, quote_at), text.rfind("?", 0, quote_at),
-                    text.rfind("=", 0, quote_at), text.rfind("/", 0, quote_at))
+        start = max(
+            text.rfind("&", 0, quote_at),
+            text.rfind("?", 0, quote_at),
+            text.rfind("=", 0, quote_at),
+            text.rfind("/", 0, quote_at),
+        )
         if text.count(q, start + 1, quote_at + 1) % 2 == 1:
             return True
     return False
@@ -288,8 +356,9 @@ def match(endpoint: str) -> list[str]:
     if names is None:
         text, truncated = normalise(endpoint)
         names = tuple(dict.fromkeys(f"tokens:{f.rule}" for f in findings(endpoint)))
-        names += tuple(name for name, gate, rx in _EACH
-                       if gate(text) and rx.search(text) is not None)
+        names += tuple(
+            name for name, gate, rx in _EACH if gate(text) and rx.search(text) is not None
+        )
         if truncated:
             names += ("comment_truncation",)
         if len(_MATCHED) >= _MATCHED_CAP:
@@ -343,8 +412,7 @@ class SqlInjection(Detector):
         for ev in events:
             data = ev.data
             endpoint = data["endpoint"]
-            if susp_chars.isdisjoint(endpoint) and "--" not in endpoint \
-                    and "/*" not in endpoint:
+            if susp_chars.isdisjoint(endpoint) and "--" not in endpoint and "/*" not in endpoint:
                 if not inspect_ua:
                     continue
                 names = match(data.get("user_agent") or "")
@@ -369,9 +437,14 @@ class SqlInjection(Detector):
         ip = data["ip_address"]
         ts = ev.ts
         st = self.state.get(ip)
-        sample = {"timestamp": iso(ts), "method": clip(data.get("method")),
-                  "endpoint": clip(data["endpoint"]), "status_code": data.get("status_code"),
-                  "user_agent": clip(data.get("user_agent")), "signatures": names}
+        sample = {
+            "timestamp": iso(ts),
+            "method": clip(data.get("method")),
+            "endpoint": clip(data["endpoint"]),
+            "status_code": data.get("status_code"),
+            "user_agent": clip(data.get("user_agent")),
+            "signatures": names,
+        }
         if st is not None and ts < st[0]:
             st[2] += 1
             if len(st[3]) < self.max_samples:
@@ -382,29 +455,48 @@ class SqlInjection(Detector):
         self.state.touch(ip, st)
         text, _ = normalise(data[where] or "")
         scanner = scanner_of(data.get("user_agent"))
-        tokens = [{"rule": f.rule, "context": f.context, "pattern": f.pattern,
-                   "value": clip(f.value)} for f in findings(data[where] or "")]
+        tokens = [
+            {"rule": f.rule, "context": f.context, "pattern": f.pattern, "value": clip(f.value)}
+            for f in findings(data[where] or "")
+        ]
         evidence: dict[str, Any] = {
-            "signatures": names, "tokens": tokens, "matched_field": where,
-            "normalised": clip(text), "raw": clip(data[where]),
-            "method": clip(data.get("method")), "status_code": data.get("status_code"),
-            "user_agent": clip(data.get("user_agent")), "scanner": scanner,
-            "first_seen": ts, "last_seen": ts, "requests": 1, "samples": list(st[3]),
+            "signatures": names,
+            "tokens": tokens,
+            "matched_field": where,
+            "normalised": clip(text),
+            "raw": clip(data[where]),
+            "method": clip(data.get("method")),
+            "status_code": data.get("status_code"),
+            "user_agent": clip(data.get("user_agent")),
+            "scanner": scanner,
+            "first_seen": ts,
+            "last_seen": ts,
+            "requests": 1,
+            "samples": list(st[3]),
         }
         status = data.get("status_code")
         outcome = ""
         if isinstance(status, int) and status >= 500:
             outcome = f" The server answered {status}: the input may reach the database."
         by = f" by {scanner}" if scanner else ""
-        why = "".join(f" Read as SQL {_CONTEXTS[t['context']]}, {t['value']!r} lexes to "
-                      f"{t['pattern']!r} ({t['rule']})." for t in tokens[:1])
+        why = "".join(
+            f" Read as SQL {_CONTEXTS[t['context']]}, {t['value']!r} lexes to "
+            f"{t['pattern']!r} ({t['rule']})."
+            for t in tokens[:1]
+        )
         return self.make_alert(
-            key={"ip_address": ip}, incident=ts, event_time=ts,
+            key={"ip_address": ip},
+            incident=ts,
+            event_time=ts,
             title=f"SQL injection{by} from {clip(ip)}: {', '.join(names)}",
-            body=(f"{clip(data.get('method'))} {clip(data['endpoint'])} from {clip(ip)} matches "
-                  f"SQL injection signatures ({', '.join(names)}).{why}{outcome}"),
-            evidence=evidence, source=ev.source(),
-            labels={"ip_address": clip(ip), **({"scanner": scanner} if scanner else {})})
+            body=(
+                f"{clip(data.get('method'))} {clip(data['endpoint'])} from {clip(ip)} matches "
+                f"SQL injection signatures ({', '.join(names)}).{why}{outcome}"
+            ),
+            evidence=evidence,
+            source=ev.source(),
+            labels={"ip_address": clip(ip), **({"scanner": scanner} if scanner else {})},
+        )
 
     def on_watermark(self, watermark: float) -> list[Alert]:
         if self._sweeper.due(watermark):
@@ -414,8 +506,11 @@ class SqlInjection(Detector):
         return []
 
     def snapshot(self) -> Any:
-        return {"ips": [[ip, st] for ip, st in self.state.items()], "matches": self.matches,
-                "evictions": self.state.evictions}
+        return {
+            "ips": [[ip, st] for ip, st in self.state.items()],
+            "matches": self.matches,
+            "evictions": self.state.evictions,
+        }
 
     def restore(self, state: Any) -> None:
         for ip, st in state.get("ips", []):

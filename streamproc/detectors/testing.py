@@ -29,23 +29,30 @@ T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a round start for tests
 
 
 class Harness:
-    def __init__(self, *kinds: str | type[Detector], params: dict[str, dict[str, Any]] | None
-                 = None, allowed_lateness: float = 60.0, key_cap: int = DEFAULT_KEY_CAP,
-                 max_time_jump: float = float("inf")) -> None:
+    def __init__(
+        self,
+        *kinds: str | type[Detector],
+        params: dict[str, dict[str, Any]] | None = None,
+        allowed_lateness: float = 60.0,
+        key_cap: int = DEFAULT_KEY_CAP,
+        max_time_jump: float = float("inf"),
+    ) -> None:
         # Detector tests feed sparse hand-made streams (one record a day apart): the
         # engine's jump rule (its own tests are test_hostile_time.py) is off unless asked.
         params = params or {}
         self.detectors: list[Detector] = []
         for kind in kinds:
             cls = load_detector_class(kind) if isinstance(kind, str) else kind
-            self.detectors.append(cls(dict(params.get(cls.kind, {})),
-                                      DetectorContext(key_cap=key_cap)))
+            self.detectors.append(
+                cls(dict(params.get(cls.kind, {})), DetectorContext(key_cap=key_cap))
+            )
         self.family = self.detectors[0].family
         # a family of your own (families_dir) has no built-in topic: its name stands in
         builtin = builtin_contracts().get(self.family)
         self.topic = builtin.kafka_topic if builtin is not None else self.family
-        self.engine = DetectorEngine(self.detectors, allowed_lateness=allowed_lateness,
-                                     max_time_jump=max_time_jump)
+        self.engine = DetectorEngine(
+            self.detectors, allowed_lateness=allowed_lateness, max_time_jump=max_time_jump
+        )
         self.alerts: list[Alert] = []
         self.late: list[Event] = []
         self.rejected: list[Rejected] = []
@@ -84,8 +91,11 @@ class Harness:
         return alerts
 
     def of(self, kind: str | None = None, status: str | None = None) -> list[Alert]:
-        return [a for a in self.alerts if (kind is None or a.kind == kind)
-                and (status is None or a.status == status)]
+        return [
+            a
+            for a in self.alerts
+            if (kind is None or a.kind == kind) and (status is None or a.status == status)
+        ]
 
     @property
     def detector(self) -> Detector:

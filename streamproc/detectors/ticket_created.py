@@ -31,8 +31,15 @@ from ._tickets import (
 )
 from .base import Detector, Prefilter, register
 
-_FIELDS = ("ticket_id", "priority", "customer_name", "customer_email", "category", "subject",
-           "assignee")
+_FIELDS = (
+    "ticket_id",
+    "priority",
+    "customer_name",
+    "customer_email",
+    "category",
+    "subject",
+    "assignee",
+)
 
 
 def _created(data: dict[str, Any]) -> bool:
@@ -60,7 +67,7 @@ class TicketCreated(Detector):
         return _created
 
     def column_prefilter(self) -> Any:
-        return column_equals('event', 'created')
+        return column_equals("event", "created")
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []
@@ -76,33 +83,59 @@ class TicketCreated(Detector):
             subject = clip(data.get("subject") or "(no subject)")
             customer = clip(data.get("customer_name") or data.get("customer_email") or "unknown")
             sample = {"timestamp": iso(ev.ts), **sample_of(data, _FIELDS)}
-            alerts.append(self.make_alert(
-                key={"ticket_id": tid}, incident=[ev.ts, "created"], event_time=ev.ts,
-                title=f"New {priority} ticket {clip(tid)} from {customer}: {subject}",
-                body=(f"Ticket {clip(tid)} ({priority}, category "
-                      f"{clip(data.get('category') or 'none')}) from {customer}: {subject}.\n"
-                      f"{clip(data.get('description') or '')}\n"
-                      f"First response due within {hours_text(hours)}.").strip(),
-                severity=SEVERITY_BY_PRIORITY[priority],
-                evidence={"priority": priority, "sla_hours": hours,
-                          "response_due": ev.ts + hours * 3600, "samples": [sample]},
-                source=ev.source(),
-                labels={"ticket_id": clip(tid), "priority": priority,
-                        "category": clip(str(data.get("category") or ""))}))
+            alerts.append(
+                self.make_alert(
+                    key={"ticket_id": tid},
+                    incident=[ev.ts, "created"],
+                    event_time=ev.ts,
+                    title=f"New {priority} ticket {clip(tid)} from {customer}: {subject}",
+                    body=(
+                        f"Ticket {clip(tid)} ({priority}, category "
+                        f"{clip(data.get('category') or 'none')}) from {customer}: {subject}.\n"
+                        f"{clip(data.get('description') or '')}\n"
+                        f"First response due within {hours_text(hours)}."
+                    ).strip(),
+                    severity=SEVERITY_BY_PRIORITY[priority],
+                    evidence={
+                        "priority": priority,
+                        "sla_hours": hours,
+                        "response_due": ev.ts + hours * 3600,
+                        "samples": [sample],
+                    },
+                    source=ev.source(),
+                    labels={
+                        "ticket_id": clip(tid),
+                        "priority": priority,
+                        "category": clip(str(data.get("category") or "")),
+                    },
+                )
+            )
             if not self.customer_notices:
                 continue
             labels = {"ticket_id": clip(tid), "priority": priority, "audience": "customer"}
             if data.get("customer_email"):
                 labels["customer_email"] = clip(str(data["customer_email"]))
             name = clip(data.get("customer_name") or "")
-            alerts.append(self.make_alert(
-                key={"ticket_id": tid}, incident=[ev.ts, "acknowledgement"], event_time=ev.ts,
-                title=f"We received your request: {subject} [ticket {clip(tid)}]",
-                body=(f"Hello{' ' + name if name else ''},\n\nthank you for contacting us. We "
-                      f"received your request \"{subject}\" as ticket {clip(tid)}. For "
-                      f"{priority}-priority requests we respond within {hours_text(hours)}."),
-                severity="info", audience="customer",
-                evidence={"priority": priority, "sla_hours": hours,
-                          "response_due": ev.ts + hours * 3600},
-                source=ev.source(), labels=labels))
+            alerts.append(
+                self.make_alert(
+                    key={"ticket_id": tid},
+                    incident=[ev.ts, "acknowledgement"],
+                    event_time=ev.ts,
+                    title=f"We received your request: {subject} [ticket {clip(tid)}]",
+                    body=(
+                        f"Hello{' ' + name if name else ''},\n\nthank you for contacting us. We "
+                        f'received your request "{subject}" as ticket {clip(tid)}. For '
+                        f"{priority}-priority requests we respond within {hours_text(hours)}."
+                    ),
+                    severity="info",
+                    audience="customer",
+                    evidence={
+                        "priority": priority,
+                        "sla_hours": hours,
+                        "response_due": ev.ts + hours * 3600,
+                    },
+                    source=ev.source(),
+                    labels=labels,
+                )
+            )
         return alerts

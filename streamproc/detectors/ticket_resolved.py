@@ -58,8 +58,17 @@ class TicketResolved(Detector):
             ts = ev.ts
             if kind == "created":
                 if tid not in state:
-                    state.touch(tid, [ts, priority_of(data), None, data.get("customer_name"),
-                                      data.get("customer_email"), data.get("subject")])
+                    state.touch(
+                        tid,
+                        [
+                            ts,
+                            priority_of(data),
+                            None,
+                            data.get("customer_name"),
+                            data.get("customer_email"),
+                            data.get("subject"),
+                        ],
+                    )
                 continue
             st = state.get(tid)
             if kind == "responded":
@@ -73,14 +82,18 @@ class TicketResolved(Detector):
             alerts.extend(self._resolved(tid, st, data, ev, sla))
         return alerts
 
-    def _resolved(self, tid: str, st: list[Any] | None, data: dict[str, Any], ev: Event,
-                  sla: dict[str, float]) -> list[Alert]:
+    def _resolved(
+        self, tid: str, st: list[Any] | None, data: dict[str, Any], ev: Event, sla: dict[str, float]
+    ) -> list[Alert]:
         ts = ev.ts
         priority = st[1] if st is not None else priority_of(data)
         hours = sla[priority]
-        evidence: dict[str, Any] = {"priority": priority, "sla_hours": hours,
-                                    "resolution": clip(data.get("resolution")),
-                                    "assignee": clip(data.get("assignee"))}
+        evidence: dict[str, Any] = {
+            "priority": priority,
+            "sla_hours": hours,
+            "resolution": clip(data.get("resolution")),
+            "assignee": clip(data.get("assignee")),
+        }
         if st is None:
             sla_text = "SLA unknown (ticket created before this history)"
             evidence["sla_met"] = None
@@ -89,26 +102,51 @@ class TicketResolved(Detector):
             created = st[0]
             first = st[2] if st[2] is not None else ts
             met = first - created <= hours * 3600
-            evidence.update({"sla_met": met, "created": created, "first_response": first,
-                             "time_to_first_response_seconds": first - created,
-                             "time_to_resolution_seconds": ts - created})
-            sla_text = (f"SLA {'met' if met else 'MISSED'}: first response after "
-                        f"{(first - created) / 3600:.1f} h ({priority} SLA "
-                        f"{hours_text(hours)}); resolved after {(ts - created) / 3600:.1f} h")
+            evidence.update(
+                {
+                    "sla_met": met,
+                    "created": created,
+                    "first_response": first,
+                    "time_to_first_response_seconds": first - created,
+                    "time_to_resolution_seconds": ts - created,
+                }
+            )
+            sla_text = (
+                f"SLA {'met' if met else 'MISSED'}: first response after "
+                f"{(first - created) / 3600:.1f} h ({priority} SLA "
+                f"{hours_text(hours)}); resolved after {(ts - created) / 3600:.1f} h"
+            )
             incident = [created, "resolved"]
         subject = clip(data.get("subject") or (st[5] if st else None) or "(no subject)")
-        out = [self.make_alert(
-            key={"ticket_id": tid}, incident=incident, event_time=ts,
-            title=f"Ticket {clip(tid)} resolved: {subject}",
-            body=(f"Ticket {clip(tid)} \"{subject}\" was resolved"
-                  + (f" by {clip(data['assignee'])}" if data.get("assignee") else "") + ". "
-                  + sla_text + "."
-                  + (f"\nResolution: {clip(data['resolution'])}" if data.get("resolution")
-                     else "")),
-            evidence=evidence, source=ev.source(),
-            labels={"ticket_id": clip(tid), "priority": priority,
-                    "sla": "unknown" if evidence["sla_met"] is None
-                    else ("met" if evidence["sla_met"] else "missed")})]
+        out = [
+            self.make_alert(
+                key={"ticket_id": tid},
+                incident=incident,
+                event_time=ts,
+                title=f"Ticket {clip(tid)} resolved: {subject}",
+                body=(
+                    f'Ticket {clip(tid)} "{subject}" was resolved'
+                    + (f" by {clip(data['assignee'])}" if data.get("assignee") else "")
+                    + ". "
+                    + sla_text
+                    + "."
+                    + (
+                        f"\nResolution: {clip(data['resolution'])}"
+                        if data.get("resolution")
+                        else ""
+                    )
+                ),
+                evidence=evidence,
+                source=ev.source(),
+                labels={
+                    "ticket_id": clip(tid),
+                    "priority": priority,
+                    "sla": "unknown"
+                    if evidence["sla_met"] is None
+                    else ("met" if evidence["sla_met"] else "missed"),
+                },
+            )
+        ]
         if self.customer_notices:
             email = data.get("customer_email") or (st[4] if st else None)
             name = clip(data.get("customer_name") or (st[3] if st else None) or "")
@@ -116,17 +154,28 @@ class TicketResolved(Detector):
             if email:
                 labels["customer_email"] = clip(str(email))
             feedback = data.get("feedback_url")
-            out.append(self.make_alert(
-                key={"ticket_id": tid}, incident=[*incident, "customer"], event_time=ts,
-                title=f"Your request has been resolved: {subject} [ticket {clip(tid)}]",
-                body=(f"Hello{' ' + name if name else ''},\n\nyour request \"{subject}\" "
-                      f"(ticket {clip(tid)}) has been resolved."
-                      + (f"\n\n{clip(data['resolution'])}" if data.get("resolution") else "")
-                      + (f"\n\nTell us how we did: {clip(feedback)}" if feedback else "")),
-                severity="info", audience="customer",
-                evidence={"resolution": clip(data.get("resolution")),
-                          "feedback_url": clip(feedback)},
-                source=ev.source(), labels=labels))
+            out.append(
+                self.make_alert(
+                    key={"ticket_id": tid},
+                    incident=[*incident, "customer"],
+                    event_time=ts,
+                    title=f"Your request has been resolved: {subject} [ticket {clip(tid)}]",
+                    body=(
+                        f'Hello{" " + name if name else ""},\n\nyour request "{subject}" '
+                        f"(ticket {clip(tid)}) has been resolved."
+                        + (f"\n\n{clip(data['resolution'])}" if data.get("resolution") else "")
+                        + (f"\n\nTell us how we did: {clip(feedback)}" if feedback else "")
+                    ),
+                    severity="info",
+                    audience="customer",
+                    evidence={
+                        "resolution": clip(data.get("resolution")),
+                        "feedback_url": clip(feedback),
+                    },
+                    source=ev.source(),
+                    labels=labels,
+                )
+            )
         return out
 
     def on_watermark(self, watermark: float) -> list[Alert]:
@@ -138,8 +187,10 @@ class TicketResolved(Detector):
         return []
 
     def snapshot(self) -> Any:
-        return {"tickets": [[tid, st] for tid, st in self.state.items()],
-                "evictions": self.state.evictions}
+        return {
+            "tickets": [[tid, st] for tid, st in self.state.items()],
+            "evictions": self.state.evictions,
+        }
 
     def restore(self, state: Any) -> None:
         for tid, st in state.get("tickets", []):

@@ -36,8 +36,12 @@ class UnusualLogin(Detector):
     kind = "unusual_login"
     family = "auth-logs"
     severity = "medium"
-    defaults = {"lookback": 30 * 86400.0, "min_history": 3, "check_network": True,
-                "check_country": True}
+    defaults = {
+        "lookback": 30 * 86400.0,
+        "min_history": 3,
+        "check_network": True,
+        "check_country": True,
+    }
     colocate = ("username",)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
@@ -98,7 +102,7 @@ class UnusualLogin(Detector):
             while i < len(hist):
                 tag, last = hist[i], hist[i + 1]
                 if last < horizon:
-                    del hist[i:i + 3]
+                    del hist[i : i + 3]
                     continue
                 if tag[0] == _COUNTRY:
                     have_country = True
@@ -112,8 +116,11 @@ class UnusualLogin(Detector):
             new_net = check_network and net_at < 0
             new_country = check_country and ctag is not None and have_country and ctag_at < 0
             if earlier >= min_history and (new_net or new_country):
-                alerts.append(self._alert(user, hist, net, ctag, new_net, new_country,
-                                          earlier, batch.event(row)))
+                alerts.append(
+                    self._alert(
+                        user, hist, net, ctag, new_net, new_country, earlier, batch.event(row)
+                    )
+                )
             # record this success under its network, then its country (if any)
             if net_at < 0:
                 hist += [net, ts, 1]
@@ -140,11 +147,19 @@ class UnusualLogin(Detector):
         self._ctags[country] = tag
         return tag
 
-    def _alert(self, user: str, hist: list[Any], net: str, ctag: str | None, new_net: bool,
-               new_country: bool, earlier: int, ev: Event) -> Alert:
+    def _alert(
+        self,
+        user: str,
+        hist: list[Any],
+        net: str,
+        ctag: str | None,
+        new_net: bool,
+        new_country: bool,
+        earlier: int,
+        ev: Event,
+    ) -> Alert:
         known_nets = [hist[i] for i in range(0, len(hist), 3) if hist[i][0] != _COUNTRY]
-        known_countries = [hist[i][1:] for i in range(0, len(hist), 3)
-                           if hist[i][0] == _COUNTRY]
+        known_countries = [hist[i][1:] for i in range(0, len(hist), 3) if hist[i][0] == _COUNTRY]
         country = ctag[1:] if ctag else None
         what = []
         if new_net:
@@ -154,18 +169,27 @@ class UnusualLogin(Detector):
         novelty = " and ".join(what)
         data = ev.data
         return self.make_alert(
-            key={"username": user}, incident=[net, country, ev.ts], event_time=ev.ts,
+            key={"username": user},
+            incident=[net, country, ev.ts],
+            event_time=ev.ts,
             title=f"Unusual login for {clip(user)} from {novelty}",
-            body=(f"User {clip(user)} logged in from {clip(data['ip_address'])} ({novelty}), "
-                  f"not seen for this user in the last {self.lookback / 86400:g} days "
-                  f"({earlier} earlier successful logins)."),
-            evidence={"new_network": net if new_net else None,
-                      "new_country": country if new_country else None,
-                      "known_networks": known_nets[:10], "known_countries": known_countries[:10],
-                      "earlier_successes": earlier, "lookback_seconds": self.lookback,
-                      "samples": [{"timestamp": iso(ev.ts), **sample_of(data, _SAMPLE_FIELDS)}]},
+            body=(
+                f"User {clip(user)} logged in from {clip(data['ip_address'])} ({novelty}), "
+                f"not seen for this user in the last {self.lookback / 86400:g} days "
+                f"({earlier} earlier successful logins)."
+            ),
+            evidence={
+                "new_network": net if new_net else None,
+                "new_country": country if new_country else None,
+                "known_networks": known_nets[:10],
+                "known_countries": known_countries[:10],
+                "earlier_successes": earlier,
+                "lookback_seconds": self.lookback,
+                "samples": [{"timestamp": iso(ev.ts), **sample_of(data, _SAMPLE_FIELDS)}],
+            },
             source=ev.source(),
-            labels={"username": clip(user), "ip_address": clip(data["ip_address"])})
+            labels={"username": clip(user), "ip_address": clip(data["ip_address"])},
+        )
 
     def on_watermark(self, watermark: float) -> list[Alert]:
         if self._sweeper.due(watermark):
@@ -176,8 +200,10 @@ class UnusualLogin(Detector):
         return []
 
     def snapshot(self) -> Any:
-        return {"users": [[u, list(h)] for u, h in self.state.items()],
-                "evictions": self.state.evictions}
+        return {
+            "users": [[u, list(h)] for u, h in self.state.items()],
+            "evictions": self.state.evictions,
+        }
 
     def restore(self, state: Any) -> None:
         for user, hist in state.get("users", []):

@@ -82,16 +82,23 @@ def _flag(request: web.Request, name: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise web.HTTPBadRequest(text=orjson.dumps(f"{name} must be true or false, not "
-                                               f"{value[:40]!r}").decode(),
-                             content_type="application/json")
+    raise web.HTTPBadRequest(
+        text=orjson.dumps(f"{name} must be true or false, not {value[:40]!r}").decode(),
+        content_type="application/json",
+    )
 
 
 class AlertmanagerAPI:
     """The routes above, over ``sources`` (the runtime) and the loaded ``config``."""
 
-    def __init__(self, sources: Sources, config: Config, *,
-                 worker: int | None = None, started: float | None = None) -> None:
+    def __init__(
+        self,
+        sources: Sources,
+        config: Config,
+        *,
+        worker: int | None = None,
+        started: float | None = None,
+    ) -> None:
         self.sources = sources
         self.config = config
         self.worker = worker
@@ -102,21 +109,26 @@ class AlertmanagerAPI:
     def app(self) -> web.Application:
         """The /api/v2 routes, to mount at ``/api/v2``."""
         app = web.Application()
-        app.add_routes([
-            web.get("/alerts", self.get_alerts),
-            web.get("/alerts/groups", self.get_alert_groups),
-            web.get("/silences", self.get_silences),
-            web.post("/silences", self.post_silences),
-            web.get("/silence/{id}", self.get_silence),
-            web.delete("/silence/{id}", self.delete_silence),
-            web.get("/receivers", self.get_receivers),
-            web.get("/status", self.get_status),
-        ])
+        app.add_routes(
+            [
+                web.get("/alerts", self.get_alerts),
+                web.get("/alerts/groups", self.get_alert_groups),
+                web.get("/silences", self.get_silences),
+                web.post("/silences", self.post_silences),
+                web.get("/silence/{id}", self.get_silence),
+                web.delete("/silence/{id}", self.delete_silence),
+                web.get("/receivers", self.get_receivers),
+                web.get("/status", self.get_status),
+            ]
+        )
         return app
 
     def root_routes(self) -> list[web.RouteDef]:
-        return [web.get("/-/healthy", self.healthy), web.get("/-/ready", self.ready),
-                web.post("/-/reload", self.post_reload)]
+        return [
+            web.get("/-/healthy", self.healthy),
+            web.get("/-/ready", self.ready),
+            web.post("/-/reload", self.post_reload),
+        ]
 
     # -- what the runtime provides ----------------------------------------------------------
 
@@ -126,7 +138,8 @@ class AlertmanagerAPI:
         if active is None or notifier is None or getattr(notifier, "silences", None) is None:
             raise web.HTTPServiceUnavailable(
                 text=orjson.dumps("streamproc is starting: try again in a moment").decode(),
-                content_type="application/json")
+                content_type="application/json",
+            )
         return active, notifier
 
     def _silences(self) -> SilenceStage:
@@ -139,16 +152,18 @@ class AlertmanagerAPI:
         try:
             matchers = am_shapes.parse_filter(request.query.getall("filter", []))
         except BadMatcher as exc:
-            raise web.HTTPBadRequest(text=orjson.dumps(str(exc)).decode(),
-                                     content_type="application/json") from None
+            raise web.HTTPBadRequest(
+                text=orjson.dumps(str(exc)).decode(), content_type="application/json"
+            ) from None
         receiver_re = None
         if "receiver" in request.query:
             try:
                 receiver_re = re.compile(request.query["receiver"])
             except re.error as exc:
-                raise web.HTTPBadRequest(text=orjson.dumps(
-                    f"failed to parse receiver param: {exc}").decode(),
-                    content_type="application/json") from None
+                raise web.HTTPBadRequest(
+                    text=orjson.dumps(f"failed to parse receiver param: {exc}").decode(),
+                    content_type="application/json",
+                ) from None
         show_active, show_silenced = _flag(request, "active"), _flag(request, "silenced")
         show_inhibited = _flag(request, "inhibited")
         _flag(request, "unprocessed")  # checked; nothing here is ever unprocessed
@@ -168,30 +183,46 @@ class AlertmanagerAPI:
             matchable = match_labels(e.alert)
             silenced = [s.id for s in silences if s.matches(matchable)]
             inhibited = inhibitors.get(e.alert.fingerprint, [])
-            if (not show_silenced and silenced) or (not show_inhibited and inhibited) or \
-                    (not show_active and not silenced and not inhibited):
+            if (
+                (not show_silenced and silenced)
+                or (not show_inhibited and inhibited)
+                or (not show_active and not silenced and not inhibited)
+            ):
                 continue
-            out.append((e, am_shapes.gettable_alert(
-                e.alert, updated=e.updated, ends=e.ends, receivers=receivers,
-                silenced_by=silenced, inhibited_by=inhibited)))
+            out.append(
+                (
+                    e,
+                    am_shapes.gettable_alert(
+                        e.alert,
+                        updated=e.updated,
+                        ends=e.ends,
+                        receivers=receivers,
+                        silenced_by=silenced,
+                        inhibited_by=inhibited,
+                    ),
+                )
+            )
         return out
 
     async def get_alerts(self, request: web.Request) -> web.Response:
-        return web.json_response([a for _e, a in self._gettable(request)],
-                                 dumps=_dumps)
+        return web.json_response([a for _e, a in self._gettable(request)], dumps=_dumps)
 
     async def get_alert_groups(self, request: web.Request) -> web.Response:
         alerts = self._gettable(request)
         _active, notifier = self._parts()
-        group_by = [am_shapes.label_name("alertname" if g == "kind" else g)
-                    for g in notifier.settings.group_by]
+        group_by = [
+            am_shapes.label_name("alertname" if g == "kind" else g)
+            for g in notifier.settings.group_by
+        ]
         groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[dict[str, Any]]] = {}
         for _e, a in alerts:
             key_labels = tuple((g, a["labels"][g]) for g in group_by if g in a["labels"])
             for r in a["receivers"] or [{"name": "none"}]:
                 groups.setdefault((r["name"], key_labels), []).append(a)
-        body = [{"labels": dict(labels), "receiver": {"name": receiver}, "alerts": members}
-                for (receiver, labels), members in sorted(groups.items())]
+        body = [
+            {"labels": dict(labels), "receiver": {"name": receiver}, "alerts": members}
+            for (receiver, labels), members in sorted(groups.items())
+        ]
         return web.json_response(body, dumps=_dumps)
 
     async def get_receivers(self, _request: web.Request) -> web.Response:
@@ -212,13 +243,15 @@ class AlertmanagerAPI:
             # as Alertmanager: active ones ending first, pending ones starting first, then
             # the most recently expired
             state = am_shapes.silence_state(s, now)
-            return order[state], (s.starts if state == "pending" else
-                                  -s.ends if state == "expired" else s.ends)
+            return order[state], (
+                s.starts if state == "pending" else -s.ends if state == "expired" else s.ends
+            )
 
-        shown = sorted((s for s in self._silences().all()
-                        if am_shapes.silence_has_matchers(s, wanted)), key=key)
-        return web.json_response([am_shapes.gettable_silence(s, now) for s in shown],
-                                 dumps=_dumps)
+        shown = sorted(
+            (s for s in self._silences().all() if am_shapes.silence_has_matchers(s, wanted)),
+            key=key,
+        )
+        return web.json_response([am_shapes.gettable_silence(s, now) for s in shown], dumps=_dumps)
 
     async def post_silences(self, request: web.Request) -> web.Response:
         raw = await request.read()  # over the body limit: 413 here
@@ -235,17 +268,23 @@ class AlertmanagerAPI:
         if update is not None and not any(s.id == update for s in stage.all()):
             return _bad(f"silence {update} not found", 404)
         await stage.save(silence)
-        log.info("silence %s %s through the API until %s: %s", silence.id,
-                 "updated" if update else "added", am_shapes.rfc3339(silence.ends),
-                 " ".join(str(m) for m in silence.matchers))
+        log.info(
+            "silence %s %s through the API until %s: %s",
+            silence.id,
+            "updated" if update else "added",
+            am_shapes.rfc3339(silence.ends),
+            " ".join(str(m) for m in silence.matchers),
+        )
         return web.json_response({"silenceID": silence.id})
 
     def _one(self, request: web.Request) -> Silence:
         sid = request.match_info["id"]
         found = [s for s in self._silences().all() if s.id == sid]
         if not found:
-            raise web.HTTPNotFound(text=orjson.dumps(f"silence {sid[:64]} not found").decode(),
-                                   content_type="application/json")
+            raise web.HTTPNotFound(
+                text=orjson.dumps(f"silence {sid[:64]} not found").decode(),
+                content_type="application/json",
+            )
         return found[0]
 
     async def get_silence(self, request: web.Request) -> web.Response:
@@ -266,7 +305,7 @@ class AlertmanagerAPI:
         original = ""
         if self.config.file:
             try:
-                original = redact_text(Path(self.config.file).read_text())
+                original = redact_text(Path(self.config.file).read_text())  # noqa: ASYNC240 (a small config file, read on an operator's request)
             except OSError as exc:
                 original = f"# cannot read {self.config.file}: {exc.strerror}"
         kafka = self.config.kafka
@@ -275,11 +314,19 @@ class AlertmanagerAPI:
             name = f"{name}/worker-{self.worker}"
         body = {
             # workers share state through Kafka topics, not Alertmanager's gossip
-            "cluster": {"name": name, "status": "ready" if kafka is not None else "disabled",
-                        "peers": []},
-            "versionInfo": {"version": __version__, "revision": "", "branch": "",
-                            "buildUser": "", "buildDate": "",
-                            "goVersion": f"python{sys.version.split()[0]}"},
+            "cluster": {
+                "name": name,
+                "status": "ready" if kafka is not None else "disabled",
+                "peers": [],
+            },
+            "versionInfo": {
+                "version": __version__,
+                "revision": "",
+                "branch": "",
+                "buildUser": "",
+                "buildDate": "",
+                "goVersion": f"python{sys.version.split()[0]}",
+            },
             "config": {"original": original},
             "uptime": am_shapes.rfc3339(self.started),
         }
@@ -295,8 +342,10 @@ class AlertmanagerAPI:
 
     async def post_reload(self, _request: web.Request) -> web.Response:
         if self.reload is None:
-            return web.Response(status=500, text="failed to reload config: streamproc runs "
-                                                 "without a config file (-c FILE)\n")
+            return web.Response(
+                status=500,
+                text="failed to reload config: streamproc runs without a config file (-c FILE)\n",
+            )
         try:
             result = await self.reload()
         except StreamprocError as exc:

@@ -32,7 +32,8 @@ from ..notify.silences import LabelMatcher, Silence
 __all__ = ["am_annotations", "am_labels", "label_name", "rfc3339"]  # the one mapping
 _ONE_MATCHER = re.compile(
     r'\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\]|\\.)*")\s*(?P<op>=~|!~|!=|=)\s*'
-    r'(?:(?P<quoted>"(?:[^"\\]|\\.)*")|(?P<bare>[^,"{}\s=!~]*))\s*')
+    r'(?:(?P<quoted>"(?:[^"\\]|\\.)*")|(?P<bare>[^,"{}\s=!~]*))\s*'
+)
 _ESCAPES = {"n": "\n", "t": "\t"}
 
 
@@ -42,13 +43,15 @@ class BadMatcher(ValueError):
 
 # -- times ----------------------------------------------------------------------------------
 
+
 def parse_time(value: Any, where: str) -> float:
     """An RFC 3339 time (``Z`` or an offset; any fraction) as a Unix time."""
     if not isinstance(value, str):
         raise ValueError(f"{where}: expected an RFC 3339 time, got {type(value).__name__}")
     text = value.strip()
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text,
-                     re.IGNORECASE)
+    m = re.fullmatch(
+        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text, re.IGNORECASE
+    )
     if not m:
         raise ValueError(f"{where}: {value!r} is not an RFC 3339 time")
     zone = "+00:00" if m.group(3).upper() == "Z" else m.group(3)
@@ -58,14 +61,22 @@ def parse_time(value: Any, where: str) -> float:
 
 # -- alerts ---------------------------------------------------------------------------------
 
+
 def alert_status(silenced_by: list[str], inhibited_by: list[str]) -> dict[str, Any]:
     state = "suppressed" if silenced_by or inhibited_by else "active"
     return {"state": state, "silencedBy": silenced_by, "inhibitedBy": inhibited_by}
 
 
-def gettable_alert(alert: Alert, *, updated: float, ends: float, receivers: list[str],
-                   silenced_by: list[str], inhibited_by: list[str],
-                   generator_url: str = "") -> dict[str, Any]:
+def gettable_alert(
+    alert: Alert,
+    *,
+    updated: float,
+    ends: float,
+    receivers: list[str],
+    silenced_by: list[str],
+    inhibited_by: list[str],
+    generator_url: str = "",
+) -> dict[str, Any]:
     return {
         "labels": am_labels(alert),
         "annotations": am_annotations(alert),
@@ -80,6 +91,7 @@ def gettable_alert(alert: Alert, *, updated: float, ends: float, receivers: list
 
 
 # -- matchers -------------------------------------------------------------------------------
+
 
 def _unquote(text: str) -> str:
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), text[1:-1])
@@ -102,8 +114,7 @@ def parse_matchers(text: str) -> list[LabelMatcher]:
             raise BadMatcher(f"bad matcher format: {text}")
         name = m.group("name")
         name = _unquote(name) if name.startswith('"') else name
-        value = _unquote(m.group("quoted")) if m.group("quoted") is not None \
-            else m.group("bare")
+        value = _unquote(m.group("quoted")) if m.group("quoted") is not None else m.group("bare")
         op = m.group("op")
         if op in ("=~", "!~"):
             try:
@@ -126,6 +137,7 @@ def parse_filter(items: list[str]) -> list[LabelMatcher]:
 
 # -- silences -------------------------------------------------------------------------------
 
+
 def silence_state(s: Silence, now: float) -> str:
     if s.ends <= now:
         return "expired"
@@ -133,8 +145,12 @@ def silence_state(s: Silence, now: float) -> str:
 
 
 def am_matcher(m: LabelMatcher) -> dict[str, Any]:
-    return {"name": m.name, "value": m.value, "isRegex": m.op in ("=~", "!~"),
-            "isEqual": m.op in ("=", "=~")}
+    return {
+        "name": m.name,
+        "value": m.value,
+        "isRegex": m.op in ("=~", "!~"),
+        "isEqual": m.op in ("=", "=~"),
+    }
 
 
 def gettable_silence(s: Silence, now: float | None = None) -> dict[str, Any]:
@@ -163,10 +179,16 @@ def silence_from_postable(body: Any, now: float) -> tuple[str | None, Silence]:
         raise ValueError("a silence needs at least one matcher")
     matchers: list[LabelMatcher] = []
     for i, m in enumerate(raw):
-        if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not m["name"] \
-                or not isinstance(m.get("value"), str) or not isinstance(m.get("isRegex"), bool):
-            raise ValueError(f"matchers[{i}]: needs name and value (strings) and isRegex "
-                             "(true or false)")
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("name"), str)
+            or not m["name"]
+            or not isinstance(m.get("value"), str)
+            or not isinstance(m.get("isRegex"), bool)
+        ):
+            raise ValueError(
+                f"matchers[{i}]: needs name and value (strings) and isRegex (true or false)"
+            )
         equal = m.get("isEqual", True)
         if not isinstance(equal, bool):
             raise ValueError(f"matchers[{i}].isEqual must be true or false")
@@ -176,8 +198,10 @@ def silence_from_postable(body: Any, now: float) -> tuple[str | None, Silence]:
         except re.error as exc:
             raise ValueError(f"matchers[{i}]: bad regex: {exc}") from None
     if all(m.matches({}) for m in matchers):
-        raise ValueError("at least one matcher must not match the empty string "
-                         "(this silence would mute every alert)")
+        raise ValueError(
+            "at least one matcher must not match the empty string "
+            "(this silence would mute every alert)"
+        )
     starts = parse_time(body.get("startsAt"), "startsAt")
     ends = parse_time(body.get("endsAt"), "endsAt")
     if ends <= starts:
@@ -188,13 +212,19 @@ def silence_from_postable(body: Any, now: float) -> tuple[str | None, Silence]:
         if not isinstance(body.get(key, ""), str):
             raise ValueError(f"{key} must be a string")
     sid = body.get("id")
-    if sid is not None and (not isinstance(sid, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,64}",
-                                                                           sid)):
+    if sid is not None and (
+        not isinstance(sid, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,64}", sid)
+    ):
         raise ValueError("id must be the id of an existing silence")
-    silence = Silence(id=sid or uuid.uuid4().hex[:12], matchers=tuple(matchers),
-                      starts=max(starts, now) if not sid else starts, ends=ends,
-                      author=str(body.get("createdBy", "")), comment=str(body.get("comment", "")),
-                      created=now)
+    silence = Silence(
+        id=sid or uuid.uuid4().hex[:12],
+        matchers=tuple(matchers),
+        starts=max(starts, now) if not sid else starts,
+        ends=ends,
+        author=str(body.get("createdBy", "")),
+        comment=str(body.get("comment", "")),
+        created=now,
+    )
     return sid or None, silence
 
 

@@ -56,8 +56,10 @@ class ListenAddress:
             host, port = "", text
         host = host.strip("[]") or default_host
         if not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ConfigError(f"--listen {text!r} is not HOST:PORT",
-                              hint="e.g. 127.0.0.1:9093, :9093 or 0.0.0.0:9093")
+            raise ConfigError(
+                f"--listen {text!r} is not HOST:PORT",
+                hint="e.g. 127.0.0.1:9093, :9093 or 0.0.0.0:9093",
+            )
         return cls(host, int(port))
 
     def offset(self, n: int) -> ListenAddress:
@@ -83,8 +85,9 @@ def open_without_token(host: str, token: str | None) -> bool:
         return True
 
 
-def server_ssl_context(certfile: str, keyfile: str | None = None,
-                       cafile: str | None = None) -> ssl.SSLContext:
+def server_ssl_context(
+    certfile: str, keyfile: str | None = None, cafile: str | None = None
+) -> ssl.SSLContext:
     """TLS for the listener: its certificate and key; with ``cafile``, clients must present
     a certificate signed by that CA (mutual TLS)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -99,17 +102,24 @@ def server_ssl_context(certfile: str, keyfile: str | None = None,
 class Listener:
     """One aiohttp server for metrics, health and the APIs. Mount, then ``start()``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
         self.host = host
         self.port = port
         self.token = token or None
         self.ssl_context = ssl_context
         self.max_body_bytes = max_body_bytes
         # client_max_size: a handler reading a chunked body past the limit gets 413 too
-        self.app = web.Application(client_max_size=max_body_bytes,
-                                   middlewares=[self._limit_body, self._check_token])
+        self.app = web.Application(
+            client_max_size=max_body_bytes, middlewares=[self._limit_body, self._check_token]
+        )
         self._runner: web.AppRunner | None = None
         self.tokenless: tuple[str, ...] = ()  # route prefixes served without the token
 
@@ -135,8 +145,9 @@ class Listener:
     async def start(self) -> None:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context,
-                           reuse_address=True)
+        site = web.TCPSite(
+            runner, self.host, self.port, ssl_context=self.ssl_context, reuse_address=True
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -144,8 +155,11 @@ class Listener:
             # asyncio words it "error while attempting to bind on address ...": say it as
             # the OS does, with the address, for `streamproc run: Address already in use`
             errno = exc.errno or 0
-            raise OSError(errno, os.strerror(errno) if errno else str(exc),
-                          str(ListenAddress(self.host, self.port))) from None
+            raise OSError(
+                errno,
+                os.strerror(errno) if errno else str(exc),
+                str(ListenAddress(self.host, self.port)),
+            ) from None
         self._runner = runner
         if runner.addresses:
             self.port = int(runner.addresses[0][1])
@@ -175,9 +189,11 @@ class Listener:
         if length is not None and length > self.max_body_bytes:
             # refused before a byte of it is read
             raise web.HTTPRequestEntityTooLarge(
-                max_size=self.max_body_bytes, actual_size=length,
+                max_size=self.max_body_bytes,
+                actual_size=length,
                 text=f"request body of {length} bytes is over the limit of "
-                     f"{self.max_body_bytes} bytes\n")
+                f"{self.max_body_bytes} bytes\n",
+            )
         return await handler(request)
 
     def _tokenless(self, request: web.Request) -> bool:
@@ -193,8 +209,10 @@ class Listener:
         sent = request.headers.get("Authorization", "")
         scheme, _, value = sent.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
-                value.strip().encode(), self.token.encode()):
+            value.strip().encode(), self.token.encode()
+        ):
             raise web.HTTPUnauthorized(
                 headers={"WWW-Authenticate": 'Bearer realm="streamproc"'},
-                text="unauthorized: send the API token as 'Authorization: Bearer <token>'\n")
+                text="unauthorized: send the API token as 'Authorization: Bearer <token>'\n",
+            )
         return await handler(request)

@@ -30,8 +30,15 @@ from .am_shapes import BadMatcher, parse_matchers, parse_time
 DEFAULT_URL = "http://127.0.0.1:9108"
 
 
-def api_get(url: str, path: str, params: list[tuple[str, str]], *, token: str | None,
-            cafile: str | None = None, timeout: float = 10.0) -> Any:
+def api_get(
+    url: str,
+    path: str,
+    params: list[tuple[str, str]],
+    *,
+    token: str | None,
+    cafile: str | None = None,
+    timeout: float = 10.0,
+) -> Any:
     """GET ``path`` of the API at ``url`` and decode its JSON; StreamprocError says why not
     (never with the token)."""
     full = url.rstrip("/") + path + ("?" + urllib.parse.urlencode(params) if params else "")
@@ -50,22 +57,32 @@ def api_get(url: str, path: str, params: list[tuple[str, str]], *, token: str | 
         raise StreamprocError(f"{url}{path}: HTTP {exc.code}: {body}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise StreamprocError(f"cannot reach {url} ({reason}); is `streamproc run --listen` "
-                              "running there? (--url)") from None
+        raise StreamprocError(
+            f"cannot reach {url} ({reason}); is `streamproc run --listen` running there? (--url)"
+        ) from None
 
 
 def _short_time(text: str) -> str:
     return datetime.fromtimestamp(parse_time(text, "startsAt"), UTC).strftime(
-        "%Y-%m-%d %H:%M:%S UTC")
+        "%Y-%m-%d %H:%M:%S UTC"
+    )
 
 
 def format_simple(alerts: list[dict[str, Any]]) -> str:
     rows = [("Alertname", "Starts At", "Summary", "State")]
-    rows += [(a["labels"].get("alertname", ""), _short_time(a["startsAt"]),
-              a["annotations"].get("summary", ""), a["status"]["state"]) for a in alerts]
+    rows += [
+        (
+            a["labels"].get("alertname", ""),
+            _short_time(a["startsAt"]),
+            a["annotations"].get("summary", ""),
+            a["status"]["state"],
+        )
+        for a in alerts
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def main(args: argparse.Namespace) -> int:

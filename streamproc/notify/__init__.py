@@ -33,13 +33,29 @@ if TYPE_CHECKING:
 # Each name is imported from its module when first asked for: the judging side imports
 # notify's light modules (active.py, settings.py) and must not pay for Apprise and its
 # plugins (about 0.3 s), which notifier.py and channels.py load.
-_WHERE = {"Channel": "channels", "load_channels": "channels", "redact_url": "channels",
-          "Notifier": "notifier", "DEFAULT_ROUTES": "routing", "routes_summary": "routing",
-          "NotifySettings": "settings", "parse_duration": "settings",
-          "parse_settings": "settings"}
+_WHERE = {
+    "Channel": "channels",
+    "load_channels": "channels",
+    "redact_url": "channels",
+    "Notifier": "notifier",
+    "DEFAULT_ROUTES": "routing",
+    "routes_summary": "routing",
+    "NotifySettings": "settings",
+    "parse_duration": "settings",
+    "parse_settings": "settings",
+}
 
-__all__ = ["DEFAULT_ROUTES", "Channel", "Notifier", "NotifySettings", "load_channels",
-           "parse_duration", "parse_settings", "redact_url", "routes_summary"]
+__all__ = [
+    "DEFAULT_ROUTES",
+    "Channel",
+    "Notifier",
+    "NotifySettings",
+    "load_channels",
+    "parse_duration",
+    "parse_settings",
+    "redact_url",
+    "routes_summary",
+]
 
 
 def __getattr__(name: str) -> Any:

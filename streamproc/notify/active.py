@@ -57,8 +57,9 @@ class ActiveAlert:
     ends: float  # resolve time, or updated + resolve_timeout
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"alert": self.alert.to_dict(), "updated": self.updated,
-                             "ends": self.ends}, default=str)
+        return orjson.dumps(
+            {"alert": self.alert.to_dict(), "updated": self.updated, "ends": self.ends}, default=str
+        )
 
     @classmethod
     def from_json(cls, raw: bytes) -> ActiveAlert:
@@ -68,10 +69,19 @@ class ActiveAlert:
 
 def compact(alert: Alert) -> Alert:
     """What the API shows of an alert: no evidence, no source (they can be large)."""
-    return Alert(kind=alert.kind, severity=alert.severity, status=alert.status,
-                 key=alert.key, fingerprint=alert.fingerprint, event_time=alert.event_time,
-                 title=alert.title, body=alert.body, labels=alert.labels, family=alert.family,
-                 audience=alert.audience)
+    return Alert(
+        kind=alert.kind,
+        severity=alert.severity,
+        status=alert.status,
+        key=alert.key,
+        fingerprint=alert.fingerprint,
+        event_time=alert.event_time,
+        title=alert.title,
+        body=alert.body,
+        labels=alert.labels,
+        family=alert.family,
+        audience=alert.audience,
+    )
 
 
 def retention_ms(resolve_timeout: float) -> str:
@@ -90,8 +100,14 @@ class ActiveAlerts:
         self._pruned = 0.0
 
     def entries(self, alerts: list[Alert], now: float) -> list[ActiveAlert]:
-        return [ActiveAlert(compact(a), now, a.event_time if a.status == "resolved"
-                            else now + self.resolve_timeout) for a in alerts]
+        return [
+            ActiveAlert(
+                compact(a),
+                now,
+                a.event_time if a.status == "resolved" else now + self.resolve_timeout,
+            )
+            for a in alerts
+        ]
 
     def put(self, entries: list[ActiveAlert], now: float) -> None:
         if not self.keep:
@@ -127,8 +143,15 @@ class ActiveAlerts:
 class KafkaActiveAlerts(ActiveAlerts):
     """The table every worker of the deployment reads (see the module docstring)."""
 
-    def __init__(self, cfg: KafkaConfig, producer: Any, resolve_timeout: float, *,
-                 follow: bool = True, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cfg: KafkaConfig,
+        producer: Any,
+        resolve_timeout: float,
+        *,
+        follow: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         from ..tables import TopicTable
 
         super().__init__(resolve_timeout, clock)
@@ -166,9 +189,14 @@ class KafkaActiveAlerts(ActiveAlerts):
             try:
                 entries.append(ActiveAlert.from_json(r.value))
             except Exception as exc:  # noqa: BLE001 - a foreign record must not stop us
-                self._bad.warning(("unreadable", r.topic), "notify: unreadable record in "
-                                  "%s[%d]@%d skipped (%s)", r.topic, r.partition, r.offset,
-                                  type(exc).__name__)
+                self._bad.warning(
+                    ("unreadable", r.topic),
+                    "notify: unreadable record in %s[%d]@%d skipped (%s)",
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    type(exc).__name__,
+                )
         self.put(entries, now)
 
     async def record(self, alerts: list[Alert]) -> None:
@@ -182,47 +210,65 @@ class KafkaActiveAlerts(ActiveAlerts):
 
     async def _send(self, entries: list[ActiveAlert]) -> None:
         try:
-            futures = [await self.producer.send(self.topic, e.to_json(),
-                                                key=e.alert.fingerprint.encode())
-                       for e in entries]
+            futures = [
+                await self.producer.send(self.topic, e.to_json(), key=e.alert.fingerprint.encode())
+                for e in entries
+            ]
             await asyncio.gather(*futures)
             self.published += len(entries)
         except Exception as exc:  # noqa: BLE001 - this worker's table still has them
-            self._bad.warning(("publish", self.topic), "notify: could not publish %d active "
-                              "alert(s) to %s (%s); other workers will not list them",
-                              len(entries), self.topic, type(exc).__name__)
+            self._bad.warning(
+                ("publish", self.topic),
+                "notify: could not publish %d active "
+                "alert(s) to %s (%s); other workers will not list them",
+                len(entries),
+                self.topic,
+                type(exc).__name__,
+            )
 
 
 class SqliteActiveAlerts(ActiveAlerts):
     """The table in notify.db, shared by the processes of one state directory."""
 
-    def __init__(self, db: sqlite3.Connection, resolve_timeout: float, *, owns_db: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        resolve_timeout: float,
+        *,
+        owns_db: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(resolve_timeout, clock)
         self.db = db
         self.owns_db = owns_db
         self.closed = False
-        db.execute("CREATE TABLE IF NOT EXISTS active_alerts (fp TEXT PRIMARY KEY, "
-                   "record BLOB NOT NULL, ends REAL NOT NULL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS active_alerts (fp TEXT PRIMARY KEY, "
+            "record BLOB NOT NULL, ends REAL NOT NULL)"
+        )
 
     def put(self, entries: list[ActiveAlert], now: float) -> None:
         from .store import Tx
 
         with Tx(self.db) as db:
             db.execute("DELETE FROM active_alerts WHERE ends <= ?", (now,))
-            db.executemany("DELETE FROM active_alerts WHERE fp = ?",
-                           [(e.alert.fingerprint,) for e in entries if e.ends <= now])
-            db.executemany("INSERT OR REPLACE INTO active_alerts VALUES (?,?,?)",
-                           [(e.alert.fingerprint, e.to_json(), e.ends) for e in entries
-                            if e.ends > now])
+            db.executemany(
+                "DELETE FROM active_alerts WHERE fp = ?",
+                [(e.alert.fingerprint,) for e in entries if e.ends <= now],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO active_alerts VALUES (?,?,?)",
+                [(e.alert.fingerprint, e.to_json(), e.ends) for e in entries if e.ends > now],
+            )
 
     def current(self, now: float | None = None) -> list[ActiveAlert]:
         if self.closed:  # stopped (a scrape may come after): nothing is read any more
             return []
         now = self.clock() if now is None else now
         out = []
-        for (raw,) in self.db.execute("SELECT record FROM active_alerts WHERE ends > ? "
-                                      "ORDER BY fp", (now,)):
+        for (raw,) in self.db.execute(
+            "SELECT record FROM active_alerts WHERE ends > ? ORDER BY fp", (now,)
+        ):
             try:
                 out.append(ActiveAlert.from_json(raw))
             except Exception as exc:  # noqa: BLE001 - a row of another version: skip it

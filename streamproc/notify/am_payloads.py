@@ -68,8 +68,9 @@ def rfc3339(ts: float) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def postable_alert(alert: Alert, *, ends_at: float, starts_at: float | None = None,
-                   generator_url: str = "") -> dict[str, Any]:
+def postable_alert(
+    alert: Alert, *, ends_at: float, starts_at: float | None = None, generator_url: str = ""
+) -> dict[str, Any]:
     """One element of the JSON list ``POST /api/v2/alerts`` takes.
 
     ``ends_at``: for a resolved alert, its resolve time (``alert.event_time``); for a firing
@@ -79,25 +80,31 @@ def postable_alert(alert: Alert, *, ends_at: float, starts_at: float | None = No
     resolve time only); default ``alert.event_time``.
     """
     out: dict[str, Any] = {
-        "labels": am_labels(alert), "annotations": am_annotations(alert),
+        "labels": am_labels(alert),
+        "annotations": am_annotations(alert),
         "startsAt": rfc3339(alert.event_time if starts_at is None else starts_at),
-        "endsAt": rfc3339(ends_at)}
+        "endsAt": rfc3339(ends_at),
+    }
     if generator_url:
         out["generatorURL"] = generator_url
     return out
 
 
-def webhook_alert(alert: Alert, *, starts_at: float | None = None,
-                  generator_url: str = "") -> dict[str, Any]:
+def webhook_alert(
+    alert: Alert, *, starts_at: float | None = None, generator_url: str = ""
+) -> dict[str, Any]:
     """One element of ``alerts`` in Alertmanager's webhook payload. A firing alert's
     ``endsAt`` is Go's zero time, as Alertmanager sends it."""
     resolved = alert.status == "resolved"
     return {
         "status": "resolved" if resolved else "firing",
-        "labels": am_labels(alert), "annotations": am_annotations(alert),
+        "labels": am_labels(alert),
+        "annotations": am_annotations(alert),
         "startsAt": rfc3339(alert.event_time if starts_at is None else starts_at),
         "endsAt": rfc3339(alert.event_time) if resolved else "0001-01-01T00:00:00Z",
-        "generatorURL": generator_url, "fingerprint": alert.fingerprint}
+        "generatorURL": generator_url,
+        "fingerprint": alert.fingerprint,
+    }
 
 
 def _common(dicts: Sequence[dict[str, str]]) -> dict[str, str]:
@@ -109,27 +116,39 @@ def _common(dicts: Sequence[dict[str, str]]) -> dict[str, str]:
     return common
 
 
-def webhook_payload(alerts: Sequence[Alert], *, receiver: str, group_key: str,
-                    group_by: Sequence[str] = (), external_url: str = "",
-                    generator_url: str = "",
-                    starts: dict[str, float] | None = None) -> dict[str, Any]:
+def webhook_payload(
+    alerts: Sequence[Alert],
+    *,
+    receiver: str,
+    group_key: str,
+    group_by: Sequence[str] = (),
+    external_url: str = "",
+    generator_url: str = "",
+    starts: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Alertmanager's webhook JSON (version 4) for one message of ``alerts``.
 
     ``status`` is ``firing`` when any alert fires, else ``resolved``; ``groupLabels`` are the
     ``group_by`` labels all alerts share; ``starts`` maps a fingerprint to its firing time
     (startsAt of a resolved alert); ``truncatedAlerts`` is 0: every alert is listed."""
     starts = starts or {}
-    items = [webhook_alert(a, starts_at=starts.get(a.fingerprint), generator_url=generator_url)
-             for a in alerts]
+    items = [
+        webhook_alert(a, starts_at=starts.get(a.fingerprint), generator_url=generator_url)
+        for a in alerts
+    ]
     common_labels = _common([i["labels"] for i in items])
     wanted = {label_name(g) for g in group_by}
     if "kind" in group_by:
         wanted.add("alertname")
     return {
-        "version": "4", "groupKey": group_key, "truncatedAlerts": 0,
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
         "status": "firing" if any(i["status"] == "firing" for i in items) else "resolved",
         "receiver": receiver,
         "groupLabels": {k: v for k, v in common_labels.items() if k in wanted},
         "commonLabels": common_labels,
         "commonAnnotations": _common([i["annotations"] for i in items]),
-        "externalURL": external_url, "alerts": items}
+        "externalURL": external_url,
+        "alerts": items,
+    }

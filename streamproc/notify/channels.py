@@ -35,11 +35,46 @@ from .settings import NotifySettings
 # Schemas whose "host" is a real network host. For every other schema (slack://TokenA/...,
 # discord://webhook_id/token, tgram://bot_token/...) the host part is often a credential.
 _HOST_SCHEMAS = {
-    "json", "jsons", "form", "forms", "xml", "xmls", "http", "https", "mailto", "mailtos",
-    "ntfy", "ntfys", "gotify", "gotifys", "mqtt", "mqtts", "syslog", "rsyslog", "matrix",
-    "matrixs", "mmost", "mmosts", "rocket", "rockets", "apprise", "apprises", "nctalk",
-    "nctalks", "ncloud", "nclouds", "xmpp", "xmpps", "kodi", "kodis", "growl", "signal",
-    "signals", "smtp", "smtps", *ALERTMANAGER_SCHEMAS,
+    "json",
+    "jsons",
+    "form",
+    "forms",
+    "xml",
+    "xmls",
+    "http",
+    "https",
+    "mailto",
+    "mailtos",
+    "ntfy",
+    "ntfys",
+    "gotify",
+    "gotifys",
+    "mqtt",
+    "mqtts",
+    "syslog",
+    "rsyslog",
+    "matrix",
+    "matrixs",
+    "mmost",
+    "mmosts",
+    "rocket",
+    "rockets",
+    "apprise",
+    "apprises",
+    "nctalk",
+    "nctalks",
+    "ncloud",
+    "nclouds",
+    "xmpp",
+    "xmpps",
+    "kodi",
+    "kodis",
+    "growl",
+    "signal",
+    "signals",
+    "smtp",
+    "smtps",
+    *ALERTMANAGER_SCHEMAS,
 }
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
 
@@ -134,15 +169,31 @@ def _format_for(service: Any, url: str) -> str:
     return str(getattr(fmt, "value", fmt))
 
 
-def _make(url: str, service: Any, tags: Iterable[str], settings: NotifySettings, *,
-          catch_all: bool = False, internal: bool = False) -> Channel:
+def _make(
+    url: str,
+    service: Any,
+    tags: Iterable[str],
+    settings: NotifySettings,
+    *,
+    catch_all: bool = False,
+    internal: bool = False,
+) -> Channel:
     ch = Channel(
-        id=_channel_id(url), name=redact_url(url), service_name=str(service.service_name),
-        tags=frozenset(str(t) for t in tags), service=service, catch_all=catch_all,
-        internal=internal, fmt=_format_for(service, url), rate=settings.rate,
-        burst=settings.burst, max_in_flight=settings.max_in_flight, timeout=settings.timeout,
-        max_body_len=min(settings.max_body_len, int(getattr(service, "body_maxlen", 0) or
-                                                    settings.max_body_len)),
+        id=_channel_id(url),
+        name=redact_url(url),
+        service_name=str(service.service_name),
+        tags=frozenset(str(t) for t in tags),
+        service=service,
+        catch_all=catch_all,
+        internal=internal,
+        fmt=_format_for(service, url),
+        rate=settings.rate,
+        burst=settings.burst,
+        max_in_flight=settings.max_in_flight,
+        timeout=settings.timeout,
+        max_body_len=min(
+            settings.max_body_len, int(getattr(service, "body_maxlen", 0) or settings.max_body_len)
+        ),
     )
     # Apprise's own per-instance throttle would serialise our concurrent sends; the rate
     # limit stage owns pacing. Services with a documented API limit (Slack 1.2 s) keep theirs.
@@ -170,14 +221,27 @@ def load_apprise() -> Any:
 def _instantiate(url: str, where: str) -> Any:
     service = load_apprise().Apprise.instantiate(url)
     if service is None:
-        raise ConfigError(f"{where}: Apprise cannot load the URL {redact_url(url)}",
-                          hint="check the URL syntax for that service in the Apprise wiki")
+        raise ConfigError(
+            f"{where}: Apprise cannot load the URL {redact_url(url)}",
+            hint="check the URL syntax for that service in the Apprise wiki",
+        )
     return service
 
 
-OVERRIDE_KEYS = ("rate", "burst", "max_in_flight", "fast", "timeout", "group_wait",
-                 "group_interval", "format", "resend", "resend_for", "external_url",
-                 "generator_url")
+OVERRIDE_KEYS = (
+    "rate",
+    "burst",
+    "max_in_flight",
+    "fast",
+    "timeout",
+    "group_wait",
+    "group_interval",
+    "format",
+    "resend",
+    "resend_for",
+    "external_url",
+    "generator_url",
+)
 WEBHOOK_FORMAT = "alertmanager-webhook"
 
 
@@ -193,18 +257,24 @@ def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
         where = f"notify.channels.{selector}"
         unknown = sorted(set(over) - set(OVERRIDE_KEYS))
         if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r}",
-                              hint="known keys: " + ", ".join(OVERRIDE_KEYS))
+            raise ConfigError(
+                f"{where}: unknown key {unknown[0]!r}",
+                hint="known keys: " + ", ".join(OVERRIDE_KEYS),
+            )
         if "format" in over:
             if over["format"] != WEBHOOK_FORMAT:
-                raise ConfigError(f"{where}.format: unknown format {over['format']!r}",
-                                  hint=f"format: {WEBHOOK_FORMAT} (Alertmanager's webhook "
-                                       "JSON); chat formats are set on the URL (?format=)")
+                raise ConfigError(
+                    f"{where}.format: unknown format {over['format']!r}",
+                    hint=f"format: {WEBHOOK_FORMAT} (Alertmanager's webhook "
+                    "JSON); chat formats are set on the URL (?format=)",
+                )
             if not isinstance(ch.service, NotifyJSON):
-                raise ConfigError(f"{where}.format: {WEBHOOK_FORMAT} needs a JSON webhook "
-                                  f"channel (URL scheme json or jsons), not "
-                                  f"{ch.service_name}",
-                                  hint="select the webhook channel by its tag")
+                raise ConfigError(
+                    f"{where}.format: {WEBHOOK_FORMAT} needs a JSON webhook "
+                    f"channel (URL scheme json or jsons), not "
+                    f"{ch.service_name}",
+                    hint="select the webhook channel by its tag",
+                )
             ch.fmt = WEBHOOK_FORMAT
         for key in ("external_url", "generator_url"):
             if key in over:
@@ -213,8 +283,10 @@ def _apply_overrides(ch: Channel, settings: NotifySettings) -> None:
             if key in over:
                 value = parse_duration(over[key], where=f"{where}.{key}")
                 if key == "resend" and value <= 0:
-                    raise ConfigError(f"{where}.resend: must be more than 0",
-                                      hint="resend: 1m (as Prometheus' resend_delay)")
+                    raise ConfigError(
+                        f"{where}.resend: must be more than 0",
+                        hint="resend: 1m (as Prometheus' resend_delay)",
+                    )
                 setattr(ch, key, value)
         if "rate" in over:
             ch.rate = float(over["rate"])
@@ -275,10 +347,10 @@ def _strings(node: Any) -> list[str]:
 def _reason(messages: list[str], url: str, entry: Any = None) -> str:
     """Apprise's own words for why an entry did not load, without any part of its URL or of
     the settings written under it (a password, a token)."""
-    why = next((m for m in messages if not m.startswith(("Could not load", "Unparseable"))),
-               "")
-    why = re.sub(r",? *(?:\(YAML )?(?:in YAML configuration )?entry #\d+(?:, item #\d+)?\)?",
-                 "", why)
+    why = next((m for m in messages if not m.startswith(("Could not load", "Unparseable"))), "")
+    why = re.sub(
+        r",? *(?:\(YAML )?(?:in YAML configuration )?entry #\d+(?:, item #\d+)?\)?", "", why
+    )
     if not why:
         return ""
     shown = redact_url(url)
@@ -335,9 +407,14 @@ def apprise_file_services(text: str, file: str, errors: list[ConfigError]) -> li
                 errors.append(exc)
                 continue
             if "\n" in line or "\r" in line:
-                errors.append(ConfigError("an environment variable on this line holds a line "
-                                          "break", file=file, line=number,
-                                          hint="a variable's value must stay on its line"))
+                errors.append(
+                    ConfigError(
+                        "an environment variable on this line holds a line break",
+                        file=file,
+                        line=number,
+                        hint="a variable's value must stay on its line",
+                    )
+                )
                 continue
             loaded, messages = _parse_alone(ConfigBase.config_parse_text, line)
             head, _, tail = line.strip().partition("=")
@@ -346,8 +423,13 @@ def apprise_file_services(text: str, file: str, errors: list[ConfigError]) -> li
                 errors.append(_entry_error(file, number, url, messages))
             services.extend(loaded)
         if not services and not errors:
-            errors.append(ConfigError("Apprise found no usable URL in this config", file=file,
-                                      hint="see https://github.com/caronc/apprise/wiki/config"))
+            errors.append(
+                ConfigError(
+                    "Apprise found no usable URL in this config",
+                    file=file,
+                    hint="see https://github.com/caronc/apprise/wiki/config",
+                )
+            )
         return services
     try:
         doc = load_yaml(text, file=file)
@@ -356,44 +438,68 @@ def apprise_file_services(text: str, file: str, errors: list[ConfigError]) -> li
         return services
     urls = doc.get("urls") if isinstance(doc, dict) else None
     if not isinstance(urls, list) or not urls:
-        errors.append(ConfigError("Apprise found no URL in this config", file=file,
-                                  line=doc.line if isinstance(doc, LineDict) else None,
-                                  hint="list them under urls: (see "
-                                       "https://github.com/caronc/apprise/wiki/config_yaml)"))
+        errors.append(
+            ConfigError(
+                "Apprise found no URL in this config",
+                file=file,
+                line=doc.line if isinstance(doc, LineDict) else None,
+                hint="list them under urls: (see "
+                "https://github.com/caronc/apprise/wiki/config_yaml)",
+            )
+        )
         return services
     if "include" in doc:
-        errors.append(ConfigError("include is not followed here", file=file,
-                                  line=doc.key_lines.get("include") if isinstance(
-                                      doc, LineDict) else None,
-                                  hint="name each Apprise config file in "
-                                       "notify.apprise_config instead"))
+        errors.append(
+            ConfigError(
+                "include is not followed here",
+                file=file,
+                line=doc.key_lines.get("include") if isinstance(doc, LineDict) else None,
+                hint="name each Apprise config file in notify.apprise_config instead",
+            )
+        )
     common = {k: _plain(v) for k, v in doc.items() if k not in ("urls", "include")}
     lines = urls.item_lines if isinstance(urls, LineList) else [None] * len(urls)
     for entry, number in zip(urls, lines, strict=True):
         content = yaml.safe_dump({**common, "urls": [_plain(entry)]}, sort_keys=False)
         loaded, messages = _parse_alone(ConfigBase.config_parse_yaml, content)
         if len(loaded) < _declared(entry):
-            errors.append(_entry_error(file, number, _entry_url(entry), messages,
-                                       partly=bool(loaded), entry=entry))
+            errors.append(
+                _entry_error(
+                    file, number, _entry_url(entry), messages, partly=bool(loaded), entry=entry
+                )
+            )
         services.extend(loaded)
     return services
 
 
-def _entry_error(file: str, line: int | None, url: str, messages: list[str], *,
-                 partly: bool = False, entry: Any = None) -> ConfigError:
+def _entry_error(
+    file: str,
+    line: int | None,
+    url: str,
+    messages: list[str],
+    *,
+    partly: bool = False,
+    entry: Any = None,
+) -> ConfigError:
     # The URL is followed by a space: redact_text reads a URL up to the next blank.
     what = "every service of " if partly else ""
     shown = redact_url(url) if url else "this entry"
     why = _reason(messages, url, entry)
-    return ConfigError(f"Apprise cannot load {what}{shown} ({why or 'no reason given'})",
-                       file=file, line=line,
-                       hint="check the URL and its settings against the Apprise wiki for that "
-                            "service")
+    return ConfigError(
+        f"Apprise cannot load {what}{shown} ({why or 'no reason given'})",
+        file=file,
+        line=line,
+        hint="check the URL and its settings against the Apprise wiki for that service",
+    )
 
 
-def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
-                  console: bool = False, errors: list[ConfigError] | None = None,
-                  ) -> tuple[list[Channel], list[Channel]]:
+def load_channels(
+    settings: NotifySettings,
+    *,
+    alerts_file: str | None = None,
+    console: bool = False,
+    errors: list[ConfigError] | None = None,
+) -> tuple[list[Channel], list[Channel]]:
     """All channels, and the fallback channels (possibly also among the first list).
 
     Every URL and every entry of every Apprise config file is checked, and all the problems
@@ -413,8 +519,12 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
         else:
             url, tags = entry, []
         if not isinstance(url, str) or "://" not in url:
-            problems.append(ConfigError(f"{where}: expected an Apprise URL like "
-                                        f"json://host/path", hint="or {url: ..., tags: [...]}"))
+            problems.append(
+                ConfigError(
+                    f"{where}: expected an Apprise URL like json://host/path",
+                    hint="or {url: ..., tags: [...]}",
+                )
+            )
             continue
         # ${NAME} was replaced when the config was read (config.load_yaml): once, never again.
         try:
@@ -430,18 +540,19 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
         try:
             text = path.read_text()
         except OSError as exc:
-            problems.append(ConfigError(f"notify.apprise_config: cannot read {path}: "
-                                        f"{exc.strerror}",
-                                        hint="a relative path is read from the folder of the "
-                                             "config file"))
+            problems.append(
+                ConfigError(
+                    f"notify.apprise_config: cannot read {path}: {exc.strerror}",
+                    hint="a relative path is read from the folder of the config file",
+                )
+            )
             continue
         for service in apprise_file_services(text, str(path), problems):
             url = _service_url(service)
             channels.append(_make(url, service, [str(t) for t in service.tags], settings))
     if alerts_file:
         url = file_url(alerts_file)
-        ch = _make(url, _instantiate(url, "alerts_file"), ["alerts-file"], settings,
-                   catch_all=True)
+        ch = _make(url, _instantiate(url, "alerts_file"), ["alerts-file"], settings, catch_all=True)
         ch.rate, ch.group_wait, ch.group_interval, ch.max_in_flight = 0.0, 0.0, 0.0, 1
         channels.append(ch)
     if console:
@@ -455,8 +566,9 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
         fb = str(settings.fallback)
         if "://" in fb:
             try:
-                ch = _make(fb, _instantiate(fb, "notify.fallback"), ["fallback"], settings,
-                           internal=True)
+                ch = _make(
+                    fb, _instantiate(fb, "notify.fallback"), ["fallback"], settings, internal=True
+                )
             except ConfigError as exc:
                 problems.append(exc)
             else:
@@ -465,9 +577,12 @@ def load_channels(settings: NotifySettings, *, alerts_file: str | None = None,
         else:
             fallbacks = [c for c in channels if fb in c.tags]
             if not fallbacks and not problems:  # else the channel may be among the broken
-                problems.append(ConfigError(f"notify.fallback: no channel has the tag {fb!r}",
-                                            hint="give a URL, or a tag used in your Apprise "
-                                                 "config"))
+                problems.append(
+                    ConfigError(
+                        f"notify.fallback: no channel has the tag {fb!r}",
+                        hint="give a URL, or a tag used in your Apprise config",
+                    )
+                )
     for ch in channels:
         try:
             _apply_overrides(ch, settings)

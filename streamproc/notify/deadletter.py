@@ -44,9 +44,13 @@ class DeadLetters:
             try:
                 await self.callback(records)
                 return
-            except Exception as exc:  # the file is the last resort; never lose the record
-                log.error("dead-letter callback failed (%s); writing %d record(s) to %s",
-                          type(exc).__name__, len(records), self.path)
+            except Exception as exc:  # noqa: BLE001 (the file is the last resort: never lose the record)
+                log.error(
+                    "dead-letter callback failed (%s); writing %d record(s) to %s",
+                    type(exc).__name__,
+                    len(records),
+                    self.path,
+                )
         self.append_file(records)
 
     def append_file(self, records: list[dict[str, Any]]) -> None:
@@ -74,13 +78,18 @@ def encode_to_fit(record: dict[str, Any], max_bytes: int) -> list[bytes]:
         return [encoded]
     if len(alerts) > 1:
         half = len(alerts) // 2
-        return (encode_to_fit({**record, "alerts": alerts[:half]}, max_bytes)
-                + encode_to_fit({**record, "alerts": alerts[half:]}, max_bytes))
+        return encode_to_fit({**record, "alerts": alerts[:half]}, max_bytes) + encode_to_fit(
+            {**record, "alerts": alerts[half:]}, max_bytes
+        )
     keep = ("kind", "severity", "status", "fingerprint", "event_time", "family")
     bare = [{k: a.get(k) for k in keep} | {"truncated": ["*"]} for a in alerts]
     encoded = orjson.dumps({**record, "alerts": bare}, default=str)
     if len(encoded) > max_bytes:  # the envelope itself: an error text of any length
-        record = {k: f"{v[:DETAIL_KEEP]}...[cut {len(v) - DETAIL_KEEP} chars]"
-                  if type(v) is str and len(v) > DETAIL_KEEP else v for k, v in record.items()}
+        record = {
+            k: f"{v[:DETAIL_KEEP]}...[cut {len(v) - DETAIL_KEEP} chars]"
+            if type(v) is str and len(v) > DETAIL_KEEP
+            else v
+            for k, v in record.items()
+        }
         encoded = orjson.dumps({**record, "alerts": bare}, default=str)
     return [encoded]

@@ -26,7 +26,8 @@ class Dedup:
 
     def seen(self, channel: str, alert: Alert, now: float) -> bool:
         return (channel, alert.fingerprint, alert.status) in self.known(
-            [(channel, alert.fingerprint, alert.status)], now)
+            [(channel, alert.fingerprint, alert.status)], now
+        )
 
     def known(self, keys: Iterable[tuple[str, str, str]], now: float) -> set[tuple[str, str, str]]:
         """Of these (channel, fingerprint, status), the ones the log makes duplicates: one
@@ -36,24 +37,29 @@ class Dedup:
         hits: set[tuple[str, str, str]] = set()
         since = now - self.repeat_interval
         for i in range(0, len(fps), _CHUNK):
-            chunk = fps[i:i + _CHUNK]
+            chunk = fps[i : i + _CHUNK]
             for ch, fp, st, state, at in self.db.execute(
-                    "SELECT channel, fp, status, state, at FROM nlog WHERE fp IN "
-                    f"({','.join('?' * len(chunk))})", chunk):
+                "SELECT channel, fp, status, state, at FROM nlog WHERE fp IN "
+                f"({','.join('?' * len(chunk))})",
+                chunk,
+            ):
                 if (state == "queued" or at > since) and (ch, fp, st) in wanted:
                     hits.add((ch, fp, st))
         return hits
 
-    def exec(self, channel: str, alerts: list[Alert], now: float) -> tuple[list[Alert],
-                                                                          list[Alert]]:
+    def exec(
+        self, channel: str, alerts: list[Alert], now: float
+    ) -> tuple[list[Alert], list[Alert]]:
         """Stage (inside the flush transaction): (new alerts, now ``queued``; duplicates)."""
         return self.exec_many([(channel, alerts)], now)[0]
 
-    def exec_many(self, groups: list[tuple[str, list[Alert]]],
-                  now: float) -> list[tuple[list[Alert], list[Alert]]]:
+    def exec_many(
+        self, groups: list[tuple[str, list[Alert]]], now: float
+    ) -> list[tuple[list[Alert], list[Alert]]]:
         """``exec`` for every flushed group at once: one lookup, one executemany."""
-        taken = self.known([(ch, a.fingerprint, a.status) for ch, alerts in groups
-                            for a in alerts], now)
+        taken = self.known(
+            [(ch, a.fingerprint, a.status) for ch, alerts in groups for a in alerts], now
+        )
         out: list[tuple[list[Alert], list[Alert]]] = []
         queued: list[tuple[str, str, str, float]] = []
         for ch, alerts in groups:
@@ -72,22 +78,32 @@ class Dedup:
         return out
 
     def mark(self, channel: str, keys: Iterable[tuple[str, str]], state: str, now: float) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO nlog VALUES (?,?,?,?,?)",
-                            [(channel, fp, status, state, now) for fp, status in keys])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO nlog VALUES (?,?,?,?,?)",
+            [(channel, fp, status, state, now) for fp, status in keys],
+        )
 
     def mark_many(self, rows: Iterable[tuple[str, str, str, str]], now: float) -> None:
         """(channel, fingerprint, status, state) rows, all in one executemany."""
-        self.db.executemany("INSERT OR REPLACE INTO nlog VALUES (?,?,?,?,?)",
-                            [(ch, fp, status, state, now) for ch, fp, status, state in rows])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO nlog VALUES (?,?,?,?,?)",
+            [(ch, fp, status, state, now) for ch, fp, status, state in rows],
+        )
 
     def channels_of(self, fingerprint: str, status: str = "firing") -> list[str]:
-        return [c for (c,) in self.db.execute(
-            "SELECT channel FROM nlog WHERE fp=? AND status=? AND state != 'dead'",
-            (fingerprint, status))]
+        return [
+            c
+            for (c,) in self.db.execute(
+                "SELECT channel FROM nlog WHERE fp=? AND status=? AND state != 'dead'",
+                (fingerprint, status),
+            )
+        ]
 
     def prune(self, now: float, retention: float) -> int:
-        return self.db.execute("DELETE FROM nlog WHERE state != 'queued' AND at < ?",
-                               (now - max(retention, self.repeat_interval),)).rowcount
+        return self.db.execute(
+            "DELETE FROM nlog WHERE state != 'queued' AND at < ?",
+            (now - max(retention, self.repeat_interval),),
+        ).rowcount
 
 
 class DedupStage:
@@ -100,10 +116,12 @@ class DedupStage:
         self.dedup = dedup
 
     async def run(self, batch: Batch[Routed]) -> Batch[Routed]:
-        dupes = self.dedup.known([(r.channel, r.alert.fingerprint, r.alert.status)
-                                  for r in batch.items], batch.now)
-        todo = [r for r in batch.items
-                if (r.channel, r.alert.fingerprint, r.alert.status) not in dupes]
+        dupes = self.dedup.known(
+            [(r.channel, r.alert.fingerprint, r.alert.status) for r in batch.items], batch.now
+        )
+        todo = [
+            r for r in batch.items if (r.channel, r.alert.fingerprint, r.alert.status) not in dupes
+        ]
         batch.counts["deduplicated"] += len(batch.items) - len(todo)
         return batch.next(todo)
 
@@ -120,8 +138,7 @@ class DedupQueueStage:
     async def run(self, batch: Batch[Routed]) -> Batch[Routed]:
         # one "group" per item: exec_many shares its lookup across them, so the same alert
         # twice in a flush (two groups of one channel) is queued once
-        answers = self.dedup.exec_many([(r.channel, [r.alert]) for r in batch.items],
-                                       batch.now)
+        answers = self.dedup.exec_many([(r.channel, [r.alert]) for r in batch.items], batch.now)
         fresh = [r for r, (new, _dupes) in zip(batch.items, answers, strict=True) if new]
         batch.counts["deduplicated"] += len(batch.items) - len(fresh)
         return batch.next(fresh)

@@ -50,8 +50,12 @@ from .templates import Message, Renderer, notify_type_for
 # Channel formats that carry Alertmanager-shaped JSON, not text (see am_payloads.py)
 AM_FORMATS = ("alertmanager", WEBHOOK_FORMAT)
 
-_FORMATS = {"markdown": NotifyFormat.MARKDOWN, "html": NotifyFormat.HTML,
-            "text": NotifyFormat.TEXT, "jsonl": NotifyFormat.TEXT}
+_FORMATS = {
+    "markdown": NotifyFormat.MARKDOWN,
+    "html": NotifyFormat.HTML,
+    "text": NotifyFormat.TEXT,
+    "jsonl": NotifyFormat.TEXT,
+}
 
 
 @dataclass(slots=True)
@@ -63,8 +67,7 @@ class SendResult:
     elapsed: float = 0.0
 
 
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-               "all_proxy")
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 def fast_capable(service: object) -> bool:
@@ -101,10 +104,12 @@ class ChannelSender:
         self.channel = channel
         fix_formats(channel.service)
         self.fast = channel.fast and fast_capable(channel.service)
-        self.executor = ThreadPoolExecutor(max_workers=channel.max_in_flight,
-                                           thread_name_prefix=f"notify-{channel.id[:6]}")
-        self.pool = HTTPPool(channel.max_in_flight,
-                             verify=bool(getattr(channel.service, "verify_certificate", True)))
+        self.executor = ThreadPoolExecutor(
+            max_workers=channel.max_in_flight, thread_name_prefix=f"notify-{channel.id[:6]}"
+        )
+        self.pool = HTTPPool(
+            channel.max_in_flight, verify=bool(getattr(channel.service, "verify_certificate", True))
+        )
         self.busy = 0  # sends running (threads: including ones we stopped waiting for)
 
     @property
@@ -114,9 +119,14 @@ class ChannelSender:
     def _build(self, msg: Message) -> tuple[bool, Captured]:
         """Let the Apprise service build its request(s) without sending them."""
         with capture(intercept=True) as box:
-            built = bool(self.channel.service.notify(
-                body=msg.body, title=msg.title, notify_type=NotifyType(msg.notify_type),
-                body_format=_FORMATS.get(self.channel.fmt, NotifyFormat.TEXT)))
+            built = bool(
+                self.channel.service.notify(
+                    body=msg.body,
+                    title=msg.title,
+                    notify_type=NotifyType(msg.notify_type),
+                    body_format=_FORMATS.get(self.channel.fmt, NotifyFormat.TEXT),
+                )
+            )
         if self.channel.fmt == WEBHOOK_FORMAT:  # Apprise's envelope out, our JSON in
             for req in box.requests:
                 req.body = msg.body.encode()
@@ -127,7 +137,7 @@ class ChannelSender:
         started = time.monotonic()
         try:
             built, box = self._build(msg)
-        except Exception as exc:  # a plugin bug must not kill the worker thread
+        except Exception as exc:  # noqa: BLE001 (a plugin bug must not kill the worker thread)
             return SendResult(False, error=f"{type(exc).__name__} in the Apprise service")
         if not built or not box.requests or box.unsupported:
             return SendResult(False, error="the service could not build the request")
@@ -135,17 +145,30 @@ class ChannelSender:
         with capture() as got:
             try:
                 for req in box.requests:
-                    response = requests.request(req.method, req.url, data=req.body,
-                                                headers=req.headers, verify=verify,
-                                                timeout=self.channel.timeout)
+                    response = requests.request(
+                        req.method,
+                        req.url,
+                        data=req.body,
+                        headers=req.headers,
+                        verify=verify,
+                        timeout=self.channel.timeout,
+                    )
                     if not 200 <= response.status_code < 300:
                         break
             except requests.RequestException as exc:  # the type only: see _send_fast
-                return SendResult(False, error=f"connection failed ({type(exc).__name__})",
-                                  elapsed=time.monotonic() - started)
+                return SendResult(
+                    False,
+                    error=f"connection failed ({type(exc).__name__})",
+                    elapsed=time.monotonic() - started,
+                )
         ok = got.status is not None and 200 <= got.status < 300
-        return SendResult(ok, got.status, got.retry_after, "" if ok else f"HTTP {got.status}",
-                          time.monotonic() - started)
+        return SendResult(
+            ok,
+            got.status,
+            got.retry_after,
+            "" if ok else f"HTTP {got.status}",
+            time.monotonic() - started,
+        )
 
     def _blocking_send(self, msg: Message) -> SendResult:
         if self.channel.fmt == WEBHOOK_FORMAT:
@@ -153,11 +176,16 @@ class ChannelSender:
         started = time.monotonic()
         with capture() as box:
             try:
-                ok = bool(self.channel.service.notify(
-                    body=msg.body, title=msg.title, notify_type=NotifyType(msg.notify_type),
-                    body_format=_FORMATS.get(self.channel.fmt, NotifyFormat.TEXT)))
+                ok = bool(
+                    self.channel.service.notify(
+                        body=msg.body,
+                        title=msg.title,
+                        notify_type=NotifyType(msg.notify_type),
+                        body_format=_FORMATS.get(self.channel.fmt, NotifyFormat.TEXT),
+                    )
+                )
                 error = ""
-            except Exception as exc:  # a plugin bug must not kill the worker thread
+            except Exception as exc:  # noqa: BLE001 (a plugin bug must not kill the worker thread)
                 ok, error = False, f"{type(exc).__name__} in the Apprise service"
         if not ok and not error:
             error = f"HTTP {box.status}" if box.status else "the service reported a failure"
@@ -183,8 +211,11 @@ class ChannelSender:
             async with asyncio.timeout(self.channel.timeout):
                 return await asyncio.wrap_future(fut)
         except TimeoutError:
-            return SendResult(False, error=f"timed out after {self.channel.timeout:g}s",
-                              elapsed=self.channel.timeout)
+            return SendResult(
+                False,
+                error=f"timed out after {self.channel.timeout:g}s",
+                elapsed=self.channel.timeout,
+            )
 
     async def _send_fast(self, msg: Message) -> SendResult:
         started = time.monotonic()
@@ -202,20 +233,32 @@ class ChannelSender:
             status, headers = 0, {}
             async with asyncio.timeout(self.channel.timeout):
                 for req in box.requests:
-                    status, headers = await self.pool.request(req.method, req.url, req.headers,
-                                                              req.body)
+                    status, headers = await self.pool.request(
+                        req.method, req.url, req.headers, req.body
+                    )
                     if not 200 <= status < 300:
                         break
             ok = 200 <= status < 300
-            return SendResult(ok, status, parse_retry_after(headers.get("retry-after")),
-                              "" if ok else f"HTTP {status}", time.monotonic() - started)
+            return SendResult(
+                ok,
+                status,
+                parse_retry_after(headers.get("retry-after")),
+                "" if ok else f"HTTP {status}",
+                time.monotonic() - started,
+            )
         except TimeoutError:
-            return SendResult(False, error=f"timed out after {self.channel.timeout:g}s",
-                              elapsed=time.monotonic() - started)
+            return SendResult(
+                False,
+                error=f"timed out after {self.channel.timeout:g}s",
+                elapsed=time.monotonic() - started,
+            )
         except (OSError, HTTPError, asyncio.IncompleteReadError, ValueError) as exc:
             # the type only: messages can carry addresses or URL parts
-            return SendResult(False, error=f"connection failed ({type(exc).__name__})",
-                              elapsed=time.monotonic() - started)
+            return SendResult(
+                False,
+                error=f"connection failed ({type(exc).__name__})",
+                elapsed=time.monotonic() - started,
+            )
         finally:
             if not busy_released:
                 self.busy -= 1
@@ -231,6 +274,7 @@ class ChannelSender:
 @dataclass(slots=True)
 class Hooks:
     """Callbacks for metrics, set by whoever runs the notifier (any time, even after start)."""
+
     # (channel service name, outcome, seconds) after each send: Prometheus hooks here
     on_delivery: Callable[[str, str, float], None] | None = None
     # (reason, alerts) for every alert dead-lettered: no_route, delivery_failed
@@ -241,8 +285,14 @@ class Messages:
     """Outbox rows -> the message a channel gets. Rendered once per (alerts, format, size
     limit): channels of one format share it; a row is decoded once for all channels."""
 
-    def __init__(self, renderer: Renderer, firing: FiringTable, *, group_by: list[str],
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        renderer: Renderer,
+        firing: FiringTable,
+        *,
+        group_by: list[str],
+        clock: Callable[[], float],
+    ) -> None:
         self.renderer = renderer
         self.firing = firing
         self.group_by = group_by
@@ -260,12 +310,17 @@ class Messages:
                 self._decoded.popitem(last=False)
         return alerts
 
-    def render(self, batch: list[OutboxRow], groups: list[list[Alert]],
-               channel: Channel) -> Message:
+    def render(
+        self, batch: list[OutboxRow], groups: list[list[Alert]], channel: Channel
+    ) -> Message:
         if channel.fmt in AM_FORMATS:  # time-dependent (endsAt), and per channel
             return self._render_am(batch, groups, channel)
-        key = (tuple((a.fingerprint, a.status) for g in groups for a in g), len(groups),
-               channel.fmt, channel.max_body_len)
+        key = (
+            tuple((a.fingerprint, a.status) for g in groups for a in g),
+            len(groups),
+            channel.fmt,
+            channel.max_body_len,
+        )
         msg = self._render_cache.get(key)
         if msg is None:
             if len(groups) == 1:
@@ -277,32 +332,46 @@ class Messages:
                 self._render_cache.popitem(last=False)
         return msg
 
-    def _render_am(self, batch: list[OutboxRow], groups: list[list[Alert]],
-                   channel: Channel) -> Message:
+    def _render_am(
+        self, batch: list[OutboxRow], groups: list[list[Alert]], channel: Channel
+    ) -> Message:
         """Alertmanager JSON: a list of postable alerts (``alertmanager://``) or the webhook
         payload (``alertmanager-webhook``). A resolve's startsAt is its firing's, when this
         channel sent that firing; a firing alert whose resolve this channel already sent
         (a retry can make them cross) is left out, so it cannot fire again."""
         alerts = [a for g in groups for a in g]
-        starts = self.firing.starts(channel.id, (a.fingerprint for a in alerts
-                                                  if a.status == "resolved"))
+        starts = self.firing.starts(
+            channel.id, (a.fingerprint for a in alerts if a.status == "resolved")
+        )
         title = self.renderer.summary(alerts) if alerts else ""
         if channel.fmt == WEBHOOK_FORMAT:
             payload: Any = am_payloads.webhook_payload(
-                alerts, receiver=channel.name,
+                alerts,
+                receiver=channel.name,
                 group_key=f"{channel.id}:" + ",".join(dict.fromkeys(r.gkey for r in batch)),
-                group_by=self.group_by, external_url=channel.external_url,
-                generator_url=channel.generator_url, starts=starts)
+                group_by=self.group_by,
+                external_url=channel.external_url,
+                generator_url=channel.generator_url,
+                starts=starts,
+            )
         else:
-            gone = self.firing.resolve_sent(channel.id, (a.fingerprint for a in alerts
-                                                         if a.status == "firing"))
+            gone = self.firing.resolve_sent(
+                channel.id, (a.fingerprint for a in alerts if a.status == "firing")
+            )
             ends = self.clock() + 4 * channel.resend
-            payload = [am_payloads.postable_alert(
-                a, ends_at=a.event_time if a.status == "resolved" else ends,
-                starts_at=starts.get(a.fingerprint), generator_url=channel.generator_url)
-                for a in alerts if not (a.status == "firing" and a.fingerprint in gone)]
-        return Message(title, orjson.dumps(payload).decode(),
-                       notify_type_for(alerts) if alerts else "info")
+            payload = [
+                am_payloads.postable_alert(
+                    a,
+                    ends_at=a.event_time if a.status == "resolved" else ends,
+                    starts_at=starts.get(a.fingerprint),
+                    generator_url=channel.generator_url,
+                )
+                for a in alerts
+                if not (a.status == "firing" and a.fingerprint in gone)
+            ]
+        return Message(
+            title, orjson.dumps(payload).decode(), notify_type_for(alerts) if alerts else "info"
+        )
 
 
 class DeliverStage:
@@ -311,8 +380,9 @@ class DeliverStage:
 
     name = "deliver"
 
-    def __init__(self, channel: Channel, sender: ChannelSender, messages: Messages,
-                 hooks: Hooks) -> None:
+    def __init__(
+        self, channel: Channel, sender: ChannelSender, messages: Messages, hooks: Hooks
+    ) -> None:
         self.channel = channel
         self.sender = sender
         self.messages = messages
@@ -328,8 +398,9 @@ class DeliverStage:
             started = time.monotonic()
             result = await self.sender.send(msg)
             if self.hooks.on_delivery is not None:
-                outcome = "sent" if result.ok else (
-                    "rate_limited" if result.status == 429 else "failed")
+                outcome = (
+                    "sent" if result.ok else ("rate_limited" if result.status == 429 else "failed")
+                )
                 self.hooks.on_delivery(self.channel.name, outcome, time.monotonic() - started)
             out.append(Sent(unit.rows, groups, result))
         return batch.next(out)

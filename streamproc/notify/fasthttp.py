@@ -41,8 +41,9 @@ class HTTPPool:
         self.idle: dict[tuple[str, int, bool], deque[_Conn]] = {}
         self._ssl: ssl.SSLContext | None = None
         self.verify = verify
-        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]],
-                          tuple[tuple[str, int, bool], bytes]] = {}
+        self._heads: dict[
+            tuple[str, str, tuple[tuple[str, str], ...]], tuple[tuple[str, int, bool], bytes]
+        ] = {}
 
     def _ssl_ctx(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -53,8 +54,9 @@ class HTTPPool:
             self._ssl = ctx
         return self._ssl
 
-    def _head(self, method: str, url: str,
-              headers: dict[str, str]) -> tuple[tuple[str, int, bool], bytes]:
+    def _head(
+        self, method: str, url: str, headers: dict[str, str]
+    ) -> tuple[tuple[str, int, bool], bytes]:
         """Connection key and request head up to Content-Length. A channel sends the same
         method, URL and headers every time: parsed and formatted once, not per message."""
         cache_key = (method, url, tuple(headers.items()))
@@ -77,8 +79,9 @@ class HTTPPool:
         self._heads[cache_key] = ((host, port, tls), head)
         return (host, port, tls), head
 
-    async def request(self, method: str, url: str, headers: dict[str, str],
-                      body: bytes) -> tuple[int, dict[str, str]]:
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str]]:
         key, prefix = self._head(method, url, headers)
         head = prefix + b"%d\r\n\r\n" % len(body)
         host, port, tls = key
@@ -93,8 +96,8 @@ class HTTPPool:
                 conn.close()
                 raise
         reader, writer = await asyncio.open_connection(
-            host, port, ssl=self._ssl_ctx() if tls else None,
-            server_hostname=host if tls else None)
+            host, port, ssl=self._ssl_ctx() if tls else None, server_hostname=host if tls else None
+        )
         conn = _Conn(reader, writer)
         try:
             return await self._exchange(conn, head + body, key)
@@ -102,8 +105,9 @@ class HTTPPool:
             conn.close()
             raise
 
-    async def _exchange(self, conn: _Conn, data: bytes,
-                        key: tuple[str, int, bool]) -> tuple[int, dict[str, str]]:
+    async def _exchange(
+        self, conn: _Conn, data: bytes, key: tuple[str, int, bool]
+    ) -> tuple[int, dict[str, str]]:
         conn.writer.write(data)
         await conn.writer.drain()
         status_line = await conn.reader.readline()

@@ -50,9 +50,15 @@ def _first(pair: tuple[float, bytes]) -> float:
 class Grouper:
     """Stage: put alerts into per-channel groups and say which groups are due to flush."""
 
-    def __init__(self, db: sqlite3.Connection, *, group_by: Iterable[str], group_wait: float,
-                 group_interval: float,
-                 channel_timers: Callable[[str], tuple[float, float]] | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        *,
+        group_by: Iterable[str],
+        group_wait: float,
+        group_interval: float,
+        channel_timers: Callable[[str], tuple[float, float]] | None = None,
+    ) -> None:
         self.db = db
         self.group_by = list(group_by)
         self.group_wait = group_wait
@@ -77,10 +83,14 @@ class Grouper:
         waiting: set[tuple[str, str, str, str]] = set()
         fps = list({a.fingerprint for a, _ch in items})
         for i in range(0, len(fps), _CHUNK):
-            chunk = fps[i:i + _CHUNK]
-            waiting.update(self.db.execute(
-                "SELECT channel, gkey, fp, status FROM group_members WHERE fp IN "
-                f"({','.join('?' * len(chunk))})", chunk))
+            chunk = fps[i : i + _CHUNK]
+            waiting.update(
+                self.db.execute(
+                    "SELECT channel, gkey, fp, status FROM group_members WHERE fp IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
         added: list[bool] = []
         members = []
         joined: dict[tuple[str, str], dict[str, str]] = {}  # groups that got a new member
@@ -112,20 +122,26 @@ class Grouper:
                 else:  # the next group_interval tick
                     next_tick.append((last + interval, ch, gkey))
         self.db.executemany("INSERT INTO groups VALUES (?,?,?,?,?,NULL)", new)
-        self.db.executemany("UPDATE groups SET created=?, flush_at=? WHERE channel=? AND gkey=?",
-                            fresh)
-        self.db.executemany("UPDATE groups SET flush_at=? WHERE channel=? AND gkey=?",
-                            next_tick)
+        self.db.executemany(
+            "UPDATE groups SET created=?, flush_at=? WHERE channel=? AND gkey=?", fresh
+        )
+        self.db.executemany("UPDATE groups SET flush_at=? WHERE channel=? AND gkey=?", next_tick)
         return added
 
-    def _rows(self, groups: list[tuple[str, str]]) -> dict[tuple[str, str],
-                                                           tuple[float | None, float | None]]:
+    def _rows(
+        self, groups: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[float | None, float | None]]:
         """(flush_at, last_flush) of those groups that exist, one query per channel."""
-        return {(ch, gkey): (flush_at, last) for ch, (gkey, flush_at, last)
-                in self._select_by_channel("groups", "flush_at, last_flush", groups)}
+        return {
+            (ch, gkey): (flush_at, last)
+            for ch, (gkey, flush_at, last) in self._select_by_channel(
+                "groups", "flush_at, last_flush", groups
+            )
+        }
 
-    def _select_by_channel(self, table: str, columns: str,
-                           groups: list[tuple[str, str]]) -> list[tuple[str, tuple[Any, ...]]]:
+    def _select_by_channel(
+        self, table: str, columns: str, groups: list[tuple[str, str]]
+    ) -> list[tuple[str, tuple[Any, ...]]]:
         """(channel, (gkey, *columns)) rows of ``table`` for ``groups``: one IN query per
         channel and chunk instead of one query per group."""
         by_channel: dict[str, list[str]] = {}
@@ -134,16 +150,26 @@ class Grouper:
         out: list[tuple[str, tuple[Any, ...]]] = []
         for ch, gkeys in by_channel.items():
             for i in range(0, len(gkeys), _CHUNK):
-                chunk = gkeys[i:i + _CHUNK]
-                out.extend((ch, row) for row in self.db.execute(
-                    f"SELECT gkey, {columns} FROM {table} WHERE channel=? AND gkey IN"
-                    f" ({','.join('?' * len(chunk))})", (ch, *chunk)))
+                chunk = gkeys[i : i + _CHUNK]
+                out.extend(
+                    (ch, row)
+                    for row in self.db.execute(
+                        f"SELECT gkey, {columns} FROM {table} WHERE channel=? AND gkey IN"
+                        f" ({','.join('?' * len(chunk))})",
+                        (ch, *chunk),
+                    )
+                )
         return out
 
     def due(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
-        return [(c, g) for c, g in self.db.execute(
-            "SELECT channel, gkey FROM groups WHERE flush_at IS NOT NULL AND flush_at <= ? "
-            "ORDER BY flush_at LIMIT ?", (now, limit))]
+        return [
+            (c, g)
+            for c, g in self.db.execute(
+                "SELECT channel, gkey FROM groups WHERE flush_at IS NOT NULL AND flush_at <= ? "
+                "ORDER BY flush_at LIMIT ?",
+                (now, limit),
+            )
+        ]
 
     def next_due(self) -> float | None:
         row = self.db.execute("SELECT MIN(flush_at) FROM groups").fetchone()
@@ -156,37 +182,50 @@ class Grouper:
     def take_many(self, groups: list[tuple[str, str]], now: float) -> list[list[Alert]]:
         """``take`` for every due group of a flush: one read per channel, two executemany."""
         found: dict[tuple[str, str], list[tuple[float, bytes]]] = {}
-        for ch, (gkey, payload, added) in self._select_by_channel("group_members",
-                                                                  "payload, added", groups):
+        for ch, (gkey, payload, added) in self._select_by_channel(
+            "group_members", "payload, added", groups
+        ):
             found.setdefault((ch, gkey), []).append((added, payload))
         self.db.executemany("DELETE FROM group_members WHERE channel=? AND gkey=?", groups)
-        self.db.executemany("UPDATE groups SET flush_at=NULL, last_flush=? WHERE channel=? AND "
-                            "gkey=?", [(now, ch, gkey) for ch, gkey in groups])
-        return [[Alert.from_json(p) for _at, p in sorted(found.get(g, ()), key=_first)]
-                for g in groups]
+        self.db.executemany(
+            "UPDATE groups SET flush_at=NULL, last_flush=? WHERE channel=? AND gkey=?",
+            [(now, ch, gkey) for ch, gkey in groups],
+        )
+        return [
+            [Alert.from_json(p) for _at, p in sorted(found.get(g, ()), key=_first)] for g in groups
+        ]
 
     def flush_all(self, now: float) -> int:
         """Make every waiting group due now (shutdown with flush_on_close)."""
-        return self.db.execute("UPDATE groups SET flush_at=? WHERE flush_at > ?",
-                               (now, now)).rowcount
+        return self.db.execute(
+            "UPDATE groups SET flush_at=? WHERE flush_at > ?", (now, now)
+        ).rowcount
 
     def apply_timers(self, channels: Iterable[str]) -> None:
         """After a restart with new settings, no group waits longer than its group_wait now."""
         for ch in channels:
             wait, _ = self._timers(ch)
-            self.db.execute("UPDATE groups SET flush_at = MIN(flush_at, created + ?) "
-                            "WHERE channel=? AND flush_at IS NOT NULL", (wait, ch))
+            self.db.execute(
+                "UPDATE groups SET flush_at = MIN(flush_at, created + ?) "
+                "WHERE channel=? AND flush_at IS NOT NULL",
+                (wait, ch),
+            )
 
     def gc(self, now: float) -> int:
         """Drop groups idle for longer than their group_interval (they restart fresh)."""
         return self.db.execute(
             "DELETE FROM groups WHERE flush_at IS NULL AND last_flush < ?",
-            (now - max(self.group_interval, 1.0) * 2,)).rowcount
+            (now - max(self.group_interval, 1.0) * 2,),
+        ).rowcount
 
     def waiting_for(self, fingerprint: str, status: str) -> list[str]:
-        return [c for (c,) in self.db.execute(
-            "SELECT DISTINCT channel FROM group_members WHERE fp=? AND status=?",
-            (fingerprint, status))]
+        return [
+            c
+            for (c,) in self.db.execute(
+                "SELECT DISTINCT channel FROM group_members WHERE fp=? AND status=?",
+                (fingerprint, status),
+            )
+        ]
 
 
 class GroupStage:
@@ -206,6 +245,11 @@ class GroupStage:
     def take(self, due: list[tuple[str, str]], now: float) -> Batch[Routed]:
         """The members of these due groups, in group order, as the flush's batch."""
         taken = self.grouper.take_many(due, now)
-        return Batch(now, [Routed(a, channel, gkey)
-                           for (channel, gkey), alerts in zip(due, taken, strict=True)
-                           for a in alerts])
+        return Batch(
+            now,
+            [
+                Routed(a, channel, gkey)
+                for (channel, gkey), alerts in zip(due, taken, strict=True)
+                for a in alerts
+            ],
+        )

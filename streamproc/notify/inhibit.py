@@ -34,9 +34,11 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     # A new-ticket notice is critical for an urgent ticket, but it is news, not a condition:
     # it must not mute that ticket's SLA breach. Customer notices are never muted by
     # internal alerts (the customer's acknowledgement of an urgent ticket must go out).
-    {"source": {"severity": "critical", "status": "firing", "kind": "~(?!ticket_created$).+"},
-     "target": {"severity": "~info|low|medium|high", "audience": "internal"},
-     "equal": ["key"]},
+    {
+        "source": {"severity": "critical", "status": "firing", "kind": "~(?!ticket_created$).+"},
+        "target": {"severity": "~info|low|medium|high", "audience": "internal"},
+        "equal": ["key"],
+    },
 ]
 
 
@@ -58,8 +60,9 @@ class InhibitRule:
 
     def eq_hash(self, alert: Alert, labels: dict[str, str]) -> str:
         parts = [alert.key if name == "key" else labels.get(name) for name in self.equal]
-        return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS,
-                                           default=str)).hexdigest()[:20]
+        return hashlib.sha256(
+            orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)
+        ).hexdigest()[:20]
 
 
 def parse_rules(rules: list[dict[str, Any]] | None) -> list[InhibitRule]:
@@ -67,14 +70,17 @@ def parse_rules(rules: list[dict[str, Any]] | None) -> list[InhibitRule]:
     for i, r in enumerate(DEFAULT_RULES if rules is None else rules):
         where = f"notify.inhibit_rules[{i}]"
         if not isinstance(r, dict) or "source" not in r or "target" not in r:
-            raise ConfigError(f"{where}: needs source and target matchers",
-                              hint="e.g. {source: {severity: critical}, target: "
-                                   "{severity: high}, equal: [key]}")
-        out.append(InhibitRule(
-            source={str(k): Matcher(v, f"{where}.source.{k}") for k, v in r["source"].items()},
-            target={str(k): Matcher(v, f"{where}.target.{k}") for k, v in r["target"].items()},
-            equal=tuple(str(e) for e in (r.get("equal") or ["key"])),
-        ))
+            raise ConfigError(
+                f"{where}: needs source and target matchers",
+                hint="e.g. {source: {severity: critical}, target: {severity: high}, equal: [key]}",
+            )
+        out.append(
+            InhibitRule(
+                source={str(k): Matcher(v, f"{where}.source.{k}") for k, v in r["source"].items()},
+                target={str(k): Matcher(v, f"{where}.target.{k}") for k, v in r["target"].items()},
+                equal=tuple(str(e) for e in (r.get("equal") or ["key"])),
+            )
+        )
     return out
 
 
@@ -122,7 +128,8 @@ class Inhibitor:
                 if rule.is_source(labels):
                     self.db.execute(
                         "INSERT OR REPLACE INTO inhibitors VALUES (?,?,?,?,?)",
-                        (a.fingerprint, idx, rule.eq_hash(a, labels), 0, now + self.ttl))
+                        (a.fingerprint, idx, rule.eq_hash(a, labels), 0, now + self.ttl),
+                    )
 
     def inhibited(self, alert: Alert, now: float) -> bool:
         return self.inhibited_many([alert], now)[0]
@@ -136,8 +143,12 @@ class Inhibitor:
         labels: list[dict[str, str]] = []
         for idx, rule in enumerate(self.rules):
             # Usually no source is live (criticals are rare): then nothing to compute
-            if self.db.execute("SELECT 1 FROM inhibitors WHERE rule = ? AND expires > ? LIMIT 1",
-                               (idx, now)).fetchone() is None:
+            if (
+                self.db.execute(
+                    "SELECT 1 FROM inhibitors WHERE rule = ? AND expires > ? LIMIT 1", (idx, now)
+                ).fetchone()
+                is None
+            ):
                 continue
             labels = labels or [match_labels(a) for a in alerts]
             wanted: dict[int, str] = {}  # position -> eq hash, for targets not yet muted
@@ -149,10 +160,12 @@ class Inhibitor:
             sources: dict[str, set[str]] = {}  # eq hash -> fingerprints of live sources
             eqs = list(set(wanted.values()))
             for j in range(0, len(eqs), 500):
-                chunk = eqs[j:j + 500]
+                chunk = eqs[j : j + 500]
                 for eq, fp in self.db.execute(
-                        "SELECT eq, fp FROM inhibitors WHERE rule = ? AND expires > ? AND eq IN"
-                        f" ({','.join('?' * len(chunk))})", (idx, now, *chunk)):
+                    "SELECT eq, fp FROM inhibitors WHERE rule = ? AND expires > ? AND eq IN"
+                    f" ({','.join('?' * len(chunk))})",
+                    (idx, now, *chunk),
+                ):
                     sources.setdefault(eq, set()).add(fp)
             for i, eq in wanted.items():
                 fps = sources.get(eq)

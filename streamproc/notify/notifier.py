@@ -68,12 +68,18 @@ class Notifier:
     duplicate); the runtime may then commit its alert-log offsets.
     """
 
-    def __init__(self, settings: NotifySettings, channels: list[Channel],
-                 fallbacks: list[Channel], *, state_dir: Path,
-                 dead_letter: DeadLetterCallback | None = None,
-                 clock: Callable[[], float] = time.time,
-                 silences: SilenceStage | None = None,
-                 shared_log: SharedNotificationLog | None = None) -> None:
+    def __init__(
+        self,
+        settings: NotifySettings,
+        channels: list[Channel],
+        fallbacks: list[Channel],
+        *,
+        state_dir: Path,
+        dead_letter: DeadLetterCallback | None = None,
+        clock: Callable[[], float] = time.time,
+        silences: SilenceStage | None = None,
+        shared_log: SharedNotificationLog | None = None,
+    ) -> None:
         # where the deployment's silences live (None: this notify.db); the notification log
         # shared with the other workers (None: this worker's alone); see sharedlog.py
         self._silence_source = silences
@@ -102,20 +108,35 @@ class Notifier:
         self._sinks: tuple[str | None, bool] = (None, False)  # alerts_file, console
 
     @classmethod
-    def from_config(cls, notify_cfg: dict[str, Any] | None, *, state_dir: Path,
-                    alerts_file: str | None = None, console: bool = False,
-                    dead_letter: DeadLetterCallback | None = None,
-                    clock: Callable[[], float] = time.time,
-                    silences: SilenceStage | None = None,
-                    shared_log: SharedNotificationLog | None = None) -> Notifier:
+    def from_config(
+        cls,
+        notify_cfg: dict[str, Any] | None,
+        *,
+        state_dir: Path,
+        alerts_file: str | None = None,
+        console: bool = False,
+        dead_letter: DeadLetterCallback | None = None,
+        clock: Callable[[], float] = time.time,
+        silences: SilenceStage | None = None,
+        shared_log: SharedNotificationLog | None = None,
+    ) -> Notifier:
         settings = parse_settings(notify_cfg)
         channels, fallbacks = load_channels(settings, alerts_file=alerts_file, console=console)
         if not channels:
-            log.warning("notify: no channels configured; every alert goes to the dead "
-                        "letters (reason no_route). Add notify.urls to your config.")
-        notifier = cls(settings, channels, fallbacks, state_dir=Path(state_dir),
-                       dead_letter=dead_letter, clock=clock, silences=silences,
-                       shared_log=shared_log)
+            log.warning(
+                "notify: no channels configured; every alert goes to the dead "
+                "letters (reason no_route). Add notify.urls to your config."
+            )
+        notifier = cls(
+            settings,
+            channels,
+            fallbacks,
+            state_dir=Path(state_dir),
+            dead_letter=dead_letter,
+            clock=clock,
+            silences=silences,
+            shared_log=shared_log,
+        )
         notifier._sinks = (alerts_file, console)
         return notifier
 
@@ -184,13 +205,17 @@ class Notifier:
         from ..errors import ConfigError
 
         settings = parse_settings(notify_cfg)
-        channels, fallbacks = load_channels(settings, alerts_file=self._sinks[0],
-                                            console=self._sinks[1])
-        if {c.id for c in channels} != set(self.channels) or \
-                {f.id for f in fallbacks} != {f.id for f in self.fallbacks}:
-            raise ConfigError("notify channels changed (urls, apprise_config or fallback): "
-                              "restart streamproc to apply them",
-                              hint="routes, templates, timers and inhibit rules reload live")
+        channels, fallbacks = load_channels(
+            settings, alerts_file=self._sinks[0], console=self._sinks[1]
+        )
+        if {c.id for c in channels} != set(self.channels) or {f.id for f in fallbacks} != {
+            f.id for f in self.fallbacks
+        }:
+            raise ConfigError(
+                "notify channels changed (urls, apprise_config or fallback): "
+                "restart streamproc to apply them",
+                hint="routes, templates, timers and inhibit rules reload live",
+            )
         policy = Policy.build(settings, list(self.channels.values()))
         # all checks passed: swap in one step of the event loop
         self.use(policy)
@@ -221,20 +246,43 @@ class Notifier:
         self.firing = FiringTable(self.db)
         self._flush_wake = asyncio.Event()
         for ch in self.channels.values():
-            w = ChannelWorker(ch, outbox=self.outbox, db=self.db, clock=self.clock,
-                              counters=self.counters, delivered=self.sent_later)
+            w = ChannelWorker(
+                ch,
+                outbox=self.outbox,
+                db=self.db,
+                clock=self.clock,
+                counters=self.counters,
+                delivered=self.sent_later,
+            )
             w.is_fallback = ch in self.fallbacks
             self.workers[ch.id] = w
         # GiveUp only writes "dead" into the notification log: no repeat_interval involved
-        give_up = GiveUp(self.db, self.outbox, Dedup(self.db, repeat_interval=0.0), self.dead,
-                         fallbacks=self.fallbacks, channels=self.channels,
-                         counters=self.counters, hooks=self.hooks, clock=self.clock,
-                         wake=lambda cid: self.workers[cid].wake(), shared_log=self.shared_log)
-        self._state = State(db=self.db, silences=self.silences, outbox=self.outbox,
-                            firing=self.firing, channels=self.channels,
-                            fallbacks=self.fallbacks, workers=self.workers, give_up=give_up,
-                            hooks=self.hooks, clock=self.clock,
-                            channel_counters=self.channel_counters)
+        give_up = GiveUp(
+            self.db,
+            self.outbox,
+            Dedup(self.db, repeat_interval=0.0),
+            self.dead,
+            fallbacks=self.fallbacks,
+            channels=self.channels,
+            counters=self.counters,
+            hooks=self.hooks,
+            clock=self.clock,
+            wake=lambda cid: self.workers[cid].wake(),
+            shared_log=self.shared_log,
+        )
+        self._state = State(
+            db=self.db,
+            silences=self.silences,
+            outbox=self.outbox,
+            firing=self.firing,
+            channels=self.channels,
+            fallbacks=self.fallbacks,
+            workers=self.workers,
+            give_up=give_up,
+            hooks=self.hooks,
+            clock=self.clock,
+            channel_counters=self.channel_counters,
+        )
         self.give_up = give_up
         self.use(self.policy)
         with Tx(self.db):
@@ -251,8 +299,9 @@ class Notifier:
         """Outbox rows of channels removed from the config: fallback, else dead letters."""
         for cid in self.outbox.channels() - set(self.channels):
             rows = self.outbox.due(cid, float("inf"), limit=1 << 30)
-            await self.give_up(rows, "channel no longer configured", attempts_extra=0,
-                               reason="channel_removed")
+            await self.give_up(
+                rows, "channel no longer configured", attempts_extra=0, reason="channel_removed"
+            )
 
     async def drain(self, timeout: float) -> bool:
         """Flush every waiting group now and wait until nothing is deliverable (sent, or
@@ -277,8 +326,9 @@ class Notifier:
                 await self.drain(self.settings.close_timeout)
             else:
                 deadline = time.monotonic() + self.settings.close_timeout
-                while time.monotonic() < deadline and any(w.in_flight
-                                                          for w in self.workers.values()):
+                while time.monotonic() < deadline and any(
+                    w.in_flight for w in self.workers.values()
+                ):
                     await asyncio.sleep(0.01)
         finally:
             self._closed = True
@@ -287,8 +337,11 @@ class Notifier:
             for w in self.workers.values():
                 for t in list(w.tasks):
                     t.cancel()
-            await asyncio.gather(*self._tasks, *(t for w in self.workers.values()
-                                                 for t in w.tasks), return_exceptions=True)
+            await asyncio.gather(
+                *self._tasks,
+                *(t for w in self.workers.values() for t in w.tasks),
+                return_exceptions=True,
+            )
             for w in self.workers.values():
                 w.sender.close()
             self._commit_sent()  # deliveries that completed during shutdown
@@ -338,13 +391,24 @@ class Notifier:
         for a in alerts:
             tags = ",".join(self.router.tags_for(a)) or "none"
             self._unrouted_log.warning(
-                ("unrouted", a.kind), "notify: no channel for %s/%s (tags %s): dead-lettered "
+                ("unrouted", a.kind),
+                "notify: no channel for %s/%s (tags %s): dead-lettered "
                 "as no_route; add a channel with one of these tags or a catch-all URL",
-                a.kind, a.severity, tags)
-            records.append({"failed_at": now, "reason": "no_route", "channel": None,
-                            "last_channel": None, "attempts": 0,
-                            "error": f"no channel carries any of the tags {tags}",
-                            "alerts": [a.to_dict()]})
+                a.kind,
+                a.severity,
+                tags,
+            )
+            records.append(
+                {
+                    "failed_at": now,
+                    "reason": "no_route",
+                    "channel": None,
+                    "last_channel": None,
+                    "attempts": 0,
+                    "error": f"no channel carries any of the tags {tags}",
+                    "alerts": [a.to_dict()],
+                }
+            )
         await self.dead.write(records)
         self.counters["unrouted"] += len(alerts)
         self.give_up.count_dead("no_route", len(alerts))
@@ -356,8 +420,9 @@ class Notifier:
             count, at = self._backlog
             mono = time.monotonic()
             if mono - at > 1.0:
-                count = self.outbox.count() + int(self.db.execute(
-                    "SELECT COUNT(*) FROM group_members").fetchone()[0])
+                count = self.outbox.count() + int(
+                    self.db.execute("SELECT COUNT(*) FROM group_members").fetchone()[0]
+                )
                 self._backlog = (count, mono)
             if count < self.settings.max_backlog or self._closed:
                 return
@@ -392,8 +457,9 @@ class Notifier:
             self.counters.update(counts)
 
     # -- after delivery ---------------------------------------------------------------------
-    def sent_later(self, worker: ChannelWorker, batch: list[OutboxRow],
-                   groups: list[list[Alert]]) -> None:
+    def sent_later(
+        self, worker: ChannelWorker, batch: list[OutboxRow], groups: list[list[Alert]]
+    ) -> None:
         """Record a delivery in the next commit. Every send that completes in the same loop
         iteration shares one transaction (at 1000 sends/s, one commit per send was the
         largest cost). Until it commits, the rows stay in flight so they are not re-sent; a
@@ -407,17 +473,27 @@ class Notifier:
         if not done or not self._db_open:
             return
         now = self.clock()
-        marks = [(r.home, a.fingerprint, a.status, "fallback" if r.origin else "sent")
-                 for _worker, batch, groups in done
-                 for r, g in zip(batch, groups, strict=True) for a in g]
+        marks = [
+            (r.home, a.fingerprint, a.status, "fallback" if r.origin else "sent")
+            for _worker, batch, groups in done
+            for r, g in zip(batch, groups, strict=True)
+            for a in g
+        ]
         with Tx(self.db):
             self.dedup.mark_many(marks, now)
             self.outbox.remove(r.id for _worker, batch, _groups in done for r in batch)
             for worker, batch, groups in done:
                 if worker.channel.fmt in AM_FORMATS:
-                    self.firing.record(worker.channel.id, (
-                        a for r, g in zip(batch, groups, strict=True) if r.origin is None
-                        for a in g), now)
+                    self.firing.record(
+                        worker.channel.id,
+                        (
+                            a
+                            for r, g in zip(batch, groups, strict=True)
+                            if r.origin is None
+                            for a in g
+                        ),
+                        now,
+                    )
         if self.shared_log is not None:  # in the same loop turn: see sharedlog.py
             self.shared_log.publish(marks, now)
         for worker, batch, groups in done:
@@ -450,25 +526,34 @@ class Notifier:
         if worker.paused_until > now:  # failing or rate limited: its retries come first
             return False
         resend_for = ch.resend_for if ch.resend_for is not None else self.settings.inhibit_ttl
-        due = self.firing.due(ch.id, now, resend=ch.resend, resend_for=resend_for,
-                              limit=limit)
+        due = self.firing.due(ch.id, now, resend=ch.resend, resend_for=resend_for, limit=limit)
         if not due:
             return False
         ends = now + 4 * ch.resend
-        body = orjson.dumps([am_payloads.postable_alert(a, ends_at=ends, starts_at=starts,
-                                                        generator_url=ch.generator_url)
-                             for a, starts in due]).decode()
+        body = orjson.dumps(
+            [
+                am_payloads.postable_alert(
+                    a, ends_at=ends, starts_at=starts, generator_url=ch.generator_url
+                )
+                for a, starts in due
+            ]
+        ).decode()
         started = time.monotonic()
-        result = await worker.sender.send(Message(f"{len(due)} firing alerts", body,
-                                                  notify_type_for([a for a, _ in due])))
+        result = await worker.sender.send(
+            Message(f"{len(due)} firing alerts", body, notify_type_for([a for a, _ in due]))
+        )
         if self.on_delivery is not None:
-            self.on_delivery(ch.name, "sent" if result.ok else "failed",
-                             time.monotonic() - started)
+            self.on_delivery(ch.name, "sent" if result.ok else "failed", time.monotonic() - started)
         if not result.ok:
             self.counters["resend_failures"] += 1
-            self._resend_log.warning(("resend", ch.id), "notify: re-sending %d firing "
-                                     "alert(s) to %s failed (%s); trying again in %gs",
-                                     len(due), ch.name, result.error, ch.resend)
+            self._resend_log.warning(
+                ("resend", ch.id),
+                "notify: re-sending %d firing alert(s) to %s failed (%s); trying again in %gs",
+                len(due),
+                ch.name,
+                result.error,
+                ch.resend,
+            )
             with Tx(self.db):  # not again before the next interval
                 self.firing.resent(ch.id, (a.fingerprint for a, _ in due), now)
             return False
@@ -497,7 +582,10 @@ class Notifier:
             name = w.channel.name
             out["channels"][name] = {
                 **self.channel_counters.get(name, {}),
-                "queued": self.outbox.count(w.channel.id) if self._started and not
-                self._closed else 0,
-                "paused": w.paused_until > self.clock(), "in_flight": len(w.in_flight)}
+                "queued": self.outbox.count(w.channel.id)
+                if self._started and not self._closed
+                else 0,
+                "paused": w.paused_until > self.clock(),
+                "in_flight": len(w.in_flight),
+            }
         return out

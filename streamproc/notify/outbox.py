@@ -46,46 +46,65 @@ class Outbox:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
-    def enqueue_many(self, rows: list[tuple[str, str, list[Alert], str | None]],
-                     now: float) -> None:
+    def enqueue_many(
+        self, rows: list[tuple[str, str, list[Alert], str | None]], now: float
+    ) -> None:
         """(channel, group key, alerts, origin) for every group of a flush, one executemany."""
         self.db.executemany(
             "INSERT INTO outbox (channel, gkey, created, attempts, next_at, last_error, origin,"
             " members) VALUES (?,?,?,0,?,'',?,?)",
-            [(channel, gkey, now, now, origin,
-              orjson.dumps([a.to_dict() for a in alerts], default=str))
-             for channel, gkey, alerts, origin in rows])
+            [
+                (
+                    channel,
+                    gkey,
+                    now,
+                    now,
+                    origin,
+                    orjson.dumps([a.to_dict() for a in alerts], default=str),
+                )
+                for channel, gkey, alerts, origin in rows
+            ],
+        )
 
-    def due(self, channel: str, now: float, *, exclude: Iterable[int] = (),
-            limit: int = 100) -> list[OutboxRow]:
+    def due(
+        self, channel: str, now: float, *, exclude: Iterable[int] = (), limit: int = 100
+    ) -> list[OutboxRow]:
         skip = set(exclude)
         rows = self.db.execute(
             f"SELECT {_COLS} FROM outbox WHERE channel=? AND next_at<=? ORDER BY id LIMIT ?",
-            (channel, now, limit + len(skip))).fetchall()
+            (channel, now, limit + len(skip)),
+        ).fetchall()
         return [OutboxRow(*r) for r in rows if r[0] not in skip][:limit]
 
     def next_due(self, channel: str, *, exclude: Iterable[int] = ()) -> float | None:
         skip = list(exclude)
         if skip:
             marks = ",".join("?" * len(skip))
-            row = self.db.execute(f"SELECT MIN(next_at) FROM outbox WHERE channel=? AND id NOT"
-                                  f" IN ({marks})", (channel, *skip)).fetchone()
+            row = self.db.execute(
+                f"SELECT MIN(next_at) FROM outbox WHERE channel=? AND id NOT IN ({marks})",
+                (channel, *skip),
+            ).fetchone()
         else:
-            row = self.db.execute("SELECT MIN(next_at) FROM outbox WHERE channel=?",
-                                  (channel,)).fetchone()
+            row = self.db.execute(
+                "SELECT MIN(next_at) FROM outbox WHERE channel=?", (channel,)
+            ).fetchone()
         return None if row is None else row[0]
 
     def remove(self, ids: Iterable[int]) -> None:
         self.db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])
 
     def failed(self, row: OutboxRow, *, error: str, next_at: float, count: bool = True) -> None:
-        self.db.execute("UPDATE outbox SET attempts=attempts+?, next_at=?, last_error=? "
-                        "WHERE id=?", (1 if count else 0, next_at, error[:500], row.id))
+        self.db.execute(
+            "UPDATE outbox SET attempts=attempts+?, next_at=?, last_error=? WHERE id=?",
+            (1 if count else 0, next_at, error[:500], row.id),
+        )
 
     def move(self, row: OutboxRow, channel: str, now: float) -> None:
         """Hand a row to the fallback channel: attempts and age start again there."""
-        self.db.execute("UPDATE outbox SET channel=?, origin=?, attempts=0, created=?, next_at=?"
-                        " WHERE id=?", (channel, row.home, now, now, row.id))
+        self.db.execute(
+            "UPDATE outbox SET channel=?, origin=?, attempts=0, created=?, next_at=? WHERE id=?",
+            (channel, row.home, now, now, row.id),
+        )
 
     def channels(self) -> set[str]:
         return {c for (c,) in self.db.execute("SELECT DISTINCT channel FROM outbox")}
@@ -93,8 +112,9 @@ class Outbox:
     def count(self, channel: str | None = None) -> int:
         if channel is None:
             return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
-        return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE channel=?",
-                                   (channel,)).fetchone()[0])
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM outbox WHERE channel=?", (channel,)).fetchone()[0]
+        )
 
 
 class OutboxStage:
@@ -104,8 +124,13 @@ class OutboxStage:
 
     name = "outbox"
 
-    def __init__(self, outbox: Outbox, channels: Collection[str], fallback: str | None,
-                 wake: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        channels: Collection[str],
+        fallback: str | None,
+        wake: Callable[[str], None],
+    ) -> None:
         self.outbox = outbox
         self.channels = channels
         self.fallback = fallback

@@ -48,6 +48,7 @@ from .worker import ChannelStages, ChannelWorker
 class Policy:
     """Everything a reload may change, built (and so checked) before anything is swapped.
     The one place a Router and a Renderer are made for the notifier."""
+
     settings: NotifySettings
     router: Router
     renderer: Renderer
@@ -56,14 +57,19 @@ class Policy:
 
     @classmethod
     def build(cls, settings: NotifySettings, channels: list[Channel]) -> Policy:
-        return cls(settings=settings,
-                   router=Router.from_settings(settings, channels),
-                   renderer=Renderer(settings.templates, max_value_len=settings.max_value_len,
-                                     max_title_len=settings.max_title_len,
-                                     max_body_len=settings.max_body_len,
-                                     max_group_items=settings.max_group_items),
-                   inhibit_rules=parse_rules(settings.inhibit_rules),
-                   retry=RetryPolicy(settings.retry))
+        return cls(
+            settings=settings,
+            router=Router.from_settings(settings, channels),
+            renderer=Renderer(
+                settings.templates,
+                max_value_len=settings.max_value_len,
+                max_title_len=settings.max_title_len,
+                max_body_len=settings.max_body_len,
+                max_group_items=settings.max_group_items,
+            ),
+            inhibit_rules=parse_rules(settings.inhibit_rules),
+            retry=RetryPolicy(settings.retry),
+        )
 
     def timers(self, channels: dict[str, Channel]) -> Callable[[str], tuple[float, float]]:
         """channel id -> (group_wait, group_interval): the channel's own, else the setting."""
@@ -71,11 +77,14 @@ class Policy:
 
         def timers(channel_id: str) -> tuple[float, float]:
             ch = channels.get(channel_id)
-            wait = ch.group_wait if ch is not None and ch.group_wait is not None \
-                else s.group_wait
-            interval = (ch.group_interval if ch is not None and ch.group_interval is not None
-                        else s.group_interval)
+            wait = ch.group_wait if ch is not None and ch.group_wait is not None else s.group_wait
+            interval = (
+                ch.group_interval
+                if ch is not None and ch.group_interval is not None
+                else s.group_interval
+            )
             return wait, interval
+
         return timers
 
 
@@ -83,6 +92,7 @@ class Policy:
 class State:
     """What the stages work on and what outlives a reload: the database and its tables,
     the channels and their workers, the notifier's counters and hooks."""
+
     db: sqlite3.Connection
     silences: SilenceStage
     outbox: Outbox
@@ -124,14 +134,17 @@ def build_pipeline(policy: Policy, state: State) -> Pipeline:
     s = policy.settings
     db = state.db
     inhibitor = Inhibitor(db, policy.inhibit_rules, s.inhibit_ttl)
-    grouper = Grouper(db, group_by=s.group_by, group_wait=s.group_wait,
-                      group_interval=s.group_interval,
-                      channel_timers=policy.timers(state.channels))
+    grouper = Grouper(
+        db,
+        group_by=s.group_by,
+        group_wait=s.group_wait,
+        group_interval=s.group_interval,
+        channel_timers=policy.timers(state.channels),
+    )
     dedup = Dedup(db, repeat_interval=s.repeat_interval)
     group = GroupStage(grouper)
     route = RouteStage(policy.router, state.channels, dedup=dedup, grouper=grouper)
-    messages = Messages(policy.renderer, state.firing, group_by=list(s.group_by),
-                        clock=state.clock)
+    messages = Messages(policy.renderer, state.firing, group_by=list(s.group_by), clock=state.clock)
 
     def wake(channel_id: str) -> None:
         state.workers[channel_id].wake()
@@ -141,15 +154,31 @@ def build_pipeline(policy: Policy, state: State) -> Pipeline:
         cid: ChannelStages(
             rate_limit=RateLimitStage(w.pacing, _free_slots(w), digest_max=s.digest_max),
             deliver=DeliverStage(w.channel, w.sender, messages, state.hooks),
-            retry=RetryStage(w.channel, w.pacing, policy.retry, outbox=state.outbox, db=db,
-                             give_up=state.give_up,
-                             channel_counts=state.channel_counters.setdefault(
-                                 w.channel.name, Counter()),
-                             clock=state.clock))
-        for cid, w in state.workers.items()}
+            retry=RetryStage(
+                w.channel,
+                w.pacing,
+                policy.retry,
+                outbox=state.outbox,
+                db=db,
+                give_up=state.give_up,
+                channel_counts=state.channel_counters.setdefault(w.channel.name, Counter()),
+                clock=state.clock,
+            ),
+        )
+        for cid, w in state.workers.items()
+    }
     return Pipeline(
         ingest=[InhibitStage(inhibitor), state.silences, route, DedupStage(dedup), group],
-        flush=[InhibitFlushedStage(inhibitor), DedupQueueStage(dedup),
-               OutboxStage(state.outbox, state.channels, fallback, wake)],
-        channels=channels, inhibitor=inhibitor, grouper=grouper, dedup=dedup, group=group,
-        route=route, messages=messages)
+        flush=[
+            InhibitFlushedStage(inhibitor),
+            DedupQueueStage(dedup),
+            OutboxStage(state.outbox, state.channels, fallback, wake),
+        ],
+        channels=channels,
+        inhibitor=inhibitor,
+        grouper=grouper,
+        dedup=dedup,
+        group=group,
+        route=route,
+        messages=messages,
+    )

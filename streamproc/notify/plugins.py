@@ -40,8 +40,9 @@ _console_lock = threading.Lock()
 
 
 @notify(on=FILE_SCHEMA, name="streamproc alerts file")
-def _write_file(body: str, title: str, notify_type: str, meta: dict[str, Any],
-                *args: Any, **kwargs: Any) -> bool:
+def _write_file(
+    body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
+) -> bool:
     path = (meta.get("qsd") or {}).get("path")
     if not path:
         return False
@@ -57,8 +58,9 @@ def _write_file(body: str, title: str, notify_type: str, meta: dict[str, Any],
 
 
 @notify(on=CONSOLE_SCHEMA, name="streamproc console")
-def _print_console(body: str, title: str, notify_type: str, meta: dict[str, Any],
-                   *args: Any, **kwargs: Any) -> bool:
+def _print_console(
+    body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
+) -> bool:
     with _console_lock:
         out = sys.stdout
         out.write(f"\n{title}\n" if title else "\n")
@@ -78,8 +80,9 @@ def alertmanager_endpoint(meta: dict[str, Any]) -> str:
     return f"{scheme}://{host}:{port}{prefix}/api/v2/alerts"
 
 
-def _post_alertmanager(body: str, title: str, notify_type: str, meta: dict[str, Any],
-                       *args: Any, **kwargs: Any) -> bool:
+def _post_alertmanager(
+    body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
+) -> bool:
     headers = {"Content-Type": "application/json", "User-Agent": "streamproc"}
     token = (meta.get("qsd") or {}).get("token")
     if token:
@@ -88,9 +91,15 @@ def _post_alertmanager(body: str, title: str, notify_type: str, meta: dict[str, 
     if meta.get("user"):
         auth = (unquote(str(meta["user"])), unquote(str(meta.get("password") or "")))
     # requests.request: what deliver.py's status capture sees (429 and Retry-After)
-    response = requests.request("POST", alertmanager_endpoint(meta), data=body.encode(),
-                                headers=headers, auth=auth, timeout=(4.0, 10.0),
-                                verify=bool(meta.get("verify", True)))
+    response = requests.request(
+        "POST",
+        alertmanager_endpoint(meta),
+        data=body.encode(),
+        headers=headers,
+        auth=auth,
+        timeout=(4.0, 10.0),
+        verify=bool(meta.get("verify", True)),
+    )
     return 200 <= response.status_code < 300
 
 

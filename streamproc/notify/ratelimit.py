@@ -84,6 +84,7 @@ def plan(queued: int, tokens: int, *, digest_max: int) -> list[range]:
 @dataclass(slots=True)
 class Pacing:
     """How one channel is paced now; lives as long as its worker (a reload keeps it)."""
+
     bucket: TokenBucket
     paused_until: float = 0.0  # 429 or backoff: nothing is sent before this
     failures: int = 0  # consecutive failed sends
@@ -109,10 +110,13 @@ class RateLimitStage:
 
     async def run(self, batch: Batch[OutboxRow]) -> Batch[Unit]:
         rows, now, bucket = batch.items, batch.now, self.pacing.bucket
-        units = ([range(i, i + 1) for i in range(len(rows))] if bucket.unlimited
-                 else plan(len(rows), bucket.available(now), digest_max=self.digest_max))
+        units = (
+            [range(i, i + 1) for i in range(len(rows))]
+            if bucket.unlimited
+            else plan(len(rows), bucket.available(now), digest_max=self.digest_max)
+        )
         out: list[Unit] = []
-        for unit in units[:self.free()]:
+        for unit in units[: self.free()]:
             bucket.take(now)
             out.append(Unit([rows[i] for i in unit]))
         return batch.next(out)

@@ -45,8 +45,16 @@ class FiringTable:
             if a.status == "resolved":
                 resolved.append((channel, a.fingerprint))
             else:
-                firing.append((channel, a.fingerprint, a.event_time, now, now,
-                               orjson.dumps(a.to_dict(), default=str)))
+                firing.append(
+                    (
+                        channel,
+                        a.fingerprint,
+                        a.event_time,
+                        now,
+                        now,
+                        orjson.dumps(a.to_dict(), default=str),
+                    )
+                )
         if firing:
             # a firing alert whose resolve was already sent (they can cross in a retry)
             # must not come back to life: no row for it
@@ -54,7 +62,9 @@ class FiringTable:
                 "INSERT INTO am_firing (channel, fp, starts, first_sent, sent_at, payload) "
                 "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS (SELECT 1 FROM nlog WHERE "
                 "channel = ?1 AND fp = ?2 AND status = 'resolved' AND state != 'queued') "
-                "ON CONFLICT (channel, fp) DO UPDATE SET sent_at = excluded.sent_at", firing)
+                "ON CONFLICT (channel, fp) DO UPDATE SET sent_at = excluded.sent_at",
+                firing,
+            )
         if resolved:
             self.db.executemany("DELETE FROM am_firing WHERE channel = ? AND fp = ?", resolved)
 
@@ -63,11 +73,14 @@ class FiringTable:
         wanted = list(dict.fromkeys(fps))
         out: dict[str, float] = {}
         for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
+            chunk = wanted[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            out.update(self.db.execute(
-                f"SELECT fp, starts FROM am_firing WHERE channel = ? AND fp IN ({marks})",
-                [channel, *chunk]).fetchall())
+            out.update(
+                self.db.execute(
+                    f"SELECT fp, starts FROM am_firing WHERE channel = ? AND fp IN ({marks})",
+                    [channel, *chunk],
+                ).fetchall()
+            )
         return out
 
     def resolve_sent(self, channel: str, fps: Iterable[str]) -> set[str]:
@@ -75,15 +88,21 @@ class FiringTable:
         wanted = list(dict.fromkeys(fps))
         out: set[str] = set()
         for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
+            chunk = wanted[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            out.update(fp for (fp,) in self.db.execute(
-                f"SELECT fp FROM nlog WHERE channel = ? AND status = 'resolved' AND "
-                f"state != 'queued' AND fp IN ({marks})", [channel, *chunk]))
+            out.update(
+                fp
+                for (fp,) in self.db.execute(
+                    f"SELECT fp FROM nlog WHERE channel = ? AND status = 'resolved' AND "
+                    f"state != 'queued' AND fp IN ({marks})",
+                    [channel, *chunk],
+                )
+            )
         return out
 
-    def due(self, channel: str, now: float, *, resend: float, resend_for: float,
-            limit: int = 1000) -> list[tuple[Alert, float]]:
+    def due(
+        self, channel: str, now: float, *, resend: float, resend_for: float, limit: int = 1000
+    ) -> list[tuple[Alert, float]]:
         """Firing alerts of ``channel`` last sent ``resend`` ago or more, first sent less
         than ``resend_for`` ago, whose resolve is not on its way (grouped, queued or sent);
         with their firing times. Oldest first."""
@@ -92,12 +111,16 @@ class FiringTable:
             "AND first_sent > ?3 AND NOT EXISTS (SELECT 1 FROM nlog n WHERE n.channel = ?1 "
             "AND n.fp = f.fp AND n.status = 'resolved') AND NOT EXISTS (SELECT 1 FROM "
             "group_members m WHERE m.channel = ?1 AND m.fp = f.fp AND m.status = 'resolved') "
-            "ORDER BY sent_at LIMIT ?4", (channel, now - resend, now - resend_for, limit))
+            "ORDER BY sent_at LIMIT ?4",
+            (channel, now - resend, now - resend_for, limit),
+        )
         return [(Alert.from_dict(orjson.loads(p)), float(s)) for p, s in rows]
 
     def resent(self, channel: str, fps: Iterable[str], now: float) -> None:
-        self.db.executemany("UPDATE am_firing SET sent_at = ? WHERE channel = ? AND fp = ?",
-                            [(now, channel, fp) for fp in fps])
+        self.db.executemany(
+            "UPDATE am_firing SET sent_at = ? WHERE channel = ? AND fp = ?",
+            [(now, channel, fp) for fp in fps],
+        )
 
     def prune(self, now: float, retention: float) -> None:
         """Forget rows not sent for ``retention`` (resends over, no resolve ever came)."""

@@ -53,11 +53,21 @@ class RetryPolicy:
 class GiveUp:
     """Rows that exhausted their channel: to the fallback once, then to the dead letters."""
 
-    def __init__(self, db: sqlite3.Connection, outbox: Outbox, dedup: Dedup,
-                 dead: DeadLetters, *, fallbacks: list[Channel],
-                 channels: dict[str, Channel], counters: Counter[str], hooks: Hooks,
-                 clock: Callable[[], float], wake: Callable[[str], None],
-                 shared_log: SharedNotificationLog | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        outbox: Outbox,
+        dedup: Dedup,
+        dead: DeadLetters,
+        *,
+        fallbacks: list[Channel],
+        channels: dict[str, Channel],
+        counters: Counter[str],
+        hooks: Hooks,
+        clock: Callable[[], float],
+        wake: Callable[[str], None],
+        shared_log: SharedNotificationLog | None = None,
+    ) -> None:
         self.db = db
         self.outbox = outbox
         self.dedup = dedup
@@ -79,8 +89,14 @@ class GiveUp:
         if self.hooks.on_dead_letter is not None:
             self.hooks.on_dead_letter(reason, n)
 
-    async def __call__(self, rows: list[OutboxRow], error: str, *, attempts_extra: int,
-                       reason: str = "delivery_failed") -> None:
+    async def __call__(
+        self,
+        rows: list[OutboxRow],
+        error: str,
+        *,
+        attempts_extra: int,
+        reason: str = "delivery_failed",
+    ) -> None:
         if not rows:
             return
         now = self.clock()
@@ -93,9 +109,14 @@ class GiveUp:
                     self.outbox.move(r, fb.id, now)
                     self.counters["fallback"] += 1
                     moved.add(fb.id)
-                    log.warning("notify: %s gave up on a message after %d attempt(s) (%s); "
-                                "sending it to the fallback %s", self.name(r.channel),
-                                r.attempts + attempts_extra, error, fb.name)
+                    log.warning(
+                        "notify: %s gave up on a message after %d attempt(s) (%s); "
+                        "sending it to the fallback %s",
+                        self.name(r.channel),
+                        r.attempts + attempts_extra,
+                        error,
+                        fb.name,
+                    )
                 else:
                     dead.append(r)
         for cid in moved:
@@ -103,24 +124,35 @@ class GiveUp:
         if not dead:
             return
         records: list[dict[str, Any]] = [
-            {"failed_at": now, "reason": reason, "channel": self.name(r.home),
-             "last_channel": self.name(r.channel), "attempts": r.attempts + attempts_extra,
-             "error": error, "alerts": [a.to_dict() for a in r.alerts]}
-            for r in dead]
+            {
+                "failed_at": now,
+                "reason": reason,
+                "channel": self.name(r.home),
+                "last_channel": self.name(r.channel),
+                "attempts": r.attempts + attempts_extra,
+                "error": error,
+                "alerts": [a.to_dict() for a in r.alerts],
+            }
+            for r in dead
+        ]
         # Write the dead letters before forgetting the rows: a crash in between duplicates a
         # dead letter, never loses one.
         await self.dead.write(records)
         with Tx(self.db):
             for r in dead:
-                self.dedup.mark(r.home, [(a.fingerprint, a.status) for a in r.alerts], "dead",
-                                now)
+                self.dedup.mark(r.home, [(a.fingerprint, a.status) for a in r.alerts], "dead", now)
             self.outbox.remove(r.id for r in dead)
         if self.shared_log is not None:
-            self.shared_log.publish([(r.home, a.fingerprint, a.status, "dead") for r in dead
-                                     for a in r.alerts], now)
+            self.shared_log.publish(
+                [(r.home, a.fingerprint, a.status, "dead") for r in dead for a in r.alerts], now
+            )
         self.count_dead(reason, sum(len(r["alerts"]) for r in records))
-        log.error("notify: %d message(s) for %s dead-lettered (%s)", len(dead),
-                  self.name(dead[0].home), error)
+        log.error(
+            "notify: %d message(s) for %s dead-lettered (%s)",
+            len(dead),
+            self.name(dead[0].home),
+            error,
+        )
 
 
 class RetryStage:
@@ -130,9 +162,18 @@ class RetryStage:
 
     name = "retry"
 
-    def __init__(self, channel: Channel, pacing: Pacing, policy: RetryPolicy, *,
-                 outbox: Outbox, db: sqlite3.Connection, give_up: GiveUp,
-                 channel_counts: Counter[str], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        pacing: Pacing,
+        policy: RetryPolicy,
+        *,
+        outbox: Outbox,
+        db: sqlite3.Connection,
+        give_up: GiveUp,
+        channel_counts: Counter[str],
+        clock: Callable[[], float],
+    ) -> None:
         self.channel = channel
         self.pacing = pacing
         self.policy = policy
@@ -160,15 +201,19 @@ class RetryStage:
         exhausted: list[OutboxRow] = []
         if result.status == 429:
             batch.counts["rate_limited"] += 1
-            pause = (result.retry_after if result.retry_after is not None
-                     else self.policy.delay(pacing.failures + 1))
+            pause = (
+                result.retry_after
+                if result.retry_after is not None
+                else self.policy.delay(pacing.failures + 1)
+            )
             pacing.paused_until = max(pacing.paused_until, now + pause)
             pacing.bucket.drain(now)
             log.warning("notify: %s answered 429; pausing it for %.1fs", ch.name, pause)
             with Tx(self.db):
                 for r in sent.rows:
-                    self.outbox.failed(r, error="HTTP 429 (rate limited)",
-                                       next_at=pacing.paused_until, count=False)
+                    self.outbox.failed(
+                        r, error="HTTP 429 (rate limited)", next_at=pacing.paused_until, count=False
+                    )
                     if now - r.created >= self.policy.settings.max_age:
                         exhausted.append(r)
             await self.give_up(exhausted, "HTTP 429 (rate limited)", attempts_extra=0)
@@ -176,8 +221,9 @@ class RetryStage:
         pacing.failures += 1
         delay = self.policy.delay(pacing.failures)
         pacing.paused_until = max(pacing.paused_until, now + delay)
-        log.warning("notify: delivery to %s failed (%s); retrying in %.1fs", ch.name,
-                    result.error, delay)
+        log.warning(
+            "notify: delivery to %s failed (%s); retrying in %.1fs", ch.name, result.error, delay
+        )
         with Tx(self.db):
             for r in sent.rows:
                 self.outbox.failed(r, error=result.error, next_at=now + delay)

@@ -41,33 +41,68 @@ ALL = "*"
 
 DEFAULT_ROUTES: list[dict[str, Any]] = [
     {"name": "customer notices", "match": {"audience": "customer"}, "tags": ["customer"]},
-    {"name": "security", "match": {"category": "security"}, "tags": ["security-team"],
-     "continue": True},
-    {"name": "security >= medium", "match": {"category": "security", "min_severity": "medium"},
-     "tags": ["devops-team"], "continue": True},
-    {"name": "security >= high", "match": {"category": "security", "min_severity": "high"},
-     "tags": ["management"], "continue": True},
-    {"name": "security critical", "match": {"category": "security", "min_severity": "critical"},
-     "tags": ["sms", "phone"]},
-    {"name": "host metrics critical",
-     "match": {"family": "host-metrics", "min_severity": "critical"},
-     "tags": ["infra", "critical"]},
+    {
+        "name": "security",
+        "match": {"category": "security"},
+        "tags": ["security-team"],
+        "continue": True,
+    },
+    {
+        "name": "security >= medium",
+        "match": {"category": "security", "min_severity": "medium"},
+        "tags": ["devops-team"],
+        "continue": True,
+    },
+    {
+        "name": "security >= high",
+        "match": {"category": "security", "min_severity": "high"},
+        "tags": ["management"],
+        "continue": True,
+    },
+    {
+        "name": "security critical",
+        "match": {"category": "security", "min_severity": "critical"},
+        "tags": ["sms", "phone"],
+    },
+    {
+        "name": "host metrics critical",
+        "match": {"family": "host-metrics", "min_severity": "critical"},
+        "tags": ["infra", "critical"],
+    },
     {"name": "host metrics", "match": {"family": "host-metrics"}, "tags": ["infra", "warning"]},
     {"name": "pipeline failed", "match": {"kind": "pipeline_failed"}, "tags": ["dev", "urgent"]},
-    {"name": "production deployment",
-     "match": {"category": "delivery", "labels": {"environment": "~(?i)prod(uction)?"}},
-     "tags": [ALL]},
+    {
+        "name": "production deployment",
+        "match": {"category": "delivery", "labels": {"environment": "~(?i)prod(uction)?"}},
+        "tags": [ALL],
+    },
     {"name": "other delivery", "match": {"category": "delivery"}, "tags": ["dev"]},
-    {"name": "support critical", "match": {"category": "support", "min_severity": "critical"},
-     "tags": ["support", "management"]},
+    {
+        "name": "support critical",
+        "match": {"category": "support", "min_severity": "critical"},
+        "tags": ["support", "management"],
+    },
     {"name": "support", "match": {"category": "support"}, "tags": ["support"]},
-    {"name": "business >= high", "match": {"category": "business", "min_severity": "high"},
-     "tags": ["business-metrics", "exec"]},
+    {
+        "name": "business >= high",
+        "match": {"category": "business", "min_severity": "high"},
+        "tags": ["business-metrics", "exec"],
+    },
     {"name": "business", "match": {"category": "business"}, "tags": ["business-metrics"]},
 ]
 
-_MATCH_KEYS = {"kind", "category", "family", "audience", "status", "severity", "min_severity",
-               "max_severity", "labels", "topic"}
+_MATCH_KEYS = {
+    "kind",
+    "category",
+    "family",
+    "audience",
+    "status",
+    "severity",
+    "min_severity",
+    "max_severity",
+    "labels",
+    "topic",
+}
 
 
 class Matcher:
@@ -132,8 +167,9 @@ class Route:
 
 def _rank(value: Any, where: str) -> int:
     if value not in SEVERITY_RANK:
-        raise ConfigError(f"{where}: unknown severity {value!r}",
-                          hint="one of " + ", ".join(SEVERITIES))
+        raise ConfigError(
+            f"{where}: unknown severity {value!r}", hint="one of " + ", ".join(SEVERITIES)
+        )
     return SEVERITY_RANK[value]
 
 
@@ -146,8 +182,10 @@ def parse_route(rule: dict[str, Any], where: str) -> Route:
             match[k] = rule[k]
     unknown = set(match) - _MATCH_KEYS
     if unknown:
-        raise ConfigError(f"{where}.match: unknown condition {sorted(unknown)[0]!r}",
-                          hint="known: " + ", ".join(sorted(_MATCH_KEYS)))
+        raise ConfigError(
+            f"{where}.match: unknown condition {sorted(unknown)[0]!r}",
+            hint="known: " + ", ".join(sorted(_MATCH_KEYS)),
+        )
     tags = rule.get("tags", rule.get("tag", []))
     if isinstance(tags, str):
         tags = [t.strip() for t in tags.split(",") if t.strip()]
@@ -160,11 +198,13 @@ def parse_route(rule: dict[str, Any], where: str) -> Route:
     if not isinstance(labels_spec, dict):
         raise ConfigError(f"{where}.match.labels: expected {{label: value}}")
     return Route(
-        name=str(rule.get("name") or where), tags=tuple(str(t) for t in tags),
+        name=str(rule.get("name") or where),
+        tags=tuple(str(t) for t in tags),
         cont=bool(rule.get("continue", False)),
         fields={k: Matcher(v, f"{where}.match.{k}") for k, v in match.items()},
         labels={str(k): Matcher(v, f"{where}.match.labels.{k}") for k, v in labels_spec.items()},
-        min_rank=min_rank, max_rank=max_rank,
+        min_rank=min_rank,
+        max_rank=max_rank,
     )
 
 
@@ -221,8 +261,9 @@ class RouteStage:
 
     name = "route"
 
-    def __init__(self, router: Router, channels: dict[str, Channel], *, dedup: Dedup,
-                 grouper: Grouper) -> None:
+    def __init__(
+        self, router: Router, channels: dict[str, Channel], *, dedup: Dedup, grouper: Grouper
+    ) -> None:
         self.router = router
         self.channels = channels
         self.dedup = dedup
@@ -242,8 +283,9 @@ class RouteStage:
                     firing_to.setdefault(a.fingerprint, set()).add(ch.id)
         return batch.next(routed)
 
-    def channels_for(self, alert: Alert, firing_to: dict[str, set[str]] | None = None,
-                     now: float = 0.0) -> list[Channel]:
+    def channels_for(
+        self, alert: Alert, firing_to: dict[str, set[str]] | None = None, now: float = 0.0
+    ) -> list[Channel]:
         """``firing_to``: channels the firing alerts earlier in this batch are headed for
         (not yet in the group tables when the batch is grouped in one pass)."""
         if alert.status == "resolved":  # follow the firing alert, wherever it went
@@ -259,8 +301,9 @@ class RouteStage:
         return self.router.route(alert)
 
 
-def routes_summary(notify_cfg: dict[str, Any] | None, *, alerts_file: str | None = None,
-                   console: bool = False) -> list[dict[str, Any]]:
+def routes_summary(
+    notify_cfg: dict[str, Any] | None, *, alerts_file: str | None = None, console: bool = False
+) -> list[dict[str, Any]]:
     """What each route matches and which channels (service names only) it reaches.
 
     For ``streamproc check-config``. Rows: ``{"route", "match", "tags", "continue",
@@ -277,9 +320,22 @@ def routes_summary(notify_cfg: dict[str, Any] | None, *, alerts_file: str | None
     rows: list[dict[str, Any]] = []
     for route in router.routes:
         reached = [c for c in router.channels_for_tags(route.tags) if c.id not in catch_all]
-        rows.append({"route": route.name, "match": route.describe(), "tags": list(route.tags),
-                     "continue": route.cont,
-                     "channels": [f"{c.service_name} {c.name}" for c in reached]})
-    rows.append({"route": "catch-all", "match": "every alert", "tags": [], "continue": True,
-                 "channels": [f"{c.service_name} {c.name}" for c in router._catch_all]})
+        rows.append(
+            {
+                "route": route.name,
+                "match": route.describe(),
+                "tags": list(route.tags),
+                "continue": route.cont,
+                "channels": [f"{c.service_name} {c.name}" for c in reached],
+            }
+        )
+    rows.append(
+        {
+            "route": "catch-all",
+            "match": "every alert",
+            "tags": [],
+            "continue": True,
+            "channels": [f"{c.service_name} {c.name}" for c in router._catch_all],
+        }
+    )
     return rows

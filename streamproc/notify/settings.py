@@ -21,16 +21,19 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 def parse_duration(value: Any, *, where: str = "duration") -> float:
     """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"4h"``, ``"1d"`` or ``"250ms"``."""
     if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a duration, got {value!r}",
-                          hint="write e.g. 30s, 5m, 4h")
+        raise ConfigError(
+            f"{where}: expected a duration, got {value!r}", hint="write e.g. 30s, 5m, 4h"
+        )
     if isinstance(value, int | float):
         if value < 0:
             raise ConfigError(f"{where}: must not be negative", hint="write e.g. 30s")
         return float(value)
     match = _DURATION.match(str(value))
     if not match:
-        raise ConfigError(f"{where}: cannot read duration {value!r}",
-                          hint="write a number of seconds or e.g. 500ms, 30s, 5m, 4h, 1d")
+        raise ConfigError(
+            f"{where}: cannot read duration {value!r}",
+            hint="write a number of seconds or e.g. 500ms, 30s, 5m, 4h, 1d",
+        )
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
@@ -89,17 +92,55 @@ class NotifySettings:
 
 
 _KNOWN = {
-    "urls", "apprise_config", "routes", "default_routes", "group_by", "group_wait",
-    "group_interval", "repeat_interval", "rate", "burst", "digest_max", "max_in_flight",
-    "timeout", "retry", "fallback", "inhibit_rules", "inhibit_ttl", "templates",
-    "max_value_len", "max_title_len", "max_body_len", "max_group_items", "max_backlog",
-    "nlog_retention", "flush_on_close", "close_timeout", "console_group_wait", "channels",
+    "urls",
+    "apprise_config",
+    "routes",
+    "default_routes",
+    "group_by",
+    "group_wait",
+    "group_interval",
+    "repeat_interval",
+    "rate",
+    "burst",
+    "digest_max",
+    "max_in_flight",
+    "timeout",
+    "retry",
+    "fallback",
+    "inhibit_rules",
+    "inhibit_ttl",
+    "templates",
+    "max_value_len",
+    "max_title_len",
+    "max_body_len",
+    "max_group_items",
+    "max_backlog",
+    "nlog_retention",
+    "flush_on_close",
+    "close_timeout",
+    "console_group_wait",
+    "channels",
     "base_dir",
 }
-_DURATIONS = ("group_wait", "group_interval", "repeat_interval", "timeout", "inhibit_ttl",
-              "nlog_retention", "close_timeout")
-_INTS = ("burst", "digest_max", "max_in_flight", "max_value_len", "max_title_len",
-         "max_body_len", "max_group_items", "max_backlog")
+_DURATIONS = (
+    "group_wait",
+    "group_interval",
+    "repeat_interval",
+    "timeout",
+    "inhibit_ttl",
+    "nlog_retention",
+    "close_timeout",
+)
+_INTS = (
+    "burst",
+    "digest_max",
+    "max_in_flight",
+    "max_value_len",
+    "max_title_len",
+    "max_body_len",
+    "max_group_items",
+    "max_backlog",
+)
 
 
 def _url_entry_errors(index: int, entry: Any) -> list[ConfigError]:
@@ -108,20 +149,32 @@ def _url_entry_errors(index: int, entry: Any) -> list[ConfigError]:
     if isinstance(entry, str):
         return []
     if not isinstance(entry, dict):
-        return [ConfigError(f"{where}: expected an Apprise URL or {{url: ..., tags: [...]}}, "
-                            f"got {type(entry).__name__}")]
+        return [
+            ConfigError(
+                f"{where}: expected an Apprise URL or {{url: ..., tags: [...]}}, "
+                f"got {type(entry).__name__}"
+            )
+        ]
     errors = []
     unknown = sorted(set(entry) - {"url", "tags", "tag"})
     if unknown:
-        errors.append(ConfigError(f"{where}: unknown key {unknown[0]!r}",
-                                  hint="an entry takes url and tags"))
+        errors.append(
+            ConfigError(f"{where}: unknown key {unknown[0]!r}", hint="an entry takes url and tags")
+        )
     if not isinstance(entry.get("url"), str):
         errors.append(ConfigError(f"{where}.url: expected an Apprise URL like json://host/path"))
     tags = entry.get("tags", entry.get("tag"))
-    if tags is not None and not isinstance(tags, str) and not (
-            isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
-        errors.append(ConfigError(f"{where}.tags: expected a tag or a list of tags, got "
-                                  f"{tags!r}", hint="tags: [security-team, oncall]"))
+    if (
+        tags is not None
+        and not isinstance(tags, str)
+        and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags))
+    ):
+        errors.append(
+            ConfigError(
+                f"{where}.tags: expected a tag or a list of tags, got {tags!r}",
+                hint="tags: [security-team, oncall]",
+            )
+        )
     return errors
 
 
@@ -141,18 +194,31 @@ def _template_errors(templates: dict[str, Any]) -> list[ConfigError]:
             continue
         for key, value in tpl.items():
             if key not in _TEMPLATE_KEYS:
-                errors.append(ConfigError(f"{where}: unknown key {key!r}",
-                                          hint="a template takes title and body"))
+                errors.append(
+                    ConfigError(
+                        f"{where}: unknown key {key!r}", hint="a template takes title and body"
+                    )
+                )
             elif not isinstance(value, str):
-                got = "a list" if isinstance(value, list) else "a mapping" if isinstance(
-                    value, dict) else repr(value)
-                errors.append(ConfigError(f"{where}.{key}: expected a string, got {got}",
-                                          hint=f'{key}: "$emoji $title" (quote it)'))
+                got = (
+                    "a list"
+                    if isinstance(value, list)
+                    else "a mapping"
+                    if isinstance(value, dict)
+                    else repr(value)
+                )
+                errors.append(
+                    ConfigError(
+                        f"{where}.{key}: expected a string, got {got}",
+                        hint=f'{key}: "$emoji $title" (quote it)',
+                    )
+                )
     return errors
 
 
-def parse_settings(cfg: dict[str, Any] | None, *,
-                   errors: list[ConfigError] | None = None) -> NotifySettings:
+def parse_settings(
+    cfg: dict[str, Any] | None, *, errors: list[ConfigError] | None = None
+) -> NotifySettings:
     """Validate ``notify:``; a wrong key or value raises ConfigError naming ``notify.KEY``.
 
     Bad ``urls`` entries and templates are all reported, not only the first: with ``errors``
@@ -180,25 +246,32 @@ def parse_settings(cfg: dict[str, Any] | None, *,
         errors.extend(problems)
     unknown = sorted(set(cfg) - _KNOWN)
     if unknown:
-        raise ConfigError(f"notify: unknown key {unknown[0]!r}",
-                          hint="known keys: " + ", ".join(sorted(_KNOWN - {"base_dir"})))
+        raise ConfigError(
+            f"notify: unknown key {unknown[0]!r}",
+            hint="known keys: " + ", ".join(sorted(_KNOWN - {"base_dir"})),
+        )
     s = NotifySettings()
     urls = cfg.get("urls") or []
     if isinstance(urls, str):
         urls = [urls]
     if not isinstance(urls, list):
-        raise ConfigError("notify.urls: expected a list of Apprise URLs",
-                          hint="urls: [json://host/hook, {url: slack://..., tags: [dev]}]")
+        raise ConfigError(
+            "notify.urls: expected a list of Apprise URLs",
+            hint="urls: [json://host/hook, {url: slack://..., tags: [dev]}]",
+        )
     s.urls = urls
     ac = cfg.get("apprise_config") or []
     s.apprise_config = [ac] if isinstance(ac, str) else [str(p) for p in ac]
     if "routes" in cfg and cfg["routes"] is not None:
         if not isinstance(cfg["routes"], list):
-            raise ConfigError("notify.routes: expected a list of rules",
-                              hint="routes: [{match: {kind: brute_force}, tags: [oncall]}]")
+            raise ConfigError(
+                "notify.routes: expected a list of rules",
+                hint="routes: [{match: {kind: brute_force}, tags: [oncall]}]",
+            )
         s.routes = list(cfg["routes"])
-        s.default_routes = parse_bool(cfg.get("default_routes", False),
-                                      where="notify.default_routes")
+        s.default_routes = parse_bool(
+            cfg.get("default_routes", False), where="notify.default_routes"
+        )
     elif "default_routes" in cfg:
         s.default_routes = parse_bool(cfg["default_routes"], where="notify.default_routes")
     gb = cfg.get("group_by", s.group_by)
@@ -211,8 +284,9 @@ def parse_settings(cfg: dict[str, Any] | None, *,
             try:
                 value = int(cfg[key])
             except (TypeError, ValueError):
-                raise ConfigError(f"notify.{key}: expected a whole number, got {cfg[key]!r}",
-                                  ) from None
+                raise ConfigError(
+                    f"notify.{key}: expected a whole number, got {cfg[key]!r}",
+                ) from None
             if value < 0 or (key in ("max_in_flight", "burst") and value < 1):
                 raise ConfigError(f"notify.{key}: out of range ({value})")
             setattr(s, key, value)
@@ -220,12 +294,16 @@ def parse_settings(cfg: dict[str, Any] | None, *,
         try:
             s.rate = float(cfg["rate"])
         except (TypeError, ValueError):
-            raise ConfigError(f"notify.rate: expected messages per second, got {cfg['rate']!r}",
-                              hint="0 disables rate limiting") from None
+            raise ConfigError(
+                f"notify.rate: expected messages per second, got {cfg['rate']!r}",
+                hint="0 disables rate limiting",
+            ) from None
     retry = cfg.get("retry") or {}
     if not isinstance(retry, dict):
-        raise ConfigError("notify.retry: expected a mapping",
-                          hint="retry: {initial: 1s, max_delay: 5m, max_attempts: 10}")
+        raise ConfigError(
+            "notify.retry: expected a mapping",
+            hint="retry: {initial: 1s, max_delay: 5m, max_attempts: 10}",
+        )
     for key in ("initial", "max_delay", "max_age"):
         if key in retry:
             setattr(s.retry, key, parse_duration(retry[key], where=f"notify.retry.{key}"))
@@ -243,8 +321,9 @@ def parse_settings(cfg: dict[str, Any] | None, *,
     if "flush_on_close" in cfg:
         s.flush_on_close = parse_bool(cfg["flush_on_close"], where="notify.flush_on_close")
     if cfg.get("console_group_wait") is not None:
-        s.console_group_wait = parse_duration(cfg["console_group_wait"],
-                                              where="notify.console_group_wait")
+        s.console_group_wait = parse_duration(
+            cfg["console_group_wait"], where="notify.console_group_wait"
+        )
     s.channel_overrides = {str(k): dict(v or {}) for k, v in (cfg.get("channels") or {}).items()}
     if cfg.get("base_dir"):
         s.base_dir = Path(cfg["base_dir"])

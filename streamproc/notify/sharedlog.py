@@ -59,8 +59,10 @@ FINAL_STATES = ("sent", "fallback", "dead")
 MAX_CLOCK_SKEW = 300.0  # seconds a record's time may be ahead of this worker's clock
 
 # a newer record of (channel, fingerprint, status) replaces an older one, never the reverse
-_UPSERT = ("INSERT INTO nlog VALUES (?,?,?,?,?) ON CONFLICT (channel, fp, status) DO UPDATE "
-           "SET state = excluded.state, at = excluded.at WHERE excluded.at > nlog.at")
+_UPSERT = (
+    "INSERT INTO nlog VALUES (?,?,?,?,?) ON CONFLICT (channel, fp, status) DO UPDATE "
+    "SET state = excluded.state, at = excluded.at WHERE excluded.at > nlog.at"
+)
 
 
 class SharedNotificationLog:
@@ -71,8 +73,9 @@ class SharedNotificationLog:
         self.topic = cfg.topics.notifications
         self.producer = producer
         self.retention = retention
-        self.table = TopicTable(cfg, self.topic, self._apply, name="notifications",
-                                start_at=self._start_at)
+        self.table = TopicTable(
+            cfg, self.topic, self._apply, name="notifications", start_at=self._start_at
+        )
         self.db: sqlite3.Connection | None = None
         self._sends: set[asyncio.Task[None]] = set()
         self.published = 0
@@ -81,22 +84,27 @@ class SharedNotificationLog:
     async def ensure_topic(self) -> None:
         from ..broker import ensure_topics
 
-        await ensure_topics(self.cfg.client_kwargs(), {self.topic: 3}, configs={
-            self.topic: {"retention.ms": str(int(self.retention * 1000))}})
+        await ensure_topics(
+            self.cfg.client_kwargs(),
+            {self.topic: 3},
+            configs={self.topic: {"retention.ms": str(int(self.retention * 1000))}},
+        )
 
     async def start(self, db: sqlite3.Connection) -> None:
         self.db = db
-        db.execute("CREATE TABLE IF NOT EXISTS nlog_feed (partition INTEGER PRIMARY KEY, "
-                   "next INTEGER NOT NULL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS nlog_feed (partition INTEGER PRIMARY KEY, "
+            "next INTEGER NOT NULL)"
+        )
         await self.ensure_topic()
         await self.table.start()
-        log.info("notify: shared notification log %s read (%d records)", self.topic,
-                 self.table.records)
+        log.info(
+            "notify: shared notification log %s read (%d records)", self.topic, self.table.records
+        )
 
     def _start_at(self) -> dict[int, int]:
         assert self.db is not None
-        return {int(p): int(n) for p, n in self.db.execute("SELECT partition, next FROM "
-                                                             "nlog_feed")}
+        return {int(p): int(n) for p, n in self.db.execute("SELECT partition, next FROM nlog_feed")}
 
     def _apply(self, records: list[Any]) -> None:
         assert self.db is not None
@@ -113,8 +121,13 @@ class SharedNotificationLog:
                 if float(at) > now + MAX_CLOCK_SKEW:  # would dedup, unpruned, for ever
                     raise ValueError("time in the future")
             except Exception as exc:  # noqa: BLE001 - a foreign record must not stop us
-                log.warning("notify: unreadable record in %s[%d]@%d skipped (%s)", r.topic,
-                            r.partition, r.offset, type(exc).__name__)
+                log.warning(
+                    "notify: unreadable record in %s[%d]@%d skipped (%s)",
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    type(exc).__name__,
+                )
                 continue
             if float(at) >= oldest:
                 rows.append((str(ch), str(fp), str(status), state, float(at)))
@@ -134,15 +147,22 @@ class SharedNotificationLog:
 
     async def _send(self, rows: list[tuple[str, str, str, str]], at: float) -> None:
         try:
-            futures = [await self.producer.send(self.topic, orjson.dumps([ch, fp, st, state, at]),
-                                                key=fp.encode())
-                       for ch, fp, st, state in rows]
+            futures = [
+                await self.producer.send(
+                    self.topic, orjson.dumps([ch, fp, st, state, at]), key=fp.encode()
+                )
+                for ch, fp, st, state in rows
+            ]
             await asyncio.gather(*futures)
             self.published += len(rows)
         except Exception as exc:  # noqa: BLE001 - the local log still has them
-            log.warning("notify: could not publish %d notification-log record(s) to %s (%s); "
-                        "another worker that re-reads those alerts may notify again",
-                        len(rows), self.topic, type(exc).__name__)
+            log.warning(
+                "notify: could not publish %d notification-log record(s) to %s (%s); "
+                "another worker that re-reads those alerts may notify again",
+                len(rows),
+                self.topic,
+                type(exc).__name__,
+            )
 
     async def caught_up(self) -> None:
         await self.table.caught_up()

@@ -67,8 +67,10 @@ class LabelMatcher:
     def parse(cls, text: str) -> LabelMatcher:
         m = _MATCHER.match(text)
         if not m:
-            raise ConfigError(f"cannot read matcher {text!r}",
-                              hint="write LABEL=VALUE, LABEL!=VALUE, LABEL=~REGEX or LABEL!~REGEX")
+            raise ConfigError(
+                f"cannot read matcher {text!r}",
+                hint="write LABEL=VALUE, LABEL!=VALUE, LABEL=~REGEX or LABEL!~REGEX",
+            )
         name, op, value = m.group(1), m.group(2), m.group(3)
         if op in ("=~", "!~"):
             try:
@@ -116,27 +118,53 @@ class Silence:
         return all(m.matches(labels) for m in self.matchers)
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"id": self.id, "matchers": [[m.name, m.op, m.value]
-                                                         for m in self.matchers],
-                             "starts": self.starts, "ends": self.ends, "author": self.author,
-                             "comment": self.comment, "created": self.created})
+        return orjson.dumps(
+            {
+                "id": self.id,
+                "matchers": [[m.name, m.op, m.value] for m in self.matchers],
+                "starts": self.starts,
+                "ends": self.ends,
+                "author": self.author,
+                "comment": self.comment,
+                "created": self.created,
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: bytes) -> Silence:
         d = orjson.loads(raw)
-        return cls(str(d["id"]), tuple(LabelMatcher.of(n, op, v) for n, op, v in d["matchers"]),
-                   float(d["starts"]), float(d["ends"]), str(d.get("author", "")),
-                   str(d.get("comment", "")), float(d.get("created", 0.0)))
+        return cls(
+            str(d["id"]),
+            tuple(LabelMatcher.of(n, op, v) for n, op, v in d["matchers"]),
+            float(d["starts"]),
+            float(d["ends"]),
+            str(d.get("author", "")),
+            str(d.get("comment", "")),
+            float(d.get("created", 0.0)),
+        )
 
 
-def new_silence(matchers: list[str], *, duration: float, author: str = "", comment: str = "",
-                now: float | None = None) -> Silence:
+def new_silence(
+    matchers: list[str],
+    *,
+    duration: float,
+    author: str = "",
+    comment: str = "",
+    now: float | None = None,
+) -> Silence:
     parsed = tuple(LabelMatcher.parse(m) for m in matchers)
     if not parsed:
         raise ConfigError("a silence needs at least one matcher", hint="e.g. kind=brute_force")
     now = time.time() if now is None else now
-    return Silence(id=uuid.uuid4().hex[:12], matchers=parsed, starts=now, ends=now + duration,
-                   author=author, comment=comment, created=now)
+    return Silence(
+        id=uuid.uuid4().hex[:12],
+        matchers=parsed,
+        starts=now,
+        ends=now + duration,
+        author=author,
+        comment=comment,
+        created=now,
+    )
 
 
 def find_one(silences: list[Silence], silence_id: str) -> Silence:
@@ -154,9 +182,16 @@ def match_labels(alert: Alert) -> dict[str, str]:
     made with amtool (``alertname=brute_force``) mutes what it shows."""
     out = {str(k): str(v) for k, v in (alert.key or {}).items()}
     out.update({str(k): str(v) for k, v in (alert.labels or {}).items()})
-    out.update(kind=alert.kind, severity=alert.severity, status=alert.status,
-               fingerprint=alert.fingerprint, family=alert.family, category=alert.category,
-               audience=alert.audience, alertname=alert.kind)
+    out.update(
+        kind=alert.kind,
+        severity=alert.severity,
+        status=alert.status,
+        fingerprint=alert.fingerprint,
+        family=alert.family,
+        category=alert.category,
+        audience=alert.audience,
+        alertname=alert.kind,
+    )
     for name in [k for k in out if not _AM_NAME.match(k)]:
         out.setdefault(re.sub(r"[^A-Za-z0-9_]", "_", name), out[name])
     return out
@@ -218,8 +253,17 @@ class SilenceStage:
         now = time.time() if now is None else now
         found = find_one(self.all(), silence_id)
         if found.ends > now:
-            await self.save(Silence(found.id, found.matchers, min(found.starts, now), now,
-                                    found.author, found.comment, found.created))
+            await self.save(
+                Silence(
+                    found.id,
+                    found.matchers,
+                    min(found.starts, now),
+                    now,
+                    found.author,
+                    found.comment,
+                    found.created,
+                )
+            )
         return found
 
 
@@ -236,21 +280,46 @@ class SilenceStore(SilenceStage):
         if self.owns_db:
             self.db.close()
 
-    def add(self, matchers: list[str], *, duration: float, author: str = "",
-            comment: str = "", now: float | None = None) -> Silence:
+    def add(
+        self,
+        matchers: list[str],
+        *,
+        duration: float,
+        author: str = "",
+        comment: str = "",
+        now: float | None = None,
+    ) -> Silence:
         s = new_silence(matchers, duration=duration, author=author, comment=comment, now=now)
         with Tx(self.db) as db:
-            db.execute("INSERT INTO silences VALUES (?,?,?,?,?,?,?)",
-                       (s.id, orjson.dumps([[m.name, m.op, m.value] for m in s.matchers]),
-                        s.starts, s.ends, s.author, s.comment, s.created))
+            db.execute(
+                "INSERT INTO silences VALUES (?,?,?,?,?,?,?)",
+                (
+                    s.id,
+                    orjson.dumps([[m.name, m.op, m.value] for m in s.matchers]),
+                    s.starts,
+                    s.ends,
+                    s.author,
+                    s.comment,
+                    s.created,
+                ),
+            )
         self._cache = None
         return s
 
     async def save(self, s: Silence) -> None:
         with Tx(self.db) as db:
-            db.execute("INSERT OR REPLACE INTO silences VALUES (?,?,?,?,?,?,?)",
-                       (s.id, orjson.dumps([[m.name, m.op, m.value] for m in s.matchers]),
-                        s.starts, s.ends, s.author, s.comment, s.created))
+            db.execute(
+                "INSERT OR REPLACE INTO silences VALUES (?,?,?,?,?,?,?)",
+                (
+                    s.id,
+                    orjson.dumps([[m.name, m.op, m.value] for m in s.matchers]),
+                    s.starts,
+                    s.ends,
+                    s.author,
+                    s.comment,
+                    s.created,
+                ),
+            )
         self._cache = None
 
     def expire(self, silence_id: str, *, now: float | None = None) -> Silence:
@@ -265,10 +334,20 @@ class SilenceStore(SilenceStage):
     def all(self) -> list[Silence]:
         out = []
         for sid, matchers, starts, ends, author, comment, created in self.db.execute(
-                "SELECT id, matchers, starts, ends, author, comment, created FROM silences "
-                "ORDER BY created"):
-            out.append(Silence(sid, tuple(LabelMatcher(*m) for m in orjson.loads(matchers)),
-                               starts, ends, author, comment, created))
+            "SELECT id, matchers, starts, ends, author, comment, created FROM silences "
+            "ORDER BY created"
+        ):
+            out.append(
+                Silence(
+                    sid,
+                    tuple(LabelMatcher(*m) for m in orjson.loads(matchers)),
+                    starts,
+                    ends,
+                    author,
+                    comment,
+                    created,
+                )
+            )
         return out
 
     def active(self, now: float | None = None) -> list[Silence]:
@@ -315,16 +394,25 @@ class SilenceTable(SilenceStage):
             try:
                 s = Silence.from_json(r.value)
             except Exception as exc:  # noqa: BLE001 - a foreign record must not stop us
-                log.warning("notify: unreadable record in %s[%d]@%d skipped (%s)", r.topic,
-                            r.partition, r.offset, type(exc).__name__)
+                log.warning(
+                    "notify: unreadable record in %s[%d]@%d skipped (%s)",
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    type(exc).__name__,
+                )
                 continue
             before = self.by_id.get(s.id)
             self.by_id[s.id] = s
             if not self.announce:
                 continue
             if s.ends > now:
-                log.info("notify: silence %s active until %s: %s", s.id, _fmt_time(s.ends),
-                         " ".join(str(m) for m in s.matchers))
+                log.info(
+                    "notify: silence %s active until %s: %s",
+                    s.id,
+                    _fmt_time(s.ends),
+                    " ".join(str(m) for m in s.matchers),
+                )
             elif before is not None and before.ends > now:
                 log.info("notify: silence %s expired", s.id)
 
@@ -345,16 +433,20 @@ async def ensure_silence_topic(cfg: KafkaConfig) -> None:
 
     # one partition: silences are few; compaction (where the broker does it) keeps the
     # latest version of each
-    await ensure_topics(cfg.client_kwargs(), {cfg.topics.silences: 1},
-                        configs={cfg.topics.silences: {"cleanup.policy": "compact"}})
+    await ensure_topics(
+        cfg.client_kwargs(),
+        {cfg.topics.silences: 1},
+        configs={cfg.topics.silences: {"cleanup.policy": "compact"}},
+    )
 
 
 async def _write_silence(cfg: KafkaConfig, s: Silence) -> None:
     from aiokafka import AIOKafkaProducer
 
     await ensure_silence_topic(cfg)
-    producer = AIOKafkaProducer(**cfg.client_kwargs(), acks="all", linger_ms=0,
-                                client_id=f"{cfg.client_id}-silence")
+    producer = AIOKafkaProducer(
+        **cfg.client_kwargs(), acks="all", linger_ms=0, client_id=f"{cfg.client_id}-silence"
+    )
     await producer.start()
     try:
         await producer.send_and_wait(cfg.topics.silences, s.to_json(), key=s.id.encode())
@@ -388,9 +480,12 @@ def main(args: argparse.Namespace) -> int:
     try:
         cmd = args.silence_cmd
         if cmd == "add":
-            s = store.add(list(args.matchers), duration=_duration(args),
-                          author=getattr(args, "author", "") or "",
-                          comment=getattr(args, "comment", "") or "")
+            s = store.add(
+                list(args.matchers),
+                duration=_duration(args),
+                author=getattr(args, "author", "") or "",
+                comment=getattr(args, "comment", "") or "",
+            )
             _print_added(s)
             return 0
         if cmd == "list":
@@ -412,9 +507,12 @@ async def _kafka_main(cfg: KafkaConfig, args: argparse.Namespace) -> int:
     """The same actions against the deployment's silences topic."""
     cmd = args.silence_cmd
     if cmd == "add":
-        s = new_silence(list(args.matchers), duration=_duration(args),
-                        author=getattr(args, "author", "") or "",
-                        comment=getattr(args, "comment", "") or "")
+        s = new_silence(
+            list(args.matchers),
+            duration=_duration(args),
+            author=getattr(args, "author", "") or "",
+            comment=getattr(args, "comment", "") or "",
+        )
         await _write_silence(cfg, s)
         _print_added(s)
         return 0
@@ -427,9 +525,18 @@ async def _kafka_main(cfg: KafkaConfig, args: argparse.Namespace) -> int:
     if cmd == "expire":
         found = find_one(await _read_silences(cfg), args.silence_id)
         now = time.time()
-        await _write_silence(cfg, Silence(found.id, found.matchers, found.starts,
-                                          min(found.ends, now), found.author, found.comment,
-                                          found.created))
+        await _write_silence(
+            cfg,
+            Silence(
+                found.id,
+                found.matchers,
+                found.starts,
+                min(found.ends, now),
+                found.author,
+                found.comment,
+                found.created,
+            ),
+        )
         print(f"expired {found.id}")
         return 0
     raise StreamprocError(f"unknown silence action {cmd!r}")
@@ -465,14 +572,19 @@ def _print_query(silences: list[Silence], args: argparse.Namespace) -> None:
         raise StreamprocError(str(exc)) from None
     now = time.time()
     expired = bool(getattr(args, "expired", False))
-    shown = [s for s in silences if silence_has_matchers(s, wanted)
-             and (silence_state(s, now) == "expired") == expired]
+    shown = [
+        s
+        for s in silences
+        if silence_has_matchers(s, wanted) and (silence_state(s, now) == "expired") == expired
+    ]
     if getattr(args, "output", "simple") == "json":
         print(json.dumps([gettable_silence(s, now) for s in shown], indent=2))
         return
     rows = [("ID", "Matchers", "Ends At", "Created By", "Comment")]
-    rows += [(s.id, " ".join(str(m) for m in s.matchers), _fmt_time(s.ends), s.author,
-              s.comment) for s in shown]
+    rows += [
+        (s.id, " ".join(str(m) for m in s.matchers), _fmt_time(s.ends), s.author, s.comment)
+        for s in shown
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -486,8 +598,9 @@ def _print_list(silences: list[Silence]) -> None:
         return
     print(f"{'ID':12}  {'ENDS (UTC)':20}  {'AUTHOR':12}  MATCHERS  # COMMENT")
     for s in active:
-        line = (f"{s.id:12}  {_fmt_time(s.ends):20}  {s.author[:12]:12}  "
-                + " ".join(str(m) for m in s.matchers))
+        line = f"{s.id:12}  {_fmt_time(s.ends):20}  {s.author[:12]:12}  " + " ".join(
+            str(m) for m in s.matchers
+        )
         if s.comment:
             line += f"  # {s.comment}"
         print(line)

@@ -58,6 +58,7 @@ class Routed(NamedTuple):
     """An alert headed for one channel; ``gkey`` once it was taken from its group.
     (A tuple: a flush makes one per alert and channel, and a frozen dataclass is several
     times slower to build.)"""
+
     alert: Alert
     channel: str
     gkey: str = ""
@@ -66,12 +67,14 @@ class Routed(NamedTuple):
 @dataclass(slots=True)
 class Unit:
     """Outbox rows of one channel sent as one message (one row, or a rate-limit digest)."""
+
     rows: list[OutboxRow]
 
 
 @dataclass(slots=True)
 class Sent:
     """A unit after its send: the alerts it carried (per row) and the service's answer."""
+
     rows: list[OutboxRow]
     groups: list[list[Alert]]
     result: SendResult

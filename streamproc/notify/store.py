@@ -76,9 +76,9 @@ def open_db(state_dir: Path | str) -> sqlite3.Connection:
     """Open (creating) ``state_dir/notify.db``; autocommit mode, transactions are explicit."""
     path = private_dir(state_dir)
     # 0600: the database holds alert payloads and recipients' addresses.
-    db = sqlite3.connect(private_file(path / DB_NAME), isolation_level=None,
-                         check_same_thread=False,
-                         timeout=10.0)
+    db = sqlite3.connect(
+        private_file(path / DB_NAME), isolation_level=None, check_same_thread=False, timeout=10.0
+    )
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=10000")

@@ -51,10 +51,15 @@ _MD_SPECIAL = re.compile(r"([\\*_\[\]()`~|#])")
 _HOSTNAME = socket.gethostname()
 
 # Nouns for the summary line ("12 brute_force alerts from 3 IPs"), by key field.
-_NOUNS = {"ip_address": ("IP", "IPs", "from"), "username": ("user", "users", "for"),
-          "host": ("host", "hosts", "on"), "service": ("service", "services", "for"),
-          "project": ("project", "projects", "in"), "endpoint": ("endpoint", "endpoints", "on"),
-          "metric": ("metric", "metrics", "on")}
+_NOUNS = {
+    "ip_address": ("IP", "IPs", "from"),
+    "username": ("user", "users", "for"),
+    "host": ("host", "hosts", "on"),
+    "service": ("service", "services", "for"),
+    "project": ("project", "projects", "in"),
+    "endpoint": ("endpoint", "endpoints", "on"),
+    "metric": ("metric", "metrics", "on"),
+}
 
 
 # Characters that none of the rules in escape_value changes (no ":" or "\\" for schemes, no
@@ -65,9 +70,15 @@ _INERT = re.compile(r"[A-Za-z0-9 ,.+=%/-]*")
 
 def escape_value(value: Any, fmt: str = "markdown", max_len: int = 200) -> str:
     """Make one event-derived value inert for ``fmt`` (markdown, text, html) and cap it."""
-    text = value if isinstance(value, str) else (
-        orjson.dumps(value, default=str).decode() if isinstance(value, dict | list) else
-        str(value))
+    text = (
+        value
+        if isinstance(value, str)
+        else (
+            orjson.dumps(value, default=str).decode()
+            if isinstance(value, dict | list)
+            else str(value)
+        )
+    )
     if len(text) <= max_len and _INERT.fullmatch(text) and "www." not in text.lower():
         return text
     text = _CONTROL.sub(" ", text)
@@ -115,16 +126,25 @@ def notify_type_for(alerts: Sequence[Alert]) -> str:
     if all(a.status == "resolved" for a in alerts):
         return "success"
     top = max(SEVERITY_RANK.get(a.severity, 0) for a in alerts if a.status != "resolved")
-    return "failure" if top >= SEVERITY_RANK["high"] else (
-        "warning" if top >= SEVERITY_RANK["low"] else "info")
+    return (
+        "failure"
+        if top >= SEVERITY_RANK["high"]
+        else ("warning" if top >= SEVERITY_RANK["low"] else "info")
+    )
 
 
 class Renderer:
     """Titles and bodies for single alerts, groups, and rate-limit digests."""
 
-    def __init__(self, templates: dict[str, dict[str, str]] | None = None, *,
-                 max_value_len: int = 200, max_title_len: int = 250, max_body_len: int = 4000,
-                 max_group_items: int = 20) -> None:
+    def __init__(
+        self,
+        templates: dict[str, dict[str, str]] | None = None,
+        *,
+        max_value_len: int = 200,
+        max_title_len: int = 250,
+        max_body_len: int = 4000,
+        max_group_items: int = 20,
+    ) -> None:
         self.templates = templates or {}
         self.max_value_len = max_value_len
         self.max_title_len = max_title_len
@@ -147,8 +167,11 @@ class Renderer:
 
     def _facts(self, alert: Alert, fmt: str) -> list[tuple[str, str]]:
         e = lambda v: self._esc(v, fmt)  # noqa: E731
-        facts = [("Severity", e(alert.severity)), ("Status", e(alert.status)),
-                 ("Kind", e(alert.kind))]
+        facts = [
+            ("Severity", e(alert.severity)),
+            ("Status", e(alert.status)),
+            ("Kind", e(alert.kind)),
+        ]
         for k, v in (alert.key or {}).items():
             facts.append((e(k), e(v)))
         for k, v in (alert.labels or {}).items():
@@ -172,33 +195,50 @@ class Renderer:
 
     def _vars(self, alert: Alert, fmt: str) -> dict[str, str]:
         e = lambda v: self._esc(v, fmt)  # noqa: E731
-        v = {"title": e(alert.title), "body": e(alert.body), "kind": e(alert.kind),
-             "severity": e(alert.severity), "SEVERITY": e(alert.severity.upper()),
-             "status": e(alert.status), "emoji": self._emoji(alert),
-             "fingerprint": e(alert.fingerprint), "time": fmt_time(alert.event_time),
-             "host": e(_host_of(alert) or _HOSTNAME), "family": e(alert.family),
-             "category": e(alert.category),
-             "facts": self._bullets(self._facts(alert, fmt), fmt)}
-        for prefix, src in (("labels", alert.labels), ("key", alert.key),
-                            ("evidence", alert.evidence)):
+        v = {
+            "title": e(alert.title),
+            "body": e(alert.body),
+            "kind": e(alert.kind),
+            "severity": e(alert.severity),
+            "SEVERITY": e(alert.severity.upper()),
+            "status": e(alert.status),
+            "emoji": self._emoji(alert),
+            "fingerprint": e(alert.fingerprint),
+            "time": fmt_time(alert.event_time),
+            "host": e(_host_of(alert) or _HOSTNAME),
+            "family": e(alert.family),
+            "category": e(alert.category),
+            "facts": self._bullets(self._facts(alert, fmt), fmt),
+        }
+        for prefix, src in (
+            ("labels", alert.labels),
+            ("key", alert.key),
+            ("evidence", alert.evidence),
+        ):
             for k, val in (src or {}).items():
                 v[f"{prefix}.{k}"] = e(val)
         return v
 
     # -- messages ---------------------------------------------------------------------------
-    def render_alert(self, alert: Alert, fmt: str = "markdown",
-                     max_body: int = 1 << 30) -> Message:
+    def render_alert(self, alert: Alert, fmt: str = "markdown", max_body: int = 1 << 30) -> Message:
         if fmt == "jsonl":
-            return Message(alert.title[: self.max_title_len], alert.to_json().decode(),
-                           notify_type_for([alert]))
+            return Message(
+                alert.title[: self.max_title_len],
+                alert.to_json().decode(),
+                notify_type_for([alert]),
+            )
         tpl = self.templates.get(alert.kind) or self.templates.get("default") or {}
         if "title" in tpl or "body" in tpl:
             v = self._vars(alert, fmt)
         else:  # the default layout uses five of the placeholders: escape only those
             e = self._esc
-            v = {"title": e(alert.title, fmt), "body": e(alert.body, fmt),
-                 "emoji": self._emoji(alert), "fingerprint": e(alert.fingerprint, fmt),
-                 "facts": self._bullets(self._facts(alert, fmt), fmt)}
+            v = {
+                "title": e(alert.title, fmt),
+                "body": e(alert.body, fmt),
+                "emoji": self._emoji(alert),
+                "fingerprint": e(alert.fingerprint, fmt),
+                "facts": self._bullets(self._facts(alert, fmt), fmt),
+            }
         if "title" in tpl:
             title = _Template(tpl["title"]).safe_substitute(v)
         else:
@@ -215,10 +255,11 @@ class Renderer:
         return Message(title, body, notify_type_for([alert]))
 
     def summary(self, alerts: Sequence[Alert]) -> str:
-        """"12 brute_force alerts from 3 IPs for 5 users" (+ ", 2 resolved")."""
+        """ "12 brute_force alerts from 3 IPs for 5 users" (+ ", 2 resolved")."""
         kinds = Counter(a.kind for a in alerts)
         kind_text = " / ".join(k for k, _ in kinds.most_common(3)) + (
-            " / ..." if len(kinds) > 3 else "")
+            " / ..." if len(kinds) > 3 else ""
+        )
         text = f"{len(alerts)} {kind_text} alert{'s' if len(alerts) != 1 else ''}"
         fields: list[str] = []
         for a in alerts:
@@ -246,24 +287,28 @@ class Renderer:
             text += ", resolved"
         return text
 
-    def render_group(self, alerts: Sequence[Alert], fmt: str = "markdown",
-                     max_body: int = 1 << 30) -> Message:
+    def render_group(
+        self, alerts: Sequence[Alert], fmt: str = "markdown", max_body: int = 1 << 30
+    ) -> Message:
         if len(alerts) == 1 or fmt == "jsonl":
             if fmt == "jsonl":
                 body = "\n".join(a.to_json().decode() for a in alerts)
                 return Message(self.summary(alerts), body, notify_type_for(alerts))
             return self.render_alert(alerts[0], fmt, max_body)
-        top = max(alerts, key=lambda a: (a.status != "resolved",
-                                         SEVERITY_RANK.get(a.severity, 0)))
+        top = max(alerts, key=lambda a: (a.status != "resolved", SEVERITY_RANK.get(a.severity, 0)))
         emoji = self._emoji(top)
         title = f"{emoji} {self._esc(self.summary(alerts), fmt)}".strip()
         lines = []
         shown = alerts[: self.max_group_items]
         for a in shown:
             word = "RESOLVED" if a.status == "resolved" else a.severity.upper()
-            lines.append((f"{self._emoji(a)} [{word}]",
-                          f"{self._esc(a.title, fmt)} ({fmt_time(a.event_time)}, "
-                          f"ref {self._esc(a.fingerprint, fmt)})"))
+            lines.append(
+                (
+                    f"{self._emoji(a)} [{word}]",
+                    f"{self._esc(a.title, fmt)} ({fmt_time(a.event_time)}, "
+                    f"ref {self._esc(a.fingerprint, fmt)})",
+                )
+            )
         if fmt == "markdown":
             body = "\n".join(f"- {k} {v}" for k, v in lines)
         elif fmt == "html":
@@ -275,8 +320,9 @@ class Renderer:
         title, body = self._cap(title, body, max_body)
         return Message(title, body, notify_type_for(alerts))
 
-    def render_digest(self, groups: Sequence[Sequence[Alert]], fmt: str = "markdown",
-                      max_body: int = 1 << 30) -> Message:
+    def render_digest(
+        self, groups: Sequence[Sequence[Alert]], fmt: str = "markdown", max_body: int = 1 << 30
+    ) -> Message:
         """Several queued messages rolled into one because the channel's rate limit is hit."""
         alerts = [a for g in groups for a in g]
         if fmt == "jsonl":

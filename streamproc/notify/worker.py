@@ -50,6 +50,7 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
 @dataclass(slots=True)
 class ChannelStages:
     """The delivering end of the pipeline, for one channel."""
+
     rate_limit: RateLimitStage
     deliver: DeliverStage
     retry: RetryStage
@@ -65,9 +66,16 @@ Delivered = Callable[["ChannelWorker", list[OutboxRow], list[list[Alert]]], None
 class ChannelWorker:
     """Rate limit -> deliver -> retry (-> fallback -> dead letters), for one channel."""
 
-    def __init__(self, channel: Channel, *, outbox: Outbox, db: sqlite3.Connection,
-                 clock: Callable[[], float], counters: Counter[str],
-                 delivered: Delivered) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        outbox: Outbox,
+        db: sqlite3.Connection,
+        clock: Callable[[], float],
+        counters: Counter[str],
+        delivered: Delivered,
+    ) -> None:
         self.channel = channel
         self.outbox = outbox
         self.db = db
@@ -128,8 +136,9 @@ class ChannelWorker:
                 await self._sleep(pacing.bucket.wait_time(now))
                 continue
             rate_limit = self.stages.rate_limit
-            rows = self.outbox.due(ch.id, now, exclude=self.in_flight,
-                                   limit=rate_limit.fetch_limit(now, free))
+            rows = self.outbox.due(
+                ch.id, now, exclude=self.in_flight, limit=rate_limit.fetch_limit(now, free)
+            )
             if not rows:
                 nxt = self.outbox.next_due(ch.id, exclude=self.in_flight)
                 await self._sleep(None if nxt is None else min(max(0.005, nxt - now), 5.0))

@@ -33,7 +33,7 @@ class Skipped:
     """A Sigma rule that did not load, and why (reported, never fatal)."""
 
     file: str
-    rule: str   # the rule's id or title
+    rule: str  # the rule's id or title
     what: str
 
     def __str__(self) -> str:
@@ -50,8 +50,9 @@ class RuleSet:
         return [s for s in self.specs if s.family == family]
 
 
-def load_rules(doc: dict[str, Any], file: str | None, families: set[str],
-               errors: list[ConfigError]) -> RuleSet:
+def load_rules(
+    doc: dict[str, Any], file: str | None, families: set[str], errors: list[ConfigError]
+) -> RuleSet:
     """The rules of a config's ``rules:`` and ``sigma:`` sections (paths already resolved
     against the config's folder). Rule-file problems go to ``errors``; Sigma rules that
     cannot run are ``skipped``."""
@@ -61,8 +62,13 @@ def load_rules(doc: dict[str, Any], file: str | None, families: set[str],
         if isinstance(listed, str):
             listed = [listed]
         if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
-            errors.append(ConfigError("'rules' must be a list of rule files or folders",
-                                      file=file, line=getattr(listed, "line", None)))
+            errors.append(
+                ConfigError(
+                    "'rules' must be a list of rule files or folders",
+                    file=file,
+                    line=getattr(listed, "line", None),
+                )
+            )
         else:
             from .files import load_rule_files
 
@@ -80,9 +86,13 @@ def load_rules(doc: dict[str, Any], file: str | None, families: set[str],
     kinds: dict[str, str] = {}
     for spec in out.specs:
         if spec.kind in kinds:
-            errors.append(ConfigError(f"two rules are both {spec.kind!r}: {kinds[spec.kind]} "
-                                      f"and {spec.origin}", file=spec.origin,
-                                      hint="give each rule its own name"))
+            errors.append(
+                ConfigError(
+                    f"two rules are both {spec.kind!r}: {kinds[spec.kind]} and {spec.origin}",
+                    file=spec.origin,
+                    hint="give each rule its own name",
+                )
+            )
         kinds[spec.kind] = spec.origin
     return out
 
@@ -98,16 +108,18 @@ def add_rules(config: Config, rules: list[str] = (), sigma: list[str] = ()) -> N
         doc["rules"] = list(rules)
     if sigma:
         own = config.raw.get("sigma") if isinstance(config.raw, dict) else None
-        doc["sigma"] = {"rules": list(sigma),
-                        "logsources": own.get("logsources") or [] if isinstance(own, dict)
-                        else []}
+        doc["sigma"] = {
+            "rules": list(sigma),
+            "logsources": own.get("logsources") or [] if isinstance(own, dict) else [],
+        }
     errors: list[ConfigError] = []
     more = load_rules(doc, config.file, set(config.contracts), errors)
     taken = {s.kind for s in config.rules.specs}
     for spec in more.specs:
         if spec.kind in taken:
-            errors.append(ConfigError(f"rule {spec.kind!r} is already in the config",
-                                      file=spec.origin))
+            errors.append(
+                ConfigError(f"rule {spec.kind!r} is already in the config", file=spec.origin)
+            )
     if errors:
         raise ConfigErrors.of(errors)
     config.rules.specs.extend(more.specs)
@@ -146,5 +158,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["RuleDetector", "RuleSet", "RuleSpec", "Skipped", "add_rules", "load_rules",
-           "rule_detectors"]
+__all__ = [
+    "RuleDetector",
+    "RuleSet",
+    "RuleSpec",
+    "Skipped",
+    "add_rules",
+    "load_rules",
+    "rule_detectors",
+]

@@ -39,9 +39,10 @@ def check(paths: list[str], config_path: str | None) -> tuple[RuleSet, list[Conf
         doc["rules"] = plain
     if sigma:
         own = config.raw.get("sigma") if isinstance(config.raw, dict) else None
-        doc["sigma"] = {"rules": sigma,
-                        "logsources": own.get("logsources") or [] if isinstance(own, dict)
-                        else []}
+        doc["sigma"] = {
+            "rules": sigma,
+            "logsources": own.get("logsources") or [] if isinstance(own, dict) else [],
+        }
     errors: list[ConfigError] = []
     rules = load_rules(doc, config.file, set(config.contracts), errors)
     return rules, errors
@@ -51,8 +52,7 @@ def report(rules: RuleSet, errors: list[ConfigError], out: TextIO) -> int:
     for spec in rules.specs:
         extra = "" if spec.generate else "  (read by a correlation; raises nothing itself)"
         key = f" key={','.join(spec.key)}" if spec.key else ""
-        out.write(f"ok       {spec.kind}  {spec.family}  {spec.type}{key}  {spec.origin}"
-                  f"{extra}\n")
+        out.write(f"ok       {spec.kind}  {spec.family}  {spec.type}{key}  {spec.origin}{extra}\n")
     for note in rules.notes:
         out.write(f"note     {note}\n")
     flat: list[ConfigError] = []
@@ -62,8 +62,7 @@ def report(rules: RuleSet, errors: list[ConfigError], out: TextIO) -> int:
         out.write(f"error    {error}\n")
     for skipped in rules.skipped:
         out.write(f"skipped  {skipped}\n")
-    out.write(f"{len(rules.specs)} loaded, {len(flat)} with errors, "
-              f"{len(rules.skipped)} skipped\n")
+    out.write(f"{len(rules.specs)} loaded, {len(flat)} with errors, {len(rules.skipped)} skipped\n")
     return 1 if flat or rules.skipped else 0
 
 

@@ -39,22 +39,48 @@ _WINDOW = ("duration", None)
 RULE_PARAMS: dict[str, dict[str, tuple[Any, Any]]] = {
     "any": {"realert": ("duration", 0.0)},
     "frequency": {"window": _WINDOW, "threshold": ("int", None), "realert": ("duration", -1)},
-    "cardinality": {"window": _WINDOW, "threshold": ("int", None), "field": ("field", None),
-                    "realert": ("duration", -1)},
-    "new_term": {"field": ("field", None), "lookback": ("duration", 30 * 86400.0),
-                 "first_value_alerts": ("bool", False)},
+    "cardinality": {
+        "window": _WINDOW,
+        "threshold": ("int", None),
+        "field": ("field", None),
+        "realert": ("duration", -1),
+    },
+    "new_term": {
+        "field": ("field", None),
+        "lookback": ("duration", 30 * 86400.0),
+        "first_value_alerts": ("bool", False),
+    },
     "change": {"field": ("field", None), "window": ("duration", 0.0)},
     "flatline": {"window": _WINDOW, "threshold": ("int", 1)},
-    "spike": {"window": _WINDOW, "ratio": ("number", 3.0),
-              "direction": (("up", "down", "both"), "both"), "min_reference": ("int", 1),
-              "min_current": ("int", 1)},
-    "metric_aggregation": {"window": _WINDOW, "field": ("field", None),
-                           "metric": (("avg", "min", "max", "sum", "count"), "avg"),
-                           "max_threshold": ("number", "optional"),
-                           "min_threshold": ("number", "optional")},
+    "spike": {
+        "window": _WINDOW,
+        "ratio": ("number", 3.0),
+        "direction": (("up", "down", "both"), "both"),
+        "min_reference": ("int", 1),
+        "min_current": ("int", 1),
+    },
+    "metric_aggregation": {
+        "window": _WINDOW,
+        "field": ("field", None),
+        "metric": (("avg", "min", "max", "sum", "count"), "avg"),
+        "max_threshold": ("number", "optional"),
+        "min_threshold": ("number", "optional"),
+    },
 }
-_COMMON = {"name", "family", "type", "filter", "key", "severity", "title", "body", "labels",
-           "annotations", "description", "enabled"}
+_COMMON = {
+    "name",
+    "family",
+    "type",
+    "filter",
+    "key",
+    "severity",
+    "title",
+    "body",
+    "labels",
+    "annotations",
+    "description",
+    "enabled",
+}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -76,8 +102,21 @@ def parse_duration(value: Any) -> float:
 
 # -- the filter syntax ----------------------------------------------------------------------
 
-_OPS = {"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "regex", "exists", "contains",
-        "startswith", "endswith"}
+_OPS = {
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "regex",
+    "exists",
+    "contains",
+    "startswith",
+    "endswith",
+}
 
 
 def parse_filter(node: Any, where: str = "filter") -> Node:
@@ -108,11 +147,11 @@ def parse_filter(node: Any, where: str = "filter") -> Node:
         if name == "any":
             if not isinstance(spec, list) or not spec:
                 raise ValueError(f"{where}.any must be a list of conditions")
-            items.append(Any_(tuple(parse_filter(s, f"{where}.any[{i}]")
-                                    for i, s in enumerate(spec))))
+            items.append(
+                Any_(tuple(parse_filter(s, f"{where}.any[{i}]") for i, s in enumerate(spec)))
+            )
         elif name == "all":
-            items.append(parse_filter(spec if isinstance(spec, list) else [spec],
-                                      f"{where}.all"))
+            items.append(parse_filter(spec if isinstance(spec, list) else [spec], f"{where}.all"))
         elif name == "not":
             items.append(Not(parse_filter(spec, f"{where}.not")))
         else:
@@ -127,8 +166,10 @@ def _field_condition(name: str, spec: Any, where: str) -> Node:
         return Leaf(name, "eq", spec)
     unknown = set(map(str, spec)) - _OPS
     if unknown:
-        raise ValueError(f"{where}: unknown operator {', '.join(sorted(unknown))} (known: "
-                         f"{', '.join(sorted(_OPS))})")
+        raise ValueError(
+            f"{where}: unknown operator {', '.join(sorted(unknown))} (known: "
+            f"{', '.join(sorted(_OPS))})"
+        )
     if not spec:
         raise ValueError(f"{where}: no condition")
     out: list[Node] = []
@@ -160,8 +201,12 @@ def _one(name: str, op: str, value: Any, where: str) -> Node:
         return Leaf(name, "exists", value)
     if not isinstance(value, str):
         raise ValueError(f"{where} must be a string")
-    return Leaf(name, {"contains": "contains", "startswith": "startswith",
-                       "endswith": "endswith"}[op], value, cased=True)
+    return Leaf(
+        name,
+        {"contains": "contains", "startswith": "startswith", "endswith": "endswith"}[op],
+        value,
+        cased=True,
+    )
 
 
 def _hashables(values: list[Any], where: str) -> frozenset[Any]:
@@ -172,6 +217,7 @@ def _hashables(values: list[Any], where: str) -> frozenset[Any]:
 
 
 # -- one rule -------------------------------------------------------------------------------
+
 
 def parse_rule(doc: Any, file: str, families: set[str]) -> RuleSpec:
     """One rule mapping -> RuleSpec; ValueError with what is wrong (no file/line)."""
@@ -189,8 +235,10 @@ def parse_rule(doc: Any, file: str, families: set[str]) -> RuleSpec:
     known = _COMMON | set(RULE_PARAMS[rtype])
     unknown = sorted(set(map(str, doc)) - known)
     if unknown:
-        raise ValueError(f"{rtype} rules have no setting {', '.join(unknown)} (known: "
-                         f"{', '.join(sorted(known))})")
+        raise ValueError(
+            f"{rtype} rules have no setting {', '.join(unknown)} (known: "
+            f"{', '.join(sorted(known))})"
+        )
     key = doc.get("key") or []
     if isinstance(key, str):
         key = [key]
@@ -209,8 +257,11 @@ def parse_rule(doc: Any, file: str, families: set[str]) -> RuleSpec:
                 params[pname] = default
             continue
         params[pname] = _param(pname, kind, value)
-    if rtype == "metric_aggregation" and "max_threshold" not in params and \
-            "min_threshold" not in params:
+    if (
+        rtype == "metric_aggregation"
+        and "max_threshold" not in params
+        and "min_threshold" not in params
+    ):
         raise ValueError("metric_aggregation rules need max_threshold or min_threshold")
     for pname in ("window",):
         if pname in params and params[pname] <= 0 and RULE_PARAMS[rtype][pname][1] is None:
@@ -225,15 +276,27 @@ def parse_rule(doc: Any, file: str, families: set[str]) -> RuleSpec:
     annotations = _strings(doc.get("annotations"), "annotations")
     for label in labels:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", label) or label in ("kind", "family"):
-            raise ValueError(f"label {label!r}: a label name is [A-Za-z_][A-Za-z0-9_]* and "
-                             f"not kind or family")
+            raise ValueError(
+                f"label {label!r}: a label name is [A-Za-z_][A-Za-z0-9_]* and not kind or family"
+            )
     condition = parse_filter(doc.get("filter"))
     return RuleSpec(
-        rule_id=name, kind=f"rule:{name}", family=family, type=rtype, condition=condition,
-        key=tuple(key), params=params, severity=severity,
+        rule_id=name,
+        kind=f"rule:{name}",
+        family=family,
+        type=rtype,
+        condition=condition,
+        key=tuple(key),
+        params=params,
+        severity=severity,
         title=Template(str(doc["title"])) if doc.get("title") else None,
         body=Template(str(doc["body"])) if doc.get("body") else None,
-        labels=labels, annotations=annotations, origin=file, source="rules", display=name)
+        labels=labels,
+        annotations=annotations,
+        origin=file,
+        source="rules",
+        display=name,
+    )
 
 
 def _param(name: str, kind: Any, value: Any) -> Any:
@@ -241,8 +304,9 @@ def _param(name: str, kind: Any, value: Any) -> Any:
         try:
             return parse_duration(value)
         except ValueError:
-            raise ValueError(f"'{name}' must be a duration (300, 30s, 5m, 2h, 1d), got "
-                             f"{value!r}") from None
+            raise ValueError(
+                f"'{name}' must be a duration (300, 30s, 5m, 2h, 1d), got {value!r}"
+            ) from None
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"'{name}' must be a whole number, got {value!r}")
@@ -274,6 +338,7 @@ def _strings(node: Any, what: str) -> dict[str, str]:
 
 # -- files and folders ----------------------------------------------------------------------
 
+
 def rule_files(paths: list[str], where: str | None = None) -> list[Path]:
     out: list[Path] = []
     for value in paths:
@@ -283,13 +348,17 @@ def rule_files(paths: list[str], where: str | None = None) -> list[Path]:
         elif path.is_file():
             out.append(path)
         else:
-            raise ConfigError(f"no rule file or folder {value!r}", file=where,
-                              hint="relative paths start at the config file's folder")
+            raise ConfigError(
+                f"no rule file or folder {value!r}",
+                file=where,
+                hint="relative paths start at the config file's folder",
+            )
     return out
 
 
-def load_rule_files(paths: list[str], families: set[str], errors: list[ConfigError],
-                    where: str | None = None) -> list[RuleSpec]:
+def load_rule_files(
+    paths: list[str], families: set[str], errors: list[ConfigError], where: str | None = None
+) -> list[RuleSpec]:
     """Every rule of ``paths``; each rule in error is one entry of ``errors`` (and left
     out). Names must be unique across all files."""
     from ..config import load_yaml
@@ -308,20 +377,27 @@ def load_rule_files(paths: list[str], families: set[str], errors: list[ConfigErr
             continue
         docs = doc if isinstance(doc, list) else [doc]
         for i, one in enumerate(docs):
-            line = getattr(one, "line", None) or (doc.item_lines[i] if isinstance(doc, list)
-                                                  and hasattr(doc, "item_lines") else None)
+            line = getattr(one, "line", None) or (
+                doc.item_lines[i] if isinstance(doc, list) and hasattr(doc, "item_lines") else None
+            )
             label = one.get("name") if isinstance(one, dict) else None
             what = f"rule {label!r}" if label else f"rule #{i + 1}"
             try:
                 spec = parse_rule(one, file, families)
             except ValueError as exc:
-                errors.append(ConfigError(f"{what}: {exc}", file=file, line=line,
-                                          hint="see docs/rules.md"))
+                errors.append(
+                    ConfigError(f"{what}: {exc}", file=file, line=line, hint="see docs/rules.md")
+                )
                 continue
             if spec.rule_id in seen:
-                errors.append(ConfigError(f"{what}: the name is also used in "
-                                          f"{seen[spec.rule_id]}", file=file, line=line,
-                                          hint="give each rule its own name"))
+                errors.append(
+                    ConfigError(
+                        f"{what}: the name is also used in {seen[spec.rule_id]}",
+                        file=file,
+                        line=line,
+                        hint="give each rule its own name",
+                    )
+                )
                 continue
             seen[spec.rule_id] = file
             specs.append(spec)

@@ -48,8 +48,23 @@ Predicate = Callable[[Record], bool]
 # eq: Python ==; in: one of a set; text_*: a value's text (see ``text``), case-folded unless
 # ``cased``; gt/gte/lt/lte: numbers; regex: re.search over the text; exists: present and not
 # None (value True) or absent (False); null: absent or None; cidr: an IP address in a network
-OPS = ("eq", "ne", "in", "text_eq", "contains", "startswith", "endswith", "gt", "gte", "lt",
-       "lte", "regex", "exists", "null", "cidr")
+OPS = (
+    "eq",
+    "ne",
+    "in",
+    "text_eq",
+    "contains",
+    "startswith",
+    "endswith",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "regex",
+    "exists",
+    "null",
+    "cidr",
+)
 _TEXT_OPS = ("text_eq", "contains", "startswith", "endswith")
 SEP = "\x00"
 
@@ -118,6 +133,7 @@ def fields_of(node: Node) -> set[str]:
 
 # -- a record predicate ---------------------------------------------------------------------
 
+
 def record_predicate(node: Node) -> Predicate:
     """``node`` as a function of a record's data (closures built once)."""
     if isinstance(node, All):
@@ -153,14 +169,16 @@ def _keyword(leaf: Leaf) -> Predicate:
 
     def keyword(d: Record) -> bool:
         return any(type(v) is str and test(v) for v in d.values())
+
     return keyword
 
 
 def _leaf(leaf: Leaf) -> Predicate:
     name = leaf.field or ""
     op = leaf.op
-    get: Callable[[Record], Any] = (lambda d: d.get(name)) if "." not in name else \
-        (lambda d: _dotted(d, name))
+    get: Callable[[Record], Any] = (
+        (lambda d: d.get(name)) if "." not in name else (lambda d: _dotted(d, name))
+    )
     if op == "exists":
         want = bool(leaf.value)
         return lambda d: (get(d) is not None) is want
@@ -171,6 +189,7 @@ def _leaf(leaf: Leaf) -> Predicate:
     def check(d: Record) -> bool:
         v = get(d)
         return v is not None and test(v)
+
     return check
 
 
@@ -197,6 +216,7 @@ def _value_test(leaf: Leaf) -> Callable[[Any], bool]:
         def equal(v: Any) -> bool:
             # true is not 1 here, as in YAML and JSON
             return v == want and (type(v) is bool) is want_bool
+
         if op == "eq":
             return equal
         return lambda v: not equal(v)
@@ -208,6 +228,7 @@ def _value_test(leaf: Leaf) -> Callable[[Any], bool]:
                 return v in members
             except TypeError:
                 return False
+
         return among
     if op in _TEXT_OPS:
         needle = want if leaf.cased else want.lower()
@@ -221,12 +242,12 @@ def _value_test(leaf: Leaf) -> Callable[[Any], bool]:
         return lambda v: fold(v).endswith(needle)
     if op in ("gt", "gte", "lt", "lte"):
         limit = float(want)
-        cmp = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__,
-               "lte": float.__le__}[op]
+        cmp = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__}[op]
 
         def compare(v: Any) -> bool:
             n = number(v)
             return n is not None and cmp(float(n), limit)
+
         return compare
     if op == "regex":
         search = want.search
@@ -254,8 +275,10 @@ def _in_networks(value: Any, networks: Sequence[Any]) -> bool:
         _ADDRESSES[value] = addr
     if addr is False:
         return False
-    return any(addr.version == n.version and addr in n  # type: ignore[union-attr]
-               for n in networks)
+    return any(
+        addr.version == n.version and addr in n  # type: ignore[union-attr]
+        for n in networks
+    )
 
 
 # -- triggers -------------------------------------------------------------------------------
@@ -291,8 +314,9 @@ def _score(found: list[Trigger]) -> tuple[int, int]:
     # the fewer literals and the longer the shortest, the fewer events they let through; a
     # regex is searched last (the slowest to look for)
     # (a comparison counts as a 4-character literal: it is read column-wise, in C)
-    return min(0 if m == "re" else 4 if m == "cmp" else len(n.strip(SEP))
-               for _, m, n in found), -len(found)
+    return min(
+        0 if m == "re" else 4 if m == "cmp" else len(n.strip(SEP)) for _, m, n in found
+    ), -len(found)
 
 
 def _leaf_triggers(leaf: Leaf) -> list[Trigger] | None:
@@ -302,13 +326,20 @@ def _leaf_triggers(leaf: Leaf) -> list[Trigger] | None:
         needle = leaf.value if leaf.cased else leaf.value.lower()
         if not needle or SEP in needle:
             return None
-        wrapped = {"text_eq": SEP + needle + SEP, "contains": needle,
-                   "startswith": SEP + needle, "endswith": needle + SEP}[leaf.op]
+        wrapped = {
+            "text_eq": SEP + needle + SEP,
+            "contains": needle,
+            "startswith": SEP + needle,
+            "endswith": needle + SEP,
+        }[leaf.op]
         return [(leaf.field, "cased" if leaf.cased else "folded", wrapped)]
     if leaf.op == "eq" and type(leaf.value) is str and leaf.value and SEP not in leaf.value:
         return [(leaf.field, "cased", SEP + leaf.value + SEP)]
-    if leaf.op == "in" and leaf.value and all(type(v) is str and v and SEP not in v
-                                              for v in leaf.value):
+    if (
+        leaf.op == "in"
+        and leaf.value
+        and all(type(v) is str and v and SEP not in v for v in leaf.value)
+    ):
         return [(leaf.field, "cased", SEP + v + SEP) for v in leaf.value]
     if leaf.op in _CMP:
         return [(leaf.field, "cmp", (leaf.op, float(leaf.value)))]
@@ -341,8 +372,7 @@ class _Joined:
         # distinct values, unless two kinds could be equal with different texts (1, 1.0, true)
         one_kind = kinds <= _SCALARS and len(kinds - {type(None)}) <= 1
         distinct = list(dict.fromkeys(column)) if one_kind else column
-        values = distinct if kinds == {str} else \
-            ["" if v is None else text(v) for v in distinct]
+        values = distinct if kinds == {str} else ["" if v is None else text(v) for v in distinct]
         self.values = distinct
         sep = "\n" if mode == "re" else SEP
         joined = sep + sep.join(values) + sep
@@ -499,5 +529,17 @@ class BatchMatcher:
         return result
 
 
-__all__ = ["TRUE", "All", "Any_", "BatchMatcher", "Leaf", "Node", "Not", "OPS", "fields_of",
-           "record_predicate", "text", "triggers"]
+__all__ = [
+    "OPS",
+    "TRUE",
+    "All",
+    "Any_",
+    "BatchMatcher",
+    "Leaf",
+    "Node",
+    "Not",
+    "fields_of",
+    "record_predicate",
+    "text",
+    "triggers",
+]

@@ -44,14 +44,32 @@ from .types import RULE_TYPES, RuleDetector, RuleSpec
 
 # -- logsources -----------------------------------------------------------------------------
 
-_WEB_FIELDS = {"cs-uri-query": "endpoint", "cs-uri-stem": "endpoint", "cs-uri": "endpoint",
-               "c-uri": "endpoint", "c-uri-query": "endpoint", "c-uri-stem": "endpoint",
-               "c-ip": "ip_address", "cs-method": "method", "sc-status": "status_code",
-               "cs-user-agent": "user_agent", "c-useragent": "user_agent"}
-_AUTH_FIELDS = {"User": "username", "user": "username", "TargetUserName": "username",
-                "user.name": "username", "IpAddress": "ip_address", "SourceIp": "ip_address",
-                "src_ip": "ip_address", "source.ip": "ip_address", "c-ip": "ip_address",
-                "UserAgent": "user_agent", "user_agent.original": "user_agent"}
+_WEB_FIELDS = {
+    "cs-uri-query": "endpoint",
+    "cs-uri-stem": "endpoint",
+    "cs-uri": "endpoint",
+    "c-uri": "endpoint",
+    "c-uri-query": "endpoint",
+    "c-uri-stem": "endpoint",
+    "c-ip": "ip_address",
+    "cs-method": "method",
+    "sc-status": "status_code",
+    "cs-user-agent": "user_agent",
+    "c-useragent": "user_agent",
+}
+_AUTH_FIELDS = {
+    "User": "username",
+    "user": "username",
+    "TargetUserName": "username",
+    "user.name": "username",
+    "IpAddress": "ip_address",
+    "SourceIp": "ip_address",
+    "src_ip": "ip_address",
+    "source.ip": "ip_address",
+    "c-ip": "ip_address",
+    "UserAgent": "user_agent",
+    "user_agent.original": "user_agent",
+}
 
 
 @dataclass(slots=True)
@@ -66,10 +84,14 @@ class Logsource:
     _pipeline: Any = None
 
     def matches(self, ls: Any) -> bool:
-        named = [(self.category, ls.category), (self.product, ls.product),
-                 (self.service, ls.service)]
+        named = [
+            (self.category, ls.category),
+            (self.product, ls.product),
+            (self.service, ls.service),
+        ]
         return any(want for want, _ in named) and all(
-            want is None or want == got for want, got in named)
+            want is None or want == got for want, got in named
+        )
 
     def pipeline(self) -> Any:
         if self._pipeline is None:
@@ -78,14 +100,28 @@ class Logsource:
 
             self._pipeline = ProcessingPipeline(
                 name=f"streamproc {self.family}",
-                items=[ProcessingItem(transformation=FieldMappingTransformation(
-                    dict(self.fields)))] if self.fields else [])  # type: ignore[arg-type]
+                items=[
+                    ProcessingItem(
+                        transformation=FieldMappingTransformation(
+                            dict(self.fields)  # type: ignore[arg-type]
+                        )
+                    )
+                ]
+                if self.fields
+                else [],
+            )
         return self._pipeline
 
     def describe(self) -> str:
-        return "/".join(f"{k}={v}" for k, v in (("category", self.category),
-                                                ("product", self.product),
-                                                ("service", self.service)) if v)
+        return "/".join(
+            f"{k}={v}"
+            for k, v in (
+                ("category", self.category),
+                ("product", self.product),
+                ("service", self.service),
+            )
+            if v
+        )
 
 
 LOGSOURCES = (
@@ -94,11 +130,17 @@ LOGSOURCES = (
     Logsource("auth-logs", category="authentication", fields=_AUTH_FIELDS),
 )
 
-_LEVELS = {"informational": "info", "low": "low", "medium": "medium", "high": "high",
-           "critical": "critical"}
+_LEVELS = {
+    "informational": "info",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "critical": "critical",
+}
 
 
 # -- the config section ---------------------------------------------------------------------
+
 
 def load_sigma(node: Any, file: str | None, families: set[str], out: Any) -> None:
     """Read ``sigma:`` into ``out`` (a RuleSet): specs for the rules that load, ``skipped``
@@ -151,9 +193,14 @@ def load_sigma(node: Any, file: str | None, families: set[str], out: Any) -> Non
         if rule is not None:
             one.generate = bool(rule._output)
         if one.kind in taken:
-            out.skipped.append(Skipped(one.origin, one.rule_id,
-                                       f"{one.kind} is also the kind of a rule in "
-                                       f"{taken[one.kind]} (give each rule its own name)"))
+            out.skipped.append(
+                Skipped(
+                    one.origin,
+                    one.rule_id,
+                    f"{one.kind} is also the kind of a rule in "
+                    f"{taken[one.kind]} (give each rule its own name)",
+                )
+            )
             continue
         taken[one.kind] = one.origin
         out.specs.append(one)
@@ -165,12 +212,20 @@ def _section(node: Any, file: str | None, families: set[str]) -> tuple[list[str]
     if isinstance(node, list):
         return [str(p) for p in node], list(LOGSOURCES)
     if not isinstance(node, dict):
-        raise ConfigError("'sigma' must list Sigma rule files or folders, or be a mapping with "
-                          "rules: and logsources:", file=file, line=getattr(node, "line", None))
+        raise ConfigError(
+            "'sigma' must list Sigma rule files or folders, or be a mapping with "
+            "rules: and logsources:",
+            file=file,
+            line=getattr(node, "line", None),
+        )
     unknown = set(map(str, node)) - {"rules", "logsources"}
     if unknown:
-        raise ConfigError(f"sigma: unknown key {', '.join(sorted(unknown))}", file=file,
-                          line=getattr(node, "line", None), hint="known keys: rules, logsources")
+        raise ConfigError(
+            f"sigma: unknown key {', '.join(sorted(unknown))}",
+            file=file,
+            line=getattr(node, "line", None),
+            hint="known keys: rules, logsources",
+        )
     paths = node.get("rules") or []
     if isinstance(paths, str):
         paths = [paths]
@@ -182,23 +237,38 @@ def _section(node: Any, file: str | None, families: set[str]) -> tuple[list[str]
             raise ConfigError(f"{where} must be a mapping", file=file, line=line)
         bad = set(map(str, entry)) - {"category", "product", "service", "family", "fields"}
         if bad:
-            raise ConfigError(f"{where}: unknown key {', '.join(sorted(bad))}", file=file,
-                              line=line, hint="known: category, product, service, family, "
-                                              "fields")
+            raise ConfigError(
+                f"{where}: unknown key {', '.join(sorted(bad))}",
+                file=file,
+                line=line,
+                hint="known: category, product, service, family, fields",
+            )
         if entry.get("family") not in families:
-            raise ConfigError(f"{where}: unknown family {entry.get('family')!r}", file=file,
-                              line=line, hint=f"known: {', '.join(sorted(families))}")
+            raise ConfigError(
+                f"{where}: unknown family {entry.get('family')!r}",
+                file=file,
+                line=line,
+                hint=f"known: {', '.join(sorted(families))}",
+            )
         if not any(entry.get(k) for k in ("category", "product", "service")):
-            raise ConfigError(f"{where} names no category, product or service", file=file,
-                              line=line)
+            raise ConfigError(
+                f"{where} names no category, product or service", file=file, line=line
+            )
         fields = entry.get("fields") or {}
         if not isinstance(fields, dict):
-            raise ConfigError(f"{where}.fields must map Sigma fields to record fields",
-                              file=file, line=line)
+            raise ConfigError(
+                f"{where}.fields must map Sigma fields to record fields", file=file, line=line
+            )
         shipped = next((ls.fields for ls in LOGSOURCES if ls.family == entry["family"]), {})
-        own.append(Logsource(entry["family"], entry.get("category"), entry.get("product"),
-                             entry.get("service"),
-                             {**shipped, **{str(k): str(v) for k, v in fields.items()}}))
+        own.append(
+            Logsource(
+                entry["family"],
+                entry.get("category"),
+                entry.get("product"),
+                entry.get("service"),
+                {**shipped, **{str(k): str(v) for k, v in fields.items()}},
+            )
+        )
     return [str(p) for p in paths], own + list(LOGSOURCES)
 
 
@@ -209,9 +279,12 @@ def _parse_file(path: Path, out: Any) -> list[tuple[str, Any]]:
     from . import Skipped
 
     try:
-        collection = SigmaCollection.from_yaml(path.read_text(), collect_errors=True,
-                                               source=SigmaRuleLocation(path),
-                                               resolve_references=False)
+        collection = SigmaCollection.from_yaml(
+            path.read_text(),
+            collect_errors=True,
+            source=SigmaRuleLocation(path),
+            resolve_references=False,
+        )
     except Exception as exc:  # noqa: BLE001 (not YAML, not Sigma: reported, never fatal)
         out.skipped.append(Skipped(str(path), "(file)", _sigma_error(exc)))
         return []
@@ -222,8 +295,11 @@ def _parse_file(path: Path, out: Any) -> list[tuple[str, Any]]:
     kept = []
     for rule in collection.rules:
         if rule.errors:
-            out.skipped.append(Skipped(str(path), rule_label(rule),
-                                       "; ".join(_sigma_error(e) for e in rule.errors)))
+            out.skipped.append(
+                Skipped(
+                    str(path), rule_label(rule), "; ".join(_sigma_error(e) for e in rule.errors)
+                )
+            )
         else:
             kept.append((str(path), rule))
     return kept
@@ -243,12 +319,16 @@ class Unsupported(Exception):
 
 # -- detection rules ------------------------------------------------------------------------
 
-def detection_spec(rule: Any, path: str, logsources: list[Logsource],
-                   families: set[str]) -> RuleSpec:
+
+def detection_spec(
+    rule: Any, path: str, logsources: list[Logsource], families: set[str]
+) -> RuleSpec:
     ls = next((s for s in logsources if s.matches(rule.logsource)), None)
     if ls is None:
-        raise Unsupported(f"no family for logsource {_logsource_text(rule.logsource)} "
-                          f"(map it under sigma.logsources)")
+        raise Unsupported(
+            f"no family for logsource {_logsource_text(rule.logsource)} "
+            f"(map it under sigma.logsources)"
+        )
     if ls.family not in families:
         raise Unsupported(f"family {ls.family!r} is not configured")
     mapped = ls.pipeline().apply(rule) if ls.fields else rule
@@ -257,17 +337,25 @@ def detection_spec(rule: Any, path: str, logsources: list[Logsource],
     name = str(rule.name or rule.id or _slug(rule.title))
     level = _LEVELS.get(str(rule.level).lower(), "medium") if rule.level else "medium"
     return RuleSpec(
-        rule_id=str(rule.id or rule.name or _slug(rule.title)), kind=f"sigma:{name}",
-        family=ls.family, type="any", condition=condition, key=(), params={},
-        severity=level, labels={}, origin=path, source="sigma",
+        rule_id=str(rule.id or rule.name or _slug(rule.title)),
+        kind=f"sigma:{name}",
+        family=ls.family,
+        type="any",
+        condition=condition,
+        key=(),
+        params={},
+        severity=level,
+        labels={},
+        origin=path,
+        source="sigma",
         display=str(rule.title or name),
         annotations={"description": str(rule.description)} if rule.description else {},
-        sigma_fields=dict(ls.fields))
+        sigma_fields=dict(ls.fields),
+    )
 
 
 def _logsource_text(ls: Any) -> str:
-    parts = [f"{k}={getattr(ls, k)}" for k in ("category", "product", "service")
-             if getattr(ls, k)]
+    parts = [f"{k}={getattr(ls, k)}" for k in ("category", "product", "service") if getattr(ls, k)]
     return "/".join(parts) or "(none)"
 
 
@@ -282,8 +370,9 @@ def _field_notes(spec: RuleSpec) -> list[str]:
     if contract is None:
         return []
     extra = sorted(fields_of(spec.condition) - set(contract.fields))
-    return [f"field {f!r} is not in the {spec.family} contract (records must carry it)"
-            for f in extra]
+    return [
+        f"field {f!r} is not in the {spec.family} contract (records must carry it)" for f in extra
+    ]
 
 
 def to_node(item: Any) -> Node:
@@ -347,8 +436,10 @@ def value_node(name: str | None, value: Any) -> Node:
     raise Unsupported(f"field {name!r}: {what} is not supported")
 
 
-_MODIFIERS = {"SigmaFieldReference": "the fieldref modifier (a comparison between fields)",
-              "SigmaQueryExpression": "a query expression (expand, placeholders)"}
+_MODIFIERS = {
+    "SigmaFieldReference": "the fieldref modifier (a comparison between fields)",
+    "SigmaQueryExpression": "a query expression (expand, placeholders)",
+}
 
 
 def _number_eq(name: str, n: int | float) -> Node:
@@ -379,14 +470,20 @@ def _string_node(name: str | None, value: Any) -> Node:
         if len(parts) == 2 and parts[0] is multi:
             return Leaf(name, "endswith", s, cased)
     if len(parts) == 1 and parts[0] is multi:
-        return Leaf(name, "exists", True) if name is not None else Leaf(None, "regex",
-                                                                          re.compile(""))
-    pattern = "".join(re.escape(p) if isinstance(p, str) else ".*" if p is multi else "."
-                      if p is single else "" for p in parts)
+        return (
+            Leaf(name, "exists", True) if name is not None else Leaf(None, "regex", re.compile(""))
+        )
+    pattern = "".join(
+        re.escape(p) if isinstance(p, str) else ".*" if p is multi else "." if p is single else ""
+        for p in parts
+    )
     if name is None:  # keyword with wildcards: somewhere in a field
         return Leaf(None, "regex", re.compile(pattern, 0 if cased else re.IGNORECASE | re.S))
-    leaf = Leaf(name, "regex", re.compile(r"\A(?:" + pattern + r")\Z",
-                                          (0 if cased else re.IGNORECASE) | re.S))
+    leaf = Leaf(
+        name,
+        "regex",
+        re.compile(r"\A(?:" + pattern + r")\Z", (0 if cased else re.IGNORECASE) | re.S),
+    )
     # the pattern's longest literal must be in the value: a needle to look for first
     longest = max(plain, key=len, default="")
     if len(longest) < 2:
@@ -404,8 +501,7 @@ def correlation_spec(rule: Any, path: str, detections: dict[int, RuleSpec]) -> R
 
     ctype = str(rule.type.name).lower()
     if ctype not in _SUPPORTED:
-        raise Unsupported(f"correlation type {ctype} (supported: "
-                          f"{', '.join(sorted(_SUPPORTED))})")
+        raise Unsupported(f"correlation type {ctype} (supported: {', '.join(sorted(_SUPPORTED))})")
     refs: list[RuleSpec] = []
     for ref in rule.referenced_rules:
         target = ref.rule
@@ -436,18 +532,30 @@ def correlation_spec(rule: Any, path: str, detections: dict[int, RuleSpec]) -> R
     if ctype in ("event_count", "value_count") and op not in ("gte", "gt"):
         raise Unsupported(f"condition {op} (supported: gte, gt)")
     # temporal types: every referenced rule, whatever the condition counts
-    threshold = len(refs) if ctype.startswith("temporal") else \
-        int(count) + (1 if op == "gt" else 0)
+    threshold = len(refs) if ctype.startswith("temporal") else int(count) + (1 if op == "gt" else 0)
     name = str(rule.name or rule.id or _slug(rule.title))
     level = _LEVELS.get(str(rule.level).lower(), "medium") if rule.level else "medium"
     return RuleSpec(
-        rule_id=str(rule.id or rule.name or _slug(rule.title)), kind=f"sigma:{name}",
-        family=family, type="correlation",
-        condition=Any_(tuple(s.condition for s in refs)), key=group_by,
-        params={"ctype": ctype, "window": float(rule.timespan.seconds), "threshold": threshold,
-                "field": value_field, "refs": refs, "realert": float(rule.timespan.seconds)},
-        severity=level, origin=path, source="sigma", display=str(rule.title or name),
-        sigma_fields=fields)
+        rule_id=str(rule.id or rule.name or _slug(rule.title)),
+        kind=f"sigma:{name}",
+        family=family,
+        type="correlation",
+        condition=Any_(tuple(s.condition for s in refs)),
+        key=group_by,
+        params={
+            "ctype": ctype,
+            "window": float(rule.timespan.seconds),
+            "threshold": threshold,
+            "field": value_field,
+            "refs": refs,
+            "realert": float(rule.timespan.seconds),
+        },
+        severity=level,
+        origin=path,
+        source="sigma",
+        display=str(rule.title or name),
+        sigma_fields=fields,
+    )
 
 
 class CorrelationRule(RuleDetector):
@@ -527,7 +635,7 @@ class CorrelationRule(RuleDetector):
                 for v in [v for v, t in st.items() if t < newest - window]:
                     del st[v]
                 if len(st) > self.cap:
-                    for v, _ in sorted(st.items(), key=lambda i: i[1])[:len(st) - self.cap]:
+                    for v, _ in sorted(st.items(), key=lambda i: i[1])[: len(st) - self.cap]:
                         del st[v]
                 fire = self._distinct(st, ts) or self._distinct(st, newest)
             else:
@@ -540,24 +648,34 @@ class CorrelationRule(RuleDetector):
                     times = st[r]
                     window_add(times, ts)
                     if len(times) > self.cap:
-                        del times[:len(times) - self.cap]
+                        del times[: len(times) - self.cap]
                 newest = max((t[-1] for t in st if t), default=ts)
                 for times in st:
                     if times and times[0] < newest - window:
-                        del times[:bisect_left(times, newest - window)]
+                        del times[: bisect_left(times, newest - window)]
                 fire = self._judge_at(st, ts) or self._judge_at(st, newest)
             if fire is None:
                 continue
             first, at, count = fire
             if self.quieted(key, at):
                 continue
-            out.append(self.alert(
-                key=key, incident=first, event_time=at,
-                default_title=self.spec.display,
-                values={"count": count},
-                evidence={"correlation": self.ctype, "count": count, "first_seen": first,
-                          "timespan_seconds": window,
-                          "rules": [r.rule_id for r in self.refs]}, ev=ev))
+            out.append(
+                self.alert(
+                    key=key,
+                    incident=first,
+                    event_time=at,
+                    default_title=self.spec.display,
+                    values={"count": count},
+                    evidence={
+                        "correlation": self.ctype,
+                        "count": count,
+                        "first_seen": first,
+                        "timespan_seconds": window,
+                        "rules": [r.rule_id for r in self.refs],
+                    },
+                    ev=ev,
+                )
+            )
         return out
 
     def _distinct(self, seen: dict[str, float], end: float) -> tuple[float, float, int] | None:
@@ -569,8 +687,11 @@ class CorrelationRule(RuleDetector):
     def _judge_at(self, st: list[list[float]], end: float) -> tuple[float, float, int] | None:
         start = end - self.window
         if self.ctype == "event_count":
-            merged = sorted(t for times in st for t in
-                            times[bisect_left(times, start):bisect_right(times, end)])
+            merged = sorted(
+                t
+                for times in st
+                for t in times[bisect_left(times, start) : bisect_right(times, end)]
+            )
             if len(merged) >= self.threshold:
                 return merged[0], end, len(merged)
             return None
@@ -598,17 +719,24 @@ class CorrelationRule(RuleDetector):
     def on_watermark(self, watermark: float) -> list[Alert]:
         horizon = watermark - self.window
         for key, st in self.state.items():
-            newest = max(st.values(), default=float("-inf")) if isinstance(st, dict) else \
-                max((t[-1] for t in st if t), default=float("-inf"))
+            newest = (
+                max(st.values(), default=float("-inf"))
+                if isinstance(st, dict)
+                else max((t[-1] for t in st if t), default=float("-inf"))
+            )
             if newest < horizon:
                 self.state.pop(key)
         self.drop_quiet(watermark)
         return []
 
     def state_snapshot(self) -> Any:
-        return {**self.base_snapshot(),
-                "keys": [[k, st if isinstance(st, list) else [[v, t] for v, t in st.items()]]
-                         for k, st in self.state.items()]}
+        return {
+            **self.base_snapshot(),
+            "keys": [
+                [k, st if isinstance(st, list) else [[v, t] for v, t in st.items()]]
+                for k, st in self.state.items()
+            ],
+        }
 
     def state_restore(self, state: Any) -> None:
         self.base_restore(state)

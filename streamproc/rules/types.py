@@ -67,6 +67,7 @@ class Template:
                 return f"{v:g}"
             s = text(v)
             return s if len(s) <= 256 else s[:256] + "..."
+
         return _VAR.sub(one, self.source)
 
 
@@ -74,8 +75,8 @@ class Template:
 class RuleSpec:
     """A loaded rule, ready to build detectors from (files.py and sigma.py make these)."""
 
-    rule_id: str          # the rule's name (rule files) or Sigma id
-    kind: str             # the detector kind: rule:<name> or sigma:<name>
+    rule_id: str  # the rule's name (rule files) or Sigma id
+    kind: str  # the detector kind: rule:<name> or sigma:<name>
     family: str
     type: str
     condition: Node
@@ -86,9 +87,9 @@ class RuleSpec:
     body: Template | None = None
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
-    origin: str = ""      # the file it came from
+    origin: str = ""  # the file it came from
     source: str = "rules"  # rules | sigma
-    display: str = ""     # a human name (a Sigma title)
+    display: str = ""  # a human name (a Sigma title)
     generate: bool = True  # False: only a correlation reads it, it raises no alerts itself
     sigma_fields: dict[str, str] = field(default_factory=dict)  # Sigma field -> record field
     _cls: builtins.type[RuleDetector] | None = None
@@ -113,9 +114,19 @@ class RuleSpec:
                 return [type(x).__name__, *(canon(getattr(x, a)) for a in x.__slots__)]
             return repr(x)
 
-        what = [self.type, canon(self.condition), list(self.key), canon(self.params),
-                self.severity, self.title and self.title.source, self.body and self.body.source,
-                canon(self.labels), canon(self.annotations), self.generate, self.family]
+        what = [
+            self.type,
+            canon(self.condition),
+            list(self.key),
+            canon(self.params),
+            self.severity,
+            self.title and self.title.source,
+            self.body and self.body.source,
+            canon(self.labels),
+            canon(self.annotations),
+            self.generate,
+            self.family,
+        ]
         return hashlib.blake2b(repr(what).encode(), digest_size=6).hexdigest()
 
     def summary(self) -> str:
@@ -127,8 +138,7 @@ class RuleSpec:
             if name == "refs":
                 value = ",".join(r.rule_id for r in value)
             if value is not None:
-                shown.append(f"{name}={value:g}" if isinstance(value, float) else
-                             f"{name}={value}")
+                shown.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
         return " ".join(shown) + f" #{self.digest()}"
 
     def detector_class(self) -> builtins.type[RuleDetector]:
@@ -136,13 +146,23 @@ class RuleSpec:
         if self._cls is None:
             base = RULE_TYPES[self.type]
             colocate = base.colocation(self)
-            self._cls = type(f"Rule[{self.kind}]", (base,), {
-                "kind": self.kind, "family": self.family, "severity": self.severity,
-                "colocate": colocate, "spec": self, "defaults": {}})
+            self._cls = type(
+                f"Rule[{self.kind}]",
+                (base,),
+                {
+                    "kind": self.kind,
+                    "family": self.family,
+                    "severity": self.severity,
+                    "colocate": colocate,
+                    "spec": self,
+                    "defaults": {},
+                },
+            )
         return self._cls
 
 
 # -- keys -----------------------------------------------------------------------------------
+
 
 def pack_key(values: list[Any]) -> str:
     """One string for a key's values: the value's text for one field, else each value
@@ -160,12 +180,13 @@ def unpack_key(packed: str, n: int) -> list[str]:
     rest = packed
     for _ in range(n):
         size, _, rest = rest.partition(":")
-        out.append(rest[:int(size)])
-        rest = rest[int(size):]
+        out.append(rest[: int(size)])
+        rest = rest[int(size) :]
     return out
 
 
 # -- the base -------------------------------------------------------------------------------
+
 
 class RuleDetector(Detector):
     """A rule as a detector. Subclasses judge the events the condition matched (``judge``)."""
@@ -174,8 +195,9 @@ class RuleDetector(Detector):
     needs_field: ClassVar[bool] = False
     timer_driven: ClassVar[bool] = False
 
-    def __init__(self, params: dict[str, Any] | None = None,
-                 ctx: DetectorContext | None = None) -> None:
+    def __init__(
+        self, params: dict[str, Any] | None = None, ctx: DetectorContext | None = None
+    ) -> None:
         super().__init__(params, ctx)
         spec = self.spec
         # what the rule is and which version (check-config shows it; reload compares it)
@@ -269,9 +291,18 @@ class RuleDetector(Detector):
         for key in [k for k, until in quiet.items() if until < watermark]:
             del quiet[key]
 
-    def alert(self, *, key: str, incident: Any, event_time: float, default_title: str,
-              values: dict[str, Any], evidence: dict[str, Any], ev: Event | None = None,
-              status: str = "firing") -> Alert:
+    def alert(
+        self,
+        *,
+        key: str,
+        incident: Any,
+        event_time: float,
+        default_title: str,
+        values: dict[str, Any],
+        evidence: dict[str, Any],
+        ev: Event | None = None,
+        status: str = "firing",
+    ) -> Alert:
         spec = self.spec
         keyed = self.key_dict(key)
         names: dict[str, Any] = {}
@@ -285,13 +316,21 @@ class RuleDetector(Detector):
         body = spec.body.render(names) if spec.body else ""
         evidence = {"rule": spec.rule_id, "type": spec.type, **evidence}
         if spec.annotations:
-            evidence["annotations"] = {k: Template(v).render(names)
-                                       for k, v in spec.annotations.items()}
+            evidence["annotations"] = {
+                k: Template(v).render(names) for k, v in spec.annotations.items()
+            }
         self.firings += 1
         return self.make_alert(
-            key=keyed, incident=incident, event_time=event_time, title=title, body=body,
-            status=status, evidence=evidence, source=ev.source() if ev is not None else {},
-            labels={"rule": spec.rule_id, "rule_source": spec.source, **spec.labels})
+            key=keyed,
+            incident=incident,
+            event_time=event_time,
+            title=title,
+            body=body,
+            status=status,
+            evidence=evidence,
+            source=ev.source() if ev is not None else {},
+            labels={"rule": spec.rule_id, "rule_source": spec.source, **spec.labels},
+        )
 
     def snapshot(self) -> Any:
         # the type travels with the state: a reload that changes a rule's type starts it
@@ -320,11 +359,13 @@ def _digest(data: dict[str, Any]) -> str:
     """An event's identity that replay and Kafka agree on (its fields, not its offset)."""
     import hashlib
 
-    return hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str),
-                           digest_size=8).hexdigest()
+    return hashlib.blake2b(
+        orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str), digest_size=8
+    ).hexdigest()
 
 
 # -- any --------------------------------------------------------------------------------------
+
 
 class AnyRule(RuleDetector):
     """Every matching event fires; with ``realert`` a key fires at most once per that long."""
@@ -348,9 +389,17 @@ class AnyRule(RuleDetector):
             if realert and self.quieted(key, ev.ts):
                 continue
             title = self.spec.display or self.spec.rule_id
-            out.append(self.alert(key=key, incident=(ev.ts, _digest(ev.data)),
-                                  event_time=ev.ts, default_title=title, values={},
-                                  evidence={"event": ev.data}, ev=ev))
+            out.append(
+                self.alert(
+                    key=key,
+                    incident=(ev.ts, _digest(ev.data)),
+                    event_time=ev.ts,
+                    default_title=title,
+                    values={},
+                    evidence={"event": ev.data},
+                    ev=ev,
+                )
+            )
         return out
 
     def on_watermark(self, watermark: float) -> list[Alert]:
@@ -366,6 +415,7 @@ class AnyRule(RuleDetector):
 
 
 # -- frequency --------------------------------------------------------------------------------
+
 
 class FrequencyRule(RuleDetector):
     """>= threshold events of a key within the window ending at one of them::
@@ -396,10 +446,10 @@ class FrequencyRule(RuleDetector):
             state.touch(key, times)
             window_add(times, ts)
             if len(times) > cap:
-                del times[:len(times) - cap]
+                del times[: len(times) - cap]
             newest = times[-1]
             if times[0] < newest - window:
-                del times[:bisect_left(times, newest - window)]
+                del times[: bisect_left(times, newest - window)]
             # the window ending at this event, and (late events) the one ending at the newest
             lo, hi = bisect_left(times, ts - window), bisect_right(times, ts)
             decided = ts
@@ -410,13 +460,23 @@ class FrequencyRule(RuleDetector):
             if self.quieted(key, decided):
                 continue
             first = times[lo]
-            out.append(self.alert(
-                key=key, incident=first, event_time=decided,
-                default_title=f"{self.spec.display or self.spec.rule_id}: {hi - lo} events "
-                              f"within {self.window:g} s",
-                values={"count": hi - lo, "threshold": threshold},
-                evidence={"count": hi - lo, "threshold": threshold, "first_seen": first,
-                          "window_seconds": window}, ev=ev))
+            out.append(
+                self.alert(
+                    key=key,
+                    incident=first,
+                    event_time=decided,
+                    default_title=f"{self.spec.display or self.spec.rule_id}: {hi - lo} events "
+                    f"within {self.window:g} s",
+                    values={"count": hi - lo, "threshold": threshold},
+                    evidence={
+                        "count": hi - lo,
+                        "threshold": threshold,
+                        "first_seen": first,
+                        "window_seconds": window,
+                    },
+                    ev=ev,
+                )
+            )
         return out
 
     def on_watermark(self, watermark: float) -> list[Alert]:
@@ -437,6 +497,7 @@ class FrequencyRule(RuleDetector):
 
 
 # -- cardinality ------------------------------------------------------------------------------
+
 
 class CardinalityRule(RuleDetector):
     """>= threshold distinct values of ``field`` for a key within the window ending at an
@@ -466,7 +527,7 @@ class CardinalityRule(RuleDetector):
             for v in [v for v, t in seen.items() if t < newest - window]:
                 del seen[v]
             if len(seen) > self.cap:
-                for v, _ in sorted(seen.items(), key=lambda item: item[1])[:len(seen) - self.cap]:
+                for v, _ in sorted(seen.items(), key=lambda item: item[1])[: len(seen) - self.cap]:
                     del seen[v]
             within = sorted((t, v) for v, t in seen.items() if ts - window <= t <= ts)
             decided = ts
@@ -478,14 +539,27 @@ class CardinalityRule(RuleDetector):
             if self.quieted(key, decided):
                 continue
             values = [v for _, v in within]
-            out.append(self.alert(
-                key=key, incident=within[0][0], event_time=decided,
-                default_title=f"{self.spec.display or self.spec.rule_id}: {len(values)} "
-                              f"distinct {name} within {window:g} s",
-                values={"count": len(values), "threshold": threshold,
-                        "values": ", ".join(values[:10])},
-                evidence={"distinct": len(values), "threshold": threshold,
-                          "values": values[:20], "window_seconds": window}, ev=ev))
+            out.append(
+                self.alert(
+                    key=key,
+                    incident=within[0][0],
+                    event_time=decided,
+                    default_title=f"{self.spec.display or self.spec.rule_id}: {len(values)} "
+                    f"distinct {name} within {window:g} s",
+                    values={
+                        "count": len(values),
+                        "threshold": threshold,
+                        "values": ", ".join(values[:10]),
+                    },
+                    evidence={
+                        "distinct": len(values),
+                        "threshold": threshold,
+                        "values": values[:20],
+                        "window_seconds": window,
+                    },
+                    ev=ev,
+                )
+            )
         return out
 
     def on_watermark(self, watermark: float) -> list[Alert]:
@@ -497,8 +571,10 @@ class CardinalityRule(RuleDetector):
         return []
 
     def state_snapshot(self) -> Any:
-        return {**self.base_snapshot(),
-                "keys": [[k, [[v, t] for v, t in seen.items()]] for k, seen in self.state.items()]}
+        return {
+            **self.base_snapshot(),
+            "keys": [[k, [[v, t] for v, t in seen.items()]] for k, seen in self.state.items()],
+        }
 
     def state_restore(self, state: Any) -> None:
         self.base_restore(state)
@@ -507,6 +583,7 @@ class CardinalityRule(RuleDetector):
 
 
 # -- new_term ---------------------------------------------------------------------------------
+
 
 class NewTermRule(RuleDetector):
     """A value of ``field`` that the key has not had within ``lookback`` (default 30 days).
@@ -525,7 +602,7 @@ class NewTermRule(RuleDetector):
         self.first_value_alerts = bool(self.spec.params.get("first_value_alerts", False))
         self.realert = 0.0
         self.state: KeyedState[str, float] = KeyedState(self.ctx.key_cap)  # (key, value) -> last
-        self.keys: KeyedState[str, float] = KeyedState(self.ctx.key_cap)   # key -> last seen
+        self.keys: KeyedState[str, float] = KeyedState(self.ctx.key_cap)  # key -> last seen
 
     def judge(self, events: list[Event]) -> list[Alert]:
         out = []
@@ -542,13 +619,22 @@ class NewTermRule(RuleDetector):
                 continue
             if known is None and not self.first_value_alerts:
                 continue
-            out.append(self.alert(
-                key=key, incident=(value, ts), event_time=ts,
-                default_title=f"{self.spec.display or self.spec.rule_id}: new {name} "
-                              f"{value!r}",
-                values={"value": value, "field": name},
-                evidence={"field": name, "value": value,
-                          "previously_seen": last, "lookback_seconds": self.lookback}, ev=ev))
+            out.append(
+                self.alert(
+                    key=key,
+                    incident=(value, ts),
+                    event_time=ts,
+                    default_title=f"{self.spec.display or self.spec.rule_id}: new {name} {value!r}",
+                    values={"value": value, "field": name},
+                    evidence={
+                        "field": name,
+                        "value": value,
+                        "previously_seen": last,
+                        "lookback_seconds": self.lookback,
+                    },
+                    ev=ev,
+                )
+            )
         return out
 
     def on_watermark(self, watermark: float) -> list[Alert]:
@@ -563,8 +649,10 @@ class NewTermRule(RuleDetector):
         return len(self.state)
 
     def state_snapshot(self) -> Any:
-        return {"pairs": [[k, t] for k, t in self.state.items()],
-                "keys": [[k, t] for k, t in self.keys.items()]}
+        return {
+            "pairs": [[k, t] for k, t in self.state.items()],
+            "keys": [[k, t] for k, t in self.keys.items()],
+        }
 
     def state_restore(self, state: Any) -> None:
         for k, t in state.get("pairs", []):
@@ -574,6 +662,7 @@ class NewTermRule(RuleDetector):
 
 
 # -- change -----------------------------------------------------------------------------------
+
 
 class ChangeRule(RuleDetector):
     """``field`` of a key differs from the key's previous value (by event time; a value
@@ -599,13 +688,18 @@ class ChangeRule(RuleDetector):
             state.touch(key, (value, ts))
             if prev is None or prev[0] == value or (window > 0 and ts - prev[1] > window):
                 continue
-            out.append(self.alert(
-                key=key, incident=(prev[0], value, ts), event_time=ts,
-                default_title=f"{self.spec.display or self.spec.rule_id}: {name} changed "
-                              f"from {prev[0]!r} to {value!r}",
-                values={"old": prev[0], "new": value, "field": name},
-                evidence={"field": name, "old": prev[0], "new": value,
-                          "old_seen": prev[1]}, ev=ev))
+            out.append(
+                self.alert(
+                    key=key,
+                    incident=(prev[0], value, ts),
+                    event_time=ts,
+                    default_title=f"{self.spec.display or self.spec.rule_id}: {name} changed "
+                    f"from {prev[0]!r} to {value!r}",
+                    values={"old": prev[0], "new": value, "field": name},
+                    evidence={"field": name, "old": prev[0], "new": value, "old_seen": prev[1]},
+                    ev=ev,
+                )
+            )
         return out
 
     def on_watermark(self, watermark: float) -> list[Alert]:
@@ -624,6 +718,7 @@ class ChangeRule(RuleDetector):
 
 
 # -- flatline ---------------------------------------------------------------------------------
+
 
 class _Flat:
     __slots__ = ("first", "times", "deadline", "flat_since")
@@ -679,10 +774,13 @@ class FlatlineRule(RuleDetector):
             st.first = min(st.first, ts)
             window_add(st.times, ts)
             if len(st.times) > self.threshold:
-                del st.times[:len(st.times) - self.threshold]
+                del st.times[: len(st.times) - self.threshold]
             deadline = self._deadline(st)
-            if st.flat_since is not None and len(st.times) >= self.threshold and \
-                    st.times[-1] - st.times[-self.threshold] <= self.window:
+            if (
+                st.flat_since is not None
+                and len(st.times) >= self.threshold
+                and st.times[-1] - st.times[-self.threshold] <= self.window
+            ):
                 since, st.flat_since = st.flat_since, None
                 out.append(self._alert(key, since, ts, "resolved", ev))
             if deadline != st.deadline:
@@ -691,17 +789,27 @@ class FlatlineRule(RuleDetector):
                     self.timers.arm(deadline, key)
         return out
 
-    def _alert(self, key: str, since: float, at: float, status: str,
-               ev: Event | None = None) -> Alert:
+    def _alert(
+        self, key: str, since: float, at: float, status: str, ev: Event | None = None
+    ) -> Alert:
         word = "quiet" if status == "firing" else "back"
         return self.alert(
-            key=key, incident=since, event_time=at,
+            key=key,
+            incident=since,
+            event_time=at,
             default_title=f"{self.spec.display or self.spec.rule_id}: {word} (fewer than "
-                          f"{self.threshold} events within {self.window:g} s)"
-            if status == "firing" else f"{self.spec.display or self.spec.rule_id}: events again",
+            f"{self.threshold} events within {self.window:g} s)"
+            if status == "firing"
+            else f"{self.spec.display or self.spec.rule_id}: events again",
             values={"threshold": self.threshold},
-            evidence={"threshold": self.threshold, "window_seconds": self.window,
-                      "quiet_since": since}, ev=ev, status=status)
+            evidence={
+                "threshold": self.threshold,
+                "window_seconds": self.window,
+                "quiet_since": since,
+            },
+            ev=ev,
+            status=status,
+        )
 
     def on_watermark(self, watermark: float) -> list[Alert]:
         out = []
@@ -714,8 +822,11 @@ class FlatlineRule(RuleDetector):
         return out
 
     def state_snapshot(self) -> Any:
-        return {"keys": [[k, st.first, st.times, st.deadline, st.flat_since]
-                         for k, st in self.state.items()]}
+        return {
+            "keys": [
+                [k, st.first, st.times, st.deadline, st.flat_since] for k, st in self.state.items()
+            ]
+        }
 
     def state_restore(self, state: Any) -> None:
         for k, first, times, deadline, flat_since in state.get("keys", []):
@@ -729,6 +840,7 @@ class FlatlineRule(RuleDetector):
 
 
 # -- tumbling windows: spike, metric_aggregation --------------------------------------------
+
 
 class _Tumbling(RuleDetector):
     """Per key, per tumbling window (index = floor(ts / window)): an accumulator; each window
@@ -786,13 +898,14 @@ class _Tumbling(RuleDetector):
         self.judged_upto = closed
         return out
 
-    def judge_window(self, key: str, index: int, buckets: dict[int, list[float]]) \
-            -> Alert | None:
+    def judge_window(self, key: str, index: int, buckets: dict[int, list[float]]) -> Alert | None:
         raise NotImplementedError
 
     def state_snapshot(self) -> Any:
-        return {"upto": self.judged_upto,
-                "keys": [[k, [[i, acc] for i, acc in b.items()]] for k, b in self.state.items()]}
+        return {
+            "upto": self.judged_upto,
+            "keys": [[k, [[i, acc] for i, acc in b.items()]] for k, b in self.state.items()],
+        }
 
     def state_restore(self, state: Any) -> None:
         self.judged_upto = state.get("upto")
@@ -819,26 +932,39 @@ class SpikeRule(_Tumbling):
         acc[0] += 1
         return acc
 
-    def judge_window(self, key: str, index: int, buckets: dict[int, list[float]]) \
-            -> Alert | None:
+    def judge_window(self, key: str, index: int, buckets: dict[int, list[float]]) -> Alert | None:
         cur = int(buckets.get(index, [0])[0])
         ref = int(buckets.get(index - 1, [0])[0])
         if ref < self.min_reference:
             return None
         up = cur >= self.min_current and cur >= self.ratio * ref
         down = cur <= ref / self.ratio
-        way = "up" if up and self.direction in ("up", "both") else \
-            "down" if down and self.direction in ("down", "both") else None
+        way = (
+            "up"
+            if up and self.direction in ("up", "both")
+            else "down"
+            if down and self.direction in ("down", "both")
+            else None
+        )
         if way is None:
             return None
         end = (index + 1) * self.window
         return self.alert(
-            key=key, incident=(way, index), event_time=end,
+            key=key,
+            incident=(way, index),
+            event_time=end,
             default_title=f"{self.spec.display or self.spec.rule_id}: spike {way} ({ref} -> "
-                          f"{cur} events per {self.window:g} s)",
+            f"{cur} events per {self.window:g} s)",
             values={"count": cur, "reference": ref, "direction": way},
-            evidence={"direction": way, "current": cur, "reference": ref, "ratio": self.ratio,
-                      "window_start": index * self.window, "window_seconds": self.window})
+            evidence={
+                "direction": way,
+                "current": cur,
+                "reference": ref,
+                "ratio": self.ratio,
+                "window_start": index * self.window,
+                "window_seconds": self.window,
+            },
+        )
 
 
 class MetricAggregationRule(_Tumbling):
@@ -869,14 +995,14 @@ class MetricAggregationRule(_Tumbling):
         acc[3] = max(acc[3], value)
         return acc
 
-    def judge_window(self, key: str, index: int, buckets: dict[int, list[float]]) \
-            -> Alert | None:
+    def judge_window(self, key: str, index: int, buckets: dict[int, list[float]]) -> Alert | None:
         acc = buckets.get(index)
         if acc is None:
             return None
         count, total, low, high = acc
-        value = {"avg": total / count, "sum": total, "min": low, "max": high,
-                 "count": count}[self.metric]
+        value = {"avg": total / count, "sum": total, "min": low, "max": high, "count": count}[
+            self.metric
+        ]
         above = self.max_threshold is not None and value > self.max_threshold
         below = self.min_threshold is not None and value < self.min_threshold
         if not (above or below):
@@ -884,17 +1010,31 @@ class MetricAggregationRule(_Tumbling):
         way = "above" if above else "below"
         limit = self.max_threshold if above else self.min_threshold
         return self.alert(
-            key=key, incident=(way, index), event_time=(index + 1) * self.window,
+            key=key,
+            incident=(way, index),
+            event_time=(index + 1) * self.window,
             default_title=f"{self.spec.display or self.spec.rule_id}: {self.metric}("
-                          f"{self.field_name}) {value:g} {way} {limit:g}",
+            f"{self.field_name}) {value:g} {way} {limit:g}",
             values={"value": value, "metric": self.metric, "threshold": limit},
-            evidence={"metric": self.metric, "field": self.field_name, "value": value,
-                      "threshold": limit, "count": int(count),
-                      "window_start": index * self.window, "window_seconds": self.window})
+            evidence={
+                "metric": self.metric,
+                "field": self.field_name,
+                "value": value,
+                "threshold": limit,
+                "count": int(count),
+                "window_start": index * self.window,
+                "window_seconds": self.window,
+            },
+        )
 
 
 RULE_TYPES: dict[str, type[RuleDetector]] = {
-    "any": AnyRule, "frequency": FrequencyRule, "cardinality": CardinalityRule,
-    "new_term": NewTermRule, "change": ChangeRule, "flatline": FlatlineRule,
-    "spike": SpikeRule, "metric_aggregation": MetricAggregationRule,
+    "any": AnyRule,
+    "frequency": FrequencyRule,
+    "cardinality": CardinalityRule,
+    "new_term": NewTermRule,
+    "change": ChangeRule,
+    "flatline": FlatlineRule,
+    "spike": SpikeRule,
+    "metric_aggregation": MetricAggregationRule,
 }

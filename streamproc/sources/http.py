@@ -73,8 +73,13 @@ MAX_LISTED_ERRORS = 1000
 # seconds the answer waits for the broker before a 503
 PRODUCE_TIMEOUT = 30.0
 
-_NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
-                 "application/x-jsonlines", "application/json-seq")
+_NDJSON_TYPES = (
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/json-seq",
+)
 
 
 class Rejection:
@@ -89,13 +94,18 @@ class Rejection:
 
 # -- where records go -----------------------------------------------------------------------------
 
+
 class KafkaTarget:
     """Validate a binding's records with its decoder; produce the accepted ones to its topic
     (keyed as its producers key them) and the rejected ones to its ``.dlq``; both
     acknowledged before ``send`` returns."""
 
-    def __init__(self, producer: Any, write_dead: Callable[[list[DeadLetter]], Awaitable[None]],
-                 judge: Any = None) -> None:
+    def __init__(
+        self,
+        producer: Any,
+        write_dead: Callable[[list[DeadLetter]], Awaitable[None]],
+        judge: Any = None,
+    ) -> None:
         self.producer = producer
         self.write_dead = write_dead
         # the runtime's Judge: validate with the very decoder the consumer judges with, as a
@@ -116,8 +126,10 @@ class KafkaTarget:
                 decoder = self.decoders[binding.name] = BatchDecoder.for_binding(binding)
         events, dead = decoder.decode_batch(values, binding.topic or "", 0, 0)
         rejected = [Rejection(dl.offset, _from_request(dl)) for dl in dead]
-        futures = [await self.producer.send(binding.topic, values[ev.offset],
-                                            key=_key(binding, ev.data)) for ev in events]
+        futures = [
+            await self.producer.send(binding.topic, values[ev.offset], key=_key(binding, ev.data))
+            for ev in events
+        ]
         if rejected:
             await asyncio.gather(self.write_dead([r.dead for r in rejected]), *futures)
         elif futures:
@@ -131,8 +143,12 @@ class JudgeTarget:
     with the binding's decoder, as for any source); alerts to the alert log, dead letters
     (the decoder's, and the engine's: late, future) to the binding's sink."""
 
-    def __init__(self, judge: Any, append_alerts: Callable[[list[Any]], Awaitable[None]],
-                 write_dead: Callable[[list[DeadLetter]], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        judge: Any,
+        append_alerts: Callable[[list[Any]], Awaitable[None]],
+        write_dead: Callable[[list[DeadLetter]], Awaitable[None]],
+    ) -> None:
         self.judge = judge
         self.append_alerts = append_alerts
         self.write_dead = write_dead
@@ -171,6 +187,7 @@ def _key(binding: Binding, data: dict[str, Any]) -> bytes | None:
 # -- splitting a body into records ----------------------------------------------------------------
 
 _SPANS = json.JSONDecoder()
+
 
 def split_records(body: bytes, content_type: str, lines: bool = False) -> list[bytes]:
     """A request body -> its records (see the module docstring)."""
@@ -231,21 +248,31 @@ def _lines(body: bytes) -> list[bytes]:
 
 # -- the application ------------------------------------------------------------------------------
 
+
 class Ingest:
     """The endpoints' state: settings, bindings, targets, limits, metrics.
 
     The listener starts before the runtime (a port in use fails the start first), so the
     targets come later: until ``attach``, every endpoint answers 503 (starting)."""
 
-    def __init__(self, settings: IngestSettings, bindings: list[Binding] | None = None,
-                 targets: list[Any] | None = None, *, metrics: Any = None,
-                 dedup: DeliveryDedup | None = None) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        bindings: list[Binding] | None = None,
+        targets: list[Any] | None = None,
+        *,
+        metrics: Any = None,
+        dedup: DeliveryDedup | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.limiter = TokenBucket(settings.rate, settings.burst)
         hooks = settings.webhooks
-        self.dedup = dedup if dedup is not None else DeliveryDedup(
-            None, hooks.dedup_entries, hooks.dedup_ttl)
+        self.dedup = (
+            dedup
+            if dedup is not None
+            else DeliveryDedup(None, hooks.dedup_entries, hooks.dedup_ttl)
+        )
         self.bounded = RateLimitedLog(log, per_key_interval=10.0)
         self.ready = False
         self.bindings: dict[str, Binding] = {}
@@ -275,8 +302,15 @@ class Ingest:
         if api is not None:  # (a copy: the config's own stays as read, for a reload to compare)
             settings = replace(settings, max_body_bytes=api.max_body_bytes)
         hooks = settings.webhooks
-        dedup = DeliveryDedup(Path(config.state_dir) / "webhook-deliveries.sqlite3",
-                              hooks.dedup_entries, hooks.dedup_ttl) if hooks.secrets else None
+        dedup = (
+            DeliveryDedup(
+                Path(config.state_dir) / "webhook-deliveries.sqlite3",
+                hooks.dedup_entries,
+                hooks.dedup_ttl,
+            )
+            if hooks.secrets
+            else None
+        )
         return cls(settings, metrics=metrics, dedup=dedup)
 
     def attach_runtime(self, runtime: Any) -> None:
@@ -287,19 +321,25 @@ class Ingest:
         config = runtime.config
         targets: list[Any] = []
         if runtime.producer is not None and config.kafka is not None:
-            kafka_dead = KafkaDeadLetters(runtime.producer, config.kafka.dlq_suffix,
-                                          metrics=runtime.metrics)
+            kafka_dead = KafkaDeadLetters(
+                runtime.producer, config.kafka.dlq_suffix, metrics=runtime.metrics
+            )
             targets.append(KafkaTarget(runtime.producer, kafka_dead.write, runtime.judge))
         if config.mqtt is not None:
             file_dead = FileDeadLetters(config.mqtt.dead_letter_file, metrics=runtime.metrics)
-            targets.append(JudgeTarget(runtime.judge, runtime.alert_log.append,
-                                       file_dead.write))
+            targets.append(JudgeTarget(runtime.judge, runtime.alert_log.append, file_dead.write))
         self.attach(config.bindings, targets)
-        log.info("HTTP ingest: POST %s/events/{%s}%s", API_PREFIX,
-                 ",".join(sorted(self.bindings)) or "no binding",
-                 "; webhooks: " + ", ".join(f"{API_PREFIX}/webhooks/{p}" for p in
-                                            sorted(self.settings.webhooks.secrets))
-                 if self.webhook_binding is not None else "")
+        log.info(
+            "HTTP ingest: POST %s/events/{%s}%s",
+            API_PREFIX,
+            ",".join(sorted(self.bindings)) or "no binding",
+            "; webhooks: "
+            + ", ".join(
+                f"{API_PREFIX}/webhooks/{p}" for p in sorted(self.settings.webhooks.secrets)
+            )
+            if self.webhook_binding is not None
+            else "",
+        )
 
     # -- metrics (labels: an endpoint of this config, an outcome or reason of a closed set)
 
@@ -307,8 +347,14 @@ class Ingest:
         if self.metrics is not None and n:
             self.metrics.ingest_records.labels(endpoint, outcome).inc(n)
 
-    def _refuse(self, endpoint: str, reason: str, status: int, body: dict[str, Any],
-                headers: dict[str, str] | None = None) -> web.Response:
+    def _refuse(
+        self,
+        endpoint: str,
+        reason: str,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
         if self.metrics is not None:
             self.metrics.ingest_refused.labels(endpoint, reason).inc()
         return _json(body, status=status, headers=headers)
@@ -318,26 +364,36 @@ class Ingest:
     def _not_ready(self) -> web.Response | None:
         if self.ready:
             return None
-        return _json({"error": "starting: try again in a moment"}, status=503,
-                     headers={"Retry-After": "2"})
+        return _json(
+            {"error": "starting: try again in a moment"}, status=503, headers={"Retry-After": "2"}
+        )
 
     def _rate_limited(self, request: web.Request, endpoint: str) -> web.Response | None:
         wait = self.limiter.take(request.remote or "")
         if wait <= 0:
             return None
         # one key for every client: the log's memory stays bounded however many there are
-        self.bounded.warning(("rate",), "ingest: client %s over its rate "
-                             "limit (%g/s, burst %g)", request.remote, self.settings.rate,
-                             self.settings.burst)
-        return self._refuse(endpoint, "rate_limited", 429,
-                            {"error": "too many requests from this address",
-                             "retry_after": math.ceil(wait)},
-                            {"Retry-After": str(max(1, math.ceil(wait)))})
+        self.bounded.warning(
+            ("rate",),
+            "ingest: client %s over its rate limit (%g/s, burst %g)",
+            request.remote,
+            self.settings.rate,
+            self.settings.burst,
+        )
+        return self._refuse(
+            endpoint,
+            "rate_limited",
+            429,
+            {"error": "too many requests from this address", "retry_after": math.ceil(wait)},
+            {"Retry-After": str(max(1, math.ceil(wait)))},
+        )
 
     async def _body(self, request: web.Request, endpoint: str) -> bytes | web.Response:
         limit = self.settings.max_body_bytes
-        too_large = {"error": f"the body is over the {limit} bytes one request may carry",
-                     "max_body_bytes": limit}
+        too_large = {
+            "error": f"the body is over the {limit} bytes one request may carry",
+            "max_body_bytes": limit,
+        }
         length = request.content_length
         if length is not None:
             if length > limit:
@@ -352,22 +408,34 @@ class Ingest:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _send(self, binding: Binding, endpoint: str, values: list[bytes]
-                    ) -> tuple[int, list[Rejection]] | web.Response:
+    async def _send(
+        self, binding: Binding, endpoint: str, values: list[bytes]
+    ) -> tuple[int, list[Rejection]] | web.Response:
         """(accepted, rejected) once durable, or the 503 answer."""
         try:
             async with asyncio.timeout(PRODUCE_TIMEOUT):
-                sent: tuple[int, list[Rejection]] = \
-                    await self.target_of[binding.name].send(binding, values)
+                sent: tuple[int, list[Rejection]] = await self.target_of[binding.name].send(
+                    binding, values
+                )
                 return sent
         except (TimeoutError, OSError, KafkaError) as exc:
-            self.bounded.error(("send", binding.name), "ingest: records for %s not "
-                               "acknowledged (%s): answered 503", binding.name,
-                               type(exc).__name__)
-            return self._refuse(endpoint, "unavailable", 503,
-                                {"error": f"the records were not acknowledged "
-                                          f"({type(exc).__name__}); nothing is promised: "
-                                          f"send them again"}, {"Retry-After": "5"})
+            self.bounded.error(
+                ("send", binding.name),
+                "ingest: records for %s not acknowledged (%s): answered 503",
+                binding.name,
+                type(exc).__name__,
+            )
+            return self._refuse(
+                endpoint,
+                "unavailable",
+                503,
+                {
+                    "error": f"the records were not acknowledged "
+                    f"({type(exc).__name__}); nothing is promised: "
+                    f"send them again"
+                },
+                {"Retry-After": "5"},
+            )
 
     # -- POST /api/v1/events/{binding}
 
@@ -378,17 +446,28 @@ class Ingest:
         if (limited := self._not_ready() or self._rate_limited(request, endpoint)) is not None:
             return limited
         if binding is None:
-            return self._refuse(endpoint, "unknown_binding", 404,
-                                {"error": f"no binding named {name[:200]!r} takes events here",
-                                 "bindings": sorted(self.bindings)})
+            return self._refuse(
+                endpoint,
+                "unknown_binding",
+                404,
+                {
+                    "error": f"no binding named {name[:200]!r} takes events here",
+                    "bindings": sorted(self.bindings),
+                },
+            )
         body = await self._body(request, endpoint)
         if isinstance(body, web.Response):
             return body
-        values = split_records(body, request.headers.get("Content-Type", ""),
-                               lines=binding.format != "json")
+        values = split_records(
+            body, request.headers.get("Content-Type", ""), lines=binding.format != "json"
+        )
         if not values:
-            return self._refuse(endpoint, "empty", 400, {"error": "the body holds no record",
-                                                         "accepted": 0, "rejected": 0})
+            return self._refuse(
+                endpoint,
+                "empty",
+                400,
+                {"error": "the body holds no record", "accepted": 0, "rejected": 0},
+            )
         sent = await self._send(binding, endpoint, values)
         if isinstance(sent, web.Response):
             return sent
@@ -407,36 +486,46 @@ class Ingest:
             return limited
         binding = self.webhook_binding
         if secret is None or binding is None:
-            return self._refuse(endpoint, "not_configured", 404,
-                                {"error": f"no webhook endpoint {provider[:40]!r} is "
-                                          f"configured",
-                                 "webhooks": sorted(self.settings.webhooks.secrets)})
+            return self._refuse(
+                endpoint,
+                "not_configured",
+                404,
+                {
+                    "error": f"no webhook endpoint {provider[:40]!r} is configured",
+                    "webhooks": sorted(self.settings.webhooks.secrets),
+                },
+            )
         body = await self._body(request, endpoint)
         if isinstance(body, web.Response):
             return body
         if not webhooks.verify(provider, secret, request.headers, body, request.query):
-            self.bounded.warning(("unauthorized", provider), "ingest: %s webhook from %s "
-                                 "with a missing or wrong signature/token: refused (401)",
-                                 provider, request.remote)
-            return self._refuse(endpoint, "unauthorized", 401,
-                                {"error": "missing or wrong signature or token"})
+            self.bounded.warning(
+                ("unauthorized", provider),
+                "ingest: %s webhook from %s with a missing or wrong signature/token: refused (401)",
+                provider,
+                request.remote,
+            )
+            return self._refuse(
+                endpoint, "unauthorized", 401, {"error": "missing or wrong signature or token"}
+            )
         try:
             mapped = webhooks.PARSERS[provider](request.headers, orjson.loads(body))
         except (orjson.JSONDecodeError, webhooks.BadPayload) as exc:
-            detail = "the body is not JSON" if isinstance(exc, orjson.JSONDecodeError) \
-                else str(exc)
+            detail = "the body is not JSON" if isinstance(exc, orjson.JSONDecodeError) else str(exc)
             return self._refuse(endpoint, "bad_request", 400, {"error": detail})
         if isinstance(mapped, webhooks.Ignored):
             if self.metrics is not None:
                 self.metrics.webhooks_ignored.labels(provider, mapped.reason).inc()
             self._count(endpoint, "ignored")
-            return _json({"ignored": True, "reason": mapped.reason,
-                                      "detail": mapped.detail}, status=202)
+            return _json(
+                {"ignored": True, "reason": mapped.reason, "detail": mapped.detail}, status=202
+            )
         delivery = mapped.delivery and f"{provider}:{mapped.delivery}"
         if delivery is not None and not self.dedup.claim(delivery):
             self._count(endpoint, "duplicate")
-            return _json({"duplicate": True, "delivery": mapped.delivery,
-                                      "accepted": 0}, status=200)
+            return _json(
+                {"duplicate": True, "delivery": mapped.delivery, "accepted": 0}, status=200
+            )
         try:
             sent = await self._send(binding, endpoint, [orjson.dumps(mapped.record)])
         except BaseException:
@@ -464,19 +553,32 @@ class Ingest:
 def _from_request(dl: DeadLetter) -> DeadLetter:
     """A decoder's dead letter of record ``dl.offset`` of a request, as its sink keeps it:
     no offset (there is none), the position said in the detail."""
-    return DeadLetter(dl.reason, f"{dl.detail} (HTTP ingest: record {dl.offset} of a request)",
-                      dl.raw, dl.topic, dl.partition, -1, dl.key, dl.family, dl.at)
+    return DeadLetter(
+        dl.reason,
+        f"{dl.detail} (HTTP ingest: record {dl.offset} of a request)",
+        dl.raw,
+        dl.topic,
+        dl.partition,
+        -1,
+        dl.key,
+        dl.family,
+        dl.at,
+    )
 
 
-def _json(body: dict[str, Any], status: int = 200,
-          headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, headers=headers,
-                        content_type="application/json")
+def _json(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def _outcome(accepted: int, rejected: list[Rejection]) -> web.Response:
-    errors = [{"index": r.index, "reason": r.dead.reason, "detail": r.dead.detail}
-              for r in sorted(rejected, key=lambda r: r.index)[:MAX_LISTED_ERRORS]]
+    errors = [
+        {"index": r.index, "reason": r.dead.reason, "detail": r.dead.detail}
+        for r in sorted(rejected, key=lambda r: r.index)[:MAX_LISTED_ERRORS]
+    ]
     body: dict[str, Any] = {"accepted": accepted, "rejected": len(rejected)}
     if rejected:
         body["errors"] = errors

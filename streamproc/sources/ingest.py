@@ -52,40 +52,62 @@ class IngestSettings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def __repr__(self) -> str:  # never print the secrets
-        return (f"IngestSettings(max_body_bytes={self.max_body_bytes}, rate={self.rate}, "
-                f"burst={self.burst}, webhooks={sorted(self.webhooks.secrets)})")
+        return (
+            f"IngestSettings(max_body_bytes={self.max_body_bytes}, rate={self.rate}, "
+            f"burst={self.burst}, webhooks={sorted(self.webhooks.secrets)})"
+        )
 
 
 def _line(node: Any, key: str | None = None) -> int | None:
     from ..config import _line as line_of
+
     return line_of(node, key)
 
 
-def _number(node: dict[str, Any], key: str, where: str, file: str | None, *,
-            minimum: float, integer: bool = False) -> Any:
+def _number(
+    node: dict[str, Any],
+    key: str,
+    where: str,
+    file: str | None,
+    *,
+    minimum: float,
+    integer: bool = False,
+) -> Any:
     value = node[key]
     if isinstance(value, str):  # ${NAME} gives a string
         try:
             value = float(value.strip())
         except ValueError:
             value = None
-    if isinstance(value, bool) or not isinstance(value, int | float) or \
-            not math.isfinite(value) or value < minimum or (integer and value != int(value)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < minimum
+        or (integer and value != int(value))
+    ):
         kind = "a whole number" if integer else "a number"
-        raise ConfigError(f"{where}.{key} must be {kind} >= {minimum:g}, not {node[key]!r}",
-                          file=file, line=_line(node, key))
+        raise ConfigError(
+            f"{where}.{key} must be {kind} >= {minimum:g}, not {node[key]!r}",
+            file=file,
+            line=_line(node, key),
+        )
     return int(value) if integer else float(value)
 
 
-def _mapping(node: Any, where: str, known: set[str], file: str | None,
-             line: int | None) -> dict[str, Any]:
+def _mapping(
+    node: Any, where: str, known: set[str], file: str | None, line: int | None
+) -> dict[str, Any]:
     if not isinstance(node, dict):
         raise ConfigError(f"{where} must be a mapping", file=file, line=line)
     unknown = sorted(set(node) - known, key=str)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}", file=file,
-                          line=_line(node, str(unknown[0])),
-                          hint=f"known keys: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}",
+            file=file,
+            line=_line(node, str(unknown[0])),
+            hint=f"known keys: {', '.join(sorted(known))}",
+        )
     return node
 
 
@@ -98,8 +120,9 @@ def parse_ingest(node: Any, file: str | None) -> IngestSettings:
         if rl == 0 or rl is False:
             out.rate = 0.0
         else:
-            rl = _mapping(rl, "ingest.rate_limit", {"per_second", "burst"}, file,
-                          _line(node, "rate_limit"))
+            rl = _mapping(
+                rl, "ingest.rate_limit", {"per_second", "burst"}, file, _line(node, "rate_limit")
+            )
             if rl.get("per_second") is not None:
                 out.rate = _number(rl, "per_second", "ingest.rate_limit", file, minimum=0)
             if rl.get("burst") is not None:
@@ -117,11 +140,13 @@ def _parse_webhooks(node: Any, file: str | None, line: int | None) -> WebhookSet
         out.binding = str(node["binding"])
     dedup = node.get("dedup")
     if dedup is not None:
-        dedup = _mapping(dedup, "ingest.webhooks.dedup", {"max_entries", "ttl"}, file,
-                         _line(node, "dedup"))
+        dedup = _mapping(
+            dedup, "ingest.webhooks.dedup", {"max_entries", "ttl"}, file, _line(node, "dedup")
+        )
         if dedup.get("max_entries") is not None:
-            out.dedup_entries = _number(dedup, "max_entries", "ingest.webhooks.dedup", file,
-                                        minimum=1, integer=True)
+            out.dedup_entries = _number(
+                dedup, "max_entries", "ingest.webhooks.dedup", file, minimum=1, integer=True
+            )
         if dedup.get("ttl") is not None:
             out.dedup_ttl = _number(dedup, "ttl", "ingest.webhooks.dedup", file, minimum=1)
     for provider in PROVIDERS:
@@ -131,17 +156,20 @@ def _parse_webhooks(node: Any, file: str | None, line: int | None) -> WebhookSet
         one = _mapping(node[provider], where, {"secret"}, file, _line(node, provider))
         secret = one.get("secret")
         if not isinstance(secret, str) or not secret.strip():
-            raise ConfigError(f"{where}.secret must be a non-empty string (the shared secret "
-                              f"{provider} sends)", file=file,
-                              line=_line(one, "secret") or _line(node, provider),
-                              hint="write secret: ${NAME} and export NAME; leave the provider "
-                                   "out to turn its endpoint off")
+            raise ConfigError(
+                f"{where}.secret must be a non-empty string (the shared secret {provider} sends)",
+                file=file,
+                line=_line(one, "secret") or _line(node, provider),
+                hint="write secret: ${NAME} and export NAME; leave the provider "
+                "out to turn its endpoint off",
+            )
         out.secrets[provider] = secret
     return out
 
 
-def check_webhook_binding(settings: IngestSettings, bindings: list[Any],
-                          file: str | None, line: int | None) -> None:
+def check_webhook_binding(
+    settings: IngestSettings, bindings: list[Any], file: str | None, line: int | None
+) -> None:
     """The binding webhook events go to must exist, be of family cicd-events, and read the
     contract's own field names (webhooks produce records in them)."""
     hooks = settings.webhooks
@@ -150,26 +178,39 @@ def check_webhook_binding(settings: IngestSettings, bindings: list[Any],
     binding = webhook_binding(settings, bindings)
     if binding is None:
         raise ConfigError(
-            "ingest.webhooks: no binding of family cicd-events" if hooks.binding is None
+            "ingest.webhooks: no binding of family cicd-events"
+            if hooks.binding is None
             else f"ingest.webhooks.binding: no topic binding named {hooks.binding!r}",
-            file=file, line=line,
-            hint="bind the cicd-events family in topics:, or name one with webhooks.binding")
+            file=file,
+            line=line,
+            hint="bind the cicd-events family in topics:, or name one with webhooks.binding",
+        )
     if binding.family != "cicd-events":
-        raise ConfigError(f"ingest.webhooks.binding {binding.name!r} is of family "
-                          f"{binding.family!r}, not cicd-events", file=file, line=line)
+        raise ConfigError(
+            f"ingest.webhooks.binding {binding.name!r} is of family "
+            f"{binding.family!r}, not cicd-events",
+            file=file,
+            line=line,
+        )
     if binding.format != "json" or binding.mapping is not None:
-        raise ConfigError(f"ingest.webhooks.binding {binding.name!r} maps fields or reads "
-                          f"lines: webhook events are JSON records in the contract's own field "
-                          f"names", file=file, line=line,
-                          hint="bind a topic of family cicd-events without fields:/format: "
-                               "for webhooks")
+        raise ConfigError(
+            f"ingest.webhooks.binding {binding.name!r} maps fields or reads "
+            f"lines: webhook events are JSON records in the contract's own field "
+            f"names",
+            file=file,
+            line=line,
+            hint="bind a topic of family cicd-events without fields:/format: for webhooks",
+        )
 
 
 def webhook_binding(settings: IngestSettings, bindings: list[Any]) -> Any:
     name = settings.webhooks.binding
     for b in bindings:
-        if (b.name == name) if name is not None else (b.family == "cicd-events"
-                                                      and b.source in ("kafka", "mqtt")):
+        if (
+            (b.name == name)
+            if name is not None
+            else (b.family == "cicd-events" and b.source in ("kafka", "mqtt"))
+        ):
             return b
     return None
 
@@ -215,8 +256,12 @@ class DeliveryDedup:
     judged a second time (at least once).
     """
 
-    def __init__(self, path: Path | None, max_entries: int = DEFAULT_DEDUP_ENTRIES,
-                 ttl: float = DEFAULT_DEDUP_TTL) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        max_entries: int = DEFAULT_DEDUP_ENTRIES,
+        ttl: float = DEFAULT_DEDUP_TTL,
+    ) -> None:
         self.max_entries = max_entries
         self.ttl = ttl
         self.seen: OrderedDict[str, float] = OrderedDict()
@@ -225,16 +270,21 @@ class DeliveryDedup:
         self._writes = 0
         if path is not None:
             from ..files import private_dir, private_file
+
             private_dir(path.parent)
-            self.db = sqlite3.connect(private_file(path), isolation_level=None,
-                                      check_same_thread=False)
+            self.db = sqlite3.connect(
+                private_file(path), isolation_level=None, check_same_thread=False
+            )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("CREATE TABLE IF NOT EXISTS deliveries "
-                            "(id TEXT PRIMARY KEY, at REAL NOT NULL)")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, at REAL NOT NULL)"
+            )
             self.db.execute("CREATE INDEX IF NOT EXISTS deliveries_at ON deliveries (at)")
-            rows = self.db.execute("SELECT id, at FROM deliveries WHERE at > ? ORDER BY at "
-                                   "DESC LIMIT ?", (time.time() - ttl, max_entries)).fetchall()
+            rows = self.db.execute(
+                "SELECT id, at FROM deliveries WHERE at > ? ORDER BY at DESC LIMIT ?",
+                (time.time() - ttl, max_entries),
+            ).fetchall()
             for key, at in reversed(rows):
                 self.seen[key] = at
 
@@ -260,8 +310,7 @@ class DeliveryDedup:
         while len(self.seen) > self.max_entries:
             self.seen.popitem(last=False)
         if self.db is not None:
-            self.db.execute("INSERT OR REPLACE INTO deliveries (id, at) VALUES (?, ?)",
-                            (key, now))
+            self.db.execute("INSERT OR REPLACE INTO deliveries (id, at) VALUES (?, ?)", (key, now))
             self._writes += 1
             if self._writes % 1000 == 0:
                 self._trim(now)
@@ -272,8 +321,11 @@ class DeliveryDedup:
     def _trim(self, now: float) -> None:
         assert self.db is not None
         self.db.execute("DELETE FROM deliveries WHERE at <= ?", (now - self.ttl,))
-        self.db.execute("DELETE FROM deliveries WHERE id NOT IN (SELECT id FROM deliveries "
-                        "ORDER BY at DESC LIMIT ?)", (self.max_entries,))
+        self.db.execute(
+            "DELETE FROM deliveries WHERE id NOT IN (SELECT id FROM deliveries "
+            "ORDER BY at DESC LIMIT ?)",
+            (self.max_entries,),
+        )
 
     def close(self) -> None:
         if self.db is not None:

@@ -90,10 +90,18 @@ def _fmt_tps(tps: Any) -> str:
 class KafkaSource:
     """Reads ``topics`` (names) or ``pattern`` (a regex) as member of ``group_id``."""
 
-    def __init__(self, cfg: KafkaConfig, *, topics: list[str] | None = None,
-                 pattern: str | None = None, group_id: str | None = None,
-                 max_records: int | None = None, name: str = "kafka",
-                 start_retries: int | None = None, exclusive: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: KafkaConfig,
+        *,
+        topics: list[str] | None = None,
+        pattern: str | None = None,
+        group_id: str | None = None,
+        max_records: int | None = None,
+        name: str = "kafka",
+        start_retries: int | None = None,
+        exclusive: bool = False,
+    ) -> None:
         if not topics and not pattern:
             raise ValueError("KafkaSource needs topics or a pattern")
         self.cfg = cfg
@@ -118,13 +126,16 @@ class KafkaSource:
         backoff = Backoff()
         while True:
             consumer = AIOKafkaConsumer(
-                **self.cfg.client_kwargs(), group_id=self.group_id,
-                client_id=self.cfg.client_id, enable_auto_commit=False,
+                **self.cfg.client_kwargs(),
+                group_id=self.group_id,
+                client_id=self.cfg.client_id,
+                enable_auto_commit=False,
                 auto_offset_reset=self.cfg.auto_offset_reset,
                 max_poll_records=self.max_records,
                 session_timeout_ms=self.cfg.session_timeout_ms,
                 heartbeat_interval_ms=max(1000, self.cfg.session_timeout_ms // 3),
-                fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_wait_ms=100,
+                max_partition_fetch_bytes=4 * 1024 * 1024,
             )
             try:
                 await consumer.start()
@@ -132,11 +143,17 @@ class KafkaSource:
                 await _quiet_stop(consumer)
                 if self.start_retries is not None and backoff.attempt >= self.start_retries:
                     from ..errors import SourceError
-                    raise SourceError(f"cannot reach Kafka at {self.cfg.bootstrap_servers}: "
-                                      f"{type(exc).__name__}") from None
-                log.warning("Kafka at %s is not reachable (%s); retrying in %.1fs "
-                            "(attempt %d)", self.cfg.bootstrap_servers, type(exc).__name__,
-                            backoff.delay, backoff.attempt + 1)
+
+                    raise SourceError(
+                        f"cannot reach Kafka at {self.cfg.bootstrap_servers}: {type(exc).__name__}"
+                    ) from None
+                log.warning(
+                    "Kafka at %s is not reachable (%s); retrying in %.1fs (attempt %d)",
+                    self.cfg.bootstrap_servers,
+                    type(exc).__name__,
+                    backoff.delay,
+                    backoff.attempt + 1,
+                )
                 await backoff.wait()
                 continue
             break
@@ -150,20 +167,27 @@ class KafkaSource:
             consumer.subscribe(topics=self.topics, listener=listener)
         self.connected = True
         what = f"pattern {self.pattern!r}" if self.pattern else ", ".join(self.topics)
-        log.info("consuming %s from %s as %s %r", what, self.cfg.bootstrap_servers,
-                 "the only member of group" if self.exclusive else "group", self.group_id)
+        log.info(
+            "consuming %s from %s as %s %r",
+            what,
+            self.cfg.bootstrap_servers,
+            "the only member of group" if self.exclusive else "group",
+            self.group_id,
+        )
 
     async def _assign_all(self, listener: _Rebalance) -> None:
         """Take every partition of the topics, then run the assignment hooks, as a group's
         assignment would (committed offsets are the group's)."""
         assert self.consumer is not None
-        await listener.on_partitions_assigned(await assign_every_partition(self.consumer,
-                                                                           self.topics))
+        await listener.on_partitions_assigned(
+            await assign_every_partition(self.consumer, self.topics)
+        )
 
     async def next_batch(self, timeout: float = 1.0) -> Batch | None:
         assert self.consumer is not None, "start() first"
-        data = await self.consumer.getmany(timeout_ms=int(timeout * 1000),
-                                           max_records=self.max_records)
+        data = await self.consumer.getmany(
+            timeout_ms=int(timeout * 1000), max_records=self.max_records
+        )
         if not data:
             return None
         # Held until commit(): a rebalance waits for this batch to be done.
@@ -198,8 +222,12 @@ class KafkaSource:
         if mine:
             try:
                 await self.consumer.commit(mine)
-            except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError,
-                    UnknownMemberIdError) as exc:
+            except (
+                CommitFailedError,
+                RebalanceInProgressError,
+                IllegalGenerationError,
+                UnknownMemberIdError,
+            ) as exc:
                 # A rebalance is under way: these partitions are being revoked, and the revoke
                 # hook checkpoints and commits them; the next owner resumes from the last
                 # checkpoint either way.
@@ -308,16 +336,19 @@ class KafkaSource:
             await _quiet_stop(consumer)
 
 
-async def assign_every_partition(consumer: AIOKafkaConsumer, topics: list[str],
-                                 timeout: float = 15.0) -> list[TopicPartition]:
+async def assign_every_partition(
+    consumer: AIOKafkaConsumer, topics: list[str], timeout: float = 15.0
+) -> list[TopicPartition]:
     """Assign ``consumer`` every partition of ``topics`` (the only member of its group: see
     the module doc); returns them."""
     deadline = time.monotonic() + timeout
     while missing := [t for t in topics if not consumer.partitions_for_topic(t)]:
         if time.monotonic() > deadline:
             from ..errors import SourceError
-            raise SourceError(f"topics {', '.join(missing)} have no partitions after "
-                              f"{timeout:.0f}s")
+
+            raise SourceError(
+                f"topics {', '.join(missing)} have no partitions after {timeout:.0f}s"
+            )
         await consumer._client.force_metadata_update()
         await asyncio.sleep(0.05)
     tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t))]
@@ -330,4 +361,3 @@ async def _quiet_stop(consumer: AIOKafkaConsumer) -> None:
         await consumer.stop()
     except Exception as exc:  # noqa: BLE001 - stopping must not raise
         log.debug("consumer stop: %s", exc)
-

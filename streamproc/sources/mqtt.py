@@ -56,15 +56,26 @@ def tls_context(tls: dict[str, Any] | None) -> ssl.SSLContext | None:
     return ctx
 
 
-def make_client(cfg: MqttConfig, *, client_id: str | None = None, persistent: bool = True,
-                will: aiomqtt.Will | None = None, timeout: float = 10.0) -> aiomqtt.Client:
+def make_client(
+    cfg: MqttConfig,
+    *,
+    client_id: str | None = None,
+    persistent: bool = True,
+    will: aiomqtt.Will | None = None,
+    timeout: float = 10.0,
+) -> aiomqtt.Client:
     """An aiomqtt client from the config (also used by the agent and the producer)."""
     v5 = cfg.protocol == "5"
     kwargs: dict[str, Any] = {
-        "hostname": cfg.host, "port": cfg.port, "username": cfg.username,
-        "password": cfg.password, "identifier": client_id or cfg.client_id,
+        "hostname": cfg.host,
+        "port": cfg.port,
+        "username": cfg.username,
+        "password": cfg.password,
+        "identifier": client_id or cfg.client_id,
         "protocol": aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-        "keepalive": cfg.keepalive, "tls_context": tls_context(cfg.tls), "will": will,
+        "keepalive": cfg.keepalive,
+        "tls_context": tls_context(cfg.tls),
+        "will": will,
         "timeout": timeout,
     }
     if cfg.tls is not None and cfg.tls.get("insecure"):
@@ -83,9 +94,17 @@ def make_client(cfg: MqttConfig, *, client_id: str | None = None, persistent: bo
 class MqttSource:
     """Subscribes to ``filters`` (topic filter -> binding name) and yields batches."""
 
-    def __init__(self, cfg: MqttConfig, filters: list[str], *, worker: int | None = None,
-                 max_batch: int = 2000, linger: float = 0.02, name: str = "mqtt",
-                 start_retries: int | None = None) -> None:
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        filters: list[str],
+        *,
+        worker: int | None = None,
+        max_batch: int = 2000,
+        linger: float = 0.02,
+        name: str = "mqtt",
+        start_retries: int | None = None,
+    ) -> None:
         self.cfg = cfg
         self.filters = filters
         self.name = name
@@ -137,8 +156,13 @@ class MqttSource:
                     self._client = client
                     for f in self.subscription_filters():
                         await client.subscribe(f, qos=self.qos)
-                    log.info("MQTT connected to %s:%d as %r, subscribed to %s", self.cfg.host,
-                             self.cfg.port, self.client_id, ", ".join(self.filters))
+                    log.info(
+                        "MQTT connected to %s:%d as %r, subscribed to %s",
+                        self.cfg.host,
+                        self.cfg.port,
+                        self.client_id,
+                        ", ".join(self.filters),
+                    )
                     self.connected.set()
                     backoff.reset()
                     attempt = 0
@@ -146,8 +170,7 @@ class MqttSource:
                     # aiomqtt's own queue (private; aiomqtt 2.x): what is already in it is
                     # moved without its iterator's task per message, which cost as much as
                     # the rest of the source (the iterator still watches for disconnects).
-                    arrived: asyncio.Queue[aiomqtt.Message] | None = getattr(
-                        client, "_queue", None)
+                    arrived: asyncio.Queue[aiomqtt.Message] | None = getattr(client, "_queue", None)
                     async for message in client.messages:
                         await queue.put(message)
                         while arrived is not None and arrived.qsize() and not queue.full():
@@ -161,7 +184,8 @@ class MqttSource:
                 if _is_auth_failure(code):
                     self.fatal = SourceError(
                         f"MQTT broker {self.cfg.host}:{self.cfg.port} refused the connection: "
-                        f"{_reason(code)}; check mqtt.username and mqtt.password")
+                        f"{_reason(code)}; check mqtt.username and mqtt.password"
+                    )
                     raise self.fatal from None
                 if self._stopping:
                     return
@@ -174,13 +198,22 @@ class MqttSource:
                 await self._backoff(exc, backoff, attempt)
 
     async def _backoff(self, exc: BaseException, backoff: Backoff, attempt: int) -> None:
-        if self.start_retries is not None and attempt > self.start_retries \
-                and not self.connected.is_set():
-            self.fatal = SourceError(f"cannot reach MQTT broker {self.cfg.host}:{self.cfg.port}:"
-                                     f" {exc}")
+        if (
+            self.start_retries is not None
+            and attempt > self.start_retries
+            and not self.connected.is_set()
+        ):
+            self.fatal = SourceError(
+                f"cannot reach MQTT broker {self.cfg.host}:{self.cfg.port}: {exc}"
+            )
             raise self.fatal
-        log.warning("MQTT %s:%d unavailable (%s); reconnecting in %.1fs", self.cfg.host,
-                    self.cfg.port, exc, backoff.delay)
+        log.warning(
+            "MQTT %s:%d unavailable (%s); reconnecting in %.1fs",
+            self.cfg.host,
+            self.cfg.port,
+            exc,
+            backoff.delay,
+        )
         await backoff.wait()
 
     async def next_batch(self, timeout: float = 1.0) -> Batch | None:
@@ -211,8 +244,9 @@ class MqttSource:
                 # usable event time; it becomes a host-metrics record stamped on receipt.
                 from ..agent import status_record
 
-                record = status_record(payload if isinstance(payload, bytes) else
-                                       str(payload).encode(), time.time())
+                record = status_record(
+                    payload if isinstance(payload, bytes) else str(payload).encode(), time.time()
+                )
                 payload = orjson.dumps(record) if record is not None else payload
             if isinstance(payload, str):
                 payload = payload.encode()
@@ -264,5 +298,9 @@ def _is_auth_failure(code: Any) -> bool:
 
 def _reason(code: Any) -> str:
     value = getattr(code, "value", code)
-    return {4: "bad user name or password", 5: "not authorised",
-            134: "bad user name or password", 135: "not authorised"}.get(value, str(code))
+    return {
+        4: "bad user name or password",
+        5: "not authorised",
+        134: "bad user name or password",
+        135: "not authorised",
+    }.get(value, str(code))

@@ -45,8 +45,9 @@ def default_plan(n: int) -> dict[str, int]:
     return {"sql_injection": max(1, n // 8000), "rate_abuse": n // 20000}
 
 
-def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatter,
-             plan: dict[str, int]) -> FamilyTraffic:
+def generate(
+    rng: random.Random, n: int, start: float, end: float, fmt: Formatter, plan: dict[str, int]
+) -> FamilyTraffic:
     rate_rule = detector_defaults("rate_abuse")
     ra_threshold, ra_window = int(rate_rule["threshold"]), float(rate_rule["window"])
     abuse_k = (ra_threshold + 50, 2 * ra_threshold)  # (fewest, most) requests of a scraper
@@ -57,8 +58,10 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
     ips = []
     for i in range(n_ips):
         if i % 23 == 7:
-            ips.append(f"2001:db8:{rng.randrange(0x10000):x}:{rng.randrange(0x10000):x}::"
-                       f"{rng.randrange(1, 0xffff):x}")
+            ips.append(
+                f"2001:db8:{rng.randrange(0x10000):x}:{rng.randrange(0x10000):x}::"
+                f"{rng.randrange(1, 0xFFFF):x}"
+            )
         else:
             ips.append(random_ip(rng, CLIENT_OCTETS))
     ip_ua = [rng.choice(API_UAS) for _ in range(n_ips)]
@@ -82,15 +85,25 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
         method, tpl, _ = rng.choices(API_ROUTES, cum_weights=route_cum)[0]
         path = tpl
         if "{" in tpl:
-            path = tpl.format(id=rng.randrange(1, 99999), n=rng.randrange(1, 40),
-                              q=rng.choice(SEARCH_QUERIES), cat=rng.choice(PRODUCT_CATEGORIES))
+            path = tpl.format(
+                id=rng.randrange(1, 99999),
+                n=rng.randrange(1, 40),
+                q=rng.choice(SEARCH_QUERIES),
+                cat=rng.choice(PRODUCT_CATEGORIES),
+            )
         status = rng.choices(status_vals, weights=status_w)[0]
         if method == "POST" and status == 200:
             status = 201
-        return {"timestamp": None, "endpoint": path, "method": method, "status_code": status,
-                "ip_address": ip, "user_agent": ua,
-                "response_time_ms": round(rng.lognormvariate(3.3, 0.7), 1),
-                "bytes_sent": rng.randrange(120, 48000)}
+        return {
+            "timestamp": None,
+            "endpoint": path,
+            "method": method,
+            "status_code": status,
+            "ip_address": ip,
+            "user_agent": ua,
+            "response_time_ms": round(rng.lognormvariate(3.3, 0.7), 1),
+            "bytes_sent": rng.randrange(120, 48000),
+        }
 
     def sqli(ts: float) -> None:
         ip = attack_ip()
@@ -100,10 +113,19 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
             r["status_code"] = 200
             s.push(ts - 30 * (k + 1), r)
         payload = SQLI_PAYLOADS[expected["sql_injection"] % len(SQLI_PAYLOADS)]
-        s.push(ts, {"timestamp": None, "endpoint": payload, "method": "GET",
-                    "status_code": rng.choice((200, 400, 403, 500)), "ip_address": ip,
-                    "user_agent": ua, "response_time_ms": round(rng.uniform(5, 5100), 1),
-                    "bytes_sent": rng.randrange(200, 4000)})
+        s.push(
+            ts,
+            {
+                "timestamp": None,
+                "endpoint": payload,
+                "method": "GET",
+                "status_code": rng.choice((200, 400, 403, 500)),
+                "ip_address": ip,
+                "user_agent": ua,
+                "response_time_ms": round(rng.uniform(5, 5100), 1),
+                "bytes_sent": rng.randrange(200, 4000),
+            },
+        )
         expected["sql_injection"] += 1
         incidents.append(Incident("sql_injection", FAMILY, ts, {"ip_address": ip}, payload))
 
@@ -121,8 +143,9 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
                 r["status_code"] = 429
             s.push(ts + span * i / (k - 1), r)
         expected["rate_abuse"] += 1
-        incidents.append(Incident("rate_abuse", FAMILY, ts, {"ip_address": ip},
-                                  f"{k} requests in {span:.0f} s"))
+        incidents.append(
+            Incident("rate_abuse", FAMILY, ts, {"ip_address": ip}, f"{k} requests in {span:.0f} s")
+        )
 
     lo, hi = start + (end - start) * 0.1, end - min(1800.0, (end - start) * 0.05)
     n_incident = 0
@@ -159,17 +182,32 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
                 window.popleft()
         window.append(ts)
         tpl = tpls[route]
-        path = tpl.format(id=int(ts * 7919) % 99991, n=ip_i % 37 + 1,
-                          q=SEARCH_QUERIES[ip_i % len(SEARCH_QUERIES)],
-                          cat=PRODUCT_CATEGORIES[int(ts) % len(PRODUCT_CATEGORIES)]) \
-            if "{" in tpl else tpl
+        path = (
+            tpl.format(
+                id=int(ts * 7919) % 99991,
+                n=ip_i % 37 + 1,
+                q=SEARCH_QUERIES[ip_i % len(SEARCH_QUERIES)],
+                cat=PRODUCT_CATEGORIES[int(ts) % len(PRODUCT_CATEGORIES)],
+            )
+            if "{" in tpl
+            else tpl
+        )
         method = methods[route]
         if method == "POST" and status == 200:
             status = 201
-        s.emit(ts, {"timestamp": None, "endpoint": path, "method": method,
-                    "status_code": status, "ip_address": ips[ip_i], "user_agent": ip_ua[ip_i],
-                    "response_time_ms": round(12.0 + (ts * 1000 % 97) * (1 + status // 500), 1),
-                    "bytes_sent": 200 + int(ts * 131) % 30000})
+        s.emit(
+            ts,
+            {
+                "timestamp": None,
+                "endpoint": path,
+                "method": method,
+                "status_code": status,
+                "ip_address": ips[ip_i],
+                "user_agent": ip_ua[ip_i],
+                "response_time_ms": round(12.0 + (ts * 1000 % 97) * (1 + status // 500), 1),
+                "bytes_sent": 200 + int(ts * 131) % 30000,
+            },
+        )
     while heap:
         t, _, item = heapq.heappop(heap)
         if isinstance(item, tuple):

@@ -47,16 +47,24 @@ from .vocabulary import (
 
 FAMILY = "auth-logs"
 # The kinds this traffic is counted for, in the order reports list them.
-KINDS: tuple[str, ...] = ("brute_force", "password_spray", "distributed_brute_force",
-                          "compromise_suspected", "unusual_login")
+KINDS: tuple[str, ...] = (
+    "brute_force",
+    "password_spray",
+    "distributed_brute_force",
+    "compromise_suspected",
+    "unusual_login",
+)
 
 
 def default_plan(n: int) -> dict[str, int]:
     """How many incidents of each kind ``n`` auth-logs events get by default."""
-    return {"brute_force": max(1, n // 5000), "compromise": max(1, n // 40000),
-            "password_spray": max(1, n // 25000),
-            "distributed_brute_force": max(1, n // 25000),
-            "unusual_login": max(1, n // 25000)}
+    return {
+        "brute_force": max(1, n // 5000),
+        "compromise": max(1, n // 40000),
+        "password_spray": max(1, n // 25000),
+        "distributed_brute_force": max(1, n // 25000),
+        "unusual_login": max(1, n // 25000),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,19 +100,25 @@ class AuthRules:
         db_threshold = max(int(db["threshold"]), int(db["network_threshold"]))
         db_window = float(db["window"])
         return cls(
-            bf_threshold=bf_threshold, bf_window=float(bf["window"]),
-            ps_threshold=ps_threshold, ps_window=float(ps["window"]),
-            db_window=db_window, db_realert=float(db["realert"]) or db_window,
+            bf_threshold=bf_threshold,
+            bf_window=float(bf["window"]),
+            ps_threshold=ps_threshold,
+            ps_window=float(ps["window"]),
+            db_window=db_window,
+            db_realert=float(db["realert"]) or db_window,
             min_history=int(detector_defaults("unusual_login")["min_history"]),
             brute_k=(bf_threshold + 1, max(30, 2 * (bf_threshold + 1))),
             compromise_k=(bf_threshold, bf_threshold + 3),
             spray_k=(ps_threshold + 2, 2 * ps_threshold),
             distributed_k=(db_threshold + 2, 2 * db_threshold),
-            pair_cap=bf_threshold - 2, address_cap=ps_threshold * 2 // 5)
+            pair_cap=bf_threshold - 2,
+            address_cap=ps_threshold * 2 // 5,
+        )
 
 
-def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatter,
-             plan: dict[str, int]) -> FamilyTraffic:
+def generate(
+    rng: random.Random, n: int, start: float, end: float, fmt: Formatter, plan: dict[str, int]
+) -> FamilyTraffic:
     rules = AuthRules.from_defaults()
     bf_window, ps_window = rules.bf_window, rules.ps_window
     db_window, min_history = rules.db_window, rules.min_history
@@ -132,8 +146,12 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
     offices = []
     for _ in range(n_offices):
         net = random_ip(rng, USER_OCTETS).rsplit(".", 1)[0]
-        offices.append(([f"{net}.{rng.randrange(2, 254)}" for _ in range(rng.randint(1, 4))],
-                        weighted(rng, USER_COUNTRIES, 1)[0]))
+        offices.append(
+            (
+                [f"{net}.{rng.randrange(2, 254)}" for _ in range(rng.randint(1, 4))],
+                weighted(rng, USER_COUNTRIES, 1)[0],
+            )
+        )
     countries = weighted(rng, USER_COUNTRIES, n_users)
     user_site: list[tuple[list[str], str]] = []
     user_ua: list[str] = []
@@ -142,10 +160,14 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
             user_site.append(offices[rng.randrange(n_offices)])
         else:
             net = random_ip(rng, USER_OCTETS).rsplit(".", 1)[0]
-            user_site.append(([f"{net}.{rng.randrange(2, 254)}" for _ in range(rng.randint(1, 2))],
-                              countries[i]))
-        user_ua.append(rng.choice(BROWSER_UAS + CLIENT_UAS) if not names[i].startswith(
-            ("svc-", "jenkins", "ansible", "gitlab")) else "OpenSSH_9.6p1")
+            user_site.append(
+                ([f"{net}.{rng.randrange(2, 254)}" for _ in range(rng.randint(1, 2))], countries[i])
+            )
+        user_ua.append(
+            rng.choice(BROWSER_UAS + CLIENT_UAS)
+            if not names[i].startswith(("svc-", "jenkins", "ansible", "gitlab"))
+            else "OpenSSH_9.6p1"
+        )
     services = LOGIN_SERVICES
 
     successes: dict[int, int] = defaultdict(int)  # per user index, so far
@@ -165,8 +187,9 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
     def attack_ip() -> str:
         while True:
             ip = random_ip(rng, ATTACKER_OCTETS)
-            if ip not in used_attack_ips and net24(ip) not in {net24(x) for x in
-                                                               list(used_attack_ips)[-64:]}:
+            if ip not in used_attack_ips and net24(ip) not in {
+                net24(x) for x in list(used_attack_ips)[-64:]
+            }:
                 used_attack_ips.add(ip)
                 return ip
 
@@ -182,11 +205,18 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
         busy_until[u] = ts + apart
         return u
 
-    def rec(u: int | str, ip: str, ok: bool, ua: str, country: str,
-            service: str = "sso") -> dict[str, Any]:
-        return {"timestamp": None, "username": names[u] if isinstance(u, int) else u,
-                "ip_address": ip, "success": ok, "user_agent": ua, "country": country,
-                "service": service}
+    def rec(
+        u: int | str, ip: str, ok: bool, ua: str, country: str, service: str = "sso"
+    ) -> dict[str, Any]:
+        return {
+            "timestamp": None,
+            "username": names[u] if isinstance(u, int) else u,
+            "ip_address": ip,
+            "success": ok,
+            "user_agent": ua,
+            "country": country,
+            "service": service,
+        }
 
     def brute(ts: float, compromise: bool) -> None:
         u = pick_target(ts, known if compromise else 0)
@@ -203,32 +233,50 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
             s.push(t + rng.uniform(20, 120), ("success", u, rec(u, ip, True, ua, country, svc)))
             expected["brute_force"] += 1
             expected["compromise_suspected"] += 1
-            incidents.append(Incident("compromise_suspected", FAMILY, ts,
-                                      {"username": names[u], "ip_address": ip},
-                                      f"{k} failures then a success (also brute_force "
-                                      "and unusual_login)"))
+            incidents.append(
+                Incident(
+                    "compromise_suspected",
+                    FAMILY,
+                    ts,
+                    {"username": names[u], "ip_address": ip},
+                    f"{k} failures then a success (also brute_force and unusual_login)",
+                )
+            )
         else:
             k = rng.randint(*brute_k)
             span = rng.uniform(120, bf_window / 2)  # well inside the window: one alert
             for i in range(k):
                 s.push(ts + span * i / (k - 1), rec(u, ip, False, ua, country, svc))
             expected["brute_force"] += 1
-            incidents.append(Incident("brute_force", FAMILY, ts,
-                                      {"username": names[u], "ip_address": ip},
-                                      f"{k} failures in {span / 60:.0f} min"))
+            incidents.append(
+                Incident(
+                    "brute_force",
+                    FAMILY,
+                    ts,
+                    {"username": names[u], "ip_address": ip},
+                    f"{k} failures in {span / 60:.0f} min",
+                )
+            )
 
     def spray(ts: float) -> None:
         ip, country, ua = attack_ip(), rng.choice(ATTACK_COUNTRIES), rng.choice(ATTACK_UAS)
         k = rng.randint(*spray_k)
-        targets: list[int | str] = list(SPRAY_NAMES[:min(k, rng.randint(5, 12))])
+        targets: list[int | str] = list(SPRAY_NAMES[: min(k, rng.randint(5, 12))])
         while len(targets) < k:
             targets.append(pick_target(ts, 0))
         span = rng.uniform(ps_window / 10, ps_window * 4 / 5)  # all within the window
         for i, u in enumerate(targets):
             s.push(ts + span * i / (k - 1), rec(u, ip, False, ua, country))
         expected["password_spray"] += 1
-        incidents.append(Incident("password_spray", FAMILY, ts, {"ip_address": ip},
-                                  f"{k} usernames in {span / 60:.0f} min"))
+        incidents.append(
+            Incident(
+                "password_spray",
+                FAMILY,
+                ts,
+                {"ip_address": ip},
+                f"{k} usernames in {span / 60:.0f} min",
+            )
+        )
 
     def distributed(ts: float) -> None:
         u = pick_target(ts, 0)
@@ -237,13 +285,22 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
         for i in range(k):
             ip = attack_ip()  # a new /24 each: the network threshold is met too
             for j in range(rng.randint(1, 2)):
-                s.push(ts + span * i / k + j * 7, rec(u, ip, False, rng.choice(ATTACK_UAS),
-                                                      rng.choice(ATTACK_COUNTRIES)))
+                s.push(
+                    ts + span * i / k + j * 7,
+                    rec(u, ip, False, rng.choice(ATTACK_UAS), rng.choice(ATTACK_COUNTRIES)),
+                )
         quiet_until[u] = ts + span + (db_window + rules.db_realert) + 600.0
         busy_until[u] = max(busy_until[u], quiet_until[u])
         expected["distributed_brute_force"] += 1
-        incidents.append(Incident("distributed_brute_force", FAMILY, ts,
-                                  {"username": names[u]}, f"{k} IPs in {span / 60:.0f} min"))
+        incidents.append(
+            Incident(
+                "distributed_brute_force",
+                FAMILY,
+                ts,
+                {"username": names[u]},
+                f"{k} IPs in {span / 60:.0f} min",
+            )
+        )
 
     def unusual(ts: float) -> None:
         u = pick_target(ts, known)
@@ -251,11 +308,18 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
         used_attack_ips.add(ip)
         home = user_site[u][1]
         country = rng.choice([c for c, _ in USER_COUNTRIES if c != home])
-        s.push(ts, ("success", u, rec(u, ip, True, user_ua[u], country,
-                                      services[u % len(services)])))
-        incidents.append(Incident("unusual_login", FAMILY, ts,
-                                  {"username": names[u], "ip_address": ip},
-                                  f"first login from {country}"))
+        s.push(
+            ts, ("success", u, rec(u, ip, True, user_ua[u], country, services[u % len(services)]))
+        )
+        incidents.append(
+            Incident(
+                "unusual_login",
+                FAMILY,
+                ts,
+                {"username": names[u], "ip_address": ip},
+                f"first login from {country}",
+            )
+        )
         # counted when emitted (needs min_history earlier successes)
 
     # name -> (start one, about how many events one takes)
@@ -264,7 +328,8 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
         ("compromise", lambda t: brute(t, True), (sum(compromise_k) + 3) // 2),
         ("password_spray", spray, sum(spray_k) // 2),
         ("distributed_brute_force", distributed, sum(distributed_k) // 2 * 3 // 2),
-        ("unusual_login", unusual, 1)]
+        ("unusual_login", unusual, 1),
+    ]
     n_incident_events = 0
     lo, hi = start + (end - start) * 0.15, end - min(3600.0, (end - start) * 0.1)
     for name, fn, size in actions:
@@ -316,8 +381,17 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
                 by_ip.append((ts, u))
         if not fail:
             successes[u] += 1
-        s.emit(ts, {"timestamp": None, "username": names[u], "ip_address": ip,
-                    "success": not fail, "user_agent": user_ua[u], "country": country,
-                    "service": services[u % len(services)]})
+        s.emit(
+            ts,
+            {
+                "timestamp": None,
+                "username": names[u],
+                "ip_address": ip,
+                "success": not fail,
+                "user_agent": user_ua[u],
+                "country": country,
+                "service": services[u % len(services)],
+            },
+        )
     deliver_until(float("inf"))
     return FamilyTraffic(s, expected, incidents)

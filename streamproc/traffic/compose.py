@@ -11,10 +11,17 @@ from .scenarios import FAMILIES, family_generator, split_events
 from .timeline import DEFAULT_DURATION, DEFAULT_END, Formatter
 
 
-def generate(scenario: str = "mixed", n_events: int = 10_000, seed: int = 1,
-             start_ts: float | None = None, *, duration: float | None = None,
-             ts_format: str = "iso", incidents: dict[str, int] | None = None,
-             sizes: dict[str, int] | None = None) -> Traffic:
+def generate(
+    scenario: str = "mixed",
+    n_events: int = 10_000,
+    seed: int = 1,
+    start_ts: float | None = None,
+    *,
+    duration: float | None = None,
+    ts_format: str = "iso",
+    incidents: dict[str, int] | None = None,
+    sizes: dict[str, int] | None = None,
+) -> Traffic:
     """Generate about ``n_events`` records for ``scenario`` (a family or a mix).
 
     ``start_ts``/``duration`` (seconds) place the traffic on the time line; by default it
@@ -57,13 +64,27 @@ def generate(scenario: str = "mixed", n_events: int = 10_000, seed: int = 1,
         records[family] = [r[1] for r in rows]
         all_incidents.extend(made.incidents)
     all_incidents.sort(key=lambda i: (i.start, i.kind))
-    return Traffic(scenario, seed, start_ts, end_ts, records, times, expected, resolved,
-                   all_incidents, ts_format)
+    return Traffic(
+        scenario,
+        seed,
+        start_ts,
+        end_ts,
+        records,
+        times,
+        expected,
+        resolved,
+        all_incidents,
+        ts_format,
+    )
 
 
-def generate_bytes(scenario: str = "mixed", n_events: int = 10_000, seed: int = 1,
-                   start_ts: float | None = None, **kwargs: Any) \
-        -> tuple[list[tuple[str, bytes | None, bytes]], dict[str, int]]:
+def generate_bytes(
+    scenario: str = "mixed",
+    n_events: int = 10_000,
+    seed: int = 1,
+    start_ts: float | None = None,
+    **kwargs: Any,
+) -> tuple[list[tuple[str, bytes | None, bytes]], dict[str, int]]:
     """The fast path for benchmarks: (family, key, JSON bytes) in event-time order + expected."""
     traffic = generate(scenario, n_events, seed, start_ts, **kwargs)
     return traffic.merged_bytes(), traffic.expected

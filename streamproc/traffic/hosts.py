@@ -25,8 +25,12 @@ KINDS: tuple[str, ...] = ("metric_threshold", "host_silent")
 
 # Per metric, how the traffic sits around metric_threshold's levels: (how far the background
 # stays under the resolve line, lowest and highest value of a warning breach over warning).
-_SHAPES = {"cpu_percent": (3.0, 4.0, 13.0), "memory_percent": (2.0, 2.5, 8.5),
-           "disk_percent": (1.0, 1.5, 4.0), "load_average": (0.1, 1.0, 5.0)}
+_SHAPES = {
+    "cpu_percent": (3.0, 4.0, 13.0),
+    "memory_percent": (2.0, 2.5, 8.5),
+    "disk_percent": (1.0, 1.5, 4.0),
+    "load_average": (0.1, 1.0, 5.0),
+}
 # A critical breach: (lowest, highest) over the critical level.
 _CRITICAL_OVER = (1.5, 4.5)
 
@@ -34,8 +38,10 @@ _CRITICAL_OVER = (1.5, 4.5)
 def default_plan(n: int) -> dict[str, int]:
     """How many incidents of each kind ``n`` host-metrics events get by default."""
     hosts = max(4, min(5000, n // 400))
-    return {"metric_threshold": max(1, min(hosts // 3, n // 4000)),
-            "host_silent": max(1, min(hosts // 6, n // 10000))}
+    return {
+        "metric_threshold": max(1, min(hosts // 3, n // 4000)),
+        "host_silent": max(1, min(hosts // 6, n // 10000)),
+    }
 
 
 def _levels() -> dict[str, tuple[float, float | None, float]]:
@@ -44,8 +50,9 @@ def _levels() -> dict[str, tuple[float, float | None, float]]:
     return {metric: detector.rules[metric] for metric in _SHAPES}
 
 
-def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatter,
-             plan: dict[str, int]) -> FamilyTraffic:
+def generate(
+    rng: random.Random, n: int, start: float, end: float, fmt: Formatter, plan: dict[str, int]
+) -> FamilyTraffic:
     levels = _levels()
     ceiling = {m: levels[m][0] - levels[m][2] - _SHAPES[m][0] for m in _SHAPES}
     silence_factor = float(detector_defaults("host_silent")["factor"])
@@ -69,8 +76,7 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
     envs = weighted(rng, HOST_ENVS, n_hosts * 2)
     i = 0
     while len(hosts) < n_hosts:
-        name = (f"{roles[i]}-{rng.randrange(1, 60):02d}.{envs[i]}."
-                f"{rng.choice(REGIONS)}.internal")
+        name = f"{roles[i]}-{rng.randrange(1, 60):02d}.{envs[i]}.{rng.choice(REGIONS)}.internal"
         i = (i + 1) % len(roles)
         if name not in taken:
             taken.add(name)
@@ -93,16 +99,21 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
         t0 = rng.uniform(lo, max(lo, hi - hold))
         critical = metric == "cpu_percent" and j % 2 == 1
         # one level drawn per metric, always in this order, so the draws stay aligned
-        drawn = {m: rng.uniform(*breach_range(m, critical and m == "cpu_percent"))
-                 for m in _SHAPES}
+        drawn = {m: rng.uniform(*breach_range(m, critical and m == "cpu_percent")) for m in _SHAPES}
         level = drawn[metric]
         breach[h] = (metric, t0, t0 + hold, level)
         expected["metric_threshold"] += 1
         resolved["metric_threshold"] += 1
-        incidents.append(Incident("metric_threshold", FAMILY, t0,
-                                  {"host": hosts[h], "metric": metric},
-                                  f"{metric} {level:.1f} for {hold / 60:.0f} min"
-                                  + (" (critical)" if critical else "")))
+        incidents.append(
+            Incident(
+                "metric_threshold",
+                FAMILY,
+                t0,
+                {"host": hosts[h], "metric": metric},
+                f"{metric} {level:.1f} for {hold / 60:.0f} min"
+                + (" (critical)" if critical else ""),
+            )
+        )
     for _ in range(plan.get("host_silent", 0)):
         h = order.pop()
         # silent for well over host_silent's factor times the interval
@@ -111,8 +122,11 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
         silent[h] = (t0, t0 + gap)
         expected["host_silent"] += 1
         resolved["host_silent"] += 1
-        incidents.append(Incident("host_silent", FAMILY, t0, {"host": hosts[h]},
-                                  f"silent for {gap / 60:.0f} min"))
+        incidents.append(
+            Incident(
+                "host_silent", FAMILY, t0, {"host": hosts[h]}, f"silent for {gap / 60:.0f} min"
+            )
+        )
 
     base = [(rng.uniform(12, 40), rng.uniform(35, 65), rng.uniform(25, 70)) for _ in hosts]
     region = [h.split(".")[2] for h in hosts]
@@ -150,7 +164,16 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
                 load = value
         elif b and ts >= b[2] and b[0] == "disk_percent":
             disk = min(disk, 70.0)  # someone cleaned up the disk
-        s.emit(ts, {"timestamp": None, "host": hosts[h], "cpu_percent": round(cpu, 1),
-                    "memory_percent": round(mem, 1), "disk_percent": round(disk, 1),
-                    "load_average": round(load, 2), "region": region[h]})
+        s.emit(
+            ts,
+            {
+                "timestamp": None,
+                "host": hosts[h],
+                "cpu_percent": round(cpu, 1),
+                "memory_percent": round(mem, 1),
+                "disk_percent": round(disk, 1),
+                "load_average": round(load, 2),
+                "region": region[h],
+            },
+        )
     return FamilyTraffic(s, expected, incidents, resolved)

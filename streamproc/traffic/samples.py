@@ -17,14 +17,31 @@ from .tickets import LATE_ANSWER
 SAMPLE_SEED = 2026
 # family -> (events, duration in seconds, incidents); all end at DEFAULT_END.
 SAMPLE_SPECS: dict[str, tuple[int, float, dict[str, int]]] = {
-    "auth-logs": (2500, 3 * 86400.0, {"brute_force": 2, "compromise": 1, "password_spray": 1,
-                                      "distributed_brute_force": 1, "unusual_login": 1}),
+    "auth-logs": (
+        2500,
+        3 * 86400.0,
+        {
+            "brute_force": 2,
+            "compromise": 1,
+            "password_spray": 1,
+            "distributed_brute_force": 1,
+            "unusual_login": 1,
+        },
+    ),
     "api-access-logs": (3000, 86400.0, {"sql_injection": 3, "rate_abuse": 1}),
     "host-metrics": (2400, 12 * 3600.0, {"metric_threshold": 3, "host_silent": 1}),
     "cicd-events": (300, 3 * 86400.0, {"pipeline_failed": 4, "deployment_production": 3}),
     "support-tickets": (450, 3 * 86400.0, {"sla_breach": 2}),
-    "business-metrics": (240, 60 * 86400.0, {"revenue_drop": 1, "revenue_target_missed": 1,
-                                             "revenue_target_exceeded": 1, "metric_below": 3}),
+    "business-metrics": (
+        240,
+        60 * 86400.0,
+        {
+            "revenue_drop": 1,
+            "revenue_target_missed": 1,
+            "revenue_target_exceeded": 1,
+            "metric_below": 3,
+        },
+    ),
 }
 
 
@@ -109,6 +126,7 @@ unusual_login.
 
 def render_readme(samples: dict[str, Traffic]) -> str:
     """topics/README.md: the expected alerts and every incident of the sample streams."""
+
     def iso(ts: float) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
@@ -121,21 +139,30 @@ def render_readme(samples: dict[str, Traffic]) -> str:
     lines.append("")
     lines.append("## The incidents")
     for family, traffic in samples.items():
-        lines += ["", f"### {family}.jsonl", "", "| event time | kind | key | what happens |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            f"### {family}.jsonl",
+            "",
+            "| event time | kind | key | what happens |",
+            "|---|---|---|---|",
+        ]
         for inc in traffic.incidents:
             if inc.kind == "deployment":
                 continue
             key = ", ".join(f"{v}" for v in inc.key.values())
             note = inc.note.replace("|", "\\|")
-            lines.append(f"| {iso(inc.start)} | {inc.kind} | {key} | `{note}` |"
-                         if family == "api-access-logs" and inc.kind == "sql_injection"
-                         else f"| {iso(inc.start)} | {inc.kind} | {key} | {note} |")
+            lines.append(
+                f"| {iso(inc.start)} | {inc.kind} | {key} | `{note}` |"
+                if family == "api-access-logs" and inc.kind == "sql_injection"
+                else f"| {iso(inc.start)} | {inc.kind} | {key} | {note} |"
+            )
         deploys = [i for i in traffic.incidents if i.kind == "deployment"]
         if deploys:
             lines.append("")
-            lines.append(f"Production deployments ({traffic.expected['deployment']} deployments "
-                         f"in all, dev and staging included; each raises a `deployment` alert):")
+            lines.append(
+                f"Production deployments ({traffic.expected['deployment']} deployments "
+                f"in all, dev and staging included; each raises a `deployment` alert):"
+            )
             lines += [f"- {iso(i.start)} {i.key['service']} {i.note}" for i in deploys]
     return "\n".join(lines) + "\n"
 
@@ -149,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         fh.write(render_readme(samples))
     for family, traffic in samples.items():
         counts = {k: v for k, v in traffic.expected.items() if v}
-        print(f"{family}: {len(traffic)} records, expected {counts}, resolved "
-              f"{traffic.resolved or {}}")
+        print(
+            f"{family}: {len(traffic)} records, expected {counts}, resolved "
+            f"{traffic.resolved or {}}"
+        )
         for inc in traffic.incidents:
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(inc.start))
             print(f"    {when} {inc.kind} {inc.key} {inc.note}")

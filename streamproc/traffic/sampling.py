@@ -11,14 +11,16 @@ def zipf_cum(n: int, s: float = 1.1) -> list[float]:
     total = 0.0
     out = []
     for rank in range(1, n + 1):
-        total += rank ** -s
+        total += rank**-s
         out.append(total)
     return out
 
 
 def random_ip(rng: random.Random, first_octets: tuple[int, ...]) -> str:
-    return (f"{rng.choice(first_octets)}.{rng.randrange(1, 255)}.{rng.randrange(0, 256)}."
-            f"{rng.randrange(2, 254)}")
+    return (
+        f"{rng.choice(first_octets)}.{rng.randrange(1, 255)}.{rng.randrange(0, 256)}."
+        f"{rng.randrange(2, 254)}"
+    )
 
 
 def net24(ip: str) -> str:

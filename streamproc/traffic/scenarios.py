@@ -20,8 +20,15 @@ class FamilyGenerator(Protocol):
 
     def default_plan(self, n: int) -> dict[str, int]: ...
 
-    def generate(self, rng: random.Random, n: int, start: float, end: float, fmt: Formatter,
-                 plan: dict[str, int]) -> FamilyTraffic: ...
+    def generate(
+        self,
+        rng: random.Random,
+        n: int,
+        start: float,
+        end: float,
+        fmt: Formatter,
+        plan: dict[str, int],
+    ) -> FamilyTraffic: ...
 
 
 # In this order the families' random streams are seeded and their records merged: the same
@@ -36,8 +43,13 @@ KINDS_BY_FAMILY = {g.FAMILY: g.KINDS for g in GENERATORS}
 KEY_FIELDS = {family: get_contract(family).key for family in FAMILIES}
 
 # Share of events per family in the mixed scenario (business-metrics are daily KPIs: a few).
-MIX = {"auth-logs": 0.32, "api-access-logs": 0.44, "host-metrics": 0.20, "cicd-events": 0.02,
-       "support-tickets": 0.02}
+MIX = {
+    "auth-logs": 0.32,
+    "api-access-logs": 0.44,
+    "host-metrics": 0.20,
+    "cicd-events": 0.02,
+    "support-tickets": 0.02,
+}
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "mixed": FAMILIES,
@@ -57,8 +69,9 @@ def family_generator(family: str) -> FamilyGenerator:
     try:
         return _BY_FAMILY[family]
     except KeyError:
-        raise ValueError(f"no generator for family {family!r}; families: "
-                         f"{', '.join(FAMILIES)}") from None
+        raise ValueError(
+            f"no generator for family {family!r}; families: {', '.join(FAMILIES)}"
+        ) from None
 
 
 def default_plan(family: str, n: int) -> dict[str, int]:
@@ -70,8 +83,9 @@ def scenario_families(scenario: str) -> tuple[str, ...]:
     try:
         return SCENARIOS[scenario]
     except KeyError:
-        raise ValueError(f"unknown scenario {scenario!r}; use one of "
-                         f"{', '.join(sorted(SCENARIOS))}") from None
+        raise ValueError(
+            f"unknown scenario {scenario!r}; use one of {', '.join(sorted(SCENARIOS))}"
+        ) from None
 
 
 def split_events(scenario: str, n_events: int) -> dict[str, int]:

@@ -44,8 +44,9 @@ def default_plan(n: int) -> dict[str, int]:
     return {"sla_breach": max(1, n // 250)}
 
 
-def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatter,
-             plan: dict[str, int]) -> FamilyTraffic:
+def generate(
+    rng: random.Random, n: int, start: float, end: float, fmt: Formatter, plan: dict[str, int]
+) -> FamilyTraffic:
     sla_rule = default_detector("sla_breach")
     sla_hours: dict[str, float] = sla_rule.sla  # priority -> hours to the first response
     apology = float(sla_rule.apology_factor)  # x SLA: a customer apology is due
@@ -57,11 +58,14 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
     created = diurnal_times(rng, n_tickets, start, end)
     n_breach = plan.get("sla_breach", 0)
     span = end - start
-    breach_prios = [p for p in _BREACH_PRIORITIES
-                    if sla_hours[p] * 3600 * (apology * 1.1) < span]
-    breach_times = spaced_starts(rng, n_breach, start + span * 0.1,
-                                 end - apology * sla_hours[breach_prios[-1] if breach_prios
-                                                           else "urgent"] * 3600, 600.0)
+    breach_prios = [p for p in _BREACH_PRIORITIES if sla_hours[p] * 3600 * (apology * 1.1) < span]
+    breach_times = spaced_starts(
+        rng,
+        n_breach,
+        start + span * 0.1,
+        end - apology * sla_hours[breach_prios[-1] if breach_prios else "urgent"] * 3600,
+        600.0,
+    )
     tid = rng.randint(100000, 200000)
     events: list[tuple[float, int, dict[str, Any]]] = []
     seq = 0
@@ -75,22 +79,46 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
         company = rng.choice(CUSTOMER_COMPANIES)
         subject = rng.choice(TICKET_SUBJECTS[category])
         base = {"ticket_id": tkt, "priority": priority, "category": category}
-        events.append((ts, seq, {"timestamp": None, "event": "created", **base,
-                                 "customer_name": f"{first.title()} {last.title()}",
-                                 "customer_email": f"{first}.{last}@{company}.example",
-                                 "subject": subject,
-                                 "description": f"{subject}. Customer reports it started "
-                                                f"{rng.choice(STARTED_WHEN)}."}))
+        events.append(
+            (
+                ts,
+                seq,
+                {
+                    "timestamp": None,
+                    "event": "created",
+                    **base,
+                    "customer_name": f"{first.title()} {last.title()}",
+                    "customer_email": f"{first}.{last}@{company}.example",
+                    "subject": subject,
+                    "description": f"{subject}. Customer reports it started "
+                    f"{rng.choice(STARTED_WHEN)}.",
+                },
+            )
+        )
         assignee = rng.choice(SUPPORT_AGENTS)
         t_resp = ts + respond_after
-        events.append((t_resp, seq + 1, {"timestamp": None, "event": "responded", **base,
-                                         "assignee": assignee}))
+        events.append(
+            (
+                t_resp,
+                seq + 1,
+                {"timestamp": None, "event": "responded", **base, "assignee": assignee},
+            )
+        )
         t_res = t_resp + rng.expovariate(1 / (sla_hours[priority] * 3600 * 0.8))
-        events.append((t_res, seq + 2, {"timestamp": None, "event": "resolved", **base,
-                                        "assignee": assignee,
-                                        "resolution": rng.choice(TICKET_RESOLUTIONS),
-                                        "feedback_url":
-                                            f"https://support.example.com/feedback/{tkt}"}))
+        events.append(
+            (
+                t_res,
+                seq + 2,
+                {
+                    "timestamp": None,
+                    "event": "resolved",
+                    **base,
+                    "assignee": assignee,
+                    "resolution": rng.choice(TICKET_RESOLUTIONS),
+                    "feedback_url": f"https://support.example.com/feedback/{tkt}",
+                },
+            )
+        )
         seq += 3
 
     prios = weighted(rng, TICKET_PRIORITIES, n_tickets)
@@ -99,15 +127,20 @@ def generate(rng: random.Random, n: int, start: float, end: float, fmt: Formatte
     for k, ts in enumerate(breach_times):
         prio = breach_prios[k % len(breach_prios)] if breach_prios else "urgent"
         sla = sla_hours[prio] * 3600
-        ticket(ts, prio, sla * rng.uniform(apology * LATE_ANSWER[0],
-                                          apology * LATE_ANSWER[1]))
+        ticket(ts, prio, sla * rng.uniform(apology * LATE_ANSWER[0], apology * LATE_ANSWER[1]))
         # A ticket created a few minutes after the deadline moves the watermark past it
         # before the late answer arrives, whatever the background density.
         ticket(ts + sla + rng.uniform(180, 600), "low", 3600 * rng.uniform(1, 8))
         expected["sla_breach"] += 1
-        incidents.append(Incident("sla_breach", FAMILY, ts + sla,
-                                  {"ticket_id": events[-6][2]["ticket_id"]},
-                                  f"{prio} ticket not answered within {sla_hours[prio]:g} h"))
+        incidents.append(
+            Incident(
+                "sla_breach",
+                FAMILY,
+                ts + sla,
+                {"ticket_id": events[-6][2]["ticket_id"]},
+                f"{prio} ticket not answered within {sla_hours[prio]:g} h",
+            )
+        )
     events.sort(key=lambda e: (e[0], e[1]))
     for ts, _, rec in events:
         if ts >= end:
