@@ -128,6 +128,7 @@ class FrameReader:
         import pyarrow as pa
         import pyarrow.json as pj
 
+        _one_thread_and_malloc()
         arrow = {
             "string": pa.string(),
             "bool": pa.bool_(),
@@ -260,10 +261,34 @@ class FrameReader:
         return epoch.astype(np.float64)
 
 
+_configured = False
+
+
+def _one_thread_and_malloc() -> None:
+    """pyarrow, as the engine uses it: one process judges on one core (more cores, more
+    processes), so its compute kernels run on the calling thread (its default pool has a
+    thread a core: they took the event loop's core, 76-87k events/s against 97-113k in
+    ``bench peers``), and buffers come from malloc (its own allocator keeps freed batches
+    for reuse: ~20 MB of a worker's resident memory)."""
+    global _configured
+    if _configured:
+        return
+    import pyarrow as pa
+
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    pa.set_memory_pool(pa.system_memory_pool())
+    _configured = True
+
+
 def columns_enabled() -> bool:
-    """Whether batches may be judged from columns: pyarrow and numpy are importable, and
-    ``STREAMPROC_COLUMNS`` is not ``0`` (the per-event path alone, e.g. to compare the two)."""
-    if os.environ.get("STREAMPROC_COLUMNS", "1") == "0":
+    """Whether batches may be judged from columns: ``STREAMPROC_COLUMNS=1`` in the
+    environment, and pyarrow and numpy importable. Off by default: measured on this
+    product's benches it saves 10-12% of the CPU a record (``bench detect``, ``bench peers``)
+    and costs ~50 MB more of a worker's resident memory (pyarrow and numpy, loaded), since
+    pyarrow's parser alone costs about twice ``orjson.loads``. bench/RESULTS.md has the
+    figures."""
+    if os.environ.get("STREAMPROC_COLUMNS", "0") != "1":
         return False
     return all(importlib.util.find_spec(name) is not None for name in ("pyarrow", "numpy"))
 
