@@ -196,8 +196,8 @@ class Judge:
                         self.internal.append(internal)
                         self.kinds[internal.name] = remote[internal.keyed_by]  # type: ignore[index]
                         self.repartition_targets.setdefault(b.name, []).append(
-                            (internal.keyed_by, internal.topic)
-                        )  # type: ignore[arg-type]
+                            (internal.keyed_by, internal.topic)  # type: ignore[arg-type]
+                        )
                     log.info(
                         "binding %s: %s run on %s; %s",
                         b.name,
@@ -464,19 +464,19 @@ class Judge:
         alerts: list[Alert] = []
         for task, events in by_task.items():
             if task in framed:
-                engine_alerts, rejected = framed[task]
+                engine_alerts, refused = framed[task]
                 alerts.extend(engine_alerts)
-                dead.extend(map(rejected_dead_letter, rejected))
+                dead.extend(map(rejected_dead_letter, refused))
                 continue
             engine = self.engine(task)
             if self.bindings[task[0]].format == "internal":
                 events = self._dedup_repartitioned(engine, events)
             else:
                 stats.events += len(events)
-            engine_alerts, rejected = engine.process(events, now)
+            engine_alerts, refused = engine.process(events, now)
             targets = self.repartition_targets.get(task[0])
             if targets:
-                future = {id(r.event) for r in rejected if r.reason == "future"}
+                future = {id(r.event) for r in refused if r.reason == "future"}
                 # a record from the future is dead-lettered here, once: not shipped
                 dead.extend(
                     self._ship(
@@ -484,7 +484,7 @@ class Judge:
                     )
                 )
             alerts.extend(engine_alerts)
-            dead.extend(map(rejected_dead_letter, rejected))
+            dead.extend(map(rejected_dead_letter, refused))
         if now is not None:
             alerts.extend(self.advance_idle(now, exclude=by_task, source_kind=source_kind))
         dead.extend(self._take_late(source_kind))
@@ -542,11 +542,11 @@ class Judge:
                     log.error(
                         "a record read into columns was refused by its decoder "
                         "(%s at %s[%d] offset %d): judged as read, and dead-lettered",
-                        got.reason,
+                        got.reason,  # type: ignore[union-attr]
                         r.topic,
                         r.partition,
                         r.offset,
-                    )  # type: ignore[union-attr]
+                    )
                     dead.append(got)  # type: ignore[arg-type]
                     got = Event(
                         decoder.family,
@@ -1122,11 +1122,11 @@ def compile_subscription(
     inner = [b.topic for b in internal if b.topic is not None]
     patterns = [b.pattern for b in bindings if b.pattern is not None]
     if not patterns:
-        return sorted(set(names) | set(inner)), None  # type: ignore[arg-type]
-    parts = [re.escape(n) for n in names] + [f"(?:{p})" for p in patterns]  # type: ignore[arg-type]
+        return sorted(set(names) | set(inner)), None
+    parts = [re.escape(n) for n in names] + [f"(?:{p})" for p in patterns]
     dlq = rf"(?!.*{re.escape(dlq_suffix)}$)" if dlq_suffix else ""
     user = rf"(?!{re.escape(app)}\.)(?!streamproc\.){dlq}(?:" + "|".join(parts) + ")"
-    alternatives = [user] + [re.escape(t) for t in inner]  # type: ignore[arg-type]
+    alternatives = [user] + [re.escape(t) for t in inner]
     return [], "^(?:" + "|".join(alternatives) + ")$"
 
 
@@ -1210,7 +1210,8 @@ class Runtime:
             from aiokafka import AIOKafkaProducer
 
             from .alertlog import KafkaAlertLog, KafkaAlertReader
-            from .deadletters import DEFAULT_MAX_REQUEST_SIZE, KafkaDeadLetters
+            from .batches import DEFAULT_MAX_REQUEST_SIZE
+            from .deadletters import KafkaDeadLetters
 
             # batches of up to 256 KiB: the alert log and repartition topics are written a
             # judged batch at a time (batches.py), not a record at a time
@@ -1251,15 +1252,15 @@ class Runtime:
                 kafka_bindings,
                 self.judge.internal,
                 cfg.kafka.topics.app,  # type: ignore[union-attr]
-                cfg.kafka.dlq_suffix,
-            )  # type: ignore[union-attr]
+                cfg.kafka.dlq_suffix,  # type: ignore[union-attr]
+            )
             source = KafkaSource(
-                cfg.kafka,
+                cfg.kafka,  # type: ignore[arg-type]
                 topics=topics,
-                pattern=pattern,  # type: ignore[arg-type]
+                pattern=pattern,
                 start_retries=self.start_retries,
-                exclusive=cfg.kafka.embedded,
-            )  # type: ignore[union-attr]
+                exclusive=cfg.kafka.embedded,  # type: ignore[union-attr]
+            )
             progress = None
             if cfg.checkpoints:
                 from .state import KafkaCheckpointer
@@ -1317,10 +1318,10 @@ class Runtime:
                 from .sources.mqtt import STATUS_FILTER
 
                 filters.append(STATUS_FILTER)  # agents' Last Wills: host_silent at once
-            source = MqttSource(
-                cfg.mqtt,
+            source = MqttSource(  # type: ignore[assignment]
+                cfg.mqtt,  # type: ignore[arg-type]
                 filters,
-                worker=self.worker,  # type: ignore[arg-type]
+                worker=self.worker,
                 start_retries=self.start_retries,
             )
             await source.start()
@@ -1526,8 +1527,8 @@ class Runtime:
                 log.warning(
                     "%s cannot reach %s (%s); retrying in %.1fs (attempt %d)",
                     what,
-                    self.config.kafka.bootstrap_servers,
-                    type(exc).__name__,  # type: ignore[union-attr]
+                    self.config.kafka.bootstrap_servers,  # type: ignore[union-attr]
+                    type(exc).__name__,
                     backoff.delay,
                     backoff.attempt + 1,
                 )
@@ -1613,7 +1614,7 @@ class Runtime:
             producer = self.producer
 
             async def dead_letter(records: list[dict[str, Any]]) -> None:
-                from .deadletters import DEFAULT_MAX_REQUEST_SIZE, RECORD_OVERHEAD
+                from .batches import DEFAULT_MAX_REQUEST_SIZE, RECORD_OVERHEAD
                 from .notify.deadletter import encode_to_fit
 
                 limit = DEFAULT_MAX_REQUEST_SIZE - RECORD_OVERHEAD
