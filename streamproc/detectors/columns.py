@@ -124,7 +124,6 @@ class FrameBatch(EventBatch):
 
     __slots__ = (
         "_events",
-        "_exact",
         "_frame",
         "_made",
         "_offsets",
@@ -141,14 +140,12 @@ class FrameBatch(EventBatch):
         topic: str,
         partition: int,
         offsets: Callable[[], list[int]],
-        exact: frozenset[str],
     ) -> None:
         self._frame = frame  # a RecordFrame
         self._positions = positions  # the rows judged, as positions in the frame
         self._made = materialize  # frame positions -> their Events
         self._topic, self._partition = topic, partition
         self._offsets: Any = offsets  # () -> every record's offset, made once if asked
-        self._exact = exact  # fields whose frame column is exact (contract)
         self._rows = None
         self._times = None
         self._columns = {}
@@ -176,7 +173,7 @@ class FrameBatch(EventBatch):
         table = self._frame.table
         if name not in table.column_names:
             col = [None] * len(self._positions)
-        elif name in self._exact or _exact_type(table.schema.field(name).type):
+        elif name in self._frame.exact or _exact_type(table.schema.field(name).type):
             col = self._take(table.column(name))
         else:
             col = list(map(_get, self.rows, repeat(name)))

@@ -300,11 +300,7 @@ class DetectorEngine:
         # -- from here on the batch is judged: state changes --
         self._stream_time[key] = max(current, highest)
         if now is not None:
-            if self.max_keys is not None or self.key_ttl is not None:
-                self._last_active.pop(key, None)
-            self._last_active[key] = now
-            if self.max_keys is not None and len(self._last_active) > self.max_keys:
-                self._evict(len(self._last_active) - self.max_keys)
+            self._active({key}, now)
         made: dict[int, Event] = {}
 
         def events_at(rows: list[int]) -> list[Event]:
@@ -318,18 +314,8 @@ class DetectorEngine:
         late_set: set[int] = set()
         if late.any():
             late_rows = np.flatnonzero(late).tolist()
-            lateness = self.allowed_lateness
             for i, ev in zip(late_rows, events_at(late_rows), strict=True):
-                rejected.append(
-                    Rejected(
-                        "late",
-                        ev,
-                        f"event time {ev.ts:.3f} is behind the partition's stream "
-                        f"time {float(before[i]):.3f} minus the allowed lateness "
-                        f"({lateness:g} s)",
-                    )
-                )
-            self.late_events += len(late_rows)
+                rejected.append(self._late(ev, float(before[i])))
             late_set.update(late_rows)
         accepted = n - len(late_set)
         alerts: list[Alert] = []
@@ -352,7 +338,6 @@ class DetectorEngine:
                             topic,
                             partition,
                             offsets or (lambda: [-1] * n),
-                            frame.exact,
                         )
                     out = detector.judge_batch(batch)
                     if out:
@@ -604,16 +589,7 @@ class DetectorEngine:
             elif not ts >= current - lateness:  # "not >=": a NaN time is late, as before
                 if accepted is None:
                     accepted = events[:i]
-                rejected.append(
-                    Rejected(
-                        "late",
-                        ev,
-                        f"event time {ts:.3f} is behind the partition's stream time "
-                        f"{current:.3f} minus the allowed lateness "
-                        f"({lateness:g} s)",
-                    )
-                )
-                self.late_events += 1
+                rejected.append(self._late(ev, current))
                 if held is not None:
                     stream_time[key] = current
                     self._beside_held(key, accepted, rejected)
@@ -634,15 +610,30 @@ class DetectorEngine:
         if topic is not None and current != _NEG_INF:
             stream_time[key] = current
         if now is not None:
-            last_active = self._last_active
-            lru = self.max_keys is not None or self.key_ttl is not None
-            for key in {(ev.topic, ev.partition) for ev in events}:
-                if lru:
-                    last_active.pop(key, None)  # re-inserted last: dict order is LRU order
-                last_active[key] = now
-            if self.max_keys is not None and len(last_active) > self.max_keys:
-                self._evict(len(last_active) - self.max_keys)
+            self._active({(ev.topic, ev.partition) for ev in events}, now)
         return (events if accepted is None else accepted), rejected
+
+    def _active(self, keys: set[Key], now: float) -> None:
+        """``keys`` delivered at wall time ``now``; beyond ``max_keys``, the least recently
+        active are forgotten."""
+        last_active = self._last_active
+        lru = self.max_keys is not None or self.key_ttl is not None
+        for key in keys:
+            if lru:
+                last_active.pop(key, None)  # re-inserted last: dict order is LRU order
+            last_active[key] = now
+        if self.max_keys is not None and len(last_active) > self.max_keys:
+            self._evict(len(last_active) - self.max_keys)
+
+    def _late(self, ev: Event, current: float) -> Rejected:
+        """``ev`` is behind its partition's stream time ``current`` minus the lateness."""
+        self.late_events += 1
+        return Rejected(
+            "late",
+            ev,
+            f"event time {ev.ts:.3f} is behind the partition's stream time {current:.3f} "
+            f"minus the allowed lateness ({self.allowed_lateness:g} s)",
+        )
 
     def _quiet_for(self, key: Key, now: float | None) -> float:
         """Wall seconds since the partition last delivered (0 if not known): live, event
@@ -714,16 +705,7 @@ class DetectorEngine:
             elif ev.ts >= current - self.allowed_lateness:
                 out.append(ev)
             else:
-                rejected.append(
-                    Rejected(
-                        "late",
-                        ev,
-                        f"event time {ev.ts:.3f} is behind the "
-                        f"partition's stream time {current:.3f} minus the "
-                        f"allowed lateness ({self.allowed_lateness:g} s)",
-                    )
-                )
-                self.late_events += 1
+                rejected.append(self._late(ev, current))
         if current != _NEG_INF:
             self._stream_time[key] = current
             self._warm.pop(key, None)
