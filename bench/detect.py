@@ -49,7 +49,7 @@ def build_records(ctx: Context, n: int) -> list[Any]:
 def judge_all(records: list[Any]) -> tuple[float, list[Any], dict[str, int]]:
     """Decode and detect every record through the runtime's Judge; (seconds, alerts, dead)."""
     from streamproc.config import load_config
-    from streamproc.runtime import Judge, tune_gc
+    from streamproc.pipeline.runtime import Judge, tune_gc
 
     judge = Judge(load_config(None), partitioned=False)
     tune_gc()  # as Runtime.start does: measure what a deployment gets
@@ -92,7 +92,7 @@ def run(ctx: Context) -> list[Row]:
     row.extra["events"] = n
     row.extra["families"] = {f: len(v) for f, v in traffic.records.items()}
     verified: dict[str, Any] | None = None
-    from streamproc.runtime import tune_gc
+    from streamproc.pipeline.runtime import tune_gc
 
     tune_gc()  # the baseline runs under the same collector settings as the judge
     for i in range(ctx.runs):
@@ -127,9 +127,9 @@ SIGMA_RATIO_TARGET = 2.0
 
 
 def api_events(ctx: Context, n: int) -> list[Any]:
+    from streamproc.commands.replay import binding_for
     from streamproc.config import load_config
     from streamproc.decode import BatchDecoder
-    from streamproc.replay import binding_for
 
     lines = [v for fam, _, v in ctx.merged_bytes("api", n) if fam == "api-access-logs"]
     decoder = BatchDecoder.for_binding(binding_for(load_config(None), "api-access-logs"))
@@ -156,9 +156,9 @@ def judge_events(detectors: list[Any], events: list[Any]) -> tuple[float, int]:
 
 
 def sigma_rules(ctx: Context, folder: str) -> Row:
+    from streamproc.commands.replay import binding_for
     from streamproc.config import load_config
     from streamproc.detectors import build_detectors
-    from streamproc.replay import binding_for
     from streamproc.rules import add_rules
 
     n = ctx.n(SIGMA_EVENTS)

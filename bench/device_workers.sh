@@ -47,7 +47,7 @@ main() {
     python3 - <<'PY' || return 1
 import streamproc.bench.workers  # noqa: F401  (the scenario imports)
 from streamproc.bench.common import versions
-from streamproc.broker import tansu_binary
+from streamproc.ops.broker import tansu_binary
 print("versions:", versions())
 print("tansu:", tansu_binary())
 PY
@@ -55,7 +55,7 @@ PY
     echo "== bench"
     export STREAMPROC_BENCH_WORKER_COUNTS=${WORKER_COUNTS:-1,2,4,8,12}
     export STREAMPROC_BENCH_PARTITIONS=${PARTITIONS:-16}
-    local cmd=(python3 -m streamproc.cli bench workers --events "${EVENTS:-1000000}" --runs 1
+    local cmd=(python3 -m streamproc.commands.cli bench workers --events "${EVENTS:-1000000}" --runs 1
                --out "$out")
     echo "STREAMPROC_BENCH_WORKER_COUNTS=$STREAMPROC_BENCH_WORKER_COUNTS" \
          "STREAMPROC_BENCH_PARTITIONS=$STREAMPROC_BENCH_PARTITIONS ${cmd[*]}"

@@ -65,10 +65,10 @@ if kind == "bare":
         return web.Response(status=204)
     root.router.add_post("/api/v1/events/{binding}", bare)
 else:
-    from streamproc.alertlog import SqliteAlertLog
+    from streamproc.storage.alertlog import SqliteAlertLog
     from streamproc.config import parse_config_text
-    from streamproc.deadletters import FileDeadLetters
-    from streamproc.runtime import Judge, tune_gc
+    from streamproc.storage.dlq import FileDeadLetters
+    from streamproc.pipeline.runtime import Judge, tune_gc
     from streamproc.http.listener import Listener
     from streamproc.sources.http import API_PREFIX, Ingest, JudgeTarget, ingest_app
 
@@ -102,7 +102,7 @@ class Server:
     """One bench server process (``kind``: streamproc or bare) on a free loopback port."""
 
     def __init__(self, kind: str, state: Path) -> None:
-        from streamproc.broker import free_port
+        from streamproc.ops.broker import free_port
 
         self.port = free_port()
         self.proc = subprocess.Popen(

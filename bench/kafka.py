@@ -4,7 +4,7 @@ alerts with commits and state checkpoints on, through the runtime users run.
 Per run (a fresh broker each time, so no checkpoint or committed offset of an earlier run can
 leak into the next):
 
-1. produce N mixed events with pre-built batches (``streamproc.produce.produce_kafka``),
+1. produce N mixed events with pre-built batches (``streamproc.commands.produce.produce_kafka``),
    keyed by the contract key, 3 partitions per topic: records/s of the producer;
 2. baseline: a raw aiokafka consumer (no group) ``getmany``-s every record: records/s;
 3. streamproc: ``Runtime`` with the default bindings, a consumer group, the Kafka alert log,
@@ -76,7 +76,7 @@ def bench_config(
 async def produce(
     bootstrap: str, items: list[tuple[str, bytes | None, bytes]], *, rate: float = 0.0
 ) -> Any:
-    from streamproc.produce import produce_kafka
+    from streamproc.commands.produce import produce_kafka
 
     topics = {t for t, _, _ in items}
     return await produce_kafka(
@@ -183,7 +183,7 @@ class AlertWatcher:
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
 
-        from streamproc.broker import ensure_topics
+        from streamproc.ops.broker import ensure_topics
 
         await ensure_topics({"bootstrap_servers": self.bootstrap}, {self.topic: 3})
         self._consumer = AIOKafkaConsumer(
@@ -225,8 +225,8 @@ async def provision_internal_topics(config: Any) -> None:
     records are then lost for the run. Provisioning first keeps this benchmark about
     throughput; the race is reported separately.
     """
-    from streamproc.broker import ensure_topics
-    from streamproc.runtime import Judge
+    from streamproc.ops.broker import ensure_topics
+    from streamproc.pipeline.runtime import Judge
 
     kcfg = config.kafka
     wanted = {kcfg.alert_topic: 3, kcfg.alert_dlq_topic: 1}
@@ -247,7 +247,7 @@ async def run_runtime(
     before_wait: Any = None,
 ) -> dict[str, Any]:
     """Run the runtime until it has judged ``n`` records; returns timing and its alerts."""
-    from streamproc.runtime import Runtime
+    from streamproc.pipeline.runtime import Runtime
 
     config = bench_config(bootstrap, group, state_dir=state_dir)
     await provision_internal_topics(config)
@@ -341,7 +341,7 @@ def _one_run(
 ) -> dict[str, Any]:
     import tempfile
 
-    from streamproc.broker import EmbeddedKafka
+    from streamproc.ops.broker import EmbeddedKafka
 
     out: dict[str, Any] = {}
     with EmbeddedKafka() as broker, tempfile.TemporaryDirectory() as state_dir:
@@ -369,8 +369,8 @@ def latency_phase(ctx: Context, rate: float, n_max: int) -> dict[str, Any]:
     """At ``rate`` events/s (50% of the sustained maximum): p50/p99 produce -> alert log."""
     import tempfile
 
-    from streamproc.broker import EmbeddedKafka, ensure_topics
-    from streamproc.produce import kafka_items, kafka_topics
+    from streamproc.commands.produce import kafka_items, kafka_topics
+    from streamproc.ops.broker import EmbeddedKafka, ensure_topics
 
     # ~20 s of traffic at that rate, at most --events (and at least a few hundred events, so
     # the stream has incidents).
@@ -436,7 +436,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def run(ctx: Context) -> list[Row]:
-    from streamproc.produce import kafka_items, kafka_topics
+    from streamproc.commands.produce import kafka_items, kafka_topics
 
     n_req = ctx.n(DEFAULT_EVENTS)
     traffic = ctx.traffic("mixed", n_req)

@@ -74,7 +74,7 @@ class Mosquitto:
     """A Mosquitto with settings chosen on purpose (the defaults drop queued messages)."""
 
     def __init__(self, binary: str) -> None:
-        from streamproc.broker import free_port
+        from streamproc.ops.broker import free_port
 
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="streamproc-bench-mosq-")
@@ -127,7 +127,7 @@ async def create_session(port: int, client_id: str) -> None:
 
 
 async def publish(port: int, items: list[tuple[str, bytes]], qos: int) -> float:
-    from streamproc.produce import publish_mqtt
+    from streamproc.commands.produce import publish_mqtt
 
     res = await publish_mqtt(
         _cfg(port, f"bench-pub-{time.time_ns()}", qos), items, qos=qos, max_in_flight=500
@@ -301,7 +301,7 @@ SUBSCRIBERS = {"baseline": bare_subscriber, "ours": source_subscriber}
 
 
 def items_for(ctx: Context, n: int) -> list[tuple[str, bytes]]:
-    from streamproc.produce import mqtt_items
+    from streamproc.commands.produce import mqtt_items
 
     return mqtt_items(ctx.traffic("mixed", n), None)
 

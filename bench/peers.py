@@ -218,8 +218,8 @@ def streamproc_config(bootstrap: str, group: str, state_dir: str) -> dict[str, A
 
 
 def run_streamproc(bootstrap: str, run_no: int, n: int, timeout: float) -> Measured:
-    from streamproc.broker import ensure_topics, free_port
     from streamproc.config import parse_config
+    from streamproc.ops.broker import ensure_topics, free_port
 
     from .kafka import committed_total
 
@@ -241,7 +241,7 @@ def run_streamproc(bootstrap: str, run_no: int, n: int, timeout: float) -> Measu
         cmd = [
             sys.executable,
             "-m",
-            "streamproc.cli",
+            "streamproc.commands.cli",
             "run",
             "-c",
             str(cfg),
@@ -291,7 +291,7 @@ def run_streamproc(bootstrap: str, run_no: int, n: int, timeout: float) -> Measu
 
 
 def run_bytewax(bootstrap: str, run_no: int, n: int, timeout: float) -> Measured:
-    from streamproc.broker import ensure_topics
+    from streamproc.ops.broker import ensure_topics
 
     topic = BYTEWAX_ALERTS.format(run=run_no)
     asyncio.run(ensure_topics({"bootstrap_servers": bootstrap}, {topic: 1}))
@@ -363,8 +363,8 @@ def _median(values: list[float]) -> float | None:
 
 
 def run(ctx: Context) -> list[Row]:
-    from streamproc.broker import EmbeddedKafka
-    from streamproc.produce import produce_kafka
+    from streamproc.commands.produce import produce_kafka
+    from streamproc.ops.broker import EmbeddedKafka
 
     key = ("peers", ctx.n(DEFAULT_EVENTS), ctx.seed)
     if key not in ctx.cache:

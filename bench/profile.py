@@ -41,8 +41,8 @@ def profile_detect(n: int) -> object:
 def profile_kafka(n: int) -> object:
     from pyinstrument import Profiler
 
-    from streamproc.broker import EmbeddedKafka
-    from streamproc.produce import kafka_items, kafka_topics
+    from streamproc.commands.produce import kafka_items, kafka_topics
+    from streamproc.ops.broker import EmbeddedKafka
 
     from .common import Context
     from .kafka import produce, run_runtime

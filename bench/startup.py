@@ -2,7 +2,7 @@
 
 Each run starts new processes, so imports, config checks and connections are all counted;
 the figure is the one the worker itself logs (``first record judged after X s (phases)``,
-streamproc/startup.py), measured from its process start. Two ways to start, each run:
+streamproc/pipeline/startup.py), measured from its process start. Two ways to start, each run:
 
 1. ``streamproc run --demo``: the embedded broker (started by the worker, and counted),
    the sample streams fed once the runtime is up;
@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from streamproc.processes import stop_process
+from streamproc.ops.processes import stop_process
 
 from .common import Context, Row
 
@@ -42,11 +42,11 @@ RECORDS = 100
 LINE = re.compile(r"first record judged after ([0-9.]+) s \((.*)\)")
 PHASE = re.compile(r"(\w+) ([0-9.]+)")
 
-# from its process start on the clock the worker's figure uses (streamproc/startup.py)
+# from its process start on the clock the worker's figure uses (streamproc/pipeline/startup.py)
 RAW_CLIENT = r"""
 import asyncio, sys, time
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from streamproc.startup import process_started
+from streamproc.pipeline.startup import process_started
 
 async def main():
     c = AIOKafkaConsumer(bootstrap_servers=sys.argv[1], fetch_max_wait_ms=100)
@@ -102,7 +102,7 @@ def _demo_run(tmp: Path) -> tuple[float, dict[str, float], float]:
     seconds, phases = _first_record(
         ["run", "--demo", "--alerts-file", str(tmp / "a.jsonl")], cwd=tmp
     )
-    from streamproc.broker import EmbeddedKafka
+    from streamproc.ops.broker import EmbeddedKafka
 
     # the baseline against a fresh broker with records in it, as the demo had
     with EmbeddedKafka() as broker:
@@ -112,7 +112,7 @@ def _demo_run(tmp: Path) -> tuple[float, dict[str, float], float]:
 
 
 def _configured_run(tmp: Path) -> tuple[float, dict[str, float], float]:
-    from streamproc.broker import EmbeddedKafka
+    from streamproc.ops.broker import EmbeddedKafka
 
     with EmbeddedKafka() as broker:
         _produce(broker.bootstrap_servers)
@@ -133,7 +133,7 @@ def _produce(bootstrap: str) -> None:
 
     import orjson
 
-    from streamproc.produce import produce_kafka
+    from streamproc.commands.produce import produce_kafka
 
     items = [
         (
@@ -184,7 +184,7 @@ def _first_record(
 ) -> tuple[float, dict[str, float]]:
     """Start ``streamproc ARGS``, read its log until the first-record line, stop it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamproc.cli", *args, "--log-level", "INFO"],
+        [sys.executable, "-m", "streamproc.commands.cli", *args, "--log-level", "INFO"],
         cwd=cwd,
         env=_env(),
         text=True,

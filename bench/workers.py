@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Any
 
-from streamproc.processes import stop_process
+from streamproc.ops.processes import stop_process
 
 from .common import Context, Row
 from .kafka import committed_total
@@ -83,7 +83,7 @@ def write_config(
 async def produce(
     bootstrap: str, items: list[tuple[str, bytes | None, bytes]], n_partitions: int
 ) -> Any:
-    from streamproc.produce import produce_kafka
+    from streamproc.commands.produce import produce_kafka
 
     return await produce_kafka(
         {"bootstrap_servers": bootstrap}, items, partitions={t: n_partitions for t, _, _ in items}
@@ -123,7 +123,7 @@ def one(
     timeout: float,
     n_partitions: int = DEFAULT_PARTITIONS,
 ) -> dict[str, Any]:
-    from streamproc.broker import EmbeddedKafka
+    from streamproc.ops.broker import EmbeddedKafka
 
     n = len(items)
     started = time.perf_counter()
@@ -146,7 +146,7 @@ def one(
             [
                 sys.executable,
                 "-m",
-                "streamproc.cli",
+                "streamproc.commands.cli",
                 "run",
                 "-c",
                 cfg,
@@ -217,7 +217,7 @@ def one(
 
 
 def run(ctx: Context) -> list[Row]:
-    from streamproc.produce import kafka_items, kafka_topics
+    from streamproc.commands.produce import kafka_items, kafka_topics
 
     n_req = ctx.n(DEFAULT_EVENTS)
     traffic = ctx.traffic("mixed", n_req)

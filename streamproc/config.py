@@ -76,7 +76,7 @@ from .decode.mapping import FieldMapping
 from .decode.patterns import LineFormat, named_format, regex_format
 from .decode.records import DEFAULT_MAX_RECORD_BYTES
 from .errors import ConfigError, ConfigErrors
-from .internal_topics import InternalTopics
+from .pipeline.internal_topics import InternalTopics
 
 if TYPE_CHECKING:
     from .rules import RuleSet

@@ -27,8 +27,8 @@ import orjson
 import pytest
 from streamproc.bench.receivers import Receiver
 
-from streamproc.broker import EmbeddedKafka, free_port
-from streamproc.processes import stop_process
+from streamproc.ops.broker import EmbeddedKafka, free_port
+from streamproc.ops.processes import stop_process
 
 
 @pytest.fixture(scope="session")

@@ -98,7 +98,7 @@ async def produce(
     """Create ``topic`` and produce ``values`` with pre-built batches."""
     from aiokafka import AIOKafkaProducer
 
-    from streamproc.broker import ensure_topics
+    from streamproc.ops.broker import ensure_topics
 
     await ensure_topics({"bootstrap_servers": bootstrap}, {topic: partitions})
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10)

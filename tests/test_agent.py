@@ -18,18 +18,18 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streamproc.agent import (
+from streamproc.commands.agent import (
     HostSampler,
     mqtt_topic_for,
     parse_status,
     run_agent,
     status_topic_for,
 )
-from streamproc.broker import ensure_topics, free_port
 from streamproc.config import load_config, parse_config_text
 from streamproc.contracts import get_contract
 from streamproc.decode import RecordDecoder
 from streamproc.events import Event
+from streamproc.ops.broker import ensure_topics, free_port
 
 
 def _conftest_start_mosquitto() -> Any:
@@ -137,7 +137,7 @@ async def test_killed_agent_publishes_its_last_will_at_once(mosquitto: Any, tmp_
             [
                 sys.executable,
                 "-m",
-                "streamproc.cli",
+                "streamproc.commands.cli",
                 "agent",
                 "-c",
                 str(config_path),
@@ -242,7 +242,7 @@ async def test_agent_publishes_to_kafka_keyed_by_host(kafka: Any, tmp_path: Path
 
 
 def test_a_last_will_becomes_a_host_metrics_record_stamped_when_received() -> None:
-    from streamproc.agent import status_payload, status_record
+    from streamproc.commands.agent import status_payload, status_record
 
     record = status_record(
         status_payload("edge-9", "offline", "connection lost", 10.0), received_at=1_700_000_000.5

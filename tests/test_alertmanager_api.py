@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from streamproc.broker import free_port
-from streamproc.processes import stop_process
+from streamproc.ops.broker import free_port
+from streamproc.ops.processes import stop_process
 
 TOKEN = "demo-api-token-0123456789abcdef"
 AMTOOL = shutil.which("amtool")
@@ -73,7 +73,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         [
             sys.executable,
             "-m",
-            "streamproc.cli",
+            "streamproc.commands.cli",
             "run",
             "--demo",
             "-c",
@@ -249,7 +249,16 @@ def test_streamproc_alert_query_talks_to_the_api(demo: Demo) -> None:
         if token:
             env["STREAMPROC_API_TOKEN"] = token
         return subprocess.run(
-            [sys.executable, "-m", "streamproc.cli", "alert", "query", "--url", demo.url, *args],
+            [
+                sys.executable,
+                "-m",
+                "streamproc.commands.cli",
+                "alert",
+                "query",
+                "--url",
+                demo.url,
+                *args,
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -275,7 +284,7 @@ def test_every_worker_of_a_deployment_lists_every_alert_and_shares_silences(tmp_
         [
             sys.executable,
             "-m",
-            "streamproc.cli",
+            "streamproc.commands.cli",
             "run",
             "--demo",
             "--workers",

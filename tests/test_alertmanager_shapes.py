@@ -221,7 +221,7 @@ def test_an_active_critical_alert_inhibits_lower_ones_with_the_same_key() -> Non
 def test_silence_query_shows_local_silences_as_amtool_does(tmp_path, capsys) -> None:
     import json
 
-    from streamproc.cli import main
+    from streamproc.commands.cli import main
 
     config = tmp_path / "streamproc.yaml"
     config.write_text(f"state_dir: {tmp_path / 'state'}\n")

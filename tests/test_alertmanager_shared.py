@@ -18,7 +18,7 @@ from streamproc.config import parse_config_text
 from streamproc.http.alertmanager import AlertmanagerAPI
 from streamproc.http.am_shapes import rfc3339
 from streamproc.http.listener import Listener
-from streamproc.runtime import Runtime
+from streamproc.pipeline.runtime import Runtime
 from tests.streams import BASE_TS, auth_config, auth_stream, dumps, produce
 
 pytestmark = pytest.mark.kafka
@@ -33,7 +33,7 @@ async def wait_until(predicate, timeout: float = 60.0) -> None:
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streamproc.cli", "silence", "-c", str(config), *args],
+        [sys.executable, "-m", "streamproc.commands.cli", "silence", "-c", str(config), *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -23,7 +23,7 @@ from streamproc.bench.peers_workload import (
     generate_peers,
 )
 
-from streamproc.cli import main as cli
+from streamproc.commands.cli import main as cli
 
 T0 = 1_772_000_000_000  # ms
 MIN = 60_000

@@ -14,7 +14,7 @@ import pytest
 from streamproc.bench import harness
 from streamproc.bench.common import Row, verify_counts
 
-from streamproc.generate import generate
+from streamproc.traffic import generate
 
 pytestmark = pytest.mark.kafka
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streamproc.cli import main as cli
+from streamproc.commands.cli import main as cli
 
 SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
 VALID = f"""\
@@ -280,7 +280,7 @@ def test_run_refuses_to_start_with_a_broken_apprise_entry(tmp_path: Path) -> Non
     config = tmp_path / "streamproc.yaml"
     config.write_text("notify:\n  apprise_config: apprise.yml\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "streamproc.cli", "run", "-c", str(config)],
+        [sys.executable, "-m", "streamproc.commands.cli", "run", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -379,7 +379,7 @@ def test_run_refuses_to_start_with_every_error_of_every_section(tmp_path: Path) 
         + "notify:\n  urls:\n    - nosuchservice://u:Pw-9x@h/x\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "streamproc.cli", "run", "-c", str(config)],
+        [sys.executable, "-m", "streamproc.commands.cli", "run", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from streamproc.checkconfig import check, render
+from streamproc.commands.check_config import check, render
 
 
 def test_check_config_shows_which_detectors_are_re_keyed(tmp_path: Path) -> None:
@@ -19,5 +19,5 @@ def test_check_config_shows_which_detectors_are_re_keyed(tmp_path: Path) -> None
     render(check(str(path)), out)
     text = out.getvalue()
     assert "records not keyed: re-keyed:" in text
-    assert "password_spray via streamproc.repartition.logins.ip_address" in text
+    assert "password_spray via streamproc.pipeline.repartition.logins.ip_address" in text
     assert "keyed_by ip_address: every detector runs where the records arrive" in text

@@ -23,7 +23,7 @@ from streamproc.decode import DeadLetter, RecordDecoder
 from streamproc.decode.batch import MIN_BATCH, BatchDecoder
 from streamproc.decode.mapping import FieldMapping
 from streamproc.events import Event
-from streamproc.generate import TS_FORMATS, generate
+from streamproc.traffic import TS_FORMATS, generate
 
 FAMILIES = sorted(builtin_contracts())
 DIFF = settings(
@@ -557,7 +557,7 @@ def test_judge_decoding_per_task_gives_the_alerts_and_dead_letters_of_one_record
     partitioned: bool,
 ) -> None:
     from streamproc.config import load_config
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     records = _fetch(partitions=3)
 

@@ -10,7 +10,7 @@ from streamproc.config import parse_config_text
 from streamproc.contracts import get_contract
 from streamproc.decode import RawRecord, RecordDecoder
 from streamproc.decode.deadletter import REASONS
-from streamproc.runtime import Judge
+from streamproc.pipeline.runtime import Judge
 
 GOOD = {
     "timestamp": "2026-11-01T10:00:00Z",

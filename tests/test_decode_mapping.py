@@ -9,7 +9,7 @@ import orjson
 
 from streamproc.config import parse_config_text
 from streamproc.decode import RawRecord
-from streamproc.runtime import Judge
+from streamproc.pipeline.runtime import Judge
 from tests.streams import auth_stream, to_ecs
 
 ECS_CONFIG = """

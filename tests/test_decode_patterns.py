@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from streamproc.cli import main as cli_main
+from streamproc.commands.cli import main as cli_main
 from streamproc.config import parse_config_text
 from streamproc.contracts import get_contract
 from streamproc.decode import DeadLetter

@@ -33,7 +33,7 @@ def _demo(cwd: Path) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-m",
-            "streamproc.cli",
+            "streamproc.commands.cli",
             "run",
             "--demo",
             "--max-events",
@@ -72,7 +72,7 @@ def _failed_demo(
     temp = tmp_path / "tmp"  # where the demo makes its state folder
     temp.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "streamproc.cli", "run", "--demo", *extra],
+        [sys.executable, "-m", "streamproc.commands.cli", "run", "--demo", *extra],
         cwd=tmp_path,
         env=dict(os.environ, TMPDIR=str(temp), **env),
         capture_output=True,

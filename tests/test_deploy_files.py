@@ -101,7 +101,7 @@ def test_compose_mounts_the_apprise_config_next_to_the_config_that_names_it() ->
 def test_check_config_passes_on_the_deploy_config_from_the_repo_root_and_from_deploy() -> None:
     for cwd, path in ((ROOT, "deploy/streamproc.yaml"), (ROOT / "deploy", "streamproc.yaml")):
         proc = subprocess.run(
-            [sys.executable, "-m", "streamproc.cli", "check-config", "-c", path],
+            [sys.executable, "-m", "streamproc.commands.cli", "check-config", "-c", path],
             cwd=cwd,
             capture_output=True,
             text=True,

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streamproc.broker import free_port
 from streamproc.config import parse_config_text
 from streamproc.errors import ConfigError
-from streamproc.runtime import Runtime
+from streamproc.ops.broker import free_port
+from streamproc.pipeline.runtime import Runtime
 from tests.streams import auth_stream, committed_total, dumps, produce
 from tests.test_faults import (
     _committed,
@@ -105,7 +105,7 @@ async def test_two_deployments_on_one_cluster_each_judge_every_record_with_their
 
 def _silence(config: Path, *args: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "streamproc.cli", "silence", "-c", str(config), *args],
+        [sys.executable, "-m", "streamproc.commands.cli", "silence", "-c", str(config), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -138,7 +138,7 @@ async def test_a_silence_added_with_the_cli_mutes_matching_alerts_in_every_worke
             [
                 sys.executable,
                 "-m",
-                "streamproc.cli",
+                "streamproc.commands.cli",
                 "run",
                 "-c",
                 str(config),

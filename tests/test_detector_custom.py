@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamproc.cli import main as cli_main
+from streamproc.commands.cli import main as cli_main
+from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import load_config, parse_config_text
 from streamproc.detectors import REGISTRY, build_detectors
 from streamproc.detectors.testing import T0, Harness
-from streamproc.replay import ReplayInput, replay_records
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "detectors.md"
 

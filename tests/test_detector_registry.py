@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 import streamproc
-from streamproc.checkconfig import check, render
+from streamproc.commands.check_config import check, render
 from streamproc.config import parse_config_text
 from streamproc.contracts import get_contract
 from streamproc.decode import RecordDecoder
@@ -25,8 +25,8 @@ from streamproc.detectors.base import run_order
 from streamproc.detectors.testing import T0, Harness
 from streamproc.errors import ConfigError
 from streamproc.events import Event
-from streamproc.generate import generate
-from streamproc.repartition import plan
+from streamproc.pipeline.repartition import plan
+from streamproc.traffic import generate
 
 BUILT_INS = {
     kind: cls
@@ -264,10 +264,10 @@ class NightLogin(Detector):
 
 PROBE = """
 import io, sys, orjson
-from streamproc.checkconfig import check, render
+from streamproc.commands.check_config import check, render
 from streamproc.config import load_config
 from streamproc.detectors import REGISTRY
-from streamproc.replay import ReplayInput, replay_records
+from streamproc.commands.replay import ReplayInput, replay_records
 
 config = load_config(sys.argv[1])
 assert "night_login" in REGISTRY, sorted(REGISTRY)

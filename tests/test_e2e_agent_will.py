@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from streamproc.config import parse_config_text
-from streamproc.runtime import Runtime
+from streamproc.pipeline.runtime import Runtime
 
 pytestmark = pytest.mark.mqtt
 
@@ -38,7 +38,7 @@ state_dir: {tmp_path}
         [
             sys.executable,
             "-m",
-            "streamproc.cli",
+            "streamproc.commands.cli",
             "agent",
             "-c",
             str(tmp_path / "c.yaml"),

@@ -9,9 +9,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streamproc.broker import ensure_topics
 from streamproc.config import parse_config_text
-from streamproc.runtime import Runtime
+from streamproc.ops.broker import ensure_topics
+from streamproc.pipeline.runtime import Runtime
 from tests.streams import BASE_TS, committed_total
 
 pytestmark = pytest.mark.kafka

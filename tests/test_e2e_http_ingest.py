@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from streamproc.broker import free_port
+from streamproc.ops.broker import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -93,7 +93,7 @@ def test_github_failure_over_http_fires_pipeline_failed_once_and_a_forgery_is_40
         [
             sys.executable,
             "-m",
-            "streamproc.cli",
+            "streamproc.commands.cli",
             "run",
             "-c",
             str(config),

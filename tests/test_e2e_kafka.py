@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from streamproc.config import parse_config_text
-from streamproc.runtime import Runtime
+from streamproc.pipeline.runtime import Runtime
 from tests.streams import auth_config, auth_stream, committed_total, dumps, produce
 
 pytestmark = pytest.mark.kafka

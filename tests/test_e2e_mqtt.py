@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from streamproc.config import parse_config_text
-from streamproc.runtime import Runtime
+from streamproc.pipeline.runtime import Runtime
 from tests.streams import auth_stream
 
 pytestmark = pytest.mark.mqtt
@@ -109,9 +109,9 @@ async def test_message_published_while_stopped_is_processed_after_restart(
 
 
 async def test_mqtt_source_reports_an_unreachable_broker_clearly(tmp_path) -> None:
-    from streamproc.broker import free_port
     from streamproc.config import MqttConfig
     from streamproc.errors import SourceError
+    from streamproc.ops.broker import free_port
     from streamproc.sources.mqtt import MqttSource
 
     source = MqttSource(MqttConfig(port=free_port(), client_id="nobody"), ["x/#"], start_retries=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamproc.cli import main as cli_main
+from streamproc.commands.cli import main as cli_main
 from streamproc.config import load_config
 from streamproc.detectors import REGISTRY
 from streamproc.errors import ConfigError, ConfigErrors

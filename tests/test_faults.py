@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamproc.broker import EmbeddedKafka, free_port
+from streamproc.ops.broker import EmbeddedKafka, free_port
 from tests.streams import BASE_TS, auth_stream, committed_total, dumps, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -62,7 +62,7 @@ def start_worker(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes
             [
                 sys.executable,
                 "-m",
-                "streamproc.cli",
+                "streamproc.commands.cli",
                 "run",
                 "-c",
                 str(config),
@@ -423,7 +423,16 @@ async def test_run_with_two_workers_delivers_each_alert_once_and_stops_on_sigter
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(tmp_path / "sup.log", "ab") as out:
         sup = subprocess.Popen(
-            [sys.executable, "-m", "streamproc.cli", "run", "-c", str(config), "--workers", "2"],
+            [
+                sys.executable,
+                "-m",
+                "streamproc.commands.cli",
+                "run",
+                "-c",
+                str(config),
+                "--workers",
+                "2",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

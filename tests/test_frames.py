@@ -25,8 +25,8 @@ from streamproc.decode.frames import FrameReader
 from streamproc.detectors import REGISTRY
 from streamproc.detectors.base import Detector
 from streamproc.events import Event
-from streamproc.generate import generate
-from streamproc.runtime import Judge
+from streamproc.pipeline.runtime import Judge
+from streamproc.traffic import generate
 
 pa = pytest.importorskip("pyarrow")
 
@@ -531,7 +531,7 @@ def test_times_of_real_dates_are_read() -> None:
 
 
 def test_how_batches_were_judged_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamproc.metrics import Metrics
+    from streamproc.ops.metrics import Metrics
 
     records = _stream("auth", "auth-logs", 6000, seed=4, trouble=False)
     config = _config("auth-logs", {"brute_force"})

@@ -18,8 +18,8 @@ import pytest
 
 from streamproc.config import parse_config_text
 from streamproc.decode import RawRecord
-from streamproc.metrics import Metrics
-from streamproc.runtime import MQTT_MAX_TOPICS, MQTT_TOPIC_TTL, Judge, Runtime
+from streamproc.ops.metrics import Metrics
+from streamproc.pipeline.runtime import MQTT_MAX_TOPICS, MQTT_TOPIC_TTL, Judge, Runtime
 
 T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z
 FILTER = "hosts/+/metrics"

@@ -13,11 +13,11 @@ import orjson
 import pytest
 
 from streamproc.config import parse_config_text
-from streamproc.deadletters import FileDeadLetters, KafkaDeadLetters
 from streamproc.decode import DeadLetter
 from streamproc.decode.deadletter import MAX_DEAD_LETTER_BYTES
-from streamproc.metrics import Metrics
-from streamproc.runtime import Runtime
+from streamproc.ops.metrics import Metrics
+from streamproc.pipeline.runtime import Runtime
+from streamproc.storage.dlq import FileDeadLetters, KafkaDeadLetters
 from tests.streams import auth_config, auth_stream, committed_total, dumps, produce
 
 
@@ -150,7 +150,7 @@ async def test_a_dead_letter_refused_for_size_is_written_without_its_payload_and
     sized for: the write still succeeds, with a minimal dead letter that says why."""
     from aiokafka import AIOKafkaProducer
 
-    from streamproc.broker import ensure_topics
+    from streamproc.ops.broker import ensure_topics
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     await ensure_topics({"bootstrap_servers": kafka.bootstrap_servers}, {f"{topic}.dlq": 1})
@@ -187,7 +187,7 @@ async def test_a_dead_letter_refused_for_size_is_written_without_its_payload_and
 async def test_cut_and_refused_dead_letters_are_counted_per_topic_in_prometheus(kafka) -> None:
     from aiokafka import AIOKafkaProducer
 
-    from streamproc.broker import ensure_topics
+    from streamproc.ops.broker import ensure_topics
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     await ensure_topics({"bootstrap_servers": kafka.bootstrap_servers}, {f"{topic}.dlq": 1})
@@ -260,7 +260,7 @@ def _failures(username: str, user_agent: str, n: int = 6, ip: str = "203.0.113.9
 
 
 def _replay(lines: list[bytes], config: str = ""):
-    from streamproc.replay import ReplayInput, replay_records
+    from streamproc.commands.replay import ReplayInput, replay_records
 
     return replay_records(parse_config_text(config), [ReplayInput("auth-logs", lines=lines)])
 
@@ -357,7 +357,7 @@ def test_an_alert_that_only_a_whole_part_cut_can_fit_loses_its_largest_evidence_
 def test_check_config_rejects_bad_alert_limits_with_file_and_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, words: str
 ) -> None:
-    from streamproc.cli import main as cli
+    from streamproc.commands.cli import main as cli
 
     path = tmp_path / "streamproc.yaml"
     path.write_text("state_dir: x\n" + section + "\n")
@@ -446,7 +446,7 @@ SHAPES = ["long_strings", "many_long_names", "not_json_types", "long_identity"]
 def test_an_alert_a_custom_detector_builds_by_hand_is_cut_to_alerts_max_bytes_in_replay(
     hand_built: Path, shape: str
 ) -> None:
-    from streamproc.cli import main as cli
+    from streamproc.commands.cli import main as cli
 
     config = hand_built / "streamproc.yaml"
     config.write_text(_hand_built_config(shape))
@@ -482,9 +482,9 @@ def test_an_alert_a_custom_detector_builds_by_hand_is_cut_before_the_alert_log(
     hand_built: Path, shape: str
 ) -> None:
     """The live path: records judged by the runtime's Judge, alerts appended to the log."""
-    from streamproc.alertlog import SqliteAlertLog
     from streamproc.decode.records import RawRecord
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
+    from streamproc.storage.alertlog import SqliteAlertLog
 
     judge = Judge(parse_config_text(_hand_built_config(shape)))
     records = [
@@ -528,7 +528,7 @@ def test_capping_an_alert_make_alert_capped_already_changes_nothing() -> None:
 def _unkeyed_judge(max_record_bytes: str = ""):
     """A Judge whose auth-logs topic is not keyed: records are repartitioned by username and
     by ip_address (no broker is needed to judge)."""
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     config = parse_config_text(f"""
 kafka: {{bootstrap_servers: "127.0.0.1:9"}}
@@ -558,8 +558,8 @@ def _record_of(size: int, **fields) -> bytes:
 def test_a_record_of_max_record_bytes_with_a_huge_key_field_repartitions_within_the_producers_limit() -> (  # noqa: E501
     None
 ):
-    from streamproc.batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES
     from streamproc.decode.records import RawRecord
+    from streamproc.pipeline.batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES
 
     judge = _unkeyed_judge()
     limit = judge.bindings["auth-logs"].max_record_bytes
@@ -577,7 +577,7 @@ def test_a_record_of_max_record_bytes_with_a_huge_key_field_repartitions_within_
 
 
 def test_the_same_long_key_always_lands_on_the_same_partition() -> None:
-    from streamproc.batches import BatchWriter, fit_key
+    from streamproc.pipeline.batches import BatchWriter, fit_key
 
     long_key = ("v" * 5000).encode()
     assert fit_key(long_key) == fit_key(long_key) == hashlib.sha256(long_key).hexdigest().encode()
@@ -590,8 +590,8 @@ def test_the_same_long_key_always_lands_on_the_same_partition() -> None:
 def test_a_record_whose_repartitioned_copy_outgrows_the_producers_limit_is_dead_lettered() -> None:
     """Re-encoding can grow a record (1e5 is written back as 100000.0): its copy is not
     produced, the record is dead-lettered with the reason, and it was still judged here."""
-    from streamproc.batches import MAX_INTERNAL_RECORD_BYTES
     from streamproc.decode.records import RawRecord
+    from streamproc.pipeline.batches import MAX_INTERNAL_RECORD_BYTES
 
     judge = _unkeyed_judge()
     row = {
@@ -616,7 +616,7 @@ def test_a_record_whose_repartitioned_copy_outgrows_the_producers_limit_is_dead_
 def test_max_record_bytes_above_what_a_repartitioned_record_can_carry_is_rejected(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from streamproc.cli import main as cli
+    from streamproc.commands.cli import main as cli
 
     path = tmp_path / "streamproc.yaml"
     path.write_text(
@@ -634,7 +634,7 @@ async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_an
 ) -> None:
     """An unkeyed topic: brute_force runs on the username repartition topic. Six failures of a
     600 KB username go there keyed by its SHA-256, all to one partition, and fire there."""
-    from streamproc.repartition import topic_name
+    from streamproc.pipeline.repartition import topic_name
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -709,7 +709,7 @@ def _digest_record(n: int) -> dict:
 async def test_a_digest_dead_lettered_to_the_file_is_split_into_lines_that_each_fit(
     tmp_path: Path,
 ) -> None:
-    from streamproc.notify.deadletter import FILE_NAME, DeadLetters
+    from streamproc.notify.undelivered import FILE_NAME, DeadLetters
 
     record = _digest_record(40)  # 2.4 MB as one line
     await DeadLetters(tmp_path).write([record])
@@ -728,7 +728,7 @@ async def test_a_digest_dead_lettered_to_the_file_is_split_into_lines_that_each_
 async def test_when_the_dead_letter_topic_fails_the_file_fallback_is_split_too(
     tmp_path: Path,
 ) -> None:
-    from streamproc.notify.deadletter import FILE_NAME, DeadLetters
+    from streamproc.notify.undelivered import FILE_NAME, DeadLetters
 
     async def broker_down(records: list[dict]) -> None:
         raise OSError("connection refused")
@@ -742,7 +742,7 @@ async def test_when_the_dead_letter_topic_fails_the_file_fallback_is_split_too(
 async def test_a_notify_dead_letter_with_a_huge_error_text_still_fits_one_line(
     tmp_path: Path,
 ) -> None:
-    from streamproc.notify.deadletter import FILE_NAME, DeadLetters
+    from streamproc.notify.undelivered import FILE_NAME, DeadLetters
 
     record = _digest_record(1) | {"error": "E" * 2_000_000}
     await DeadLetters(tmp_path).write([record])

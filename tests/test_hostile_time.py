@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import load_config, parse_config_text
 from streamproc.contracts import get_contract
 from streamproc.decode import RecordDecoder
 from streamproc.errors import ConfigError
 from streamproc.events import Event
-from streamproc.replay import ReplayInput, replay_records
-from streamproc.runtime import Runtime
+from streamproc.pipeline.runtime import Runtime
 from tests.streams import auth_stream, dumps, produce
 
 TOPICS = Path(__file__).resolve().parent.parent / "topics"
@@ -190,7 +190,7 @@ def test_a_checkpoint_keeps_held_candidates_and_not_their_time() -> None:
 
 def test_live_future_event_is_dead_lettered_and_moves_nothing() -> None:
     from streamproc.decode import RawRecord
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     judge = Judge(load_config(None), clock=time.time)
     now = time.time()
@@ -444,7 +444,7 @@ def test_duplicate_keys_are_never_missed_whatever_the_spacing(pairs, seps) -> No
 
 def test_a_repeated_key_hidden_by_spacing_in_a_batch_of_compact_records_is_rejected() -> None:
     from streamproc.decode import RawRecord
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     judge = Judge(load_config(None))
     good = [RawRecord(_auth(1_790_000_000.0 + i, f"u{i}"), "auth-logs", 0, i) for i in range(50)]
@@ -499,7 +499,7 @@ def _raw(ts: float, offset: int, user: str = "alice", ok: bool = True):
 
 
 def test_live_a_partition_quiet_overnight_moves_with_the_clock_at_once() -> None:
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     judge = Judge(load_config(None))
     t0, wall = 1_790_000_000.0, 5_000.0
@@ -515,7 +515,7 @@ def test_live_a_partition_quiet_overnight_moves_with_the_clock_at_once() -> None
 def test_live_a_held_record_that_agrees_with_the_clock_is_let_go_once_its_partition_is_quiet() -> (
     None
 ):
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     t0 = 1_790_000_000.0
     clock_now = [t0 + 2 * HOUR]
@@ -540,7 +540,7 @@ def _ticket_raw(ts: float, n: int, offset: int, partition: int = 0):
 def test_live_candidates_wait_while_their_partition_is_behind_and_are_judged_once_caught_up() -> (
     None
 ):
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     t0 = 1_790_000_000.0
     judge = Judge(load_config(None), clock=lambda: t0 + 30 * HOUR)
@@ -565,7 +565,7 @@ def test_live_candidates_wait_while_their_partition_is_behind_and_are_judged_onc
 def test_live_a_candidate_contradicted_once_is_dead_lettered_when_its_partition_is_caught_up() -> (
     None
 ):
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     t0 = 1_790_000_000.0
     judge = Judge(load_config(None), clock=lambda: t0 + 30 * HOUR)
@@ -580,7 +580,7 @@ def test_live_a_candidate_contradicted_once_is_dead_lettered_when_its_partition_
 
 
 def test_live_a_partition_of_two_records_has_a_stream_time_once_caught_up() -> None:
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     t0 = 1_790_000_000.0
     judge = Judge(load_config(None), clock=lambda: t0 + 30 * HOUR)
@@ -593,7 +593,7 @@ def test_live_a_partition_of_two_records_has_a_stream_time_once_caught_up() -> N
 
 def test_live_a_device_topic_quiet_for_idle_after_counts_as_caught_up() -> None:
     from streamproc.decode import RawRecord
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.runtime import Judge
 
     config = parse_config_text("""
 mqtt: {host: 127.0.0.1, port: 1883}
@@ -621,7 +621,7 @@ topics: [{family: host-metrics, mqtt_topic: "hosts/+/metrics"}]
 def test_check_config_rejects_a_bad_event_time_option_at_its_line_and_shows_a_good_one(
     tmp_path, capsys
 ) -> None:
-    from streamproc.cli import main as cli
+    from streamproc.commands.cli import main as cli
 
     path = tmp_path / "streamproc.yaml"
     path.write_text("topics:\n  - topic: logins\n    family: auth-logs\n    max_time_jump: soon\n")

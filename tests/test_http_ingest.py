@@ -16,13 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streamproc.alertlog import SqliteAlertLog
-from streamproc.broker import ensure_topics
 from streamproc.config import parse_config_text
-from streamproc.deadletters import FileDeadLetters, KafkaDeadLetters
 from streamproc.errors import ConfigError
-from streamproc.metrics import Metrics
-from streamproc.runtime import Judge
+from streamproc.ops.broker import ensure_topics
+from streamproc.ops.metrics import Metrics
+from streamproc.pipeline.runtime import Judge
 from streamproc.sources import webhooks
 from streamproc.sources.http import (
     API_PREFIX,
@@ -33,6 +31,8 @@ from streamproc.sources.http import (
     split_records,
 )
 from streamproc.sources.ingest import DeliveryDedup, TokenBucket
+from streamproc.storage.alertlog import SqliteAlertLog
+from streamproc.storage.dlq import FileDeadLetters, KafkaDeadLetters
 
 SAMPLES = Path(__file__).parent / "samples" / "webhooks"
 SECRET = "s3cret-for-tests"
@@ -660,7 +660,7 @@ async def test_before_the_runtime_is_attached_every_endpoint_answers_503(tmp_pat
 
 
 def test_check_config_lists_the_endpoints_and_never_a_secret(tmp_path, capsys, monkeypatch) -> None:
-    from streamproc.cli import main as cli
+    from streamproc.commands.cli import main as cli
 
     monkeypatch.setenv("GH_SECRET", SECRET)
     path = tmp_path / "streamproc.yaml"
@@ -800,7 +800,7 @@ async def test_on_the_listener_events_need_the_bearer_token_and_webhooks_their_s
 
 @pytest.mark.kafka
 async def test_after_a_reload_records_are_validated_by_the_new_mapping(kafka, tmp_path) -> None:
-    from streamproc.reload import apply_to_judge, plan
+    from streamproc.pipeline.reload import apply_to_judge, plan
 
     topic = f"cicd-{uuid.uuid4().hex[:8]}"
 

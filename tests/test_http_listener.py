@@ -17,8 +17,8 @@ from aiohttp import web
 from streamproc.config import parse_config_text
 from streamproc.errors import ConfigError
 from streamproc.http.listener import ListenAddress, Listener
-from streamproc.metrics import Metrics, routes
-from streamproc.redact import redact_text
+from streamproc.ops.metrics import Metrics, routes
+from streamproc.ops.redact import redact_text
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 
@@ -191,7 +191,7 @@ def test_api_section_is_checked_and_its_token_is_a_secret(tmp_path: Path) -> Non
     )
     assert config.api.token == TOKEN
     assert config.api.max_body_bytes == 2048 and config.api.resolve_timeout == 1800
-    from streamproc.redact import register_config_secrets
+    from streamproc.ops.redact import register_config_secrets
 
     register_config_secrets(config)
     assert TOKEN not in redact_text(f"Authorization: Bearer {TOKEN}")
@@ -208,8 +208,8 @@ def test_api_section_is_checked_and_its_token_is_a_secret(tmp_path: Path) -> Non
 
 
 def test_listen_address_and_each_workers_port() -> None:
-    from streamproc.cli import build_parser
-    from streamproc.workers import child_argv
+    from streamproc.commands.cli import build_parser
+    from streamproc.commands.workers import child_argv
 
     assert ListenAddress.parse("9093") == ListenAddress("127.0.0.1", 9093)
     assert ListenAddress.parse(":9093") == ListenAddress("127.0.0.1", 9093)
@@ -241,7 +241,7 @@ def test_run_with_a_port_in_use_says_so_without_a_trace(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "streamproc.cli",
+                "streamproc.commands.cli",
                 "run",
                 "--demo",
                 "--listen",
@@ -258,7 +258,7 @@ def test_run_with_a_port_in_use_says_so_without_a_trace(tmp_path: Path) -> None:
 
 
 def test_a_reload_that_changes_the_api_section_says_it_needs_a_restart() -> None:
-    from streamproc.reload import plan
+    from streamproc.pipeline.reload import plan
 
     old = parse_config_text(f"api: {{token: {TOKEN}}}\n")
     new = parse_config_text(f"api: {{token: {TOKEN}-rotated}}\n")

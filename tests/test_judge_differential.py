@@ -22,8 +22,8 @@ from streamproc.config import parse_config_text
 from streamproc.decode import RawRecord, RecordDecoder
 from streamproc.detectors import build_engine
 from streamproc.events import Event
-from streamproc.generate import generate
-from streamproc.runtime import Judge, rejected_dead_letter
+from streamproc.pipeline.runtime import Judge, rejected_dead_letter
+from streamproc.traffic import generate
 
 SCENARIOS = ["auth", "api", "hosts", "cicd", "tickets", "business", "mixed"]
 PARTITIONS = 3

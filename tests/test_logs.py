@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from streamproc.logs import RateLimitedLog, setup_logging
-from streamproc.redact import clear_secrets
+from streamproc.ops.logs import RateLimitedLog, setup_logging
+from streamproc.ops.redact import clear_secrets
 
 
 @pytest.fixture

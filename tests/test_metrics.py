@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from streamproc.metrics import Metrics, start_http_server
+from streamproc.ops.metrics import Metrics, start_http_server
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -111,7 +111,7 @@ def test_unknown_path_is_404(served) -> None:
 
 
 def test_metrics_listen_on_loopback_unless_an_address_is_given() -> None:
-    from streamproc.cli import build_parser
+    from streamproc.commands.cli import build_parser
 
     args = build_parser().parse_args(["run", "--metrics-port", "9108"])
     assert args.metrics_host == "127.0.0.1"

@@ -201,7 +201,7 @@ async def test_a_restarted_notifier_goes_on_resending_what_it_had_sent(
 async def test_alertmanager_credentials_stay_out_of_names_and_logs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from streamproc.broker import free_port
+    from streamproc.ops.broker import free_port
 
     port = free_port()  # nothing listens: every send fails
     url = f"alertmanager://admin:Pa55word-x@127.0.0.1:{port}/am/?token=Tok3n-secret"

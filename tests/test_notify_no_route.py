@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from streamproc.alerts import Alert, fingerprint
-from streamproc.metrics import Metrics
 from streamproc.notify import Notifier
-from streamproc.notify.deadletter import FILE_NAME, encode_to_fit
+from streamproc.notify.undelivered import FILE_NAME, encode_to_fit
+from streamproc.ops.metrics import Metrics
 
 
 def brute_force(i: int) -> Alert:
@@ -86,7 +86,7 @@ async def test_the_runtime_puts_unrouted_alerts_on_the_alert_dead_letter_topic(
     from aiokafka import AIOKafkaConsumer
 
     from streamproc.config import parse_config_text
-    from streamproc.runtime import Runtime
+    from streamproc.pipeline.runtime import Runtime
     from tests.streams import auth_stream, dumps, produce
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"

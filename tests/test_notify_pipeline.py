@@ -14,7 +14,6 @@ import pytest
 from streamproc.alerts import Alert, fingerprint
 from streamproc.notify import Notifier
 from streamproc.notify.channels import Channel, load_channels
-from streamproc.notify.deadletter import DeadLetters
 from streamproc.notify.dedup import Dedup, DedupQueueStage, DedupStage
 from streamproc.notify.deliver import ChannelSender, DeliverStage, Hooks, Messages, SendResult
 from streamproc.notify.group import Grouper, GroupStage
@@ -29,6 +28,7 @@ from streamproc.notify.silences import SilenceStore
 from streamproc.notify.stage import Batch, Routed, Sent, StageSuspended, Unit, run_in_tx
 from streamproc.notify.store import Tx, open_db
 from streamproc.notify.templates import Renderer
+from streamproc.notify.undelivered import DeadLetters
 
 
 def alert(

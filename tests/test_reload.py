@@ -13,9 +13,9 @@ import pytest
 
 from streamproc.config import load_config
 from streamproc.decode import RawRecord
-from streamproc.metrics import Metrics
-from streamproc.reload import Reloader
-from streamproc.runtime import Judge
+from streamproc.ops.metrics import Metrics
+from streamproc.pipeline.reload import Reloader
+from streamproc.pipeline.runtime import Judge
 
 T0 = 1_700_000_000
 

@@ -13,8 +13,8 @@ from streamproc.config import parse_config_text
 from streamproc.decode import RawRecord
 from streamproc.detectors.merge import SourceMerge
 from streamproc.events import Event
-from streamproc.repartition import plan, topic_name
-from streamproc.runtime import Judge, Runtime
+from streamproc.pipeline.repartition import plan, topic_name
+from streamproc.pipeline.runtime import Judge, Runtime
 from tests.streams import BASE_TS, committed_total, produce
 
 

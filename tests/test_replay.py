@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamproc.cli import main as cli_main
+from streamproc.commands.cli import main as cli_main
+from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import load_config
 from streamproc.detectors.testing import T0
-from streamproc.replay import ReplayInput, replay_records
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -134,7 +134,7 @@ def test_replay_same_input_gives_byte_identical_alerts(tmp_path: Path) -> None:
 
 
 def test_replay_order_of_inputs_and_batching_do_not_change_the_alerts(tmp_path: Path) -> None:
-    import streamproc.replay as replay_mod
+    import streamproc.commands.replay as replay_mod
 
     inputs = mixed_inputs(tmp_path)
     config = load_config(None)
@@ -296,9 +296,9 @@ def test_replay_writes_alerts_to_stdout_with_dash(
 
 
 def test_replay_finds_exactly_the_incidents_the_traffic_generator_injected() -> None:
-    # An independent check: streamproc.generate injects incidents and says how many alerts
+    # An independent check: streamproc.traffic injects incidents and says how many alerts
     # of each kind (and how many resolutions) they must raise.
-    from streamproc.generate import count_alerts, generate
+    from streamproc.traffic import count_alerts, generate
 
     traffic = generate("mixed", 20_000, seed=3)
     inputs = [

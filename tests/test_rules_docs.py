@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from streamproc.contracts import builtin_contracts
-from streamproc.metrics import Metrics
+from streamproc.ops.metrics import Metrics
 from streamproc.rules.files import parse_filter, parse_rule
 from streamproc.rules.types import RULE_TYPES
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from streamproc.alerts import Alert
+from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import parse_config_text
-from streamproc.metrics import Metrics
-from streamproc.replay import ReplayInput, replay_records
-from streamproc.runtime import Runtime
+from streamproc.ops.metrics import Metrics
+from streamproc.pipeline.runtime import Runtime
 from tests.streams import produce
 from tests.test_rules_types import req
 

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
+from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import parse_config_text
-from streamproc.replay import ReplayInput, replay_records
 from tests.test_rules_types import T0, iso, req
 
 
@@ -537,7 +537,7 @@ def test_unsupported_rules_are_reported_and_skipped_the_rest_load(tmp_path: Path
 def test_rules_check_lists_what_loads_and_what_does_not(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from streamproc.cli import main
+    from streamproc.commands.cli import main
 
     sigma_config(
         tmp_path,
@@ -560,7 +560,7 @@ def test_rules_check_lists_what_loads_and_what_does_not(
 def test_check_config_lists_rule_detectors_and_skipped_sigma_rules(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from streamproc.cli import main
+    from streamproc.commands.cli import main
 
     sigma_config(
         tmp_path,
@@ -580,7 +580,7 @@ def test_check_config_lists_rule_detectors_and_skipped_sigma_rules(
 
 
 def test_replay_runs_rules_given_on_the_command_line(tmp_path: Path) -> None:
-    from streamproc.cli import main
+    from streamproc.commands.cli import main
 
     sigma_config(
         tmp_path,

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
+from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import parse_config_text
 from streamproc.detectors import build_detectors, build_engine
 from streamproc.errors import ConfigError
-from streamproc.replay import ReplayInput, replay_records
 
 T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
 
@@ -264,7 +264,7 @@ def test_any_with_every_filter_operator(tmp_path: Path) -> None:
 
 
 def test_a_rule_is_a_detector_colocated_by_its_key(tmp_path: Path) -> None:
-    from streamproc.repartition import colocation
+    from streamproc.pipeline.repartition import colocation
 
     config = config_with(tmp_path, FREQ)
     binding = next(b for b in config.bindings if b.family == "api-access-logs")
@@ -388,8 +388,8 @@ def test_every_rule_type_gives_the_same_alerts_across_a_checkpoint_restore(tmp_p
 async def test_a_reload_applies_an_edited_rule_and_keeps_the_others(tmp_path: Path) -> None:
     from streamproc.config import load_config
     from streamproc.decode import RawRecord
-    from streamproc.reload import Reloader
-    from streamproc.runtime import Judge
+    from streamproc.pipeline.reload import Reloader
+    from streamproc.pipeline.runtime import Judge
 
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -424,7 +424,7 @@ async def test_a_reload_applies_an_edited_rule_and_keeps_the_others(tmp_path: Pa
 
 
 def test_a_rule_has_a_key_cap_and_is_repartitioned_by_its_key(tmp_path: Path) -> None:
-    from streamproc.repartition import plan
+    from streamproc.pipeline.repartition import plan
 
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(textwrap.dedent(FREQ))

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
+from streamproc.commands.run import parse_size
 from streamproc.config import parse_config_text
-from streamproc.metrics import Metrics
-from streamproc.runner import parse_size
-from streamproc.runtime import Runtime
+from streamproc.ops.metrics import Metrics
+from streamproc.pipeline.runtime import Runtime
 from tests.streams import auth_stream, committed_total, dumps, produce
 
 pytestmark = pytest.mark.kafka

@@ -15,15 +15,15 @@ from pathlib import Path
 import apprise
 import pytest
 
-from streamproc.alertlog import SqliteAlertLog
 from streamproc.config import parse_config_text
-from streamproc.deadletters import FileDeadLetters
 from streamproc.decode import DeadLetter
 from streamproc.notify import plugins
-from streamproc.notify.deadletter import DeadLetters
 from streamproc.notify.store import open_db
-from streamproc.runtime import Judge
-from streamproc.state import FileCheckpointer
+from streamproc.notify.undelivered import DeadLetters
+from streamproc.pipeline.runtime import Judge
+from streamproc.storage.alertlog import SqliteAlertLog
+from streamproc.storage.checkpoints import FileCheckpointer
+from streamproc.storage.dlq import FileDeadLetters
 
 
 def mode(path: Path) -> int:
@@ -94,7 +94,7 @@ def test_replay_outputs_are_private(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "streamproc.cli",
+            "streamproc.commands.cli",
             "replay",
             "--input",
             f"auth-logs={records}",

@@ -21,9 +21,9 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from streamproc.broker import free_port
 from streamproc.config import MqttConfig, parse_config_text
 from streamproc.errors import SourceError
+from streamproc.ops.broker import free_port
 
 pytestmark = pytest.mark.mqtt
 
@@ -285,7 +285,7 @@ async def test_mqtt_source_reports_a_wrong_password_without_revealing_it(
 async def test_agent_publishes_over_tls_with_password_from_the_yaml_config(
     secure_broker: SecureBroker,
 ) -> None:
-    from streamproc.agent import run_agent
+    from streamproc.commands.agent import run_agent
 
     os.environ["STREAMPROC_TEST_MQTT_PASSWORD"] = PASSWORD
     try:
@@ -317,7 +317,7 @@ async def test_agent_publishes_over_tls_with_password_from_the_yaml_config(
 async def test_agent_with_a_wrong_password_stops_with_a_clear_error(
     secure_broker: SecureBroker,
 ) -> None:
-    from streamproc.agent import run_agent
+    from streamproc.commands.agent import run_agent
 
     config = parse_config_text(
         "mqtt:\n  host: 127.0.0.1\n"

@@ -14,11 +14,11 @@ import aiomqtt
 import orjson
 import pytest
 
-from streamproc.broker import free_port
 from streamproc.config import parse_config_text
-from streamproc.logs import make_handler, setup_logging
-from streamproc.metrics import Metrics
-from streamproc.redact import clear_secrets, register_config_secrets
+from streamproc.ops.broker import free_port
+from streamproc.ops.logs import make_handler, setup_logging
+from streamproc.ops.metrics import Metrics
+from streamproc.ops.redact import clear_secrets, register_config_secrets
 from tests.streams import auth_stream
 from tests.test_security_mqtt_tls import PASSWORD, USER, _tls, secure_broker  # noqa: F401
 
@@ -39,7 +39,7 @@ async def test_no_secret_reaches_logs_metrics_dead_letters_or_state(
     receiver,
     tmp_path: Path,
 ) -> None:
-    from streamproc.runtime import Runtime
+    from streamproc.pipeline.runtime import Runtime
 
     prefix = f"s{uuid.uuid4().hex[:8]}"
     dead_port = free_port()  # nothing listens: every delivery there fails and is logged

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from streamproc.logs import setup_logging
-from streamproc.redact import (
+from streamproc.ops.logs import setup_logging
+from streamproc.ops.redact import (
     clear_secrets,
     redact_text,
     redact_url,
@@ -145,7 +145,7 @@ def test_service_name_never_returns_a_token() -> None:
 
 def test_config_secrets_are_masked_even_when_a_library_prints_a_token_alone() -> None:
     from streamproc.config import parse_config_text
-    from streamproc.redact import register_config_secrets
+    from streamproc.ops.redact import register_config_secrets
 
     config = parse_config_text(
         "mqtt:\n  host: 127.0.0.1\n  username: sp\n  password: Mqtt-Pw-31337\n"

@@ -18,13 +18,13 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 import streamproc
-from streamproc.broker import ensure_topics
 from streamproc.config import parse_config, parse_config_text
-from streamproc.runtime import Judge, Runtime
+from streamproc.ops.broker import ensure_topics
+from streamproc.pipeline.runtime import Judge, Runtime
+from streamproc.pipeline.startup import LOG_PREFIX, Startup
 from streamproc.sources.kafka import KafkaSource
-from streamproc.startup import LOG_PREFIX, Startup
-from streamproc.state import KafkaCheckpointer
-from streamproc.tables import TopicTable
+from streamproc.storage.checkpoints import KafkaCheckpointer
+from streamproc.storage.tables import TopicTable
 from tests.streams import auth_stream, dumps, produce
 
 pytestmark = pytest.mark.kafka
@@ -153,7 +153,7 @@ async def test_the_only_member_takes_every_partition_and_restores_before_start_r
 async def test_the_first_record_judged_is_logged_with_its_phases_and_kept_as_a_gauge(
     kafka, tmp_path, caplog
 ) -> None:
-    from streamproc.metrics import Metrics
+    from streamproc.ops.metrics import Metrics
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -168,7 +168,7 @@ state_dir: {tmp_path}
     metrics = Metrics(process_metrics=False)
     startup = Startup()
     runtime = Runtime(config, metrics=metrics, startup=startup)
-    caplog.set_level(logging.INFO, logger="streamproc.startup")
+    caplog.set_level(logging.INFO, logger="streamproc.pipeline.startup")
     await runtime.start()
     try:
         for _ in range(300):
@@ -206,7 +206,7 @@ def test_a_phase_counts_its_first_time_only_so_a_later_rebalance_is_not_start_up
 
 
 def test_a_worker_started_by_the_supervisor_counts_from_the_supervisors_start(monkeypatch) -> None:
-    from streamproc.startup import STARTED_ENV, process_started
+    from streamproc.pipeline.startup import STARTED_ENV, process_started
 
     own = process_started()
     monkeypatch.setenv(STARTED_ENV, repr(own - 2.5))
@@ -226,7 +226,8 @@ def test_the_process_start_is_read_to_the_clock_tick_not_to_the_boot_second() ->
         [
             sys.executable,
             "-c",
-            "from streamproc.startup import process_started; print(repr(process_started()))",
+            "from streamproc.pipeline.startup import process_started\n"
+            "print(repr(process_started()))",
         ],
         capture_output=True,
         text=True,
@@ -253,7 +254,7 @@ def test_a_route_or_inhibit_rule_delivery_would_refuse_stops_the_run_before_it_s
         [
             sys.executable,
             "-m",
-            "streamproc.cli",
+            "streamproc.commands.cli",
             "run",
             "-c",
             str(config),

@@ -26,12 +26,12 @@ HEAVY = ("apprise", "requests", "aiohttp", "sigma", "matplotlib", "rich")
 # with its Judge (every binding's decoder and detectors)
 RUN_PATH = r"""
 import json, sys
-from streamproc.cli import build_parser
+from streamproc.commands.cli import build_parser
 args = build_parser().parse_args(["run", *sys.argv[2:]])
-from streamproc.runner import main
-from streamproc.checkconfig import load_checked
-from streamproc.runtime import Runtime
-from streamproc.workers import listen_address
+from streamproc.commands.run import main
+from streamproc.commands.check_config import load_checked
+from streamproc.pipeline.runtime import Runtime
+from streamproc.commands.workers import listen_address
 config, _channels = load_checked(sys.argv[1] or None)
 listen_address(args)
 Runtime(config)
@@ -63,8 +63,9 @@ def test_importing_the_runtime_and_its_metrics_imports_no_delivery_http_rule_or_
 ) -> None:
     # the metrics themselves need prometheus_client only; their routes need aiohttp
     code = (
-        "import json, sys, streamproc.runtime, streamproc.runner, streamproc.metrics\n"
-        "streamproc.metrics.Metrics()\n"
+        "import json, sys\n"
+        "import streamproc.pipeline.runtime, streamproc.commands.run, streamproc.ops.metrics\n"
+        "streamproc.ops.metrics.Metrics()\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     assert _imported(code, cwd=tmp_path) & set(HEAVY) == set()

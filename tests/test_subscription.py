@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from streamproc.config import parse_config
-from streamproc.runtime import compile_subscription
+from streamproc.pipeline.runtime import compile_subscription
 
 
 def _pattern(dlq_suffix: str) -> re.Pattern[str]:

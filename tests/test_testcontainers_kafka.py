@@ -32,7 +32,7 @@ def apache_kafka():
 
 async def test_brute_force_end_to_end_on_apache_kafka(apache_kafka, receiver, tmp_path) -> None:
     from streamproc.config import parse_config_text
-    from streamproc.runtime import Runtime
+    from streamproc.pipeline.runtime import Runtime
 
     topic, group = f"auth-{uuid.uuid4().hex[:6]}", f"g-{uuid.uuid4().hex[:6]}"
     stream = auth_stream(2000, 2)

@@ -28,7 +28,7 @@ the fast path takes:
   the RecordDecoder's; an enum field's value in its enum as given;
 - a timestamp ``parse_timestamp`` accepts (``events.parse_timestamps``, column-wise).
 
-Candidates measured on the bench stream (``streamproc.generate`` "mixed", seed 7, 50,000
+Candidates measured on the bench stream (``streamproc.traffic`` "mixed", seed 7, 50,000
 auth-logs records of ~220 B in batches of 5,000, collector tuned as ``runtime.tune_gc``, the
 decoded rows kept alive as a judge keeps them; 2-core machine, medians of 5, ns per record)::
 

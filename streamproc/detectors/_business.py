@@ -19,8 +19,8 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState
 from ._common import Sweeper, clip, day_of, iso, parse_list, sample_of
+from ._windows import KeyedState
 from .base import Detector
 
 _FIELDS = ("metric", "daily_revenue", "previous_day_revenue", "daily_target", "value")

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState
 from ._common import Interner, Sweeper, clip, failed, failed_column, iso
+from ._windows import KeyedState
 from .base import Detector, Prefilter
 
 

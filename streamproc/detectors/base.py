@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Final
 from ..alerts import Alert, AlertLimits, cap_alert, fingerprint
 from ..errors import ConfigError
 from ..events import Event
-from ..windows import DEFAULT_KEY_CAP
+from ._windows import DEFAULT_KEY_CAP
 from .columns import EventBatch
 
 REGISTRY: dict[str, type[Detector]] = {}

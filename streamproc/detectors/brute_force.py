@@ -33,8 +33,8 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState
 from ._common import Interner, Sweeper, clip, failed, failed_column, iso, pack2, unpack2
+from ._windows import KeyedState
 from .base import Detector, Prefilter, register
 
 _T = itemgetter(0)

@@ -27,8 +27,8 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState, TimerQueue
 from ._common import clip, iso
+from ._windows import KeyedState, TimerQueue
 from .base import Detector, register
 from .columns import EventBatch
 

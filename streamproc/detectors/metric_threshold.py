@@ -36,8 +36,8 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState
 from ._common import clip, iso
+from ._windows import KeyedState
 from .base import Detector, Prefilter, register
 
 _METRICS = (

@@ -20,8 +20,8 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState
 from ._common import clip, column_equals, iso, sample_of
+from ._windows import KeyedState
 from .base import Detector, Prefilter, register
 
 FAILURE = frozenset(

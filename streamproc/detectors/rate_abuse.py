@@ -28,8 +28,8 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState
 from ._common import Sweeper, clip, iso
+from ._windows import KeyedState
 from .base import Detector, register
 from .columns import EventBatch
 

@@ -42,7 +42,6 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState, TimerQueue
 from ._common import clip, iso
 from ._tickets import (
     PRIORITIES,
@@ -52,6 +51,7 @@ from ._tickets import (
     priority_of,
     sla_table,
 )
+from ._windows import KeyedState, TimerQueue
 from .base import Detector, register
 
 _created = attrgetter("created")

@@ -43,9 +43,9 @@ from urllib.parse import unquote, unquote_plus
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState
 from ._common import Sweeper, clip, iso
 from ._sql_tokens import Finding, judge
+from ._windows import KeyedState
 from .base import Detector, Prefilter, register
 
 # Characters without which no SQL injection can be written into a URL (raw, before decoding).

@@ -21,7 +21,7 @@ from typing import Any
 from ..alerts import Alert
 from ..contracts import builtin_contracts
 from ..events import Event
-from ..windows import DEFAULT_KEY_CAP
+from ._windows import DEFAULT_KEY_CAP
 from .base import Detector, DetectorContext, load_detector_class
 from .engine import DetectorEngine, Rejected
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState
 from ._common import Sweeper, clip
 from ._tickets import SLA_DEFAULTS, engine_sla, hours_text, priority_of, sla_table
+from ._windows import KeyedState
 from .base import Detector, register
 
 

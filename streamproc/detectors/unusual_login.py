@@ -22,8 +22,8 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ..windows import KeyedState
 from ._common import Interner, Sweeper, clip, iso, network_of, sample_of, succeeded
+from ._windows import KeyedState
 from .base import Detector, Prefilter, register
 from .columns import EventBatch
 

@@ -300,7 +300,7 @@ class AlertmanagerAPI:
 
     async def get_status(self, _request: web.Request) -> web.Response:
         from .. import __version__
-        from ..redact import redact_text
+        from ..ops.redact import redact_text
 
         original = ""
         if self.config.file:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..alerts import Alert
-from ..logs import RateLimitedLog
+from ..ops.logs import RateLimitedLog
 
 if TYPE_CHECKING:
     from ..config import KafkaConfig
@@ -152,7 +152,7 @@ class KafkaActiveAlerts(ActiveAlerts):
         follow: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from ..tables import TopicTable
+        from ..storage.tables import TopicTable
 
         super().__init__(resolve_timeout, clock)
         self.cfg = cfg

@@ -28,7 +28,7 @@ import yaml
 
 from ..config import LineDict, LineList, load_yaml, substitute_env
 from ..errors import ConfigError, ConfigErrors
-from ..redact import redact_text
+from ..ops.redact import redact_text
 from .schemas import ALERTMANAGER_SCHEMAS, CONSOLE_SCHEMA, FILE_SCHEMA, console_url, file_url
 from .settings import NotifySettings
 

@@ -33,10 +33,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..alerts import Alert
-from ..logs import RateLimitedLog
+from ..ops.logs import RateLimitedLog
 from . import am_payloads
 from .channels import Channel, load_channels
-from .deadletter import DeadLetterCallback, DeadLetters
 from .dedup import Dedup
 from .deliver import AM_FORMATS, Hooks
 from .group import Grouper
@@ -51,6 +50,7 @@ from .silences import SilenceStage, SilenceStore
 from .stage import Batch, run_in_tx
 from .store import Tx, open_db
 from .templates import Message, Renderer, notify_type_for
+from .undelivered import DeadLetterCallback, DeadLetters
 from .worker import ChannelWorker, wait_event
 
 if TYPE_CHECKING:

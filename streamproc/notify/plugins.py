@@ -25,7 +25,7 @@ from urllib.parse import unquote
 import requests
 from apprise.decorators import notify
 
-from ..files import open_private, private_dir
+from ..storage.files import open_private, private_dir
 from .schemas import (
     ALERTMANAGER_SCHEMAS,
     CONSOLE_SCHEMA,

@@ -25,12 +25,12 @@ from .store import Tx
 
 if TYPE_CHECKING:
     from .channels import Channel
-    from .deadletter import DeadLetters
     from .dedup import Dedup
     from .deliver import Hooks
     from .outbox import Outbox, OutboxRow
     from .ratelimit import Pacing
     from .sharedlog import SharedNotificationLog
+    from .undelivered import DeadLetters
 
 log = logging.getLogger("streamproc.notify")
 

@@ -67,7 +67,7 @@ _UPSERT = (
 
 class SharedNotificationLog:
     def __init__(self, cfg: KafkaConfig, producer: Any, *, retention: float) -> None:
-        from ..tables import TopicTable
+        from ..storage.tables import TopicTable
 
         self.cfg = cfg
         self.topic = cfg.topics.notifications
@@ -82,7 +82,7 @@ class SharedNotificationLog:
         self.applied = 0
 
     async def ensure_topic(self) -> None:
-        from ..broker import ensure_topics
+        from ..ops.broker import ensure_topics
 
         await ensure_topics(
             self.cfg.client_kwargs(),

@@ -367,7 +367,7 @@ class SilenceTable(SilenceStage):
     """Silences in the deployment's topic, read as a table (see the module docstring)."""
 
     def __init__(self, cfg: KafkaConfig) -> None:
-        from ..tables import TopicTable
+        from ..storage.tables import TopicTable
 
         self.cfg = cfg
         self.topic = cfg.topics.silences
@@ -429,7 +429,7 @@ class SilenceTable(SilenceStage):
 
 
 async def ensure_silence_topic(cfg: KafkaConfig) -> None:
-    from ..broker import ensure_topics
+    from ..ops.broker import ensure_topics
 
     # one partition: silences are few; compaction (where the broker does it) keeps the
     # latest version of each

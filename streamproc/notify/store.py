@@ -36,7 +36,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ..files import private_dir, private_file
+from ..storage.files import private_dir, private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS silences (

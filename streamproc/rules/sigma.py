@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from ..alerts import Alert
+from ..detectors._windows import KeyedState, window_add
 from ..detectors.columns import EventBatch
 from ..errors import ConfigError
 from ..events import Event
-from ..windows import KeyedState, window_add
 from .predicates import All, Any_, BatchMatcher, Leaf, Node, Not, fields_of, record_predicate, text
 from .types import RULE_TYPES, RuleDetector, RuleSpec
 

@@ -37,10 +37,10 @@ from typing import Any, ClassVar
 import orjson
 
 from ..alerts import Alert
+from ..detectors._windows import KeyedState, TimerQueue, window_add
 from ..detectors.base import Detector, DetectorContext, Prefilter
 from ..detectors.columns import EventBatch
 from ..events import Event
-from ..windows import KeyedState, TimerQueue, window_add
 from .predicates import BatchMatcher, Node, Predicate, number, record_predicate, text
 
 # -- what a rule is -------------------------------------------------------------------------

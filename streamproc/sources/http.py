@@ -57,10 +57,10 @@ import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from ..batches import MAX_KEY_BYTES, fit_key
 from ..config import Binding
 from ..decode import BatchDecoder, DeadLetter, RawRecord
-from ..logs import RateLimitedLog
+from ..ops.logs import RateLimitedLog
+from ..pipeline.batches import MAX_KEY_BYTES, fit_key
 from . import webhooks
 from .ingest import DeliveryDedup, IngestSettings, TokenBucket, webhook_binding
 
@@ -316,7 +316,7 @@ class Ingest:
     def attach_runtime(self, runtime: Any) -> None:
         """Serve the bindings of a started Runtime: Kafka ones through its producer, MQTT
         ones through its Judge (see the module docstring)."""
-        from ..deadletters import FileDeadLetters, KafkaDeadLetters
+        from ..storage.dlq import FileDeadLetters, KafkaDeadLetters
 
         config = runtime.config
         targets: list[Any] = []

@@ -269,7 +269,7 @@ class DeliveryDedup:
         self.db: sqlite3.Connection | None = None
         self._writes = 0
         if path is not None:
-            from ..files import private_dir, private_file
+            from ..storage.files import private_dir, private_file
 
             private_dir(path.parent)
             self.db = sqlite3.connect(

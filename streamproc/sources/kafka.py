@@ -50,8 +50,8 @@ from aiokafka.errors import (
     UnknownMemberIdError,
 )
 
-from ..backoff import Backoff
 from ..config import KafkaConfig
+from ..ops.backoff import Backoff
 from .base import Batch
 
 log = logging.getLogger(__name__)

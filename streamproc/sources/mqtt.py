@@ -33,10 +33,10 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ..backoff import Backoff
 from ..config import MqttConfig
 from ..decode import RawRecord
 from ..errors import SourceError
+from ..ops.backoff import Backoff
 from .base import STATUS_PREFIX, Batch
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class MqttSource:
             if topic.startswith(STATUS_PREFIX):
                 # An agent's status or Last Will: fixed at connect time, so it carries no
                 # usable event time; it becomes a host-metrics record stamped on receipt.
-                from ..agent import status_record
+                from ..commands.agent import status_record
 
                 record = status_record(
                     payload if isinstance(payload, bytes) else str(payload).encode(), time.time()

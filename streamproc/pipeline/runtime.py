@@ -30,22 +30,22 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from .alerts import Alert
-from .backoff import Backoff
+from ..alerts import Alert
+from ..config import Binding, Config
+from ..decode import BatchDecoder, DeadLetter, RawRecord
+from ..decode.frames import FrameReader, columns_enabled, frame_reader_for
+from ..decode.records import DEFAULT_MAX_DEPTH
+from ..detectors import DetectorEngine, build_engine
+from ..detectors.engine import Rejected
+from ..detectors.merge import SourceMerge
+from ..events import Event
+from ..ops.backoff import Backoff
+from ..sources.base import STATUS_PREFIX, PartitionedSource
 from .batches import BatchWriter
-from .config import Binding, Config
-from .decode import BatchDecoder, DeadLetter, RawRecord
-from .decode.frames import FrameReader, columns_enabled, frame_reader_for
-from .decode.records import DEFAULT_MAX_DEPTH
-from .detectors import DetectorEngine, build_engine
-from .detectors.engine import Rejected
-from .detectors.merge import SourceMerge
-from .events import Event
-from .sources.base import STATUS_PREFIX, PartitionedSource
 from .startup import Startup
 
 if TYPE_CHECKING:
-    from .notify.active import ActiveAlerts
+    from ..notify.active import ActiveAlerts
 
 log = logging.getLogger(__name__)
 
@@ -1209,9 +1209,9 @@ class Runtime:
         if cfg.kafka is not None:
             from aiokafka import AIOKafkaProducer
 
-            from .alertlog import KafkaAlertLog, KafkaAlertReader
+            from ..storage.alertlog import KafkaAlertLog, KafkaAlertReader
+            from ..storage.dlq import KafkaDeadLetters
             from .batches import DEFAULT_MAX_REQUEST_SIZE
-            from .deadletters import KafkaDeadLetters
 
             # batches of up to 256 KiB: the alert log and repartition topics are written a
             # judged batch at a time (batches.py), not a record at a time
@@ -1236,7 +1236,7 @@ class Runtime:
             )
             self.reader = KafkaAlertReader(cfg.kafka, exclusive=cfg.kafka.embedded)
         else:
-            from .alertlog import SqliteAlertLog
+            from ..storage.alertlog import SqliteAlertLog
 
             self.alert_log = SqliteAlertLog(cfg.state_dir / "alerts.sqlite3")
             self.reader = self.alert_log
@@ -1246,7 +1246,7 @@ class Runtime:
         self._tasks.append(delivery_side)
 
         if kafka_bindings:
-            from .sources.kafka import KafkaSource
+            from ..sources.kafka import KafkaSource
 
             topics, pattern = compile_subscription(
                 kafka_bindings,
@@ -1263,7 +1263,7 @@ class Runtime:
             )
             progress = None
             if cfg.checkpoints:
-                from .state import KafkaCheckpointer
+                from ..storage.checkpoints import KafkaCheckpointer
 
                 self.checkpointer = KafkaCheckpointer(cfg.kafka, self.judge)  # type: ignore[arg-type]
                 await self.checkpointer.start()
@@ -1298,11 +1298,11 @@ class Runtime:
                 source.revoke_hooks.append(forget)
             self.ingest.append(loop)
         if mqtt_bindings:
-            from .deadletters import FileDeadLetters
-            from .sources.mqtt import MqttSource
+            from ..sources.mqtt import MqttSource
+            from ..storage.dlq import FileDeadLetters
 
             if cfg.checkpoints:
-                from .state import FileCheckpointer
+                from ..storage.checkpoints import FileCheckpointer
 
                 suffix = "" if self.worker is None else f"-{self.worker}"
                 self.file_checkpointer = FileCheckpointer(
@@ -1315,7 +1315,7 @@ class Runtime:
                 )
             filters = sorted({b.mqtt_topic for b in mqtt_bindings if b.mqtt_topic})
             if any(b.family == "host-metrics" for b in mqtt_bindings):
-                from .sources.mqtt import STATUS_FILTER
+                from ..sources.mqtt import STATUS_FILTER
 
                 filters.append(STATUS_FILTER)  # agents' Last Wills: host_silent at once
             source = MqttSource(  # type: ignore[assignment]
@@ -1341,7 +1341,7 @@ class Runtime:
                 )
             )
         if not self.sources:
-            from .errors import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(
                 "no topic binding has a configured source",
@@ -1372,7 +1372,7 @@ class Runtime:
         if self.notifier is None:
             # Apprise with its plugins is about 0.3 s of imports: in a thread, so that the
             # sources join, restore and judge meanwhile instead of waiting for it
-            from .notify.channels import load_apprise
+            from ..notify.channels import load_apprise
 
             await asyncio.to_thread(load_apprise)
             self.notifier = self._make_notifier()
@@ -1389,8 +1389,8 @@ class Runtime:
         """The active-alerts table (notify/active.py): shared through a topic with Kafka,
         through the state directory's notify.db without. Only a runtime that serves it reads
         the topic."""
-        from .notify.active import KafkaActiveAlerts, SqliteActiveAlerts
-        from .notify.store import open_db
+        from ..notify.active import KafkaActiveAlerts, SqliteActiveAlerts
+        from ..notify.store import open_db
 
         timeout = self.config.api.resolve_timeout
         kcfg = self.config.kafka
@@ -1518,7 +1518,7 @@ class Runtime:
                 return
             except Exception as exc:  # noqa: BLE001 - retried with backoff, then re-raised
                 if self.start_retries is not None and backoff.attempt >= self.start_retries:
-                    from .errors import SourceError
+                    from ..errors import SourceError
 
                     raise SourceError(
                         f"{what}: cannot reach {self.config.kafka.bootstrap_servers}"  # type: ignore[union-attr]
@@ -1535,7 +1535,7 @@ class Runtime:
                 await backoff.wait()
 
     async def _ensure_internal_topics(self) -> None:
-        from .broker import ensure_topics
+        from ..ops.broker import ensure_topics
 
         kcfg = self.config.kafka
         assert kcfg is not None
@@ -1549,7 +1549,7 @@ class Runtime:
             for b in self.config.kafka_bindings:
                 if b.topic:
                     wanted.setdefault(b.topic, 3)
-        from .notify.active import retention_ms
+        from ..notify.active import retention_ms
 
         configs = {
             kcfg.topics.active_alerts: {
@@ -1584,7 +1584,7 @@ class Runtime:
         checkpointer's reader starts: created at assignment instead, each new topic cost that
         reader a metadata round and a retry backoff (0.1 s) before its end offsets, 0.7 s for
         the default topics. A topic matched by a pattern gets its changelog at assignment."""
-        from .broker import ensure_topics
+        from ..ops.broker import ensure_topics
 
         kcfg = self.config.kafka
         assert kcfg is not None
@@ -1604,7 +1604,7 @@ class Runtime:
             log.debug("changelogs not created ahead (%s)", exc)
 
     def _make_notifier(self) -> Any:
-        from .notify import Notifier
+        from ..notify import Notifier
 
         notify_cfg = dict(self.config.notify)
         notify_cfg.update(self.notify_overrides)
@@ -1614,8 +1614,8 @@ class Runtime:
             producer = self.producer
 
             async def dead_letter(records: list[dict[str, Any]]) -> None:
+                from ..notify.undelivered import encode_to_fit
                 from .batches import DEFAULT_MAX_REQUEST_SIZE, RECORD_OVERHEAD
-                from .notify.deadletter import encode_to_fit
 
                 limit = DEFAULT_MAX_REQUEST_SIZE - RECORD_OVERHEAD
                 futures = [
@@ -1640,15 +1640,15 @@ class Runtime:
         """What every worker of the deployment must see alike: silences and the notification
         log. With Kafka, topics of the deployment (notify/silences.py, notify/sharedlog.py);
         without, the shared state directory (not a worker's own)."""
-        from .notify.settings import parse_settings
-        from .notify.silences import SilenceStore, SilenceTable
-        from .notify.store import open_db
+        from ..notify.settings import parse_settings
+        from ..notify.silences import SilenceStore, SilenceTable
+        from ..notify.store import open_db
 
         kcfg = self.config.kafka
         silences: Any = None
         shared_log: Any = None
         if kcfg is not None and self.producer is not None:
-            from .notify.sharedlog import SharedNotificationLog
+            from ..notify.sharedlog import SharedNotificationLog
 
             settings = parse_settings(notify_cfg)
             shared_log = SharedNotificationLog(

@@ -41,9 +41,9 @@ import orjson
 from .internal_topics import InternalTopics
 
 if TYPE_CHECKING:
-    from .config import Binding, Config
-    from .detectors import Detector
-    from .events import Event
+    from ..config import Binding, Config
+    from ..detectors import Detector
+    from ..events import Event
 
 
 def colocation(
@@ -69,14 +69,14 @@ def topic_name(config: Config, binding: Binding, field: str) -> str:
 def internal_topics(config: Config) -> InternalTopics:
     """The config's internal topic names (those of the default application id without Kafka,
     as in replay)."""
-    from .config import DEFAULT_GROUP_ID
+    from ..config import DEFAULT_GROUP_ID
 
     return config.kafka.topics if config.kafka is not None else InternalTopics(DEFAULT_GROUP_ID)
 
 
 def plan(config: Config, binding: Binding) -> tuple[set[str], dict[str, set[str]]]:
     """(kinds that run where the records arrive, {field: kinds re-keyed by that field})."""
-    from .detectors import build_detectors
+    from ..detectors import build_detectors
 
     local: set[str] = set()
     remote: dict[str, set[str]] = {}
@@ -91,7 +91,7 @@ def plan(config: Config, binding: Binding) -> tuple[set[str], dict[str, set[str]
 
 def assumed_colocation(config: Config, binding: Binding) -> dict[str, tuple[str, ...] | None]:
     """The binding's detectors that declare no ``colocate``, with what was assumed for them."""
-    from .detectors import build_detectors
+    from ..detectors import build_detectors
 
     out: dict[str, tuple[str, ...] | None] = {}
     for detector in build_detectors(config, binding):

@@ -27,11 +27,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
-from .batches import DEFAULT_MAX_REQUEST_SIZE, RECORD_OVERHEAD, fit_key
-from .decode import DeadLetter
-from .decode.deadletter import MAX_DEAD_LETTER_BYTES
+from ..decode import DeadLetter
+from ..decode.deadletter import MAX_DEAD_LETTER_BYTES
+from ..ops.logs import RateLimitedLog
+from ..pipeline.batches import DEFAULT_MAX_REQUEST_SIZE, RECORD_OVERHEAD, fit_key
 from .files import open_private, private_dir
-from .logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 

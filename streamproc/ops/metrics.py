@@ -262,7 +262,7 @@ class Metrics:
             registry=r,
         )
         self.build_info = Info("streamproc_build", "streamproc version", registry=r)
-        from . import __version__
+        from .. import __version__
 
         self.build_info.info({"version": __version__})
         self.config_last_reload_success.set_to_current_time()
@@ -362,7 +362,7 @@ class MetricsServer:
     ``routes(metrics)`` on its one listener instead."""
 
     def __init__(self, metrics: Metrics, port: int, host: str) -> None:
-        from .http.listener import Listener
+        from ..http.listener import Listener
 
         self.metrics = metrics
         self.host = host

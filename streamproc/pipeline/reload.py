@@ -37,9 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .config import Binding, Config, load_config
-from .errors import ConfigError
-from .redact import redact_text, register_config_secrets
+from ..config import Binding, Config, load_config
+from ..errors import ConfigError
+from ..ops.redact import redact_text, register_config_secrets
 
 if TYPE_CHECKING:
     from .runtime import Judge
@@ -99,7 +99,7 @@ def apply_to_judge(judge: Judge, new: Config, needs_restart: list[str] | None = 
     (``judge.kinds``): a source topic's task those its key suits, a repartition topic's task
     those re-keyed by its field; each gets its own detectors' new parameters. A change that
     moves detectors between tasks needs new subscriptions: reported, not applied."""
-    from .detectors import build_detectors
+    from ..detectors import build_detectors
 
     applied: list[str] = []
     old: Config = judge.config
@@ -186,7 +186,7 @@ class Reloader:
 
     ``judge``: the runtime's Judge (``runtime.judge``); ``notifier``: anything with an optional
     ``reload(notify_cfg: dict) -> None``; ``on_config``: called with the new Config once it is
-    applied (the runtime stores it); ``metrics``: a ``streamproc.metrics.Metrics``.
+    applied (the runtime stores it); ``metrics``: a ``streamproc.ops.metrics.Metrics``.
     """
 
     def __init__(

@@ -55,7 +55,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from .config import KafkaConfig
+from ..config import KafkaConfig
 from .files import open_private, private_dir
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class KafkaCheckpointer:
         }
         if not todo:
             return
-        from .broker import ensure_topics
+        from ..ops.broker import ensure_topics
 
         await ensure_topics(self.cfg.client_kwargs(), todo)
         self._known_topics.update(partitions)

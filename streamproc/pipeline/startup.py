@@ -29,7 +29,7 @@ import os
 import time
 from typing import Any
 
-log = logging.getLogger("streamproc.startup")
+log = logging.getLogger("streamproc.pipeline.startup")
 
 FIRST_RECORD = "first_record"
 LOG_PREFIX = "first record judged after"

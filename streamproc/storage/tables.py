@@ -37,8 +37,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from .backoff import Backoff
-from .config import KafkaConfig
+from ..config import KafkaConfig
+from ..ops.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from ..decode.deadletter import DETAIL_KEEP, MAX_DEAD_LETTER_BYTES
-from ..files import open_private, private_dir
+from ..storage.files import open_private, private_dir
 
 log = logging.getLogger("streamproc.notify")
 

@@ -47,12 +47,12 @@ from typing import Any
 import orjson
 import psutil
 
-from . import __version__
-from .config import Config, MqttConfig, load_config
-from .contracts import get_contract
-from .errors import ConfigError, SourceError
-from .redact import register_secret
-from .sources.base import STATUS_PREFIX as _STATUS_TOPICS
+from .. import __version__
+from ..config import Config, MqttConfig, load_config
+from ..contracts import get_contract
+from ..errors import ConfigError, SourceError
+from ..ops.redact import register_secret
+from ..sources.base import STATUS_PREFIX as _STATUS_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ async def run_mqtt(
 ) -> int:
     import aiomqtt
 
-    from .sources.mqtt import make_client
+    from ..sources.mqtt import make_client
 
     cfg = config.mqtt or MqttConfig()
     topic = mqtt_topic_for(config, host)
@@ -444,7 +444,7 @@ async def run_agent(
 
 
 def main(args: argparse.Namespace) -> int:
-    from .logs import setup_logging
+    from ..ops.logs import setup_logging
 
     setup_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     config = load_config(args.config)

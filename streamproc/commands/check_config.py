@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .alerts import SEVERITIES, Alert
-from .config import Binding, Config, LineDict, LineList, load_config
-from .errors import ConfigError, ConfigErrors
-from .redact import redact_text, redact_url, register_config_secrets, service_name
+from ..alerts import SEVERITIES, Alert
+from ..config import Binding, Config, LineDict, LineList, load_config
+from ..errors import ConfigError, ConfigErrors
+from ..ops.redact import redact_text, redact_url, register_config_secrets, service_name
 
 
 @dataclass(slots=True)
@@ -61,7 +61,7 @@ def check(path: str | None) -> Report:
     file and line."""
     config, channels = load_checked(path)
     report = Report(config=config, channels=channels)
-    from .detectors import build_detectors
+    from ..detectors import build_detectors
 
     for binding in config.bindings:
         report.detectors[binding.name] = [
@@ -182,8 +182,8 @@ def _load_channels(config: Config, errors: list[ConfigError]) -> list[ChannelInf
     """The notify package's own loader when it is there (so check-config and the runtime agree
     exactly), else Apprise directly."""
     try:
-        from .notify.channels import load_channels
-        from .notify.settings import parse_settings
+        from ..notify.channels import load_channels
+        from ..notify.settings import parse_settings
     except ImportError:
         try:
             return _load_channels_with_apprise(config)
@@ -214,8 +214,8 @@ def _load_channels(config: Config, errors: list[ConfigError]) -> list[ChannelInf
 def _delivery_rule_errors(settings: Any) -> list[ConfigError]:
     """The routes and inhibit rules, built as the notifier builds them: ``run`` builds its
     notifier while the sources already consume, so a bad one must stop it here, before."""
-    from .notify.inhibit import parse_rules
-    from .notify.routing import build_routes
+    from ..notify.inhibit import parse_rules
+    from ..notify.routing import build_routes
 
     errors = []
     for build in (
@@ -283,9 +283,9 @@ def _routes(
     """kind -> severity -> channels reached (service name and redacted host), computed by the
     notify package's own Router on a sample firing alert of each kind and severity."""
     try:
-        from .notify.channels import load_channels
-        from .notify.routing import Router, build_routes
-        from .notify.settings import parse_settings
+        from ..notify.channels import load_channels
+        from ..notify.routing import Router, build_routes
+        from ..notify.settings import parse_settings
     except ImportError:
         return {}, "not shown: this build has no notify routing"
     settings = parse_settings(config.notify)
@@ -426,7 +426,7 @@ def render(report: Report, out: TextIO) -> None:
 
 def _render_ingest(c: Config, w: Any) -> None:
     """What ``streamproc run --listen`` serves of ``ingest:`` (never a secret)."""
-    from .sources.ingest import webhook_binding
+    from ..sources.ingest import webhook_binding
 
     ingest = c.ingest
     assert ingest is not None
@@ -463,7 +463,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _partitioning_line(config: Any, binding: Any) -> str:
     """How the binding's keyed detectors get their keys co-located (repartition.py)."""
-    from .repartition import assumed_colocation, plan, topic_name
+    from ..pipeline.repartition import assumed_colocation, plan, topic_name
 
     try:
         _, remote = plan(config, binding)

@@ -20,18 +20,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .config import Config, KafkaConfig
-from .files import private_dir
+from ..config import Config, KafkaConfig
+from ..storage.files import private_dir
 
 log = logging.getLogger("streamproc")
 
 
 def main(args: argparse.Namespace) -> int:
-    from .logs import setup_logging
+    from ..ops.logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
-    from .checkconfig import load_checked
-    from .startup import Startup
+    from ..pipeline.startup import Startup
+    from .check_config import load_checked
 
     startup = args.startup = Startup.of_run()
     # from this process's start
@@ -76,8 +76,8 @@ async def _run(
     cleanup: contextlib.ExitStack,
     serving: contextlib.AsyncExitStack,
 ) -> int:
-    from .runtime import Runtime
-    from .startup import Startup
+    from ..pipeline.runtime import Runtime
+    from ..pipeline.startup import Startup
 
     startup = getattr(args, "startup", None) or Startup()
     embedded = config.kafka is None and config.mqtt is None
@@ -107,7 +107,7 @@ async def _run(
             demo_state,
         )
     if embedded:
-        from .broker import EmbeddedKafka
+        from ..ops.broker import EmbeddedKafka
 
         broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log")
         private_dir(config.state_dir)
@@ -130,7 +130,7 @@ async def _run(
     address = listen_address(args)
     metrics = None
     if address is not None:
-        from .metrics import Metrics
+        from ..ops.metrics import Metrics
 
         metrics = Metrics()
     runtime = Runtime(
@@ -151,8 +151,8 @@ async def _run(
     api = None
     ingest = None
     if address is not None:
-        from .http.alertmanager import AlertmanagerAPI
-        from .sources.http import Ingest
+        from ..http.alertmanager import AlertmanagerAPI
+        from ..sources.http import Ingest
 
         api = AlertmanagerAPI(runtime, config, worker=worker, started=startup.started)
         # answers 503 until the runtime has started (attach_runtime below)
@@ -168,7 +168,7 @@ async def _run(
             listener.url,
             " (bearer token required but for health and webhooks)" if listener.token else "",
         )
-        from .http.listener import open_without_token
+        from ..http.listener import open_without_token
 
         if open_without_token(address.host, config.api.token):
             log.warning(
@@ -202,7 +202,7 @@ async def _run(
         if ingest is not None:
             ingest.attach_runtime(runtime)
         if args.config:
-            from .reload import Reloader
+            from ..pipeline.reload import Reloader
 
             reloader = Reloader.for_runtime(runtime, args.config)
             if api is not None:
@@ -237,9 +237,9 @@ async def _run(
 def build_listener(config: Config, address: Any, metrics: Any, api: Any, ingest: Any = None) -> Any:
     """The one HTTP listener of a run (http/listener.py) with everything it serves: what
     another feature serves over HTTP is mounted here (``listener.mount(prefix, app)``)."""
-    from .http.listener import Listener
-    from .metrics import routes
-    from .sources.http import API_PREFIX, WEBHOOKS_PATH, ingest_app
+    from ..http.listener import Listener
+    from ..ops.metrics import routes
+    from ..sources.http import API_PREFIX, WEBHOOKS_PATH, ingest_app
 
     listener = Listener(
         address.host,
@@ -270,7 +270,7 @@ async def feed_samples(config: Config) -> int:
     import orjson
     from aiokafka import AIOKafkaProducer
 
-    from .contracts import builtin_contracts
+    from ..contracts import builtin_contracts
 
     assert config.kafka is not None
     producer = AIOKafkaProducer(**config.kafka.client_kwargs(), linger_ms=20)
@@ -305,7 +305,7 @@ def parse_size(text: str) -> int:
     """'512M', '2G', '1.5GiB', '1000000' -> bytes."""
     import re
 
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
     if not m:

@@ -34,10 +34,10 @@ from aiokafka import (
     TopicPartition,
 )
 
-from .alerts import Alert
-from .backoff import Backoff
-from .batches import BatchWriter
-from .config import KafkaConfig
+from ..alerts import Alert
+from ..config import KafkaConfig
+from ..ops.backoff import Backoff
+from ..pipeline.batches import BatchWriter
 from .files import private_dir, private_file
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class KafkaAlertReader:
             try:
                 await consumer.start()
                 if self.exclusive:
-                    from .sources.kafka import assign_every_partition
+                    from ..sources.kafka import assign_every_partition
 
                     await assign_every_partition(consumer, [self.cfg.alert_topic])
                 else:

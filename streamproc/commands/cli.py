@@ -12,8 +12,8 @@ import os
 import sys
 from collections.abc import Callable
 
-from . import __version__
-from .errors import StreamprocError
+from .. import __version__
+from ..errors import StreamprocError
 
 EPILOG = """\
 first steps:
@@ -144,7 +144,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="stop once no record has arrived for this long (demos, batch jobs)",
     )
     _logging(p)
-    p.set_defaults(handler="streamproc.runner:main")
+    p.set_defaults(handler="streamproc.commands.run:main")
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -194,7 +194,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         help="Sigma rule files or folders to run as well (repeatable)",
     )
     _logging(p)
-    p.set_defaults(handler="streamproc.replay:main")
+    p.set_defaults(handler="streamproc.commands.replay:main")
 
 
 def _add_produce(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -228,7 +228,7 @@ def _add_produce(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--bootstrap", metavar="HOST:PORT", default=None)
     p.add_argument("--out-dir", metavar="DIR", default=".", help="for --to files")
     _logging(p)
-    p.set_defaults(handler="streamproc.produce:main")
+    p.set_defaults(handler="streamproc.commands.produce:main")
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -272,7 +272,7 @@ def _add_agent(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--host-name", default=None, help="reported host name (default: hostname)")
     p.add_argument("--count", type=int, default=None, help="stop after N samples")
     _logging(p)
-    p.set_defaults(handler="streamproc.agent:main")
+    p.set_defaults(handler="streamproc.commands.agent:main")
 
 
 def _add_check_config(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -285,7 +285,7 @@ def _add_check_config(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     _common_config(p)
     _logging(p)
-    p.set_defaults(handler="streamproc.checkconfig:main")
+    p.set_defaults(handler="streamproc.commands.check_config:main")
 
 
 def _add_silence(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batches import BatchWriter
-from .contracts import get_contract
-from .traffic import Traffic, generate
+from ..contracts import get_contract
+from ..pipeline.batches import BatchWriter
+from ..traffic import Traffic, generate
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ async def produce_kafka(
     """
     from aiokafka import AIOKafkaProducer
 
-    from .broker import ensure_topics
+    from ..ops.broker import ensure_topics
 
     topics = sorted({t for t, _, _ in items})
     if ensure and topics:
@@ -156,7 +156,7 @@ async def publish_mqtt(
     (Mosquitto drops or disconnects a publisher that floods it: a 100k QoS 1 burst made one
     disconnect the publisher "out of memory"). Returns when every message is written (QoS 0)
     or acknowledged (QoS 1)."""
-    from .sources.mqtt import make_client
+    from ..sources.mqtt import make_client
 
     client = make_client(
         mqtt_cfg, client_id=client_id or f"streamproc-produce-{time.time_ns()}", persistent=False
@@ -232,8 +232,8 @@ def print_expected(traffic: Traffic, out: Any = None) -> None:
 
 
 def main(args: Any) -> int:
-    from .config import KafkaConfig, MqttConfig, load_config
-    from .errors import ConfigError
+    from ..config import KafkaConfig, MqttConfig, load_config
+    from ..errors import ConfigError
 
     config = load_config(args.config) if getattr(args, "config", None) else None
     try:

@@ -17,8 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .errors import SourceError
-from .files import open_private
+from ..errors import SourceError
+from ..storage.files import open_private
 from .processes import stop_process
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from .decode.deadletter import MAX_DEAD_LETTER_BYTES
+from ..decode.deadletter import MAX_DEAD_LETTER_BYTES
 
 # aiokafka's default max_request_size, and Apache Kafka's default message.max.bytes give or
 # take the batch header: what one record may weigh.

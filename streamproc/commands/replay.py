@@ -41,16 +41,16 @@ from typing import IO, Any
 
 import orjson
 
-from .alerts import SEVERITIES, Alert
-from .config import Binding, Config, load_config
-from .contracts import family_for_topic, get_contract
-from .decode import BatchDecoder, DeadLetter
-from .decode.deadletter import MAX_DEAD_LETTER_BYTES
-from .detectors import DetectorEngine, build_engine
-from .detectors.engine import Rejected
-from .errors import ConfigError, StreamprocError
-from .events import Event
-from .files import open_private
+from ..alerts import SEVERITIES, Alert
+from ..config import Binding, Config, load_config
+from ..contracts import family_for_topic, get_contract
+from ..decode import BatchDecoder, DeadLetter
+from ..decode.deadletter import MAX_DEAD_LETTER_BYTES
+from ..detectors import DetectorEngine, build_engine
+from ..detectors.engine import Rejected
+from ..errors import ConfigError, StreamprocError
+from ..events import Event
+from ..storage.files import open_private
 
 BATCH = 4096  # events per engine call: large enough to amortise, small enough for memory
 
@@ -278,7 +278,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             config = load_config(args.config)
             if getattr(args, "rules", None) or getattr(args, "sigma", None):
-                from .rules import add_rules
+                from ..rules import add_rules
 
                 add_rules(config, args.rules or [], args.sigma or [])
         except ConfigError as exc:

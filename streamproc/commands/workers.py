@@ -28,13 +28,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from .config import Config
-from .files import private_dir
+from ..config import Config
+from ..storage.files import private_dir
 
 if TYPE_CHECKING:
-    from .http.listener import ListenAddress
+    from ..http.listener import ListenAddress
 
-log = logging.getLogger("streamproc.workers")
+log = logging.getLogger("streamproc.commands.workers")
 
 
 def default_workers(config: Config) -> int:
@@ -47,7 +47,7 @@ def listen_address(args: argparse.Namespace) -> ListenAddress | None:
     """Where ``run`` serves HTTP: ``--listen``, else ``--metrics-host:--metrics-port``."""
     if not getattr(args, "listen", None) and getattr(args, "metrics_port", None) is None:
         return None  # no HTTP: the listener's aiohttp (0.3 s of start-up) is not imported
-    from .http.listener import ListenAddress
+    from ..http.listener import ListenAddress
 
     if getattr(args, "listen", None):
         return ListenAddress.parse(args.listen)
@@ -58,7 +58,7 @@ def child_argv(args: argparse.Namespace, index: int, bootstrap: str | None) -> l
     argv = [
         sys.executable,
         "-m",
-        "streamproc.cli",
+        "streamproc.commands.cli",
         "run",
         "--workers",
         "1",
@@ -96,9 +96,9 @@ def run_workers(args: argparse.Namespace, config: Config) -> int:
     if config.kafka is None and config.mqtt is None and not bootstrap:
         import asyncio
 
-        from .broker import EmbeddedKafka
-        from .config import KafkaConfig
-        from .runner import feed_samples
+        from ..config import KafkaConfig
+        from ..ops.broker import EmbeddedKafka
+        from .run import feed_samples
 
         private_dir(config.state_dir)
         broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log").start()
@@ -106,7 +106,7 @@ def run_workers(args: argparse.Namespace, config: Config) -> int:
         log.info("embedded broker on %s for %d workers", bootstrap, workers)
         config.kafka = KafkaConfig(bootstrap_servers=bootstrap, embedded=True)
         if args.demo:
-            from .broker import ensure_topics
+            from ..ops.broker import ensure_topics
 
             async def prepare() -> int:
                 await ensure_topics(
@@ -126,7 +126,7 @@ def run_workers(args: argparse.Namespace, config: Config) -> int:
     def start(i: int) -> None:
         env = None
         if started is not None and i not in restarts:  # a worker's first start counts ours
-            from .startup import STARTED_ENV
+            from ..pipeline.startup import STARTED_ENV
 
             env = dict(os.environ, **{STARTED_ENV: repr(started.started)})
         procs[i] = subprocess.Popen(child_argv(args, i, bootstrap), env=env)

@@ -1,0 +1,1 @@
+"""``streamproc`` subcommands: each module is one command's entry point."""

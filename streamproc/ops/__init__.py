@@ -1,0 +1,2 @@
+"""Operating a worker: metrics and health endpoints, logs and redaction, reconnect backoff,
+child processes, the embedded broker."""
