@@ -3,19 +3,21 @@
 - ``kafka``: a Tansu broker (the embedded one) on a free loopback port, per test session.
 - ``mosquitto``: our own Mosquitto on a free loopback port with deliberate queue limits
   (amqtt as the fallback where the binary is missing).
+- ``secure_broker``: a Mosquitto that takes TLS and a password only, per test module.
 - ``receiver``/``make_receiver``: a local HTTP server that Apprise ``json://``/``form://`` URLs
   post to (``streamproc.bench.receivers.Receiver``, the notify bench's receiver run in this
   process); it records every request and can be told to fail, stall or rate-limit.
 - ``alertmanager``: a real Prometheus Alertmanager (``/usr/bin/prometheus-alertmanager``,
   clustering off) whose one receiver is a webhook to a ``Receiver``; skipped without the
   binary.
+
+How they start lives in tests/brokers.py, which tests that need a broker of their own import.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +31,15 @@ from streamproc.bench.receivers import Receiver
 
 from streamproc.ops.broker import EmbeddedKafka, free_port
 from streamproc.ops.processes import stop_process
+from tests.brokers import (
+    MOSQUITTO_PASSWD,
+    MqttBroker,
+    SecureBroker,
+    mosquitto_binary,
+    start_mosquitto,
+    start_secure_mosquitto,
+    wait_port,
+)
 
 
 @pytest.fixture(scope="session")
@@ -39,53 +50,6 @@ def kafka() -> Iterator[EmbeddedKafka]:
     broker.stop()
 
 
-class MqttBroker:
-    def __init__(self, host: str, port: int, proc: Any = None, kind: str = "mosquitto"):
-        self.host, self.port, self.proc, self.kind = host, port, proc, kind
-
-
-def _wait_port(host: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {host}:{port}")
-
-
-def start_mosquitto(extra_conf: str = "", port: int | None = None) -> tuple[MqttBroker, Path]:
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
-    )
-    if binary is None:
-        raise FileNotFoundError("mosquitto")
-    port = port or free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="streamproc-mosq-"))
-    conf = workdir / "mosquitto.conf"
-    # Limits set on purpose: the defaults (1000 queued QoS 1 messages) drop silently.
-    conf.write_text(
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
-        "persistence false\n"
-        "max_queued_messages 1000000\n"
-        "max_inflight_messages 1000\n"
-        "max_keepalive 65535\n" + extra_conf
-    )
-    proc = subprocess.Popen(
-        [binary, "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    if extra_conf and "listener" in extra_conf:
-        time.sleep(0.3)
-    else:
-        _wait_port("127.0.0.1", port)
-    return MqttBroker("127.0.0.1", port, proc), workdir
-
-
 @pytest.fixture(scope="session")
 def mosquitto() -> Iterator[MqttBroker]:
     try:
@@ -94,6 +58,21 @@ def mosquitto() -> Iterator[MqttBroker]:
         broker = _start_amqtt()
     yield broker
     if broker.proc is not None:
+        broker.proc.terminate()
+        broker.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    if MOSQUITTO_PASSWD is None:
+        pytest.skip("mosquitto_passwd is not installed (it ships with mosquitto)")
+    pytest.importorskip("cryptography")
+    broker = start_secure_mosquitto(tmp_path_factory.mktemp("mosq-tls"))
+    try:
+        yield broker
+    finally:
         broker.proc.terminate()
         broker.proc.wait(5)
 
@@ -112,7 +91,7 @@ def _start_amqtt() -> MqttBroker:
         "asyncio.run(m())\n"
     )
     proc = subprocess.Popen(["python", "-c", code], start_new_session=True)
-    _wait_port("127.0.0.1", port)
+    wait_port("127.0.0.1", port)
     return MqttBroker("127.0.0.1", port, proc, kind="amqtt")
 
 

@@ -157,3 +157,36 @@ notify:
   group_by: [fingerprint]
 state_dir: {state_dir}
 """
+
+
+def incident_stream(n_incidents: int, base: float = BASE_TS) -> tuple[list[dict], list[dict]]:
+    """Each incident: 6 failures 2 minutes apart; the first 3 in part one, the rest in part
+    two, so that every incident straddles whatever happens between the parts."""
+    first, second = [], []
+    for k in range(n_incidents):
+        for j in range(6):
+            event = {
+                "timestamp": base + k + j * 120,
+                "username": f"victim{k}",
+                "ip_address": f"203.0.113.{k % 250 + 1}",
+                "success": False,
+            }
+            (first if j < 3 else second).append(event)
+    first.sort(key=lambda e: e["timestamp"])
+    second.sort(key=lambda e: e["timestamp"])
+    return first, second
+
+
+def keys_of(events: list[dict]) -> list[bytes]:
+    return [e["username"].encode() for e in events]
+
+
+def fired_victims(receiver) -> list[str]:
+    out = []
+    for r in receiver.accepted:
+        text = orjson.dumps(r["json"]).decode()
+        for word in text.replace('"', " ").replace(",", " ").split():
+            if word.startswith("victim"):
+                out.append(word.rstrip(".:;)"))
+                break
+    return out

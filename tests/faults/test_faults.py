@@ -14,117 +14,28 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
 
 from streamproc.ops.broker import EmbeddedKafka, free_port
-from tests.streams import BASE_TS, auth_stream, committed_total, dumps, produce
+from tests.streams import (
+    auth_stream,
+    committed_total,
+    dumps,
+    fired_victims,
+    incident_stream,
+    keys_of,
+    produce,
+)
+from tests.waiting import wait_until
+from tests.workers import has_committed, start_worker, worker_config
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def write_config(
-    path: Path,
-    bootstrap: str,
-    topic: str,
-    group: str,
-    url: str,
-    state_dir: Path,
-    interval: float = 1.0,
-) -> Path:
-    path.write_text(f"""
-kafka:
-  bootstrap_servers: "{bootstrap}"
-  group_id: {group}
-  alert_topic: {group}.alerts
-  session_timeout_ms: 6000
-topics:
-  - topic: {topic}
-    family: auth-logs
-notify:
-  urls: ["{url}"]
-  group_wait: 0s
-  group_by: [fingerprint]
-  rate: 0
-state:
-  checkpoint_interval: {interval}
-state_dir: {state_dir}
-""")
-    return path
-
-
-def start_worker(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamproc.commands.cli",
-                "run",
-                "-c",
-                str(config),
-                "--workers",
-                "1",
-                "--log-level",
-                "INFO",
-                *extra,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def titles(receiver) -> list[str]:
     return sorted(orjson.dumps(r["json"]).decode() for r in receiver.accepted)
-
-
-def incident_stream(n_incidents: int, base: float = BASE_TS) -> tuple[list[dict], list[dict]]:
-    """Each incident: 6 failures 2 minutes apart; the first 3 in part one, the rest in part
-    two, so that every incident straddles whatever happens between the parts."""
-    first, second = [], []
-    for k in range(n_incidents):
-        for j in range(6):
-            event = {
-                "timestamp": base + k + j * 120,
-                "username": f"victim{k}",
-                "ip_address": f"203.0.113.{k % 250 + 1}",
-                "success": False,
-            }
-            (first if j < 3 else second).append(event)
-    first.sort(key=lambda e: e["timestamp"])
-    second.sort(key=lambda e: e["timestamp"])
-    return first, second
-
-
-def keys_of(events: list[dict]) -> list[bytes]:
-    return [e["username"].encode() for e in events]
-
-
-def fired_victims(receiver) -> list[str]:
-    out = []
-    for r in receiver.accepted:
-        text = orjson.dumps(r["json"]).decode()
-        for word in text.replace('"', " ").replace(",", " ").split():
-            if word.startswith("victim"):
-                out.append(word.rstrip(".:;)"))
-                break
-    return out
 
 
 async def test_sigterm_drains_commits_and_exits_zero_within_ten_seconds(
@@ -133,7 +44,7 @@ async def test_sigterm_drains_commits_and_exits_zero_within_ten_seconds(
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(20_000, 2)
     await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream))
-    config = write_config(
+    config = worker_config(
         tmp_path / "c.yaml",
         kafka.bootstrap_servers,
         topic,
@@ -166,7 +77,7 @@ async def test_incidents_straddling_a_sigkill_fire_after_restart_from_the_change
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     part1, part2 = incident_stream(20)
     await produce(kafka.bootstrap_servers, topic, dumps(part1), keys_of(part1))
-    config = write_config(
+    config = worker_config(
         tmp_path / "c.yaml",
         kafka.bootstrap_servers,
         topic,
@@ -177,7 +88,9 @@ async def test_incidents_straddling_a_sigkill_fire_after_restart_from_the_change
     proc = start_worker(config, tmp_path / "w1.log")
     try:
         await wait_until(
-            lambda: _committed(kafka, group, topic, len(part1)), 60, "part one to be checkpointed"
+            lambda: has_committed(kafka.bootstrap_servers, group, topic, len(part1)),
+            60,
+            "part one to be checkpointed",
         )
     finally:
         proc.kill()  # SIGKILL: no goodbye, no final checkpoint
@@ -196,17 +109,13 @@ async def test_incidents_straddling_a_sigkill_fire_after_restart_from_the_change
     assert "restored" in log
 
 
-async def _committed(kafka, group: str, topic: str, n: int) -> bool:
-    return await _committed_at(kafka.bootstrap_servers, group, topic, n)
-
-
 async def test_sigkill_while_200k_events_are_in_flight_loses_and_duplicates_nothing(
     kafka, receiver, tmp_path
 ) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(200_000, 12, span=24 * 3600)
     await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream))
-    config = write_config(
+    config = worker_config(
         tmp_path / "c.yaml",
         kafka.bootstrap_servers,
         topic,
@@ -228,7 +137,9 @@ async def test_sigkill_while_200k_events_are_in_flight_loses_and_duplicates_noth
     proc = start_worker(config, tmp_path / "w2.log")
     try:
         await wait_until(
-            lambda: _committed(kafka, group, topic, 200_000), 180, "every record to be committed"
+            lambda: has_committed(kafka.bootstrap_servers, group, topic, 200_000),
+            180,
+            "every record to be committed",
         )
         # The source topic may be fully committed before the kill while the repartition
         # topics still hold a backlog: the restarted worker first waits out the killed
@@ -248,7 +159,7 @@ async def test_survivor_takes_over_a_killed_workers_partitions_with_its_state(
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     part1, part2 = incident_stream(30)
     await produce(kafka.bootstrap_servers, topic, dumps(part1), keys_of(part1), partitions=4)
-    config = write_config(
+    config = worker_config(
         tmp_path / "c.yaml",
         kafka.bootstrap_servers,
         topic,
@@ -260,7 +171,7 @@ async def test_survivor_takes_over_a_killed_workers_partitions_with_its_state(
     b = start_worker(config, tmp_path / "b.log")
     try:
         await wait_until(
-            lambda: _committed(kafka, group, topic, len(part1)),
+            lambda: has_committed(kafka.bootstrap_servers, group, topic, len(part1)),
             90,
             "part one to be checkpointed by both workers",
         )
@@ -284,7 +195,7 @@ async def test_broker_absent_at_start_is_retried_until_it_appears(receiver, tmp_
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
-    config = write_config(
+    config = worker_config(
         tmp_path / "c.yaml", bootstrap, topic, group, receiver.url(), tmp_path / "state"
     )
     proc = start_worker(config, tmp_path / "w.log")
@@ -367,13 +278,13 @@ async def test_broker_restarted_mid_run_with_the_same_storage_completes_the_run(
     part1, part2 = incident_stream(10)
     b = broker()
     await produce(bootstrap, topic, dumps(part1), keys_of(part1))
-    config = write_config(
+    config = worker_config(
         tmp_path / "c.yaml", bootstrap, topic, group, receiver.url(), tmp_path / "state"
     )
     proc = start_worker(config, tmp_path / "w.log")
     try:
         await wait_until(
-            lambda: _committed_at(bootstrap, group, topic, len(part1)),
+            lambda: has_committed(bootstrap, group, topic, len(part1)),
             90,
             "part one to be checkpointed",
         )
@@ -384,7 +295,7 @@ async def test_broker_restarted_mid_run_with_the_same_storage_completes_the_run(
         await produce(bootstrap, topic, dumps(part2), keys_of(part2))
         await wait_until(lambda: len(receiver.accepted) >= 10, 120, "10 alerts after restart")
         await wait_until(
-            lambda: _committed_at(bootstrap, group, topic, len(part1) + len(part2)),
+            lambda: has_committed(bootstrap, group, topic, len(part1) + len(part2)),
             60,
             "every record to be committed",
         )
@@ -398,13 +309,6 @@ async def test_broker_restarted_mid_run_with_the_same_storage_completes_the_run(
     assert sorted(fired_victims(receiver)) == sorted(f"victim{k}" for k in range(10))
 
 
-async def _committed_at(bootstrap: str, group: str, topic: str, n: int) -> bool:
-    try:
-        return await committed_total(bootstrap, group, topic) >= n
-    except Exception:  # noqa: BLE001 - broker restarting
-        return False
-
-
 async def test_run_with_two_workers_delivers_each_alert_once_and_stops_on_sigterm(
     kafka, receiver, tmp_path
 ) -> None:
@@ -412,7 +316,7 @@ async def test_run_with_two_workers_delivers_each_alert_once_and_stops_on_sigter
     part1, part2 = incident_stream(16)
     stream = sorted(part1 + part2, key=lambda e: e["timestamp"])
     await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream), partitions=4)
-    config = write_config(
+    config = worker_config(
         tmp_path / "c.yaml",
         kafka.bootstrap_servers,
         topic,
@@ -440,7 +344,9 @@ async def test_run_with_two_workers_delivers_each_alert_once_and_stops_on_sigter
     try:
         await wait_until(lambda: len(receiver.accepted) >= 16, 120, "16 alerts")
         await wait_until(
-            lambda: _committed(kafka, group, topic, len(stream)), 60, "every record committed"
+            lambda: has_committed(kafka.bootstrap_servers, group, topic, len(stream)),
+            60,
+            "every record committed",
         )
         await asyncio.sleep(2)
         started = time.monotonic()

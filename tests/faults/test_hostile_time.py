@@ -13,7 +13,6 @@ import asyncio
 import json
 import time
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
@@ -27,9 +26,10 @@ from streamproc.decode import RecordDecoder
 from streamproc.errors import ConfigError
 from streamproc.events import Event
 from streamproc.pipeline.runtime import Runtime
+from tests.paths import REPO
 from tests.streams import auth_stream, dumps, produce
 
-TOPICS = Path(__file__).resolve().parent.parent / "topics"
+TOPICS = REPO / "topics"
 HOUR = 3600.0
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.alerts import Alert, fingerprint
-
-from .test_notify_delivery import refs
+from tests.deliveries import refs
+from tests.paths import REPO
 
 # The child plays the runtime: it reads the alert log from its committed offset, submits,
 # and commits the offset only after submit() returned (the contract). With "crash" it stops
@@ -68,7 +68,7 @@ def alerts(n: int) -> list[Alert]:
 
 
 def child(tmp: Path, url: str, group_wait: str, mode: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [
             sys.executable,

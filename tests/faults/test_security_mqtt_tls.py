@@ -6,169 +6,28 @@ aiomqtt client, the MQTT source and the host agent."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import os
-import shutil
-import socket
 import ssl
-import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import aiomqtt
 import pytest
 
 from streamproc.config import MqttConfig, parse_config_text
 from streamproc.errors import SourceError
-from streamproc.ops.broker import free_port
+from tests.brokers import SECURE_PASSWORD, SECURE_USER, SecureBroker
+from tests.certificates import tls_context
 
 pytestmark = pytest.mark.mqtt
 
-USER = "streamproc"
-PASSWORD = "Tls-Test-Pa55word"
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
-)
-MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 # A wrong password must fail well within this; a hang would sit here until it expires.
 NO_HANG = 20.0
-
-
-@dataclass
-class SecureBroker:
-    port: int
-    ca_file: Path
-    workdir: Path
-
-
-def _make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1/localhost signed by it."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "streamproc test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file, cert_file, key_file = workdir / "ca.pem", workdir / "server.pem", workdir / "key.pem"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return ca_file, cert_file, key_file
-
-
-def _wait_tls_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"mosquitto did not listen on {port}")
-
-
-@pytest.fixture(scope="module")
-def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
-    if MOSQUITTO is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    if MOSQUITTO_PASSWD is None:
-        pytest.skip("mosquitto_passwd is not installed (it ships with mosquitto)")
-    pytest.importorskip("cryptography")
-    workdir = tmp_path_factory.mktemp("mosq-tls")
-    ca_file, cert_file, key_file = _make_certificates(workdir)
-    passwd = workdir / "passwd"
-    subprocess.run(
-        [MOSQUITTO_PASSWD, "-b", "-c", str(passwd), USER, PASSWORD], check=True, capture_output=True
-    )
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    # Run as the invoking user (Mosquitto drops root to 'mosquitto', who could not read the
-    # pytest temp dir).
-    user_line = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(
-        f"{user_line}per_listener_settings false\n"
-        "allow_anonymous false\n"
-        f"password_file {passwd}\n"
-        "persistence false\n"
-        f"listener {port} 127.0.0.1\n"
-        f"cafile {ca_file}\ncertfile {cert_file}\nkeyfile {key_file}\n"
-        "tls_version tlsv1.2\n"
-    )
-    log = workdir / "mosquitto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [MOSQUITTO, "-c", str(conf)], stdout=out, stderr=out, start_new_session=True
-        )
-    try:
-        _wait_tls_port(port)
-        yield SecureBroker(port, ca_file, workdir)
-    finally:
-        proc.terminate()
-        proc.wait(5)
-
-
-def _tls(ca_file: Path | None) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
 def _mqtt_cfg(broker: SecureBroker, password: str, **kw: object) -> MqttConfig:
     return MqttConfig(
         host="127.0.0.1",
         port=broker.port,
-        username=USER,
+        username=SECURE_USER,
         password=password,
         tls={"ca_file": str(broker.ca_file)},
         client_id=f"sec-{os.getpid()}",
@@ -182,9 +41,9 @@ async def test_right_password_over_tls_connects_and_round_trips_a_message(
     async with aiomqtt.Client(
         "127.0.0.1",
         secure_broker.port,
-        username=USER,
-        password=PASSWORD,
-        tls_context=_tls(secure_broker.ca_file),
+        username=SECURE_USER,
+        password=SECURE_PASSWORD,
+        tls_context=tls_context(secure_broker.ca_file),
         identifier="sec-roundtrip",
     ) as client:
         await client.subscribe("sec/roundtrip", qos=1)
@@ -197,9 +56,9 @@ async def test_wrong_password_fails_fast_with_a_clear_reason(secure_broker: Secu
     client = aiomqtt.Client(
         "127.0.0.1",
         secure_broker.port,
-        username=USER,
+        username=SECURE_USER,
         password="not-the-password",
-        tls_context=_tls(secure_broker.ca_file),
+        tls_context=tls_context(secure_broker.ca_file),
         identifier="sec-wrong",
         timeout=NO_HANG,
     )
@@ -213,9 +72,9 @@ async def test_untrusted_certificate_is_refused(secure_broker: SecureBroker) -> 
     client = aiomqtt.Client(
         "127.0.0.1",
         secure_broker.port,
-        username=USER,
-        password=PASSWORD,
-        tls_context=_tls(None),
+        username=SECURE_USER,
+        password=SECURE_PASSWORD,
+        tls_context=tls_context(None),
         identifier="sec-untrusted",
         timeout=NO_HANG,
     )
@@ -230,8 +89,8 @@ async def test_plain_tcp_to_the_tls_port_fails_instead_of_hanging(
     client = aiomqtt.Client(
         "127.0.0.1",
         secure_broker.port,
-        username=USER,
-        password=PASSWORD,
+        username=SECURE_USER,
+        password=SECURE_PASSWORD,
         identifier="sec-plain",
         timeout=5,
     )
@@ -242,16 +101,16 @@ async def test_plain_tcp_to_the_tls_port_fails_instead_of_hanging(
 async def test_mqtt_source_connects_with_tls_and_password(secure_broker: SecureBroker) -> None:
     from streamproc.sources.mqtt import MqttSource
 
-    cfg = _mqtt_cfg(secure_broker, PASSWORD, qos=1)
+    cfg = _mqtt_cfg(secure_broker, SECURE_PASSWORD, qos=1)
     source = MqttSource(cfg, ["sec/source/#"], start_retries=2)
     await asyncio.wait_for(source.start(), NO_HANG)
     try:
         async with aiomqtt.Client(
             "127.0.0.1",
             secure_broker.port,
-            username=USER,
-            password=PASSWORD,
-            tls_context=_tls(secure_broker.ca_file),
+            username=SECURE_USER,
+            password=SECURE_PASSWORD,
+            tls_context=tls_context(secure_broker.ca_file),
             identifier="sec-pub",
         ) as pub:
             await pub.publish("sec/source/a", b'{"x": 1}', qos=1)
@@ -287,11 +146,11 @@ async def test_agent_publishes_over_tls_with_password_from_the_yaml_config(
 ) -> None:
     from streamproc.commands.agent import run_agent
 
-    os.environ["STREAMPROC_TEST_MQTT_PASSWORD"] = PASSWORD
+    os.environ["STREAMPROC_TEST_MQTT_PASSWORD"] = SECURE_PASSWORD
     try:
         config = parse_config_text(
             "mqtt:\n  host: 127.0.0.1\n"
-            f"  port: {secure_broker.port}\n  username: {USER}\n"
+            f"  port: {secure_broker.port}\n  username: {SECURE_USER}\n"
             "  password: ${STREAMPROC_TEST_MQTT_PASSWORD}\n"
             f"  tls: {{ca_file: {secure_broker.ca_file}}}\n"
         )
@@ -300,9 +159,9 @@ async def test_agent_publishes_over_tls_with_password_from_the_yaml_config(
     async with aiomqtt.Client(
         "127.0.0.1",
         secure_broker.port,
-        username=USER,
-        password=PASSWORD,
-        tls_context=_tls(secure_broker.ca_file),
+        username=SECURE_USER,
+        password=SECURE_PASSWORD,
+        tls_context=tls_context(secure_broker.ca_file),
         identifier="sec-agent-sub",
     ) as sub:
         await sub.subscribe("streamproc/host-metrics/sec-agent", qos=1)
@@ -321,7 +180,7 @@ async def test_agent_with_a_wrong_password_stops_with_a_clear_error(
 
     config = parse_config_text(
         "mqtt:\n  host: 127.0.0.1\n"
-        f"  port: {secure_broker.port}\n  username: {USER}\n  password: Nope-Nope-1\n"
+        f"  port: {secure_broker.port}\n  username: {SECURE_USER}\n  password: Nope-Nope-1\n"
         f"  tls: {{ca_file: {secure_broker.ca_file}}}\n"
     )
     with pytest.raises(SourceError) as info:

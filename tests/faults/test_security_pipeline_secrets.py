@@ -19,8 +19,9 @@ from streamproc.ops.broker import free_port
 from streamproc.ops.logs import make_handler, setup_logging
 from streamproc.ops.metrics import Metrics
 from streamproc.ops.redact import clear_secrets, register_config_secrets
+from tests.brokers import SECURE_PASSWORD, SECURE_USER
+from tests.certificates import tls_context
 from tests.streams import auth_stream
-from tests.test_security_mqtt_tls import PASSWORD, USER, _tls, secure_broker  # noqa: F401
 
 pytestmark = pytest.mark.mqtt
 
@@ -48,8 +49,8 @@ async def test_no_secret_reaches_logs_metrics_dead_letters_or_state(
 mqtt:
   host: 127.0.0.1
   port: {secure_broker.port}
-  username: {USER}
-  password: {PASSWORD}
+  username: {SECURE_USER}
+  password: {SECURE_PASSWORD}
   tls: {{ca_file: {secure_broker.ca_file}}}
   client_id: sp-{prefix}
   qos: 1
@@ -82,9 +83,9 @@ state_dir: {state_dir}
         async with aiomqtt.Client(
             "127.0.0.1",
             secure_broker.port,
-            username=USER,
-            password=PASSWORD,
-            tls_context=_tls(secure_broker.ca_file),
+            username=SECURE_USER,
+            password=SECURE_PASSWORD,
+            tls_context=tls_context(secure_broker.ca_file),
             identifier=f"pub-{prefix}",
         ) as pub:
             for payload in [*stream, b"garbage", b'{"timestamp": 1}']:
@@ -109,7 +110,7 @@ state_dir: {state_dir}
     dead_letters = (state_dir / "dead-letters.jsonl").read_bytes()
     assert b"not_json" in dead_letters
     state_files = b"".join(p.read_bytes() for p in state_dir.rglob("*") if p.is_file())
-    secrets = [PASSWORD, PATH_TOKEN, DEAD_PASSWORD]
+    secrets = [SECURE_PASSWORD, PATH_TOKEN, DEAD_PASSWORD]
     for secret in secrets:
         assert secret not in logs, f"{secret} in logs"
         assert secret not in exposition, f"{secret} in metrics"

@@ -1,7 +1,7 @@
 """sql_injection's token judge: a decoded value lexed as SQL in the three places it can land
 (outside quotes, inside '...', inside "..."), its token pattern judged by named rules.
 
-The labelled corpus is tests/sqli_grammar_corpus.py: attacks composed from SQL grammar for
+The labelled corpus is tests/fuzz/sqli_grammar_corpus.py: attacks composed from SQL grammar for
 five databases, disguised and encoded 0-2 times; hard benign requests; an nginx access log.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from streamproc.detectors._sql_tokens import fingerprint, judge
 from streamproc.detectors.sql_injection import decode, findings, match, suspicious
 from streamproc.detectors.testing import T0, Harness
-from tests.sqli_grammar_corpus import LOG_LINE, access_log, attack_corpus, benign_corpus
+from tests.fuzz.sqli_grammar_corpus import LOG_LINE, access_log, attack_corpus, benign_corpus
 
 # The examples of what signatures kept missing, verbatim, as the value of a parameter.
 ISSUE_EXAMPLES = [

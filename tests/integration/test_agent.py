@@ -30,15 +30,7 @@ from streamproc.contracts import get_contract
 from streamproc.decode import RecordDecoder
 from streamproc.events import Event
 from streamproc.ops.broker import ensure_topics, free_port
-
-
-def _conftest_start_mosquitto() -> Any:
-    """conftest's broker starter (brokers are started in one place); pytest imports conftest
-    under a name of its choosing, so find it among the loaded modules."""
-    for name, module in list(sys.modules.items()):
-        if name.endswith("conftest") and hasattr(module, "start_mosquitto"):
-            return module.start_mosquitto
-    pytest.skip("conftest.start_mosquitto is not available")
+from tests.brokers import start_mosquitto
 
 
 def _mqtt_config(tmp_path: Path, port: int, extra: str = "") -> Path:
@@ -180,7 +172,6 @@ async def test_killed_agent_publishes_its_last_will_at_once(mosquitto: Any, tmp_
 async def test_samples_taken_while_the_broker_is_down_are_sent_once_it_is_up(
     tmp_path: Path,
 ) -> None:
-    start_mosquitto = _conftest_start_mosquitto()
     port = free_port()
     host = f"edge-{uuid.uuid4().hex[:8]}"
     config = load_config(_mqtt_config(tmp_path, port))

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from streamproc.config import load_config
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 def test_compose_has_kafka_in_kraft_mode_mosquitto_and_streamproc() -> None:

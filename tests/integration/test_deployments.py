@@ -21,16 +21,17 @@ from streamproc.config import parse_config_text
 from streamproc.errors import ConfigError
 from streamproc.ops.broker import free_port
 from streamproc.pipeline.runtime import Runtime
-from tests.streams import auth_stream, committed_total, dumps, produce
-from tests.test_faults import (
-    _committed,
+from tests.streams import (
+    auth_stream,
+    committed_total,
+    dumps,
     fired_victims,
     incident_stream,
     keys_of,
-    start_worker,
-    wait_until,
-    write_config,
+    produce,
 )
+from tests.waiting import wait_until
+from tests.workers import has_committed, start_worker, worker_config
 
 pytestmark = pytest.mark.kafka
 
@@ -120,7 +121,7 @@ async def test_a_silence_added_with_the_cli_mutes_matching_alerts_in_every_worke
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     part1, part2 = incident_stream(16)
     stream = sorted(part1 + part2, key=lambda e: e["timestamp"])
-    config = write_config(
+    config = worker_config(
         tmp_path / "c.yaml",
         kafka.bootstrap_servers,
         topic,
@@ -168,7 +169,9 @@ async def test_a_silence_added_with_the_cli_mutes_matching_alerts_in_every_worke
             )
         await produce(kafka.bootstrap_servers, topic, dumps(stream), keys_of(stream), partitions=4)
         await wait_until(
-            lambda: _committed(kafka, group, topic, len(stream)), 90, "every record committed"
+            lambda: has_committed(kafka.bootstrap_servers, group, topic, len(stream)),
+            90,
+            "every record committed",
         )
         await wait_until(lambda: len(receiver.accepted) >= 8, 30, "the 8 unsilenced alerts")
         await asyncio.sleep(2)
@@ -209,7 +212,7 @@ async def test_alerts_a_killed_worker_sent_are_not_sent_again_by_the_worker_that
     # and appends the same alerts to the alert log once more
     # two machines: each worker with its own state directory
     configs = [
-        write_config(
+        worker_config(
             tmp_path / f"{m}.yaml",
             kafka.bootstrap_servers,
             topic,
@@ -286,7 +289,7 @@ async def test_the_silence_table_reads_the_latest_version_of_each_silence_from_e
     from streamproc.notify.silences import SilenceTable
 
     group = f"g-{uuid.uuid4().hex[:8]}"
-    config = write_config(
+    config = worker_config(
         tmp_path / "c.yaml",
         kafka.bootstrap_servers,
         "t",

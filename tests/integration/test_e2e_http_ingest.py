@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from streamproc.ops.broker import free_port
+from tests.paths import SAMPLES
 
 pytestmark = pytest.mark.kafka
 
-SAMPLES = Path(__file__).parent / "samples" / "webhooks"
+SAMPLES = SAMPLES / "webhooks"
 SECRET = "e2e-webhook-secret"
 
 

@@ -8,7 +8,6 @@ import hmac
 import json
 import time
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
@@ -33,8 +32,9 @@ from streamproc.sources.http import (
 from streamproc.sources.ingest import DeliveryDedup, TokenBucket
 from streamproc.storage.alertlog import SqliteAlertLog
 from streamproc.storage.dlq import FileDeadLetters, KafkaDeadLetters
+from tests.paths import REPO, SAMPLES
 
-SAMPLES = Path(__file__).parent / "samples" / "webhooks"
+SAMPLES = SAMPLES / "webhooks"
 SECRET = "s3cret-for-tests"
 
 
@@ -682,7 +682,7 @@ def test_check_config_lists_the_endpoints_and_never_a_secret(tmp_path, capsys, m
 def test_every_ingest_metric_the_operations_doc_names_exists() -> None:
     import re
 
-    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    doc = (REPO / "docs" / "operations.md").read_text()
     named = set(re.findall(r"`(streamproc_(?:ingest|webhooks)_\w+?)(?:_total)?`", doc))
     exposed = Metrics(process_metrics=False).exposition().decode()
     assert named == {

@@ -19,6 +19,7 @@ from streamproc.errors import ConfigError
 from streamproc.http.listener import ListenAddress, Listener
 from streamproc.ops.metrics import Metrics, routes
 from streamproc.ops.redact import redact_text
+from tests.certificates import make_certificates
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 
@@ -144,9 +145,7 @@ async def test_tls_serves_https_and_plain_http_gets_nothing(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     pytest.importorskip("cryptography")
-    from tests.test_security_mqtt_tls import _make_certificates
-
-    ca, cert, key = _make_certificates(tmp_path)
+    ca, cert, key = make_certificates(tmp_path)
     config = parse_config_text(f"api: {{ssl_certfile: {cert}, ssl_keyfile: {key}}}\n")
     listener = await started(ssl_context=config.api.ssl_context())
     try:
@@ -165,9 +164,7 @@ async def test_with_ssl_cafile_only_clients_with_a_certificate_of_that_ca_get_in
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     pytest.importorskip("cryptography")
-    from tests.test_security_mqtt_tls import _make_certificates
-
-    ca, cert, key = _make_certificates(tmp_path)
+    ca, cert, key = make_certificates(tmp_path)
     config = parse_config_text(
         f"api: {{ssl_certfile: {cert}, ssl_keyfile: {key}, ssl_cafile: {ca}}}\n"
     )

@@ -6,11 +6,9 @@ arrived and in which order."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 import pytest
@@ -19,8 +17,7 @@ from streamproc.alerts import Alert, fingerprint
 from streamproc.notify import Notifier
 from streamproc.notify.silences import SilenceStore
 from streamproc.notify.store import open_db
-
-REF = re.compile(r"ref ([0-9a-f]{16})")
+from tests.deliveries import refs, text_of
 
 
 def mk(
@@ -46,17 +43,6 @@ def mk(
         labels={"kind": kind, **key},
         family=family,
     )
-
-
-def text_of(req: dict[str, Any]) -> str:
-    if req.get("json"):
-        return f"{req['json'].get('title', '')}\n{req['json'].get('message', '')}"
-    form = parse_qs(req["body"].decode())
-    return "\n".join(v[0] for k, v in form.items() if k in ("title", "message"))
-
-
-def refs(requests: list[dict[str, Any]]) -> list[str]:
-    return [fp for r in requests for fp in REF.findall(text_of(r))]
 
 
 def config(*urls: Any, **over: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from streamproc.notify.stage import Batch, Routed, Sent, StageSuspended, Unit, r
 from streamproc.notify.store import Tx, open_db
 from streamproc.notify.templates import Renderer
 from streamproc.notify.undelivered import DeadLetters
+from tests.paths import REPO
 
 
 def alert(
@@ -422,7 +423,7 @@ async def test_reload_swaps_the_pipeline_and_each_channel_keeps_its_pacing(
 async def test_the_docs_table_lists_the_stages_in_the_pipelines_order(
     receiver: Any, tmp_path: Path
 ) -> None:
-    doc = (Path(__file__).parent.parent / "docs" / "notify.md").read_text()
+    doc = (REPO / "docs" / "notify.md").read_text()
     rows = doc.split("| stage | module | what it does |\n", 1)[1].split("\n\n", 1)[0]
     table = [line.split("|")[1].strip() for line in rows.splitlines()[1:]]  # after |---|
     n = Notifier.from_config({"urls": [receiver.url()]}, state_dir=tmp_path)

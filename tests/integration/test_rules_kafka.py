@@ -16,8 +16,8 @@ from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import parse_config_text
 from streamproc.ops.metrics import Metrics
 from streamproc.pipeline.runtime import Runtime
+from tests.api_records import req
 from tests.streams import produce
-from tests.test_rules_types import req
 
 pytestmark = pytest.mark.kafka
 

@@ -30,8 +30,9 @@ from streamproc.decode.patterns import (
 from streamproc.decode.records import RecordDecoder
 from streamproc.errors import ConfigError
 from streamproc.events import Event
+from tests.paths import REPO, SAMPLES
 
-AUTH_LOG = Path(__file__).resolve().parent / "samples" / "auth.log"
+AUTH_LOG = SAMPLES / "auth.log"
 AUTH = get_contract("auth-logs")
 
 
@@ -356,7 +357,7 @@ def test_bad_formats_are_config_errors_with_their_line(fmt: str, message: str) -
 
 
 def test_the_readme_lines_example_is_a_valid_config_that_reads_its_lines(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     block = readme.split("**Lines by pattern.**", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "my-syslog.yaml").write_text(
         "family: my-syslog\nfields:\n  timestamp: {type: timestamp, required: true}\n"

@@ -17,8 +17,9 @@ from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import load_config, parse_config_text
 from streamproc.detectors import REGISTRY, build_detectors
 from streamproc.detectors.testing import T0, Harness
+from tests.paths import REPO
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "detectors.md"
+DOC = REPO / "docs" / "detectors.md"
 
 
 def doc_block(name: str) -> str:

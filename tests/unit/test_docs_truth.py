@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from streamproc.ops.metrics import Metrics
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 # README, CONTRIBUTING, CHANGELOG and whatever else sits at the top
 DOCS = sorted(
     [

@@ -17,8 +17,9 @@ from streamproc.commands.cli import main as cli_main
 from streamproc.config import load_config
 from streamproc.detectors import REGISTRY
 from streamproc.errors import ConfigError, ConfigErrors
+from tests.paths import REPO
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "detectors.md"
+DOC = REPO / "docs" / "detectors.md"
 T = 1795972842.0  # 2026-11-29T17:20:42Z
 
 

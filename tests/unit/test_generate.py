@@ -8,7 +8,6 @@ generator's bookkeeping or in a detector, and the benchmarks would report it as 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,8 +28,9 @@ from streamproc.traffic import (
     render_readme,
     sample_traffic,
 )
+from tests.paths import REPO
 
-TOPICS = Path(__file__).resolve().parent.parent / "topics"
+TOPICS = REPO / "topics"
 
 
 def replay(traffic: Traffic, kinds: set[str] | None = None) -> tuple[list[Any], int]:

@@ -13,8 +13,9 @@ from streamproc.contracts import builtin_contracts
 from streamproc.ops.metrics import Metrics
 from streamproc.rules.files import parse_filter, parse_rule
 from streamproc.rules.types import RULE_TYPES
+from tests.paths import REPO
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "rules.md").read_text()
+DOC = (REPO / "docs" / "rules.md").read_text()
 
 
 def blocks_after(heading: str) -> list[str]:

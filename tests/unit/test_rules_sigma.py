@@ -13,7 +13,8 @@ import pytest
 
 from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import parse_config_text
-from tests.test_rules_types import T0, iso, req
+from tests.api_records import T0, iso, req
+from tests.paths import REPO
 
 
 def login(
@@ -657,7 +658,7 @@ def test_bench_detect_sigma_row_times_the_shipped_rules_against_the_built_ins() 
     from bench.common import Context
     from bench.detect import sigma_rules
 
-    folder = Path(__file__).resolve().parent.parent / "bench" / "sigma"
+    folder = REPO / "bench" / "sigma"
     row = sigma_rules(Context(events=3000, runs=1, out="unused"), str(folder))
     assert row.extra["rules"] == 100 and row.extra["skipped"] == 0
     assert row.runs and row.baseline_runs and row.target_met is not None
