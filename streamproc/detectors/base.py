@@ -153,7 +153,7 @@ class Detector:
         records in order: a predicate may read the detector's state as the batch starts and
         remember earlier records of the batch (metric_threshold: a host not in state normal,
         or over a threshold earlier in the batch). ``process`` given only the records it
-        passes must return what it returns given all of them (tests/test_detector_registry.py
+        passes must return what it returns given all of them (tests/unit/test_detector_registry.py
         checks every built-in). A declaration: ``process`` still receives every record and
         checks for itself. Measured on the mixed stream, picking the candidates first costs
         more than that check, whether by the predicate (a Python call per record: 0.85-0.93x
@@ -177,7 +177,7 @@ class Detector:
         (``DetectorEngine.process_frame``): ``process`` then receives only the records the
         expression selects, as Events, in order. The contract is ``prefilter``'s: ``process``
         given only those records returns what it returns given all of them, and the
-        expression selects at least what ``prefilter`` passes (tests/test_frames.py checks
+        expression selects at least what ``prefilter`` passes (tests/unit/test_frames.py checks
         every built-in). Asked once per batch, right before the detector judges it, so it may
         read the detector's state, and its peers' (they judged the batch before it)."""
         return None

@@ -26,8 +26,8 @@ Both are written for *context*, not keywords: ``select``, ``union``, ``or``, ``d
 names like O'Brien, JSON and base64 are everyday query strings. A tautology is a logic
 operator right after the closed value, then literals compared; UNION needs a SQL-shaped select
 list; a stacked query needs ``;`` and a statement; hex needs SQL around it (an Ethereum address
-is hex too). The labelled corpora in tests/test_sqli_corpus.py and tests/sqli_grammar_corpus.py
-measure recall and false positives.
+is hex too). The labelled corpora in tests/fuzz/test_sqli_corpus.py and
+tests/fuzz/sqli_grammar_corpus.py measure recall and false positives.
 
 Alerting: once per (ip_address, incident); further matching requests from that address within
 ``realert`` seconds are counted, not re-alerted. Known scanner user agents (sqlmap, Havij...)

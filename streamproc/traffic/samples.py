@@ -107,7 +107,7 @@ within {pair_within}, never {spread}+ distinct failing users from one IP within 
 no API client near {rate_n} requests in {rate_within}, host metrics below every threshold,
 tickets answered well within SLA, day-over-day revenue moves {move} at most). The incidents
 below are the only ones, and their counts are exact for the default detector settings.
-`tests/test_generate.py` replays the samples through the detectors.
+`tests/unit/test_generate.py` replays the samples through the detectors.
 
 Counting rules (`streamproc.traffic.count_alerts`): firing alerts per kind; for
 `pipeline_failed` only failures (severity above info; successes are info); internal alerts

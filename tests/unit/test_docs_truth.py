@@ -1,5 +1,6 @@
 """The docs name only what exists: every metric they mention is registered, every metric
-registered is set somewhere, and every repository path they cite is there."""
+registered is set somewhere, every repository path they cite is there, and so is every test
+file that the code, the tests and the project's configuration point readers to."""
 
 from __future__ import annotations
 
@@ -77,14 +78,42 @@ def test_every_registered_metric_is_set_by_the_code() -> None:
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_repository_path_a_doc_cites_exists(doc: Path) -> None:
-    cited = set(re.findall(r"`([\w.\-/]+/[\w.\-]+)`", doc.read_text()))
+    cited = set(re.findall(r"`([\w.\-/*]+/[\w.\-*]+)`", doc.read_text()))
     cited |= set(re.findall(r"\]\(([\w.\-/]+)\)", doc.read_text()))
     missing = []
     for path in cited:
         path = path.split("#")[0].rstrip("/")
         head = path.split("/")[0]
-        if head not in TOP or "*" in path or "<" in path:
+        if head not in TOP or "<" in path:
             continue
-        if not ((ROOT / path).exists() or (doc.parent / path).exists()):
+        if not (_exists(ROOT, path) or _exists(doc.parent, path)):
             missing.append(path)
     assert not missing, f"{doc.name} cites paths that do not exist: {sorted(missing)}"
+
+
+def _exists(base: Path, path: str) -> bool:
+    """A path, or a pattern (``tests/faults/test_hostile_*.py``) that matches something."""
+    return any(base.glob(path)) if "*" in path else (base / path).exists()
+
+
+# comments and docstrings that send a reader to a test file ("tests/unit/test_frames.py checks
+# ..."), and the configuration that runs them
+POINTERS = sorted(
+    [
+        *(ROOT / "streamproc").rglob("*.py"),
+        *(ROOT / "tests").rglob("*.py"),
+        *(ROOT / "bench").rglob("*.py"),
+        ROOT / "pyproject.toml",
+        ROOT / ".pre-commit-config.yaml",
+        ROOT / ".ci" / "run",
+    ]
+)
+
+
+def test_every_test_file_the_code_and_configuration_name_exists() -> None:
+    missing = []
+    for source in POINTERS:
+        for path in set(re.findall(r"\btests/[\w/*\-]+\.py\b", source.read_text())):
+            if "<" not in path and not _exists(ROOT, path):
+                missing.append(f"{source.relative_to(ROOT)}: {path}")
+    assert not missing, f"test files named but not there: {sorted(missing)}"
