@@ -84,6 +84,7 @@ def test_mqtt_topic_replaces_the_binding_wildcard_with_the_host() -> None:
     assert mqtt_topic_for(custom, "edge/7") == "site/a/edge_7/metrics"
 
 
+@pytest.mark.mqtt
 async def test_agent_publishes_samples_that_decode_cleanly_as_host_metrics(
     mosquitto: Any, tmp_path: Path
 ) -> None:
@@ -104,6 +105,7 @@ async def test_agent_publishes_samples_that_decode_cleanly_as_host_metrics(
         assert event.data["host"] == host
 
 
+@pytest.mark.mqtt
 async def test_clean_stop_marks_the_host_offline_with_reason_stopped(
     mosquitto: Any, tmp_path: Path
 ) -> None:
@@ -119,6 +121,7 @@ async def test_clean_stop_marks_the_host_offline_with_reason_stopped(
     assert (status["host"], status["status"], status["reason"]) == (host, "offline", "stopped")
 
 
+@pytest.mark.mqtt
 async def test_killed_agent_publishes_its_last_will_at_once(mosquitto: Any, tmp_path: Path) -> None:
     host = f"edge-{uuid.uuid4().hex[:8]}"
     config_path = _mqtt_config(tmp_path, mosquitto.port)
@@ -169,6 +172,7 @@ async def test_killed_agent_publishes_its_last_will_at_once(mosquitto: Any, tmp_
     assert (last["status"], last["reason"]) == ("offline", "connection lost")
 
 
+@pytest.mark.mqtt
 async def test_samples_taken_while_the_broker_is_down_are_sent_once_it_is_up(
     tmp_path: Path,
 ) -> None:
