@@ -16,6 +16,7 @@ from typing import Any
 
 from streamproc.ops.broker import free_port
 from tests.certificates import make_certificates
+from tests.waiting import wait_until_sync
 
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 # The one account of the TLS broker.
@@ -35,14 +36,14 @@ class MqttBroker:
 
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         try:
             with socket.create_connection((host, port), timeout=0.2):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {host}:{port}")
+            return False
+
+    wait_until_sync(listening, timeout, f"something to listen on {host}:{port}", interval=0.05)
 
 
 def start_mosquitto(extra_conf: str = "", port: int | None = None) -> tuple[MqttBroker, Path]:
@@ -116,7 +117,7 @@ def start_secure_mosquitto(workdir: Path) -> SecureBroker:
         )
     try:
         wait_port("127.0.0.1", port)
-    except RuntimeError:
+    except Exception:  # stop it whatever went wrong, then say what
         proc.terminate()
         proc.wait(5)
         raise

@@ -7,6 +7,8 @@
 - ``receiver``/``make_receiver``: a local HTTP server that Apprise ``json://``/``form://`` URLs
   post to (``streamproc.bench.receivers.Receiver``, the notify bench's receiver run in this
   process); it records every request and can be told to fail, stall or rate-limit.
+- ``make_config``/``write_config``: a config (parsed, or written to a file for a subprocess)
+  from the parts a test varies (tests/configs.py), its ``state_dir`` in ``tmp_path``.
 - ``alertmanager``: a real Prometheus Alertmanager (``/usr/bin/prometheus-alertmanager``,
   clustering off) whose one receiver is a webhook to a ``Receiver``; skipped without the
   binary.
@@ -21,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ import orjson
 import pytest
 from streamproc.bench.receivers import Receiver
 
+from streamproc.config import Config, parse_config_text
 from streamproc.ops.broker import EmbeddedKafka, free_port
 from streamproc.ops.processes import stop_process
 from tests.brokers import (
@@ -40,6 +43,7 @@ from tests.brokers import (
     start_secure_mosquitto,
     wait_port,
 )
+from tests.configs import config_text
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +118,32 @@ def make_receiver() -> Iterator[Any]:
     yield factory
     for r in made:
         r.close()
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """``make_config(bootstrap=..., group=..., topics=[...], urls=[...], ...)``: the parsed
+    ``config_text`` of those parts, with ``state_dir`` in ``tmp_path`` unless given."""
+
+    def make(**parts: Any) -> Config:
+        parts.setdefault("state_dir", tmp_path)
+        return parse_config_text(config_text(**parts))
+
+    return make
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """``write_config(path=None, **parts)``: ``config_text`` of the parts written to ``path``
+    (``tmp_path/streamproc.yaml`` by default), for ``streamproc`` run as a subprocess."""
+
+    def write(path: Path | None = None, **parts: Any) -> Path:
+        parts.setdefault("state_dir", tmp_path)
+        path = path or tmp_path / "streamproc.yaml"
+        path.write_text(config_text(**parts))
+        return path
+
+    return write
 
 
 class Alertmanager:

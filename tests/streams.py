@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -115,6 +114,29 @@ async def produce(
         await producer.stop()
 
 
+async def read_records(bootstrap: str, topic: str, n: int, timeout: float = 10.0) -> list[Any]:
+    """The records of ``topic`` from its start, until there are ``n`` of them or ``timeout``
+    seconds have passed: what a test then asserts about them says what was missing. Read
+    without a consumer group, so nothing is committed on the deployment's behalf."""
+    import time
+
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < n and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
 async def committed_total(bootstrap: str, group: str, topic: str) -> int:
     """Sum of the committed offsets of ``group`` over the partitions of ``topic``."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -135,28 +157,6 @@ async def committed_total(bootstrap: str, group: str, topic: str) -> int:
         return total
     finally:
         await consumer.stop()
-
-
-def auth_config(
-    bootstrap: str, topic: str, group: str, url: str, state_dir: Path, binding_extra: str = ""
-) -> str:
-    """A config with one auth-logs binding on ``topic`` and one channel, grouped by
-    fingerprint with no wait; ``binding_extra`` is YAML added under the binding."""
-    return f"""
-kafka:
-  bootstrap_servers: {bootstrap}
-  group_id: {group}
-  alert_topic: {group}.alerts
-topics:
-  - topic: {topic}
-    family: auth-logs
-{binding_extra}
-notify:
-  urls: ["{url}"]
-  group_wait: 0s
-  group_by: [fingerprint]
-state_dir: {state_dir}
-"""
 
 
 def incident_stream(n_incidents: int, base: float = BASE_TS) -> tuple[list[dict], list[dict]]:

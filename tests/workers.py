@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.configs import config_text
 from tests.streams import committed_total
 
 
@@ -21,24 +22,18 @@ def worker_config(
     interval: float = 1.0,
 ) -> Path:
     # checkpoints every ``interval`` seconds, so that kills land between and during them
-    path.write_text(f"""
-kafka:
-  bootstrap_servers: "{bootstrap}"
-  group_id: {group}
-  alert_topic: {group}.alerts
-  session_timeout_ms: 6000
-topics:
-  - topic: {topic}
-    family: auth-logs
-notify:
-  urls: ["{url}"]
-  group_wait: 0s
-  group_by: [fingerprint]
-  rate: 0
-state:
-  checkpoint_interval: {interval}
-state_dir: {state_dir}
-""")
+    path.write_text(
+        config_text(
+            bootstrap=bootstrap,
+            group=group,
+            kafka={"session_timeout_ms": 6000},
+            topics=[topic],
+            urls=[url],
+            notify={"rate": 0},
+            state={"checkpoint_interval": interval},
+            state_dir=state_dir,
+        )
+    )
     return path
 
 

@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from streamproc.ops.broker import EmbeddedKafka, free_port
+from tests.brokers import wait_port
 from tests.streams import (
     auth_stream,
     committed_total,
@@ -227,21 +228,13 @@ def s3_broker_env(tmp_path):
     binary = shutil.which("moto_server")
     if binary is None:
         pytest.skip("moto_server not installed (pip install 'moto[server]')")
-    import socket
-
     port = free_port()
     proc = subprocess.Popen(
         [binary, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_port("127.0.0.1", port, timeout=20)
     import boto3
 
     endpoint = f"http://127.0.0.1:{port}"

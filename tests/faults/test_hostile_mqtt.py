@@ -8,7 +8,6 @@ binding, not by the topic (detectors/engine.py, runtime.Judge).
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -20,6 +19,7 @@ from streamproc.config import parse_config_text
 from streamproc.decode import RawRecord
 from streamproc.ops.metrics import Metrics
 from streamproc.pipeline.runtime import MQTT_MAX_TOPICS, MQTT_TOPIC_TTL, Judge, Runtime
+from tests.waiting import wait_until
 
 T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z
 FILTER = "hosts/+/metrics"
@@ -137,9 +137,9 @@ state_dir: {tmp_path}
                     orjson.dumps({"timestamp": ts, "host": "db-1", "cpu_percent": 20.0}),
                     qos=1,
                 )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and runtime.stats.dead_letters < 1:
-            await asyncio.sleep(0.05)
+        await wait_until(
+            lambda: runtime.stats.dead_letters >= 1, 30, "the forged record's dead letter"
+        )
     finally:
         await runtime.stop()
     assert runtime.stats.dead_by_reason == {"time_jump": 1}

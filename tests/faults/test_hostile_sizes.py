@@ -18,45 +18,33 @@ from streamproc.decode.deadletter import MAX_DEAD_LETTER_BYTES
 from streamproc.ops.metrics import Metrics
 from streamproc.pipeline.runtime import Runtime
 from streamproc.storage.dlq import FileDeadLetters, KafkaDeadLetters
-from tests.streams import auth_config, auth_stream, committed_total, dumps, produce
+from tests.configs import binding
+from tests.streams import auth_stream, committed_total, dumps, produce, read_records
+from tests.waiting import wait_until
 
 
 async def _dead_letters(bootstrap: str, topic: str, n: int) -> list[tuple[bytes, dict]]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"dlq-reader-{uuid.uuid4().hex[:8]}",
-    )
-    await consumer.start()
-    seen: list[tuple[bytes, dict]] = []
-    try:
-        for _ in range(100):
-            batch = await consumer.getmany(timeout_ms=200)
-            for msgs in batch.values():
-                seen.extend((m.value, orjson.loads(m.value)) for m in msgs)
-            if len(seen) >= n:
-                break
-    finally:
-        await consumer.stop()
-    return seen
+    records = await read_records(bootstrap, topic, n, timeout=20)
+    return [(r.value, orjson.loads(r.value)) for r in records]
 
 
-async def _run_until(runtime: Runtime, predicate, timeout: float = 60.0) -> None:
+async def _run_until(runtime: Runtime, predicate, what: str, timeout: float = 60.0) -> None:
+    def done() -> bool:
+        if predicate():
+            return True
+        # a task that died would leave the wait to time out: its error says more
+        failed = [
+            t
+            for t in runtime._tasks
+            if t.done() and not t.cancelled() and t.exception() is not None
+        ]
+        if failed:
+            raise failed[0].exception()
+        return False
+
     await runtime.start()
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline and not predicate():
-            failed = [
-                t
-                for t in runtime._tasks
-                if t.done() and not t.cancelled() and t.exception() is not None
-            ]
-            if failed:
-                raise failed[0].exception()
-            await asyncio.sleep(0.1)
+        await wait_until(done, timeout, what, detail=lambda: runtime.stats)
     finally:
         await runtime.stop()
 
@@ -76,7 +64,7 @@ def _assert_cut_dead_letter(encoded: bytes, d: dict, payload: bytes) -> None:
 
 @pytest.mark.kafka
 async def test_a_900kb_non_json_record_is_dead_lettered_cut_and_the_partition_moves_on(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -87,13 +75,18 @@ async def test_a_900kb_non_json_record_is_dead_lettered_cut_and_the_partition_mo
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
     metrics = Metrics(process_metrics=False)
     runtime = Runtime(
-        parse_config_text(
-            auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path)
+        make_config(
+            bootstrap=kafka.bootstrap_servers,
+            group=group,
+            topics=[topic],
+            urls=[receiver.url("json")],
         ),
         metrics=metrics,
     )
     await _run_until(
-        runtime, lambda: runtime.stats.records_in >= len(values) and len(receiver.accepted) >= 1
+        runtime,
+        lambda: runtime.stats.records_in >= len(values) and len(receiver.accepted) >= 1,
+        "every record and the alert after the poison",
     )
     assert metrics.value("streamproc_dead_letters_cut_total", {"topic": topic}) == 1
     assert runtime.stats.events == 200  # the records after it were judged
@@ -107,7 +100,7 @@ async def test_a_900kb_non_json_record_is_dead_lettered_cut_and_the_partition_mo
 
 @pytest.mark.kafka
 async def test_a_record_over_max_record_bytes_is_dead_lettered_as_too_large_with_a_prefix(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -123,18 +116,14 @@ async def test_a_record_over_max_record_bytes_is_dead_lettered_as_too_large_with
     values = good[:25] + [huge] + good[25:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
     runtime = Runtime(
-        parse_config_text(
-            auth_config(
-                kafka.bootstrap_servers,
-                topic,
-                group,
-                receiver.url("json"),
-                tmp_path,
-                "    max_record_bytes: 100000",
-            )
+        make_config(
+            bootstrap=kafka.bootstrap_servers,
+            group=group,
+            topics=[binding(topic, max_record_bytes=100000)],
+            urls=[receiver.url("json")],
         )
     )
-    await _run_until(runtime, lambda: runtime.stats.records_in >= len(values))
+    await _run_until(runtime, lambda: runtime.stats.records_in >= len(values), "every record")
     assert runtime.stats.dead_by_reason == {"too_large": 1}
     [(encoded, d)] = await _dead_letters(kafka.bootstrap_servers, f"{topic}.dlq", 1)
     assert d["reason"] == "too_large" and "max_record_bytes=100000" in d["detail"]
@@ -630,7 +619,7 @@ def test_max_record_bytes_above_what_a_repartitioned_record_can_carry_is_rejecte
 
 @pytest.mark.kafka
 async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_and_still_fire(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
     """An unkeyed topic: brute_force runs on the username repartition topic. Six failures of a
     600 KB username go there keyed by its SHA-256, all to one partition, and fire there."""
@@ -641,11 +630,13 @@ async def test_failures_with_a_huge_username_are_repartitioned_under_its_hash_an
     username = "u" * 600_000
     values = _failures(username, "ua", n=6)
     await produce(kafka.bootstrap_servers, topic, values, partitions=3)
-    config = parse_config_text(
-        auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path)
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers, group=group, topics=[topic], urls=[receiver.url("json")]
     )
     runtime = Runtime(config)
-    await _run_until(runtime, lambda: runtime.stats.alerts_by_kind.get("brute_force", 0) >= 1)
+    await _run_until(
+        runtime, lambda: runtime.stats.alerts_by_kind.get("brute_force", 0) >= 1, "the alert"
+    )
     assert runtime.stats.dead_letters == 0
     from aiokafka import AIOKafkaConsumer
 

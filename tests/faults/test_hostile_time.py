@@ -9,7 +9,6 @@ is dead-lettered ``duplicate_field``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -26,8 +25,11 @@ from streamproc.decode import RecordDecoder
 from streamproc.errors import ConfigError
 from streamproc.events import Event
 from streamproc.pipeline.runtime import Runtime
+from tests.configs import binding
 from tests.paths import REPO
-from tests.streams import auth_stream, dumps, produce
+from tests.runtimes import running
+from tests.streams import auth_stream, dumps, produce, read_records
+from tests.waiting import wait_until
 
 TOPICS = REPO / "topics"
 HOUR = 3600.0
@@ -209,9 +211,8 @@ def test_live_future_event_is_dead_lettered_and_moves_nothing() -> None:
 
 @pytest.mark.kafka
 async def test_future_timestamp_through_kafka_is_dead_lettered_and_detection_goes_on(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
-    from aiokafka import AIOKafkaConsumer
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -220,41 +221,23 @@ async def test_future_timestamp_through_kafka_is_dead_lettered_and_detection_goe
     bomb = {**stream[50], "timestamp": "9999-12-31T23:59:59Z", "username": "mallory"}
     values = values[:50] + [orjson.dumps(bomb)] + values[50:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
-    config = parse_config_text(f"""
-kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
-        alert_topic: {group}.alerts}}
-topics: [{{topic: {topic}, family: auth-logs}}]
-notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
-state_dir: {tmp_path}
-""")
-    runtime = Runtime(config)
-    await runtime.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (
-            runtime.stats.records_in < len(values) or len(receiver.accepted) < 2
-        ):
-            await asyncio.sleep(0.1)
-    finally:
-        await runtime.stop()
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers,
+        group=group,
+        topics=[topic],
+        urls=[receiver.url("json")],
+    )
+    async with running(config) as runtime:
+        await wait_until(
+            lambda: runtime.stats.records_in >= len(values) and len(receiver.accepted) >= 2,
+            60,
+            "every record and two alerts",
+            detail=lambda: runtime.stats,
+        )
     assert runtime.stats.dead_by_reason == {"future": 1}
     assert runtime.stats.alerts_by_kind == {"brute_force": 2}
-    consumer = AIOKafkaConsumer(
-        f"{topic}.dlq",
-        bootstrap_servers=kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"{group}-dlq",
-    )
-    await consumer.start()
-    try:
-        seen: list[dict] = []
-        for _ in range(50):
-            for msgs in (await consumer.getmany(timeout_ms=200)).values():
-                seen.extend(orjson.loads(m.value) for m in msgs)
-            if seen:
-                break
-    finally:
-        await consumer.stop()
+    dlq = await read_records(kafka.bootstrap_servers, f"{topic}.dlq", 1)
+    seen = [orjson.loads(r.value) for r in dlq]
     assert [(d["reason"], d["source"]["offset"]) for d in seen] == [("future", 50)]
 
 
@@ -271,15 +254,13 @@ def _ticket(ts: float, n: int) -> bytes:
     )
 
 
-async def _run_until(config, done, idle_after: float | None = None) -> Runtime:
+async def _run_until(config, done, what: str, idle_after: float | None = None) -> Runtime:
     runtime = Runtime(config)
     if idle_after is not None:
         runtime.judge.idle_after = idle_after  # quiet sooner than thirty seconds
     await runtime.start()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not done(runtime):
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: done(runtime), 60, what, detail=lambda: runtime.stats)
     finally:
         await runtime.stop()
     return runtime
@@ -287,7 +268,7 @@ async def _run_until(config, done, idle_after: float | None = None) -> Runtime:
 
 @pytest.mark.kafka
 async def test_a_sparse_partition_gives_every_alert_once_it_is_caught_up(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
     # support tickets two hours apart, read from the start: every ticket after the third is
     # a jump beyond max_time_jump, and nothing comes after the last ones to confirm them
@@ -302,15 +283,14 @@ async def test_a_sparse_partition_gives_every_alert_once_it_is_caught_up(
     # every ticket but the last is unanswered past its 1 h SLA, and all but the last two
     # past the apology time (2 h)
     assert expected["sla_breach"]["firing"] == 7 + 6
-    config = parse_config_text(f"""
-kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
-        alert_topic: {group}.alerts}}
-topics: [{{topic: {topic}, family: support-tickets, keyed_by: ticket_id}}]
-notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
-state_dir: {tmp_path}
-""")
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers,
+        group=group,
+        topics=[binding(topic, "support-tickets", keyed_by="ticket_id")],
+        urls=[receiver.url("json")],
+    )
     total = sum(counts["firing"] for counts in expected.values())
-    runtime = await _run_until(config, lambda rt: rt.stats.alerts >= total)
+    runtime = await _run_until(config, lambda rt: rt.stats.alerts >= total, "every alert")
     assert runtime.stats.records_in == len(values)
     assert runtime.stats.dead_by_reason == {}
     assert {kind: {"firing": n} for kind, n in runtime.stats.alerts_by_kind.items()} == {
@@ -320,7 +300,7 @@ state_dir: {tmp_path}
 
 @pytest.mark.kafka
 async def test_a_sparse_unkeyed_topic_gives_every_repartitioned_alert_a_replay_gives(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
     # the same tickets on three partitions, produced without a key: sla_breach (keyed by
     # ticket_id) is judged on the repartition topic, where each task sees two or three
@@ -333,15 +313,16 @@ async def test_a_sparse_unkeyed_topic_gives_every_repartitioned_alert_a_replay_g
     await produce(kafka.bootstrap_servers, topic, values, partitions=3)
     expected = summary(replay("support-tickets", values))
     assert expected["sla_breach"]["firing"] == 7 + 6
-    config = parse_config_text(f"""
-kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
-        alert_topic: {group}.alerts}}
-topics: [{{topic: {topic}, family: support-tickets}}]
-notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
-state_dir: {tmp_path}
-""")
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers,
+        group=group,
+        topics=[binding(topic, "support-tickets")],
+        urls=[receiver.url("json")],
+    )
     total = sum(counts["firing"] for counts in expected.values())
-    runtime = await _run_until(config, lambda rt: rt.stats.alerts >= total, idle_after=2.0)
+    runtime = await _run_until(
+        config, lambda rt: rt.stats.alerts >= total, "every alert", idle_after=2.0
+    )
     assert runtime.stats.records_in == len(values)
     assert runtime.stats.dead_by_reason == {}
     assert {kind: {"firing": n} for kind, n in runtime.stats.alerts_by_kind.items()} == {
@@ -351,7 +332,7 @@ state_dir: {tmp_path}
 
 @pytest.mark.kafka
 async def test_forged_records_in_a_backlog_are_dead_lettered_even_once_it_is_caught_up(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -366,13 +347,12 @@ async def test_forged_records_in_a_backlog_are_dead_lettered_even_once_it_is_cau
     # before its end, contradicted once (fewer than jump_confirmations) when it is caught up
     values = values[:50] + [bomb(50)] + values[50:-1] + [bomb(398)] + values[-1:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
-    config = parse_config_text(f"""
-kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
-        alert_topic: {group}.alerts}}
-topics: [{{topic: {topic}, family: auth-logs}}]
-notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
-state_dir: {tmp_path}
-""")
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers,
+        group=group,
+        topics=[topic],
+        urls=[receiver.url("json")],
+    )
     runtime = await _run_until(
         config,
         lambda rt: (
@@ -380,6 +360,7 @@ state_dir: {tmp_path}
             and rt.stats.dead_letters >= 2
             and rt.stats.alerts >= 2
         ),
+        "every record, two dead letters and two alerts",
     )
     assert runtime.stats.dead_by_reason == {"time_jump": 2}
     assert runtime.stats.alerts_by_kind == {"brute_force": 2}

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from streamproc.alerts import Alert, fingerprint
 from tests.deliveries import refs
 from tests.paths import REPO
+from tests.waiting import wait_until_sync
 
 # The child plays the runtime: it reads the alert log from its committed offset, submits,
 # and commits the offset only after submit() returned (the contract). With "crash" it stops
@@ -129,9 +129,9 @@ def test_killed_while_the_channel_is_down_delivers_once_when_it_is_back(
     receiver.status = 503  # queued in the outbox, retrying
     first = child(tmp_path, receiver.url("json"), "0", "crash")
     wait_line(first, "SUBMITTED")
-    deadline = time.monotonic() + 30
-    while len(receiver.requests) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until_sync(
+        lambda: len(receiver.requests) >= 3, 30, "the child to retry three times", interval=0.02
+    )
     first.send_signal(signal.SIGKILL)
     first.wait()
     receiver.status = 200

@@ -16,6 +16,7 @@ from streamproc.config import MqttConfig, parse_config_text
 from streamproc.errors import SourceError
 from tests.brokers import SECURE_PASSWORD, SECURE_USER, SecureBroker
 from tests.certificates import tls_context
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
@@ -114,12 +115,9 @@ async def test_mqtt_source_connects_with_tls_and_password(secure_broker: SecureB
             identifier="sec-pub",
         ) as pub:
             await pub.publish("sec/source/a", b'{"x": 1}', qos=1)
-        batch = None
-        for _ in range(40):
-            batch = await source.next_batch(timeout=0.5)
-            if batch is not None:
-                break
-        assert batch is not None
+        batch = await wait_until(
+            lambda: source.next_batch(timeout=0.5), 20, "the message published over TLS"
+        )
         assert batch.records[0].value == b'{"x": 1}'
         await source.commit(batch)
     finally:

@@ -22,17 +22,12 @@ from streamproc.ops.redact import clear_secrets, register_config_secrets
 from tests.brokers import SECURE_PASSWORD, SECURE_USER
 from tests.certificates import tls_context
 from tests.streams import auth_stream
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
 PATH_TOKEN = "Pth-T0ken-8f3a9c2e"
 DEAD_PASSWORD = "Dead-Chan-Pw-5521"
-
-
-async def _wait(predicate, timeout: float = 40.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline and not predicate():
-        await asyncio.sleep(0.05)
 
 
 async def test_no_secret_reaches_logs_metrics_dead_letters_or_state(
@@ -90,8 +85,11 @@ state_dir: {state_dir}
         ) as pub:
             for payload in [*stream, b"garbage", b'{"timestamp": 1}']:
                 await pub.publish(f"{prefix}/auth/edge-1", payload, qos=1)
-        await _wait(
-            lambda: runtime.stats.records_in >= len(stream) + 2 and len(receiver.accepted) >= 2
+        await wait_until(
+            lambda: runtime.stats.records_in >= len(stream) + 2 and len(receiver.accepted) >= 2,
+            40,
+            "every record and two alerts",
+            detail=lambda: runtime.stats,
         )
         await asyncio.sleep(1.0)  # let the dead channel's retries fail and log
     finally:

@@ -16,7 +16,6 @@ from typing import Any
 import aiomqtt
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from streamproc.commands.agent import (
     HostSampler,
@@ -31,6 +30,7 @@ from streamproc.decode import RecordDecoder
 from streamproc.events import Event
 from streamproc.ops.broker import ensure_topics, free_port
 from tests.brokers import start_mosquitto
+from tests.streams import read_records
 
 
 def _mqtt_config(tmp_path: Path, port: int, extra: str = "") -> Path:
@@ -212,23 +212,7 @@ async def test_agent_publishes_to_kafka_keyed_by_host(kafka: Any, tmp_path: Path
     assert config.kafka is not None
     await ensure_topics(config.kafka.client_kwargs(), {topic: 1})
     sent = await run_agent(config, to="kafka", host=host, interval=0.05, count=2)
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await consumer.start()
-    try:
-        records: list[Any] = []
-        for _ in range(50):
-            batch = await consumer.getmany(timeout_ms=200)
-            for rs in batch.values():
-                records.extend(rs)
-            if len(records) >= 2:
-                break
-    finally:
-        await consumer.stop()
+    records = await read_records(kafka.bootstrap_servers, topic, 2)
     assert sent == 2 and len(records) == 2
     decoder = RecordDecoder(get_contract("host-metrics"))
     for r in records:

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 
 from streamproc.ops.broker import free_port
 from streamproc.ops.processes import stop_process
+from tests.waiting import wait_until_sync
 
 TOKEN = "demo-api-token-0123456789abcdef"
 AMTOOL = shutil.which("amtool")
@@ -88,18 +88,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+
+        def brute_force_listed() -> bool:
             assert proc.poll() is None, (cwd / "demo.log").read_text()[-3000:]
             try:
                 status, alerts = call("GET", url + "/api/v2/alerts?filter=alertname=brute_force")
             except OSError:
-                status, alerts = 0, []
-            if status == 200 and alerts:
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("the demo listed no brute_force alert within 120 s")
+                return False
+            return status == 200 and bool(alerts)
+
+        wait_until_sync(
+            brute_force_listed, 120, "the demo to list a brute_force alert", interval=0.5
+        )
         yield Demo(url, cwd, http_config, proc)
     finally:
         stop_process(proc, 30)
@@ -305,16 +305,21 @@ def test_every_worker_of_a_deployment_lists_every_alert_and_shares_silences(tmp_
                 return set()
             return {a["fingerprint"] for a in alerts} if status == 200 else set()
 
-        deadline = time.monotonic() + 120
         seen: list[set[str]] = [set(), set()]
-        while time.monotonic() < deadline:
+
+        def both_list_them_all() -> bool:
             assert proc.poll() is None, (tmp_path / "workers.log").read_text()[-3000:]
-            seen = [fingerprints(u) for u in urls]
-            if len(seen[0]) > 100 and seen[0] == seen[1]:
-                break
-            time.sleep(1.0)
+            seen[:] = [fingerprints(u) for u in urls]
+            return len(seen[0]) > 100 and seen[0] == seen[1]
+
         # each worker delivered part of the alerts (one alert-log group); both list them all
-        assert len(seen[0]) > 100 and seen[0] == seen[1], [len(s) for s in seen]
+        wait_until_sync(
+            both_list_them_all,
+            120,
+            "both workers to list the same alerts, more than 100",
+            interval=1.0,
+            detail=lambda: [len(s) for s in seen],
+        )
 
         body = json.dumps(
             {

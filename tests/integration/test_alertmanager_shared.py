@@ -19,16 +19,10 @@ from streamproc.http.alertmanager import AlertmanagerAPI
 from streamproc.http.am_shapes import rfc3339
 from streamproc.http.listener import Listener
 from streamproc.pipeline.runtime import Runtime
-from tests.streams import BASE_TS, auth_config, auth_stream, dumps, produce
+from tests.streams import BASE_TS, auth_stream, dumps, produce
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
-
-
-async def wait_until(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.2)
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,7 +35,7 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shared(
-    kafka, receiver, tmp_path: Path
+    kafka, receiver, tmp_path: Path, write_config
 ) -> None:
     topic, group = f"auth-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(2000, 2)
@@ -50,12 +44,15 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
     )
 
     def config_of(name: str) -> tuple[Path, object]:
-        text = auth_config(
-            kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path / name
+        path = write_config(
+            tmp_path / f"{name}.yaml",
+            bootstrap=kafka.bootstrap_servers,
+            group=group,
+            topics=[topic],
+            urls=[receiver.url("json")],
+            state_dir=tmp_path / name,
         )
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(text)
-        return path, parse_config_text(text, file=str(path))
+        return path, parse_config_text(path.read_text(), file=str(path))
 
     # worker A judges and delivers both incidents, serves no API, and stops
     _, config_a = config_of("a")
@@ -66,7 +63,7 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
         async def delivered() -> bool:
             return len(receiver.accepted) >= 2
 
-        await wait_until(delivered)
+        await wait_until(delivered, 60, "worker A to deliver both alerts", interval=0.2)
     finally:
         await a.stop()
 
@@ -89,7 +86,7 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
             async def both_listed() -> bool:
                 return len(await alerts()) == 2
 
-            await wait_until(both_listed, timeout=20)
+            await wait_until(both_listed, 20, "worker B to list both alerts", interval=0.2)
             listed = await alerts()
             assert sorted(x["labels"]["username"] for x in listed) == ["victim0", "victim1"]
             assert all(x["labels"]["alertname"] == "brute_force" for x in listed)
@@ -130,7 +127,7 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
             async def third_listed() -> bool:
                 return len(await alerts()) == 3
 
-            await wait_until(third_listed)
+            await wait_until(third_listed, 60, "the third alert to be listed", interval=0.2)
             new = next(x for x in await alerts() if x["labels"]["username"] == "victim9")
             assert new["status"] == {"state": "suppressed", "silencedBy": [sid], "inhibitedBy": []}
             assert b.notifier.counters["silenced"] >= 1
@@ -148,7 +145,9 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
                 async with http.get("/api/v2/silences") as resp:
                     return cli_id in {s["id"] for s in await resp.json()}
 
-            await wait_until(cli_silence_listed, timeout=10)
+            await wait_until(
+                cli_silence_listed, 10, "the silence the CLI made to be listed", interval=0.2
+            )
             async with http.delete(f"/api/v2/silence/{sid}") as resp:
                 assert resp.status == 200
             states = {

@@ -13,6 +13,7 @@ import sys
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -20,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streamproc.config import parse_config_text
 from streamproc.errors import ConfigError
 from streamproc.ops.broker import free_port
-from streamproc.pipeline.runtime import Runtime
+from tests.runtimes import running
 from tests.streams import (
     auth_stream,
     committed_total,
@@ -36,56 +37,38 @@ from tests.workers import has_committed, start_worker, worker_config
 pytestmark = pytest.mark.kafka
 
 
-def _deployment(bootstrap: str, topic: str, group: str, url: str, state_dir: Path) -> str:
-    # no alert_topic: the default names are under test
-    return f"""
-kafka:
-  bootstrap_servers: {bootstrap}
-  group_id: {group}
-topics:
-  - topic: {topic}
-    family: auth-logs
-notify:
-  urls: ["{url}"]
-  group_wait: 0s
-  group_by: [fingerprint]
-state:
-  checkpoint_interval: 1
-state_dir: {state_dir}
-"""
-
-
-async def _run(runtime: Runtime, n: int, alerts: int, receiver, timeout: float = 40) -> None:
-    await runtime.start()
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline and not (
-            runtime.stats.records_in >= n and len(receiver.accepted) >= alerts
-        ):
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)  # anything extra that was going to arrive
-    finally:
-        await runtime.stop()
-
-
 async def test_two_deployments_on_one_cluster_each_judge_every_record_with_their_own_state(
-    kafka, make_receiver, tmp_path
+    kafka, make_receiver, make_config, tmp_path
 ) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(5000, 3)
     await produce(
         kafka.bootstrap_servers, topic, dumps(stream), [e["username"].encode() for e in stream]
     )
-    runs = []
-    for name in ("blue", "green"):  # one after the other: the second finds the first's topics
+
+    async def deploy(name: str) -> tuple[str, Any, Any]:
         group = f"{name}-{uuid.uuid4().hex[:8]}"
         receiver = make_receiver()
-        config = parse_config_text(
-            _deployment(kafka.bootstrap_servers, topic, group, receiver.url(), tmp_path / name)
+        config = make_config(
+            bootstrap=kafka.bootstrap_servers,
+            kafka={"group_id": group},  # no alert_topic: the default names are under test
+            topics=[topic],
+            urls=[receiver.url()],
+            state={"checkpoint_interval": 1},
+            state_dir=tmp_path / name,
         )
-        runtime = Runtime(config)
-        await _run(runtime, len(stream), 3, receiver)
-        runs.append((group, runtime, receiver))
+        async with running(config) as runtime:
+            await wait_until(
+                lambda: runtime.stats.records_in >= len(stream) and len(receiver.accepted) >= 3,
+                40,
+                f"{name}: every record and three alerts",
+                detail=lambda: runtime.stats,
+            )
+            await asyncio.sleep(1.0)  # anything extra that was going to arrive
+        return group, runtime, receiver
+
+    # one after the other: the second finds the first's topics
+    runs = [await deploy("blue"), await deploy("green")]
     for group, runtime, receiver in runs:
         assert runtime.stats.records_in == len(stream), group  # judged, not skipped
         assert runtime.stats.alerts_by_kind.get("brute_force") == 3, group
@@ -353,8 +336,9 @@ async def test_the_shared_notification_log_applies_other_workers_records_and_ski
         ]
         for value in forged:
             await producer.send_and_wait(cfg.topics.notifications, value, key=b"x")
-        while logs[0].published < 1:  # acknowledged by the broker
-            await asyncio.sleep(0.05)
+        await wait_until(
+            lambda: logs[0].published >= 1, 30, "the broker to acknowledge the delivery record"
+        )
         await logs[1].caught_up()
         dedup = Dedup(dbs[1], repeat_interval=3600)
         assert dedup.known(

@@ -3,7 +3,6 @@ missed intervals."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from streamproc.config import parse_config_text
 from streamproc.pipeline.runtime import Runtime
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
@@ -61,20 +61,13 @@ state_dir: {tmp_path}
                         return d.state.get(host).samples
             return 0
 
-        for _ in range(300):
-            if samples_seen() >= 3:
-                break
-            await asyncio.sleep(0.1)
-        assert samples_seen() >= 3, "the agent's samples never arrived"
+        await wait_until(lambda: samples_seen() >= 3, 30, "three of the agent's samples")
         assert receiver.accepted == []
         agent.send_signal(signal.SIGKILL)
         agent.wait(10)
         # the broker publishes the Will within 1.5 keepalives (about the interval): far
         # sooner than 3 missed intervals at the 60 s minimum
-        for _ in range(300):
-            if receiver.accepted:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: receiver.accepted, 30, "the alert for the agent's Last Will")
     finally:
         if agent.poll() is None:
             agent.kill()

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streamproc.config import parse_config_text
 from streamproc.ops.broker import ensure_topics
-from streamproc.pipeline.runtime import Runtime
+from tests.configs import binding
+from tests.runtimes import running
 from tests.streams import BASE_TS, committed_total
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
 
-async def test_compressed_topics_of_every_codec_are_consumed(kafka, receiver, tmp_path) -> None:
+async def test_compressed_topics_of_every_codec_are_consumed(kafka, receiver, make_config) -> None:
     group = f"g-{uuid.uuid4().hex[:8]}"
     topics = {
         codec: f"auth-{codec}-{uuid.uuid4().hex[:6]}" for codec in ("gzip", "snappy", "lz4", "zstd")
@@ -44,26 +44,17 @@ async def test_compressed_topics_of_every_codec_are_consumed(kafka, receiver, tm
                 )
         finally:
             await producer.stop()
-    bindings = "\n".join(
-        f"  - {{topic: {t}, family: auth-logs, keyed_by: username}}" for t in topics.values()
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers,
+        group=group,
+        topics=[binding(t, keyed_by="username") for t in topics.values()],
+        urls=[receiver.url()],
+        notify={"rate": 0},
     )
-    config = parse_config_text(f"""
-kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
-        alert_topic: {group}.alerts}}
-topics:
-{bindings}
-notify: {{urls: ["{receiver.url()}"], group_wait: 0s, group_by: [fingerprint], rate: 0}}
-state_dir: {tmp_path}
-""")
-    runtime = Runtime(config)
-    await runtime.start()
-    try:
-        for _ in range(300):
-            if len(receiver.accepted) >= 4:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await runtime.stop()
+    async with running(config) as runtime:
+        await wait_until(
+            lambda: len(receiver.accepted) >= 4, 30, "an alert from each codec's topic"
+        )
     assert runtime.stats.dead_letters == 0
     assert runtime.stats.alerts_by_kind == {"brute_force": 4}
     text = " ".join(orjson.dumps(r["json"]).decode() for r in receiver.accepted)

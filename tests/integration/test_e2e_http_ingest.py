@@ -22,6 +22,7 @@ import pytest
 
 from streamproc.ops.broker import free_port
 from tests.paths import SAMPLES
+from tests.waiting import wait_until_sync
 
 pytestmark = pytest.mark.kafka
 
@@ -113,26 +114,29 @@ def test_github_failure_over_http_fires_pipeline_failed_once_and_a_forgery_is_40
     base = f"http://127.0.0.1:{port}"
     hook = base + "/api/v1/webhooks/github"
     try:
-        deadline = time.monotonic() + 90
-        while _get(base + "/readyz")[0] != 200:
+
+        def ready() -> bool:
+            if _get(base + "/readyz")[0] == 200:
+                return True
             assert proc.poll() is None, proc.stdout.read()[-3000:]  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the run never became ready"
-            time.sleep(0.2)
+            return False
+
+        wait_until_sync(ready, 90, "the run to become ready", interval=0.2)
         body = _failed_run_now()
         delivery = str(uuid.uuid4())
         status, answer = _post(hook, body, _signed(body, delivery))
         assert (status, answer) == (200, {"accepted": 1, "rejected": 0})
 
-        deadline = time.monotonic() + 60
-        fired: list[dict] = []
-        while not fired and time.monotonic() < deadline:
-            time.sleep(0.3)
-            if alerts.exists():
-                fired = [
-                    a
-                    for a in map(json.loads, alerts.read_text().splitlines())
-                    if a["kind"] == "pipeline_failed"
-                ]
+        def pipeline_failed() -> list[dict]:
+            if not alerts.exists():
+                return []
+            return [
+                a
+                for a in map(json.loads, alerts.read_text().splitlines())
+                if a["kind"] == "pipeline_failed"
+            ]
+
+        fired = wait_until_sync(pipeline_failed, 60, "the pipeline_failed alert", interval=0.3)
         assert [(a["status"], a["key"]["project"]) for a in fired] == [
             ("firing", "acme/payments-api/CI")
         ]

@@ -9,40 +9,31 @@ import uuid
 import orjson
 import pytest
 
-from streamproc.config import parse_config_text
-from streamproc.pipeline.runtime import Runtime
-from tests.streams import auth_config, auth_stream, committed_total, dumps, produce
+from tests.runtimes import running
+from tests.streams import auth_stream, committed_total, dumps, produce, read_records
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
 
-async def _run_until(runtime: Runtime, predicate, timeout: float = 60.0) -> None:
-    await runtime.start()
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline and not predicate():
-            await asyncio.sleep(0.1)
-    finally:
-        await runtime.stop()
-
-
 async def test_ten_thousand_auth_events_with_three_incidents_deliver_exactly_three_alerts(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
     stream = auth_stream(10_000, 3)
     keys = [e["username"].encode() for e in stream]
     await produce(kafka.bootstrap_servers, topic, dumps(stream), keys)
-    config = parse_config_text(
-        auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path)
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers, group=group, topics=[topic], urls=[receiver.url("json")]
     )
-    runtime = Runtime(config)
-
-    def done() -> bool:
-        return runtime.stats.records_in >= 10_000 and len(receiver.accepted) >= 3
-
-    await _run_until(runtime, done)
+    async with running(config) as runtime:
+        await wait_until(
+            lambda: runtime.stats.records_in >= 10_000 and len(receiver.accepted) >= 3,
+            60,
+            "every record and three alerts",
+            detail=lambda: runtime.stats,
+        )
     # let anything extra that was going to arrive arrive
     await asyncio.sleep(1.0)
     bodies = [r["json"] for r in receiver.accepted]
@@ -58,9 +49,8 @@ async def test_ten_thousand_auth_events_with_three_incidents_deliver_exactly_thr
 
 
 async def test_bad_records_go_to_the_topic_dlq_with_reason_and_original_bytes(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
-    from aiokafka import AIOKafkaConsumer
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -68,32 +58,22 @@ async def test_bad_records_go_to_the_topic_dlq_with_reason_and_original_bytes(
     bad = [b"not json", b"[1,2]", b'{"username": "x"}', b"\xff\xfe\xfd"]
     values = good[:100] + bad + good[100:]
     await produce(kafka.bootstrap_servers, topic, values, partitions=1)
-    config = parse_config_text(
-        auth_config(kafka.bootstrap_servers, topic, group, receiver.url("json"), tmp_path)
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers, group=group, topics=[topic], urls=[receiver.url("json")]
     )
-    runtime = Runtime(config)
-    await _run_until(
-        runtime, lambda: runtime.stats.records_in >= len(values) and len(receiver.accepted) >= 1
-    )
+    async with running(config) as runtime:
+        await wait_until(
+            lambda: runtime.stats.records_in >= len(values) and len(receiver.accepted) >= 1,
+            60,
+            "every record and the alert",
+            detail=lambda: runtime.stats,
+        )
     assert runtime.stats.events == 200
     assert runtime.stats.dead_letters == 4
-    consumer = AIOKafkaConsumer(
-        f"{topic}.dlq",
-        bootstrap_servers=kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"{group}-dlq-reader",
-    )
-    await consumer.start()
-    try:
-        seen = []
-        for _ in range(50):
-            batch = await consumer.getmany(timeout_ms=200)
-            for msgs in batch.values():
-                seen.extend(orjson.loads(m.value) for m in msgs)
-            if len(seen) >= 4:
-                break
-    finally:
-        await consumer.stop()
+    seen = [
+        orjson.loads(r.value)
+        for r in await read_records(kafka.bootstrap_servers, f"{topic}.dlq", 4)
+    ]
     import base64
 
     assert sorted(d["reason"] for d in seen) == sorted(

@@ -13,7 +13,9 @@ import pytest
 
 from streamproc.config import parse_config_text
 from streamproc.pipeline.runtime import Runtime
+from tests.configs import config_text
 from tests.streams import auth_stream
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
@@ -21,24 +23,19 @@ pytestmark = pytest.mark.mqtt
 def _config(
     broker, prefix: str, client_id: str, url: str, state_dir: Path, protocol: str = "5"
 ) -> str:
-    return f"""
-mqtt:
-  host: {broker.host}
-  port: {broker.port}
-  client_id: {client_id}
-  qos: 1
-  protocol: "{protocol}"
-  dead_letter_file: {state_dir}/dead-letters.jsonl
-topics:
-  - family: auth-logs
-    source: mqtt
-    mqtt_topic: {prefix}/auth/#
-notify:
-  urls: ["{url}"]
-  group_wait: 0s
-  group_by: [fingerprint]
-state_dir: {state_dir}
-"""
+    return config_text(
+        mqtt={
+            "host": broker.host,
+            "port": broker.port,
+            "client_id": client_id,
+            "qos": 1,
+            "protocol": protocol,
+            "dead_letter_file": f"{state_dir}/dead-letters.jsonl",
+        },
+        topics=[{"family": "auth-logs", "source": "mqtt", "mqtt_topic": f"{prefix}/auth/#"}],
+        urls=[url],
+        state_dir=state_dir,
+    )
 
 
 async def _publish(broker, topic: str, payloads: list[bytes], qos: int = 1) -> None:
@@ -47,12 +44,6 @@ async def _publish(broker, topic: str, payloads: list[bytes], qos: int = 1) -> N
     ) as client:
         for p in payloads:
             await client.publish(topic, p, qos=qos)
-
-
-async def _wait(predicate, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline and not predicate():
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
@@ -70,7 +61,12 @@ async def test_incidents_published_over_mqtt_are_detected(
         await _publish(
             mosquitto, f"{prefix}/auth/edge-1", [orjson.dumps(e) for e in stream] + [b"garbage"]
         )
-        await _wait(lambda: runtime.stats.records_in >= 2001 and len(receiver.accepted) >= 3)
+        await wait_until(
+            lambda: runtime.stats.records_in >= 2001 and len(receiver.accepted) >= 3,
+            30,
+            "every message and three alerts",
+            detail=lambda: runtime.stats,
+        )
         await asyncio.sleep(0.5)
     finally:
         await runtime.stop()
@@ -100,7 +96,12 @@ async def test_message_published_while_stopped_is_processed_after_restart(
     second = Runtime(parse_config_text(text))
     await second.start()
     try:
-        await _wait(lambda: len(receiver.accepted) >= 1 and second.stats.records_in >= 6)
+        await wait_until(
+            lambda: len(receiver.accepted) >= 1 and second.stats.records_in >= 6,
+            30,
+            "the six messages published while stopped, and their alert",
+            detail=lambda: second.stats,
+        )
     finally:
         await second.stop()
     assert second.stats.records_in == 6

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from streamproc.config import parse_config_text
 from streamproc.errors import ConfigError
@@ -33,6 +33,7 @@ from streamproc.sources.ingest import DeliveryDedup, TokenBucket
 from streamproc.storage.alertlog import SqliteAlertLog
 from streamproc.storage.dlq import FileDeadLetters, KafkaDeadLetters
 from tests.paths import REPO, SAMPLES
+from tests.streams import read_records
 
 SAMPLES = SAMPLES / "webhooks"
 SECRET = "s3cret-for-tests"
@@ -616,34 +617,14 @@ async def test_with_kafka_accepted_records_are_in_the_topic_and_rejected_in_its_
             assert hook.status == 200, await hook.text()
     finally:
         await producer.stop()
-    records = await _read(kafka.bootstrap_servers, topic, 3)
+    records = await read_records(kafka.bootstrap_servers, topic, 3, timeout=20)
     assert sorted((r.key, orjson.loads(r.value)["type"]) for r in records) == [
         (b"acme/payments-api/CI", "pipeline"),
         (b"api", "deployment"),
         (b"web", "pipeline"),
     ]
-    dlq = await _read(kafka.bootstrap_servers, topic + ".dlq", 1)
+    dlq = await read_records(kafka.bootstrap_servers, topic + ".dlq", 1, timeout=20)
     assert orjson.loads(dlq[0].value)["reason"] == "missing_field"
-
-
-async def _read(bootstrap: str, topic: str, n: int, timeout: float = 20.0) -> list:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=f"t-{uuid.uuid4().hex[:8]}",
-    )
-    await consumer.start()
-    out: list = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(out) < n and time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(batch)
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def test_before_the_runtime_is_attached_every_endpoint_answers_503(tmp_path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from streamproc.notify import Notifier, load_channels, parse_settings
 from streamproc.notify.am_payloads import am_labels, label_name, postable_alert, rfc3339
 from streamproc.notify.resend import FiringTable
 from streamproc.notify.store import Tx, open_db
+from tests.waiting import wait_until
 
 
 def mk(
@@ -80,16 +80,6 @@ async def started(cfg: dict[str, Any], state: Path) -> Notifier:
     n = Notifier.from_config(cfg, state_dir=state)
     await n.start()
     return n
-
-
-async def until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {check}")
 
 
 def parse_time(text: str) -> float:
@@ -155,7 +145,11 @@ async def test_firing_alert_reaches_alertmanager_with_labels_and_its_resolve_fol
     n = await started(cfg, tmp_path)
     fired = mk(1, at=time.time() - 30)
     await n.submit([fired])
-    firing = (await until(lambda: hook_alerts(alertmanager, "firing")))[0]
+    firing = (
+        await wait_until(
+            lambda: hook_alerts(alertmanager, "firing"), 30, "Alertmanager's webhook: firing"
+        )
+    )[0]
     assert firing["labels"] == EXPECTED_LABELS
     assert firing["annotations"] == {"summary": fired.title, "description": fired.body}
     assert abs(parse_time(firing["startsAt"]) - fired.event_time) < 0.01
@@ -166,12 +160,20 @@ async def test_firing_alert_reaches_alertmanager_with_labels_and_its_resolve_fol
     first_end = parse_time(held[0]["endsAt"])
     assert first_end > time.time() + 1  # now + 4 resend intervals: it stays firing
     # re-sent while firing: Alertmanager's endsAt moves on
-    await until(lambda: parse_time(alertmanager.alerts()[0]["endsAt"]) > first_end + 0.5)
+    await wait_until(
+        lambda: parse_time(alertmanager.alerts()[0]["endsAt"]) > first_end + 0.5,
+        30,
+        "the resent alert to move endsAt on",
+    )
     # Alertmanager shows the resend before the notifier has counted its answer
-    await until(lambda: n.counters["resent"] >= 1)
+    await wait_until(lambda: n.counters["resent"] >= 1, 30, "a resend")
     cleared = resolve(fired)
     await n.submit([cleared])
-    resolved = (await until(lambda: hook_alerts(alertmanager, "resolved")))[0]
+    resolved = (
+        await wait_until(
+            lambda: hook_alerts(alertmanager, "resolved"), 30, "Alertmanager's webhook: resolved"
+        )
+    )[0]
     assert resolved["labels"] == EXPECTED_LABELS
     assert abs(parse_time(resolved["endsAt"]) - cleared.event_time) < 0.01
     assert abs(parse_time(resolved["startsAt"]) - fired.event_time) < 0.01
@@ -189,11 +191,11 @@ async def test_a_restarted_notifier_goes_on_resending_what_it_had_sent(
     )
     n = await started(cfg, tmp_path)
     await n.submit([mk(2)])
-    await until(lambda: alertmanager.alerts())
+    await wait_until(alertmanager.alerts, 30, "Alertmanager to hold the alert")
     await n.close()
     first_end = parse_time(alertmanager.alerts()[0]["endsAt"])
     n2 = await started(cfg, tmp_path)  # nothing submitted: the state is on disk
-    await until(lambda: n2.counters["resent"] >= 1)
+    await wait_until(lambda: n2.counters["resent"] >= 1, 30, "the restarted notifier's resend")
     assert parse_time(alertmanager.alerts()[0]["endsAt"]) > first_end
     await n2.close()
 
@@ -211,7 +213,7 @@ async def test_alertmanager_credentials_stay_out_of_names_and_logs(
     [ch] = n.channels.values()
     assert ch.name == f"alertmanager://127.0.0.1:{port}"
     await n.submit([mk(3)])
-    await until(lambda: n.counters["dead_lettered"] >= 1)
+    await wait_until(lambda: n.counters["dead_lettered"] >= 1, 30, "a dead letter")
     await n.close()
     text = caplog.text + repr(n.stats())
     for secret in ("Pa55word-x", "Tok3n-secret", "admin"):

@@ -18,6 +18,7 @@ from streamproc.notify import Notifier
 from streamproc.notify.silences import SilenceStore
 from streamproc.notify.store import open_db
 from tests.deliveries import refs, text_of
+from tests.waiting import wait_until
 
 
 def mk(
@@ -109,12 +110,16 @@ async def test_receiver_down_then_back_gets_everything(
     receiver.stop_listening()  # refused, as by a crashed webhook service
     alerts = [mk(i) for i in range(10)]
     await n.submit(alerts[:5])
-    while n.counters["send_failures"] < 5:  # it really tried, and failed, several times
-        await asyncio.sleep(0.05)
+    # it really tried, and failed, several times
+    await wait_until(lambda: n.counters["send_failures"] >= 5, 120, "five failed sends")
     await n.submit(alerts[5:])
     receiver.listen()  # the same port again
-    while sorted(refs(receiver.accepted)) != sorted(a.fingerprint for a in alerts):
-        await asyncio.sleep(0.05)
+    await wait_until(
+        lambda: sorted(refs(receiver.accepted)) == sorted(a.fingerprint for a in alerts),
+        120,
+        "every alert to arrive once the receiver listens again",
+        detail=lambda: refs(receiver.accepted),
+    )
     await n.close()
     assert len(refs(receiver.accepted)) == 10  # each once
     assert n.counters.get("dead_lettered", 0) == 0
@@ -140,8 +145,7 @@ async def test_server_errors_retry_then_fallback_then_dead_letter(
     n = await started(cfg, tmp_path, dead_letter=to_dlq)
     a = mk(1)
     await n.submit([a])
-    while not dead:
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: dead, 60, "the alert to be dead-lettered", interval=0.02)
     await n.close()
     assert len(primary.requests) == 3 and len(fallback.requests) == 3
     assert primary.requests[-1]["at"] <= fallback.requests[0]["at"]  # in that order
@@ -178,8 +182,7 @@ async def test_dead_letters_go_to_a_jsonl_file_without_a_producer(
     n = await started(cfg, tmp_path)
     await n.submit([mk(3)])
     path = tmp_path / "notify-dead-letters.jsonl"
-    while not path.exists():
-        await asyncio.sleep(0.02)
+    await wait_until(path.exists, 60, "the notify dead-letter file", interval=0.02)
     await n.close()
     [line] = path.read_bytes().splitlines()
     assert orjson.loads(line)["alerts"][0]["fingerprint"] == mk(3).fingerprint
@@ -387,12 +390,12 @@ async def test_receiver_down_for_30_seconds_then_back_gets_everything(
     assert receiver.requests == []  # nothing could arrive while it was down
     assert n.counters["send_failures"] >= 2  # it kept trying, with backoff
     receiver.listen()  # the same port again
-    deadline = loop.time() + 60
-    while (
-        sorted(refs(receiver.accepted)) != sorted(a.fingerprint for a in alerts)
-        and loop.time() < deadline
-    ):
-        await asyncio.sleep(0.1)
+    await wait_until(
+        lambda: sorted(refs(receiver.accepted)) == sorted(a.fingerprint for a in alerts),
+        60,
+        "every alert to arrive once the receiver listens again",
+        detail=lambda: refs(receiver.accepted),
+    )
     await n.close()
     assert sorted(refs(receiver.accepted)) == sorted(a.fingerprint for a in alerts)
     assert n.counters.get("dead_lettered", 0) == 0

@@ -3,7 +3,6 @@ never logged and dropped."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +15,8 @@ from streamproc.alerts import Alert, fingerprint
 from streamproc.notify import Notifier
 from streamproc.notify.undelivered import FILE_NAME, encode_to_fit
 from streamproc.ops.metrics import Metrics
+from tests.runtimes import running
+from tests.waiting import wait_until
 
 
 def brute_force(i: int) -> Alert:
@@ -81,59 +82,32 @@ async def test_an_alert_with_a_channel_is_not_dead_lettered(receiver: Any, tmp_p
 
 @pytest.mark.kafka
 async def test_the_runtime_puts_unrouted_alerts_on_the_alert_dead_letter_topic(
-    kafka: Any, receiver: Any, tmp_path: Path
+    kafka: Any, receiver: Any, make_config
 ) -> None:
-    from aiokafka import AIOKafkaConsumer
 
-    from streamproc.config import parse_config_text
-    from streamproc.pipeline.runtime import Runtime
-    from tests.streams import auth_stream, dumps, produce
+    from tests.streams import auth_stream, dumps, produce, read_records
 
     topic = f"auth-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
     await produce(kafka.bootstrap_servers, topic, dumps(auth_stream(300, 1)), partitions=1)
-    config = parse_config_text(f"""
-kafka:
-  bootstrap_servers: {kafka.bootstrap_servers}
-  group_id: {group}
-  alert_topic: {group}.alerts
-  alert_dlq_topic: {group}.alerts.dlq
-topics:
-  - topic: {topic}
-    family: auth-logs
-notify:
-  urls: [{{url: "{receiver.url("json")}", tags: [nobody]}}]
-  group_wait: 0s
-state_dir: {tmp_path}
-""")
-    metrics = Metrics(process_metrics=False)
-    runtime = Runtime(config, metrics=metrics)
-    await runtime.start()
-    try:
-        for _ in range(600):
-            if metrics.value("streamproc_notify_dead_letters_total", {"reason": "no_route"}):
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await runtime.stop()
-    assert metrics.value("streamproc_notify_dead_letters_total", {"reason": "no_route"}) == 1
-    consumer = AIOKafkaConsumer(
-        f"{group}.alerts.dlq",
-        bootstrap_servers=kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"{group}-dlq-reader",
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers,
+        group=group,
+        kafka={"alert_dlq_topic": f"{group}.alerts.dlq"},
+        topics=[topic],
+        urls=[{"url": receiver.url("json"), "tags": ["nobody"]}],
+        notify={"group_by": None},
     )
-    await consumer.start()
-    seen: list[dict[str, Any]] = []
-    try:
-        for _ in range(50):
-            batch = await consumer.getmany(timeout_ms=200)
-            seen.extend(orjson.loads(m.value) for msgs in batch.values() for m in msgs)
-            if seen:
-                break
-    finally:
-        await consumer.stop()
-    [record] = seen
+    metrics = Metrics(process_metrics=False)
+    async with running(config, metrics=metrics):
+        await wait_until(
+            lambda: metrics.value("streamproc_notify_dead_letters_total", {"reason": "no_route"}),
+            60,
+            "the alert no channel takes to be dead-lettered",
+        )
+    assert metrics.value("streamproc_notify_dead_letters_total", {"reason": "no_route"}) == 1
+    dlq = await read_records(kafka.bootstrap_servers, f"{group}.alerts.dlq", 1)
+    [record] = [orjson.loads(r.value) for r in dlq]
     assert record["reason"] == "no_route"
     assert record["alerts"][0]["kind"] == "brute_force"
     assert receiver.requests == []

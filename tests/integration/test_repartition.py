@@ -14,8 +14,10 @@ from streamproc.decode import RawRecord
 from streamproc.detectors.merge import SourceMerge
 from streamproc.events import Event
 from streamproc.pipeline.repartition import plan, topic_name
-from streamproc.pipeline.runtime import Judge, Runtime
+from streamproc.pipeline.runtime import Judge
+from tests.runtimes import running
 from tests.streams import BASE_TS, committed_total, produce
+from tests.waiting import wait_until
 
 
 def test_detectors_run_where_records_arrive_when_the_topic_key_suits_them() -> None:
@@ -75,7 +77,7 @@ topics: [{topic: logins, family: auth-logs}]
 
 @pytest.mark.kafka
 async def test_unkeyed_topic_detects_spray_and_brute_force_across_partitions(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
     topic, group = f"logins-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     records = []
@@ -100,23 +102,21 @@ async def test_unkeyed_topic_detects_spray_and_brute_force_across_partitions(
     records.sort(key=lambda r: r["timestamp"])
     # no keys: the producer spreads them over the partitions
     await produce(kafka.bootstrap_servers, topic, [orjson.dumps(r) for r in records], partitions=4)
-    config = parse_config_text(f"""
-kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
-        alert_topic: {group}.alerts}}
-topics: [{{topic: {topic}, family: auth-logs}}]
-notify: {{urls: ["{receiver.url()}"], group_wait: 0s, group_by: [fingerprint], rate: 0}}
-state_dir: {tmp_path}
-""")
-    runtime = Runtime(config)
-    await runtime.start()
-    try:
-        for _ in range(300):
-            if len(receiver.accepted) >= 2 and runtime.stats.records_in >= len(records):
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1)
-    finally:
-        await runtime.stop()
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers,
+        group=group,
+        topics=[topic],
+        urls=[receiver.url()],
+        notify={"rate": 0},
+    )
+    async with running(config) as runtime:
+        await wait_until(
+            lambda: len(receiver.accepted) >= 2 and runtime.stats.records_in >= len(records),
+            30,
+            "every record and two alerts",
+            detail=lambda: runtime.stats,
+        )
+        await asyncio.sleep(1)  # anything extra that was going to arrive
     kinds = sorted(runtime.stats.alerts_by_kind.items())
     assert kinds == [("brute_force", 1), ("password_spray", 1)], kinds
     assert len(receiver.accepted) == 2
@@ -128,7 +128,7 @@ state_dir: {tmp_path}
 
 @pytest.mark.kafka
 async def test_max_events_stops_once_the_repartitioned_copies_are_judged_too(
-    kafka, receiver, tmp_path
+    kafka, receiver, make_config
 ) -> None:
     topic, group = f"logins-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     records = [
@@ -150,20 +150,16 @@ async def test_max_events_stops_once_the_repartitioned_copies_are_judged_too(
         for j in range(5)
     ]
     await produce(kafka.bootstrap_servers, topic, [orjson.dumps(r) for r in records], partitions=4)
-    config = parse_config_text(f"""
-kafka: {{bootstrap_servers: "{kafka.bootstrap_servers}", group_id: {group},
-        alert_topic: {group}.alerts}}
-topics: [{{topic: {topic}, family: auth-logs}}]
-notify: {{urls: ["{receiver.url()}"], group_wait: 0s, group_by: [fingerprint], rate: 0}}
-state_dir: {tmp_path}
-""")
+    config = make_config(
+        bootstrap=kafka.bootstrap_servers,
+        group=group,
+        topics=[topic],
+        urls=[receiver.url()],
+        notify={"rate": 0},
+    )
     # both detectors are judged on repartition topics, from copies of the records counted
-    runtime = Runtime(config, max_events=len(records))
-    await runtime.start()
-    try:
+    async with running(config, max_events=len(records)) as runtime:
         await asyncio.wait_for(runtime.wait(), 60)  # stops by itself
-    finally:
-        await runtime.stop()
     assert runtime.stats.records_in == len(records)
     assert runtime.stats.repartitioned_in == runtime.stats.repartitioned_out == 2 * len(records)
     assert sorted(runtime.stats.alerts_by_kind.items()) == [

@@ -15,9 +15,10 @@ from streamproc.alerts import Alert
 from streamproc.commands.replay import ReplayInput, replay_records
 from streamproc.config import parse_config_text
 from streamproc.ops.metrics import Metrics
-from streamproc.pipeline.runtime import Runtime
 from tests.api_records import req
-from tests.streams import produce
+from tests.runtimes import running
+from tests.streams import produce, read_records
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -98,7 +99,6 @@ def identity(a: Alert) -> tuple[object, ...]:
 
 
 async def test_rule_alerts_on_kafka_are_those_of_replay(kafka, receiver, tmp_path) -> None:
-    from aiokafka import AIOKafkaConsumer
 
     values = records()
     (tmp_path / "r").mkdir()
@@ -139,35 +139,20 @@ state_dir: {tmp_path / "state"}
         )
     )
     metrics = Metrics(process_metrics=False)
-    runtime = Runtime(config, metrics=metrics)
-    await runtime.start()
-    try:
-        deadline = asyncio.get_running_loop().time() + 60
-        while asyncio.get_running_loop().time() < deadline and (
-            runtime.stats.records_in < len(values)
-            or sum(runtime.stats.alerts_by_kind.values()) < len(expected)
-        ):
-            await asyncio.sleep(0.1)
+    async with running(config, metrics=metrics) as runtime:
+        await wait_until(
+            lambda: (
+                runtime.stats.records_in >= len(values)
+                and sum(runtime.stats.alerts_by_kind.values()) >= len(expected)
+            ),
+            60,
+            "every record and every expected alert",
+            detail=lambda: runtime.stats,
+        )
         await asyncio.sleep(0.5)
-    finally:
-        await runtime.stop()
 
-    consumer = AIOKafkaConsumer(
-        f"{group}.alerts",
-        bootstrap_servers=kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"{group}-reader",
-    )
-    await consumer.start()
-    try:
-        got: list[Alert] = []
-        for _ in range(50):
-            batch = await consumer.getmany(timeout_ms=200)
-            got.extend(Alert.from_json(m.value) for msgs in batch.values() for m in msgs)
-            if len(got) >= len(expected):
-                break
-    finally:
-        await consumer.stop()
+    alert_log = await read_records(kafka.bootstrap_servers, f"{group}.alerts", len(expected))
+    got = [Alert.from_json(r.value) for r in alert_log]
     assert sorted(identity(a) for a in got) == expected
     assert (
         metrics.value(

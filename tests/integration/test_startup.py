@@ -26,6 +26,7 @@ from streamproc.sources.kafka import KafkaSource
 from streamproc.storage.checkpoints import KafkaCheckpointer
 from streamproc.storage.tables import TopicTable
 from tests.streams import auth_stream, dumps, produce
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -171,10 +172,7 @@ state_dir: {tmp_path}
     caplog.set_level(logging.INFO, logger="streamproc.pipeline.startup")
     await runtime.start()
     try:
-        for _ in range(300):
-            if runtime.stats.records_in >= 50:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: runtime.stats.records_in >= 50, 15, "the 50 records")
     finally:
         await runtime.stop()
     assert runtime.stats.records_in == 50

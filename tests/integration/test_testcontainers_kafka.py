@@ -6,12 +6,13 @@ milliseconds (``docker.from_env()`` fails fast).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
 
+from tests.runtimes import running
 from tests.streams import auth_stream, committed_total, dumps, produce
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -30,27 +31,23 @@ def apache_kafka():
         yield container.get_bootstrap_server()
 
 
-async def test_brute_force_end_to_end_on_apache_kafka(apache_kafka, receiver, tmp_path) -> None:
-    from streamproc.config import parse_config_text
-    from streamproc.pipeline.runtime import Runtime
+async def test_brute_force_end_to_end_on_apache_kafka(apache_kafka, receiver, make_config) -> None:
 
     topic, group = f"auth-{uuid.uuid4().hex[:6]}", f"g-{uuid.uuid4().hex[:6]}"
     stream = auth_stream(2000, 2)
     await produce(apache_kafka, topic, dumps(stream))
-    config = parse_config_text(f"""
-kafka: {{bootstrap_servers: "{apache_kafka}", group_id: {group}}}
-topics: [{{topic: {topic}, family: auth-logs}}]
-notify: {{urls: ["{receiver.url("json")}"], group_wait: 0s, group_by: [fingerprint]}}
-state_dir: {tmp_path}
-""")
-    runtime = Runtime(config)
-    await runtime.start()
-    try:
-        for _ in range(600):
-            if runtime.stats.records_in >= 2000 and len(receiver.accepted) >= 2:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await runtime.stop()
+    config = make_config(
+        bootstrap=apache_kafka,
+        kafka={"group_id": group},
+        topics=[topic],
+        urls=[receiver.url("json")],
+    )
+    async with running(config) as runtime:
+        await wait_until(
+            lambda: runtime.stats.records_in >= 2000 and len(receiver.accepted) >= 2,
+            60,
+            "every record and two alerts",
+            detail=lambda: runtime.stats,
+        )
     assert len(receiver.accepted) == 2
     assert await committed_total(apache_kafka, group, topic) == 2000

@@ -16,6 +16,7 @@ from streamproc.decode import RawRecord
 from streamproc.ops.metrics import Metrics
 from streamproc.pipeline.reload import Reloader
 from streamproc.pipeline.runtime import Judge
+from tests.waiting import wait_until
 
 T0 = 1_700_000_000
 
@@ -133,11 +134,8 @@ async def test_sighup_reloads_the_file(setup) -> None:
     try:
         path.write_text(auth_config(2))
         os.kill(os.getpid(), signal.SIGHUP)
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if reloader.last is not None:
-                break
-        assert reloader.last is not None and reloader.last.ok
+        await wait_until(lambda: reloader.last is not None, 2, "the reload SIGHUP asks for")
+        assert reloader.last.ok
         alerts, _ = judge.judge(failures(2))
         assert len(fired(alerts)) == 1
     finally:
@@ -150,11 +148,8 @@ async def test_file_watch_reloads_after_an_edit(setup) -> None:
     try:
         await asyncio.sleep(0.1)
         path.write_text(auth_config(2) + "# edited\n")
-        for _ in range(200):
-            await asyncio.sleep(0.02)
-            if reloader.last is not None:
-                break
-        assert reloader.last is not None and reloader.last.ok
+        await wait_until(lambda: reloader.last is not None, 4, "the reload the edit causes")
+        assert reloader.last.ok
     finally:
         task.cancel()
 
