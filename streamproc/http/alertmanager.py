@@ -103,7 +103,7 @@ class AlertmanagerAPI:
         self.config = config
         self.worker = worker
         self.started = time.time() if started is None else started
-        # set once the runtime runs with a config file (runner.py): what POST /-/reload does
+        # set once the runtime runs with a config file (commands/run.py): what POST /-/reload does
         self.reload: Callable[[], Awaitable[Any]] | None = None
 
     def app(self) -> web.Application:
