@@ -6,7 +6,8 @@ machine that runs the same config (same ``group_id``). Each worker owns its part
 state (restored from the changelog when a partition moves: storage/checkpoints.py), and the
 alert log is read by a second group, so each alert is delivered by exactly one worker. Each
 worker keeps its own ``state_dir/worker-N``; what all of them must see alike is read by each
-from the deployment's topics: silences (notify/silences.py) and the notification log (notify/sharedlog.py).
+from the deployment's topics: silences (notify/silences.py) and the notification log
+(notify/sharedlog.py).
 
 This module only supervises: it starts the workers as child processes, restarts one that
 dies (with backoff), forwards SIGTERM/SIGINT, and waits for them. With the embedded broker it
