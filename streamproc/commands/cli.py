@@ -242,11 +242,20 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "scenarios",
         nargs="*",
         metavar="SCENARIO",
-        help="detect, kafka, mqtt, notify, state, workers, peers, startup (default: all)",
+        help="detect, state, notify, mqtt, kafka, workers, peers, startup, ingest (default: all)",
     )
-    p.add_argument("--events", type=int, default=None, metavar="N")
-    p.add_argument("--runs", type=int, default=3, metavar="R")
-    p.add_argument("--out", default="bench-out", metavar="DIR")
+    p.add_argument(
+        "--events", type=int, default=None, metavar="N", help="events a run (each its default)"
+    )
+    p.add_argument(
+        "--runs", type=int, default=3, metavar="R", help="runs a scenario; the median is reported"
+    )
+    p.add_argument(
+        "--out",
+        default="bench-out",
+        metavar="DIR",
+        help="where results.json and the chart results.png go (bench-out)",
+    )
     p.add_argument(
         "--sigma",
         default=None,
