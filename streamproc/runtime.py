@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -542,12 +542,12 @@ class Judge:
                     log.error(
                         "a record read into columns was refused by its decoder "
                         "(%s at %s[%d] offset %d): judged as read, and dead-lettered",
-                        got.reason,  # type: ignore[union-attr]
+                        got.reason,
                         r.topic,
                         r.partition,
                         r.offset,
                     )
-                    dead.append(got)  # type: ignore[arg-type]
+                    dead.append(got)
                     got = Event(
                         decoder.family,
                         frame.ts[i],
@@ -1108,7 +1108,7 @@ class DeliveryLoop:
 
 def compile_subscription(
     bindings: list[Binding],
-    internal: list[Binding] = (),  # type: ignore[assignment]
+    internal: Sequence[Binding] = (),
     app: str = "streamproc",
     dlq_suffix: str = ".dlq",
 ) -> tuple[list[str], str | None]:
@@ -1360,7 +1360,9 @@ class Runtime:
         )
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         if self.max_memory:
-            self._tasks.append(asyncio.create_task(self._memory_guard(), name="memory-guard"))
+            self._tasks.append(
+                asyncio.create_task(self._memory_guard(self.max_memory), name="memory-guard")
+            )
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._report_loop(), name="metrics"))
             self.metrics.set_ready("sources", True)
@@ -1422,7 +1424,7 @@ class Runtime:
         source.assign_hooks.insert(0, joined)
         source.assign_hooks.append(restored)
 
-    async def _memory_guard(self, interval: float = 1.0) -> None:
+    async def _memory_guard(self, max_memory: int, interval: float = 1.0) -> None:
         """Above ``max_memory`` (resident set), pause consumption; below 90 % of it, resume.
 
         Sheds load by leaving records in the broker, never by dropping them. MQTT has no
@@ -1434,7 +1436,7 @@ class Runtime:
         import psutil
 
         proc = psutil.Process()
-        limit = int(self.max_memory)  # type: ignore[arg-type]
+        limit = int(max_memory)
         last_warning = 0.0
         while True:
             rss = proc.memory_info().rss
@@ -1717,8 +1719,8 @@ class Runtime:
                 for t in self._tasks
                 if t.done() and not t.cancelled() and t.exception() is not None
             ]
-            if failed:
-                raise failed[0].exception()  # type: ignore[misc]
+            if failed and (error := failed[0].exception()) is not None:
+                raise error
             if self._max_events_judged():  # (a merge lets its last records go on a tick)
                 break
             if self.exit_when_idle is not None:
