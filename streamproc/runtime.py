@@ -262,7 +262,7 @@ class Judge:
                     behind=self._source_behind,
                 )
             # last source offset judged per source partition (repartitioned records only)
-            engine.src_offsets = {}  # type: ignore[attr-defined]
+            engine.src_offsets = {}
             self.engines[task] = engine
         return engine
 
@@ -655,7 +655,7 @@ class Judge:
     def _dedup_repartitioned(engine: DetectorEngine, events: list[Event]) -> list[Event]:
         """Drop repartitioned records this task has judged already: a crash between producing
         them and checkpointing the source makes the source task produce them again."""
-        seen: dict[tuple[str, int], int] = engine.src_offsets  # type: ignore[attr-defined]
+        seen = engine.src_offsets
         out = []
         for ev in events:  # coordinates are the original record's (see decode/records.py)
             k = (ev.topic, ev.partition)
@@ -1245,27 +1245,27 @@ class Runtime:
         delivery_side = asyncio.create_task(self._start_delivery_side(), name="notify-start")
         self._tasks.append(delivery_side)
 
-        if kafka_bindings:
+        if kafka_bindings and cfg.kafka is not None:  # always so with bindings; narrows the type
             from .sources.kafka import KafkaSource
 
             topics, pattern = compile_subscription(
                 kafka_bindings,
                 self.judge.internal,
-                cfg.kafka.topics.app,  # type: ignore[union-attr]
-                cfg.kafka.dlq_suffix,  # type: ignore[union-attr]
+                cfg.kafka.topics.app,
+                cfg.kafka.dlq_suffix,
             )
             source = KafkaSource(
-                cfg.kafka,  # type: ignore[arg-type]
+                cfg.kafka,
                 topics=topics,
                 pattern=pattern,
                 start_retries=self.start_retries,
-                exclusive=cfg.kafka.embedded,  # type: ignore[union-attr]
+                exclusive=cfg.kafka.embedded,
             )
             progress = None
             if cfg.checkpoints:
                 from .state import KafkaCheckpointer
 
-                self.checkpointer = KafkaCheckpointer(cfg.kafka, self.judge)  # type: ignore[arg-type]
+                self.checkpointer = KafkaCheckpointer(cfg.kafka, self.judge)
                 await self.checkpointer.start()
                 progress = self.progress = KafkaProgress(
                     source, self.checkpointer, self.judge, cfg.checkpoint_interval
@@ -1287,9 +1287,9 @@ class Runtime:
                 progress=progress,
             )
             loop.producer = self.producer
-            if self.judge.internal and cfg.kafka.max_partition_skew > 0:  # type: ignore[union-attr]
+            if self.judge.internal and cfg.kafka.max_partition_skew > 0:
                 # only repartitioned detectors see partitions interleaved: align then
-                loop.alignment = Alignment(source, self.judge, cfg.kafka.max_partition_skew)  # type: ignore[union-attr]
+                loop.alignment = Alignment(source, self.judge, cfg.kafka.max_partition_skew)
                 self.alignment = loop.alignment
 
                 async def forget(tps: list[Any], alignment: Alignment = loop.alignment) -> None:
@@ -1297,7 +1297,7 @@ class Runtime:
 
                 source.revoke_hooks.append(forget)
             self.ingest.append(loop)
-        if mqtt_bindings:
+        if mqtt_bindings and cfg.mqtt is not None:  # always so with bindings; narrows the type
             from .deadletters import FileDeadLetters
             from .sources.mqtt import MqttSource
 
@@ -1319,7 +1319,7 @@ class Runtime:
 
                 filters.append(STATUS_FILTER)  # agents' Last Wills: host_silent at once
             source = MqttSource(  # type: ignore[assignment]
-                cfg.mqtt,  # type: ignore[arg-type]
+                cfg.mqtt,
                 filters,
                 worker=self.worker,
                 start_retries=self.start_retries,
@@ -1327,7 +1327,7 @@ class Runtime:
             await source.start()
             self.sources.append(source)
             mqtt_dead = FileDeadLetters(
-                cfg.mqtt.dead_letter_file,  # type: ignore[union-attr]
+                cfg.mqtt.dead_letter_file,
                 metrics=self.metrics,
             )
             self.ingest.append(
