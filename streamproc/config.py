@@ -79,6 +79,8 @@ from .errors import ConfigError, ConfigErrors
 from .pipeline.internal_topics import InternalTopics
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from .rules import RuleSet
     from .sources.ingest import IngestSettings
 
@@ -88,14 +90,14 @@ DEFAULT_GROUP_ID = "streamproc"
 # -- YAML with line numbers ----------------------------------------------------------------
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict[str, Any]):
     """A mapping that remembers the line of each key (1-based) and of itself."""
 
     line: int = 0
     key_lines: dict[str, int]
 
 
-class LineList(list):  # type: ignore[type-arg]
+class LineList(list[Any]):
     """A list that remembers the line of each item (1-based) and of itself."""
 
     line: int = 0
@@ -869,11 +871,15 @@ def _read_scalar(kind: type, value: Any, where: str, node: Any, key: str, file: 
 
 
 def _coerce_scalars(
-    cls: type, values: dict[str, Any], node: Any, section: str, file: str | None
+    cls: type[DataclassInstance],
+    values: dict[str, Any],
+    node: Any,
+    section: str,
+    file: str | None,
 ) -> None:
     """A string where ``cls`` takes a number or true/false (``port: ${MQTT_PORT}``: a
     variable's value is a string) is read as that type; one that does not read is an error."""
-    for name, spec in cls.__dataclass_fields__.items():  # type: ignore[attr-defined]
+    for name, spec in cls.__dataclass_fields__.items():
         kind = _SCALARS.get(str(spec.type).replace(" | None", ""))
         if kind is not None and name in values:
             values[name] = _read_scalar(kind, values[name], f"{section}.{name}", node, name, file)

@@ -105,13 +105,13 @@ def run_workers(args: argparse.Namespace, config: Config) -> int:
         broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log").start()
         bootstrap = broker.bootstrap_servers
         log.info("embedded broker on %s for %d workers", bootstrap, workers)
-        config.kafka = KafkaConfig(bootstrap_servers=bootstrap, embedded=True)
+        config.kafka = kafka = KafkaConfig(bootstrap_servers=bootstrap, embedded=True)
         if args.demo:
             from ..ops.broker import ensure_topics
 
             async def prepare() -> int:
                 await ensure_topics(
-                    config.kafka.client_kwargs(),  # type: ignore[union-attr]
+                    kafka.client_kwargs(),
                     {b.topic: 3 for b in config.kafka_bindings if b.topic},
                 )
                 return await feed_samples(config)

@@ -216,7 +216,7 @@ class BatchDecoder:
             if type(out) is Event:
                 events.append(out)
             else:
-                dead.append(out)  # type: ignore[arg-type]
+                dead.append(out)
         return events, dead
 
     # -- internals -------------------------------------------------------------------------

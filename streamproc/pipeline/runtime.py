@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -262,7 +262,7 @@ class Judge:
                     behind=self._source_behind,
                 )
             # last source offset judged per source partition (repartitioned records only)
-            engine.src_offsets = {}  # type: ignore[attr-defined]
+            engine.src_offsets = {}
             self.engines[task] = engine
         return engine
 
@@ -542,12 +542,12 @@ class Judge:
                     log.error(
                         "a record read into columns was refused by its decoder "
                         "(%s at %s[%d] offset %d): judged as read, and dead-lettered",
-                        got.reason,  # type: ignore[union-attr]
+                        got.reason,
                         r.topic,
                         r.partition,
                         r.offset,
                     )
-                    dead.append(got)  # type: ignore[arg-type]
+                    dead.append(got)
                     got = Event(
                         decoder.family,
                         frame.ts[i],
@@ -655,7 +655,7 @@ class Judge:
     def _dedup_repartitioned(engine: DetectorEngine, events: list[Event]) -> list[Event]:
         """Drop repartitioned records this task has judged already: a crash between producing
         them and checkpointing the source makes the source task produce them again."""
-        seen: dict[tuple[str, int], int] = engine.src_offsets  # type: ignore[attr-defined]
+        seen = engine.src_offsets
         out = []
         for ev in events:  # coordinates are the original record's (see decode/records.py)
             k = (ev.topic, ev.partition)
@@ -1108,7 +1108,7 @@ class DeliveryLoop:
 
 def compile_subscription(
     bindings: list[Binding],
-    internal: list[Binding] = (),  # type: ignore[assignment]
+    internal: Sequence[Binding] = (),
     app: str = "streamproc",
     dlq_suffix: str = ".dlq",
 ) -> tuple[list[str], str | None]:
@@ -1245,27 +1245,27 @@ class Runtime:
         delivery_side = asyncio.create_task(self._start_delivery_side(), name="notify-start")
         self._tasks.append(delivery_side)
 
-        if kafka_bindings:
+        if kafka_bindings and cfg.kafka is not None:  # always so with bindings; narrows the type
             from ..sources.kafka import KafkaSource
 
             topics, pattern = compile_subscription(
                 kafka_bindings,
                 self.judge.internal,
-                cfg.kafka.topics.app,  # type: ignore[union-attr]
-                cfg.kafka.dlq_suffix,  # type: ignore[union-attr]
+                cfg.kafka.topics.app,
+                cfg.kafka.dlq_suffix,
             )
             source = KafkaSource(
-                cfg.kafka,  # type: ignore[arg-type]
+                cfg.kafka,
                 topics=topics,
                 pattern=pattern,
                 start_retries=self.start_retries,
-                exclusive=cfg.kafka.embedded,  # type: ignore[union-attr]
+                exclusive=cfg.kafka.embedded,
             )
             progress = None
             if cfg.checkpoints:
                 from ..storage.checkpoints import KafkaCheckpointer
 
-                self.checkpointer = KafkaCheckpointer(cfg.kafka, self.judge)  # type: ignore[arg-type]
+                self.checkpointer = KafkaCheckpointer(cfg.kafka, self.judge)
                 await self.checkpointer.start()
                 progress = self.progress = KafkaProgress(
                     source, self.checkpointer, self.judge, cfg.checkpoint_interval
@@ -1287,9 +1287,9 @@ class Runtime:
                 progress=progress,
             )
             loop.producer = self.producer
-            if self.judge.internal and cfg.kafka.max_partition_skew > 0:  # type: ignore[union-attr]
+            if self.judge.internal and cfg.kafka.max_partition_skew > 0:
                 # only repartitioned detectors see partitions interleaved: align then
-                loop.alignment = Alignment(source, self.judge, cfg.kafka.max_partition_skew)  # type: ignore[union-attr]
+                loop.alignment = Alignment(source, self.judge, cfg.kafka.max_partition_skew)
                 self.alignment = loop.alignment
 
                 async def forget(tps: list[Any], alignment: Alignment = loop.alignment) -> None:
@@ -1297,7 +1297,7 @@ class Runtime:
 
                 source.revoke_hooks.append(forget)
             self.ingest.append(loop)
-        if mqtt_bindings:
+        if mqtt_bindings and cfg.mqtt is not None:  # always so with bindings; narrows the type
             from ..sources.mqtt import MqttSource
             from ..storage.dlq import FileDeadLetters
 
@@ -1319,7 +1319,7 @@ class Runtime:
 
                 filters.append(STATUS_FILTER)  # agents' Last Wills: host_silent at once
             source = MqttSource(  # type: ignore[assignment]
-                cfg.mqtt,  # type: ignore[arg-type]
+                cfg.mqtt,
                 filters,
                 worker=self.worker,
                 start_retries=self.start_retries,
@@ -1327,7 +1327,7 @@ class Runtime:
             await source.start()
             self.sources.append(source)
             mqtt_dead = FileDeadLetters(
-                cfg.mqtt.dead_letter_file,  # type: ignore[union-attr]
+                cfg.mqtt.dead_letter_file,
                 metrics=self.metrics,
             )
             self.ingest.append(
@@ -1360,7 +1360,9 @@ class Runtime:
         )
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         if self.max_memory:
-            self._tasks.append(asyncio.create_task(self._memory_guard(), name="memory-guard"))
+            self._tasks.append(
+                asyncio.create_task(self._memory_guard(self.max_memory), name="memory-guard")
+            )
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._report_loop(), name="metrics"))
             self.metrics.set_ready("sources", True)
@@ -1422,7 +1424,7 @@ class Runtime:
         source.assign_hooks.insert(0, joined)
         source.assign_hooks.append(restored)
 
-    async def _memory_guard(self, interval: float = 1.0) -> None:
+    async def _memory_guard(self, max_memory: int, interval: float = 1.0) -> None:
         """Above ``max_memory`` (resident set), pause consumption; below 90 % of it, resume.
 
         Sheds load by leaving records in the broker, never by dropping them. MQTT has no
@@ -1434,7 +1436,7 @@ class Runtime:
         import psutil
 
         proc = psutil.Process()
-        limit = int(self.max_memory)  # type: ignore[arg-type]
+        limit = int(max_memory)
         last_warning = 0.0
         while True:
             rss = proc.memory_info().rss
@@ -1717,8 +1719,8 @@ class Runtime:
                 for t in self._tasks
                 if t.done() and not t.cancelled() and t.exception() is not None
             ]
-            if failed:
-                raise failed[0].exception()  # type: ignore[misc]
+            if failed and (error := failed[0].exception()) is not None:
+                raise error
             if self._max_events_judged():  # (a merge lets its last records go on a tick)
                 break
             if self.exit_when_idle is not None:
