@@ -154,9 +154,6 @@ class Renderer:
     def _esc(self, value: object, fmt: str) -> str:
         return escape_value(value, fmt, self.max_value_len)
 
-    def _bold(self, text: str, fmt: str) -> str:
-        return {"markdown": f"**{text}**", "html": f"<b>{text}</b>"}.get(fmt, text)
-
     def _bullets(self, items: list[tuple[str, str]], fmt: str) -> str:
         if fmt == "html":
             return "<ul>" + "".join(f"<li><b>{k}:</b> {v}</li>" for k, v in items) + "</ul>"

@@ -997,11 +997,6 @@ class Alignment:
             self.paused.discard(tp)
             self.last_data.pop(tp, None)
 
-    def resume_all(self) -> None:
-        if self.paused:
-            self.source.resume_partitions(self.paused)
-        self.paused = set()
-
 
 class KafkaProgress:
     """Where each assigned partition stands, and the checkpoint-then-commit step
