@@ -644,11 +644,12 @@ def test_how_batches_were_judged_is_counted(monkeypatch: pytest.MonkeyPatch) -> 
     assert count("events") > 0  # the first batch of each partition starts its stream time
 
 
-def test_judging_from_columns_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_judging_from_columns_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamproc.decode.frames import columns_enabled
 
     monkeypatch.delenv("STREAMPROC_COLUMNS", raising=False)
+    assert columns_enabled()
+    assert any(r is not None for r in Judge(_config("auth-logs", {"brute_force"})).frames.values())
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "0")
     assert not columns_enabled()
     assert all(r is None for r in Judge(_config("auth-logs", {"brute_force"})).frames.values())
-    monkeypatch.setenv("STREAMPROC_COLUMNS", "1")
-    assert columns_enabled()
