@@ -64,6 +64,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,14 +72,17 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .alerts import AlertLimits
-from .contracts import Contract, builtin_contracts, get_contract, parse_contract
+from .contracts import Contract, builtin_contracts, family_for_topic, get_contract, parse_contract
 from .decode.mapping import FieldMapping
 from .decode.patterns import LineFormat, named_format, regex_format
 from .decode.records import DEFAULT_MAX_RECORD_BYTES
 from .errors import ConfigError, ConfigErrors
 from .pipeline.internal_topics import InternalTopics
+from .sources.base import STATUS_PREFIX
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from .rules import RuleSet
     from .sources.ingest import IngestSettings
 
@@ -88,14 +92,14 @@ DEFAULT_GROUP_ID = "streamproc"
 # -- YAML with line numbers ----------------------------------------------------------------
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict[str, Any]):
     """A mapping that remembers the line of each key (1-based) and of itself."""
 
     line: int = 0
     key_lines: dict[str, int]
 
 
-class LineList(list):  # type: ignore[type-arg]
+class LineList(list[Any]):
     """A list that remembers the line of each item (1-based) and of itself."""
 
     line: int = 0
@@ -385,6 +389,41 @@ class Binding:
         return self.pattern is not None and re.fullmatch(self.pattern, topic) is not None
 
 
+def match_binding(bindings: Iterable[Binding], source_kind: str, topic: str) -> Binding | None:
+    """The first of ``bindings`` that judges the records of ``topic`` read from a
+    ``source_kind`` source: ``kafka`` (and ``file``), a Kafka or file binding whose topic or
+    pattern matches; ``mqtt``, an MQTT binding whose topic filter matches, and for the agents'
+    status topics the MQTT host-metrics binding; ``http``, the binding the URL names."""
+    if source_kind == "http":
+        return next((b for b in bindings if b.name == topic), None)
+    if source_kind == "mqtt":
+        if topic.startswith(STATUS_PREFIX):
+            return next(
+                (b for b in bindings if b.source == "mqtt" and b.family == "host-metrics"), None
+            )
+        return next(
+            (
+                b
+                for b in bindings
+                if b.source == "mqtt" and b.mqtt_topic and mqtt_filter_matches(b.mqtt_topic, topic)
+            ),
+            None,
+        )
+    return next(
+        (b for b in bindings if b.source in (source_kind, "file") and b.matches(topic)), None
+    )
+
+
+def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT wildcard match, ``$share/<group>/`` understood (aiomqtt's own matcher)."""
+    import aiomqtt  # here: a run without MQTT does not import it (or paho)
+
+    try:
+        return bool(aiomqtt.Topic(topic).matches(topic_filter))
+    except ValueError:  # not a valid topic name: matches nothing
+        return False
+
+
 @dataclass(slots=True)
 class Config:
     bindings: list[Binding]
@@ -407,11 +446,45 @@ class Config:
     # ``ingest:``: HTTP events and webhooks (sources/ingest.py); None: the defaults
     ingest: IngestSettings | None = None
 
-    def binding_for_topic(self, topic: str) -> Binding | None:
-        for binding in self.bindings:
-            if binding.source in ("kafka", "file") and binding.matches(topic):
-                return binding
-        return None
+    @property
+    def internal_topics(self) -> InternalTopics:
+        """The names of the deployment's internal topics (without Kafka, as in a replay:
+        those of the default application id)."""
+        return self.kafka.topics if self.kafka is not None else InternalTopics(DEFAULT_GROUP_ID)
+
+    def binding_for(
+        self, source_kind: str, topic: str, internal: Iterable[Binding] = ()
+    ) -> Binding | None:
+        """The binding that judges the records of ``topic`` read from a ``source_kind``
+        source (None: no binding does; see ``match_binding`` for kafka, mqtt and http).
+
+        A Kafka repartition topic is judged by one of ``internal`` (the repartition bindings
+        a Judge runs) alone: no user binding, whatever its pattern. ``replay`` (a file given
+        as ``TOPIC=FILE``): as Kafka, else the binding named ``topic``, else the default
+        family whose default topic ``topic`` is, through a configured binding of that family
+        that maps no fields (its parameters kept) or else the family's defaults."""
+        if source_kind == "kafka" and self.internal_topics.is_repartition(topic):
+            return match_binding(internal, source_kind, topic)
+        if source_kind != "replay":
+            return match_binding(self.bindings, source_kind, topic)
+        found = match_binding(self.bindings, "kafka", topic)
+        if found is None:
+            found = match_binding(self.bindings, "http", topic)  # by name
+        if found is not None:
+            return found
+        family = family_for_topic(topic, self.contracts)
+        if family is None:
+            return None
+        for candidate in self.bindings:
+            if candidate.family == family and candidate.mapping is None:
+                return candidate
+        return Binding(
+            name=family,
+            family=family,
+            contract=get_contract(family, self.contracts),
+            source="file",
+            topic=topic,
+        )
 
     def detector_params(self, binding: Binding, kind: str) -> dict[str, Any]:
         merged = dict(self.detectors.get(kind) or {})
@@ -869,11 +942,15 @@ def _read_scalar(kind: type, value: Any, where: str, node: Any, key: str, file: 
 
 
 def _coerce_scalars(
-    cls: type, values: dict[str, Any], node: Any, section: str, file: str | None
+    cls: type[DataclassInstance],
+    values: dict[str, Any],
+    node: Any,
+    section: str,
+    file: str | None,
 ) -> None:
     """A string where ``cls`` takes a number or true/false (``port: ${MQTT_PORT}``: a
     variable's value is a string) is read as that type; one that does not read is an error."""
-    for name, spec in cls.__dataclass_fields__.items():  # type: ignore[attr-defined]
+    for name, spec in cls.__dataclass_fields__.items():
         kind = _SCALARS.get(str(spec.type).replace(" | None", ""))
         if kind is not None and name in values:
             values[name] = _read_scalar(kind, values[name], f"{section}.{name}", node, name, file)

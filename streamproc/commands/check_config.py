@@ -89,16 +89,6 @@ def load_checked(path: str | None) -> tuple[Config, list[ChannelInfo]]:
     return config, channels
 
 
-def check_notify(config: Config) -> list[ChannelInfo]:
-    """Every notify problem at once (bad URLs, tags and templates, each Apprise config entry
-    Apprise cannot load), each at its ``file:line``."""
-    errors: list[ConfigError] = []
-    channels = _load_channels(config, errors)
-    if errors:
-        raise ConfigErrors.of([_placed(config, exc) for exc in errors])
-    return channels
-
-
 def _placed(config: Config, exc: ConfigError) -> ConfigError:
     """``exc`` with the config file and the best line, unless it already names a file."""
     if exc.file:

@@ -52,7 +52,7 @@ def _logging(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "run",
         help="consume Kafka/MQTT, detect, and deliver alerts (the main job)",
@@ -147,7 +147,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler="streamproc.commands.run:main")
 
 
-def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "replay",
         help="run the detectors over JSONL files offline (tune rules, test)",
@@ -197,7 +197,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.set_defaults(handler="streamproc.commands.replay:main")
 
 
-def _add_produce(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_produce(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "produce",
         help="generate realistic event traffic with known incidents",
@@ -231,7 +231,7 @@ def _add_produce(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(handler="streamproc.commands.produce:main")
 
 
-def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bench",
         help="measure throughput, latency and memory on this machine",
@@ -242,11 +242,20 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "scenarios",
         nargs="*",
         metavar="SCENARIO",
-        help="detect, kafka, mqtt, notify, state, workers, peers, startup (default: all)",
+        help="detect, state, notify, mqtt, kafka, workers, peers, startup, ingest (default: all)",
     )
-    p.add_argument("--events", type=int, default=None, metavar="N")
-    p.add_argument("--runs", type=int, default=3, metavar="R")
-    p.add_argument("--out", default="bench-out", metavar="DIR")
+    p.add_argument(
+        "--events", type=int, default=None, metavar="N", help="events a run (each its default)"
+    )
+    p.add_argument(
+        "--runs", type=int, default=3, metavar="R", help="runs a scenario; the median is reported"
+    )
+    p.add_argument(
+        "--out",
+        default="bench-out",
+        metavar="DIR",
+        help="where results.json and the chart results.png go (bench-out)",
+    )
     p.add_argument(
         "--sigma",
         default=None,
@@ -258,7 +267,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(handler="streamproc.bench.harness:main")
 
 
-def _add_agent(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "agent",
         help="publish this host's metrics (psutil) to MQTT or Kafka",
@@ -275,7 +284,7 @@ def _add_agent(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(handler="streamproc.commands.agent:main")
 
 
-def _add_check_config(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_check_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "check-config",
         help="validate a config and print what it will do",
@@ -288,7 +297,7 @@ def _add_check_config(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.set_defaults(handler="streamproc.commands.check_config:main")
 
 
-def _add_silence(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_silence(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "silence",
         help="add, list or expire notification silences",
@@ -335,7 +344,7 @@ def _add_silence(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(handler="streamproc.notify.silences:main")
 
 
-def _add_rules(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_rules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "rules",
         help="check rule files and Sigma rules",
@@ -356,7 +365,7 @@ def _add_rules(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(handler="streamproc.rules.check:main")
 
 
-def _add_alert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_alert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "alert",
         help="query the active alerts of a running streamproc",
@@ -410,7 +419,7 @@ def _add_alert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(handler="streamproc.http.query:main")
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_run,
     _add_replay,
     _add_produce,

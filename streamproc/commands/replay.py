@@ -3,7 +3,7 @@
 Where an event goes::
 
     TOPIC=FILE ...  -> binding per topic (config, else the default topic of that name)
-        |               one BatchDecoder per binding; each file is one partition
+        |               each file is one partition
         v
     decode every line (JSONL, access-log lines for ``format: combined``, lines by pattern
         |   for ``regex``, ``sshd`` and ``syslog``; .gz is fine),
@@ -13,7 +13,8 @@ Where an event goes::
     merge the files in event-time order (k-way merge of the files' heads: a file's own
         |   order is kept, it is the arrival order, so out-of-order lines stay out of order)
         v
-    one DetectorEngine per binding (watermark, lateness, timers)
+    one DetectorEngine per binding (watermark, lateness, timers), judged through the
+        |   runtime's Judge (pipeline/runtime.py: its decoders, ``judge_events``)
         |-- behind the watermark -> dead letters with reason ``late``
         |-- a jump of event time that later records contradict -> ``time_jump``
         |   (see detectors/engine.py; no wall clock here, so no ``future`` rule)
@@ -39,17 +40,14 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
 from ..alerts import SEVERITIES, Alert
 from ..config import Binding, Config, load_config
-from ..contracts import family_for_topic, get_contract
 from ..decode import BatchDecoder, DeadLetter
 from ..decode.deadletter import MAX_DEAD_LETTER_BYTES
-from ..detectors import DetectorEngine, build_engine
-from ..detectors.engine import Rejected
+from ..detectors import DetectorEngine
 from ..errors import ConfigError, StreamprocError
 from ..events import Event
+from ..pipeline.runtime import Judge, TaskId
 from ..storage.files import open_private
 
 BATCH = 4096  # events per engine call: large enough to amortise, small enough for memory
@@ -112,15 +110,10 @@ def parse_input(spec: str) -> ReplayInput:
 
 
 def binding_for(config: Config, topic: str) -> Binding:
-    """The binding a topic replays through: a configured one, else its default family."""
-    binding = config.binding_for_topic(topic)
-    if binding is not None:
-        return binding
-    for candidate in config.bindings:
-        if candidate.name == topic:
-            return candidate
-    family = family_for_topic(topic, config.contracts)
-    if family is None:
+    """The binding a topic replays through (``Config.binding_for``: a configured one, else
+    its default family)."""
+    binding = config.binding_for("replay", topic)
+    if binding is None:
         names = sorted(
             {b.name for b in config.bindings} | {b.topic for b in config.bindings if b.topic}
         )
@@ -128,16 +121,7 @@ def binding_for(config: Config, topic: str) -> Binding:
             f"unknown topic {topic!r}: no topic binding matches it and it is not "
             f"a default topic; known: {', '.join(names)}"
         )
-    for candidate in config.bindings:  # a configured binding of that family keeps its params
-        if candidate.family == family and candidate.mapping is None:
-            return candidate
-    return Binding(
-        name=family,
-        family=family,
-        contract=get_contract(family, config.contracts),
-        source="file",
-        topic=topic,
-    )
+    return binding
 
 
 # -- the replay -----------------------------------------------------------------------------
@@ -158,6 +142,12 @@ def _lines(inp: ReplayInput) -> Iterator[tuple[int, bytes]]:
                 yield number, raw.rstrip(b"\r\n")
 
 
+def _at(name: str, dl: DeadLetter) -> DeadLetter:
+    """``dl``, its detail led by the file and line of its record."""
+    dl.detail = f"{name}:{dl.offset}: {dl.detail}"
+    return dl
+
+
 def _decoded(
     inp: ReplayInput, topic: str, partition: int, decoder: BatchDecoder, result: ReplayResult
 ) -> Iterator[tuple[Event, bytes]]:
@@ -175,7 +165,7 @@ def _decoded(
         values = [raw for _, raw in chunk]
         events, rejected = decoder.decode_batch(values, topic, partition, numbers)
         for dl in rejected:
-            dl.detail = f"{inp.name}:{dl.offset}: {dl.detail}"
+            _at(inp.name, dl)
         raw_of = dict(zip(numbers, values, strict=True))
         d = 0
         for ev in events:
@@ -189,79 +179,65 @@ def _decoded(
 def replay_records(config: Config, inputs: list[ReplayInput]) -> ReplayResult:
     """Run the configured detectors over ``inputs``; nothing is written anywhere."""
     result = ReplayResult()
-    bindings: dict[str, Binding] = {}
+    judge = Judge(config, partitioned=False, device_topics=False)
+    tasks: dict[str, TaskId] = {}  # topic -> its binding's one task
     streams: list[Iterator[tuple[Event, bytes]]] = []
     partitions: Counter[str] = Counter()
-    decoders: dict[str, BatchDecoder] = {}
     names: dict[tuple[str, int], str] = {}  # (topic, partition) -> file, for dead letters
     for inp in inputs:
-        binding = bindings.setdefault(inp.topic, binding_for(config, inp.topic))
-        decoder = decoders.get(binding.name)
-        if decoder is None:
-            decoder = decoders[binding.name] = BatchDecoder.for_binding(binding)
-            result.engines[binding.name] = build_engine(config, binding)
+        task = tasks.get(inp.topic)
+        if task is None:
+            binding = binding_for(config, inp.topic)
+            if judge.binding(binding.name) is not binding:
+                judge.rebind(binding)  # a default topic no configured binding names
+            task = tasks[inp.topic] = judge.task_id(binding, "file", inp.topic, 0)
+            result.engines.setdefault(binding.name, judge.engine(task))
         partition = partitions[inp.topic]
         partitions[inp.topic] += 1
         names[(inp.topic, partition)] = inp.name
+        decoder = judge.decoder(task[0])
         streams.append(_decoded(inp, inp.topic, partition, decoder, result))
 
     # ties in event time are broken by binding name, then by emission order within the
     # engine: neither depends on the order of --input arguments or on batch boundaries
     emitted: list[tuple[float, str, int, Alert]] = []
-    batches: dict[str, list[tuple[Event, bytes]]] = {name: [] for name in result.engines}
+    batches: dict[TaskId, list[tuple[Event, bytes]]] = {task: [] for task in tasks.values()}
 
-    def flush(name: str) -> None:
-        batch = batches[name]
-        if not batch:
-            return
-        engine = result.engines[name]
-        alerts, rejected = engine.process([ev for ev, _ in batch])
-        _collect(alerts, name)
-        if rejected:
-            _reject(rejected, {(ev.partition, ev.offset): raw for ev, raw in batch})
-        # (a record held for a time jump and rejected later is counted then)
-        result.events += len(batch) - len(rejected)
-        batch.clear()
-
-    def _reject(rejected: list[Rejected], raws: dict[tuple[int, int], bytes]) -> None:
-        for r in rejected:
-            ev = r.event
-            if r.reason == "late":
-                result.late += 1
-            raw = raws.get((ev.partition, ev.offset))
-            if raw is None:  # held in an earlier batch: its fields, as decoded
-                raw = orjson.dumps(ev.data, default=str)
-            result.dead_letters.append(
-                DeadLetter(
-                    r.reason,
-                    f"{names[(ev.topic, ev.partition)]}:{ev.offset}: {r.detail}",
-                    raw,
-                    ev.topic,
-                    ev.partition,
-                    ev.offset,
-                    None,
-                    ev.family,
-                )
-            )
-
-    def _collect(alerts: list[Alert], name: str) -> None:
+    def collect(alerts: list[Alert], name: str) -> None:
         for alert in alerts:
             emitted.append((alert.event_time, name, len(emitted), alert))
 
-    binding_of_topic = {topic: b.name for topic, b in bindings.items()}
+    def judged(dead: list[DeadLetter]) -> None:
+        for dl in dead:
+            if dl.reason == "late":
+                result.late += 1
+            result.dead_letters.append(_at(names[(dl.topic, dl.partition)], dl))
+
+    def flush(task: TaskId) -> None:
+        batch = batches[task]
+        if not batch:
+            return
+        raws = {(ev.topic, ev.partition, ev.offset): raw for ev, raw in batch}
+        alerts, dead = judge.judge_events(task, [ev for ev, _ in batch], None, raws)
+        collect(alerts, task[0])
+        judged(dead)
+        # (a record held for a time jump and rejected later is counted then)
+        result.events += len(batch) - len(dead)
+        batch.clear()
+
     for ev, raw in heapq.merge(*streams, key=lambda item: item[0].ts):
-        name = binding_of_topic[ev.topic]
-        batch = batches[name]
+        task = tasks[ev.topic]
+        batch = batches[task]
         batch.append((ev, raw))
         if len(batch) >= BATCH:
-            flush(name)
-    for name in result.engines:
-        flush(name)
-    for name, engine in result.engines.items():
-        _collect(engine.finish(), name)
-        rejected = engine.take_late()
-        _reject(rejected, {})
-        result.events -= len(rejected)
+            flush(task)
+    for task in batches:
+        flush(task)
+    for task in batches:
+        alerts, dead = judge.finish_task(task)
+        collect(alerts, task[0])
+        judged(dead)
+        result.events -= len(dead)
     emitted.sort(key=lambda item: item[:3])
     result.alerts = [item[3] for item in emitted]
     return result

@@ -2,11 +2,12 @@
 
 Kafka is the distributed engine: every worker is an ordinary consumer-group member, so the
 group coordinator spreads the partitions over the workers of one machine and of every other
-machine that runs the same config (same ``group_id``). Each worker owns its partitions' state
-(restored from the changelog when a partition moves, see state.py), and the alert log is read
-by a second group, so each alert is delivered by exactly one worker. Each worker keeps its own
-``state_dir/worker-N``; what all of them must see alike is read by each from the deployment's
-topics: silences (notify/silences.py) and the notification log (notify/sharedlog.py).
+machine that runs the same config (same ``group_id``). Each worker owns its partitions'
+state (restored from the changelog when a partition moves: storage/checkpoints.py), and the
+alert log is read by a second group, so each alert is delivered by exactly one worker. Each
+worker keeps its own ``state_dir/worker-N``; what all of them must see alike is read by each
+from the deployment's topics: silences (notify/silences.py) and the notification log
+(notify/sharedlog.py).
 
 This module only supervises: it starts the workers as child processes, restarts one that
 dies (with backoff), forwards SIGTERM/SIGINT, and waits for them. With the embedded broker it
@@ -104,13 +105,13 @@ def run_workers(args: argparse.Namespace, config: Config) -> int:
         broker = EmbeddedKafka(log_file=config.state_dir / "tansu.log").start()
         bootstrap = broker.bootstrap_servers
         log.info("embedded broker on %s for %d workers", bootstrap, workers)
-        config.kafka = KafkaConfig(bootstrap_servers=bootstrap, embedded=True)
+        config.kafka = kafka = KafkaConfig(bootstrap_servers=bootstrap, embedded=True)
         if args.demo:
             from ..ops.broker import ensure_topics
 
             async def prepare() -> int:
                 await ensure_topics(
-                    config.kafka.client_kwargs(),  # type: ignore[union-attr]
+                    kafka.client_kwargs(),
                     {b.topic: 3 for b in config.kafka_bindings if b.topic},
                 )
                 return await feed_samples(config)

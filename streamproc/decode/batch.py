@@ -216,7 +216,7 @@ class BatchDecoder:
             if type(out) is Event:
                 events.append(out)
             else:
-                dead.append(out)  # type: ignore[arg-type]
+                dead.append(out)
         return events, dead
 
     # -- internals -------------------------------------------------------------------------
@@ -290,7 +290,8 @@ class BatchDecoder:
                         row[name] = float(value)
             if not allowed.issuperset(kinds):
                 unfit.update(j for j, v in enumerate(col) if type(v) not in allowed)
-            elif enum is not None:
+            if enum is not None:
+                # also when another record's value was of the wrong type
                 seen = set(col)
                 seen.discard(None)
                 if not enum.issuperset(seen):

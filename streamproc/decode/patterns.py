@@ -27,6 +27,7 @@ December line read in January is not dated eleven months ahead).
 from __future__ import annotations
 
 import calendar
+import importlib
 import re
 import time
 from collections.abc import Callable
@@ -37,10 +38,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import regex
 
-try:  # the regex parser: Python 3.11+ names it re._parser
-    from re import _parser as _sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+# The standard regex parser (re._parser since 3.11; sre_parse, its old name, warns that it
+# is deprecated). Imported by name: typeshed describes `re` as a module, without _parser.
+_sre_parse = importlib.import_module("re._parser")
 
 # Lines longer than this are not matched at all (dead letter ``too_large``): syslog lines are
 # at most 8 KiB in practice (rsyslog's default maxMessageSize), and a bound on the input is

@@ -184,7 +184,7 @@ class RecordDecoder:
             if type(out) is Event:
                 events.append(out)
             else:
-                dead.append(out)  # type: ignore[arg-type]
+                dead.append(out)
         return events, dead
 
     # -- internals -------------------------------------------------------------------------

@@ -157,6 +157,10 @@ class Rejected:
 
 
 class DetectorEngine:
+    # Repartitioned tasks only, set there by the runtime (absent elsewhere, which the
+    # checkpoint tells by hasattr): the last source offset judged per source partition.
+    src_offsets: dict[Key, int]
+
     def __init__(
         self,
         detectors: Sequence[Detector],

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..notify.active import ActiveAlert, ActiveAlerts
+    from ..notify.notifier import Notifier
     from ..notify.silences import Silence, SilenceStage
 
 log = logging.getLogger("streamproc.http")
@@ -67,7 +68,7 @@ class Sources(Protocol):
     def active_alerts(self) -> ActiveAlerts | None: ...
 
     @property
-    def notifier(self) -> Any: ...
+    def notifier(self) -> Notifier | None: ...
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
@@ -103,7 +104,7 @@ class AlertmanagerAPI:
         self.config = config
         self.worker = worker
         self.started = time.time() if started is None else started
-        # set once the runtime runs with a config file (runner.py): what POST /-/reload does
+        # set once the runtime runs with a config file (commands/run.py): what POST /-/reload does
         self.reload: Callable[[], Awaitable[Any]] | None = None
 
     def app(self) -> web.Application:
@@ -132,7 +133,7 @@ class AlertmanagerAPI:
 
     # -- what the runtime provides ----------------------------------------------------------
 
-    def _parts(self) -> tuple[ActiveAlerts, Any]:
+    def _parts(self) -> tuple[ActiveAlerts, Notifier]:
         active = self.sources.active_alerts
         notifier = self.sources.notifier
         if active is None or notifier is None or getattr(notifier, "silences", None) is None:
@@ -143,7 +144,7 @@ class AlertmanagerAPI:
         return active, notifier
 
     def _silences(self) -> SilenceStage:
-        return self._parts()[1].silences  # type: ignore[no-any-return]
+        return self._parts()[1].silences
 
     # -- alerts -----------------------------------------------------------------------------
 

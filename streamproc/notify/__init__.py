@@ -2,7 +2,7 @@
 
     inhibit.py -> silences.py -> routing.py -> dedup.py -> group.py       (submit)
     -> inhibit.py -> dedup.py -> outbox.py                               (group timers)
-    -> ratelimit.py -> deliver.py -> retry.py -> (fallback) -> deadletter.py (per channel)
+    -> ratelimit.py -> deliver.py -> retry.py -> (fallback) -> undelivered.py (per channel)
 
 One stage shape (stage.py), the list built in one place (pipeline.py), run by notifier.py
 (submit, the flush loop) and worker.py (one per channel).

@@ -459,13 +459,13 @@ def apprise_file_services(text: str, file: str, errors: list[ConfigError]) -> li
         )
     common = {k: _plain(v) for k, v in doc.items() if k not in ("urls", "include")}
     lines = urls.item_lines if isinstance(urls, LineList) else [None] * len(urls)
-    for entry, number in zip(urls, lines, strict=True):
+    for entry, entry_line in zip(urls, lines, strict=True):
         content = yaml.safe_dump({**common, "urls": [_plain(entry)]}, sort_keys=False)
         loaded, messages = _parse_alone(ConfigBase.config_parse_yaml, content)
         if len(loaded) < _declared(entry):
             errors.append(
                 _entry_error(
-                    file, number, _entry_url(entry), messages, partly=bool(loaded), entry=entry
+                    file, entry_line, _entry_url(entry), messages, partly=bool(loaded), entry=entry
                 )
             )
         services.extend(loaded)

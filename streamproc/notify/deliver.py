@@ -230,7 +230,8 @@ class ChannelSender:
                 return await self.send(msg)
             if not built or not box.requests:
                 return SendResult(False, error="the service could not build the request")
-            status, headers = 0, {}
+            status = 0
+            headers: dict[str, str] = {}
             async with asyncio.timeout(self.channel.timeout):
                 for req in box.requests:
                     status, headers = await self.pool.request(

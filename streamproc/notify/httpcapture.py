@@ -118,20 +118,23 @@ def _install() -> None:
 
         original_request = requests.request
 
-        def request(method: str, url: str, **kwargs: Any) -> Any:
+        def request(method: str, url: str | bytes, **kwargs: Any) -> requests.Response:
             # Intercept at requests.request (what the webhook services call), before a
             # Session is built: that setup cost more than the whole send on the fast path.
             box: Captured | None = getattr(_local, "box", None)
             if box is None or not box.intercept:
                 return original_request(method, url, **kwargs)
-            light = _light(method, url, kwargs)
+            text_url = url.decode("utf-8") if isinstance(url, bytes) else url  # as requests does
+            light = _light(method, text_url, kwargs)
             if light is None:
                 box.unsupported = True
             else:
                 box.requests.append(light)
-            return _answer(url)
+            return _answer(text_url)
 
-        def send(self: requests.Session, request: Any, **kwargs: Any) -> Any:
+        def send(
+            self: requests.Session, request: requests.PreparedRequest, **kwargs: Any
+        ) -> requests.Response:
             box: Captured | None = getattr(_local, "box", None)
             response = original(self, request, **kwargs)
             if box is not None:

@@ -189,6 +189,11 @@ def parse_route(rule: dict[str, Any], where: str) -> Route:
     tags = rule.get("tags", rule.get("tag", []))
     if isinstance(tags, str):
         tags = [t.strip() for t in tags.split(",") if t.strip()]
+    elif not isinstance(tags, list | tuple):
+        raise ConfigError(
+            f"{where}.tags: expected a tag or a list of tags, got {tags!r}",
+            hint="tags: [oncall, security-team]",
+        )
     min_rank, max_rank = 0, len(SEVERITIES) - 1
     if "min_severity" in match:
         min_rank = _rank(match.pop("min_severity"), f"{where}.match.min_severity")

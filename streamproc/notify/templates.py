@@ -34,7 +34,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
@@ -68,7 +67,7 @@ _NOUNS = {
 _INERT = re.compile(r"[A-Za-z0-9 ,.+=%/-]*")
 
 
-def escape_value(value: Any, fmt: str = "markdown", max_len: int = 200) -> str:
+def escape_value(value: object, fmt: str = "markdown", max_len: int = 200) -> str:
     """Make one event-derived value inert for ``fmt`` (markdown, text, html) and cap it."""
     text = (
         value
@@ -152,11 +151,8 @@ class Renderer:
         self.max_group_items = max_group_items
 
     # -- pieces -----------------------------------------------------------------------------
-    def _esc(self, value: Any, fmt: str) -> str:
+    def _esc(self, value: object, fmt: str) -> str:
         return escape_value(value, fmt, self.max_value_len)
-
-    def _bold(self, text: str, fmt: str) -> str:
-        return {"markdown": f"**{text}**", "html": f"<b>{text}</b>"}.get(fmt, text)
 
     def _bullets(self, items: list[tuple[str, str]], fmt: str) -> str:
         if fmt == "html":
@@ -166,7 +162,9 @@ class Renderer:
         return "\n".join(f"- {k}: {v}" for k, v in items)
 
     def _facts(self, alert: Alert, fmt: str) -> list[tuple[str, str]]:
-        e = lambda v: self._esc(v, fmt)  # noqa: E731
+        def e(value: object) -> str:
+            return self._esc(value, fmt)
+
         facts = [
             ("Severity", e(alert.severity)),
             ("Status", e(alert.status)),
@@ -194,7 +192,9 @@ class Renderer:
         return title, body
 
     def _vars(self, alert: Alert, fmt: str) -> dict[str, str]:
-        e = lambda v: self._esc(v, fmt)  # noqa: E731
+        def e(value: object) -> str:
+            return self._esc(value, fmt)
+
         v = {
             "title": e(alert.title),
             "body": e(alert.body),

@@ -4,9 +4,9 @@ As Kafka Streams prefixes its changelog and repartition topics with ``applicatio
 that two applications on one cluster never read each other's state, every topic streamproc
 creates for itself is named ``<application_id>.<what>``:
 
-    <app>.state.<source topic>            checkpoints (state.py)
+    <app>.state.<source topic>            checkpoints (storage/checkpoints.py)
     <app>.repartition.<binding>.<field>   re-keyed records (repartition.py)
-    <app>.alerts, <app>.alerts.dlq        the alert log and undeliverable alerts (alertlog.py)
+    <app>.alerts, <app>.alerts.dlq        the alert log, undeliverable alerts (storage/alertlog.py)
     <app>.silences                        silences, read as a table by every worker
     <app>.notifications                   the shared notification log (notify/sharedlog.py)
     <app>.alerts.active                   active alerts, for the Alertmanager API (notify/active.py)

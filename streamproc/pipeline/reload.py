@@ -287,12 +287,13 @@ class Reloader:
 
     async def watch(self, interval: float = 2.0) -> None:
         """Reload whenever the file's modification time or size changes (run as a task)."""
-        if self.path is None:
+        path = self.path
+        if path is None:
             return
 
         def stamp() -> tuple[float, int] | None:
             try:
-                st = os.stat(self.path)  # type: ignore[arg-type]
+                st = os.stat(path)
             except OSError:
                 return None
             return (st.st_mtime, st.st_size)

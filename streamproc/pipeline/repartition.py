@@ -69,9 +69,7 @@ def topic_name(config: Config, binding: Binding, field: str) -> str:
 def internal_topics(config: Config) -> InternalTopics:
     """The config's internal topic names (those of the default application id without Kafka,
     as in replay)."""
-    from ..config import DEFAULT_GROUP_ID
-
-    return config.kafka.topics if config.kafka is not None else InternalTopics(DEFAULT_GROUP_ID)
+    return config.internal_topics
 
 
 def plan(config: Config, binding: Binding) -> tuple[set[str], dict[str, set[str]]]:

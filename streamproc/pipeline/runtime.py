@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from ..alerts import Alert
-from ..config import Binding, Config
+from ..config import Binding, Config, match_binding
 from ..decode import BatchDecoder, DeadLetter, RawRecord
 from ..decode.frames import FrameReader, columns_enabled, frame_reader_for
 from ..decode.records import DEFAULT_MAX_DEPTH
@@ -40,7 +40,7 @@ from ..detectors.engine import Rejected
 from ..detectors.merge import SourceMerge
 from ..events import Event
 from ..ops.backoff import Backoff
-from ..sources.base import STATUS_PREFIX, PartitionedSource
+from ..sources.base import PartitionedSource
 from .batches import BatchWriter
 from .startup import Startup
 
@@ -64,16 +64,6 @@ class Stats:
     last_record_at: float = 0.0
     repartitioned_in: int = 0  # records read back from repartition topics
     repartitioned_out: int = 0  # copies written to repartition topics
-
-
-def mqtt_filter_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT wildcard match, ``$share/<group>/`` understood (aiomqtt's own matcher)."""
-    import aiomqtt  # here: a run without MQTT does not import it (or paho)
-
-    try:
-        return bool(aiomqtt.Topic(topic).matches(topic_filter))
-    except ValueError:  # not a valid topic name: matches nothing
-        return False
 
 
 TaskId = tuple[str, str, int]  # (binding name, topic, partition)
@@ -137,7 +127,13 @@ class Judge:
     records of an MQTT binding share one task.
 
     With ``partitioned=False`` (replay, tests, single-process embedded demo) every binding has
-    one task whatever the partition.
+    one task whatever the partition. With ``device_topics=False`` (replay) an MQTT binding's
+    engine is a plain one: a file is a partition, not a device keeping its own time.
+
+    The Judge owns the decoder of every binding it judges (``decoder``): the HTTP source
+    validates with it and a replay decodes with it, and a reload rebuilds it (``rebind``).
+    A task's events are judged by ``judge_events``, whoever decoded them: ``judge`` for a
+    source's batch, a replay for its files merged in event-time order.
     """
 
     def __init__(
@@ -149,8 +145,10 @@ class Judge:
         idle_after: float = 30.0,
         repartition: bool = False,
         clock: Callable[[], float] | None = None,
+        device_topics: bool = True,
     ) -> None:
         self.config = config
+        self.device_topics = device_topics
         # live: the wall clock, for the engines' ``future`` rule (None: replays and tests)
         self.clock = clock
         self.metrics = metrics
@@ -177,6 +175,10 @@ class Judge:
         from .repartition import internal_topics
 
         self.names = internal_topics(config)
+        # (source kind, topic) -> binding (Config.binding_for), for every batch's topics
+        self._route_cache: dict[tuple[str, str], Binding | None] = {}
+        self._last_counts: dict[Any, tuple[int, int]] = {}
+        self.stats = Stats()
         # partition count of a source topic (the Kafka source's metadata), for SourceMerge
         self.partitions_of: Callable[[str], int | None] | None = None
         # (topic, partition) -> records not judged yet (the Kafka source), for SourceMerge
@@ -184,7 +186,7 @@ class Judge:
         # (topic, partition) -> nothing left to read (the Kafka source), for held candidates
         self.source_caught_up: Callable[[str, int], bool] | None = None
         for b in config.bindings:
-            self._add_binding(b)
+            self.rebind(b)
             if repartition and b.source == "kafka":
                 from . import repartition as rp
 
@@ -192,7 +194,7 @@ class Judge:
                 if remote:
                     self.kinds[b.name] = local
                     for internal in rp.internal_bindings(config, b):
-                        self._add_binding(internal)
+                        self.rebind(internal)
                         self.internal.append(internal)
                         self.kinds[internal.name] = remote[internal.keyed_by]  # type: ignore[index]
                         self.repartition_targets.setdefault(b.name, []).append(
@@ -208,20 +210,6 @@ class Judge:
                             for f, k in sorted(remote.items())
                         ),
                     )
-
-    def _add_binding(self, b: Binding) -> None:
-        self.bindings[b.name] = b
-        self.decoders[b.name] = BatchDecoder.for_binding(b)
-        self.frames[b.name] = (
-            None
-            if b.format == "internal" or not columns_enabled()
-            else frame_reader_for(
-                b.contract, b.format, b.mapping, b.max_record_bytes, DEFAULT_MAX_DEPTH
-            )
-        )
-        self._route_cache: dict[tuple[str, str], Binding | None] = {}
-        self._last_counts: dict[Any, tuple[int, int]] = {}
-        self.stats = Stats()
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -240,7 +228,7 @@ class Judge:
                 engine.set_detectors([d for d in engine.detectors if d.kind in kinds])
             engine.idle_after = self.idle_after
             engine.clock = self.clock
-            if binding.source == "mqtt":
+            if binding.source == "mqtt" and self.device_topics:
                 # every MQTT topic (device) keeps its own time; see detectors/engine.py
                 engine.max_topic_lag = binding.max_time_jump
                 engine.key_ttl = MQTT_TOPIC_TTL
@@ -262,7 +250,7 @@ class Judge:
                     behind=self._source_behind,
                 )
             # last source offset judged per source partition (repartitioned records only)
-            engine.src_offsets = {}  # type: ignore[attr-defined]
+            engine.src_offsets = {}
             self.engines[task] = engine
         return engine
 
@@ -289,9 +277,23 @@ class Judge:
     # -- reload ---------------------------------------------------------------------------
 
     def rebind(self, binding: Binding) -> None:
-        """Decode a running binding's records by ``binding`` (same name) from now on."""
-        self.bindings[binding.name] = binding
-        self.decoders[binding.name] = BatchDecoder.for_binding(binding)
+        """Judge the records of ``binding.name`` by ``binding`` from now on: its decoder and
+        its column reader are built here, at start, on a reload (same name, new mapping or
+        limits) and for a binding a replay adds (a default topic no binding names)."""
+        name = binding.name
+        self.bindings[name] = binding
+        self.decoders[name] = BatchDecoder.for_binding(binding)
+        self.frames[name] = (
+            None
+            if binding.format == "internal" or not columns_enabled()
+            else frame_reader_for(
+                binding.contract,
+                binding.format,
+                binding.mapping,
+                binding.max_record_bytes,
+                DEFAULT_MAX_DEPTH,
+            )
+        )
 
     def binding(self, name: str) -> Binding | None:
         """The binding of that name as it is judged now (a reload rebinds it)."""
@@ -334,41 +336,17 @@ class Judge:
         return caught_up
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
+        """``Config.binding_for``, remembered per (source kind, topic). HTTP records name
+        their binding as this Judge runs it (a reload keeps running one it cannot apply)."""
+        if source_kind == "http":
+            return match_binding(self.bindings.values(), source_kind, topic)
         key = (source_kind, topic)
         try:
             return self._route_cache[key]
         except KeyError:
             pass
-        found = None
-        if source_kind == "http":  # sources/http.py: records of a binding named by the URL
-            return self.bindings.get(topic)
-        if source_kind == "mqtt" and topic.startswith(STATUS_PREFIX):
-            found = next(
-                (
-                    b
-                    for b in self.config.bindings
-                    if b.source == "mqtt" and b.family == "host-metrics"
-                ),
-                None,
-            )
-            self._route_cache[key] = found
-            return found
-        if source_kind == "kafka" and self.names.is_repartition(topic):
-            for b in self.internal:
-                if b.topic == topic:
-                    found = b
-                    break
-            self._route_cache[key] = found
-            return found
-        for b in self.config.bindings:
-            if source_kind == "mqtt":
-                if b.source == "mqtt" and b.mqtt_topic and mqtt_filter_matches(b.mqtt_topic, topic):
-                    found = b
-                    break
-            elif b.source in (source_kind, "file") and b.matches(topic):
-                found = b
-                break
-        if len(self._route_cache) < 100_000:
+        found = self.config.binding_for(source_kind, topic, self.internal)
+        if len(self._route_cache) < 100_000:  # MQTT: a topic per device, without bound
             self._route_cache[key] = found
         return found
 
@@ -468,23 +446,9 @@ class Judge:
                 alerts.extend(engine_alerts)
                 dead.extend(map(rejected_dead_letter, refused))
                 continue
-            engine = self.engine(task)
-            if self.bindings[task[0]].format == "internal":
-                events = self._dedup_repartitioned(engine, events)
-            else:
-                stats.events += len(events)
-            engine_alerts, refused = engine.process(events, now)
-            targets = self.repartition_targets.get(task[0])
-            if targets:
-                future = {id(r.event) for r in refused if r.reason == "future"}
-                # a record from the future is dead-lettered here, once: not shipped
-                dead.extend(
-                    self._ship(
-                        [ev for ev in events if id(ev) not in future] if future else events, targets
-                    )
-                )
+            engine_alerts, engine_dead = self.judge_events(task, events, now)
             alerts.extend(engine_alerts)
-            dead.extend(map(rejected_dead_letter, refused))
+            dead.extend(engine_dead)
         if now is not None:
             alerts.extend(self.advance_idle(now, exclude=by_task, source_kind=source_kind))
         dead.extend(self._take_late(source_kind))
@@ -500,6 +464,45 @@ class Judge:
             else:
                 dead_labels = None
             self._report(topic_counts, dead, alerts, dead_labels)
+        return alerts, dead
+
+    def judge_events(
+        self,
+        task: TaskId,
+        events: list[Event],
+        now: float | None = None,
+        raws: dict[tuple[str, int, int], bytes] | None = None,
+    ) -> tuple[list[Alert], list[DeadLetter]]:
+        """Judge one task's decoded events, in the order given; returns (alerts, dead
+        letters of the events its engine rejected: late, future, time_jump, some perhaps
+        held from an earlier batch). Repartitioned copies are queued (``take_outbox``).
+        ``raws``: (topic, partition, offset) -> the record as it arrived, for those the
+        caller still holds (a dead letter of any other carries its decoded fields)."""
+        engine = self.engine(task)
+        if self.bindings[task[0]].format == "internal":
+            events = self._dedup_repartitioned(engine, events)
+        else:
+            self.stats.events += len(events)
+        alerts, refused = engine.process(events, now)
+        dead: list[DeadLetter] = []
+        targets = self.repartition_targets.get(task[0])
+        if targets:
+            future = {id(r.event) for r in refused if r.reason == "future"}
+            # a record from the future is dead-lettered here, once: not shipped
+            dead.extend(
+                self._ship(
+                    [ev for ev in events if id(ev) not in future] if future else events, targets
+                )
+            )
+        if raws is None:
+            dead.extend(map(rejected_dead_letter, refused))
+        else:
+            dead.extend(
+                rejected_dead_letter(
+                    r, raws.get((r.event.topic, r.event.partition, r.event.offset))
+                )
+                for r in refused
+            )
         return alerts, dead
 
     def _judge_columns(
@@ -542,12 +545,12 @@ class Judge:
                     log.error(
                         "a record read into columns was refused by its decoder "
                         "(%s at %s[%d] offset %d): judged as read, and dead-lettered",
-                        got.reason,  # type: ignore[union-attr]
+                        got.reason,
                         r.topic,
                         r.partition,
                         r.offset,
                     )
-                    dead.append(got)  # type: ignore[arg-type]
+                    dead.append(got)
                     got = Event(
                         decoder.family,
                         frame.ts[i],
@@ -655,7 +658,7 @@ class Judge:
     def _dedup_repartitioned(engine: DetectorEngine, events: list[Event]) -> list[Event]:
         """Drop repartitioned records this task has judged already: a crash between producing
         them and checkpointing the source makes the source task produce them again."""
-        seen: dict[tuple[str, int], int] = engine.src_offsets  # type: ignore[attr-defined]
+        seen = engine.src_offsets
         out = []
         for ev in events:  # coordinates are the original record's (see decode/records.py)
             k = (ev.topic, ev.partition)
@@ -764,13 +767,22 @@ class Judge:
         Records rejected then (held time jumps that were contradicted) are counted and kept
         in ``final_dead``."""
         alerts: list[Alert] = []
-        for engine in self.engines.values():
-            alerts.extend(engine.finish())
-            for r in engine.take_late():
-                self.final_dead.append(rejected_dead_letter(r))
-                self.stats.dead_letters += 1
-                self.stats.dead_by_reason[r.reason] = self.stats.dead_by_reason.get(r.reason, 0) + 1
+        stats = self.stats
+        for task in self.engines:
+            task_alerts, dead = self.finish_task(task)
+            alerts.extend(task_alerts)
+            self.final_dead.extend(dead)
+            stats.dead_letters += len(dead)
+            for dl in dead:
+                stats.dead_by_reason[dl.reason] = stats.dead_by_reason.get(dl.reason, 0) + 1
         return alerts
+
+    def finish_task(self, task: TaskId) -> tuple[list[Alert], list[DeadLetter]]:
+        """End of input for one task (``DetectorEngine.finish``): (alerts, dead letters of
+        the held records that were contradicted). Not counted in ``stats``."""
+        engine = self.engines[task]
+        alerts = engine.finish()
+        return alerts, list(map(rejected_dead_letter, engine.take_late()))
 
 
 def _unshippable(
@@ -795,12 +807,14 @@ def _unshippable(
     )
 
 
-def rejected_dead_letter(r: Rejected) -> DeadLetter:
-    """An event the engine did not judge (late, future, time_jump), as a dead letter."""
-    import orjson
-
+def rejected_dead_letter(r: Rejected, raw: bytes | None = None) -> DeadLetter:
+    """An event the engine did not judge (late, future, time_jump), as a dead letter: the
+    record as it arrived (``raw``) where the caller still holds it, else its decoded fields."""
     ev = r.event
-    raw = orjson.dumps(ev.data, default=str)
+    if raw is None:
+        import orjson
+
+        raw = orjson.dumps(ev.data, default=str)
     return DeadLetter(r.reason, r.detail, raw, ev.topic, ev.partition, ev.offset, None, ev.family)
 
 
@@ -983,11 +997,6 @@ class Alignment:
             self.paused.discard(tp)
             self.last_data.pop(tp, None)
 
-    def resume_all(self) -> None:
-        if self.paused:
-            self.source.resume_partitions(self.paused)
-        self.paused = set()
-
 
 class KafkaProgress:
     """Where each assigned partition stands, and the checkpoint-then-commit step
@@ -1108,7 +1117,7 @@ class DeliveryLoop:
 
 def compile_subscription(
     bindings: list[Binding],
-    internal: list[Binding] = (),  # type: ignore[assignment]
+    internal: Sequence[Binding] = (),
     app: str = "streamproc",
     dlq_suffix: str = ".dlq",
 ) -> tuple[list[str], str | None]:
@@ -1245,27 +1254,27 @@ class Runtime:
         delivery_side = asyncio.create_task(self._start_delivery_side(), name="notify-start")
         self._tasks.append(delivery_side)
 
-        if kafka_bindings:
+        if kafka_bindings and cfg.kafka is not None:  # always so with bindings; narrows the type
             from ..sources.kafka import KafkaSource
 
             topics, pattern = compile_subscription(
                 kafka_bindings,
                 self.judge.internal,
-                cfg.kafka.topics.app,  # type: ignore[union-attr]
-                cfg.kafka.dlq_suffix,  # type: ignore[union-attr]
+                cfg.kafka.topics.app,
+                cfg.kafka.dlq_suffix,
             )
             source = KafkaSource(
-                cfg.kafka,  # type: ignore[arg-type]
+                cfg.kafka,
                 topics=topics,
                 pattern=pattern,
                 start_retries=self.start_retries,
-                exclusive=cfg.kafka.embedded,  # type: ignore[union-attr]
+                exclusive=cfg.kafka.embedded,
             )
             progress = None
             if cfg.checkpoints:
                 from ..storage.checkpoints import KafkaCheckpointer
 
-                self.checkpointer = KafkaCheckpointer(cfg.kafka, self.judge)  # type: ignore[arg-type]
+                self.checkpointer = KafkaCheckpointer(cfg.kafka, self.judge)
                 await self.checkpointer.start()
                 progress = self.progress = KafkaProgress(
                     source, self.checkpointer, self.judge, cfg.checkpoint_interval
@@ -1287,9 +1296,9 @@ class Runtime:
                 progress=progress,
             )
             loop.producer = self.producer
-            if self.judge.internal and cfg.kafka.max_partition_skew > 0:  # type: ignore[union-attr]
+            if self.judge.internal and cfg.kafka.max_partition_skew > 0:
                 # only repartitioned detectors see partitions interleaved: align then
-                loop.alignment = Alignment(source, self.judge, cfg.kafka.max_partition_skew)  # type: ignore[union-attr]
+                loop.alignment = Alignment(source, self.judge, cfg.kafka.max_partition_skew)
                 self.alignment = loop.alignment
 
                 async def forget(tps: list[Any], alignment: Alignment = loop.alignment) -> None:
@@ -1297,7 +1306,7 @@ class Runtime:
 
                 source.revoke_hooks.append(forget)
             self.ingest.append(loop)
-        if mqtt_bindings:
+        if mqtt_bindings and cfg.mqtt is not None:  # always so with bindings; narrows the type
             from ..sources.mqtt import MqttSource
             from ..storage.dlq import FileDeadLetters
 
@@ -1319,7 +1328,7 @@ class Runtime:
 
                 filters.append(STATUS_FILTER)  # agents' Last Wills: host_silent at once
             source = MqttSource(  # type: ignore[assignment]
-                cfg.mqtt,  # type: ignore[arg-type]
+                cfg.mqtt,
                 filters,
                 worker=self.worker,
                 start_retries=self.start_retries,
@@ -1327,7 +1336,7 @@ class Runtime:
             await source.start()
             self.sources.append(source)
             mqtt_dead = FileDeadLetters(
-                cfg.mqtt.dead_letter_file,  # type: ignore[union-attr]
+                cfg.mqtt.dead_letter_file,
                 metrics=self.metrics,
             )
             self.ingest.append(
@@ -1360,7 +1369,9 @@ class Runtime:
         )
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         if self.max_memory:
-            self._tasks.append(asyncio.create_task(self._memory_guard(), name="memory-guard"))
+            self._tasks.append(
+                asyncio.create_task(self._memory_guard(self.max_memory), name="memory-guard")
+            )
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._report_loop(), name="metrics"))
             self.metrics.set_ready("sources", True)
@@ -1422,7 +1433,7 @@ class Runtime:
         source.assign_hooks.insert(0, joined)
         source.assign_hooks.append(restored)
 
-    async def _memory_guard(self, interval: float = 1.0) -> None:
+    async def _memory_guard(self, max_memory: int, interval: float = 1.0) -> None:
         """Above ``max_memory`` (resident set), pause consumption; below 90 % of it, resume.
 
         Sheds load by leaving records in the broker, never by dropping them. MQTT has no
@@ -1434,7 +1445,7 @@ class Runtime:
         import psutil
 
         proc = psutil.Process()
-        limit = int(self.max_memory)  # type: ignore[arg-type]
+        limit = int(max_memory)
         last_warning = 0.0
         while True:
             rss = proc.memory_info().rss
@@ -1717,8 +1728,8 @@ class Runtime:
                 for t in self._tasks
                 if t.done() and not t.cancelled() and t.exception() is not None
             ]
-            if failed:
-                raise failed[0].exception()  # type: ignore[misc]
+            if failed and (error := failed[0].exception()) is not None:
+                raise error
             if self._max_events_judged():  # (a merge lets its last records go on a tick)
                 break
             if self.exit_when_idle is not None:

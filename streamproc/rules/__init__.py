@@ -14,6 +14,7 @@ repartitioning by its ``key`` (its colocate) and delivery.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,7 @@ def load_rules(
     return out
 
 
-def add_rules(config: Config, rules: list[str] = (), sigma: list[str] = ()) -> None:  # type: ignore[assignment]
+def add_rules(config: Config, rules: Sequence[str] = (), sigma: Sequence[str] = ()) -> None:
     """Load more rule files and Sigma rules into ``config`` (``replay --rules/--sigma``);
     Sigma rules use the config's ``sigma.logsources``. Raises ConfigError(s) for rule-file
     errors; Sigma rules that cannot run are added to ``config.rules.skipped``."""

@@ -51,18 +51,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from ..config import Binding
-from ..decode import BatchDecoder, DeadLetter, RawRecord
+from ..decode import DeadLetter, RawRecord
 from ..ops.logs import RateLimitedLog
 from ..pipeline.batches import MAX_KEY_BYTES, fit_key
 from . import webhooks
 from .ingest import DeliveryDedup, IngestSettings, TokenBucket, webhook_binding
+
+if TYPE_CHECKING:
+    from ..pipeline.runtime import Judge
 
 log = logging.getLogger(__name__)
 
@@ -104,26 +107,20 @@ class KafkaTarget:
         self,
         producer: Any,
         write_dead: Callable[[list[DeadLetter]], Awaitable[None]],
-        judge: Any = None,
+        judge: Judge,
     ) -> None:
         self.producer = producer
         self.write_dead = write_dead
         # the runtime's Judge: validate with the very decoder the consumer judges with, as a
-        # config reload leaves it (None: a decoder of our own per binding)
+        # config reload leaves it
         self.judge = judge
-        self.decoders: dict[str, BatchDecoder] = {}
 
     def serves(self, binding: Binding) -> bool:
         return binding.source == "kafka" and binding.topic is not None
 
     async def send(self, binding: Binding, values: list[bytes]) -> tuple[int, list[Rejection]]:
-        if self.judge is not None and self.judge.binding(binding.name) is not None:
-            binding = self.judge.binding(binding.name)
-            decoder = self.judge.decoder(binding.name)
-        else:
-            decoder = self.decoders.get(binding.name)
-            if decoder is None:
-                decoder = self.decoders[binding.name] = BatchDecoder.for_binding(binding)
+        binding = self.judge.binding(binding.name) or binding
+        decoder = self.judge.decoder(binding.name)
         events, dead = decoder.decode_batch(values, binding.topic or "", 0, 0)
         rejected = [Rejection(dl.offset, _from_request(dl)) for dl in dead]
         futures = [

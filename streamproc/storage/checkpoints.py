@@ -139,9 +139,6 @@ class KafkaCheckpointer:
                     pass
         self.producer = self.reader = None
 
-    async def ensure_changelog(self, topic: str, partitions: int) -> None:
-        await self.ensure_changelogs({topic: partitions})
-
     async def ensure_changelogs(self, partitions: dict[str, int]) -> None:
         """Create the changelogs of these source topics (name -> partitions) that this
         checkpointer has not seen yet, in one admin request."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,15 @@ def test_mqtt_scenario_receives_every_message_at_qos_0_and_1(tmp_path: Path) -> 
             assert run["ours"]["received"] == run["baseline"]["received"] == published
     for run in rows[0].extra["per_run"]:
         assert run["ours"]["pub_s"] > 0 and run["baseline"]["pub_s"] > 0
+
+
+def test_bench_help_names_every_scenario() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "streamproc.commands.cli", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    listed = " ".join(out.split("SCENARIO  ", 1)[1].split("options:")[0].split())
+    for name in harness.SCENARIOS:
+        assert name in listed, f"bench --help does not name {name!r}"

@@ -593,7 +593,8 @@ async def test_with_kafka_accepted_records_are_in_the_topic_and_rejected_in_its_
     await producer.start()
     try:
         dead = KafkaDeadLetters(producer)
-        ingest = Ingest(config.ingest, config.bindings, [KafkaTarget(producer, dead.write)])
+        targets = [KafkaTarget(producer, dead.write, Judge(config))]
+        ingest = Ingest(config.ingest, config.bindings, targets)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         batch = [
             {"timestamp": now, "type": "pipeline", "status": "success", "project": "web"},

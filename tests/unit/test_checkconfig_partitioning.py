@@ -19,5 +19,5 @@ def test_check_config_shows_which_detectors_are_re_keyed(tmp_path: Path) -> None
     render(check(str(path)), out)
     text = out.getvalue()
     assert "records not keyed: re-keyed:" in text
-    assert "password_spray via streamproc.pipeline.repartition.logins.ip_address" in text
+    assert "password_spray via streamproc.repartition.logins.ip_address" in text
     assert "keyed_by ip_address: every detector runs where the records arrive" in text

@@ -302,6 +302,17 @@ def test_enum_values_outside_the_enum_as_given_go_through_record_decoder() -> No
     assert [d.reason for d in dead] == ["invalid_value"]
 
 
+def test_a_value_outside_the_enum_is_caught_beside_a_value_of_the_wrong_type() -> None:
+    batch = BatchDecoder(get_contract("support-tickets"))
+    values = _stream("support-tickets", "iso")[:30]
+    first = orjson.loads(values[0])
+    wrong_type = orjson.dumps({**first, "event": False})
+    outside = orjson.dumps({**first, "event": "x" * 100})
+    events, dead = assert_same_as_record_decoder(batch, [wrong_type, outside] + values)
+    assert [d.reason for d in dead] == ["wrong_type", "invalid_value"]
+    assert len(events) == len(values)
+
+
 def test_records_that_cut_each_other_in_a_joined_parse_keep_their_own_reasons() -> None:
     # joined as [a,b,c] these would parse as two objects; each alone is not even JSON
     batch = BatchDecoder(get_contract("auth-logs"))

@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamproc.detectors.sql_injection import match
 from streamproc.events import CoercionError, parse_timestamp
@@ -107,3 +109,73 @@ def test_a_column_of_new_minutes_is_read_as_parse_timestamp_reads_each_value() -
             assert i in failed
             continue
         assert i not in failed and epochs[i] == want, value
+
+
+def _per_value(column: list[str]) -> tuple[list[float | None], list[int]]:
+    want: list[float | None] = []
+    failed: list[int] = []
+    for i, value in enumerate(column):
+        try:
+            want.append(parse_timestamp(value))
+        except (CoercionError, ValueError):
+            want.append(None)
+            failed.append(i)
+    return want, failed
+
+
+def _assert_column_reads_as_each_value(column: list[str]) -> None:
+    from streamproc.events import parse_timestamps
+
+    want, failed_each = _per_value(column)
+    try:
+        epochs, failed = parse_timestamps(column)
+    except ValueError:  # parse_timestamp raised it for a value too: the same outcome
+        assert None in want
+        return
+    assert sorted(failed) == failed_each
+    for i, value in enumerate(column):
+        if want[i] is not None:
+            assert epochs[i] == want[i], value  # the same float, not merely close
+
+
+def test_a_column_with_fractions_of_a_second_is_read_as_parse_timestamp_reads_each_value() -> None:
+    """Milliseconds (JavaScript, Java), microseconds, Go's trimmed nanoseconds: the column
+    is read at once, and each epoch is the very float parse_timestamp gives its value."""
+    base = 1_780_000_000
+    ms = [
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + 7 * i)) + f".{(i * 37) % 1000:03d}Z"
+        for i in range(5000)
+    ]
+    assert any(v.endswith(".000Z") for v in ms)
+    _assert_column_reads_as_each_value(ms)
+    trimmed = [v[:-2] + "Z" if i % 3 else v[:-1] + "123456Z" for i, v in enumerate(ms)]
+    _assert_column_reads_as_each_value(trimmed)
+    odd = list(ms)
+    odd[5] = "2026-01-01T00:00:07.1_2Z"  # float() takes it; parse_timestamp's scan does not
+    odd[6] = "2026-01-01T00:00:07.\u0663Z"  # an Arabic-Indic digit: str.isdigit() says yes
+    odd[7] = "2026-02-30T00:00:07.125Z"  # no such day
+    odd[8] = "2026-01-01T00:00:60.5Z"  # a leap second
+    odd[9] = "9999-12-31T23:59:59.999Z"
+    odd[10] = "2026-01-01T00:00:07.Z"  # no digits
+    _assert_column_reads_as_each_value(odd)
+
+
+@given(
+    st.lists(
+        st.builds(
+            lambda t, frac, tail: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + frac + tail,
+            st.integers(0, 253402300799),
+            st.one_of(
+                st.just(""),
+                st.from_regex(r"\.[0-9]{1,9}", fullmatch=True),
+                st.text(alphabet="0123456789._\u0663\u00b2 +-", max_size=6).map(lambda s: "." + s),
+            ),
+            st.sampled_from(["Z", "Z", "Z", "+00:00", "z", ""]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_any_column_of_times_reads_as_its_values_do(column: list[str]) -> None:
+    _assert_column_reads_as_each_value(column)

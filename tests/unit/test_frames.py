@@ -251,7 +251,14 @@ def _config(family: str, kinds: set[str]) -> Any:
     )
 
 
-def _stream(scenario: str, family: str, n: int, seed: int, trouble: bool) -> list[RawRecord]:
+def _as(ts_format: str, stamp: str) -> str:
+    """A "...Z" time in the stream's own format (the late and forged ones are written so)."""
+    return stamp[:-1] + ".250Z" if ts_format == "iso_ms" else stamp
+
+
+def _stream(
+    scenario: str, family: str, n: int, seed: int, trouble: bool, ts_format: str = "iso"
+) -> list[RawRecord]:
     """The scenario's records of ``family`` on 3 partitions; with ``trouble``: neighbours
     swapped (out of order), records an hour or two behind (late), a forged time two days
     ahead (a jump) and now and then a broken record."""
@@ -259,7 +266,7 @@ def _stream(scenario: str, family: str, n: int, seed: int, trouble: bool) -> lis
     rng = random.Random(seed)
     offsets: dict[int, int] = {}
     out: list[RawRecord] = []
-    for fam, key, value in generate(scenario, n, seed=seed).merged_bytes():
+    for fam, key, value in generate(scenario, n, seed=seed, ts_format=ts_format).merged_bytes():
         if fam != family:
             continue
         partition = zlib.crc32(key or b"") % 3
@@ -267,11 +274,11 @@ def _stream(scenario: str, family: str, n: int, seed: int, trouble: bool) -> lis
             roll = rng.random()
             if roll < 0.004:
                 data = orjson.loads(value)
-                data["timestamp"] = "2020-01-01T00:00:00Z"
+                data["timestamp"] = _as(ts_format, "2020-01-01T00:00:00Z")
                 value = orjson.dumps(data)
             elif roll < 0.0045:
                 data = orjson.loads(value)
-                data["timestamp"] = "2099-01-01T00:00:00Z"  # forged: a jump
+                data["timestamp"] = _as(ts_format, "2099-01-01T00:00:00Z")  # forged: a jump
                 value = orjson.dumps(data)
             elif roll < 0.005:
                 value = value[: len(value) // 2]
@@ -412,6 +419,24 @@ def test_live_judging_from_columns_gives_what_judging_events_gives(
     assert judge.frame_batches > 0
 
 
+@pytest.mark.parametrize("trouble", [False, True], ids=["clean", "late-forged-broken"])
+def test_times_in_milliseconds_are_judged_from_columns_as_events(
+    trouble: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JavaScript's and Java's "...:SS.fffZ": the columns take them, with the same alerts and
+    dead letters."""
+    scenario, family, kinds = CASES[6]
+    records = _stream(scenario, family, 12000, seed=11, trouble=trouble, ts_format="iso_ms")
+    assert b"." in orjson.loads(records[0].value)["timestamp"].encode()
+    config = _config(family, kinds)
+    want_alerts, want_dead, _ = _judge(config, records, 600, False, monkeypatch)
+    got_alerts, got_dead, judge = _judge(config, records, 600, True, monkeypatch)
+    assert want_alerts, "the stream raises alerts"
+    assert _alert_rows(got_alerts) == _alert_rows(want_alerts)
+    assert _dead_rows(got_dead) == _dead_rows(want_dead)
+    assert judge.frame_batches >= -(-len(records) // 600) / (4 if trouble else 1.5)
+
+
 def test_an_engine_with_a_detector_that_reads_no_columns_judges_events(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -505,6 +530,72 @@ def test_times_read_from_columns_are_parse_timestamps_or_refused(stamps: list[st
     assert list(got) == want
 
 
+@st.composite
+def _fractional_stamps(draw: Any) -> list[str]:
+    """A column of times with one number of fraction digits, some bent out of shape."""
+    places = draw(st.integers(1, 9))
+    digits = st.text(alphabet="0123456789", min_size=places, max_size=places)
+    bent = st.text(alphabet="0123456789.Z:-T_ \u0663", min_size=places, max_size=places)
+    stamps = draw(
+        st.lists(
+            st.builds(
+                lambda whole, frac: whole[:-1] + "." + frac + "Z",
+                _STAMP,
+                st.one_of(digits, digits, digits, bent),
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    return stamps
+
+
+@settings(max_examples=300, deadline=None)
+@given(_fractional_stamps())
+def test_times_with_fractions_read_from_columns_are_parse_timestamps_or_refused(
+    stamps: list[str],
+) -> None:
+    """Times with a fraction of a second (one width in the column): the columns read each
+    as the very float parse_timestamp gives, or refuse the column."""
+    import pyarrow as pa
+
+    from streamproc.events import CoercionError, parse_timestamp
+
+    got = _reader()._times(pa.chunked_array([pa.array(stamps)]))
+    want = []
+    for s in stamps:
+        try:
+            want.append(parse_timestamp(s))
+        except (CoercionError, ValueError):
+            want.append(None)
+    if got is None:
+        return
+    assert list(got) == want
+
+
+def test_times_with_milliseconds_are_read() -> None:
+    import pyarrow as pa
+
+    from streamproc.events import parse_timestamp
+
+    stamps = [
+        "1970-01-01T00:00:00.001Z",
+        "2024-02-29T23:59:59.999Z",
+        "2026-03-01T00:00:15.438Z",
+        "9999-12-31T23:59:59.500Z",
+    ]
+    got = _reader()._times(pa.chunked_array([pa.array(stamps)]))
+    assert got is not None and list(got) == [parse_timestamp(s) for s in stamps]
+    micro = [s[:-1] + "123Z" for s in stamps]
+    got = _reader()._times(pa.chunked_array([pa.array(micro)]))
+    assert got is not None and list(got) == [parse_timestamp(s) for s in micro]
+    zero = ["2026-03-01T00:00:15.000Z", "1970-01-01T00:00:00.000Z", stamps[2]]
+    got = _reader()._times(pa.chunked_array([pa.array(zero)]))
+    assert got is not None and list(got) == [parse_timestamp(s) for s in zero]
+    # widths that differ: the column is left to the decoder
+    assert _reader()._times(pa.chunked_array([pa.array([stamps[0], micro[0]])])) is None
+
+
 def test_times_of_real_dates_are_read() -> None:
     import pyarrow as pa
 
@@ -553,11 +644,12 @@ def test_how_batches_were_judged_is_counted(monkeypatch: pytest.MonkeyPatch) -> 
     assert count("events") > 0  # the first batch of each partition starts its stream time
 
 
-def test_judging_from_columns_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_judging_from_columns_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamproc.decode.frames import columns_enabled
 
     monkeypatch.delenv("STREAMPROC_COLUMNS", raising=False)
+    assert columns_enabled()
+    assert any(r is not None for r in Judge(_config("auth-logs", {"brute_force"})).frames.values())
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "0")
     assert not columns_enabled()
     assert all(r is None for r in Judge(_config("auth-logs", {"brute_force"})).frames.values())
-    monkeypatch.setenv("STREAMPROC_COLUMNS", "1")
-    assert columns_enabled()

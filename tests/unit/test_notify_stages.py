@@ -208,6 +208,18 @@ def test_user_routes_match_labels_and_topic_and_continue() -> None:
     assert r.tags_for(a) == ["auth"]
 
 
+@pytest.mark.parametrize("tags", [None, 3, {"oncall": True}])
+def test_route_tags_that_are_no_tag_list_are_a_config_error(tags: object) -> None:
+    # `tags:` left empty in YAML is None: without this check the route failed with a
+    # TypeError that named neither the route nor its line
+    with pytest.raises(ConfigError, match=r"notify\.routes\[0\]\.tags: expected a tag or a list"):
+        build_routes([{"match": {"kind": "x"}, "tags": tags}], defaults=False)
+    assert build_routes([{"match": {"kind": "x"}, "tags": "a, b"}], defaults=False)[0].tags == (
+        "a",
+        "b",
+    )
+
+
 def test_untagged_inline_url_is_a_catch_all_for_every_alert() -> None:
     settings = parse_settings(
         {"urls": ["json://127.0.0.1:9/all", {"url": "json://127.0.0.1:9/sec", "tags": "sms"}]}

@@ -11,7 +11,7 @@ import pytest
 
 from streamproc.commands.cli import main as cli_main
 from streamproc.commands.replay import ReplayInput, replay_records
-from streamproc.config import load_config
+from streamproc.config import load_config, parse_config_text
 from streamproc.detectors.testing import T0
 
 
@@ -217,6 +217,33 @@ def test_replay_dead_letters_undecodable_and_late_records(tmp_path: Path) -> Non
         orjson.loads(__import__("base64").b64decode(by_reason["late"]["raw_b64"]))["timestamp"]
         == T0
     )
+
+
+def test_replay_dead_letter_carries_its_own_line_when_two_topics_share_a_binding() -> None:
+    config = parse_config_text('topics:\n  - {pattern: "auth-.*", family: auth-logs}\n')
+
+    def lines(user: str, last: float) -> list[bytes]:
+        # three records start the partition's stream time; the fourth is at ``last``
+        times = [T0 + 998, T0 + 999, T0 + 1000, last]
+        return [
+            orjson.dumps(
+                {"timestamp": t, "username": user, "ip_address": "10.0.0.1", "success": True}
+            )
+            for t in times
+        ]
+
+    result = replay_records(
+        config,
+        [
+            ReplayInput("auth-a", lines=lines("on-time", T0 + 1001)),
+            ReplayInput("auth-b", lines=lines("late", T0)),
+        ],
+    )
+    [late] = result.dead_letters
+    assert (late.reason, late.topic, late.partition, late.offset) == ("late", "auth-b", 0, 4)
+    assert late.detail.startswith("<auth-b>:4: ")
+    # line 4 of auth-a sits at the same partition and offset of its own topic
+    assert orjson.loads(late.raw)["username"] == "late"
 
 
 def test_replay_reads_access_log_lines_through_a_combined_binding(tmp_path: Path) -> None:
