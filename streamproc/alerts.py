@@ -59,6 +59,7 @@ _MAX_PATH = 96  # characters of one of them
 _MAX_FINGERPRINT = 64  # characters: the alert log's Kafka key
 _IDENTITY = ("kind", "severity", "status", "family", "audience")  # short strings, normally
 _SCALARS = (int, float, bool, type(None))
+_NESTED = (dict, list, tuple)
 _CUT_MARK = re.compile(r"\.\.\.\[cut \d+ bytes\]\Z")
 
 
@@ -208,15 +209,19 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
     without encoding: a string of n characters is at most 4n UTF-8 bytes)."""
     chars = limits.max_value_bytes // 4
     items = limits.max_items
-    title, body = alert.title, alert.body
-    if type(title) is not str or type(body) is not str or len(title) > chars or len(body) > chars:
-        return False
-    total = len(title) + len(body)
-    for attr in _IDENTITY:
-        value = getattr(alert, attr)
-        if type(value) is not str or len(value) > chars:
+    total = 0
+    for text in (
+        alert.title,
+        alert.body,
+        alert.kind,
+        alert.severity,
+        alert.status,
+        alert.family,
+        alert.audience,
+    ):
+        if type(text) is not str or len(text) > chars:
             return False
-        total += len(value)
+        total += len(text)
     fp = alert.fingerprint
     if (
         type(fp) is not str
@@ -229,32 +234,38 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
         if type(path) is not str or len(path) > _MAX_PATH:
             return False
         total += len(path)
-    stack: list[tuple[Any, int]] = [
-        (alert.key, 0),
-        (alert.labels, 0),
-        (alert.evidence, 0),
-        (alert.source, 0),
-    ]
-    while stack:
-        value, depth = stack.pop()
-        if len(value) > items or depth >= _MAX_DEPTH:
+    # One level of nesting at a time: this runs on every alert, twice for those make_alert
+    # built (here and in the engine), so it keeps to plain loops over plain containers.
+    level: list[Any] = [alert.key, alert.labels, alert.evidence, alert.source]
+    for value in level:
+        if type(value) not in _NESTED:  # a hand-built alert's: the cut writes it as text
             return False
-        children = value.values() if type(value) is dict else value
-        if type(value) is dict:
-            for k in value:
-                if type(k) is not str or len(k) > chars:  # (JSON names are strings)
-                    return False
-                total += len(k)
-        for child in children:
-            t = type(child)
-            if t is str:
-                if len(child) > chars:
-                    return False
-                total += len(child)
-            elif t is dict or t is list or t is tuple:
-                stack.append((child, depth + 1))
-            elif t not in _SCALARS:  # bytes, sets, objects: written as str(value)
+    depth = 0
+    while level:
+        if depth >= _MAX_DEPTH:
+            return False
+        deeper: list[Any] = []
+        for value in level:
+            if len(value) > items:
                 return False
+            if type(value) is dict:
+                for k in value:
+                    if type(k) is not str or len(k) > chars:  # (JSON names are strings)
+                        return False
+                    total += len(k)
+                value = value.values()
+            for child in value:
+                t = type(child)
+                if t is str:
+                    if len(child) > chars:
+                        return False
+                    total += len(child)
+                elif t in _NESTED:
+                    deeper.append(child)
+                elif t not in _SCALARS:  # bytes, sets, objects: written as str(value)
+                    return False
+        level = deeper
+        depth += 1
     # every string at most 4 bytes a character, 6 when JSON escapes it; the rest is small
     return total * 6 + 4096 <= limits.max_bytes
 
