@@ -60,6 +60,11 @@ _MAX_FINGERPRINT = 64  # characters: the alert log's Kafka key
 _IDENTITY = ("kind", "severity", "status", "family", "audience")  # short strings, normally
 _SCALARS = (int, float, bool, type(None))
 _NESTED = (dict, list, tuple)
+_EXACT_TYPES = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 _CUT_MARK = re.compile(r"\.\.\.\[cut \d+ bytes\]\Z")
 
 
@@ -96,6 +101,11 @@ class Alert:
     audience: str = "internal"
     # what was cut to keep the alert within its limits (see AlertLimits); empty: nothing
     truncated: list[str] = field(default_factory=list)
+    # the limits make_alert found it within and its encoding then (see cap_alert); not part
+    # of the alert: neither written, compared nor copied by dataclasses.replace
+    _sealed: tuple[AlertLimits, bytes] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def category(self) -> str:
@@ -155,12 +165,30 @@ class Alert:
 # -- keeping an alert within its limits --------------------------------------------------------
 
 
-def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
+def cap_alert(alert: Alert, limits: AlertLimits, *, seal: bool = False) -> Alert:
     """Cut ``alert`` in place to ``limits`` and return it; ``alert.truncated`` says what was
     cut. Values first (each copied value to ``max_value_bytes``), then, while the encoded
     alert is still over ``max_bytes``, whole evidence entries (largest first), the body, the
-    title, the key's values and finally (a hand-built alert) all but what routes it."""
+    title, the key's values and finally (a hand-built alert) all but what routes it.
+
+    ``seal`` (make_alert's cut): an alert found within ``limits`` keeps its encoding, and the
+    next cap_alert (the engine's, which cuts every alert a detector returns) skips the walk
+    when the alert still encodes to the same bytes: whatever a detector changed after
+    make_alert, deep inside the evidence too, is walked and cut as in any other alert."""
+    sealed = alert._sealed
+    if sealed is not None:
+        alert._sealed = None  # proves one cap_alert, the engine's
+        if (
+            (sealed[0] is limits or sealed[0] == limits)
+            and type(alert.event_time) in (int, float)  # (NaN and None both encode as null)
+            and _sealed_form(alert) == sealed[1]
+        ):
+            return alert
     if _within(alert, limits):
+        if seal:
+            form = _sealed_form(alert)
+            if form is not None:
+                alert._sealed = (limits, form)
         return alert
     cut: list[str] = []
     before = [p if type(p) is str else str(p) for p in alert.truncated[:_MAX_TRUNCATED]]
@@ -202,6 +230,35 @@ def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
     if size > limits.max_bytes:  # a long list of what was cut is what is left to cut
         alert.truncated = alert.truncated[:4] + ["..."]
     return alert
+
+
+def _sealed_form(alert: Alert) -> bytes | None:
+    """Every field of ``alert`` encoded, or None when a value is not of a JSON type: a
+    subclass, a date or a dataclass fails here rather than encode as what it stands for.
+    Cheaper than ``_within`` by far (orjson walks it in C), and equal only for an alert whose
+    every string, list and nesting is what it was."""
+    try:
+        return orjson.dumps(
+            (
+                alert.kind,
+                alert.severity,
+                alert.status,
+                alert.key,
+                alert.fingerprint,
+                alert.event_time,
+                alert.title,
+                alert.body,
+                alert.labels,
+                alert.evidence,
+                alert.source,
+                alert.family,
+                alert.audience,
+                alert.truncated,
+            ),
+            option=_EXACT_TYPES,
+        )
+    except TypeError:  # (orjson.JSONEncodeError)
+        return None
 
 
 def _within(alert: Alert, limits: AlertLimits) -> bool:

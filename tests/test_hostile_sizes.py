@@ -564,6 +564,31 @@ def test_an_alert_grown_after_make_alert_is_cut_by_the_engine() -> None:
     assert {"body", "evidence.samples", "evidence.samples.user_agent"} <= set(alert.truncated)
 
 
+def test_make_alerts_seal_holds_only_for_the_same_limits_and_the_same_encoding() -> None:
+    from streamproc.alerts import AlertLimits, cap_alert
+
+    def sealed() -> Alert:
+        alert = Alert(
+            kind="k",
+            severity="high",
+            status="firing",
+            key={"username": "ann"},
+            fingerprint="0123456789abcdef",
+            event_time=1.0,
+            title="t",
+            evidence={"samples": [{"user_agent": "x" * 200}]},
+        )
+        return cap_alert(alert, AlertLimits(), seal=True)
+
+    cut = cap_alert(sealed(), AlertLimits(max_value_bytes=64))
+    assert cut.evidence["samples"][0]["user_agent"].endswith("...[cut 136 bytes]")
+    changed = sealed()
+    changed.evidence["samples"][0]["user_agent"] = "y" * 5000
+    cut = cap_alert(changed, AlertLimits())
+    assert cut.evidence["samples"][0]["user_agent"].endswith("...[cut 3976 bytes]")
+    assert cut.truncated == ["evidence.samples.user_agent"]
+
+
 # -- records the runtime writes itself ---------------------------------------------------------
 
 
