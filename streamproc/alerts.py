@@ -235,8 +235,9 @@ def cap_alert(alert: Alert, limits: AlertLimits, *, seal: bool = False) -> Alert
 def _sealed_form(alert: Alert) -> bytes | None:
     """Every field of ``alert`` encoded, or None when a value is not of a JSON type: a
     subclass, a date or a dataclass fails here rather than encode as what it stands for.
-    Cheaper than ``_within`` by far (orjson walks it in C), and equal only for an alert whose
-    every string, list and nesting is what it was."""
+    About a fifth of ``_within``'s cost (orjson walks it in C), and equal only for an alert
+    whose every string, list and nesting is what it was (an enum or a UUID that took the
+    place of an equal string encodes the same, and is no larger)."""
     try:
         return orjson.dumps(
             (
@@ -291,8 +292,8 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
         if type(path) is not str or len(path) > _MAX_PATH:
             return False
         total += len(path)
-    # One level of nesting at a time: this runs on every alert, twice for those make_alert
-    # built (here and in the engine), so it keeps to plain loops over plain containers.
+    # One level of nesting at a time, in plain loops: this runs on every alert a detector
+    # makes, and a call per value or a tuple per container would cost more than the checks.
     level: list[Any] = [alert.key, alert.labels, alert.evidence, alert.source]
     for value in level:
         if type(value) not in _NESTED:  # a hand-built alert's: the cut writes it as text
