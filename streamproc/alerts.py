@@ -59,6 +59,12 @@ _MAX_PATH = 96  # characters of one of them
 _MAX_FINGERPRINT = 64  # characters: the alert log's Kafka key
 _IDENTITY = ("kind", "severity", "status", "family", "audience")  # short strings, normally
 _SCALARS = (int, float, bool, type(None))
+_NESTED = (dict, list, tuple)
+_EXACT_TYPES = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 _CUT_MARK = re.compile(r"\.\.\.\[cut \d+ bytes\]\Z")
 
 
@@ -95,6 +101,11 @@ class Alert:
     audience: str = "internal"
     # what was cut to keep the alert within its limits (see AlertLimits); empty: nothing
     truncated: list[str] = field(default_factory=list)
+    # the limits make_alert found it within and its encoding then (see cap_alert); not part
+    # of the alert: neither written, compared nor copied by dataclasses.replace
+    _sealed: tuple[AlertLimits, bytes] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def category(self) -> str:
@@ -154,12 +165,30 @@ class Alert:
 # -- keeping an alert within its limits --------------------------------------------------------
 
 
-def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
+def cap_alert(alert: Alert, limits: AlertLimits, *, seal: bool = False) -> Alert:
     """Cut ``alert`` in place to ``limits`` and return it; ``alert.truncated`` says what was
     cut. Values first (each copied value to ``max_value_bytes``), then, while the encoded
     alert is still over ``max_bytes``, whole evidence entries (largest first), the body, the
-    title, the key's values and finally (a hand-built alert) all but what routes it."""
+    title, the key's values and finally (a hand-built alert) all but what routes it.
+
+    ``seal`` (make_alert's cut): an alert found within ``limits`` keeps its encoding, and the
+    next cap_alert (the engine's, which cuts every alert a detector returns) skips the walk
+    when the alert still encodes to the same bytes: whatever a detector changed after
+    make_alert, deep inside the evidence too, is walked and cut as in any other alert."""
+    sealed = alert._sealed
+    if sealed is not None:
+        alert._sealed = None  # proves one cap_alert, the engine's
+        if (
+            (sealed[0] is limits or sealed[0] == limits)
+            and type(alert.event_time) in (int, float)  # (NaN and None both encode as null)
+            and _sealed_form(alert) == sealed[1]
+        ):
+            return alert
     if _within(alert, limits):
+        if seal:
+            form = _sealed_form(alert)
+            if form is not None:
+                alert._sealed = (limits, form)
         return alert
     cut: list[str] = []
     before = [p if type(p) is str else str(p) for p in alert.truncated[:_MAX_TRUNCATED]]
@@ -203,20 +232,54 @@ def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
     return alert
 
 
+def _sealed_form(alert: Alert) -> bytes | None:
+    """Every field of ``alert`` encoded, or None when a value is not of a JSON type: a
+    subclass, a date or a dataclass fails here rather than encode as what it stands for.
+    About a fifth of ``_within``'s cost (orjson walks it in C), and equal only for an alert
+    whose every string, list and nesting is what it was (an enum or a UUID that took the
+    place of an equal string encodes the same, and is no larger)."""
+    try:
+        return orjson.dumps(
+            (
+                alert.kind,
+                alert.severity,
+                alert.status,
+                alert.key,
+                alert.fingerprint,
+                alert.event_time,
+                alert.title,
+                alert.body,
+                alert.labels,
+                alert.evidence,
+                alert.source,
+                alert.family,
+                alert.audience,
+                alert.truncated,
+            ),
+            option=_EXACT_TYPES,
+        )
+    except TypeError:  # (orjson.JSONEncodeError)
+        return None
+
+
 def _within(alert: Alert, limits: AlertLimits) -> bool:
     """True when no part of ``alert`` can be over its limits (the common case, checked
     without encoding: a string of n characters is at most 4n UTF-8 bytes)."""
     chars = limits.max_value_bytes // 4
     items = limits.max_items
-    title, body = alert.title, alert.body
-    if type(title) is not str or type(body) is not str or len(title) > chars or len(body) > chars:
-        return False
-    total = len(title) + len(body)
-    for attr in _IDENTITY:
-        value = getattr(alert, attr)
-        if type(value) is not str or len(value) > chars:
+    total = 0
+    for text in (
+        alert.title,
+        alert.body,
+        alert.kind,
+        alert.severity,
+        alert.status,
+        alert.family,
+        alert.audience,
+    ):
+        if type(text) is not str or len(text) > chars:
             return False
-        total += len(value)
+        total += len(text)
     fp = alert.fingerprint
     if (
         type(fp) is not str
@@ -229,32 +292,38 @@ def _within(alert: Alert, limits: AlertLimits) -> bool:
         if type(path) is not str or len(path) > _MAX_PATH:
             return False
         total += len(path)
-    stack: list[tuple[Any, int]] = [
-        (alert.key, 0),
-        (alert.labels, 0),
-        (alert.evidence, 0),
-        (alert.source, 0),
-    ]
-    while stack:
-        value, depth = stack.pop()
-        if len(value) > items or depth >= _MAX_DEPTH:
+    # One level of nesting at a time, in plain loops: this runs on every alert a detector
+    # makes, and a call per value or a tuple per container would cost more than the checks.
+    level: list[Any] = [alert.key, alert.labels, alert.evidence, alert.source]
+    for value in level:
+        if type(value) not in _NESTED:  # a hand-built alert's: the cut writes it as text
             return False
-        children = value.values() if type(value) is dict else value
-        if type(value) is dict:
-            for k in value:
-                if type(k) is not str or len(k) > chars:  # (JSON names are strings)
-                    return False
-                total += len(k)
-        for child in children:
-            t = type(child)
-            if t is str:
-                if len(child) > chars:
-                    return False
-                total += len(child)
-            elif t is dict or t is list or t is tuple:
-                stack.append((child, depth + 1))
-            elif t not in _SCALARS:  # bytes, sets, objects: written as str(value)
+    depth = 0
+    while level:
+        if depth >= _MAX_DEPTH:
+            return False
+        deeper: list[Any] = []
+        for value in level:
+            if len(value) > items:
                 return False
+            if type(value) is dict:
+                for k in value:
+                    if type(k) is not str or len(k) > chars:  # (JSON names are strings)
+                        return False
+                    total += len(k)
+                value = value.values()
+            for child in value:
+                t = type(child)
+                if t is str:
+                    if len(child) > chars:
+                        return False
+                    total += len(child)
+                elif t in _NESTED:
+                    deeper.append(child)
+                elif t not in _SCALARS:  # bytes, sets, objects: written as str(value)
+                    return False
+        level = deeper
+        depth += 1
     # every string at most 4 bytes a character, 6 when JSON escapes it; the rest is small
     return total * 6 + 4096 <= limits.max_bytes
 

@@ -252,6 +252,7 @@ class Detector:
                 audience=audience,
             ),
             self.ctx.limits,
+            seal=True,
         )
 
 

@@ -8,13 +8,16 @@ import base64
 import hashlib
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from streamproc.alerts import Alert
 from streamproc.config import parse_config_text
 from streamproc.decode import DeadLetter
 from streamproc.decode.deadletter import MAX_DEAD_LETTER_BYTES
+from streamproc.detectors import Detector
 from streamproc.ops.metrics import Metrics
 from streamproc.pipeline.runtime import Runtime
 from streamproc.storage.dlq import FileDeadLetters, KafkaDeadLetters
@@ -509,6 +512,70 @@ def test_capping_an_alert_make_alert_capped_already_changes_nothing() -> None:
     once = cap_alert(copy.deepcopy(alert), limits).to_json()
     twice = cap_alert(cap_alert(copy.deepcopy(alert), limits), limits).to_json()
     assert once == twice
+
+
+class GrowsAfterMakeAlert(Detector):
+    """Builds its alert with make_alert, then grows it (as host_silent appends to the body,
+    but deep inside the evidence and past every limit)."""
+
+    kind = "grows_after_make_alert"
+    family = "auth-logs"
+
+    def process(self, events: list[Any]) -> list[Alert]:
+        out = []
+        for ev in events:
+            samples = [{"user_agent": "short"}]
+            alert = self.make_alert(
+                key={"username": ev.data["username"]},
+                incident=ev.ts,
+                event_time=ev.ts,
+                title="grows",
+                evidence={"samples": samples},
+            )
+            samples[0]["user_agent"] = "A" * 900_000  # the list make_alert was handed
+            alert.evidence["samples"].extend({"n": i} for i in range(500))
+            alert.body += "B" * 900_000
+            out.append(alert)
+        return out
+
+
+def test_an_alert_grown_after_make_alert_is_cut_by_the_engine() -> None:
+    from streamproc.alerts import DEFAULT_MAX_BYTES
+    from streamproc.detectors.testing import T0, Harness
+
+    h = Harness(GrowsAfterMakeAlert)
+    [alert] = h.send(T0, username="ann", ip_address="203.0.113.9", success=False)
+    assert len(alert.to_json()) <= DEFAULT_MAX_BYTES
+    samples = alert.evidence["samples"]
+    assert samples[0]["user_agent"].endswith("...[cut 898976 bytes]")
+    assert samples[-1] == "...[cut 401 items]"
+    assert alert.body.startswith("BBB") and alert.body.endswith("...[cut 898976 bytes]")
+    assert {"body", "evidence.samples", "evidence.samples.user_agent"} <= set(alert.truncated)
+
+
+def test_make_alerts_seal_holds_only_for_the_same_limits_and_the_same_encoding() -> None:
+    from streamproc.alerts import AlertLimits, cap_alert
+
+    def sealed() -> Alert:
+        alert = Alert(
+            kind="k",
+            severity="high",
+            status="firing",
+            key={"username": "ann"},
+            fingerprint="0123456789abcdef",
+            event_time=1.0,
+            title="t",
+            evidence={"samples": [{"user_agent": "x" * 200}]},
+        )
+        return cap_alert(alert, AlertLimits(), seal=True)
+
+    cut = cap_alert(sealed(), AlertLimits(max_value_bytes=64))
+    assert cut.evidence["samples"][0]["user_agent"].endswith("...[cut 136 bytes]")
+    changed = sealed()
+    changed.evidence["samples"][0]["user_agent"] = "y" * 5000
+    cut = cap_alert(changed, AlertLimits())
+    assert cut.evidence["samples"][0]["user_agent"].endswith("...[cut 3976 bytes]")
+    assert cut.truncated == ["evidence.samples.user_agent"]
 
 
 # -- records the runtime writes itself ---------------------------------------------------------
