@@ -157,10 +157,6 @@ class Alert:
     def from_json(cls, raw: bytes) -> Alert:
         return cls.from_dict(orjson.loads(raw))
 
-    @property
-    def dedup_key(self) -> tuple[str, str]:
-        return (self.fingerprint, self.status)
-
 
 # -- keeping an alert within its limits --------------------------------------------------------
 

@@ -525,9 +525,6 @@ class DetectorEngine:
         """Wall time this engine last received events (0 if never, or if not told)."""
         return max(self._last_active.values(), default=0.0)
 
-    def state_sizes(self) -> dict[str, int]:
-        return {d.kind: d.state_size() for d in self.detectors}
-
     # -- internals --------------------------------------------------------------------------
 
     def _split(self, events: list[Event], now: float | None) -> tuple[list[Event], list[Rejected]]:
