@@ -106,7 +106,7 @@ def apply_to_judge(judge: Judge, new: Config, needs_restart: list[str] | None = 
     new_by_name = {b.name: b for b in new.bindings}
     planned: dict[str, set[str]] = getattr(judge, "kinds", {})
     if planned:
-        from .repartition import internal_bindings
+        from .repartition import internal_bindings, rekeyed
         from .repartition import plan as rekey_plan
 
         wanted: dict[str, set[str]] = {}
@@ -118,7 +118,7 @@ def apply_to_judge(judge: Judge, new: Config, needs_restart: list[str] | None = 
                 wanted[b.name] = local
             for internal in internal_bindings(new, b):
                 new_by_name.setdefault(internal.name, internal)
-                wanted[internal.name] = remote[internal.keyed_by]  # type: ignore[index]
+                wanted[internal.name] = remote[rekeyed(internal)[0]]
         for name in sorted(set(planned) | set(wanted)):
             if (
                 name in judge.bindings

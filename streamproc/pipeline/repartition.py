@@ -120,6 +120,14 @@ def internal_bindings(config: Config, binding: Binding) -> list[Binding]:
     ]
 
 
+def rekeyed(internal: Binding) -> tuple[str, str]:
+    """(field, topic) of a binding ``internal_bindings`` made: what it is re-keyed by and the
+    repartition topic it reads."""
+    if internal.keyed_by is None or internal.topic is None:
+        raise ValueError(f"binding {internal.name} is not a repartition binding")
+    return internal.keyed_by, internal.topic
+
+
 def encode(event: Event) -> bytes:
     return orjson.dumps(
         {"ts": event.ts, "data": event.data, "src": [event.topic, event.partition, event.offset]},

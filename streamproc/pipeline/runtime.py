@@ -196,10 +196,9 @@ class Judge:
                     for internal in rp.internal_bindings(config, b):
                         self.rebind(internal)
                         self.internal.append(internal)
-                        self.kinds[internal.name] = remote[internal.keyed_by]  # type: ignore[index]
-                        self.repartition_targets.setdefault(b.name, []).append(
-                            (internal.keyed_by, internal.topic)  # type: ignore[arg-type]
-                        )
+                        field, topic = rp.rekeyed(internal)
+                        self.kinds[internal.name] = remote[field]
+                        self.repartition_targets.setdefault(b.name, []).append((field, topic))
                     log.info(
                         "binding %s: %s run on %s; %s",
                         b.name,
@@ -1327,21 +1326,21 @@ class Runtime:
                 from ..sources.mqtt import STATUS_FILTER
 
                 filters.append(STATUS_FILTER)  # agents' Last Wills: host_silent at once
-            source = MqttSource(  # type: ignore[assignment]
+            mqtt_source = MqttSource(
                 cfg.mqtt,
                 filters,
                 worker=self.worker,
                 start_retries=self.start_retries,
             )
-            await source.start()
-            self.sources.append(source)
+            await mqtt_source.start()
+            self.sources.append(mqtt_source)
             mqtt_dead = FileDeadLetters(
                 cfg.mqtt.dead_letter_file,
                 metrics=self.metrics,
             )
             self.ingest.append(
                 IngestLoop(
-                    source,
+                    mqtt_source,
                     "mqtt",
                     self.judge,
                     self.alert_log.append,
@@ -1523,6 +1522,7 @@ class Runtime:
 
     async def _start_with_retry(self, start: Callable[[], Awaitable[None]], what: str) -> None:
         backoff = Backoff()
+        servers = self.config.kafka.bootstrap_servers if self.config.kafka else "the broker"
         while True:
             try:
                 await start()
@@ -1532,13 +1532,12 @@ class Runtime:
                     from ..errors import SourceError
 
                     raise SourceError(
-                        f"{what}: cannot reach {self.config.kafka.bootstrap_servers}"  # type: ignore[union-attr]
-                        f" ({type(exc).__name__})"
+                        f"{what}: cannot reach {servers} ({type(exc).__name__})"
                     ) from None
                 log.warning(
                     "%s cannot reach %s (%s); retrying in %.1fs (attempt %d)",
                     what,
-                    self.config.kafka.bootstrap_servers,  # type: ignore[union-attr]
+                    servers,
                     type(exc).__name__,
                     backoff.delay,
                     backoff.attempt + 1,
@@ -1547,12 +1546,13 @@ class Runtime:
 
     async def _ensure_internal_topics(self) -> None:
         from ..ops.broker import ensure_topics
+        from .repartition import rekeyed
 
         kcfg = self.config.kafka
         assert kcfg is not None
         wanted = {kcfg.alert_topic: 3, kcfg.alert_dlq_topic: 1, kcfg.topics.active_alerts: 3}
         for internal in self.judge.internal:
-            wanted[internal.topic] = kcfg.repartition_partitions  # type: ignore[index]
+            wanted[rekeyed(internal)[1]] = kcfg.repartition_partitions
         for b in self.config.kafka_bindings:
             if b.topic:
                 wanted[b.topic + kcfg.dlq_suffix] = 1
