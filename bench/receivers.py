@@ -106,6 +106,10 @@ class Endpoint:
                     return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            # the receiver stopped mid-request (a hanging channel's, at the end of a run):
+            # asyncio's server would log a traceback for each cancelled connection
+            writer.close()
         finally:
             self.writers.discard(writer)
             writer.close()
