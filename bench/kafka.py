@@ -294,14 +294,20 @@ async def run_runtime(
         # Detectors whose key is not the topic's key (password_spray by ip_address on
         # auth-logs partitioned by username) judge records re-produced to repartition topics:
         # the work is done when those stop arriving too.
+        # A repartitioned task merges its source partitions by event time and holds the
+        # newest records until every source has caught up or gone quiet (detectors/merge.py,
+        # up to its ``wait`` after the last record): done when nothing arrives and nothing is
+        # held. (Stopping earlier leaves the held records to the checkpoint, not judged.)
         if getattr(runtime.judge, "repartition_targets", None):
             seen, stable_since = -1, time.perf_counter()
-            while time.perf_counter() - stable_since < 1.0 and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
                 now_in = getattr(stats, "repartitioned_in", 0)
                 if now_in != seen:
                     if seen >= 0:
                         end = time.perf_counter()
                     seen, stable_since = now_in, time.perf_counter()
+                elif time.perf_counter() - stable_since >= 1.0 and not _held(runtime):
+                    break
                 await asyncio.sleep(0.01)
         if producer_task is not None:
             await producer_task
@@ -334,6 +340,13 @@ async def run_runtime(
         "repartitioned": bool(getattr(runtime.judge, "repartition_targets", None)),
         "repartitioned_in": getattr(stats, "repartitioned_in", 0),
     }
+
+
+def _held(runtime: Any) -> int:
+    """Records the runtime's repartitioned tasks hold back for their merge."""
+    return sum(
+        len(engine.merge) for engine in runtime.judge.engines.values() if engine.merge is not None
+    )
 
 
 def _one_run(
