@@ -26,7 +26,7 @@ one partition would otherwise let that partition's hours through before the othe
 A source that has delivered nothing for ``wait`` seconds of wall time (caught up, empty,
 stopped) is not waited for, so live alerts are held back by at most ``wait`` -- unless the
 consumer knows that source is still *behind* (``behind``: its partition is assigned here and
-more than a batch of its records below the high watermark is not judged yet), for up to
+records below the high watermark are not judged yet, however few), for up to
 ``BEHIND_WAIT_LIMIT``. In a backlog a consumer can
 serve other topics for seconds at a time; wall time alone then declared busy partitions quiet
 and let the others' hours through. ``max_pending``

@@ -267,12 +267,16 @@ class KafkaSource:
             self.consumer.resume(*self.consumer.paused())
 
     def behind(self, topic: str, partition: int) -> bool:
-        """Whether an assigned partition is in a backlog: more than a batch of records below
-        the high watermark (from the last fetch response) not judged yet. A live tail is
-        always a few records behind; that is not it. False when unknown (not assigned here,
-        nothing fetched yet)."""
+        """Whether an assigned partition has records below the high watermark (from the last
+        fetch response) not judged yet: fetched and waiting their turn, or not fetched yet.
+        A repartitioned task's merge waits for such a source however long it has been
+        quiet (up to its limit): its records are on their way. (Even a tail of a few
+        records: at the end of a backlog the loop can be busy with other partitions for
+        longer than the merge waits for a quiet source, and letting the others' newer
+        records through first would cut the windows those few records belong to.) False
+        when unknown (not assigned here, nothing fetched yet)."""
         known = self._progress(topic, partition)
-        return known is not None and known[1] - known[0] > self.max_records
+        return known is not None and not self.caught_up(topic, partition)
 
     def caught_up(self, topic: str, partition: int) -> bool:
         """Whether an assigned partition has nothing left to read: every offset below the
