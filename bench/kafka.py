@@ -339,6 +339,10 @@ async def run_runtime(
         "events": stats.events,
         "repartitioned": bool(getattr(runtime.judge, "repartition_targets", None)),
         "repartitioned_in": getattr(stats, "repartitioned_in", 0),
+        # records the repartition merge let out of event-time order (its memory bound)
+        "merge_forced": sum(
+            e.merge.forced for e in runtime.judge.engines.values() if e.merge is not None
+        ),
     }
 
 
