@@ -26,8 +26,8 @@ one partition would otherwise let that partition's hours through before the othe
 A source that has delivered nothing for ``wait`` seconds of wall time (caught up, empty,
 stopped) is not waited for, so live alerts are held back by at most ``wait`` -- unless the
 consumer knows that source is still *behind* (``behind``: its partition is assigned here and
-records below the high watermark are not judged yet, however few), for up to
-``BEHIND_WAIT_LIMIT``. In a backlog a consumer can
+not fetched from yet, or has records below the high watermark not judged yet, however
+few), for up to ``BEHIND_WAIT_LIMIT``. In a backlog a consumer can
 serve other topics for seconds at a time; wall time alone then declared busy partitions quiet
 and let the others' hours through. ``max_pending``
 bounds memory: past it the oldest records are released anyway (counted in ``forced``); the

@@ -267,16 +267,27 @@ class KafkaSource:
             self.consumer.resume(*self.consumer.paused())
 
     def behind(self, topic: str, partition: int) -> bool:
-        """Whether an assigned partition has records below the high watermark (from the last
-        fetch response) not judged yet: fetched and waiting their turn, or not fetched yet.
-        A repartitioned task's merge waits for such a source however long it has been
-        quiet (up to its limit): its records are on their way. (Even a tail of a few
-        records: at the end of a backlog the loop can be busy with other partitions for
-        longer than the merge waits for a quiet source, and letting the others' newer
-        records through first would cut the windows those few records belong to.) False
-        when unknown (not assigned here, nothing fetched yet)."""
-        known = self._progress(topic, partition)
-        return known is not None and not self.caught_up(topic, partition)
+        """Whether a partition assigned here may still have records for this worker that are
+        not judged yet: fetched and waiting their turn, not fetched yet, or not known (no fetch
+        response for it yet). A repartitioned task's merge waits for such a source however
+        long it has been quiet (up to its limit): its records are on their way. (At the start
+        of a backlog the loop can judge other partitions' batches for longer than the merge
+        waits for a quiet source before this one's first batch is handed out; letting the
+        others' hours through first would cut every window its records belong to.) False
+        when not assigned here."""
+        consumer = self.consumer
+        if consumer is None:
+            return False
+        tp = TopicPartition(topic, partition)
+        if tp not in consumer.assignment():
+            return False
+        if consumer.highwater(tp) is None:
+            return True
+        if self._next.get(tp) is None:
+            highwater = consumer.highwater(tp)
+            position = self._position(tp)
+            return position is None or highwater is None or position < highwater
+        return not self.caught_up(topic, partition)
 
     def caught_up(self, topic: str, partition: int) -> bool:
         """Whether an assigned partition has nothing left to read: every offset below the
