@@ -145,9 +145,6 @@ def parse_timestamps(values: list[Any]) -> tuple[list[float], list[int]]:
             # of most of its minutes: learn each new minute once, then take the column.
             _learn_utc_minutes(set(compress(prefixes, map(is_, minutes, repeat(None)))))
             minutes = list(map(_UTC_MINUTES.get, prefixes))
-        if fractions is not None and 0.0 in fractions:
-            # ".000Z": parse_timestamp reads such a string another way; it decides
-            minutes = [None if f == 0.0 else m for m, f in zip(minutes, fractions, strict=True)]
         # ":SSZ" (":SS." before a fraction) checks parse_timestamp's value[16] == ":" and
         # value[19] as well
         seconds = list(map(seconds_of[1].get, map(seconds_of[0], values)))
@@ -194,7 +191,8 @@ def _column_shape(
     if not (digits.isascii() and digits.isdigit()):
         return None
     fractions = list(map(float, map(_FRACTION, values)))
-    return (_SECOND_DOT, _UTC_SECONDS_DOT), fractions
+    # (".000Z" too: parse_timestamp reads it as the whole seconds, the same float)
+    return (_SECOND_Z, _UTC_SECONDS_DOT), fractions
 
 
 _MINUTE = itemgetter(slice(0, 16))
@@ -213,8 +211,7 @@ def _learn_utc_minutes(prefixes: set[str]) -> None:
             _UTC_MINUTES[prefix] = minute
 
 
-_SECOND_Z = itemgetter(slice(16, 20))
-_SECOND_DOT = _SECOND_Z  # ":SS." before a fraction
+_SECOND_Z = itemgetter(slice(16, 20))  # ":SSZ", or ":SS." before a fraction
 _FRACTION = itemgetter(slice(19, -1))  # ".fff" of "...:SS.fffZ"
 _FRACTION_DIGITS = itemgetter(slice(20, -1))
 _LAST = itemgetter(-1)

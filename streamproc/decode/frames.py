@@ -58,10 +58,10 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-# ":SSZ", the end of a timestamp written YYYY-MM-DDTHH:MM:SSZ -> its seconds
-# YYYY-MM-DDTHH:MM:SSZ: where its separators are, what they are, and where its digits are
-_SEPARATOR_AT = [4, 7, 10, 13, 16, 19]
-_SEPARATORS = [ord(c) for c in "--T::Z"]
+# YYYY-MM-DDTHH:MM:SS (then "Z" or ".fffZ"): where its separators are, what they are, and
+# where its digits are
+_SEPARATOR_AT = [4, 7, 10, 13, 16]
+_SEPARATORS = [ord(c) for c in "--T::"]
 _DIGIT_AT = [i for i in range(19) if i not in _SEPARATOR_AT]
 _MONTH_DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
@@ -243,7 +243,7 @@ class FrameReader:
         b = np.frombuffer(data_buf, dtype=np.uint8, count=width * n, offset=int(first)).reshape(
             n, width
         )
-        if not (b[:, _SEPARATOR_AT[:-1]] == np.asarray(_SEPARATORS[:-1], dtype=np.uint8)).all():
+        if not (b[:, _SEPARATOR_AT] == np.asarray(_SEPARATORS, dtype=np.uint8)).all():
             return None
         if not (b[:, -1] == ord("Z")).all():
             return None

@@ -38,8 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .internal_topics import InternalTopics
-
 if TYPE_CHECKING:
     from ..config import Binding, Config
     from ..detectors import Detector
@@ -63,13 +61,7 @@ def colocation(
 
 
 def topic_name(config: Config, binding: Binding, field: str) -> str:
-    return internal_topics(config).repartition(binding.name, field)
-
-
-def internal_topics(config: Config) -> InternalTopics:
-    """The config's internal topic names (those of the default application id without Kafka,
-    as in replay)."""
-    return config.internal_topics
+    return config.internal_topics.repartition(binding.name, field)
 
 
 def plan(config: Config, binding: Binding) -> tuple[set[str], dict[str, set[str]]]:

@@ -172,9 +172,7 @@ class Judge:
         self.outbox: list[tuple[str, bytes | None, bytes]] = []
         self.internal: list[Binding] = []
         self.final_dead: list[DeadLetter] = []  # see finish()
-        from .repartition import internal_topics
-
-        self.names = internal_topics(config)
+        self.names = config.internal_topics
         # (source kind, topic) -> binding (Config.binding_for), for every batch's topics
         self._route_cache: dict[tuple[str, str], Binding | None] = {}
         self._last_counts: dict[Any, tuple[int, int]] = {}

@@ -281,13 +281,15 @@ class KafkaSource:
         tp = TopicPartition(topic, partition)
         if tp not in consumer.assignment():
             return False
-        if consumer.highwater(tp) is None:
+        highwater = consumer.highwater(tp)
+        if highwater is None:
             return True
-        if self._next.get(tp) is None:
-            highwater = consumer.highwater(tp)
-            position = self._position(tp)
-            return position is None or highwater is None or position < highwater
-        return not self.caught_up(topic, partition)
+        nxt = self._next.get(tp)
+        if nxt is not None and nxt >= highwater:
+            return False
+        # (as caught_up: offsets no record is returned for are behind the position)
+        position = self._position(tp)
+        return position is None or position < highwater
 
     def caught_up(self, topic: str, partition: int) -> bool:
         """Whether an assigned partition has nothing left to read: every offset below the
