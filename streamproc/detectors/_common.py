@@ -16,6 +16,8 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable
+from itertools import repeat
+from operator import eq, not_
 from typing import Any, TypeVar, overload
 
 _T = TypeVar("_T")
@@ -28,20 +30,16 @@ def failed(data: dict[str, Any]) -> bool:
     return not data["success"]
 
 
-def failed_column(table: Any) -> Any:
+def failed_column(frame: Any) -> Any:
     """``failed`` over columns (Detector.column_prefilter)."""
-    import pyarrow.compute as pc
-
-    return pc.invert(table.column("success"))
+    return map(not_, frame.column("success"))
 
 
 def column_equals(name: str, value: Any) -> Callable[[Any], Any]:
     """A column prefilter: the records whose ``name`` is ``value``."""
 
-    def select(table: Any) -> Any:
-        import pyarrow.compute as pc
-
-        return pc.equal(table.column(name), value)
+    def select(frame: Any) -> Any:
+        return map(eq, frame.column(name), repeat(value))
 
     return select
 

@@ -170,9 +170,10 @@ class Detector:
     reads_columns: ClassVar[bool] = False
 
     def column_prefilter(self) -> Any:
-        """``prefilter`` over columns: a function of a batch's pyarrow Table (a column per
-        contract field, named as the field; others as read) that returns a boolean array
-        (pyarrow.compute; null counts as not selected), or None (every record). A detector
+        """``prefilter`` over columns: a function of a batch's RecordFrame (decode/frames.py:
+        ``frame.column(name)`` is a list of the decoder's values, None where a record has
+        none) that returns a truth value a record, in order (an iterable: ``map`` over the
+        columns keeps it at C speed), or None (every record). A detector
         that has one lets an engine judge a batch from its columns
         (``DetectorEngine.process_frame``): ``process`` then receives only the records the
         expression selects, as Events, in order. The contract is ``prefilter``'s: ``process``

@@ -115,12 +115,9 @@ def _hashable_in(value: Any, values: frozenset[Any] | set[Any]) -> bool:
 
 class FrameBatch(EventBatch):
     """An EventBatch over records read into columns (decode/frames.py): the same interface,
-    with the columns read from the frame and an Event made only for a record a detector asks
-    for (``event``, ``events_at``) or when one reads ``events``/``rows`` of them all.
-
-    A column is the frame's where the frame holds it exactly as the decoder would: a contract
-    field (typed by the reader), or another field of strings, booleans or integers; any other
-    (an extra field read as floats or times) is read from the Events."""
+    with the columns read from the frame (each value the decoder's) and an Event made only
+    for a record a detector asks for (``event``, ``events_at``) or when one reads
+    ``events``/``rows`` of them all."""
 
     __slots__ = (
         "_events",
@@ -163,21 +160,13 @@ class FrameBatch(EventBatch):
     @property
     def times(self) -> list[float]:
         if self._times is None:
-            self._times = self._take(self._frame.ts)
+            self._times = self._take(self._frame.ts.tolist())
         return self._times
 
     def column(self, name: str) -> list[Any]:
         col = self._columns.get(name)
-        if col is not None:
-            return col
-        table = self._frame.table
-        if name not in table.column_names:
-            col = [None] * len(self._positions)
-        elif name in self._frame.exact or _exact_type(table.schema.field(name).type):
-            col = self._take(table.column(name))
-        else:
-            col = list(map(_get, self.rows, repeat(name)))
-        self._columns[name] = col
+        if col is None:
+            col = self._columns[name] = self._take(self._frame.column(name))
         return col
 
     def event(self, i: int) -> Event:
@@ -192,20 +181,7 @@ class FrameBatch(EventBatch):
             self._offsets = self._offsets()
         return self._topic, self._partition, self._offsets[self._positions[i]]
 
-    def _take(self, column: Any) -> list[Any]:
-        if len(self._positions) != len(column):
-            column = column.take(self._positions)
-        return column.tolist() if hasattr(column, "tolist") else column.to_pylist()  # type: ignore[no-any-return]
-
-
-def _exact_type(kind: Any) -> bool:
-    """Whether the reader gives values of this column as orjson does (strings, booleans,
-    integers: yes; floats: an integer among them comes back as a float; times: no)."""
-    import pyarrow as pa
-
-    return bool(
-        pa.types.is_string(kind)
-        or pa.types.is_boolean(kind)
-        or pa.types.is_int64(kind)
-        or pa.types.is_null(kind)
-    )
+    def _take(self, column: list[Any]) -> list[Any]:
+        if len(self._positions) == len(column):
+            return column
+        return list(map(column.__getitem__, self._positions))

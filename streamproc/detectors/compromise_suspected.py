@@ -18,11 +18,12 @@ alerts), so it still works on its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import compress, repeat
 from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ._common import Sweeper, clip, iso, sample_of, succeeded
+from ._common import Sweeper, clip, iso, pack2, sample_of, succeeded, unpack2
 from .base import Detector, DetectorContext, Prefilter, register
 from .brute_force import BruteForce
 
@@ -61,25 +62,21 @@ class CompromiseSuspected(Detector):
         bf = self._brute_force()
         if bf is self._private:
             return None
-        fired = sorted(bf.fires.keys())
+        fired = set(bf.fires.keys())
+        fired_users = {unpack2(pair)[0] for pair in fired}
 
-        def select(table: Any) -> Any:
-            import pyarrow as pa
-            import pyarrow.compute as pc
-
-            success = table.column("success")
+        def select(frame: Any) -> Any:
+            n = len(frame)
             if not fired:
-                return pc.and_(success, False)
-            user = table.column("username")
-            # pack2(username, ip_address): "<len>:<username><ip_address>"
-            pair = pc.binary_join_element_wise(
-                pc.cast(pc.utf8_length(user), pa.string()),
-                ":",
-                user,
-                table.column("ip_address"),
-                "",
-            )
-            return pc.and_(success, pc.is_in(pair, value_set=pa.array(fired, pa.string())))
+                return repeat(False, n)
+            users = frame.column("username")
+            ips, success = frame.column("ip_address"), frame.column("success")
+            picked = [False] * n
+            # a user brute_force fired for (few, if any), then the exact pair
+            for i in compress(range(n), map(fired_users.__contains__, users)):
+                user, ip = users[i], ips[i]
+                picked[i] = bool(success[i]) and type(ip) is str and pack2(user, ip) in fired
+            return picked
 
         return select
 

@@ -32,6 +32,8 @@ One state machine per (host, metric)::
 
 from __future__ import annotations
 
+from itertools import compress
+from operator import or_
 from typing import Any
 
 from ..alerts import Alert
@@ -205,20 +207,15 @@ class MetricThreshold(Detector):
         for host, field in self.state.keys():  # noqa: SIM118 (KeyedState is no iterable)
             with_state.setdefault(field, set()).add(host)
 
-        def select(table: Any) -> Any:
-            import pyarrow as pa
-            import pyarrow.compute as pc
-
-            hosts = table.column("host")
-            picked = None
+        def select(frame: Any) -> Any:
+            hosts = frame.column("host")
+            picked: list[bool] | None = None
             for field, rule in rules:
-                over = pc.fill_null(pc.greater(table.column(field), rule[0]), False)
-                watched = set(pc.unique(pc.filter(hosts, over)).to_pylist())
-                watched |= with_state.get(field, set())
-                part = pc.or_(
-                    over, pc.is_in(hosts, value_set=pa.array(sorted(watched), pa.string()))
-                )
-                picked = part if picked is None else pc.or_(picked, part)
+                over = _over(frame.column(field), rule[0])
+                # every sample of a host over the level somewhere in the batch, or with state
+                watched = set(compress(hosts, over)) | with_state.get(field, set())
+                part = list(map(watched.__contains__, hosts))
+                picked = part if picked is None else list(map(or_, picked, part))
             return picked
 
         return select
@@ -482,3 +479,12 @@ class MetricThreshold(Detector):
                     setattr(st, name, list(value) if isinstance(value, list) else value)
             self.state.touch((host, field), st)
         self.state.evictions = int(state.get("evictions", 0))
+
+
+def _over(values: list[float | None], level: float) -> list[bool]:
+    """Whether each value (a number column: floats, None where absent) is over ``level``."""
+    if None in values:
+        return [v is not None and v > level for v in values]
+    import numpy as np
+
+    return (np.fromiter(values, np.float64, len(values)) > level).tolist()  # type: ignore[no-any-return]
