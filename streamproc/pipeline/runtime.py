@@ -351,9 +351,15 @@ class Judge:
     # -- judging ----------------------------------------------------------------------------
 
     def judge(
-        self, records: list[RawRecord], source_kind: str = "kafka", now: float | None = None
+        self,
+        records: list[RawRecord],
+        source_kind: str = "kafka",
+        now: float | None = None,
+        runs: list[list[RawRecord]] | None = None,
     ) -> tuple[list[Alert], list[DeadLetter]]:
-        """Decode and judge a batch; returns (alerts, dead letters)."""
+        """Decode and judge a batch; returns (alerts, dead letters). ``runs``: the same
+        records as runs of one topic-partition each, concatenated in order, where the
+        source has them (a Kafka fetch): they are then sorted into tasks a run at a time."""
         stats = self.stats
         if records:
             stats.last_record_at = time.time()
@@ -365,8 +371,16 @@ class Judge:
         # partition); an MQTT binding's devices, or a mixed stream, interleave record by
         # record: the topic-partitions are resolved once each, then the records are sorted
         # into their tasks in one pass.
-        tps = list(map(_TOPIC_PARTITION, records))
-        per_tp = Counter(tps)
+        tps: list[tuple[str, int]] = []
+        per_tp: dict[tuple[str, int], int]
+        if runs is None:
+            tps = list(map(_TOPIC_PARTITION, records))
+            per_tp = Counter(tps)
+        else:
+            per_tp = {}
+            for run in runs:
+                tp = (run[0].topic, run[0].partition)
+                per_tp[tp] = per_tp.get(tp, 0) + len(run)
         task_of: dict[tuple[str, int], TaskId | None] = {}
         tps_of: dict[TaskId, list[tuple[str, int]]] = {}
         for tp, n in per_tp.items():
@@ -379,7 +393,11 @@ class Judge:
                 tps_of.setdefault(task, []).append(tp)
         groups: dict[TaskId | None, list[Any]]
         if len(set(task_of.values())) <= 1:
-            groups = {task_of[tps[0]]: records} if records else {}
+            groups = {next(iter(task_of.values())): records} if records else {}
+        elif runs is not None:
+            groups = {task: [] for task in task_of.values()}
+            for run in runs:
+                groups[task_of[run[0].topic, run[0].partition]].extend(run)
         else:
             # one pass, each record appended to its task's list: on a stream interleaving
             # six bindings record by record, 0.72 -> 0.43 us a record for this whole method
@@ -867,7 +885,9 @@ class IngestLoop:
                 continue
             self.unsettled = True
             try:
-                alerts, dead = self.judge.judge(batch.records, self.source_kind, time.time())
+                alerts, dead = self.judge.judge(
+                    batch.records, self.source_kind, time.time(), batch.runs
+                )
                 # Durable first (alerts, dead letters, repartitioned records), then commit.
                 outbox = self.judge.take_outbox()
                 await self._make_durable(alerts, dead, outbox)

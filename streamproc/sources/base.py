@@ -22,6 +22,9 @@ class Batch:
     ack: Any = None
     received_at: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    # the records again as runs of one (topic, partition) each, in order, where the source
+    # has them so (a Kafka fetch): the judge then sorts them into tasks a run at a time
+    runs: list[list[RawRecord]] | None = None
 
 
 class Source(Protocol):

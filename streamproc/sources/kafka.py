@@ -193,6 +193,7 @@ class KafkaSource:
         # Held until commit(): a rebalance waits for this batch to be done.
         await self.batch_lock.acquire()
         records: list[Any] = []  # ConsumerRecords, read as RawRecords
+        runs: list[Any] = []
         offsets: dict[TopicPartition, int] = {}
         expected = self._next
         for tp, messages in data.items():
@@ -209,7 +210,8 @@ class KafkaSource:
             # aiokafka's ConsumerRecords already carry what a RawRecord does (value, topic,
             # partition, offset, key): copying them cost a tenth of the consume loop
             records.extend(messages)
-        return Batch(records, offsets, time.time())
+            runs.append(messages)
+        return Batch(records, offsets, time.time(), runs=runs)
 
     async def commit(self, batch: Batch) -> None:
         """Commit the batch's offsets (``done`` releases it)."""

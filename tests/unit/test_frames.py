@@ -521,6 +521,38 @@ def test_live_judging_from_columns_gives_what_judging_events_gives(
     assert judge.frame_batches > 0
 
 
+@pytest.mark.parametrize("columns", [True, False])
+def test_a_fetch_of_several_partitions_is_judged_the_same_given_its_runs(
+    columns: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Kafka fetch hands the judge its records and the same records as runs of one
+    partition each: sorted into tasks a run at a time, the outcome is the record-at-a-time
+    sort's."""
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "1" if columns else "0")
+    records = _stream("auth", "auth-logs", 12000, seed=6, trouble=True)
+    config = _config("auth-logs", {"brute_force", "password_spray", "unusual_login"})
+    by_partition: dict[int, list[RawRecord]] = {}
+    for r in records:
+        by_partition.setdefault(r.partition, []).append(r)
+    outcomes = []
+    for with_runs in (True, False):
+        judge = Judge(config, partitioned=True)
+        alerts: list[Any] = []
+        dead: list[Any] = []
+        for i in range(0, max(map(len, by_partition.values())), 700):
+            runs = [run[i : i + 700] for run in by_partition.values() if run[i : i + 700]]
+            fetched = [r for run in runs for r in run]
+            out, dls = judge.judge(fetched, "kafka", None, runs if with_runs else None)
+            alerts.extend(out)
+            dead.extend(dls)
+        alerts.extend(judge.finish())
+        dead.extend(judge.final_dead)
+        outcomes.append((_alert_rows(alerts), _dead_rows(dead), judge.frame_batches))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] and outcomes[0][1]
+    assert (outcomes[0][2] > 0) == columns
+
+
 @pytest.mark.parametrize("trouble", [False, True], ids=["clean", "late-forged-broken"])
 def test_times_in_milliseconds_are_judged_from_columns_as_events(
     trouble: bool, monkeypatch: pytest.MonkeyPatch
