@@ -343,57 +343,96 @@ def _times(stamps: list[str]) -> Any:
 
 def times_of(b: np.ndarray[Any, Any]) -> Any:
     """``_times`` over the characters of one width, a row a time (a byte matrix), read
-    column-wise (the calendar arithmetic is days_from_civil, H. Hinnant). Exact: the whole
-    seconds are whole numbers, and a fraction ``digits / 10**k`` is the correctly rounded
-    quotient of two exact doubles, the very float ``float(".ddd")`` gives; parse_timestamp
-    adds it to the whole seconds as is done here."""
+    column-wise. Exact: the whole seconds are whole numbers, and a fraction
+    ``digits / 10**k`` is the correctly rounded quotient of two exact doubles, the very float
+    ``float(".ddd")`` gives; parse_timestamp adds it to the whole seconds as is done here."""
     import numpy as np
 
-    width = b.shape[1]
-    if not (b[:, _SEPARATOR_AT] == np.asarray(_SEPARATORS, dtype=np.uint8)).all():
+    n, width = b.shape
+    places = width - 21  # fraction digits (-1: none)
+    layout = _layouts.get(width)
+    if layout is None:
+        layout = _layouts[width] = _layout(width)
+    fixed_at, fixed, digit_at = layout
+    if not (b[:, fixed_at] == fixed).all():
         return None
-    if not (b[:, -1] == ord("Z")).all():
+    digits = b[:, digit_at] - np.uint8(48)  # a byte below '0' wraps round: above 9 too
+    if not (digits <= 9).all():
         return None
-    fraction = None
-    if width > 20:
-        if not (b[:, 19] == ord(".")).all():
+    d = digits.astype(np.int64)
+    hour = d[:, 8] * 10 + d[:, 9]
+    if not ((hour <= 23).all() and (d[:, [10, 12]] <= 5).all()):
+        return None
+    seconds = hour * 3600 + d[:, 10:14] @ _MINUTE_SECOND
+    if (b[:, :10] == b[0, :10]).all():
+        # one date in the batch (nearly always): its days once, by the calendar
+        day = _days(int(d[0, 0:4] @ _YEAR), int(d[0, 4:6] @ _TWO), int(d[0, 6:8] @ _TWO))
+        if day is None:
             return None
-        fraction_digits = b[:, 20:-1].astype(np.int64) - 48
-        if not ((fraction_digits >= 0) & (fraction_digits <= 9)).all():
+        epoch = (seconds + day * 86400).astype(np.float64)
+    else:
+        days = _days_of(d)
+        if days is None:
             return None
-        places = width - 21
-        scale = 10 ** np.arange(places - 1, -1, -1, dtype=np.int64)
+        epoch = (seconds + days * 86400).astype(np.float64)
+    if places > 0:
         # (".000Z" too: parse_timestamp reads it as the whole seconds, the same float)
-        fraction = (fraction_digits @ scale).astype(np.float64) / float(10**places)
-    digits = b[:, _DIGIT_AT].astype(np.int64) - 48
-    if not ((digits >= 0) & (digits <= 9)).all():
+        scale = 10 ** np.arange(places - 1, -1, -1, dtype=np.int64)
+        epoch += (d[:, 14:] @ scale).astype(np.float64) / float(10**places)
+    return epoch
+
+
+_MINUTE_SECOND = [600, 60, 10, 1]
+_YEAR = [1000, 100, 10, 1]
+_TWO = [10, 1]
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+_layouts: dict[int, tuple[list[int], Any, list[int]]] = {}
+
+
+def _layout(width: int) -> tuple[list[int], Any, list[int]]:
+    """For stamps of ``width``: where the fixed characters are, what they are, and where the
+    digits are (the date and time's, then the fraction's)."""
+    import numpy as np
+
+    fixed_at = [*_SEPARATOR_AT, width - 1]
+    fixed = [*_SEPARATORS, ord("Z")]
+    digit_at = list(_DIGIT_AT)
+    if width > 20:
+        fixed_at.append(19)
+        fixed.append(ord("."))
+        digit_at += range(20, width - 1)
+    return fixed_at, np.asarray(fixed, dtype=np.uint8), digit_at
+
+
+def _days(year: int, month: int, day: int) -> int | None:
+    """Days from 1970-01-01 to a real date from 1970 on, else None."""
+    import datetime
+
+    if year < 1970:
         return None
-    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
-    month = digits[:, 4] * 10 + digits[:, 5]
-    day = digits[:, 6] * 10 + digits[:, 7]
-    hour = digits[:, 8] * 10 + digits[:, 9]
-    minute = digits[:, 10] * 10 + digits[:, 11]
-    second = digits[:, 12] * 10 + digits[:, 13]
+    try:
+        return datetime.date(year, month, day).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+
+
+def _days_of(d: np.ndarray[Any, Any]) -> Any:
+    """Days from 1970-01-01 of each row's date (digits: YYYYMMDD first), or None if one is
+    no real date from 1970 on (days_from_civil, H. Hinnant)."""
+    import numpy as np
+
+    year = d[:, 0:4] @ _YEAR
+    month = d[:, 4:6] @ _TWO
+    day = d[:, 6:8] @ _TWO
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     month_days = np.asarray(_MONTH_DAYS)[np.clip(month, 0, 12)] + (leap & (month == 2))
-    if not (
-        (year >= 1970)
-        & (month >= 1)
-        & (month <= 12)
-        & (day >= 1)
-        & (day <= month_days)
-        & (hour <= 23)
-        & (minute <= 59)
-        & (second <= 59)
-    ).all():
+    if not ((year >= 1970) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)).all():
         return None
     y = year - (month <= 2)
     era = y // 400
     yoe = y - era * 400
     doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    epoch = (days * 86400 + hour * 3600 + minute * 60 + second).astype(np.float64)
-    return epoch if fraction is None else epoch + fraction
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
 def columns_enabled() -> bool:

@@ -703,6 +703,38 @@ def test_times_with_fractions_read_from_columns_are_parse_timestamps_or_refused(
     assert list(got) == want
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    _STAMP,
+    st.lists(
+        st.builds(
+            lambda h, m, s: f"T{h:02d}:{m:02d}:{s:02d}Z",
+            st.integers(0, 25),
+            st.integers(0, 61),
+            st.integers(0, 61),
+        ),
+        min_size=2,
+        max_size=6,
+    ),
+)
+def test_times_of_one_date_are_parse_timestamps_or_refused(date: str, times: list[str]) -> None:
+    """A batch of one date (the common case, read with the date's days computed once)."""
+    from streamproc.events import CoercionError, parse_timestamp
+
+    stamps = [date[:10] + t for t in times]
+    got = _times(stamps)
+    want = []
+    for s in stamps:
+        try:
+            want.append(parse_timestamp(s))
+        except CoercionError:
+            want.append(None)
+    if got is None:
+        assert None in want
+        return
+    assert list(got) == want
+
+
 def test_times_with_milliseconds_are_read() -> None:
     from streamproc.events import parse_timestamp
 
