@@ -240,10 +240,11 @@ class DetectorEngine:
     def takes_frames(self) -> bool:
         """Whether every detector here says which records can matter to it as a column
         expression (``Detector.column_prefilter``): then a batch can be judged from its
-        columns (``process_frame``), with Events made for the candidates alone."""
+        columns (``process_frame``), with Events made for the candidates alone. (An engine
+        with no detector, a source task whose every detector runs on re-keyed copies, judges
+        only event time.)"""
         return (
-            bool(self.detectors)
-            and self.merge is None
+            self.merge is None
             and all(
                 d.reads_columns or type(d).column_prefilter is not Detector.column_prefilter
                 for d in self.detectors

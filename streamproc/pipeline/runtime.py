@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from ..alerts import Alert
 from ..config import Binding, Config, match_binding
 from ..decode import BatchDecoder, DeadLetter, RawRecord
-from ..decode.frames import FrameReader, columns_enabled, frame_reader_for
+from ..decode.frames import FrameReader, RecordFrame, columns_enabled, frame_reader_for
 from ..decode.records import DEFAULT_MAX_DEPTH
 from ..detectors import DetectorEngine, build_engine
 from ..detectors.engine import Rejected
@@ -163,6 +164,8 @@ class Judge:
         # check short of the decoder's: should not happen; they are dead-lettered)
         self.frame_strays = 0
         self.frame_batches = 0  # task batches judged from their columns
+        # task -> a batch judged from columns whose re-keyed copies judge() is to ship
+        self._framed_copies: dict[TaskId, tuple[list[Any], RecordFrame, list[Any]]] = {}
         self.engines: dict[TaskId, DetectorEngine] = {}
         self.bindings: dict[str, Binding] = {}
         # binding name -> detector kinds its tasks run (absent: all of the family's)
@@ -461,6 +464,9 @@ class Judge:
                 engine_alerts, refused = framed[task]
                 alerts.extend(engine_alerts)
                 dead.extend(map(rejected_dead_letter, refused))
+                shipping = self._framed_copies.pop(task, None)
+                if shipping is not None:  # in task order, as judge_events ships
+                    self._ship_raw(*shipping)
                 continue
             engine_alerts, engine_dead = self.judge_events(task, events, now)
             alerts.extend(engine_alerts)
@@ -531,18 +537,18 @@ class Judge:
     ) -> tuple[list[Alert], list[Rejected]] | None:
         """Judge one task's records from their columns (``DetectorEngine.process_frame``),
         or None when the per-event path must: the engine's detectors do not all say which
-        records matter to them as a column expression, the binding re-keys its records, or
-        the batch or its times are not ones a frame judges exactly."""
+        records matter to them as a column expression, the binding's re-keyed copies cannot
+        be written from the records as they came (``_ships_raw``), or the batch or its times
+        are not ones a frame judges exactly."""
         reader = self.frames[task[0]]
         engine = self.engine(task)
-        if (
-            reader is None
-            or len(group) < MIN_FRAME
-            or not engine.takes_frames()
-            or task[0] in self.repartition_targets
-        ):
+        if reader is None or len(group) < MIN_FRAME or not engine.takes_frames():
             return None
-        frame = reader.read(list(map(_VALUE, group)))
+        values = list(map(_VALUE, group))
+        targets = self.repartition_targets.get(task[0])
+        if targets and not self._ships_raw(task[0], values):
+            return None
+        frame = reader.read(values)
         if frame is None:
             return None
         decoder = self.decoders[task[0]]
@@ -578,9 +584,53 @@ class Judge:
                 out.append(got)
             return out
 
-        return engine.process_frame(
+        out = engine.process_frame(
             frame, tp[0], tp[1], materialize, now, offsets=lambda: list(map(_OFFSET, group))
         )
+        if out is not None and targets:
+            self._framed_copies[task] = (group, frame, targets)
+        return out
+
+    def _ships_raw(self, binding: str, values: list[bytes]) -> bool:
+        """Whether a frame's records of ``binding`` can be shipped to its repartition topics
+        as they came (``_ship_raw``): the record, parsed, must be the Event's ``data``, which
+        holds for every record a frame takes but an integer in a number field (the decoder
+        makes it a float); and every copy must fit a repartition record, however its
+        Event would encode (re-encoding a record at most doubles it: ``1E2`` is
+        ``100.0``), as ``_ship`` dead-letters one that does not."""
+        from .batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES
+
+        contract = self.decoders[binding].record.contract
+        if any(f.type == "number" for f in contract.fields.values()):
+            return False
+        return 2 * max(map(len, values)) + 512 <= MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
+
+    def _ship_raw(
+        self, group: list[Any], frame: RecordFrame, targets: list[tuple[str, str]]
+    ) -> None:
+        """``_ship`` for a batch judged from its columns: each copy written around the record
+        as it came (``repartition.encode``'s envelope, the same Event once decoded), with no
+        Event made."""
+        from .batches import MAX_KEY_BYTES, fit_key
+
+        outbox = self.outbox
+        keys = [(frame.column(field), topic) for field, topic in targets]
+        stamps = frame.ts.tolist()
+        for i, r in enumerate(group):
+            value = b'{"ts":%b,"data":%b,"src":%b}' % (
+                repr(stamps[i]).encode(),
+                r.value,
+                orjson.dumps((r.topic, r.partition, r.offset)),
+            )
+            for column, topic in keys:
+                key = column[i]
+                if key is None:
+                    outbox.append((topic, None, value))
+                    continue
+                raw_key = str(key).encode()
+                outbox.append(
+                    (topic, raw_key if len(raw_key) <= MAX_KEY_BYTES else fit_key(raw_key), value)
+                )
 
     def _per_binding(
         self, topic_counts: dict[str, int], dead: list[DeadLetter]

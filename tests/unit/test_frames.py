@@ -341,16 +341,17 @@ def test_the_built_ins_that_judge_from_columns() -> None:
     assert {"metric_threshold", "compromise_suspected"} <= set(COLUMN_KINDS)
 
 
-def _config(family: str, kinds: set[str]) -> Any:
+def _config(family: str, kinds: set[str], keyed_by: str | None = None) -> Any:
     off = {
         k: {"enabled": False}
         for k, cls in REGISTRY.items()
         if cls.family == family and k not in kinds
     }
     topic = get_contract(family).kafka_topic
-    return parse_config(
-        {"topics": [{"topic": topic, "family": family, "detectors": off}]}, file=None
-    )
+    binding: dict[str, Any] = {"topic": topic, "family": family, "detectors": off}
+    if keyed_by is not None:
+        binding["keyed_by"] = keyed_by
+    return parse_config({"topics": [binding]}, file=None)
 
 
 def _as(ts_format: str, stamp: str) -> str:
@@ -551,6 +552,35 @@ def test_a_fetch_of_several_partitions_is_judged_the_same_given_its_runs(
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] and outcomes[0][1]
     assert (outcomes[0][2] > 0) == columns
+
+
+@pytest.mark.parametrize("keyed_by", [None, "username"])
+@pytest.mark.parametrize("trouble", [False, True])
+def test_the_copies_a_binding_re_keys_are_the_same_from_columns(
+    trouble: bool, keyed_by: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auth-logs is keyed by username; password_spray counts by ip_address, so every
+    record is also shipped, re-keyed, to a repartition topic. Judged from columns, the
+    copies are written around the records as they came: decoded, each is the copy the
+    per-event path ships (same topic, key, time, fields and origin, in the same order)."""
+    from streamproc.pipeline.repartition import decode
+
+    records = _stream("auth", "auth-logs", 8000, seed=8, trouble=trouble)
+    config = _config("auth-logs", {"brute_force", "password_spray"}, keyed_by)
+    shipped = []
+    for columns in (True, False):
+        monkeypatch.setenv("STREAMPROC_COLUMNS", "1" if columns else "0")
+        judge = Judge(config, partitioned=True, repartition=True)
+        assert judge.repartition_targets
+        copies = []
+        for i in range(0, len(records), 600):
+            judge.judge(records[i : i + 600], "kafka")
+            copies += [(t, k, decode(v)) for t, k, v in judge.take_outbox()]
+        shipped.append((copies, judge.frame_batches))
+    (from_columns, framed), (per_event, _) = shipped
+    assert framed > 0
+    assert len(from_columns) == len(per_event) > 0
+    assert from_columns == per_event
 
 
 @pytest.mark.parametrize("trouble", [False, True], ids=["clean", "late-forged-broken"])
