@@ -243,12 +243,9 @@ class DetectorEngine:
         columns (``process_frame``), with Events made for the candidates alone. (An engine
         with no detector, a source task whose every detector runs on re-keyed copies, judges
         only event time.)"""
-        return (
-            self.merge is None
-            and all(
-                d.reads_columns or type(d).column_prefilter is not Detector.column_prefilter
-                for d in self.detectors
-            )
+        return self.merge is None and all(
+            d.reads_columns or type(d).column_prefilter is not Detector.column_prefilter
+            for d in self.detectors
         )
 
     def process_frame(
