@@ -244,7 +244,9 @@ class Judge:
                     binding.family,
                     wait=kafka.repartition_merge_wait if kafka else 2.0,
                     partitions_of=self.partitions_of,
-                    behind=self._source_behind,
+                    behind=self._on_its_way((task[1], task[2]))
+                    if self.partitioned
+                    else self._source_behind,
                 )
             # last source offset judged per source partition (repartitioned records only)
             engine.src_offsets = {}
@@ -331,6 +333,22 @@ class Judge:
             return self._source_caught_up(read) and not self._source_behind(*source)
 
         return caught_up
+
+    def _on_its_way(self, read: tuple[str, int]) -> Callable[[str, int], bool]:
+        """For the merge of a task reading repartition partition ``read``: whether records of
+        a source partition may still be on their way to it. A source judged to its end here is
+        not behind, yet its last copies can wait in ``read``'s backlog (below the high
+        watermark, not handed out yet) for longer than the merge's wait while the loop serves
+        other partitions: the source is not quiet until ``read`` is caught up too. Without a Kafka
+        source to ask (a replay, a test), only ``behind`` counts."""
+        caught_up = self._repartitioned_caught_up(read)
+
+        def on_its_way(topic: str, partition: int) -> bool:
+            if self.source_caught_up is None:
+                return self._source_behind(topic, partition)
+            return not caught_up((topic, partition))
+
+        return on_its_way
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
         """``Config.binding_for``, remembered per (source kind, topic). HTTP records name
