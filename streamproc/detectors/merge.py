@@ -33,7 +33,10 @@ can serve other topics for seconds at a time; wall time alone then declared busy
 quiet and let the others' hours through. The second half matters as much: a source judged to
 its end is not behind, yet its last copies can wait in the repartition partition's backlog
 for seconds, behind the other sources' copies (a source that has truly ended is then waited
-for while that backlog lasts, up to the limit). ``max_pending`` bounds memory: past it the
+for while that backlog lasts, up to the limit). A source judged in this worker is heard from
+when it ships its copies (``heard_of``), not only when they arrive: the high watermark a
+consumer knows of its own input can lag what was just produced to it, so that input reads
+caught up while the copies are on their way. ``max_pending`` bounds memory: past it the
 oldest records are released anyway (counted in ``forced``); the
 detectors then see a little disorder, which is the behaviour without the merge.
 
@@ -107,6 +110,14 @@ class SourceMerge:
             seq += 1
         self._seq = seq
         return self.release(now)
+
+    def heard_of(self, src: Source, now: float) -> None:
+        """``src`` is shipping records this way (judged at its source here): not quiet, even
+        before they arrive. Only a source already expected (its topic heard from)."""
+        if src in self._heard:
+            at = self._heard[src]
+            if at is None or at < now:
+                self._heard[src] = now
 
     def release(self, now: float | None) -> list[Event]:
         """What the frontier lets out (all of it when no source is active, or ``now`` is

@@ -502,6 +502,12 @@ class Judge:
         dead: list[DeadLetter] = []
         targets = self.repartition_targets.get(task[0])
         if targets:
+            if events and now is not None:
+                self._shipping(
+                    {(task[1], task[2])} if task[1] else {(e.topic, e.partition) for e in events},
+                    targets,
+                    now,
+                )
             future = {id(r.event) for r in refused if r.reason == "future"}
             # a record from the future is dead-lettered here, once: not shipped
             dead.extend(
@@ -668,6 +674,19 @@ class Judge:
                     (topic, raw_key if len(raw_key) <= MAX_KEY_BYTES else fit_key(raw_key), value)
                 )
         return dead
+
+    def _shipping(
+        self, sources: set[tuple[str, int]], targets: list[tuple[str, str]], now: float
+    ) -> None:
+        """Source partitions judged here ship copies now: the merges reading them count them
+        heard from now, not only once its copies arrive. What a merge knows of its own input
+        (the high watermark of its last fetch) can lag what was produced to it; a source
+        that is shipping is not quiet, wherever its copies are."""
+        topics = {t for _, t in targets}
+        for task, engine in self.engines.items():
+            if engine.merge is not None and task[1] in topics:
+                for src in sources:
+                    engine.merge.heard_of(src, now)
 
     @staticmethod
     def _dedup_repartitioned(engine: DetectorEngine, events: list[Event]) -> list[Event]:
