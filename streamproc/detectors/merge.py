@@ -25,12 +25,19 @@ one partition would otherwise let that partition's hours through before the othe
 
 A source that has delivered nothing for ``wait`` seconds of wall time (caught up, empty,
 stopped) is not waited for, so live alerts are held back by at most ``wait`` -- unless the
-consumer knows that source is still *behind* (``behind``: its partition is assigned here and
-not fetched from yet, or has records below the high watermark not judged yet, however
-few), for up to ``BEHIND_WAIT_LIMIT``. In a backlog a consumer can
-serve other topics for seconds at a time; wall time alone then declared busy partitions quiet
-and let the others' hours through. ``max_pending``
-bounds memory: past it the oldest records are released anyway (counted in ``forced``); the
+consumer knows that records of that source may still be on their way (``behind``), for up to
+``BEHIND_WAIT_LIMIT``: its partition is assigned here and not fetched from yet, or has
+records below the high watermark not judged yet, however few; or the repartition partition
+this task reads has records below its high watermark not judged yet. In a backlog a consumer
+can serve other topics for seconds at a time; wall time alone then declared busy partitions
+quiet and let the others' hours through. The second half matters as much: a source judged to
+its end is not behind, yet its last copies can wait in the repartition partition's backlog
+for seconds, behind the other sources' copies (a source that has truly ended is then waited
+for while that backlog lasts, up to the limit). A source judged in this worker is heard from
+when it ships its copies (``heard_of``), not only when they arrive: the high watermark a
+consumer knows of its own input can lag what was just produced to it, so that input reads
+caught up while the copies are on their way. ``max_pending`` bounds memory: past it the
+oldest records are released anyway (counted in ``forced``); the
 detectors then see a little disorder, which is the behaviour without the merge.
 
 Held records are part of the task's checkpoint (``snapshot``): their repartition-topic offsets
@@ -103,6 +110,14 @@ class SourceMerge:
             seq += 1
         self._seq = seq
         return self.release(now)
+
+    def heard_of(self, src: Source, now: float) -> None:
+        """``src`` is shipping records this way (judged at its source here): not quiet, even
+        before they arrive. Only a source already expected (its topic heard from)."""
+        if src in self._heard:
+            at = self._heard[src]
+            if at is None or at < now:
+                self._heard[src] = now
 
     def release(self, now: float | None) -> list[Event]:
         """What the frontier lets out (all of it when no source is active, or ``now`` is

@@ -248,7 +248,9 @@ class Judge:
                     binding.family,
                     wait=kafka.repartition_merge_wait if kafka else 2.0,
                     partitions_of=self.partitions_of,
-                    behind=self._source_behind,
+                    behind=self._on_its_way((task[1], task[2]))
+                    if self.partitioned
+                    else self._source_behind,
                 )
             # last source offset judged per source partition (repartitioned records only)
             engine.src_offsets = {}
@@ -335,6 +337,22 @@ class Judge:
             return self._source_caught_up(read) and not self._source_behind(*source)
 
         return caught_up
+
+    def _on_its_way(self, read: tuple[str, int]) -> Callable[[str, int], bool]:
+        """For the merge of a task reading repartition partition ``read``: whether records of
+        a source partition may still be on their way to it. A source judged to its end here is
+        not behind, yet its last copies can wait in ``read``'s backlog (below the high
+        watermark, not handed out yet) for longer than the merge's wait while the loop serves
+        other partitions: the source is not quiet until ``read`` is caught up too. Without a Kafka
+        source to ask (a replay, a test), only ``behind`` counts."""
+        caught_up = self._repartitioned_caught_up(read)
+
+        def on_its_way(topic: str, partition: int) -> bool:
+            if self.source_caught_up is None:
+                return self._source_behind(topic, partition)
+            return not caught_up((topic, partition))
+
+        return on_its_way
 
     def binding_for(self, source_kind: str, topic: str) -> Binding | None:
         """``Config.binding_for``, remembered per (source kind, topic). HTTP records name
@@ -466,6 +484,8 @@ class Judge:
                 dead.extend(map(rejected_dead_letter, refused))
                 shipping = self._framed_copies.pop(task, None)
                 if shipping is not None:  # in task order, as judge_events ships
+                    if now is not None:
+                        self._shipping({first_tp[task]}, shipping[2], now)
                     self._ship_raw(*shipping)
                 continue
             engine_alerts, engine_dead = self.judge_events(task, events, now)
@@ -509,6 +529,12 @@ class Judge:
         dead: list[DeadLetter] = []
         targets = self.repartition_targets.get(task[0])
         if targets:
+            if events and now is not None:
+                self._shipping(
+                    {(task[1], task[2])} if task[1] else {(e.topic, e.partition) for e in events},
+                    targets,
+                    now,
+                )
             future = {id(r.event) for r in refused if r.reason == "future"}
             # a record from the future is dead-lettered here, once: not shipped
             dead.extend(
@@ -719,6 +745,19 @@ class Judge:
                     (topic, raw_key if len(raw_key) <= MAX_KEY_BYTES else fit_key(raw_key), value)
                 )
         return dead
+
+    def _shipping(
+        self, sources: set[tuple[str, int]], targets: list[tuple[str, str]], now: float
+    ) -> None:
+        """Source partitions judged here ship copies now: the merges reading them count them
+        heard from now, not only once its copies arrive. What a merge knows of its own input
+        (the high watermark of its last fetch) can lag what was produced to it; a source
+        that is shipping is not quiet, wherever its copies are."""
+        topics = {t for _, t in targets}
+        for task, engine in self.engines.items():
+            if engine.merge is not None and task[1] in topics:
+                for src in sources:
+                    engine.merge.heard_of(src, now)
 
     @staticmethod
     def _dedup_repartitioned(engine: DetectorEngine, events: list[Event]) -> list[Event]:

@@ -121,6 +121,8 @@ class KafkaSource:
         self.connected = False
         # per partition, the next offset to judge: guards against re-fetched records
         self._next: dict[TopicPartition, int] = {}
+        # the partitions of the batch handed out and not done yet (see ``behind``)
+        self._in_progress: set[TopicPartition] = set()
 
     async def start(self) -> None:
         backoff = Backoff()
@@ -211,6 +213,7 @@ class KafkaSource:
             # partition, offset, key): copying them cost a tenth of the consume loop
             records.extend(messages)
             runs.append(messages)
+        self._in_progress = set(offsets)
         return Batch(records, offsets, time.time(), runs=runs)
 
     async def commit(self, batch: Batch) -> None:
@@ -237,6 +240,7 @@ class KafkaSource:
 
     def done(self, batch: Batch) -> None:
         """The batch is judged and durable; a rebalance may proceed."""
+        self._in_progress = set()
         if self.batch_lock.locked():
             self.batch_lock.release()
 
@@ -270,9 +274,11 @@ class KafkaSource:
 
     def behind(self, topic: str, partition: int) -> bool:
         """Whether a partition assigned here may still have records for this worker that are
-        not judged yet: fetched and waiting their turn, not fetched yet, or not known (no fetch
-        response for it yet). A repartitioned task's merge waits for such a source however
-        long it has been quiet (up to its limit): its records are on their way. (At the start
+        not judged yet: in the batch in progress (handed out and not ``done``: their
+        repartitioned copies are produced as the batch is made durable), fetched and waiting
+        their turn, not fetched yet, or not known (no fetch response for it yet). A
+        repartitioned task's merge waits for such a source however long it has been quiet (up
+        to its limit): its records are on their way. (At the start
         of a backlog the loop can judge other partitions' batches for longer than the merge
         waits for a quiet source before this one's first batch is handed out; letting the
         others' hours through first would cut every window its records belong to.) False
@@ -283,6 +289,8 @@ class KafkaSource:
         tp = TopicPartition(topic, partition)
         if tp not in consumer.assignment():
             return False
+        if tp in self._in_progress:
+            return True
         highwater = consumer.highwater(tp)
         if highwater is None:
             return True
