@@ -177,9 +177,10 @@ class FrameReader:
     """Reads a batch of one JSON binding (no field mapping) into a RecordFrame.
 
     Two Structs: one with a field for every contract field and every other field seen (the
-    absent ones UNSET), and one of the fields every record read so far has held, each
-    required (its records need no count of absent fields: ~140 ns a record less). A batch
-    is read with the second while its records fit it."""
+    absent ones UNSET), and one of the fields every record of the last batch read with the
+    first held, each required (its records need no count of absent fields: ~140 ns a record
+    less). A batch is read with the second while its records fit it; once one does not,
+    it and the next 8 are read with the first, the last of them reshaping the second."""
 
     def __init__(self, contract: Contract, max_record_bytes: int) -> None:
         self.contract = contract
@@ -194,7 +195,7 @@ class FrameReader:
         self._extras: list[str] = []  # other fields seen, in the order first seen
         self._specs: list[tuple[str, Any, bool]] = []
         self._any: _Shape | None = None  # every field, the optional ones UNSET when absent
-        self._fixed: _Shape | None = None  # the fields every record so far held, required
+        self._fixed: _Shape | None = None  # the fields every record held, required
         self._always: set[str] | None = None  # those fields
         self._fixed_rest = 0  # batches to read with ``_any`` before trying ``_fixed`` again
         # batches not taken, for tests and the bench (why is logged nowhere: it is normal)
@@ -268,6 +269,7 @@ class FrameReader:
         """(the Struct read with, a Struct a record, the fields read), learning fields the
         contract does not name once; None if a record is not one a frame can hold."""
         fixed = self._fixed
+        reshape = fixed is None
         if fixed is not None and self._fixed_rest == 0:
             try:
                 records = list(map(fixed.decode, values))
@@ -276,6 +278,7 @@ class FrameReader:
                 self._fixed_rest = 8
         elif self._fixed_rest:
             self._fixed_rest -= 1
+            reshape = self._fixed_rest == 0  # the fixed Struct is tried again next
         shape = self._any
         assert shape is not None
         try:
@@ -289,18 +292,16 @@ class FrameReader:
                 records = list(map(shape.decode, values))
             except _ERRORS:
                 return None
-        if self._fixed is None or self._fixed_rest == 8:
+        if reshape:
             self._learn_always(shape, records)
         return shape, records, shape.width * len(records) - shape.absent(records)
 
     def _learn_always(self, shape: _Shape, records: list[Any]) -> None:
-        """Keep the fields each of ``records`` holds (and each record before them held) as
-        the fixed Struct's."""
+        """Make the fields each of ``records`` holds the fixed Struct's."""
         held = {name for name, get in shape.fields.items() if _UNSET not in map(get, records)}
-        always = held if self._always is None else held & self._always
-        if always != self._always:
-            self._always = always
-            self._fixed = _Shape([(n, k, True) for n, k, _ in self._specs if n in always])
+        if held != self._always:
+            self._always = held
+            self._fixed = _Shape([(n, k, True) for n, k, _ in self._specs if n in held])
 
     def _learn(self, values: Sequence[bytes]) -> bool:
         """Add the other fields of ``values``' objects to the Structs (up to

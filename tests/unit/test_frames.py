@@ -191,6 +191,33 @@ def test_fields_first_seen_in_a_later_batch_are_learned() -> None:
     assert frame.column("retries") == [2] * len(later)
 
 
+def test_batches_of_changing_shapes_are_read_as_the_decoder_reads_them() -> None:
+    """A field in every record for a while, then in some, then in none, then back: each
+    batch read holds every record as the decoder reads it (whichever Struct read it)."""
+    reader = _reader()
+    decoder = RecordDecoder(AUTH)
+    rng = random.Random(5)
+    read = 0
+    for batch_no in range(40):
+        share = (1.0, 0.5, 0.0, 1.0)[batch_no // 10]
+        batch = []
+        for v in GOOD:
+            data = orjson.loads(v)
+            if rng.random() >= share:
+                del data["country"]
+            if batch_no % 7 == 3:
+                data["region"] = "eu"
+            batch.append(orjson.dumps(data))
+        frame = reader.read(batch)
+        if frame is None:
+            continue
+        read += 1
+        events = [decoder.decode(v) for v in batch]
+        assert [frame.row(i) for i in range(len(batch))] == [e.data for e in events]  # type: ignore[union-attr]
+        assert frame.column("country") == [e.data.get("country") for e in events]
+    assert read == 40
+
+
 def test_a_record_over_the_size_limit_is_not_read() -> None:
     assert FrameReader(AUTH, 100).read(GOOD) is None
 
