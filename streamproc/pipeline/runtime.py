@@ -42,7 +42,7 @@ from ..detectors.merge import SourceMerge
 from ..events import Event
 from ..ops.backoff import Backoff
 from ..sources.base import PartitionedSource
-from .batches import BatchWriter
+from .batches import MAX_KEY_BYTES, BatchWriter, fit_key
 from .startup import Startup
 
 if TYPE_CHECKING:
@@ -116,6 +116,15 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+def _copy_key(value: Any) -> bytes | None:
+    """The Kafka key of a re-keyed copy: the field's value as text (None: no key); a long
+    one becomes its hash, the same value always the same partition."""
+    if value is None:
+        return None
+    raw = str(value).encode()
+    return raw if len(raw) <= MAX_KEY_BYTES else fit_key(raw)
 
 
 class Judge:
@@ -624,7 +633,7 @@ class Judge:
         makes it a float); and every copy must fit a repartition record, however its
         Event would encode (re-encoding a record at most doubles it: ``1E2`` is
         ``100.0``), as ``_ship`` dead-letters one that does not."""
-        from .batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES
+        from .batches import MAX_INTERNAL_RECORD_BYTES
 
         contract = self.decoders[binding].record.contract
         if any(f.type == "number" for f in contract.fields.values()):
@@ -637,7 +646,6 @@ class Judge:
         """``_ship`` for a batch judged from its columns: each copy written around the record
         as it came (``repartition.encode``'s envelope, the same Event once decoded), with no
         Event made."""
-        from .batches import MAX_KEY_BYTES, fit_key
 
         outbox = self.outbox
         keys = [(frame.column(field), topic) for field, topic in targets]
@@ -649,14 +657,7 @@ class Judge:
                 orjson.dumps((r.topic, r.partition, r.offset)),
             )
             for column, topic in keys:
-                key = column[i]
-                if key is None:
-                    outbox.append((topic, None, value))
-                    continue
-                raw_key = str(key).encode()
-                outbox.append(
-                    (topic, raw_key if len(raw_key) <= MAX_KEY_BYTES else fit_key(raw_key), value)
-                )
+                outbox.append((topic, _copy_key(column[i]), value))
 
     def _per_binding(
         self, topic_counts: dict[str, int], dead: list[DeadLetter]
@@ -722,7 +723,7 @@ class Judge:
         copy would not fit one Kafka record (``batches.MAX_INTERNAL_RECORD_BYTES``): the
         default max_record_bytes leaves room for the envelope and the key, but decoding and
         encoding again can grow a record (1e5 is written back as 100000.0)."""
-        from .batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES, fit_key
+        from .batches import MAX_INTERNAL_RECORD_BYTES
         from .repartition import encode
 
         outbox = self.outbox
@@ -735,15 +736,7 @@ class Judge:
                 continue
             data = ev.data
             for key_field, topic in targets:
-                key = data.get(key_field)
-                if key is None:
-                    outbox.append((topic, None, value))
-                    continue
-                raw_key = str(key).encode()
-                # a long key becomes its hash: the same value, the same partition
-                outbox.append(
-                    (topic, raw_key if len(raw_key) <= MAX_KEY_BYTES else fit_key(raw_key), value)
-                )
+                outbox.append((topic, _copy_key(data.get(key_field)), value))
         return dead
 
     def _shipping(

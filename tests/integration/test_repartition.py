@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import zlib
+from typing import Any
 
 import orjson
 import pytest
@@ -171,6 +172,21 @@ async def test_max_events_stops_once_the_repartitioned_copies_are_judged_too(
 # -- SourceMerge: a repartitioned task judges its sources in event-time order ------------------
 
 
+def _judged_with_copies(
+    judge: Any, raws: list[RawRecord], now: float, offset: int
+) -> tuple[list[Any], list[RawRecord], int]:
+    """Judge one source partition's records: (alerts, their copies re-keyed by address as
+    records of the repartition topic from ``offset`` on, the next offset)."""
+    out, dead = judge.judge(raws, "kafka", now)
+    assert dead == []
+    copies = []
+    for t, k, v in judge.take_outbox():
+        if t.endswith(".ip_address"):
+            copies.append(RawRecord(v, t, zlib.crc32(k or b"") % 6, offset))
+            offset += 1
+    return out, copies, offset
+
+
 def _spray_backlog() -> dict[int, list[dict]]:
     """A topic keyed by username, 4 partitions, two hours of backlog each. One address sprays
     24 users in its first 4 minutes; the users (so the failures) are spread over all four
@@ -259,14 +275,8 @@ topics: [{topic: logins, family: auth-logs}]
     offset = 0
     for p, recs in _spray_backlog().items():
         raws = [RawRecord(orjson.dumps(r), "logins", p, o) for o, r in enumerate(recs)]
-        out, dead = judge.judge(raws, "kafka", now)
+        out, copies[p], offset = _judged_with_copies(judge, raws, now, offset)
         alerts += out
-        assert dead == []
-        copies[p] = []
-        for t, k, v in judge.take_outbox():
-            if t.endswith(".ip_address"):
-                copies[p].append(RawRecord(v, t, zlib.crc32(k or b"") % 6, offset))
-                offset += 1
     for p in sorted(copies):
         now += 3.0
         out, dead = judge.judge(copies[p], "kafka", now)
@@ -317,14 +327,8 @@ topics: [{topic: logins, family: auth-logs}]
         for p, recs in parts.items():
             mine = [(o, r) for o, r in enumerate(recs) if (r["timestamp"] >= split) == half]
             raws = [RawRecord(orjson.dumps(r), "logins", p, o) for o, r in mine]
-            out, dead = judge.judge(raws, "kafka", now)
+            out, copies[p], offset = _judged_with_copies(judge, raws, now, offset)
             alerts.extend(out)
-            assert dead == []
-            copies[p] = []
-            for t, k, v in judge.take_outbox():
-                if t.endswith(".ip_address"):
-                    copies[p].append(RawRecord(v, t, zlib.crc32(k or b"") % 6, offset))
-                    offset += 1
         return copies
 
     def deliver(copies: list[RawRecord], now: float) -> None:

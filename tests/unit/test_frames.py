@@ -683,6 +683,19 @@ def test_a_column_prefilter_selects_what_the_prefilter_passes(kind: str) -> None
     assert checked, f"no batch of {cls.family} was read into columns"
 
 
+def _parsed(stamps: list[str]) -> list[float | None]:
+    """Each stamp as parse_timestamp reads it, None where it refuses it."""
+    from streamproc.events import CoercionError, parse_timestamp
+
+    want: list[float | None] = []
+    for s in stamps:
+        try:
+            want.append(parse_timestamp(s))
+        except (CoercionError, ValueError):
+            want.append(None)
+    return want
+
+
 _STAMP = st.builds(
     lambda y, mo, d, h, mi, s: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z",
     st.integers(0, 9999),
@@ -705,15 +718,8 @@ _STAMP = st.builds(
 def test_times_read_from_columns_are_parse_timestamps_or_refused(stamps: list[str]) -> None:
     """Any 20-character time: the columns read it as parse_timestamp does, or not at all
     (never a time the decoder refuses, never another time)."""
-    from streamproc.events import CoercionError, parse_timestamp
-
     got = _times(stamps)
-    want = []
-    for s in stamps:
-        try:
-            want.append(parse_timestamp(s))
-        except CoercionError:
-            want.append(None)
+    want = _parsed(stamps)
     if got is None:
         return
     assert list(got) == want
@@ -746,15 +752,8 @@ def test_times_with_fractions_read_from_columns_are_parse_timestamps_or_refused(
 ) -> None:
     """Times with a fraction of a second (one width in the column): the columns read each
     as the very float parse_timestamp gives, or refuse the column."""
-    from streamproc.events import CoercionError, parse_timestamp
-
     got = _times(stamps)
-    want = []
-    for s in stamps:
-        try:
-            want.append(parse_timestamp(s))
-        except (CoercionError, ValueError):
-            want.append(None)
+    want = _parsed(stamps)
     if got is None:
         return
     assert list(got) == want
@@ -776,16 +775,9 @@ def test_times_with_fractions_read_from_columns_are_parse_timestamps_or_refused(
 )
 def test_times_of_one_date_are_parse_timestamps_or_refused(date: str, times: list[str]) -> None:
     """A batch of one date (the common case, read with the date's days computed once)."""
-    from streamproc.events import CoercionError, parse_timestamp
-
     stamps = [date[:10] + t for t in times]
     got = _times(stamps)
-    want = []
-    for s in stamps:
-        try:
-            want.append(parse_timestamp(s))
-        except CoercionError:
-            want.append(None)
+    want = _parsed(stamps)
     if got is None:
         assert None in want
         return
