@@ -306,19 +306,23 @@ class FrameReader:
     def _learn(self, values: Sequence[bytes]) -> bool:
         """Add the other fields of ``values``' objects to the Structs (up to
         MAX_EXTRA_FIELDS in all); whether any was added."""
+        room = MAX_EXTRA_FIELDS - len(self._extras)
+        if room <= 0:  # (a stream of ever new field names: judged per event from here on)
+            return False
         known = set(self.contract.fields) | set(self._extras)
-        new: list[str] = []
+        new: dict[str, None] = {}  # in the order first seen
         for value in values:
             try:
                 record = orjson.loads(value)
             except orjson.JSONDecodeError:
                 continue
             if type(record) is dict:
-                new.extend(k for k in record if k not in known and k not in new)
-        room = MAX_EXTRA_FIELDS - len(self._extras)
-        if not new or room <= 0:
+                new.update((k, None) for k in record if k not in known)
+                if len(new) >= room:
+                    break
+        if not new:
             return False
-        self._extras += new[:room]
+        self._extras += list(new)[:room]
         self._prepare()
         return True
 

@@ -218,6 +218,22 @@ def test_batches_of_changing_shapes_are_read_as_the_decoder_reads_them() -> None
     assert read == 40
 
 
+def test_a_stream_of_ever_new_field_names_is_left_to_the_decoder() -> None:
+    """Other field names are learned up to MAX_EXTRA_FIELDS; a batch with more is judged
+    per event, and a batch of known fields is still read."""
+    from streamproc.decode.frames import MAX_EXTRA_FIELDS
+
+    reader = _reader()
+    hostile = [
+        v[:-1] + b"," + b",".join(b'"k%d_%d":1' % (i, j) for j in range(40)) + b"}"
+        for i, v in enumerate(GOOD)
+    ]
+    assert reader.read(hostile) is None
+    assert reader.read(hostile) is None
+    assert len(reader._extras) == MAX_EXTRA_FIELDS
+    assert reader.read([v[:-1] + b',"k0_0":2}' for v in GOOD]) is not None
+
+
 def test_a_record_over_the_size_limit_is_not_read() -> None:
     assert FrameReader(AUTH, 100).read(GOOD) is None
 
