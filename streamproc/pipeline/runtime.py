@@ -630,15 +630,17 @@ class Judge:
         """Whether a frame's records of ``binding`` can be shipped to its repartition topics
         as they came (``_ship_raw``): the record, parsed, must be the Event's ``data``, which
         holds for every record a frame takes but an integer in a number field (the decoder
-        makes it a float); and every copy must fit a repartition record, however its
-        Event would encode (re-encoding a record at most doubles it: ``1E2`` is
-        ``100.0``), as ``_ship`` dead-letters one that does not."""
+        makes it a float); and every copy must fit a repartition record however its Event
+        would encode, as ``_ship`` dead-letters one that does not. Re-encoding grows only
+        floats, each at most 4.5 times (``1e15`` is ``1000000000000000.0``; strings,
+        integers and the rest come back as long or shorter), so a record of a fifth of the
+        room fits either way."""
         from .batches import MAX_INTERNAL_RECORD_BYTES
 
         contract = self.decoders[binding].record.contract
         if any(f.type == "number" for f in contract.fields.values()):
             return False
-        return 2 * max(map(len, values)) + 512 <= MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
+        return 5 * max(map(len, values)) + 512 <= MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
 
     def _ship_raw(
         self, group: list[Any], frame: RecordFrame, targets: list[tuple[str, str]]
