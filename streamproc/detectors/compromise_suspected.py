@@ -62,12 +62,12 @@ class CompromiseSuspected(Detector):
         bf = self._brute_force()
         if bf is self._private:
             return None
-        fired = set(bf.fires.keys())
-        fired_users = {unpack2(pair)[0] for pair in fired}
+        fired = bf.fires
+        fired_users = {unpack2(pair)[0] for pair in fired.keys()}  # noqa: SIM118 (KeyedState is no iterable)
 
         def select(frame: Any) -> Any:
             n = len(frame)
-            if not fired:
+            if not fired_users:
                 return repeat(False, n)
             users = frame.column("username")
             ips, success = frame.column("ip_address"), frame.column("success")

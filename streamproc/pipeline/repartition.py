@@ -127,6 +127,16 @@ def encode(event: Event) -> bytes:
     )
 
 
+def encode_raw(ts: float, record: bytes, topic: str, partition: int, offset: int) -> bytes:
+    """``encode``'s envelope written around a JSON record as it came: it decodes to the
+    same Event wherever the record, parsed, is that Event's ``data``."""
+    return b'{"ts":%b,"data":%b,"src":%b}' % (
+        repr(ts).encode(),
+        record,
+        orjson.dumps((topic, partition, offset)),
+    )
+
+
 def key_of(event: Event, field: str) -> bytes | None:
     value = event.data.get(field)
     return None if value is None else str(value).encode()

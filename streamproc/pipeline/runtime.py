@@ -42,7 +42,7 @@ from ..detectors.merge import SourceMerge
 from ..events import Event
 from ..ops.backoff import Backoff
 from ..sources.base import PartitionedSource
-from .batches import MAX_KEY_BYTES, BatchWriter, fit_key
+from .batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES, BatchWriter, fit_key
 from .startup import Startup
 
 if TYPE_CHECKING:
@@ -68,6 +68,9 @@ class Stats:
 
 
 TaskId = tuple[str, str, int]  # (binding name, topic, partition)
+# a batch judged from its columns whose re-keyed copies are to be shipped: (its records, its
+# frame, the binding's (field, repartition topic) targets)
+_FramedCopies = tuple[list[Any], RecordFrame, list[tuple[str, str]]]
 
 # what Judge.judge reads of a record (a RawRecord, or aiokafka's ConsumerRecord)
 _TOPIC_PARTITION = attrgetter("topic", "partition")
@@ -173,8 +176,6 @@ class Judge:
         # check short of the decoder's: should not happen; they are dead-lettered)
         self.frame_strays = 0
         self.frame_batches = 0  # task batches judged from their columns
-        # task -> a batch judged from columns whose re-keyed copies judge() is to ship
-        self._framed_copies: dict[TaskId, tuple[list[Any], RecordFrame, list[Any]]] = {}
         self.engines: dict[TaskId, DetectorEngine] = {}
         self.bindings: dict[str, Binding] = {}
         # binding name -> detector kinds its tasks run (absent: all of the family's)
@@ -452,8 +453,8 @@ class Judge:
             )
         mixed = {task for task, its in tps_of.items() if len(its) > 1}
         first_tp = {task: its[0] for task, its in tps_of.items()}
-        # tasks judged from their columns: (alerts, rejected), in task order with the others
-        framed: dict[TaskId, tuple[list[Alert], list[Rejected]]] = {}
+        # tasks judged from their columns: (alerts, rejected, copies to ship), in task order
+        framed: dict[TaskId, tuple[list[Alert], list[Rejected], _FramedCopies | None]] = {}
         for task, group in groups.items():
             assert task is not None
             if task not in mixed and self.frames.get(task[0]) is not None:
@@ -488,14 +489,13 @@ class Judge:
         alerts: list[Alert] = []
         for task, events in by_task.items():
             if task in framed:
-                engine_alerts, refused = framed[task]
+                engine_alerts, refused, copies = framed[task]
                 alerts.extend(engine_alerts)
                 dead.extend(map(rejected_dead_letter, refused))
-                shipping = self._framed_copies.pop(task, None)
-                if shipping is not None:  # in task order, as judge_events ships
+                if copies is not None:  # in task order, as judge_events ships
                     if now is not None:
-                        self._shipping({first_tp[task]}, shipping[2], now)
-                    self._ship_raw(*shipping)
+                        self._shipping({first_tp[task]}, copies[2], now)
+                    self._ship_raw(*copies)
                 continue
             engine_alerts, engine_dead = self.judge_events(task, events, now)
             alerts.extend(engine_alerts)
@@ -569,9 +569,10 @@ class Judge:
         tp: tuple[str, int],
         now: float | None,
         dead: list[DeadLetter],
-    ) -> tuple[list[Alert], list[Rejected]] | None:
-        """Judge one task's records from their columns (``DetectorEngine.process_frame``),
-        or None when the per-event path must: the engine's detectors do not all say which
+    ) -> tuple[list[Alert], list[Rejected], _FramedCopies | None] | None:
+        """Judge one task's records from their columns (``DetectorEngine.process_frame``):
+        (alerts, rejected, the copies to ship if the binding re-keys its records), or None
+        when the per-event path must: the engine's detectors do not all say which
         records matter to them as a column expression, the binding's re-keyed copies cannot
         be written from the records as they came (``_ships_raw``), or the batch or its times
         are not ones a frame judges exactly."""
@@ -622,9 +623,9 @@ class Judge:
         out = engine.process_frame(
             frame, tp[0], tp[1], materialize, now, offsets=lambda: list(map(_OFFSET, group))
         )
-        if out is not None and targets:
-            self._framed_copies[task] = (group, frame, targets)
-        return out
+        if out is None:
+            return None
+        return (*out, (group, frame, targets) if targets else None)
 
     def _ships_raw(self, binding: str, values: list[bytes]) -> bool:
         """Whether a frame's records of ``binding`` can be shipped to its repartition topics
@@ -635,8 +636,6 @@ class Judge:
         floats, each at most 4.5 times (``1e15`` is ``1000000000000000.0``; strings,
         integers and the rest come back as long or shorter), so a record of a fifth of the
         room fits either way."""
-        from .batches import MAX_INTERNAL_RECORD_BYTES
-
         contract = self.decoders[binding].record.contract
         if any(f.type == "number" for f in contract.fields.values()):
             return False
@@ -646,18 +645,15 @@ class Judge:
         self, group: list[Any], frame: RecordFrame, targets: list[tuple[str, str]]
     ) -> None:
         """``_ship`` for a batch judged from its columns: each copy written around the record
-        as it came (``repartition.encode``'s envelope, the same Event once decoded), with no
-        Event made."""
+        as it came (``repartition.encode_raw``: the same Event once decoded), with no Event
+        made."""
+        from .repartition import encode_raw
 
         outbox = self.outbox
         keys = [(frame.column(field), topic) for field, topic in targets]
         stamps = frame.ts.tolist()
         for i, r in enumerate(group):
-            value = b'{"ts":%b,"data":%b,"src":%b}' % (
-                repr(stamps[i]).encode(),
-                r.value,
-                orjson.dumps((r.topic, r.partition, r.offset)),
-            )
+            value = encode_raw(stamps[i], r.value, r.topic, r.partition, r.offset)
             for column, topic in keys:
                 outbox.append((topic, _copy_key(column[i]), value))
 
@@ -725,7 +721,6 @@ class Judge:
         copy would not fit one Kafka record (``batches.MAX_INTERNAL_RECORD_BYTES``): the
         default max_record_bytes leaves room for the envelope and the key, but decoding and
         encoding again can grow a record (1e5 is written back as 100000.0)."""
-        from .batches import MAX_INTERNAL_RECORD_BYTES
         from .repartition import encode
 
         outbox = self.outbox
@@ -888,7 +883,6 @@ class Judge:
 def _unshippable(
     ev: Event, size: int, max_value: int, targets: list[tuple[str, str]]
 ) -> DeadLetter:
-    import orjson
 
     raw = orjson.dumps(ev.data, default=str)
     return DeadLetter(
@@ -912,8 +906,6 @@ def rejected_dead_letter(r: Rejected, raw: bytes | None = None) -> DeadLetter:
     record as it arrived (``raw``) where the caller still holds it, else its decoded fields."""
     ev = r.event
     if raw is None:
-        import orjson
-
         raw = orjson.dumps(ev.data, default=str)
     return DeadLetter(r.reason, r.detail, raw, ev.topic, ev.partition, ev.offset, None, ev.family)
 
