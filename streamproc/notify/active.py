@@ -32,9 +32,11 @@ for silences), so every worker of the machine lists the same alerts and a restar
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..alerts import Alert
+from ..ops.backoff import Backoff
 from ..ops.logs import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -141,7 +144,15 @@ class ActiveAlerts:
 
 
 class KafkaActiveAlerts(ActiveAlerts):
-    """The table every worker of the deployment reads (see the module docstring)."""
+    """The table every worker of the deployment reads (see the module docstring).
+
+    Publishing never holds the delivery loop, and a refusal does not lose a record: the
+    entries wait in a queue that one sender drains in order, and a failed send is retried
+    (ops/backoff.py) until the broker takes it. Tansu has refused a just-created topic with
+    NotLeaderForPartition for a whole request timeout; without the retry, the other workers
+    would never list that batch. Only a queue past ``max_pending`` entries drops its oldest
+    (counted in ``dropped``, logged): by then the broker has refused for a long time and
+    memory matters more."""
 
     def __init__(
         self,
@@ -151,6 +162,8 @@ class KafkaActiveAlerts(ActiveAlerts):
         *,
         follow: bool = True,
         clock: Callable[[], float] = time.time,
+        max_pending: int = 100_000,
+        backoff: Backoff | None = None,
     ) -> None:
         from ..storage.tables import TopicTable
 
@@ -161,9 +174,22 @@ class KafkaActiveAlerts(ActiveAlerts):
         # False: publish only (a worker that serves no API need not read the topic)
         self.follow = self.keep = follow
         self.table = TopicTable(cfg, self.topic, self._apply, name="active-alerts")
-        self._sends: set[asyncio.Task[None]] = set()
+        self.max_pending = max_pending
+        self.backoff = backoff or Backoff()
+        self._pending: deque[ActiveAlert] = deque()
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._sender: asyncio.Task[None] | None = None
         self._bad = RateLimitedLog(log, per_key_interval=60.0)
         self.published = 0
+        self.failed_sends = 0  # sends refused, each retried
+        self.dropped = 0  # entries given up (queue full)
+
+    @property
+    def pending(self) -> int:
+        """Entries waiting to be published (refused ones included)."""
+        return len(self._pending)
 
     async def start(self) -> None:
         """Read the topic (created with the other internal topics, runtime.py) up to now,
@@ -172,14 +198,22 @@ class KafkaActiveAlerts(ActiveAlerts):
             await self.table.start()
             log.info("notify: %d active alert(s) from %s", len(self.current()), self.topic)
 
-    async def stop(self) -> None:
-        if self._sends:
-            # best effort, as every publish here: a broker that keeps refusing (Tansu has
-            # answered NotLeaderForPartition for a whole request timeout, ~40 s) must not
-            # hold the shutdown; what is not sent is not listed by the other workers
-            _, pending = await asyncio.wait(list(self._sends), timeout=2)
-            for task in pending:
-                task.cancel()
+    async def stop(self, timeout: float = 2.0) -> None:
+        if self._sender is not None:
+            # bounded, as every publish here: a broker that keeps refusing must not hold the
+            # shutdown; what is not sent is not listed by the other workers
+            try:
+                await asyncio.wait_for(self._drained.wait(), timeout)
+            except TimeoutError:
+                log.warning(
+                    "notify: %d active alert(s) not published to %s at shutdown; "
+                    "other workers will not list them",
+                    len(self._pending),
+                    self.topic,
+                )
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+            self._sender = None
         await self.table.stop()
 
     def _apply(self, records: list[Any]) -> None:
@@ -203,28 +237,63 @@ class KafkaActiveAlerts(ActiveAlerts):
         now = self.clock()
         entries = self.entries(alerts, now)
         self.put(entries, now)  # this worker sees them at once; the others within a fetch
-        # published in the background: the delivery loop never waits on this topic
-        task = asyncio.ensure_future(self._send(entries))
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
-
-    async def _send(self, entries: list[ActiveAlert]) -> None:
-        try:
-            futures = [
-                await self.producer.send(self.topic, e.to_json(), key=e.alert.fingerprint.encode())
-                for e in entries
-            ]
-            await asyncio.gather(*futures)
-            self.published += len(entries)
-        except Exception as exc:  # noqa: BLE001 - this worker's table still has them
+        self._pending.extend(entries)
+        over = len(self._pending) - self.max_pending
+        if over > 0:
+            for _ in range(over):
+                self._pending.popleft()
+            self.dropped += over
             self._bad.warning(
-                ("publish", self.topic),
-                "notify: could not publish %d active "
-                "alert(s) to %s (%s); other workers will not list them",
-                len(entries),
+                ("dropped", self.topic),
+                "notify: %d active alert(s) dropped unpublished (%d waiting, %s refusing); "
+                "other workers will not list them",
+                self.dropped,
+                len(self._pending),
                 self.topic,
-                type(exc).__name__,
             )
+        self._drained.clear()
+        self._wake.set()
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_pending(), name="active-alerts")
+
+    async def _send_pending(self) -> None:
+        """Send what waits, oldest first; a refused batch is sent again, nothing skipped."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = list(itertools.islice(self._pending, 0, 1000))
+                try:
+                    futures = [
+                        await self.producer.send(
+                            self.topic, e.to_json(), key=e.alert.fingerprint.encode()
+                        )
+                        for e in batch
+                    ]
+                    await asyncio.gather(*futures)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - retried; this worker still lists them
+                    self.failed_sends += 1
+                    self._bad.warning(
+                        ("publish", self.topic),
+                        "notify: could not publish %d active alert(s) to %s (%s); "
+                        "retrying in %.1fs",
+                        len(self._pending),
+                        self.topic,
+                        type(exc).__name__,
+                        self.backoff.delay,
+                    )
+                    await self.backoff.wait()
+                    continue
+                self.backoff.reset()
+                # while the batch was out the queue grew at its end, or lost its oldest
+                # entries when full: what was sent is what leads it now
+                sent = {id(e) for e in batch}
+                while self._pending and id(self._pending[0]) in sent:
+                    self._pending.popleft()
+                self.published += len(batch)
+            self._drained.set()
 
 
 class SqliteActiveAlerts(ActiveAlerts):

@@ -318,7 +318,14 @@ def test_every_worker_of_a_deployment_lists_every_alert_and_shares_silences(tmp_
             120,
             "both workers to list the same alerts, more than 100",
             interval=1.0,
-            detail=lambda: [len(s) for s in seen],
+            detail=lambda: (
+                [len(s) for s in seen],
+                [
+                    line
+                    for line in (tmp_path / "workers.log").read_text().splitlines()
+                    if " WARNING " in line or " ERROR " in line
+                ][-20:],
+            ),
         )
 
         body = json.dumps(

@@ -158,3 +158,74 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
     finally:
         await listener.stop()
         await b.stop()
+
+
+async def test_active_alerts_the_broker_refused_are_published_once_it_answers() -> None:
+    """A broker that stops answering (frozen with SIGSTOP, so each send times out) must not
+    cost the other workers a batch: the publisher sends it again, then what came after."""
+    import os
+    import signal
+
+    from aiokafka import AIOKafkaProducer
+
+    from streamproc.alerts import Alert
+    from streamproc.notify.active import KafkaActiveAlerts
+    from streamproc.ops.backoff import Backoff
+    from streamproc.ops.broker import EmbeddedKafka, ensure_topics
+
+    def alert(n: int) -> Alert:
+        fp = f"fp{n:04d}"
+        return Alert("brute_force", "high", "firing", {"n": n}, fp, 1.0, f"alert {n}")
+
+    broker = EmbeddedKafka().start()  # its own: frozen below
+    config = parse_config_text(
+        f"kafka:\n  bootstrap_servers: {broker.bootstrap_servers}\n"
+        f"  group_id: g-{uuid.uuid4().hex[:8]}\n"
+        "topics:\n  - topic: auth\n    family: auth-logs\n",
+        file=None,
+    )
+    cfg = config.kafka
+    await ensure_topics(cfg.client_kwargs(), {cfg.topics.active_alerts: 3})
+    producer = AIOKafkaProducer(**cfg.client_kwargs(), request_timeout_ms=1500)
+    await producer.start()
+    publisher = KafkaActiveAlerts(
+        cfg, producer, 3600.0, follow=False, backoff=Backoff(initial=0.2, cap=0.5)
+    )
+    reader = KafkaActiveAlerts(cfg, None, 3600.0)
+    await reader.start()
+    try:
+        await publisher.record([alert(n) for n in range(3)])
+
+        async def first_listed() -> bool:
+            return len(reader.current()) == 3
+
+        await wait_until(first_listed, 20, "the first alerts to be listed", interval=0.1)
+
+        assert broker.proc is not None
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        try:
+            await publisher.record([alert(n) for n in range(3, 10)])
+            await publisher.record([alert(n) for n in range(10, 20)])
+
+            async def refused() -> bool:
+                return publisher.failed_sends >= 2
+
+            await wait_until(refused, 30, "sends to the frozen broker to fail", interval=0.1)
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+
+        async def all_listed() -> bool:
+            return len(reader.current()) == 20
+
+        async def all_sent() -> bool:
+            return publisher.pending == 0
+
+        await wait_until(all_listed, 30, "every alert to be listed", interval=0.1)
+        await wait_until(all_sent, 30, "the publisher to have sent everything", interval=0.1)
+        assert [e.alert.fingerprint for e in reader.current()] == [f"fp{n:04d}" for n in range(20)]
+        assert publisher.dropped == 0 and publisher.published >= 20
+    finally:
+        await publisher.stop()
+        await reader.stop()
+        await producer.stop()
+        broker.stop()
