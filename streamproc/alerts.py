@@ -186,6 +186,11 @@ def cap_alert(alert: Alert, limits: AlertLimits, *, seal: bool = False) -> Alert
             if form is not None:
                 alert._sealed = (limits, form)
         return alert
+    return _cut(alert, limits)
+
+
+def _cut(alert: Alert, limits: AlertLimits) -> Alert:
+    """``cap_alert``'s cut, for an alert that may be over its limits."""
     cut: list[str] = []
     before = [p if type(p) is str else str(p) for p in alert.truncated[:_MAX_TRUNCATED]]
     cap = _Capper(limits, cut)

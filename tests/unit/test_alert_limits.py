@@ -1,0 +1,147 @@
+"""An alert that ``cap_alert`` lets through without cutting is one the cut leaves as it is.
+
+``_within`` clears most alerts without encoding them (a string of n characters is at most 4n
+UTF-8 bytes): whatever it calls within, ``_cut`` must return unchanged, for any alert and any
+limits, and ``cap_alert`` must end where the cut does.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from streamproc.alerts import (
+    _MAX_DEPTH,
+    Alert,
+    AlertLimits,
+    _cut,
+    _sealed_form,
+    _within,
+    cap_alert,
+)
+
+# characters of every UTF-8 width, and those JSON escapes
+_CHARS = st.sampled_from(list('ab é日😀"\\\n\t/,[]{}:') + ["\x01"])
+_TEXT = st.one_of(
+    st.text(_CHARS, max_size=12),
+    st.builds(lambda c, n: c * n, _CHARS, st.integers(0, 80)),  # long runs, near the limits
+)
+_SCALAR = st.one_of(
+    _TEXT, st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.booleans(), st.none()
+)
+
+
+def _nested(depth: int) -> st.SearchStrategy[Any]:
+    if depth == 0:
+        return _SCALAR
+    inner = _nested(depth - 1)
+    return st.one_of(
+        _SCALAR,
+        st.lists(inner, max_size=6),
+        st.dictionaries(_TEXT, inner, max_size=5),
+    )
+
+
+def _deep(levels: int) -> Any:
+    value: Any = "x"
+    for i in range(levels):
+        value = [value] if i % 2 else {"d": value}
+    return value
+
+
+_ALERTS = st.builds(
+    lambda key, labels, evidence, source, title, body: Alert(
+        kind="k",
+        severity="high",
+        status="firing",
+        key=key,
+        fingerprint="0123456789abcdef",
+        event_time=1.0,
+        title=title,
+        body=body,
+        labels=labels,
+        evidence=evidence,
+        source=source,
+    ),
+    st.dictionaries(_TEXT, _SCALAR, max_size=3),
+    st.dictionaries(_TEXT, _TEXT, max_size=4),
+    st.one_of(
+        st.dictionaries(_TEXT, _nested(3), max_size=4),
+        st.builds(lambda n: {"deep": _deep(n)}, st.integers(_MAX_DEPTH - 3, _MAX_DEPTH + 2)),
+        st.builds(lambda n: {"many": list(range(n))}, st.integers(0, 45)),
+        # near max_bytes, each value within max_value_bytes
+        st.builds(
+            lambda k, n: {f"f{i}": "x" * n for i in range(k)},
+            st.integers(0, 30),
+            st.integers(0, 100),
+        ),
+    ),
+    st.dictionaries(_TEXT, _SCALAR, max_size=3),
+    _TEXT,
+    _TEXT,
+)
+_LIMITS = st.builds(
+    AlertLimits,
+    max_bytes=st.integers(300, 3000),
+    max_value_bytes=st.integers(4, 120),
+    max_items=st.integers(2, 40),
+)
+
+
+def _cuts_nothing(alert: Alert, limits: AlertLimits) -> bool:
+    before = copy.deepcopy(alert)
+    after = _cut(copy.deepcopy(alert), limits)
+    return after.to_json() == before.to_json() and after.truncated == before.truncated
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_ALERTS, _LIMITS)
+@example(
+    Alert("k", "high", "firing", {}, "fp", 1.0, "t", evidence={"q": 'a"' * 30}),
+    AlertLimits(max_value_bytes=80),
+)
+@example(  # an escaped backslash before a closing quote joins two pieces
+    Alert("k", "high", "firing", {}, "fp", 1.0, "t", evidence={"a\\": "b" * 60}),
+    AlertLimits(max_value_bytes=60),
+)
+def test_what_the_walk_calls_within_the_cut_leaves_unchanged(
+    alert: Alert, limits: AlertLimits
+) -> None:
+    assert _sealed_form(alert) is not None  # JSON types only: the walk's every branch
+    if _within(alert, limits):
+        assert _cuts_nothing(alert, limits)
+    # and cap_alert, cutting or not, ends where the cut does
+    assert cap_alert(copy.deepcopy(alert), limits).to_json() == (
+        _cut(copy.deepcopy(alert), limits).to_json()
+    )
+
+
+def test_the_walk_clears_a_typical_alert_and_not_one_a_limit_would_cut() -> None:
+    def alert(**evidence: Any) -> Alert:
+        return Alert(
+            "pipeline_failed",
+            "high",
+            "firing",
+            {"project": "api"},
+            "0123456789abcdef",
+            1.0,
+            'Pipeline "deploy" failed',
+            "line one\nline two",
+            labels={"kind": "pipeline_failed"},
+            evidence=evidence,
+        )
+
+    limits = AlertLimits()
+    assert _within(alert(samples=[{"status": "failed", "url": "https://ci.example/1"}] * 5), limits)
+    for over in (
+        alert(text="x" * (limits.max_value_bytes + 1)),  # a value
+        alert(text="\u00e9" * (limits.max_value_bytes // 2 + 1)),  # its UTF-8 bytes
+        alert(many=list(range(limits.max_items + 1))),  # the items of a list
+        alert(deep=_deep(_MAX_DEPTH + 1)),  # the depth
+        alert(**{f"k{i}": "v" * 1000 for i in range(70)}),  # the whole
+    ):
+        assert not _within(over, limits)
+        assert not _cuts_nothing(over, limits)
