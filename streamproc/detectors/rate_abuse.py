@@ -26,6 +26,7 @@ from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from itertools import count
+from math import isnan
 from operator import itemgetter
 from typing import Any
 
@@ -57,6 +58,9 @@ class RateAbuse(Detector):
         # ip -> [incident start, fired at, firing?, peak count, samples]; abusers only
         self.incidents: dict[str, list[Any]] = {}
         self._sweeper = Sweeper(self.window)
+        # No NaN time judged so far (the decoder lets none through): every stored window is
+        # sorted, as a key's records judged at once need (bisect and searchsorted agree).
+        self._no_nan_time = True
 
     reads_columns = True
     # A key with this many records in a batch or more has them judged at once (module
@@ -84,10 +88,19 @@ class RateAbuse(Detector):
         having changed nothing, where the batch is better judged record by record."""
         n_records = len(batch)
         heavy_from = self.heavy_key_records
-        if n_records < heavy_from or self.need < 2 or self.max_samples < 0:
+        if self.need < 2 or self.max_samples < 0:
+            return False
+        if n_records < heavy_from:
+            if self._no_nan_time and any(map(isnan, batch.times)):
+                self._no_nan_time = False
             return False
         import numpy as np
 
+        all_times = np.array(batch.times, dtype=np.float64)
+        if self._no_nan_time and np.isnan(all_times).any():
+            self._no_nan_time = False
+        if not self._no_nan_time:
+            return False
         ips = batch.column("ip_address")
         first_of: dict[Any, int] = {}
         # a record's key as the index of the key's first record
@@ -109,8 +122,8 @@ class RateAbuse(Detector):
         heavy_keys = np.flatnonzero(is_heavy)
         ends = np.cumsum(sizes[heavy_keys])
         grouped_list = grouped.tolist()
-        times = np.array(batch.times, dtype=np.float64)[grouped]
-        in_order = times[1:] >= times[:-1]  # NaN compares false: out of order
+        times = all_times[grouped]
+        in_order = times[1:] >= times[:-1]
         in_order[ends[:-1] - 1] = True  # the first record of the next key's run
         unordered = set(np.searchsorted(ends, np.flatnonzero(~in_order), side="right").tolist())
         lasts = grouped[ends - 1]

@@ -10,6 +10,8 @@ late, and often exactly a window apart (both window edges are inclusive).
 
 from __future__ import annotations
 
+import math
+import random
 from array import array
 from typing import Any
 
@@ -45,7 +47,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     params = {
         "threshold": draw(st.integers(2, 8)),
         "window": window,
-        "samples": draw(st.integers(0, 3)),
+        "samples": draw(st.integers(0, 5)),  # at times over the threshold: each record is judged
         # longer than the window: an incident can resolve and its key be over again while
         # it cools down, with the window at its cap by the time it may fire again
         "realert": draw(st.sampled_from([0.0, 0.5, 4.0, 3 * window])),
@@ -180,3 +182,27 @@ def test_alerts_and_incidents_of_a_batch_come_in_the_order_of_their_records() ->
     assert [x.to_dict() for x in at_once.judge_batch(EventBatch(events))] == expected
     assert list(at_once.incidents) == [a, b, c] and list(at_once.state.keys()) == [b, c, a]
     assert _state(at_once) == _state(reference)
+
+
+def test_a_nan_time_leaves_what_record_by_record_leaves() -> None:
+    """The decoder lets no NaN time through, but a detector may be handed one: judged record
+    by record it can sit inside a key's window, unsorted, where bisect and searchsorted part
+    ways; from the first one on, every batch is judged record by record. (Without samples:
+    a NaN sample has no timestamp to write.)"""
+    rng = random.Random(7)
+    for _ in range(100):
+        params = {"threshold": rng.randint(2, 4), "window": 5.0, "samples": 0}
+        now, records = T0, []
+        for _ in range(rng.randint(10, 80)):
+            now += rng.choice([0.0, 0.5, 1.0, 2.0])
+            records.append(
+                (f"198.51.100.{rng.randint(0, 2)}", math.nan if rng.random() < 0.05 else now)
+            )
+        ends = sorted({rng.randint(1, len(records)) for _ in range(3)} | {len(records)})
+        reference = _detector(params, 100, RECORD_BY_RECORD)
+        at_once = _detector(params, 100, 2)
+        for events in _batches(records, ends):
+            # repr: NaN is not equal to itself
+            expected = repr([a.to_dict() for a in reference.judge_batch(EventBatch(events))])
+            assert repr([a.to_dict() for a in at_once.judge_batch(EventBatch(events))]) == expected
+            assert repr(_state(at_once)) == repr(_state(reference))
