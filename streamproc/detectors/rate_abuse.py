@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from itertools import count
 from math import isnan
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..alerts import Alert
 from ..events import Event
@@ -50,6 +50,9 @@ from ._common import Sweeper, clip, iso
 from ._windows import KeyedState
 from .base import Detector, register
 from .columns import EventBatch
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @register
@@ -179,7 +182,7 @@ class RateAbuse(Detector):
         batch: EventBatch,
         ip: str,
         positions: list[int],
-        times: Any,
+        times: np.ndarray,
         in_order: bool,
         fired: list[tuple[int, Alert]],
         created: list[tuple[int, str]],
@@ -195,10 +198,10 @@ class RateAbuse(Detector):
             self._judge_records(batch, positions[start : start + 1], fired, created)
             start += 1
             cur = get(ip)
+        if start == stop:  # the last record made the window
+            return
         if start:
             positions, times = positions[start:], times[start:]
-        if not positions:
-            return
         if not in_order or not cur or times[0] < cur[-1]:
             self._judge_records(batch, positions, fired, created)
             return
