@@ -111,6 +111,15 @@ class RecordFrame:
             self._columns[name] = col
         return col
 
+    def value(self, name: str, i: int) -> Any:
+        """Field ``name`` of the ``i``-th record, as ``column(name)[i]`` gives it."""
+        col = self._columns.get(name)
+        if col is not None:
+            return col[i]
+        get = self._fields.get(name)
+        value = None if get is None else get(self._records[i])
+        return None if value is _UNSET else value
+
     def row(self, i: int) -> dict[str, Any]:
         """The ``i``-th record's fields, as the decoder reads them."""
         record = self._records[i]

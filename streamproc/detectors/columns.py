@@ -64,6 +64,12 @@ class EventBatch:
             col = self._columns[name] = list(map(_get, self.rows, repeat(name)))
         return col
 
+    def value(self, name: str, i: int) -> Any:
+        """Field ``name`` of the ``i``-th event (None where it has none), without building
+        the column for a few rows (a detector's samples)."""
+        col = self._columns.get(name)
+        return col[i] if col is not None else self.events[i].data.get(name)
+
     def event(self, i: int) -> Event:
         """The ``i``-th event."""
         return self.events[i]
@@ -168,6 +174,10 @@ class FrameBatch(EventBatch):
         if col is None:
             col = self._columns[name] = self._take(self._frame.column(name))
         return col
+
+    def value(self, name: str, i: int) -> Any:
+        col = self._columns.get(name)
+        return col[i] if col is not None else self._frame.value(name, self._positions[i])
 
     def event(self, i: int) -> Event:
         return self._made([self._positions[i]])[0]

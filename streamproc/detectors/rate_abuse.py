@@ -375,9 +375,9 @@ class RateAbuse(Detector):
         samples.append(
             {
                 "timestamp": iso(batch.times[i]),
-                "method": clip(batch.column("method")[i]),
-                "endpoint": clip(batch.column("endpoint")[i]),
-                "status_code": batch.column("status_code")[i],
+                "method": clip(batch.value("method", i)),
+                "endpoint": clip(batch.value("endpoint", i)),
+                "status_code": batch.value("status_code", i),
             }
         )
 

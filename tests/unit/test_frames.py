@@ -65,6 +65,32 @@ def test_a_clean_batch_is_read_into_columns_with_the_decoders_times() -> None:
     assert frame.column("attempt") == [e.data["attempt"] for e in events]  # type: ignore[union-attr]
 
 
+def test_a_value_of_a_row_is_the_columns_value_in_frames_and_batches() -> None:
+    from streamproc.detectors.columns import EventBatch, FrameBatch
+
+    batch = _with(3, GOOD[3].replace(b',"country":"NL"', b""))  # one record without a field
+    frame = _reader().read(batch)
+    assert frame is not None
+    decoder = RecordDecoder(AUTH)
+    events = [decoder.decode(v) for v in batch]
+    positions = [0, 3, 5, 9]  # the rows an engine judges (the late ones left out)
+    frame_batch = FrameBatch(
+        frame, positions, lambda rows: [events[i] for i in rows], "auth-logs", 0, list
+    )
+    event_batch = EventBatch([events[i] for i in positions])  # type: ignore[misc]
+    names = ["username", "country", "attempt", "user_agent", "no_such_field"]
+    fresh = FrameBatch(
+        frame, positions, lambda rows: [events[i] for i in rows], "auth-logs", 0, list
+    )
+    values = [[fresh.value(n, i) for i in range(len(positions))] for n in names]
+    assert [[frame.value(n, p) for p in positions] for n in names] == values
+    for b in (frame_batch, event_batch):  # read before and after the column is built
+        assert [[b.value(n, i) for i in range(len(positions))] for n in names] == values
+        assert [b.column(n) for n in names] == values
+        assert [[b.value(n, i) for i in range(len(positions))] for n in names] == values
+    assert values[1] == ["NL", None, "NL", "NL"] and values[3] == [None] * 4
+
+
 def _with(i: int, record: bytes) -> list[bytes]:
     batch = list(GOOD)
     batch[i] = record
