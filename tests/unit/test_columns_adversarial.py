@@ -1,0 +1,181 @@
+"""Records as other producers write them, judged from columns and as Events.
+
+Each case bends records of a built-in family the way some real producer writes them (epoch
+times, offsets, escapes, pretty-printing, nested ECS fields, odd keys...) and judges the same
+batches with ``STREAMPROC_COLUMNS`` on and off: the alerts (every field), the dead letters
+(reason, detail, payload) and the detectors' state must be the same. Where the frame should
+take such a batch, the test also says so, so that the column path is what is compared."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from streamproc.config import parse_config
+from streamproc.contracts import get_contract
+from streamproc.decode import RawRecord
+from streamproc.decode.frames import FrameReader
+from streamproc.detectors import REGISTRY
+from streamproc.pipeline.runtime import MIN_FRAME, Judge
+from streamproc.traffic import generate
+
+pytest.importorskip("numpy")
+
+SCENARIOS = {
+    "auth-logs": "auth",
+    "api-access-logs": "api",
+    "host-metrics": "hosts",
+    "cicd-events": "cicd",
+    "support-tickets": "tickets",
+}
+# the detectors of each family that let an engine judge from columns (all of them at once)
+KINDS = {
+    "auth-logs": {
+        "brute_force",
+        "password_spray",
+        "distributed_brute_force",
+        "unusual_login",
+        "compromise_suspected",
+    },
+    "api-access-logs": {"sql_injection", "rate_abuse"},
+    "host-metrics": {"host_silent", "metric_threshold"},
+    "cicd-events": {"pipeline_failed", "deployment"},
+    "support-tickets": {"ticket_created"},
+}
+BATCH = MIN_FRAME + 22
+
+
+def _config(family: str) -> Any:
+    off = {
+        k: {"enabled": False}
+        for k, cls in REGISTRY.items()
+        if cls.family == family and k not in KINDS[family]
+    }
+    binding = {"topic": get_contract(family).kafka_topic, "family": family, "detectors": off}
+    return parse_config({"topics": [binding]}, file=None)
+
+
+_RECORDS: dict[str, list[dict[str, Any]]] = {}
+
+
+def _records(family: str) -> list[dict[str, Any]]:
+    """Three batches of the family's generated records (eight hours of them: dense)."""
+    if family not in _RECORDS:
+        traffic = generate(SCENARIOS[family], 1500, seed=3, duration=8 * 3600)
+        values = [v for fam, _, v in traffic.merged_bytes() if fam == family]
+        _RECORDS[family] = [orjson.loads(v) for v in values[: 3 * BATCH]]
+    return _RECORDS[family]
+
+
+def _judged(
+    family: str, batches: list[list[bytes]], columns: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[bytes], list[tuple[Any, ...]], list[bytes], Judge]:
+    """(alerts, dead letters, engine snapshots, the judge) of ``batches``, one partition's
+    fetches in turn, then the end of the stream."""
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "1" if columns else "0")
+    topic = get_contract(family).kafka_topic
+    judge = Judge(_config(family), partitioned=True)
+    alerts: list[Any] = []
+    dead: list[Any] = []
+    offset = 0
+    for values in batches:
+        records = []
+        for value in values:
+            records.append(RawRecord(value, topic, 0, offset, b"%d" % offset))
+            offset += 1
+        out, dls = judge.judge(records, "kafka")
+        alerts += out
+        dead += dls
+    alerts += judge.finish()
+    dead += judge.final_dead
+    exact = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    return (
+        [orjson.dumps(a.to_dict(), option=exact) for a in alerts],
+        [(d.reason, d.detail, d.raw, d.offset, d.key) for d in dead],
+        [orjson.dumps(e.snapshot(), option=exact, default=repr) for e in judge.engines.values()],
+        judge,
+    )
+
+
+def _both_ways(
+    family: str,
+    bend: Callable[[dict[str, Any]], bytes],
+    every: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Judge, int]:
+    """Judge the family's records, every ``every``-th of the middle batch written by
+    ``bend``, with columns and without; assert the outcomes are the same. Returns the judge
+    that read columns and how many batches it judged from them."""
+    records = _records(family)
+    batches = [
+        [orjson.dumps(r) for r in records[i : i + BATCH]] for i in range(0, len(records), BATCH)
+    ]
+    for i in range(0, BATCH, every):
+        batches[1][i] = bend(records[BATCH + i])
+    want = _judged(family, batches, False, monkeypatch)
+    got = _judged(family, batches, True, monkeypatch)
+    assert got[0] == want[0], "alerts"
+    assert got[1] == want[1], "dead letters"
+    assert got[2] == want[2], "detector state"
+    judge = got[3]
+    assert judge.frame_strays == 0
+    return judge, judge.frame_batches
+
+
+def _with_raw(name: str, raw: str) -> Callable[[dict[str, Any]], bytes]:
+    """The record with field ``name`` written as the JSON text ``raw`` (added if absent)."""
+
+    def bend(record: dict[str, Any]) -> bytes:
+        fields = {json.dumps(k): orjson.dumps(v).decode() for k, v in record.items()}
+        fields[json.dumps(name)] = raw
+        return ("{" + ",".join(f"{k}:{v}" for k, v in fields.items()) + "}").encode()
+
+    return bend
+
+
+# -- what was not the same -----------------------------------------------------------------
+
+# JSON keys msgspec cannot rename a Struct field onto (a quote, a backslash, a control
+# character): a frame must leave such a batch to the decoder, not fail on it
+UNNAMEABLE_KEYS = ['say "hi"', "C:\\temp", "tab\there", "nul\u0000", "line\nbreak"]
+
+
+@pytest.mark.parametrize("key", UNNAMEABLE_KEYS)
+@pytest.mark.parametrize("every", [1, 7], ids=["all", "some"])
+def test_a_field_name_a_struct_cannot_hold_is_judged_per_event(
+    key: str, every: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _both_ways("auth-logs", _with_raw(key, "1"), every, monkeypatch)
+
+
+def test_a_reader_that_met_such_a_name_still_learns_others() -> None:
+    auth = get_contract("auth-logs")
+    reader = FrameReader(auth, 1 << 20)
+    clean = [orjson.dumps(r) for r in _records("auth-logs")[:BATCH]]
+    odd = [v[:-1] + b',"a\\"b":1}' for v in clean]
+    assert reader.read(odd) is None
+    later = [v[:-1] + b',"region":"eu"}' for v in clean]
+    frame = reader.read(later)
+    assert frame is not None and frame.column("region") == ["eu"] * len(later)
+
+
+def test_a_contract_field_a_struct_cannot_hold_leaves_its_batches_to_the_decoder() -> None:
+    from streamproc.contracts import parse_contract
+
+    contract = parse_contract(
+        {
+            "family": "odd-names",
+            "fields": {
+                "timestamp": {"type": "timestamp", "required": True},
+                'say "hi"': {"type": "string"},
+            },
+        },
+        "odd-names.yaml",
+    )
+    reader = FrameReader(contract, 1 << 20)
+    assert not reader.usable
+    assert reader.read([b'{"timestamp":"2026-03-01T10:00:00Z","say \\"hi\\"":"x"}']) is None
