@@ -20,6 +20,7 @@ from streamproc.contracts import get_contract
 from streamproc.decode import RawRecord
 from streamproc.decode.frames import FrameReader
 from streamproc.detectors import REGISTRY
+from streamproc.events import parse_timestamp, parse_timestamps
 from streamproc.pipeline.runtime import MIN_FRAME, Judge
 from streamproc.traffic import generate
 
@@ -179,3 +180,35 @@ def test_a_contract_field_a_struct_cannot_hold_leaves_its_batches_to_the_decoder
     reader = FrameReader(contract, 1 << 20)
     assert not reader.usable
     assert reader.read([b'{"timestamp":"2026-03-01T10:00:00Z","say \\"hi\\"":"x"}']) is None
+
+
+# ISO 8601 allows a comma before the fraction of a second (fromisoformat reads it); a
+# column of such times, or of other text where the decimal point goes, is read one by one
+COMMA_TIMES = [
+    ["2026-03-01T10:00:00,123Z", "2026-03-01T10:00:01,500Z"],
+    ["2026-03-01T10:00:00_123Z", "2026-03-01T10:00:01x500Z"],
+]
+
+
+@pytest.mark.parametrize("stamps", COMMA_TIMES)
+def test_a_column_of_times_with_another_decimal_sign_is_parsed_one_by_one(
+    stamps: list[str],
+) -> None:
+    want: list[float | None] = []
+    for s in stamps:
+        try:
+            want.append(parse_timestamp(s))
+        except ValueError:
+            want.append(None)
+    epochs, failed = parse_timestamps(stamps)
+    assert [None if i in failed else e for i, e in enumerate(epochs)] == want
+
+
+@pytest.mark.parametrize("every", [1, 7], ids=["all", "some"])
+def test_times_with_a_decimal_comma_are_judged_the_same(
+    every: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bend(record: dict[str, Any]) -> bytes:
+        return orjson.dumps({**record, "timestamp": record["timestamp"][:-1] + ",250Z"})
+
+    _both_ways("auth-logs", bend, every, monkeypatch)
