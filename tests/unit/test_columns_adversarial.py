@@ -73,33 +73,67 @@ def _records(family: str) -> list[dict[str, Any]]:
 
 
 def _judged(
-    family: str, batches: list[list[bytes]], columns: bool, monkeypatch: pytest.MonkeyPatch
-) -> tuple[list[bytes], list[tuple[Any, ...]], list[bytes], Judge]:
-    """(alerts, dead letters, engine snapshots, the judge) of ``batches``, one partition's
-    fetches in turn, then the end of the stream."""
+    family: str,
+    batches: list[list[bytes | None]],
+    columns: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    repartition: bool = False,
+) -> tuple[list[Any], Judge]:
+    """(alerts, dead letters, engine snapshots, re-keyed copies; the judge) of ``batches``,
+    one partition's fetches in turn, then the end of the stream."""
+    from streamproc.pipeline.repartition import decode
+
     monkeypatch.setenv("STREAMPROC_COLUMNS", "1" if columns else "0")
     topic = get_contract(family).kafka_topic
-    judge = Judge(_config(family), partitioned=True)
+    judge = Judge(_config(family), partitioned=True, repartition=repartition)
     alerts: list[Any] = []
     dead: list[Any] = []
+    copies: list[Any] = []
     offset = 0
     for values in batches:
         records = []
         for value in values:
-            records.append(RawRecord(value, topic, 0, offset, b"%d" % offset))
+            records.append(RawRecord(value, topic, 0, offset, b"%d" % offset))  # type: ignore[arg-type]
             offset += 1
         out, dls = judge.judge(records, "kafka")
         alerts += out
         dead += dls
+        copies += [(t, k, decode(v)) for t, k, v in judge.take_outbox()]
     alerts += judge.finish()
     dead += judge.final_dead
     exact = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-    return (
+    return [
         [orjson.dumps(a.to_dict(), option=exact) for a in alerts],
         [(d.reason, d.detail, d.raw, d.offset, d.key) for d in dead],
         [orjson.dumps(e.snapshot(), option=exact, default=repr) for e in judge.engines.values()],
-        judge,
-    )
+        copies,
+    ], judge
+
+
+def _same_both_ways(
+    family: str,
+    batches: list[list[bytes | None]],
+    monkeypatch: pytest.MonkeyPatch,
+    repartition: bool = False,
+) -> Judge:
+    """Judge ``batches`` with columns and without; assert the outcomes are the same. Returns
+    the judge that read columns."""
+    want, _ = _judged(family, batches, False, monkeypatch, repartition)
+    got, judge = _judged(family, batches, True, monkeypatch, repartition)
+    for what, mine, reference in zip(
+        ("alerts", "dead letters", "detector state", "re-keyed copies"), got, want, strict=True
+    ):
+        assert mine == reference, what
+    assert judge.frame_strays == 0
+    return judge
+
+
+def _batches(family: str) -> list[list[bytes | None]]:
+    """The family's records, written as orjson writes them, in batches of BATCH."""
+    records = _records(family)
+    return [
+        [orjson.dumps(r) for r in records[i : i + BATCH]] for i in range(0, len(records), BATCH)
+    ]
 
 
 def _both_ways(
@@ -107,24 +141,15 @@ def _both_ways(
     bend: Callable[[dict[str, Any]], bytes],
     every: int,
     monkeypatch: pytest.MonkeyPatch,
-) -> tuple[Judge, int]:
+) -> Judge:
     """Judge the family's records, every ``every``-th of the middle batch written by
     ``bend``, with columns and without; assert the outcomes are the same. Returns the judge
-    that read columns and how many batches it judged from them."""
+    that read columns."""
     records = _records(family)
-    batches = [
-        [orjson.dumps(r) for r in records[i : i + BATCH]] for i in range(0, len(records), BATCH)
-    ]
+    batches = _batches(family)
     for i in range(0, BATCH, every):
         batches[1][i] = bend(records[BATCH + i])
-    want = _judged(family, batches, False, monkeypatch)
-    got = _judged(family, batches, True, monkeypatch)
-    assert got[0] == want[0], "alerts"
-    assert got[1] == want[1], "dead letters"
-    assert got[2] == want[2], "detector state"
-    judge = got[3]
-    assert judge.frame_strays == 0
-    return judge, judge.frame_batches
+    return _same_both_ways(family, batches, monkeypatch)
 
 
 def _with_raw(name: str, raw: str) -> Callable[[dict[str, Any]], bytes]:
@@ -212,3 +237,16 @@ def test_times_with_a_decimal_comma_are_judged_the_same(
         return orjson.dumps({**record, "timestamp": record["timestamp"][:-1] + ",250Z"})
 
     _both_ways("auth-logs", bend, every, monkeypatch)
+
+
+@pytest.mark.parametrize("family", ["auth-logs", "api-access-logs"])
+def test_a_tombstone_in_a_batch_a_binding_re_keys_is_an_empty_payload(
+    family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Kafka tombstone (no value) among the records of a binding whose detectors count by
+    another field than its key (its records are re-keyed to a repartition topic)."""
+    batches = _batches(family)
+    batches[1][40] = None
+    judge = _same_both_ways(family, batches, monkeypatch, repartition=True)
+    assert judge.repartition_targets
+    assert judge.frame_batches == 1  # the last batch: the first starts the stream time
