@@ -19,6 +19,7 @@ from streamproc.config import parse_config
 from streamproc.contracts import get_contract
 from streamproc.decode import RawRecord
 from streamproc.decode.frames import FrameReader
+from streamproc.decode.records import DEFAULT_MAX_RECORD_BYTES
 from streamproc.detectors import REGISTRY
 from streamproc.events import parse_timestamp, parse_timestamps
 from streamproc.pipeline.runtime import MIN_FRAME, Judge
@@ -250,3 +251,153 @@ def test_a_tombstone_in_a_batch_a_binding_re_keys_is_an_empty_payload(
     judge = _same_both_ways(family, batches, monkeypatch, repartition=True)
     assert judge.repartition_targets
     assert judge.frame_batches == 1  # the last batch: the first starts the stream time
+
+
+# -- what was the same, and stays so -------------------------------------------------------
+
+
+def _ts(bend: Callable[[str], Any]) -> Callable[[dict[str, Any]], bytes]:
+    """The record with its timestamp ("YYYY-MM-DDTHH:MM:SSZ") rewritten by ``bend``."""
+    return lambda r: orjson.dumps({**r, "timestamp": bend(r["timestamp"])})
+
+
+def _epoch(stamp: str) -> int:
+    return int(parse_timestamp(stamp))
+
+
+def _escaped(record: dict[str, Any]) -> bytes:
+    """Every character of every string written as a \\u escape (keys too)."""
+
+    def esc(text: str) -> str:
+        return '"' + "".join(f"\\u{ord(c):04x}" for c in text) + '"'
+
+    def value(v: Any) -> str:
+        return esc(v) if type(v) is str else orjson.dumps(v).decode()
+
+    return ("{" + ",".join(f"{esc(k)}:{value(v)}" for k, v in record.items()) + "}").encode()
+
+
+# (family, how a producer writes its records): a frame takes the batch, as the decoder
+# reads it
+TAKEN: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
+    "pretty-printed": ("auth-logs", lambda r: json.dumps(r, indent=2).encode()),
+    "pretty-printed with CRLF": (
+        "auth-logs",
+        lambda r: json.dumps(r, indent="\t").replace("\n", "\r\n").encode(),
+    ),
+    "a trailing newline": ("auth-logs", lambda r: orjson.dumps(r) + b"\n"),
+    "json.dumps defaults (spaces after separators)": (
+        "api-access-logs",
+        lambda r: json.dumps(r).encode(),
+    ),
+    "every character escaped": ("auth-logs", _escaped),
+    "a NUL, an escaped slash and a surrogate pair in a string": (
+        "auth-logs",
+        _with_raw("user_agent", '"curl\\/8.0\\u0000 \\ud83d\\ude00"'),
+    ),
+    "ECS-style dotted keys beside the flat fields": (
+        "auth-logs",
+        lambda r: orjson.dumps({**r, "user.name": "x", "source.ip": "10.1.2.3"}),
+    ),
+    "a key in another case beside the contract's": (
+        "auth-logs",
+        lambda r: orjson.dumps({**r, "Username": "Other"}),
+    ),
+    "keys in another order": ("host-metrics", lambda r: orjson.dumps(dict(reversed(r.items())))),
+    "an explicit null in an optional field": (
+        "support-tickets",
+        _with_raw("priority", "null"),
+    ),
+    "an integer in a number field": ("host-metrics", _with_raw("cpu_percent", "97")),
+    "-0.0 in a number field": ("host-metrics", _with_raw("load_average", "-0.0")),
+    "an exponent in a number field": ("host-metrics", _with_raw("cpu_percent", "9.5E+1")),
+    "2**53 + 1 in a number field": ("host-metrics", _with_raw("memory_percent", str(2**53 + 1))),
+    "the largest int64 in an int field": (
+        "api-access-logs",
+        _with_raw("status_code", str(2**63 - 1)),
+    ),
+}
+
+# times with a fraction of a second, one number of digits to a batch (a producer writes all
+# its times so)
+TAKEN_TIMES: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
+    "milliseconds": ("auth-logs", _ts(lambda t: t[:-1] + ".123Z")),
+    "eight fraction digits": ("cicd-events", _ts(lambda t: t[:-1] + ".12345678Z")),
+}
+
+# ... or declines it, the decoder deciding each record
+DECLINED: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
+    "epoch seconds": ("auth-logs", _ts(lambda t: _epoch(t))),
+    "epoch seconds with a fraction": ("auth-logs", _ts(lambda t: _epoch(t) + 0.25)),
+    "epoch milliseconds": ("host-metrics", _ts(lambda t: _epoch(t) * 1000)),
+    "epoch seconds as a string": ("api-access-logs", _ts(lambda t: str(_epoch(t)))),
+    "an offset": ("auth-logs", _ts(lambda t: t[:-1] + "+00:00")),
+    "a negative offset": ("auth-logs", _ts(lambda t: t[:-1] + "-05:30")),
+    "lower-case z": ("auth-logs", _ts(lambda t: t[:-1] + "z")),
+    "a space for the T": ("auth-logs", _ts(lambda t: t.replace("T", " "))),
+    "no zone": ("auth-logs", _ts(lambda t: t[:-1])),
+    "nine fraction digits": ("auth-logs", _ts(lambda t: t[:-1] + ".123456789Z")),
+    "a leap second": ("auth-logs", _ts(lambda t: t[:11] + "23:59:60Z")),
+    "February 29 of 2026": ("auth-logs", _ts(lambda t: "2026-02-29" + t[10:])),
+    "1969": ("auth-logs", _ts(lambda t: "1969" + t[4:])),
+    'a bool as "true"': ("auth-logs", _with_raw("success", '"true"')),
+    "a bool as 1": ("auth-logs", _with_raw("success", "1")),
+    'an int as "200"': ("api-access-logs", _with_raw("status_code", '"200"')),
+    "an int as 200.0": ("api-access-logs", _with_raw("status_code", "200.0")),
+    "2**64 in an int field": ("api-access-logs", _with_raw("status_code", str(2**64))),
+    "a number as a string": ("host-metrics", _with_raw("cpu_percent", '"97.5"')),
+    "an enum value in another case": (
+        "cicd-events",
+        lambda r: orjson.dumps({**r, "type": r["type"].title()}),
+    ),
+    "an empty required string": ("auth-logs", _with_raw("username", '""')),
+    "a null required field": ("support-tickets", _with_raw("ticket_id", "null")),
+    "a NaN": ("host-metrics", _with_raw("cpu_percent", "NaN")),
+    "a byte order mark": ("auth-logs", lambda r: b"\xef\xbb\xbf" + orjson.dumps(r)),
+    "a repeated key": ("auth-logs", lambda r: orjson.dumps(r)[:-1] + b',"success":false}'),
+    "a repeated key, a space before its colon": (
+        "auth-logs",
+        lambda r: orjson.dumps(r)[:-1] + b',"success" :false}',
+    ),
+    "a nested ECS object": ("auth-logs", lambda r: orjson.dumps({**r, "user": {"name": "x"}})),
+    "a lone surrogate": ("auth-logs", _with_raw("user_agent", '"\\ud800"')),
+    "a string over max_record_bytes": (
+        "api-access-logs",
+        _with_raw("user_agent", json.dumps("x" * (1 << 20))),
+    ),
+}
+
+
+@pytest.mark.parametrize("every", [1, 7], ids=["all", "some"])
+@pytest.mark.parametrize("what", sorted(TAKEN))
+def test_records_a_frame_takes_are_judged_as_events(
+    what: str, every: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    family, bend = TAKEN[what]
+    judge = _both_ways(family, bend, every, monkeypatch)
+    assert judge.frame_batches == 2  # the odd batch, and the next (the first starts time)
+
+
+@pytest.mark.parametrize("what", sorted(TAKEN_TIMES))
+def test_times_a_frame_takes_are_judged_as_events(
+    what: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    family, bend = TAKEN_TIMES[what]
+    judge = _both_ways(family, bend, 1, monkeypatch)
+    assert judge.frame_batches == 2
+
+
+@pytest.mark.parametrize("what", sorted(DECLINED))
+def test_records_a_frame_declines_are_judged_as_events(
+    what: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    family, bend = DECLINED[what]
+    judge = _both_ways(family, bend, 7, monkeypatch)
+    assert judge.frame_batches == 1  # the batch after the odd one
+    # declined by the reader itself, not (only) by the engine's rules on time, however many
+    # of the batch's records are so written
+    records = _records(family)[:BATCH]
+    for every in (1, 7):
+        batch = [bend(r) if i % every == 0 else orjson.dumps(r) for i, r in enumerate(records)]
+        reader = FrameReader(get_contract(family), DEFAULT_MAX_RECORD_BYTES)
+        assert reader.read(batch) is None
