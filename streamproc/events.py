@@ -108,7 +108,8 @@ def parse_timestamp(value: Any) -> float:
             if rest[0] == ".":
                 end = 1
                 n = len(rest)
-                while end < n and rest[end].isdigit():
+                # isdecimal: the digits float() reads (isdigit takes "²" and "①" too)
+                while end < n and rest[end].isdecimal():
                     end += 1
                 if end > 1:
                     frac = float(rest[:end])
@@ -186,8 +187,8 @@ def _column_shape(
     if min(lengths) < 22 or set(map(_LAST, values)) != {"Z"}:
         return None
     # ".digits" then "Z" (ISO 8601's other decimal sign, the comma, is parse_timestamp's, and
-    # float() would refuse it): parse_timestamp reads the digits with str.isdigit and
-    # float(), which take more than ASCII digits ("²", "٣", "1_0"); such a column is left to it
+    # float() would refuse it): parse_timestamp reads the digits with str.isdecimal and
+    # float(), which take more than ASCII digits ("٣"); such a column is left to it
     if set(map(_DECIMAL_SIGN, values)) != {"."}:
         return None
     digits = "".join(map(_FRACTION_DIGITS, values))

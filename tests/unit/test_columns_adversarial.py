@@ -17,7 +17,7 @@ import pytest
 
 from streamproc.config import parse_config
 from streamproc.contracts import get_contract
-from streamproc.decode import RawRecord
+from streamproc.decode import DeadLetter, RawRecord, RecordDecoder
 from streamproc.decode.frames import FrameReader
 from streamproc.decode.records import DEFAULT_MAX_RECORD_BYTES
 from streamproc.detectors import REGISTRY
@@ -238,6 +238,25 @@ def test_times_with_a_decimal_comma_are_judged_the_same(
         return orjson.dumps({**record, "timestamp": record["timestamp"][:-1] + ",250Z"})
 
     _both_ways("auth-logs", bend, every, monkeypatch)
+
+
+# digits str.isdigit takes and float() does not (superscripts, circled digits) in the
+# fraction of a second: a bad timestamp, not an error out of the decoder
+ODD_DIGITS = [
+    "2026-03-01T10:00:00.\u00b2Z",
+    "2026-03-01T10:00:00.1\u2460Z",
+    "2026-03-01T10:00:00.12\u00b9Z",
+]
+
+
+@pytest.mark.parametrize("stamp", ODD_DIGITS)
+def test_a_digit_float_cannot_read_in_a_fraction_is_a_bad_timestamp(
+    stamp: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoder = RecordDecoder(get_contract("auth-logs"))
+    dead = decoder.decode(orjson.dumps({**_records("auth-logs")[0], "timestamp": stamp}))
+    assert type(dead) is DeadLetter and dead.reason == "bad_timestamp"
+    _both_ways("auth-logs", lambda r: orjson.dumps({**r, "timestamp": stamp}), 7, monkeypatch)
 
 
 @pytest.mark.parametrize("family", ["auth-logs", "api-access-logs"])
