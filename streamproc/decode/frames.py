@@ -345,7 +345,7 @@ def _times(stamps: list[str]) -> Any:
     if len(widths) != 1:
         return None
     width = widths.pop()
-    if not (width == 20 or 22 <= width <= 29):
+    if not (width == 20 or 22 <= width <= 30):
         return None
     text = "".join(stamps)
     if not text.isascii():

@@ -342,7 +342,27 @@ TAKEN: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
 TAKEN_TIMES: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
     "milliseconds": ("auth-logs", _ts(lambda t: t[:-1] + ".123Z")),
     "eight fraction digits": ("cicd-events", _ts(lambda t: t[:-1] + ".12345678Z")),
+    "nanoseconds (Go's RFC3339Nano, chrono, OpenTelemetry)": (
+        "host-metrics",
+        _ts(lambda t: t[:-1] + ".987654321Z"),
+    ),
 }
+
+
+def test_nine_fraction_digits_read_as_parse_timestamp_reads_them() -> None:
+    import random
+
+    from streamproc.decode.frames import _times
+
+    rng = random.Random(9)
+    stamps = [
+        "1970-01-01T00:00:00.000000001Z",
+        "2026-03-01T10:00:00.999999999Z",
+        "9999-12-31T23:59:59.999999999Z",
+    ] + [f"2026-03-01T10:00:{s:02d}.{rng.randrange(10**9):09d}Z" for s in range(60)]
+    got = _times(stamps)
+    assert got is not None and list(got) == [parse_timestamp(s) for s in stamps]
+
 
 # ... or declines it, the decoder deciding each record
 DECLINED: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
@@ -355,7 +375,7 @@ DECLINED: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
     "lower-case z": ("auth-logs", _ts(lambda t: t[:-1] + "z")),
     "a space for the T": ("auth-logs", _ts(lambda t: t.replace("T", " "))),
     "no zone": ("auth-logs", _ts(lambda t: t[:-1])),
-    "nine fraction digits": ("auth-logs", _ts(lambda t: t[:-1] + ".123456789Z")),
+    "ten fraction digits": ("auth-logs", _ts(lambda t: t[:-1] + ".1234567891Z")),
     "a leap second": ("auth-logs", _ts(lambda t: t[:11] + "23:59:60Z")),
     "February 29 of 2026": ("auth-logs", _ts(lambda t: "2026-02-29" + t[10:])),
     "1969": ("auth-logs", _ts(lambda t: "1969" + t[4:])),
