@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamproc.config import parse_config
 from streamproc.contracts import get_contract
@@ -21,7 +23,7 @@ from streamproc.decode import DeadLetter, RawRecord, RecordDecoder
 from streamproc.decode.frames import FrameReader
 from streamproc.decode.records import DEFAULT_MAX_RECORD_BYTES
 from streamproc.detectors import REGISTRY
-from streamproc.events import parse_timestamp, parse_timestamps
+from streamproc.events import Event, parse_timestamp, parse_timestamps
 from streamproc.pipeline.runtime import MIN_FRAME, Judge
 from streamproc.traffic import generate
 
@@ -462,3 +464,95 @@ def test_records_a_frame_declines_are_judged_as_events(
         batch = [bend(r) if i % every == 0 else orjson.dumps(r) for i, r in enumerate(records)]
         reader = FrameReader(get_contract(family), DEFAULT_MAX_RECORD_BYTES)
         assert reader.read(batch) is None
+
+
+# -- any family, any producer's style: what a frame takes, it holds as the decoder reads it --
+
+_VALUES = [
+    '"a"',
+    '""',
+    '" "',
+    '"\\u00e9\\ud83d\\ude00"',
+    '"\\u0000"',
+    '"\\/"',
+    '"x\\":y"',
+    '"CREATED"',
+    '"created"',
+    '"pipeline"',
+    "true",
+    "false",
+    "null",
+    "0",
+    "-0",
+    "-0.0",
+    "1E+2",
+    "97",
+    "97.5",
+    "5e-324",
+    "1e308",
+    str(2**53 + 1),
+    str(2**63 - 1),
+    str(2**63),
+    str(2**64),
+    '"97"',
+    '"2026-03-01T10:00:00Z"',
+    '"2026-03-01T10:00:07.5Z"',
+    "1772359200",
+    "[]",
+    "{}",
+]
+_STYLES = {
+    "orjson": lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}",
+    "json.dumps": lambda pairs: "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}",
+    "indented": lambda pairs: "{\n  " + ",\n  ".join(f"{k}: {v}" for k, v in pairs) + "\n}\n",
+    "spaced colon": lambda pairs: "{" + ",".join(f"{k} : {v}" for k, v in pairs) + "}",
+}
+
+
+@st.composite
+def _produced(draw: Any) -> tuple[str, list[bytes]]:
+    """A family's batch, some records of it with fields changed (contract fields, other
+    fields, a key repeated) and written in some producer's style."""
+    family = draw(st.sampled_from(sorted(SCENARIOS)))
+    records = _records(family)[:12]
+    names = [*get_contract(family).fields, "x", "Username", "user.name", "agent_status"]
+    batch = [orjson.dumps(r) for r in records]
+    for at in draw(st.sets(st.integers(0, len(batch) - 1), min_size=1, max_size=3)):
+        pairs = [(json.dumps(k), orjson.dumps(v).decode()) for k, v in records[at].items()]
+        for _ in range(draw(st.integers(1, 3))):
+            key = json.dumps(draw(st.sampled_from(names)))
+            value = draw(st.sampled_from(_VALUES))
+            if draw(st.booleans()):
+                pairs = [(k, value if k == key else v) for k, v in pairs]
+            if key not in {k for k, _ in pairs} or draw(st.integers(0, 9)) == 0:
+                pairs.append((key, value))  # a new field, or now and then a repeated one
+        batch[at] = draw(st.sampled_from(sorted(_STYLES)))
+        batch[at] = _STYLES[batch[at]](pairs).encode()
+    return family, batch
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal and of one type (1 is not 1.0, 0.0 is not -0.0)."""
+    return type(a) is type(b) and (repr(a) == repr(b) if type(a) is float else a == b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_produced())
+def test_a_frame_holds_what_any_producer_wrote_as_the_decoder_reads_it(
+    produced: tuple[str, list[bytes]],
+) -> None:
+    family, batch = produced
+    contract = get_contract(family)
+    frame = FrameReader(contract, DEFAULT_MAX_RECORD_BYTES).read(batch)
+    if frame is None:
+        return
+    decoder = RecordDecoder(contract)
+    for i, value in enumerate(batch):
+        event = decoder.decode(value)
+        assert type(event) is Event, event
+        assert frame.ts[i] == event.ts
+        row = frame.row(i)
+        assert row.keys() == event.data.keys()
+        assert all(_same_value(row[k], event.data[k]) for k in row), (row, event.data)
+        for name in contract.fields:
+            assert _same_value(frame.column(name)[i], event.data.get(name))
