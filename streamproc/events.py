@@ -108,7 +108,8 @@ def parse_timestamp(value: Any) -> float:
             if rest[0] == ".":
                 end = 1
                 n = len(rest)
-                while end < n and rest[end].isdigit():
+                # isdecimal: the digits float() reads (isdigit takes "²" and "①" too)
+                while end < n and rest[end].isdecimal():
                     end += 1
                 if end > 1:
                     frac = float(rest[:end])
@@ -185,8 +186,11 @@ def _column_shape(
         return (_SECOND_Z, _UTC_SECONDS), None
     if min(lengths) < 22 or set(map(_LAST, values)) != {"Z"}:
         return None
-    # ".digits" then "Z": parse_timestamp reads the digits with str.isdigit and float(),
-    # which take more than ASCII digits ("²", "٣", "1_0"); such a column is left to it
+    # ".digits" then "Z" (ISO 8601's other decimal sign, the comma, is parse_timestamp's, and
+    # float() would refuse it): parse_timestamp reads the digits with str.isdecimal and
+    # float(), which take more than ASCII digits ("٣"); such a column is left to it
+    if set(map(_DECIMAL_SIGN, values)) != {"."}:
+        return None
     digits = "".join(map(_FRACTION_DIGITS, values))
     if not (digits.isascii() and digits.isdigit()):
         return None
@@ -215,6 +219,7 @@ _SECOND_Z = itemgetter(slice(16, 20))  # ":SSZ", or ":SS." before a fraction
 _FRACTION = itemgetter(slice(19, -1))  # ".fff" of "...:SS.fffZ"
 _FRACTION_DIGITS = itemgetter(slice(20, -1))
 _LAST = itemgetter(-1)
+_DECIMAL_SIGN = itemgetter(19)
 
 
 # Whole seconds two digits long, as they appear in "...THH:MM:SS".

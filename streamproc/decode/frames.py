@@ -23,9 +23,10 @@ record for:
 
 - anything not one JSON object (an empty payload, two objects, a byte order mark, invalid
   UTF-8, a lone surrogate escape); a field it does not know (the reader then learns the
-  batch's fields and reads it again: a binding's records carry few); a value of the wrong
-  JSON type (a number for a string, ``"true"`` for a bool, ``3.0`` for an int: the decoder
-  would coerce or refuse it); a nested value (the depth guard's); a required field absent
+  batch's fields and reads it again: a binding's records carry few; a name msgspec cannot
+  take, with a quote, a backslash or a control character, is not learned); a value of the
+  wrong JSON type (a number for a string, ``"true"`` for a bool, ``3.0`` for an int: the
+  decoder would coerce or refuse it); a nested value (the depth guard's); a required field absent
   or null; an enum value not in the enum as given; an integer beyond 64 bits;
 
 and the checks here refuse the batch for what msgspec takes but the decoder does not, or
@@ -55,6 +56,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain, compress
 from operator import attrgetter
@@ -79,6 +81,9 @@ MAX_EXTRA_FIELDS = 64
 _COLON, _QUOTE, _SPACE = ord(":"), ord('"'), ord(" ")
 _UNSET = msgspec.UNSET
 _ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
+# what msgspec will not rename a Struct field onto (defstruct raises): a record field so named
+# is never learned, so a batch holding one is left to the decoder
+_UNNAMEABLE = re.compile(r'["\\\x00-\x1f]')
 
 
 class RecordFrame:
@@ -200,6 +205,7 @@ class FrameReader:
             and ts_spec.type == "timestamp"
             and "timestamp" in contract.required
             and all(f.enum is None or f.type == "string" for f in contract.fields.values())
+            and not any(map(_UNNAMEABLE.search, contract.fields))
         )
         self._extras: list[str] = []  # other fields seen, in the order first seen
         self._specs: list[tuple[str, Any, bool]] = []
@@ -326,7 +332,9 @@ class FrameReader:
             except orjson.JSONDecodeError:
                 continue
             if type(record) is dict:
-                new.update((k, None) for k in record if k not in known)
+                new.update(
+                    (k, None) for k in record if k not in known and not _UNNAMEABLE.search(k)
+                )
                 if len(new) >= room:
                     break
         if not new:
@@ -346,7 +354,7 @@ def _times(stamps: list[str]) -> Any:
     if len(widths) != 1:
         return None
     width = widths.pop()
-    if not (width == 20 or 22 <= width <= 29):
+    if not (width == 20 or 22 <= width <= 30):
         return None
     text = "".join(stamps)
     if not text.isascii():

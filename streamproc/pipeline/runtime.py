@@ -627,7 +627,7 @@ class Judge:
             return None
         return (*out, (group, frame, targets) if targets else None)
 
-    def _ships_raw(self, binding: str, values: list[bytes]) -> bool:
+    def _ships_raw(self, binding: str, values: list[bytes | None]) -> bool:
         """Whether a frame's records of ``binding`` can be shipped to its repartition topics
         as they came (``_ship_raw``): the record, parsed, must be the Event's ``data``, which
         holds for every record a frame takes but an integer in a number field (the decoder
@@ -635,11 +635,15 @@ class Judge:
         would encode, as ``_ship`` dead-letters one that does not. Re-encoding grows only
         floats, each at most 4.5 times (``1e15`` is ``1000000000000000.0``; strings,
         integers and the rest come back as long or shorter), so a record of a fifth of the
-        room fits either way."""
+        room fits either way. (A None, a tombstone: no frame takes its batch.)"""
         contract = self.decoders[binding].record.contract
         if any(f.type == "number" for f in contract.fields.values()):
             return False
-        return 5 * max(map(len, values)) + 512 <= MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
+        try:
+            longest = max(map(len, values))  # type: ignore[arg-type]
+        except TypeError:
+            return False
+        return 5 * longest + 512 <= MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
 
     def _ship_raw(
         self, group: list[Any], frame: RecordFrame, targets: list[tuple[str, str]]
