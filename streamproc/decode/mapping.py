@@ -44,7 +44,7 @@ def compile_path(path: str) -> Callable[[dict[str, Any]], Any]:
                 if i and rests[i] in node:  # a flattened key below a nested object
                     return node[rests[i]]
                 node = node.get(part, _MISSING)
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            elif isinstance(node, list) and part.isdecimal() and int(part) < len(node):
                 node = node[int(part)]
             else:
                 return _MISSING

@@ -55,7 +55,8 @@ class ListenAddress:
         if not sep:
             host, port = "", text
         host = host.strip("[]") or default_host
-        if not port.isdigit() or not 0 <= int(port) <= 65535:
+        # ASCII digits: isdigit() alone takes '²', which int() refuses
+        if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
             raise ConfigError(
                 f"--listen {text!r} is not HOST:PORT",
                 hint="e.g. 127.0.0.1:9093, :9093 or 0.0.0.0:9093",

@@ -107,7 +107,7 @@ def redact_url(url: str) -> str:
         host, port = hostport[: end + 1], hostport[end + 1 :].lstrip(":")
     elif hostport.count(":") == 1:
         host, port = hostport.split(":")
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit()):
         # "123:ABC" is a Telegram token, not host:port.
         host, port = hostport, ""
     removed = bool(at or userinfo or tail.strip("/"))

@@ -212,7 +212,7 @@ def test_listen_address_and_each_workers_port() -> None:
     assert ListenAddress.parse(":9093") == ListenAddress("127.0.0.1", 9093)
     assert ListenAddress.parse("0.0.0.0:9093") == ListenAddress("0.0.0.0", 9093)
     assert str(ListenAddress.parse("[::1]:9093")) == "[::1]:9093"
-    for bad in ("host:", "host:http", "1:99999"):
+    for bad in ("host:", "host:http", "1:99999", ":\u00b2", "host:9\u00b9"):
         with pytest.raises(Exception, match="HOST:PORT"):
             ListenAddress.parse(bad)
 

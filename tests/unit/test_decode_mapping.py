@@ -226,3 +226,13 @@ def test_a_flattened_key_below_a_nested_object_is_found() -> None:
     assert compile_path("output_fields.container.id")(falco) == "5e3f0c1d2b4a"
     assert compile_path("output_fields.k8s.pod.name")(falco) == "web-0"
     assert compile_path("k8s.pod.name")(falco) == "nested"
+
+
+def test_a_list_index_in_a_path_is_a_decimal_number_or_no_index() -> None:
+    from streamproc.decode.mapping import _MISSING, compile_path
+
+    record = {"tags": ["a", "b"], "ips": {"\u00b2": "x"}}
+    assert compile_path("tags.1")(record) == "b"
+    assert compile_path("tags.\u0661")(record) == "b"  # an Arabic-Indic one, as int() reads it
+    assert compile_path("tags.\u00b2")(record) is _MISSING  # a superscript two: no index
+    assert compile_path("tags.9")(record) is _MISSING
