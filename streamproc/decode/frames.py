@@ -37,10 +37,10 @@ takes differently:
   at least the number of keys, and equals the number of fields read only when none repeats;
 - a record over ``max_record_bytes``; a required string empty; a number not below 2**63
   in magnitude (orjson reads an integer beyond 64 bits as a float or not at all);
-- the timestamp not written ``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS.fffZ`` with one
-  number of fraction digits (1 to 9) in the batch (what nearly every producer writes), or not
-  a real time (it reads back as written) from 1970 on. Other forms are correct, just not
-  read here.
+- the timestamp not written ``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS.fffZ`` with 1
+  to 9 fraction digits (what nearly every producer writes; the rows of each width are read
+  together), or not a real time (it reads back as written) from 1970 on. Other forms are
+  correct, just not read here.
 
 A column is a list of the decoder's values (None where a record has none, as ``dict.get``
 reads it), built on first use. The detectors' column prefilters read columns; the engine
@@ -345,22 +345,34 @@ class FrameReader:
 
 
 def _times(stamps: list[str]) -> Any:
-    """Epoch seconds of ``YYYY-MM-DDTHH:MM:SSZ`` strings, or of ``...:SS.fffZ`` ones with
-    the same number (1 to 9) of fraction digits in every row, exactly as ``parse_timestamp``
-    gives them, or None if one is written otherwise or names no real time from 1970 on."""
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM:SSZ`` strings, or of ``...:SS.fffZ`` ones with 1
+    to 9 fraction digits, exactly as ``parse_timestamp`` gives them, or None if one is
+    written otherwise or names no real time from 1970 on. The rows of each width are read
+    together: Go (RFC3339Nano) and Java (Instant) drop a fraction's trailing zeros, so one
+    batch of theirs holds several widths."""
     import numpy as np
 
     widths = set(map(len, stamps))
-    if len(widths) != 1:
-        return None
-    width = widths.pop()
-    if not (width == 20 or 22 <= width <= 30):
+    if not all(width == 20 or 22 <= width <= 30 for width in widths):
         return None
     text = "".join(stamps)
     if not text.isascii():
         return None
-    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(len(stamps), width)
-    return times_of(chars)
+    if len(widths) == 1:
+        width = widths.pop()
+        chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(len(stamps), width)
+        return times_of(chars)
+    lengths = np.fromiter(map(len, stamps), dtype=np.intp, count=len(stamps))
+    epoch = np.empty(len(stamps))
+    for width in widths:
+        rows = np.flatnonzero(lengths == width)
+        text = "".join(map(stamps.__getitem__, rows.tolist()))
+        chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(len(rows), width)
+        part = times_of(chars)
+        if part is None:
+            return None
+        epoch[rows] = part
+    return epoch
 
 
 def times_of(b: np.ndarray[Any, Any]) -> Any:

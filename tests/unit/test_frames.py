@@ -801,6 +801,45 @@ def test_times_with_fractions_read_from_columns_are_parse_timestamps_or_refused(
     assert list(got) == want
 
 
+_REAL_STAMP = st.builds(
+    lambda y, mo, d, h, mi, s: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z",
+    st.integers(1970, 2200),
+    st.integers(1, 12),
+    st.integers(1, 28),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(0, 59),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda whole, frac: whole if frac is None else whole[:-1] + "." + frac + "Z",
+            _REAL_STAMP,
+            st.one_of(st.none(), st.text(alphabet="0123456789", min_size=1, max_size=9)),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(st.text(alphabet="0123456789.Z:-T_ ", min_size=20, max_size=30), max_size=2),
+)
+def test_times_of_several_widths_are_read_a_width_at_a_time(
+    stamps: list[str], bent: list[str]
+) -> None:
+    """Go and Java drop a fraction's trailing zeros: a column mixes widths (none to nine
+    digits). Real times are all read, each as parse_timestamp reads it; with a bent one
+    among them, the column is read the same or refused."""
+    got = _times(stamps)
+    assert got is not None
+    assert list(got) == _parsed(stamps)
+    mixed = stamps + bent
+    got = _times(mixed)
+    if got is not None:
+        assert list(got) == _parsed(mixed)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     _STAMP,
@@ -843,8 +882,10 @@ def test_times_with_milliseconds_are_read() -> None:
     zero = ["2026-03-01T00:00:15.000Z", "1970-01-01T00:00:00.000Z", stamps[2]]
     got = _times(zero)
     assert got is not None and list(got) == [parse_timestamp(s) for s in zero]
-    # widths that differ: the column is left to the decoder
-    assert _times([stamps[0], micro[0]]) is None
+    # widths that differ are read a width at a time
+    mixed = [stamps[0], micro[0], "2026-03-01T00:00:15Z", "2026-03-01T00:00:15.4Z"]
+    got = _times(mixed)
+    assert got is not None and list(got) == [parse_timestamp(s) for s in mixed]
 
 
 def test_times_of_real_dates_are_read() -> None:
