@@ -15,6 +15,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+from ..events import coerce_int
+
 _LINE = re.compile(
     r"^(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "
     r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}|-) (?P<bytes>\d+|-)'
@@ -56,7 +58,8 @@ def parse_combined(line: str) -> dict[str, Any] | None:
         "method": method,
         "endpoint": endpoint,
         "status_code": match["status"] if match["status"] != "-" else None,
-        "bytes_sent": int(match["bytes"]) if match["bytes"] != "-" else 0,
+        # (an integer beyond 64 bits is a wrong_type dead letter: no writer of an event takes it)
+        "bytes_sent": coerce_int(match["bytes"]) if match["bytes"] != "-" else 0,
     }
     if match["user"] != "-":
         out["remote_user"] = match["user"]

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ..contracts import Contract
-from ..events import CoercionError, Event, parse_timestamp
+from ..events import MS_THRESHOLD, CoercionError, Event, parse_timestamp
 from .combined import parse_access_log_time, parse_combined
 from .deadletter import DeadLetter
 from .fields import Reject as _Reject
@@ -292,16 +292,30 @@ class RecordDecoder:
         except UnicodeDecodeError as exc:
             # nginx escapes non-ASCII bytes itself, so raw high bytes mean a broken producer
             raise _Reject("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
+        lines = line.strip().count("\n")
+        if lines:
+            # nginx and Apache escape a newline in what they log, so these are several log
+            # lines in one record, and the pattern would read the first and drop the rest
+            raise _Reject(
+                "not_access_log",
+                f"the record holds {lines + 1} lines: an access-log record is one line",
+            )
         record = parse_combined(line)
         if record is None:
             raise _Reject(
                 "not_access_log", "not an nginx/Apache combined or common access-log line"
             )
+        time_local = record["timestamp"]
         try:
-            record["timestamp"] = parse_access_log_time(record["timestamp"])
+            epoch = parse_access_log_time(time_local)
         except ValueError:
             raise _Reject(
                 "bad_timestamp",
-                f"access-log time {record['timestamp'][:40]!r} is not dd/Mon/yyyy:HH:MM:SS +zzzz",
+                f"access-log time {time_local[:40]!r} is not dd/Mon/yyyy:HH:MM:SS +zzzz",
             ) from None
+        if epoch >= MS_THRESHOLD:
+            # as a number, parse_timestamp would read it as milliseconds: the year 9999
+            # would become 1978
+            raise _Reject("bad_timestamp", f"access-log time {time_local[:40]!r} is out of range")
+        record["timestamp"] = epoch
         return record
