@@ -28,7 +28,8 @@ The request is split into records by Content-Type: ``application/x-ndjson`` (or 
 text/* type, or a binding that reads lines: one record a line, blank lines skipped),
 ``application/json`` (an array: one record per element; anything else: one record), and
 otherwise sniffed (``[`` starts an array; a body that is not one JSON document but has
-several lines is NDJSON).
+several lines is NDJSON). A gzip or deflate body (``Content-Encoding``) is decoded first, and
+the body limit applies to what it decodes to.
 
 Webhooks (see sources/webhooks.py): the provider's signature or token is checked first
 (401, counted, when it is missing or wrong), then the payload is mapped onto a cicd-events
