@@ -19,6 +19,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from streamproc.commands.cli import main as cli_main
 from streamproc.config import MqttConfig
 from streamproc.contracts import get_contract, parse_contract
 from streamproc.decode import BatchDecoder, DeadLetter, RecordDecoder
@@ -503,3 +504,24 @@ async def test_mqtt_payloads_of_any_type_reach_the_decoder_as_bytes() -> None:
         "missing_field",
         "not_utf8",
     ]
+
+
+# -- replay of a compressed file ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cut", ["truncated", "corrupt"])
+def test_replay_of_a_broken_gzip_input_says_so_and_exits_2(
+    tmp_path: Path, cut: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "topics:\n  - topic: nginx\n    family: api-access-logs\n    format: combined\n"
+    )
+    whole = gzip.compress(("\n".join([LINE] * 5000) + "\n").encode())
+    log = tmp_path / "access.log.gz"
+    log.write_bytes(
+        whole[: len(whole) // 2] if cut == "truncated" else whole[:30] + b"\xff" * 30 + whole[60:]
+    )
+    argv = ["replay", "-c", str(config), "--input", f"nginx={log}", "--alerts-out", "-"]
+    assert cli_main(argv) == 2
+    assert "cannot read input" in capsys.readouterr().err
