@@ -369,6 +369,14 @@ def coerce_int(value: Any) -> int:
     raise CoercionError("wrong_type", f"expected an integer, got {_describe(value)}")
 
 
+def coerce_field(name: str, coerce: Callable[[Any], Any], value: Any) -> Any:
+    """``coerce(value)`` for the field ``name``: its CoercionError says which field."""
+    try:
+        return coerce(value)
+    except CoercionError as exc:
+        raise CoercionError(exc.reason, f"field {name!r}: {exc.detail}") from None
+
+
 def _int64(number: int) -> int:
     # orjson (alert log, dead letters, checkpoints) cannot write integers beyond 64 bits: a
     # status_code of 1e308 would otherwise decode, then crash every later write of it.

@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ..events import coerce_int
+from ..events import coerce_field, coerce_int
 
 _LINE = re.compile(
     r"^(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "
@@ -59,7 +59,9 @@ def parse_combined(line: str) -> dict[str, Any] | None:
         "endpoint": endpoint,
         "status_code": match["status"] if match["status"] != "-" else None,
         # (an integer beyond 64 bits is a wrong_type dead letter: no writer of an event takes it)
-        "bytes_sent": coerce_int(match["bytes"]) if match["bytes"] != "-" else 0,
+        "bytes_sent": coerce_field("bytes_sent", coerce_int, match["bytes"])
+        if match["bytes"] != "-"
+        else 0,
     }
     if match["user"] != "-":
         out["remote_user"] = match["user"]

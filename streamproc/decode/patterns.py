@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import regex
 
-from ..events import coerce_int
+from ..events import coerce_field, coerce_int
 
 # The standard regex parser (re._parser since 3.11; sre_parse, its old name, warns that it
 # is deprecated). Imported by name: typeshed describes `re` as a module, without _parser.
@@ -316,8 +316,8 @@ def sshd_format(clock: SyslogClock) -> LineFormat:
         # coerce_int: a port or pid beyond 64 bits is a wrong_type dead letter (no writer of an
         # event takes such an integer)
         if "port" in fields:
-            fields["port"] = coerce_int(fields["port"])
-        fields["pid"] = coerce_int(fields["pid"])
+            fields["port"] = coerce_field("port", coerce_int, fields["port"])
+        fields["pid"] = coerce_field("pid", coerce_int, fields["pid"])
         return fields
 
     return LineFormat("sshd", _SSHD, finish)

@@ -525,3 +525,41 @@ def test_replay_of_a_broken_gzip_input_says_so_and_exits_2(
     argv = ["replay", "-c", str(config), "--input", f"nginx={log}", "--alerts-out", "-"]
     assert cli_main(argv) == 2
     assert "cannot read input" in capsys.readouterr().err
+
+
+# -- dead letters say which field -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "decoder, value, field",
+    [
+        (RecordDecoder(AUTH, mapping=ECS), {**ECS_RECORD, "user": {"name": {"a": 1}}}, "username"),
+        (
+            RecordDecoder(AUTH),
+            orjson.loads(auth_record("2026-01-01T00:00:00Z")) | {"success": 2},
+            "success",
+        ),
+        (
+            RecordDecoder(get_contract("cicd-events")),
+            {"timestamp": 0, "type": ["pipeline"]},
+            "type",
+        ),
+        (
+            RecordDecoder(ACCESS, fmt="combined"),
+            LINE.replace(" 200 5 ", " 200 99999999999999999999 "),
+            "bytes_sent",
+        ),
+        (
+            RecordDecoder(AUTH, fmt="sshd", lines=named_format("sshd", year=2026)),
+            SSHD.replace("port 22", "port 99999999999999999999"),
+            "port",
+        ),
+    ],
+)
+def test_a_wrong_type_dead_letter_names_its_field(
+    decoder: RecordDecoder, value: Any, field: str
+) -> None:
+    raw = value.encode() if isinstance(value, str) else orjson.dumps(value)
+    out = decoded(decoder, raw)
+    assert type(out) is DeadLetter and out.reason == "wrong_type"
+    assert out.detail.startswith(f"field {field!r}: ")
