@@ -8,6 +8,7 @@ repeated key -> field mapping -> required fields -> types and enums -> timestamp
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,14 +199,20 @@ class RecordDecoder:
             try:
                 d = orjson.loads(value)
                 src_topic, src_partition, src_offset = d["src"]
-                return Event(
-                    self.family,
-                    float(d["ts"]),
-                    d["data"],
-                    src_topic,
-                    int(src_partition),
-                    int(src_offset),
-                )
+                ts, data = float(d["ts"]), d["data"]
+                partition, offset = int(src_partition), int(src_offset)
+                # what we write there, checked as a producer's record would be: anyone who
+                # may write to the topic can, and a NaN time or a non-object would reach
+                # the detectors, a partition beyond 64 bits the checkpoints
+                if (
+                    type(data) is not dict
+                    or type(src_topic) is not str
+                    or not 0 <= ts < math.inf
+                    or not -(2**63) <= partition < 2**63
+                    or not -(2**63) <= offset < 2**63
+                ):
+                    raise ValueError("its ts, data or src is not what streamproc writes")
+                return Event(self.family, ts, data, src_topic, partition, offset)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise _Reject("not_json", f"not a streamproc repartition record: {exc}") from None
         if value is None or len(value) == 0:

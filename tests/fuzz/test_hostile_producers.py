@@ -563,3 +563,37 @@ def test_a_wrong_type_dead_letter_names_its_field(
     out = decoded(decoder, raw)
     assert type(out) is DeadLetter and out.reason == "wrong_type"
     assert out.detail.startswith(f"field {field!r}: ")
+
+
+# -- a repartition topic, written to by someone else ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"ts":"nan","data":{},"src":["t",0,1]}',  # a NaN time would reach the watermark
+        b'{"ts":"-inf","data":{},"src":["t",0,1]}',
+        b'{"ts":-1,"data":{},"src":["t",0,1]}',
+        b'{"ts":1,"data":5,"src":["t",0,1]}',  # the detectors read data as an object
+        b'{"ts":1,"data":["a"],"src":["t",0,1]}',
+        b'{"ts":1,"data":{},"src":["t",1e300,1]}',  # a partition no checkpoint can write
+        b'{"ts":1,"data":{},"src":[5,0,1]}',
+        b'{"ts":1,"data":{},"src":"abc"}',
+        b'{"ts":1,"data":{}}',
+    ],
+)
+def test_a_repartitioned_record_not_as_streamproc_writes_it_is_dead_lettered(
+    value: bytes,
+) -> None:
+    assert reason(decoded(RecordDecoder(AUTH, fmt="internal"), value)) == "not_json"
+
+
+def test_a_repartitioned_record_keeps_its_source_coordinates() -> None:
+    value = b'{"ts":1.5,"data":{"username":"a"},"src":["auth",3,4]}'
+    out = decoded(RecordDecoder(AUTH, fmt="internal"), value)
+    assert type(out) is Event
+    assert (out.ts, out.data, out.source()) == (
+        1.5,
+        {"username": "a"},
+        {"topic": "auth", "partition": 3, "offset": 4},
+    )
