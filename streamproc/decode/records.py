@@ -280,7 +280,8 @@ class RecordDecoder:
                 f"{MAX_LINE_BYTES}-byte cap of pattern formats",
             )
         try:
-            line = value.decode("utf-8")
+            # (a byte order mark, as Windows tools start a text file with, is no part of it)
+            line = value.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
             raise _Reject("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
         try:
@@ -295,7 +296,8 @@ class RecordDecoder:
 
     def _parse_line(self, value: bytes) -> dict[str, Any]:
         try:
-            line = value.decode("utf-8")
+            # a byte order mark (a file written on Windows) would be read as part of the address
+            line = value.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
             # nginx escapes non-ASCII bytes itself, so raw high bytes mean a broken producer
             raise _Reject("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None

@@ -197,6 +197,9 @@ def test_access_log_records_that_were_lost_or_misread_are_dead_lettered(
         (LINE.removesuffix(' "-" "curl/8"'), {"status_code": 200}),  # common format
         (LINE + ' "extra" rt=0.1', {"user_agent": "curl/8"}),
         (LINE.replace("2026", "5137"), {"timestamp": 99965282136.0}),
+        # a byte order mark (the first line of a file written on Windows) was kept in the
+        # address: the alerts' key
+        ("\ufeff" + LINE, {"ip_address": "203.0.113.9"}),
     ],
 )
 def test_odd_access_log_lines_become_the_events_they_say(line: str, want: dict[str, Any]) -> None:
@@ -250,6 +253,7 @@ def test_an_sshd_port_or_pid_beyond_64_bits_is_a_wrong_type(line: str) -> None:
     "line, want",
     [
         (SSHD + "\r\n", "event"),
+        ("\ufeff" + SSHD, "event"),  # a byte order mark: no part of the line
         (SSHD + "\n" + SSHD, "no_match"),  # anchored: both lines kept, in the dead letter
         (SSHD.replace("Nov 29", "Feb 30"), "bad_timestamp"),
         (SSHD.replace("17:38", "25:38"), "bad_timestamp"),
