@@ -301,7 +301,7 @@ class RecordDecoder:
         except UnicodeDecodeError as exc:
             # nginx escapes non-ASCII bytes itself, so raw high bytes mean a broken producer
             raise _Reject("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
-        lines = line.strip().count("\n")
+        lines = line.strip().count("\n") if "\n" in line else 0
         if lines:
             # nginx and Apache escape a newline in what they log, so these are several log
             # lines in one record, and the pattern would read the first and drop the rest
