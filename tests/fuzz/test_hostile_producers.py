@@ -170,6 +170,9 @@ def combined(line: str | bytes) -> Event | DeadLetter:
         (LINE.replace("GET /a", "GET /\r\nX: y"), "not_access_log"),
         # bytes sent beyond 64 bits: an Event no checkpoint or alert could write
         (LINE.replace(" 200 5 ", " 200 99999999999999999999999 "), "wrong_type"),
+        (LINE.replace(" 200 5 ", " 200 9223372036854775808 "), "wrong_type"),
+        # more digits than int() reads (4,300): a ValueError that stopped the worker
+        (LINE.replace(" 200 5 ", f" 200 {'9' * 5000} "), "wrong_type"),
         # years 5138 on were read as milliseconds (9999 became 1978)
         (LINE.replace("2026", "9999"), "bad_timestamp"),
         (LINE.replace("2026", "5200"), "bad_timestamp"),
@@ -194,6 +197,8 @@ def test_access_log_records_that_were_lost_or_misread_are_dead_lettered(
         (LINE.replace('"GET /a HTTP/1.1"', '"-"'), {"method": "-", "endpoint": "-"}),
         (LINE.replace('"GET /a HTTP/1.1"', r'"\x16\x03\x01"'), {"endpoint": "\x16\x03\x01"}),
         (LINE.replace(" 5 ", " - "), {"bytes_sent": 0}),
+        (LINE.replace(" 5 ", " 9223372036854775807 "), {"bytes_sent": 2**63 - 1}),
+        (LINE.replace(" 5 ", " 00000000000000000000005 "), {"bytes_sent": 5}),
         (LINE.removesuffix(' "-" "curl/8"'), {"status_code": 200}),  # common format
         (LINE + ' "extra" rt=0.1', {"user_agent": "curl/8"}),
         (LINE.replace("2026", "5137"), {"timestamp": 99965282136.0}),
