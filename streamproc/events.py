@@ -50,6 +50,7 @@ _US_THRESHOLD = 1e14
 _NS_THRESHOLD = 1e17
 _MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z
 MAX_EPOCH = _MAX_EPOCH  # the latest time a timestamp may say
+MS_THRESHOLD = _MS_THRESHOLD  # a number of seconds this large is read as milliseconds
 
 
 def epoch_from_number(value: float) -> float:
@@ -84,7 +85,8 @@ def _other_formats(text: str) -> datetime | None:
 
         try:
             return parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        # OverflowError: a year beyond what a C int holds ("Thu, 26 Nov 99999999999 ...")
+        except (TypeError, ValueError, IndexError, OverflowError):
             pass
     return None
 
@@ -120,7 +122,11 @@ def parse_timestamp(value: Any) -> float:
     if isinstance(value, bool):
         raise CoercionError("bad_timestamp", "timestamp is a boolean")
     if isinstance(value, int | float):
-        return epoch_from_number(float(value))
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float (a default: in a binding's fields:)
+            raise CoercionError("bad_timestamp", "timestamp is out of range") from None
+        return epoch_from_number(number)
     raise CoercionError("bad_timestamp", f"timestamp has type {type(value).__name__}")
 
 
@@ -366,6 +372,14 @@ def coerce_int(value: Any) -> int:
         else:
             return _int64(number)
     raise CoercionError("wrong_type", f"expected an integer, got {_describe(value)}")
+
+
+def coerce_field(name: str, coerce: Callable[[Any], Any], value: Any) -> Any:
+    """``coerce(value)`` for the field ``name``: its CoercionError says which field."""
+    try:
+        return coerce(value)
+    except CoercionError as exc:
+        raise CoercionError(exc.reason, f"field {name!r}: {exc.detail}") from None
 
 
 def _int64(number: int) -> int:

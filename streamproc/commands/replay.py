@@ -33,6 +33,7 @@ import argparse
 import gzip
 import heapq
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -265,7 +266,8 @@ def main(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"streamproc replay: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    # EOFError and zlib.error: a .gz input cut short (rotated while written) or corrupt
+    except (OSError, EOFError, zlib.error) as exc:
         print(f"streamproc replay: cannot read input: {exc}", file=sys.stderr)
         return 2
 

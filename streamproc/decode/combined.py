@@ -15,6 +15,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+from ..events import CoercionError
+
 _LINE = re.compile(
     r"^(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "
     r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}|-) (?P<bytes>\d+|-)'
@@ -33,8 +35,22 @@ def parse_access_log_time(text: str) -> float:
     return datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z").timestamp()
 
 
+def _bytes_sent(text: str) -> int:
+    # int() refuses more than 4,300 digits (ValueError), and no writer of an event
+    # (checkpoint, alert log) takes an integer beyond 64 bits: either is a wrong_type
+    if text == "-":
+        return 0
+    count = int(text) if len(text.lstrip("0")) <= 19 else 2**63
+    if count >= 2**63:
+        raise CoercionError(
+            "wrong_type", f"field 'bytes_sent': integer {text[:24]}... is out of range"
+        )
+    return count
+
+
 def parse_combined(line: str) -> dict[str, Any] | None:
-    """One log line -> a dict of api-access-logs fields, or None if it is not an access log."""
+    """One log line -> a dict of api-access-logs fields, or None if it is not an access log
+    (CoercionError: a byte count beyond 64 bits)."""
     match = _LINE.match(line.strip())
     if match is None:
         return None
@@ -56,7 +72,7 @@ def parse_combined(line: str) -> dict[str, Any] | None:
         "method": method,
         "endpoint": endpoint,
         "status_code": match["status"] if match["status"] != "-" else None,
-        "bytes_sent": int(match["bytes"]) if match["bytes"] != "-" else 0,
+        "bytes_sent": _bytes_sent(match["bytes"]),
     }
     if match["user"] != "-":
         out["remote_user"] = match["user"]

@@ -12,7 +12,10 @@ contract gets one generated function with a straight line of code per field. For
         ...                                   # every required field, in contract order
         v = v1                                # typed fields, in contract order
         if v is not None and type(v) is not str:
-            c = coerce_username(v)
+            try:
+                c = coerce_username(v)
+            except CoercionError as exc:      # which field: the coercer cannot say
+                raise CoercionError(exc.reason, "field 'username': " + exc.detail) from None
             if c is not v:
                 data['username'] = c
         ...
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..contracts import Contract
-from ..events import COERCERS
+from ..events import COERCERS, CoercionError
 
 # A value of exactly this type needs no coercion (bool is not an int here: type() is exact).
 _EXACT_TYPES = {"string": "str", "bool": "bool", "int": "int", "number": "float"}
@@ -62,7 +65,11 @@ def compile_field_checks(contract: Contract) -> Callable[[dict[str, Any]], None]
     """One function that checks and coerces ``data`` in place for ``contract``, or Rejects."""
     # Field names come from contract files: they reach the source only through repr(), and
     # coercers and enums only as names of this namespace.
-    namespace: dict[str, Any] = {"Reject": Reject, "enum_value": enum_value}
+    namespace: dict[str, Any] = {
+        "Reject": Reject,
+        "enum_value": enum_value,
+        "CoercionError": CoercionError,
+    }
     lines = ["def check(data):", "    get = data.get"]
     local_of: dict[str, str] = {}
     for i, name in enumerate(contract.required):
@@ -85,7 +92,8 @@ def compile_field_checks(contract: Contract) -> Callable[[dict[str, Any]], None]
         if spec.enum is None:
             lines += [
                 f"    if v is not None and type(v) is not {_EXACT_TYPES[spec.type]}:",
-                f"        c = coerce{i}(v)",
+                "        try:",
+                f"            c = coerce{i}(v)",
             ]
         else:
             namespace[f"enum{i}"] = spec.enum
@@ -96,8 +104,16 @@ def compile_field_checks(contract: Contract) -> Callable[[dict[str, Any]], None]
             namespace[f"enum_set{i}"] = frozenset(spec.enum)
             lines += [
                 f"    if v is not None{fast}:",
-                f"        c = enum_value({spec.name!r}, coerce{i}, enum{i}, v)",
+                "        try:",
+                f"            c = enum_value({spec.name!r}, coerce{i}, enum{i}, v)",
             ]
-        lines += ["        if c is not v:", f"            data[{spec.name!r}] = c"]
+        # the coercers say what is wrong with a value; a dead letter says which field it is
+        named = f"field {spec.name!r}: "
+        lines += [
+            "        except CoercionError as exc:",
+            f"            raise CoercionError(exc.reason, {named!r} + exc.detail) from None",
+            "        if c is not v:",
+            f"            data[{spec.name!r}] = c",
+        ]
     exec(compile("\n".join(lines), f"<field checks for {contract.family}>", "exec"), namespace)
     return namespace["check"]  # type: ignore[no-any-return]

@@ -38,6 +38,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import regex
 
+from ..events import coerce_field, coerce_int
+
 # The standard regex parser (re._parser since 3.11; sre_parse, its old name, warns that it
 # is deprecated). Imported by name: typeshed describes `re` as a module, without _parser.
 _sre_parse = importlib.import_module("re._parser")
@@ -217,7 +219,7 @@ _RFC3164 = (
 _RFC5424 = (
     r"<(?P<pri>\d{1,3})>1 (?P<iso>-|\S+) (?P<hostname>\S+) (?P<app_name>\S+) "
     r"(?P<procid>\S+) (?P<msgid>\S+) "
-    r"(?P<structured_data>-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?(?P<message>.*))?"
+    r"(?P<structured_data>-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?(?P<message>.*))?\Z"
 )
 _SYSLOG = re.compile(r"(?s:" + _RFC5424 + ")|(?s:" + _RFC3164.replace("?P<", "?P<b_") + ")")
 
@@ -311,10 +313,11 @@ def sshd_format(clock: SyslogClock) -> LineFormat:
                 else "disconnected_preauth",
                 invalid_user=False,
             )
-        fields["port"] = int(fields["port"]) if "port" in fields else None
-        if fields["port"] is None:
-            del fields["port"]
-        fields["pid"] = int(fields["pid"])
+        # coerce_int: a port or pid beyond 64 bits is a wrong_type dead letter (no writer of an
+        # event takes such an integer)
+        if "port" in fields:
+            fields["port"] = coerce_field("port", coerce_int, fields["port"])
+        fields["pid"] = coerce_field("pid", coerce_int, fields["pid"])
         return fields
 
     return LineFormat("sshd", _SSHD, finish)

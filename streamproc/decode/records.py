@@ -8,13 +8,14 @@ repeated key -> field mapping -> required fields -> types and enums -> timestamp
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from ..contracts import Contract
-from ..events import CoercionError, Event, parse_timestamp
+from ..events import MS_THRESHOLD, CoercionError, Event, parse_timestamp
 from .combined import parse_access_log_time, parse_combined
 from .deadletter import DeadLetter
 from .fields import Reject as _Reject
@@ -198,14 +199,20 @@ class RecordDecoder:
             try:
                 d = orjson.loads(value)
                 src_topic, src_partition, src_offset = d["src"]
-                return Event(
-                    self.family,
-                    float(d["ts"]),
-                    d["data"],
-                    src_topic,
-                    int(src_partition),
-                    int(src_offset),
-                )
+                ts, data = float(d["ts"]), d["data"]
+                partition, offset = int(src_partition), int(src_offset)
+                # what we write there, checked as a producer's record would be: anyone who
+                # may write to the topic can, and a NaN time or a non-object would reach
+                # the detectors, a partition beyond 64 bits the checkpoints
+                if (
+                    type(data) is not dict
+                    or type(src_topic) is not str
+                    or not 0 <= ts < math.inf
+                    or not -(2**63) <= partition < 2**63
+                    or not -(2**63) <= offset < 2**63
+                ):
+                    raise ValueError("its ts, data or src is not what streamproc writes")
+                return Event(self.family, ts, data, src_topic, partition, offset)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise _Reject("not_json", f"not a streamproc repartition record: {exc}") from None
         if value is None or len(value) == 0:
@@ -273,7 +280,8 @@ class RecordDecoder:
                 f"{MAX_LINE_BYTES}-byte cap of pattern formats",
             )
         try:
-            line = value.decode("utf-8")
+            # (a byte order mark, as Windows tools start a text file with, is no part of it)
+            line = value.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
             raise _Reject("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
         try:
@@ -288,20 +296,35 @@ class RecordDecoder:
 
     def _parse_line(self, value: bytes) -> dict[str, Any]:
         try:
-            line = value.decode("utf-8")
+            # a byte order mark (a file written on Windows) would be read as part of the address
+            line = value.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
             # nginx escapes non-ASCII bytes itself, so raw high bytes mean a broken producer
             raise _Reject("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
+        lines = line.strip().count("\n") if "\n" in line else 0
+        if lines:
+            # nginx and Apache escape a newline in what they log, so these are several log
+            # lines in one record, and the pattern would read the first and drop the rest
+            raise _Reject(
+                "not_access_log",
+                f"the record holds {lines + 1} lines: an access-log record is one line",
+            )
         record = parse_combined(line)
         if record is None:
             raise _Reject(
                 "not_access_log", "not an nginx/Apache combined or common access-log line"
             )
+        time_local = record["timestamp"]
         try:
-            record["timestamp"] = parse_access_log_time(record["timestamp"])
+            epoch = parse_access_log_time(time_local)
         except ValueError:
             raise _Reject(
                 "bad_timestamp",
-                f"access-log time {record['timestamp'][:40]!r} is not dd/Mon/yyyy:HH:MM:SS +zzzz",
+                f"access-log time {time_local[:40]!r} is not dd/Mon/yyyy:HH:MM:SS +zzzz",
             ) from None
+        if epoch >= MS_THRESHOLD:
+            # as a number, parse_timestamp would read it as milliseconds: the year 9999
+            # would become 1978
+            raise _Reject("bad_timestamp", f"access-log time {time_local[:40]!r} is out of range")
+        record["timestamp"] = epoch
         return record

@@ -28,7 +28,8 @@ The request is split into records by Content-Type: ``application/x-ndjson`` (or 
 text/* type, or a binding that reads lines: one record a line, blank lines skipped),
 ``application/json`` (an array: one record per element; anything else: one record), and
 otherwise sniffed (``[`` starts an array; a body that is not one JSON document but has
-several lines is NDJSON).
+several lines is NDJSON). A gzip or deflate body (``Content-Encoding``) is decoded first, and
+the body limit applies to what it decodes to.
 
 Webhooks (see sources/webhooks.py): the provider's signature or token is checked first
 (401, counted, when it is missing or wrong), then the payload is mapped onto a cicd-events
@@ -392,17 +393,29 @@ class Ingest:
             "max_body_bytes": limit,
         }
         length = request.content_length
-        if length is not None:
-            if length > limit:
-                return self._refuse(endpoint, "too_large", 413, too_large)
+        if length is not None and length > limit:
+            return self._refuse(endpoint, "too_large", 413, too_large)
+        # aiohttp decodes a gzip or deflate body as it reads it: Content-Length is then the
+        # encoded size, not what the stream yields, so such a body is read to its end and the
+        # limit applies to what it decodes to (a small body may decode to gigabytes)
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if length is not None and encoding in ("", "identity"):
             return await request.content.readexactly(length) if length else b""
-        chunks: list[bytes] = []  # chunked: counted while read
+        chunks: list[bytes] = []  # chunked or encoded: counted while read
         size = 0
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                return self._refuse(endpoint, "too_large", 413, too_large)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    return self._refuse(endpoint, "too_large", 413, too_large)
+                chunks.append(chunk)
+        except web.RequestPayloadError:
+            return self._refuse(
+                endpoint,
+                "bad_request",
+                400,
+                {"error": f"the body is not valid {encoding[:40]} (its Content-Encoding)"},
+            )
         return b"".join(chunks)
 
     async def _send(
