@@ -5,8 +5,8 @@
 
 Quoted fields may contain backslash escapes (nginx writes ``\\x22`` for a quote). A request
 line that is not ``METHOD TARGET PROTOCOL`` (scanners send TLS handshakes and garbage to port
-80) is kept: method ``-`` and the raw request as the endpoint, because such lines are exactly
-what a security team wants to see.
+80, or connect and send nothing: ``""``) is kept: method ``-`` and the raw request (``-`` for
+none) as the endpoint, because such lines are exactly what a security team wants to see.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def parse_combined(line: str) -> dict[str, Any] | None:
             rest = rest[:-1]
         endpoint = " ".join(rest)
     else:
-        method, endpoint = "-", request
+        # an empty request (a client that connected and sent nothing) is a probe too
+        method, endpoint = "-", request or "-"
     out: dict[str, Any] = {
         "timestamp": match["time"],
         "ip_address": match["ip"],
