@@ -243,6 +243,32 @@ def substitute_env(text: str, *, file: str | None = None, line: int | None = Non
     return _ENV.sub(repl, text)
 
 
+def _unfit_constant(
+    contract: Contract, name: str, default: Any, value_map: dict[str, Any] | None
+) -> str | None:
+    """What is wrong with a mapping's ``value``/``default`` or ``map`` values for contract
+    field ``name``, checked as the decoder checks a record's value; None if nothing."""
+    from .decode.fields import Reject, enum_value
+    from .events import COERCERS, CoercionError, parse_timestamp
+
+    spec = contract.fields[name]
+    givens = [("value", default)] if default is not None else []
+    givens += [(f"map value for {k!r}", v) for k, v in (value_map or {}).items() if v is not None]
+    for what, value in givens:
+        try:
+            if spec.type == "timestamp":
+                parse_timestamp(value)
+            elif spec.enum is not None:
+                enum_value(name, COERCERS[spec.type], spec.enum, value)
+            else:
+                COERCERS[spec.type](value)
+        except (CoercionError, Reject) as exc:
+            return f"{what} {value!r} is not a {spec.type}: {exc.detail}"
+        except (ValueError, TypeError, OverflowError) as exc:  # a time no parser reads
+            return f"{what} {value!r} is not a {spec.type}: {exc}"
+    return None
+
+
 def _line(node: Any, key: str | None = None) -> int | None:
     if isinstance(node, LineDict):
         if key is not None and key in node.key_lines:
@@ -1193,6 +1219,15 @@ def _parse_binding(
             mapping = FieldMapping(dict(fields), where=f"{where}.fields")
         except ConfigError as exc:
             raise ConfigError(exc.message, file=file, line=_line(fields), hint=exc.hint) from None
+        for rule in mapping.rules:
+            problem = _unfit_constant(contract, rule.name, rule.default, rule.value_map)
+            if problem:
+                raise ConfigError(
+                    f"{where}.fields.{rule.name}: {problem}",
+                    file=file,
+                    line=_line(fields, rule.name),
+                    hint="every record would be dead-lettered: give a value of the field's type",
+                )
     detectors = node.get("detectors") or {}
     if not isinstance(detectors, dict):
         raise ConfigError(

@@ -203,3 +203,34 @@ def test_a_kafka_section_in_error_leaves_the_bindings_on_kafka_and_adds_nothing(
     )
     assert [str(e).split(";")[0] for e in errors] == ["c.yaml:3: unknown kafka setting 'group_idd'"]
     assert [b.source for b in config.bindings] == ["kafka"]
+
+
+@pytest.mark.parametrize(
+    "family, rule, line_says",
+    [
+        ("auth-logs", "success: {path: outcome, map: {ok: true, bad: maybe}}", "'bad'"),
+        ("api-access-logs", "status_code: {path: code, value: ok}", "value 'ok'"),
+        ("cicd-events", "type: {path: kind, map: {job: build}}", "'job'"),
+        ("auth-logs", "timestamp: {path: when, value: yesterday}", "value 'yesterday'"),
+    ],
+)
+def test_a_mapping_constant_the_field_cannot_hold_is_a_config_error(
+    family: str, rule: str, line_says: str
+) -> None:
+    """A value or map value of the wrong type would dead-letter every record it reaches:
+    the config says so at its line instead."""
+    text = f"topics:\n  - topic: t\n    family: {family}\n    fields:\n      {rule}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config_text(text, file="c.yaml")
+    message = str(err.value)
+    assert message.startswith("c.yaml:5: topics[0].fields.") and line_says in message, message
+
+
+def test_mapping_constants_the_decoder_coerces_are_taken() -> None:
+    config = parse_config_text(
+        "topics:\n  - topic: t\n    family: auth-logs\n    fields:\n"
+        "      success: {path: outcome, map: {ok: 'true', bad: 0, unknown: null}}\n"
+        "      country: {path: geo, value: 42}\n"
+        "      timestamp: {path: when, value: '2026-01-01T00:00:00Z'}\n"
+    )
+    assert config.bindings[0].mapping is not None
