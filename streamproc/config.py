@@ -253,7 +253,7 @@ def _unfit_constant(
 
     spec = contract.fields[name]
     givens = [("value", default)] if default is not None else []
-    givens += [(f"map value for {k!r}", v) for k, v in (value_map or {}).items() if v is not None]
+    givens += [(f"map value of {k!r}", v) for k, v in (value_map or {}).items() if v is not None]
     for what, value in givens:
         try:
             if spec.type == "timestamp":
@@ -263,9 +263,9 @@ def _unfit_constant(
             else:
                 COERCERS[spec.type](value)
         except (CoercionError, Reject) as exc:
-            return f"{what} {value!r} is not a {spec.type}: {exc.detail}"
+            return f"{what}: {exc.detail}"
         except (ValueError, TypeError, OverflowError) as exc:  # a time no parser reads
-            return f"{what} {value!r} is not a {spec.type}: {exc}"
+            return f"{what}: {value!r} is not a timestamp ({exc})"
     return None
 
 

@@ -208,10 +208,14 @@ def test_a_kafka_section_in_error_leaves_the_bindings_on_kafka_and_adds_nothing(
 @pytest.mark.parametrize(
     "family, rule, line_says",
     [
-        ("auth-logs", "success: {path: outcome, map: {ok: true, bad: maybe}}", "'bad'"),
-        ("api-access-logs", "status_code: {path: code, value: ok}", "value 'ok'"),
-        ("cicd-events", "type: {path: kind, map: {job: build}}", "'job'"),
-        ("auth-logs", "timestamp: {path: when, value: yesterday}", "value 'yesterday'"),
+        (
+            "auth-logs",
+            "success: {path: outcome, map: {ok: true, bad: maybe}}",
+            "success: map value of 'bad': expected a boolean, got the string 'maybe'",
+        ),
+        ("api-access-logs", "status_code: {path: code, value: ok}", "code: value: expected an"),
+        ("cicd-events", "type: {path: kind, map: {job: build}}", "of 'job': field 'type'"),
+        ("auth-logs", "timestamp: {path: when, value: yesterday}", "timestamp: value: "),
     ],
 )
 def test_a_mapping_constant_the_field_cannot_hold_is_a_config_error(
