@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ..events import CoercionError
+from ..events import coerce_field, coerce_int
 
 _LINE = re.compile(
     r"^(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "
@@ -33,19 +33,6 @@ def _unescape(text: str) -> str:
 
 def parse_access_log_time(text: str) -> float:
     return datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z").timestamp()
-
-
-def _bytes_sent(text: str) -> int:
-    # int() refuses more than 4,300 digits (ValueError), and no writer of an event
-    # (checkpoint, alert log) takes an integer beyond 64 bits: either is a wrong_type
-    if text == "-":
-        return 0
-    count = int(text) if len(text.lstrip("0")) <= 19 else 2**63
-    if count >= 2**63:
-        raise CoercionError(
-            "wrong_type", f"field 'bytes_sent': integer {text[:24]}... is out of range"
-        )
-    return count
 
 
 def parse_combined(line: str) -> dict[str, Any] | None:
@@ -73,7 +60,11 @@ def parse_combined(line: str) -> dict[str, Any] | None:
         "method": method,
         "endpoint": endpoint,
         "status_code": match["status"] if match["status"] != "-" else None,
-        "bytes_sent": _bytes_sent(match["bytes"]),
+        # coerce_int: beyond 64 bits (or int()'s 4,300 digits) is a wrong_type, as no writer
+        # of an event (checkpoint, alert log) takes such an integer
+        "bytes_sent": 0
+        if match["bytes"] == "-"
+        else coerce_field("bytes_sent", coerce_int, match["bytes"]),
     }
     if match["user"] != "-":
         out["remote_user"] = match["user"]

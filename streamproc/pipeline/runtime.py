@@ -126,8 +126,7 @@ def _copy_key(value: Any) -> bytes | None:
     one becomes its hash, the same value always the same partition."""
     if value is None:
         return None
-    raw = str(value).encode()
-    return raw if len(raw) <= MAX_KEY_BYTES else fit_key(raw)
+    return fit_key(str(value).encode())
 
 
 class Judge:
