@@ -35,6 +35,14 @@ def parse_access_log_time(text: str) -> float:
     return datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z").timestamp()
 
 
+def _bytes_sent(text: str) -> int:
+    if text == "-":
+        return 0
+    # 18 digits are always within 64 bits (the common case, one call); beyond, coerce_int
+    # makes it a wrong_type, as no writer of an event (checkpoint, alert log) takes it
+    return int(text) if len(text) <= 18 else coerce_field("bytes_sent", coerce_int, text)
+
+
 def parse_combined(line: str) -> dict[str, Any] | None:
     """One log line -> a dict of api-access-logs fields, or None if it is not an access log
     (CoercionError: a byte count beyond 64 bits)."""
@@ -60,11 +68,7 @@ def parse_combined(line: str) -> dict[str, Any] | None:
         "method": method,
         "endpoint": endpoint,
         "status_code": match["status"] if match["status"] != "-" else None,
-        # coerce_int: beyond 64 bits (or int()'s 4,300 digits) is a wrong_type, as no writer
-        # of an event (checkpoint, alert log) takes such an integer
-        "bytes_sent": 0
-        if match["bytes"] == "-"
-        else coerce_field("bytes_sent", coerce_int, match["bytes"]),
+        "bytes_sent": _bytes_sent(match["bytes"]),
     }
     if match["user"] != "-":
         out["remote_user"] = match["user"]
