@@ -53,6 +53,7 @@ from aiokafka.errors import (
 from ..config import KafkaConfig
 from ..ops.backoff import Backoff
 from .base import Batch
+from .kafka_records import install, light_records
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class KafkaSource:
 
     async def start(self) -> None:
         backoff = Backoff()
+        install()  # records as KafkaRecords (see kafka_records.py)
         while True:
             consumer = AIOKafkaConsumer(
                 **self.cfg.client_kwargs(),
@@ -138,6 +140,7 @@ class KafkaSource:
                 heartbeat_interval_ms=max(1000, self.cfg.session_timeout_ms // 3),
                 fetch_max_wait_ms=100,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
+                value_deserializer=light_records,
             )
             try:
                 await consumer.start()
@@ -194,7 +197,7 @@ class KafkaSource:
             return None
         # Held until commit(): a rebalance waits for this batch to be done.
         await self.batch_lock.acquire()
-        records: list[Any] = []  # ConsumerRecords, read as RawRecords
+        records: list[Any] = []  # KafkaRecords (or ConsumerRecords), read as RawRecords
         runs: list[Any] = []
         offsets: dict[TopicPartition, int] = {}
         expected = self._next
@@ -209,8 +212,8 @@ class KafkaSource:
                 if not messages:
                     continue
             expected[tp] = offsets[tp] = messages[-1].offset + 1
-            # aiokafka's ConsumerRecords already carry what a RawRecord does (value, topic,
-            # partition, offset, key): copying them cost a tenth of the consume loop
+            # KafkaRecords carry what a RawRecord does (value, topic, partition, offset,
+            # key): copying them would cost a tenth of the consume loop
             records.extend(messages)
             runs.append(messages)
         self._in_progress = set(offsets)
