@@ -520,7 +520,7 @@ async def test_mqtt_payloads_of_any_type_reach_the_decoder_as_bytes() -> None:
 
 
 @pytest.mark.parametrize("cut", ["truncated", "corrupt"])
-def test_replay_of_a_broken_gzip_input_says_so_and_exits_2(
+def test_replay_of_a_broken_gzip_input_judges_what_it_could_read_says_so_and_exits_3(
     tmp_path: Path, cut: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "c.yaml"
@@ -533,8 +533,13 @@ def test_replay_of_a_broken_gzip_input_says_so_and_exits_2(
         whole[: len(whole) // 2] if cut == "truncated" else whole[:30] + b"\xff" * 30 + whole[60:]
     )
     argv = ["replay", "-c", str(config), "--input", f"nginx={log}", "--alerts-out", "-"]
-    assert cli_main(argv) == 2
-    assert "cannot read input" in capsys.readouterr().err
+    assert cli_main(argv) == 3
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()[-1]
+    assert err.startswith(f"streamproc replay: {log}: cannot read past line ")
+    read = int(err.split("cannot read past line ")[1].split(" ")[0])
+    assert (read > 0) == (cut == "truncated")  # the corrupt bytes are in the first block
+    assert f"{read} records, {read} events judged" in captured.err  # (the summary, alerts on -)
 
 
 # -- dead letters say which field -----------------------------------------------------------
