@@ -72,6 +72,19 @@ def epoch_from_number(value: float) -> float:
     return float(value)
 
 
+def seconds_value(epoch: float) -> float | str:
+    """``epoch``, the seconds of a time a line format read (an access-log or a BSD syslog
+    time), as the record's ``timestamp``, which ``parse_timestamp`` reads back as the same
+    seconds: the number, or from ``MS_THRESHOLD`` on, where a number is read as milliseconds,
+    its ISO 8601 text. CoercionError (``bad_timestamp``) outside 1970..``MAX_EPOCH``, the
+    range of every other time."""
+    if 0 <= epoch < _MS_THRESHOLD:
+        return epoch
+    if not 0 <= epoch <= _MAX_EPOCH:
+        raise CoercionError("bad_timestamp", f"time {epoch!r} is out of range")
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
 _ISO_CACHE: dict[str, float] = {}
 
 
