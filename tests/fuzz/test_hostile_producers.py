@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from streamproc.commands.cli import main as cli_main
 from streamproc.config import MqttConfig
@@ -28,7 +28,7 @@ from streamproc.decode.mapping import FieldMapping
 from streamproc.decode.patterns import named_format
 from streamproc.events import CoercionError, Event, parse_timestamp
 from streamproc.sources.mqtt import MqttSource
-from tests.integration.test_http_ingest import Direct, mounted
+from tests.integration.test_http_ingest import Direct, served
 
 AUTH = get_contract("auth-logs")
 ACCESS = get_contract("api-access-logs")
@@ -425,7 +425,7 @@ def pipeline_records(n: int) -> list[bytes]:
 
 async def post(tmp_path: Path, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
     d = Direct(tmp_path)
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         answer = await client.post("/api/v1/events/cicd-events", data=body, headers=headers)
         return answer.status, await answer.json()
 
