@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
@@ -492,6 +493,7 @@ class Message:
         self.topic = topic
         self.mid = mid
         self.qos = 1
+        self.retain = False
 
 
 async def test_mqtt_payloads_of_any_type_reach_the_decoder_as_bytes() -> None:
@@ -613,3 +615,35 @@ def test_a_repartitioned_record_keeps_its_source_coordinates() -> None:
         {"username": "a"},
         {"topic": "auth", "partition": 3, "offset": 4},
     )
+
+
+async def test_a_retained_copy_is_judged_once_unless_its_topic_moved_on() -> None:
+    """What a broker sends again on a new subscription (retain flag set): skipped when it is
+    the last payload judged on its topic, judged when the topic has a new one, acked both
+    ways; messages sent live are judged however alike."""
+    source = MqttSource(MqttConfig(protocol="3.1.1"), ["streamproc/#"], linger=0)
+
+    def message(payload: bytes, retain: bool, mid: int, topic: str = "d/1") -> aiomqtt.Message:
+        return aiomqtt.Message(topic, payload, 1, retain, mid, None)
+
+    sent = [
+        message(b"a", True, 1),  # on the first subscription: never judged yet
+        message(b"b", False, 2),  # live, published retained: b is now the retained one
+        message(b"b", False, 3),  # the same payload again, live: a message of its own
+        message(b"b", True, 4),  # sent again on a new subscription: judged already
+        message(b"b", True, 5, "d/2"),  # another topic's
+        message(b"c", True, 6),  # changed while the source was away: new
+    ]
+    for m in sent:
+        source._queue.put_nowait(m)
+    batch = await asyncio.wait_for(source.next_batch(), 5)
+    assert batch is not None
+    assert [(r.topic, r.value, r.offset) for r in batch.records] == [
+        ("d/1", b"a", 1),
+        ("d/1", b"b", 2),
+        ("d/1", b"b", 3),
+        ("d/2", b"b", 5),
+        ("d/1", b"c", 6),
+    ]
+    assert [mid for mid, _ in batch.ack] == [1, 2, 3, 4, 5, 6]
+    assert source.retained_repeats == 1
