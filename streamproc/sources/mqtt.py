@@ -277,9 +277,9 @@ class MqttSource:
                 # sent again because the source subscribed again: acked, not judged twice
                 self.retained_repeats += 1
                 continue
-            if topic not in last and len(last) >= MAX_TOPICS_REMEMBERED:
-                del last[next(iter(last))]  # the topic remembered longest ago
             last[topic] = digest
+            if len(last) > MAX_TOPICS_REMEMBERED:
+                del last[next(iter(last))]  # the topic remembered longest ago
             if topic.startswith(STATUS_PREFIX):
                 # An agent's status or Last Will: fixed at connect time, so it carries no
                 # usable event time; it becomes a host-metrics record stamped on receipt.
