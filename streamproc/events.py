@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import compress, repeat
 from operator import add, is_, itemgetter
 from typing import Any, final
@@ -49,7 +49,11 @@ _MS_THRESHOLD = 1e11
 _US_THRESHOLD = 1e14
 _NS_THRESHOLD = 1e17
 _MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z
-MAX_EPOCH = _MAX_EPOCH  # the latest time a timestamp may say
+MAX_EPOCH = _MAX_EPOCH  # the latest time a timestamp may say, to the fraction of a second
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# the range as exact distances from 1970 (a float of MAX_EPOCH + 1 us is MAX_EPOCH itself)
+_LATEST = timedelta(seconds=_MAX_EPOCH)
+_NO_TIME = timedelta(0)
 MS_THRESHOLD = _MS_THRESHOLD  # a number of seconds this large is read as milliseconds
 
 
@@ -66,6 +70,19 @@ def epoch_from_number(value: float) -> float:
     if value < 0 or value > _MAX_EPOCH:
         raise CoercionError("bad_timestamp", f"timestamp {value!r} is out of range")
     return float(value)
+
+
+def seconds_value(epoch: float) -> float | str:
+    """``epoch``, the seconds of a time a line format read (an access-log or a BSD syslog
+    time), as the record's ``timestamp``, which ``parse_timestamp`` reads back as the same
+    seconds: the number, or from ``MS_THRESHOLD`` on, where a number is read as milliseconds,
+    its ISO 8601 text. CoercionError (``bad_timestamp``) outside 1970..``MAX_EPOCH``, the
+    range of every other time."""
+    if 0 <= epoch < _MS_THRESHOLD:
+        return epoch
+    if not 0 <= epoch <= _MAX_EPOCH:
+        raise CoercionError("bad_timestamp", f"time {epoch!r} is out of range")
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 _ISO_CACHE: dict[str, float] = {}
@@ -117,7 +134,13 @@ def parse_timestamp(value: Any) -> float:
                     frac = float(rest[:end])
                 rest = rest[end:]
             if frac:
-                return parse_timestamp(value[:19] + rest) + frac
+                whole = parse_timestamp(value[:19] + rest)
+                # whole seconds are in range; with a fraction, the last of them is not
+                if whole + frac > _MAX_EPOCH or whole == _MAX_EPOCH:
+                    raise CoercionError(
+                        "bad_timestamp", f"timestamp {value[:64]!r} is out of range"
+                    )
+                return whole + frac
         return _whole_seconds(value)
     if isinstance(value, bool):
         raise CoercionError("bad_timestamp", "timestamp is a boolean")
@@ -217,7 +240,7 @@ def _learn_utc_minutes(prefixes: set[str]) -> None:
         if prefix[4] != "-" or prefix[13] != ":":
             continue
         minute = _iso_epoch(prefix + ":00Z")
-        if minute is not None and 0 <= minute <= _MAX_EPOCH - 59:
+        if minute is not None and 0 <= minute < _LAST_MINUTE:
             _UTC_MINUTES[prefix] = minute
 
 
@@ -239,9 +262,11 @@ _MINUTE_CACHE: dict[str, float | None] = {}
 # minutes kept by each cache (about three days of a live stream's minutes)
 _MINUTES_KEPT = 4096
 # "YYYY-MM-DDTHH:MM" -> epoch of that minute in UTC, for the "...:SSZ" shortcut in
-# parse_timestamp. Only minutes whose every second is in range are kept there, so the
-# shortcut needs no range check.
+# parse_timestamp and parse_timestamps' column sums. Only minutes whose every second, with
+# any fraction, is in range are kept there, so neither needs a range check: not the last
+# minute, whose last second plus a fraction is past MAX_EPOCH.
 _UTC_MINUTES: dict[str, float] = {}
+_LAST_MINUTE = _MAX_EPOCH - 59
 _MISSING: Any = object()
 
 
@@ -264,7 +289,7 @@ def _whole_seconds(value: str) -> float:
                 minute = _MINUTE_CACHE[key] = _iso_epoch(value[:17] + "00" + value[19:])
                 if (
                     minute is not None
-                    and 0 <= minute <= _MAX_EPOCH - 59
+                    and 0 <= minute < _LAST_MINUTE
                     and len(value) == 20
                     and value[19] == "Z"
                 ):
@@ -326,9 +351,11 @@ def _parse_text(value: str) -> float:
             ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    epoch = dt.timestamp()
-    if not (0 <= epoch <= _MAX_EPOCH):
+    # (what dt.timestamp() computes, compared before it is rounded to a float)
+    since = dt - _UNIX_EPOCH
+    if not (_NO_TIME <= since <= _LATEST):
         raise CoercionError("bad_timestamp", f"timestamp {value[:64]!r} is out of range")
+    epoch = since.total_seconds()
     # Busy streams repeat the same string many times (access-log and RFC 2822 times are
     # slow to parse): remember recent strings.
     if len(_ISO_CACHE) >= 4096:

@@ -6,7 +6,8 @@ Where an event goes::
         |               each file is one partition
         v
     decode every line (JSONL, access-log lines for ``format: combined``, lines by pattern
-        |   for ``regex``, ``sshd`` and ``syslog``; .gz is fine),
+        |   for ``regex``, ``sshd`` and ``syslog``; .gz is fine; a file that cannot be read to
+        |   its end stops at its last whole line, named in ``ReplayResult.unread``, exit 3),
         |   BATCH lines at a time, by the same call as the live runtime (decode/batch.py)
         |-- undecodable -> dead letters (reason from the decoder, offset = line number)
         v
@@ -52,6 +53,7 @@ from ..pipeline.runtime import Judge, TaskId
 from ..storage.files import open_private
 
 BATCH = 4096  # events per engine call: large enough to amortise, small enough for memory
+_CHUNK = 1 << 16  # bytes read from a file at a time
 
 
 class UsageError(StreamprocError):
@@ -70,6 +72,26 @@ class ReplayInput:
 
 
 @dataclass(slots=True)
+class ReadError:
+    """An input read only in part: its lines up to ``lines`` were judged, nothing after."""
+
+    name: str
+    lines: int  # whole lines read (blank ones included: the next line number is lines + 1)
+    size: int  # their bytes, after decompression for a .gz
+    cut: int  # bytes of a line the error cut short, not judged
+    reason: str
+
+    def __str__(self) -> str:
+        judged = f"lines 1-{self.lines} were judged" if self.lines else "nothing in it was judged"
+        cut = f", {self.cut} bytes of line {self.lines + 1} were not" if self.cut else ""
+        return (
+            f"{self.name}: cannot read past line {self.lines} ({self.size} bytes"
+            f"{' decompressed' if self.name.endswith('.gz') else ''}): {self.reason}; "
+            f"{judged}{cut}"
+        )
+
+
+@dataclass(slots=True)
 class ReplayResult:
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -77,6 +99,7 @@ class ReplayResult:
     events: int = 0  # decoded and accepted by an engine
     late: int = 0
     engines: dict[str, DetectorEngine] = field(default_factory=dict)
+    unread: list[ReadError] = field(default_factory=list)  # inputs read only in part
 
     def by_kind(self) -> dict[str, Counter[str]]:
         out: dict[str, Counter[str]] = {}
@@ -128,8 +151,10 @@ def binding_for(config: Config, topic: str) -> Binding:
 # -- the replay -----------------------------------------------------------------------------
 
 
-def _lines(inp: ReplayInput) -> Iterator[tuple[int, bytes]]:
-    """(line number, record bytes) for every non-blank line."""
+def _lines(inp: ReplayInput, unread: list[ReadError]) -> Iterator[tuple[int, bytes]]:
+    """(line number, record bytes) for every non-blank line. A file that cannot be read to
+    its end (a .gz copied while it was written, a corrupt one, an I/O error) ends at its last
+    whole line, and ``unread`` says where and why, so the lines before it are still judged."""
     if inp.lines is not None:
         for number, raw in enumerate(inp.lines, 1):
             if raw.strip():
@@ -138,9 +163,40 @@ def _lines(inp: ReplayInput) -> Iterator[tuple[int, bytes]]:
     assert inp.path is not None
     opener: Any = gzip.open if inp.path.suffix == ".gz" else open
     with opener(inp.path, "rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            if raw.strip():
-                yield number, raw.rstrip(b"\r\n")
+        number = done = 0  # whole lines and their bytes (decompressed) read so far
+        pending: list[bytes] = []  # a line that spans chunks, joined once it ends
+        while True:
+            try:
+                # read1 is one step of the decompressor: the error comes on the call after
+                # the last bytes it could decompress, with none of them held back
+                chunk = fh.read1(_CHUNK)
+            except (OSError, EOFError, zlib.error) as exc:
+                cut = sum(map(len, pending))
+                unread.append(
+                    ReadError(inp.name, number, done, cut, str(exc) or type(exc).__name__)
+                )
+                return
+            if not chunk:
+                break
+            if b"\n" not in chunk:
+                pending.append(chunk)
+                continue
+            if pending:
+                pending.append(chunk)
+                chunk = b"".join(pending)
+                pending.clear()
+            lines = chunk.split(b"\n")
+            last = lines.pop()
+            if last:
+                pending.append(last)
+            for raw in lines:
+                number += 1
+                done += len(raw) + 1
+                if raw.strip():
+                    yield number, raw.rstrip(b"\r")
+        raw = b"".join(pending)
+        if raw.strip():  # a last line without its newline
+            yield number + 1, raw.rstrip(b"\r")
 
 
 def _at(name: str, dl: DeadLetter) -> DeadLetter:
@@ -156,7 +212,7 @@ def _decoded(
     runtime makes (``BatchDecoder.decode_batch``). A dead letter is recorded when the merge
     reads past its line, as if lines were decoded one by one."""
     dead = result.dead_letters
-    lines = _lines(inp)
+    lines = _lines(inp, result.unread)
     while True:
         chunk = list(islice(lines, BATCH))
         if not chunk:
@@ -266,8 +322,7 @@ def main(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"streamproc replay: {exc}", file=sys.stderr)
         return 2
-    # EOFError and zlib.error: a .gz input cut short (rotated while written) or corrupt
-    except (OSError, EOFError, zlib.error) as exc:
+    except OSError as exc:  # an input that cannot be opened; read errors are in result.unread
         print(f"streamproc replay: cannot read input: {exc}", file=sys.stderr)
         return 2
 
@@ -291,6 +346,7 @@ def main(args: argparse.Namespace) -> int:
                 )
     except OSError as exc:
         print(f"streamproc replay: cannot write output: {exc}", file=sys.stderr)
+        _print_unread(result)
         return 1
     print_summary(
         result,
@@ -298,7 +354,14 @@ def main(args: argparse.Namespace) -> int:
         alerts_out=args.alerts_out,
         dead_letters_out=dl_path,
     )
-    return 0
+    # last, so that it is what a terminal shows; exit 3 tells a script the output is short
+    return 3 if _print_unread(result) else 0
+
+
+def _print_unread(result: ReplayResult) -> bool:
+    for error in result.unread:
+        print(f"streamproc replay: {error}", file=sys.stderr)
+    return bool(result.unread)
 
 
 def print_summary(

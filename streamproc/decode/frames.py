@@ -39,8 +39,9 @@ takes differently:
   in magnitude (orjson reads an integer beyond 64 bits as a float or not at all);
 - the timestamp not written ``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS.fffZ`` with 1
   to 9 fraction digits (what nearly every producer writes; the rows of each width are read
-  together), or not a real time (it reads back as written) from 1970 on. Other forms are
-  correct, just not read here.
+  together), or not a real time (it reads back as written) from 1970 on and up to
+  ``MAX_EPOCH`` (a fraction of its last second is past it). Other forms are correct, just
+  not read here.
 
 A column is a list of the decoder's values (None where a record has none, as ``dict.get``
 reads it), built on first use. The detectors' column prefilters read columns; the engine
@@ -66,6 +67,7 @@ import msgspec
 import orjson
 
 from ..contracts import Contract
+from ..events import MAX_EPOCH
 
 if TYPE_CHECKING:
     import numpy as np
@@ -410,6 +412,8 @@ def times_of(b: np.ndarray[Any, Any]) -> Any:
             return None
         epoch = (seconds + days * 86400).astype(np.float64)
     if places > 0:
+        if epoch.max() >= MAX_EPOCH:
+            return None  # a fraction of the last second in range is past it (parse_timestamp)
         # (".000Z" too: parse_timestamp reads it as the whole seconds, the same float)
         scale = 10 ** np.arange(places - 1, -1, -1, dtype=np.int64)
         epoch += (d[:, 14:] @ scale).astype(np.float64) / float(10**places)

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import regex
 
-from ..events import coerce_field, coerce_int
+from ..events import CoercionError, coerce_field, coerce_int, seconds_value
 
 # The standard regex parser (re._parser since 3.11; sre_parse, its old name, warns that it
 # is deprecated). Imported by name: typeshed describes `re` as a module, without _parser.
@@ -143,7 +143,7 @@ class SyslogClock:
     timezone: str = "UTC"
     now: Callable[[], float] = time.time
 
-    def epoch(self, month: str, day: str, clock: str) -> float:
+    def epoch(self, month: str, day: str, clock: str) -> float | str:
         mon = _MONTHS.get(month)
         if mon is None:
             raise LineError(f"month {month!r} is not Jan..Dec")
@@ -156,10 +156,15 @@ class SyslogClock:
                 year = today.year - 1 if mon > today.month else today.year
             if zone is None:
                 datetime(year, mon, int(day), hour, minute, second)  # Feb 30 is no Mar 2
-                return float(calendar.timegm((year, mon, int(day), hour, minute, second)))
-            return datetime(year, mon, int(day), hour, minute, second, tzinfo=zone).timestamp()
+                epoch = float(calendar.timegm((year, mon, int(day), hour, minute, second)))
+            else:
+                epoch = datetime(year, mon, int(day), hour, minute, second, tzinfo=zone).timestamp()
         except ValueError as exc:
             raise LineError(f"{month} {day} {clock} is not a date: {exc}") from None
+        try:
+            return seconds_value(epoch)
+        except CoercionError:
+            raise LineError(f"{month} {day} {clock} of {year} is out of range") from None
 
 
 class LineFormat:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from ..contracts import Contract
-from ..events import MS_THRESHOLD, CoercionError, Event, parse_timestamp
+from ..events import CoercionError, Event, parse_timestamp, seconds_value
 from .combined import parse_access_log_time, parse_combined
 from .deadletter import DeadLetter
 from .fields import Reject as _Reject
@@ -322,9 +322,10 @@ class RecordDecoder:
                 "bad_timestamp",
                 f"access-log time {time_local[:40]!r} is not dd/Mon/yyyy:HH:MM:SS +zzzz",
             ) from None
-        if epoch >= MS_THRESHOLD:
-            # as a number, parse_timestamp would read it as milliseconds: the year 9999
-            # would become 1978
-            raise _Reject("bad_timestamp", f"access-log time {time_local[:40]!r} is out of range")
-        record["timestamp"] = epoch
+        try:
+            record["timestamp"] = seconds_value(epoch)
+        except CoercionError:
+            raise _Reject(
+                "bad_timestamp", f"access-log time {time_local[:40]!r} is out of range"
+            ) from None
         return record

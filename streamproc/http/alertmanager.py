@@ -46,6 +46,7 @@ from ..notify.inhibit import inhibited_by
 from ..notify.silences import match_labels
 from . import am_shapes
 from .am_shapes import BadMatcher
+from .encoding import BodyError, decode_body
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -256,6 +257,13 @@ class AlertmanagerAPI:
 
     async def post_silences(self, request: web.Request) -> web.Response:
         raw = await request.read()  # over the body limit: 413 here
+        try:
+            # (the listener's server leaves Content-Encoding to its handlers)
+            limit = self.config.api.max_body_bytes
+            raw = decode_body(raw, request.headers.get("Content-Encoding", ""), limit)
+        except BodyError as exc:
+            status = {"too_large": 413, "unsupported_encoding": 415}.get(exc.reason, 400)
+            return _bad(str(exc), status)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -15,6 +15,10 @@ Routes are fixed once the listener starts (aiohttp freezes the router): mount ev
 before ``start()``. A handler that needs the runtime, which starts after the listener (so a
 port in use fails the start before anything else runs), answers 503 until it is there.
 
+Bodies reach handlers as sent: the server decodes no Content-Encoding (http/encoding.py
+says why); a handler that reads a body decodes it there, so that a body of an encoding
+refused is refused by the handler, counted and answered 415, never by aiohttp unseen.
+
 Token: compared in constant time (``hmac.compare_digest``); a 401 names the header to send
 and never echoes what was sent. Health paths answer without one, so a load balancer or a
 kubelet probe needs no secret.
@@ -30,6 +34,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
+
+from .encoding import SERVER_OPTIONS
 
 log = logging.getLogger("streamproc.http")
 
@@ -144,7 +150,7 @@ class Listener:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, **SERVER_OPTIONS)
         await runner.setup()
         site = web.TCPSite(
             runner, self.host, self.port, ssl_context=self.ssl_context, reuse_address=True

@@ -172,7 +172,7 @@ class Metrics:
         self.ingest_refused = Counter(
             "streamproc_ingest_refused",
             "HTTP ingest requests refused whole, by endpoint and "
-            "reason (unauthorized, rate_limited, too_large, "
+            "reason (unauthorized, rate_limited, too_large, unsupported_encoding, "
             "unknown_binding, not_configured, bad_request, empty, "
             "unavailable)",
             ["endpoint", "reason"],

@@ -21,7 +21,8 @@ Where a record goes, and what the 2xx promises:
 Answers (JSON bodies): 200 every record accepted; 207 some rejected, with ``errors`` listing
 ``{index, reason, detail}`` for each (index: the record's position in the request, from 0);
 400 none accepted (same body), or no record at all; 404 unknown binding (the known ones are
-listed); 413 over ``ingest.max_body_bytes``; 429 over the client's rate (``Retry-After``);
+listed); 413 over ``ingest.max_body_bytes``; 415 a Content-Encoding other than gzip or
+deflate; 429 over the client's rate (``Retry-After``);
 503 the broker did not acknowledge in time (nothing is promised: send again).
 
 The request is split into records by Content-Type: ``application/x-ndjson`` (or jsonl, or a
@@ -29,7 +30,9 @@ text/* type, or a binding that reads lines: one record a line, blank lines skipp
 ``application/json`` (an array: one record per element; anything else: one record), and
 otherwise sniffed (``[`` starts an array; a body that is not one JSON document but has
 several lines is NDJSON). A gzip or deflate body (``Content-Encoding``) is decoded first, and
-the body limit applies to what it decodes to.
+the body limit applies to what it decodes to; a body of any other encoding (br, zstd, ...) is
+refused, 415 (http/encoding.py). Every body refused whole is counted
+(``streamproc_ingest_refused_total``) and logged at a bounded rate.
 
 Webhooks (see sources/webhooks.py): the provider's signature or token is checked first
 (401, counted, when it is missing or wrong), then the payload is mapped onto a cicd-events
@@ -60,6 +63,15 @@ from aiokafka.errors import KafkaError
 
 from ..config import Binding
 from ..decode import DeadLetter, RawRecord
+from ..http.encoding import (
+    SUPPORTED,
+    BadEncoding,
+    BodyError,
+    TooLarge,
+    UnsupportedEncoding,
+    encoding_of,
+    read_decoded,
+)
 from ..ops.logs import RateLimitedLog
 from ..pipeline.batches import MAX_KEY_BYTES, fit_key
 from . import webhooks
@@ -388,35 +400,37 @@ class Ingest:
 
     async def _body(self, request: web.Request, endpoint: str) -> bytes | web.Response:
         limit = self.settings.max_body_bytes
-        too_large = {
-            "error": f"the body is over the {limit} bytes one request may carry",
-            "max_body_bytes": limit,
-        }
-        length = request.content_length
-        if length is not None and length > limit:
-            return self._refuse(endpoint, "too_large", 413, too_large)
-        # aiohttp decodes a gzip or deflate body as it reads it: Content-Length is then the
-        # encoded size, not what the stream yields, so such a body is read to its end and the
-        # limit applies to what it decodes to (a small body may decode to gigabytes)
-        encoding = request.headers.get("Content-Encoding", "").strip().lower()
-        if length is not None and encoding in ("", "identity"):
-            return await request.content.readexactly(length) if length else b""
-        chunks: list[bytes] = []  # chunked or encoded: counted while read
-        size = 0
+        header = request.headers.get("Content-Encoding", "")
         try:
-            async for chunk in request.content.iter_chunked(64 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    return self._refuse(endpoint, "too_large", 413, too_large)
-                chunks.append(chunk)
-        except web.RequestPayloadError:
-            return self._refuse(
-                endpoint,
-                "bad_request",
-                400,
-                {"error": f"the body is not valid {encoding[:40]} (its Content-Encoding)"},
-            )
-        return b"".join(chunks)
+            length = request.content_length
+            if length is not None and length > limit:
+                raise TooLarge(f"the body is over the {limit} bytes one request may carry")
+            if length is not None and not encoding_of(header):
+                return await request.content.readexactly(length) if length else b""
+            # chunked or encoded: counted while read, the limit on what it decodes to
+            return await read_decoded(request.content.iter_chunked(64 * 1024), header, limit)
+        except BodyError as exc:
+            error = exc
+        except web.RequestPayloadError as exc:  # the framing (chunked) is broken
+            error = BadEncoding(f"the body could not be read: {exc}")
+        body: dict[str, Any] = {"error": str(error)}
+        headers = None
+        status = 400
+        if isinstance(error, TooLarge):
+            status, body["max_body_bytes"] = 413, limit
+        elif isinstance(error, UnsupportedEncoding):
+            status, body["supported"] = 415, list(SUPPORTED)
+            headers = {"Accept-Encoding": ", ".join(SUPPORTED)}  # RFC 9110, 15.5.16
+        # one key per reason: the log's memory stays bounded however many clients send
+        self.bounded.warning(
+            ("body", error.reason),
+            "ingest: %s body from %s refused (%d): %s",
+            endpoint,
+            request.remote,
+            status,
+            body["error"],
+        )
+        return self._refuse(endpoint, error.reason, status, body, headers)
 
     async def _send(
         self, binding: Binding, endpoint: str, values: list[bytes]
@@ -599,7 +613,9 @@ def _outcome(accepted: int, rejected: list[Rejection]) -> web.Response:
 
 
 def ingest_app(ingest: Ingest) -> web.Application:
-    """The endpoints as an aiohttp application, to mount at ``API_PREFIX`` (/api/v1)."""
+    """The endpoints as an aiohttp application, to mount at ``API_PREFIX`` (/api/v1) of a
+    server that decodes no body itself (``http.encoding.SERVER_OPTIONS``, as the listener's
+    is): the endpoints decode gzip and deflate bodies, and refuse others, themselves."""
     app = web.Application()
     app.router.add_post("/events/{binding}", ingest.events)
     app.router.add_post(WEBHOOKS_PATH + "/{provider}", ingest.webhook)

@@ -14,6 +14,18 @@ stable client id, so:
 
 With QoS 0 nothing is acked and nothing is re-delivered: the broker's fire-and-forget.
 
+Retained messages: a broker sends each matching topic's retained message to every new
+subscription, and the source subscribes again on every reconnect. Judged again, each copy
+would count twice (four retained failed logins, after one reconnect, a brute force of
+eight). So a copy is judged once:
+
+- MQTT 5 subscribes with retain handling 1: retained messages are sent only when the
+  subscription is new, not when a persistent session resumes (a restart included);
+- whatever the protocol, a message the broker flags as retained whose payload is the last
+  one judged on its topic is acknowledged and not judged again (the last payload of the
+  ``MAX_TOPICS_REMEMBERED`` most recent topics is remembered, by hash). A retained message
+  that changed while the source was away is new, and judged.
+
 Shared subscriptions (``$share/<group>/<filter>``, MQTT 5 and Mosquitto's 3.1.1 extension)
 split the messages of a filter across every client of the group: that is how MQTT load is
 spread over several workers. Each worker needs its own client id then (``-<n>`` is appended).
@@ -32,6 +44,7 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config import MqttConfig
 from ..decode import RawRecord
@@ -42,6 +55,8 @@ from .base import STATUS_PREFIX, Batch
 log = logging.getLogger(__name__)
 
 STATUS_FILTER = STATUS_PREFIX + "+"
+# topics whose last payload is remembered, to know a retained copy already judged
+MAX_TOPICS_REMEMBERED = 100_000
 
 
 def tls_context(tls: dict[str, Any] | None) -> ssl.SSLContext | None:
@@ -123,6 +138,8 @@ class MqttSource:
         self._stopping = False
         self.connected = asyncio.Event()
         self.received = 0
+        self.retained_repeats = 0  # retained copies already judged, not judged again
+        self._last: dict[str, int] = {}  # topic -> hash of the last payload judged on it
         self.fatal: BaseException | None = None
 
     def subscription_filters(self) -> list[str]:
@@ -155,7 +172,14 @@ class MqttSource:
                 async with client:
                     self._client = client
                     for f in self.subscription_filters():
-                        await client.subscribe(f, qos=self.qos)
+                        if self.cfg.protocol == "5":
+                            options = SubscribeOptions(
+                                qos=self.qos,
+                                retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB,
+                            )
+                            await client.subscribe(f, options=options)
+                        else:
+                            await client.subscribe(f, qos=self.qos)
                     log.info(
                         "MQTT connected to %s:%d as %r, subscribed to %s",
                         self.cfg.host,
@@ -236,25 +260,34 @@ class MqttSource:
                 self._wanted = 0
             self._take(messages)
         records = []
+        last = self._last
         for m in messages:
             payload = m.payload
             topic = str(m.topic)
+            if isinstance(payload, str):
+                payload = payload.encode()
+            elif payload is None:
+                payload = b""
+            elif isinstance(payload, bytearray):
+                payload = bytes(payload)
+            elif not isinstance(payload, bytes):
+                payload = str(payload).encode()
+            digest = hash(payload)
+            if m.retain and last.get(topic) == digest:
+                # sent again because the source subscribed again: acked, not judged twice
+                self.retained_repeats += 1
+                continue
+            last[topic] = digest
+            if len(last) > MAX_TOPICS_REMEMBERED:
+                del last[next(iter(last))]  # the topic remembered longest ago
             if topic.startswith(STATUS_PREFIX):
                 # An agent's status or Last Will: fixed at connect time, so it carries no
                 # usable event time; it becomes a host-metrics record stamped on receipt.
                 from ..commands.agent import status_record
 
-                record = status_record(
-                    payload if isinstance(payload, bytes) else str(payload).encode(), time.time()
-                )
+                record = status_record(payload, time.time())
                 payload = orjson.dumps(record) if record is not None else payload
-            if isinstance(payload, str):
-                payload = payload.encode()
-            elif payload is None:
-                payload = b""
-            elif not isinstance(payload, bytes | bytearray):
-                payload = str(payload).encode()
-            records.append(RawRecord(bytes(payload), topic, 0, m.mid, None))
+            records.append(RawRecord(payload, topic, 0, m.mid, None))
         self.received += len(records)
         return Batch(records, [(m.mid, m.qos) for m in messages], time.time())
 

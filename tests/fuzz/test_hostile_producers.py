@@ -15,9 +15,10 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from streamproc.commands.cli import main as cli_main
 from streamproc.config import MqttConfig
@@ -28,7 +29,7 @@ from streamproc.decode.mapping import FieldMapping
 from streamproc.decode.patterns import named_format
 from streamproc.events import CoercionError, Event, parse_timestamp
 from streamproc.sources.mqtt import MqttSource
-from tests.integration.test_http_ingest import Direct, mounted
+from tests.integration.test_http_ingest import Direct, served
 
 AUTH = get_contract("auth-logs")
 ACCESS = get_contract("api-access-logs")
@@ -173,9 +174,10 @@ def combined(line: str | bytes) -> Event | DeadLetter:
         (LINE.replace(" 200 5 ", " 200 9223372036854775808 "), "wrong_type"),
         # more digits than int() reads (4,300): a ValueError that stopped the worker
         (LINE.replace(" 200 5 ", f" 200 {'9' * 5000} "), "wrong_type"),
-        # years 5138 on were read as milliseconds (9999 became 1978)
-        (LINE.replace("2026", "9999"), "bad_timestamp"),
-        (LINE.replace("2026", "5200"), "bad_timestamp"),
+        # outside the range of every time: 1970 to 9999-12-31T23:59:59Z (years 5138 on, once
+        # read as milliseconds, are read as written: test_decode_batch.py)
+        (LINE.replace("10/Oct/2026:13:55:36 +0000", "31/Dec/9999:23:59:59 -0100"), "bad_timestamp"),
+        (LINE.replace("2026", "1969"), "bad_timestamp"),
     ],
 )
 def test_access_log_records_that_were_lost_or_misread_are_dead_lettered(
@@ -424,7 +426,7 @@ def pipeline_records(n: int) -> list[bytes]:
 
 async def post(tmp_path: Path, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
     d = Direct(tmp_path)
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         answer = await client.post("/api/v1/events/cicd-events", data=body, headers=headers)
         return answer.status, await answer.json()
 
@@ -491,6 +493,7 @@ class Message:
         self.topic = topic
         self.mid = mid
         self.qos = 1
+        self.retain = False
 
 
 async def test_mqtt_payloads_of_any_type_reach_the_decoder_as_bytes() -> None:
@@ -520,7 +523,7 @@ async def test_mqtt_payloads_of_any_type_reach_the_decoder_as_bytes() -> None:
 
 
 @pytest.mark.parametrize("cut", ["truncated", "corrupt"])
-def test_replay_of_a_broken_gzip_input_says_so_and_exits_2(
+def test_replay_of_a_broken_gzip_input_judges_what_it_could_read_says_so_and_exits_3(
     tmp_path: Path, cut: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "c.yaml"
@@ -533,8 +536,13 @@ def test_replay_of_a_broken_gzip_input_says_so_and_exits_2(
         whole[: len(whole) // 2] if cut == "truncated" else whole[:30] + b"\xff" * 30 + whole[60:]
     )
     argv = ["replay", "-c", str(config), "--input", f"nginx={log}", "--alerts-out", "-"]
-    assert cli_main(argv) == 2
-    assert "cannot read input" in capsys.readouterr().err
+    assert cli_main(argv) == 3
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()[-1]
+    assert err.startswith(f"streamproc replay: {log}: cannot read past line ")
+    read = int(err.split("cannot read past line ")[1].split(" ")[0])
+    assert (read > 0) == (cut == "truncated")  # the corrupt bytes are in the first block
+    assert f"{read} records, {read} events judged" in captured.err  # (the summary, alerts on -)
 
 
 # -- dead letters say which field -----------------------------------------------------------
@@ -607,3 +615,35 @@ def test_a_repartitioned_record_keeps_its_source_coordinates() -> None:
         {"username": "a"},
         {"topic": "auth", "partition": 3, "offset": 4},
     )
+
+
+async def test_a_retained_copy_is_judged_once_unless_its_topic_moved_on() -> None:
+    """What a broker sends again on a new subscription (retain flag set): skipped when it is
+    the last payload judged on its topic, judged when the topic has a new one, acked both
+    ways; messages sent live are judged however alike."""
+    source = MqttSource(MqttConfig(protocol="3.1.1"), ["streamproc/#"], linger=0)
+
+    def message(payload: bytes, retain: bool, mid: int, topic: str = "d/1") -> aiomqtt.Message:
+        return aiomqtt.Message(topic, payload, 1, retain, mid, None)
+
+    sent = [
+        message(b"a", True, 1),  # on the first subscription: never judged yet
+        message(b"b", False, 2),  # live, published retained: b is now the retained one
+        message(b"b", False, 3),  # the same payload again, live: a message of its own
+        message(b"b", True, 4),  # sent again on a new subscription: judged already
+        message(b"b", True, 5, "d/2"),  # another topic's
+        message(b"c", True, 6),  # changed while the source was away: new
+    ]
+    for m in sent:
+        source._queue.put_nowait(m)
+    batch = await asyncio.wait_for(source.next_batch(), 5)
+    assert batch is not None
+    assert [(r.topic, r.value, r.offset) for r in batch.records] == [
+        ("d/1", b"a", 1),
+        ("d/1", b"b", 2),
+        ("d/1", b"b", 3),
+        ("d/2", b"b", 5),
+        ("d/1", b"c", 6),
+    ]
+    assert [mid for mid, _ in batch.ack] == [1, 2, 3, 4, 5, 6]
+    assert source.retained_repeats == 1

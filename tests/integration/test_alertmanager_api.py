@@ -4,6 +4,7 @@ over plain HTTP, against a running demo (embedded broker, sample streams) with a
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -213,6 +214,15 @@ def test_bad_input_gets_alertmanagers_answers(demo: Demo) -> None:
     assert status == 400 and "start time must be before end time" in body
     status, body = call("POST", silences, b"[" + b" " * 5000 + b"]")
     assert status == 413
+    # a body is read by its Content-Encoding: gzip decoded, one it cannot decode named
+    no_matchers = json.dumps(
+        {"matchers": [], "startsAt": "2030-01-01T00:00:00Z", "endsAt": "2030-01-01T01:00:00Z"}
+    ).encode()
+    gzipped = {"Content-Encoding": "gzip"}
+    status, body = call("POST", silences, gzip.compress(no_matchers), headers=gzipped)
+    assert status == 400 and "at least one matcher" in body
+    status, body = call("POST", silences, no_matchers, headers={"Content-Encoding": "br"})
+    assert status == 415 and "'br' is not supported" in body
     assert call("GET", demo.url + "/api/v2/silence/0123456789ab")[0] == 404
     assert call("DELETE", demo.url + "/api/v2/silence/0123456789ab")[0] == 404
     # nothing reaches the detectors through this API

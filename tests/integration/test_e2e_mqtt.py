@@ -119,3 +119,80 @@ async def test_mqtt_source_reports_an_unreachable_broker_clearly(tmp_path) -> No
     with pytest.raises(SourceError, match="cannot reach MQTT broker"):
         await asyncio.wait_for(source.start(), 20)
     await source.stop()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_retained_messages_are_judged_once_however_often_the_source_reconnects(
+    mosquitto, receiver, tmp_path, caplog, protocol
+) -> None:
+    """A broker sends a topic's retained message to every new subscription, and the source
+    subscribes again on each reconnect: four retained failed logins, judged again after a
+    reconnect, would be eight, a brute force that never happened."""
+    import logging
+    import time
+
+    from streamproc.sources.mqtt import MqttSource, make_client
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    client_id = f"sp-{prefix}"
+    config = parse_config_text(
+        _config(mosquitto, prefix, client_id, receiver.url("json"), tmp_path, protocol)
+    )
+    now = time.time()
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+        for i in range(4):  # each device's last message, kept by the broker
+            failure = {
+                "timestamp": now - 60 + i,
+                "username": "bob",
+                "ip_address": "198.51.100.9",
+                "success": False,
+            }
+            await client.publish(f"{prefix}/auth/d{i}", orjson.dumps(failure), qos=1, retain=True)
+
+    def connections() -> int:
+        return sum(r.getMessage().startswith("MQTT connected") for r in caplog.records)
+
+    runtime = Runtime(config)
+    with caplog.at_level(logging.INFO, "streamproc.sources.mqtt"):
+        await runtime.start()
+        try:
+            await wait_until(lambda: runtime.stats.records_in >= 4, 30, "the retained four")
+            # another client takes the session over: the broker drops the source's connection,
+            # the source reconnects and subscribes again, its session still there
+            async with make_client(config.mqtt, client_id=client_id, persistent=True):
+                pass
+            await wait_until(lambda: connections() >= 2, 30, "the source to reconnect")
+            # a message after the reconnect: once it is judged, so is what came before it
+            success = {
+                "timestamp": now,
+                "username": "ann",
+                "ip_address": "10.0.0.1",
+                "success": True,
+            }
+            await _publish(mosquitto, f"{prefix}/auth/d9", [orjson.dumps(success)])
+            await wait_until(
+                lambda: runtime.stats.records_in >= 5, 30, "the message after the reconnect"
+            )
+            await asyncio.sleep(0.5)
+        finally:
+            await runtime.stop()
+    assert runtime.stats.records_in == 5
+    assert runtime.stats.alerts_by_kind.get("brute_force") is None
+    assert receiver.accepted == []
+    if protocol == "3.1.1":
+        # the broker sent the four again, and the source knew them for payloads it had
+        # judged (and any whose ack the takeover overtook: sent again, known too)
+        [source] = [s for s in runtime.sources if isinstance(s, MqttSource)]
+        assert source.retained_repeats >= 4
+    else:
+        # MQTT 5 (retain handling 1): a resumed subscription is not new, so the broker sends
+        # no copy, even to a new process that has judged nothing yet (a restart)
+        again = Runtime(config)
+        await again.start()
+        try:
+            await _publish(mosquitto, f"{prefix}/auth/d9", [orjson.dumps(success)])
+            await wait_until(lambda: again.stats.records_in >= 1, 30, "the message after")
+            await asyncio.sleep(0.5)
+        finally:
+            await again.stop()
+        assert again.stats.records_in == 1

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import uuid
+from typing import Any
 
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from streamproc.config import parse_config_text
 from streamproc.errors import ConfigError
+from streamproc.http.encoding import SERVER_OPTIONS
 from streamproc.ops.broker import ensure_topics
 from streamproc.ops.metrics import Metrics
 from streamproc.pipeline.runtime import Judge
@@ -44,6 +46,17 @@ def mounted(ingest: Ingest) -> web.Application:
     root = web.Application()
     root.add_subapp(API_PREFIX, ingest_app(ingest))
     return root
+
+
+class _Served(TestServer):
+    # (TestServer keeps no options of its own for the server: they go to its runner here)
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return web.AppRunner(self.app, **kwargs, **SERVER_OPTIONS)
+
+
+def served(ingest: Ingest) -> TestServer:
+    """A test server of the endpoints, set as the listener sets its server."""
+    return _Served(mounted(ingest))
 
 
 def sample(name: str) -> bytes:
@@ -345,7 +358,7 @@ async def test_github_failure_fires_pipeline_failed_once_and_a_replay_is_not_jud
     d = Direct(tmp_path)
     body = sample("github-workflow_run-failure.json")
     headers = github_headers(body, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         first = await client.post("/api/v1/webhooks/github", data=body, headers=headers)
         assert first.status == 200, await first.text()
         assert (await first.json()) == {"accepted": 1, "rejected": 0}
@@ -366,13 +379,13 @@ async def test_a_replay_after_a_restart_is_still_recognised(tmp_path) -> None:
     body = sample("github-workflow_run-failure.json")
     headers = github_headers(body, delivery="same-delivery")
     first = Direct(tmp_path)
-    async with TestClient(TestServer(mounted(first.ingest))) as client:
+    async with TestClient(served(first.ingest)) as client:
         assert (
             await client.post("/api/v1/webhooks/github", data=body, headers=headers)
         ).status == 200
     first.ingest.close()
     second = Direct(tmp_path)
-    async with TestClient(TestServer(mounted(second.ingest))) as client:
+    async with TestClient(served(second.ingest)) as client:
         answer = await client.post("/api/v1/webhooks/github", data=body, headers=headers)
         assert (await answer.json())["duplicate"] is True
     assert second.judge.stats.events == 0
@@ -381,7 +394,7 @@ async def test_a_replay_after_a_restart_is_still_recognised(tmp_path) -> None:
 async def test_bad_or_missing_signature_is_401_counted_and_never_judged(tmp_path) -> None:
     d = Direct(tmp_path)
     body = sample("github-workflow_run-failure.json")
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         forged = await client.post(
             "/api/v1/webhooks/github", data=body, headers=github_headers(body, secret="wrong")
         )
@@ -415,7 +428,7 @@ async def test_bad_or_missing_signature_is_401_counted_and_never_judged(tmp_path
 async def test_events_of_other_types_are_202_ignored_with_a_reason(tmp_path) -> None:
     d = Direct(tmp_path)
     body = b'{"zen": "Design for failure.", "hook_id": 1}'
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         answer = await client.post(
             "/api/v1/webhooks/github", data=body, headers=github_headers(body, event="ping")
         )
@@ -430,7 +443,7 @@ async def test_events_of_other_types_are_202_ignored_with_a_reason(tmp_path) -> 
 
 async def test_gitlab_and_jenkins_failures_fire_pipeline_failed(tmp_path) -> None:
     d = Direct(tmp_path)
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         answer = await client.post(
             "/api/v1/webhooks/gitlab",
             data=sample("gitlab-pipeline-failed.json"),
@@ -477,7 +490,7 @@ async def test_a_batch_with_bad_records_is_207_with_each_reason_and_dead_letters
         b"{not json",
         orjson.dumps({**good, "type": "release"}),
     ]
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         answer = await client.post(
             "/api/v1/events/cicd-events",
             data=b"\n".join(lines),
@@ -516,7 +529,7 @@ async def test_a_key_repeated_in_one_element_of_an_array_is_a_duplicate_field(tm
         }
     )
     twice = good[:-1] + b',"status":"failure"}'  # the last value would win a re-encoding
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         answer = await client.post(
             "/api/v1/events/cicd-events",
             data=b"[" + good + b", " + twice + b"]",
@@ -529,7 +542,7 @@ async def test_a_key_repeated_in_one_element_of_an_array_is_a_duplicate_field(tm
 
 async def test_none_accepted_is_400_unknown_binding_404_and_an_empty_body_400(tmp_path) -> None:
     d = Direct(tmp_path)
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         answer = await client.post(
             "/api/v1/events/cicd-events",
             data=b'[{"type": "x"}]',
@@ -546,7 +559,7 @@ async def test_none_accepted_is_400_unknown_binding_404_and_an_empty_body_400(tm
 
 async def test_a_client_over_its_rate_gets_429_with_retry_after(tmp_path) -> None:
     d = Direct(tmp_path, "ingest:\n  rate_limit: {per_second: 0.5, burst: 2}\n")
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         codes = [(await client.post("/api/v1/events/nope", data=b"{}")).status for _ in range(2)]
         assert codes == [404, 404]
         limited = await client.post("/api/v1/events/nope", data=b"{}")
@@ -558,7 +571,7 @@ async def test_a_client_over_its_rate_gets_429_with_retry_after(tmp_path) -> Non
 async def test_a_body_over_the_limit_is_413_chunked_or_not(tmp_path) -> None:
     d = Direct(tmp_path)
     d.ingest.settings.max_body_bytes = 1000
-    async with TestClient(TestServer(mounted(d.ingest))) as client:
+    async with TestClient(served(d.ingest)) as client:
         answer = await client.post("/api/v1/events/cicd-events", data=b"x" * 1001)
         assert answer.status == 413
 
@@ -602,7 +615,7 @@ async def test_with_kafka_accepted_records_are_in_the_topic_and_rejected_in_its_
             {"type": "pipeline"},
         ]
         body = sample("github-workflow_run-failure.json")
-        async with TestClient(TestServer(mounted(ingest))) as client:
+        async with TestClient(served(ingest)) as client:
             answer = await client.post(
                 f"/api/v1/events/{topic}",
                 data=orjson.dumps(batch),
@@ -633,7 +646,7 @@ async def test_before_the_runtime_is_attached_every_endpoint_answers_503(tmp_pat
         _config(tmp_path, f"ingest:\n  webhooks:\n    github: {{secret: {SECRET}}}\n")
     )
     ingest = Ingest.for_config(config)
-    async with TestClient(TestServer(mounted(ingest))) as client:
+    async with TestClient(served(ingest)) as client:
         for path in ("/api/v1/events/cicd-events", "/api/v1/webhooks/github"):
             answer = await client.post(path, data=b"{}")
             assert answer.status == 503 and answer.headers["Retry-After"]
@@ -806,7 +819,7 @@ async def test_after_a_reload_records_are_validated_by_the_new_mapping(kafka, tm
         dead = KafkaDeadLetters(producer)
         ingest = Ingest(old.ingest, old.bindings, [KafkaTarget(producer, dead.write, judge)])
         record = orjson.dumps({"time": "2026-11-29T10:00:00Z", "type": "pipeline"})
-        async with TestClient(TestServer(mounted(ingest))) as client:
+        async with TestClient(served(ingest)) as client:
             before = await client.post(f"/api/v1/events/{topic}", data=record)
             assert before.status == 400  # no "ts": the timestamp is missing
             assert plan(old, new) == []  # a mapping is applied live
@@ -816,3 +829,56 @@ async def test_after_a_reload_records_are_validated_by_the_new_mapping(kafka, tm
     finally:
         await producer.stop()
     assert plan(old, config("time", 7)) == ["ingest: settings (rate limit, webhooks)"]
+
+
+async def test_on_the_listener_a_body_of_an_unsupported_encoding_is_counted_logged_and_415(
+    tmp_path, caplog
+) -> None:
+    """br and zstd without their libraries, or an encoding aiohttp does not know: refused by
+    the endpoint, as an oversize body is (counted by reason, logged at a bounded rate), not
+    by the server before the endpoint sees it."""
+    import gzip
+    import logging
+    import zlib
+
+    import aiohttp
+
+    from streamproc.http.listener import Listener
+
+    d = Direct(tmp_path)
+    listener = Listener("127.0.0.1", 0)
+    listener.mount(API_PREFIX, ingest_app(d.ingest))
+    await listener.start()
+    record = orjson.dumps(
+        {"timestamp": "2026-11-29T10:00:00Z", "type": "pipeline", "status": "success"}
+    )
+    encodings = ["br", "zstd", "compress", "gzip, br", "x-snappy"]
+    try:
+        url = "http://{}:{}/api/v1/events/cicd-events".format(*listener.address)
+        async with aiohttp.ClientSession(auto_decompress=False) as session:
+            with caplog.at_level(logging.WARNING, "streamproc.sources.http"):
+                for encoding in encodings:
+                    # (the bytes need not be of that encoding: it is refused by name)
+                    headers = {"Content-Encoding": encoding}
+                    async with session.post(url, data=record, headers=headers) as r:
+                        assert r.status == 415, (encoding, await r.text())
+                        answer = await r.json()
+                        assert answer["supported"] == ["identity", "gzip", "deflate"]
+                        assert repr(encoding) in answer["error"]
+                        assert r.headers["Accept-Encoding"] == "identity, gzip, deflate"
+            # the encodings supported are still read, by the endpoint now
+            for encoding, encode in (("gzip", gzip.compress), ("deflate", zlib.compress)):
+                headers = {"Content-Encoding": encoding}
+                async with session.post(url, data=encode(record), headers=headers) as r:
+                    assert (r.status, await r.json()) == (200, {"accepted": 1, "rejected": 0})
+    finally:
+        await listener.stop()
+    refused = d.value(
+        "streamproc_ingest_refused_total",
+        endpoint="events/cicd-events",
+        reason="unsupported_encoding",
+    )
+    assert refused == len(encodings)
+    logged = [r for r in caplog.records if "refused (415)" in r.getMessage()]
+    assert 1 <= len(logged) < len(encodings)  # one, unless 10 s passed between two
+    assert "events/cicd-events" in logged[0].getMessage()

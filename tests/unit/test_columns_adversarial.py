@@ -392,7 +392,7 @@ def test_nine_fraction_digits_read_as_parse_timestamp_reads_them() -> None:
     stamps = [
         "1970-01-01T00:00:00.000000001Z",
         "2026-03-01T10:00:00.999999999Z",
-        "9999-12-31T23:59:59.999999999Z",
+        "9999-12-31T23:59:58.999999999Z",
     ] + [f"2026-03-01T10:00:{s:02d}.{rng.randrange(10**9):09d}Z" for s in range(60)]
     got = _times(stamps)
     assert got is not None and list(got) == [parse_timestamp(s) for s in stamps]

@@ -22,7 +22,7 @@ from streamproc.contracts import builtin_contracts, get_contract
 from streamproc.decode import DeadLetter, RecordDecoder
 from streamproc.decode.batch import MIN_BATCH, BatchDecoder
 from streamproc.decode.mapping import FieldMapping
-from streamproc.events import Event
+from streamproc.events import MAX_EPOCH, Event, parse_timestamp
 from streamproc.traffic import TS_FORMATS, generate
 
 FAMILIES = sorted(builtin_contracts())
@@ -611,3 +611,21 @@ def test_unparsable_records_first_last_and_side_by_side_keep_their_places() -> N
     events, dead = assert_same_as_record_decoder(batch, values)
     assert [d.offset - 100 for d in dead] == [0, 11, 12, 13, 24]
     assert [e.offset - 100 for e in events] == [*range(1, 11), *range(14, 24)]
+
+
+def test_access_log_times_take_the_range_of_every_other_time() -> None:
+    """From 1970 to the last second of the year 9999 (MAX_EPOCH), as an ISO 8601 time in a
+    JSON record; past 1e11 s, a number is read as milliseconds, so that is no limit here."""
+    decoder = RecordDecoder(get_contract("api-access-logs"), fmt="combined")
+
+    def line(when: str) -> bytes:
+        return f'203.0.113.9 - - [{when}] "GET / HTTP/1.1" 200 1 "-" "curl/8"'.encode()
+
+    late = decoder.decode(line("01/Jan/6000:00:00:00 +0000"))
+    assert type(late) is Event and late.ts == parse_timestamp("6000-01-01T00:00:00Z")
+    last = decoder.decode(line("31/Dec/9999:23:59:59 +0000"))
+    assert type(last) is Event and last.ts == MAX_EPOCH
+    for when in ("31/Dec/9999:23:59:59 -0100", "31/Dec/1969:23:59:59 +0000"):
+        out = decoder.decode(line(when))
+        assert type(out) is DeadLetter and out.reason == "bad_timestamp", when
+        assert "out of range" in out.detail

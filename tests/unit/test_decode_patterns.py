@@ -29,7 +29,7 @@ from streamproc.decode.patterns import (
 )
 from streamproc.decode.records import RecordDecoder
 from streamproc.errors import ConfigError
-from streamproc.events import Event
+from streamproc.events import MAX_EPOCH, Event, parse_timestamp
 from tests.paths import REPO, SAMPLES
 
 AUTH_LOG = SAMPLES / "auth.log"
@@ -395,3 +395,20 @@ def test_a_slow_regex_the_check_lets_through_is_cut_off_per_line() -> None:
     out = dec.decode(b" " * 4000)
     assert isinstance(out, DeadLetter) and out.reason == "match_timeout"
     assert "took over 50 ms" in out.detail
+
+
+def test_a_bsd_time_of_a_late_year_is_that_year_up_to_the_last_second_in_range() -> None:
+    def read(stamp: str, year: int, timezone: str = "UTC") -> Event | DeadLetter:
+        fmt = named_format("sshd", year=year, timezone=timezone)
+        line = f"{stamp} h sshd[1]: Failed password for root from 192.0.2.1 port 2 ssh2"
+        return RecordDecoder(AUTH, fmt="sshd", lines=fmt).decode(line.encode())
+
+    # past 1e11 s (the year 5138) a number is read as milliseconds: not the time of a line
+    late = read("Jan  1 23:59:59", 6000)
+    assert isinstance(late, Event) and late.ts == parse_timestamp("6000-01-01T23:59:59Z")
+    last = read("Dec 31 23:59:59", 9999)
+    assert isinstance(last, Event) and last.ts == MAX_EPOCH
+    # the same wall time in New York is five hours later: past the range, as the year 10000
+    out = read("Dec 31 23:59:59", 9999, "America/New_York")
+    assert isinstance(out, DeadLetter) and out.reason == "bad_timestamp", out
+    assert "out of range" in out.detail

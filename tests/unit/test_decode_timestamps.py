@@ -179,3 +179,52 @@ def test_a_column_with_fractions_of_a_second_is_read_as_parse_timestamp_reads_ea
 @settings(max_examples=300, deadline=None)
 def test_any_column_of_times_reads_as_its_values_do(column: list[str]) -> None:
     _assert_column_reads_as_each_value(column)
+
+
+def _reason(text: str) -> str:
+    with pytest.raises(CoercionError) as exc:
+        parse_timestamp(text)
+    assert "out of range" in exc.value.detail or text.startswith("10000"), exc.value.detail
+    return exc.value.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59.5Z",
+        "9999-12-31T23:59:59.000001Z",  # as a float, MAX_EPOCH itself: the text is later
+        "9999-12-31T23:59:59.999999999Z",
+        "9999-12-31T23:59:59.5+00:00",
+        "9999-12-31T23:59:59.5",
+        "9999-12-31 23:59:59.5Z",
+        "9999-12-31T22:59:59.5-01:00",
+        "9999-12-31T23:59:59,5Z",  # the other decimal sign: datetime reads it whole
+        "99991231T235959.000001Z",  # the basic format
+    ],
+)
+def test_a_time_past_max_epoch_by_a_fraction_is_out_of_range_as_a_year_10000_time_is(
+    text: str,
+) -> None:
+    for _ in range(2):  # and again, with the caches filled
+        assert _reason(text) == _reason("10000-01-01T00:00:00Z") == "bad_timestamp"
+
+
+def test_the_last_second_in_range_and_fractions_before_it_are_taken() -> None:
+    from streamproc.events import MAX_EPOCH
+
+    assert parse_timestamp("9999-12-31T23:59:59Z") == MAX_EPOCH
+    assert parse_timestamp("9999-12-31T23:59:59.000Z") == MAX_EPOCH
+    assert parse_timestamp("9999-12-31T23:59:58.5Z") == MAX_EPOCH - 0.5
+    assert parse_timestamp("9999-12-31T23:58:59.5Z") == MAX_EPOCH - 59.5
+
+
+def test_a_column_with_a_fraction_past_max_epoch_refuses_it_as_each_value_is_refused() -> None:
+    from streamproc.events import MAX_EPOCH, parse_timestamps
+
+    parse_timestamp("9999-12-31T23:59:00Z")  # the last minute seen before, as a stream would
+    column = ["9999-12-31T23:59:59.5Z", "9999-12-31T23:59:58.5Z", "2026-01-01T00:00:00.5Z"]
+    for _ in range(2):
+        epochs, failed = parse_timestamps(column)
+        assert failed == [0]
+        assert epochs[1:] == [MAX_EPOCH - 0.5, parse_timestamp(column[2])]
+        assert parse_timestamps(column[:1] * 3)[1] == [0, 1, 2]

@@ -865,7 +865,7 @@ def test_times_with_milliseconds_are_read() -> None:
         "1970-01-01T00:00:00.001Z",
         "2024-02-29T23:59:59.999Z",
         "2026-03-01T00:00:15.438Z",
-        "9999-12-31T23:59:59.500Z",
+        "9999-12-31T23:59:58.500Z",
     ]
     got = _times(stamps)
     assert got is not None and list(got) == [parse_timestamp(s) for s in stamps]
@@ -936,3 +936,45 @@ def test_judging_from_columns_is_on_unless_turned_off(monkeypatch: pytest.Monkey
     monkeypatch.setenv("STREAMPROC_COLUMNS", "0")
     assert not columns_enabled()
     assert all(r is None for r in Judge(_config("auth-logs", {"brute_force"})).frames.values())
+
+
+def test_a_column_with_a_fraction_past_the_last_second_in_range_is_left_to_the_decoder() -> None:
+    assert _times(["9999-12-31T23:59:59.5Z"]) is None
+    assert _times(["9999-12-31T23:59:59.000001Z", "2026-01-01T00:00:00.000001Z"]) is None
+    assert _times(["9999-12-31T23:59:59Z"]) is not None  # the last second itself is in range
+    assert _times(["9999-12-31T23:58:59.5Z"]) is not None
+
+
+def test_a_batch_with_a_time_past_max_epoch_dead_letters_it_as_a_year_10000_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the runtime's Judge, columns on: the record is refused for its time, with the
+    reason a time of the year 10000 gets, and the records around it are judged. (A stream in
+    the last hour of the range: for the frame, the time is no jump to leave to the decoder.)"""
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "1")
+    config = _config("auth-logs", {"brute_force"})
+
+    def batch(first: int, stamp: str | None = None) -> list[RawRecord]:
+        rows = [
+            {
+                "timestamp": f"9999-12-31T23:{i // 60:02d}:{i % 60:02d}.250Z",
+                "username": f"u{i % 7}",
+                "ip_address": "10.0.0.1",
+                "success": True,
+            }
+            for i in range(first, first + 300)
+        ]
+        if stamp is not None:
+            rows[150]["timestamp"] = stamp
+        return [RawRecord(orjson.dumps(r), "auth-logs", 0, first + i) for i, r in enumerate(rows)]
+
+    def dead(stamp: str) -> list[tuple[str, int]]:
+        judge = Judge(config, partitioned=True)
+        assert judge.judge(batch(0), "kafka", None)[1] == []
+        judge.judge(batch(300), "kafka", None)
+        assert judge.frame_batches == 1  # a clean batch after the first is judged from columns
+        _, dls = judge.judge(batch(600, stamp), "kafka", None)
+        return [(d.reason, d.offset) for d in dls]
+
+    assert dead("9999-12-31T23:59:59.5Z") == dead("10000-01-01T00:00:00.5Z")
+    assert dead("9999-12-31T23:59:59.5Z") == [("bad_timestamp", 750)]

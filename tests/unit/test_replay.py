@@ -338,3 +338,85 @@ def test_replay_finds_exactly_the_incidents_the_traffic_generator_injected() -> 
     assert {k: got.get(k, 0) for k in traffic.expected} == traffic.expected
     resolved = count_alerts(result.alerts, "resolved")
     assert {k: resolved.get(k, 0) for k in traffic.resolved} == traffic.resolved
+
+
+def truncated_auth_gz(path: Path) -> int:
+    """A .gz auth log cut short as a copy taken while it was written would be: a brute force
+    early in it, another one past the cut. Returns how many whole lines survive the cut."""
+    rng = random.Random(11)
+    rows = [
+        {
+            "timestamp": T0 + i,
+            "username": f"user{rng.randrange(10**6)}",
+            "ip_address": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
+            "success": True,
+        }
+        for i in range(6000)
+    ]
+    for i in range(5):
+        rows[100 + i] |= {"username": "early", "ip_address": "192.0.2.1", "success": False}
+        rows[5900 + i] |= {"username": "late", "ip_address": "192.0.2.2", "success": False}
+    whole = gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    cut = whole[: len(whole) * 2 // 3]
+    path.write_bytes(cut)
+    # what can be read at all: the whole lines that the cut bytes decompress to
+    readable = __import__("zlib").decompressobj(wbits=31).decompress(cut)
+    assert 1000 < readable.count(b"\n") < 5900
+    return readable.count(b"\n")
+
+
+def test_replay_judges_what_a_truncated_gz_holds_then_names_the_file_and_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auth = tmp_path / "auth.jsonl.gz"
+    whole_lines = truncated_auth_gz(auth)
+    hosts = write_jsonl(
+        tmp_path / "hosts.jsonl",
+        sorted(
+            [{"timestamp": T0 + i * 10, "host": "web-1"} for i in range(5)]
+            + [{"timestamp": T0 + i * 10, "host": "web-2"} for i in range(100)],
+            key=lambda r: r["timestamp"],
+        ),
+    )
+    out = tmp_path / "alerts.jsonl"
+    argv = ["--input", f"auth-logs={auth}", "--input", f"host-metrics={hosts}"]
+    assert run([*argv, "--alerts-out", str(out)]) == 3
+    alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted((a["kind"], a["key"].get("username") or a["key"]["host"]) for a in alerts) == [
+        ("brute_force", "early"),
+        ("host_silent", "web-1"),
+    ]
+    captured = capsys.readouterr()
+    # every whole line before the cut, and the host file
+    assert f"{whole_lines + 105} records, {whole_lines + 105} events judged" in captured.out
+    err = captured.err.strip().splitlines()[-1]
+    assert err.startswith(f"streamproc replay: {auth}: cannot read past line {whole_lines} (")
+    assert "end-of-stream marker" in err and f"lines 1-{whole_lines} were judged, " in err
+
+
+def test_replay_result_lists_an_input_read_only_in_part(tmp_path: Path) -> None:
+    auth = tmp_path / "auth.jsonl.gz"
+    whole_lines = truncated_auth_gz(auth)
+    result = replay_records(load_config(None), [ReplayInput("auth-logs", auth)])
+    [unread] = result.unread
+    assert (unread.name, unread.lines) == (str(auth), whole_lines)
+    assert result.records == result.events == whole_lines
+    [alert] = result.alerts
+    assert alert.key["username"] == "early"
+
+
+def test_replay_reads_a_line_longer_than_a_read_and_a_last_line_without_newline(
+    tmp_path: Path,
+) -> None:
+    long_name = "u" * 200_000  # spans several reads of the file
+    rows = [
+        {"timestamp": T0 + i, "username": long_name, "ip_address": "10.0.0.1", "success": False}
+        for i in range(5)
+    ]
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\r\n\n".join(orjson.dumps(r) for r in rows))  # no newline at the end
+    result = replay_records(load_config(None), [ReplayInput("auth-logs", path)])
+    assert (result.records, result.events, result.unread) == (5, 5, [])
+    [alert] = result.alerts
+    assert alert.kind == "brute_force"
+    assert [d.offset for d in result.dead_letters] == []
