@@ -392,6 +392,13 @@ def run(ctx: Context) -> list[Row]:
         target=f">= {BYTEWAX_TARGET:.0f}x Bytewax",
         target_check=lambda r: (r.ratio or 0) >= BYTEWAX_TARGET,
     )
+    # how much of the transport's speed judging leaves, against the loop on the same records
+    vs_light = Row(
+        "peers",
+        "streamproc run vs the same getmany loop on streamproc's records",
+        "events/s",
+        baseline_name="raw aiokafka getmany, KafkaRecords, count only",
+    )
     first = Row(
         "peers",
         "streamproc run: process start to first record judged",
@@ -410,7 +417,12 @@ def run(ctx: Context) -> list[Row]:
         target=f"<= {RSS_TARGET_MB:.0f} MB",
         target_check=lambda r: (r.median or 1e9) <= RSS_TARGET_MB,
     )
-    runners: dict[str, list[Measured]] = {"raw": [], "streamproc": [], "bytewax": []}
+    runners: dict[str, list[Measured]] = {
+        "raw": [],
+        "raw_light": [],
+        "streamproc": [],
+        "bytewax": [],
+    }
     sp_checks, bw_checks = [], []
     bw_error = ""
     with EmbeddedKafka() as broker:
@@ -426,6 +438,9 @@ def run(ctx: Context) -> list[Row]:
             raw = _client("raw", bs, n, timeout)
             runners["raw"].append(raw)
             ctx.step(f"peers run {i}: raw getmany {raw.rate:,.0f}/s")
+            light = _client("raw-light", bs, n, timeout)
+            runners["raw_light"].append(light)
+            ctx.step(f"peers run {i}: raw getmany, KafkaRecords {light.rate:,.0f}/s")
             sp = run_streamproc(bs, i, n, timeout)
             runners["streamproc"].append(sp)
             c = check(workload.expected, sp.alerts)
@@ -462,6 +477,8 @@ def run(ctx: Context) -> list[Row]:
     main.runs = [m.rate for m in sp_runs]
     main.baseline_runs = [m.rate for m in runners["raw"]]
     main.verified = next((c for c in sp_checks if not c["ok"]), sp_checks[0])
+    vs_light.runs = list(main.runs)
+    vs_light.baseline_runs = [m.rate for m in runners["raw_light"]]
     first.runs = [m.first_s for m in sp_runs]
     first.baseline_runs = [m.first_s for m in runners["raw"]]
     rss.runs = [m.peak_rss_mb for m in sp_runs]
@@ -492,7 +509,7 @@ def run(ctx: Context) -> list[Row]:
         runners=table,
         checks={"streamproc": sp_checks, "bytewax": bw_checks},
     )
-    rows = [main, vs_bw, first, rss]
+    rows = [main, vs_bw, vs_light, first, rss]
     if bw_version is None:
         vs_bw.skipped = (
             "bytewax (with confluent-kafka) is not installed: pip install 'streamproc[bench]'"
@@ -508,5 +525,5 @@ def run(ctx: Context) -> list[Row]:
     return rows
 
 
-STEPS_PER_RUN = 3
+STEPS_PER_RUN = 4
 EXTRA_STEPS = 1

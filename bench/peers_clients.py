@@ -11,6 +11,8 @@ the first record seen, how many came with it, and of the N-th).
 
 - raw: aiokafka ``getmany`` without a group, counting records and nothing else: what the
   transport gives one Python process.
+- raw-light: the same loop with the records streamproc's Kafka source asks aiokafka for
+  (``streamproc.sources.kafka_records``): what the transport gives streamproc.
 - bytewax: Bytewax's own Kafka connectors and operators for the brute_force rule, as a
   Bytewax user writes it: JSON-decode, keep failures, key by username + ip_address,
   ``stateful_map`` over the failure times of the last hour (both edges inclusive, 5 fire,
@@ -63,9 +65,17 @@ class Progress:
         )
 
 
-async def raw(bootstrap: str, topic: str, n: int, timeout: float = 300.0) -> Progress:
+async def raw(
+    bootstrap: str, topic: str, n: int, timeout: float = 300.0, *, light: bool = False
+) -> Progress:
     from aiokafka import AIOKafkaConsumer
 
+    extra: dict[str, Any] = {}
+    if light:
+        from streamproc.sources.kafka_records import install, light_records
+
+        install()
+        extra["value_deserializer"] = light_records
     progress = Progress(n)
     consumer = AIOKafkaConsumer(
         topic,
@@ -74,6 +84,7 @@ async def raw(bootstrap: str, topic: str, n: int, timeout: float = 300.0) -> Pro
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **extra,
     )
     await consumer.start()
     try:
@@ -139,14 +150,15 @@ def bytewax_flow(bootstrap: str, topic: str, alerts_topic: str, progress: Progre
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m streamproc.bench.peers_clients")
-    p.add_argument("client", choices=["raw", "bytewax"])
+    p.add_argument("client", choices=["raw", "raw-light", "bytewax"])
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--topic", required=True)
     p.add_argument("--events", type=int, required=True)
     p.add_argument("--alerts-topic", default="bytewax-alerts")
     args = p.parse_args(argv)
-    if args.client == "raw":
-        progress = asyncio.run(raw(args.bootstrap, args.topic, args.events))
+    if args.client in ("raw", "raw-light"):
+        light = args.client == "raw-light"
+        progress = asyncio.run(raw(args.bootstrap, args.topic, args.events, light=light))
     else:
         from bytewax.run import cli_main  # what `python -m bytewax.run` calls
 

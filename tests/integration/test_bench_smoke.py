@@ -99,6 +99,8 @@ def test_peers_judged_the_exact_alert_set(bench_run: tuple[int, Path]) -> None:
     if not bytewax["skipped"]:
         assert bytewax["verified"]["ok"] is True
         assert bytewax["verified"]["got"] == check["expected"]
+    light = rows["streamproc run vs the same getmany loop on streamproc's records"]
+    assert light["baseline_runs"] and light["ratio"] is not None
     rss = next(r for n, r in rows.items() if "peak RSS" in n)
     assert rss["median"] > 10  # MB: the process was sampled
 
