@@ -30,10 +30,12 @@ import hmac
 import logging
 import os
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .encoding import SERVER_OPTIONS
 
@@ -45,6 +47,55 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: a silence or a batch of events, not a
 HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/-/healthy", "/-/ready"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequestLog(logging.Filter):
+    """aiohttp logs every request it cannot parse (a bad chunk size, a header with a control
+    character) at ERROR, with a traceback and the bytes it choked on, an Authorization line's
+    too when that is the broken one: a client sending broken HTTP in a loop would fill the
+    log. On aiohttp's server logger such a record becomes one WARNING line naming the client
+    and what was wrong, at most one a kind of error every ``interval`` seconds, the next
+    carrying how many were suppressed. Any other record passes as it is."""
+
+    interval = 10.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        # error kind -> [time of the last line logged, suppressed since]; aiohttp's parse
+        # errors are a handful of classes, so this stays small
+        self._last: dict[str, list[float]] = {}
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        kind = type(exc).__name__
+        now = time.monotonic()
+        entry = self._last.get(kind)
+        if entry is not None and now - entry[0] < self.interval:
+            entry[1] += 1
+            self.suppressed += 1
+            return False
+        # the first line only: the lines after it quote the request's bytes
+        what = (exc.message or kind).split("\n", 1)[0].rstrip(": ")[:120]
+        args = record.args if isinstance(record.args, tuple) else ()
+        msg = "bad HTTP request from %s, answered %s: %s"
+        values: tuple[object, ...] = (args[0] if args else "?", exc.code, what)
+        if entry is not None and entry[1]:
+            msg += " (%d similar suppressed in the last %.0f s)"
+            values += (int(entry[1]), now - entry[0])
+        self._last[kind] = [now, 0]
+        record.msg, record.args = msg, values
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _bound_bad_request_logs() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequestLog) for f in server_log.filters):
+        server_log.addFilter(BadRequestLog())
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +201,7 @@ class Listener:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        _bound_bad_request_logs()
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False, **SERVER_OPTIONS)
         await runner.setup()
         site = web.TCPSite(

@@ -4,6 +4,7 @@ mounted by other features, all over real HTTP on loopback."""
 from __future__ import annotations
 
 import argparse
+import logging
 import ssl
 import subprocess
 import sys
@@ -271,3 +272,40 @@ def test_listening_beyond_loopback_without_a_token_is_worth_a_warning() -> None:
     assert not open_without_token("0.0.0.0", TOKEN)
     for local in ("127.0.0.1", "::1", "localhost"):
         assert not open_without_token(local, None), local
+
+
+async def test_malformed_requests_are_logged_at_a_bounded_rate_without_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A client that sends broken HTTP (bad chunk sizes, bad headers) over and over must not
+    # fill the log: aiohttp logs each at ERROR with a traceback unless told otherwise.
+    import asyncio
+
+    listener = await started(token=TOKEN)
+    host, port = listener.address
+    broken = [
+        b"POST /api/v1/events/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer "
+        + TOKEN.encode()
+        + b"\x01\r\n\r\n",
+    ]
+    try:
+        with caplog.at_level(logging.DEBUG):
+            for i in range(60):
+                reader, writer = await asyncio.open_connection(host, port)
+                # a first request that is fine, so the broken one is not the connection's first
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n" + broken[i % 4])
+                await writer.drain()
+                answer = await reader.read()
+                writer.close()
+                assert b" 400 " in answer
+    finally:
+        await listener.stop()
+    server = [r for r in caplog.records if r.name.startswith("aiohttp")]
+    loud = [r for r in server if r.levelno >= logging.WARNING]
+    assert 1 <= len(loud) <= 4, [r.getMessage() for r in loud]  # one a kind of error a 10 s
+    assert all(r.exc_info is None and "Traceback" not in r.getMessage() for r in loud)
+    assert "bad HTTP request from 127.0.0.1" in loud[0].getMessage()
+    assert TOKEN not in caplog.text
