@@ -36,8 +36,10 @@ are named in the evidence.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from itertools import compress
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -295,9 +297,57 @@ _SUSPICIOUS_SEARCH = re.compile(
 ).search
 
 
-def _endpoint_suspicious_column(frame: Any) -> Any:
+def _endpoint_matches_column(frame: Any) -> Any:
+    """The records whose endpoint ``match`` names something in: ``process`` passes every
+    other by, without a change. Narrower than the prefilter (a suspicious endpoint): most
+    suspicious ones are ordinary query strings ("?q=running+shoes"), and ``match`` is a
+    function of the endpoint alone, remembered for those that repeat, where making the
+    record's Event for ``process`` costs several times the lookup."""
     # ``endpoint`` is a required string of the contract: a str in every record of a frame
-    return map(_SUSPICIOUS_SEARCH, frame.column("endpoint"))
+    endpoints = frame.column("endpoint")
+    picked = [False] * len(endpoints)
+    for i in suspicious_rows(endpoints):
+        names = _MATCHED.get(endpoints[i])
+        picked[i] = bool(match(endpoints[i]) if names is None else names)
+    return picked
+
+
+def suspicious_rows(endpoints: list[str]) -> list[int]:
+    """The positions of the endpoints ``suspicious`` passes, in order: ASCII ones read
+    together, as one array of bytes (a regex search, ``_SUSPICIOUS_SEARCH``, tries each
+    character of each endpoint in turn: ~1 us an endpoint of 30 characters). Joined by
+    NUL, which is not suspicious and starts no "--" or "/*", so each flag found lies in the
+    endpoint that holds it."""
+    import numpy as np
+
+    text = "\x00".join(endpoints)
+    if not text.isascii():
+        return list(compress(range(len(endpoints)), map(_SUSPICIOUS_SEARCH, endpoints)))
+    b = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    flagged = _byte_table()[b]
+    dash, slash = b == _DASH, b == _SLASH
+    flagged[:-1] |= (dash[:-1] & dash[1:]) | (slash[:-1] & (b[1:] == _STAR))
+    at = np.flatnonzero(flagged)
+    if not len(at):
+        return []
+    # where each endpoint ends, its NUL included: a flag's endpoint is the first ending after it
+    ends = np.cumsum(np.fromiter(map(len, endpoints), dtype=np.intp, count=len(endpoints)) + 1)
+    rows: list[int] = np.unique(np.searchsorted(ends, at, side="right")).tolist()
+    return rows
+
+
+_DASH, _SLASH, _STAR = ord("-"), ord("/"), ord("*")
+
+
+@functools.cache
+def _byte_table() -> Any:
+    """256 booleans: whether each byte is a suspicious (ASCII) character (made on first
+    use: numpy is loaded with the first frame)."""
+    import numpy as np
+
+    table = np.zeros(256, dtype=bool)
+    table[[ord(c) for c in _SUSPICIOUS]] = True
+    return table
 
 
 # endpoint -> signature names, for endpoints that pass the prefilter. Ordinary query strings
@@ -404,7 +454,7 @@ class SqlInjection(Detector):
     def column_prefilter(self) -> Any:
         if self.inspect_ua:
             return None
-        return _endpoint_suspicious_column
+        return _endpoint_matches_column
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []

@@ -686,8 +686,12 @@ def test_an_engine_with_a_detector_that_reads_no_columns_judges_events(
 
 
 # compromise_suspected's column prefilter is narrower than its prefilter on purpose (only the
-# pairs brute_force fired for): the differential tests above are its check
-@pytest.mark.parametrize("kind", [k for k in COLUMN_KINDS if k != "compromise_suspected"])
+# pairs brute_force fired for), as is sql_injection's (only the endpoints ``match`` names
+# something in): the differential tests above are their check, and the tests below
+NARROWER = {"compromise_suspected", "sql_injection"}
+
+
+@pytest.mark.parametrize("kind", [k for k in COLUMN_KINDS if k not in NARROWER])
 def test_a_column_prefilter_selects_what_the_prefilter_passes(kind: str) -> None:
     """On a family's generated records: every record the Python prefilter passes, the
     column expression selects (it may select more, never less)."""
@@ -723,6 +727,42 @@ def test_a_column_prefilter_selects_what_the_prefilter_passes(kind: str) -> None
         assert all(i in selected for i, p in enumerate(passed) if p)
         checked += 1
     assert checked, f"no batch of {cls.family} was read into columns"
+
+
+def test_sql_injection_selects_the_records_whose_endpoint_matches() -> None:
+    """On the api stream with its injected attacks: the column prefilter selects exactly the
+    records whose endpoint ``match`` names something in, the only ones ``process`` does
+    anything with; the ordinary suspicious ones ("?q=running+shoes") stay out."""
+    from streamproc.detectors.sql_injection import match, suspicious
+
+    values = [
+        v for fam, _, v in generate("api", 6000, seed=2).merged_bytes() if fam == "api-access-logs"
+    ]
+    reader = FrameReader(get_contract("api-access-logs"), 1 << 20)
+    detector = REGISTRY["sql_injection"]()
+    matched = passed = 0
+    for i in range(0, len(values), 500):
+        frame = reader.read(values[i : i + 500])
+        assert frame is not None
+        endpoints = [orjson.loads(v)["endpoint"] for v in values[i : i + 500]]
+        want = [j for j, e in enumerate(endpoints) if match(e)]
+        assert frame.where(detector.column_prefilter()) == want
+        matched += len(want)
+        passed += sum(map(suspicious, endpoints))
+    assert 0 < matched < passed
+
+
+_ENDPOINT_TEXT = st.text(alphabet="ab/-*'\" %;(#`\\|+\t\n\r\x00\x0b\x7fé€", max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(_ENDPOINT_TEXT, st.text(max_size=8)), max_size=12))
+def test_suspicious_rows_are_the_endpoints_suspicious_passes(endpoints: list[str]) -> None:
+    """Read as one array of bytes (ASCII: the batch's endpoints joined), or one at a time:
+    the same endpoints as ``suspicious`` passes, "--" and "/*" never found across two."""
+    from streamproc.detectors.sql_injection import suspicious, suspicious_rows
+
+    assert suspicious_rows(endpoints) == [i for i, e in enumerate(endpoints) if suspicious(e)]
 
 
 def _parsed(stamps: list[str]) -> list[float | None]:
