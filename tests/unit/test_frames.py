@@ -1018,3 +1018,41 @@ def test_a_batch_with_a_time_past_max_epoch_dead_letters_it_as_a_year_10000_time
 
     assert dead("9999-12-31T23:59:59.5Z") == dead("10000-01-01T00:00:00.5Z")
     assert dead("9999-12-31T23:59:59.5Z") == [("bad_timestamp", 750)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(allow_nan=False), st.integers(-10, 10)), max_size=8),
+    st.floats(-5, 5),
+)
+def test_metric_threshold_calls_a_column_calm_only_when_no_value_is_over(
+    values: list[Any], level: float
+) -> None:
+    from streamproc.detectors.metric_threshold import _calm, _over
+
+    if _calm(values, level):
+        assert not any(_over(values, level))
+
+
+def test_metric_threshold_selects_every_sample_of_a_host_over_a_level_and_none_else() -> None:
+    """A frame's number column holds no NaN (the reader declines the batch), so its largest
+    value says whether any is over a level: a calm batch selects nothing, one host over a
+    level (with other samples lacking that metric) selects that host's every sample."""
+    contract = get_contract("host-metrics")
+
+    def sample(i: int, host: str, cpu: float | None) -> bytes:
+        record: dict[str, Any] = {"timestamp": f"2026-03-01T12:00:{i:02d}Z", "host": host}
+        if cpu is not None:
+            record["cpu_percent"] = cpu
+        return orjson.dumps({**record, "memory_percent": 10.0})
+
+    calm = [sample(i, f"h{i % 3}", 10.0 + i) for i in range(30)]
+    hot = calm[:10] + [sample(10, "h2", 99.0)] + [sample(i, "h1", None) for i in range(11, 30)]
+    nan = [*calm[:29], calm[29].replace(b"39.0", b"NaN")]
+    detector = REGISTRY["metric_threshold"]()
+    reader = FrameReader(contract, 1 << 20)
+    assert reader.read(nan) is None
+    calm_frame, hot_frame = reader.read(calm), reader.read(hot)
+    assert calm_frame is not None and hot_frame is not None
+    assert calm_frame.where(detector.column_prefilter()) == []
+    assert hot_frame.where(detector.column_prefilter()) == [2, 5, 8, 10]
