@@ -91,7 +91,7 @@ _UNNAMEABLE = re.compile(r'["\\\x00-\x1f]')
 class RecordFrame:
     """The columns of a batch every record of which was vouched for (see the module)."""
 
-    __slots__ = ("_columns", "_fields", "_records", "ts")
+    __slots__ = ("_columns", "_fields", "_held", "_records", "ts")
 
     def __init__(
         self,
@@ -99,11 +99,14 @@ class RecordFrame:
         fields: dict[str, Callable[[Any], Any]],
         columns: dict[str, list[Any]],
         ts: np.ndarray[Any, Any],
+        held: frozenset[str] = frozenset(),
     ) -> None:
         self._records = records  # a Struct a record, record order
         self._fields = fields  # field name -> its getter on a Struct
         self._columns = columns  # those built so far (None for absent, as data.get)
         self.ts = ts  # event time of each record, epoch seconds (float64)
+        # fields every record holds (required in the Struct read with): never UNSET
+        self._held = held
 
     def __len__(self) -> int:
         return len(self._records)
@@ -114,7 +117,12 @@ class RecordFrame:
         col = self._columns.get(name)
         if col is None:
             get = self._fields.get(name)
-            col = [None] * len(self._records) if get is None else _present(get, self._records)
+            if get is None:
+                col = [None] * len(self._records)
+            elif name in self._held:
+                col = list(map(get, self._records))
+            else:
+                col = _present(get, self._records)
             self._columns[name] = col
         return col
 
@@ -152,7 +160,7 @@ def _present(get: Callable[[Any], Any], records: list[Any]) -> list[Any]:
 class _Shape:
     """A Struct of a binding's records and what reading a batch with it needs."""
 
-    __slots__ = ("decode", "fields", "optional", "optional_count", "width")
+    __slots__ = ("decode", "fields", "held", "optional", "optional_count", "width")
 
     def __init__(self, specs: list[tuple[str, Any, bool]]) -> None:
         # attribute names are ours (a record's keys need not be identifiers); the JSON
@@ -174,6 +182,8 @@ class _Shape:
             name: attrgetter(attr) for attr, name in names.items()
         }
         self.width = len(specs)  # fields a record holds, the absent ones aside
+        # the required fields: msgspec refuses a record without one, so none reads UNSET
+        self.held = frozenset(name for name, _, needed in specs if needed)
         optional = [attr for attr, (_, _, needed) in zip(names, specs, strict=True) if not needed]
         # the optional fields of a record at once (a tuple of them; one field: the value)
         self.optional: Callable[[Any], Any] | None = attrgetter(*optional) if optional else None
@@ -280,7 +290,7 @@ class FrameReader:
         ts = _times(stamps)
         if ts is None:
             return None
-        return RecordFrame(records, shape.fields, {"timestamp": stamps}, ts)
+        return RecordFrame(records, shape.fields, {"timestamp": stamps}, ts, shape.held)
 
     def _parse(self, values: Sequence[bytes]) -> tuple[_Shape, list[Any], int] | None:
         """(the Struct read with, a Struct a record, the fields read), learning fields the

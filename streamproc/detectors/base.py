@@ -179,8 +179,10 @@ class Detector:
         expression selects, as Events, in order. The contract is ``prefilter``'s: ``process``
         given only those records returns what it returns given all of them, and the
         expression selects at least what ``prefilter`` passes (tests/unit/test_frames.py checks
-        every built-in). Asked once per batch, right before the detector judges it, so it may
-        read the detector's state, and its peers' (they judged the batch before it)."""
+        every built-in), or fewer where the detector can tell from the columns that a record
+        changes nothing (compromise_suspected, sql_injection). Asked once per batch, right
+        before the detector judges it, so it may read the detector's state, and its peers'
+        (they judged the batch before it)."""
         return None
 
     def connect(self, peers: Mapping[str, Detector]) -> None:

@@ -23,6 +23,7 @@ A host silent for ``forget_after`` (default 7 days) is forgotten without a resol
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import Any
 
 from ..alerts import Alert
@@ -31,6 +32,9 @@ from ._common import clip, iso
 from ._windows import KeyedState, TimerQueue
 from .base import Detector, register
 from .columns import EventBatch
+
+_FIRST = itemgetter(0)
+_UNKNOWN: Any = object()
 
 
 class _Host:
@@ -83,15 +87,35 @@ class HostSilent(Detector):
         return st.last + max(self.min_silence, self.factor * self.interval(st))
 
     reads_columns = True
+    #: judge a batch a host at a time (``_judge_hosts``); False: record by record, as the
+    #: tests' reference
+    by_host = True
 
     def process(self, events: list[Event]) -> list[Alert]:
         return self.judge_batch(EventBatch(events))
 
     def judge_batch(self, batch: EventBatch) -> list[Alert]:
+        hosts = batch.column("host")
+        if not self.by_host:
+            return self._judge_records(batch, hosts)
+        rows_of: dict[Any, list[int]] = {}
+        for i, host in enumerate(hosts):
+            rows = rows_of.get(host)
+            if rows is None:
+                rows_of[host] = [i]
+            else:
+                rows.append(i)
+        if len(self.state) + len(rows_of) > self.state.cap:
+            # a host may be evicted: which one depends on the order of every touch
+            return self._judge_records(batch, hosts)
+        return self._judge_hosts(batch, rows_of)
+
+    def _judge_records(self, batch: EventBatch, hosts: list[Any]) -> list[Alert]:
+        """The batch record by record."""
         alerts: list[Alert] = []
         state = self.state
         statuses = batch.column("agent_status")
-        for i, (host, ts) in enumerate(zip(batch.column("host"), batch.times, strict=True)):
+        for i, (host, ts) in enumerate(zip(hosts, batch.times, strict=True)):
             status = statuses[i]
             if status is not None:
                 # The agent's Last Will (or its clean goodbye): not a sample. "offline" means
@@ -127,6 +151,93 @@ class HostSilent(Detector):
                     self.timers.arm(math.nextafter(st.deadline, math.inf), host)
         return alerts
 
+    def _judge_hosts(self, batch: EventBatch, rows_of: dict[Any, list[int]]) -> list[Alert]:
+        """``_judge_records``, a host's records at a time (a host reports many times a
+        batch): what a record reads and changes is its own host's, so each host's records in
+        order leave that host as the batch in order leaves it. What is shared is put back in
+        record order: the alerts, the timers armed, the hosts' recency in ``state`` (each
+        touched where its last sample is; no host is evicted, the caller checked). Within a
+        host, its deadline is computed where it is read (it is at least ``min_silence``
+        after the last sample, so a sample sooner cannot be past it) and its last source
+        once, at the end."""
+        state = self.state
+        get = state.get
+        statuses, times = batch.column("agent_status"), batch.times
+        min_silence, min_samples = self.min_silence, self.min_samples
+        deadline_of = self._deadline
+        alerts: list[tuple[int, Alert]] = []
+        arms: list[tuple[int, float, Any]] = []
+        touched: list[tuple[int, Any, _Host]] = []
+        for host, rows in rows_of.items():
+            st = get(host)
+            stale = False  # st.deadline is behind st's last sample: recompute before reading
+            source_row = -1  # the row of st's last sample, once st's source is behind it
+            touched_row = -1
+            for i in rows:
+                status = statuses[i]
+                if status is not None:
+                    if status == "offline":
+                        if source_row >= 0 and st is not None:
+                            st.topic, st.partition, st.offset = batch.origin(source_row)
+                            source_row = -1
+                        alert = self._agent_offline(batch.event(i), st)
+                        if alert is not None:
+                            alerts.append((i, alert))
+                    continue
+                touched_row = i
+                ts = times[i]
+                if st is None:
+                    st = _Host(ts, batch.origin(i))
+                    continue
+                last = st.last
+                if ts <= last:
+                    continue
+                if st.silent_since is None and st.deadline is not None:
+                    if stale and not ts <= last + min_silence:
+                        st.deadline = deadline_of(st)
+                        stale = False
+                    if not stale and ts > st.deadline:
+                        if source_row >= 0:
+                            st.topic, st.partition, st.offset = batch.origin(source_row)
+                            source_row = -1
+                        alerts.append((i, self._alert(host, st, st.deadline, "firing")))
+                        st.silent_since = last
+                if st.silent_since is not None:
+                    alerts.append((i, self._alert(host, st, ts, "resolved", batch.event(i))))
+                    st.silent_since = None
+                else:
+                    gaps = st.gaps
+                    st.gaps = (*gaps[1:], ts - last) if len(gaps) >= 5 else (*gaps, ts - last)
+                st.last = ts
+                st.samples += 1
+                source_row = i
+                if st.samples >= min_samples:
+                    if st.deadline is None:
+                        st.deadline = deadline_of(st)
+                        stale = False
+                        arms.append((i, math.nextafter(st.deadline, math.inf), host))
+                    else:
+                        stale = True
+            if st is None:
+                continue  # statuses of a host it does not know
+            if stale:
+                st.deadline = deadline_of(st)
+            if source_row >= 0:
+                st.topic, st.partition, st.offset = batch.origin(source_row)
+            if touched_row >= 0:
+                touched.append((touched_row, host, st))
+        touch = state.touch
+        for _, host, st in sorted(touched, key=_FIRST):
+            touch(host, st)
+        if arms:
+            arm = self.timers.arm
+            for _, when, host in sorted(arms, key=_FIRST):
+                arm(when, host)
+        if not alerts:
+            return []
+        alerts.sort(key=_FIRST)  # stable: a record's alerts in the order it raised them
+        return [alert for _, alert in alerts]
+
     def on_watermark(self, watermark: float) -> list[Alert]:
         alerts: list[Alert] = []
         for _when, host in self.timers.due(watermark):
@@ -148,8 +259,10 @@ class HostSilent(Detector):
             self.timers.arm(st.last + self.forget_after + 1, host)
         return alerts
 
-    def _agent_offline(self, ev: Event) -> Alert | None:
-        st = self.state.get(ev.data["host"])
+    def _agent_offline(self, ev: Event, st: _Host | None = _UNKNOWN) -> Alert | None:
+        """``st``: the host's state, where the caller holds it (else looked up)."""
+        if st is _UNKNOWN:
+            st = self.state.get(ev.data["host"])
         if st is None or st.silent_since is not None or ev.ts < st.last:
             return None  # unknown host, already silent, or a stale status
         alert = self._alert(ev.data["host"], st, ev.ts, "firing")

@@ -211,12 +211,16 @@ class MetricThreshold(Detector):
             hosts = frame.column("host")
             picked: list[bool] | None = None
             for field, rule in rules:
-                over = _over(frame.column(field), rule[0])
+                values = frame.column(field)
                 # every sample of a host over the level somewhere in the batch, or with state
-                watched = set(compress(hosts, over)) | with_state.get(field, set())
+                watched = with_state.get(field, set())
+                if not _calm(values, rule[0]):
+                    watched = set(compress(hosts, _over(values, rule[0]))) | watched
+                if not watched:
+                    continue  # (nearly every batch: a host over a level is an incident)
                 part = list(map(watched.__contains__, hosts))
                 picked = part if picked is None else list(map(or_, picked, part))
-            return picked
+            return [False] * len(hosts) if picked is None else picked
 
         return select
 
@@ -479,6 +483,15 @@ class MetricThreshold(Detector):
                     setattr(st, name, list(value) if isinstance(value, list) else value)
             self.state.touch((host, field), st)
         self.state.evictions = int(state.get("evictions", 0))
+
+
+def _calm(values: list[float | None], level: float) -> bool:
+    """Whether no value (a number column, as ``_over`` takes it) is over ``level``: one
+    pass in C where none is absent (no value of a frame's number column is NaN)."""
+    try:
+        return bool(max(values) <= level)  # type: ignore[type-var, operator]
+    except (TypeError, ValueError):  # a None (absent) among them, or none at all
+        return False
 
 
 def _over(values: list[float | None], level: float) -> list[bool]:

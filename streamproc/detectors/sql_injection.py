@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import compress
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -295,9 +296,46 @@ _SUSPICIOUS_SEARCH = re.compile(
 ).search
 
 
-def _endpoint_suspicious_column(frame: Any) -> Any:
+def _endpoint_matches_column(frame: Any) -> Any:
+    """The records whose endpoint ``match`` names something in: ``process`` passes every
+    other by, without a change. Narrower than the prefilter (a suspicious endpoint): most
+    suspicious ones are ordinary query strings ("?q=running+shoes"), and ``match`` is a
+    function of the endpoint alone, remembered for those that repeat, where making the
+    record's Event for ``process`` costs several times the lookup."""
     # ``endpoint`` is a required string of the contract: a str in every record of a frame
-    return map(_SUSPICIOUS_SEARCH, frame.column("endpoint"))
+    endpoints = frame.column("endpoint")
+    picked = [False] * len(endpoints)
+    for i in suspicious_rows(endpoints):
+        names = _MATCHED.get(endpoints[i])
+        picked[i] = bool(match(endpoints[i]) if names is None else names)
+    return picked
+
+
+def suspicious_rows(endpoints: list[str]) -> list[int]:
+    """The positions of the endpoints ``suspicious`` passes, in order: the endpoints joined
+    by NUL (not suspicious, and the start of no "--" or "/*") and read together as one array
+    of bytes, where a regex search (``_SUSPICIOUS_SEARCH``) tries each character of each
+    endpoint in turn (~1 us an endpoint of 30 characters). One at a time, as before, if an
+    endpoint is not ASCII or holds a NUL."""
+    import numpy as np
+
+    text = "\x00".join(endpoints)
+    if text.isascii():
+        raw = text.encode("ascii")
+        b = np.frombuffer(raw, dtype=np.uint8)
+        nul = np.flatnonzero(b == 0)  # where each endpoint but the last ends
+        if len(nul) == len(endpoints) - 1:
+            flagged = np.frombuffer(raw.translate(_FLAGS), dtype=bool).copy()
+            dash, slash = b == _DASH, b == _SLASH
+            flagged[:-1] |= (dash[:-1] & dash[1:]) | (slash[:-1] & (b[1:] == _STAR))
+            rows = np.searchsorted(nul, np.flatnonzero(flagged), side="right").tolist()
+            return list(dict.fromkeys(rows))
+    return list(compress(range(len(endpoints)), map(_SUSPICIOUS_SEARCH, endpoints)))
+
+
+_DASH, _SLASH, _STAR = ord("-"), ord("/"), ord("*")
+# each byte: 1 for a suspicious character, else 0 (read as booleans)
+_FLAGS = bytes(chr(i) in _SUSPICIOUS for i in range(256))
 
 
 # endpoint -> signature names, for endpoints that pass the prefilter. Ordinary query strings
@@ -404,7 +442,7 @@ class SqlInjection(Detector):
     def column_prefilter(self) -> Any:
         if self.inspect_ua:
             return None
-        return _endpoint_suspicious_column
+        return _endpoint_matches_column
 
     def process(self, events: list[Event]) -> list[Alert]:
         alerts: list[Alert] = []

@@ -686,8 +686,12 @@ def test_an_engine_with_a_detector_that_reads_no_columns_judges_events(
 
 
 # compromise_suspected's column prefilter is narrower than its prefilter on purpose (only the
-# pairs brute_force fired for): the differential tests above are its check
-@pytest.mark.parametrize("kind", [k for k in COLUMN_KINDS if k != "compromise_suspected"])
+# pairs brute_force fired for), as is sql_injection's (only the endpoints ``match`` names
+# something in): the differential tests above are their check, and the tests below
+NARROWER = {"compromise_suspected", "sql_injection"}
+
+
+@pytest.mark.parametrize("kind", [k for k in COLUMN_KINDS if k not in NARROWER])
 def test_a_column_prefilter_selects_what_the_prefilter_passes(kind: str) -> None:
     """On a family's generated records: every record the Python prefilter passes, the
     column expression selects (it may select more, never less)."""
@@ -723,6 +727,42 @@ def test_a_column_prefilter_selects_what_the_prefilter_passes(kind: str) -> None
         assert all(i in selected for i, p in enumerate(passed) if p)
         checked += 1
     assert checked, f"no batch of {cls.family} was read into columns"
+
+
+def test_sql_injection_selects_the_records_whose_endpoint_matches() -> None:
+    """On the api stream with its injected attacks: the column prefilter selects exactly the
+    records whose endpoint ``match`` names something in, the only ones ``process`` does
+    anything with; the ordinary suspicious ones ("?q=running+shoes") stay out."""
+    from streamproc.detectors.sql_injection import match, suspicious
+
+    values = [
+        v for fam, _, v in generate("api", 6000, seed=2).merged_bytes() if fam == "api-access-logs"
+    ]
+    reader = FrameReader(get_contract("api-access-logs"), 1 << 20)
+    detector = REGISTRY["sql_injection"]()
+    matched = passed = 0
+    for i in range(0, len(values), 500):
+        frame = reader.read(values[i : i + 500])
+        assert frame is not None
+        endpoints = [orjson.loads(v)["endpoint"] for v in values[i : i + 500]]
+        want = [j for j, e in enumerate(endpoints) if match(e)]
+        assert frame.where(detector.column_prefilter()) == want
+        matched += len(want)
+        passed += sum(map(suspicious, endpoints))
+    assert 0 < matched < passed
+
+
+_ENDPOINT_TEXT = st.text(alphabet="ab/-*'\" %;(#`\\|+\t\n\r\x00\x0b\x7fé€", max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(_ENDPOINT_TEXT, st.text(max_size=8)), max_size=12))
+def test_suspicious_rows_are_the_endpoints_suspicious_passes(endpoints: list[str]) -> None:
+    """Read as one array of bytes (ASCII: the batch's endpoints joined), or one at a time:
+    the same endpoints as ``suspicious`` passes, "--" and "/*" never found across two."""
+    from streamproc.detectors.sql_injection import suspicious, suspicious_rows
+
+    assert suspicious_rows(endpoints) == [i for i, e in enumerate(endpoints) if suspicious(e)]
 
 
 def _parsed(stamps: list[str]) -> list[float | None]:
@@ -978,3 +1018,41 @@ def test_a_batch_with_a_time_past_max_epoch_dead_letters_it_as_a_year_10000_time
 
     assert dead("9999-12-31T23:59:59.5Z") == dead("10000-01-01T00:00:00.5Z")
     assert dead("9999-12-31T23:59:59.5Z") == [("bad_timestamp", 750)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(allow_nan=False), st.integers(-10, 10)), max_size=8),
+    st.floats(-5, 5),
+)
+def test_metric_threshold_calls_a_column_calm_only_when_no_value_is_over(
+    values: list[Any], level: float
+) -> None:
+    from streamproc.detectors.metric_threshold import _calm, _over
+
+    if _calm(values, level):
+        assert not any(_over(values, level))
+
+
+def test_metric_threshold_selects_every_sample_of_a_host_over_a_level_and_none_else() -> None:
+    """A frame's number column holds no NaN (the reader declines the batch), so its largest
+    value says whether any is over a level: a calm batch selects nothing, one host over a
+    level (with other samples lacking that metric) selects that host's every sample."""
+    contract = get_contract("host-metrics")
+
+    def sample(i: int, host: str, cpu: float | None) -> bytes:
+        record: dict[str, Any] = {"timestamp": f"2026-03-01T12:00:{i:02d}Z", "host": host}
+        if cpu is not None:
+            record["cpu_percent"] = cpu
+        return orjson.dumps({**record, "memory_percent": 10.0})
+
+    calm = [sample(i, f"h{i % 3}", 10.0 + i) for i in range(30)]
+    hot = calm[:10] + [sample(10, "h2", 99.0)] + [sample(i, "h1", None) for i in range(11, 30)]
+    nan = [*calm[:29], calm[29].replace(b"39.0", b"NaN")]
+    detector = REGISTRY["metric_threshold"]()
+    reader = FrameReader(contract, 1 << 20)
+    assert reader.read(nan) is None
+    calm_frame, hot_frame = reader.read(calm), reader.read(hot)
+    assert calm_frame is not None and hot_frame is not None
+    assert calm_frame.where(detector.column_prefilter()) == []
+    assert hot_frame.where(detector.column_prefilter()) == [2, 5, 8, 10]
