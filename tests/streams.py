@@ -190,3 +190,14 @@ def fired_victims(receiver) -> list[str]:
                 out.append(word.rstrip(".:;)"))
                 break
     return out
+
+
+def split_at(items: list[Any], ends: list[int]) -> list[list[Any]]:
+    """``items`` cut into consecutive batches ending at each of ``ends`` (increasing; an end
+    not past the one before adds no batch): the batches a property test feeds a detector."""
+    out, start = [], 0
+    for end in ends:
+        if end > start:
+            out.append(items[start:end])
+        start = end
+    return out

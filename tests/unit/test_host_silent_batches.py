@@ -21,6 +21,7 @@ from streamproc.detectors.base import DetectorContext, load_detector_class
 from streamproc.detectors.columns import EventBatch
 from streamproc.detectors.host_silent import HostSilent
 from streamproc.events import Event
+from tests.streams import split_at
 
 T0 = 1_767_225_600.0
 
@@ -88,12 +89,7 @@ def _events(records: list[tuple[str, float, str | None]], start: int = 0) -> lis
 
 
 def _batches(events: list[Event], ends: list[int]) -> list[list[Event]]:
-    out, start = [], 0
-    for end in ends:
-        if end > start:
-            out.append(events[start:end])
-        start = end
-    return out
+    return split_at(events, ends)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -22,6 +22,7 @@ from streamproc.detectors.base import DetectorContext, load_detector_class
 from streamproc.detectors.columns import EventBatch
 from streamproc.detectors.rate_abuse import RateAbuse
 from streamproc.events import Event
+from tests.streams import split_at
 
 T0 = 1_767_225_600.0
 RECORD_BY_RECORD = 1 << 60
@@ -95,12 +96,7 @@ def _batches(records: list[tuple[str, float]], ends: list[int]) -> list[list[Eve
         )
         for offset, (ip, ts) in enumerate(records)
     ]
-    out, start = [], 0
-    for end in ends:
-        if end > start:
-            out.append(events[start:end])
-        start = end
-    return out
+    return split_at(events, ends)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -18,6 +18,7 @@ from streamproc.detectors.base import DetectorContext, load_detector_class
 from streamproc.detectors.columns import EventBatch
 from streamproc.detectors.unusual_login import UnusualLogin
 from streamproc.events import Event
+from tests.streams import split_at
 
 T0 = 1_767_225_600.0
 ADDRESSES = [
@@ -99,12 +100,7 @@ def _batches(records: list[tuple[Any, ...]], ends: list[int]) -> list[list[Event
         if country is not None:
             data["country"] = country
         events.append(Event("auth-logs", ts, data, "auth-logs", 0, offset))
-    out, start = [], 0
-    for end in ends:
-        if end > start:
-            out.append(events[start:end])
-        start = end
-    return out
+    return split_at(events, ends)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
