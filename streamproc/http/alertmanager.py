@@ -262,8 +262,7 @@ class AlertmanagerAPI:
             limit = self.config.api.max_body_bytes
             raw = decode_body(raw, request.headers.get("Content-Encoding", ""), limit)
         except BodyError as exc:
-            status = {"too_large": 413, "unsupported_encoding": 415}.get(exc.reason, 400)
-            return _bad(str(exc), status)
+            return _bad(str(exc), exc.status)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -26,13 +26,16 @@ _ALIASES = {"": "", "identity": "", "gzip": "gzip", "x-gzip": "gzip", "deflate":
 
 
 class BodyError(ValueError):
-    """A body refused whole; ``reason`` is the refusal's metric label."""
+    """A body refused whole; ``reason`` is the refusal's metric label, ``status`` its
+    answer."""
 
     reason = "bad_request"
+    status = 400
 
 
 class UnsupportedEncoding(BodyError):
     reason = "unsupported_encoding"
+    status = 415
 
 
 class BadEncoding(BodyError):
@@ -41,6 +44,7 @@ class BadEncoding(BodyError):
 
 class TooLarge(BodyError):
     reason = "too_large"
+    status = 413
 
 
 def encoding_of(header: str) -> str:

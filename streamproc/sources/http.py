@@ -415,11 +415,11 @@ class Ingest:
             error = BadEncoding(f"the body could not be read: {exc}")
         body: dict[str, Any] = {"error": str(error)}
         headers = None
-        status = 400
+        status = error.status
         if isinstance(error, TooLarge):
-            status, body["max_body_bytes"] = 413, limit
+            body["max_body_bytes"] = limit
         elif isinstance(error, UnsupportedEncoding):
-            status, body["supported"] = 415, list(SUPPORTED)
+            body["supported"] = list(SUPPORTED)
             headers = {"Accept-Encoding": ", ".join(SUPPORTED)}  # RFC 9110, 15.5.16
         # one key per reason: the log's memory stays bounded however many clients send
         self.bounded.warning(
