@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -79,12 +80,21 @@ def verify(
 def iso(value: Any) -> str | None:
     """ISO 8601 (UTC, ``Z``) of a provider's time: ISO 8601 (GitHub), GitLab's
     ``2016-08-12 15:23:28 UTC`` / ``2021-04-28 21:50:00 +0200``, or epoch milliseconds
-    (Jenkins). None when absent or unreadable."""
+    (Jenkins). A fraction of a second is kept to the millisecond (two builds ending in the
+    same second stay in order); none is written when there is none. None when absent or
+    unreadable."""
     if value is None or value == "":
         return None
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            dt = datetime.fromtimestamp(value / 1000.0 if value > 1e11 else value, UTC)
+            seconds = value / 1000.0 if value > 1e11 else float(value)
+            whole = math.floor(seconds)
+            # the milliseconds from the number as given: a float's micro-second rounding
+            # (1795939395.7 -> .699999) must not move the time back a millisecond
+            millis = round((seconds - whole) * 1000)
+            if millis == 1000:
+                whole, millis = whole + 1, 0
+            dt = datetime.fromtimestamp(whole, UTC).replace(microsecond=millis * 1000)
         else:
             text = str(value).strip()
             if text.endswith(" UTC"):
@@ -93,7 +103,10 @@ def iso(value: Any) -> str | None:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=UTC)
-        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        dt = dt.astimezone(UTC)
+        text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+        millis = dt.microsecond // 1000
+        return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
     except (ValueError, OverflowError, OSError):
         return None
 

@@ -165,7 +165,28 @@ def test_jenkins_build_is_judged_once_when_finalized() -> None:
         out.record["branch"],
         out.record["duration"],
     ) == ("failure", "checkout-web", "main", 195.7)
-    assert out.record["timestamp"] == "2026-11-29T08:03:15Z"  # start + duration
+    assert out.record["timestamp"] == "2026-11-29T08:03:15.700Z"  # start + duration
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        (1795939395700, "2026-11-29T08:03:15.700Z"),  # Jenkins: epoch milliseconds
+        (1795939395001, "2026-11-29T08:03:15.001Z"),
+        (1795939200000, "2026-11-29T08:00:00Z"),  # no fraction: none written
+        (1795939395999.6, "2026-11-29T08:03:16Z"),  # rounds up into the next second
+        (1795939395.25, "2026-11-29T08:03:15.250Z"),  # epoch seconds
+        ("2026-11-29T10:04:41.123456+02:00", "2026-11-29T08:04:41.123Z"),
+        ("2026-11-29 10:04:41 UTC", "2026-11-29T10:04:41Z"),  # GitLab
+        ("2021-04-28 21:50:00 +0200", "2021-04-28T19:50:00Z"),
+        (float("nan"), None),
+        (1e20, None),
+        ("yesterday", None),
+        ("", None),
+    ],
+)
+def test_provider_times_keep_their_milliseconds(given: object, read: str | None) -> None:
+    assert webhooks.iso(given) == read
 
 
 def test_signatures_are_checked_per_provider() -> None:
