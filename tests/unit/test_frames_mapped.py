@@ -25,6 +25,7 @@ from streamproc.contracts import get_contract, parse_contract
 from streamproc.decode import RawRecord, RecordDecoder
 from streamproc.decode.frames import FrameReader, _times, frame_reader_for
 from streamproc.decode.mapping import FieldMapping, compile_path
+from streamproc.decode.records import spaced_colons
 from streamproc.events import Event
 from streamproc.pipeline.runtime import Judge
 from streamproc.traffic import generate
@@ -288,18 +289,22 @@ def _same(a: Any, b: Any) -> bool:
 
 def _as_it_is(mapping: FieldMapping, value: bytes, event: Any) -> bool:
     """Whether the decoder made ``event`` of ``value`` with no coercion (its data the mapped
-    record, value for value and type for type), from a time in the format frames read (and
-    no number of 2**63 or more in a number field, which the columns leave to the decoder)."""
-    if type(event) is not Event:
+    record, value for value and type for type), from a time in the format frames read. What
+    the decoder takes that the columns leave to it, as they do unmapped: whitespace before a
+    colon (the count of '":' proves nothing then), a number of 2**63 or more in a number
+    field, another timestamp field than the event time's holding no string (the decoder does
+    not check it)."""
+    if type(event) is not Event or spaced_colons(value):
         return False
     mapped = mapping.apply(orjson.loads(value))
-    took = mapped.get("took")
+    took, seen_at = mapped.get("took"), mapped.get("seen_at")
     return (
         mapped.keys() == event.data.keys()
         and all(_same(v, event.data[k]) for k, v in mapped.items())
         and type(mapped["timestamp"]) is str
         and _times([mapped["timestamp"]]) is not None
         and not (type(took) is float and abs(took) >= 2**63)
+        and (seen_at is None or type(seen_at) is str)
     )
 
 
@@ -613,3 +618,35 @@ def test_judging_a_mapped_binding_from_columns_gives_what_judging_events_gives(
     key = lambda d: (d.reason, d.partition, d.offset, d.detail)  # noqa: E731
     assert sorted(map(key, got_dead)) == sorted(map(key, want_dead))
     assert j.frame_batches > 0 and j.frame_strays == 0
+
+
+def test_a_mapped_binding_that_re_keys_its_records_ships_the_mapped_events() -> None:
+    """password_spray counts by ip_address, so each record of an auth binding keyed by
+    username is also shipped, re-keyed: its copy holds the Event's data, the mapped record,
+    so the columns may not write it around the record as it came. The copies are the ones
+    the per-event path ships."""
+    from streamproc.pipeline.repartition import decode
+
+    config = parse_config(
+        {"topics": [{"topic": "auth-ecs", "family": "auth-logs", "fields": ECS}]}, file=None
+    )
+    rng = random.Random(2)
+    records = [
+        RawRecord(_rewritten(v, rng), "auth-ecs", 0, i, k)
+        for i, (_, k, v) in enumerate(
+            r for r in generate("auth", 6000, seed=3).merged_bytes() if r[0] == "auth-logs"
+        )
+    ]
+    shipped = []
+    with pytest.MonkeyPatch.context() as patch:
+        for columns in ("1", "0"):
+            patch.setenv("STREAMPROC_COLUMNS", columns)
+            judge = Judge(config, partitioned=True, repartition=True)
+            assert judge.repartition_targets
+            copies = []
+            for i in range(0, len(records), 600):
+                judge.judge(records[i : i + 600], "kafka")
+                copies += [(t, k, decode(v)) for t, k, v in judge.take_outbox()]
+            shipped.append(copies)
+    assert shipped[0] == shipped[1] and shipped[0]
+    assert all("username" in data for _, _, (_, data, _) in shipped[0])
