@@ -12,6 +12,11 @@ partition's share of a 5,000-record fetch) a partition at a time; the two paths 
 each figure is the median of ``--runs`` passes. Both must raise the same alerts.
 
     PYTHONPATH=. python3 -m bench.mapped --events 200000 --runs 7
+
+One run on the shared 2-core development machine under load from other jobs (``--events
+100000 --runs 5``; ns a record, per record against from columns): contract names 2,958 /
+1,351, nginx-style names 11,516 / 2,545, flattened ECS 13,358 / 3,467. Instructions a
+record (cachegrind, steadier there): see streamproc/decode/frames.py.
 """
 
 from __future__ import annotations
