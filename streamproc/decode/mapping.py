@@ -27,6 +27,11 @@ _MISSING = object()
 
 
 def compile_path(path: str) -> Callable[[dict[str, Any]], Any]:
+    """A getter of ``path`` (``_MISSING`` where the record has none).
+
+    On a flat record (no value an object or a list) only the literal key ``path`` can match:
+    the walk's first step reaches a scalar or nothing, and a scalar has no segments below it.
+    The column reader (frames.py) relies on this: there, a path is one source column."""
     parts = path.split(".")
     if len(parts) == 1:
         return lambda record: record.get(path, _MISSING)
@@ -61,6 +66,7 @@ class FieldRule:
     getters: list[Callable[[dict[str, Any]], Any]]
     value_map: dict[str, Any] | None
     default: Any
+    paths: tuple[str, ...] = ()  # the getters' paths, in order
 
     def extract(self, record: dict[str, Any]) -> Any:
         value = _MISSING
@@ -71,12 +77,19 @@ class FieldRule:
         if value is _MISSING or value is None:
             return self.default
         if self.value_map is not None:
-            key = value if isinstance(value, str) else str(value).lower()
-            if key in self.value_map:
-                return self.value_map[key]
-            lowered = key.lower()
-            if lowered in self.value_map:
-                return self.value_map[lowered]
+            return self.translate(value)
+        return value
+
+    def translate(self, value: Any) -> Any:
+        """``value`` (present, not None) through the value map: the entry for it as written,
+        else for it lowercased (a non-string as ``str(value).lower()``), else as it is."""
+        assert self.value_map is not None
+        key = value if isinstance(value, str) else str(value).lower()
+        if key in self.value_map:
+            return self.value_map[key]
+        lowered = key.lower()
+        if lowered in self.value_map:
+            return self.value_map[lowered]
         return value
 
 
@@ -106,7 +119,8 @@ class FieldMapping:
                 raise ConfigError(f"{where}.{name} must be a dotted path or a mapping")
             if isinstance(paths, str):
                 paths = [paths]
-            self.rules.append(FieldRule(name, [compile_path(p) for p in paths], value_map, default))
+            getters = [compile_path(p) for p in paths]
+            self.rules.append(FieldRule(name, getters, value_map, default, tuple(paths)))
         self.mapped = {rule.name for rule in self.rules}
 
     def apply(self, record: dict[str, Any]) -> dict[str, Any]:

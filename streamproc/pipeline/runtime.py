@@ -634,8 +634,12 @@ class Judge:
         would encode, as ``_ship`` dead-letters one that does not. Re-encoding grows only
         floats, each at most 4.5 times (``1e15`` is ``1000000000000000.0``; strings,
         integers and the rest come back as long or shorter), so a record of a fifth of the
-        room fits either way. (A None, a tombstone: no frame takes its batch.)"""
-        contract = self.decoders[binding].record.contract
+        room fits either way. (A None, a tombstone: no frame takes its batch.) A binding with
+        a field mapping never: its Event's ``data`` is the mapped record."""
+        decoder = self.decoders[binding].record
+        if decoder.mapping is not None:
+            return False
+        contract = decoder.contract
         if any(f.type == "number" for f in contract.fields.values()):
             return False
         try:

@@ -1,0 +1,147 @@
+"""mapped: ns a record of judging auth batches of a binding with a field mapping, per record
+(``STREAMPROC_COLUMNS=0``: every record decoded and mapped by the RecordDecoder) against from
+columns (decode/frames.py: msgspec reads the source keys, the mapping computed column-wise).
+
+The records are the peers workload's (``peers_workload.py``: auth events, ~2% failures,
+millisecond times) with its keys rewritten three ways: as they are (no mapping: the reference
+of the column path), renamed as an nginx-style JSON log names them (``time``, ``user``,
+``remote_addr``, ``status`` with a value map ``ok``/``FAIL``), and flattened ECS
+(``"@timestamp"``, ``"user.name"``, ``"source.ip"``, ``"event.outcome"`` with a value map).
+Each is judged through the runtime's Judge, brute_force only, in batches of 1,250 (a
+partition's share of a 5,000-record fetch) a partition at a time; the two paths alternate, and
+each figure is the median of ``--runs`` passes. Both must raise the same alerts.
+
+    PYTHONPATH=. python3 -m bench.mapped --events 200000 --runs 7
+
+One run on the shared 2-core development machine under load from other jobs (``--events
+100000 --runs 5``; ns a record, per record against from columns): contract names 2,958 /
+1,351, nginx-style names 11,516 / 2,545, flattened ECS 13,358 / 3,467. Instructions a
+record (cachegrind, steadier there): see streamproc/decode/frames.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import time
+import zlib
+from typing import Any
+
+import orjson
+
+BATCH = 1250
+TOPIC = "auth"
+SHAPES: dict[str, tuple[dict[str, str], dict[str, Any] | None]] = {
+    "contract names": ({}, None),
+    "renamed (nginx JSON)": (
+        {"timestamp": "time", "username": "user", "ip_address": "remote_addr"},
+        {
+            "timestamp": "time",
+            "username": "user",
+            "ip_address": "remote_addr",
+            "success": {"path": "status", "map": {"ok": True, "fail": False}},
+        },
+    ),
+    "flattened ECS": (
+        {
+            "timestamp": "@timestamp",
+            "username": "user.name",
+            "ip_address": "source.ip",
+            "user_agent": "user_agent.original",
+            "country": "source.geo.country_iso_code",
+        },
+        {
+            "timestamp": "@timestamp",
+            "username": "user.name",
+            "ip_address": ["source.ip", "client.ip"],
+            "success": {"path": "event.outcome", "map": {"success": True, "failure": False}},
+            "user_agent": "user_agent.original",
+            "country": "source.geo.country_iso_code",
+        },
+    ),
+}
+
+
+def rewrite(value: bytes, shape: str) -> bytes:
+    renames, _ = SHAPES[shape]
+    if not renames:
+        return value
+    data = orjson.loads(value)
+    out = {renames.get(k, k): v for k, v in data.items() if k != "success"}
+    if shape.startswith("renamed"):
+        out["status"] = "ok" if data["success"] else "FAIL"  # the map's lowercase retry
+    else:
+        out["event.outcome"] = "success" if data["success"] else "failure"
+    return orjson.dumps(out)
+
+
+def judge_once(records: list[Any], mapping: dict[str, Any] | None, columns: bool) -> float:
+    """Seconds to judge ``records`` (a partition's batches in turn); alerts checked by the
+    caller through ``judge_once.alerts``."""
+    from streamproc.config import parse_config
+    from streamproc.detectors import REGISTRY
+    from streamproc.pipeline.runtime import Judge
+
+    os.environ["STREAMPROC_COLUMNS"] = "1" if columns else "0"
+    off = {k: {"enabled": False} for k, c in REGISTRY.items() if c.family == "auth-logs"}
+    del off["brute_force"]
+    binding: dict[str, Any] = {"topic": TOPIC, "family": "auth-logs", "detectors": off}
+    if mapping is not None:
+        binding["fields"] = mapping
+    judge = Judge(parse_config({"topics": [binding]}, file=None), partitioned=True)
+    by_partition: dict[int, list[Any]] = {}
+    for r in records:
+        by_partition.setdefault(r.partition, []).append(r)
+    alerts: list[Any] = []
+    gc.collect()
+    start = time.perf_counter()
+    for _, mine in sorted(by_partition.items()):
+        for i in range(0, len(mine), BATCH):
+            alerts += judge.judge(mine[i : i + BATCH], "kafka")[0]
+    seconds = time.perf_counter() - start
+    alerts += judge.finish()
+    judge_once.alerts = sorted((a.fingerprint, a.event_time) for a in alerts)  # type: ignore[attr-defined]
+    judge_once.batches = judge.frame_batches  # type: ignore[attr-defined]
+    return seconds
+
+
+def main() -> None:
+    from bench.peers_workload import PARTITIONS, generate_peers
+    from streamproc.decode import RawRecord
+    from streamproc.pipeline.runtime import tune_gc
+
+    tune_gc()  # as Runtime.start does: measure what a deployment gets
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    encoded = generate_peers(args.events, seed=1).encoded()
+    n = len(encoded)
+    for shape, (_, mapping) in SHAPES.items():
+        offsets = [0] * PARTITIONS
+        records = []
+        for key, value in encoded:
+            p = zlib.crc32(key) % PARTITIONS
+            records.append(RawRecord(rewrite(value, shape), TOPIC, p, offsets[p], key))
+            offsets[p] += 1
+        times: dict[bool, list[float]] = {False: [], True: []}
+        want = None
+        for _ in range(args.runs):
+            for columns in (False, True):
+                times[columns].append(judge_once(records, mapping, columns))
+                got = judge_once.alerts  # type: ignore[attr-defined]
+                assert want is None or got == want, "the two paths raised other alerts"
+                want = got
+        per_record, framed = (statistics.median(times[c]) * 1e9 / n for c in (False, True))
+        print(
+            f"{shape:22} per record {per_record:6.0f} ns  from columns {framed:6.0f} ns  "
+            f"({per_record / framed:.2f}x; {judge_once.batches} batches from columns, "  # type: ignore[attr-defined]
+            f"{len(want or [])} alerts)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
