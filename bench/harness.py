@@ -7,7 +7,7 @@ answers: throughput, latency, state, workers, peers). Exit status: 0 when every 
 ran and gave the right answer (targets missed are reported, not failures), 1 when a scenario
 failed or its alerts were wrong (a fast wrong answer is a failure, not a result).
 
-Scenarios live one per module (detect.py, state.py, notify.py, mqtt.py, kafka.py,
+Scenarios live one per module (detect.py, mapped.py, state.py, notify.py, mqtt.py, kafka.py,
 workers.py, peers.py, startup.py); each exposes ``run(ctx) -> list[Row]`` and
 ``STEPS_PER_RUN`` for the progress bar.
 """
@@ -24,7 +24,18 @@ from typing import Any
 
 from .common import Context, Row, fmt_value, machine_info, machine_line, versions
 
-SCENARIOS = ("detect", "state", "notify", "mqtt", "kafka", "workers", "peers", "startup", "ingest")
+SCENARIOS = (
+    "detect",
+    "mapped",
+    "state",
+    "notify",
+    "mqtt",
+    "kafka",
+    "workers",
+    "peers",
+    "startup",
+    "ingest",
+)
 
 
 def _module(name: str) -> Any:

@@ -242,7 +242,10 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "scenarios",
         nargs="*",
         metavar="SCENARIO",
-        help="detect, state, notify, mqtt, kafka, workers, peers, startup, ingest (default: all)",
+        help=(
+            "detect, mapped, state, notify, mqtt, kafka, workers, peers, startup, ingest "
+            "(default: all)"
+        ),
     )
     p.add_argument(
         "--events", type=int, default=None, metavar="N", help="events a run (each its default)"
