@@ -29,7 +29,9 @@ from streamproc.alerts import (
     _sealed_form,
     _within,
     cap_alert,
+    fingerprint,
 )
+from streamproc.detectors.base import Detector, DetectorContext
 
 # characters of every UTF-8 width, and those JSON escapes
 _CHARS = st.sampled_from(list('ab é日😀"\\\n\t/,[]{}:') + ["\x01"])
@@ -257,3 +259,39 @@ def test_the_walk_given_the_encoded_form_clears_exactly_what_counting_clears(
     assert sealed == plain
     assert _shape(sealed.to_dict()) == _shape(plain.to_dict())
     assert (sealed._sealed is not None) is expected
+
+
+def test_make_alert_fills_each_field_from_the_argument_of_its_name() -> None:
+    class Probe(Detector):
+        kind = "probe"
+        family = "probe-family"
+
+    made = Probe(ctx=DetectorContext(binding="b")).make_alert(
+        key={"k": "key"},
+        incident=7,
+        event_time=2.5,
+        title="the title",
+        body="the body",
+        severity="low",
+        status="resolved",
+        evidence={"e": 1},
+        source={"topic": "t"},
+        labels={"l": "label"},
+        kind="probe_kind",
+        audience="customer",
+    )
+    assert made == Alert(
+        kind="probe_kind",
+        severity="low",
+        status="resolved",
+        key={"k": "key"},
+        fingerprint=fingerprint("probe_kind", {"k": "key"}, 7),
+        event_time=2.5,
+        title="the title",
+        body="the body",
+        labels={"kind": "probe_kind", "family": "probe-family", "binding": "b", "l": "label"},
+        evidence={"e": 1},
+        source={"topic": "t"},
+        family="probe-family",
+        audience="customer",
+    )
