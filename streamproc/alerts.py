@@ -23,6 +23,19 @@ builds (hundreds of long names, values of no JSON type, a fingerprint of any len
 another type count by their JSON text, a fingerprint over 64 characters is replaced by a hash
 of it, and when cutting values is not enough, evidence and source go, then all but a few short
 values of the key and labels: no alert is written above ``max_bytes``.
+
+Cost. Most alerts are far within their limits, and the check that proves it runs on every
+alert: ``make_alert`` walks the alert (``_within``: each value's type and length, each list's
+items, the depth, and a bound on the whole) and seals what it found within by its orjson
+encoding; the engine's ``cap_alert`` re-encodes and compares. The walk takes the bound on the
+whole from the length of that encoding rather than counting characters. Measured with
+callgrind on the ``make_alert`` calls of the detect scenario's 200,000-event stream for
+pipeline_failed, ticket_created and ticket_resolved (7,854 alerts of ~0.8-1.5 KB, replayed):
+make_alert and the engine's cap cost 111,700 CPU instructions an alert (131,900 before this
+bound and a positional ``Alert(...)``), of which the walk 43,000 (57,800), each encoding
+14,700, and building the alert (the fingerprint's hash, the labels) the rest. Checking the
+encoded bytes instead (orjson, then marshal for exact types and a scan per limit) costs more
+than the walk.
 """
 
 from __future__ import annotations
