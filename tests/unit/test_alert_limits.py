@@ -234,20 +234,7 @@ def _shape(value: Any) -> Any:
     return (type(value), value)
 
 
-@settings(max_examples=1500, deadline=None)
-@given(_ALERTS, st.data())
-@example(  # strings ~all of the form: 5 bytes a character for the whole would clear it
-    Alert("k", "high", "firing", {}, "fp", 1.0, "x" * 250, "y" * 250, evidence={"z": "w" * 250}),
-    None,
-)
-def test_the_walk_given_the_encoded_form_clears_exactly_what_counting_clears(
-    alert: Alert, data: Any
-) -> None:
-    if data is None:  # the explicit example: its limits one byte under the counted bound
-        counted = _counted(alert, AlertLimits(max_value_bytes=1 << 30)) or 0
-        limits = AlertLimits(max_bytes=4096 + 6 * counted - 1)
-    else:
-        limits = data.draw(_limits_at_the_edge(alert))
+def _answers_as_the_rules_say(alert: Alert, limits: AlertLimits) -> None:
     form = _sealed_form(alert)
     counted = _counted(alert, limits)
     expected = counted is not None and counted * 6 + 4096 <= limits.max_bytes
@@ -259,6 +246,24 @@ def test_the_walk_given_the_encoded_form_clears_exactly_what_counting_clears(
     assert sealed == plain
     assert _shape(sealed.to_dict()) == _shape(plain.to_dict())
     assert (sealed._sealed is not None) is expected
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_ALERTS, st.data())
+def test_the_walk_given_the_encoded_form_clears_exactly_what_counting_clears(
+    alert: Alert, data: st.DataObject
+) -> None:
+    _answers_as_the_rules_say(alert, data.draw(_limits_at_the_edge(alert)))
+
+
+def test_the_encoded_form_clears_no_alert_one_byte_over_the_counted_bound() -> None:
+    # strings nearly all of the form: a bound of 5 bytes a character would clear it
+    alert = Alert("k", "high", "firing", {}, "fp", 1.0, "x" * 250, "y" * 250)
+    alert.evidence = {"z": "w" * 250}
+    counted = _counted(alert, AlertLimits())
+    assert counted is not None
+    _answers_as_the_rules_say(alert, AlertLimits(max_bytes=4096 + 6 * counted - 1))
+    _answers_as_the_rules_say(alert, AlertLimits(max_bytes=4096 + 6 * counted))
 
 
 def test_make_alert_fills_each_field_from_the_argument_of_its_name() -> None:
