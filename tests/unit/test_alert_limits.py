@@ -2,7 +2,10 @@
 
 ``_within`` clears most alerts without encoding them (a string of n characters is at most 4n
 UTF-8 bytes): whatever it calls within, ``_cut`` must return unchanged, for any alert and any
-limits, and ``cap_alert`` must end where the cut does.
+limits, and ``cap_alert`` must end where the cut does. Given the alert's encoded form (as
+make_alert's ``cap_alert(..., seal=True)`` gives it), the walk bounds the whole by the form's
+length instead of counting characters: it must clear exactly what counting clears, at the
+bound's edge too.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ from hypothesis import strategies as st
 
 from streamproc.alerts import (
     _MAX_DEPTH,
+    _MAX_FINGERPRINT,
+    _MAX_PATH,
+    _MAX_TRUNCATED,
+    _NESTED,
+    _SCALARS,
     Alert,
     AlertLimits,
     _cut,
     _sealed_form,
     _within,
     cap_alert,
+    fingerprint,
 )
+from streamproc.detectors.base import Detector, DetectorContext
 
 # characters of every UTF-8 width, and those JSON escapes
 _CHARS = st.sampled_from(list('ab é日😀"\\\n\t/,[]{}:') + ["\x01"])
@@ -145,3 +155,148 @@ def test_the_walk_clears_a_typical_alert_and_not_one_a_limit_would_cut() -> None
     ):
         assert not _within(over, limits)
         assert not _cuts_nothing(over, limits)
+
+
+def _counted(alert: Alert, limits: AlertLimits) -> int | None:
+    """The rules of ``_within``, stated plainly: the characters it counts towards the bound
+    on the whole, or None when a part is over a limit of its own."""
+    chars = limits.max_value_bytes // 4
+    texts = (
+        alert.title,
+        alert.body,
+        alert.kind,
+        alert.severity,
+        alert.status,
+        alert.family,
+        alert.audience,
+    )
+    if any(type(t) is not str or len(t) > chars for t in texts):
+        return None
+    fp = alert.fingerprint
+    if type(fp) is not str or len(fp) > _MAX_FINGERPRINT:
+        return None
+    if type(alert.event_time) not in (int, float) or len(alert.truncated) > _MAX_TRUNCATED:
+        return None
+    if any(type(p) is not str or len(p) > _MAX_PATH for p in alert.truncated):
+        return None
+
+    def value(v: Any, depth: int) -> int | None:
+        t = type(v)
+        if t is str:
+            return len(v) if len(v) <= chars else None
+        if t not in _NESTED:
+            return 0 if t in _SCALARS else None
+        if depth >= _MAX_DEPTH or len(v) > limits.max_items:
+            return None
+        n = 0
+        for k in v if t is dict else ():
+            if type(k) is not str or len(k) > chars:
+                return None
+            n += len(k)
+        for child in v.values() if t is dict else v:
+            got = value(child, depth + 1)
+            if got is None:
+                return None
+            n += got
+        return n
+
+    n = sum(map(len, texts)) + sum(map(len, alert.truncated))
+    for part in (alert.key, alert.labels, alert.evidence, alert.source):
+        got = value(part, 0) if type(part) in _NESTED else None
+        if got is None:
+            return None
+        n += got
+    return n
+
+
+def _limits_at_the_edge(alert: Alert) -> st.SearchStrategy[AlertLimits]:
+    """Limits anywhere, and max_bytes a few bytes either side of where the count and where
+    the encoded form's length meet the bound on the whole."""
+    form = _sealed_form(alert)
+    assert form is not None
+    counted = _counted(alert, AlertLimits(max_value_bytes=1 << 30, max_items=1 << 30)) or 0
+    edges = [4096 + 6 * n + d for n in (counted, len(form)) for d in range(-7, 8)]
+    return st.builds(
+        AlertLimits,
+        max_bytes=st.one_of(st.sampled_from(edges), st.integers(300, 20_000)),
+        max_value_bytes=st.one_of(st.integers(4, 120), st.integers(400, 1200)),
+        max_items=st.integers(2, 60),
+    )
+
+
+def _shape(value: Any) -> Any:
+    """``value`` with the type of every container and scalar, which == alone would not tell
+    apart (a tuple and a list, 1 and 1.0 and True)."""
+    if type(value) is dict:
+        return {k: _shape(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return (type(value), [_shape(v) for v in value])
+    return (type(value), value)
+
+
+def _answers_as_the_rules_say(alert: Alert, limits: AlertLimits) -> None:
+    form = _sealed_form(alert)
+    counted = _counted(alert, limits)
+    expected = counted is not None and counted * 6 + 4096 <= limits.max_bytes
+    assert _within(alert, limits) is expected
+    assert _within(alert, limits, form) is expected
+    # make_alert's cap (encoded first, sealed) ends exactly where the engine's does
+    sealed = cap_alert(copy.deepcopy(alert), limits, seal=True)
+    plain = cap_alert(copy.deepcopy(alert), limits)
+    assert sealed == plain
+    assert _shape(sealed.to_dict()) == _shape(plain.to_dict())
+    assert (sealed._sealed is not None) is expected
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_ALERTS, st.data())
+def test_the_walk_given_the_encoded_form_clears_exactly_what_counting_clears(
+    alert: Alert, data: st.DataObject
+) -> None:
+    _answers_as_the_rules_say(alert, data.draw(_limits_at_the_edge(alert)))
+
+
+def test_the_encoded_form_clears_no_alert_one_byte_over_the_counted_bound() -> None:
+    # strings nearly all of the form: a bound of 5 bytes a character would clear it
+    alert = Alert("k", "high", "firing", {}, "fp", 1.0, "x" * 250, "y" * 250)
+    alert.evidence = {"z": "w" * 250}
+    counted = _counted(alert, AlertLimits())
+    assert counted is not None
+    _answers_as_the_rules_say(alert, AlertLimits(max_bytes=4096 + 6 * counted - 1))
+    _answers_as_the_rules_say(alert, AlertLimits(max_bytes=4096 + 6 * counted))
+
+
+def test_make_alert_fills_each_field_from_the_argument_of_its_name() -> None:
+    class Probe(Detector):
+        kind = "probe"
+        family = "probe-family"
+
+    made = Probe(ctx=DetectorContext(binding="b")).make_alert(
+        key={"k": "key"},
+        incident=7,
+        event_time=2.5,
+        title="the title",
+        body="the body",
+        severity="low",
+        status="resolved",
+        evidence={"e": 1},
+        source={"topic": "t"},
+        labels={"l": "label"},
+        kind="probe_kind",
+        audience="customer",
+    )
+    assert made == Alert(
+        kind="probe_kind",
+        severity="low",
+        status="resolved",
+        key={"k": "key"},
+        fingerprint=fingerprint("probe_kind", {"k": "key"}, 7),
+        event_time=2.5,
+        title="the title",
+        body="the body",
+        labels={"kind": "probe_kind", "family": "probe-family", "binding": "b", "l": "label"},
+        evidence={"e": 1},
+        source={"topic": "t"},
+        family="probe-family",
+        audience="customer",
+    )
