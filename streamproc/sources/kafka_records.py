@@ -197,7 +197,7 @@ class _BatchAtATime:
                         aborted = next_batch
 
                 if aborted is not None:
-                    pass
+                    pass  # skipped below, once the records gathered before it are out
                 elif next_batch.is_control_batch:
                     position = next_batch.next_offset
                 else:
