@@ -12,6 +12,7 @@ bytes a producer should not write)."""
 from __future__ import annotations
 
 import random
+import re
 import zlib
 from typing import Any
 
@@ -287,16 +288,26 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+# an integer literal that may not fit 64 bits (a string holding such digits matches too: the
+# check below is then only weaker)
+_LONG_INTEGER = re.compile(rb"[:,\[]\s*-?[0-9]{19,}\s*[,}\]]")
+
+
 def _as_it_is(mapping: FieldMapping, value: bytes, event: Any) -> bool:
     """Whether the decoder made ``event`` of ``value`` with no coercion (its data the mapped
     record, value for value and type for type), from a time in the format frames read. What
     the decoder takes that the columns leave to it, as they do unmapped: whitespace before a
     colon (the count of '":' proves nothing then), a number of 2**63 or more in a number
     field, another timestamp field than the event time's holding no string (the decoder does
-    not check it)."""
-    if type(event) is not Event or spaced_colons(value):
+    not check it), an integer of 19 digits or more under any key, one the mapping drops
+    included (the Struct reads every key of a record, as an integer of 64 bits at most), a
+    nested value under any key (frames read flat records only)."""
+    if type(event) is not Event or spaced_colons(value) or _LONG_INTEGER.search(value):
         return False
-    mapped = mapping.apply(orjson.loads(value))
+    record = orjson.loads(value)
+    if any(type(v) in (dict, list) for v in record.values()):
+        return False
+    mapped = mapping.apply(record)
     took, seen_at = mapped.get("took"), mapped.get("seen_at")
     return (
         mapped.keys() == event.data.keys()
