@@ -1434,6 +1434,10 @@ class Runtime:
                 worker=self.worker,
                 start_retries=self.start_retries,
             )
+            if self.file_checkpointer is not None:
+                # the retained payloads the restored state has seen: not judged again
+                mqtt_source.restore_retained_digests(self.file_checkpointer.retained)
+                self.file_checkpointer.source = mqtt_source
             await mqtt_source.start()
             self.sources.append(mqtt_source)
             mqtt_dead = FileDeadLetters(

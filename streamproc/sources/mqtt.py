@@ -23,8 +23,12 @@ eight). So a copy is judged once:
   subscription is new, not when a persistent session resumes (a restart included);
 - whatever the protocol, a message the broker flags as retained whose payload is the last
   one judged on its topic is acknowledged and not judged again (the last payload of the
-  ``MAX_TOPICS_REMEMBERED`` most recent topics is remembered, by hash). A retained message
-  that changed while the source was away is new, and judged.
+  ``MAX_TOPICS_REMEMBERED`` most recent topics is remembered, by a 64-bit BLAKE2b digest).
+  A retained message that changed while the source was away is new, and judged. The
+  digests are checkpointed with the detector state (``retained_digests``), so a restart
+  knows them too: with MQTT 3.1.1, where every subscription gets the retained copies, a
+  restart judges none of them again, and one restored from an older checkpoint judges again
+  exactly those the restored state has not seen.
 
 Shared subscriptions (``$share/<group>/<filter>``, MQTT 5 and Mosquitto's 3.1.1 extension)
 split the messages of a filter across every client of the group: that is how MQTT load is
@@ -34,6 +38,7 @@ spread over several workers. Each worker needs its own client id then (``-<n>`` 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import ssl
 import time
@@ -57,6 +62,11 @@ log = logging.getLogger(__name__)
 STATUS_FILTER = STATUS_PREFIX + "+"
 # topics whose last payload is remembered, to know a retained copy already judged
 MAX_TOPICS_REMEMBERED = 100_000
+
+
+def _digest(payload: bytes) -> str:
+    # stable across processes (a checkpoint outlives the process; hash() is salted)
+    return hashlib.blake2b(payload, digest_size=8).hexdigest()
 
 
 def tls_context(tls: dict[str, Any] | None) -> ssl.SSLContext | None:
@@ -139,8 +149,26 @@ class MqttSource:
         self.connected = asyncio.Event()
         self.received = 0
         self.retained_repeats = 0  # retained copies already judged, not judged again
-        self._last: dict[str, int] = {}  # topic -> hash of the last payload judged on it
+        # topic -> digest of the last payload judged on it (checkpointed: retained_digests)
+        self._last: dict[str, str] = {}
         self.fatal: BaseException | None = None
+
+    def retained_digests(self) -> dict[str, str]:
+        """Topic -> digest of the last payload judged on it, oldest first: for a checkpoint
+        taken between batches (what was judged, and so what the state holds)."""
+        return dict(self._last)
+
+    def restore_retained_digests(self, digests: Any) -> None:
+        """What ``retained_digests`` gave, from a checkpoint; anything else is ignored (a
+        state file from before digests were kept, or not written by us)."""
+        if not isinstance(digests, dict):
+            return
+        kept = {
+            topic: digest
+            for topic, digest in digests.items()
+            if isinstance(topic, str) and isinstance(digest, str)
+        }
+        self._last = dict(list(kept.items())[-MAX_TOPICS_REMEMBERED:])
 
     def subscription_filters(self) -> list[str]:
         if self.cfg.shared_group:
@@ -272,7 +300,7 @@ class MqttSource:
                 payload = bytes(payload)
             elif not isinstance(payload, bytes):
                 payload = str(payload).encode()
-            digest = hash(payload)
+            digest = _digest(payload)
             if m.retain and last.get(topic) == digest:
                 # sent again because the source subscribed again: acked, not judged twice
                 self.retained_repeats += 1

@@ -307,15 +307,26 @@ class KafkaCheckpointer:
 
 
 class FileCheckpointer:
-    """MQTT-only mode: the whole judge's state in one local file, replaced atomically."""
+    """MQTT-only mode: the whole judge's state in one local file, replaced atomically, with
+    the MQTT source's digests of the retained payloads it judged (``MqttSource.
+    retained_digests``), taken at the same moment: a restart then skips exactly the retained
+    copies whose effects the restored state holds."""
+
+    # the digests' entry among the tasks (task keys are "binding|topic|partition"; no
+    # binding is named "": a reader that does not know the entry skips it)
+    RETAINED = "|mqtt-retained|0"
 
     def __init__(self, path: str | os.PathLike[str], judge: Any) -> None:
         self.path = Path(path)
         self.judge = judge
         self.checkpoints = 0
+        self.source: Any = None  # the MqttSource whose digests are kept, once it exists
+        self.retained: Any = None  # the digests load() read, for the source
 
     def save(self) -> None:
         tasks = {f"{t[0]}|{t[1]}|{t[2]}": snapshot_task(e) for t, e in self.judge.engines.items()}
+        if self.source is not None:
+            tasks[self.RETAINED] = self.source.retained_digests()
         blob = encode_state(tasks)
         private_dir(self.path.parent)
         tmp = self.path.with_suffix(".tmp")
@@ -334,6 +345,7 @@ class FileCheckpointer:
         except (zlib.error, orjson.JSONDecodeError) as exc:
             log.error("state file %s is unreadable (%s); starting from empty state", self.path, exc)
             return False
+        self.retained = tasks.pop(self.RETAINED, None)
         for key, state in tasks.items():
             name, topic, partition = key.split("|")
             if name in self.judge.bindings:

@@ -127,7 +127,7 @@ async def test_retained_messages_are_judged_once_however_often_the_source_reconn
 ) -> None:
     """A broker sends a topic's retained message to every new subscription, and the source
     subscribes again on each reconnect: four retained failed logins, judged again after a
-    reconnect, would be eight, a brute force that never happened."""
+    reconnect or a restart, would be eight, a brute force that never happened."""
     import logging
     import time
 
@@ -184,6 +184,19 @@ async def test_retained_messages_are_judged_once_however_often_the_source_reconn
         # judged (and any whose ack the takeover overtook: sent again, known too)
         [source] = [s for s in runtime.sources if isinstance(s, MqttSource)]
         assert source.retained_repeats >= 4
+        # a restart: its subscription gets the four again, and the digests checkpointed with
+        # the state (which holds the four failures) say they were judged
+        again = Runtime(config)
+        await again.start()
+        try:
+            await _publish(mosquitto, f"{prefix}/auth/d9", [orjson.dumps(success)])
+            await wait_until(lambda: again.stats.records_in >= 1, 30, "the message after")
+            await asyncio.sleep(0.5)
+        finally:
+            await again.stop()
+        [source] = [s for s in again.sources if isinstance(s, MqttSource)]
+        assert (again.stats.records_in, source.retained_repeats) == (1, 4)
+        assert receiver.accepted == []
     else:
         # MQTT 5 (retain handling 1): a resumed subscription is not new, so the broker sends
         # no copy, even to a new process that has judged nothing yet (a restart)
