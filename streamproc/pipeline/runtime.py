@@ -1301,6 +1301,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self.checkpointer: Any = None
         self.file_checkpointer: Any = None
+        self._state_file_due = False  # the interval passed while a batch was in flight
         self.progress: KafkaProgress | None = None
         self.alignment: Alignment | None = None
         self.ready = False
@@ -1451,7 +1452,7 @@ class Runtime:
                     self.judge,
                     self.alert_log.append,
                     mqtt_dead.write,
-                    on_batch=self._count,
+                    on_batch=self._after_mqtt_batch,
                 )
             )
         if not self.sources:
@@ -1595,12 +1596,29 @@ class Runtime:
             await asyncio.sleep(interval)
 
     async def _file_checkpoints(self) -> None:
+        # The state file holds what the detectors have judged; a message is acked once its
+        # batch is durable. A file written while a batch is judged and not yet acked would
+        # hold messages the broker sends again after a crash (counted twice on restart), so
+        # the write waits for every ingest loop to be settled: here when none has a batch in
+        # flight, else by the MQTT loop right after its batch is acked (_after_mqtt_batch).
         while True:
             await asyncio.sleep(self.config.checkpoint_interval)
-            try:
-                self.file_checkpointer.save()
-            except OSError as exc:
-                log.error("cannot write state file %s: %s", self.file_checkpointer.path, exc)
+            self._state_file_due = True
+            self._write_state_file_if_settled()
+
+    def _after_mqtt_batch(self, n: int) -> None:
+        self._count(n)
+        if self._state_file_due:
+            self._write_state_file_if_settled()
+
+    def _write_state_file_if_settled(self) -> None:
+        if any(loop.unsettled for loop in self.ingest):
+            return
+        self._state_file_due = False
+        try:
+            self.file_checkpointer.save()
+        except OSError as exc:
+            log.error("cannot write state file %s: %s", self.file_checkpointer.path, exc)
 
     async def _report_loop(self, interval: float = 5.0) -> None:
         m = self.metrics
