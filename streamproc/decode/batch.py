@@ -75,6 +75,7 @@ import orjson
 from ..contracts import Contract
 from ..events import Event, parse_timestamps
 from .deadletter import DeadLetter
+from .fields import EXACT_TYPES
 from .mapping import FieldMapping
 from .patterns import LineFormat
 from .records import (
@@ -88,8 +89,6 @@ from .records import (
 _loads = orjson.loads
 _get = dict.get
 _NONE = type(None)
-# contract type -> the Python type a value needs no coercion in (bool is not an int here)
-_EXACT = {"string": str, "bool": bool, "int": int, "number": float}
 # below this many records a batch is decoded a record at a time: the column passes cost more
 # than they save
 MIN_BATCH = 8
@@ -137,7 +136,7 @@ class BatchDecoder:
         self._typed = tuple(
             (
                 f.name,
-                frozenset((_EXACT[f.type], _NONE)),
+                frozenset((EXACT_TYPES[f.type], _NONE)),
                 None if f.enum is None else frozenset(f.enum),
                 f.required,
             )

@@ -34,8 +34,10 @@ from typing import Any
 from ..contracts import Contract
 from ..events import COERCERS, CoercionError
 
-# A value of exactly this type needs no coercion (bool is not an int here: type() is exact).
-_EXACT_TYPES = {"string": "str", "bool": "bool", "int": "int", "number": "float"}
+# contract type -> the Python type a value needs no coercion in (bool is not an int here:
+# type() is exact); the per-record checks, the batch decoder and the column reader share it
+EXACT_TYPES: dict[str, type] = {"string": str, "bool": bool, "int": int, "number": float}
+_EXACT_TYPES = {name: kind.__name__ for name, kind in EXACT_TYPES.items()}  # for generated code
 
 
 class Reject(Exception):

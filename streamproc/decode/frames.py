@@ -101,6 +101,7 @@ import orjson
 
 from ..contracts import Contract, FieldSpec
 from ..events import MAX_EPOCH
+from .fields import EXACT_TYPES
 from .mapping import FieldMapping, FieldRule
 
 if TYPE_CHECKING:
@@ -243,8 +244,6 @@ class _Shape:
 
 
 _NONE = type(None)
-# contract type -> the Python type its value needs no coercion in (bool is not an int here)
-_EXACT = {"string": str, "bool": bool, "int": int, "number": float}
 _SCALAR_TYPES = (_NONE, bool, int, float, str)
 
 
@@ -371,7 +370,7 @@ def _checked(required: bool, spec: FieldSpec, col: list[Any]) -> list[Any] | Non
         values = set(col)
         values.discard(None)
         return col if kinds <= {str} and values <= frozenset(spec.enum) else None
-    exact = _EXACT[spec.type]
+    exact = EXACT_TYPES[spec.type]
     if kinds <= {exact}:
         return col
     if spec.type == "number" and kinds <= {int, float}:
