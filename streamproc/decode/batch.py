@@ -66,7 +66,7 @@ the time saved is the per-record Python of the checks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from typing import Any, Protocol, cast
 
@@ -88,6 +88,8 @@ from .records import (
 
 _loads = orjson.loads
 _get = dict.get
+_INF = float("inf")
+_MIN_INT64, _MAX_INT64 = -(2**63), 2**63 - 1
 _NONE = type(None)
 # below this many records a batch is decoded a record at a time: the column passes cost more
 # than they save
@@ -145,6 +147,8 @@ class BatchDecoder:
         )
         # records handed to ``record`` one at a time (the column checks did not take them)
         self.one_by_one = 0
+        # repartitioned records (streamproc's own envelope, see pipeline/repartition.py)
+        self.internal = fmt == "internal"
 
     @classmethod
     def for_binding(cls, binding: Any) -> BatchDecoder:
@@ -187,6 +191,8 @@ class BatchDecoder:
             offsets = range(offsets, offsets + n)
         topics = repeat(topic, n) if isinstance(topic, str) else topic
         partitions = repeat(partition, n) if isinstance(partition, int) else partition
+        if self.internal and n >= MIN_BATCH:
+            return self._internal(values, topics, partitions, offsets, keys)
         if self.columnar and n >= MIN_BATCH:
             (rows, epochs, positions), slow = self._columnar(values)
             if not slow:
@@ -219,6 +225,60 @@ class BatchDecoder:
         return events, dead
 
     # -- internals -------------------------------------------------------------------------
+
+    def _internal(
+        self,
+        values: Sequence[bytes | None],
+        topics: Iterable[str],
+        partitions: Iterable[int],
+        offsets: Sequence[int],
+        keys: KeysByIndex | None,
+    ) -> tuple[list[Event], list[DeadLetter]]:
+        """Repartitioned records: each envelope as streamproc writes it (``{"ts": float,
+        "data": {...}, "src": [topic, partition, offset]}``) made its Event here, in one
+        loop, with the checks and values ``RecordDecoder`` gives it; any other envelope is
+        RecordDecoder's, which says what is wrong with it. (A loop a record rather than a
+        C-level parse of the batch first: keeping the batch's parsed envelopes alive until
+        the checks ran cost more than the calls it saved.)"""
+        family = self.family
+        decode = self.record.decode
+        events: list[Event] = []
+        dead: list[DeadLetter] = []
+        for i, value, tp_topic, tp_partition, offset in zip(
+            range(len(values)), values, topics, partitions, offsets, strict=True
+        ):
+            try:
+                doc = _loads(value)  # type: ignore[arg-type]
+            except orjson.JSONDecodeError:  # (a None too: "Input must be bytes")
+                doc = None
+            if type(doc) is dict:
+                ts, data, src = _get(doc, "ts"), _get(doc, "data"), _get(doc, "src")
+                if (
+                    type(ts) is float
+                    and 0 <= ts < _INF
+                    and type(data) is dict
+                    and type(src) is list
+                    and len(src) == 3
+                ):
+                    src_topic, src_partition, src_offset = src
+                    if (
+                        type(src_topic) is str
+                        and type(src_partition) is int
+                        and type(src_offset) is int
+                        and _MIN_INT64 <= src_partition <= _MAX_INT64
+                        and _MIN_INT64 <= src_offset <= _MAX_INT64
+                    ):
+                        events.append(Event(family, ts, data, src_topic, src_partition, src_offset))
+                        continue
+            self.one_by_one += 1
+            out = decode(
+                values[i] or b"", tp_topic, tp_partition, offset, None if keys is None else keys[i]
+            )
+            if type(out) is Event:
+                events.append(out)
+            else:
+                dead.append(out)
+        return events, dead
 
     def _columnar(
         self, values: Sequence[bytes | None]
