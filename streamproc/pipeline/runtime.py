@@ -73,7 +73,6 @@ TaskId = tuple[str, str, int]  # (binding name, topic, partition)
 _FramedCopies = tuple[list[Any], RecordFrame, list[tuple[str, str]]]
 
 # what Judge.judge reads of a record (a RawRecord, or aiokafka's ConsumerRecord)
-_TOPIC_PARTITION = attrgetter("topic", "partition")
 _TOPIC = attrgetter("topic")
 _PARTITION = attrgetter("partition")
 _VALUE = attrgetter("value")
@@ -401,11 +400,23 @@ class Judge:
         # partition); an MQTT binding's devices, or a mixed stream, interleave record by
         # record: the topic-partitions are resolved once each, then the records are sorted
         # into their tasks in one pass.
-        tps: list[tuple[str, int]] = []
+        # each record's place to be sorted by: its (topic, partition), or its topic alone
+        # where the batch is of one partition (an MQTT binding's, an HTTP request's, a mixed
+        # stream of one): no tuple made and hashed a record (0.27 -> 0.16 us a record of
+        # this sorting on bench detect's stream)
+        places: list[Any] = []
+        by_topic = False
         per_tp: dict[tuple[str, int], int]
         if runs is None:
-            tps = list(map(_TOPIC_PARTITION, records))
-            per_tp = Counter(tps)
+            record_topics = list(map(_TOPIC, records))
+            record_partitions = list(map(_PARTITION, records))
+            if records and record_partitions.count(record_partitions[0]) == len(records):
+                by_topic = True
+                places = record_topics
+                per_tp = {(t, record_partitions[0]): n for t, n in Counter(places).items()}
+            else:
+                places = list(zip(record_topics, record_partitions, strict=True))
+                per_tp = Counter(places)
         else:
             per_tp = {}
             for run in runs:
@@ -433,9 +444,11 @@ class Judge:
             # six bindings record by record, 0.72 -> 0.43 us a record for this whole method
             # without decoding and detecting (a group per run of one topic-partition before)
             groups = {task: [] for task in task_of.values()}
-            appends = {tp: groups[task].append for tp, task in task_of.items()}
-            for tp, record in zip(tps, records, strict=True):
-                appends[tp](record)
+            appends = {
+                tp[0] if by_topic else tp: groups[task].append for tp, task in task_of.items()
+            }
+            for place, record in zip(places, records, strict=True):
+                appends[place](record)
         unbound = groups.pop(None, None)
         if unbound:
             dead.extend(
