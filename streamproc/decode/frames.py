@@ -709,6 +709,20 @@ def _days_of(d: np.ndarray[Any, Any]) -> Any:
     return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
+def import_numpy_meanwhile() -> None:
+    """Import numpy in a thread of its own, for a worker about to wait (a consumer group's
+    join: seconds of network, on Tansu half the session timeout): the first batch read into
+    columns then does not pay the import (~0.2 s, more on a busy machine) on the way to the
+    first record judged. A batch that comes first waits for the import under way, as
+    Python's import lock has it."""
+    import sys
+    import threading
+
+    if "numpy" in sys.modules or importlib.util.find_spec("numpy") is None:
+        return
+    threading.Thread(target=importlib.import_module, args=("numpy",), daemon=True).start()
+
+
 def columns_enabled() -> bool:
     """Whether batches may be judged from columns: yes, unless ``STREAMPROC_COLUMNS=0`` is in
     the environment or numpy cannot be imported (it is loaded by the first batch of

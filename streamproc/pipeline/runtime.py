@@ -34,7 +34,13 @@ from aiokafka.errors import KafkaError
 from ..alerts import Alert
 from ..config import Binding, Config, match_binding
 from ..decode import BatchDecoder, DeadLetter, RawRecord
-from ..decode.frames import FrameReader, RecordFrame, columns_enabled, frame_reader_for
+from ..decode.frames import (
+    FrameReader,
+    RecordFrame,
+    columns_enabled,
+    frame_reader_for,
+    import_numpy_meanwhile,
+)
 from ..decode.records import DEFAULT_MAX_DEPTH
 from ..detectors import DetectorEngine, build_engine
 from ..detectors.engine import Rejected
@@ -1399,6 +1405,8 @@ class Runtime:
             self.judge.source_caught_up = source.caught_up
             self._time_assignment(source)
             self.startup.begin("group_join")
+            if any(reader is not None for reader in self.judge.frames.values()):
+                import_numpy_meanwhile()
             await source.start()
             self.sources.append(source)
             loop = IngestLoop(

@@ -1056,3 +1056,25 @@ def test_metric_threshold_selects_every_sample_of_a_host_over_a_level_and_none_e
     assert calm_frame is not None and hot_frame is not None
     assert calm_frame.where(detector.column_prefilter()) == []
     assert hot_frame.where(detector.column_prefilter()) == [2, 5, 8, 10]
+
+
+def test_numpy_is_imported_in_a_thread_while_a_worker_waits() -> None:
+    """The first batch read into columns should not pay numpy's import: the runtime starts
+    it in a thread of its own while the consumer group joins."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from streamproc.decode.frames import import_numpy_meanwhile\n"
+        "assert 'numpy' not in sys.modules\n"
+        "before = set(threading.enumerate())\n"
+        "import_numpy_meanwhile()\n"
+        "(thread,) = set(threading.enumerate()) - before\n"
+        "assert thread.daemon\n"
+        "thread.join(60)\n"
+        "assert 'numpy' in sys.modules\n"
+        "import_numpy_meanwhile()\n"  # imported: no second thread
+        "assert threading.active_count() == 1\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
