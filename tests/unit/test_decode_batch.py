@@ -721,3 +721,41 @@ def test_a_batch_of_mostly_unparsable_envelopes_keeps_each_records_reason() -> N
     events, dead = assert_same_as_record_decoder(batch, values)
     assert (len(events), len(dead)) == (8, 32)
     assert {d.reason for d in dead} == {"not_json"}
+
+
+# -- RecordDecoder.vouched: a frame's record made an Event without the frame's own checks ---
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_vouched_record_is_the_event_decode_makes(family: str) -> None:
+    decoder = RecordDecoder(get_contract(family))
+    numbers = [f.name for f in get_contract(family).fields.values() if f.type == "number"]
+    checked = 0
+    for i, value in enumerate(_stream(family, "iso")[:300]):
+        record = orjson.loads(value)
+        for name in numbers:  # an integer in a number field: made a float, as decode does
+            if isinstance(record.get(name), float):
+                record[name] = round(record[name])
+        value = orjson.dumps(record)
+        want = decoder.decode(value, "t", 1, i)
+        if not isinstance(want, Event):
+            continue
+        got = decoder.vouched(value, want.ts, "t", 1, i)
+        assert got is not None and _event(got) == _event(want)
+        checked += 1
+    assert checked >= 250
+
+
+def test_a_vouched_record_whose_fields_fail_their_checks_is_left_to_decode() -> None:
+    decoder = RecordDecoder(get_contract("host-metrics"))
+    record = orjson.loads(_stream("host-metrics", "iso")[0])
+    for value in ("high", None, True):
+        record["cpu_percent"] = value
+        if value is None:
+            del record["host"]  # a required field missing
+        raw = orjson.dumps(record)
+        assert decoder.vouched(raw, 1.0, "t", 0, 0) is None
+        assert isinstance(decoder.decode(raw, "t", 0, 0), DeadLetter)
+    # a mapped binding's records are the mapping's: decode makes them
+    mapped = RecordDecoder(get_contract("auth-logs"), mapping=FieldMapping(ECS_AUTH))
+    assert mapped.vouched(GOOD[0], 1.0, "t", 0, 0) is None
