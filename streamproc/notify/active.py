@@ -221,6 +221,7 @@ class KafkaActiveAlerts(ActiveAlerts):
         self.published = 0
         self.failed_sends = 0  # sends refused, each retried
         self.dropped = 0  # entries given up (queue full)
+        self.unencodable = 0  # alerts no record can hold (a foreign alert-log record's)
 
     @property
     def pending(self) -> int:
@@ -274,9 +275,21 @@ class KafkaActiveAlerts(ActiveAlerts):
         if self.keep:  # this worker sees them at once; the others within a fetch
             self.put(self.entries(alerts, now), now)
         ends = self.ends
-        self._pending.extend(
-            (a.fingerprint.encode(), record_value(a, now, ends(a, now))) for a in alerts
-        )
+        pending = self._pending
+        for a in alerts:
+            try:
+                pending.append((a.fingerprint.encode(), record_value(a, now, ends(a, now))))
+            except Exception as exc:  # noqa: BLE001 - a foreign alert: must not stop delivery
+                # (encoded at send time, it held every later entry back, retried for ever)
+                self.unencodable += 1
+                self._bad.warning(
+                    ("unencodable", self.topic),
+                    "notify: active alert %r not published to %s (%s); "
+                    "other workers will not list it",
+                    a.fingerprint,
+                    self.topic,
+                    type(exc).__name__,
+                )
         over = len(self._pending) - self.max_pending
         if over > 0:
             for _ in range(over):

@@ -132,6 +132,27 @@ def _config() -> Any:
     ).kafka
 
 
+async def test_an_alert_no_record_can_hold_is_skipped_and_the_rest_published() -> None:
+    """A foreign alert-log record decodes to what orjson cannot write (nested past its
+    limit) or to a fingerprint that is no string: neither may stop delivery nor hold back
+    the entries after it."""
+    deep: dict[str, object] = {}
+    for _ in range(300):
+        deep = {"d": deep}
+    producer = Producer()
+    table = KafkaActiveAlerts(_config(), producer, 600.0, follow=False, clock=lambda: NOW)
+    ok = Alert("k", "low", "firing", {}, "fp-ok", NOW, "t")
+    bad = [
+        Alert("k", "low", "firing", deep, "fp-deep", NOW, "t"),
+        Alert("k", "low", "firing", {}, 12, NOW, "t"),  # type: ignore[arg-type]
+    ]
+    await table.record([*bad, ok])
+    await asyncio.wait_for(table._drained.wait(), 10)
+    await table.stop()
+    assert [key for _, _, key, _, _ in producer.sent] == [b"fp-ok"]
+    assert table.unencodable == 2 and table.published == 1
+
+
 @pytest.mark.parametrize("refuse", [0, 1])
 async def test_the_table_is_written_as_producer_send_wrote_it(refuse: int) -> None:
     """Each record where ``send`` put it (the default partitioner), keyed by fingerprint,
