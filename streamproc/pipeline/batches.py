@@ -55,6 +55,7 @@ def fit_key(key: bytes) -> bytes:
 
 
 _M = np.uint32(0x5BD1E995)
+LEARNED_KEYS = 20_000  # the most partitions a writer that learns keeps between writes
 
 
 def murmur2_many(keys: Sequence[bytes]) -> list[int]:
@@ -138,7 +139,9 @@ class BatchWriter:
         new = list({k: None for k in keys if len(k) <= MAX_KEY_BYTES and (k, n) not in cache})
         if not new:
             return
-        if len(cache) + len(new) > 200_000:
+        # keys that rarely repeat are worth keeping for the write at hand only: a writer that
+        # learns keeps a few MB, not the ~30 MB of 200,000 (write's bound for repeating keys)
+        if len(cache) + len(new) > LEARNED_KEYS:
             cache.clear()
         for key, h in zip(new, murmur2_many(new), strict=True):
             cache[(key, n)] = (h & 0x7FFFFFFF) % n

@@ -222,6 +222,10 @@ async def test_learned_partitions_are_the_ones_write_computes() -> None:
     rng = random.Random(5)
     keys = [rng.randbytes(rng.randrange(1, 30)) for _ in range(400)] + [b"k" * 2000]
     learned, plain = BatchWriter(Producer(partitions=5)), BatchWriter(Producer(partitions=5))
+    many = [n.to_bytes(4, "big") for n in range(30_000)]
+    await learned.learn("t", many[:15_000])
+    await learned.learn("t", many[15_000:])  # bounded: what came before is let go
+    assert len(learned._partition_of) == 15_000
     await learned.learn("t", keys)
     assert (b"k" * 2000, 5) not in learned._partition_of  # over MAX_KEY_BYTES: write fits it
     assert [learned.partition(k, 5) for k in keys[:-1]] == [
