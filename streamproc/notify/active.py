@@ -30,7 +30,7 @@ compact alert built unless this worker keeps the table), and the sender writes t
 default murmur2 partitioner's), values and order within a partition of ``producer.send`` of
 each entry. Measured on ``bench kafka``'s runtime (300,000 mixed events, 12,863 alerts; CPU
 while ``record`` and the sender run, medians of 5 runs alternated with the earlier code):
-10.0 us an alert, 33.9 us with ``producer.send`` of each entry encoded at send time.
+9.6 us an alert, 33.5 us with ``producer.send`` of each entry encoded at send time.
 
 Without Kafka (MQTT-only), the table is the ``active_alerts`` table of the state
 directory's notify.db (``SqliteActiveAlerts``; with ``--workers N`` the shared state_dir, as

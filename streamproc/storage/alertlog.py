@@ -20,8 +20,8 @@ re-reads them: the notification log deduplicates.
 Cost. ``append`` hashes a batch's fingerprints together (``BatchWriter.learn``) and ``read``
 builds each alert with ``alert_from_json`` (``Alert.from_json``, positional). Measured on
 ``bench kafka``'s runtime (300,000 mixed events, 12,863 alerts; CPU while each runs, medians
-of 5 runs alternated with the earlier code): append 10.0 us an alert (14.8 before), read
-12.5 us (16.0; aiokafka's fetch is most of the rest).
+of 5 runs alternated with the earlier code): append 9.3 us an alert (16.2 before), read
+12.6 us (14.7; aiokafka's fetch is most of the rest).
 """
 
 from __future__ import annotations
