@@ -29,7 +29,6 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 from aiokafka.partitioner import murmur2
 
 from ..decode.deadletter import MAX_DEAD_LETTER_BYTES
@@ -54,7 +53,7 @@ def fit_key(key: bytes) -> bytes:
     return hashlib.sha256(key).hexdigest().encode()
 
 
-_M = np.uint32(0x5BD1E995)
+_M = 0x5BD1E995
 LEARNED_KEYS = 20_000  # the most partitions a writer that learns keeps between writes
 
 
@@ -62,6 +61,9 @@ def murmur2_many(keys: Sequence[bytes]) -> list[int]:
     """``murmur2`` of each key (aiokafka's, the Java client's), the keys of one length
     hashed together in numpy's wrapping uint32 arithmetic: ~0.2 us a key in a few hundred
     instead of ~4 us, where keys rarely repeat (the alert log's fingerprints)."""
+    import numpy as np  # here: a worker that writes no alert does not pay its import at start
+
+    m = np.uint32(_M)
     out = [0] * len(keys)
     by_length: dict[int, list[int]] = {}
     for i, key in enumerate(keys):
@@ -77,10 +79,10 @@ def murmur2_many(keys: Sequence[bytes]) -> list[int]:
         if words:
             k_all = np.ascontiguousarray(data[:, : words * 4]).view("<u4")
             for j in range(words):
-                k = k_all[:, j] * _M
+                k = k_all[:, j] * m
                 k ^= k >> 24
-                k *= _M
-                h *= _M
+                k *= m
+                h *= m
                 h ^= k
         extra = length & 3
         tail = length - extra
@@ -90,9 +92,9 @@ def murmur2_many(keys: Sequence[bytes]) -> list[int]:
             h ^= data[:, tail + 1].astype(np.uint32) << 8
         if extra:
             h ^= data[:, tail]
-            h *= _M
+            h *= m
         h ^= h >> 13
-        h *= _M
+        h *= m
         h ^= h >> 15
         for i, v in zip(at, h.tolist(), strict=True):
             out[i] = v
