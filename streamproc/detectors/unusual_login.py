@@ -192,6 +192,27 @@ class UnusualLogin(Detector):
                         hist[4] = ts
                     hist[5] += 1
                     continue
+            # A user of several networks or countries, this one's seen before and nothing to
+            # forget: nothing new, so nothing to fire; the entries are updated as ``_walk``
+            # updates them. A network's entry is the only one of its tag (it is added only
+            # when there is none); a country's may share its tag with a network that reads
+            # like one ("#DE", no address), and ``_walk`` then updates the last: not here.
+            elif net[:1] != _COUNTRY and hist and min(hist[1::3]) >= horizon:
+                try:
+                    net_at = hist.index(net)
+                    ctag_at = -1 if ctag is None else hist.index(ctag)
+                except ValueError:
+                    pass  # new: judged by the walk
+                else:
+                    if ctag_at < 0 or hist.count(ctag) == 1:
+                        if ts > hist[net_at + 1]:
+                            hist[net_at + 1] = ts
+                        hist[net_at + 2] += 1
+                        if ctag_at >= 0:
+                            if ts > hist[ctag_at + 1]:
+                                hist[ctag_at + 1] = ts
+                            hist[ctag_at + 2] += 1
+                        continue
             alert = self._walk(user, hist, net, ctag, ts, horizon, batch, row)
             if alert is not None:
                 alerts.append(alert)
