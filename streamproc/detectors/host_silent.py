@@ -162,11 +162,15 @@ class HostSilent(Detector):
         touched where its last sample is; no host is evicted, the caller checked). Within a
         host, its fields are kept in locals (written back before anything reads the host
         and after its last record), its deadline is computed where it is read (it is at least
-        ``min_silence`` after the last sample, so a sample sooner cannot be past it) and its
-        last source once, at the end."""
+        ``min_silence``, and ``factor`` times the least gap, after the last sample, so a
+        sample sooner cannot be past it) and its last source once, at the end."""
         get = self.state.get
         statuses, times = batch.column("agent_status"), batch.times
         min_silence, min_samples, factor = self.min_silence, self.min_samples, self.factor
+        # A lower bound of the interval bounds the deadline from below: a sample within
+        # max(min_silence, factor * bound) of the last cannot be past it, and none is
+        # computed for it. (factor * x grows with x where factor >= 0; where factor < 0,
+        # that is min_silence or not above zero, and every sample is past the last.)
         alerts: list[tuple[int, Alert]] = []
         arms: list[tuple[int, float, Any]] = []
         touched: list[tuple[int, Any, _Host]] = []
@@ -175,6 +179,13 @@ class HostSilent(Detector):
             if st is not None:
                 last, gaps, samples = st.last, st.gaps, st.samples
                 deadline, silent = st.deadline, st.silent_since
+            # lowest: at most the least of the gaps (so at most the interval) where there are
+            # gaps; quiet: max(min_silence, factor * lowest), no later than the deadline
+            lowest, quiet = math.inf, min_silence
+            if st is not None and gaps:
+                lowest = min(gaps)
+                silence = factor * lowest
+                quiet = silence if silence > min_silence else min_silence
             stale = False  # deadline is behind the last sample: recompute before reading
             source_row = -1  # the row of st's last sample, once st's source is behind it
             touched_row = -1
@@ -202,7 +213,7 @@ class HostSilent(Detector):
                 if ts <= last:
                     continue
                 if silent is None and deadline is not None:
-                    if stale and not ts <= last + min_silence:
+                    if stale and not ts <= last + quiet:
                         silence = factor * sorted(gaps)[len(gaps) >> 1] if gaps else factor * 0.0
                         # max(min_silence, silence), as _deadline
                         deadline = last + (silence if silence > min_silence else min_silence)
@@ -221,7 +232,17 @@ class HostSilent(Detector):
                     alerts.append((i, self._alert(host, st, ts, "resolved", batch.event(i))))
                     silent = None
                 else:
-                    gaps = (*gaps[1:], ts - last) if len(gaps) >= 5 else (*gaps, ts - last)
+                    gap = ts - last
+                    if len(gaps) == 5:  # the usual case: one tuple built, no list
+                        _, g1, g2, g3, g4 = gaps
+                        gaps = (g1, g2, g3, g4, gap)
+                    else:
+                        gaps = (*gaps[1:], gap) if len(gaps) >= 5 else (*gaps, gap)
+                    # the gap dropped only raises the least, so lowest still bounds it
+                    if gap < lowest:
+                        lowest = gap
+                        silence = factor * gap
+                        quiet = silence if silence > min_silence else min_silence
                 last = ts
                 samples += 1
                 source_row = i
