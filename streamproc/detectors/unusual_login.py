@@ -29,6 +29,7 @@ from .columns import EventBatch
 
 _SAMPLE_FIELDS = ("username", "ip_address", "user_agent", "country")
 _COUNTRY = "#"  # tag prefix of a country entry (a network never starts with '#')
+_AFTER_COUNTRY = chr(ord(_COUNTRY) + 1)  # no string that begins with _COUNTRY sorts after
 
 
 @register
@@ -172,32 +173,40 @@ class UnusualLogin(Detector):
                 add(user, [net, ts, 1] if ctag is None else [net, ts, 1, ctag, ts, 1])
                 continue
             horizon = ts - lookback
-            # the common case of ``_judge_rows``
-            if (
-                len(hist) == (3 if ctag is None else 6)
+            # The common case of ``_judge_rows``. A network that begins with "#" is one that
+            # sorts from "#" up to "$": two comparisons test it without slicing a string.
+            if ctag is None:
+                if (
+                    len(hist) == 3
+                    and hist[0] == net
+                    and hist[1] >= horizon
+                    and (net >= _AFTER_COUNTRY or net < _COUNTRY)
+                ):
+                    if ts > hist[1]:
+                        hist[1] = ts
+                    hist[2] += 1
+                    continue
+            elif (
+                len(hist) == 6
                 and hist[0] == net
+                and hist[3] == ctag
                 and hist[1] >= horizon
-                and net[:1] != _COUNTRY
+                and hist[4] >= horizon
+                and (net >= _AFTER_COUNTRY or net < _COUNTRY)
             ):
-                if ctag is None:
-                    if ts > hist[1]:
-                        hist[1] = ts
-                    hist[2] += 1
-                    continue
-                if hist[3] == ctag and hist[4] >= horizon:
-                    if ts > hist[1]:
-                        hist[1] = ts
-                    hist[2] += 1
-                    if ts > hist[4]:
-                        hist[4] = ts
-                    hist[5] += 1
-                    continue
+                if ts > hist[1]:
+                    hist[1] = ts
+                hist[2] += 1
+                if ts > hist[4]:
+                    hist[4] = ts
+                hist[5] += 1
+                continue
             # A user of several networks or countries, this one's seen before and nothing to
             # forget: nothing new, so nothing to fire; the entries are updated as ``_walk``
             # updates them. A network's entry is the only one of its tag (it is added only
             # when there is none); a country's may share its tag with a network that reads
             # like one ("#DE", no address), and ``_walk`` then updates the last: not here.
-            elif net[:1] != _COUNTRY and hist and min(hist[1::3]) >= horizon:
+            if net[:1] != _COUNTRY and hist and min(hist[1::3]) >= horizon:
                 try:
                     net_at = hist.index(net)
                     ctag_at = -1 if ctag is None else hist.index(ctag)
