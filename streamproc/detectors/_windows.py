@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import insort
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -54,6 +54,20 @@ class KeyedState(Generic[K, V]):
             del data[next(iter(data))]
             self.evictions += 1
         data[key] = value
+
+    def add_unordered(self, key: K, value: V) -> None:
+        """Store ``value`` under a key not present, without making room: for a caller that
+        checked that the batch it judges cannot fill the state and that ``refresh``es every
+        key it used afterwards."""
+        self._data[key] = value
+
+    def refresh(self, keys: Iterable[K]) -> None:
+        """Make ``keys`` (all present) the most recently used, the last of them the most:
+        the order ``touch`` of each where it was last used leaves, without evicting."""
+        data = self._data
+        keys = list(keys)
+        # one C-level pass: each key is popped and stored again at the end, in order
+        data.update(zip(keys, map(data.pop, keys), strict=True))
 
     def pop(self, key: K, default: V | None = None) -> V | None:
         return self._data.pop(key, default)

@@ -23,6 +23,7 @@ A host silent for ``forget_after`` (default 7 days) is forgotten without a resol
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from operator import itemgetter
 from typing import Any
 
@@ -108,7 +109,7 @@ class HostSilent(Detector):
         if len(self.state) + len(rows_of) > self.state.cap:
             # a host may be evicted: which one depends on the order of every touch
             return self._judge_records(batch, hosts)
-        return self._judge_hosts(batch, rows_of)
+        return self._judge_hosts(batch, rows_of.items())
 
     def _judge_records(self, batch: EventBatch, hosts: list[Any]) -> list[Alert]:
         """The batch record by record."""
@@ -151,82 +152,120 @@ class HostSilent(Detector):
                     self.timers.arm(math.nextafter(st.deadline, math.inf), host)
         return alerts
 
-    def _judge_hosts(self, batch: EventBatch, rows_of: dict[Any, list[int]]) -> list[Alert]:
+    def _judge_hosts(
+        self, batch: EventBatch, rows_of: Iterable[tuple[Any, Iterable[int]]]
+    ) -> list[Alert]:
         """``_judge_records``, a host's records at a time (a host reports many times a
         batch): what a record reads and changes is its own host's, so each host's records in
         order leave that host as the batch in order leaves it. What is shared is put back in
         record order: the alerts, the timers armed, the hosts' recency in ``state`` (each
         touched where its last sample is; no host is evicted, the caller checked). Within a
-        host, its deadline is computed where it is read (it is at least ``min_silence``
-        after the last sample, so a sample sooner cannot be past it) and its last source
-        once, at the end."""
-        state = self.state
-        get = state.get
+        host, its fields are kept in locals (written back before anything reads the host
+        and after its last record), its deadline is computed where it is read (it is at least
+        ``min_silence``, and ``factor`` times the least gap, after the last sample, so a
+        sample sooner cannot be past it) and its last source once, at the end."""
+        get = self.state.get
         statuses, times = batch.column("agent_status"), batch.times
-        min_silence, min_samples = self.min_silence, self.min_samples
-        deadline_of = self._deadline
+        min_silence, min_samples, factor = self.min_silence, self.min_samples, self.factor
+        # A lower bound of the interval bounds the deadline from below: a sample within
+        # max(min_silence, factor * bound) of the last cannot be past it, and none is
+        # computed for it. (factor * x grows with x where factor >= 0; where factor < 0,
+        # that is min_silence or not above zero, and every sample is past the last.)
         alerts: list[tuple[int, Alert]] = []
         arms: list[tuple[int, float, Any]] = []
         touched: list[tuple[int, Any, _Host]] = []
-        for host, rows in rows_of.items():
+        for host, rows in rows_of:
             st = get(host)
-            stale = False  # st.deadline is behind st's last sample: recompute before reading
+            if st is not None:
+                last, gaps, samples = st.last, st.gaps, st.samples
+                deadline, silent = st.deadline, st.silent_since
+            # lowest: at most the least of the gaps (so at most the interval) where there are
+            # gaps; quiet: max(min_silence, factor * lowest), no later than the deadline
+            lowest, quiet = math.inf, min_silence
+            if st is not None and gaps:
+                lowest = min(gaps)
+                silence = factor * lowest
+                quiet = silence if silence > min_silence else min_silence
+            stale = False  # deadline is behind the last sample: recompute before reading
             source_row = -1  # the row of st's last sample, once st's source is behind it
             touched_row = -1
             for i in rows:
                 status = statuses[i]
                 if status is not None:
                     if status == "offline":
-                        if source_row >= 0 and st is not None:
-                            st.topic, st.partition, st.offset = batch.origin(source_row)
-                            source_row = -1
+                        if st is not None:
+                            if source_row >= 0:
+                                st.topic, st.partition, st.offset = batch.origin(source_row)
+                                source_row = -1
+                            st.last, st.gaps, st.samples = last, gaps, samples
+                            st.deadline, st.silent_since = deadline, silent
                         alert = self._agent_offline(batch.event(i), st)
                         if alert is not None:
                             alerts.append((i, alert))
+                            silent = last  # as _agent_offline left st
                     continue
                 touched_row = i
                 ts = times[i]
                 if st is None:
                     st = _Host(ts, batch.origin(i))
+                    last, gaps, samples, deadline, silent = ts, (), 1, None, None
                     continue
-                last = st.last
                 if ts <= last:
                     continue
-                if st.silent_since is None and st.deadline is not None:
-                    if stale and not ts <= last + min_silence:
-                        st.deadline = deadline_of(st)
+                if silent is None and deadline is not None:
+                    if stale and not ts <= last + quiet:
+                        silence = factor * sorted(gaps)[len(gaps) >> 1] if gaps else factor * 0.0
+                        # max(min_silence, silence), as _deadline
+                        deadline = last + (silence if silence > min_silence else min_silence)
                         stale = False
-                    if not stale and ts > st.deadline:
+                    if not stale and ts > deadline:
                         if source_row >= 0:
                             st.topic, st.partition, st.offset = batch.origin(source_row)
                             source_row = -1
-                        alerts.append((i, self._alert(host, st, st.deadline, "firing")))
-                        st.silent_since = last
-                if st.silent_since is not None:
+                        st.last, st.gaps, st.samples = last, gaps, samples
+                        st.deadline, st.silent_since = deadline, None
+                        alerts.append((i, self._alert(host, st, deadline, "firing")))
+                        silent = last
+                if silent is not None:
+                    st.last, st.gaps, st.samples = last, gaps, samples
+                    st.deadline, st.silent_since = deadline, silent
                     alerts.append((i, self._alert(host, st, ts, "resolved", batch.event(i))))
-                    st.silent_since = None
+                    silent = None
                 else:
-                    gaps = st.gaps
-                    st.gaps = (*gaps[1:], ts - last) if len(gaps) >= 5 else (*gaps, ts - last)
-                st.last = ts
-                st.samples += 1
+                    gap = ts - last
+                    if len(gaps) == 5:  # the usual case: one tuple built, no list
+                        _, g1, g2, g3, g4 = gaps
+                        gaps = (g1, g2, g3, g4, gap)
+                    else:
+                        gaps = (*gaps[1:], gap) if len(gaps) >= 5 else (*gaps, gap)
+                    # the gap dropped only raises the least, so lowest still bounds it
+                    if gap < lowest:
+                        lowest = gap
+                        silence = factor * gap
+                        quiet = silence if silence > min_silence else min_silence
+                last = ts
+                samples += 1
                 source_row = i
-                if st.samples >= min_samples:
-                    if st.deadline is None:
-                        st.deadline = deadline_of(st)
+                if samples >= min_samples:
+                    if deadline is None:
+                        silence = factor * sorted(gaps)[len(gaps) >> 1] if gaps else factor * 0.0
+                        deadline = last + (silence if silence > min_silence else min_silence)
                         stale = False
-                        arms.append((i, math.nextafter(st.deadline, math.inf), host))
+                        arms.append((i, math.nextafter(deadline, math.inf), host))
                     else:
                         stale = True
             if st is None:
                 continue  # statuses of a host it does not know
             if stale:
-                st.deadline = deadline_of(st)
+                silence = factor * sorted(gaps)[len(gaps) >> 1] if gaps else factor * 0.0
+                deadline = last + (silence if silence > min_silence else min_silence)
+            st.last, st.gaps, st.samples = last, gaps, samples
+            st.deadline, st.silent_since = deadline, silent
             if source_row >= 0:
                 st.topic, st.partition, st.offset = batch.origin(source_row)
             if touched_row >= 0:
                 touched.append((touched_row, host, st))
-        touch = state.touch
+        touch = self.state.touch
         for _, host, st in sorted(touched, key=_FIRST):
             touch(host, st)
         if arms:

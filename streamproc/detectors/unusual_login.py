@@ -22,13 +22,14 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ._common import Interner, Sweeper, clip, iso, network_of, sample_of, succeeded
+from ._common import _NETWORKS, Interner, Sweeper, clip, iso, network_of, sample_of, succeeded
 from ._windows import KeyedState
 from .base import Detector, Prefilter, register
 from .columns import EventBatch
 
 _SAMPLE_FIELDS = ("username", "ip_address", "user_agent", "country")
 _COUNTRY = "#"  # tag prefix of a country entry (a network never starts with '#')
+_AFTER_COUNTRY = chr(ord(_COUNTRY) + 1)  # no string that begins with _COUNTRY sorts after
 
 
 @register
@@ -68,18 +69,30 @@ class UnusualLogin(Detector):
         return self.judge_batch(EventBatch(events))
 
     def judge_batch(self, batch: EventBatch) -> list[Alert]:
+        users, success = batch.column("username"), batch.column("success")
+        rows = list(compress(range(len(users)), success))
+        if not rows:
+            return []
+        self.evaluations += len(rows)
+        if self.common_case:
+            # the users in the order of their last success here: the recency they end with
+            recent = list(dict.fromkeys(map(users.__getitem__, reversed(rows))))
+            recent.reverse()
+            if len(self.state) + len(recent) <= self.state.cap:
+                return self._judge_users(batch, rows, recent)
+        # a user may be evicted: which one depends on the order of every touch
+        return self._judge_rows(batch, rows)
+
+    def _judge_rows(self, batch: EventBatch, rows: list[int]) -> list[Alert]:
+        """The successes at ``rows``, each touching its user where it is."""
         alerts: list[Alert] = []
-        state = self.state
-        get, touch = state.get, state.touch
-        lookback, min_history = self.lookback, self.min_history
-        check_network, check_country = self.check_network, self.check_country
+        get, touch = self.state.get, self.state.touch
+        lookback = self.lookback
         ctags = self._ctags
         common_case = self.common_case
-        evaluations = 0
         users, ips = batch.column("username"), batch.column("ip_address")
         countries, times = batch.column("country"), batch.times
-        for row in compress(range(len(users)), batch.column("success")):
-            evaluations += 1
+        for row in rows:
             user = users[row]
             ts = times[row]
             net = network_of(ips[row])
@@ -100,7 +113,7 @@ class UnusualLogin(Detector):
             touch(user, hist)
             horizon = ts - lookback
             # The common case, a user's one network (and country) again: nothing to forget,
-            # nothing new, so nothing to fire; the entries are updated as below.
+            # nothing new, so nothing to fire; the entries are updated as ``_walk`` does.
             if (
                 common_case
                 and len(hist) == (3 if ctag is None else 6)
@@ -121,48 +134,152 @@ class UnusualLogin(Detector):
                         hist[4] = ts
                     hist[5] += 1
                     continue
-            earlier = 0
-            net_at = ctag_at = -1
-            have_country = False
-            i = 0
-            while i < len(hist):
-                tag, last = hist[i], hist[i + 1]
-                if last < horizon:
-                    del hist[i : i + 3]
-                    continue
-                if tag[0] == _COUNTRY:
-                    have_country = True
-                    if tag == ctag:
-                        ctag_at = i
-                else:
-                    earlier += hist[i + 2]
-                    if tag == net:
-                        net_at = i
-                i += 3
-            new_net = check_network and net_at < 0
-            new_country = check_country and ctag is not None and have_country and ctag_at < 0
-            if earlier >= min_history and (new_net or new_country):
-                alerts.append(
-                    self._alert(
-                        user, hist, net, ctag, new_net, new_country, earlier, batch.event(row)
-                    )
-                )
-            # record this success under its network, then its country (if any)
-            if net_at < 0:
-                hist += [net, ts, 1]
-            else:
-                if ts > hist[net_at + 1]:
-                    hist[net_at + 1] = ts
-                hist[net_at + 2] += 1
-            if ctag is not None:
-                if ctag_at < 0:
-                    hist += [ctag, ts, 1]
-                else:
-                    if ts > hist[ctag_at + 1]:
-                        hist[ctag_at + 1] = ts
-                    hist[ctag_at + 2] += 1
-        self.evaluations += evaluations
+            alert = self._walk(user, hist, net, ctag, ts, horizon, batch, row)
+            if alert is not None:
+                alerts.append(alert)
         return alerts
+
+    def _judge_users(self, batch: EventBatch, rows: list[int], recent: list[str]) -> list[Alert]:
+        """``_judge_rows`` where no user can be evicted (the caller checked): a user's
+        recency is put back once, after the batch (``recent``: the users in the order of
+        their last success here), as touching it at each success leaves it. The columns are
+        read in C (``compress``), and a network in the cache without calling ``network_of``."""
+        alerts: list[Alert] = []
+        state = self.state
+        get, add = state.get, state.add_unordered
+        lookback = self.lookback
+        ctags = self._ctags
+        cached_net = _NETWORKS.get
+        success = batch.column("success")
+        for row, user, ip, country, ts in zip(
+            rows,
+            compress(batch.column("username"), success),
+            compress(batch.column("ip_address"), success),
+            compress(batch.column("country"), success),
+            compress(batch.times, success),
+            strict=True,
+        ):
+            net = cached_net(ip)
+            if net is None:
+                net = network_of(ip)
+            if country:
+                ctag = ctags.get(country)
+                if ctag is None:
+                    ctag = self._country_tag(country)
+            else:
+                ctag = None
+            hist = get(user)
+            if hist is None:
+                add(user, [net, ts, 1] if ctag is None else [net, ts, 1, ctag, ts, 1])
+                continue
+            horizon = ts - lookback
+            # The common case of ``_judge_rows``. A network that begins with "#" is one that
+            # sorts from "#" up to "$": two comparisons test it without slicing a string.
+            if ctag is None:
+                if (
+                    len(hist) == 3
+                    and hist[0] == net
+                    and hist[1] >= horizon
+                    and (net >= _AFTER_COUNTRY or net < _COUNTRY)
+                ):
+                    if ts > hist[1]:
+                        hist[1] = ts
+                    hist[2] += 1
+                    continue
+            elif (
+                len(hist) == 6
+                and hist[0] == net
+                and hist[3] == ctag
+                and hist[1] >= horizon
+                and hist[4] >= horizon
+                and (net >= _AFTER_COUNTRY or net < _COUNTRY)
+            ):
+                if ts > hist[1]:
+                    hist[1] = ts
+                hist[2] += 1
+                if ts > hist[4]:
+                    hist[4] = ts
+                hist[5] += 1
+                continue
+            # A user of several networks or countries, this one's seen before and nothing to
+            # forget: nothing new, so nothing to fire; the entries are updated as ``_walk``
+            # updates them. A network's entry is the only one of its tag (it is added only
+            # when there is none); a country's may share its tag with a network that reads
+            # like one ("#DE", no address), and ``_walk`` then updates the last: not here.
+            if net[:1] != _COUNTRY and hist and min(hist[1::3]) >= horizon:
+                try:
+                    net_at = hist.index(net)
+                    ctag_at = -1 if ctag is None else hist.index(ctag)
+                except ValueError:
+                    pass  # new: judged by the walk
+                else:
+                    if ctag_at < 0 or hist.count(ctag) == 1:
+                        if ts > hist[net_at + 1]:
+                            hist[net_at + 1] = ts
+                        hist[net_at + 2] += 1
+                        if ctag_at >= 0:
+                            if ts > hist[ctag_at + 1]:
+                                hist[ctag_at + 1] = ts
+                            hist[ctag_at + 2] += 1
+                        continue
+            alert = self._walk(user, hist, net, ctag, ts, horizon, batch, row)
+            if alert is not None:
+                alerts.append(alert)
+        state.refresh(recent)
+        return alerts
+
+    def _walk(
+        self,
+        user: str,
+        hist: list[Any],
+        net: str,
+        ctag: str | None,
+        ts: float,
+        horizon: float,
+        batch: EventBatch,
+        row: int,
+    ) -> Alert | None:
+        """One success of a known user: forget what is older than ``horizon``, judge what
+        is left, then record the success under its network, then its country (if any)."""
+        earlier = 0
+        net_at = ctag_at = -1
+        have_country = False
+        i = 0
+        while i < len(hist):
+            tag, last = hist[i], hist[i + 1]
+            if last < horizon:
+                del hist[i : i + 3]
+                continue
+            if tag[0] == _COUNTRY:
+                have_country = True
+                if tag == ctag:
+                    ctag_at = i
+            else:
+                earlier += hist[i + 2]
+                if tag == net:
+                    net_at = i
+            i += 3
+        new_net = self.check_network and net_at < 0
+        new_country = self.check_country and ctag is not None and have_country and ctag_at < 0
+        alert = None
+        if earlier >= self.min_history and (new_net or new_country):
+            alert = self._alert(
+                user, hist, net, ctag, new_net, new_country, earlier, batch.event(row)
+            )
+        if net_at < 0:
+            hist += [net, ts, 1]
+        else:
+            if ts > hist[net_at + 1]:
+                hist[net_at + 1] = ts
+            hist[net_at + 2] += 1
+        if ctag is not None:
+            if ctag_at < 0:
+                hist += [ctag, ts, 1]
+            else:
+                if ts > hist[ctag_at + 1]:
+                    hist[ctag_at + 1] = ts
+                hist[ctag_at + 2] += 1
+        return alert
 
     def _country_tag(self, country: str) -> str:
         """The interned history tag of a country value ("#" + its code, upper case),

@@ -95,6 +95,60 @@ def _batches(events: list[Event], ends: list[int]) -> list[list[Event]]:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios())
 def test_hosts_judged_at_once_leave_what_record_by_record_leaves(scenario: dict[str, Any]) -> None:
+    _judge_both(scenario)
+
+
+@st.composite
+def rhythms(draw: st.DrawFn) -> dict[str, Any]:
+    """Hosts whose rhythm changes within a batch: steady, then faster (the interval falls
+    below the gaps a batch started with), then a pause past the new deadline but within
+    the old; factors and minimum silences include negative ones."""
+    params = {
+        "factor": draw(st.sampled_from([-1.0, 0.5, 1.0, 3.0])),
+        "min_silence": draw(st.sampled_from([-5.0, 0.0, 1.0, 4.0])),
+        "min_samples": draw(st.integers(2, 3)),
+        "forget_after": 1000.0,
+    }
+    n_hosts = draw(st.integers(1, 3))
+    timed = []
+    for host in range(n_hosts):
+        now = T0 + draw(st.sampled_from([0.0, 0.5, 3.0]))
+        segments = draw(
+            st.lists(
+                st.tuples(st.sampled_from([1.0, 2.0, 5.0, 10.0, 30.0]), st.integers(1, 8)),
+                min_size=1,
+                max_size=6,
+            )
+        )
+        for gap, n in segments:
+            for _ in range(n):
+                now += gap
+                timed.append((now, host))
+    timed.sort()  # hosts interleaved in time order (ties: the lower host first)
+    records = [(f"web-{host}", ts, None) for ts, host in timed]
+    cuts = sorted(draw(st.lists(st.integers(1, len(records)), max_size=2)))
+    return {
+        "params": params,
+        "key_cap": 100,
+        "lateness": draw(st.sampled_from([0.0, 50.0])),
+        "records": records,
+        "batches": [c for c in cuts if c < len(records)] + [len(records)],
+        "before": None,
+        "idle_until": None,
+    }
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=rhythms())
+def test_a_rhythm_that_changes_within_a_batch_is_judged_as_record_by_record(
+    scenario: dict[str, Any],
+) -> None:
+    _judge_both(scenario)
+
+
+def _judge_both(scenario: dict[str, Any]) -> None:
+    """The scenario's batches and watermarks, by host and record by record: the same
+    alerts, in the same order, and the same state after each step."""
     params, key_cap = scenario["params"], scenario["key_cap"]
     reference = _detector(params, key_cap, by_host=False)
     by_host = _detector(params, key_cap, by_host=True)

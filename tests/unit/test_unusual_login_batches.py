@@ -29,6 +29,7 @@ ADDRESSES = [
     "::ffff:198.51.100.8",
     "not-an-address",
     "#DE",  # no address: its own network, which reads like a country tag
+    "#",  # the shortest such
 ]
 COUNTRIES = [None, None, "DE", "de ", "FR", ""]
 
