@@ -25,17 +25,22 @@ of it, and when cutting values is not enough, evidence and source go, then all b
 values of the key and labels: no alert is written above ``max_bytes``.
 
 Cost. Most alerts are far within their limits, and the check that proves it runs on every
-alert: ``make_alert`` walks the alert (``_within``: each value's type and length, each list's
-items, the depth, and a bound on the whole) and seals what it found within by its orjson
-encoding; the engine's ``cap_alert`` re-encodes and compares. The walk takes the bound on the
-whole from the length of that encoding rather than counting characters. Measured with
-callgrind on the ``make_alert`` calls of the detect scenario's 200,000-event stream for
-pipeline_failed, ticket_created and ticket_resolved (7,854 alerts of ~0.8-1.5 KB, replayed):
-make_alert and the engine's cap cost 111,700 CPU instructions an alert (131,900 before this
-bound and a positional ``Alert(...)``), of which the walk 43,000 (57,800), each encoding
-14,700, and building the alert (the fingerprint's hash, the labels) the rest. Checking the
-encoded bytes instead (orjson, then marshal for exact types and a scan per limit) costs more
-than the walk.
+alert: ``make_alert`` encodes the alert (orjson) and, when that encoding is no longer than one
+value may be (``_short``: 94% of the cicd and support alerts of the detect stream), needs no
+look at a string, only at each container's items and the depth; otherwise it walks the alert
+(``_within``: each value's type and length, each list's items, the depth, and a bound on the
+whole, taken from the length of the encoding rather than by counting characters). Either seals
+what it found within by its encoding; the engine's ``cap_alert`` re-encodes and compares.
+Measured with callgrind on the ``make_alert`` calls of the detect scenario's 300,000-event
+stream for the cicd-events and support-tickets detectors (12,751 alerts of ~0.7-1.5 KB,
+replayed): make_alert and the engine's cap cost 92,600 CPU instructions an alert (111,400
+with the walk alone), of which ``_short`` ~25,000 against the walk's ~46,000, each encoding
+~16,000, and building the alert (the fingerprint's hash ~12,600, the labels) the rest.
+Scanning the encoded bytes for the items and the depth instead (``bytes.count`` of commas and
+brackets, ~8,000 instructions each for 800 bytes) or testing a container's value types in C
+(``isdisjoint(map(type, ...))``) costs no less than the loop over its values. Checking the
+encoded bytes for every limit (orjson, then marshal for exact types and a scan per limit)
+costs more than the walk.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ _EXACT_TYPES = (
     | orjson.OPT_PASSTHROUGH_DATACLASS
 )
 _CUT_MARK = re.compile(r"\.\.\.\[cut \d+ bytes\]\Z")
+_CONTAINERS = frozenset(_NESTED)  # (a set's lookup costs less than a tuple's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +203,7 @@ def cap_alert(alert: Alert, limits: AlertLimits, *, seal: bool = False) -> Alert
         return alert if _within(alert, limits) else _cut(alert, limits)
     # encoded first: the seal needs it, and its length bounds all the strings together
     form = _sealed_form(alert)
-    if _within(alert, limits, form):
+    if (form is not None and _short(alert, limits, form)) or _within(alert, limits, form):
         if form is not None:
             alert._sealed = (limits, form)
         return alert
@@ -276,6 +282,69 @@ def _sealed_form(alert: Alert) -> bytes | None:
         )
     except TypeError:  # (orjson.JSONEncodeError)
         return None
+
+
+# what Alert.to_json adds to an alert's _sealed_form when ``truncated`` is empty: the names of
+# the fields it writes (the form is a list of them, ``truncated`` last)
+_BLANK = Alert("", "", "", {}, "", 0, "")
+_FIELD_NAMES = len(_BLANK.to_json()) - len(_sealed_form(_BLANK) or b"")
+del _BLANK
+
+
+def _short(alert: Alert, limits: AlertLimits, form: bytes) -> bool:
+    """True when ``alert``, encoded as ``form`` (its ``_sealed_form``), is one ``_cut`` returns
+    as it is (equal, every container of the same type), proven from the form's length: no
+    string of it (a value, a name, the body) can be over ``max_value_bytes`` when the whole
+    form is not, for a string's UTF-8 bytes are at most its JSON text; nor can the alert be
+    over ``max_bytes`` when the form and the field names are not. What a length cannot tell
+    is left to check: the types the cut would write otherwise, the items of each container
+    and the depth, a container at a time.
+
+    Most alerts a detector makes are that short (1 KiB by default), and these checks do not
+    look at a string; for a longer one ``_within`` decides."""
+    n = len(form)
+    if n > limits.max_value_bytes + 2 or n + _FIELD_NAMES > limits.max_bytes:
+        return False
+    fp = alert.fingerprint
+    truncated = alert.truncated
+    if (
+        type(alert.title) is not str
+        or type(alert.body) is not str
+        or type(alert.kind) is not str
+        or type(alert.severity) is not str
+        or type(alert.status) is not str
+        or type(alert.family) is not str
+        or type(alert.audience) is not str
+        or type(fp) is not str
+        or len(fp) > _MAX_FINGERPRINT
+        or type(alert.event_time) not in (int, float)
+        or type(truncated) is not list
+        or truncated
+    ):
+        return False
+    items = limits.max_items
+    level: list[Any] = [alert.key, alert.labels, alert.evidence, alert.source]
+    depth = 0
+    while level:
+        if depth >= _MAX_DEPTH:
+            return False
+        deeper: list[Any] = []
+        for value in level:
+            t = type(value)
+            if t is dict:
+                values = value.values()
+            elif t is list:
+                values = value
+            else:  # a tuple (the cut makes it a list), or no container at all
+                return False
+            if len(value) > items:
+                return False
+            for child in values:
+                if type(child) in _CONTAINERS:
+                    deeper.append(child)
+        level = deeper
+        depth += 1
+    return True
 
 
 def _within(alert: Alert, limits: AlertLimits, form: bytes | None = None) -> bool:

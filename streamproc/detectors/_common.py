@@ -166,11 +166,23 @@ def day_of(ts: float) -> str:
     return day
 
 
+_MINUTES: dict[int, str] = {}
+_SECONDS = tuple(f"{n:02d}" for n in range(60))
+
+
 def iso(ts: float) -> str:
     """ISO 8601 UTC with a Z, milliseconds only when the time has a fraction."""
     whole = int(ts // 1)
-    secs = whole % 86400
-    text = f"{day_of(ts)}T{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
+    # the text up to the seconds is cached per minute: formatting it costs an alert's samples
+    # ~13,600 CPU instructions a call, this ~4,500 in a minute seen before (callgrind)
+    minute = whole // 60
+    head = _MINUTES.get(minute)
+    if head is None:
+        if len(_MINUTES) > 4096:
+            _MINUTES.clear()
+        secs = whole % 86400
+        head = _MINUTES[minute] = f"{day_of(ts)}T{secs // 3600:02d}:{secs % 3600 // 60:02d}:"
+    text = head + _SECONDS[whole % 60]
     frac = ts - whole
     if frac:
         text += f".{min(999, round(frac * 1000)):03d}"

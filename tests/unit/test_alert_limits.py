@@ -5,7 +5,9 @@ UTF-8 bytes): whatever it calls within, ``_cut`` must return unchanged, for any 
 limits, and ``cap_alert`` must end where the cut does. Given the alert's encoded form (as
 make_alert's ``cap_alert(..., seal=True)`` gives it), the walk bounds the whole by the form's
 length instead of counting characters: it must clear exactly what counting clears, at the
-bound's edge too.
+bound's edge too. Before the walk, make_alert's cap tries ``_short``: an alert whose form is
+no longer than one value may be has no string to check; it must clear exactly what its rules
+say, at each edge, and what it clears the cut must return equal, containers of the same type.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from streamproc.alerts import (
     AlertLimits,
     _cut,
     _sealed_form,
+    _short,
     _within,
     cap_alert,
     fingerprint,
@@ -123,10 +126,10 @@ def test_what_the_walk_calls_within_the_cut_leaves_unchanged(
     assert _sealed_form(alert) is not None  # JSON types only: the walk's every branch
     if _within(alert, limits):
         assert _cuts_nothing(alert, limits)
-    # and cap_alert, cutting or not, ends where the cut does
-    assert cap_alert(copy.deepcopy(alert), limits).to_json() == (
-        _cut(copy.deepcopy(alert), limits).to_json()
-    )
+    # and cap_alert, cutting or not, sealing or not, ends where the cut does
+    cut = _cut(copy.deepcopy(alert), limits).to_json()
+    assert cap_alert(copy.deepcopy(alert), limits).to_json() == cut
+    assert cap_alert(copy.deepcopy(alert), limits, seal=True).to_json() == cut
 
 
 def test_the_walk_clears_a_typical_alert_and_not_one_a_limit_would_cut() -> None:
@@ -245,7 +248,7 @@ def _answers_as_the_rules_say(alert: Alert, limits: AlertLimits) -> None:
     plain = cap_alert(copy.deepcopy(alert), limits)
     assert sealed == plain
     assert _shape(sealed.to_dict()) == _shape(plain.to_dict())
-    assert (sealed._sealed is not None) is expected
+    assert (sealed._sealed is not None) is (expected or _short_by_the_rules(alert, limits))
 
 
 @settings(max_examples=1500, deadline=None)
@@ -264,6 +267,118 @@ def test_the_encoded_form_clears_no_alert_one_byte_over_the_counted_bound() -> N
     assert counted is not None
     _answers_as_the_rules_say(alert, AlertLimits(max_bytes=4096 + 6 * counted - 1))
     _answers_as_the_rules_say(alert, AlertLimits(max_bytes=4096 + 6 * counted))
+
+
+def _short_by_the_rules(alert: Alert, limits: AlertLimits) -> bool:
+    """The rules of ``_short``, stated plainly."""
+    form = _sealed_form(alert)
+    if form is None or len(form) > limits.max_value_bytes + 2:
+        return False
+    if len(alert.to_json()) > limits.max_bytes:
+        return False
+    texts = (
+        alert.kind,
+        alert.severity,
+        alert.status,
+        alert.fingerprint,
+        alert.title,
+        alert.body,
+        alert.family,
+        alert.audience,
+    )
+    if any(type(t) is not str for t in texts) or len(alert.fingerprint) > _MAX_FINGERPRINT:
+        return False
+    if type(alert.event_time) not in (int, float) or alert.truncated != []:
+        return False
+
+    def fits(v: Any, depth: int) -> bool:
+        if type(v) not in (dict, list):
+            return type(v) not in _NESTED
+        if depth >= _MAX_DEPTH or len(v) > limits.max_items:
+            return False
+        return all(fits(c, depth + 1) for c in (v.values() if type(v) is dict else v))
+
+    parts = (alert.key, alert.labels, alert.evidence, alert.source)
+    return all(type(p) in (dict, list) and fits(p, 0) for p in parts)
+
+
+def _largest(value: Any) -> int:
+    """The most items of one container in ``value``."""
+    if type(value) is dict:
+        return max([len(value), *map(_largest, value.values())])
+    if type(value) in (list, tuple):
+        return max([len(value), *map(_largest, value)])
+    return 0
+
+
+def _limits_at_the_edges_of_short(alert: Alert) -> st.SearchStrategy[AlertLimits]:
+    """Limits a few bytes (items) either side of where ``_short``'s rules turn."""
+    form = _sealed_form(alert)
+    assert form is not None
+    size = len(alert.to_json())
+    parts = (alert.key, alert.labels, alert.evidence, alert.source)
+    most = max(map(_largest, parts))
+    return st.builds(
+        AlertLimits,
+        max_bytes=st.one_of(st.integers(size - 3, size + 3), st.integers(size, 20_000 + size)),
+        max_value_bytes=st.one_of(
+            st.integers(len(form) - 5, len(form) + 1), st.integers(len(form), len(form) + 800)
+        ),
+        max_items=st.integers(max(1, most - 2), most + 2),
+    )
+
+
+_SHORT_ALERTS = st.builds(
+    lambda alert, tuples, truncated, title: _with(alert, tuples, truncated, title),
+    _ALERTS,
+    st.sampled_from([False] * 5 + [True]),
+    st.sampled_from([[]] * 8 + [["key"], ()]),
+    st.sampled_from([None] * 8 + [7, b"t"]),
+)
+
+
+def _with(alert: Alert, tuples: bool, truncated: Any, title: Any) -> Alert:
+    """``alert`` with what ``_short`` must turn down now and then: a tuple for a list, a list
+    of what was cut, a title of another type."""
+    if tuples:
+        alert.evidence = {k: tuple(v) if type(v) is list else v for k, v in alert.evidence.items()}
+    alert.truncated = truncated
+    if title is not None and not alert.body:
+        alert.title = title
+    return alert
+
+
+@settings(max_examples=2500, deadline=None)
+@given(_SHORT_ALERTS, st.data())
+def test_short_clears_what_its_rules_say_and_the_cut_leaves_that_as_it_is(
+    alert: Alert, data: st.DataObject
+) -> None:
+    form = _sealed_form(alert)
+    if form is None:  # (bytes in the title)
+        return
+    limits = data.draw(_limits_at_the_edges_of_short(alert))
+    short = _short(alert, limits, form)
+    assert short is _short_by_the_rules(alert, limits)
+    if short:
+        after = _cut(copy.deepcopy(alert), limits)
+        assert after == alert
+        assert _shape(after.to_dict()) == _shape(alert.to_dict())
+        assert after.to_json() == alert.to_json() and after.truncated == alert.truncated
+        sealed = cap_alert(copy.deepcopy(alert), limits, seal=True)
+        assert sealed._sealed is not None
+        # the engine's cap of what make_alert sealed passes it as it is
+        assert cap_alert(sealed, limits) is sealed and sealed == alert
+
+
+def test_short_turns_down_a_form_one_byte_longer_than_a_value_may_be() -> None:
+    alert = Alert("k", "high", "firing", {}, "fp", 1.0, "t", evidence={"a": "x" * 300})
+    form = _sealed_form(alert)
+    assert form is not None
+    assert _short(alert, AlertLimits(max_value_bytes=len(form) - 2), form)
+    assert not _short(alert, AlertLimits(max_value_bytes=len(form) - 3), form)
+    size = len(alert.to_json())
+    assert _short(alert, AlertLimits(max_bytes=size), form)
+    assert not _short(alert, AlertLimits(max_bytes=size - 1), form)
 
 
 def test_make_alert_fills_each_field_from_the_argument_of_its_name() -> None:
