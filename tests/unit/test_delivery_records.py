@@ -22,7 +22,6 @@ from streamproc.config import parse_config_text
 from streamproc.notify.active import ActiveAlert, KafkaActiveAlerts, compact, record_value
 from streamproc.ops.backoff import Backoff
 from streamproc.pipeline.batches import BatchWriter, murmur2_many
-from streamproc.storage.alertlog import alert_from_json
 
 NOW = 1_780_000_000.5
 
@@ -233,11 +232,33 @@ async def test_learned_partitions_are_the_ones_write_computes() -> None:
     ]
 
 
+def _by_name(raw: bytes) -> Alert:
+    """The alert log's reading, plainly stated (each field by name), that Alert.from_json
+    (each by position) must equal, value and exception."""
+    d = orjson.loads(raw)
+    return Alert(
+        kind=d["kind"],
+        severity=d["severity"],
+        status=d["status"],
+        key=d.get("key") or {},
+        fingerprint=d["fingerprint"],
+        event_time=float(d["event_time"]),
+        title=d.get("title", ""),
+        body=d.get("body", ""),
+        labels=d.get("labels") or {},
+        evidence=d.get("evidence") or {},
+        source=d.get("source") or {},
+        family=d.get("family", ""),
+        audience=d.get("audience", "internal"),
+        truncated=list(d.get("truncated") or ()),
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(alerts())
 def test_an_alert_read_from_the_log_is_from_json(a: Alert) -> None:
     raw = a.to_json()
-    assert alert_from_json(raw) == Alert.from_json(raw)
+    assert Alert.from_json(raw) == _by_name(raw)
 
 
 @pytest.mark.parametrize(
@@ -251,7 +272,7 @@ def test_an_alert_read_from_the_log_is_from_json(a: Alert) -> None:
     ],
 )
 def test_a_foreign_alert_is_read_as_from_json_reads_it(raw: bytes) -> None:
-    assert alert_from_json(raw) == Alert.from_json(raw)
+    assert Alert.from_json(raw) == _by_name(raw)
 
 
 @pytest.mark.parametrize(
@@ -270,9 +291,9 @@ def test_a_foreign_alert_is_read_as_from_json_reads_it(raw: bytes) -> None:
 )
 def test_an_unreadable_alert_fails_as_from_json_fails(raw: bytes) -> None:
     with pytest.raises(Exception) as plain:
-        Alert.from_json(raw)
+        _by_name(raw)
     with pytest.raises(Exception) as fast:
-        alert_from_json(raw)
+        Alert.from_json(raw)
     assert (type(fast.value), str(fast.value)) == (type(plain.value), str(plain.value))
 
 
@@ -294,5 +315,5 @@ def test_the_bench_alerts_round_trip() -> None:
             {"topic": "t", "partition": n % 3, "offset": n},
         )
         raw = a.to_json()
-        assert alert_from_json(raw) == Alert.from_json(raw) == a
+        assert Alert.from_json(raw) == _by_name(raw) == a
         assert orjson.loads(record_value(a, NOW, NOW + 1))["alert"]["evidence"] == {}
