@@ -110,8 +110,9 @@ def judge_once(
 def shaped_records(encoded: list[tuple[bytes, bytes]], shape: str) -> list[Any]:
     """The workload's records with their keys rewritten to ``shape``, on the workload's
     partitions (by key, as the producer puts them)."""
-    from bench.peers_workload import PARTITIONS
     from streamproc.decode import RawRecord
+
+    from .peers_workload import PARTITIONS
 
     offsets = [0] * PARTITIONS
     records = []
@@ -154,9 +155,10 @@ def run(ctx: Any) -> list[Any]:
     """``streamproc bench mapped``: events/s of a mapped binding judged from columns against
     the same binding judged a record at a time, in the same run; each mapped binding must
     raise exactly the alerts of the same records under the contract's names."""
-    from bench.common import Row
-    from bench.peers_workload import generate_peers
     from streamproc.pipeline.runtime import tune_gc
+
+    from .common import Row
+    from .peers_workload import generate_peers
 
     tune_gc()
     n_events = ctx.n(DEFAULT_EVENTS)
@@ -197,7 +199,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    from bench.peers_workload import generate_peers
+    from .peers_workload import generate_peers
 
     encoded = generate_peers(args.events, seed=1).encoded()
     n = len(encoded)

@@ -206,7 +206,6 @@ class BatchDecoder:
         self.one_by_one += n - len(fast)
         events: list[Event] = []
         dead: list[DeadLetter] = []
-        decode = self.record.decode
         family = self.family
         for i, tp_topic, tp_partition, offset in zip(
             range(n), topics, partitions, offsets, strict=True
@@ -215,13 +214,7 @@ class BatchDecoder:
             if got is not None:
                 events.append(Event(family, got[1], got[0], tp_topic, tp_partition, offset))
                 continue
-            out = decode(
-                values[i] or b"", tp_topic, tp_partition, offset, None if keys is None else keys[i]
-            )
-            if type(out) is Event:
-                events.append(out)
-            else:
-                dead.append(out)
+            self._one(values, i, tp_topic, tp_partition, offset, keys, events, dead)
         return events, dead
 
     # -- internals -------------------------------------------------------------------------
@@ -241,7 +234,6 @@ class BatchDecoder:
         C-level parse of the batch first: keeping the batch's parsed envelopes alive until
         the checks ran cost more than the calls it saved.)"""
         family = self.family
-        decode = self.record.decode
         events: list[Event] = []
         dead: list[DeadLetter] = []
         for i, value, tp_topic, tp_partition, offset in zip(
@@ -271,14 +263,28 @@ class BatchDecoder:
                         events.append(Event(family, ts, data, src_topic, src_partition, src_offset))
                         continue
             self.one_by_one += 1
-            out = decode(
-                values[i] or b"", tp_topic, tp_partition, offset, None if keys is None else keys[i]
-            )
-            if type(out) is Event:
-                events.append(out)
-            else:
-                dead.append(out)
+            self._one(values, i, tp_topic, tp_partition, offset, keys, events, dead)
         return events, dead
+
+    def _one(
+        self,
+        values: Sequence[bytes | None],
+        i: int,
+        topic: str,
+        partition: int,
+        offset: int,
+        keys: KeysByIndex | None,
+        events: list[Event],
+        dead: list[DeadLetter],
+    ) -> None:
+        """Record ``i`` decoded by RecordDecoder, added to ``events`` or ``dead``."""
+        out = self.record.decode(
+            values[i] or b"", topic, partition, offset, None if keys is None else keys[i]
+        )
+        if type(out) is Event:
+            events.append(out)
+        else:
+            dead.append(out)
 
     def _columnar(
         self, values: Sequence[bytes | None]
