@@ -25,17 +25,20 @@ of it, and when cutting values is not enough, evidence and source go, then all b
 values of the key and labels: no alert is written above ``max_bytes``.
 
 Cost. Most alerts are far within their limits, and the check that proves it runs on every
-alert: ``make_alert`` encodes the alert (orjson) and, when that encoding is no longer than one
+alert, once, in the engine (``make_alert`` does not cut: a detector may still change what it
+made). ``cap_alert`` encodes the alert (orjson) and, when that encoding is no longer than one
 value may be (``_short``: 94% of the cicd and support alerts of the detect stream), needs no
 look at a string, only at each container's items and the depth; otherwise it walks the alert
 (``_within``: each value's type and length, each list's items, the depth, and a bound on the
-whole, taken from the length of the encoding rather than by counting characters). Either seals
-what it found within by its encoding; the engine's ``cap_alert`` re-encodes and compares.
+whole, taken from the length of the encoding rather than by counting characters).
 Measured with callgrind on the ``make_alert`` calls of the detect scenario's 300,000-event
 stream for the cicd-events and support-tickets detectors (12,751 alerts of ~0.7-1.5 KB,
-replayed): make_alert and the engine's cap cost 92,600 CPU instructions an alert (111,400
-with the walk alone), of which ``_short`` ~25,000 against the walk's ~46,000, each encoding
-~16,000, and building the alert (the fingerprint's hash ~12,600, the labels) the rest.
+replayed), when make_alert still cut and sealed its alert by its encoding for the engine to
+compare: 92,600 CPU instructions an alert (111,400 with the walk alone), of which ``_short``
+~25,000 against the walk's ~46,000, each encoding ~16,000, and building the alert (the
+fingerprint's hash ~12,600, the labels) the rest. Cutting once, in the engine, saves the
+second encoding and the comparison: the cicd and support records of the detect stream
+through the Judge, 195,200 -> 175,500 instructions a record (~1.1 alerts each).
 Scanning the encoded bytes for the items and the depth instead (``bytes.count`` of commas and
 brackets, ~8,000 instructions each for 800 bytes) or testing a container's value types in C
 (``isdisjoint(map(type, ...))``) costs no less than the loop over its values. Checking the
@@ -120,11 +123,6 @@ class Alert:
     audience: str = "internal"
     # what was cut to keep the alert within its limits (see AlertLimits); empty: nothing
     truncated: list[str] = field(default_factory=list)
-    # the limits make_alert found it within and its encoding then (see cap_alert); not part
-    # of the alert: neither written, compared nor copied by dataclasses.replace
-    _sealed: tuple[AlertLimits, bytes] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
 
     @property
     def category(self) -> str:
@@ -182,32 +180,18 @@ class Alert:
 # -- keeping an alert within its limits --------------------------------------------------------
 
 
-def cap_alert(alert: Alert, limits: AlertLimits, *, seal: bool = False) -> Alert:
+def cap_alert(alert: Alert, limits: AlertLimits) -> Alert:
     """Cut ``alert`` in place to ``limits`` and return it; ``alert.truncated`` says what was
     cut. Values first (each copied value to ``max_value_bytes``), then, while the encoded
     alert is still over ``max_bytes``, whole evidence entries (largest first), the body, the
     title, the key's values and finally (a hand-built alert) all but what routes it.
 
-    ``seal`` (make_alert's cut): an alert found within ``limits`` keeps its encoding, and the
-    next cap_alert (the engine's, which cuts every alert a detector returns) skips the walk
-    when the alert still encodes to the same bytes: whatever a detector changed after
-    make_alert, deep inside the evidence too, is walked and cut as in any other alert."""
-    sealed = alert._sealed
-    if sealed is not None:
-        alert._sealed = None  # proves one cap_alert, the engine's
-        if (
-            (sealed[0] is limits or sealed[0] == limits)
-            and type(alert.event_time) in (int, float)  # (NaN and None both encode as null)
-            and _sealed_form(alert) == sealed[1]
-        ):
-            return alert
-    if not seal:
-        return alert if _within(alert, limits) else _cut(alert, limits)
-    # encoded first: the seal needs it, and its length bounds all the strings together
-    form = _sealed_form(alert)
+    An alert within its limits is returned as it is, found so from its encoding (``_short``,
+    else ``_within`` bounded by the encoding's length): what ``_cut`` would return unchanged,
+    containers of the same type."""
+    # encoded first: its length bounds all the strings together
+    form = _encoded_form(alert)
     if (form is not None and _short(alert, limits, form)) or _within(alert, limits, form):
-        if form is not None:
-            alert._sealed = (limits, form)
         return alert
     return _cut(alert, limits)
 
@@ -256,7 +240,7 @@ def _cut(alert: Alert, limits: AlertLimits) -> Alert:
     return alert
 
 
-def _sealed_form(alert: Alert) -> bytes | None:
+def _encoded_form(alert: Alert) -> bytes | None:
     """Every field of ``alert`` encoded, or None when a value is not of a JSON type: a
     subclass, a date or a dataclass fails here rather than encode as what it stands for.
     About a fifth of ``_within``'s cost (orjson walks it in C), and equal only for an alert
@@ -286,15 +270,15 @@ def _sealed_form(alert: Alert) -> bytes | None:
         return None
 
 
-# what Alert.to_json adds to an alert's _sealed_form when ``truncated`` is empty: the names of
+# what Alert.to_json adds to an alert's _encoded_form when ``truncated`` is empty: the names of
 # the fields it writes (the form is a list of them, ``truncated`` last)
 _BLANK = Alert("", "", "", {}, "", 0, "")
-_FIELD_NAMES = len(_BLANK.to_json()) - len(_sealed_form(_BLANK) or b"")
+_FIELD_NAMES = len(_BLANK.to_json()) - len(_encoded_form(_BLANK) or b"")
 del _BLANK
 
 
 def _short(alert: Alert, limits: AlertLimits, form: bytes) -> bool:
-    """True when ``alert``, encoded as ``form`` (its ``_sealed_form``), is one ``_cut`` returns
+    """True when ``alert``, encoded as ``form`` (its ``_encoded_form``), is one ``_cut`` returns
     as it is (equal, every container of the same type), proven from the form's length: no
     string of it (a value, a name, the body) can be over ``max_value_bytes`` when the whole
     form is not, for a string's UTF-8 bytes are at most its JSON text; nor can the alert be
@@ -353,8 +337,8 @@ def _within(alert: Alert, limits: AlertLimits, form: bytes | None = None) -> boo
     """True when no part of ``alert`` can be over its limits (the common case, checked
     without encoding: a string of n characters is at most 4n UTF-8 bytes).
 
-    ``form`` is the alert's ``_sealed_form`` where the caller has it (make_alert's cap
-    encodes the alert for the seal anyway). Every character the walk counts towards the
+    ``form`` is the alert's ``_encoded_form`` where the caller has it (``cap_alert``
+    encodes the alert first). Every character the walk counts towards the
     bound on the whole belongs to a string of ``form``, written there in at least as many
     bytes, so the count is at most ``len(form)``: when ``len(form)`` meets the bound, so does
     the count, and the walk checks each value without counting. Otherwise, or without a
@@ -448,7 +432,7 @@ def _cut_text(text: str, max_bytes: int) -> tuple[str, int]:
         return text, 0
     raw = text.encode("utf-8", "surrogatepass")
     if len(raw) <= max_bytes or (len(raw) <= max_bytes + 32 and _CUT_MARK.search(text)):
-        return text, 0  # within, or cut already (make_alert's cut, seen again by the engine)
+        return text, 0  # within, or cut already (a value copied from an alert cut before)
     kept = raw[:max_bytes].decode("utf-8", "ignore")
     n = len(raw) - len(kept.encode("utf-8", "surrogatepass"))
     return f"{kept}...[cut {n} bytes]", n

@@ -108,9 +108,8 @@ Topics idle for ``key_ttl`` seconds of wall time are forgotten, and at most ``ma
 kept (least recently active forgotten first), so 100,000 topics cannot grow the engine.
 
 Size. Every alert a detector returns is cut here to the ``alerts:`` limits (``cap_alert``),
-whether the detector built it with ``make_alert`` (already within them: unless the detector
-changed it since, its encoding proves it) or with ``Alert(...)``: live and replay, nothing
-downstream sees an alert over them.
+once, whether the detector built it with ``make_alert`` or with ``Alert(...)``: live and
+replay, nothing downstream sees an alert over them.
 """
 
 from __future__ import annotations

@@ -553,29 +553,36 @@ def test_an_alert_grown_after_make_alert_is_cut_by_the_engine() -> None:
     assert {"body", "evidence.samples", "evidence.samples.user_agent"} <= set(alert.truncated)
 
 
-def test_make_alerts_seal_holds_only_for_the_same_limits_and_the_same_encoding() -> None:
-    from streamproc.alerts import AlertLimits, cap_alert
+def test_what_a_detector_changes_after_make_alert_is_cut_by_its_engine() -> None:
+    """make_alert does not cut: the engine's cap, after the detector is done, sees the alert
+    as it leaves, whatever the detector added to it after make_alert."""
+    from streamproc.detectors.engine import DetectorEngine
+    from streamproc.events import Event
 
-    def sealed() -> Alert:
-        alert = Alert(
-            kind="k",
-            severity="high",
-            status="firing",
-            key={"username": "ann"},
-            fingerprint="0123456789abcdef",
-            event_time=1.0,
-            title="t",
-            evidence={"samples": [{"user_agent": "x" * 200}]},
-        )
-        return cap_alert(alert, AlertLimits(), seal=True)
+    class Grows(Detector):
+        kind = "grows"
+        family = "auth-logs"
 
-    cut = cap_alert(sealed(), AlertLimits(max_value_bytes=64))
-    assert cut.evidence["samples"][0]["user_agent"].endswith("...[cut 136 bytes]")
-    changed = sealed()
-    changed.evidence["samples"][0]["user_agent"] = "y" * 5000
-    cut = cap_alert(changed, AlertLimits())
-    assert cut.evidence["samples"][0]["user_agent"].endswith("...[cut 3976 bytes]")
-    assert cut.truncated == ["evidence.samples.user_agent"]
+        def process(self, events):
+            out = []
+            for ev in events:
+                alert = self.make_alert(
+                    key={"username": ev.data["username"]},
+                    incident=ev.ts,
+                    event_time=ev.ts,
+                    title="t",
+                    evidence={"samples": [{"user_agent": "x" * 200}]},
+                )
+                alert.evidence["samples"][0]["user_agent"] = "y" * 5000  # after make_alert
+                out.append(alert)
+            return out
+
+    engine = DetectorEngine([Grows()])
+    event = Event("auth-logs", 1_790_000_000.0, {"username": "ann"}, "auth-logs", 0, 0)
+    alerts, _ = engine.process([event])
+    (alert,) = alerts
+    assert alert.evidence["samples"][0]["user_agent"].endswith("...[cut 3976 bytes]")
+    assert alert.truncated == ["evidence.samples.user_agent"]
 
 
 # -- records the runtime writes itself ---------------------------------------------------------

@@ -2,12 +2,12 @@
 
 ``_within`` clears most alerts without encoding them (a string of n characters is at most 4n
 UTF-8 bytes): whatever it calls within, ``_cut`` must return unchanged, for any alert and any
-limits, and ``cap_alert`` must end where the cut does. Given the alert's encoded form (as
-make_alert's ``cap_alert(..., seal=True)`` gives it), the walk bounds the whole by the form's
-length instead of counting characters: it must clear exactly what counting clears, at the
-bound's edge too. Before the walk, make_alert's cap tries ``_short``: an alert whose form is
-no longer than one value may be has no string to check; it must clear exactly what its rules
-say, at each edge, and what it clears the cut must return equal, containers of the same type.
+limits, and ``cap_alert`` must end where the cut does. Given the alert's encoded form (``cap_alert``
+encodes it first), the walk bounds the whole by the form's length instead of counting
+characters: it must clear exactly what counting clears, at the bound's edge too. Before the
+walk, ``cap_alert`` tries ``_short``: an alert whose form is no longer than one value may be has
+no string to check; it must clear exactly what its rules say, at each edge, and what it clears
+the cut must return equal, containers of the same type.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from streamproc.alerts import (
     Alert,
     AlertLimits,
     _cut,
-    _sealed_form,
+    _encoded_form,
     _short,
     _within,
     cap_alert,
@@ -123,13 +123,12 @@ def _cuts_nothing(alert: Alert, limits: AlertLimits) -> bool:
 def test_what_the_walk_calls_within_the_cut_leaves_unchanged(
     alert: Alert, limits: AlertLimits
 ) -> None:
-    assert _sealed_form(alert) is not None  # JSON types only: the walk's every branch
+    assert _encoded_form(alert) is not None  # JSON types only: the walk's every branch
     if _within(alert, limits):
         assert _cuts_nothing(alert, limits)
-    # and cap_alert, cutting or not, sealing or not, ends where the cut does
+    # and cap_alert, cutting or not, ends where the cut does
     cut = _cut(copy.deepcopy(alert), limits).to_json()
     assert cap_alert(copy.deepcopy(alert), limits).to_json() == cut
-    assert cap_alert(copy.deepcopy(alert), limits, seal=True).to_json() == cut
 
 
 def test_the_walk_clears_a_typical_alert_and_not_one_a_limit_would_cut() -> None:
@@ -215,7 +214,7 @@ def _counted(alert: Alert, limits: AlertLimits) -> int | None:
 def _limits_at_the_edge(alert: Alert) -> st.SearchStrategy[AlertLimits]:
     """Limits anywhere, and max_bytes a few bytes either side of where the count and where
     the encoded form's length meet the bound on the whole."""
-    form = _sealed_form(alert)
+    form = _encoded_form(alert)
     assert form is not None
     counted = _counted(alert, AlertLimits(max_value_bytes=1 << 30, max_items=1 << 30)) or 0
     edges = [4096 + 6 * n + d for n in (counted, len(form)) for d in range(-7, 8)]
@@ -238,17 +237,19 @@ def _shape(value: Any) -> Any:
 
 
 def _answers_as_the_rules_say(alert: Alert, limits: AlertLimits) -> None:
-    form = _sealed_form(alert)
+    form = _encoded_form(alert)
     counted = _counted(alert, limits)
     expected = counted is not None and counted * 6 + 4096 <= limits.max_bytes
     assert _within(alert, limits) is expected
     assert _within(alert, limits, form) is expected
-    # make_alert's cap (encoded first, sealed) ends exactly where the engine's does
-    sealed = cap_alert(copy.deepcopy(alert), limits, seal=True)
-    plain = cap_alert(copy.deepcopy(alert), limits)
-    assert sealed == plain
-    assert _shape(sealed.to_dict()) == _shape(plain.to_dict())
-    assert (sealed._sealed is not None) is (expected or _short_by_the_rules(alert, limits))
+    # the cap (encoded first, _short, then the walk given the form) ends exactly where the
+    # cut does, and leaves as it is what the rules clear
+    capped = cap_alert(copy.deepcopy(alert), limits)
+    cut = _cut(copy.deepcopy(alert), limits)
+    assert capped == cut
+    assert _shape(capped.to_dict()) == _shape(cut.to_dict())
+    if expected or _short_by_the_rules(alert, limits):
+        assert _shape(capped.to_dict()) == _shape(alert.to_dict())
 
 
 @settings(max_examples=1500, deadline=None)
@@ -271,7 +272,7 @@ def test_the_encoded_form_clears_no_alert_one_byte_over_the_counted_bound() -> N
 
 def _short_by_the_rules(alert: Alert, limits: AlertLimits) -> bool:
     """The rules of ``_short``, stated plainly."""
-    form = _sealed_form(alert)
+    form = _encoded_form(alert)
     if form is None or len(form) > limits.max_value_bytes + 2:
         return False
     if len(alert.to_json()) > limits.max_bytes:
@@ -313,7 +314,7 @@ def _largest(value: Any) -> int:
 
 def _limits_at_the_edges_of_short(alert: Alert) -> st.SearchStrategy[AlertLimits]:
     """Limits a few bytes (items) either side of where ``_short``'s rules turn."""
-    form = _sealed_form(alert)
+    form = _encoded_form(alert)
     assert form is not None
     size = len(alert.to_json())
     parts = (alert.key, alert.labels, alert.evidence, alert.source)
@@ -353,7 +354,7 @@ def _with(alert: Alert, tuples: bool, truncated: Any, title: Any) -> Alert:
 def test_short_clears_what_its_rules_say_and_the_cut_leaves_that_as_it_is(
     alert: Alert, data: st.DataObject
 ) -> None:
-    form = _sealed_form(alert)
+    form = _encoded_form(alert)
     if form is None:  # (bytes in the title)
         return
     limits = data.draw(_limits_at_the_edges_of_short(alert))
@@ -364,15 +365,14 @@ def test_short_clears_what_its_rules_say_and_the_cut_leaves_that_as_it_is(
         assert after == alert
         assert _shape(after.to_dict()) == _shape(alert.to_dict())
         assert after.to_json() == alert.to_json() and after.truncated == alert.truncated
-        sealed = cap_alert(copy.deepcopy(alert), limits, seal=True)
-        assert sealed._sealed is not None
-        # the engine's cap of what make_alert sealed passes it as it is
-        assert cap_alert(sealed, limits) is sealed and sealed == alert
+        capped = copy.deepcopy(alert)
+        assert cap_alert(capped, limits) is capped and capped == alert
+        assert _shape(capped.to_dict()) == _shape(alert.to_dict())
 
 
 def test_short_turns_down_a_form_one_byte_longer_than_a_value_may_be() -> None:
     alert = Alert("k", "high", "firing", {}, "fp", 1.0, "t", evidence={"a": "x" * 300})
-    form = _sealed_form(alert)
+    form = _encoded_form(alert)
     assert form is not None
     assert _short(alert, AlertLimits(max_value_bytes=len(form) - 2), form)
     assert not _short(alert, AlertLimits(max_value_bytes=len(form) - 3), form)
