@@ -31,7 +31,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -44,6 +44,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .redact import service_name
 
@@ -55,6 +56,53 @@ if TYPE_CHECKING:
 DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 DEFAULT_REQUIRED = ("sources", "state")
+
+
+class PublishedTable(Protocol):
+    """What a table that publishes its entries to a topic counts (notify/active.py's
+    KafkaActiveAlerts)."""
+
+    published: int
+    failed_sends: int
+    dropped: int
+    unencodable: int
+
+    @property
+    def pending(self) -> int: ...
+
+
+class _ActivePublishing:
+    """The active-alerts table's publishing, read from the table's own counters at each
+    scrape: the table counts where it sends, and knows nothing of Prometheus."""
+
+    def __init__(self) -> None:
+        self.table: PublishedTable | None = None
+
+    def collect(self) -> Iterable[Any]:
+        table = self.table
+        if table is None:
+            return
+        entries = CounterMetricFamily(
+            "streamproc_active_alerts_entries",
+            "Entries of the active-alerts table for its Kafka topic, by outcome: published, "
+            "dropped (the queue of unpublished entries full), unencodable (an alert no "
+            "record can hold)",
+            labels=["outcome"],
+        )
+        entries.add_metric(["published"], table.published)
+        entries.add_metric(["dropped"], table.dropped)
+        entries.add_metric(["unencodable"], table.unencodable)
+        yield entries
+        yield CounterMetricFamily(
+            "streamproc_active_alerts_send_failures",
+            "Sends of active-alerts entries the broker refused (each sent again)",
+            value=table.failed_sends,
+        )
+        yield GaugeMetricFamily(
+            "streamproc_active_alerts_pending",
+            "Active-alerts entries waiting to be published (refused ones included)",
+            value=table.pending,
+        )
 
 
 class Health:
@@ -207,6 +255,8 @@ class Metrics:
             registry=r,
         )
         self._active_kinds: Callable[[], Iterable[str]] | None = None  # count_active
+        self._active_publishing = _ActivePublishing()  # watch_active_publishing
+        r.register(self._active_publishing)
         self.state_keys = Gauge(
             "streamproc_state_keys", "Keys held in a detector's state", ["detector"], registry=r
         )
@@ -288,6 +338,10 @@ class Metrics:
         """Set ``streamproc_active_incidents`` at every scrape from ``kinds``: the kind of
         each incident firing now (the active-alerts table, notify/active.py)."""
         self._active_kinds = kinds
+
+    def watch_active_publishing(self, table: PublishedTable | None) -> None:
+        """Report ``table``'s publishing at every scrape (``streamproc_active_alerts_*``)."""
+        self._active_publishing.table = table
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric (what ``/metrics`` returns)."""

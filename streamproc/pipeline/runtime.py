@@ -1549,6 +1549,8 @@ class Runtime:
         self.active_alerts = table
         if self.metrics is not None:
             self.metrics.count_active(lambda: [a.alert.kind for a in table.current()])
+            if isinstance(table, KafkaActiveAlerts):
+                self.metrics.watch_active_publishing(table)
 
     def _time_assignment(self, source: Any) -> None:
         """Start-up phases of the first assignment: the group join ends when it arrives, the

@@ -18,6 +18,7 @@ from streamproc.config import parse_config_text
 from streamproc.http.alertmanager import AlertmanagerAPI
 from streamproc.http.am_shapes import rfc3339
 from streamproc.http.listener import Listener
+from streamproc.ops.metrics import Metrics
 from streamproc.pipeline.runtime import Runtime
 from tests.streams import BASE_TS, auth_stream, dumps, produce
 from tests.waiting import wait_until
@@ -56,7 +57,8 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
 
     # worker A judges and delivers both incidents, serves no API, and stops
     _, config_a = config_of("a")
-    a = Runtime(config_a)
+    metrics_a = Metrics(process_metrics=False)
+    a = Runtime(config_a, metrics=metrics_a)
     await a.start()
     try:
 
@@ -64,6 +66,16 @@ async def test_a_worker_lists_alerts_another_delivered_and_its_silences_are_shar
             return len(receiver.accepted) >= 2
 
         await wait_until(delivered, 60, "worker A to deliver both alerts", interval=0.2)
+
+        async def published() -> bool:
+            # the table's publishing, as /metrics reports it
+            got = metrics_a.value(
+                "streamproc_active_alerts_entries_total", {"outcome": "published"}
+            )
+            return (got or 0) >= 2
+
+        await wait_until(published, 20, "worker A to publish both active alerts", interval=0.2)
+        assert metrics_a.value("streamproc_active_alerts_pending") == 0
     finally:
         await a.stop()
 

@@ -21,6 +21,7 @@ from streamproc.alerts import Alert
 from streamproc.config import parse_config_text
 from streamproc.notify.active import ActiveAlert, KafkaActiveAlerts, compact, record_value
 from streamproc.ops.backoff import Backoff
+from streamproc.ops.metrics import Metrics
 from streamproc.pipeline.batches import BatchWriter, murmur2_many
 
 NOW = 1_780_000_000.5
@@ -150,6 +151,14 @@ async def test_an_alert_no_record_can_hold_is_skipped_and_the_rest_published() -
     await table.stop()
     assert [key for _, _, key, _, _ in producer.sent] == [b"fp-ok"]
     assert table.unencodable == 2 and table.published == 1
+    metrics = Metrics(process_metrics=False)
+    metrics.watch_active_publishing(table)
+    metrics.exposition()
+    entries = "streamproc_active_alerts_entries_total"
+    assert metrics.value(entries, {"outcome": "unencodable"}) == 2
+    assert metrics.value(entries, {"outcome": "published"}) == 1
+    assert metrics.value(entries, {"outcome": "dropped"}) == 0
+    assert metrics.value("streamproc_active_alerts_pending") == 0
 
 
 @pytest.mark.parametrize("refuse", [0, 1])
@@ -204,6 +213,12 @@ async def test_the_table_is_written_as_producer_send_wrote_it(refuse: int) -> No
         assert got == expected
     assert table.published == len(recorded) and table.pending == 0
     assert table.failed_sends == refuse
+    metrics = Metrics(process_metrics=False)
+    metrics.watch_active_publishing(table)
+    assert metrics.value("streamproc_active_alerts_send_failures_total") == refuse
+    assert metrics.value("streamproc_active_alerts_entries_total", {"outcome": "published"}) == (
+        len(recorded)
+    )
     assert table.by_fp == {}  # publish only: nothing kept
 
 
