@@ -92,6 +92,10 @@ class Interner:
 
 _NETWORKS: dict[str, str] = {}
 _NETWORKS_CAP = 65536
+# the network of an address ``network_of`` has seen, else None: the cache's own lookup, for a
+# loop over many records that calls ``network_of`` only on a miss (a Python call a record
+# costs more than the lookup). The cache is cleared in place, never replaced.
+cached_network: Callable[[str], str | None] = _NETWORKS.get
 _OCTETS = frozenset(str(i) for i in range(256))  # canonical decimal octets, no leading zeros
 
 

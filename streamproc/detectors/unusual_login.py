@@ -22,7 +22,16 @@ from typing import Any
 
 from ..alerts import Alert
 from ..events import Event
-from ._common import _NETWORKS, Interner, Sweeper, clip, iso, network_of, sample_of, succeeded
+from ._common import (
+    Interner,
+    Sweeper,
+    cached_network,
+    clip,
+    iso,
+    network_of,
+    sample_of,
+    succeeded,
+)
 from ._windows import KeyedState
 from .base import Detector, Prefilter, register
 from .columns import EventBatch
@@ -149,7 +158,7 @@ class UnusualLogin(Detector):
         get, add = state.get, state.add_unordered
         lookback = self.lookback
         ctags = self._ctags
-        cached_net = _NETWORKS.get
+        cached_net = cached_network
         success = batch.column("success")
         for row, user, ip, country, ts in zip(
             rows,
