@@ -175,6 +175,23 @@ def _with(bad: bytes, at: int = 17) -> list[bytes]:
             b'"ip_address":"1.2.3.4","success":true}',
             "duplicate_field",
         ),
+        # a key repeated in a nested object, in an object of a list; an object nested past
+        # max_depth
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true,"geo":{"city":"x","city":"y"}}',
+            "duplicate_field",
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true,"hops":[{"n":1},{"n":2,"n":3}]}',
+            "duplicate_field",
+        ),
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true,"deep":' + b'{"a":' * 70 + b"1" + b"}" * 70 + b"}",
+            "too_deep",
+        ),
         (
             b'{"timestamp":"2026-01-01T00:00:00Z","ip_address":"1.2.3.4","success":true}',
             "missing_field",
@@ -232,7 +249,7 @@ def test_one_bad_record_in_a_batch_gets_the_record_decoders_dead_letter(
 @pytest.mark.parametrize(
     ("odd", "column_wise"),
     [
-        # values RecordDecoder coerces, or nests: decoded by RecordDecoder itself
+        # values RecordDecoder coerces: decoded by RecordDecoder itself
         (
             b'{"timestamp":"2026-01-01T00:00:00Z","username":7,"ip_address":"1.2.3.4","success":1}',
             False,
@@ -242,12 +259,37 @@ def test_one_bad_record_in_a_batch_gets_the_record_decoders_dead_letter(
             b'"success":"failure"}',
             False,
         ),
+        # nested values whose keys the byte count cannot vouch for, in a record orjson would
+        # write otherwise (a space): a '":' inside a string
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true,"geo": {"note":"say \\":\\" twice"}}',
+            False,
+        ),
+        # the same as orjson writes it: its writing vouches for its keys
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true,"geo":{"note":"say \\":\\" twice"}}',
+            True,
+        ),
+        # nested, written otherwise (an escaped slash, a float's exponent): keys counted
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true,"geo":{"url":"a\\/b","n":1e3}}',
+            True,
+        ),
+        # nested values (depth within max_depth, keys counted at every level), whitespace,
+        # escaped quotes and other timestamp shapes: taken column-wise
         (
             b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
             b'"success":true,"geo":{"country":"NL","city":{"name":"Delft"}},"tags":["x","y"]}',
-            False,
+            True,
         ),
-        # whitespace, escaped quotes and other timestamp shapes: still taken column-wise
+        (
+            b'{"timestamp":"2026-01-01T00:00:00Z","username":"a","ip_address":"1.2.3.4",'
+            b'"success":true,"hops":[{"at":"a","n":1},{"at":"b","n":[2,{"k":3}]}]}',
+            True,
+        ),
         (
             b'{"timestamp" : "2026-01-01T00:00:00Z", "username" : "a", "ip_address" : "1.2.3.4",'
             b' "success" : true}',
@@ -311,6 +353,12 @@ def test_a_value_outside_the_enum_is_caught_beside_a_value_of_the_wrong_type() -
     events, dead = assert_same_as_record_decoder(batch, [wrong_type, outside] + values)
     assert [d.reason for d in dead] == ["wrong_type", "invalid_value"]
     assert len(events) == len(values)
+    # beside a list or an object, which no set holds
+    listed = orjson.dumps({**first, "event": ["created"]})
+    nested = orjson.dumps({**first, "event": {"name": "created"}})
+    events, dead = assert_same_as_record_decoder(batch, [listed, outside, nested] + values)
+    assert [d.reason for d in dead] == ["wrong_type", "invalid_value", "wrong_type"]
+    assert len(events) == len(values)
 
 
 def test_records_that_cut_each_other_in_a_joined_parse_keep_their_own_reasons() -> None:
@@ -371,6 +419,47 @@ def test_ecs_mapped_binding_decodes_as_record_decoder_does(record: dict[str, Any
         get_contract("auth-logs"), mapping=FieldMapping(ECS_AUTH, where="test.fields")
     )
     assert_same_as_record_decoder(batch, [orjson.dumps(record)] * 12 + GOOD[:5])
+
+
+def _filebeat(i: int, outcome: str) -> bytes:
+    """An auth event as Filebeat's system module ships it to Kafka: nested ECS, a list, a
+    millisecond timestamp."""
+    return orjson.dumps(
+        {
+            "@timestamp": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}.{i * 7 % 1000:03d}Z",
+            "event": {"outcome": outcome, "category": ["authentication"], "module": "system"},
+            "user": {"name": f"user{i % 5}"},
+            "source": {"ip": f"10.0.0.{i % 7}", "geo": {"country_iso_code": "NL"}},
+            "host": {"hostname": "bastion-1", "os": {"family": "debian"}},
+            "agent": {"type": "filebeat", "version": "8.14.0"},
+            "tags": ["beats_input_codec_plain_applied"],
+            "message": f"Failed password for user{i % 5} from 10.0.0.{i % 7} port 22 ssh2",
+        }
+    )
+
+
+def test_a_nested_ecs_batch_is_decoded_column_wise_as_record_decoder_decodes_it() -> None:
+    """Filebeat's nested records through a field mapping: parsed, depth and keys checked,
+    mapped a record at a time, then fields and times checked column-wise; each record the
+    Event RecordDecoder makes. A record the checks cannot take is RecordDecoder's alone."""
+    batch = BatchDecoder(
+        get_contract("auth-logs"), mapping=FieldMapping(ECS_AUTH, where="test.fields")
+    )
+    values = [_filebeat(i, "failure" if i % 4 else "success") for i in range(40)]
+    events, dead = assert_same_as_record_decoder(batch, values)
+    assert not dead and len(events) == 40 and batch.one_by_one == 0
+    assert events[1].data["username"] == "user1" and events[1].data["success"] is False
+    assert events[1].data["agent"] == {"type": "filebeat", "version": "8.14.0"}
+    # a key repeated deep inside one record, an outcome the map does not know, a user of
+    # another type: RecordDecoder's, each (its dead letter, or its coercion to the type)
+    values[5] = values[5].replace(b'"module":"system"', b'"module":"system","module":"x"')
+    values[9] = values[9].replace(b'"failure"', b'"FAILED"')
+    values[12] = values[12].replace(b'"name":"user2"', b'"name":12')
+    before = batch.one_by_one
+    events, dead = assert_same_as_record_decoder(batch, values)
+    assert [d.reason for d in dead] == ["duplicate_field"]
+    assert [type(e.data["username"]) for e in events if e.offset == 112] == [str]
+    assert batch.one_by_one - before == 2 * 3  # (decode_batch runs twice above)
 
 
 # -- hypothesis: every way of getting a record wrong, mixed into clean batches -------------

@@ -3,8 +3,12 @@ records around it are still processed."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streamproc.config import parse_config_text
 from streamproc.contracts import get_contract
@@ -160,3 +164,39 @@ def test_enum_violations_are_invalid_value() -> None:
     assert out.reason == "invalid_value"
     ok = decoder.decode(orjson.dumps({"timestamp": 1, "type": "Pipeline"}))
     assert ok.data["type"] == "pipeline"
+
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3)),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+def _plain_keys(value: Any) -> int:
+    if type(value) is dict:
+        return len(value) + sum(map(_plain_keys, value.values()))
+    if type(value) is list:
+        return sum(map(_plain_keys, value))
+    return 0
+
+
+def _plain_depth(value: Any) -> int:
+    """An object or a list is one level more than its deepest child object or list; a
+    scalar on its own is depth 1."""
+    if type(value) not in (dict, list):
+        return 1
+    children = value.values() if type(value) is dict else value
+    return 1 + max((_plain_depth(c) for c in children if type(c) in (dict, list)), default=0)
+
+
+@given(_JSON, st.integers(0, 8))
+def test_keys_within_counts_every_objects_keys_up_to_the_depth_limit(
+    value: Any, limit: int
+) -> None:
+    from streamproc.decode.records import keys_within
+
+    expected = _plain_keys(value) if _plain_depth(value) <= limit else -1
+    assert keys_within(value, limit) == expected
