@@ -36,6 +36,25 @@ def compile_path(path: str) -> Callable[[dict[str, Any]], Any]:
     if len(parts) == 1:
         return lambda record: record.get(path, _MISSING)
 
+    if len(parts) == 2:
+        # the common nested path (ECS's user.name, source.ip): ``get``'s steps for two
+        # segments, without its loop (about half the time a record)
+        first, last = parts
+        index = int(last) if last.isdecimal() else -1
+
+        def get_two(record: dict[str, Any]) -> Any:
+            value = record.get(path, _MISSING)
+            if value is not _MISSING:
+                return value
+            node = record.get(first, _MISSING)
+            if isinstance(node, dict):
+                return node.get(last, _MISSING)
+            if isinstance(node, list) and 0 <= index < len(node):
+                return node[index]
+            return _MISSING
+
+        return get_two
+
     # the rest of the path from each segment on, as one literal key ("container.id")
     rests = [".".join(parts[i:]) for i in range(len(parts))]
 

@@ -4,8 +4,11 @@ records."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from streamproc.config import parse_config_text
 from streamproc.decode import RawRecord
@@ -236,3 +239,47 @@ def test_a_list_index_in_a_path_is_a_decimal_number_or_no_index() -> None:
     assert compile_path("tags.\u0661")(record) == "b"  # an Arabic-Indic one, as int() reads it
     assert compile_path("tags.\u00b2")(record) is _MISSING  # a superscript two: no index
     assert compile_path("tags.9")(record) is _MISSING
+
+
+def _found_by_the_rule(record: dict[str, Any], path: str) -> Any:
+    """The mapping's lookup, stated plainly: the whole path as one key, else its first
+    segment into an object (where the rest may again be one key) or, a decimal number, into
+    a list; ``_MISSING`` where that finds nothing."""
+    from streamproc.decode.mapping import _MISSING
+
+    def walk(node: Any, parts: list[str]) -> Any:
+        rest = ".".join(parts)
+        if isinstance(node, dict):
+            if rest in node:
+                return node[rest]
+            if len(parts) == 1:
+                return _MISSING
+            return walk(node.get(parts[0], _MISSING), parts[1:])
+        if isinstance(node, list) and parts[0].isdecimal() and int(parts[0]) < len(node):
+            child = node[int(parts[0])]
+            return child if len(parts) == 1 else walk(child, parts[1:])
+        return _MISSING
+
+    return walk(record, path.split("."))
+
+
+_SEGMENTS = st.sampled_from(["a", "b", "a.b", "0", "1", "\u0661", "\u00b2"])
+_LEAVES = st.one_of(st.none(), st.integers(0, 3), st.sampled_from(["x", "y"]))
+_NODES = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_SEGMENTS, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@example({"a": ["x", "y"]}, ["a", "0"])
+@example({"a": {"b": 1}, "a.b": None}, ["a", "b"])
+@given(st.dictionaries(_SEGMENTS, _NODES, max_size=4), st.lists(_SEGMENTS, min_size=1, max_size=4))
+def test_every_path_finds_what_the_lookup_rule_says(
+    record: dict[str, Any], parts: list[str]
+) -> None:
+    from streamproc.decode.mapping import compile_path
+
+    path = ".".join(parts)
+    assert compile_path(path)(record) == _found_by_the_rule(record, path)
