@@ -130,8 +130,6 @@ class BatchDecoder:
         self.family = contract.family
         self.contract = contract
         self.max_record_bytes = max_record_bytes
-        self.max_depth = max_depth
-        self.mapping = mapping
         fields = contract.fields.values()
         self.columnar = (
             fmt == "json"
@@ -339,7 +337,7 @@ class BatchDecoder:
             # escaped only where JSON must. Its depth is then bounded by its brackets.
             # Checked so, a 650-byte nested ECS auth record costs ~3.3 us (orjson's
             # writing 1.8, the brackets 1.5), ~10 us by counting keys below.
-            limit = self.max_depth
+            limit = self.record.max_depth
             if not (
                 _written_by_orjson(rows, vals)
                 and max(map(bytes.count, vals, repeat(b"{")))
@@ -356,7 +354,7 @@ class BatchDecoder:
                     rows, vals, positions = self._shaped(keys, rows, vals, positions)
         elif b"".join(vals).count(b'"') != 2 * (sum(map(len, rows)) + value_types.count(str)):
             rows, vals, positions = self._shaped(list(map(len, rows)), rows, vals, positions)
-        mapping = self.mapping
+        mapping = self.record.mapping
         if mapping is not None:
             # RecordDecoder maps the record it parsed, then checks the mapped one
             rows = list(map(mapping.apply, rows))

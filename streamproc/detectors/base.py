@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Final
 
-from ..alerts import Alert, AlertLimits, fingerprint
+from ..alerts import Alert, fingerprint
 from ..errors import ConfigError
 from ..events import Event
 from ._windows import DEFAULT_KEY_CAP
@@ -79,8 +79,6 @@ class DetectorContext:
     binding: str = ""  # name of the topic binding (for labels)
     key_cap: int = DEFAULT_KEY_CAP
     labels: dict[str, str] = field(default_factory=dict)  # extra labels for every alert
-    # how large an alert may grow: the engine cuts what is over (alerts.cap_alert)
-    limits: AlertLimits = AlertLimits()
 
 
 class Detector:

@@ -93,9 +93,7 @@ class CompromiseSuspected(Detector):
         if self._private is None:
             self._private = BruteForce(
                 {"threshold": self.params["threshold"], "window": self.params["failure_window"]},
-                DetectorContext(
-                    binding=self.ctx.binding, key_cap=self.ctx.key_cap, limits=self.ctx.limits
-                ),
+                DetectorContext(binding=self.ctx.binding, key_cap=self.ctx.key_cap),
             )
             self._private.retain_fires(self.window)
             if self._private_state is not None:

@@ -68,7 +68,6 @@ def detector_context(
     return DetectorContext(
         binding=binding.name,
         key_cap=int(params.pop("key_cap", 1_000_000)),
-        limits=config.alert_limits,
     )
 
 
