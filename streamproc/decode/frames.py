@@ -18,23 +18,25 @@ without a coercion, so that judging from the frame and judging Events cannot dif
 Struct of a binding has a field for each contract field, typed as the decoder takes it with
 no coercion (a string, a bool, an int of 64 bits, a number: an int or a float; an enum a
 ``Literal`` of its values; required fields without a default), and one for each other field
-the binding's records were seen to carry (any JSON scalar). msgspec refuses, in C, the
-record for:
+the binding's records were seen to carry, typed by what it was seen to hold (see "Objects
+and lists" below). msgspec refuses, in C, the record for:
 
 - anything not one JSON object (an empty payload, two objects, a byte order mark, invalid
-  UTF-8, a lone surrogate escape); a field it does not know (the reader then learns the
-  batch's fields and reads it again: a binding's records carry few; a name msgspec cannot
-  take, with a quote, a backslash or a control character, is not learned); a value of the
-  wrong JSON type (a number for a string, ``"true"`` for a bool, ``3.0`` for an int: the
-  decoder would coerce or refuse it); a nested value (the depth guard's); a required field absent
-  or null; an enum value not in the enum as given; an integer beyond 64 bits;
+  UTF-8, a lone surrogate escape); a field it does not know, at any level (the reader then
+  learns what the batch's records hold and reads it again: a binding's records carry few
+  fields; a name msgspec cannot take, with a quote, a backslash or a control character, is
+  not learned); a value of the wrong JSON type (a number for a string, ``"true"`` for a
+  bool, ``3.0`` for an int: the decoder would coerce or refuse it; an object where a scalar
+  was seen, or the reverse); a required field absent or null; an enum value not in the enum
+  as given; an integer beyond 64 bits;
 
 and the checks here refuse the batch for what msgspec takes but the decoder does not, or
 takes differently:
 
-- a key repeated in a record (msgspec keeps the last value, as orjson does; our decoder
-  dead-letters it): with no whitespace before a colon, the number of ``":`` in the batch is
-  at least the number of keys, and equals the number of fields read only when none repeats;
+- a key repeated in a record, at any level (msgspec keeps the last value, as orjson does;
+  our decoder dead-letters it): with no whitespace before a colon, the number of ``":`` in
+  the batch is at least the number of keys, and equals the number of fields read, at every
+  level, only when none repeats;
 - a record over ``max_record_bytes``; a required string empty; a number not below 2**63
   in magnitude (orjson reads an integer beyond 64 bits as a float or not at all);
 - the timestamp not written ``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS.fffZ`` with 1
@@ -43,11 +45,25 @@ takes differently:
   ``MAX_EPOCH`` (a fraction of its last second is past it). Other forms are correct, just
   not read here.
 
-A binding with a field mapping (``fields:``, mapping.py) is read the same way when its
-records are flat (every value a scalar: anything else fails the Struct), where a dotted path
-can only match as a literal key (``compile_path``): each source key of the mapping is a field
-of the Struct, and the mapped fields are computed from the source columns as
-``FieldMapping.apply`` computes them a record at a time: the first candidate present and not
+Objects and lists. A field the contract does not type is learnt as what the records hold
+there: a scalar; a list of scalars (or a scalar: the union msgspec reads); or an object,
+read by a Struct of its own whose fields are learnt the same way, each optional, at any
+depth up to the binding's ``max_depth`` (``MAX_NESTED_FIELDS`` fields in all). A field that
+held an object in one record and something else in another, or a list holding a container,
+cannot be typed: a batch holding such a record is judged per record. An object absent from
+a record reads as its Struct's shared empty instance, so that a path through it reads on in
+C (``attrgetter``) to an absent value, and the keys read are counted at every level (an
+empty instance: none). The fixed Struct (see FrameReader) requires, at every level, the
+fields each record of a batch held: its records need nothing counted.
+
+A binding with a field mapping (``fields:``, mapping.py) is read the same way: each source
+key of the mapping is a field of the Struct, and the mapped fields are computed from the
+source columns as ``FieldMapping.apply`` computes them a record at a time: a path is found
+where ``compile_path`` looks, in its order (the whole path as one key, then at each object
+the rest of the path as one key, the last segment last), each place read in C and the
+first present taken (a key present with null stops the search, as there); a path that
+reaches an object or a list declines the batch (a column holds values); a mapping with a
+numeric segment (a list index) learns no objects. Then: the first candidate present and not
 null, the value map (looked up as written, then lowercased, a non-string as its
 ``str().lower()``; a value mapped to null removes the field), else the default; a field the
 mapping does not name falls through by name, and a record's own key of a mapped name is
@@ -59,23 +75,22 @@ msgspec checks it as it checks an unmapped field; other source keys are read as 
 A binding whose mapping the columns cannot hold is judged per record as before: a path or
 field name msgspec cannot take, a map value or default that is no scalar, a number field
 read by a rule that also falls through by name (the rule would see its int, the column its
-float). Nested records (Filebeat's ECS, falcosidekick's ``output_fields``) are judged per
-record, not attempted here: the ``":`` count proves no key repeats only against the number
-of keys read at every level, so each nested object would need a Struct of its own that
-learns its own fields (and refuses unknown ones), and a path reaches a value by several
-routes in a fixed order (the whole path as one key, then segment by segment with the rest as
-one key at each level, a list index), each a column of its own to reconcile. A binding with
-a mapping never ships its re-keyed copies as the records came (runtime ``_ships_raw``): its
-Event's data is the mapped record. Measured through ``Judge.judge`` on the peers stream with
-its keys rewritten (``bench/mapped.py``; brute_force only, batches of 1,250; instructions a
-record by cachegrind, the difference of two runs of 10,000 and 29,001 records after the same
-warm-up): renamed as nginx's JSON log names them (``time``, ``user``, ``remote_addr``, a
-``status`` value map) 73,668 per record, 15,678 from columns (0.21x); flattened ECS
-(``"@timestamp"``, ``"user.name"``, ``"source.ip"``, an ``"event.outcome"`` value map, a
-candidate list) 80,770 against 19,380 (0.24x); the same records unmapped 31,966 against
-11,113. A mapped binding read per record costs 2.3-2.5 times an unmapped one (the mapping's
-dict and its Python a record); from columns, 1.4-1.7 times. (Since decode/batch.py decodes a
-mapped binding's batch at once, per event costs 54,668 and 61,498.)
+float). A binding with a mapping never ships its re-keyed copies as the records came
+(runtime ``_ships_raw``): its Event's data is the mapped record. Filebeat's nested ECS auth
+records (``bench/mapped.py``'s nested ECS: ~640 B, ten objects, brute_force only, batches
+of 1,250; ns a record through ``Judge.judge``, a 2-core machine): 14,300-16,300 per event,
+7,300-7,900 from columns, of which 3,200 to read a batch (msgspec's decode 1,700).
+
+Flat records, measured through ``Judge.judge`` on the peers stream with its keys rewritten
+(``bench/mapped.py``; brute_force only, batches of 1,250; instructions a record by
+cachegrind, the difference of two runs of 10,000 and 29,001 records after the same warm-up):
+renamed as nginx's JSON log names them (``time``, ``user``, ``remote_addr``, a ``status``
+value map) 73,668 per record, 15,678 from columns (0.21x); flattened ECS (``"@timestamp"``,
+``"user.name"``, ``"source.ip"``, an ``"event.outcome"`` value map, a candidate list) 80,770
+against 19,380 (0.24x); the same records unmapped 31,966 against 11,113. A mapped binding
+read per record costs 2.3-2.5 times an unmapped one (the mapping's dict and its Python a
+record); from columns, 1.4-1.7 times. (Since decode/batch.py decodes a mapped binding's
+batch at once, per event costs 54,668 and 61,498.)
 
 A column is a list of the decoder's values (None where a record has none, as ``dict.get``
 reads it), built on first use. The detectors' column prefilters read columns; the engine
@@ -93,8 +108,8 @@ import importlib.util
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain, compress
-from operator import attrgetter
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
@@ -104,6 +119,7 @@ from ..contracts import Contract, FieldSpec
 from ..events import MAX_EPOCH
 from .fields import EXACT_TYPES
 from .mapping import FieldMapping, FieldRule
+from .records import DEFAULT_MAX_DEPTH
 
 if TYPE_CHECKING:
     import numpy as np
@@ -119,6 +135,16 @@ MAX_EXTRA_FIELDS = 64
 _COLON, _QUOTE, _SPACE = ord(":"), ord('"'), ord(" ")
 _UNSET = msgspec.UNSET
 _ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
+# any JSON scalar the decoder takes as it is: orjson reads an integer beyond 64 bits as a float
+# or not at all, so a record holding one is left to the decoder
+_INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_ANY_SCALAR = _INT64 | float | str | bool | None
+# what a learned field of a binding's records holds (``_kind_of``): a scalar, a list of
+# scalars (or a scalar), or an object: its fields' kinds by name (a dict)
+_SCALAR, _LIST = "scalar", "list"
+# learned fields of nested objects, all levels together (more: per event)
+MAX_NESTED_FIELDS = 256
+_NEVER = object()  # (what no field reads)
 # what msgspec will not rename a Struct field onto (defstruct raises): a record field so named
 # is never learned, so a batch holding one is left to the decoder
 _UNNAMEABLE = re.compile(r'["\\\x00-\x1f]')
@@ -127,7 +153,7 @@ _UNNAMEABLE = re.compile(r'["\\\x00-\x1f]')
 class RecordFrame:
     """The columns of a batch every record of which was vouched for (see the module)."""
 
-    __slots__ = ("_columns", "_derived", "_fields", "_held", "_records", "ts")
+    __slots__ = ("_columns", "_complex", "_derived", "_fields", "_held", "_records", "ts")
 
     def __init__(
         self,
@@ -137,6 +163,7 @@ class RecordFrame:
         ts: np.ndarray[Any, Any],
         held: frozenset[str] = frozenset(),
         derived: tuple[str, ...] = (),
+        complex_fields: dict[str, _Sub | None] | None = None,
     ) -> None:
         self._records = records  # a Struct a record, record order
         self._fields = fields  # field name -> its getter on a Struct
@@ -147,6 +174,9 @@ class RecordFrame:
         # fields a field mapping computed (in ``columns``, None where a record has none):
         # no getter reads them
         self._derived = derived
+        # fields that may hold an object (its _Sub) or a list (None): read back as the
+        # decoder's dicts and lists
+        self._complex = complex_fields or {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -159,6 +189,9 @@ class RecordFrame:
             get = self._fields.get(name)
             if get is None:
                 col = [None] * len(self._records)
+            elif name in self._complex:
+                sub = self._complex[name]
+                col = [_plain(v, sub) for v in map(get, self._records)]
             elif name in self._held:
                 col = list(map(get, self._records))
             else:
@@ -173,6 +206,8 @@ class RecordFrame:
             return col[i]
         get = self._fields.get(name)
         value = None if get is None else get(self._records[i])
+        if name in self._complex:
+            return _plain(value, self._complex[name])
         return None if value is _UNSET else value
 
     def row(self, i: int) -> dict[str, Any]:
@@ -183,6 +218,12 @@ class RecordFrame:
             for name, get in self._fields.items()
             if (value := get(record)) is not _UNSET
         }
+        for name, sub in self._complex.items():
+            if name in row:
+                if sub is not None and row[name] is sub.empty:  # (absent: its default)
+                    del row[name]
+                else:
+                    row[name] = _plain(row[name], sub)
         for name in self._derived:
             value = self._columns[name][i]
             if value is not None:  # (a mapping's None removes the field)
@@ -202,34 +243,219 @@ def _present(get: Callable[[Any], Any], records: list[Any]) -> list[Any]:
     return col
 
 
+def _plain(value: Any, sub: _Sub | None) -> Any:
+    """A learned field's value as the decoder reads it: an object (a Struct of ``sub``) a
+    dict, a list a list; None where the record has none (UNSET, or ``sub``'s default)."""
+    if value is _UNSET or (sub is not None and value is sub.empty):
+        return None
+    if sub is not None and type(value) is sub.type:
+        return sub.plain(value)
+    if type(value) is list:
+        return list(value)
+    return value
+
+
+def _count_is(values: list[Any], obj: Any) -> int:
+    """How many of ``values`` are ``obj`` itself (not an equal one)."""
+    return sum(map(is_, values, repeat(obj)))
+
+
+def _kind_of(kind: Any, value: Any, nested: bool) -> Any:
+    """The kind of a field seen as ``kind`` so far (None: not seen) that holds ``value`` too,
+    or None if no Struct can hold both (an object and a scalar or a list, a list holding a
+    container, a name msgspec cannot take; any object or list where ``nested`` is false)."""
+    t = type(value)
+    if t is dict:
+        if not nested or (kind is not None and type(kind) is not dict):
+            return None
+        tree = dict(kind) if kind is not None else {}
+        for name, child in value.items():
+            if _UNNAMEABLE.search(name):
+                return None
+            learned = _kind_of(tree.get(name), child, nested)
+            if learned is None:
+                return None
+            tree[name] = learned
+        return tree
+    if type(kind) is dict:
+        return None
+    if t is list:
+        if not nested or any(type(v) in (dict, list) for v in value):
+            return None
+        return _LIST
+    return kind if kind is not None else _SCALAR
+
+
+def _depth_of(kind: Any) -> int:
+    """The levels of containers a field of ``kind`` adds (keys_within's depth, less one)."""
+    if type(kind) is dict:
+        return 1 + max(map(_depth_of, kind.values()), default=0)
+    return 1 if kind == _LIST else 0
+
+
+def _size_of(kind: Any) -> int:
+    """The fields of the objects of ``kind``, all levels together."""
+    if type(kind) is dict:
+        return len(kind) + sum(map(_size_of, kind.values()))
+    return 0
+
+
+def _typed(kind: Any) -> Any:
+    """The msgspec type of a learned field of ``kind`` (a _Sub for an object)."""
+    if type(kind) is dict:
+        return _Sub(kind)
+    if kind == _LIST:
+        return list[_ANY_SCALAR] | _ANY_SCALAR
+    return _ANY_SCALAR
+
+
+class _Sub:
+    """A Struct of the nested objects of one learned field: a field for each key seen there
+    (``tree``: their kinds), each optional. An object absent from a record reads as ``empty``
+    (that Struct with every field absent, shared), so that a path through it reads on in C
+    (``attrgetter``) to an absent value; a key whose value is ``empty`` itself was not in the
+    record. ``required``: every field required instead, at every level (the fixed Struct's:
+    its objects hold ``total`` keys each, nothing to count)."""
+
+    __slots__ = (
+        "attrs",
+        "empty",
+        "nested",
+        "optional",
+        "optional_count",
+        "subs",
+        "total",
+        "tree",
+        "type",
+        "width",
+    )
+
+    empty: Any
+    total: int
+
+    def __init__(self, tree: dict[str, Any], required: bool = False) -> None:
+        fields: list[Any] = []
+        self.tree = tree
+        self.attrs: dict[str, str] = {}  # JSON name -> attribute
+        self.subs: dict[str, _Sub] = {}  # JSON name -> its objects' _Sub
+        self.nested: list[tuple[Callable[[Any], Any], _Sub]] = []
+        optional = []
+        for i, (name, kind) in enumerate(tree.items()):
+            attr = f"f{i}"
+            self.attrs[name] = attr
+            typed = _Sub(kind, required) if type(kind) is dict else _typed(kind)
+            if type(typed) is _Sub:
+                self.subs[name] = typed
+                self.nested.append((attrgetter(attr), typed))
+                fields.append((attr, typed.type) if required else (attr, typed.type, typed.empty))
+            elif required:
+                fields.append((attr, typed))
+            else:
+                optional.append(attr)
+                fields.append((attr, typed | msgspec.UnsetType, _UNSET))
+        self.type: Any = msgspec.defstruct(
+            "Object",
+            fields,
+            rename={attr: name for name, attr in self.attrs.items()},
+            kw_only=True,
+            gc=False,
+            frozen=True,  # (msgspec takes a shared default only of a frozen Struct)
+            forbid_unknown_fields=True,
+        )
+        # (a required object is never absent: nothing is its empty one)
+        self.empty = _NEVER if required else self.type()
+        self.width = len(tree)
+        self.optional: Callable[[Any], Any] | None = attrgetter(*optional) if optional else None
+        self.optional_count = len(optional)
+        self.total = self.width + sum(sub.total for sub in self.subs.values()) if required else -1
+
+    def keys(self, objects: list[Any]) -> int:
+        """The keys ``objects`` (Structs of this, ``empty`` among them) hold, at every level."""
+        if self.total >= 0:
+            return self.total * len(objects)
+        count = self.width * len(objects)
+        if self.optional is not None:
+            values: Iterable[Any] = map(self.optional, objects)
+            if self.optional_count > 1:
+                values = chain.from_iterable(values)
+            count -= list(values).count(_UNSET)
+        for get, sub in self.nested:
+            inner = list(map(get, objects))
+            count += sub.keys(inner) - _count_is(inner, sub.empty)
+        return count
+
+    def held(self, objects: list[Any]) -> dict[str, Any]:
+        """The part of ``tree`` that every one of ``objects`` (none ``empty``) holds."""
+        out: dict[str, Any] = {}
+        for name, kind in self.tree.items():
+            col = list(map(attrgetter(self.attrs[name]), objects))
+            sub = self.subs.get(name)
+            if sub is None:
+                if _UNSET not in col:
+                    out[name] = kind
+            elif not _count_is(col, sub.empty):
+                out[name] = sub.held(col)
+        return out
+
+    def plain(self, obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, attr in self.attrs.items():
+            value = getattr(obj, attr)
+            sub = self.subs.get(name)
+            if value is _UNSET or (sub is not None and value is sub.empty):
+                continue
+            out[name] = _plain(value, sub)
+        return out
+
+
 class _Shape:
     """A Struct of a binding's records and what reading a batch with it needs."""
 
-    __slots__ = ("decode", "fields", "held", "optional", "optional_count", "width")
+    __slots__ = (
+        "attrs",
+        "decode",
+        "fields",
+        "held",
+        "nested",
+        "optional",
+        "optional_count",
+        "subs",
+        "width",
+    )
 
     def __init__(self, specs: list[tuple[str, Any, bool]]) -> None:
         # attribute names are ours (a record's keys need not be identifiers); the JSON
-        # names are renamed onto them
+        # names are renamed onto them. A kind that is a _Sub is a learned object field:
+        # absent, it reads as its ``empty``
         fields: list[Any] = []
         names: dict[str, str] = {}
+        self.subs: dict[str, _Sub] = {}
+        # (getter, its _Sub, whether required) of the object fields
+        self.nested: list[tuple[Callable[[Any], Any], _Sub, bool]] = []
+        optional = []
         for i, (name, kind, needed) in enumerate(specs):
             attr = f"f{i}"
             names[attr] = name
-            if needed:
+            if type(kind) is _Sub:
+                self.subs[name] = kind
+                self.nested.append((attrgetter(attr), kind, needed))
+                fields.append((attr, kind.type) if needed else (attr, kind.type, kind.empty))
+            elif needed:
                 fields.append((attr, kind))
             else:
+                optional.append(attr)
                 fields.append((attr, kind | msgspec.UnsetType, msgspec.UNSET))
         struct = msgspec.defstruct(
             "Record", fields, rename=names, kw_only=True, gc=False, forbid_unknown_fields=True
         )
         self.decode = msgspec.json.Decoder(struct).decode
+        self.attrs = {name: attr for attr, name in names.items()}
         self.fields: dict[str, Callable[[Any], Any]] = {
             name: attrgetter(attr) for attr, name in names.items()
         }
         self.width = len(specs)  # fields a record holds, the absent ones aside
         # the required fields: msgspec refuses a record without one, so none reads UNSET
         self.held = frozenset(name for name, _, needed in specs if needed)
-        optional = [attr for attr, (_, _, needed) in zip(names, specs, strict=True) if not needed]
         # the optional fields of a record at once (a tuple of them; one field: the value)
         self.optional: Callable[[Any], Any] | None = attrgetter(*optional) if optional else None
         self.optional_count = len(optional)
@@ -242,6 +468,19 @@ class _Shape:
         if self.optional_count > 1:
             values = chain.from_iterable(values)
         return list(values).count(_UNSET)
+
+    def keys(self, records: list[Any]) -> int:
+        """The keys the records hold, at every level of nesting."""
+        count = self.width * len(records) - self.absent(records)
+        for get, sub, needed in self.nested:
+            if sub.total >= 0:  # (required: never absent, nothing in it to count)
+                count += sub.total * len(records)
+                continue
+            objects = list(map(get, records))
+            count += sub.keys(objects)
+            if not needed:
+                count -= _count_is(objects, sub.empty)
+        return count
 
 
 _NONE = type(None)
@@ -306,11 +545,14 @@ class _Mapped:
             and not number_sources
         )
 
-    def columns(self, source: Callable[[str], list[Any]], n: int) -> dict[str, list[Any]] | None:
+    def columns(
+        self, source: Callable[[str], list[Any]], n: int, renamed: frozenset[str]
+    ) -> dict[str, list[Any]] | None:
         """The column of each mapped field (None where a record has none), checked as the
-        decoder checks it; None if a record is one the decoder would refuse or coerce."""
+        decoder checks it; None if a record is one the decoder would refuse or coerce.
+        ``renamed``: the fields of ``renamed`` whose key the Struct read typed as the field
+        (not those whose path may also run through a learned object)."""
         out: dict[str, list[Any]] = {}
-        renamed = self.renamed_fields
         for rule in self.rules:
             if rule.name in renamed:
                 out[rule.name] = source(rule.paths[0])  # checked by msgspec
@@ -391,11 +633,22 @@ class FrameReader:
     it and the next 8 are read with the first, the last of them reshaping the second."""
 
     def __init__(
-        self, contract: Contract, max_record_bytes: int, mapping: FieldMapping | None = None
+        self,
+        contract: Contract,
+        max_record_bytes: int,
+        mapping: FieldMapping | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         self.contract = contract
         self.max_record_bytes = max_record_bytes
+        self.max_depth = max_depth
         self._mapped = None if mapping is None else _Mapped(contract, mapping)
+        # objects and lists are learned where their depth fits and every path of the
+        # mapping reaches a value through objects alone (a numeric segment may index a list)
+        paths = [] if mapping is None else [p for rule in mapping.rules for p in rule.paths]
+        self._nested = max_depth >= 2 and not any(
+            part.isdecimal() for path in paths for part in path.split(".")
+        )
         ts_spec = contract.fields.get("timestamp")
         self.usable = (
             ts_spec is not None
@@ -406,10 +659,14 @@ class FrameReader:
             and (self._mapped is None or self._mapped.usable)
         )
         self._extras: list[str] = []  # other fields seen, in the order first seen
+        # what the fields not typed by the contract were seen to hold (_kind_of), by name
+        self._kinds: dict[str, Any] = {}
         self._specs: list[tuple[str, Any, bool]] = []
+        self._renamed: frozenset[str] = frozenset()  # _Mapped.renamed fields in force
         self._any: _Shape | None = None  # every field, the optional ones UNSET when absent
         self._fixed: _Shape | None = None  # the fields every record held, required
-        self._always: set[str] | None = None  # those fields
+        # those fields (of an object, those its objects held, by name; of a value, None)
+        self._always: dict[str, Any] | None = None
         self._fixed_rest = 0  # batches to read with ``_any`` before trying ``_fixed`` again
         # batches not taken, for tests and the bench (why is logged nowhere: it is normal)
         self.declined = 0
@@ -422,14 +679,13 @@ class FrameReader:
 
     def _prepare(self) -> None:
         """The Structs of the contract's fields and the extras seen so far."""
-        int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
         # orjson reads an integer beyond 64 bits as a float or not at all: a number field
         # holding one is left to the decoder
         number = Annotated[float, msgspec.Meta(gt=-(2.0**63), lt=2.0**63)]
-        scalar = {"string": str, "bool": bool, "int": int64, "number": number}
+        scalar = {"string": str, "bool": bool, "int": _INT64, "number": number}
         nonempty = Annotated[str, msgspec.Meta(min_length=1)]
         required = set(self.contract.required)
-        any_scalar = int64 | float | str | bool | None
+        kinds = self._kinds
 
         def typed(key: str, f: FieldSpec) -> tuple[str, Any, bool]:
             """Record key ``key`` typed as the decoder takes contract field ``f``."""
@@ -440,31 +696,42 @@ class FrameReader:
                 return (key, kind, True)
             return (key, kind | None, False)  # null: as absent
 
+        def learned(name: str) -> tuple[str, Any, bool]:
+            """A key no contract field types: what it was seen to hold."""
+            return (name, _typed(kinds.get(name, _SCALAR)), False)
+
         specs: list[tuple[str, Any, bool]] = []  # (name, type, required)
         mapped = self._mapped
         for f in self.contract.fields.values():
             if mapped is not None and f.name in mapped.mapped:
                 # a rule computes the field: the record's key of its name is dropped
-                specs.append((f.name, any_scalar, False))
+                specs.append(learned(f.name))
             else:
                 specs.append(typed(f.name, f))
+        renamed: list[str] = []
         if mapped is not None:
-            # a key only renamed onto a field: typed as the field (see _Mapped.renamed)
-            specs += [typed(key, self.contract.fields[name]) for key, name in mapped.renamed]
+            # a key only renamed onto a field: typed as the field (see _Mapped.renamed),
+            # unless its path may run through an object seen: then a rule takes what it finds
+            for key, name in mapped.renamed:
+                if type(kinds.get(key.split(".", 1)[0])) is dict and "." in key:
+                    continue
+                specs.append(typed(key, self.contract.fields[name]))
+                renamed.append(name)
             # the mapping's other source keys, and the fields it computes that are not the
-            # contract's, any scalar: a rule takes what it finds
+            # contract's: a rule takes what it finds
             named = {name for name, _, _ in specs}
             for name in chain(mapped.sources, sorted(mapped.mapped)):
                 if name not in named:
                     named.add(name)
-                    specs.append((name, any_scalar, False))
-        specs += [(name, any_scalar, False) for name in self._extras]
+                    specs.append(learned(name))
+        self._renamed = frozenset(renamed)
+        specs += [learned(name) for name in self._extras]
         self._specs = specs
         self._any = _Shape(specs)
         self._fixed = None
         if self._always is not None:
-            always = self._always
-            self._fixed = _Shape([(n, k, True) for n, k, _ in specs if n in always])
+            # (what each record held is the same, whatever else was learnt since)
+            self._fixed = self._fixed_shape()
 
     def _read(self, values: Sequence[bytes | None]) -> RecordFrame | None:
         import numpy as np
@@ -480,7 +747,8 @@ class FrameReader:
         read = self._parse(values)  # type: ignore[arg-type]
         if read is None:
             return None
-        shape, records, keys = read
+        shape, records = read
+        keys = shape.keys(records)
         # Keys: with no whitespace right before a colon, every key ends in '":', so the
         # batch's count('":') is at least its number of keys, which is at least the number
         # of fields read; no key repeats when the first equals the last. (A byte below '!'
@@ -499,14 +767,24 @@ class FrameReader:
         else:
 
             def source(name: str) -> list[Any]:
-                get = fields.get(name)
-                if get is None:  # the Struct read with holds no such field: no record has it
+                routes = _routes(shape, name)
+                if not routes:  # the Struct read with holds no such field: no record has it
                     return [None] * len(records)
-                if name in shape.held:
-                    return list(map(get, records))
-                return _present(get, records)
+                (get, *deeper), empty = routes[0]
+                if len(routes) == 1 and not deeper and empty is None:  # the key itself
+                    if name in shape.held:
+                        return list(map(get, records))
+                    col = _present(get, records)
+                else:
+                    col = _first_found([_found(*route, records) for route in routes])
+                if not set(map(type, col)) <= _READ_TYPES:
+                    raise _NotScalar  # an object or a list: the decoder's value, not a column's
+                return col
 
-            got = mapped.columns(source, len(records))
+            try:
+                got = mapped.columns(source, len(records), self._renamed)
+            except _NotScalar:
+                return None
             if got is None:
                 return None
             columns = got
@@ -517,17 +795,21 @@ class FrameReader:
         ts = _times(columns["timestamp"])
         if ts is None:
             return None
-        return RecordFrame(records, fields, columns, ts, shape.held, derived)
+        complex_fields: dict[str, _Sub | None] = {
+            name: shape.subs.get(name)
+            for name in fields
+            if name in shape.subs or self._kinds.get(name) == _LIST
+        }
+        return RecordFrame(records, fields, columns, ts, shape.held, derived, complex_fields)
 
-    def _parse(self, values: Sequence[bytes]) -> tuple[_Shape, list[Any], int] | None:
-        """(the Struct read with, a Struct a record, the fields read), learning fields the
-        contract does not name once; None if a record is not one a frame can hold."""
+    def _parse(self, values: Sequence[bytes]) -> tuple[_Shape, list[Any]] | None:
+        """(the Struct read with, a Struct a record), learning what the records hold beyond
+        the contract once; None if a record is not one a frame can hold."""
         fixed = self._fixed
         reshape = fixed is None
         if fixed is not None and self._fixed_rest == 0:
             try:
-                records = list(map(fixed.decode, values))
-                return fixed, records, fixed.width * len(records)
+                return fixed, list(map(fixed.decode, values))
             except _ERRORS:
                 self._fixed_rest = 8
         elif self._fixed_rest:
@@ -538,7 +820,9 @@ class FrameReader:
         try:
             records = list(map(shape.decode, values))
         except _ERRORS as exc:
-            if "unknown field" not in str(exc) or not self._learn(values):
+            # a field not seen before, or an object or a list where none was: learnt once
+            message = str(exc)
+            if not _LEARNABLE.search(message) or not self._learn(values):
                 return None
             shape = self._any
             assert shape is not None
@@ -548,39 +832,141 @@ class FrameReader:
                 return None
         if reshape:
             self._learn_always(shape, records)
-        return shape, records, shape.width * len(records) - shape.absent(records)
+        return shape, records
 
     def _learn_always(self, shape: _Shape, records: list[Any]) -> None:
-        """Make the fields each of ``records`` holds the fixed Struct's."""
-        held = {name for name, get in shape.fields.items() if _UNSET not in map(get, records)}
+        """Make the fields each of ``records`` holds the fixed Struct's (of an object, those
+        each of its objects holds)."""
+        held: dict[str, Any] = {}
+        for name, get in shape.fields.items():
+            col = list(map(get, records))
+            sub = shape.subs.get(name)
+            if sub is None:
+                if _UNSET not in col:
+                    held[name] = None
+            elif not _count_is(col, sub.empty):
+                held[name] = sub.held(col)
         if held != self._always:
             self._always = held
-            self._fixed = _Shape([(n, k, True) for n, k, _ in self._specs if n in held])
+            self._fixed = self._fixed_shape()
+
+    def _fixed_shape(self) -> _Shape | None:
+        """The Struct of the fields each record of a batch held (``_always``), required."""
+        always = self._always
+        if always is None:
+            return None
+        return _Shape(
+            [
+                (n, k if always[n] is None else _Sub(always[n], required=True), True)
+                for n, k, _ in self._specs
+                if n in always
+            ]
+        )
 
     def _learn(self, values: Sequence[bytes]) -> bool:
-        """Add the other fields of ``values``' objects to the Structs (up to
-        MAX_EXTRA_FIELDS in all); whether any was added."""
-        room = MAX_EXTRA_FIELDS - len(self._extras)
-        if room <= 0:  # (a stream of ever new field names: judged per event from here on)
-            return False
-        known = {name for name, _, _ in self._specs}
-        new: dict[str, None] = {}  # in the order first seen
+        """Learn what ``values``' objects hold beyond the contract: the other fields (up to
+        MAX_EXTRA_FIELDS in all), and the objects and lists seen (up to MAX_NESTED_FIELDS
+        fields in them, within max_depth); whether anything was learnt."""
+        typed = {name for name, kind, _ in self._specs if kind is not _ANY_SCALAR}
+        typed -= set(self._kinds)
+        typed -= set(self._extras)
+        learnable = {name for name, _, _ in self._specs} - typed
+        kinds = dict(self._kinds)
+        extras = list(self._extras)
         for value in values:
             try:
                 record = orjson.loads(value)
             except orjson.JSONDecodeError:
                 continue
-            if type(record) is dict:
-                new.update(
-                    (k, None) for k in record if k not in known and not _UNNAMEABLE.search(k)
-                )
-                if len(new) >= room:
-                    break
-        if not new:
+            if type(record) is not dict:
+                continue
+            for name, field in record.items():
+                if name in typed:
+                    continue  # a contract field: its type is the decoder's
+                if name not in learnable:
+                    if len(extras) >= MAX_EXTRA_FIELDS or _UNNAMEABLE.search(name):
+                        continue  # (a stream of ever new names: judged per event from here)
+                    extras.append(name)
+                    learnable.add(name)
+                # (a record no Struct can hold with the others, or nested beyond max_depth,
+                # is left out: a batch holding it is judged per event)
+                kind = _kind_of(kinds.get(name), field, self._nested)
+                if kind is not None and 1 + _depth_of(kind) <= self.max_depth:
+                    kinds[name] = kind
+        if sum(map(_size_of, kinds.values())) > MAX_NESTED_FIELDS:
             return False
-        self._extras += list(new)[:room]
+        if extras == self._extras and kinds == self._kinds:
+            return False
+        self._extras = extras
+        self._kinds = kinds
         self._prepare()
         return True
+
+
+class _NotScalar(Exception):
+    """A mapped path reached an object or a list in a record."""
+
+
+_READ_TYPES = frozenset({*_SCALAR_TYPES, msgspec.UnsetType})
+# the errors of a record holding what the Structs do not yet take (see _learn)
+_LEARNABLE = re.compile(r"unknown field|got `(object|array)`")
+
+
+def _routes(shape: _Shape, path: str) -> list[tuple[tuple[Callable[[Any], Any], ...], Any]]:
+    """The places a mapping's ``path`` may find its value in a record read with ``shape``,
+    in the order ``compile_path`` looks: the whole path as one key, then at each object the
+    rest of the path as one key (the last: its last segment). Each is (the getters of its
+    steps, the empty object it reads where the record has no such key, or None where that is
+    UNSET): an absent object reads as its empty one, so a path through it reads on in C, a
+    ``map`` a step (40 ns a record of two steps against 62 for ``attrgetter("a.b")``). A path
+    through a list or a scalar finds nothing (there is no numeric segment:
+    ``FrameReader._nested``)."""
+    routes: list[tuple[tuple[Callable[[Any], Any], ...], Any]] = []
+    whole = shape.fields.get(path)
+    if whole is not None:
+        sub = shape.subs.get(path)
+        routes.append(((whole,), None if sub is None else sub.empty))
+    parts = path.split(".")
+    sub = shape.subs.get(parts[0])
+    if len(parts) < 2 or sub is None:
+        return routes
+    attrs = [shape.attrs[parts[0]]]
+    for i in range(1, len(parts)):
+        key = ".".join(parts[i:])
+        rest = sub.attrs.get(key)
+        if rest is not None:
+            inner = sub.subs.get(key)
+            steps = tuple(map(attrgetter, [*attrs, rest]))
+            routes.append((steps, None if inner is None else inner.empty))
+        inner = sub.subs.get(parts[i])
+        if inner is None or i == len(parts) - 1:
+            break
+        attrs.append(sub.attrs[parts[i]])
+        sub = inner
+    return routes
+
+
+def _found(steps: tuple[Callable[[Any], Any], ...], empty: Any, records: list[Any]) -> list[Any]:
+    """What ``steps`` read of each record, UNSET where the record has no such key."""
+    values: Iterable[Any] = records
+    for step in steps:
+        values = map(step, values)
+    col = list(values)
+    if empty is not None and _count_is(col, empty):
+        col = [_UNSET if v is empty else v for v in col]
+    return col
+
+
+def _first_found(columns: list[list[Any]]) -> list[Any]:
+    """A record's first value of ``columns`` that is present (a null too: compile_path stops
+    at a key present with null), None where none is."""
+    col = columns[-1]
+    for earlier in reversed(columns[:-1]):
+        if earlier.count(_UNSET) != len(earlier):
+            col = [v if v is not _UNSET else w for v, w in zip(earlier, col, strict=True)]
+    if _UNSET in col:
+        col = [None if v is _UNSET else v for v in col]
+    return col
 
 
 def _times(stamps: list[str]) -> Any:
@@ -745,5 +1131,5 @@ def frame_reader_for(
     """A reader for a binding whose records a frame can hold, else None."""
     if fmt != "json" or max_depth < 1:
         return None
-    reader = FrameReader(contract, max_record_bytes, mapping)
+    reader = FrameReader(contract, max_record_bytes, mapping, max_depth)
     return reader if reader.usable else None

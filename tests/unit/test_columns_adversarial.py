@@ -8,6 +8,7 @@ take such a batch, the test also says so, so that the column path is what is com
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from collections.abc import Callable
@@ -325,6 +326,14 @@ def _escaped(record: dict[str, Any]) -> bytes:
 # reads it
 TAKEN: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
     "pretty-printed": ("auth-logs", lambda r: json.dumps(r, indent=2).encode()),
+    "a nested ECS object": ("auth-logs", lambda r: orjson.dumps({**r, "user": {"name": "x"}})),
+    "objects and lists beside the fields, pretty-printed": (
+        "auth-logs",
+        lambda r: json.dumps(
+            {**r, "host": {"os": {"name": "debian", "v": [12, "x"]}, "ip": []}, "tags": ["a"]},
+            indent=1,
+        ).encode(),
+    ),
     "pretty-printed with CRLF": (
         "auth-logs",
         lambda r: json.dumps(r, indent="\t").replace("\n", "\r\n").encode(),
@@ -432,7 +441,17 @@ DECLINED: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
         "auth-logs",
         lambda r: orjson.dumps(r)[:-1] + b',"success" :false}',
     ),
-    "a nested ECS object": ("auth-logs", lambda r: orjson.dumps({**r, "user": {"name": "x"}})),
+    "a key repeated in a nested object": (
+        "auth-logs",
+        lambda r: orjson.dumps({**r, "user": {"name": "x"}})[:-2] + b',"name":"y"}}',
+    ),
+    "a list holding an object": ("auth-logs", lambda r: orjson.dumps({**r, "tags": [{"a": 1}]})),
+    "nested beyond max_depth": (
+        "auth-logs",
+        lambda r: orjson.dumps(
+            {**r, "deep": functools.reduce(lambda d, _: {"d": d}, range(70), 1)}
+        ),
+    ),
     "a lone surrogate": ("auth-logs", _with_raw("user_agent", '"\\ud800"')),
     "a string over max_record_bytes": (
         "api-access-logs",

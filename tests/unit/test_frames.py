@@ -116,9 +116,17 @@ DECLINED = {
     "a time with a sign": (
         b'{"timestamp":"+2026-03-01T10:00:0Z","username":"a","ip_address":"1.2.3.4","success":true}'
     ),
-    "a nested value": (
+    "a key repeated in a nested object": (
         b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
-        b'"ip_address":"1.2.3.4","success":true,"geo":{"c":"NL"}}'
+        b'"ip_address":"1.2.3.4","success":true,"geo":{"c":"NL","c":"BE"}}'
+    ),
+    "a list holding an object": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"tags":[{"c":"NL"}]}'
+    ),
+    "an object where a contract field is due": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":{"name":"a"},'
+        b'"ip_address":"1.2.3.4","success":true}'
     ),
     "a number where a string is due": (
         b'{"timestamp":"2026-03-01T10:00:00Z","username":7,"ip_address":"1.2.3.4","success":true}'
@@ -165,6 +173,18 @@ def test_a_batch_with_a_record_the_decoder_would_coerce_or_refuse_is_not_read(wh
 
 
 TAKEN = {
+    "a nested value": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"geo":{"c":"NL","at":{"lat":1.5,"n":[]}}}'
+    ),
+    "a list of scalars": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"tags":["a",1,null,true]}'
+    ),
+    "an empty object": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"geo":{}}'
+    ),
     "an explicit null in an optional field": (
         b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
         b'"ip_address":"1.2.3.4","success":true,"country":null}'
@@ -193,8 +213,11 @@ def test_records_the_decoder_takes_as_they_are_are_read_as_it_reads_them(what: s
     events = [decoder.decode(v) for v in batch]
     assert all(type(e) is Event for e in events)
     assert frame.ts.tolist() == [e.ts for e in events]  # type: ignore[union-attr]
-    for name in ("username", "ip_address", "success", "country", "user_agent"):
+    names = {"username", "ip_address", "success", "country", "user_agent", "geo", "tags"}
+    for name in sorted(names.union(*(e.data for e in events))):  # type: ignore[union-attr]
         assert frame.column(name) == [e.data.get(name) for e in events]  # type: ignore[union-attr]
+        assert [frame.value(name, i) for i in range(len(batch))] == frame.column(name)
+    assert [frame.row(i) for i in range(len(batch))] == [e.data for e in events]  # type: ignore[union-attr]
 
 
 def test_a_space_before_a_colon_leaves_the_batch_to_the_decoder() -> None:

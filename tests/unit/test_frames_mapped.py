@@ -230,9 +230,12 @@ def _written(value: Any, mapping: FieldMapping, name: str, rng: random.Random) -
     return _json(value)
 
 
-def _record(mapping: FieldMapping, rng: random.Random, bend: float) -> bytes:
-    """A flat record that a mapping reads (mostly) into good contract values; with
-    probability ``bend`` a field of it bent, and now and then its bytes."""
+def _record(
+    mapping: FieldMapping, rng: random.Random, bend: float, nest: bool | None = None
+) -> bytes:
+    """A record that a mapping reads (mostly) into good contract values, its dotted keys
+    written as objects (``nest``; None: in half the records); with probability ``bend`` a
+    field of it bent, and now and then its bytes."""
     pairs: dict[str, str] = {}  # key -> JSON text of its value
     rules = {r.name: r for r in mapping.rules}
     for name, spec in CONTRACT.fields.items():
@@ -262,8 +265,7 @@ def _record(mapping: FieldMapping, rng: random.Random, bend: float) -> bytes:
             pairs.pop(key, None)
         else:
             pairs[key] = rng.choice(HOSTILE)
-    text = ",".join(f"{_json(k)}:{v}" for k, v in rng.sample(list(pairs.items()), len(pairs)))
-    record = ("{" + text + "}").encode()
+    record = ("{" + _object_text(_nested(pairs, rng, nest), rng) + "}").encode()
     roll = rng.random()
     if roll < bend / 8:  # a key repeated (orjson keeps the last; the decoder refuses it)
         key = rng.choice(list(pairs))
@@ -277,6 +279,72 @@ def _record(mapping: FieldMapping, rng: random.Random, bend: float) -> bytes:
     elif roll < bend / 2:
         record = rng.choice([b"", b"[]", b"{}", b"null", record + record])
     return record
+
+
+def _nested(pairs: dict[str, str], rng: random.Random, nest: bool | None) -> dict[str, Any]:
+    """``pairs`` with, in some records, dotted keys written as objects (Filebeat's nested
+    ECS): ``a.b.c`` as ``{"a": {"b": {"c": ..}}}``, or with the rest one key below an object
+    (``{"a": {"b.c": ..}}``), unless another key of the record is in the way."""
+    tree: dict[str, Any] = {}
+    if nest is None:
+        nest = rng.random() < 0.5
+    for key, text in rng.sample(list(pairs.items()), len(pairs)):
+        parts = key.split(".")
+        if not nest or len(parts) < 2 or rng.random() < 0.2:
+            if key not in tree:
+                tree[key] = text
+            continue
+        cut = [i for i in range(1, len(parts)) if rng.random() < 0.7] or [len(parts) - 1]
+        segments = [
+            ".".join(parts[a:b]) for a, b in zip([0, *cut], [*cut, len(parts)], strict=True)
+        ]
+        node = tree
+        for segment in segments[:-1]:
+            node = node.setdefault(segment, {})
+            if type(node) is not dict:
+                break
+        else:
+            if segments[-1] not in node:
+                node[segments[-1]] = text
+                continue
+        if key not in tree:
+            tree[key] = text
+    return tree
+
+
+def _object_text(tree: dict[str, Any], rng: random.Random) -> str:
+    items = rng.sample(list(tree.items()), len(tree))
+    return ",".join(
+        f"{_json(k)}:{v}" if type(v) is str else f"{_json(k)}:{{{_object_text(v, rng)}}}"
+        for k, v in items
+    )
+
+
+def _kinds(batch: list[bytes], seen: dict[str, set[str]]) -> bool:
+    """Add what each key (a path of keys) holds in ``batch`` to ``seen``; whether every key
+    held one kind only (an object, or a list of scalars or a scalar), as a Struct reads it."""
+
+    def walk(value: Any, at: str) -> None:
+        if type(value) is dict:
+            seen.setdefault(at, set()).add("object")
+            for k, v in value.items():
+                walk(v, f"{at}\x00{k}")
+        elif type(value) is list:
+            seen.setdefault(at, set()).add("value")
+            if any(type(v) in (dict, list) for v in value):
+                seen[at].add("object")
+        else:
+            seen.setdefault(at, set()).add("value")
+
+    for value in batch:
+        try:
+            record = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue
+        if type(record) is dict:
+            for k, v in record.items():
+                walk(v, k)
+    return all(len(kinds) == 1 for kinds in seen.values())
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -300,14 +368,14 @@ def _as_it_is(mapping: FieldMapping, value: bytes, event: Any) -> bool:
     colon (the count of '":' proves nothing then), a number of 2**63 or more in a number
     field, another timestamp field than the event time's holding no string (the decoder does
     not check it), an integer of 19 digits or more under any key, one the mapping drops
-    included (the Struct reads every key of a record, as an integer of 64 bits at most), a
-    nested value under any key (frames read flat records only)."""
+    included (the Struct reads every key of a record, as an integer of 64 bits at most), an
+    object or a list a rule found (a column holds values)."""
     if type(event) is not Event or spaced_colons(value) or _LONG_INTEGER.search(value):
         return False
     record = orjson.loads(value)
-    if any(type(v) in (dict, list) for v in record.values()):
-        return False
     mapped = mapping.apply(record)
+    if any(type(mapped.get(rule.name)) in (dict, list) for rule in mapping.rules):
+        return False
     took, seen_at = mapped.get("took"), mapped.get("seen_at")
     return (
         mapped.keys() == event.data.keys()
@@ -320,18 +388,25 @@ def _as_it_is(mapping: FieldMapping, value: bytes, event: Any) -> bool:
 
 
 def assert_frame_is_the_decoders(
-    reader: FrameReader, mapping: FieldMapping, batch: list[bytes]
+    reader: FrameReader,
+    mapping: FieldMapping,
+    batch: list[bytes],
+    seen: dict[str, set[str]] | None = None,
 ) -> bool:
     """Read ``batch``: if a frame comes back, every record decodes to an Event with the
     frame's time, whose fields are the frame's row and columns, value and type. Whether a
-    frame came back."""
+    frame came back. ``seen``: what each key held in the batches ``reader`` read before."""
+    one_kind = _kinds(batch, {} if seen is None else seen)
     frame = reader.read(batch)
     decoder = RecordDecoder(CONTRACT, mapping=mapping)
     events = [decoder.decode(v) for v in batch]
     if frame is None:
         # declined: never a batch the decoder takes as it is (a check of the columns that
-        # refuses what it need not makes no wrong alert, but would hide a wrong value)
-        assert not all(_as_it_is(mapping, v, e) for v, e in zip(batch, events, strict=True))
+        # refuses what it need not makes no wrong alert, but would hide a wrong value), but
+        # where a key held an object in one record and no object in another
+        assert not one_kind or not all(
+            _as_it_is(mapping, v, e) for v, e in zip(batch, events, strict=True)
+        )
         return False
     refused = [(e.reason, e.detail) for e in events if type(e) is not Event]
     assert not refused, refused
@@ -362,14 +437,15 @@ def test_a_mapped_frame_holds_every_record_as_the_mapping_and_the_decoder_give_i
     if reader is None:
         return  # a mapping the columns cannot hold: every batch judged per record
     rng = random.Random(seed)
+    seen: dict[str, set[str]] = {}
     for _ in range(2):
         batch = [_record(mapping, rng, bend) for _ in range(rng.randint(1, 6))]
-        assert_frame_is_the_decoders(reader, mapping, batch)
+        assert_frame_is_the_decoders(reader, mapping, batch, seen)
 
 
 def test_the_property_test_reads_many_clean_batches() -> None:
     """The property test checks something: clean records of drawn mappings are read."""
-    read = tried = 0
+    read = tried = nested_read = 0
     rng = random.Random(3)
     for _ in range(200):
         mapping = FieldMapping(_drawn_mapping(rng))
@@ -377,9 +453,13 @@ def test_the_property_test_reads_many_clean_batches() -> None:
         if reader is None:
             continue
         tried += 1
-        batch = [_record(mapping, rng, 0.0) for _ in range(4)]
-        read += assert_frame_is_the_decoders(reader, mapping, batch)
-    assert tried > 150 and read > tried / 4, (read, tried)
+        nest = tried % 2 == 0
+        batch = [_record(mapping, rng, 0.0, nest) for _ in range(4)]
+        got = assert_frame_is_the_decoders(reader, mapping, batch)
+        read += got
+        nested_read += got and any(b"{" in v[1:] for v in batch)
+    assert tried > 150 and read > tried / 5, (read, tried)
+    assert nested_read > tried / 10, (nested_read, tried)
 
 
 def _drawn_mapping(rng: random.Random) -> dict[str, Any]:
@@ -455,7 +535,7 @@ def test_flattened_ecs_records_are_read_into_the_contracts_columns() -> None:
         ({"user.name": 7}, "a number where a string is due (the decoder would coerce it)"),
         ({"@timestamp": "2026-03-01T10:00:00+00:00"}, "a time not in the fast format"),
         ({"@timestamp": 1772359200}, "an epoch time"),
-        ({"geo": {"country": "NL"}}, "a nested value: records are not flat"),
+        ({"source.ip": {"v": 1}}, "an object where a mapped path's value is read"),
     ],
 )
 def test_a_mapped_batch_with_a_record_the_decoder_would_refuse_or_coerce_is_not_read(
@@ -553,25 +633,49 @@ def test_on_a_flat_record_a_path_matches_only_its_literal_key(
 # -- through the Judge: columns against events, a mapped binding --------------------------
 
 
-def _rewritten(value: bytes, rng: random.Random) -> bytes:
-    """An auth record with ECS's flattened keys and event.outcome's words, in some case."""
+def _rewritten(value: bytes, rng: random.Random, nested: bool = False) -> bytes:
+    """An auth record with ECS's flattened keys and event.outcome's words, in some case;
+    ``nested``: as Filebeat writes it, ECS's objects (now and then one key flattened in it,
+    or beside it), with the agent's and the host's objects and a list."""
     data = orjson.loads(value)
-    out = {
-        "@timestamp": data.pop("timestamp"),
-        "user.name": data.pop("username"),
-        "source.ip": data.pop("ip_address"),
-        "event.outcome": rng.choice(
-            ("success", "Success") if data.pop("success") else ("failure", "FAILURE")
-        ),
-    }
-    if "user_agent" in data:
-        out["user_agent.original"] = data.pop("user_agent")
+    outcome = rng.choice(("success", "Success") if data.pop("success") else ("failure", "FAILURE"))
+    if nested:
+        out: dict[str, Any] = {
+            "@timestamp": data.pop("timestamp"),
+            "agent": {"type": "filebeat", "version": "8.12.0", "id": "5e1c7c1e"},
+            "event": {"category": ["authentication"], "outcome": outcome},
+            "user": {"name": data.pop("username")},
+            "source": {"ip": data.pop("ip_address")},
+            "host": {"name": "web-1", "os": {"family": "debian"}},
+        }
+        if "country" in data:
+            out["source"]["geo"] = {"country_iso_code": data.pop("country")}
+        if "user_agent" in data:
+            out["user_agent"] = {"original": data.pop("user_agent")}
+        roll = rng.random()
+        if roll < 0.01:
+            out["source.ip"] = out.pop("source")["ip"]  # flattened beside the objects
+        elif roll < 0.02:
+            out["user"] = {"name": "shadowed"}  # the whole path as one key wins
+            out["user.name"] = "u-" + str(rng.randrange(50))
+        elif roll < 0.022:
+            del out["user"]  # a required field missing: a dead letter
+    else:
+        out = {
+            "@timestamp": data.pop("timestamp"),
+            "user.name": data.pop("username"),
+            "source.ip": data.pop("ip_address"),
+            "event.outcome": outcome,
+        }
+        if "user_agent" in data:
+            out["user_agent.original"] = data.pop("user_agent")
     out.update(data)
     return orjson.dumps(out)
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["flattened ECS", "nested ECS"])
 def test_judging_a_mapped_binding_from_columns_gives_what_judging_events_gives(
-    monkeypatch: pytest.MonkeyPatch,
+    nested: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kinds = {"brute_force", "password_spray", "distributed_brute_force", "unusual_login"}
     off = {k: {"enabled": False} for k in ("compromise_suspected",) if k not in kinds}
@@ -586,10 +690,10 @@ def test_judging_a_mapped_binding_from_columns_gives_what_judging_events_gives(
         if fam != "auth-logs":
             continue
         partition = zlib.crc32(key or b"") % 3
-        value = _rewritten(value, rng)
+        value = _rewritten(value, rng, nested)
         roll = rng.random()
         if roll < 0.003:
-            value = value.replace(b'"event.outcome":"', b'"event.outcome":"maybe', 1)
+            value = value.replace(b'outcome":"', b'outcome":"maybe', 1)
         elif roll < 0.005:
             value = value[: len(value) // 2]
         records.append(RawRecord(value, "auth-ecs", partition, offsets[partition], key))
@@ -602,8 +706,8 @@ def test_judging_a_mapped_binding_from_columns_gives_what_judging_events_gives(
         dead: list[Any] = []
         for partition in range(3):
             mine = [r for r in records if r.partition == partition]
-            for i in range(0, len(mine), 500):
-                out, dls = j.judge(mine[i : i + 500], "kafka")
+            for i in range(0, len(mine), 150):
+                out, dls = j.judge(mine[i : i + 150], "kafka")
                 alerts += out
                 dead += dls
         alerts += j.finish()
@@ -624,11 +728,12 @@ def test_judging_a_mapped_binding_from_columns_gives_what_judging_events_gives(
 
     want_alerts, want_dead, _ = judge(False)
     got_alerts, got_dead, j = judge(True)
-    assert want_alerts and {d.reason for d in want_dead} >= {"wrong_type", "not_json"}
+    reasons = {"wrong_type", "not_json"} | ({"missing_field"} if nested else set())
+    assert want_alerts and {d.reason for d in want_dead} >= reasons
     assert rows(got_alerts) == rows(want_alerts)
     key = lambda d: (d.reason, d.partition, d.offset, d.detail)  # noqa: E731
     assert sorted(map(key, got_dead)) == sorted(map(key, want_dead))
-    assert j.frame_batches > 0 and j.frame_strays == 0
+    assert j.frame_batches >= 6 and j.frame_strays == 0
 
 
 def test_a_mapped_binding_that_re_keys_its_records_ships_the_mapped_events() -> None:
