@@ -34,9 +34,9 @@ and the checks here refuse the batch for what msgspec takes but the decoder does
 takes differently:
 
 - a key repeated in a record, at any level (msgspec keeps the last value, as orjson does;
-  our decoder dead-letters it): with no whitespace before a colon, the number of ``":`` in
-  the batch is at least the number of keys, and equals the number of fields read, at every
-  level, only when none repeats;
+  our decoder dead-letters it): the keys written in the batch (``_keys_written``: each a
+  quote no backslash escapes, then a colon, whitespace at most between) are the fields
+  read, at every level, only when none repeats;
 - a record over ``max_record_bytes``; a required string empty; a number not below 2**63
   in magnitude (orjson reads an integer beyond 64 bits as a float or not at all);
 - the timestamp not written ``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS.fffZ`` with 1
@@ -132,7 +132,7 @@ _DIGIT_AT = [i for i in range(19) if i not in _SEPARATOR_AT]
 _MONTH_DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 # fields of a binding's records beyond its contract that a reader learns (more: per event)
 MAX_EXTRA_FIELDS = 64
-_COLON, _QUOTE, _SPACE = ord(":"), ord('"'), ord(" ")
+_COLON, _QUOTE, _BACKSLASH = ord(":"), ord('"'), ord("\\")
 _UNSET = msgspec.UNSET
 _ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
 # any JSON scalar the decoder takes as it is: orjson reads an integer beyond 64 bits as a float
@@ -485,6 +485,7 @@ class _Shape:
 
 _NONE = type(None)
 _SCALAR_TYPES = (_NONE, bool, int, float, str)
+_SCALARS = frozenset(_SCALAR_TYPES)
 
 
 class _Mapped:
@@ -558,6 +559,8 @@ class _Mapped:
                 out[rule.name] = source(rule.paths[0])  # checked by msgspec
                 continue
             col = _first_present([source(p) for p in rule.paths], n)
+            if not set(map(type, col)) <= _SCALARS:
+                return None  # a path found an object or a list: a value, not a column's
             default = rule.default
             if rule.value_map is not None:
                 col = _translated(rule, col)
@@ -734,8 +737,6 @@ class FrameReader:
             self._fixed = self._fixed_shape()
 
     def _read(self, values: Sequence[bytes | None]) -> RecordFrame | None:
-        import numpy as np
-
         if self._any is None:
             self._prepare()
         try:
@@ -748,16 +749,8 @@ class FrameReader:
         if read is None:
             return None
         shape, records = read
-        keys = shape.keys(records)
-        # Keys: with no whitespace right before a colon, every key ends in '":', so the
-        # batch's count('":') is at least its number of keys, which is at least the number
-        # of fields read; no key repeats when the first equals the last. (A byte below '!'
-        # before a colon is whitespace, or a space in a string: left to the decoder.)
-        raw = np.frombuffer(joined, dtype=np.uint8)
-        before = raw[np.flatnonzero(raw == _COLON) - 1]
-        if bool((before <= _SPACE).any()):
-            return None
-        if int(np.count_nonzero(before == _QUOTE)) != keys:
+        # Keys: no key repeats when the keys written (each written once) are the fields read
+        if _keys_written(joined) != shape.keys(records):
             return None
         fields = shape.fields
         mapped = self._mapped
@@ -777,14 +770,9 @@ class FrameReader:
                     col = _present(get, records)
                 else:
                     col = _first_found([_found(*route, records) for route in routes])
-                if not set(map(type, col)) <= _READ_TYPES:
-                    raise _NotScalar  # an object or a list: the decoder's value, not a column's
                 return col
 
-            try:
-                got = mapped.columns(source, len(records), self._renamed)
-            except _NotScalar:
-                return None
+            got = mapped.columns(source, len(records), self._renamed)
             if got is None:
                 return None
             columns = got
@@ -903,11 +891,40 @@ class FrameReader:
         return True
 
 
-class _NotScalar(Exception):
-    """A mapped path reached an object or a list in a record."""
+def _keys_written(joined: bytes) -> int:
+    """The keys written in ``joined``: JSON objects (each one msgspec read) joined by commas.
+
+    A key is a string followed by a colon, with JSON's whitespace at most between; nothing
+    else is: a string value is followed by a comma or a bracket, and a quote inside a string
+    is escaped (an odd run of backslashes before it). So the keys are the colons whose byte
+    before, whitespace aside, is a quote that no odd run of backslashes escapes. A colon
+    within a string (a time, a URL, ``\\":`` in a JSON text held as a string, ``a : b`` in a
+    message) is no key. Nearly every batch has no whitespace before a colon and no backslash
+    before a key's quote: then one pass over the batch and a few over its colons."""
+    import numpy as np
+
+    raw = np.frombuffer(joined, dtype=np.uint8)
+    at = np.flatnonzero(raw == _COLON) - 1  # (no object begins with a colon: at >= 0)
+    before = raw[at]
+    if bool((before <= 32).any()):  # whitespace (a control character is none in JSON text)
+        # the last byte before each colon that is no whitespace
+        solid = np.flatnonzero(raw > 32)
+        at = solid[np.searchsorted(solid, at + 1) - 1]
+        before = raw[at]
+    quoted = before == _QUOTE
+    count = int(np.count_nonzero(quoted))
+    if b"\\" not in joined:  # (memchr: no backslash, no escape)
+        return count
+    quotes = at[quoted]
+    escapable = quotes[raw[quotes - 1] == _BACKSLASH]
+    if len(escapable):
+        # the run of backslashes before each: from the last byte before it that is none
+        other = np.flatnonzero(raw != _BACKSLASH)
+        starts = other[np.searchsorted(other, escapable) - 1]
+        count -= int(np.count_nonzero((escapable - starts - 1) % 2))
+    return count
 
 
-_READ_TYPES = frozenset({*_SCALAR_TYPES, msgspec.UnsetType})
 # the errors of a record holding what the Structs do not yet take (see _learn)
 _LEARNABLE = re.compile(r"unknown field|got `(object|array)`")
 

@@ -26,7 +26,6 @@ from streamproc.contracts import get_contract, parse_contract
 from streamproc.decode import RawRecord, RecordDecoder
 from streamproc.decode.frames import FrameReader, _times, frame_reader_for
 from streamproc.decode.mapping import FieldMapping, compile_path
-from streamproc.decode.records import spaced_colons
 from streamproc.events import Event
 from streamproc.pipeline.runtime import Judge
 from streamproc.traffic import generate
@@ -364,13 +363,13 @@ _LONG_INTEGER = re.compile(rb"[:,\[]\s*-?[0-9]{19,}\s*[,}\]]")
 def _as_it_is(mapping: FieldMapping, value: bytes, event: Any) -> bool:
     """Whether the decoder made ``event`` of ``value`` with no coercion (its data the mapped
     record, value for value and type for type), from a time in the format frames read. What
-    the decoder takes that the columns leave to it, as they do unmapped: whitespace before a
-    colon (the count of '":' proves nothing then), a number of 2**63 or more in a number
+    the decoder takes that the columns leave to it, as they do unmapped: a number of 2**63
+    or more in a number
     field, another timestamp field than the event time's holding no string (the decoder does
     not check it), an integer of 19 digits or more under any key, one the mapping drops
     included (the Struct reads every key of a record, as an integer of 64 bits at most), an
     object or a list a rule found (a column holds values)."""
-    if type(event) is not Event or spaced_colons(value) or _LONG_INTEGER.search(value):
+    if type(event) is not Event or _LONG_INTEGER.search(value):
         return False
     record = orjson.loads(value)
     mapped = mapping.apply(record)
