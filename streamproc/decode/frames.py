@@ -39,11 +39,12 @@ takes differently:
   read, at every level, only when none repeats;
 - a record over ``max_record_bytes``; a required string empty; a number not below 2**63
   in magnitude (orjson reads an integer beyond 64 bits as a float or not at all);
-- the timestamp not written ``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS.fffZ`` with 1
-  to 9 fraction digits (what nearly every producer writes; the rows of each width are read
-  together), or not a real time (it reads back as written) from 1970 on and up to
-  ``MAX_EPOCH`` (a fraction of its last second is past it). Other forms are correct, just
-  not read here.
+- the timestamp not written ``YYYY-MM-DDTHH:MM:SS`` with no fraction or 1 to 9 fraction
+  digits, then ``Z``, ``±HH:MM`` or ``±HHMM`` (what nearly every producer writes: nginx's
+  ``$time_iso8601`` and Python's ``isoformat()`` an offset; the rows of each width are
+  read together), or not a real time (it reads back as written) from 1970 on and up to
+  ``MAX_EPOCH`` (a fraction of its last second is past it), its offset's hours above 23 or
+  minutes above 59. Other forms are correct, just not read here.
 
 Objects and lists. A field the contract does not type is learnt as what the records hold
 there: a scalar; a list of scalars (or a scalar: the union msgspec reads); or an object,
@@ -987,15 +988,17 @@ def _first_found(columns: list[list[Any]]) -> list[Any]:
 
 
 def _times(stamps: list[str]) -> Any:
-    """Epoch seconds of ``YYYY-MM-DDTHH:MM:SSZ`` strings, or of ``...:SS.fffZ`` ones with 1
-    to 9 fraction digits, exactly as ``parse_timestamp`` gives them, or None if one is
-    written otherwise or names no real time from 1970 on. The rows of each width are read
-    together: Go (RFC3339Nano) and Java (Instant) drop a fraction's trailing zeros, so one
-    batch of theirs holds several widths."""
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM:SS`` strings with 0 or 1 to 9 fraction digits and
+    a zone (``Z``, ``+HH:MM``/``-HH:MM`` or ``+HHMM``/``-HHMM``), exactly as
+    ``parse_timestamp`` gives them, or None if one is written otherwise or names no real time
+    from 1970 on and up to ``MAX_EPOCH``. The rows of each width are read together: Go
+    (RFC3339Nano) and Java (Instant) drop a fraction's trailing zeros, so one batch of theirs
+    holds several widths; nginx's ``$time_iso8601`` and Python's ``isoformat()`` write an
+    offset."""
     import numpy as np
 
     widths = set(map(len, stamps))
-    if not all(width == 20 or 22 <= width <= 30 for width in widths):
+    if not all(20 <= width <= 35 for width in widths):
         return None
     text = "".join(stamps)
     if not text.isascii():
@@ -1003,32 +1006,61 @@ def _times(stamps: list[str]) -> Any:
     if len(widths) == 1:
         width = widths.pop()
         chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(len(stamps), width)
-        return times_of(chars)
+        return _times_of_width(chars)
     lengths = np.fromiter(map(len, stamps), dtype=np.intp, count=len(stamps))
     epoch = np.empty(len(stamps))
     for width in widths:
         rows = np.flatnonzero(lengths == width)
         text = "".join(map(stamps.__getitem__, rows.tolist()))
         chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(len(rows), width)
-        part = times_of(chars)
+        part = _times_of_width(chars)
         if part is None:
             return None
         epoch[rows] = part
     return epoch
 
 
-def times_of(b: np.ndarray[Any, Any]) -> Any:
-    """``_times`` over the characters of one width, a row a time (a byte matrix), read
-    column-wise. Exact: the whole seconds are whole numbers, and a fraction
-    ``digits / 10**k`` is the correctly rounded quotient of two exact doubles, the very float
-    ``float(".ddd")`` gives; parse_timestamp adds it to the whole seconds as is done here."""
+def _times_of_width(b: np.ndarray[Any, Any]) -> Any:
+    """``_times`` over the characters of stamps of one width, a row a time, each row read
+    by its zone (``Z``, ``±HH:MM``, ``±HHMM``: one width may hold several, a fraction's
+    digits making up the difference)."""
     import numpy as np
 
     n, width = b.shape
-    places = width - 21  # fraction digits (-1: none)
-    layout = _layouts.get(width)
+    zulu = b[:, -1] == _ZULU
+    if zulu.all():
+        return times_of(b)
+    signed = (b[:, -6] == _PLUS) | (b[:, -6] == _MINUS)
+    colon = signed & (b[:, -3] == _COLON)
+    plain = ~zulu & ~colon & ((b[:, -5] == _PLUS) | (b[:, -5] == _MINUS))
+    if not (zulu | colon | plain).all():
+        return None
+    epoch = np.empty(n)
+    for zone, rows in ((1, zulu), (6, colon), (5, plain)):
+        at = np.flatnonzero(rows)
+        if len(at):
+            part = times_of(b[at], zone)
+            if part is None:
+                return None
+            epoch[at] = part
+    return epoch
+
+
+def times_of(b: np.ndarray[Any, Any], zone: int = 1) -> Any:
+    """``_times`` over the characters of one width and zone (its length: 1, ``Z``; 6,
+    ``±HH:MM``; 5, ``±HHMM``), a row a time (a byte matrix), read column-wise. Exact: the
+    whole seconds are whole numbers, and a fraction ``digits / 10**k`` is the correctly
+    rounded quotient of two exact doubles, the very float ``float(".ddd")`` gives;
+    parse_timestamp adds it to the whole seconds as is done here."""
+    import numpy as np
+
+    n, width = b.shape
+    places = width - 20 - zone  # fraction digits (-1: none)
+    if places == 0 or places > 9:
+        return None
+    layout = _layouts.get((width, zone))
     if layout is None:
-        layout = _layouts[width] = _layout(width)
+        layout = _layouts[width, zone] = _layout(width, zone)
     fixed_at, fixed, digit_at = layout
     if not (b[:, fixed_at] == fixed).all():
         return None
@@ -1040,23 +1072,33 @@ def times_of(b: np.ndarray[Any, Any]) -> Any:
     if not ((hour <= 23).all() and (d[:, [10, 12]] <= 5).all()):
         return None
     seconds = hour * 3600 + d[:, 10:14] @ _MINUTE_SECOND
+    if zone > 1:
+        # the offset's digits are the last four: HHMM, east of UTC ahead of it
+        offset_hours = d[:, -4] * 10 + d[:, -3]
+        if not ((offset_hours <= 23).all() and (d[:, -2] <= 5).all()):
+            return None
+        east = np.where(b[:, width - zone] == _PLUS, 1, -1)
+        seconds = seconds - east * (offset_hours * 3600 + (d[:, -2] * 10 + d[:, -1]) * 60)
     if (b[:, :10] == b[0, :10]).all():
         # one date in the batch (nearly always): its days once, by the calendar
         day = _days(int(d[0, 0:4] @ _YEAR), int(d[0, 4:6] @ _TWO), int(d[0, 6:8] @ _TWO))
         if day is None:
             return None
-        epoch = (seconds + day * 86400).astype(np.float64)
+        whole = seconds + day * 86400
     else:
         days = _days_of(d)
         if days is None:
             return None
-        epoch = (seconds + days * 86400).astype(np.float64)
+        whole = seconds + days * 86400
+    if zone > 1 and not ((whole >= 0).all() and (whole <= MAX_EPOCH).all()):
+        return None  # (an offset may take a time before 1970 or past MAX_EPOCH)
+    epoch = whole.astype(np.float64)
     if places > 0:
         if epoch.max() >= MAX_EPOCH:
             return None  # a fraction of the last second in range is past it (parse_timestamp)
         # (".000Z" too: parse_timestamp reads it as the whole seconds, the same float)
         scale = 10 ** np.arange(places - 1, -1, -1, dtype=np.int64)
-        epoch += (d[:, 14:] @ scale).astype(np.float64) / float(10**places)
+        epoch += (d[:, 14 : 14 + places] @ scale).astype(np.float64) / float(10**places)
     return epoch
 
 
@@ -1064,21 +1106,33 @@ _MINUTE_SECOND = [600, 60, 10, 1]
 _YEAR = [1000, 100, 10, 1]
 _TWO = [10, 1]
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
-_layouts: dict[int, tuple[list[int], Any, list[int]]] = {}
+_ZULU, _PLUS, _MINUS = ord("Z"), ord("+"), ord("-")
+_layouts: dict[tuple[int, int], tuple[list[int], Any, list[int]]] = {}
 
 
-def _layout(width: int) -> tuple[list[int], Any, list[int]]:
-    """For stamps of ``width``: where the fixed characters are, what they are, and where the
-    digits are (the date and time's, then the fraction's)."""
+def _layout(width: int, zone: int) -> tuple[list[int], Any, list[int]]:
+    """For stamps of ``width`` and zone length ``zone``: where the fixed characters are,
+    what they are, and where the digits are (the date and time's, the fraction's, then the
+    offset's)."""
     import numpy as np
 
-    fixed_at = [*_SEPARATOR_AT, width - 1]
-    fixed = [*_SEPARATORS, ord("Z")]
+    fixed_at = list(_SEPARATOR_AT)
+    fixed = list(_SEPARATORS)
     digit_at = list(_DIGIT_AT)
-    if width > 20:
+    z = width - zone  # where the zone begins
+    if z > 19:
         fixed_at.append(19)
         fixed.append(ord("."))
-        digit_at += range(20, width - 1)
+        digit_at += range(20, z)
+    if zone == 1:
+        fixed_at.append(z)
+        fixed.append(_ZULU)
+    elif zone == 6:  # ±HH:MM (the sign is checked by the caller)
+        fixed_at.append(z + 3)
+        fixed.append(_COLON)
+        digit_at += [z + 1, z + 2, z + 4, z + 5]
+    else:  # ±HHMM
+        digit_at += [z + 1, z + 2, z + 3, z + 4]
     return fixed_at, np.asarray(fixed, dtype=np.uint8), digit_at
 
 

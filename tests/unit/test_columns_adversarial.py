@@ -382,6 +382,9 @@ def _go_nano(stamp: str) -> str:
 
 # times with a fraction of a second (a producer writes all its times so)
 TAKEN_TIMES: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
+    "an offset (nginx's $time_iso8601)": ("auth-logs", _ts(lambda t: t[:-1] + "+00:00")),
+    "a negative offset, milliseconds": ("auth-logs", _ts(lambda t: t[:-1] + ".250-00:00")),
+    "an offset without its colon": ("host-metrics", _ts(lambda t: t[:-1] + "+0000")),
     "trailing zeros dropped (Go's RFC3339Nano, Java's Instant)": ("auth-logs", _ts(_go_nano)),
     "milliseconds": ("auth-logs", _ts(lambda t: t[:-1] + ".123Z")),
     "eight fraction digits": ("cicd-events", _ts(lambda t: t[:-1] + ".12345678Z")),
@@ -413,8 +416,7 @@ DECLINED: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
     "epoch seconds with a fraction": ("auth-logs", _ts(lambda t: _epoch(t) + 0.25)),
     "epoch milliseconds": ("host-metrics", _ts(lambda t: _epoch(t) * 1000)),
     "epoch seconds as a string": ("api-access-logs", _ts(lambda t: str(_epoch(t)))),
-    "an offset": ("auth-logs", _ts(lambda t: t[:-1] + "+00:00")),
-    "a negative offset": ("auth-logs", _ts(lambda t: t[:-1] + "-05:30")),
+    "an offset of 24 hours": ("auth-logs", _ts(lambda t: t[:-1] + "+24:00")),
     "lower-case z": ("auth-logs", _ts(lambda t: t[:-1] + "z")),
     "a space for the T": ("auth-logs", _ts(lambda t: t.replace("T", " "))),
     "no zone": ("auth-logs", _ts(lambda t: t[:-1])),

@@ -24,7 +24,7 @@ from streamproc.decode import RawRecord, RecordDecoder
 from streamproc.decode.frames import FrameReader, _times
 from streamproc.detectors import REGISTRY
 from streamproc.detectors.base import Detector
-from streamproc.events import Event
+from streamproc.events import MAX_EPOCH, Event
 from streamproc.pipeline.runtime import Judge
 from streamproc.traffic import generate
 
@@ -142,7 +142,11 @@ DECLINED = {
         b'{"timestamp":"2026-03-01T10:00:00Z","ip_address":"1.2.3.4","success":true}'
     ),
     "another time format": (
-        b'{"timestamp":"2026-03-01T10:00:00+00:00","username":"a",'
+        b'{"timestamp":"2026-03-01 10:00:00+00:00","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true}'
+    ),
+    "an offset of 24 hours": (
+        b'{"timestamp":"2026-03-01T10:00:00+24:00","username":"a",'
         b'"ip_address":"1.2.3.4","success":true}'
     ),
     "a time that is no date": (
@@ -173,6 +177,10 @@ def test_a_batch_with_a_record_the_decoder_would_coerce_or_refuse_is_not_read(wh
 
 
 TAKEN = {
+    "a time with an offset": (
+        b'{"timestamp":"2026-03-01T10:00:00.25-05:30","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true}'
+    ),
     "a nested value": (
         b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
         b'"ip_address":"1.2.3.4","success":true,"geo":{"c":"NL","at":{"lat":1.5,"n":[]}}}'
@@ -927,6 +935,53 @@ def test_times_of_one_date_are_parse_timestamps_or_refused(date: str, times: lis
         assert None in want
         return
     assert list(got) == want
+
+
+_ZONES = st.one_of(
+    st.just("Z"),
+    st.builds(
+        lambda sign, h, m, colon: f"{sign}{h:02d}{':' if colon else ''}{m:02d}",
+        st.sampled_from("+-"),
+        st.integers(0, 25),
+        st.integers(0, 59),  # (Python takes "+0060" for an hour: left to parse_timestamp)
+        st.booleans(),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda whole, frac, zone: whole[:-1] + ("" if frac is None else "." + frac) + zone,
+            st.one_of(
+                _REAL_STAMP, st.sampled_from(["1970-01-01T00:59:59Z", "9999-12-31T23:59:59Z"])
+            ),
+            st.one_of(st.none(), st.text(alphabet="0123456789", min_size=1, max_size=9)),
+            _ZONES,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_times_with_an_offset_are_parse_timestamps_or_refused(stamps: list[str]) -> None:
+    """nginx's $time_iso8601 and Python's isoformat() write an offset (±HH:MM, or ±HHMM):
+    each read as parse_timestamp reads it; refused only for a time it would not take (an
+    hour or minute of the offset out of range, a time before 1970 or past MAX_EPOCH)."""
+    from streamproc.events import CoercionError, parse_timestamp
+
+    got = _times(stamps)
+    want = []
+    for stamp in stamps:
+        try:
+            want.append(parse_timestamp(stamp))
+        except CoercionError:
+            want.append(None)
+    if got is None:
+        # (the last second in range with a fraction, even .0, is left to parse_timestamp)
+        assert None in want or max(want) >= MAX_EPOCH, stamps  # type: ignore[type-var]
+    else:
+        assert list(got) == want
 
 
 def test_times_with_milliseconds_are_read() -> None:
