@@ -42,7 +42,8 @@ takes differently:
 - the timestamp not written ``YYYY-MM-DDTHH:MM:SS`` with no fraction or 1 to 9 fraction
   digits, then ``Z``, ``±HH:MM`` or ``±HHMM`` (what nearly every producer writes: nginx's
   ``$time_iso8601`` and Python's ``isoformat()`` an offset; the rows of each width are
-  read together), or not a real time (it reads back as written) from 1970 on and up to
+  read together), nor a number (epoch seconds, or milliseconds to nanoseconds, as
+  ``epoch_from_number`` tells them apart; typed to be read once one is seen), or not a real time (it reads back as written) from 1970 on and up to
   ``MAX_EPOCH`` (a fraction of its last second is past it), its offset's hours above 23 or
   minutes above 59. Other forms are correct, just not read here.
 
@@ -117,7 +118,7 @@ import msgspec
 import orjson
 
 from ..contracts import Contract, FieldSpec
-from ..events import MAX_EPOCH
+from ..events import _MS_THRESHOLD, _NS_THRESHOLD, _US_THRESHOLD, MAX_EPOCH
 from .fields import EXACT_TYPES
 from .mapping import FieldMapping, FieldRule
 from .records import DEFAULT_MAX_DEPTH
@@ -607,9 +608,9 @@ def _checked(required: bool, spec: FieldSpec, col: list[Any]) -> list[Any] | Non
     if required and (None in col or "" in col):
         return None
     if spec.type == "timestamp":
-        # "timestamp" is read from the column by _times (strings only); another timestamp
+        # "timestamp" is read from the column by _times (text or numbers); another timestamp
         # field is not checked by the decoder
-        if spec.name == "timestamp" and not set(map(type, col)) <= {str}:
+        if spec.name == "timestamp" and not set(map(type, col)) <= {str, int, float}:
             return None
         return col
     kinds = set(map(type, col)) - {_NONE}
@@ -667,6 +668,9 @@ class FrameReader:
         self._kinds: dict[str, Any] = {}
         self._specs: list[tuple[str, Any, bool]] = []
         self._renamed: frozenset[str] = frozenset()  # _Mapped.renamed fields in force
+        # whether event times were seen as numbers (epoch seconds to nanoseconds): until
+        # then they are typed as text, which msgspec reads faster than a union
+        self._epoch_times = False
         self._any: _Shape | None = None  # every field, the optional ones UNSET when absent
         self._fixed: _Shape | None = None  # the fields every record held, required
         # those fields (of an object, those its objects held, by name; of a value, None)
@@ -694,9 +698,14 @@ class FrameReader:
         def typed(key: str, f: FieldSpec) -> tuple[str, Any, bool]:
             """Record key ``key`` typed as the decoder takes contract field ``f``."""
             kind: Any = Literal[tuple(f.enum)] if f.enum else scalar.get(f.type, str)
+            epochs = f.name == "timestamp" and self._epoch_times
+            if epochs:
+                kind = str | _INT64 | float  # an event time: text, or epoch seconds to ns
             if f.name in required:
                 if kind is str:
                     kind = nonempty  # the decoder refuses a required field that is ""
+                elif epochs:
+                    kind = nonempty | _INT64 | float
                 return (key, kind, True)
             return (key, kind | None, False)  # null: as absent
 
@@ -804,21 +813,23 @@ class FrameReader:
         elif self._fixed_rest:
             self._fixed_rest -= 1
             reshape = self._fixed_rest == 0  # the fixed Struct is tried again next
-        shape = self._any
-        assert shape is not None
-        try:
-            records = list(map(shape.decode, values))
-        except _ERRORS as exc:
-            # a field not seen before, or an object or a list where none was: learnt once
-            message = str(exc)
-            if not _LEARNABLE.search(message) or not self._learn(values):
-                return None
+        for _ in range(3):
             shape = self._any
             assert shape is not None
             try:
                 records = list(map(shape.decode, values))
-            except _ERRORS:
-                return None
+                break
+            except _ERRORS as exc:
+                # a field not seen before, or an object or a list where none was: learnt
+                # once; an event time written as a number: typed to take one, once
+                message = str(exc)
+                if _NUMBER.search(message) and not self._epoch_times:
+                    self._epoch_times = True
+                    self._prepare()
+                elif not _LEARNABLE.search(message) or not self._learn(values):
+                    return None
+        else:
+            return None
         if reshape:
             self._learn_always(shape, records)
         return shape, records
@@ -928,6 +939,7 @@ def _keys_written(joined: bytes) -> int:
 
 # the errors of a record holding what the Structs do not yet take (see _learn)
 _LEARNABLE = re.compile(r"unknown field|got `(object|array)`")
+_NUMBER = re.compile(r"Expected `str`, got `(int|float)`")
 
 
 def _routes(shape: _Shape, path: str) -> list[tuple[tuple[Callable[[Any], Any], ...], Any]]:
@@ -987,7 +999,56 @@ def _first_found(columns: list[list[Any]]) -> list[Any]:
     return col
 
 
-def _times(stamps: list[str]) -> Any:
+def _times(stamps: list[Any]) -> Any:
+    """Epoch seconds of event times as ``parse_timestamp`` reads them: numbers (``_epochs``)
+    and texts (``_text_times``), or None if one is not read here."""
+    import numpy as np
+
+    try:
+        text = "".join(stamps)
+    except TypeError:  # not all texts
+        pass
+    else:
+        return _text_times(stamps, text)
+    kinds = set(map(type, stamps))
+    if not kinds <= {str, int, float}:
+        return None
+    if str not in kinds:
+        return _epochs(stamps)
+    is_text = [type(v) is str for v in stamps]  # (a column of both: rare)
+    epoch = np.empty(len(stamps))
+    for texts, read in ((True, _text_times), (False, _epochs)):
+        rows = [i for i, t in enumerate(is_text) if t is texts]
+        part = read([stamps[i] for i in rows])
+        if part is None:
+            return None
+        epoch[rows] = part
+    return epoch
+
+
+def _epochs(numbers: list[int | float]) -> Any:
+    """``epoch_from_number`` over a column: seconds, or from 1e11 milliseconds, from 1e14
+    microseconds, from 1e17 nanoseconds, each divided as there (the same IEEE division,
+    an integer made a float first as ``float()`` makes it); None if one is out of range."""
+    import numpy as np
+
+    value = np.array(numbers, dtype=np.float64)
+    magnitude = np.abs(value)
+    value = np.where(
+        magnitude >= _NS_THRESHOLD,
+        value / 1e9,
+        np.where(
+            magnitude >= _US_THRESHOLD,
+            value / 1e6,
+            np.where(magnitude >= _MS_THRESHOLD, value / 1e3, value),
+        ),
+    )
+    if not ((value >= 0) & (value <= MAX_EPOCH)).all():
+        return None
+    return value
+
+
+def _text_times(stamps: list[str], text: str | None = None) -> Any:
     """Epoch seconds of ``YYYY-MM-DDTHH:MM:SS`` strings with 0 or 1 to 9 fraction digits and
     a zone (``Z``, ``+HH:MM``/``-HH:MM`` or ``+HHMM``/``-HHMM``), exactly as
     ``parse_timestamp`` gives them, or None if one is written otherwise or names no real time
@@ -1000,7 +1061,8 @@ def _times(stamps: list[str]) -> Any:
     widths = set(map(len, stamps))
     if not all(20 <= width <= 35 for width in widths):
         return None
-    text = "".join(stamps)
+    if text is None:
+        text = "".join(stamps)
     if not text.isascii():
         return None
     if len(widths) == 1:

@@ -382,6 +382,10 @@ def _go_nano(stamp: str) -> str:
 
 # times with a fraction of a second (a producer writes all its times so)
 TAKEN_TIMES: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
+    "epoch seconds": ("auth-logs", _ts(lambda t: _epoch(t))),
+    "epoch seconds with a fraction": ("auth-logs", _ts(lambda t: _epoch(t) + 0.25)),
+    "epoch milliseconds": ("host-metrics", _ts(lambda t: _epoch(t) * 1000)),
+    "epoch nanoseconds": ("cicd-events", _ts(lambda t: _epoch(t) * 10**9 + 7)),
     "an offset (nginx's $time_iso8601)": ("auth-logs", _ts(lambda t: t[:-1] + "+00:00")),
     "a negative offset, milliseconds": ("auth-logs", _ts(lambda t: t[:-1] + ".250-00:00")),
     "an offset without its colon": ("host-metrics", _ts(lambda t: t[:-1] + "+0000")),
@@ -412,9 +416,8 @@ def test_nine_fraction_digits_read_as_parse_timestamp_reads_them() -> None:
 
 # ... or declines it, the decoder deciding each record
 DECLINED: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
-    "epoch seconds": ("auth-logs", _ts(lambda t: _epoch(t))),
-    "epoch seconds with a fraction": ("auth-logs", _ts(lambda t: _epoch(t) + 0.25)),
-    "epoch milliseconds": ("host-metrics", _ts(lambda t: _epoch(t) * 1000)),
+    "a negative epoch": ("auth-logs", _ts(lambda t: -_epoch(t))),
+    "a bool for a time": ("auth-logs", _ts(lambda t: True)),
     "epoch seconds as a string": ("api-access-logs", _ts(lambda t: str(_epoch(t)))),
     "an offset of 24 hours": ("auth-logs", _ts(lambda t: t[:-1] + "+24:00")),
     "lower-case z": ("auth-logs", _ts(lambda t: t[:-1] + "z")),

@@ -152,8 +152,8 @@ DECLINED = {
     "a time that is no date": (
         b'{"timestamp":"2026-02-30T10:00:00Z","username":"a","ip_address":"1.2.3.4","success":true}'
     ),
-    "an epoch time": (
-        b'{"timestamp":1772359200,"username":"a","ip_address":"1.2.3.4","success":true}'
+    "a time before 1970": (
+        b'{"timestamp":-1,"username":"a","ip_address":"1.2.3.4","success":true}'
     ),
     "not JSON": (b'{"timestamp":"2026-03-01T10:00:00Z","username":"a"'),
     "two records on one line": GOOD[0] + b"\n" + GOOD[1],
@@ -177,6 +177,12 @@ def test_a_batch_with_a_record_the_decoder_would_coerce_or_refuse_is_not_read(wh
 
 
 TAKEN = {
+    "an epoch time": (
+        b'{"timestamp":1772359200,"username":"a","ip_address":"1.2.3.4","success":true}'
+    ),
+    "epoch milliseconds": (
+        b'{"timestamp":1772359200123,"username":"a","ip_address":"1.2.3.4","success":true}'
+    ),
     "a time with an offset": (
         b'{"timestamp":"2026-03-01T10:00:00.25-05:30","username":"a",'
         b'"ip_address":"1.2.3.4","success":true}'
@@ -982,6 +988,39 @@ def test_times_with_an_offset_are_parse_timestamps_or_refused(stamps: list[str])
         assert None in want or max(want) >= MAX_EPOCH, stamps  # type: ignore[type-var]
     else:
         assert list(got) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-(2**63), 2**63 - 1),
+            st.integers(0, 10**19 // 1000).map(lambda v: v * 1000 + 7),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.floats(0, 2.6e11),
+            st.sampled_from([0, -0.0, 1e11, 1e14, 1e17, 99999999999, 253402300799, 2.534023008e11]),
+            st.sampled_from(["2026-03-01T10:00:00Z", "2026-03-01T10:00:00.5+01:00"]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_epoch_times_are_parse_timestamps_or_refused(stamps: list[Any]) -> None:
+    """Epoch seconds, milliseconds, microseconds or nanoseconds, ints or floats, among
+    texts or not: each read as parse_timestamp reads it, refused only where it refuses one."""
+    from streamproc.events import CoercionError, parse_timestamp
+
+    got = _times(stamps)
+    want = []
+    for stamp in stamps:
+        try:
+            want.append(parse_timestamp(stamp))
+        except CoercionError:
+            want.append(None)
+    if got is None:
+        assert None in want, stamps
+    else:
+        assert [repr(v) for v in got.tolist()] == [repr(v) for v in want]
 
 
 def test_times_with_milliseconds_are_read() -> None:
