@@ -41,11 +41,12 @@ takes differently:
   in magnitude (orjson reads an integer beyond 64 bits as a float or not at all);
 - the timestamp not written ``YYYY-MM-DDTHH:MM:SS`` with no fraction or 1 to 9 fraction
   digits, then ``Z``, ``±HH:MM`` or ``±HHMM`` (what nearly every producer writes: nginx's
-  ``$time_iso8601`` and Python's ``isoformat()`` an offset; the rows of each width are
-  read together), nor a number (epoch seconds, or milliseconds to nanoseconds, as
-  ``epoch_from_number`` tells them apart; typed to be read once one is seen), or not a real time (it reads back as written) from 1970 on and up to
-  ``MAX_EPOCH`` (a fraction of its last second is past it), its offset's hours above 23 or
-  minutes above 59. Other forms are correct, just not read here.
+  ``$time_iso8601`` and Python's ``isoformat()`` an offset; the rows of each width are read
+  together), nor a number (epoch seconds, or milliseconds to nanoseconds, as
+  ``epoch_from_number`` tells them apart; typed to be read once one is seen), or not a real
+  time (it reads back as written) from 1970 on and up to ``MAX_EPOCH`` (a fraction of its
+  last second is past it), its offset's hours above 23 or minutes above 59. Other forms are
+  correct, just not read here.
 
 Objects and lists. A field the contract does not type is learnt as what the records hold
 there: a scalar; a list of scalars (or a scalar: the union msgspec reads); or an object,
