@@ -672,6 +672,7 @@ class FrameReader:
         # whether event times were seen as numbers (epoch seconds to nanoseconds): until
         # then they are typed as text, which msgspec reads faster than a union
         self._epoch_times = False
+        self._unlearnt = 0  # batches in a row that _learn learnt nothing from
         self._any: _Shape | None = None  # every field, the optional ones UNSET when absent
         self._fixed: _Shape | None = None  # the fields every record held, required
         # those fields (of an object, those its objects held, by name; of a value, None)
@@ -819,6 +820,7 @@ class FrameReader:
             assert shape is not None
             try:
                 records = list(map(shape.decode, values))
+                self._unlearnt = 0
                 break
             except _ERRORS as exc:
                 # a field not seen before, or an object or a list where none was: learnt
@@ -867,7 +869,14 @@ class FrameReader:
     def _learn(self, values: Sequence[bytes]) -> bool:
         """Learn what ``values``' objects hold beyond the contract: the other fields (up to
         MAX_EXTRA_FIELDS in all), and the objects and lists seen (up to MAX_NESTED_FIELDS
-        fields in them, within max_depth); whether anything was learnt."""
+        fields in them, within max_depth); whether anything was learnt. Once
+        ``_UNLEARNT`` batches in a row, none read, taught nothing (ever new names, a key
+        that holds an object in some records and a value in others), one in 64 is looked
+        at until a batch is read: each costs a parse of its records before the per-event
+        decode that judges it."""
+        self._unlearnt += 1
+        if self._unlearnt > _UNLEARNT and self._unlearnt % 64:
+            return False  # (a batch in 64 is looked at still: a stream may settle)
         typed = {name for name, kind, _ in self._specs if kind is not _ANY_SCALAR}
         typed -= set(self._kinds)
         typed -= set(self._extras)
@@ -898,6 +907,7 @@ class FrameReader:
             return False
         if extras == self._extras and kinds == self._kinds:
             return False
+        self._unlearnt = 0
         self._extras = extras
         self._kinds = kinds
         self._prepare()
@@ -941,6 +951,7 @@ def _keys_written(joined: bytes) -> int:
 # the errors of a record holding what the Structs do not yet take (see _learn)
 _LEARNABLE = re.compile(r"unknown field|got `(object|array)`")
 _NUMBER = re.compile(r"Expected `str`, got `(int|float)`")
+_UNLEARNT = 16
 
 
 def _routes(shape: _Shape, path: str) -> list[tuple[tuple[Callable[[Any], Any], ...], Any]]:

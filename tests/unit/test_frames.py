@@ -1203,3 +1203,35 @@ def test_numpy_is_imported_in_a_thread_while_a_worker_waits() -> None:
         "assert threading.active_count() == 1\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_stream_of_ever_new_nested_names_stops_being_learnt_then_is_looked_at_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Objects whose keys never repeat (a pod name as a key) fill the fields learnt: from
+    then on a batch is left to the decoder without parsing it first, one in 64 aside."""
+    import types
+
+    from streamproc.decode import frames
+
+    parsed: list[bytes] = []
+
+    def loads(value: bytes) -> Any:
+        parsed.append(value)
+        return orjson.loads(value)
+
+    monkeypatch.setattr(
+        frames, "orjson", types.SimpleNamespace(loads=loads, JSONDecodeError=orjson.JSONDecodeError)
+    )
+    reader = _reader()
+    batches = 0
+    for batch_no in range(300):
+        batch = [
+            v[:-1] + b',"labels":{"pod-%d-%d":"x"}}' % (batch_no, i) for i, v in enumerate(GOOD)
+        ]
+        if reader.read(batch) is None:
+            batches += 1
+    learning = len(parsed) // len(GOOD)  # batches parsed to learn from
+    assert batches > 250 and learning < 60, (batches, learning)
+    assert reader.read(GOOD) is not None  # a batch read: learning resumes
+    assert reader.read([v[:-1] + b',"region":"eu"}' for v in GOOD]) is not None
