@@ -672,6 +672,8 @@ class FrameReader:
         # whether event times were seen as numbers (epoch seconds to nanoseconds): until
         # then they are typed as text, which msgspec reads faster than a union
         self._epoch_times = False
+        # the end of msgspec's error for a number where the event time's text is due
+        self._time_at: tuple[str, ...] = ()
         self._unlearnt = 0  # batches in a row that _learn learnt nothing from
         self._any: _Shape | None = None  # every field, the optional ones UNSET when absent
         self._fixed: _Shape | None = None  # the fields every record held, required
@@ -696,10 +698,13 @@ class FrameReader:
         nonempty = Annotated[str, msgspec.Meta(min_length=1)]
         required = set(self.contract.required)
         kinds = self._kinds
+        time_at: list[str] = []  # (see _time_at)
 
         def typed(key: str, f: FieldSpec) -> tuple[str, Any, bool]:
             """Record key ``key`` typed as the decoder takes contract field ``f``."""
             kind: Any = Literal[tuple(f.enum)] if f.enum else scalar.get(f.type, str)
+            if f.name == "timestamp":
+                time_at.append(f"- at `$.{key}`")
             epochs = f.name == "timestamp" and self._epoch_times
             if epochs:
                 kind = str | _INT64 | float  # an event time: text, or epoch seconds to ns
@@ -740,6 +745,7 @@ class FrameReader:
                     named.add(name)
                     specs.append(learned(name))
         self._renamed = frozenset(renamed)
+        self._time_at = tuple(time_at)
         specs += [learned(name) for name in self._extras]
         self._specs = specs
         self._any = _Shape(specs)
@@ -826,7 +832,11 @@ class FrameReader:
                 # a field not seen before, or an object or a list where none was: learnt
                 # once; an event time written as a number: typed to take one, once
                 message = str(exc)
-                if _NUMBER.search(message) and not self._epoch_times:
+                if (
+                    not self._epoch_times
+                    and _NUMBER.search(message)
+                    and message.endswith(self._time_at)
+                ):
                     self._epoch_times = True
                     self._prepare()
                 elif not _LEARNABLE.search(message) or not self._learn(values):

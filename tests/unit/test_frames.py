@@ -1235,3 +1235,12 @@ def test_a_stream_of_ever_new_nested_names_stops_being_learnt_then_is_looked_at_
     assert batches > 250 and learning < 60, (batches, learning)
     assert reader.read(GOOD) is not None  # a batch read: learning resumes
     assert reader.read([v[:-1] + b',"region":"eu"}' for v in GOOD]) is not None
+
+
+def test_the_event_time_is_typed_to_take_a_number_once_one_is_seen_there_only() -> None:
+    """msgspec reads text faster than a union: a number in another text field (a record the
+    decoder refuses) leaves the event time typed as text."""
+    reader = _reader()
+    assert reader.read(_with(3, DECLINED["a number where a string is due"])) is None
+    assert reader.read(GOOD) is not None and not reader._epoch_times
+    assert reader.read(_with(3, TAKEN["an epoch time"])) is not None and reader._epoch_times
