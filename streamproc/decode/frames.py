@@ -389,16 +389,10 @@ class _Sub:
 
     def held(self, objects: list[Any]) -> dict[str, Any]:
         """The part of ``tree`` that every one of ``objects`` (none ``empty``) holds."""
-        out: dict[str, Any] = {}
-        for name, kind in self.tree.items():
-            col = list(map(attrgetter(self.attrs[name]), objects))
-            sub = self.subs.get(name)
-            if sub is None:
-                if _UNSET not in col:
-                    out[name] = kind
-            elif not _count_is(col, sub.empty):
-                out[name] = sub.held(col)
-        return out
+        getters: dict[str, Callable[[Any], Any]] = {
+            name: attrgetter(attr) for name, attr in self.attrs.items()
+        }
+        return _held(getters, self.subs, objects, self.tree)
 
     def plain(self, obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -409,6 +403,26 @@ class _Sub:
                 continue
             out[name] = _plain(value, sub)
         return out
+
+
+def _held(
+    getters: dict[str, Callable[[Any], Any]],
+    subs: dict[str, _Sub],
+    objects: list[Any],
+    kinds: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The fields (``getters``) every one of ``objects`` holds: of a value its kind (in
+    ``kinds``; None without), of an object (``subs``) what every one of its objects holds."""
+    out: dict[str, Any] = {}
+    for name, get in getters.items():
+        col = list(map(get, objects))
+        sub = subs.get(name)
+        if sub is None:
+            if _UNSET not in col:
+                out[name] = None if kinds is None else kinds[name]
+        elif not _count_is(col, sub.empty):
+            out[name] = sub.held(col)
+    return out
 
 
 class _Shape:
@@ -850,15 +864,7 @@ class FrameReader:
     def _learn_always(self, shape: _Shape, records: list[Any]) -> None:
         """Make the fields each of ``records`` holds the fixed Struct's (of an object, those
         each of its objects holds)."""
-        held: dict[str, Any] = {}
-        for name, get in shape.fields.items():
-            col = list(map(get, records))
-            sub = shape.subs.get(name)
-            if sub is None:
-                if _UNSET not in col:
-                    held[name] = None
-            elif not _count_is(col, sub.empty):
-                held[name] = sub.held(col)
+        held = _held(shape.fields, shape.subs, records, None)
         if held != self._always:
             self._always = held
             self._fixed = self._fixed_shape()

@@ -810,7 +810,7 @@ def test_suspicious_rows_are_the_endpoints_suspicious_passes(endpoints: list[str
     assert suspicious_rows(endpoints) == [i for i, e in enumerate(endpoints) if suspicious(e)]
 
 
-def _parsed(stamps: list[str]) -> list[float | None]:
+def _parsed(stamps: list[Any]) -> list[float | None]:
     """Each stamp as parse_timestamp reads it, None where it refuses it."""
     from streamproc.events import CoercionError, parse_timestamp
 
@@ -974,15 +974,8 @@ def test_times_with_an_offset_are_parse_timestamps_or_refused(stamps: list[str])
     """nginx's $time_iso8601 and Python's isoformat() write an offset (±HH:MM, or ±HHMM):
     each read as parse_timestamp reads it; refused only for a time it would not take (an
     hour or minute of the offset out of range, a time before 1970 or past MAX_EPOCH)."""
-    from streamproc.events import CoercionError, parse_timestamp
-
     got = _times(stamps)
-    want = []
-    for stamp in stamps:
-        try:
-            want.append(parse_timestamp(stamp))
-        except CoercionError:
-            want.append(None)
+    want = _parsed(stamps)
     if got is None:
         # (the last second in range with a fraction, even .0, is left to parse_timestamp)
         assert None in want or max(want) >= MAX_EPOCH, stamps  # type: ignore[type-var]
@@ -1008,15 +1001,8 @@ def test_times_with_an_offset_are_parse_timestamps_or_refused(stamps: list[str])
 def test_epoch_times_are_parse_timestamps_or_refused(stamps: list[Any]) -> None:
     """Epoch seconds, milliseconds, microseconds or nanoseconds, ints or floats, among
     texts or not: each read as parse_timestamp reads it, refused only where it refuses one."""
-    from streamproc.events import CoercionError, parse_timestamp
-
     got = _times(stamps)
-    want = []
-    for stamp in stamps:
-        try:
-            want.append(parse_timestamp(stamp))
-        except CoercionError:
-            want.append(None)
+    want = _parsed(stamps)
     if got is None:
         assert None in want, stamps
     else:
