@@ -39,6 +39,14 @@ import orjson
 
 BATCH = 1250
 TOPIC = "auth"
+ECS: dict[str, Any] = {
+    "timestamp": "@timestamp",
+    "username": "user.name",
+    "ip_address": ["source.ip", "client.ip"],
+    "success": {"path": "event.outcome", "map": {"success": True, "failure": False}},
+    "user_agent": "user_agent.original",
+    "country": "source.geo.country_iso_code",
+}
 SHAPES: dict[str, tuple[dict[str, str], dict[str, Any] | None]] = {
     "contract names": ({}, None),
     "renamed (nginx JSON)": (
@@ -58,21 +66,11 @@ SHAPES: dict[str, tuple[dict[str, str], dict[str, Any] | None]] = {
             "user_agent": "user_agent.original",
             "country": "source.geo.country_iso_code",
         },
-        {
-            "timestamp": "@timestamp",
-            "username": "user.name",
-            "ip_address": ["source.ip", "client.ip"],
-            "success": {"path": "event.outcome", "map": {"success": True, "failure": False}},
-            "user_agent": "user_agent.original",
-            "country": "source.geo.country_iso_code",
-        },
+        ECS,
     ),
+    # Filebeat's nested ECS (``nested_ecs``): the same mapping reads it, through its objects
+    "nested ECS (Filebeat)": ({}, ECS),
 }
-
-
-# Filebeat's nested ECS (``nested_ecs``): the flattened ECS mapping reads it, through its
-# objects
-SHAPES["nested ECS (Filebeat)"] = ({}, SHAPES["flattened ECS"][1])
 
 
 def nested_ecs(data: dict[str, Any]) -> dict[str, Any]:

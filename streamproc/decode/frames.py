@@ -258,6 +258,17 @@ def _plain(value: Any, sub: _Sub | None) -> Any:
     return value
 
 
+def _absent(optional: Callable[[Any], Any] | None, count: int, objects: list[Any]) -> int:
+    """How many of their ``count`` optional fields (``optional``: their getter, a tuple of
+    them for more than one) ``objects`` do not hold, all together."""
+    if optional is None:
+        return 0
+    values: Iterable[Any] = map(optional, objects)
+    if count > 1:
+        values = chain.from_iterable(values)
+    return list(values).count(_UNSET)
+
+
 def _count_is(values: list[Any], obj: Any) -> int:
     """How many of ``values`` are ``obj`` itself (not an equal one)."""
     return sum(map(is_, values, repeat(obj)))
@@ -376,12 +387,7 @@ class _Sub:
         """The keys ``objects`` (Structs of this, ``empty`` among them) hold, at every level."""
         if self.total >= 0:
             return self.total * len(objects)
-        count = self.width * len(objects)
-        if self.optional is not None:
-            values: Iterable[Any] = map(self.optional, objects)
-            if self.optional_count > 1:
-                values = chain.from_iterable(values)
-            count -= list(values).count(_UNSET)
+        count = self.width * len(objects) - _absent(self.optional, self.optional_count, objects)
         for get, sub in self.nested:
             inner = list(map(get, objects))
             count += sub.keys(inner) - _count_is(inner, sub.empty)
@@ -479,12 +485,7 @@ class _Shape:
 
     def absent(self, records: list[Any]) -> int:
         """How many optional fields the records do not hold, all together."""
-        if self.optional is None:
-            return 0
-        values: Iterable[Any] = map(self.optional, records)
-        if self.optional_count > 1:
-            values = chain.from_iterable(values)
-        return list(values).count(_UNSET)
+        return _absent(self.optional, self.optional_count, records)
 
     def keys(self, records: list[Any]) -> int:
         """The keys the records hold, at every level of nesting."""
@@ -681,6 +682,8 @@ class FrameReader:
         self._extras: list[str] = []  # other fields seen, in the order first seen
         # what the fields not typed by the contract were seen to hold (_kind_of), by name
         self._kinds: dict[str, Any] = {}
+        # the names the Structs read as learnt (the others are typed by the contract)
+        self._learnable: frozenset[str] = frozenset()
         self._specs: list[tuple[str, Any, bool]] = []
         self._renamed: frozenset[str] = frozenset()  # _Mapped.renamed fields in force
         # whether event times were seen as numbers (epoch seconds to nanoseconds): until
@@ -730,8 +733,11 @@ class FrameReader:
                 return (key, kind, True)
             return (key, kind | None, False)  # null: as absent
 
+        learnable: set[str] = set()
+
         def learned(name: str) -> tuple[str, Any, bool]:
             """A key no contract field types: what it was seen to hold."""
+            learnable.add(name)
             return (name, _typed(kinds.get(name, _SCALAR)), False)
 
         specs: list[tuple[str, Any, bool]] = []  # (name, type, required)
@@ -761,6 +767,7 @@ class FrameReader:
         self._renamed = frozenset(renamed)
         self._time_at = tuple(time_at)
         specs += [learned(name) for name in self._extras]
+        self._learnable = frozenset(learnable)
         self._specs = specs
         self._any = _Shape(specs)
         self._fixed = None
@@ -893,10 +900,8 @@ class FrameReader:
         self._unlearnt += 1
         if self._unlearnt > _UNLEARNT and self._unlearnt % 64:
             return False  # (a batch in 64 is looked at still: a stream may settle)
-        typed = {name for name, kind, _ in self._specs if kind is not _ANY_SCALAR}
-        typed -= set(self._kinds)
-        typed -= set(self._extras)
-        learnable = {name for name, _, _ in self._specs} - typed
+        learnable = set(self._learnable)
+        typed = {name for name, _, _ in self._specs} - learnable
         kinds = dict(self._kinds)
         extras = list(self._extras)
         for value in values:
