@@ -845,6 +845,39 @@ def test_a_vouched_record_whose_fields_fail_their_checks_is_left_to_decode() -> 
         raw = orjson.dumps(record)
         assert decoder.vouched(raw, 1.0, "t", 0, 0) is None
         assert isinstance(decoder.decode(raw, "t", 0, 0), DeadLetter)
-    # a mapped binding's records are the mapping's: decode makes them
+    # a mapped binding's: the mapped record is checked (no user.name nor user.id: no username)
     mapped = RecordDecoder(get_contract("auth-logs"), mapping=FieldMapping(ECS_AUTH))
     assert mapped.vouched(GOOD[0], 1.0, "t", 0, 0) is None
+    assert isinstance(mapped.decode(GOOD[0], "t", 0, 0), DeadLetter)
+
+
+def test_a_vouched_mapped_record_is_the_event_decode_makes() -> None:
+    """The mapping applied to the record parsed, as decode applies it: nested and flattened
+    ECS, a value mapped, a candidate path taken when the first is absent, the rest kept."""
+    mapped = RecordDecoder(get_contract("auth-logs"), mapping=FieldMapping(ECS_AUTH))
+    checked = 0
+    for i, value in enumerate(GOOD):
+        r = orjson.loads(value)
+        user = {"name": r["username"]} if i % 3 else {"id": r["username"], "roles": ["a", "b"]}
+        nested = {
+            "@timestamp": r["timestamp"],
+            "user": user,
+            "source": {"ip": r["ip_address"], "geo": {"country_iso_code": "DE"}},
+            "event": {"outcome": "success" if r["success"] else "FAILURE"},
+            "message": f"login {i}",
+        }
+        flat = {
+            "@timestamp": r["timestamp"],
+            **{f"user.{k}": v for k, v in user.items()},
+            "source.ip": r["ip_address"],
+            "event.outcome": "Success" if r["success"] else "failure",
+        }
+        for record in (nested, flat):
+            raw = orjson.dumps(record)
+            want = mapped.decode(raw, "t", 1, i)
+            assert isinstance(want, Event)
+            got = mapped.vouched(raw, want.ts, "t", 1, i)
+            assert got is not None and _event(got) == _event(want)
+            assert got.data["success"] is r["success"] and got.data["username"] == r["username"]
+            checked += 1
+    assert checked == 2 * len(GOOD)
