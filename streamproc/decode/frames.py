@@ -49,15 +49,18 @@ takes differently:
   correct, just not read here.
 
 Objects and lists. A field the contract does not type is learnt as what the records hold
-there: a scalar; a list of scalars (or a scalar: the union msgspec reads); or an object,
-read by a Struct of its own whose fields are learnt the same way, each optional, at any
-depth up to the binding's ``max_depth`` (``MAX_NESTED_FIELDS`` fields in all). A field that
-held an object in one record and something else in another, or a list holding a container,
-cannot be typed: a batch holding such a record is judged per record. An object absent from
-a record reads as its Struct's shared empty instance, so that a path through it reads on in
-C (``attrgetter``) to an absent value, and the keys read are counted at every level (an
-empty instance: none). The fixed Struct (see FrameReader) requires, at every level, the
-fields each record of a batch held: its records need nothing counted.
+there: a scalar; a list of scalars (or a scalar: the union msgspec reads); an object, read
+by a Struct of its own whose fields are learnt the same way, each optional, at any depth up
+to the binding's ``max_depth`` (``MAX_NESTED_FIELDS`` fields in all), or null in some
+records (CloudTrail's ``requestParameters``); or a list of such objects (or null), read by
+one Struct for all of them. Null and an empty list go with any kind. A field that held an
+object in one record and a scalar in another, or a list holding a list, or objects and
+scalars, cannot be typed: a batch holding such a record is judged per record. An object
+absent from a record reads as its Struct's shared empty instance, so that a path through it
+reads on in C (``attrgetter``) to an absent value (through a null, it reads ``_BLANK``),
+and the keys read are counted at every level, in lists too (an empty instance: none). The
+fixed Struct (see FrameReader) requires, at every level, the fields each record of a batch
+held: only the others' keys are counted.
 
 A binding with a field mapping (``fields:``, mapping.py) is read the same way: each source
 key of the mapping is a field of the Struct, and the mapped fields are computed from the
@@ -145,6 +148,8 @@ _ANY_SCALAR = _INT64 | float | str | bool | None
 # what a learned field of a binding's records holds (``_kind_of``): a scalar, a list of
 # scalars (or a scalar), or an object: its fields' kinds by name (a dict)
 _SCALAR, _LIST = "scalar", "list"
+_NULL = "null"  # (a field seen null only: a scalar, or an object in records to come)
+_EMPTY_LIST = "[]"  # (a field seen an empty list only: of scalars, or of objects to come)
 # learned fields of nested objects, all levels together (more: per event)
 MAX_NESTED_FIELDS = 256
 _NEVER = object()  # (what no field reads)
@@ -166,7 +171,7 @@ class RecordFrame:
         ts: np.ndarray[Any, Any],
         held: frozenset[str] = frozenset(),
         derived: tuple[str, ...] = (),
-        complex_fields: dict[str, _Sub | None] | None = None,
+        complex_fields: dict[str, _Sub | _ListOf | None] | None = None,
     ) -> None:
         self._records = records  # a Struct a record, record order
         self._fields = fields  # field name -> its getter on a Struct
@@ -246,15 +251,18 @@ def _present(get: Callable[[Any], Any], records: list[Any]) -> list[Any]:
     return col
 
 
-def _plain(value: Any, sub: _Sub | None) -> Any:
+def _plain(value: Any, sub: _Sub | _ListOf | None) -> Any:
     """A learned field's value as the decoder reads it: an object (a Struct of ``sub``) a
-    dict, a list a list; None where the record has none (UNSET, or ``sub``'s default)."""
+    dict, a list a list (of a ``_ListOf``, its objects dicts); None where the record has
+    none (UNSET, or ``sub``'s default)."""
     if value is _UNSET or (sub is not None and value is sub.empty):
         return None
-    if sub is not None and type(value) is sub.type:
-        return sub.plain(value)
     if type(value) is list:
+        if type(sub) is _ListOf:
+            return list(map(sub.sub.plain, value))
         return list(value)
+    if sub is not None and type(value) is sub.type:
+        return sub.plain(value)  # type: ignore[union-attr]
     return value
 
 
@@ -274,53 +282,148 @@ def _count_is(values: list[Any], obj: Any) -> int:
     return sum(map(is_, values, repeat(obj)))
 
 
+class _NullableTree(dict):  # type: ignore[type-arg]
+    """The kind of an object field that records also hold null: its fields' kinds by name.
+    Equal only to another such tree (a field that became nullable was learnt anew)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _NullableTree and dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = None
+
+
+class _Items:
+    """The kind of a field that holds lists of objects (or null): the objects' fields'
+    kinds by name (``tree``)."""
+
+    __slots__ = ("tree",)
+
+    def __init__(self, tree: dict[str, Any]) -> None:
+        self.tree = tree
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Items and self.tree == other.tree
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def _kind_of(kind: Any, value: Any, nested: bool) -> Any:
     """The kind of a field seen as ``kind`` so far (None: not seen) that holds ``value`` too,
-    or None if no Struct can hold both (an object and a scalar or a list, a list holding a
-    container, a name msgspec cannot take; any object or list where ``nested`` is false)."""
+    or None if no Struct can hold both (an object and a scalar other than null or a list, a
+    list holding a container, a name msgspec cannot take; any object or list where
+    ``nested`` is false). An object that some records hold null is a ``_NullableTree``. A
+    kind that ``value`` leaves as it was is returned itself (a record at a time, most do)."""
     t = type(value)
     if t is dict:
-        if not nested or (kind is not None and type(kind) is not dict):
+        if not nested:
             return None
-        tree = dict(kind) if kind is not None else {}
+        if kind is None:
+            tree: dict[str, Any] = {}
+        elif kind == _NULL:
+            tree = _NullableTree()
+        elif isinstance(kind, dict):
+            tree = kind  # (copied once a field of it changes)
+        else:
+            return None
         for name, child in value.items():
-            if _UNNAMEABLE.search(name):
-                return None
-            learned = _kind_of(tree.get(name), child, nested)
+            seen = tree.get(name)
+            learned = _kind_of(seen, child, nested)
             if learned is None:
                 return None
+            if learned is seen:  # (a name seen before was nameable)
+                continue
+            if _UNNAMEABLE.search(name):
+                return None
+            if tree is kind:
+                tree = type(kind)(kind)
             tree[name] = learned
         return tree
-    if type(kind) is dict:
+    if isinstance(kind, dict):
+        if value is None:
+            return kind if type(kind) is _NullableTree else _NullableTree(kind)
         return None
+    if value is None:
+        return _NULL if kind is None else kind
     if t is list:
-        if not nested or any(type(v) in (dict, list) for v in value):
+        if not nested:
+            return None
+        if not value:
+            return _EMPTY_LIST if kind is None or kind == _NULL else kind
+        held = set(map(type, value))
+        if dict in held:  # objects only, each read by one Struct
+            if len(held) > 1 or not (kind in (None, _NULL, _EMPTY_LIST) or type(kind) is _Items):
+                return None
+            start = items = kind.tree if type(kind) is _Items else None
+            for item in value:
+                items = _kind_of(items, item, nested)
+                if items is None:
+                    return None
+            return kind if items is start else _Items(items)
+        if list in held or type(kind) is _Items:
             return None
         return _LIST
-    return kind if kind is not None else _SCALAR
+    if type(kind) is _Items:
+        return None
+    return _SCALAR if kind is None or kind == _NULL else kind
 
 
 def _depth_of(kind: Any) -> int:
     """The levels of containers a field of ``kind`` adds (keys_within's depth, less one)."""
-    if type(kind) is dict:
+    if isinstance(kind, dict):
         return 1 + max(map(_depth_of, kind.values()), default=0)
-    return 1 if kind == _LIST else 0
+    if type(kind) is _Items:
+        return 1 + _depth_of(kind.tree)
+    return 1 if kind in (_LIST, _EMPTY_LIST) else 0
 
 
 def _size_of(kind: Any) -> int:
     """The fields of the objects of ``kind``, all levels together."""
-    if type(kind) is dict:
+    if isinstance(kind, dict):
         return len(kind) + sum(map(_size_of, kind.values()))
+    if type(kind) is _Items:
+        return _size_of(kind.tree)
     return 0
 
 
 def _typed(kind: Any) -> Any:
-    """The msgspec type of a learned field of ``kind`` (a _Sub for an object)."""
-    if type(kind) is dict:
+    """The msgspec type of a learned field of ``kind`` (a _Sub for an object, a _ListOf for
+    a list of objects)."""
+    if isinstance(kind, dict):
         return _Sub(kind)
-    if kind == _LIST:
+    if type(kind) is _Items:
+        return _ListOf(kind.tree)
+    if kind in (_LIST, _EMPTY_LIST):
         return list[_ANY_SCALAR] | _ANY_SCALAR
     return _ANY_SCALAR
+
+
+class _ListOf:
+    """The msgspec type of a field holding lists of objects, or null (``type``), and the
+    _Sub of the objects (each optional, as in an object absent from a record)."""
+
+    __slots__ = ("sub", "type")
+
+    empty = _NEVER  # (an absent list is UNSET)
+
+    def __init__(self, tree: dict[str, Any]) -> None:
+        self.sub = _Sub(tree)
+        self.type: Any = list[self.sub.type] | None  # type: ignore[name-defined]
+
+
+def _listed_keys(lists: list[tuple[Callable[[Any], Any], _Sub]], objects: list[Any]) -> int:
+    """The keys in the lists of objects (``lists``: getter, the objects' _Sub) that
+    ``objects`` hold, at every level."""
+    count = 0
+    for get, sub in lists:
+        held = [v for v in map(get, objects) if type(v) is list]
+        if held:
+            count += sub.keys(list(chain.from_iterable(held)))
+    return count
 
 
 class _Sub:
@@ -328,13 +431,21 @@ class _Sub:
     (``tree``: their kinds), each optional. An object absent from a record reads as ``empty``
     (that Struct with every field absent, shared), so that a path through it reads on in C
     (``attrgetter``) to an absent value; a key whose value is ``empty`` itself was not in the
-    record. ``required``: every field required instead, at every level (the fixed Struct's:
-    its objects hold ``total`` keys each, nothing to count)."""
+    record. ``held`` (the fixed Struct's, see FrameReader; None: none): the part of ``tree``
+    that every object holds, required at every level it names, the rest optional as above;
+    the object itself is then never absent (no ``empty``). Objects all of whose fields are
+    held, at every level, hold ``total`` keys each: nothing to count (else ``total`` is -1).
+    A ``_NullableTree`` (``nullable``): the field holds such an object or null
+    (``field_type``); a path through a null reads on as through an absent object."""
 
     __slots__ = (
         "attrs",
         "empty",
+        "field_type",
+        "listed",
+        "lists",
         "nested",
+        "nullable",
         "optional",
         "optional_count",
         "subs",
@@ -347,26 +458,41 @@ class _Sub:
     empty: Any
     total: int
 
-    def __init__(self, tree: dict[str, Any], required: bool = False) -> None:
+    def __init__(self, tree: dict[str, Any], held: dict[str, Any] | None = None) -> None:
         fields: list[Any] = []
         self.tree = tree
         self.attrs: dict[str, str] = {}  # JSON name -> attribute
         self.subs: dict[str, _Sub] = {}  # JSON name -> its objects' _Sub
-        self.nested: list[tuple[Callable[[Any], Any], _Sub]] = []
+        # (getter, its _Sub, whether required) of the object fields
+        self.nested: list[tuple[Callable[[Any], Any], _Sub, bool]] = []
+        self.listed: dict[str, _ListOf] = {}  # JSON name -> its lists' _ListOf
+        self.lists: list[tuple[Callable[[Any], Any], _Sub]] = []  # (getter, the objects' _Sub)
         optional = []
+        total = 0
         for i, (name, kind) in enumerate(tree.items()):
             attr = f"f{i}"
             self.attrs[name] = attr
-            typed = _Sub(kind, required) if type(kind) is dict else _typed(kind)
-            if type(typed) is _Sub:
-                self.subs[name] = typed
-                self.nested.append((attrgetter(attr), typed))
-                fields.append((attr, typed.type) if required else (attr, typed.type, typed.empty))
-            elif required:
+            needed = held is not None and name in held
+            if isinstance(kind, dict):
+                sub = _Sub(kind, held[name] if held is not None and needed else None)
+                self.subs[name] = sub
+                self.nested.append((attrgetter(attr), sub, needed))
+                typed = sub.field_type
+                fields.append((attr, typed) if needed else (attr, typed, sub.empty))
+                total = total + 1 + sub.total if needed and sub.total >= 0 and total >= 0 else -1
+                continue
+            typed = _typed(kind)
+            if type(typed) is _ListOf:
+                self.listed[name] = typed
+                self.lists.append((attrgetter(attr), typed.sub))
+                typed, total = typed.type, -1
+            if needed:
                 fields.append((attr, typed))
+                total = total + 1 if total >= 0 else -1
             else:
                 optional.append(attr)
                 fields.append((attr, typed | msgspec.UnsetType, _UNSET))
+                total = -1
         self.type: Any = msgspec.defstruct(
             "Object",
             fields,
@@ -377,21 +503,22 @@ class _Sub:
             forbid_unknown_fields=True,
         )
         # (a required object is never absent: nothing is its empty one)
-        self.empty = _NEVER if required else self.type()
+        self.empty = _NEVER if held is not None else self.type()
+        self.nullable = type(tree) is _NullableTree
+        self.field_type: Any = self.type | None if self.nullable else self.type
         self.width = len(tree)
         self.optional: Callable[[Any], Any] | None = attrgetter(*optional) if optional else None
         self.optional_count = len(optional)
-        self.total = self.width + sum(sub.total for sub in self.subs.values()) if required else -1
+        self.total = total if held is not None and not self.nullable else -1
 
     def keys(self, objects: list[Any]) -> int:
         """The keys ``objects`` (Structs of this, ``empty`` among them) hold, at every level."""
         if self.total >= 0:
             return self.total * len(objects)
         count = self.width * len(objects) - _absent(self.optional, self.optional_count, objects)
-        for get, sub in self.nested:
-            inner = list(map(get, objects))
-            count += sub.keys(inner) - _count_is(inner, sub.empty)
-        return count
+        if self.lists:
+            count += _listed_keys(self.lists, objects)
+        return count + _nested_keys(self.nested, objects)
 
     def held(self, objects: list[Any]) -> dict[str, Any]:
         """The part of ``tree`` that every one of ``objects`` (none ``empty``) holds."""
@@ -404,11 +531,28 @@ class _Sub:
         out: dict[str, Any] = {}
         for name, attr in self.attrs.items():
             value = getattr(obj, attr)
-            sub = self.subs.get(name)
+            sub = self.subs.get(name) or self.listed.get(name)
             if value is _UNSET or (sub is not None and value is sub.empty):
                 continue
             out[name] = _plain(value, sub)
         return out
+
+
+def _nested_keys(nested: list[tuple[Callable[[Any], Any], _Sub, bool]], objects: list[Any]) -> int:
+    """The keys in the objects (``nested``: getter, _Sub, whether required) that ``objects``
+    hold, at every level (an absent object: none; a null: none in it)."""
+    count = 0
+    for get, sub, needed in nested:
+        if sub.total >= 0:  # (required: never absent, nothing in it to count)
+            count += sub.total * len(objects)
+            continue
+        inner = list(map(get, objects))
+        if not needed:
+            count -= _count_is(inner, sub.empty)
+        if sub.nullable and None in inner:
+            inner = [o for o in inner if o is not None]
+        count += sub.keys(inner)
+    return count
 
 
 def _held(
@@ -427,7 +571,10 @@ def _held(
             if _UNSET not in col:
                 out[name] = None if kinds is None else kinds[name]
         elif not _count_is(col, sub.empty):
-            out[name] = sub.held(col)
+            if sub.nullable and None in col:
+                col = [o for o in col if o is not None]
+            # (null in every record: nothing in it held)
+            out[name] = sub.held(col) if col else {}
     return out
 
 
@@ -439,6 +586,8 @@ class _Shape:
         "decode",
         "fields",
         "held",
+        "listed",
+        "lists",
         "nested",
         "optional",
         "optional_count",
@@ -449,12 +598,14 @@ class _Shape:
     def __init__(self, specs: list[tuple[str, Any, bool]]) -> None:
         # attribute names are ours (a record's keys need not be identifiers); the JSON
         # names are renamed onto them. A kind that is a _Sub is a learned object field:
-        # absent, it reads as its ``empty``
+        # absent, it reads as its ``empty``; a _ListOf, a learned field of lists of objects
         fields: list[Any] = []
         names: dict[str, str] = {}
         self.subs: dict[str, _Sub] = {}
         # (getter, its _Sub, whether required) of the object fields
         self.nested: list[tuple[Callable[[Any], Any], _Sub, bool]] = []
+        self.listed: dict[str, _ListOf] = {}
+        self.lists: list[tuple[Callable[[Any], Any], _Sub]] = []  # (getter, the objects' _Sub)
         optional = []
         for i, (name, kind, needed) in enumerate(specs):
             attr = f"f{i}"
@@ -462,8 +613,14 @@ class _Shape:
             if type(kind) is _Sub:
                 self.subs[name] = kind
                 self.nested.append((attrgetter(attr), kind, needed))
-                fields.append((attr, kind.type) if needed else (attr, kind.type, kind.empty))
-            elif needed:
+                typed = kind.field_type
+                fields.append((attr, typed) if needed else (attr, typed, kind.empty))
+                continue
+            if type(kind) is _ListOf:
+                self.listed[name] = kind
+                self.lists.append((attrgetter(attr), kind.sub))
+                kind = kind.type
+            if needed:
                 fields.append((attr, kind))
             else:
                 optional.append(attr)
@@ -490,15 +647,9 @@ class _Shape:
     def keys(self, records: list[Any]) -> int:
         """The keys the records hold, at every level of nesting."""
         count = self.width * len(records) - self.absent(records)
-        for get, sub, needed in self.nested:
-            if sub.total >= 0:  # (required: never absent, nothing in it to count)
-                count += sub.total * len(records)
-                continue
-            objects = list(map(get, records))
-            count += sub.keys(objects)
-            if not needed:
-                count -= _count_is(objects, sub.empty)
-        return count
+        if self.lists:
+            count += _listed_keys(self.lists, records)
+        return count + _nested_keys(self.nested, records)
 
 
 _NONE = type(None)
@@ -647,11 +798,13 @@ def _checked(required: bool, spec: FieldSpec, col: list[Any]) -> list[Any] | Non
 class FrameReader:
     """Reads a batch of one JSON binding into a RecordFrame.
 
-    Two Structs: one with a field for every contract field and every other field seen (the
-    absent ones UNSET), and one of the fields every record of the last batch read with the
-    first held, each required (its records need no count of absent fields: ~140 ns a record
-    less). A batch is read with the second while its records fit it; once one does not,
-    it and the next 8 are read with the first, the last of them reshaping the second."""
+    Two Structs, each with a field for every contract field and every other field seen: one
+    with every field optional (the absent ones UNSET), and one that requires, at every
+    level, the fields every record of the last batch read with the first held (their keys
+    need no count: ~140 ns a record less where all are held; a field that a few records
+    carry, an error message, is counted alone). A batch is read with the second while its
+    records fit it; once one does not, it and the next 8 are read with the first, the last
+    of them reshaping the second."""
 
     def __init__(
         self,
@@ -753,7 +906,7 @@ class FrameReader:
             # a key only renamed onto a field: typed as the field (see _Mapped.renamed),
             # unless its path may run through an object seen: then a rule takes what it finds
             for key, name in mapped.renamed:
-                if type(kinds.get(key.split(".", 1)[0])) is dict and "." in key:
+                if isinstance(kinds.get(key.split(".", 1)[0]), dict) and "." in key:
                     continue
                 specs.append(typed(key, self.contract.fields[name]))
                 renamed.append(name)
@@ -822,10 +975,12 @@ class FrameReader:
         ts = _times(columns["timestamp"])
         if ts is None:
             return None
-        complex_fields: dict[str, _Sub | None] = {
-            name: shape.subs.get(name)
+        complex_fields: dict[str, _Sub | _ListOf | None] = {
+            name: shape.subs.get(name) or shape.listed.get(name)
             for name in fields
-            if name in shape.subs or self._kinds.get(name) == _LIST
+            if name in shape.subs
+            or name in shape.listed
+            or self._kinds.get(name) in (_LIST, _EMPTY_LIST)
         }
         return RecordFrame(records, fields, columns, ts, shape.held, derived, complex_fields)
 
@@ -877,15 +1032,17 @@ class FrameReader:
             self._fixed = self._fixed_shape()
 
     def _fixed_shape(self) -> _Shape | None:
-        """The Struct of the fields each record of a batch held (``_always``), required."""
+        """The Struct of the fields each record of a batch held (``_always``) required, at
+        every level, the others optional, as in ``_any``."""
         always = self._always
         if always is None:
             return None
         return _Shape(
             [
-                (n, k if always[n] is None else _Sub(always[n], required=True), True)
+                (n, k, False)
+                if n not in always
+                else (n, k if always[n] is None else _Sub(k.tree, always[n]), True)
                 for n, k, _ in self._specs
-                if n in always
             ]
         )
 
@@ -921,8 +1078,9 @@ class FrameReader:
                     learnable.add(name)
                 # (a record no Struct can hold with the others, or nested beyond max_depth,
                 # is left out: a batch holding it is judged per event)
-                kind = _kind_of(kinds.get(name), field, self._nested)
-                if kind is not None and 1 + _depth_of(kind) <= self.max_depth:
+                seen = kinds.get(name)
+                kind = _kind_of(seen, field, self._nested)
+                if kind is not seen and kind is not None and 1 + _depth_of(kind) <= self.max_depth:
                     kinds[name] = kind
         if sum(map(_size_of, kinds.values())) > MAX_NESTED_FIELDS:
             return False
@@ -970,7 +1128,7 @@ def _keys_written(joined: bytes) -> int:
 
 
 # the errors of a record holding what the Structs do not yet take (see _learn)
-_LEARNABLE = re.compile(r"unknown field|got `(object|array)`")
+_LEARNABLE = re.compile(r"unknown field|got `(object|array|null)`")
 _NUMBER = re.compile(r"Expected `str`, got `(int|float)`")
 _UNLEARNT = 16
 
@@ -983,7 +1141,8 @@ def _routes(shape: _Shape, path: str) -> list[tuple[tuple[Callable[[Any], Any], 
     UNSET): an absent object reads as its empty one, so a path through it reads on in C, a
     ``map`` a step (40 ns a record of two steps against 62 for ``attrgetter("a.b")``). A path
     through a list or a scalar finds nothing (there is no numeric segment:
-    ``FrameReader._nested``)."""
+    ``FrameReader._nested``); through a null, nothing: a step reads it as ``_BLANK``, which
+    reads as itself whatever is read of it."""
     routes: list[tuple[tuple[Callable[[Any], Any], ...], Any]] = []
     whole = shape.fields.get(path)
     if whole is not None:
@@ -993,20 +1152,37 @@ def _routes(shape: _Shape, path: str) -> list[tuple[tuple[Callable[[Any], Any], 
     sub = shape.subs.get(parts[0])
     if len(parts) < 2 or sub is None:
         return routes
-    attrs = [shape.attrs[parts[0]]]
+    steps: list[Callable[[Any], Any]] = [attrgetter(shape.attrs[parts[0]])]
     for i in range(1, len(parts)):
+        if sub.nullable:
+            steps.append(_blank_if_null)
         key = ".".join(parts[i:])
         rest = sub.attrs.get(key)
         if rest is not None:
             inner = sub.subs.get(key)
-            steps = tuple(map(attrgetter, [*attrs, rest]))
-            routes.append((steps, None if inner is None else inner.empty))
+            routes.append(((*steps, attrgetter(rest)), None if inner is None else inner.empty))
         inner = sub.subs.get(parts[i])
         if inner is None or i == len(parts) - 1:
             break
-        attrs.append(sub.attrs[parts[i]])
+        steps.append(attrgetter(sub.attrs[parts[i]]))
         sub = inner
     return routes
+
+
+class _Blank:
+    """What a path reads through a null object: itself, whatever is read of it."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> _Blank:
+        return self
+
+
+_BLANK = _Blank()
+
+
+def _blank_if_null(value: Any) -> Any:
+    return _BLANK if value is None else value
 
 
 def _found(steps: tuple[Callable[[Any], Any], ...], empty: Any, records: list[Any]) -> list[Any]:
@@ -1017,6 +1193,8 @@ def _found(steps: tuple[Callable[[Any], Any], ...], empty: Any, records: list[An
     col = list(values)
     if empty is not None and _count_is(col, empty):
         col = [_UNSET if v is empty else v for v in col]
+    if _blank_if_null in steps and _count_is(col, _BLANK):
+        col = [_UNSET if v is _BLANK else v for v in col]
     return col
 
 

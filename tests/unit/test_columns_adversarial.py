@@ -327,6 +327,16 @@ def _escaped(record: dict[str, Any]) -> bytes:
 TAKEN: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
     "pretty-printed": ("auth-logs", lambda r: json.dumps(r, indent=2).encode()),
     "a nested ECS object": ("auth-logs", lambda r: orjson.dumps({**r, "user": {"name": "x"}})),
+    "lists of objects, an object null (CloudTrail)": (
+        "auth-logs",
+        lambda r: orjson.dumps(
+            {
+                **r,
+                "resources": [{"type": "AWS::IAM::User", "ARN": "arn:x"}, {"accountId": "1"}],
+                "requestParameters": {"userName": "x"} if r["success"] else None,
+            }
+        ),
+    ),
     "objects and lists beside the fields, pretty-printed": (
         "auth-logs",
         lambda r: json.dumps(
@@ -450,7 +460,14 @@ DECLINED: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
         "auth-logs",
         lambda r: orjson.dumps({**r, "user": {"name": "x"}})[:-2] + b',"name":"y"}}',
     ),
-    "a list holding an object": ("auth-logs", lambda r: orjson.dumps({**r, "tags": [{"a": 1}]})),
+    "a list holding an object and a number": (
+        "auth-logs",
+        lambda r: orjson.dumps({**r, "tags": [{"a": 1}, 2]}),
+    ),
+    "a key repeated in an object of a list": (
+        "auth-logs",
+        lambda r: orjson.dumps({**r, "tags": [{"a": 1}]})[:-3] + b',"a":2}]}',
+    ),
     "nested beyond max_depth": (
         "auth-logs",
         lambda r: orjson.dumps(

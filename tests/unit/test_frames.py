@@ -120,9 +120,21 @@ DECLINED = {
         b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
         b'"ip_address":"1.2.3.4","success":true,"geo":{"c":"NL","c":"BE"}}'
     ),
-    "a list holding an object": (
+    "a list holding an object and a scalar": (
         b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
-        b'"ip_address":"1.2.3.4","success":true,"tags":[{"c":"NL"}]}'
+        b'"ip_address":"1.2.3.4","success":true,"tags":[{"c":"NL"},1]}'
+    ),
+    "a list holding a list": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"tags":[[1]]}'
+    ),
+    "a key repeated in an object of a list": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"tags":[{"c":"NL"},{"c":"NL","c":"BE"}]}'
+    ),
+    "a key repeated in an object of a list in an object": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a","ip_address":"1.2.3.4",'
+        b'"success":true,"geo":{"all":[{"c":{"x":1,"x":2}}]}}'
     ),
     "an object where a contract field is due": (
         b'{"timestamp":"2026-03-01T10:00:00Z","username":{"name":"a"},'
@@ -190,6 +202,14 @@ TAKEN = {
     "a nested value": (
         b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
         b'"ip_address":"1.2.3.4","success":true,"geo":{"c":"NL","at":{"lat":1.5,"n":[]}}}'
+    ),
+    "a list of objects": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a","ip_address":"1.2.3.4",'
+        b'"success":true,"tags":[{"c":"NL","at":{"n":[1,null]}},{"d":null},{}]}'
+    ),
+    "an object null": (
+        b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
+        b'"ip_address":"1.2.3.4","success":true,"geo":null}'
     ),
     "a list of scalars": (
         b'{"timestamp":"2026-03-01T10:00:00Z","username":"a",'
@@ -289,6 +309,57 @@ def test_batches_of_changing_shapes_are_read_as_the_decoder_reads_them() -> None
     assert read == 40
 
 
+def test_objects_that_may_be_null_and_lists_of_objects_are_read_as_the_decoder_reads_them() -> (
+    None
+):
+    """CloudTrail's shapes: an object in some records, null or absent in others (its fields
+    varying); lists of objects, empty, null or absent; an object in a list in an object.
+    Every batch is read, every record as the decoder reads it, whichever Struct read it."""
+    reader = _reader()
+    decoder = RecordDecoder(AUTH)
+    rng = random.Random(11)
+    read = 0
+    for batch_no in range(30):
+        batch = []
+        for v in GOOD:
+            data = orjson.loads(v)
+            pick = rng.random()
+            if batch_no < 10 or pick < 0.4:
+                params: Any = {"bucket": "b", "key": {"name": "k", "version": rng.randint(1, 9)}}
+                if pick < 0.2:
+                    params["acl"] = [{"grantee": "a", "perm": ["read"]}, {"grantee": None}]
+            elif pick < 0.8:
+                params = None
+            else:
+                params = "absent"
+            if params != "absent":
+                data["requestParameters"] = params
+            data["resources"] = [
+                [{"type": "AWS::S3::Object", "ARN": "arn:b/k"}, {"type": "x", "extra": {"n": 1}}],
+                [],
+                None,
+                [{"ARN": "arn:c"}],
+            ][rng.randrange(4) if batch_no >= 5 else 1]
+            data["identity"] = {"type": "IAMUser", "session": {"attrs": [{"k": "mfa"}] * 2}}
+            batch.append(orjson.dumps(data))
+        frame = reader.read(batch)
+        if frame is None:
+            continue
+        read += 1
+        events = [decoder.decode(v) for v in batch]
+        assert all(type(e) is Event for e in events)
+        assert [frame.row(i) for i in range(len(batch))] == [e.data for e in events]  # type: ignore[union-attr]
+        for name in ("requestParameters", "resources", "identity"):
+            assert frame.column(name) == [e.data.get(name) for e in events]  # type: ignore[union-attr]
+    assert read == 30
+    # the same with a key repeated in an object of a list, or in an object that others hold
+    # null, is left to the decoder
+    for twice in (b'"resources":[{"ARN":"a","ARN":"b"}]', b'"requestParameters":{"k":1,"k":2}'):
+        record = GOOD[0][:-1] + b"," + twice + b"}"
+        assert reader.read([*batch[:3], record, *batch[3:]]) is None
+        assert type(decoder.decode(record)) is not Event
+
+
 def test_a_stream_of_ever_new_field_names_is_left_to_the_decoder() -> None:
     """Other field names are learned up to MAX_EXTRA_FIELDS; a batch with more is judged
     per event, and a batch of known fields is still read."""
@@ -384,6 +455,16 @@ _JSON_VALUES = [
     '"\\ud800"',
     "{}",
     "[1]",
+    "[]",
+    '{"c":null}',
+    '{"c":{"d":[{"e":1}]}}',
+    '[{"c":1}]',
+    '[{"c":1,"c":2}]',
+    '[{}, {"c":"a"}]',
+    '[{"a":[{"b":null}]}]',
+    "[[1]]",
+    '[{"c":1},2]',
+    "[null]",
 ]
 
 

@@ -308,6 +308,10 @@ def _nested(pairs: dict[str, str], rng: random.Random, nest: bool | None) -> dic
                 continue
         if key not in tree:
             tree[key] = text
+    if nest and rng.random() < 0.1:  # an object written null (CloudTrail's "responseElements")
+        objects = [k for k, v in tree.items() if type(v) is dict]
+        if objects:
+            tree[rng.choice(objects)] = "null"
     return tree
 
 
@@ -321,19 +325,26 @@ def _object_text(tree: dict[str, Any], rng: random.Random) -> str:
 
 def _kinds(batch: list[bytes], seen: dict[str, set[str]]) -> bool:
     """Add what each key (a path of keys) holds in ``batch`` to ``seen``; whether every key
-    held one kind only (an object, or a list of scalars or a scalar), as a Struct reads it."""
+    held one kind only (an object, a list of objects, or a list of scalars or a scalar; null
+    or an empty list goes with any of them), as a Struct reads it."""
 
     def walk(value: Any, at: str) -> None:
+        kinds = seen.setdefault(at, set())
         if type(value) is dict:
-            seen.setdefault(at, set()).add("object")
+            kinds.add("object")
             for k, v in value.items():
                 walk(v, f"{at}\x00{k}")
         elif type(value) is list:
-            seen.setdefault(at, set()).add("value")
-            if any(type(v) in (dict, list) for v in value):
-                seen[at].add("object")
-        else:
-            seen.setdefault(at, set()).add("value")
+            if value and all(type(v) is dict for v in value):
+                kinds.add("objects")
+                for v in value:
+                    walk(v, f"{at}\x00[]")
+            elif any(type(v) in (dict, list) for v in value):
+                kinds.update(("object", "value"))  # (no Struct holds both)
+            elif value:
+                kinds.add("value")
+        elif value is not None:
+            kinds.add("value")
 
     for value in batch:
         try:
@@ -343,7 +354,7 @@ def _kinds(batch: list[bytes], seen: dict[str, set[str]]) -> bool:
         if type(record) is dict:
             for k, v in record.items():
                 walk(v, k)
-    return all(len(kinds) == 1 for kinds in seen.values())
+    return all(len(kinds) <= 1 for kinds in seen.values())
 
 
 def _same(a: Any, b: Any) -> bool:
