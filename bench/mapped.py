@@ -4,12 +4,14 @@ own, every record an Event the detectors judge) against from columns (decode/fra
 msgspec reads the source keys, the mapping computed column-wise).
 
 The records are the peers workload's (``peers_workload.py``: auth events, ~2% failures,
-millisecond times) with its keys rewritten four ways: as they are (no mapping: the reference
+millisecond times) with its keys rewritten five ways: as they are (no mapping: the reference
 of the column path), renamed as an nginx-style JSON log names them (``time``, ``user``,
 ``remote_addr``, ``status`` with a value map ``ok``/``FAIL``), flattened ECS
 (``"@timestamp"``, ``"user.name"``, ``"source.ip"``, ``"event.outcome"`` with a value map),
-and nested ECS as Filebeat writes it (``{"user": {"name": ..}}``, the agent's, host's and
-log file's objects beside; ~640 B a record), read by the flattened ECS mapping.
+nested ECS as Filebeat writes it (``{"user": {"name": ..}}``, the agent's, host's and
+log file's objects beside; ~640 B a record), read by the flattened ECS mapping, and AWS
+CloudTrail's console sign-ins (``userIdentity.userName``, ``responseElements.ConsoleLogin``
+with a value map, ``requestParameters`` null, an error message on failures; ~1 KB a record).
 Each is judged through the runtime's Judge, brute_force only, in batches of 1,250 (a
 partition's share of a 5,000-record fetch) a partition at a time; the two paths alternate, and
 each figure is the median of ``--runs`` passes. Both must raise the same alerts.
@@ -47,6 +49,16 @@ ECS: dict[str, Any] = {
     "user_agent": "user_agent.original",
     "country": "source.geo.country_iso_code",
 }
+CLOUDTRAIL: dict[str, Any] = {
+    "timestamp": "eventTime",
+    "username": "userIdentity.userName",
+    "ip_address": "sourceIPAddress",
+    "success": {
+        "path": "responseElements.ConsoleLogin",
+        "map": {"Success": True, "Failure": False},
+    },
+    "user_agent": "userAgent",
+}
 SHAPES: dict[str, tuple[dict[str, str], dict[str, Any] | None]] = {
     "contract names": ({}, None),
     "renamed (nginx JSON)": (
@@ -70,6 +82,8 @@ SHAPES: dict[str, tuple[dict[str, str], dict[str, Any] | None]] = {
     ),
     # Filebeat's nested ECS (``nested_ecs``): the same mapping reads it, through its objects
     "nested ECS (Filebeat)": ({}, ECS),
+    # AWS CloudTrail's console sign-in events (``cloudtrail_signin``)
+    "CloudTrail sign-in": ({}, CLOUDTRAIL),
 }
 
 
@@ -100,9 +114,55 @@ def nested_ecs(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def cloudtrail_signin(data: dict[str, Any]) -> dict[str, Any]:
+    """An auth record as CloudTrail writes a console sign-in (an EventBridge rule's topic of
+    ``signin.amazonaws.com`` events): the identity an object, the outcome in
+    ``responseElements``, ``requestParameters`` null, an error message on a failure only."""
+    user, ok = data["username"], data["success"]
+    out: dict[str, Any] = {
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": f"AIDA{zlib.crc32(user.encode()):010d}",
+            "arn": f"arn:aws:iam::123456789012:user/{user}",
+            "accountId": "123456789012",
+            "userName": user,
+        },
+        "eventTime": data["timestamp"],
+        "eventSource": "signin.amazonaws.com",
+        "eventName": "ConsoleLogin",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": data["ip_address"],
+        "userAgent": data.get("user_agent", "Mozilla/5.0"),
+        "requestParameters": None,
+        "responseElements": {"ConsoleLogin": "Success" if ok else "Failure"},
+        "additionalEventData": {
+            "LoginTo": "https://console.aws.amazon.com/console/home",
+            "MobileVersion": "No",
+            "MFAUsed": "Yes" if len(user) % 2 else "No",
+        },
+        "eventID": f"{zlib.crc32(repr(data).encode()):08x}-0000-4000-8000-000000000000",
+        "readOnly": False,
+        "eventType": "AwsConsoleSignIn",
+        "managementEvent": True,
+        "recipientAccountId": "123456789012",
+        "eventCategory": "Management",
+        "tlsDetails": {
+            "tlsVersion": "TLSv1.3",
+            "cipherSuite": "TLS_AES_128_GCM_SHA256",
+            "clientProvidedHostHeader": "signin.aws.amazon.com",
+        },
+    }
+    if not ok:
+        out["errorMessage"] = "Failed authentication"
+    return out
+
+
 def rewrite(value: bytes, shape: str) -> bytes:
     if shape.startswith("nested"):
         return orjson.dumps(nested_ecs(orjson.loads(value)))
+    if shape.startswith("CloudTrail"):
+        return orjson.dumps(cloudtrail_signin(orjson.loads(value)))
     renames, _ = SHAPES[shape]
     if not renames:
         return value
@@ -186,7 +246,7 @@ def measure(records: list[Any], mapping: dict[str, Any] | None, runs: int) -> di
 
 DEFAULT_EVENTS = 200_000
 STEPS_PER_RUN = 0
-EXTRA_STEPS = 4  # the reference (the contract's own names), then each mapping's runs
+EXTRA_STEPS = 5  # the reference (the contract's own names), then each mapping's runs
 
 
 def run(ctx: Any) -> list[Any]:
@@ -206,7 +266,7 @@ def run(ctx: Any) -> list[Any]:
     ctx.step("mapped: the contract's own names")
     rows = []
     measured = {}
-    for shape in ("flattened ECS", "renamed (nginx JSON)", "nested ECS (Filebeat)"):
+    for shape in list(SHAPES)[1:]:
         measured[shape] = measure(shaped_records(encoded, shape), SHAPES[shape][1], ctx.runs)
         ctx.step(f"mapped: {shape}, both paths")
     for shape, m in measured.items():
