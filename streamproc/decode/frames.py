@@ -353,7 +353,9 @@ def _kind_of(kind: Any, value: Any, nested: bool) -> Any:
         if not nested:
             return None
         if not value:
-            return _EMPTY_LIST if kind is None or kind == _NULL else kind
+            if kind is None or kind == _NULL:
+                return _EMPTY_LIST
+            return kind if kind in (_LIST, _EMPTY_LIST) or type(kind) is _Items else _LIST
         held = set(map(type, value))
         if dict in held:  # objects only, each read by one Struct
             if len(held) > 1 or not (kind in (None, _NULL, _EMPTY_LIST) or type(kind) is _Items):

@@ -309,9 +309,7 @@ def test_batches_of_changing_shapes_are_read_as_the_decoder_reads_them() -> None
     assert read == 40
 
 
-def test_objects_that_may_be_null_and_lists_of_objects_are_read_as_the_decoder_reads_them() -> (
-    None
-):
+def test_objects_that_may_be_null_and_lists_of_objects_are_read_as_the_decoder_reads_them() -> None:
     """CloudTrail's shapes: an object in some records, null or absent in others (its fields
     varying); lists of objects, empty, null or absent; an object in a list in an object.
     Every batch is read, every record as the decoder reads it, whichever Struct read it."""
@@ -358,6 +356,29 @@ def test_objects_that_may_be_null_and_lists_of_objects_are_read_as_the_decoder_r
         record = GOOD[0][:-1] + b"," + twice + b"}"
         assert reader.read([*batch[:3], record, *batch[3:]]) is None
         assert type(decoder.decode(record)) is not Event
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, [], None, ["a", 2]],
+        [None, [], [{"a": 1}], None, [], [{"b": [{"c": None}]}]],
+        [None, {"a": 1}, None, {"b": {"c": [1]}}],
+    ],
+    ids=["a scalar, then lists", "null, then lists of objects", "null, then objects"],
+)
+def test_a_field_whose_kind_shows_batch_by_batch_is_read_every_time(values: list[Any]) -> None:
+    """A field seen null or an empty list only is typed by what it holds next; a scalar
+    field that then holds lists holds both. Each batch is read as the decoder reads it."""
+    reader = _reader()
+    decoder = RecordDecoder(AUTH)
+    for value in values:
+        batch = [v[:-1] + b',"extra":' + orjson.dumps(value) + b"}" for v in GOOD]
+        frame = reader.read(batch)
+        assert frame is not None, value
+        events = [decoder.decode(v) for v in batch]
+        assert [frame.row(i) for i in range(len(batch))] == [e.data for e in events]  # type: ignore[union-attr]
+        assert frame.column("extra") == [value] * len(batch)
 
 
 def test_a_stream_of_ever_new_field_names_is_left_to_the_decoder() -> None:
