@@ -365,6 +365,7 @@ def _kind_of(kind: Any, value: Any, nested: bool) -> Any:
                 items = _kind_of(items, item, nested)
                 if items is None:
                     return None
+            assert items is not None  # (a list of objects: one at least)
             return kind if items is start else _Items(items)
         if list in held or type(kind) is _Items:
             return None
