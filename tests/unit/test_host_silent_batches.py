@@ -30,6 +30,7 @@ def _detector(params: dict[str, Any], key_cap: int, by_host: bool) -> HostSilent
     detector = load_detector_class("host_silent")(dict(params), DetectorContext(key_cap=key_cap))
     assert isinstance(detector, HostSilent)
     detector.by_host = by_host
+    detector.samples_a_host = 0.0  # a host at a time, however few its records
     return detector
 
 
