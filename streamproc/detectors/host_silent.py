@@ -118,8 +118,9 @@ class HostSilent(Detector):
     def _judge_records(self, batch: EventBatch, hosts: list[Any]) -> list[Alert]:
         """The batch record by record."""
         alerts: list[Alert] = []
-        state = self.state
+        get, touch, origin = self.state.get, self.state.touch, batch.origin
         statuses = batch.column("agent_status")
+        min_samples, min_silence, factor = self.min_samples, self.min_silence, self.factor
         for i, (host, ts) in enumerate(zip(hosts, batch.times, strict=True)):
             status = statuses[i]
             if status is not None:
@@ -129,29 +130,34 @@ class HostSilent(Detector):
                 if alert is not None:
                     alerts.append(alert)
                 continue
-            st = state.get(host)
+            st = get(host)
             if st is None:
-                state.touch(host, _Host(ts, batch.origin(i)))
+                touch(host, _Host(ts, origin(i)))
                 continue
-            state.touch(host, st)
+            touch(host, st)
             if ts <= st.last:
                 continue  # a duplicate or out-of-order sample says nothing new
             if st.silent_since is None and st.deadline is not None and ts > st.deadline:
                 # silent in event time, though no watermark passed the deadline yet
                 alerts.append(self._alert(host, st, st.deadline, "firing"))
                 st.silent_since = st.last
+            gaps = st.gaps
             if st.silent_since is not None:
                 alerts.append(self._alert(host, st, ts, "resolved", batch.event(i)))
                 st.silent_since = None
+            elif len(gaps) == 5:  # the usual case: one tuple built
+                _, g1, g2, g3, g4 = gaps
+                st.gaps = gaps = (g1, g2, g3, g4, ts - st.last)
             else:
-                gaps = st.gaps
-                st.gaps = (*gaps[1:], ts - st.last) if len(gaps) >= 5 else (*gaps, ts - st.last)
+                st.gaps = gaps = (*gaps[1:], ts - st.last) if gaps[5:] else (*gaps, ts - st.last)
             st.last = ts
             st.samples += 1
-            st.topic, st.partition, st.offset = batch.origin(i)
-            if st.samples >= self.min_samples:
+            st.topic, st.partition, st.offset = origin(i)
+            if st.samples >= min_samples:
                 first_arm = st.deadline is None
-                st.deadline = self._deadline(st)
+                # _deadline, inlined (it runs a sample): interval's median of the gaps
+                silence = factor * sorted(gaps)[len(gaps) >> 1] if gaps else factor * 0.0
+                st.deadline = ts + max(min_silence, silence)
                 if first_arm:
                     self.timers.arm(math.nextafter(st.deadline, math.inf), host)
         return alerts
