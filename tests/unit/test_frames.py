@@ -282,11 +282,24 @@ def test_fields_first_seen_in_a_later_batch_are_learned() -> None:
     assert frame.column("retries") == [2] * len(later)
 
 
+def _read_as_decoded(reader: FrameReader, batch: list[bytes], names: tuple[str, ...]) -> bool:
+    """Read ``batch``: if a frame comes back, every record is an Event of the decoder's whose
+    fields are the frame's row, and the columns ``names`` are the Events'. Whether it did."""
+    frame = reader.read(batch)
+    if frame is None:
+        return False
+    events = [RecordDecoder(AUTH).decode(v) for v in batch]
+    assert all(type(e) is Event for e in events)
+    assert [frame.row(i) for i in range(len(batch))] == [e.data for e in events]  # type: ignore[union-attr]
+    for name in names:
+        assert frame.column(name) == [e.data.get(name) for e in events]  # type: ignore[union-attr]
+    return True
+
+
 def test_batches_of_changing_shapes_are_read_as_the_decoder_reads_them() -> None:
     """A field in every record for a while, then in some, then in none, then back: each
     batch read holds every record as the decoder reads it (whichever Struct read it)."""
     reader = _reader()
-    decoder = RecordDecoder(AUTH)
     rng = random.Random(5)
     read = 0
     for batch_no in range(40):
@@ -299,13 +312,7 @@ def test_batches_of_changing_shapes_are_read_as_the_decoder_reads_them() -> None
             if batch_no % 7 == 3:
                 data["region"] = "eu"
             batch.append(orjson.dumps(data))
-        frame = reader.read(batch)
-        if frame is None:
-            continue
-        read += 1
-        events = [decoder.decode(v) for v in batch]
-        assert [frame.row(i) for i in range(len(batch))] == [e.data for e in events]  # type: ignore[union-attr]
-        assert frame.column("country") == [e.data.get("country") for e in events]
+        read += _read_as_decoded(reader, batch, ("country",))
     assert read == 40
 
 
@@ -340,15 +347,7 @@ def test_objects_that_may_be_null_and_lists_of_objects_are_read_as_the_decoder_r
             ][rng.randrange(4) if batch_no >= 5 else 1]
             data["identity"] = {"type": "IAMUser", "session": {"attrs": [{"k": "mfa"}] * 2}}
             batch.append(orjson.dumps(data))
-        frame = reader.read(batch)
-        if frame is None:
-            continue
-        read += 1
-        events = [decoder.decode(v) for v in batch]
-        assert all(type(e) is Event for e in events)
-        assert [frame.row(i) for i in range(len(batch))] == [e.data for e in events]  # type: ignore[union-attr]
-        for name in ("requestParameters", "resources", "identity"):
-            assert frame.column(name) == [e.data.get(name) for e in events]  # type: ignore[union-attr]
+        read += _read_as_decoded(reader, batch, ("requestParameters", "resources", "identity"))
     assert read == 30
     # the same with a key repeated in an object of a list, or in an object that others hold
     # null, is left to the decoder
@@ -371,14 +370,9 @@ def test_a_field_whose_kind_shows_batch_by_batch_is_read_every_time(values: list
     """A field seen null or an empty list only is typed by what it holds next; a scalar
     field that then holds lists holds both. Each batch is read as the decoder reads it."""
     reader = _reader()
-    decoder = RecordDecoder(AUTH)
     for value in values:
         batch = [v[:-1] + b',"extra":' + orjson.dumps(value) + b"}" for v in GOOD]
-        frame = reader.read(batch)
-        assert frame is not None, value
-        events = [decoder.decode(v) for v in batch]
-        assert [frame.row(i) for i in range(len(batch))] == [e.data for e in events]  # type: ignore[union-attr]
-        assert frame.column("extra") == [value] * len(batch)
+        assert _read_as_decoded(reader, batch, ("extra",)), value
 
 
 def test_a_stream_of_ever_new_field_names_is_left_to_the_decoder() -> None:
