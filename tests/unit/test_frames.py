@@ -10,6 +10,7 @@ out of order, late, broken and forged. The reference is the per-event path
 from __future__ import annotations
 
 import random
+import re
 import zlib
 from typing import Any
 
@@ -373,6 +374,80 @@ def test_a_field_whose_kind_shows_batch_by_batch_is_read_every_time(values: list
     for value in values:
         batch = [v[:-1] + b',"extra":' + orjson.dumps(value) + b"}" for v in GOOD]
         assert _read_as_decoded(reader, batch, ("extra",)), value
+
+
+def _proto(rng: random.Random, depth: int = 1) -> Any:
+    """A JSON value of any shape: scalars, objects, lists of values of any kinds or of
+    objects of one shape, nested."""
+    roll = rng.random()
+    if depth > 3 or roll < 0.35:
+        return rng.choice([None, 1, 2.5, "x", True, "", -3])
+    names = ["a", "b", "c", "d.e", "tags"]
+    if roll < 0.6:
+        return {rng.choice(names): _proto(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+    if roll < 0.8:
+        return [_proto(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    # a list of objects of one shape (records vary which keys each holds)
+    return [{rng.choice(names): _proto(rng, depth + 1) for _ in range(rng.randint(1, 3))}]
+
+
+def _like(rng: random.Random, proto: Any, item: bool = False) -> Any:
+    """A value of ``proto``'s kind as records vary it: an object with some of its keys or
+    null (not an ``item`` of a list), a list of its items' kinds (or null)."""
+    if type(proto) is dict:
+        if rng.random() < 0.15 and not item:
+            return None
+        return {k: _like(rng, v) for k, v in proto.items() if rng.random() < 0.8}
+    if type(proto) is list:
+        if rng.random() < 0.1 or not proto:
+            return None if proto and rng.random() < 0.5 else []
+        return [_like(rng, rng.choice(proto), True) for _ in range(rng.randint(0, 3))]
+    return proto if proto is None or rng.random() < 0.5 else type(proto)()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_records_of_any_nested_shape_are_read_as_the_decoder_reads_them_or_declined(
+    seed: int,
+) -> None:
+    """Producer-like streams of nested records: each field keeps a shape that its records
+    vary (keys left out, objects null, lists of objects of several lengths); in some batches
+    a record holding a value of another kind, or a key repeated inside an object. Every
+    batch read holds every record exactly as the decoder reads it; a batch holding a record
+    it refuses is not read."""
+    rng = random.Random(seed)
+    decoder = RecordDecoder(AUTH)
+    read = nulls = listed = 0
+    for batch_no in range(200):
+        if batch_no % 5 == 0:  # a binding's stream: its fields' shapes, a reader of its own
+            reader = _reader()
+            shapes = {n: _proto(rng) for n in rng.sample(["req", "res", "id", "list"], 3)}
+        batch = []
+        odd = rng.randrange(len(GOOD)) if rng.random() < 0.2 else -1
+        twice = rng.randrange(len(GOOD)) if rng.random() < 0.3 else -1
+        for i, v in enumerate(GOOD):
+            data = orjson.loads(v)
+            data.update((n, _like(rng, p)) for n, p in shapes.items() if rng.random() < 0.8)
+            if i == odd:  # a value of any kind where the stream has another
+                data[rng.choice(list(shapes))] = _proto(rng)
+            raw = orjson.dumps(data)
+            inner = [m.start() + 1 for m in re.finditer(rb'\{"', raw) if m.start()]
+            if i == twice and inner:  # a key repeated in an object
+                at = rng.choice(inner)
+                key = raw[at : raw.index(b'"', at + 1) + 1]
+                raw = raw[:at] + key + b":0," + raw[at:]
+            batch.append(raw)
+        refused = any(type(decoder.decode(v)) is not Event for v in batch)
+        got = _read_as_decoded(reader, batch, tuple(shapes)) if not refused else False
+        assert not refused or reader.read(batch) is None
+        read += got
+        nulls += got and any(b":null" in v for v in batch)
+        listed += got and any(  # a field of a record holding a list of objects with keys
+            type(value) is list and any(type(item) is dict and item for item in value)
+            for v in batch
+            for name, value in orjson.loads(v).items()
+            if name in shapes
+        )
+    assert read >= 10 and nulls >= 5 and listed >= 3, (read, nulls, listed)
 
 
 def test_a_stream_of_ever_new_field_names_is_left_to_the_decoder() -> None:
