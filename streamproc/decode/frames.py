@@ -429,7 +429,69 @@ def _listed_keys(lists: list[tuple[Callable[[Any], Any], _Sub]], objects: list[A
     return count
 
 
-class _Sub:
+class _Fields:
+    """The fields of a Struct read with (``_Shape``: a record's; ``_Sub``: an object's),
+    each a (JSON name, its type, whether required): a type that is a _Sub is a learned object
+    field (absent, it reads as the _Sub's ``empty``), a _ListOf a learned field of lists of
+    objects; and what counting the keys the Structs hold, at every level, needs. Attribute
+    names are ours (``f0``, ``f1``...: a record's keys need not be identifiers); the JSON
+    names are renamed onto them."""
+
+    __slots__ = (
+        "attrs",
+        "listed",
+        "lists",
+        "nested",
+        "optional",
+        "optional_count",
+        "subs",
+        "width",
+    )
+
+    def _lay_out(self, items: list[tuple[str, Any, bool]]) -> list[Any]:
+        """Set up the fields of ``items``; their definitions, for ``msgspec.defstruct``."""
+        fields: list[Any] = []
+        self.attrs: dict[str, str] = {}  # JSON name -> attribute
+        self.subs: dict[str, _Sub] = {}  # JSON name -> its objects' _Sub
+        # (getter, its _Sub, whether required) of the object fields
+        self.nested: list[tuple[Callable[[Any], Any], _Sub, bool]] = []
+        self.listed: dict[str, _ListOf] = {}  # JSON name -> its lists' _ListOf
+        self.lists: list[tuple[Callable[[Any], Any], _Sub]] = []  # (getter, the objects' _Sub)
+        optional = []
+        for i, (name, kind, needed) in enumerate(items):
+            attr = f"f{i}"
+            self.attrs[name] = attr
+            if type(kind) is _Sub:
+                self.subs[name] = kind
+                self.nested.append((attrgetter(attr), kind, needed))
+                typed = kind.field_type
+                fields.append((attr, typed) if needed else (attr, typed, kind.empty))
+                continue
+            if type(kind) is _ListOf:
+                self.listed[name] = kind
+                self.lists.append((attrgetter(attr), kind.sub))
+                kind = kind.type
+            if needed:
+                fields.append((attr, kind))
+            else:
+                optional.append(attr)
+                fields.append((attr, kind | msgspec.UnsetType, _UNSET))
+        self.width = len(items)  # fields a Struct holds, the absent ones aside
+        # the optional fields of a Struct at once (a tuple of them; one field: the value)
+        self.optional: Callable[[Any], Any] | None = attrgetter(*optional) if optional else None
+        self.optional_count = len(optional)
+        return fields
+
+    def keys(self, objects: list[Any]) -> int:
+        """The keys ``objects`` (Structs of these fields, ``empty`` ones among them) hold,
+        at every level."""
+        count = self.width * len(objects) - _absent(self.optional, self.optional_count, objects)
+        if self.lists:
+            count += _listed_keys(self.lists, objects)
+        return count + _nested_keys(self.nested, objects)
+
+
+class _Sub(_Fields):
     """A Struct of the nested objects of one learned field: a field for each key seen there
     (``tree``: their kinds), each optional. An object absent from a record reads as ``empty``
     (that Struct with every field absent, shared), so that a path through it reads on in C
@@ -441,61 +503,22 @@ class _Sub:
     A ``_NullableTree`` (``nullable``): the field holds such an object or null
     (``field_type``); a path through a null reads on as through an absent object."""
 
-    __slots__ = (
-        "attrs",
-        "empty",
-        "field_type",
-        "listed",
-        "lists",
-        "nested",
-        "nullable",
-        "optional",
-        "optional_count",
-        "subs",
-        "total",
-        "tree",
-        "type",
-        "width",
-    )
+    __slots__ = ("empty", "field_type", "nullable", "total", "tree", "type")
 
     empty: Any
     total: int
 
     def __init__(self, tree: dict[str, Any], held: dict[str, Any] | None = None) -> None:
-        fields: list[Any] = []
         self.tree = tree
-        self.attrs: dict[str, str] = {}  # JSON name -> attribute
-        self.subs: dict[str, _Sub] = {}  # JSON name -> its objects' _Sub
-        # (getter, its _Sub, whether required) of the object fields
-        self.nested: list[tuple[Callable[[Any], Any], _Sub, bool]] = []
-        self.listed: dict[str, _ListOf] = {}  # JSON name -> its lists' _ListOf
-        self.lists: list[tuple[Callable[[Any], Any], _Sub]] = []  # (getter, the objects' _Sub)
-        optional = []
-        total = 0
-        for i, (name, kind) in enumerate(tree.items()):
-            attr = f"f{i}"
-            self.attrs[name] = attr
+        items = []
+        for name, kind in tree.items():
             needed = held is not None and name in held
             if isinstance(kind, dict):
-                sub = _Sub(kind, held[name] if held is not None and needed else None)
-                self.subs[name] = sub
-                self.nested.append((attrgetter(attr), sub, needed))
-                typed = sub.field_type
-                fields.append((attr, typed) if needed else (attr, typed, sub.empty))
-                total = total + 1 + sub.total if needed and sub.total >= 0 and total >= 0 else -1
-                continue
-            typed = _typed(kind)
-            if type(typed) is _ListOf:
-                self.listed[name] = typed
-                self.lists.append((attrgetter(attr), typed.sub))
-                typed, total = typed.type, -1
-            if needed:
-                fields.append((attr, typed))
-                total = total + 1 if total >= 0 else -1
+                typed = _Sub(kind, held[name] if held is not None and needed else None)
             else:
-                optional.append(attr)
-                fields.append((attr, typed | msgspec.UnsetType, _UNSET))
-                total = -1
+                typed = _typed(kind)
+            items.append((name, typed, needed))
+        fields = self._lay_out(items)
         self.type: Any = msgspec.defstruct(
             "Object",
             fields,
@@ -509,19 +532,20 @@ class _Sub:
         self.empty = _NEVER if held is not None else self.type()
         self.nullable = type(tree) is _NullableTree
         self.field_type: Any = self.type | None if self.nullable else self.type
-        self.width = len(tree)
-        self.optional: Callable[[Any], Any] | None = attrgetter(*optional) if optional else None
-        self.optional_count = len(optional)
-        self.total = total if held is not None and not self.nullable else -1
+        # every field held, at every level: as many keys in each object
+        fixed = (
+            held is not None
+            and not self.nullable
+            and not self.optional_count
+            and not self.lists
+            and all(needed and sub.total >= 0 for _, sub, needed in self.nested)
+        )
+        self.total = self.width + sum(sub.total for _, sub, _ in self.nested) if fixed else -1
 
     def keys(self, objects: list[Any]) -> int:
-        """The keys ``objects`` (Structs of this, ``empty`` among them) hold, at every level."""
         if self.total >= 0:
             return self.total * len(objects)
-        count = self.width * len(objects) - _absent(self.optional, self.optional_count, objects)
-        if self.lists:
-            count += _listed_keys(self.lists, objects)
-        return count + _nested_keys(self.nested, objects)
+        return _Fields.keys(self, objects)
 
     def held(self, objects: list[Any]) -> dict[str, Any]:
         """The part of ``tree`` that every one of ``objects`` (none ``empty``) holds."""
@@ -581,78 +605,27 @@ def _held(
     return out
 
 
-class _Shape:
+class _Shape(_Fields):
     """A Struct of a binding's records and what reading a batch with it needs."""
 
-    __slots__ = (
-        "attrs",
-        "decode",
-        "fields",
-        "held",
-        "listed",
-        "lists",
-        "nested",
-        "optional",
-        "optional_count",
-        "subs",
-        "width",
-    )
+    __slots__ = ("decode", "fields", "held")
 
     def __init__(self, specs: list[tuple[str, Any, bool]]) -> None:
-        # attribute names are ours (a record's keys need not be identifiers); the JSON
-        # names are renamed onto them. A kind that is a _Sub is a learned object field:
-        # absent, it reads as its ``empty``; a _ListOf, a learned field of lists of objects
-        fields: list[Any] = []
-        names: dict[str, str] = {}
-        self.subs: dict[str, _Sub] = {}
-        # (getter, its _Sub, whether required) of the object fields
-        self.nested: list[tuple[Callable[[Any], Any], _Sub, bool]] = []
-        self.listed: dict[str, _ListOf] = {}
-        self.lists: list[tuple[Callable[[Any], Any], _Sub]] = []  # (getter, the objects' _Sub)
-        optional = []
-        for i, (name, kind, needed) in enumerate(specs):
-            attr = f"f{i}"
-            names[attr] = name
-            if type(kind) is _Sub:
-                self.subs[name] = kind
-                self.nested.append((attrgetter(attr), kind, needed))
-                typed = kind.field_type
-                fields.append((attr, typed) if needed else (attr, typed, kind.empty))
-                continue
-            if type(kind) is _ListOf:
-                self.listed[name] = kind
-                self.lists.append((attrgetter(attr), kind.sub))
-                kind = kind.type
-            if needed:
-                fields.append((attr, kind))
-            else:
-                optional.append(attr)
-                fields.append((attr, kind | msgspec.UnsetType, msgspec.UNSET))
+        fields = self._lay_out(specs)
         struct = msgspec.defstruct(
-            "Record", fields, rename=names, kw_only=True, gc=False, forbid_unknown_fields=True
+            "Record",
+            fields,
+            rename={attr: name for name, attr in self.attrs.items()},
+            kw_only=True,
+            gc=False,
+            forbid_unknown_fields=True,
         )
         self.decode = msgspec.json.Decoder(struct).decode
-        self.attrs = {name: attr for attr, name in names.items()}
         self.fields: dict[str, Callable[[Any], Any]] = {
-            name: attrgetter(attr) for attr, name in names.items()
+            name: attrgetter(attr) for name, attr in self.attrs.items()
         }
-        self.width = len(specs)  # fields a record holds, the absent ones aside
         # the required fields: msgspec refuses a record without one, so none reads UNSET
         self.held = frozenset(name for name, _, needed in specs if needed)
-        # the optional fields of a record at once (a tuple of them; one field: the value)
-        self.optional: Callable[[Any], Any] | None = attrgetter(*optional) if optional else None
-        self.optional_count = len(optional)
-
-    def absent(self, records: list[Any]) -> int:
-        """How many optional fields the records do not hold, all together."""
-        return _absent(self.optional, self.optional_count, records)
-
-    def keys(self, records: list[Any]) -> int:
-        """The keys the records hold, at every level of nesting."""
-        count = self.width * len(records) - self.absent(records)
-        if self.lists:
-            count += _listed_keys(self.lists, records)
-        return count + _nested_keys(self.nested, records)
 
 
 _NONE = type(None)
