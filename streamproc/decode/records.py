@@ -130,9 +130,9 @@ class RecordDecoder:
         self.max_record_bytes = max_record_bytes
         self.max_depth = max_depth
         self._check_fields = compile_field_checks(contract)
-        # JSON records without a mapping (the common binding) take a shorter path in decode().
-        self._plain_json = fmt == "json" and mapping is None and max_depth >= 1
         self._json = fmt == "json" and max_depth >= 1  # (a mapping or not: see vouched)
+        # JSON records without a mapping (the common binding) take a shorter path in decode().
+        self._plain_json = self._json and mapping is None
         # True while the caller vouches that the records it decodes have no whitespace
         # before a colon (it ran spaced_colons() over the whole batch): see above
         self.compact = False

@@ -81,11 +81,11 @@ class HostSilent(Detector):
         self.timers: TimerQueue[str] = TimerQueue()
 
     def interval(self, st: _Host) -> float:
+        """The median of a host's last gaps. Its deadline is its last sample plus
+        max(min_silence, factor * interval), computed inline where samples are judged (a
+        call a sample costs more than the rule)."""
         gaps = sorted(st.gaps)
         return gaps[len(gaps) // 2] if gaps else 0.0
-
-    def _deadline(self, st: _Host) -> float:
-        return st.last + max(self.min_silence, self.factor * self.interval(st))
 
     reads_columns = True
     #: judge a batch a host at a time (``_judge_hosts``); False: record by record, as the
@@ -155,7 +155,7 @@ class HostSilent(Detector):
             st.topic, st.partition, st.offset = origin(i)
             if st.samples >= min_samples:
                 first_arm = st.deadline is None
-                # _deadline, inlined (it runs a sample): interval's median of the gaps
+                # the deadline (see interval)
                 silence = factor * sorted(gaps)[len(gaps) >> 1] if gaps else factor * 0.0
                 st.deadline = ts + max(min_silence, silence)
                 if first_arm:
@@ -225,7 +225,7 @@ class HostSilent(Detector):
                 if silent is None and deadline is not None:
                     if stale and not ts <= last + quiet:
                         silence = factor * sorted(gaps)[len(gaps) >> 1] if gaps else factor * 0.0
-                        # max(min_silence, silence), as _deadline
+                        # max(min_silence, silence), the deadline (see interval)
                         deadline = last + (silence if silence > min_silence else min_silence)
                         stale = False
                     if not stale and ts > deadline:
