@@ -439,6 +439,7 @@ class _Fields:
 
     __slots__ = (
         "attrs",
+        "fields",
         "listed",
         "lists",
         "nested",
@@ -476,6 +477,10 @@ class _Fields:
             else:
                 optional.append(attr)
                 fields.append((attr, kind | msgspec.UnsetType, _UNSET))
+        # JSON name -> its getter on a Struct
+        self.fields: dict[str, Callable[[Any], Any]] = {
+            name: attrgetter(attr) for name, attr in self.attrs.items()
+        }
         self.width = len(items)  # fields a Struct holds, the absent ones aside
         # the optional fields of a Struct at once (a tuple of them; one field: the value)
         self.optional: Callable[[Any], Any] | None = attrgetter(*optional) if optional else None
@@ -549,10 +554,7 @@ class _Sub(_Fields):
 
     def held(self, objects: list[Any]) -> dict[str, Any]:
         """The part of ``tree`` that every one of ``objects`` (none ``empty``) holds."""
-        getters: dict[str, Callable[[Any], Any]] = {
-            name: attrgetter(attr) for name, attr in self.attrs.items()
-        }
-        return _held(getters, self.subs, objects, self.tree)
+        return _held(self.fields, self.subs, objects, self.tree)
 
     def plain(self, obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -608,7 +610,7 @@ def _held(
 class _Shape(_Fields):
     """A Struct of a binding's records and what reading a batch with it needs."""
 
-    __slots__ = ("decode", "fields", "held")
+    __slots__ = ("decode", "held")
 
     def __init__(self, specs: list[tuple[str, Any, bool]]) -> None:
         fields = self._lay_out(specs)
@@ -621,9 +623,6 @@ class _Shape(_Fields):
             forbid_unknown_fields=True,
         )
         self.decode = msgspec.json.Decoder(struct).decode
-        self.fields: dict[str, Callable[[Any], Any]] = {
-            name: attrgetter(attr) for name, attr in self.attrs.items()
-        }
         # the required fields: msgspec refuses a record without one, so none reads UNSET
         self.held = frozenset(name for name, _, needed in specs if needed)
 
