@@ -33,6 +33,12 @@ class Event:
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
 
+# The ``data`` of a repartitioned source's progress mark (pipeline/repartition.py): an Event
+# that says its source partition has shipped everything up to its offset, no later than its
+# time. Told apart by identity; never given to a detector.
+SOURCE_PROGRESS: dict[str, Any] = {}
+
+
 class CoercionError(ValueError):
     """A value has the wrong type for its contract field. ``reason`` is the dead-letter reason."""
 

@@ -77,7 +77,7 @@ from typing import Any, Protocol, cast
 import orjson
 
 from ..contracts import Contract
-from ..events import Event, parse_timestamps
+from ..events import SOURCE_PROGRESS, Event, parse_timestamps
 from .deadletter import DeadLetter
 from .fields import EXACT_TYPES
 from .mapping import FieldMapping
@@ -232,11 +232,12 @@ class BatchDecoder:
         keys: KeysByIndex | None,
     ) -> tuple[list[Event], list[DeadLetter]]:
         """Repartitioned records: each envelope as streamproc writes it (``{"ts": float,
-        "data": {...}, "src": [topic, partition, offset]}``) made its Event here, in one
-        loop, with the checks and values ``RecordDecoder`` gives it; any other envelope is
-        RecordDecoder's, which says what is wrong with it. (A loop a record rather than a
-        C-level parse of the batch first: keeping the batch's parsed envelopes alive until
-        the checks ran cost more than the calls it saved.)"""
+        "data": {...}, "src": [topic, partition, offset]}``; a source's progress mark is
+        the same without ``data``, its Event's data ``SOURCE_PROGRESS``) made its Event here,
+        in one loop, with the checks and values ``RecordDecoder`` gives it; any other
+        envelope is RecordDecoder's, which says what is wrong with it. (A loop a record
+        rather than a C-level parse of the batch first: keeping the batch's parsed envelopes
+        alive until the checks ran cost more than the calls it saved.)"""
         family = self.family
         events: list[Event] = []
         dead: list[DeadLetter] = []
@@ -249,6 +250,8 @@ class BatchDecoder:
                 doc = None
             if type(doc) is dict:
                 ts, data, src = _get(doc, "ts"), _get(doc, "data"), _get(doc, "src")
+                if data is None and len(doc) == 2:
+                    data = SOURCE_PROGRESS  # a progress mark (repartition.encode_mark)
                 if (
                     type(ts) is float
                     and 0 <= ts < _INF

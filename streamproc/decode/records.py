@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from ..contracts import Contract
-from ..events import CoercionError, Event, parse_timestamp, seconds_value
+from ..events import SOURCE_PROGRESS, CoercionError, Event, parse_timestamp, seconds_value
 from .combined import parse_access_log_time, parse_combined
 from .deadletter import DeadLetter
 from .fields import Reject as _Reject
@@ -218,7 +218,9 @@ class RecordDecoder:
             try:
                 d = orjson.loads(value)
                 src_topic, src_partition, src_offset = d["src"]
-                ts, data = float(d["ts"]), d["data"]
+                ts = float(d["ts"])
+                # no data, nothing else: the source's progress mark (repartition.encode_mark)
+                data = SOURCE_PROGRESS if len(d) == 2 and "data" not in d else d["data"]
                 partition, offset = int(src_partition), int(src_offset)
                 # what we write there, checked as a producer's record would be: anyone who
                 # may write to the topic can, and a NaN time or a non-object would reach

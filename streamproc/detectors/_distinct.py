@@ -76,6 +76,7 @@ class DistinctDetector(Detector):
 
     key_field: ClassVar[str] = ""  # the Y: one window per value of this field
     value_field: ClassVar[str] = ""  # the X: counted distinct
+    prefilter_reads_record_only = True  # failures, whatever the state
     defaults: ClassVar[dict[str, Any]] = {
         "threshold": 20,
         "window": 600.0,

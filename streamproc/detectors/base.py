@@ -11,6 +11,7 @@ A detector declares, on its class, everything the rest of streamproc needs to kn
     colocate                 the fields that co-locate its state (repartition.py), or None
     after                    kinds whose detectors it reads: they run before it in an engine
     prefilter()              which records can matter to it (a predicate over a record's data)
+    prefilter_reads_record_only  whether that reads the record alone (re-keyed: ship only those)
     column_prefilter()       the same as a column expression: a batch is then judged from its
                              columns, Events made for the records it selects alone
     judge_batch(batch)       a batch at once, reading its columns (columns.py), where that is
@@ -160,6 +161,13 @@ class Detector:
         before sql_injection: 700 against 520 ns): a column of Python objects is read at
         100-300 ns per value, about what the detector's own check costs."""
         return None
+
+    #: ``prefilter`` and ``column_prefilter`` read the record alone (and the detector's
+    #: parameters), never state, nor its peers': a source task may then ship to this
+    #: detector's repartition topic only the records they pass (pipeline/repartition.py).
+    #: Only the engine's time then comes from fewer records there: say so only of a detector
+    #: whose alerts do not depend on the records it passes over.
+    prefilter_reads_record_only: ClassVar[bool] = False
 
     #: ``judge_batch`` reads the batch through ``column``, ``times``, ``origin``, ``event``
     #: and ``events_at`` alone (never ``events`` or ``rows`` of every record): an engine may

@@ -48,6 +48,7 @@ class BruteForce(Detector):
     severity = "high"
     defaults = {"threshold": 5, "window": 3600.0, "realert": 0.0, "samples": 5}
     colocate = ("username", "ip_address")
+    prefilter_reads_record_only = True
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

@@ -46,6 +46,7 @@ class Deployment(Detector):
         "production_severity": "info",
     }
     colocate = None  # stateless
+    prefilter_reads_record_only = True
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

@@ -221,12 +221,12 @@ class DetectorEngine:
         connect_all(self.detectors)
 
     def process(
-        self, events: list[Event], now: float | None = None
+        self, events: list[Event], now: float | None = None, progress: Sequence[Event] = ()
     ) -> tuple[list[Alert], list[Rejected]]:
         """Feed a batch; returns (alerts, events not judged and why). ``now`` is wall time,
-        for idleness."""
+        for idleness. ``progress``: a repartitioned task's progress marks, for its merge."""
         if self.merge is not None:
-            events = self.merge.push(events, now)
+            events = self.merge.push(events, now, progress)
         if not events:
             alerts = self.advance(now)
             return alerts, self.take_late()
@@ -508,6 +508,10 @@ class DetectorEngine:
         go, candidates contradicted at the end of input); the caller dead-letters them."""
         late, self.rejected_later = self.rejected_later, []
         return late
+
+    def partition_time(self, key: Key) -> float:
+        """The stream time of one partition (-inf if none yet)."""
+        return self._stream_time.get(key, _NEG_INF)
 
     def stream_time(self) -> float:
         """The largest event time seen on any of this engine's partitions (-inf if none)."""

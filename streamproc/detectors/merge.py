@@ -47,7 +47,7 @@ are committed with it, so they must survive a crash with it.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..events import Event
@@ -88,8 +88,19 @@ class SourceMerge:
         """Whether records of ``src`` wait here."""
         return any((ev.topic, ev.partition) == src for _, _, ev in self._heap)
 
-    def push(self, events: list[Event], now: float | None) -> list[Event]:
-        """Take a batch; return what may go to the detectors now, in event-time order."""
+    def push(
+        self, events: list[Event], now: float | None, progress: Sequence[Event] = ()
+    ) -> list[Event]:
+        """Take a batch; return what may go to the detectors now, in event-time order.
+        ``progress``: the batch's progress marks (pipeline/repartition.py): each says its
+        source has shipped everything up to its time, as a copy of that time would."""
+        for mark in progress:
+            src = (mark.topic, mark.partition)
+            if src not in self._newest and mark.topic not in self._topics:
+                self._expect(mark.topic, now)
+            if mark.ts > self._newest.get(src, float("-inf")):
+                self._newest[src] = mark.ts
+            self._heard[src] = now
         heap = self._heap
         newest = self._newest
         heard = self._heard

@@ -52,6 +52,7 @@ class PipelineFailed(Detector):
     severity = "high"
     defaults = {"info_events": True, "realert": 0.0}
     colocate = ("project",)
+    prefilter_reads_record_only = True
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

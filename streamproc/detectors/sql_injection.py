@@ -423,6 +423,7 @@ class SqlInjection(Detector):
     severity = "critical"
     defaults = {"realert": 3600.0, "samples": 5, "inspect_user_agent": False}
     colocate = ("ip_address",)
+    prefilter_reads_record_only = True
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

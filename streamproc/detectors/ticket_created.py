@@ -53,6 +53,7 @@ class TicketCreated(Detector):
     severity = "medium"
     defaults = {"customer_notices": True, **SLA_DEFAULTS}
     colocate = None  # stateless
+    prefilter_reads_record_only = True
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

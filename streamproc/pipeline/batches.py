@@ -7,7 +7,9 @@ batches ourselves (``create_batch`` / ``send_batch``) appends a record for ~1 us
 
 Records land where ``send()`` would put them: keyed records by the Java client's murmur2
 partitioner (so a repartition topic is keyed like one a Java producer wrote), unkeyed ones
-round-robin. Within a partition the order of ``write`` calls and records is kept.
+round-robin; a record keyed ``EVERY_PARTITION`` is written, unkeyed, to each partition of its
+topic (a repartitioned source's progress mark, which every reader of the topic needs).
+Within a partition the order of ``write`` calls and records is kept.
 
 Keys that rarely repeat (fingerprints: the alert log, the active-alerts table) miss the
 partition cache, and aiokafka's murmur2 is pure Python: ~4 us a 16-byte key. ``learn`` hashes
@@ -44,6 +46,15 @@ MAX_INTERNAL_RECORD_BYTES = DEFAULT_MAX_REQUEST_SIZE - RECORD_OVERHEAD  # key an
 
 # (topic, key, value) or (topic, key, value, timestamp_ms)
 Record = tuple[Any, ...]
+
+
+class _EveryPartition:
+    def __repr__(self) -> str:
+        return "EVERY_PARTITION"
+
+
+# a Record's key: the record goes, unkeyed, to every partition of its topic
+EVERY_PARTITION: Any = _EveryPartition()
 
 
 def fit_key(key: bytes) -> bytes:
@@ -156,27 +167,49 @@ class BatchWriter:
         counts = self._counts
         for record in records:
             topic, key, value = record[0], record[1], record[2]
-            if key is not None and len(key) > MAX_KEY_BYTES:
-                key = fit_key(key)
             timestamp = record[3] if len(record) > 3 else None
             n = counts.get(topic)
             if n is None:
                 n = await self.partition_count(topic)
+            if key is EVERY_PARTITION:
+                for p in range(n):
+                    await self._append(open_batches, futures, (topic, p), None, value, timestamp)
+                continue
+            if key is not None and len(key) > MAX_KEY_BYTES:
+                key = fit_key(key)
             tp = (topic, self.partition(key, n))
             batch = open_batches.get(tp)
             if batch is None:
                 batch = open_batches[tp] = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=timestamp) is None:
-                futures.append(await self._ship(tp, open_batches.pop(tp)))
-                batch = open_batches[tp] = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=timestamp) is None:
-                    raise ValueError(
-                        f"a record of {len(value)} bytes does not fit a batch "
-                        "(raise the producer's max_batch_size)"
-                    )
+                await self._append(open_batches, futures, tp, key, value, timestamp)
         for tp, batch in open_batches.items():
             futures.append(await self._ship(tp, batch))
         return futures
+
+    async def _append(
+        self,
+        open_batches: dict[tuple[str, int], Any],
+        futures: list[asyncio.Future[Any]],
+        tp: tuple[str, int],
+        key: bytes | None,
+        value: bytes,
+        timestamp: int | None,
+    ) -> None:
+        """Append to ``tp``'s open batch, shipping it first when the record does not fit."""
+        batch = open_batches.get(tp)
+        if batch is None:
+            batch = open_batches[tp] = self.producer.create_batch()
+        elif batch.append(key=key, value=value, timestamp=timestamp) is not None:
+            return
+        else:
+            futures.append(await self._ship(tp, open_batches.pop(tp)))
+            batch = open_batches[tp] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=timestamp) is None:
+            raise ValueError(
+                f"a record of {len(value)} bytes does not fit a batch "
+                "(raise the producer's max_batch_size)"
+            )
 
     async def _ship(self, tp: tuple[str, int], batch: Any) -> asyncio.Future[Any]:
         batch.close()

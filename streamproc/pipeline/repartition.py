@@ -24,6 +24,21 @@ that a binding's key does not suit run on the repartition topic of the first fie
 name; detectors that share that field share the task (compromise_suspected reads
 brute_force's fires).
 
+What is shipped. A re-keyed detector that says which records can matter to it from the record
+alone (``Detector.prefilter_reads_record_only``: password_spray, failures only) is sent only
+those, as Kafka Streams users filter before ``selectKey``: on auth records with 2% failures,
+a fiftieth of the copies (and of the repartition topic's bytes). Where any detector of a
+repartition topic cannot say, every record is shipped. A repartitioned task then judges event
+time on the copies it receives; the merge that puts them back in event-time order
+(detectors/merge.py) must still hear how far each source has got, or a source with nothing to
+ship would hold the others back. So after each batch it ships from, a source partition writes
+a progress mark to *every* partition of the topic (``encode_mark``: the batch's newest time and
+last offset, no data; ``batches.EVERY_PARTITION``), after the batch's copies, so that a reader
+has every copy up to a mark once it reads the mark::
+
+    auth-logs/0  f(10:00) s s s s s f(10:03) s s s(10:05) | batch
+    ...ip_address/k  copy f(10:00)  copy f(10:03)  mark(auth-logs/0, 10:05, offset)  (each k)
+
 Commit protocol: repartitioned records are produced, like alerts and dead letters, before
 the source offsets are checkpointed; their own topic is consumed, checkpointed and committed
 like any other. A crash between produce and checkpoint re-produces them: duplicates on the
@@ -137,11 +152,21 @@ def encode_raw(ts: float, record: bytes, topic: str, partition: int, offset: int
     )
 
 
+def encode_mark(ts: float, topic: str, partition: int, offset: int) -> bytes:
+    """A source partition's progress mark: it has shipped every copy of its records up to
+    ``offset``, the newest of them at ``ts`` (decoded: an Event whose data is
+    ``events.SOURCE_PROGRESS``)."""
+    return b'{"ts":%b,"src":%b}' % (repr(ts).encode(), orjson.dumps((topic, partition, offset)))
+
+
 def key_of(event: Event, field: str) -> bytes | None:
     value = event.data.get(field)
     return None if value is None else str(value).encode()
 
 
 def decode(value: bytes) -> tuple[float, dict[str, Any], list[Any]]:
+    """(ts, data, src) of a copy; a progress mark's data is ``events.SOURCE_PROGRESS``."""
+    from ..events import SOURCE_PROGRESS
+
     d = orjson.loads(value)
-    return float(d["ts"]), d["data"], d["src"]
+    return float(d["ts"]), d.get("data", SOURCE_PROGRESS), d["src"]

@@ -45,10 +45,16 @@ from ..decode.records import DEFAULT_MAX_DEPTH
 from ..detectors import DetectorEngine, build_engine
 from ..detectors.engine import Rejected
 from ..detectors.merge import SourceMerge
-from ..events import Event
+from ..events import SOURCE_PROGRESS, Event
 from ..ops.backoff import Backoff
 from ..sources.base import PartitionedSource
-from .batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES, BatchWriter, fit_key
+from .batches import (
+    EVERY_PARTITION,
+    MAX_INTERNAL_RECORD_BYTES,
+    MAX_KEY_BYTES,
+    BatchWriter,
+    fit_key,
+)
 from .startup import Startup
 
 if TYPE_CHECKING:
@@ -69,14 +75,21 @@ class Stats:
     dead_by_reason: dict[str, int] = field(default_factory=dict)
     alerts_by_kind: dict[str, int] = field(default_factory=dict)
     last_record_at: float = 0.0
-    repartitioned_in: int = 0  # records read back from repartition topics
+    repartitioned_in: int = 0  # copies read back from repartition topics
     repartitioned_out: int = 0  # copies written to repartition topics
+    # progress marks (pipeline/repartition.py) queued, each to every partition of its topic;
+    # and those read back, one a partition
+    progress_marks_out: int = 0
+    progress_marks_in: int = 0
 
 
 TaskId = tuple[str, str, int]  # (binding name, topic, partition)
-# a batch judged from its columns whose re-keyed copies are to be shipped: (its records, its
-# frame, the binding's (field, repartition topic) targets)
-_FramedCopies = tuple[list[Any], RecordFrame, list[tuple[str, str]]]
+# a batch judged from its columns whose copies are still to ship: (its records, its frame,
+# the binding's repartition targets, the task)
+_FramedCopies = tuple[list[Any], RecordFrame, list[tuple[str, str]], "TaskId"]
+# what a repartition topic's detectors can use, from the record alone (Judge._ship_filter):
+# (record predicates, column expressions), one of each a detector
+_ShipFilter = tuple[list[Any], list[Any]]
 
 # what Judge.judge reads of a record (a RawRecord, or aiokafka's ConsumerRecord)
 _TOPIC = attrgetter("topic")
@@ -186,8 +199,13 @@ class Judge:
         self.kinds: dict[str, set[str]] = {}
         # source binding name -> [(field, repartition topic)]
         self.repartition_targets: dict[str, list[tuple[str, str]]] = {}
-        # repartitioned records waiting to be produced: (topic, key, value)
-        self.outbox: list[tuple[str, bytes | None, bytes]] = []
+        # repartitioned records waiting to be produced: (topic, key, value); a progress
+        # mark's key is batches.EVERY_PARTITION
+        self.outbox: list[tuple[str, Any, bytes]] = []
+        # (source binding, field) -> what its repartition topic's detectors can use, or None:
+        # every record is shipped (_ship_filter)
+        self._ship_filters: dict[tuple[str, str], _ShipFilter | None] = {}
+        self._outbox_marks = 0  # progress marks in the outbox
         self.internal: list[Binding] = []
         self.final_dead: list[DeadLetter] = []  # see finish()
         self.names = config.internal_topics
@@ -328,6 +346,7 @@ class Judge:
         """Build engines not built yet from ``config``, and route topics by it."""
         self.config = config
         self._route_cache.clear()
+        self._ship_filters.clear()
 
     def drop_tasks(self, topic: str, partition: int) -> None:
         for task in self.tasks_of(topic, partition):
@@ -548,11 +567,18 @@ class Judge:
         ``raws``: (topic, partition, offset) -> the record as it arrived, for those the
         caller still holds (a dead letter of any other carries its decoded fields)."""
         engine = self.engine(task)
+        progress: list[Event] = []
         if self.bindings[task[0]].format == "internal":
+            progress = [ev for ev in events if ev.data is SOURCE_PROGRESS]
+            if progress:
+                events = [ev for ev in events if ev.data is not SOURCE_PROGRESS]
+                # ``judge`` counted every record of the repartition topic as a copy
+                self.stats.repartitioned_in -= len(progress)
+                self.stats.progress_marks_in += len(progress)
             events = self._dedup_repartitioned(engine, events)
         else:
             self.stats.events += len(events)
-        alerts, refused = engine.process(events, now)
+        alerts, refused = engine.process(events, now, progress)
         dead: list[DeadLetter] = []
         targets = self.repartition_targets.get(task[0])
         if targets:
@@ -566,7 +592,9 @@ class Judge:
             # a record from the future is dead-lettered here, once: not shipped
             dead.extend(
                 self._ship(
-                    [ev for ev in events if id(ev) not in future] if future else events, targets
+                    task,
+                    [ev for ev in events if id(ev) not in future] if future else events,
+                    targets,
                 )
             )
         if raws is None:
@@ -649,7 +677,7 @@ class Judge:
         )
         if out is None:
             return None
-        return (*out, (group, frame, targets) if targets else None)
+        return (*out, (group, frame, targets, task) if targets else None)
 
     def _ships_raw(self, binding: str, values: list[bytes | None]) -> bool:
         """Whether a frame's records of ``binding`` can be shipped to its repartition topics
@@ -674,20 +702,74 @@ class Judge:
         return 5 * longest + 512 <= MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
 
     def _ship_raw(
-        self, group: list[Any], frame: RecordFrame, targets: list[tuple[str, str]]
+        self,
+        group: list[Any],
+        frame: RecordFrame,
+        targets: list[tuple[str, str]],
+        task: TaskId,
     ) -> None:
-        """``_ship`` for a batch judged from its columns: each copy written around the record
-        as it came (``repartition.encode_raw``: the same Event once decoded), with no Event
-        made."""
+        """``_ship`` for a batch (of one source partition) judged from its columns: each copy
+        written around the record as it came (``repartition.encode_raw``: the same Event once
+        decoded), with no Event made; the records a target's filter passes, by its column
+        expressions (``_ship_filter``), then the batch's progress mark."""
         from .repartition import encode_raw
 
         outbox = self.outbox
-        keys = [(frame.column(field), topic) for field, topic in targets]
         stamps = frame.ts.tolist()
-        for i, r in enumerate(group):
-            value = encode_raw(stamps[i], r.value, r.topic, r.partition, r.offset)
-            for column, topic in keys:
+        values: dict[int, bytes] = {}
+        for key_field, topic in targets:
+            column = frame.column(key_field)
+            picks = self._ship_filter(task[0], key_field)
+            if picks is None:
+                rows: Any = range(len(group))
+            else:
+                chosen: set[int] = set()
+                for select in picks[1]:
+                    chosen.update(frame.where(select))
+                rows = sorted(chosen)
+            for i in rows:
+                value = values.get(i)
+                if value is None:
+                    r = group[i]
+                    value = values[i] = encode_raw(
+                        stamps[i], r.value, r.topic, r.partition, r.offset
+                    )
                 outbox.append((topic, _copy_key(column[i]), value))
+            if picks is not None and group:
+                last = group[-1]
+                self._mark(task, topic, {(last.topic, last.partition): last.offset})
+
+    def _ship_filter(self, binding: str, field: str) -> _ShipFilter | None:
+        """What the detectors on ``binding``'s repartition topic by ``field`` can use, when
+        each says so from the record alone (``Detector.prefilter_reads_record_only``): their
+        predicates and column expressions; None (ship every record) when one cannot. Built
+        once from fresh detectors of the config (a reload builds it again): a filter that
+        reads nothing but the record needs none of the task's state."""
+        key = (binding, field)
+        if key in self._ship_filters:
+            return self._ship_filters[key]
+        from ..detectors import build_detectors
+
+        got: _ShipFilter | None = None
+        internal = self.bindings.get(f"{binding}@{field}")
+        if internal is not None:
+            kinds = self.kinds.get(internal.name)
+            detectors = [
+                d
+                for d in build_detectors(self.config, internal)
+                if kinds is None or d.kind in kinds
+            ]
+            predicates = [d.prefilter() for d in detectors]
+            columns = [d.column_prefilter() for d in detectors]
+            if (
+                detectors
+                and all(type(d).prefilter_reads_record_only for d in detectors)
+                and None not in predicates
+                and None not in columns
+            ):
+                got = (predicates, columns)
+        self._ship_filters[key] = got
+        return got
 
     def _per_binding(
         self, topic_counts: dict[str, int], dead: list[DeadLetter]
@@ -748,25 +830,62 @@ class Judge:
                 dead.extend(map(rejected_dead_letter, engine.take_late()))
         return dead
 
-    def _ship(self, events: list[Event], targets: list[tuple[str, str]]) -> list[DeadLetter]:
-        """Queue the events' repartitioned copies; returns the dead letters of those whose
-        copy would not fit one Kafka record (``batches.MAX_INTERNAL_RECORD_BYTES``): the
-        default max_record_bytes leaves room for the envelope and the key, but decoding and
-        encoding again can grow a record (1e5 is written back as 100000.0)."""
+    def _ship(
+        self, task: TaskId, events: list[Event], targets: list[tuple[str, str]]
+    ) -> list[DeadLetter]:
+        """Queue the events' repartitioned copies, to each target those its filter passes
+        (``_ship_filter``; then, where one did, a progress mark of each source partition);
+        returns the dead letters of those whose copy would not fit one Kafka record
+        (``batches.MAX_INTERNAL_RECORD_BYTES``): the default max_record_bytes leaves room for
+        the envelope and the key, but decoding and encoding again can grow a record (1e5 is
+        written back as 100000.0)."""
         from .repartition import encode
 
         outbox = self.outbox
         dead: list[DeadLetter] = []
         max_value = MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
-        for ev in events:
-            value = encode(ev)
-            if len(value) > max_value:
-                dead.append(_unshippable(ev, len(value), max_value, targets))
-                continue
-            data = ev.data
-            for key_field, topic in targets:
-                outbox.append((topic, _copy_key(data.get(key_field)), value))
+        values: dict[int, bytes | None] = {}
+        for key_field, topic in targets:
+            picks = self._ship_filter(task[0], key_field)
+            if picks is None:
+                chosen: Any = events
+            else:
+                predicates = picks[0]
+                chosen = [ev for ev in events if any(p(ev.data) for p in predicates)]
+            for ev in chosen:
+                value = values.get(id(ev), b"")
+                if value == b"":
+                    value = values[id(ev)] = encode(ev)
+                    if len(value) > max_value:
+                        dead.append(_unshippable(ev, len(value), max_value, targets))
+                        values[id(ev)] = None
+                        continue
+                if value is not None:
+                    outbox.append((topic, _copy_key(ev.data.get(key_field)), value))
+            if picks is not None and events:
+                last: dict[tuple[str, int], int] = {}
+                for ev in events:
+                    src = (ev.topic, ev.partition)
+                    last[src] = max(last.get(src, ev.offset), ev.offset)
+                self._mark(task, topic, last)
         return dead
+
+    def _mark(self, task: TaskId, topic: str, sources: dict[tuple[str, int], int]) -> None:
+        """Queue a progress mark of each source partition in ``sources`` (its last offset
+        shipped from) to every partition of ``topic``: the source's stream time as its
+        task judged it, not the newest time its records said (a forged time, held or
+        dead-lettered there, would open every merge on the topic at once). A source with no
+        stream time yet (its first records held) has nothing to say."""
+        from .repartition import encode_mark
+
+        engine = self.engine(task)
+        for (src_topic, src_partition), offset in sources.items():
+            ts = engine.partition_time((src_topic, src_partition))
+            if ts == float("-inf"):
+                continue
+            mark = encode_mark(ts, src_topic, src_partition, offset)
+            self.outbox.append((topic, EVERY_PARTITION, mark))
+            self._outbox_marks += 1
 
     def _shipping(
         self, sources: set[tuple[str, int]], targets: list[tuple[str, str]], now: float
@@ -795,9 +914,11 @@ class Judge:
             out.append(ev)
         return out
 
-    def take_outbox(self) -> list[tuple[str, bytes | None, bytes]]:
+    def take_outbox(self) -> list[tuple[str, Any, bytes]]:
         out, self.outbox = self.outbox, []
-        self.stats.repartitioned_out += len(out)
+        self.stats.repartitioned_out += len(out) - self._outbox_marks
+        self.stats.progress_marks_out += self._outbox_marks
+        self._outbox_marks = 0
         return out
 
     def advance_idle(
@@ -1018,7 +1139,7 @@ class IngestLoop:
         self,
         alerts: list[Alert],
         dead: list[DeadLetter],
-        outbox: list[tuple[str, bytes | None, bytes]],
+        outbox: list[tuple[str, Any, bytes]],
     ) -> None:
         """Write the batch's effects; while the broker is unreachable, keep retrying (with
         backoff) rather than crash: nothing is committed until this returns, and what a retry
@@ -1046,7 +1167,7 @@ class IngestLoop:
                 )
                 await backoff.wait()
 
-    async def produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
+    async def produce(self, records: list[tuple[str, Any, bytes]]) -> None:
         """Produce repartitioned records and wait for the broker's acknowledgement."""
         if self.writer is None or self.writer.producer is not self.producer:
             self.writer = BatchWriter(self.producer)

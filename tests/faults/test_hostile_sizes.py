@@ -622,7 +622,11 @@ def test_a_record_of_max_record_bytes_with_a_huge_key_field_repartitions_within_
     None
 ):
     from streamproc.decode.records import RawRecord
-    from streamproc.pipeline.batches import MAX_INTERNAL_RECORD_BYTES, MAX_KEY_BYTES
+    from streamproc.pipeline.batches import (
+        EVERY_PARTITION,
+        MAX_INTERNAL_RECORD_BYTES,
+        MAX_KEY_BYTES,
+    )
 
     judge = _unkeyed_judge()
     limit = judge.bindings["auth-logs"].max_record_bytes
@@ -632,6 +636,9 @@ def test_a_record_of_max_record_bytes_with_a_huge_key_field_repartitions_within_
     assert dead == []
     outbox = judge.take_outbox()
     assert {topic.rsplit(".", 1)[1] for topic, _, _ in outbox} == {"username", "ip_address"}
+    marks = [value for _, key, value in outbox if key is EVERY_PARTITION]
+    assert len(marks) == 1  # password_spray's topic is sent the failures, then a mark
+    outbox = [(topic, key, value) for topic, key, value in outbox if key is not EVERY_PARTITION]
     for _topic, key, value in outbox:
         assert len(key) <= MAX_KEY_BYTES
         assert len(key) + len(value) <= MAX_INTERNAL_RECORD_BYTES
@@ -654,7 +661,7 @@ def test_a_record_whose_repartitioned_copy_outgrows_the_producers_limit_is_dead_
     """Re-encoding can grow a record (1e5 is written back as 100000.0): its copy is not
     produced, the record is dead-lettered with the reason, and it was still judged here."""
     from streamproc.decode.records import RawRecord
-    from streamproc.pipeline.batches import MAX_INTERNAL_RECORD_BYTES
+    from streamproc.pipeline.batches import EVERY_PARTITION
 
     judge = _unkeyed_judge()
     row = {
@@ -667,10 +674,10 @@ def test_a_record_whose_repartitioned_copy_outgrows_the_producers_limit_is_dead_
     record = orjson.dumps(row)[:-1] + b',"extra":' + numbers + b"}"
     assert len(record) < judge.bindings["auth-logs"].max_record_bytes
     _, dead = judge.judge([RawRecord(record, "auth-logs", 0, 9)], "kafka", 1_790_000_000.0)
-    outbox = judge.take_outbox()
-    assert all(
-        len(key or b"") + len(value) <= MAX_INTERNAL_RECORD_BYTES for _, key, value in outbox
-    )
+    # no copy is produced; password_spray's topic still hears how far the source got
+    [(topic, key, mark)] = judge.take_outbox()
+    assert topic.endswith(".ip_address") and key is EVERY_PARTITION
+    assert orjson.loads(mark) == {"ts": 1_790_000_000.0, "src": ["auth-logs", 0, 9]}
     [dl] = dead
     assert dl.reason == "too_large" and dl.offset == 9 and "repartition" in dl.detail
     assert judge.stats.events == 1 and judge.stats.dead_by_reason == {"too_large": 1}

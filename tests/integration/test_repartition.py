@@ -14,10 +14,11 @@ from streamproc.config import parse_config_text
 from streamproc.decode import RawRecord
 from streamproc.detectors.merge import SourceMerge
 from streamproc.events import Event
+from streamproc.pipeline.batches import EVERY_PARTITION
 from streamproc.pipeline.repartition import plan, topic_name
 from streamproc.pipeline.runtime import Judge
 from tests.runtimes import running
-from tests.streams import BASE_TS, committed_total, produce
+from tests.streams import BASE_TS, committed_total, produce, read_records
 from tests.waiting import wait_until
 
 
@@ -121,10 +122,15 @@ async def test_unkeyed_topic_detects_spray_and_brute_force_across_partitions(
     kinds = sorted(runtime.stats.alerts_by_kind.items())
     assert kinds == [("brute_force", 1), ("password_spray", 1)], kinds
     assert len(receiver.accepted) == 2
+    # every record is a failure: copied to both topics (by ip_address only failures are)
     assert runtime.stats.repartitioned_in == 2 * len(records)
     assert await committed_total(kafka.bootstrap_servers, group, topic) == len(records)
+    # password_spray's topic also carries each source batch's progress mark, on each of its
+    # partitions (by username, compromise_suspected needs every record: no marks there)
+    marks = runtime.stats.progress_marks_in
+    assert marks >= 6 and marks == 6 * runtime.stats.progress_marks_out
     rp = topic_name(config, config.bindings[0], "ip_address")
-    assert await committed_total(kafka.bootstrap_servers, group, rp) == len(records)
+    assert await committed_total(kafka.bootstrap_servers, group, rp) == len(records) + marks
 
 
 @pytest.mark.kafka
@@ -169,7 +175,50 @@ async def test_max_events_stops_once_the_repartitioned_copies_are_judged_too(
     ]
 
 
+@pytest.mark.kafka
+async def test_a_progress_mark_lands_on_every_partition_after_the_copies_before_it(kafka) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from streamproc.ops.broker import ensure_topics
+    from streamproc.pipeline.batches import BatchWriter
+
+    topic = f"rp-{uuid.uuid4().hex[:8]}"
+    await ensure_topics({"bootstrap_servers": kafka.bootstrap_servers}, {topic: 3})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        writer = BatchWriter(producer)
+        copies = [(topic, f"user{i}".encode(), b"copy %d" % i) for i in range(30)]
+        await asyncio.gather(*await writer.write([*copies, (topic, EVERY_PARTITION, b"mark")]))
+    finally:
+        await producer.stop()
+    records = await read_records(kafka.bootstrap_servers, topic, 33)
+    by_partition: dict[int, list[Any]] = {}
+    for r in records:
+        by_partition.setdefault(r.partition, []).append(r)
+    assert sorted(by_partition) == [0, 1, 2]
+    for got in by_partition.values():
+        got.sort(key=lambda r: r.offset)
+        assert got[-1].value == b"mark" and got[-1].key is None
+        assert all(r.value.startswith(b"copy ") for r in got[:-1])
+    assert len(records) == 33
+
+
 # -- SourceMerge: a repartitioned task judges its sources in event-time order ------------------
+
+
+def _landed(
+    shipped: list[tuple[str, Any, bytes]], partitions: int = 6
+) -> list[tuple[str, int, bytes]]:
+    """An outbox's records as (topic, partition, value), in order: a keyed copy on the
+    partition of its key (crc32 stands in for murmur2), a progress mark on every one."""
+    out = []
+    for t, k, v in shipped:
+        if k is EVERY_PARTITION:
+            out.extend((t, p, v) for p in range(partitions))
+        else:
+            out.append((t, zlib.crc32(k or b"") % partitions, v))
+    return out
 
 
 def _judged_with_copies(
@@ -180,17 +229,19 @@ def _judged_with_copies(
     out, dead = judge.judge(raws, "kafka", now)
     assert dead == []
     copies = []
-    for t, k, v in judge.take_outbox():
+    for t, p, v in _landed(judge.take_outbox()):
         if t.endswith(".ip_address"):
-            copies.append(RawRecord(v, t, zlib.crc32(k or b"") % 6, offset))
+            copies.append(RawRecord(v, t, p, offset))
             offset += 1
     return out, copies, offset
 
 
-def _spray_backlog() -> dict[int, list[dict]]:
+def _spray_backlog(benign_failures: bool = False) -> dict[int, list[dict]]:
     """A topic keyed by username, 4 partitions, two hours of backlog each. One address sprays
     24 users in its first 4 minutes; the users (so the failures) are spread over all four
-    partitions. Benign logins from other addresses move every partition's stream time on."""
+    partitions. Benign logins from other addresses move every partition's stream time on:
+    successes (only their sources' progress marks are shipped), or, with
+    ``benign_failures``, failures (shipped: the repartitioned task's time moves with them)."""
     parts: dict[int, list[dict]] = {p: [] for p in range(4)}
     for i in range(24):
         parts[i % 4].append(
@@ -208,14 +259,14 @@ def _spray_backlog() -> dict[int, list[dict]]:
                     "timestamp": BASE_TS + k * 10 + p,
                     "username": f"user{p}-{k % 50}",
                     "ip_address": f"192.0.2.{k % 200}",
-                    "success": True,
+                    "success": not benign_failures,
                 }
             )
         recs.sort(key=lambda r: r["timestamp"])
     return parts
 
 
-def _consume_partition_by_partition(partitions_of: object) -> list:
+def _consume_partition_by_partition(partitions_of: object, benign_failures: bool = False) -> list:
     """Consume the backlog as a consumer far behind can: one partition's hours at a time
     (records of the next partition arriving within the merge's wait)."""
     config = parse_config_text("""
@@ -225,15 +276,15 @@ topics: [{topic: logins, family: auth-logs}]
     judge = Judge(config, repartition=True)
     judge.partitions_of = partitions_of  # type: ignore[assignment]
     now, alerts = 1000.0, []
-    for p, recs in _spray_backlog().items():
+    for p, recs in _spray_backlog(benign_failures).items():
         raws = [RawRecord(orjson.dumps(r), "logins", p, o) for o, r in enumerate(recs)]
         out, dead = judge.judge(raws, "kafka", now)
         alerts += out
         assert dead == []
-        shipped = [(t, k, v) for t, k, v in judge.take_outbox() if t.endswith(".ip_address")]
-        internal = [
-            RawRecord(v, t, zlib.crc32(k or b"") % 6, o) for o, (t, k, v) in enumerate(shipped)
+        shipped = [
+            (t, p, v) for t, p, v in _landed(judge.take_outbox()) if t.endswith(".ip_address")
         ]
+        internal = [RawRecord(v, t, p, o) for o, (t, p, v) in enumerate(shipped)]
         out, dead = judge.judge(internal, "kafka", now + 0.1)
         alerts += out
         assert dead == []
@@ -242,8 +293,11 @@ topics: [{topic: logins, family: auth-logs}]
     return [a for a in alerts if a.kind == "password_spray"]
 
 
-def test_a_spray_spread_over_partitions_is_found_in_a_skewed_backlog() -> None:
-    sprays = _consume_partition_by_partition(lambda topic: 4)
+@pytest.mark.parametrize("benign_failures", [False, True])
+def test_a_spray_spread_over_partitions_is_found_in_a_skewed_backlog(
+    benign_failures: bool,
+) -> None:
+    sprays = _consume_partition_by_partition(lambda topic: 4, benign_failures)
     assert len(sprays) == 1
     # in event-time order it fires at the 20th user, exactly as on a topic keyed by address
     assert sprays[0].title == "Password spray from 198.51.100.66: 20 accounts"
@@ -252,11 +306,12 @@ def test_a_spray_spread_over_partitions_is_found_in_a_skewed_backlog() -> None:
 def test_without_waiting_for_unseen_partitions_the_skewed_backlog_hides_the_spray() -> None:
     # The scenario above is a real trap: merging only the partitions heard from so far lets
     # partition 0's two hours through first, the watermark expires the address's window, and
-    # the other partitions' failures arrive to an empty one.
-    assert _consume_partition_by_partition(None) == []
+    # the other partitions' failures arrive to an empty one. (Where only the spray's failures
+    # are shipped, nothing else moves that task's time: the trap needs other copies.)
+    assert _consume_partition_by_partition(None, benign_failures=True) == []
 
 
-def _sources_judged_before_their_copies(stub_kafka: bool) -> list:
+def _sources_judged_before_their_copies(stub_kafka: bool, benign_failures: bool = False) -> list:
     """The backlog as a busy loop can consume it: every source partition judged to its end
     first, then the repartition topic's backlog handed out one source's copies at a time, 3 s
     of wall time apart (longer than the merge's wait). No source is behind any more; their
@@ -273,7 +328,7 @@ topics: [{topic: logins, family: auth-logs}]
         judge.source_caught_up = lambda topic, partition: topic == "logins" or not backlog
     now, alerts, copies = 1000.0, [], {}
     offset = 0
-    for p, recs in _spray_backlog().items():
+    for p, recs in _spray_backlog(benign_failures).items():
         raws = [RawRecord(orjson.dumps(r), "logins", p, o) for o, r in enumerate(recs)]
         out, copies[p], offset = _judged_with_copies(judge, raws, now, offset)
         alerts += out
@@ -287,19 +342,22 @@ topics: [{topic: logins, family: auth-logs}]
     return [a for a in alerts if a.kind == "password_spray"]
 
 
-def test_a_source_judged_to_its_end_is_waited_for_while_its_copies_are_in_the_backlog() -> None:
+@pytest.mark.parametrize("benign_failures", [False, True])
+def test_a_source_judged_to_its_end_is_waited_for_while_its_copies_are_in_the_backlog(
+    benign_failures: bool,
+) -> None:
     # The source partitions are not behind, and each one's copies come 3 s after the last
     # one's: quiet for longer than the merge's wait. Their copies are still in the
     # repartition partitions' backlog, so the merge waits; letting the first partitions' two
     # hours through would expire the address's window before the others' failures arrive.
-    sprays = _sources_judged_before_their_copies(stub_kafka=True)
+    sprays = _sources_judged_before_their_copies(stub_kafka=True, benign_failures=benign_failures)
     assert len(sprays) == 1
     assert sprays[0].title == "Password spray from 198.51.100.66: 20 accounts"
 
 
 def test_without_a_kafka_source_to_ask_a_quiet_source_is_not_waited_for() -> None:
     # (a replay, or a test without Kafka: nothing says what is on its way; the wait decides)
-    assert _sources_judged_before_their_copies(stub_kafka=False) == []
+    assert _sources_judged_before_their_copies(stub_kafka=False, benign_failures=True) == []
 
 
 def _copies_of_a_shipping_source_come_late(tell_merges: bool) -> list:

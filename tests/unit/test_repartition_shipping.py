@@ -1,0 +1,328 @@
+"""What a source task ships to a repartition topic: the records its detectors there can use,
+then a progress mark of each source partition (pipeline/repartition.py), and that judging
+those gives the alerts that shipping every record gives."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import Any
+
+import orjson
+import pytest
+
+from streamproc.config import parse_config
+from streamproc.decode import RawRecord
+from streamproc.detectors.password_spray import PasswordSpray
+from streamproc.events import SOURCE_PROGRESS
+from streamproc.pipeline.batches import EVERY_PARTITION
+from streamproc.pipeline.repartition import decode
+from streamproc.pipeline.runtime import Judge
+from streamproc.traffic import generate
+from tests.streams import BASE_TS
+
+PARTITIONS = 6  # of each repartition topic, as these tests route them
+SOURCES = 3  # partitions of the source topic
+
+
+def _auth_config(keyed_by: str | None = "username") -> Any:
+    binding: dict[str, Any] = {"topic": "logins", "family": "auth-logs"}
+    if keyed_by is not None:
+        binding["keyed_by"] = keyed_by
+    return parse_config(
+        {"kafka": {"bootstrap_servers": "127.0.0.1:1"}, "topics": [binding]}, file=None
+    )
+
+
+def _generated(n: int, seed: int, trouble: bool = False) -> list[RawRecord]:
+    """The generator's auth records (sprays, brute force, slow attackers among ordinary
+    logins) on SOURCES partitions of "logins", keyed by username. ``trouble``: neighbours
+    swapped (out of order), now and then a record hours behind (late) or two days ahead (a
+    jump)."""
+    rng = random.Random(seed)
+    out: list[RawRecord] = []
+    offsets = [0] * SOURCES
+    for family, key, value in generate("auth", n, seed=seed).merged_bytes():
+        if family != "auth-logs":
+            continue
+        if trouble:
+            roll = rng.random()
+            if roll < 0.005:
+                record = orjson.loads(value)
+                record["timestamp"] = (
+                    "2020-01-01T00:00:00Z" if roll < 0.004 else "2099-01-01T00:00:00Z"
+                )
+                value = orjson.dumps(record)
+        p = zlib.crc32(key or b"") % SOURCES
+        out.append(RawRecord(value, "logins", p, offsets[p], key))
+        offsets[p] += 1
+    if trouble:
+        for i in range(0, len(out) - 1, 7):  # out of order within a partition
+            a, b = out[i], out[i + 1]
+            if a.partition == b.partition:
+                out[i] = RawRecord(b.value, a.topic, a.partition, a.offset, b.key)
+                out[i + 1] = RawRecord(a.value, b.topic, b.partition, b.offset, a.key)
+    return out
+
+
+def _landed(
+    outbox: list[tuple[str, Any, bytes]], offsets: dict[tuple[str, int], int]
+) -> list[RawRecord]:
+    """The outbox as records of the partitions they land on (crc32 stands in for murmur2):
+    a keyed copy on its key's, a progress mark on every one."""
+    out = []
+    for topic, key, value in outbox:
+        parts = range(PARTITIONS) if key is EVERY_PARTITION else [zlib.crc32(key) % PARTITIONS]
+        for p in parts:
+            o = offsets.get((topic, p), 0)
+            offsets[topic, p] = o + 1
+            out.append(RawRecord(value, topic, p, o))
+    return out
+
+
+def _judged_through_kafka(
+    config: Any, records: list[RawRecord], batch: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Any], list[Any], Judge]:
+    """Each source partition's records judged ``batch`` at a time, as fetches bring them,
+    live; what they shipped read back a moment later, each repartition partition's records
+    in order."""
+    judge = Judge(config, partitioned=True, repartition=True)
+    judge.partitions_of = lambda topic: SOURCES
+    judge.source_behind = lambda topic, partition: False
+    by_partition: dict[int, list[RawRecord]] = {}
+    for r in records:
+        by_partition.setdefault(r.partition, []).append(r)
+    alerts: list[Any] = []
+    dead: list[Any] = []
+    offsets: dict[tuple[str, int], int] = {}
+    now = 1000.0
+    for i in range(0, max(map(len, by_partition.values())), batch):
+        shipped = []
+        for p in sorted(by_partition):
+            chunk = by_partition[p][i : i + batch]
+            if chunk:
+                out, dls = judge.judge(chunk, "kafka", now)
+                alerts += out
+                dead += dls
+                shipped += _landed(judge.take_outbox(), offsets)
+        now += 0.1
+        for p in range(PARTITIONS):
+            mine = [r for r in shipped if r.partition == p]
+            if mine:
+                out, dls = judge.judge(mine, "kafka", now)
+                alerts += out
+                dead += dls
+        now += 0.1
+    alerts += judge.tick(now + 10)
+    alerts += judge.finish()
+    return alerts, dead, judge
+
+
+def _rows(alerts: list[Any], kind: str) -> list[tuple]:
+    return sorted(
+        (a.fingerprint, a.event_time, a.title, orjson.dumps(a.evidence, default=str))
+        for a in alerts
+        if a.kind == kind
+    )
+
+
+@pytest.mark.parametrize("columns", [True, False], ids=["columns", "events"])
+def test_only_failures_then_a_mark_a_batch_go_to_password_spray(
+    columns: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "1" if columns else "0")
+    judge = Judge(_auth_config(), partitioned=True, repartition=True)
+    [(field, topic)] = judge.repartition_targets["logins"]
+    assert field == "ip_address"
+    records = [r for r in _generated(8000, seed=4) if r.partition == 1][:900]
+    failures = [r for r in records if not orjson.loads(r.value)["success"]]
+    assert 0 < len(failures) < len(records) / 4
+    copies = []
+    for start in range(0, len(records), 300):
+        chunk = records[start : start + 300]
+        judge.judge(chunk, "kafka")
+        outbox = judge.take_outbox()
+        assert {t for t, _, _ in outbox} == {topic}
+        *its_copies, (_, key, mark) = outbox  # the batch's mark comes after its copies
+        assert key is EVERY_PARTITION
+        assert all(k is not EVERY_PARTITION for _, k, _ in its_copies)
+        copies += its_copies
+        ts, data, src = decode(mark)
+        assert data is SOURCE_PROGRESS
+        assert src == ["logins", 1, chunk[-1].offset]
+        events, _ = judge.decoder("logins").decode_batch(
+            [r.value for r in chunk], "logins", 1, chunk[0].offset
+        )
+        assert ts == max(ev.ts for ev in events)
+    # (a partition's first batch starts its stream time, record by record)
+    assert judge.frame_batches == (2 if columns else 0)
+    # each failure, in order, keyed by its address
+    assert [decode(v)[2][2] for _, _, v in copies] == [r.offset for r in failures]
+    assert [k for _, k, _ in copies] == [
+        orjson.loads(r.value)["ip_address"].encode() for r in failures
+    ]
+    assert judge.stats.repartitioned_out == len(failures)
+    assert judge.stats.progress_marks_out == 3
+
+
+def test_a_repartition_topic_with_a_detector_that_needs_every_record_gets_every_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # unkeyed: brute_force, compromise_suspected (successes after brute force), unusual_login
+    # (successes) and distributed_brute_force are re-keyed by username
+    judge = Judge(_auth_config(keyed_by=None), partitioned=True, repartition=True)
+    records = [r for r in _generated(3000, seed=5) if r.partition == 0][:400]
+    judge.judge(records, "kafka")
+    outbox = judge.take_outbox()
+    by_user = [v for t, _, v in outbox if t.endswith(".username")]
+    assert [decode(v)[2][2] for v in by_user] == [r.offset for r in records]
+    assert [k for t, k, _ in outbox if t.endswith(".ip_address")][-1] is EVERY_PARTITION
+
+
+def _ship_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PasswordSpray, "prefilter_reads_record_only", False)
+
+
+def _one_task(config: Any, records: list[RawRecord]) -> list[Any]:
+    """The reference: one task judging every record, nothing re-keyed."""
+    judge = Judge(config, partitioned=False)
+    alerts, _ = judge.judge(records, "kafka")
+    return alerts + judge.finish()
+
+
+@pytest.mark.parametrize("trouble", [False, True], ids=["clean", "late-forged-swapped"])
+@pytest.mark.parametrize("columns", [True, False], ids=["columns", "events"])
+def test_shipping_only_failures_finds_every_spray_one_task_finds(
+    columns: bool, trouble: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "1" if columns else "0")
+    records = _generated(60_000, seed=6, trouble=trouble)
+    config = _auth_config()
+    sprays = _rows(_one_task(config, records), "password_spray")
+    assert len(sprays) == 2  # the generator's two
+    got, dead, judge = _judged_through_kafka(config, records, 400, monkeypatch)
+    if trouble:
+        # the same alerts: the merge hands the swapped neighbours over in time order, where
+        # one task took them as they came, so the 20th account (the alert's time and
+        # samples) may be another
+        assert [(r[0], r[2]) for r in _rows(got, "password_spray")] == [
+            (r[0], r[2]) for r in sprays
+        ]
+    else:
+        assert _rows(got, "password_spray") == sprays
+    assert judge.stats.repartitioned_in == judge.stats.repartitioned_out < len(records) / 10
+    assert judge.stats.progress_marks_in == PARTITIONS * judge.stats.progress_marks_out > 0
+    assert {d.reason for d in dead} <= {"late", "time_jump"}
+    assert bool(dead) == trouble
+    if not trouble:
+        # shipping every record finds the same
+        with monkeypatch.context() as patch:
+            _ship_everything(patch)
+            want, _, everything = _judged_through_kafka(config, records, 400, monkeypatch)
+        assert everything.stats.progress_marks_out == 0
+        assert everything.stats.repartitioned_out == len(records)
+        assert _rows(want, "password_spray") == sprays
+
+
+def test_a_forged_time_in_a_source_opens_no_merge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mark says how far its source's task has judged (its stream time), not the newest
+    time a record of the batch claimed: a forged one, held there as a jump, reaches one
+    repartition partition as a copy (a failure) or none, never every merge through the
+    marks, which would let the sources' copies through in arrival order, not time order."""
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "0")
+    judge = Judge(_auth_config(), partitioned=True, repartition=True)
+    records = [r for r in _generated(3000, seed=7) if r.partition == 2][:300]
+    forged = orjson.loads(records[150].value) | {"timestamp": "2099-01-01T00:00:00Z"}
+    records[150] = RawRecord(orjson.dumps(forged), "logins", 2, records[150].offset)
+    judge.judge(records, "kafka")
+    marks = [v for _, k, v in judge.take_outbox() if k is EVERY_PARTITION]
+    [(ts, _, src)] = [decode(v) for v in marks]
+    assert src == ["logins", 2, records[-1].offset]
+    assert ts == judge.engine(("logins", "logins", 2)).partition_time(("logins", 2)) < 2e9
+
+
+def test_a_source_with_nothing_to_ship_holds_no_one_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Live, a repartitioned task waits for every source partition of its topic before it
+    lets a record out (detectors/merge.py). A source whose batch held no failure ships only
+    its mark, and that mark is what lets the others' failures through at once rather than
+    after the merge's wait."""
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "0")
+    judge = Judge(_auth_config(), partitioned=True, repartition=True)
+    judge.partitions_of = lambda topic: 2
+    judge.source_behind = lambda topic, partition: False
+
+    def login(i: int, user: str, ok: bool) -> bytes:
+        return orjson.dumps(
+            {
+                "timestamp": BASE_TS + i,
+                "username": user,
+                "ip_address": "198.51.100.9",
+                "success": ok,
+            }
+        )
+
+    # partition 0: a spray of 20 users; partition 1: successes of the same minutes
+    spray = [RawRecord(login(i, f"v{i}", False), "logins", 0, i) for i in range(20)]
+    calm = [RawRecord(login(i, "calm", True), "logins", 1, i) for i in range(30)]
+    offsets: dict[tuple[str, int], int] = {}
+    now = 1000.0
+    shipped = []
+    for batch in (spray, calm):
+        judge.judge(batch, "kafka", now)
+        shipped += _landed(judge.take_outbox(), offsets)
+    marks = [r for r in shipped if decode(r.value)[1] is SOURCE_PROGRESS]
+    assert {decode(r.value)[2][1] for r in marks} == {0, 1}
+
+    def deliver(records: list[RawRecord]) -> list[Any]:
+        alerts: list[Any] = []
+        for p in range(PARTITIONS):
+            mine = [r for r in records if r.partition == p]
+            if mine:
+                out, dead = judge.judge(mine, "kafka", now + 0.1)
+                assert dead == []
+                alerts += out
+        return [a for a in alerts if a.kind == "password_spray"]
+
+    [fired] = deliver(shipped)  # at once: source 1's mark says it has nothing older
+    assert fired.title == "Password spray from 198.51.100.9: 20 accounts"
+
+
+def test_without_the_marks_the_failures_wait_for_the_quiet_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The control of the test above: the same copies without source 1's mark are held
+    until that source has been quiet for the merge's wait."""
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "0")
+    judge = Judge(_auth_config(), partitioned=True, repartition=True)
+    judge.partitions_of = lambda topic: 2
+    judge.source_behind = lambda topic, partition: False
+    spray = [
+        RawRecord(
+            orjson.dumps(
+                {
+                    "timestamp": BASE_TS + i,
+                    "username": f"v{i}",
+                    "ip_address": "198.51.100.9",
+                    "success": False,
+                }
+            ),
+            "logins",
+            0,
+            i,
+        )
+        for i in range(20)
+    ]
+    judge.judge(spray, "kafka", 1000.0)
+    copies = [
+        r for r in _landed(judge.take_outbox(), {}) if decode(r.value)[1] is not SOURCE_PROGRESS
+    ]
+    alerts: list[Any] = []
+    for p in range(PARTITIONS):
+        mine = [r for r in copies if r.partition == p]
+        if mine:
+            alerts += judge.judge(mine, "kafka", 1000.1)[0]
+    assert [a for a in alerts if a.kind == "password_spray"] == []
+    later = judge.tick(1000.1 + 10)  # source 1 quiet for longer than the wait
+    assert [a.kind for a in later] == ["password_spray"]
