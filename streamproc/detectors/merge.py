@@ -36,7 +36,16 @@ for seconds, behind the other sources' copies (a source that has truly ended is 
 for while that backlog lasts, up to the limit). A source judged in this worker is heard from
 when it ships its copies (``heard_of``), not only when they arrive: the high watermark a
 consumer knows of its own input can lag what was just produced to it, so that input reads
-caught up while the copies are on their way. ``max_pending`` bounds memory: past it the
+caught up while the copies are on their way.
+
+Where the sources ship only what the task's detectors can use (pipeline/repartition.py), a
+source with nothing to ship says how far it has got with a progress mark after each batch,
+on every partition of the topic: the mark moves the source's newest time as a copy of that
+time would, and is heard from as a copy is. It carries the source task's stream time, not
+the newest time a record claimed, so a forged time (held or dead-lettered at the source)
+opens no merge.
+
+``max_pending`` bounds memory: past it the
 oldest records are released anyway (counted in ``forced``); the
 detectors then see a little disorder, which is the behaviour without the merge.
 

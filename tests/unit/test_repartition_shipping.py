@@ -13,6 +13,7 @@ import pytest
 
 from streamproc.config import parse_config
 from streamproc.decode import RawRecord
+from streamproc.detectors import REGISTRY
 from streamproc.detectors.password_spray import PasswordSpray
 from streamproc.events import SOURCE_PROGRESS
 from streamproc.pipeline.batches import EVERY_PARTITION
@@ -326,3 +327,50 @@ def test_without_the_marks_the_failures_wait_for_the_quiet_source(
     assert [a for a in alerts if a.kind == "password_spray"] == []
     later = judge.tick(1000.1 + 10)  # source 1 quiet for longer than the wait
     assert [a.kind for a in later] == ["password_spray"]
+
+
+SCENARIO = {
+    "auth-logs": "auth",
+    "api-access-logs": "api",
+    "cicd-events": "cicd",
+    "support-tickets": "tickets",
+}
+
+
+@pytest.mark.parametrize(
+    "kind", sorted(k for k, cls in REGISTRY.items() if cls.prefilter_reads_record_only)
+)
+def test_a_detector_that_says_its_prefilter_reads_the_record_alone_does(kind: str) -> None:
+    """A source task asks fresh detectors, never the ones judging (pipeline/runtime.py
+    ``_ship_filter``): what a detector that has judged half a stream passes of the other half
+    must be what a fresh one passes, by its predicate and by its column expression."""
+    from streamproc.contracts import get_contract
+    from streamproc.decode.frames import frame_reader_for
+
+    cls = REGISTRY[kind]
+    family = cls.family
+    config = parse_config({"topics": [{"topic": "t", "family": family}]}, file=None)
+    binding = config.bindings[0]
+    values = [
+        v for f, _, v in generate(SCENARIO[family], 6000, seed=2).merged_bytes() if f == family
+    ]
+    decoder = Judge(config).decoder("t")
+    events, dead = decoder.decode_batch(values, "t", 0, 0)
+    assert not dead and len(events) > 200
+    half = len(events) // 2
+    used, fresh = cls(None, None), cls(None, None)
+    used.process(events[:half])
+    rest = events[half:]
+    for detector in (used, fresh):
+        assert detector.prefilter() is not None and detector.column_prefilter() is not None
+    passed = [[bool(d.prefilter()(ev.data)) for ev in rest] for d in (used, fresh)]
+    assert passed[0] == passed[1] and any(passed[0])
+    reader = frame_reader_for(get_contract(family), "json", None, binding.max_record_bytes, 32)
+    assert reader is not None
+    reader.read(values[:half])  # (a first read learns the fields beyond the contract)
+    frame = reader.read(values[half:])
+    assert frame is not None
+    picked = [frame.where(d.column_prefilter()) for d in (used, fresh)]
+    assert picked[0] == picked[1]
+    if kind != "sql_injection":  # (narrower on purpose: see test_frames.py)
+        assert set(picked[0]) >= {i for i, p in enumerate(passed[0]) if p}
