@@ -844,6 +844,7 @@ class Judge:
         outbox = self.outbox
         dead: list[DeadLetter] = []
         max_value = MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
+        # each event encoded once, for whichever targets take it (None: too large)
         values: dict[int, bytes | None] = {}
         for key_field, topic in targets:
             picks = self._ship_filter(task[0], key_field)
@@ -853,13 +854,14 @@ class Judge:
                 predicates = picks[0]
                 chosen = [ev for ev in events if any(p(ev.data) for p in predicates)]
             for ev in chosen:
-                value = values.get(id(ev), b"")
-                if value == b"":
-                    value = values[id(ev)] = encode(ev)
+                if id(ev) in values:
+                    value = values[id(ev)]
+                else:
+                    value = encode(ev)
                     if len(value) > max_value:
                         dead.append(_unshippable(ev, len(value), max_value, targets))
-                        values[id(ev)] = None
-                        continue
+                        value = None
+                    values[id(ev)] = value
                 if value is not None:
                     outbox.append((topic, _copy_key(ev.data.get(key_field)), value))
             if picks is not None and events:
