@@ -6,7 +6,8 @@ format combined, per line in the same run, with format sshd alongside (target: r
 
 Baseline (same invocation): ``orjson.loads`` of the same records, nothing else. The ratio says
 what share of the time a bare decode would take; the absolute rate is what sizes a deployment
-(target: >= 300,000 events/s on one core).
+(target: both, >= 300,000 events/s on one core and >= 0.30x of orjson.loads: a fast machine
+alone does not meet it).
 
 The stream is what ``streamproc produce --scenario mixed`` makes (Zipf users and IPs, diurnal
 load, injected incidents); every run checks that exactly the expected alerts appeared.
@@ -30,6 +31,7 @@ from .common import Context, Row, verify_counts
 DEFAULT_EVENTS = 1_000_000
 BATCH = 5000
 TARGET = 300_000.0
+RATIO_TARGET = 0.30
 
 
 def build_records(ctx: Context, n: int) -> list[Any]:
@@ -86,8 +88,8 @@ def run(ctx: Context) -> list[Row]:
         "all detectors + decode, 1 process",
         "events/s",
         baseline_name="orjson.loads alone",
-        target=f">= {TARGET:,.0f} events/s",
-        target_check=lambda r: (r.median or 0) >= TARGET,
+        target=f">= {TARGET:,.0f} events/s and >= {RATIO_TARGET:.2f}x",
+        target_check=lambda r: (r.median or 0) >= TARGET and (r.ratio or 0) >= RATIO_TARGET,
     )
     row.extra["events"] = n
     row.extra["families"] = {f: len(v) for f, v in traffic.records.items()}
