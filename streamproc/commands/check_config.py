@@ -453,11 +453,28 @@ def main(args: argparse.Namespace) -> int:
 
 def _partitioning_line(config: Any, binding: Any) -> str:
     """How the binding's keyed detectors get their keys co-located (repartition.py)."""
-    from ..pipeline.repartition import assumed_colocation, plan, topic_name
+    from ..pipeline.repartition import (
+        assumed_colocation,
+        internal_bindings,
+        plan,
+        rekeyed,
+        ship_filter,
+        topic_name,
+    )
 
     try:
         _, remote = plan(config, binding)
         assumed = assumed_colocation(config, binding)
+        # what each repartition topic is sent (pipeline/repartition.py, "What is shipped")
+        sent = {
+            field: (
+                "every record"
+                if ship_filter(config, internal, remote[field]) is None
+                else "the records they can use, and progress marks"
+            )
+            for internal in internal_bindings(config, binding)
+            for field in [rekeyed(internal)[0]]
+        }
     except Exception:  # noqa: BLE001 - shown only; the config was validated above
         return ""
     # a detector that does not declare its colocate: say what it was taken to need
@@ -471,7 +488,8 @@ def _partitioning_line(config: Any, binding: Any) -> str:
     if not remote:
         return f"      {keyed}: every detector runs where the records arrive\n{notes}"
     parts = "; ".join(
-        f"{', '.join(sorted(kinds))} via {topic_name(config, binding, field)}"
+        f"{', '.join(sorted(kinds))} via {topic_name(config, binding, field)} "
+        f"({sent.get(field, 'every record')})"
         for field, kinds in sorted(remote.items())
     )
     return f"      {keyed}: re-keyed: {parts}\n{notes}"

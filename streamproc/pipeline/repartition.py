@@ -75,6 +75,26 @@ def colocation(
     return (family_key or None), True
 
 
+def ship_filter(
+    config: Config, internal: Binding, kinds: set[str] | None
+) -> tuple[list[Any], list[Any]] | None:
+    """What the detectors on a repartition topic (``internal``, running ``kinds``) can use,
+    where each says so from the record alone (``Detector.prefilter_reads_record_only``):
+    their record predicates and column expressions, one of each a detector; None when one
+    cannot say, and every record is shipped. Asked of fresh detectors: a filter that reads
+    nothing but the record needs none of a task's state."""
+    from ..detectors import build_detectors
+
+    detectors = [d for d in build_detectors(config, internal) if kinds is None or d.kind in kinds]
+    if not detectors or not all(type(d).prefilter_reads_record_only for d in detectors):
+        return None
+    predicates = [d.prefilter() for d in detectors]
+    columns = [d.column_prefilter() for d in detectors]
+    if None in predicates or None in columns:
+        return None
+    return predicates, columns
+
+
 def topic_name(config: Config, binding: Binding, field: str) -> str:
     return config.internal_topics.repartition(binding.name, field)
 

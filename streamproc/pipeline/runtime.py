@@ -740,36 +740,20 @@ class Judge:
                 self._mark(task, topic, {(last.topic, last.partition): last.offset})
 
     def _ship_filter(self, binding: str, field: str) -> _ShipFilter | None:
-        """What the detectors on ``binding``'s repartition topic by ``field`` can use, when
-        each says so from the record alone (``Detector.prefilter_reads_record_only``): their
-        predicates and column expressions; None (ship every record) when one cannot. Built
-        once from fresh detectors of the config (a reload builds it again): a filter that
-        reads nothing but the record needs none of the task's state."""
+        """What the detectors on ``binding``'s repartition topic by ``field`` can use
+        (``repartition.ship_filter``; None: every record is shipped), made once (a reload
+        makes it again)."""
         key = (binding, field)
-        if key in self._ship_filters:
-            return self._ship_filters[key]
-        from ..detectors import build_detectors
+        if key not in self._ship_filters:
+            from .repartition import ship_filter
 
-        got: _ShipFilter | None = None
-        internal = self.bindings.get(f"{binding}@{field}")
-        if internal is not None:
-            kinds = self.kinds.get(internal.name)
-            detectors = [
-                d
-                for d in build_detectors(self.config, internal)
-                if kinds is None or d.kind in kinds
-            ]
-            predicates = [d.prefilter() for d in detectors]
-            columns = [d.column_prefilter() for d in detectors]
-            if (
-                detectors
-                and all(type(d).prefilter_reads_record_only for d in detectors)
-                and None not in predicates
-                and None not in columns
-            ):
-                got = (predicates, columns)
-        self._ship_filters[key] = got
-        return got
+            internal = self.bindings.get(f"{binding}@{field}")
+            self._ship_filters[key] = (
+                None
+                if internal is None
+                else ship_filter(self.config, internal, self.kinds.get(internal.name))
+            )
+        return self._ship_filters[key]
 
     def _per_binding(
         self, topic_counts: dict[str, int], dead: list[DeadLetter]

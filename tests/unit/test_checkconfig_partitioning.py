@@ -19,5 +19,10 @@ def test_check_config_shows_which_detectors_are_re_keyed(tmp_path: Path) -> None
     render(check(str(path)), out)
     text = out.getvalue()
     assert "records not keyed: re-keyed:" in text
-    assert "password_spray via streamproc.repartition.logins.ip_address" in text
+    # password_spray says which records it can use (failures); compromise_suspected cannot
+    assert (
+        "password_spray via streamproc.repartition.logins.ip_address "
+        "(the records they can use, and progress marks)" in text
+    )
+    assert "via streamproc.repartition.logins.username (every record)" in text
     assert "keyed_by ip_address: every detector runs where the records arrive" in text
