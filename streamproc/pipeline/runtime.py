@@ -737,7 +737,8 @@ class Judge:
                 outbox.append((topic, _copy_key(column[i]), value))
             if picks is not None and group:
                 last = group[-1]
-                self._mark(task, topic, {(last.topic, last.partition): last.offset})
+                oldest = float(frame.ts.min())
+                self._mark(task, topic, {(last.topic, last.partition): (last.offset, oldest)})
 
     def _ship_filter(self, binding: str, field: str) -> _ShipFilter | None:
         """What the detectors on ``binding``'s repartition topic by ``field`` can use
@@ -849,26 +850,34 @@ class Judge:
                 if value is not None:
                     outbox.append((topic, _copy_key(ev.data.get(key_field)), value))
             if picks is not None and events:
-                last: dict[tuple[str, int], int] = {}
+                # each source's last offset, and its oldest time (for a source with no
+                # stream time yet)
+                seen: dict[tuple[str, int], tuple[int, float]] = {}
                 for ev in events:
                     src = (ev.topic, ev.partition)
-                    last[src] = max(last.get(src, ev.offset), ev.offset)
-                self._mark(task, topic, last)
+                    offset, oldest = seen.get(src, (ev.offset, ev.ts))
+                    seen[src] = (max(offset, ev.offset), min(oldest, ev.ts))
+                self._mark(task, topic, seen)
         return dead
 
-    def _mark(self, task: TaskId, topic: str, sources: dict[tuple[str, int], int]) -> None:
-        """Queue a progress mark of each source partition in ``sources`` (its last offset
-        shipped from) to every partition of ``topic``: the source's stream time as its
-        task judged it, not the newest time its records said (a forged time, held or
-        dead-lettered there, would open every merge on the topic at once). A source with no
-        stream time yet (its first records held) has nothing to say."""
+    def _mark(
+        self, task: TaskId, topic: str, sources: dict[tuple[str, int], tuple[int, float]]
+    ) -> None:
+        """Queue a progress mark of each source partition in ``sources`` ((the last offset
+        shipped from, the oldest time of the batch)) to every partition of ``topic``: the
+        source's stream time as its task judged it, not the newest time its records said (a
+        forged time, held or dead-lettered there, would open every merge on the topic at
+        once). A source with no stream time yet (its first records are judged as they come,
+        detectors/engine.py) says the oldest time of the batch: no more than its copies, all
+        shipped, would have told a merge, which otherwise waits for a source it has heard
+        nothing of."""
         from .repartition import encode_mark
 
         engine = self.engine(task)
-        for (src_topic, src_partition), offset in sources.items():
+        for (src_topic, src_partition), (offset, oldest) in sources.items():
             ts = engine.partition_time((src_topic, src_partition))
             if ts == float("-inf"):
-                continue
+                ts = oldest
             mark = encode_mark(ts, src_topic, src_partition, offset)
             self.outbox.append((topic, EVERY_PARTITION, mark))
             self._outbox_marks += 1

@@ -374,3 +374,30 @@ def test_a_detector_that_says_its_prefilter_reads_the_record_alone_does(kind: st
     assert picked[0] == picked[1]
     if kind != "sql_injection":  # (narrower on purpose: see test_frames.py)
         assert set(picked[0]) >= {i for i, p in enumerate(passed[0]) if p}
+
+
+def test_a_source_without_a_stream_time_yet_marks_its_oldest_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A partition's first records are judged as they come, with no stream time until a
+    few agree (detectors/engine.py): its mark says the oldest time of the batch, never the
+    newest (here a forged one)."""
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "0")
+    judge = Judge(_auth_config(), partitioned=True, repartition=True)
+
+    def login(ts: str, ok: bool) -> bytes:
+        return orjson.dumps(
+            {"timestamp": ts, "username": "ann", "ip_address": "203.0.113.5", "success": ok}
+        )
+
+    first = [
+        RawRecord(login("2026-03-01T10:00:05Z", True), "logins", 0, 7),
+        RawRecord(login("2099-01-01T00:00:00Z", True), "logins", 0, 8),
+    ]
+    judge.judge(first, "kafka")
+    assert judge.engine(("logins", "logins", 0)).partition_time(("logins", 0)) == float("-inf")
+    [(_, key, mark)] = judge.take_outbox()
+    assert key is EVERY_PARTITION
+    ts, data, src = decode(mark)
+    assert data is SOURCE_PROGRESS and src == ["logins", 0, 8]
+    assert ts == 1772359205.0  # 2026-03-01T10:00:05Z
