@@ -37,10 +37,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from operator import eq, ge, gt, le, lt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ..detectors.columns import EventBatch
+from ..detectors.columns import _DATA, EventBatch
 
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]
@@ -489,8 +488,11 @@ class BatchMatcher:
     def matches(self, batch: EventBatch) -> list[list[int]]:
         if batch is self._batch:
             return self._result
-        rows = batch.rows
-        n = len(rows)
+        n = len(batch)
+        # the records a condition is tried on: a batch of Events has them all; one read into
+        # columns (FrameBatch) makes an Event of each once, and of no other
+        rows: list[dict[str, Any]] | None = batch.rows if type(batch) is EventBatch else None
+        made: dict[int, dict[str, Any]] = {}
         joined: dict[tuple[str, str], _Joined] = {}
         found: dict[Trigger, list[int]] = {}
         every = range(n)
@@ -523,7 +525,13 @@ class BatchMatcher:
                     result.append([])
                     continue
                 candidates = sorted(hits)
-            result.append([i for i in candidates if pred(rows[i])])
+            if rows is not None:
+                result.append([i for i in candidates if pred(rows[i])])
+                continue
+            missing = [i for i in candidates if i not in made]
+            if missing:
+                made.update(zip(missing, map(_DATA, batch.events_at(missing)), strict=True))
+            result.append([i for i in candidates if pred(made[i])])
         self._batch = batch
         self._result = result
         return result

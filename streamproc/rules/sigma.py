@@ -600,10 +600,11 @@ class CorrelationRule(RuleDetector):
                 hits.setdefault(i, []).append(r)
         if not hits:
             return []
-        events = batch.events
         order = sorted(hits)
         self.evaluations += len(order)
-        return self.correlate([(events[i], hits[i]) for i in order])
+        return self.correlate(
+            [(ev, hits[i]) for i, ev in zip(order, batch.events_at(order), strict=True)]
+        )
 
     def process(self, events: list[Event]) -> list[Alert]:
         picked = []

@@ -231,14 +231,17 @@ class RuleDetector(Detector):
     def prefilter(self) -> Prefilter:
         return self.match
 
+    #: the shared matcher reads the batch's columns, and makes Events of the records a
+    #: condition's fields may match alone: a binding with rules is judged from its columns
+    reads_columns = True
+
     def judge_batch(self, batch: EventBatch) -> list[Alert]:
         if self.matcher is None:
             return self.process(batch.events)
         picked = self.matcher.matches(batch)[self.slot]
         if not picked:
             return []
-        events = batch.events
-        return self._judged([events[i] for i in picked])
+        return self._judged(batch.events_at(picked))
 
     def process(self, events: list[Event]) -> list[Alert]:
         match = self.match

@@ -431,3 +431,28 @@ def test_a_binding_turns_a_rule_off_and_a_misspelt_rule_is_an_error(tmp_path: Pa
     cfg.write_text(base + "      'rule:api-5x': {enabled: false}\n")
     with pytest.raises(ConfigError, match="no rule 'rule:api-5x' is loaded"):
         parse_config_text(cfg.read_text(), file=str(cfg))
+
+
+@pytest.mark.parametrize("trouble", [False, True], ids=["clean", "late-forged-broken"])
+def test_rules_judged_from_columns_give_what_they_give_per_event(
+    tmp_path: Path, trouble: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A binding with rules (every type, and the 100 Sigma rules of bench/sigma) is judged
+    from its columns: the rules' shared matcher reads the columns and makes Events of the
+    records a condition may match alone. Same alerts and dead letters as per event, on the
+    generator's api stream."""
+    from streamproc.rules import add_rules
+    from tests.unit.test_frames import _alert_rows, _dead_rows, _judge, _stream
+
+    config = config_with(tmp_path, EVERY_TYPE)
+    add_rules(config, sigma=[str(Path(__file__).parents[2] / "bench" / "sigma")])
+    rules = config.rules.for_family("api-access-logs")
+    assert len(rules) > 100
+    records = _stream("api", "api-access-logs", 12000, seed=5, trouble=trouble)
+    want_alerts, want_dead, _ = _judge(config, records, 500, False, monkeypatch)
+    got_alerts, got_dead, judge = _judge(config, records, 500, True, monkeypatch)
+    assert {a.kind for a in want_alerts} >= {"rule:t-any", "rule:t-freq", "rule:t-card"}
+    assert any(a.kind.startswith("sigma:") for a in want_alerts)
+    assert _alert_rows(got_alerts) == _alert_rows(want_alerts)
+    assert _dead_rows(got_dead) == _dead_rows(want_dead)
+    assert judge.frame_batches > 0 and judge.frame_strays == 0
