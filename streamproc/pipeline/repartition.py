@@ -176,7 +176,11 @@ def encode_mark(ts: float, topic: str, partition: int, offset: int) -> bytes:
     """A source partition's progress mark: it has shipped every copy of its records up to
     ``offset``, the newest of them at ``ts`` (decoded: an Event whose data is
     ``events.SOURCE_PROGRESS``)."""
-    return b'{"ts":%b,"src":%b}' % (repr(ts).encode(), orjson.dumps((topic, partition, offset)))
+    # (float(): a numpy float's repr is no JSON number)
+    return b'{"ts":%b,"src":%b}' % (
+        repr(float(ts)).encode(),
+        orjson.dumps((topic, partition, offset)),
+    )
 
 
 def key_of(event: Event, field: str) -> bytes | None:

@@ -401,3 +401,15 @@ def test_a_source_without_a_stream_time_yet_marks_its_oldest_time(
     ts, data, src = decode(mark)
     assert data is SOURCE_PROGRESS and src == ["logins", 0, 8]
     assert ts == 1772359205.0  # 2026-03-01T10:00:05Z
+
+
+def test_a_mark_is_json_whatever_float_its_time_is() -> None:
+    import numpy as np
+
+    from streamproc.pipeline.repartition import encode_mark
+
+    for ts in (np.float64(1772359205.5), 1772359205.5, 1772359205):
+        assert orjson.loads(encode_mark(ts, "logins", 0, 9)) == {
+            "ts": 1772359205.5 if ts != 1772359205 else 1772359205.0,
+            "src": ["logins", 0, 9],
+        }
