@@ -45,9 +45,9 @@ time would, and is heard from as a copy is. It carries the source task's stream 
 the newest time a record claimed, so a forged time (held or dead-lettered at the source)
 opens no merge.
 
-``max_pending`` bounds memory: past it the
-oldest records are released anyway (counted in ``forced``); the
-detectors then see a little disorder, which is the behaviour without the merge.
+``max_pending`` bounds memory: past it the oldest records are released anyway (counted in
+``forced``); the detectors then see a little disorder, which is the behaviour without the
+merge.
 
 Held records are part of the task's checkpoint (``snapshot``): their repartition-topic offsets
 are committed with it, so they must survive a crash with it.

@@ -32,9 +32,10 @@ repartition topic cannot say, every record is shipped. A repartitioned task then
 time on the copies it receives; the merge that puts them back in event-time order
 (detectors/merge.py) must still hear how far each source has got, or a source with nothing to
 ship would hold the others back. So after each batch it ships from, a source partition writes
-a progress mark to *every* partition of the topic (``encode_mark``: the batch's newest time and
-last offset, no data; ``batches.EVERY_PARTITION``), after the batch's copies, so that a reader
-has every copy up to a mark once it reads the mark::
+a progress mark to *every* partition of the topic (``encode_mark``: its last offset and its
+stream time as its task judged it, which a forged time does not move; no data;
+``batches.EVERY_PARTITION``), after the batch's copies, so that a reader has every copy up to
+a mark once it reads the mark::
 
     auth-logs/0  f(10:00) s s s s s f(10:03) s s s(10:05) | batch
     ...ip_address/k  copy f(10:00)  copy f(10:03)  mark(auth-logs/0, 10:05, offset)  (each k)
