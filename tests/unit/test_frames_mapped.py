@@ -784,3 +784,60 @@ def test_a_mapped_binding_that_re_keys_its_records_ships_the_mapped_events() -> 
     by_ip = [data for t, data in copies if t.endswith(".ip_address")]
     assert len(by_user) == len(records)
     assert by_ip == [data for data in by_user if not data["success"]] and by_ip
+
+
+RULES = """\
+- {name: fails, family: auth-logs, type: frequency, key: ip_address, filter: {success: false},
+   window: 600, threshold: 5}
+- {name: users, family: auth-logs, type: cardinality, key: ip_address, field: username,
+   window: 600, threshold: 4, filter: {success: false}}
+- {name: root, family: auth-logs, type: any, filter: {username: root}, key: ip_address}
+"""
+
+
+def test_rules_on_a_mapped_binding_judged_from_columns_give_what_they_give_per_event(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rules read the mapped fields by their contract names from the columns, as from the
+    Events: a flattened ECS binding with rules of three types, keyed by username."""
+    from streamproc.rules import add_rules
+
+    (tmp_path / "r.yaml").write_text(RULES)
+    rng = random.Random(2)
+    records = [
+        RawRecord(_rewritten(v, rng), "auth-ecs", i % 3, i // 3, k)
+        for i, (_, k, v) in enumerate(
+            r for r in generate("auth", 30000, seed=3).merged_bytes() if r[0] == "auth-logs"
+        )
+    ]
+    got = []
+    for columns in ("1", "0"):
+        monkeypatch.setenv("STREAMPROC_COLUMNS", columns)
+        config = parse_config(
+            {
+                "topics": [
+                    {
+                        "topic": "auth-ecs",
+                        "family": "auth-logs",
+                        "fields": ECS,
+                        "keyed_by": "username",
+                    }
+                ]
+            },
+            file=None,
+        )
+        add_rules(config, rules=[str(tmp_path)])
+        judge = Judge(config, partitioned=True)
+        by_partition: dict[int, list[RawRecord]] = {}
+        for r in records:
+            by_partition.setdefault(r.partition, []).append(r)
+        alerts: list[Any] = []
+        for i in range(0, max(map(len, by_partition.values())), 600):
+            for p in sorted(by_partition):
+                alerts += judge.judge(by_partition[p][i : i + 600], "kafka")[0]
+        alerts += judge.finish()
+        assert (judge.frame_batches > 0) == (columns == "1")
+        got.append(sorted((a.kind, a.fingerprint, a.event_time, a.title) for a in alerts))
+    kinds = {row[0] for row in got[0]}
+    assert {"rule:fails", "rule:users", "rule:root", "brute_force"} <= kinds
+    assert got[0] == got[1]
