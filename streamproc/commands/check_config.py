@@ -488,8 +488,7 @@ def _partitioning_line(config: Any, binding: Any) -> str:
     if not remote:
         return f"      {keyed}: every detector runs where the records arrive\n{notes}"
     parts = "; ".join(
-        f"{', '.join(sorted(kinds))} via {topic_name(config, binding, field)} "
-        f"({sent.get(field, 'every record')})"
+        f"{', '.join(sorted(kinds))} via {topic_name(config, binding, field)} ({sent[field]})"
         for field, kinds in sorted(remote.items())
     )
     return f"      {keyed}: re-keyed: {parts}\n{notes}"

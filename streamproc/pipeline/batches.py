@@ -173,7 +173,13 @@ class BatchWriter:
                 n = await self.partition_count(topic)
             if key is EVERY_PARTITION:
                 for p in range(n):
-                    await self._append(open_batches, futures, (topic, p), None, value, timestamp)
+                    tp = (topic, p)
+                    batch = open_batches.get(tp)
+                    if (
+                        batch is None
+                        or batch.append(key=None, value=value, timestamp=timestamp) is None
+                    ):
+                        await self._renew(open_batches, futures, tp, None, value, timestamp)
                 continue
             if key is not None and len(key) > MAX_KEY_BYTES:
                 key = fit_key(key)
@@ -182,12 +188,12 @@ class BatchWriter:
             if batch is None:
                 batch = open_batches[tp] = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=timestamp) is None:
-                await self._append(open_batches, futures, tp, key, value, timestamp)
+                await self._renew(open_batches, futures, tp, key, value, timestamp)
         for tp, batch in open_batches.items():
             futures.append(await self._ship(tp, batch))
         return futures
 
-    async def _append(
+    async def _renew(
         self,
         open_batches: dict[tuple[str, int], Any],
         futures: list[asyncio.Future[Any]],
@@ -196,15 +202,12 @@ class BatchWriter:
         value: bytes,
         timestamp: int | None,
     ) -> None:
-        """Append to ``tp``'s open batch, shipping it first when the record does not fit."""
-        batch = open_batches.get(tp)
-        if batch is None:
-            batch = open_batches[tp] = self.producer.create_batch()
-        elif batch.append(key=key, value=value, timestamp=timestamp) is not None:
-            return
-        else:
-            futures.append(await self._ship(tp, open_batches.pop(tp)))
-            batch = open_batches[tp] = self.producer.create_batch()
+        """The record did not fit ``tp``'s open batch (or it has none): ship that batch, and
+        start a new one with the record."""
+        full = open_batches.pop(tp, None)
+        if full is not None:
+            futures.append(await self._ship(tp, full))
+        batch = open_batches[tp] = self.producer.create_batch()
         if batch.append(key=key, value=value, timestamp=timestamp) is None:
             raise ValueError(
                 f"a record of {len(value)} bytes does not fit a batch "

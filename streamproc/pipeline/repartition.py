@@ -50,6 +50,7 @@ judged per source partition).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -76,24 +77,31 @@ def colocation(
     return (family_key or None), True
 
 
+def internal_name(binding: str, field: str) -> str:
+    """The name of the binding that reads ``binding``'s records re-keyed by ``field``."""
+    return f"{binding}@{field}"
+
+
 def ship_filter(
     config: Config, internal: Binding, kinds: set[str] | None
-) -> tuple[list[Any], list[Any]] | None:
+) -> tuple[Callable[[dict[str, Any]], bool], list[Any]] | None:
     """What the detectors on a repartition topic (``internal``, running ``kinds``) can use,
-    where each says so from the record alone (``Detector.prefilter_reads_record_only``):
-    their record predicates and column expressions, one of each a detector; None when one
-    cannot say, and every record is shipped. Asked of fresh detectors: a filter that reads
-    nothing but the record needs none of a task's state."""
+    where each says so from the record alone (``Detector.prefilter_reads_record_only``): a
+    record predicate (any of theirs) and their column expressions, one a detector; None when
+    one cannot say, and every record is shipped. Asked of fresh detectors: a filter that
+    reads nothing but the record needs none of a task's state."""
     from ..detectors import build_detectors
 
     detectors = [d for d in build_detectors(config, internal) if kinds is None or d.kind in kinds]
     if not detectors or not all(type(d).prefilter_reads_record_only for d in detectors):
         return None
-    predicates = [d.prefilter() for d in detectors]
-    columns = [d.column_prefilter() for d in detectors]
-    if None in predicates or None in columns:
+    predicates = [p for p in (d.prefilter() for d in detectors) if p is not None]
+    columns = [c for c in (d.column_prefilter() for d in detectors) if c is not None]
+    if len(predicates) < len(detectors) or len(columns) < len(detectors):
         return None
-    return predicates, columns
+    if len(predicates) == 1:  # (the usual case: no call of any() a record)
+        return predicates[0], columns
+    return (lambda data: any(p(data) for p in predicates)), columns
 
 
 def topic_name(config: Config, binding: Binding, field: str) -> str:
@@ -135,7 +143,7 @@ def internal_bindings(config: Config, binding: Binding) -> list[Binding]:
     return [
         replace(
             binding,
-            name=f"{binding.name}@{field}",
+            name=internal_name(binding.name, field),
             topic=topic_name(config, binding, field),
             pattern=None,
             format="internal",

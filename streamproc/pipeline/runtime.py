@@ -88,8 +88,8 @@ TaskId = tuple[str, str, int]  # (binding name, topic, partition)
 # the binding's repartition targets, the task)
 _FramedCopies = tuple[list[Any], RecordFrame, list[tuple[str, str]], "TaskId"]
 # what a repartition topic's detectors can use, from the record alone (Judge._ship_filter):
-# (record predicates, column expressions), one of each a detector
-_ShipFilter = tuple[list[Any], list[Any]]
+# (a record predicate, the column expressions, one a detector)
+_ShipFilter = tuple[Callable[[dict[str, Any]], bool], list[Any]]
 
 # what Judge.judge reads of a record (a RawRecord, or aiokafka's ConsumerRecord)
 _TOPIC = attrgetter("topic")
@@ -717,6 +717,7 @@ class Judge:
         outbox = self.outbox
         stamps = frame.ts.tolist()
         values: dict[int, bytes] = {}
+        marks: list[bytes] | None = None  # the batch's, made once for every target
         for key_field, topic in targets:
             column = frame.column(key_field)
             picks = self._ship_filter(task[0], key_field)
@@ -736,9 +737,11 @@ class Judge:
                     )
                 outbox.append((topic, _copy_key(column[i]), value))
             if picks is not None and group:
-                last = group[-1]
-                oldest = float(frame.ts.min())
-                self._mark(task, topic, {(last.topic, last.partition): (last.offset, oldest)})
+                if marks is None:
+                    last = group[-1]
+                    oldest = float(frame.ts.min())
+                    marks = self._marks(task, {(last.topic, last.partition): (last.offset, oldest)})
+                self._queue_marks(topic, marks)
 
     def _ship_filter(self, binding: str, field: str) -> _ShipFilter | None:
         """What the detectors on ``binding``'s repartition topic by ``field`` can use
@@ -746,9 +749,9 @@ class Judge:
         makes it again)."""
         key = (binding, field)
         if key not in self._ship_filters:
-            from .repartition import ship_filter
+            from .repartition import internal_name, ship_filter
 
-            internal = self.bindings.get(f"{binding}@{field}")
+            internal = self.bindings.get(internal_name(binding, field))
             self._ship_filters[key] = (
                 None
                 if internal is None
@@ -831,13 +834,14 @@ class Judge:
         max_value = MAX_INTERNAL_RECORD_BYTES - MAX_KEY_BYTES
         # each event encoded once, for whichever targets take it (None: too large)
         values: dict[int, bytes | None] = {}
+        marks: list[bytes] | None = None  # the batch's, made once for every target
         for key_field, topic in targets:
             picks = self._ship_filter(task[0], key_field)
             if picks is None:
                 chosen: Any = events
             else:
-                predicates = picks[0]
-                chosen = [ev for ev in events if any(p(ev.data) for p in predicates)]
+                passes = picks[0]
+                chosen = [ev for ev in events if passes(ev.data)]
             for ev in chosen:
                 if id(ev) in values:
                     value = values[id(ev)]
@@ -850,21 +854,28 @@ class Judge:
                 if value is not None:
                     outbox.append((topic, _copy_key(ev.data.get(key_field)), value))
             if picks is not None and events:
-                # each source's last offset, and its oldest time (for a source with no
-                # stream time yet)
-                seen: dict[tuple[str, int], tuple[int, float]] = {}
-                for ev in events:
-                    src = (ev.topic, ev.partition)
-                    offset, oldest = seen.get(src, (ev.offset, ev.ts))
-                    seen[src] = (max(offset, ev.offset), min(oldest, ev.ts))
-                self._mark(task, topic, seen)
+                if marks is None:
+                    # each source's last offset, and its oldest time (for a source with no
+                    # stream time yet)
+                    seen: dict[tuple[str, int], tuple[int, float]] = {}
+                    for ev in events:
+                        src = (ev.topic, ev.partition)
+                        offset, oldest = seen.get(src, (ev.offset, ev.ts))
+                        seen[src] = (max(offset, ev.offset), min(oldest, ev.ts))
+                    marks = self._marks(task, seen)
+                self._queue_marks(topic, marks)
         return dead
 
-    def _mark(
-        self, task: TaskId, topic: str, sources: dict[tuple[str, int], tuple[int, float]]
-    ) -> None:
-        """Queue a progress mark of each source partition in ``sources`` ((the last offset
-        shipped from, the oldest time of the batch)) to every partition of ``topic``: the
+    def _queue_marks(self, topic: str, marks: list[bytes]) -> None:
+        """Queue progress marks to every partition of ``topic`` (``_marks``)."""
+        self.outbox.extend((topic, EVERY_PARTITION, mark) for mark in marks)
+        self._outbox_marks += len(marks)
+
+    def _marks(
+        self, task: TaskId, sources: dict[tuple[str, int], tuple[int, float]]
+    ) -> list[bytes]:
+        """A progress mark of each source partition in ``sources`` ((the last offset shipped
+        from, the oldest time of the batch)), for every partition of a repartition topic: the
         source's stream time as its task judged it, not the newest time its records said (a
         forged time, held or dead-lettered there, would open every merge on the topic at
         once). A source with no stream time yet (its first records are judged as they come,
@@ -874,13 +885,13 @@ class Judge:
         from .repartition import encode_mark
 
         engine = self.engine(task)
+        marks = []
         for (src_topic, src_partition), (offset, oldest) in sources.items():
             ts = engine.partition_time((src_topic, src_partition))
             if ts == float("-inf"):
                 ts = oldest
-            mark = encode_mark(ts, src_topic, src_partition, offset)
-            self.outbox.append((topic, EVERY_PARTITION, mark))
-            self._outbox_marks += 1
+            marks.append(encode_mark(ts, src_topic, src_partition, offset))
+        return marks
 
     def _shipping(
         self, sources: set[tuple[str, int]], targets: list[tuple[str, str]], now: float
