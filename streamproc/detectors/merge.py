@@ -55,8 +55,10 @@ are committed with it, so they must survive a crash with it.
 
 from __future__ import annotations
 
-import heapq
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 from ..events import Event
@@ -67,6 +69,8 @@ DEFAULT_MAX_PENDING = 200_000
 BEHIND_WAIT_LIMIT = 60.0
 
 Source = tuple[str, int]  # the original record's (topic, partition)
+_TS = attrgetter("ts")
+_SOURCE = attrgetter("topic", "partition")
 
 
 class SourceMerge:
@@ -84,18 +88,19 @@ class SourceMerge:
         self._topics: set[str] = set()
         self.wait = wait
         self.max_pending = max_pending
-        self._heap: list[tuple[float, int, Event]] = []
-        self._seq = 0  # ties keep arrival order, which is source order within a source
+        # the held records in release order: by event time, ties in arrival order (which
+        # is source order within a source)
+        self._pending: list[Event] = []
         self._newest: dict[Source, float] = {}
         self._heard: dict[Source, float | None] = {}  # wall time a source last delivered
         self.forced = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._pending)
 
     def holds(self, src: Source) -> bool:
         """Whether records of ``src`` wait here."""
-        return any((ev.topic, ev.partition) == src for _, _, ev in self._heap)
+        return any(map(src.__eq__, map(_SOURCE, self._pending)))
 
     def push(
         self, events: list[Event], now: float | None, progress: Sequence[Event] = ()
@@ -110,25 +115,22 @@ class SourceMerge:
             if mark.ts > self._newest.get(src, float("-inf")):
                 self._newest[src] = mark.ts
             self._heard[src] = now
-        heap = self._heap
-        newest = self._newest
-        heard = self._heard
-        seq = self._seq
-        push = heapq.heappush
-        for ev in events:
-            src = (ev.topic, ev.partition)
-            ts = ev.ts
-            last = newest.get(src)
-            if last is None:
-                if ev.topic not in self._topics:
-                    self._expect(ev.topic, now)
-                last = newest.get(src, float("-inf"))
-            if ts > last:
-                newest[src] = ts
-            heard[src] = now
-            push(heap, (ts, seq, ev))
-            seq += 1
-        self._seq = seq
+        if events:
+            newest = self._newest
+            heard = self._heard
+            # A source's records arrive in runs (a source task ships a batch's at once): its
+            # newest time and when it was heard from are set a run at a time
+            for src, run in groupby(events, _SOURCE):
+                ts = max(map(_TS, run))
+                last = newest.get(src)
+                if last is None:
+                    if src[0] not in self._topics:
+                        self._expect(src[0], now)
+                    last = newest.get(src, float("-inf"))
+                if ts > last:
+                    newest[src] = ts
+                heard[src] = now
+            self._hold(events)
         return self.release(now)
 
     def heard_of(self, src: Source, now: float) -> None:
@@ -142,19 +144,35 @@ class SourceMerge:
     def release(self, now: float | None) -> list[Event]:
         """What the frontier lets out (all of it when no source is active, or ``now`` is
         None: a replay or a final flush)."""
-        heap = self._heap
-        if not heap:
+        pending = self._pending
+        if not pending:
             return []
         frontier = self._frontier(now)
-        out: list[Event] = []
-        pop = heapq.heappop
-        while heap and heap[0][0] <= frontier:
-            out.append(pop(heap)[2])
-        over = len(heap) - self.max_pending
+        cut = bisect_right(pending, frontier, key=_TS)
+        over = len(pending) - cut - self.max_pending
         if over > 0:
             self.forced += over
-            out.extend(pop(heap)[2] for _ in range(over))
+            cut += over
+        out = pending[:cut]
+        del pending[:cut]
         return out
+
+    def _hold(self, events: list[Event]) -> None:
+        """Add ``events`` (arrived after every held record) in release order. A sort with a
+        key is stable and runs in C: it merges the runs of the sources (each in order) in
+        one pass, where a heap cost a push and a pop a record in Python."""
+        pending = self._pending
+        new = sorted(events, key=_TS)
+        if not pending or new[0].ts >= pending[-1].ts:
+            pending.extend(new)  # (live: the usual case)
+            return
+        # only the held records newer than the oldest new one are merged with them: the
+        # held stay ahead of new ones of the same time (they arrived first)
+        at = bisect_right(pending, new[0].ts, key=_TS)
+        tail = pending[at:]
+        tail += new
+        tail.sort(key=_TS)
+        pending[at:] = tail
 
     def _expect(self, topic: str, now: float | None) -> None:
         """Wait for every partition of a source topic, not just those heard from yet."""
@@ -194,8 +212,7 @@ class SourceMerge:
                 [t, p, None if ts == float("-inf") else ts] for (t, p), ts in self._newest.items()
             ],
             "pending": [
-                [ev.ts, ev.data, ev.topic, ev.partition, ev.offset]
-                for _, _, ev in sorted(self._heap)
+                [ev.ts, ev.data, ev.topic, ev.partition, ev.offset] for ev in self._pending
             ],
         }
 
@@ -207,8 +224,9 @@ class SourceMerge:
                 self._newest[src] = ts
             self._heard[src] = None
             self._topics.add(topic)
-        for ts, data, topic, partition, offset in state.get("pending", []):
-            heapq.heappush(
-                self._heap, (ts, self._seq, Event(self.family, ts, data, topic, partition, offset))
-            )
-            self._seq += 1
+        held = [
+            Event(self.family, ts, data, topic, partition, offset)
+            for ts, data, topic, partition, offset in state.get("pending", [])
+        ]
+        if held:
+            self._hold(held)
