@@ -12,6 +12,7 @@ A detector declares, on its class, everything the rest of streamproc needs to kn
     after                    kinds whose detectors it reads: they run before it in an engine
     prefilter()              which records can matter to it (a predicate over a record's data)
     prefilter_reads_record_only  whether that reads the record alone (re-keyed: ship only those)
+    ship_column_prefilter()  the column expression those are picked by (column_prefilter)
     column_prefilter()       the same as a column expression: a batch is then judged from its
                              columns, Events made for the records it selects alone
     judge_batch(batch)       a batch at once, reading its columns (columns.py), where that is
@@ -190,6 +191,14 @@ class Detector:
         before the detector judges it, so it may read the detector's state, and its peers'
         (they judged the batch before it)."""
         return None
+
+    def ship_column_prefilter(self) -> Any:
+        """The column expression a source task picks this detector's copies by, where it runs
+        on a repartition topic and ``prefilter_reads_record_only`` (pipeline/repartition.py,
+        ``ship_filter``): ``column_prefilter``, unless a detector that judges columns some
+        other way (``reads_columns``: rules, through their shared matcher) gives one for
+        shipping alone. It selects exactly what ``prefilter`` passes, or more."""
+        return self.column_prefilter()
 
     def connect(self, peers: Mapping[str, Detector]) -> None:
         """Called by the engine with every detector it runs, by kind, whenever that set is

@@ -196,6 +196,11 @@ class DetectorEngine:
         self.key_ttl: float | None = None
         self.max_keys: int | None = None
         self._stream_time: dict[Key, float] = {}
+        # repartitioned tasks: how far each source partition's own task has judged, as its
+        # progress marks say (pipeline/repartition.py). A copy up to that time is no jump:
+        # where a source ships only the records this task's detectors use, hours may pass
+        # between two copies of one source that its task judged, every record in between.
+        self._vouched: dict[Key, float] = {}
         self._last_active: dict[Key, float] = {}
         self._held: dict[Key, list[Event]] = {}  # candidates of a jump, arrival order
         self._contra: dict[Key, int] = {}  # records since, not candidates
@@ -225,6 +230,12 @@ class DetectorEngine:
     ) -> tuple[list[Alert], list[Rejected]]:
         """Feed a batch; returns (alerts, events not judged and why). ``now`` is wall time,
         for idleness. ``progress``: a repartitioned task's progress marks, for its merge."""
+        if progress:
+            vouched = self._vouched
+            for mark in progress:
+                key = (mark.topic, mark.partition)
+                if mark.ts > vouched.get(key, _NEG_INF):
+                    vouched[key] = mark.ts
         if self.merge is not None:
             events = self.merge.push(events, now, progress)
         if not events:
@@ -464,6 +475,11 @@ class DetectorEngine:
                 else {}
             ),
             **({"warm": [[t, p, ts] for (t, p), ts in self._warm.items()]} if self._warm else {}),
+            **(
+                {"vouched": [[t, p, ts] for (t, p), ts in self._vouched.items()]}
+                if self._vouched
+                else {}
+            ),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -498,6 +514,10 @@ class DetectorEngine:
         for topic, partition, times in state.get("warm", []):
             if (topic, partition) not in self._stream_time:
                 self._warm[(topic, partition)] = list(times)
+        for topic, partition, ts in state.get("vouched", []):
+            if ts <= limit:  # (as a stream time: none beyond the clock)
+                key = (topic, partition)
+                self._vouched[key] = max(ts, self._vouched.get(key, _NEG_INF))
         by_kind = state.get("detectors", {})
         for detector in self.detectors:
             if by_kind.get(detector.kind) is not None:
@@ -547,6 +567,8 @@ class DetectorEngine:
         current = ceiling = _NEG_INF
         allow = self.max_time_jump
         held: list[Event] | None = None
+        vouched = self._vouched
+        vouch = _NEG_INF  # (the run's source: a time its task judged; see ``_vouched``)
         # device streams: a topic this far behind the others is judged by nobody's clock
         behind = self._lag_floor
         for i, ev in enumerate(events):
@@ -559,6 +581,10 @@ class DetectorEngine:
                 allow = self.max_time_jump + self._quiet_for(key, now)
                 # max_time_jump inf (the rule off): no jump, and no start phase either
                 ceiling = current + allow if allow != _INF else _INF
+                if vouched:
+                    vouch = vouched.get(key, _NEG_INF)
+                    if ceiling < vouch:
+                        ceiling = vouch
                 held = held_map.get(key)
             ts = ev.ts
             if ts < behind:
@@ -585,10 +611,14 @@ class DetectorEngine:
                     self._outlier(key, ev, limit, accepted, rejected)
                     current = stream_time.get(key, _NEG_INF)
                     ceiling = current + allow if allow != _INF else _INF
+                    if ceiling < vouch:
+                        ceiling = vouch
                     held = held_map.get(key)
                     continue
                 current = ts
                 ceiling = ts + allow
+                if ceiling < vouch:
+                    ceiling = vouch
             elif not ts >= current - lateness:  # "not >=": a NaN time is late, as before
                 if accepted is None:
                     accepted = events[:i]
@@ -597,7 +627,7 @@ class DetectorEngine:
                     stream_time[key] = current
                     self._beside_held(key, accepted, rejected)
                     current = stream_time[key]
-                    ceiling = current + allow
+                    ceiling = max(current + allow, vouch)
                     held = held_map.get(key)
                 continue
             if accepted is not None:
@@ -608,7 +638,7 @@ class DetectorEngine:
                 stream_time[key] = current
                 self._beside_held(key, accepted, rejected)
                 current = stream_time[key]
-                ceiling = current + allow
+                ceiling = max(current + allow, vouch)
                 held = held_map.get(key)
         if topic is not None and current != _NEG_INF:
             stream_time[key] = current
@@ -684,7 +714,10 @@ class DetectorEngine:
         move on, so possibly bringing more within reach); True if none is left."""
         held = self._held[key]
         while True:
-            reach = self._stream_time.get(key, _NEG_INF) + self.max_time_jump
+            reach = max(
+                self._stream_time.get(key, _NEG_INF) + self.max_time_jump,
+                self._vouched.get(key, _NEG_INF),
+            )
             go = [e for e in held if e.ts <= reach]
             if not go:
                 return False

@@ -96,7 +96,7 @@ def ship_filter(
     if not detectors or not all(type(d).prefilter_reads_record_only for d in detectors):
         return None
     predicates = [p for p in (d.prefilter() for d in detectors) if p is not None]
-    columns = [c for c in (d.column_prefilter() for d in detectors) if c is not None]
+    columns = [c for c in (d.ship_column_prefilter() for d in detectors) if c is not None]
     if len(predicates) < len(detectors) or len(columns) < len(detectors):
         return None
     if len(predicates) == 1:  # (the usual case: no call of any() a record)

@@ -485,7 +485,9 @@ class BatchMatcher:
         self._batch = None
         return len(self.conditions) - 1
 
-    def matches(self, batch: EventBatch) -> list[list[int]]:
+    def matches(self, batch: EventBatch, keep: bool = True) -> list[list[int]]:
+        """Each condition's events of ``batch``, as positions in it, in order; ``keep``:
+        remembered for the next detector that asks of the same batch."""
         if batch is self._batch:
             return self._result
         n = len(batch)
@@ -532,9 +534,53 @@ class BatchMatcher:
             if missing:
                 made.update(zip(missing, map(_DATA, batch.events_at(missing)), strict=True))
             result.append([i for i in candidates if pred(made[i])])
-        self._batch = batch
-        self._result = result
+        if keep:
+            self._batch = batch
+            self._result = result
         return result
+
+
+class _FrameRows:
+    """A RecordFrame (decode/frames.py) as ``BatchMatcher`` reads a batch: its columns, and
+    each candidate's fields as the decoder reads them (``frame.row``)."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def column(self, name: str) -> list[Any]:
+        return self.frame.column(name)  # type: ignore[no-any-return]
+
+    def events_at(self, rows: list[int]) -> list[_Fields]:
+        row = self.frame.row
+        return [_Fields(row(i)) for i in rows]
+
+
+class _Fields:
+    __slots__ = ("data",)
+
+    def __init__(self, data: Record) -> None:
+        self.data = data
+
+
+def frame_select(condition: Node) -> Callable[[Any], list[bool]]:
+    """``condition`` as a column expression over a RecordFrame (``Detector.column_prefilter``'s
+    form): a truth value a record, True exactly where ``record_predicate(condition)`` holds for
+    the record's fields, found as ``BatchMatcher`` finds them (triggers searched in the
+    columns, the predicate given the candidates alone)."""
+    matcher = BatchMatcher([condition])
+
+    def select(frame: Any) -> list[bool]:
+        picked = [False] * len(frame)
+        for i in matcher.matches(_FrameRows(frame), keep=False)[0]:  # type: ignore[arg-type]
+            picked[i] = True
+        return picked
+
+    return select
 
 
 __all__ = [
@@ -547,6 +593,7 @@ __all__ = [
     "Node",
     "Not",
     "fields_of",
+    "frame_select",
     "record_predicate",
     "text",
     "triggers",

@@ -41,7 +41,15 @@ from ..detectors._windows import KeyedState, TimerQueue, window_add
 from ..detectors.base import Detector, DetectorContext, Prefilter
 from ..detectors.columns import EventBatch
 from ..events import Event
-from .predicates import BatchMatcher, Node, Predicate, number, record_predicate, text
+from .predicates import (
+    BatchMatcher,
+    Node,
+    Predicate,
+    frame_select,
+    number,
+    record_predicate,
+    text,
+)
 
 # -- what a rule is -------------------------------------------------------------------------
 
@@ -234,6 +242,18 @@ class RuleDetector(Detector):
     #: the shared matcher reads the batch's columns, and makes Events of the records a
     #: condition's fields may match alone: a binding with rules is judged from its columns
     reads_columns = True
+
+    #: A rule judges only the records its condition matches, and each alert comes from those
+    #: (a window, a count, the values seen, a quiet time, all in their event times): re-keyed,
+    #: it is shipped only those. Not so for a type whose state a watermark clears in a way an
+    #: alert can tell (new_term forgets a key, and a key's first value is learnt, not
+    #: reported) or that fires on a watermark (flatline, spike, metric_aggregation): the
+    #: watermark of a repartition topic's task moves with the records it receives.
+    prefilter_reads_record_only = True
+
+    def ship_column_prefilter(self) -> Any:
+        # (its ``column_prefilter`` stays None: a batch's rules share one matcher instead)
+        return frame_select(self.spec.condition)
 
     def judge_batch(self, batch: EventBatch) -> list[Alert]:
         if self.matcher is None:
@@ -594,6 +614,9 @@ class NewTermRule(RuleDetector):
     ``first_value_alerts``; the (key, value) pairs held are bounded by the key cap."""
 
     needs_field = True
+    # its watermark forgets a key, whose next value is then learnt, not reported: shipped
+    # only matches, a re-keyed task's watermark (moved by those alone) would forget later
+    prefilter_reads_record_only = False
 
     @classmethod
     def colocation(cls, spec: RuleSpec) -> tuple[str, ...] | None:
@@ -747,6 +770,7 @@ class FlatlineRule(RuleDetector):
     reports the silence first: batching does not change the alerts."""
 
     timer_driven = True
+    prefilter_reads_record_only = False  # (it fires on the watermark)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -850,6 +874,7 @@ class _Tumbling(RuleDetector):
     is judged once the watermark reaches its end (``judge_window``)."""
 
     timer_driven = True
+    prefilter_reads_record_only = False  # (it fires on the watermark)
 
     def __init__(self, params: dict[str, Any] | None = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

@@ -413,3 +413,233 @@ def test_a_mark_is_json_whatever_float_its_time_is() -> None:
             "ts": 1772359205.5 if ts != 1772359205 else 1772359205.0,
             "src": ["logins", 0, 9],
         }
+
+
+# -- rules: a rule re-keyed is shipped the records its condition matches ----------------------
+
+ADDRESS_RULES = """
+- name: failures-by-address
+  family: auth-logs
+  type: frequency
+  filter: {success: false}
+  key: [ip_address]
+  window: 300
+  threshold: 12
+- name: accounts-by-address
+  family: auth-logs
+  type: cardinality
+  filter: {success: false}
+  key: [ip_address]
+  field: username
+  window: 600
+  threshold: 8
+- name: failure-agents-by-address
+  family: auth-logs
+  type: change
+  filter: {success: false, user_agent: {exists: true}}
+  key: [ip_address]
+  field: user_agent
+- name: vpn-failure-by-address
+  family: auth-logs
+  type: any
+  filter: {success: false, service: vpn}
+  key: [ip_address]
+  realert: 600
+"""
+
+
+# a Sigma correlation: >= 15 failed logins from one address within 10 minutes
+SIGMA_FAILED = """
+title: Failed login
+name: failed_login
+logsource: {category: authentication}
+detection:
+  sel: {success: false}
+  condition: sel
+"""
+SIGMA_BY_ADDRESS = """
+title: Failures from one address
+name: failures_from_one_address
+level: high
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [SourceIp]
+  timespan: 10m
+  condition: {gte: 15}
+"""
+
+
+def _rules_config(tmp_path: Any, rules: str, *sigma: str) -> Any:
+    """logins (auth-logs, keyed by username) with ``rules`` (a rules file) and ``sigma``
+    (Sigma rules, one a file)."""
+    from streamproc.config import parse_config_text
+
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "r.yaml").write_text(rules)
+    (tmp_path / "sigma").mkdir(exist_ok=True)
+    for i, rule in enumerate(sigma):
+        (tmp_path / "sigma" / f"s{i}.yml").write_text(rule)
+    cfg = tmp_path / "streamproc.yaml"
+    cfg.write_text(
+        "kafka: {bootstrap_servers: '127.0.0.1:1'}\n"
+        "topics: [{topic: logins, family: auth-logs, keyed_by: username}]\n"
+        "rules: [rules/]\n" + ("sigma: [sigma/]\n" if sigma else "")
+    )
+    config = parse_config_text(cfg.read_text(), file=str(cfg))
+    assert not config.rules.skipped, config.rules.skipped
+    return config
+
+
+def _rule_rows(alerts: list[Any]) -> list[tuple]:
+    return sorted(
+        (a.kind, a.fingerprint, a.event_time, a.title, orjson.dumps(a.evidence, default=str))
+        for a in alerts
+        if a.kind.startswith(("rule:", "sigma:"))
+    )
+
+
+@pytest.mark.parametrize("columns", [True, False], ids=["columns", "events"])
+def test_rules_re_keyed_are_shipped_their_matches_and_fire_as_with_every_record(
+    columns: bool, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamproc.rules.types import RuleDetector
+
+    monkeypatch.setenv("STREAMPROC_COLUMNS", "1" if columns else "0")
+    records = _generated(60_000, seed=6)
+    config = _rules_config(tmp_path, ADDRESS_RULES, SIGMA_FAILED, SIGMA_BY_ADDRESS)
+    got, dead, judge = _judged_through_kafka(config, records, 400, monkeypatch)
+    fired = _rule_rows(got)
+    assert not dead
+    # every rule fired, and only the failures (and the marks) were shipped
+    assert {r[0] for r in fired} == {
+        "rule:failures-by-address",
+        "rule:accounts-by-address",
+        "rule:failure-agents-by-address",
+        "rule:vpn-failure-by-address",
+        "sigma:failures_from_one_address",
+    }
+    failures = sum(not orjson.loads(r.value)["success"] for r in records)
+    assert judge.stats.repartitioned_out == failures < len(records) / 10
+    assert judge.stats.progress_marks_out > 0
+    with monkeypatch.context() as patch:
+        patch.setattr(RuleDetector, "prefilter_reads_record_only", False)
+        want, _, everything = _judged_through_kafka(config, records, 400, monkeypatch)
+    assert everything.stats.repartitioned_out == len(records)
+    assert fired == _rule_rows(want)
+    # and what one task judging every record finds
+    assert fired == _rule_rows(_one_task(config, records))
+
+
+def test_a_new_term_rule_re_keyed_is_shipped_every_record(tmp_path: Any) -> None:
+    """new_term's watermark forgets a key (whose next value is learnt, not reported): it
+    must move with every record, so a repartition topic with one is shipped every record."""
+    from streamproc.pipeline.repartition import internal_bindings, plan, ship_filter
+
+    new_term = """
+- name: new-agent-by-address
+  family: auth-logs
+  type: new_term
+  filter: {success: false}
+  key: [ip_address]
+  field: user_agent
+"""
+
+    def by_address(rules: str) -> tuple[set[str], Any]:
+        config = _rules_config(tmp_path, rules)
+        kinds = plan(config, config.bindings[0])[1]["ip_address"]
+        (internal,) = internal_bindings(config, config.bindings[0])
+        return kinds, ship_filter(config, internal, kinds)
+
+    kinds, picks = by_address(ADDRESS_RULES)
+    assert {"password_spray", "rule:failures-by-address"} <= kinds and picks is not None
+    kinds, picks = by_address(ADDRESS_RULES + new_term)
+    assert "rule:new-agent-by-address" in kinds and picks is None
+
+
+def test_a_source_marks_vouch_for_the_times_its_task_judged() -> None:
+    """A repartitioned task's copies of one source can be hours apart where the source ships
+    only what is used (every record in between judged there): up to the time the source's
+    marks say its task has judged, a copy is no jump, and it is judged in its time order.
+    Beyond it, the jump rule holds a copy as before (a forged time reaches a task as a copy)."""
+    from streamproc.detectors.engine import DetectorEngine
+    from streamproc.detectors.merge import SourceMerge
+    from streamproc.events import Event
+
+    class Seen(PasswordSpray):
+        judged: list[float] = []
+
+        def process(self, events: list[Event]) -> list[Any]:
+            Seen.judged += [e.ts - BASE_TS for e in events]
+            return []
+
+    def copy(hours: float, offset: int) -> Event:
+        data = {"username": f"u{offset}", "ip_address": "198.51.100.9", "success": False}
+        return Event("auth-logs", BASE_TS + hours * 3600, data, "logins", 0, offset)
+
+    def mark(hours: float) -> Event:
+        return Event("auth-logs", BASE_TS + hours * 3600, SOURCE_PROGRESS, "logins", 0, 0)
+
+    for vouched in (True, False):
+        Seen.judged = []
+        engine = DetectorEngine([Seen(None, None)])
+        engine.merge = SourceMerge("auth-logs", partitions_of=lambda topic: 1)
+        engine.process([copy(0, 1), copy(0.5, 2)], 1000.0, [mark(0.5)])
+        # three hours later by the source's clock; two copies in that time
+        engine.process([copy(3, 3), copy(3.25, 4)], 1000.1, [mark(3.5)] if vouched else [])
+        if not vouched:
+            assert Seen.judged == [0, 1800]  # the two copies wait as a jump's candidates
+            continue
+        assert Seen.judged == [0, 1800, 3 * 3600, 3.25 * 3600]
+        # a forged copy, days ahead of what the source has judged, waits as one
+        engine.process([copy(99, 5)], 1000.2, [mark(3.75)])
+        assert Seen.judged == [0, 1800, 3 * 3600, 3.25 * 3600]
+        state = engine.snapshot()
+        assert state["vouched"] == [["logins", 0, BASE_TS + 3.75 * 3600]]
+        assert [e[0] - BASE_TS for e in state["held"][0][3]] == [99 * 3600]
+        # a restart keeps what the marks said
+        again = DetectorEngine([Seen(None, None)])
+        again.merge = SourceMerge("auth-logs", partitions_of=lambda topic: 1)
+        again.restore(state)
+        assert again.snapshot()["vouched"] == state["vouched"]
+
+
+def test_a_rule_selects_from_columns_what_its_condition_passes_whatever_it_judged(
+    tmp_path: Any,
+) -> None:
+    """What a source task ships a re-keyed rule, by its column expression over a batch's
+    frame, is exactly the records its condition passes, and a rule that has judged half a
+    stream passes the other half as a fresh one does."""
+    from streamproc.contracts import get_contract
+    from streamproc.decode.frames import frame_reader_for
+    from streamproc.detectors import build_detectors
+    from streamproc.pipeline.repartition import internal_bindings
+
+    config = _rules_config(tmp_path, ADDRESS_RULES, SIGMA_FAILED, SIGMA_BY_ADDRESS)
+    records = _generated(20_000, seed=3)
+    values = [r.value for r in records]
+    events, dead = Judge(config).decoder("logins").decode_batch(values, "logins", 0, 0)
+    assert not dead
+    half = len(events) // 2
+    (internal,) = internal_bindings(config, config.bindings[0])
+    rules = [d for d in build_detectors(config, internal) if d.kind.startswith(("rule:", "sigma:"))]
+    assert {d.kind for d in rules} >= {
+        "rule:failures-by-address",
+        "sigma:failures_from_one_address",
+    }
+    reader = frame_reader_for(
+        get_contract("auth-logs"), "json", None, config.bindings[0].max_record_bytes, 32
+    )
+    assert reader is not None
+    reader.read(values[:half])  # (a first read learns the fields beyond the contract)
+    frame = reader.read(values[half:])
+    assert frame is not None
+    for used in rules:
+        assert type(used).prefilter_reads_record_only
+        fresh = next(d for d in build_detectors(config, internal) if d.kind == used.kind)
+        used.process(events[:half])
+        passed = [[bool(d.prefilter()(ev.data)) for ev in events[half:]] for d in (used, fresh)]
+        assert passed[0] == passed[1] and any(passed[0]) and not all(passed[0])
+        picked = [frame.where(d.ship_column_prefilter()) for d in (used, fresh)]
+        assert picked[0] == picked[1] == [i for i, p in enumerate(passed[0]) if p]
+        assert used.column_prefilter() is None  # (judged through the shared matcher)
