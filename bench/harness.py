@@ -33,6 +33,7 @@ SCENARIOS = (
     "kafka",
     "workers",
     "peers",
+    "unkeyed",
     "startup",
     "ingest",
 )

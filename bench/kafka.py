@@ -245,11 +245,14 @@ async def run_runtime(
     timeout: float = 600.0,
     watcher: AlertWatcher | None = None,
     before_wait: Any = None,
+    config: Any = None,
 ) -> dict[str, Any]:
-    """Run the runtime until it has judged ``n`` records; returns timing and its alerts."""
+    """Run the runtime until it has judged ``n`` records; returns timing and its alerts.
+    ``config``: the runtime's (default: ``bench_config``, the six default topics)."""
     from streamproc.pipeline.runtime import Runtime
 
-    config = bench_config(bootstrap, group, state_dir=state_dir)
+    if config is None:
+        config = bench_config(bootstrap, group, state_dir=state_dir)
     await provision_internal_topics(config)
     runtime = Runtime(config, notifier=NullNotifier(), start_retries=3)
     own_watcher = watcher is None

@@ -243,8 +243,8 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         nargs="*",
         metavar="SCENARIO",
         help=(
-            "detect, mapped, state, notify, mqtt, kafka, workers, peers, startup, ingest "
-            "(default: all)"
+            "detect, mapped, state, notify, mqtt, kafka, workers, peers, unkeyed, startup, "
+            "ingest (default: all)"
         ),
     )
     p.add_argument(

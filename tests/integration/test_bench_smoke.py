@@ -105,6 +105,18 @@ def test_peers_judged_the_exact_alert_set(bench_run: tuple[int, Path]) -> None:
     assert rss["median"] > 10  # MB: the process was sampled
 
 
+def test_unkeyed_judged_both_topics_right_and_re_keyed_every_record(
+    bench_run: tuple[int, Path],
+) -> None:
+    _, out = bench_run
+    (row,) = [r for r in _results(out)["results"] if r["scenario"] == "unkeyed"]
+    assert row["verified"]["ok"] is True and row["verified"]["mismatches"] == {}
+    assert row["runs"] and row["baseline_runs"] and row["ratio"] is not None
+    (copies,) = row["extra"]["copies_judged"]
+    # keyed by username: only the failures go to ip_address; unkeyed: every record too
+    assert copies["keyed"] < row["extra"]["events"] <= copies["unkeyed"]
+
+
 def _png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", path
