@@ -108,13 +108,7 @@ class SourceMerge:
         """Take a batch; return what may go to the detectors now, in event-time order.
         ``progress``: the batch's progress marks (pipeline/repartition.py): each says its
         source has shipped everything up to its time, as a copy of that time would."""
-        for mark in progress:
-            src = (mark.topic, mark.partition)
-            if src not in self._newest and mark.topic not in self._topics:
-                self._expect(mark.topic, now)
-            if mark.ts > self._newest.get(src, float("-inf")):
-                self._newest[src] = mark.ts
-            self._heard[src] = now
+        self._marked(progress, now)
         if events:
             newest = self._newest
             heard = self._heard
@@ -132,6 +126,16 @@ class SourceMerge:
                 heard[src] = now
             self._hold(events)
         return self.release(now)
+
+    def _marked(self, progress: Sequence[Event], now: float | None) -> None:
+        """Each mark moves its source's newest time as a copy of that time would."""
+        for mark in progress:
+            src = (mark.topic, mark.partition)
+            if src not in self._newest and mark.topic not in self._topics:
+                self._expect(mark.topic, now)
+            if mark.ts > self._newest.get(src, float("-inf")):
+                self._newest[src] = mark.ts
+            self._heard[src] = now
 
     def heard_of(self, src: Source, now: float) -> None:
         """``src`` is shipping records this way (judged at its source here): not quiet, even

@@ -5,6 +5,7 @@ those gives the alerts that shipping every record gives."""
 from __future__ import annotations
 
 import random
+import textwrap
 import zlib
 from typing import Any
 
@@ -21,6 +22,7 @@ from streamproc.pipeline.repartition import decode
 from streamproc.pipeline.runtime import Judge
 from streamproc.traffic import generate
 from tests.streams import BASE_TS
+from tests.unit.test_rules_sigma import FAILED
 
 PARTITIONS = 6  # of each repartition topic, as these tests route them
 SOURCES = 3  # partitions of the source topic
@@ -449,14 +451,7 @@ ADDRESS_RULES = """
 
 
 # a Sigma correlation: >= 15 failed logins from one address within 10 minutes
-SIGMA_FAILED = """
-title: Failed login
-name: failed_login
-logsource: {category: authentication}
-detection:
-  sel: {success: false}
-  condition: sel
-"""
+SIGMA_FAILED = textwrap.dedent(FAILED)
 SIGMA_BY_ADDRESS = """
 title: Failures from one address
 name: failures_from_one_address

@@ -32,13 +32,7 @@ class HeapMerge(SourceMerge):
     def push(
         self, events: list[Event], now: float | None, progress: Sequence[Event] = ()
     ) -> list[Event]:
-        for mark in progress:
-            src = (mark.topic, mark.partition)
-            if src not in self._newest and mark.topic not in self._topics:
-                self._expect(mark.topic, now)
-            if mark.ts > self._newest.get(src, float("-inf")):
-                self._newest[src] = mark.ts
-            self._heard[src] = now
+        self._marked(progress, now)  # (the marks' part is the merge's own)
         for ev in events:
             src = (ev.topic, ev.partition)
             last = self._newest.get(src)
@@ -68,10 +62,8 @@ class HeapMerge(SourceMerge):
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "newest": [
-                [t, p, None if ts == float("-inf") else ts] for (t, p), ts in self._newest.items()
-            ],
+        # (what the sources said is kept as the merge keeps it; the held records from the heap)
+        return super().snapshot() | {
             "pending": [
                 [ev.ts, ev.data, ev.topic, ev.partition, ev.offset]
                 for _, _, ev in sorted(self._heap, key=lambda item: item[:2])
@@ -79,13 +71,7 @@ class HeapMerge(SourceMerge):
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        for topic, partition, ts in state.get("newest", []):
-            src = (topic, partition)
-            ts = float("-inf") if ts is None else ts
-            if ts >= self._newest.get(src, float("-inf")):
-                self._newest[src] = ts
-            self._heard[src] = None
-            self._topics.add(topic)
+        super().restore({"newest": state.get("newest", [])})
         for ts, data, topic, partition, offset in state.get("pending", []):
             heapq.heappush(
                 self._heap, (ts, self._seq, Event(self.family, ts, data, topic, partition, offset))
