@@ -455,6 +455,33 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[k]
 
 
+def verify_run(
+    expected: dict[str, int],
+    alerts: list[dict[str, Any]],
+    committed: int,
+    produced: int,
+    dead_letters: dict[str, int],
+    skip: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A runtime run against the generator: its alerts (``verify_counts``), every offset
+    committed, no dead letter."""
+    # The alert log is at-least-once (a rebalance re-judges uncommitted records and appends
+    # the same alerts again; delivery deduplicates by fingerprint): count each (fingerprint,
+    # status) once, and report the duplicates.
+    unique = {(a.get("fingerprint"), a.get("status"), a.get("audience")): a for a in alerts}
+    check = verify_counts(expected, list(unique.values()), skip=skip)
+    check["duplicate_alerts"] = len(alerts) - len(unique)
+    check["committed"] = committed
+    check["produced"] = produced
+    if committed != produced:
+        check["ok"] = False
+        check["commit_error"] = f"committed offsets total {committed}, produced {produced}"
+    if dead_letters:
+        check["ok"] = False
+        check["dead_letters"] = dead_letters
+    return check
+
+
 def run(ctx: Context) -> list[Row]:
     from streamproc.commands.produce import kafka_items, kafka_topics
 
@@ -487,26 +514,14 @@ def run(ctx: Context) -> list[Row]:
                 "produce_rate": out["produce_rate"],
             }
         )
-        # The alert log is at-least-once (a rebalance re-judges uncommitted records and
-        # appends the same alerts again; delivery deduplicates by fingerprint): count each
-        # (fingerprint, status) once, and report the duplicates.
-        unique = {
-            (a.get("fingerprint"), a.get("status"), a.get("audience")): a for a in out["alerts"]
-        }
-        check = verify_counts(
+        check = verify_run(
             traffic.expected,
-            list(unique.values()),
+            out["alerts"],
+            out["committed"],
+            n,
+            out["runtime"]["dead_letters"],
             skip=None if out["runtime"]["repartitioned"] else NOT_PARTITION_ALIGNED,
         )
-        check["duplicate_alerts"] = len(out["alerts"]) - len(unique)
-        check["committed"] = out["committed"]
-        check["produced"] = n
-        if out["committed"] != n:
-            check["ok"] = False
-            check["commit_error"] = f"committed offsets total {out['committed']}, produced {n}"
-        if out["runtime"]["dead_letters"]:
-            check["ok"] = False
-            check["dead_letters"] = out["runtime"]["dead_letters"]
         if verified is None or not check["ok"]:
             verified = check
     main.verified = verified

@@ -20,7 +20,8 @@ import asyncio
 import tempfile
 from typing import Any
 
-from .common import Context, Row, verify_counts
+from .common import Context, Row
+from .kafka import committed_total, provision_internal_topics, run_runtime, verify_run
 
 DEFAULT_EVENTS = 300_000
 TOPIC = "logins"
@@ -51,8 +52,6 @@ def _one_run(
     from streamproc.commands.produce import produce_kafka
     from streamproc.ops.broker import EmbeddedKafka
 
-    from .kafka import committed_total, provision_internal_topics, run_runtime
-
     n = len(items)
     what = "keyed" if keyed else "unkeyed"
     with EmbeddedKafka() as broker, tempfile.TemporaryDirectory() as state_dir:
@@ -69,19 +68,6 @@ def _one_run(
         f"{rt['repartitioned_in']:,} copies judged"
     )
     return {"rate": rate, "committed": committed, **rt}
-
-
-def _check(expected: dict[str, int], out: dict[str, Any], n: int) -> dict[str, Any]:
-    # (the alert log is at-least-once: each (fingerprint, status, audience) counts once)
-    unique = {(a.get("fingerprint"), a.get("status"), a.get("audience")): a for a in out["alerts"]}
-    check = verify_counts(expected, list(unique.values()))
-    if out["committed"] != n:
-        check["ok"] = False
-        check["commit_error"] = f"committed offsets total {out['committed']}, produced {n}"
-    if out["dead_letters"]:
-        check["ok"] = False
-        check["dead_letters"] = out["dead_letters"]
-    return check
 
 
 def run(ctx: Context) -> list[Row]:
@@ -111,7 +97,9 @@ def run(ctx: Context) -> list[Row]:
             {"keyed": keyed["repartitioned_in"], "unkeyed": unkeyed["repartitioned_in"]}
         )
         for out in (keyed, unkeyed):
-            check = _check(traffic.expected, out, n)
+            check = verify_run(
+                traffic.expected, out["alerts"], out["committed"], n, out["dead_letters"]
+            )
             if verified is None or not check["ok"]:
                 verified = check
     row.verified = verified

@@ -583,8 +583,6 @@ class DetectorEngine:
                 ceiling = current + allow if allow != _INF else _INF
                 if vouched:
                     vouch = vouched.get(key, _NEG_INF)
-                    if ceiling < vouch:
-                        ceiling = vouch
                 held = held_map.get(key)
             ts = ev.ts
             if ts < behind:
@@ -602,7 +600,8 @@ class DetectorEngine:
                 self.late_events += 1
                 continue
             if ts > current:
-                if ts > ceiling or ts > limit:
+                # (a time the source's marks vouch for is no jump: asked only beyond ceiling)
+                if (ts > ceiling and ts > vouch) or ts > limit:
                     # the rare paths: a future event, a jump, a partition's first records
                     if accepted is None:
                         accepted = events[:i]
@@ -611,14 +610,10 @@ class DetectorEngine:
                     self._outlier(key, ev, limit, accepted, rejected)
                     current = stream_time.get(key, _NEG_INF)
                     ceiling = current + allow if allow != _INF else _INF
-                    if ceiling < vouch:
-                        ceiling = vouch
                     held = held_map.get(key)
                     continue
                 current = ts
                 ceiling = ts + allow
-                if ceiling < vouch:
-                    ceiling = vouch
             elif not ts >= current - lateness:  # "not >=": a NaN time is late, as before
                 if accepted is None:
                     accepted = events[:i]
@@ -627,7 +622,7 @@ class DetectorEngine:
                     stream_time[key] = current
                     self._beside_held(key, accepted, rejected)
                     current = stream_time[key]
-                    ceiling = max(current + allow, vouch)
+                    ceiling = current + allow
                     held = held_map.get(key)
                 continue
             if accepted is not None:
@@ -638,7 +633,7 @@ class DetectorEngine:
                 stream_time[key] = current
                 self._beside_held(key, accepted, rejected)
                 current = stream_time[key]
-                ceiling = max(current + allow, vouch)
+                ceiling = current + allow
                 held = held_map.get(key)
         if topic is not None and current != _NEG_INF:
             stream_time[key] = current

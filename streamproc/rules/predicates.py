@@ -39,7 +39,8 @@ from itertools import accumulate, compress, repeat
 from operator import eq, ge, gt, le, lt
 from typing import Any
 
-from ..detectors.columns import _DATA, EventBatch
+from ..detectors.columns import _DATA, EventBatch, FrameBatch
+from ..events import Event
 
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]
@@ -540,33 +541,6 @@ class BatchMatcher:
         return result
 
 
-class _FrameRows:
-    """A RecordFrame (decode/frames.py) as ``BatchMatcher`` reads a batch: its columns, and
-    each candidate's fields as the decoder reads them (``frame.row``)."""
-
-    __slots__ = ("frame",)
-
-    def __init__(self, frame: Any) -> None:
-        self.frame = frame
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    def column(self, name: str) -> list[Any]:
-        return self.frame.column(name)  # type: ignore[no-any-return]
-
-    def events_at(self, rows: list[int]) -> list[_Fields]:
-        row = self.frame.row
-        return [_Fields(row(i)) for i in rows]
-
-
-class _Fields:
-    __slots__ = ("data",)
-
-    def __init__(self, data: Record) -> None:
-        self.data = data
-
-
 def frame_select(condition: Node) -> Callable[[Any], list[bool]]:
     """``condition`` as a column expression over a RecordFrame (``Detector.column_prefilter``'s
     form): a truth value a record, True exactly where ``record_predicate(condition)`` holds for
@@ -575,8 +549,18 @@ def frame_select(condition: Node) -> Callable[[Any], list[bool]]:
     matcher = BatchMatcher([condition])
 
     def select(frame: Any) -> list[bool]:
-        picked = [False] * len(frame)
-        for i in matcher.matches(_FrameRows(frame), keep=False)[0]:  # type: ignore[arg-type]
+        n = len(frame)
+        row = frame.row  # (the matcher reads a candidate's ``data`` alone)
+        batch = FrameBatch(
+            frame,
+            list(range(n)),
+            lambda rows: [Event("", 0.0, row(i)) for i in rows],
+            "",
+            0,
+            list,
+        )
+        picked = [False] * n
+        for i in matcher.matches(batch, keep=False)[0]:
             picked[i] = True
         return picked
 
